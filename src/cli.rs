@@ -1,0 +1,153 @@
+//! The command line, as clap derive types. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Render, run and deploy a single-VM Docker Compose stack from one project file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The project directory (holding `stack.env`)
+    #[arg(
+        long,
+        short = 'C',
+        global = true,
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub project_dir: PathBuf,
+    /// The environment: dev, staging, prod, or any folder under `environments/`
+    #[arg(
+        long,
+        short = 'e',
+        global = true,
+        env = "STACK_ENV",
+        value_name = "NAME"
+    )]
+    pub env: Option<String>,
+    /// Override a key, as if written last (repeatable)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors on stderr
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+    /// No colour (also when `NO_COLOR` is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Answer yes to every question; never prompt
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Keep `FRONTEND` services in prod
+    #[arg(long, global = true)]
+    pub include_frontends: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a project: stack.env, environments/{staging,prod}/, .gitignore
+    Init(InitArgs),
+    /// Render the bundle: docker-compose.yml, proxy config, systemd unit, secrets
+    Build(BuildArgs),
+    /// Show the resolved configuration (secrets redacted)
+    Config(ConfigArgs),
+    /// Generate or check secrets
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Production audit of an environment; exits 1 when it fails
+    Check(EnvArg),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the project in (default: the project directory)
+    pub dir: Option<PathBuf>,
+    /// Project name (default: the directory's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Base domain for routes
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Reverse proxy: caddy, nginx or none
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// Image of the first service
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Port the first service listens on
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch
+    #[arg(long, value_delimiter = ',')]
+    pub presets: Option<Vec<String>>,
+    /// Replace an existing stack.env
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Write the bundle here instead of `.stack/<env>/`
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Render in memory; exit 1 with a diff when the bundle on disk is stale
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: Option<ConfigAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// The final value of a key and every file:line that set it, in order
+    Explain {
+        /// The key, e.g. `SERVICE_API_IMAGE`
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Fill missing secrets with strong random values (never overwrites one)
+    Generate(EnvArg),
+    /// Check that secrets are present and strong and that the file is private
+    Check(EnvArg),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArg {
+    /// The environment
+    #[arg(value_name = "ENV")]
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,270 @@
+//! `stack init [DIR]`: scaffold a project. Questions on a terminal; flags and
+//! defaults everywhere else (`--yes`, CI, no terminal).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::Context;
+use crate::cli::InitArgs;
+use crate::config::values::check_name;
+use crate::error::{Diagnostic, Error, Result};
+use crate::fsio::write_file;
+
+const PRESET_NAMES: &[&str] = &["postgres", "redis", "mailpit", "minio", "meilisearch"];
+
+struct Answers {
+    name: String,
+    domain: String,
+    proxy: String,
+    image: String,
+    port: u16,
+    presets: Vec<String>,
+}
+
+pub fn run(context: &Context, args: &InitArgs) -> Result<()> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| context.global.project_dir.clone());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let dir = dir.canonicalize().map_err(|e| Error::io("open", &dir, e))?;
+    if dir.join("stack.env").exists() && !args.force {
+        return Err(
+            Diagnostic::new(format!("`{}` already has a stack.env", dir.display()))
+                .hint("pass `--force` to replace it")
+                .into(),
+        );
+    }
+    let interactive =
+        !context.global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let mut answers = defaults(&dir, args);
+    if interactive {
+        ask(&mut answers)?;
+    }
+    validate(&answers)?;
+    let files = scaffold(&answers);
+    for (path, contents, mode) in &files {
+        let target = dir.join(path);
+        if target.exists() && !args.force && *path != "stack.env" {
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        write_file(&target, contents.as_bytes(), *mode)?;
+    }
+    if context.global.json {
+        context.printer.json(&json!({
+            "dir": dir,
+            "project": answers.name,
+            "files": files.iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
+        }));
+    }
+    context.printer.status(format!(
+        "created project `{}` in `{}`; next: `stack build`, then `stack start`",
+        answers.name,
+        dir.display()
+    ));
+    Ok(())
+}
+
+fn defaults(dir: &Path, args: &InitArgs) -> Answers {
+    let from_dir: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches(['-', '_'])
+        .to_string();
+    Answers {
+        name: args.name.clone().unwrap_or(if from_dir.is_empty() {
+            "app".into()
+        } else {
+            from_dir
+        }),
+        domain: args.domain.clone().unwrap_or_else(|| "localhost".into()),
+        proxy: args.proxy.clone().unwrap_or_else(|| "caddy".into()),
+        image: args
+            .image
+            .clone()
+            .unwrap_or_else(|| "traefik/whoami:v1.10".into()),
+        port: args.port.unwrap_or(80),
+        presets: args.presets.clone().unwrap_or_default(),
+    }
+}
+
+fn ask(answers: &mut Answers) -> Result<()> {
+    use dialoguer::{Input, MultiSelect, Select};
+    let failed = |e: dialoguer::Error| Error::outside(format!("cannot read the answer: {e}"));
+    answers.name = Input::new()
+        .with_prompt("Project name")
+        .default(answers.name.clone())
+        .interact_text()
+        .map_err(failed)?;
+    answers.domain = Input::new()
+        .with_prompt("Base domain")
+        .default(answers.domain.clone())
+        .interact_text()
+        .map_err(failed)?;
+    let proxies = ["caddy", "nginx", "none"];
+    let current = proxies
+        .iter()
+        .position(|p| *p == answers.proxy)
+        .unwrap_or(0);
+    let index = Select::new()
+        .with_prompt("Reverse proxy")
+        .items(&proxies)
+        .default(current)
+        .interact()
+        .map_err(failed)?;
+    answers.proxy = proxies[index].into();
+    answers.image = Input::new()
+        .with_prompt("Image of your app")
+        .default(answers.image.clone())
+        .interact_text()
+        .map_err(failed)?;
+    answers.port = Input::new()
+        .with_prompt("Port your app listens on")
+        .default(answers.port)
+        .interact_text()
+        .map_err(failed)?;
+    let checked: Vec<bool> = PRESET_NAMES
+        .iter()
+        .map(|p| answers.presets.iter().any(|a| a == p))
+        .collect();
+    let chosen = MultiSelect::new()
+        .with_prompt("Presets (space to toggle)")
+        .items(PRESET_NAMES)
+        .defaults(&checked)
+        .interact()
+        .map_err(failed)?;
+    answers.presets = chosen
+        .into_iter()
+        .map(|i| PRESET_NAMES[i].to_string())
+        .collect();
+    Ok(())
+}
+
+fn validate(answers: &Answers) -> Result<()> {
+    if !check_name(&answers.name, "_-") {
+        return Err(
+            Diagnostic::new(format!("invalid project name `{}`", answers.name))
+                .hint("use lower-case letters, digits, `-` and `_`; pass `--name`")
+                .into(),
+        );
+    }
+    if !crate::config::validate_hostname(&answers.domain) {
+        return Err(
+            Diagnostic::new(format!("invalid domain `{}`", answers.domain))
+                .hint("pass `--domain example.com`")
+                .into(),
+        );
+    }
+    if !["caddy", "nginx", "none"].contains(&answers.proxy.as_str()) {
+        return Err(
+            Diagnostic::new(format!("invalid proxy `{}`", answers.proxy))
+                .hint("use caddy, nginx or none")
+                .into(),
+        );
+    }
+    if answers.image.is_empty()
+        || answers
+            .image
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Diagnostic::new(format!("invalid image `{}`", answers.image)).into());
+    }
+    for preset in &answers.presets {
+        if !PRESET_NAMES.contains(&preset.as_str()) {
+            return Err(Diagnostic::new(format!("unknown preset `{preset}`"))
+                .hint(format!("presets: {}", PRESET_NAMES.join(", ")))
+                .into());
+        }
+    }
+    Ok(())
+}
+
+fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
+    let Answers {
+        name,
+        domain,
+        proxy,
+        image,
+        port,
+        presets,
+    } = answers;
+    let mut project = format!(
+        "# stack project file: one KEY=VALUE per line. See the README for every key.\n\
+         STACK_PROJECT={name}\n\
+         STACK_DOMAIN={domain}\n\
+         STACK_PROXY={proxy}\n\
+         STACK_SERVICES=web\n\
+         \n\
+         SERVICE_WEB_IMAGE={image}\n\
+         SERVICE_WEB_PORT={port}\n"
+    );
+    if proxy != "none" {
+        project.push_str("SERVICE_WEB_ROUTE=${STACK_DOMAIN}\n");
+    } else {
+        project.push_str(&format!("SERVICE_WEB_PUBLISH=8080:{port}\n"));
+    }
+    project.push_str("SERVICE_WEB_ENV_LOG_LEVEL=${STACK_LOG_LEVEL}\n");
+    for preset in presets {
+        project.push_str(&format!("\n{}_ENABLED=true\n", preset.to_ascii_uppercase()));
+    }
+    if presets.iter().any(|p| p == "postgres") {
+        project.push_str(
+            "SERVICE_WEB_DEPENDS_ON=postgres\n\
+             SERVICE_WEB_ENV_DATABASE_URL=postgres://${POSTGRES_USER}:${POSTGRES_PASSWORD}@postgres:5432/${POSTGRES_DB}\n",
+        );
+    }
+    let overlay = |env: &str| {
+        format!(
+            "# Overrides for `{env}`; keys here win over stack.env.\n\
+             STACK_DOMAIN={}\n\
+             STACK_TLS_EMAIL=ops@{}\n",
+            if env == "prod" {
+                format!("{name}.example.com")
+            } else {
+                format!("{env}.{name}.example.com")
+            },
+            "example.com"
+        )
+    };
+    let server = |env: &str| {
+        format!(
+            "# The VM `stack deploy {env}` ships to. SSH honours ~/.ssh/config and the agent.\n\
+             SERVER_HOST={env}.{name}.example.com\n\
+             SERVER_USER=deploy\n\
+             # SERVER_PORT=22\n\
+             # SERVER_PATH=/opt/{name}\n"
+        )
+    };
+    vec![
+        ("stack.env", project, 0o644),
+        ("environments/staging/stack.env", overlay("staging"), 0o644),
+        ("environments/staging/server.env", server("staging"), 0o644),
+        ("environments/prod/stack.env", overlay("prod"), 0o644),
+        ("environments/prod/server.env", server("prod"), 0o644),
+        (
+            ".gitignore",
+            "# stack: rendered bundles, secrets and personal overrides stay out of git\n\
+             .stack/\n\
+             environments/*/secrets.env\n\
+             stack.local.env\n"
+                .to_string(),
+            0o644,
+        ),
+    ]
+}

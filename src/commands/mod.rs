@@ -1,0 +1,104 @@
+//! One module per subcommand: thin glue between the pure core and the outside world.
+
+pub mod build;
+pub mod check;
+pub mod completions;
+pub mod config;
+pub mod init;
+pub mod secrets;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Global;
+use crate::config::{Loaded, Options};
+use crate::error::{Diagnostic, Error, Result};
+use crate::printer::Printer;
+
+/// What every command gets: the global flags, checked.
+pub struct Context {
+    pub global: Global,
+    pub printer: Printer,
+}
+
+impl Context {
+    pub fn new(global: Global) -> Self {
+        let printer = Printer::new(global.json, global.quiet, global.verbose, global.no_color);
+        Context { global, printer }
+    }
+
+    /// The environment: `--env`, else `STACK_ENV`, else `dev`.
+    pub fn env(&self) -> String {
+        self.global.env.clone().unwrap_or_else(|| "dev".into())
+    }
+
+    /// The project directory, absolute.
+    pub fn project_dir(&self) -> Result<PathBuf> {
+        let dir = &self.global.project_dir;
+        dir.canonicalize().map_err(|_| {
+            Diagnostic::new(format!(
+                "project directory `{}` does not exist",
+                dir.display()
+            ))
+            .hint("pass an existing directory with `--project-dir`")
+            .into()
+        })
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            include_frontends: self.global.include_frontends,
+        }
+    }
+
+    /// Load the project for `env`, printing its warnings.
+    pub fn load(&self, env: &str) -> Result<Loaded> {
+        let dir = self.project_dir()?;
+        let loaded = crate::config::load(&dir, env, &self.global.sets, &self.options(), |name| {
+            std::env::var(name).ok()
+        })?;
+        for warning in &loaded.warnings {
+            self.printer.warn(warning);
+        }
+        Ok(loaded)
+    }
+
+    /// Load for a command that needs every secret: in `dev` missing ones are generated
+    /// and saved first; elsewhere a missing secret is an error.
+    pub fn load_with_secrets(&self, env: &str) -> Result<Loaded> {
+        let loaded = self.load(env)?;
+        let missing: Vec<&str> = loaded
+            .config
+            .secrets
+            .iter()
+            .filter(|s| !s.present)
+            .map(|s| s.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return Ok(loaded);
+        }
+        if env == "dev" {
+            let generated = secrets::generate_missing(&loaded)?;
+            self.printer.status(format!(
+                "generated {} secret(s) in `{}`: {}",
+                generated.len(),
+                crate::project::secrets_path(env),
+                generated.join(", ")
+            ));
+            return self.load(env);
+        }
+        Err(Error::invalid(
+            Diagnostic::new(format!(
+                "environment `{env}` is missing secret(s): {}",
+                missing.join(", ")
+            ))
+            .hint(format!("run `stack secrets generate {env}`")),
+        ))
+    }
+}
+
+/// `path` shown relative to `base` when inside it.
+pub fn display_path(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}

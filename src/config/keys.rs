@@ -1,0 +1,172 @@
+//! The key catalogue: which keys exist, and which service and attribute a
+//! `SERVICE_` key belongs to.
+
+use crate::error::{nearest, Diagnostic, Span};
+
+/// Global keys (SPEC §1.3).
+pub const GLOBAL_KEYS: &[&str] = &[
+    "STACK_PROJECT",
+    "STACK_SERVICES",
+    "STACK_DOMAIN",
+    "STACK_PROXY",
+    "STACK_PROXY_IMAGE",
+    "STACK_HTTP_PORT",
+    "STACK_HTTPS_PORT",
+    "STACK_TLS",
+    "STACK_TLS_EMAIL",
+    "STACK_SECRETS",
+    "STACK_HEALTH_TIMEOUT",
+    "STACK_LOG_LEVEL",
+    "STACK_KEEP_RELEASES",
+    "STACK_TARGET",
+    "STACK_DRAIN",
+];
+
+/// Keys of `environments/<env>/server.env` (SPEC §1.6).
+pub const SERVER_KEYS: &[&str] = &[
+    "SERVER_HOST",
+    "SERVER_USER",
+    "SERVER_PORT",
+    "SERVER_PATH",
+    "SERVER_SSH_KEY",
+    "SERVER_DOCKER_SOCKET",
+];
+
+/// Service attributes (SPEC §1.4); `ENV_<VAR>` is handled apart.
+pub const ATTRIBUTES: &[&str] = &[
+    "IMAGE",
+    "BUILD",
+    "DOCKERFILE",
+    "COMMAND",
+    "PORT",
+    "PUBLISH",
+    "ROUTE",
+    "ROUTE_STRIP",
+    "HEALTH",
+    "HEALTH_CMD",
+    "HEALTH_INTERVAL",
+    "HEALTH_TIMEOUT",
+    "HEALTH_RETRIES",
+    "HEALTH_START_PERIOD",
+    "DEPENDS_ON",
+    "VOLUMES",
+    "MEMORY_MB",
+    "CPUS",
+    "REPLICAS",
+    "RESTART",
+    "ENVIRONMENTS",
+    "FRONTEND",
+    "UPSTREAM",
+    "STRATEGY",
+];
+
+/// `order-api` → `ORDER_API`.
+pub fn service_key_name(service: &str) -> String {
+    service.to_ascii_uppercase().replace('-', "_")
+}
+
+/// What a `SERVICE_` key configures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAttr {
+    Attr(&'static str),
+    Env(String),
+}
+
+/// Split `SERVICE_<NAME>_<ATTR>` against the known services (longest name wins).
+pub fn split_service_key(
+    key: &str,
+    services: &[String],
+    span: Option<&Span>,
+) -> Result<(String, ServiceAttr), Diagnostic> {
+    let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
+    let mut by_length: Vec<&String> = services.iter().collect();
+    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for service in by_length {
+        let prefix = service_key_name(service);
+        let Some(attr) = rest
+            .strip_prefix(prefix.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+        else {
+            continue;
+        };
+        if let Some(var) = attr.strip_prefix("ENV_") {
+            if !var.is_empty() {
+                return Ok((service.clone(), ServiceAttr::Env(var.to_string())));
+            }
+        }
+        if let Some(known) = ATTRIBUTES.iter().find(|a| **a == attr) {
+            return Ok((service.clone(), ServiceAttr::Attr(known)));
+        }
+        let mut diagnostic = Diagnostic::new(format!(
+            "unknown attribute `{attr}` in `{key}` (service `{service}`)"
+        ))
+        .with_span(span.cloned());
+        diagnostic = match nearest(attr, ATTRIBUTES.iter().copied()) {
+            Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
+            None => diagnostic.hint(format!(
+                "service attributes are {}, and ENV_<VAR>",
+                ATTRIBUTES.join(", ")
+            )),
+        };
+        return Err(diagnostic);
+    }
+    // No declared service matches: suggest the nearest full key.
+    let mut candidates = Vec::new();
+    for service in services {
+        let prefix = service_key_name(service);
+        for attr in ATTRIBUTES {
+            candidates.push(format!("SERVICE_{prefix}_{attr}"));
+        }
+        if let Some(pos) = rest.find("_ENV_") {
+            candidates.push(format!("SERVICE_{prefix}{}", &rest[pos..]));
+        }
+    }
+    let mut diagnostic =
+        Diagnostic::new(format!("`{key}` does not belong to any declared service"))
+            .with_span(span.cloned());
+    let declared = if services.is_empty() {
+        "no services are declared".to_string()
+    } else {
+        format!("declared services: {}", services.join(", "))
+    };
+    diagnostic = match nearest(key, candidates.iter().map(String::as_str)) {
+        Some(near) => diagnostic.hint(format!("did you mean `{near}`? ({declared})")),
+        None => diagnostic.hint(format!("add the service to `STACK_SERVICES` ({declared})")),
+    };
+    Err(diagnostic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn longest_service_wins() {
+        let s = services(&["order", "order-api"]);
+        assert_eq!(
+            split_service_key("SERVICE_ORDER_API_PORT", &s, None).unwrap(),
+            ("order-api".into(), ServiceAttr::Attr("PORT"))
+        );
+        assert_eq!(
+            split_service_key("SERVICE_ORDER_PORT", &s, None).unwrap(),
+            ("order".into(), ServiceAttr::Attr("PORT"))
+        );
+        assert_eq!(
+            split_service_key("SERVICE_ORDER_ENV_DATABASE_URL", &s, None).unwrap(),
+            ("order".into(), ServiceAttr::Env("DATABASE_URL".into()))
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        let s = services(&["api"]);
+        let e = split_service_key("SERVICE_API_PROTT", &s, None).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean `SERVICE_API_PORT`?"));
+        let e = split_service_key("SERVICE_APPI_PORT", &s, None).unwrap_err();
+        assert!(e.hint.unwrap().contains("SERVICE_API_PORT"));
+    }
+}

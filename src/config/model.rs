@@ -1,0 +1,247 @@
+//! The typed, validated configuration: what every later stage consumes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Span;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub project: String,
+    pub env: String,
+    #[serde(skip)]
+    pub project_dir: PathBuf,
+    pub domain: String,
+    pub proxy: Proxy,
+    pub tls: Tls,
+    pub tls_email: Option<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub health_timeout: Duration,
+    pub log_level: String,
+    pub keep_releases: u32,
+    pub target: Target,
+    /// The services that run in this environment, in declaration order.
+    pub services: Vec<Service>,
+    /// Named volumes, sorted.
+    pub volumes: Vec<String>,
+    /// Secret names the project needs, sorted, and which are missing.
+    pub secrets: Vec<SecretSpec>,
+    pub server: Option<Server>,
+    /// The project files that were read, in precedence order (for generated headers).
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretSpec {
+    pub name: String,
+    pub present: bool,
+    /// Where the value is set, when it is.
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    Caddy,
+    Nginx,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    pub image: String,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    Auto,
+    Internal,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Compose,
+    Swarm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Rolling,
+    Recreate,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub host: String,
+    pub user: String,
+    pub port: u16,
+    pub path: String,
+    pub ssh_key: Option<String>,
+    pub docker_socket: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// The preset that made this service, if any.
+    pub preset: Option<&'static str>,
+    pub image: Option<String>,
+    pub build: Option<Build>,
+    pub command: Option<Vec<String>>,
+    pub port: Option<u16>,
+    pub publish: Vec<Publish>,
+    pub routes: Vec<Route>,
+    pub route_strip: bool,
+    pub health: Option<Health>,
+    pub depends_on: Vec<String>,
+    pub env: BTreeMap<String, EnvValue>,
+    pub volumes: Vec<Mount>,
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+    pub replicas: u32,
+    pub restart: String,
+    pub frontend: bool,
+    pub upstream: Option<Upstream>,
+    pub strategy: Strategy,
+    /// Environments the service exists in; `None`: all.
+    pub environments: Option<Vec<String>>,
+    /// Where the service is declared, for errors found later.
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+impl Service {
+    /// A container the engine runs (not an `UPSTREAM` on the host).
+    pub fn is_container(&self) -> bool {
+        self.upstream.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// Absolute path of the build context.
+    pub context: PathBuf,
+    /// As written, relative to the project.
+    pub context_rel: String,
+    pub dockerfile: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvValue {
+    /// The value; never shown when `secret`.
+    pub value: String,
+    /// The value is, or is built from, a secret: it goes to the 0600 secrets file only.
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    /// As written (Compose short syntax).
+    pub spec: String,
+    pub host_ip: Option<String>,
+    /// Host ports (a range expands), empty when Docker picks one.
+    pub host_ports: Vec<u16>,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub host: String,
+    /// `/` for the whole host, else a prefix without a trailing slash (`/api`).
+    pub path: String,
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path == "/" {
+            write!(f, "{}", self.host)
+        } else {
+            write!(f, "{}{}", self.host, self.path)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub check: HealthCheck,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub retries: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// An HTTP path probed on the service's port.
+    Http { path: String, port: u16 },
+    /// A shell command run in the container.
+    Cmd(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountSource {
+    /// A named volume, created per project.
+    Volume(String),
+    /// A host path, absolute (relative paths are resolved against the project).
+    Bind(PathBuf),
+    /// An anonymous volume.
+    Anonymous,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::values::compose_duration(*d))
+}
+
+impl Serialize for EnvValue {
+    /// Secrets are never serialised: machine output gets the mask too.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("EnvValue", 2)?;
+        out.serialize_field("value", self.shown())?;
+        out.serialize_field("secret", &self.secret)?;
+        out.end()
+    }
+}
+
+impl EnvValue {
+    /// The value as shown to people: secrets masked.
+    pub fn shown(&self) -> &str {
+        if self.secret {
+            REDACTED
+        } else {
+            &self.value
+        }
+    }
+}
+
+/// What a secret looks like in any output.
+pub const REDACTED: &str = "********";

@@ -1,0 +1,279 @@
+//! Typed readings of one resolved value: booleans, durations, numbers, lists, names.
+//! Each returns a diagnostic that points at the key that set the value.
+
+use std::time::Duration;
+
+use crate::error::{Diagnostic, Span};
+
+/// A resolved value and where it was set.
+#[derive(Debug, Clone)]
+pub struct Value<'a> {
+    pub key: &'a str,
+    pub text: &'a str,
+    pub span: Option<&'a Span>,
+}
+
+impl<'a> Value<'a> {
+    fn error(&self, message: String, hint: &str) -> Diagnostic {
+        Diagnostic::new(message)
+            .with_span(self.span.cloned())
+            .hint(hint.to_string())
+    }
+
+    pub fn boolean(&self) -> Result<bool, Diagnostic> {
+        match self.text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(self.error(
+                format!("`{}` must be a boolean, not `{}`", self.key, self.text),
+                "use true/false, yes/no, on/off or 1/0",
+            )),
+        }
+    }
+
+    pub fn duration(&self) -> Result<Duration, Diagnostic> {
+        parse_duration(self.text.trim()).ok_or_else(|| {
+            self.error(
+                format!("`{}` must be a duration, not `{}`", self.key, self.text),
+                "write e.g. `500ms`, `30s`, `2m`, `1h`, or a number of seconds",
+            )
+        })
+    }
+
+    pub fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+        &self,
+        min: T,
+        max: T,
+    ) -> Result<T, Diagnostic> {
+        match self.text.trim().parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(self.error(
+                format!(
+                    "`{}` must be a whole number from {min} to {max}, not `{}`",
+                    self.key, self.text
+                ),
+                "write digits only, e.g. `512`",
+            )),
+        }
+    }
+
+    pub fn port(&self) -> Result<u16, Diagnostic> {
+        self.number::<u16>(1, 65535)
+    }
+
+    pub fn cpus(&self) -> Result<f64, Diagnostic> {
+        match self.text.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && n > 0.0 && n <= 1024.0 => Ok(n),
+            _ => Err(self.error(
+                format!(
+                    "`{}` must be a positive number of CPUs, not `{}`",
+                    self.key, self.text
+                ),
+                "write e.g. `0.5` or `2`",
+            )),
+        }
+    }
+
+    /// Comma-separated, blanks around items ignored, empty items dropped.
+    pub fn list(&self) -> Vec<String> {
+        split_list(self.text)
+    }
+
+    /// A name matching `[a-z0-9][a-z0-9<extra>]*`, at most 63 characters.
+    pub fn name(&self, what: &str, extra: &str) -> Result<String, Diagnostic> {
+        let text = self.text.trim();
+        if !check_name(text, extra) {
+            return Err(
+            self.error(
+                format!("invalid {what} `{text}`"),
+                &format!(
+                    "a {what} starts with a lower-case letter or digit and has only lower-case letters, digits{}",
+                    describe_extra(extra)
+                ),
+            ));
+        }
+        Ok(text.to_string())
+    }
+
+    /// One of `choices`, any case.
+    pub fn choice(&self, choices: &[&'static str]) -> Result<&'static str, Diagnostic> {
+        let text = self.text.trim().to_ascii_lowercase();
+        choices
+            .iter()
+            .find(|c| **c == text)
+            .copied()
+            .ok_or_else(|| {
+                let mut hint = format!("use one of: {}", choices.join(", "));
+                if let Some(near) = crate::error::nearest(&text, choices.iter().copied()) {
+                    hint = format!("did you mean `{near}`? ({hint})");
+                }
+                self.error(
+                    format!(
+                        "`{}` must be one of {}, not `{}`",
+                        self.key,
+                        choices.join("/"),
+                        self.text
+                    ),
+                    &hint,
+                )
+            })
+    }
+
+    /// Free text that ends up in generated files: no control characters.
+    pub fn line(&self) -> Result<String, Diagnostic> {
+        if self.text.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(self.error(
+                format!(
+                    "`{}` cannot contain newlines or control characters",
+                    self.key
+                ),
+                "keep the value on one line",
+            ));
+        }
+        Ok(self.text.to_string())
+    }
+}
+
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn describe_extra(extra: &str) -> String {
+    let names: Vec<String> = extra.chars().map(|c| format!("`{c}`")).collect();
+    match names.len() {
+        0 => String::new(),
+        _ => format!(" and {}", names.join(", ")),
+    }
+}
+
+/// `[a-z0-9][a-z0-9<extra>]*`, 1–63 characters.
+pub fn check_name(text: &str, extra: &str) -> bool {
+    let mut chars = text.chars();
+    let first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first
+        && text.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, `1d` or bare seconds; compound forms like `1m30s` too.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        if digits == 0 {
+            return None;
+        }
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let millis = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        let add = number * millis;
+        if !add.is_finite() || add > 1e13 {
+            return None;
+        }
+        total += Duration::from_millis(add as u64);
+    }
+    Some(total)
+}
+
+/// Compose's duration form: `1m30s`, `500ms`, `10s`.
+pub fn compose_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        return "0s".into();
+    }
+    if millis % 1000 != 0 {
+        return format!("{millis}ms");
+    }
+    let mut seconds = millis / 1000;
+    let mut out = String::new();
+    for (unit, size) in [("h", 3600), ("m", 60)] {
+        if seconds >= size {
+            out.push_str(&format!("{}{unit}", seconds / size));
+            seconds %= size;
+        }
+    }
+    if seconds > 0 || out.is_empty() {
+        out.push_str(&format!("{seconds}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> Value<'_> {
+        Value {
+            key: "K",
+            text,
+            span: None,
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        for t in ["true", "YES", "On", "1"] {
+            assert!(value(t).boolean().unwrap());
+        }
+        for t in ["false", "No", "OFF", "0"] {
+            assert!(!value(t).boolean().unwrap());
+        }
+        assert!(value("maybe").boolean().is_err());
+        assert!(value("").boolean().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10x"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("99999999999999999h"), None);
+    }
+
+    #[test]
+    fn compose_durations() {
+        assert_eq!(compose_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(compose_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(compose_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(compose_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("order-api", "-"));
+        assert!(!check_name("Order", "-"));
+        assert!(!check_name("-x", "-"));
+        assert!(!check_name("a;rm", "-"));
+        assert!(!check_name("", "-"));
+    }
+}

@@ -1,0 +1,51 @@
+//! `stack`: render, run and deploy a single-VM Docker Compose stack from one project file.
+//!
+//! Data flows one way: `cli` → `project` (read) → `config` (validate) → `render`
+//! (pure) → `commands` (glue) → `fsio` / `printer` (the outside world).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod fsio;
+pub mod printer;
+pub mod project;
+pub mod render;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use commands::Context;
+use error::exit;
+
+/// Run the command line; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::BAD_INPUT,
+            };
+        }
+    };
+    let context = Context::new(cli.global.clone());
+    let result = match &cli.command {
+        Command::Init(args) => commands::init::run(&context, args),
+        Command::Build(args) => commands::build::run(&context, args),
+        Command::Config(args) => commands::config::run(&context, args),
+        Command::Secrets(command) => commands::secrets::run(&context, command),
+        Command::Check(args) => commands::check::run(&context, args),
+        Command::Completions(args) => commands::completions::run(&context, args),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(err) => {
+            context.printer.error(&err.render());
+            err.exit_code()
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Merging layers and resolving interpolation (Compose rules) after the merge.
+//! Pure: the process environment comes in as a lookup function.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexMap;
+
+use super::syntax::{Op, Piece, Template, VarRef};
+use super::{Layer, SourceKind};
+use crate::error::{Diagnostic, Span};
+
+/// One key after merging and interpolation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub value: String,
+    /// Where the winning assignment is.
+    pub span: Span,
+    pub kind: SourceKind,
+    /// Every assignment of the key, in precedence order (the last one won).
+    pub history: Vec<Span>,
+    /// Project keys this value was built from, directly or through other keys.
+    pub refs: BTreeSet<String>,
+}
+
+/// The merged, interpolated project.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub settings: IndexMap<String, Setting>,
+    /// Process environment variables that were read.
+    pub env_refs: BTreeSet<String>,
+    /// Non-fatal findings (an unset variable substituted as empty).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Resolved {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(|s| s.value.as_str())
+    }
+}
+
+/// Deepest chain of keys referring to keys before we call it a mistake.
+const MAX_DEPTH: usize = 64;
+
+struct Assignment<'a> {
+    template: &'a Template,
+    span: &'a Span,
+    kind: SourceKind,
+    history: Vec<Span>,
+}
+
+enum State {
+    Pending,
+    Active,
+    Done,
+}
+
+struct Resolver<'a, F> {
+    assignments: IndexMap<&'a str, Assignment<'a>>,
+    builtins: &'a BTreeMap<String, String>,
+    process_env: F,
+    state: BTreeMap<&'a str, State>,
+    done: BTreeMap<&'a str, (String, BTreeSet<String>)>,
+    stack: Vec<&'a str>,
+    env_refs: BTreeSet<String>,
+    warnings: Vec<Diagnostic>,
+    warned: BTreeSet<String>,
+}
+
+/// Merge `layers` (later wins) and resolve every value. `builtins` answer names the
+/// project does not set (`STACK_ENV`, defaults of global keys); `process_env` after that.
+pub fn resolve<F>(
+    layers: &[Layer],
+    builtins: &BTreeMap<String, String>,
+    process_env: F,
+) -> Result<Resolved, Vec<Diagnostic>>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let mut assignments: IndexMap<&str, Assignment> = IndexMap::new();
+    for layer in layers {
+        for entry in &layer.entries {
+            let slot = assignments
+                .entry(entry.key.as_str())
+                .or_insert_with(|| Assignment {
+                    template: &entry.value,
+                    span: &entry.span,
+                    kind: layer.kind,
+                    history: Vec::new(),
+                });
+            slot.template = &entry.value;
+            slot.span = &entry.span;
+            slot.kind = layer.kind;
+            slot.history.push(entry.span.clone());
+        }
+    }
+    let mut resolver = Resolver {
+        state: assignments.keys().map(|k| (*k, State::Pending)).collect(),
+        assignments,
+        builtins,
+        process_env,
+        done: BTreeMap::new(),
+        stack: Vec::new(),
+        env_refs: BTreeSet::new(),
+        warnings: Vec::new(),
+        warned: BTreeSet::new(),
+    };
+    let keys: Vec<&str> = resolver.assignments.keys().copied().collect();
+    let mut errors = Vec::new();
+    for key in &keys {
+        if let Err(diagnostic) = resolver.key(key) {
+            if !errors.contains(&diagnostic) {
+                errors.push(diagnostic);
+            }
+            // Mark the failed chain done so later keys do not repeat the same error.
+            for failed in std::mem::take(&mut resolver.stack)
+                .into_iter()
+                .chain([*key])
+            {
+                resolver.state.insert(failed, State::Done);
+                resolver.done.entry(failed).or_default();
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut settings = IndexMap::new();
+    for key in keys {
+        let assignment = &resolver.assignments[key];
+        let (value, refs) = resolver.done.remove(key).unwrap_or_default();
+        settings.insert(
+            key.to_string(),
+            Setting {
+                value,
+                span: assignment.span.clone(),
+                kind: assignment.kind,
+                history: assignment.history.clone(),
+                refs,
+            },
+        );
+    }
+    Ok(Resolved {
+        settings,
+        env_refs: resolver.env_refs,
+        warnings: resolver.warnings,
+    })
+}
+
+impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
+    fn key(&mut self, key: &'a str) -> Result<(), Diagnostic> {
+        match self.state.get(key) {
+            // `lookup` reports a cycle before it would enter an active key.
+            Some(State::Done | State::Active) | None => return Ok(()),
+            Some(State::Pending) => {}
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            let span = self.assignments[key].span.clone();
+            return Err(Diagnostic::new(format!(
+                "interpolation nested more than {MAX_DEPTH} keys deep at `{key}`"
+            ))
+            .at(&span));
+        }
+        self.state.insert(key, State::Active);
+        self.stack.push(key);
+        let template = self.assignments[key].template;
+        let mut refs = BTreeSet::new();
+        let value = self.template(template, &mut refs)?;
+        self.stack.pop();
+        self.state.insert(key, State::Done);
+        self.done.insert(key, (value, refs));
+        Ok(())
+    }
+
+    /// The value of a name, `None` when unset; project keys first.
+    fn lookup(
+        &mut self,
+        var: &'a VarRef,
+        refs: &mut BTreeSet<String>,
+    ) -> Result<Option<String>, Diagnostic> {
+        let name = var.name.as_str();
+        if let Some((key, _)) = self.assignments.get_key_value(name) {
+            let key: &'a str = key;
+            if matches!(self.state.get(key), Some(State::Active)) {
+                let start = self.stack.iter().position(|k| *k == key).unwrap_or(0);
+                let mut chain: Vec<&str> = self.stack[start..].to_vec();
+                chain.push(key);
+                return Err(Diagnostic::new(format!(
+                    "interpolation cycle: {}",
+                    chain
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ))
+                .at(&var.span)
+                .hint("one of these keys must have a value that does not refer back"));
+            }
+            self.key(key)?;
+            let (value, inner) = &self.done[key];
+            refs.insert(key.to_string());
+            refs.extend(inner.iter().cloned());
+            return Ok(Some(value.clone()));
+        }
+        if let Some(value) = self.builtins.get(name) {
+            return Ok(Some(value.clone()));
+        }
+        let value = (self.process_env)(name);
+        if value.is_some() {
+            self.env_refs.insert(name.to_string());
+        }
+        Ok(value)
+    }
+
+    fn template(
+        &mut self,
+        template: &'a Template,
+        refs: &mut BTreeSet<String>,
+    ) -> Result<String, Diagnostic> {
+        let mut out = String::new();
+        for piece in &template.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Var(var) => out.push_str(&self.var(var, refs)?),
+            }
+        }
+        Ok(out)
+    }
+
+    fn var(&mut self, var: &'a VarRef, refs: &mut BTreeSet<String>) -> Result<String, Diagnostic> {
+        let value = self.lookup(var, refs)?;
+        let empty = value.as_deref().is_none_or(str::is_empty);
+        let unset = value.is_none();
+        Ok(match var.op {
+            Op::Plain => match value {
+                Some(value) => value,
+                None => {
+                    if self.warned.insert(var.name.clone()) {
+                        self.warnings.push(
+                            Diagnostic::new(format!(
+                                "`{}` is not set; using an empty string",
+                                var.name
+                            ))
+                            .at(&var.span)
+                            .hint(format!("set it, or write `${{{}:-default}}`", var.name)),
+                        );
+                    }
+                    String::new()
+                }
+            },
+            Op::DefaultIfEmpty if empty => self.template(&var.arg, refs)?,
+            Op::DefaultIfUnset if unset => self.template(&var.arg, refs)?,
+            Op::ErrorIfEmpty | Op::ErrorIfUnset
+                if (var.op == Op::ErrorIfEmpty && empty) || unset =>
+            {
+                let message = self.template(&var.arg, refs)?;
+                let message = if message.is_empty() {
+                    format!("`{}` must be set", var.name)
+                } else {
+                    format!("`{}` must be set: {message}", var.name)
+                };
+                return Err(Diagnostic::new(message).at(&var.span).hint(format!(
+                    "set `{}` in the project file, an overlay, `--set` or the environment",
+                    var.name
+                )));
+            }
+            Op::AltIfNonEmpty => {
+                if empty {
+                    String::new()
+                } else {
+                    self.template(&var.arg, refs)?
+                }
+            }
+            Op::AltIfSet => {
+                if unset {
+                    String::new()
+                } else {
+                    self.template(&var.arg, refs)?
+                }
+            }
+            _ => value.unwrap_or_default(),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The project file and its layers (SPEC §1.1–1.2): which files are read for an
+//! environment, in which order, and how their keys merge and interpolate.
+//!
+//! Reading files is the only I/O here; parsing, merging and interpolation are pure.
+
+pub mod interpolate;
+pub mod syntax;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Diagnostic, Error, Result};
+pub use interpolate::{resolve, Resolved, Setting};
+pub use syntax::{Entry, Template};
+
+/// Where a layer comes from; decides precedence and whether its keys are secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    Project,
+    Overlay,
+    Server,
+    Secrets,
+    Local,
+    Flag,
+}
+
+/// One parsed source, in precedence order.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub kind: SourceKind,
+    /// Name as shown to the user, relative to the project directory.
+    pub name: Arc<str>,
+    pub path: Option<PathBuf>,
+    pub entries: Vec<Entry>,
+}
+
+/// All sources of one project for one environment, parsed but not yet merged.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub dir: PathBuf,
+    pub env: String,
+    pub layers: Vec<Layer>,
+}
+
+/// Environments that exist without an `environments/<name>/` folder.
+pub const BUILTIN_ENVS: [&str; 3] = ["dev", "staging", "prod"];
+
+/// The project file name.
+pub const PROJECT_FILE: &str = "stack.env";
+
+/// Paths of an environment's files, relative to the project directory.
+pub fn overlay_path(env: &str) -> String {
+    format!("environments/{env}/stack.env")
+}
+pub fn server_path(env: &str) -> String {
+    format!("environments/{env}/server.env")
+}
+pub fn secrets_path(env: &str) -> String {
+    format!("environments/{env}/secrets.env")
+}
+pub const LOCAL_FILE: &str = "stack.local.env";
+
+/// Check an environment name: a built-in, or one with its own folder.
+pub fn check_env(dir: &Path, env: &str) -> Result<()> {
+    let valid = !env.is_empty()
+        && env.len() <= 63
+        && env
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && env
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        return Err(Diagnostic::new(format!(
+            "invalid environment name `{env}`: use lower-case letters, digits, `-` and `_`"
+        ))
+        .hint("built-in environments are `dev`, `staging` and `prod`")
+        .into());
+    }
+    if BUILTIN_ENVS.contains(&env) || dir.join("environments").join(env).is_dir() {
+        return Ok(());
+    }
+    let mut known: Vec<String> = BUILTIN_ENVS.iter().map(|s| s.to_string()).collect();
+    if let Ok(read) = std::fs::read_dir(dir.join("environments")) {
+        for entry in read.flatten() {
+            if entry.path().is_dir() {
+                known.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    known.sort();
+    known.dedup();
+    Err(Diagnostic::new(format!("unknown environment `{env}`"))
+        .hint(format!(
+            "known environments: {}; create `environments/{env}/` to add one",
+            known.join(", ")
+        ))
+        .into())
+}
+
+/// Read every source of `env` from `dir`, plus the `--set` flags.
+pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
+    check_env(dir, env)?;
+    let project_file = dir.join(PROJECT_FILE);
+    if !project_file.is_file() {
+        return Err(
+            Diagnostic::new(format!("no `{PROJECT_FILE}` in `{}`", dir.display()))
+                .hint("run `stack init` to create a project, or pass `--project-dir`")
+                .into(),
+        );
+    }
+    let mut files = vec![
+        (SourceKind::Project, PROJECT_FILE.to_string(), true),
+        (SourceKind::Overlay, overlay_path(env), false),
+        (SourceKind::Server, server_path(env), false),
+        (SourceKind::Secrets, secrets_path(env), false),
+    ];
+    if env == "dev" {
+        files.push((SourceKind::Local, LOCAL_FILE.to_string(), false));
+    }
+    let mut layers = Vec::new();
+    let mut errors = Vec::new();
+    for (kind, name, required) in files {
+        let path = dir.join(&name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => continue,
+            Err(err) => return Err(Error::io("read", &path, err)),
+        };
+        match syntax::parse(&name, &bytes) {
+            Ok(entries) => layers.push(Layer {
+                kind,
+                name: Arc::from(name.as_str()),
+                path: Some(path),
+                entries,
+            }),
+            Err(mut diagnostics) => errors.append(&mut diagnostics),
+        }
+    }
+    match parse_sets(sets) {
+        Ok(layer) if !layer.entries.is_empty() => layers.push(layer),
+        Ok(_) => {}
+        Err(mut diagnostics) => errors.append(&mut diagnostics),
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(Sources {
+        dir: dir.to_path_buf(),
+        env: env.to_string(),
+        layers,
+    })
+}
+
+/// `--set KEY=VALUE` flags, each parsed as one line of a project file.
+pub fn parse_sets(sets: &[String]) -> std::result::Result<Layer, Vec<Diagnostic>> {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for set in sets {
+        if !set.contains('=') {
+            errors.push(
+                Diagnostic::new(format!("`--set {set}` has no `=`"))
+                    .hint("write `--set KEY=VALUE`"),
+            );
+            continue;
+        }
+        if set.contains('\n') {
+            errors.push(Diagnostic::new("a `--set` value cannot span lines"));
+            continue;
+        }
+        match syntax::parse("--set", set.as_bytes()) {
+            Ok(mut parsed) => entries.append(&mut parsed),
+            Err(mut diagnostics) => errors.append(&mut diagnostics),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Layer {
+            kind: SourceKind::Flag,
+            name: Arc::from("--set"),
+            path: None,
+            entries,
+        })
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,177 @@
+//! Caddyfile and nginx.conf: a view model of sites and routes, rendered by templates.
+//! Every host, path and upstream here was validated in `config`, so none can break
+//! out of its place in the file.
+
+use std::collections::BTreeMap;
+
+use minijinja::context;
+use serde::Serialize;
+
+use super::{header, render_template};
+use crate::config::{Config, Service, Tls};
+use crate::error::Result;
+
+/// How the proxy reaches a service.
+enum Target {
+    /// A container, found through Docker's DNS by its service name.
+    Container { name: String, port: u16 },
+    /// An app outside Docker.
+    Upstream { host: String, port: u16 },
+}
+
+impl Target {
+    fn of(service: &Service) -> Option<Target> {
+        if let Some(upstream) = &service.upstream {
+            // The proxy runs in a container: the host's loopback is `host.docker.internal`.
+            let host = match upstream.host.as_str() {
+                "localhost" | "127.0.0.1" => "host.docker.internal".to_string(),
+                other => other.to_string(),
+            };
+            return Some(Target::Upstream {
+                host,
+                port: upstream.port,
+            });
+        }
+        service.port.map(|port| Target::Container {
+            name: service.name.clone(),
+            port,
+        })
+    }
+
+    fn caddy(&self) -> String {
+        match self {
+            Target::Container { name, port } => format!(
+                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 100ms\n\tfail_duration 2s\n}}"
+            ),
+            Target::Upstream { host, port } => format!(
+                "reverse_proxy {host}:{port} {{\n\tlb_try_duration 10s\n\tlb_try_interval 250ms\n}}"
+            ),
+        }
+    }
+
+    fn nginx(&self, strip: Option<&str>) -> String {
+        let (host, port) = match self {
+            Target::Container { name, port } => (name.as_str(), *port),
+            Target::Upstream { host, port } => (host.as_str(), *port),
+        };
+        let mut out = format!("set $stack_upstream {host}:{port};\n");
+        if let Some(prefix) = strip {
+            out.push_str(&format!("rewrite ^{prefix}/?(.*)$ /$1 break;\n"));
+        }
+        out.push_str("proxy_pass http://$stack_upstream;");
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    matcher: String,
+    path: String,
+    strip: bool,
+    target: String,
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    host: String,
+    address: String,
+    routes: Vec<RouteView>,
+    root: Option<String>,
+}
+
+/// Sites by host (sorted); in each, longer paths first so the most specific wins.
+fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
+    let mut by_host: BTreeMap<&str, Vec<(&str, &Service)>> = BTreeMap::new();
+    for service in &config.services {
+        for route in &service.routes {
+            by_host
+                .entry(route.host.as_str())
+                .or_default()
+                .push((route.path.as_str(), service));
+        }
+    }
+    by_host
+        .into_iter()
+        .map(|(host, mut routes)| {
+            routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
+            let mut root = None;
+            let mut views = Vec::new();
+            for (index, (path, service)) in routes.into_iter().enumerate() {
+                let Some(target) = Target::of(service) else {
+                    continue;
+                };
+                if path == "/" {
+                    root = Some(indent(&if nginx {
+                        target.nginx(None)
+                    } else {
+                        target.caddy()
+                    }));
+                    continue;
+                }
+                let strip = service.route_strip;
+                views.push(RouteView {
+                    matcher: format!("route{index}"),
+                    path: path.to_string(),
+                    strip,
+                    target: indent(&if nginx {
+                        target.nginx(strip.then_some(path))
+                    } else {
+                        target.caddy()
+                    }),
+                });
+            }
+            let address = if config.tls == Tls::Off {
+                format!("http://{host}")
+            } else {
+                host.to_string()
+            };
+            SiteView {
+                host: host.to_string(),
+                address,
+                routes: views,
+                root,
+            }
+        })
+        .collect()
+}
+
+pub fn caddyfile(config: &Config) -> Result<String> {
+    let tls = match config.tls {
+        Tls::Auto => "auto",
+        Tls::Internal => "internal",
+        Tls::Off => "off",
+    };
+    let email = if config.tls == Tls::Auto {
+        config.tls_email.clone()
+    } else {
+        None
+    };
+    render_template(
+        "Caddyfile.j2",
+        context! {
+            header => header(config),
+            tls => tls,
+            email => email,
+            sites => sites(config, false),
+        },
+    )
+}
+
+pub fn nginx(config: &Config) -> Result<String> {
+    render_template(
+        "nginx.conf.j2",
+        context! {
+            header => header(config),
+            tls => config.tls != Tls::Off,
+            sites => sites(config, true),
+        },
+    )
+}
+
+/// Indent a block by three tabs, its place in both templates.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("\t\t\t{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
