@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fsio;
+pub mod plan;
 pub mod printer;
 pub mod project;
 pub mod render;

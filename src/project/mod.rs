@@ -186,3 +186,6 @@ pub fn parse_sets(sets: &[String]) -> std::result::Result<Layer, Vec<Diagnostic>
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -443,6 +443,11 @@ impl<'a> Parser<'a> {
                 }
                 let op = self.read_op();
                 let Some(op) = op else {
+                    if matches!(self.peek(), None | Some('\n' | '\r' | '"')) {
+                        return Err(Diagnostic::new("unterminated `${`")
+                            .at(&start)
+                            .hint("close the interpolation with `}`"));
+                    }
                     return Err(Diagnostic::new(format!(
                         "invalid interpolation `${{{name}`: expected `}}`, `:-`, `-`, `:?`, `?`, `:+` or `+`"
                     ))

@@ -220,7 +220,7 @@ fn render_service(config: &Config, service: &Service, bundle_dir: &Path) -> Valu
 }
 
 /// A probe that works in images with busybox `wget` or with `curl`.
-fn http_probe(port: u16, path: &str) -> String {
+pub fn http_probe(port: u16, path: &str) -> String {
     let url = format!("http://127.0.0.1:{port}{path}");
     format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}' || exit 1")
 }

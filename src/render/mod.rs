@@ -2,6 +2,7 @@
 //! file contents out. Writing the files is `crate::fsio`'s job.
 
 mod compose;
+pub use compose::{build_image as compose_build_image, http_probe};
 mod proxy;
 mod systemd;
 
