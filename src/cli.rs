@@ -75,6 +75,20 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Production audit of an environment; exits 1 when it fails
     Check(EnvArg),
+    /// Converge the local engine to the bundle and wait until every service is ready
+    Start(StartArgs),
+    /// Stop containers, keeping them
+    Stop(ServicesArg),
+    /// Restart containers
+    Restart(ServicesArg),
+    /// Remove the project's containers and network (volumes only with --volumes)
+    Down(DownArgs),
+    /// Per service: containers, state, health, ports, routes, image, uptime
+    Status,
+    /// Exit 1 when any service is not healthy
+    Health,
+    /// Logs of services, prefixed by service
+    Logs(LogsArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
 }
@@ -150,4 +164,41 @@ pub struct EnvArg {
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Services to converge (default: all)
+    pub services: Vec<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rebuild images of `BUILD` services even when present
+    #[arg(long)]
+    pub build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArg {
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the project's named volumes (their data is lost)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Services (default: all)
+    pub services: Vec<String>,
+    /// Keep following new lines
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Lines from the end of each log
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
 }

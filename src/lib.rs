@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod fsio;
 pub mod plan;
@@ -41,6 +42,13 @@ pub fn run() -> i32 {
         Command::Secrets(command) => commands::secrets::run(&context, command),
         Command::Check(args) => commands::check::run(&context, args),
         Command::Completions(args) => commands::completions::run(&context, args),
+        Command::Start(args) => commands::start::run(&context, args),
+        Command::Stop(args) => commands::lifecycle::stop(&context, args),
+        Command::Restart(args) => commands::lifecycle::restart(&context, args),
+        Command::Down(args) => commands::lifecycle::down(&context, args),
+        Command::Status => commands::status::status(&context),
+        Command::Health => commands::status::health(&context),
+        Command::Logs(args) => commands::logs::run(&context, args),
     };
     match result {
         Ok(()) => exit::OK,

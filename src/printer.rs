@@ -94,3 +94,77 @@ pub enum Paint {
     Green,
     Dim,
 }
+
+/// Live progress, a line per service: spinners on a terminal, plain lines elsewhere.
+#[derive(Clone)]
+pub struct Progress {
+    inner: std::sync::Arc<ProgressInner>,
+}
+
+struct ProgressInner {
+    printer: Printer,
+    multi: Option<indicatif::MultiProgress>,
+    bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl Progress {
+    pub fn new(printer: &Printer) -> Self {
+        let multi = (printer.interactive && !printer.quiet).then(indicatif::MultiProgress::new);
+        Progress {
+            inner: std::sync::Arc::new(ProgressInner {
+                printer: printer.clone(),
+                multi,
+                bars: std::sync::Mutex::new(Default::default()),
+            }),
+        }
+    }
+
+    fn bar(&self, service: &str) -> Option<indicatif::ProgressBar> {
+        let multi = self.inner.multi.as_ref()?;
+        let mut bars = self.inner.bars.lock().ok()?;
+        Some(
+            bars.entry(service.to_string())
+                .or_insert_with(|| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(service.to_string());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    bar
+                })
+                .clone(),
+        )
+    }
+
+    /// A new step of a service.
+    pub fn step(&self, service: &str, message: &str) {
+        match self.bar(service) {
+            Some(bar) => bar.set_message(message.to_string()),
+            None => self.inner.printer.status(format!("{service}: {message}")),
+        }
+    }
+
+    /// Fine-grained output (pull and build lines): on the spinner, or with `--verbose`.
+    pub fn detail(&self, service: &str, message: &str) {
+        match self.bar(service) {
+            Some(bar) => bar.set_message(message.chars().take(70).collect::<String>()),
+            None => self.inner.printer.detail(format!("{service}: {message}")),
+        }
+    }
+
+    pub fn done(&self, service: &str, message: &str) {
+        match self.bar(service) {
+            Some(bar) => bar.finish_with_message(self.inner.printer.paint(message, Paint::Green)),
+            None => self.inner.printer.status(format!("{service}: {message}")),
+        }
+    }
+
+    pub fn fail(&self, service: &str, message: &str) {
+        match self.bar(service) {
+            Some(bar) => bar.abandon_with_message(self.inner.printer.paint(message, Paint::Red)),
+            None => self.inner.printer.status(format!("{service}: {message}")),
+        }
+    }
+}

@@ -5,7 +5,11 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod init;
+pub mod lifecycle;
+pub mod logs;
 pub mod secrets;
+pub mod start;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -101,4 +105,37 @@ pub fn display_path(base: &Path, path: &Path) -> String {
     path.strip_prefix(base)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| path.display().to_string())
+}
+
+/// A runtime for commands that talk to an engine: one thread is plenty.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::outside(format!("cannot start the async runtime: {e}")))
+}
+
+/// Check that every named service exists in the project.
+pub fn check_services(config: &crate::config::Config, names: &[String]) -> Result<()> {
+    let known: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.is_container())
+        .map(|s| s.name.as_str())
+        .chain(crate::render::needs_proxy(config).then_some(crate::render::PROXY_SERVICE))
+        .collect();
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let mut diagnostic = Diagnostic::new(format!(
+                "no service `{name}` in environment `{}`",
+                config.env
+            ));
+            diagnostic = match crate::error::nearest(name, known.iter().copied()) {
+                Some(near) => diagnostic.hint(format!("did you mean `{near}`?")),
+                None => diagnostic.hint(format!("services: {}", known.join(", "))),
+            };
+            return Err(diagnostic.into());
+        }
+    }
+    Ok(())
 }

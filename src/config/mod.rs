@@ -417,6 +417,7 @@ fn build(
         tls: globals.tls,
         tls_email: globals.tls_email,
         health_timeout: globals.health_timeout,
+        drain: globals.drain,
         log_level: globals.log_level,
         keep_releases: globals.keep_releases,
         target: globals.target,
@@ -487,6 +488,7 @@ struct Globals {
     tls: Tls,
     tls_email: Option<String>,
     health_timeout: Duration,
+    drain: Duration,
     log_level: String,
     keep_releases: u32,
     target: Target,
@@ -562,8 +564,11 @@ impl Globals {
             Some("swarm") => Target::Swarm,
             _ => Target::Compose,
         };
-        errors.take(get("STACK_DRAIN").duration());
+        let drain = errors
+            .take(get("STACK_DRAIN").duration())
+            .unwrap_or(Duration::from_secs(3));
         Globals {
+            drain,
             domain,
             proxy_kind,
             proxy_image,

@@ -20,6 +20,9 @@ pub struct Config {
     pub tls_email: Option<String>,
     #[serde(serialize_with = "ser_duration")]
     pub health_timeout: Duration,
+    /// How long a replaced container keeps serving after it left DNS (`STACK_DRAIN`).
+    #[serde(serialize_with = "ser_duration")]
+    pub drain: Duration,
     pub log_level: String,
     pub keep_releases: u32,
     pub target: Target,

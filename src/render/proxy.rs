@@ -41,7 +41,7 @@ impl Target {
     fn caddy(&self) -> String {
         match self {
             Target::Container { name, port } => format!(
-                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 100ms\n\tfail_duration 2s\n}}"
+                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11:53\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 100ms\n\tfail_duration 2s\n}}"
             ),
             Target::Upstream { host, port } => format!(
                 "reverse_proxy {host}:{port} {{\n\tlb_try_duration 10s\n\tlb_try_interval 250ms\n}}"

@@ -1,0 +1,174 @@
+//! `stack status` and `stack health`.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::build::default_out;
+use super::{runtime, Context};
+use crate::engine::converge::is_ready;
+use crate::engine::{ContainerState, Engine};
+use crate::error::{Error, Result};
+use crate::plan::{self, Desired};
+use crate::render;
+
+struct Snapshot {
+    desired: Desired,
+    states: BTreeMap<String, Vec<ContainerState>>,
+}
+
+fn snapshot(context: &Context) -> Result<Snapshot> {
+    let env = context.env();
+    let loaded = context.load(&env)?;
+    let out = default_out(&loaded.config.project_dir, &env);
+    let bundle = render::render(&loaded.config, &out)?;
+    let desired = plan::desired(&loaded.config, &bundle, &out);
+    let states = runtime()?.block_on(async {
+        let engine = Engine::connect().await?;
+        let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
+        for container in engine.containers(&desired.project).await? {
+            if let Some(state) = engine.state(&container.id).await? {
+                states
+                    .entry(container.service.clone())
+                    .or_default()
+                    .push(state);
+            }
+        }
+        Ok::<_, Error>(states)
+    })?;
+    Ok(Snapshot { desired, states })
+}
+
+fn uptime(started_at: &str) -> String {
+    // RFC 3339 from the engine; shown as given, trimmed to seconds.
+    started_at
+        .split('.')
+        .next()
+        .unwrap_or(started_at)
+        .replace('T', " ")
+}
+
+pub fn status(context: &Context) -> Result<()> {
+    let snapshot = snapshot(context)?;
+    let mut rows = Vec::new();
+    for service in &snapshot.desired.services {
+        let routes = service
+            .spec
+            .labels
+            .get(plan::labels::ROUTES)
+            .cloned()
+            .unwrap_or_default();
+        let containers = snapshot
+            .states
+            .get(&service.name)
+            .cloned()
+            .unwrap_or_default();
+        rows.push(json!({
+            "service": service.name,
+            "ready": !containers.is_empty() && containers.iter().all(|c| is_ready(c, &service.readiness)),
+            "replicas": service.replicas,
+            "routes": routes.split(',').filter(|r| !r.is_empty()).collect::<Vec<_>>(),
+            "image": service.spec.image,
+            "containers": containers,
+        }));
+    }
+    for (service, containers) in &snapshot.states {
+        if snapshot.desired.service(service).is_none() {
+            rows.push(json!({"service": service, "orphan": true, "containers": containers}));
+        }
+    }
+    if context.global.json {
+        context
+            .printer
+            .json(&json!({"project": snapshot.desired.project, "services": rows}));
+        return Ok(());
+    }
+    let mut text = format!(
+        "{:<16} {:<24} {:<10} {:<10} {:<22} {:<20} {}\n",
+        "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS", "STARTED", "ROUTES"
+    );
+    for service in &snapshot.desired.services {
+        let routes = service
+            .spec
+            .labels
+            .get(plan::labels::ROUTES)
+            .cloned()
+            .unwrap_or_default();
+        let containers = snapshot
+            .states
+            .get(&service.name)
+            .cloned()
+            .unwrap_or_default();
+        if containers.is_empty() {
+            text.push_str(&format!(
+                "{:<16} {:<24} {:<10}\n",
+                service.name, "-", "missing"
+            ));
+        }
+        for c in containers {
+            text.push_str(&format!(
+                "{:<16} {:<24} {:<10} {:<10} {:<22} {:<20} {}\n",
+                service.name,
+                c.name,
+                c.state,
+                c.health,
+                c.ports.join(","),
+                uptime(&c.started_at),
+                routes
+            ));
+        }
+    }
+    context.printer.out(text);
+    Ok(())
+}
+
+pub fn health(context: &Context) -> Result<()> {
+    let snapshot = snapshot(context)?;
+    let mut bad = Vec::new();
+    let mut report = serde_json::Map::new();
+    for service in &snapshot.desired.services {
+        let containers = snapshot
+            .states
+            .get(&service.name)
+            .cloned()
+            .unwrap_or_default();
+        let ready = containers.len() as u32 >= service.replicas.max(1)
+            && containers.iter().all(|c| is_ready(c, &service.readiness));
+        let word = if containers.is_empty() {
+            "missing".to_string()
+        } else if ready {
+            "healthy".to_string()
+        } else {
+            containers
+                .iter()
+                .map(|c| {
+                    if c.state == "running" {
+                        c.health.clone()
+                    } else {
+                        c.state.clone()
+                    }
+                })
+                .find(|s| s != "healthy")
+                .unwrap_or_else(|| "not ready".into())
+        };
+        if !ready && service.replicas > 0 {
+            bad.push(format!("{} ({word})", service.name));
+        }
+        report.insert(service.name.clone(), json!(word));
+        if !context.global.json {
+            context
+                .printer
+                .status(format!("{:<16} {word}", service.name));
+        }
+    }
+    if context.global.json {
+        context
+            .printer
+            .json(&json!({"healthy": bad.is_empty(), "services": report}));
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::No(format!("not healthy: {}", bad.join(", "))))
+    }
+}

@@ -1,0 +1,459 @@
+//! Executing a plan: images, then containers level by level (services of one level in
+//! parallel), waiting for readiness driven by the engine's event stream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+
+use super::{ContainerState, Engine};
+use crate::error::{Error, Result};
+use crate::plan::{Action, Desired, DesiredService, Readiness};
+use crate::printer::Progress;
+
+/// Grace period between SIGTERM and SIGKILL when stopping a container.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Convergence of one project on one engine.
+pub struct Converger {
+    pub engine: Engine,
+    pub desired: Arc<Desired>,
+    pub progress: Progress,
+    pub timeout: Duration,
+    /// How long an old container keeps serving in-flight requests after it left DNS.
+    pub drain: Duration,
+    events: broadcast::Sender<String>,
+}
+
+/// Why a container is not ready.
+struct NotReady {
+    service: String,
+    container: String,
+    reason: String,
+    health_log: Option<String>,
+}
+
+impl Converger {
+    pub fn new(
+        engine: Engine,
+        desired: Desired,
+        progress: Progress,
+        timeout: Duration,
+        drain: Duration,
+    ) -> Self {
+        let (events, _) = broadcast::channel(256);
+        let converger = Converger {
+            engine,
+            desired: Arc::new(desired),
+            progress,
+            timeout,
+            drain,
+            events,
+        };
+        converger.watch_events();
+        converger
+    }
+
+    /// Forward the project's container events to waiters, so health waits need no polling.
+    fn watch_events(&self) {
+        let sender = self.events.clone();
+        let stream = self.engine.events(&self.desired.project);
+        tokio::spawn(async move {
+            let mut stream = Box::pin(stream);
+            while let Some((id, _action)) = stream.next().await {
+                let _ = sender.send(id);
+            }
+        });
+    }
+
+    /// Build missing or forced images and pull missing ones.
+    pub async fn ensure_images(&self, force_build: bool, only: &[String]) -> Result<()> {
+        let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
+        for service in self.desired.services.iter().filter(|s| wanted(&s.name)) {
+            let image = &service.spec.image;
+            let present = self.engine.image_id(image).await?.is_some();
+            if let Some(build) = &service.build {
+                if force_build || !present {
+                    self.progress
+                        .step(&service.name, &format!("building `{image}`"));
+                    let progress = self.progress.clone();
+                    let name = service.name.clone();
+                    self.engine
+                        .build(&service.name, image, build, move |line| {
+                            progress.detail(&name, line)
+                        })
+                        .await?;
+                }
+            } else if !present {
+                self.progress
+                    .step(&service.name, &format!("pulling `{image}`"));
+                let progress = self.progress.clone();
+                let name = service.name.clone();
+                self.engine
+                    .pull(image, move |line| progress.detail(&name, line))
+                    .await
+                    .map_err(|e| match e {
+                        Error::Outside {
+                            message,
+                            causes,
+                            hint,
+                        } => Error::Outside {
+                            message: format!("service `{}`: {message}", service.name),
+                            causes,
+                            hint,
+                        },
+                        other => other,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply `actions`, then wait until every wanted container is ready.
+    pub async fn apply(&self, actions: &[Action], only: &[String]) -> Result<()> {
+        for action in actions {
+            match action {
+                Action::CreateNetwork { name } => {
+                    self.engine
+                        .create_network(&self.desired.project, name)
+                        .await?
+                }
+                Action::CreateVolume { name } => {
+                    let short = self
+                        .desired
+                        .volumes
+                        .iter()
+                        .find(|(full, _)| full == name)
+                        .map(|(_, short)| short.as_str())
+                        .unwrap_or(name);
+                    self.engine
+                        .create_volume(&self.desired.project, name, short)
+                        .await?
+                }
+                _ => {}
+            }
+        }
+        let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
+        for level in self.desired.levels() {
+            let mut tasks = Vec::new();
+            for service in level.into_iter().filter(|s| wanted(&s.name)) {
+                let mine: Vec<Action> = actions
+                    .iter()
+                    .filter(|a| action_service(a) == Some(service.name.as_str()))
+                    .cloned()
+                    .collect();
+                tasks.push(self.converge_service(service, mine));
+            }
+            for result in futures_util::future::join_all(tasks).await {
+                result?;
+            }
+        }
+        for action in actions {
+            if let Action::Remove {
+                service,
+                container,
+                reason,
+            } = action
+            {
+                if self.desired.service(service).is_none() {
+                    self.progress
+                        .step(service, &format!("removing `{container}` ({reason})"));
+                    self.engine.remove(container, STOP_GRACE).await?;
+                    self.progress.done(service, "removed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one service's actions in order, then wait for its containers.
+    async fn converge_service(&self, service: &DesiredService, actions: Vec<Action>) -> Result<()> {
+        for action in &actions {
+            match action {
+                Action::Start { container, .. } => {
+                    self.progress.step(&service.name, "starting");
+                    self.engine.start(&service.name, container).await?;
+                }
+                Action::Create { number, .. } => {
+                    self.progress
+                        .step(&service.name, &format!("creating container {number}"));
+                    let id = self.create_and_start(service, *number).await?;
+                    let _ = id;
+                }
+                Action::Replace {
+                    container,
+                    number,
+                    rolling: true,
+                    ..
+                } => {
+                    self.rolling_replace(service, container, *number).await?;
+                }
+                Action::Replace {
+                    container,
+                    number,
+                    rolling: false,
+                    ..
+                } => {
+                    self.progress.step(&service.name, "recreating");
+                    self.engine.remove(container, STOP_GRACE).await?;
+                    self.create_and_start(service, *number).await?;
+                }
+                Action::Remove {
+                    container, reason, ..
+                } => {
+                    self.progress
+                        .step(&service.name, &format!("removing `{container}` ({reason})"));
+                    self.engine.remove(container, STOP_GRACE).await?;
+                }
+                _ => {}
+            }
+        }
+        self.wait_service(service).await
+    }
+
+    async fn create_and_start(&self, service: &DesiredService, number: u32) -> Result<String> {
+        let id = self
+            .engine
+            .create(
+                &self.desired.project,
+                &self.desired.network,
+                &service.name,
+                number,
+                &service.spec,
+            )
+            .await?;
+        if let Err(e) = self.engine.start(&service.name, &id).await {
+            // Do not leave a container behind that can never start.
+            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Start the new container beside the old, wait until it is ready, take the old one
+    /// out of DNS, let in-flight requests drain, then stop it.
+    async fn rolling_replace(
+        &self,
+        service: &DesiredService,
+        old: &str,
+        number: u32,
+    ) -> Result<()> {
+        self.progress.step(
+            &service.name,
+            &format!("rolling: starting container {number}"),
+        );
+        let id = self.create_and_start(service, number).await?;
+        let deadline = Instant::now() + self.timeout;
+        if let Err(not_ready) = self.wait_container(service, &id, deadline).await {
+            let report = self.failure(not_ready, &id).await;
+            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            return Err(Error::No(format!(
+                "{report}the previous container of `{}` keeps serving",
+                service.name
+            )));
+        }
+        self.progress
+            .step(&service.name, "rolling: draining the old container");
+        self.engine.disconnect(&self.desired.network, old).await?;
+        tokio::time::sleep(self.drain).await;
+        self.engine.remove(old, STOP_GRACE).await?;
+        Ok(())
+    }
+
+    /// Wait until every container of `service` is ready.
+    async fn wait_service(&self, service: &DesiredService) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let containers = self.engine.containers(&self.desired.project).await?;
+        let mine: Vec<_> = containers
+            .into_iter()
+            .filter(|c| c.service == service.name && c.digest == service.digest)
+            .collect();
+        if mine.is_empty() && service.replicas > 0 {
+            return Err(Error::No(format!(
+                "service `{}` has no container",
+                service.name
+            )));
+        }
+        self.progress
+            .step(&service.name, waiting_text(&service.readiness));
+        let waits = mine
+            .iter()
+            .map(|c| self.wait_container(service, &c.id, deadline));
+        for (result, container) in futures_util::future::join_all(waits)
+            .await
+            .into_iter()
+            .zip(&mine)
+        {
+            if let Err(not_ready) = result {
+                let report = self.failure(not_ready, &container.id).await;
+                self.progress.fail(&service.name, "not ready");
+                return Err(Error::No(report));
+            }
+        }
+        let word = match service.readiness {
+            Readiness::Running => "running",
+            _ => "healthy",
+        };
+        self.progress.done(&service.name, word);
+        Ok(())
+    }
+
+    async fn wait_container(
+        &self,
+        service: &DesiredService,
+        id: &str,
+        deadline: Instant,
+    ) -> std::result::Result<(), NotReady> {
+        let mut events = self.events.subscribe();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(800))
+            .no_proxy()
+            .build()
+            .ok();
+        loop {
+            let state = self.engine.state(id).await.ok().flatten();
+            let Some(state) = state else {
+                return Err(NotReady {
+                    service: service.name.clone(),
+                    container: id.to_string(),
+                    reason: "its container disappeared".into(),
+                    health_log: None,
+                });
+            };
+            match ready(&state, &service.readiness, client.as_ref()).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(reason) => {
+                    return Err(NotReady {
+                        service: service.name.clone(),
+                        container: state.name.clone(),
+                        reason,
+                        health_log: state.health_log.clone(),
+                    })
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NotReady {
+                    service: service.name.clone(),
+                    container: state.name.clone(),
+                    reason: format!(
+                        "not ready after {}s (health: {})",
+                        self.timeout.as_secs(),
+                        state.health
+                    ),
+                    health_log: state.health_log.clone(),
+                });
+            }
+            // Wake on any event of the project; an HTTP probe also retries on a short beat.
+            let beat = match service.readiness {
+                Readiness::Http { .. } => Duration::from_millis(100),
+                _ => Duration::from_secs(2),
+            };
+            let wait = beat.min(deadline - now);
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// The error text for a container that is not ready: reason, health output, log tail.
+    async fn failure(&self, not_ready: NotReady, id: &str) -> String {
+        let mut text = format!(
+            "service `{}` is not ready: {}\n",
+            not_ready.service, not_ready.reason
+        );
+        text.push_str(&format!("  container: {}\n", not_ready.container));
+        if let Some(log) = not_ready.health_log {
+            text.push_str(&format!("  last health check: {log}\n"));
+        }
+        if let Ok(lines) = self.engine.tail(id, 20).await {
+            if !lines.is_empty() {
+                text.push_str("  last log lines:\n");
+                for line in lines {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+        text
+    }
+
+    /// Readiness of every wanted service, without changing anything.
+    pub async fn check_all(&self) -> Result<BTreeMap<String, Vec<ContainerState>>> {
+        let mut out: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
+        for container in self.engine.containers(&self.desired.project).await? {
+            if let Some(state) = self.engine.state(&container.id).await? {
+                out.entry(container.service.clone())
+                    .or_default()
+                    .push(state);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn waiting_text(readiness: &Readiness) -> &'static str {
+    match readiness {
+        Readiness::Running => "waiting until running",
+        _ => "waiting until healthy",
+    }
+}
+
+fn action_service(action: &Action) -> Option<&str> {
+    match action {
+        Action::Start { service, .. }
+        | Action::Create { service, .. }
+        | Action::Replace { service, .. }
+        | Action::Remove { service, .. } => Some(service),
+        _ => None,
+    }
+}
+
+/// `Ok(true)` ready, `Ok(false)` not yet, `Err` never will be.
+async fn ready(
+    state: &ContainerState,
+    readiness: &Readiness,
+    client: Option<&reqwest::Client>,
+) -> std::result::Result<bool, String> {
+    match state.state.as_str() {
+        "exited" | "dead" => {
+            return Err(format!(
+                "its container exited with code {}",
+                state.exit_code.unwrap_or(-1)
+            ))
+        }
+        "running" => {}
+        _ => return Ok(false),
+    }
+    match readiness {
+        Readiness::Running => Ok(true),
+        Readiness::Docker | Readiness::Http { .. } if state.health == "healthy" => Ok(true),
+        Readiness::Docker | Readiness::Http { .. } if state.health == "unhealthy" => {
+            Err("its health check failed".into())
+        }
+        Readiness::Docker => Ok(false),
+        Readiness::Http { port, path } => {
+            let (Some(ip), Some(client)) = (&state.ip, client) else {
+                return Ok(false);
+            };
+            let url = format!("http://{ip}:{port}{path}");
+            Ok(client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success() || r.status().is_redirection()))
+        }
+    }
+}
+
+/// Status per service for `status` and `health`.
+pub fn is_ready(state: &ContainerState, readiness: &Readiness) -> bool {
+    state.state == "running"
+        && match readiness {
+            Readiness::Running => true,
+            _ => state.health == "healthy" || state.health == "none",
+        }
+}
