@@ -155,9 +155,9 @@ pub enum SecretsCommand {
 
 #[derive(Debug, Args)]
 pub struct EnvArg {
-    /// The environment
+    /// The environment (default: `--env`, `STACK_ENV`, then `dev`)
     #[arg(value_name = "ENV")]
-    pub env: String,
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]

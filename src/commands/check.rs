@@ -7,9 +7,10 @@ use crate::config::{Config, Loaded, Tls};
 use crate::error::Result;
 
 pub fn run(context: &Context, args: &EnvArg) -> Result<()> {
-    let loaded = context.load(&args.env)?;
+    let env = context.env_or(&args.env);
+    let loaded = context.load(&env)?;
     let findings = audit(&loaded);
-    secrets::report(context, &args.env, "audit", &findings)
+    secrets::report(context, &env, "audit", &findings)
 }
 
 /// Every audit finding for a loaded environment.

@@ -35,6 +35,11 @@ impl Context {
         self.global.env.clone().unwrap_or_else(|| "dev".into())
     }
 
+    /// The environment named by a command's argument, else [`Context::env`].
+    pub fn env_or(&self, arg: &Option<String>) -> String {
+        arg.clone().unwrap_or_else(|| self.env())
+    }
+
     /// The project directory, absolute.
     pub fn project_dir(&self) -> Result<PathBuf> {
         let dir = &self.global.project_dir;

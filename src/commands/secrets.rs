@@ -98,6 +98,7 @@ pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
 pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
     match command {
         SecretsCommand::Generate(EnvArg { env }) => {
+            let env = &context.env_or(env);
             let loaded = context.load(env)?;
             let generated = generate_missing(&loaded)?;
             if context.global.json {
@@ -120,6 +121,7 @@ pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
             Ok(())
         }
         SecretsCommand::Check(EnvArg { env }) => {
+            let env = &context.env_or(env);
             let loaded = context.load(env)?;
             let findings = check(&loaded);
             report(context, env, "secrets check", &findings)
