@@ -122,9 +122,20 @@ pub struct Service {
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
+    /// Where each attribute was set, for errors found across services.
+    #[serde(skip)]
+    pub attr_spans: BTreeMap<&'static str, Span>,
 }
 
 impl Service {
+    /// Where `attr` was set, else where the service is declared.
+    pub fn span_of(&self, attr: &str) -> Option<Span> {
+        self.attr_spans
+            .get(attr)
+            .cloned()
+            .or_else(|| self.span.clone())
+    }
+
     /// A container the engine runs (not an `UPSTREAM` on the host).
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()

@@ -257,7 +257,15 @@ pub(crate) fn build(
     if errors.0.len() > before {
         return None;
     }
+    let attr_spans = map
+        .iter()
+        .filter_map(|(attr, a)| {
+            let known = super::keys::ATTRIBUTES.iter().find(|k| *k == attr)?;
+            a.value.span.cloned().map(|span| (*known, span))
+        })
+        .collect();
     Some(Service {
+        attr_spans,
         name: name.to_string(),
         preset: preset.map(|p| p.name),
         image,

@@ -390,15 +390,15 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             if dependency == &service.name {
                 errors.push(
                     Diagnostic::new(format!("service `{}` depends on itself", service.name))
-                        .with_span(service.span.clone()),
+                        .with_span(service.span_of("DEPENDS_ON")),
                 );
             } else if !names.contains(dependency.as_str()) {
                 errors.push(
                     Diagnostic::new(format!(
-                        "service `{}` depends on `{dependency}`, which is not a service in `{}`",
+                        "service `{}` depends on unknown service `{dependency}` (not a service in `{}`)",
                         service.name, config.env
                     ))
-                    .with_span(service.span.clone())
+                    .with_span(service.span_of("DEPENDS_ON"))
                     .hint(hint),
                 );
             } else if upstreams.contains(dependency.as_str()) {
@@ -407,7 +407,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                         "service `{}` depends on `{dependency}`, which is an `UPSTREAM` outside Docker",
                         service.name
                     ))
-                    .with_span(service.span.clone())
+                    .with_span(service.span_of("DEPENDS_ON"))
                     .hint("remove it from `DEPENDS_ON`; stack cannot start or watch it"),
                 );
             }
@@ -427,7 +427,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                     .collect::<Vec<_>>()
                     .join(" → ")
             ))
-            .with_span(first.and_then(|s| s.span.clone()))
+            .with_span(first.and_then(|s| s.span_of("DEPENDS_ON")))
             .hint("remove one of these from `DEPENDS_ON`"),
         );
     }
@@ -457,7 +457,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                             "host port {port} of service `{}` is already published by {owner}",
                             service.name
                         ))
-                        .with_span(service.span.clone())
+                        .with_span(service.span_of("PUBLISH"))
                         .hint("give one of them another host port"),
                     );
                 } else {
@@ -478,7 +478,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                         "route `{key}` of service `{}` is already claimed by service `{owner}`",
                         service.name
                     ))
-                    .with_span(service.span.clone())
+                    .with_span(service.span_of("ROUTE"))
                     .hint("give one of them another host or path"),
                 );
             } else {
@@ -493,7 +493,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                     "service `{}` has routes but `STACK_PROXY` is `none`",
                     service.name
                 ))
-                .with_span(service.span.clone())
+                .with_span(service.span_of("ROUTE"))
                 .hint("set `STACK_PROXY=caddy` (or nginx), or publish the port with `PUBLISH`"),
             );
         }

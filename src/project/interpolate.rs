@@ -192,7 +192,7 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
                         .collect::<Vec<_>>()
                         .join(" → ")
                 ))
-                .at(&var.span)
+                .at(self.assignments[key].span)
                 .hint("one of these keys must have a value that does not refer back"));
             }
             self.key(key)?;

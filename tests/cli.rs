@@ -1,0 +1,475 @@
+//! Command-line behaviour, run on the real binary in temporary directories: precedence
+//! and `config explain`, redaction, `build --check`, atomic builds, secrets, `init`,
+//! completions and the production audit.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{fixture, fixture_for, mode, parse_env, read_tree, stack, text};
+use predicates::prelude::*;
+
+/// The 1-based line of the first line of `file` in `project` that starts with `prefix`.
+fn line_of(project: &common::Project, file: &str, prefix: &str) -> usize {
+    fs::read_to_string(project.path(file))
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with `{prefix}` in `{file}`"))
+        + 1
+}
+
+#[test]
+fn set_wins_and_explain_lists_every_source_in_order() {
+    let project = fixture("wrnexus");
+    let base = line_of(&project, "stack.env", "VERSION=");
+    let overlay = line_of(&project, "environments/prod/stack.env", "VERSION=");
+
+    // Without --set the overlay wins over stack.env.
+    let output = project
+        .stack()
+        .args(["--env", "prod", "config", "explain", "VERSION"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "VERSION=1.8.3", "{stdout}");
+    assert!(lines[1].contains(&format!("stack.env:{base}:")), "{stdout}");
+    assert!(!lines[1].contains("environments/"), "{stdout}");
+    assert!(
+        lines[2].contains(&format!("environments/prod/stack.env:{overlay}:")),
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), 3, "{stdout}");
+
+    // --set comes last and wins, also through interpolation.
+    let output = project
+        .stack()
+        .args(["--env", "prod", "--set", "VERSION=9.9.9"])
+        .args(["config", "explain", "VERSION"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "VERSION=9.9.9", "{stdout}");
+    assert!(lines[1].contains(&format!("stack.env:{base}:")), "{stdout}");
+    assert!(
+        lines[2].contains(&format!("environments/prod/stack.env:{overlay}:")),
+        "{stdout}"
+    );
+    assert!(lines[3].contains("--set"), "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+
+    project
+        .stack()
+        .args(["--env", "prod", "--set", "VERSION=9.9.9"])
+        .args(["config", "explain", "SERVICE_API_IMAGE"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "SERVICE_API_IMAGE=registry.workroot.dev/wrnexus/api:9.9.9\n",
+        ));
+
+    // And the rendered bundle follows.
+    project.generate_secrets("prod");
+    project
+        .stack()
+        .args(["--env", "prod", "--set", "VERSION=9.9.9", "build"])
+        .assert()
+        .success();
+    let compose =
+        fs::read_to_string(project.bundle_dir("prod").join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("image: registry.workroot.dev/wrnexus/api:9.9.9"));
+    assert!(!compose.contains("1.8.3"));
+}
+
+#[test]
+fn explain_of_a_key_set_only_in_an_overlay() {
+    let project = fixture("wrnexus");
+    let overlay = line_of(
+        &project,
+        "environments/prod/stack.env",
+        "SERVICE_API_REPLICAS=",
+    );
+    let output = project
+        .stack()
+        .args(["--env", "prod", "config", "explain", "SERVICE_API_REPLICAS"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "SERVICE_API_REPLICAS=2".to_string(),
+            format!("  set by     environments/prod/stack.env:{overlay}:1"),
+        ],
+    );
+    // In dev the overlay of prod is not read.
+    project
+        .stack()
+        .args(["config", "explain", "SERVICE_API_REPLICAS"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not set"));
+}
+
+#[test]
+fn stack_env_variable_chooses_the_environment() {
+    let project = fixture("wrnexus");
+    project
+        .stack()
+        .env("STACK_ENV", "prod")
+        .args(["config", "explain", "VERSION"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("VERSION=1.8.3\n"));
+    // --env wins over STACK_ENV.
+    project
+        .stack()
+        .env("STACK_ENV", "prod")
+        .args(["--env", "staging", "config", "explain", "VERSION"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("VERSION=1.9.0-rc.2\n"));
+}
+
+#[test]
+fn config_redacts_secrets() {
+    let project = fixture_for("wrnexus", "prod");
+    let secrets = project.secrets("prod");
+    assert!(secrets.len() >= 4, "{secrets:?}");
+
+    let output = project
+        .stack()
+        .args(["--env", "prod", "config", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(json["env"], "prod");
+    assert_eq!(json["keys"]["VERSION"]["value"], "1.8.3");
+    let session = &json["keys"]["SESSION_KEY"]["value"];
+    assert!(session.is_string(), "SESSION_KEY is listed: {stdout}");
+    assert_ne!(session, &serde_json::json!(secrets["SESSION_KEY"]));
+
+    let plain = project
+        .stack()
+        .args(["--env", "prod", "config"])
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    let explain = project
+        .stack()
+        .args([
+            "--env",
+            "prod",
+            "config",
+            "explain",
+            "SERVICE_API_ENV_DATABASE_URL",
+        ])
+        .output()
+        .unwrap();
+    assert!(explain.status.success());
+    for (name, value) in &secrets {
+        for (what, out) in [
+            ("config --json", &stdout),
+            ("config", &text(&plain.stdout)),
+            ("config explain", &text(&explain.stdout)),
+        ] {
+            assert!(!out.contains(value.as_str()), "`{what}` shows `{name}`");
+        }
+    }
+}
+
+#[test]
+fn build_check_passes_after_build_and_fails_with_a_diff_when_stale() {
+    let project = fixture("minimal");
+    project.build("dev", None);
+    let bundle = project.bundle_dir("dev");
+    let built = read_tree(&bundle);
+    project.stack().args(["build", "--check"]).assert().code(0);
+
+    project.append("SERVICE_WEB_HEALTH=/ready-check\n");
+    let output = project.stack().args(["build", "--check"]).output().unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(stdout.contains("--- a/docker-compose.yml"), "{stdout}");
+    assert!(stdout.contains("+++ b/docker-compose.yml"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with('+') && l.contains("/ready-check")),
+        "{stdout}"
+    );
+    assert!(text(&output.stderr).contains("stale"));
+    assert_eq!(read_tree(&bundle), built, "--check wrote to the bundle");
+
+    project.build("dev", None);
+    project.stack().args(["build", "--check"]).assert().code(0);
+}
+
+#[test]
+fn build_check_without_a_bundle_is_stale() {
+    let project = fixture("minimal");
+    project.stack().args(["build", "--check"]).assert().code(1);
+    assert!(!project.path(".stack/dev").exists());
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_bundle() {
+    let project = fixture_for("wrnexus", "prod");
+    project.build("prod", None);
+    let bundle = project.bundle_dir("prod");
+    let built = read_tree(&bundle);
+    assert!(built.contains_key("docker-compose.yml"));
+
+    // The overlay would win over a bad value of a key it sets; use one it does not.
+    project.append("SERVICE_API_HEALTH_RETRIES=many\n");
+    project
+        .stack()
+        .args(["--env", "prod", "build"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("SERVICE_API_HEALTH_RETRIES"));
+    assert_eq!(read_tree(&bundle), built, "the bundle changed");
+    let stray: Vec<String> = fs::read_dir(project.path(".stack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "prod")
+        .collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+}
+
+#[test]
+fn build_out_writes_where_asked() {
+    let project = fixture("minimal");
+    let out = project.temp.path().join("elsewhere/bundle");
+    project.build("dev", Some(&out));
+    assert!(out.join("docker-compose.yml").is_file());
+    assert!(!project.path(".stack").exists());
+    // Rebuilding over a bundle stack wrote is allowed.
+    project.build("dev", Some(&out));
+}
+
+#[test]
+fn secrets_generate_is_strong_private_and_never_overwrites() {
+    let project = fixture("wrnexus");
+    project.generate_secrets("prod");
+    let path = project.path("environments/prod/secrets.env");
+    assert_eq!(mode(&path), 0o600);
+    let secrets = project.secrets("prod");
+    for name in [
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "SESSION_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+    ] {
+        let value = secrets
+            .get(name)
+            .unwrap_or_else(|| panic!("`{name}` was not generated: {secrets:?}"));
+        assert!(value.chars().count() >= 32, "`{name}` is short: {value}");
+    }
+    let distinct: std::collections::BTreeSet<&String> = secrets.values().collect();
+    assert_eq!(distinct.len(), secrets.len(), "two secrets share a value");
+
+    let first = fs::read(&path).unwrap();
+    project.generate_secrets("prod");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        first,
+        "a second run changed the file"
+    );
+
+    // A value the user set is kept; only the missing ones are added.
+    let mine = "my-own-Strong-Value-0123456789-abcdef";
+    fs::write(&path, format!("SESSION_KEY={mine}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    project.generate_secrets("prod");
+    let again = project.secrets("prod");
+    assert_eq!(again["SESSION_KEY"], mine);
+    assert_eq!(again.len(), secrets.len(), "{again:?}");
+}
+
+#[test]
+fn secrets_check_fails_on_a_weak_secret() {
+    let project = fixture("otto");
+    // Nothing generated yet: missing secrets fail.
+    project
+        .stack()
+        .args(["secrets", "check", "prod"])
+        .assert()
+        .code(1);
+    project.generate_secrets("prod");
+    project
+        .stack()
+        .args(["secrets", "check", "prod"])
+        .assert()
+        .code(0);
+
+    let path = project.path("environments/prod/secrets.env");
+    let weak: String = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("POSTGRES_PASSWORD=") {
+                "POSTGRES_PASSWORD=password\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&path, weak).unwrap();
+    assert_eq!(
+        parse_env(&fs::read_to_string(&path).unwrap())["POSTGRES_PASSWORD"],
+        "password"
+    );
+    project
+        .stack()
+        .args(["secrets", "check", "prod"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("POSTGRES_PASSWORD"));
+}
+
+#[test]
+fn secrets_check_fails_on_a_readable_file() {
+    let project = fixture_for("otto", "prod");
+    let path = project.path("environments/prod/secrets.env");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    project
+        .stack()
+        .args(["secrets", "check", "prod"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("chmod 600"));
+}
+
+#[test]
+fn prod_build_without_secrets_names_the_fix() {
+    let project = fixture("otto");
+    project
+        .stack()
+        .args(["--env", "prod", "build"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stack secrets generate prod"));
+    assert!(!project.path(".stack").exists());
+    assert!(!project.path("environments/prod/secrets.env").exists());
+}
+
+#[test]
+fn dev_build_generates_missing_secrets_once() {
+    let project = fixture("otto");
+    project.build("dev", None);
+    let path = project.path("environments/dev/secrets.env");
+    assert_eq!(mode(&path), 0o600);
+    let first = fs::read(&path).unwrap();
+    assert!(project.secrets("dev").contains_key("POSTGRES_PASSWORD"));
+    project.build("dev", None);
+    assert_eq!(fs::read(&path).unwrap(), first);
+}
+
+#[test]
+fn init_then_build() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("shop");
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .success();
+    for file in [
+        "stack.env",
+        "environments/staging/stack.env",
+        "environments/prod/stack.env",
+        ".gitignore",
+    ] {
+        assert!(dir.join(file).is_file(), "init did not write `{file}`");
+    }
+    let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(gitignore.contains("secrets.env"), "{gitignore}");
+    stack()
+        .current_dir(temp.path())
+        .arg("-C")
+        .arg(&dir)
+        .arg("build")
+        .assert()
+        .success();
+    assert!(dir.join(".stack/dev/docker-compose.yml").is_file());
+
+    let project_file = fs::read(dir.join("stack.env")).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .code(2);
+    assert_eq!(fs::read(dir.join("stack.env")).unwrap(), project_file);
+}
+
+#[test]
+fn completions_for_bash() {
+    stack()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("_stack"))
+        .stdout(predicate::str::contains("complete"))
+        .stdout(predicate::str::contains("build"));
+    stack()
+        .args(["completions", "nosuchshell"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn check_prod_fails_on_an_unpinned_latest_image() {
+    // minimal's only service runs `stack-test/busybox:latest`.
+    let project = fixture_for("minimal", "prod");
+    project
+        .stack()
+        .args(["check", "prod"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("service `web`"))
+        .stderr(predicate::str::contains("stack-test/busybox:latest"));
+}
+
+#[test]
+fn check_prod_passes_on_a_pinned_project() {
+    let project = fixture_for("wrnexus", "prod");
+    project
+        .stack()
+        .args(["check", "prod"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("passed"));
+    // Pinning matters: the same project with `:latest` fails, naming the service.
+    project
+        .stack()
+        .args(["--set", "VERSION=latest", "check", "prod"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("service `api`"));
+}
+
+#[test]
+fn help_and_version_exit_0_and_usage_errors_exit_2() {
+    stack()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("build"));
+    stack()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    stack().arg("no-such-command").assert().code(2);
+}

@@ -1,0 +1,311 @@
+//! Helpers shared by the integration tests: fixtures copied into temporary directories,
+//! the `stack` binary run with a clean environment, and bundle readers.
+//!
+//! Every test works on a copy, so the fixtures in the repository are never written to.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+/// The repository root (where `Cargo.toml` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The folder of one good fixture.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    repo_root().join("fixtures").join(name)
+}
+
+/// Names of the sub-folders of `dir`, sorted (discovered at run time, so adding a
+/// folder adds a case).
+pub fn folders(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", dir.display()))
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no folders in `{}`", dir.display());
+    names
+}
+
+/// Every good fixture: the folders of `fixtures/`.
+pub fn fixtures() -> Vec<String> {
+    folders(&repo_root().join("fixtures"))
+}
+
+/// Every bad fixture: the folders of `fixtures-bad/`.
+pub fn bad_fixtures() -> Vec<String> {
+    folders(&repo_root().join("fixtures-bad"))
+}
+
+/// The environments every fixture is built for.
+pub const ENVS: &[&str] = &["dev", "staging", "prod"];
+
+/// A project copied into a temporary directory; deleted on drop.
+pub struct Project {
+    /// Holds the project (and anything else a test puts beside it).
+    pub temp: TempDir,
+    /// The project directory, canonical (the tool canonicalizes it too).
+    pub dir: PathBuf,
+}
+
+impl Project {
+    /// `path` inside the project.
+    pub fn path(&self, path: &str) -> PathBuf {
+        self.dir.join(path)
+    }
+
+    /// The default bundle directory of `env`.
+    pub fn bundle_dir(&self, env: &str) -> PathBuf {
+        self.dir.join(".stack").join(env)
+    }
+
+    /// A fresh directory beside the project (not inside it).
+    pub fn sibling(&self, name: &str) -> PathBuf {
+        let path = self.temp.path().join(name);
+        fs::create_dir_all(&path).unwrap();
+        path.canonicalize().unwrap()
+    }
+
+    /// `stack -C <project> ...`, run from a directory outside the project.
+    pub fn stack(&self) -> assert_cmd::Command {
+        let mut command = stack();
+        command
+            .current_dir(self.sibling("cwd"))
+            .arg("-C")
+            .arg(&self.dir);
+        command
+    }
+
+    /// Append `text` to the project's `stack.env`.
+    pub fn append(&self, text: &str) {
+        let path = self.path("stack.env");
+        let mut contents = fs::read_to_string(&path).unwrap();
+        if !contents.ends_with('\n') {
+            contents.push('\n');
+        }
+        contents.push_str(text);
+        fs::write(path, contents).unwrap();
+    }
+
+    /// `stack secrets generate ENV`, which must succeed.
+    pub fn generate_secrets(&self, env: &str) {
+        self.stack()
+            .args(["secrets", "generate", env])
+            .assert()
+            .success();
+    }
+
+    /// The secrets of `env` as written to `environments/ENV/secrets.env` (empty when
+    /// the file does not exist).
+    pub fn secrets(&self, env: &str) -> BTreeMap<String, String> {
+        let path = self.path(&format!("environments/{env}/secrets.env"));
+        match fs::read_to_string(&path) {
+            Ok(text) => parse_env(&text),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Build `env` into `out` (the default bundle directory when `None`); returns the
+    /// bundle directory. Panics with the tool's stderr on failure.
+    pub fn build(&self, env: &str, out: Option<&Path>) -> PathBuf {
+        let mut command = self.stack();
+        command.args(["--env", env, "build"]);
+        if let Some(out) = out {
+            command.arg("--out").arg(out);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "`stack --env {env} build` failed in `{}` ({}):\n{}",
+            self.dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out.map(Path::to_path_buf)
+            .unwrap_or_else(|| self.bundle_dir(env))
+    }
+}
+
+/// Copy `source` into a new temporary directory as `<temp>/project`. Files that are never
+/// committed (secrets, personal overrides, rendered bundles) are left out, so a stray
+/// local run in the repository cannot leak into a test.
+pub fn copy_project(source: &Path) -> Project {
+    let temp = tempfile::Builder::new()
+        .prefix("stack-test-")
+        .tempdir()
+        .unwrap();
+    let dir = temp.path().join("project");
+    copy_tree(source, &dir);
+    let dir = dir.canonicalize().unwrap();
+    Project { temp, dir }
+}
+
+/// Copy the good fixture `name`.
+pub fn fixture(name: &str) -> Project {
+    copy_project(&fixture_dir(name))
+}
+
+/// Copy the good fixture `name` and, outside `dev` (which generates its own on first
+/// build), generate the secrets of `env` as a user would.
+pub fn fixture_for(name: &str, env: &str) -> Project {
+    let project = fixture(name);
+    if env != "dev" {
+        project.generate_secrets(env);
+    }
+    project
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        if matches!(
+            name_text.as_ref(),
+            "secrets.env" | "stack.local.env" | ".stack"
+        ) {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The `stack` binary with a predictable environment: no colour, no inherited
+/// `STACK_ENV`, and none of the variables the bad fixtures rely on being unset.
+pub fn stack() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("stack").unwrap();
+    command
+        .env("NO_COLOR", "1")
+        .env_remove("STACK_ENV")
+        .env_remove("STACK_TEST_UNSET_VERSION")
+        .env_remove("CUSTOM_TAG_OVERRIDE")
+        .env_remove("TAG_OVERRIDE")
+        .env_remove("DATABASE_VM")
+        .env_remove("MONITORING_VM")
+        .env_remove("VERSION");
+    command
+}
+
+/// `KEY=VALUE` lines of an env file (comments and blank lines skipped, one level of
+/// single or double quotes removed).
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| value.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .unwrap_or(value);
+            (key.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
+}
+
+/// One file of a tree on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// Every file under `dir` (relative path → contents and mode); empty when `dir` does
+/// not exist.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, TreeFile> {
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, TreeFile>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if meta.is_dir() {
+            // Directories are recorded too, so an empty new folder counts as a write.
+            out.insert(
+                format!("{rel}/"),
+                TreeFile {
+                    contents: Vec::new(),
+                    mode: meta.permissions().mode() & 0o777,
+                },
+            );
+            walk(root, &path, out);
+        } else {
+            out.insert(
+                rel,
+                TreeFile {
+                    contents: fs::read(&path).unwrap(),
+                    mode: meta.permissions().mode() & 0o777,
+                },
+            );
+        }
+    }
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("cannot stat `{}`: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The full path of `tool` on `PATH`, or a failure that says how to install it.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(tool);
+        if candidate.is_file() && mode(&candidate) & 0o111 != 0 {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{tool}` is not installed: install {tool} (scripts/install-ci-deps.sh installs every \
+         validator: docker-compose, caddy, nginx, systemd, python3-jsonschema, python3-yaml)"
+    );
+}
+
+/// The Compose Specification schema, beside the repository as CI lays it out.
+pub fn compose_schema() -> PathBuf {
+    let path = repo_root().join("../shared/schemas/compose-spec.json");
+    assert!(
+        path.is_file(),
+        "the Compose Specification schema is missing at `{}`: clone the `shared` repository \
+         beside this one (CI does)",
+        path.display()
+    );
+    path.canonicalize().unwrap()
+}
+
+/// Text of a command's stdout or stderr.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,445 @@
+//! Integration tests against a real Docker Engine, through the `stack` binary.
+//!
+//! Needs a running dockerd (`scripts/ensure-docker.sh`) and the local test images
+//! (`scripts/build-test-images.sh`). When the engine is unreachable these tests FAIL with a
+//! clear message rather than skip: CI starts dockerd, so a missing engine is a setup bug.
+//!
+//! Every test writes its own project into a temp dir with a unique `STACK_PROJECT`
+//! (`t-<test>-<pid>`), so the tests run in parallel, and a [`Project`] guard runs
+//! `stack down --volumes` when the test ends, passed or failed.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Output};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+const BUSYBOX: &str = "stack-test/busybox:latest";
+const CADDY: &str = "stack-test/caddy:latest";
+const HTTPD: &str = "httpd -f -p 8080 -h /var/www";
+
+static ENGINE: Once = Once::new();
+
+/// Panic (fail the test) with a clear message when the engine or the test images are missing.
+fn require_engine() {
+    ENGINE.call_once(|| {
+        let info = StdCommand::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        match info {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "the Docker engine is unreachable (`docker info` failed): {}\n\
+                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => panic!(
+                "cannot run `docker info` ({e}); install docker.io and run `scripts/ensure-docker.sh`"
+            ),
+        }
+        for image in [BUSYBOX, CADDY] {
+            let ok = StdCommand::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", image])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(ok, "test image `{image}` is missing: run `scripts/build-test-images.sh`");
+        }
+    });
+}
+
+fn docker(args: &[&str]) -> Output {
+    StdCommand::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A busybox httpd service with an HTTP health check on `/health` every second.
+fn httpd_service(name: &str) -> String {
+    let key = name.to_uppercase().replace('-', "_");
+    format!(
+        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
+         SERVICE_{key}_COMMAND={HTTPD}\n\
+         SERVICE_{key}_PORT=8080\n\
+         SERVICE_{key}_HEALTH=/health\n\
+         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
+    )
+}
+
+/// One project in a temp dir; removed from the engine (with volumes) on drop.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Project {
+    /// `body` is appended after `STACK_PROJECT`, the project name being `t-<test>-<pid>`.
+    fn new(test: &str, body: &str) -> Project {
+        require_engine();
+        let name = format!("t-{}-{}", test.replace('_', "-"), std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project { dir, name };
+        project.write(body);
+        project
+    }
+
+    fn write(&self, body: &str) {
+        std::fs::write(
+            self.dir.path().join("stack.env"),
+            format!("STACK_PROJECT={}\nSTACK_TLS=off\n{body}", self.name),
+        )
+        .unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.path().join(".stack").join("dev")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("stack").unwrap();
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .env_remove("STACK_ENV")
+            .args(args)
+            .timeout(Duration::from_secs(90));
+        cmd
+    }
+
+    /// Run `stack ARGS` and return its output, whatever the exit code.
+    fn stack(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run `stack ARGS` and fail the test with its output unless it exits 0.
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.stack(args);
+        assert!(
+            out.status.success(),
+            "`stack {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    /// `(name, id)` of every container labelled with this project, sorted by name.
+    fn containers(&self) -> Vec<(String, String)> {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&["ps", "-a", "--no-trunc", "--filter", &filter, "--format", "{{.Names}} {{.ID}}"]);
+        assert!(out.status.success(), "docker ps: {}", text(&out.stderr));
+        let mut rows: Vec<(String, String)> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    fn container(&self, service: &str) -> String {
+        format!("{}-{service}-1", self.name)
+    }
+
+    fn id_of(&self, service: &str) -> String {
+        let name = self.container(service);
+        self.containers()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no container `{name}`: {:?}", self.containers()))
+            .1
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.stack(&["down", "--volumes"]);
+        // Belt and braces: anything the CLI left behind.
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in text(&out.stdout).split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
+    }
+}
+
+fn three_services() -> String {
+    format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=db,api,web\n{}{}SERVICE_API_DEPENDS_ON=db\n{}SERVICE_WEB_DEPENDS_ON=api\n",
+        httpd_service("db"),
+        httpd_service("api"),
+        httpd_service("web")
+    )
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = docker(&["inspect", "--format", format, container]);
+    assert!(out.status.success(), "docker inspect {container}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+// (a) + (b) + (c)
+#[test]
+fn cold_start_labels_noop_and_targeted_recreate() {
+    let p = Project::new("cold", &three_services());
+    let started = Instant::now();
+    p.ok(&["start"]);
+    eprintln!("cold start took {:?}", started.elapsed());
+
+    let names: Vec<String> = p.containers().into_iter().map(|(n, _)| n).collect();
+    let mut want: Vec<String> = ["api", "db", "web"].iter().map(|s| p.container(s)).collect();
+    want.sort();
+    assert_eq!(names, want);
+    for service in ["db", "api", "web"] {
+        let c = p.container(service);
+        assert_eq!(inspect(&c, "{{.State.Status}}"), "running");
+        let label = |key: &str| inspect(&c, &format!("{{{{index .Config.Labels \"{key}\"}}}}"));
+        assert_eq!(label("com.docker.compose.project"), p.name);
+        assert_eq!(label("com.docker.compose.service"), service);
+        assert_eq!(label("com.docker.compose.container-number"), "1");
+        assert_eq!(label("com.docker.compose.oneoff"), "False");
+        let hash = label("com.docker.compose.config-hash");
+        assert!(!hash.is_empty() && hash != "<no value>", "{c}: no config-hash label");
+    }
+    // Dependencies were healthy when their dependents started.
+    let db_health = inspect(&p.container("db"), "{{.State.Health.Status}}");
+    assert_eq!(db_health, "healthy");
+
+    // (b) a second start changes nothing.
+    let before = p.containers();
+    let out = p.ok(&["start"]);
+    assert_eq!(p.containers(), before, "a no-op start replaced containers");
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("0 change"), "no-op start reported changes:\n{all}");
+
+    // (c) one service's env changes: only that one is recreated.
+    let (db, api, web) = (p.id_of("db"), p.id_of("api"), p.id_of("web"));
+    p.ok(&["start", "--set", "SERVICE_API_ENV_FOO=2"]);
+    assert_eq!(p.id_of("db"), db, "db was recreated");
+    assert_eq!(p.id_of("web"), web, "web was recreated");
+    let new_api = p.id_of("api");
+    assert_ne!(new_api, api, "api was not recreated");
+    let env = inspect(&p.container("api"), "{{json .Config.Env}}");
+    assert!(env.contains("\"FOO=2\""), "api env: {env}");
+    assert_eq!(p.containers().len(), 3, "{:?}", p.containers());
+}
+
+// (d)
+#[test]
+fn failing_health_check_exits_1_naming_the_service() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=sick\nSTACK_HEALTH_TIMEOUT=10s\n\
+         SERVICE_SICK_IMAGE={BUSYBOX}\nSERVICE_SICK_COMMAND={HTTPD}\n\
+         SERVICE_SICK_HEALTH_CMD=false\nSERVICE_SICK_HEALTH_INTERVAL=1s\nSERVICE_SICK_HEALTH_RETRIES=1\n"
+    );
+    let p = Project::new("sick", &body);
+    let started = Instant::now();
+    let out = p.stack(&["start"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("sick"), "stderr does not name the service:\n{stderr}");
+    assert!(stderr.to_lowercase().contains("health"), "stderr does not mention health:\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+}
+
+// (e)
+#[test]
+fn unpullable_image_is_an_outside_failure() {
+    let body = "STACK_PROXY=none\nSTACK_SERVICES=ghost\nSERVICE_GHOST_IMAGE=stack-test/does-not-exist:1\n";
+    let p = Project::new("pull", body);
+    let out = p.stack(&["start"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(stderr.contains("ghost"), "stderr does not name the service:\n{stderr}");
+    assert!(
+        stderr.contains("stack-test/does-not-exist"),
+        "stderr does not name the image:\n{stderr}"
+    );
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+}
+
+// (f)
+#[test]
+fn orphan_service_is_removed() {
+    let both = format!("STACK_PROXY=none\nSTACK_SERVICES=web,old\n{}{}", httpd_service("web"), httpd_service("old"));
+    let p = Project::new("orphan", &both);
+    p.ok(&["start"]);
+    assert_eq!(p.containers().len(), 2, "{:?}", p.containers());
+    let web = p.id_of("web");
+    p.write(&format!("STACK_PROXY=none\nSTACK_SERVICES=web\n{}", httpd_service("web")));
+    p.ok(&["start"]);
+    let names: Vec<String> = p.containers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec![p.container("web")], "the orphan is still there");
+    assert_eq!(p.id_of("web"), web, "web was recreated");
+}
+
+// (g)
+#[test]
+fn down_keeps_volumes_unless_asked() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}SERVICE_WEB_VOLUMES=data:/data\n\
+         SERVICE_WEB_COMMAND=sh -c 'echo hello > /data/f; exec {HTTPD}'\n",
+        httpd_service("web")
+    );
+    let p = Project::new("vol", &body);
+    p.ok(&["start"]);
+    let c = p.container("web");
+    let volume = format!("{}_data", p.name);
+    assert!(docker(&["volume", "inspect", &volume]).status.success(), "volume {volume} missing");
+    // A marker written after start (the command would rewrite /data/f itself).
+    let w = docker(&["exec", &c, "sh", "-c", "echo kept > /data/marker"]);
+    assert!(w.status.success(), "{}", text(&w.stderr));
+
+    p.ok(&["down"]);
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    assert!(docker(&["volume", "inspect", &volume]).status.success(), "down removed {volume}");
+
+    p.ok(&["start"]);
+    let f = docker(&["exec", &c, "cat", "/data/f"]);
+    assert_eq!(text(&f.stdout).trim(), "hello", "{}", text(&f.stderr));
+    let m = docker(&["exec", &c, "cat", "/data/marker"]);
+    assert_eq!(text(&m.stdout).trim(), "kept", "volume data lost: {}", text(&m.stderr));
+
+    p.ok(&["down", "--volumes"]);
+    assert!(!docker(&["volume", "inspect", &volume]).status.success(), "{volume} survived down --volumes");
+}
+
+// (h)
+#[test]
+fn debian_docker_compose_sees_the_containers() {
+    let p = Project::new("compose", &format!("STACK_PROXY=none\nSTACK_SERVICES=web\n{}", httpd_service("web")));
+    p.ok(&["start"]);
+    let yml = std::fs::read_to_string(p.bundle().join("docker-compose.yml")).unwrap();
+    let copy: String = yml
+        .lines()
+        .filter(|l| !l.starts_with("name:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let copy_path = p.bundle().join("compose-v1.yml");
+    std::fs::write(&copy_path, copy).unwrap();
+    let out = StdCommand::new("docker-compose")
+        .current_dir(p.bundle())
+        .args(["-p", &p.name, "-f"])
+        .arg(&copy_path)
+        .arg("ps")
+        .output()
+        .expect("docker-compose is installed (scripts/install-ci-deps.sh)");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "docker-compose ps failed:\n{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains(&p.container("web")), "docker-compose ps does not list web:\n{stdout}");
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+// (i)
+#[test]
+fn routed_service_answers_through_caddy() {
+    let http = free_port();
+    let https = free_port();
+    let body = format!(
+        "STACK_PROXY=caddy\nSTACK_PROXY_IMAGE={CADDY}\nSTACK_HTTP_PORT={http}\nSTACK_HTTPS_PORT={https}\n\
+         STACK_SERVICES=web\n{}SERVICE_WEB_ROUTE=localhost\n",
+        httpd_service("web")
+    );
+    let p = Project::new("proxy", &body);
+    p.ok(&["start"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    loop {
+        match http_get(http, "/health") {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => {
+                assert!(response.contains("ok"), "{response}");
+                break;
+            }
+            Ok(response) => last = response,
+            Err(e) => last = e.to_string(),
+        }
+        assert!(Instant::now() < deadline, "no 200 through caddy on :{http} within 10 s; last: {last}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// (j)
+#[test]
+fn status_json_and_health_exit_codes() {
+    let body = format!("STACK_PROXY=none\nSTACK_SERVICES=web,api\n{}{}", httpd_service("web"), httpd_service("api"));
+    let p = Project::new("status", &body);
+    p.ok(&["start"]);
+    let out = p.ok(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", text(&out.stdout)));
+    let services: Vec<&str> = json["services"]
+        .as_array()
+        .expect("services array")
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert!(services.contains(&"web") && services.contains(&"api"), "{json}");
+    p.ok(&["health"]);
+
+    p.ok(&["stop", "web"]);
+    let out = p.stack(&["health"]);
+    assert_eq!(out.status.code(), Some(1), "health after stop web:\n{}{}", text(&out.stdout), text(&out.stderr));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("web"), "{all}");
+}
+
+// (k)
+#[test]
+fn logs_are_prefixed_by_service() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}\
+         SERVICE_WEB_COMMAND=sh -c 'for i in 1 2 3 4 5 6 7 8; do echo line$$i; done; exec {HTTPD}'\n",
+        httpd_service("web")
+    );
+    let p = Project::new("logs", &body);
+    p.ok(&["start"]);
+    let out = p.ok(&["logs", "web", "--tail", "5"]);
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 5, "--tail 5 printed:\n{stdout}");
+    for line in &lines {
+        assert!(line.starts_with("web-1"), "line without the `web-1` prefix: {line:?}");
+    }
+    assert!(stdout.contains("line8") && !stdout.contains("line3"), "{stdout}");
+}
+
+// (l)
+#[test]
+fn dry_run_creates_nothing() {
+    let p = Project::new("dry", &three_services());
+    let out = p.ok(&["start", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("create"), "dry run printed no create action:\n{stdout}");
+    assert!(p.containers().is_empty(), "dry run created containers: {:?}", p.containers());
+    let net = docker(&["network", "inspect", &format!("{}_default", p.name)]);
+    assert!(!net.status.success(), "dry run created the network");
+}

@@ -1,0 +1,292 @@
+//! Bad input: every folder of `fixtures-bad/` fails `stack build` with exit 2, at the
+//! `file:line` and with the message its `expect.txt` names, and writes nothing. Plus the
+//! other classes of bad input: unknown environment, undecodable project files, an
+//! unrelated `--out` directory, `init` over an existing project.
+
+mod common;
+
+use std::fs;
+
+use common::{bad_fixtures, copy_project, fixture, read_tree, repo_root, stack, text};
+use proptest::prelude::*;
+
+/// What `expect.txt` promises: line 1 `file:line`, line 2 a lowercase message substring.
+struct Expectation {
+    location: String,
+    message: String,
+}
+
+fn expectation(case: &str) -> Expectation {
+    let path = repo_root()
+        .join("fixtures-bad")
+        .join(case)
+        .join("expect.txt");
+    let contents = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
+    let mut lines = contents.lines();
+    let location = lines.next().unwrap_or_default().trim().to_string();
+    let message = lines.next().unwrap_or_default().trim().to_string();
+    assert!(
+        location.contains(':') && !message.is_empty(),
+        "`{}` must hold `file:line` then a message substring",
+        path.display()
+    );
+    Expectation { location, message }
+}
+
+/// Every problem with one bad fixture.
+fn check_bad(case: &str) -> Vec<String> {
+    let Expectation { location, message } = expectation(case);
+    let project = copy_project(&repo_root().join("fixtures-bad").join(case));
+    let cwd = project.sibling("cwd");
+    let before = read_tree(&project.dir);
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    let mut problems = Vec::new();
+    if output.status.code() != Some(2) {
+        problems.push(format!("exit code {:?}, expected 2", output.status.code()));
+    }
+    if stderr.contains("panicked") {
+        problems.push("the binary panicked".into());
+    }
+    // `--> file:line:col`: the location must start with exactly `file:line:`.
+    let locations: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--> "))
+        .collect();
+    if !locations
+        .iter()
+        .any(|l| l.starts_with(&format!("{location}:")))
+    {
+        problems.push(format!(
+            "no `--> {location}:` location; found {locations:?}"
+        ));
+    }
+    if !stderr.to_lowercase().contains(&message.to_lowercase()) {
+        problems.push(format!("stderr does not mention `{message}`"));
+    }
+    let after = read_tree(&project.dir);
+    if before != after {
+        let changed: Vec<&String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .collect();
+        problems.push(format!("a failed build wrote to the project: {changed:?}"));
+    }
+    if project.path(".stack").exists() {
+        problems.push("`.stack` was created".into());
+    }
+    if project.path("environments/dev/secrets.env").exists() {
+        problems.push("`environments/dev/secrets.env` was created".into());
+    }
+    if fs::read_dir(&cwd).unwrap().next().is_some() {
+        problems.push("a failed build wrote to the working directory".into());
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("[{case}] {p}\n---- stderr ----\n{stderr}"))
+        .collect()
+}
+
+#[test]
+fn every_bad_fixture_fails_at_its_line_and_writes_nothing() {
+    let cases = bad_fixtures();
+    let problems: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|case| scope.spawn(move || check_bad(case)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a case panicked"))
+            .collect()
+    });
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in {} bad fixture(s):\n\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn unknown_environment_exits_2() {
+    let project = fixture("minimal");
+    project
+        .stack()
+        .args(["--env", "nope", "build"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("unknown environment `nope`"));
+    assert!(!project.path(".stack").exists());
+}
+
+#[test]
+fn unknown_environment_from_stack_env_variable_exits_2() {
+    let project = fixture("minimal");
+    project
+        .stack()
+        .env("STACK_ENV", "nope")
+        .arg("build")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("`nope`"));
+}
+
+#[test]
+fn missing_project_directory_exits_2() {
+    let project = fixture("minimal");
+    stack()
+        .arg("-C")
+        .arg(project.temp.path().join("does-not-exist"))
+        .arg("build")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("does not exist"));
+}
+
+/// Write `bytes` as the project file of a new project and build it.
+fn build_garbage(bytes: &[u8]) -> std::process::Output {
+    let temp = tempfile::tempdir().unwrap();
+    fs::write(temp.path().join("stack.env"), bytes).unwrap();
+    let output = stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(
+        !temp.path().join(".stack").exists(),
+        "a failed build wrote a bundle"
+    );
+    output
+}
+
+#[test]
+fn invalid_utf8_exits_2_without_panicking() {
+    let output = build_garbage(b"STACK_PROJECT=ok\n\xff\xfe\x00garbage\x80\n");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("UTF-8"), "{stderr}");
+    assert!(stderr.contains("--> stack.env:"), "{stderr}");
+}
+
+#[test]
+fn binary_garbage_exits_2_without_panicking() {
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for bytes in [
+        &garbage[..],
+        b"\0\0\0\0",
+        b"STACK_PROJECT=\"never closed",
+        b"STACK_PROJECT=a\0b\n",
+        "STACK_PROJECT=caf\u{e9}\r\nSTACK_SERVICES=\u{1f600}\n".as_bytes(),
+        b"=\n==\n${\n",
+    ] {
+        let output = build_garbage(bytes);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bytes:?}\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{bytes:?}\n{stderr}");
+        assert!(stderr.starts_with("error: "), "{bytes:?}\n{stderr}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any bytes at all: a clean exit 2, never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let output = build_garbage(&bytes);
+        let stderr = text(&output.stderr);
+        prop_assert_eq!(output.status.code(), Some(2), "{}", stderr);
+        prop_assert!(!stderr.contains("panicked"), "{}", stderr);
+    }
+}
+
+#[test]
+fn build_out_refuses_an_unrelated_non_empty_directory() {
+    let project = fixture("minimal");
+    let out = project.sibling("precious");
+    fs::write(out.join("notes.txt"), "keep me\n").unwrap();
+    fs::create_dir(out.join("sub")).unwrap();
+    fs::write(out.join("sub/data"), [0u8, 1, 2]).unwrap();
+    let before = read_tree(&out);
+    project
+        .stack()
+        .arg("build")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is not empty"));
+    assert_eq!(read_tree(&out), before, "the directory was changed");
+    let leftovers: Vec<_> = fs::read_dir(project.temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary folders left: {leftovers:?}"
+    );
+}
+
+#[test]
+fn init_refuses_a_directory_with_a_project_file() {
+    let project = fixture("minimal");
+    let before = read_tree(&project.dir);
+    stack()
+        .current_dir(project.temp.path())
+        .args(["init", "--yes"])
+        .arg(&project.dir)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("already has a stack.env"));
+    assert_eq!(read_tree(&project.dir), before, "init changed the project");
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_PROT=8080\n");
+    let line = fs::read_to_string(project.path("stack.env"))
+        .unwrap()
+        .lines()
+        .count();
+    project
+        .stack()
+        .arg("build")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(format!("--> stack.env:{line}:")))
+        .stderr(predicates::str::contains("PORT"));
+}
+
+/// `dev` generates missing secrets before building; a project that fails validation
+/// must not get a secrets file (or anything else) first.
+#[test]
+fn a_failing_dev_build_does_not_generate_secrets() {
+    let project = fixture("otto");
+    project.append("SERVICE_APP_REPLICAS=two\n");
+    let before = read_tree(&project.dir);
+    project
+        .stack()
+        .arg("build")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("SERVICE_APP_REPLICAS"));
+    assert!(!project.path("environments/dev/secrets.env").exists());
+    assert_eq!(
+        read_tree(&project.dir),
+        before,
+        "a failed build wrote to the project"
+    );
+    // The same project, fixed, does generate them.
+    project.append("SERVICE_APP_REPLICAS=2\n");
+    project.build("dev", None);
+    assert!(project.path("environments/dev/secrets.env").is_file());
+}

@@ -1,0 +1,359 @@
+//! Every fixture, in every environment, rendered and checked with the real tools of each
+//! format (mirroring `shared/tools/validate-bundle`): the Compose Specification schema,
+//! `docker-compose config`, `caddy validate`, `nginx -t` and `systemd-analyze verify`.
+//! Also: no secret value outside `.env`, `.env` private, and byte-identical rebuilds.
+//!
+//! A snapshot proves stability; these prove correctness. A validator that is not
+//! installed fails the test: a skipped check proves nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{compose_schema, fixture_for, fixtures, mode, read_tree, require_tool};
+
+/// The tools, found once per test.
+struct Tools {
+    python: PathBuf,
+    docker_compose: PathBuf,
+    caddy: PathBuf,
+    nginx: PathBuf,
+    systemd_analyze: PathBuf,
+    schema: PathBuf,
+}
+
+impl Tools {
+    fn find() -> Self {
+        let python = require_tool("python3");
+        let probe = Command::new(&python)
+            .args(["-c", "import jsonschema, yaml"])
+            .output()
+            .unwrap();
+        assert!(
+            probe.status.success(),
+            "python3 cannot import jsonschema and yaml: install python3-jsonschema and \
+             python3-yaml (pip install jsonschema pyyaml)\n{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        Tools {
+            python,
+            docker_compose: require_tool("docker-compose"),
+            caddy: require_tool("caddy"),
+            nginx: require_tool("nginx"),
+            systemd_analyze: require_tool("systemd-analyze"),
+            schema: compose_schema(),
+        }
+    }
+}
+
+/// Validate against the schema, then write a copy without the top-level `name:` (Compose
+/// v1 predates it) for `docker-compose config`.
+const SCHEMA_CHECK: &str = r#"
+import json, sys, yaml, jsonschema
+schema_path, compose_path, stripped_path = sys.argv[1:4]
+doc = yaml.safe_load(open(compose_path))
+validator = jsonschema.Draft202012Validator(json.load(open(schema_path)))
+errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path)))
+for e in errors[:20]:
+    print("/" + "/".join(map(str, e.path)) + ": " + e.message)
+stripped = dict(doc)
+stripped.pop("name", None)
+yaml.safe_dump(stripped, open(stripped_path, "w"))
+sys.exit(1 if errors else 0)
+"#;
+
+/// Lines of `systemd-analyze verify` that come from the test machine (missing binaries,
+/// no running systemd), not from the unit's syntax. From `validate-bundle`.
+const TOLERATED: &str = r"is not executable|No such file or directory|not found|Failed to prepare filename|Command .* is not|Unit .* not found|Failed to load|Cannot add dependency job";
+
+/// A `|`-separated list of patterns where `.*` is the only wildcard: enough for
+/// `TOLERATED`, without a regex dependency.
+fn tolerated(line: &str) -> bool {
+    TOLERATED.split('|').any(|pattern| {
+        let mut rest = line;
+        for part in pattern.split(".*") {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        true
+    })
+}
+
+fn run(command: &mut Command) -> (bool, String) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Every problem with one bundle, as readable lines.
+fn validate(tools: &Tools, bundle: &Path, scratch: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut fail = |what: &str, detail: &str| problems.push(format!("{what}:\n{detail}"));
+
+    // Compose: the schema, then docker-compose v1 on a copy inside the bundle (so `.env`
+    // beside it is read).
+    let compose = bundle.join("docker-compose.yml");
+    let stripped = bundle.join(".validate-compose-v1.yml");
+    if !compose.is_file() {
+        fail("docker-compose.yml", "missing");
+    } else {
+        let (ok, out) = run(Command::new(&tools.python)
+            .args(["-c", SCHEMA_CHECK])
+            .arg(&tools.schema)
+            .arg(&compose)
+            .arg(&stripped));
+        if !ok {
+            fail("compose-spec schema", &out);
+        }
+        if stripped.is_file() {
+            let (ok, out) = run(Command::new(&tools.docker_compose)
+                .arg("-f")
+                .arg(&stripped)
+                .args(["config", "-q"])
+                .current_dir(bundle));
+            if !ok {
+                fail("docker-compose config -q", &out);
+            }
+            let _ = std::fs::remove_file(&stripped);
+        }
+    }
+
+    let caddyfile = bundle.join("Caddyfile");
+    if caddyfile.is_file() {
+        let home = scratch.join("caddy-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let (ok, out) = run(Command::new(&tools.caddy)
+            .args(["validate", "--adapter", "caddyfile", "--config"])
+            .arg(&caddyfile)
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", &home)
+            .env("XDG_CONFIG_HOME", &home)
+            .current_dir(bundle));
+        if !ok {
+            fail("caddy validate", &out);
+        }
+    }
+
+    let nginx_conf = bundle.join("nginx/nginx.conf");
+    if nginx_conf.is_file() {
+        let prefix = scratch.join("nginx-prefix");
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let (ok, out) = run(Command::new(&tools.nginx)
+            .args(["-t", "-q", "-p"])
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&nginx_conf)
+            .arg("-g")
+            .arg(format!("pid {}/nginx.pid;", prefix.display())));
+        if !ok {
+            fail("nginx -t", &out);
+        }
+    }
+
+    let units: Vec<PathBuf> = std::fs::read_dir(bundle)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "service" || x == "timer")
+        })
+        .collect();
+    if units.is_empty() {
+        fail("systemd unit", "no *.service file in the bundle");
+    }
+    for unit in &units {
+        let output = Command::new(&tools.systemd_analyze)
+            .args(["verify", "--man=no", "--recursive-errors=no"])
+            .arg(unit)
+            .current_dir(scratch)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let bad: Vec<&str> = all
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !tolerated(l))
+            .collect();
+        if !bad.is_empty() {
+            fail(
+                &format!("systemd-analyze verify {}", unit.display()),
+                &bad.join("\n"),
+            );
+        }
+    }
+    problems
+}
+
+/// Build `fixture` for `env` twice and check everything; returns the problems.
+fn check_fixture(tools: &Tools, fixture: &str, env: &str) -> Vec<String> {
+    let project = fixture_for(fixture, env);
+    let out = project.temp.path().join("bundle");
+    let scratch = project.sibling("scratch");
+    project.build(env, Some(&out));
+    let first = read_tree(&out);
+    let mut problems = Vec::new();
+
+    // Determinism: the same input renders the same bytes.
+    project.build(env, Some(&out));
+    let second = read_tree(&out);
+    if first != second {
+        let differing: Vec<&String> = first
+            .keys()
+            .chain(second.keys())
+            .filter(|k| first.get(*k) != second.get(*k))
+            .collect();
+        problems.push(format!("a second build differs in {differing:?}"));
+    }
+
+    // Secrets: only in `.env`, which is private.
+    let secrets = project.secrets(env);
+    for (path, file) in &first {
+        if path == ".env" || path.ends_with('/') {
+            continue;
+        }
+        let contents = String::from_utf8_lossy(&file.contents);
+        for (name, value) in &secrets {
+            if !value.is_empty() && contents.contains(value.as_str()) {
+                problems.push(format!("the value of secret `{name}` appears in `{path}`"));
+            }
+        }
+    }
+    let env_file = out.join(".env");
+    if env_file.exists() {
+        let mode = mode(&env_file);
+        if mode != 0o600 {
+            problems.push(format!("`.env` has mode {mode:o}, not 600"));
+        }
+    } else if !secrets.is_empty() {
+        problems.push(format!(
+            "the environment has secrets {:?} but the bundle has no `.env`",
+            secrets.keys().collect::<Vec<_>>()
+        ));
+    }
+
+    problems.extend(validate(tools, &out, &scratch));
+    problems
+        .into_iter()
+        .map(|p| format!("[{fixture} / {env}] {p}"))
+        .collect()
+}
+
+/// Check every fixture for `env`, in parallel; fail with every problem found.
+fn check_env(env: &str) {
+    let tools = Tools::find();
+    let names = fixtures();
+    let problems: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let tools = &tools;
+                scope.spawn(move || check_fixture(tools, name, env))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&names)
+            .flat_map(|(handle, name)| {
+                handle.join().unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    vec![format!("[{name} / {env}] {message}")]
+                })
+            })
+            .collect()
+    });
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in {} fixture(s) for `{env}`:\n\n{}",
+        problems.len(),
+        names.len(),
+        problems.join("\n\n")
+    );
+}
+
+#[test]
+fn every_fixture_is_valid_in_dev() {
+    check_env("dev");
+}
+
+#[test]
+fn every_fixture_is_valid_in_staging() {
+    check_env("staging");
+}
+
+#[test]
+fn every_fixture_is_valid_in_prod() {
+    check_env("prod");
+}
+
+#[test]
+fn tolerated_lines_match_like_the_regex() {
+    assert!(tolerated(
+        "foo.service: Command /usr/bin/stack is not executable"
+    ));
+    assert!(tolerated("Unit docker.service not found."));
+    assert!(tolerated("Command stack is not executable: No such file"));
+    assert!(!tolerated(
+        "/tmp/x.service:7: Unknown key name 'Bogus' in section 'Service', ignoring."
+    ));
+    assert!(!tolerated("Unit is bound to inactive unit"));
+}
+
+/// The checks can fail: a bundle broken in every format is reported by every tool.
+#[test]
+fn validators_catch_a_broken_bundle() {
+    let tools = Tools::find();
+    let temp = tempfile::tempdir().unwrap();
+    let bundle = temp.path().join("bundle");
+    let scratch = temp.path().join("scratch");
+    std::fs::create_dir_all(bundle.join("nginx")).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(
+        bundle.join("docker-compose.yml"),
+        "name: broken\nservices:\n  web:\n    image: busybox:1.36\n    restart: sometimes\n    bogus_key: 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("Caddyfile"),
+        "example.com {\n\treverse_proxyy web:80\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("nginx/nginx.conf"),
+        "events {}\nhttp {\n  server { listen 80; proxy_passs http://web; }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("broken.service"),
+        "[Unit]\nDescription=broken\n[Service]\nExecStart=/bin/true\nBogusKey=1\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let problems = validate(&tools, &bundle, &scratch).join("\n");
+    for check in [
+        "compose-spec schema",
+        "docker-compose config",
+        "caddy validate",
+        "nginx -t",
+        "systemd-analyze verify",
+    ] {
+        assert!(
+            problems.contains(check),
+            "`{check}` missed the error:\n{problems}"
+        );
+    }
+}
