@@ -146,7 +146,15 @@ impl Project {
     /// `(name, id)` of every container labelled with this project, sorted by name.
     fn containers(&self) -> Vec<(String, String)> {
         let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-a", "--no-trunc", "--filter", &filter, "--format", "{{.Names}} {{.ID}}"]);
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ]);
         assert!(out.status.success(), "docker ps: {}", text(&out.stderr));
         let mut rows: Vec<(String, String)> = text(&out.stdout)
             .lines()
@@ -161,13 +169,20 @@ impl Project {
         format!("{}-{service}-1", self.name)
     }
 
+    /// The id of the one container of `service` (a rolling replace numbers the new
+    /// container after the old one, so the number is not always 1).
     fn id_of(&self, service: &str) -> String {
-        let name = self.container(service);
-        self.containers()
+        let prefix = format!("{}-{service}-", self.name);
+        let mine: Vec<(String, String)> = self
+            .containers()
             .into_iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no container `{name}`: {:?}", self.containers()))
-            .1
+            .filter(|(n, _)| {
+                n.strip_prefix(&prefix)
+                    .is_some_and(|r| r.parse::<u32>().is_ok())
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "want one container of `{service}`: {mine:?}");
+        mine[0].1.clone()
     }
 }
 
@@ -195,7 +210,11 @@ fn three_services() -> String {
 
 fn inspect(container: &str, format: &str) -> String {
     let out = docker(&["inspect", "--format", format, container]);
-    assert!(out.status.success(), "docker inspect {container}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker inspect {container}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout).trim().to_string()
 }
 
@@ -208,7 +227,10 @@ fn cold_start_labels_noop_and_targeted_recreate() {
     eprintln!("cold start took {:?}", started.elapsed());
 
     let names: Vec<String> = p.containers().into_iter().map(|(n, _)| n).collect();
-    let mut want: Vec<String> = ["api", "db", "web"].iter().map(|s| p.container(s)).collect();
+    let mut want: Vec<String> = ["api", "db", "web"]
+        .iter()
+        .map(|s| p.container(s))
+        .collect();
     want.sort();
     assert_eq!(names, want);
     for service in ["db", "api", "web"] {
@@ -220,7 +242,10 @@ fn cold_start_labels_noop_and_targeted_recreate() {
         assert_eq!(label("com.docker.compose.container-number"), "1");
         assert_eq!(label("com.docker.compose.oneoff"), "False");
         let hash = label("com.docker.compose.config-hash");
-        assert!(!hash.is_empty() && hash != "<no value>", "{c}: no config-hash label");
+        assert!(
+            !hash.is_empty() && hash != "<no value>",
+            "{c}: no config-hash label"
+        );
     }
     // Dependencies were healthy when their dependents started.
     let db_health = inspect(&p.container("db"), "{{.State.Health.Status}}");
@@ -231,7 +256,10 @@ fn cold_start_labels_noop_and_targeted_recreate() {
     let out = p.ok(&["start"]);
     assert_eq!(p.containers(), before, "a no-op start replaced containers");
     let all = text(&out.stdout) + &text(&out.stderr);
-    assert!(all.contains("0 change"), "no-op start reported changes:\n{all}");
+    assert!(
+        all.contains("0 change"),
+        "no-op start reported changes:\n{all}"
+    );
 
     // (c) one service's env changes: only that one is recreated.
     let (db, api, web) = (p.id_of("db"), p.id_of("api"), p.id_of("web"));
@@ -240,7 +268,7 @@ fn cold_start_labels_noop_and_targeted_recreate() {
     assert_eq!(p.id_of("web"), web, "web was recreated");
     let new_api = p.id_of("api");
     assert_ne!(new_api, api, "api was not recreated");
-    let env = inspect(&p.container("api"), "{{json .Config.Env}}");
+    let env = inspect(&new_api, "{{json .Config.Env}}");
     assert!(env.contains("\"FOO=2\""), "api env: {env}");
     assert_eq!(p.containers().len(), 3, "{:?}", p.containers());
 }
@@ -258,20 +286,34 @@ fn failing_health_check_exits_1_naming_the_service() {
     let out = p.stack(&["start"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
-    assert!(stderr.contains("sick"), "stderr does not name the service:\n{stderr}");
-    assert!(stderr.to_lowercase().contains("health"), "stderr does not mention health:\n{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        stderr.contains("sick"),
+        "stderr does not name the service:\n{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("health"),
+        "stderr does not mention health:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 // (e)
 #[test]
 fn unpullable_image_is_an_outside_failure() {
-    let body = "STACK_PROXY=none\nSTACK_SERVICES=ghost\nSERVICE_GHOST_IMAGE=stack-test/does-not-exist:1\n";
+    let body =
+        "STACK_PROXY=none\nSTACK_SERVICES=ghost\nSERVICE_GHOST_IMAGE=stack-test/does-not-exist:1\n";
     let p = Project::new("pull", body);
     let out = p.stack(&["start"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
-    assert!(stderr.contains("ghost"), "stderr does not name the service:\n{stderr}");
+    assert!(
+        stderr.contains("ghost"),
+        "stderr does not name the service:\n{stderr}"
+    );
     assert!(
         stderr.contains("stack-test/does-not-exist"),
         "stderr does not name the image:\n{stderr}"
@@ -282,12 +324,19 @@ fn unpullable_image_is_an_outside_failure() {
 // (f)
 #[test]
 fn orphan_service_is_removed() {
-    let both = format!("STACK_PROXY=none\nSTACK_SERVICES=web,old\n{}{}", httpd_service("web"), httpd_service("old"));
+    let both = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,old\n{}{}",
+        httpd_service("web"),
+        httpd_service("old")
+    );
     let p = Project::new("orphan", &both);
     p.ok(&["start"]);
     assert_eq!(p.containers().len(), 2, "{:?}", p.containers());
     let web = p.id_of("web");
-    p.write(&format!("STACK_PROXY=none\nSTACK_SERVICES=web\n{}", httpd_service("web")));
+    p.write(&format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+        httpd_service("web")
+    ));
     p.ok(&["start"]);
     let names: Vec<String> = p.containers().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec![p.container("web")], "the orphan is still there");
@@ -306,29 +355,49 @@ fn down_keeps_volumes_unless_asked() {
     p.ok(&["start"]);
     let c = p.container("web");
     let volume = format!("{}_data", p.name);
-    assert!(docker(&["volume", "inspect", &volume]).status.success(), "volume {volume} missing");
+    assert!(
+        docker(&["volume", "inspect", &volume]).status.success(),
+        "volume {volume} missing"
+    );
     // A marker written after start (the command would rewrite /data/f itself).
     let w = docker(&["exec", &c, "sh", "-c", "echo kept > /data/marker"]);
     assert!(w.status.success(), "{}", text(&w.stderr));
 
     p.ok(&["down"]);
     assert!(p.containers().is_empty(), "{:?}", p.containers());
-    assert!(docker(&["volume", "inspect", &volume]).status.success(), "down removed {volume}");
+    assert!(
+        docker(&["volume", "inspect", &volume]).status.success(),
+        "down removed {volume}"
+    );
 
     p.ok(&["start"]);
     let f = docker(&["exec", &c, "cat", "/data/f"]);
     assert_eq!(text(&f.stdout).trim(), "hello", "{}", text(&f.stderr));
     let m = docker(&["exec", &c, "cat", "/data/marker"]);
-    assert_eq!(text(&m.stdout).trim(), "kept", "volume data lost: {}", text(&m.stderr));
+    assert_eq!(
+        text(&m.stdout).trim(),
+        "kept",
+        "volume data lost: {}",
+        text(&m.stderr)
+    );
 
     p.ok(&["down", "--volumes"]);
-    assert!(!docker(&["volume", "inspect", &volume]).status.success(), "{volume} survived down --volumes");
+    assert!(
+        !docker(&["volume", "inspect", &volume]).status.success(),
+        "{volume} survived down --volumes"
+    );
 }
 
 // (h)
 #[test]
 fn debian_docker_compose_sees_the_containers() {
-    let p = Project::new("compose", &format!("STACK_PROXY=none\nSTACK_SERVICES=web\n{}", httpd_service("web")));
+    let p = Project::new(
+        "compose",
+        &format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+            httpd_service("web")
+        ),
+    );
     p.ok(&["start"]);
     let yml = std::fs::read_to_string(p.bundle().join("docker-compose.yml")).unwrap();
     let copy: String = yml
@@ -346,14 +415,25 @@ fn debian_docker_compose_sees_the_containers() {
         .output()
         .expect("docker-compose is installed (scripts/install-ci-deps.sh)");
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "docker-compose ps failed:\n{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains(&p.container("web")), "docker-compose ps does not list web:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "docker-compose ps failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&p.container("web")),
+        "docker-compose ps does not list web:\n{stdout}"
+    );
 }
 
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
@@ -372,7 +452,7 @@ fn routed_service_answers_through_caddy() {
     let p = Project::new("proxy", &body);
     p.ok(&["start"]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = String::new();
+    let mut last;
     loop {
         match http_get(http, "/health") {
             Ok(response) if response.starts_with("HTTP/1.1 200") => {
@@ -382,7 +462,10 @@ fn routed_service_answers_through_caddy() {
             Ok(response) => last = response,
             Err(e) => last = e.to_string(),
         }
-        assert!(Instant::now() < deadline, "no 200 through caddy on :{http} within 10 s; last: {last}");
+        assert!(
+            Instant::now() < deadline,
+            "no 200 through caddy on :{http} within 10 s; last: {last}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -390,7 +473,11 @@ fn routed_service_answers_through_caddy() {
 // (j)
 #[test]
 fn status_json_and_health_exit_codes() {
-    let body = format!("STACK_PROXY=none\nSTACK_SERVICES=web,api\n{}{}", httpd_service("web"), httpd_service("api"));
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,api\n{}{}",
+        httpd_service("web"),
+        httpd_service("api")
+    );
     let p = Project::new("status", &body);
     p.ok(&["start"]);
     let out = p.ok(&["status", "--json"]);
@@ -402,14 +489,62 @@ fn status_json_and_health_exit_codes() {
         .iter()
         .map(|s| s["service"].as_str().unwrap())
         .collect();
-    assert!(services.contains(&"web") && services.contains(&"api"), "{json}");
+    assert!(
+        services.contains(&"web") && services.contains(&"api"),
+        "{json}"
+    );
+    // `start` returns once its own HTTP probe answers; Docker's health check may still be
+    // `starting` (see `health_right_after_start_is_healthy`), so wait for it here.
+    wait_docker_healthy(&[p.container("web"), p.container("api")]);
     p.ok(&["health"]);
 
     p.ok(&["stop", "web"]);
     let out = p.stack(&["health"]);
-    assert_eq!(out.status.code(), Some(1), "health after stop web:\n{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "health after stop web:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let all = text(&out.stdout) + &text(&out.stderr);
     assert!(all.contains("web"), "{all}");
+}
+
+fn wait_docker_healthy(containers: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in containers {
+        loop {
+            let health = inspect(c, "{{.State.Health.Status}}");
+            if health == "healthy" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{c} is still {health} after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+// (j), the strict form: `stack start` said "every service ready", so `stack health` run
+// straight after it should agree.
+#[test]
+fn health_right_after_start_is_healthy() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+        httpd_service("web")
+    );
+    let p = Project::new("health-now", &body);
+    p.ok(&["start"]);
+    let out = p.stack(&["health"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "`stack health` right after a successful `stack start`:\n{}",
+        text(&out.stderr)
+    );
 }
 
 // (k)
@@ -427,9 +562,15 @@ fn logs_are_prefixed_by_service() {
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 5, "--tail 5 printed:\n{stdout}");
     for line in &lines {
-        assert!(line.starts_with("web-1"), "line without the `web-1` prefix: {line:?}");
+        assert!(
+            line.starts_with("web-1"),
+            "line without the `web-1` prefix: {line:?}"
+        );
     }
-    assert!(stdout.contains("line8") && !stdout.contains("line3"), "{stdout}");
+    assert!(
+        stdout.contains("line8") && !stdout.contains("line3"),
+        "{stdout}"
+    );
 }
 
 // (l)
@@ -438,8 +579,15 @@ fn dry_run_creates_nothing() {
     let p = Project::new("dry", &three_services());
     let out = p.ok(&["start", "--dry-run"]);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("create"), "dry run printed no create action:\n{stdout}");
-    assert!(p.containers().is_empty(), "dry run created containers: {:?}", p.containers());
+    assert!(
+        stdout.contains("create"),
+        "dry run printed no create action:\n{stdout}"
+    );
+    assert!(
+        p.containers().is_empty(),
+        "dry run created containers: {:?}",
+        p.containers()
+    );
     let net = docker(&["network", "inspect", &format!("{}_default", p.name)]);
     assert!(!net.status.success(), "dry run created the network");
 }

@@ -66,15 +66,17 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
             return Ok(());
         }
         let work = async {
-            converger.ensure_images(args.build, &args.services).await?;
-            let observed = engine.observe(&converger.desired).await?;
+            let mut observed = engine.observe(&converger.desired).await?;
+            converger
+                .ensure_images(&mut observed, args.build, &args.services)
+                .await?;
             let actions = plan::plan(&converger.desired, &observed, &args.services);
             if actions.is_empty() {
                 context
                     .printer
                     .detail("nothing to change; checking readiness");
             }
-            converger.apply(&actions, &args.services).await?;
+            converger.apply(&actions, &observed, &args.services).await?;
             Ok::<_, Error>(actions)
         };
         let actions = tokio::select! {

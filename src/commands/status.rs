@@ -15,6 +15,8 @@ use crate::render;
 struct Snapshot {
     desired: Desired,
     states: BTreeMap<String, Vec<ContainerState>>,
+    /// Container id → ready now.
+    ready: BTreeMap<String, bool>,
 }
 
 fn snapshot(context: &Context) -> Result<Snapshot> {
@@ -23,20 +25,28 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
     let out = default_out(&loaded.config.project_dir, &env);
     let bundle = render::render(&loaded.config, &out)?;
     let desired = plan::desired(&loaded.config, &bundle, &out);
-    let states = runtime()?.block_on(async {
+    let (states, ready) = runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
+        let mut ready = BTreeMap::new();
         for container in engine.containers(&desired.project).await? {
             if let Some(state) = engine.state(&container.id).await? {
+                if let Some(service) = desired.service(&container.service) {
+                    ready.insert(state.id.clone(), is_ready(&state, &service.readiness).await);
+                }
                 states
                     .entry(container.service.clone())
                     .or_default()
                     .push(state);
             }
         }
-        Ok::<_, Error>(states)
+        Ok::<_, Error>((states, ready))
     })?;
-    Ok(Snapshot { desired, states })
+    Ok(Snapshot {
+        desired,
+        states,
+        ready,
+    })
 }
 
 fn uptime(started_at: &str) -> String {
@@ -65,7 +75,7 @@ pub fn status(context: &Context) -> Result<()> {
             .unwrap_or_default();
         rows.push(json!({
             "service": service.name,
-            "ready": !containers.is_empty() && containers.iter().all(|c| is_ready(c, &service.readiness)),
+            "ready": !containers.is_empty() && containers.iter().all(|c| snapshot.ready.get(&c.id) == Some(&true)),
             "replicas": service.replicas,
             "routes": routes.split(',').filter(|r| !r.is_empty()).collect::<Vec<_>>(),
             "image": service.spec.image,
@@ -133,7 +143,9 @@ pub fn health(context: &Context) -> Result<()> {
             .cloned()
             .unwrap_or_default();
         let ready = containers.len() as u32 >= service.replicas.max(1)
-            && containers.iter().all(|c| is_ready(c, &service.readiness));
+            && containers
+                .iter()
+                .all(|c| snapshot.ready.get(&c.id) == Some(&true));
         let word = if containers.is_empty() {
             "missing".to_string()
         } else if ready {

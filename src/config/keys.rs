@@ -72,68 +72,97 @@ pub enum ServiceAttr {
     Env(String),
 }
 
+/// Declared services by key prefix (`ORDER_API` → `order-api`), for splitting keys.
+pub struct ServiceIndex<'a> {
+    by_prefix: std::collections::HashMap<String, &'a str>,
+    names: &'a [String],
+}
+
+impl<'a> ServiceIndex<'a> {
+    pub fn new(names: &'a [String]) -> Self {
+        let by_prefix = names
+            .iter()
+            .map(|n| (service_key_name(n), n.as_str()))
+            .collect();
+        ServiceIndex { by_prefix, names }
+    }
+
+    /// The longest declared service whose prefix starts `rest`, with the attribute after it.
+    fn longest<'k>(&self, rest: &'k str) -> Option<(&'a str, String, &'k str)> {
+        let cuts = rest.match_indices('_').map(|(i, _)| i).collect::<Vec<_>>();
+        cuts.into_iter().rev().find_map(|cut| {
+            let prefix = &rest[..cut];
+            self.by_prefix
+                .get(prefix)
+                .map(|name| (*name, prefix.to_string(), &rest[cut + 1..]))
+        })
+    }
+}
+
 /// Split `SERVICE_<NAME>_<ATTR>` against the known services (longest name wins).
 pub fn split_service_key(
     key: &str,
     services: &[String],
     span: Option<&Span>,
 ) -> Result<(String, ServiceAttr), Diagnostic> {
-    let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
-    let mut by_length: Vec<&String> = services.iter().collect();
-    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for service in by_length {
-        let prefix = service_key_name(service);
-        let Some(attr) = rest
-            .strip_prefix(prefix.as_str())
-            .and_then(|r| r.strip_prefix('_'))
-        else {
-            continue;
-        };
-        if let Some(var) = attr.strip_prefix("ENV_") {
-            if !var.is_empty() {
-                return Ok((service.clone(), ServiceAttr::Env(var.to_string())));
+    ServiceIndex::new(services).split(key, span)
+}
+
+impl ServiceIndex<'_> {
+    pub fn split(
+        &self,
+        key: &str,
+        span: Option<&Span>,
+    ) -> Result<(String, ServiceAttr), Diagnostic> {
+        let services = self.names;
+        let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
+        if let Some((service, prefix, attr)) = self.longest(rest) {
+            if let Some(var) = attr.strip_prefix("ENV_") {
+                if !var.is_empty() {
+                    return Ok((service.to_string(), ServiceAttr::Env(var.to_string())));
+                }
+            }
+            if let Some(known) = ATTRIBUTES.iter().find(|a| **a == attr) {
+                return Ok((service.to_string(), ServiceAttr::Attr(known)));
+            }
+            let mut diagnostic = Diagnostic::new(format!(
+                "unknown attribute `{attr}` in `{key}` (service `{service}`)"
+            ))
+            .with_span(span.cloned());
+            diagnostic = match nearest(attr, ATTRIBUTES.iter().copied()) {
+                Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
+                None => diagnostic.hint(format!(
+                    "service attributes are {}, and ENV_<VAR>",
+                    ATTRIBUTES.join(", ")
+                )),
+            };
+            return Err(diagnostic);
+        }
+        // No declared service matches: suggest the nearest full key.
+        let mut candidates = Vec::new();
+        for service in services {
+            let prefix = service_key_name(service);
+            for attr in ATTRIBUTES {
+                candidates.push(format!("SERVICE_{prefix}_{attr}"));
+            }
+            if let Some(pos) = rest.find("_ENV_") {
+                candidates.push(format!("SERVICE_{prefix}{}", &rest[pos..]));
             }
         }
-        if let Some(known) = ATTRIBUTES.iter().find(|a| **a == attr) {
-            return Ok((service.clone(), ServiceAttr::Attr(known)));
-        }
-        let mut diagnostic = Diagnostic::new(format!(
-            "unknown attribute `{attr}` in `{key}` (service `{service}`)"
-        ))
-        .with_span(span.cloned());
-        diagnostic = match nearest(attr, ATTRIBUTES.iter().copied()) {
-            Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
-            None => diagnostic.hint(format!(
-                "service attributes are {}, and ENV_<VAR>",
-                ATTRIBUTES.join(", ")
-            )),
+        let mut diagnostic =
+            Diagnostic::new(format!("`{key}` does not belong to any declared service"))
+                .with_span(span.cloned());
+        let declared = if services.is_empty() {
+            "no services are declared".to_string()
+        } else {
+            format!("declared services: {}", services.join(", "))
         };
-        return Err(diagnostic);
+        diagnostic = match nearest(key, candidates.iter().map(String::as_str)) {
+            Some(near) => diagnostic.hint(format!("did you mean `{near}`? ({declared})")),
+            None => diagnostic.hint(format!("add the service to `STACK_SERVICES` ({declared})")),
+        };
+        Err(diagnostic)
     }
-    // No declared service matches: suggest the nearest full key.
-    let mut candidates = Vec::new();
-    for service in services {
-        let prefix = service_key_name(service);
-        for attr in ATTRIBUTES {
-            candidates.push(format!("SERVICE_{prefix}_{attr}"));
-        }
-        if let Some(pos) = rest.find("_ENV_") {
-            candidates.push(format!("SERVICE_{prefix}{}", &rest[pos..]));
-        }
-    }
-    let mut diagnostic =
-        Diagnostic::new(format!("`{key}` does not belong to any declared service"))
-            .with_span(span.cloned());
-    let declared = if services.is_empty() {
-        "no services are declared".to_string()
-    } else {
-        format!("declared services: {}", services.join(", "))
-    };
-    diagnostic = match nearest(key, candidates.iter().map(String::as_str)) {
-        Some(near) => diagnostic.hint(format!("did you mean `{near}`? ({declared})")),
-        None => diagnostic.hint(format!("add the service to `STACK_SERVICES` ({declared})")),
-    };
-    Err(diagnostic)
 }
 
 #[cfg(test)]

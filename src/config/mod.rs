@@ -17,7 +17,7 @@ pub use model::*;
 
 use crate::error::{nearest, Diagnostic, Error, Result};
 use crate::project::{self, Resolved, SourceKind, Sources};
-use keys::{split_service_key, ServiceAttr, GLOBAL_KEYS, SERVER_KEYS};
+use keys::{ServiceAttr, GLOBAL_KEYS, SERVER_KEYS};
 use presets::{Preset, PRESETS};
 use values::{split_list, Value};
 
@@ -279,10 +279,11 @@ fn build(
         .filter(|(_, s)| s.kind == SourceKind::Secrets)
         .map(|(k, _)| k.as_str())
         .collect();
+    let index = keys::ServiceIndex::new(&all_names);
     for (key, setting) in &resolved.settings {
         let span = Some(&setting.span);
         if key.starts_with("SERVICE_") {
-            match split_service_key(key, &all_names, span) {
+            match index.split(key, span) {
                 Ok((service, attr)) => attrs.entry(service).or_default().push((attr, key)),
                 Err(diagnostic) => errors.push(diagnostic),
             }

@@ -379,7 +379,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
         .collect();
     for service in &config.services {
         for dependency in &service.depends_on {
-            let hint = match crate::error::nearest(dependency, names.iter().copied()) {
+            let hint = || match crate::error::nearest(dependency, names.iter().copied()) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!(
                     "services in `{}`: {}",
@@ -399,7 +399,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
                         service.name, config.env
                     ))
                     .with_span(service.span_of("DEPENDS_ON"))
-                    .hint(hint),
+                    .hint(hint()),
                 );
             } else if upstreams.contains(dependency.as_str()) {
                 errors.push(

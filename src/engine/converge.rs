@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::plan::{Action, Desired, DesiredService, Readiness};
+use crate::plan::{Action, Desired, DesiredService, Observed, ObservedContainer, Readiness};
 use crate::printer::Progress;
 
 /// Grace period between SIGTERM and SIGKILL when stopping a container.
@@ -68,12 +68,17 @@ impl Converger {
         });
     }
 
-    /// Build missing or forced images and pull missing ones.
-    pub async fn ensure_images(&self, force_build: bool, only: &[String]) -> Result<()> {
+    /// Build missing or forced images and pull missing ones; record their new IDs.
+    pub async fn ensure_images(
+        &self,
+        observed: &mut Observed,
+        force_build: bool,
+        only: &[String],
+    ) -> Result<()> {
         let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
         for service in self.desired.services.iter().filter(|s| wanted(&s.name)) {
             let image = &service.spec.image;
-            let present = self.engine.image_id(image).await?.is_some();
+            let present = observed.images.contains_key(image);
             if let Some(build) = &service.build {
                 if force_build || !present {
                     self.progress
@@ -106,13 +111,24 @@ impl Converger {
                         },
                         other => other,
                     })?;
+            } else {
+                continue;
+            }
+            if let Some(id) = self.engine.image_id(image).await? {
+                observed.images.insert(image.clone(), id);
             }
         }
         Ok(())
     }
 
-    /// Apply `actions`, then wait until every wanted container is ready.
-    pub async fn apply(&self, actions: &[Action], only: &[String]) -> Result<()> {
+    /// Apply `actions`, then wait until every wanted container is ready. `observed` is
+    /// what the plan was made from: a service without actions is checked against it.
+    pub async fn apply(
+        &self,
+        actions: &[Action],
+        observed: &Observed,
+        only: &[String],
+    ) -> Result<()> {
         for action in actions {
             match action {
                 Action::CreateNetwork { name } => {
@@ -144,7 +160,7 @@ impl Converger {
                     .filter(|a| action_service(a) == Some(service.name.as_str()))
                     .cloned()
                     .collect();
-                tasks.push(self.converge_service(service, mine));
+                tasks.push(self.converge_service(service, mine, observed));
             }
             for result in futures_util::future::join_all(tasks).await {
                 result?;
@@ -169,7 +185,13 @@ impl Converger {
     }
 
     /// Run one service's actions in order, then wait for its containers.
-    async fn converge_service(&self, service: &DesiredService, actions: Vec<Action>) -> Result<()> {
+    async fn converge_service(
+        &self,
+        service: &DesiredService,
+        actions: Vec<Action>,
+        observed: &Observed,
+    ) -> Result<()> {
+        let untouched = actions.is_empty();
         for action in &actions {
             match action {
                 Action::Start { container, .. } => {
@@ -210,7 +232,12 @@ impl Converger {
                 _ => {}
             }
         }
-        self.wait_service(service).await
+        let containers = if untouched {
+            observed.containers.clone()
+        } else {
+            self.engine.containers(&self.desired.project).await?
+        };
+        self.wait_service(service, containers).await
     }
 
     async fn create_and_start(&self, service: &DesiredService, number: u32) -> Result<String> {
@@ -263,9 +290,12 @@ impl Converger {
     }
 
     /// Wait until every container of `service` is ready.
-    async fn wait_service(&self, service: &DesiredService) -> Result<()> {
+    async fn wait_service(
+        &self,
+        service: &DesiredService,
+        containers: Vec<ObservedContainer>,
+    ) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
-        let containers = self.engine.containers(&self.desired.project).await?;
         let mine: Vec<_> = containers
             .into_iter()
             .filter(|c| c.service == service.name && c.digest == service.digest)
@@ -413,7 +443,7 @@ fn action_service(action: &Action) -> Option<&str> {
 }
 
 /// `Ok(true)` ready, `Ok(false)` not yet, `Err` never will be.
-async fn ready(
+pub async fn ready(
     state: &ContainerState,
     readiness: &Readiness,
     client: Option<&reqwest::Client>,
@@ -449,11 +479,13 @@ async fn ready(
     }
 }
 
-/// Status per service for `status` and `health`.
-pub fn is_ready(state: &ContainerState, readiness: &Readiness) -> bool {
-    state.state == "running"
-        && match readiness {
-            Readiness::Running => true,
-            _ => state.health == "healthy" || state.health == "none",
-        }
+/// Ready now, by the same test `start` waits on (an HTTP probe counts before Docker's
+/// first health check has run).
+pub async fn is_ready(state: &ContainerState, readiness: &Readiness) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(800))
+        .no_proxy()
+        .build()
+        .ok();
+    matches!(ready(state, readiness, client.as_ref()).await, Ok(true))
 }

@@ -188,8 +188,16 @@ impl Engine {
             .collect();
         let containers = self.containers(&desired.project).await?;
         let mut images = BTreeMap::new();
-        for service in &desired.services {
-            if let Some(id) = self.image_id(&service.spec.image).await? {
+        let lookups = desired
+            .services
+            .iter()
+            .map(|s| self.image_id(&s.spec.image));
+        for (service, id) in desired
+            .services
+            .iter()
+            .zip(futures_util::future::join_all(lookups).await)
+        {
+            if let Some(id) = id? {
                 images.insert(service.spec.image.clone(), id);
             }
         }
