@@ -89,6 +89,19 @@ pub enum Command {
     Health,
     /// Logs of services, prefixed by service
     Logs(LogsArgs),
+    /// Ship a release over SSH and converge the server's engine
+    Deploy(DeployArgs),
+    /// List the releases on the server, the current one marked
+    Releases(EnvArg),
+    /// Switch the server back to a release (default: the one before current)
+    Rollback(RollbackArgs),
+    /// The deploy lock
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// The server's audit log: deploys, rollbacks, lock releases
+    Audit(EnvArg),
+    /// What the systemd unit runs: bring a bundle up, then restart containers that turn unhealthy
+    Supervise(SuperviseArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
 }
@@ -182,6 +195,57 @@ pub struct StartArgs {
 pub struct ServicesArg {
     /// Services (default: all)
     pub services: Vec<String>,
+    /// Act on a deployed bundle (a release directory) instead of the project
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment to deploy (its `environments/ENV/server.env` names the server)
+    pub env: String,
+    /// Print what would change on the server and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Deploy prod even when `stack check prod` fails
+    #[arg(long)]
+    pub force: bool,
+    /// Deploy from a working tree with uncommitted changes
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Wait this long for another deploy's lock (e.g. `5m`)
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub lock_wait: String,
+    /// A note recorded with the lock and in the audit log
+    #[arg(long, short = 'm', default_value = "")]
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment
+    pub env: String,
+    /// The release to switch to (default: the one before current)
+    pub release: Option<String>,
+    /// Wait this long for another deploy's lock
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    pub lock_wait: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Free a lock left behind by a killed deploy
+    Release(EnvArg),
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The bundle directory (a release) to run
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Converge once and exit instead of watching health
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod fsio;
@@ -49,6 +50,14 @@ pub fn run() -> i32 {
         Command::Status => commands::status::status(&context),
         Command::Health => commands::status::health(&context),
         Command::Logs(args) => commands::logs::run(&context, args),
+        Command::Deploy(args) => commands::deploy::deploy(&context, args),
+        Command::Releases(args) => commands::deploy::releases(&context, args),
+        Command::Rollback(args) => commands::deploy::rollback(&context, args),
+        Command::Lock(cli::LockCommand::Release(args)) => {
+            commands::deploy::lock_release(&context, args)
+        }
+        Command::Audit(args) => commands::deploy::audit(&context, args),
+        Command::Supervise(args) => commands::supervise::run(&context, args),
     };
     match result {
         Ok(()) => exit::OK,

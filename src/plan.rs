@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, HealthCheck, MountSource, ProxyKind, Service, Strategy, Tls};
@@ -31,7 +31,7 @@ pub mod labels {
 }
 
 /// How a container is known to be ready.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
 pub enum Readiness {
     /// Running is enough.
@@ -43,12 +43,12 @@ pub enum Readiness {
 }
 
 /// One container as it should be created.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub image: String,
     pub command: Option<Vec<String>>,
-    /// `KEY=VALUE`, sorted. Holds secret values: never print it.
-    #[serde(skip)]
+    /// `KEY=VALUE`, sorted. Holds secret values: never print it; it is only serialised
+    /// into a release's 0600 `desired.json`.
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub health: Option<HealthSpec>,
@@ -65,7 +65,7 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthSpec {
     pub test: Vec<String>,
     pub interval_ns: i64,
@@ -74,7 +74,7 @@ pub struct HealthSpec {
     pub start_period_ns: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec {
     pub host_ip: Option<String>,
     /// `None`: Docker picks a host port.
@@ -84,7 +84,7 @@ pub struct PortSpec {
 }
 
 /// One service as it should run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DesiredService {
     pub name: String,
     pub strategy: Strategy,
@@ -98,14 +98,14 @@ pub struct DesiredService {
     pub digest: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildSpec {
     pub context: PathBuf,
     pub dockerfile: Option<String>,
 }
 
 /// The whole project as it should run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Desired {
     pub project: String,
     pub network: String,
@@ -149,13 +149,20 @@ pub fn container_name(project: &str, service: &str, number: u32) -> String {
 }
 
 /// The desired state of `config`, whose rendered `bundle` is written in `bundle_dir`.
-pub fn desired(config: &Config, bundle: &render::Bundle, bundle_dir: &Path) -> Desired {
+/// `root` is where the project's directory is on the engine's host: the project itself
+/// locally, `SERVER_PATH` on a server (bind mounts inside the project move with it).
+pub fn desired(
+    config: &Config,
+    bundle: &render::Bundle,
+    bundle_dir: &Path,
+    root: &Path,
+) -> Desired {
     let project = &config.project;
     let mut services: Vec<DesiredService> = config
         .services
         .iter()
         .filter(|s| s.is_container())
-        .map(|s| desired_service(config, s, bundle_dir))
+        .map(|s| desired_service(config, s, bundle_dir, root))
         .collect();
     let mut volumes: BTreeSet<String> = config.volumes.iter().cloned().collect();
     if render::needs_proxy(config) {
@@ -189,7 +196,12 @@ fn base_labels(config: &Config, service: &str, bundle_dir: &Path) -> BTreeMap<St
     map
 }
 
-fn desired_service(config: &Config, service: &Service, bundle_dir: &Path) -> DesiredService {
+fn desired_service(
+    config: &Config,
+    service: &Service,
+    bundle_dir: &Path,
+    root: &Path,
+) -> DesiredService {
     let mut labels = base_labels(config, &service.name, bundle_dir);
     if !service.routes.is_empty() {
         let routes: Vec<String> = service.routes.iter().map(|r| r.to_string()).collect();
@@ -244,7 +256,11 @@ fn desired_service(config: &Config, service: &Service, bundle_dir: &Path) -> Des
                 config.project, mount.target
             )),
             MountSource::Bind(path) => {
-                binds.push(format!("{}:{}{suffix}", path.display(), mount.target))
+                let host = match path.strip_prefix(&config.project_dir) {
+                    Ok(rest) => root.join(rest),
+                    Err(_) => path.clone(),
+                };
+                binds.push(format!("{}:{}{suffix}", host.display(), mount.target))
             }
             MountSource::Anonymous => anonymous.push(mount.target.clone()),
         }
@@ -278,6 +294,7 @@ fn desired_service(config: &Config, service: &Service, bundle_dir: &Path) -> Des
         extra_hosts: Vec::new(),
     };
     finish(
+        bundle_dir,
         service.name.clone(),
         service.strategy,
         service.depends_on.clone(),
@@ -367,12 +384,14 @@ fn desired_proxy(
         extra_hosts,
     };
     // The proxy's config file is bind-mounted: a change to it must recreate the proxy.
+    // Its first line says where it was generated from; only the rest matters.
     let rendered = bundle
         .files
         .get(file)
-        .map(|f| f.contents.as_str())
+        .map(|f| f.contents.split_once('\n').map_or("", |(_, rest)| rest))
         .unwrap_or_default();
     let service = finish(
+        bundle_dir,
         PROXY_SERVICE.into(),
         Strategy::Recreate,
         Vec::new(),
@@ -390,6 +409,7 @@ fn desired_proxy(
 
 #[allow(clippy::too_many_arguments)]
 fn finish(
+    bundle_dir: &Path,
     name: String,
     strategy: Strategy,
     depends_on: Vec<String>,
@@ -399,12 +419,19 @@ fn finish(
     mut spec: ContainerSpec,
     extra: &str,
 ) -> DesiredService {
-    let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_vec(&spec).unwrap_or_default());
-    for line in &spec.env {
-        hasher.update(line.as_bytes());
-        hasher.update([0]);
+    // The digest leaves out where the bundle lives: a new release of the same config on a
+    // server must not recreate anything.
+    let mut hashed = spec.clone();
+    hashed.labels.remove(labels::WORKING_DIR);
+    hashed.labels.remove(labels::CONFIG_FILES);
+    let dir = bundle_dir.display().to_string();
+    for bind in &mut hashed.binds {
+        if let Some(rest) = bind.strip_prefix(&dir) {
+            *bind = format!("<bundle>{rest}");
+        }
     }
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(&hashed).unwrap_or_default());
     hasher.update(extra.as_bytes());
     let digest = hex(&hasher.finalize());
     spec.labels

@@ -23,10 +23,18 @@ async fn selected(
         .collect())
 }
 
-pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
+/// The project name: from a deployed bundle with `--bundle`, else from the project.
+fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
+    if let Some(bundle) = &args.bundle {
+        return Ok(super::supervise::read_desired(bundle)?.project);
+    }
     let loaded = context.load(&context.env())?;
     check_services(&loaded.config, &args.services)?;
-    let project = loaded.config.project.clone();
+    Ok(loaded.config.project)
+}
+
+pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
+    let project = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;
@@ -40,9 +48,7 @@ pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
 }
 
 pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
-    let loaded = context.load(&context.env())?;
-    check_services(&loaded.config, &args.services)?;
-    let project = loaded.config.project.clone();
+    let project = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;

@@ -4,12 +4,14 @@ pub mod build;
 pub mod check;
 pub mod completions;
 pub mod config;
+pub mod deploy;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;
 pub mod secrets;
 pub mod start;
 pub mod status;
+pub mod supervise;
 
 use std::path::{Path, PathBuf};
 

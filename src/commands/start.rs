@@ -26,7 +26,7 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
             .printer
             .detail(format!("wrote the bundle to `{}`", out.display()));
     }
-    let desired = plan::desired(config, &bundle, &out);
+    let desired = plan::desired(config, &bundle, &out, &config.project_dir);
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;

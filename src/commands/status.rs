@@ -24,7 +24,7 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
     let loaded = context.load(&env)?;
     let out = default_out(&loaded.config.project_dir, &env);
     let bundle = render::render(&loaded.config, &out)?;
-    let desired = plan::desired(&loaded.config, &bundle, &out);
+    let desired = plan::desired(&loaded.config, &bundle, &out, &loaded.config.project_dir);
     let (states, ready) = runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();

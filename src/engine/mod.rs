@@ -701,6 +701,51 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Copy an image from this engine to `target` (export, then load): no registry needed.
+    pub async fn send_image(&self, image: &str, target: &Engine) -> Result<()> {
+        let mut bytes = Vec::new();
+        let mut stream = self.docker.export_image(image);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| outside(&format!("cannot export image `{image}`"), e))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let mut load = target.docker.import_image(
+            bollard::query_parameters::ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            bollard::body_full(bytes.into()),
+            None,
+        );
+        while let Some(item) = load.next().await {
+            let info = item
+                .map_err(|e| outside(&format!("cannot load image `{image}` on the server"), e))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::outside(format!(
+                    "cannot load image `{image}` on the server: {error}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Free bytes in the engine's data root, when the engine says.
+    pub async fn info_driver(&self) -> Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| outside("cannot read the engine's info", e))?;
+        Ok(format!(
+            "{} {} ({})",
+            info.operating_system.unwrap_or_default(),
+            info.server_version.unwrap_or_default(),
+            info.architecture.unwrap_or_default()
+        ))
+    }
+}
+
 fn restart_policy(text: &str) -> RestartPolicy {
     let (name, count) = match text.split_once(':') {
         Some((name, count)) => (name, count.parse().ok()),

@@ -1,0 +1,391 @@
+//! `stack deploy ENV`, `releases`, `rollback`, `lock release`, `audit` (SPEC §4).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{runtime, Context};
+use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
+use crate::config::{values::parse_duration, Loaded, Server};
+use crate::deploy::{timestamp, Remote};
+use crate::engine::converge::Converger;
+use crate::engine::Engine;
+use crate::error::{Diagnostic, Error, Result};
+use crate::plan;
+use crate::printer::Progress;
+use crate::render::{self, Bundle};
+
+/// Least free space on the server before a deploy starts.
+const MIN_FREE_MB: u64 = 500;
+
+fn server_of(loaded: &Loaded) -> Result<Server> {
+    loaded.config.server.clone().ok_or_else(|| {
+        let env = &loaded.config.env;
+        Diagnostic::new(format!("environment `{env}` has no server"))
+            .hint(format!(
+                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
+            ))
+            .into()
+    })
+}
+
+fn lock_wait(text: &str) -> Result<Duration> {
+    parse_duration(text).ok_or_else(|| {
+        Diagnostic::new(format!("`--lock-wait {text}` is not a duration"))
+            .hint("write e.g. `30s` or `5m`")
+            .into()
+    })
+}
+
+/// The server's engine, through the SSH session's forwarded socket.
+async fn server_engine(remote: &Remote) -> Result<Engine> {
+    Engine::connect_to(&remote.session.docker_endpoint())
+        .await
+        .map_err(|e| match e {
+            Error::Outside { causes, .. } => Error::Outside {
+                message: format!(
+                    "the Docker engine on `{}` does not answer at `{}`",
+                    remote.server.host, remote.server.docker_socket
+                ),
+                causes,
+                hint: Some(format!(
+                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
+                    remote.server.user
+                )),
+            },
+            other => other,
+        })
+}
+
+/// A working tree with uncommitted changes is refused unless `--allow-dirty`.
+fn check_clean(dir: &Path) -> Result<()> {
+    let output = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(dir)
+        .output();
+    match output {
+        Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+            Err(Diagnostic::new("the working tree has uncommitted changes")
+                .hint("commit them, or pass `--allow-dirty`")
+                .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `<env>-<UTC time>-<digest of the bundle>`.
+fn release_id(env: &str, bundle: &Bundle) -> String {
+    let mut hasher = Sha256::new();
+    for (path, file) in &bundle.files {
+        hasher.update(path.as_bytes());
+        hasher.update(file.contents.as_bytes());
+    }
+    let digest: String = hasher.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{env}-{}-{digest}", timestamp())
+}
+
+pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
+    let env = args.env.clone();
+    let wait = lock_wait(&args.lock_wait)?;
+    let loaded = context.load_with_secrets(&env)?;
+    let server = server_of(&loaded)?;
+    let config = &loaded.config;
+    if env == "prod" && !args.force {
+        let findings = super::check::audit(&loaded);
+        if findings.iter().any(|f| !f.ok) {
+            super::secrets::report(context, &env, "audit", &findings).ok();
+            return Err(Error::No(
+                "the prod audit failed, so nothing was deployed; fix it, or pass `--force`".into(),
+            ));
+        }
+    }
+    if !args.allow_dirty {
+        check_clean(&config.project_dir)?;
+    }
+    // Render for the release directory, so paths inside the bundle are the server's.
+    let probe = render::render(config, Path::new(&server.path))?;
+    let id = release_id(&env, &probe);
+    let release_dir = format!("{}/releases/{id}", server.path);
+    let current_dir = format!("{}/current", server.path);
+    let bundle = render::render(config, Path::new(&release_dir))?;
+    let desired = plan::desired(
+        config,
+        &bundle,
+        Path::new(&current_dir),
+        Path::new(&server.path),
+    );
+    let remote = Remote::connect(&server, &env)?;
+    let progress = Progress::new(&context.printer);
+    context
+        .printer
+        .status(format!("connected to `{}@{}`", server.user, server.host));
+    runtime()?.block_on(async {
+        let engine = server_engine(&remote).await?;
+        let converger = Converger::new(engine.clone(), desired, progress, config.health_timeout, config.drain);
+        if args.dry_run {
+            let observed = engine.observe(&converger.desired).await?;
+            let actions = plan::plan(&converger.desired, &observed, &[]);
+            let mut lines = vec![format!("upload release `{id}` and point `current` at it")];
+            for service in &converger.desired.services {
+                if !observed.images.contains_key(&service.spec.image) {
+                    let how = if service.build.is_some() { "build locally and send" } else { "pull on the server" };
+                    lines.push(format!("{}: {how} `{}`", service.name, service.spec.image));
+                }
+            }
+            lines.extend(actions.iter().map(|a| a.to_string()));
+            if context.global.json {
+                context.printer.json(&json!({"env": env, "release": id, "dry_run": true, "actions": actions}));
+            } else {
+                context.printer.out(lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+            }
+            return Ok(());
+        }
+        let previous = remote.preflight_and_lock(&id, &args.message, wait, MIN_FREE_MB)?;
+        let result = tokio::select! {
+            result = ship(context, &remote, &converger, &engine, &bundle, &id, previous) => result,
+            _ = tokio::signal::ctrl_c() => Err(Error::No("interrupted; the previous release keeps serving unless `current` was switched; run `stack deploy` again".into())),
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {}", e.render().lines().next().unwrap_or_default()),
+        };
+        let keep = result.is_ok().then_some(config.keep_releases as usize);
+        let finished = remote.finish("deploy", &id, &outcome, keep);
+        result?;
+        finished?;
+        if context.global.json {
+            context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
+        }
+        context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
+        Ok(())
+    })
+}
+
+/// Everything a deploy changes, under the lock.
+async fn ship(
+    context: &Context,
+    remote: &Remote,
+    converger: &Converger,
+    engine: &Engine,
+    bundle: &Bundle,
+    id: &str,
+    previous: Option<String>,
+) -> Result<()> {
+    send_images(converger, engine).await?;
+    let mut observed = engine.observe(&converger.desired).await?;
+    converger.ensure_images(&mut observed, false, &[]).await?;
+    remote.upload(id, bundle, &converger.desired)?;
+    let actions = plan::plan(&converger.desired, &observed, &[]);
+    if let Err(failure) = converger.apply(&actions, &observed, &[]).await {
+        let Some(previous) = previous.filter(|p| p != id) else {
+            return Err(failure);
+        };
+        context
+            .printer
+            .status(format!("rolling back to `{previous}`"));
+        let report = failure.render();
+        rollback_to(remote, engine, converger, &previous).await?;
+        let _ = remote.audit(
+            "rollback",
+            &previous,
+            "automatic, after a failed health gate",
+        );
+        return Err(Error::No(format!(
+            "{}the deploy of `{id}` was rolled back to `{previous}`",
+            report.trim_start_matches("error: ")
+        )));
+    }
+    if let Some(note) = remote.install_unit(&converger.desired.project, id)? {
+        context.printer.status(format!("note: {note}"));
+    }
+    Ok(())
+}
+
+/// Images of `BUILD` services are built here (the build cache keeps an unchanged build
+/// cheap) and sent over the connection when the server lacks that exact image.
+async fn send_images(converger: &Converger, server: &Engine) -> Result<()> {
+    let builds: Vec<_> = converger
+        .desired
+        .services
+        .iter()
+        .filter_map(|s| s.build.as_ref().map(|b| (s, b)))
+        .collect();
+    if builds.is_empty() {
+        return Ok(());
+    }
+    let local = Engine::connect().await?;
+    for (service, build) in builds {
+        let image = &service.spec.image;
+        converger
+            .progress
+            .step(&service.name, &format!("building `{image}` locally"));
+        local.build(&service.name, image, build, |_| {}).await?;
+        let local_id = local.image_id(image).await?;
+        if server.image_id(image).await? != local_id {
+            converger
+                .progress
+                .step(&service.name, &format!("sending `{image}` to the server"));
+            local.send_image(image, server).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Converge the server to a saved release and point `current` at it.
+async fn rollback_to(
+    remote: &Remote,
+    engine: &Engine,
+    converger: &Converger,
+    id: &str,
+) -> Result<()> {
+    let desired = remote.desired(id)?;
+    let target = Converger::new(
+        engine.clone(),
+        desired,
+        converger.progress.clone(),
+        converger.timeout,
+        converger.drain,
+    );
+    remote.switch(id)?;
+    let mut observed = engine.observe(&target.desired).await?;
+    target.ensure_images(&mut observed, false, &[]).await?;
+    let actions = plan::plan(&target.desired, &observed, &[]);
+    target.apply(&actions, &observed, &[]).await
+}
+
+pub fn releases(context: &Context, args: &EnvArg) -> Result<()> {
+    let env = context.env_or(&args.env);
+    let loaded = context.load(&env)?;
+    let server = server_of(&loaded)?;
+    let remote = Remote::connect(&server, &env)?;
+    let releases = remote.releases()?;
+    if context.global.json {
+        context
+            .printer
+            .json(&json!({"env": env, "releases": releases}));
+        return Ok(());
+    }
+    if releases.is_empty() {
+        context
+            .printer
+            .status(format!("no releases of `{env}` on `{}`", server.host));
+    }
+    let text: String = releases
+        .iter()
+        .map(|r| format!("{} {}\n", if r.current { "*" } else { " " }, r.id))
+        .collect();
+    context.printer.out(text);
+    Ok(())
+}
+
+pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
+    let env = args.env.clone();
+    let wait = lock_wait(&args.lock_wait)?;
+    let loaded = context.load(&env)?;
+    let server = server_of(&loaded)?;
+    let remote = Remote::connect(&server, &env)?;
+    let releases = remote.releases()?;
+    let current = releases.iter().position(|r| r.current);
+    let target = match &args.release {
+        Some(id) => releases
+            .iter()
+            .find(|r| &r.id == id)
+            .map(|r| r.id.clone())
+            .ok_or_else(|| {
+                Error::from(
+                    Diagnostic::new(format!("no release `{id}` of `{env}` on the server"))
+                        .hint(format!("list them with `stack releases {env}`")),
+                )
+            })?,
+        None => match current {
+            Some(i) if i > 0 => releases[i - 1].id.clone(),
+            _ => {
+                return Err(Diagnostic::new(format!(
+                    "`{env}` has no release before the current one"
+                ))
+                .hint(format!("name one: `stack rollback {env} RELEASE`"))
+                .into())
+            }
+        },
+    };
+    let progress = Progress::new(&context.printer);
+    runtime()?.block_on(async {
+        let engine = server_engine(&remote).await?;
+        remote.preflight_and_lock(&target, "rollback", wait, 0)?;
+        let desired = remote.desired(&target)?;
+        let converger = Converger::new(
+            engine.clone(),
+            desired,
+            progress,
+            loaded.config.health_timeout,
+            loaded.config.drain,
+        );
+        let result = rollback_to(&remote, &engine, &converger, &target).await;
+        let outcome = if result.is_ok() {
+            "ok".to_string()
+        } else {
+            "failed".to_string()
+        };
+        let audited = remote.audit("rollback", &target, &outcome);
+        let unlocked = remote.unlock();
+        result?;
+        audited?;
+        unlocked?;
+        context
+            .printer
+            .status(format!("`{env}` runs release `{target}`"));
+        Ok(())
+    })
+}
+
+pub fn lock_release(context: &Context, args: &EnvArg) -> Result<()> {
+    let env = context.env_or(&args.env);
+    let loaded = context.load(&env)?;
+    let server = server_of(&loaded)?;
+    let remote = Remote::connect(&server, &env)?;
+    match remote.lock_holder()? {
+        None => context
+            .printer
+            .status(format!("the lock of `{env}` is free")),
+        Some(holder) => {
+            remote.unlock()?;
+            remote.audit(
+                "lock-release",
+                "-",
+                &format!("freed a lock held by {holder}"),
+            )?;
+            context
+                .printer
+                .status(format!("freed the lock of `{env}` (was: {holder})"));
+        }
+    }
+    Ok(())
+}
+
+pub fn audit(context: &Context, args: &EnvArg) -> Result<()> {
+    let env = context.env_or(&args.env);
+    let loaded = context.load(&env)?;
+    let server = server_of(&loaded)?;
+    let remote = Remote::connect(&server, &env)?;
+    let log = remote.audit_log()?;
+    if context.global.json {
+        let entries: Vec<_> = log
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split('\t').collect();
+                (f.len() == 6).then(|| json!({"time": f[0], "user": f[1], "env": f[2], "action": f[3], "release": f[4], "result": f[5]}))
+            })
+            .collect();
+        context
+            .printer
+            .json(&json!({"env": env, "entries": entries}));
+    } else {
+        context.printer.out(log);
+    }
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! The server side of a deploy: releases, the `current` link, the lock and the audit
+//! log under `SERVER_PATH`, all through one SSH session. Layout:
+//!
+//! ```text
+//! SERVER_PATH/releases/<env>-<time>-<digest>/   the bundle + desired.json (0600)
+//! SERVER_PATH/current -> releases/<id>          switched atomically (rename)
+//! SERVER_PATH/lock/info                         owner, time, release, message
+//! SERVER_PATH/audit.log                         a tab-separated line per event
+//! ```
+
+pub mod ssh;
+
+use std::time::{Duration, Instant};
+
+use crate::config::Server;
+use crate::error::{Error, Result};
+use crate::plan::Desired;
+use crate::render::Bundle;
+use ssh::{quote, Session};
+
+/// The file in each release that holds the desired state (with secrets: 0600).
+pub const DESIRED_FILE: &str = "desired.json";
+
+/// A connected server and its paths.
+pub struct Remote {
+    pub session: Session,
+    pub server: Server,
+    pub env: String,
+}
+
+/// One release on the server.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Release {
+    pub id: String,
+    pub current: bool,
+}
+
+/// Who runs this deploy, for the lock and the audit log.
+pub fn local_user() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let who = if host.is_empty() {
+        user
+    } else {
+        format!("{user}@{host}")
+    };
+    who.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "@._-".contains(*c))
+        .collect()
+}
+
+/// UTC time as `YYYYMMDDTHHMMSSZ`, from the system clock (no time crate needed).
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{d:02}T{h:02}{m:02}{s:02}Z")
+}
+
+impl Remote {
+    pub fn connect(server: &Server, env: &str) -> Result<Remote> {
+        Ok(Remote {
+            session: Session::open(server)?,
+            server: server.clone(),
+            env: env.to_string(),
+        })
+    }
+
+    fn path(&self, rest: &str) -> String {
+        quote(&format!("{}/{rest}", self.server.path))
+    }
+
+    pub fn release_dir(&self, id: &str) -> String {
+        format!("{}/releases/{id}", self.server.path)
+    }
+
+    /// One round trip: check free space, take the lock, read `current`. Waits for the
+    /// lock up to `wait`; `Err(No)` names the holder.
+    pub fn preflight_and_lock(
+        &self,
+        release: &str,
+        message: &str,
+        wait: Duration,
+        min_free_mb: u64,
+    ) -> Result<Option<String>> {
+        let info = format!(
+            "owner={}\ntime={}\nrelease={release}\nenv={}\nmessage={}\n",
+            local_user(),
+            timestamp(),
+            self.env,
+            message.replace('\n', " ")
+        );
+        let script = format!(
+            "root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
+             free=$(df -Pk \"$p\" | awk 'NR==2 {{print $4}}'); \
+             if [ \"$free\" -lt {min_kb} ]; then echo \"nospace $free\"; exit 0; fi; \
+             mkdir -p \"$root\" || exit 1; \
+             if mkdir \"$root/lock\" 2>/dev/null; then cat > \"$root/lock/info\"; echo locked; \
+             else echo held; tr '\\n' ' ' < \"$root/lock/info\"; echo; fi; \
+             echo \"current=$(readlink \"$root/current\" 2>/dev/null)\"",
+            root = quote(&self.server.path),
+            min_kb = min_free_mb * 1024
+        );
+        let deadline = Instant::now() + wait;
+        loop {
+            let out = self.session.check(
+                "check the server and take the lock",
+                &script,
+                Some(info.as_bytes()),
+            )?;
+            let mut lines = out.lines();
+            match lines.next().unwrap_or_default() {
+                "locked" => {
+                    let current = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("current="))
+                        .and_then(|c| c.trim().rsplit('/').next().map(String::from))
+                        .filter(|c| !c.is_empty());
+                    return Ok(current);
+                }
+                "held" if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                "held" => {
+                    let holder = lines.next().unwrap_or("unknown").trim().to_string();
+                    return Err(Error::No(format!(
+                        "the deploy lock of `{}` is held: {holder}\nhint: wait with `--lock-wait 5m`, or free a stale lock with `stack lock release {}`",
+                        self.server.host, self.env
+                    )));
+                }
+                other => {
+                    let free_kb: u64 = other
+                        .strip_prefix("nospace ")
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0);
+                    return Err(Error::outside(format!(
+                        "only {} MB free under `{}` on the server; a deploy needs at least {min_free_mb} MB",
+                        free_kb / 1024,
+                        self.server.path
+                    ))
+                    .with_hint("free disk space on the server (old images: `docker image prune`)"));
+                }
+            }
+        }
+    }
+
+    /// One round trip after a deploy or rollback: prune this environment's releases
+    /// beyond `keep` (never `current`), append to the audit log, release the lock.
+    pub fn finish(
+        &self,
+        action: &str,
+        release: &str,
+        result: &str,
+        keep: Option<usize>,
+    ) -> Result<()> {
+        let line = format!(
+            "{}\t{}\t{}\t{action}\t{release}\t{}\n",
+            timestamp(),
+            local_user(),
+            self.env,
+            result.replace(['\n', '\t'], " ")
+        );
+        let prune = match keep {
+            Some(keep) => format!(
+                "cur=$(basename \"$(readlink \"$root/current\" 2>/dev/null)\"); \
+                 ls -1 \"$root/releases\" 2>/dev/null | grep {prefix} | grep -v '\\.partial$' | sort \
+                 | awk -v keep={keep} '{{a[NR]=$0}} END {{for (i = 1; i <= NR - keep; i++) print a[i]}}' \
+                 | while read -r r; do [ \"$r\" = \"$cur\" ] || rm -rf \"$root/releases/$r\"; done; ",
+                prefix = quote(&format!("^{}-", self.env)),
+            ),
+            None => String::new(),
+        };
+        let script = format!(
+            "root={root}; {prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
+            root = quote(&self.server.path),
+        );
+        self.session
+            .check(
+                "record the deploy and release the lock",
+                &script,
+                Some(line.as_bytes()),
+            )
+            .map(|_| ())
+    }
+
+    /// Who holds the lock, as one line; `None` when it is free.
+    pub fn lock_holder(&self) -> Result<Option<String>> {
+        let output = self
+            .session
+            .run(&format!("cat {}/info", self.path("lock")), None)?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(Some(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ))
+    }
+
+    pub fn unlock(&self) -> Result<()> {
+        self.session
+            .check(
+                "release the lock",
+                &format!("rm -rf {}", self.path("lock")),
+                None,
+            )
+            .map(|_| ())
+    }
+
+    /// Upload a bundle and its desired state as release `id` (written, then renamed) and
+    /// point `current` at it, in one round trip.
+    pub fn upload(&self, id: &str, bundle: &Bundle, desired: &Desired) -> Result<()> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(mode);
+            header.set_mtime(0);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, path, contents)
+                .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
+        };
+        for (path, file) in &bundle.files {
+            add(path, file.contents.as_bytes(), file.mode)?;
+        }
+        let desired_json = serde_json::to_vec(desired)
+            .map_err(|e| Error::outside(format!("cannot serialise the desired state: {e}")))?;
+        add(DESIRED_FILE, &desired_json, 0o600)?;
+        let tar = builder
+            .into_inner()
+            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;
+        let dir = quote(&self.release_dir(id));
+        let tmp = quote(&format!("{}.partial", self.release_dir(id)));
+        // tar keeps the modes of the archive: 0600 for `.env` and desired.json.
+        let script = format!(
+            "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
+             chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
+             rm -rf {dir}; mv -T {tmp} {dir}; \
+             cd {root} && ln -sfn {target} current.new && mv -T current.new current",
+            root = quote(&self.server.path),
+            target = quote(&format!("releases/{id}"))
+        );
+        self.session
+            .check("upload the release", &script, Some(&tar))?;
+        Ok(())
+    }
+
+    /// Point `current` at release `id`, atomically.
+    pub fn switch(&self, id: &str) -> Result<()> {
+        let script = format!(
+            "cd {root} && ln -sfn {target} current.new && mv -T current.new current",
+            root = quote(&self.server.path),
+            target = quote(&format!("releases/{id}"))
+        );
+        self.session
+            .check("switch `current`", &script, None)
+            .map(|_| ())
+    }
+
+    /// The release `current` points at.
+    pub fn current(&self) -> Result<Option<String>> {
+        let output = self
+            .session
+            .run(&format!("readlink {}", self.path("current")), None)?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(text
+            .trim()
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(String::from))
+    }
+
+    /// This environment's releases, oldest first.
+    pub fn releases(&self) -> Result<Vec<Release>> {
+        let output = self.session.run(
+            &format!("ls -1 {} 2>/dev/null", self.path("releases")),
+            None,
+        )?;
+        let current = self.current()?;
+        let prefix = format!("{}-", self.env);
+        let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&prefix) && !l.ends_with(".partial"))
+            .map(String::from)
+            .collect();
+        ids.sort();
+        Ok(ids
+            .into_iter()
+            .map(|id| Release {
+                current: current.as_deref() == Some(id.as_str()),
+                id,
+            })
+            .collect())
+    }
+
+    /// The desired state saved with a release.
+    pub fn desired(&self, id: &str) -> Result<Desired> {
+        let text = self.session.check(
+            &format!("read release `{id}`"),
+            &format!(
+                "cat {}",
+                quote(&format!("{}/{DESIRED_FILE}", self.release_dir(id)))
+            ),
+            None,
+        )?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::outside(format!(
+                "release `{id}` has an unreadable {DESIRED_FILE}: {e}"
+            ))
+        })
+    }
+
+    /// Append a line to the audit log.
+    pub fn audit(&self, action: &str, release: &str, result: &str) -> Result<()> {
+        let line = format!(
+            "{}\t{}\t{}\t{action}\t{release}\t{}\n",
+            timestamp(),
+            local_user(),
+            self.env,
+            result.replace(['\n', '\t'], " ")
+        );
+        let script = format!(
+            "mkdir -p {root} && cat >> {log}",
+            root = quote(&self.server.path),
+            log = self.path("audit.log")
+        );
+        self.session
+            .check("append to the audit log", &script, Some(line.as_bytes()))
+            .map(|_| ())
+    }
+
+    pub fn audit_log(&self) -> Result<String> {
+        let output = self
+            .session
+            .run(&format!("cat {} 2>/dev/null", self.path("audit.log")), None)?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Install the unit, and this binary when the server's OS and architecture match,
+    /// with systemd. A server without systemd or root gets a note, not a failure.
+    pub fn install_unit(&self, project: &str, release: &str) -> Result<Option<String>> {
+        let unit = format!("{}/{project}.service", self.release_dir(release));
+        let version = format!("stack {}", env!("CARGO_PKG_VERSION"));
+        let script = format!(
+            "[ -d /run/systemd/system ] || {{ echo 'no systemd'; exit 0; }}; \
+             S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
+             $S install -m 0644 {unit} /etc/systemd/system/{name} && $S systemctl daemon-reload \
+             && $S systemctl enable {name} >/dev/null 2>&1 || exit 1; \
+             echo installed; uname -sm; /usr/local/bin/stack --version 2>/dev/null || echo none",
+            unit = quote(&unit),
+            name = quote(&format!("{project}.service"))
+        );
+        let output = self.session.run(&script, None)?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut lines = text.lines();
+        match (output.status.success(), lines.next().unwrap_or_default()) {
+            (true, "installed") => {}
+            (true, "no systemd") => {
+                return Ok(Some(
+                    "the server has no systemd; the unit was not installed".into(),
+                ))
+            }
+            _ => {
+                return Ok(Some(format!(
+                    "could not install the systemd unit (needs root or passwordless sudo): {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )))
+            }
+        }
+        let uname = lines.next().unwrap_or_default().to_ascii_lowercase();
+        let remote_version = lines.next().unwrap_or_default();
+        let arch = std::env::consts::ARCH;
+        if !(uname.starts_with(std::env::consts::OS) && uname.ends_with(arch)) {
+            return Ok(Some(format!(
+                "the server is `{uname}` and this stack is {}/{arch}: install a matching stack binary at /usr/local/bin/stack for `stack supervise`",
+                std::env::consts::OS
+            )));
+        }
+        if remote_version.trim() == version {
+            return Ok(None);
+        }
+        let binary = std::env::current_exe()
+            .and_then(std::fs::read)
+            .map_err(|e| Error::outside(format!("cannot read this stack binary: {e}")))?;
+        let install = "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
+             $S sh -c 'cat > /usr/local/bin/stack.new && chmod 755 /usr/local/bin/stack.new && mv /usr/local/bin/stack.new /usr/local/bin/stack'";
+        self.session
+            .check("install the stack binary", install, Some(&binary))?;
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_look_right() {
+        let t = timestamp();
+        assert_eq!(t.len(), 16, "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && t.contains('T'),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("/opt/a b"), "'/opt/a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

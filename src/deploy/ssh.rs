@@ -1,0 +1,193 @@
+//! One multiplexed SSH connection through the system's OpenSSH, so `~/.ssh/config`, the
+//! agent, ProxyJump and known_hosts all apply. Commands run over the master connection;
+//! the server's Docker socket is forwarded to a local socket for the engine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::config::Server;
+use crate::error::{Error, Result};
+
+/// A live master connection; closed on drop.
+pub struct Session {
+    target: String,
+    port: u16,
+    key: Option<String>,
+    config_file: Option<String>,
+    control: PathBuf,
+    /// The server's Docker socket, forwarded here.
+    pub docker_socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Quote a word for the remote POSIX shell.
+pub fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+impl Session {
+    fn base(&self) -> Command {
+        let mut command = Command::new("ssh");
+        if let Some(file) = &self.config_file {
+            command.args(["-F", file]);
+        }
+        command
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .args(["-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=10"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control.display()))
+            .args(["-p", &self.port.to_string()]);
+        if let Some(key) = &self.key {
+            command.args(["-i", key, "-o", "IdentitiesOnly=yes"]);
+        }
+        command
+    }
+
+    /// Open the master connection and forward the Docker socket.
+    pub fn open(server: &Server) -> Result<Session> {
+        let dir = tempfile::Builder::new()
+            .prefix("stack-ssh-")
+            .tempdir()
+            .map_err(|e| Error::outside(format!("cannot create a socket directory: {e}")))?;
+        let session = Session {
+            target: format!("{}@{}", server.user, server.host),
+            port: server.port,
+            key: server.ssh_key.as_ref().map(|k| expand_home(k)),
+            config_file: std::env::var("STACK_SSH_CONFIG")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            control: dir.path().join("control"),
+            docker_socket: dir.path().join("docker.sock"),
+            _dir: dir,
+        };
+        let output = session
+            .base()
+            .args([
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=yes",
+                "-o",
+                "ExitOnForwardFailure=yes",
+            ])
+            .arg("-L")
+            .arg(format!(
+                "{}:{}",
+                session.docker_socket.display(),
+                server.docker_socket
+            ))
+            .args(["-f", "-N", &session.target])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                Error::outside(format!("cannot run `ssh`: {e}"))
+                    .with_hint("install OpenSSH's client (`apt-get install openssh-client`)")
+            })?;
+        if !output.status.success() {
+            return Err(ssh_failure(
+                server,
+                &String::from_utf8_lossy(&output.stderr),
+            ));
+        }
+        Ok(session)
+    }
+
+    /// Run a shell command on the server; `stdin` is fed to it.
+    pub fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
+        let mut child = self
+            .base()
+            .args(["-o", "ControlMaster=no", &self.target, "--", script])
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(bytes)
+                .map_err(|e| Error::outside(format!("cannot send data to the server: {e}")))?;
+        }
+        child
+            .wait_with_output()
+            .map_err(|e| Error::outside(format!("ssh failed: {e}")))
+    }
+
+    /// Run a command that must succeed; its stderr becomes the error's cause.
+    pub fn check(&self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        let output = self.run(script, stdin)?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        Err(Error::Outside {
+            message: format!("on the server: cannot {what}"),
+            causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
+            hint: None,
+        })
+    }
+
+    pub fn docker_endpoint(&self) -> String {
+        format!("unix://{}", self.docker_socket.display())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self
+            .base()
+            .args(["-O", "exit", &self.target])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => Path::new(&home).join(rest).display().to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// OpenSSH's own words, turned into an error that says what to do.
+fn ssh_failure(server: &Server, stderr: &str) -> Error {
+    let stderr = stderr.trim();
+    let hint = if stderr.contains("Host key verification failed")
+        || stderr.contains("No ED25519 host key")
+        || stderr.contains("host key for")
+    {
+        format!(
+            "the host key of `{}` is not trusted yet: check its fingerprint, then run `ssh-keyscan -p {} {} >> ~/.ssh/known_hosts`",
+            server.host, server.port, server.host
+        )
+    } else if stderr.contains("Permission denied") {
+        format!(
+            "the server refused the key for `{}`: add your public key to its ~/.ssh/authorized_keys, load it into ssh-agent, or set `SERVER_SSH_KEY`",
+            server.user
+        )
+    } else if stderr.contains("Could not resolve")
+        || stderr.contains("Connection refused")
+        || stderr.contains("timed out")
+        || stderr.contains("No route")
+    {
+        format!(
+            "check `SERVER_HOST` and `SERVER_PORT` ({}:{}) and that sshd runs there",
+            server.host, server.port
+        )
+    } else if stderr.contains("forwarding") || stderr.contains("docker.sock") {
+        format!("the server has no Docker socket at `{}`: install Docker, or set `SERVER_DOCKER_SOCKET`", server.docker_socket)
+    } else {
+        "run `ssh -v` with the same host to see more".into()
+    };
+    Error::Outside {
+        message: format!(
+            "cannot connect to `{}@{}:{}` over SSH",
+            server.user, server.host, server.port
+        ),
+        causes: vec![stderr.to_string()],
+        hint: Some(hint),
+    }
+}
