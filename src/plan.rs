@@ -162,7 +162,7 @@ pub fn desired(
         .services
         .iter()
         .filter(|s| s.is_container())
-        .map(|s| desired_service(config, s, bundle_dir, root))
+        .map(|s| desired_service(config, s, bundle, bundle_dir, root))
         .collect();
     let mut volumes: BTreeSet<String> = config.volumes.iter().cloned().collect();
     if render::needs_proxy(config) {
@@ -199,6 +199,7 @@ fn base_labels(config: &Config, service: &str, bundle_dir: &Path) -> BTreeMap<St
 fn desired_service(
     config: &Config,
     service: &Service,
+    bundle: &render::Bundle,
     bundle_dir: &Path,
     root: &Path,
 ) -> DesiredService {
@@ -263,6 +264,11 @@ fn desired_service(
                 binds.push(format!("{}:{}{suffix}", host.display(), mount.target))
             }
             MountSource::Anonymous => anonymous.push(mount.target.clone()),
+            MountSource::Bundle(rel) => binds.push(format!(
+                "{}:{}{suffix}",
+                bundle_dir.join(rel).display(),
+                mount.target
+            )),
         }
     }
     let mut ports = Vec::new();
@@ -275,6 +281,20 @@ fn desired_service(
                 container_port: *container_port,
                 protocol: publish.protocol.clone(),
             });
+        }
+    }
+    // Files of the bundle mounted into the container: their contents are part of the
+    // digest, so a changed config file recreates the container.
+    let mut mounted = String::new();
+    for mount in &service.volumes {
+        if let MountSource::Bundle(rel) = &mount.source {
+            for (path, file) in bundle.files.range(rel.clone()..) {
+                if !path.starts_with(rel.as_str()) {
+                    break;
+                }
+                mounted.push_str(path);
+                mounted.push_str(file.contents.split_once('\n').map_or("", |(_, rest)| rest));
+            }
         }
     }
     let spec = ContainerSpec {
@@ -305,7 +325,7 @@ fn desired_service(
             dockerfile: b.dockerfile.clone(),
         }),
         spec,
-        "",
+        &mounted,
     )
 }
 

@@ -229,6 +229,8 @@ pub enum MountSource {
     Bind(PathBuf),
     /// An anonymous volume.
     Anonymous,
+    /// A file or folder of the rendered bundle (a preset's config), relative to it.
+    Bundle(String),
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

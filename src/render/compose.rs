@@ -135,6 +135,7 @@ fn render_service(config: &Config, service: &Service, bundle_dir: &Path) -> Valu
                         })
                     }
                     MountSource::Anonymous => None,
+                    MountSource::Bundle(rel) => Some(format!("./{rel}")),
                 };
                 let mut spec = match source {
                     Some(source) => format!("{source}:{}", mount.target),
