@@ -95,6 +95,13 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&env)?;
     let server = server_of(&loaded)?;
     let config = &loaded.config;
+    if config.target == crate::config::Target::Swarm {
+        return Err(Diagnostic::new(
+            "`STACK_TARGET=swarm` is not supported by this version of stack",
+        )
+        .hint("deploy with `STACK_TARGET=compose` (one VM)")
+        .into());
+    }
     if env == "prod" && !args.force {
         let findings = super::check::audit(&loaded);
         if findings.iter().any(|f| !f.ok) {
