@@ -34,7 +34,9 @@ pub fn write_bundle(bundle: &Bundle, dir: &Path) -> Result<()> {
                     .map_err(|e| Error::io("set the mode of", folder, e))?;
             }
         }
-        write_file(&target, file.contents.as_bytes(), file.mode)?;
+        // The staging directory is new and private until the rename: a plain write is
+        // enough, and skipping an fsync per file keeps `build` fast.
+        write_plain(&target, file.contents.as_bytes(), file.mode)?;
     }
     let staged = staging.keep();
     fs::set_permissions(&staged, fs::Permissions::from_mode(0o755))
@@ -84,6 +86,20 @@ fn guard_existing(dir: &Path) -> Result<()> {
         .hint("choose an empty or new directory for `--out`")
         .into())
     }
+}
+
+fn write_plain(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    file.write_all(contents)
+        .map_err(|e| Error::io("write", path, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("set the mode of", path, e))
 }
 
 /// Write one file with `mode`, atomically (temporary file, fsync, rename).
