@@ -15,6 +15,7 @@ declare -A packages=(
     [promtool]=prometheus
     [systemd-analyze]=systemd
     [sshd]=openssh-server
+    [ssh]=openssh-client
     [busybox]=busybox-static
     [hyperfine]=hyperfine
 )

@@ -162,7 +162,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             Err(e) => format!("failed: {}", e.render().lines().next().unwrap_or_default()),
         };
         let keep = result.is_ok().then_some(config.keep_releases as usize);
-        let finished = remote.finish("deploy", &id, &outcome, keep);
+        let finished = remote.finish("deploy", &id, &outcome, result.is_ok(), keep);
         result?;
         finished?;
         if context.global.json {
@@ -338,11 +338,9 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
         } else {
             "failed".to_string()
         };
-        let audited = remote.audit("rollback", &target, &outcome);
-        let unlocked = remote.unlock();
+        let finished = remote.finish("rollback", &target, &outcome, result.is_ok(), None);
         result?;
-        audited?;
-        unlocked?;
+        finished?;
         context
             .printer
             .status(format!("`{env}` runs release `{target}`"));

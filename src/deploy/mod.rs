@@ -114,7 +114,7 @@ impl Remote {
              mkdir -p \"$root\" || exit 1; \
              if mkdir \"$root/lock\" 2>/dev/null; then cat > \"$root/lock/info\"; echo locked; \
              else echo held; tr '\\n' ' ' < \"$root/lock/info\"; echo; fi; \
-             echo \"current=$(readlink \"$root/current\" 2>/dev/null)\"",
+             echo \"current=$(readlink \"$root/last-good\" 2>/dev/null || readlink \"$root/current\" 2>/dev/null)\"",
             root = quote(&self.server.path),
             min_kb = min_free_mb * 1024
         );
@@ -168,6 +168,7 @@ impl Remote {
         action: &str,
         release: &str,
         result: &str,
+        good: bool,
         keep: Option<usize>,
     ) -> Result<()> {
         let line = format!(
@@ -187,8 +188,16 @@ impl Remote {
             ),
             None => String::new(),
         };
+        let mark = if good {
+            format!(
+                "ln -sfn {target} \"$root/last-good.new\" && mv -T \"$root/last-good.new\" \"$root/last-good\"; ",
+                target = quote(&format!("releases/{release}"))
+            )
+        } else {
+            String::new()
+        };
         let script = format!(
-            "root={root}; {prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
+            "root={root}; {mark}{prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
             root = quote(&self.server.path),
         );
         self.session

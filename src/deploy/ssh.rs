@@ -18,6 +18,7 @@ pub struct Session {
     control: PathBuf,
     /// The server's Docker socket, forwarded here.
     pub docker_socket: PathBuf,
+    master: Option<std::process::Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -50,7 +51,7 @@ impl Session {
             .prefix("stack-ssh-")
             .tempdir()
             .map_err(|e| Error::outside(format!("cannot create a socket directory: {e}")))?;
-        let session = Session {
+        let mut session = Session {
             target: format!("{}@{}", server.user, server.host),
             port: server.port,
             key: server.ssh_key.as_ref().map(|k| expand_home(k)),
@@ -59,37 +60,59 @@ impl Session {
                 .filter(|s| !s.is_empty()),
             control: dir.path().join("control"),
             docker_socket: dir.path().join("docker.sock"),
+            master: None,
             _dir: dir,
         };
-        let output = session
-            .base()
-            .args([
-                "-o",
-                "ControlMaster=yes",
-                "-o",
-                "ControlPersist=yes",
-                "-o",
-                "ExitOnForwardFailure=yes",
-            ])
+        // The master runs as our child, in the foreground, and dies with us even on
+        // SIGKILL (PDEATHSIG): a killed deploy leaves no authenticated connection behind.
+        let mut command = session.base();
+        command
+            .args(["-o", "ControlMaster=yes", "-o", "ExitOnForwardFailure=yes"])
             .arg("-L")
             .arg(format!(
                 "{}:{}",
                 session.docker_socket.display(),
                 server.docker_socket
             ))
-            .args(["-f", "-N", &session.target])
+            .args(["-N", &session.target])
             .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                Error::outside(format!("cannot run `ssh`: {e}"))
-                    .with_hint("install OpenSSH's client (`apt-get install openssh-client`)")
-            })?;
-        if !output.status.success() {
-            return Err(ssh_failure(
-                server,
-                &String::from_utf8_lossy(&output.stderr),
-            ));
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
         }
+        let mut child = command.spawn().map_err(|e| {
+            Error::outside(format!("cannot run `ssh`: {e}"))
+                .with_hint("install OpenSSH's client (`apt-get install openssh-client`)")
+        })?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let exited = child
+                .try_wait()
+                .map_err(|e| Error::outside(format!("ssh failed: {e}")))?;
+            if exited.is_some() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                return Err(ssh_failure(server, &stderr));
+            }
+            if session.control.exists() && session.docker_socket.exists() {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                return Err(ssh_failure(server, "timed out while connecting"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        session.master = Some(child);
         Ok(session)
     }
 
@@ -142,6 +165,10 @@ impl Drop for Session {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if let Some(mut master) = self.master.take() {
+            let _ = master.kill();
+            let _ = master.wait();
+        }
     }
 }
 

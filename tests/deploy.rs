@@ -1,0 +1,1229 @@
+//! Integration tests of `stack deploy` against a real SSH server (SPEC §4, issue #4).
+//!
+//! Every test starts its own OpenSSH server (`/usr/sbin/sshd -D -e`) on a free loopback
+//! port with generated host and client keys, and points `stack` at it through
+//! `STACK_SSH_CONFIG` (an ssh config naming the test's known_hosts and key: ssh ignores
+//! `$HOME`). The "server" is this machine: user root, its dockerd, `SERVER_PATH` in the
+//! test's temp dir. Needs openssh-server and openssh-client
+//! (`scripts/install-ci-deps.sh`), a running dockerd (`scripts/ensure-docker.sh`) and the
+//! local test images (`scripts/build-test-images.sh`); a missing piece FAILS the test.
+//!
+//! Each test has a unique `STACK_PROJECT` (`d-<test>-<pid>`); a [`Project`] guard removes
+//! its containers, network and volumes (and the systemd unit a deploy as root writes) when
+//! the test ends, and an [`Sshd`] guard kills the server, its sessions and any ssh
+//! master a killed deploy left behind.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+const BUSYBOX: &str = "stack-test/busybox:latest";
+/// busybox httpd as PID 1 ignores SIGTERM, so each replaced container would cost the
+/// engine's whole stop grace period: a shell that exits on TERM keeps the tests quick.
+const HTTPD: &str = "sh -c 'trap \"exit 0\" TERM; httpd -f -p 8080 -h /var/www & wait'";
+const SSHD: &str = "/usr/sbin/sshd";
+
+static PREREQS: Once = Once::new();
+
+/// Panic (fail the test) with a clear message when a prerequisite is missing.
+fn require_prereqs() {
+    PREREQS.call_once(|| {
+        for tool in ["ssh", "ssh-keygen"] {
+            let ok = StdCommand::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(
+                ok,
+                "`{tool}` is missing: install openssh-client (scripts/install-ci-deps.sh)"
+            );
+        }
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install openssh-server (scripts/install-ci-deps.sh)"
+        );
+        let info = StdCommand::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        match info {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "the Docker engine is unreachable (`docker info` failed): {}\n\
+                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
+                text(&out.stderr).trim()
+            ),
+            Err(e) => panic!("cannot run `docker info` ({e}); run `scripts/ensure-docker.sh`"),
+        }
+        let ok = docker(&["image", "inspect", "--format", "{{.Id}}", BUSYBOX])
+            .status
+            .success();
+        assert!(
+            ok,
+            "test image `{BUSYBOX}` is missing: run `scripts/build-test-images.sh`"
+        );
+    });
+}
+
+fn docker(args: &[&str]) -> Output {
+    StdCommand::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_ok(cmd: &mut StdCommand) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// Pids of every process whose parent is `pid`, recursively.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            break;
+        };
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`: comm may hold spaces, so split after the last `)`.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if ppid == Some(parent) && !all.contains(&child) {
+                all.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    all
+}
+
+/// `(pid, command line)` of processes whose command line mentions `needle` (here: a
+/// test's own ssh config).
+fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (pid != std::process::id() && cmdline.contains(needle)).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+fn kill(pid: u32) {
+    let _ = StdCommand::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A private sshd on a free loopback port, killed (with its sessions) on drop.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        require_prereqs();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (key, comment) in [("host_key", "host"), ("client_key", "client")] {
+            run_ok(
+                StdCommand::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                    .arg(d.join(key)),
+            );
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let mut last_error = String::new();
+        // A port picked free can be taken before sshd binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            std::fs::write(
+                d.join("sshd_config"),
+                format!(
+                    "Port {port}\n\
+                     ListenAddress 127.0.0.1\n\
+                     HostKey {dir}/host_key\n\
+                     PidFile {dir}/sshd.pid\n\
+                     AuthorizedKeysFile {dir}/authorized_keys\n\
+                     PermitRootLogin prohibit-password\n\
+                     PasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\n\
+                     StrictModes no\n\
+                     UsePAM no\n\
+                     AllowStreamLocalForwarding yes\n\
+                     AllowTcpForwarding yes\n\
+                     MaxSessions 50\n\
+                     MaxStartups 100:30:200\n\
+                     LogLevel ERROR\n",
+                    dir = d.display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+            let mut child = StdCommand::new(SSHD)
+                .arg("-f")
+                .arg(d.join("sshd_config"))
+                .args(["-D", "-e"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start sshd");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_error = format!(
+                        "sshd exited ({status}): {}",
+                        std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                    );
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let sshd = Sshd { dir, port, child };
+                    sshd.trust_host();
+                    sshd.write_ssh_config();
+                    return sshd;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_error = "sshd did not listen within 10 s".into();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("cannot start a test sshd: {last_error}");
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `known_hosts` with this server's host key.
+    fn trust_host(&self) {
+        let key = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let mut parts = key.split_whitespace();
+        let (kind, blob) = (parts.next().unwrap(), parts.next().unwrap());
+        std::fs::write(
+            self.path("known_hosts"),
+            format!("[127.0.0.1]:{} {kind} {blob}\n", self.port),
+        )
+        .unwrap();
+    }
+
+    /// Forget the host key: ssh then has nothing to check it against.
+    fn distrust_host(&self) {
+        std::fs::write(self.path("known_hosts"), "").unwrap();
+    }
+
+    fn write_ssh_config(&self) {
+        std::fs::write(
+            self.path("ssh_config"),
+            format!(
+                "Host *\n\
+                 \x20 UserKnownHostsFile {known}\n\
+                 \x20 GlobalKnownHostsFile /dev/null\n\
+                 \x20 IdentityFile {key}\n\
+                 \x20 IdentitiesOnly yes\n\
+                 \x20 PasswordAuthentication no\n",
+                known = self.path("known_hosts").display(),
+                key = self.path("client_key").display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn ssh_config(&self) -> PathBuf {
+        self.path("ssh_config")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // ssh masters of deploys killed with SIGKILL outlive them (ControlPersist), and so
+        // do their socket directories: the masters name this test's ssh config and the
+        // directory (`ControlPath=/tmp/stack-ssh-…/control`) on their command line.
+        for (pid, cmdline) in processes_mentioning(&self.ssh_config().display().to_string()) {
+            kill(pid);
+            for word in cmdline.split_whitespace() {
+                if let Some(control) = word.strip_prefix("ControlPath=") {
+                    if let Some(dir) = Path::new(control).parent() {
+                        if dir.to_string_lossy().contains("stack-ssh-") {
+                            let _ = std::fs::remove_dir_all(dir);
+                        }
+                    }
+                }
+            }
+        }
+        let sessions = descendants(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in sessions {
+            kill(pid);
+        }
+    }
+}
+
+/// A busybox httpd service with an HTTP health check on `/health` every second.
+fn httpd_service(name: &str) -> String {
+    let key = name.to_uppercase().replace('-', "_");
+    format!(
+        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
+         SERVICE_{key}_COMMAND={HTTPD}\n\
+         SERVICE_{key}_PORT=8080\n\
+         SERVICE_{key}_HEALTH=/health\n\
+         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
+    )
+}
+
+/// Two services, `web` and `api`, and a secret handed to `web` (so the release has `.env`).
+fn two_services() -> String {
+    format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,api\nSTACK_SECRETS=APP_KEY\n{}{}\
+         SERVICE_WEB_ENV_APP_KEY=${{APP_KEY}}\n",
+        httpd_service("web"),
+        httpd_service("api")
+    )
+}
+
+fn one_service() -> String {
+    format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+        httpd_service("web")
+    )
+}
+
+/// A project in a temp dir whose `staging` environment is deployed to `sshd`; its
+/// containers, network, volumes and systemd unit are removed on drop.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+    ssh_config: PathBuf,
+    srv: PathBuf,
+}
+
+impl Project {
+    fn new(test: &str, sshd: &Sshd, body: &str) -> Project {
+        let name = format!("d-{}-{}", test.replace('_', "-"), std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let srv = dir.path().join("srv");
+        std::fs::create_dir_all(dir.path().join("environments/staging")).unwrap();
+        std::fs::write(
+            dir.path().join("environments/staging/server.env"),
+            format!(
+                "SERVER_HOST=127.0.0.1\nSERVER_PORT={}\nSERVER_USER=root\nSERVER_PATH={}\n",
+                sshd.port,
+                srv.display()
+            ),
+        )
+        .unwrap();
+        let project = Project {
+            dir,
+            name,
+            ssh_config: sshd.ssh_config(),
+            srv,
+        };
+        project.write(body);
+        if body.contains("STACK_SECRETS") {
+            project.ok(&["secrets", "generate", "staging"]);
+        }
+        project
+    }
+
+    fn write(&self, body: &str) {
+        std::fs::write(
+            self.dir.path().join("stack.env"),
+            format!(
+                "STACK_PROJECT={}\nSTACK_TLS=off\nSTACK_DRAIN=0s\n{body}",
+                self.name
+            ),
+        )
+        .unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> StdCommand {
+        let mut cmd = StdCommand::cargo_bin("stack").unwrap();
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .env("STACK_SSH_CONFIG", &self.ssh_config)
+            .env_remove("STACK_ENV")
+            .arg("-C")
+            .arg(self.path())
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `stack ARGS` (killed after 180 s) and return its output, whatever the exit code.
+    fn stack(&self, args: &[&str]) -> Output {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_output(child, Duration::from_secs(180))
+    }
+
+    /// Run `stack ARGS` and fail the test with its output unless it exits 0.
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.stack(args);
+        assert!(
+            out.status.success(),
+            "`stack {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    /// `stack deploy staging --allow-dirty EXTRA…`, which must succeed.
+    fn deploy(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["deploy", "staging", "--allow-dirty"];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    fn deploy_any(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["deploy", "staging", "--allow-dirty"];
+        args.extend_from_slice(extra);
+        self.stack(&args)
+    }
+
+    /// `stack releases staging`: `(id, current)` oldest first.
+    fn releases(&self) -> Vec<(String, bool)> {
+        let out = self.ok(&["releases", "staging"]);
+        text(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| (l[2..].trim().to_string(), l.starts_with('*')))
+            .collect()
+    }
+
+    fn current_release(&self) -> Option<String> {
+        let target = std::fs::read_link(self.srv.join("current")).ok()?;
+        let target = target.to_str()?.to_string();
+        assert!(
+            target.starts_with("releases/") || target.contains("/releases/"),
+            "`current` points outside releases/: {target}"
+        );
+        Some(target.rsplit('/').next().unwrap().to_string())
+    }
+
+    /// Release directories on the server (without `.partial` leftovers).
+    fn release_dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = std::fs::read_dir(self.srv.join("releases"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort();
+        dirs
+    }
+
+    fn lock_dir(&self) -> PathBuf {
+        self.srv.join("lock")
+    }
+
+    fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.srv.join("audit.log")).unwrap_or_default()
+    }
+
+    /// `(name, id)` of every container labelled with this project, sorted by name.
+    fn containers(&self) -> Vec<(String, String)> {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ]);
+        assert!(out.status.success(), "docker ps: {}", text(&out.stderr));
+        let mut rows: Vec<(String, String)> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// The id of the one container of `service`.
+    fn id_of(&self, service: &str) -> String {
+        let prefix = format!("{}-{service}-", self.name);
+        let mine: Vec<(String, String)> = self
+            .containers()
+            .into_iter()
+            .filter(|(n, _)| {
+                n.strip_prefix(&prefix)
+                    .is_some_and(|r| r.parse::<u32>().is_ok())
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "want one container of `{service}`: {mine:?}");
+        mine[0].1.clone()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in text(&out.stdout).split_whitespace() {
+            let _ = docker(&["rm", "-f", "-v", id]);
+        }
+        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
+        let out = docker(&["volume", "ls", "-q", "--filter", &filter]);
+        for volume in text(&out.stdout).split_whitespace() {
+            let _ = docker(&["volume", "rm", "-f", volume]);
+        }
+        // A deploy as root on a machine with `systemctl` installs the unit here.
+        let _ = std::fs::remove_file(format!("/etc/systemd/system/{}.service", self.name));
+    }
+}
+
+/// Wait for `child` with a deadline (killing it after), collecting its output.
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!("stack did not finish within {limit:?} ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = docker(&["inspect", "--format", format, container]);
+    assert!(
+        out.status.success(),
+        "docker inspect {container}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+/// The httpd in `container` answers `/health` (busybox wget from inside the container).
+fn answers(container: &str) -> bool {
+    let out = docker(&[
+        "exec",
+        container,
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8080/health",
+    ]);
+    out.status.success()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn all_output(out: &Output) -> String {
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+// A first deploy: the release on the server, `current`, secrets 0600, containers running,
+// the audit log.
+#[test]
+fn first_deploy_creates_a_release_and_runs_it() {
+    let sshd = Sshd::start();
+    let p = Project::new("first", &sshd, &two_services());
+    let out = p.deploy(&["-m", "first one"]);
+    eprintln!("first deploy:\n{}", all_output(&out));
+
+    let releases = p.releases();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    let (id, current) = &releases[0];
+    assert!(current, "the release is not marked current: {releases:?}");
+    assert!(id.starts_with("staging-"), "{id}");
+    assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    let link = std::fs::read_link(p.srv.join("current")).unwrap();
+    assert!(
+        link.to_string_lossy().contains("releases/"),
+        "`current` -> {}",
+        link.display()
+    );
+
+    let release = p.srv.join("releases").join(id);
+    assert_eq!(mode(&release.join("desired.json")), 0o600);
+    assert_eq!(mode(&release.join(".env")), 0o600);
+    let env = std::fs::read_to_string(release.join(".env")).unwrap();
+    assert!(env.contains("APP_KEY="), ".env has no APP_KEY:\n{env}");
+
+    for service in ["web", "api"] {
+        let c = p.id_of(service);
+        assert_eq!(inspect(&c, "{{.State.Status}}"), "running", "{service}");
+    }
+    let web_env = inspect(&p.id_of("web"), "{{json .Config.Env}}");
+    assert!(web_env.contains("APP_KEY="), "web env: {web_env}");
+
+    assert!(!p.lock_dir().exists(), "the deploy left its lock");
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tdeploy\t") && l.contains(id.as_str()) && l.ends_with("ok")),
+        "audit.log:\n{audit}"
+    );
+    let out = p.ok(&["audit", "staging", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("audit --json is not JSON ({e}):\n{}", text(&out.stdout)));
+    let entries = json["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "deploy" && e["release"] == id.as_str()),
+        "{json}"
+    );
+}
+
+// A redeploy that changes nothing recreates nothing; a deploy that changes one service
+// recreates only that one.
+#[test]
+fn redeploy_unchanged_then_one_service_changed() {
+    let sshd = Sshd::start();
+    let p = Project::new("redeploy", &sshd, &two_services());
+    p.deploy(&[]);
+    let (web, api) = (p.id_of("web"), p.id_of("api"));
+
+    let started = Instant::now();
+    p.deploy(&[]);
+    eprintln!(
+        "a redeploy with nothing changed took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.id_of("web"), web, "an unchanged redeploy recreated web");
+    assert_eq!(p.id_of("api"), api, "an unchanged redeploy recreated api");
+    assert!(!p.lock_dir().exists(), "the deploy left its lock");
+
+    p.deploy(&["--set", "SERVICE_API_ENV_FOO=2"]);
+    assert_eq!(
+        p.id_of("web"),
+        web,
+        "web was recreated although only api changed"
+    );
+    let new_api = p.id_of("api");
+    assert_ne!(new_api, api, "api was not recreated");
+    let env = inspect(&new_api, "{{json .Config.Env}}");
+    assert!(env.contains("\"FOO=2\""), "api env: {env}");
+    assert_eq!(p.containers().len(), 2, "{:?}", p.containers());
+    let releases = p.releases();
+    assert!(releases.last().is_some_and(|r| r.1), "{releases:?}");
+    assert_eq!(p.current_release(), releases.last().map(|r| r.0.clone()));
+}
+
+// A new version that never turns healthy: exit 1, rolled back, the old version answers.
+#[test]
+fn unhealthy_deploy_rolls_back() {
+    let sshd = Sshd::start();
+    let p = Project::new("rollback-auto", &sshd, &one_service());
+    p.deploy(&[]);
+    let good = p.current_release().expect("a current release");
+    let web = p.id_of("web");
+
+    let started = Instant::now();
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_HEALTH=/nope",
+        "--set",
+        "STACK_HEALTH_TIMEOUT=8s",
+    ]);
+    let stderr = text(&out.stderr);
+    eprintln!("the failed deploy took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("rolled back"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("web"),
+        "stderr does not name the service:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&good),
+        "stderr does not name the release it went back to:\n{stderr}"
+    );
+
+    assert_eq!(p.current_release().as_deref(), Some(good.as_str()));
+    let releases = p.releases();
+    assert!(
+        releases.iter().any(|(id, cur)| *cur && id == &good),
+        "{releases:?}"
+    );
+    let now = p.id_of("web");
+    assert_eq!(inspect(&now, "{{.State.Status}}"), "running");
+    assert!(
+        answers(&now),
+        "the old version does not answer after the rollback"
+    );
+    let health = inspect(&now, "{{json .Config.Healthcheck}}");
+    assert!(
+        !health.contains("/nope"),
+        "the failed version is running: {health}"
+    );
+    assert_eq!(now, web, "the old container was replaced rather than kept");
+    assert!(!p.lock_dir().exists(), "the failed deploy left its lock");
+    let audit = p.audit_log();
+    assert!(audit.contains("\trollback\t"), "audit.log:\n{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\tdeploy\t") && l.contains("failed")),
+        "audit.log:\n{audit}"
+    );
+}
+
+// Two deploys at once: each either succeeds or fails on the lock naming its holder, and no
+// lock is left.
+#[test]
+fn two_deploys_at_once() {
+    let sshd = Sshd::start();
+    let p = Project::new("concurrent", &sshd, &one_service());
+    p.deploy(&[]);
+
+    let spawn = |n: &str| {
+        p.command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            &format!("SERVICE_WEB_ENV_N={n}"),
+            "-m",
+            &format!("deploy {n}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(180)),
+        wait_output(b, Duration::from_secs(180)),
+    );
+    let mut ok = 0;
+    for out in [&a, &b] {
+        match out.status.code() {
+            Some(0) => ok += 1,
+            Some(1) => {
+                let stderr = text(&out.stderr);
+                assert!(
+                    stderr.contains("lock") && stderr.contains("owner="),
+                    "a deploy failed for another reason than the lock:\n{stderr}"
+                );
+                assert!(
+                    stderr.contains("deploy a") || stderr.contains("deploy b"),
+                    "the lock error does not name the holder's deploy:\n{stderr}"
+                );
+            }
+            other => panic!("deploy exited {other:?}:\n{}", all_output(out)),
+        }
+    }
+    assert!(
+        ok >= 1,
+        "neither deploy succeeded:\n{}\n---\n{}",
+        all_output(&a),
+        all_output(&b)
+    );
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+    assert_eq!(p.containers().len(), 1, "{:?}", p.containers());
+    assert_eq!(inspect(&p.id_of("web"), "{{.State.Status}}"), "running");
+
+    // A waiting deploy gets the lock once the holder is done.
+    std::fs::create_dir_all(p.lock_dir()).unwrap();
+    std::fs::write(p.lock_dir().join("info"), "owner=someone\n").unwrap();
+    let lock = p.lock_dir();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        std::fs::remove_dir_all(lock).unwrap();
+    });
+    p.deploy(&["--lock-wait", "30s", "--set", "SERVICE_WEB_ENV_N=c"]);
+    releaser.join().unwrap();
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+}
+
+// A lock left behind: deploy fails naming the holder; `stack lock release` frees it and
+// says so in the audit log; the next deploy goes through.
+#[test]
+fn stale_lock_blocks_until_released() {
+    let sshd = Sshd::start();
+    let p = Project::new("stale-lock", &sshd, &one_service());
+    std::fs::create_dir_all(p.lock_dir()).unwrap();
+    std::fs::write(
+        p.lock_dir().join("info"),
+        "owner=ci-runner@build-42\ntime=20240101T000000Z\nrelease=staging-x\nenv=staging\nmessage=killed job\n",
+    )
+    .unwrap();
+
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("ci-runner@build-42"),
+        "the holder is not named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("lock release"),
+        "no hint to free it:\n{stderr}"
+    );
+    assert!(
+        p.lock_dir().join("info").exists(),
+        "the failed deploy removed another's lock"
+    );
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    assert!(p.release_dirs().is_empty(), "{:?}", p.release_dirs());
+
+    let out = p.ok(&["lock", "release", "staging"]);
+    assert!(
+        all_output(&out).contains("ci-runner@build-42"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(!p.lock_dir().exists(), "`lock release` left the lock");
+    let out = p.ok(&["audit", "staging"]);
+    let audit = text(&out.stdout);
+    assert!(audit.contains("lock-release"), "audit:\n{audit}");
+    // Releasing a free lock is fine.
+    p.ok(&["lock", "release", "staging"]);
+
+    p.deploy(&[]);
+    assert_eq!(inspect(&p.id_of("web"), "{{.State.Status}}"), "running");
+}
+
+// `stack rollback staging RELEASE` switches `current` and converges to it.
+#[test]
+fn rollback_to_a_named_release() {
+    let sshd = Sshd::start();
+    let p = Project::new("rollback-named", &sshd, &one_service());
+    p.deploy(&["--set", "SERVICE_WEB_ENV_V=one"]);
+    let first = p.current_release().unwrap();
+    p.deploy(&["--set", "SERVICE_WEB_ENV_V=two"]);
+    let second = p.current_release().unwrap();
+    assert_ne!(first, second);
+    assert!(inspect(&p.id_of("web"), "{{json .Config.Env}}").contains("\"V=two\""));
+
+    p.ok(&["rollback", "staging", &first]);
+    assert_eq!(p.current_release().as_deref(), Some(first.as_str()));
+    let releases = p.releases();
+    assert_eq!(
+        releases,
+        vec![(first.clone(), true), (second.clone(), false)],
+        "{releases:?}"
+    );
+    let web = p.id_of("web");
+    assert!(
+        inspect(&web, "{{json .Config.Env}}").contains("\"V=one\""),
+        "the rollback did not converge"
+    );
+    assert_eq!(inspect(&web, "{{.State.Status}}"), "running");
+    assert!(!p.lock_dir().exists(), "the rollback left its lock");
+    assert!(p.audit_log().contains("\trollback\t"), "{}", p.audit_log());
+
+    // An unknown release is bad input.
+    let out = p.stack(&["rollback", "staging", "staging-nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert_eq!(p.current_release().as_deref(), Some(first.as_str()));
+}
+
+// STACK_KEEP_RELEASES=2 after four deploys leaves two releases, current among them.
+#[test]
+fn old_releases_are_pruned() {
+    let sshd = Sshd::start();
+    let p = Project::new(
+        "prune",
+        &sshd,
+        &format!("STACK_KEEP_RELEASES=2\n{}", one_service()),
+    );
+    // Another environment's release in the same directory is never pruned.
+    std::fs::create_dir_all(p.srv.join("releases/prod-20000101T000000Z-deadbeef")).unwrap();
+    for i in 1..=4 {
+        p.deploy(&["--set", &format!("SERVICE_WEB_ENV_N={i}")]);
+    }
+    let releases = p.releases();
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    assert!(releases[1].1, "the newest is not current: {releases:?}");
+    let dirs = p.release_dirs();
+    assert_eq!(dirs.len(), 3, "{dirs:?}");
+    assert!(
+        dirs.contains(&"prod-20000101T000000Z-deadbeef".to_string()),
+        "{dirs:?}"
+    );
+    let current = p.current_release().unwrap();
+    assert!(dirs.contains(&current), "{dirs:?} / {current}");
+    assert!(
+        inspect(&p.id_of("web"), "{{json .Config.Env}}").contains("\"N=4\""),
+        "the last deploy is not running"
+    );
+}
+
+// An unknown host key is refused (exit 3) with a hint on how to trust it.
+#[test]
+fn unknown_host_key_is_refused() {
+    let sshd = Sshd::start();
+    sshd.distrust_host();
+    let p = Project::new("hostkey", &sshd, &one_service());
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("ssh-keyscan"),
+        "no hint on how to trust the host:\n{stderr}"
+    );
+    assert!(!p.srv.exists(), "something changed on the server");
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    // Nothing was added to known_hosts behind the user's back.
+    let known = std::fs::read_to_string(sshd.path("known_hosts")).unwrap();
+    assert!(known.trim().is_empty(), "known_hosts:\n{known}");
+}
+
+// A missing server.env is bad input (exit 2) naming the file.
+#[test]
+fn missing_server_env_is_bad_input() {
+    let sshd = Sshd::start();
+    let p = Project::new("no-server", &sshd, &one_service());
+    std::fs::remove_file(p.path().join("environments/staging/server.env")).unwrap();
+    std::fs::write(p.path().join("environments/staging/stack.env"), "").unwrap();
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("server.env"),
+        "stderr does not name server.env:\n{stderr}"
+    );
+    assert!(!p.srv.exists());
+}
+
+// `deploy --dry-run` prints what would change and changes nothing.
+#[test]
+fn dry_run_changes_nothing() {
+    let sshd = Sshd::start();
+    let p = Project::new("dry", &sshd, &two_services());
+    let out = p.deploy(&["--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("upload release"), "stdout:\n{stdout}");
+    assert!(
+        stdout.contains("create"),
+        "no create action printed:\n{stdout}"
+    );
+    assert!(!p.srv.exists(), "the dry run created SERVER_PATH");
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    let net = docker(&["network", "inspect", &format!("{}_default", p.name)]);
+    assert!(!net.status.success(), "the dry run created the network");
+}
+
+// A deploy killed midway (SIGKILL), then the lock released and the deploy run again.
+#[test]
+fn killed_deploy_then_rerun() {
+    let sshd = Sshd::start();
+    let p = Project::new("killed", &sshd, &two_services());
+    p.deploy(&[]);
+    let good = p.current_release().unwrap();
+
+    let mut child = p
+        .command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_ENV_N=1",
+            "--set",
+            "SERVICE_API_ENV_N=1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eprintln!(
+        "after the kill: current={:?} lock={} releases={:?} containers={:?}",
+        p.current_release(),
+        p.lock_dir().exists(),
+        p.release_dirs(),
+        p.containers()
+    );
+    // Whatever it reached, something still serves.
+    assert!(p.current_release().is_some(), "no `current` after the kill");
+    assert!(
+        p.containers()
+            .iter()
+            .any(|(n, id)| n.contains("-web-") && inspect(id, "{{.State.Status}}") == "running"),
+        "no web container runs after the kill: {:?}",
+        p.containers()
+    );
+
+    p.ok(&["lock", "release", "staging"]);
+    assert!(!p.lock_dir().exists());
+    p.deploy(&[
+        "--set",
+        "SERVICE_WEB_ENV_N=1",
+        "--set",
+        "SERVICE_API_ENV_N=1",
+    ]);
+    let current = p.current_release().unwrap();
+    assert_ne!(current, good);
+    for service in ["web", "api"] {
+        let c = p.id_of(service);
+        assert_eq!(inspect(&c, "{{.State.Status}}"), "running", "{service}");
+        assert!(
+            inspect(&c, "{{json .Config.Env}}").contains("\"N=1\""),
+            "{service}"
+        );
+        assert!(answers(&c), "{service} does not answer");
+    }
+    assert!(!p.lock_dir().exists(), "the re-run left its lock");
+    assert!(
+        !p.release_dirs().iter().any(|d| d.ends_with(".partial")),
+        "a partial upload survived the next deploy: {:?}",
+        p.release_dirs()
+    );
+}
+
+// Ctrl-C (SIGINT) during a deploy: the command stops, records it, frees the lock, and the
+// next deploy converges.
+#[test]
+fn interrupted_deploy_frees_its_lock() {
+    let sshd = Sshd::start();
+    let p = Project::new("sigint", &sshd, &one_service());
+    p.deploy(&[]);
+    // A new version that never turns healthy, so the deploy is surely still running.
+    let child = p
+        .command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_HEALTH=/nope",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.lock_dir().exists() {
+        assert!(Instant::now() < deadline, "the deploy never took its lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    run_ok(StdCommand::new("kill").args(["-INT", &pid.to_string()]));
+    let out = wait_output(child, Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "stderr:\n{stderr}");
+    assert!(
+        !p.lock_dir().exists(),
+        "the interrupted deploy left its lock"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\tdeploy\t") && l.contains("failed")),
+        "audit.log:\n{audit}"
+    );
+    // Something still serves, and the next deploy converges to one container.
+    assert!(
+        p.containers()
+            .iter()
+            .any(|(n, id)| n.contains("-web-") && answers(id)),
+        "nothing answers after the interrupt: {:?}",
+        p.containers()
+    );
+    p.deploy(&["--set", "SERVICE_WEB_ENV_N=2"]);
+    let web = p.id_of("web");
+    assert!(answers(&web));
+    assert!(inspect(&web, "{{json .Config.Env}}").contains("\"N=2\""));
+}
+
+// No sshd on the port: an outside failure (exit 3) that says what to check.
+#[test]
+fn unreachable_host_is_an_outside_failure() {
+    let sshd = Sshd::start();
+    let p = Project::new("unreachable", &sshd, &one_service());
+    let port = free_port();
+    std::fs::write(
+        p.path().join("environments/staging/server.env"),
+        format!(
+            "SERVER_HOST=127.0.0.1\nSERVER_PORT={port}\nSERVER_USER=root\nSERVER_PATH={}\n",
+            p.srv.display()
+        ),
+    )
+    .unwrap();
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("SERVER_PORT") || stderr.contains("SERVER_HOST"),
+        "stderr:\n{stderr}"
+    );
+    assert!(!p.srv.exists());
+}
+
+// The server does not know the client's key: exit 3 with a hint about the key.
+#[test]
+fn refused_key_is_an_outside_failure() {
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("authorized_keys"), "").unwrap();
+    let p = Project::new("refused", &sshd, &one_service());
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("authorized_keys"),
+        "no hint about the key:\n{stderr}"
+    );
+    assert!(!p.srv.exists());
+}
+
+// A server whose Docker socket is not there: exit 3 before anything changes on the server.
+#[test]
+fn server_without_docker_changes_nothing() {
+    let sshd = Sshd::start();
+    let p = Project::new("no-docker", &sshd, &one_service());
+    let path = p.path().join("environments/staging/server.env");
+    let mut server = std::fs::read_to_string(&path).unwrap();
+    server.push_str("SERVER_DOCKER_SOCKET=/run/no-such-docker.sock\n");
+    std::fs::write(&path, server).unwrap();
+    let out = p.deploy_any(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(stderr.contains("Docker"), "stderr:\n{stderr}");
+    assert!(!p.srv.exists(), "the deploy changed the server");
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+}
+
+// A deploy killed with SIGKILL cannot close its SSH master itself; with
+// `ControlPersist=yes` the master (an authenticated connection forwarding the server's
+// Docker socket) then lives forever. It should go away once nothing uses it.
+#[test]
+fn killed_deploy_leaves_no_ssh_master() {
+    let sshd = Sshd::start();
+    let p = Project::new("master-leak", &sshd, &one_service());
+    p.deploy(&[]);
+    let mut child = p
+        .command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_HEALTH=/nope",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.lock_dir().exists() {
+        assert!(Instant::now() < deadline, "the deploy never took its lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let config = sshd.ssh_config().display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = processes_mentioning(&config);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ssh processes of the killed deploy still run 90 s later: {left:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
