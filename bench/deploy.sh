@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Redeploy with nothing changed, over one SSH connection to an sshd on loopback (issue #4).
+# Starts a private sshd on 127.0.0.1, deploys a 3-service project once, then times
+# `stack deploy staging` with hyperfine. Needs: docker engine, local test images, sshd,
+# hyperfine. Usage: bash bench/deploy.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-docker.sh >/dev/null
+scripts/build-test-images.sh >/dev/null
+cargo build --release -q
+STACK="$(pwd)/${CARGO_TARGET_DIR:-target}/release/stack"
+[ -x "$STACK" ] || STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() {
+    [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
+    docker ps -aq --filter label=com.docker.compose.project=benchdeploy | xargs -r docker rm -f >/dev/null
+    docker network rm benchdeploy_default >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+mkdir -p /run/sshd
+cat > "$work/sshd_config" <<CFG
+Port $port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+PidFile $work/sshd.pid
+AuthorizedKeysFile $work/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+AllowStreamLocalForwarding yes
+CFG
+/usr/sbin/sshd -f "$work/sshd_config"
+echo "[127.0.0.1]:$port $(cut -d' ' -f1-2 "$work/host_key.pub")" > "$work/known_hosts"
+printf 'Host *\n  UserKnownHostsFile %s\n  IdentityFile %s\n' "$work/known_hosts" "$work/client_key" > "$work/ssh_config"
+export STACK_SSH_CONFIG="$work/ssh_config"
+
+proj="$work/project"
+mkdir -p "$proj/environments/staging"
+cat > "$proj/stack.env" <<'CFG'
+STACK_PROJECT=benchdeploy
+STACK_SERVICES=web,api,worker
+STACK_PROXY=none
+SERVICE_WEB_IMAGE=stack-test/busybox:latest
+SERVICE_WEB_COMMAND=httpd -f -p 8080 -h /var/www
+SERVICE_WEB_PORT=8080
+SERVICE_WEB_HEALTH=/health
+SERVICE_WEB_HEALTH_INTERVAL=1s
+SERVICE_API_IMAGE=stack-test/busybox:latest
+SERVICE_API_COMMAND=httpd -f -p 8080 -h /var/www
+SERVICE_API_PORT=8080
+SERVICE_API_HEALTH=/health
+SERVICE_API_HEALTH_INTERVAL=1s
+SERVICE_WORKER_IMAGE=stack-test/busybox:latest
+SERVICE_WORKER_COMMAND=sleep 100000
+CFG
+cat > "$proj/environments/staging/server.env" <<CFG
+SERVER_HOST=127.0.0.1
+SERVER_PORT=$port
+SERVER_USER=root
+SERVER_PATH=$work/srv
+CFG
+"$STACK" -C "$proj" deploy staging --allow-dirty -q
+ids_before=$(docker ps -q --filter label=com.docker.compose.project=benchdeploy | sort)
+hyperfine --warmup 2 --runs 15 --export-markdown "$work/deploy.md" \
+    -n "stack deploy staging (nothing changed, 3 services)" \
+    "'$STACK' -C '$proj' deploy staging --allow-dirty -q"
+ids_after=$(docker ps -q --filter label=com.docker.compose.project=benchdeploy | sort)
+[ "$ids_before" = "$ids_after" ] && echo "containers unchanged across all redeploys: yes" || echo "containers unchanged: NO"
+mkdir -p bench/results && cp "$work/deploy.md" bench/results/deploy.md
+cat bench/results/deploy.md
