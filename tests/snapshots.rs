@@ -69,4 +69,6 @@ snapshot! {
     upstream_prod: "upstream", "prod";
     replicas_build_dev: "replicas-build", "dev";
     replicas_build_prod: "replicas-build", "prod";
+    monitoring_dev: "monitoring", "dev";
+    monitoring_prod: "monitoring", "prod";
 }

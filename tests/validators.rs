@@ -1,6 +1,8 @@
 //! Every fixture, in every environment, rendered and checked with the real tools of each
 //! format (mirroring `shared/tools/validate-bundle`): the Compose Specification schema,
-//! `docker-compose config`, `caddy validate`, `nginx -t` and `systemd-analyze verify`.
+//! `docker-compose config`, `caddy validate`, `nginx -t` and `systemd-analyze verify`;
+//! for the MONITORING and BACKUP presets, `promtool check config --syntax-only`,
+//! `promtool check rules` and `sh -n`.
 //! Also: no secret value outside `.env`, `.env` private, and byte-identical rebuilds.
 //!
 //! A snapshot proves stability; these prove correctness. A validator that is not
@@ -20,6 +22,8 @@ struct Tools {
     caddy: PathBuf,
     nginx: PathBuf,
     systemd_analyze: PathBuf,
+    promtool: PathBuf,
+    sh: PathBuf,
     schema: PathBuf,
 }
 
@@ -42,6 +46,8 @@ impl Tools {
             caddy: require_tool("caddy"),
             nginx: require_tool("nginx"),
             systemd_analyze: require_tool("systemd-analyze"),
+            promtool: require_tool("promtool"),
+            sh: require_tool("sh"),
             schema: compose_schema(),
         }
     }
@@ -156,6 +162,35 @@ fn validate(tools: &Tools, bundle: &Path, scratch: &Path) -> Vec<String> {
             .arg(format!("pid {}/nginx.pid;", prefix.display())));
         if !ok {
             fail("nginx -t", &out);
+        }
+    }
+
+    // MONITORING: Prometheus' configuration (syntax only: the rule file is checked on
+    // its own, and the scrape targets exist only inside the project's network).
+    let prometheus = bundle.join("prometheus/prometheus.yml");
+    if prometheus.is_file() {
+        let (ok, out) = run(Command::new(&tools.promtool)
+            .args(["check", "config", "--syntax-only"])
+            .arg(&prometheus));
+        if !ok {
+            fail("promtool check config", &out);
+        }
+    }
+    let alerts = bundle.join("prometheus/alerts.yml");
+    if alerts.is_file() {
+        let (ok, out) = run(Command::new(&tools.promtool)
+            .args(["check", "rules"])
+            .arg(&alerts));
+        if !ok {
+            fail("promtool check rules", &out);
+        }
+    }
+    // BACKUP: the script busybox `sh` runs in the postgres image.
+    let script = bundle.join("backup/backup.sh");
+    if script.is_file() {
+        let (ok, out) = run(Command::new(&tools.sh).arg("-n").arg(&script));
+        if !ok {
+            fail("sh -n backup/backup.sh", &out);
         }
     }
 
@@ -322,6 +357,23 @@ fn validators_catch_a_broken_bundle() {
     let bundle = temp.path().join("bundle");
     let scratch = temp.path().join("scratch");
     std::fs::create_dir_all(bundle.join("nginx")).unwrap();
+    std::fs::create_dir_all(bundle.join("prometheus")).unwrap();
+    std::fs::create_dir_all(bundle.join("backup")).unwrap();
+    std::fs::write(
+        bundle.join("prometheus/prometheus.yml"),
+        "global:\n  scrape_intervall: 15s\nscrape_configs: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("prometheus/alerts.yml"),
+        "groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: up ==\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("backup/backup.sh"),
+        "#!/bin/sh\nif true; then\n  echo unterminated\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(
         bundle.join("docker-compose.yml"),
@@ -350,6 +402,9 @@ fn validators_catch_a_broken_bundle() {
         "caddy validate",
         "nginx -t",
         "systemd-analyze verify",
+        "promtool check config",
+        "promtool check rules",
+        "sh -n backup/backup.sh",
     ] {
         assert!(
             problems.contains(check),

@@ -18,7 +18,7 @@ pub use model::*;
 use crate::error::{nearest, Diagnostic, Error, Result};
 use crate::project::{self, Resolved, SourceKind, Sources};
 use keys::{ServiceAttr, GLOBAL_KEYS, SERVER_KEYS};
-use presets::{Preset, PRESETS};
+use presets::{Preset, PresetService, When, PRESETS};
 use values::{split_list, Value};
 
 /// What a command asks of the configuration.
@@ -107,7 +107,7 @@ fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
         ("STACK_LOG_LEVEL", log.into()),
         ("STACK_KEEP_RELEASES", "5".into()),
         ("STACK_TARGET", "compose".into()),
-        ("STACK_DRAIN", "3s".into()),
+        ("STACK_DRAIN", "2s".into()),
     ]
 }
 
@@ -199,26 +199,48 @@ fn build(
 
     // Presets that are on.
     let mut enabled: Vec<&'static Preset> = Vec::new();
+    let mut enabled_spans = BTreeMap::new();
     for preset in PRESETS {
         let key = presets::enabled_key(preset);
         let Some(value) = keys.get_owned(&key) else {
             continue;
         };
         if errors.take(value.boolean()) == Some(true) {
-            if preset.supported {
-                enabled.push(preset);
-            } else {
+            enabled.push(preset);
+            enabled_spans.insert(preset.name, value.span.cloned());
+        }
+    }
+    for preset in &enabled {
+        for required in preset.requires {
+            if !enabled.iter().any(|p| p.name == *required) {
                 errors.push(
                     Diagnostic::new(format!(
-                        "the `{}` preset is not available in this version of stack",
+                        "the `{}` preset needs the `{required}` preset, which is not enabled",
                         preset.name
                     ))
-                    .with_span(value.span.cloned())
-                    .hint(format!("remove `{key}` or set it to false")),
+                    .with_span(enabled_spans[preset.name].clone())
+                    .hint(format!(
+                        "set `{required}_ENABLED=true`, or remove `{}`",
+                        presets::enabled_key(preset)
+                    )),
                 );
             }
         }
     }
+    // The services of the enabled presets that exist with this configuration.
+    let preset_services: Vec<(&'static Preset, &'static PresetService)> = enabled
+        .iter()
+        .flat_map(|preset| preset.services.iter().map(move |s| (*preset, s)))
+        .filter(|(_, service)| match service.when {
+            When::Always => true,
+            When::Preset(name) => enabled.iter().any(|p| p.name == name),
+            When::KeyPrefix(key, prefix) => keys
+                .get_owned(key)
+                .map(|v| v.text.trim().to_string())
+                .or_else(|| presets::key_default(key).map(str::to_string))
+                .is_some_and(|v| v.starts_with(prefix)),
+        })
+        .collect();
 
     // Declared services: the project's own, then the presets'.
     let mut declared: Vec<String> = Vec::new();
@@ -242,7 +264,12 @@ fn build(
                 );
                 continue;
             }
-            if let Some(preset) = PRESETS.iter().find(|p| p.service == name) {
+            let reserved = PRESETS.iter().find(|p| {
+                p.service() == name
+                    || enabled.iter().any(|e| e.name == p.name)
+                        && p.services.iter().any(|s| s.name == name)
+            });
+            if let Some(preset) = reserved {
                 errors.push(
                     Diagnostic::new(format!(
                         "service name `{name}` is reserved for the `{}` preset",
@@ -269,7 +296,12 @@ fn build(
         }
     }
     let mut all_names = declared.clone();
-    all_names.extend(PRESETS.iter().map(|p| p.service.to_string()));
+    all_names.extend(PRESETS.iter().map(|p| p.service().to_string()));
+    for preset in &enabled {
+        all_names.extend(preset.services.iter().map(|s| s.name.to_string()));
+    }
+    all_names.sort();
+    all_names.dedup();
 
     // Classify every key; group service attributes.
     let mut attrs: BTreeMap<String, Vec<(ServiceAttr, &str)>> = BTreeMap::new();
@@ -323,6 +355,7 @@ fn build(
         secret_names.extend(preset.secrets.iter().map(|s| s.to_string()));
     }
     secret_names.extend(secret_layer_keys.iter().map(|s| s.to_string()));
+    presets::check(&keys, &enabled, &secret_names, &mut errors);
     let secrets: Vec<SecretSpec> = secret_names
         .iter()
         .map(|name| SecretSpec {
@@ -372,17 +405,14 @@ fn build(
             services.push(service);
         }
     }
-    for preset in &enabled {
-        let service_attrs = attrs.remove(preset.service).unwrap_or_default();
-        let span = keys
-            .get_owned(&presets::enabled_key(preset))
-            .and_then(|v| v.span.cloned());
+    for (preset, preset_service) in preset_services {
+        let service_attrs = attrs.remove(preset_service.name).unwrap_or_default();
         if let Some(service) = service::build(
             &context,
-            preset.service,
-            Some(preset),
+            preset_service.name,
+            Some((preset, preset_service)),
             &service_attrs,
-            span,
+            enabled_spans[preset.name].clone(),
             &mut errors,
         ) {
             services.push(service);
@@ -567,7 +597,7 @@ impl Globals {
         };
         let drain = errors
             .take(get("STACK_DRAIN").duration())
-            .unwrap_or(Duration::from_secs(3));
+            .unwrap_or(Duration::from_secs(2));
         Globals {
             drain,
             domain,
@@ -650,4 +680,213 @@ pub fn normalize_path(path: &Path) -> std::path::PathBuf {
 /// A domain name as `STACK_DOMAIN` accepts it.
 pub fn validate_hostname(text: &str) -> bool {
     validate::is_hostname(text) && !text.starts_with("*.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &str) -> Result<Loaded> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.env"), text).unwrap();
+        load(dir.path(), env, &[], &Options::default(), |_| None)
+    }
+
+    fn diagnostics(result: Result<Loaded>) -> Vec<Diagnostic> {
+        match result {
+            Err(Error::Invalid(diagnostics)) => diagnostics,
+            Err(other) => panic!("not a configuration error: {other:?}"),
+            Ok(_) => panic!("the configuration was accepted"),
+        }
+    }
+
+    fn names(loaded: &Loaded) -> Vec<&str> {
+        loaded
+            .config
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn backup_without_postgres_names_the_line() {
+        let errors = diagnostics(load_text(
+            "STACK_PROJECT=app\nREDIS_ENABLED=true\nBACKUP_ENABLED=true\n",
+            "dev",
+        ));
+        let error = errors
+            .iter()
+            .find(|d| {
+                d.message
+                    .contains("`BACKUP` preset needs the `POSTGRES` preset")
+            })
+            .unwrap_or_else(|| panic!("{errors:?}"));
+        let span = error.span.as_ref().expect("a location");
+        assert_eq!(span.line, 3);
+        assert!(span.line_text.contains("BACKUP_ENABLED"));
+        assert!(error
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("POSTGRES_ENABLED=true"));
+    }
+
+    #[test]
+    fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
+        let loaded = load_text(
+            "STACK_PROJECT=app\nMONITORING_ENABLED=true\nPOSTGRES_ENABLED=true\n\
+             SERVICE_PROMETHEUS_IMAGE=prom/prometheus:v3.0.0\n",
+            "dev",
+        )
+        .unwrap();
+        let services = names(&loaded);
+        for name in [
+            "prometheus",
+            "alertmanager",
+            "grafana",
+            "loki",
+            "promtail",
+            "node-exporter",
+            "cadvisor",
+            "postgres-exporter",
+        ] {
+            assert!(services.contains(&name), "{name} missing from {services:?}");
+        }
+        assert!(!services.contains(&"redis-exporter"));
+        let prometheus = &loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "prometheus");
+        let prometheus = prometheus.unwrap();
+        assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
+        assert!(prometheus
+            .volumes
+            .iter()
+            .any(|m| m.source == MountSource::Bundle("prometheus".into())
+                && m.target == "/etc/prometheus"
+                && m.read_only));
+        let exporter = loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "postgres-exporter")
+            .unwrap();
+        assert!(exporter.env["DATA_SOURCE_PASS"].secret);
+        assert!(!exporter.env["DATA_SOURCE_USER"].secret);
+        let grafana = loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "grafana")
+            .unwrap();
+        assert!(grafana.routes.is_empty());
+        assert!(grafana.env["GF_SECURITY_ADMIN_PASSWORD"].secret);
+    }
+
+    #[test]
+    fn grafana_route_comes_from_its_key() {
+        let loaded = load_text(
+            "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nMONITORING_ENABLED=true\n\
+             MONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+            "dev",
+        )
+        .unwrap();
+        let grafana = loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "grafana")
+            .unwrap();
+        assert_eq!(grafana.routes[0].host, "grafana.example.com");
+        let errors = diagnostics(load_text(
+            "STACK_PROJECT=app\nMONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=bad host\n",
+            "dev",
+        ));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.span.as_ref().is_some_and(|s| s.line == 3)),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_preset_service_name_is_free_while_the_preset_is_off() {
+        let text = "STACK_PROJECT=app\nSTACK_SERVICES=grafana\nSERVICE_GRAFANA_IMAGE=grafana/grafana:11.3.0\n";
+        let loaded = load_text(text, "dev").unwrap();
+        assert_eq!(names(&loaded), ["grafana"]);
+        let errors = diagnostics(load_text(
+            &format!("{text}MONITORING_ENABLED=true\n"),
+            "dev",
+        ));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.message.contains("reserved for the `MONITORING` preset")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn backup_keys_are_checked() {
+        let base = "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n";
+        for (line, message) in [
+            ("BACKUP_SCHEDULE=0 3 * *", "4 fields instead of 5"),
+            ("BACKUP_SCHEDULE=0 25 * * *", "hour"),
+            ("BACKUP_KEEP_DAILY=many", "whole number"),
+            ("BACKUP_TARGET=backups", "neither"),
+            ("BACKUP_TARGET=s3://B", "bucket"),
+            ("BACKUP_TARGET=s3://bucket/db", "BACKUP_S3_ACCESS_KEY"),
+        ] {
+            let errors = diagnostics(load_text(&format!("{base}{line}\n"), "dev"));
+            let error = errors
+                .iter()
+                .find(|d| d.message.contains(message))
+                .unwrap_or_else(|| panic!("{line}: {errors:?}"));
+            assert_eq!(error.span.as_ref().map(|s| s.line), Some(4), "{line}");
+        }
+    }
+
+    #[test]
+    fn backup_to_s3_adds_the_upload_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.env"),
+            "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n\
+             BACKUP_TARGET=s3://backups-bucket/app/db\nBACKUP_S3_ENDPOINT=https://s3.example.com\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("environments/dev")).unwrap();
+        std::fs::write(
+            dir.path().join("environments/dev/secrets.env"),
+            "POSTGRES_PASSWORD=pw\nBACKUP_S3_ACCESS_KEY=AKIA1\nBACKUP_S3_SECRET_KEY=se/cr+et\n",
+        )
+        .unwrap();
+        let loaded = load(dir.path(), "dev", &[], &Options::default(), |_| None).unwrap();
+        let sidecar = loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "backup-s3")
+            .expect("backup-s3");
+        let host = &sidecar.env["MC_HOST_backup"];
+        assert!(host.secret);
+        assert_eq!(host.value, "https://AKIA1:se%2Fcr%2Bet@s3.example.com");
+        assert_eq!(
+            sidecar.command.as_ref().unwrap().last().unwrap(),
+            "backup/backups-bucket/app/db"
+        );
+        let backup = loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "backup")
+            .unwrap();
+        assert!(backup
+            .volumes
+            .iter()
+            .any(|m| m.source == MountSource::Volume("backup-data".into())));
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::keys::{service_key_name, ServiceAttr};
 use super::model::*;
-use super::presets::{EnvSource, Preset};
+use super::presets::{self, EnvSource, Preset, PresetService};
 use super::validate;
 use super::values::Value;
 use super::{Errors, Keys};
@@ -30,39 +30,49 @@ struct Attr<'a> {
 pub(crate) fn build(
     context: &Context,
     name: &str,
-    preset: Option<&'static Preset>,
+    preset: Option<(&'static Preset, &'static PresetService)>,
     attrs: &[(ServiceAttr, &str)],
     span: Option<Span>,
     errors: &mut Errors,
 ) -> Option<Service> {
     let before = errors.0.len();
     let prefix = service_key_name(name);
-    let preset_defaults: Vec<(&'static str, String, String)> = preset
-        .map(|p| preset_attrs(context, p, &prefix))
+    let preset_defaults: Vec<PresetAttr> = preset
+        .map(|(_, service)| preset_attrs(context, service, &prefix))
         .unwrap_or_default();
     let mut map: BTreeMap<&str, Attr> = BTreeMap::new();
-    for (attr, key, text) in &preset_defaults {
+    for default in &preset_defaults {
         map.insert(
-            attr,
+            default.attr,
             Attr {
                 value: Value {
-                    key,
-                    text,
-                    span: None,
+                    key: &default.key,
+                    text: &default.text,
+                    span: default.span,
                 },
                 from_project: false,
             },
         );
     }
     let mut env: BTreeMap<String, EnvValue> = BTreeMap::new();
-    if let Some(preset) = preset {
-        for (var, source) in preset.env {
+    if let Some((_, service)) = preset {
+        for (var, source) in service.env {
             let (value, secret) = match source {
                 EnvSource::Fixed(text) => (text.to_string(), false),
-                EnvSource::Key(key) => (
-                    preset_key_value(context, preset, key),
-                    context.secret_names.contains(*key),
-                ),
+                EnvSource::Key(key) => {
+                    let secret = context.secret_names.contains(*key);
+                    let value = preset_key_value(context, key);
+                    if value.is_empty() && !secret {
+                        continue;
+                    }
+                    (value, secret)
+                }
+                EnvSource::Template(template) => {
+                    let (value, refs) = fill(context, template);
+                    let secret = refs.iter().any(|r| context.secret_names.contains(r));
+                    (value, secret)
+                }
+                EnvSource::Secret(template) => (fill(context, template).0, true),
             };
             env.insert(var.to_string(), EnvValue { value, secret });
         }
@@ -155,7 +165,7 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
-    let volumes = get("VOLUMES")
+    let mut volumes: Vec<Mount> = get("VOLUMES")
         .map(|v| {
             v.list()
                 .iter()
@@ -163,6 +173,17 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
+    // The preset's configuration files, rendered into the bundle.
+    if let Some((_, service)) = preset {
+        for (rel, target) in service.mounts {
+            volumes.retain(|m| m.target != *target);
+            volumes.push(Mount {
+                source: MountSource::Bundle(rel.to_string()),
+                target: target.to_string(),
+                read_only: true,
+            });
+        }
+    }
     let memory_mb =
         get("MEMORY_MB").and_then(|v| errors.take(v.number::<u64>(6, 16 * 1024 * 1024)));
     let cpus = get("CPUS").and_then(|v| errors.take(v.cpus()));
@@ -267,7 +288,7 @@ pub(crate) fn build(
     Some(Service {
         attr_spans,
         name: name.to_string(),
-        preset: preset.map(|p| p.name),
+        preset: preset.map(|(p, _)| p.name),
         image,
         build,
         command,
@@ -422,45 +443,139 @@ fn health_cmd(value: &Value, errors: &mut Errors) -> Option<HealthCheck> {
     Some(HealthCheck::Cmd(text))
 }
 
-/// The preset's default attributes with `{KEY}` placeholders filled in.
-fn preset_attrs(
-    context: &Context,
-    preset: &'static Preset,
+/// A preset's default attribute, its placeholders filled in.
+struct PresetAttr<'a> {
+    attr: &'static str,
+    /// `SERVICE_<NAME>_<ATTR>`, or the preset key when the default is that key alone
+    /// (`{MONITORING_GRAFANA_ROUTE}`), so an error points at the line that set it.
+    key: String,
+    text: String,
+    span: Option<&'a Span>,
+}
+
+/// The preset's default attributes with `{KEY}` placeholders filled in; those that come
+/// out empty are left out.
+fn preset_attrs<'a>(
+    context: &Context<'a>,
+    service: &'static PresetService,
     prefix: &str,
-) -> Vec<(&'static str, String, String)> {
-    preset
+) -> Vec<PresetAttr<'a>> {
+    service
         .attrs
         .iter()
-        .map(|(attr, template)| {
-            let mut text = template.to_string();
-            while let Some(start) = text.find('{') {
-                let Some(end) = text[start..].find('}') else {
-                    break;
-                };
-                let key = &text[start + 1..start + end];
-                let value = match key {
-                    "STACK_DOMAIN" => context.domain.to_string(),
-                    _ => preset_key_value(context, preset, key),
-                };
-                text.replace_range(start..start + end + 1, &value);
+        .filter_map(|(attr, template)| {
+            let (text, refs) = fill(context, template);
+            if text.trim().is_empty() {
+                return None;
             }
-            (*attr, format!("SERVICE_{prefix}_{attr}"), text)
+            let whole = template.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+            let set = whole.and_then(|key| {
+                context
+                    .keys
+                    .resolved
+                    .settings
+                    .get_key_value(key)
+                    .filter(|_| refs.len() == 1)
+            });
+            Some(match set {
+                Some((key, setting)) => PresetAttr {
+                    attr,
+                    key: key.clone(),
+                    text,
+                    span: Some(&setting.span),
+                },
+                None => PresetAttr {
+                    attr,
+                    key: format!("SERVICE_{prefix}_{attr}"),
+                    text,
+                    span: None,
+                },
+            })
         })
         .collect()
 }
 
+/// `template` with every `{NAME}` replaced, and the names it used.
+fn fill(context: &Context, template: &str) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut refs = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let key = &rest[start + 1..start + end];
+        out.push_str(&placeholder(context, key));
+        refs.push(key.to_string());
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    (out, refs)
+}
+
+/// A placeholder's value: a computed one, else a preset key's.
+fn placeholder(context: &Context, name: &str) -> String {
+    let value = |key: &str| preset_key_value(context, key);
+    match name {
+        "STACK_DOMAIN" => context.domain.to_string(),
+        // Where the backup job writes its dumps: the target directory, or a volume the
+        // S3 sidecar uploads from.
+        "BACKUP_STORE" => {
+            let target = value("BACKUP_TARGET");
+            if target.starts_with("s3://") {
+                "backup-data".into()
+            } else {
+                target
+            }
+        }
+        "BACKUP_S3_PATH" => {
+            let target = value("BACKUP_TARGET");
+            match presets::s3_target(&target) {
+                Some((bucket, "")) => bucket.to_string(),
+                Some((bucket, prefix)) => format!("{bucket}/{prefix}"),
+                None => String::new(),
+            }
+        }
+        // `MC_HOST_<alias>`: `https://ACCESS:SECRET@host`, credentials percent-encoded.
+        "BACKUP_S3_MC_HOST" => {
+            let endpoint = value("BACKUP_S3_ENDPOINT");
+            let (scheme, host) = endpoint
+                .split_once("://")
+                .unwrap_or(("https", endpoint.as_str()));
+            format!(
+                "{scheme}://{}:{}@{host}",
+                percent_encode(&value("BACKUP_S3_ACCESS_KEY")),
+                percent_encode(&value("BACKUP_S3_SECRET_KEY"))
+            )
+        }
+        // Loki deletes by whole days of index.
+        "LOKI_RETENTION" => {
+            let hours = presets::retention_hours(&value("MONITORING_RETENTION")).unwrap_or(360);
+            format!("{}h", hours.div_ceil(24) * 24)
+        }
+        key => value(key),
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// A preset key's value: the project's, else the preset's default.
-fn preset_key_value(context: &Context, preset: &Preset, key: &str) -> String {
+fn preset_key_value(context: &Context, key: &str) -> String {
     if let Some(text) = context.keys.resolved.get(key) {
         return text.to_string();
     }
-    let default = preset
-        .keys
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, d)| *d)
-        .unwrap_or("");
-    match default {
+    match presets::key_default(key).unwrap_or("") {
         "{PROJECT_IDENT}" => context.project.replace('-', "_"),
         "{MEILI_ENV}" => if context.env == "prod" {
             "production"

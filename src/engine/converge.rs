@@ -16,13 +16,35 @@ use crate::printer::Progress;
 /// Grace period between SIGTERM and SIGKILL when stopping a container.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// The background retirement of an old container: stop (SIGTERM, grace, SIGKILL), remove.
+type Retiring = tokio::task::JoinHandle<Result<()>>;
+
+/// Wait for every retirement; the first error wins.
+async fn retire_all(retiring: Vec<Retiring>) -> Result<()> {
+    let mut outcome = Ok(());
+    for handle in retiring {
+        let result = match handle.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::No(format!(
+                "stopping a replaced container failed: {e}"
+            ))),
+        };
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    outcome
+}
+
 /// Convergence of one project on one engine.
 pub struct Converger {
     pub engine: Engine,
     pub desired: Arc<Desired>,
     pub progress: Progress,
     pub timeout: Duration,
-    /// How long an old container keeps serving in-flight requests after it left DNS.
+    /// `STACK_DRAIN`. Not used by the rolling strategy any more: a container cannot leave
+    /// Docker's DNS and stay reachable, so in-flight requests drain during the stop grace
+    /// period instead (see [`Converger::rolling_replace`]).
     pub drain: Duration,
     events: broadcast::Sender<String>,
 }
@@ -192,7 +214,30 @@ impl Converger {
         observed: &Observed,
     ) -> Result<()> {
         let untouched = actions.is_empty();
-        for action in &actions {
+        // Old containers of a rolling update stop in the background while the next
+        // replica is replaced; all of them are waited for, even when a step failed.
+        let mut retiring = Vec::new();
+        let result = self.run_actions(service, &actions, &mut retiring).await;
+        let retired = retire_all(retiring).await;
+        result?;
+        retired?;
+        let containers = if untouched {
+            observed.containers.clone()
+        } else {
+            self.engine.containers(&self.desired.project).await?
+        };
+        self.wait_service(service, containers).await
+    }
+
+    /// One service's actions, in order. A rolling replace hands back the retirement of
+    /// the old container (stop, then remove), which runs on in the background.
+    async fn run_actions(
+        &self,
+        service: &DesiredService,
+        actions: &[Action],
+        retiring: &mut Vec<Retiring>,
+    ) -> Result<()> {
+        for action in actions {
             match action {
                 Action::Start { container, .. } => {
                     self.progress.step(&service.name, "starting");
@@ -201,7 +246,7 @@ impl Converger {
                 Action::Create { number, .. } => {
                     self.progress
                         .step(&service.name, &format!("creating container {number}"));
-                    let id = self.create_and_start(service, *number).await?;
+                    let id = self.create_and_start(service, *number, true).await?;
                     let _ = id;
                 }
                 Action::Replace {
@@ -210,7 +255,7 @@ impl Converger {
                     rolling: true,
                     ..
                 } => {
-                    self.rolling_replace(service, container, *number).await?;
+                    retiring.push(self.rolling_replace(service, container, *number).await?);
                 }
                 Action::Replace {
                     container,
@@ -220,7 +265,7 @@ impl Converger {
                 } => {
                     self.progress.step(&service.name, "recreating");
                     self.engine.remove(container, STOP_GRACE).await?;
-                    self.create_and_start(service, *number).await?;
+                    self.create_and_start(service, *number, true).await?;
                 }
                 Action::Remove {
                     container, reason, ..
@@ -232,15 +277,15 @@ impl Converger {
                 _ => {}
             }
         }
-        let containers = if untouched {
-            observed.containers.clone()
-        } else {
-            self.engine.containers(&self.desired.project).await?
-        };
-        self.wait_service(service, containers).await
+        Ok(())
     }
 
-    async fn create_and_start(&self, service: &DesiredService, number: u32) -> Result<String> {
+    async fn create_and_start(
+        &self,
+        service: &DesiredService,
+        number: u32,
+        in_dns: bool,
+    ) -> Result<String> {
         let id = self
             .engine
             .create(
@@ -249,6 +294,7 @@ impl Converger {
                 &service.name,
                 number,
                 &service.spec,
+                in_dns,
             )
             .await?;
         if let Err(e) = self.engine.start(&service.name, &id).await {
@@ -259,19 +305,30 @@ impl Converger {
         Ok(id)
     }
 
-    /// Start the new container beside the old, wait until it is ready, take the old one
-    /// out of DNS, let in-flight requests drain, then stop it.
+    /// Start the new container beside the old, outside DNS, and wait until it is ready;
+    /// then put it into DNS under the service's name and leave both in rotation for
+    /// `STACK_DRAIN`, so every proxy (DNS refresh: 1 s) sees the new one; then stop
+    /// the old one with its grace period, in a task the caller waits for (so the next
+    /// replica can be replaced meanwhile).
+    ///
+    /// The old container is not disconnected from the network first: with Docker's DNS,
+    /// leaving DNS means losing the address, and a request in flight on it would hang
+    /// until the proxy's read timeout. Stopping it instead lets a well-behaved app stop
+    /// accepting and finish what it has (the proxies retry a refused connection on the
+    /// new container at once); an app that ignores SIGTERM keeps serving until SIGKILL,
+    /// whose closed connections the proxies retry too. It leaves DNS when it exits, and
+    /// the proxies' short dial timeout covers the second they may still try its address.
     async fn rolling_replace(
         &self,
         service: &DesiredService,
         old: &str,
         number: u32,
-    ) -> Result<()> {
+    ) -> Result<Retiring> {
         self.progress.step(
             &service.name,
             &format!("rolling: starting container {number}"),
         );
-        let id = self.create_and_start(service, number).await?;
+        let id = self.create_and_start(service, number, false).await?;
         let deadline = Instant::now() + self.timeout;
         if let Err(not_ready) = self.wait_container(service, &id, deadline).await {
             let report = self.failure(not_ready, &id).await;
@@ -281,12 +338,39 @@ impl Converger {
                 service.name
             )));
         }
-        self.progress
-            .step(&service.name, "rolling: draining the old container");
-        self.engine.disconnect(&self.desired.network, old).await?;
+        // The new container is in DNS since it started, but a proxy re-reads DNS only
+        // every second: until it has, the old container may be all it knows. Taking the
+        // old one away before that would leave the proxy nothing to send requests to.
+        self.progress.step(
+            &service.name,
+            &format!("rolling: container {number} ready; letting the proxy find it"),
+        );
+        let name = crate::plan::container_name(&self.desired.project, &service.name, number);
+        if let Err(e) = self
+            .engine
+            .expose(&self.desired.network, &id, &name, &service.spec.aliases)
+            .await
+        {
+            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            return Err(e);
+        }
         tokio::time::sleep(self.drain).await;
-        self.engine.remove(old, STOP_GRACE).await?;
-        Ok(())
+        let running = self.engine.state(&id).await.ok().flatten();
+        if running.is_none_or(|state| state.state != "running") {
+            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            return Err(Error::No(format!(
+                "service `{}`: the new container stopped right after it was ready; the \
+                 previous container keeps serving",
+                service.name
+            )));
+        }
+        self.progress
+            .step(&service.name, "rolling: stopping the old container");
+        let engine = self.engine.clone();
+        let old = old.to_string();
+        Ok(tokio::spawn(async move {
+            engine.remove(&old, STOP_GRACE).await
+        }))
     }
 
     /// Wait until every container of `service` is ready.

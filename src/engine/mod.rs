@@ -281,6 +281,9 @@ impl Engine {
     }
 
     /// Create (not start) a container; refuses to touch one the project does not own.
+    /// `in_dns`: join the network under the service's aliases now; a rolling update
+    /// creates the new container without them and adds them with [`Engine::expose`] once
+    /// it is ready, so no request reaches a container that is not.
     pub async fn create(
         &self,
         project: &str,
@@ -288,6 +291,7 @@ impl Engine {
         service: &str,
         number: u32,
         spec: &ContainerSpec,
+        in_dns: bool,
     ) -> Result<String> {
         let name = crate::plan::container_name(project, service, number);
         if let Ok(existing) = self
@@ -337,7 +341,11 @@ impl Engine {
                 });
         }
         let restart = restart_policy(&spec.restart);
-        let mut aliases = spec.aliases.clone();
+        let mut aliases = if in_dns {
+            spec.aliases.clone()
+        } else {
+            Vec::new()
+        };
         aliases.push(name.clone());
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -470,6 +478,36 @@ impl Engine {
             )
             .await
             .map_err(|e| outside(&format!("cannot restart container `{id}`"), e))
+    }
+
+    /// Put a running container into DNS under `aliases` (and its own name): leave the
+    /// network and join it again with them, since an endpoint's aliases are fixed.
+    pub async fn expose(
+        &self,
+        network: &str,
+        id: &str,
+        name: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        self.disconnect(network, id).await?;
+        let mut all = aliases.to_vec();
+        all.push(name.to_string());
+        let request = bollard::models::NetworkConnectRequest {
+            container: Some(id.to_string()),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(all),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, request)
+            .await
+            .map_err(|e| {
+                outside(
+                    &format!("cannot put `{name}` into the network `{network}`"),
+                    e,
+                )
+            })
     }
 
     /// Take a container out of the project network (and so out of DNS).

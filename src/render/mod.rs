@@ -1,8 +1,10 @@
 //! Rendering the bundle (SPEC §2). Pure: a [`Config`] and the bundle's location in,
 //! file contents out. Writing the files is `crate::fsio`'s job.
 
+mod backup;
 mod compose;
 pub use compose::{build_image as compose_build_image, http_probe};
+mod monitoring;
 mod proxy;
 mod systemd;
 
@@ -35,6 +37,17 @@ impl Bundle {
             BundleFile {
                 contents,
                 mode: 0o644,
+                secret: false,
+            },
+        );
+    }
+
+    fn add_executable(&mut self, path: impl Into<String>, contents: String) {
+        self.files.insert(
+            path.into(),
+            BundleFile {
+                contents,
+                mode: 0o755,
                 secret: false,
             },
         );
@@ -84,6 +97,8 @@ pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
             ProxyKind::None => {}
         }
     }
+    monitoring::render(config, &mut bundle)?;
+    backup::render(config, &mut bundle)?;
     bundle.add(
         format!("{}.service", config.project),
         systemd::unit(config)?,
@@ -99,8 +114,11 @@ pub fn needs_proxy(config: &Config) -> bool {
     config.proxy.kind != ProxyKind::None && config.services.iter().any(|s| !s.routes.is_empty())
 }
 
-/// `to` relative to `from` when they share a root, else `to` itself.
+/// `to` relative to `from` when they share a folder, else `to` itself: a host path
+/// such as `/var/run/docker.sock` stays absolute, so it means the same on a server,
+/// where the bundle lives elsewhere.
 pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    use std::path::Component;
     let from: Vec<_> = from.components().collect();
     let to_parts: Vec<_> = to.components().collect();
     let common = from
@@ -108,7 +126,10 @@ pub fn relative(from: &Path, to: &Path) -> PathBuf {
         .zip(&to_parts)
         .take_while(|(a, b)| a == b)
         .count();
-    if common == 0 {
+    let shared_folder = from[..common]
+        .iter()
+        .any(|c| matches!(c, Component::Normal(_)));
+    if common == 0 || (to.is_absolute() && !shared_folder) {
         return to.to_path_buf();
     }
     let mut out = PathBuf::new();
@@ -141,6 +162,38 @@ fn templates() -> minijinja::Environment<'static> {
             "unit.service.j2",
             include_str!("../../templates/unit.service.j2"),
         ),
+        (
+            "monitoring/prometheus.yml.j2",
+            include_str!("../../templates/monitoring/prometheus.yml.j2"),
+        ),
+        (
+            "monitoring/alerts.yml.j2",
+            include_str!("../../templates/monitoring/alerts.yml.j2"),
+        ),
+        (
+            "monitoring/alertmanager.yml.j2",
+            include_str!("../../templates/monitoring/alertmanager.yml.j2"),
+        ),
+        (
+            "monitoring/datasources.yml.j2",
+            include_str!("../../templates/monitoring/datasources.yml.j2"),
+        ),
+        (
+            "monitoring/loki.yml.j2",
+            include_str!("../../templates/monitoring/loki.yml.j2"),
+        ),
+        (
+            "monitoring/promtail.yml.j2",
+            include_str!("../../templates/monitoring/promtail.yml.j2"),
+        ),
+        (
+            "backup/backup.sh.j2",
+            include_str!("../../templates/backup/backup.sh.j2"),
+        ),
+        (
+            "backup/crontab.j2",
+            include_str!("../../templates/backup/crontab.j2"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("templates compiled into the binary are valid");
@@ -171,6 +224,17 @@ mod tests {
         assert_eq!(
             relative(Path::new("/p/.stack/dev"), Path::new("/p/.stack/dev")),
             PathBuf::from(".")
+        );
+        assert_eq!(
+            relative(
+                Path::new("/p/.stack/dev"),
+                Path::new("/var/run/docker.sock")
+            ),
+            PathBuf::from("/var/run/docker.sock")
+        );
+        assert_eq!(
+            relative(Path::new("/p/.stack/dev"), Path::new("/")),
+            PathBuf::from("/")
         );
     }
 }

@@ -40,8 +40,15 @@ impl Target {
 
     fn caddy(&self) -> String {
         match self {
+            // Docker's DNS is re-read every second. A container that just left DNS may still
+            // be in the list for up to that second, and dialing its vanished address
+            // stalls (no one answers ARP) instead of being refused: a short dial timeout
+            // and a retry on another container keep that request fast, and passive health
+            // (`fail_duration`) keeps the next ones off it. One second of memory, so a new
+            // container is back in rotation before the rolling update takes the old one
+            // away (`STACK_DRAIN`, 2 s by default).
             Target::Container { name, port } => format!(
-                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11:53\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 100ms\n\tfail_duration 2s\n}}"
+                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11:53\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 50ms\n\tfail_duration 1s\n\ttransport http {{\n\t\tdial_timeout 100ms\n\t}}\n}}"
             ),
             Target::Upstream { host, port } => format!(
                 "reverse_proxy {host}:{port} {{\n\tlb_try_duration 10s\n\tlb_try_interval 250ms\n}}"
@@ -55,6 +62,12 @@ impl Target {
             Target::Upstream { host, port } => (host.as_str(), *port),
         };
         let mut out = format!("set $stack_upstream {host}:{port};\n");
+        if let Target::Container { .. } = self {
+            // On the project network a live container answers a connect at once; an
+            // address that just left DNS stalls instead. Give up on it quickly and let
+            // `proxy_next_upstream` try the next address.
+            out.push_str("proxy_connect_timeout 100ms;\n");
+        }
         if let Some(prefix) = strip {
             out.push_str(&format!("rewrite ^{prefix}/?(.*)$ /$1 break;\n"));
         }

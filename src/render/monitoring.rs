@@ -1,0 +1,138 @@
+//! The MONITORING preset's configuration files, mounted into its services from the
+//! bundle: Prometheus (scrape jobs and alert rules), Alertmanager, Grafana's data
+//! sources, Loki and Promtail. A file is rendered only when its service runs in the
+//! environment.
+
+use minijinja::context;
+use serde::Serialize;
+
+use super::{header, render_template, Bundle};
+use crate::config::{Config, Service};
+use crate::error::Result;
+
+/// The preset these files belong to.
+pub const PRESET: &str = "MONITORING";
+
+/// Bundle paths (mounted by the services of `config::presets`).
+pub const PROMETHEUS_FILE: &str = "prometheus/prometheus.yml";
+pub const ALERTS_FILE: &str = "prometheus/alerts.yml";
+pub const ALERTMANAGER_FILE: &str = "alertmanager/alertmanager.yml";
+pub const DATASOURCES_FILE: &str = "grafana/datasources.yml";
+pub const LOKI_FILE: &str = "loki/config.yml";
+pub const PROMTAIL_FILE: &str = "promtail/config.yml";
+
+/// One Prometheus scrape job.
+#[derive(Serialize)]
+struct Job {
+    name: String,
+    host: String,
+    port: u16,
+    replicas: u32,
+}
+
+fn monitoring<'a>(config: &'a Config, name: &str) -> Option<&'a Service> {
+    config
+        .services
+        .iter()
+        .find(|s| s.name == name && s.preset == Some(PRESET))
+}
+
+/// Scrape jobs: the monitoring services (the exporters included), then each of the
+/// project's own containers with a port.
+fn jobs(config: &Config) -> Vec<Job> {
+    let ours = config.services.iter().filter(|s| s.preset == Some(PRESET));
+    let theirs = config.services.iter().filter(|s| s.preset.is_none());
+    ours.chain(theirs)
+        .filter(|s| s.is_container() && s.replicas > 0)
+        .filter_map(|s| {
+            let port = s.port?;
+            let host = if s.name == "prometheus" {
+                "localhost".to_string()
+            } else {
+                s.name.clone()
+            };
+            Some(Job {
+                name: s.name.clone(),
+                host,
+                port,
+                replicas: s.replicas,
+            })
+        })
+        .collect()
+}
+
+pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
+    let header = header(config);
+    if monitoring(config, "prometheus").is_some() {
+        let alertmanager = monitoring(config, "alertmanager")
+            .and_then(|s| s.port)
+            .map(|port| format!("alertmanager:{port}"))
+            .unwrap_or_else(|| "alertmanager:9093".into());
+        bundle.add(
+            PROMETHEUS_FILE,
+            render_template(
+                "monitoring/prometheus.yml.j2",
+                context! {
+                    header => &header,
+                    project => &config.project,
+                    env => &config.env,
+                    alertmanager => alertmanager,
+                    jobs => jobs(config),
+                },
+            )?,
+        );
+        let backup = config.services.iter().any(|s| s.preset == Some("BACKUP"));
+        bundle.add(
+            ALERTS_FILE,
+            render_template(
+                "monitoring/alerts.yml.j2",
+                context! { header => &header, backup => backup },
+            )?,
+        );
+    }
+    if let Some(service) = monitoring(config, "alertmanager") {
+        // JSON strings are YAML strings: the URL needs no further quoting.
+        let webhook = service
+            .env
+            .get("STACK_ALERT_WEBHOOK")
+            .filter(|v| !v.secret && !v.value.is_empty())
+            .map(|v| serde_json::Value::String(v.value.clone()).to_string());
+        let receiver = if webhook.is_some() {
+            "webhook"
+        } else {
+            "default"
+        };
+        bundle.add(
+            ALERTMANAGER_FILE,
+            render_template(
+                "monitoring/alertmanager.yml.j2",
+                context! { header => &header, webhook => webhook, receiver => receiver },
+            )?,
+        );
+    }
+    if monitoring(config, "grafana").is_some() {
+        bundle.add(
+            DATASOURCES_FILE,
+            render_template(
+                "monitoring/datasources.yml.j2",
+                context! { header => &header },
+            )?,
+        );
+    }
+    if monitoring(config, "loki").is_some() {
+        bundle.add(
+            LOKI_FILE,
+            render_template("monitoring/loki.yml.j2", context! { header => &header })?,
+        );
+    }
+    if monitoring(config, "promtail").is_some() {
+        bundle.add(
+            PROMTAIL_FILE,
+            render_template(
+                "monitoring/promtail.yml.j2",
+                context! { header => &header, project => &config.project, env => &config.env },
+            )?,
+        );
+    }
+    Ok(())
+}
