@@ -125,7 +125,7 @@ pub struct InitArgs {
     /// Port the first service listens on
     #[arg(long)]
     pub port: Option<u16>,
-    /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch
+    /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch, monitoring, backup
     #[arg(long, value_delimiter = ',')]
     pub presets: Option<Vec<String>>,
     /// Replace an existing stack.env

@@ -43,7 +43,7 @@ pub fn run(context: &Context, args: &ConfigArgs) -> Result<()> {
     match &args.action {
         Some(ConfigAction::Explain { key }) => {
             let Some(setting) = loaded.resolved.settings.get(key) else {
-                if let Some(value) = crate::config::builtins(&env).get(key) {
+                if let Some(value) = loaded.defaults.get(key) {
                     if context.global.json {
                         context.printer.json(
                             &json!({"key": key, "value": value, "default": true, "sources": []}),

@@ -12,7 +12,15 @@ use crate::config::values::check_name;
 use crate::error::{Diagnostic, Error, Result};
 use crate::fsio::write_file;
 
-const PRESET_NAMES: &[&str] = &["postgres", "redis", "mailpit", "minio", "meilisearch"];
+const PRESET_NAMES: &[&str] = &[
+    "postgres",
+    "redis",
+    "mailpit",
+    "minio",
+    "meilisearch",
+    "monitoring",
+    "backup",
+];
 
 struct Answers {
     name: String,

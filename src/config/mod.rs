@@ -35,6 +35,8 @@ pub struct Loaded {
     pub resolved: Resolved,
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
+    /// Values names have without being set: `STACK_ENV`, global and preset defaults.
+    pub defaults: BTreeMap<String, String>,
 }
 
 /// Read, merge, interpolate and validate the project in `dir` for `env`.
@@ -55,9 +57,14 @@ pub fn from_sources(
     options: &Options,
     process_env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded> {
-    let builtins = builtins(&sources.env);
+    let mut builtins = builtins(&sources.env);
+    // Preset keys with defaults (`POSTGRES_USER`, `POSTGRES_DB`, …) can be interpolated
+    // without being set; some defaults derive from the project name.
+    if let Some(project) = project_name(&sources, &builtins, &process_env) {
+        builtins.extend(preset_defaults(&sources.env, &project));
+    }
     let resolved =
-        project::resolve(&sources.layers, &builtins, process_env).map_err(Error::Invalid)?;
+        project::resolve(&sources.layers, &builtins, &process_env).map_err(Error::Invalid)?;
     let (config, mut warnings) = build(&sources, &resolved, &builtins, options)?;
     let secret_names: BTreeSet<&str> = config.secrets.iter().map(|s| s.name.as_str()).collect();
     // An unset secret is reported as a missing secret, not as an empty interpolation.
@@ -77,7 +84,49 @@ pub fn from_sources(
         resolved,
         config,
         warnings,
+        defaults: builtins,
     })
+}
+
+/// `STACK_PROJECT`: the literal of its last assignment, else a first resolution.
+fn project_name(
+    sources: &Sources,
+    builtins: &BTreeMap<String, String>,
+    process_env: &impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let last = sources
+        .layers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .rfind(|e| e.key == "STACK_PROJECT")?;
+    if let [project::syntax::Piece::Literal(text)] = last.value.pieces.as_slice() {
+        return Some(text.trim().to_string());
+    }
+    let resolved = project::resolve(&sources.layers, builtins, process_env).ok()?;
+    resolved.get("STACK_PROJECT").map(str::to_string)
+}
+
+/// The defaults of every preset key that has one, placeholders filled in.
+fn preset_defaults(env: &str, project: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for preset in PRESETS {
+        for (key, default) in preset.keys {
+            let Some(default) = default else { continue };
+            let value = match *default {
+                "{PROJECT_IDENT}" => project.replace('-', "_"),
+                "{MEILI_ENV}" => if env == "prod" {
+                    "production"
+                } else {
+                    "development"
+                }
+                .to_string(),
+                other if other.contains('{') => continue,
+                other => other.to_string(),
+            };
+            out.push((key.to_string(), value));
+        }
+    }
+    out
 }
 
 /// Names every value can use without setting them: `STACK_ENV` and the defaults of the
@@ -707,6 +756,19 @@ mod tests {
             .iter()
             .map(|s| s.name.as_str())
             .collect()
+    }
+
+    #[test]
+    fn preset_defaults_can_be_interpolated() {
+        let loaded = load_text(
+            "STACK_PROJECT=my-app\nSTACK_SERVICES=web\nPOSTGRES_ENABLED=true\n\
+             SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_ENV_DB=${POSTGRES_USER}@postgres/${POSTGRES_DB}:${POSTGRES_VERSION}\n",
+            "dev",
+        )
+        .unwrap();
+        let web = &loaded.config.services[0];
+        assert_eq!(web.env["DB"].value, "my_app@postgres/my_app:16");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     #[test]
