@@ -75,16 +75,26 @@ pub enum ServiceAttr {
 /// Declared services by key prefix (`ORDER_API` → `order-api`), for splitting keys.
 pub struct ServiceIndex<'a> {
     by_prefix: std::collections::HashMap<String, &'a str>,
-    names: &'a [String],
+    /// What hints list as the declared services.
+    declared: &'a [String],
 }
 
 impl<'a> ServiceIndex<'a> {
+    /// Name the services hints should list (default: every name the index knows).
+    pub fn with_declared(mut self, declared: &'a [String]) -> Self {
+        self.declared = declared;
+        self
+    }
+
     pub fn new(names: &'a [String]) -> Self {
         let by_prefix = names
             .iter()
             .map(|n| (service_key_name(n), n.as_str()))
             .collect();
-        ServiceIndex { by_prefix, names }
+        ServiceIndex {
+            by_prefix,
+            declared: names,
+        }
     }
 
     /// The longest declared service whose prefix starts `rest`, with the attribute after it.
@@ -114,7 +124,7 @@ impl ServiceIndex<'_> {
         key: &str,
         span: Option<&Span>,
     ) -> Result<(String, ServiceAttr), Diagnostic> {
-        let services = self.names;
+        let services = self.declared;
         let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
         if let Some((service, prefix, attr)) = self.longest(rest) {
             if let Some(var) = attr.strip_prefix("ENV_") {

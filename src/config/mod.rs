@@ -344,11 +344,14 @@ fn build(
             declared.push(name);
         }
     }
-    let mut all_names = declared.clone();
-    all_names.extend(PRESETS.iter().map(|p| p.service().to_string()));
+    // Services that exist here: for the "declared services" of a hint.
+    let mut running_names = declared.clone();
     for preset in &enabled {
-        all_names.extend(preset.services.iter().map(|s| s.name.to_string()));
+        running_names.extend(preset.services.iter().map(|s| s.name.to_string()));
     }
+    // Keys of a preset's main service are accepted even while the preset is off.
+    let mut all_names = running_names.clone();
+    all_names.extend(PRESETS.iter().map(|p| p.service().to_string()));
     all_names.sort();
     all_names.dedup();
 
@@ -360,7 +363,7 @@ fn build(
         .filter(|(_, s)| s.kind == SourceKind::Secrets)
         .map(|(k, _)| k.as_str())
         .collect();
-    let index = keys::ServiceIndex::new(&all_names);
+    let index = keys::ServiceIndex::new(&all_names).with_declared(&running_names);
     for (key, setting) in &resolved.settings {
         let span = Some(&setting.span);
         if key.starts_with("SERVICE_") {
