@@ -591,3 +591,57 @@ fn dry_run_creates_nothing() {
     let net = docker(&["network", "inspect", &format!("{}_default", p.name)]);
     assert!(!net.status.success(), "dry run created the network");
 }
+
+// Ctrl-C during `start` leaves nothing the next `start` cannot converge.
+#[test]
+fn interrupted_start_converges_on_the_next_start() {
+    // `slow` never becomes ready within the run, so the first start is still waiting
+    // when it is interrupted.
+    let waiting = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,slow\nSTACK_HEALTH_TIMEOUT=60s\n{}\
+         SERVICE_SLOW_IMAGE={BUSYBOX}\nSERVICE_SLOW_COMMAND={HTTPD}\n\
+         SERVICE_SLOW_HEALTH_CMD=test -e /tmp/ready\nSERVICE_SLOW_HEALTH_INTERVAL=1s\n",
+        httpd_service("web")
+    );
+    let p = Project::new("interrupt", &waiting);
+    let mut running = std::process::Command::new(assert_cmd::cargo::cargo_bin("stack"))
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env_remove("STACK_ENV")
+        .arg("start")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the slow container exists, so the interruption lands mid-convergence.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p
+        .containers()
+        .iter()
+        .all(|(name, _)| !name.contains("slow"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the slow container never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &running.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = running.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "stderr:\n{stderr}");
+
+    // The next start, with a health check that passes, converges and recreates only `slow`.
+    let web_before = p.id_of("web");
+    p.write(&waiting.replace("test -e /tmp/ready", "true"));
+    p.ok(&["start"]);
+    assert_eq!(p.id_of("web"), web_before, "web must not be recreated");
+    let health = p.stack(&["health"]);
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
+}
