@@ -604,7 +604,7 @@ fn interrupted_start_converges_on_the_next_start() {
         httpd_service("web")
     );
     let p = Project::new("interrupt", &waiting);
-    let mut running = std::process::Command::new(assert_cmd::cargo::cargo_bin("stack"))
+    let running = std::process::Command::new(assert_cmd::cargo::cargo_bin("stack"))
         .current_dir(p.path())
         .env("NO_COLOR", "1")
         .env("CI", "true")
