@@ -485,3 +485,59 @@ fn unhealthy_new_version_keeps_the_old_one_serving() {
         "the old container must keep running and the new one be gone"
     );
 }
+
+/// The proxy container restarted in the middle of a rolling update: the update still
+/// completes (or fails cleanly), and afterwards the new version answers and a second
+/// `stack start` has nothing left to do.
+#[test]
+fn proxy_restarted_mid_update_then_converges() {
+    let health = "SERVICE_WEB_HEALTH=/index.html\n";
+    let p = Project::new("proxyrestart", Proxy::Caddy, 1, health);
+    let out = p.start_version(1, &[]);
+    assert!(
+        out.status.success(),
+        "first start failed:\n{}",
+        text(&out.stderr)
+    );
+    p.wait_answer("v1");
+
+    let proxy = format!("{}-proxy-1", p.name);
+    let restarter = std::thread::spawn(move || {
+        // The new container is being started and waited for by now.
+        std::thread::sleep(Duration::from_millis(1500));
+        docker(&["restart", "-t", "1", &proxy])
+    });
+    let out = p.start_version(2, &[]);
+    let restarted = restarter.join().unwrap();
+    assert!(
+        restarted.status.success(),
+        "docker restart failed: {}",
+        text(&restarted.stderr)
+    );
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "stack start must finish cleanly, not crash:\n{}",
+        text(&out.stderr)
+    );
+    // Whatever the first attempt did, the next start converges and v2 answers.
+    let again = p.start_version(2, &[]);
+    assert!(
+        again.status.success(),
+        "second start failed:\n{}",
+        text(&again.stderr)
+    );
+    p.wait_answer("v2");
+    assert_eq!(
+        p.web_containers().len(),
+        1,
+        "one web container: {:?}",
+        p.web_containers()
+    );
+    let noop = p.start_version(2, &[]);
+    let stderr = text(&noop.stderr);
+    assert!(noop.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("0 change(s)"),
+        "a third start must change nothing:\n{stderr}"
+    );
+}
