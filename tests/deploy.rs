@@ -1227,3 +1227,57 @@ fn killed_deploy_leaves_no_ssh_master() {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+/// What the systemd unit runs: `stack supervise --bundle SERVER_PATH/current` brings the
+/// release up (nothing to change after a deploy) and restarts a container whose health
+/// check turns unhealthy, which Docker's restart policy alone would not.
+#[test]
+fn supervise_restarts_an_unhealthy_container() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE={BUSYBOX}\n\
+         SERVICE_WEB_COMMAND=sh -c 'rm -f /tmp/broken; exec httpd -f -p 8080 -h /var/www'\n\
+         SERVICE_WEB_HEALTH_CMD=test ! -e /tmp/broken\n\
+         SERVICE_WEB_HEALTH_INTERVAL=1s\nSERVICE_WEB_HEALTH_RETRIES=1\n"
+    );
+    let p = Project::new("supervise", &sshd, &body);
+    p.deploy(&[]);
+    let bundle = p.srv.join("current");
+    let bundle = bundle.to_str().unwrap();
+    let once = p.ok(&["supervise", "--bundle", bundle, "--once"]);
+    assert!(text(&once.stderr).contains("up"), "{}", text(&once.stderr));
+    let web = p.id_of("web");
+    let started = inspect(&web, "{{.State.StartedAt}}");
+
+    let supervisor = p
+        .command(&["supervise", "--bundle", bundle])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let broke = docker(&["exec", &web, "touch", "/tmp/broken"]);
+    assert!(broke.status.success(), "{}", text(&broke.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut restarted = false;
+    while Instant::now() < deadline {
+        if inspect(&web, "{{.State.StartedAt}}") != started {
+            restarted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    kill(supervisor.id());
+    let out = wait_output(supervisor, Duration::from_secs(10));
+    assert!(
+        restarted,
+        "supervise did not restart the unhealthy container; its output:\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("unhealthy"),
+        "supervise should say why it restarted:\n{}",
+        text(&out.stderr)
+    );
+}
