@@ -95,13 +95,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&env)?;
     let server = server_of(&loaded)?;
     let config = &loaded.config;
-    if config.target == crate::config::Target::Swarm {
-        return Err(Diagnostic::new(
-            "`STACK_TARGET=swarm` is not supported by this version of stack",
-        )
-        .hint("deploy with `STACK_TARGET=compose` (one VM)")
-        .into());
-    }
+    let swarm = config.target == crate::config::Target::Swarm;
     if env == "prod" && !args.force {
         let findings = super::check::audit(&loaded);
         if findings.iter().any(|f| !f.ok) {
@@ -136,8 +130,22 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let converger = Converger::new(engine.clone(), desired, progress, config.health_timeout, config.drain);
         if args.dry_run {
             let observed = engine.observe(&converger.desired).await?;
-            let actions = plan::plan(&converger.desired, &observed, &[]);
+            let actions = if swarm {
+                Vec::new()
+            } else {
+                plan::plan(&converger.desired, &observed, &[])
+            };
             let mut lines = vec![format!("upload release `{id}` and point `current` at it")];
+            if swarm {
+                lines.extend(converger.desired.services.iter().map(|s| {
+                    format!(
+                        "{}: create or update swarm service `{}` ({} replica(s), start-first)",
+                        s.name,
+                        crate::engine::swarm_service_name(&converger.desired.project, &s.name),
+                        s.replicas
+                    )
+                }));
+            }
             for service in &converger.desired.services {
                 if !observed.images.contains_key(&service.spec.image) {
                     let how = if service.build.is_some() { "build locally and send" } else { "pull on the server" };
@@ -154,7 +162,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         }
         let previous = remote.preflight_and_lock(&id, &args.message, wait, MIN_FREE_MB)?;
         let result = tokio::select! {
-            result = ship(context, &remote, &converger, &engine, &bundle, &id, previous) => result,
+            result = ship(context, &remote, &converger, &engine, Shipment { bundle: &bundle, id: &id, previous, swarm }) => result,
             _ = tokio::signal::ctrl_c() => Err(Error::No("interrupted; the previous release keeps serving unless `current` was switched; run `stack deploy` again".into())),
         };
         let outcome = match &result {
@@ -174,21 +182,34 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
 }
 
 /// Everything a deploy changes, under the lock.
+/// What one deploy ships.
+struct Shipment<'a> {
+    bundle: &'a Bundle,
+    id: &'a str,
+    /// The release to roll back to.
+    previous: Option<String>,
+    /// `STACK_TARGET=swarm`.
+    swarm: bool,
+}
+
 async fn ship(
     context: &Context,
     remote: &Remote,
     converger: &Converger,
     engine: &Engine,
-    bundle: &Bundle,
-    id: &str,
-    previous: Option<String>,
+    shipment: Shipment<'_>,
 ) -> Result<()> {
+    let Shipment {
+        bundle,
+        id,
+        previous,
+        swarm,
+    } = shipment;
     send_images(converger, engine).await?;
     let mut observed = engine.observe(&converger.desired).await?;
     converger.ensure_images(&mut observed, false, &[]).await?;
     remote.upload(id, bundle, &converger.desired)?;
-    let actions = plan::plan(&converger.desired, &observed, &[]);
-    if let Err(failure) = converger.apply(&actions, &observed, &[]).await {
+    if let Err(failure) = converge(converger, engine, observed, swarm).await {
         let Some(previous) = previous.filter(|p| p != id) else {
             return Err(failure);
         };
@@ -196,7 +217,7 @@ async fn ship(
             .printer
             .status(format!("rolling back to `{previous}`"));
         let report = failure.render();
-        rollback_to(remote, engine, converger, &previous).await?;
+        rollback_to(remote, engine, converger, &previous, swarm).await?;
         let _ = remote.audit(
             "rollback",
             &previous,
@@ -244,11 +265,29 @@ async fn send_images(converger: &Converger, server: &Engine) -> Result<()> {
 }
 
 /// Converge the server to a saved release and point `current` at it.
+/// Converge the server's engine to `converger.desired`: containers (`compose`) or a swarm
+/// stack (`swarm`), with the same desired state either way.
+async fn converge(
+    converger: &Converger,
+    engine: &Engine,
+    observed: plan::Observed,
+    swarm: bool,
+) -> Result<()> {
+    if swarm {
+        return engine
+            .converge_swarm(&converger.desired, &converger.progress, converger.timeout)
+            .await;
+    }
+    let actions = plan::plan(&converger.desired, &observed, &[]);
+    converger.apply(&actions, &observed, &[]).await
+}
+
 async fn rollback_to(
     remote: &Remote,
     engine: &Engine,
     converger: &Converger,
     id: &str,
+    swarm: bool,
 ) -> Result<()> {
     let desired = remote.desired(id)?;
     let target = Converger::new(
@@ -261,8 +300,7 @@ async fn rollback_to(
     remote.switch(id)?;
     let mut observed = engine.observe(&target.desired).await?;
     target.ensure_images(&mut observed, false, &[]).await?;
-    let actions = plan::plan(&target.desired, &observed, &[]);
-    target.apply(&actions, &observed, &[]).await
+    converge(&target, engine, observed, swarm).await
 }
 
 pub fn releases(context: &Context, args: &EnvArg) -> Result<()> {
@@ -332,7 +370,8 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
             loaded.config.health_timeout,
             loaded.config.drain,
         );
-        let result = rollback_to(&remote, &engine, &converger, &target).await;
+        let swarm = loaded.config.target == crate::config::Target::Swarm;
+        let result = rollback_to(&remote, &engine, &converger, &target, swarm).await;
         let outcome = if result.is_ok() {
             "ok".to_string()
         } else {

@@ -257,7 +257,12 @@ pub(crate) fn build(
             )),
         );
     }
-    if strategy == Strategy::Rolling && !publish.is_empty() {
+    // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
+    let swarm = context
+        .keys
+        .get("STACK_TARGET")
+        .is_some_and(|v| v.text.trim().eq_ignore_ascii_case("swarm"));
+    if strategy == Strategy::Rolling && !publish.is_empty() && !swarm {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
@@ -266,7 +271,7 @@ pub(crate) fn build(
             .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
         );
     }
-    if replicas > 1 && publish.iter().any(|p: &Publish| !p.host_ports.is_empty()) {
+    if replicas > 1 && !swarm && publish.iter().any(|p: &Publish| !p.host_ports.is_empty()) {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` has {replicas} replicas but publishes fixed host ports"

@@ -3,6 +3,8 @@
 
 mod context;
 pub mod converge;
+mod swarm;
+pub use swarm::service_name as swarm_service_name;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -1,0 +1,397 @@
+//! `STACK_TARGET=swarm`: the same desired services as a Docker Swarm stack (replicated
+//! services on an overlay network, start-first rolling updates that roll back on
+//! failure), through the Engine API. Swarm schedules; stack only declares.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, HealthConfig, Limit, Mount,
+    MountTypeEnum, NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+};
+use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
+
+use super::{clean_error, Engine};
+use crate::error::{Error, Result};
+use crate::plan::{labels, ContainerSpec, Desired, DesiredService};
+use crate::printer::Progress;
+
+/// The label Docker's own `docker stack` puts on a stack's objects.
+const NAMESPACE: &str = "com.docker.stack.namespace";
+
+fn outside(what: &str, err: bollard::errors::Error) -> Error {
+    Error::Outside {
+        message: what.to_string(),
+        causes: vec![clean_error(&err)],
+        hint: None,
+    }
+}
+
+/// `<project>_<service>`, as `docker stack deploy` names services.
+pub fn service_name(project: &str, service: &str) -> String {
+    format!("{project}_{service}")
+}
+
+fn mounts(project: &str, spec: &ContainerSpec) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for bind in &spec.binds {
+        let mut parts = bind.splitn(3, ':');
+        let (Some(source), Some(target)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let read_only = parts.next() == Some("ro");
+        let volume = !source.starts_with('/');
+        out.push(Mount {
+            target: Some(target.to_string()),
+            source: Some(source.to_string()),
+            typ: Some(if volume {
+                MountTypeEnum::VOLUME
+            } else {
+                MountTypeEnum::BIND
+            }),
+            read_only: Some(read_only),
+            ..Default::default()
+        });
+        let _ = project;
+    }
+    for target in &spec.anonymous {
+        out.push(Mount {
+            target: Some(target.clone()),
+            typ: Some(MountTypeEnum::VOLUME),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+fn restart_condition(policy: &str) -> TaskSpecRestartPolicyConditionEnum {
+    match policy.split(':').next().unwrap_or(policy) {
+        "no" => TaskSpecRestartPolicyConditionEnum::NONE,
+        "on-failure" => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
+        _ => TaskSpecRestartPolicyConditionEnum::ANY,
+    }
+}
+
+/// The swarm service of one desired service.
+pub fn service_spec(desired: &Desired, service: &DesiredService) -> ServiceSpec {
+    let spec = &service.spec;
+    let mut service_labels: HashMap<String, String> = HashMap::new();
+    service_labels.insert(NAMESPACE.into(), desired.project.clone());
+    service_labels.insert(labels::DIGEST.into(), service.digest.clone());
+    let container_labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([(NAMESPACE.to_string(), desired.project.clone())])
+        .collect();
+    let ports: Vec<EndpointPortConfig> = spec
+        .ports
+        .iter()
+        .filter_map(|p| {
+            Some(EndpointPortConfig {
+                protocol: Some(match p.protocol.as_str() {
+                    "udp" => EndpointPortConfigProtocolEnum::UDP,
+                    "sctp" => EndpointPortConfigProtocolEnum::SCTP,
+                    _ => EndpointPortConfigProtocolEnum::TCP,
+                }),
+                target_port: Some(i64::from(p.container_port)),
+                published_port: Some(i64::from(p.host_port?)),
+                ..Default::default()
+            })
+        })
+        .collect();
+    ServiceSpec {
+        name: Some(service_name(&desired.project, &service.name)),
+        labels: Some(service_labels),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(spec.image.clone()),
+                labels: Some(container_labels),
+                args: spec.command.clone(),
+                env: Some(spec.env.clone()),
+                mounts: Some(mounts(&desired.project, spec)),
+                health_check: spec.health.as_ref().map(|h| HealthConfig {
+                    test: Some(h.test.clone()),
+                    interval: Some(h.interval_ns),
+                    timeout: Some(h.timeout_ns),
+                    retries: Some(h.retries),
+                    start_period: Some(h.start_period_ns),
+                    ..Default::default()
+                }),
+                hosts: None,
+                ..Default::default()
+            }),
+            resources: Some(TaskSpecResources {
+                limits: Some(Limit {
+                    nano_cpus: spec.nano_cpus,
+                    memory_bytes: spec.memory_bytes,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(restart_condition(&spec.restart)),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(desired.network.clone()),
+                aliases: Some(spec.aliases.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(i64::from(service.replicas)),
+            }),
+            ..Default::default()
+        }),
+        update_config: Some(ServiceSpecUpdateConfig {
+            parallelism: Some(1),
+            order: Some(if ports.is_empty() {
+                ServiceSpecUpdateConfigOrderEnum::START_FIRST
+            } else {
+                // Two tasks cannot hold one published port in host mode; ingress can,
+                // but keep the operator's expectation of `recreate` for published ports.
+                ServiceSpecUpdateConfigOrderEnum::STOP_FIRST
+            }),
+            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+            monitor: Some(5_000_000_000),
+            ..Default::default()
+        }),
+        rollback_config: Some(ServiceSpecRollbackConfig {
+            parallelism: Some(1),
+            ..Default::default()
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl Engine {
+    /// Deploy `desired` as a swarm stack and wait until every service runs its wanted
+    /// replicas of the new version.
+    pub async fn converge_swarm(
+        &self,
+        desired: &Desired,
+        progress: &Progress,
+        timeout: Duration,
+    ) -> Result<()> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| outside("cannot read the engine's info", e))?;
+        let swarm = info.swarm.unwrap_or_default();
+        let active = swarm.local_node_state.map(|s| s.to_string()).as_deref() == Some("active");
+        if !active || swarm.control_available != Some(true) {
+            return Err(Error::outside("the server's engine is not a swarm manager")
+                .with_hint("run `docker swarm init` on the server (and join the other nodes), or set `STACK_TARGET=compose`"));
+        }
+        self.ensure_overlay(desired).await?;
+        let existing = self.stack_services(&desired.project).await?;
+        for service in &desired.services {
+            let name = service_name(&desired.project, &service.name);
+            let spec = service_spec(desired, service);
+            match existing.iter().find(|(n, _, _)| *n == name) {
+                Some((_, version, digest))
+                    if digest.as_deref() == Some(service.digest.as_str()) =>
+                {
+                    let _ = version;
+                    progress.step(&service.name, "unchanged");
+                }
+                Some((_, version, _)) => {
+                    progress.step(&service.name, "updating (start-first)");
+                    self.docker
+                        .update_service(
+                            &name,
+                            spec,
+                            UpdateServiceOptions {
+                                version: *version as i32,
+                                ..Default::default()
+                            },
+                            None,
+                        )
+                        .await
+                        .map_err(|e| {
+                            outside(
+                                &format!("service `{}`: cannot update `{name}`", service.name),
+                                e,
+                            )
+                        })?;
+                }
+                None => {
+                    progress.step(&service.name, "creating");
+                    self.docker.create_service(spec, None).await.map_err(|e| {
+                        outside(
+                            &format!("service `{}`: cannot create `{name}`", service.name),
+                            e,
+                        )
+                    })?;
+                }
+            }
+        }
+        for (name, _, _) in &existing {
+            let wanted = desired
+                .services
+                .iter()
+                .any(|s| service_name(&desired.project, &s.name) == *name);
+            if !wanted {
+                progress.step(name, "removing (no longer in the project)");
+                self.docker
+                    .delete_service(name)
+                    .await
+                    .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        for service in &desired.services {
+            self.wait_swarm_service(desired, service, deadline, progress)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_overlay(&self, desired: &Desired) -> Result<()> {
+        let request = NetworkCreateRequest {
+            name: desired.network.clone(),
+            driver: Some("overlay".into()),
+            attachable: Some(true),
+            labels: Some(HashMap::from([(
+                NAMESPACE.to_string(),
+                desired.project.clone(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(outside(
+                &format!("cannot create the overlay network `{}`", desired.network),
+                e,
+            )),
+        }
+    }
+
+    /// The stack's services: name, spec version, stack's digest label.
+    async fn stack_services(&self, project: &str) -> Result<Vec<(String, u64, Option<String>)>> {
+        let filters =
+            HashMap::from([("label".to_string(), vec![format!("{NAMESPACE}={project}")])]);
+        let list = self
+            .docker
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| outside("cannot list swarm services", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| {
+                let spec = s.spec?;
+                let digest = spec
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::DIGEST).cloned());
+                Some((
+                    spec.name?,
+                    s.version.and_then(|v| v.index).unwrap_or(0),
+                    digest,
+                ))
+            })
+            .collect())
+    }
+
+    async fn wait_swarm_service(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+        deadline: Instant,
+        progress: &Progress,
+    ) -> Result<()> {
+        let name = service_name(&desired.project, &service.name);
+        progress.step(&service.name, "waiting for its tasks");
+        loop {
+            let inspect = self
+                .docker
+                .inspect_service(
+                    &name,
+                    None::<bollard::query_parameters::InspectServiceOptions>,
+                )
+                .await
+                .map_err(|e| outside(&format!("cannot inspect service `{name}`"), e))?;
+            let update = inspect.update_status.as_ref();
+            let state = update.and_then(|u| u.state);
+            if matches!(
+                state,
+                Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+                    | Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+                    | Some(ServiceUpdateStatusStateEnum::PAUSED)
+                    | Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED)
+            ) {
+                let message = update.and_then(|u| u.message.clone()).unwrap_or_default();
+                progress.fail(&service.name, "update failed");
+                return Err(Error::No(format!(
+                    "service `{}`: swarm rolled the update back: {message}",
+                    service.name
+                )));
+            }
+            let filters = HashMap::from([
+                ("service".to_string(), vec![name.clone()]),
+                ("desired-state".to_string(), vec!["running".to_string()]),
+            ]);
+            let tasks = self
+                .docker
+                .list_tasks(Some(ListTasksOptions {
+                    filters: Some(filters),
+                }))
+                .await
+                .map_err(|e| outside(&format!("cannot list the tasks of `{name}`"), e))?;
+            let running = tasks
+                .iter()
+                .filter(|t| {
+                    let spec_digest = t
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.container_spec.as_ref())
+                        .and_then(|c| c.labels.as_ref())
+                        .and_then(|l| l.get(labels::CONFIG_HASH).cloned());
+                    let state = t
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.state)
+                        .map(|s| s.to_string());
+                    state.as_deref() == Some("running")
+                        && spec_digest.as_deref() == Some(service.digest.as_str())
+                })
+                .count() as u32;
+            let settled = !matches!(state, Some(ServiceUpdateStatusStateEnum::UPDATING));
+            if running >= service.replicas && settled {
+                progress.done(&service.name, "running");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                progress.fail(&service.name, "not ready");
+                let error = tasks
+                    .iter()
+                    .filter_map(|t| t.status.as_ref().and_then(|s| s.err.clone()))
+                    .next()
+                    .unwrap_or_else(|| format!("{running} of {} tasks running", service.replicas));
+                return Err(Error::No(format!(
+                    "service `{}` is not ready: {error}",
+                    service.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
