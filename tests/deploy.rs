@@ -1281,3 +1281,84 @@ fn supervise_restarts_an_unhealthy_container() {
         text(&out.stderr)
     );
 }
+
+/// `STACK_TARGET=swarm`: the engine becomes a single-node swarm for this test (and leaves
+/// it again if the test made it one). Deploy creates the stack's services, a change
+/// updates them start-first, and a version that never turns healthy is rolled back.
+#[test]
+fn swarm_target_deploys_updates_and_rolls_back() {
+    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    let was_swarm = text(&state.stdout).trim() == "active";
+    struct Leave(bool);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = docker(&["swarm", "leave", "--force"]);
+            }
+        }
+    }
+    if !was_swarm {
+        let init = docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        assert!(
+            init.status.success(),
+            "docker swarm init: {}",
+            text(&init.stderr)
+        );
+    }
+    let _leave = Leave(!was_swarm);
+    let sshd = Sshd::start();
+    let body = format!(
+        "STACK_TARGET=swarm\nSTACK_PROXY=none\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=60s\n{}\
+         SERVICE_WEB_REPLICAS=2\n",
+        httpd_service("web")
+    );
+    let p = Project::new("swarm", &sshd, &body);
+    let service = format!("{}_web", p.name);
+    struct RemoveService(String);
+    impl Drop for RemoveService {
+        fn drop(&mut self) {
+            let _ = docker(&["service", "rm", &self.0]);
+        }
+    }
+    let _cleanup = RemoveService(service.clone());
+
+    p.deploy(&[]);
+    let replicas = |service: &str| {
+        text(
+            &docker(&[
+                "service",
+                "ls",
+                "--filter",
+                &format!("name={service}"),
+                "--format",
+                "{{.Replicas}}",
+            ])
+            .stdout,
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(replicas(&service), "2/2");
+
+    p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    let env = inspect(&service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
+    assert!(env.contains("V=2"), "{env}");
+    let good = p.current_release().unwrap();
+
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_V=3",
+        "--set",
+        "SERVICE_WEB_HEALTH=/nope",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("rolled"), "{all}");
+    assert_eq!(p.current_release().as_deref(), Some(good.as_str()));
+    let env = inspect(&service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
+    assert!(
+        env.contains("V=2"),
+        "the service must be back on V=2: {env}"
+    );
+    assert_eq!(replicas(&service), "2/2");
+}
