@@ -10,6 +10,15 @@ use super::values::Value;
 use super::Errors;
 use crate::error::Diagnostic;
 
+/// The trimmed value when `ok`, else the error `message` with `hint`.
+fn checked(value: &Value, ok: bool, message: String, hint: &str) -> Result<String, Diagnostic> {
+    if ok {
+        Ok(value.text.trim().to_string())
+    } else {
+        Err(bad(value, message, hint))
+    }
+}
+
 fn bad(value: &Value, message: String, hint: &str) -> Diagnostic {
     Diagnostic::new(message)
         .with_span(value.span.cloned())
@@ -59,18 +68,15 @@ pub fn image(value: &Value) -> Result<String, Diagnostic> {
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
         && !text.ends_with(':')
         && !text.ends_with('/');
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!(
-                "`{}` is not a valid image reference: `{}`",
-                value.key, value.text
-            ),
-            "write `repository:tag`, e.g. `postgres:16-alpine` or `ghcr.io/acme/api:1.4.2`",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!(
+            "`{}` is not a valid image reference: `{}`",
+            value.key, value.text
+        ),
+        "write `repository:tag`, e.g. `postgres:16-alpine` or `ghcr.io/acme/api:1.4.2`",
+    )
 }
 
 /// A path relative to the project (build context, Dockerfile).
@@ -78,18 +84,15 @@ pub fn relative_path(value: &Value) -> Result<String, Diagnostic> {
     let text = value.text.trim();
     let ok =
         !text.is_empty() && !text.chars().any(|c| c.is_control()) && !Path::new(text).is_absolute();
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!(
-                "`{}` must be a path relative to the project: `{}`",
-                value.key, value.text
-            ),
-            "write e.g. `./api`",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!(
+            "`{}` must be a path relative to the project: `{}`",
+            value.key, value.text
+        ),
+        "write e.g. `./api`",
+    )
 }
 
 /// Compose short syntax: `[ip:][host:]container[/protocol]`, ranges allowed.
@@ -207,18 +210,15 @@ pub fn health_path(value: &Value) -> Result<String, Diagnostic> {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/-._~%?=&".contains(c));
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!(
-                "`{}` must be an HTTP path such as `/health`, not `{text}`",
-                value.key
-            ),
-            "start with `/`; use letters, digits and `/-._~%?=&`",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!(
+            "`{}` must be an HTTP path such as `/health`, not `{text}`",
+            value.key
+        ),
+        "start with `/`; use letters, digits and `/-._~%?=&`",
+    )
 }
 
 /// Compose short volume syntax.
@@ -298,15 +298,12 @@ pub fn restart(value: &Value) -> Result<String, Diagnostic> {
         || text
             .strip_prefix("on-failure:")
             .is_some_and(|n| n.parse::<u32>().is_ok());
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!("`{}` must be a restart policy, not `{text}`", value.key),
-            "use `no`, `always`, `unless-stopped` or `on-failure[:N]`",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!("`{}` must be a restart policy, not `{text}`", value.key),
+        "use `no`, `always`, `unless-stopped` or `on-failure[:N]`",
+    )
 }
 
 /// A host for `ssh`: a DNS name, an address, or an alias from ~/.ssh/config.
@@ -318,15 +315,12 @@ pub fn ssh_host(value: &Value) -> Result<String, Diagnostic> {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c));
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!("`{}` is not a valid host: `{text}`", value.key),
-            "write a host name, an IP address, or a `Host` alias from ~/.ssh/config",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!("`{}` is not a valid host: `{text}`", value.key),
+        "write a host name, an IP address, or a `Host` alias from ~/.ssh/config",
+    )
 }
 
 pub fn ssh_user(value: &Value) -> Result<String, Diagnostic> {
@@ -337,15 +331,12 @@ pub fn ssh_user(value: &Value) -> Result<String, Diagnostic> {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err(bad(
-            value,
-            format!("`{}` is not a valid user name: `{text}`", value.key),
-            "use letters, digits, `.`, `_` and `-`",
-        ))
-    }
+    checked(
+        value,
+        ok,
+        format!("`{}` is not a valid user name: `{text}`", value.key),
+        "use letters, digits, `.`, `_` and `-`",
+    )
 }
 
 /// An absolute path on the server; it is quoted in remote commands, but kept plain anyway.
