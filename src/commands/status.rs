@@ -19,6 +19,13 @@ struct Snapshot {
     ready: BTreeMap<String, bool>,
 }
 
+impl Snapshot {
+    /// The containers of a service (none when it has none).
+    fn containers(&self, service: &str) -> Vec<ContainerState> {
+        self.states.get(service).cloned().unwrap_or_default()
+    }
+}
+
 fn snapshot(context: &Context) -> Result<Snapshot> {
     let env = context.env();
     let loaded = context.load(&env)?;
@@ -68,11 +75,7 @@ pub fn status(context: &Context) -> Result<()> {
             .get(plan::labels::ROUTES)
             .cloned()
             .unwrap_or_default();
-        let containers = snapshot
-            .states
-            .get(&service.name)
-            .cloned()
-            .unwrap_or_default();
+        let containers = snapshot.containers(&service.name);
         rows.push(json!({
             "service": service.name,
             "ready": !containers.is_empty() && containers.iter().all(|c| snapshot.ready.get(&c.id) == Some(&true)),
@@ -104,11 +107,7 @@ pub fn status(context: &Context) -> Result<()> {
             .get(plan::labels::ROUTES)
             .cloned()
             .unwrap_or_default();
-        let containers = snapshot
-            .states
-            .get(&service.name)
-            .cloned()
-            .unwrap_or_default();
+        let containers = snapshot.containers(&service.name);
         if containers.is_empty() {
             text.push_str(&format!(
                 "{:<16} {:<24} {:<10}\n",
@@ -137,11 +136,7 @@ pub fn health(context: &Context) -> Result<()> {
     let mut bad = Vec::new();
     let mut report = serde_json::Map::new();
     for service in &snapshot.desired.services {
-        let containers = snapshot
-            .states
-            .get(&service.name)
-            .cloned()
-            .unwrap_or_default();
+        let containers = snapshot.containers(&service.name);
         let ready = containers.len() as u32 >= service.replicas.max(1)
             && containers
                 .iter()
