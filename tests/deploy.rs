@@ -13,14 +13,16 @@
 //! the test ends, and an [`Sshd`] guard kills the server, its sessions and any ssh
 //! master a killed deploy left behind.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::{docker, free_port, mode, text};
+
+mod common;
 
 const BUSYBOX: &str = "stack-test/busybox:latest";
 /// busybox httpd as PID 1 ignores SIGTERM, so each replaced container would cost the
@@ -48,45 +50,8 @@ fn require_prereqs() {
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (scripts/install-ci-deps.sh)"
         );
-        let info = StdCommand::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output();
-        match info {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "the Docker engine is unreachable (`docker info` failed): {}\n\
-                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
-                text(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run `docker info` ({e}); run `scripts/ensure-docker.sh`"),
-        }
-        let ok = docker(&["image", "inspect", "--format", "{{.Id}}", BUSYBOX])
-            .status
-            .success();
-        assert!(
-            ok,
-            "test image `{BUSYBOX}` is missing: run `scripts/build-test-images.sh`"
-        );
+        common::require_engine(&[BUSYBOX]);
     });
-}
-
-fn docker(args: &[&str]) -> Output {
-    StdCommand::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run_ok(cmd: &mut StdCommand) -> Output {
@@ -598,14 +563,6 @@ fn answers(container: &str) -> bool {
         "http://127.0.0.1:8080/health",
     ]);
     out.status.success()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 fn all_output(out: &Output) -> String {

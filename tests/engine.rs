@@ -9,63 +9,23 @@
 //! `stack down --volumes` when the test ends, passed or failed.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{docker, free_port, text};
+
+mod common;
 
 const BUSYBOX: &str = "stack-test/busybox:latest";
 const CADDY: &str = "stack-test/caddy:latest";
 const HTTPD: &str = "httpd -f -p 8080 -h /var/www";
 
-static ENGINE: Once = Once::new();
-
-/// Panic (fail the test) with a clear message when the engine or the test images are missing.
+/// Fail the test with a clear message when the engine or the test images are missing.
 fn require_engine() {
-    ENGINE.call_once(|| {
-        let info = StdCommand::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
-        match info {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "the Docker engine is unreachable (`docker info` failed): {}\n\
-                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!(
-                "cannot run `docker info` ({e}); install docker.io and run `scripts/ensure-docker.sh`"
-            ),
-        }
-        for image in [BUSYBOX, CADDY] {
-            let ok = StdCommand::new("docker")
-                .args(["image", "inspect", "--format", "{{.Id}}", image])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            assert!(ok, "test image `{image}` is missing: run `scripts/build-test-images.sh`");
-        }
-    });
-}
-
-fn docker(args: &[&str]) -> Output {
-    StdCommand::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::require_engine(&[BUSYBOX, CADDY]);
 }
 
 /// A busybox httpd service with an HTTP health check on `/health` every second.

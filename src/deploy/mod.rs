@@ -189,10 +189,7 @@ impl Remote {
             None => String::new(),
         };
         let mark = if good {
-            format!(
-                "ln -sfn {target} \"$root/last-good.new\" && mv -T \"$root/last-good.new\" \"$root/last-good\"; ",
-                target = quote(&format!("releases/{release}"))
-            )
+            format!("{}; ", self.relink("last-good", release))
         } else {
             String::new()
         };
@@ -265,25 +262,29 @@ impl Remote {
         let script = format!(
             "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
-             rm -rf {dir}; mv -T {tmp} {dir}; \
-             cd {root} && ln -sfn {target} current.new && mv -T current.new current",
-            root = quote(&self.server.path),
-            target = quote(&format!("releases/{id}"))
+             rm -rf {dir}; mv -T {tmp} {dir}; {relink}",
+            relink = self.relink("current", id)
         );
         self.session
             .check("upload the release", &script, Some(&tar))?;
         Ok(())
     }
 
+    /// A shell command pointing the link `name` under `SERVER_PATH` at release `id`,
+    /// atomically (a new link, then a rename over the old one).
+    fn relink(&self, name: &str, id: &str) -> String {
+        let new = self.path(&format!("{name}.new"));
+        format!(
+            "ln -sfn {target} {new} && mv -T {new} {link}",
+            target = quote(&format!("releases/{id}")),
+            link = self.path(name)
+        )
+    }
+
     /// Point `current` at release `id`, atomically.
     pub fn switch(&self, id: &str) -> Result<()> {
-        let script = format!(
-            "cd {root} && ln -sfn {target} current.new && mv -T current.new current",
-            root = quote(&self.server.path),
-            target = quote(&format!("releases/{id}"))
-        );
         self.session
-            .check("switch `current`", &script, None)
+            .check("switch `current`", &self.relink("current", id), None)
             .map(|_| ())
     }
 

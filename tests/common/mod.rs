@@ -309,3 +309,52 @@ pub fn compose_schema() -> PathBuf {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Run `docker ARGS` and return its output, whatever the exit code.
+pub fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+static ENGINE: std::sync::Once = std::sync::Once::new();
+
+/// Fail the test with a clear message when the engine or one of `images` is missing;
+/// these tests never skip (CI starts the engine and builds the images).
+pub fn require_engine(images: &[&str]) {
+    ENGINE.call_once(|| {
+        let info = std::process::Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        match info {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "the Docker engine is unreachable (`docker info` failed): {}\n\
+                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
+                text(&out.stderr).trim()
+            ),
+            Err(e) => panic!(
+                "cannot run `docker info` ({e}); install docker.io and run `scripts/ensure-docker.sh`"
+            ),
+        }
+        for image in images {
+            let ok = docker(&["image", "inspect", "--format", "{{.Id}}", image])
+                .status
+                .success();
+            assert!(
+                ok,
+                "test image `{image}` is missing: run `scripts/build-test-images.sh`"
+            );
+        }
+    });
+}
