@@ -19,7 +19,7 @@ use crate::error::{nearest, Diagnostic, Error, Result};
 use crate::project::{self, Resolved, SourceKind, Sources};
 use keys::{ServiceAttr, GLOBAL_KEYS, SERVER_KEYS};
 use presets::{Preset, PresetService, When, PRESETS};
-use values::{split_list, Value};
+use values::Value;
 
 /// What a command asks of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -717,11 +717,6 @@ fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Option<Server
         ssh_key,
         docker_socket,
     })
-}
-
-/// Split a comma list (re-exported for commands).
-pub fn list(text: &str) -> Vec<String> {
-    split_list(text)
 }
 
 /// Lexically clean a path (`a/./b/../c` → `a/c`).

@@ -1,7 +1,6 @@
 //! Executing a plan: images, then containers level by level (services of one level in
 //! parallel), waiting for readiness driven by the engine's event stream.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -493,19 +492,6 @@ impl Converger {
             }
         }
         text
-    }
-
-    /// Readiness of every wanted service, without changing anything.
-    pub async fn check_all(&self) -> Result<BTreeMap<String, Vec<ContainerState>>> {
-        let mut out: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
-        for container in self.engine.containers(&self.desired.project).await? {
-            if let Some(state) = self.engine.state(&container.id).await? {
-                out.entry(container.service.clone())
-                    .or_default()
-                    .push(state);
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -769,21 +769,6 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// Free bytes in the engine's data root, when the engine says.
-    pub async fn info_driver(&self) -> Result<String> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|e| outside("cannot read the engine's info", e))?;
-        Ok(format!(
-            "{} {} ({})",
-            info.operating_system.unwrap_or_default(),
-            info.server_version.unwrap_or_default(),
-            info.architecture.unwrap_or_default()
-        ))
-    }
 }
 
 fn restart_policy(text: &str) -> RestartPolicy {
