@@ -442,6 +442,7 @@ fn build(
         env,
         domain: &globals.domain,
         secret_names: &secret_names,
+        target: globals.target,
     };
     let mut services = Vec::new();
     for name in &declared {

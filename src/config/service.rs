@@ -19,6 +19,8 @@ pub(crate) struct Context<'a> {
     pub env: &'a str,
     pub domain: &'a str,
     pub secret_names: &'a BTreeSet<String>,
+    /// `STACK_TARGET` as read with the globals.
+    pub target: Target,
 }
 
 /// An attribute's value: the project's, or the preset's default.
@@ -258,10 +260,7 @@ pub(crate) fn build(
         );
     }
     // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
-    let swarm = context
-        .keys
-        .get("STACK_TARGET")
-        .is_some_and(|v| v.text.trim().eq_ignore_ascii_case("swarm"));
+    let swarm = context.target == Target::Swarm;
     if strategy == Strategy::Rolling && !publish.is_empty() && !swarm {
         errors.push(
             Diagnostic::new(format!(
