@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod fsio;
+pub mod model;
 pub mod plan;
 pub mod printer;
 pub mod project;

@@ -4,15 +4,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{display_path, Context};
+use super::{default_out, display_path, Context};
 use crate::cli::BuildArgs;
 use crate::error::{Error, Result};
 use crate::render::{self, Bundle};
-
-/// The default bundle directory of `env`.
-pub fn default_out(project_dir: &std::path::Path, env: &str) -> PathBuf {
-    project_dir.join(".stack").join(env)
-}
 
 pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
     let env = context.env();

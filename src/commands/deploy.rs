@@ -6,13 +6,14 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{runtime, Context};
+use super::{missing_images, runtime, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::{values::parse_duration, Loaded, Server};
 use crate::deploy::{timestamp, Remote};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
+use crate::model::{self, Placement};
 use crate::plan;
 use crate::printer::Progress;
 use crate::render::{self, Bundle};
@@ -112,14 +113,8 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let probe = render::render(config, Path::new(&server.path))?;
     let id = release_id(&env, &probe);
     let release_dir = format!("{}/releases/{id}", server.path);
-    let current_dir = format!("{}/current", server.path);
-    let bundle = render::render(config, Path::new(&release_dir))?;
-    let desired = plan::desired(
-        config,
-        &bundle,
-        Path::new(&current_dir),
-        Path::new(&server.path),
-    );
+    let (bundle, desired) = render::render_all(config, Path::new(&release_dir))?;
+    let placement = server_placement(&server);
     let remote = Remote::connect(&server, &env)?;
     let progress = Progress::new(&context.printer);
     context
@@ -127,7 +122,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         .status(format!("connected to `{}@{}`", server.user, server.host));
     runtime()?.block_on(async {
         let engine = server_engine(&remote).await?;
-        let converger = Converger::new(engine.clone(), desired, progress, config.health_timeout, config.drain);
+        let converger = Converger::new(engine.clone(), desired, (placement, model::secrets(config)), progress);
         if args.dry_run {
             let observed = engine.observe(&converger.desired).await?;
             let actions = if swarm {
@@ -146,12 +141,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
                     )
                 }));
             }
-            for service in &converger.desired.services {
-                if !observed.images.contains_key(&service.spec.image) {
-                    let how = if service.build.is_some() { "build locally and send" } else { "pull on the server" };
-                    lines.push(format!("{}: {how} `{}`", service.name, service.spec.image));
-                }
-            }
+            lines.extend(missing_images(&converger.desired, &observed, "build locally and send"));
             lines.extend(actions.iter().map(|a| a.to_string()));
             if context.global.json {
                 context.printer.json(&json!({"env": env, "release": id, "dry_run": true, "actions": actions}));
@@ -217,7 +207,8 @@ async fn ship(
             .printer
             .status(format!("rolling back to `{previous}`"));
         let report = failure.render();
-        rollback_to(remote, engine, converger, &previous, swarm).await?;
+        let place = (&converger.placement, &converger.progress);
+        rollback_to(remote, engine, place, &previous, swarm).await?;
         let _ = remote.audit(
             "rollback",
             &previous,
@@ -248,7 +239,7 @@ async fn send_images(converger: &Converger, server: &Engine) -> Result<()> {
     }
     let local = Engine::connect().await?;
     for (service, build) in builds {
-        let image = &service.spec.image;
+        let image = &service.image;
         converger
             .progress
             .step(&service.name, &format!("building `{image}` locally"));
@@ -275,27 +266,38 @@ async fn converge(
 ) -> Result<()> {
     if swarm {
         return engine
-            .converge_swarm(&converger.desired, &converger.progress, converger.timeout)
+            .converge_swarm(
+                &converger.desired,
+                (&converger.placement, &converger.secrets),
+                &converger.progress,
+            )
             .await;
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     converger.apply(&actions, &observed, &[]).await
 }
 
+/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
+fn server_placement(server: &Server) -> Placement {
+    Placement {
+        root: server.path.clone().into(),
+        bundle: Path::new(&server.path).join("current"),
+    }
+}
+
 async fn rollback_to(
     remote: &Remote,
     engine: &Engine,
-    converger: &Converger,
+    (placement, progress): (&Placement, &Progress),
     id: &str,
     swarm: bool,
 ) -> Result<()> {
-    let desired = remote.desired(id)?;
+    let (desired, secrets) = remote.desired(id)?;
     let target = Converger::new(
         engine.clone(),
         desired,
-        converger.progress.clone(),
-        converger.timeout,
-        converger.drain,
+        (placement.clone(), secrets),
+        progress.clone(),
     );
     remote.switch(id)?;
     let mut observed = engine.observe(&target.desired).await?;
@@ -362,16 +364,9 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
     runtime()?.block_on(async {
         let engine = server_engine(&remote).await?;
         remote.preflight_and_lock(&target, "rollback", wait, 0)?;
-        let desired = remote.desired(&target)?;
-        let converger = Converger::new(
-            engine.clone(),
-            desired,
-            progress,
-            loaded.config.health_timeout,
-            loaded.config.drain,
-        );
         let swarm = loaded.config.target == crate::config::Target::Swarm;
-        let result = rollback_to(&remote, &engine, &converger, &target, swarm).await;
+        let placement = server_placement(&server);
+        let result = rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;
         let outcome = if result.is_ok() {
             "ok".to_string()
         } else {

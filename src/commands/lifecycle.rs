@@ -26,7 +26,7 @@ async fn selected(
 /// The project name: from a deployed bundle with `--bundle`, else from the project.
 fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
     if let Some(bundle) = &args.bundle {
-        return Ok(super::supervise::read_desired(bundle)?.project);
+        return Ok(super::read_desired(bundle)?.project);
     }
     let loaded = context.load(&context.env())?;
     check_services(&loaded.config, &args.services)?;
@@ -71,7 +71,9 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
         for result in futures_util::future::join_all(removals).await {
             result?;
         }
-        engine.remove_network(&format!("{project}_default")).await?;
+        engine
+            .remove_network(&crate::model::default_network(&project))
+            .await?;
         let mut volumes = Vec::new();
         if args.volumes {
             volumes = engine.project_volumes(&project).await?;

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
 use crate::config::{Loaded, Options};
+use crate::engine::converge::Converger;
 use crate::error::{Diagnostic, Error, Result};
+use crate::model::Desired;
+use crate::plan::{self, Action, Observed};
 use crate::printer::Printer;
 
 /// What every command gets: the global flags, checked.
@@ -105,6 +108,59 @@ impl Context {
             .hint(format!("run `stack secrets generate {env}`")),
         ))
     }
+}
+
+/// The default bundle directory of `env`.
+pub fn default_out(project_dir: &Path, env: &str) -> PathBuf {
+    project_dir.join(".stack").join(env)
+}
+
+/// The desired state saved in a deployed bundle.
+pub fn read_desired(bundle: &Path) -> Result<Desired> {
+    let path = bundle.join(crate::deploy::DESIRED_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::from(
+            Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
+                .hint("point `--bundle` at a release directory written by `stack deploy`"),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Diagnostic::new(format!(
+            "`{}` is not a desired state this version of stack wrote: {e}",
+            path.display()
+        ))
+        .hint("deploy the release again with this version of stack")
+        .into()
+    })
+}
+
+/// Observe, get the images, plan and apply: one convergence of `converger`'s engine
+/// (only `services` when some are named). Returns the actions taken.
+pub async fn converge(
+    converger: &Converger,
+    build: bool,
+    services: &[String],
+) -> Result<Vec<Action>> {
+    let mut observed = converger.engine.observe(&converger.desired).await?;
+    converger
+        .ensure_images(&mut observed, build, services)
+        .await?;
+    let actions = plan::plan(&converger.desired, &observed, services);
+    converger.apply(&actions, &observed, services).await?;
+    Ok(actions)
+}
+
+/// The dry-run lines for images that are not on the engine yet.
+pub fn missing_images(desired: &Desired, observed: &Observed, build: &str) -> Vec<String> {
+    desired
+        .services
+        .iter()
+        .filter(|s| !observed.images.contains_key(&s.image))
+        .map(|s| {
+            let verb = if s.build.is_some() { build } else { "pull" };
+            format!("{}: {verb} `{}`", s.name, s.image)
+        })
+        .collect()
 }
 
 /// `path` shown relative to `base` when inside it.

@@ -3,12 +3,13 @@
 
 use serde_json::json;
 
-use super::build::{default_out, diff};
-use super::{check_services, runtime, Context};
+use super::build::diff;
+use super::{check_services, converge, default_out, missing_images, runtime, Context};
 use crate::cli::StartArgs;
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::model::{self, Placement};
 use crate::plan;
 use crate::printer::Progress;
 use crate::render;
@@ -19,38 +20,30 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
     let config = &loaded.config;
     check_services(config, &args.services)?;
     let out = default_out(&config.project_dir, &env);
-    let bundle = render::render(config, &out)?;
+    let (bundle, desired) = render::render_all(config, &out)?;
     if !args.dry_run && !diff(&bundle, &out)?.is_empty() {
         crate::fsio::write_bundle(&bundle, &out)?;
         context
             .printer
             .detail(format!("wrote the bundle to `{}`", out.display()));
     }
-    let desired = plan::desired(config, &bundle, &out, &config.project_dir);
+    let placement = Placement {
+        root: config.project_dir.clone(),
+        bundle: out.clone(),
+    };
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let converger = Converger::new(
             engine.clone(),
             desired,
+            (placement, model::secrets(config)),
             progress,
-            config.health_timeout,
-            config.drain,
         );
         if args.dry_run {
             let observed = engine.observe(&converger.desired).await?;
             let actions = plan::plan(&converger.desired, &observed, &args.services);
-            let mut lines: Vec<String> = Vec::new();
-            for service in &converger.desired.services {
-                if !observed.images.contains_key(&service.spec.image) {
-                    let verb = if service.build.is_some() {
-                        "build"
-                    } else {
-                        "pull"
-                    };
-                    lines.push(format!("{}: {verb} `{}`", service.name, service.spec.image));
-                }
-            }
+            let mut lines = missing_images(&converger.desired, &observed, "build");
             lines.extend(actions.iter().map(|a| a.to_string()));
             if context.global.json {
                 context
@@ -65,20 +58,7 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let work = async {
-            let mut observed = engine.observe(&converger.desired).await?;
-            converger
-                .ensure_images(&mut observed, args.build, &args.services)
-                .await?;
-            let actions = plan::plan(&converger.desired, &observed, &args.services);
-            if actions.is_empty() {
-                context
-                    .printer
-                    .detail("nothing to change; checking readiness");
-            }
-            converger.apply(&actions, &observed, &args.services).await?;
-            Ok::<_, Error>(actions)
-        };
+        let work = converge(&converger, args.build, &args.services);
         let actions = tokio::select! {
             result = work => result?,
             _ = tokio::signal::ctrl_c() => {

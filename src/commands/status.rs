@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::build::default_out;
-use super::{runtime, Context};
+use super::{default_out, runtime, Context};
 use crate::engine::converge::is_ready;
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::plan::{self, Desired};
+use crate::model::{Desired, DesiredService};
 use crate::render;
 
 struct Snapshot {
@@ -24,14 +23,21 @@ impl Snapshot {
     fn containers(&self, service: &str) -> Vec<ContainerState> {
         self.states.get(service).cloned().unwrap_or_default()
     }
+
+    /// The one readiness rule of `status` and `health` (and `start`'s wait): the wanted
+    /// replicas exist and each is ready.
+    fn ready(&self, service: &DesiredService) -> bool {
+        service.is_ready(&self.containers(&service.name), |c| {
+            self.ready.get(&c.id) == Some(&true)
+        })
+    }
 }
 
 fn snapshot(context: &Context) -> Result<Snapshot> {
     let env = context.env();
     let loaded = context.load(&env)?;
     let out = default_out(&loaded.config.project_dir, &env);
-    let bundle = render::render(&loaded.config, &out)?;
-    let desired = plan::desired(&loaded.config, &bundle, &out, &loaded.config.project_dir);
+    let (_, desired) = render::render_all(&loaded.config, &out)?;
     let (states, ready) = runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
@@ -39,7 +45,10 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
         for container in engine.containers(&desired.project).await? {
             if let Some(state) = engine.state(&container.id).await? {
                 if let Some(service) = desired.service(&container.service) {
-                    ready.insert(state.id.clone(), is_ready(&state, &service.readiness).await);
+                    ready.insert(
+                        state.id.clone(),
+                        is_ready(&state, &service.readiness()).await,
+                    );
                 }
                 states
                     .entry(container.service.clone())
@@ -56,6 +65,11 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
     })
 }
 
+/// A service's routes as people write them.
+fn routes(service: &DesiredService) -> Vec<String> {
+    service.routes.iter().map(|r| r.to_string()).collect()
+}
+
 fn uptime(started_at: &str) -> String {
     // RFC 3339 from the engine; shown as given, trimmed to seconds.
     started_at
@@ -69,20 +83,13 @@ pub fn status(context: &Context) -> Result<()> {
     let snapshot = snapshot(context)?;
     let mut rows = Vec::new();
     for service in &snapshot.desired.services {
-        let routes = service
-            .spec
-            .labels
-            .get(plan::labels::ROUTES)
-            .cloned()
-            .unwrap_or_default();
-        let containers = snapshot.containers(&service.name);
         rows.push(json!({
             "service": service.name,
-            "ready": !containers.is_empty() && containers.iter().all(|c| snapshot.ready.get(&c.id) == Some(&true)),
+            "ready": snapshot.ready(service),
             "replicas": service.replicas,
-            "routes": routes.split(',').filter(|r| !r.is_empty()).collect::<Vec<_>>(),
-            "image": service.spec.image,
-            "containers": containers,
+            "routes": routes(service),
+            "image": service.image,
+            "containers": snapshot.containers(&service.name),
         }));
     }
     for (service, containers) in &snapshot.states {
@@ -101,12 +108,7 @@ pub fn status(context: &Context) -> Result<()> {
         "SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS", "STARTED", "ROUTES"
     );
     for service in &snapshot.desired.services {
-        let routes = service
-            .spec
-            .labels
-            .get(plan::labels::ROUTES)
-            .cloned()
-            .unwrap_or_default();
+        let routes = routes(service).join(",");
         let containers = snapshot.containers(&service.name);
         if containers.is_empty() {
             text.push_str(&format!(
@@ -137,10 +139,7 @@ pub fn health(context: &Context) -> Result<()> {
     let mut report = serde_json::Map::new();
     for service in &snapshot.desired.services {
         let containers = snapshot.containers(&service.name);
-        let ready = containers.len() as u32 >= service.replicas.max(1)
-            && containers
-                .iter()
-                .all(|c| snapshot.ready.get(&c.id) == Some(&true));
+        let ready = snapshot.ready(service);
         let word = if containers.is_empty() {
             "missing".to_string()
         } else if ready {
@@ -156,7 +155,7 @@ pub fn health(context: &Context) -> Result<()> {
                     }
                 })
                 .find(|s| s != "healthy")
-                .unwrap_or_else(|| "not ready".into())
+                .unwrap_or_else(|| format!("{} of {} replicas", containers.len(), service.replicas))
         };
         if !ready && service.replicas > 0 {
             bad.push(format!("{} ({word})", service.name));

@@ -166,10 +166,12 @@ pub struct Publish {
     pub host_ip: Option<String>,
     /// Host ports (a range expands), empty when Docker picks one.
     pub host_ports: Vec<u16>,
+    /// Container ports (a range expands).
+    pub container_ports: Vec<u16>,
     pub protocol: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Route {
     pub host: String,
     /// `/` for the whole host, else a prefix without a trailing slash (`/api`).

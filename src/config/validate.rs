@@ -143,6 +143,7 @@ pub fn publish(value: &Value, item: &str) -> Result<Publish, Diagnostic> {
         spec: item.to_string(),
         host_ip: ip,
         host_ports,
+        container_ports,
         protocol: protocol.to_string(),
     })
 }

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::Server;
 use crate::error::{Error, Result};
-use crate::plan::Desired;
+use crate::model::{Desired, Secrets};
 use crate::render::Bundle;
 use ssh::{quote, Session};
 
-/// The file in each release that holds the desired state (with secrets: 0600).
+/// The file in each release that holds the desired state (secrets as references; 0600).
 pub const DESIRED_FILE: &str = "desired.json";
 
 /// A connected server and its paths.
@@ -328,21 +328,28 @@ impl Remote {
             .collect())
     }
 
-    /// The desired state saved with a release.
-    pub fn desired(&self, id: &str) -> Result<Desired> {
+    /// The desired state saved with a release and the values of its secrets, in one
+    /// round trip.
+    pub fn desired(&self, id: &str) -> Result<(Desired, Secrets)> {
+        let dir = self.release_dir(id);
         let text = self.session.check(
             &format!("read release `{id}`"),
             &format!(
-                "cat {}",
-                quote(&format!("{}/{DESIRED_FILE}", self.release_dir(id)))
+                "cat {}; printf '\\0'; cat {} 2>/dev/null || true",
+                quote(&format!("{dir}/{DESIRED_FILE}")),
+                quote(&format!("{dir}/{}", crate::render::SECRETS_FILE)),
             ),
             None,
         )?;
-        serde_json::from_str(&text).map_err(|e| {
+        let (json, env) = text.split_once('\0').unwrap_or((&text, ""));
+        let desired = serde_json::from_str(json).map_err(|e| {
             Error::outside(format!(
                 "release `{id}` has an unreadable {DESIRED_FILE}: {e}"
             ))
-        })
+            .with_hint("releases made by an older stack cannot be rolled back to; deploy again")
+        })?;
+        let secrets = Secrets::parse(&format!("{dir}/.env"), env.as_bytes())?;
+        Ok((desired, secrets))
     }
 
     /// Append a line to the audit log.

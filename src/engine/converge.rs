@@ -9,7 +9,8 @@ use tokio::sync::broadcast;
 
 use super::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::plan::{Action, Desired, DesiredService, Observed, ObservedContainer, Readiness};
+use crate::model::{Desired, DesiredService, Placement, Readiness, Secrets};
+use crate::plan::{Action, Observed, ObservedContainer};
 use crate::printer::Progress;
 
 /// Grace period between SIGTERM and SIGKILL when stopping a container.
@@ -39,11 +40,14 @@ async fn retire_all(retiring: Vec<Retiring>) -> Result<()> {
 pub struct Converger {
     pub engine: Engine,
     pub desired: Arc<Desired>,
+    /// Where the project and the bundle are on the engine's host.
+    pub placement: Placement,
+    /// The values of the desired state's secret references.
+    pub secrets: Secrets,
     pub progress: Progress,
+    /// `STACK_HEALTH_TIMEOUT`, from the desired state.
     pub timeout: Duration,
-    /// `STACK_DRAIN`. Not used by the rolling strategy any more: a container cannot leave
-    /// Docker's DNS and stay reachable, so in-flight requests drain during the stop grace
-    /// period instead (see [`Converger::rolling_replace`]).
+    /// `STACK_DRAIN`, from the desired state.
     pub drain: Duration,
     events: broadcast::Sender<String>,
 }
@@ -60,17 +64,18 @@ impl Converger {
     pub fn new(
         engine: Engine,
         desired: Desired,
+        (placement, secrets): (Placement, Secrets),
         progress: Progress,
-        timeout: Duration,
-        drain: Duration,
     ) -> Self {
         let (events, _) = broadcast::channel(256);
         let converger = Converger {
             engine,
+            timeout: desired.rollout.health_timeout,
+            drain: desired.rollout.drain,
             desired: Arc::new(desired),
+            placement,
+            secrets,
             progress,
-            timeout,
-            drain,
             events,
         };
         converger.watch_events();
@@ -98,7 +103,7 @@ impl Converger {
     ) -> Result<()> {
         let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
         for service in self.desired.services.iter().filter(|s| wanted(&s.name)) {
-            let image = &service.spec.image;
+            let image = &service.image;
             let present = observed.images.contains_key(image);
             if let Some(build) = &service.build {
                 if force_build || !present {
@@ -162,8 +167,8 @@ impl Converger {
                         .desired
                         .volumes
                         .iter()
-                        .find(|(full, _)| full == name)
-                        .map(|(_, short)| short.as_str())
+                        .find(|short| self.desired.volume_name(short) == *name)
+                        .map(String::as_str)
                         .unwrap_or(name);
                     self.engine
                         .create_volume(&self.desired.project, name, short)
@@ -288,11 +293,10 @@ impl Converger {
         let id = self
             .engine
             .create(
-                &self.desired.project,
-                &self.desired.network,
-                &service.name,
+                &self.desired,
+                service,
                 number,
-                &service.spec,
+                (&self.placement, &self.secrets),
                 in_dns,
             )
             .await?;
@@ -344,10 +348,15 @@ impl Converger {
             &service.name,
             &format!("rolling: container {number} ready; letting the proxy find it"),
         );
-        let name = crate::plan::container_name(&self.desired.project, &service.name, number);
+        let name = crate::model::container_name(&self.desired.project, &service.name, number);
         if let Err(e) = self
             .engine
-            .expose(&self.desired.network, &id, &name, &service.spec.aliases)
+            .expose(
+                &self.desired.network(),
+                &id,
+                &name,
+                std::slice::from_ref(&service.name),
+            )
             .await
         {
             let _ = self.engine.remove(&id, Duration::ZERO).await;
@@ -390,7 +399,7 @@ impl Converger {
             )));
         }
         self.progress
-            .step(&service.name, waiting_text(&service.readiness));
+            .step(&service.name, waiting_text(&service.readiness()));
         let waits = mine
             .iter()
             .map(|c| self.wait_container(service, &c.id, deadline));
@@ -405,7 +414,7 @@ impl Converger {
                 return Err(Error::No(report));
             }
         }
-        let word = match service.readiness {
+        let word = match service.readiness() {
             Readiness::Running => "running",
             _ => "healthy",
         };
@@ -435,7 +444,7 @@ impl Converger {
                     health_log: None,
                 });
             };
-            match ready(&state, &service.readiness, client.as_ref()).await {
+            match ready(&state, &service.readiness(), client.as_ref()).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(reason) => {
@@ -461,7 +470,7 @@ impl Converger {
                 });
             }
             // Wake on any event of the project; an HTTP probe also retries on a short beat.
-            let beat = match service.readiness {
+            let beat = match service.readiness() {
                 Readiness::Http { .. } => Duration::from_millis(100),
                 _ => Duration::from_secs(2),
             };

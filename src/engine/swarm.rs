@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, HealthConfig, Limit, Mount,
-    MountTypeEnum, NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, Limit, Mount, MountTypeEnum,
+    NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
@@ -15,9 +15,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 
-use super::{clean_error, Engine};
+use super::{clean_error, labels, spec, Engine};
 use crate::error::{Error, Result};
-use crate::plan::{labels, ContainerSpec, Desired, DesiredService};
+use crate::model::{self, Desired, DesiredService, Placement, Restart, Secrets};
 use crate::printer::Progress;
 
 /// The label Docker's own `docker stack` puts on a stack's objects.
@@ -36,70 +36,71 @@ pub fn service_name(project: &str, service: &str) -> String {
     format!("{project}_{service}")
 }
 
-fn mounts(project: &str, spec: &ContainerSpec) -> Vec<Mount> {
-    let mut out = Vec::new();
-    for bind in &spec.binds {
-        let mut parts = bind.splitn(3, ':');
-        let (Some(source), Some(target)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let read_only = parts.next() == Some("ro");
-        let volume = !source.starts_with('/');
-        out.push(Mount {
-            target: Some(target.to_string()),
-            source: Some(source.to_string()),
-            typ: Some(if volume {
-                MountTypeEnum::VOLUME
-            } else {
-                MountTypeEnum::BIND
-            }),
-            read_only: Some(read_only),
-            ..Default::default()
-        });
-        let _ = project;
-    }
-    for target in &spec.anonymous {
-        out.push(Mount {
-            target: Some(target.clone()),
-            typ: Some(MountTypeEnum::VOLUME),
-            ..Default::default()
-        });
-    }
-    out
+fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) -> Vec<Mount> {
+    let volume = |source: Option<String>, target: &str, read_only: bool| Mount {
+        target: Some(target.to_string()),
+        source,
+        typ: Some(MountTypeEnum::VOLUME),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    service
+        .mounts
+        .iter()
+        .map(|mount| match mount {
+            model::Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => volume(Some(desired.volume_name(name)), target, *read_only),
+            model::Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => Mount {
+                target: Some(target.clone()),
+                source: Some(placement.resolve(source).display().to_string()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(*read_only),
+                ..Default::default()
+            },
+            model::Mount::Anonymous { target } => volume(None, target, false),
+        })
+        .collect()
 }
 
-fn restart_condition(policy: &str) -> TaskSpecRestartPolicyConditionEnum {
-    match policy.split(':').next().unwrap_or(policy) {
-        "no" => TaskSpecRestartPolicyConditionEnum::NONE,
-        "on-failure" => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
-        _ => TaskSpecRestartPolicyConditionEnum::ANY,
+fn restart_condition(restart: Restart) -> TaskSpecRestartPolicyConditionEnum {
+    match restart {
+        Restart::No => TaskSpecRestartPolicyConditionEnum::NONE,
+        Restart::OnFailure(_) => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
+        Restart::Always | Restart::UnlessStopped => TaskSpecRestartPolicyConditionEnum::ANY,
     }
 }
 
-/// The swarm service of one desired service.
-pub fn service_spec(desired: &Desired, service: &DesiredService) -> ServiceSpec {
-    let spec = &service.spec;
+/// The swarm service of one desired service: swarm's mapping of the model.
+pub fn service_spec(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+) -> ServiceSpec {
     let mut service_labels: HashMap<String, String> = HashMap::new();
     service_labels.insert(NAMESPACE.into(), desired.project.clone());
     service_labels.insert(labels::DIGEST.into(), service.digest.clone());
-    let container_labels: HashMap<String, String> = spec
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .chain([(NAMESPACE.to_string(), desired.project.clone())])
-        .collect();
-    let ports: Vec<EndpointPortConfig> = spec
+    let mut container_labels = spec::labels(desired, service, placement);
+    container_labels.insert(NAMESPACE.to_string(), desired.project.clone());
+    let ports: Vec<EndpointPortConfig> = service
         .ports
         .iter()
-        .filter_map(|p| {
+        .flat_map(|p| p.pairs().map(move |pair| (p, pair)))
+        .filter_map(|(p, (host, container))| {
             Some(EndpointPortConfig {
                 protocol: Some(match p.protocol.as_str() {
                     "udp" => EndpointPortConfigProtocolEnum::UDP,
                     "sctp" => EndpointPortConfigProtocolEnum::SCTP,
                     _ => EndpointPortConfigProtocolEnum::TCP,
                 }),
-                target_port: Some(i64::from(p.container_port)),
-                published_port: Some(i64::from(p.host_port?)),
+                target_port: Some(i64::from(container)),
+                published_port: Some(i64::from(host?)),
                 ..Default::default()
             })
         })
@@ -109,37 +110,30 @@ pub fn service_spec(desired: &Desired, service: &DesiredService) -> ServiceSpec 
         labels: Some(service_labels),
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
-                image: Some(spec.image.clone()),
+                image: Some(service.image.clone()),
                 labels: Some(container_labels),
-                args: spec.command.clone(),
-                env: Some(spec.env.clone()),
-                mounts: Some(mounts(&desired.project, spec)),
-                health_check: spec.health.as_ref().map(|h| HealthConfig {
-                    test: Some(h.test.clone()),
-                    interval: Some(h.interval_ns),
-                    timeout: Some(h.timeout_ns),
-                    retries: Some(h.retries),
-                    start_period: Some(h.start_period_ns),
-                    ..Default::default()
-                }),
-                hosts: None,
+                args: service.command.clone(),
+                env: Some(secrets.environment(&service.env)),
+                mounts: Some(mounts(desired, service, placement)),
+                health_check: service.health.as_ref().map(spec::health),
+                hosts: Some(service.extra_hosts.clone()),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
                 limits: Some(Limit {
-                    nano_cpus: spec.nano_cpus,
-                    memory_bytes: spec.memory_bytes,
+                    nano_cpus: service.resources.nano_cpus(),
+                    memory_bytes: service.resources.memory_bytes(),
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
             restart_policy: Some(TaskSpecRestartPolicy {
-                condition: Some(restart_condition(&spec.restart)),
+                condition: Some(restart_condition(service.restart)),
                 ..Default::default()
             }),
             networks: Some(vec![NetworkAttachmentConfig {
-                target: Some(desired.network.clone()),
-                aliases: Some(spec.aliases.clone()),
+                target: Some(desired.network()),
+                aliases: Some(vec![service.name.clone()]),
                 ..Default::default()
             }]),
             ..Default::default()
@@ -181,9 +175,10 @@ impl Engine {
     pub async fn converge_swarm(
         &self,
         desired: &Desired,
+        place: (&Placement, &Secrets),
         progress: &Progress,
-        timeout: Duration,
     ) -> Result<()> {
+        let timeout = desired.rollout.health_timeout;
         let info = self
             .docker
             .info()
@@ -199,7 +194,7 @@ impl Engine {
         let existing = self.stack_services(&desired.project).await?;
         for service in &desired.services {
             let name = service_name(&desired.project, &service.name);
-            let spec = service_spec(desired, service);
+            let spec = service_spec(desired, service, place);
             match existing.iter().find(|(n, _, _)| *n == name) {
                 Some((_, version, digest))
                     if digest.as_deref() == Some(service.digest.as_str()) =>
@@ -261,7 +256,7 @@ impl Engine {
 
     async fn ensure_overlay(&self, desired: &Desired) -> Result<()> {
         let request = NetworkCreateRequest {
-            name: desired.network.clone(),
+            name: desired.network(),
             driver: Some("overlay".into()),
             attachable: Some(true),
             labels: Some(HashMap::from([(
@@ -276,7 +271,7 @@ impl Engine {
                 status_code: 409, ..
             }) => Ok(()),
             Err(e) => Err(outside(
-                &format!("cannot create the overlay network `{}`", desired.network),
+                &format!("cannot create the overlay network `{}`", desired.network()),
                 e,
             )),
         }

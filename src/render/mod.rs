@@ -3,7 +3,6 @@
 
 mod backup;
 mod compose;
-pub use compose::{build_image as compose_build_image, http_probe};
 mod monitoring;
 mod proxy;
 mod systemd;
@@ -13,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ProxyKind};
 use crate::error::{Error, Result};
+use crate::model::Desired;
 
 /// One rendered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +72,7 @@ pub const NGINX_FILE: &str = "nginx/nginx.conf";
 /// The secrets file: Compose reads `.env` beside the compose file for interpolation.
 pub const SECRETS_FILE: &str = ".env";
 
-/// The service name the proxy runs under.
-pub const PROXY_SERVICE: &str = "proxy";
+pub use crate::model::PROXY_SERVICE;
 
 /// The first line of every generated text file (after the comment marker).
 pub fn header(config: &Config) -> String {
@@ -87,10 +86,14 @@ pub fn header(config: &Config) -> String {
 
 /// Render every file of the bundle that will live in `bundle_dir` (absolute).
 pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
+    Ok(render_all(config, bundle_dir)?.0)
+}
+
+/// The bundle and the desired state it describes: the files services mount are rendered
+/// first, since their contents are part of the services' digests.
+pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired)> {
     let mut bundle = Bundle::default();
-    let proxied = needs_proxy(config);
-    bundle.add(COMPOSE_FILE, compose::render(config, bundle_dir, proxied)?);
-    if proxied {
+    if needs_proxy(config) {
         match config.proxy.kind {
             ProxyKind::Caddy => bundle.add(CADDY_FILE, proxy::caddyfile(config)?),
             ProxyKind::Nginx => bundle.add(NGINX_FILE, proxy::nginx(config)?),
@@ -106,7 +109,14 @@ pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
     if let Some(contents) = compose::secrets_file(config) {
         bundle.add_secret(SECRETS_FILE, contents);
     }
-    Ok(bundle)
+    let files = bundle
+        .files
+        .iter()
+        .map(|(path, file)| (path.clone(), file.contents.clone()))
+        .collect();
+    let desired = crate::model::desired(config, &files);
+    bundle.add(COMPOSE_FILE, compose::render(config, &desired, bundle_dir)?);
+    Ok((bundle, desired))
 }
 
 /// A proxy container runs when the project has a proxy and at least one route.

@@ -1,0 +1,293 @@
+//! Containers: create from the desired model, start, stop, remove, network membership,
+//! and their live state.
+
+use std::time::Duration;
+
+use bollard::models::EndpointSettings;
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
+};
+
+use super::{clean_error, is_not_found, labels, outside, spec, ContainerState, Engine};
+use crate::error::{Error, Result};
+use crate::model::{Desired, DesiredService, Placement, Secrets};
+
+impl Engine {
+    /// Create (not start) a container; refuses to touch one the project does not own.
+    /// `in_dns`: join the network under the service's aliases now; a rolling update
+    /// creates the new container without them and adds them with [`Engine::expose`] once
+    /// it is ready, so no request reaches a container that is not.
+    pub async fn create(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+        number: u32,
+        place: (&Placement, &Secrets),
+        in_dns: bool,
+    ) -> Result<String> {
+        let project = desired.project.as_str();
+        let name = crate::model::container_name(project, &service.name, number);
+        let body = spec::container(desired, service, number, place, in_dns);
+        let service = service.name.as_str();
+        if let Ok(existing) = self
+            .docker
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            let owner = existing
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(labels::PROJECT).cloned());
+            if owner.as_deref() != Some(project) {
+                return Err(Error::Outside {
+                    message: format!(
+                        "service `{service}`: a container named `{name}` exists and does not belong to project `{project}`"
+                    ),
+                    causes: Vec::new(),
+                    hint: Some(format!("remove or rename it (`docker rm -f {name}`), or change `STACK_PROJECT`")),
+                });
+            }
+            self.remove(
+                &existing.id.unwrap_or(name.clone()),
+                Duration::from_secs(10),
+            )
+            .await?;
+        }
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| Error::Outside {
+                message: format!("service `{service}`: cannot create container `{name}`"),
+                causes: vec![clean_error(&e)],
+                hint: None,
+            })?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, service: &str, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| {
+                let cause = clean_error(&e);
+                let hint = cause
+                    .contains("port is already allocated")
+                    .then(|| "another process or container holds that host port; free it or change `PUBLISH`".to_string())
+                    .or_else(|| cause.contains("address already in use").then(|| "another process holds that host port; free it or change the port".to_string()));
+                Error::Outside {
+                    message: format!("service `{service}`: cannot start its container"),
+                    causes: vec![cause],
+                    hint,
+                }
+            })
+    }
+
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(grace.as_secs() as i32),
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot stop container `{id}`"), e)),
+        }
+    }
+
+    /// Stop (with its grace period) and remove a container.
+    pub async fn remove(&self, id: &str, grace: Duration) -> Result<()> {
+        self.stop(id, grace).await?;
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()), // removal already in progress
+            Err(e) => Err(outside(&format!("cannot remove container `{id}`"), e)),
+        }
+    }
+
+    pub async fn restart(&self, id: &str) -> Result<()> {
+        self.docker
+            .restart_container(
+                id,
+                None::<bollard::query_parameters::RestartContainerOptions>,
+            )
+            .await
+            .map_err(|e| outside(&format!("cannot restart container `{id}`"), e))
+    }
+
+    /// Put a running container into DNS under `aliases` (and its own name): leave the
+    /// network and join it again with them, since an endpoint's aliases are fixed.
+    pub async fn expose(
+        &self,
+        network: &str,
+        id: &str,
+        name: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        self.disconnect(network, id).await?;
+        let mut all = aliases.to_vec();
+        all.push(name.to_string());
+        let request = bollard::models::NetworkConnectRequest {
+            container: Some(id.to_string()),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(all),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, request)
+            .await
+            .map_err(|e| {
+                outside(
+                    &format!("cannot put `{name}` into the network `{network}`"),
+                    e,
+                )
+            })
+    }
+
+    /// Take a container out of the project network (and so out of DNS).
+    pub async fn disconnect(&self, network: &str, id: &str) -> Result<()> {
+        let request = bollard::models::NetworkDisconnectRequest {
+            container: Some(id.to_string()),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(outside(
+                &format!("cannot disconnect `{id}` from `{network}`"),
+                e,
+            )),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot remove network `{name}`"), e)),
+        }
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot remove volume `{name}`"), e)),
+        }
+    }
+
+    /// Live state of one container.
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>> {
+        let inspect = match self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(outside(&format!("cannot inspect container `{id}`"), e)),
+        };
+        let labels = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let state = inspect.state.clone().unwrap_or_default();
+        let health = state.health.clone();
+        let health_status = health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none")
+            .unwrap_or_else(|| "none".into());
+        let health_log = health
+            .and_then(|h| h.log)
+            .and_then(|log| log.last().cloned())
+            .map(|entry| {
+                format!(
+                    "exit code {}: {}",
+                    entry.exit_code.unwrap_or(-1),
+                    entry.output.unwrap_or_default().trim()
+                )
+            });
+        let network = inspect.network_settings.as_ref();
+        let ip = network
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.values().find_map(|e| e.ip_address.clone()))
+            .filter(|ip| !ip.is_empty());
+        let mut ports = Vec::new();
+        if let Some(map) = network.and_then(|n| n.ports.as_ref()) {
+            for (port, bindings) in map {
+                for binding in bindings.iter().flatten() {
+                    ports.push(format!(
+                        "{}:{}->{port}",
+                        binding.host_ip.as_deref().unwrap_or(""),
+                        binding.host_port.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        }
+        ports.sort();
+        Ok(Some(ContainerState {
+            id: inspect.id.unwrap_or_default(),
+            name: inspect
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+            number: labels
+                .get(labels::NUMBER)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            health: health_status,
+            ports,
+            image: inspect.config.and_then(|c| c.image).unwrap_or_default(),
+            started_at: state.started_at.unwrap_or_default(),
+            ip,
+            health_log,
+            exit_code: state.exit_code,
+        }))
+    }
+}

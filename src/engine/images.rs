@@ -1,0 +1,147 @@
+//! Images: look up, pull, build from a context, and send to another engine without a
+//! registry.
+
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+
+use super::{clean_error, context, is_not_found, outside, Engine};
+use crate::error::{Error, Result};
+
+impl Engine {
+    /// The local ID of an image reference, `None` when it is not present.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => Ok(inspect.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(outside(&format!("cannot inspect image `{image}`"), e)),
+        }
+    }
+
+    /// Pull an image; `progress` gets short status lines.
+    pub async fn pull(&self, image: &str, progress: impl Fn(&str)) -> Result<()> {
+        let (name, tag) = split_reference(image);
+        let mut stream = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(name.to_string()),
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| Error::Outside {
+                message: format!("cannot pull image `{image}`"),
+                causes: vec![clean_error(&e)],
+                hint: Some(
+                    "check the image name and tag, and that the registry is reachable".into(),
+                ),
+            })?;
+            if let Some(status) = info.status {
+                progress(&status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Build an image from a context directory (a tar honouring `.dockerignore`).
+    pub async fn build(
+        &self,
+        service: &str,
+        image: &str,
+        build: &crate::model::BuildSpec,
+        progress: impl Fn(&str),
+    ) -> Result<()> {
+        let tar = context::tar(&build.context)?;
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: build
+                .dockerfile
+                .clone()
+                .unwrap_or_else(|| "Dockerfile".into()),
+            t: Some(image.to_string()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let body = bollard::body_full(tar.into());
+        let mut stream = self.docker.build_image(options, None, Some(body));
+        let mut last = Vec::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| Error::Outside {
+                message: format!("service `{service}`: cannot build image `{image}`"),
+                causes: vec![clean_error(&e)],
+                hint: None,
+            })?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::Outside {
+                    message: format!("service `{service}`: building `{image}` failed"),
+                    causes: last.into_iter().chain([error]).collect(),
+                    hint: None,
+                });
+            }
+            if let Some(text) = info.stream {
+                let text = text.trim_end().to_string();
+                if !text.is_empty() {
+                    progress(&text);
+                    last.push(text);
+                    if last.len() > 5 {
+                        last.remove(0);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy an image from this engine to `target` (export, then load): no registry needed.
+    pub async fn send_image(&self, image: &str, target: &Engine) -> Result<()> {
+        let mut bytes = Vec::new();
+        let mut stream = self.docker.export_image(image);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| outside(&format!("cannot export image `{image}`"), e))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let mut load = target.docker.import_image(
+            bollard::query_parameters::ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            bollard::body_full(bytes.into()),
+            None,
+        );
+        while let Some(item) = load.next().await {
+            let info = item
+                .map_err(|e| outside(&format!("cannot load image `{image}` on the server"), e))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::outside(format!(
+                    "cannot load image `{image}` on the server: {error}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `repo[:tag]` → (repo, tag), `latest` when untagged; a digest stays in the name.
+fn split_reference(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references() {
+        assert_eq!(split_reference("postgres:16"), ("postgres", "16"));
+        assert_eq!(split_reference("reg:5000/a/b"), ("reg:5000/a/b", "latest"));
+        assert_eq!(split_reference("reg:5000/a/b:1"), ("reg:5000/a/b", "1"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Compose's labels, so `docker-compose -p P ps/logs/down` see our containers, and
+//! stack's own.
+
+pub const PROJECT: &str = "com.docker.compose.project";
+pub const SERVICE: &str = "com.docker.compose.service";
+pub const NUMBER: &str = "com.docker.compose.container-number";
+pub const ONEOFF: &str = "com.docker.compose.oneoff";
+pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
+pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+pub const VERSION: &str = "com.docker.compose.version";
+pub const NETWORK: &str = "com.docker.compose.network";
+pub const VOLUME: &str = "com.docker.compose.volume";
+/// stack's own: the short digest of the desired service.
+pub const DIGEST: &str = "dev.stack.digest";

@@ -1,0 +1,57 @@
+//! Logs and events of containers.
+
+use bollard::query_parameters::{EventsOptions, LogsOptions};
+use futures_util::{Stream, StreamExt};
+
+use super::{outside, Engine};
+use crate::error::Result;
+
+impl Engine {
+    /// The last `tail` log lines of a container.
+    pub async fn tail(&self, id: &str, tail: usize) -> Result<Vec<String>> {
+        let mut stream = self.logs(id, false, Some(tail));
+        let mut lines = Vec::new();
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            lines.extend(item.lines().map(String::from));
+        }
+        Ok(lines)
+    }
+
+    /// A container's log as text chunks.
+    pub fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> impl Stream<Item = Result<String>> + Send + 'static {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |t| t.to_string()),
+            ..Default::default()
+        };
+        let id = id.to_string();
+        self.docker.logs(&id, Some(options)).map(move |item| {
+            item.map(|output| String::from_utf8_lossy(&output.into_bytes()).into_owned())
+                .map_err(|e| outside(&format!("cannot read the log of `{id}`"), e))
+        })
+    }
+
+    /// Container events of a project: (container id, action).
+    pub fn events(&self, project: &str) -> impl Stream<Item = (String, String)> + Send + 'static {
+        let mut filters = Engine::project_filter(project);
+        filters.insert("type".into(), vec!["container".into()]);
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|event| async move {
+                let event = event.ok()?;
+                let id = event.actor.and_then(|a| a.id)?;
+                Some((id, event.action.unwrap_or_default()))
+            })
+    }
+}

@@ -1,0 +1,180 @@
+//! The engine's mapping of a [`DesiredService`]: the one place that decides how each
+//! attribute of the model becomes part of a container.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+
+use super::labels;
+use crate::model::{Desired, DesiredService, Health, Mount, Placement, Restart, Secrets};
+use crate::render::COMPOSE_FILE;
+
+/// Nanoseconds for the Engine API.
+fn ns(duration: std::time::Duration) -> i64 {
+    duration.as_nanos().min(i64::MAX as u128) as i64
+}
+
+/// Docker's health check of a service.
+pub fn health(health: &Health) -> HealthConfig {
+    HealthConfig {
+        test: Some(vec!["CMD-SHELL".into(), health.probe.command()]),
+        interval: Some(ns(health.interval)),
+        timeout: Some(ns(health.timeout)),
+        retries: Some(i64::from(health.retries)),
+        start_period: Some(ns(health.start_period)),
+        ..Default::default()
+    }
+}
+
+/// The labels of a container (or a swarm task) of `service`.
+pub fn labels(
+    desired: &Desired,
+    service: &DesiredService,
+    placement: &Placement,
+) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = service
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let bundle = placement.bundle.display().to_string();
+    let config_files = placement.bundle.join(COMPOSE_FILE).display().to_string();
+    for (key, value) in [
+        (labels::PROJECT, desired.project.as_str()),
+        (labels::SERVICE, service.name.as_str()),
+        (labels::ONEOFF, "False"),
+        (labels::WORKING_DIR, bundle.as_str()),
+        (labels::CONFIG_FILES, config_files.as_str()),
+        (labels::VERSION, "1.29.2"),
+        (labels::CONFIG_HASH, service.digest.as_str()),
+        (
+            labels::DIGEST,
+            &service.digest[..12.min(service.digest.len())],
+        ),
+    ] {
+        out.insert(key.to_string(), value.to_string());
+    }
+    out
+}
+
+/// `source:target[:ro]` binds (named volumes by their engine name, host paths resolved)
+/// and the anonymous volumes' targets.
+pub fn binds(
+    desired: &Desired,
+    service: &DesiredService,
+    placement: &Placement,
+) -> (Vec<String>, Vec<String>) {
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    for mount in &service.mounts {
+        let suffix = |read_only: bool| if read_only { ":ro" } else { "" };
+        match mount {
+            Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => binds.push(format!(
+                "{}:{target}{}",
+                desired.volume_name(name),
+                suffix(*read_only)
+            )),
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => binds.push(format!(
+                "{}:{target}{}",
+                placement.resolve(source).display(),
+                suffix(*read_only)
+            )),
+            Mount::Anonymous { target } => anonymous.push(target.clone()),
+        }
+    }
+    (binds, anonymous)
+}
+
+fn restart_policy(restart: Restart) -> RestartPolicy {
+    let (name, count) = match restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure(count) => (RestartPolicyNameEnum::ON_FAILURE, count.map(i64::from)),
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: count,
+    }
+}
+
+/// The container `number` of `service`. `in_dns`: join the network under the service's
+/// name now (a rolling update adds it once the container is ready).
+pub fn container(
+    desired: &Desired,
+    service: &DesiredService,
+    number: u32,
+    (placement, secrets): (&Placement, &Secrets),
+    in_dns: bool,
+) -> ContainerCreateBody {
+    let name = crate::model::container_name(&desired.project, &service.name, number);
+    let mut labels = labels(desired, service, placement);
+    labels.insert(labels::NUMBER.into(), number.to_string());
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
+    for port in &service.expose {
+        exposed.insert(format!("{port}/tcp"), HashMap::new());
+    }
+    for port in &service.ports {
+        for (host, container) in port.pairs() {
+            let key = format!("{container}/{}", port.protocol);
+            exposed.insert(key.clone(), HashMap::new());
+            port_bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: port.host_ip.clone(),
+                    host_port: host.map(|p| p.to_string()),
+                });
+        }
+    }
+    let mut aliases = if in_dns {
+        vec![service.name.clone()]
+    } else {
+        Vec::new()
+    };
+    aliases.push(name);
+    let (binds, anonymous) = binds(desired, service, placement);
+    let network = desired.network();
+    ContainerCreateBody {
+        image: Some(service.image.clone()),
+        cmd: service.command.clone(),
+        env: Some(secrets.environment(&service.env)),
+        labels: Some(labels),
+        exposed_ports: Some(exposed),
+        healthcheck: service.health.as_ref().map(health),
+        volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            port_bindings: Some(port_bindings),
+            restart_policy: Some(restart_policy(service.restart)),
+            memory: service.resources.memory_bytes(),
+            nano_cpus: service.resources.nano_cpus(),
+            extra_hosts: Some(service.extra_hosts.clone()),
+            network_mode: Some(network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network,
+                EndpointSettings {
+                    aliases: Some(aliases),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,314 @@
+//! The one translation: validated [`Config`] (+ the rendered files that services mount)
+//! → [`Desired`]. Each container attribute is decided here, once.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::config::{self, Config, HealthCheck, MountSource, ProxyKind, Service, Tls};
+
+/// Label keys stack puts on everything it runs.
+pub const LABEL_PREFIX: &str = "dev.stack";
+
+/// The desired state of `config`. `files` are the bundle's rendered files by path: the
+/// contents of those a service mounts join its digest, so a changed file recreates it.
+pub fn desired(config: &Config, files: &BTreeMap<String, String>) -> Desired {
+    let mut services: Vec<DesiredService> = config
+        .services
+        .iter()
+        .filter(|s| s.is_container())
+        .map(|s| service(config, s))
+        .collect();
+    let mut volumes: BTreeSet<String> = config.volumes.iter().cloned().collect();
+    if crate::render::needs_proxy(config) {
+        let proxy = proxy(config);
+        volumes.extend(proxy.mounts.iter().filter_map(|m| match m {
+            Mount::Volume { name, .. } => Some(name.clone()),
+            _ => None,
+        }));
+        services.push(proxy);
+    }
+    let secrets = secrets(config);
+    for service in &mut services {
+        service.digest = digest(service, &secrets, files);
+    }
+    Desired {
+        project: config.project.clone(),
+        env: config.env.clone(),
+        volumes: volumes.into_iter().collect(),
+        services,
+        rollout: Rollout {
+            health_timeout: config.health_timeout,
+            drain: config.drain,
+        },
+    }
+}
+
+/// The image a `BUILD`-only service is tagged with.
+pub fn build_image(config: &Config, service: &Service) -> String {
+    format!("{}-{}:{}", config.project, service.name, config.env)
+}
+
+/// The name under which the secret `var` of `service` is kept in the `.env` file.
+pub fn secret_var(service: &str, var: &str) -> String {
+    format!("{}__{var}", config::keys::service_key_name(service))
+}
+
+/// Every secret container variable of `config`, by its `.env` name.
+pub fn secrets(config: &Config) -> Secrets {
+    let mut out = BTreeMap::new();
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        for (key, value) in service.env.iter().filter(|(_, v)| v.secret) {
+            out.insert(secret_var(&service.name, key), value.value.clone());
+        }
+    }
+    Secrets(out)
+}
+
+fn labels(config: &Config, service: &str, strategy: Strategy) -> IndexMap<String, String> {
+    let strategy = match strategy {
+        Strategy::Rolling => "rolling",
+        Strategy::Recreate => "recreate",
+    };
+    [
+        ("project", config.project.as_str()),
+        ("env", config.env.as_str()),
+        ("service", service),
+        ("strategy", strategy),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("{LABEL_PREFIX}.{key}"), value.to_string()))
+    .collect()
+}
+
+fn service(config: &Config, service: &Service) -> DesiredService {
+    let mut labels = labels(config, &service.name, service.strategy);
+    if !service.routes.is_empty() {
+        let routes: Vec<String> = service.routes.iter().map(|r| r.to_string()).collect();
+        labels.insert(format!("{LABEL_PREFIX}.routes"), routes.join(","));
+    }
+    let health = service.health.as_ref().map(|health| Health {
+        probe: match &health.check {
+            HealthCheck::Http { path, port } => Probe::Http {
+                port: *port,
+                path: path.clone(),
+            },
+            HealthCheck::Cmd(command) => Probe::Cmd(command.clone()),
+        },
+        interval: health.interval,
+        timeout: health.timeout,
+        retries: health.retries,
+        start_period: health.start_period,
+    });
+    if let Some(Probe::Http { port, path }) = health.as_ref().map(|h| &h.probe) {
+        labels.insert(
+            format!("{LABEL_PREFIX}.health-http"),
+            format!("{port}{path}"),
+        );
+    }
+    let env = service
+        .env
+        .iter()
+        .map(|(key, value)| {
+            let value = if value.secret {
+                EnvValue::Secret(secret_var(&service.name, key))
+            } else {
+                EnvValue::Plain(value.value.clone())
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    let depends_on = service
+        .depends_on
+        .iter()
+        .map(|dependency| Dependency {
+            service: dependency.clone(),
+            healthy: config
+                .services
+                .iter()
+                .find(|s| s.is_container() && &s.name == dependency)
+                .is_some_and(|s| s.health.is_some()),
+        })
+        .collect();
+    DesiredService {
+        name: service.name.clone(),
+        image: service
+            .image
+            .clone()
+            .unwrap_or_else(|| build_image(config, service)),
+        build: service.build.as_ref().map(|b| BuildSpec {
+            context: b.context.clone(),
+            dockerfile: b.dockerfile.clone(),
+        }),
+        command: service.command.clone(),
+        env,
+        mounts: service.volumes.iter().map(|m| mount(config, m)).collect(),
+        ports: service
+            .publish
+            .iter()
+            .map(|p| Port {
+                host_ip: p.host_ip.clone(),
+                host_ports: p.host_ports.clone(),
+                container_ports: p.container_ports.clone(),
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        expose: service.port.into_iter().collect(),
+        routes: service.routes.clone(),
+        health,
+        restart: restart(&service.restart),
+        resources: Resources {
+            memory_mb: service.memory_mb,
+            cpus: service.cpus,
+        },
+        replicas: service.replicas,
+        strategy: service.strategy,
+        depends_on,
+        labels,
+        extra_hosts: Vec::new(),
+        digest: String::new(),
+    }
+}
+
+fn mount(config: &Config, mount: &config::Mount) -> Mount {
+    let target = mount.target.clone();
+    let read_only = mount.read_only;
+    let bind = |source| Mount::Bind {
+        source,
+        target: target.clone(),
+        read_only,
+    };
+    match &mount.source {
+        MountSource::Volume(name) => Mount::Volume {
+            name: name.clone(),
+            target,
+            read_only,
+        },
+        MountSource::Bind(path) => bind(match path.strip_prefix(&config.project_dir) {
+            Ok(rest) => HostPath::Project(rest.to_path_buf()),
+            Err(_) => HostPath::Host(path.clone()),
+        }),
+        MountSource::Bundle(rel) => bind(HostPath::Bundle(rel.clone())),
+        MountSource::Anonymous => Mount::Anonymous { target },
+    }
+}
+
+fn restart(text: &str) -> Restart {
+    match text.split_once(':') {
+        Some(("on-failure", count)) => Restart::OnFailure(count.parse().ok()),
+        _ => match text {
+            "always" => Restart::Always,
+            "unless-stopped" => Restart::UnlessStopped,
+            "on-failure" => Restart::OnFailure(None),
+            _ => Restart::No,
+        },
+    }
+}
+
+/// The reverse proxy in front of the routed services.
+fn proxy(config: &Config) -> DesiredService {
+    let (file, target, volumes) = match config.proxy.kind {
+        ProxyKind::Nginx => (
+            crate::render::NGINX_FILE,
+            "/etc/nginx/nginx.conf",
+            [
+                ("nginx-certs", "/etc/nginx/certs", true),
+                ("nginx-acme", "/var/www/acme", true),
+            ],
+        ),
+        _ => (
+            crate::render::CADDY_FILE,
+            "/etc/caddy/Caddyfile",
+            [
+                ("caddy-data", "/data", false),
+                ("caddy-config", "/config", false),
+            ],
+        ),
+    };
+    let mut mounts = vec![Mount::Bind {
+        source: HostPath::Bundle(file.to_string()),
+        target: target.to_string(),
+        read_only: true,
+    }];
+    mounts.extend(
+        volumes
+            .iter()
+            .map(|(name, target, read_only)| Mount::Volume {
+                name: name.to_string(),
+                target: target.to_string(),
+                read_only: *read_only,
+            }),
+    );
+    let port = |host: u16, container: u16| Port {
+        host_ip: None,
+        host_ports: vec![host],
+        container_ports: vec![container],
+        protocol: "tcp".into(),
+    };
+    let mut ports = vec![port(config.proxy.http_port, 80)];
+    if config.tls != Tls::Off {
+        ports.push(port(config.proxy.https_port, 443));
+    }
+    let extra_hosts = if config.services.iter().any(|s| s.upstream.is_some()) {
+        vec!["host.docker.internal:host-gateway".to_string()]
+    } else {
+        Vec::new()
+    };
+    DesiredService {
+        name: PROXY_SERVICE.into(),
+        image: config.proxy.image.clone(),
+        build: None,
+        command: None,
+        env: BTreeMap::new(),
+        mounts,
+        ports,
+        expose: Vec::new(),
+        routes: Vec::new(),
+        health: None,
+        restart: Restart::UnlessStopped,
+        resources: Resources::default(),
+        replicas: 1,
+        strategy: Strategy::Recreate,
+        depends_on: Vec::new(),
+        labels: labels(config, PROXY_SERVICE, Strategy::Recreate),
+        extra_hosts,
+        digest: String::new(),
+    }
+}
+
+/// The digest of a service: its model, the values of its secrets, and the contents of
+/// the bundle files it mounts (without their first line, which names the stack version).
+fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(service).unwrap_or_default());
+    for value in service.env.values() {
+        if let EnvValue::Secret(var) = value {
+            hasher.update(var.as_bytes());
+            hasher.update([0]);
+            hasher.update(secrets.0.get(var).map_or(&[][..], |v| v.as_bytes()));
+            hasher.update([0]);
+        }
+    }
+    for mount in &service.mounts {
+        if let Mount::Bind {
+            source: HostPath::Bundle(rel),
+            ..
+        } = mount
+        {
+            for (path, contents) in files.range(rel.clone()..) {
+                if !path.starts_with(rel.as_str()) {
+                    break;
+                }
+                hasher.update(path.as_bytes());
+                hasher.update(contents.split_once('\n').map_or("", |(_, rest)| rest));
+            }
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

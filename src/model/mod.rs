@@ -1,0 +1,390 @@
+//! `Desired`: the one typed model of what should run, built once from the validated
+//! [`Config`](crate::config::Config) by [`desired`]. Pure: no Docker, no files.
+//!
+//! Every consumer is a function of it: the compose renderer serialises it, the engine
+//! creates containers from it, swarm builds service specs from it, status and health read
+//! it, and a release saves it as `desired.json`. Nothing here is a string for another
+//! module to parse back: mounts, ports, routes and probes are typed. Secrets stay
+//! references ([`EnvValue::Secret`]); their values live only in the bundle's 0600 `.env`
+//! (see [`Secrets`]).
+
+mod build;
+
+pub use build::{build_image, desired, secret_var, secrets};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::config::{Route, Strategy};
+
+/// The service name the proxy runs under.
+pub const PROXY_SERVICE: &str = "proxy";
+
+/// The whole project as it should run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Desired {
+    pub project: String,
+    pub env: String,
+    /// Short names of the named volumes (the engine's are `<project>_<name>`), sorted.
+    pub volumes: Vec<String>,
+    pub services: Vec<DesiredService>,
+    pub rollout: Rollout,
+}
+
+/// How changes roll out (`STACK_HEALTH_TIMEOUT`, `STACK_DRAIN`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// How long a container may take to turn ready.
+    pub health_timeout: Duration,
+    /// How long old and new containers both serve during a rolling update.
+    pub drain: Duration,
+}
+
+/// One service as it should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredService {
+    pub name: String,
+    /// The image reference containers are created from.
+    pub image: String,
+    /// Build `image` from a context before starting.
+    pub build: Option<BuildSpec>,
+    pub command: Option<Vec<String>>,
+    /// Variable → value; secrets as references.
+    pub env: BTreeMap<String, EnvValue>,
+    pub mounts: Vec<Mount>,
+    pub ports: Vec<Port>,
+    /// Container ports reachable from the project network only.
+    pub expose: Vec<u16>,
+    pub routes: Vec<Route>,
+    pub health: Option<Health>,
+    pub restart: Restart,
+    pub resources: Resources,
+    pub replicas: u32,
+    pub strategy: Strategy,
+    pub depends_on: Vec<Dependency>,
+    /// stack's own labels (`dev.stack.*`), as every consumer writes them, in order.
+    pub labels: indexmap::IndexMap<String, String>,
+    /// `host:address` entries for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    /// Digest of everything above plus the values of its secrets and the contents of the
+    /// bundle files it mounts: equal digests mean nothing to change.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// Absolute path of the build context on the machine that runs `stack`.
+    pub context: PathBuf,
+    pub dockerfile: Option<String>,
+}
+
+/// A variable's value: plain text, or a reference to a secret kept in the `.env` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvValue {
+    Plain(String),
+    /// The name of the variable in the bundle's `.env` that holds the value.
+    Secret(String),
+}
+
+/// A path on the engine's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostPath {
+    /// Inside the project, relative to its root (moves with it to a server).
+    Project(PathBuf),
+    /// A file or folder of the rendered bundle, relative to it.
+    Bundle(String),
+    /// An absolute path outside the project.
+    Host(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum Mount {
+    /// A named volume of the project (short name).
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+    Bind {
+        source: HostPath,
+        target: String,
+        read_only: bool,
+    },
+    Anonymous {
+        target: String,
+    },
+}
+
+impl Mount {
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Volume { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Anonymous { target } => target,
+        }
+    }
+}
+
+/// A published port mapping (a range maps host and container ports pairwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub host_ip: Option<String>,
+    /// Empty: Docker picks the host ports.
+    pub host_ports: Vec<u16>,
+    pub container_ports: Vec<u16>,
+    pub protocol: String,
+}
+
+impl Port {
+    /// (host port, container port) pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = (Option<u16>, u16)> + '_ {
+        self.container_ports
+            .iter()
+            .enumerate()
+            .map(|(index, container)| (self.host_ports.get(index).copied(), *container))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// An HTTP GET of the container's port and path.
+    Http { port: u16, path: String },
+    /// A shell command run in the container.
+    Cmd(String),
+}
+
+impl Probe {
+    /// The shell command Docker runs for this probe (`CMD-SHELL`).
+    pub fn command(&self) -> String {
+        match self {
+            Probe::Http { port, path } => http_probe(*port, path),
+            Probe::Cmd(command) => command.clone(),
+        }
+    }
+}
+
+/// A probe that works in images with busybox `wget` or with `curl`.
+pub fn http_probe(port: u16, path: &str) -> String {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}' || exit 1")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    /// With an optional maximum retry count.
+    OnFailure(Option<u32>),
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restart::No => f.write_str("no"),
+            Restart::Always => f.write_str("always"),
+            Restart::UnlessStopped => f.write_str("unless-stopped"),
+            Restart::OnFailure(None) => f.write_str("on-failure"),
+            Restart::OnFailure(Some(count)) => write!(f, "on-failure:{count}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+}
+
+impl Resources {
+    pub fn memory_bytes(&self) -> Option<i64> {
+        self.memory_mb
+            .map(|m| m.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64)
+    }
+
+    pub fn nano_cpus(&self) -> Option<i64> {
+        self.cpus.map(|c| (c * 1e9) as i64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub service: String,
+    /// Wait until it is healthy (it has a health check), not only started.
+    pub healthy: bool,
+}
+
+/// How a container is known to be ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Running is enough.
+    Running,
+    /// Docker's health status turns `healthy`.
+    Docker,
+    /// Docker's health status, or an HTTP probe of the container's address.
+    Http { port: u16, path: String },
+}
+
+impl DesiredService {
+    /// How to tell that one of its containers is ready.
+    pub fn readiness(&self) -> Readiness {
+        match self.health.as_ref().map(|h| &h.probe) {
+            None => Readiness::Running,
+            Some(Probe::Cmd(_)) => Readiness::Docker,
+            Some(Probe::Http { port, path }) => Readiness::Http {
+                port: *port,
+                path: path.clone(),
+            },
+        }
+    }
+
+    /// Ready when at least the wanted replicas exist and each is ready: the one rule that
+    /// `start`, `status` and `health` share. `ready` answers for one container.
+    pub fn is_ready<T>(&self, containers: &[T], ready: impl Fn(&T) -> bool) -> bool {
+        if self.replicas == 0 {
+            return true;
+        }
+        containers.len() >= self.replicas as usize && containers.iter().all(ready)
+    }
+}
+
+/// Where the project and the bundle are on the engine's host: the project itself and
+/// `.stack/<env>` locally; `SERVER_PATH` and its `current` release on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+}
+
+impl Placement {
+    /// The host path of `path` under this placement.
+    pub fn resolve(&self, path: &HostPath) -> PathBuf {
+        match path {
+            HostPath::Project(rel) => self.root.join(rel),
+            HostPath::Bundle(rel) => self.bundle.join(rel),
+            HostPath::Host(path) => path.clone(),
+        }
+    }
+}
+
+impl Desired {
+    pub fn service(&self, name: &str) -> Option<&DesiredService> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The project network's name.
+    pub fn network(&self) -> String {
+        default_network(&self.project)
+    }
+
+    /// The engine's name of a named volume.
+    pub fn volume_name(&self, short: &str) -> String {
+        format!("{}_{short}", self.project)
+    }
+
+    /// Services in dependency order, grouped in levels that can start in parallel.
+    pub fn levels(&self) -> Vec<Vec<&DesiredService>> {
+        let mut placed: BTreeSet<&str> = BTreeSet::new();
+        let mut levels = Vec::new();
+        let mut rest: Vec<&DesiredService> = self.services.iter().collect();
+        while !rest.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) = rest.into_iter().partition(|s| {
+                s.depends_on.iter().all(|d| {
+                    placed.contains(d.service.as_str()) || self.service(&d.service).is_none()
+                })
+            });
+            if ready.is_empty() {
+                // A cycle cannot pass config validation; start the rest together anyway.
+                levels.push(waiting);
+                break;
+            }
+            placed.extend(ready.iter().map(|s| s.name.as_str()));
+            levels.push(ready);
+            rest = waiting;
+        }
+        levels
+    }
+}
+
+/// The project network: Compose's default network name.
+pub fn default_network(project: &str) -> String {
+    format!("{project}_default")
+}
+
+/// The name Compose gives a container.
+pub fn container_name(project: &str, service: &str, number: u32) -> String {
+    format!("{project}-{service}-{number}")
+}
+
+/// Secret values by their `.env` variable name. Never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// `KEY=VALUE` for a container's environment, sorted; a secret missing here is left
+    /// out (the caller checked the bundle's `.env` exists).
+    pub fn environment(&self, env: &BTreeMap<String, EnvValue>) -> Vec<String> {
+        env.iter()
+            .filter_map(|(key, value)| match value {
+                EnvValue::Plain(text) => Some(format!("{key}={text}")),
+                EnvValue::Secret(var) => self.0.get(var).map(|v| format!("{key}={v}")),
+            })
+            .collect()
+    }
+
+    /// Read a bundle's `.env` (missing: no secrets).
+    pub fn read(bundle: &Path) -> crate::error::Result<Secrets> {
+        let path = bundle.join(crate::render::SECRETS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => Secrets::parse(&path.display().to_string(), &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
+            Err(e) => Err(crate::error::Error::io("read", &path, e)),
+        }
+    }
+
+    /// Parse the text of a bundle's `.env`, which stack wrote.
+    pub fn parse(source: &str, bytes: &[u8]) -> crate::error::Result<Secrets> {
+        let entries = crate::project::syntax::parse(source, bytes).map_err(|_| {
+            crate::error::Error::outside(format!("`{source}` is not a secrets file stack wrote"))
+        })?;
+        let mut out = BTreeMap::new();
+        for entry in entries {
+            let mut text = String::new();
+            for piece in &entry.value.pieces {
+                match piece {
+                    crate::project::syntax::Piece::Literal(literal) => text.push_str(literal),
+                    // stack escapes every `$` it writes there; keep one it did not.
+                    crate::project::syntax::Piece::Var(var) => {
+                        text.push('$');
+                        text.push_str(&var.name);
+                    }
+                }
+            }
+            out.insert(entry.key, text);
+        }
+        Ok(Secrets(out))
+    }
+}
