@@ -605,3 +605,69 @@ fn interrupted_start_converges_on_the_next_start() {
     let health = p.stack(&["health"]);
     assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
 }
+
+#[test]
+fn status_and_health_agree_when_a_replica_is_missing() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n{}SERVICE_WEB_REPLICAS=2\n",
+        httpd_service("web")
+    );
+    let p = Project::new("replicas-ready", &body);
+    p.ok(&["start"]);
+    let second = format!("{}-web-2", p.name);
+    let removed = docker(&["rm", "-f", &second]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+
+    let out = p.ok(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "web")
+        .unwrap_or_else(|| panic!("no web in {json}"));
+    assert_eq!(
+        web["ready"], false,
+        "one of two replicas is not ready: {json}"
+    );
+
+    let out = p.stack(&["health"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("1 of 2 replicas"), "{all}");
+}
+
+/// The desired state of the project in `dir`, as a deploy saves it with a release.
+fn write_release_state(dir: &Path) {
+    let loaded = stack::config::load(dir, "dev", &[], &stack::config::Options::default(), |_| {
+        None
+    })
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    let bundle = dir.join(".stack").join("dev");
+    let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
+    std::fs::write(
+        bundle.join(stack::deploy::DESIRED_FILE),
+        serde_json::to_vec(&desired).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn supervise_honours_the_projects_health_timeout() {
+    // The health check never passes and its start period keeps it `starting`, so only
+    // STACK_HEALTH_TIMEOUT ends the wait (the hard-coded 300 s would outlast the test).
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_HEALTH_TIMEOUT=3s\nSTACK_DRAIN=1s\nSTACK_SERVICES=slow\n\
+         SERVICE_SLOW_IMAGE={BUSYBOX}\nSERVICE_SLOW_COMMAND=sleep 3600\n\
+         SERVICE_SLOW_HEALTH_CMD=exit 1\nSERVICE_SLOW_HEALTH_INTERVAL=1s\n\
+         SERVICE_SLOW_HEALTH_START_PERIOD=10m\n"
+    );
+    let p = Project::new("supervise-timeout", &body);
+    p.ok(&["build"]);
+    write_release_state(p.path());
+    let bundle = p.bundle();
+    let out = p.stack(&["supervise", "--once", "--bundle", bundle.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not ready after 3s"), "{stderr}");
+}

@@ -155,65 +155,24 @@ pub fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
-/// minijinja with strict undefined and the templates compiled into the binary.
-fn templates() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_keep_trailing_newline(true);
-    for (name, source) in [
-        ("Caddyfile.j2", include_str!("../../templates/Caddyfile.j2")),
-        (
-            "nginx.conf.j2",
-            include_str!("../../templates/nginx.conf.j2"),
-        ),
-        (
-            "unit.service.j2",
-            include_str!("../../templates/unit.service.j2"),
-        ),
-        (
-            "monitoring/prometheus.yml.j2",
-            include_str!("../../templates/monitoring/prometheus.yml.j2"),
-        ),
-        (
-            "monitoring/alerts.yml.j2",
-            include_str!("../../templates/monitoring/alerts.yml.j2"),
-        ),
-        (
-            "monitoring/alertmanager.yml.j2",
-            include_str!("../../templates/monitoring/alertmanager.yml.j2"),
-        ),
-        (
-            "monitoring/datasources.yml.j2",
-            include_str!("../../templates/monitoring/datasources.yml.j2"),
-        ),
-        (
-            "monitoring/loki.yml.j2",
-            include_str!("../../templates/monitoring/loki.yml.j2"),
-        ),
-        (
-            "monitoring/promtail.yml.j2",
-            include_str!("../../templates/monitoring/promtail.yml.j2"),
-        ),
-        (
-            "backup/backup.sh.j2",
-            include_str!("../../templates/backup/backup.sh.j2"),
-        ),
-        (
-            "backup/crontab.j2",
-            include_str!("../../templates/backup/crontab.j2"),
-        ),
-    ] {
-        env.add_template(name, source)
-            .expect("templates compiled into the binary are valid");
-    }
-    env
+/// minijinja with strict undefined and every template of `templates/` (embedded by
+/// `build.rs`), compiled once per process.
+fn templates() -> &'static minijinja::Environment<'static> {
+    static TEMPLATES: std::sync::OnceLock<minijinja::Environment<'static>> =
+        std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(true);
+        minijinja_embed::load_templates!(&mut env);
+        env
+    })
 }
 
 fn render_template(name: &str, context: minijinja::Value) -> Result<String> {
-    let env = templates();
-    let template = env
+    let template = templates()
         .get_template(name)
         .map_err(|e| Error::outside(format!("template `{name}` is missing: {e}")))?;
     template
@@ -224,6 +183,34 @@ fn render_template(name: &str, context: minijinja::Value) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `.j2` file under `templates/`, relative, sorted.
+    fn template_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                template_files(&path, base, out);
+            } else if path.extension().is_some_and(|e| e == "j2") {
+                let rel = path.strip_prefix(base).unwrap();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+
+    #[test]
+    fn every_template_file_is_embedded_and_compiles() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        template_files(&base, &base, &mut files);
+        files.sort();
+        let mut names: Vec<String> = templates()
+            .templates()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.sort();
+        assert!(files.contains(&"Caddyfile.j2".to_string()), "{files:?}");
+        assert_eq!(names, files);
+    }
 
     #[test]
     fn relative_paths() {
