@@ -222,6 +222,7 @@ mod tests {
                 .collect(),
             labels: Default::default(),
             extra_hosts: vec![],
+            refresh: None,
             digest: format!("{name}-v2"),
         }
     }

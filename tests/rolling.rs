@@ -37,7 +37,7 @@ const MAX_LOOP_TIME: Duration = Duration::from_secs(60);
 /// About 100 requests per second.
 const PACE: Duration = Duration::from_millis(10);
 /// How long the loop keeps going after `stack start` returned.
-const TAIL: Duration = Duration::from_secs(4);
+const TAIL: Duration = Duration::from_secs(2);
 
 fn require_engine() {
     common::require_engine(&[BUSYBOX, CADDY, NGINX]);

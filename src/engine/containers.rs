@@ -290,4 +290,43 @@ impl Engine {
             exit_code: state.exit_code,
         }))
     }
+
+    /// Run `command` in a running container and wait for it: (exit code, output).
+    pub async fn exec(&self, id: &str, command: &[String]) -> Result<(i64, String)> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let what = || format!("cannot run `{}` in `{id}`", command.join(" "));
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| outside(&what(), e))?;
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| outside(&what(), e))?
+        {
+            while let Some(Ok(chunk)) = stream.next().await {
+                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| outside(&what(), e))?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
 }

@@ -222,9 +222,13 @@ impl Converger {
         // replica is replaced; all of them are waited for, even when a step failed.
         let mut retiring = Vec::new();
         let result = self.run_actions(service, &actions, &mut retiring).await;
+        let rolled = !retiring.is_empty();
         let retired = retire_all(retiring).await;
         result?;
         retired?;
+        if rolled {
+            self.refresh_proxies().await;
+        }
         let containers = if untouched {
             observed.containers.clone()
         } else {
@@ -379,6 +383,38 @@ impl Converger {
         Ok(tokio::spawn(async move {
             engine.remove(&old, STOP_GRACE).await
         }))
+    }
+
+    /// Tell the proxies that cache DNS answers that replaced containers are gone. A
+    /// failure is reported, not fatal: the proxy re-reads DNS within seconds anyway.
+    async fn refresh_proxies(&self) {
+        let proxies: Vec<_> = self
+            .desired
+            .services
+            .iter()
+            .filter_map(|s| s.refresh.as_ref().map(|command| (s, command)))
+            .collect();
+        if proxies.is_empty() {
+            return;
+        }
+        let Ok(containers) = self.engine.containers(&self.desired.project).await else {
+            return;
+        };
+        for (service, command) in proxies {
+            for container in containers
+                .iter()
+                .filter(|c| c.service == service.name && c.running)
+            {
+                match self.engine.exec(&container.id, command).await {
+                    Ok((0, _)) => {}
+                    Ok((code, output)) => self.progress.detail(
+                        &service.name,
+                        &format!("`{}` exited {code}: {}", command.join(" "), output.trim()),
+                    ),
+                    Err(e) => self.progress.detail(&service.name, &e.render()),
+                }
+            }
+        }
     }
 
     /// Wait until every container of `service` is ready.

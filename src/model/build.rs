@@ -168,6 +168,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         depends_on,
         labels,
         extra_hosts: Vec::new(),
+        refresh: None,
         digest: String::new(),
     }
 }
@@ -274,6 +275,12 @@ fn proxy(config: &Config) -> DesiredService {
         depends_on: Vec::new(),
         labels: labels(config, PROXY_SERVICE, Strategy::Recreate),
         extra_hosts,
+        // nginx keeps a resolved address for its `valid=` time (rounded up to whole
+        // seconds): a container that just stopped would still get requests, each
+        // stalling for the connect timeout. A graceful reload starts workers with an
+        // empty cache. Caddy's dynamic upstreams mark a dead address failed at once.
+        refresh: (config.proxy.kind == ProxyKind::Nginx)
+            .then(|| vec!["nginx".into(), "-s".into(), "reload".into()]),
         digest: String::new(),
     }
 }

@@ -69,6 +69,9 @@ pub struct DesiredService {
     pub labels: indexmap::IndexMap<String, String>,
     /// `host:address` entries for `/etc/hosts`.
     pub extra_hosts: Vec<String>,
+    /// For a proxy that caches DNS answers: a command run in its containers once a
+    /// replaced container is gone, so it forgets that address at once.
+    pub refresh: Option<Vec<String>>,
     /// Digest of everything above plus the values of its secrets and the contents of the
     /// bundle files it mounts: equal digests mean nothing to change.
     pub digest: String,
