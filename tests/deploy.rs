@@ -507,6 +507,92 @@ impl Drop for Project {
     }
 }
 
+/// A running `stack` whose stderr is read line by line as it comes, so a test can wait
+/// for the line it means instead of sleeping.
+struct Watched {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Watched {
+    fn spawn(mut command: StdCommand) -> Watched {
+        use std::io::{BufRead, Read};
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        Watched {
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout,
+        }
+    }
+
+    /// Wait until a stderr line contains `needle`; fail the test after `limit`.
+    fn wait_line(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with `{needle}` within {limit:?}; stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Wait for the process (killed after `limit`) and return all its output.
+    fn finish(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let status = self.child.wait().unwrap();
+                panic!("stack did not finish within {limit:?} ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = std::mem::take(&mut self.seen);
+        stderr.extend(self.lines.iter());
+        Output {
+            status,
+            stdout: self.stdout.join().unwrap(),
+            stderr: (stderr.join("\n") + "\n").into_bytes(),
+        }
+    }
+}
+
 /// Wait for `child` with a deadline (killing it after), collecting its output.
 fn wait_output(mut child: Child, limit: Duration) -> Output {
     use std::io::Read;
@@ -776,13 +862,19 @@ fn two_deploys_at_once() {
     // A waiting deploy gets the lock once the holder is done.
     std::fs::create_dir_all(p.lock_dir()).unwrap();
     std::fs::write(p.lock_dir().join("info"), "owner=someone\n").unwrap();
-    let lock = p.lock_dir();
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(2));
-        std::fs::remove_dir_all(lock).unwrap();
-    });
-    p.deploy(&["--lock-wait", "30s", "--set", "SERVICE_WEB_ENV_N=c"]);
-    releaser.join().unwrap();
+    let mut waiting = Watched::spawn(p.command(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--lock-wait",
+        "60s",
+        "--set",
+        "SERVICE_WEB_ENV_N=c",
+    ]));
+    waiting.wait_line("waiting for the deploy lock", Duration::from_secs(60));
+    std::fs::remove_dir_all(p.lock_dir()).unwrap();
+    let out = waiting.finish(Duration::from_secs(120));
+    assert!(out.status.success(), "{}", all_output(&out));
     assert!(!p.lock_dir().exists(), "a lock was left behind");
 }
 
@@ -963,23 +1055,19 @@ fn killed_deploy_then_rerun() {
     p.deploy(&[]);
     let good = p.current_release().unwrap();
 
-    let mut child = p
-        .command(&[
-            "deploy",
-            "staging",
-            "--allow-dirty",
-            "--set",
-            "SERVICE_WEB_ENV_N=1",
-            "--set",
-            "SERVICE_API_ENV_N=1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let mut deploy = Watched::spawn(p.command(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--set",
+        "SERVICE_WEB_ENV_N=1",
+        "--set",
+        "SERVICE_API_ENV_N=1",
+    ]));
+    // Killed in the middle of shipping: after the lock, while a service is replaced.
+    deploy.wait_line("rolling: starting container", Duration::from_secs(90));
+    deploy.child.kill().unwrap(); // SIGKILL
+    deploy.child.wait().unwrap();
     eprintln!(
         "after the kill: current={:?} lock={} releases={:?} containers={:?}",
         p.current_release(),
@@ -1032,29 +1120,20 @@ fn interrupted_deploy_frees_its_lock() {
     let p = Project::new("sigint", &sshd, &one_service());
     p.deploy(&[]);
     // A new version that never turns healthy, so the deploy is surely still running.
-    let child = p
-        .command(&[
-            "deploy",
-            "staging",
-            "--allow-dirty",
-            "--set",
-            "SERVICE_WEB_HEALTH=/nope",
-            "--set",
-            "STACK_HEALTH_TIMEOUT=60s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !p.lock_dir().exists() {
-        assert!(Instant::now() < deadline, "the deploy never took its lock");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut deploy = Watched::spawn(p.command(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--set",
+        "SERVICE_WEB_HEALTH=/nope",
+        "--set",
+        "STACK_HEALTH_TIMEOUT=60s",
+    ]));
+    let pid = deploy.child.id();
+    // Interrupted while it waits for the new container, which never turns ready.
+    deploy.wait_line("rolling: starting container", Duration::from_secs(90));
     run_ok(StdCommand::new("kill").args(["-INT", &pid.to_string()]));
-    let out = wait_output(child, Duration::from_secs(60));
+    let out = deploy.finish(Duration::from_secs(60));
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(stderr.contains("interrupted"), "stderr:\n{stderr}");
@@ -1207,13 +1286,8 @@ fn supervise_restarts_an_unhealthy_container() {
     let web = p.id_of("web");
     let started = inspect(&web, "{{.State.StartedAt}}");
 
-    let supervisor = p
-        .command(&["supervise", "--bundle", bundle])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    let mut supervisor = Watched::spawn(p.command(&["supervise", "--bundle", bundle]));
+    supervisor.wait_line("watching health", Duration::from_secs(60));
     let broke = docker(&["exec", &web, "touch", "/tmp/broken"]);
     assert!(broke.status.success(), "{}", text(&broke.stderr));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1225,8 +1299,8 @@ fn supervise_restarts_an_unhealthy_container() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    kill(supervisor.id());
-    let out = wait_output(supervisor, Duration::from_secs(10));
+    kill(supervisor.child.id());
+    let out = supervisor.finish(Duration::from_secs(10));
     assert!(
         restarted,
         "supervise did not restart the unhealthy container; its output:\n{}",

@@ -150,7 +150,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let previous = remote.preflight_and_lock(&id, &args.message, wait, MIN_FREE_MB)?;
+        let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
+            context.printer.status(format!("waiting for the deploy lock, held by: {holder}"));
+        })?;
         let result = tokio::select! {
             result = ship(context, &remote, &converger, &engine, Shipment { bundle: &bundle, id: &id, previous, swarm }) => result,
             _ = tokio::signal::ctrl_c() => Err(Error::No("interrupted; the previous release keeps serving unless `current` was switched; run `stack deploy` again".into())),
@@ -363,7 +365,11 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {
         let engine = server_engine(&remote).await?;
-        remote.preflight_and_lock(&target, "rollback", wait, 0)?;
+        remote.preflight_and_lock((&target, "rollback"), wait, 0, |holder| {
+            context
+                .printer
+                .status(format!("waiting for the deploy lock, held by: {holder}"));
+        })?;
         let swarm = loaded.config.target == crate::config::Target::Swarm;
         let placement = server_placement(&server);
         let result = rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;

@@ -93,12 +93,13 @@ impl Remote {
 
     /// One round trip: check free space, take the lock, read `current`. Waits for the
     /// lock up to `wait`; `Err(No)` names the holder.
+    /// `waiting` is told once, with the holder, when the lock is held and we wait for it.
     pub fn preflight_and_lock(
         &self,
-        release: &str,
-        message: &str,
+        (release, message): (&str, &str),
         wait: Duration,
         min_free_mb: u64,
+        waiting: impl Fn(&str),
     ) -> Result<Option<String>> {
         let info = format!(
             "owner={}\ntime={}\nrelease={release}\nenv={}\nmessage={}\n",
@@ -119,6 +120,7 @@ impl Remote {
             min_kb = min_free_mb * 1024
         );
         let deadline = Instant::now() + wait;
+        let mut told = false;
         loop {
             let out = self.session.check(
                 "check the server and take the lock",
@@ -136,6 +138,10 @@ impl Remote {
                     return Ok(current);
                 }
                 "held" if Instant::now() < deadline => {
+                    if !told {
+                        waiting(lines.next().unwrap_or("unknown").trim());
+                        told = true;
+                    }
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 "held" => {
