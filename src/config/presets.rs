@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use super::lookup::{Errors, Keys};
 use super::values::Value;
-use super::{Errors, Keys};
 use crate::error::Diagnostic;
 
 /// Where a container environment variable of a preset takes its value from.

@@ -1,15 +1,16 @@
 //! One service from its `SERVICE_<NAME>_<ATTR>` keys and, for a preset, its defaults.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::keys::{service_key_name, ServiceAttr};
+use super::lookup::{Errors, Keys};
 use super::model::*;
+use super::paths::normalize;
 use super::presets::{self, EnvSource, Preset, PresetService};
 use super::validate;
 use super::values::Value;
-use super::{Errors, Keys};
 use crate::error::{Diagnostic, Span};
 
 pub(crate) struct Context<'a> {
@@ -589,21 +590,4 @@ fn preset_key_value(context: &Context, key: &str) -> String {
         .into(),
         other => other.to_string(),
     }
-}
-
-/// Lexically clean a path (`a/./b/../c` → `a/c`).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::lookup::Errors;
 use super::model::*;
-use super::service::normalize;
+use super::paths::normalize;
 use super::values::Value;
-use super::Errors;
 use crate::error::Diagnostic;
 
 /// The trimmed value when `ok`, else the error `message` with `hint`.
@@ -404,7 +404,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             }
         }
     }
-    if !errors.0.is_empty() {
+    if !errors.is_empty() {
         return;
     }
     if let Some(cycle) = dependency_cycle(&config.services) {

@@ -1,0 +1,221 @@
+//! Tests of loading whole projects.
+
+use super::*;
+
+fn load_text(text: &str, env: &str) -> Result<Loaded> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    load(dir.path(), env, &[], &Options::default(), |_| None)
+}
+
+fn diagnostics(result: Result<Loaded>) -> Vec<Diagnostic> {
+    match result {
+        Err(Error::Invalid(diagnostics)) => diagnostics,
+        Err(other) => panic!("not a configuration error: {other:?}"),
+        Ok(_) => panic!("the configuration was accepted"),
+    }
+}
+
+fn names(loaded: &Loaded) -> Vec<&str> {
+    loaded
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+#[test]
+fn preset_defaults_can_be_interpolated() {
+    let loaded = load_text(
+        "STACK_PROJECT=my-app\nSTACK_SERVICES=web\nPOSTGRES_ENABLED=true\n\
+         SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_ENV_DB=${POSTGRES_USER}@postgres/${POSTGRES_DB}:${POSTGRES_VERSION}\n",
+        "dev",
+    )
+    .unwrap();
+    let web = &loaded.config.services[0];
+    assert_eq!(web.env["DB"].value, "my_app@postgres/my_app:16");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn backup_without_postgres_names_the_line() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nREDIS_ENABLED=true\nBACKUP_ENABLED=true\n",
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| {
+            d.message
+                .contains("`BACKUP` preset needs the `POSTGRES` preset")
+        })
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    let span = error.span.as_ref().expect("a location");
+    assert_eq!(span.line, 3);
+    assert!(span.line_text.contains("BACKUP_ENABLED"));
+    assert!(error
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("POSTGRES_ENABLED=true"));
+}
+
+#[test]
+fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
+    let loaded = load_text(
+        "STACK_PROJECT=app\nMONITORING_ENABLED=true\nPOSTGRES_ENABLED=true\n\
+         SERVICE_PROMETHEUS_IMAGE=prom/prometheus:v3.0.0\n",
+        "dev",
+    )
+    .unwrap();
+    let services = names(&loaded);
+    for name in [
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "loki",
+        "promtail",
+        "node-exporter",
+        "cadvisor",
+        "postgres-exporter",
+    ] {
+        assert!(services.contains(&name), "{name} missing from {services:?}");
+    }
+    assert!(!services.contains(&"redis-exporter"));
+    let prometheus = &loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "prometheus");
+    let prometheus = prometheus.unwrap();
+    assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
+    assert!(prometheus
+        .volumes
+        .iter()
+        .any(|m| m.source == MountSource::Bundle("prometheus".into())
+            && m.target == "/etc/prometheus"
+            && m.read_only));
+    let exporter = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "postgres-exporter")
+        .unwrap();
+    assert!(exporter.env["DATA_SOURCE_PASS"].secret);
+    assert!(!exporter.env["DATA_SOURCE_USER"].secret);
+    let grafana = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "grafana")
+        .unwrap();
+    assert!(grafana.routes.is_empty());
+    assert!(grafana.env["GF_SECURITY_ADMIN_PASSWORD"].secret);
+}
+
+#[test]
+fn grafana_route_comes_from_its_key() {
+    let loaded = load_text(
+        "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nMONITORING_ENABLED=true\n\
+         MONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+        "dev",
+    )
+    .unwrap();
+    let grafana = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "grafana")
+        .unwrap();
+    assert_eq!(grafana.routes[0].host, "grafana.example.com");
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nMONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=bad host\n",
+        "dev",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.span.as_ref().is_some_and(|s| s.line == 3)),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_preset_service_name_is_free_while_the_preset_is_off() {
+    let text =
+        "STACK_PROJECT=app\nSTACK_SERVICES=grafana\nSERVICE_GRAFANA_IMAGE=grafana/grafana:11.3.0\n";
+    let loaded = load_text(text, "dev").unwrap();
+    assert_eq!(names(&loaded), ["grafana"]);
+    let errors = diagnostics(load_text(
+        &format!("{text}MONITORING_ENABLED=true\n"),
+        "dev",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.message.contains("reserved for the `MONITORING` preset")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn backup_keys_are_checked() {
+    let base = "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n";
+    for (line, message) in [
+        ("BACKUP_SCHEDULE=0 3 * *", "4 fields instead of 5"),
+        ("BACKUP_SCHEDULE=0 25 * * *", "hour"),
+        ("BACKUP_KEEP_DAILY=many", "whole number"),
+        ("BACKUP_TARGET=backups", "neither"),
+        ("BACKUP_TARGET=s3://B", "bucket"),
+        ("BACKUP_TARGET=s3://bucket/db", "BACKUP_S3_ACCESS_KEY"),
+    ] {
+        let errors = diagnostics(load_text(&format!("{base}{line}\n"), "dev"));
+        let error = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("{line}: {errors:?}"));
+        assert_eq!(error.span.as_ref().map(|s| s.line), Some(4), "{line}");
+    }
+}
+
+#[test]
+fn backup_to_s3_adds_the_upload_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.env"),
+        "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n\
+         BACKUP_TARGET=s3://backups-bucket/app/db\nBACKUP_S3_ENDPOINT=https://s3.example.com\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("environments/dev")).unwrap();
+    std::fs::write(
+        dir.path().join("environments/dev/secrets.env"),
+        "POSTGRES_PASSWORD=pw\nBACKUP_S3_ACCESS_KEY=AKIA1\nBACKUP_S3_SECRET_KEY=se/cr+et\n",
+    )
+    .unwrap();
+    let loaded = load(dir.path(), "dev", &[], &Options::default(), |_| None).unwrap();
+    let sidecar = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "backup-s3")
+        .expect("backup-s3");
+    let host = &sidecar.env["MC_HOST_backup"];
+    assert!(host.secret);
+    assert_eq!(host.value, "https://AKIA1:se%2Fcr%2Bet@s3.example.com");
+    assert_eq!(
+        sidecar.command.as_ref().unwrap().last().unwrap(),
+        "backup/backups-bucket/app/db"
+    );
+    let backup = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "backup")
+        .unwrap();
+    assert!(backup
+        .volumes
+        .iter()
+        .any(|m| m.source == MountSource::Volume("backup-data".into())));
+}
