@@ -30,6 +30,16 @@ struct Attr<'a> {
     from_project: bool,
 }
 
+/// Attributes by name: the preset's defaults, overridden by the project's keys.
+type AttrMap<'a> = BTreeMap<&'static str, Attr<'a>>;
+
+/// The value of `attr`, if the project or the preset sets it.
+fn get<'m, 'a>(map: &'m AttrMap<'a>, attr: &str) -> Option<&'m Value<'a>> {
+    map.get(attr).map(|a| &a.value)
+}
+
+/// Build one service from its keys (and its preset's defaults): read every attribute,
+/// then check them together. `None` when any of it is wrong (the errors say why).
 pub(crate) fn build(
     context: &Context,
     name: &str,
@@ -38,59 +48,93 @@ pub(crate) fn build(
     span: Option<Span>,
     errors: &mut Errors,
 ) -> Option<Service> {
-    let before = errors.0.len();
+    let before = errors.count();
     let prefix = service_key_name(name);
-    let preset_defaults: Vec<PresetAttr> = preset
-        .map(|(_, service)| preset_attrs(context, service, &prefix))
+    let preset_service = preset.map(|(_, service)| service);
+    let preset_defaults: Vec<PresetAttr> = preset_service
+        .map(|service| preset_attrs(context, service, &prefix))
         .unwrap_or_default();
-    let mut map: BTreeMap<&str, Attr> = BTreeMap::new();
-    for default in &preset_defaults {
-        map.insert(
-            default.attr,
-            Attr {
-                value: Value {
-                    key: &default.key,
-                    text: &default.text,
-                    span: default.span,
-                },
-                from_project: false,
-            },
-        );
+    let mut map = default_attrs(&preset_defaults);
+    let mut env = preset_service
+        .map(|service| preset_env(context, service))
+        .unwrap_or_default();
+    project_attrs(context, attrs, &mut map, &mut env);
+    let mut service = read(context, name, &prefix, preset_service, &map, errors);
+    service.env = env;
+    service.preset = preset.map(|(p, _)| p.name);
+    service.span = span;
+    check_combinations(&service, &prefix, &map, context.target, errors);
+    if errors.count() > before {
+        return None;
     }
-    let mut env: BTreeMap<String, EnvValue> = BTreeMap::new();
-    if let Some((_, service)) = preset {
-        for (var, source) in service.env {
-            let (value, secret) = match source {
-                EnvSource::Fixed(text) => (text.to_string(), false),
-                EnvSource::Key(key) => {
-                    let secret = context.secret_names.contains(*key);
-                    let value = preset_key_value(context, key);
-                    if value.is_empty() && !secret {
-                        continue;
-                    }
-                    (value, secret)
-                }
-                EnvSource::Template(template) => {
-                    let (value, refs) = fill(context, template);
-                    let secret = refs.iter().any(|r| context.secret_names.contains(r));
-                    (value, secret)
-                }
-                EnvSource::Secret(template) => (fill(context, template).0, true),
+    service.attr_spans = attr_spans(&map);
+    Some(service)
+}
+
+/// The preset's default attributes, as attributes not set by the project.
+fn default_attrs<'a>(defaults: &'a [PresetAttr<'a>]) -> AttrMap<'a> {
+    defaults
+        .iter()
+        .map(|default| {
+            let value = Value {
+                key: &default.key,
+                text: &default.text,
+                span: default.span,
             };
-            env.insert(var.to_string(), EnvValue { value, secret });
-        }
+            let attr = Attr {
+                value,
+                from_project: false,
+            };
+            (default.attr, attr)
+        })
+        .collect()
+}
+
+/// The preset's container variables, placeholders filled in; empty optional ones are left out.
+fn preset_env(context: &Context, service: &'static PresetService) -> BTreeMap<String, EnvValue> {
+    let mut env = BTreeMap::new();
+    for (var, source) in service.env {
+        let (value, secret) = match source {
+            EnvSource::Fixed(text) => (text.to_string(), false),
+            EnvSource::Key(key) => {
+                let secret = context.secret_names.contains(*key);
+                let value = preset_key_value(context, key);
+                if value.is_empty() && !secret {
+                    continue;
+                }
+                (value, secret)
+            }
+            EnvSource::Template(template) => {
+                let (value, refs) = fill(context, template);
+                let secret = refs.iter().any(|r| context.secret_names.contains(r));
+                (value, secret)
+            }
+            EnvSource::Secret(template) => (fill(context, template).0, true),
+        };
+        env.insert(var.to_string(), EnvValue { value, secret });
     }
+    env
+}
+
+/// Lay the project's `SERVICE_<NAME>_…` keys over the preset's attributes and variables.
+fn project_attrs<'a>(
+    context: &Context<'a>,
+    attrs: &[(ServiceAttr, &str)],
+    map: &mut AttrMap<'a>,
+    env: &mut BTreeMap<String, EnvValue>,
+) {
     for (attr, key) in attrs {
         let Some(value) = context.keys.get_owned(key) else {
             continue;
         };
         match attr {
             ServiceAttr::Attr(attr) => {
+                let from_project = true;
                 map.insert(
                     attr,
                     Attr {
                         value,
-                        from_project: true,
+                        from_project,
                     },
                 );
             }
@@ -101,22 +145,78 @@ pub(crate) fn build(
                         .refs
                         .iter()
                         .any(|r| context.secret_names.contains(r));
-                env.insert(
-                    var.clone(),
-                    EnvValue {
-                        value: value.text.to_string(),
-                        secret,
-                    },
-                );
+                let value = value.text.to_string();
+                env.insert(var.clone(), EnvValue { value, secret });
             }
         }
     }
-    let get = |attr: &str| map.get(attr).map(|a| &a.value);
+}
 
-    let image = get("IMAGE").and_then(|v| errors.take(validate::image(v)));
-    let build = get("BUILD").and_then(|v| {
+/// Every attribute, typed (the caller fills in the variables, preset and span).
+fn read(
+    context: &Context,
+    name: &str,
+    prefix: &str,
+    preset: Option<&'static PresetService>,
+    map: &AttrMap,
+    errors: &mut Errors,
+) -> Service {
+    let (image, build) = read_image_and_build(context, map, prefix, errors);
+    let command = get(map, "COMMAND").and_then(|v| errors.take(command(v)));
+    let network = read_network(context, map, errors);
+    let health = health(map, network.port, prefix, errors);
+    let depends_on = read_depends_on(map, errors);
+    let volumes = read_volumes(context, map, preset, errors);
+    let resources = read_resources(map, errors);
+    let environments = get(map, "ENVIRONMENTS").map(|v| {
+        v.list()
+            .into_iter()
+            .filter(|e| errors.take(v_env(v, e)).is_some())
+            .collect::<Vec<_>>()
+    });
+    let frontend = get(map, "FRONTEND")
+        .and_then(|v| errors.take(v.boolean()))
+        .unwrap_or(false);
+    let strategy = read_strategy(map, health.is_some(), &network.publish, errors);
+    Service {
+        attr_spans: BTreeMap::new(),
+        name: name.to_string(),
+        preset: None,
+        image,
+        build,
+        command,
+        port: network.port,
+        publish: network.publish,
+        routes: network.routes,
+        route_strip: network.route_strip,
+        health,
+        depends_on,
+        env: BTreeMap::new(),
+        volumes,
+        memory_mb: resources.memory_mb,
+        cpus: resources.cpus,
+        replicas: resources.replicas,
+        restart: resources.restart,
+        frontend,
+        upstream: network.upstream,
+        strategy,
+        environments,
+        span: None,
+    }
+}
+
+/// `IMAGE`, and `BUILD` with its `DOCKERFILE` (which needs `BUILD`).
+fn read_image_and_build(
+    context: &Context,
+    map: &AttrMap,
+    prefix: &str,
+    errors: &mut Errors,
+) -> (Option<String>, Option<Build>) {
+    let image = get(map, "IMAGE").and_then(|v| errors.take(validate::image(v)));
+    let build = get(map, "BUILD").and_then(|v| {
         let rel = errors.take(validate::relative_path(v))?;
-        let dockerfile = get("DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
+        let dockerfile =
+            get(map, "DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
         Some(Build {
             context: normalize(&context.project_dir.join(&rel)),
             context_rel: rel,
@@ -124,7 +224,7 @@ pub(crate) fn build(
         })
     });
     if build.is_none() {
-        if let Some(dockerfile) = get("DOCKERFILE") {
+        if let Some(dockerfile) = get(map, "DOCKERFILE") {
             errors.push(
                 Diagnostic::new(format!(
                     "`{}` is set but `SERVICE_{prefix}_BUILD` is not",
@@ -137,9 +237,22 @@ pub(crate) fn build(
             );
         }
     }
-    let command = get("COMMAND").and_then(|v| errors.take(command(v)));
-    let port = get("PORT").and_then(|v| errors.take(v.port()));
-    let publish: Vec<Publish> = get("PUBLISH")
+    (image, build)
+}
+
+/// How a service is reached: its port, published ports, routes and upstream.
+struct Network {
+    port: Option<u16>,
+    publish: Vec<Publish>,
+    routes: Vec<Route>,
+    route_strip: bool,
+    upstream: Option<Upstream>,
+}
+
+/// `PORT`, `PUBLISH`, `ROUTE`, `ROUTE_STRIP` and `UPSTREAM`.
+fn read_network(context: &Context, map: &AttrMap, errors: &mut Errors) -> Network {
+    let port = get(map, "PORT").and_then(|v| errors.take(v.port()));
+    let publish: Vec<Publish> = get(map, "PUBLISH")
         .map(|v| {
             v.list()
                 .iter()
@@ -147,7 +260,7 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
-    let routes: Vec<Route> = get("ROUTE")
+    let routes: Vec<Route> = get(map, "ROUTE")
         .map(|v| {
             v.list()
                 .iter()
@@ -155,20 +268,39 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
-    let route_strip = get("ROUTE_STRIP")
+    let route_strip = get(map, "ROUTE_STRIP")
         .and_then(|v| errors.take(v.boolean()))
         .unwrap_or(false);
-    let upstream = get("UPSTREAM").and_then(|v| errors.take(validate::upstream(v)));
-    let health = health(&map, port, &prefix, errors);
-    let depends_on: Vec<String> = get("DEPENDS_ON")
+    let upstream = get(map, "UPSTREAM").and_then(|v| errors.take(validate::upstream(v)));
+    Network {
+        port,
+        publish,
+        routes,
+        route_strip,
+        upstream,
+    }
+}
+
+/// `DEPENDS_ON`: valid service names (whether they exist is checked across services).
+fn read_depends_on(map: &AttrMap, errors: &mut Errors) -> Vec<String> {
+    get(map, "DEPENDS_ON")
         .map(|v| {
             v.list()
                 .into_iter()
                 .filter(|d| errors.take(v_named(v, d)).is_some())
                 .collect()
         })
-        .unwrap_or_default();
-    let mut volumes: Vec<Mount> = get("VOLUMES")
+        .unwrap_or_default()
+}
+
+/// `VOLUMES`, plus the preset's configuration files rendered into the bundle.
+fn read_volumes(
+    context: &Context,
+    map: &AttrMap,
+    preset: Option<&'static PresetService>,
+    errors: &mut Errors,
+) -> Vec<Mount> {
+    let mut volumes: Vec<Mount> = get(map, "VOLUMES")
         .map(|v| {
             v.list()
                 .iter()
@@ -176,80 +308,90 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
-    // The preset's configuration files, rendered into the bundle.
-    if let Some((_, service)) = preset {
-        for (rel, target) in service.mounts {
-            volumes.retain(|m| m.target != *target);
-            volumes.push(Mount {
-                source: MountSource::Bundle(rel.to_string()),
-                target: target.to_string(),
-                read_only: true,
-            });
-        }
+    for (rel, target) in preset.map(|s| s.mounts).unwrap_or_default() {
+        volumes.retain(|m| m.target != *target);
+        volumes.push(Mount {
+            source: MountSource::Bundle(rel.to_string()),
+            target: target.to_string(),
+            read_only: true,
+        });
     }
+    volumes
+}
+
+/// What a service may use and how it is kept running.
+struct Resources {
+    memory_mb: Option<u64>,
+    cpus: Option<f64>,
+    replicas: u32,
+    restart: String,
+}
+
+/// `MEMORY_MB`, `CPUS`, `REPLICAS` and `RESTART`.
+fn read_resources(map: &AttrMap, errors: &mut Errors) -> Resources {
     let memory_mb =
-        get("MEMORY_MB").and_then(|v| errors.take(v.number::<u64>(6, 16 * 1024 * 1024)));
-    let cpus = get("CPUS").and_then(|v| errors.take(v.cpus()));
-    let replicas = get("REPLICAS")
+        get(map, "MEMORY_MB").and_then(|v| errors.take(v.number::<u64>(6, 16 * 1024 * 1024)));
+    let cpus = get(map, "CPUS").and_then(|v| errors.take(v.cpus()));
+    let replicas = get(map, "REPLICAS")
         .and_then(|v| errors.take(v.number::<u32>(0, 100)))
         .unwrap_or(1);
-    let restart = get("RESTART")
+    let restart = get(map, "RESTART")
         .and_then(|v| errors.take(validate::restart(v)))
         .unwrap_or_else(|| "unless-stopped".into());
-    let environments = get("ENVIRONMENTS").map(|v| {
-        v.list()
-            .into_iter()
-            .filter(|e| errors.take(v_env(v, e)).is_some())
-            .collect::<Vec<_>>()
-    });
-    let frontend = get("FRONTEND")
-        .and_then(|v| errors.take(v.boolean()))
-        .unwrap_or(false);
-    let strategy =
-        match get("STRATEGY").and_then(|v| errors.take(v.choice(&["rolling", "recreate"]))) {
-            Some("rolling") => Strategy::Rolling,
-            Some(_) => Strategy::Recreate,
-            None if health.is_some() && publish.is_empty() => Strategy::Rolling,
-            None => Strategy::Recreate,
-        };
+    Resources {
+        memory_mb,
+        cpus,
+        replicas,
+        restart,
+    }
+}
 
-    // Attribute combinations.
+/// `STRATEGY`; unset, `rolling` for a health-checked service that publishes no port.
+fn read_strategy(
+    map: &AttrMap,
+    has_health: bool,
+    publish: &[Publish],
+    errors: &mut Errors,
+) -> Strategy {
+    match get(map, "STRATEGY").and_then(|v| errors.take(v.choice(&["rolling", "recreate"]))) {
+        Some("rolling") => Strategy::Rolling,
+        Some(_) => Strategy::Recreate,
+        None if has_health && publish.is_empty() => Strategy::Rolling,
+        None => Strategy::Recreate,
+    }
+}
+
+/// Attributes that cannot go together, or that need another one.
+fn check_combinations(
+    service: &Service,
+    prefix: &str,
+    map: &AttrMap,
+    target: Target,
+    errors: &mut Errors,
+) {
+    let name = &service.name;
+    // Where `attr` is set, else where the service is declared.
     let decl = |attr: &str| {
         map.get(attr)
             .and_then(|a| a.value.span.cloned())
-            .or_else(|| span.clone())
+            .or_else(|| service.span.clone())
     };
-    if upstream.is_some() {
-        for attr in [
-            "IMAGE",
-            "BUILD",
-            "COMMAND",
-            "PUBLISH",
-            "VOLUMES",
-            "HEALTH_CMD",
-            "REPLICAS",
-        ] {
-            if map.get(attr).is_some_and(|a| a.from_project) {
-                errors.push(
-                    Diagnostic::new(format!(
-                        "service `{name}` has `SERVICE_{prefix}_UPSTREAM`, so it is not a container and cannot have `{attr}`"
-                    ))
-                    .with_span(decl(attr))
-                    .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
-                );
-            }
-        }
-    } else if image.is_none() && build.is_none() && get("IMAGE").is_none() && get("BUILD").is_none()
+    if service.upstream.is_some() {
+        check_upstream_only(service, prefix, map, errors);
+    } else if service.image.is_none()
+        && service.build.is_none()
+        && get(map, "IMAGE").is_none()
+        && get(map, "BUILD").is_none()
     {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` has none of `SERVICE_{prefix}_IMAGE`, `SERVICE_{prefix}_BUILD` or `SERVICE_{prefix}_UPSTREAM`"
             ))
-            .with_span(span.clone())
+            .with_span(service.span.clone())
             .hint(format!("add `SERVICE_{prefix}_IMAGE=repository:tag`")),
         );
     }
-    if !routes.is_empty() && port.is_none() && upstream.is_none() {
+    if !service.routes.is_empty() && service.port.is_none() && service.upstream.is_none() {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` has a route but no port for the proxy to reach"
@@ -261,8 +403,8 @@ pub(crate) fn build(
         );
     }
     // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
-    let swarm = context.target == Target::Swarm;
-    if strategy == Strategy::Rolling && !publish.is_empty() && !swarm {
+    let swarm = target == Target::Swarm;
+    if service.strategy == Strategy::Rolling && !service.publish.is_empty() && !swarm {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
@@ -271,50 +413,52 @@ pub(crate) fn build(
             .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
         );
     }
-    if replicas > 1 && !swarm && publish.iter().any(|p: &Publish| !p.host_ports.is_empty()) {
+    let fixed_ports = service.publish.iter().any(|p| !p.host_ports.is_empty());
+    if service.replicas > 1 && !swarm && fixed_ports {
         errors.push(
             Diagnostic::new(format!(
-                "service `{name}` has {replicas} replicas but publishes fixed host ports"
+                "service `{name}` has {} replicas but publishes fixed host ports",
+                service.replicas
             ))
             .with_span(decl("REPLICAS"))
             .hint("route it through the proxy instead of publishing, or use one replica"),
         );
     }
-    if errors.0.len() > before {
-        return None;
+}
+
+/// An `UPSTREAM` service is not a container: the project cannot set container attributes.
+fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &mut Errors) {
+    for attr in [
+        "IMAGE",
+        "BUILD",
+        "COMMAND",
+        "PUBLISH",
+        "VOLUMES",
+        "HEALTH_CMD",
+        "REPLICAS",
+    ] {
+        let Some(set) = map.get(attr).filter(|a| a.from_project) else {
+            continue;
+        };
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{}` has `SERVICE_{prefix}_UPSTREAM`, so it is not a container and cannot have `{attr}`",
+                service.name
+            ))
+            .with_span(set.value.span.cloned().or_else(|| service.span.clone()))
+            .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
+        );
     }
-    let attr_spans = map
-        .iter()
+}
+
+/// Where each known attribute was set.
+fn attr_spans(map: &AttrMap) -> BTreeMap<&'static str, Span> {
+    map.iter()
         .filter_map(|(attr, a)| {
             let known = super::keys::ATTRIBUTES.iter().find(|k| *k == attr)?;
             a.value.span.cloned().map(|span| (*known, span))
         })
-        .collect();
-    Some(Service {
-        attr_spans,
-        name: name.to_string(),
-        preset: preset.map(|(p, _)| p.name),
-        image,
-        build,
-        command,
-        port,
-        publish,
-        routes,
-        route_strip,
-        health,
-        depends_on,
-        env,
-        volumes,
-        memory_mb,
-        cpus,
-        replicas,
-        restart,
-        frontend,
-        upstream,
-        strategy,
-        environments,
-        span,
-    })
+        .collect()
 }
 
 fn v_named(value: &Value, name: &str) -> Result<(), Diagnostic> {
@@ -350,12 +494,7 @@ fn command(value: &Value) -> Result<Vec<String>, Diagnostic> {
     Ok(words)
 }
 
-fn health(
-    map: &BTreeMap<&str, Attr>,
-    port: Option<u16>,
-    prefix: &str,
-    errors: &mut Errors,
-) -> Option<Health> {
+fn health(map: &AttrMap, port: Option<u16>, prefix: &str, errors: &mut Errors) -> Option<Health> {
     let http = map.get("HEALTH");
     let cmd = map.get("HEALTH_CMD");
     let check = match (http, cmd) {
