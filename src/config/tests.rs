@@ -1,6 +1,7 @@
 //! Tests of loading whole projects.
 
 use super::*;
+use crate::project::Resolved;
 
 fn load_text(text: &str, env: &str) -> Result<Loaded> {
     let dir = tempfile::tempdir().unwrap();
@@ -218,4 +219,112 @@ fn backup_to_s3_adds_the_upload_sidecar() {
         .volumes
         .iter()
         .any(|m| m.source == MountSource::Volume("backup-data".into())));
+}
+
+/// The resolved settings of a `stack.env` with `text`, for testing single phases.
+fn resolve_text(text: &str) -> Resolved {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    let sources = project::load(dir.path(), "dev", &[]).unwrap();
+    project::resolve(&sources.layers, &builtins("dev"), |_| None).unwrap()
+}
+
+#[test]
+fn keys_are_classified_by_what_they_configure() {
+    use phases::{classify_keys, Unknown};
+    let resolved = resolve_text(
+        "STACK_PROJECT=app\nSTACK_DOMIAN=example.com\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_FOO=1\nSERVICE_WEB_PROT=80\nSERVICE_API_PORT=80\n\
+         POSTGRES_DB=app\nPOSTGRES_DBB=x\nSERVER_HOST=h\nSERVER_HOSTS=h\nMY_VAR=1\n",
+    );
+    let names = vec!["web".to_string()];
+    let index = keys::ServiceIndex::new(&names);
+    let classified = classify_keys(&resolved.settings, &index, &BTreeSet::new());
+    assert_eq!(
+        classified.service_attrs["web"],
+        [
+            (keys::ServiceAttr::Attr("IMAGE"), "SERVICE_WEB_IMAGE"),
+            (keys::ServiceAttr::Env("FOO".into()), "SERVICE_WEB_ENV_FOO"),
+        ]
+    );
+    assert_eq!(classified.service_attrs.len(), 1);
+    assert_eq!(classified.globals, ["STACK_PROJECT"]);
+    assert_eq!(classified.server, ["SERVER_HOST"]);
+    assert_eq!(classified.preset, ["POSTGRES_DB"]);
+    assert_eq!(classified.other, ["MY_VAR"]);
+    let unknown: Vec<String> = classified
+        .unknown
+        .iter()
+        .map(|u| match u {
+            Unknown::Service(key, _) => format!("service {key}"),
+            Unknown::Global(key, _) => format!("global {key}"),
+            Unknown::Server(key, _) => format!("server {key}"),
+            Unknown::Preset(key, _, preset) => format!("{} {key}", preset.name),
+        })
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "global STACK_DOMIAN",
+            "service SERVICE_WEB_PROT",
+            "service SERVICE_API_PORT",
+            "POSTGRES POSTGRES_DBB",
+            "server SERVER_HOSTS",
+        ]
+    );
+}
+
+#[test]
+fn a_key_set_in_the_secrets_file_belongs_to_its_preset() {
+    let resolved = resolve_text("STACK_PROJECT=app\nPOSTGRES_EXTRA=x\n");
+    let names: Vec<String> = Vec::new();
+    let index = keys::ServiceIndex::new(&names);
+    let secret_layer = BTreeSet::from(["POSTGRES_EXTRA"]);
+    let classified = phases::classify_keys(&resolved.settings, &index, &secret_layer);
+    assert_eq!(classified.preset, ["POSTGRES_EXTRA"]);
+    assert!(classified.unknown.is_empty());
+}
+
+#[test]
+fn the_environment_filter_keeps_the_services_of_this_environment() {
+    let text = "STACK_PROJECT=app\nSTACK_SERVICES=web,admin,ui\n\
+                SERVICE_WEB_IMAGE=web:1\nSERVICE_ADMIN_IMAGE=admin:1\nSERVICE_UI_IMAGE=ui:1\n\
+                SERVICE_ADMIN_ENVIRONMENTS=prod\nSERVICE_UI_FRONTEND=true\n";
+    assert_eq!(names(&load_text(text, "dev").unwrap()), ["web", "ui"]);
+    let prod = load_text(text, "prod").unwrap();
+    assert_eq!(names(&prod), ["web", "admin"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    let options = Options {
+        include_frontends: true,
+    };
+    let with_ui = load(dir.path(), "prod", &[], &options, |_| None).unwrap();
+    assert_eq!(names(&with_ui), ["web", "admin", "ui"]);
+
+    // The phase alone: a service limited to another environment is dropped.
+    let services = with_ui.config.services.clone();
+    let kept = phases::in_environment(services.clone(), "staging", &Options::default());
+    let kept: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(kept, ["web", "ui"]);
+    let kept = phases::in_environment(services, "prod", &Options::default());
+    let kept: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(kept, ["web", "admin"]);
+}
+
+#[test]
+fn declared_services_drop_repeated_and_reserved_names() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nSTACK_SERVICES=web,web,postgres,proxy\nSERVICE_WEB_IMAGE=web:1\n",
+        "dev",
+    ));
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "service `web` is listed twice in `STACK_SERVICES`",
+            "service name `postgres` is reserved for the `POSTGRES` preset",
+            "service name `proxy` is reserved for the proxy stack runs",
+        ]
+    );
 }
