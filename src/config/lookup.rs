@@ -55,9 +55,16 @@ impl<'a> Keys<'a> {
     }
 }
 
-/// Collects diagnostics so one run reports every problem it can.
+/// At most this many errors are reported; the rest are only counted.
+pub(crate) const MAX_ERRORS: usize = 50;
+
+/// Collects diagnostics so one run reports every problem it can, up to [`MAX_ERRORS`].
 #[derive(Default)]
-pub(crate) struct Errors(pub Vec<Diagnostic>);
+pub(crate) struct Errors {
+    reported: Vec<Diagnostic>,
+    /// Errors found after the first [`MAX_ERRORS`].
+    more: usize,
+}
 
 impl Errors {
     /// The value of `result`, or `None` after recording its error.
@@ -65,7 +72,7 @@ impl Errors {
         match result {
             Ok(value) => Some(value),
             Err(diagnostic) => {
-                self.0.push(diagnostic);
+                self.push(diagnostic);
                 None
             }
         }
@@ -73,16 +80,38 @@ impl Errors {
 
     /// Record one error.
     pub fn push(&mut self, diagnostic: Diagnostic) {
-        self.0.push(diagnostic);
+        self.push_with(|| diagnostic);
     }
 
-    /// How many errors were recorded.
+    /// Record one error, building it (hints can be costly) only if it will be reported.
+    pub fn push_with(&mut self, diagnostic: impl FnOnce() -> Diagnostic) {
+        if self.reported.len() < MAX_ERRORS {
+            self.reported.push(diagnostic());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// How many errors were found, reported or not.
     pub fn count(&self) -> usize {
-        self.0.len()
+        self.reported.len() + self.more
     }
 
-    /// No error recorded yet.
+    /// No error found yet.
     pub fn is_empty(&self) -> bool {
         self.count() == 0
+    }
+
+    /// The reported errors, and a last line counting those left out.
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        let mut out = self.reported;
+        if self.more > 0 {
+            let s = if self.more == 1 { "" } else { "s" };
+            out.push(
+                Diagnostic::new(format!("… and {} more error{s}", self.more))
+                    .hint("fix the errors above and run again to see the rest"),
+            );
+        }
+        out
     }
 }

@@ -342,10 +342,11 @@ pub(super) fn classify_keys<'a>(
     out
 }
 
-/// Report every unknown key, with the nearest known one as a hint.
+/// Report every unknown key, with the nearest known one as a hint (searched for only
+/// while errors are still reported).
 fn report_unknown(unknown: &[Unknown], index: &ServiceIndex, errors: &mut Errors) {
     for key in unknown {
-        errors.push(match *key {
+        errors.push_with(|| match *key {
             Unknown::Service(key, span) => index.unknown(key, Some(span)),
             Unknown::Global(key, span) => unknown_key(key, GLOBAL_KEYS, span, "global keys"),
             Unknown::Server(key, span) => unknown_key(key, SERVER_KEYS, span, "server keys"),
@@ -528,7 +529,7 @@ fn finish(mut config: Config, mut errors: Errors) -> Result<(Config, Vec<Diagnos
         validate::check(&mut config, &mut errors);
     }
     if !errors.is_empty() {
-        return Err(Error::Invalid(errors.0));
+        return Err(Error::Invalid(errors.into_diagnostics()));
     }
     let warnings = validate::warnings(&config);
     Ok((config, warnings))

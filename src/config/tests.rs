@@ -328,3 +328,22 @@ fn declared_services_drop_repeated_and_reserved_names() {
         ]
     );
 }
+
+#[test]
+fn thousands_of_unknown_service_keys_report_a_bounded_number_of_errors() {
+    let mut text = String::from("STACK_PROJECT=app\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n");
+    for n in 0..5000 {
+        text.push_str(&format!("SERVICE_X{n}_FOO=1\n"));
+    }
+    let started = std::time::Instant::now();
+    let errors = diagnostics(load_text(&text, "dev"));
+    eprintln!("{} errors in {:?}", errors.len(), started.elapsed());
+    assert_eq!(errors.len(), lookup::MAX_ERRORS + 1);
+    assert!(errors[..lookup::MAX_ERRORS].iter().all(|d| d
+        .message
+        .contains("does not belong to any declared service")));
+    assert_eq!(
+        errors.last().unwrap().message,
+        format!("… and {} more errors", 5000 - lookup::MAX_ERRORS)
+    );
+}
