@@ -119,34 +119,44 @@ pub fn split_service_key(
 }
 
 impl ServiceIndex<'_> {
+    /// Split `SERVICE_<NAME>_<ATTR>`, or say why it names no known service attribute.
     pub fn split(
         &self,
         key: &str,
         span: Option<&Span>,
     ) -> Result<(String, ServiceAttr), Diagnostic> {
+        self.parse(key).ok_or_else(|| self.unknown(key, span))
+    }
+
+    /// The service and attribute `key` sets, when it names known ones (cheap: no hints).
+    pub fn parse(&self, key: &str) -> Option<(String, ServiceAttr)> {
+        let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
+        let (service, _, attr) = self.longest(rest)?;
+        if let Some(var) = attr.strip_prefix("ENV_") {
+            if !var.is_empty() {
+                return Some((service.to_string(), ServiceAttr::Env(var.to_string())));
+            }
+        }
+        let known = ATTRIBUTES.iter().find(|a| **a == attr)?;
+        Some((service.to_string(), ServiceAttr::Attr(known)))
+    }
+
+    /// The error for a `SERVICE_` key [`ServiceIndex::parse`] rejects, with the nearest key.
+    pub fn unknown(&self, key: &str, span: Option<&Span>) -> Diagnostic {
         let services = self.declared;
         let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
         if let Some((service, prefix, attr)) = self.longest(rest) {
-            if let Some(var) = attr.strip_prefix("ENV_") {
-                if !var.is_empty() {
-                    return Ok((service.to_string(), ServiceAttr::Env(var.to_string())));
-                }
-            }
-            if let Some(known) = ATTRIBUTES.iter().find(|a| **a == attr) {
-                return Ok((service.to_string(), ServiceAttr::Attr(known)));
-            }
-            let mut diagnostic = Diagnostic::new(format!(
+            let diagnostic = Diagnostic::new(format!(
                 "unknown attribute `{attr}` in `{key}` (service `{service}`)"
             ))
             .with_span(span.cloned());
-            diagnostic = match nearest(attr, ATTRIBUTES.iter().copied()) {
+            return match nearest(attr, ATTRIBUTES.iter().copied()) {
                 Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
                 None => diagnostic.hint(format!(
                     "service attributes are {}, and ENV_<VAR>",
                     ATTRIBUTES.join(", ")
                 )),
             };
-            return Err(diagnostic);
         }
         // No declared service matches: suggest the nearest full key.
         let mut candidates = Vec::new();
@@ -159,7 +169,7 @@ impl ServiceIndex<'_> {
                 candidates.push(format!("SERVICE_{prefix}{}", &rest[pos..]));
             }
         }
-        let mut diagnostic =
+        let diagnostic =
             Diagnostic::new(format!("`{key}` does not belong to any declared service"))
                 .with_span(span.cloned());
         let declared = if services.is_empty() {
@@ -167,11 +177,10 @@ impl ServiceIndex<'_> {
         } else {
             format!("declared services: {}", services.join(", "))
         };
-        diagnostic = match nearest(key, candidates.iter().map(String::as_str)) {
+        match nearest(key, candidates.iter().map(String::as_str)) {
             Some(near) => diagnostic.hint(format!("did you mean `{near}`? ({declared})")),
             None => diagnostic.hint(format!("add the service to `STACK_SERVICES` ({declared})")),
-        };
-        Err(diagnostic)
+        }
     }
 }
 

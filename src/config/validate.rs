@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::lookup::Errors;
 use super::model::*;
-use super::service::normalize;
+use super::paths::normalize;
 use super::values::Value;
-use super::Errors;
 use crate::error::Diagnostic;
 
 /// The trimmed value when `ok`, else the error `message` with `hint`.
@@ -362,6 +362,18 @@ pub fn server_path(value: &Value) -> Result<String, Diagnostic> {
 
 /// Checks across services, once every service is read without error.
 pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
+    check_dependencies(config, errors);
+    if !errors.is_empty() {
+        return;
+    }
+    check_cycle(config, errors);
+    check_host_ports(config, errors);
+    check_routes(config, errors);
+    config.volumes = named_volumes(&config.services);
+}
+
+/// Every `DEPENDS_ON` names another service of this environment that runs in Docker.
+fn check_dependencies(config: &Config, errors: &mut Errors) {
     let names: BTreeSet<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     let upstreams: BTreeSet<&str> = config
         .services
@@ -405,9 +417,10 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             }
         }
     }
-    if !errors.0.is_empty() {
-        return;
-    }
+}
+
+/// `DEPENDS_ON` has no cycle.
+fn check_cycle(config: &Config, errors: &mut Errors) {
     if let Some(cycle) = dependency_cycle(&config.services) {
         let first = config.services.iter().find(|s| s.name == cycle[0]);
         errors.push(
@@ -423,8 +436,10 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             .hint("remove one of these from `DEPENDS_ON`"),
         );
     }
+}
 
-    // Host ports: the proxy's and every published one, each held once.
+/// Host ports: the proxy's and every published one, each held once.
+fn check_host_ports(config: &Config, errors: &mut Errors) {
     let mut held: BTreeMap<(u16, String), String> = BTreeMap::new();
     let proxied = config.services.iter().any(|s| !s.routes.is_empty());
     if config.proxy.kind != ProxyKind::None && proxied {
@@ -458,8 +473,10 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             }
         }
     }
+}
 
-    // Routes: each host+path belongs to one service.
+/// Routes: each host+path belongs to one service, and routes need a proxy.
+fn check_routes(config: &Config, errors: &mut Errors) {
     let mut routes: BTreeMap<String, &str> = BTreeMap::new();
     for service in &config.services {
         for route in &service.routes {
@@ -490,16 +507,19 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
             );
         }
     }
+}
 
+/// The named volumes the services mount, sorted.
+fn named_volumes(services: &[Service]) -> Vec<String> {
     let mut volumes = BTreeSet::new();
-    for service in &config.services {
+    for service in services {
         for mount in &service.volumes {
             if let MountSource::Volume(name) = &mount.source {
                 volumes.insert(name.clone());
             }
         }
     }
-    config.volumes = volumes.into_iter().collect();
+    volumes.into_iter().collect()
 }
 
 /// The first cycle in `DEPENDS_ON`, as a path that returns to its start.

@@ -1,0 +1,185 @@
+//! The global (`STACK_`) and server (`SERVER_`) keys, typed.
+
+use std::time::Duration;
+
+use super::keys::SERVER_KEYS;
+use super::lookup::{Errors, Keys};
+use super::model::*;
+use super::validate;
+use super::values::Value;
+use super::{CADDY_IMAGE, NGINX_IMAGE};
+use crate::error::Diagnostic;
+
+/// The global keys, typed.
+pub(super) struct Globals {
+    pub domain: String,
+    pub proxy: Proxy,
+    pub tls: Tls,
+    pub tls_email: Option<String>,
+    pub health_timeout: Duration,
+    pub drain: Duration,
+    pub log_level: String,
+    pub keep_releases: u32,
+    pub target: Target,
+}
+
+/// A global key that always has a value (a built-in default).
+fn global<'a>(keys: &Keys<'a>, key: &'static str) -> Value<'a> {
+    keys.get(key).expect("built-in default")
+}
+
+impl Globals {
+    /// Read every `STACK_` key (but the services and secrets lists).
+    pub fn read(keys: &Keys, errors: &mut Errors) -> Globals {
+        let get = |key: &'static str| global(keys, key);
+        let domain = errors
+            .take(validate::hostname(&get("STACK_DOMAIN")))
+            .unwrap_or_default();
+        let proxy = read_proxy(keys, errors);
+        let tls = match errors.take(get("STACK_TLS").choice(&["auto", "internal", "off"])) {
+            Some("internal") => Tls::Internal,
+            Some("off") => Tls::Off,
+            _ => Tls::Auto,
+        };
+        let tls_email = read_tls_email(keys, errors);
+        let health_timeout = errors
+            .take(get("STACK_HEALTH_TIMEOUT").duration())
+            .unwrap_or(Duration::from_secs(120));
+        let log_level = errors
+            .take(get("STACK_LOG_LEVEL").line())
+            .unwrap_or_default();
+        let keep_releases = errors
+            .take(get("STACK_KEEP_RELEASES").number::<u32>(1, 1000))
+            .unwrap_or(5);
+        let target = match errors.take(get("STACK_TARGET").choice(&["compose", "swarm"])) {
+            Some("swarm") => Target::Swarm,
+            _ => Target::Compose,
+        };
+        let drain = errors
+            .take(get("STACK_DRAIN").duration())
+            .unwrap_or(Duration::from_secs(2));
+        Globals {
+            drain,
+            domain,
+            proxy,
+            tls,
+            tls_email,
+            health_timeout,
+            log_level,
+            keep_releases,
+            target,
+        }
+    }
+}
+
+/// `STACK_PROXY`, `STACK_PROXY_IMAGE` and the two host ports it listens on.
+fn read_proxy(keys: &Keys, errors: &mut Errors) -> Proxy {
+    let get = |key: &'static str| global(keys, key);
+    let kind = match errors.take(get("STACK_PROXY").choice(&["caddy", "nginx", "none"])) {
+        Some("nginx") => ProxyKind::Nginx,
+        Some("none") => ProxyKind::None,
+        _ => ProxyKind::Caddy,
+    };
+    let image = match keys.get("STACK_PROXY_IMAGE") {
+        Some(value) => errors.take(validate::image(&value)).unwrap_or_default(),
+        None => match kind {
+            ProxyKind::Nginx => NGINX_IMAGE.into(),
+            _ => CADDY_IMAGE.into(),
+        },
+    };
+    let http_port = errors.take(get("STACK_HTTP_PORT").port()).unwrap_or(80);
+    let https_port = errors.take(get("STACK_HTTPS_PORT").port()).unwrap_or(443);
+    if http_port == https_port {
+        errors.push(
+            Diagnostic::new(format!(
+                "`STACK_HTTP_PORT` and `STACK_HTTPS_PORT` are both {http_port}"
+            ))
+            .with_span(get("STACK_HTTPS_PORT").span.cloned()),
+        );
+    }
+    Proxy {
+        kind,
+        image,
+        http_port,
+        https_port,
+    }
+}
+
+/// `STACK_TLS_EMAIL`, when set and an email address.
+fn read_tls_email(keys: &Keys, errors: &mut Errors) -> Option<String> {
+    let value = keys.get("STACK_TLS_EMAIL")?;
+    let text = value.text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let valid = text.contains('@')
+        && !text.starts_with('@')
+        && !text.ends_with('@')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._+-".contains(c));
+    if valid {
+        return Some(text.to_string());
+    }
+    errors.push(
+        Diagnostic::new(format!(
+            "`STACK_TLS_EMAIL` is not an email address: `{text}`"
+        ))
+        .with_span(value.span.cloned())
+        .hint("write e.g. `ops@example.com`"),
+    );
+    None
+}
+
+/// The `SERVER_` keys, when any is set.
+pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Option<Server> {
+    let any = SERVER_KEYS.iter().any(|k| keys.is_set(k));
+    if !any {
+        return None;
+    }
+    let Some(host_value) = keys
+        .get("SERVER_HOST")
+        .filter(|v| !v.text.trim().is_empty())
+    else {
+        let span = SERVER_KEYS
+            .iter()
+            .find_map(|k| keys.get(k).and_then(|v| v.span.cloned()));
+        errors.push(
+            Diagnostic::new("`SERVER_HOST` is not set")
+                .with_span(span)
+                .hint(
+                    "add `SERVER_HOST=203.0.113.10` (or a host from ~/.ssh/config) to server.env",
+                ),
+        );
+        return None;
+    };
+    let host = errors.take(validate::ssh_host(&host_value))?;
+    let user = match keys.get("SERVER_USER") {
+        Some(value) => errors.take(validate::ssh_user(&value))?,
+        None => "deploy".into(),
+    };
+    let port = match keys.get("SERVER_PORT") {
+        Some(value) => errors.take(value.port())?,
+        None => 22,
+    };
+    let path = match keys.get("SERVER_PATH") {
+        Some(value) => errors.take(validate::server_path(&value))?,
+        None => format!("/opt/{project}"),
+    };
+    let ssh_key = keys
+        .get("SERVER_SSH_KEY")
+        .filter(|v| !v.text.is_empty())
+        .and_then(|v| errors.take(v.line()));
+    let docker_socket = match keys.get("SERVER_DOCKER_SOCKET") {
+        Some(value) => errors.take(validate::server_path(&value))?,
+        None => "/var/run/docker.sock".into(),
+    };
+    Some(Server {
+        host,
+        user,
+        port,
+        path,
+        ssh_key,
+        docker_socket,
+    })
+}

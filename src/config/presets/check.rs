@@ -1,0 +1,210 @@
+//! Checks of the preset keys that no service attribute checks.
+
+use std::collections::BTreeSet;
+
+use super::{retention_hours, s3_target, Preset};
+use crate::config::lookup::{Errors, Keys};
+use crate::config::values::Value;
+use crate::error::Diagnostic;
+
+/// Check the keys of the enabled presets that a service attribute does not check.
+pub(crate) fn check(
+    keys: &Keys,
+    enabled: &[&'static Preset],
+    secret_names: &BTreeSet<String>,
+    errors: &mut Errors,
+) {
+    let on = |name: &str| enabled.iter().any(|p| p.name == name);
+    let set = |key: &'static str| keys.get_owned(key).filter(|v| !v.text.trim().is_empty());
+    if on("MONITORING") {
+        if let Some(value) = set("MONITORING_RETENTION") {
+            if retention_hours(value.text).is_none() {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), not `{}`",
+                        value.text
+                    ))
+                    .with_span(value.span.cloned())
+                    .hint("write e.g. `15d` or `6w`"),
+                );
+            }
+        }
+        if let Some(value) = set("MONITORING_ALERT_WEBHOOK") {
+            errors.take(webhook(&value, secret_names));
+        }
+    }
+    if on("BACKUP") {
+        if let Some(value) = set("BACKUP_SCHEDULE") {
+            errors.take(cron(&value));
+        }
+        if let Some(value) = set("BACKUP_KEEP_DAILY") {
+            errors.take(value.number::<u32>(1, 3650));
+        }
+        if let Some(value) = set("BACKUP_KEEP_MONTHLY") {
+            errors.take(value.number::<u32>(0, 1200));
+        }
+        let target = set("BACKUP_TARGET");
+        if let Some(value) = &target {
+            errors.take(backup_target(value));
+        }
+        let s3 = target.is_some_and(|v| v.text.trim().starts_with("s3://"));
+        if s3 {
+            if let Some(value) = set("BACKUP_S3_ENDPOINT") {
+                errors.take(endpoint(&value));
+            }
+            for key in ["BACKUP_S3_ACCESS_KEY", "BACKUP_S3_SECRET_KEY"] {
+                let value = set(key);
+                let problem = match &value {
+                    None => Some(format!(
+                        "`{key}` is not set, and `BACKUP_TARGET` is an S3 URL"
+                    )),
+                    Some(_) if !secret_names.contains(key) => {
+                        Some(format!("`{key}` is a credential but not a secret"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(message) = problem {
+                    let span = value
+                        .and_then(|v| v.span.cloned())
+                        .or_else(|| keys.get("BACKUP_TARGET").and_then(|v| v.span.cloned()));
+                    errors.push(Diagnostic::new(message).with_span(span).hint(format!(
+                        "put `{key}` in `environments/<env>/secrets.env` (or list it in `STACK_SECRETS`)"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn webhook(value: &Value, secret_names: &BTreeSet<String>) -> Result<(), Diagnostic> {
+    let text = value.text.trim();
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    let valid = rest.is_some_and(|r| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_graphic() && !"\"'\\`{}<>".contains(c))
+    });
+    if !valid {
+        return Err(Diagnostic::new(format!(
+            "`{}` must be an http:// or https:// URL, not `{text}`",
+            value.key
+        ))
+        .with_span(value.span.cloned())
+        .hint("write e.g. `https://hooks.example.com/alertmanager`"));
+    }
+    if secret_names.contains(value.key) {
+        return Err(Diagnostic::new(format!(
+            "`{}` is a secret, but Alertmanager's configuration is a plain file of the bundle",
+            value.key
+        ))
+        .with_span(value.span.cloned())
+        .hint("use a webhook URL without a token in it, or leave the key unset"));
+    }
+    Ok(())
+}
+
+/// Five cron fields, as busybox `crond` reads them.
+fn cron(value: &Value) -> Result<(), Diagnostic> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    let bad = |why: String| {
+        Diagnostic::new(format!(
+            "`{}` is not a cron schedule (`{}`): {why}",
+            value.key, value.text
+        ))
+        .with_span(value.span.cloned())
+        .hint("write five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`")
+    };
+    let fields: Vec<&str> = value.text.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(bad(format!("{} fields instead of 5", fields.len())));
+    }
+    for (field, (name, min, max)) in fields.iter().zip(FIELDS) {
+        for part in field.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (part, None),
+            };
+            if let Some(step) = step {
+                if !step.parse::<u32>().is_ok_and(|s| s >= 1 && s <= max.max(1)) {
+                    return Err(bad(format!("bad step `{step}` in the {name} field")));
+                }
+            }
+            if range == "*" {
+                continue;
+            }
+            let (low, high) = range.split_once('-').unwrap_or((range, range));
+            for number in [low, high] {
+                let in_range = number.parse::<u32>().is_ok_and(|n| n >= min && n <= max);
+                if !in_range {
+                    return Err(bad(format!(
+                        "`{number}` in the {name} field is not a number from {min} to {max}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn backup_target(value: &Value) -> Result<(), Diagnostic> {
+    let text = value.text.trim();
+    let bad = |why: &str| {
+        Diagnostic::new(format!(
+            "`{}` must be an absolute path, a `./` path or an `s3://bucket/prefix` URL: {why}",
+            value.key
+        ))
+        .with_span(value.span.cloned())
+        .hint("write e.g. `/srv/backups`, `./backups` or `s3://my-bucket/db`")
+    };
+    if text.starts_with("s3://") {
+        return match s3_target(text) {
+            Some(_) => Ok(()),
+            None => Err(bad(
+                "the bucket uses 3 to 63 of `a-z 0-9 . -`, the prefix `A-Z a-z 0-9 - _ . /`",
+            )),
+        };
+    }
+    if !(text.starts_with('/') || text.starts_with("./")) {
+        return Err(bad(&format!("`{text}` is neither")));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() || c == ':' || c == ',' || c.is_whitespace())
+    {
+        return Err(bad("the path cannot hold `:`, `,` or spaces"));
+    }
+    if text == "/" {
+        return Err(bad("not the root directory"));
+    }
+    Ok(())
+}
+
+fn endpoint(value: &Value) -> Result<(), Diagnostic> {
+    let text = value.text.trim();
+    let host = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    let valid = host.is_some_and(|h| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(Diagnostic::new(format!(
+            "`{}` must be `https://host[:port]` without a path, not `{text}`",
+            value.key
+        ))
+        .with_span(value.span.cloned())
+        .hint("write e.g. `https://s3.eu-central-1.amazonaws.com` or `http://minio:9000`"))
+    }
+}

@@ -1,0 +1,231 @@
+//! The services of the multi-service presets: MONITORING and BACKUP.
+
+use super::{EnvSource, PresetService, When};
+
+/// Prometheus, Alertmanager, Grafana, Loki + Promtail, node-exporter, cAdvisor and the
+/// exporters of the database presets. Their configuration files are rendered into the
+/// bundle by `render::monitoring`.
+pub(super) const MONITORING_SERVICES: &[PresetService] = &[
+    PresetService {
+        name: "prometheus",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "prom/prometheus:v2.55.1"),
+            ("PORT", "9090"),
+            (
+                "COMMAND",
+                "--config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus \
+                 --storage.tsdb.retention.time={MONITORING_RETENTION} --web.enable-lifecycle",
+            ),
+            ("VOLUMES", "prometheus-data:/prometheus"),
+            ("HEALTH", "/-/ready"),
+            ("HEALTH_INTERVAL", "10s"),
+            ("HEALTH_START_PERIOD", "10s"),
+            ("DEPENDS_ON", "alertmanager"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[],
+        mounts: &[("prometheus", "/etc/prometheus")],
+    },
+    PresetService {
+        name: "alertmanager",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "prom/alertmanager:v0.27.0"),
+            ("PORT", "9093"),
+            (
+                "COMMAND",
+                "--config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager",
+            ),
+            ("VOLUMES", "alertmanager-data:/alertmanager"),
+            ("HEALTH", "/-/ready"),
+            ("HEALTH_INTERVAL", "10s"),
+            ("STRATEGY", "recreate"),
+        ],
+        // Not read by Alertmanager (its configuration does not expand variables): the
+        // renderer writes the receiver from it, and it shows in `stack config`.
+        env: &[(
+            "STACK_ALERT_WEBHOOK",
+            EnvSource::Key("MONITORING_ALERT_WEBHOOK"),
+        )],
+        mounts: &[("alertmanager", "/etc/alertmanager")],
+    },
+    PresetService {
+        name: "grafana",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "grafana/grafana:11.3.0"),
+            ("PORT", "3000"),
+            ("ROUTE", "{MONITORING_GRAFANA_ROUTE}"),
+            ("VOLUMES", "grafana-data:/var/lib/grafana"),
+            ("HEALTH", "/api/health"),
+            ("HEALTH_INTERVAL", "10s"),
+            ("HEALTH_START_PERIOD", "30s"),
+            ("DEPENDS_ON", "prometheus,loki"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[
+            ("GF_SECURITY_ADMIN_USER", EnvSource::Fixed("admin")),
+            (
+                "GF_SECURITY_ADMIN_PASSWORD",
+                EnvSource::Key("MONITORING_GRAFANA_PASSWORD"),
+            ),
+            ("GF_USERS_ALLOW_SIGN_UP", EnvSource::Fixed("false")),
+            ("GF_ANALYTICS_REPORTING_ENABLED", EnvSource::Fixed("false")),
+            ("GF_ANALYTICS_CHECK_FOR_UPDATES", EnvSource::Fixed("false")),
+        ],
+        mounts: &[(
+            "grafana/datasources.yml",
+            "/etc/grafana/provisioning/datasources/stack.yml",
+        )],
+    },
+    PresetService {
+        name: "loki",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "grafana/loki:3.2.1"),
+            ("PORT", "3100"),
+            (
+                "COMMAND",
+                "-config.file=/etc/loki/config.yml -config.expand-env=true",
+            ),
+            ("VOLUMES", "loki-data:/loki"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[(
+            "LOKI_RETENTION_PERIOD",
+            EnvSource::Template("{LOKI_RETENTION}"),
+        )],
+        mounts: &[("loki", "/etc/loki")],
+    },
+    PresetService {
+        name: "promtail",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "grafana/promtail:3.2.1"),
+            ("PORT", "9080"),
+            ("COMMAND", "-config.file=/etc/promtail/config.yml"),
+            (
+                "VOLUMES",
+                "promtail-data:/var/lib/promtail,/var/run/docker.sock:/var/run/docker.sock:ro",
+            ),
+            ("DEPENDS_ON", "loki"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[],
+        mounts: &[("promtail", "/etc/promtail")],
+    },
+    PresetService {
+        name: "node-exporter",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "prom/node-exporter:v1.8.2"),
+            ("PORT", "9100"),
+            (
+                "COMMAND",
+                "--path.rootfs=/host --path.procfs=/host/proc --path.sysfs=/host/sys \
+                 --collector.textfile.directory=/textfile \
+                 '--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/docker/.+)($|/)'",
+            ),
+            ("VOLUMES", "/:/host:ro,metrics-textfile:/textfile:ro"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[],
+        mounts: &[],
+    },
+    PresetService {
+        name: "cadvisor",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "gcr.io/cadvisor/cadvisor:v0.49.1"),
+            ("PORT", "8080"),
+            ("COMMAND", "--docker_only=true --housekeeping_interval=30s"),
+            (
+                "VOLUMES",
+                "/:/rootfs:ro,/var/run:/var/run:ro,/sys:/sys:ro,/var/lib/docker:/var/lib/docker:ro",
+            ),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[],
+        mounts: &[],
+    },
+    PresetService {
+        name: "postgres-exporter",
+        when: When::Preset("POSTGRES"),
+        attrs: &[
+            (
+                "IMAGE",
+                "quay.io/prometheuscommunity/postgres-exporter:v0.16.0",
+            ),
+            ("PORT", "9187"),
+            ("DEPENDS_ON", "postgres"),
+        ],
+        env: &[
+            (
+                "DATA_SOURCE_URI",
+                EnvSource::Template("postgres:5432/{POSTGRES_DB}?sslmode=disable"),
+            ),
+            ("DATA_SOURCE_USER", EnvSource::Key("POSTGRES_USER")),
+            ("DATA_SOURCE_PASS", EnvSource::Key("POSTGRES_PASSWORD")),
+        ],
+        mounts: &[],
+    },
+    PresetService {
+        name: "redis-exporter",
+        when: When::Preset("REDIS"),
+        attrs: &[
+            ("IMAGE", "oliver006/redis_exporter:v1.66.0"),
+            ("PORT", "9121"),
+            ("DEPENDS_ON", "redis"),
+        ],
+        env: &[
+            ("REDIS_ADDR", EnvSource::Fixed("redis://redis:6379")),
+            ("REDIS_PASSWORD", EnvSource::Key("REDIS_PASSWORD")),
+        ],
+        mounts: &[],
+    },
+];
+
+/// A scheduled `pg_dump` (busybox `crond` in the postgres image) and, for an S3 target,
+/// a `mc mirror --watch` sidecar that uploads the dumps and applies the retention there.
+pub(super) const BACKUP_SERVICES: &[PresetService] = &[
+    PresetService {
+        name: "backup",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "postgres:{POSTGRES_VERSION}-alpine"),
+            ("COMMAND", "sh /etc/stack-backup/backup.sh schedule"),
+            ("VOLUMES", "{BACKUP_STORE}:/backups,metrics-textfile:/metrics"),
+            ("DEPENDS_ON", "postgres"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[
+            ("PGHOST", EnvSource::Fixed("postgres")),
+            ("PGPORT", EnvSource::Fixed("5432")),
+            ("PGDATABASE", EnvSource::Key("POSTGRES_DB")),
+            ("PGUSER", EnvSource::Key("POSTGRES_USER")),
+            ("PGPASSWORD", EnvSource::Key("POSTGRES_PASSWORD")),
+            ("BACKUP_SCHEDULE", EnvSource::Key("BACKUP_SCHEDULE")),
+            ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
+            ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
+            ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
+        ],
+        mounts: &[("backup", "/etc/stack-backup")],
+    },
+    PresetService {
+        name: "backup-s3",
+        when: When::KeyPrefix("BACKUP_TARGET", "s3://"),
+        attrs: &[
+            ("IMAGE", "minio/mc:RELEASE.2024-11-17T19-35-25Z"),
+            (
+                "COMMAND",
+                "mirror --watch --overwrite --remove --exclude '.*' /backups backup/{BACKUP_S3_PATH}",
+            ),
+            ("VOLUMES", "backup-data:/backups:ro"),
+            ("DEPENDS_ON", "backup"),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[("MC_HOST_backup", EnvSource::Secret("{BACKUP_S3_MC_HOST}"))],
+        mounts: &[],
+    },
+];

@@ -1,0 +1,455 @@
+//! One service from its `SERVICE_<NAME>_<ATTR>` keys and, for a preset, its defaults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+mod health;
+mod preset;
+
+use health::health;
+use preset::{default_attrs, preset_attrs, preset_env, PresetAttr};
+
+use super::keys::{service_key_name, ServiceAttr};
+use super::lookup::{Errors, Keys};
+use super::model::*;
+use super::paths::normalize;
+use super::presets::{Preset, PresetService};
+use super::validate;
+use super::values::Value;
+use crate::error::{Diagnostic, Span};
+
+pub(crate) struct Context<'a> {
+    pub keys: &'a Keys<'a>,
+    pub project_dir: &'a Path,
+    pub project: &'a str,
+    pub env: &'a str,
+    pub domain: &'a str,
+    pub secret_names: &'a BTreeSet<String>,
+    /// `STACK_TARGET` as read with the globals.
+    pub target: Target,
+}
+
+/// An attribute's value: the project's, or the preset's default.
+struct Attr<'a> {
+    value: Value<'a>,
+    from_project: bool,
+}
+
+/// Attributes by name: the preset's defaults, overridden by the project's keys.
+type AttrMap<'a> = BTreeMap<&'static str, Attr<'a>>;
+
+/// The value of `attr`, if the project or the preset sets it.
+fn get<'m, 'a>(map: &'m AttrMap<'a>, attr: &str) -> Option<&'m Value<'a>> {
+    map.get(attr).map(|a| &a.value)
+}
+
+/// Build one service from its keys (and its preset's defaults): read every attribute,
+/// then check them together. `None` when any of it is wrong (the errors say why).
+pub(crate) fn build(
+    context: &Context,
+    name: &str,
+    preset: Option<(&'static Preset, &'static PresetService)>,
+    attrs: &[(ServiceAttr, &str)],
+    span: Option<Span>,
+    errors: &mut Errors,
+) -> Option<Service> {
+    let before = errors.count();
+    let prefix = service_key_name(name);
+    let preset_service = preset.map(|(_, service)| service);
+    let preset_defaults: Vec<PresetAttr> = preset_service
+        .map(|service| preset_attrs(context, service, &prefix))
+        .unwrap_or_default();
+    let mut map = default_attrs(&preset_defaults);
+    let mut env = preset_service
+        .map(|service| preset_env(context, service))
+        .unwrap_or_default();
+    project_attrs(context, attrs, &mut map, &mut env);
+    let mut service = read(context, name, &prefix, preset_service, &map, errors);
+    service.env = env;
+    service.preset = preset.map(|(p, _)| p.name);
+    service.span = span;
+    check_combinations(&service, &prefix, &map, context.target, errors);
+    if errors.count() > before {
+        return None;
+    }
+    service.attr_spans = attr_spans(&map);
+    Some(service)
+}
+
+/// Lay the project's `SERVICE_<NAME>_…` keys over the preset's attributes and variables.
+fn project_attrs<'a>(
+    context: &Context<'a>,
+    attrs: &[(ServiceAttr, &str)],
+    map: &mut AttrMap<'a>,
+    env: &mut BTreeMap<String, EnvValue>,
+) {
+    for (attr, key) in attrs {
+        let Some(value) = context.keys.get_owned(key) else {
+            continue;
+        };
+        match attr {
+            ServiceAttr::Attr(attr) => {
+                let from_project = true;
+                map.insert(
+                    attr,
+                    Attr {
+                        value,
+                        from_project,
+                    },
+                );
+            }
+            ServiceAttr::Env(var) => {
+                let setting = &context.keys.resolved.settings[*key];
+                let secret = context.secret_names.contains(*key)
+                    || setting
+                        .refs
+                        .iter()
+                        .any(|r| context.secret_names.contains(r));
+                let value = value.text.to_string();
+                env.insert(var.clone(), EnvValue { value, secret });
+            }
+        }
+    }
+}
+
+/// Every attribute, typed (the caller fills in the variables, preset and span).
+fn read(
+    context: &Context,
+    name: &str,
+    prefix: &str,
+    preset: Option<&'static PresetService>,
+    map: &AttrMap,
+    errors: &mut Errors,
+) -> Service {
+    let (image, build) = read_image_and_build(context, map, prefix, errors);
+    let command = get(map, "COMMAND").and_then(|v| errors.take(command(v)));
+    let network = read_network(context, map, errors);
+    let health = health(map, network.port, prefix, errors);
+    let depends_on = read_depends_on(map, errors);
+    let volumes = read_volumes(context, map, preset, errors);
+    let resources = read_resources(map, errors);
+    let environments = get(map, "ENVIRONMENTS").map(|v| {
+        v.list()
+            .into_iter()
+            .filter(|e| errors.take(v_env(v, e)).is_some())
+            .collect::<Vec<_>>()
+    });
+    let frontend = get(map, "FRONTEND")
+        .and_then(|v| errors.take(v.boolean()))
+        .unwrap_or(false);
+    let strategy = read_strategy(map, health.is_some(), &network.publish, errors);
+    Service {
+        attr_spans: BTreeMap::new(),
+        name: name.to_string(),
+        preset: None,
+        image,
+        build,
+        command,
+        port: network.port,
+        publish: network.publish,
+        routes: network.routes,
+        route_strip: network.route_strip,
+        health,
+        depends_on,
+        env: BTreeMap::new(),
+        volumes,
+        memory_mb: resources.memory_mb,
+        cpus: resources.cpus,
+        replicas: resources.replicas,
+        restart: resources.restart,
+        frontend,
+        upstream: network.upstream,
+        strategy,
+        environments,
+        span: None,
+    }
+}
+
+/// `IMAGE`, and `BUILD` with its `DOCKERFILE` (which needs `BUILD`).
+fn read_image_and_build(
+    context: &Context,
+    map: &AttrMap,
+    prefix: &str,
+    errors: &mut Errors,
+) -> (Option<String>, Option<Build>) {
+    let image = get(map, "IMAGE").and_then(|v| errors.take(validate::image(v)));
+    let build = get(map, "BUILD").and_then(|v| {
+        let rel = errors.take(validate::relative_path(v))?;
+        let dockerfile =
+            get(map, "DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
+        Some(Build {
+            context: normalize(&context.project_dir.join(&rel)),
+            context_rel: rel,
+            dockerfile,
+        })
+    });
+    if build.is_none() {
+        if let Some(dockerfile) = get(map, "DOCKERFILE") {
+            errors.push(
+                Diagnostic::new(format!(
+                    "`{}` is set but `SERVICE_{prefix}_BUILD` is not",
+                    dockerfile.key
+                ))
+                .with_span(dockerfile.span.cloned())
+                .hint(format!(
+                    "add `SERVICE_{prefix}_BUILD=./path` with the build context"
+                )),
+            );
+        }
+    }
+    (image, build)
+}
+
+/// How a service is reached: its port, published ports, routes and upstream.
+struct Network {
+    port: Option<u16>,
+    publish: Vec<Publish>,
+    routes: Vec<Route>,
+    route_strip: bool,
+    upstream: Option<Upstream>,
+}
+
+/// `PORT`, `PUBLISH`, `ROUTE`, `ROUTE_STRIP` and `UPSTREAM`.
+fn read_network(context: &Context, map: &AttrMap, errors: &mut Errors) -> Network {
+    let port = get(map, "PORT").and_then(|v| errors.take(v.port()));
+    let publish: Vec<Publish> = get(map, "PUBLISH")
+        .map(|v| {
+            v.list()
+                .iter()
+                .filter_map(|item| errors.take(validate::publish(v, item)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let routes: Vec<Route> = get(map, "ROUTE")
+        .map(|v| {
+            v.list()
+                .iter()
+                .filter_map(|item| errors.take(validate::route(v, item, context.domain)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let route_strip = get(map, "ROUTE_STRIP")
+        .and_then(|v| errors.take(v.boolean()))
+        .unwrap_or(false);
+    let upstream = get(map, "UPSTREAM").and_then(|v| errors.take(validate::upstream(v)));
+    Network {
+        port,
+        publish,
+        routes,
+        route_strip,
+        upstream,
+    }
+}
+
+/// `DEPENDS_ON`: valid service names (whether they exist is checked across services).
+fn read_depends_on(map: &AttrMap, errors: &mut Errors) -> Vec<String> {
+    get(map, "DEPENDS_ON")
+        .map(|v| {
+            v.list()
+                .into_iter()
+                .filter(|d| errors.take(v_named(v, d)).is_some())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `VOLUMES`, plus the preset's configuration files rendered into the bundle.
+fn read_volumes(
+    context: &Context,
+    map: &AttrMap,
+    preset: Option<&'static PresetService>,
+    errors: &mut Errors,
+) -> Vec<Mount> {
+    let mut volumes: Vec<Mount> = get(map, "VOLUMES")
+        .map(|v| {
+            v.list()
+                .iter()
+                .filter_map(|item| errors.take(validate::mount(v, item, context.project_dir)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (rel, target) in preset.map(|s| s.mounts).unwrap_or_default() {
+        volumes.retain(|m| m.target != *target);
+        volumes.push(Mount {
+            source: MountSource::Bundle(rel.to_string()),
+            target: target.to_string(),
+            read_only: true,
+        });
+    }
+    volumes
+}
+
+/// What a service may use and how it is kept running.
+struct Resources {
+    memory_mb: Option<u64>,
+    cpus: Option<f64>,
+    replicas: u32,
+    restart: String,
+}
+
+/// `MEMORY_MB`, `CPUS`, `REPLICAS` and `RESTART`.
+fn read_resources(map: &AttrMap, errors: &mut Errors) -> Resources {
+    let memory_mb =
+        get(map, "MEMORY_MB").and_then(|v| errors.take(v.number::<u64>(6, 16 * 1024 * 1024)));
+    let cpus = get(map, "CPUS").and_then(|v| errors.take(v.cpus()));
+    let replicas = get(map, "REPLICAS")
+        .and_then(|v| errors.take(v.number::<u32>(0, 100)))
+        .unwrap_or(1);
+    let restart = get(map, "RESTART")
+        .and_then(|v| errors.take(validate::restart(v)))
+        .unwrap_or_else(|| "unless-stopped".into());
+    Resources {
+        memory_mb,
+        cpus,
+        replicas,
+        restart,
+    }
+}
+
+/// `STRATEGY`; unset, `rolling` for a health-checked service that publishes no port.
+fn read_strategy(
+    map: &AttrMap,
+    has_health: bool,
+    publish: &[Publish],
+    errors: &mut Errors,
+) -> Strategy {
+    match get(map, "STRATEGY").and_then(|v| errors.take(v.choice(&["rolling", "recreate"]))) {
+        Some("rolling") => Strategy::Rolling,
+        Some(_) => Strategy::Recreate,
+        None if has_health && publish.is_empty() => Strategy::Rolling,
+        None => Strategy::Recreate,
+    }
+}
+
+/// Attributes that cannot go together, or that need another one.
+fn check_combinations(
+    service: &Service,
+    prefix: &str,
+    map: &AttrMap,
+    target: Target,
+    errors: &mut Errors,
+) {
+    let name = &service.name;
+    // Where `attr` is set, else where the service is declared.
+    let decl = |attr: &str| {
+        map.get(attr)
+            .and_then(|a| a.value.span.cloned())
+            .or_else(|| service.span.clone())
+    };
+    if service.upstream.is_some() {
+        check_upstream_only(service, prefix, map, errors);
+    } else if service.image.is_none()
+        && service.build.is_none()
+        && get(map, "IMAGE").is_none()
+        && get(map, "BUILD").is_none()
+    {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has none of `SERVICE_{prefix}_IMAGE`, `SERVICE_{prefix}_BUILD` or `SERVICE_{prefix}_UPSTREAM`"
+            ))
+            .with_span(service.span.clone())
+            .hint(format!("add `SERVICE_{prefix}_IMAGE=repository:tag`")),
+        );
+    }
+    if !service.routes.is_empty() && service.port.is_none() && service.upstream.is_none() {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has a route but no port for the proxy to reach"
+            ))
+            .with_span(decl("ROUTE"))
+            .hint(format!(
+                "add `SERVICE_{prefix}_PORT` with the port the container listens on"
+            )),
+        );
+    }
+    // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
+    let swarm = target == Target::Swarm;
+    if service.strategy == Strategy::Rolling && !service.publish.is_empty() && !swarm {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
+            ))
+            .with_span(decl("STRATEGY"))
+            .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
+        );
+    }
+    let fixed_ports = service.publish.iter().any(|p| !p.host_ports.is_empty());
+    if service.replicas > 1 && !swarm && fixed_ports {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has {} replicas but publishes fixed host ports",
+                service.replicas
+            ))
+            .with_span(decl("REPLICAS"))
+            .hint("route it through the proxy instead of publishing, or use one replica"),
+        );
+    }
+}
+
+/// An `UPSTREAM` service is not a container: the project cannot set container attributes.
+fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &mut Errors) {
+    for attr in [
+        "IMAGE",
+        "BUILD",
+        "COMMAND",
+        "PUBLISH",
+        "VOLUMES",
+        "HEALTH_CMD",
+        "REPLICAS",
+    ] {
+        let Some(set) = map.get(attr).filter(|a| a.from_project) else {
+            continue;
+        };
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{}` has `SERVICE_{prefix}_UPSTREAM`, so it is not a container and cannot have `{attr}`",
+                service.name
+            ))
+            .with_span(set.value.span.cloned().or_else(|| service.span.clone()))
+            .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
+        );
+    }
+}
+
+/// Where each known attribute was set.
+fn attr_spans(map: &AttrMap) -> BTreeMap<&'static str, Span> {
+    map.iter()
+        .filter_map(|(attr, a)| {
+            let known = super::keys::ATTRIBUTES.iter().find(|k| *k == attr)?;
+            a.value.span.cloned().map(|span| (*known, span))
+        })
+        .collect()
+}
+
+fn v_named(value: &Value, name: &str) -> Result<(), Diagnostic> {
+    Value {
+        text: name,
+        ..value.clone()
+    }
+    .name("service name", "-")
+    .map(|_| ())
+}
+
+fn v_env(value: &Value, name: &str) -> Result<(), Diagnostic> {
+    Value {
+        text: name,
+        ..value.clone()
+    }
+    .name("environment name", "-_")
+    .map(|_| ())
+}
+
+fn command(value: &Value) -> Result<Vec<String>, Diagnostic> {
+    value.line()?;
+    let words = shell_words::split(value.text).map_err(|_| {
+        Diagnostic::new(format!("`{}` has an unterminated quote", value.key))
+            .with_span(value.span.cloned())
+            .hint("close the quote; the command is split into words like a shell would")
+    })?;
+    if words.is_empty() {
+        return Err(Diagnostic::new(format!("`{}` is empty", value.key))
+            .with_span(value.span.cloned())
+            .hint("remove the key to keep the image's command"));
+    }
+    Ok(words)
+}

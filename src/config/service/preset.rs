@@ -1,0 +1,202 @@
+//! A preset service's defaults: attributes and container variables with their
+//! `{KEY}` placeholders filled in.
+
+use std::collections::BTreeMap;
+
+use super::{Attr, AttrMap, Context};
+use crate::config::model::EnvValue;
+use crate::config::presets::{self, EnvSource, PresetService};
+use crate::config::values::Value;
+use crate::error::Span;
+
+/// The preset's default attributes, as attributes not set by the project.
+pub(super) fn default_attrs<'a>(defaults: &'a [PresetAttr<'a>]) -> AttrMap<'a> {
+    defaults
+        .iter()
+        .map(|default| {
+            let value = Value {
+                key: &default.key,
+                text: &default.text,
+                span: default.span,
+            };
+            let attr = Attr {
+                value,
+                from_project: false,
+            };
+            (default.attr, attr)
+        })
+        .collect()
+}
+
+/// The preset's container variables, placeholders filled in; empty optional ones are left out.
+pub(super) fn preset_env(
+    context: &Context,
+    service: &'static PresetService,
+) -> BTreeMap<String, EnvValue> {
+    let mut env = BTreeMap::new();
+    for (var, source) in service.env {
+        let (value, secret) = match source {
+            EnvSource::Fixed(text) => (text.to_string(), false),
+            EnvSource::Key(key) => {
+                let secret = context.secret_names.contains(*key);
+                let value = preset_key_value(context, key);
+                if value.is_empty() && !secret {
+                    continue;
+                }
+                (value, secret)
+            }
+            EnvSource::Template(template) => {
+                let (value, refs) = fill(context, template);
+                let secret = refs.iter().any(|r| context.secret_names.contains(r));
+                (value, secret)
+            }
+            EnvSource::Secret(template) => (fill(context, template).0, true),
+        };
+        env.insert(var.to_string(), EnvValue { value, secret });
+    }
+    env
+}
+
+/// A preset's default attribute, its placeholders filled in.
+pub(super) struct PresetAttr<'a> {
+    attr: &'static str,
+    /// `SERVICE_<NAME>_<ATTR>`, or the preset key when the default is that key alone
+    /// (`{MONITORING_GRAFANA_ROUTE}`), so an error points at the line that set it.
+    key: String,
+    text: String,
+    span: Option<&'a Span>,
+}
+
+/// The preset's default attributes with `{KEY}` placeholders filled in; those that come
+/// out empty are left out.
+pub(super) fn preset_attrs<'a>(
+    context: &Context<'a>,
+    service: &'static PresetService,
+    prefix: &str,
+) -> Vec<PresetAttr<'a>> {
+    service
+        .attrs
+        .iter()
+        .filter_map(|(attr, template)| {
+            let (text, refs) = fill(context, template);
+            if text.trim().is_empty() {
+                return None;
+            }
+            let whole = template.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+            let set = whole.and_then(|key| {
+                context
+                    .keys
+                    .resolved
+                    .settings
+                    .get_key_value(key)
+                    .filter(|_| refs.len() == 1)
+            });
+            Some(match set {
+                Some((key, setting)) => PresetAttr {
+                    attr,
+                    key: key.clone(),
+                    text,
+                    span: Some(&setting.span),
+                },
+                None => PresetAttr {
+                    attr,
+                    key: format!("SERVICE_{prefix}_{attr}"),
+                    text,
+                    span: None,
+                },
+            })
+        })
+        .collect()
+}
+
+/// `template` with every `{NAME}` replaced, and the names it used.
+fn fill(context: &Context, template: &str) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut refs = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let key = &rest[start + 1..start + end];
+        out.push_str(&placeholder(context, key));
+        refs.push(key.to_string());
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    (out, refs)
+}
+
+/// A placeholder's value: a computed one, else a preset key's.
+fn placeholder(context: &Context, name: &str) -> String {
+    let value = |key: &str| preset_key_value(context, key);
+    match name {
+        "STACK_DOMAIN" => context.domain.to_string(),
+        // Where the backup job writes its dumps: the target directory, or a volume the
+        // S3 sidecar uploads from.
+        "BACKUP_STORE" => {
+            let target = value("BACKUP_TARGET");
+            if target.starts_with("s3://") {
+                "backup-data".into()
+            } else {
+                target
+            }
+        }
+        "BACKUP_S3_PATH" => {
+            let target = value("BACKUP_TARGET");
+            match presets::s3_target(&target) {
+                Some((bucket, "")) => bucket.to_string(),
+                Some((bucket, prefix)) => format!("{bucket}/{prefix}"),
+                None => String::new(),
+            }
+        }
+        // `MC_HOST_<alias>`: `https://ACCESS:SECRET@host`, credentials percent-encoded.
+        "BACKUP_S3_MC_HOST" => {
+            let endpoint = value("BACKUP_S3_ENDPOINT");
+            let (scheme, host) = endpoint
+                .split_once("://")
+                .unwrap_or(("https", endpoint.as_str()));
+            format!(
+                "{scheme}://{}:{}@{host}",
+                percent_encode(&value("BACKUP_S3_ACCESS_KEY")),
+                percent_encode(&value("BACKUP_S3_SECRET_KEY"))
+            )
+        }
+        // Loki deletes by whole days of index.
+        "LOKI_RETENTION" => {
+            let hours = presets::retention_hours(&value("MONITORING_RETENTION")).unwrap_or(360);
+            format!("{}h", hours.div_ceil(24) * 24)
+        }
+        key => value(key),
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A preset key's value: the project's, else the preset's default.
+fn preset_key_value(context: &Context, key: &str) -> String {
+    if let Some(text) = context.keys.resolved.get(key) {
+        return text.to_string();
+    }
+    match presets::key_default(key).unwrap_or("") {
+        "{PROJECT_IDENT}" => context.project.replace('-', "_"),
+        "{MEILI_ENV}" => if context.env == "prod" {
+            "production"
+        } else {
+            "development"
+        }
+        .into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,349 @@
+//! Tests of loading whole projects.
+
+use super::*;
+use crate::project::Resolved;
+
+fn load_text(text: &str, env: &str) -> Result<Loaded> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    load(dir.path(), env, &[], &Options::default(), |_| None)
+}
+
+fn diagnostics(result: Result<Loaded>) -> Vec<Diagnostic> {
+    match result {
+        Err(Error::Invalid(diagnostics)) => diagnostics,
+        Err(other) => panic!("not a configuration error: {other:?}"),
+        Ok(_) => panic!("the configuration was accepted"),
+    }
+}
+
+fn names(loaded: &Loaded) -> Vec<&str> {
+    loaded
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+#[test]
+fn preset_defaults_can_be_interpolated() {
+    let loaded = load_text(
+        "STACK_PROJECT=my-app\nSTACK_SERVICES=web\nPOSTGRES_ENABLED=true\n\
+         SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_ENV_DB=${POSTGRES_USER}@postgres/${POSTGRES_DB}:${POSTGRES_VERSION}\n",
+        "dev",
+    )
+    .unwrap();
+    let web = &loaded.config.services[0];
+    assert_eq!(web.env["DB"].value, "my_app@postgres/my_app:16");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn backup_without_postgres_names_the_line() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nREDIS_ENABLED=true\nBACKUP_ENABLED=true\n",
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| {
+            d.message
+                .contains("`BACKUP` preset needs the `POSTGRES` preset")
+        })
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    let span = error.span.as_ref().expect("a location");
+    assert_eq!(span.line, 3);
+    assert!(span.line_text.contains("BACKUP_ENABLED"));
+    assert!(error
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("POSTGRES_ENABLED=true"));
+}
+
+#[test]
+fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
+    let loaded = load_text(
+        "STACK_PROJECT=app\nMONITORING_ENABLED=true\nPOSTGRES_ENABLED=true\n\
+         SERVICE_PROMETHEUS_IMAGE=prom/prometheus:v3.0.0\n",
+        "dev",
+    )
+    .unwrap();
+    let services = names(&loaded);
+    for name in [
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "loki",
+        "promtail",
+        "node-exporter",
+        "cadvisor",
+        "postgres-exporter",
+    ] {
+        assert!(services.contains(&name), "{name} missing from {services:?}");
+    }
+    assert!(!services.contains(&"redis-exporter"));
+    let prometheus = &loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "prometheus");
+    let prometheus = prometheus.unwrap();
+    assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
+    assert!(prometheus
+        .volumes
+        .iter()
+        .any(|m| m.source == MountSource::Bundle("prometheus".into())
+            && m.target == "/etc/prometheus"
+            && m.read_only));
+    let exporter = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "postgres-exporter")
+        .unwrap();
+    assert!(exporter.env["DATA_SOURCE_PASS"].secret);
+    assert!(!exporter.env["DATA_SOURCE_USER"].secret);
+    let grafana = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "grafana")
+        .unwrap();
+    assert!(grafana.routes.is_empty());
+    assert!(grafana.env["GF_SECURITY_ADMIN_PASSWORD"].secret);
+}
+
+#[test]
+fn grafana_route_comes_from_its_key() {
+    let loaded = load_text(
+        "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nMONITORING_ENABLED=true\n\
+         MONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+        "dev",
+    )
+    .unwrap();
+    let grafana = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "grafana")
+        .unwrap();
+    assert_eq!(grafana.routes[0].host, "grafana.example.com");
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nMONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=bad host\n",
+        "dev",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.span.as_ref().is_some_and(|s| s.line == 3)),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_preset_service_name_is_free_while_the_preset_is_off() {
+    let text =
+        "STACK_PROJECT=app\nSTACK_SERVICES=grafana\nSERVICE_GRAFANA_IMAGE=grafana/grafana:11.3.0\n";
+    let loaded = load_text(text, "dev").unwrap();
+    assert_eq!(names(&loaded), ["grafana"]);
+    let errors = diagnostics(load_text(
+        &format!("{text}MONITORING_ENABLED=true\n"),
+        "dev",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.message.contains("reserved for the `MONITORING` preset")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn backup_keys_are_checked() {
+    let base = "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n";
+    for (line, message) in [
+        ("BACKUP_SCHEDULE=0 3 * *", "4 fields instead of 5"),
+        ("BACKUP_SCHEDULE=0 25 * * *", "hour"),
+        ("BACKUP_KEEP_DAILY=many", "whole number"),
+        ("BACKUP_TARGET=backups", "neither"),
+        ("BACKUP_TARGET=s3://B", "bucket"),
+        ("BACKUP_TARGET=s3://bucket/db", "BACKUP_S3_ACCESS_KEY"),
+    ] {
+        let errors = diagnostics(load_text(&format!("{base}{line}\n"), "dev"));
+        let error = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("{line}: {errors:?}"));
+        assert_eq!(error.span.as_ref().map(|s| s.line), Some(4), "{line}");
+    }
+}
+
+#[test]
+fn backup_to_s3_adds_the_upload_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.env"),
+        "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n\
+         BACKUP_TARGET=s3://backups-bucket/app/db\nBACKUP_S3_ENDPOINT=https://s3.example.com\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("environments/dev")).unwrap();
+    std::fs::write(
+        dir.path().join("environments/dev/secrets.env"),
+        "POSTGRES_PASSWORD=pw\nBACKUP_S3_ACCESS_KEY=AKIA1\nBACKUP_S3_SECRET_KEY=se/cr+et\n",
+    )
+    .unwrap();
+    let loaded = load(dir.path(), "dev", &[], &Options::default(), |_| None).unwrap();
+    let sidecar = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "backup-s3")
+        .expect("backup-s3");
+    let host = &sidecar.env["MC_HOST_backup"];
+    assert!(host.secret);
+    assert_eq!(host.value, "https://AKIA1:se%2Fcr%2Bet@s3.example.com");
+    assert_eq!(
+        sidecar.command.as_ref().unwrap().last().unwrap(),
+        "backup/backups-bucket/app/db"
+    );
+    let backup = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "backup")
+        .unwrap();
+    assert!(backup
+        .volumes
+        .iter()
+        .any(|m| m.source == MountSource::Volume("backup-data".into())));
+}
+
+/// The resolved settings of a `stack.env` with `text`, for testing single phases.
+fn resolve_text(text: &str) -> Resolved {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    let sources = project::load(dir.path(), "dev", &[]).unwrap();
+    project::resolve(&sources.layers, &builtins("dev"), |_| None).unwrap()
+}
+
+#[test]
+fn keys_are_classified_by_what_they_configure() {
+    use phases::{classify_keys, Unknown};
+    let resolved = resolve_text(
+        "STACK_PROJECT=app\nSTACK_DOMIAN=example.com\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_FOO=1\nSERVICE_WEB_PROT=80\nSERVICE_API_PORT=80\n\
+         POSTGRES_DB=app\nPOSTGRES_DBB=x\nSERVER_HOST=h\nSERVER_HOSTS=h\nMY_VAR=1\n",
+    );
+    let names = vec!["web".to_string()];
+    let index = keys::ServiceIndex::new(&names);
+    let classified = classify_keys(&resolved.settings, &index, &BTreeSet::new());
+    assert_eq!(
+        classified.service_attrs["web"],
+        [
+            (keys::ServiceAttr::Attr("IMAGE"), "SERVICE_WEB_IMAGE"),
+            (keys::ServiceAttr::Env("FOO".into()), "SERVICE_WEB_ENV_FOO"),
+        ]
+    );
+    assert_eq!(classified.service_attrs.len(), 1);
+    assert_eq!(classified.globals, ["STACK_PROJECT"]);
+    assert_eq!(classified.server, ["SERVER_HOST"]);
+    assert_eq!(classified.preset, ["POSTGRES_DB"]);
+    assert_eq!(classified.other, ["MY_VAR"]);
+    let unknown: Vec<String> = classified
+        .unknown
+        .iter()
+        .map(|u| match u {
+            Unknown::Service(key, _) => format!("service {key}"),
+            Unknown::Global(key, _) => format!("global {key}"),
+            Unknown::Server(key, _) => format!("server {key}"),
+            Unknown::Preset(key, _, preset) => format!("{} {key}", preset.name),
+        })
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "global STACK_DOMIAN",
+            "service SERVICE_WEB_PROT",
+            "service SERVICE_API_PORT",
+            "POSTGRES POSTGRES_DBB",
+            "server SERVER_HOSTS",
+        ]
+    );
+}
+
+#[test]
+fn a_key_set_in_the_secrets_file_belongs_to_its_preset() {
+    let resolved = resolve_text("STACK_PROJECT=app\nPOSTGRES_EXTRA=x\n");
+    let names: Vec<String> = Vec::new();
+    let index = keys::ServiceIndex::new(&names);
+    let secret_layer = BTreeSet::from(["POSTGRES_EXTRA"]);
+    let classified = phases::classify_keys(&resolved.settings, &index, &secret_layer);
+    assert_eq!(classified.preset, ["POSTGRES_EXTRA"]);
+    assert!(classified.unknown.is_empty());
+}
+
+#[test]
+fn the_environment_filter_keeps_the_services_of_this_environment() {
+    let text = "STACK_PROJECT=app\nSTACK_SERVICES=web,admin,ui\n\
+                SERVICE_WEB_IMAGE=web:1\nSERVICE_ADMIN_IMAGE=admin:1\nSERVICE_UI_IMAGE=ui:1\n\
+                SERVICE_ADMIN_ENVIRONMENTS=prod\nSERVICE_UI_FRONTEND=true\n";
+    assert_eq!(names(&load_text(text, "dev").unwrap()), ["web", "ui"]);
+    let prod = load_text(text, "prod").unwrap();
+    assert_eq!(names(&prod), ["web", "admin"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stack.env"), text).unwrap();
+    let options = Options {
+        include_frontends: true,
+    };
+    let with_ui = load(dir.path(), "prod", &[], &options, |_| None).unwrap();
+    assert_eq!(names(&with_ui), ["web", "admin", "ui"]);
+
+    // The phase alone: a service limited to another environment is dropped.
+    let services = with_ui.config.services.clone();
+    let kept = phases::in_environment(services.clone(), "staging", &Options::default());
+    let kept: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(kept, ["web", "ui"]);
+    let kept = phases::in_environment(services, "prod", &Options::default());
+    let kept: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(kept, ["web", "admin"]);
+}
+
+#[test]
+fn declared_services_drop_repeated_and_reserved_names() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nSTACK_SERVICES=web,web,postgres,proxy\nSERVICE_WEB_IMAGE=web:1\n",
+        "dev",
+    ));
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "service `web` is listed twice in `STACK_SERVICES`",
+            "service name `postgres` is reserved for the `POSTGRES` preset",
+            "service name `proxy` is reserved for the proxy stack runs",
+        ]
+    );
+}
+
+#[test]
+fn thousands_of_unknown_service_keys_report_a_bounded_number_of_errors() {
+    let mut text = String::from("STACK_PROJECT=app\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n");
+    for n in 0..5000 {
+        text.push_str(&format!("SERVICE_X{n}_FOO=1\n"));
+    }
+    let started = std::time::Instant::now();
+    let errors = diagnostics(load_text(&text, "dev"));
+    eprintln!("{} errors in {:?}", errors.len(), started.elapsed());
+    assert_eq!(errors.len(), lookup::MAX_ERRORS + 1);
+    assert!(errors[..lookup::MAX_ERRORS].iter().all(|d| d
+        .message
+        .contains("does not belong to any declared service")));
+    assert_eq!(
+        errors.last().unwrap().message,
+        format!("… and {} more errors", 5000 - lookup::MAX_ERRORS)
+    );
+}
