@@ -125,3 +125,65 @@ fn a_bundle_from_before_the_manifest_is_still_replaced() {
     assert!(bundle.join(".stack-manifest").is_file());
     project.stack().args(["build", "--check"]).assert().code(0);
 }
+
+#[test]
+fn init_force_replaces_only_the_project_file_and_completes_gitignore() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("shop");
+    fs::create_dir_all(dir.join("environments/prod")).unwrap();
+    fs::write(dir.join(".gitignore"), "node_modules/\n/.stack\n").unwrap();
+    let server = "SERVER_HOST=db.internal\nSERVER_USER=ops\n";
+    fs::write(dir.join("environments/prod/server.env"), server).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(
+        gitignore.starts_with("node_modules/\n/.stack\n"),
+        "{gitignore}"
+    );
+    for line in ["environments/*/secrets.env", "stack.local.env"] {
+        assert_eq!(
+            gitignore.lines().filter(|l| *l == line).count(),
+            1,
+            "{gitignore}"
+        );
+    }
+    // `/.stack` already ignores the bundles; not added twice.
+    assert!(!gitignore.lines().any(|l| l == ".stack/"), "{gitignore}");
+    let server_path = dir.join("environments/prod/server.env");
+    assert_eq!(fs::read_to_string(&server_path).unwrap(), server);
+
+    // `--force` replaces stack.env and nothing else.
+    fs::write(dir.join("stack.env"), "STACK_PROJECT=old\n").unwrap();
+    fs::write(dir.join(".gitignore"), "mine\n").unwrap();
+    fs::write(&server_path, server).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes", "--force"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let project = fs::read_to_string(dir.join("stack.env")).unwrap();
+    assert!(project.contains("STACK_PROJECT=shop"), "{project}");
+    assert_eq!(fs::read_to_string(&server_path).unwrap(), server);
+    let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(gitignore.starts_with("mine\n"), "{gitignore}");
+    assert!(
+        gitignore.contains("\nenvironments/*/secrets.env\n"),
+        "{gitignore}"
+    );
+
+    // A third run adds nothing: every line is there.
+    let before = fs::read(dir.join(".gitignore")).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes", "--force"])
+        .arg(&dir)
+        .assert()
+        .success();
+    assert_eq!(fs::read(dir.join(".gitignore")).unwrap(), before);
+}
