@@ -187,3 +187,111 @@ fn init_force_replaces_only_the_project_file_and_completes_gitignore() {
         .success();
     assert_eq!(fs::read(dir.join(".gitignore")).unwrap(), before);
 }
+
+/// Address space granted to a run on hostile input: reading a huge file whole, or
+/// expanding interpolation without a bound, fails instead of swapping the machine.
+const MEMORY_LIMIT_KIB: u64 = 512 * 1024;
+
+/// `stack -C <project> ARGS` under [`MEMORY_LIMIT_KIB`] and [`DEADLINE`], with the
+/// environment of [`stack`].
+fn bounded(project: &common::Project, args: &[&str]) -> std::process::Output {
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("stack"))
+        .arg("-C")
+        .arg(&project.dir)
+        .args(args)
+        .current_dir(project.sibling("cwd"));
+    for (key, value) in stack().get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    assert_cmd::Command::from_std(shell)
+        .timeout(DEADLINE)
+        .output()
+        .unwrap()
+}
+
+/// `stack build` in `project` must fail with exit 2 and name `shown`, quickly, writing
+/// no bundle.
+fn build_fails_naming(project: &common::Project, shown: &str, what: &str) {
+    let output = bounded(project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{shown}: {stderr}");
+    assert!(stderr.contains(&format!("`{shown}`")), "{stderr}");
+    assert!(stderr.contains(what), "{stderr}");
+    assert!(!project.path(".stack").exists(), "a bundle was written");
+}
+
+#[test]
+fn a_directory_where_a_project_file_should_be_exits_2_with_its_path() {
+    let project = fixture("minimal");
+    fs::create_dir_all(project.path("environments/dev/secrets.env")).unwrap();
+    build_fails_naming(&project, "environments/dev/secrets.env", "a directory");
+
+    let temp = tempfile::tempdir().unwrap();
+    fs::create_dir(temp.path().join("stack.env")).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .timeout(DEADLINE)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`stack.env` is a directory"));
+}
+
+#[test]
+fn a_symlink_to_dev_zero_is_refused_before_reading() {
+    let project = fixture("minimal");
+    std::os::unix::fs::symlink("/dev/zero", project.path("stack.local.env")).unwrap();
+    build_fails_naming(&project, "stack.local.env", "a character device");
+}
+
+#[test]
+fn a_fifo_is_refused_without_hanging() {
+    let project = fixture("minimal");
+    fs::create_dir_all(project.path("environments/dev")).unwrap();
+    let fifo = project.path("environments/dev/stack.env");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    build_fails_naming(&project, "environments/dev/stack.env", "FIFO");
+}
+
+#[test]
+fn a_huge_project_file_is_refused_by_its_size() {
+    let project = fixture("minimal");
+    // Sparse: 1 GiB on paper, nothing on disk; reading it whole would take a gigabyte.
+    let file = fs::File::create(project.path("stack.local.env")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    build_fails_naming(&project, "stack.local.env", "1073741824 bytes");
+}
+
+#[test]
+fn a_symlink_to_a_regular_file_is_read() {
+    let project = fixture("minimal");
+    fs::write(
+        project.temp.path().join("shared.env"),
+        "STACK_LOG_LEVEL=debug\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        project.temp.path().join("shared.env"),
+        project.path("stack.local.env"),
+    )
+    .unwrap();
+    project
+        .stack()
+        .args(["config", "explain", "STACK_LOG_LEVEL"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("STACK_LOG_LEVEL=debug\n"));
+}
