@@ -295,3 +295,26 @@ fn a_symlink_to_a_regular_file_is_read() {
         .success()
         .stdout(predicate::str::starts_with("STACK_LOG_LEVEL=debug\n"));
 }
+
+#[test]
+fn doubling_interpolation_exits_2_naming_the_key() {
+    let project = fixture("minimal");
+    let mut lines = String::from("A0=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        lines.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
+    }
+    project.append(&lines);
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`A16` is longer than"), "{stderr}");
+    assert!(!project.path(".stack").exists());
+
+    // One key referenced three hundred thousand times.
+    let project = fixture("minimal");
+    project.append(&format!("B=0123456789\nMANY={}\n", "$B".repeat(300_000)));
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`MANY` is longer than"), "{stderr}");
+}

@@ -123,6 +123,9 @@ struct Parser<'a> {
     source: Arc<str>,
     chars: Vec<char>,
     lines: Vec<&'a str>,
+    /// The text of each line, shared by every span on it: a line with many references
+    /// is stored once, not once per reference.
+    line_texts: Vec<std::cell::OnceCell<Arc<str>>>,
     pos: usize,
     line: u32,
     col: u32,
@@ -139,10 +142,12 @@ type PResult<T> = Result<T, Diagnostic>;
 
 impl<'a> Parser<'a> {
     fn new(source: Arc<str>, text: &'a str) -> Self {
+        let lines: Vec<&str> = text.split('\n').collect();
         Parser {
             source,
             chars: text.chars().collect(),
-            lines: text.split('\n').collect(),
+            line_texts: lines.iter().map(|_| std::cell::OnceCell::new()).collect(),
+            lines,
             pos: 0,
             line: 1,
             col: 1,
@@ -172,17 +177,19 @@ impl<'a> Parser<'a> {
     }
 
     fn span(&self, line: u32, col: u32, len: u32) -> Span {
-        let text = self
-            .lines
-            .get(line as usize - 1)
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .unwrap_or("");
+        let index = line as usize - 1;
+        let line_text = match (self.lines.get(index), self.line_texts.get(index)) {
+            (Some(text), Some(cell)) => cell
+                .get_or_init(|| Arc::from(text.strip_suffix('\r').unwrap_or(text)))
+                .clone(),
+            _ => Arc::from(""),
+        };
         Span {
             source: self.source.clone(),
             line,
             col,
             len: len.max(1),
-            line_text: Arc::from(text),
+            line_text,
         }
     }
 
