@@ -7,6 +7,8 @@
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use crate::printer::{escape, escape_lines};
+
 /// Exit codes of the command line, as documented in the README.
 pub mod exit {
     pub const OK: i32 = 0;
@@ -77,7 +79,7 @@ impl Diagnostic {
 
     /// The diagnostic as the user sees it: message, location, the line with a caret, hint.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        let mut out = format!("error: {}\n", escape(&self.message));
         if let Some(span) = &self.span {
             let number = span.line.to_string();
             let pad = " ".repeat(number.len());
@@ -86,23 +88,21 @@ impl Diagnostic {
                 let shown: String = span.line_text.chars().take(200).collect();
                 let col = (span.col.max(1) as usize - 1).min(shown.chars().count());
                 let len = (span.len.max(1) as usize).min(200usize.saturating_sub(col).max(1));
+                // The caret moves with the escapes before it and widens with those under it.
+                let before: String = shown.chars().take(col).collect();
+                let under: String = shown.chars().skip(col).take(len).collect();
+                let col = escape(&before).chars().count();
+                let len = escape(&under).chars().count().max(1);
                 let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{number} | {}", sanitize(&shown));
+                let _ = writeln!(out, "{number} | {}", escape(&shown));
                 let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col), "^".repeat(len));
             }
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "hint: {hint}");
+            let _ = writeln!(out, "hint: {}", escape(hint));
         }
         out
     }
-}
-
-/// Control characters would garble the terminal; show them as `?`.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
-        .collect()
 }
 
 /// The error of a whole command.
@@ -186,7 +186,7 @@ impl Error {
                 if message.is_empty() {
                     String::new()
                 } else {
-                    format!("error: {message}\n")
+                    format!("error: {}\n", escape_lines(message))
                 }
             }
             Error::Outside {
@@ -194,12 +194,13 @@ impl Error {
                 causes,
                 hint,
             } => {
-                let mut out = format!("error: {message}\n");
+                let mut out = format!("error: {}\n", escape(message));
                 for cause in causes {
-                    let _ = writeln!(out, "caused by: {cause}");
+                    // A child's stderr keeps its lines; its escape sequences do not pass.
+                    let _ = writeln!(out, "caused by: {}", escape_lines(cause));
                 }
                 if let Some(hint) = hint {
-                    let _ = writeln!(out, "hint: {hint}");
+                    let _ = writeln!(out, "hint: {}", escape(hint));
                 }
                 out
             }

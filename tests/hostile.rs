@@ -318,3 +318,41 @@ fn doubling_interpolation_exits_2_naming_the_key() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`MANY` is longer than"), "{stderr}");
 }
+
+#[test]
+fn control_characters_in_values_are_escaped_in_human_output() {
+    let project = fixture("minimal");
+    project.append(
+        "NOTE=\"safe\\nSTACK_PROJECT = forged  # stack.env:1:1\"\nBELL=ring\x07\x1b[2Jcleared\n",
+    );
+    for args in [&["config"][..], &["config", "explain", "NOTE"]] {
+        let output = project.stack().args(args).output().unwrap();
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.starts_with("STACK_PROJECT = forged")),
+            "{args:?}: a value forged a line:\n{stdout}"
+        );
+        assert!(stdout.contains("safe\\nSTACK_PROJECT"), "{stdout}");
+    }
+    let output = project.stack().arg("config").output().unwrap();
+    let stdout = text(&output.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("ring\\u{7}\\e[2Jcleared"), "{stdout}");
+
+    // In a diagnostic: the message and the source line.
+    project.append("SERVICE_WEB_REPLICAS=2\x1b]0;owned\x07\n");
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("2\\e]0;owned\\u{7}"), "{stderr}");
+}
