@@ -356,3 +356,41 @@ fn control_characters_in_values_are_escaped_in_human_output() {
     );
     assert!(stderr.contains("2\\e]0;owned\\u{7}"), "{stderr}");
 }
+
+#[test]
+fn diagnostics_on_a_secrets_line_never_show_the_value() {
+    let project = fixture("minimal");
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(
+        &secrets,
+        "API_TOKEN=tok-1-hunter2 $ tail-hunter2\nDB_PASSWORD=\"pw-2-hunter2\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:2:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+
+    // A warning (an unset variable) on a secrets line is masked too.
+    fs::write(
+        &secrets,
+        "API_TOKEN=tok-3-hunter2${STACK_TEST_UNSET_VERSION}\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("config").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: "), "{stderr}");
+    assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+}
