@@ -310,9 +310,18 @@ fn doubling_interpolation_exits_2_naming_the_key() {
     assert!(stderr.contains("`A16` is longer than"), "{stderr}");
     assert!(!project.path(".stack").exists());
 
-    // One key referenced three hundred thousand times.
+    // One key referenced three hundred thousand times: refused while parsing.
     let project = fixture("minimal");
     project.append(&format!("B=0123456789\nMANY={}\n", "$B".repeat(300_000)));
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`$` references"), "{stderr}");
+
+    // Forty thousand times a long value: past the bound of one value.
+    let project = fixture("minimal");
+    let long = "0123456789abcdef".repeat(4);
+    project.append(&format!("B={long}\nMANY={}\n", "$B".repeat(40_000)));
     let output = bounded(&project, &["build"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");

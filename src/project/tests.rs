@@ -282,10 +282,21 @@ fn many_large_values_stop_at_the_project_bound() {
 
 #[test]
 fn a_key_referenced_many_times_stays_bounded() {
-    let many = "$B".repeat(300_000);
+    let many = "$B".repeat(40_000);
     let text =
         format!("B=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nA={many}\n");
     let errors = resolve_errors(&text);
     let first = errors[0].render();
     assert!(first.contains("`A` is longer than"), "{first}");
+}
+
+#[test]
+fn a_file_holds_a_bounded_number_of_entries_and_references() {
+    let refs = format!("B=x\nA={}\n", "$B".repeat(300_000));
+    let text = error(&refs);
+    assert!(text.contains("more than 50000 `$` references"), "{text}");
+    let keys: String = (0..20_000).map(|i| format!("K{i}=v\n")).collect();
+    let text = error(&keys);
+    assert!(text.contains("more than 10000 assignments"), "{text}");
+    assert!(text.contains("--> stack.env:10001:1"), "{text}");
 }
