@@ -7,6 +7,8 @@
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use crate::printer::{escape, escape_lines};
+
 /// Exit codes of the command line, as documented in the README.
 pub mod exit {
     pub const OK: i32 = 0;
@@ -34,6 +36,40 @@ impl Span {
     /// `source:line:col`.
     pub fn location(&self) -> String {
         format!("{}:{}:{}", self.source, self.line, self.col)
+    }
+
+    /// The span is in a secrets file (`environments/<env>/secrets.env`): its line is
+    /// never shown, only its key.
+    pub fn is_secret(&self) -> bool {
+        self.source.rsplit('/').next() == Some(SECRETS_FILE_NAME)
+    }
+}
+
+/// The file name of an environment's secrets.
+const SECRETS_FILE_NAME: &str = "secrets.env";
+
+/// What is shown of a line of a secrets file: `KEY=********`, or only the mask when the
+/// line does not start with a key (it may be part of a value).
+fn masked(line: &str) -> String {
+    const MASK: &str = "********";
+    let Some((head, _)) = line.split_once('=') else {
+        return MASK.to_string();
+    };
+    let key = head
+        .trim()
+        .strip_prefix("export ")
+        .unwrap_or(head.trim())
+        .trim();
+    let is_key = key.len() <= 100
+        && key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if is_key {
+        format!("{head}={MASK}")
+    } else {
+        MASK.to_string()
     }
 }
 
@@ -77,32 +113,34 @@ impl Diagnostic {
 
     /// The diagnostic as the user sees it: message, location, the line with a caret, hint.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        let mut out = format!("error: {}\n", escape(&self.message));
         if let Some(span) = &self.span {
             let number = span.line.to_string();
             let pad = " ".repeat(number.len());
             let _ = writeln!(out, "{pad}--> {}", span.location());
             if !span.line_text.is_empty() || span.line > 0 {
-                let shown: String = span.line_text.chars().take(200).collect();
+                let shown: String = if span.is_secret() {
+                    masked(&span.line_text)
+                } else {
+                    span.line_text.chars().take(200).collect()
+                };
                 let col = (span.col.max(1) as usize - 1).min(shown.chars().count());
                 let len = (span.len.max(1) as usize).min(200usize.saturating_sub(col).max(1));
+                // The caret moves with the escapes before it and widens with those under it.
+                let before: String = shown.chars().take(col).collect();
+                let under: String = shown.chars().skip(col).take(len).collect();
+                let col = escape(&before).chars().count();
+                let len = escape(&under).chars().count().max(1);
                 let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{number} | {}", sanitize(&shown));
+                let _ = writeln!(out, "{number} | {}", escape(&shown));
                 let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col), "^".repeat(len));
             }
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "hint: {hint}");
+            let _ = writeln!(out, "hint: {}", escape(hint));
         }
         out
     }
-}
-
-/// Control characters would garble the terminal; show them as `?`.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
-        .collect()
 }
 
 /// The error of a whole command.
@@ -186,7 +224,7 @@ impl Error {
                 if message.is_empty() {
                     String::new()
                 } else {
-                    format!("error: {message}\n")
+                    format!("error: {}\n", escape_lines(message))
                 }
             }
             Error::Outside {
@@ -194,12 +232,13 @@ impl Error {
                 causes,
                 hint,
             } => {
-                let mut out = format!("error: {message}\n");
+                let mut out = format!("error: {}\n", escape(message));
                 for cause in causes {
-                    let _ = writeln!(out, "caused by: {cause}");
+                    // A child's stderr keeps its lines; its escape sequences do not pass.
+                    let _ = writeln!(out, "caused by: {}", escape_lines(cause));
                 }
                 if let Some(hint) = hint {
-                    let _ = writeln!(out, "hint: {hint}");
+                    let _ = writeln!(out, "hint: {}", escape(hint));
                 }
                 out
             }
@@ -245,6 +284,55 @@ mod tests {
         assert!(text.contains("3 | FOO=bar"), "{text}");
         assert!(text.contains("  |     ^^^"), "{text}");
         assert!(text.ends_with("hint: fix it\n"), "{text}");
+    }
+
+    #[test]
+    fn lines_of_secrets_files_are_masked() {
+        let span = |source: &str, text: &str, col| Span {
+            source: source.into(),
+            line: 2,
+            col,
+            len: 3,
+            line_text: text.into(),
+        };
+        let secret = "hunter2-very-secret";
+        for (source, text, col, shown) in [
+            (
+                "environments/prod/secrets.env",
+                format!("DB_PASSWORD=\"{secret}"),
+                13,
+                "2 | DB_PASSWORD=********",
+            ),
+            (
+                "environments/dev/secrets.env",
+                format!("export API_KEY = {secret} $"),
+                30,
+                "2 | export API_KEY =********",
+            ),
+            (
+                "environments/dev/secrets.env",
+                secret.to_string(),
+                1,
+                "2 | ********",
+            ),
+            (
+                "environments/dev/secrets.env",
+                format!("{secret}=x"),
+                1,
+                "2 | ********",
+            ),
+        ] {
+            let text = Diagnostic::new("bad")
+                .at(&span(source, &text, col))
+                .render();
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains(shown), "{text}");
+            assert!(text.contains("  | ") && text.contains('^'), "{text}");
+        }
+        let open = Diagnostic::new("bad")
+            .at(&span("environments/prod/stack.env", "A=visible", 3))
+            .render();
+        assert!(open.contains("2 | A=visible"), "{open}");
     }
 
     #[test]

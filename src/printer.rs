@@ -1,5 +1,8 @@
 //! The one owner of stdout and stderr. stdout is data (`--json`, rendered text);
 //! everything for people goes to stderr. A closed stdout pipe is not an error.
+//!
+//! Text for people never carries a raw control character from a value: [`escape`] and
+//! [`escape_lines`] are the one place that makes them visible (`\e`, `\n`, `\u{7}`).
 
 use std::io::{IsTerminal, Write};
 
@@ -34,14 +37,14 @@ impl Printer {
     /// A line for people (stderr), unless `--quiet`.
     pub fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "{}", message.as_ref());
+            let _ = writeln!(std::io::stderr(), "{}", escape_lines(message.as_ref()));
         }
     }
 
     /// Extra detail with `--verbose`.
     pub fn detail(&self, message: impl AsRef<str>) {
         if self.verbose {
-            let _ = writeln!(std::io::stderr(), "{}", message.as_ref());
+            let _ = writeln!(std::io::stderr(), "{}", escape_lines(message.as_ref()));
         }
     }
 
@@ -141,7 +144,7 @@ impl Progress {
     /// A new step of a service.
     pub fn step(&self, service: &str, message: &str) {
         match self.bar(service) {
-            Some(bar) => bar.set_message(message.to_string()),
+            Some(bar) => bar.set_message(escape(message).into_owned()),
             None => self.inner.printer.status(format!("{service}: {message}")),
         }
     }
@@ -149,22 +152,74 @@ impl Progress {
     /// Fine-grained output (pull and build lines): on the spinner, or with `--verbose`.
     pub fn detail(&self, service: &str, message: &str) {
         match self.bar(service) {
-            Some(bar) => bar.set_message(message.chars().take(70).collect::<String>()),
+            Some(bar) => {
+                bar.set_message(escape(&message.chars().take(70).collect::<String>()).into_owned())
+            }
             None => self.inner.printer.detail(format!("{service}: {message}")),
         }
     }
 
     pub fn done(&self, service: &str, message: &str) {
         match self.bar(service) {
-            Some(bar) => bar.finish_with_message(self.inner.printer.paint(message, Paint::Green)),
+            Some(bar) => {
+                bar.finish_with_message(self.inner.printer.paint(&escape(message), Paint::Green))
+            }
             None => self.inner.printer.status(format!("{service}: {message}")),
         }
     }
 
     pub fn fail(&self, service: &str, message: &str) {
         match self.bar(service) {
-            Some(bar) => bar.abandon_with_message(self.inner.printer.paint(message, Paint::Red)),
+            Some(bar) => {
+                bar.abandon_with_message(self.inner.printer.paint(&escape(message), Paint::Red))
+            }
             None => self.inner.printer.status(format!("{service}: {message}")),
         }
+    }
+}
+
+/// `text` as one line for a terminal: every control character made visible (`\n`, `\r`,
+/// `\e`, `\u{7}`), and so are the invisible characters that reorder text (bidi controls).
+/// Tabs stay.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`escape`] for text of several lines: the line breaks stay, everything else is escaped.
+pub fn escape_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.split('\n').map(escape).collect::<Vec<_>>().join("\n"))
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_control_characters_visible() {
+        assert_eq!(escape("plain `text`\t"), "plain `text`\t");
+        assert_eq!(escape("a\nb\r\x1b[31mred\x07"), "a\\nb\\r\\e[31mred\\u{7}");
+        assert_eq!(escape("\u{202e}gpj.exe"), "\\u{202e}gpj.exe");
+        assert_eq!(escape_lines("one\x1b\ntwo"), "one\\e\ntwo");
     }
 }

@@ -18,7 +18,8 @@ fn rendered(fixture: &str, env: &str) -> String {
     let version = format!("stack {}", env!("CARGO_PKG_VERSION"));
     let mut text = String::new();
     for (path, file) in read_tree(&bundle) {
-        if path.ends_with('/') {
+        // The manifest lists the files below; it is bookkeeping, not rendered output.
+        if path.ends_with('/') || path == ".stack-manifest" {
             continue;
         }
         let contents = String::from_utf8(file.contents)

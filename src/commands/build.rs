@@ -17,6 +17,7 @@ pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         Some(out) => absolute(out)?,
         None => default_out(&dir, &env),
     };
+    crate::fsio::check_out_dir(&out, &dir)?;
     let bundle = render::render(&loaded.config, &out)?;
     let shown = display_path(&dir, &out);
     if args.check {

@@ -1,4 +1,5 @@
-//! `stack config [--json]` and `stack config explain KEY`.
+//! `stack config [--json]` and `stack config explain KEY`. The text output is one line
+//! per key: values are escaped, so a newline in a value cannot forge a line.
 
 use std::collections::BTreeSet;
 
@@ -8,6 +9,7 @@ use super::Context;
 use crate::cli::{ConfigAction, ConfigArgs};
 use crate::config::{Loaded, REDACTED};
 use crate::error::{nearest, Diagnostic, Result};
+use crate::printer::escape;
 
 /// Keys whose value must not be shown: secrets and anything built from one.
 fn hidden(loaded: &Loaded) -> BTreeSet<String> {
@@ -50,7 +52,8 @@ pub fn run(context: &Context, args: &ConfigArgs) -> Result<()> {
                         );
                     } else {
                         context.printer.out(format!(
-                            "{key}={value}\n  (built-in default; not set in any file)\n"
+                            "{key}={}\n  (built-in default; not set in any file)\n",
+                            escape(value)
                         ));
                     }
                     return Ok(());
@@ -69,7 +72,7 @@ pub fn run(context: &Context, args: &ConfigArgs) -> Result<()> {
                 let sources: Vec<String> = setting.history.iter().map(|s| s.location()).collect();
                 context.printer.json(&json!({"key": key, "value": value, "secret": hidden.contains(key), "sources": sources}));
             } else {
-                let mut text = format!("{key}={value}\n");
+                let mut text = format!("{key}={}\n", escape(&value));
                 let last = setting.history.len().saturating_sub(1);
                 for (index, span) in setting.history.iter().enumerate() {
                     let marker = if index == last {
@@ -107,7 +110,7 @@ pub fn run(context: &Context, args: &ConfigArgs) -> Result<()> {
                 for (key, setting) in &loaded.resolved.settings {
                     text.push_str(&format!(
                         "{key:width$} = {}  # {}\n",
-                        shown(key, &setting.value),
+                        escape(&shown(key, &setting.value)),
                         setting.span.location()
                     ));
                 }

@@ -12,6 +12,9 @@ use crate::config::values::check_name;
 use crate::error::{Diagnostic, Error, Result};
 use crate::fsio::write_file;
 
+const PROJECT_FILE: &str = crate::project::PROJECT_FILE;
+const GITIGNORE: &str = ".gitignore";
+
 const PRESET_NAMES: &[&str] = &[
     "postgres",
     "redis",
@@ -53,21 +56,34 @@ pub fn run(context: &Context, args: &InitArgs) -> Result<()> {
     }
     validate(&answers)?;
     let files = scaffold(&answers);
+    let mut written = Vec::new();
     for (path, contents, mode) in &files {
         let target = dir.join(path);
-        if target.exists() && !args.force && *path != "stack.env" {
+        // `--force` replaces the project file only; the user's other files are kept.
+        let contents = if *path == GITIGNORE {
+            match read_existing(&target)? {
+                Some(existing) => match with_ignore_lines(&existing, contents) {
+                    Some(merged) => merged,
+                    None => continue,
+                },
+                None => contents.clone(),
+            }
+        } else if *path != PROJECT_FILE && target.exists() {
             continue;
-        }
+        } else {
+            contents.clone()
+        };
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
         write_file(&target, contents.as_bytes(), *mode)?;
+        written.push(*path);
     }
     if context.global.json {
         context.printer.json(&json!({
             "dir": dir,
             "project": answers.name,
-            "files": files.iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
+            "files": written,
         }));
     }
     context.printer.status(format!(
@@ -76,6 +92,48 @@ pub fn run(context: &Context, args: &InitArgs) -> Result<()> {
         dir.display()
     ));
     Ok(())
+}
+
+/// The text of a file the user may already have, `None` when there is none.
+fn read_existing(path: &Path) -> Result<Option<String>> {
+    match crate::fsio::read_bounded(path, crate::project::syntax::MAX_FILE_BYTES as u64) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(crate::fsio::ReadError::Missing) => Ok(None),
+        Err(other) => Err(other.into_error(GITIGNORE, path)),
+    }
+}
+
+/// `existing` with the lines of `ours` it lacks appended (`None` when it lacks none).
+/// `/.stack/`, `.stack` and `.stack/` are the same pattern here.
+fn with_ignore_lines(existing: &str, ours: &str) -> Option<String> {
+    let normal = |line: &str| {
+        line.trim()
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let present: std::collections::BTreeSet<String> = existing.lines().map(normal).collect();
+    let missing: Vec<&str> = ours
+        .lines()
+        .filter(|line| !line.starts_with('#') && !present.contains(&normal(line)))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut merged = existing.to_string();
+    if !merged.is_empty() && !merged.ends_with('\n') {
+        merged.push('\n');
+    }
+    if !merged.is_empty() {
+        merged.push('\n');
+    }
+    merged.push_str(ours.lines().next().unwrap_or_default());
+    merged.push('\n');
+    for line in missing {
+        merged.push_str(line);
+        merged.push('\n');
+    }
+    Some(merged)
 }
 
 fn defaults(dir: &Path, args: &InitArgs) -> Answers {
@@ -260,13 +318,13 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
         )
     };
     vec![
-        ("stack.env", project, 0o644),
+        (PROJECT_FILE, project, 0o644),
         ("environments/staging/stack.env", overlay("staging"), 0o644),
         ("environments/staging/server.env", server("staging"), 0o644),
         ("environments/prod/stack.env", overlay("prod"), 0o644),
         ("environments/prod/server.env", server("prod"), 0o644),
         (
-            ".gitignore",
+            GITIGNORE,
             "# stack: rendered bundles, secrets and personal overrides stay out of git\n\
              .stack/\n\
              environments/*/secrets.env\n\

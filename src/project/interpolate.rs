@@ -41,6 +41,17 @@ impl Resolved {
 /// Deepest chain of keys referring to keys before we call it a mistake.
 const MAX_DEPTH: usize = 64;
 
+/// Longest value after interpolation: repeated references grow a value exponentially
+/// (`A1=$A0$A0`, …), so the growth is stopped here, not by the allocator.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// Most bytes interpolation may produce for the whole project: values, and the names of
+/// the keys each value was built from.
+pub const MAX_TOTAL_BYTES: usize = 16 * 1024 * 1024;
+
+const GROWTH_HINT: &str =
+    "a value that repeats references (`$A$A`) doubles at every step; refer to each key once";
+
 struct Assignment<'a> {
     template: &'a Template,
     span: &'a Span,
@@ -64,6 +75,10 @@ struct Resolver<'a, F> {
     env_refs: BTreeSet<String>,
     warnings: Vec<Diagnostic>,
     warned: BTreeSet<String>,
+    /// Bytes produced so far, against [`MAX_TOTAL_BYTES`].
+    produced: usize,
+    /// The project went past [`MAX_TOTAL_BYTES`]: stop resolving.
+    exhausted: bool,
 }
 
 /// Merge `layers` (later wins) and resolve every value. `builtins` answer names the
@@ -103,6 +118,8 @@ where
         env_refs: BTreeSet::new(),
         warnings: Vec::new(),
         warned: BTreeSet::new(),
+        produced: 0,
+        exhausted: false,
     };
     let keys: Vec<&str> = resolver.assignments.keys().copied().collect();
     let mut errors = Vec::new();
@@ -118,6 +135,9 @@ where
             {
                 resolver.state.insert(failed, State::Done);
                 resolver.done.entry(failed).or_default();
+            }
+            if resolver.exhausted {
+                break;
             }
         }
     }
@@ -165,6 +185,15 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
         let template = self.assignments[key].template;
         let mut refs = BTreeSet::new();
         let value = self.template(template, &mut refs)?;
+        self.produced += value.len() + refs.iter().map(String::len).sum::<usize>();
+        if self.produced > MAX_TOTAL_BYTES {
+            self.exhausted = true;
+            return Err(Diagnostic::new(format!(
+                "interpolation makes the project larger than {MAX_TOTAL_BYTES} bytes at `{key}`"
+            ))
+            .at(self.assignments[key].span)
+            .hint(GROWTH_HINT));
+        }
         self.stack.pop();
         self.state.insert(key, State::Done);
         self.done.insert(key, (value, refs));
@@ -197,8 +226,10 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
             }
             self.key(key)?;
             let (value, inner) = &self.done[key];
-            refs.insert(key.to_string());
-            refs.extend(inner.iter().cloned());
+            // A key met before brought its own references along already.
+            if refs.insert(key.to_string()) {
+                refs.extend(inner.iter().cloned());
+            }
             return Ok(Some(value.clone()));
         }
         if let Some(value) = self.builtins.get(name) {
@@ -218,12 +249,29 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
     ) -> Result<String, Diagnostic> {
         let mut out = String::new();
         for piece in &template.pieces {
-            match piece {
-                Piece::Literal(text) => out.push_str(text),
-                Piece::Var(var) => out.push_str(&self.var(var, refs)?),
+            let added = match piece {
+                Piece::Literal(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                Piece::Var(var) => std::borrow::Cow::Owned(self.var(var, refs)?),
+            };
+            if out.len() + added.len() > MAX_VALUE_BYTES {
+                return Err(self.too_long());
             }
+            out.push_str(&added);
         }
         Ok(out)
+    }
+
+    /// The key being resolved grew past [`MAX_VALUE_BYTES`].
+    fn too_long(&self) -> Diagnostic {
+        let key = self.stack.last().copied().unwrap_or_default();
+        let mut diagnostic = Diagnostic::new(format!(
+            "`{key}` is longer than {MAX_VALUE_BYTES} bytes after interpolation"
+        ))
+        .hint(GROWTH_HINT);
+        if let Some(assignment) = self.assignments.get(key) {
+            diagnostic = diagnostic.at(assignment.span);
+        }
+        diagnostic
     }
 
     fn var(&mut self, var: &'a VarRef, refs: &mut BTreeSet<String>) -> Result<String, Diagnostic> {

@@ -1,7 +1,8 @@
 //! The project file and its layers (SPEC §1.1–1.2): which files are read for an
 //! environment, in which order, and how their keys merge and interpolate.
 //!
-//! Reading files is the only I/O here; parsing, merging and interpolation are pure.
+//! Reading files is the only I/O here (through [`read_bounded`]: regular files of at most
+//! [`syntax::MAX_FILE_BYTES`]); parsing, merging and interpolation are pure.
 
 pub mod interpolate;
 pub mod syntax;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::fsio::{read_bounded, ReadError};
 pub use interpolate::{resolve, Resolved, Setting};
 pub use syntax::{Entry, Template};
 
@@ -103,14 +105,6 @@ pub fn check_env(dir: &Path, env: &str) -> Result<()> {
 /// Read every source of `env` from `dir`, plus the `--set` flags.
 pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
     check_env(dir, env)?;
-    let project_file = dir.join(PROJECT_FILE);
-    if !project_file.is_file() {
-        return Err(
-            Diagnostic::new(format!("no `{PROJECT_FILE}` in `{}`", dir.display()))
-                .hint("run `stack init` to create a project, or pass `--project-dir`")
-                .into(),
-        );
-    }
     let mut files = vec![
         (SourceKind::Project, PROJECT_FILE.to_string(), true),
         (SourceKind::Overlay, overlay_path(env), false),
@@ -124,10 +118,17 @@ pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
     let mut errors = Vec::new();
     for (kind, name, required) in files {
         let path = dir.join(&name);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_bounded(&path, syntax::MAX_FILE_BYTES as u64) {
             Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => continue,
-            Err(err) => return Err(Error::io("read", &path, err)),
+            Err(ReadError::Missing) if !required => continue,
+            Err(ReadError::Missing) => {
+                return Err(
+                    Diagnostic::new(format!("no `{PROJECT_FILE}` in `{}`", dir.display()))
+                        .hint("run `stack init` to create a project, or pass `--project-dir`")
+                        .into(),
+                )
+            }
+            Err(err) => return Err(err.into_error(&name, &path)),
         };
         match syntax::parse(&name, &bytes) {
             Ok(entries) => layers.push(Layer {

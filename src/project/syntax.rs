@@ -121,8 +121,13 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<Entry>, Vec<Diagnostic>> 
 
 struct Parser<'a> {
     source: Arc<str>,
+    text: &'a str,
     chars: Vec<char>,
-    lines: Vec<&'a str>,
+    /// Index in `chars` where the current line starts.
+    line_start: usize,
+    /// The text of the last line a span was made on, shared by every span on it: a line
+    /// with many references is stored once, not once per reference.
+    line_cache: std::cell::RefCell<Option<(u32, Arc<str>)>>,
     pos: usize,
     line: u32,
     col: u32,
@@ -130,10 +135,21 @@ struct Parser<'a> {
     double: bool,
     /// How many `${…}` we are inside; bounded so hostile input cannot exhaust the stack.
     depth: u32,
+    /// References read so far, against [`MAX_REFERENCES`].
+    references: usize,
+    /// A bound of the whole file was passed: stop parsing.
+    exhausted: bool,
 }
 
 /// Deepest nesting of `${VAR:-${…}}` accepted.
 const MAX_NESTING: u32 = 32;
+
+/// Most assignments in one file. A project has hundreds of keys; the bound keeps the
+/// memory of a hostile file (a few bytes a line, each a parsed entry) small.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// Most `$` references in one file, for the same reason.
+pub const MAX_REFERENCES: usize = 50_000;
 
 type PResult<T> = Result<T, Diagnostic>;
 
@@ -141,13 +157,17 @@ impl<'a> Parser<'a> {
     fn new(source: Arc<str>, text: &'a str) -> Self {
         Parser {
             source,
+            text,
             chars: text.chars().collect(),
-            lines: text.split('\n').collect(),
+            line_start: 0,
+            line_cache: std::cell::RefCell::new(None),
             pos: 0,
             line: 1,
             col: 1,
             double: false,
             depth: 0,
+            references: 0,
+            exhausted: false,
         }
     }
 
@@ -165,6 +185,7 @@ impl<'a> Parser<'a> {
         if c == '\n' {
             self.line += 1;
             self.col = 1;
+            self.line_start = self.pos;
         } else {
             self.col += 1;
         }
@@ -172,18 +193,37 @@ impl<'a> Parser<'a> {
     }
 
     fn span(&self, line: u32, col: u32, len: u32) -> Span {
-        let text = self
-            .lines
-            .get(line as usize - 1)
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .unwrap_or("");
+        let line_text = self.line_text(line);
         Span {
             source: self.source.clone(),
             line,
             col,
             len: len.max(1),
-            line_text: Arc::from(text),
+            line_text,
         }
+    }
+
+    /// The text of `line` (1-based), without its line break.
+    fn line_text(&self, line: u32) -> Arc<str> {
+        let mut cache = self.line_cache.borrow_mut();
+        if let Some((cached, text)) = cache.as_ref() {
+            if *cached == line {
+                return text.clone();
+            }
+        }
+        let text: String = if line == self.line {
+            self.chars[self.line_start.min(self.chars.len())..]
+                .iter()
+                .take_while(|c| **c != '\n')
+                .collect()
+        } else {
+            // Spans are made on the current line; this is only a fallback.
+            let index = (line as usize).saturating_sub(1);
+            self.text.split('\n').nth(index).unwrap_or("").to_string()
+        };
+        let text: Arc<str> = Arc::from(text.strip_suffix('\r').unwrap_or(&text));
+        *cache = Some((line, text.clone()));
+        text
     }
 
     fn here(&self, len: u32) -> Span {
@@ -214,11 +254,15 @@ impl<'a> Parser<'a> {
         let mut errors = Vec::new();
         while self.peek().is_some() {
             match self.parse_line() {
+                Ok(Some(entry)) if entries.len() >= MAX_ENTRIES => {
+                    errors.push(self.too_many(&entry.span, "assignments", MAX_ENTRIES));
+                    break;
+                }
                 Ok(Some(entry)) => entries.push(entry),
                 Ok(None) => {}
                 Err(diagnostic) => {
                     errors.push(diagnostic);
-                    if errors.len() >= 20 {
+                    if errors.len() >= 20 || self.exhausted {
                         break;
                     }
                     // Resume at the next line so one typo does not hide the next.
@@ -234,6 +278,25 @@ impl<'a> Parser<'a> {
         } else {
             Err(errors)
         }
+    }
+
+    fn too_many(&mut self, span: &Span, what: &str, limit: usize) -> Diagnostic {
+        self.exhausted = true;
+        Diagnostic::new(format!(
+            "`{}` has more than {limit} {what}, the most a project file may hold",
+            self.source
+        ))
+        .at(span)
+        .hint("a project file holds a few hundred `KEY=VALUE` lines; is this the right file?")
+    }
+
+    /// Count one reference against [`MAX_REFERENCES`].
+    fn count_reference(&mut self, span: &Span) -> PResult<()> {
+        self.references += 1;
+        if self.references > MAX_REFERENCES {
+            return Err(self.too_many(span, "`$` references", MAX_REFERENCES));
+        }
+        Ok(())
     }
 
     fn parse_line(&mut self) -> PResult<Option<Entry>> {
@@ -474,6 +537,7 @@ impl<'a> Parser<'a> {
                         .hint("close the interpolation with `}`"));
                 }
                 self.bump();
+                self.count_reference(&span)?;
                 template.pieces.push(Piece::Var(VarRef {
                     name,
                     op,
@@ -485,6 +549,7 @@ impl<'a> Parser<'a> {
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
                 let name = self.read_name();
                 let span = self.span(start.line, start.col, name.chars().count() as u32 + 1);
+                self.count_reference(&span)?;
                 template.pieces.push(Piece::Var(VarRef {
                     name,
                     op: Op::Plain,

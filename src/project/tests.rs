@@ -241,3 +241,62 @@ proptest! {
         prop_assert_eq!(&v["K"], &value);
     }
 }
+
+fn resolve_errors(text: &str) -> Vec<crate::error::Diagnostic> {
+    let layers = [layer("stack.env", SourceKind::Project, text)];
+    match resolve(&layers, &BTreeMap::new(), |_| None) {
+        Ok(_) => panic!("resolved:\n{text}"),
+        Err(errors) => errors,
+    }
+}
+
+#[test]
+fn doubling_values_stop_at_the_value_bound_naming_the_key() {
+    let mut text = String::from("A0=xxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        text.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
+    }
+    let errors = resolve_errors(&text);
+    // 16 bytes doubled 16 times is 1 MiB; the 17th doubling is too long.
+    let first = errors[0].render();
+    assert!(first.contains("`A17` is longer than"), "{first}");
+    assert!(first.contains("--> stack.env:18:1"), "{first}");
+}
+
+#[test]
+fn many_large_values_stop_at_the_project_bound() {
+    let mut text = String::from("A0=xxxxxxxxxxxxxxxx\n");
+    for i in 1..=15 {
+        text.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
+    }
+    // A0..A15 make 1 MiB and each copy half a MiB: the 30th copy passes 16 MiB.
+    for i in 0..100 {
+        text.push_str(&format!("COPY{i}=$A15\n"));
+    }
+    let errors = resolve_errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let text = errors[0].render();
+    assert!(text.contains("larger than"), "{text}");
+    assert!(text.contains("at `COPY29`"), "{text}");
+}
+
+#[test]
+fn a_key_referenced_many_times_stays_bounded() {
+    let many = "$B".repeat(40_000);
+    let text =
+        format!("B=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nA={many}\n");
+    let errors = resolve_errors(&text);
+    let first = errors[0].render();
+    assert!(first.contains("`A` is longer than"), "{first}");
+}
+
+#[test]
+fn a_file_holds_a_bounded_number_of_entries_and_references() {
+    let refs = format!("B=x\nA={}\n", "$B".repeat(300_000));
+    let text = error(&refs);
+    assert!(text.contains("more than 50000 `$` references"), "{text}");
+    let keys: String = (0..20_000).map(|i| format!("K{i}=v\n")).collect();
+    let text = error(&keys);
+    assert!(text.contains("more than 10000 assignments"), "{text}");
+    assert!(text.contains("--> stack.env:10001:1"), "{text}");
+}

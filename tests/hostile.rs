@@ -1,0 +1,405 @@
+//! Hostile and careless input: no data lost, no secret shown, no runaway memory. Each
+//! test is one class of the issue, run on the real binary in a temporary directory.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::{fixture, read_tree, stack, text};
+use predicates::prelude::*;
+
+/// Long enough for any honest run; a hang or a runaway read fails instead of blocking.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[test]
+fn build_out_never_removes_the_project() {
+    let project = fixture("minimal");
+    project.build("dev", None);
+    // A project that keeps a copy of the generated compose file at its root.
+    fs::copy(
+        project.bundle_dir("dev").join("docker-compose.yml"),
+        project.path("docker-compose.yml"),
+    )
+    .unwrap();
+    fs::create_dir_all(project.path(".git")).unwrap();
+    fs::write(project.path(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    fs::create_dir_all(project.path("src")).unwrap();
+    fs::write(project.path("src/main.rs"), "fn main() {}\n").unwrap();
+    let before = read_tree(&project.dir);
+    for out in [project.dir.clone(), project.temp.path().to_path_buf()] {
+        let output = project
+            .stack()
+            .arg("build")
+            .arg("--out")
+            .arg(&out)
+            .timeout(DEADLINE)
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{}: {stderr}", out.display());
+        assert!(stderr.contains("holds the project"), "{stderr}");
+        assert_eq!(read_tree(&project.dir), before, "the project changed");
+    }
+    // Relative to the working directory, as a user would type it.
+    stack()
+        .current_dir(&project.dir)
+        .args(["build", "--out", "."])
+        .timeout(DEADLINE)
+        .assert()
+        .code(2);
+    assert_eq!(read_tree(&project.dir), before, "the project changed");
+}
+
+#[test]
+fn build_out_refuses_a_generated_compose_file_among_other_files() {
+    let project = fixture("minimal");
+    let bundle = project.build("dev", None);
+    let out = project.sibling("copy");
+    fs::copy(
+        bundle.join("docker-compose.yml"),
+        out.join("docker-compose.yml"),
+    )
+    .unwrap();
+    fs::write(out.join("README.md"), "mine\n").unwrap();
+    let before = read_tree(&out);
+    project
+        .stack()
+        .arg("build")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`README.md`"));
+    assert_eq!(read_tree(&out), before, "the directory was changed");
+}
+
+#[test]
+fn files_put_in_the_bundle_are_kept_and_named() {
+    let project = fixture("minimal");
+    let bundle = project.build("dev", None);
+    let manifest = fs::read_to_string(bundle.join(".stack-manifest")).unwrap();
+    assert!(
+        manifest.lines().any(|l| l == "docker-compose.yml"),
+        "{manifest}"
+    );
+    fs::create_dir_all(bundle.join("certs")).unwrap();
+    fs::write(
+        bundle.join("certs/site.pem"),
+        "-----BEGIN CERTIFICATE-----\n",
+    )
+    .unwrap();
+    fs::write(bundle.join("notes.txt"), "call Alice\n").unwrap();
+    let before = read_tree(&bundle);
+    project.append("SERVICE_WEB_HEALTH=/ready\n");
+    project
+        .stack()
+        .arg("build")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`certs/site.pem`"))
+        .stderr(predicate::str::contains("`notes.txt`"))
+        .stderr(predicate::str::contains("hint: "))
+        .stderr(predicate::str::contains("mount"));
+    assert_eq!(read_tree(&bundle), before, "the bundle changed");
+    // Moved out, the build replaces the bundle and leaves nothing behind.
+    fs::remove_dir_all(bundle.join("certs")).unwrap();
+    fs::remove_file(bundle.join("notes.txt")).unwrap();
+    project.build("dev", None);
+    let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("/ready"), "{compose}");
+    let stray: Vec<String> = fs::read_dir(project.path(".stack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "dev")
+        .collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+}
+
+#[test]
+fn a_bundle_from_before_the_manifest_is_still_replaced() {
+    let project = fixture("minimal");
+    let bundle = project.build("dev", None);
+    fs::remove_file(bundle.join(".stack-manifest")).unwrap();
+    project.build("dev", None);
+    assert!(bundle.join(".stack-manifest").is_file());
+    project.stack().args(["build", "--check"]).assert().code(0);
+}
+
+#[test]
+fn init_force_replaces_only_the_project_file_and_completes_gitignore() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("shop");
+    fs::create_dir_all(dir.join("environments/prod")).unwrap();
+    fs::write(dir.join(".gitignore"), "node_modules/\n/.stack\n").unwrap();
+    let server = "SERVER_HOST=db.internal\nSERVER_USER=ops\n";
+    fs::write(dir.join("environments/prod/server.env"), server).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(
+        gitignore.starts_with("node_modules/\n/.stack\n"),
+        "{gitignore}"
+    );
+    for line in ["environments/*/secrets.env", "stack.local.env"] {
+        assert_eq!(
+            gitignore.lines().filter(|l| *l == line).count(),
+            1,
+            "{gitignore}"
+        );
+    }
+    // `/.stack` already ignores the bundles; not added twice.
+    assert!(!gitignore.lines().any(|l| l == ".stack/"), "{gitignore}");
+    let server_path = dir.join("environments/prod/server.env");
+    assert_eq!(fs::read_to_string(&server_path).unwrap(), server);
+
+    // `--force` replaces stack.env and nothing else.
+    fs::write(dir.join("stack.env"), "STACK_PROJECT=old\n").unwrap();
+    fs::write(dir.join(".gitignore"), "mine\n").unwrap();
+    fs::write(&server_path, server).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes", "--force"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let project = fs::read_to_string(dir.join("stack.env")).unwrap();
+    assert!(project.contains("STACK_PROJECT=shop"), "{project}");
+    assert_eq!(fs::read_to_string(&server_path).unwrap(), server);
+    let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(gitignore.starts_with("mine\n"), "{gitignore}");
+    assert!(
+        gitignore.contains("\nenvironments/*/secrets.env\n"),
+        "{gitignore}"
+    );
+
+    // A third run adds nothing: every line is there.
+    let before = fs::read(dir.join(".gitignore")).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes", "--force"])
+        .arg(&dir)
+        .assert()
+        .success();
+    assert_eq!(fs::read(dir.join(".gitignore")).unwrap(), before);
+}
+
+/// Address space granted to a run on hostile input: reading a huge file whole, or
+/// expanding interpolation without a bound, fails instead of swapping the machine.
+const MEMORY_LIMIT_KIB: u64 = 512 * 1024;
+
+/// `stack -C <project> ARGS` under [`MEMORY_LIMIT_KIB`] and [`DEADLINE`], with the
+/// environment of [`stack`].
+fn bounded(project: &common::Project, args: &[&str]) -> std::process::Output {
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("stack"))
+        .arg("-C")
+        .arg(&project.dir)
+        .args(args)
+        .current_dir(project.sibling("cwd"));
+    for (key, value) in stack().get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    assert_cmd::Command::from_std(shell)
+        .timeout(DEADLINE)
+        .output()
+        .unwrap()
+}
+
+/// `stack build` in `project` must fail with exit 2 and name `shown`, quickly, writing
+/// no bundle.
+fn build_fails_naming(project: &common::Project, shown: &str, what: &str) {
+    let output = bounded(project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{shown}: {stderr}");
+    assert!(stderr.contains(&format!("`{shown}`")), "{stderr}");
+    assert!(stderr.contains(what), "{stderr}");
+    assert!(!project.path(".stack").exists(), "a bundle was written");
+}
+
+#[test]
+fn a_directory_where_a_project_file_should_be_exits_2_with_its_path() {
+    let project = fixture("minimal");
+    fs::create_dir_all(project.path("environments/dev/secrets.env")).unwrap();
+    build_fails_naming(&project, "environments/dev/secrets.env", "a directory");
+
+    let temp = tempfile::tempdir().unwrap();
+    fs::create_dir(temp.path().join("stack.env")).unwrap();
+    stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .timeout(DEADLINE)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`stack.env` is a directory"));
+}
+
+#[test]
+fn a_symlink_to_dev_zero_is_refused_before_reading() {
+    let project = fixture("minimal");
+    std::os::unix::fs::symlink("/dev/zero", project.path("stack.local.env")).unwrap();
+    build_fails_naming(&project, "stack.local.env", "a character device");
+}
+
+#[test]
+fn a_fifo_is_refused_without_hanging() {
+    let project = fixture("minimal");
+    fs::create_dir_all(project.path("environments/dev")).unwrap();
+    let fifo = project.path("environments/dev/stack.env");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    build_fails_naming(&project, "environments/dev/stack.env", "FIFO");
+}
+
+#[test]
+fn a_huge_project_file_is_refused_by_its_size() {
+    let project = fixture("minimal");
+    // Sparse: 1 GiB on paper, nothing on disk; reading it whole would take a gigabyte.
+    let file = fs::File::create(project.path("stack.local.env")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    build_fails_naming(&project, "stack.local.env", "1073741824 bytes");
+}
+
+#[test]
+fn a_symlink_to_a_regular_file_is_read() {
+    let project = fixture("minimal");
+    fs::write(
+        project.temp.path().join("shared.env"),
+        "STACK_LOG_LEVEL=debug\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        project.temp.path().join("shared.env"),
+        project.path("stack.local.env"),
+    )
+    .unwrap();
+    project
+        .stack()
+        .args(["config", "explain", "STACK_LOG_LEVEL"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("STACK_LOG_LEVEL=debug\n"));
+}
+
+#[test]
+fn doubling_interpolation_exits_2_naming_the_key() {
+    let project = fixture("minimal");
+    let mut lines = String::from("A0=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        lines.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
+    }
+    project.append(&lines);
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`A16` is longer than"), "{stderr}");
+    assert!(!project.path(".stack").exists());
+
+    // One key referenced three hundred thousand times: refused while parsing.
+    let project = fixture("minimal");
+    project.append(&format!("B=0123456789\nMANY={}\n", "$B".repeat(300_000)));
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`$` references"), "{stderr}");
+
+    // Forty thousand times a long value: past the bound of one value.
+    let project = fixture("minimal");
+    let long = "0123456789abcdef".repeat(4);
+    project.append(&format!("B={long}\nMANY={}\n", "$B".repeat(40_000)));
+    let output = bounded(&project, &["build"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`MANY` is longer than"), "{stderr}");
+}
+
+#[test]
+fn control_characters_in_values_are_escaped_in_human_output() {
+    let project = fixture("minimal");
+    project.append(
+        "NOTE=\"safe\\nSTACK_PROJECT = forged  # stack.env:1:1\"\nBELL=ring\x07\x1b[2Jcleared\n",
+    );
+    for args in [&["config"][..], &["config", "explain", "NOTE"]] {
+        let output = project.stack().args(args).output().unwrap();
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.starts_with("STACK_PROJECT = forged")),
+            "{args:?}: a value forged a line:\n{stdout}"
+        );
+        assert!(stdout.contains("safe\\nSTACK_PROJECT"), "{stdout}");
+    }
+    let output = project.stack().arg("config").output().unwrap();
+    let stdout = text(&output.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("ring\\u{7}\\e[2Jcleared"), "{stdout}");
+
+    // In a diagnostic: the message and the source line.
+    project.append("SERVICE_WEB_REPLICAS=2\x1b]0;owned\x07\n");
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("2\\e]0;owned\\u{7}"), "{stderr}");
+}
+
+#[test]
+fn diagnostics_on_a_secrets_line_never_show_the_value() {
+    let project = fixture("minimal");
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(
+        &secrets,
+        "API_TOKEN=tok-1-hunter2 $ tail-hunter2\nDB_PASSWORD=\"pw-2-hunter2\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:2:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+
+    // A warning (an unset variable) on a secrets line is masked too.
+    fs::write(
+        &secrets,
+        "API_TOKEN=tok-3-hunter2${STACK_TEST_UNSET_VERSION}\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("config").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: "), "{stderr}");
+    assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+}
