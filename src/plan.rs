@@ -132,7 +132,7 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
 }
 
 fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
-    let image_id = observed.images.get(&service.image);
+    let image_id = observed.images.get(service.run_image());
     let current = |c: &ObservedContainer| {
         c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)
     };
@@ -224,6 +224,7 @@ mod tests {
             extra_hosts: vec![],
             refresh: None,
             digest: format!("{name}-v2"),
+            pinned: None,
         }
     }
 

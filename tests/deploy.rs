@@ -415,7 +415,7 @@ impl Project {
         let out = self.ok(&["releases", "staging"]);
         text(&out.stdout)
             .lines()
-            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("    "))
             .map(|l| (l[2..].trim().to_string(), l.starts_with('*')))
             .collect()
     }
@@ -1392,4 +1392,288 @@ fn swarm_target_deploys_updates_and_rolls_back() {
         "the service must be back on V=2: {env}"
     );
     assert_eq!(replicas(&service), "2/2");
+}
+
+/// A second Docker engine on its own socket, data root and exec root: a server whose
+/// images are not the ones `stack` builds with, as on a real VM. No bridge, no iptables
+/// (the host's engine owns those); the tests look inside containers with `exec`.
+struct SecondEngine {
+    dir: PathBuf,
+    exec_root: PathBuf,
+    child: Child,
+}
+
+impl SecondEngine {
+    fn start(name: &str) -> SecondEngine {
+        require_prereqs();
+        let dir = PathBuf::from(format!(
+            "/var/lib/stack-test-engines/{name}-{}",
+            std::process::id()
+        ));
+        let exec_root = PathBuf::from(format!("/run/stk-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = StdCommand::new("dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start a second dockerd");
+        let engine = SecondEngine {
+            dir,
+            exec_root,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !engine.docker(&["info"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "the second dockerd did not answer within 60 s:\n{}",
+                std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        StdCommand::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {}: {}",
+            args.join(" "),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Copy an image of the host's engine into this one.
+    fn load(&self, image: &str) {
+        let save = StdCommand::new("docker")
+            .args(["save", image])
+            .output()
+            .unwrap();
+        assert!(save.status.success(), "{}", text(&save.stderr));
+        let mut load = StdCommand::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(["load", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut load.stdin.take().unwrap(), &save.stdout).unwrap();
+        assert!(load.wait().unwrap().success(), "docker load of {image}");
+    }
+
+    /// What the running container of `project`'s `service` serves at `/www/version`.
+    fn version(&self, project: &str, service: &str) -> String {
+        let filter = format!("label=com.docker.compose.service={service}");
+        let project_filter = format!("label=com.docker.compose.project={project}");
+        let ids = self.ok(&["ps", "-q", "--filter", &filter, "--filter", &project_filter]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        assert_eq!(ids.len(), 1, "want one running `{service}`: {ids:?}");
+        self.ok(&["exec", ids[0], "cat", "/www/version"])
+            .trim()
+            .to_string()
+    }
+
+    fn image_exists(&self, image: &str) -> bool {
+        self.docker(&["image", "inspect", image]).status.success()
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = StdCommand::new("rm").arg("-rf").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+    }
+}
+
+/// A project deployed to `engine`, whose `web` serves the text of `app/version`.
+fn pinned_project(test: &str, sshd: &Sshd, engine: &SecondEngine, body: &str) -> Project {
+    let p = Project::new(test, sshd, body);
+    let server = p.path().join("environments/staging/server.env");
+    let mut text = std::fs::read_to_string(&server).unwrap();
+    text.push_str(&format!(
+        "SERVER_DOCKER_SOCKET={}\n",
+        engine.socket().display()
+    ));
+    std::fs::write(&server, text).unwrap();
+    p
+}
+
+const PINNED_WEB: &str = "STACK_PROXY=none\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=20s\n\
+    SERVICE_WEB_PORT=8080\nSERVICE_WEB_STRATEGY=recreate\n\
+    SERVICE_WEB_HEALTH_CMD=wget -q -O /dev/null http://127.0.0.1:8080/version\n\
+    SERVICE_WEB_HEALTH_INTERVAL=1s\n";
+
+fn write_app(p: &Project, version: &str) {
+    let app = p.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX}\nCOPY version /www/version\n\
+             CMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(app.join("version"), format!("{version}\n")).unwrap();
+}
+
+// A `BUILD` service whose code changes between releases, on a server with its own
+// engine: each release runs its own image, an unhealthy `recreate` release rolls back to
+// the previous code, and a rollback restores the code, not only the configuration.
+#[test]
+fn rollback_restores_the_code_of_a_build_service() {
+    let sshd = Sshd::start();
+    let engine = SecondEngine::start("build");
+    let body = format!("{PINNED_WEB}SERVICE_WEB_BUILD=./app\n");
+    let p = pinned_project("pin-build", &sshd, &engine, &body);
+
+    write_app(&p, "v1");
+    p.deploy(&[]);
+    let v1 = p.current_release().unwrap();
+    assert_eq!(engine.version(&p.name, "web"), "v1");
+
+    write_app(&p, "v2");
+    p.deploy(&[]);
+    let v2 = p.current_release().unwrap();
+    assert_eq!(engine.version(&p.name, "web"), "v2");
+    let digest = |id: &str| id.rsplit('-').next().unwrap().to_string();
+    assert_ne!(digest(&v1), digest(&v2), "different code, same digest");
+
+    // v3 never turns healthy; `recreate` has already removed v2's container.
+    write_app(&p, "v3");
+    let out = p.deploy_any(&["--set", "SERVICE_WEB_HEALTH_CMD=test -e /www/never"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(p.current_release().as_deref(), Some(v2.as_str()));
+    assert_eq!(
+        engine.version(&p.name, "web"),
+        "v2",
+        "the rollback ran v3's code"
+    );
+
+    p.ok(&["rollback", "staging", &v1]);
+    assert_eq!(
+        engine.version(&p.name, "web"),
+        "v1",
+        "the rollback kept v2's code"
+    );
+
+    let releases = text(&p.ok(&["releases", "staging"]).stdout);
+    assert!(
+        releases.contains("web"),
+        "no images in `releases`:\n{releases}"
+    );
+}
+
+// A registry image whose tag moves between deploys: the release keeps the image it was
+// deployed with. Pruning removes the images of pruned releases only, and a rollback to a
+// release whose image is gone is refused before anything stops.
+#[test]
+fn moved_tags_and_pruned_releases() {
+    let sshd = Sshd::start();
+    let engine = SecondEngine::start("tags");
+    let body =
+        format!("{PINNED_WEB}STACK_KEEP_RELEASES=2\nSERVICE_WEB_IMAGE=registry.test/app:1\n");
+    let p = pinned_project("pin-tags", &sshd, &engine, &body);
+    // Two versions of the "registry" image, built here and loaded into the server.
+    for version in ["v1", "v2"] {
+        write_app(&p, version);
+        let tag = format!("stack-test/{}:{version}", p.name);
+        run_ok(
+            StdCommand::new("docker")
+                .args(["build", "-q", "-t", &tag])
+                .arg(p.path().join("app")),
+        );
+        engine.load(&tag);
+        let _ = docker(&["rmi", &tag]);
+    }
+    let image = |version: &str| format!("stack-test/{}:{version}", p.name);
+    let id_a = engine
+        .ok(&["image", "inspect", "-f", "{{.Id}}", &image("v1")])
+        .trim()
+        .to_string();
+    engine.ok(&["tag", &image("v1"), "registry.test/app:1"]);
+    engine.ok(&["rmi", &image("v1")]);
+    p.deploy(&[]);
+    let first = p.current_release().unwrap();
+    assert_eq!(engine.version(&p.name, "web"), "v1");
+
+    // The tag moves (a re-pushed `app:1`).
+    engine.ok(&["tag", &image("v2"), "registry.test/app:1"]);
+    p.deploy(&[]);
+    let second = p.current_release().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(engine.version(&p.name, "web"), "v2");
+
+    p.ok(&["rollback", "staging", &first]);
+    assert_eq!(
+        engine.version(&p.name, "web"),
+        "v1",
+        "rollback ran the moved tag"
+    );
+
+    // A third release prunes the first (two kept): its image goes, the kept ones stay.
+    p.deploy(&["--set", "SERVICE_WEB_ENV_N=3"]);
+    let third = p.current_release().unwrap();
+    assert_eq!(p.release_dirs(), vec![second.clone(), third.clone()]);
+    assert!(
+        !engine.image_exists(&id_a),
+        "the pruned release's image is still there"
+    );
+    for kept in [&second, &third] {
+        let tag = format!("{}-web:{kept}", p.name);
+        assert!(
+            engine.image_exists(&tag),
+            "kept release image `{tag}` is gone"
+        );
+    }
+
+    // The second release's image tag removed by hand: its rollback is refused, nothing stops.
+    engine.ok(&["rmi", &format!("{}-web:{second}", p.name)]);
+    let before = engine.ok(&["ps", "-q"]);
+    let out = p.stack(&["rollback", "staging", &second]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        text(&out.stderr).contains("is no longer on the engine"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(
+        engine.ok(&["ps", "-q"]),
+        before,
+        "a refused rollback touched containers"
+    );
+    assert_eq!(p.current_release().as_deref(), Some(third.as_str()));
+    let releases = text(&p.ok(&["releases", "staging"]).stdout);
+    assert!(releases.contains("cannot be rolled back to"), "{releases}");
 }

@@ -1,5 +1,6 @@
 //! `stack deploy ENV`, `releases`, `rollback`, `lock release`, `audit` (SPEC §4).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{missing_images, runtime, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::{values::parse_duration, Loaded, Server};
-use crate::deploy::{timestamp, Remote};
+use crate::deploy::{pin, timestamp, Remote};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
@@ -76,12 +77,17 @@ fn check_clean(dir: &Path) -> Result<()> {
     }
 }
 
-/// `<env>-<UTC time>-<digest of the bundle>`.
-fn release_id(env: &str, bundle: &Bundle) -> String {
+/// `<env>-<UTC time>-<digest of the bundle and the image of each service>`: two
+/// releases with different code never share a digest.
+fn release_id(env: &str, bundle: &Bundle, images: &BTreeMap<String, Option<String>>) -> String {
     let mut hasher = Sha256::new();
     for (path, file) in &bundle.files {
         hasher.update(path.as_bytes());
         hasher.update(file.contents.as_bytes());
+    }
+    for (service, id) in images {
+        hasher.update(service.as_bytes());
+        hasher.update(id.as_deref().unwrap_or("unresolved").as_bytes());
     }
     let digest: String = hasher.finalize()[..4]
         .iter()
@@ -96,7 +102,6 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&env)?;
     let server = server_of(&loaded)?;
     let config = &loaded.config;
-    let swarm = config.target == crate::config::Target::Swarm;
     if env == "prod" && !args.force {
         let findings = super::check::audit(&loaded);
         if findings.iter().any(|f| !f.ok) {
@@ -109,12 +114,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     if !args.allow_dirty {
         check_clean(&config.project_dir)?;
     }
-    // Render for the release directory, so paths inside the bundle are the server's.
-    let probe = render::render(config, Path::new(&server.path))?;
-    let id = release_id(&env, &probe);
-    let release_dir = format!("{}/releases/{id}", server.path);
-    let (bundle, desired) = render::render_all(config, Path::new(&release_dir))?;
-    let placement = server_placement(&server);
+    // The desired state does not depend on where the bundle lives; the bundle's files do,
+    // so the release id digests a bundle rendered for `SERVER_PATH`.
+    let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
     let remote = Remote::connect(&server, &env)?;
     let progress = Progress::new(&context.printer);
     context
@@ -122,39 +124,37 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         .status(format!("connected to `{}@{}`", server.user, server.host));
     runtime()?.block_on(async {
         let engine = server_engine(&remote).await?;
-        let converger = Converger::new(engine.clone(), desired, (placement, model::secrets(config)), progress);
+        let local = match desired.services.iter().any(|s| s.build.is_some()) {
+            true => Some(Engine::connect().await?),
+            false => None,
+        };
+        let engines = (local.as_ref(), &engine);
+        let ids = pin::resolve(&desired, engines, &progress, args.dry_run).await?;
+        let id = release_id(&env, &probe, &ids);
         if args.dry_run {
-            let observed = engine.observe(&converger.desired).await?;
-            let actions = if swarm {
-                Vec::new()
-            } else {
-                plan::plan(&converger.desired, &observed, &[])
-            };
-            let mut lines = vec![format!("upload release `{id}` and point `current` at it")];
-            if swarm {
-                lines.extend(converger.desired.services.iter().map(|s| {
-                    format!(
-                        "{}: create or update swarm service `{}` ({} replica(s), start-first)",
-                        s.name,
-                        crate::engine::swarm_service_name(&converger.desired.project, &s.name),
-                        s.replicas
-                    )
-                }));
-            }
-            lines.extend(missing_images(&converger.desired, &observed, "build locally and send"));
-            lines.extend(actions.iter().map(|a| a.to_string()));
-            if context.global.json {
-                context.printer.json(&json!({"env": env, "release": id, "dry_run": true, "actions": actions}));
-            } else {
-                context.printer.out(lines.iter().map(|l| format!("{l}\n")).collect::<String>());
-            }
-            return Ok(());
+            return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
         }
+        let release_dir = format!("{}/releases/{id}", server.path);
+        let bundle = render::render(config, Path::new(&release_dir))?;
         let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
             context.printer.status(format!("waiting for the deploy lock, held by: {holder}"));
         })?;
+        let before = remote.releases().map(|r| r.into_iter().map(|r| r.id).collect::<BTreeSet<_>>());
+        let shipment = Shipment {
+            bundle: &bundle,
+            id: &id,
+            previous,
+            swarm: config.target == crate::config::Target::Swarm,
+        };
+        let mut desired = desired;
+        let ship = async {
+            pin::pin(&mut desired, &ids, engines, (&id, &progress)).await?;
+            let place = (server_placement(&server), model::secrets(config));
+            let converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            ship(context, &remote, &converger, shipment).await
+        };
         let result = tokio::select! {
-            result = ship(context, &remote, &converger, &engine, Shipment { bundle: &bundle, id: &id, previous, swarm }) => result,
+            result = ship => result,
             _ = tokio::signal::ctrl_c() => Err(Error::No("interrupted; the previous release keeps serving unless `current` was switched; run `stack deploy` again".into())),
         };
         let outcome = match &result {
@@ -165,6 +165,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let finished = remote.finish("deploy", &id, &outcome, result.is_ok(), keep);
         result?;
         finished?;
+        if let Ok(before) = before {
+            prune_images(&remote, engines, &config.project, &before).await?;
+        }
         if context.global.json {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
         }
@@ -173,7 +176,63 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     })
 }
 
-/// Everything a deploy changes, under the lock.
+/// Remove the pinned images of the releases pruned since `before` was listed, on the
+/// server and where `BUILD` images were built.
+async fn prune_images(
+    remote: &Remote,
+    (local, server): (Option<&Engine>, &Engine),
+    project: &str,
+    before: &BTreeSet<String>,
+) -> Result<()> {
+    let after: BTreeSet<String> = remote.releases()?.into_iter().map(|r| r.id).collect();
+    let pruned: BTreeSet<String> = before.difference(&after).cloned().collect();
+    pin::prune(server, project, &pruned).await?;
+    if let Some(local) = local {
+        pin::prune(local, project, &pruned).await?;
+    }
+    Ok(())
+}
+
+/// What a deploy would do, changing nothing.
+async fn dry_run(
+    context: &Context,
+    engine: &Engine,
+    desired: &model::Desired,
+    (env, id): (&str, &str),
+    target: crate::config::Target,
+) -> Result<()> {
+    let swarm = target == crate::config::Target::Swarm;
+    let observed = engine.observe(desired).await?;
+    let actions = if swarm {
+        Vec::new()
+    } else {
+        plan::plan(desired, &observed, &[])
+    };
+    let mut lines = vec![format!("upload release `{id}` and point `current` at it")];
+    if swarm {
+        lines.extend(desired.services.iter().map(|s| {
+            format!(
+                "{}: create or update swarm service `{}` ({} replica(s), start-first)",
+                s.name,
+                crate::engine::swarm_service_name(&desired.project, &s.name),
+                s.replicas
+            )
+        }));
+    }
+    lines.extend(missing_images(desired, &observed, "build locally and send"));
+    lines.extend(actions.iter().map(|a| a.to_string()));
+    if context.global.json {
+        context
+            .printer
+            .json(&json!({"env": env, "release": id, "dry_run": true, "actions": actions}));
+    } else {
+        context
+            .printer
+            .out(lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+    }
+    Ok(())
+}
+
 /// What one deploy ships.
 struct Shipment<'a> {
     bundle: &'a Bundle,
@@ -184,11 +243,12 @@ struct Shipment<'a> {
     swarm: bool,
 }
 
+/// Everything a deploy changes, under the lock: upload, converge, and on failure roll
+/// back to `previous`.
 async fn ship(
     context: &Context,
     remote: &Remote,
     converger: &Converger,
-    engine: &Engine,
     shipment: Shipment<'_>,
 ) -> Result<()> {
     let Shipment {
@@ -197,7 +257,7 @@ async fn ship(
         previous,
         swarm,
     } = shipment;
-    send_images(converger, engine).await?;
+    let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
     converger.ensure_images(&mut observed, false, &[]).await?;
     remote.upload(id, bundle, &converger.desired)?;
@@ -223,36 +283,6 @@ async fn ship(
     }
     if let Some(note) = remote.install_unit(&converger.desired.project, id)? {
         context.printer.status(format!("note: {note}"));
-    }
-    Ok(())
-}
-
-/// Images of `BUILD` services are built here (the build cache keeps an unchanged build
-/// cheap) and sent over the connection when the server lacks that exact image.
-async fn send_images(converger: &Converger, server: &Engine) -> Result<()> {
-    let builds: Vec<_> = converger
-        .desired
-        .services
-        .iter()
-        .filter_map(|s| s.build.as_ref().map(|b| (s, b)))
-        .collect();
-    if builds.is_empty() {
-        return Ok(());
-    }
-    let local = Engine::connect().await?;
-    for (service, build) in builds {
-        let image = &service.image;
-        converger
-            .progress
-            .step(&service.name, &format!("building `{image}` locally"));
-        local.build(&service.name, image, build, |_| {}).await?;
-        let local_id = local.image_id(image).await?;
-        if server.image_id(image).await? != local_id {
-            converger
-                .progress
-                .step(&service.name, &format!("sending `{image}` to the server"));
-            local.send_image(image, server).await?;
-        }
     }
     Ok(())
 }
@@ -295,6 +325,7 @@ async fn rollback_to(
     swarm: bool,
 ) -> Result<()> {
     let (desired, secrets) = remote.desired(id)?;
+    pin::check_present(&desired, engine).await?;
     let target = Converger::new(
         engine.clone(),
         desired,
@@ -313,10 +344,35 @@ pub fn releases(context: &Context, args: &EnvArg) -> Result<()> {
     let server = server_of(&loaded)?;
     let remote = Remote::connect(&server, &env)?;
     let releases = remote.releases()?;
+    let ids: Vec<String> = releases.iter().map(|r| r.id.clone()).collect();
+    let pins = remote.pins(&ids)?;
+    // Which pinned images the server still has: a release without them cannot come back.
+    let missing: BTreeMap<String, Vec<String>> = runtime()?.block_on(async {
+        let engine = server_engine(&remote).await?;
+        let mut missing = BTreeMap::new();
+        for (id, images) in &pins {
+            let mut gone = Vec::new();
+            for (_, pinned) in images {
+                if engine.image_id(&pinned.reference).await?.is_none() {
+                    gone.push(pinned.reference.clone());
+                }
+            }
+            missing.insert(id.clone(), gone);
+        }
+        Ok::<_, Error>(missing)
+    })?;
+    let rows: Vec<_> = releases
+        .iter()
+        .map(|r| {
+            let images: Vec<_> = pins.get(&r.id).into_iter().flatten().map(|(service, p)| {
+                json!({"service": service, "image": p.reference, "id": p.id, "repo_digest": p.repo_digest})
+            }).collect();
+            let gone = missing.get(&r.id).cloned().unwrap_or_default();
+            json!({"id": r.id, "current": r.current, "images": images, "missing_images": gone, "restorable": gone.is_empty()})
+        })
+        .collect();
     if context.global.json {
-        context
-            .printer
-            .json(&json!({"env": env, "releases": releases}));
+        context.printer.json(&json!({"env": env, "releases": rows}));
         return Ok(());
     }
     if releases.is_empty() {
@@ -324,10 +380,23 @@ pub fn releases(context: &Context, args: &EnvArg) -> Result<()> {
             .printer
             .status(format!("no releases of `{env}` on `{}`", server.host));
     }
-    let text: String = releases
-        .iter()
-        .map(|r| format!("{} {}\n", if r.current { "*" } else { " " }, r.id))
-        .collect();
+    let mut text = String::new();
+    for release in &releases {
+        let mark = if release.current { "*" } else { " " };
+        text.push_str(&format!("{mark} {}\n", release.id));
+        for (service, pinned) in pins.get(&release.id).into_iter().flatten() {
+            let short = pinned.id.trim_start_matches("sha256:");
+            text.push_str(&format!(
+                "    {service:<16} {}\n",
+                &short[..short.len().min(12)]
+            ));
+        }
+        for gone in missing.get(&release.id).into_iter().flatten() {
+            text.push_str(&format!(
+                "    cannot be rolled back to: image `{gone}` is gone\n"
+            ));
+        }
+    }
     context.printer.out(text);
     Ok(())
 }

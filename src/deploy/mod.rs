@@ -8,13 +8,16 @@
 //! SERVER_PATH/audit.log                         a tab-separated line per event
 //! ```
 
+pub mod pin;
 pub mod ssh;
 
 use std::time::{Duration, Instant};
 
 use crate::config::Server;
 use crate::error::{Error, Result};
-use crate::model::{Desired, Secrets};
+use std::collections::BTreeMap;
+
+use crate::model::{Desired, Pinned, Secrets};
 use crate::render::Bundle;
 use ssh::{quote, Session};
 
@@ -356,6 +359,34 @@ impl Remote {
         })?;
         let secrets = Secrets::parse(&format!("{dir}/.env"), env.as_bytes())?;
         Ok((desired, secrets))
+    }
+
+    /// The pinned images of each of `ids` (service, pin), read in one round trip; a
+    /// release made before pinning, or unreadable, has none.
+    pub fn pins(&self, ids: &[String]) -> Result<BTreeMap<String, Vec<(String, Pinned)>>> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let dirs: Vec<String> = ids.iter().map(|id| quote(&self.release_dir(id))).collect();
+        let script = format!(
+            "for d in {}; do cat \"$d/{DESIRED_FILE}\" 2>/dev/null | tr -d '\\n'; echo; done",
+            dirs.join(" ")
+        );
+        let text = self.session.check("read the releases", &script, None)?;
+        let mut out = BTreeMap::new();
+        for (id, line) in ids.iter().zip(text.lines()) {
+            let pins = serde_json::from_str::<Desired>(line)
+                .map(|desired| {
+                    desired
+                        .services
+                        .into_iter()
+                        .filter_map(|s| s.pinned.map(|p| (s.name, p)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert(id.clone(), pins);
+        }
+        Ok(out)
     }
 
     /// Append a line to the audit log.

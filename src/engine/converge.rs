@@ -103,6 +103,13 @@ impl Converger {
     ) -> Result<()> {
         let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
         for service in self.desired.services.iter().filter(|s| wanted(&s.name)) {
+            if let Some(pinned) = &service.pinned {
+                // A release's exact image is never rebuilt or pulled: a tag may have moved.
+                if !observed.images.contains_key(&pinned.reference) {
+                    return Err(missing_pin(&service.name, pinned));
+                }
+                continue;
+            }
             let image = &service.image;
             let present = observed.images.contains_key(image);
             if let Some(build) = &service.build {
@@ -538,6 +545,16 @@ impl Converger {
         }
         text
     }
+}
+
+/// The error for a release whose pinned image is gone from the engine.
+pub fn missing_pin(service: &str, pinned: &crate::model::Pinned) -> Error {
+    Error::No(format!(
+        "service `{service}`: the image of this release, `{}` ({}), is no longer on the engine; \
+         it was pruned with an old release, so this release cannot be started again",
+        pinned.reference,
+        &pinned.id[..pinned.id.len().min(19)]
+    ))
 }
 
 fn waiting_text(readiness: &Readiness) -> &'static str {

@@ -17,6 +17,65 @@ impl Engine {
         }
     }
 
+    /// Tag the image `source` (a reference or an ID) as `target` (`repo:tag`).
+    pub async fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let (repo, tag) = split_reference(target);
+        self.docker
+            .tag_image(
+                source,
+                Some(bollard::query_parameters::TagImageOptions {
+                    repo: Some(repo.to_string()),
+                    tag: Some(tag.to_string()),
+                }),
+            )
+            .await
+            .map_err(|e| outside(&format!("cannot tag `{source}` as `{target}`"), e))
+    }
+
+    /// Remove an image reference: a tag of an image that has others is only untagged,
+    /// and an image a container uses is kept (the engine refuses; that is not an error).
+    pub async fn untag(&self, reference: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot remove image `{reference}`"), e)),
+        }
+    }
+
+    /// Every `repo:tag` on the engine whose repository starts with `prefix`.
+    pub async fn tags_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(|e| outside("cannot list images", e))?;
+        Ok(images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag.starts_with(prefix))
+            .collect())
+    }
+
+    /// The `repo@sha256:…` digests an image is known by.
+    pub async fn repo_digests(&self, image: &str) -> Result<Vec<String>> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => Ok(inspect.repo_digests.unwrap_or_default()),
+            Err(e) if is_not_found(&e) => Ok(Vec::new()),
+            Err(e) => Err(outside(&format!("cannot inspect image `{image}`"), e)),
+        }
+    }
+
     /// Pull an image; `progress` gets short status lines.
     pub async fn pull(&self, image: &str, progress: impl Fn(&str)) -> Result<()> {
         let (name, tag) = split_reference(image);
@@ -123,7 +182,7 @@ impl Engine {
 }
 
 /// `repo[:tag]` → (repo, tag), `latest` when untagged; a digest stays in the name.
-fn split_reference(image: &str) -> (&str, &str) {
+pub fn split_reference(image: &str) -> (&str, &str) {
     if image.contains('@') {
         return (image, "");
     }

@@ -11,6 +11,7 @@ pub mod labels;
 mod logs;
 mod spec;
 mod swarm;
+pub use images::split_reference;
 pub use swarm::service_name as swarm_service_name;
 
 use std::collections::{BTreeMap, HashMap};
@@ -196,14 +197,17 @@ impl Engine {
             .collect();
         let containers = self.containers(&desired.project).await?;
         let mut images = BTreeMap::new();
-        let lookups = desired.services.iter().map(|s| self.image_id(&s.image));
+        let lookups = desired
+            .services
+            .iter()
+            .map(|s| self.image_id(s.run_image()));
         for (service, id) in desired
             .services
             .iter()
             .zip(futures_util::future::join_all(lookups).await)
         {
             if let Some(id) = id? {
-                images.insert(service.image.clone(), id);
+                images.insert(service.run_image().to_string(), id);
             }
         }
         Ok(Observed {

@@ -149,7 +149,7 @@ pub fn container(
     let (binds, anonymous) = binds(desired, service, placement);
     let network = desired.network();
     ContainerCreateBody {
-        image: Some(service.image.clone()),
+        image: Some(service.run_image().to_string()),
         cmd: service.command.clone(),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),

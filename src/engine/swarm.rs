@@ -110,7 +110,7 @@ pub fn service_spec(
         labels: Some(service_labels),
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
-                image: Some(service.image.clone()),
+                image: Some(service.run_image().to_string()),
                 labels: Some(container_labels),
                 args: service.command.clone(),
                 env: Some(secrets.environment(&service.env)),

@@ -170,6 +170,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         extra_hosts: Vec::new(),
         refresh: None,
         digest: String::new(),
+        pinned: None,
     }
 }
 
@@ -282,6 +283,7 @@ fn proxy(config: &Config) -> DesiredService {
         refresh: (config.proxy.kind == ProxyKind::Nginx)
             .then(|| vec!["nginx".into(), "-s".into(), "reload".into()]),
         digest: String::new(),
+        pinned: None,
     }
 }
 

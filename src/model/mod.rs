@@ -75,6 +75,21 @@ pub struct DesiredService {
     /// Digest of everything above plus the values of its secrets and the contents of the
     /// bundle files it mounts: equal digests mean nothing to change.
     pub digest: String,
+    /// The exact image a deployed release runs, set by `deploy` (not part of the digest:
+    /// the planner compares image IDs).
+    #[serde(default)]
+    pub pinned: Option<Pinned>,
+}
+
+/// An image pinned for a release: a tag of that release and the image ID it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinned {
+    /// `<project>-<service>:<release-id>`: no later build or pull can move it.
+    pub reference: String,
+    /// `sha256:…`
+    pub id: String,
+    /// `repo@sha256:…` of a registry image, when the engine knows it.
+    pub repo_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +261,11 @@ pub enum Readiness {
 }
 
 impl DesiredService {
+    /// The image reference containers are created from: the release's pin, else `image`.
+    pub fn run_image(&self) -> &str {
+        self.pinned.as_ref().map_or(&self.image, |p| &p.reference)
+    }
+
     /// How to tell that one of its containers is ready.
     pub fn readiness(&self) -> Readiness {
         match self.health.as_ref().map(|h| &h.probe) {
