@@ -3,8 +3,7 @@
 
 use serde_json::json;
 
-use super::build::diff;
-use super::{check_services, converge, default_out, missing_images, runtime, Context};
+use super::{check_services, converge, default_out, diff, missing_images, runtime, Context};
 use crate::cli::StartArgs;
 use crate::engine::converge::Converger;
 use crate::engine::Engine;

@@ -144,6 +144,8 @@ pub fn health(context: &Context) -> Result<()> {
             "missing".to_string()
         } else if ready {
             "healthy".to_string()
+        } else if containers.len() < service.replicas as usize {
+            format!("{} of {} replicas", containers.len(), service.replicas)
         } else {
             containers
                 .iter()
@@ -155,7 +157,7 @@ pub fn health(context: &Context) -> Result<()> {
                     }
                 })
                 .find(|s| s != "healthy")
-                .unwrap_or_else(|| format!("{} of {} replicas", containers.len(), service.replicas))
+                .unwrap_or_else(|| "not ready".into())
         };
         if !ready && service.replicas > 0 {
             bad.push(format!("{} ({word})", service.name));
