@@ -24,6 +24,12 @@ const FILES: [&str; 5] = [
 
 const ENVS: [&str; 2] = ["dev", "prod"];
 
+/// `STACK_FUZZ_DEBUG=1`: print what each environment did (to check the seeds load).
+fn debug() -> bool {
+    static DEBUG: OnceLock<bool> = OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("STACK_FUZZ_DEBUG").is_some())
+}
+
 /// One project directory per fuzzing process, created on the first run; every run
 /// rewrites (or removes) each file of `FILES`.
 fn project_dir() -> &'static Path {
@@ -99,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
             Ok(loaded) => loaded,
             Err(err) => {
                 // What the CLI prints when the command fails.
-                std::hint::black_box(err.render());
+                let text = err.render();
+                if debug() {
+                    eprintln!("{env}: load failed: {text}");
+                }
                 continue;
             }
         };
@@ -110,17 +119,26 @@ fuzz_target!(|data: &[u8]| {
         let out = stack::commands::default_out(&loaded.config.project_dir, env);
         match stack::render::render_all(&loaded.config, &out) {
             Ok((bundle, desired)) => {
-                std::hint::black_box(bundle.files.len());
+                if debug() {
+                    eprintln!("{env}: rendered {} file(s)", bundle.files.len());
+                }
                 // `stack deploy` saves the desired state as JSON.
                 std::hint::black_box(serde_json::to_string(&desired).expect("serialise Desired"));
             }
             Err(err) => {
-                std::hint::black_box(err.render());
+                let text = err.render();
+                if debug() {
+                    eprintln!("{env}: render failed: {text}");
+                }
             }
         }
         config_output(&loaded);
         // `stack check`.
         let findings = stack::commands::check::audit(&loaded);
+        if debug() {
+            let failed = findings.iter().filter(|f| !f.ok).count();
+            eprintln!("{env}: audit: {} finding(s), {failed} failed", findings.len());
+        }
         std::hint::black_box(serde_json::to_string(&findings).expect("serialise findings"));
     }
 });

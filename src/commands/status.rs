@@ -45,10 +45,7 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
         for container in engine.containers(&desired.project).await? {
             if let Some(state) = engine.state(&container.id).await? {
                 if let Some(service) = desired.service(&container.service) {
-                    ready.insert(
-                        state.id.clone(),
-                        is_ready(&state, &service.readiness()).await,
-                    );
+                    ready.insert(state.id.clone(), is_ready(&engine, &state, service).await);
                 }
                 states
                     .entry(container.service.clone())

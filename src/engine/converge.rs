@@ -184,21 +184,7 @@ impl Converger {
                 _ => {}
             }
         }
-        let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
-        for level in self.desired.levels() {
-            let mut tasks = Vec::new();
-            for service in level.into_iter().filter(|s| wanted(&s.name)) {
-                let mine: Vec<Action> = actions
-                    .iter()
-                    .filter(|a| action_service(a) == Some(service.name.as_str()))
-                    .cloned()
-                    .collect();
-                tasks.push(self.converge_service(service, mine, observed));
-            }
-            for result in futures_util::future::join_all(tasks).await {
-                result?;
-            }
-        }
+        self.converge_services(actions, observed, only).await?;
         for action in actions {
             if let Action::Remove {
                 service,
@@ -215,6 +201,60 @@ impl Converger {
             }
         }
         Ok(())
+    }
+
+    /// Converge every wanted service, each as soon as the services it depends on are
+    /// ready (not a whole level of them). The first failure is returned; services that
+    /// depend on a failed one do not start.
+    async fn converge_services(
+        &self,
+        actions: &[Action],
+        observed: &Observed,
+        only: &[String],
+    ) -> Result<()> {
+        use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+        let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
+        let errors = std::sync::Mutex::new(Vec::new());
+        let mut tasks: Vec<(&str, Shared<LocalBoxFuture<'_, bool>>)> = Vec::new();
+        for service in self.desired.levels().into_iter().flatten() {
+            if !wanted(&service.name) {
+                continue;
+            }
+            let dependencies: Vec<_> = tasks
+                .iter()
+                .filter(|(name, _)| service.depends_on.iter().any(|d| d.service == *name))
+                .map(|(_, task)| task.clone())
+                .collect();
+            let mine: Vec<Action> = actions
+                .iter()
+                .filter(|a| action_service(a) == Some(service.name.as_str()))
+                .cloned()
+                .collect();
+            let errors = &errors;
+            let task = async move {
+                for dependency in dependencies {
+                    if !dependency.await {
+                        return false;
+                    }
+                }
+                match self.converge_service(service, mine, observed).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                        false
+                    }
+                }
+            };
+            tasks.push((service.name.as_str(), task.boxed_local().shared()));
+        }
+        futures_util::future::join_all(tasks.iter().map(|(_, task)| task.clone())).await;
+        drop(tasks);
+        let first = errors
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .next();
+        first.map_or(Ok(()), Err)
     }
 
     /// Run one service's actions in order, then wait for its containers.
@@ -465,6 +505,10 @@ impl Converger {
         Ok(())
     }
 
+    /// Wait until the container `id` of `service` is ready. Besides Docker's health
+    /// status, stack runs the check itself right after the start, on a back-off from
+    /// 50 ms up to the health interval, so a service that answers at once is ready at once
+    /// instead of one Docker interval later.
     async fn wait_container(
         &self,
         service: &DesiredService,
@@ -477,6 +521,13 @@ impl Converger {
             .no_proxy()
             .build()
             .ok();
+        let readiness = service.readiness();
+        let interval = service
+            .health
+            .as_ref()
+            .map_or(Duration::from_secs(2), |h| h.interval);
+        let mut backoff = Duration::from_millis(50);
+        let mut last_probe = None;
         loop {
             let state = self.engine.state(id).await.ok().flatten();
             let Some(state) = state else {
@@ -487,7 +538,7 @@ impl Converger {
                     health_log: None,
                 });
             };
-            match ready(&state, &service.readiness(), client.as_ref()).await {
+            match ready(&state, &readiness, client.as_ref()).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(reason) => {
@@ -495,8 +546,14 @@ impl Converger {
                         service: service.name.clone(),
                         container: state.name.clone(),
                         reason,
-                        health_log: state.health_log.clone(),
+                        health_log: state.health_log.clone().or(last_probe),
                     })
+                }
+            }
+            if readiness == Readiness::Docker && state.state == "running" {
+                match probe(&self.engine, service, id).await {
+                    Ok(()) => return Ok(()),
+                    Err(output) => last_probe = Some(output),
                 }
             }
             let now = Instant::now();
@@ -509,15 +566,13 @@ impl Converger {
                         self.timeout.as_secs(),
                         state.health
                     ),
-                    health_log: state.health_log.clone(),
+                    health_log: last_probe.or(state.health_log.clone()),
                 });
             }
-            // Wake on any event of the project; an HTTP probe also retries on a short beat.
-            let beat = match service.readiness() {
-                Readiness::Http { .. } => Duration::from_millis(100),
-                _ => Duration::from_secs(2),
-            };
-            let wait = beat.min(deadline - now);
+            // Wake on any event of the project, or when the back-off is over.
+            let wait = backoff.min(deadline - now);
+            backoff = (backoff * 2)
+                .min(interval.clamp(Duration::from_millis(50), Duration::from_secs(1)));
             tokio::select! {
                 _ = events.recv() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -544,6 +599,28 @@ impl Converger {
             }
         }
         text
+    }
+}
+
+/// Run the service's `HEALTH_CMD` in the container once, within its timeout, as Docker
+/// would: `Err` holds what it said.
+async fn probe(
+    engine: &Engine,
+    service: &DesiredService,
+    id: &str,
+) -> std::result::Result<(), String> {
+    let Some(health) = &service.health else {
+        return Ok(());
+    };
+    let command = vec!["sh".to_string(), "-c".to_string(), health.probe.command()];
+    match tokio::time::timeout(health.timeout, engine.exec(id, &command)).await {
+        Ok(Ok((0, _))) => Ok(()),
+        Ok(Ok((code, output))) => Err(format!("exit code {code}: {}", output.trim())),
+        Ok(Err(e)) => Err(e.render()),
+        Err(_) => Err(format!(
+            "no answer within {}s",
+            health.timeout.as_secs_f64()
+        )),
     }
 }
 
@@ -613,11 +690,18 @@ pub async fn ready(
 
 /// Ready now, by the same test `start` waits on (an HTTP probe counts before Docker's
 /// first health check has run).
-pub async fn is_ready(state: &ContainerState, readiness: &Readiness) -> bool {
+pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &DesiredService) -> bool {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(800))
         .no_proxy()
         .build()
         .ok();
-    matches!(ready(state, readiness, client.as_ref()).await, Ok(true))
+    let readiness = service.readiness();
+    match ready(state, &readiness, client.as_ref()).await {
+        Ok(true) => true,
+        Ok(false) if readiness == Readiness::Docker && state.state == "running" => {
+            probe(engine, service, &state.id).await.is_ok()
+        }
+        _ => false,
+    }
 }
