@@ -11,9 +11,24 @@ pub struct Value<'a> {
     pub key: &'a str,
     pub text: &'a str,
     pub span: Option<&'a Span>,
+    /// The value is, or interpolates, a secret: a diagnostic never quotes it.
+    pub secret: bool,
 }
 
+/// What a diagnostic says instead of a value built from a secret.
+pub const HIDDEN: &str = "(value hidden: it comes from a secret)";
+
 impl<'a> Value<'a> {
+    /// The value as a diagnostic quotes it: `` `text` ``, or [`HIDDEN`] for a secret.
+    pub fn quoted(&self) -> String {
+        quote(self.text, self.secret)
+    }
+
+    /// Part of the value (an item of a list) as a diagnostic quotes it.
+    pub fn show(&self, text: &str) -> String {
+        quote(text, self.secret)
+    }
+
     fn error(&self, message: String, hint: &str) -> Diagnostic {
         Diagnostic::new(message)
             .with_span(self.span.cloned())
@@ -25,7 +40,7 @@ impl<'a> Value<'a> {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
             _ => Err(self.error(
-                format!("`{}` must be a boolean, not `{}`", self.key, self.text),
+                format!("`{}` must be a boolean, not {}", self.key, self.quoted()),
                 "use true/false, yes/no, on/off or 1/0",
             )),
         }
@@ -34,7 +49,7 @@ impl<'a> Value<'a> {
     pub fn duration(&self) -> Result<Duration, Diagnostic> {
         parse_duration(self.text.trim()).ok_or_else(|| {
             self.error(
-                format!("`{}` must be a duration, not `{}`", self.key, self.text),
+                format!("`{}` must be a duration, not {}", self.key, self.quoted()),
                 "write e.g. `500ms`, `30s`, `2m`, `1h`, or a number of seconds",
             )
         })
@@ -49,8 +64,9 @@ impl<'a> Value<'a> {
             Ok(n) if n >= min && n <= max => Ok(n),
             _ => Err(self.error(
                 format!(
-                    "`{}` must be a whole number from {min} to {max}, not `{}`",
-                    self.key, self.text
+                    "`{}` must be a whole number from {min} to {max}, not {}",
+                    self.key,
+                    self.quoted()
                 ),
                 "write digits only, e.g. `512`",
             )),
@@ -66,8 +82,9 @@ impl<'a> Value<'a> {
             Ok(n) if n.is_finite() && n > 0.0 && n <= 1024.0 => Ok(n),
             _ => Err(self.error(
                 format!(
-                    "`{}` must be a positive number of CPUs, not `{}`",
-                    self.key, self.text
+                    "`{}` must be a positive number of CPUs, not {}",
+                    self.key,
+                    self.quoted()
                 ),
                 "write e.g. `0.5` or `2`",
             )),
@@ -85,7 +102,7 @@ impl<'a> Value<'a> {
         if !check_name(text, extra) {
             return Err(
             self.error(
-                format!("invalid {what} `{text}`"),
+                format!("invalid {what} {}", quote(text, self.secret)),
                 &format!(
                     "a {what} starts with a lower-case letter or digit and has only lower-case letters, digits{}",
                     describe_extra(extra)
@@ -104,15 +121,16 @@ impl<'a> Value<'a> {
             .copied()
             .ok_or_else(|| {
                 let mut hint = format!("use one of: {}", choices.join(", "));
-                if let Some(near) = crate::error::nearest(&text, choices.iter().copied()) {
+                let near = crate::error::nearest(&text, choices.iter().copied());
+                if let Some(near) = near.filter(|_| !self.secret) {
                     hint = format!("did you mean `{near}`? ({hint})");
                 }
                 self.error(
                     format!(
-                        "`{}` must be one of {}, not `{}`",
+                        "`{}` must be one of {}, not {}",
                         self.key,
                         choices.join("/"),
-                        self.text
+                        self.quoted()
                     ),
                     &hint,
                 )
@@ -131,6 +149,15 @@ impl<'a> Value<'a> {
             ));
         }
         Ok(self.text.to_string())
+    }
+}
+
+/// `` `text` ``, or [`HIDDEN`] when it comes from a secret.
+pub fn quote(text: &str, secret: bool) -> String {
+    if secret {
+        HIDDEN.to_string()
+    } else {
+        format!("`{text}`")
     }
 }
 
@@ -231,6 +258,7 @@ mod tests {
             key: "K",
             text,
             span: None,
+            secret: false,
         }
     }
 
