@@ -395,9 +395,38 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
         return;
     }
     check_cycle(config, errors);
+    check_secret_var_names(config, errors);
     check_host_ports(config, errors);
     check_routes(config, errors);
     config.volumes = named_volumes(&config.services);
+}
+
+/// No two container variables share a name in the bundle's `.env`: they would swap
+/// secrets. Every variable is checked, secret or not here, since a value may be a secret
+/// in another environment.
+fn check_secret_var_names(config: &Config, errors: &mut Errors) {
+    let mut seen: BTreeMap<String, (&Service, &str)> = BTreeMap::new();
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        for var in service.env.keys() {
+            let name = super::keys::secret_var(&service.name, var);
+            match seen.get(&name) {
+                Some((other, other_var)) if other.name != service.name => {
+                    errors.push(
+                        Diagnostic::new(format!(
+                            "services `{}` and `{}` both keep a variable as `{name}` in the bundle's `.env` (`{other_var}` and `{var}`)",
+                            other.name, service.name
+                        ))
+                        .with_span(service.span.clone().or_else(|| other.span.clone()))
+                        .hint("rename one of the services (avoid `--`) or one of the variables (avoid `__`)"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(name, (service, var));
+                }
+            }
+        }
+    }
 }
 
 /// Every `DEPENDS_ON` names another service of this environment that runs in Docker.
