@@ -390,7 +390,7 @@ fn diagnostics_on_a_secrets_line_never_show_the_value() {
     );
     assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
 
-    // A warning (an unset variable) on a secrets line is masked too.
+    // An unset variable on a secrets line (an error there, not a warning) is masked too.
     fs::write(
         &secrets,
         "API_TOKEN=tok-3-hunter2${STACK_TEST_UNSET_VERSION}\n",
@@ -398,8 +398,8 @@ fn diagnostics_on_a_secrets_line_never_show_the_value() {
     .unwrap();
     let output = project.stack().arg("config").output().unwrap();
     let stderr = text(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: "), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not set"), "{stderr}");
     assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
 }
@@ -495,4 +495,31 @@ fn a_type_error_on_a_value_from_a_secret_hides_the_value() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+}
+
+#[test]
+fn an_unquoted_dollar_in_a_secret_exits_2_instead_of_cutting_the_value() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_ENV_DB_PASSWORD=${DB_PASSWORD}\n");
+    write_dev_secrets(&project, "DB_PASSWORD=hunter2$tail\n");
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`DB_PASSWORD` has an unquoted `$`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("single-quote the value"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+    assert!(!project.path(".stack").exists());
+
+    // Single-quoted, every `$` is kept.
+    write_dev_secrets(&project, "DB_PASSWORD='hunter2$tail'\n");
+    let bundle = project.build("dev", None);
+    let env = fs::read_to_string(bundle.join(".env")).unwrap();
+    assert!(env.contains("WEB__DB_PASSWORD='hunter2$tail'"), "{env}");
 }

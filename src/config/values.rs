@@ -161,6 +161,53 @@ pub fn quote(text: &str, secret: bool) -> String {
     }
 }
 
+/// A secret value as the bundle's `.env` holds it, so that docker-compose (v1 reads it
+/// with python-dotenv) and stack's own reader both read back exactly `value`; or why no
+/// form can. Single quotes when the value has no `'`, `\\` or line break (python-dotenv
+/// unescapes `\\\\` and `\\'` inside them), else double quotes escaping `\\ " \n \r \t`.
+pub fn env_file_value(value: &str) -> Result<String, &'static str> {
+    if value.contains("${") {
+        return Err(
+            "it contains `${`, which docker-compose expands in `.env` with no way to escape it",
+        );
+    }
+    if value.ends_with('\\') {
+        return Err("it ends with `\\`, which docker-compose reads as escaping the closing quote");
+    }
+    let plain = |c: char| c != '\'' && c != '\\' && c != '\n' && c != '\r';
+    if value.chars().all(plain) {
+        return Ok(format!("'{value}'"));
+    }
+    let mut out = String::from("\"");
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // In double quotes stack reads `$NAME` as a reference and gives it back as it
+            // was; any other `$` has no form both readers agree on.
+            '$' if chars
+                .peek()
+                .is_some_and(|n| *n == '_' || n.is_ascii_alphabetic()) =>
+            {
+                out.push('$')
+            }
+            '$' => {
+                return Err(
+                    "it has a `'`, `\\` or line break and a `$` not followed by a letter, \
+                     which docker-compose and stack would read differently from `.env`",
+                )
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
 pub fn split_list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
