@@ -240,6 +240,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     if text.is_empty() {
         return None;
     }
+    let total = parse_duration_unbounded(text)?;
+    // Compose, Docker and systemd read durations as Go's `time.Duration` (i64 nanoseconds).
+    (total <= MAX_DURATION).then_some(total)
+}
+
+/// The longest duration Go's `time.Duration` holds: about 292 years.
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+fn parse_duration_unbounded(text: &str) -> Option<Duration> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -268,7 +277,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         if !add.is_finite() || add > 1e13 {
             return None;
         }
-        total += Duration::from_millis(add as u64);
+        total = total.checked_add(Duration::from_millis(add as u64))?;
     }
     Some(total)
 }
@@ -333,6 +342,9 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration("99999999999999999h"), None);
+        assert_eq!(parse_duration("100000000h"), None);
+        assert_eq!(parse_duration("9999999999999"), None);
+        assert!(parse_duration("2562047h").is_some());
     }
 
     #[test]
