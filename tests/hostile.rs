@@ -390,7 +390,7 @@ fn diagnostics_on_a_secrets_line_never_show_the_value() {
     );
     assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
 
-    // A warning (an unset variable) on a secrets line is masked too.
+    // An unset variable on a secrets line (an error there, not a warning) is masked too.
     fs::write(
         &secrets,
         "API_TOKEN=tok-3-hunter2${STACK_TEST_UNSET_VERSION}\n",
@@ -398,8 +398,128 @@ fn diagnostics_on_a_secrets_line_never_show_the_value() {
     .unwrap();
     let output = project.stack().arg("config").output().unwrap();
     let stderr = text(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: "), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not set"), "{stderr}");
     assert!(stderr.contains("1 | API_TOKEN=********"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+}
+
+/// Write the dev secrets file of `project`.
+fn write_dev_secrets(project: &common::Project, text: &str) {
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(&secrets, text).unwrap();
+}
+
+#[test]
+fn a_preset_variable_built_from_a_secret_goes_through_the_secret_path() {
+    let project = fixture("minimal");
+    project.append("POSTGRES_ENABLED=true\nPOSTGRES_USER=${DB_ADMIN_USER}\n");
+    write_dev_secrets(
+        &project,
+        "DB_ADMIN_USER=admin-hunter2\nPOSTGRES_PASSWORD=pw-hunter2\n",
+    );
+    let bundle = project.build("dev", None);
+    let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(
+        !compose.contains("hunter2"),
+        "a secret in compose:\n{compose}"
+    );
+    assert!(compose.contains("POSTGRES_USER: ${"), "{compose}");
+    let env = fs::read_to_string(bundle.join(".env")).unwrap();
+    assert!(env.contains("admin-hunter2"), "{env}");
+}
+
+#[test]
+fn a_secret_in_any_rendered_key_exits_2_naming_key_and_secret() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // A preset key rendered into alertmanager.yml.
+        (
+            "MONITORING_ENABLED=true\nMONITORING_ALERT_WEBHOOK=https://hooks.example.com/${TOKEN}\n",
+            "TOKEN=tok-hunter2\n",
+            "MONITORING_ALERT_WEBHOOK",
+            "TOKEN",
+        ),
+        // An attribute written directly in secrets.env.
+        (
+            "",
+            "SERVICE_WEB_COMMAND=httpd -f -p 8080 -h /hunter2\n",
+            "SERVICE_WEB_COMMAND",
+            "SERVICE_WEB_COMMAND",
+        ),
+        // A server key interpolating a secret listed in `STACK_SECRETS`.
+        (
+            "STACK_SECRETS=DEPLOY_USER\nSERVER_HOST=203.0.113.10\nSERVER_USER=${DEPLOY_USER}\n",
+            "DEPLOY_USER=hunter2\n",
+            "SERVER_USER",
+            "DEPLOY_USER",
+        ),
+        // A preset attribute (the image tag) from a secret.
+        (
+            "POSTGRES_ENABLED=true\nPOSTGRES_VERSION=${PG_TAG}\n",
+            "PG_TAG=hunter2\nPOSTGRES_PASSWORD=pw-hunter2\n",
+            "POSTGRES_VERSION",
+            "PG_TAG",
+        ),
+    ];
+    for (project_lines, secret_lines, key, secret) in cases {
+        let project = fixture("minimal");
+        project.append(project_lines);
+        write_dev_secrets(&project, secret_lines);
+        let output = project.stack().arg("build").output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(&format!("`{key}`")), "{key}: {stderr}");
+        assert!(stderr.contains(&format!("`{secret}`")), "{key}: {stderr}");
+        assert!(stderr.contains("SERVICE_<NAME>_ENV_"), "{key}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+        assert!(
+            !project.path(".stack").exists(),
+            "{key}: a bundle was written"
+        );
+    }
+}
+
+#[test]
+fn a_type_error_on_a_value_from_a_secret_hides_the_value() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_PORT=${SECRET_PORT}\nSERVICE_WEB_RESTART=${SECRET_PORT}\n");
+    write_dev_secrets(&project, "SECRET_PORT=80-hunter2\n");
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`SERVICE_WEB_PORT` must be"), "{stderr}");
+    assert!(stderr.contains("`SERVICE_WEB_RESTART` must be"), "{stderr}");
+    assert!(
+        stderr.contains("(value hidden: it comes from a secret)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+}
+
+#[test]
+fn an_unquoted_dollar_in_a_secret_exits_2_instead_of_cutting_the_value() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_ENV_DB_PASSWORD=${DB_PASSWORD}\n");
+    write_dev_secrets(&project, "DB_PASSWORD=hunter2$tail\n");
+    let output = project.stack().arg("build").output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environments/dev/secrets.env:1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`DB_PASSWORD` has an unquoted `$`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("single-quote the value"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "a secret was shown:\n{stderr}");
+    assert!(!project.path(".stack").exists());
+
+    // Single-quoted, every `$` is kept.
+    write_dev_secrets(&project, "DB_PASSWORD='hunter2$tail'\n");
+    let bundle = project.build("dev", None);
+    let env = fs::read_to_string(bundle.join(".env")).unwrap();
+    assert!(env.contains("WEB__DB_PASSWORD='hunter2$tail'"), "{env}");
 }

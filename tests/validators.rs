@@ -412,3 +412,133 @@ fn validators_catch_a_broken_bundle() {
         );
     }
 }
+
+/// Secret values with every printable ASCII character (and some UTF-8), each between
+/// letters so a trimmed or cut value shows.
+fn round_trip_values() -> Vec<String> {
+    let mut values: Vec<String> = (0x20u8..0x7f).map(|b| format!("a{}b", b as char)).collect();
+    values.extend(
+        [
+            "$X",
+            "$$",
+            "\\x",
+            "a\\\\b",
+            "\\'",
+            "\\\"",
+            "'",
+            "\"",
+            "'\"'",
+            "a\\nb",
+            "a\\$X",
+            " lead",
+            "trail ",
+            "a #b",
+            "#x",
+            "=",
+            "caf\u{e9}",
+            "\u{65e5}\u{672c}",
+            "\u{1f980}",
+            "pa$HOME",
+            "$ {X}",
+            "`id`",
+            "a'b\"c\\d$e{f}",
+        ]
+        .map(String::from),
+    );
+    values
+}
+
+/// A value as a double-quoted secrets-file value.
+fn double_quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' | '"' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn a_secret_the_env_file_cannot_carry_exits_2() {
+    for value in ["${X}", "${X:-y}", "a'b$", "\\$ x", "a\\"] {
+        let project = fixture_for("minimal", "dev");
+        std::fs::create_dir_all(project.path("environments/dev")).unwrap();
+        std::fs::write(
+            project.path("environments/dev/secrets.env"),
+            format!("S={}\n", double_quoted(value)),
+        )
+        .unwrap();
+        project.append("SERVICE_WEB_ENV_S=${S}\n");
+        let output = project.stack().arg("build").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot be written to the bundle's `.env`"),
+            "{value:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_printable_character_of_a_secret_round_trips_through_compose() {
+    let tools = Tools::find();
+    let project = fixture_for("minimal", "dev");
+    let values = round_trip_values();
+    let mut secrets = String::new();
+    let mut project_lines = String::new();
+    for (i, value) in values.iter().enumerate() {
+        secrets.push_str(&format!("S{i}={}\n", double_quoted(value)));
+        project_lines.push_str(&format!("SERVICE_WEB_ENV_S{i}=${{S{i}}}\n"));
+    }
+    std::fs::create_dir_all(project.path("environments/dev")).unwrap();
+    std::fs::write(project.path("environments/dev/secrets.env"), secrets).unwrap();
+    project.append(&project_lines);
+    let bundle = project.build("dev", None);
+
+    // stack's own reader.
+    let env_file = std::fs::read(bundle.join(".env")).unwrap();
+    let read = stack::model::Secrets::parse(".env", &env_file).unwrap();
+    let mut problems = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let got = read.0.get(&format!("WEB__S{i}"));
+        if got != Some(value) {
+            problems.push(format!("stack reads {value:?} back as {got:?}"));
+        }
+    }
+
+    // docker-compose v1, from a copy without the top-level `name:`.
+    let compose = std::fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    let mut doc: serde_norway::Value = serde_norway::from_str(&compose).unwrap();
+    doc.as_mapping_mut().unwrap().remove("name");
+    let stripped = bundle.join(".round-trip.yml");
+    std::fs::write(&stripped, serde_norway::to_string(&doc).unwrap()).unwrap();
+    let output = Command::new(&tools.docker_compose)
+        .arg("-f")
+        .arg(&stripped)
+        .arg("config")
+        .current_dir(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "docker-compose config failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: serde_norway::Value = serde_norway::from_slice(&output.stdout).unwrap();
+    let environment = &config["services"]["web"]["environment"];
+    for (i, value) in values.iter().enumerate() {
+        let got = environment[format!("S{i}").as_str()].as_str();
+        // `config` prints a compose file, so it writes every `$` as `$$`.
+        let got = got.map(|g| g.replace("$$", "$"));
+        if got.as_deref() != Some(value.as_str()) {
+            problems.push(format!("docker-compose reads {value:?} back as {got:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -123,7 +123,8 @@ fn read_tls_email(keys: &Keys, errors: &mut Errors) -> Option<String> {
     }
     errors.push(
         Diagnostic::new(format!(
-            "`STACK_TLS_EMAIL` is not an email address: `{text}`"
+            "`STACK_TLS_EMAIL` is not an email address: {}",
+            value.show(text)
         ))
         .with_span(value.span.cloned())
         .hint("write e.g. `ops@example.com`"),

@@ -65,6 +65,13 @@ pub fn service_key_name(service: &str) -> String {
     service.to_ascii_uppercase().replace('-', "_")
 }
 
+/// The name under which the secret container variable `var` of `service` is kept in the
+/// bundle's `.env` file. Not one-to-one (`a--b` + `C` and `a` + `B__C` both give
+/// `A__B__C`), so the configuration refuses two variables that map to one name.
+pub fn secret_var(service: &str, var: &str) -> String {
+    format!("{}__{var}", service_key_name(service))
+}
+
 /// What a `SERVICE_` key configures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceAttr {

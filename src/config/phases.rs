@@ -22,7 +22,12 @@ pub(super) fn build(
     builtins: &BTreeMap<String, String>,
     options: &Options,
 ) -> Result<(Config, Vec<Diagnostic>)> {
-    let keys = Keys { resolved, builtins };
+    let secret_layer = secret_layer_keys(resolved);
+    let keys = Keys::new(
+        resolved,
+        builtins,
+        probe_secret_names(resolved, builtins, &secret_layer),
+    );
     let mut errors = Errors::default();
     let env = sources.env.as_str();
     check_stack_env(resolved, &mut errors);
@@ -32,21 +37,19 @@ pub(super) fn build(
     let preset_services = enabled.services(&keys);
     let declared = Declared::read(&keys, &enabled, globals.proxy.kind, &mut errors);
     let names = ServiceNames::new(&declared, &enabled);
-    let secret_layer = secret_layer_keys(resolved);
     let index = ServiceIndex::new(&names.all).with_declared(&names.running);
     let classified = classify_keys(&resolved.settings, &index, &secret_layer);
     report_unknown(&classified.unknown, &index, &mut errors);
     let secret_names = secret_names(&keys, &enabled, &secret_layer, &mut errors);
-    presets::check(&keys, &enabled.list, &secret_names, &mut errors);
+    debug_assert_eq!(secret_names, keys.secrets);
+    presets::check(&keys, &enabled.list, &mut errors);
     let secrets = secret_specs(&keys, &secret_names);
-    check_secret_uses(resolved, &secret_names, &mut errors);
     let context = service::Context {
         keys: &keys,
         project_dir: &sources.dir,
         project: &project,
         env,
         domain: &globals.domain,
-        secret_names: &secret_names,
         target: globals.target,
     };
     let services = build_services(
@@ -59,6 +62,7 @@ pub(super) fn build(
     );
     let services = in_environment(services, env, options);
     let server = read_server(&keys, &project, &mut errors);
+    keys.check_secret_reads(&mut errors);
     let config = assemble(sources, project, globals, services, secrets, server);
     finish(config, errors)
 }
@@ -78,7 +82,15 @@ fn check_stack_env(resolved: &Resolved, errors: &mut Errors) {
 fn read_project(keys: &Keys, errors: &mut Errors) -> String {
     match keys.get("STACK_PROJECT") {
         Some(value) => errors
-            .take(value.name("project name", "_-"))
+            .take(value.name("project name", "_-").and_then(|name| {
+                shadowed_unit(&name).map_or(Ok(name.clone()), |unit| {
+                    Err(Diagnostic::new(format!(
+                        "project name `{name}` would install `{name}.service`, which shadows the system's `{unit}`"
+                    ))
+                    .with_span(value.span.cloned())
+                    .hint("pick another `STACK_PROJECT`, e.g. `{name}-app`".replace("{name}", &name)))
+                })
+            }))
             .unwrap_or_default(),
         None => {
             errors.push(
@@ -88,6 +100,59 @@ fn read_project(keys: &Keys, errors: &mut Errors) -> String {
             String::new()
         }
     }
+}
+
+/// The system unit a project's `<project>.service` would shadow, if any.
+fn shadowed_unit(name: &str) -> Option<&'static str> {
+    const UNITS: &[&str] = &[
+        "docker",
+        "containerd",
+        "ssh",
+        "sshd",
+        "network",
+        "networking",
+        "cron",
+        "crond",
+        "dbus",
+        "getty",
+        "rsyslog",
+        "syslog",
+        "ufw",
+        "firewalld",
+        "nftables",
+        "iptables",
+        "chrony",
+        "chronyd",
+        "apparmor",
+        "polkit",
+        "udev",
+        "snapd",
+        "multipathd",
+        "unattended-upgrades",
+        "nginx",
+        "caddy",
+        "apache2",
+        "httpd",
+        "postgresql",
+        "redis",
+        "redis-server",
+        "mysql",
+        "mariadb",
+        "fail2ban",
+        "sudo",
+        "login",
+        "user",
+        "init",
+        "emergency",
+        "rescue",
+        "kubelet",
+        "k3s",
+        "podman",
+    ];
+    if name.starts_with("systemd-") || name == "systemd" {
+        return Some("systemd-*");
+    }
+    UNITS.iter().find(|u| **u == name).copied()
 }
 
 /// The presets that are on, with the line that turned each on.
@@ -188,6 +253,7 @@ impl Declared {
                 key: "STACK_SERVICES",
                 text: &name,
                 span: value.span,
+                secret: value.secret,
             };
             if errors.take(item.name("service name", "-")).is_none() {
                 continue;
@@ -368,6 +434,19 @@ fn unknown_key(key: &str, known: &[&str], span: &Span, what: &str) -> Diagnostic
     }
 }
 
+/// The secret names, known before any value is read so every read knows whether its
+/// value is secret; the phases read the same keys again and report their errors.
+fn probe_secret_names(
+    resolved: &Resolved,
+    builtins: &BTreeMap<String, String>,
+    secret_layer: &BTreeSet<&str>,
+) -> BTreeSet<String> {
+    let probe = Keys::new(resolved, builtins, BTreeSet::new());
+    let mut ignored = Errors::default();
+    let enabled = EnabledPresets::read(&probe, &mut ignored);
+    secret_names(&probe, &enabled, secret_layer, &mut ignored)
+}
+
 /// Secret names: those `STACK_SECRETS` declares, the presets' and the secrets file's keys.
 fn secret_names(
     keys: &Keys,
@@ -417,27 +496,6 @@ fn secret_specs(keys: &Keys, names: &BTreeSet<String>) -> Vec<SecretSpec> {
             span: keys.resolved.settings.get(name).map(|s| s.span.clone()),
         })
         .collect()
-}
-
-/// Secrets may reach a container only through `ENV_` variables, never a rendered value.
-fn check_secret_uses(resolved: &Resolved, secret_names: &BTreeSet<String>, errors: &mut Errors) {
-    for (key, setting) in &resolved.settings {
-        let rendered = key.starts_with("STACK_") && key != "STACK_SECRETS"
-            || key.starts_with("SERVICE_") && !key.contains("_ENV_");
-        if !rendered {
-            continue;
-        }
-        if let Some(secret) = setting.refs.iter().find(|r| secret_names.contains(*r)) {
-            errors.push(
-                Diagnostic::new(format!("`{key}` uses the secret `{secret}`"))
-                    .at(&setting.span)
-                    .hint(format!(
-                        "secrets reach a container only through `SERVICE_<NAME>_ENV_<VAR>`; \
-                         to use it in a command, write `$${secret}` so the container's shell expands it"
-                    )),
-            );
-        }
-    }
 }
 
 /// Every service: the declared ones in order, then the enabled presets'.

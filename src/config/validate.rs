@@ -48,7 +48,7 @@ pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
     } else {
         Err(bad(
             value,
-            format!("`{}` is not a valid domain: `{}`", value.key, value.text),
+            format!("`{}` is not a valid domain: {}", value.key, value.quoted()),
             "write a host name such as `example.com` (letters, digits, `-` and `.`)",
         ))
     }
@@ -72,8 +72,9 @@ pub fn image(value: &Value) -> Result<String, Diagnostic> {
         value,
         ok,
         format!(
-            "`{}` is not a valid image reference: `{}`",
-            value.key, value.text
+            "`{}` is not a valid image reference: {}",
+            value.key,
+            value.quoted()
         ),
         "write `repository:tag`, e.g. `postgres:16-alpine` or `ghcr.io/acme/api:1.4.2`",
     )
@@ -88,8 +89,9 @@ pub fn relative_path(value: &Value) -> Result<String, Diagnostic> {
         value,
         ok,
         format!(
-            "`{}` must be a path relative to the project: `{}`",
-            value.key, value.text
+            "`{}` must be a path relative to the project: {}",
+            value.key,
+            value.quoted()
         ),
         "write e.g. `./api`",
     )
@@ -97,13 +99,14 @@ pub fn relative_path(value: &Value) -> Result<String, Diagnostic> {
 
 /// Compose short syntax: `[ip:][host:]container[/protocol]`, ranges allowed.
 pub fn publish(value: &Value, item: &str) -> Result<Publish, Diagnostic> {
-    let error = || {
-        bad(
+    let error =
+        || {
+            bad(
             value,
-            format!("`{}` has an invalid port mapping `{item}`", value.key),
+            format!("`{}` has an invalid port mapping {}", value.key, value.show(item)),
             "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/udp`",
         )
-    };
+        };
     let (rest, protocol) = match item.rsplit_once('/') {
         Some((rest, proto)) if ["tcp", "udp", "sctp"].contains(&proto) => (rest, proto),
         Some(_) => return Err(error()),
@@ -153,7 +156,11 @@ pub fn route(value: &Value, item: &str, domain: &str) -> Result<Route, Diagnosti
     let error = |why: &str| {
         bad(
             value,
-            format!("`{}` has an invalid route `{item}`: {why}", value.key),
+            format!(
+                "`{}` has an invalid route {}: {why}",
+                value.key,
+                value.show(item)
+            ),
             "write a host (`api.example.com`), a path (`/api`) or both (`example.com/api`)",
         )
     };
@@ -190,7 +197,11 @@ pub fn upstream(value: &Value) -> Result<Upstream, Diagnostic> {
     let error = || {
         bad(
             value,
-            format!("`{}` must be `host:port`, not `{text}`", value.key),
+            format!(
+                "`{}` must be `host:port`, not {}",
+                value.key,
+                value.show(text)
+            ),
             "write e.g. `localhost:3000` for an app on the host",
         )
     };
@@ -215,8 +226,9 @@ pub fn health_path(value: &Value) -> Result<String, Diagnostic> {
         value,
         ok,
         format!(
-            "`{}` must be an HTTP path such as `/health`, not `{text}`",
-            value.key
+            "`{}` must be an HTTP path such as `/health`, not {}",
+            value.key,
+            value.show(text)
         ),
         "start with `/`; use letters, digits and `/-._~%?=&`",
     )
@@ -227,7 +239,11 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
     let error = |why: &str| {
         bad(
             value,
-            format!("`{}` has an invalid volume `{item}`: {why}", value.key),
+            format!(
+                "`{}` has an invalid volume {}: {why}",
+                value.key,
+                value.show(item)
+            ),
             "write `name:/path`, `./dir:/path[:ro]` or `/path`",
         )
     };
@@ -302,7 +318,11 @@ pub fn restart(value: &Value) -> Result<String, Diagnostic> {
     checked(
         value,
         ok,
-        format!("`{}` must be a restart policy, not `{text}`", value.key),
+        format!(
+            "`{}` must be a restart policy, not {}",
+            value.key,
+            value.show(text)
+        ),
         "use `no`, `always`, `unless-stopped` or `on-failure[:N]`",
     )
 }
@@ -319,7 +339,7 @@ pub fn ssh_host(value: &Value) -> Result<String, Diagnostic> {
     checked(
         value,
         ok,
-        format!("`{}` is not a valid host: `{text}`", value.key),
+        format!("`{}` is not a valid host: {}", value.key, value.show(text)),
         "write a host name, an IP address, or a `Host` alias from ~/.ssh/config",
     )
 }
@@ -335,7 +355,11 @@ pub fn ssh_user(value: &Value) -> Result<String, Diagnostic> {
     checked(
         value,
         ok,
-        format!("`{}` is not a valid user name: `{text}`", value.key),
+        format!(
+            "`{}` is not a valid user name: {}",
+            value.key,
+            value.show(text)
+        ),
         "use letters, digits, `.`, `_` and `-`",
     )
 }
@@ -354,7 +378,11 @@ pub fn server_path(value: &Value) -> Result<String, Diagnostic> {
     } else {
         Err(bad(
             value,
-            format!("`{}` must be an absolute path, not `{text}`", value.key),
+            format!(
+                "`{}` must be an absolute path, not {}",
+                value.key,
+                value.show(text)
+            ),
             "write e.g. `/opt/myapp`, with letters, digits and `/._-`",
         ))
     }
@@ -367,9 +395,38 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
         return;
     }
     check_cycle(config, errors);
+    check_secret_var_names(config, errors);
     check_host_ports(config, errors);
     check_routes(config, errors);
     config.volumes = named_volumes(&config.services);
+}
+
+/// No two container variables share a name in the bundle's `.env`: they would swap
+/// secrets. Every variable is checked, secret or not here, since a value may be a secret
+/// in another environment.
+fn check_secret_var_names(config: &Config, errors: &mut Errors) {
+    let mut seen: BTreeMap<String, (&Service, &str)> = BTreeMap::new();
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        for var in service.env.keys() {
+            let name = super::keys::secret_var(&service.name, var);
+            match seen.get(&name) {
+                Some((other, other_var)) if other.name != service.name => {
+                    errors.push(
+                        Diagnostic::new(format!(
+                            "services `{}` and `{}` both keep a variable as `{name}` in the bundle's `.env` (`{other_var}` and `{var}`)",
+                            other.name, service.name
+                        ))
+                        .with_span(service.span.clone().or_else(|| other.span.clone()))
+                        .hint("rename one of the services (avoid `--`) or one of the variables (avoid `__`)"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(name, (service, var));
+                }
+            }
+        }
+    }
 }
 
 /// Every `DEPENDS_ON` names another service of this environment that runs in Docker.

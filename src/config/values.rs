@@ -11,9 +11,24 @@ pub struct Value<'a> {
     pub key: &'a str,
     pub text: &'a str,
     pub span: Option<&'a Span>,
+    /// The value is, or interpolates, a secret: a diagnostic never quotes it.
+    pub secret: bool,
 }
 
+/// What a diagnostic says instead of a value built from a secret.
+pub const HIDDEN: &str = "(value hidden: it comes from a secret)";
+
 impl<'a> Value<'a> {
+    /// The value as a diagnostic quotes it: `` `text` ``, or [`HIDDEN`] for a secret.
+    pub fn quoted(&self) -> String {
+        quote(self.text, self.secret)
+    }
+
+    /// Part of the value (an item of a list) as a diagnostic quotes it.
+    pub fn show(&self, text: &str) -> String {
+        quote(text, self.secret)
+    }
+
     fn error(&self, message: String, hint: &str) -> Diagnostic {
         Diagnostic::new(message)
             .with_span(self.span.cloned())
@@ -25,7 +40,7 @@ impl<'a> Value<'a> {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
             _ => Err(self.error(
-                format!("`{}` must be a boolean, not `{}`", self.key, self.text),
+                format!("`{}` must be a boolean, not {}", self.key, self.quoted()),
                 "use true/false, yes/no, on/off or 1/0",
             )),
         }
@@ -34,7 +49,7 @@ impl<'a> Value<'a> {
     pub fn duration(&self) -> Result<Duration, Diagnostic> {
         parse_duration(self.text.trim()).ok_or_else(|| {
             self.error(
-                format!("`{}` must be a duration, not `{}`", self.key, self.text),
+                format!("`{}` must be a duration, not {}", self.key, self.quoted()),
                 "write e.g. `500ms`, `30s`, `2m`, `1h`, or a number of seconds",
             )
         })
@@ -49,8 +64,9 @@ impl<'a> Value<'a> {
             Ok(n) if n >= min && n <= max => Ok(n),
             _ => Err(self.error(
                 format!(
-                    "`{}` must be a whole number from {min} to {max}, not `{}`",
-                    self.key, self.text
+                    "`{}` must be a whole number from {min} to {max}, not {}",
+                    self.key,
+                    self.quoted()
                 ),
                 "write digits only, e.g. `512`",
             )),
@@ -66,8 +82,9 @@ impl<'a> Value<'a> {
             Ok(n) if n.is_finite() && n > 0.0 && n <= 1024.0 => Ok(n),
             _ => Err(self.error(
                 format!(
-                    "`{}` must be a positive number of CPUs, not `{}`",
-                    self.key, self.text
+                    "`{}` must be a positive number of CPUs, not {}",
+                    self.key,
+                    self.quoted()
                 ),
                 "write e.g. `0.5` or `2`",
             )),
@@ -85,7 +102,7 @@ impl<'a> Value<'a> {
         if !check_name(text, extra) {
             return Err(
             self.error(
-                format!("invalid {what} `{text}`"),
+                format!("invalid {what} {}", quote(text, self.secret)),
                 &format!(
                     "a {what} starts with a lower-case letter or digit and has only lower-case letters, digits{}",
                     describe_extra(extra)
@@ -104,15 +121,16 @@ impl<'a> Value<'a> {
             .copied()
             .ok_or_else(|| {
                 let mut hint = format!("use one of: {}", choices.join(", "));
-                if let Some(near) = crate::error::nearest(&text, choices.iter().copied()) {
+                let near = crate::error::nearest(&text, choices.iter().copied());
+                if let Some(near) = near.filter(|_| !self.secret) {
                     hint = format!("did you mean `{near}`? ({hint})");
                 }
                 self.error(
                     format!(
-                        "`{}` must be one of {}, not `{}`",
+                        "`{}` must be one of {}, not {}",
                         self.key,
                         choices.join("/"),
-                        self.text
+                        self.quoted()
                     ),
                     &hint,
                 )
@@ -132,6 +150,62 @@ impl<'a> Value<'a> {
         }
         Ok(self.text.to_string())
     }
+}
+
+/// `` `text` ``, or [`HIDDEN`] when it comes from a secret.
+pub fn quote(text: &str, secret: bool) -> String {
+    if secret {
+        HIDDEN.to_string()
+    } else {
+        format!("`{text}`")
+    }
+}
+
+/// A secret value as the bundle's `.env` holds it, so that docker-compose (v1 reads it
+/// with python-dotenv) and stack's own reader both read back exactly `value`; or why no
+/// form can. Single quotes when the value has no `'`, `\\` or line break (python-dotenv
+/// unescapes `\\\\` and `\\'` inside them), else double quotes escaping `\\ " \n \r \t`.
+pub fn env_file_value(value: &str) -> Result<String, &'static str> {
+    if value.contains("${") {
+        return Err(
+            "it contains `${`, which docker-compose expands in `.env` with no way to escape it",
+        );
+    }
+    if value.ends_with('\\') {
+        return Err("it ends with `\\`, which docker-compose reads as escaping the closing quote");
+    }
+    let plain = |c: char| c != '\'' && c != '\\' && c != '\n' && c != '\r';
+    if value.chars().all(plain) {
+        return Ok(format!("'{value}'"));
+    }
+    let mut out = String::from("\"");
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // In double quotes stack reads `$NAME` as a reference and gives it back as it
+            // was; any other `$` has no form both readers agree on.
+            '$' if chars
+                .peek()
+                .is_some_and(|n| *n == '_' || n.is_ascii_alphabetic()) =>
+            {
+                out.push('$')
+            }
+            '$' => {
+                return Err(
+                    "it has a `'`, `\\` or line break and a `$` not followed by a letter, \
+                     which docker-compose and stack would read differently from `.env`",
+                )
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
 }
 
 pub fn split_list(text: &str) -> Vec<String> {
@@ -166,6 +240,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     if text.is_empty() {
         return None;
     }
+    let total = parse_duration_unbounded(text)?;
+    // Compose, Docker and systemd read durations as Go's `time.Duration` (i64 nanoseconds).
+    (total <= MAX_DURATION).then_some(total)
+}
+
+/// The longest duration Go's `time.Duration` holds: about 292 years.
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+fn parse_duration_unbounded(text: &str) -> Option<Duration> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -194,7 +277,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         if !add.is_finite() || add > 1e13 {
             return None;
         }
-        total += Duration::from_millis(add as u64);
+        total = total.checked_add(Duration::from_millis(add as u64))?;
     }
     Some(total)
 }
@@ -231,6 +314,7 @@ mod tests {
             key: "K",
             text,
             span: None,
+            secret: false,
         }
     }
 
@@ -258,6 +342,9 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration("99999999999999999h"), None);
+        assert_eq!(parse_duration("100000000h"), None);
+        assert_eq!(parse_duration("9999999999999"), None);
+        assert!(parse_duration("2562047h").is_some());
     }
 
     #[test]

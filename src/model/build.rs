@@ -53,7 +53,7 @@ pub fn build_image(config: &Config, service: &Service) -> String {
 
 /// The name under which the secret `var` of `service` is kept in the `.env` file.
 pub fn secret_var(service: &str, var: &str) -> String {
-    format!("{}__{var}", config::keys::service_key_name(service))
+    config::keys::secret_var(service, var)
 }
 
 /// Every secret container variable of `config`, by its `.env` name.

@@ -274,6 +274,14 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
         diagnostic
     }
 
+    /// The key being resolved is set in a secrets file.
+    fn in_secrets_file(&self) -> bool {
+        self.stack
+            .last()
+            .and_then(|key| self.assignments.get(key))
+            .is_some_and(|a| a.kind == SourceKind::Secrets)
+    }
+
     fn var(&mut self, var: &'a VarRef, refs: &mut BTreeSet<String>) -> Result<String, Diagnostic> {
         let value = self.lookup(var, refs)?;
         let empty = value.as_deref().is_none_or(str::is_empty);
@@ -281,6 +289,18 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
         Ok(match var.op {
             Op::Plain => match value {
                 Some(value) => value,
+                None if self.in_secrets_file() => {
+                    return Err(Diagnostic::new(format!(
+                        "`{}` refers to `{}`, which is not set",
+                        self.stack.last().copied().unwrap_or_default(),
+                        var.name
+                    ))
+                    .at(&var.span)
+                    .hint(
+                        "a secret is never silently empty: set it, or single-quote the value \
+                         (`KEY='…'`) to keep `$` as it is",
+                    ));
+                }
                 None => {
                     if self.warned.insert(var.name.clone()) {
                         self.warnings.push(

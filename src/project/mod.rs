@@ -130,7 +130,11 @@ pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
             }
             Err(err) => return Err(err.into_error(&name, &path)),
         };
-        match syntax::parse(&name, &bytes) {
+        let parsed = syntax::parse(&name, &bytes).and_then(|entries| match kind {
+            SourceKind::Secrets => check_secret_references(&entries).map(|()| entries),
+            _ => Ok(entries),
+        });
+        match parsed {
             Ok(entries) => layers.push(Layer {
                 kind,
                 name: Arc::from(name.as_str()),
@@ -153,6 +157,35 @@ pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
         env: env.to_string(),
         layers,
     })
+}
+
+/// In a secrets file a bare `$NAME` is refused: a generated password such as `abc$def`
+/// would otherwise lose its tail silently (`$def` unset) or take a value from the
+/// process environment (`pa$HOME`). `${NAME}` still interpolates; `'…'` and `$$` keep `$`.
+fn check_secret_references(entries: &[Entry]) -> std::result::Result<(), Vec<Diagnostic>> {
+    let errors: Vec<Diagnostic> = entries
+        .iter()
+        .filter_map(|entry| {
+            let bare = entry.value.references().into_iter().find(|r| !r.braced)?;
+            // The name after `$` is part of the secret: not quoted.
+            Some(
+                Diagnostic::new(format!(
+                    "`{}` has an unquoted `$` followed by a name, which a secrets file reads as a reference",
+                    entry.key
+                ))
+                .at(&bare.span)
+                .hint(
+                    "single-quote the value (`KEY='…'`) to keep every `$` as it is, or write `$$` \
+                     for one `$`; write `${NAME}` to interpolate",
+                ),
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// `--set KEY=VALUE` flags, each parsed as one line of a project file.

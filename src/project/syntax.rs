@@ -33,6 +33,8 @@ pub struct VarRef {
     pub op: Op,
     pub arg: Template,
     pub span: Span,
+    /// `${NAME…}` rather than `$NAME`.
+    pub braced: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,6 +545,7 @@ impl<'a> Parser<'a> {
                     op,
                     arg,
                     span,
+                    braced: true,
                 }));
                 Ok(())
             }
@@ -555,6 +558,7 @@ impl<'a> Parser<'a> {
                     op: Op::Plain,
                     arg: Template::default(),
                     span,
+                    braced: false,
                 }));
                 Ok(())
             }

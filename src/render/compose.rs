@@ -233,24 +233,8 @@ pub fn secrets_file(config: &Config) -> Option<String> {
     ))
 }
 
-/// A value for an env file: single-quoted when it can be, else double-quoted with escapes.
+/// A value for an env file (see [`crate::config::values::env_file_value`]; the
+/// configuration refused any secret value without a form, so this cannot fail).
 pub fn env_file_value(value: &str) -> String {
-    if !value.contains('\'') && !value.contains('\n') && !value.contains('\r') {
-        format!("'{value}'")
-    } else {
-        let mut out = String::from("\"");
-        for c in value.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '$' => out.push_str("\\$"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
+    crate::config::values::env_file_value(value).unwrap_or_else(|_| format!("'{value}'"))
 }

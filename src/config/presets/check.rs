@@ -1,19 +1,12 @@
 //! Checks of the preset keys that no service attribute checks.
 
-use std::collections::BTreeSet;
-
 use super::{retention_hours, s3_target, Preset};
 use crate::config::lookup::{Errors, Keys};
-use crate::config::values::Value;
+use crate::config::values::{quote, Value};
 use crate::error::Diagnostic;
 
 /// Check the keys of the enabled presets that a service attribute does not check.
-pub(crate) fn check(
-    keys: &Keys,
-    enabled: &[&'static Preset],
-    secret_names: &BTreeSet<String>,
-    errors: &mut Errors,
-) {
+pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Errors) {
     let on = |name: &str| enabled.iter().any(|p| p.name == name);
     let set = |key: &'static str| keys.get_owned(key).filter(|v| !v.text.trim().is_empty());
     if on("MONITORING") {
@@ -21,8 +14,8 @@ pub(crate) fn check(
             if retention_hours(value.text).is_none() {
                 errors.push(
                     Diagnostic::new(format!(
-                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), not `{}`",
-                        value.text
+                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), not {}",
+                        value.quoted()
                     ))
                     .with_span(value.span.cloned())
                     .hint("write e.g. `15d` or `6w`"),
@@ -30,7 +23,7 @@ pub(crate) fn check(
             }
         }
         if let Some(value) = set("MONITORING_ALERT_WEBHOOK") {
-            errors.take(webhook(&value, secret_names));
+            errors.take(webhook(&value));
         }
     }
     if on("BACKUP") {
@@ -53,12 +46,15 @@ pub(crate) fn check(
                 errors.take(endpoint(&value));
             }
             for key in ["BACKUP_S3_ACCESS_KEY", "BACKUP_S3_SECRET_KEY"] {
-                let value = set(key);
+                // Credentials go to the container through the secret path only.
+                let value = keys
+                    .for_container(key)
+                    .filter(|v| !v.text.trim().is_empty());
                 let problem = match &value {
                     None => Some(format!(
                         "`{key}` is not set, and `BACKUP_TARGET` is an S3 URL"
                     )),
-                    Some(_) if !secret_names.contains(key) => {
+                    Some(_) if !keys.secrets.contains(key) => {
                         Some(format!("`{key}` is a credential but not a secret"))
                     }
                     Some(_) => None,
@@ -76,7 +72,7 @@ pub(crate) fn check(
     }
 }
 
-fn webhook(value: &Value, secret_names: &BTreeSet<String>) -> Result<(), Diagnostic> {
+fn webhook(value: &Value) -> Result<(), Diagnostic> {
     let text = value.text.trim();
     let rest = text
         .strip_prefix("https://")
@@ -88,19 +84,12 @@ fn webhook(value: &Value, secret_names: &BTreeSet<String>) -> Result<(), Diagnos
     });
     if !valid {
         return Err(Diagnostic::new(format!(
-            "`{}` must be an http:// or https:// URL, not `{text}`",
-            value.key
+            "`{}` must be an http:// or https:// URL, not {}",
+            value.key,
+            value.quoted()
         ))
         .with_span(value.span.cloned())
         .hint("write e.g. `https://hooks.example.com/alertmanager`"));
-    }
-    if secret_names.contains(value.key) {
-        return Err(Diagnostic::new(format!(
-            "`{}` is a secret, but Alertmanager's configuration is a plain file of the bundle",
-            value.key
-        ))
-        .with_span(value.span.cloned())
-        .hint("use a webhook URL without a token in it, or leave the key unset"));
     }
     Ok(())
 }
@@ -116,8 +105,9 @@ fn cron(value: &Value) -> Result<(), Diagnostic> {
     ];
     let bad = |why: String| {
         Diagnostic::new(format!(
-            "`{}` is not a cron schedule (`{}`): {why}",
-            value.key, value.text
+            "`{}` is not a cron schedule ({}): {why}",
+            value.key,
+            value.quoted()
         ))
         .with_span(value.span.cloned())
         .hint("write five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`")
@@ -134,7 +124,10 @@ fn cron(value: &Value) -> Result<(), Diagnostic> {
             };
             if let Some(step) = step {
                 if !step.parse::<u32>().is_ok_and(|s| s >= 1 && s <= max.max(1)) {
-                    return Err(bad(format!("bad step `{step}` in the {name} field")));
+                    return Err(bad(format!(
+                        "bad step {} in the {name} field",
+                        quote(step, value.secret)
+                    )));
                 }
             }
             if range == "*" {
@@ -145,7 +138,8 @@ fn cron(value: &Value) -> Result<(), Diagnostic> {
                 let in_range = number.parse::<u32>().is_ok_and(|n| n >= min && n <= max);
                 if !in_range {
                     return Err(bad(format!(
-                        "`{number}` in the {name} field is not a number from {min} to {max}"
+                        "{} in the {name} field is not a number from {min} to {max}",
+                        quote(number, value.secret)
                     )));
                 }
             }
@@ -173,7 +167,7 @@ fn backup_target(value: &Value) -> Result<(), Diagnostic> {
         };
     }
     if !(text.starts_with('/') || text.starts_with("./")) {
-        return Err(bad(&format!("`{text}` is neither")));
+        return Err(bad(&format!("{} is neither", quote(text, value.secret))));
     }
     if text
         .chars()
@@ -201,8 +195,9 @@ fn endpoint(value: &Value) -> Result<(), Diagnostic> {
         Ok(())
     } else {
         Err(Diagnostic::new(format!(
-            "`{}` must be `https://host[:port]` without a path, not `{text}`",
-            value.key
+            "`{}` must be `https://host[:port]` without a path, not {}",
+            value.key,
+            quote(text, value.secret)
         ))
         .with_span(value.span.cloned())
         .hint("write e.g. `https://s3.eu-central-1.amazonaws.com` or `http://minio:9000`"))

@@ -1,6 +1,6 @@
 //! One service from its `SERVICE_<NAME>_<ATTR>` keys and, for a preset, its defaults.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 mod health;
@@ -24,7 +24,6 @@ pub(crate) struct Context<'a> {
     pub project: &'a str,
     pub env: &'a str,
     pub domain: &'a str,
-    pub secret_names: &'a BTreeSet<String>,
     /// `STACK_TARGET` as read with the globals.
     pub target: Target,
 }
@@ -84,11 +83,11 @@ fn project_attrs<'a>(
     env: &mut BTreeMap<String, EnvValue>,
 ) {
     for (attr, key) in attrs {
-        let Some(value) = context.keys.get_owned(key) else {
-            continue;
-        };
         match attr {
             ServiceAttr::Attr(attr) => {
+                let Some(value) = context.keys.get_owned(key) else {
+                    continue;
+                };
                 let from_project = true;
                 map.insert(
                     attr,
@@ -99,12 +98,10 @@ fn project_attrs<'a>(
                 );
             }
             ServiceAttr::Env(var) => {
-                let setting = &context.keys.resolved.settings[*key];
-                let secret = context.secret_names.contains(*key)
-                    || setting
-                        .refs
-                        .iter()
-                        .any(|r| context.secret_names.contains(r));
+                let Some(value) = context.keys.for_container(key) else {
+                    continue;
+                };
+                let secret = value.secret;
                 let value = value.text.to_string();
                 env.insert(var.clone(), EnvValue { value, secret });
             }

@@ -18,6 +18,7 @@ pub(super) fn default_attrs<'a>(defaults: &'a [PresetAttr<'a>]) -> AttrMap<'a> {
                 key: &default.key,
                 text: &default.text,
                 span: default.span,
+                secret: default.secret,
             };
             let attr = Attr {
                 value,
@@ -38,19 +39,19 @@ pub(super) fn preset_env(
         let (value, secret) = match source {
             EnvSource::Fixed(text) => (text.to_string(), false),
             EnvSource::Key(key) => {
-                let secret = context.secret_names.contains(*key);
-                let value = preset_key_value(context, key);
+                let secret = context.keys.secret_of(key).is_some();
+                let value = preset_key_value(context, key, Use::Container);
                 if value.is_empty() && !secret {
                     continue;
                 }
                 (value, secret)
             }
             EnvSource::Template(template) => {
-                let (value, refs) = fill(context, template);
-                let secret = refs.iter().any(|r| context.secret_names.contains(r));
+                let (value, refs) = fill(context, template, Use::Container);
+                let secret = refs.iter().any(|r| context.keys.secret_of(r).is_some());
                 (value, secret)
             }
-            EnvSource::Secret(template) => (fill(context, template).0, true),
+            EnvSource::Secret(template) => (fill(context, template, Use::Container).0, true),
         };
         env.insert(var.to_string(), EnvValue { value, secret });
     }
@@ -65,6 +66,8 @@ pub(super) struct PresetAttr<'a> {
     key: String,
     text: String,
     span: Option<&'a Span>,
+    /// Built from a secret (refused later, as every rendered secret is); never quoted.
+    secret: bool,
 }
 
 /// The preset's default attributes with `{KEY}` placeholders filled in; those that come
@@ -78,7 +81,8 @@ pub(super) fn preset_attrs<'a>(
         .attrs
         .iter()
         .filter_map(|(attr, template)| {
-            let (text, refs) = fill(context, template);
+            let (text, refs) = fill(context, template, Use::Rendered);
+            let secret = refs.iter().any(|r| context.keys.secret_of(r).is_some());
             if text.trim().is_empty() {
                 return None;
             }
@@ -97,20 +101,31 @@ pub(super) fn preset_attrs<'a>(
                     key: key.clone(),
                     text,
                     span: Some(&setting.span),
+                    secret,
                 },
                 None => PresetAttr {
                     attr,
                     key: format!("SERVICE_{prefix}_{attr}"),
                     text,
                     span: None,
+                    secret,
                 },
             })
         })
         .collect()
 }
 
+/// What a preset value is read for.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    /// A container variable: a secret goes to the bundle's `.env`.
+    Container,
+    /// An attribute, which ends up in a rendered file: recorded, so a secret is refused.
+    Rendered,
+}
+
 /// `template` with every `{NAME}` replaced, and the names it used.
-fn fill(context: &Context, template: &str) -> (String, Vec<String>) {
+fn fill(context: &Context, template: &str, usage: Use) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut refs = Vec::new();
     let mut rest = template;
@@ -120,7 +135,7 @@ fn fill(context: &Context, template: &str) -> (String, Vec<String>) {
         };
         out.push_str(&rest[..start]);
         let key = &rest[start + 1..start + end];
-        out.push_str(&placeholder(context, key));
+        out.push_str(&placeholder(context, key, usage));
         refs.push(key.to_string());
         rest = &rest[start + end + 1..];
     }
@@ -129,8 +144,8 @@ fn fill(context: &Context, template: &str) -> (String, Vec<String>) {
 }
 
 /// A placeholder's value: a computed one, else a preset key's.
-fn placeholder(context: &Context, name: &str) -> String {
-    let value = |key: &str| preset_key_value(context, key);
+fn placeholder(context: &Context, name: &str, usage: Use) -> String {
+    let value = |key: &str| preset_key_value(context, key, usage);
     match name {
         "STACK_DOMAIN" => context.domain.to_string(),
         // Where the backup job writes its dumps: the target directory, or a volume the
@@ -185,9 +200,12 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// A preset key's value: the project's, else the preset's default.
-fn preset_key_value(context: &Context, key: &str) -> String {
-    if let Some(text) = context.keys.resolved.get(key) {
-        return text.to_string();
+fn preset_key_value(context: &Context, key: &str, usage: Use) -> String {
+    if usage == Use::Rendered {
+        context.keys.mark_read(key);
+    }
+    if let Some(value) = context.keys.for_container(key) {
+        return value.text.to_string();
     }
     match presets::key_default(key).unwrap_or("") {
         "{PROJECT_IDENT}" => context.project.replace('-', "_"),
