@@ -139,7 +139,6 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
             context.printer.status(format!("waiting for the deploy lock, held by: {holder}"));
         })?;
-        let before = remote.releases().map(|r| r.into_iter().map(|r| r.id).collect::<BTreeSet<_>>());
         let shipment = Shipment {
             bundle: &bundle,
             id: &id,
@@ -164,10 +163,8 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let keep = result.is_ok().then_some(config.keep_releases as usize);
         let finished = remote.finish("deploy", &id, &outcome, result.is_ok(), keep);
         result?;
-        finished?;
-        if let Ok(before) = before {
-            prune_images(&remote, engines, &config.project, &before).await?;
-        }
+        let pruned: BTreeSet<String> = finished?.into_iter().collect();
+        prune_images(engines, &config.project, &pruned).await?;
         if context.global.json {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
         }
@@ -176,19 +173,16 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     })
 }
 
-/// Remove the pinned images of the releases pruned since `before` was listed, on the
-/// server and where `BUILD` images were built.
+/// Remove the pinned images of the `pruned` releases, on the server and where `BUILD`
+/// images were built.
 async fn prune_images(
-    remote: &Remote,
     (local, server): (Option<&Engine>, &Engine),
     project: &str,
-    before: &BTreeSet<String>,
+    pruned: &BTreeSet<String>,
 ) -> Result<()> {
-    let after: BTreeSet<String> = remote.releases()?.into_iter().map(|r| r.id).collect();
-    let pruned: BTreeSet<String> = before.difference(&after).cloned().collect();
-    pin::prune(server, project, &pruned).await?;
+    pin::prune(server, project, pruned).await?;
     if let Some(local) = local {
-        pin::prune(local, project, &pruned).await?;
+        pin::prune(local, project, pruned).await?;
     }
     Ok(())
 }

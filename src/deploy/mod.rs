@@ -172,6 +172,7 @@ impl Remote {
 
     /// One round trip after a deploy or rollback: prune this environment's releases
     /// beyond `keep` (never `current`), append to the audit log, release the lock.
+    /// Returns the ids of the releases it pruned.
     pub fn finish(
         &self,
         action: &str,
@@ -179,7 +180,7 @@ impl Remote {
         result: &str,
         good: bool,
         keep: Option<usize>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let line = format!(
             "{}\t{}\t{}\t{action}\t{release}\t{}\n",
             timestamp(),
@@ -192,7 +193,7 @@ impl Remote {
                 "cur=$(basename \"$(readlink \"$root/current\" 2>/dev/null)\"); \
                  ls -1 \"$root/releases\" 2>/dev/null | grep {prefix} | grep -v '\\.partial$' | sort \
                  | awk -v keep={keep} '{{a[NR]=$0}} END {{for (i = 1; i <= NR - keep; i++) print a[i]}}' \
-                 | while read -r r; do [ \"$r\" = \"$cur\" ] || rm -rf \"$root/releases/$r\"; done; ",
+                 | while read -r r; do [ \"$r\" = \"$cur\" ] || {{ rm -rf \"$root/releases/$r\" && echo \"pruned $r\"; }}; done; ",
                 prefix = quote(&format!("^{}-", self.env)),
             ),
             None => String::new(),
@@ -206,13 +207,16 @@ impl Remote {
             "root={root}; {mark}{prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
             root = quote(&self.server.path),
         );
-        self.session
-            .check(
-                "record the deploy and release the lock",
-                &script,
-                Some(line.as_bytes()),
-            )
-            .map(|_| ())
+        let output = self.session.check(
+            "record the deploy and release the lock",
+            &script,
+            Some(line.as_bytes()),
+        )?;
+        Ok(output
+            .lines()
+            .filter_map(|l| l.strip_prefix("pruned "))
+            .map(String::from)
+            .collect())
     }
 
     /// Who holds the lock, as one line; `None` when it is free.
