@@ -18,6 +18,12 @@
 #   2. no-op start (everything up, nothing changed), hyperfine --warmup 3 --runs 20:
 #        `stack start` vs `docker-compose up -d`
 #   3. peak RSS of `stack start` during each cold start (/usr/bin/time, max over the runs)
+#   4. the floor (issue #12): N parallel `docker run -d`, each polled by `docker exec` of the
+#      same check until it passes once, in each cold run
+#
+# CHECK=http (default): `SERVICE_<N>_HEALTH=/health` (stack probes HTTP itself);
+# CHECK=cmd: `SERVICE_<N>_HEALTH_CMD=wget -q -O /dev/null http://127.0.0.1:8080/health`
+# (stack runs the command itself with `exec` right after the start).
 #
 # Writes the markdown table to $OUT (default bench/results/engine.md) and prints it.
 # Needs: docker (engine up), docker-compose, hyperfine, /usr/bin/time, the test images.
@@ -28,6 +34,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${SERVICES:-10}
 RUNS_COLD=${RUNS_COLD:-5}
+CHECK=${CHECK:-http}
+PROBE="wget -q -O /dev/null http://127.0.0.1:8080/health"
 OUT=${OUT:-bench/results/engine.md}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 IMAGE=stack-test/busybox:latest
@@ -72,7 +80,11 @@ trap cleanup EXIT
         echo "SERVICE_${K}_IMAGE=$IMAGE"
         echo "SERVICE_${K}_COMMAND=httpd -f -p 8080 -h /var/www"
         echo "SERVICE_${K}_PORT=8080"
-        echo "SERVICE_${K}_HEALTH=/health"
+        if [ "$CHECK" = cmd ]; then
+            echo "SERVICE_${K}_HEALTH_CMD=$PROBE"
+        else
+            echo "SERVICE_${K}_HEALTH=/health"
+        fi
         echo "SERVICE_${K}_HEALTH_INTERVAL=1s"
     done
 } >"$SDIR/stack.env"
@@ -100,7 +112,26 @@ wait_healthy() {
 stack down --volumes >/dev/null 2>&1 || true
 compose down -v -t 1 >/dev/null 2>&1 || true
 
-declare -a T_STACK T_STACK_DOCKER T_COMPOSE RSS
+# The floor: N containers started in parallel, each polled with `docker exec` of the
+# check (from 50 ms) until it passes once. Prints the seconds it took.
+floor() {
+    local t0 t1 i
+    t0=$(now)
+    for i in $(seq 1 "$N"); do
+        (
+            docker run -d --name "benchfloor-$i" "$IMAGE" httpd -f -p 8080 -h /var/www >/dev/null
+            until docker exec "benchfloor-$i" sh -c "$PROBE" >/dev/null 2>&1; do sleep 0.05; done
+        ) &
+    done
+    wait
+    t1=$(now)
+    for i in $(seq 1 "$N"); do docker rm -f "benchfloor-$i" >/dev/null 2>&1 & done
+    wait
+    echo "$t1 - $t0" | bc -l
+}
+for i in $(seq 1 "$N"); do docker rm -f "benchfloor-$i" >/dev/null 2>&1 || true; done
+
+declare -a T_STACK T_STACK_DOCKER T_COMPOSE T_FLOOR RSS
 for run in $(seq 1 "$RUNS_COLD"); do
     t0=$(now)
     /usr/bin/time -f '%M' -o "$WORK/rss" "$STACK" -C "$SDIR" start >/dev/null 2>"$WORK/stack.err" \
@@ -117,7 +148,8 @@ for run in $(seq 1 "$RUNS_COLD"); do
     wait_healthy "$CP"
     t1=$(now)
     T_COMPOSE+=("$(echo "$t1 - $t0" | bc -l)")
-    echo "cold run $run: stack ${T_STACK[-1]} s (docker-healthy ${T_STACK_DOCKER[-1]} s, rss ${RSS[-1]} KB), compose ${T_COMPOSE[-1]} s" >&2
+    T_FLOOR+=("$(floor)")
+    echo "cold run $run: stack ${T_STACK[-1]} s (docker-healthy ${T_STACK_DOCKER[-1]} s, rss ${RSS[-1]} KB), compose ${T_COMPOSE[-1]} s, floor ${T_FLOOR[-1]} s" >&2
 
     if [ "$run" -lt "$RUNS_COLD" ]; then
         stack down >/dev/null 2>&1 &
@@ -130,6 +162,7 @@ stats() { printf '%s\n' "$@" | awk '{s+=$1; if(NR==1||$1<mn)mn=$1; if($1>mx)mx=$
 read -r S_MEAN S_MIN S_MAX <<<"$(stats "${T_STACK[@]}")"
 read -r SD_MEAN SD_MIN SD_MAX <<<"$(stats "${T_STACK_DOCKER[@]}")"
 read -r C_MEAN C_MIN C_MAX <<<"$(stats "${T_COMPOSE[@]}")"
+read -r F_MEAN F_MIN F_MAX <<<"$(stats "${T_FLOOR[@]}")"
 RSS_MAX_KB=$(printf '%s\n' "${RSS[@]}" | sort -n | tail -1)
 
 # No-op: both projects are up and healthy.
@@ -147,13 +180,15 @@ ratio() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
 COLD_RATIO=$(ratio "$S_MEAN" "$C_MEAN")
 COLDD_RATIO=$(ratio "$SD_MEAN" "$C_MEAN")
 NOOP_RATIO=$(ratio "$NS_MEAN" "$NC_MEAN")
+FLOOR_RATIO=$(ratio "$S_MEAN" "$F_MEAN")
 RSS_MB=$(echo "scale=1; $RSS_MAX_KB / 1024" | bc -l)
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
 
 mkdir -p "$(dirname "$OUT")"
 cat >"$OUT" <<EOF
-| measure ($N services) | stack | docker-compose $(docker-compose version --short 2>/dev/null) | ratio | goal | result |
+| measure ($N services, CHECK=$CHECK) | stack | docker-compose $(docker-compose version --short 2>/dev/null) | ratio | goal | result |
 |---|---|---|---|---|---|
+| cold start to ready against the floor (parallel \`docker run\` + \`docker exec\` polling) | $S_MEAN / $S_MIN / $S_MAX s | floor $F_MEAN / $F_MIN / $F_MAX s | $FLOOR_RATIO× the floor | ≤ 1.2× | $(verdict "$FLOOR_RATIO <= 1.2") |
 | cold start to ready, \`stack start\` returns (mean / min / max of $RUNS_COLD) | $S_MEAN / $S_MIN / $S_MAX s | $C_MEAN / $C_MIN / $C_MAX s | $COLD_RATIO× | ≤ 0.7× | $(verdict "$COLD_RATIO <= 0.7") |
 | cold start until Docker reports all healthy (same runs) | $SD_MEAN / $SD_MIN / $SD_MAX s | $C_MEAN / $C_MIN / $C_MAX s | $COLDD_RATIO× | (like for like) | $(verdict "$COLDD_RATIO <= 0.7") |
 | no-op start (hyperfine, 20 runs, mean / min / max) | $NS_MEAN / $NS_MIN / $NS_MAX ms | $NC_MEAN / $NC_MIN / $NC_MAX ms | $NOOP_RATIO× | < 300 ms and ≤ 0.3× | $(verdict "$NS_MEAN < 300 && $NOOP_RATIO <= 0.3") |
