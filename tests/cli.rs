@@ -237,11 +237,7 @@ fn a_failed_build_keeps_the_previous_bundle() {
         .code(2)
         .stderr(predicate::str::contains("SERVICE_API_HEALTH_RETRIES"));
     assert_eq!(read_tree(&bundle), built, "the bundle changed");
-    let stray: Vec<String> = fs::read_dir(project.path(".stack"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "prod")
-        .collect();
+    let stray = common::leftovers(&project.path(".stack"), "prod");
     assert!(stray.is_empty(), "left behind: {stray:?}");
 }
 

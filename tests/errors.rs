@@ -214,16 +214,7 @@ fn build_out_refuses_an_unrelated_non_empty_directory() {
     fs::write(out.join("notes.txt"), "keep me\n").unwrap();
     fs::create_dir(out.join("sub")).unwrap();
     fs::write(out.join("sub/data"), [0u8, 1, 2]).unwrap();
-    let before = read_tree(&out);
-    project
-        .stack()
-        .arg("build")
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("is not empty"));
-    assert_eq!(read_tree(&out), before, "the directory was changed");
+    project.refuses_out(&out, "is not empty");
     let leftovers: Vec<_> = fs::read_dir(project.temp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -62,16 +62,7 @@ fn build_out_refuses_a_generated_compose_file_among_other_files() {
     )
     .unwrap();
     fs::write(out.join("README.md"), "mine\n").unwrap();
-    let before = read_tree(&out);
-    project
-        .stack()
-        .arg("build")
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("`README.md`"));
-    assert_eq!(read_tree(&out), before, "the directory was changed");
+    project.refuses_out(&out, "`README.md`");
 }
 
 #[test]
@@ -108,11 +99,7 @@ fn files_put_in_the_bundle_are_kept_and_named() {
     project.build("dev", None);
     let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
     assert!(compose.contains("/ready"), "{compose}");
-    let stray: Vec<String> = fs::read_dir(project.path(".stack"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "dev")
-        .collect();
+    let stray = common::leftovers(&project.path(".stack"), "dev");
     assert!(stray.is_empty(), "left behind: {stray:?}");
 }
 

@@ -358,3 +358,27 @@ pub fn require_engine(images: &[&str]) {
         }
     });
 }
+
+/// Entries of `dir` other than `keep`: what a failed or finished build left behind.
+pub fn leftovers(dir: &Path, keep: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != keep)
+        .collect()
+}
+
+impl Project {
+    /// `stack build --out OUT` exits 2 saying `needle`, and leaves `out` as it was.
+    pub fn refuses_out(&self, out: &Path, needle: &str) {
+        let before = read_tree(out);
+        self.stack()
+            .arg("build")
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(needle));
+        assert_eq!(read_tree(out), before, "the directory was changed");
+    }
+}
