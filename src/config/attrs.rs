@@ -275,7 +275,7 @@ fn bad(value: &Value, message: String, hint: impl Into<String>) -> Diagnostic {
 }
 
 /// Split `name=value` (or `name<sep>value`), both sides trimmed, the name not empty.
-fn pair<'t>(item: &'t str, sep: char) -> Option<(&'t str, &'t str)> {
+fn pair(item: &str, sep: char) -> Option<(&str, &str)> {
     let (name, value) = item.split_once(sep)?;
     let name = name.trim();
     (!name.is_empty()).then_some((name, value.trim()))

@@ -63,7 +63,6 @@ impl Engine {
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
                     platform: platform.unwrap_or_default(),
-                    ..Default::default()
                 }),
                 body,
             )
