@@ -762,3 +762,30 @@ fn container_attributes_are_applied() {
         "pid 1 is `{init}`, not docker's init"
     );
 }
+
+#[test]
+fn build_target_and_arguments_reach_the_engine_build() {
+    let p = Project::new(
+        "buildargs",
+        "STACK_PROXY=none\nSTACK_SERVICES=app\n\
+         SERVICE_APP_BUILD=app\nSERVICE_APP_BUILD_TARGET=runtime\n\
+         SERVICE_APP_BUILD_ARG_VERSION=1.2.3\nSERVICE_APP_COMMAND=sleep 3600\n",
+    );
+    let context = p.path().join("app");
+    std::fs::create_dir_all(&context).unwrap();
+    // No `RUN`: this engine has no bridge for build containers. The last stage differs,
+    // so only `BUILD_TARGET=runtime` yields `STAGE=runtime`.
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX} AS runtime\nARG VERSION=unset\nENV VERSION=$VERSION STAGE=runtime\n\
+             FROM runtime AS other\nENV STAGE=other\n"
+        ),
+    )
+    .unwrap();
+    p.ok(&["start"]);
+    let c = p.container("app");
+    let env = inspect(&c, "{{json .Config.Env}}");
+    assert!(env.contains("\"VERSION=1.2.3\""), "{env}");
+    assert!(env.contains("\"STAGE=runtime\""), "{env}");
+}
