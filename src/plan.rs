@@ -222,6 +222,8 @@ mod tests {
                 .collect(),
             labels: Default::default(),
             extra_hosts: vec![],
+            options: Default::default(),
+            logging: Default::default(),
             refresh: None,
             digest: format!("{name}-v2"),
             pinned: None,

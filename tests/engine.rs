@@ -671,3 +671,121 @@ fn supervise_honours_the_projects_health_timeout() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not ready after 3s"), "{stderr}");
 }
+
+#[test]
+fn container_attributes_are_applied() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=hardened\n\
+         STACK_LOG_MAX_SIZE=5m\nSTACK_LOG_MAX_FILES=2\n\
+         SERVICE_HARDENED_IMAGE={BUSYBOX}\n\
+         SERVICE_HARDENED_COMMAND=sleep 3600\n\
+         SERVICE_HARDENED_USER=1000:1000\n\
+         SERVICE_HARDENED_WORKDIR=/tmp\n\
+         SERVICE_HARDENED_CAP_DROP=ALL\n\
+         SERVICE_HARDENED_CAP_ADD=NET_BIND_SERVICE\n\
+         SERVICE_HARDENED_READ_ONLY=true\n\
+         SERVICE_HARDENED_TMPFS=/tmp:size=16m,mode=1777\n\
+         SERVICE_HARDENED_INIT=true\n\
+         SERVICE_HARDENED_LABELS=com.example.team=payments\n\
+         SERVICE_HARDENED_EXTRA_HOSTS=db.internal:10.0.0.5,gw.internal:host-gateway\n\
+         SERVICE_HARDENED_SHM_MB=64\n\
+         SERVICE_HARDENED_STOP_SIGNAL=int\n\
+         SERVICE_HARDENED_STOP_GRACE=3s\n\
+         SERVICE_HARDENED_ULIMITS=nofile=1024:2048\n\
+         SERVICE_HARDENED_SYSCTLS=net.core.somaxconn=1024\n\
+         SERVICE_HARDENED_ENV=discovery.type=single-node,http_proxy=http://proxy.internal:3128\n"
+    );
+    let p = Project::new("attrs", &body);
+    p.ok(&["start"]);
+    let c = p.container("hardened");
+    let get = |format: &str| inspect(&c, format);
+    assert_eq!(get("{{.State.Status}}"), "running");
+    assert!(get("{{json .HostConfig.CapAdd}}").contains("NET_BIND_SERVICE"));
+    assert_eq!(get("{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
+    assert_eq!(get("{{.HostConfig.ReadonlyRootfs}}"), "true");
+    assert_eq!(
+        get("{{json .HostConfig.Tmpfs}}"),
+        r#"{"/tmp":"size=16m,mode=1777"}"#
+    );
+    assert_eq!(get("{{.HostConfig.Init}}"), "true");
+    assert_eq!(
+        get("{{.HostConfig.ShmSize}}"),
+        (64 * 1024 * 1024).to_string()
+    );
+    let hosts = get("{{json .HostConfig.ExtraHosts}}");
+    assert!(hosts.contains("db.internal:10.0.0.5"), "{hosts}");
+    assert!(hosts.contains("gw.internal:host-gateway"), "{hosts}");
+    assert_eq!(
+        get("{{json .HostConfig.Ulimits}}"),
+        r#"[{"Name":"nofile","Hard":2048,"Soft":1024}]"#
+    );
+    assert_eq!(
+        get("{{json .HostConfig.Sysctls}}"),
+        r#"{"net.core.somaxconn":"1024"}"#
+    );
+    assert_eq!(get("{{.HostConfig.LogConfig.Type}}"), "json-file");
+    assert_eq!(
+        get("{{json .HostConfig.LogConfig.Config}}"),
+        r#"{"max-file":"2","max-size":"5m"}"#
+    );
+    assert_eq!(get("{{.Config.User}}"), "1000:1000");
+    assert_eq!(get("{{.Config.WorkingDir}}"), "/tmp");
+    assert_eq!(
+        get(r#"{{index .Config.Labels "com.example.team"}}"#),
+        "payments"
+    );
+    assert_eq!(
+        get(r#"{{index .Config.Labels "dev.stack.service"}}"#),
+        "hardened"
+    );
+    assert_eq!(get("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(get("{{.Config.StopTimeout}}"), "3");
+    let env = get("{{json .Config.Env}}");
+    assert!(env.contains("\"discovery.type=single-node\""), "{env}");
+    assert!(
+        env.contains("\"http_proxy=http://proxy.internal:3128\""),
+        "{env}"
+    );
+    // And they take effect: the process runs as 1000 under an init, the root file
+    // system refuses writes, the tmpfs takes them.
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", c.as_str()];
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+    assert_eq!(text(&exec(&["id", "-u"]).stdout).trim(), "1000");
+    assert!(!exec(&["touch", "/root-file"]).status.success());
+    assert!(exec(&["touch", "/tmp/file"]).status.success());
+    let init = text(&exec(&["cat", "/proc/1/cmdline"]).stdout);
+    assert!(
+        init.contains("init"),
+        "pid 1 is `{init}`, not docker's init"
+    );
+}
+
+#[test]
+fn build_target_and_arguments_reach_the_engine_build() {
+    let p = Project::new(
+        "buildargs",
+        "STACK_PROXY=none\nSTACK_SERVICES=app\n\
+         SERVICE_APP_BUILD=app\nSERVICE_APP_BUILD_TARGET=runtime\n\
+         SERVICE_APP_BUILD_ARG_VERSION=1.2.3\nSERVICE_APP_COMMAND=sleep 3600\n",
+    );
+    let context = p.path().join("app");
+    std::fs::create_dir_all(&context).unwrap();
+    // No `RUN`: this engine has no bridge for build containers. The last stage differs,
+    // so only `BUILD_TARGET=runtime` yields `STAGE=runtime`.
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX} AS runtime\nARG VERSION=unset\nENV VERSION=$VERSION STAGE=runtime\n\
+             FROM runtime AS other\nENV STAGE=other\n"
+        ),
+    )
+    .unwrap();
+    p.ok(&["start"]);
+    let c = p.container("app");
+    let env = inspect(&c, "{{json .Config.Env}}");
+    assert!(env.contains("\"VERSION=1.2.3\""), "{env}");
+    assert!(env.contains("\"STAGE=runtime\""), "{env}");
+}

@@ -1,5 +1,8 @@
 //! `stack stop`, `stack restart`, `stack down`.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::{check_services, runtime, Context};
@@ -23,22 +26,52 @@ async fn selected(
         .collect())
 }
 
-/// The project name: from a deployed bundle with `--bundle`, else from the project.
-fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
+/// Each service's grace between the stop signal and SIGKILL (`STOP_GRACE`).
+struct Graces(BTreeMap<String, Duration>);
+
+impl Graces {
+    fn of(config: &crate::config::Config) -> Graces {
+        Graces(
+            config
+                .services
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.options.stop_grace?)))
+                .collect(),
+        )
+    }
+
+    /// The grace of a container's service (a service no longer declared: the default).
+    fn get(&self, container: &ObservedContainer) -> Duration {
+        self.0
+            .get(&container.service)
+            .copied()
+            .unwrap_or(STOP_GRACE)
+    }
+}
+
+/// The project name and graces: from a deployed bundle with `--bundle`, else from the
+/// project.
+fn project_of(context: &Context, args: &ServicesArg) -> Result<(String, Graces)> {
     if let Some(bundle) = &args.bundle {
-        return Ok(super::read_desired(bundle)?.project);
+        let desired = super::read_desired(bundle)?;
+        let graces = desired
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.stop_grace()))
+            .collect();
+        return Ok((desired.project, Graces(graces)));
     }
     let loaded = context.load(&context.env())?;
     check_services(&loaded.config, &args.services)?;
-    Ok(loaded.config.project)
+    Ok((loaded.config.project.clone(), Graces::of(&loaded.config)))
 }
 
 pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
-    let project = project_of(context, args)?;
+    let (project, graces) = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;
-        let stops = containers.iter().map(|c| engine.stop(&c.id, STOP_GRACE));
+        let stops = containers.iter().map(|c| engine.stop(&c.id, graces.get(c)));
         for result in futures_util::future::join_all(stops).await {
             result?;
         }
@@ -48,7 +81,7 @@ pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
 }
 
 pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
-    let project = project_of(context, args)?;
+    let (project, _) = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;
@@ -64,10 +97,13 @@ pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
 pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
     let loaded = context.load(&context.env())?;
     let project = loaded.config.project.clone();
+    let graces = Graces::of(&loaded.config);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &[]).await?;
-        let removals = containers.iter().map(|c| engine.remove(&c.id, STOP_GRACE));
+        let removals = containers
+            .iter()
+            .map(|c| engine.remove(&c.id, graces.get(c)));
         for result in futures_util::future::join_all(removals).await {
             result?;
         }

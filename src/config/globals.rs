@@ -21,6 +21,7 @@ pub(super) struct Globals {
     pub log_level: String,
     pub keep_releases: u32,
     pub target: Target,
+    pub logging: LogRotation,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -58,7 +59,16 @@ impl Globals {
         let drain = errors
             .take(get("STACK_DRAIN").duration())
             .unwrap_or(Duration::from_secs(2));
+        let logging = LogRotation {
+            max_size: errors
+                .take(super::attrs::size(&get("STACK_LOG_MAX_SIZE")))
+                .unwrap_or(LogRotation::default().max_size),
+            max_files: errors
+                .take(get("STACK_LOG_MAX_FILES").number::<u32>(1, 100))
+                .unwrap_or(3),
+        };
         Globals {
+            logging,
             drain,
             domain,
             proxy,

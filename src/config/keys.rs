@@ -20,6 +20,8 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_KEEP_RELEASES",
     "STACK_TARGET",
     "STACK_DRAIN",
+    "STACK_LOG_MAX_SIZE",
+    "STACK_LOG_MAX_FILES",
 ];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).
@@ -32,7 +34,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "SERVER_DOCKER_SOCKET",
 ];
 
-/// Service attributes (SPEC §1.4); `ENV_<VAR>` is handled apart.
+/// Service attributes (SPEC §1.4); `ENV_<VAR>` and `BUILD_ARG_<NAME>` are handled apart.
 pub const ATTRIBUTES: &[&str] = &[
     "IMAGE",
     "BUILD",
@@ -58,6 +60,25 @@ pub const ATTRIBUTES: &[&str] = &[
     "FRONTEND",
     "UPSTREAM",
     "STRATEGY",
+    "ENV",
+    "ENTRYPOINT",
+    "USER",
+    "WORKDIR",
+    "STOP_SIGNAL",
+    "STOP_GRACE",
+    "CAP_ADD",
+    "CAP_DROP",
+    "READ_ONLY",
+    "TMPFS",
+    "SYSCTLS",
+    "ULIMITS",
+    "LABELS",
+    "EXTRA_HOSTS",
+    "INIT",
+    "PLATFORM",
+    "SHM_MB",
+    "GPUS",
+    "BUILD_TARGET",
 ];
 
 /// `order-api` → `ORDER_API`.
@@ -68,8 +89,18 @@ pub fn service_key_name(service: &str) -> String {
 /// The name under which the secret container variable `var` of `service` is kept in the
 /// bundle's `.env` file. Not one-to-one (`a--b` + `C` and `a` + `B__C` both give
 /// `A__B__C`), so the configuration refuses two variables that map to one name.
+/// A name from the `ENV` list that is no identifier (`discovery.type`) is hex-encoded,
+/// since Compose interpolates identifiers only.
 pub fn secret_var(service: &str, var: &str) -> String {
-    format!("{}__{var}", service_key_name(service))
+    let prefix = service_key_name(service);
+    let identifier = var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !var.starts_with(|c: char| c.is_ascii_digit());
+    if identifier {
+        format!("{prefix}__{var}")
+    } else {
+        let hex: String = var.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{prefix}__ENV_{hex}")
+    }
 }
 
 /// What a `SERVICE_` key configures.
@@ -77,6 +108,8 @@ pub fn secret_var(service: &str, var: &str) -> String {
 pub enum ServiceAttr {
     Attr(&'static str),
     Env(String),
+    /// `BUILD_ARG_<NAME>`: a build argument.
+    BuildArg(String),
 }
 
 /// Declared services by key prefix (`ORDER_API` → `order-api`), for splitting keys.
@@ -144,6 +177,11 @@ impl ServiceIndex<'_> {
                 return Some((service.to_string(), ServiceAttr::Env(var.to_string())));
             }
         }
+        if let Some(arg) = attr.strip_prefix("BUILD_ARG_") {
+            if !arg.is_empty() {
+                return Some((service.to_string(), ServiceAttr::BuildArg(arg.to_string())));
+            }
+        }
         let known = ATTRIBUTES.iter().find(|a| **a == attr)?;
         Some((service.to_string(), ServiceAttr::Attr(known)))
     }
@@ -160,7 +198,7 @@ impl ServiceIndex<'_> {
             return match nearest(attr, ATTRIBUTES.iter().copied()) {
                 Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
                 None => diagnostic.hint(format!(
-                    "service attributes are {}, and ENV_<VAR>",
+                    "service attributes are {}, ENV_<VAR> and BUILD_ARG_<NAME>",
                     ATTRIBUTES.join(", ")
                 )),
             };

@@ -2,6 +2,7 @@
 //! I/O; everything after that is pure, and every bad input is caught here, before
 //! any command writes or starts anything.
 
+pub mod attrs;
 mod globals;
 pub mod keys;
 mod lookup;
@@ -158,6 +159,8 @@ fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
         ("STACK_KEEP_RELEASES", "5".into()),
         ("STACK_TARGET", "compose".into()),
         ("STACK_DRAIN", "2s".into()),
+        ("STACK_LOG_MAX_SIZE", "10m".into()),
+        ("STACK_LOG_MAX_FILES", "3".into()),
     ]
 }
 

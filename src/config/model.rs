@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::attrs::{
+    ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
+    Signal, Tmpfs, Ulimit, User,
+};
 use crate::error::Span;
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +30,8 @@ pub struct Config {
     pub log_level: String,
     pub keep_releases: u32,
     pub target: Target,
+    /// Log rotation of every container (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`).
+    pub logging: LogRotation,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
     /// Named volumes, sorted.
@@ -119,6 +125,12 @@ pub struct Service {
     pub strategy: Strategy,
     /// Environments the service exists in; `None`: all.
     pub environments: Option<Vec<String>>,
+    /// `LABELS`, the project's own (stack's labels are added in the model, and win).
+    pub labels: BTreeMap<String, String>,
+    /// `EXTRA_HOSTS`.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `ENTRYPOINT`, `USER`, `CAP_ADD` and the other container options.
+    pub options: ContainerOptions,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -149,6 +161,10 @@ pub struct Build {
     /// As written, relative to the project.
     pub context_rel: String,
     pub dockerfile: Option<String>,
+    /// `BUILD_TARGET`: the Dockerfile stage to build.
+    pub target: Option<String>,
+    /// `BUILD_ARG_<NAME>`.
+    pub args: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -569,6 +569,7 @@ fn assemble(
         tls_email: globals.tls_email,
         health_timeout: globals.health_timeout,
         drain: globals.drain,
+        logging: globals.logging,
         log_level: globals.log_level,
         keep_releases: globals.keep_releases,
         target: globals.target,

@@ -347,3 +347,60 @@ fn thousands_of_unknown_service_keys_report_a_bounded_number_of_errors() {
         format!("… and {} more errors", 5000 - lookup::MAX_ERRORS)
     );
 }
+
+#[test]
+fn the_env_list_spells_any_name_and_env_var_keys_win() {
+    let loaded = load_text(
+        "STACK_PROJECT=p\nSTACK_SERVICES=search\nSTACK_SECRETS=ES_PASSWORD\nES_PASSWORD=hunter2\n\
+         SERVICE_SEARCH_IMAGE=es:8\n\
+         SERVICE_SEARCH_ENV=discovery.type=single-node, http_proxy=http://p:3128,MODE=list\n\
+         SERVICE_SEARCH_ENV_MODE=key\n\
+         SERVICE_SEARCH_ENV_ELASTIC_PASSWORD=${ES_PASSWORD}\n",
+        "dev",
+    )
+    .unwrap();
+    let env = &loaded.config.services[0].env;
+    assert_eq!(env["discovery.type"].value, "single-node");
+    assert!(!env["discovery.type"].secret);
+    assert_eq!(env["http_proxy"].value, "http://p:3128");
+    assert_eq!(env["MODE"].value, "key");
+    assert!(env["ELASTIC_PASSWORD"].secret);
+    assert_eq!(
+        crate::model::secret_var("search", "discovery.type"),
+        "SEARCH__ENV_646973636f766572792e74797065"
+    );
+    assert_eq!(crate::model::secret_var("search", "A_1"), "SEARCH__A_1");
+}
+
+#[test]
+fn build_attributes_need_build_and_refuse_secrets() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=p\nSTACK_SERVICES=api,web\nSTACK_SECRETS=TOKEN\nTOKEN=x\n\
+         SERVICE_API_IMAGE=api:1\nSERVICE_API_BUILD_TARGET=prod\n\
+         SERVICE_WEB_BUILD=.\nSERVICE_WEB_BUILD_ARG_TOKEN=${TOKEN}\n",
+        "dev",
+    ));
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`SERVICE_API_BUILD_TARGET` is set but")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("passes a secret")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn log_rotation_defaults_and_checks() {
+    let loaded = load_text("STACK_PROJECT=p\n", "dev").unwrap();
+    assert_eq!(loaded.config.logging.max_size.to_string(), "10m");
+    assert_eq!(loaded.config.logging.max_files, 3);
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=p\nSTACK_LOG_MAX_SIZE=ten\nSTACK_LOG_MAX_FILES=0\n",
+        "dev",
+    ));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}

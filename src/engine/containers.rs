@@ -28,6 +28,7 @@ impl Engine {
         let project = desired.project.as_str();
         let name = crate::model::container_name(project, &service.name, number);
         let body = spec::container(desired, service, number, place, in_dns);
+        let platform = service.options.platform.as_ref().map(|p| p.to_string());
         let service = service.name.as_str();
         if let Ok(existing) = self
             .docker
@@ -61,7 +62,7 @@ impl Engine {
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
-                    ..Default::default()
+                    platform: platform.unwrap_or_default(),
                 }),
                 body,
             )

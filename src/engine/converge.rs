@@ -13,8 +13,8 @@ use crate::model::{Desired, DesiredService, Placement, Readiness, Secrets};
 use crate::plan::{Action, Observed, ObservedContainer};
 use crate::printer::Progress;
 
-/// Grace period between SIGTERM and SIGKILL when stopping a container.
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Grace period between SIGTERM and SIGKILL for a container of no desired service.
+pub const STOP_GRACE: Duration = crate::model::DEFAULT_STOP_GRACE;
 
 /// The background retirement of an old container: stop (SIGTERM, grace, SIGKILL), remove.
 type Retiring = tokio::task::JoinHandle<Result<()>>;
@@ -319,7 +319,7 @@ impl Converger {
                     ..
                 } => {
                     self.progress.step(&service.name, "recreating");
-                    self.engine.remove(container, STOP_GRACE).await?;
+                    self.engine.remove(container, service.stop_grace()).await?;
                     self.create_and_start(service, *number, true).await?;
                 }
                 Action::Remove {
@@ -327,7 +327,7 @@ impl Converger {
                 } => {
                     self.progress
                         .step(&service.name, &format!("removing `{container}` ({reason})"));
-                    self.engine.remove(container, STOP_GRACE).await?;
+                    self.engine.remove(container, service.stop_grace()).await?;
                 }
                 _ => {}
             }
@@ -427,9 +427,10 @@ impl Converger {
             .step(&service.name, "rolling: stopping the old container");
         let engine = self.engine.clone();
         let old = old.to_string();
-        Ok(tokio::spawn(async move {
-            engine.remove(&old, STOP_GRACE).await
-        }))
+        let grace = service.stop_grace();
+        Ok(tokio::spawn(
+            async move { engine.remove(&old, grace).await },
+        ))
     }
 
     /// Tell the proxies that cache DNS answers that replaced containers are gone. A

@@ -118,6 +118,14 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| "Dockerfile".into()),
             t: Some(image.to_string()),
+            target: build.target.clone().unwrap_or_default(),
+            buildargs: (!build.args.is_empty()).then(|| {
+                build
+                    .args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
             rm: true,
             forcerm: true,
             ..Default::default()

@@ -4,12 +4,16 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use super::labels;
-use crate::model::{Desired, DesiredService, Health, Mount, Placement, Restart, Secrets};
+use crate::model::{
+    ContainerOptions, Desired, DesiredService, Gpus, Health, LogRotation, Mount, Placement,
+    Restart, Secrets, Ulimit,
+};
 use crate::render::COMPOSE_FILE;
 
 /// Nanoseconds for the Engine API.
@@ -96,6 +100,69 @@ pub fn binds(
     (binds, anonymous)
 }
 
+/// The json-file log driver with rotation (containers and swarm tasks).
+pub fn log_options(logging: &LogRotation) -> HashMap<String, String> {
+    HashMap::from([
+        ("max-size".to_string(), logging.max_size.to_string()),
+        ("max-file".to_string(), logging.max_files.to_string()),
+    ])
+}
+
+/// Resource limits as the Engine API takes them.
+pub fn ulimits(ulimits: &[Ulimit]) -> Vec<ResourcesUlimits> {
+    ulimits
+        .iter()
+        .map(|u| ResourcesUlimits {
+            name: Some(u.name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect()
+}
+
+/// The container options that live in `HostConfig`, over `base`.
+fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
+    let some_list = |caps: &[crate::model::Capability]| {
+        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect())
+    };
+    HostConfig {
+        cap_add: some_list(&options.cap_add),
+        cap_drop: some_list(&options.cap_drop),
+        readonly_rootfs: options.read_only.then_some(true),
+        tmpfs: (!options.tmpfs.is_empty()).then(|| {
+            options
+                .tmpfs
+                .iter()
+                .map(|t| (t.path.clone(), t.options()))
+                .collect()
+        }),
+        sysctls: (!options.sysctls.is_empty()).then(|| {
+            options
+                .sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        ulimits: (!options.ulimits.is_empty()).then(|| ulimits(&options.ulimits)),
+        init: options.init.then_some(true),
+        shm_size: options
+            .shm_mb
+            .map(|mb| mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64),
+        device_requests: options.gpus.map(|gpus| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(match gpus {
+                    Gpus::All => -1,
+                    Gpus::Count(count) => i64::from(count),
+                }),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }]
+        }),
+        ..base
+    }
+}
+
 fn restart_policy(restart: Restart) -> RestartPolicy {
     let (name, count) = match restart {
         Restart::No => (RestartPolicyNameEnum::NO, None),
@@ -148,24 +215,35 @@ pub fn container(
     aliases.push(name);
     let (binds, anonymous) = binds(desired, service, placement);
     let network = desired.network();
+    let options = &service.options;
+    let host_config = HostConfig {
+        binds: Some(binds),
+        port_bindings: Some(port_bindings),
+        restart_policy: Some(restart_policy(service.restart)),
+        memory: service.resources.memory_bytes(),
+        nano_cpus: service.resources.nano_cpus(),
+        extra_hosts: Some(service.extra_hosts.iter().map(|h| h.to_string()).collect()),
+        network_mode: Some(network.clone()),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(log_options(&service.logging)),
+        }),
+        ..Default::default()
+    };
     ContainerCreateBody {
         image: Some(service.run_image().to_string()),
+        entrypoint: options.entrypoint.clone(),
         cmd: service.command.clone(),
+        user: options.user.as_ref().map(|u| u.to_string()),
+        working_dir: options.workdir.clone(),
+        stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
+        stop_timeout: options.stop_grace.map(|g| g.as_secs() as i64),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),
         exposed_ports: Some(exposed),
         healthcheck: service.health.as_ref().map(health),
         volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
-        host_config: Some(HostConfig {
-            binds: Some(binds),
-            port_bindings: Some(port_bindings),
-            restart_policy: Some(restart_policy(service.restart)),
-            memory: service.resources.memory_bytes(),
-            nano_cpus: service.resources.nano_cpus(),
-            extra_hosts: Some(service.extra_hosts.clone()),
-            network_mode: Some(network.clone()),
-            ..Default::default()
-        }),
+        host_config: Some(host_options(host_config, options)),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 network,

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, Limit, Mount, MountTypeEnum,
-    NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
-    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, Limit, Mount,
+    MountTmpfsOptions, MountTypeEnum, NetworkAttachmentConfig, NetworkCreateRequest, Platform,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
@@ -66,6 +67,43 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
             },
             model::Mount::Anonymous { target } => volume(None, target, false),
         })
+        .chain(tmpfs_mounts(&service.options))
+        .collect()
+}
+
+/// `TMPFS`, and `SHM_MB` as a sized tmpfs on `/dev/shm` (swarm has no shm size).
+fn tmpfs_mounts(options: &model::ContainerOptions) -> Vec<Mount> {
+    let tmpfs = |target: &str, size: Option<u64>, mode: Option<u32>| Mount {
+        target: Some(target.to_string()),
+        typ: Some(MountTypeEnum::TMPFS),
+        tmpfs_options: Some(MountTmpfsOptions {
+            size_bytes: size.map(|s| s.min(i64::MAX as u64) as i64),
+            mode: mode.map(i64::from),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut out: Vec<Mount> = options
+        .tmpfs
+        .iter()
+        .map(|t| tmpfs(&t.path, t.size.map(|s| s.0), t.mode))
+        .collect();
+    if let Some(mb) = options.shm_mb {
+        out.push(tmpfs(
+            "/dev/shm",
+            Some(mb.saturating_mul(1024 * 1024)),
+            None,
+        ));
+    }
+    out
+}
+
+/// `/etc/hosts` lines as swarm takes them: `address host`.
+fn hosts(service: &DesiredService) -> Vec<String> {
+    service
+        .extra_hosts
+        .iter()
+        .map(|h| format!("{} {}", h.address, h.host))
         .collect()
 }
 
@@ -83,6 +121,10 @@ pub fn service_spec(
     service: &DesiredService,
     (placement, secrets): (&Placement, &Secrets),
 ) -> ServiceSpec {
+    let options = &service.options;
+    let caps = |caps: &[model::Capability]| {
+        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+    };
     let mut service_labels: HashMap<String, String> = HashMap::new();
     service_labels.insert(NAMESPACE.into(), desired.project.clone());
     service_labels.insert(labels::DIGEST.into(), service.digest.clone());
@@ -112,11 +154,31 @@ pub fn service_spec(
             container_spec: Some(TaskSpecContainerSpec {
                 image: Some(service.run_image().to_string()),
                 labels: Some(container_labels),
+                // Swarm's `Command` is the entrypoint, `Args` the command.
+                command: options.entrypoint.clone(),
                 args: service.command.clone(),
+                user: options.user.as_ref().map(|u| u.to_string()),
+                dir: options.workdir.clone(),
+                stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
+                stop_grace_period: options
+                    .stop_grace
+                    .map(|g| g.as_nanos().min(i64::MAX as u128) as i64),
+                capability_add: caps(&options.cap_add),
+                capability_drop: caps(&options.cap_drop),
+                read_only: options.read_only.then_some(true),
+                sysctls: (!options.sysctls.is_empty()).then(|| {
+                    options
+                        .sysctls
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
+                ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
+                init: options.init.then_some(true),
                 env: Some(secrets.environment(&service.env)),
                 mounts: Some(mounts(desired, service, placement)),
                 health_check: service.health.as_ref().map(spec::health),
-                hosts: Some(service.extra_hosts.clone()),
+                hosts: Some(hosts(service)),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
@@ -130,6 +192,18 @@ pub fn service_spec(
             restart_policy: Some(TaskSpecRestartPolicy {
                 condition: Some(restart_condition(service.restart)),
                 ..Default::default()
+            }),
+            // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
+            placement: options.platform.as_ref().map(|p| TaskSpecPlacement {
+                platforms: Some(vec![Platform {
+                    architecture: Some(p.architecture.clone()),
+                    os: Some(p.os.clone()),
+                }]),
+                ..Default::default()
+            }),
+            log_driver: Some(TaskSpecLogDriver {
+                name: Some("json-file".into()),
+                options: Some(spec::log_options(&service.logging)),
             }),
             networks: Some(vec![NetworkAttachmentConfig {
                 target: Some(desired.network()),

@@ -52,6 +52,8 @@ pub fn build_image(config: &Config, service: &Service) -> String {
 }
 
 /// The name under which the secret `var` of `service` is kept in the `.env` file.
+/// A name from the `ENV` list that is no identifier (`discovery.type`) is hex-encoded,
+/// since Compose interpolates identifiers only.
 pub fn secret_var(service: &str, var: &str) -> String {
     config::keys::secret_var(service, var)
 }
@@ -84,7 +86,9 @@ fn labels(config: &Config, service: &str, strategy: Strategy) -> IndexMap<String
 }
 
 fn service(config: &Config, service: &Service) -> DesiredService {
-    let mut labels = labels(config, &service.name, service.strategy);
+    // The project's labels first; stack's own are inserted after and win.
+    let mut labels: IndexMap<String, String> = service.labels.clone().into_iter().collect();
+    labels.extend(self::labels(config, &service.name, service.strategy));
     if !service.routes.is_empty() {
         let routes: Vec<String> = service.routes.iter().map(|r| r.to_string()).collect();
         labels.insert(format!("{LABEL_PREFIX}.routes"), routes.join(","));
@@ -141,6 +145,8 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         build: service.build.as_ref().map(|b| BuildSpec {
             context: b.context.clone(),
             dockerfile: b.dockerfile.clone(),
+            target: b.target.clone(),
+            args: b.args.clone(),
         }),
         command: service.command.clone(),
         env,
@@ -167,7 +173,9 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         strategy: service.strategy,
         depends_on,
         labels,
-        extra_hosts: Vec::new(),
+        extra_hosts: service.extra_hosts.clone(),
+        options: service.options.clone(),
+        logging: config.logging,
         refresh: None,
         digest: String::new(),
         pinned: None,
@@ -254,7 +262,10 @@ fn proxy(config: &Config) -> DesiredService {
         ports.push(port(config.proxy.https_port, 443));
     }
     let extra_hosts = if config.services.iter().any(|s| s.upstream.is_some()) {
-        vec!["host.docker.internal:host-gateway".to_string()]
+        vec![ExtraHost {
+            host: "host.docker.internal".into(),
+            address: HostAddress::HostGateway,
+        }]
     } else {
         Vec::new()
     };
@@ -276,6 +287,8 @@ fn proxy(config: &Config) -> DesiredService {
         depends_on: Vec::new(),
         labels: labels(config, PROXY_SERVICE, Strategy::Recreate),
         extra_hosts,
+        options: ContainerOptions::default(),
+        logging: config.logging,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
         // seconds): a container that just stopped would still get requests, each
         // stalling for the connect timeout. A graceful reload starts workers with an

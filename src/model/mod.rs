@@ -18,7 +18,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::{Route, Strategy};
+pub use crate::config::{
+    ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
+    Route, Signal, Strategy, Tmpfs, Ulimit, User,
+};
+
+/// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
@@ -65,10 +71,17 @@ pub struct DesiredService {
     pub replicas: u32,
     pub strategy: Strategy,
     pub depends_on: Vec<Dependency>,
-    /// stack's own labels (`dev.stack.*`), as every consumer writes them, in order.
+    /// The project's `LABELS`, then stack's own (`dev.stack.*`, which win), as every
+    /// consumer writes them, in order.
     pub labels: indexmap::IndexMap<String, String>,
-    /// `host:address` entries for `/etc/hosts`.
-    pub extra_hosts: Vec<String>,
+    /// Entries for `/etc/hosts`.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `ENTRYPOINT`, `USER`, `CAP_ADD`, `TMPFS` and the other container options.
+    #[serde(default)]
+    pub options: ContainerOptions,
+    /// Log rotation (json-file driver).
+    #[serde(default)]
+    pub logging: LogRotation,
     /// For a proxy that caches DNS answers: a command run in its containers once a
     /// replaced container is gone, so it forgets that address at once.
     pub refresh: Option<Vec<String>>,
@@ -97,6 +110,12 @@ pub struct BuildSpec {
     /// Absolute path of the build context on the machine that runs `stack`.
     pub context: PathBuf,
     pub dockerfile: Option<String>,
+    /// The Dockerfile stage to build.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Build arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
 }
 
 /// A variable's value: plain text, or a reference to a secret kept in the `.env` file.
@@ -261,6 +280,11 @@ pub enum Readiness {
 }
 
 impl DesiredService {
+    /// How long a container gets between the stop signal and SIGKILL.
+    pub fn stop_grace(&self) -> Duration {
+        self.options.stop_grace.unwrap_or(DEFAULT_STOP_GRACE)
+    }
+
     /// The image reference containers are created from: the release's pin, else `image`.
     pub fn run_image(&self) -> &str {
         self.pinned.as_ref().map_or(&self.image, |p| &p.reference)

@@ -63,7 +63,24 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         if let Some(dockerfile) = &build.dockerfile {
             map.insert("dockerfile".into(), json!(esc(dockerfile)));
         }
+        if let Some(target) = &build.target {
+            map.insert("target".into(), json!(esc(target)));
+        }
+        if !build.args.is_empty() {
+            let args: Map<String, Value> = build
+                .args
+                .iter()
+                .map(|(key, value)| (key.clone(), json!(esc(value))))
+                .collect();
+            map.insert("args".into(), Value::Object(args));
+        }
         out.insert("build".into(), Value::Object(map));
+    }
+    if let Some(platform) = &service.options.platform {
+        out.insert("platform".into(), json!(platform.to_string()));
+    }
+    if let Some(entrypoint) = &service.options.entrypoint {
+        out.insert("entrypoint".into(), strings(entrypoint.iter().cloned()));
     }
     if let Some(command) = &service.command {
         out.insert("command".into(), strings(command.iter().cloned()));
@@ -99,8 +116,10 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         out.insert("volumes".into(), strings(mounts));
     }
     if !service.extra_hosts.is_empty() {
-        out.insert("extra_hosts".into(), json!(service.extra_hosts));
+        let hosts = service.extra_hosts.iter().map(|h| h.to_string());
+        out.insert("extra_hosts".into(), strings(hosts));
     }
+    options(&mut out, &service.options);
     if !service.depends_on.is_empty() {
         let mut map = Map::new();
         for dependency in &service.depends_on {
@@ -129,6 +148,16 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if let Some(deploy) = deploy(service) {
         out.insert("deploy".into(), deploy);
     }
+    out.insert(
+        "logging".into(),
+        json!({
+            "driver": "json-file",
+            "options": {
+                "max-size": service.logging.max_size.to_string(),
+                "max-file": service.logging.max_files.to_string(),
+            },
+        }),
+    );
     let labels: Map<String, Value> = service
         .labels
         .iter()
@@ -136,6 +165,69 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         .collect();
     out.insert("labels".into(), Value::Object(labels));
     Value::Object(out)
+}
+
+/// The container options but the platform and entrypoint (written with the image).
+fn options(out: &mut Map<String, Value>, options: &model::ContainerOptions) {
+    if let Some(user) = &options.user {
+        out.insert("user".into(), json!(esc(&user.to_string())));
+    }
+    if let Some(workdir) = &options.workdir {
+        out.insert("working_dir".into(), json!(esc(workdir)));
+    }
+    if let Some(signal) = &options.stop_signal {
+        out.insert("stop_signal".into(), json!(signal.0));
+    }
+    if let Some(grace) = options.stop_grace {
+        out.insert("stop_grace_period".into(), json!(compose_duration(grace)));
+    }
+    for (key, caps) in [
+        ("cap_add", &options.cap_add),
+        ("cap_drop", &options.cap_drop),
+    ] {
+        if !caps.is_empty() {
+            out.insert(key.into(), strings(caps.iter().map(|c| c.to_string())));
+        }
+    }
+    if options.read_only {
+        out.insert("read_only".into(), json!(true));
+    }
+    if !options.tmpfs.is_empty() {
+        let tmpfs = options.tmpfs.iter().map(|t| match t.options() {
+            o if o.is_empty() => t.path.clone(),
+            o => format!("{}:{o}", t.path),
+        });
+        out.insert("tmpfs".into(), strings(tmpfs));
+    }
+    if !options.sysctls.is_empty() {
+        let sysctls: Map<String, Value> = options
+            .sysctls
+            .iter()
+            .map(|(key, value)| (key.clone(), json!(esc(value))))
+            .collect();
+        out.insert("sysctls".into(), Value::Object(sysctls));
+    }
+    if !options.ulimits.is_empty() {
+        let ulimits: Map<String, Value> = options
+            .ulimits
+            .iter()
+            .map(|u| {
+                let limit = if u.soft == u.hard {
+                    json!(u.soft)
+                } else {
+                    json!({"soft": u.soft, "hard": u.hard})
+                };
+                (u.name.clone(), limit)
+            })
+            .collect();
+        out.insert("ulimits".into(), Value::Object(ulimits));
+    }
+    if options.init {
+        out.insert("init".into(), json!(true));
+    }
+    if let Some(shm) = options.shm_mb {
+        out.insert("shm_size".into(), json!(format!("{shm}m")));
+    }
 }
 
 /// `deploy:` with replicas and resource limits, `None` when there is nothing to say.
@@ -151,8 +243,22 @@ fn deploy(service: &DesiredService) -> Option<Value> {
     if let Some(cpus) = service.resources.cpus {
         limits.insert("cpus".into(), json!(format!("{cpus}")));
     }
+    let mut resources = Map::new();
     if !limits.is_empty() {
-        deploy.insert("resources".into(), json!({"limits": limits}));
+        resources.insert("limits".into(), Value::Object(limits));
+    }
+    if let Some(gpus) = service.options.gpus {
+        let count = match gpus {
+            model::Gpus::All => json!("all"),
+            model::Gpus::Count(count) => json!(count),
+        };
+        resources.insert(
+            "reservations".into(),
+            json!({"devices": [{"driver": "nvidia", "count": count, "capabilities": ["gpu"]}]}),
+        );
+    }
+    if !resources.is_empty() {
+        deploy.insert("resources".into(), Value::Object(resources));
     }
     (!deploy.is_empty()).then_some(Value::Object(deploy))
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod health;
+mod options;
 mod preset;
 
 use health::health;
@@ -62,9 +63,21 @@ pub(crate) fn build(
     let mut env = preset_service
         .map(|service| preset_env(context, service))
         .unwrap_or_default();
-    project_attrs(context, attrs, &mut map, &mut env);
+    let build_args = project_attrs(context, attrs, &mut map, &mut env, errors);
     let mut service = read(context, name, &prefix, preset_service, &map, errors);
+    // `ENV_<VAR>` wins over the same name in the `ENV` list.
+    if let Some(list) = get(&map, "ENV") {
+        let secret = list.secret;
+        for (var, value) in options::read_env_list(&map, errors) {
+            env.entry(var).or_insert(EnvValue { value, secret });
+        }
+    }
     service.env = env;
+    match (&mut service.build, build_args) {
+        (Some(build), args) => build.args = args,
+        (None, args) if args.is_empty() => {}
+        (None, _) => needs_build(&service, &prefix, "BUILD_ARG_<NAME>", errors),
+    }
     service.preset = preset.map(|(p, _)| p.name);
     service.span = span;
     check_combinations(&service, &prefix, &map, context.target, errors);
@@ -75,17 +88,27 @@ pub(crate) fn build(
     Some(service)
 }
 
-/// Lay the project's `SERVICE_<NAME>_…` keys over the preset's attributes and variables.
+/// Lay the project's `SERVICE_<NAME>_…` keys over the preset's attributes and variables;
+/// hand back the build arguments.
 fn project_attrs<'a>(
     context: &Context<'a>,
     attrs: &[(ServiceAttr, &str)],
     map: &mut AttrMap<'a>,
     env: &mut BTreeMap<String, EnvValue>,
-) {
+    errors: &mut Errors,
+) -> BTreeMap<String, String> {
+    let mut build_args = BTreeMap::new();
     for (attr, key) in attrs {
         match attr {
             ServiceAttr::Attr(attr) => {
-                let Some(value) = context.keys.get_owned(key) else {
+                // The `ENV` list goes to the container's environment, like `ENV_<VAR>`:
+                // a secret in it takes the secret path instead of being refused.
+                let value = if *attr == "ENV" {
+                    context.keys.for_container(key)
+                } else {
+                    context.keys.get_owned(key)
+                };
+                let Some(value) = value else {
                     continue;
                 };
                 let from_project = true;
@@ -105,8 +128,45 @@ fn project_attrs<'a>(
                 let value = value.text.to_string();
                 env.insert(var.clone(), EnvValue { value, secret });
             }
+            ServiceAttr::BuildArg(arg) => {
+                let Some(value) = context.keys.for_container(key) else {
+                    continue;
+                };
+                // Build arguments stay readable in the image's history.
+                if value.secret {
+                    errors.push(
+                        Diagnostic::new(format!("`{key}` passes a secret as a build argument"))
+                            .with_span(value.span.cloned())
+                            .hint("build arguments are kept in the image's history; pass the secret at run time with `ENV_<VAR>`"),
+                    );
+                    continue;
+                }
+                if let Some(text) = errors.take(value.line()) {
+                    build_args.insert(arg.clone(), text);
+                }
+            }
         }
     }
+    build_args
+}
+
+/// `attr` needs `BUILD`.
+fn needs_build(service: &Service, prefix: &str, attr: &str, errors: &mut Errors) {
+    errors.push(
+        Diagnostic::new(format!(
+            "`SERVICE_{prefix}_{attr}` is set but `SERVICE_{prefix}_BUILD` is not"
+        ))
+        .with_span(
+            service
+                .attr_spans
+                .get(attr)
+                .cloned()
+                .or_else(|| service.span.clone()),
+        )
+        .hint(format!(
+            "add `SERVICE_{prefix}_BUILD=./path` with the build context"
+        )),
+    );
 }
 
 /// Every attribute, typed (the caller fills in the variables, preset and span).
@@ -135,7 +195,13 @@ fn read(
         .and_then(|v| errors.take(v.boolean()))
         .unwrap_or(false);
     let strategy = read_strategy(map, health.is_some(), &network.publish, errors);
+    let labels = options::read_labels(map, errors);
+    let extra_hosts = options::read_extra_hosts(map, errors);
+    let options = options::read_options(map, errors);
     Service {
+        labels,
+        extra_hosts,
+        options,
         attr_spans: BTreeMap::new(),
         name: name.to_string(),
         preset: None,
@@ -174,14 +240,21 @@ fn read_image_and_build(
         let rel = errors.take(validate::relative_path(v))?;
         let dockerfile =
             get(map, "DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
+        let target =
+            get(map, "BUILD_TARGET").and_then(|t| errors.take(super::attrs::build_target(t)));
         Some(Build {
             context: normalize(&context.project_dir.join(&rel)),
             context_rel: rel,
             dockerfile,
+            target,
+            args: BTreeMap::new(),
         })
     });
     if build.is_none() {
-        if let Some(dockerfile) = get(map, "DOCKERFILE") {
+        for attr in ["DOCKERFILE", "BUILD_TARGET"] {
+            let Some(dockerfile) = get(map, attr) else {
+                continue;
+            };
             errors.push(
                 Diagnostic::new(format!(
                     "`{}` is set but `SERVICE_{prefix}_BUILD` is not",
@@ -370,6 +443,15 @@ fn check_combinations(
             .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
         );
     }
+    if swarm && service.options.gpus.is_some() {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has `SERVICE_{prefix}_GPUS`, which stack cannot apply on swarm"
+            ))
+            .with_span(decl("GPUS"))
+            .hint("swarm reserves GPUs as generic node resources, which stack does not configure; remove `GPUS` or use `STACK_TARGET=compose`"),
+        );
+    }
     let fixed_ports = service.publish.iter().any(|p| !p.host_ports.is_empty());
     if service.replicas > 1 && !swarm && fixed_ports {
         errors.push(
@@ -393,6 +475,16 @@ fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &
         "VOLUMES",
         "HEALTH_CMD",
         "REPLICAS",
+        "ENV",
+        "ENTRYPOINT",
+        "USER",
+        "WORKDIR",
+        "CAP_ADD",
+        "CAP_DROP",
+        "TMPFS",
+        "LABELS",
+        "PLATFORM",
+        "GPUS",
     ] {
         let Some(set) = map.get(attr).filter(|a| a.from_project) else {
             continue;

@@ -1,0 +1,79 @@
+//! The container options of one service (`ENTRYPOINT`, `USER`, `CAP_ADD`, `TMPFS`, …),
+//! its `LABELS`, `EXTRA_HOSTS` and the `ENV` list, read with [`crate::config::attrs`].
+
+use std::collections::BTreeMap;
+
+use super::{command, get, AttrMap};
+use crate::config::attrs::{self, ContainerOptions, ExtraHost};
+use crate::config::lookup::Errors;
+use crate::config::values::Value;
+use crate::error::Diagnostic;
+
+/// Every item of the list attribute `attr`, read by `read`; bad items are reported.
+fn items<T>(
+    map: &AttrMap,
+    attr: &str,
+    errors: &mut Errors,
+    read: impl Fn(&Value, &str) -> Result<T, Diagnostic>,
+) -> Vec<T> {
+    get(map, attr)
+        .map(|v| {
+            let list = if attr == "TMPFS" {
+                attrs::tmpfs_entries(v.text)
+            } else {
+                v.list()
+            };
+            list.iter()
+                .filter_map(|item| errors.take(read(v, item)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A boolean attribute, false when unset.
+fn flag(map: &AttrMap, attr: &str, errors: &mut Errors) -> bool {
+    get(map, attr)
+        .and_then(|v| errors.take(v.boolean()))
+        .unwrap_or(false)
+}
+
+/// `ENTRYPOINT` … `GPUS`.
+pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptions {
+    let one = |attr: &str| get(map, attr);
+    ContainerOptions {
+        entrypoint: one("ENTRYPOINT").and_then(|v| errors.take(command(v))),
+        user: one("USER").and_then(|v| errors.take(attrs::user(v))),
+        workdir: one("WORKDIR").and_then(|v| errors.take(attrs::workdir(v))),
+        stop_signal: one("STOP_SIGNAL").and_then(|v| errors.take(attrs::signal(v))),
+        stop_grace: one("STOP_GRACE").and_then(|v| errors.take(v.duration())),
+        cap_add: items(map, "CAP_ADD", errors, attrs::capability),
+        cap_drop: items(map, "CAP_DROP", errors, attrs::capability),
+        read_only: flag(map, "READ_ONLY", errors),
+        tmpfs: items(map, "TMPFS", errors, attrs::tmpfs),
+        sysctls: items(map, "SYSCTLS", errors, attrs::sysctl)
+            .into_iter()
+            .collect(),
+        ulimits: items(map, "ULIMITS", errors, attrs::ulimit),
+        init: flag(map, "INIT", errors),
+        platform: one("PLATFORM").and_then(|v| errors.take(attrs::platform(v))),
+        shm_mb: one("SHM_MB").and_then(|v| errors.take(v.number::<u64>(1, 1024 * 1024))),
+        gpus: one("GPUS").and_then(|v| errors.take(attrs::gpus(v))),
+    }
+}
+
+/// `LABELS`.
+pub(super) fn read_labels(map: &AttrMap, errors: &mut Errors) -> BTreeMap<String, String> {
+    items(map, "LABELS", errors, attrs::label)
+        .into_iter()
+        .collect()
+}
+
+/// `EXTRA_HOSTS`.
+pub(super) fn read_extra_hosts(map: &AttrMap, errors: &mut Errors) -> Vec<ExtraHost> {
+    items(map, "EXTRA_HOSTS", errors, attrs::extra_host)
+}
+
+/// The `ENV` list: `name=value` pairs for names `ENV_<VAR>` cannot spell.
+pub(super) fn read_env_list(map: &AttrMap, errors: &mut Errors) -> Vec<(String, String)> {
+    items(map, "ENV", errors, attrs::env_entry)
+}
