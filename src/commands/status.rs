@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{default_out, runtime, Context};
-use crate::engine::converge::is_ready;
+use crate::engine::readiness::is_ready;
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService};

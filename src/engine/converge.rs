@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
-use super::{ContainerState, Engine};
+use super::Engine;
 use crate::error::{Error, Result};
-use crate::model::{Desired, DesiredService, Placement, Readiness, Secrets};
-use crate::plan::{Action, Observed, ObservedContainer};
+use crate::model::{Desired, DesiredService, Placement, Secrets};
+use crate::plan::{Action, Observed};
 use crate::printer::Progress;
 
 /// Grace period between SIGTERM and SIGKILL for a container of no desired service.
@@ -49,15 +49,7 @@ pub struct Converger {
     pub timeout: Duration,
     /// `STACK_DRAIN`, from the desired state.
     pub drain: Duration,
-    events: broadcast::Sender<String>,
-}
-
-/// Why a container is not ready.
-struct NotReady {
-    service: String,
-    container: String,
-    reason: String,
-    health_log: Option<String>,
+    pub(super) events: broadcast::Sender<String>,
 }
 
 impl Converger {
@@ -464,165 +456,6 @@ impl Converger {
             }
         }
     }
-
-    /// Wait until every container of `service` is ready.
-    async fn wait_service(
-        &self,
-        service: &DesiredService,
-        containers: Vec<ObservedContainer>,
-    ) -> Result<()> {
-        let deadline = Instant::now() + self.timeout;
-        let mine: Vec<_> = containers
-            .into_iter()
-            .filter(|c| c.service == service.name && c.digest == service.digest)
-            .collect();
-        if mine.is_empty() && service.replicas > 0 {
-            return Err(Error::No(format!(
-                "service `{}` has no container",
-                service.name
-            )));
-        }
-        self.progress
-            .step(&service.name, waiting_text(&service.readiness()));
-        let waits = mine
-            .iter()
-            .map(|c| self.wait_container(service, &c.id, deadline));
-        for (result, container) in futures_util::future::join_all(waits)
-            .await
-            .into_iter()
-            .zip(&mine)
-        {
-            if let Err(not_ready) = result {
-                let report = self.failure(not_ready, &container.id).await;
-                self.progress.fail(&service.name, "not ready");
-                return Err(Error::No(report));
-            }
-        }
-        let word = match service.readiness() {
-            Readiness::Running => "running",
-            _ => "healthy",
-        };
-        self.progress.done(&service.name, word);
-        Ok(())
-    }
-
-    /// Wait until the container `id` of `service` is ready. Besides Docker's health
-    /// status, stack runs the check itself right after the start, on a back-off from
-    /// 50 ms up to the health interval, so a service that answers at once is ready at once
-    /// instead of one Docker interval later.
-    async fn wait_container(
-        &self,
-        service: &DesiredService,
-        id: &str,
-        deadline: Instant,
-    ) -> std::result::Result<(), NotReady> {
-        let mut events = self.events.subscribe();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(800))
-            .no_proxy()
-            .build()
-            .ok();
-        let readiness = service.readiness();
-        let interval = service
-            .health
-            .as_ref()
-            .map_or(Duration::from_secs(2), |h| h.interval);
-        let mut backoff = Duration::from_millis(50);
-        let mut last_probe = None;
-        loop {
-            let state = self.engine.state(id).await.ok().flatten();
-            let Some(state) = state else {
-                return Err(NotReady {
-                    service: service.name.clone(),
-                    container: id.to_string(),
-                    reason: "its container disappeared".into(),
-                    health_log: None,
-                });
-            };
-            match ready(&state, &readiness, client.as_ref()).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(reason) => {
-                    return Err(NotReady {
-                        service: service.name.clone(),
-                        container: state.name.clone(),
-                        reason,
-                        health_log: state.health_log.clone().or(last_probe),
-                    })
-                }
-            }
-            if readiness == Readiness::Docker && state.state == "running" {
-                match probe(&self.engine, service, id).await {
-                    Ok(()) => return Ok(()),
-                    Err(output) => last_probe = Some(output),
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(NotReady {
-                    service: service.name.clone(),
-                    container: state.name.clone(),
-                    reason: format!(
-                        "not ready after {}s (health: {})",
-                        self.timeout.as_secs(),
-                        state.health
-                    ),
-                    health_log: last_probe.or(state.health_log.clone()),
-                });
-            }
-            // Wake on any event of the project, or when the back-off is over.
-            let wait = backoff.min(deadline - now);
-            backoff = (backoff * 2)
-                .min(interval.clamp(Duration::from_millis(50), Duration::from_secs(1)));
-            tokio::select! {
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-
-    /// The error text for a container that is not ready: reason, health output, log tail.
-    async fn failure(&self, not_ready: NotReady, id: &str) -> String {
-        let mut text = format!(
-            "service `{}` is not ready: {}\n",
-            not_ready.service, not_ready.reason
-        );
-        text.push_str(&format!("  container: {}\n", not_ready.container));
-        if let Some(log) = not_ready.health_log {
-            text.push_str(&format!("  last health check: {log}\n"));
-        }
-        if let Ok(lines) = self.engine.tail(id, 20).await {
-            if !lines.is_empty() {
-                text.push_str("  last log lines:\n");
-                for line in lines {
-                    text.push_str(&format!("    {line}\n"));
-                }
-            }
-        }
-        text
-    }
-}
-
-/// Run the service's `HEALTH_CMD` in the container once, within its timeout, as Docker
-/// would: `Err` holds what it said.
-async fn probe(
-    engine: &Engine,
-    service: &DesiredService,
-    id: &str,
-) -> std::result::Result<(), String> {
-    let Some(health) = &service.health else {
-        return Ok(());
-    };
-    let command = vec!["sh".to_string(), "-c".to_string(), health.probe.command()];
-    match tokio::time::timeout(health.timeout, engine.exec(id, &command)).await {
-        Ok(Ok((0, _))) => Ok(()),
-        Ok(Ok((code, output))) => Err(format!("exit code {code}: {}", output.trim())),
-        Ok(Err(e)) => Err(e.render()),
-        Err(_) => Err(format!(
-            "no answer within {}s",
-            health.timeout.as_secs_f64()
-        )),
-    }
 }
 
 /// The error for a release whose pinned image is gone from the engine.
@@ -635,13 +468,6 @@ pub fn missing_pin(service: &str, pinned: &crate::model::Pinned) -> Error {
     ))
 }
 
-fn waiting_text(readiness: &Readiness) -> &'static str {
-    match readiness {
-        Readiness::Running => "waiting until running",
-        _ => "waiting until healthy",
-    }
-}
-
 fn action_service(action: &Action) -> Option<&str> {
     match action {
         Action::Start { service, .. }
@@ -649,60 +475,5 @@ fn action_service(action: &Action) -> Option<&str> {
         | Action::Replace { service, .. }
         | Action::Remove { service, .. } => Some(service),
         _ => None,
-    }
-}
-
-/// `Ok(true)` ready, `Ok(false)` not yet, `Err` never will be.
-pub async fn ready(
-    state: &ContainerState,
-    readiness: &Readiness,
-    client: Option<&reqwest::Client>,
-) -> std::result::Result<bool, String> {
-    match state.state.as_str() {
-        "exited" | "dead" => {
-            return Err(format!(
-                "its container exited with code {}",
-                state.exit_code.unwrap_or(-1)
-            ))
-        }
-        "running" => {}
-        _ => return Ok(false),
-    }
-    match readiness {
-        Readiness::Running => Ok(true),
-        Readiness::Docker | Readiness::Http { .. } if state.health == "healthy" => Ok(true),
-        Readiness::Docker | Readiness::Http { .. } if state.health == "unhealthy" => {
-            Err("its health check failed".into())
-        }
-        Readiness::Docker => Ok(false),
-        Readiness::Http { port, path } => {
-            let (Some(ip), Some(client)) = (&state.ip, client) else {
-                return Ok(false);
-            };
-            let url = format!("http://{ip}:{port}{path}");
-            Ok(client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success() || r.status().is_redirection()))
-        }
-    }
-}
-
-/// Ready now, by the same test `start` waits on (an HTTP probe counts before Docker's
-/// first health check has run).
-pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &DesiredService) -> bool {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(800))
-        .no_proxy()
-        .build()
-        .ok();
-    let readiness = service.readiness();
-    match ready(state, &readiness, client.as_ref()).await {
-        Ok(true) => true,
-        Ok(false) if readiness == Readiness::Docker && state.state == "running" => {
-            probe(engine, service, &state.id).await.is_ok()
-        }
-        _ => false,
     }
 }

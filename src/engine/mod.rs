@@ -9,6 +9,7 @@ pub mod converge;
 mod images;
 pub mod labels;
 mod logs;
+pub mod readiness;
 mod spec;
 mod swarm;
 pub use images::split_reference;

@@ -1,0 +1,100 @@
+//! Unit tests of the attribute checks in `attrs.rs`.
+use super::*;
+
+fn value(text: &str) -> Value<'_> {
+    Value {
+        key: "SERVICE_API_X",
+        text,
+        span: None,
+        secret: false,
+    }
+}
+
+#[test]
+fn capabilities() {
+    let v = value("");
+    assert_eq!(capability(&v, "cap_net_admin").unwrap().0, "NET_ADMIN");
+    assert_eq!(capability(&v, "ALL").unwrap().to_string(), "ALL");
+    assert_eq!(
+        capability(&v, "NET_BIND_SERVICE").unwrap().to_string(),
+        "CAP_NET_BIND_SERVICE"
+    );
+    let error = capability(&v, "NET_BIND_SERVCE").unwrap_err();
+    assert!(error.hint.unwrap().contains("NET_BIND_SERVICE"));
+}
+
+#[test]
+fn tmpfs_options_continue_the_entry() {
+    assert_eq!(
+        tmpfs_entries("/tmp:size=64m,mode=1777, /run"),
+        vec!["/tmp:size=64m,mode=1777", "/run"]
+    );
+    let t = tmpfs(&value(""), "/tmp:size=64m,mode=1777").unwrap();
+    assert_eq!(t.size, Some(ByteSize(64 << 20)));
+    assert_eq!(t.mode, Some(0o1777));
+    assert_eq!(t.options(), "size=64m,mode=1777");
+    assert!(tmpfs(&value(""), "tmp").is_err());
+    assert!(tmpfs(&value(""), "/tmp:size=lots").is_err());
+    assert!(tmpfs(&value(""), "/tmp:mode=999").is_err());
+}
+
+#[test]
+fn ulimits() {
+    let v = value("");
+    let u = ulimit(&v, "nofile=1024:2048").unwrap();
+    assert_eq!((u.soft, u.hard), (1024, 2048));
+    let u = ulimit(&v, "nproc=512").unwrap();
+    assert_eq!((u.soft, u.hard), (512, 512));
+    assert!(ulimit(&v, "nofile=2048:1024").is_err());
+    assert!(ulimit(&v, "files=10").is_err());
+    assert!(ulimit(&v, "nofile").is_err());
+}
+
+#[test]
+fn sysctls_docker_allows() {
+    let v = value("");
+    assert!(sysctl(&v, "net.core.somaxconn=1024").is_ok());
+    assert!(sysctl(&v, "kernel.shmmax=1000").is_ok());
+    assert!(sysctl(&v, "vm.overcommit_memory=1").is_err());
+    assert!(sysctl(&v, "net.core.somaxconn").is_err());
+}
+
+#[test]
+fn signals_users_platforms_hosts() {
+    assert_eq!(signal(&value("quit")).unwrap().0, "SIGQUIT");
+    assert_eq!(signal(&value("SIGRTMIN+3")).unwrap().0, "SIGRTMIN+3");
+    assert_eq!(signal(&value("9")).unwrap().0, "9");
+    assert!(signal(&value("SIGNOPE")).is_err());
+    assert_eq!(user(&value("1000:1000")).unwrap().to_string(), "1000:1000");
+    assert!(user(&value("root; rm")).is_err());
+    assert_eq!(
+        platform(&value("linux/arm64/v8")).unwrap().to_string(),
+        "linux/arm64/v8"
+    );
+    assert!(platform(&value("linux")).is_err());
+    let v = value("");
+    assert_eq!(
+        extra_host(&v, "host.docker.internal:host-gateway")
+            .unwrap()
+            .to_string(),
+        "host.docker.internal:host-gateway"
+    );
+    assert_eq!(
+        extra_host(&v, "v6:::1").unwrap().address,
+        HostAddress::Ip("::1".parse().unwrap())
+    );
+    assert!(extra_host(&v, "db:not-an-ip").is_err());
+}
+
+#[test]
+fn sizes_and_env_names() {
+    assert_eq!(parse_size("10m"), Some(ByteSize(10 << 20)));
+    assert_eq!(ByteSize(10 << 20).to_string(), "10m");
+    assert_eq!(ByteSize(1500).to_string(), "1500");
+    assert_eq!(parse_size("0"), None);
+    assert_eq!(parse_size("10x"), None);
+    assert!(env_name("discovery.type"));
+    assert!(!env_name(""));
+    assert!(!env_name("a=b"));
+    assert!(label(&value(""), "dev.stack.project=x").is_err());
+}
