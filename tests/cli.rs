@@ -469,3 +469,109 @@ fn help_and_version_exit_0_and_usage_errors_exit_2() {
         .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
     stack().arg("no-such-command").assert().code(2);
 }
+
+/// `stack check prod` on `project`: exit 1, and stderr names every one of `needles`.
+fn check_prod_fails(project: &common::Project, needles: &[&str]) {
+    let output = project.stack().args(["check", "prod"]).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "no `{needle}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_prod_fails_on_the_docker_socket_mounted_into_an_app() {
+    for socket in ["/var/run/docker.sock", "/run/docker.sock"] {
+        let project = fixture_for("wrnexus", "prod");
+        project.append(&format!(
+            "SERVICE_API_VOLUMES={socket}:/var/run/docker.sock:ro\n"
+        ));
+        check_prod_fails(
+            &project,
+            &["service `api` mounts", socket, "SERVICE_API_VOLUMES"],
+        );
+    }
+}
+
+#[test]
+fn check_prod_fails_on_the_hosts_root_mounted_into_an_app() {
+    let project = fixture_for("wrnexus", "prod");
+    project.append("SERVICE_API_VOLUMES=/:/host:ro\n");
+    check_prod_fails(&project, &["service `api` mounts `/`", "root file system"]);
+}
+
+#[test]
+fn check_prod_allows_the_host_mounts_of_the_monitoring_preset_only() {
+    let project = fixture_for("monitoring", "prod");
+    let output = project.stack().args(["check", "prod"]).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no app mounts the Docker socket"),
+        "promtail, node-exporter and cadvisor are allowed:\n{stderr}"
+    );
+    // The same socket in a service of the project is not.
+    project.append("STACK_SERVICES=api,agent\nSERVICE_AGENT_IMAGE=acme/agent:1.0\nSERVICE_AGENT_VOLUMES=/var/run/docker.sock:/var/run/docker.sock\n");
+    check_prod_fails(&project, &["service `agent` mounts `/var/run/docker.sock`"]);
+}
+
+#[test]
+fn check_prod_fails_on_a_build_context_outside_the_repository() {
+    let project = fixture_for("wrnexus", "prod");
+    // No `.git`: the project folder is the boundary.
+    project.append("SERVICE_API_BUILD=../services/api\n");
+    check_prod_fails(
+        &project,
+        &["service `api` builds from", "outside the repository"],
+    );
+    // A monorepo: `../services/api` is inside the repository.
+    fs::create_dir_all(project.temp.path().join("services/api")).unwrap();
+    fs::create_dir(project.temp.path().join(".git")).unwrap();
+    project
+        .stack()
+        .args(["check", "prod"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("every build context is inside"));
+    // Up and out of the repository is not.
+    project.append("SERVICE_API_BUILD=../../../../../../../../etc\n");
+    check_prod_fails(&project, &["service `api` builds from `/etc`"]);
+}
+
+#[test]
+fn check_prod_fails_on_a_wildcard_route_with_automatic_tls() {
+    let project = fixture_for("wrnexus", "prod");
+    project.append("SERVICE_API_ROUTE=*.${STACK_DOMAIN}\n");
+    check_prod_fails(
+        &project,
+        &[
+            "service `api` routes the wildcard `*.wrnexus.com`",
+            "STACK_TLS=auto",
+        ],
+    );
+    project
+        .stack()
+        .args(["--set", "STACK_TLS=internal", "check", "prod"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn check_prod_fails_on_a_localhost_domain() {
+    let project = fixture_for("wrnexus", "prod");
+    let output = project
+        .stack()
+        .args(["--set", "STACK_DOMAIN=wrnexus.localhost", "check", "prod"])
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`STACK_DOMAIN` is `wrnexus.localhost` in prod"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("service `api` routes `api.wrnexus.localhost`"),
+        "{stderr}"
+    );
+}

@@ -542,3 +542,77 @@ fn every_printable_character_of_a_secret_round_trips_through_compose() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A route host of 253 characters (labels of 63) passes `nginx -t`: the server-name hash
+/// needs bigger buckets than nginx's default.
+#[test]
+fn a_route_host_of_253_characters_passes_nginx() {
+    let tools = Tools::find();
+    let project = fixture_for("nginx", "dev");
+    let host = [
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61),
+    ]
+    .join(".");
+    assert_eq!(host.len(), 253);
+    project.append(&format!("SERVICE_SITE_ROUTE={host}\n"));
+    let bundle = project.build("dev", None);
+    let nginx_conf = std::fs::read_to_string(bundle.join("nginx/nginx.conf")).unwrap();
+    assert!(nginx_conf.contains(&host), "the route is not rendered");
+    let scratch = project.sibling("scratch");
+    let problems = validate(&tools, &bundle, &scratch);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `docker-compose config` of a bundle, from a copy without the top-level `name:`.
+fn compose_config(tools: &Tools, bundle: &Path) -> serde_norway::Value {
+    let compose = std::fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    let mut doc: serde_norway::Value = serde_norway::from_str(&compose).unwrap();
+    doc.as_mapping_mut().unwrap().remove("name");
+    let stripped = bundle.join(".config-check.yml");
+    std::fs::write(&stripped, serde_norway::to_string(&doc).unwrap()).unwrap();
+    let output = Command::new(&tools.docker_compose)
+        .arg("-f")
+        .arg(&stripped)
+        .arg("config")
+        .current_dir(bundle)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "docker-compose config failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_norway::from_slice(&output.stdout).unwrap()
+}
+
+/// IPv6 host addresses and a bare `:PORT` (Docker picks the host port) render as Compose
+/// reads them.
+#[test]
+fn ipv6_and_bare_container_ports_render_as_compose_reads_them() {
+    let tools = Tools::find();
+    let project = fixture_for("minimal", "dev");
+    project.append("SERVICE_WEB_PUBLISH=[::1]:8080:80,:81,[::1]::82/udp\n");
+    let bundle = project.build("dev", None);
+    let config = compose_config(&tools, &bundle);
+    let ports = serde_norway::to_string(&config["services"]["web"]["ports"]).unwrap();
+    for needle in ["::1", "8080", "80", "81", "82", "udp"] {
+        assert!(ports.contains(needle), "no `{needle}` in:\n{ports}");
+    }
+    let problems = validate(&tools, &bundle, &project.sibling("scratch"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Tabs and line breaks in a container variable reach Compose unchanged.
+#[test]
+fn tabs_and_newlines_in_an_environment_value_survive_compose() {
+    let tools = Tools::find();
+    let project = fixture_for("minimal", "dev");
+    project.append("SERVICE_WEB_ENV_MULTI=\"a\\tb\\nc\"\n");
+    let bundle = project.build("dev", None);
+    let config = compose_config(&tools, &bundle);
+    let got = config["services"]["web"]["environment"]["MULTI"].as_str();
+    assert_eq!(got, Some("a\tb\nc"));
+}

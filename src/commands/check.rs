@@ -1,5 +1,7 @@
 //! `stack check ENV`: the production audit (SPEC §3).
 
+mod shipping;
+
 use super::secrets::{self, Finding};
 use super::Context;
 use crate::cli::EnvArg;
@@ -21,6 +23,10 @@ pub fn audit(loaded: &Loaded) -> Vec<Finding> {
     out.extend(images(config));
     out.extend(published_databases(config));
     out.extend(debug_flags(loaded));
+    out.extend(shipping::host_access(config));
+    out.extend(shipping::build_contexts(config));
+    out.extend(shipping::wildcard_routes(config));
+    out.extend(shipping::localhost_domain(config));
     if config.env == "prod" {
         for service in &config.services {
             if service.frontend {

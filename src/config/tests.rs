@@ -404,3 +404,78 @@ fn log_rotation_defaults_and_checks() {
     ));
     assert_eq!(errors.len(), 2, "{errors:?}");
 }
+
+#[test]
+fn image_references_follow_the_distribution_grammar() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    for good in [
+        "postgres",
+        "postgres:16-alpine",
+        "ghcr.io/acme/api:1.4.2",
+        "localhost:5000/team/app",
+        "Registry.Example.com:443/a/b_c__d---e.f:V1_x",
+        "gcr.io/cadvisor/cadvisor:v0.49.1",
+        "[::1]:5000/app:1",
+        &format!("acme/api@{digest}"),
+        &format!("acme/api:1.0@{digest}"),
+    ] {
+        assert_eq!(validate::image_reference(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "Web/App:1",
+        "App",
+        "acme/App:1",
+        "app@sha256:xyz",
+        "app@md5:abc",
+        &format!("app@sha256:{}", "A".repeat(64)),
+        "app:-1",
+        "app:.x",
+        &format!("app:{}", "x".repeat(129)),
+        "acme//api",
+        "acme/api.",
+        "acme/_api",
+        "acme/a___b",
+        "acme/a.-b",
+        "reg:port/app",
+        "",
+    ] {
+        assert!(validate::image_reference(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn retention_cannot_overflow() {
+    assert_eq!(presets::retention_hours("15d"), Some(360));
+    assert_eq!(presets::retention_hours("99999999999999999y"), None);
+    assert_eq!(presets::retention_hours("18446744073709551615h"), None);
+    assert_eq!(presets::retention_hours("101y"), None);
+}
+
+#[test]
+fn route_paths_cannot_climb_out_of_their_prefix() {
+    let base =
+        "STACK_PROJECT=app\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_PORT=80\n";
+    for route in [
+        "/a/..",
+        "/a/./b",
+        "/%2e%2e/x",
+        "/a%2Fb",
+        "/a%",
+        "/a%zz",
+        "/a%5c",
+        "/a//b",
+    ] {
+        let errors = diagnostics(load_text(
+            &format!("{base}SERVICE_WEB_ROUTE={route}\n"),
+            "dev",
+        ));
+        assert!(
+            errors.iter().any(|d| d.message.contains("invalid route")),
+            "{route}: {errors:?}"
+        );
+    }
+    for route in ["/a..b/c", "/caf%C3%A9", "/v1.2/x"] {
+        load_text(&format!("{base}SERVICE_WEB_ROUTE={route}\n"), "dev")
+            .unwrap_or_else(|e| panic!("{route}: {e:?}"));
+    }
+}

@@ -54,30 +54,123 @@ pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
     }
 }
 
-/// An image reference: `[registry/]name[:tag][@digest]`, no blanks or shell characters.
+/// An image reference: `[registry/]name[:tag][@digest]`, as the Docker distribution
+/// reference grammar has it (Docker refuses anything else when it pulls).
 pub fn image(value: &Value) -> Result<String, Diagnostic> {
     let text = value.text.trim();
-    let ok = !text.is_empty()
-        && text.len() <= 512
-        && text
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
-        && !text.ends_with(':')
-        && !text.ends_with('/');
-    checked(
-        value,
-        ok,
-        format!(
-            "`{}` is not a valid image reference: {}",
-            value.key,
-            value.quoted()
-        ),
-        "write `repository:tag`, e.g. `postgres:16-alpine` or `ghcr.io/acme/api:1.4.2`",
-    )
+    match image_reference(text) {
+        Ok(()) => Ok(text.to_string()),
+        Err(why) => Err(bad(
+            value,
+            format!(
+                "`{}` is not a valid image reference {}: {why}",
+                value.key,
+                value.quoted()
+            ),
+            "write `repository:tag`, e.g. `postgres:16-alpine` or `ghcr.io/acme/api:1.4.2`",
+        )),
+    }
+}
+
+/// Why `text` is not an image reference, if it is not one.
+pub fn image_reference(text: &str) -> Result<(), &'static str> {
+    let (rest, digest) = match text.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (text, None),
+    };
+    if let Some(digest) = digest {
+        let hex = |h: &str, n: usize| {
+            h.len() == n
+                && h.chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        };
+        let ok = match digest.split_once(':') {
+            Some(("sha256", h)) => hex(h, 64),
+            Some(("sha512", h)) => hex(h, 128),
+            _ => false,
+        };
+        if !ok {
+            return Err("a digest is `sha256:` and 64 lowercase hex digits");
+        }
+    }
+    let (name, tag) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let ok = (1..=128).contains(&tag.len())
+            && tag.chars().next().is_some_and(word)
+            && tag.chars().all(|c| word(c) || c == '.' || c == '-');
+        if !ok {
+            return Err("a tag is up to 128 of `A-Z a-z 0-9 _ . -`, not starting with `.` or `-`");
+        }
+    }
+    if name.is_empty() || name.len() > 255 {
+        return Err("the repository name is empty or longer than 255 characters");
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    let first = components[0];
+    let is_registry = components.len() > 1
+        && (first.contains(['.', ':'])
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()));
+    if is_registry {
+        if !registry_host(first) {
+            return Err("the registry is `host[:port]`");
+        }
+        components.remove(0);
+    }
+    if !components.iter().all(|c| path_component(c)) {
+        return Err("repository names are lowercase `a-z 0-9`, separated by `.`, `_`, `__` or `-`, between `/`");
+    }
+    Ok(())
+}
+
+/// `host[:port]` of a registry: DNS labels (any case), or an IPv6 address in brackets.
+fn registry_host(text: &str) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return false;
+    }
+    if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return ip.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// `[a-z0-9]+` runs joined by `.`, `_`, `__` or any number of `-`.
+fn path_component(text: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !text.starts_with(alnum) || !text.ends_with(alnum) {
+        return false;
+    }
+    let mut separator = String::new();
+    for c in text.chars() {
+        if alnum(c) {
+            let ok = separator.is_empty()
+                || matches!(separator.as_str(), "." | "_" | "__")
+                || separator.chars().all(|s| s == '-');
+            if !ok {
+                return false;
+            }
+            separator.clear();
+        } else if ".-_".contains(c) {
+            separator.push(c);
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// A path relative to the project (build context, Dockerfile).
@@ -183,12 +276,43 @@ pub fn route(value: &Value, item: &str, domain: &str) -> Result<Route, Diagnosti
     if !path_ok {
         return Err(error("a path uses only letters, digits and `/-._~%`"));
     }
+    if let Some(why) = path_escape(&path) {
+        return Err(error(why));
+    }
     let path = if path.len() > 1 {
         path.trim_end_matches('/').to_string()
     } else {
         path
     };
     Ok(Route { host, path })
+}
+
+/// Why a route path could leave its prefix once a proxy or an app decodes and cleans
+/// it: a `.` or `..` segment, or `%` that is not an escape or hides `.`, `/`, `\`, `%`.
+fn path_escape(path: &str) -> Option<&'static str> {
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b != b'%' {
+            continue;
+        }
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            None => return Some("`%` must start an escape such as `%20`"),
+            Some(b'.' | b'/' | b'\\' | b'%') => {
+                return Some("write `.` and `/` plainly, not as `%2e` or `%2f`")
+            }
+            Some(_) => {}
+        }
+    }
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Some("`.` and `..` segments are not allowed");
+    }
+    None
 }
 
 /// `host:port` of an app running outside Docker.
@@ -260,26 +384,24 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
     if !target.starts_with('/') {
         return Err(error("the path in the container must be absolute"));
     }
+    let target = normalize(Path::new(target));
+    if target == Path::new("/") {
+        return Err(error("cannot mount over the container's `/`"));
+    }
+    if target
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(error("the path in the container cannot hold `..`"));
+    }
+    let target = target.to_string_lossy().into_owned();
     let read_only = match mode {
-        None => false,
-        Some(mode) => {
-            let flags: Vec<&str> = mode.split(',').collect();
-            if !flags.iter().all(|f| {
-                [
-                    "ro",
-                    "rw",
-                    "z",
-                    "Z",
-                    "cached",
-                    "delegated",
-                    "consistent",
-                    "nocopy",
-                ]
-                .contains(f)
-            }) {
-                return Err(error("unknown mode; use `ro` or `rw`"));
-            }
-            flags.contains(&"ro")
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(_) => {
+            return Err(error(
+                "stack supports the modes `ro` and `rw` only (not `z`, `Z`, `cached`, `delegated`, `consistent` or `nocopy`)",
+            ))
         }
     };
     let source = match source {
@@ -304,9 +426,29 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
     };
     Ok(Mount {
         source,
-        target: target.to_string(),
+        target,
         read_only,
     })
+}
+
+/// A container variable's value: tab and line feed pass (Compose keeps them), other
+/// control characters are refused (Compose, the engine or the bundle's `.env` mangle them).
+pub fn env_value(value: &Value) -> Result<(), Diagnostic> {
+    let control = value
+        .text
+        .chars()
+        .find(|c| c.is_control() && *c != '\t' && *c != '\n');
+    match control {
+        None => Ok(()),
+        Some(c) => Err(bad(
+            value,
+            format!(
+                "`{}` holds the control character U+{:04X}",
+                value.key, c as u32
+            ),
+            "remove it; a value may hold tabs (`\\t`) and line breaks (`\\n`) only",
+        )),
+    }
 }
 
 pub fn restart(value: &Value) -> Result<String, Diagnostic> {
@@ -395,6 +537,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
         return;
     }
     check_cycle(config, errors);
+    check_stopped_dependencies(config, errors);
     check_secret_var_names(config, errors);
     check_host_ports(config, errors);
     check_routes(config, errors);
@@ -473,6 +616,34 @@ fn check_dependencies(config: &Config, errors: &mut Errors) {
                 );
             }
         }
+    }
+}
+
+/// A service with `REPLICAS=0` never becomes ready, so no service can wait for it.
+fn check_stopped_dependencies(config: &Config, errors: &mut Errors) {
+    for dependency in config.services.iter().filter(|s| s.replicas == 0) {
+        let waiting: Vec<String> = config
+            .services
+            .iter()
+            .filter(|s| s.depends_on.contains(&dependency.name))
+            .map(|s| format!("`{}`", s.name))
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{}` has 0 replicas, but {} depend(s) on it and would wait forever",
+                dependency.name,
+                waiting.join(", ")
+            ))
+            .with_span(dependency.span_of("REPLICAS"))
+            .hint(format!(
+                "give `{}` a replica, or remove it from `DEPENDS_ON` of {}",
+                dependency.name,
+                waiting.join(", ")
+            )),
+        );
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Error
             if retention_hours(value.text).is_none() {
                 errors.push(
                     Diagnostic::new(format!(
-                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), not {}",
+                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), at most 100 years, not {}",
                         value.quoted()
                     ))
                     .with_span(value.span.cloned())

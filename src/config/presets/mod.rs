@@ -281,13 +281,15 @@ pub(crate) fn retention_hours(text: &str) -> Option<u64> {
     let text = text.trim();
     let unit = text.chars().last()?;
     let number: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
-    let hours = match unit {
-        'h' => number,
-        'd' => number * 24,
-        'w' => number * 24 * 7,
-        'y' => number * 24 * 365,
+    let per_unit: u64 = match unit {
+        'h' => 1,
+        'd' => 24,
+        'w' => 24 * 7,
+        'y' => 24 * 365,
         _ => return None,
     };
+    // A huge count must be refused, not wrap around (or panic).
+    let hours = number.checked_mul(per_unit)?;
     (hours > 0 && hours <= 24 * 365 * 100).then_some(hours)
 }
 

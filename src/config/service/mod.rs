@@ -124,6 +124,9 @@ fn project_attrs<'a>(
                 let Some(value) = context.keys.for_container(key) else {
                     continue;
                 };
+                if errors.take(validate::env_value(&value)).is_none() {
+                    continue;
+                }
                 let secret = value.secret;
                 let value = value.text.to_string();
                 env.insert(var.clone(), EnvValue { value, secret });
@@ -330,14 +333,26 @@ fn read_volumes(
     preset: Option<&'static PresetService>,
     errors: &mut Errors,
 ) -> Vec<Mount> {
-    let mut volumes: Vec<Mount> = get(map, "VOLUMES")
-        .map(|v| {
-            v.list()
-                .iter()
-                .filter_map(|item| errors.take(validate::mount(v, item, context.project_dir)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut volumes: Vec<Mount> = Vec::new();
+    if let Some(v) = get(map, "VOLUMES") {
+        for item in v.list() {
+            let Some(mount) = errors.take(validate::mount(v, &item, context.project_dir)) else {
+                continue;
+            };
+            if volumes.iter().any(|m| m.target == mount.target) {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`{}` mounts two volumes at `{}`",
+                        v.key, mount.target
+                    ))
+                    .with_span(v.span.cloned())
+                    .hint("Docker refuses a duplicate mount point; keep one of them"),
+                );
+                continue;
+            }
+            volumes.push(mount);
+        }
+    }
     for (rel, target) in preset.map(|s| s.mounts).unwrap_or_default() {
         volumes.retain(|m| m.target != *target);
         volumes.push(Mount {
