@@ -121,97 +121,14 @@ pub fn service_spec(
     service: &DesiredService,
     (placement, secrets): (&Placement, &Secrets),
 ) -> ServiceSpec {
-    let options = &service.options;
-    let caps = |caps: &[model::Capability]| {
-        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect::<Vec<_>>())
-    };
     let mut service_labels: HashMap<String, String> = HashMap::new();
     service_labels.insert(NAMESPACE.into(), desired.project.clone());
     service_labels.insert(labels::DIGEST.into(), service.digest.clone());
-    let mut container_labels = spec::labels(desired, service, placement);
-    container_labels.insert(NAMESPACE.to_string(), desired.project.clone());
-    let ports: Vec<EndpointPortConfig> = service
-        .ports
-        .iter()
-        .flat_map(|p| p.pairs().map(move |pair| (p, pair)))
-        .filter_map(|(p, (host, container))| {
-            Some(EndpointPortConfig {
-                protocol: Some(match p.protocol.as_str() {
-                    "udp" => EndpointPortConfigProtocolEnum::UDP,
-                    "sctp" => EndpointPortConfigProtocolEnum::SCTP,
-                    _ => EndpointPortConfigProtocolEnum::TCP,
-                }),
-                target_port: Some(i64::from(container)),
-                published_port: Some(i64::from(host?)),
-                ..Default::default()
-            })
-        })
-        .collect();
+    let ports = endpoint_ports(service);
     ServiceSpec {
         name: Some(service_name(&desired.project, &service.name)),
         labels: Some(service_labels),
-        task_template: Some(TaskSpec {
-            container_spec: Some(TaskSpecContainerSpec {
-                image: Some(service.run_image().to_string()),
-                labels: Some(container_labels),
-                // Swarm's `Command` is the entrypoint, `Args` the command.
-                command: options.entrypoint.clone(),
-                args: service.command.clone(),
-                user: options.user.as_ref().map(|u| u.to_string()),
-                dir: options.workdir.clone(),
-                stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
-                stop_grace_period: options
-                    .stop_grace
-                    .map(|g| g.as_nanos().min(i64::MAX as u128) as i64),
-                capability_add: caps(&options.cap_add),
-                capability_drop: caps(&options.cap_drop),
-                read_only: options.read_only.then_some(true),
-                sysctls: (!options.sysctls.is_empty()).then(|| {
-                    options
-                        .sysctls
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                }),
-                ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
-                init: options.init.then_some(true),
-                env: Some(secrets.environment(&service.env)),
-                mounts: Some(mounts(desired, service, placement)),
-                health_check: service.health.as_ref().map(spec::health),
-                hosts: Some(hosts(service)),
-                ..Default::default()
-            }),
-            resources: Some(TaskSpecResources {
-                limits: Some(Limit {
-                    nano_cpus: service.resources.nano_cpus(),
-                    memory_bytes: service.resources.memory_bytes(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            restart_policy: Some(TaskSpecRestartPolicy {
-                condition: Some(restart_condition(service.restart)),
-                ..Default::default()
-            }),
-            // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
-            placement: options.platform.as_ref().map(|p| TaskSpecPlacement {
-                platforms: Some(vec![Platform {
-                    architecture: Some(p.architecture.clone()),
-                    os: Some(p.os.clone()),
-                }]),
-                ..Default::default()
-            }),
-            log_driver: Some(TaskSpecLogDriver {
-                name: Some("json-file".into()),
-                options: Some(spec::log_options(&service.logging)),
-            }),
-            networks: Some(vec![NetworkAttachmentConfig {
-                target: Some(desired.network()),
-                aliases: Some(vec![service.name.clone()]),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        task_template: Some(task(desired, service, (placement, secrets))),
         mode: Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
                 replicas: Some(i64::from(service.replicas)),
@@ -239,6 +156,116 @@ pub fn service_spec(
             ports: Some(ports),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// Published ports (swarm publishes only mappings with a host port).
+fn endpoint_ports(service: &DesiredService) -> Vec<EndpointPortConfig> {
+    service
+        .ports
+        .iter()
+        .flat_map(|p| p.pairs().map(move |pair| (p, pair)))
+        .filter_map(|(p, (host, container))| {
+            Some(EndpointPortConfig {
+                protocol: Some(match p.protocol.as_str() {
+                    "udp" => EndpointPortConfigProtocolEnum::UDP,
+                    "sctp" => EndpointPortConfigProtocolEnum::SCTP,
+                    _ => EndpointPortConfigProtocolEnum::TCP,
+                }),
+                target_port: Some(i64::from(container)),
+                published_port: Some(i64::from(host?)),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// The task template: container, resources, restart, placement, logs, network.
+fn task(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+) -> TaskSpec {
+    TaskSpec {
+        container_spec: Some(container(desired, service, (placement, secrets))),
+        resources: Some(TaskSpecResources {
+            limits: Some(Limit {
+                nano_cpus: service.resources.nano_cpus(),
+                memory_bytes: service.resources.memory_bytes(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        restart_policy: Some(TaskSpecRestartPolicy {
+            condition: Some(restart_condition(service.restart)),
+            ..Default::default()
+        }),
+        // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
+        placement: service
+            .options
+            .platform
+            .as_ref()
+            .map(|p| TaskSpecPlacement {
+                platforms: Some(vec![Platform {
+                    architecture: Some(p.architecture.clone()),
+                    os: Some(p.os.clone()),
+                }]),
+                ..Default::default()
+            }),
+        log_driver: Some(TaskSpecLogDriver {
+            name: Some("json-file".into()),
+            options: Some(spec::log_options(&service.logging)),
+        }),
+        networks: Some(vec![NetworkAttachmentConfig {
+            target: Some(desired.network()),
+            aliases: Some(vec![service.name.clone()]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// The container of each task.
+fn container(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+) -> TaskSpecContainerSpec {
+    let options = &service.options;
+    let caps = |caps: &[model::Capability]| {
+        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+    };
+    let mut labels = spec::labels(desired, service, placement);
+    labels.insert(NAMESPACE.to_string(), desired.project.clone());
+    TaskSpecContainerSpec {
+        image: Some(service.run_image().to_string()),
+        labels: Some(labels),
+        // Swarm's `Command` is the entrypoint, `Args` the command.
+        command: options.entrypoint.clone(),
+        args: service.command.clone(),
+        user: options.user.as_ref().map(|u| u.to_string()),
+        dir: options.workdir.clone(),
+        stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
+        stop_grace_period: options
+            .stop_grace
+            .map(|g| g.as_nanos().min(i64::MAX as u128) as i64),
+        capability_add: caps(&options.cap_add),
+        capability_drop: caps(&options.cap_drop),
+        read_only: options.read_only.then_some(true),
+        sysctls: (!options.sysctls.is_empty()).then(|| {
+            options
+                .sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
+        init: options.init.then_some(true),
+        env: Some(secrets.environment(&service.env)),
+        mounts: Some(mounts(desired, service, placement)),
+        health_check: service.health.as_ref().map(spec::health),
+        hosts: Some(hosts(service)),
         ..Default::default()
     }
 }

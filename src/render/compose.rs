@@ -53,28 +53,7 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     let mut out = Map::new();
     out.insert("image".into(), json!(esc(&service.image)));
     if let Some(build) = &service.build {
-        let mut map = Map::new();
-        // Absolute: images are built where `stack` runs, never on a server, and Compose
-        // checks that the context exists.
-        map.insert(
-            "context".into(),
-            json!(esc(&build.context.to_string_lossy())),
-        );
-        if let Some(dockerfile) = &build.dockerfile {
-            map.insert("dockerfile".into(), json!(esc(dockerfile)));
-        }
-        if let Some(target) = &build.target {
-            map.insert("target".into(), json!(esc(target)));
-        }
-        if !build.args.is_empty() {
-            let args: Map<String, Value> = build
-                .args
-                .iter()
-                .map(|(key, value)| (key.clone(), json!(esc(value))))
-                .collect();
-            map.insert("args".into(), Value::Object(args));
-        }
-        out.insert("build".into(), Value::Object(map));
+        out.insert("build".into(), build_section(build));
     }
     if let Some(platform) = &service.options.platform {
         out.insert("platform".into(), json!(platform.to_string()));
@@ -86,30 +65,14 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         out.insert("command".into(), strings(command.iter().cloned()));
     }
     if !service.env.is_empty() {
-        let mut map = Map::new();
-        for (key, value) in &service.env {
-            // A secret is interpolated by Compose from the bundle's 0600 `.env` file, so
-            // its value never appears here.
-            let text = match value {
-                EnvValue::Secret(var) => format!("${{{var}}}"),
-                EnvValue::Plain(text) => esc(text),
-            };
-            map.insert(key.clone(), json!(text));
-        }
-        out.insert("environment".into(), Value::Object(map));
+        out.insert("environment".into(), environment(service));
     }
     if !service.ports.is_empty() {
         out.insert("ports".into(), strings(service.ports.iter().map(port)));
     }
     if !service.expose.is_empty() {
-        out.insert(
-            "expose".into(),
-            json!(service
-                .expose
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()),
-        );
+        let ports = service.expose.iter().map(|p| p.to_string());
+        out.insert("expose".into(), json!(ports.collect::<Vec<_>>()));
     }
     if !service.mounts.is_empty() {
         let mounts = service.mounts.iter().map(|m| mount(m, placement));
@@ -121,28 +84,10 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     }
     options(&mut out, &service.options);
     if !service.depends_on.is_empty() {
-        let mut map = Map::new();
-        for dependency in &service.depends_on {
-            let condition = if dependency.healthy {
-                "service_healthy"
-            } else {
-                "service_started"
-            };
-            map.insert(dependency.service.clone(), json!({"condition": condition}));
-        }
-        out.insert("depends_on".into(), Value::Object(map));
+        out.insert("depends_on".into(), depends_on(service));
     }
     if let Some(health) = &service.health {
-        out.insert(
-            "healthcheck".into(),
-            json!({
-                "test": ["CMD-SHELL", esc(&health.probe.command())],
-                "interval": compose_duration(health.interval),
-                "timeout": compose_duration(health.timeout),
-                "retries": health.retries,
-                "start_period": compose_duration(health.start_period),
-            }),
-        );
+        out.insert("healthcheck".into(), healthcheck(health));
     }
     out.insert("restart".into(), json!(service.restart.to_string()));
     if let Some(deploy) = deploy(service) {
@@ -165,6 +110,74 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         .collect();
     out.insert("labels".into(), Value::Object(labels));
     Value::Object(out)
+}
+
+/// `build:` — the context is absolute: images are built where `stack` runs, never on a
+/// server, and Compose checks that the context exists.
+fn build_section(build: &crate::model::BuildSpec) -> Value {
+    let mut map = Map::new();
+    map.insert(
+        "context".into(),
+        json!(esc(&build.context.to_string_lossy())),
+    );
+    if let Some(dockerfile) = &build.dockerfile {
+        map.insert("dockerfile".into(), json!(esc(dockerfile)));
+    }
+    if let Some(target) = &build.target {
+        map.insert("target".into(), json!(esc(target)));
+    }
+    if !build.args.is_empty() {
+        let args: Map<String, Value> = build
+            .args
+            .iter()
+            .map(|(key, value)| (key.clone(), json!(esc(value))))
+            .collect();
+        map.insert("args".into(), Value::Object(args));
+    }
+    Value::Object(map)
+}
+
+/// `environment:` — a secret is interpolated by Compose from the bundle's 0600 `.env`
+/// file, so its value never appears here.
+fn environment(service: &DesiredService) -> Value {
+    let map: Map<String, Value> = service
+        .env
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                EnvValue::Secret(var) => format!("${{{var}}}"),
+                EnvValue::Plain(text) => esc(text),
+            };
+            (key.clone(), json!(text))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn depends_on(service: &DesiredService) -> Value {
+    let map: Map<String, Value> = service
+        .depends_on
+        .iter()
+        .map(|dependency| {
+            let condition = if dependency.healthy {
+                "service_healthy"
+            } else {
+                "service_started"
+            };
+            (dependency.service.clone(), json!({"condition": condition}))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn healthcheck(health: &crate::model::Health) -> Value {
+    json!({
+        "test": ["CMD-SHELL", esc(&health.probe.command())],
+        "interval": compose_duration(health.interval),
+        "timeout": compose_duration(health.timeout),
+        "retries": health.retries,
+        "start_period": compose_duration(health.start_period),
+    })
 }
 
 /// The container options but the platform and entrypoint (written with the image).
