@@ -64,6 +64,7 @@ compose() { docker-compose -p "$CP" -f "$CDIR/docker-compose.yml" "$@"; }
 cleanup() {
     stack down --volumes >/dev/null 2>&1 || true
     compose down -v -t 1 >/dev/null 2>&1 || true
+    docker network rm benchfloor >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -119,7 +120,7 @@ floor() {
     t0=$(now)
     for i in $(seq 1 "$N"); do
         (
-            docker run -d --name "benchfloor-$i" "$IMAGE" httpd -f -p 8080 -h /var/www >/dev/null
+            docker run -d --network benchfloor --name "benchfloor-$i" "$IMAGE" httpd -f -p 8080 -h /var/www >/dev/null
             until docker exec "benchfloor-$i" sh -c "$PROBE" >/dev/null 2>&1; do sleep 0.05; done
         ) &
     done
@@ -130,6 +131,7 @@ floor() {
     echo "$t1 - $t0" | bc -l
 }
 for i in $(seq 1 "$N"); do docker rm -f "benchfloor-$i" >/dev/null 2>&1 || true; done
+docker network create benchfloor >/dev/null 2>&1 || true
 
 declare -a T_STACK T_STACK_DOCKER T_COMPOSE T_FLOOR RSS
 for run in $(seq 1 "$RUNS_COLD"); do

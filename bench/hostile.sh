@@ -68,17 +68,17 @@ PY
 
 results="$OUT_DIR/hostile.md"
 : > "$results"
-echo "| input | size | exit | peak RSS (MB) |" >> "$results"
+echo "| input (\`stack build --check\`) | size (bytes) | exit | peak RSS (MB) |" >> "$results"
 echo "|:---|---:|---:|---:|" >> "$results"
 for case in mistakes doubling refs big; do
     dir="$work/$case"
     size=$(stat -c %s "$dir/stack.env")
     set +e
-    rss=$( { /usr/bin/time -f %M "$STACK" -C "$dir" build --check >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-    "$STACK" -C "$dir" build --check >/dev/null 2>&1
+    /usr/bin/time -f %M -o "$work/rss" "$STACK" -C "$dir" build --check >/dev/null 2>&1
     code=$?
+    rss=$(tail -1 "$work/rss")
     set -e
-    echo "| $case | $size | $code | $((rss / 1024)) |" >> "$results"
+    echo "| $case | $size | $code | $(echo "scale=1; $rss / 1024" | bc -l) |" >> "$results"
 done
 cat "$results"
 

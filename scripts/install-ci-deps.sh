@@ -18,6 +18,7 @@ declare -A packages=(
     [ssh]=openssh-client
     [busybox]=busybox-static
     [hyperfine]=hyperfine
+    [ip]=iproute2
 )
 
 missing=()

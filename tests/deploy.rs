@@ -1395,11 +1395,13 @@ fn swarm_target_deploys_updates_and_rolls_back() {
 }
 
 /// A second Docker engine on its own socket, data root and exec root: a server whose
-/// images are not the ones `stack` builds with, as on a real VM. No bridge, no iptables
-/// (the host's engine owns those); the tests look inside containers with `exec`.
+/// images are not the ones `stack` builds with, as on a real VM. Its default bridge is
+/// one of its own (with `--bridge none` dockerd deletes the host's `docker0`), and no
+/// iptables (the host's engine owns those); the tests look inside containers with `exec`.
 struct SecondEngine {
     dir: PathBuf,
     exec_root: PathBuf,
+    bridge: String,
     child: Child,
 }
 
@@ -1413,6 +1415,21 @@ impl SecondEngine {
         let exec_root = PathBuf::from(format!("/run/stk-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let bridge = format!(
+            "stk{}{}",
+            &name[..name.len().min(4)],
+            std::process::id() % 100_000
+        );
+        let subnet = 20 + std::process::id() % 200;
+        run_ok(StdCommand::new("ip").args(["link", "add", "name", &bridge, "type", "bridge"]));
+        run_ok(StdCommand::new("ip").args([
+            "addr",
+            "add",
+            &format!("10.213.{subnet}.1/24"),
+            "dev",
+            &bridge,
+        ]));
+        run_ok(StdCommand::new("ip").args(["link", "set", &bridge, "up"]));
         let child = StdCommand::new("dockerd")
             .arg("--host")
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
@@ -1422,7 +1439,7 @@ impl SecondEngine {
             .arg(&exec_root)
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args(["--bridge", &bridge, "--iptables=false", "--ip6tables=false"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -1431,6 +1448,7 @@ impl SecondEngine {
         let engine = SecondEngine {
             dir,
             exec_root,
+            bridge,
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -1513,6 +1531,9 @@ impl Drop for SecondEngine {
         let _ = self.child.wait();
         let _ = StdCommand::new("rm").arg("-rf").arg(&self.dir).status();
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        let _ = StdCommand::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
     }
 }
 

@@ -30,16 +30,38 @@ fn debug() -> bool {
     *DEBUG.get_or_init(|| std::env::var_os("STACK_FUZZ_DEBUG").is_some())
 }
 
-/// One project directory per fuzzing process, created on the first run; every run
-/// rewrites (or removes) each file of `FILES`.
+const DIR_PREFIX: &str = "stack-fuzz-project-dir-";
+
+/// One project directory per fuzzing process (`$TMPDIR/stack-fuzz-project-dir-<pid>`),
+/// created on the first run; every run rewrites (or removes) each file of `FILES`.
+/// libFuzzer exits without unwinding, so the directory stays behind: the next process
+/// removes those of processes that are gone.
 fn project_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("stack-fuzz-project-dir-{}", std::process::id()));
+        let tmp = std::env::temp_dir();
+        remove_stale(&tmp);
+        let dir = tmp.join(format!("{DIR_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(dir.join("environments/prod")).expect("create fuzz project dir");
         // Absolute and without symlinks, as `Context::project_dir` hands it to `load`.
         dir.canonicalize().expect("canonicalize fuzz project dir")
     })
+}
+
+/// Remove the project dirs of fuzzing processes that no longer run (Linux: `/proc`).
+fn remove_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The parts of `data`: at most `FILES.len()`, the last one takes the rest.
@@ -77,19 +99,34 @@ fn write_project(dir: &Path, data: &[u8]) {
 /// `stack config` and `stack config --json`: every key with its value and source, the
 /// typed configuration as JSON.
 fn config_output(loaded: &Loaded) {
-    let secrets: Vec<&str> = loaded.config.secrets.iter().map(|s| s.name.as_str()).collect();
+    let secrets: Vec<&str> = loaded
+        .config
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     let mut text = String::new();
     let mut keys = serde_json::Map::new();
     for (key, setting) in &loaded.resolved.settings {
         let hidden = secrets.contains(&key.as_str())
             || setting.refs.iter().any(|r| secrets.contains(&r.as_str()));
-        let value = if hidden { config::REDACTED } else { setting.value.as_str() };
+        let value = if hidden {
+            config::REDACTED
+        } else {
+            setting.value.as_str()
+        };
         let location = setting.span.location();
-        text.push_str(&format!("{key} = {}  # {location}\n", stack::printer::escape(value)));
+        text.push_str(&format!(
+            "{key} = {}  # {location}\n",
+            stack::printer::escape(value)
+        ));
         for span in &setting.history {
             text.push_str(&span.location());
         }
-        keys.insert(key.clone(), serde_json::json!({"value": value, "source": location}));
+        keys.insert(
+            key.clone(),
+            serde_json::json!({"value": value, "source": location}),
+        );
     }
     let config = serde_json::to_value(&loaded.config).expect("serialise Config");
     let json = serde_json::json!({"env": loaded.config.env, "keys": keys, "config": config});
@@ -137,7 +174,10 @@ fuzz_target!(|data: &[u8]| {
         let findings = stack::commands::check::audit(&loaded);
         if debug() {
             let failed = findings.iter().filter(|f| !f.ok).count();
-            eprintln!("{env}: audit: {} finding(s), {failed} failed", findings.len());
+            eprintln!(
+                "{env}: audit: {} finding(s), {failed} failed",
+                findings.len()
+            );
         }
         std::hint::black_box(serde_json::to_string(&findings).expect("serialise findings"));
     }
