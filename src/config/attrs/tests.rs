@@ -1,4 +1,4 @@
-//! Unit tests of the attribute checks in `attrs.rs`.
+//! Unit tests of the attribute checks in `attrs/`.
 use super::*;
 
 fn value(text: &str) -> Value<'_> {

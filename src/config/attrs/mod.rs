@@ -2,6 +2,14 @@
 //! (`ENTRYPOINT`, `USER`, `CAP_ADD`, `TMPFS`, `ULIMITS`, …) and log rotation: their typed
 //! values and the checks that read one value into them. Pure: no I/O. The model reuses
 //! these types, so every consumer maps a checked value and never parses text again.
+//! This file owns the types, the shared helpers and the single-value checks; the
+//! runtime limits and the list items have their own submodules.
+
+mod lists;
+mod runtime;
+
+pub use lists::{env_entry, env_name, extra_host, label};
+pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -189,71 +197,6 @@ pub enum Gpus {
     Count(u32),
 }
 
-/// The Linux capabilities (capabilities(7)), without `CAP_`.
-pub const CAPABILITIES: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "KILL",
-    "LEASE",
-    "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYSLOG",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
-    "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "WAKE_ALARM",
-];
-
-/// setrlimit(2) resources, as Docker names them.
-const ULIMITS: &[&str] = &[
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
 const SIGNALS: &[&str] = &[
     "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "KILL", "PIPE",
     "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
@@ -263,9 +206,6 @@ const SIGNALS: &[&str] = &[
 const ARCHITECTURES: &[&str] = &[
     "386", "amd64", "arm", "arm64", "mips64le", "ppc64le", "riscv64", "s390x",
 ];
-
-/// Label prefixes stack and Compose own; a project's label there would be overwritten.
-const RESERVED_LABELS: &[&str] = &["dev.stack.", "com.docker.compose.", "com.docker.stack."];
 
 /// The error for `value` (or one item of it), pointing at its key.
 fn bad(value: &Value, message: String, hint: impl Into<String>) -> Diagnostic {
@@ -348,28 +288,6 @@ pub fn signal(value: &Value) -> Result<Signal, Diagnostic> {
     ))
 }
 
-/// One capability of `CAP_ADD` / `CAP_DROP`, with or without `CAP_`, or `ALL`.
-pub fn capability(value: &Value, item: &str) -> Result<Capability, Diagnostic> {
-    let upper = item.trim().to_ascii_uppercase();
-    let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    if name == "ALL" || CAPABILITIES.contains(&name) {
-        return Ok(Capability(name.to_string()));
-    }
-    let hint = match crate::error::nearest(name, CAPABILITIES.iter().copied()) {
-        Some(near) => format!("did you mean `{near}`? (see capabilities(7), or `ALL`)"),
-        None => "write a Linux capability such as `NET_BIND_SERVICE`, or `ALL`".to_string(),
-    };
-    Err(bad(
-        value,
-        format!(
-            "`{}`: `{}` is not a Linux capability",
-            value.key,
-            item.trim()
-        ),
-        hint,
-    ))
-}
-
 /// A size: digits and an optional binary unit (`b`, `k`, `m`, `g`, with or without `b`).
 pub fn parse_size(text: &str) -> Option<ByteSize> {
     let text = text.trim().to_ascii_lowercase();
@@ -397,200 +315,6 @@ pub fn size(value: &Value) -> Result<ByteSize, Diagnostic> {
             value,
             format!("`{}` must be a size, not `{}`", value.key, value.text),
             "write a number with an optional unit, e.g. `10m`, `512k`, `1g`",
-        )
-    })
-}
-
-/// `TMPFS` items: a comma after an item's options continues them (`/tmp:size=64m,mode=1777`),
-/// so an entry starts at each item that starts with `/`.
-pub fn tmpfs_entries(text: &str) -> Vec<String> {
-    let mut entries: Vec<String> = Vec::new();
-    for item in super::values::split_list(text) {
-        match entries.last_mut() {
-            Some(last) if !item.starts_with('/') && last.contains(':') => {
-                last.push(',');
-                last.push_str(&item);
-            }
-            _ => entries.push(item),
-        }
-    }
-    entries
-}
-
-/// One `TMPFS` entry: `/path[:size=64m,mode=1777]`.
-pub fn tmpfs(value: &Value, item: &str) -> Result<Tmpfs, Diagnostic> {
-    let fail = |why: &str| {
-        bad(
-            value,
-            format!("`{}`: invalid tmpfs `{item}`: {why}", value.key),
-            "write `/path`, or `/path:size=64m,mode=1777`",
-        )
-    };
-    let (path, options) = match item.split_once(':') {
-        Some((path, options)) => (path.trim(), Some(options)),
-        None => (item.trim(), None),
-    };
-    let path_ok = path.starts_with('/')
-        && path.len() > 1
-        && !path.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !path_ok {
-        return Err(fail("the path must be absolute and not `/`"));
-    }
-    let mut tmpfs = Tmpfs {
-        path: path.to_string(),
-        size: None,
-        mode: None,
-    };
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        match pair(option, '=') {
-            Some(("size", size)) => {
-                tmpfs.size = Some(parse_size(size).ok_or_else(|| fail("bad size"))?);
-            }
-            Some(("mode", mode)) => {
-                let mode = u32::from_str_radix(mode, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| fail("the mode must be octal, e.g. `1777`"))?;
-                tmpfs.mode = Some(mode);
-            }
-            _ => return Err(fail("options are `size=` and `mode=`")),
-        }
-    }
-    Ok(tmpfs)
-}
-
-/// Whether Docker lets a container (not on the host network) set sysctl `name`.
-fn namespaced_sysctl(name: &str) -> bool {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    IPC.contains(&name) || name.starts_with("fs.mqueue.") || name.starts_with("net.")
-}
-
-/// One `SYSCTLS` item: `name=value`, a sysctl Docker allows in a container.
-pub fn sysctl(value: &Value, item: &str) -> Result<(String, String), Diagnostic> {
-    let parsed = pair(item, '=').filter(|(name, setting)| {
-        !setting.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
-    });
-    let Some((name, setting)) = parsed else {
-        return Err(bad(
-            value,
-            format!("`{}`: `{item}` is not `name=value`", value.key),
-            "write e.g. `net.core.somaxconn=1024`",
-        ));
-    };
-    if !namespaced_sysctl(name) {
-        return Err(bad(
-            value,
-            format!("`{}`: Docker does not allow sysctl `{name}` in a container", value.key),
-            "containers may set `net.*`, `fs.mqueue.*` and the IPC `kernel.msg*`, `kernel.sem`, `kernel.shm*` sysctls",
-        ));
-    }
-    Ok((name.to_string(), setting.to_string()))
-}
-
-/// One `ULIMITS` item: `name=limit` or `name=soft:hard`.
-pub fn ulimit(value: &Value, item: &str) -> Result<Ulimit, Diagnostic> {
-    let fail = |why: String| {
-        bad(
-            value,
-            format!("`{}`: invalid ulimit `{item}`: {why}", value.key),
-            "write `nofile=1024:2048` (soft:hard) or `nproc=512`",
-        )
-    };
-    let (name, limits) = pair(item, '=').ok_or_else(|| fail("not `name=limit`".into()))?;
-    if !ULIMITS.contains(&name) {
-        return Err(fail(format!(
-            "`{name}` is not a resource (use one of {})",
-            ULIMITS.join(", ")
-        )));
-    }
-    let number = |text: &str| {
-        text.trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| fail(format!("`{}` is not a whole number", text.trim())))
-    };
-    let (soft, hard) = match limits.split_once(':') {
-        Some((soft, hard)) => (number(soft)?, number(hard)?),
-        None => {
-            let limit = number(limits)?;
-            (limit, limit)
-        }
-    };
-    if soft > hard {
-        return Err(fail("the soft limit is above the hard one".into()));
-    }
-    Ok(Ulimit {
-        name: name.to_string(),
-        soft,
-        hard,
-    })
-}
-
-/// One `LABELS` item: `key=value`, outside the prefixes stack and Compose own.
-pub fn label(value: &Value, item: &str) -> Result<(String, String), Diagnostic> {
-    let parsed = pair(item, '=').filter(|(key, _)| {
-        !key.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
-    });
-    let Some((key, text)) = parsed else {
-        return Err(bad(
-            value,
-            format!("`{}`: `{item}` is not `key=value`", value.key),
-            "write e.g. `com.example.team=payments`",
-        ));
-    };
-    if let Some(prefix) = RESERVED_LABELS.iter().find(|p| key.starts_with(**p)) {
-        return Err(bad(
-            value,
-            format!(
-                "`{}`: label `{key}` is under `{prefix}`, which stack sets itself",
-                value.key
-            ),
-            "choose a key under your own prefix, e.g. `com.example.`",
-        ));
-    }
-    Ok((key.to_string(), text.to_string()))
-}
-
-/// One `EXTRA_HOSTS` item: `host:ip` or `host:host-gateway` (also `host=ip`).
-pub fn extra_host(value: &Value, item: &str) -> Result<ExtraHost, Diagnostic> {
-    let parsed = pair(item, '=').or_else(|| pair(item, ':'));
-    let host_ok = |host: &str| {
-        host.len() <= 253
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-    };
-    let address = parsed.and_then(|(host, address)| {
-        let address = address.trim_start_matches('[').trim_end_matches(']');
-        let address = if address == "host-gateway" {
-            HostAddress::HostGateway
-        } else {
-            HostAddress::Ip(address.parse().ok()?)
-        };
-        host_ok(host).then(|| ExtraHost {
-            host: host.to_string(),
-            address,
-        })
-    });
-    address.ok_or_else(|| {
-        bad(
-            value,
-            format!("`{}`: `{item}` is not `host:ip`", value.key),
-            "write e.g. `db.internal:10.0.0.5` or `host.docker.internal:host-gateway`",
         )
     })
 }
@@ -664,26 +388,5 @@ pub fn build_target(value: &Value) -> Result<String, Diagnostic> {
     }
 }
 
-/// A container variable name as Docker takes it: not empty, no `=`, no NUL or control
-/// characters (dots and lower case are fine: `discovery.type`, `http_proxy`).
-pub fn env_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains('=') && !name.chars().any(|c| c.is_control() || c == ' ')
-}
-
-/// One item of the `ENV` list: `name=value`.
-pub fn env_entry(value: &Value, item: &str) -> Result<(String, String), Diagnostic> {
-    match item.split_once('=') {
-        Some((name, text)) if env_name(name.trim()) => {
-            Ok((name.trim().to_string(), text.trim().to_string()))
-        }
-        _ => Err(bad(
-            value,
-            format!("`{}`: `{item}` is not `name=value`", value.key),
-            "write e.g. `discovery.type=single-node`; names cannot be empty or hold `=`, blanks or control characters",
-        )),
-    }
-}
-
 #[cfg(test)]
-#[path = "attrs_tests.rs"]
 mod tests;

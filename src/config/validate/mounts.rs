@@ -1,0 +1,82 @@
+//! `VOLUMES`: Compose short volume syntax into named, bind and anonymous mounts.
+
+use std::path::Path;
+
+use super::bad;
+use crate::config::model::{Mount, MountSource};
+use crate::config::paths::normalize;
+use crate::config::values::Value;
+use crate::error::Diagnostic;
+
+/// Compose short volume syntax.
+pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Diagnostic> {
+    let error = |why: &str| {
+        bad(
+            value,
+            format!(
+                "`{}` has an invalid volume {}: {why}",
+                value.key,
+                value.show(item)
+            ),
+            "write `name:/path`, `./dir:/path[:ro]` or `/path`",
+        )
+    };
+    if item.chars().any(|c| c.is_control()) {
+        return Err(error("control characters"));
+    }
+    let parts: Vec<&str> = item.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [target] => (None, *target, None),
+        [source, target] => (Some(*source), *target, None),
+        [source, target, mode] => (Some(*source), *target, Some(*mode)),
+        _ => return Err(error("too many `:`")),
+    };
+    if !target.starts_with('/') {
+        return Err(error("the path in the container must be absolute"));
+    }
+    let target = normalize(Path::new(target));
+    if target == Path::new("/") {
+        return Err(error("cannot mount over the container's `/`"));
+    }
+    if target
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(error("the path in the container cannot hold `..`"));
+    }
+    let target = target.to_string_lossy().into_owned();
+    let read_only = match mode {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(_) => {
+            return Err(error(
+                "stack supports the modes `ro` and `rw` only (not `z`, `Z`, `cached`, `delegated`, `consistent` or `nocopy`)",
+            ))
+        }
+    };
+    let source = match source {
+        None => MountSource::Anonymous,
+        Some(s) if s.starts_with('~') => {
+            return Err(error("`~` is not expanded; write an absolute or `./` path"))
+        }
+        Some(s) if s.starts_with('/') => MountSource::Bind(normalize(Path::new(s))),
+        Some(s) if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." => {
+            MountSource::Bind(normalize(&project_dir.join(s)))
+        }
+        Some(s) => {
+            let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && s.len() <= 128
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(error("a volume name uses letters, digits and `_.-`"));
+            }
+            MountSource::Volume(s.to_string())
+        }
+    };
+    Ok(Mount {
+        source,
+        target,
+        read_only,
+    })
+}
