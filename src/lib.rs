@@ -3,6 +3,7 @@
 //! Data flows one way: `cli` → `project` (read) → `config` (validate) → `render`
 //! (pure) → `commands` (glue) → `fsio` / `printer` (the outside world).
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

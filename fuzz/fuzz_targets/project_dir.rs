@@ -171,7 +171,7 @@ fuzz_target!(|data: &[u8]| {
         }
         config_output(&loaded);
         // `stack check`.
-        let findings = stack::commands::check::audit(&loaded);
+        let findings = stack::audit::audit(&loaded);
         if debug() {
             let failed = findings.iter().filter(|f| !f.ok).count();
             eprintln!(

@@ -103,9 +103,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let server = server_of(&loaded)?;
     let config = &loaded.config;
     if env == "prod" && !args.force {
-        let findings = super::check::audit(&loaded);
+        let findings = crate::audit::audit(&loaded);
         if findings.iter().any(|f| !f.ok) {
-            super::secrets::report(context, &env, "audit", &findings).ok();
+            super::report(context, &env, "audit", &findings).ok();
             return Err(Error::No(
                 "the prod audit failed, so nothing was deployed; fix it, or pass `--force`".into(),
             ));

@@ -248,3 +248,42 @@ pub fn diff(bundle: &Bundle, dir: &std::path::Path) -> Result<Vec<(String, Strin
     }
     Ok(out)
 }
+
+/// Print findings; exit 1 when one failed.
+pub fn report(
+    context: &Context,
+    env: &str,
+    what: &str,
+    findings: &[crate::audit::Finding],
+) -> Result<()> {
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if context.global.json {
+        context
+            .printer
+            .json(&serde_json::json!({"env": env, "ok": failed == 0, "findings": findings}));
+    } else {
+        for finding in findings {
+            let mark = if finding.ok {
+                context.printer.paint("ok  ", crate::printer::Paint::Green)
+            } else {
+                context.printer.paint("FAIL", crate::printer::Paint::Red)
+            };
+            if !finding.ok || !context.global.quiet {
+                eprintln_safe(&format!("{mark} {}", finding.message));
+            }
+        }
+    }
+    if failed == 0 {
+        context.printer.status(format!("{what} of `{env}` passed"));
+        Ok(())
+    } else {
+        Err(Error::No(format!(
+            "{what} of `{env}` failed: {failed} problem(s)"
+        )))
+    }
+}
+
+fn eprintln_safe(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -1,8 +1,5 @@
 //! `stack secrets generate ENV` and `stack secrets check ENV`.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use serde_json::json;
 
 use super::Context;
@@ -13,34 +10,6 @@ use crate::project::secrets_path;
 
 /// Length of a generated secret (alphanumeric: safe in URLs, shells and env files).
 pub const SECRET_LENGTH: usize = 40;
-/// Shortest value `check` accepts.
-pub const MIN_LENGTH: usize = 16;
-
-/// Values that are never a real secret.
-const WEAK: &[&str] = &[
-    "password",
-    "passw0rd",
-    "changeme",
-    "change-me",
-    "changeit",
-    "secret",
-    "admin",
-    "root",
-    "postgres",
-    "redis",
-    "minio",
-    "minioadmin",
-    "example",
-    "test",
-    "default",
-    "letmein",
-    "123456",
-    "12345678",
-    "qwerty",
-    "dev",
-    "development",
-];
-
 /// A strong random value from the operating system's CSPRNG.
 pub fn random_secret() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -123,161 +92,8 @@ pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
         SecretsCommand::Check(EnvArg { env }) => {
             let env = &context.env_or(env);
             let loaded = context.load(env)?;
-            let findings = check(&loaded);
-            report(context, env, "secrets check", &findings)
+            let findings = crate::audit::secrets(&loaded);
+            super::report(context, env, "secrets check", &findings)
         }
     }
-}
-
-/// One line of an audit.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Finding {
-    pub ok: bool,
-    pub check: String,
-    pub message: String,
-}
-
-impl Finding {
-    pub fn pass(check: &str, message: impl Into<String>) -> Self {
-        Finding {
-            ok: true,
-            check: check.into(),
-            message: message.into(),
-        }
-    }
-    pub fn fail(check: &str, message: impl Into<String>) -> Self {
-        Finding {
-            ok: false,
-            check: check.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Presence and strength of every secret, and the privacy of the secrets file.
-pub fn check(loaded: &Loaded) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let env = &loaded.config.env;
-    for secret in &loaded.config.secrets {
-        let value = loaded.resolved.get(&secret.name).unwrap_or("");
-        let finding = if value.is_empty() {
-            Finding::fail(
-                "secret",
-                format!(
-                    "`{}` is missing; run `stack secrets generate {env}`",
-                    secret.name
-                ),
-            )
-        } else if let Some(reason) = weakness(&secret.name, value) {
-            Finding::fail("secret", format!("`{}` is weak: {reason}", secret.name))
-        } else {
-            Finding::pass("secret", format!("`{}` is set and strong", secret.name))
-        };
-        out.push(finding);
-        if let Some(setting) = loaded.resolved.settings.get(&secret.name) {
-            if setting.kind != crate::project::SourceKind::Secrets && !value.is_empty() {
-                out.push(Finding::fail(
-                    "secret",
-                    format!(
-                        "`{}` is set in `{}`, not in `{}`; move it there",
-                        secret.name,
-                        setting.span.source,
-                        secrets_path(env)
-                    ),
-                ));
-            }
-        }
-    }
-    out.extend(file_checks(&loaded.config.project_dir, env));
-    out
-}
-
-/// Why a value is weak, if it is.
-pub fn weakness(name: &str, value: &str) -> Option<String> {
-    let lower = value.to_ascii_lowercase();
-    if WEAK.contains(&lower.as_str()) || lower == name.to_ascii_lowercase() {
-        return Some("a well-known default".into());
-    }
-    if value.chars().count() < MIN_LENGTH {
-        return Some(format!("shorter than {MIN_LENGTH} characters"));
-    }
-    let distinct: std::collections::BTreeSet<char> = value.chars().collect();
-    if distinct.len() < 6 {
-        return Some("too few distinct characters".into());
-    }
-    None
-}
-
-/// The secrets file is private (0600) and not tracked by git.
-pub fn file_checks(dir: &Path, env: &str) -> Vec<Finding> {
-    let rel = secrets_path(env);
-    let path = dir.join(&rel);
-    let mut out = Vec::new();
-    if let Ok(meta) = std::fs::metadata(&path) {
-        {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                out.push(Finding::fail(
-                    "secrets-file",
-                    format!("`{rel}` has mode {mode:04o}; run `chmod 600 {rel}`"),
-                ));
-            } else {
-                out.push(Finding::pass(
-                    "secrets-file",
-                    format!("`{rel}` has mode {mode:04o}"),
-                ));
-            }
-            if tracked_by_git(dir, &rel) {
-                out.push(Finding::fail(
-                    "secrets-file",
-                    format!("`{rel}` is tracked by git; run `git rm --cached {rel}` and rotate its secrets"),
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn tracked_by_git(dir: &Path, rel: &str) -> bool {
-    std::process::Command::new("git")
-        .args(["ls-files", "--error-unmatch", "--", rel])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Print findings; exit 1 when one failed.
-pub fn report(context: &Context, env: &str, what: &str, findings: &[Finding]) -> Result<()> {
-    let failed = findings.iter().filter(|f| !f.ok).count();
-    if context.global.json {
-        context
-            .printer
-            .json(&json!({"env": env, "ok": failed == 0, "findings": findings}));
-    } else {
-        for finding in findings {
-            let mark = if finding.ok {
-                context.printer.paint("ok  ", crate::printer::Paint::Green)
-            } else {
-                context.printer.paint("FAIL", crate::printer::Paint::Red)
-            };
-            if !finding.ok || !context.global.quiet {
-                eprintln_safe(&format!("{mark} {}", finding.message));
-            }
-        }
-    }
-    if failed == 0 {
-        context.printer.status(format!("{what} of `{env}` passed"));
-        Ok(())
-    } else {
-        Err(Error::No(format!(
-            "{what} of `{env}` failed: {failed} problem(s)"
-        )))
-    }
-}
-
-fn eprintln_safe(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }

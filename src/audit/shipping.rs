@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::commands::secrets::Finding;
+use super::Finding;
 use crate::config::presets::PRESETS;
 use crate::config::{Config, MountSource, Service, Tls};
 
