@@ -479,3 +479,39 @@ fn route_paths_cannot_climb_out_of_their_prefix() {
             .unwrap_or_else(|e| panic!("{route}: {e:?}"));
     }
 }
+
+#[test]
+fn schedules_people_write_become_cron_fields() {
+    use crate::config::presets::cron_schedule;
+    for (written, fields) in [
+        ("@hourly", "0 * * * *"),
+        ("@daily", "0 0 * * *"),
+        ("daily", "0 0 * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *"),
+        ("every 6h", "0 */6 * * *"),
+        ("every 15m", "*/15 * * * *"),
+        ("30 2 * * 1", "30 2 * * 1"),
+    ] {
+        assert_eq!(cron_schedule(written), fields, "{written}");
+    }
+    let base = "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n";
+    let loaded = load_text(&format!("{base}BACKUP_SCHEDULE=every 6h\n"), "dev").unwrap();
+    let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/app")).unwrap();
+    let crontab = bundle
+        .files
+        .iter()
+        .find(|(path, _)| path.ends_with("crontab"))
+        .map(|(_, file)| file.contents.clone())
+        .expect("a crontab in the bundle");
+    assert!(crontab.contains("\n0 */6 * * * /bin/sh"), "{crontab}");
+    for bad in ["every 30h", "every day", "@often"] {
+        let errors = diagnostics(load_text(&format!("{base}BACKUP_SCHEDULE={bad}\n"), "dev"));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.hint.as_deref().is_some_and(|h| h.contains("every 6h"))),
+            "{bad}: {errors:?}"
+        );
+    }
+}

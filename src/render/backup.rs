@@ -26,7 +26,9 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             .filter(|v| !v.secret)
             .map(|v| v.value.clone())
     };
-    let schedule = env("BACKUP_SCHEDULE").unwrap_or_else(|| "0 3 * * *".into());
+    let schedule = crate::config::presets::cron_schedule(
+        &env("BACKUP_SCHEDULE").unwrap_or_else(|| "0 3 * * *".into()),
+    );
     let target = env("BACKUP_TARGET").unwrap_or_default();
     let target_note = if target.starts_with("s3://") {
         format!("volume backup-data, mirrored to {target} by the backup-s3 service")

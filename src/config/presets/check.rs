@@ -94,7 +94,35 @@ fn webhook(value: &Value) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-/// Five cron fields, as busybox `crond` reads them.
+/// Schedules people write, as five cron fields: `@hourly`, `@daily` (`daily`,
+/// `@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`), `every 15m`, `every 6h`;
+/// anything else is returned as written (five fields, checked by [`cron`]).
+pub fn cron_schedule(text: &str) -> String {
+    let text = text.trim();
+    let named = match text.trim_start_matches('@') {
+        "hourly" => Some("0 * * * *"),
+        "daily" | "midnight" => Some("0 0 * * *"),
+        "weekly" => Some("0 0 * * 0"),
+        "monthly" => Some("0 0 1 * *"),
+        "yearly" | "annually" => Some("0 0 1 1 *"),
+        _ => None,
+    };
+    if let Some(fields) = named {
+        return fields.to_string();
+    }
+    let every = text.strip_prefix("every ").map(str::trim).and_then(|rest| {
+        let (number, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit())?);
+        Some((number.parse::<u32>().ok()?, unit.trim()))
+    });
+    match every {
+        Some((n, "m" | "min" | "minutes")) if (1..=59).contains(&n) => format!("*/{n} * * * *"),
+        Some((n, "h" | "hours")) if (1..=23).contains(&n) => format!("0 */{n} * * *"),
+        Some((1, "d" | "day")) => "0 0 * * *".to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// Five cron fields, as busybox `crond` reads them (after [`cron_schedule`]).
 fn cron(value: &Value) -> Result<(), Diagnostic> {
     const FIELDS: [(&str, u32, u32); 5] = [
         ("minute", 0, 59),
@@ -110,9 +138,10 @@ fn cron(value: &Value) -> Result<(), Diagnostic> {
             value.quoted()
         ))
         .with_span(value.span.cloned())
-        .hint("write five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`")
+        .hint("write `@hourly`, `@daily`, `@weekly`, `@monthly`, `every 6h`, `every 15m`, or five fields: minute hour day-of-month month day-of-week, e.g. `0 3 * * *`")
     };
-    let fields: Vec<&str> = value.text.split_whitespace().collect();
+    let schedule = cron_schedule(value.text);
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(bad(format!("{} fields instead of 5", fields.len())));
     }

@@ -5,6 +5,7 @@
 //! (`SERVICE_PROMETHEUS_IMAGE`).
 
 mod check;
+pub use check::cron_schedule;
 mod services;
 
 pub(crate) use check::check;
