@@ -72,11 +72,7 @@ impl Converger {
         deadline: Instant,
     ) -> std::result::Result<(), NotReady> {
         let mut events = self.events.subscribe();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(800))
-            .no_proxy()
-            .build()
-            .ok();
+        let client = probe_client();
         let readiness = service.readiness();
         let interval = service
             .health
@@ -227,11 +223,7 @@ pub async fn ready(
 /// Ready now, by the same test `start` waits on (an HTTP probe counts before Docker's
 /// first health check has run).
 pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &DesiredService) -> bool {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(800))
-        .no_proxy()
-        .build()
-        .ok();
+    let client = probe_client();
     let readiness = service.readiness();
     match ready(state, &readiness, client.as_ref()).await {
         Ok(true) => true,
@@ -240,4 +232,13 @@ pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &Desired
         }
         _ => false,
     }
+}
+
+/// The HTTP client of readiness probes: short timeout, never through a proxy.
+fn probe_client() -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(800))
+        .no_proxy()
+        .build()
+        .ok()
 }

@@ -120,14 +120,16 @@ pub fn ulimits(ulimits: &[Ulimit]) -> Vec<ResourcesUlimits> {
         .collect()
 }
 
+/// Capability names, `None` when there are none (the engine's and swarm's form).
+pub fn capabilities(caps: &[crate::model::Capability]) -> Option<Vec<String>> {
+    (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect())
+}
+
 /// The container options that live in `HostConfig`, over `base`.
 fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
-    let some_list = |caps: &[crate::model::Capability]| {
-        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect())
-    };
     HostConfig {
-        cap_add: some_list(&options.cap_add),
-        cap_drop: some_list(&options.cap_drop),
+        cap_add: capabilities(&options.cap_add),
+        cap_drop: capabilities(&options.cap_drop),
         readonly_rootfs: options.read_only.then_some(true),
         tmpfs: (!options.tmpfs.is_empty()).then(|| {
             options

@@ -233,9 +233,6 @@ fn container(
     (placement, secrets): (&Placement, &Secrets),
 ) -> TaskSpecContainerSpec {
     let options = &service.options;
-    let caps = |caps: &[model::Capability]| {
-        (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect::<Vec<_>>())
-    };
     let mut labels = spec::labels(desired, service, placement);
     labels.insert(NAMESPACE.to_string(), desired.project.clone());
     TaskSpecContainerSpec {
@@ -250,8 +247,8 @@ fn container(
         stop_grace_period: options
             .stop_grace
             .map(|g| g.as_nanos().min(i64::MAX as u128) as i64),
-        capability_add: caps(&options.cap_add),
-        capability_drop: caps(&options.cap_drop),
+        capability_add: spec::capabilities(&options.cap_add),
+        capability_drop: spec::capabilities(&options.cap_drop),
         read_only: options.read_only.then_some(true),
         sysctls: (!options.sysctls.is_empty()).then(|| {
             options
