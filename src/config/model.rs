@@ -83,6 +83,61 @@ pub enum Target {
     Swarm,
 }
 
+/// A restart policy, checked when the project is read; written as Docker spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    /// With an optional maximum retry count.
+    OnFailure(Option<u32>),
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restart::No => f.write_str("no"),
+            Restart::Always => f.write_str("always"),
+            Restart::UnlessStopped => f.write_str("unless-stopped"),
+            Restart::OnFailure(None) => f.write_str("on-failure"),
+            Restart::OnFailure(Some(count)) => write!(f, "on-failure:{count}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Restart {
+    type Err = ();
+
+    /// `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:N`.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "no" => Ok(Restart::No),
+            "always" => Ok(Restart::Always),
+            "unless-stopped" => Ok(Restart::UnlessStopped),
+            "on-failure" => Ok(Restart::OnFailure(None)),
+            _ => text
+                .strip_prefix("on-failure:")
+                .and_then(|n| n.parse().ok())
+                .map(|n| Restart::OnFailure(Some(n)))
+                .ok_or(()),
+        }
+    }
+}
+
+impl Serialize for Restart {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Restart {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|()| serde::de::Error::custom(format!("not a restart policy: {text}")))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
@@ -119,7 +174,7 @@ pub struct Service {
     pub memory_mb: Option<u64>,
     pub cpus: Option<f64>,
     pub replicas: u32,
-    pub restart: String,
+    pub restart: Restart,
     pub frontend: bool,
     pub upstream: Option<Upstream>,
     pub strategy: Strategy,

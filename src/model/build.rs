@@ -164,7 +164,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         expose: service.port.into_iter().collect(),
         routes: service.routes.clone(),
         health,
-        restart: restart(&service.restart),
+        restart: service.restart,
         resources: Resources {
             memory_mb: service.memory_mb,
             cpus: service.cpus,
@@ -202,18 +202,6 @@ fn mount(config: &Config, mount: &config::Mount) -> Mount {
         }),
         MountSource::Bundle(rel) => bind(HostPath::Bundle(rel.clone())),
         MountSource::Anonymous => Mount::Anonymous { target },
-    }
-}
-
-fn restart(text: &str) -> Restart {
-    match text.split_once(':') {
-        Some(("on-failure", count)) => Restart::OnFailure(count.parse().ok()),
-        _ => match text {
-            "always" => Restart::Always,
-            "unless-stopped" => Restart::UnlessStopped,
-            "on-failure" => Restart::OnFailure(None),
-            _ => Restart::No,
-        },
     }
 }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::{
     ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
-    Route, Signal, Strategy, Tmpfs, Ulimit, User,
+    Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
@@ -220,28 +220,6 @@ impl Probe {
 pub fn http_probe(port: u16, path: &str) -> String {
     let url = format!("http://127.0.0.1:{port}{path}");
     format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}' || exit 1")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restart {
-    No,
-    Always,
-    UnlessStopped,
-    /// With an optional maximum retry count.
-    OnFailure(Option<u32>),
-}
-
-impl std::fmt::Display for Restart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Restart::No => f.write_str("no"),
-            Restart::Always => f.write_str("always"),
-            Restart::UnlessStopped => f.write_str("unless-stopped"),
-            Restart::OnFailure(None) => f.write_str("on-failure"),
-            Restart::OnFailure(Some(count)) => write!(f, "on-failure:{count}"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

@@ -369,7 +369,7 @@ struct Resources {
     memory_mb: Option<u64>,
     cpus: Option<f64>,
     replicas: u32,
-    restart: String,
+    restart: Restart,
 }
 
 /// `MEMORY_MB`, `CPUS`, `REPLICAS` and `RESTART`.
@@ -382,7 +382,7 @@ fn read_resources(map: &AttrMap, errors: &mut Errors) -> Resources {
         .unwrap_or(1);
     let restart = get(map, "RESTART")
         .and_then(|v| errors.take(validate::restart(v)))
-        .unwrap_or_else(|| "unless-stopped".into());
+        .unwrap_or(Restart::UnlessStopped);
     Resources {
         memory_mb,
         cpus,

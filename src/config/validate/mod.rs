@@ -20,6 +20,7 @@ pub use server::{server_path, ssh_host, ssh_user};
 
 use std::path::Path;
 
+use super::model::Restart;
 use super::values::Value;
 use crate::error::Diagnostic;
 
@@ -94,20 +95,17 @@ pub fn env_value(value: &Value) -> Result<(), Diagnostic> {
     }
 }
 
-pub fn restart(value: &Value) -> Result<String, Diagnostic> {
+pub fn restart(value: &Value) -> Result<Restart, Diagnostic> {
     let text = value.text.trim();
-    let ok = matches!(text, "no" | "always" | "unless-stopped" | "on-failure")
-        || text
-            .strip_prefix("on-failure:")
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-    checked(
-        value,
-        ok,
-        format!(
-            "`{}` must be a restart policy, not {}",
-            value.key,
-            value.show(text)
-        ),
-        "use `no`, `always`, `unless-stopped` or `on-failure[:N]`",
-    )
+    text.parse().map_err(|()| {
+        bad(
+            value,
+            format!(
+                "`{}` must be a restart policy, not {}",
+                value.key,
+                value.show(text)
+            ),
+            "use `no`, `always`, `unless-stopped` or `on-failure[:N]`",
+        )
+    })
 }
