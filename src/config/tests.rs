@@ -366,10 +366,13 @@ fn the_env_list_spells_any_name_and_env_var_keys_win() {
     assert_eq!(env["MODE"].value, "key");
     assert!(env["ELASTIC_PASSWORD"].secret);
     assert_eq!(
-        crate::model::secret_var("search", "discovery.type"),
+        crate::config::keys::secret_var("search", "discovery.type"),
         "SEARCH__ENV_646973636f766572792e74797065"
     );
-    assert_eq!(crate::model::secret_var("search", "A_1"), "SEARCH__A_1");
+    assert_eq!(
+        crate::config::keys::secret_var("search", "A_1"),
+        "SEARCH__A_1"
+    );
 }
 
 #[test]

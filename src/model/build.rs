@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::config::keys::secret_var;
 use crate::config::{self, Config, HealthCheck, MountSource, ProxyKind, Service, Tls};
 
 /// Label keys stack puts on everything it runs.
@@ -14,7 +15,7 @@ pub const LABEL_PREFIX: &str = "dev.stack";
 
 /// The desired state of `config`. `files` are the bundle's rendered files by path: the
 /// contents of those a service mounts join its digest, so a changed file recreates it.
-pub fn desired(config: &Config, files: &BTreeMap<String, String>) -> Desired {
+pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
     let mut services: Vec<DesiredService> = config
         .services
         .iter()
@@ -51,22 +52,29 @@ pub fn build_image(config: &Config, service: &Service) -> String {
     format!("{}-{}:{}", config.project, service.name, config.env)
 }
 
-/// The name under which the secret `var` of `service` is kept in the `.env` file.
-/// A name from the `ENV` list that is no identifier (`discovery.type`) is hex-encoded,
-/// since Compose interpolates identifiers only.
-pub fn secret_var(service: &str, var: &str) -> String {
-    config::keys::secret_var(service, var)
+/// Every secret container variable of `config` as (`.env` name, value), in declaration
+/// order: what the bundle's `.env` holds.
+pub fn secret_entries(config: &Config) -> impl Iterator<Item = (String, &str)> {
+    config
+        .services
+        .iter()
+        .filter(|s| s.is_container())
+        .flat_map(|service| {
+            service
+                .env
+                .iter()
+                .filter(|(_, v)| v.secret)
+                .map(|(key, value)| (secret_var(&service.name, key), value.value.as_str()))
+        })
 }
 
 /// Every secret container variable of `config`, by its `.env` name.
 pub fn secrets(config: &Config) -> Secrets {
-    let mut out = BTreeMap::new();
-    for service in config.services.iter().filter(|s| s.is_container()) {
-        for (key, value) in service.env.iter().filter(|(_, v)| v.secret) {
-            out.insert(secret_var(&service.name, key), value.value.clone());
-        }
-    }
-    Secrets(out)
+    Secrets(
+        secret_entries(config)
+            .map(|(var, value)| (var, value.to_string()))
+            .collect(),
+    )
 }
 
 fn labels(config: &Config, service: &str, strategy: Strategy) -> IndexMap<String, String> {
@@ -290,7 +298,7 @@ fn proxy(config: &Config) -> DesiredService {
 
 /// The digest of a service: its model, the values of its secrets, and the contents of
 /// the bundle files it mounts (without their first line, which names the stack version).
-fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<String, String>) -> String {
+fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<&str, &str>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(service).unwrap_or_default());
     for value in service.env.values() {
@@ -307,7 +315,7 @@ fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<String, 
             ..
         } = mount
         {
-            for (path, contents) in files.range(rel.clone()..) {
+            for (path, contents) in files.range(rel.as_str()..) {
                 if !path.starts_with(rel.as_str()) {
                     break;
                 }

@@ -10,7 +10,7 @@
 
 mod build;
 
-pub use build::{build_image, desired, secret_var, secrets};
+pub use build::{build_image, desired, secret_entries, secrets};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -335,14 +335,9 @@ fn mount(mount: &Mount, placement: &Placement) -> String {
 
 /// The bundle's `.env`: every secret container variable, `None` when there are none.
 pub fn secrets_file(config: &Config) -> Option<String> {
-    let mut lines = String::new();
-    // In declaration order, as people read the project file.
-    for service in config.services.iter().filter(|s| s.is_container()) {
-        for (key, value) in service.env.iter().filter(|(_, v)| v.secret) {
-            let var = model::secret_var(&service.name, key);
-            lines.push_str(&format!("{var}={}\n", env_file_value(&value.value)));
-        }
-    }
+    let lines: String = model::secret_entries(config)
+        .map(|(var, value)| format!("{var}={}\n", env_file_value(value)))
+        .collect();
     if lines.is_empty() {
         return None;
     }

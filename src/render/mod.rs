@@ -112,7 +112,7 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
     let files = bundle
         .files
         .iter()
-        .map(|(path, file)| (path.clone(), file.contents.clone()))
+        .map(|(path, file)| (path.as_str(), file.contents.as_str()))
         .collect();
     let desired = crate::model::desired(config, &files);
     bundle.add(COMPOSE_FILE, compose::render(config, &desired, bundle_dir)?);
