@@ -207,9 +207,25 @@ fn cold_start_labels_noop_and_targeted_recreate() {
             "{c}: no config-hash label"
         );
     }
-    // Dependencies were healthy when their dependents started.
-    let db_health = inspect(&p.container("db"), "{{.State.Health.Status}}");
-    assert_eq!(db_health, "healthy");
+    // Dependents started after their dependencies (which stack found ready first: its own
+    // probe answers before Docker's first check, one interval after the start, so Docker
+    // is waited for here).
+    // RFC 3339 with trailing zeros of the fraction trimmed: pad it before comparing.
+    let started_at = |s: &str| {
+        let at = inspect(&p.container(s), "{{.State.StartedAt}}");
+        let at = at.trim_end_matches('Z');
+        let (whole, fraction) = at.split_once('.').unwrap_or((at, ""));
+        format!("{whole}.{fraction:0<9}")
+    };
+    assert!(
+        started_at("db") <= started_at("api"),
+        "api started before db"
+    );
+    assert!(
+        started_at("api") <= started_at("web"),
+        "web started before api"
+    );
+    wait_docker_healthy(&[p.container("db")]);
 
     // (b) a second start changes nothing.
     let before = p.containers();

@@ -73,7 +73,6 @@ impl Converger {
     ) -> std::result::Result<(), NotReady> {
         let mut events = self.events.subscribe();
         let client = probe_client();
-        let readiness = service.readiness();
         let interval = service
             .health
             .as_ref()
@@ -90,22 +89,16 @@ impl Converger {
                     health_log: None,
                 });
             };
-            match ready(&state, &readiness, client.as_ref()).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(reason) => {
+            match look(&self.engine, &state, service, client.as_ref()).await {
+                Look::Ready => return Ok(()),
+                Look::NotYet(output) => last_probe = output.or(last_probe),
+                Look::Never(reason) => {
                     return Err(NotReady {
                         service: service.name.clone(),
                         container: state.name.clone(),
                         reason,
                         health_log: state.health_log.clone().or(last_probe),
                     })
-                }
-            }
-            if readiness == Readiness::Docker && state.state == "running" {
-                match probe(&self.engine, service, id).await {
-                    Ok(()) => return Ok(()),
-                    Err(output) => last_probe = Some(output),
                 }
             }
             let now = Instant::now();
@@ -183,8 +176,9 @@ fn waiting_text(readiness: &Readiness) -> &'static str {
     }
 }
 
-/// `Ok(true)` ready, `Ok(false)` not yet, `Err` never will be.
-pub async fn ready(
+/// Docker's view (and the HTTP probe): `Ok(true)` ready, `Ok(false)` not yet, `Err`
+/// never will be.
+async fn ready(
     state: &ContainerState,
     readiness: &Readiness,
     client: Option<&reqwest::Client>,
@@ -220,18 +214,45 @@ pub async fn ready(
     }
 }
 
-/// Ready now, by the same test `start` waits on (an HTTP probe counts before Docker's
-/// first health check has run).
+/// One look at a container of `service`.
+enum Look {
+    Ready,
+    /// Not yet; with what stack's own probe said, when it ran.
+    NotYet(Option<String>),
+    /// Never will be (exited, or Docker says unhealthy).
+    Never(String),
+}
+
+/// Docker's view, then (for a `HEALTH_CMD` that Docker has not passed yet) stack's own
+/// run of the check: the one rule of `start`, `status` and `health`.
+async fn look(
+    engine: &Engine,
+    state: &ContainerState,
+    service: &DesiredService,
+    client: Option<&reqwest::Client>,
+) -> Look {
+    let readiness = service.readiness();
+    match ready(state, &readiness, client).await {
+        Ok(true) => Look::Ready,
+        Err(reason) => Look::Never(reason),
+        Ok(false) if readiness == Readiness::Docker && state.state == "running" => {
+            match probe(engine, service, &state.id).await {
+                Ok(()) => Look::Ready,
+                Err(output) => Look::NotYet(Some(output)),
+            }
+        }
+        Ok(false) => Look::NotYet(None),
+    }
+}
+
+/// Ready now, by the same test `start` waits on (an HTTP probe or stack's own run of the
+/// check counts before Docker's first health check has run).
 pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &DesiredService) -> bool {
     let client = probe_client();
-    let readiness = service.readiness();
-    match ready(state, &readiness, client.as_ref()).await {
-        Ok(true) => true,
-        Ok(false) if readiness == Readiness::Docker && state.state == "running" => {
-            probe(engine, service, &state.id).await.is_ok()
-        }
-        _ => false,
-    }
+    matches!(
+        look(engine, state, service, client.as_ref()).await,
+        Look::Ready
+    )
 }
 
 /// The HTTP client of readiness probes: short timeout, never through a proxy.
