@@ -125,6 +125,18 @@ pub fn capabilities(caps: &[crate::model::Capability]) -> Option<Vec<String>> {
     (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect())
 }
 
+/// Sysctls as the API takes them, `None` when there are none (the engine's and swarm's
+/// form).
+pub fn sysctls(options: &ContainerOptions) -> Option<std::collections::HashMap<String, String>> {
+    (!options.sysctls.is_empty()).then(|| {
+        options
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
 /// The container options that live in `HostConfig`, over `base`.
 fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
     HostConfig {
@@ -138,13 +150,7 @@ fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
                 .map(|t| (t.path.clone(), t.options()))
                 .collect()
         }),
-        sysctls: (!options.sysctls.is_empty()).then(|| {
-            options
-                .sysctls
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        }),
+        sysctls: sysctls(options),
         ulimits: (!options.ulimits.is_empty()).then(|| ulimits(&options.ulimits)),
         init: options.init.then_some(true),
         shm_size: options

@@ -250,13 +250,7 @@ fn container(
         capability_add: spec::capabilities(&options.cap_add),
         capability_drop: spec::capabilities(&options.cap_drop),
         read_only: options.read_only.then_some(true),
-        sysctls: (!options.sysctls.is_empty()).then(|| {
-            options
-                .sysctls
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        }),
+        sysctls: spec::sysctls(options),
         ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
         init: options.init.then_some(true),
         env: Some(secrets.environment(&service.env)),
