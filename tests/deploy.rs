@@ -372,6 +372,20 @@ impl Project {
         cmd
     }
 
+    /// A deploy of a version that never turns healthy, so it is surely still running
+    /// when a test interrupts it.
+    fn stuck_deploy(&self) -> StdCommand {
+        self.command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_HEALTH=/nope",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=60s",
+        ])
+    }
+
     /// Run `stack ARGS` (killed after 180 s) and return its output, whatever the exit code.
     fn stack(&self, args: &[&str]) -> Output {
         let child = self
@@ -1120,15 +1134,7 @@ fn interrupted_deploy_frees_its_lock() {
     let p = Project::new("sigint", &sshd, &one_service());
     p.deploy(&[]);
     // A new version that never turns healthy, so the deploy is surely still running.
-    let mut deploy = Watched::spawn(p.command(&[
-        "deploy",
-        "staging",
-        "--allow-dirty",
-        "--set",
-        "SERVICE_WEB_HEALTH=/nope",
-        "--set",
-        "STACK_HEALTH_TIMEOUT=60s",
-    ]));
+    let mut deploy = Watched::spawn(p.stuck_deploy());
     let pid = deploy.child.id();
     // Interrupted while it waits for the new container, which never turns ready.
     deploy.wait_line("rolling: starting container", Duration::from_secs(90));
@@ -1229,15 +1235,7 @@ fn killed_deploy_leaves_no_ssh_master() {
     let p = Project::new("master-leak", &sshd, &one_service());
     p.deploy(&[]);
     let mut child = p
-        .command(&[
-            "deploy",
-            "staging",
-            "--allow-dirty",
-            "--set",
-            "SERVICE_WEB_HEALTH=/nope",
-            "--set",
-            "STACK_HEALTH_TIMEOUT=60s",
-        ])
+        .stuck_deploy()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
