@@ -69,13 +69,18 @@ pub struct SecretFile {
 impl SecretFile {
     /// The file in the bundle.
     pub fn bundle_path(&self) -> String {
-        secret_file_path(&self.key)
+        secret_file_path(&self.key, self.mode)
     }
 }
 
-/// The bundle file that holds the secret `key` for `SECRET_FILES`.
-pub fn secret_file_path(key: &str) -> String {
-    format!("secrets/{key}")
+/// The bundle file that holds the secret `key` for `SECRET_FILES` with `mode` (a bind
+/// mount shows the host file's mode, so each mode has its own file).
+pub fn secret_file_path(key: &str, mode: u32) -> String {
+    if mode == 0o400 {
+        format!("secrets/{key}")
+    } else {
+        format!("secrets/{mode:o}/{key}")
+    }
 }
 
 /// The `.env` name of the secret `key` delivered as a file.
@@ -91,7 +96,10 @@ pub fn basic_auth_file(proxy: crate::config::ProxyKind, service: &str) -> (Strin
             format!("nginx/auth/{service}"),
             format!("/etc/nginx/auth/{service}"),
         ),
-        _ => (format!("auth/{service}"), format!("/etc/caddy/auth/{service}")),
+        _ => (
+            format!("auth/{service}"),
+            format!("/etc/caddy/auth/{service}"),
+        ),
     }
 }
 
