@@ -184,6 +184,45 @@ DOCKERFILE
     build stack-test/nginx:latest "$context" nginx:1
 }
 
+# `registry:2` stand-in from Debian's docker-registry package (the distribution registry
+# 2.8), laid out like the official image: /bin/registry, /etc/docker/registry/config.yml,
+# storage in /var/lib/registry, port 5000. Deploys run it on the server to ship only the
+# layers it lacks.
+build_registry() {
+    local context="$work/registry"
+    mkdir -p "$context/root/etc/docker/registry" "$context/root/var/lib/registry" "$context/deb"
+    (cd "$context/deb" && apt-get download docker-registry >/dev/null) || {
+        log "cannot download Debian's docker-registry package"
+        exit 3
+    }
+    dpkg-deb -x "$context"/deb/docker-registry_*.deb "$context/deb/x"
+    mkdir -p "$context/root/bin"
+    cp "$context/deb/x/usr/bin/docker-registry" "$context/root/bin/registry"
+    ldd "$context/root/bin/registry" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u |
+        while read -r library; do cp --parents -L "$library" "$context/root/"; done
+    cat >"$context/root/etc/docker/registry/config.yml" <<'CONFIG'
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+CONFIG
+    cat >"$context/Dockerfile" <<'DOCKERFILE'
+FROM stack-test/busybox:latest
+COPY root/ /
+VOLUME ["/var/lib/registry"]
+EXPOSE 5000
+ENTRYPOINT ["registry"]
+CMD ["serve", "/etc/docker/registry/config.yml"]
+DOCKERFILE
+    build stack-test/registry:2 "$context" registry:2.8.3
+}
+
 if ! docker info >/dev/null 2>&1; then
     log "docker engine does not answer; run scripts/ensure-docker.sh first"
     exit 3
@@ -192,5 +231,6 @@ fi
 if should_build stack-test/busybox:latest busybox:latest; then build_busybox; force=1; fi
 if should_build stack-test/caddy:latest caddy:2; then build_caddy; fi
 if should_build stack-test/nginx:latest nginx:1; then build_nginx; fi
+if should_build stack-test/registry:2 registry:2.8.3; then build_registry; fi
 
 log "images ready: stack-test/busybox:latest stack-test/caddy:latest stack-test/nginx:latest"

@@ -1724,3 +1724,73 @@ fn moved_tags_and_pruned_releases() {
     let releases = text(&p.ok(&["releases", "staging"]).stdout);
     assert!(releases.contains("cannot be rolled back to"), "{releases}");
 }
+
+/// Issue #12 item 2: a `BUILD` image reaches the server through a temporary registry on
+/// the server's loopback: the second release sends only its new layer, the big base layer
+/// stays on the server, and the registry is gone after the deploy. `archive` still works.
+#[test]
+fn only_missing_layers_cross_to_the_server() {
+    let sshd = Sshd::start();
+    let engine = SecondEngine::start("layers");
+    engine.load("stack-test/registry:2");
+    let body = format!(
+        "{PINNED_WEB}SERVICE_WEB_BUILD=./app\nSTACK_REGISTRY_IMAGE=stack-test/registry:2\n"
+    );
+    let p = pinned_project("layers", &sshd, &engine, &body);
+    // A 4 MB layer of random bytes under a one-line change.
+    let app = p.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let mut noise = vec![0u8; 4 << 20];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for byte in noise.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    std::fs::write(app.join("noise.bin"), &noise).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX}\nCOPY noise.bin /noise.bin\nCOPY version /www/version\n\
+             CMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
+        ),
+    )
+    .unwrap();
+    let sent = |out: &Output| -> serde_json::Value {
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("not JSON: {}", all_output(out)));
+        json["images_sent"].clone()
+    };
+    std::fs::write(app.join("version"), "v1\n").unwrap();
+    let first = p.deploy(&["--json"]);
+    assert_eq!(engine.version(&p.name, "web"), "v1");
+    let first = sent(&first);
+    assert!(first["bytes"].as_u64().unwrap() > 4 << 20, "{first}");
+
+    std::fs::write(app.join("version"), "v2\n").unwrap();
+    let second = p.deploy(&["--json"]);
+    assert_eq!(engine.version(&p.name, "web"), "v2");
+    let second = sent(&second);
+    let bytes = second["bytes"].as_u64().unwrap();
+    assert!(
+        bytes < 64 * 1024,
+        "the second release sent {bytes} bytes: {second}"
+    );
+    assert!(second["layers_skipped"].as_u64().unwrap() >= 2, "{second}");
+    // The temporary registry went with the deploy.
+    // (It removes itself as its stdin closes; give the engine a moment.)
+    std::thread::sleep(Duration::from_secs(2));
+    let registries = engine.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !registries.contains("stack-registry"),
+        "the temporary registry is still there: {registries}"
+    );
+
+    // The whole archive, when asked.
+    std::fs::write(app.join("version"), "v3\n").unwrap();
+    let third = p.deploy(&["--json", "--set", "STACK_IMAGE_TRANSFER=archive"]);
+    assert_eq!(engine.version(&p.name, "web"), "v3");
+    let third = sent(&third);
+    assert!(third["bytes"].as_u64().unwrap() > 4 << 20, "{third}");
+}

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{missing_images, runtime, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::{values::parse_duration, Loaded, Server};
-use crate::deploy::{pin, timestamp, Remote};
+use crate::deploy::{pin, timestamp, transfer, Remote};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
@@ -146,8 +146,13 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             swarm: config.target == crate::config::Target::Swarm,
         };
         let mut desired = desired;
+        let mode = match config.image_transfer {
+            crate::config::ImageTransfer::Registry => transfer::Mode::Registry,
+            crate::config::ImageTransfer::Archive => transfer::Mode::Archive,
+        };
+        let shipper = transfer::Shipper::new(&remote, mode, &config.registry_image, &config.project);
         let ship = async {
-            pin::pin(&mut desired, &ids, engines, (&id, &progress)).await?;
+            pin::pin(&mut desired, &ids, engines, (&id, &progress), &shipper).await?;
             let place = (server_placement(&server), model::secrets(config));
             let converger = Converger::new(engine.clone(), desired, place, progress.clone());
             ship(context, &remote, &converger, shipment).await
@@ -166,7 +171,8 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let pruned: BTreeSet<String> = finished?.into_iter().collect();
         prune_images(engines, &config.project, &pruned).await?;
         if context.global.json {
-            context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
+            let sent = shipper.moved.lock().map(|m| *m).unwrap_or_default();
+            context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
         Ok(())

@@ -23,6 +23,8 @@ pub(super) struct Globals {
     pub target: Target,
     pub logging: LogRotation,
     pub networks: Vec<NetworkSpec>,
+    pub image_transfer: ImageTransfer,
+    pub registry_image: String,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -72,7 +74,17 @@ impl Globals {
             .get("STACK_NETWORKS")
             .map(|v| read_networks(&v, errors))
             .unwrap_or_default();
+        let image_transfer =
+            match errors.take(get("STACK_IMAGE_TRANSFER").choice(&["registry", "archive"])) {
+                Some("archive") => ImageTransfer::Archive,
+                _ => ImageTransfer::Registry,
+            };
+        let registry_image = errors
+            .take(validate::image(&get("STACK_REGISTRY_IMAGE")))
+            .unwrap_or_default();
         Globals {
+            image_transfer,
+            registry_image,
             networks,
             logging,
             drain,

@@ -23,6 +23,8 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_LOG_MAX_SIZE",
     "STACK_LOG_MAX_FILES",
     "STACK_NETWORKS",
+    "STACK_IMAGE_TRANSFER",
+    "STACK_REGISTRY_IMAGE",
 ];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).

@@ -166,8 +166,13 @@ fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
         ("STACK_DRAIN", "2s".into()),
         ("STACK_LOG_MAX_SIZE", "10m".into()),
         ("STACK_LOG_MAX_FILES", "3".into()),
+        ("STACK_IMAGE_TRANSFER", "registry".into()),
+        ("STACK_REGISTRY_IMAGE", REGISTRY_IMAGE.into()),
     ]
 }
+
+/// The temporary registry a deploy runs on the server to ship only missing layers.
+pub const REGISTRY_IMAGE: &str = "registry:2.8.3";
 
 /// Default proxy images, pinned.
 pub const CADDY_IMAGE: &str = "caddy:2.8.4-alpine";

@@ -34,6 +34,11 @@ pub struct Config {
     pub logging: LogRotation,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
+    /// `STACK_IMAGE_TRANSFER`: only missing layers through a temporary registry, or
+    /// whole archives.
+    pub image_transfer: ImageTransfer,
+    /// `STACK_REGISTRY_IMAGE`: the temporary registry's image.
+    pub registry_image: String,
     /// `STACK_NETWORKS`: networks beyond the implicit `default`.
     pub networks: Vec<NetworkSpec>,
     /// Named volumes, sorted.
@@ -228,6 +233,14 @@ impl Service {
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
     }
+}
+
+/// How a deploy ships `BUILD` images to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageTransfer {
+    Registry,
+    Archive,
 }
 
 /// The network every service joins unless `NETWORKS` says otherwise.

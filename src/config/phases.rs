@@ -575,6 +575,8 @@ fn assemble(
         target: globals.target,
         volumes: Vec::new(),
         networks: globals.networks,
+        image_transfer: globals.image_transfer,
+        registry_image: globals.registry_image,
         services,
         secrets,
         server,

@@ -10,6 +10,7 @@
 
 pub mod pin;
 pub mod ssh;
+pub mod transfer;
 
 use std::time::{Duration, Instant};
 

@@ -75,6 +75,7 @@ pub async fn pin(
     ids: &BTreeMap<String, Option<String>>,
     (local, server): (Option<&Engine>, &Engine),
     (release, progress): (&str, &Progress),
+    shipper: &super::transfer::Shipper<'_>,
 ) -> Result<()> {
     let project = desired.project.clone();
     for service in &mut desired.services {
@@ -92,7 +93,9 @@ pub async fn pin(
                     &service.name,
                     &format!("sending `{}` to the server", service.image),
                 );
-                local.send_image(&reference, server).await?;
+                shipper
+                    .send(&service.name, &reference, (local, server), progress)
+                    .await?;
             }
         }
         server.tag(id, &reference).await?;

@@ -152,6 +152,33 @@ impl Session {
         })
     }
 
+    /// Forward `127.0.0.1:local` here to `127.0.0.1:remote` on the server, over the
+    /// master connection.
+    pub fn forward(&self, local: u16, remote: u16, cancel: bool) -> Result<()> {
+        let output = self
+            .base()
+            .args(["-O", if cancel { "cancel" } else { "forward" }])
+            .arg("-L")
+            .arg(format!("127.0.0.1:{local}:127.0.0.1:{remote}"))
+            .arg(&self.target)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))?;
+        if output.status.success() || cancel {
+            return Ok(());
+        }
+        Err(Error::Outside {
+            message: format!("cannot forward local port {local} to the server"),
+            causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
+            hint: Some("the server's sshd must allow TCP forwarding (`AllowTcpForwarding yes`), or set `STACK_IMAGE_TRANSFER=archive`".into()),
+        })
+    }
+
+    /// `user@host`, as connected.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     pub fn docker_endpoint(&self) -> String {
         format!("unix://{}", self.docker_socket.display())
     }

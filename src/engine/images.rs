@@ -160,20 +160,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Copy an image from this engine to `target` (export, then load): no registry needed.
-    pub async fn send_image(&self, image: &str, target: &Engine) -> Result<()> {
-        let mut bytes = Vec::new();
-        let mut stream = self.docker.export_image(image);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| outside(&format!("cannot export image `{image}`"), e))?;
-            bytes.extend_from_slice(&chunk);
-        }
+    /// Copy an image from this engine to `target` as one archive (export streamed into a
+    /// load): no registry needed, every layer crosses. `progress` gets (bytes sent, the
+    /// image's size).
+    pub async fn send_image(
+        &self,
+        image: &str,
+        target: &Engine,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<super::registry::Moved> {
+        let size = match self.docker.inspect_image(image).await {
+            Ok(inspect) => inspect.size.unwrap_or(0).max(0) as u64,
+            Err(e) => return Err(outside(&format!("cannot inspect image `{image}`"), e)),
+        };
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        let name = image.to_string();
+        let export = self.docker.export_image(image).map(move |chunk| {
+            let chunk = chunk.map_err(|e| {
+                std::io::Error::other(format!("cannot export image `{name}`: {}", clean_error(&e)))
+            })?;
+            let done = counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                + chunk.len() as u64;
+            progress(done, size.max(done));
+            Ok(chunk)
+        });
         let mut load = target.docker.import_image(
             bollard::query_parameters::ImportImageOptions {
                 quiet: true,
                 ..Default::default()
             },
-            bollard::body_full(bytes.into()),
+            bollard::body_try_stream(export),
             None,
         );
         while let Some(item) = load.next().await {
@@ -185,7 +202,11 @@ impl Engine {
                 )));
             }
         }
-        Ok(())
+        Ok(super::registry::Moved {
+            bytes: sent.load(std::sync::atomic::Ordering::Relaxed),
+            layers: 0,
+            layers_skipped: 0,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ mod images;
 pub mod labels;
 mod logs;
 pub mod readiness;
+pub mod registry;
 mod spec;
 mod swarm;
 pub use images::split_reference;
