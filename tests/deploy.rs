@@ -734,14 +734,41 @@ fn redeploy_unchanged_then_one_service_changed() {
     let (web, api) = (p.id_of("web"), p.id_of("api"));
 
     let started = Instant::now();
-    p.deploy(&[]);
+    let out = p.deploy(&[]);
     eprintln!(
         "a redeploy with nothing changed took {:?}",
         started.elapsed()
     );
+    // One round trip found nothing to do, and said so in the audit log.
+    assert!(
+        text(&out.stderr).contains("nothing changed"),
+        "{}",
+        all_output(&out)
+    );
     assert_eq!(p.id_of("web"), web, "an unchanged redeploy recreated web");
     assert_eq!(p.id_of("api"), api, "an unchanged redeploy recreated api");
     assert!(!p.lock_dir().exists(), "the deploy left its lock");
+    let audit = p.audit_log();
+    assert!(
+        audit.lines().last().unwrap().ends_with("ok: unchanged"),
+        "{audit}"
+    );
+
+    // A container that stopped is not "nothing changed": the deploy goes the long way
+    // and starts it again.
+    let _ = docker(&["stop", "-t", "0", &web]);
+    let out = p.deploy(&[]);
+    assert!(
+        !text(&out.stderr).contains("nothing changed"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(
+        inspect(&p.id_of("web"), "{{.State.Status}}"),
+        "running",
+        "the long way did not start web again"
+    );
+    let web = p.id_of("web");
 
     p.deploy(&["--set", "SERVICE_API_ENV_FOO=2"]);
     assert_eq!(

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{missing_images, runtime, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::{values::parse_duration, Loaded, Server};
-use crate::deploy::{pin, timestamp, transfer, Remote};
+use crate::deploy::{pin, timestamp, transfer, Remote, Unchanged};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
@@ -123,13 +123,35 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         .printer
         .status(format!("connected to `{}@{}`", server.user, server.host));
     runtime()?.block_on(async {
-        let engine = server_engine(&remote).await?;
         let local = match desired.services.iter().any(|s| s.build.is_some()) {
             true => Some(Engine::connect().await?),
             false => None,
         };
+        let built = pin::build_local(&desired, local.as_ref(), &progress, args.dry_run).await?;
+        // Nothing changed: one round trip says so, and nothing else is done.
+        let unchanged = Unchanged::of(&desired, &probe, &built);
+        if !args.dry_run && config.target == crate::config::Target::Compose {
+            if let Some(current) = remote.unchanged(&unchanged)? {
+                if context.global.json {
+                    context.printer.json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true}));
+                }
+                context.printer.status(format!(
+                    "nothing changed: release `{current}` is current on `{}` ({env}) and every container runs",
+                    server.host
+                ));
+                return Ok(());
+            }
+        }
+        let engine = server_engine(&remote).await?;
         let engines = (local.as_ref(), &engine);
-        let ids = pin::resolve(&desired, engines, &progress, args.dry_run).await?;
+        let ids = pin::resolve(&desired, &engine, (&progress, args.dry_run), built).await?;
+        let registry_images: Vec<(String, String)> = desired
+            .services
+            .iter()
+            .filter(|s| s.build.is_none())
+            .filter_map(|s| Some((s.image.clone(), ids.get(&s.name)?.clone()?)))
+            .collect();
+        let fast_key = unchanged.file(&registry_images);
         let id = release_id(&env, &probe, &ids);
         if args.dry_run {
             return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
@@ -141,6 +163,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         })?;
         let shipment = Shipment {
             bundle: &bundle,
+            fast_key: &fast_key,
             id: &id,
             previous,
             swarm: config.target == crate::config::Target::Swarm,
@@ -236,6 +259,8 @@ async fn dry_run(
 /// What one deploy ships.
 struct Shipment<'a> {
     bundle: &'a Bundle,
+    /// What a later deploy compares to know that nothing changed.
+    fast_key: &'a str,
     id: &'a str,
     /// The release to roll back to.
     previous: Option<String>,
@@ -253,6 +278,7 @@ async fn ship(
 ) -> Result<()> {
     let Shipment {
         bundle,
+        fast_key,
         id,
         previous,
         swarm,
@@ -260,7 +286,7 @@ async fn ship(
     let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
     converger.ensure_images(&mut observed, false, &[]).await?;
-    remote.upload(id, bundle, &converger.desired)?;
+    remote.upload(id, bundle, &converger.desired, fast_key)?;
     if let Err(failure) = converge(converger, engine, observed, swarm).await {
         let Some(previous) = previous.filter(|p| p != id) else {
             return Err(failure);

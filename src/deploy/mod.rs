@@ -78,6 +78,77 @@ pub fn timestamp() -> String {
     format!("{year:04}{month:02}{d:02}T{h:02}{m:02}{s:02}Z")
 }
 
+/// The file of a release that says what it was made from: the key of [`Unchanged`],
+/// then `image id` for each image pulled from a registry.
+pub const FAST_KEY_FILE: &str = "fastkey";
+
+/// What a deploy that changes nothing must find on the server.
+#[derive(Debug, Clone)]
+pub struct Unchanged {
+    /// A digest of the rendered bundle (secrets included), the target and the ID of
+    /// every `BUILD` image.
+    pub key: String,
+    pub project: String,
+    /// The digest of every container that should run, once per replica.
+    pub digests: Vec<String>,
+}
+
+impl Unchanged {
+    /// The check for a deploy of `desired` with the rendered `bundle` and the `BUILD`
+    /// images `built` (service → image ID).
+    pub fn of(
+        desired: &Desired,
+        bundle: &Bundle,
+        built: &std::collections::BTreeMap<String, Option<String>>,
+    ) -> Unchanged {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(format!("v1\0{}\0{}\0", desired.project, desired.env));
+        for (path, file) in &bundle.files {
+            hasher.update(format!(
+                "{path}\0{:o}\0{}\0",
+                file.mode,
+                file.contents.len()
+            ));
+            hasher.update(file.contents.as_bytes());
+        }
+        for (service, id) in built {
+            hasher.update(format!("{service}\0{}\0", id.as_deref().unwrap_or("-")));
+        }
+        let key = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let digests = desired
+            .services
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.digest.clone(), s.replicas as usize))
+            .collect();
+        Unchanged {
+            key,
+            project: desired.project.clone(),
+            digests,
+        }
+    }
+
+    /// The containers' digests as the check script lists them: sorted, space-separated.
+    fn containers(&self) -> String {
+        let mut digests = self.digests.clone();
+        digests.sort();
+        digests.iter().map(|d| format!("{d} ")).collect()
+    }
+
+    /// The contents of a release's [`FAST_KEY_FILE`].
+    pub fn file(&self, registry_images: &[(String, String)]) -> String {
+        let mut text = format!("{}\n", self.key);
+        for (image, id) in registry_images {
+            text.push_str(&format!("{image} {id}\n"));
+        }
+        text
+    }
+}
+
 impl Remote {
     pub fn connect(server: &Server, env: &str) -> Result<Remote> {
         Ok(Remote {
@@ -247,9 +318,60 @@ impl Remote {
             .map(|_| ())
     }
 
+    /// The one round trip of a deploy that changes nothing: when the lock is free,
+    /// `current` is the last good release and was made from exactly `check.key`, its
+    /// registry images are still those it pinned, and every container of the project
+    /// runs (not unhealthy) with the digest it should, record the deploy as unchanged in
+    /// the audit log and answer the release id. Anything else answers `None` and the
+    /// deploy goes the long way (a held lock is waited for there).
+    pub fn unchanged(&self, check: &Unchanged) -> Result<Option<String>> {
+        let line = format!(
+            "{}\t{}\t{}\tdeploy\t-\tok: unchanged\n",
+            timestamp(),
+            local_user(),
+            self.env
+        );
+        let script = format!(
+            "root={root}; export DOCKER_HOST={docker}; \
+             mkdir \"$root/lock\" 2>/dev/null || {{ echo held; exit 0; }}; \
+             trap 'rm -rf \"$root/lock\"' EXIT; \
+             cur=$(readlink \"$root/current\" 2>/dev/null); \
+             [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ echo changed; exit 0; }}; \
+             {{ read -r key; [ \"$key\" = {key} ] || {{ echo changed; exit 0; }}; \
+               while read -r ref id; do [ \"$(docker image inspect -f '{{{{.Id}}}}' \"$ref\" 2>/dev/null)\" = \"$id\" ] || {{ echo changed; exit 0; }}; done; \
+             }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null || {{ echo changed; exit 0; }}; \
+             running=$(docker ps -a --filter label={project_label}={project} --format '{{{{.Label \"{hash_label}\"}}}} {{{{.State}}}} {{{{.Status}}}}' \
+               | awk '$2 != \"running\" || /\\(unhealthy\\)/ {{ bad = 1 }} {{ print $1 }} END {{ if (bad) print \"not-running\" }}' | sort | tr '\\n' ' '); \
+             [ \"$running\" = {expected} ] || {{ echo changed; exit 0; }}; \
+             printf '%s' {line} >> \"$root/audit.log\"; echo \"unchanged $(basename \"$cur\")\"",
+            root = quote(&self.server.path),
+            docker = quote(&format!("unix://{}", self.server.docker_socket)),
+            key = quote(&check.key),
+            project_label = crate::engine::labels::PROJECT,
+            project = quote(&check.project),
+            hash_label = crate::engine::labels::CONFIG_HASH,
+            expected = quote(&check.containers()),
+            line = quote(&line),
+        );
+        let out = self
+            .session
+            .check("check whether anything changed", &script, None)?;
+        Ok(out
+            .lines()
+            .find_map(|l| l.strip_prefix("unchanged "))
+            .map(|id| id.trim().to_string()))
+    }
+
     /// Upload a bundle and its desired state as release `id` (written, then renamed) and
-    /// point `current` at it, in one round trip.
-    pub fn upload(&self, id: &str, bundle: &Bundle, desired: &Desired) -> Result<()> {
+    /// point `current` at it, in one round trip. `fast_key` is what [`Remote::unchanged`]
+    /// reads back.
+    pub fn upload(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        desired: &Desired,
+        fast_key: &str,
+    ) -> Result<()> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
             let mut header = tar::Header::new_gnu();
@@ -267,6 +389,7 @@ impl Remote {
         let desired_json = serde_json::to_vec(desired)
             .map_err(|e| Error::outside(format!("cannot serialise the desired state: {e}")))?;
         add(DESIRED_FILE, &desired_json, 0o600)?;
+        add(FAST_KEY_FILE, fast_key.as_bytes(), 0o600)?;
         let tar = builder
             .into_inner()
             .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;

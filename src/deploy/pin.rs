@@ -15,40 +15,57 @@ pub fn release_tag(project: &str, service: &str, release: &str) -> String {
     format!("{project}-{service}:{release}")
 }
 
-/// Service → image ID of what this deploy would run: `BUILD` services as built here,
-/// the others as found on the server (pulled there first unless `dry_run`; a dry run
-/// leaves a missing one unresolved).
-pub async fn resolve(
+/// Service → image ID of every `BUILD` service, as built here (a dry run builds
+/// nothing and reads what is there).
+pub async fn build_local(
     desired: &Desired,
-    (local, server): (Option<&Engine>, &Engine),
+    local: Option<&Engine>,
     progress: &Progress,
     dry_run: bool,
 ) -> Result<BTreeMap<String, Option<String>>> {
     let mut ids = BTreeMap::new();
+    let Some(local) = local else {
+        return Ok(ids);
+    };
+    for service in &desired.services {
+        let (Some(build), image) = (&service.build, &service.image) else {
+            continue;
+        };
+        if !dry_run {
+            progress.step(&service.name, &format!("building `{image}` locally"));
+            local.build(&service.name, image, build, |_| {}).await?;
+        }
+        ids.insert(service.name.clone(), local.image_id(image).await?);
+    }
+    Ok(ids)
+}
+
+/// Service → image ID of what this deploy would run: `built` for `BUILD` services (from
+/// [`build_local`]), the others as found on the server (pulled there first unless
+/// `dry_run`; a dry run leaves a missing one unresolved).
+pub async fn resolve(
+    desired: &Desired,
+    server: &Engine,
+    (progress, dry_run): (&Progress, bool),
+    mut built: BTreeMap<String, Option<String>>,
+) -> Result<BTreeMap<String, Option<String>>> {
+    let mut ids = BTreeMap::new();
     for service in &desired.services {
         let image = &service.image;
-        let id = match (&service.build, local) {
-            (Some(build), Some(local)) => {
-                if !dry_run {
-                    progress.step(&service.name, &format!("building `{image}` locally"));
-                    local.build(&service.name, image, build, |_| {}).await?;
-                }
-                local.image_id(image).await?
-            }
-            _ => {
-                if server.image_id(image).await?.is_none() && !dry_run {
-                    progress.step(&service.name, &format!("pulling `{image}` on the server"));
-                    let name = service.name.clone();
-                    let detail = progress.clone();
-                    server
-                        .pull(image, move |line| detail.detail(&name, line))
-                        .await
-                        .map_err(|e| prefix(&service.name, e))?;
-                }
-                server.image_id(image).await?
-            }
-        };
-        ids.insert(service.name.clone(), id);
+        if let Some(id) = built.remove(&service.name) {
+            ids.insert(service.name.clone(), id);
+            continue;
+        }
+        if server.image_id(image).await?.is_none() && !dry_run {
+            progress.step(&service.name, &format!("pulling `{image}` on the server"));
+            let name = service.name.clone();
+            let detail = progress.clone();
+            server
+                .pull(image, move |line| detail.detail(&name, line))
+                .await
+                .map_err(|e| prefix(&service.name, e))?;
+        }
+        ids.insert(service.name.clone(), server.image_id(image).await?);
     }
     Ok(ids)
 }

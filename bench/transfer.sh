@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Redeploy after a one-line change in a >= 300 MB image (issue #12): bytes over the wire
+# and time, shipping only the missing layers (STACK_IMAGE_TRANSFER=registry, the default)
+# against the whole image as one archive (STACK_IMAGE_TRANSFER=archive, what every
+# deploy did before), side by side in one run.
+#
+# The server is a second Docker engine with its own data root (so it really lacks the
+# new image) behind a private sshd on loopback. The image: stack-test/debian:bookworm +
+# 300 MB of random bytes + a one-line file. Each timed run changes that line first.
+# Needs: docker, the test images, sshd, dockerd, iproute2. Usage: bash bench/transfer.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}"
+scripts/ensure-docker.sh >/dev/null
+scripts/build-test-images.sh >/dev/null
+cargo build --release -q
+STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+
+work=$(mktemp -d /var/tmp/stack-bench-transfer.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bridge="stkbench$$"
+bridge=${bridge:0:15}
+engine_sock="$work/engine/docker.sock"
+cleanup() {
+    [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
+    if [ -f "$work/engine/docker.pid" ]; then
+        kill "$(cat "$work/engine/docker.pid")" 2>/dev/null || true
+        sleep 2
+    fi
+    ip link delete "$bridge" 2>/dev/null || true
+    docker images -q 'benchxfer-*' | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    rm -rf "$work" "/run/stk-benchxfer-$$"
+}
+trap cleanup EXIT
+
+# The server's engine.
+mkdir -p "$work/engine"
+ip link add name "$bridge" type bridge
+ip addr add "10.213.250.1/24" dev "$bridge"
+ip link set "$bridge" up
+dockerd --host "unix://$engine_sock" --data-root "$work/engine/data" --exec-root "/run/stk-benchxfer-$$" \
+    --pidfile "$work/engine/docker.pid" --bridge "$bridge" --iptables=false --ip6tables=false \
+    --default-address-pool base=10.250.0.0/16,size=24 >"$work/engine/dockerd.log" 2>&1 &
+for _ in $(seq 100); do docker -H "unix://$engine_sock" info >/dev/null 2>&1 && break; sleep 0.2; done
+docker save stack-test/registry:2 | docker -H "unix://$engine_sock" load -q >/dev/null
+
+# The sshd in front of it.
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+mkdir -p /run/sshd
+cat > "$work/sshd_config" <<CFG
+Port $port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+PidFile $work/sshd.pid
+AuthorizedKeysFile $work/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+CFG
+/usr/sbin/sshd -f "$work/sshd_config"
+echo "[127.0.0.1]:$port $(cut -d' ' -f1-2 "$work/host_key.pub")" > "$work/known_hosts"
+printf 'Host *\n  UserKnownHostsFile %s\n  IdentityFile %s\n' "$work/known_hosts" "$work/client_key" > "$work/ssh_config"
+export STACK_SSH_CONFIG="$work/ssh_config"
+
+proj="$work/project"
+mkdir -p "$proj/environments/staging" "$proj/app"
+head -c $((300 * 1024 * 1024)) /dev/urandom > "$proj/app/data.bin"
+cat > "$proj/app/Dockerfile" <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+COPY data.bin /opt/data.bin
+COPY version /www/version
+CMD ["sleep", "infinity"]
+DOCKERFILE
+echo v0 > "$proj/app/version"
+cat > "$proj/stack.env" <<CFG
+STACK_PROJECT=benchxfer
+STACK_SERVICES=app
+STACK_PROXY=none
+STACK_REGISTRY_IMAGE=stack-test/registry:2
+SERVICE_APP_BUILD=./app
+SERVICE_APP_STRATEGY=recreate
+CFG
+cat > "$proj/environments/staging/server.env" <<CFG
+SERVER_HOST=127.0.0.1
+SERVER_PORT=$port
+SERVER_USER=root
+SERVER_PATH=$work/srv
+SERVER_DOCKER_SOCKET=$engine_sock
+CFG
+size=$(docker -H "unix://$engine_sock" info >/dev/null; echo)
+deploy() { # MODE VERSION -> "seconds bytes"
+    echo "$2" > "$proj/app/version"
+    # Build first so the timing is the shipping and rollout, not the build.
+    docker build -q -t "benchxfer-app:staging" "$proj/app" >/dev/null
+    local start end json
+    start=$(date +%s.%N)
+    json=$("$STACK" -C "$proj" deploy staging --allow-dirty --json --set "STACK_IMAGE_TRANSFER=$1" 2>"$work/deploy.err") || {
+        cat "$work/deploy.err" >&2
+        exit 1
+    }
+    end=$(date +%s.%N)
+    python3 - "$start" "$end" "$json" <<'PY'
+import json, sys
+start, end, out = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+line = [l for l in out.splitlines() if l.startswith("{")][-1]
+print(f"{end - start:.2f} {json.loads(line)['images_sent']['bytes']}")
+PY
+}
+image_mb=$(docker image inspect -f '{{.Size}}' stack-test/debian:bookworm | awk '{print int($1/1e6)}')
+echo "first deploy (the server has nothing of it yet), registry:" >&2
+deploy registry v1 >/dev/null
+declare -a reg=() arc=()
+for i in $(seq "$runs"); do
+    reg+=("$(deploy registry "r$i")")
+    arc+=("$(deploy archive "a$i")")
+done
+python3 - "${reg[@]}" -- "${arc[@]}" <<'PY' | tee bench/results/transfer.md
+import statistics, sys
+args = sys.argv[1:]
+split = args.index("--")
+def parse(items):
+    pairs = [tuple(map(float, item.split())) for item in items]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+rt, rb = parse(args[:split]); at, ab = parse(args[split + 1:])
+print("| transfer | redeploy time (mean ± sd, s) | bytes sent (mean) |")
+print("|---|---|---|")
+sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+print(f"| only missing layers (`registry`) | {statistics.mean(rt):.2f} ± {sd(rt):.2f} | {statistics.mean(rb)/1e6:.3f} MB |")
+print(f"| whole image (`archive`) | {statistics.mean(at):.2f} ± {sd(at):.2f} | {statistics.mean(ab)/1e6:.1f} MB |")
+print()
+print(f"bytes: {100*statistics.mean(rb)/statistics.mean(ab):.3f} % of the archive; time: {statistics.mean(at)/statistics.mean(rt):.1f}x faster ({len(rt)} runs each)")
+PY
