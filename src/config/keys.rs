@@ -79,6 +79,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "SHM_MB",
     "GPUS",
     "BUILD_TARGET",
+    "RELEASE",
+    "RELEASE_TIMEOUT",
 ];
 
 /// `order-api` → `ORDER_API`.

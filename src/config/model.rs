@@ -186,6 +186,8 @@ pub struct Service {
     pub extra_hosts: Vec<ExtraHost>,
     /// `ENTRYPOINT`, `USER`, `CAP_ADD` and the other container options.
     pub options: ContainerOptions,
+    /// `RELEASE`: run once per rollout before the new version starts.
+    pub release: Option<Release>,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -207,6 +209,15 @@ impl Service {
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
     }
+}
+
+/// `RELEASE` and `RELEASE_TIMEOUT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Release {
+    /// Split into words like `COMMAND`; run with the image's entrypoint.
+    pub command: Vec<String>,
+    /// Past this, the one-off container is killed and the rollout fails.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]

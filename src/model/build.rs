@@ -184,6 +184,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         extra_hosts: service.extra_hosts.clone(),
         options: service.options.clone(),
         logging: config.logging,
+        release: service.release.clone(),
         refresh: None,
         digest: String::new(),
         pinned: None,
@@ -285,6 +286,7 @@ fn proxy(config: &Config) -> DesiredService {
         extra_hosts,
         options: ContainerOptions::default(),
         logging: config.logging,
+        release: None,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
         // seconds): a container that just stopped would still get requests, each
         // stalling for the connect timeout. A graceful reload starts workers with an

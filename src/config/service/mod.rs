@@ -6,6 +6,7 @@ use std::path::Path;
 mod health;
 mod options;
 mod preset;
+mod release;
 
 use health::health;
 use preset::{default_attrs, preset_attrs, preset_env, PresetAttr};
@@ -201,7 +202,9 @@ fn read(
     let labels = options::read_labels(map, errors);
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
+    let release = release::read_release(map, prefix, errors);
     Service {
+        release,
         labels,
         extra_hosts,
         options,
@@ -500,6 +503,7 @@ fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &
         "LABELS",
         "PLATFORM",
         "GPUS",
+        "RELEASE",
     ] {
         let Some(set) = map.get(attr).filter(|a| a.from_project) else {
             continue;
