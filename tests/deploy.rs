@@ -1858,3 +1858,62 @@ fn failing_release_command_leaves_current_and_the_old_version() {
         .iter()
         .any(|(n, _)| n.contains("-web-release-")));
 }
+
+// Hooks run on this machine with their variables; a failing pre-deploy hook changes
+// nothing; a failing post-deploy hook is reported and the release stays; both audited.
+#[test]
+fn hooks_see_their_variables_and_a_failing_pre_hook_changes_nothing() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "{}STACK_HOOK_PRE_BUILD=echo built > pre-build.out\n\
+         STACK_HOOK_PRE_DEPLOY=echo \"$$STACK_ENV|$$STACK_RELEASE|$$STACK_PERFORMER\" > pre-deploy.out\n\
+         STACK_HOOK_POST_DEPLOY=echo \"$$STACK_RELEASE\" > post-deploy.out; echo post says no >&2; exit 5\n",
+        one_service()
+    );
+    let p = Project::new("hooks", &sshd, &body);
+    let out = p.deploy(&[]);
+    let all = all_output(&out);
+    let id = p.current_release().expect("current");
+    let read = |name: &str| std::fs::read_to_string(p.path().join(name)).unwrap_or_default();
+    assert_eq!(read("pre-build.out").trim(), "built");
+    let pre = read("pre-deploy.out");
+    let fields: Vec<&str> = pre.trim().split('|').collect();
+    assert_eq!(fields.len(), 3, "{pre}");
+    assert_eq!(fields[0], "staging");
+    assert_eq!(fields[1], id);
+    assert!(!fields[2].is_empty() && fields[2] != "unknown", "{pre}");
+    assert_eq!(read("post-deploy.out").trim(), id);
+    assert!(
+        all.contains("post says no") && all.contains("exited 5"),
+        "{all}"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit.contains("\thook\t") && audit.contains("pre-deploy ok"),
+        "{audit}"
+    );
+    assert!(audit.contains("post-deploy failed"), "{audit}");
+
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_V=2",
+        "--set",
+        "STACK_HOOK_PRE_DEPLOY=echo checks failed >&2; exit 3",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("checks failed") && all.contains("pre-deploy hook"),
+        "{all}"
+    );
+    assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&id));
+    assert_eq!(p.id_of("web"), web);
+    assert!(!p.lock_dir().exists());
+    assert!(
+        p.audit_log().contains("pre-deploy failed"),
+        "{}",
+        p.audit_log()
+    );
+}
