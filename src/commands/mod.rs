@@ -62,13 +62,28 @@ impl Context {
     fn options(&self) -> Options {
         Options {
             include_frontends: self.global.include_frontends,
+            secrets_command: false,
         }
     }
 
     /// Load the project for `env`, printing its warnings.
     pub fn load(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, false)
+    }
+
+    /// Load the project for `env` with the values of `STACK_SECRETS_COMMAND` (it runs),
+    /// for commands that need the environment's secrets.
+    pub fn load_secrets(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, true)
+    }
+
+    fn load_as(&self, env: &str, secrets_command: bool) -> Result<Loaded> {
         let dir = self.project_dir()?;
-        let loaded = crate::config::load(&dir, env, &self.global.sets, &self.options(), |name| {
+        let options = Options {
+            secrets_command,
+            ..self.options()
+        };
+        let loaded = crate::config::load(&dir, env, &self.global.sets, &options, |name| {
             std::env::var(name).ok()
         })?;
         for warning in &loaded.warnings {
@@ -80,7 +95,7 @@ impl Context {
     /// Load for a command that needs every secret: in `dev` missing ones are generated
     /// and saved first; elsewhere a missing secret is an error.
     pub fn load_with_secrets(&self, env: &str) -> Result<Loaded> {
-        let loaded = self.load(env)?;
+        let loaded = self.load_secrets(env)?;
         let missing: Vec<&str> = loaded
             .config
             .secrets
@@ -99,7 +114,7 @@ impl Context {
                 crate::project::secrets_path(env),
                 generated.join(", ")
             ));
-            return self.load(env);
+            return self.load_secrets(env);
         }
         Err(Error::invalid(
             Diagnostic::new(format!(
