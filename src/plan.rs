@@ -24,7 +24,8 @@ pub struct ObservedContainer {
 /// The engine's state for one project.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
-    pub network: bool,
+    /// The engine's names of the project's networks that exist.
+    pub networks: BTreeSet<String>,
     pub volumes: BTreeSet<String>,
     pub containers: Vec<ObservedContainer>,
     /// Image reference → local image ID (absent: not present locally).
@@ -37,9 +38,17 @@ pub struct Observed {
 pub enum Action {
     CreateNetwork {
         name: String,
+        internal: bool,
     },
     CreateVolume {
         name: String,
+    },
+    /// Run the service's `RELEASE` command in a one-off container of the new version,
+    /// before any container of that version starts.
+    Release {
+        service: String,
+        /// The command, as shown.
+        command: String,
     },
     /// Start a stopped container that is already up to date.
     Start {
@@ -69,8 +78,18 @@ pub enum Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::CreateNetwork { name } => write!(f, "create network `{name}`"),
+            Action::CreateNetwork { name, internal } => write!(
+                f,
+                "create {}network `{name}`",
+                if *internal { "internal " } else { "" }
+            ),
             Action::CreateVolume { name } => write!(f, "create volume `{name}`"),
+            Action::Release { service, command } => {
+                write!(
+                    f,
+                    "{service}: run release command `{command}` (one-off container)"
+                )
+            }
             Action::Start { service, container } => {
                 write!(f, "{service}: start `{container}`")
             }
@@ -98,10 +117,14 @@ impl std::fmt::Display for Action {
 /// The actions for `services` (all when empty), in execution order.
 pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Action> {
     let mut actions = Vec::new();
-    if !observed.network {
-        actions.push(Action::CreateNetwork {
-            name: desired.network(),
-        });
+    for network in desired.all_networks() {
+        let name = desired.network_name(&network.name);
+        if !observed.networks.contains(&name) {
+            actions.push(Action::CreateNetwork {
+                name,
+                internal: network.internal,
+            });
+        }
     }
     for short in &desired.volumes {
         let name = desired.volume_name(short);
@@ -183,6 +206,22 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
             }),
         }
     }
+    // A version's containers start only after its release command succeeded: when one of
+    // them exists, the command already ran for this version.
+    let starts_new = actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
+    if let Some(release) = service.release.as_ref() {
+        if starts_new && !mine.iter().any(|c| current(c)) {
+            actions.insert(
+                0,
+                Action::Release {
+                    service: service.name.clone(),
+                    command: shell_words::join(&release.command),
+                },
+            );
+        }
+    }
     for container in mine.iter().skip(service.replicas as usize) {
         actions.push(Action::Remove {
             service: service.name.clone(),
@@ -199,6 +238,8 @@ mod tests {
 
     fn service(name: &str, replicas: u32, strategy: Strategy, deps: &[&str]) -> DesiredService {
         DesiredService {
+            networks: vec!["default".into()],
+            secret_files: Vec::new(),
             name: name.into(),
             image: format!("{name}:1"),
             build: None,
@@ -224,6 +265,7 @@ mod tests {
             extra_hosts: vec![],
             options: Default::default(),
             logging: Default::default(),
+            release: None,
             refresh: None,
             digest: format!("{name}-v2"),
             pinned: None,
@@ -244,6 +286,7 @@ mod tests {
 
     fn desired(services: Vec<DesiredService>) -> Desired {
         Desired {
+            networks: Vec::new(),
             project: "p".into(),
             env: "dev".into(),
             volumes: vec!["data".into()],
@@ -278,7 +321,7 @@ mod tests {
     fn nothing_changed_means_no_actions() {
         let d = desired(vec![service("api", 2, Strategy::Rolling, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v2", true),
@@ -296,7 +339,7 @@ mod tests {
             service("db", 1, Strategy::Recreate, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v1", true),
@@ -331,7 +374,7 @@ mod tests {
             service("web", 1, Strategy::Rolling, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("db", 1, "db-v1", true),
@@ -363,7 +406,7 @@ mod tests {
         // New container 2 is up to date, old container 1 is still there.
         let d = desired(vec![service("api", 1, Strategy::Rolling, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v1", true),
@@ -386,7 +429,7 @@ mod tests {
     fn new_image_id_means_replace() {
         let d = desired(vec![service("api", 1, Strategy::Recreate, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![container("api", 1, "api-v2", true)],
             images: [("api:1".to_string(), "sha256:new".to_string())].into(),
@@ -401,7 +444,7 @@ mod tests {
             service("db", 1, Strategy::Recreate, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             ..Default::default()
         };
@@ -413,5 +456,75 @@ mod tests {
                 number: 1
             }]
         );
+    }
+
+    fn with_release(mut service: DesiredService) -> DesiredService {
+        service.release = Some(crate::model::Release {
+            command: vec!["migrate".into(), "--all".into()],
+            timeout: std::time::Duration::from_secs(600),
+        });
+        service
+    }
+
+    #[test]
+    fn release_runs_before_the_first_container_of_a_new_version() {
+        let d = desired(vec![
+            with_release(service("api", 2, Strategy::Rolling, &["db"])),
+            service("db", 1, Strategy::Recreate, &[]),
+        ]);
+        let text: Vec<String> = plan(&d, &Observed::default(), &[])
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            text[2..],
+            [
+                "db: create container 1",
+                "api: run release command `migrate --all` (one-off container)",
+                "api: create container 1",
+                "api: create container 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn release_runs_once_per_version() {
+        let d = desired(vec![with_release(service(
+            "api",
+            2,
+            Strategy::Rolling,
+            &[],
+        ))]);
+        let mut observed = Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![
+                container("api", 1, "api-v2", true),
+                container("api", 2, "api-v2", false),
+            ],
+            images: BTreeMap::new(),
+        };
+        // Unchanged, or only a stopped container to start: no release.
+        let actions = plan(&d, &observed, &[]);
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(matches!(actions[0], Action::Start { .. }));
+        // An interrupted update (one container of the new version exists): no second run.
+        observed.containers[1].digest = "api-v1".into();
+        let actions = plan(&d, &observed, &[]);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Release { .. })));
+        assert!(actions.iter().any(|a| matches!(a, Action::Replace { .. })));
+        // A new version: the release first.
+        observed.containers[0].digest = "api-v1".into();
+        let actions = plan(&d, &observed, &[]);
+        assert!(matches!(actions[0], Action::Release { .. }), "{actions:?}");
+        // Scaled to zero: nothing starts, nothing runs.
+        let d = desired(vec![with_release(service(
+            "api",
+            0,
+            Strategy::Rolling,
+            &[],
+        ))]);
+        let actions = plan(&d, &observed, &[]);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Release { .. })));
     }
 }

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod attach;
 mod health;
 mod options;
 mod preset;
+mod release;
 
 use health::health;
 use preset::{default_attrs, preset_attrs, preset_env, PresetAttr};
@@ -201,7 +203,15 @@ fn read(
     let labels = options::read_labels(map, errors);
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
+    let release = release::read_release(map, prefix, errors);
+    let attached = attach::read(context, map, errors);
     Service {
+        release,
+        networks: attached.networks,
+        secret_files: attached.secret_files,
+        auth: attached.auth,
+        basic_auth: attached.basic_auth,
+        env_files: attached.env_files,
         labels,
         extra_hosts,
         options,
@@ -500,6 +510,7 @@ fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &
         "LABELS",
         "PLATFORM",
         "GPUS",
+        "RELEASE",
     ] {
         let Some(set) = map.get(attr).filter(|a| a.from_project) else {
             continue;
