@@ -72,8 +72,12 @@ impl Reader for FileReader {
             }),
             Err(ReadError::Missing) => Ok(None),
             Err(ReadError::TooLarge { size, limit }) => Err(Diagnostic::new(match size {
-                Some(size) => format!("`{shown}` is {size} bytes; an input of an import may be at most {limit}"),
-                None => format!("`{shown}` is larger than {limit} bytes, the most an input of an import may be"),
+                Some(size) => format!(
+                    "`{shown}` is {size} bytes; an input of an import may be at most {limit}"
+                ),
+                None => format!(
+                    "`{shown}` is larger than {limit} bytes, the most an input of an import may be"
+                ),
             })
             .hint("a Compose file or an env file holds a few kilobytes")
             .into()),
@@ -150,7 +154,9 @@ fn print_findings(context: &Context, imported: &Imported) {
             (None, None) => "top level".into(),
         };
         let what = if finding.not_carried {
-            context.printer.paint("not carried", crate::printer::Paint::Yellow)
+            context
+                .printer
+                .paint("not carried", crate::printer::Paint::Yellow)
         } else {
             "note".into()
         };
@@ -216,7 +222,9 @@ fn check(dir: &Path) -> Result<()> {
     }
     for env in envs {
         let options = crate::config::Options::default();
-        if let Err(err) = crate::config::load(dir, &env, &[], &options, |name| std::env::var(name).ok()) {
+        if let Err(err) =
+            crate::config::load(dir, &env, &[], &options, |name| std::env::var(name).ok())
+        {
             return Err(match err {
                 Error::Invalid(mut diagnostics) => {
                     if let Some(first) = diagnostics.first_mut() {

@@ -167,7 +167,11 @@ pub fn parse(text: &str) -> Parsed {
             .filter_map(host)
             .collect();
         if hosts.is_empty() {
-            skip(&mut parsed, &site, "a site without a host name (`:80`, a wildcard, a snippet)");
+            skip(
+                &mut parsed,
+                &site,
+                "a site without a host name (`:80`, a wildcard, a snippet)",
+            );
             continue;
         }
         site_body(&mut parsed, &hosts, body, None, false);
@@ -176,7 +180,11 @@ pub fn parse(text: &str) -> Parsed {
 }
 
 fn skip(parsed: &mut Parsed, directive: &Directive, what: &str) {
-    let name = directive.words.first().cloned().unwrap_or_else(|| "{".into());
+    let name = directive
+        .words
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "{".into());
     parsed.skipped.push(Skipped {
         line: directive.line,
         reason: format!("`{name}`: {what} is not carried; stack writes its own Caddyfile"),
@@ -196,7 +204,10 @@ fn site_body(
             ("reverse_proxy", _) => {
                 let mut args: Vec<&str> = directive.words[1..].iter().map(String::as_str).collect();
                 let mut path = path.map(str::to_string);
-                if args.first().is_some_and(|a| a.starts_with('/') || *a == "*") {
+                if args
+                    .first()
+                    .is_some_and(|a| a.starts_with('/') || *a == "*")
+                {
                     let matcher = args.remove(0);
                     if path.is_some() {
                         skip(parsed, directive, "a matcher inside `handle`");
@@ -205,7 +216,11 @@ fn site_body(
                     path = path_of(matcher);
                 }
                 if args.len() != 1 || directive.block.as_ref().is_some_and(|b| !b.is_empty()) {
-                    skip(parsed, directive, "load balancing, a named matcher or options");
+                    skip(
+                        parsed,
+                        directive,
+                        "load balancing, a named matcher or options",
+                    );
                     continue;
                 }
                 let Some((service, port)) = upstream(args[0]) else {

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use super::text::{as_literal, literal_value, pieces, project_value, references, Piece};
 use super::yaml::{Locator, Node};
 use super::{
-    caddyfile, dotenv, input_error, is_key, is_reserved_key, is_secret_name, key_name,
-    normalise, project_name, project_path, service_name, Finding, Imported, OutFile, Reader,
-    DEV_SECRETS, PROJECT_FILE,
+    caddyfile, dotenv, input_error, is_key, is_reserved_key, is_secret_name, key_name, normalise,
+    project_name, project_path, service_name, Finding, Imported, OutFile, Reader, DEV_SECRETS,
+    PROJECT_FILE,
 };
 use crate::error::{Diagnostic, Result};
 
@@ -37,7 +37,14 @@ const HTTP_PORTS: &[u16] = &[
 
 /// Images that speak something else than HTTP on their ports.
 const NOT_HTTP: &[&str] = &[
-    "postgres", "mysql", "mariadb", "redis", "mongo", "rabbitmq", "memcached", "valkey",
+    "postgres",
+    "mysql",
+    "mariadb",
+    "redis",
+    "mongo",
+    "rabbitmq",
+    "memcached",
+    "valkey",
 ];
 
 /// Service keys of the Compose Specification that stack carries.
@@ -103,13 +110,15 @@ fn reason(key: &str) -> Option<&'static str> {
         "profiles" => {
             "every imported service runs; limit a service with `SERVICE_<NAME>_ENVIRONMENTS`"
         }
-        "configs" => {
-            "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)"
-        }
-        "privileged" | "devices" | "security_opt" | "pid" | "ipc" | "userns_mode"
-        | "cgroup_parent" | "device_cgroup_rules" => {
-            "stack does not give containers host privileges or devices"
-        }
+        "configs" => "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)",
+        "privileged"
+        | "devices"
+        | "security_opt"
+        | "pid"
+        | "ipc"
+        | "userns_mode"
+        | "cgroup_parent"
+        | "device_cgroup_rules" => "stack does not give containers host privileges or devices",
         "extends" => "`extends` is not followed; copy the keys into the service",
         "volumes_from" => "mount the same named volume with `VOLUMES` instead",
         _ => return None,
@@ -127,7 +136,10 @@ struct Service {
 
 impl Service {
     fn prefix(&self) -> String {
-        format!("SERVICE_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "SERVICE_{}",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     fn set(&mut self, attr: &str, value: &str) {
@@ -218,9 +230,15 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
 /// The `services` mapping, or why the document is not a Compose file.
 fn check_shape<'d>(doc: &'d Node, shown: &str, text: &str) -> Result<&'d [(String, Node)]> {
     let not_compose = |line: usize, what: String| -> crate::error::Error {
-        input_error(shown, text, line, 1, format!("`{shown}` is not a Compose file: {what}"))
-            .hint("a Compose file is a mapping with a `services:` mapping of service names")
-            .into()
+        input_error(
+            shown,
+            text,
+            line,
+            1,
+            format!("`{shown}` is not a Compose file: {what}"),
+        )
+        .hint("a Compose file is a mapping with a `services:` mapping of service names")
+        .into()
     };
     let Node::Map(top) = doc else {
         return Err(not_compose(1, format!("the document is {}", doc.kind())));
@@ -381,7 +399,9 @@ impl Import<'_> {
     fn top_volumes(&mut self, volumes: &Node) {
         let Node::Map(volumes) = volumes else { return };
         for (name, options) in volumes {
-            let Node::Map(options) = options else { continue };
+            let Node::Map(options) = options else {
+                continue;
+            };
             for (key, _) in options {
                 self.finding(
                     None,
@@ -398,7 +418,11 @@ impl Import<'_> {
             if let Some(name) = as_literal(&name) {
                 return project_name(&name);
             }
-            self.finding(None, "name", "a project name with interpolation; the folder's name is used");
+            self.finding(
+                None,
+                "name",
+                "a project name with interpolation; the folder's name is used",
+            );
         }
         let folder = self
             .dir
@@ -535,7 +559,10 @@ impl Import<'_> {
             let arg = self.template(arg);
             if is_secret_name(&name) {
                 let from_dotenv = self.dotenv.contains_key(&name)
-                    || self.renamed_vars.iter().any(|(a, b)| *b == name && self.dotenv.contains_key(a));
+                    || self
+                        .renamed_vars
+                        .iter()
+                        .any(|(a, b)| *b == name && self.dotenv.contains_key(a));
                 let entry = self.secrets.entry(name.clone()).or_insert(None);
                 if (op == ":-" || op == "-") && !from_dotenv {
                     // The default becomes the dev secret; stack.env keeps the reference.
@@ -626,7 +653,11 @@ impl Import<'_> {
             } else if known.contains(&key.as_str()) {
                 self.finding(Some(input), key, "stack has no attribute for it");
             } else {
-                self.finding(Some(input), key, "unknown key: not in the Compose Specification");
+                self.finding(
+                    Some(input),
+                    key,
+                    "unknown key: not in the Compose Specification",
+                );
             }
         }
         self.image_and_build(&mut service, node);
@@ -665,19 +696,30 @@ impl Import<'_> {
         }
         let Some(build) = node.get("build") else {
             if node.get("image").is_none() {
-                self.finding(Some(&input), "image", "the service has neither `image` nor `build`");
+                self.finding(
+                    Some(&input),
+                    "image",
+                    "the service has neither `image` nor `build`",
+                );
             }
             return;
         };
         let (context, spec) = match build {
             Node::Map(_) => (
-                build.get("context").and_then(Node::scalar).unwrap_or_else(|| ".".into()),
+                build
+                    .get("context")
+                    .and_then(Node::scalar)
+                    .unwrap_or_else(|| ".".into()),
                 Some(build),
             ),
             other => (other.scalar().unwrap_or_else(|| ".".into()), None),
         };
         if context.contains("://") || context.starts_with("git@") {
-            self.finding(Some(&input), "build.context", "a remote build context; stack builds from a local folder");
+            self.finding(
+                Some(&input),
+                "build.context",
+                "a remote build context; stack builds from a local folder",
+            );
             return;
         }
         match as_literal(&context) {
@@ -686,7 +728,11 @@ impl Import<'_> {
                 service.set("BUILD", &project_path(&self.options.project_dir, &path));
             }
             None => {
-                self.finding(Some(&input), "build.context", "a build context with interpolation");
+                self.finding(
+                    Some(&input),
+                    "build.context",
+                    "a build context with interpolation",
+                );
                 return;
             }
         }
@@ -722,11 +768,19 @@ impl Import<'_> {
         for (name, value) in pairs(args) {
             let key = format!("build.args.{name}");
             let Some(value) = value else {
-                self.finding(Some(&input), &key, "an argument without a value takes it from the shell");
+                self.finding(
+                    Some(&input),
+                    &key,
+                    "an argument without a value takes it from the shell",
+                );
                 continue;
             };
             if !is_key(&name) {
-                self.finding(Some(&input), &key, "`BUILD_ARG_<NAME>` needs an upper-case name");
+                self.finding(
+                    Some(&input),
+                    &key,
+                    "`BUILD_ARG_<NAME>` needs an upper-case name",
+                );
                 continue;
             }
             if is_secret_name(&name) {
@@ -776,14 +830,19 @@ impl Import<'_> {
                     continue;
                 };
                 let http = container.is_some_and(|c| HTTP_PORTS.contains(&c));
-                if self.options.routes && upstream.is_none() && web && http && route_port.is_none() {
+                if self.options.routes && upstream.is_none() && web && http && route_port.is_none()
+                {
                     route_port = container;
                     continue;
                 }
                 publish.push(text);
             }
         } else if let Some(other) = node.get("ports") {
-            self.finding(Some(&input), "ports", format!("`ports` is {}, not a list", other.kind()));
+            self.finding(
+                Some(&input),
+                "ports",
+                format!("`ports` is {}, not a list", other.kind()),
+            );
         }
         if let Some(upstream) = upstream {
             service.set("PORT", &upstream.port.to_string());
@@ -814,11 +873,17 @@ impl Import<'_> {
                     Node::Map(entries) => entries.as_slice(),
                     _ => &[],
                 } {
-                    if !["target", "published", "host_ip", "protocol", "mode"].contains(&key.as_str()) {
+                    if !["target", "published", "host_ip", "protocol", "mode"]
+                        .contains(&key.as_str())
+                    {
                         self.finding(Some(input), &format!("ports.{key}"), "stack publishes ports by host IP, host port, container port and protocol");
                     }
                     if key == "mode" && value.scalar().as_deref() != Some("ingress") {
-                        self.finding(Some(input), "ports.mode", "only swarm knows port modes; stack publishes on the host");
+                        self.finding(
+                            Some(input),
+                            "ports.mode",
+                            "only swarm knows port modes; stack publishes on the host",
+                        );
                     }
                 }
                 let target = port.get("target").and_then(Node::scalar)?;
@@ -895,12 +960,20 @@ impl Import<'_> {
             [source, target] => (Some(*source), *target, None),
             [source, target, mode] => (Some(*source), *target, Some(*mode)),
             _ => {
-                self.finding(Some(input), "volumes", format!("`{text}` is not `source:target[:mode]`"));
+                self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("`{text}` is not `source:target[:mode]`"),
+                );
                 return None;
             }
         };
         let mut read_only = false;
-        for flag in mode.unwrap_or_default().split(',').filter(|f| !f.is_empty()) {
+        for flag in mode
+            .unwrap_or_default()
+            .split(',')
+            .filter(|f| !f.is_empty())
+        {
             match flag {
                 "ro" => read_only = true,
                 "rw" => {}
@@ -914,16 +987,30 @@ impl Import<'_> {
         self.mount(input, source, target, read_only)
     }
 
-    fn mount(&mut self, input: &str, source: Option<&str>, target: &str, read_only: bool) -> Option<String> {
+    fn mount(
+        &mut self,
+        input: &str,
+        source: Option<&str>,
+        target: &str,
+        read_only: bool,
+    ) -> Option<String> {
         if target.contains(',') || source.is_some_and(|s| s.contains(',')) {
-            self.finding(Some(input), "volumes", format!("`{target}`: a path with a comma cannot be listed in `VOLUMES`"));
+            self.finding(
+                Some(input),
+                "volumes",
+                format!("`{target}`: a path with a comma cannot be listed in `VOLUMES`"),
+            );
             return None;
         }
         let target = self.template(target);
         let mut text = match source {
             None => target,
             Some(source) if source.starts_with('~') => {
-                self.finding(Some(input), "volumes", format!("`{source}`: a path in the home folder; write it absolute"));
+                self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("`{source}`: a path in the home folder; write it absolute"),
+                );
                 return None;
             }
             Some(source) if source.starts_with('.') || source.starts_with('/') => {
@@ -948,7 +1035,10 @@ impl Import<'_> {
     }
 
     fn long_volume(&mut self, input: &str, item: &Node, tmpfs: &mut Vec<String>) -> Option<String> {
-        let kind = item.get("type").and_then(Node::scalar).unwrap_or_else(|| "volume".into());
+        let kind = item
+            .get("type")
+            .and_then(Node::scalar)
+            .unwrap_or_else(|| "volume".into());
         let target = item.get("target").and_then(Node::scalar)?;
         let source = item.get("source").and_then(Node::scalar);
         let read_only = matches!(item.get("read_only"), Some(Node::Bool(true)));
@@ -971,8 +1061,14 @@ impl Import<'_> {
         }
         match kind.as_str() {
             "tmpfs" => {
-                let size = item.get("tmpfs").and_then(|t| t.get("size")).and_then(Node::scalar);
-                let mode = item.get("tmpfs").and_then(|t| t.get("mode")).and_then(Node::scalar);
+                let size = item
+                    .get("tmpfs")
+                    .and_then(|t| t.get("size"))
+                    .and_then(Node::scalar);
+                let mode = item
+                    .get("tmpfs")
+                    .and_then(|t| t.get("mode"))
+                    .and_then(Node::scalar);
                 let mut options = Vec::new();
                 if let Some(size) = size {
                     options.push(format!("size={size}"));
@@ -989,7 +1085,11 @@ impl Import<'_> {
             }
             "bind" | "volume" => self.mount(input, source.as_deref(), &target, read_only),
             other => {
-                self.finding(Some(input), "volumes", format!("a `{other}` mount of `{target}`"));
+                self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("a `{other}` mount of `{target}`"),
+                );
                 None
             }
         }
@@ -1008,13 +1108,21 @@ impl Import<'_> {
             let path = normalise(&self.dir.join(&file.path));
             let Some(text) = self.reader.read(&path)? else {
                 if file.required {
-                    self.finding(Some(&input), "env_file", format!("`{}` does not exist", file.path));
+                    self.finding(
+                        Some(&input),
+                        "env_file",
+                        format!("`{}` does not exist", file.path),
+                    );
                 }
                 continue;
             };
             let (assignments, skipped) = dotenv::parse(&text);
             for skip in skipped {
-                self.finding(Some(&input), "env_file", format!("`{}` line {}: {}", file.path, skip.line, skip.reason));
+                self.finding(
+                    Some(&input),
+                    "env_file",
+                    format!("`{}` line {}: {}", file.path, skip.line, skip.reason),
+                );
             }
             for assignment in assignments {
                 put(&mut env, assignment.key, assignment.template);
@@ -1045,7 +1153,10 @@ impl Import<'_> {
             };
             if is_key(&name) {
                 service.set(&format!("ENV_{name}"), &value);
-            } else if value.contains(',') || name.contains([',', '=']) || name.chars().any(char::is_whitespace) {
+            } else if value.contains(',')
+                || name.contains([',', '='])
+                || name.chars().any(char::is_whitespace)
+            {
                 self.finding(
                     Some(&input),
                     &format!("environment.{name}"),
@@ -1063,9 +1174,15 @@ impl Import<'_> {
 
     fn health(&mut self, service: &mut Service, node: &Node) {
         let input = service.input.clone();
-        let Some(health) = node.get("healthcheck") else { return };
+        let Some(health) = node.get("healthcheck") else {
+            return;
+        };
         if matches!(health.get("disable"), Some(Node::Bool(true))) {
-            self.finding(Some(&input), "healthcheck.disable", "stack cannot switch off the image's health check");
+            self.finding(
+                Some(&input),
+                "healthcheck.disable",
+                "stack cannot switch off the image's health check",
+            );
             return;
         }
         let command = match health.get("test") {
@@ -1075,18 +1192,30 @@ impl Import<'_> {
                     Some("CMD") => Some(shell_words::join(&words[1..])),
                     Some("CMD-SHELL") => words.get(1).cloned(),
                     Some("NONE") => {
-                        self.finding(Some(&input), "healthcheck.test", "stack cannot switch off the image's health check");
+                        self.finding(
+                            Some(&input),
+                            "healthcheck.test",
+                            "stack cannot switch off the image's health check",
+                        );
                         None
                     }
                     _ => {
-                        self.finding(Some(&input), "healthcheck.test", "a test list starts with `CMD`, `CMD-SHELL` or `NONE`");
+                        self.finding(
+                            Some(&input),
+                            "healthcheck.test",
+                            "a test list starts with `CMD`, `CMD-SHELL` or `NONE`",
+                        );
                         None
                     }
                 }
             }
             Some(other) => other.scalar(),
             None => {
-                self.finding(Some(&input), "healthcheck", "a health check without `test` tunes the image's own; stack needs the command");
+                self.finding(
+                    Some(&input),
+                    "healthcheck",
+                    "a health check without `test` tunes the image's own; stack needs the command",
+                );
                 None
             }
         };
@@ -1100,14 +1229,30 @@ impl Import<'_> {
             ("retries", "HEALTH_RETRIES", "3"),
             ("start_period", "HEALTH_START_PERIOD", "0s"),
         ] {
-            let value = health.get(key).and_then(Node::scalar).unwrap_or_else(|| default.into());
+            let value = health
+                .get(key)
+                .and_then(Node::scalar)
+                .unwrap_or_else(|| default.into());
             let value = self.template(&value);
             service.set(attr, &value);
         }
         if let Node::Map(entries) = health {
             for (key, _) in entries {
-                if !["test", "interval", "timeout", "retries", "start_period", "disable"].contains(&key.as_str()) {
-                    self.finding(Some(&input), &format!("healthcheck.{key}"), "stack has no attribute for it");
+                if ![
+                    "test",
+                    "interval",
+                    "timeout",
+                    "retries",
+                    "start_period",
+                    "disable",
+                ]
+                .contains(&key.as_str())
+                {
+                    self.finding(
+                        Some(&input),
+                        &format!("healthcheck.{key}"),
+                        "stack has no attribute for it",
+                    );
                 }
             }
         }
@@ -1132,9 +1277,14 @@ impl Import<'_> {
                         .unwrap_or_else(|| "service_started".into());
                     if let Node::Map(keys) = options {
                         for (key, value) in keys {
-                            let fine = key == "condition" || (key == "required" && matches!(value, Node::Bool(true)));
+                            let fine = key == "condition"
+                                || (key == "required" && matches!(value, Node::Bool(true)));
                             if !fine {
-                                self.finding(Some(&input), &format!("depends_on.{name}.{key}"), "stack has no attribute for it");
+                                self.finding(
+                                    Some(&input),
+                                    &format!("depends_on.{name}.{key}"),
+                                    "stack has no attribute for it",
+                                );
                             }
                         }
                     }
@@ -1152,7 +1302,11 @@ impl Import<'_> {
 
     fn dependency(&mut self, input: &str, name: &str, condition: &str) -> Option<String> {
         let Some(target) = self.names.get(name).cloned() else {
-            self.finding(Some(input), &format!("depends_on.{name}"), "names no service of the file");
+            self.finding(
+                Some(input),
+                &format!("depends_on.{name}"),
+                "names no service of the file",
+            );
             return None;
         };
         let healthy = self.healthy.contains(&target);
@@ -1205,22 +1359,42 @@ impl Import<'_> {
                                     ("reservations", "devices") if gpus(value).is_some() => {
                                         service.set("GPUS", &gpus(value).unwrap_or_default());
                                     }
-                                    _ => self.finding(Some(&input), &format!("deploy.resources.{part}.{limit}"), "stack limits memory and CPUs and reserves GPUs only"),
+                                    _ => self.finding(
+                                        Some(&input),
+                                        &format!("deploy.resources.{part}.{limit}"),
+                                        "stack limits memory and CPUs and reserves GPUs only",
+                                    ),
                                 }
                             }
                         }
                     }
-                    other => self.finding(Some(&input), &format!("deploy.{other}"), "only `replicas` and `resources` of `deploy` are carried"),
+                    other => self.finding(
+                        Some(&input),
+                        &format!("deploy.{other}"),
+                        "only `replicas` and `resources` of `deploy` are carried",
+                    ),
                 }
             }
         }
-        if let Some(replicas) = replicas {
-            service.set("REPLICAS", &replicas);
+        if let Some(replicas) = replicas.filter(|r| r != "1") {
+            if publishes_fixed(node) && !self.options.routes {
+                self.finding(
+                    Some(&input),
+                    "deploy.replicas",
+                    format!("{replicas} replicas cannot share a fixed host port; one is imported (route the port with `--routes`, then set `REPLICAS`)"),
+                );
+            } else {
+                service.set("REPLICAS", &replicas);
+            }
         }
         if let Some(memory) = memory {
             match megabytes(&memory) {
                 Some(mb) => service.set("MEMORY_MB", &mb.to_string()),
-                None => self.finding(Some(&input), "mem_limit", format!("`{memory}` is not a size stack can write in whole MB")),
+                None => self.finding(
+                    Some(&input),
+                    "mem_limit",
+                    format!("`{memory}` is not a size stack can write in whole MB"),
+                ),
             }
         }
         if let Some(cpus) = cpus {
@@ -1259,7 +1433,11 @@ impl Import<'_> {
         if let Some(shm) = node.get("shm_size").and_then(Node::scalar) {
             match megabytes(&shm) {
                 Some(mb) => service.set("SHM_MB", &mb.to_string()),
-                None => self.finding(Some(&input), "shm_size", format!("`{shm}` is not a size stack can write in whole MB")),
+                None => self.finding(
+                    Some(&input),
+                    "shm_size",
+                    format!("`{shm}` is not a size stack can write in whole MB"),
+                ),
             }
         }
         for (key, attr) in [("sysctls", "SYSCTLS"), ("labels", "LABELS")] {
@@ -1268,11 +1446,21 @@ impl Import<'_> {
             for (name, value) in pairs(value) {
                 let value = value.unwrap_or_default();
                 if value.contains(',') || name.contains(',') {
-                    self.finding(Some(&input), &format!("{key}.{name}"), "a value with a comma cannot be listed");
+                    self.finding(
+                        Some(&input),
+                        &format!("{key}.{name}"),
+                        "a value with a comma cannot be listed",
+                    );
                     continue;
                 }
-                if key == "labels" && (name.starts_with("com.docker.compose.") || name.starts_with("dev.stack.")) {
-                    self.finding(Some(&input), &format!("labels.{name}"), "stack sets the labels under `com.docker.compose.` and `dev.stack.` itself");
+                if key == "labels"
+                    && (name.starts_with("com.docker.compose.") || name.starts_with("dev.stack."))
+                {
+                    self.finding(
+                        Some(&input),
+                        &format!("labels.{name}"),
+                        "stack sets the labels under `com.docker.compose.` and `dev.stack.` itself",
+                    );
                     continue;
                 }
                 let value = self.template(&value);
@@ -1325,7 +1513,11 @@ impl Import<'_> {
             }
         }
         if node.get("expose").is_some() {
-            self.note(Some(&input), "expose", "not needed: services on one network reach every port of each other");
+            self.note(
+                Some(&input),
+                "expose",
+                "not needed: services on one network reach every port of each other",
+            );
         }
     }
 
@@ -1377,11 +1569,19 @@ impl Import<'_> {
             }
             if name == "default" {
                 if internal {
-                    self.finding(None, "networks.default.internal", "the default network always has outside access");
+                    self.finding(
+                        None,
+                        "networks.default.internal",
+                        "the default network always has outside access",
+                    );
                 }
                 continue;
             }
-            out.push(if internal { format!("{name}:internal") } else { name.clone() });
+            out.push(if internal {
+                format!("{name}:internal")
+            } else {
+                name.clone()
+            });
         }
         (!out.is_empty()).then(|| out.join(","))
     }
@@ -1399,7 +1599,8 @@ impl Import<'_> {
                     for (key, value) in keys {
                         let fine = key == "source"
                             || key == "target"
-                            || (key == "mode" && matches!(value, Node::Int(0o400) | Node::Int(400)));
+                            || (key == "mode"
+                                && matches!(value, Node::Int(0o400) | Node::Int(400)));
                         if !fine {
                             self.finding(
                                 Some(&input),
@@ -1408,16 +1609,25 @@ impl Import<'_> {
                             );
                         }
                     }
-                    let Some(source) = item.get("source").and_then(Node::scalar) else { continue };
-                    let target = item.get("target").and_then(Node::scalar).unwrap_or_else(|| source.clone());
+                    let Some(source) = item.get("source").and_then(Node::scalar) else {
+                        continue;
+                    };
+                    let target = item
+                        .get("target")
+                        .and_then(Node::scalar)
+                        .unwrap_or_else(|| source.clone());
                     (source, target)
                 }
                 other => {
-                    let Some(source) = other.scalar() else { continue };
+                    let Some(source) = other.scalar() else {
+                        continue;
+                    };
                     (source.clone(), source)
                 }
             };
-            let Some(key) = self.file_secret(&input, &source)? else { continue };
+            let Some(key) = self.file_secret(&input, &source)? else {
+                continue;
+            };
             entries.push(format!("{target}={key}"));
         }
         if !entries.is_empty() {
@@ -1436,7 +1646,11 @@ impl Import<'_> {
         };
         let path = normalise(&self.dir.join(path));
         let Some(mut content) = self.reader.read(&path)? else {
-            self.finding(Some(input), &format!("secrets.{name}"), format!("the secret's file `{}` does not exist", path.display()));
+            self.finding(
+                Some(input),
+                &format!("secrets.{name}"),
+                format!("the secret's file `{}` does not exist", path.display()),
+            );
             return Ok(None);
         };
         if content.ends_with('\n') {
@@ -1453,7 +1667,11 @@ impl Import<'_> {
     fn top_secret_file(&mut self, input: &str, name: &str) -> Option<String> {
         let spec = self.top_secrets().and_then(|s| s.get(name).cloned());
         let Some(spec) = spec else {
-            self.finding(Some(input), &format!("secrets.{name}"), "names no top-level secret");
+            self.finding(
+                Some(input),
+                &format!("secrets.{name}"),
+                "names no top-level secret",
+            );
             return None;
         };
         match spec.get("file").and_then(Node::scalar) {
@@ -1474,7 +1692,12 @@ impl Import<'_> {
     }
 
     /// `stack.env` as text.
-    fn stack_env(&mut self, project: &str, services: &[Service], networks: Option<String>) -> String {
+    fn stack_env(
+        &mut self,
+        project: &str,
+        services: &[Service],
+        networks: Option<String>,
+    ) -> String {
         let mut text = format!(
             "# Imported by `stack import compose` from `{}`.\n# Secret values are in `{DEV_SECRETS}` (mode 0600), never here.\n",
             self.source
@@ -1482,7 +1705,10 @@ impl Import<'_> {
         text.push_str(&format!("STACK_PROJECT={project}\n"));
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         text.push_str(&format!("STACK_SERVICES={}\n", names.join(",")));
-        text.push_str(&format!("STACK_PROXY={}\n", if self.uses_proxy { "caddy" } else { "none" }));
+        text.push_str(&format!(
+            "STACK_PROXY={}\n",
+            if self.uses_proxy { "caddy" } else { "none" }
+        ));
         if let Some(email) = self.tls_email.clone() {
             text.push_str(&format!("STACK_TLS_EMAIL={}\n", project_value(&email)));
         }
@@ -1497,7 +1723,9 @@ impl Import<'_> {
             if !done.insert(name.clone()) {
                 continue;
             }
-            let Some((template, _)) = self.dotenv.get(&name).cloned() else { continue };
+            let Some((template, _)) = self.dotenv.get(&name).cloned() else {
+                continue;
+            };
             pending.extend(references(&template));
             let key = self.var(&name);
             let value = self.template(&template);
@@ -1527,7 +1755,11 @@ impl Import<'_> {
         if !secrets.is_empty() {
             text.push_str(&format!(
                 "STACK_SECRETS={}\n",
-                secrets.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                secrets
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
         }
         let top_findings: Vec<String> = self
@@ -1579,22 +1811,113 @@ fn is_preset_secret(key: &str) -> bool {
 /// The keys of a service in the Compose Specification.
 pub fn spec_keys() -> &'static [&'static str] {
     &[
-        "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
-        "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
-        "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus",
-        "cpuset", "credential_spec", "depends_on", "deploy", "develop", "device_cgroup_rules",
-        "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
-        "environment", "expose", "extends", "external_links", "extra_hosts", "gpus", "group_add",
-        "healthcheck", "hostname", "image", "init", "ipc", "isolation", "label_file", "labels",
-        "links", "logging", "mac_address", "mem_limit", "mem_reservation", "mem_swappiness",
-        "memswap_limit", "models", "network_mode", "networks", "oom_kill_disable",
-        "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_start",
-        "pre_stop", "privileged", "profiles", "provider", "pull_policy", "pull_refresh_after",
-        "read_only", "restart", "runtime", "scale", "secrets", "security_opt", "shm_size",
-        "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
-        "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes",
-        "volumes_from", "working_dir",
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cap_add",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "command",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "deploy",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "entrypoint",
+        "env_file",
+        "environment",
+        "expose",
+        "extends",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "healthcheck",
+        "hostname",
+        "image",
+        "init",
+        "ipc",
+        "isolation",
+        "label_file",
+        "labels",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "network_mode",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pid",
+        "pids_limit",
+        "platform",
+        "ports",
+        "post_start",
+        "pre_start",
+        "pre_stop",
+        "privileged",
+        "profiles",
+        "provider",
+        "pull_policy",
+        "pull_refresh_after",
+        "read_only",
+        "restart",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "user",
+        "userns_mode",
+        "uts",
+        "volumes",
+        "volumes_from",
+        "working_dir",
     ]
+}
+
+/// Does the service publish a port on a fixed host port.
+fn publishes_fixed(service: &Node) -> bool {
+    let Some(Node::Seq(ports)) = service.get("ports") else {
+        return false;
+    };
+    ports.iter().any(|port| match port {
+        Node::Map(_) => port.get("published").is_some(),
+        other => other
+            .scalar()
+            .is_some_and(|p| p.split('/').next().unwrap_or_default().contains(':')),
+    })
 }
 
 fn has_health(service: &Node) -> bool {
@@ -1615,16 +1938,18 @@ fn has_health(service: &Node) -> bool {
 }
 
 fn mounts_caddyfile(services: &[(String, Node)]) -> bool {
-    services.iter().any(|(_, service)| match service.get("volumes") {
-        Some(Node::Seq(items)) => items.iter().any(|item| {
-            let source = match item {
-                Node::Map(_) => item.get("source").and_then(Node::scalar),
-                other => other.scalar(),
-            };
-            source.is_some_and(|s| s.contains("Caddyfile"))
-        }),
-        _ => false,
-    })
+    services
+        .iter()
+        .any(|(_, service)| match service.get("volumes") {
+            Some(Node::Seq(items)) => items.iter().any(|item| {
+                let source = match item {
+                    Node::Map(_) => item.get("source").and_then(Node::scalar),
+                    other => other.scalar(),
+                };
+                source.is_some_and(|s| s.contains("Caddyfile"))
+            }),
+            _ => false,
+        })
 }
 
 /// The repository's last path part without tag: `library/postgres:16` → `postgres`.
@@ -1687,14 +2012,23 @@ fn env_files(node: Option<&Node>) -> Vec<EnvFile> {
 
 /// `all` or a count from `deploy.resources.reservations.devices`, when it asks for GPUs.
 fn gpus(devices: &Node) -> Option<String> {
-    let Node::Seq(items) = devices else { return None };
+    let Node::Seq(items) = devices else {
+        return None;
+    };
     let device = items.first()?;
     let capabilities = device.get("capabilities")?;
-    let Node::Seq(caps) = capabilities else { return None };
+    let Node::Seq(caps) = capabilities else {
+        return None;
+    };
     if !caps.iter().any(|c| c.scalar().as_deref() == Some("gpu")) {
         return None;
     }
-    Some(device.get("count").and_then(Node::scalar).unwrap_or_else(|| "all".into()))
+    Some(
+        device
+            .get("count")
+            .and_then(Node::scalar)
+            .unwrap_or_else(|| "all".into()),
+    )
 }
 
 /// A Compose size (`512m`, `1g`, `1073741824`, `256M`) in whole MiB.

@@ -81,6 +81,10 @@ impl Imported {
 /// `*_KEY` (any case; `PASSWD` and `_KEY_` forms too).
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase().replace(['.', '-'], "_");
+    // `POSTGRES_PASSWORD_FILE` names the file that holds the secret, not the secret.
+    if upper.ends_with("_FILE") {
+        return false;
+    }
     upper.contains("PASSWORD")
         || upper.contains("PASSWD")
         || upper.contains("SECRET")
@@ -250,7 +254,14 @@ mod tests {
         ] {
             assert!(is_secret_name(name), "{name}");
         }
-        for name in ["POSTGRES_USER", "KEYCLOAK_URL", "MONKEY", "PORT", "TOKENIZER"] {
+        for name in [
+            "POSTGRES_USER",
+            "KEYCLOAK_URL",
+            "MONKEY",
+            "PORT",
+            "TOKENIZER",
+            "DB_PASSWORD_FILE",
+        ] {
             assert_eq!(is_secret_name(name), name == "TOKENIZER", "{name}");
         }
     }

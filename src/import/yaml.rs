@@ -87,11 +87,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
                 Some(cut) => message[..cut].to_string(),
                 None => message,
             };
-            Err(YamlError {
-                message,
-                line,
-                col,
-            })
+            Err(YamlError { message, line, col })
         }
     }
 }
