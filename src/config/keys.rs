@@ -22,6 +22,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_DRAIN",
     "STACK_LOG_MAX_SIZE",
     "STACK_LOG_MAX_FILES",
+    "STACK_NETWORKS",
 ];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).
@@ -79,6 +80,11 @@ pub const ATTRIBUTES: &[&str] = &[
     "SHM_MB",
     "GPUS",
     "BUILD_TARGET",
+    "NETWORKS",
+    "SECRET_FILES",
+    "ENV_FILE",
+    "AUTH",
+    "BASIC_AUTH",
 ];
 
 /// `order-api` → `ORDER_API`.
