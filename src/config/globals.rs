@@ -96,9 +96,11 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
             Some((name, "internal")) => (name.trim(), true),
             Some(_) => {
                 errors.push(
-                    Diagnostic::new(format!("`STACK_NETWORKS`: `{item}` is not `name` or `name:internal`"))
-                        .with_span(v.span.cloned())
-                        .hint("write e.g. `STACK_NETWORKS=frontend,backend:internal`"),
+                    Diagnostic::new(format!(
+                        "`STACK_NETWORKS`: `{item}` is not `name` or `name:internal`"
+                    ))
+                    .with_span(v.span.cloned())
+                    .hint("write e.g. `STACK_NETWORKS=frontend,backend:internal`"),
                 );
                 continue;
             }
@@ -106,9 +108,11 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
         };
         if !super::values::check_name(name, "_.-") {
             errors.push(
-                Diagnostic::new(format!("`STACK_NETWORKS`: `{name}` is not a valid network name"))
-                    .with_span(v.span.cloned())
-                    .hint("a network name has lower-case letters, digits, `_`, `.` and `-`"),
+                Diagnostic::new(format!(
+                    "`STACK_NETWORKS`: `{name}` is not a valid network name"
+                ))
+                .with_span(v.span.cloned())
+                .hint("a network name has lower-case letters, digits, `_`, `.` and `-`"),
             );
         } else if name == DEFAULT_NETWORK && internal {
             errors.push(

@@ -95,7 +95,9 @@ impl Engine {
             if let Err(e) = self.docker.connect_network(network, request).await {
                 let _ = self.remove(&created.id, Duration::from_secs(1)).await;
                 return Err(outside(
-                    &format!("service `{service}`: cannot put `{name}` into the network `{network}`"),
+                    &format!(
+                        "service `{service}`: cannot put `{name}` into the network `{network}`"
+                    ),
                     e,
                 ));
             }

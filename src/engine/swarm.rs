@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, Limit, Mount,
     MountTmpfsOptions, MountTypeEnum, NetworkAttachmentConfig, NetworkCreateRequest, Platform,
-    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
     ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 
@@ -213,7 +213,9 @@ fn task(
                     file: Some(TaskSpecContainerSpecFile {
                         name: Some(file.target.clone()),
                         uid: Some(secret_owner(service, |u| &u.user)),
-                        gid: Some(secret_owner(service, |u| u.group.as_deref().unwrap_or(&u.user))),
+                        gid: Some(secret_owner(service, |u| {
+                            u.group.as_deref().unwrap_or(&u.user)
+                        })),
                         mode: Some(file.mode),
                     }),
                     secret_id: Some(id.clone()),
@@ -463,7 +465,9 @@ impl Engine {
                     self.docker
                         .create_secret(spec)
                         .await
-                        .map_err(|e| outside(&format!("cannot create the swarm secret `{name}`"), e))?
+                        .map_err(|e| {
+                            outside(&format!("cannot create the swarm secret `{name}`"), e)
+                        })?
                         .id
                 }
             };

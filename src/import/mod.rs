@@ -284,6 +284,8 @@ mod tests {
         let p = Path::new("/p");
         assert_eq!(project_path(p, Path::new("/p/data/./x")), "./data/x");
         assert_eq!(project_path(p, Path::new("/p")), ".");
-        assert_eq!(project_path(p, Path::new("/q/data")), "../q/data");
+        assert_eq!(project_path(p, Path::new("/q/data")), "/q/data");
+        let p = Path::new("/w/project");
+        assert_eq!(project_path(p, Path::new("/w/src/data")), "../src/data");
     }
 }

@@ -51,7 +51,11 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
 
 /// The networks some service joins, `default` first, then in `STACK_NETWORKS` order.
 fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
-    let used = |name: &str| services.iter().any(|s| s.networks.iter().any(|n| n == name));
+    let used = |name: &str| {
+        services
+            .iter()
+            .any(|s| s.networks.iter().any(|n| n == name))
+    };
     let mut out = Vec::new();
     if used(config::DEFAULT_NETWORK) {
         out.push(Network {

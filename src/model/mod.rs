@@ -91,7 +91,10 @@ pub fn basic_auth_file(proxy: crate::config::ProxyKind, service: &str) -> (Strin
             format!("nginx/auth/{service}"),
             format!("/etc/nginx/auth/{service}"),
         ),
-        _ => (format!("auth/{service}"), format!("/etc/caddy/auth/{service}")),
+        _ => (
+            format!("auth/{service}"),
+            format!("/etc/caddy/auth/{service}"),
+        ),
     }
 }
 

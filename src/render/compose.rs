@@ -104,9 +104,10 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if !service.secret_files.is_empty() {
         // Compose (v1 and v2) bind-mounts a file secret as it is on the host, and warns
         // about `mode` outside swarm: the bundle file has the mode.
-        let secrets = service.secret_files.iter().map(|file| {
-            json!({"source": secret_name(&file.key), "target": file.target})
-        });
+        let secrets = service
+            .secret_files
+            .iter()
+            .map(|file| json!({"source": secret_name(&file.key), "target": file.target}));
         out.insert("secrets".into(), Value::Array(secrets.collect()));
     }
     options(&mut out, &service.options);

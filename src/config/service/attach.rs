@@ -48,7 +48,10 @@ fn networks(map: &AttrMap, errors: &mut Errors) -> Vec<String> {
         if !check_name(&item, "_.-") {
             errors.push(bad(
                 v,
-                format!("`{}` names the network `{item}`, which is not a valid name", v.key),
+                format!(
+                    "`{}` names the network `{item}`, which is not a valid name",
+                    v.key
+                ),
                 "a network name has lower-case letters, digits, `_`, `.` and `-`",
             ));
         } else if !out.contains(&item) {
@@ -100,13 +103,19 @@ fn secret_files(context: &Context, map: &AttrMap, errors: &mut Errors) -> Vec<Se
             errors.push(bad(
                 v,
                 format!("`{}` refers to `{key}`, which is not a secret", v.key),
-                &format!("list `{key}` in `STACK_SECRETS` and set it in the environment's secrets.env"),
+                &format!(
+                    "list `{key}` in `STACK_SECRETS` and set it in the environment's secrets.env"
+                ),
             ));
             continue;
         }
         let Some(value) = context.keys.for_container(&key) else {
             // A missing secret is reported with the secrets (dev generates it).
-            out.push(SecretFile { target, key, value: String::new() });
+            out.push(SecretFile {
+                target,
+                key,
+                value: String::new(),
+            });
             continue;
         };
         if out.iter().any(|f| f.target == target) {
@@ -165,10 +174,17 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
             "name the user and the secret that holds its bcrypt hash (`caddy hash-password` or `htpasswd -nbB` makes one)",
         ));
     };
-    if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+    if user.is_empty()
+        || !user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
         return Err(bad(
             v,
-            format!("`{}`: the user `{user}` has characters a password file cannot hold", v.key),
+            format!(
+                "`{}`: the user `{user}` has characters a password file cannot hold",
+                v.key
+            ),
             "use letters, digits, `.`, `_`, `-` and `@`",
         ));
     }
@@ -184,7 +200,9 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
         .for_container(key)
         .map(|h| h.text.trim().to_string())
         .unwrap_or_default();
-    if !hash.is_empty() && !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+    if !hash.is_empty()
+        && !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$"))
+    {
         return Err(bad(
             v,
             format!("`{key}` does not hold a bcrypt hash"),
