@@ -534,3 +534,129 @@ fn routes_turn_a_published_http_port_into_a_route() {
     let caddyfile = fs::read_to_string(case.project.join(".stack/dev/Caddyfile")).unwrap();
     assert!(caddyfile.contains("web.localhost"), "{caddyfile}");
 }
+
+#[test]
+fn an_nself_project_becomes_presets_services_routes_and_environments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("shopfront");
+    copy_dir(&repo_root().join("fixtures-import/nself"), &src);
+    let project = tmp.path().join("project");
+    let output = stack()
+        .args(["import", "nself"])
+        .arg(&src)
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    for needle in [
+        "`NSELF_ADMIN_ENABLED`: stack has no preset",
+        "`REMOTE_SCHEMA_1_NAME`",
+        "`provider`",
+        "`services/payments` does not exist yet",
+    ] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+    let read = |path: &str| parse_env(&fs::read_to_string(project.join(path)).unwrap());
+    let env = read("stack.env");
+    assert_eq!(env["STACK_PROJECT"], "shopfront");
+    assert_eq!(env["STACK_DOMAIN"], "local.nself.org");
+    assert_eq!(env["STACK_PROXY"], "nginx");
+    assert_eq!(
+        env["STACK_SERVICES"],
+        "hasura,auth,order-api,webhooks,payments,web,admin"
+    );
+    for preset in ["POSTGRES", "REDIS", "MINIO", "MAILPIT", "MEILISEARCH"] {
+        assert_eq!(env[&format!("{preset}_ENABLED")], "true", "{preset}");
+    }
+    assert!(!env.contains_key("NSELF_ADMIN_ENABLED"));
+    // CS_1=order_api:express-js:8001:orders
+    assert_eq!(
+        env["SERVICE_ORDER_API_BUILD"],
+        "../shopfront/services/order_api"
+    );
+    assert_eq!(env["SERVICE_ORDER_API_PORT"], "8001");
+    assert_eq!(env["SERVICE_ORDER_API_ROUTE"], "orders.${STACK_DOMAIN}");
+    assert!(!env.contains_key("SERVICE_WEBHOOKS_ROUTE"));
+    // FRONTEND_APP_1_*: a dev server on the host, routed, left out of prod.
+    assert_eq!(env["SERVICE_WEB_UPSTREAM"], "localhost:3000");
+    assert_eq!(env["SERVICE_WEB_ROUTE"], "app.${STACK_DOMAIN}");
+    assert_eq!(env["SERVICE_WEB_FRONTEND"], "true");
+    assert_eq!(env["SERVICE_ADMIN_ROUTE"], "dashboard.${STACK_DOMAIN}");
+    assert_eq!(
+        read("stack.local.env")["HASURA_GRAPHQL_ENABLE_CONSOLE"],
+        "false"
+    );
+    let prod = read("environments/prod/stack.env");
+    assert_eq!(prod["STACK_DOMAIN"], "example.com");
+    assert_eq!(
+        read("environments/staging/stack.env")["MONITORING_ENABLED"],
+        "true"
+    );
+    let server = read("environments/prod/server.env");
+    assert_eq!(server["SERVER_HOST"], "203.0.113.10");
+    assert_eq!(server["SERVER_USER"], "deploy");
+    assert_eq!(server["SERVER_PORT"], "2222");
+    assert_eq!(server["SERVER_PATH"], "/opt/shopfront");
+    for env_name in ["dev", "staging", "prod"] {
+        let path = project.join(format!("environments/{env_name}/secrets.env"));
+        assert_eq!(mode(&path), 0o600, "{env_name}");
+    }
+    assert_eq!(
+        read("environments/prod/secrets.env")["HASURA_GRAPHQL_ADMIN_SECRET"],
+        "prod-hasura-admin-secret-3"
+    );
+    let all = format!(
+        "{}{}{}",
+        fs::read_to_string(project.join("stack.env")).unwrap(),
+        fs::read_to_string(project.join("environments/prod/stack.env")).unwrap(),
+        text
+    );
+    for secret in [
+        "dev-pg-password-1",
+        "prod-hasura-admin-secret-3",
+        "staging-jwt-key",
+    ] {
+        assert!(!all.contains(secret), "{secret}");
+    }
+    // prod builds once the presets' own secrets exist: backend only, routes through nginx.
+    let generated = stack()
+        .arg("-C")
+        .arg(&project)
+        .args(["secrets", "generate", "prod"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let built = stack()
+        .arg("-C")
+        .arg(&project)
+        .args(["build", "-e", "prod"])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let compose = fs::read_to_string(project.join(".stack/prod/docker-compose.yml")).unwrap();
+    assert!(compose.contains("  order-api:"), "{compose}");
+    assert!(!compose.contains("  web:"), "{compose}");
+    assert!(!compose.contains("prod-pg-password-3"), "{compose}");
+    let nginx = fs::read_to_string(project.join(".stack/prod/nginx/nginx.conf")).unwrap();
+    assert!(nginx.contains("orders.example.com"), "{nginx}");
+    assert!(nginx.contains("api.example.com"), "{nginx}");
+    assert!(!nginx.contains("app.example.com"), "{nginx}");
+}
+
+#[test]
+fn a_folder_without_nself_files_is_refused() {
+    let tmp = scratch(&[("README.md", "hello\n")]);
+    let output = stack()
+        .args(["import", "nself"])
+        .arg(tmp.path())
+        .arg(tmp.path().join("project"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not an nself project"),
+        "{}",
+        stderr(&output)
+    );
+}

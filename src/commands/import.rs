@@ -39,7 +39,7 @@ fn compose(context: &Context, args: &ImportComposeArgs) -> Result<()> {
 fn nself(context: &Context, args: &ImportNselfArgs) -> Result<()> {
     let source = absolute(&args.source)?;
     let dir = target_dir(context, &args.dir)?;
-    let imported = import::nself::import(&FileReader, &source)?;
+    let imported = import::nself::import(&FileReader, &source, &dir)?;
     finish(context, &dir, imported, args.strict)
 }
 
@@ -83,6 +83,20 @@ impl Reader for FileReader {
             .into()),
             Err(other) => Err(other.into_error(&shown, path)),
         }
+    }
+
+    fn folders(&self, dir: &Path) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .take(1000)
+            .collect();
+        out.sort();
+        out
     }
 }
 
@@ -147,7 +161,12 @@ fn print_findings(context: &Context, imported: &Imported) {
         return;
     }
     for finding in &imported.findings {
+        // A key that names its file and line (`.env.dev:16`) needs no place before it.
+        let named = finding
+            .line
+            .is_some_and(|line| finding.key.ends_with(&format!(":{line}")));
         let place = match (&finding.service, finding.line) {
+            (None, _) if named => String::new(),
             (Some(service), Some(line)) => format!("service `{service}` (line {line})"),
             (Some(service), None) => format!("service `{service}`"),
             (None, Some(line)) => format!("line {line}"),
@@ -160,8 +179,13 @@ fn print_findings(context: &Context, imported: &Imported) {
         } else {
             "note".into()
         };
+        let place = if place.is_empty() {
+            place
+        } else {
+            format!("{place}: ")
+        };
         context.printer.status(format!(
-            "{what}: {place}: `{}`: {}",
+            "{what}: {place}`{}`: {}",
             finding.key, finding.reason
         ));
     }

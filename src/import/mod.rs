@@ -27,6 +27,8 @@ pub const DEV_SECRETS: &str = "environments/dev/secrets.env";
 pub trait Reader {
     /// The text of `path`, `None` when it does not exist. Any other failure is an error.
     fn read(&self, path: &Path) -> Result<Option<String>>;
+    /// The names of the folders in `dir` (none when it does not exist).
+    fn folders(&self, dir: &Path) -> Vec<String>;
 }
 
 /// One finding of an import: something the project does not carry, or a note on how it
