@@ -85,6 +85,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "ENV_FILE",
     "AUTH",
     "BASIC_AUTH",
+    "RELEASE",
+    "RELEASE_TIMEOUT",
 ];
 
 /// `order-api` → `ORDER_API`.
@@ -178,6 +180,10 @@ impl ServiceIndex<'_> {
     pub fn parse(&self, key: &str) -> Option<(String, ServiceAttr)> {
         let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
         let (service, _, attr) = self.longest(rest)?;
+        // `ENV_FILE` is the attribute; a variable named `FILE` goes in the `ENV` list.
+        if attr == "ENV_FILE" {
+            return Some((service.to_string(), ServiceAttr::Attr("ENV_FILE")));
+        }
         if let Some(var) = attr.strip_prefix("ENV_") {
             if !var.is_empty() {
                 return Some((service.to_string(), ServiceAttr::Env(var.to_string())));

@@ -41,7 +41,7 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
     let mut secrets = Map::new();
     for file in desired.services.iter().flat_map(|s| &s.secret_files) {
         secrets.insert(
-            secret_name(&file.key),
+            secret_name(file),
             json!({"file": format!("./{}", file.bundle_path())}),
         );
     }
@@ -107,7 +107,7 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         let secrets = service
             .secret_files
             .iter()
-            .map(|file| json!({"source": secret_name(&file.key), "target": file.target}));
+            .map(|file| json!({"source": secret_name(file), "target": file.target}));
         out.insert("secrets".into(), Value::Array(secrets.collect()));
     }
     options(&mut out, &service.options);
@@ -361,9 +361,15 @@ fn mount(mount: &Mount, placement: &Placement) -> String {
     }
 }
 
-/// The Compose name of the secret `key` (`DB_PASSWORD` → `db_password`).
-fn secret_name(key: &str) -> String {
-    key.to_ascii_lowercase()
+/// The Compose name of a secret file (`DB_PASSWORD` → `db_password`, or
+/// `db_password_444` for the copy a service's non-root user reads).
+fn secret_name(file: &model::SecretFile) -> String {
+    let name = file.key.to_ascii_lowercase();
+    if file.mode == 0o400 {
+        name
+    } else {
+        format!("{name}_{:o}", file.mode)
+    }
 }
 
 /// The bundle's `.env`: every secret container variable, `None` when there are none.

@@ -134,17 +134,15 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
     Ok((bundle, desired))
 }
 
-/// `secrets/<KEY>` for every secret a service gets as a file: 0400, or 0444 when a
-/// service that does not run as root mounts it (its folder is 0700 either way).
+/// The file of every secret a service gets as a file: `secrets/<KEY>` (0400) for a
+/// service that runs as root, `secrets/444/<KEY>` for one whose user must read it. The
+/// folder is 0700 either way.
 fn secret_files(config: &Config, bundle: &mut Bundle) {
     for service in config.services.iter().filter(|s| s.is_container()) {
-        let root = service.runs_as_root();
+        let mode = if service.runs_as_root() { 0o400 } else { 0o444 };
         for file in &service.secret_files {
-            let path = crate::model::secret_file_path(&file.key);
-            let mode = if root { 0o400 } else { 0o444 };
-            let mode = bundle.files.get(&path).map_or(mode, |f| f.mode | mode);
             bundle.files.insert(
-                path,
+                crate::model::secret_file_path(&file.key, mode),
                 BundleFile {
                     contents: file.value.clone(),
                     mode,

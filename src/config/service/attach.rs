@@ -200,9 +200,8 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
         .for_container(key)
         .map(|h| h.text.trim().to_string())
         .unwrap_or_default();
-    if !hash.is_empty()
-        && !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$"))
-    {
+    let bcrypt = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
+    if !hash.is_empty() && !bcrypt {
         return Err(bad(
             v,
             format!("`{key}` does not hold a bcrypt hash"),
