@@ -24,9 +24,12 @@ engine_sock="$work/engine/docker.sock"
 cleanup() {
     [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
     if [ -f "$work/engine/docker.pid" ]; then
-        kill "$(cat "$work/engine/docker.pid")" 2>/dev/null || true
-        sleep 2
+        docker -H "unix://$engine_sock" ps -aq | xargs -r docker -H "unix://$engine_sock" rm -f >/dev/null 2>&1 || true
+        pid=$(cat "$work/engine/docker.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     fi
+    grep " $work" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     ip link delete "$bridge" 2>/dev/null || true
     docker images -q 'benchxfer-*' | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
     rm -rf "$work" "/run/stk-benchxfer-$$"
@@ -107,8 +110,9 @@ deploy() { # MODE VERSION -> "seconds bytes"
     python3 - "$start" "$end" "$json" <<'PY'
 import json, sys
 start, end, out = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-line = [l for l in out.splitlines() if l.startswith("{")][-1]
-print(f"{end - start:.2f} {json.loads(line)['images_sent']['bytes']}")
+lines = out.splitlines()
+first = max(i for i, l in enumerate(lines) if l.startswith("{"))
+print(f"{end - start:.2f} {json.loads(chr(10).join(lines[first:]))['images_sent']['bytes']}")
 PY
 }
 image_mb=$(docker image inspect -f '{{.Size}}' stack-test/debian:bookworm | awk '{print int($1/1e6)}')

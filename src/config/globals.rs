@@ -25,6 +25,7 @@ pub(super) struct Globals {
     pub networks: Vec<NetworkSpec>,
     pub image_transfer: ImageTransfer,
     pub registry_image: String,
+    pub hooks: Hooks,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -82,9 +83,15 @@ impl Globals {
         let registry_image = errors
             .take(validate::image(&get("STACK_REGISTRY_IMAGE")))
             .unwrap_or_default();
+        let hooks = Hooks {
+            pre_build: hook(keys, "STACK_HOOK_PRE_BUILD", errors),
+            pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
+            post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
+        };
         Globals {
             image_transfer,
             registry_image,
+            hooks,
             networks,
             logging,
             drain,
@@ -146,6 +153,15 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
         }
     }
     out
+}
+
+/// A hook: one line of shell, when set and not empty.
+fn hook(keys: &Keys, key: &'static str, errors: &mut Errors) -> Option<String> {
+    let value = keys.get(key)?;
+    if value.text.trim().is_empty() {
+        return None;
+    }
+    errors.take(value.line())
 }
 
 /// `STACK_PROXY`, `STACK_PROXY_IMAGE` and the two host ports it listens on.

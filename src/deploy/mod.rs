@@ -370,6 +370,7 @@ impl Remote {
         id: &str,
         bundle: &Bundle,
         desired: &Desired,
+        switch: bool,
         fast_key: &str,
     ) -> Result<()> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -400,8 +401,12 @@ impl Remote {
             "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
              [ ! -d {tmp}/secrets ] || chmod 700 {tmp}/secrets; \
-             rm -rf {dir}; mv -T {tmp} {dir}; {relink}",
-            relink = self.relink("current", id)
+             rm -rf {dir}; mv -T {tmp} {dir}{relink}",
+            relink = if switch {
+                format!("; {}", self.relink("current", id))
+            } else {
+                String::new()
+            }
         );
         self.session
             .check("upload the release", &script, Some(&tar))?;
@@ -417,6 +422,19 @@ impl Remote {
             target = quote(&format!("releases/{id}")),
             link = self.path(name)
         )
+    }
+
+    /// Remove release `id`, which `current` never pointed at (its release command failed).
+    pub fn discard(&self, id: &str) -> Result<()> {
+        let script = format!(
+            "[ \"$(basename \"$(readlink {current} 2>/dev/null)\")\" = {id} ] || rm -rf {dir}",
+            current = self.path("current"),
+            id = quote(id),
+            dir = quote(&self.release_dir(id))
+        );
+        self.session
+            .check("remove the release that never went live", &script, None)
+            .map(|_| ())
     }
 
     /// Point `current` at release `id`, atomically.
