@@ -57,7 +57,75 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
     }
     let yaml = serde_norway::to_string(&Value::Object(doc))
         .map_err(|e| Error::outside(format!("cannot serialise docker-compose.yml: {e}")))?;
-    Ok(format!("# {}\n{yaml}", header(config)))
+    Ok(format!("# {}\n{}", header(config), quote_yaml11_booleans(&yaml)))
+}
+
+/// The serialiser writes YAML 1.2, where `yes`, `no`, `on`, `off`, `y` and `n` are plain
+/// strings; Compose v1 (PyYAML) reads YAML 1.1, where they are booleans, and refuses
+/// `command: [redis-server, --appendonly, yes]` or `restart: no`. Every value of this
+/// document that is a boolean is written `true`/`false`, so such a plain scalar is always
+/// a string: quote it. Only whole scalars on their own (`- x`, `key: x`, `x:`) are plain
+/// here; anything else the serialiser already quoted.
+fn quote_yaml11_booleans(yaml: &str) -> String {
+    fn ambiguous(word: &str) -> bool {
+        matches!(
+            word.to_ascii_lowercase().as_str(),
+            "y" | "yes" | "n" | "no" | "on" | "off"
+        )
+    }
+    let mut out = String::with_capacity(yaml.len() + 16);
+    // Inside a block scalar (`key: |-`), lines are text, not scalars.
+    let mut block: Option<usize> = None;
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(parent) = block {
+            if indent > parent || line.trim().is_empty() {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            block = None;
+        }
+        if ["|", "|-", "|+", ">", ">-", ">+"]
+            .iter()
+            .any(|style| line.ends_with(&format!(" {style}")))
+        {
+            block = Some(indent);
+        }
+        let (lead, rest) = line.split_at(indent);
+        let (dash, rest) = match rest.strip_prefix("- ") {
+            Some(after) => ("- ", after),
+            None => ("", rest),
+        };
+        out.push_str(lead);
+        out.push_str(dash);
+        match rest.split_once(": ") {
+            Some((key, value)) => {
+                push_scalar(&mut out, key, ambiguous(key));
+                out.push_str(": ");
+                push_scalar(&mut out, value, ambiguous(value));
+            }
+            None => match rest.strip_suffix(':') {
+                Some(key) => {
+                    push_scalar(&mut out, key, ambiguous(key));
+                    out.push(':');
+                }
+                None => push_scalar(&mut out, rest, ambiguous(rest)),
+            },
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn push_scalar(out: &mut String, text: &str, quote: bool) {
+    if quote {
+        out.push('\'');
+        out.push_str(text);
+        out.push('\'');
+    } else {
+        out.push_str(text);
+    }
 }
 
 fn strings(items: impl IntoIterator<Item = String>) -> Value {
@@ -390,4 +458,16 @@ pub fn secrets_file(config: &Config) -> Option<String> {
 /// configuration refused any secret value without a form, so this cannot fail).
 pub fn env_file_value(value: &str) -> String {
     crate::config::values::env_file_value(value).unwrap_or_else(|_| format!("'{value}'"))
+}
+
+#[cfg(test)]
+mod yaml11 {
+    #[test]
+    fn yaml_1_1_booleans_are_quoted_and_nothing_else_changes() {
+        let yaml = "restart: no\ncommand:\n- redis-server\n- --appendonly\n- yes\nenvironment:\n  on: off\n  Y: n\n  ok: 'no'\n  NO_PROXY: nothing\n  TEXT: |-\n    yes\n    no\n  after: y\n";
+        assert_eq!(
+            super::quote_yaml11_booleans(yaml),
+            "restart: 'no'\ncommand:\n- redis-server\n- --appendonly\n- 'yes'\nenvironment:\n  'on': 'off'\n  'Y': 'n'\n  ok: 'no'\n  NO_PROXY: nothing\n  TEXT: |-\n    yes\n    no\n  after: 'y'\n"
+        );
+    }
 }
