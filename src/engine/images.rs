@@ -78,6 +78,20 @@ impl Engine {
 
     /// Pull an image; `progress` gets short status lines.
     pub async fn pull(&self, image: &str, progress: impl Fn(&str)) -> Result<()> {
+        self.pull_events(image, |info| {
+            if let Some(status) = &info.status {
+                progress(status);
+            }
+        })
+        .await
+    }
+
+    /// Pull an image, handing every progress event of the engine to `event`.
+    pub(super) async fn pull_events(
+        &self,
+        image: &str,
+        mut event: impl FnMut(&bollard::models::CreateImageInfo),
+    ) -> Result<()> {
         let (name, tag) = split_reference(image);
         let mut stream = self.docker.create_image(
             Some(CreateImageOptions {
@@ -96,9 +110,12 @@ impl Engine {
                     "check the image name and tag, and that the registry is reachable".into(),
                 ),
             })?;
-            if let Some(status) = info.status {
-                progress(&status);
+            if let Some(error) = info.error_detail.as_ref().and_then(|d| d.message.as_ref()) {
+                return Err(Error::outside(format!(
+                    "cannot pull image `{image}`: {error}"
+                )));
             }
+            event(&info);
         }
         Ok(())
     }

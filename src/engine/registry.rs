@@ -14,9 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, PushImageOptions,
-};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, PushImageOptions};
 use futures_util::StreamExt;
 
 use super::{clean_error, images::split_reference, outside, Engine};
@@ -188,47 +186,24 @@ impl Engine {
         reference: &str,
         progress: impl Fn(u64, u64),
     ) -> Result<Moved> {
-        let (name, tag) = split_reference(reference);
-        let mut stream = self.docker.create_image(
-            Some(CreateImageOptions {
-                from_image: Some(name.to_string()),
-                tag: Some(tag.to_string()),
-                ..Default::default()
-            }),
-            None,
-            None,
-        );
         let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut skipped = 0;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::Outside {
-                message: format!(
-                    "the server cannot pull `{reference}` from its temporary registry"
-                ),
-                causes: vec![clean_error(&e)],
-                hint: None,
-            })?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(Error::outside(format!(
-                    "the server cannot pull `{reference}`: {error}"
-                )));
-            }
-            let id = info.id.unwrap_or_default();
-            match info.status.as_deref() {
-                Some("Downloading") => {
-                    if let Some(detail) = info.progress_detail {
-                        let entry = layers.entry(id).or_default();
-                        entry.0 = detail.current.unwrap_or(0).max(0) as u64;
-                        entry.1 = detail.total.unwrap_or(0).max(0) as u64;
-                        let done: u64 = layers.values().map(|l| l.0).sum();
-                        let total: u64 = layers.values().map(|l| l.1).sum();
-                        progress(done, total);
-                    }
+        self.pull_events(reference, |info| match info.status.as_deref() {
+            Some("Downloading") => {
+                if let Some(detail) = &info.progress_detail {
+                    let id = info.id.clone().unwrap_or_default();
+                    let entry = layers.entry(id).or_default();
+                    entry.0 = detail.current.unwrap_or(0).max(0) as u64;
+                    entry.1 = detail.total.unwrap_or(0).max(0) as u64;
+                    let done: u64 = layers.values().map(|l| l.0).sum();
+                    let total: u64 = layers.values().map(|l| l.1).sum();
+                    progress(done, total);
                 }
-                Some("Already exists") => skipped += 1,
-                _ => {}
             }
-        }
+            Some("Already exists") => skipped += 1,
+            _ => {}
+        })
+        .await?;
         Ok(Moved {
             bytes: layers.values().map(|l| l.1).sum(),
             layers: layers.len() as u32,

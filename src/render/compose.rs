@@ -57,7 +57,11 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
     }
     let yaml = serde_norway::to_string(&Value::Object(doc))
         .map_err(|e| Error::outside(format!("cannot serialise docker-compose.yml: {e}")))?;
-    Ok(format!("# {}\n{}", header(config), quote_yaml11_booleans(&yaml)))
+    Ok(format!(
+        "# {}\n{}",
+        header(config),
+        quote_yaml11_booleans(&yaml)
+    ))
 }
 
 /// The serialiser writes YAML 1.2, where `yes`, `no`, `on`, `off`, `y` and `n` are plain
