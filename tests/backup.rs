@@ -274,12 +274,18 @@ fn a_dropped_table_comes_back_with_restore() {
     );
     let out = project.ok(&["backup", "run"]);
     let dump = written(&out);
-    assert!(dump.starts_with("dump-") && dump.ends_with(".dump"), "{dump}");
+    assert!(
+        dump.starts_with("dump-") && dump.ends_with(".dump"),
+        "{dump}"
+    );
     let manifest = std::fs::read_to_string(project.backups().join(format!("{dump}.manifest.json")))
         .expect("a manifest next to the dump");
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(manifest["tables"]["public.orders"], 500, "{manifest}");
-    assert_eq!(manifest["tables"]["billing.Invoice Lines"], 42, "{manifest}");
+    assert_eq!(
+        manifest["tables"]["billing.Invoice Lines"], 42,
+        "{manifest}"
+    );
     assert_eq!(manifest["dump"], dump.as_str());
 
     // The dump restores into a throwaway server and matches its manifest.
@@ -325,9 +331,12 @@ fn a_dropped_table_comes_back_with_restore() {
         .filter(|d| d.starts_with("safety-"))
         .collect();
     assert_eq!(safety.len(), 1, "{:?}", project.dumps());
-    let manifest =
-        std::fs::read_to_string(project.backups().join(format!("{}.manifest.json", safety[0])))
-            .unwrap();
+    let manifest = std::fs::read_to_string(
+        project
+            .backups()
+            .join(format!("{}.manifest.json", safety[0])),
+    )
+    .unwrap();
     assert!(!manifest.contains("public.orders"), "{manifest}");
 
     // Asking without a terminal and without --yes is refused, and changes nothing.
@@ -344,7 +353,11 @@ fn a_dropped_table_comes_back_with_restore() {
 
 fn inspect(container: &str, format: &str) -> String {
     let out = docker(&["inspect", "--format", format, container]);
-    assert!(out.status.success(), "inspect {container}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "inspect {container}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout).trim().to_string()
 }
 
@@ -352,7 +365,8 @@ fn inspect(container: &str, format: &str) -> String {
 fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     let project = Project::new("truncated", "");
     project.start();
-    project.sql("CREATE TABLE t AS SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 20000) g");
+    project
+        .sql("CREATE TABLE t AS SELECT g AS n, md5(g::text) AS h FROM generate_series(1, 20000) g");
     let dump = written(&project.ok(&["backup", "run"]));
     let path = project.backups().join(&dump);
     let size = std::fs::metadata(&path).unwrap().len();
@@ -361,7 +375,11 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     drop(file);
     let out = project.stack(&["backup", "verify", &dump]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    assert!(all_output(&out).contains("does not restore"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("does not restore"),
+        "{}",
+        all_output(&out)
+    );
     let metrics = project.metrics();
     assert!(
         metrics.contains("stack_backup_last_ok{step=\"verify\"} 0")
@@ -376,7 +394,11 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     let dump = written(&project.ok(&["backup", "run"]));
     let manifest = project.backups().join(format!("{dump}.manifest.json"));
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("\"public.t\" : 20000", "\"public.t\" : 20001")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"public.t\" : 20000", "\"public.t\" : 20001"),
+    )
+    .unwrap();
     let out = project.stack(&["backup", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
@@ -412,10 +434,7 @@ fn expected_keep(names: &[String], days: usize, months: usize) -> BTreeSet<Strin
 
 #[test]
 fn retention_keeps_the_newest_of_each_day_and_month() {
-    let project = Project::new(
-        "retention",
-        "BACKUP_KEEP_DAILY=3\nBACKUP_KEEP_MONTHLY=4\n",
-    );
+    let project = Project::new("retention", "BACKUP_KEEP_DAILY=3\nBACKUP_KEEP_MONTHLY=4\n");
     project.start();
     std::fs::create_dir_all(project.backups()).unwrap();
     // Faked dumps, dated back from today: several a day, then one or two a month.
@@ -475,7 +494,11 @@ fn a_failing_dump_keeps_no_partial_file_and_sets_the_metric() {
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("is the database up?"), "{said}");
-    assert_eq!(project.files(), before, "no partial file, the previous dump untouched");
+    assert_eq!(
+        project.files(),
+        before,
+        "no partial file, the previous dump untouched"
+    );
     assert!(project.backups().join(&first).is_file());
     let metrics = project.metrics();
     assert!(
@@ -502,7 +525,10 @@ fn a_target_that_is_not_writable_is_a_clear_error() {
         b"not a directory"
     );
     let metrics = project.metrics();
-    assert!(metrics.contains("stack_backup_last_ok{step=\"run\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("stack_backup_last_ok{step=\"run\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// moto's S3 server, with IAM auth on: one user, one key, one bucket; killed on drop.
@@ -622,7 +648,13 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
     );
     // The network first, so moto can listen on its gateway; the keys come from moto.
     let network = format!("{}_default", project.name);
-    let out = docker(&["network", "create", &network, "--label", &format!("com.docker.compose.project={}", project.name)]);
+    let out = docker(&[
+        "network",
+        "create",
+        &network,
+        "--label",
+        &format!("com.docker.compose.project={}", project.name),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let gateway = inspect_network_gateway(&network);
     let moto = Moto::start(&gateway, bucket);
@@ -692,7 +724,10 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
         said.contains("InvalidAccessKeyId") || said.contains("403"),
         "the endpoint's answer is shown: {said}"
     );
-    assert!(!said.contains("wrong-secret"), "no secret in the output: {said}");
+    assert!(
+        !said.contains("wrong-secret"),
+        "no secret in the output: {said}"
+    );
     assert_eq!(moto.objects(bucket, "db/"), want_sorted);
     let metrics = project.metrics();
     assert!(

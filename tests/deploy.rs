@@ -1725,8 +1725,19 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let psql = |sql: &str| {
         docker(&[
-            "exec", &container, "psql", "-X", "-At", "-h", "127.0.0.1", "-U", "app", "-d", "app",
-            "-c", sql,
+            "exec",
+            &container,
+            "psql",
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-c",
+            sql,
         ])
     };
     while !psql("SELECT 1").status.success() {

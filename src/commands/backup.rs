@@ -16,7 +16,7 @@ use super::{default_out, runtime, server_engine, server_of, server_placement, Co
 use crate::cli::{BackupCommand, BackupOn};
 use crate::config::Target;
 use crate::deploy::Remote;
-use crate::engine::{OneOff, Engine};
+use crate::engine::{Engine, OneOff};
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::{self, Desired, DesiredService, Placement, Secrets};
 
@@ -176,7 +176,12 @@ fn dump_time(name: &str) -> Option<i64> {
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(13..15)?, number(15..17)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
@@ -206,7 +211,10 @@ async fn step(
     args: &[&str],
 ) -> Result<(bool, Vec<String>)> {
     let service: &DesiredService = site.desired.service(service).ok_or_else(|| {
-        Error::No(format!("the project on {} has no `{service}` service", site.name))
+        Error::No(format!(
+            "the project on {} has no `{service}` service",
+            site.name
+        ))
     })?;
     let script = crate::render::backup::script(
         "stack backup: the BACKUP preset's steps, run in a one-off container",
@@ -221,11 +229,16 @@ async fn step(
     let printer = &context.printer;
     let result = site
         .engine
-        .run_oneoff(&site.desired, run, (&site.placement, &site.secrets), |line| {
-            if !line.starts_with("::") {
-                printer.status(line);
-            }
-        })
+        .run_oneoff(
+            &site.desired,
+            run,
+            (&site.placement, &site.secrets),
+            |line| {
+                if !line.starts_with("::") {
+                    printer.status(line);
+                }
+            },
+        )
         .await?;
     let machine = result
         .lines
@@ -414,14 +427,13 @@ async fn verify(context: &Context, site: &Site, dump: Option<&str>) -> Result<()
     let (ok, _) = step(context, site, BACKUP, &args).await?;
     let what = dump.map_or("the newest dump".to_string(), |d| format!("`{d}`"));
     if context.global.json {
-        context
-            .printer
-            .json(&json!({"dump": dump, "verified": ok}));
+        context.printer.json(&json!({"dump": dump, "verified": ok}));
     }
     if ok {
-        context
-            .printer
-            .status(format!("{what} on {} restores and matches its manifest", site.name));
+        context.printer.status(format!(
+            "{what} on {} restores and matches its manifest",
+            site.name
+        ));
         Ok(())
     } else {
         Err(Error::No(format!(
@@ -460,9 +472,11 @@ fn confirm(context: &Context, site: &Site, dump: &str) -> Result<()> {
         site.name
     );
     if !context.printer.interactive {
-        return Err(Diagnostic::new(format!("{question}: no terminal to ask on"))
-            .hint("pass `--yes` to restore without being asked")
-            .into());
+        return Err(
+            Diagnostic::new(format!("{question}: no terminal to ask on"))
+                .hint("pass `--yes` to restore without being asked")
+                .into(),
+        );
     }
     let answer = dialoguer::Confirm::new()
         .with_prompt(question)
@@ -486,9 +500,11 @@ async fn restore(context: &Context, site: &Site, dump: &str) -> Result<()> {
     }
     let present = entries(context, site).await?;
     if !present.iter().any(|e| e.name == dump) {
-        return Err(Diagnostic::new(format!("no dump `{dump}` on {}", site.name))
-            .hint(format!("list them with `stack backup list{}`", site.on))
-            .into());
+        return Err(
+            Diagnostic::new(format!("no dump `{dump}` on {}", site.name))
+                .hint(format!("list them with `stack backup list{}`", site.on))
+                .into(),
+        );
     }
     confirm(context, site, dump)?;
     context.printer.status("taking a safety dump first");
@@ -512,9 +528,10 @@ async fn restore(context: &Context, site: &Site, dump: &str) -> Result<()> {
             .desired
             .service(&container.service)
             .map_or(model::DEFAULT_STOP_GRACE, |s| s.stop_grace());
-        context
-            .printer
-            .status(format!("stopping {} (`{}`)", container.service, container.name));
+        context.printer.status(format!(
+            "stopping {} (`{}`)",
+            container.service, container.name
+        ));
         site.engine.stop(&container.id, grace).await?;
     }
     let restored = step(context, site, BACKUP, &["restore", dump]).await;

@@ -107,10 +107,7 @@ impl Engine {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network,
-                    EndpointSettings::default(),
-                )])),
+                endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
             }),
             ..Default::default()
         };

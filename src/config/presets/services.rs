@@ -197,7 +197,10 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
         attrs: &[
             ("IMAGE", "{POSTGRES_IMAGE}"),
             ("COMMAND", "sh /etc/stack-backup/backup.sh schedule"),
-            ("VOLUMES", "{BACKUP_STORE}:/backups,metrics-textfile:/metrics"),
+            (
+                "VOLUMES",
+                "{BACKUP_STORE}:/backups,metrics-textfile:/metrics",
+            ),
             ("DEPENDS_ON", "postgres"),
             ("STRATEGY", "recreate"),
         ],
@@ -208,7 +211,10 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("PGUSER", EnvSource::Key("POSTGRES_USER")),
             ("PGPASSWORD", EnvSource::Key("POSTGRES_PASSWORD")),
             ("BACKUP_CRON", EnvSource::Template("{BACKUP_CRON}")),
-            ("BACKUP_VERIFY_CRON", EnvSource::Template("{BACKUP_VERIFY_CRON}")),
+            (
+                "BACKUP_VERIFY_CRON",
+                EnvSource::Template("{BACKUP_VERIFY_CRON}"),
+            ),
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
@@ -222,12 +228,18 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("IMAGE", "rclone/rclone:1.68.2"),
             ("ENTRYPOINT", "sh"),
             ("COMMAND", "/etc/stack-backup/backup.sh offsite-watch"),
-            ("VOLUMES", "backup-data:/backups:ro,metrics-textfile:/metrics"),
+            (
+                "VOLUMES",
+                "backup-data:/backups:ro,metrics-textfile:/metrics",
+            ),
             ("DEPENDS_ON", "backup"),
             ("STRATEGY", "recreate"),
         ],
         env: &[
-            ("BACKUP_OFFSITE", EnvSource::Template("offsite:{BACKUP_S3_PATH}")),
+            (
+                "BACKUP_OFFSITE",
+                EnvSource::Template("offsite:{BACKUP_S3_PATH}"),
+            ),
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
@@ -237,7 +249,10 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
                 "RCLONE_CONFIG_OFFSITE_ENDPOINT",
                 EnvSource::Key("BACKUP_S3_ENDPOINT"),
             ),
-            ("RCLONE_CONFIG_OFFSITE_REGION", EnvSource::Key("BACKUP_S3_REGION")),
+            (
+                "RCLONE_CONFIG_OFFSITE_REGION",
+                EnvSource::Key("BACKUP_S3_REGION"),
+            ),
             (
                 "RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID",
                 EnvSource::Key("BACKUP_S3_ACCESS_KEY"),
@@ -247,7 +262,10 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
                 EnvSource::Key("BACKUP_S3_SECRET_KEY"),
             ),
             // Least privilege: a key that may write objects need not create buckets.
-            ("RCLONE_CONFIG_OFFSITE_NO_CHECK_BUCKET", EnvSource::Fixed("true")),
+            (
+                "RCLONE_CONFIG_OFFSITE_NO_CHECK_BUCKET",
+                EnvSource::Fixed("true"),
+            ),
         ],
         mounts: &[("backup", "/etc/stack-backup")],
     },
