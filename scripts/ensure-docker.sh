@@ -23,7 +23,9 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
     if [ -S "$socket" ]; then rm -f "$socket"; fi
     rm -f /var/run/docker.pid
     echo "ensure-docker: starting dockerd (log: $log)" >&2
-    nohup dockerd >"$log" 2>&1 </dev/null &
+    # Project networks as /24s from a /16: 256 of them instead of Docker's ~30 default
+    # ranges, which parallel tests (three networks per project) would run out of.
+    nohup dockerd --default-address-pool base=10.96.0.0/16,size=24 >"$log" 2>&1 </dev/null &
 fi
 
 deadline=$((SECONDS + wait_seconds))

@@ -24,7 +24,8 @@ pub struct ObservedContainer {
 /// The engine's state for one project.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
-    pub network: bool,
+    /// The engine's names of the project's networks that exist.
+    pub networks: BTreeSet<String>,
     pub volumes: BTreeSet<String>,
     pub containers: Vec<ObservedContainer>,
     /// Image reference → local image ID (absent: not present locally).
@@ -37,6 +38,7 @@ pub struct Observed {
 pub enum Action {
     CreateNetwork {
         name: String,
+        internal: bool,
     },
     CreateVolume {
         name: String,
@@ -69,7 +71,11 @@ pub enum Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::CreateNetwork { name } => write!(f, "create network `{name}`"),
+            Action::CreateNetwork { name, internal } => write!(
+                f,
+                "create {}network `{name}`",
+                if *internal { "internal " } else { "" }
+            ),
             Action::CreateVolume { name } => write!(f, "create volume `{name}`"),
             Action::Start { service, container } => {
                 write!(f, "{service}: start `{container}`")
@@ -98,10 +104,14 @@ impl std::fmt::Display for Action {
 /// The actions for `services` (all when empty), in execution order.
 pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Action> {
     let mut actions = Vec::new();
-    if !observed.network {
-        actions.push(Action::CreateNetwork {
-            name: desired.network(),
-        });
+    for network in desired.all_networks() {
+        let name = desired.network_name(&network.name);
+        if !observed.networks.contains(&name) {
+            actions.push(Action::CreateNetwork {
+                name,
+                internal: network.internal,
+            });
+        }
     }
     for short in &desired.volumes {
         let name = desired.volume_name(short);
@@ -199,6 +209,8 @@ mod tests {
 
     fn service(name: &str, replicas: u32, strategy: Strategy, deps: &[&str]) -> DesiredService {
         DesiredService {
+            networks: vec!["default".into()],
+            secret_files: Vec::new(),
             name: name.into(),
             image: format!("{name}:1"),
             build: None,
@@ -244,6 +256,7 @@ mod tests {
 
     fn desired(services: Vec<DesiredService>) -> Desired {
         Desired {
+            networks: Vec::new(),
             project: "p".into(),
             env: "dev".into(),
             volumes: vec!["data".into()],
@@ -278,7 +291,7 @@ mod tests {
     fn nothing_changed_means_no_actions() {
         let d = desired(vec![service("api", 2, Strategy::Rolling, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v2", true),
@@ -296,7 +309,7 @@ mod tests {
             service("db", 1, Strategy::Recreate, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v1", true),
@@ -331,7 +344,7 @@ mod tests {
             service("web", 1, Strategy::Rolling, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("db", 1, "db-v1", true),
@@ -363,7 +376,7 @@ mod tests {
         // New container 2 is up to date, old container 1 is still there.
         let d = desired(vec![service("api", 1, Strategy::Rolling, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![
                 container("api", 1, "api-v1", true),
@@ -386,7 +399,7 @@ mod tests {
     fn new_image_id_means_replace() {
         let d = desired(vec![service("api", 1, Strategy::Recreate, &[])]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             containers: vec![container("api", 1, "api-v2", true)],
             images: [("api:1".to_string(), "sha256:new".to_string())].into(),
@@ -401,7 +414,7 @@ mod tests {
             service("db", 1, Strategy::Recreate, &[]),
         ]);
         let observed = Observed {
-            network: true,
+            networks: ["p_default".to_string()].into(),
             volumes: ["p_data".to_string()].into(),
             ..Default::default()
         };

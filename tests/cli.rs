@@ -575,3 +575,68 @@ fn check_prod_fails_on_a_localhost_domain() {
         "{stderr}"
     );
 }
+
+/// `ENV_FILE`: a file's variables reach the service under its own `ENV_<VAR>`; a bad
+/// line is exit 2 with file:line; a secret-looking name is refused without its value.
+#[test]
+fn env_file_variables_merge_under_the_services_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| fs::write(dir.path().join(path), text).unwrap();
+    write(
+        "stack.env",
+        "STACK_PROJECT=envfile\nSTACK_PROXY=none\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE=nginx:1\nSERVICE_WEB_ENV_FILE=common.env,web.env\n\
+         SERVICE_WEB_ENV_MODE=from-stack-env\n",
+    );
+    write(
+        "common.env",
+        "# shared\nLOG_LEVEL=info\nMODE=from-common\nhttp_proxy=http://proxy:3128\n",
+    );
+    write("web.env", "export LOG_LEVEL='debug'\n");
+    let out = dir.path().join("out");
+    stack()
+        .current_dir(dir.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let compose = fs::read_to_string(out.join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("LOG_LEVEL: debug"), "{compose}");
+    assert!(compose.contains("MODE: from-stack-env"), "{compose}");
+    assert!(
+        compose.contains("http_proxy: http://proxy:3128"),
+        "{compose}"
+    );
+
+    write("web.env", "LOG_LEVEL=debug\nnot a pair\n");
+    stack()
+        .current_dir(dir.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("web.env:2"));
+
+    write("web.env", "API_TOKEN=tok-4f9a2c\n");
+    let refused = stack()
+        .current_dir(dir.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = text(&refused.get_output().stderr);
+    assert!(
+        stderr.contains("`API_TOKEN` looks like a secret"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tok-4f9a2c"), "{stderr}");
+
+    fs::remove_file(dir.path().join("web.env")).unwrap();
+    stack()
+        .current_dir(dir.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("web.env"));
+}

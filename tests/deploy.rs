@@ -1438,6 +1438,12 @@ impl SecondEngine {
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
             .args(["--bridge", &bridge, "--iptables=false", "--ip6tables=false"])
+            // Its own address pool: project networks of this engine never take the
+            // ranges the host's engine hands out.
+            .args([
+                "--default-address-pool",
+                &format!("base=10.{}.0.0/16,size=24", 214 + (subnet % 40)),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -1523,15 +1529,37 @@ impl SecondEngine {
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
+        // The bridges of its project networks outlive a killed daemon; note them first.
+        let networks = StdCommand::new("docker")
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args([
+                "network",
+                "ls",
+                "--quiet",
+                "--no-trunc",
+                "--filter",
+                "driver=bridge",
+            ])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        let bridges: Vec<String> = networks
+            .split_whitespace()
+            .map(|id| format!("br-{}", &id[..12.min(id.len())]))
+            .collect();
         let _ = StdCommand::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
         let _ = StdCommand::new("rm").arg("-rf").arg(&self.dir).status();
         let _ = std::fs::remove_dir_all(&self.exec_root);
-        let _ = StdCommand::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .status();
+        for bridge in bridges.iter().chain(std::iter::once(&self.bridge)) {
+            let _ = StdCommand::new("ip")
+                .args(["link", "delete", bridge])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 

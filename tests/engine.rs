@@ -155,7 +155,9 @@ impl Drop for Project {
         for id in text(&out.stdout).split_whitespace() {
             let _ = docker(&["rm", "-f", id]);
         }
-        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
+        for network in ["default", "frontend", "backend"] {
+            let _ = docker(&["network", "rm", &format!("{}_{network}", self.name)]);
+        }
     }
 }
 
@@ -403,12 +405,17 @@ fn debian_docker_compose_sees_the_containers() {
 }
 
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http_get_as(port, "localhost", path, "")
+}
+
+/// GET `path` from `host` through loopback `port`, with `headers` (`Name: value\r\n` lines).
+fn http_get_as(port: u16, host: &str, path: &str, headers: &str) -> std::io::Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -804,4 +811,205 @@ fn build_target_and_arguments_reach_the_engine_build() {
     let env = inspect(&c, "{{json .Config.Env}}");
     assert!(env.contains("\"VERSION=1.2.3\""), "{env}");
     assert!(env.contains("\"STAGE=runtime\""), "{env}");
+}
+
+/// Write `contents` to `path` under the project, executable (a CGI script for busybox httpd).
+fn write_script(p: &Project, path: &str, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = p.path().join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, contents).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Issue #8 item 6: networks separate services (a backend-only service cannot reach a
+/// frontend-only one), an internal network is internal, and a secret arrives as a file
+/// with its content and mode and never in the container's environment or any output.
+#[test]
+fn networks_and_secret_files_reach_the_running_containers() {
+    let secret = "file-secret-5b1e0c7a";
+    let serve = |name: &str, networks: &str| {
+        format!(
+            "{}SERVICE_{}_NETWORKS={networks}\n",
+            httpd_service(name),
+            name.to_uppercase()
+        )
+    };
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=front,api,db\n\
+         STACK_NETWORKS=frontend,backend:internal\nSTACK_SECRETS=DB_PASSWORD\n\
+         {}{}{}\
+         SERVICE_API_SECRET_FILES=db_password=DB_PASSWORD\n\
+         SERVICE_DB_SECRET_FILES=DB_PASSWORD\nSERVICE_DB_USER=1000\n",
+        serve("front", "frontend"),
+        serve("api", "frontend,backend"),
+        serve("db", "backend"),
+    );
+    let p = Project::new("nets", &body);
+    let secrets = p.path().join("environments/dev/secrets.env");
+    std::fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    std::fs::write(&secrets, format!("DB_PASSWORD={secret}\n")).unwrap();
+    let started = p.ok(&["start"]);
+    let exec = |service: &str, command: &str| {
+        docker(&["exec", &p.container(service), "sh", "-c", command])
+    };
+    // The secret: content and mode, readable by the service's user, not in the environment.
+    let api = exec(
+        "api",
+        "cat /run/secrets/db_password; echo; stat -c %a /run/secrets/db_password",
+    );
+    assert_eq!(
+        text(&api.stdout),
+        format!("{secret}\n400\n"),
+        "{}",
+        text(&api.stderr)
+    );
+    let db = exec(
+        "db",
+        "id -u; cat /run/secrets/db_password; echo; stat -c %a /run/secrets/db_password",
+    );
+    assert_eq!(
+        text(&db.stdout),
+        format!("1000\n{secret}\n444\n"),
+        "{}",
+        text(&db.stderr)
+    );
+    for service in ["api", "db"] {
+        let env = inspect(&p.container(service), "{{json .Config.Env}}");
+        assert!(
+            !env.contains(secret),
+            "{service}'s environment shows the secret"
+        );
+    }
+    let status = p.ok(&["status", "--json"]);
+    for out in [&started, &status] {
+        assert!(!text(&out.stdout).contains(secret) && !text(&out.stderr).contains(secret));
+    }
+    // Networks: the api reaches both sides; the database cannot reach the front end.
+    let fetch = |from: &str, to: &str| {
+        exec(
+            from,
+            &format!("timeout 3 wget -q -O - http://{to}:8080/health"),
+        )
+        .status
+        .success()
+    };
+    assert!(fetch("api", "front"), "api cannot reach front");
+    assert!(fetch("api", "db"), "api cannot reach db");
+    assert!(fetch("front", "api"), "front cannot reach api");
+    assert!(
+        !fetch("db", "front"),
+        "db (backend only) reaches front (frontend only)"
+    );
+    assert!(
+        !fetch("front", "db"),
+        "front (frontend only) reaches db (backend only)"
+    );
+    let internal = |network: &str| {
+        let out = docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{.Internal}}",
+            &format!("{}_{network}", p.name),
+        ]);
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(internal("backend"), "true");
+    assert_eq!(internal("frontend"), "false");
+    // A second start changes nothing; down removes every network of the project.
+    let ids: Vec<String> = ["front", "api", "db"].iter().map(|s| p.id_of(s)).collect();
+    p.ok(&["start"]);
+    let again: Vec<String> = ["front", "api", "db"].iter().map(|s| p.id_of(s)).collect();
+    assert_eq!(ids, again, "a second start recreated containers");
+    p.ok(&["down"]);
+    for network in ["frontend", "backend", "default"] {
+        let out = docker(&["network", "inspect", &format!("{}_{network}", p.name)]);
+        assert!(!out.status.success(), "`{network}` is left after down");
+    }
+}
+
+/// Issue #8 item 7: a route behind forward auth admits the request with the session cookie
+/// (and passes the identity header on) and refuses the rest; a route behind basic auth
+/// admits the password and refuses the rest — through Caddy and through nginx.
+#[test]
+fn routes_behind_forward_auth_and_basic_auth_through_both_proxies() {
+    let hash = bcrypt::hash("open-sesame", 4).unwrap();
+    for (proxy, image) in [("caddy", CADDY), ("nginx", "stack-test/nginx:latest")] {
+        let http = free_port();
+        let body = format!(
+            "STACK_PROXY={proxy}\nSTACK_PROXY_IMAGE={image}\nSTACK_HTTP_PORT={http}\nSTACK_HTTPS_PORT={}\n\
+             STACK_SERVICES=sso,app,admin\nSTACK_SECRETS=ADMIN_HASH\n\
+             SERVICE_SSO_IMAGE={BUSYBOX}\nSERVICE_SSO_COMMAND=httpd -f -p 9091 -h /www\n\
+             SERVICE_SSO_PORT=9091\nSERVICE_SSO_VOLUMES=./sso:/www:ro\n\
+             SERVICE_APP_IMAGE={BUSYBOX}\nSERVICE_APP_COMMAND=httpd -f -p 8080 -h /www\n\
+             SERVICE_APP_PORT=8080\nSERVICE_APP_VOLUMES=./app:/www:ro\n\
+             SERVICE_APP_ROUTE=app.localhost\nSERVICE_APP_AUTH=sso:9091/cgi-bin/verify\n\
+             SERVICE_APP_DEPENDS_ON=sso\n\
+             SERVICE_ADMIN_IMAGE={BUSYBOX}\nSERVICE_ADMIN_COMMAND=httpd -f -p 8080 -h /www\n\
+             SERVICE_ADMIN_PORT=8080\nSERVICE_ADMIN_VOLUMES=./app:/www:ro\n\
+             SERVICE_ADMIN_ROUTE=admin.localhost\nSERVICE_ADMIN_BASIC_AUTH=admin:ADMIN_HASH\n",
+            free_port()
+        );
+        let p = Project::new(&format!("gate-{proxy}"), &body);
+        let secrets = p.path().join("environments/dev/secrets.env");
+        std::fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+        std::fs::write(&secrets, format!("ADMIN_HASH='{hash}'\n")).unwrap();
+        // The identity provider admits one cookie; the app echoes who it was told it serves.
+        write_script(
+            &p,
+            "sso/cgi-bin/verify",
+            "#!/bin/sh\ncase \"$HTTP_COOKIE\" in\n*session=good*) printf 'Status: 200 OK\\r\\nRemote-User: alice\\r\\nContent-Type: text/plain\\r\\n\\r\\nok\\n' ;;\n*) printf 'Status: 401 Unauthorized\\r\\nContent-Type: text/plain\\r\\n\\r\\nlog in\\n' ;;\nesac\n",
+        );
+        write_script(
+            &p,
+            "app/cgi-bin/whoami",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nuser=%s\\n' \"$HTTP_REMOTE_USER\"\n",
+        );
+        p.ok(&["start"]);
+        let get = |host: &str, headers: &str| -> String {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match http_get_as(http, host, "/cgi-bin/whoami", headers) {
+                    // 502/503/404 while the proxy finds the containers.
+                    Ok(r) if !(r.starts_with("HTTP/1.1 50") || r.starts_with("HTTP/1.1 404")) => {
+                        return r
+                    }
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "{proxy}: no answer from {host}: {other:?}"
+                    ),
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        };
+        let admitted = get("app.localhost", "Cookie: session=good\r\n");
+        assert!(admitted.starts_with("HTTP/1.1 200"), "{proxy}: {admitted}");
+        assert!(
+            admitted.contains("user=alice"),
+            "{proxy}: identity not passed on: {admitted}"
+        );
+        let refused = get("app.localhost", "Cookie: session=bad\r\n");
+        assert!(refused.starts_with("HTTP/1.1 401"), "{proxy}: {refused}");
+        let no_cookie = get("app.localhost", "");
+        assert!(
+            no_cookie.starts_with("HTTP/1.1 401"),
+            "{proxy}: {no_cookie}"
+        );
+        use base64::Engine as _;
+        let basic = |password: &str| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
+            get(
+                "admin.localhost",
+                &format!("Authorization: Basic {token}\r\n"),
+            )
+        };
+        let ok = basic("open-sesame");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{proxy}: {ok}");
+        let wrong = basic("guess");
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{proxy}: {wrong}");
+        let none = get("admin.localhost", "");
+        assert!(none.starts_with("HTTP/1.1 401"), "{proxy}: {none}");
+    }
 }

@@ -25,7 +25,9 @@ fn rendered(fixture: &str, env: &str) -> String {
         let contents = String::from_utf8(file.contents)
             .unwrap_or_else(|_| panic!("`{path}` of `{fixture}` ({env}) is not UTF-8"));
         text.push_str(&format!("===== {path} (mode {:o}) =====\n", file.mode));
-        if path == ".env" {
+        if path.starts_with("secrets/") || path.starts_with("auth/") {
+            text.push_str("[SECRET]\n");
+        } else if path == ".env" {
             for line in contents.lines() {
                 match line.split_once('=') {
                     Some((key, _)) if !line.trim_start().starts_with('#') => {

@@ -252,10 +252,16 @@ fn check_fixture(tools: &Tools, fixture: &str, env: &str) -> Vec<String> {
         problems.push(format!("a second build differs in {differing:?}"));
     }
 
-    // Secrets: only in `.env`, which is private.
+    // Secrets: only in `.env` and in files of private (0700) folders, themselves not
+    // readable by others than their owner unless a container user must read them.
     let secrets = project.secrets(env);
     for (path, file) in &first {
-        if path == ".env" || path.ends_with('/') {
+        let private_folder = path.rsplit_once('/').is_some_and(|(folder, _)| {
+            first
+                .get(&format!("{folder}/"))
+                .is_some_and(|dir| dir.mode & 0o777 == 0o700)
+        });
+        if path == ".env" || path.ends_with('/') || private_folder {
             continue;
         }
         let contents = String::from_utf8_lossy(&file.contents);

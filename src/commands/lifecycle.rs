@@ -107,9 +107,9 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
         for result in futures_util::future::join_all(removals).await {
             result?;
         }
-        engine
-            .remove_network(&crate::model::default_network(&project))
-            .await?;
+        for network in engine.project_networks(&project).await? {
+            engine.remove_network(&network).await?;
+        }
         let mut volumes = Vec::new();
         if args.volumes {
             volumes = engine.project_volumes(&project).await?;
@@ -124,7 +124,7 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
             }));
         }
         context.printer.status(format!(
-            "removed {} container(s) and the network of `{project}`{}",
+            "removed {} container(s) and the networks of `{project}`{}",
             containers.len(),
             if args.volumes {
                 format!(", and {} volume(s)", volumes.len())

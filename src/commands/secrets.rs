@@ -55,7 +55,21 @@ pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
         text.push(b'\n');
     }
     for name in &missing {
-        text.extend_from_slice(format!("{name}={}\n", random_secret()?).as_bytes());
+        // A `BASIC_AUTH` secret holds a bcrypt hash: of a random password here, so the
+        // route stays closed until someone sets their own (`htpasswd -nbB user pass`).
+        let hashed = loaded
+            .config
+            .services
+            .iter()
+            .any(|s| s.basic_auth.as_ref().is_some_and(|b| &b.key == name));
+        let value = if hashed {
+            let hash = bcrypt::hash(random_secret()?, 10)
+                .map_err(|e| Error::outside(format!("cannot hash a generated password: {e}")))?;
+            format!("'{hash}'")
+        } else {
+            random_secret()?
+        };
+        text.extend_from_slice(format!("{name}={value}\n").as_bytes());
     }
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(|e| Error::io("create", folder, e))?;

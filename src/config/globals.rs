@@ -22,6 +22,7 @@ pub(super) struct Globals {
     pub keep_releases: u32,
     pub target: Target,
     pub logging: LogRotation,
+    pub networks: Vec<NetworkSpec>,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -67,7 +68,12 @@ impl Globals {
                 .take(get("STACK_LOG_MAX_FILES").number::<u32>(1, 100))
                 .unwrap_or(3),
         };
+        let networks = keys
+            .get("STACK_NETWORKS")
+            .map(|v| read_networks(&v, errors))
+            .unwrap_or_default();
         Globals {
+            networks,
             logging,
             drain,
             domain,
@@ -80,6 +86,54 @@ impl Globals {
             target,
         }
     }
+}
+
+/// `STACK_NETWORKS`: `name` or `name:internal`, comma-separated.
+fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
+    let mut out: Vec<NetworkSpec> = Vec::new();
+    for item in v.list() {
+        let (name, internal) = match item.split_once(':') {
+            Some((name, "internal")) => (name.trim(), true),
+            Some(_) => {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`STACK_NETWORKS`: `{item}` is not `name` or `name:internal`"
+                    ))
+                    .with_span(v.span.cloned())
+                    .hint("write e.g. `STACK_NETWORKS=frontend,backend:internal`"),
+                );
+                continue;
+            }
+            None => (item.as_str(), false),
+        };
+        if !super::values::check_name(name, "_.-") {
+            errors.push(
+                Diagnostic::new(format!(
+                    "`STACK_NETWORKS`: `{name}` is not a valid network name"
+                ))
+                .with_span(v.span.cloned())
+                .hint("a network name has lower-case letters, digits, `_`, `.` and `-`"),
+            );
+        } else if name == DEFAULT_NETWORK && internal {
+            errors.push(
+                Diagnostic::new("`STACK_NETWORKS`: the `default` network cannot be internal")
+                    .with_span(v.span.cloned())
+                    .hint("the proxy publishes its ports from `default`; declare another network, e.g. `backend:internal`, for services that must not reach out"),
+            );
+        } else if out.iter().any(|n| n.name == name) {
+            errors.push(
+                Diagnostic::new(format!("`STACK_NETWORKS` names `{name}` twice"))
+                    .with_span(v.span.cloned())
+                    .hint("keep one of them"),
+            );
+        } else {
+            out.push(NetworkSpec {
+                name: name.to_string(),
+                internal,
+            });
+        }
+    }
+    out
 }
 
 /// `STACK_PROXY`, `STACK_PROXY_IMAGE` and the two host ports it listens on.

@@ -22,6 +22,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_DRAIN",
     "STACK_LOG_MAX_SIZE",
     "STACK_LOG_MAX_FILES",
+    "STACK_NETWORKS",
 ];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).
@@ -79,6 +80,11 @@ pub const ATTRIBUTES: &[&str] = &[
     "SHM_MB",
     "GPUS",
     "BUILD_TARGET",
+    "NETWORKS",
+    "SECRET_FILES",
+    "ENV_FILE",
+    "AUTH",
+    "BASIC_AUTH",
 ];
 
 /// `order-api` → `ORDER_API`.
@@ -172,6 +178,10 @@ impl ServiceIndex<'_> {
     pub fn parse(&self, key: &str) -> Option<(String, ServiceAttr)> {
         let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
         let (service, _, attr) = self.longest(rest)?;
+        // `ENV_FILE` is the attribute; a variable named `FILE` goes in the `ENV` list.
+        if attr == "ENV_FILE" {
+            return Some((service.to_string(), ServiceAttr::Attr("ENV_FILE")));
+        }
         if let Some(var) = attr.strip_prefix("ENV_") {
             if !var.is_empty() {
                 return Some((service.to_string(), ServiceAttr::Env(var.to_string())));

@@ -3,6 +3,7 @@
 //! any command writes or starts anything.
 
 pub mod attrs;
+pub mod env_files;
 mod globals;
 pub mod keys;
 mod lookup;
@@ -50,7 +51,11 @@ pub fn load(
     process_env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded> {
     let sources = project::load(dir, env, sets)?;
-    from_sources(sources, options, process_env)
+    let mut loaded = from_sources(sources, options, process_env)?;
+    // `ENV_FILE`s are named by the configuration, so they are read once it is known.
+    let files = env_files::read(&loaded.config)?;
+    env_files::apply(&mut loaded.config, &files)?;
+    Ok(loaded)
 }
 
 /// The pure half of [`load`].

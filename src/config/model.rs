@@ -34,6 +34,8 @@ pub struct Config {
     pub logging: LogRotation,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
+    /// `STACK_NETWORKS`: networks beyond the implicit `default`.
+    pub networks: Vec<NetworkSpec>,
     /// Named volumes, sorted.
     pub volumes: Vec<String>,
     /// Secret names the project needs, sorted, and which are missing.
@@ -186,6 +188,17 @@ pub struct Service {
     pub extra_hosts: Vec<ExtraHost>,
     /// `ENTRYPOINT`, `USER`, `CAP_ADD` and the other container options.
     pub options: ContainerOptions,
+    /// `NETWORKS`: the networks it joins (short names; `default` unless set).
+    pub networks: Vec<String>,
+    /// `SECRET_FILES`: secrets delivered as read-only files.
+    pub secret_files: Vec<SecretFile>,
+    /// `AUTH`: a forward-auth endpoint in front of its routes.
+    pub auth: Option<ForwardAuth>,
+    /// `BASIC_AUTH`: a user and password in front of its routes.
+    pub basic_auth: Option<BasicAuth>,
+    /// `ENV_FILE`: files of `KEY=VALUE` lines, relative to the project, read by
+    /// [`crate::config::load`] into `env` (the service's own variables win).
+    pub env_files: Vec<String>,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -203,9 +216,71 @@ impl Service {
             .or_else(|| self.span.clone())
     }
 
+    /// No `USER`, or `USER` root: what a secret file's mode depends on.
+    pub fn runs_as_root(&self) -> bool {
+        self.options
+            .user
+            .as_ref()
+            .is_none_or(|u| u.user == "root" || u.user == "0")
+    }
+
     /// A container the engine runs (not an `UPSTREAM` on the host).
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
+    }
+}
+
+/// The network every service joins unless `NETWORKS` says otherwise.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// A network of `STACK_NETWORKS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// No route out of the network (Docker's `internal`): for databases.
+    pub internal: bool,
+}
+
+/// A secret delivered as a file.
+#[derive(Clone, Serialize)]
+pub struct SecretFile {
+    /// Absolute path in the container (`/run/secrets/<name>`).
+    pub target: String,
+    /// The secret key (of `STACK_SECRETS`) whose value the file holds.
+    pub key: String,
+    /// The value; never shown.
+    #[serde(skip)]
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretFile({} <- {})", self.target, self.key)
+    }
+}
+
+/// `AUTH`: where the proxy asks whether a request may pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForwardAuth {
+    pub host: String,
+    pub port: u16,
+    /// Path (and query) of the verification endpoint.
+    pub path: String,
+}
+
+/// `BASIC_AUTH`: one user and the bcrypt hash of its password (a secret).
+#[derive(Clone, Serialize)]
+pub struct BasicAuth {
+    pub user: String,
+    /// The secret key that holds the hash.
+    pub key: String,
+    #[serde(skip)]
+    pub hash: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BasicAuth({} <- {})", self.user, self.key)
     }
 }
 

@@ -574,6 +574,7 @@ fn assemble(
         keep_releases: globals.keep_releases,
         target: globals.target,
         volumes: Vec::new(),
+        networks: globals.networks,
         services,
         secrets,
         server,

@@ -281,6 +281,7 @@ impl Remote {
         let script = format!(
             "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
+             [ ! -d {tmp}/secrets ] || chmod 700 {tmp}/secrets; \
              rm -rf {dir}; mv -T {tmp} {dir}; {relink}",
             relink = self.relink("current", id)
         );

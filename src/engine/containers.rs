@@ -29,6 +29,17 @@ impl Engine {
         let name = crate::model::container_name(project, &service.name, number);
         let body = spec::container(desired, service, number, place, in_dns);
         let platform = service.options.platform.as_ref().map(|p| p.to_string());
+        let extra_networks: Vec<String> = desired
+            .service_networks(service)
+            .into_iter()
+            .skip(1)
+            .collect();
+        let mut aliases = if in_dns {
+            vec![service.name.clone()]
+        } else {
+            Vec::new()
+        };
+        aliases.push(name.clone());
         let service = service.name.as_str();
         if let Ok(existing) = self
             .docker
@@ -72,6 +83,25 @@ impl Engine {
                 causes: vec![clean_error(&e)],
                 hint: None,
             })?;
+        // The API takes one network at creation; the others are joined before the start.
+        for network in &extra_networks {
+            let request = bollard::models::NetworkConnectRequest {
+                container: Some(created.id.clone()),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            if let Err(e) = self.docker.connect_network(network, request).await {
+                let _ = self.remove(&created.id, Duration::from_secs(1)).await;
+                return Err(outside(
+                    &format!(
+                        "service `{service}`: cannot put `{name}` into the network `{network}`"
+                    ),
+                    e,
+                ));
+            }
+        }
         Ok(created.id)
     }
 

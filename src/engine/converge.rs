@@ -156,9 +156,9 @@ impl Converger {
     ) -> Result<()> {
         for action in actions {
             match action {
-                Action::CreateNetwork { name } => {
+                Action::CreateNetwork { name, internal } => {
                     self.engine
-                        .create_network(&self.desired.project, name)
+                        .create_network(&self.desired.project, name, *internal)
                         .await?
                 }
                 Action::CreateVolume { name } => {
@@ -392,18 +392,15 @@ impl Converger {
             &format!("rolling: container {number} ready; letting the proxy find it"),
         );
         let name = crate::model::container_name(&self.desired.project, &service.name, number);
-        if let Err(e) = self
-            .engine
-            .expose(
-                &self.desired.network(),
-                &id,
-                &name,
-                std::slice::from_ref(&service.name),
-            )
-            .await
-        {
-            let _ = self.engine.remove(&id, Duration::ZERO).await;
-            return Err(e);
+        for network in self.desired.service_networks(service) {
+            if let Err(e) = self
+                .engine
+                .expose(&network, &id, &name, std::slice::from_ref(&service.name))
+                .await
+            {
+                let _ = self.engine.remove(&id, Duration::ZERO).await;
+                return Err(e);
+            }
         }
         tokio::time::sleep(self.drain).await;
         let running = self.engine.state(&id).await.ok().flatten();

@@ -170,18 +170,24 @@ impl Engine {
 
     /// Observe what the planner needs for `desired`.
     pub async fn observe(&self, desired: &Desired) -> Result<Observed> {
-        let network = match self
-            .docker
-            .inspect_network(
-                &desired.network(),
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await
-        {
-            Ok(_) => true,
-            Err(e) if is_not_found(&e) => false,
-            Err(e) => return Err(outside("cannot inspect the project network", e)),
-        };
+        let mut networks = std::collections::BTreeSet::new();
+        for network in desired.all_networks() {
+            let name = desired.network_name(&network.name);
+            match self
+                .docker
+                .inspect_network(
+                    &name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(_) => {
+                    networks.insert(name);
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(outside(&format!("cannot inspect the network `{name}`"), e)),
+            }
+        }
         let volumes = self
             .docker
             .list_volumes(None::<ListVolumesOptions>)
@@ -214,20 +220,25 @@ impl Engine {
             }
         }
         Ok(Observed {
-            network,
+            networks,
             volumes,
             containers,
             images,
         })
     }
 
-    pub async fn create_network(&self, project: &str, name: &str) -> Result<()> {
+    pub async fn create_network(&self, project: &str, name: &str, internal: bool) -> Result<()> {
+        let short = name
+            .strip_prefix(&format!("{project}_"))
+            .unwrap_or(name)
+            .to_string();
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
+            internal: Some(internal),
             labels: Some(HashMap::from([
                 (labels::PROJECT.to_string(), project.to_string()),
-                (labels::NETWORK.to_string(), "default".to_string()),
+                (labels::NETWORK.to_string(), short),
             ])),
             ..Default::default()
         };
@@ -257,6 +268,23 @@ impl Engine {
     }
 
     /// Volumes labelled as the project's.
+    /// The networks stack created for `project` (by label), and its default network.
+    pub async fn project_networks(&self, project: &str) -> Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(Self::project_filter(project)),
+            }))
+            .await
+            .map_err(|e| outside("cannot list networks", e))?;
+        let mut names: Vec<String> = list.into_iter().filter_map(|n| n.name).collect();
+        let default = crate::model::default_network(project);
+        if !names.contains(&default) {
+            names.push(default);
+        }
+        Ok(names)
+    }
+
     pub async fn project_volumes(&self, project: &str) -> Result<Vec<String>> {
         let list = self
             .docker

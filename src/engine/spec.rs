@@ -97,6 +97,14 @@ pub fn binds(
             Mount::Anonymous { target } => anonymous.push(target.clone()),
         }
     }
+    // A secret file is the bundle's `secrets/<KEY>`, read-only, as Compose mounts it.
+    for file in &service.secret_files {
+        binds.push(format!(
+            "{}:{}:ro",
+            placement.bundle.join(file.bundle_path()).display(),
+            file.target
+        ));
+    }
     (binds, anonymous)
 }
 
@@ -222,7 +230,12 @@ pub fn container(
     };
     aliases.push(name);
     let (binds, anonymous) = binds(desired, service, placement);
-    let network = desired.network();
+    // The primary network; `Engine::create` connects the others before the start.
+    let network = desired
+        .service_networks(service)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| desired.network());
     let options = &service.options;
     let host_config = HostConfig {
         binds: Some(binds),

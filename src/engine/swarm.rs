@@ -11,8 +11,9 @@ use bollard::models::{
     ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 
@@ -115,11 +116,24 @@ fn restart_condition(restart: Restart) -> TaskSpecRestartPolicyConditionEnum {
     }
 }
 
+/// Swarm secret objects by secret key: (name, ID). Swarm secrets cannot change, so the
+/// name carries a hash of the value and a new value is a new secret.
+pub type SwarmSecrets = HashMap<String, (String, String)>;
+
+/// The swarm secret name of the secret `key` with `value`.
+fn swarm_secret_name(project: &str, key: &str, value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(value.as_bytes());
+    let short: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{project}_{}_{short}", key.to_ascii_lowercase())
+}
+
 /// The swarm service of one desired service: swarm's mapping of the model.
 pub fn service_spec(
     desired: &Desired,
     service: &DesiredService,
     (placement, secrets): (&Placement, &Secrets),
+    swarm_secrets: &SwarmSecrets,
 ) -> ServiceSpec {
     let mut service_labels: HashMap<String, String> = HashMap::new();
     service_labels.insert(NAMESPACE.into(), desired.project.clone());
@@ -128,7 +142,7 @@ pub fn service_spec(
     ServiceSpec {
         name: Some(service_name(&desired.project, &service.name)),
         labels: Some(service_labels),
-        task_template: Some(task(desired, service, (placement, secrets))),
+        task_template: Some(task(desired, service, (placement, secrets), swarm_secrets)),
         mode: Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
                 replicas: Some(i64::from(service.replicas)),
@@ -186,9 +200,32 @@ fn task(
     desired: &Desired,
     service: &DesiredService,
     (placement, secrets): (&Placement, &Secrets),
+    swarm_secrets: &SwarmSecrets,
 ) -> TaskSpec {
+    let mut container_spec = container(desired, service, (placement, secrets));
+    container_spec.secrets = Some(
+        service
+            .secret_files
+            .iter()
+            .filter_map(|file| {
+                let (name, id) = swarm_secrets.get(&file.key)?;
+                Some(TaskSpecContainerSpecSecrets {
+                    file: Some(TaskSpecContainerSpecFile {
+                        name: Some(file.target.clone()),
+                        uid: Some(secret_owner(service, |u| &u.user)),
+                        gid: Some(secret_owner(service, |u| {
+                            u.group.as_deref().unwrap_or(&u.user)
+                        })),
+                        mode: Some(file.mode),
+                    }),
+                    secret_id: Some(id.clone()),
+                    secret_name: Some(name.clone()),
+                })
+            })
+            .collect(),
+    );
     TaskSpec {
-        container_spec: Some(container(desired, service, (placement, secrets))),
+        container_spec: Some(container_spec),
         resources: Some(TaskSpecResources {
             limits: Some(Limit {
                 nano_cpus: service.resources.nano_cpus(),
@@ -217,13 +254,32 @@ fn task(
             name: Some("json-file".into()),
             options: Some(spec::log_options(&service.logging)),
         }),
-        networks: Some(vec![NetworkAttachmentConfig {
-            target: Some(desired.network()),
-            aliases: Some(vec![service.name.clone()]),
-            ..Default::default()
-        }]),
+        networks: Some(
+            desired
+                .service_networks(service)
+                .into_iter()
+                .map(|network| NetworkAttachmentConfig {
+                    target: Some(network),
+                    aliases: Some(vec![service.name.clone()]),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
         ..Default::default()
     }
+}
+
+/// The numeric uid (or gid) a secret file is owned by: `USER`'s when it is numeric, else
+/// root (the file's mode then lets a named user read it).
+fn secret_owner(service: &DesiredService, part: impl Fn(&model::User) -> &str) -> String {
+    service
+        .options
+        .user
+        .as_ref()
+        .map(part)
+        .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("0")
+        .to_string()
 }
 
 /// The container of each task.
@@ -282,11 +338,12 @@ impl Engine {
             return Err(Error::outside("the server's engine is not a swarm manager")
                 .with_hint("run `docker swarm init` on the server (and join the other nodes), or set `STACK_TARGET=compose`"));
         }
-        self.ensure_overlay(desired).await?;
+        self.ensure_overlays(desired).await?;
+        let swarm_secrets = self.ensure_secrets(desired, place.1).await?;
         let existing = self.stack_services(&desired.project).await?;
         for service in &desired.services {
             let name = service_name(&desired.project, &service.name);
-            let spec = service_spec(desired, service, place);
+            let spec = service_spec(desired, service, place, &swarm_secrets);
             match existing.iter().find(|(n, _, _)| *n == name) {
                 Some((_, version, digest))
                     if digest.as_deref() == Some(service.digest.as_str()) =>
@@ -346,27 +403,77 @@ impl Engine {
         Ok(())
     }
 
-    async fn ensure_overlay(&self, desired: &Desired) -> Result<()> {
-        let request = NetworkCreateRequest {
-            name: desired.network(),
-            driver: Some("overlay".into()),
-            attachable: Some(true),
-            labels: Some(HashMap::from([(
-                NAMESPACE.to_string(),
-                desired.project.clone(),
-            )])),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(outside(
-                &format!("cannot create the overlay network `{}`", desired.network()),
-                e,
-            )),
+    async fn ensure_overlays(&self, desired: &Desired) -> Result<()> {
+        for network in desired.all_networks() {
+            let name = desired.network_name(&network.name);
+            let request = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("overlay".into()),
+                attachable: Some(true),
+                internal: Some(network.internal),
+                labels: Some(HashMap::from([(
+                    NAMESPACE.to_string(),
+                    desired.project.clone(),
+                )])),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => {}
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {}
+                Err(e) => {
+                    return Err(outside(
+                        &format!("cannot create the overlay network `{name}`"),
+                        e,
+                    ))
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// A swarm secret for every secret file, created when its value is new.
+    async fn ensure_secrets(&self, desired: &Desired, secrets: &Secrets) -> Result<SwarmSecrets> {
+        let mut out = SwarmSecrets::new();
+        let files = desired.services.iter().flat_map(|s| &s.secret_files);
+        for file in files {
+            if out.contains_key(&file.key) {
+                continue;
+            }
+            let var = model::secret_file_var(&file.key);
+            let Some(value) = secrets.0.get(&var) else {
+                return Err(Error::outside(format!(
+                    "the secret `{}` is missing from the release's `.env`",
+                    file.key
+                )));
+            };
+            let name = swarm_secret_name(&desired.project, &file.key, value);
+            let id = match self.docker.inspect_secret(&name).await {
+                Ok(secret) => secret.id.unwrap_or_default(),
+                Err(_) => {
+                    use base64::Engine as _;
+                    let spec = bollard::models::SecretSpec {
+                        name: Some(name.clone()),
+                        labels: Some(HashMap::from([(
+                            NAMESPACE.to_string(),
+                            desired.project.clone(),
+                        )])),
+                        data: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+                        ..Default::default()
+                    };
+                    self.docker
+                        .create_secret(spec)
+                        .await
+                        .map_err(|e| {
+                            outside(&format!("cannot create the swarm secret `{name}`"), e)
+                        })?
+                        .id
+                }
+            };
+            out.insert(file.key.clone(), (name, id));
+        }
+        Ok(out)
     }
 
     /// The stack's services: name, spec version, stack's digest label.

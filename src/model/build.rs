@@ -35,7 +35,9 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
     for service in &mut services {
         service.digest = digest(service, &secrets, files);
     }
+    let networks = networks(config, &services);
     Desired {
+        networks,
         project: config.project.clone(),
         env: config.env.clone(),
         volumes: volumes.into_iter().collect(),
@@ -47,6 +49,31 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
     }
 }
 
+/// The networks some service joins, `default` first, then in `STACK_NETWORKS` order.
+fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
+    let used = |name: &str| {
+        services
+            .iter()
+            .any(|s| s.networks.iter().any(|n| n == name))
+    };
+    let mut out = Vec::new();
+    if used(config::DEFAULT_NETWORK) {
+        out.push(Network {
+            name: config::DEFAULT_NETWORK.to_string(),
+            internal: false,
+        });
+    }
+    for network in &config.networks {
+        if network.name != config::DEFAULT_NETWORK && used(&network.name) {
+            out.push(Network {
+                name: network.name.clone(),
+                internal: network.internal,
+            });
+        }
+    }
+    out
+}
+
 /// The image a `BUILD`-only service is tagged with.
 pub fn build_image(config: &Config, service: &Service) -> String {
     format!("{}-{}:{}", config.project, service.name, config.env)
@@ -55,17 +82,21 @@ pub fn build_image(config: &Config, service: &Service) -> String {
 /// Every secret container variable of `config` as (`.env` name, value), in declaration
 /// order: what the bundle's `.env` holds.
 pub fn secret_entries(config: &Config) -> impl Iterator<Item = (String, &str)> {
-    config
-        .services
-        .iter()
-        .filter(|s| s.is_container())
-        .flat_map(|service| {
-            service
-                .env
-                .iter()
-                .filter(|(_, v)| v.secret)
-                .map(|(key, value)| (secret_var(&service.name, key), value.value.as_str()))
-        })
+    let containers = || config.services.iter().filter(|s| s.is_container());
+    let variables = containers().flat_map(|service| {
+        service
+            .env
+            .iter()
+            .filter(|(_, v)| v.secret)
+            .map(|(key, value)| (secret_var(&service.name, key), value.value.as_str()))
+    });
+    // A key several services mount as a file is kept once.
+    let mut seen = BTreeSet::new();
+    let files = containers()
+        .flat_map(|service| &service.secret_files)
+        .filter(move |file| seen.insert(file.key.as_str()))
+        .map(|file| (secret_file_var(&file.key), file.value.as_str()));
+    variables.chain(files)
 }
 
 /// Every secret container variable of `config`, by its `.env` name.
@@ -182,6 +213,16 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         depends_on,
         labels,
         extra_hosts: service.extra_hosts.clone(),
+        networks: service.networks.clone(),
+        secret_files: service
+            .secret_files
+            .iter()
+            .map(|file| SecretFile {
+                target: file.target.clone(),
+                key: file.key.clone(),
+                mode: if service.runs_as_root() { 0o400 } else { 0o444 },
+            })
+            .collect(),
         options: service.options.clone(),
         logging: config.logging,
         refresh: None,
@@ -213,6 +254,28 @@ fn mount(config: &Config, mount: &config::Mount) -> Mount {
     }
 }
 
+/// `default` (where the proxy publishes its ports) and every network a routed service
+/// or a forward-auth endpoint is on.
+fn proxy_networks(config: &Config) -> Vec<String> {
+    let mut out = vec![config::DEFAULT_NETWORK.to_string()];
+    let gates: BTreeSet<&str> = config
+        .services
+        .iter()
+        .filter_map(|s| s.auth.as_ref().map(|a| a.host.as_str()))
+        .collect();
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        if service.routes.is_empty() && !gates.contains(service.name.as_str()) {
+            continue;
+        }
+        for network in &service.networks {
+            if !out.contains(network) {
+                out.push(network.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The reverse proxy in front of the routed services.
 fn proxy(config: &Config) -> DesiredService {
     let (file, target, volumes) = match config.proxy.kind {
@@ -238,6 +301,14 @@ fn proxy(config: &Config) -> DesiredService {
         target: target.to_string(),
         read_only: true,
     }];
+    for service in config.services.iter().filter(|s| s.basic_auth.is_some()) {
+        let (file, target) = basic_auth_file(config.proxy.kind, &service.name);
+        mounts.push(Mount::Bind {
+            source: HostPath::Bundle(file),
+            target,
+            read_only: true,
+        });
+    }
     mounts.extend(
         volumes
             .iter()
@@ -283,6 +354,8 @@ fn proxy(config: &Config) -> DesiredService {
         depends_on: Vec::new(),
         labels: labels(config, PROXY_SERVICE, Strategy::Recreate),
         extra_hosts,
+        networks: proxy_networks(config),
+        secret_files: Vec::new(),
         options: ContainerOptions::default(),
         logging: config.logging,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
@@ -301,13 +374,16 @@ fn proxy(config: &Config) -> DesiredService {
 fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<&str, &str>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(service).unwrap_or_default());
-    for value in service.env.values() {
-        if let EnvValue::Secret(var) = value {
-            hasher.update(var.as_bytes());
-            hasher.update([0]);
-            hasher.update(secrets.0.get(var).map_or(&[][..], |v| v.as_bytes()));
-            hasher.update([0]);
-        }
+    let file_vars = service.secret_files.iter().map(|f| secret_file_var(&f.key));
+    let env_vars = service.env.values().filter_map(|value| match value {
+        EnvValue::Secret(var) => Some(var.clone()),
+        EnvValue::Plain(_) => None,
+    });
+    for var in env_vars.chain(file_vars) {
+        hasher.update(var.as_bytes());
+        hasher.update([0]);
+        hasher.update(secrets.0.get(&var).map_or(&[][..], |v| v.as_bytes()));
+        hasher.update([0]);
     }
     for mount in &service.mounts {
         if let Mount::Bind {

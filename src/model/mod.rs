@@ -38,6 +38,73 @@ pub struct Desired {
     pub volumes: Vec<String>,
     pub services: Vec<DesiredService>,
     pub rollout: Rollout,
+    /// The networks the services join (short names; the engine's are
+    /// `<project>_<name>`). Empty in a release written before networks were typed:
+    /// then just `default`.
+    #[serde(default)]
+    pub networks: Vec<Network>,
+}
+
+/// A network of the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    /// No way in or out but through other networks.
+    pub internal: bool,
+}
+
+/// A secret delivered as a read-only file in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretFile {
+    /// Absolute path in the container.
+    pub target: String,
+    /// The secret key; the bundle holds the value as `secrets/<key>` and in `.env` as
+    /// [`secret_file_var`].
+    pub key: String,
+    /// Permission bits of the file: 0400 when the service runs as root, else 0444 (the
+    /// service's user must read it; the bundle's `secrets/` folder is 0700).
+    pub mode: u32,
+}
+
+impl SecretFile {
+    /// The file in the bundle.
+    pub fn bundle_path(&self) -> String {
+        secret_file_path(&self.key, self.mode)
+    }
+}
+
+/// The bundle file that holds the secret `key` for `SECRET_FILES` with `mode` (a bind
+/// mount shows the host file's mode, so each mode has its own file).
+pub fn secret_file_path(key: &str, mode: u32) -> String {
+    if mode == 0o400 {
+        format!("secrets/{key}")
+    } else {
+        format!("secrets/{mode:o}/{key}")
+    }
+}
+
+/// The `.env` name of the secret `key` delivered as a file.
+pub fn secret_file_var(key: &str) -> String {
+    format!("FILE__{key}")
+}
+
+/// Where the proxy finds the `BASIC_AUTH` user of `service`: (bundle path, path in the
+/// proxy container). Both proxies read it relative to their configuration file.
+pub fn basic_auth_file(proxy: crate::config::ProxyKind, service: &str) -> (String, String) {
+    match proxy {
+        crate::config::ProxyKind::Nginx => (
+            format!("nginx/auth/{service}"),
+            format!("/etc/nginx/auth/{service}"),
+        ),
+        _ => (
+            format!("auth/{service}"),
+            format!("/etc/caddy/auth/{service}"),
+        ),
+    }
+}
+
+fn default_networks() -> Vec<String> {
+    vec![crate::config::DEFAULT_NETWORK.to_string()]
 }
 
 /// How changes roll out (`STACK_HEALTH_TIMEOUT`, `STACK_DRAIN`).
@@ -76,6 +143,12 @@ pub struct DesiredService {
     pub labels: indexmap::IndexMap<String, String>,
     /// Entries for `/etc/hosts`.
     pub extra_hosts: Vec<ExtraHost>,
+    /// The networks it joins, short names, the first one primary.
+    #[serde(default = "default_networks")]
+    pub networks: Vec<String>,
+    /// Secrets delivered as files.
+    #[serde(default)]
+    pub secret_files: Vec<SecretFile>,
     /// `ENTRYPOINT`, `USER`, `CAP_ADD`, `TMPFS` and the other container options.
     #[serde(default)]
     pub options: ContainerOptions,
@@ -317,6 +390,31 @@ impl Desired {
     /// The project network's name.
     pub fn network(&self) -> String {
         default_network(&self.project)
+    }
+
+    /// The engine's name of the network `short`.
+    pub fn network_name(&self, short: &str) -> String {
+        format!("{}_{short}", self.project)
+    }
+
+    /// Every network the services join (`default` alone for an older release).
+    pub fn all_networks(&self) -> Vec<Network> {
+        if self.networks.is_empty() {
+            return vec![Network {
+                name: crate::config::DEFAULT_NETWORK.to_string(),
+                internal: false,
+            }];
+        }
+        self.networks.clone()
+    }
+
+    /// The engine's names of the networks `service` joins, the primary one first.
+    pub fn service_networks(&self, service: &DesiredService) -> Vec<String> {
+        service
+            .networks
+            .iter()
+            .map(|short| self.network_name(short))
+            .collect()
     }
 
     /// The engine's name of a named volume.

@@ -28,10 +28,26 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
     let mut doc = Map::new();
     doc.insert("name".into(), json!(desired.project));
     doc.insert("services".into(), Value::Object(services));
-    doc.insert(
-        "networks".into(),
-        json!({"default": {"name": desired.network()}}),
-    );
+    let mut networks = Map::new();
+    for network in desired.all_networks() {
+        let mut spec = Map::new();
+        spec.insert("name".into(), json!(desired.network_name(&network.name)));
+        if network.internal {
+            spec.insert("internal".into(), json!(true));
+        }
+        networks.insert(network.name.clone(), Value::Object(spec));
+    }
+    doc.insert("networks".into(), Value::Object(networks));
+    let mut secrets = Map::new();
+    for file in desired.services.iter().flat_map(|s| &s.secret_files) {
+        secrets.insert(
+            secret_name(file),
+            json!({"file": format!("./{}", file.bundle_path())}),
+        );
+    }
+    if !secrets.is_empty() {
+        doc.insert("secrets".into(), Value::Object(secrets));
+    }
     if !desired.volumes.is_empty() {
         let mut map = Map::new();
         for volume in &desired.volumes {
@@ -81,6 +97,18 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if !service.extra_hosts.is_empty() {
         let hosts = service.extra_hosts.iter().map(|h| h.to_string());
         out.insert("extra_hosts".into(), strings(hosts));
+    }
+    if service.networks != [crate::config::DEFAULT_NETWORK] {
+        out.insert("networks".into(), json!(service.networks));
+    }
+    if !service.secret_files.is_empty() {
+        // Compose (v1 and v2) bind-mounts a file secret as it is on the host, and warns
+        // about `mode` outside swarm: the bundle file has the mode.
+        let secrets = service
+            .secret_files
+            .iter()
+            .map(|file| json!({"source": secret_name(file), "target": file.target}));
+        out.insert("secrets".into(), Value::Array(secrets.collect()));
     }
     options(&mut out, &service.options);
     if !service.depends_on.is_empty() {
@@ -330,6 +358,17 @@ fn mount(mount: &Mount, placement: &Placement) -> String {
         format!("{spec}:ro")
     } else {
         spec
+    }
+}
+
+/// The Compose name of a secret file (`DB_PASSWORD` → `db_password`, or
+/// `db_password_444` for the copy a service's non-root user reads).
+fn secret_name(file: &model::SecretFile) -> String {
+    let name = file.key.to_ascii_lowercase();
+    if file.mode == 0o400 {
+        name
+    } else {
+        format!("{name}_{:o}", file.mode)
     }
 }
 

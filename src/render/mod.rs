@@ -109,6 +109,21 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
     if let Some(contents) = compose::secrets_file(config) {
         bundle.add_secret(SECRETS_FILE, contents);
     }
+    secret_files(config, &mut bundle);
+    if needs_proxy(config) {
+        for (path, contents) in proxy::basic_auth_files(config) {
+            bundle.files.insert(
+                path,
+                BundleFile {
+                    contents,
+                    // The proxy's workers (nginx's run as `nginx`) read it; its folder
+                    // on the host is 0700.
+                    mode: 0o644,
+                    secret: true,
+                },
+            );
+        }
+    }
     let files = bundle
         .files
         .iter()
@@ -117,6 +132,25 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
     let desired = crate::model::desired(config, &files);
     bundle.add(COMPOSE_FILE, compose::render(config, &desired, bundle_dir)?);
     Ok((bundle, desired))
+}
+
+/// The file of every secret a service gets as a file: `secrets/<KEY>` (0400) for a
+/// service that runs as root, `secrets/444/<KEY>` for one whose user must read it. The
+/// folder is 0700 either way.
+fn secret_files(config: &Config, bundle: &mut Bundle) {
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        let mode = if service.runs_as_root() { 0o400 } else { 0o444 };
+        for file in &service.secret_files {
+            bundle.files.insert(
+                crate::model::secret_file_path(&file.key, mode),
+                BundleFile {
+                    contents: file.value.clone(),
+                    mode,
+                    secret: true,
+                },
+            );
+        }
+    }
 }
 
 /// A proxy container runs when the project has a proxy and at least one route.

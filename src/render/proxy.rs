@@ -76,6 +76,93 @@ impl Target {
     }
 }
 
+/// What the proxy asks before it passes a request to `service`: nothing, a forward-auth
+/// endpoint (`AUTH`) or a password (`BASIC_AUTH`). Caddy's form.
+fn caddy_gate(config: &Config, service: &Service) -> String {
+    if let Some(auth) = &service.auth {
+        // The identity headers the outposts of Authentik, Authelia and oauth2-proxy set.
+        return format!(
+            "forward_auth {}:{} {{\n\turi {}\n\tcopy_headers {}\n}}\n",
+            auth.host,
+            auth.port,
+            auth.path,
+            IDENTITY_HEADERS.join(" ")
+        );
+    }
+    if service.basic_auth.is_some() {
+        let (file, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
+        return format!("import {file}\n");
+    }
+    String::new()
+}
+
+/// The identity headers passed on to the app after a forward-auth check.
+const IDENTITY_HEADERS: &[&str] = &[
+    "Remote-User",
+    "Remote-Groups",
+    "Remote-Name",
+    "Remote-Email",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+];
+
+/// nginx's form of the gate, inside a route's location. A location that sets one proxy
+/// header inherits none from `http`, so a forward-auth route sets them all again.
+fn nginx_gate(config: &Config, service: &Service) -> String {
+    if service.auth.is_some() {
+        let mut out = format!("auth_request /_stack_auth/{};\n", service.name);
+        for (index, header) in IDENTITY_HEADERS.iter().enumerate() {
+            let var = header.to_ascii_lowercase().replace('-', "_");
+            out.push_str(&format!(
+                "auth_request_set $stack_auth_{index} $upstream_http_{var};\nproxy_set_header {header} $stack_auth_{index};\n"
+            ));
+        }
+        out.push_str(
+            "proxy_set_header Host $host;\nproxy_set_header X-Real-IP $remote_addr;\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\nproxy_set_header X-Forwarded-Proto $scheme;\nproxy_set_header Upgrade $http_upgrade;\nproxy_set_header Connection $connection_upgrade;\n",
+        );
+        return out;
+    }
+    if service.basic_auth.is_some() {
+        let (file, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
+        let file = file.trim_start_matches("nginx/");
+        return format!(
+            "auth_basic \"{}\";\nauth_basic_user_file {file};\n",
+            service.name
+        );
+    }
+    String::new()
+}
+
+/// The internal location nginx asks for a forward-auth service's routes.
+fn nginx_auth_location(service: &Service) -> Option<String> {
+    let auth = service.auth.as_ref()?;
+    Some(indent(&format!(
+        "location = /_stack_auth/{name} {{\n\tinternal;\n\tset $stack_auth_upstream {host}:{port};\n\tproxy_pass http://$stack_auth_upstream{path};\n\tproxy_pass_request_body off;\n\tproxy_set_header Content-Length \"\";\n\tproxy_set_header Host $host;\n\tproxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n\tproxy_set_header X-Original-Method $request_method;\n\tproxy_set_header X-Forwarded-Method $request_method;\n\tproxy_set_header X-Forwarded-Proto $scheme;\n\tproxy_set_header X-Forwarded-Host $http_host;\n\tproxy_set_header X-Forwarded-Uri $request_uri;\n\tproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n}}",
+        name = service.name,
+        host = auth.host,
+        port = auth.port,
+        path = auth.path,
+    )))
+}
+
+/// The `BASIC_AUTH` files of the bundle: path → contents (a comment line first).
+pub fn basic_auth_files(config: &Config) -> Vec<(String, String)> {
+    config
+        .services
+        .iter()
+        .filter_map(|service| {
+            let auth = service.basic_auth.as_ref()?;
+            let (path, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
+            let body = match config.proxy.kind {
+                crate::config::ProxyKind::Nginx => format!("{}:{}\n", auth.user, auth.hash),
+                _ => format!("basicauth {{\n\t{} {}\n}}\n", auth.user, auth.hash),
+            };
+            Some((path, format!("# {}\n{body}", header(config))))
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct RouteView {
     matcher: String,
@@ -90,6 +177,8 @@ struct SiteView {
     address: String,
     routes: Vec<RouteView>,
     root: Option<String>,
+    /// nginx: the internal locations of forward-auth checks.
+    auth_locations: Vec<String>,
 }
 
 /// Sites by host (sorted); in each, longer paths first so the most specific wins.
@@ -109,28 +198,33 @@ fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
             routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
             let mut root = None;
             let mut views = Vec::new();
+            let mut auth_locations: Vec<String> = Vec::new();
             for (index, (path, service)) in routes.into_iter().enumerate() {
                 let Some(target) = Target::of(service) else {
                     continue;
                 };
+                if nginx {
+                    if let Some(location) = nginx_auth_location(service) {
+                        if !auth_locations.contains(&location) {
+                            auth_locations.push(location);
+                        }
+                    }
+                }
+                let strip = service.route_strip && path != "/";
+                let text = if nginx {
+                    nginx_gate(config, service) + &target.nginx(strip.then_some(path))
+                } else {
+                    caddy_gate(config, service) + &target.caddy()
+                };
                 if path == "/" {
-                    root = Some(indent(&if nginx {
-                        target.nginx(None)
-                    } else {
-                        target.caddy()
-                    }));
+                    root = Some(indent(&text));
                     continue;
                 }
-                let strip = service.route_strip;
                 views.push(RouteView {
                     matcher: format!("route{index}"),
                     path: path.to_string(),
                     strip,
-                    target: indent(&if nginx {
-                        target.nginx(strip.then_some(path))
-                    } else {
-                        target.caddy()
-                    }),
+                    target: indent(&text),
                 });
             }
             let address = if config.tls == Tls::Off {
@@ -143,6 +237,7 @@ fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
                 address,
                 routes: views,
                 root,
+                auth_locations,
             }
         })
         .collect()

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod attach;
 mod health;
 mod options;
 mod preset;
@@ -201,7 +202,13 @@ fn read(
     let labels = options::read_labels(map, errors);
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
+    let attached = attach::read(context, map, errors);
     Service {
+        networks: attached.networks,
+        secret_files: attached.secret_files,
+        auth: attached.auth,
+        basic_auth: attached.basic_auth,
+        env_files: attached.env_files,
         labels,
         extra_hosts,
         options,

@@ -18,6 +18,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
     check_secret_var_names(config, errors);
     check_host_ports(config, errors);
     check_routes(config, errors);
+    super::networks::check_attachments(config, errors);
     config.volumes = named_volumes(&config.services);
 }
 

@@ -5,6 +5,7 @@
 mod checks;
 mod images;
 mod mounts;
+mod networks;
 mod ports;
 mod routes;
 mod server;

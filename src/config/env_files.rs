@@ -1,0 +1,183 @@
+//! `SERVICE_<NAME>_ENV_FILE`: files of `KEY=VALUE` lines (Compose's `env_file`) whose
+//! variables a service takes. [`read`] is the I/O (bounded reads of the files the
+//! configuration names); [`apply`] is pure: parse, check, merge. The service's own
+//! `ENV_<VAR>` and `ENV` entries win over a file's, as `environment:` wins over
+//! `env_file:` in Compose.
+//!
+//! The values land in the rendered compose file like any `ENV_<VAR>`, so a variable whose
+//! name says it is a secret is refused: it belongs in `secrets.env`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::model::{Config, EnvValue};
+use crate::error::{Diagnostic, Error, Result, Span};
+
+/// The contents of every `ENV_FILE` of `config`, by its path relative to the project.
+pub fn read(config: &Config) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for rel in config.services.iter().flat_map(|s| &s.env_files) {
+        if out.contains_key(rel) {
+            continue;
+        }
+        let path = config.project_dir.join(rel);
+        let bytes = crate::fsio::read_bounded(&path, crate::project::syntax::MAX_FILE_BYTES as u64)
+            .map_err(|e| e.into_error(rel, &path))?;
+        out.insert(rel.clone(), bytes);
+    }
+    Ok(out)
+}
+
+/// Merge the variables of each service's `ENV_FILE`s (in order; a later file wins) under
+/// its own variables. Every bad line of every file is reported.
+pub fn apply(config: &mut Config, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
+    let mut errors = Vec::new();
+    for service in &mut config.services {
+        let mut from_files: BTreeMap<String, String> = BTreeMap::new();
+        for rel in &service.env_files {
+            let Some(bytes) = files.get(rel) else {
+                continue;
+            };
+            match parse(rel, bytes) {
+                Ok(entries) => from_files.extend(entries),
+                Err(mut problems) => errors.append(&mut problems),
+            }
+        }
+        for (var, value) in from_files {
+            service.env.entry(var).or_insert(EnvValue {
+                value,
+                secret: false,
+            });
+        }
+    }
+    errors.dedup_by(|a, b| a.message == b.message);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+/// A name that says its value is a secret (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*_KEY`).
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["PASSWORD", "SECRET", "TOKEN"]
+        .iter()
+        .any(|word| upper.contains(word))
+        || upper.ends_with("_KEY")
+}
+
+/// Compose's env file syntax: `KEY=VALUE` lines, `#` comments, blank lines, an optional
+/// `export `, and a value in matching single or double quotes taken without them.
+/// Values are literal (no interpolation).
+fn parse(
+    source: &str,
+    bytes: &[u8],
+) -> std::result::Result<Vec<(String, String)>, Vec<Diagnostic>> {
+    let source: Arc<str> = Arc::from(source);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(vec![Diagnostic::new(format!(
+            "`{source}` is not UTF-8 text"
+        ))
+        .hint("an env file holds `KEY=VALUE` lines of text")]);
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let span = || {
+            Some(Span {
+                source: source.clone(),
+                line: index as u32 + 1,
+                col: 1,
+                len: raw.chars().count().max(1) as u32,
+                line_text: Arc::from(raw),
+            })
+        };
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            errors.push(
+                Diagnostic::new(format!("`{source}`: a line without `=`"))
+                    .with_span(span())
+                    .hint("write `NAME=value`, or start a comment with `#`"),
+            );
+            continue;
+        };
+        let name = name.trim();
+        if !super::attrs::env_name(name) {
+            errors.push(
+                Diagnostic::new(format!("`{source}`: `{name}` is not a variable name"))
+                    .with_span(span())
+                    .hint("a name is anything but empty, `=`, blanks or control characters"),
+            );
+            continue;
+        }
+        if looks_secret(name) {
+            // The line is not shown: it holds the value.
+            errors.push(
+                Diagnostic::new(format!(
+                    "`{source}` line {}: `{name}` looks like a secret, and an env file's values are written into docker-compose.yml",
+                    index + 1
+                ))
+                .hint(format!(
+                    "move it to `environments/<env>/secrets.env`, list it in `STACK_SECRETS`, and pass it with `SERVICE_<NAME>_ENV_{name}=${{{name}}}`"
+                )),
+            );
+            continue;
+        }
+        let value = value.trim();
+        let value = match (value.chars().next(), value.chars().last()) {
+            (Some(q @ ('"' | '\'')), Some(end)) if value.len() >= 2 && end == q => {
+                &value[1..value.len() - 1]
+            }
+            _ => value,
+        };
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            errors.push(
+                Diagnostic::new(format!("`{source}`: `{name}` has a control character"))
+                    .with_span(span()),
+            );
+            continue;
+        }
+        out.push((name.to_string(), value.to_string()));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_env_file_syntax() {
+        let text =
+            b"# comment\n\nexport A=1\nb.c = two words \nQ='quoted # not a comment'\nD=\"x\"\n";
+        let entries = parse("web.env", text).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                ("A".into(), "1".into()),
+                ("b.c".into(), "two words".into()),
+                ("Q".into(), "quoted # not a comment".into()),
+                ("D".into(), "x".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_lines_and_secret_names_are_refused_with_their_line() {
+        let errors = parse("web.env", b"OK=1\nno equals\nDB_PASSWORD=hunter2\n").unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].span.as_ref().unwrap().line, 2);
+        assert!(errors[1].message.contains("line 3"));
+        let shown = format!("{errors:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
