@@ -218,6 +218,11 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
+            // Read by the monitoring renderer (the BackupVerifyTooOld alert).
+            (
+                "BACKUP_VERIFY_MAX_AGE",
+                EnvSource::Key("BACKUP_VERIFY_MAX_AGE"),
+            ),
         ],
         mounts: &[("backup", "/etc/stack-backup")],
     },
