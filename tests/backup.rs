@@ -390,19 +390,36 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list["dumps"][0]["verified"], "failed", "{list}");
 
+    // Restoring it fails in its one transaction: the data stays, the safety dump is
+    // named with the command that returns to it.
+    project.sql("INSERT INTO t SELECT 0, 'after the dump'");
+    let out = project.stack(&["backup", "restore", &dump, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let said = all_output(&out);
+    let safety = project
+        .dumps()
+        .into_iter()
+        .find(|d| d.starts_with("safety-"))
+        .expect("a safety dump");
+    assert!(
+        said.contains(&format!("stack backup restore {safety} --yes")),
+        "{said}"
+    );
+    assert_eq!(project.sql("SELECT count(*) FROM t"), "20001");
+
     // A dump whose rows differ from its manifest fails too, naming the table.
     let dump = written(&project.ok(&["backup", "run"]));
     let manifest = project.backups().join(format!("{dump}.manifest.json"));
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
         &manifest,
-        text.replace("\"public.t\" : 20000", "\"public.t\" : 20001"),
+        text.replace("\"public.t\" : 20001", "\"public.t\" : 20002"),
     )
     .unwrap();
     let out = project.stack(&["backup", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
-    assert!(said.contains("public.t 20001 20000"), "{said}");
+    assert!(said.contains("public.t 20002 20001"), "{said}");
 }
 
 /// The names to keep, computed here from the rule: the newest of each of the last
@@ -793,4 +810,62 @@ fn the_scheduled_service_dumps_and_verifies_on_its_schedules() {
             && metrics.contains("stack_backup_last_ok{step=\"run\"} 1"),
         "{metrics}"
     );
+}
+
+/// A small tmpfs mounted on the host (the tests run as root, as CI does); unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(path: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = StdCommand::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (these tests run as root, as CI does): {}",
+            text(&out.stderr)
+        );
+        SmallDisk(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_a_dump_keeps_no_partial_file() {
+    let project = Project::new("diskfull", "");
+    let disk = SmallDisk::mount(project.backups(), "256k");
+    project.start();
+    project.sql("CREATE TABLE t AS SELECT g AS n FROM generate_series(1, 100) g");
+    let first = written(&project.ok(&["backup", "run"]));
+    let before = project.files();
+    // Random text does not compress: this dump cannot fit in what is left.
+    project.sql(
+        "CREATE TABLE big AS SELECT g AS n, md5(random()::text) || md5(random()::text) AS h \
+         FROM generate_series(1, 20000) g",
+    );
+    let out = project.stack(&["backup", "run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let said = all_output(&out);
+    assert!(said.contains("No space left on device"), "{said}");
+    assert_eq!(
+        project.files(),
+        before,
+        "no partial file, the previous dump untouched"
+    );
+    assert!(project.backups().join(&first).is_file());
+    let metrics = project.metrics();
+    assert!(
+        metrics.contains("stack_backup_last_ok{step=\"run\"} 0"),
+        "{metrics}"
+    );
+    drop(project);
+    drop(disk);
 }

@@ -249,7 +249,7 @@ async fn step(
 }
 
 /// A dump now (`kind`: `dump` or `safety`); its name.
-async fn dump(context: &Context, site: &Site, kind: &str) -> Result<Option<String>> {
+async fn take_dump(context: &Context, site: &Site, kind: &str) -> Result<Option<String>> {
     let (ok, machine) = step(context, site, BACKUP, &["run", kind]).await?;
     let name = machine
         .iter()
@@ -258,7 +258,7 @@ async fn dump(context: &Context, site: &Site, kind: &str) -> Result<Option<Strin
 }
 
 async fn backup_run(context: &Context, site: &Site) -> Result<()> {
-    let Some(name) = dump(context, site, "dump").await? else {
+    let Some(name) = take_dump(context, site, "dump").await? else {
         return Err(Error::No(format!(
             "the backup on {} failed (above); no dump was written",
             site.name
@@ -508,7 +508,7 @@ async fn restore(context: &Context, site: &Site, dump: &str) -> Result<()> {
     }
     confirm(context, site, dump)?;
     context.printer.status("taking a safety dump first");
-    let Some(safety) = dump_or_none(context, site).await? else {
+    let Some(safety) = take_dump(context, site, "safety").await? else {
         return Err(Error::No(format!(
             "the safety dump failed (above), so nothing was restored; the database on {} is unchanged",
             site.name
@@ -567,10 +567,6 @@ async fn restore(context: &Context, site: &Site, dump: &str) -> Result<()> {
         containers.len()
     ));
     Ok(())
-}
-
-async fn dump_or_none(context: &Context, site: &Site) -> Result<Option<String>> {
-    dump(context, site, "safety").await
 }
 
 /// Start the stopped containers again, dependencies first, and wait until each is ready.
