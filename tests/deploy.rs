@@ -1338,7 +1338,7 @@ fn swarm_target_deploys_updates_and_rolls_back() {
     let sshd = Sshd::start();
     let body = format!(
         "STACK_TARGET=swarm\nSTACK_PROXY=none\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=60s\n{}\
-         SERVICE_WEB_REPLICAS=2\n",
+         SERVICE_WEB_REPLICAS=2\nSERVICE_WEB_RELEASE=sh -c 'echo released $$V'\n",
         httpd_service("web")
     );
     let p = Project::new("swarm", &sshd, &body);
@@ -1369,7 +1369,20 @@ fn swarm_target_deploys_updates_and_rolls_back() {
     };
     assert_eq!(replicas(&service), "2/2");
 
-    p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    // The release command runs as a one-off container on the overlay network, with the
+    // new configuration, before the service is updated.
+    let out = p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    assert!(
+        text(&out.stderr).contains("web release | released 2"),
+        "{}",
+        all_output(&out)
+    );
+    let out = p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    assert!(
+        !text(&out.stderr).contains("release |"),
+        "{}",
+        all_output(&out)
+    );
     let env = inspect(&service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
     assert!(env.contains("V=2"), "{env}");
     let good = p.current_release().unwrap();
@@ -1792,4 +1805,125 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["dumps"][0]["verified"], "ok", "{list}");
+}
+
+/// `web` with a volume and a release command that appends `VERSION` (and whether it got
+/// the secret `APP_KEY`) to `/data/runs`: a busybox stand-in for a migration that creates
+/// a table, so a second run would show as a second line.
+fn released_service() -> String {
+    format!(
+        "{}SERVICE_WEB_VOLUMES=data:/data\nSERVICE_WEB_ENV_VERSION=1\n\
+         SERVICE_WEB_RELEASE=sh -c 'echo migrating $$VERSION; [ -n \"$$APP_KEY\" ] && echo $$VERSION >> /data/runs'\n",
+        two_services()
+    )
+}
+
+fn release_runs(p: &Project) -> Vec<String> {
+    let out = docker(&["exec", &p.id_of("web"), "cat", "/data/runs"]);
+    text(&out.stdout).lines().map(String::from).collect()
+}
+
+// Two deploys of a new version at once: the lock orders them, and the release command
+// runs once (the second deploy finds the version's containers and has nothing to do).
+#[test]
+fn release_command_runs_once_across_two_concurrent_deploys() {
+    let sshd = Sshd::start();
+    let p = Project::new("release-once", &sshd, &released_service());
+    let out = p.deploy(&[]);
+    assert!(
+        text(&out.stderr).contains("web release | migrating 1"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(release_runs(&p), ["1"]);
+    let out = p.ok(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--dry-run",
+        "--set",
+        "SERVICE_WEB_ENV_VERSION=2",
+    ]);
+    assert!(
+        text(&out.stdout).contains("web: run release command"),
+        "{}",
+        all_output(&out)
+    );
+    let spawn = || {
+        p.command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--lock-wait",
+            "150s",
+            "--set",
+            "SERVICE_WEB_ENV_VERSION=2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(180)),
+        wait_output(b, Duration::from_secs(180)),
+    );
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", all_output(out));
+    }
+    let ran = [&a, &b]
+        .iter()
+        .filter(|o| text(&o.stderr).contains("web release | migrating 2"))
+        .count();
+    assert_eq!(ran, 1, "{}\n---\n{}", all_output(&a), all_output(&b));
+    assert_eq!(release_runs(&p), ["1", "2"]);
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+    let oneoffs: Vec<_> = p
+        .containers()
+        .into_iter()
+        .filter(|(n, _)| n.contains("-web-release-"))
+        .collect();
+    assert!(oneoffs.is_empty(), "{oneoffs:?}");
+}
+
+// A failing release command: nothing replaced, `current` not switched (the new release
+// directory is removed), the audit log says so, exit 1 with the command's last lines.
+#[test]
+fn failing_release_command_leaves_current_and_the_old_version() {
+    let sshd = Sshd::start();
+    let p = Project::new("release-fail", &sshd, &released_service());
+    p.deploy(&[]);
+    let before = p.current_release().expect("current");
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_VERSION=2",
+        "--set",
+        "SERVICE_WEB_RELEASE=sh -c 'echo cannot migrate $$VERSION >&2; exit 4'",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("exited 4") && all.contains("  cannot migrate 2"),
+        "{all}"
+    );
+    assert!(!all.contains("rolling back"), "{all}");
+    assert_eq!(p.current_release().as_deref(), Some(before.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&before));
+    assert_eq!(p.id_of("web"), web, "web was replaced");
+    assert!(answers(&web), "the old web does not answer");
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\tdeploy\t") && l.contains("failed")),
+        "{audit}"
+    );
+    assert!(!p
+        .containers()
+        .iter()
+        .any(|(n, _)| n.contains("-web-release-")));
 }

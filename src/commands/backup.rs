@@ -16,9 +16,10 @@ use super::{default_out, runtime, server_engine, server_of, server_placement, Co
 use crate::cli::{BackupCommand, BackupOn};
 use crate::config::Target;
 use crate::deploy::Remote;
-use crate::engine::{Engine, OneOff};
+use crate::engine::oneoff::Ended;
+use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
-use crate::model::{self, Desired, DesiredService, Placement, Secrets};
+use crate::model::{self, Desired, DesiredService, HostPath, Mount, Placement, Secrets};
 
 /// The service that runs the steps, and the one that copies dumps off-site.
 const BACKUP: &str = "backup";
@@ -202,6 +203,9 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long one step may run (a dump or verification of a large database takes a while).
+const STEP_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
 /// Run a step of the script in a one-off container of `service`; its lines go to stderr
 /// (lines starting with `::` are for us). Returns (succeeded, machine lines).
 async fn step(
@@ -216,36 +220,51 @@ async fn step(
             site.name
         ))
     })?;
+    site.engine.oneoff_preflight(&site.desired, service).await?;
     let script = crate::render::backup::script(
         "stack backup: the BACKUP preset's steps, run in a one-off container",
     )?;
-    let mut argv = vec![script, "backup.sh".to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let run = OneOff {
-        service,
-        entrypoint: vec!["sh".into(), "-c".into()],
-        args: argv,
-    };
-    let printer = &context.printer;
-    let result = site
-        .engine
-        .run_oneoff(
-            &site.desired,
-            run,
-            (&site.placement, &site.secrets),
-            |line| {
-                if !line.starts_with("::") {
-                    printer.status(line);
-                }
-            },
+    // The script's text instead of the bundle's file (which may not be on this machine),
+    // through `sh -c` whatever the service's own entrypoint is.
+    let mut service = service.clone();
+    service.options.entrypoint = Some(vec!["sh".into(), "-c".into(), script, "backup.sh".into()]);
+    service.mounts.retain(|m| {
+        !matches!(
+            m,
+            Mount::Bind {
+                source: HostPath::Bundle(_),
+                ..
+            }
         )
-        .await?;
-    let machine = result
-        .lines
-        .into_iter()
-        .filter_map(|l| l.strip_prefix("::").map(String::from))
-        .collect();
-    Ok((result.exit_code == 0, machine))
+    });
+    let command: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let printer = &context.printer;
+    let mut machine = Vec::new();
+    let run = site.engine.run_oneoff(
+        &site.desired,
+        &service,
+        (&command, args.first().copied().unwrap_or("backup")),
+        (&site.placement, &site.secrets),
+        (STEP_TIMEOUT, |line: &str| match line.strip_prefix("::") {
+            Some(data) => machine.push(data.to_string()),
+            None => printer.status(line),
+        }),
+    );
+    // Ctrl-C drops the run, which removes its container.
+    let result = tokio::select! {
+        result = run => result?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(Error::No("interrupted; the one-off container was removed".into()));
+        }
+    };
+    let ok = matches!(result.ended, Ended::Exited(0));
+    if let Ended::TimedOut(limit) = result.ended {
+        printer.status(format!(
+            "backup: the step ran longer than {} h and was stopped",
+            limit.as_secs() / 3600
+        ));
+    }
+    Ok((ok, machine))
 }
 
 /// A dump now (`kind`: `dump` or `safety`); its name.

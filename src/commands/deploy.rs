@@ -11,7 +11,7 @@ use super::{missing_images, runtime, server_engine, server_of, server_placement,
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, Remote};
-use crate::engine::converge::Converger;
+use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::{self, Placement};
@@ -86,7 +86,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
-    let remote = Remote::connect(&server, &env)?;
+    let remote = std::rc::Rc::new(Remote::connect(&server, &env)?);
     let progress = Progress::new(&context.printer);
     context
         .printer
@@ -118,7 +118,15 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let ship = async {
             pin::pin(&mut desired, &ids, engines, (&id, &progress)).await?;
             let place = (server_placement(&server), model::secrets(config));
-            let converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            if !shipment.swarm {
+                let (remote, id) = (remote.clone(), id.clone());
+                converger.staged = Some(Staged {
+                    bundle: release_dir.clone().into(),
+                    switch: Box::new(move || remote.switch(&id)),
+                    switched: std::cell::Cell::new(false),
+                });
+            }
             ship(context, &remote, &converger, shipment).await
         };
         let result = tokio::select! {
@@ -223,8 +231,19 @@ async fn ship(
     let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
     converger.ensure_images(&mut observed, false, &[]).await?;
-    remote.upload(id, bundle, &converger.desired)?;
-    if let Err(failure) = converge(converger, engine, observed, swarm).await {
+    // A compose deploy points `current` at the release right before the first container
+    // changes (after the release commands); swarm at once.
+    remote.upload(id, bundle, &converger.desired, converger.staged.is_none())?;
+    let result = converge(converger, engine, observed, swarm).await;
+    let staged = converger.staged.as_ref();
+    if staged.is_some_and(|s| !s.switched.get()) {
+        if let Err(failure) = result {
+            // Nothing changed on the server: the release never went live.
+            let _ = remote.discard(id);
+            return Err(failure);
+        }
+        remote.switch(id)?;
+    } else if let Err(failure) = result {
         let Some(previous) = previous.filter(|p| p != id) else {
             return Err(failure);
         };
@@ -265,6 +284,7 @@ async fn converge(
                 &converger.desired,
                 (&converger.placement, &converger.secrets),
                 &converger.progress,
+                converger.run_releases,
             )
             .await;
     }
@@ -281,12 +301,13 @@ async fn rollback_to(
 ) -> Result<()> {
     let (desired, secrets) = remote.desired(id)?;
     pin::check_present(&desired, engine).await?;
-    let target = Converger::new(
+    let mut target = Converger::new(
         engine.clone(),
         desired,
         (placement.clone(), secrets),
         progress.clone(),
     );
+    target.run_releases = false;
     remote.switch(id)?;
     let mut observed = engine.observe(&target.desired).await?;
     target.ensure_images(&mut observed, false, &[]).await?;

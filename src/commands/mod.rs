@@ -6,6 +6,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deploy;
+pub mod import;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;

@@ -28,7 +28,9 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
-        let converger = Converger::new(engine.clone(), desired, (placement, secrets), progress);
+        let mut converger =
+            Converger::new(engine.clone(), desired, (placement, secrets), progress);
+        converger.run_releases = false;
         converge(&converger, false, &[]).await?;
         context.printer.status(format!("`{}` is up; watching health", converger.desired.project));
         if args.once {

@@ -85,6 +85,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "ENV_FILE",
     "AUTH",
     "BASIC_AUTH",
+    "RELEASE",
+    "RELEASE_TIMEOUT",
 ];
 
 /// `order-api` → `ORDER_API`.

@@ -199,6 +199,8 @@ pub struct Service {
     /// `ENV_FILE`: files of `KEY=VALUE` lines, relative to the project, read by
     /// [`crate::config::load`] into `env` (the service's own variables win).
     pub env_files: Vec<String>,
+    /// `RELEASE`: run once per rollout before the new version starts.
+    pub release: Option<Release>,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -228,6 +230,15 @@ impl Service {
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
     }
+}
+
+/// `RELEASE` and `RELEASE_TIMEOUT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Release {
+    /// Split into words like `COMMAND`; run with the image's entrypoint.
+    pub command: Vec<String>,
+    /// Past this, the one-off container is killed and the rollout fails.
+    pub timeout: Duration,
 }
 
 /// The network every service joins unless `NETWORKS` says otherwise.

@@ -526,3 +526,47 @@ fn schedules_people_write_become_cron_fields() {
         );
     }
 }
+
+#[test]
+fn release_command_and_its_timeout_are_checked() {
+    let base = "STACK_PROJECT=app\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n";
+    let loaded = load_text(
+        &format!("{base}SERVICE_WEB_RELEASE=bin/migrate --all\n"),
+        "dev",
+    )
+    .unwrap();
+    let release = loaded.config.services[0].release.clone().expect("release");
+    assert_eq!(release.command, ["bin/migrate", "--all"]);
+    assert_eq!(release.timeout, std::time::Duration::from_secs(600));
+    let loaded = load_text(
+        &format!("{base}SERVICE_WEB_RELEASE=migrate\nSERVICE_WEB_RELEASE_TIMEOUT=90s\n"),
+        "dev",
+    )
+    .unwrap();
+    let release = loaded.config.services[0].release.clone().expect("release");
+    assert_eq!(release.timeout, std::time::Duration::from_secs(90));
+    for (text, wanted) in [
+        (
+            "SERVICE_WEB_RELEASE_TIMEOUT=5m\n",
+            "`SERVICE_WEB_RELEASE` is not",
+        ),
+        (
+            "SERVICE_WEB_RELEASE=x\nSERVICE_WEB_RELEASE_TIMEOUT=soon\n",
+            "must be a duration",
+        ),
+        (
+            "SERVICE_WEB_RELEASE=x\nSERVICE_WEB_RELEASE_TIMEOUT=0s\n",
+            "from 1s to 24h",
+        ),
+        ("SERVICE_WEB_RELEASE=sh -c 'open\n", "unterminated quote"),
+        ("SERVICE_WEB_RELEASE=\n", "is empty"),
+    ] {
+        let errors = diagnostics(load_text(&format!("{base}{text}"), "dev"));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.message.contains(wanted) && d.span.is_some()),
+            "{text}: {errors:?}"
+        );
+    }
+}

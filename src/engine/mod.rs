@@ -9,12 +9,11 @@ pub mod converge;
 mod images;
 pub mod labels;
 mod logs;
-mod oneoff;
+pub mod oneoff;
 pub mod readiness;
 mod spec;
 mod swarm;
 pub use images::split_reference;
-pub use oneoff::{OneOff, OneOffResult};
 pub use swarm::service_name as swarm_service_name;
 
 use std::collections::{BTreeMap, HashMap};

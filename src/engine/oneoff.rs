@@ -1,44 +1,100 @@
-//! One-off containers of a service: its image, environment and volumes, on the project
-//! network, running another command (what `docker compose run --rm` does). `stack backup`
-//! runs its steps this way, locally and on a server.
+//! One-off containers of a service: a release command before a rollout, `stack run`.
+//! Built by [`spec::oneoff`] from the service's own mapping, and removed on every way
+//! out: exit, failure, timeout, and a cancelled future (Ctrl-C) through [`Removal`].
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use bollard::query_parameters::CreateContainerOptions;
 use futures_util::StreamExt;
 
-use super::{clean_error, is_not_found, labels, outside, spec, Engine};
+use super::{clean_error, spec, Engine};
 use crate::error::{Error, Result};
-use crate::model::{Desired, DesiredService, HostPath, Mount, Placement, Secrets};
+use crate::model::{Desired, DesiredService, Placement, Secrets};
 
-/// What a one-off container printed and how it ended.
-#[derive(Debug)]
-pub struct OneOffResult {
-    pub exit_code: i64,
-    /// Every line it printed (stdout and stderr, in order).
-    pub lines: Vec<String>,
+/// Lines of output kept for the error of a failed command.
+const LAST_LINES: usize = 20;
+
+/// How a one-off command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code.
+    Exited(i64),
+    /// It ran past its timeout and was killed.
+    TimedOut(Duration),
 }
 
-/// A one-off run: `entrypoint` and `args` replace the service's own.
-pub struct OneOff<'a> {
-    pub service: &'a DesiredService,
-    pub entrypoint: Vec<String>,
-    pub args: Vec<String>,
+/// What a finished one-off command left: how it ended and its last lines of output.
+#[derive(Debug, Clone)]
+pub struct OneOff {
+    pub ended: Ended,
+    pub last_lines: Vec<String>,
+}
+
+/// Removes a one-off container when dropped while still armed: the future that ran it
+/// was cancelled. It uses an engine client of its own on a thread of its own, because the
+/// runtime that owns the future's client may be shutting down.
+pub(super) struct Removal {
+    endpoint: String,
+    id: Option<String>,
+}
+
+impl Removal {
+    pub(super) fn new(engine: &Engine, id: &str) -> Self {
+        Removal {
+            endpoint: engine.endpoint.clone(),
+            id: Some(id.to_string()),
+        }
+    }
+
+    /// Remove the container now (the normal way out).
+    pub(super) async fn now(mut self, engine: &Engine) -> Result<()> {
+        match self.id.take() {
+            Some(id) => engine.remove(&id, Duration::ZERO).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let endpoint = self.endpoint.clone();
+        let removal = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(engine) = Engine::connect_to(&endpoint).await {
+                    let _ = engine.remove(&id, Duration::ZERO).await;
+                }
+            });
+        });
+        let _ = removal.join();
+    }
+}
+
+/// A name for a one-off container: `<project>-<service>-<what>-<random>`.
+pub fn oneoff_name(project: &str, service: &str, what: &str) -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{project}-{service}-{what}-{suffix}")
 }
 
 impl Engine {
-    /// Create, start and follow a one-off container of `run.service`, then remove it.
-    /// Files of the rendered bundle are not mounted (the caller passes what it needs in
-    /// the command). `line` sees each output line as it comes.
-    pub async fn run_oneoff(
+    /// Before a one-off container of `service`: the project's network and the service's
+    /// image are on this engine (else a clear error saying to start the project first).
+    pub async fn oneoff_preflight(
         &self,
         desired: &Desired,
-        run: OneOff<'_>,
-        (placement, secrets): (&Placement, &Secrets),
-        mut line: impl FnMut(&str),
-    ) -> Result<OneOffResult> {
+        service: &DesiredService,
+    ) -> Result<()> {
         let network = desired.network();
         match self
             .docker
@@ -49,7 +105,7 @@ impl Engine {
             .await
         {
             Ok(_) => {}
-            Err(e) if is_not_found(&e) => {
+            Err(e) if super::is_not_found(&e) => {
                 return Err(Error::Outside {
                     message: format!(
                         "project `{}` is not running on this engine (no network `{network}`)",
@@ -59,128 +115,125 @@ impl Engine {
                     hint: Some("start it first (`stack start`, or `stack deploy ENV`)".into()),
                 })
             }
-            Err(e) => return Err(outside("cannot inspect the project network", e)),
+            Err(e) => return Err(super::outside("cannot inspect the project network", e)),
         }
-        let image = run.service.run_image().to_string();
-        if self.image_id(&image).await?.is_none() {
+        let image = service.run_image();
+        if self.image_id(image).await?.is_none() {
             return Err(Error::Outside {
                 message: format!(
                     "service `{}`: image `{image}` is not on this engine",
-                    run.service.name
+                    service.name
                 ),
                 causes: Vec::new(),
                 hint: Some("start the project first (`stack start`), which gets it".into()),
             });
         }
-        // The bundle's files are not there for a one-off (and may not exist locally).
-        let mut service = run.service.clone();
-        service.mounts.retain(|m| {
-            !matches!(
-                m,
-                Mount::Bind {
-                    source: HostPath::Bundle(_),
-                    ..
-                }
-            )
-        });
-        let (binds, anonymous) = spec::binds(desired, &service, placement);
-        let mut suffix = [0u8; 4];
-        getrandom::fill(&mut suffix)
-            .map_err(|e| Error::outside(format!("cannot draw a random name: {e}")))?;
-        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("{}-{}-run-{suffix}", desired.project, service.name);
-        let body = ContainerCreateBody {
-            image: Some(image),
-            entrypoint: Some(run.entrypoint),
-            cmd: Some(run.args),
-            user: service.options.user.as_ref().map(|u| u.to_string()),
-            env: Some(secrets.environment(&service.env)),
-            labels: Some(HashMap::from([
-                (labels::PROJECT.to_string(), desired.project.clone()),
-                (labels::SERVICE.to_string(), service.name.clone()),
-                (labels::ONEOFF.to_string(), "True".to_string()),
-            ])),
-            volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
-            host_config: Some(HostConfig {
-                binds: Some(binds),
-                network_mode: Some(network.clone()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
-            }),
-            ..Default::default()
-        };
-        let id = self
+        Ok(())
+    }
+
+    /// Create a one-off container of `service` running `command` (not started).
+    pub async fn create_oneoff(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+        (command, what): (&[String], &str),
+        place: (&Placement, &Secrets),
+        interactive: bool,
+    ) -> Result<String> {
+        let name = oneoff_name(&desired.project, &service.name, what);
+        let body = spec::oneoff(desired, service, command, place, interactive);
+        let platform = service.options.platform.as_ref().map(|p| p.to_string());
+        let created = self
             .docker
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
-                    platform: String::new(),
+                    platform: platform.unwrap_or_default(),
                 }),
                 body,
             )
             .await
             .map_err(|e| Error::Outside {
-                message: format!("cannot create the one-off container `{name}`"),
+                message: format!(
+                    "service `{}`: cannot create the one-off container `{name}`",
+                    service.name
+                ),
                 causes: vec![clean_error(&e)],
                 hint: None,
-            })?
-            .id;
-        let result = self.follow_oneoff(&id, &service.name, &mut line).await;
-        let removed = self.remove(&id, Duration::from_secs(2)).await;
-        let result = result?;
-        removed?;
-        Ok(result)
+            })?;
+        Ok(created.id)
     }
 
-    async fn follow_oneoff(
+    /// Run `command` in a one-off container of `service` and wait for it (at most
+    /// `timeout`), handing each line of its output to `on_line`. The container is removed
+    /// however this ends.
+    pub async fn run_oneoff(
         &self,
-        id: &str,
-        service: &str,
-        line: &mut impl FnMut(&str),
-    ) -> Result<OneOffResult> {
-        self.start(service, id).await?;
-        let mut lines = Vec::new();
-        let mut partial = String::new();
-        let mut stream = Box::pin(self.logs(id, true, None));
-        loop {
-            let chunk = tokio::select! {
-                chunk = stream.next() => chunk,
-                _ = tokio::signal::ctrl_c() => {
-                    return Err(Error::No("interrupted; the one-off container was removed".into()));
+        desired: &Desired,
+        service: &DesiredService,
+        (command, what): (&[String], &str),
+        place: (&Placement, &Secrets),
+        (timeout, mut on_line): (Duration, impl FnMut(&str)),
+    ) -> Result<OneOff> {
+        let id = self
+            .create_oneoff(desired, service, (command, what), place, false)
+            .await?;
+        let removal = Removal::new(self, &id);
+        let mut last: VecDeque<String> = VecDeque::new();
+        let run = async {
+            self.start(&service.name, &id).await?;
+            // The log from the start, followed until the container exits.
+            let mut stream = Box::pin(self.logs(&id, true, None));
+            let mut pending = String::new();
+            while let Some(chunk) = stream.next().await {
+                pending.push_str(&chunk?);
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    on_line(line);
+                    last.push_back(line.to_string());
+                    if last.len() > LAST_LINES {
+                        last.pop_front();
+                    }
                 }
-            };
-            let Some(chunk) = chunk else { break };
-            partial.push_str(&chunk?);
-            while let Some(end) = partial.find('\n') {
-                let text: String = partial.drain(..=end).collect();
-                let text = text.trim_end_matches(['\n', '\r']).to_string();
-                line(&text);
-                lines.push(text);
             }
-        }
-        if !partial.is_empty() {
-            line(&partial);
-            lines.push(partial);
-        }
-        // The log ends when the container stops; its state may lag a moment behind.
-        for _ in 0..100 {
-            match self.state(id).await? {
-                Some(state) if state.state == "running" => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Some(state) => {
-                    return Ok(OneOffResult {
-                        exit_code: state.exit_code.unwrap_or(-1),
-                        lines,
-                    })
-                }
-                None => break,
+            if !pending.is_empty() {
+                on_line(&pending);
+                last.push_back(pending);
             }
+            self.exit_code(&id).await
+        };
+        let ended = match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(code)) => Ended::Exited(code),
+            Ok(Err(e)) => {
+                let _ = removal.now(self).await;
+                return Err(e);
+            }
+            Err(_) => Ended::TimedOut(timeout),
+        };
+        removal.now(self).await?;
+        Ok(OneOff {
+            ended,
+            last_lines: last.into_iter().collect(),
+        })
+    }
+
+    /// Wait for a container to stop; its exit code.
+    pub async fn exit_code(&self, id: &str) -> Result<i64> {
+        let mut wait = Box::pin(
+            self.docker
+                .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>),
+        );
+        match wait.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(super::outside(
+                &format!("cannot wait for container `{id}`"),
+                e,
+            )),
+            None => Err(Error::outside(format!(
+                "the engine ended the wait for container `{id}` without an exit code"
+            ))),
         }
-        Err(Error::outside(format!(
-            "the one-off container `{id}` did not report how it ended"
-        )))
     }
 }
