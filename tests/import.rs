@@ -660,3 +660,48 @@ fn a_folder_without_nself_files_is_refused() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_environment() {
+    let tmp = scratch(&[
+        (
+            "docker-compose.yml",
+            "services:\n  cache:\n    image: redis:7\n    command: redis-server --requirepass ${REDIS_PASSWORD}\n    healthcheck:\n      test: [\"CMD\", \"redis-cli\", \"-a\", \"${REDIS_PASSWORD}\", \"ping\"]\n",
+        ),
+        (".env", "REDIS_PASSWORD=r3d1s-pass-example\n"),
+    ]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "service `cache` (line 4): `command`: it interpolates the secret `REDIS_PASSWORD`"
+        ),
+        "{text}"
+    );
+    let project = tmp.path().join("project");
+    let env = parse_env(&fs::read_to_string(project.join("stack.env")).unwrap());
+    assert_eq!(
+        env["SERVICE_CACHE_ENV_REDIS_PASSWORD"],
+        "${IMPORTED_REDIS_PASSWORD}"
+    );
+    assert!(!env.contains_key("SERVICE_CACHE_COMMAND"));
+    let built = stack()
+        .arg("-C")
+        .arg(&project)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let compose = fs::read_to_string(project.join(".stack/dev/docker-compose.yml")).unwrap();
+    assert!(!compose.contains("r3d1s-pass-example"), "{compose}");
+    // The container's shell expands it: `$$` is Compose's literal `$`.
+    assert!(
+        compose.contains("- redis-cli -a \"$$REDIS_PASSWORD\" ping"),
+        "{compose}"
+    );
+    assert!(
+        compose.contains("REDIS_PASSWORD: ${CACHE__REDIS_PASSWORD}"),
+        "{compose}"
+    );
+}

@@ -174,6 +174,8 @@ struct Import<'a> {
     tls_email: Option<String>,
     /// The top-level `secrets` mapping.
     top_doc_secrets: Option<Node>,
+    /// A service reads `.env` as its `env_file` (its values are carried there).
+    dotenv_is_env_file: bool,
 }
 
 /// Import the Compose file named by `options`.
@@ -222,6 +224,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         uses_proxy: options.routes,
         tls_email: None,
         top_doc_secrets: doc.get("secrets").cloned(),
+        dotenv_is_env_file: false,
     };
     import.read_dotenv()?;
     import.run(&doc, services)
@@ -798,6 +801,26 @@ impl Import<'_> {
 
     /// A command or entrypoint as shell words.
     fn words(&mut self, input: &str, key: &str, value: &Node) -> Option<String> {
+        let texts = match value {
+            Node::Seq(items) => items.iter().filter_map(Node::scalar).collect(),
+            other => other.scalar().into_iter().collect::<Vec<_>>(),
+        };
+        let secrets: Vec<String> = texts
+            .iter()
+            .flat_map(|t| references(t))
+            .filter(|name| is_secret_name(name))
+            .collect();
+        if let Some(name) = secrets.first() {
+            self.finding(
+                Some(input),
+                key,
+                format!(
+                    "it interpolates the secret `{name}`, which stack never writes into docker-compose.yml; \
+                     pass it in the environment and let the program (or `sh -c`) read it"
+                ),
+            );
+            return None;
+        }
         match value {
             Node::Seq(items) => {
                 let words: Vec<String> = items.iter().filter_map(Node::scalar).collect();
@@ -1106,6 +1129,9 @@ impl Import<'_> {
         };
         for file in env_files(node.get("env_file")) {
             let path = normalise(&self.dir.join(&file.path));
+            if path == self.dir.join(".env") {
+                self.dotenv_is_env_file = true;
+            }
             let Some(text) = self.reader.read(&path)? else {
                 if file.required {
                     self.finding(
@@ -1189,7 +1215,7 @@ impl Import<'_> {
             Some(Node::Seq(items)) => {
                 let words: Vec<String> = items.iter().filter_map(Node::scalar).collect();
                 match words.first().map(String::as_str) {
-                    Some("CMD") => Some(shell_words::join(&words[1..])),
+                    Some("CMD") => Some(join_words(&words[1..])),
                     Some("CMD-SHELL") => words.get(1).cloned(),
                     Some("NONE") => {
                         self.finding(
@@ -1220,6 +1246,7 @@ impl Import<'_> {
             }
         };
         let Some(command) = command else { return };
+        let command = self.shell_secrets(service, &command);
         let command = self.template(&command);
         service.set("HEALTH_CMD", &command);
         // Docker's defaults where the file has none (stack's own are shorter).
@@ -1256,6 +1283,33 @@ impl Import<'_> {
                 }
             }
         }
+    }
+
+    /// A health check runs in a shell with the container's environment: a secret it
+    /// interpolates becomes `$NAME`, expanded there, and the service gets `ENV_NAME`.
+    fn shell_secrets(&mut self, service: &mut Service, command: &str) -> String {
+        let mut out = Vec::new();
+        for piece in pieces(command) {
+            match piece {
+                Piece::Var { name, rest, .. } if rest.is_empty() && is_secret_name(&name) => {
+                    let key = self.var(&name);
+                    self.secrets.entry(key.clone()).or_insert(None);
+                    let attr = format!("ENV_{name}");
+                    let prefix = format!("{}_{attr}=", service.prefix());
+                    if is_key(&name) && !service.lines.iter().any(|l| l.starts_with(&prefix)) {
+                        service.set(&attr, &format!("${{{key}}}"));
+                    }
+                    self.note(
+                        Some(&service.input),
+                        "healthcheck.test",
+                        format!("the secret `{name}` is read from the container's environment (`${name}`), not written into the check"),
+                    );
+                    out.push(Piece::Text(format!("$${name}")));
+                }
+                other => out.push(other),
+            }
+        }
+        super::text::join(&out)
     }
 
     fn depends_on(&mut self, service: &mut Service, node: &Node) {
@@ -1743,11 +1797,14 @@ impl Import<'_> {
             .map(|(name, (_, line))| (name.clone(), *line))
             .collect();
         for (name, line) in unused {
+            if self.dotenv_is_env_file {
+                continue;
+            }
             self.findings.push(Finding {
                 service: None,
                 key: format!(".env:{name}"),
                 line: Some(line),
-                reason: "not used by the Compose file".into(),
+                reason: "not used by the Compose file's interpolation".into(),
                 not_carried: false,
             });
         }
@@ -1905,6 +1962,26 @@ pub fn spec_keys() -> &'static [&'static str] {
         "volumes_from",
         "working_dir",
     ]
+}
+
+/// Words joined for a shell: a word that refers to a secret is double-quoted so that the
+/// shell expands it (see `shell_secrets`); any other is quoted as needed.
+fn join_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| {
+            if !references(word).iter().any(|name| is_secret_name(name)) {
+                shell_words::quote(word).into_owned()
+            } else {
+                let escaped = word
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('`', "\\`");
+                format!("\"{escaped}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Does the service publish a port on a fixed host port.
@@ -2069,5 +2146,124 @@ mod tests {
     fn image_names() {
         assert_eq!(image_name("postgres:16"), "postgres");
         assert_eq!(image_name("docker.io/library/redis:7@sha256:ab"), "redis");
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Files in memory.
+    struct Files(BTreeMap<PathBuf, String>);
+
+    impl Reader for Files {
+        fn read(&self, path: &Path) -> Result<Option<String>> {
+            Ok(self.0.get(path).cloned())
+        }
+
+        fn folders(&self, _dir: &Path) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn run(files: &[(&str, &str)], routes: bool) -> Imported {
+        let files = Files(
+            files
+                .iter()
+                .map(|(p, t)| (Path::new("/src").join(p), t.to_string()))
+                .collect(),
+        );
+        let options = Options {
+            file: "/src/docker-compose.yml".into(),
+            project_dir: "/project".into(),
+            routes,
+            caddyfile: None,
+        };
+        import(&files, &options).unwrap()
+    }
+
+    fn file<'a>(imported: &'a Imported, path: &str) -> &'a str {
+        &imported
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap()
+            .contents
+    }
+
+    #[test]
+    fn a_secret_default_becomes_the_dev_secret_and_reserved_names_are_renamed() {
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  web:\n    image: app:${STACK_TAG:-1}\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD:-devpass}\n      URL: http://x/${POSTGRES_DB}\n",
+            )],
+            false,
+        );
+        let env = file(&imported, PROJECT_FILE);
+        assert!(
+            env.contains("SERVICE_WEB_IMAGE=app:${IMPORTED_STACK_TAG:-1}"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_WEB_ENV_DB_PASSWORD=${DB_PASSWORD}\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_WEB_ENV_URL=http://x/${IMPORTED_POSTGRES_DB}"),
+            "{env}"
+        );
+        assert!(env.contains("STACK_SECRETS=DB_PASSWORD\n"), "{env}");
+        assert!(!env.contains("devpass"), "{env}");
+        assert!(file(&imported, DEV_SECRETS).contains("DB_PASSWORD='devpass'"));
+    }
+
+    #[test]
+    fn long_syntax_env_files_ports_and_bind_paths() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  web:\n    image: nginx\n    env_file:\n      - path: ./a.env\n      - path: ./missing.env\n        required: false\n    ports:\n      - target: 80\n        published: 8080\n        host_ip: 127.0.0.1\n    volumes:\n      - ./html:/usr/share/nginx/html:ro,z\n",
+                ),
+                ("a.env", "A=1\nAPI_TOKEN=t0ken\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, PROJECT_FILE);
+        assert!(env.contains("SERVICE_WEB_ENV_A=1\n"), "{env}");
+        assert!(
+            env.contains("SERVICE_WEB_ENV_API_TOKEN=${API_TOKEN}\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_WEB_PUBLISH=127.0.0.1:8080:80\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_WEB_VOLUMES=/src/html:/usr/share/nginx/html:ro\n"),
+            "{env}"
+        );
+        let keys: Vec<&str> = imported.not_carried().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["volumes"], "{:?}", imported.findings);
+    }
+
+    #[test]
+    fn a_published_http_port_becomes_a_route_with_routes() {
+        let compose = "services:\n  web:\n    image: app\n    ports: [\"8000:8080\", \"9229:9229\"]\n  db:\n    image: postgres:16\n    ports: [\"5432:5432\"]\n";
+        let imported = run(&[("docker-compose.yml", compose)], true);
+        let env = file(&imported, PROJECT_FILE);
+        assert!(env.contains("STACK_PROXY=caddy\n"), "{env}");
+        assert!(env.contains("SERVICE_WEB_PORT=8080\n"), "{env}");
+        assert!(
+            env.contains("SERVICE_WEB_ROUTE=web.${STACK_DOMAIN}\n"),
+            "{env}"
+        );
+        assert!(env.contains("SERVICE_WEB_PUBLISH=9229:9229\n"), "{env}");
+        assert!(env.contains("SERVICE_DB_PUBLISH=5432:5432\n"), "{env}");
+        assert!(!env.contains("SERVICE_DB_ROUTE"), "{env}");
     }
 }

@@ -312,6 +312,8 @@ impl<'a> Locator<'a> {
         if self.lines[at - 1].contains(&format!("{key}:")) && self.lines[at - 1].contains('{') {
             return Some(at);
         }
+        // Only the service's own keys: lines at the indentation of its first key.
+        let mut child = None;
         for (i, line) in self.lines.iter().enumerate().skip(at) {
             if !is_content(line) {
                 continue;
@@ -319,7 +321,8 @@ impl<'a> Locator<'a> {
             if indent(line) <= own {
                 break;
             }
-            if starts_with_key(line, key) {
+            let depth = *child.get_or_insert(indent(line));
+            if indent(line) == depth && starts_with_key(line, key) {
                 return Some(i + 1);
             }
         }
@@ -372,11 +375,12 @@ mod tests {
 
     #[test]
     fn locates_keys() {
-        let text = "services:\n  web:\n    image: a\n    container_name: w\n  db: { image: p, container_name: d }\nvolumes:\n  data: {}\n";
+        let text = "services:\n  web:\n    image: a\n    ports:\n      - target: 80\n    target: x\n    container_name: w\n  db: { image: p, container_name: d }\nvolumes:\n  data: {}\n";
         let locator = Locator::new(text);
-        assert_eq!(locator.service_key("web", "container_name"), Some(4));
-        assert_eq!(locator.service_key("db", "container_name"), Some(5));
-        assert_eq!(locator.entry("volumes", "data"), Some(7));
-        assert_eq!(locator.top("volumes"), Some(6));
+        assert_eq!(locator.service_key("web", "container_name"), Some(7));
+        assert_eq!(locator.service_key("web", "target"), Some(6));
+        assert_eq!(locator.service_key("db", "container_name"), Some(8));
+        assert_eq!(locator.entry("volumes", "data"), Some(10));
+        assert_eq!(locator.top("volumes"), Some(9));
     }
 }
