@@ -732,6 +732,9 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
     assert!(text(&list.stdout).contains(&dump));
 
     // A key the endpoint refuses: a clear error, the dumps there and here untouched.
+    // (The running backup-offsite service still has the good key and would copy the new
+    // dump within 30 s: stopped, so only the refused copy runs.)
+    project.ok(&["stop", "backup-offsite"]);
     secrets("AKIAWRONGWRONGWRONG1", "wrong-secret");
     let out = project.stack(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
