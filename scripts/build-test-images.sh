@@ -19,12 +19,14 @@
 #   stack-test/postgres-exporter               [quay.io/prometheuscommunity/postgres-exporter]
 #   stack-test/redis-exporter                  [oliver006/redis_exporter]
 #   stack-test/rclone                          [rclone/rclone]
+#   stack-test/vm                              a bare server: systemd, sshd, sudo; no Docker
+#   stack-test/vm-docker                       vm + Debian's docker.io, enabled
 #
 # Idempotent: an image that exists already is skipped unless FORCE=1 (rebuilding a base
 # rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
 # the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
 # nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
-# node-exporter, postgres-exporter, redis-exporter, rclone. The Debian mirror is
+# node-exporter, postgres-exporter, redis-exporter, rclone, vm, vm-docker. The mirror is
 # DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
 # Network errors are retried (debootstrap 3 times, apt with Acquire::Retries plus 3
 # attempts); PARALLEL (default 3) images build at once. Prints the total time and sizes.
@@ -487,6 +489,88 @@ DOCKERFILE
     build stack-test/rclone:latest "$context"
 }
 
+# A server, as far as a container can be one: systemd as PID 1, sshd (root logs in with the
+# key mounted at /root/.ssh/authorized_keys; host keys made at first boot), sudo, iproute2,
+# curl, and no Docker. Boot it with scripts' flags in README.md ("Testing").
+build_vm() {
+    local context
+    context="$(context_with_dockerfile vm <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install systemd systemd-sysv dbus openssh-server sudo iproute2 ca-certificates curl \
+        procps iputils-ping less kmod; \
+    rm -f /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*; \
+    systemctl mask getty@tty1.service console-getty.service serial-getty@.service \
+        systemd-udevd.service systemd-udev-trigger.service systemd-udevd-control.socket \
+        systemd-udevd-kernel.socket systemd-modules-load.service systemd-remount-fs.service \
+        sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+        sys-fs-fuse-connections.mount dev-hugepages.mount systemd-firstboot.service \
+        systemd-hwdb-update.service; \
+    install -d -m 700 /root/.ssh; \
+    printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' 'UseDNS no' \
+        >/etc/ssh/sshd_config.d/stack-test.conf; \
+    printf '%s\n' '[Unit]' 'Description=SSH host keys (first boot)' 'Before=ssh.service' \
+        'ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key' '[Service]' 'Type=oneshot' \
+        'ExecStart=/usr/bin/ssh-keygen -A' '[Install]' 'WantedBy=multi-user.target' \
+        >/etc/systemd/system/ssh-host-keys.service; \
+    systemctl enable ssh-host-keys.service ssh.service; \
+    : >/etc/machine-id
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+EXPOSE 22
+CMD ["/sbin/init"]
+DOCKERFILE
+)"
+    build stack-test/vm:latest "$context"
+    touch "$work/built-vm"
+}
+
+# The VM with Debian's docker.io enabled. Its storage driver is chosen at each start:
+# overlay2 when an overlay mount works on /var/lib/docker (a volume), else vfs.
+build_vm_docker() {
+    local context
+    context="$(context_with_dockerfile vm-docker <<'DOCKERFILE'
+FROM stack-test/vm:latest
+COPY docker-storage.sh /usr/local/sbin/stack-docker-storage
+RUN set -eux; \
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+    stack-apt-install docker.io; \
+    rm -f /usr/sbin/policy-rc.d; \
+    chmod 755 /usr/local/sbin/stack-docker-storage; \
+    mkdir -p /etc/systemd/system/docker.service.d; \
+    printf '%s\n' '[Service]' 'ExecStartPre=/usr/local/sbin/stack-docker-storage' \
+        >/etc/systemd/system/docker.service.d/stack-test-storage.conf; \
+    systemctl enable docker.service containerd.service
+VOLUME /var/lib/docker
+DOCKERFILE
+)"
+    cat >"$context/docker-storage.sh" <<'STORAGE'
+#!/bin/sh
+# Pick dockerd's storage driver (stack-test/vm-docker): overlay2 if an overlay mount works
+# on /var/lib/docker, else vfs. A storage-driver set in daemon.json by hand is kept.
+set -eu
+config=/etc/docker/daemon.json
+if [ -f "$config" ] && grep -q '"storage-driver"' "$config" && ! [ -e /etc/docker/.stack-test-storage ]; then
+    exit 0
+fi
+probe=/var/lib/docker/.stack-overlay-probe
+rm -rf "$probe"
+mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+driver=vfs
+if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged"
+    driver=overlay2
+fi
+rm -rf "$probe"
+mkdir -p /etc/docker
+printf '{ "storage-driver": "%s" }\n' "$driver" >"$config.tmp"
+mv "$config.tmp" "$config"
+touch /etc/docker/.stack-test-storage
+echo "stack-test: docker storage driver $driver"
+STORAGE
+    build stack-test/vm-docker:latest "$context"
+}
+
 # --- main -------------------------------------------------------------------------------
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -515,8 +599,11 @@ debian_images=(
     "postgres-exporter|stack-test/postgres-exporter:latest||build_exporter postgres-exporter prometheus-postgres-exporter /bin/postgres_exporter nobody 9187"
     "redis-exporter|stack-test/redis-exporter:latest||build_exporter redis-exporter prometheus-redis-exporter /redis_exporter 59000:59000 9121"
     "rclone|stack-test/rclone:latest||build_rclone"
+    "vm|stack-test/vm:latest||build_vm"
 )
 
+# vm-docker is built on vm: asking for it asks for vm (skipped when present).
+if [ "$only" != ",," ] && wanted vm-docker; then only="$only,vm,"; fi
 any_debian=0
 for entry in "${debian_images[@]}"; do
     wanted "${entry%%|*}" && any_debian=1
@@ -547,6 +634,12 @@ for entry in "${debian_images[@]}"; do
     ($command) || touch "$work/failed-$name" &
 done
 wait
+# vm-docker is built on vm, once vm is there.
+if wanted vm-docker && [ ! -e "$work/failed-vm" ]; then
+    if [ "$bookworm_force" = 1 ] || [ -e "$work/built-vm" ] || should_build stack-test/vm-docker:latest; then
+        (build_vm_docker) || touch "$work/failed-vm-docker"
+    fi
+fi
 if compgen -G "$work/failed-*" >/dev/null; then
     log "failed: $(cd "$work" && ls failed-* | sed 's/^failed-//' | tr '\n' ' ')(run again to retry)"
     exit 3

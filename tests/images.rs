@@ -557,7 +557,114 @@ const VERSIONS: &[(&str, &str, &[&str], &str)] = &[
         "Redis Metrics Exporter 1.",
     ),
     ("stack-test/rclone:latest", "", &["--version"], "rclone v1."),
+    ("stack-test/vm:latest", "sshd", &["-V"], "OpenSSH_9"),
+    (
+        "stack-test/vm:latest",
+        "systemctl",
+        &["--version"],
+        "systemd 252",
+    ),
+    (
+        "stack-test/vm-docker:latest",
+        "dockerd",
+        &["--version"],
+        "Docker version 20.10",
+    ),
 ];
+
+/// stack-test/vm is a bare server: no Docker, so `stack server setup` has it all to do.
+#[test]
+fn the_bare_vm_has_no_docker() {
+    let _res = Resources::new("bare", &["stack-test/vm:latest"]);
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "stack-test/vm:latest",
+        "-c",
+        "for t in docker dockerd containerd sshd sudo ip curl systemctl; do command -v $t; done; true",
+    ]);
+    let found = text(&out.stdout);
+    assert!(
+        !found.contains("docker") && !found.contains("containerd"),
+        "{found}"
+    );
+    for tool in ["sshd", "sudo", "ip", "curl", "systemctl"] {
+        assert!(
+            found.lines().any(|l| l.ends_with(&format!("/{tool}"))),
+            "no {tool}: {found}"
+        );
+    }
+}
+
+/// stack-test/vm-docker boots like a server: systemd is PID 1 and reaches `running`,
+/// root logs in over SSH with a key, dockerd runs (overlay2 on the volume, or vfs), an
+/// image sent with `docker save | docker load` runs inside, and a reboot keeps it all.
+#[test]
+fn vm_docker_boots_systemd_ssh_and_nested_docker() {
+    let mut res = Resources::new(
+        "vm",
+        &["stack-test/vm-docker:latest", "stack-test/busybox:latest"],
+    );
+    let network = res.network();
+    let vm = common::vm::Vm::boot(
+        &format!("{}-node", res.prefix),
+        "stack-test/vm-docker:latest",
+        &network,
+    );
+    assert_eq!(vm.sh("cat /proc/1/comm").trim(), "systemd");
+    assert_eq!(
+        vm.sh("systemctl is-active docker ssh")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["active", "active"]
+    );
+    let driver = vm.sh("docker info --format '{{.Driver}}'");
+    assert!(
+        ["overlay2", "vfs"].contains(&driver.trim()),
+        "storage driver: {driver}"
+    );
+
+    let login = vm
+        .ssh("id -un; hostname; sudo -n true && echo sudo-ok")
+        .output()
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "ssh failed: {}",
+        text(&login.stderr)
+    );
+    let said = text(&login.stdout);
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        ["root", vm.name.as_str(), "sudo-ok"],
+        "{said}"
+    );
+    // The VM's address on the network answers too (what other VMs use).
+    assert!(!vm.ip().is_empty());
+
+    vm.load_image("stack-test/busybox:latest");
+    assert_eq!(
+        vm.sh("docker run --rm stack-test/busybox:latest echo nested-ok")
+            .trim(),
+        "nested-ok"
+    );
+
+    vm.reboot();
+    assert_eq!(
+        vm.sh("docker images --format '{{.Repository}}:{{.Tag}}'")
+            .trim(),
+        "stack-test/busybox:latest"
+    );
+    let again = vm.ssh("systemctl is-system-running").output().unwrap();
+    assert!(
+        ["running", "degraded"].contains(&text(&again.stdout).trim()),
+        "after a reboot: {}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+}
 
 #[test]
 fn every_image_runs_its_main_binary() {
