@@ -1858,3 +1858,152 @@ fn failing_release_command_leaves_current_and_the_old_version() {
         .iter()
         .any(|(n, _)| n.contains("-web-release-")));
 }
+
+// Hooks run on this machine with their variables; a failing pre-deploy hook changes
+// nothing; a failing post-deploy hook is reported and the release stays; both audited.
+#[test]
+fn hooks_see_their_variables_and_a_failing_pre_hook_changes_nothing() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "{}STACK_HOOK_PRE_BUILD=echo built > pre-build.out\n\
+         STACK_HOOK_PRE_DEPLOY=echo \"$$STACK_ENV|$$STACK_RELEASE|$$STACK_PERFORMER\" > pre-deploy.out\n\
+         STACK_HOOK_POST_DEPLOY=echo \"$$STACK_RELEASE\" > post-deploy.out; echo post says no >&2; exit 5\n",
+        one_service()
+    );
+    let p = Project::new("hooks", &sshd, &body);
+    let out = p.deploy(&[]);
+    let all = all_output(&out);
+    let id = p.current_release().expect("current");
+    let read = |name: &str| std::fs::read_to_string(p.path().join(name)).unwrap_or_default();
+    assert_eq!(read("pre-build.out").trim(), "built");
+    let pre = read("pre-deploy.out");
+    let fields: Vec<&str> = pre.trim().split('|').collect();
+    assert_eq!(fields.len(), 3, "{pre}");
+    assert_eq!(fields[0], "staging");
+    assert_eq!(fields[1], id);
+    assert!(!fields[2].is_empty() && fields[2] != "unknown", "{pre}");
+    assert_eq!(read("post-deploy.out").trim(), id);
+    assert!(
+        all.contains("post says no") && all.contains("exited 5"),
+        "{all}"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit.contains("\thook\t") && audit.contains("pre-deploy ok"),
+        "{audit}"
+    );
+    assert!(audit.contains("post-deploy failed"), "{audit}");
+
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_V=2",
+        "--set",
+        "STACK_HOOK_PRE_DEPLOY=echo checks failed >&2; exit 3",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("checks failed") && all.contains("pre-deploy hook"),
+        "{all}"
+    );
+    assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&id));
+    assert_eq!(p.id_of("web"), web);
+    assert!(!p.lock_dir().exists());
+    assert!(
+        p.audit_log().contains("pre-deploy failed"),
+        "{}",
+        p.audit_log()
+    );
+}
+
+/// Every file under `dir` whose bytes contain `needle`, relative to `dir`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(entry.path());
+            }
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// `STACK_SECRETS_COMMAND` (a plain script here: Debian bookworm does not package sops):
+// its values reach the container and no file but the release's 0600 `.env`; a failing
+// command or a malformed line is exit 2 naming the command, never a value.
+#[test]
+fn secrets_from_a_command_reach_the_container_and_no_other_file() {
+    let sshd = Sshd::start();
+    let p = Project::new("secrets-command", &sshd, &two_services());
+    std::fs::remove_file(p.path().join("environments/staging/secrets.env")).unwrap();
+    // The script holds the value reversed, so the value itself is in no project file.
+    let value = "Zq8vN3kLp2Wx7RtY5mHc9JdF4gBs6AeUo1Ti";
+    let reversed: String = value.chars().rev().collect();
+    std::fs::write(
+        p.path().join("get-secrets.sh"),
+        format!("echo '# from the vault'\nprintf 'APP_KEY=%s\\n' \"$(echo {reversed} | rev)\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("environments/staging/stack.env"),
+        "STACK_SECRETS_COMMAND=sh ./get-secrets.sh\n",
+    )
+    .unwrap();
+    let out = p.deploy(&[]);
+    assert!(!all_output(&out).contains(value), "{}", all_output(&out));
+    let env = inspect(&p.id_of("web"), "{{json .Config.Env}}");
+    assert!(env.contains(&format!("APP_KEY={value}")), "{env}");
+    let id = p.current_release().unwrap();
+    assert_eq!(
+        files_containing(&p.srv, value),
+        [format!("releases/{id}/.env")]
+    );
+    assert_eq!(mode(&p.srv.join("releases").join(&id).join(".env")), 0o600);
+    let local: Vec<String> = files_containing(p.path(), value)
+        .into_iter()
+        .filter(|f| !f.starts_with("srv/"))
+        .collect();
+    assert!(local.is_empty(), "the value is in local files: {local:?}");
+    let out = p.ok(&["secrets", "check", "staging"]);
+    assert!(!all_output(&out).contains(value));
+
+    for (command, wanted) in [
+        (
+            "sh -c 'echo vault sealed >&2; exit 7'",
+            "exited 7; it said: vault sealed",
+        ),
+        (
+            "printf 'APP_KEY=ok\\n'; echo enil-2retnuh | rev",
+            "malformed line 2",
+        ),
+    ] {
+        let out = p.stack(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            &format!("STACK_SECRETS_COMMAND={command}"),
+        ]);
+        let all = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("STACK_SECRETS_COMMAND") && all.contains(wanted),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
+        assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    }
+}

@@ -114,6 +114,14 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     if !args.allow_dirty {
         check_clean(&config.project_dir)?;
     }
+    if let (Some(command), false) = (&config.hooks.pre_build, args.dry_run) {
+        let hook = super::Hook {
+            name: "pre-build",
+            command,
+            release: "",
+        };
+        super::run_hook(context, config, &hook)?;
+    }
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
@@ -133,6 +141,17 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let id = release_id(&env, &probe, &ids);
         if args.dry_run {
             return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
+        }
+        if let Some(command) = &config.hooks.pre_deploy {
+            // Before the lock: a failing pre-deploy hook changes nothing on the server.
+            let hook = super::Hook { name: "pre-deploy", command, release: &id };
+            let result = super::run_hook(context, config, &hook);
+            let outcome = match &result {
+                Ok(()) => "pre-deploy ok".to_string(),
+                Err(e) => format!("pre-deploy failed: {}; nothing was deployed", e.render().lines().next().unwrap_or_default().trim_start_matches("error: ")),
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+            result.map_err(|e| Error::No(format!("{}; nothing was deployed", e.render().trim_start_matches("error: ").trim_end())))?;
         }
         let release_dir = format!("{}/releases/{id}", server.path);
         let bundle = render::render(config, Path::new(&release_dir))?;
@@ -177,6 +196,19 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
+        if let Some(command) = &config.hooks.post_deploy {
+            // The release is live: a failing post-deploy hook is reported, not rolled back.
+            let hook = super::Hook { name: "post-deploy", command, release: &id };
+            let outcome = match super::run_hook(context, config, &hook) {
+                Ok(()) => "post-deploy ok".to_string(),
+                Err(e) => {
+                    let first = e.render().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                    context.printer.warn(&Diagnostic::new(format!("{first}; the release stays deployed")));
+                    format!("post-deploy failed: {first}")
+                }
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+        }
         Ok(())
     })
 }

@@ -298,6 +298,7 @@ fn the_environment_filter_keeps_the_services_of_this_environment() {
     std::fs::write(dir.path().join("stack.env"), text).unwrap();
     let options = Options {
         include_frontends: true,
+        ..Options::default()
     };
     let with_ui = load(dir.path(), "prod", &[], &options, |_| None).unwrap();
     assert_eq!(names(&with_ui), ["web", "admin", "ui"]);
