@@ -59,6 +59,7 @@ pub fn run() -> i32 {
             commands::deploy::lock_release(&context, args)
         }
         Command::Audit(args) => commands::deploy::audit(&context, args),
+        Command::Server(cli::ServerCommand::Setup(args)) => commands::server::setup(&context, args),
         Command::Supervise(args) => commands::supervise::run(&context, args),
     };
     match result {

@@ -168,6 +168,11 @@ mod machine {
             .unwrap();
         }
 
+        /// The private key root (and a deploy user set up with it) logs in with.
+        pub fn key(&self) -> PathBuf {
+            self.dir.path().join("key")
+        }
+
         pub fn ssh_config(&self) -> PathBuf {
             self.dir.path().join("ssh_config")
         }
@@ -272,13 +277,21 @@ impl Project {
         self.dir.path()
     }
 
-    /// `stack deploy staging` to `vm` at its current address (killed after 300 s).
-    fn deploy(&self, vm: &Vm, extra: &[&str]) -> Output {
+    /// Point `staging` at `vm` (its current address) as `user`.
+    fn target(&self, vm: &Vm, user: &str) {
         std::fs::write(
             self.path().join("environments/staging/server.env"),
-            format!("SERVER_HOST={}\nSERVER_USER=root\n", vm.ip()),
+            format!(
+                "SERVER_HOST={}\nSERVER_USER={user}\nSERVER_SSH_KEY={}\n",
+                vm.ip(),
+                vm.key().display()
+            ),
         )
         .unwrap();
+    }
+
+    /// `stack ARGS` against `vm` (killed after 300 s).
+    fn stack(&self, vm: &Vm, args: &[&str]) -> Output {
         let mut command = StdCommand::cargo_bin("stack").unwrap();
         command
             .current_dir(self.path())
@@ -288,13 +301,20 @@ impl Project {
             .env_remove("STACK_ENV")
             .arg("-C")
             .arg(self.path())
-            .args(["deploy", "staging", "--allow-dirty"])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = command.spawn().unwrap();
         wait_output(child, Duration::from_secs(300))
+    }
+
+    /// `stack deploy staging` to `vm` as root.
+    fn deploy(&self, vm: &Vm, extra: &[&str]) -> Output {
+        self.target(vm, "root");
+        let mut args = vec!["deploy", "staging", "--allow-dirty"];
+        args.extend_from_slice(extra);
+        self.stack(vm, &args)
     }
 
     fn deploy_ok(&self, vm: &Vm, extra: &[&str]) -> Output {
@@ -537,4 +557,100 @@ fn a_deploy_never_overwrites_a_unit_stack_did_not_write() {
     assert!(vm
         .exec(&format!("cat /etc/systemd/system/{name}.service"))
         .starts_with("# mine"));
+}
+
+fn ok(out: Output, what: &str) -> (String, String) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// The bare machine image (no Docker); `STACK_TEST_VM_IMAGE` overrides it.
+fn vm_image() -> String {
+    std::env::var("STACK_TEST_VM_IMAGE").unwrap_or_else(|_| "stack-test/vm:latest".into())
+}
+
+/// Item 2 of #13: `stack server setup` makes a bare Debian machine ready (Docker from
+/// Debian's mirror, the deploy user with its key in the docker group, SERVER_PATH, sudo
+/// rules for its unit, this binary), then a first deploy as that user needs no step by
+/// hand, and a second setup changes nothing.
+#[test]
+fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
+    let began = Instant::now();
+    let vm = Vm::boot("setup", &vm_image());
+    assert!(
+        vm.run("command -v docker").status.code() != Some(0),
+        "the machine is bare"
+    );
+    let name = format!("vmsetup-{}", std::process::id());
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+            httpd_service("web", "")
+        ),
+    );
+    project.target(&vm, "deploy");
+
+    // --dry-run lists the steps and changes nothing.
+    let (_, listing) = ok(
+        project.stack(&vm, &["server", "setup", "staging", "--dry-run"]),
+        "setup --dry-run",
+    );
+    for step in [
+        "docker: would install Docker",
+        "deploy user: would create the user `deploy`",
+        "ssh key: would",
+        "stack binary: would",
+    ] {
+        assert!(listing.contains(step), "{listing}");
+    }
+    assert!(
+        vm.run("id deploy").status.code() != Some(0),
+        "--dry-run created the user"
+    );
+
+    let setup_began = Instant::now();
+    let (_, first) = ok(project.stack(&vm, &["server", "setup", "staging"]), "setup");
+    eprintln!("first setup took {:?}", setup_began.elapsed());
+    assert!(first.contains("step(s) changed"), "{first}");
+    assert!(vm
+        .exec("id -nG deploy")
+        .split_whitespace()
+        .any(|g| g == "docker"));
+    assert_eq!(vm.exec(&format!("stat -c %U /opt/{name}")).trim(), "deploy");
+
+    // The first deploy, as the deploy user, with the image copied in (no registry here).
+    vm.load_image(BUSYBOX);
+    let (_, deployed) = ok(
+        project.stack(&vm, &["deploy", "staging", "--allow-dirty"]),
+        "deploy as deploy",
+    );
+    assert!(
+        !deployed.contains("note:"),
+        "the unit and binary install as `deploy`: {deployed}"
+    );
+    assert_eq!(
+        vm.exec(&format!("systemctl is-active {name}.service"))
+            .trim(),
+        "active"
+    );
+    wait_until(Duration::from_secs(15), "web is healthy", || {
+        all_healthy(&vm, &name, 1)
+    });
+
+    let again = Instant::now();
+    let (_, second) = ok(
+        project.stack(&vm, &["server", "setup", "staging"]),
+        "second setup",
+    );
+    eprintln!("second setup took {:?}", again.elapsed());
+    assert!(second.contains("nothing to change"), "{second}");
+    assert!(!second.contains("would"), "{second}");
+    eprintln!("test took {:?}", began.elapsed());
 }

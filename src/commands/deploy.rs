@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{missing_images, runtime, Context};
+use super::{missing_images, runtime, server_of, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
-use crate::config::{values::parse_duration, Loaded, Server};
+use crate::config::{values::parse_duration, Server};
 use crate::deploy::{pin, timestamp, Remote};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
@@ -21,17 +21,6 @@ use crate::render::{self, Bundle};
 
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
-
-fn server_of(loaded: &Loaded) -> Result<Server> {
-    loaded.config.server.clone().ok_or_else(|| {
-        let env = &loaded.config.env;
-        Diagnostic::new(format!("environment `{env}` has no server"))
-            .hint(format!(
-                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
-            ))
-            .into()
-    })
-}
 
 fn lock_wait(text: &str) -> Result<Duration> {
     parse_duration(text).ok_or_else(|| {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod lifecycle;
 pub mod logs;
 pub mod secrets;
+pub mod server;
 pub mod start;
 pub mod status;
 pub mod supervise;
@@ -286,4 +287,16 @@ pub fn report(
 fn eprintln_safe(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The server of an environment, or an error naming the file to write.
+pub fn server_of(loaded: &crate::config::Loaded) -> Result<crate::config::Server> {
+    loaded.config.server.clone().ok_or_else(|| {
+        let env = &loaded.config.env;
+        Diagnostic::new(format!("environment `{env}` has no server"))
+            .hint(format!(
+                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
+            ))
+            .into()
+    })
 }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod pin;
+pub mod setup;
 pub mod ssh;
 
 use std::time::{Duration, Instant};
