@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# Build the small local images the tests and benchmarks use. No registry is needed:
-# every image is assembled from binaries already installed on this machine (Debian
-# packages busybox-static, caddy, nginx) and built with `docker build` from a temp context.
+# Build the local images the tests and benchmarks use. No registry is needed.
 #
+# From binaries already installed on this machine (Debian packages busybox-static, caddy,
+# nginx), `docker build` from a temp context:
 #   stack-test/busybox:latest  (also busybox:latest)  static busybox, applets in /bin
 #   stack-test/caddy:latest    (also caddy:2)         busybox + /usr/bin/caddy, official layout
 #   stack-test/nginx:latest    (also nginx:1)         busybox + /usr/sbin/nginx + its libraries
 #
-# Idempotent: an image that exists already is skipped unless FORCE=1.
+# From Debian's packages: a minbase `debootstrap` imported with `docker import`, then
+# `docker build` on top of it (apt-get install --no-install-recommends, no apt lists kept).
+# Each image's ENTRYPOINT/CMD/USER/VOLUME mimic the upstream image named in brackets:
+#   stack-test/debian:bookworm, stack-test/debian:bullseye   minbase Debian 12 / 11
+#   stack-test/postgres:15 (postgres:15)       [postgres] POSTGRES_* env, initdb.d, pg_isready
+#   stack-test/redis:7 (redis:7)               [redis] redis-server, /data
+#   stack-test/prometheus                      [prom/prometheus] + promtool
+#   stack-test/alertmanager                    [prom/alertmanager] + amtool
+#   stack-test/node-exporter                   [prom/node-exporter]
+#   stack-test/postgres-exporter               [quay.io/prometheuscommunity/postgres-exporter]
+#   stack-test/redis-exporter                  [oliver006/redis_exporter]
+#   stack-test/rclone                          [rclone/rclone]
+#   stack-test/vm                              a bare server: systemd, sshd, sudo; no Docker
+#   stack-test/vm-docker                       vm + Debian's docker.io, enabled
+#
+# Idempotent: an image that exists already is skipped unless FORCE=1 (rebuilding a base
+# rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
+# the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
+# nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
+# node-exporter, postgres-exporter, redis-exporter, rclone, vm, vm-docker. The mirror is
+# DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
+# Network errors are retried (debootstrap 3 times, apt with Acquire::Retries plus 3
+# attempts); PARALLEL (default 3) images build at once. Prints the total time and sizes.
 set -euo pipefail
 
 export DOCKER_BUILDKIT=0 # the classic builder needs no buildx plugin and never pulls FROM images
 force="${FORCE:-0}"
 
-work="$(mktemp -d)"
+started=$SECONDS
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/stack-test-images.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 log() { echo "build-test-images: $*" >&2; }
@@ -41,12 +64,18 @@ copy_with_libraries() {
 build() {
     local tag="$1" context="$2"
     shift 2
+    local build_log="$work/build-${tag//[\/:]/_}.log" began=$SECONDS
     log "building $tag"
-    if ! docker build --quiet --tag "$tag" "$context" >"$work/build.log" 2>&1; then
-        cat "$work/build.log" >&2
-        log "building $tag failed"
+    # The host's network: a RUN step only needs to reach the Debian mirror, and this way
+    # works whatever state the default bridge is in.
+    local cache=()
+    if [ "${NO_CACHE:-0}" = 1 ]; then cache=(--no-cache); fi
+    if ! docker build --network host --force-rm "${cache[@]}" --tag "$tag" "$context" >"$build_log" 2>&1; then
+        tail -n 40 "$build_log" >&2
+        log "building $tag failed (log above)"
         exit 3
     fi
+    log "built $tag in $((SECONDS - began)) s"
     for alias in "$@"; do docker tag "$tag" "$alias"; done
 }
 
@@ -184,13 +213,437 @@ DOCKERFILE
     build stack-test/nginx:latest "$context" nginx:1
 }
 
+# --- Debian-based images ----------------------------------------------------------------
+
+# The Debian mirror: DEBIAN_MIRROR, else the first .../debian URI apt uses on this machine.
+debian_mirror() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then
+        echo "$DEBIAN_MIRROR"
+        return
+    fi
+    local uri
+    uri="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        grep -v '^[[:space:]]*#' | grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | head -n 1 | tr -d '[:space:]' || true)"
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# Run "$@" up to 3 times (network errors), 10 s apart.
+retry() {
+    local attempt
+    for attempt in 1 2 3; do
+        if "$@"; then return 0; fi
+        if [ "$attempt" -lt 3 ]; then
+            log "attempt $attempt of 3 failed: $*; retrying in 10 s"
+            sleep 10
+        fi
+    done
+    return 1
+}
+
+# `debootstrap --variant=minbase SUITE` into a fresh directory, made apt-ready for images
+# (sources, retries, no caches, no docs), then `docker import` as stack-test/debian:SUITE.
+build_debian() {
+    local suite="$1" tag="stack-test/debian:$1" rootfs="$work/rootfs-$1" mirror began=$SECONDS
+    if ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; then
+        log "debootstrap is missing (install the Debian package debootstrap, or run scripts/install-ci-deps.sh)"
+        exit 3
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        log "debootstrap needs root to build $tag"
+        exit 3
+    fi
+    mirror="$(debian_mirror)"
+    log "building $tag (debootstrap --variant=minbase $suite from $mirror)"
+    bootstrap() {
+        rm -rf "$rootfs"
+        PATH="/usr/sbin:/sbin:$PATH" debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" \
+            >"$work/debootstrap-$suite.log" 2>&1
+    }
+    if ! retry bootstrap; then
+        tail -n 30 "$work/debootstrap-$suite.log" >&2
+        log "debootstrap $suite failed 3 times (log above); is $mirror reachable?"
+        exit 3
+    fi
+    local security="${mirror%/debian}/debian-security"
+    [ "$security" = "$mirror/debian-security" ] && security=http://deb.debian.org/debian-security
+    rm -f "$rootfs/etc/apt/sources.list"
+    cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $mirror
+Suites: $suite $suite-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $security
+Suites: $suite-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    # As Debian's own container images: no package caches, no translations, no docs/man
+    # pages (copyright files kept), and services are not started while building.
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'APTCLEAN'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APTCLEAN
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-net" <<'APTNET'
+Acquire::Retries "5";
+Acquire::Languages "none";
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+APTNET
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-slim" <<'DPKGSLIM'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKGSLIM
+    printf '#!/bin/sh\n# No service starts while an image is built (stack-test).\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+    chmod 755 "$rootfs/usr/sbin/policy-rc.d"
+    # `stack-apt-install PKG...`: update, install without recommends, retried, lists removed.
+    cat >"$rootfs/usr/local/sbin/stack-apt-install" <<'APTINSTALL'
+#!/bin/sh
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+try() {
+    n=1
+    until "$@"; do
+        if [ "$n" -ge 3 ]; then echo "stack-apt-install: failed 3 times: $*" >&2; return 1; fi
+        echo "stack-apt-install: attempt $n failed: $*; retrying in 10 s" >&2
+        n=$((n + 1))
+        sleep 10
+    done
+}
+try apt-get update -q --error-on=any
+try apt-get install -y -q --no-install-recommends "$@"
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt/* /var/log/dpkg.log
+APTINSTALL
+    chmod 755 "$rootfs/usr/local/sbin/stack-apt-install"
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log \
+        "$rootfs"/var/log/apt/* "$rootfs"/tmp/* "$rootfs"/root/.bash_history
+    : >"$rootfs/etc/machine-id"
+    if ! tar -C "$rootfs" --numeric-owner -cf - . |
+        docker import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["bash"]' \
+            --message "stack-test: debootstrap --variant=minbase $suite $mirror" \
+            - "$tag" >/dev/null; then
+        log "docker import of $tag failed"
+        exit 3
+    fi
+    rm -rf "$rootfs"
+    log "built $tag in $((SECONDS - began)) s"
+}
+
+# A context directory for image $1 with the Dockerfile read from stdin.
+context_with_dockerfile() {
+    local context="$work/ctx-$1"
+    mkdir -p "$context"
+    cat >"$context/Dockerfile"
+    echo "$context"
+}
+
+build_postgres() {
+    local context
+    context="$(context_with_dockerfile postgres <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+# The postgres user and group get 999 as in the official image, so volumes are interchangeable.
+# No cluster is created by the package: the entrypoint runs initdb on an empty PGDATA.
+RUN set -eux; \
+    groupadd -r postgres --gid=999; \
+    useradd -r -g postgres --uid=999 --home-dir=/var/lib/postgresql --shell=/bin/bash postgres; \
+    install -d -o postgres -g postgres /var/lib/postgresql; \
+    mkdir -p /etc/postgresql-common/createcluster.d; \
+    echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/stack-test.conf; \
+    stack-apt-install postgresql-15 busybox; \
+    test ! -e /etc/postgresql/15/main; \
+    localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8; \
+    sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/share/postgresql/15/postgresql.conf.sample; \
+    grep -F "listen_addresses = '*'" /usr/share/postgresql/15/postgresql.conf.sample; \
+    ln -s /bin/busybox /usr/local/bin/crond; \
+    install -d -m 3777 -o postgres -g postgres /var/run/postgresql; \
+    mkdir /docker-entrypoint-initdb.d
+ENV LANG=en_US.utf8 \
+    PG_MAJOR=15 \
+    PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PGDATA=/var/lib/postgresql/data
+RUN install -d -m 1777 -o postgres -g postgres "$PGDATA"
+VOLUME /var/lib/postgresql/data
+COPY docker-entrypoint.sh /usr/local/bin/
+RUN ln -s usr/local/bin/docker-entrypoint.sh /docker-entrypoint.sh
+ENTRYPOINT ["docker-entrypoint.sh"]
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+DOCKERFILE
+)"
+    cp "$here/test-images/postgres-entrypoint.sh" "$context/docker-entrypoint.sh"
+    chmod 755 "$context/docker-entrypoint.sh"
+    build stack-test/postgres:15 "$context" postgres:15
+}
+
+build_redis() {
+    local context
+    context="$(context_with_dockerfile redis <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    groupadd -r -g 999 redis; \
+    useradd -r -g redis -u 999 --home-dir=/var/lib/redis redis; \
+    stack-apt-install redis-server; \
+    install -d -o redis -g redis /data
+VOLUME /data
+WORKDIR /data
+COPY docker-entrypoint.sh /usr/local/bin/
+ENTRYPOINT ["docker-entrypoint.sh"]
+EXPOSE 6379
+CMD ["redis-server"]
+DOCKERFILE
+)"
+    cp "$here/test-images/redis-entrypoint.sh" "$context/docker-entrypoint.sh"
+    chmod 755 "$context/docker-entrypoint.sh"
+    build stack-test/redis:7 "$context" redis:7
+}
+
+build_prometheus() {
+    local context
+    context="$(context_with_dockerfile prometheus <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install prometheus ca-certificates; \
+    rm -rf /usr/share/javascript/moment-timezone/data; \
+    ln -s /usr/bin/prometheus /bin/prometheus 2>/dev/null || test -x /bin/prometheus; \
+    ln -s /usr/bin/promtool /bin/promtool 2>/dev/null || test -x /bin/promtool; \
+    install -d -o nobody -g nogroup /prometheus; \
+    chown -R nobody:nogroup /etc/prometheus
+USER nobody
+EXPOSE 9090
+VOLUME /prometheus
+WORKDIR /prometheus
+ENTRYPOINT ["/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+DOCKERFILE
+)"
+    build stack-test/prometheus:latest "$context"
+}
+
+build_alertmanager() {
+    local context
+    context="$(context_with_dockerfile alertmanager <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install prometheus-alertmanager ca-certificates; \
+    ln -s /usr/bin/prometheus-alertmanager /bin/alertmanager 2>/dev/null || test -x /bin/alertmanager; \
+    mkdir -p /etc/alertmanager; \
+    printf '%s\n' 'route:' '  receiver: default' 'receivers:' '  - name: default' >/etc/alertmanager/alertmanager.yml; \
+    amtool check-config /etc/alertmanager/alertmanager.yml; \
+    install -d -o nobody -g nogroup /alertmanager; \
+    chown -R nobody:nogroup /etc/alertmanager
+USER nobody
+EXPOSE 9093
+VOLUME /alertmanager
+WORKDIR /alertmanager
+ENTRYPOINT ["/bin/alertmanager"]
+CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]
+DOCKERFILE
+)"
+    build stack-test/alertmanager:latest "$context"
+}
+
+# An exporter image: Debian package $2, its binary linked as $3 (the upstream image's path),
+# run as ENTRYPOINT by user $4, listening on $5.
+build_exporter() {
+    local name="$1" package="$2" path="$3" user="$4" port="$5" context
+    context="$(context_with_dockerfile "$name" <<DOCKERFILE
+FROM stack-test/debian:bookworm
+RUN set -eux; \\
+    stack-apt-install $package ca-certificates; \\
+    ln -s /usr/bin/$package $path
+USER $user
+EXPOSE $port
+ENTRYPOINT ["$path"]
+DOCKERFILE
+)"
+    build "stack-test/$name:latest" "$context"
+}
+
+build_rclone() {
+    local context
+    context="$(context_with_dockerfile rclone <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install rclone ca-certificates fuse3; \
+    mkdir -p /config/rclone /data
+ENV XDG_CONFIG_HOME=/config
+WORKDIR /data
+ENTRYPOINT ["rclone"]
+CMD ["--help"]
+DOCKERFILE
+)"
+    build stack-test/rclone:latest "$context"
+}
+
+# A server, as far as a container can be one: systemd as PID 1, sshd (root logs in with the
+# key mounted at /root/.ssh/authorized_keys; host keys made at first boot), sudo, iproute2,
+# curl, and no Docker. Boot it with scripts' flags in README.md ("Testing").
+build_vm() {
+    local context
+    context="$(context_with_dockerfile vm <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install systemd systemd-sysv dbus openssh-server sudo iproute2 ca-certificates curl \
+        procps iputils-ping less kmod; \
+    rm -f /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*; \
+    systemctl mask getty@tty1.service console-getty.service serial-getty@.service \
+        systemd-udevd.service systemd-udev-trigger.service systemd-udevd-control.socket \
+        systemd-udevd-kernel.socket systemd-modules-load.service systemd-remount-fs.service \
+        sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+        sys-fs-fuse-connections.mount dev-hugepages.mount systemd-firstboot.service \
+        systemd-hwdb-update.service; \
+    install -d -m 700 /root/.ssh; \
+    printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' 'UseDNS no' \
+        >/etc/ssh/sshd_config.d/stack-test.conf; \
+    printf '%s\n' '[Unit]' 'Description=SSH host keys (first boot)' 'Before=ssh.service' \
+        'ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key' '[Service]' 'Type=oneshot' \
+        'ExecStart=/usr/bin/ssh-keygen -A' '[Install]' 'WantedBy=multi-user.target' \
+        >/etc/systemd/system/ssh-host-keys.service; \
+    systemctl enable ssh-host-keys.service ssh.service; \
+    : >/etc/machine-id
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+EXPOSE 22
+CMD ["/sbin/init"]
+DOCKERFILE
+)"
+    build stack-test/vm:latest "$context"
+    touch "$work/built-vm"
+}
+
+# The VM with Debian's docker.io enabled. Its storage driver is chosen at each start:
+# overlay2 when an overlay mount works on /var/lib/docker (a volume), else vfs.
+build_vm_docker() {
+    local context
+    context="$(context_with_dockerfile vm-docker <<'DOCKERFILE'
+FROM stack-test/vm:latest
+COPY docker-storage.sh /usr/local/sbin/stack-docker-storage
+RUN set -eux; \
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+    stack-apt-install docker.io; \
+    rm -f /usr/sbin/policy-rc.d; \
+    chmod 755 /usr/local/sbin/stack-docker-storage; \
+    mkdir -p /etc/systemd/system/docker.service.d; \
+    printf '%s\n' '[Service]' 'ExecStartPre=/usr/local/sbin/stack-docker-storage' \
+        >/etc/systemd/system/docker.service.d/stack-test-storage.conf; \
+    systemctl enable docker.service containerd.service
+VOLUME /var/lib/docker
+DOCKERFILE
+)"
+    cat >"$context/docker-storage.sh" <<'STORAGE'
+#!/bin/sh
+# Pick dockerd's storage driver (stack-test/vm-docker): overlay2 if an overlay mount works
+# on /var/lib/docker, else vfs. A storage-driver set in daemon.json by hand is kept.
+set -eu
+config=/etc/docker/daemon.json
+if [ -f "$config" ] && grep -q '"storage-driver"' "$config" && ! [ -e /etc/docker/.stack-test-storage ]; then
+    exit 0
+fi
+probe=/var/lib/docker/.stack-overlay-probe
+rm -rf "$probe"
+mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+driver=vfs
+if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged"
+    driver=overlay2
+fi
+rm -rf "$probe"
+mkdir -p /etc/docker
+printf '{ "storage-driver": "%s" }\n' "$driver" >"$config.tmp"
+mv "$config.tmp" "$config"
+touch /etc/docker/.stack-test-storage
+echo "stack-test: docker storage driver $driver"
+STORAGE
+    build stack-test/vm-docker:latest "$context"
+}
+
+# --- main -------------------------------------------------------------------------------
+
+here="$(cd "$(dirname "$0")" && pwd)"
+only=",${ONLY:-},"
+wanted() { [ "$only" = ",," ] || [[ "$only" == *",$1,"* ]]; }
+parallel="${PARALLEL:-3}"
+
 if ! docker info >/dev/null 2>&1; then
     log "docker engine does not answer; run scripts/ensure-docker.sh first"
     exit 3
 fi
 
-if should_build stack-test/busybox:latest busybox:latest; then build_busybox; force=1; fi
-if should_build stack-test/caddy:latest caddy:2; then build_caddy; fi
-if should_build stack-test/nginx:latest nginx:1; then build_nginx; fi
+if wanted busybox || wanted caddy || wanted nginx; then
+    if should_build stack-test/busybox:latest busybox:latest; then build_busybox; force=1; fi
+fi
+if wanted caddy && should_build stack-test/caddy:latest caddy:2; then build_caddy; fi
+if wanted nginx && should_build stack-test/nginx:latest nginx:1; then build_nginx; fi
 
-log "images ready: stack-test/busybox:latest stack-test/caddy:latest stack-test/nginx:latest"
+# name | tag | aliases (space-separated) | build command
+debian_images=(
+    "postgres|stack-test/postgres:15|postgres:15|build_postgres"
+    "redis|stack-test/redis:7|redis:7|build_redis"
+    "prometheus|stack-test/prometheus:latest||build_prometheus"
+    "alertmanager|stack-test/alertmanager:latest||build_alertmanager"
+    "node-exporter|stack-test/node-exporter:latest||build_exporter node-exporter prometheus-node-exporter /bin/node_exporter nobody 9100"
+    "postgres-exporter|stack-test/postgres-exporter:latest||build_exporter postgres-exporter prometheus-postgres-exporter /bin/postgres_exporter nobody 9187"
+    "redis-exporter|stack-test/redis-exporter:latest||build_exporter redis-exporter prometheus-redis-exporter /redis_exporter 59000:59000 9121"
+    "rclone|stack-test/rclone:latest||build_rclone"
+    "vm|stack-test/vm:latest||build_vm"
+)
+
+# vm-docker is built on vm: asking for it asks for vm (skipped when present).
+if [ "$only" != ",," ] && wanted vm-docker; then only="$only,vm,"; fi
+any_debian=0
+for entry in "${debian_images[@]}"; do
+    wanted "${entry%%|*}" && any_debian=1
+done
+# With ONLY, a base is rebuilt only when it is missing or named (ONLY=debian or bullseye).
+base_force="$force"
+if [ "$only" != ",," ] && ! wanted debian; then base_force=0; fi
+bookworm_force="$force"
+if [ "$any_debian" = 1 ] || wanted debian; then
+    if force="$base_force" should_build stack-test/debian:bookworm; then build_debian bookworm; bookworm_force=1; fi
+fi
+# The bullseye base is independent: it debootstraps while the bookworm images build.
+if wanted debian || wanted bullseye; then
+    if force="$force" should_build stack-test/debian:bullseye; then
+        (build_debian bullseye) || touch "$work/failed-bullseye" &
+    fi
+fi
+
+# The images on the bookworm base build in parallel, PARALLEL at a time; a failed build
+# leaves a marker file, so every failure is reported at the end.
+for entry in "${debian_images[@]}"; do
+    IFS='|' read -r name tag aliases command <<<"$entry"
+    wanted "$name" || continue
+    # shellcheck disable=SC2086 # the aliases and the command are word lists
+    if [ "$bookworm_force" != 1 ] && ! should_build "$tag" $aliases; then continue; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 1; done
+    # shellcheck disable=SC2086
+    ($command) || touch "$work/failed-$name" &
+done
+wait
+# vm-docker is built on vm, once vm is there.
+if wanted vm-docker && [ ! -e "$work/failed-vm" ]; then
+    if [ "$bookworm_force" = 1 ] || [ -e "$work/built-vm" ] || should_build stack-test/vm-docker:latest; then
+        (build_vm_docker) || touch "$work/failed-vm-docker"
+    fi
+fi
+if compgen -G "$work/failed-*" >/dev/null; then
+    log "failed: $(cd "$work" && ls failed-* | sed 's/^failed-//' | tr '\n' ' ')(run again to retry)"
+    exit 3
+fi
+
+log "images ready in $((SECONDS - started)) s"
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^stack-test/' | sort | sed 's/^/  /' >&2 || true

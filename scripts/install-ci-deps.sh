@@ -19,6 +19,7 @@ declare -A packages=(
     [busybox]=busybox-static
     [hyperfine]=hyperfine
     [ip]=iproute2
+    [debootstrap]=debootstrap
 )
 
 missing=()

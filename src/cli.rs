@@ -107,6 +107,54 @@ pub enum Command {
     Supervise(SuperviseArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
+    /// Write a project from a Compose file or an nself project (never replaces one)
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import a Compose file: writes `stack.env` and `environments/dev/secrets.env` (0600)
+    /// and lists, by service and key, what is not carried and why.
+    ///
+    /// Interpolation (`${VAR:-default}`) is kept; the `.env` beside the file supplies
+    /// values (secret-looking names, `*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*_KEY`, go to
+    /// the secrets file, as do file-based secrets). A `Caddyfile` beside the file that no
+    /// service mounts gives `ROUTE`s.
+    Compose(ImportComposeArgs),
+    /// Import an nself project (`.env.dev`, `.environments/<env>/`): presets, custom
+    /// services, frontend routes, environments, secrets and servers.
+    Nself(ImportNselfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportComposeArgs {
+    /// The Compose file (`docker-compose.yml`, `compose.yaml`)
+    pub file: PathBuf,
+    /// Directory to write the project to (default: the project directory)
+    pub dir: Option<PathBuf>,
+    /// Exit 2, writing nothing, when anything is not carried
+    #[arg(long)]
+    pub strict: bool,
+    /// Route a service's published HTTP port through the proxy (`PORT` + `ROUTE`
+    /// `<service>.${STACK_DOMAIN}`) instead of publishing it
+    #[arg(long)]
+    pub routes: bool,
+    /// A Caddyfile whose `reverse_proxy` site blocks become `ROUTE`s (default: a
+    /// `Caddyfile` beside the Compose file, unless a service mounts it)
+    #[arg(long, value_name = "FILE")]
+    pub caddyfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportNselfArgs {
+    /// The nself project directory
+    pub source: PathBuf,
+    /// Directory to write the project to (default: the project directory)
+    pub dir: Option<PathBuf>,
+    /// Exit 2, writing nothing, when anything is not carried
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

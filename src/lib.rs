@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod fsio;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod printer;
@@ -61,6 +62,7 @@ pub fn run() -> i32 {
         Command::Audit(args) => commands::deploy::audit(&context, args),
         Command::Server(cli::ServerCommand::Setup(args)) => commands::server::setup(&context, args),
         Command::Supervise(args) => commands::supervise::run(&context, args),
+        Command::Import(command) => commands::import::run(&context, command),
     };
     match result {
         Ok(()) => exit::OK,

@@ -43,6 +43,13 @@ pub enum Action {
     CreateVolume {
         name: String,
     },
+    /// Run the service's `RELEASE` command in a one-off container of the new version,
+    /// before any container of that version starts.
+    Release {
+        service: String,
+        /// The command, as shown.
+        command: String,
+    },
     /// Start a stopped container that is already up to date.
     Start {
         service: String,
@@ -77,6 +84,12 @@ impl std::fmt::Display for Action {
                 if *internal { "internal " } else { "" }
             ),
             Action::CreateVolume { name } => write!(f, "create volume `{name}`"),
+            Action::Release { service, command } => {
+                write!(
+                    f,
+                    "{service}: run release command `{command}` (one-off container)"
+                )
+            }
             Action::Start { service, container } => {
                 write!(f, "{service}: start `{container}`")
             }
@@ -193,6 +206,22 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
             }),
         }
     }
+    // A version's containers start only after its release command succeeded: when one of
+    // them exists, the command already ran for this version.
+    let starts_new = actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
+    if let Some(release) = service.release.as_ref() {
+        if starts_new && !mine.iter().any(|c| current(c)) {
+            actions.insert(
+                0,
+                Action::Release {
+                    service: service.name.clone(),
+                    command: shell_words::join(&release.command),
+                },
+            );
+        }
+    }
     for container in mine.iter().skip(service.replicas as usize) {
         actions.push(Action::Remove {
             service: service.name.clone(),
@@ -236,6 +265,7 @@ mod tests {
             extra_hosts: vec![],
             options: Default::default(),
             logging: Default::default(),
+            release: None,
             refresh: None,
             digest: format!("{name}-v2"),
             pinned: None,
@@ -426,5 +456,75 @@ mod tests {
                 number: 1
             }]
         );
+    }
+
+    fn with_release(mut service: DesiredService) -> DesiredService {
+        service.release = Some(crate::model::Release {
+            command: vec!["migrate".into(), "--all".into()],
+            timeout: std::time::Duration::from_secs(600),
+        });
+        service
+    }
+
+    #[test]
+    fn release_runs_before_the_first_container_of_a_new_version() {
+        let d = desired(vec![
+            with_release(service("api", 2, Strategy::Rolling, &["db"])),
+            service("db", 1, Strategy::Recreate, &[]),
+        ]);
+        let text: Vec<String> = plan(&d, &Observed::default(), &[])
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            text[2..],
+            [
+                "db: create container 1",
+                "api: run release command `migrate --all` (one-off container)",
+                "api: create container 1",
+                "api: create container 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn release_runs_once_per_version() {
+        let d = desired(vec![with_release(service(
+            "api",
+            2,
+            Strategy::Rolling,
+            &[],
+        ))]);
+        let mut observed = Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![
+                container("api", 1, "api-v2", true),
+                container("api", 2, "api-v2", false),
+            ],
+            images: BTreeMap::new(),
+        };
+        // Unchanged, or only a stopped container to start: no release.
+        let actions = plan(&d, &observed, &[]);
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(matches!(actions[0], Action::Start { .. }));
+        // An interrupted update (one container of the new version exists): no second run.
+        observed.containers[1].digest = "api-v1".into();
+        let actions = plan(&d, &observed, &[]);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Release { .. })));
+        assert!(actions.iter().any(|a| matches!(a, Action::Replace { .. })));
+        // A new version: the release first.
+        observed.containers[0].digest = "api-v1".into();
+        let actions = plan(&d, &observed, &[]);
+        assert!(matches!(actions[0], Action::Release { .. }), "{actions:?}");
+        // Scaled to zero: nothing starts, nothing runs.
+        let d = desired(vec![with_release(service(
+            "api",
+            0,
+            Strategy::Rolling,
+            &[],
+        ))]);
+        let actions = plan(&d, &observed, &[]);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Release { .. })));
     }
 }

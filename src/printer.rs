@@ -159,6 +159,16 @@ impl Progress {
         }
     }
 
+    /// A whole line of a command's output (a release command), kept above the spinners.
+    pub fn line(&self, text: &str) {
+        match &self.inner.multi {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => self.inner.printer.status(text),
+        }
+    }
+
     pub fn done(&self, service: &str, message: &str) {
         match self.bar(service) {
             Some(bar) => {

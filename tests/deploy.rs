@@ -1338,7 +1338,7 @@ fn swarm_target_deploys_updates_and_rolls_back() {
     let sshd = Sshd::start();
     let body = format!(
         "STACK_TARGET=swarm\nSTACK_PROXY=none\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=60s\n{}\
-         SERVICE_WEB_REPLICAS=2\n",
+         SERVICE_WEB_REPLICAS=2\nSERVICE_WEB_RELEASE=sh -c 'echo released $$V'\n",
         httpd_service("web")
     );
     let p = Project::new("swarm", &sshd, &body);
@@ -1369,7 +1369,20 @@ fn swarm_target_deploys_updates_and_rolls_back() {
     };
     assert_eq!(replicas(&service), "2/2");
 
-    p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    // The release command runs as a one-off container on the overlay network, with the
+    // new configuration, before the service is updated.
+    let out = p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    assert!(
+        text(&out.stderr).contains("web release | released 2"),
+        "{}",
+        all_output(&out)
+    );
+    let out = p.deploy(&["--set", "SERVICE_WEB_ENV_V=2"]);
+    assert!(
+        !text(&out.stderr).contains("release |"),
+        "{}",
+        all_output(&out)
+    );
     let env = inspect(&service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
     assert!(env.contains("V=2"), "{env}");
     let good = p.current_release().unwrap();
@@ -1723,4 +1736,274 @@ fn moved_tags_and_pruned_releases() {
     assert_eq!(p.current_release().as_deref(), Some(third.as_str()));
     let releases = text(&p.ok(&["releases", "staging"]).stdout);
     assert!(releases.contains("cannot be rolled back to"), "{releases}");
+}
+
+/// `web` with a volume and a release command that appends `VERSION` (and whether it got
+/// the secret `APP_KEY`) to `/data/runs`: a busybox stand-in for a migration that creates
+/// a table, so a second run would show as a second line.
+fn released_service() -> String {
+    format!(
+        "{}SERVICE_WEB_VOLUMES=data:/data\nSERVICE_WEB_ENV_VERSION=1\n\
+         SERVICE_WEB_RELEASE=sh -c 'echo migrating $$VERSION; [ -n \"$$APP_KEY\" ] && echo $$VERSION >> /data/runs'\n",
+        two_services()
+    )
+}
+
+fn release_runs(p: &Project) -> Vec<String> {
+    let out = docker(&["exec", &p.id_of("web"), "cat", "/data/runs"]);
+    text(&out.stdout).lines().map(String::from).collect()
+}
+
+// Two deploys of a new version at once: the lock orders them, and the release command
+// runs once (the second deploy finds the version's containers and has nothing to do).
+#[test]
+fn release_command_runs_once_across_two_concurrent_deploys() {
+    let sshd = Sshd::start();
+    let p = Project::new("release-once", &sshd, &released_service());
+    let out = p.deploy(&[]);
+    assert!(
+        text(&out.stderr).contains("web release | migrating 1"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(release_runs(&p), ["1"]);
+    let out = p.ok(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--dry-run",
+        "--set",
+        "SERVICE_WEB_ENV_VERSION=2",
+    ]);
+    assert!(
+        text(&out.stdout).contains("web: run release command"),
+        "{}",
+        all_output(&out)
+    );
+    let spawn = || {
+        p.command(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--lock-wait",
+            "150s",
+            "--set",
+            "SERVICE_WEB_ENV_VERSION=2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(180)),
+        wait_output(b, Duration::from_secs(180)),
+    );
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", all_output(out));
+    }
+    let ran = [&a, &b]
+        .iter()
+        .filter(|o| text(&o.stderr).contains("web release | migrating 2"))
+        .count();
+    assert_eq!(ran, 1, "{}\n---\n{}", all_output(&a), all_output(&b));
+    assert_eq!(release_runs(&p), ["1", "2"]);
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+    let oneoffs: Vec<_> = p
+        .containers()
+        .into_iter()
+        .filter(|(n, _)| n.contains("-web-release-"))
+        .collect();
+    assert!(oneoffs.is_empty(), "{oneoffs:?}");
+}
+
+// A failing release command: nothing replaced, `current` not switched (the new release
+// directory is removed), the audit log says so, exit 1 with the command's last lines.
+#[test]
+fn failing_release_command_leaves_current_and_the_old_version() {
+    let sshd = Sshd::start();
+    let p = Project::new("release-fail", &sshd, &released_service());
+    p.deploy(&[]);
+    let before = p.current_release().expect("current");
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_VERSION=2",
+        "--set",
+        "SERVICE_WEB_RELEASE=sh -c 'echo cannot migrate $$VERSION >&2; exit 4'",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("exited 4") && all.contains("  cannot migrate 2"),
+        "{all}"
+    );
+    assert!(!all.contains("rolling back"), "{all}");
+    assert_eq!(p.current_release().as_deref(), Some(before.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&before));
+    assert_eq!(p.id_of("web"), web, "web was replaced");
+    assert!(answers(&web), "the old web does not answer");
+    assert!(!p.lock_dir().exists(), "a lock was left behind");
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\tdeploy\t") && l.contains("failed")),
+        "{audit}"
+    );
+    assert!(!p
+        .containers()
+        .iter()
+        .any(|(n, _)| n.contains("-web-release-")));
+}
+
+// Hooks run on this machine with their variables; a failing pre-deploy hook changes
+// nothing; a failing post-deploy hook is reported and the release stays; both audited.
+#[test]
+fn hooks_see_their_variables_and_a_failing_pre_hook_changes_nothing() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "{}STACK_HOOK_PRE_BUILD=echo built > pre-build.out\n\
+         STACK_HOOK_PRE_DEPLOY=echo \"$$STACK_ENV|$$STACK_RELEASE|$$STACK_PERFORMER\" > pre-deploy.out\n\
+         STACK_HOOK_POST_DEPLOY=echo \"$$STACK_RELEASE\" > post-deploy.out; echo post says no >&2; exit 5\n",
+        one_service()
+    );
+    let p = Project::new("hooks", &sshd, &body);
+    let out = p.deploy(&[]);
+    let all = all_output(&out);
+    let id = p.current_release().expect("current");
+    let read = |name: &str| std::fs::read_to_string(p.path().join(name)).unwrap_or_default();
+    assert_eq!(read("pre-build.out").trim(), "built");
+    let pre = read("pre-deploy.out");
+    let fields: Vec<&str> = pre.trim().split('|').collect();
+    assert_eq!(fields.len(), 3, "{pre}");
+    assert_eq!(fields[0], "staging");
+    assert_eq!(fields[1], id);
+    assert!(!fields[2].is_empty() && fields[2] != "unknown", "{pre}");
+    assert_eq!(read("post-deploy.out").trim(), id);
+    assert!(
+        all.contains("post says no") && all.contains("exited 5"),
+        "{all}"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit.contains("\thook\t") && audit.contains("pre-deploy ok"),
+        "{audit}"
+    );
+    assert!(audit.contains("post-deploy failed"), "{audit}");
+
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_V=2",
+        "--set",
+        "STACK_HOOK_PRE_DEPLOY=echo checks failed >&2; exit 3",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("checks failed") && all.contains("pre-deploy hook"),
+        "{all}"
+    );
+    assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&id));
+    assert_eq!(p.id_of("web"), web);
+    assert!(!p.lock_dir().exists());
+    assert!(
+        p.audit_log().contains("pre-deploy failed"),
+        "{}",
+        p.audit_log()
+    );
+}
+
+/// Every file under `dir` whose bytes contain `needle`, relative to `dir`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(entry.path());
+            }
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// `STACK_SECRETS_COMMAND` (a plain script here: Debian bookworm does not package sops):
+// its values reach the container and no file but the release's 0600 `.env`; a failing
+// command or a malformed line is exit 2 naming the command, never a value.
+#[test]
+fn secrets_from_a_command_reach_the_container_and_no_other_file() {
+    let sshd = Sshd::start();
+    let p = Project::new("secrets-command", &sshd, &two_services());
+    std::fs::remove_file(p.path().join("environments/staging/secrets.env")).unwrap();
+    // The script holds the value reversed, so the value itself is in no project file.
+    let value = "Zq8vN3kLp2Wx7RtY5mHc9JdF4gBs6AeUo1Ti";
+    let reversed: String = value.chars().rev().collect();
+    std::fs::write(
+        p.path().join("get-secrets.sh"),
+        format!("echo '# from the vault'\nprintf 'APP_KEY=%s\\n' \"$(echo {reversed} | rev)\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("environments/staging/stack.env"),
+        "STACK_SECRETS_COMMAND=sh ./get-secrets.sh\n",
+    )
+    .unwrap();
+    let out = p.deploy(&[]);
+    assert!(!all_output(&out).contains(value), "{}", all_output(&out));
+    let env = inspect(&p.id_of("web"), "{{json .Config.Env}}");
+    assert!(env.contains(&format!("APP_KEY={value}")), "{env}");
+    let id = p.current_release().unwrap();
+    assert_eq!(
+        files_containing(&p.srv, value),
+        [format!("releases/{id}/.env")]
+    );
+    assert_eq!(mode(&p.srv.join("releases").join(&id).join(".env")), 0o600);
+    let local: Vec<String> = files_containing(p.path(), value)
+        .into_iter()
+        .filter(|f| !f.starts_with("srv/"))
+        .collect();
+    assert!(local.is_empty(), "the value is in local files: {local:?}");
+    let out = p.ok(&["secrets", "check", "staging"]);
+    assert!(!all_output(&out).contains(value));
+
+    for (command, wanted) in [
+        (
+            "sh -c 'echo vault sealed >&2; exit 7'",
+            "exited 7; it said: vault sealed",
+        ),
+        (
+            "printf 'APP_KEY=ok\\n'; echo enil-2retnuh | rev",
+            "malformed line 2",
+        ),
+    ] {
+        let out = p.stack(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            &format!("STACK_SECRETS_COMMAND={command}"),
+        ]);
+        let all = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("STACK_SECRETS_COMMAND") && all.contains(wanted),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
+        assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    }
 }

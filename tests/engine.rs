@@ -813,6 +813,124 @@ fn build_target_and_arguments_reach_the_engine_build() {
     assert!(env.contains("\"STAGE=runtime\""), "{env}");
 }
 
+/// `db` (an httpd), and `web` depending on it with a release command that records each
+/// run, with the value of `VERSION` it saw, on a volume `web` shares, after reaching `db`.
+fn released_project() -> String {
+    format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=db,web\n{}{}\
+         SERVICE_WEB_DEPENDS_ON=db\n\
+         SERVICE_WEB_VOLUMES=data:/data\n\
+         SERVICE_WEB_ENV_VERSION=1\n\
+         SERVICE_WEB_RELEASE=sh -c 'wget -q -O /dev/null http://db:8080/health && echo migrating $$VERSION && echo $$VERSION >> /data/runs'\n",
+        httpd_service("db"),
+        httpd_service("web"),
+    )
+}
+
+/// The lines the release command of [`released_project`] wrote.
+fn release_runs(p: &Project) -> Vec<String> {
+    let out = docker(&["exec", &p.id_of("web"), "cat", "/data/runs"]);
+    text(&out.stdout).lines().map(String::from).collect()
+}
+
+/// One-off containers of the project left on the engine.
+fn oneoffs(p: &Project) -> Vec<(String, String)> {
+    p.containers()
+        .into_iter()
+        .filter(|(name, _)| {
+            let rest = name.strip_prefix(&p.name).unwrap_or(name);
+            rest.contains("-release-") || rest.contains("-run-")
+        })
+        .collect()
+}
+
+// A release command runs after its dependency is ready, before the new version starts,
+// once per version, with the new configuration; its one-off container is gone after.
+#[test]
+fn release_command_runs_once_per_version() {
+    let p = Project::new("release", &released_project());
+    let out = p.ok(&["start", "--dry-run"]);
+    assert!(
+        text(&out.stdout).contains("web: run release command `sh -c"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = p.ok(&["start"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("web release | migrating 1"), "{stderr}");
+    assert_eq!(release_runs(&p), ["1"]);
+    assert!(oneoffs(&p).is_empty(), "{:?}", oneoffs(&p));
+    // Nothing changed: no second run.
+    let out = p.ok(&["start"]);
+    assert!(
+        !text(&out.stderr).contains("release |"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(release_runs(&p), ["1"]);
+    // A new configuration of `web`: it runs again and sees the new value.
+    p.ok(&["start", "--set", "SERVICE_WEB_ENV_VERSION=2"]);
+    assert_eq!(release_runs(&p), ["1", "2"]);
+    assert!(oneoffs(&p).is_empty(), "{:?}", oneoffs(&p));
+}
+
+// A failing release command: exit 1 with its last lines, the old container untouched.
+#[test]
+fn failing_release_command_keeps_the_old_version() {
+    let p = Project::new("release-fail", &released_project());
+    p.ok(&["start"]);
+    let before = p.id_of("web");
+    let out = p.stack(&[
+        "start",
+        "--set",
+        "SERVICE_WEB_ENV_VERSION=2",
+        "--set",
+        "SERVICE_WEB_RELEASE=sh -c 'echo boom $$VERSION; exit 3'",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exited 3"), "{stderr}");
+    assert!(
+        stderr.contains("  boom 2"),
+        "no last lines in the error: {stderr}"
+    );
+    assert_eq!(p.id_of("web"), before, "the old container was replaced");
+    assert_eq!(inspect(&before, "{{.State.Status}}"), "running");
+    assert!(oneoffs(&p).is_empty(), "{:?}", oneoffs(&p));
+}
+
+// A release command that hangs is killed after RELEASE_TIMEOUT and counts as failed.
+#[test]
+fn hanging_release_command_is_stopped_after_its_timeout() {
+    let p = Project::new("release-hang", &released_project());
+    let started = Instant::now();
+    let out = p.stack(&[
+        "start",
+        "--set",
+        "SERVICE_WEB_RELEASE=sh -c 'echo waiting; sleep 300'",
+        "--set",
+        "SERVICE_WEB_RELEASE_TIMEOUT=3s",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("longer than its timeout (3s)"), "{stderr}");
+    assert!(stderr.contains("web release | waiting"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let web: Vec<_> = p
+        .containers()
+        .into_iter()
+        .filter(|(n, _)| n.contains("-web-"))
+        .collect();
+    assert!(
+        web.is_empty(),
+        "the new version started, or the one-off stayed: {web:?}"
+    );
+}
+
 /// Write `contents` to `path` under the project, executable (a CGI script for busybox httpd).
 fn write_script(p: &Project, path: &str, contents: &str) {
     use std::os::unix::fs::PermissionsExt;

@@ -11,7 +11,7 @@ use super::{missing_images, runtime, server_of, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::{values::parse_duration, Server};
 use crate::deploy::{pin, timestamp, Remote};
-use crate::engine::converge::Converger;
+use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::{self, Placement};
@@ -103,10 +103,18 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     if !args.allow_dirty {
         check_clean(&config.project_dir)?;
     }
+    if let (Some(command), false) = (&config.hooks.pre_build, args.dry_run) {
+        let hook = super::Hook {
+            name: "pre-build",
+            command,
+            release: "",
+        };
+        super::run_hook(context, config, &hook)?;
+    }
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
-    let remote = Remote::connect(&server, &env)?;
+    let remote = std::rc::Rc::new(Remote::connect(&server, &env)?);
     let progress = Progress::new(&context.printer);
     context
         .printer
@@ -126,6 +134,17 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         if config.target == crate::config::Target::Compose {
             refuse_foreign_unit(&remote, &config.project)?;
         }
+        if let Some(command) = &config.hooks.pre_deploy {
+            // Before the lock: a failing pre-deploy hook changes nothing on the server.
+            let hook = super::Hook { name: "pre-deploy", command, release: &id };
+            let result = super::run_hook(context, config, &hook);
+            let outcome = match &result {
+                Ok(()) => "pre-deploy ok".to_string(),
+                Err(e) => format!("pre-deploy failed: {}; nothing was deployed", e.render().lines().next().unwrap_or_default().trim_start_matches("error: ")),
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+            result.map_err(|e| Error::No(format!("{}; nothing was deployed", e.render().trim_start_matches("error: ").trim_end())))?;
+        }
         let release_dir = format!("{}/releases/{id}", server.path);
         let bundle = render::render(config, Path::new(&release_dir))?;
         let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
@@ -141,7 +160,15 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let ship = async {
             pin::pin(&mut desired, &ids, engines, (&id, &progress)).await?;
             let place = (server_placement(&server), model::secrets(config));
-            let converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            if !shipment.swarm {
+                let (remote, id) = (remote.clone(), id.clone());
+                converger.staged = Some(Staged {
+                    bundle: release_dir.clone().into(),
+                    switch: Box::new(move || remote.switch(&id)),
+                    switched: std::cell::Cell::new(false),
+                });
+            }
             ship(context, &remote, &converger, shipment).await
         };
         let result = tokio::select! {
@@ -161,6 +188,19 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
+        if let Some(command) = &config.hooks.post_deploy {
+            // The release is live: a failing post-deploy hook is reported, not rolled back.
+            let hook = super::Hook { name: "post-deploy", command, release: &id };
+            let outcome = match super::run_hook(context, config, &hook) {
+                Ok(()) => "post-deploy ok".to_string(),
+                Err(e) => {
+                    let first = e.render().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                    context.printer.warn(&Diagnostic::new(format!("{first}; the release stays deployed")));
+                    format!("post-deploy failed: {first}")
+                }
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+        }
         Ok(())
     })
 }
@@ -246,8 +286,19 @@ async fn ship(
     let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
     converger.ensure_images(&mut observed, false, &[]).await?;
-    remote.upload(id, bundle, &converger.desired)?;
-    if let Err(failure) = converge(converger, engine, observed, swarm).await {
+    // A compose deploy points `current` at the release right before the first container
+    // changes (after the release commands); swarm at once.
+    remote.upload(id, bundle, &converger.desired, converger.staged.is_none())?;
+    let result = converge(converger, engine, observed, swarm).await;
+    let staged = converger.staged.as_ref();
+    if staged.is_some_and(|s| !s.switched.get()) {
+        if let Err(failure) = result {
+            // Nothing changed on the server: the release never went live.
+            let _ = remote.discard(id);
+            return Err(failure);
+        }
+        remote.switch(id)?;
+    } else if let Err(failure) = result {
         let Some(previous) = previous.filter(|p| p != id) else {
             return Err(failure);
         };
@@ -310,6 +361,7 @@ async fn converge(
                 &converger.desired,
                 (&converger.placement, &converger.secrets),
                 &converger.progress,
+                converger.run_releases,
             )
             .await;
     }
@@ -334,12 +386,13 @@ async fn rollback_to(
 ) -> Result<()> {
     let (desired, secrets) = remote.desired(id)?;
     pin::check_present(&desired, engine).await?;
-    let target = Converger::new(
+    let mut target = Converger::new(
         engine.clone(),
         desired,
         (placement.clone(), secrets),
         progress.clone(),
     );
+    target.run_releases = false;
     remote.switch(id)?;
     let mut observed = engine.observe(&target.desired).await?;
     target.ensure_images(&mut observed, false, &[]).await?;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deploy;
+pub mod import;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;
@@ -63,13 +64,28 @@ impl Context {
     fn options(&self) -> Options {
         Options {
             include_frontends: self.global.include_frontends,
+            secrets_command: false,
         }
     }
 
     /// Load the project for `env`, printing its warnings.
     pub fn load(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, false)
+    }
+
+    /// Load the project for `env` with the values of `STACK_SECRETS_COMMAND` (it runs),
+    /// for commands that need the environment's secrets.
+    pub fn load_secrets(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, true)
+    }
+
+    fn load_as(&self, env: &str, secrets_command: bool) -> Result<Loaded> {
         let dir = self.project_dir()?;
-        let loaded = crate::config::load(&dir, env, &self.global.sets, &self.options(), |name| {
+        let options = Options {
+            secrets_command,
+            ..self.options()
+        };
+        let loaded = crate::config::load(&dir, env, &self.global.sets, &options, |name| {
             std::env::var(name).ok()
         })?;
         for warning in &loaded.warnings {
@@ -81,7 +97,7 @@ impl Context {
     /// Load for a command that needs every secret: in `dev` missing ones are generated
     /// and saved first; elsewhere a missing secret is an error.
     pub fn load_with_secrets(&self, env: &str) -> Result<Loaded> {
-        let loaded = self.load(env)?;
+        let loaded = self.load_secrets(env)?;
         let missing: Vec<&str> = loaded
             .config
             .secrets
@@ -100,7 +116,7 @@ impl Context {
                 crate::project::secrets_path(env),
                 generated.join(", ")
             ));
-            return self.load(env);
+            return self.load_secrets(env);
         }
         Err(Error::invalid(
             Diagnostic::new(format!(
@@ -299,4 +315,68 @@ pub fn server_of(loaded: &crate::config::Loaded) -> Result<crate::config::Server
             ))
             .into()
     })
+}
+
+/// A hook's name and the release it runs for (empty before the release id is known).
+pub struct Hook<'a> {
+    /// `pre-build`, `pre-deploy`, `post-deploy`.
+    pub name: &'a str,
+    pub command: &'a str,
+    pub release: &'a str,
+}
+
+/// Run a hook with `sh -c` in the project directory, on this machine, with `STACK_ENV`,
+/// `STACK_RELEASE`, `STACK_VERSION` (`git describe` of the project) and
+/// `STACK_PERFORMER` (who runs stack, as the audit log names them) in its environment.
+/// Its stdout goes to stderr (stdout is data), its stderr is shown as it comes.
+/// A failure is `Err(No)` naming the hook and how it ended; the caller decides whether
+/// that aborts.
+pub fn run_hook(context: &Context, config: &crate::config::Config, hook: &Hook) -> Result<()> {
+    use std::os::fd::AsFd;
+    context
+        .printer
+        .status(format!("running the {} hook: {}", hook.name, hook.command));
+    let version = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(&config.project_dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let stdout = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
+    let status = std::process::Command::new("sh")
+        .args(["-c", hook.command])
+        .current_dir(&config.project_dir)
+        .env("STACK_ENV", &config.env)
+        .env("STACK_PROJECT", &config.project)
+        .env("STACK_RELEASE", hook.release)
+        .env("STACK_VERSION", version)
+        .env("STACK_PERFORMER", crate::deploy::local_user())
+        .env("STACK_HOOK", hook.name)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .status()
+        .map_err(|e| Error::outside(format!("cannot run the {} hook with `sh`: {e}", hook.name)))?;
+    if status.success() {
+        return Ok(());
+    }
+    let how = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => format!("exited {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".to_string(),
+    };
+    Err(Error::No(format!(
+        "the {} hook `{}` {how}",
+        hook.name,
+        crate::printer::escape(hook.command)
+    )))
 }

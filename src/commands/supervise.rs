@@ -53,7 +53,9 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
         let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let engine = Engine::connect().await?;
-        let converger = Converger::new(engine.clone(), desired, (placement, secrets), progress);
+        let mut converger =
+            Converger::new(engine.clone(), desired, (placement, secrets), progress);
+        converger.run_releases = false;
         let project = converger.desired.project.clone();
         notify(&format!("STATUS=converging `{project}`"));
         tokio::select! {

@@ -23,6 +23,7 @@ pub(super) struct Globals {
     pub target: Target,
     pub logging: LogRotation,
     pub networks: Vec<NetworkSpec>,
+    pub hooks: Hooks,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -72,7 +73,13 @@ impl Globals {
             .get("STACK_NETWORKS")
             .map(|v| read_networks(&v, errors))
             .unwrap_or_default();
+        let hooks = Hooks {
+            pre_build: hook(keys, "STACK_HOOK_PRE_BUILD", errors),
+            pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
+            post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
+        };
         Globals {
+            hooks,
             networks,
             logging,
             drain,
@@ -134,6 +141,15 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
         }
     }
     out
+}
+
+/// A hook: one line of shell, when set and not empty.
+fn hook(keys: &Keys, key: &'static str, errors: &mut Errors) -> Option<String> {
+    let value = keys.get(key)?;
+    if value.text.trim().is_empty() {
+        return None;
+    }
+    errors.take(value.line())
 }
 
 /// `STACK_PROXY`, `STACK_PROXY_IMAGE` and the two host ports it listens on.

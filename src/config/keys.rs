@@ -22,6 +22,10 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_DRAIN",
     "STACK_LOG_MAX_SIZE",
     "STACK_LOG_MAX_FILES",
+    "STACK_HOOK_PRE_BUILD",
+    "STACK_HOOK_PRE_DEPLOY",
+    "STACK_HOOK_POST_DEPLOY",
+    "STACK_SECRETS_COMMAND",
     "STACK_NETWORKS",
 ];
 
@@ -87,6 +91,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "ENV_FILE",
     "AUTH",
     "BASIC_AUTH",
+    "RELEASE",
+    "RELEASE_TIMEOUT",
 ];
 
 /// `order-api` → `ORDER_API`.

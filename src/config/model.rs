@@ -32,6 +32,8 @@ pub struct Config {
     pub target: Target,
     /// Log rotation of every container (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`).
     pub logging: LogRotation,
+    /// `STACK_HOOK_*`: commands run on this machine around builds and deploys.
+    pub hooks: Hooks,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
     /// `STACK_NETWORKS`: networks beyond the implicit `default`.
@@ -43,6 +45,18 @@ pub struct Config {
     pub server: Option<Server>,
     /// The project files that were read, in precedence order (for generated headers).
     pub sources: Vec<String>,
+}
+
+/// Shell commands run (with `sh -c`, on the machine that runs stack) around builds and
+/// deploys.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Hooks {
+    /// `STACK_HOOK_PRE_BUILD`: before the bundle is rendered or images are built.
+    pub pre_build: Option<String>,
+    /// `STACK_HOOK_PRE_DEPLOY`: before a deploy changes anything; a failure aborts it.
+    pub pre_deploy: Option<String>,
+    /// `STACK_HOOK_POST_DEPLOY`: after a successful deploy; a failure is reported.
+    pub post_deploy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,6 +217,8 @@ pub struct Service {
     /// `ENV_FILE`: files of `KEY=VALUE` lines, relative to the project, read by
     /// [`crate::config::load`] into `env` (the service's own variables win).
     pub env_files: Vec<String>,
+    /// `RELEASE`: run once per rollout before the new version starts.
+    pub release: Option<Release>,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -232,6 +248,15 @@ impl Service {
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
     }
+}
+
+/// `RELEASE` and `RELEASE_TIMEOUT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Release {
+    /// Split into words like `COMMAND`; run with the image's entrypoint.
+    pub command: Vec<String>,
+    /// Past this, the one-off container is killed and the rollout fails.
+    pub timeout: Duration,
 }
 
 /// The network every service joins unless `NETWORKS` says otherwise.

@@ -298,6 +298,7 @@ fn the_environment_filter_keeps_the_services_of_this_environment() {
     std::fs::write(dir.path().join("stack.env"), text).unwrap();
     let options = Options {
         include_frontends: true,
+        ..Options::default()
     };
     let with_ui = load(dir.path(), "prod", &[], &options, |_| None).unwrap();
     assert_eq!(names(&with_ui), ["web", "admin", "ui"]);
@@ -515,6 +516,50 @@ fn schedules_people_write_become_cron_fields() {
                 .iter()
                 .any(|d| d.hint.as_deref().is_some_and(|h| h.contains("every 6h"))),
             "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn release_command_and_its_timeout_are_checked() {
+    let base = "STACK_PROJECT=app\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n";
+    let loaded = load_text(
+        &format!("{base}SERVICE_WEB_RELEASE=bin/migrate --all\n"),
+        "dev",
+    )
+    .unwrap();
+    let release = loaded.config.services[0].release.clone().expect("release");
+    assert_eq!(release.command, ["bin/migrate", "--all"]);
+    assert_eq!(release.timeout, std::time::Duration::from_secs(600));
+    let loaded = load_text(
+        &format!("{base}SERVICE_WEB_RELEASE=migrate\nSERVICE_WEB_RELEASE_TIMEOUT=90s\n"),
+        "dev",
+    )
+    .unwrap();
+    let release = loaded.config.services[0].release.clone().expect("release");
+    assert_eq!(release.timeout, std::time::Duration::from_secs(90));
+    for (text, wanted) in [
+        (
+            "SERVICE_WEB_RELEASE_TIMEOUT=5m\n",
+            "`SERVICE_WEB_RELEASE` is not",
+        ),
+        (
+            "SERVICE_WEB_RELEASE=x\nSERVICE_WEB_RELEASE_TIMEOUT=soon\n",
+            "must be a duration",
+        ),
+        (
+            "SERVICE_WEB_RELEASE=x\nSERVICE_WEB_RELEASE_TIMEOUT=0s\n",
+            "from 1s to 24h",
+        ),
+        ("SERVICE_WEB_RELEASE=sh -c 'open\n", "unterminated quote"),
+        ("SERVICE_WEB_RELEASE=\n", "is empty"),
+    ] {
+        let errors = diagnostics(load_text(&format!("{base}{text}"), "dev"));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.message.contains(wanted) && d.span.is_some()),
+            "{text}: {errors:?}"
         );
     }
 }

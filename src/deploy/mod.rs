@@ -247,9 +247,9 @@ impl Remote {
             .map(|_| ())
     }
 
-    /// Upload a bundle and its desired state as release `id` (written, then renamed) and
-    /// point `current` at it, in one round trip.
-    pub fn upload(&self, id: &str, bundle: &Bundle, desired: &Desired) -> Result<()> {
+    /// Upload a bundle and its desired state as release `id` (written, then renamed), and
+    /// with `switch` point `current` at it, in one round trip.
+    pub fn upload(&self, id: &str, bundle: &Bundle, desired: &Desired, switch: bool) -> Result<()> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
             let mut header = tar::Header::new_gnu();
@@ -277,8 +277,12 @@ impl Remote {
             "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
              [ ! -d {tmp}/secrets ] || chmod 700 {tmp}/secrets; \
-             rm -rf {dir}; mv -T {tmp} {dir}; {relink}",
-            relink = self.relink("current", id)
+             rm -rf {dir}; mv -T {tmp} {dir}{relink}",
+            relink = if switch {
+                format!("; {}", self.relink("current", id))
+            } else {
+                String::new()
+            }
         );
         self.session
             .check("upload the release", &script, Some(&tar))?;
@@ -294,6 +298,19 @@ impl Remote {
             target = quote(&format!("releases/{id}")),
             link = self.path(name)
         )
+    }
+
+    /// Remove release `id`, which `current` never pointed at (its release command failed).
+    pub fn discard(&self, id: &str) -> Result<()> {
+        let script = format!(
+            "[ \"$(basename \"$(readlink {current} 2>/dev/null)\")\" = {id} ] || rm -rf {dir}",
+            current = self.path("current"),
+            id = quote(id),
+            dir = quote(&self.release_dir(id))
+        );
+        self.session
+            .check("remove the release that never went live", &script, None)
+            .map(|_| ())
     }
 
     /// Point `current` at release `id`, atomically.

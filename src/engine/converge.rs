@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
+use super::oneoff::Ended;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, Placement, Secrets};
@@ -49,7 +50,23 @@ pub struct Converger {
     pub timeout: Duration,
     /// `STACK_DRAIN`, from the desired state.
     pub drain: Duration,
+    /// A deploy's release that `current` does not point at yet: see [`Staged`].
+    pub staged: Option<Staged>,
+    /// Run `RELEASE` commands (not when going back to a release that ran them already:
+    /// a rollback, or the unit bringing a deployed release up again).
+    pub run_releases: bool,
     pub(super) events: broadcast::Sender<String>,
+}
+
+/// A deploy's new release, uploaded but not yet switched to: release commands run with
+/// its files, and `switch` points `current` at it right before the first container
+/// changes, so a failed release command leaves `current` where it was.
+pub struct Staged {
+    /// The release directory on the engine's host.
+    pub bundle: std::path::PathBuf,
+    pub switch: Box<dyn Fn() -> Result<()>>,
+    /// Whether `switch` ran.
+    pub switched: std::cell::Cell<bool>,
 }
 
 impl Converger {
@@ -68,6 +85,8 @@ impl Converger {
             placement,
             secrets,
             progress,
+            staged: None,
+            run_releases: true,
             events,
         };
         converger.watch_events();
@@ -185,6 +204,7 @@ impl Converger {
             } = action
             {
                 if self.desired.service(service).is_none() {
+                    self.switch_staged()?;
                     self.progress
                         .step(service, &format!("removing `{container}` ({reason})"));
                     self.engine.remove(container, STOP_GRACE).await?;
@@ -285,7 +305,11 @@ impl Converger {
         retiring: &mut Vec<Retiring>,
     ) -> Result<()> {
         for action in actions {
+            if !matches!(action, Action::Release { .. }) {
+                self.switch_staged()?;
+            }
             match action {
+                Action::Release { .. } => self.release(service).await?,
                 Action::Start { container, .. } => {
                     self.progress.step(&service.name, "starting");
                     self.engine.start(&service.name, container).await?;
@@ -325,6 +349,43 @@ impl Converger {
             }
         }
         Ok(())
+    }
+
+    /// Point `current` at a staged release, once, before the first container changes.
+    fn switch_staged(&self) -> Result<()> {
+        if let Some(staged) = &self.staged {
+            if !staged.switched.get() {
+                (staged.switch)()?;
+                staged.switched.set(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the service's `RELEASE` command in a one-off container of the new version;
+    /// a non-zero exit or the timeout fails the service's rollout before it starts.
+    async fn release(&self, service: &DesiredService) -> Result<()> {
+        if service.release.is_some() && !self.run_releases {
+            self.progress.step(
+                &service.name,
+                "release command skipped (it ran when this release was deployed)",
+            );
+            return Ok(());
+        }
+        let placement = match &self.staged {
+            Some(staged) => Placement {
+                root: self.placement.root.clone(),
+                bundle: staged.bundle.clone(),
+            },
+            None => self.placement.clone(),
+        };
+        run_release(
+            &self.engine,
+            (&self.desired, service),
+            (&placement, &self.secrets),
+            &self.progress,
+        )
+        .await
     }
 
     async fn create_and_start(
@@ -455,6 +516,56 @@ impl Converger {
     }
 }
 
+/// Run `service`'s `RELEASE` command in a one-off container, its output prefixed
+/// `<service> release | `; a non-zero exit or the timeout is an error with its last lines.
+pub(super) async fn run_release(
+    engine: &Engine,
+    (desired, service): (&Desired, &DesiredService),
+    place: (&Placement, &Secrets),
+    progress: &Progress,
+) -> Result<()> {
+    let Some(release) = &service.release else {
+        return Ok(());
+    };
+    let shown = shell_words::join(&release.command);
+    progress.step(&service.name, &format!("running release command `{shown}`"));
+    let prefix = format!("{} release | ", service.name);
+    let run = engine
+        .run_oneoff(
+            desired,
+            service,
+            (&release.command, "release"),
+            place,
+            (release.timeout, |line: &str| {
+                progress.line(&format!("{prefix}{}", crate::printer::escape(line)))
+            }),
+        )
+        .await?;
+    let what = match run.ended {
+        Ended::Exited(0) => {
+            progress.step(&service.name, "release command done");
+            return Ok(());
+        }
+        Ended::Exited(code) => format!("exited {code}"),
+        Ended::TimedOut(timeout) => format!(
+            "ran longer than its timeout ({}) and was stopped",
+            crate::config::values::compose_duration(timeout)
+        ),
+    };
+    let mut message = format!(
+        "service `{}`: the release command `{shown}` {what}; no container of the new \
+         version was started and the previous one keeps serving",
+        service.name
+    );
+    if !run.last_lines.is_empty() {
+        message.push_str("\nits last lines:");
+        for line in &run.last_lines {
+            message.push_str(&format!("\n  {}", crate::printer::escape(line)));
+        }
+    }
+    Err(Error::No(message))
+}
+
 /// The error for a release whose pinned image is gone from the engine.
 pub fn missing_pin(service: &str, pinned: &crate::model::Pinned) -> Error {
     Error::No(format!(
@@ -468,6 +579,7 @@ pub fn missing_pin(service: &str, pinned: &crate::model::Pinned) -> Error {
 fn action_service(action: &Action) -> Option<&str> {
     match action {
         Action::Start { service, .. }
+        | Action::Release { service, .. }
         | Action::Create { service, .. }
         | Action::Replace { service, .. }
         | Action::Remove { service, .. } => Some(service),

@@ -9,6 +9,7 @@ pub mod converge;
 mod images;
 pub mod labels;
 mod logs;
+pub mod oneoff;
 pub mod readiness;
 mod spec;
 mod swarm;

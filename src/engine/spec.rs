@@ -277,3 +277,50 @@ pub fn container(
         ..Default::default()
     }
 }
+
+/// A one-off container of `service` (a release command, `stack run`): the service's own
+/// mapping ([`container`]) with `command` as its command, and none of what belongs to a
+/// serving replica: no published ports, no health check, no restart, no DNS name of the
+/// service, and labelled one-off so the planner never counts it as a replica.
+pub fn oneoff(
+    desired: &Desired,
+    service: &DesiredService,
+    command: &[String],
+    place: (&Placement, &Secrets),
+    interactive: bool,
+) -> ContainerCreateBody {
+    let mut body = container(desired, service, 0, place, false);
+    body.cmd = Some(command.to_vec());
+    body.exposed_ports = None;
+    // `NONE` switches off a HEALTHCHECK the image may declare.
+    body.healthcheck = Some(HealthConfig {
+        test: Some(vec!["NONE".into()]),
+        ..Default::default()
+    });
+    if let Some(labels) = body.labels.as_mut() {
+        labels.remove(labels::NUMBER);
+        labels.insert(labels::ONEOFF.into(), "True".into());
+    }
+    if let Some(host) = body.host_config.as_mut() {
+        host.port_bindings = None;
+        host.restart_policy = Some(restart_policy(Restart::No));
+    }
+    if let Some(endpoints) = body
+        .networking_config
+        .as_mut()
+        .and_then(|n| n.endpoints_config.as_mut())
+    {
+        for endpoint in endpoints.values_mut() {
+            endpoint.aliases = None;
+        }
+    }
+    if interactive {
+        body.tty = Some(true);
+        body.open_stdin = Some(true);
+        body.stdin_once = Some(true);
+        body.attach_stdin = Some(true);
+        body.attach_stdout = Some(true);
+        body.attach_stderr = Some(true);
+    }
+    body
+}

@@ -325,8 +325,10 @@ impl Engine {
         desired: &Desired,
         place: (&Placement, &Secrets),
         progress: &Progress,
+        run_releases: bool,
     ) -> Result<()> {
         let timeout = desired.rollout.health_timeout;
+        let deadline = Instant::now() + timeout;
         let info = self
             .docker
             .info()
@@ -341,14 +343,24 @@ impl Engine {
         self.ensure_overlays(desired).await?;
         let swarm_secrets = self.ensure_secrets(desired, place.1).await?;
         let existing = self.stack_services(&desired.project).await?;
-        for service in &desired.services {
+        // In dependency order, so a release command finds its dependencies converged.
+        for service in desired.levels().into_iter().flatten() {
             let name = service_name(&desired.project, &service.name);
             let spec = service_spec(desired, service, place, &swarm_secrets);
-            match existing.iter().find(|(n, _, _)| *n == name) {
-                Some((_, version, digest))
-                    if digest.as_deref() == Some(service.digest.as_str()) =>
-                {
-                    let _ = version;
+            let found = existing.iter().find(|(n, _, _)| *n == name);
+            let unchanged = found
+                .is_some_and(|(_, _, digest)| digest.as_deref() == Some(service.digest.as_str()));
+            if !unchanged && run_releases && service.release.is_some() {
+                for dependency in &service.depends_on {
+                    if let Some(dependency) = desired.service(&dependency.service) {
+                        self.wait_swarm_service(desired, dependency, deadline, progress)
+                            .await?;
+                    }
+                }
+                super::converge::run_release(self, (desired, service), place, progress).await?;
+            }
+            match found {
+                Some(_) if unchanged => {
                     progress.step(&service.name, "unchanged");
                 }
                 Some((_, version, _)) => {
@@ -395,7 +407,6 @@ impl Engine {
                     .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
             }
         }
-        let deadline = Instant::now() + timeout;
         for service in &desired.services {
             self.wait_swarm_service(desired, service, deadline, progress)
                 .await?;

@@ -225,6 +225,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
             .collect(),
         options: service.options.clone(),
         logging: config.logging,
+        release: service.release.clone(),
         refresh: None,
         digest: String::new(),
         pinned: None,
@@ -358,6 +359,7 @@ fn proxy(config: &Config) -> DesiredService {
         secret_files: Vec::new(),
         options: ContainerOptions::default(),
         logging: config.logging,
+        release: None,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
         // seconds): a container that just stopped would still get requests, each
         // stalling for the connect timeout. A graceful reload starts workers with an

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::{
     ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
-    Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
+    Release, Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
@@ -155,6 +155,10 @@ pub struct DesiredService {
     /// Log rotation (json-file driver).
     #[serde(default)]
     pub logging: LogRotation,
+    /// `RELEASE`: run in a one-off container of this version before its first container
+    /// starts. Left out of the JSON when unset, so digests of services without one stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
     /// For a proxy that caches DNS answers: a command run in its containers once a
     /// replaced container is gone, so it forgets that address at once.
     pub refresh: Option<Vec<String>>,

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+pub mod vm;
+
 /// The repository root (where `Cargo.toml` lives).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

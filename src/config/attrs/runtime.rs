@@ -206,12 +206,14 @@ pub fn ulimit(value: &Value, item: &str) -> Result<Ulimit, Diagnostic> {
             ULIMITS.join(", ")
         )));
     }
-    let number = |text: &str| {
-        text.trim()
+    // `-1` (or `unlimited`) is no limit, as Docker and Compose write it (`memlock=-1`).
+    let number = |text: &str| match text.trim() {
+        "unlimited" => Ok(-1),
+        text => text
             .parse::<i64>()
             .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| fail(format!("`{}` is not a whole number", text.trim())))
+            .filter(|n| *n >= -1)
+            .ok_or_else(|| fail(format!("`{text}` is not a whole number or -1 (unlimited)"))),
     };
     let (soft, hard) = match limits.split_once(':') {
         Some((soft, hard)) => (number(soft)?, number(hard)?),
@@ -220,7 +222,8 @@ pub fn ulimit(value: &Value, item: &str) -> Result<Ulimit, Diagnostic> {
             (limit, limit)
         }
     };
-    if soft > hard {
+    let above = |n: i64| if n == -1 { i64::MAX } else { n };
+    if above(soft) > above(hard) {
         return Err(fail("the soft limit is above the hard one".into()));
     }
     Ok(Ulimit {

@@ -48,6 +48,13 @@ fn ulimits() {
     assert!(ulimit(&v, "nofile=2048:1024").is_err());
     assert!(ulimit(&v, "files=10").is_err());
     assert!(ulimit(&v, "nofile").is_err());
+    let u = ulimit(&v, "memlock=-1:-1").unwrap();
+    assert_eq!((u.soft, u.hard), (-1, -1));
+    let u = ulimit(&v, "memlock=unlimited").unwrap();
+    assert_eq!((u.soft, u.hard), (-1, -1));
+    assert!(ulimit(&v, "memlock=1024:-1").is_ok());
+    assert!(ulimit(&v, "memlock=-1:1024").is_err());
+    assert!(ulimit(&v, "memlock=-2").is_err());
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod attach;
 mod health;
 mod options;
 mod preset;
+mod release;
 
 use health::health;
 use preset::{default_attrs, preset_attrs, preset_env, PresetAttr};
@@ -202,8 +203,10 @@ fn read(
     let labels = options::read_labels(map, errors);
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
+    let release = release::read_release(map, prefix, errors);
     let attached = attach::read(context, map, errors);
     Service {
+        release,
         networks: attached.networks,
         secret_files: attached.secret_files,
         auth: attached.auth,
@@ -507,6 +510,7 @@ fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &
         "LABELS",
         "PLATFORM",
         "GPUS",
+        "RELEASE",
     ] {
         let Some(set) = map.get(attr).filter(|a| a.from_project) else {
             continue;

@@ -1,0 +1,196 @@
+//! One-off containers of a service: a release command before a rollout, `stack run`.
+//! Built by [`spec::oneoff`] from the service's own mapping, and removed on every way
+//! out: exit, failure, timeout, and a cancelled future (Ctrl-C) through [`Removal`].
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bollard::query_parameters::CreateContainerOptions;
+use futures_util::StreamExt;
+
+use super::{clean_error, spec, Engine};
+use crate::error::{Error, Result};
+use crate::model::{Desired, DesiredService, Placement, Secrets};
+
+/// Lines of output kept for the error of a failed command.
+const LAST_LINES: usize = 20;
+
+/// How a one-off command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code.
+    Exited(i64),
+    /// It ran past its timeout and was killed.
+    TimedOut(Duration),
+}
+
+/// What a finished one-off command left: how it ended and its last lines of output.
+#[derive(Debug, Clone)]
+pub struct OneOff {
+    pub ended: Ended,
+    pub last_lines: Vec<String>,
+}
+
+/// Removes a one-off container when dropped while still armed: the future that ran it
+/// was cancelled. It uses an engine client of its own on a thread of its own, because the
+/// runtime that owns the future's client may be shutting down.
+pub(super) struct Removal {
+    endpoint: String,
+    id: Option<String>,
+}
+
+impl Removal {
+    pub(super) fn new(engine: &Engine, id: &str) -> Self {
+        Removal {
+            endpoint: engine.endpoint.clone(),
+            id: Some(id.to_string()),
+        }
+    }
+
+    /// Remove the container now (the normal way out).
+    pub(super) async fn now(mut self, engine: &Engine) -> Result<()> {
+        match self.id.take() {
+            Some(id) => engine.remove(&id, Duration::ZERO).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let endpoint = self.endpoint.clone();
+        let removal = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(engine) = Engine::connect_to(&endpoint).await {
+                    let _ = engine.remove(&id, Duration::ZERO).await;
+                }
+            });
+        });
+        let _ = removal.join();
+    }
+}
+
+/// A name for a one-off container: `<project>-<service>-<what>-<random>`.
+pub fn oneoff_name(project: &str, service: &str, what: &str) -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{project}-{service}-{what}-{suffix}")
+}
+
+impl Engine {
+    /// Create a one-off container of `service` running `command` (not started).
+    pub async fn create_oneoff(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+        (command, what): (&[String], &str),
+        place: (&Placement, &Secrets),
+        interactive: bool,
+    ) -> Result<String> {
+        let name = oneoff_name(&desired.project, &service.name, what);
+        let body = spec::oneoff(desired, service, command, place, interactive);
+        let platform = service.options.platform.as_ref().map(|p| p.to_string());
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    platform: platform.unwrap_or_default(),
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| Error::Outside {
+                message: format!(
+                    "service `{}`: cannot create the one-off container `{name}`",
+                    service.name
+                ),
+                causes: vec![clean_error(&e)],
+                hint: None,
+            })?;
+        Ok(created.id)
+    }
+
+    /// Run `command` in a one-off container of `service` and wait for it (at most
+    /// `timeout`), handing each line of its output to `on_line`. The container is removed
+    /// however this ends.
+    pub async fn run_oneoff(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+        (command, what): (&[String], &str),
+        place: (&Placement, &Secrets),
+        (timeout, mut on_line): (Duration, impl FnMut(&str)),
+    ) -> Result<OneOff> {
+        let id = self
+            .create_oneoff(desired, service, (command, what), place, false)
+            .await?;
+        let removal = Removal::new(self, &id);
+        let mut last: VecDeque<String> = VecDeque::new();
+        let run = async {
+            self.start(&service.name, &id).await?;
+            // The log from the start, followed until the container exits.
+            let mut stream = Box::pin(self.logs(&id, true, None));
+            let mut pending = String::new();
+            while let Some(chunk) = stream.next().await {
+                pending.push_str(&chunk?);
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    on_line(line);
+                    last.push_back(line.to_string());
+                    if last.len() > LAST_LINES {
+                        last.pop_front();
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                on_line(&pending);
+                last.push_back(pending);
+            }
+            self.exit_code(&id).await
+        };
+        let ended = match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(code)) => Ended::Exited(code),
+            Ok(Err(e)) => {
+                let _ = removal.now(self).await;
+                return Err(e);
+            }
+            Err(_) => Ended::TimedOut(timeout),
+        };
+        removal.now(self).await?;
+        Ok(OneOff {
+            ended,
+            last_lines: last.into_iter().collect(),
+        })
+    }
+
+    /// Wait for a container to stop; its exit code.
+    pub async fn exit_code(&self, id: &str) -> Result<i64> {
+        let mut wait = Box::pin(
+            self.docker
+                .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>),
+        );
+        match wait.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(super::outside(
+                &format!("cannot wait for container `{id}`"),
+                e,
+            )),
+            None => Err(Error::outside(format!(
+                "the engine ended the wait for container `{id}` without an exit code"
+            ))),
+        }
+    }
+}

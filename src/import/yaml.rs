@@ -1,0 +1,386 @@
+//! A YAML document read into a small tree with a budget: the number of values and the
+//! bytes of text it may expand to are bounded, so an alias bomb ("billion laughs") is an
+//! error, not an exhausted memory. serde_norway bounds nesting (128) and alias jumps;
+//! the budget bounds what the jumps build. Merge keys (`<<`) are applied; a duplicate
+//! key and a YAML tag (`!reset`) are errors with their line.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// At most this many values (scalars, lists, mappings) in one document.
+pub const MAX_NODES: usize = 200_000;
+/// At most this many bytes of text (strings and keys) in one document, aliases expanded.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
+
+/// A YAML value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// The entry `key` of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A scalar as Compose reads it into a string; `None` for null, a list or a mapping.
+    pub fn scalar(&self) -> Option<String> {
+        match self {
+            Node::Bool(b) => Some(b.to_string()),
+            Node::Int(i) => Some(i.to_string()),
+            Node::Float(f) => Some(f.to_string()),
+            Node::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the value is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) | Node::Float(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Seq(_) => "a list",
+            Node::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Why a document could not be read: the message and its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub message: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// Parse one YAML document.
+pub fn parse(text: &str) -> Result<Node, YamlError> {
+    let budget = Budget {
+        nodes: Cell::new(0),
+        bytes: Cell::new(0),
+    };
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    match (Seed { budget: &budget }).deserialize(deserializer) {
+        Ok(node) => Ok(node),
+        Err(err) => {
+            let (line, col) = err
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            let message = err.to_string();
+            // serde_norway appends " at line L column C"; the location is shown apart.
+            let message = match message.find(" at line ") {
+                Some(cut) => message[..cut].to_string(),
+                None => message,
+            };
+            Err(YamlError { message, line, col })
+        }
+    }
+}
+
+struct Budget {
+    nodes: Cell<usize>,
+    bytes: Cell<usize>,
+}
+
+impl Budget {
+    fn node<E: de::Error>(&self) -> Result<(), E> {
+        self.nodes.set(self.nodes.get() + 1);
+        if self.nodes.get() > MAX_NODES {
+            return Err(E::custom(format!(
+                "the document expands to more than {MAX_NODES} values (aliases expanded)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn text<E: de::Error>(&self, len: usize) -> Result<(), E> {
+        self.bytes.set(self.bytes.get() + len);
+        if self.bytes.get() > MAX_TEXT_BYTES {
+            return Err(E::custom(format!(
+                "the document expands to more than {MAX_TEXT_BYTES} bytes of text (aliases expanded)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    budget: &'a Budget,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Node;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        self.budget.node()?;
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        self.budget.node()?;
+        Ok(Node::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        self.budget.node()?;
+        Ok(match i64::try_from(v) {
+            Ok(i) => Node::Int(i),
+            Err(_) => Node::Str(v.to_string()),
+        })
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        self.budget.node()?;
+        Ok(Node::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        self.budget.node()?;
+        self.budget.text(v.len())?;
+        Ok(Node::Str(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        self.budget.node()?;
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        self.budget.node()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        self.budget.node()?;
+        let mut entries: Vec<(String, Node)> = Vec::new();
+        let mut merges: Vec<Node> = Vec::new();
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            let key = match key {
+                Node::Str(s) => s,
+                Node::Null => "null".into(),
+                other => match other.scalar() {
+                    Some(text) => text,
+                    None => {
+                        return Err(de::Error::custom(format!(
+                            "a mapping key must be a scalar, not {}",
+                            other.kind()
+                        )))
+                    }
+                },
+            };
+            if key == "<<" {
+                merges.push(value);
+                continue;
+            }
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            entries.push((key, value));
+        }
+        // `<<: *a` or `<<: [*a, *b]`: keys written here win, then earlier merges.
+        for merge in merges {
+            let sources = match merge {
+                Node::Seq(items) => items,
+                other => vec![other],
+            };
+            for source in sources {
+                let Node::Map(source) = source else {
+                    return Err(de::Error::custom(
+                        "a merge key `<<` must name a mapping or a list of mappings",
+                    ));
+                };
+                for (key, value) in source {
+                    if !entries.iter().any(|(k, _)| *k == key) {
+                        entries.push((key, value));
+                    }
+                }
+            }
+        }
+        Ok(Node::Map(entries))
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        let (tag, _) = data.variant::<String>()?;
+        Err(de::Error::custom(format!(
+            "the YAML tag `!{tag}` is not supported here"
+        )))
+    }
+}
+
+/// Finds the line of a service or of a key of a service in a Compose file's text, for
+/// findings. Block style is found by indentation; a flow mapping (`web: { image: x }`)
+/// gives the service's line.
+pub struct Locator<'a> {
+    lines: Vec<&'a str>,
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_content(line: &str) -> bool {
+    let trimmed = line.trim();
+    !trimmed.is_empty() && !trimmed.starts_with('#')
+}
+
+fn starts_with_key(line: &str, key: &str) -> bool {
+    let trimmed = line.trim_start().trim_start_matches("- ");
+    [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ]
+    .iter()
+    .any(|k| trimmed.starts_with(k.as_str()))
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Locator {
+            lines: text.lines().collect(),
+        }
+    }
+
+    /// The line of a top-level key.
+    pub fn top(&self, key: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .position(|l| indent(l) == 0 && starts_with_key(l, key))
+            .map(|i| i + 1)
+    }
+
+    /// The line of the entry `name` of the top-level mapping `section`.
+    pub fn entry(&self, section: &str, name: &str) -> Option<usize> {
+        let start = self.top(section)?;
+        for (i, line) in self.lines.iter().enumerate().skip(start) {
+            if is_content(line) && indent(line) == 0 {
+                break;
+            }
+            if is_content(line) && starts_with_key(line, name) {
+                return Some(i + 1);
+            }
+        }
+        // A flow mapping on the section's own line.
+        Some(start)
+    }
+
+    /// The line of `key` in service `service` (the service's line when not found).
+    pub fn service_key(&self, service: &str, key: &str) -> Option<usize> {
+        let at = self.entry("services", service)?;
+        let own = indent(self.lines[at - 1]);
+        if self.lines[at - 1].contains(&format!("{key}:")) && self.lines[at - 1].contains('{') {
+            return Some(at);
+        }
+        // Only the service's own keys: lines at the indentation of its first key.
+        let mut child = None;
+        for (i, line) in self.lines.iter().enumerate().skip(at) {
+            if !is_content(line) {
+                continue;
+            }
+            if indent(line) <= own {
+                break;
+            }
+            let depth = *child.get_or_insert(indent(line));
+            if indent(line) == depth && starts_with_key(line, key) {
+                return Some(i + 1);
+            }
+        }
+        Some(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_merges_and_scalars() {
+        let node = parse(
+            "x-base: &base\n  restart: always\n  image: a\nservices:\n  web:\n    <<: *base\n    image: b\n    ports: [80, \"443\"]\n",
+        )
+        .unwrap();
+        let web = node.get("services").unwrap().get("web").unwrap();
+        assert_eq!(web.get("image"), Some(&Node::Str("b".into())));
+        assert_eq!(web.get("restart"), Some(&Node::Str("always".into())));
+        assert_eq!(
+            web.get("ports"),
+            Some(&Node::Seq(vec![Node::Int(80), Node::Str("443".into())]))
+        );
+    }
+
+    #[test]
+    fn errors_have_lines() {
+        let err = parse("services:\n  web:\n    image: [a\n").unwrap_err();
+        assert!(err.line >= 3, "{err:?}");
+        let err = parse("services:\n  web: {}\n  web: {}\n").unwrap_err();
+        assert!(err.message.contains("duplicate key `web`"), "{err:?}");
+        let err = parse("services:\n  web:\n    ports: !reset []\n").unwrap_err();
+        assert!(err.message.contains("!reset"), "{err:?}");
+    }
+
+    #[test]
+    fn alias_bombs_are_bounded() {
+        let mut text = String::from("a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("expands to more than") || err.message.contains("repetition"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn locates_keys() {
+        let text = "services:\n  web:\n    image: a\n    ports:\n      - target: 80\n    target: x\n    container_name: w\n  db: { image: p, container_name: d }\nvolumes:\n  data: {}\n";
+        let locator = Locator::new(text);
+        assert_eq!(locator.service_key("web", "container_name"), Some(7));
+        assert_eq!(locator.service_key("web", "target"), Some(6));
+        assert_eq!(locator.service_key("db", "container_name"), Some(8));
+        assert_eq!(locator.entry("volumes", "data"), Some(10));
+        assert_eq!(locator.top("volumes"), Some(9));
+    }
+}

@@ -1,0 +1,606 @@
+//! Are two Compose files equivalent, service by service? Both are first read by Debian's
+//! `docker-compose config` (v1: interpolation done, `.env` read, relative paths made
+//! absolute; fed a JSON copy, so YAML 1.1's `yes`/`no` booleans cannot turn a string into
+//! a boolean), then each service is reduced to what it runs:
+//!
+//! image or build (context, dockerfile, target, args), command, entrypoint, environment,
+//! published ports, mounts (source, target, read-only), tmpfs, health check, dependencies and
+//! their conditions, restart, user, working directory, capabilities, read-only root, init,
+//! stop signal and grace, sysctls, ulimits, extra hosts, shared memory, platform, labels,
+//! networks (and which are internal), replicas, memory and CPU limits, secrets (target
+//! paths and the files' contents).
+//!
+//! The equivalences allowed (each one is what stack does on purpose):
+//! - the rendered file may have more labels (stack's `dev.stack.*`), a `logging` section,
+//!   `expose`, a named default network, and one more service: the `proxy` stack runs
+//!   for routes;
+//! - a service the import renamed (a preset's or the proxy's name) is compared under its
+//!   new name;
+//! - a built service's image tag is stack's own (`<project>-<service>:<env>`): its build
+//!   is compared, not its tag;
+//! - a health check `["CMD", a, b]` equals `["CMD-SHELL", "a b"]` with the words
+//!   shell-quoted; missing timings are Docker's defaults (30s, 30s, 3, 0s);
+//! - `depends_on` `service_started` on a dependency that has a health check equals
+//!   `service_healthy` (stack's `DEPENDS_ON` means ready);
+//! - a secret file's content may differ by one trailing line break;
+//! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Map, Value};
+
+/// `docker-compose config` of `file` (run in its folder, so `.env` beside it is read), with
+/// a clean environment. Compose v1 predates the top-level `name:`; a copy without it is
+/// read instead.
+pub fn config(file: &Path) -> Result<Value, String> {
+    let dir = file.parent().unwrap();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut yaml: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    yaml.apply_merge()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut doc: Value = serde_json::to_value(&yaml).map_err(|e| e.to_string())?;
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("name");
+    }
+    // JSON is YAML too, and its quoted strings keep `no` and `yes` strings for v1's YAML 1.1.
+    let copy = dir.join(".equiv-compose-v1.yml");
+    std::fs::write(&copy, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let output = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&copy)
+        .arg("--project-directory")
+        .arg(dir)
+        .arg("config")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .output()
+        .map_err(|e| format!("cannot run docker-compose: {e}"))?;
+    let _ = std::fs::remove_file(&copy);
+    if !output.status.success() {
+        return Err(format!(
+            "docker-compose config {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_norway::from_slice(&output.stdout).map_err(|e| format!("config output: {e}"))
+}
+
+/// The differences between two `docker-compose config` documents, one line each; empty
+/// when they are equivalent. `renamed` maps an original service name to the rendered one.
+pub fn compare(
+    original: &Value,
+    rendered: &Value,
+    renamed: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let empty = Map::new();
+    let services_a = original["services"].as_object().unwrap_or(&empty);
+    let services_b = rendered["services"].as_object().unwrap_or(&empty);
+    let name_of = |name: &str| {
+        renamed
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    };
+    let healthy_a: BTreeSet<String> = services_a
+        .iter()
+        .filter(|(_, s)| health(s).is_some())
+        .map(|(n, _)| name_of(n))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (name, a) in services_a {
+        let target = name_of(name);
+        seen.insert(target.clone());
+        let Some(b) = services_b.get(&target) else {
+            out.push(format!(
+                "service `{name}`: missing from the rendered file (as `{target}`)"
+            ));
+            continue;
+        };
+        let na = normalise(a, original, renamed, &healthy_a);
+        let nb = normalise(b, rendered, &BTreeMap::new(), &BTreeSet::new());
+        for (field, va) in &na {
+            let vb = nb.get(field).unwrap_or(&Value::Null);
+            let same = if *field == "labels" {
+                subset(va, vb)
+            } else {
+                va == vb
+            };
+            if !same {
+                out.push(format!(
+                    "service `{name}`: {field}: original {va}, rendered {vb}"
+                ));
+            }
+        }
+    }
+    for name in services_b.keys() {
+        if !seen.contains(name) && name != "proxy" {
+            out.push(format!("service `{name}`: only in the rendered file"));
+        }
+    }
+    let internal = |doc: &Value| -> BTreeMap<String, bool> {
+        doc["networks"]
+            .as_object()
+            .map(|n| {
+                n.iter()
+                    .filter(|(k, _)| *k != "default")
+                    .map(|(k, v)| (k.clone(), v["internal"].as_bool().unwrap_or(false)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (na, nb) = (internal(original), internal(rendered));
+    if na != nb {
+        out.push(format!("networks: original {na:?}, rendered {nb:?}"));
+    }
+    out
+}
+
+/// Every key of `a` (a mapping) is in `b` with the same value.
+fn subset(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => a.iter().all(|(k, v)| b.get(k) == Some(v)),
+        (Some(a), None) => a.is_empty(),
+        _ => a == b,
+    }
+}
+
+/// One service reduced to what it runs, field by field.
+fn normalise(
+    service: &Value,
+    doc: &Value,
+    renamed: &BTreeMap<String, String>,
+    healthy: &BTreeSet<String>,
+) -> BTreeMap<&'static str, Value> {
+    let mut out = BTreeMap::new();
+    if service.get("build").is_some() {
+        out.insert("build", build(&service["build"]));
+    } else {
+        out.insert("image", service["image"].clone());
+    }
+    out.insert("command", words(&service["command"]));
+    out.insert("entrypoint", words(&service["entrypoint"]));
+    out.insert("environment", pairs(&service["environment"]));
+    out.insert("ports", ports(&service["ports"]));
+    let (mounts, mut tmpfs) = mounts(&service["volumes"]);
+    out.insert("volumes", mounts);
+    tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
+    tmpfs.sort();
+    out.insert("tmpfs", json!(tmpfs));
+    out.insert("healthcheck", health(service).unwrap_or(Value::Null));
+    out.insert(
+        "depends_on",
+        depends_on(&service["depends_on"], renamed, healthy),
+    );
+    out.insert(
+        "restart",
+        json!(service["restart"].as_str().unwrap_or("no")),
+    );
+    for (field, key) in [
+        ("user", "user"),
+        ("working_dir", "working_dir"),
+        ("stop_signal", "stop_signal"),
+        ("platform", "platform"),
+    ] {
+        out.insert(
+            field,
+            scalar(&service[key])
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        );
+    }
+    out.insert(
+        "stop_grace_period",
+        json!(scalar(&service["stop_grace_period"])
+            .map(|d| millis(&d))
+            .unwrap_or(10_000)),
+    );
+    for field in ["cap_add", "cap_drop"] {
+        let caps: BTreeSet<String> = list(&service[field])
+            .iter()
+            .map(|c| {
+                c.to_ascii_uppercase()
+                    .trim_start_matches("CAP_")
+                    .to_string()
+            })
+            .collect();
+        out.insert(field, json!(caps));
+    }
+    out.insert(
+        "read_only",
+        json!(service["read_only"].as_bool().unwrap_or(false)),
+    );
+    out.insert("init", json!(service["init"].as_bool().unwrap_or(false)));
+    out.insert("sysctls", pairs(&service["sysctls"]));
+    out.insert("ulimits", ulimits(&service["ulimits"]));
+    let hosts: BTreeSet<String> = match &service["extra_hosts"] {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", scalar(v).unwrap_or_default()))
+            .collect(),
+        other => list(other)
+            .into_iter()
+            .map(|h| h.replacen('=', ":", 1))
+            .collect(),
+    };
+    out.insert("extra_hosts", json!(hosts));
+    out.insert(
+        "shm_size",
+        scalar(&service["shm_size"])
+            .map(|s| json!(bytes(&s)))
+            .unwrap_or(Value::Null),
+    );
+    out.insert("labels", pairs(&service["labels"]));
+    out.insert("networks", networks(&service["networks"]));
+    let replicas = service["deploy"]["replicas"]
+        .as_u64()
+        .or_else(|| service["scale"].as_u64())
+        .unwrap_or(1);
+    out.insert("replicas", json!(replicas));
+    let memory = scalar(&service["deploy"]["resources"]["limits"]["memory"])
+        .or_else(|| scalar(&service["mem_limit"]));
+    out.insert(
+        "memory",
+        memory.map(|m| json!(bytes(&m))).unwrap_or(Value::Null),
+    );
+    let cpus = scalar(&service["deploy"]["resources"]["limits"]["cpus"])
+        .or_else(|| scalar(&service["cpus"]));
+    out.insert(
+        "cpus",
+        cpus.and_then(|c| c.parse::<f64>().ok())
+            .map(|c| json!(c))
+            .unwrap_or(Value::Null),
+    );
+    out.insert("secrets", secrets(&service["secrets"], doc));
+    out
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn list(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().filter_map(scalar).collect(),
+        other => scalar(other).into_iter().collect(),
+    }
+}
+
+fn words(value: &Value) -> Value {
+    match value {
+        Value::String(s) => json!(shell_words::split(s).unwrap_or_else(|_| vec![s.clone()])),
+        Value::Array(_) => json!(list(value)),
+        _ => Value::Null,
+    }
+}
+
+/// A mapping or a `KEY=VALUE` list as a sorted mapping of strings (no value: left out).
+fn pairs(value: &Value) -> Value {
+    let mut out = BTreeMap::new();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if let Some(v) = scalar(v) {
+                    out.insert(k.clone(), v);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items.iter().filter_map(scalar) {
+                if let Some((k, v)) = item.split_once('=') {
+                    out.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    json!(out)
+}
+
+fn build(value: &Value) -> Value {
+    match value {
+        Value::String(context) => {
+            json!({"context": context, "dockerfile": "Dockerfile", "target": null, "args": {}})
+        }
+        _ => json!({
+            "context": value["context"].as_str().unwrap_or("."),
+            "dockerfile": value["dockerfile"].as_str().unwrap_or("Dockerfile"),
+            "target": value["target"],
+            "args": pairs(&value["args"]),
+        }),
+    }
+}
+
+/// Ports as `ip|published|target|protocol`, sorted.
+fn ports(value: &Value) -> Value {
+    let mut out: Vec<String> = Vec::new();
+    let Value::Array(items) = value else {
+        return json!(out);
+    };
+    for item in items {
+        match item {
+            Value::Object(_) => out.push(format!(
+                "{}|{}|{}|{}",
+                scalar(&item["host_ip"]).unwrap_or_default(),
+                scalar(&item["published"]).unwrap_or_default(),
+                scalar(&item["target"]).unwrap_or_default(),
+                scalar(&item["protocol"]).unwrap_or_else(|| "tcp".into()),
+            )),
+            other => {
+                let text = scalar(other).unwrap_or_default();
+                let (body, protocol) = match text.split_once('/') {
+                    Some((body, protocol)) => (body.to_string(), protocol.to_string()),
+                    None => (text.clone(), "tcp".to_string()),
+                };
+                let parts: Vec<&str> = body.rsplitn(3, ':').collect();
+                let (ip, published, target) = match parts.as_slice() {
+                    [target] => ("", "", *target),
+                    [target, published] => ("", *published, *target),
+                    [target, published, ip] => (*ip, *published, *target),
+                    _ => ("", "", ""),
+                };
+                out.push(format!("{ip}|{published}|{target}|{protocol}"));
+            }
+        }
+    }
+    out.sort();
+    json!(out)
+}
+
+/// Mounts as `type|source|target|ro`, and tmpfs mounts from the long syntax.
+fn mounts(value: &Value) -> (Value, Vec<String>) {
+    let mut out = Vec::new();
+    let mut tmpfs = Vec::new();
+    let Value::Array(items) = value else {
+        return (json!(out), tmpfs);
+    };
+    for item in items {
+        match item {
+            Value::Object(_) => {
+                let kind = item["type"].as_str().unwrap_or("volume");
+                let target = scalar(&item["target"]).unwrap_or_default();
+                if kind == "tmpfs" {
+                    let size = scalar(&item["tmpfs"]["size"]);
+                    tmpfs.push(tmpfs_entry(&match size {
+                        Some(size) => format!("{target}:size={size}"),
+                        None => target,
+                    }));
+                    continue;
+                }
+                let ro = item["read_only"].as_bool().unwrap_or(false);
+                out.push(format!(
+                    "{kind}|{}|{target}|{}",
+                    scalar(&item["source"]).unwrap_or_default(),
+                    if ro { "ro" } else { "rw" }
+                ));
+            }
+            other => {
+                let text = scalar(other).unwrap_or_default();
+                let parts: Vec<&str> = text.split(':').collect();
+                let (source, target, mode) = match parts.as_slice() {
+                    [target] => ("", *target, ""),
+                    [source, target] => (*source, *target, ""),
+                    [source, target, mode, ..] => (*source, *target, *mode),
+                    [] => ("", "", ""),
+                };
+                let kind = if source.starts_with('/') || source.starts_with('.') {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                let ro = mode.split(',').any(|m| m == "ro");
+                out.push(format!(
+                    "{kind}|{source}|{target}|{}",
+                    if ro { "ro" } else { "rw" }
+                ));
+            }
+        }
+    }
+    out.sort();
+    (json!(out), tmpfs)
+}
+
+/// `path|size in bytes|mode` of a tmpfs entry `path[:size=…,mode=…]`.
+fn tmpfs_entry(text: &str) -> String {
+    let (path, options) = text.split_once(':').unwrap_or((text, ""));
+    let mut size = String::new();
+    let mut mode = String::new();
+    for option in options.split(',') {
+        if let Some(s) = option.strip_prefix("size=") {
+            size = bytes(s).to_string();
+        } else if let Some(m) = option.strip_prefix("mode=") {
+            mode = m.trim_start_matches('0').to_string();
+        }
+    }
+    format!("{path}|{size}|{mode}")
+}
+
+/// The health check as `{cmd, interval, timeout, retries, start_period}`, `None` when
+/// there is none (or it is switched off).
+pub fn health(service: &Value) -> Option<Value> {
+    let check = service.get("healthcheck")?;
+    if check["disable"].as_bool() == Some(true) {
+        return None;
+    }
+    let command = match &check["test"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let words: Vec<String> = items.iter().filter_map(scalar).collect();
+            match words.first().map(String::as_str) {
+                Some("CMD") => shell_words::join(&words[1..]),
+                Some("CMD-SHELL") => words.get(1).cloned().unwrap_or_default(),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let duration =
+        |key: &str, default: u64| scalar(&check[key]).map(|d| millis(&d)).unwrap_or(default);
+    Some(json!({
+        "cmd": command,
+        "interval": duration("interval", 30_000),
+        "timeout": duration("timeout", 30_000),
+        "retries": check["retries"].as_u64().unwrap_or(3),
+        "start_period": duration("start_period", 0),
+    }))
+}
+
+fn depends_on(
+    value: &Value,
+    renamed: &BTreeMap<String, String>,
+    healthy: &BTreeSet<String>,
+) -> Value {
+    let name_of = |name: &str| {
+        renamed
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    };
+    let mut out = BTreeMap::new();
+    match value {
+        Value::Array(items) => {
+            for name in items.iter().filter_map(scalar) {
+                out.insert(name_of(&name), "service_started".to_string());
+            }
+        }
+        Value::Object(map) => {
+            for (name, options) in map {
+                let condition = options["condition"].as_str().unwrap_or("service_started");
+                out.insert(name_of(name), condition.to_string());
+            }
+        }
+        _ => {}
+    }
+    // stack waits for readiness: started on a service with a health check is healthy.
+    for (name, condition) in out.iter_mut() {
+        if condition == "service_started" && healthy.contains(name) {
+            *condition = "service_healthy".into();
+        }
+    }
+    json!(out)
+}
+
+fn ulimits(value: &Value) -> Value {
+    let mut out = BTreeMap::new();
+    if let Value::Object(map) = value {
+        for (name, limit) in map {
+            let pair = match limit {
+                Value::Object(_) => (
+                    scalar(&limit["soft"]).unwrap_or_default(),
+                    scalar(&limit["hard"]).unwrap_or_default(),
+                ),
+                other => {
+                    let v = scalar(other).unwrap_or_default();
+                    (v.clone(), v)
+                }
+            };
+            out.insert(name.clone(), format!("{}:{}", pair.0, pair.1));
+        }
+    }
+    json!(out)
+}
+
+fn networks(value: &Value) -> Value {
+    let names: BTreeSet<String> = match value {
+        Value::Array(items) => items.iter().filter_map(scalar).collect(),
+        Value::Object(map) => map.keys().cloned().collect(),
+        _ => BTreeSet::from(["default".to_string()]),
+    };
+    json!(names)
+}
+
+/// Secrets as target path → content of the file (one trailing line break dropped).
+fn secrets(value: &Value, doc: &Value) -> Value {
+    let mut out = BTreeMap::new();
+    let Value::Array(items) = value else {
+        return json!(out);
+    };
+    for item in items {
+        let (source, target) = match item {
+            Value::Object(_) => {
+                let source = scalar(&item["source"]).unwrap_or_default();
+                let target = scalar(&item["target"]).unwrap_or_else(|| source.clone());
+                (source, target)
+            }
+            other => {
+                let source = scalar(other).unwrap_or_default();
+                (source.clone(), source)
+            }
+        };
+        let target = if target.starts_with('/') {
+            target
+        } else {
+            format!("/run/secrets/{target}")
+        };
+        let file = scalar(&doc["secrets"][&source]["file"]).unwrap_or_default();
+        let content = std::fs::read_to_string(&file)
+            .map(|c| c.strip_suffix('\n').map(str::to_string).unwrap_or(c))
+            .unwrap_or_else(|e| format!("<cannot read {file}: {e}>"));
+        out.insert(target, content);
+    }
+    json!(out)
+}
+
+/// A Compose duration in milliseconds (`1m30s`, `500ms`, `10s`, `1h`).
+pub fn millis(text: &str) -> u64 {
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(n) = chars.peek().filter(|n| n.is_ascii_alphabetic()) {
+            unit.push(*n);
+            chars.next();
+        }
+        let value: f64 = number.parse().unwrap_or(0.0);
+        number.clear();
+        let factor = match unit.as_str() {
+            "ms" => 1.0,
+            "s" => 1000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "us" => 0.001,
+            _ => 0.0,
+        };
+        total += (value * factor) as u64;
+    }
+    if !number.is_empty() {
+        total += (number.parse::<f64>().unwrap_or(0.0) * 1000.0) as u64;
+    }
+    total
+}
+
+/// A Compose size in bytes (`512m`, `1G`, `10485760`, `256M`, `1gb`).
+pub fn bytes(text: &str) -> u64 {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let cut = lower
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(lower.len());
+    let number: f64 = lower[..cut].parse().unwrap_or(0.0);
+    let factor = match &lower[cut..] {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        _ => 0.0,
+    };
+    (number * factor) as u64
+}

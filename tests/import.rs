@@ -1,0 +1,707 @@
+//! `stack import`: the round trip (every Compose file under `fixtures-compose/` imported,
+//! built, and compared with the original through `docker-compose config`, service by
+//! service), the Otto seed with its Caddyfile, the nself layout, and bad input.
+
+mod common;
+#[path = "common/compose_equiv.rs"]
+mod compose_equiv;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{folders, mode, parse_env, repo_root, require_tool};
+use serde_json::Value;
+
+/// The `stack` binary with an empty environment (interpolation must not see the test's).
+fn stack() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("stack").unwrap();
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A Compose fixture copied to `<tmp>/<name>/`, with the project dir `<tmp>/project`.
+struct Case {
+    _tmp: tempfile::TempDir,
+    src: PathBuf,
+    project: PathBuf,
+}
+
+fn case(dir: &Path) -> Case {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join(dir.file_name().unwrap());
+    copy_dir(dir, &src);
+    let project = tmp.path().join("project");
+    Case {
+        _tmp: tmp,
+        src,
+        project,
+    }
+}
+
+/// Import, build and compare one Compose fixture; the differences (empty: equivalent).
+fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
+    let case = case(dir);
+    let file = case.src.join("docker-compose.yml");
+    let output = stack()
+        .args(["--json", "import", "compose"])
+        .arg(&file)
+        .arg(&case.project)
+        .args(extra)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(format!(
+            "import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let renamed: BTreeMap<String, String> =
+        serde_json::from_value(report["renamed"].clone()).unwrap_or_default();
+    let built = stack()
+        .arg("-C")
+        .arg(&case.project)
+        .arg("build")
+        .output()
+        .unwrap();
+    if !built.status.success() {
+        return Err(format!(
+            "build failed: {}\n--- stack.env\n{}",
+            String::from_utf8_lossy(&built.stderr),
+            fs::read_to_string(case.project.join("stack.env")).unwrap_or_default()
+        ));
+    }
+    let original = compose_equiv::config(&file)?;
+    let rendered = compose_equiv::config(&case.project.join(".stack/dev/docker-compose.yml"))?;
+    Ok(compose_equiv::compare(&original, &rendered, &renamed))
+}
+
+#[test]
+fn every_compose_fixture_round_trips() {
+    require_tool("docker-compose");
+    let root = repo_root().join("fixtures-compose");
+    let names = folders(&root);
+    assert!(names.len() >= 16, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        match round_trip(&root.join(name), &[]) {
+            Ok(differences) if differences.is_empty() => {}
+            Ok(differences) => failures.push(format!("{name}:\n  {}", differences.join("\n  "))),
+            Err(err) => failures.push(format!("{name}: {err}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures do not round-trip:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_comparison_reports_a_changed_file() {
+    require_tool("docker-compose");
+    let dir = repo_root().join("fixtures-compose/web-db-cache");
+    let case = case(&dir);
+    let file = case.src.join("docker-compose.yml");
+    let original = compose_equiv::config(&file).unwrap();
+    assert!(compose_equiv::compare(&original, &original, &BTreeMap::new()).is_empty());
+    let text = fs::read_to_string(&file).unwrap();
+    let changed = text
+        .replace("\"8000:5000\"", "\"8001:5000\"")
+        .replace("redis-server --appendonly yes", "redis-server")
+        .replace(
+            "      - db-data:/var/lib/postgresql/data",
+            "      - db-data:/var/lib/postgresql/data:ro",
+        );
+    let other = case.src.join("changed.yml");
+    fs::write(&other, changed).unwrap();
+    let rendered = compose_equiv::config(&other).unwrap();
+    let differences = compose_equiv::compare(&original, &rendered, &BTreeMap::new());
+    let text = differences.join("\n");
+    assert!(text.contains("service `web`: ports"), "{text}");
+    assert!(text.contains("service `redis`: command"), "{text}");
+    assert!(text.contains("service `db`: volumes"), "{text}");
+    assert_eq!(differences.len(), 3, "{text}");
+    // A missing service, a renamed one, and an extra one are reported too.
+    let renamed = BTreeMap::from([("redis".to_string(), "cache".to_string())]);
+    let text = compose_equiv::compare(&original, &original, &renamed).join("\n");
+    assert!(text.contains("service `redis`: missing"), "{text}");
+    assert!(
+        text.contains("service `redis`: only in the rendered file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn durations_and_sizes_compare_as_numbers() {
+    assert_eq!(compose_equiv::millis("1m30s"), 90_000);
+    assert_eq!(compose_equiv::millis("500ms"), 500);
+    assert_eq!(compose_equiv::bytes("1g"), compose_equiv::bytes("1024m"));
+}
+
+/// Write `files` (path, contents) into a new temporary directory.
+fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        let path = tmp.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, contents).unwrap();
+    }
+    tmp
+}
+
+fn import(dir: &Path, file: &str, args: &[&str]) -> std::process::Output {
+    stack()
+        .args(["import", "compose"])
+        .arg(dir.join(file))
+        .arg(dir.join("project"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_otto_seed_imports_with_its_caddyfile_route() {
+    let case = case(&repo_root().join("fixtures-compose/otto"));
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(case.src.join("docker-compose.yml"))
+        .arg(&case.project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = parse_env(&fs::read_to_string(case.project.join("stack.env")).unwrap());
+    assert_eq!(env["STACK_PROJECT"], "otto");
+    assert_eq!(env["STACK_SERVICES"], "app,worker,db");
+    assert_eq!(env["STACK_PROXY"], "caddy");
+    assert_eq!(env["SERVICE_APP_ROUTE"], "app.icebear.dev");
+    assert_eq!(env["SERVICE_APP_PORT"], "8080");
+    assert_eq!(env["SERVICE_APP_IMAGE"], "otto/app:${VERSION}");
+    assert_eq!(env["VERSION"], "0.14.1");
+    assert_eq!(env["STACK_SECRETS"], "DB_PASSWORD");
+    assert_eq!(env["SERVICE_APP_ENV_DB_PASSWORD"], "${DB_PASSWORD}");
+    assert!(!env.contains_key("SERVICE_WORKER_ROUTE"));
+    let secrets_path = case.project.join("environments/dev/secrets.env");
+    assert_eq!(mode(&secrets_path), 0o600);
+    let secrets = parse_env(&fs::read_to_string(&secrets_path).unwrap());
+    assert_eq!(secrets["DB_PASSWORD"], "correct-horse-battery");
+    // The route reaches the rendered Caddyfile.
+    let built = stack()
+        .arg("-C")
+        .arg(&case.project)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let caddyfile = fs::read_to_string(case.project.join(".stack/dev/Caddyfile")).unwrap();
+    assert!(caddyfile.contains("app.icebear.dev"), "{caddyfile}");
+    assert!(caddyfile.contains("name app\n"), "{caddyfile}");
+    assert!(caddyfile.contains("port 8080\n"), "{caddyfile}");
+}
+
+#[test]
+fn the_otto_seed_as_published_is_invalid_yaml_at_its_line() {
+    let dir = repo_root().join("fixtures-compose/otto");
+    let tmp = tempfile::tempdir().unwrap();
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(dir.join("seed-verbatim.yml"))
+        .arg(tmp.path().join("project"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("is not valid YAML"), "{text}");
+    assert!(text.contains("seed-verbatim.yml:3:27"), "{text}");
+    assert!(!tmp.path().join("project/stack.env").exists());
+}
+
+#[test]
+fn invalid_yaml_and_other_documents_are_refused_with_their_line() {
+    let tmp = scratch(&[
+        ("tabs.yml", "services:\n  web:\n\timage: nginx\n"),
+        (
+            "k8s.yml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n",
+        ),
+        ("list.yml", "- services\n- web\n"),
+        ("bad-service.yml", "services:\n  web: nginx:1.27\n"),
+        ("services-list.yml", "version: '3'\nservices:\n  - web\n"),
+        ("unclosed.yml", "services:\n  web:\n    image: \"nginx\n"),
+    ]);
+    for (file, needle, line) in [
+        ("tabs.yml", "is not valid YAML", ":3:"),
+        (
+            "k8s.yml",
+            "is not a Compose file: it has no `services`",
+            ":1:",
+        ),
+        (
+            "list.yml",
+            "is not a Compose file: the document is a list",
+            ":1:",
+        ),
+        (
+            "bad-service.yml",
+            "service `web` is a string, not a mapping",
+            ":2:",
+        ),
+        (
+            "services-list.yml",
+            "`services` is a list, not a mapping",
+            ":2:",
+        ),
+        ("unclosed.yml", "is not valid YAML", ":4:"),
+    ] {
+        let output = import(tmp.path(), file, &[]);
+        assert_eq!(output.status.code(), Some(2), "{file}");
+        let text = stderr(&output);
+        assert!(text.contains(needle), "{file}: {text}");
+        assert!(text.contains(&format!("{file}{line}")), "{file}: {text}");
+        assert!(!tmp.path().join("project/stack.env").exists(), "{file}");
+    }
+}
+
+const NOT_CARRIED: &str = "\
+services:
+  web:
+    image: nginx:1.27
+    container_name: web
+    network_mode: host
+    privileged: true
+    frobnicate: yes
+    logging:
+      driver: syslog
+  db:
+    image: postgres:16
+    links:
+      - web
+configs:
+  site:
+    file: ./site.conf
+";
+
+#[test]
+fn what_is_not_carried_is_listed_by_service_and_key() {
+    let tmp = scratch(&[("docker-compose.yml", NOT_CARRIED)]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    for needle in [
+        "service `web` (line 4): `container_name`: a fixed container name conflicts with replicas",
+        "service `web` (line 5): `network_mode`",
+        "service `web` (line 6): `privileged`",
+        "service `web` (line 7): `frobnicate`: unknown key: not in the Compose Specification",
+        "service `web` (line 8): `logging`",
+        "service `db` (line 12): `links`",
+        "line 14: `configs`",
+    ] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+    let written = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
+    assert!(
+        written.contains("# not carried: `container_name`"),
+        "{written}"
+    );
+    // --json lists them too, with the same fields.
+    let tmp = scratch(&[("docker-compose.yml", NOT_CARRIED)]);
+    let output = stack()
+        .args(["--json", "import", "compose"])
+        .arg(tmp.path().join("docker-compose.yml"))
+        .arg(tmp.path().join("project"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["not_carried"], 7, "{report}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "frobnicate")
+        .unwrap();
+    assert_eq!(finding["service"], "web");
+    assert_eq!(finding["line"], 7);
+}
+
+#[test]
+fn strict_refuses_and_writes_nothing() {
+    let tmp = scratch(&[("docker-compose.yml", NOT_CARRIED)]);
+    let output = import(tmp.path(), "docker-compose.yml", &["--strict"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("7 thing(s) of the input are not carried (`--strict`)"),
+        "{text}"
+    );
+    assert!(!tmp.path().join("project/stack.env").exists());
+    // A file that carries everything passes --strict.
+    let tmp = scratch(&[(
+        "docker-compose.yml",
+        "services:\n  web:\n    image: nginx:1.27\n",
+    )]);
+    let output = import(tmp.path(), "docker-compose.yml", &["--strict"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn an_existing_project_is_never_replaced() {
+    let tmp = scratch(&[
+        (
+            "docker-compose.yml",
+            "services:\n  web:\n    image: nginx:1.27\n",
+        ),
+        ("project/stack.env", "STACK_PROJECT=mine\n"),
+    ]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("already exists; import never replaces a project"));
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("project/stack.env")).unwrap(),
+        "STACK_PROJECT=mine\n"
+    );
+    // An existing secrets file is not replaced either, and no stack.env appears.
+    let tmp = scratch(&[
+        (
+            "docker-compose.yml",
+            "services:\n  web:\n    image: nginx:1.27\n    environment:\n      API_TOKEN: abc\n",
+        ),
+        ("project/environments/dev/secrets.env", "API_TOKEN=old\n"),
+    ]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!tmp.path().join("project/stack.env").exists());
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("project/environments/dev/secrets.env")).unwrap(),
+        "API_TOKEN=old\n"
+    );
+}
+
+#[test]
+fn a_project_that_does_not_read_back_is_removed_whole() {
+    // stack refuses an unknown capability; the import must leave nothing behind.
+    let tmp = scratch(&[(
+        "docker-compose.yml",
+        "services:\n  web:\n    image: nginx:1.27\n    cap_add: [NOT_A_CAPABILITY]\n    environment:\n      DB_PASSWORD: hunter2-secret\n",
+    )]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("NOT_A_CAPABILITY"), "{text}");
+    assert!(text.contains("does not read back"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let left: Vec<_> = fs::read_dir(tmp.path().join("project")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn secret_values_never_appear_in_output_or_stack_env() {
+    let values = [
+        "s3cr3t-db-pass",
+        "flask-signing-key-123",
+        "file-secret-db-pass",
+        "ak_live_0123456789",
+        "sk_test_51example",
+        "somewordpress",
+        "interp-admin-pass",
+        "guest-dev-only",
+    ];
+    for name in [
+        "web-db-cache",
+        "env-file",
+        "no-version",
+        "interpolation",
+        "queue-worker",
+        "file-secrets",
+    ] {
+        let case = case(&repo_root().join("fixtures-compose").join(name));
+        for json in [false, true] {
+            let project = case.project.join(if json { "json" } else { "text" });
+            let mut command = stack();
+            if json {
+                command.arg("--json");
+            }
+            let output = command
+                .args(["-v", "import", "compose"])
+                .arg(case.src.join("docker-compose.yml"))
+                .arg(&project)
+                .output()
+                .unwrap();
+            let shown = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                stderr(&output)
+            );
+            let stack_env = fs::read_to_string(project.join("stack.env")).unwrap_or_default();
+            for value in values {
+                assert!(!shown.contains(value), "{name}: `{value}` shown:\n{shown}");
+                assert!(
+                    !stack_env.contains(value),
+                    "{name}: `{value}` in stack.env:\n{stack_env}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_huge_file_and_an_alias_bomb_are_bounded() {
+    let mut huge = String::from("services:\n  web:\n    image: nginx\n    environment:\n");
+    while huge.len() < 5 * 1024 * 1024 {
+        huge.push_str(&format!("      VAR_{}: value\n", huge.len()));
+    }
+    let mut bomb = String::from(
+        "x-a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(",");
+        bomb.push_str(&format!("x-a{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("services:\n  web:\n    image: nginx\n    command: *a11\n");
+    let tmp = scratch(&[("huge.yml", &huge), ("bomb.yml", &bomb)]);
+    let output = import(tmp.path(), "huge.yml", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("may be at most"),
+        "{}",
+        stderr(&output)
+    );
+    let started = std::time::Instant::now();
+    let output = import(tmp.path(), "bomb.yml", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("expands to more than") || text.contains("repetition limit"),
+        "{text}"
+    );
+    assert!(text.contains("bomb.yml:"), "{text}");
+    // Bounded, not merely slow: a fraction of the 9^12 values it names.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn routes_turn_a_published_http_port_into_a_route() {
+    let case = case(&repo_root().join("fixtures-compose/web-db-cache"));
+    let output = stack()
+        .args(["import", "compose", "--routes"])
+        .arg(case.src.join("docker-compose.yml"))
+        .arg(&case.project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = parse_env(&fs::read_to_string(case.project.join("stack.env")).unwrap());
+    assert_eq!(env["STACK_PROXY"], "caddy");
+    assert_eq!(env["SERVICE_WEB_PORT"], "5000");
+    assert_eq!(env["SERVICE_WEB_ROUTE"], "web.${STACK_DOMAIN}");
+    assert!(!env.contains_key("SERVICE_WEB_PUBLISH"));
+    // `redis` is a preset's name: the service is renamed, and said so.
+    assert!(env.contains_key("SERVICE_REDIS_SVC_IMAGE"), "{env:?}");
+    assert!(
+        stderr(&output).contains("renamed to `redis-svc`"),
+        "{}",
+        stderr(&output)
+    );
+    let built = stack()
+        .arg("-C")
+        .arg(&case.project)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let caddyfile = fs::read_to_string(case.project.join(".stack/dev/Caddyfile")).unwrap();
+    assert!(caddyfile.contains("web.localhost"), "{caddyfile}");
+}
+
+#[test]
+fn an_nself_project_becomes_presets_services_routes_and_environments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("shopfront");
+    copy_dir(&repo_root().join("fixtures-import/nself"), &src);
+    let project = tmp.path().join("project");
+    let output = stack()
+        .args(["import", "nself"])
+        .arg(&src)
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    for needle in [
+        "`NSELF_ADMIN_ENABLED`: stack has no preset",
+        "`REMOTE_SCHEMA_1_NAME`",
+        "`provider`",
+        "`services/payments` does not exist yet",
+    ] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+    let read = |path: &str| parse_env(&fs::read_to_string(project.join(path)).unwrap());
+    let env = read("stack.env");
+    assert_eq!(env["STACK_PROJECT"], "shopfront");
+    assert_eq!(env["STACK_DOMAIN"], "local.nself.org");
+    assert_eq!(env["STACK_PROXY"], "nginx");
+    assert_eq!(
+        env["STACK_SERVICES"],
+        "hasura,auth,order-api,webhooks,payments,web,admin"
+    );
+    for preset in ["POSTGRES", "REDIS", "MINIO", "MAILPIT", "MEILISEARCH"] {
+        assert_eq!(env[&format!("{preset}_ENABLED")], "true", "{preset}");
+    }
+    assert!(!env.contains_key("NSELF_ADMIN_ENABLED"));
+    // CS_1=order_api:express-js:8001:orders
+    assert_eq!(
+        env["SERVICE_ORDER_API_BUILD"],
+        "../shopfront/services/order_api"
+    );
+    assert_eq!(env["SERVICE_ORDER_API_PORT"], "8001");
+    assert_eq!(env["SERVICE_ORDER_API_ROUTE"], "orders.${STACK_DOMAIN}");
+    assert!(!env.contains_key("SERVICE_WEBHOOKS_ROUTE"));
+    // FRONTEND_APP_1_*: a dev server on the host, routed, left out of prod.
+    assert_eq!(env["SERVICE_WEB_UPSTREAM"], "localhost:3000");
+    assert_eq!(env["SERVICE_WEB_ROUTE"], "app.${STACK_DOMAIN}");
+    assert_eq!(env["SERVICE_WEB_FRONTEND"], "true");
+    assert_eq!(env["SERVICE_ADMIN_ROUTE"], "dashboard.${STACK_DOMAIN}");
+    assert_eq!(
+        read("stack.local.env")["HASURA_GRAPHQL_ENABLE_CONSOLE"],
+        "false"
+    );
+    let prod = read("environments/prod/stack.env");
+    assert_eq!(prod["STACK_DOMAIN"], "example.com");
+    assert_eq!(
+        read("environments/staging/stack.env")["MONITORING_ENABLED"],
+        "true"
+    );
+    let server = read("environments/prod/server.env");
+    assert_eq!(server["SERVER_HOST"], "203.0.113.10");
+    assert_eq!(server["SERVER_USER"], "deploy");
+    assert_eq!(server["SERVER_PORT"], "2222");
+    assert_eq!(server["SERVER_PATH"], "/opt/shopfront");
+    for env_name in ["dev", "staging", "prod"] {
+        let path = project.join(format!("environments/{env_name}/secrets.env"));
+        assert_eq!(mode(&path), 0o600, "{env_name}");
+    }
+    assert_eq!(
+        read("environments/prod/secrets.env")["HASURA_GRAPHQL_ADMIN_SECRET"],
+        "prod-hasura-admin-secret-3"
+    );
+    let all = format!(
+        "{}{}{}",
+        fs::read_to_string(project.join("stack.env")).unwrap(),
+        fs::read_to_string(project.join("environments/prod/stack.env")).unwrap(),
+        text
+    );
+    for secret in [
+        "dev-pg-password-1",
+        "prod-hasura-admin-secret-3",
+        "staging-jwt-key",
+    ] {
+        assert!(!all.contains(secret), "{secret}");
+    }
+    // prod builds once the presets' own secrets exist: backend only, routes through nginx.
+    let generated = stack()
+        .arg("-C")
+        .arg(&project)
+        .args(["secrets", "generate", "prod"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let built = stack()
+        .arg("-C")
+        .arg(&project)
+        .args(["build", "-e", "prod"])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let compose = fs::read_to_string(project.join(".stack/prod/docker-compose.yml")).unwrap();
+    assert!(compose.contains("  order-api:"), "{compose}");
+    assert!(!compose.contains("  web:"), "{compose}");
+    assert!(!compose.contains("prod-pg-password-3"), "{compose}");
+    let nginx = fs::read_to_string(project.join(".stack/prod/nginx/nginx.conf")).unwrap();
+    assert!(nginx.contains("orders.example.com"), "{nginx}");
+    assert!(nginx.contains("api.example.com"), "{nginx}");
+    assert!(!nginx.contains("app.example.com"), "{nginx}");
+}
+
+#[test]
+fn a_folder_without_nself_files_is_refused() {
+    let tmp = scratch(&[("README.md", "hello\n")]);
+    let output = stack()
+        .args(["import", "nself"])
+        .arg(tmp.path())
+        .arg(tmp.path().join("project"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not an nself project"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_environment() {
+    let tmp = scratch(&[
+        (
+            "docker-compose.yml",
+            "services:\n  cache:\n    image: redis:7\n    command: redis-server --requirepass ${REDIS_PASSWORD}\n    healthcheck:\n      test: [\"CMD\", \"redis-cli\", \"-a\", \"${REDIS_PASSWORD}\", \"ping\"]\n",
+        ),
+        (".env", "REDIS_PASSWORD=r3d1s-pass-example\n"),
+    ]);
+    let output = import(tmp.path(), "docker-compose.yml", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "service `cache` (line 4): `command`: it interpolates the secret `REDIS_PASSWORD`"
+        ),
+        "{text}"
+    );
+    let project = tmp.path().join("project");
+    let env = parse_env(&fs::read_to_string(project.join("stack.env")).unwrap());
+    assert_eq!(
+        env["SERVICE_CACHE_ENV_REDIS_PASSWORD"],
+        "${IMPORTED_REDIS_PASSWORD}"
+    );
+    assert!(!env.contains_key("SERVICE_CACHE_COMMAND"));
+    let built = stack()
+        .arg("-C")
+        .arg(&project)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    let compose = fs::read_to_string(project.join(".stack/dev/docker-compose.yml")).unwrap();
+    assert!(!compose.contains("r3d1s-pass-example"), "{compose}");
+    // The container's shell expands it: `$$` is Compose's literal `$`.
+    assert!(
+        compose.contains("- redis-cli -a \"$$REDIS_PASSWORD\" ping"),
+        "{compose}"
+    );
+    assert!(
+        compose.contains("REDIS_PASSWORD: ${CACHE__REDIS_PASSWORD}"),
+        "{compose}"
+    );
+}
