@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{missing_images, runtime, server_of, Context};
+use super::{missing_images, runtime, server_engine, server_of, server_placement, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
-use crate::config::{values::parse_duration, Server};
+use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, Remote};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
@@ -28,26 +28,6 @@ fn lock_wait(text: &str) -> Result<Duration> {
             .hint("write e.g. `30s` or `5m`")
             .into()
     })
-}
-
-/// The server's engine, through the SSH session's forwarded socket.
-async fn server_engine(remote: &Remote) -> Result<Engine> {
-    Engine::connect_to(&remote.session.docker_endpoint())
-        .await
-        .map_err(|e| match e {
-            Error::Outside { causes, .. } => Error::Outside {
-                message: format!(
-                    "the Docker engine on `{}` does not answer at `{}`",
-                    remote.server.host, remote.server.docker_socket
-                ),
-                causes,
-                hint: Some(format!(
-                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
-                    remote.server.user
-                )),
-            },
-            other => other,
-        })
 }
 
 /// A working tree with uncommitted changes is refused unless `--allow-dirty`.
@@ -367,14 +347,6 @@ async fn converge(
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     converger.apply(&actions, &observed, &[]).await
-}
-
-/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
-fn server_placement(server: &Server) -> Placement {
-    Placement {
-        root: server.path.clone().into(),
-        bundle: Path::new(&server.path).join("current"),
-    }
 }
 
 async fn rollback_to(
