@@ -80,7 +80,7 @@ docker build -q -t benchxfer-base:1 "$work/base" >/dev/null
 cat > "$proj/app/Dockerfile" <<'DOCKERFILE'
 FROM benchxfer-base:1
 COPY version /www/version
-CMD ["sleep", "infinity"]
+CMD ["sh", "-c", "trap 'exit 0' TERM; sleep infinity & wait"]
 DOCKERFILE
 echo v0 > "$proj/app/version"
 cat > "$proj/stack.env" <<CFG

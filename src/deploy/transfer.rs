@@ -230,6 +230,7 @@ impl Bytes {
         if total == 0 {
             return;
         }
+        let total = total.max(done);
         let decile = done.min(total) * 10 / total;
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let left = if rate > 0.0 {

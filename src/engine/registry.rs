@@ -57,8 +57,9 @@ impl Engine {
             open_stdin: Some(true),
             stdin_once: Some(true),
             attach_stdin: Some(true),
+            // Not the project's compose label: a convergence would take it for an orphan.
             labels: Some(HashMap::from([(
-                super::labels::PROJECT.to_string(),
+                "dev.stack.registry-of".to_string(),
                 project.to_string(),
             )])),
             exposed_ports: Some(HashMap::from([(REGISTRY_PORT.to_string(), HashMap::new())])),

@@ -97,9 +97,11 @@ pub const PRESETS: &[Preset] = &[
                 ("IMAGE", "postgres:{POSTGRES_VERSION}-alpine"),
                 ("PORT", "5432"),
                 ("VOLUMES", "postgres-data:/var/lib/postgresql/data"),
+                // Over TCP: the image's first-start server (initdb, init scripts) listens
+                // on the socket only, so the socket says ready before the real server is.
                 (
                     "HEALTH_CMD",
-                    "pg_isready -q -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"",
+                    "pg_isready -q -h 127.0.0.1 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"",
                 ),
                 ("HEALTH_INTERVAL", "5s"),
                 ("HEALTH_TIMEOUT", "5s"),
