@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::target::{server_engine, server_of, server_placement};
 use super::{missing_images, runtime, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
-use crate::config::{values::parse_duration, Loaded, Server};
+use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, Remote};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
@@ -22,43 +23,12 @@ use crate::render::{self, Bundle};
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
 
-fn server_of(loaded: &Loaded) -> Result<Server> {
-    loaded.config.server.clone().ok_or_else(|| {
-        let env = &loaded.config.env;
-        Diagnostic::new(format!("environment `{env}` has no server"))
-            .hint(format!(
-                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
-            ))
-            .into()
-    })
-}
-
 fn lock_wait(text: &str) -> Result<Duration> {
     parse_duration(text).ok_or_else(|| {
         Diagnostic::new(format!("`--lock-wait {text}` is not a duration"))
             .hint("write e.g. `30s` or `5m`")
             .into()
     })
-}
-
-/// The server's engine, through the SSH session's forwarded socket.
-async fn server_engine(remote: &Remote) -> Result<Engine> {
-    Engine::connect_to(&remote.session.docker_endpoint())
-        .await
-        .map_err(|e| match e {
-            Error::Outside { causes, .. } => Error::Outside {
-                message: format!(
-                    "the Docker engine on `{}` does not answer at `{}`",
-                    remote.server.host, remote.server.docker_socket
-                ),
-                causes,
-                hint: Some(format!(
-                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
-                    remote.server.user
-                )),
-            },
-            other => other,
-        })
 }
 
 /// A working tree with uncommitted changes is refused unless `--allow-dirty`.
@@ -353,14 +323,6 @@ async fn converge(
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     converger.apply(&actions, &observed, &[]).await
-}
-
-/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
-fn server_placement(server: &Server) -> Placement {
-    Placement {
-        root: server.path.clone().into(),
-        bundle: Path::new(&server.path).join("current"),
-    }
 }
 
 async fn rollback_to(

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deploy;
+pub mod exec;
 pub mod import;
 pub mod init;
 pub mod lifecycle;
@@ -13,6 +14,7 @@ pub mod secrets;
 pub mod start;
 pub mod status;
 pub mod supervise;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,113 @@
+//! Where a command acts: the local engine with the project's configuration, or (with
+//! `--on ENV`) an environment's server through the deploy SSH connection, with the
+//! configuration and secrets of the release `current` there. Shared by `deploy`,
+//! `exec`, `run` and `logs`; no command imports another.
+
+use std::path::Path;
+
+use crate::config::{Loaded, Server};
+use crate::deploy::Remote;
+use crate::engine::Engine;
+use crate::error::{Diagnostic, Error, Result};
+use crate::model::{Desired, Placement, Secrets};
+
+/// The engine a command acts on, and what runs there.
+pub struct Target {
+    pub engine: Engine,
+    pub desired: Desired,
+    pub secrets: Secrets,
+    pub placement: Placement,
+    /// The SSH connection the engine is reached through (`--on`); closed on drop.
+    pub remote: Option<Remote>,
+}
+
+impl Target {
+    /// The local engine and the project for the current environment (`--env`).
+    pub async fn local(context: &super::Context) -> Result<Target> {
+        let env = context.env();
+        let loaded = context.load_with_secrets(&env)?;
+        let config = &loaded.config;
+        let out = super::default_out(&config.project_dir, &env);
+        let (_, desired) = crate::render::render_all(config, &out)?;
+        Ok(Target {
+            engine: Engine::connect().await?,
+            desired,
+            secrets: crate::model::secrets(config),
+            placement: Placement {
+                root: config.project_dir.clone(),
+                bundle: out,
+            },
+            remote: None,
+        })
+    }
+
+    /// `env`'s server: its engine through the deploy connection, and the desired state
+    /// and secrets of the release `current` points at.
+    pub async fn server(context: &super::Context, env: &str) -> Result<Target> {
+        let loaded = context.load(env)?;
+        let server = server_of(&loaded)?;
+        let remote = Remote::connect(&server, env)?;
+        let Some(current) = remote.current()? else {
+            return Err(Error::No(format!(
+                "nothing is deployed to `{env}` on `{}` yet; run `stack deploy {env}`",
+                server.host
+            )));
+        };
+        let (desired, secrets) = remote.desired(&current)?;
+        Ok(Target {
+            engine: server_engine(&remote).await?,
+            desired,
+            secrets,
+            placement: server_placement(&server),
+            remote: Some(remote),
+        })
+    }
+
+    /// [`Target::server`] with `--on ENV`, else [`Target::local`].
+    pub async fn of(context: &super::Context, on: &Option<String>) -> Result<Target> {
+        match on {
+            Some(env) => Target::server(context, env).await,
+            None => Target::local(context).await,
+        }
+    }
+}
+
+/// The server of `loaded`'s environment, or an error saying how to add one.
+pub fn server_of(loaded: &Loaded) -> Result<Server> {
+    loaded.config.server.clone().ok_or_else(|| {
+        let env = &loaded.config.env;
+        Diagnostic::new(format!("environment `{env}` has no server"))
+            .hint(format!(
+                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
+            ))
+            .into()
+    })
+}
+
+/// The server's engine, through the SSH session's forwarded socket.
+pub async fn server_engine(remote: &Remote) -> Result<Engine> {
+    Engine::connect_to(&remote.session.docker_endpoint())
+        .await
+        .map_err(|e| match e {
+            Error::Outside { causes, .. } => Error::Outside {
+                message: format!(
+                    "the Docker engine on `{}` does not answer at `{}`",
+                    remote.server.host, remote.server.docker_socket
+                ),
+                causes,
+                hint: Some(format!(
+                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
+                    remote.server.user
+                )),
+            },
+            other => other,
+        })
+}
+
+/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
+pub fn server_placement(server: &Server) -> Placement {
+    Placement {
+        root: server.path.clone().into(),
+        bundle: Path::new(&server.path).join("current"),
+    }
+}
