@@ -53,3 +53,17 @@ if ! python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; then
     python3 -m pip install --quiet jsonschema pyyaml ||
         python3 -m pip install --quiet --break-system-packages jsonschema pyyaml
 fi
+
+# The off-site backup tests (tests/backup.rs) speak S3 to moto's server on loopback:
+# moto from PyPI, in its own venv.
+MOTO_VENV=/opt/stack-ci/moto
+if ! [ -x "$MOTO_VENV/bin/moto_server" ]; then
+    echo "install-ci-deps: installing moto[server] into $MOTO_VENV" >&2
+    if ! python3 -m venv "$MOTO_VENV" >/dev/null 2>&1; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        rm -rf "$MOTO_VENV"
+        python3 -m venv "$MOTO_VENV"
+    fi
+    "$MOTO_VENV/bin/pip" install --quiet 'moto[server]'
+fi

@@ -106,6 +106,9 @@ pub enum Command {
     Lock(LockCommand),
     /// The server's audit log: deploys, rollbacks, lock releases
     Audit(EnvArg),
+    /// Database backups (BACKUP preset): run, list, verify, restore; locally or `--on ENV`
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// What the systemd unit runs: bring a bundle up, then restart containers that turn unhealthy
     Supervise(SuperviseArgs),
     /// Print shell completions
@@ -354,4 +357,43 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// A dump now: pg_dump (custom format) and its manifest, retention, metrics; with an
+    /// S3 target, the off-site copy too
+    Run(BackupOn),
+    /// The dumps under `BACKUP_TARGET`: time, size, age, whether verified
+    List(BackupOn),
+    /// Restore a dump into a throwaway Postgres of the same image and compare it with its
+    /// manifest; exit 1 on any difference
+    Verify(BackupVerifyArgs),
+    /// Restore a dump into the live database: a safety dump first, the services that
+    /// depend on postgres stopped, then started again and waited for (asks unless --yes)
+    Restore(BackupRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupOn {
+    /// On the server of this environment (its current release), over the deploy SSH
+    /// connection, instead of the local engine
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The dump, as `stack backup list` names it (default: the newest)
+    pub dump: Option<String>,
+    #[command(flatten)]
+    pub on: BackupOn,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupRestoreArgs {
+    /// The dump, as `stack backup list` names it
+    pub dump: String,
+    #[command(flatten)]
+    pub on: BackupOn,
 }

@@ -1738,6 +1738,75 @@ fn moved_tags_and_pruned_releases() {
     assert!(releases.contains("cannot be rolled back to"), "{releases}");
 }
 
+/// `stack backup --on ENV` runs the backup steps on the server's engine over the deploy
+/// connection, against the current release (its model, secrets and pinned images).
+#[test]
+fn backup_runs_on_the_server_over_the_deploy_connection() {
+    const POSTGRES: &str = "stack-test/postgres:15";
+    common::require_engine(&[POSTGRES]);
+    let sshd = Sshd::start();
+    let p = Project::new(
+        "backup",
+        &sshd,
+        &format!(
+            "STACK_PROXY=none\nPOSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\n\
+             POSTGRES_USER=app\nPOSTGRES_DB=app\nBACKUP_ENABLED=true\n\
+             BACKUP_SCHEDULE=0 0 31 2 *\nBACKUP_VERIFY_SCHEDULE=0 0 31 2 *\n"
+        ),
+    );
+    // Nothing deployed yet: said plainly.
+    p.ok(&["secrets", "generate", "staging"]);
+    let out = p.stack(&["backup", "list", "--on", "staging"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(all_output(&out).contains("stack deploy staging"));
+    p.deploy(&[]);
+    // The image's entrypoint answers pg_isready on its socket during its first-start
+    // server: wait until it takes connections over TCP.
+    let container = format!("{}-postgres-1", p.name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let psql = |sql: &str| {
+        docker(&[
+            "exec",
+            &container,
+            "psql",
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-c",
+            sql,
+        ])
+    };
+    while !psql("SELECT 1").status.success() {
+        assert!(Instant::now() < deadline, "postgres takes no connections");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(psql("CREATE TABLE t AS SELECT generate_series(1, 3) AS n")
+        .status
+        .success());
+    let out = p.ok(&["backup", "run", "--on", "staging"]);
+    let said = all_output(&out);
+    assert!(said.contains("written on `127.0.0.1`"), "{said}");
+    // `./backups` is under SERVER_PATH on the server.
+    let dumps: Vec<String> = std::fs::read_dir(p.srv.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dump"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["dumps"][0]["name"], dumps[0].as_str(), "{list}");
+    p.ok(&["backup", "verify", &dumps[0], "--on", "staging"]);
+    let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["dumps"][0]["verified"], "ok", "{list}");
+}
+
 /// `web` with a volume and a release command that appends `VERSION` (and whether it got
 /// the secret `APP_KEY`) to `/data/runs`: a busybox stand-in for a migration that creates
 /// a table, so a second run would show as a second line.

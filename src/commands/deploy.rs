@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::target::{server_engine, server_of, server_placement};
-use super::{missing_images, runtime, Context};
+use super::{missing_images, runtime, server_engine, server_of, server_placement, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, Remote};

@@ -26,7 +26,7 @@ pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
     let remote = match &args.on {
         Some(env) => {
             let loaded = context.load(env)?;
-            let server = super::target::server_of(&loaded)?;
+            let server = super::server_of(&loaded)?;
             Some((crate::deploy::Remote::connect(&server, env)?, loaded))
         }
         None => None,
@@ -39,7 +39,7 @@ pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
     let project = loaded.config.project.clone();
     runtime()?.block_on(async {
         let engine = match &remote {
-            Some((remote, _)) => super::target::server_engine(remote).await?,
+            Some((remote, _)) => super::server_engine(remote).await?,
             None => Engine::connect().await?,
         };
         let follow = async {

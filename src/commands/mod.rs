@@ -1,5 +1,6 @@
 //! One module per subcommand: thin glue between the pure core and the outside world.
 
+pub mod backup;
 pub mod build;
 pub mod check;
 pub mod completions;
@@ -19,10 +20,13 @@ pub mod target;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
-use crate::config::{Loaded, Options};
+use crate::config::{Loaded, Options, Server};
+use crate::deploy::Remote;
 use crate::engine::converge::Converger;
+use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::Desired;
+use crate::model::Placement;
 use crate::plan::{self, Action, Observed};
 use crate::printer::Printer;
 use crate::render::Bundle;
@@ -126,6 +130,46 @@ impl Context {
             ))
             .hint(format!("run `stack secrets generate {env}`")),
         ))
+    }
+}
+
+/// The server of an environment (`environments/ENV/server.env`).
+pub fn server_of(loaded: &Loaded) -> Result<Server> {
+    loaded.config.server.clone().ok_or_else(|| {
+        let env = &loaded.config.env;
+        Diagnostic::new(format!("environment `{env}` has no server"))
+            .hint(format!(
+                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
+            ))
+            .into()
+    })
+}
+
+/// The server's engine, through the SSH session's forwarded socket.
+pub async fn server_engine(remote: &Remote) -> Result<Engine> {
+    Engine::connect_to(&remote.session.docker_endpoint())
+        .await
+        .map_err(|e| match e {
+            Error::Outside { causes, .. } => Error::Outside {
+                message: format!(
+                    "the Docker engine on `{}` does not answer at `{}`",
+                    remote.server.host, remote.server.docker_socket
+                ),
+                causes,
+                hint: Some(format!(
+                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
+                    remote.server.user
+                )),
+            },
+            other => other,
+        })
+}
+
+/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
+pub fn server_placement(server: &Server) -> Placement {
+    Placement {
+        root: server.path.clone().into(),
+        bundle: Path::new(&server.path).join("current"),
     }
 }
 

@@ -1,14 +1,12 @@
 //! Where a command acts: the local engine with the project's configuration, or (with
 //! `--on ENV`) an environment's server through the deploy SSH connection, with the
-//! configuration and secrets of the release `current` there. Shared by `deploy`,
-//! `exec`, `run` and `logs`; no command imports another.
+//! configuration and secrets of the release `current` there. Shared by `exec`,
+//! `run` and `logs`; no command imports another.
 
-use std::path::Path;
-
-use crate::config::{Loaded, Server};
+use super::{server_engine, server_of, server_placement};
 use crate::deploy::Remote;
 use crate::engine::Engine;
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Error, Result};
 use crate::model::{Desired, Placement, Secrets};
 
 /// The engine a command acts on, and what runs there.
@@ -69,45 +67,5 @@ impl Target {
             Some(env) => Target::server(context, env).await,
             None => Target::local(context).await,
         }
-    }
-}
-
-/// The server of `loaded`'s environment, or an error saying how to add one.
-pub fn server_of(loaded: &Loaded) -> Result<Server> {
-    loaded.config.server.clone().ok_or_else(|| {
-        let env = &loaded.config.env;
-        Diagnostic::new(format!("environment `{env}` has no server"))
-            .hint(format!(
-                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
-            ))
-            .into()
-    })
-}
-
-/// The server's engine, through the SSH session's forwarded socket.
-pub async fn server_engine(remote: &Remote) -> Result<Engine> {
-    Engine::connect_to(&remote.session.docker_endpoint())
-        .await
-        .map_err(|e| match e {
-            Error::Outside { causes, .. } => Error::Outside {
-                message: format!(
-                    "the Docker engine on `{}` does not answer at `{}`",
-                    remote.server.host, remote.server.docker_socket
-                ),
-                causes,
-                hint: Some(format!(
-                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
-                    remote.server.user
-                )),
-            },
-            other => other,
-        })
-}
-
-/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
-pub fn server_placement(server: &Server) -> Placement {
-    Placement {
-        root: server.path.clone().into(),
-        bundle: Path::new(&server.path).join("current"),
     }
 }

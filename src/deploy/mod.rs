@@ -58,10 +58,16 @@ pub fn local_user() -> String {
 
 /// UTC time as `YYYYMMDDTHHMMSSZ`, from the system clock (no time crate needed).
 pub fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    timestamp_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// Unix time `secs` as `YYYYMMDDTHHMMSSZ`.
+pub fn timestamp_of(secs: u64) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
