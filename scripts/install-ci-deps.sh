@@ -54,7 +54,8 @@ if ! python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; then
         python3 -m pip install --quiet --break-system-packages jsonschema pyyaml
 fi
 
-# The off-site backup tests (tests/backup.rs) speak S3 to moto's server on loopback:
+# The off-site backup tests (tests/backup.rs) speak S3 to moto's server, on the test
+# project network's gateway address (a host address only this machine and its containers reach):
 # moto from PyPI, in its own venv.
 MOTO_VENV=/opt/stack-ci/moto
 if ! [ -x "$MOTO_VENV/bin/moto_server" ]; then

@@ -106,6 +106,9 @@ pub enum Command {
     Lock(LockCommand),
     /// The server's audit log: deploys, rollbacks, lock releases
     Audit(EnvArg),
+    /// Prepare servers: Docker, the deploy user, its key, SERVER_PATH, this binary
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Database backups (BACKUP preset): run, list, verify, restore; locally or `--on ENV`
     #[command(subcommand)]
     Backup(BackupCommand),
@@ -287,6 +290,30 @@ pub struct RollbackArgs {
     /// Wait this long for another deploy's lock
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub lock_wait: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Make a fresh Debian or Ubuntu server ready for `stack deploy`, over SSH as an admin
+    Setup(ServerSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerSetupArgs {
+    /// The environment (its `environments/ENV/server.env` names the server)
+    pub env: String,
+    /// Log in as this user, root or one with passwordless sudo
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub admin_user: String,
+    /// The public key to authorise for the deploy user (default: SERVER_SSH_KEY + `.pub`)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Install Docker from Docker's own apt repository instead of the distribution's docker.io
+    #[arg(long)]
+    pub docker_repo: bool,
+    /// List the steps and which are still to do; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

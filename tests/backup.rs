@@ -872,3 +872,57 @@ fn a_disk_that_fills_during_a_dump_keeps_no_partial_file() {
     drop(project);
     drop(disk);
 }
+
+/// The schedule loop's cron matcher (the rendered script, run by the host's sh and awk):
+/// ranges, lists, steps, and cron's rule that a restricted day of month or day of week
+/// each suffice.
+#[test]
+fn the_schedule_loop_matches_cron_fields_as_cron_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.env"),
+        "STACK_PROJECT=cronmatch\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n",
+    )
+    .unwrap();
+    let out = StdCommand::cargo_bin("stack")
+        .unwrap()
+        .args(["-C"])
+        .arg(dir.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let script = dir.path().join(".stack/dev/backup/backup.sh");
+    // (fields, now as `minute hour day month weekday`, matches)
+    for (fields, now, want) in [
+        ("0 3 * * *", "00 03 01 12 2", true),
+        ("0 3 * * *", "01 03 01 12 2", false),
+        ("0 3 * * *", "00 04 01 12 2", false),
+        ("*/15 * * * *", "45 11 09 06 1", true),
+        ("*/15 * * * *", "46 11 09 06 1", false),
+        ("0 */6 * * *", "00 18 09 06 1", true),
+        ("0 */6 * * *", "00 19 09 06 1", false),
+        ("30 2 1-7 * *", "30 02 07 05 3", true),
+        ("30 2 1-7 * *", "30 02 08 05 3", false),
+        ("0 4 * * 0", "00 04 06 12 0", true),
+        ("0 4 * * 7", "00 04 06 12 0", true),
+        ("0 4 * * 1-5", "00 04 06 12 0", false),
+        ("0 0 1,15 * *", "00 00 15 02 4", true),
+        ("5/20 * * * *", "45 00 15 02 4", true),
+        ("5/20 * * * *", "40 00 15 02 4", false),
+        ("0 0 31 2 *", "00 00 28 02 6", false),
+        // Both day fields restricted: either matches.
+        ("0 0 13 * 5", "00 00 13 06 2", true),
+        ("0 0 13 * 5", "00 00 14 06 5", true),
+        ("0 0 13 * 5", "00 00 14 06 4", false),
+        ("0 0 1 1 *", "00 00 01 01 3", true),
+        ("0 0 1 1 *", "00 00 01 02 0", false),
+    ] {
+        let status = StdCommand::new("sh")
+            .arg(&script)
+            .args(["cron-match", fields, now])
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), want, "`{fields}` at `{now}`");
+    }
+}

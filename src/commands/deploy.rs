@@ -111,6 +111,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         if args.dry_run {
             return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
         }
+        if config.target == crate::config::Target::Compose {
+            refuse_foreign_unit(&remote, &config.project)?;
+        }
         if let Some(command) = &config.hooks.pre_deploy {
             // Before the lock: a failing pre-deploy hook changes nothing on the server.
             let hook = super::Hook { name: "pre-deploy", command, release: &id };
@@ -295,7 +298,29 @@ async fn ship(
             report.trim_start_matches("error: ")
         )));
     }
-    if let Some(note) = remote.install_unit(&converger.desired.project, id)? {
+    if !swarm {
+        install_unit(context, remote, &converger.desired.project, id)?;
+    }
+    Ok(())
+}
+
+/// A project whose `<project>.service` exists on the server and was not written by stack
+/// (a system unit, or one written by hand) is refused before anything changes.
+fn refuse_foreign_unit(remote: &Remote, project: &str) -> Result<()> {
+    match remote.foreign_unit(project)? {
+        None => Ok(()),
+        Some(path) => Err(Diagnostic::new(format!(
+            "the server already has `{path}`, which stack did not write; deploying `{project}` would shadow it"
+        ))
+        .hint(format!("pick another `STACK_PROJECT`, e.g. `{project}-app`"))
+        .into()),
+    }
+}
+
+/// Install (or refresh) the systemd unit and start or reload it; what cannot be done is a
+/// note, since the release itself is live.
+fn install_unit(context: &Context, remote: &Remote, project: &str, id: &str) -> Result<()> {
+    if let Some(note) = remote.install_unit(project, id)? {
         context.printer.status(format!("note: {note}"));
     }
     Ok(())
@@ -449,7 +474,11 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
         })?;
         let swarm = loaded.config.target == crate::config::Target::Swarm;
         let placement = server_placement(&server);
-        let result = rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;
+        let mut result =
+            rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;
+        if result.is_ok() && !swarm {
+            result = install_unit(context, &remote, &loaded.config.project, &target);
+        }
         let outcome = if result.is_ok() {
             "ok".to_string()
         } else {

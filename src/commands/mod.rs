@@ -12,6 +12,7 @@ pub mod init;
 pub mod lifecycle;
 pub mod logs;
 pub mod secrets;
+pub mod server;
 pub mod start;
 pub mod status;
 pub mod supervise;

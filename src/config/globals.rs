@@ -255,6 +255,13 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         Some(value) => errors.take(validate::server_path(&value))?,
         None => "/var/run/docker.sock".into(),
     };
+    let flag = |key: &str, errors: &mut Errors| {
+        keys.get(key)
+            .and_then(|v| errors.take(v.boolean()))
+            .unwrap_or(false)
+    };
+    let firewall = flag("SERVER_FIREWALL", errors);
+    let unattended_upgrades = flag("SERVER_UNATTENDED_UPGRADES", errors);
     Some(Server {
         host,
         user,
@@ -262,5 +269,7 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         path,
         ssh_key,
         docker_socket,
+        firewall,
+        unattended_upgrades,
     })
 }

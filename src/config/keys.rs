@@ -37,6 +37,8 @@ pub const SERVER_KEYS: &[&str] = &[
     "SERVER_PATH",
     "SERVER_SSH_KEY",
     "SERVER_DOCKER_SOCKET",
+    "SERVER_FIREWALL",
+    "SERVER_UNATTENDED_UPGRADES",
 ];
 
 /// Service attributes (SPEC §1.4); `ENV_<VAR>` and `BUILD_ARG_<NAME>` are handled apart.

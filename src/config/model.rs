@@ -169,6 +169,10 @@ pub struct Server {
     pub path: String,
     pub ssh_key: Option<String>,
     pub docker_socket: String,
+    /// `stack server setup`: a firewall allowing SSH, 80 and 443 only.
+    pub firewall: bool,
+    /// `stack server setup`: unattended security upgrades.
+    pub unattended_upgrades: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -6,6 +6,7 @@ mod compose;
 mod monitoring;
 mod proxy;
 mod systemd;
+pub use systemd::SERVER_BINARY;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
