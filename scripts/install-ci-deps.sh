@@ -63,3 +63,18 @@ if command -v rustup >/dev/null 2>&1 &&
     timeout 300 rustup target add x86_64-unknown-linux-musl >&2 ||
         echo "install-ci-deps: rustup target add failed; scripts/build-static.sh will use static glibc" >&2
 fi
+
+# The off-site backup tests (tests/backup.rs) speak S3 to moto's server, on the test
+# project network's gateway address (a host address only this machine and its containers reach):
+# moto from PyPI, in its own venv.
+MOTO_VENV=/opt/stack-ci/moto
+if ! [ -x "$MOTO_VENV/bin/moto_server" ]; then
+    echo "install-ci-deps: installing moto[server] into $MOTO_VENV" >&2
+    if ! python3 -m venv "$MOTO_VENV" >/dev/null 2>&1; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        rm -rf "$MOTO_VENV"
+        python3 -m venv "$MOTO_VENV"
+    fi
+    "$MOTO_VENV/bin/pip" install --quiet 'moto[server]'
+fi

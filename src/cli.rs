@@ -100,6 +100,12 @@ pub enum Command {
     Lock(LockCommand),
     /// The server's audit log: deploys, rollbacks, lock releases
     Audit(EnvArg),
+    /// Prepare servers: Docker, the deploy user, its key, SERVER_PATH, this binary
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Database backups (BACKUP preset): run, list, verify, restore; locally or `--on ENV`
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// What the systemd unit runs: bring a bundle up, then restart containers that turn unhealthy
     Supervise(SuperviseArgs),
     /// Print shell completions
@@ -281,6 +287,30 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Make a fresh Debian or Ubuntu server ready for `stack deploy`, over SSH as an admin
+    Setup(ServerSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerSetupArgs {
+    /// The environment (its `environments/ENV/server.env` names the server)
+    pub env: String,
+    /// Log in as this user, root or one with passwordless sudo
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub admin_user: String,
+    /// The public key to authorise for the deploy user (default: SERVER_SSH_KEY + `.pub`)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Install Docker from Docker's own apt repository instead of the distribution's docker.io
+    #[arg(long)]
+    pub docker_repo: bool,
+    /// List the steps and which are still to do; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum LockCommand {
     /// Free a lock left behind by a killed deploy
     Release(EnvArg),
@@ -313,4 +343,43 @@ pub struct LogsArgs {
     /// Lines from the end of each log
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// A dump now: pg_dump (custom format) and its manifest, retention, metrics; with an
+    /// S3 target, the off-site copy too
+    Run(BackupOn),
+    /// The dumps under `BACKUP_TARGET`: time, size, age, whether verified
+    List(BackupOn),
+    /// Restore a dump into a throwaway Postgres of the same image and compare it with its
+    /// manifest; exit 1 on any difference
+    Verify(BackupVerifyArgs),
+    /// Restore a dump into the live database: a safety dump first, the services that
+    /// depend on postgres stopped, then started again and waited for (asks unless --yes)
+    Restore(BackupRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupOn {
+    /// On the server of this environment (its current release), over the deploy SSH
+    /// connection, instead of the local engine
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The dump, as `stack backup list` names it (default: the newest)
+    pub dump: Option<String>,
+    #[command(flatten)]
+    pub on: BackupOn,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupRestoreArgs {
+    /// The dump, as `stack backup list` names it
+    pub dump: String,
+    #[command(flatten)]
+    pub on: BackupOn,
 }

@@ -60,6 +60,8 @@ pub fn run() -> i32 {
             commands::deploy::lock_release(&context, args)
         }
         Command::Audit(args) => commands::deploy::audit(&context, args),
+        Command::Server(cli::ServerCommand::Setup(args)) => commands::server::setup(&context, args),
+        Command::Backup(command) => commands::backup::run(&context, command),
         Command::Supervise(args) => commands::supervise::run(&context, args),
         Command::Import(command) => commands::import::run(&context, command),
     };

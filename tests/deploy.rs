@@ -1738,6 +1738,75 @@ fn moved_tags_and_pruned_releases() {
     assert!(releases.contains("cannot be rolled back to"), "{releases}");
 }
 
+/// `stack backup --on ENV` runs the backup steps on the server's engine over the deploy
+/// connection, against the current release (its model, secrets and pinned images).
+#[test]
+fn backup_runs_on_the_server_over_the_deploy_connection() {
+    const POSTGRES: &str = "stack-test/postgres:15";
+    common::require_engine(&[POSTGRES]);
+    let sshd = Sshd::start();
+    let p = Project::new(
+        "backup",
+        &sshd,
+        &format!(
+            "STACK_PROXY=none\nPOSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\n\
+             POSTGRES_USER=app\nPOSTGRES_DB=app\nBACKUP_ENABLED=true\n\
+             BACKUP_SCHEDULE=0 0 31 2 *\nBACKUP_VERIFY_SCHEDULE=0 0 31 2 *\n"
+        ),
+    );
+    // Nothing deployed yet: said plainly.
+    p.ok(&["secrets", "generate", "staging"]);
+    let out = p.stack(&["backup", "list", "--on", "staging"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(all_output(&out).contains("stack deploy staging"));
+    p.deploy(&[]);
+    // The image's entrypoint answers pg_isready on its socket during its first-start
+    // server: wait until it takes connections over TCP.
+    let container = format!("{}-postgres-1", p.name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let psql = |sql: &str| {
+        docker(&[
+            "exec",
+            &container,
+            "psql",
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-c",
+            sql,
+        ])
+    };
+    while !psql("SELECT 1").status.success() {
+        assert!(Instant::now() < deadline, "postgres takes no connections");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(psql("CREATE TABLE t AS SELECT generate_series(1, 3) AS n")
+        .status
+        .success());
+    let out = p.ok(&["backup", "run", "--on", "staging"]);
+    let said = all_output(&out);
+    assert!(said.contains("written on `127.0.0.1`"), "{said}");
+    // `./backups` is under SERVER_PATH on the server.
+    let dumps: Vec<String> = std::fs::read_dir(p.srv.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dump"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["dumps"][0]["name"], dumps[0].as_str(), "{list}");
+    p.ok(&["backup", "verify", &dumps[0], "--on", "staging"]);
+    let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["dumps"][0]["verified"], "ok", "{list}");
+}
+
 /// `web` with a volume and a release command that appends `VERSION` (and whether it got
 /// the secret `APP_KEY`) to `/data/runs`: a busybox stand-in for a migration that creates
 /// a table, so a second run would show as a second line.
@@ -1857,4 +1926,153 @@ fn failing_release_command_leaves_current_and_the_old_version() {
         .containers()
         .iter()
         .any(|(n, _)| n.contains("-web-release-")));
+}
+
+// Hooks run on this machine with their variables; a failing pre-deploy hook changes
+// nothing; a failing post-deploy hook is reported and the release stays; both audited.
+#[test]
+fn hooks_see_their_variables_and_a_failing_pre_hook_changes_nothing() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "{}STACK_HOOK_PRE_BUILD=echo built > pre-build.out\n\
+         STACK_HOOK_PRE_DEPLOY=echo \"$$STACK_ENV|$$STACK_RELEASE|$$STACK_PERFORMER\" > pre-deploy.out\n\
+         STACK_HOOK_POST_DEPLOY=echo \"$$STACK_RELEASE\" > post-deploy.out; echo post says no >&2; exit 5\n",
+        one_service()
+    );
+    let p = Project::new("hooks", &sshd, &body);
+    let out = p.deploy(&[]);
+    let all = all_output(&out);
+    let id = p.current_release().expect("current");
+    let read = |name: &str| std::fs::read_to_string(p.path().join(name)).unwrap_or_default();
+    assert_eq!(read("pre-build.out").trim(), "built");
+    let pre = read("pre-deploy.out");
+    let fields: Vec<&str> = pre.trim().split('|').collect();
+    assert_eq!(fields.len(), 3, "{pre}");
+    assert_eq!(fields[0], "staging");
+    assert_eq!(fields[1], id);
+    assert!(!fields[2].is_empty() && fields[2] != "unknown", "{pre}");
+    assert_eq!(read("post-deploy.out").trim(), id);
+    assert!(
+        all.contains("post says no") && all.contains("exited 5"),
+        "{all}"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit.contains("\thook\t") && audit.contains("pre-deploy ok"),
+        "{audit}"
+    );
+    assert!(audit.contains("post-deploy failed"), "{audit}");
+
+    let web = p.id_of("web");
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_ENV_V=2",
+        "--set",
+        "STACK_HOOK_PRE_DEPLOY=echo checks failed >&2; exit 3",
+    ]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("checks failed") && all.contains("pre-deploy hook"),
+        "{all}"
+    );
+    assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    assert_eq!(p.release_dirs(), std::slice::from_ref(&id));
+    assert_eq!(p.id_of("web"), web);
+    assert!(!p.lock_dir().exists());
+    assert!(
+        p.audit_log().contains("pre-deploy failed"),
+        "{}",
+        p.audit_log()
+    );
+}
+
+/// Every file under `dir` whose bytes contain `needle`, relative to `dir`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(entry.path());
+            }
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// `STACK_SECRETS_COMMAND` (a plain script here: Debian bookworm does not package sops):
+// its values reach the container and no file but the release's 0600 `.env`; a failing
+// command or a malformed line is exit 2 naming the command, never a value.
+#[test]
+fn secrets_from_a_command_reach_the_container_and_no_other_file() {
+    let sshd = Sshd::start();
+    let p = Project::new("secrets-command", &sshd, &two_services());
+    std::fs::remove_file(p.path().join("environments/staging/secrets.env")).unwrap();
+    // The script holds the value reversed, so the value itself is in no project file.
+    let value = "Zq8vN3kLp2Wx7RtY5mHc9JdF4gBs6AeUo1Ti";
+    let reversed: String = value.chars().rev().collect();
+    std::fs::write(
+        p.path().join("get-secrets.sh"),
+        format!("echo '# from the vault'\nprintf 'APP_KEY=%s\\n' \"$(echo {reversed} | rev)\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("environments/staging/stack.env"),
+        "STACK_SECRETS_COMMAND=sh ./get-secrets.sh\n",
+    )
+    .unwrap();
+    let out = p.deploy(&[]);
+    assert!(!all_output(&out).contains(value), "{}", all_output(&out));
+    let env = inspect(&p.id_of("web"), "{{json .Config.Env}}");
+    assert!(env.contains(&format!("APP_KEY={value}")), "{env}");
+    let id = p.current_release().unwrap();
+    assert_eq!(
+        files_containing(&p.srv, value),
+        [format!("releases/{id}/.env")]
+    );
+    assert_eq!(mode(&p.srv.join("releases").join(&id).join(".env")), 0o600);
+    let local: Vec<String> = files_containing(p.path(), value)
+        .into_iter()
+        .filter(|f| !f.starts_with("srv/"))
+        .collect();
+    assert!(local.is_empty(), "the value is in local files: {local:?}");
+    let out = p.ok(&["secrets", "check", "staging"]);
+    assert!(!all_output(&out).contains(value));
+
+    for (command, wanted) in [
+        (
+            "sh -c 'echo vault sealed >&2; exit 7'",
+            "exited 7; it said: vault sealed",
+        ),
+        (
+            "printf 'APP_KEY=ok\\n'; echo enil-2retnuh | rev",
+            "malformed line 2",
+        ),
+    ] {
+        let out = p.stack(&[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            &format!("STACK_SECRETS_COMMAND={command}"),
+        ]);
+        let all = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("STACK_SECRETS_COMMAND") && all.contains(wanted),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
+        assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
+    }
 }

@@ -18,6 +18,14 @@ pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         None => default_out(&dir, &env),
     };
     crate::fsio::check_out_dir(&out, &dir)?;
+    if let (Some(command), false) = (&loaded.config.hooks.pre_build, args.check) {
+        let hook = super::Hook {
+            name: "pre-build",
+            command,
+            release: "",
+        };
+        super::run_hook(context, &loaded.config, &hook)?;
+    }
     let bundle = render::render(&loaded.config, &out)?;
     let shown = display_path(&dir, &out);
     if args.check {

@@ -7,7 +7,7 @@ use crate::error::Result;
 
 pub fn run(context: &Context, args: &EnvArg) -> Result<()> {
     let env = context.env_or(&args.env);
-    let loaded = context.load(&env)?;
+    let loaded = context.load_secrets(&env)?;
     let findings = crate::audit::audit(&loaded);
     report(context, &env, "audit", &findings)
 }

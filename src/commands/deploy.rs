@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{missing_images, runtime, Context};
+use super::{missing_images, runtime, server_engine, server_of, server_placement, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
-use crate::config::{values::parse_duration, Loaded, Server};
+use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, Remote};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
@@ -22,43 +22,12 @@ use crate::render::{self, Bundle};
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
 
-fn server_of(loaded: &Loaded) -> Result<Server> {
-    loaded.config.server.clone().ok_or_else(|| {
-        let env = &loaded.config.env;
-        Diagnostic::new(format!("environment `{env}` has no server"))
-            .hint(format!(
-                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
-            ))
-            .into()
-    })
-}
-
 fn lock_wait(text: &str) -> Result<Duration> {
     parse_duration(text).ok_or_else(|| {
         Diagnostic::new(format!("`--lock-wait {text}` is not a duration"))
             .hint("write e.g. `30s` or `5m`")
             .into()
     })
-}
-
-/// The server's engine, through the SSH session's forwarded socket.
-async fn server_engine(remote: &Remote) -> Result<Engine> {
-    Engine::connect_to(&remote.session.docker_endpoint())
-        .await
-        .map_err(|e| match e {
-            Error::Outside { causes, .. } => Error::Outside {
-                message: format!(
-                    "the Docker engine on `{}` does not answer at `{}`",
-                    remote.server.host, remote.server.docker_socket
-                ),
-                causes,
-                hint: Some(format!(
-                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
-                    remote.server.user
-                )),
-            },
-            other => other,
-        })
 }
 
 /// A working tree with uncommitted changes is refused unless `--allow-dirty`.
@@ -114,6 +83,14 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     if !args.allow_dirty {
         check_clean(&config.project_dir)?;
     }
+    if let (Some(command), false) = (&config.hooks.pre_build, args.dry_run) {
+        let hook = super::Hook {
+            name: "pre-build",
+            command,
+            release: "",
+        };
+        super::run_hook(context, config, &hook)?;
+    }
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
@@ -133,6 +110,20 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let id = release_id(&env, &probe, &ids);
         if args.dry_run {
             return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
+        }
+        if config.target == crate::config::Target::Compose {
+            refuse_foreign_unit(&remote, &config.project)?;
+        }
+        if let Some(command) = &config.hooks.pre_deploy {
+            // Before the lock: a failing pre-deploy hook changes nothing on the server.
+            let hook = super::Hook { name: "pre-deploy", command, release: &id };
+            let result = super::run_hook(context, config, &hook);
+            let outcome = match &result {
+                Ok(()) => "pre-deploy ok".to_string(),
+                Err(e) => format!("pre-deploy failed: {}; nothing was deployed", e.render().lines().next().unwrap_or_default().trim_start_matches("error: ")),
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+            result.map_err(|e| Error::No(format!("{}; nothing was deployed", e.render().trim_start_matches("error: ").trim_end())))?;
         }
         let release_dir = format!("{}/releases/{id}", server.path);
         let bundle = render::render(config, Path::new(&release_dir))?;
@@ -177,6 +168,19 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
+        if let Some(command) = &config.hooks.post_deploy {
+            // The release is live: a failing post-deploy hook is reported, not rolled back.
+            let hook = super::Hook { name: "post-deploy", command, release: &id };
+            let outcome = match super::run_hook(context, config, &hook) {
+                Ok(()) => "post-deploy ok".to_string(),
+                Err(e) => {
+                    let first = e.render().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                    context.printer.warn(&Diagnostic::new(format!("{first}; the release stays deployed")));
+                    format!("post-deploy failed: {first}")
+                }
+            };
+            let _ = remote.audit("hook", &id, &outcome);
+        }
         Ok(())
     })
 }
@@ -294,7 +298,29 @@ async fn ship(
             report.trim_start_matches("error: ")
         )));
     }
-    if let Some(note) = remote.install_unit(&converger.desired.project, id)? {
+    if !swarm {
+        install_unit(context, remote, &converger.desired.project, id)?;
+    }
+    Ok(())
+}
+
+/// A project whose `<project>.service` exists on the server and was not written by stack
+/// (a system unit, or one written by hand) is refused before anything changes.
+fn refuse_foreign_unit(remote: &Remote, project: &str) -> Result<()> {
+    match remote.foreign_unit(project)? {
+        None => Ok(()),
+        Some(path) => Err(Diagnostic::new(format!(
+            "the server already has `{path}`, which stack did not write; deploying `{project}` would shadow it"
+        ))
+        .hint(format!("pick another `STACK_PROJECT`, e.g. `{project}-app`"))
+        .into()),
+    }
+}
+
+/// Install (or refresh) the systemd unit and start or reload it; what cannot be done is a
+/// note, since the release itself is live.
+fn install_unit(context: &Context, remote: &Remote, project: &str, id: &str) -> Result<()> {
+    if let Some(note) = remote.install_unit(project, id)? {
         context.printer.status(format!("note: {note}"));
     }
     Ok(())
@@ -321,14 +347,6 @@ async fn converge(
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     converger.apply(&actions, &observed, &[]).await
-}
-
-/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
-fn server_placement(server: &Server) -> Placement {
-    Placement {
-        root: server.path.clone().into(),
-        bundle: Path::new(&server.path).join("current"),
-    }
 }
 
 async fn rollback_to(
@@ -456,7 +474,11 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
         })?;
         let swarm = loaded.config.target == crate::config::Target::Swarm;
         let placement = server_placement(&server);
-        let result = rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;
+        let mut result =
+            rollback_to(&remote, &engine, (&placement, &progress), &target, swarm).await;
+        if result.is_ok() && !swarm {
+            result = install_unit(context, &remote, &loaded.config.project, &target);
+        }
         let outcome = if result.is_ok() {
             "ok".to_string()
         } else {

@@ -122,6 +122,8 @@ fn finish(context: &Context, dir: &Path, imported: Imported, strict: bool) -> Re
         .hint("drop `--strict` to import the rest, and carry these by hand")
         .into());
     }
+    let mut imported = imported;
+    ignore_secrets(context, dir, &mut imported)?;
     let written = write_all(dir, &imported)?;
     if let Err(err) = check(dir) {
         remove(&written);
@@ -189,6 +191,36 @@ fn print_findings(context: &Context, imported: &Imported) {
             finding.key, finding.reason
         ));
     }
+}
+
+/// The lines that keep secrets and bundles out of git (as `stack init` writes them).
+const GITIGNORE: &str =
+    "# stack: rendered bundles, secrets and personal overrides stay out of git\n\
+                         .stack/\n\
+                         environments/*/secrets.env\n\
+                         stack.local.env\n";
+
+/// A `.gitignore` when the directory has none; a warning when one exists and does not
+/// name the secrets files.
+fn ignore_secrets(context: &Context, dir: &Path, imported: &mut Imported) -> Result<()> {
+    let path = dir.join(".gitignore");
+    match read_bounded(&path, MAX_INPUT_BYTES) {
+        Err(ReadError::Missing) => imported.files.push(import::OutFile {
+            path: ".gitignore".into(),
+            contents: GITIGNORE.into(),
+            mode: 0o644,
+        }),
+        Ok(bytes) => {
+            if !String::from_utf8_lossy(&bytes).contains("secrets.env") {
+                context.printer.warn(
+                    &Diagnostic::new("`.gitignore` does not ignore the secrets files")
+                        .hint("add `environments/*/secrets.env` to `.gitignore` before committing"),
+                );
+            }
+        }
+        Err(other) => return Err(other.into_error(".gitignore", &path)),
+    }
+    Ok(())
 }
 
 /// Write every file (secrets first), creating folders; returns what was created, for a

@@ -1,5 +1,6 @@
 //! One module per subcommand: thin glue between the pure core and the outside world.
 
+pub mod backup;
 pub mod build;
 pub mod check;
 pub mod completions;
@@ -10,6 +11,7 @@ pub mod init;
 pub mod lifecycle;
 pub mod logs;
 pub mod secrets;
+pub mod server;
 pub mod start;
 pub mod status;
 pub mod supervise;
@@ -17,10 +19,13 @@ pub mod supervise;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
-use crate::config::{Loaded, Options};
+use crate::config::{Loaded, Options, Server};
+use crate::deploy::Remote;
 use crate::engine::converge::Converger;
+use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::Desired;
+use crate::model::Placement;
 use crate::plan::{self, Action, Observed};
 use crate::printer::Printer;
 use crate::render::Bundle;
@@ -63,13 +68,28 @@ impl Context {
     fn options(&self) -> Options {
         Options {
             include_frontends: self.global.include_frontends,
+            secrets_command: false,
         }
     }
 
     /// Load the project for `env`, printing its warnings.
     pub fn load(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, false)
+    }
+
+    /// Load the project for `env` with the values of `STACK_SECRETS_COMMAND` (it runs),
+    /// for commands that need the environment's secrets.
+    pub fn load_secrets(&self, env: &str) -> Result<Loaded> {
+        self.load_as(env, true)
+    }
+
+    fn load_as(&self, env: &str, secrets_command: bool) -> Result<Loaded> {
         let dir = self.project_dir()?;
-        let loaded = crate::config::load(&dir, env, &self.global.sets, &self.options(), |name| {
+        let options = Options {
+            secrets_command,
+            ..self.options()
+        };
+        let loaded = crate::config::load(&dir, env, &self.global.sets, &options, |name| {
             std::env::var(name).ok()
         })?;
         for warning in &loaded.warnings {
@@ -81,7 +101,7 @@ impl Context {
     /// Load for a command that needs every secret: in `dev` missing ones are generated
     /// and saved first; elsewhere a missing secret is an error.
     pub fn load_with_secrets(&self, env: &str) -> Result<Loaded> {
-        let loaded = self.load(env)?;
+        let loaded = self.load_secrets(env)?;
         let missing: Vec<&str> = loaded
             .config
             .secrets
@@ -100,7 +120,7 @@ impl Context {
                 crate::project::secrets_path(env),
                 generated.join(", ")
             ));
-            return self.load(env);
+            return self.load_secrets(env);
         }
         Err(Error::invalid(
             Diagnostic::new(format!(
@@ -109,6 +129,46 @@ impl Context {
             ))
             .hint(format!("run `stack secrets generate {env}`")),
         ))
+    }
+}
+
+/// The server of an environment (`environments/ENV/server.env`).
+pub fn server_of(loaded: &Loaded) -> Result<Server> {
+    loaded.config.server.clone().ok_or_else(|| {
+        let env = &loaded.config.env;
+        Diagnostic::new(format!("environment `{env}` has no server"))
+            .hint(format!(
+                "create `environments/{env}/server.env` with `SERVER_HOST=…` (and `SERVER_USER`, `SERVER_PATH`)"
+            ))
+            .into()
+    })
+}
+
+/// The server's engine, through the SSH session's forwarded socket.
+pub async fn server_engine(remote: &Remote) -> Result<Engine> {
+    Engine::connect_to(&remote.session.docker_endpoint())
+        .await
+        .map_err(|e| match e {
+            Error::Outside { causes, .. } => Error::Outside {
+                message: format!(
+                    "the Docker engine on `{}` does not answer at `{}`",
+                    remote.server.host, remote.server.docker_socket
+                ),
+                causes,
+                hint: Some(format!(
+                    "install and start Docker on the server, check that `{}` may use its socket (the `docker` group), or set `SERVER_DOCKER_SOCKET`",
+                    remote.server.user
+                )),
+            },
+            other => other,
+        })
+}
+
+/// Where a project lives on its server: `SERVER_PATH`, with the bundle at `current`.
+pub fn server_placement(server: &Server) -> Placement {
+    Placement {
+        root: server.path.clone().into(),
+        bundle: Path::new(&server.path).join("current"),
     }
 }
 
@@ -287,4 +347,68 @@ pub fn report(
 fn eprintln_safe(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A hook's name and the release it runs for (empty before the release id is known).
+pub struct Hook<'a> {
+    /// `pre-build`, `pre-deploy`, `post-deploy`.
+    pub name: &'a str,
+    pub command: &'a str,
+    pub release: &'a str,
+}
+
+/// Run a hook with `sh -c` in the project directory, on this machine, with `STACK_ENV`,
+/// `STACK_RELEASE`, `STACK_VERSION` (`git describe` of the project) and
+/// `STACK_PERFORMER` (who runs stack, as the audit log names them) in its environment.
+/// Its stdout goes to stderr (stdout is data), its stderr is shown as it comes.
+/// A failure is `Err(No)` naming the hook and how it ended; the caller decides whether
+/// that aborts.
+pub fn run_hook(context: &Context, config: &crate::config::Config, hook: &Hook) -> Result<()> {
+    use std::os::fd::AsFd;
+    context
+        .printer
+        .status(format!("running the {} hook: {}", hook.name, hook.command));
+    let version = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(&config.project_dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let stdout = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
+    let status = std::process::Command::new("sh")
+        .args(["-c", hook.command])
+        .current_dir(&config.project_dir)
+        .env("STACK_ENV", &config.env)
+        .env("STACK_PROJECT", &config.project)
+        .env("STACK_RELEASE", hook.release)
+        .env("STACK_VERSION", version)
+        .env("STACK_PERFORMER", crate::deploy::local_user())
+        .env("STACK_HOOK", hook.name)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .status()
+        .map_err(|e| Error::outside(format!("cannot run the {} hook with `sh`: {e}", hook.name)))?;
+    if status.success() {
+        return Ok(());
+    }
+    let how = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => format!("exited {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".to_string(),
+    };
+    Err(Error::No(format!(
+        "the {} hook `{}` {how}",
+        hook.name,
+        crate::printer::escape(hook.command)
+    )))
 }

@@ -82,7 +82,7 @@ pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
     match command {
         SecretsCommand::Generate(EnvArg { env }) => {
             let env = &context.env_or(env);
-            let loaded = context.load(env)?;
+            let loaded = context.load_secrets(env)?;
             let generated = generate_missing(&loaded)?;
             if context.global.json {
                 context
@@ -105,7 +105,7 @@ pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
         }
         SecretsCommand::Check(EnvArg { env }) => {
             let env = &context.env_or(env);
-            let loaded = context.load(env)?;
+            let loaded = context.load_secrets(env)?;
             let findings = crate::audit::secrets(&loaded);
             super::report(context, env, "secrets check", &findings)
         }

@@ -1,16 +1,38 @@
 //! `stack supervise --bundle DIR`: what the systemd unit runs on a server. Converge the
-//! engine to the release's saved desired state, then restart any container whose health
-//! check turns unhealthy (Docker's restart policy only covers exits).
+//! engine to the release's saved desired state, tell systemd it is ready, then keep the
+//! stack up: restart a container whose health check turns unhealthy (Docker's restart
+//! policy only covers exits) and start again one that died without being stopped
+//! (`docker kill`, which Docker counts as a manual stop). SIGTERM stops the project's
+//! containers (keeping them and their volumes) and exits; SIGHUP re-executes the binary
+//! so a new release or a new stack binary takes over without touching the containers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
 
 use super::{converge, read_desired, runtime, Context};
 use crate::cli::SuperviseArgs;
+use crate::config::Restart;
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{Placement, Secrets};
-use crate::printer::Progress;
+use crate::model::{Desired, Placement, Secrets};
+use crate::printer::{Printer, Progress};
+
+/// How long after a `die` event supervise waits for Docker's own restart (or for the
+/// `stop` event that marks an intended stop) before it starts the container itself.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// What ended the watch.
+enum Exit {
+    /// SIGTERM or SIGINT: stop the containers.
+    Stop,
+    /// SIGHUP: run the binary again (new release, new stack).
+    Reload,
+}
 
 pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     let desired = read_desired(&args.bundle)?;
@@ -26,32 +48,194 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     .to_path_buf();
     let placement = Placement { root, bundle };
     let progress = Progress::new(&context.printer);
-    runtime()?.block_on(async {
+    let exit = runtime()?.block_on(async {
+        // Installed before the first converge, so a stop during it is not lost.
+        let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+        let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let engine = Engine::connect().await?;
         let mut converger =
             Converger::new(engine.clone(), desired, (placement, secrets), progress);
         converger.run_releases = false;
-        converge(&converger, false, &[]).await?;
-        context.printer.status(format!("`{}` is up; watching health", converger.desired.project));
+        let project = converger.desired.project.clone();
+        notify(&format!("STATUS=converging `{project}`"));
+        tokio::select! {
+            result = converge(&converger, false, &[]) => { result?; }
+            _ = term.recv() => return stop(context, &engine, &converger.desired).await.map(|()| None),
+        }
+        context
+            .printer
+            .status(format!("`{project}` is up; watching health"));
+        notify(&format!("READY=1\nSTATUS=`{project}` is up; watching health"));
         if args.once {
-            return Ok(());
+            return Ok(None);
         }
-        let mut events = Box::pin(engine.events(&converger.desired.project));
-        loop {
-            tokio::select! {
-                event = events.next() => {
-                    let Some((id, action)) = event else {
-                        return Err(Error::outside("the engine's event stream ended"));
-                    };
-                    if action.starts_with("health_status") && action.contains("unhealthy") {
-                        context.printer.status(format!("container `{}` is unhealthy; restarting it", &id[..12.min(id.len())]));
-                        if let Err(e) = engine.restart(&id).await {
-                            context.printer.error(&e.render());
-                        }
+        let desired = Arc::new(converger.desired.clone());
+        let exit = watch(context, &engine, &desired, (&mut term, &mut hangup)).await?;
+        if let Exit::Stop = exit {
+            notify("STOPPING=1");
+            stop(context, &engine, &desired).await?;
+        }
+        Ok(Some(exit))
+    })?;
+    match exit {
+        Some(Exit::Reload) => reexec(context),
+        _ => Ok(()),
+    }
+}
+
+fn signal_error(e: std::io::Error) -> Error {
+    Error::outside(format!("cannot install a signal handler: {e}"))
+}
+
+/// Watch the project's container events until a signal says to stop or reload.
+async fn watch(
+    context: &Context,
+    engine: &Engine,
+    desired: &Arc<Desired>,
+    (term, hangup): (
+        &mut tokio::signal::unix::Signal,
+        &mut tokio::signal::unix::Signal,
+    ),
+) -> Result<Exit> {
+    // Containers stopped on purpose (a `stop` event: `stack stop`, a rolling update, `docker
+    // stop`), with when: their `die` is left alone.
+    let stopped: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut events = Box::pin(engine.events(&desired.project));
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let Some((id, action)) = event else {
+                    return Err(Error::outside("the engine's event stream ended"));
+                };
+                let short = id[..12.min(id.len())].to_string();
+                if action.starts_with("health_status") && action.contains("unhealthy") {
+                    context.printer.status(format!("container `{short}` is unhealthy; restarting it"));
+                    if let Err(e) = engine.restart(&id).await {
+                        context.printer.error(&e.render());
                     }
+                } else if action == "stop" || action == "destroy" {
+                    let mut stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                    stopped.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+                    stopped.insert(id, Instant::now());
+                } else if action == "die" {
+                    let (engine, desired, stopped) = (engine.clone(), desired.clone(), stopped.clone());
+                    let printer = context.printer.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SETTLE).await;
+                        if let Err(e) = revive(&engine, &desired, &stopped, &id, &printer).await {
+                            printer.error(&e.render());
+                        }
+                    });
                 }
-                _ = tokio::signal::ctrl_c() => return Ok(()),
             }
+            _ = term.recv() => return Ok(Exit::Stop),
+            _ = hangup.recv() => return Ok(Exit::Reload),
+            _ = tokio::signal::ctrl_c() => return Ok(Exit::Stop),
         }
-    })
+    }
+}
+
+/// Start again a container that died, was not stopped on purpose, and that Docker did not
+/// restart, when its service's restart policy asks for it.
+async fn revive(
+    engine: &Engine,
+    desired: &Desired,
+    stopped: &Mutex<HashMap<String, Instant>>,
+    id: &str,
+    printer: &Printer,
+) -> Result<()> {
+    if stopped
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(id)
+    {
+        return Ok(());
+    }
+    let Some(state) = engine.state(id).await? else {
+        return Ok(()); // removed
+    };
+    if state.state != "exited" {
+        return Ok(()); // running again, restarting, or being removed
+    }
+    let Some(service) = desired.services.iter().find(|s| s.name == state.service) else {
+        return Ok(());
+    };
+    let code = state.exit_code.unwrap_or(0);
+    let wanted = match service.restart {
+        Restart::No => false,
+        Restart::Always | Restart::UnlessStopped => true,
+        Restart::OnFailure(_) => code != 0,
+    };
+    if !wanted {
+        return Ok(());
+    }
+    printer.status(format!(
+        "container `{}` of `{}` exited ({code}) and Docker did not restart it; starting it again",
+        state.name, state.service
+    ));
+    engine.start(&state.service, id).await
+}
+
+/// Stop every container of the project, keeping them, their networks and volumes.
+async fn stop(context: &Context, engine: &Engine, desired: &Desired) -> Result<()> {
+    let graces: HashMap<&str, Duration> = desired
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.stop_grace()))
+        .collect();
+    let containers = engine.containers(&desired.project).await?;
+    let stops = containers.iter().map(|c| {
+        let grace = graces
+            .get(c.service.as_str())
+            .copied()
+            .unwrap_or(crate::engine::converge::STOP_GRACE);
+        engine.stop(&c.id, grace)
+    });
+    for result in futures_util::future::join_all(stops).await {
+        result?;
+    }
+    context.printer.status(format!(
+        "stopped {} container(s) of `{}`; volumes kept",
+        containers.len(),
+        desired.project
+    ));
+    Ok(())
+}
+
+/// Run this command again in place (same pid, so systemd keeps its main process): the
+/// path it was started as, which after a deploy is the new binary.
+fn reexec(context: &Context) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let program = args
+        .next()
+        .ok_or_else(|| Error::outside("cannot re-execute: no program name"))?;
+    context
+        .printer
+        .status("reloading: running the current release with the installed stack");
+    let error = std::process::Command::new(&program).args(args).exec();
+    Err(Error::outside(format!(
+        "cannot re-execute `{}`: {error}",
+        program.to_string_lossy()
+    )))
+}
+
+/// Tell systemd about our state (`sd_notify`), when it runs us with `Type=notify`.
+fn notify(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let _ = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
+        }
+        None => socket.send_to(state.as_bytes(), &path),
+    };
 }

@@ -23,6 +23,7 @@ pub(super) struct Globals {
     pub target: Target,
     pub logging: LogRotation,
     pub networks: Vec<NetworkSpec>,
+    pub hooks: Hooks,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -72,7 +73,13 @@ impl Globals {
             .get("STACK_NETWORKS")
             .map(|v| read_networks(&v, errors))
             .unwrap_or_default();
+        let hooks = Hooks {
+            pre_build: hook(keys, "STACK_HOOK_PRE_BUILD", errors),
+            pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
+            post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
+        };
         Globals {
+            hooks,
             networks,
             logging,
             drain,
@@ -134,6 +141,15 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
         }
     }
     out
+}
+
+/// A hook: one line of shell, when set and not empty.
+fn hook(keys: &Keys, key: &'static str, errors: &mut Errors) -> Option<String> {
+    let value = keys.get(key)?;
+    if value.text.trim().is_empty() {
+        return None;
+    }
+    errors.take(value.line())
 }
 
 /// `STACK_PROXY`, `STACK_PROXY_IMAGE` and the two host ports it listens on.
@@ -239,6 +255,13 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         Some(value) => errors.take(validate::server_path(&value))?,
         None => "/var/run/docker.sock".into(),
     };
+    let flag = |key: &str, errors: &mut Errors| {
+        keys.get(key)
+            .and_then(|v| errors.take(v.boolean()))
+            .unwrap_or(false)
+    };
+    let firewall = flag("SERVER_FIREWALL", errors);
+    let unattended_upgrades = flag("SERVER_UNATTENDED_UPGRADES", errors);
     Some(Server {
         host,
         user,
@@ -246,5 +269,7 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         path,
         ssh_key,
         docker_socket,
+        firewall,
+        unattended_upgrades,
     })
 }

@@ -22,6 +22,10 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_DRAIN",
     "STACK_LOG_MAX_SIZE",
     "STACK_LOG_MAX_FILES",
+    "STACK_HOOK_PRE_BUILD",
+    "STACK_HOOK_PRE_DEPLOY",
+    "STACK_HOOK_POST_DEPLOY",
+    "STACK_SECRETS_COMMAND",
     "STACK_NETWORKS",
 ];
 
@@ -33,6 +37,8 @@ pub const SERVER_KEYS: &[&str] = &[
     "SERVER_PATH",
     "SERVER_SSH_KEY",
     "SERVER_DOCKER_SOCKET",
+    "SERVER_FIREWALL",
+    "SERVER_UNATTENDED_UPGRADES",
 ];
 
 /// Service attributes (SPEC §1.4); `ENV_<VAR>` and `BUILD_ARG_<NAME>` are handled apart.

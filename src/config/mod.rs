@@ -29,6 +29,8 @@ use presets::PRESETS;
 pub struct Options {
     /// Keep `FRONTEND` services in prod.
     pub include_frontends: bool,
+    /// Run `STACK_SECRETS_COMMAND` (commands that need the environment's secrets).
+    pub secrets_command: bool,
 }
 
 /// A loaded project: sources, resolved values and the typed configuration.
@@ -50,7 +52,13 @@ pub fn load(
     options: &Options,
     process_env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded> {
-    let sources = project::load(dir, env, sets)?;
+    let mut sources = project::load(dir, env, sets)?;
+    // The secrets command is I/O like reading a file: its output is one more layer.
+    if options.secrets_command {
+        if let Some(command) = project::command::command(&sources) {
+            project::command::apply(&mut sources, &command)?;
+        }
+    }
     let mut loaded = from_sources(sources, options, process_env)?;
     // `ENV_FILE`s are named by the configuration, so they are read once it is known.
     let files = env_files::read(&loaded.config)?;

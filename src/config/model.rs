@@ -32,6 +32,8 @@ pub struct Config {
     pub target: Target,
     /// Log rotation of every container (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`).
     pub logging: LogRotation,
+    /// `STACK_HOOK_*`: commands run on this machine around builds and deploys.
+    pub hooks: Hooks,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
     /// `STACK_NETWORKS`: networks beyond the implicit `default`.
@@ -43,6 +45,18 @@ pub struct Config {
     pub server: Option<Server>,
     /// The project files that were read, in precedence order (for generated headers).
     pub sources: Vec<String>,
+}
+
+/// Shell commands run (with `sh -c`, on the machine that runs stack) around builds and
+/// deploys.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Hooks {
+    /// `STACK_HOOK_PRE_BUILD`: before the bundle is rendered or images are built.
+    pub pre_build: Option<String>,
+    /// `STACK_HOOK_PRE_DEPLOY`: before a deploy changes anything; a failure aborts it.
+    pub pre_deploy: Option<String>,
+    /// `STACK_HOOK_POST_DEPLOY`: after a successful deploy; a failure is reported.
+    pub post_deploy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +169,10 @@ pub struct Server {
     pub path: String,
     pub ssh_key: Option<String>,
     pub docker_socket: String,
+    /// `stack server setup`: a firewall allowing SSH, 80 and 443 only.
+    pub firewall: bool,
+    /// `stack server setup`: unattended security upgrades.
+    pub unattended_upgrades: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

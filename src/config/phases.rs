@@ -570,6 +570,7 @@ fn assemble(
         health_timeout: globals.health_timeout,
         drain: globals.drain,
         logging: globals.logging,
+        hooks: globals.hooks,
         log_level: globals.log_level,
         keep_releases: globals.keep_releases,
         target: globals.target,

@@ -166,6 +166,8 @@ fn backup_keys_are_checked() {
     for (line, message) in [
         ("BACKUP_SCHEDULE=0 3 * *", "4 fields instead of 5"),
         ("BACKUP_SCHEDULE=0 25 * * *", "hour"),
+        ("BACKUP_VERIFY_SCHEDULE=often", "1 fields instead of 5"),
+        ("BACKUP_VERIFY_MAX_AGE=soon", "BACKUP_VERIFY_MAX_AGE"),
         ("BACKUP_KEEP_DAILY=many", "whole number"),
         ("BACKUP_TARGET=backups", "neither"),
         ("BACKUP_TARGET=s3://B", "bucket"),
@@ -181,11 +183,12 @@ fn backup_keys_are_checked() {
 }
 
 #[test]
-fn backup_to_s3_adds_the_upload_sidecar() {
+fn backup_to_s3_adds_the_rclone_sidecar() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("stack.env"),
         "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n\
+         SERVICE_POSTGRES_IMAGE=stack-test/postgres:15\n\
          BACKUP_TARGET=s3://backups-bucket/app/db\nBACKUP_S3_ENDPOINT=https://s3.example.com\n",
     )
     .unwrap();
@@ -196,25 +199,30 @@ fn backup_to_s3_adds_the_upload_sidecar() {
     )
     .unwrap();
     let loaded = load(dir.path(), "dev", &[], &Options::default(), |_| None).unwrap();
-    let sidecar = loaded
-        .config
-        .services
-        .iter()
-        .find(|s| s.name == "backup-s3")
-        .expect("backup-s3");
-    let host = &sidecar.env["MC_HOST_backup"];
-    assert!(host.secret);
-    assert_eq!(host.value, "https://AKIA1:se%2Fcr%2Bet@s3.example.com");
+    let service = |name: &str| {
+        loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let sidecar = service("backup-offsite");
+    let key = &sidecar.env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"];
+    assert!(key.secret);
+    assert_eq!(key.value, "se/cr+et");
+    assert!(sidecar.env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"].secret);
     assert_eq!(
-        sidecar.command.as_ref().unwrap().last().unwrap(),
-        "backup/backups-bucket/app/db"
+        sidecar.env["RCLONE_CONFIG_OFFSITE_ENDPOINT"].value,
+        "https://s3.example.com"
     );
-    let backup = loaded
-        .config
-        .services
-        .iter()
-        .find(|s| s.name == "backup")
-        .unwrap();
+    assert_eq!(
+        sidecar.env["BACKUP_OFFSITE"].value,
+        "offsite:backups-bucket/app/db"
+    );
+    let backup = service("backup");
+    // The backup job runs the postgres service's image.
+    assert_eq!(backup.image.as_deref(), Some("stack-test/postgres:15"));
     assert!(backup
         .volumes
         .iter()
@@ -298,6 +306,7 @@ fn the_environment_filter_keeps_the_services_of_this_environment() {
     std::fs::write(dir.path().join("stack.env"), text).unwrap();
     let options = Options {
         include_frontends: true,
+        ..Options::default()
     };
     let with_ui = load(dir.path(), "prod", &[], &options, |_| None).unwrap();
     assert_eq!(names(&with_ui), ["web", "admin", "ui"]);
@@ -500,14 +509,14 @@ fn schedules_people_write_become_cron_fields() {
     }
     let base = "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n";
     let loaded = load_text(&format!("{base}BACKUP_SCHEDULE=every 6h\n"), "dev").unwrap();
-    let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/app")).unwrap();
-    let crontab = bundle
-        .files
+    let backup = loaded
+        .config
+        .services
         .iter()
-        .find(|(path, _)| path.ends_with("crontab"))
-        .map(|(_, file)| file.contents.clone())
-        .expect("a crontab in the bundle");
-    assert!(crontab.contains("\n0 */6 * * * /bin/sh"), "{crontab}");
+        .find(|s| s.name == "backup")
+        .unwrap();
+    assert_eq!(backup.env["BACKUP_CRON"].value, "0 */6 * * *");
+    assert_eq!(backup.env["BACKUP_VERIFY_CRON"].value, "0 4 * * 0");
     for bad in ["every 30h", "every day", "@often"] {
         let errors = diagnostics(load_text(&format!("{base}BACKUP_SCHEDULE={bad}\n"), "dev"));
         assert!(

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod pin;
+pub mod setup;
 pub mod ssh;
 
 use std::time::{Duration, Instant};
@@ -58,10 +59,16 @@ pub fn local_user() -> String {
 
 /// UTC time as `YYYYMMDDTHHMMSSZ`, from the system clock (no time crate needed).
 pub fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    timestamp_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// Unix time `secs` as `YYYYMMDDTHHMMSSZ`.
+pub fn timestamp_of(secs: u64) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -437,19 +444,43 @@ impl Remote {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// Install the unit, and this binary when the server's OS and architecture match,
-    /// with systemd. A server without systemd or root gets a note, not a failure.
+    /// The unit file `<project>.service` that the server has and stack did not write (a
+    /// system unit of that name, or one written by hand), which a deploy must not shadow.
+    pub fn foreign_unit(&self, project: &str) -> Result<Option<String>> {
+        let script = format!(
+            "[ -d /run/systemd/system ] || exit 0; name={name}; dest=/etc/systemd/system/$name; \
+             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then echo \"$dest\"; exit 0; fi; \
+             frag=$(systemctl show -p FragmentPath --value \"$name\" 2>/dev/null); \
+             if [ -n \"$frag\" ] && [ \"$frag\" != \"$dest\" ]; then echo \"$frag\"; fi",
+            name = quote(&format!("{project}.service")),
+            marker = quote(UNIT_MARKER),
+        );
+        let text = self.session.check("look for the unit", &script, None)?;
+        Ok(text
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from))
+    }
+
+    /// Install the unit of release `release` and enable it, install this binary when the
+    /// server's OS and architecture match, then start the unit (or reload it, so a running
+    /// `supervise` takes the new release and binary without touching the containers). A
+    /// server without systemd or root gets a note, not a failure.
     pub fn install_unit(&self, project: &str, release: &str) -> Result<Option<String>> {
         let unit = format!("{}/{project}.service", self.release_dir(release));
-        let version = format!("stack {}", env!("CARGO_PKG_VERSION"));
         let script = format!(
             "[ -d /run/systemd/system ] || {{ echo 'no systemd'; exit 0; }}; \
-             S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
-             $S install -m 0644 {unit} /etc/systemd/system/{name} && $S systemctl daemon-reload \
-             && $S systemctl enable {name} >/dev/null 2>&1 || exit 1; \
-             echo installed; uname -sm; /usr/local/bin/stack --version 2>/dev/null || echo none",
+             S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; name={name}; dest=/etc/systemd/system/$name; \
+             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then echo \"foreign $dest\"; exit 0; fi; \
+             cmp -s {unit} \"$dest\" || {{ $S install -m 0644 {unit} \"$dest\" && $S systemctl daemon-reload; }} \
+             && $S systemctl enable \"$name\" >/dev/null 2>&1 || exit 1; \
+             echo installed; uname -sm; sha256sum {binary} 2>/dev/null || echo none",
             unit = quote(&unit),
-            name = quote(&format!("{project}.service"))
+            name = quote(&format!("{project}.service")),
+            marker = quote(UNIT_MARKER),
+            binary = crate::render::SERVER_BINARY,
         );
         let output = self.session.run(&script, None)?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -461,6 +492,12 @@ impl Remote {
                     "the server has no systemd; the unit was not installed".into(),
                 ))
             }
+            (true, line) if line.starts_with("foreign ") => {
+                return Ok(Some(format!(
+                    "`{}` was not written by stack, so it was left alone and the stack will not come back after a reboot; rename `STACK_PROJECT`",
+                    &line["foreign ".len()..]
+                )))
+            }
             _ => {
                 return Ok(Some(format!(
                     "could not install the systemd unit (needs root or passwordless sudo): {}",
@@ -469,26 +506,54 @@ impl Remote {
             }
         }
         let uname = lines.next().unwrap_or_default().to_ascii_lowercase();
-        let remote_version = lines.next().unwrap_or_default();
+        let remote_sum = lines.next().unwrap_or_default();
         let arch = std::env::consts::ARCH;
         if !(uname.starts_with(std::env::consts::OS) && uname.ends_with(arch)) {
             return Ok(Some(format!(
-                "the server is `{uname}` and this stack is {}/{arch}: install a matching stack binary at /usr/local/bin/stack for `stack supervise`",
+                "the server is `{uname}` and this stack is {}/{arch}: install a matching stack binary at /usr/local/bin/stack for `stack supervise`; the unit is enabled but not started",
                 std::env::consts::OS
             )));
-        }
-        if remote_version.trim() == version {
-            return Ok(None);
         }
         let binary = std::env::current_exe()
             .and_then(std::fs::read)
             .map_err(|e| Error::outside(format!("cannot read this stack binary: {e}")))?;
-        let install = "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
-             $S sh -c 'cat > /usr/local/bin/stack.new && chmod 755 /usr/local/bin/stack.new && mv /usr/local/bin/stack.new /usr/local/bin/stack'";
-        self.session
-            .check("install the stack binary", install, Some(&binary))?;
+        if !remote_sum.starts_with(&sha256_hex(&binary)) {
+            let install = format!(
+                "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
+                 $S sh -c 'cat > {b}.new && chmod 755 {b}.new && mv {b}.new {b}'",
+                b = crate::render::SERVER_BINARY
+            );
+            self.session
+                .check("install the stack binary", &install, Some(&binary))?;
+        }
+        // `start` waits for supervise's READY (its converge finds nothing to do);
+        // `reload` makes a running supervise re-execute itself.
+        let start = format!(
+            "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; name={name}; \
+             if systemctl is-active -q \"$name\"; then $S systemctl reload \"$name\"; \
+             else $S systemctl start \"$name\"; fi || {{ systemctl status --no-pager -n 20 \"$name\" >&2; exit 1; }}",
+            name = quote(&format!("{project}.service")),
+        );
+        let output = self.session.run(&start, None)?;
+        if !output.status.success() {
+            return Ok(Some(format!(
+                "the unit `{project}.service` did not start: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
         Ok(None)
     }
+}
+
+/// The first words of every unit stack writes (the bundle's header).
+const UNIT_MARKER: &str = "# Generated by stack ";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

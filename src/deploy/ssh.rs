@@ -47,6 +47,15 @@ impl Session {
 
     /// Open the master connection and forward the Docker socket.
     pub fn open(server: &Server) -> Result<Session> {
+        Session::connect(server, true)
+    }
+
+    /// Open the master connection only (a server that may have no Docker yet).
+    pub fn open_plain(server: &Server) -> Result<Session> {
+        Session::connect(server, false)
+    }
+
+    fn connect(server: &Server, forward: bool) -> Result<Session> {
         let dir = tempfile::Builder::new()
             .prefix("stack-ssh-")
             .tempdir()
@@ -66,14 +75,15 @@ impl Session {
         // The master runs as our child, in the foreground, and dies with us even on
         // SIGKILL (PDEATHSIG): a killed deploy leaves no authenticated connection behind.
         let mut command = session.base();
-        command
-            .args(["-o", "ControlMaster=yes", "-o", "ExitOnForwardFailure=yes"])
-            .arg("-L")
-            .arg(format!(
+        command.args(["-o", "ControlMaster=yes", "-o", "ExitOnForwardFailure=yes"]);
+        if forward {
+            command.arg("-L").arg(format!(
                 "{}:{}",
                 session.docker_socket.display(),
                 server.docker_socket
-            ))
+            ));
+        }
+        command
             .args(["-N", &session.target])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -103,7 +113,7 @@ impl Session {
                 }
                 return Err(ssh_failure(server, &stderr));
             }
-            if session.control.exists() && session.docker_socket.exists() {
+            if session.control.exists() && (!forward || session.docker_socket.exists()) {
                 break;
             }
             if std::time::Instant::now() >= deadline {

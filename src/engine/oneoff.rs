@@ -88,6 +88,49 @@ pub fn oneoff_name(project: &str, service: &str, what: &str) -> String {
 }
 
 impl Engine {
+    /// Before a one-off container of `service`: the project's network and the service's
+    /// image are on this engine (else a clear error saying to start the project first).
+    pub async fn oneoff_preflight(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+    ) -> Result<()> {
+        let network = desired.network();
+        match self
+            .docker
+            .inspect_network(
+                &network,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if super::is_not_found(&e) => {
+                return Err(Error::Outside {
+                    message: format!(
+                        "project `{}` is not running on this engine (no network `{network}`)",
+                        desired.project
+                    ),
+                    causes: Vec::new(),
+                    hint: Some("start it first (`stack start`, or `stack deploy ENV`)".into()),
+                })
+            }
+            Err(e) => return Err(super::outside("cannot inspect the project network", e)),
+        }
+        let image = service.run_image();
+        if self.image_id(image).await?.is_none() {
+            return Err(Error::Outside {
+                message: format!(
+                    "service `{}`: image `{image}` is not on this engine",
+                    service.name
+                ),
+                causes: Vec::new(),
+                hint: Some("start the project first (`stack start`), which gets it".into()),
+            });
+        }
+        Ok(())
+    }
+
     /// Create a one-off container of `service` running `command` (not started).
     pub async fn create_oneoff(
         &self,

@@ -2251,6 +2251,21 @@ mod import_tests {
         assert_eq!(keys, ["volumes"], "{:?}", imported.findings);
     }
 
+    proptest::proptest! {
+        /// Any text, YAML or not, is an answer (a project or an error), never a panic.
+        #[test]
+        fn any_text_is_imported_or_refused(text in "(services:\n|  [a-z]{1,3}:|    (image|ports|volumes|environment|healthcheck|depends_on|secrets|networks|command|build|env_file): |[-:{}\\[\\],&*!<>$\"' a-z0-9/.=]{0,12}|\n){0,40}") {
+            let files = Files([(PathBuf::from("/src/docker-compose.yml"), text)].into_iter().collect());
+            let options = Options {
+                file: "/src/docker-compose.yml".into(),
+                project_dir: "/project".into(),
+                routes: true,
+                caddyfile: None,
+            };
+            let _ = import(&files, &options);
+        }
+    }
+
     #[test]
     fn a_published_http_port_becomes_a_route_with_routes() {
         let compose = "services:\n  web:\n    image: app\n    ports: [\"8000:8080\", \"9229:9229\"]\n  db:\n    image: postgres:16\n    ports: [\"5432:5432\"]\n";

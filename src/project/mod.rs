@@ -4,6 +4,7 @@
 //! Reading files is the only I/O here (through [`read_bounded`]: regular files of at most
 //! [`syntax::MAX_FILE_BYTES`]); parsing, merging and interpolation are pure.
 
+pub mod command;
 pub mod interpolate;
 pub mod syntax;
 

@@ -1,11 +1,12 @@
 //! Rendering the bundle (SPEC §2). Pure: a [`Config`] and the bundle's location in,
 //! file contents out. Writing the files is `crate::fsio`'s job.
 
-mod backup;
+pub mod backup;
 mod compose;
 mod monitoring;
 mod proxy;
 mod systemd;
+pub use systemd::SERVER_BINARY;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

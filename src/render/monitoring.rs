@@ -81,12 +81,24 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
                 },
             )?,
         );
-        let backup = config.services.iter().any(|s| s.preset == Some("BACKUP"));
+        let backup = config
+            .services
+            .iter()
+            .find(|s| s.name == "backup" && s.preset == Some("BACKUP"));
+        // BACKUP_VERIFY_MAX_AGE, carried by the backup service (checked at input).
+        let verify_max_age_hours = backup
+            .and_then(|s| s.env.get("BACKUP_VERIFY_MAX_AGE"))
+            .and_then(|v| crate::config::presets::retention_hours(&v.value))
+            .unwrap_or(8 * 24);
         bundle.add(
             ALERTS_FILE,
             render_template(
                 "monitoring/alerts.yml.j2",
-                context! { header => &header, backup => backup },
+                context! {
+                    header => &header,
+                    backup => backup.is_some(),
+                    verify_max_age_hours => verify_max_age_hours,
+                },
             )?,
         );
     }

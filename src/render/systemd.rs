@@ -15,7 +15,15 @@ pub fn unit(config: &Config) -> Result<String> {
         .as_ref()
         .map(|s| s.path.clone())
         .unwrap_or_else(|| format!("/opt/{}", config.project));
-    let stop_timeout = config.health_timeout.as_secs().max(60) + 30;
+    // Starting waits for readiness (sd_notify); stopping gives every container its grace.
+    let start_timeout = config.health_timeout.as_secs() + 120;
+    let longest_grace = config
+        .services
+        .iter()
+        .filter_map(|s| s.options.stop_grace)
+        .max()
+        .map_or(0, |grace| grace.as_secs());
+    let stop_timeout = longest_grace.max(60) + 30;
     render_template(
         "unit.service.j2",
         context! {
@@ -24,6 +32,7 @@ pub fn unit(config: &Config) -> Result<String> {
             env => config.env,
             current => format!("{base}/current"),
             binary => SERVER_BINARY,
+            start_timeout => format!("{start_timeout}s"),
             stop_timeout => format!("{stop_timeout}s"),
         },
     )

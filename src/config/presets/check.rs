@@ -27,8 +27,22 @@ pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Error
         }
     }
     if on("BACKUP") {
-        if let Some(value) = set("BACKUP_SCHEDULE") {
-            errors.take(cron(&value));
+        for key in ["BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE"] {
+            if let Some(value) = set(key) {
+                errors.take(cron(&value));
+            }
+        }
+        if let Some(value) = set("BACKUP_VERIFY_MAX_AGE") {
+            if retention_hours(value.text).is_none() {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`BACKUP_VERIFY_MAX_AGE` must be a number and a unit (h, d, w, y), not {}",
+                        value.quoted()
+                    ))
+                    .with_span(value.span.cloned())
+                    .hint("write e.g. `8d` or `2w`"),
+                );
+            }
         }
         if let Some(value) = set("BACKUP_KEEP_DAILY") {
             errors.take(value.number::<u32>(1, 3650));

@@ -235,10 +235,13 @@ pub const PRESETS: &[Preset] = &[
         services: BACKUP_SERVICES,
         keys: &[
             ("BACKUP_SCHEDULE", Some("0 3 * * *")),
+            ("BACKUP_VERIFY_SCHEDULE", Some("0 4 * * 0")),
+            ("BACKUP_VERIFY_MAX_AGE", Some("8d")),
             ("BACKUP_KEEP_DAILY", Some("30")),
             ("BACKUP_KEEP_MONTHLY", Some("12")),
             ("BACKUP_TARGET", Some("./backups")),
             ("BACKUP_S3_ENDPOINT", Some("https://s3.amazonaws.com")),
+            ("BACKUP_S3_REGION", None),
             ("BACKUP_S3_ACCESS_KEY", None),
             ("BACKUP_S3_SECRET_KEY", None),
         ],

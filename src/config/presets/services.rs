@@ -186,16 +186,21 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
     },
 ];
 
-/// A scheduled `pg_dump` (busybox `crond` in the postgres image) and, for an S3 target,
-/// a `mc mirror --watch` sidecar that uploads the dumps and applies the retention there.
+/// Scheduled dumps and verifications (the postgres service's image, so `pg_dump` and the
+/// throwaway verification server match the database; its script's own schedule loop,
+/// since Debian's postgres image has no cron) and, for an S3 target, an rclone sidecar
+/// that copies each new dump off-site and applies the retention there.
 pub(super) const BACKUP_SERVICES: &[PresetService] = &[
     PresetService {
         name: "backup",
         when: When::Always,
         attrs: &[
-            ("IMAGE", "postgres:{POSTGRES_VERSION}-alpine"),
+            ("IMAGE", "{POSTGRES_IMAGE}"),
             ("COMMAND", "sh /etc/stack-backup/backup.sh schedule"),
-            ("VOLUMES", "{BACKUP_STORE}:/backups,metrics-textfile:/metrics"),
+            (
+                "VOLUMES",
+                "{BACKUP_STORE}:/backups,metrics-textfile:/metrics",
+            ),
             ("DEPENDS_ON", "postgres"),
             ("STRATEGY", "recreate"),
         ],
@@ -205,27 +210,68 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("PGDATABASE", EnvSource::Key("POSTGRES_DB")),
             ("PGUSER", EnvSource::Key("POSTGRES_USER")),
             ("PGPASSWORD", EnvSource::Key("POSTGRES_PASSWORD")),
-            ("BACKUP_SCHEDULE", EnvSource::Key("BACKUP_SCHEDULE")),
+            ("BACKUP_CRON", EnvSource::Template("{BACKUP_CRON}")),
+            (
+                "BACKUP_VERIFY_CRON",
+                EnvSource::Template("{BACKUP_VERIFY_CRON}"),
+            ),
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
+            // Read by the monitoring renderer (the BackupVerifyTooOld alert).
+            (
+                "BACKUP_VERIFY_MAX_AGE",
+                EnvSource::Key("BACKUP_VERIFY_MAX_AGE"),
+            ),
         ],
         mounts: &[("backup", "/etc/stack-backup")],
     },
     PresetService {
-        name: "backup-s3",
+        name: "backup-offsite",
         when: When::KeyPrefix("BACKUP_TARGET", "s3://"),
         attrs: &[
-            ("IMAGE", "minio/mc:RELEASE.2024-11-17T19-35-25Z"),
+            ("IMAGE", "rclone/rclone:1.68.2"),
+            ("ENTRYPOINT", "sh"),
+            ("COMMAND", "/etc/stack-backup/backup.sh offsite-watch"),
             (
-                "COMMAND",
-                "mirror --watch --overwrite --remove --exclude '.*' /backups backup/{BACKUP_S3_PATH}",
+                "VOLUMES",
+                "backup-data:/backups:ro,metrics-textfile:/metrics",
             ),
-            ("VOLUMES", "backup-data:/backups:ro"),
             ("DEPENDS_ON", "backup"),
             ("STRATEGY", "recreate"),
         ],
-        env: &[("MC_HOST_backup", EnvSource::Secret("{BACKUP_S3_MC_HOST}"))],
-        mounts: &[],
+        env: &[
+            (
+                "BACKUP_OFFSITE",
+                EnvSource::Template("offsite:{BACKUP_S3_PATH}"),
+            ),
+            ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
+            ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
+            ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
+            ("RCLONE_CONFIG_OFFSITE_TYPE", EnvSource::Fixed("s3")),
+            ("RCLONE_CONFIG_OFFSITE_PROVIDER", EnvSource::Fixed("Other")),
+            (
+                "RCLONE_CONFIG_OFFSITE_ENDPOINT",
+                EnvSource::Key("BACKUP_S3_ENDPOINT"),
+            ),
+            (
+                "RCLONE_CONFIG_OFFSITE_REGION",
+                EnvSource::Key("BACKUP_S3_REGION"),
+            ),
+            (
+                "RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID",
+                EnvSource::Key("BACKUP_S3_ACCESS_KEY"),
+            ),
+            (
+                "RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY",
+                EnvSource::Key("BACKUP_S3_SECRET_KEY"),
+            ),
+            // Least privilege: a key that may write objects need not create buckets.
+            (
+                "RCLONE_CONFIG_OFFSITE_NO_CHECK_BUCKET",
+                EnvSource::Fixed("true"),
+            ),
+        ],
+        mounts: &[("backup", "/etc/stack-backup")],
     },
 ];

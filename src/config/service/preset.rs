@@ -158,6 +158,19 @@ fn placeholder(context: &Context, name: &str, usage: Use) -> String {
                 target
             }
         }
+        // The backup job runs the postgres service's image, so `pg_dump` and the
+        // throwaway verification server match the database.
+        "POSTGRES_IMAGE" => match context.keys.get_owned("SERVICE_POSTGRES_IMAGE") {
+            Some(image) if !image.text.trim().is_empty() => image.text.trim().to_string(),
+            _ => presets::PRESETS
+                .iter()
+                .find(|p| p.name == "POSTGRES")
+                .and_then(|p| p.services[0].attrs.iter().find(|(a, _)| *a == "IMAGE"))
+                .map(|(_, template)| fill(context, template, usage).0)
+                .unwrap_or_default(),
+        },
+        "BACKUP_CRON" => presets::cron_schedule(&value("BACKUP_SCHEDULE")),
+        "BACKUP_VERIFY_CRON" => presets::cron_schedule(&value("BACKUP_VERIFY_SCHEDULE")),
         "BACKUP_S3_PATH" => {
             let target = value("BACKUP_TARGET");
             match presets::s3_target(&target) {
@@ -166,18 +179,6 @@ fn placeholder(context: &Context, name: &str, usage: Use) -> String {
                 None => String::new(),
             }
         }
-        // `MC_HOST_<alias>`: `https://ACCESS:SECRET@host`, credentials percent-encoded.
-        "BACKUP_S3_MC_HOST" => {
-            let endpoint = value("BACKUP_S3_ENDPOINT");
-            let (scheme, host) = endpoint
-                .split_once("://")
-                .unwrap_or(("https", endpoint.as_str()));
-            format!(
-                "{scheme}://{}:{}@{host}",
-                percent_encode(&value("BACKUP_S3_ACCESS_KEY")),
-                percent_encode(&value("BACKUP_S3_SECRET_KEY"))
-            )
-        }
         // Loki deletes by whole days of index.
         "LOKI_RETENTION" => {
             let hours = presets::retention_hours(&value("MONITORING_RETENTION")).unwrap_or(360);
@@ -185,18 +186,6 @@ fn placeholder(context: &Context, name: &str, usage: Use) -> String {
         }
         key => value(key),
     }
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A preset key's value: the project's, else the preset's default.

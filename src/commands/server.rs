@@ -1,0 +1,231 @@
+//! `stack server setup ENV`: run the steps of [`crate::deploy::setup`] on the server over
+//! SSH as an admin (root, or a user with passwordless sudo). Each step is checked first and
+//! applied only when needed, then checked again.
+
+use serde_json::json;
+use sha2::Digest;
+
+use super::{server_of, Context};
+use crate::cli::ServerSetupArgs;
+use crate::config::Server;
+use crate::deploy::setup::{self, DockerSource, Options, Step};
+use crate::deploy::ssh::{quote, Session};
+use crate::error::{Diagnostic, Error, Result};
+
+pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
+    let loaded = context.load(&args.env)?;
+    let server = server_of(&loaded)?;
+    let public_key = public_key(&server, args)?;
+    let binary = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map_err(|e| Error::outside(format!("cannot read this stack binary: {e}")))?;
+    let sum: String = sha2::Sha256::digest(&binary)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let options = Options {
+        project: loaded.config.project.clone(),
+        user: server.user.clone(),
+        path: server.path.clone(),
+        ssh_port: server.port,
+        public_key,
+        docker: if args.docker_repo {
+            DockerSource::DockerRepository
+        } else {
+            DockerSource::Distribution
+        },
+        firewall: server.firewall,
+        unattended_upgrades: server.unattended_upgrades,
+        binary: (std::env::consts::ARCH.to_string(), sum),
+    };
+    let steps = setup::steps(&options);
+    let admin = Server {
+        user: args.admin_user.clone(),
+        ..server.clone()
+    };
+    let session = Session::open_plain(&admin)?;
+    let sudo = preflight(&session, &admin)?;
+    context
+        .printer
+        .status(format!("connected to `{}@{}`", admin.user, admin.host));
+    let mut changed = Vec::new();
+    let mut report = Vec::new();
+    for step in &steps {
+        let state = check(&session, sudo, step)?;
+        let todo = matches!(state, State::Todo);
+        report.push(json!({"step": step.name, "does": step.does, "state": state.word()}));
+        match state {
+            State::Done => context.printer.status(format!("{}: ok", step.name)),
+            State::Skip(reason) => context
+                .printer
+                .status(format!("{}: skipped ({reason})", step.name)),
+            State::Todo if args.dry_run => context
+                .printer
+                .status(format!("{}: would {}", step.name, step.does)),
+            State::Todo => {
+                context
+                    .printer
+                    .status(format!("{}: {}", step.name, step.does));
+                apply(&session, sudo, step, &binary)?;
+                if !matches!(check(&session, sudo, step)?, State::Done) {
+                    return Err(Error::outside(format!(
+                        "on the server: step `{}` ran but its check still fails",
+                        step.name
+                    ))
+                    .with_hint(
+                        "run `stack server setup` again; if it persists, look at the server",
+                    ));
+                }
+            }
+        }
+        if todo {
+            changed.push(step.name);
+        }
+    }
+    if context.global.json {
+        context.printer.json(&json!({
+            "env": args.env, "host": server.host, "dry_run": args.dry_run, "steps": report,
+        }));
+    }
+    let message = match (changed.is_empty(), args.dry_run) {
+        (true, _) => format!("`{}` is ready: nothing to change", server.host),
+        (false, true) => format!("{} step(s) to do (dry run: nothing changed)", changed.len()),
+        (false, false) => format!(
+            "`{}` is ready: {} step(s) changed; deploy with `stack deploy {}`",
+            server.host,
+            changed.len(),
+            args.env
+        ),
+    };
+    context.printer.status(message);
+    Ok(())
+}
+
+/// The public key to authorise: `--key FILE`, else `SERVER_SSH_KEY` + `.pub`; none is
+/// needed when the deploy user is the admin (it logs in already).
+fn public_key(server: &Server, args: &ServerSetupArgs) -> Result<Option<String>> {
+    let path = match (&args.key, &server.ssh_key) {
+        (Some(path), _) => path.clone(),
+        (None, Some(key)) => {
+            let key = match (key.strip_prefix("~/"), std::env::var("HOME")) {
+                (Some(rest), Ok(home)) => std::path::Path::new(&home).join(rest),
+                _ => key.into(),
+            };
+            let mut public = key.into_os_string();
+            public.push(".pub");
+            public.into()
+        }
+        (None, None) if server.user == args.admin_user => return Ok(None),
+        (None, None) => {
+            return Err(Diagnostic::new(format!(
+                "no key to authorise for the deploy user `{}`",
+                server.user
+            ))
+            .hint("set `SERVER_SSH_KEY` in server.env (its `.pub` is authorised), or pass `--key FILE.pub`")
+            .into())
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::from(
+            Diagnostic::new(format!(
+                "cannot read the public key `{}`: {e}",
+                path.display()
+            ))
+            .hint("pass the public half (`~/.ssh/id_ed25519.pub`) with `--key`"),
+        )
+    })?;
+    let line = text.trim();
+    let kind = line.split_whitespace().next().unwrap_or_default();
+    let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
+    if !known || line.lines().count() != 1 || line.contains("PRIVATE KEY") {
+        return Err(Diagnostic::new(format!(
+            "`{}` is not one OpenSSH public key line",
+            path.display()
+        ))
+        .hint("pass the `.pub` file, e.g. `--key ~/.ssh/id_ed25519.pub`")
+        .into());
+    }
+    Ok(Some(line.to_string()))
+}
+
+/// Root or passwordless sudo, on Debian or Ubuntu. Returns whether commands need sudo.
+fn preflight(session: &Session, admin: &Server) -> Result<bool> {
+    let text = session.check(
+        "look at the server",
+        "id -u; sudo -n true 2>/dev/null && echo sudo || echo nosudo; . /etc/os-release 2>/dev/null; echo \"$ID $ID_LIKE\"",
+        None,
+    )?;
+    let mut lines = text.lines();
+    let root = lines.next().map(str::trim) == Some("0");
+    let sudo = lines.next().map(str::trim) == Some("sudo");
+    let os = lines.next().unwrap_or_default().trim().to_string();
+    if !root && !sudo {
+        return Err(Error::outside(format!(
+            "`{}` on the server is neither root nor allowed passwordless sudo",
+            admin.user
+        ))
+        .with_hint("pass `--admin-user root`, or give that user `NOPASSWD` sudo"));
+    }
+    if !os
+        .split_whitespace()
+        .any(|id| id == "debian" || id == "ubuntu")
+    {
+        return Err(Error::No(format!(
+            "`stack server setup` prepares Debian and Ubuntu servers; this one says `{os}`"
+        )));
+    }
+    Ok(!root)
+}
+
+enum State {
+    Done,
+    Todo,
+    Skip(String),
+}
+
+impl State {
+    fn word(&self) -> &'static str {
+        match self {
+            State::Done => "ok",
+            State::Todo => "todo",
+            State::Skip(_) => "skipped",
+        }
+    }
+}
+
+/// Run `script` as root: directly, or through `sudo -n sh -c`.
+fn as_root(script: &str, sudo: bool) -> String {
+    if sudo {
+        format!("sudo -n sh -c {}", quote(script))
+    } else {
+        script.to_string()
+    }
+}
+
+fn check(session: &Session, sudo: bool, step: &Step) -> Result<State> {
+    let output = session.run(&as_root(&step.check, sudo), None)?;
+    if output.status.code() == Some(255) {
+        return Err(Error::outside(format!(
+            "the SSH connection was lost while checking `{}`",
+            step.name
+        ))
+        .with_hint("run `stack server setup` again: it continues where it stopped"));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if let Some(reason) = stdout.lines().find_map(|l| l.strip_prefix("skip: ")) {
+        return Ok(State::Skip(reason.to_string()));
+    }
+    Ok(if output.status.success() {
+        State::Done
+    } else {
+        State::Todo
+    })
+}
+
+fn apply(session: &Session, sudo: bool, step: &Step, binary: &[u8]) -> Result<()> {
+    let input = step.sends_binary.then_some(binary);
+    session
+        .check(&format!("{} ({})", step.does, step.name), &as_root(&step.apply, sudo), input)
+        .map(|_| ())
+        .map_err(|e| e.with_hint("run `stack server setup` again: every step is checked first, so it continues where it stopped"))
+}

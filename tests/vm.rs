@@ -1,0 +1,656 @@
+//! `stack deploy` on machines that behave like VMs (issue #13): containers running
+//! systemd as PID 1, sshd and (in `stack-test/vm-docker`) Debian's docker.io, built by
+//! `scripts/build-test-images.sh`. A machine runs with every capability but
+//! `SYS_RESOURCE`, no seccomp or AppArmor profile, the host's cgroup file system and a
+//! volume on `/var/lib/docker` (its engine's images and containers survive a reboot,
+//! which is a restart of the machine's container). Images reach a machine with
+//! `docker save | docker exec -i … docker load`, as no registry is reachable.
+//!
+//! Each test boots its own machines (named `vm-<test>-<pid>`), so tests run in
+//! parallel; a [`machine::Vm`] guard removes the container and its volume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use common::text;
+
+mod common;
+
+const BUSYBOX: &str = "stack-test/busybox:latest";
+
+/// The machine with Docker; `STACK_TEST_VM_DOCKER_IMAGE` overrides it.
+fn vm_docker_image() -> String {
+    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
+        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
+}
+
+mod machine {
+    //! A machine: a systemd container reachable over SSH as root with a test key.
+
+    use super::*;
+
+    pub struct Vm {
+        pub name: String,
+        volume: String,
+        dir: tempfile::TempDir,
+    }
+
+    fn docker(args: &[&str]) -> Output {
+        StdCommand::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+    }
+
+    fn docker_ok(args: &[&str]) -> String {
+        let out = docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    impl Vm {
+        /// Boot `image` as machine `name` and wait until systemd runs and sshd answers.
+        pub fn boot(name: &str, image: &str) -> Vm {
+            common::require_engine(&[image, BUSYBOX]);
+            let name = format!("vm-{name}-{}", std::process::id());
+            let volume = format!("{name}-docker");
+            let _ = docker(&["rm", "-f", "-v", &name]);
+            let _ = docker(&["volume", "rm", "-f", &volume]);
+            docker_ok(&["volume", "create", &volume]);
+            let mount = format!("{volume}:/var/lib/docker");
+            docker_ok(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--hostname",
+                &name,
+                "--cap-add",
+                "ALL",
+                "--cap-drop",
+                "SYS_RESOURCE",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "-v",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "--tmpfs",
+                "/run",
+                "--tmpfs",
+                "/run/lock",
+                "-v",
+                &mount,
+                image,
+            ]);
+            let vm = Vm {
+                name,
+                volume,
+                dir: tempfile::tempdir().unwrap(),
+            };
+            vm.wait_booted();
+            let key = vm.dir.path().join("key");
+            let status = StdCommand::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "stack-test", "-f"])
+                .arg(&key)
+                .status()
+                .expect("ssh-keygen");
+            assert!(status.success());
+            let public = std::fs::read(key.with_extension("pub")).unwrap();
+            vm.exec_input(
+                "mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+                &public,
+            );
+            vm.trust();
+            vm
+        }
+
+        /// Wait (at most 120 s) until systemd says the machine is up and sshd has keys.
+        pub fn wait_booted(&self) {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let out = docker(&["exec", &self.name, "systemctl", "is-system-running"]);
+                let state = text(&out.stdout);
+                let ssh = docker(&["exec", &self.name, "systemctl", "is-active", "ssh"]);
+                if (state.trim() == "running" || state.trim() == "degraded")
+                    && text(&ssh.stdout).trim() == "active"
+                {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "machine `{}` did not boot within 120 s: {state}{}",
+                    self.name,
+                    text(&docker(&["logs", "--tail", "30", &self.name]).stderr)
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+
+        pub fn ip(&self) -> String {
+            docker_ok(&[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                &self.name,
+            ])
+            .trim()
+            .to_string()
+        }
+
+        /// Write known_hosts (the machine's host key at its current address) and an ssh
+        /// config naming it and the test key.
+        pub fn trust(&self) {
+            let host_key = self.exec("cat /etc/ssh/ssh_host_ed25519_key.pub");
+            let mut parts = host_key.split_whitespace();
+            let (kind, blob) = (parts.next().unwrap(), parts.next().unwrap());
+            std::fs::write(
+                self.dir.path().join("known_hosts"),
+                format!("{} {kind} {blob}\n", self.ip()),
+            )
+            .unwrap();
+            std::fs::write(
+                self.ssh_config(),
+                format!(
+                    "Host *\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile {}\n  IdentitiesOnly yes\n  PasswordAuthentication no\n",
+                    self.dir.path().join("known_hosts").display(),
+                    self.dir.path().join("key").display()
+                ),
+            )
+            .unwrap();
+        }
+
+        /// The private key root (and a deploy user set up with it) logs in with.
+        pub fn key(&self) -> PathBuf {
+            self.dir.path().join("key")
+        }
+
+        pub fn ssh_config(&self) -> PathBuf {
+            self.dir.path().join("ssh_config")
+        }
+
+        /// Run `script` in the machine (as root); its output, whatever the exit code.
+        pub fn run(&self, script: &str) -> Output {
+            docker(&["exec", &self.name, "sh", "-c", script])
+        }
+
+        /// Run `script` in the machine; it must succeed.
+        pub fn exec(&self, script: &str) -> String {
+            let out = self.run(script);
+            assert!(
+                out.status.success(),
+                "in `{}`: `{script}` failed: {}{}",
+                self.name,
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            text(&out.stdout)
+        }
+
+        fn exec_input(&self, script: &str, input: &[u8]) {
+            use std::io::Write;
+            let mut child = StdCommand::new("docker")
+                .args(["exec", "-i", &self.name, "sh", "-c", script])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            assert!(child.wait().unwrap().success(), "`{script}` failed");
+        }
+
+        /// Copy a local image into the machine's engine.
+        pub fn load_image(&self, image: &str) {
+            let status = StdCommand::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "docker save {image} | docker exec -i {} docker load -q",
+                    self.name
+                ))
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "cannot load `{image}` into `{}`",
+                self.name
+            );
+        }
+
+        /// A reboot: restart the machine's container (systemd halts on SIGRTMIN+3), wait
+        /// until it is up, and trust it at its (maybe new) address.
+        pub fn reboot(&self) {
+            docker_ok(&["restart", "-t", "30", &self.name]);
+            self.wait_booted();
+            self.trust();
+        }
+    }
+
+    impl Drop for Vm {
+        fn drop(&mut self) {
+            let _ = docker(&["rm", "-f", "-v", &self.name]);
+            let _ = docker(&["volume", "rm", "-f", &self.volume]);
+        }
+    }
+}
+
+use machine::Vm;
+
+/// A service answering `/health` while `/var/www/health` exists (it is recreated at start).
+fn httpd_service(name: &str, extra: &str) -> String {
+    let key = name.to_uppercase().replace('-', "_");
+    format!(
+        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
+         SERVICE_{key}_COMMAND=sh -c 'trap \"exit 0\" TERM; mkdir -p /var/www; echo ok > /var/www/health; httpd -f -p 8080 -h /var/www & wait'\n\
+         SERVICE_{key}_PORT=8080\n\
+         SERVICE_{key}_HEALTH=/health\n\
+         SERVICE_{key}_HEALTH_INTERVAL=1s\n\
+         SERVICE_{key}_HEALTH_RETRIES=2\n{extra}"
+    )
+}
+
+/// A project deployed to `vm`'s `staging` environment as root.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(name: &str, body: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("environments/staging")).unwrap();
+        std::fs::write(
+            dir.path().join("stack.env"),
+            format!("STACK_PROJECT={name}\nSTACK_TLS=off\nSTACK_DRAIN=0s\n{body}"),
+        )
+        .unwrap();
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Point `staging` at `vm` (its current address) as `user`.
+    fn target(&self, vm: &Vm, user: &str) {
+        std::fs::write(
+            self.path().join("environments/staging/server.env"),
+            format!(
+                "SERVER_HOST={}\nSERVER_USER={user}\nSERVER_SSH_KEY={}\n",
+                vm.ip(),
+                vm.key().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `stack ARGS` against `vm` (killed after 300 s).
+    fn stack(&self, vm: &Vm, args: &[&str]) -> Output {
+        let mut command = StdCommand::cargo_bin("stack").unwrap();
+        command
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .env("STACK_SSH_CONFIG", vm.ssh_config())
+            .env_remove("STACK_ENV")
+            .arg("-C")
+            .arg(self.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().unwrap();
+        wait_output(child, Duration::from_secs(300))
+    }
+
+    /// `stack deploy staging` to `vm` as root.
+    fn deploy(&self, vm: &Vm, extra: &[&str]) -> Output {
+        self.target(vm, "root");
+        let mut args = vec!["deploy", "staging", "--allow-dirty"];
+        args.extend_from_slice(extra);
+        self.stack(vm, &args)
+    }
+
+    fn deploy_ok(&self, vm: &Vm, extra: &[&str]) -> Output {
+        let out = self.deploy(vm, extra);
+        assert!(
+            out.status.success(),
+            "deploy failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+}
+
+/// The output of `child`, killed after `limit`.
+fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Poll `check` every 250 ms until it returns true, failing after `limit` with `what`.
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `name status` of each of the project's containers in the machine.
+fn containers(vm: &Vm, project: &str) -> String {
+    vm.exec(&format!(
+        "docker ps -a --filter label=com.docker.compose.project={project} --format '{{{{.Names}}}} {{{{.Status}}}}'"
+    ))
+}
+
+fn all_healthy(vm: &Vm, project: &str, count: usize) -> bool {
+    let list = containers(vm, project);
+    list.lines().filter(|l| l.contains("(healthy)")).count() == count
+        && list.lines().count() == count
+}
+
+fn journal(vm: &Vm, project: &str) -> String {
+    vm.exec(&format!("journalctl -u {project} --no-pager -o cat"))
+}
+
+/// Item 3 of #13: the unit, installed by a deploy on a machine with systemd, keeps the
+/// stack up across a reboot, stops it with `systemctl stop` (volumes kept), and
+/// `supervise` brings back a container killed by hand or turned unhealthy.
+#[test]
+fn the_unit_keeps_the_stack_up_on_a_real_systemd() {
+    let began = Instant::now();
+    let vm = Vm::boot("unit", &vm_docker_image());
+    vm.load_image(BUSYBOX);
+    let name = format!("vmunit-{}", std::process::id());
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,api\nSTACK_HEALTH_TIMEOUT=45s\n{}{}",
+        httpd_service("web", "SERVICE_WEB_VOLUMES=webdata:/data\n"),
+        httpd_service("api", "SERVICE_API_DEPENDS_ON=web\n")
+    );
+    let project = Project::new(&name, &body);
+    project.deploy_ok(&vm, &[]);
+    let unit = format!("{name}.service");
+
+    // Installed, enabled, active, and ours.
+    assert_eq!(
+        vm.exec(&format!("systemctl is-enabled {unit}")).trim(),
+        "enabled"
+    );
+    assert_eq!(
+        vm.exec(&format!("systemctl is-active {unit}")).trim(),
+        "active"
+    );
+    let file = vm.exec(&format!("cat /etc/systemd/system/{unit}"));
+    assert!(file.starts_with("# Generated by stack "), "{file}");
+    assert!(file.contains("Type=notify"), "{file}");
+    assert_eq!(
+        vm.exec("sha256sum /usr/local/bin/stack | cut -c1-8").len(),
+        9
+    );
+    assert!(all_healthy(&vm, &name, 2), "{}", containers(&vm, &name));
+    vm.exec(&format!(
+        "docker exec {name}-web-1 sh -c 'echo kept > /data/proof'"
+    ));
+
+    // A container killed by hand comes back through supervise (Docker counts `docker
+    // kill` as a manual stop and does not restart it), and the journal says so.
+    vm.exec(&format!("docker kill {name}-web-1"));
+    let took = wait_until(
+        Duration::from_secs(30),
+        "the killed container is back",
+        || {
+            journal(&vm, &name).contains(&format!("`{name}-web-1` of `web` exited (137)"))
+                && all_healthy(&vm, &name, 2)
+        },
+    );
+    eprintln!("killed container back and healthy after {took:?}");
+
+    // A container turned unhealthy is restarted (its command recreates the health file).
+    vm.exec(&format!("docker exec {name}-api-1 rm /var/www/health"));
+    let took = wait_until(
+        Duration::from_secs(30),
+        "the unhealthy container is restarted",
+        || {
+            journal(&vm, &name).contains("is unhealthy; restarting it")
+                && all_healthy(&vm, &name, 2)
+        },
+    );
+    eprintln!("unhealthy container restarted and healthy after {took:?}");
+
+    // A reboot brings every service back healthy within STACK_HEALTH_TIMEOUT, by itself.
+    let rebooted = Instant::now();
+    vm.reboot();
+    wait_until(
+        Duration::from_secs(45),
+        "every service is healthy after a reboot",
+        || all_healthy(&vm, &name, 2),
+    );
+    eprintln!(
+        "reboot: every service healthy {:?} after `docker restart` began",
+        rebooted.elapsed()
+    );
+    assert_eq!(
+        vm.exec(&format!("systemctl is-active {unit}")).trim(),
+        "active"
+    );
+    assert!(journal(&vm, &name).contains("is up; watching health"));
+
+    // `systemctl stop` stops the containers and keeps them and the volume.
+    vm.exec(&format!("systemctl stop {unit}"));
+    let list = containers(&vm, &name);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.lines().all(|l| l.contains("Exited")), "{list}");
+    assert!(journal(&vm, &name).contains("volumes kept"));
+    assert!(vm
+        .exec("docker volume ls -q")
+        .contains(&format!("{name}_webdata")));
+    // Stopped on purpose: supervise is gone and nothing brings them back.
+    assert_eq!(
+        vm.run(&format!("systemctl is-active {unit}")).status.code(),
+        Some(3)
+    );
+    vm.exec(&format!("systemctl start {unit}"));
+    // `start` returns once stack's own probes pass; Docker's health check follows.
+    let list = containers(&vm, &name);
+    assert!(list.lines().all(|l| l.contains(" Up ")), "{list}");
+    wait_until(
+        Duration::from_secs(15),
+        "Docker sees every service healthy",
+        || all_healthy(&vm, &name, 2),
+    );
+    assert_eq!(
+        vm.exec(&format!("docker exec {name}-web-1 cat /data/proof"))
+            .trim(),
+        "kept"
+    );
+
+    // A second deploy with a change reloads supervise in place: same unit, new release.
+    let pid = vm.exec(&format!("systemctl show -p MainPID --value {unit}"));
+    project.deploy_ok(&vm, &["--set", "SERVICE_API_ENV_GREETING=hello"]);
+    assert_eq!(
+        vm.exec(&format!("systemctl show -p MainPID --value {unit}")),
+        pid
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "supervise reloads the new release",
+        || {
+            journal(&vm, &name)
+                .matches("is up; watching health")
+                .count()
+                >= 3
+                && journal(&vm, &name).contains("reloading")
+        },
+    );
+    let api = vm.exec(&format!(
+        "docker ps -q --filter label=com.docker.compose.project={name} --filter label=com.docker.compose.service=api"
+    ));
+    assert!(vm
+        .exec(&format!(
+            "docker inspect -f '{{{{.Config.Env}}}}' {}",
+            api.trim()
+        ))
+        .contains("GREETING=hello"));
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+/// A project named like a unit the server already has (a system unit, or one written by
+/// hand) is refused before anything changes on the server.
+#[test]
+fn a_deploy_never_overwrites_a_unit_stack_did_not_write() {
+    let vm = Vm::boot("foreign", &vm_docker_image());
+    vm.load_image(BUSYBOX);
+    let name = format!("vmforeign-{}", std::process::id());
+    // A unit of the distribution's, in /lib, and later one written by hand in /etc.
+    vm.exec(&format!(
+        "printf '[Service]\\nExecStart=/bin/true\\n' > /lib/systemd/system/{name}.service && systemctl daemon-reload"
+    ));
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+            httpd_service("web", "")
+        ),
+    );
+    let out = project.deploy(&vm, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("/lib/systemd/system/{name}.service"))
+            && stderr.contains("stack did not write"),
+        "{stderr}"
+    );
+    assert!(
+        vm.run(&format!("test -e /opt/{name}")).status.code() == Some(1),
+        "nothing was uploaded"
+    );
+    assert_eq!(
+        vm.exec(&format!("cat /lib/systemd/system/{name}.service")),
+        "[Service]\nExecStart=/bin/true\n"
+    );
+
+    vm.exec(&format!(
+        "rm /lib/systemd/system/{name}.service && printf '# mine\\n[Service]\\nExecStart=/bin/true\\n' > /etc/systemd/system/{name}.service && systemctl daemon-reload"
+    ));
+    let out = project.deploy(&vm, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("/etc/systemd/system/{name}.service")));
+    assert!(vm
+        .exec(&format!("cat /etc/systemd/system/{name}.service"))
+        .starts_with("# mine"));
+}
+
+fn ok(out: Output, what: &str) -> (String, String) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// The bare machine image (no Docker); `STACK_TEST_VM_IMAGE` overrides it.
+fn vm_image() -> String {
+    std::env::var("STACK_TEST_VM_IMAGE").unwrap_or_else(|_| "stack-test/vm:latest".into())
+}
+
+/// Item 2 of #13: `stack server setup` makes a bare Debian machine ready (Docker from
+/// Debian's mirror, the deploy user with its key in the docker group, SERVER_PATH, sudo
+/// rules for its unit, this binary), then a first deploy as that user needs no step by
+/// hand, and a second setup changes nothing.
+#[test]
+fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
+    let began = Instant::now();
+    let vm = Vm::boot("setup", &vm_image());
+    assert!(
+        vm.run("command -v docker").status.code() != Some(0),
+        "the machine is bare"
+    );
+    let name = format!("vmsetup-{}", std::process::id());
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+            httpd_service("web", "")
+        ),
+    );
+    project.target(&vm, "deploy");
+
+    // --dry-run lists the steps and changes nothing.
+    let (_, listing) = ok(
+        project.stack(&vm, &["server", "setup", "staging", "--dry-run"]),
+        "setup --dry-run",
+    );
+    for step in [
+        "docker: would install Docker",
+        "deploy user: would create the user `deploy`",
+        "ssh key: would",
+        "stack binary: would",
+    ] {
+        assert!(listing.contains(step), "{listing}");
+    }
+    assert!(
+        vm.run("id deploy").status.code() != Some(0),
+        "--dry-run created the user"
+    );
+
+    let setup_began = Instant::now();
+    let (_, first) = ok(project.stack(&vm, &["server", "setup", "staging"]), "setup");
+    eprintln!("first setup took {:?}", setup_began.elapsed());
+    assert!(first.contains("step(s) changed"), "{first}");
+    assert!(vm
+        .exec("id -nG deploy")
+        .split_whitespace()
+        .any(|g| g == "docker"));
+    assert_eq!(vm.exec(&format!("stat -c %U /opt/{name}")).trim(), "deploy");
+
+    // The first deploy, as the deploy user, with the image copied in (no registry here).
+    vm.load_image(BUSYBOX);
+    let (_, deployed) = ok(
+        project.stack(&vm, &["deploy", "staging", "--allow-dirty"]),
+        "deploy as deploy",
+    );
+    assert!(
+        !deployed.contains("note:"),
+        "the unit and binary install as `deploy`: {deployed}"
+    );
+    assert_eq!(
+        vm.exec(&format!("systemctl is-active {name}.service"))
+            .trim(),
+        "active"
+    );
+    wait_until(Duration::from_secs(15), "web is healthy", || {
+        all_healthy(&vm, &name, 1)
+    });
+
+    let again = Instant::now();
+    let (_, second) = ok(
+        project.stack(&vm, &["server", "setup", "staging"]),
+        "second setup",
+    );
+    eprintln!("second setup took {:?}", again.elapsed());
+    assert!(second.contains("nothing to change"), "{second}");
+    assert!(!second.contains("would"), "{second}");
+    eprintln!("test took {:?}", began.elapsed());
+}
