@@ -161,7 +161,12 @@ impl Drop for Project {
         for volume in text(&out.stdout).split_whitespace() {
             let _ = docker(&["volume", "rm", "-f", volume]);
         }
-        let _ = docker(&["volume", "rm", "-f", &format!("{}_metrics-textfile", self.name)]);
+        let _ = docker(&[
+            "volume",
+            "rm",
+            "-f",
+            &format!("{}_metrics-textfile", self.name),
+        ]);
     }
 }
 
@@ -384,11 +389,18 @@ fn prometheus_scrapes_every_target_and_alerts_reach_the_webhook() {
     );
     let latency = firing(&seen, "HttpLatencyP95High").unwrap();
     assert_eq!(latency["labels"]["job"], "web", "{latency:#}");
-    let summary = latency["annotations"]["summary"].as_str().unwrap_or_default();
+    let summary = latency["annotations"]["summary"]
+        .as_str()
+        .unwrap_or_default();
     assert!(summary.starts_with("web: HTTP p95 is "), "{latency:#}");
     let backup = firing(&seen, "BackupTooOld").unwrap();
-    let summary = backup["annotations"]["summary"].as_str().unwrap_or_default();
-    assert!(summary.starts_with("The last good backup is "), "{backup:#}");
+    let summary = backup["annotations"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.starts_with("The last good backup is "),
+        "{backup:#}"
+    );
     let disk = firing(&seen, "DiskUsageHigh").unwrap();
     let summary = disk["annotations"]["summary"].as_str().unwrap_or_default();
     assert!(

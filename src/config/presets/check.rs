@@ -105,9 +105,7 @@ pub(crate) fn is_prometheus_duration(text: &str) -> bool {
         return false;
     };
     let (number, unit) = text.split_at(split);
-    !number.is_empty()
-        && number.len() <= 6
-        && matches!(unit, "ms" | "s" | "m" | "h" | "d" | "w")
+    !number.is_empty() && number.len() <= 6 && matches!(unit, "ms" | "s" | "m" | "h" | "d" | "w")
 }
 
 fn prometheus_duration(value: &Value) -> Result<(), Diagnostic> {
