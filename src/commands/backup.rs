@@ -75,9 +75,10 @@ fn site(context: &Context, on: &BackupOn, runtime: &tokio::runtime::Runtime) -> 
     match &on.on {
         None => {
             let env = context.env();
+            // Refused before `dev`'s missing secrets are generated.
+            enabled(&context.load(&env)?.config)?;
             let loaded = context.load_with_secrets(&env)?;
             let config = &loaded.config;
-            enabled(config)?;
             let out = default_out(&config.project_dir, &env);
             let (_, desired) = crate::render::render_all(config, &out)?;
             let engine = runtime.block_on(Engine::connect())?;
