@@ -89,6 +89,12 @@ pub enum Command {
     Health,
     /// Logs of services, prefixed by service
     Logs(LogsArgs),
+    /// Run a command in a running container of a service (a TTY when stdin is a terminal);
+    /// exits with its exit code
+    Exec(ExecArgs),
+    /// Run a command in a one-off container of a service (its image, configuration,
+    /// secrets and network), removed afterwards; exits with its exit code
+    Run(RunArgs),
     /// Ship a release over SSH and converge the server's engine
     Deploy(DeployArgs),
     /// List the releases on the server, the current one marked
@@ -343,6 +349,41 @@ pub struct LogsArgs {
     /// Lines from the end of each log
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    /// Only lines from this long ago on (e.g. `10m`, `2h`)
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Act on this environment's server (the release `current` there), through the
+    /// deploy SSH connection
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The service
+    pub service: String,
+    /// Which replica (its container number; default: the first running one)
+    #[arg(long, value_name = "N")]
+    pub replica: Option<u32>,
+    /// Act on this environment's server, through the deploy SSH connection
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The service
+    pub service: String,
+    /// Act on this environment's server (the release `current` there), through the
+    /// deploy SSH connection
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -152,6 +152,10 @@ pub enum Error {
     /// The command ran and the answer is no: exit 1. The message was already printed.
     #[error("{0}")]
     No(String),
+    /// A command stack ran for the user (`exec`, `run`) ended with this code: stack
+    /// exits with it and prints nothing.
+    #[error("exit {0}")]
+    Exit(i32),
     /// Something outside failed (engine, server, filesystem): exit 3.
     #[error("{message}")]
     Outside {
@@ -212,6 +216,7 @@ impl Error {
         match self {
             Error::Invalid(_) => exit::BAD_INPUT,
             Error::No(_) => exit::NO,
+            Error::Exit(code) => *code,
             Error::Outside { .. } => exit::OUTSIDE,
         }
     }
@@ -220,6 +225,7 @@ impl Error {
     pub fn render(&self) -> String {
         match self {
             Error::Invalid(diagnostics) => render_all(diagnostics),
+            Error::Exit(_) => String::new(),
             Error::No(message) => {
                 if message.is_empty() {
                     String::new()

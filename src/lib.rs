@@ -53,6 +53,8 @@ pub fn run() -> i32 {
         Command::Status => commands::status::status(&context),
         Command::Health => commands::status::health(&context),
         Command::Logs(args) => commands::logs::run(&context, args),
+        Command::Exec(args) => commands::exec::exec(&context, args),
+        Command::Run(args) => commands::exec::run(&context, args),
         Command::Deploy(args) => commands::deploy::deploy(&context, args),
         Command::Releases(args) => commands::deploy::releases(&context, args),
         Command::Rollback(args) => commands::deploy::rollback(&context, args),

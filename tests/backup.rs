@@ -320,10 +320,16 @@ fn a_dropped_table_comes_back_with_restore() {
         inspect(&project.container("app"), "{{.State.StartedAt}}"),
         app_before
     );
-    assert_eq!(
-        inspect(&project.container("app"), "{{.State.Health.Status}}"),
-        "healthy"
-    );
+    // stack counts its own run of the health command as ready; Docker's first check
+    // follows within its 1 s interval.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inspect(&project.container("app"), "{{.State.Health.Status}}") != "healthy" {
+        assert!(
+            Instant::now() < deadline,
+            "app is not healthy after the restore"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The safety dump holds the state before the restore, without the table.
     let safety: Vec<String> = project
         .dumps()

@@ -2173,3 +2173,62 @@ fn secrets_from_a_command_reach_the_container_and_no_other_file() {
         assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
     }
 }
+
+// `--on ENV`: through the deploy connection, with the release `current` there: `exec`
+// returns the remote exit code, `run` sees the release's secrets and leaves no container,
+// `logs -f` follows a remote container until SIGINT.
+#[test]
+fn exec_run_and_logs_on_the_server() {
+    let sshd = Sshd::start();
+    let p = Project::new("on-server", &sshd, &two_services());
+    p.deploy(&[]);
+    let out = p.stack(&["exec", "web", "--on", "staging", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", all_output(&out));
+    let out = p.stack(&[
+        "run",
+        "web",
+        "--on",
+        "staging",
+        "--",
+        "sh",
+        "-c",
+        "test -n \"$APP_KEY\" && echo has-key",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        text(&out.stdout).contains("has-key"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !p.containers().iter().any(|(n, _)| n.contains("-web-run-")),
+        "{:?}",
+        p.containers()
+    );
+
+    let web = p.id_of("web");
+    let mut follow =
+        Watched::spawn(p.command(&["logs", "web", "-f", "--on", "staging", "--tail", "0"]));
+    // Lines written after `logs -f` started come through the connection.
+    let marker = format!("marker-{}", std::process::id());
+    for _ in 0..6 {
+        let _ = docker(&[
+            "exec",
+            &web,
+            "sh",
+            "-c",
+            &format!("echo {marker} > /proc/1/fd/1"),
+        ]);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            follow.child.try_wait().unwrap().is_none(),
+            "logs -f ended early"
+        );
+    }
+    let _ = StdCommand::new("kill")
+        .args(["-INT", &follow.child.id().to_string()])
+        .status();
+    let out = follow.finish(Duration::from_secs(20));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(text(&out.stdout).contains(&marker), "{}", all_output(&out));
+}

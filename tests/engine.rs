@@ -1131,3 +1131,43 @@ fn routes_behind_forward_auth_and_basic_auth_through_both_proxies() {
         assert!(none.starts_with("HTTP/1.1 401"), "{proxy}: {none}");
     }
 }
+
+// `run`: a one-off container with the service's configuration, its exit code passed
+// through, nothing left behind; `exec`: in the running container, its exit code too.
+#[test]
+fn run_and_exec_pass_the_exit_code_through() {
+    let p = Project::new("run-exec", &released_project());
+    p.ok(&["start"]);
+    let out = p.stack(&[
+        "run",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo version $VERSION; ls /data; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("version 1") && stdout.contains("runs"),
+        "{stdout}"
+    );
+    assert!(oneoffs(&p).is_empty(), "{:?}", oneoffs(&p));
+    let out = p.stack(&["exec", "web", "--", "sh", "-c", "echo in $HOSTNAME; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("in "),
+        "{}",
+        text(&out.stdout)
+    );
+    p.ok(&["exec", "web", "--replica", "1", "--", "true"]);
+    let out = p.stack(&["exec", "web", "--replica", "2", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no running replica 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = p.stack(&["logs", "web", "--since", "10m"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -839,3 +839,59 @@ fn monitoring_images_serve_with_their_default_commands() {
         }
     }
 }
+
+/// The static binary of `scripts/build-static.sh` runs on Debian 11 (glibc 2.31), where the
+/// default build (dynamic, glibc 2.34+) does not: `--version`, then a real `init` + `build`.
+/// The script rebuilds nothing when the release binary is up to date.
+#[test]
+fn static_binary_runs_on_debian_bullseye() {
+    const BULLSEYE: &str = "stack-test/debian:bullseye";
+    let mut res = Resources::new("static", &[BULLSEYE]);
+    let script = common::repo_root().join("scripts/build-static.sh");
+    let built = std::process::Command::new(&script)
+        .current_dir(common::repo_root())
+        .output()
+        .expect("run scripts/build-static.sh");
+    assert!(
+        built.status.success(),
+        "scripts/build-static.sh failed ({}):\n{}",
+        built.status,
+        text(&built.stderr)
+    );
+    let binary = text(&built.stdout).trim().to_string();
+    assert!(Path::new(&binary).is_file(), "no binary at `{binary}`");
+
+    let glibc = must(&["run", "--rm", BULLSEYE, "ldd", "--version"]);
+    assert!(
+        glibc.lines().next().unwrap_or("").ends_with(" 2.31"),
+        "{glibc}"
+    );
+
+    let mount = format!("{binary}:/usr/local/bin/stack:ro");
+    let name = res.container("bullseye");
+    let out = docker(&[
+        "run", "--name", &name, "-v", &mount, BULLSEYE, "sh", "-c",
+        "set -e; stack --version; cd /tmp; stack init --yes demo >/dev/null; \
+         stack -C demo build >/dev/null; test -s demo/.stack/dev/docker-compose.yml && echo rendered",
+    ]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the static binary failed on bullseye: {said}"
+    );
+    assert!(
+        said.starts_with(&format!("stack {}", env!("CARGO_PKG_VERSION"))),
+        "{said}"
+    );
+    assert!(said.contains("rendered"), "{said}");
+
+    // The default (dynamic) build, for contrast: it needs a newer glibc than bullseye's.
+    let dynamic = assert_cmd::cargo::cargo_bin("stack");
+    let mount = format!("{}:/usr/local/bin/stack:ro", dynamic.display());
+    let out = docker(&["run", "--rm", "-v", &mount, BULLSEYE, "stack", "--version"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success() && said.contains("GLIBC_2."),
+        "the dynamic build was expected to need a newer glibc than 2.31: {said}"
+    );
+}

@@ -59,6 +59,11 @@ mod machine {
     impl Vm {
         /// Boot `image` as machine `name` and wait until systemd runs and sshd answers.
         pub fn boot(name: &str, image: &str) -> Vm {
+            Vm::boot_on(name, image, "bridge")
+        }
+
+        /// Boot on the Docker network `network`.
+        pub fn boot_on(name: &str, image: &str, network: &str) -> Vm {
             common::require_engine(&[image, BUSYBOX]);
             let name = format!("vm-{name}-{}", std::process::id());
             let volume = format!("{name}-docker");
@@ -89,6 +94,8 @@ mod machine {
                 "/run/lock",
                 "-v",
                 &mount,
+                "--network",
+                network,
                 image,
             ]);
             let vm = Vm {
@@ -652,5 +659,85 @@ fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
     eprintln!("second setup took {:?}", again.elapsed());
     assert!(second.contains("nothing to change"), "{second}");
     assert!(!second.contains("would"), "{second}");
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+/// A Docker network for a test's machines, removed on drop.
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = common::docker(&["network", "rm", &self.0]);
+    }
+}
+
+/// Item 4 of #13 (first part): three machines on one private network form a swarm (one
+/// manager, two workers); `STACK_TARGET=swarm` spreads a service's replicas over all three
+/// (each node has the image: swarm runs the release's pinned image by its ID, since the
+/// release tag exists on the manager only).
+#[test]
+fn swarm_spreads_replicas_over_three_machines() {
+    let began = Instant::now();
+    let network = Network(format!("vm-swarm-{}", std::process::id()));
+    let made = common::docker(&["network", "create", &network.0]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let image = vm_docker_image();
+    let vms: Vec<Vm> = std::thread::scope(|scope| {
+        let boots: Vec<_> = (1..=3)
+            .map(|n| {
+                let (image, network) = (&image, &network.0);
+                scope.spawn(move || Vm::boot_on(&format!("swarm{n}"), image, network))
+            })
+            .collect();
+        boots.into_iter().map(|b| b.join().unwrap()).collect()
+    });
+    eprintln!("three machines booted in {:?}", began.elapsed());
+    let manager = &vms[0];
+    manager.exec(&format!(
+        "docker swarm init --advertise-addr {}",
+        manager.ip()
+    ));
+    let token = manager.exec("docker swarm join-token -q worker");
+    for worker in &vms[1..] {
+        worker.exec(&format!(
+            "docker swarm join --token {} {}:2377",
+            token.trim(),
+            manager.ip()
+        ));
+        worker.load_image(BUSYBOX);
+    }
+    manager.load_image(BUSYBOX);
+    let name = format!("vmswarm-{}", std::process::id());
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_PROXY=none\nSTACK_TARGET=swarm\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=90s\n{}",
+            httpd_service("web", "SERVICE_WEB_REPLICAS=3\n")
+        ),
+    );
+    let deploy = Instant::now();
+    project.deploy_ok(manager, &[]);
+    eprintln!("swarm deploy of 3 replicas took {:?}", deploy.elapsed());
+    let tasks = manager.exec(&format!(
+        "docker service ps {name}_web --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
+    ));
+    let nodes: std::collections::BTreeSet<&str> = tasks
+        .lines()
+        .filter(|l| l.contains("Running"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        nodes.len(),
+        3,
+        "replicas not spread over the three machines:\n{tasks}"
+    );
+    assert!(
+        !manager
+            .exec(&format!(
+                "docker service ps {name}_web --format '{{{{.Error}}}}'"
+            ))
+            .contains("No such image"),
+        "a worker could not find the image"
+    );
     eprintln!("test took {:?}", began.elapsed());
 }

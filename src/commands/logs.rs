@@ -4,53 +4,90 @@ use futures_util::StreamExt;
 
 use super::{check_services, runtime, Context};
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Diagnostic, Result};
 
 pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
-    let loaded = context.load(&context.env())?;
+    let since = match &args.since {
+        Some(text) => {
+            let ago = crate::config::values::parse_duration(text).ok_or_else(|| {
+                Diagnostic::new(format!("`--since {text}` is not a duration"))
+                    .hint("write e.g. `30s`, `10m` or `2h`")
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            Some(now.saturating_sub(ago.as_secs()) as i64)
+        }
+        None => None,
+    };
+    // Through the deploy connection with `--on`: the server's engine and the project
+    // name of the release `current` there.
+    let remote = match &args.on {
+        Some(env) => {
+            let loaded = context.load(env)?;
+            let server = super::server_of(&loaded)?;
+            Some((crate::deploy::Remote::connect(&server, env)?, loaded))
+        }
+        None => None,
+    };
+    let loaded = match &remote {
+        Some((_, loaded)) => loaded.clone(),
+        None => context.load(&context.env())?,
+    };
     check_services(&loaded.config, &args.services)?;
     let project = loaded.config.project.clone();
     runtime()?.block_on(async {
-        let engine = Engine::connect().await?;
-        let containers: Vec<_> = engine
-            .containers(&project)
-            .await?
-            .into_iter()
-            .filter(|c| args.services.is_empty() || args.services.contains(&c.service))
-            .collect();
-        let width = containers
-            .iter()
-            .map(|c| c.service.len() + 2)
-            .max()
-            .unwrap_or(0);
-        let streams = containers.iter().map(|c| {
-            let prefix = format!("{:<width$}| ", format!("{}-{}", c.service, c.number));
-            engine
-                .logs(&c.id, args.follow, args.tail)
-                .map(move |chunk| chunk.map(|text| (prefix.clone(), text)))
-                .boxed()
-        });
-        let mut merged = futures_util::stream::select_all(streams);
-        let mut pending: std::collections::HashMap<String, String> = Default::default();
-        while let Some(item) = merged.next().await {
-            let (prefix, text) = item?;
-            let buffer = pending.entry(prefix.clone()).or_default();
-            buffer.push_str(&text);
-            let mut out = String::new();
-            while let Some(end) = buffer.find('\n') {
-                out.push_str(&prefix);
-                out.push_str(&buffer[..=end]);
-                buffer.drain(..=end);
+        let engine = match &remote {
+            Some((remote, _)) => super::server_engine(remote).await?,
+            None => Engine::connect().await?,
+        };
+        let follow = async {
+            let containers: Vec<_> = engine
+                .containers(&project)
+                .await?
+                .into_iter()
+                .filter(|c| args.services.is_empty() || args.services.contains(&c.service))
+                .collect();
+            let width = containers
+                .iter()
+                .map(|c| c.service.len() + 2)
+                .max()
+                .unwrap_or(0);
+            let streams = containers.iter().map(|c| {
+                let prefix = format!("{:<width$}| ", format!("{}-{}", c.service, c.number));
+                engine
+                    .logs_since(&c.id, args.follow, args.tail, since)
+                    .map(move |chunk| chunk.map(|text| (prefix.clone(), text)))
+                    .boxed()
+            });
+            let mut merged = futures_util::stream::select_all(streams);
+            let mut pending: std::collections::HashMap<String, String> = Default::default();
+            while let Some(item) = merged.next().await {
+                let (prefix, text) = item?;
+                let buffer = pending.entry(prefix.clone()).or_default();
+                buffer.push_str(&text);
+                let mut out = String::new();
+                while let Some(end) = buffer.find('\n') {
+                    out.push_str(&prefix);
+                    out.push_str(&buffer[..=end]);
+                    buffer.drain(..=end);
+                }
+                if !out.is_empty() {
+                    context.printer.out(out);
+                }
             }
-            if !out.is_empty() {
-                context.printer.out(out);
+            for (prefix, rest) in pending {
+                if !rest.is_empty() {
+                    context.printer.out(format!("{prefix}{rest}\n"));
+                }
             }
+            Ok::<_, crate::error::Error>(())
+        };
+        // Ctrl-C ends the follow: the streams (and, with `--on`, the connection) close.
+        tokio::select! {
+            result = follow => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
         }
-        for (prefix, rest) in pending {
-            if !rest.is_empty() {
-                context.printer.out(format!("{prefix}{rest}\n"));
-            }
-        }
-        Ok(())
     })
 }

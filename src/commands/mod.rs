@@ -6,6 +6,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deploy;
+pub mod exec;
 pub mod import;
 pub mod init;
 pub mod lifecycle;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod start;
 pub mod status;
 pub mod supervise;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 

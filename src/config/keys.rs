@@ -59,6 +59,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "HEALTH_TIMEOUT",
     "HEALTH_RETRIES",
     "HEALTH_START_PERIOD",
+    "METRICS",
     "DEPENDS_ON",
     "VOLUMES",
     "MEMORY_MB",

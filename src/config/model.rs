@@ -180,6 +180,13 @@ pub struct Server {
     pub unattended_upgrades: bool,
 }
 
+/// `METRICS`: an HTTP path on the service's `PORT`, or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Metrics {
+    Path(String),
+    Off,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
     pub name: String,
@@ -193,6 +200,9 @@ pub struct Service {
     pub routes: Vec<Route>,
     pub route_strip: bool,
     pub health: Option<Health>,
+    /// `METRICS`: where Prometheus scrapes it (unset: the preset's services at
+    /// `/metrics`, the project's own not at all).
+    pub metrics: Option<Metrics>,
     pub depends_on: Vec<String>,
     pub env: BTreeMap<String, EnvValue>,
     pub volumes: Vec<Mount>,

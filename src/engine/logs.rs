@@ -25,11 +25,23 @@ impl Engine {
         follow: bool,
         tail: Option<usize>,
     ) -> impl Stream<Item = Result<String>> + Send + 'static {
+        self.logs_since(id, follow, tail, None)
+    }
+
+    /// [`Engine::logs`] from `since` (Unix seconds) on.
+    pub fn logs_since(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+        since: Option<i64>,
+    ) -> impl Stream<Item = Result<String>> + Send + 'static {
         let options = LogsOptions {
             follow,
             stdout: true,
             stderr: true,
             tail: tail.map_or_else(|| "all".to_string(), |t| t.to_string()),
+            since: since.map_or(0, |s| s.clamp(0, i32::MAX as i64) as i32),
             ..Default::default()
         };
         let id = id.to_string();

@@ -3,6 +3,7 @@
 //! containers, images and transfer, logs and events, and the one mapping of a desired
 //! service to a container ([`spec`]).
 
+pub mod attach;
 mod containers;
 mod context;
 pub mod converge;

@@ -34,13 +34,13 @@ pub struct OneOff {
 /// Removes a one-off container when dropped while still armed: the future that ran it
 /// was cancelled. It uses an engine client of its own on a thread of its own, because the
 /// runtime that owns the future's client may be shutting down.
-pub(super) struct Removal {
+pub struct Removal {
     endpoint: String,
     id: Option<String>,
 }
 
 impl Removal {
-    pub(super) fn new(engine: &Engine, id: &str) -> Self {
+    pub fn new(engine: &Engine, id: &str) -> Self {
         Removal {
             endpoint: engine.endpoint.clone(),
             id: Some(id.to_string()),
@@ -48,7 +48,7 @@ impl Removal {
     }
 
     /// Remove the container now (the normal way out).
-    pub(super) async fn now(mut self, engine: &Engine) -> Result<()> {
+    pub async fn now(mut self, engine: &Engine) -> Result<()> {
         match self.id.take() {
             Some(id) => engine.remove(&id, Duration::ZERO).await,
             None => Ok(()),
@@ -138,10 +138,10 @@ impl Engine {
         service: &DesiredService,
         (command, what): (&[String], &str),
         place: (&Placement, &Secrets),
-        interactive: bool,
+        stdin: Option<bool>,
     ) -> Result<String> {
         let name = oneoff_name(&desired.project, &service.name, what);
-        let body = spec::oneoff(desired, service, command, place, interactive);
+        let body = spec::oneoff(desired, service, command, place, stdin);
         let platform = service.options.platform.as_ref().map(|p| p.to_string());
         let created = self
             .docker
@@ -176,7 +176,7 @@ impl Engine {
         (timeout, mut on_line): (Duration, impl FnMut(&str)),
     ) -> Result<OneOff> {
         let id = self
-            .create_oneoff(desired, service, (command, what), place, false)
+            .create_oneoff(desired, service, (command, what), place, None)
             .await?;
         let removal = Removal::new(self, &id);
         let mut last: VecDeque<String> = VecDeque::new();

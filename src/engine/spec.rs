@@ -281,13 +281,14 @@ pub fn container(
 /// A one-off container of `service` (a release command, `stack run`): the service's own
 /// mapping ([`container`]) with `command` as its command, and none of what belongs to a
 /// serving replica: no published ports, no health check, no restart, no DNS name of the
-/// service, and labelled one-off so the planner never counts it as a replica.
+/// service, and labelled one-off so the planner never counts it as a replica. With
+/// `stdin`, it reads ours (`Some(true)`: through a TTY).
 pub fn oneoff(
     desired: &Desired,
     service: &DesiredService,
     command: &[String],
     place: (&Placement, &Secrets),
-    interactive: bool,
+    stdin: Option<bool>,
 ) -> ContainerCreateBody {
     let mut body = container(desired, service, 0, place, false);
     body.cmd = Some(command.to_vec());
@@ -314,8 +315,8 @@ pub fn oneoff(
             endpoint.aliases = None;
         }
     }
-    if interactive {
-        body.tty = Some(true);
+    if let Some(tty) = stdin {
+        body.tty = Some(tty);
         body.open_stdin = Some(true);
         body.stdin_once = Some(true);
         body.attach_stdin = Some(true);

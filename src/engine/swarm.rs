@@ -292,7 +292,15 @@ fn container(
     let mut labels = spec::labels(desired, service, placement);
     labels.insert(NAMESPACE.to_string(), desired.project.clone());
     TaskSpecContainerSpec {
-        image: Some(service.run_image().to_string()),
+        // The pin's image ID, not its tag: the release tag exists on the manager only,
+        // and a worker that has the same image (loaded, pulled) runs it by ID.
+        image: Some(
+            service
+                .pinned
+                .as_ref()
+                .map_or(service.run_image(), |p| p.id.as_str())
+                .to_string(),
+        ),
         labels: Some(labels),
         // Swarm's `Command` is the entrypoint, `Args` the command.
         command: options.entrypoint.clone(),

@@ -7,7 +7,7 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{header, render_template, Bundle};
-use crate::config::{Config, Service};
+use crate::config::{Config, Metrics, Service};
 use crate::error::Result;
 
 /// The preset these files belong to.
@@ -27,6 +27,7 @@ struct Job {
     name: String,
     host: String,
     port: u16,
+    path: String,
     replicas: u32,
 }
 
@@ -37,8 +38,9 @@ fn monitoring<'a>(config: &'a Config, name: &str) -> Option<&'a Service> {
         .find(|s| s.name == name && s.preset == Some(PRESET))
 }
 
-/// Scrape jobs: the monitoring services (the exporters included), then each of the
-/// project's own containers with a port.
+/// Scrape jobs: the monitoring services (the exporters included) at `/metrics` unless
+/// their `METRICS` says otherwise, then each of the project's own containers whose
+/// `METRICS` names a path (checked at input to come with a `PORT`).
 fn jobs(config: &Config) -> Vec<Job> {
     let ours = config.services.iter().filter(|s| s.preset == Some(PRESET));
     let theirs = config.services.iter().filter(|s| s.preset.is_none());
@@ -46,6 +48,11 @@ fn jobs(config: &Config) -> Vec<Job> {
         .filter(|s| s.is_container() && s.replicas > 0)
         .filter_map(|s| {
             let port = s.port?;
+            let path = match (&s.metrics, s.preset) {
+                (Some(Metrics::Path(path)), _) => path.clone(),
+                (None, Some(_)) => "/metrics".to_string(),
+                (Some(Metrics::Off), _) | (None, None) => return None,
+            };
             let host = if s.name == "prometheus" {
                 "localhost".to_string()
             } else {
@@ -55,6 +62,7 @@ fn jobs(config: &Config) -> Vec<Job> {
                 name: s.name.clone(),
                 host,
                 port,
+                path,
                 replicas: s.replicas,
             })
         })
@@ -63,7 +71,19 @@ fn jobs(config: &Config) -> Vec<Job> {
 
 pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
     let header = header(config);
-    if monitoring(config, "prometheus").is_some() {
+    if let Some(prometheus) = monitoring(config, "prometheus") {
+        // Timings and the disk threshold, carried by the prometheus service (checked at
+        // input; empty: the default).
+        let setting = |name: &str| {
+            prometheus
+                .env
+                .get(name)
+                .map(|v| v.value.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let scrape_interval = setting("STACK_SCRAPE_INTERVAL").unwrap_or_else(|| "15s".into());
+        let alert_for = setting("STACK_ALERT_FOR");
+        let disk_percent = setting("STACK_DISK_PERCENT").unwrap_or_else(|| "80".into());
         let alertmanager = monitoring(config, "alertmanager")
             .and_then(|s| s.port)
             .map(|port| format!("alertmanager:{port}"))
@@ -77,6 +97,7 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
                     project => &config.project,
                     env => &config.env,
                     alertmanager => alertmanager,
+                    scrape_interval => &scrape_interval,
                     jobs => jobs(config),
                 },
             )?,
@@ -97,6 +118,8 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
                 context! {
                     header => &header,
                     backup => backup.is_some(),
+                    alert_for => &alert_for,
+                    disk_percent => &disk_percent,
                     verify_max_age_hours => verify_max_age_hours,
                 },
             )?,
@@ -109,6 +132,12 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             .get("STACK_ALERT_WEBHOOK")
             .filter(|v| !v.secret && !v.value.is_empty())
             .map(|v| serde_json::Value::String(v.value.clone()).to_string());
+        let group_wait = service
+            .env
+            .get("STACK_GROUP_WAIT")
+            .map(|v| v.value.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "30s".into());
         let receiver = if webhook.is_some() {
             "webhook"
         } else {
@@ -118,7 +147,12 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             ALERTMANAGER_FILE,
             render_template(
                 "monitoring/alertmanager.yml.j2",
-                context! { header => &header, webhook => webhook, receiver => receiver },
+                context! {
+                    header => &header,
+                    webhook => webhook,
+                    receiver => receiver,
+                    group_wait => group_wait,
+                },
             )?,
         );
     }

@@ -25,6 +25,18 @@ pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Error
         if let Some(value) = set("MONITORING_ALERT_WEBHOOK") {
             errors.take(webhook(&value));
         }
+        for key in [
+            "MONITORING_SCRAPE_INTERVAL",
+            "MONITORING_ALERT_FOR",
+            "MONITORING_GROUP_WAIT",
+        ] {
+            if let Some(value) = set(key) {
+                errors.take(prometheus_duration(&value));
+            }
+        }
+        if let Some(value) = set("MONITORING_DISK_PERCENT") {
+            errors.take(value.number::<u32>(0, 100));
+        }
     }
     if on("BACKUP") {
         for key in ["BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE"] {
@@ -84,6 +96,29 @@ pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Error
             }
         }
     }
+}
+
+/// A Prometheus duration: a number and one unit (`ms`, `s`, `m`, `h`, `d`, `w`).
+pub(crate) fn is_prometheus_duration(text: &str) -> bool {
+    let text = text.trim();
+    let Some(split) = text.find(|c: char| !c.is_ascii_digit()) else {
+        return false;
+    };
+    let (number, unit) = text.split_at(split);
+    !number.is_empty() && number.len() <= 6 && matches!(unit, "ms" | "s" | "m" | "h" | "d" | "w")
+}
+
+fn prometheus_duration(value: &Value) -> Result<(), Diagnostic> {
+    if is_prometheus_duration(value.text) {
+        return Ok(());
+    }
+    Err(Diagnostic::new(format!(
+        "`{}` must be a number and a unit (ms, s, m, h, d, w), not {}",
+        value.key,
+        value.quoted()
+    ))
+    .with_span(value.span.cloned())
+    .hint("write e.g. `15s` or `2m`"))
 }
 
 fn webhook(value: &Value) -> Result<(), Diagnostic> {

@@ -24,7 +24,16 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             ("DEPENDS_ON", "alertmanager"),
             ("STRATEGY", "recreate"),
         ],
-        env: &[],
+        // Not read by Prometheus: the renderer writes its configuration and rules from
+        // them, and they show in `stack config`.
+        env: &[
+            (
+                "STACK_SCRAPE_INTERVAL",
+                EnvSource::Key("MONITORING_SCRAPE_INTERVAL"),
+            ),
+            ("STACK_ALERT_FOR", EnvSource::Key("MONITORING_ALERT_FOR")),
+            ("STACK_DISK_PERCENT", EnvSource::Key("MONITORING_DISK_PERCENT")),
+        ],
         mounts: &[("prometheus", "/etc/prometheus")],
     },
     PresetService {
@@ -44,10 +53,13 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
         ],
         // Not read by Alertmanager (its configuration does not expand variables): the
         // renderer writes the receiver from it, and it shows in `stack config`.
-        env: &[(
-            "STACK_ALERT_WEBHOOK",
-            EnvSource::Key("MONITORING_ALERT_WEBHOOK"),
-        )],
+        env: &[
+            (
+                "STACK_ALERT_WEBHOOK",
+                EnvSource::Key("MONITORING_ALERT_WEBHOOK"),
+            ),
+            ("STACK_GROUP_WAIT", EnvSource::Key("MONITORING_GROUP_WAIT")),
+        ],
         mounts: &[("alertmanager", "/etc/alertmanager")],
     },
     PresetService {

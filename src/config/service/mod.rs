@@ -187,6 +187,7 @@ fn read(
     let command = get(map, "COMMAND").and_then(|v| errors.take(command(v)));
     let network = read_network(context, map, errors);
     let health = health(map, network.port, prefix, errors);
+    let metrics = read_metrics(map, network.port, prefix, errors);
     let depends_on = read_depends_on(map, errors);
     let volumes = read_volumes(context, map, preset, errors);
     let resources = read_resources(map, errors);
@@ -226,6 +227,7 @@ fn read(
         routes: network.routes,
         route_strip: network.route_strip,
         health,
+        metrics,
         depends_on,
         env: BTreeMap::new(),
         volumes,
@@ -239,6 +241,33 @@ fn read(
         environments,
         span: None,
     }
+}
+
+/// `METRICS`: an HTTP path Prometheus scrapes on `PORT`, or `off`.
+fn read_metrics(
+    map: &AttrMap,
+    port: Option<u16>,
+    prefix: &str,
+    errors: &mut Errors,
+) -> Option<Metrics> {
+    let value = get(map, "METRICS")?;
+    if value.text.trim().eq_ignore_ascii_case("off") {
+        return Some(Metrics::Off);
+    }
+    let path = errors.take(validate::metrics_path(value))?;
+    if port.is_none() {
+        errors.push(
+            Diagnostic::new(format!(
+                "`SERVICE_{prefix}_METRICS` needs `SERVICE_{prefix}_PORT` to know where to scrape"
+            ))
+            .with_span(value.span.cloned())
+            .hint(format!(
+                "add `SERVICE_{prefix}_PORT`, or write `SERVICE_{prefix}_METRICS=off`"
+            )),
+        );
+        return None;
+    }
+    Some(Metrics::Path(path))
 }
 
 /// `IMAGE`, and `BUILD` with its `DOCKERFILE` (which needs `BUILD`).

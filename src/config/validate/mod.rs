@@ -76,6 +76,25 @@ pub fn health_path(value: &Value) -> Result<String, Diagnostic> {
     )
 }
 
+/// `METRICS`: an HTTP path such as `/metrics` (`off` is handled by the caller).
+pub fn metrics_path(value: &Value) -> Result<String, Diagnostic> {
+    let text = value.text.trim();
+    let ok = text.starts_with('/')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(c));
+    checked(
+        value,
+        ok,
+        format!(
+            "`{}` must be an HTTP path such as `/metrics`, or `off`, not {}",
+            value.key,
+            value.show(text)
+        ),
+        "start with `/` and use letters, digits and `/-._~%`; or write `off`",
+    )
+}
+
 /// A container variable's value: tab and line feed pass (Compose keeps them), other
 /// control characters are refused (Compose, the engine or the bundle's `.env` mangle them).
 pub fn env_value(value: &Value) -> Result<(), Diagnostic> {

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build a static `stack` binary that runs on any x86_64 Linux server, whatever its glibc
+# (Debian 11 has 2.31, Ubuntu 20.04 2.31; the default dynamic build needs 2.34+).
+#
+#   scripts/build-static.sh            -> target/static/stack   (under $CARGO_TARGET_DIR if set)
+#
+# Prefers musl (`x86_64-unknown-linux-musl`: fully static, its own resolver; the target is
+# added with rustup when missing). When the musl target cannot be had (rustup cannot reach
+# static.rust-lang.org), falls back to the gnu target with `-C target-feature=+crt-static`
+# (static glibc: works, but glibc's NSS is not static, so names resolve from /etc/hosts
+# and DNS only). STATIC_LIBC=musl|gnu forces one. The release profile of Cargo.toml is
+# used; cargo rebuilds nothing when the binary is up to date. The binary's path is printed
+# on stdout, everything else on stderr. Exit 3 when no static binary can be built.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+log() { echo "build-static: $*" >&2; }
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+out_dir="$target_dir/static"
+libc="${STATIC_LIBC:-}"
+
+musl_ready() {
+    rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl
+}
+
+if [ -z "$libc" ] || [ "$libc" = musl ]; then
+    if ! musl_ready && command -v rustup >/dev/null 2>&1; then
+        log "adding the rustup target x86_64-unknown-linux-musl"
+        timeout 300 rustup target add x86_64-unknown-linux-musl >&2 || true
+    fi
+    if musl_ready; then
+        libc=musl
+    elif [ "$libc" = musl ]; then
+        log "STATIC_LIBC=musl, but the rustup target x86_64-unknown-linux-musl cannot be installed"
+        exit 3
+    else
+        log "no musl target (rustup cannot install it); building a static glibc binary instead"
+        libc=gnu
+    fi
+fi
+
+case "$libc" in
+musl)
+    target=x86_64-unknown-linux-musl
+    cargo build --release --locked --target "$target" >&2
+    ;;
+gnu)
+    target=x86_64-unknown-linux-gnu
+    # With an explicit --target, RUSTFLAGS do not reach build scripts and proc macros,
+    # which stay dynamic host binaries; only `stack` is linked statically.
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        cargo build --release --locked --target "$target" >&2
+    ;;
+*)
+    log "STATIC_LIBC must be musl or gnu, not \`$libc\`"
+    exit 3
+    ;;
+esac
+
+built="$target_dir/$target/release/stack"
+if [ ! -x "$built" ]; then
+    log "cargo finished but $built is missing"
+    exit 3
+fi
+# A static binary has no interpreter (no PT_INTERP program header).
+if LC_ALL=C readelf -l "$built" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+    log "$built is dynamically linked; the static build failed"
+    exit 3
+fi
+mkdir -p "$out_dir"
+if ! cmp -s "$built" "$out_dir/stack"; then
+    cp "$built" "$out_dir/stack.new"
+    mv "$out_dir/stack.new" "$out_dir/stack"
+fi
+log "static ($libc) binary: $out_dir/stack ($(du -h "$out_dir/stack" | cut -f1))"
+echo "$(cd "$out_dir" && pwd)/stack"
