@@ -1,6 +1,7 @@
 //! The MONITORING preset live, against a real Docker Engine (issue 11, item 6):
 //! Prometheus loads the rendered configuration and rules, every target is up, and the
-//! rendered alerts fire and reach a webhook receiver that this test runs.
+//! rendered alerts fire and reach a webhook receiver that this test runs; and (item 7) the
+//! provisioned Grafana dashboard, checked offline.
 //!
 //! Needs a running dockerd and the test images `stack-test/prometheus`,
 //! `stack-test/alertmanager`, `stack-test/node-exporter` and `stack-test/busybox`
@@ -406,5 +407,108 @@ fn prometheus_scrapes_every_target_and_alerts_reach_the_webhook() {
     assert!(
         summary.starts_with("Disk /") && summary.ends_with("% full"),
         "{disk:#}"
+    );
+}
+
+/// Item 7: the provisioned Grafana dashboard, checked without a Grafana (none is packaged
+/// by Debian, and no registry is reachable: it has NOT been loaded into a live Grafana).
+/// Checked: the fields Grafana's dashboard schema (schemaVersion 39) requires, panel ids
+/// and grid positions, every query on the provisioned Prometheus data source, the panels
+/// the issue asks for, and every PromQL expression parsed by `promtool`.
+#[test]
+fn the_grafana_dashboard_has_the_schemas_fields_and_valid_queries() {
+    let promtool = common::require_tool("promtool");
+    let project = common::fixture("monitoring");
+    project.generate_secrets("prod");
+    let bundle = project.build("prod", None);
+    let provider = std::fs::read_to_string(bundle.join("grafana/dashboards.yml")).unwrap();
+    assert!(
+        provider.contains("path: /etc/grafana/dashboards"),
+        "{provider}"
+    );
+    let datasources = std::fs::read_to_string(bundle.join("grafana/datasources.yml")).unwrap();
+    assert!(datasources.contains("uid: prometheus"), "{datasources}");
+    let compose = std::fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains("/etc/grafana/provisioning/dashboards/stack.yml")
+            && compose.contains("/etc/grafana/dashboards"),
+        "grafana does not mount the dashboard provider and folder"
+    );
+
+    let json = std::fs::read_to_string(bundle.join("grafana/dashboards/stack.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&json).unwrap();
+    let uid = dashboard["uid"].as_str().expect("uid");
+    assert!(!uid.is_empty() && uid.len() <= 40, "uid {uid:?}");
+    assert!(dashboard["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(dashboard["schemaVersion"].as_u64().is_some_and(|v| v >= 36));
+    assert!(dashboard["time"]["from"].is_string() && dashboard["time"]["to"].is_string());
+    assert!(dashboard["templating"]["list"].is_array());
+    assert!(dashboard["annotations"]["list"].is_array());
+    assert!(
+        dashboard.get("id").is_none(),
+        "a provisioned dashboard has no id"
+    );
+
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = BTreeSet::new();
+    let mut exprs = Vec::new();
+    for panel in panels {
+        let id = panel["id"].as_u64().expect("panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        assert!(
+            panel["type"].is_string() && panel["title"].is_string(),
+            "{panel}"
+        );
+        let grid = &panel["gridPos"];
+        for field in ["h", "w", "x", "y"] {
+            assert!(grid[field].is_u64(), "gridPos.{field}: {panel}");
+        }
+        assert!(
+            grid["x"].as_u64().unwrap() + grid["w"].as_u64().unwrap() <= 24,
+            "wider than the grid: {panel}"
+        );
+        let mut refs = BTreeSet::new();
+        for target in panel["targets"].as_array().expect("targets") {
+            assert!(refs.insert(target["refId"].as_str().expect("refId").to_string()));
+            assert_eq!(target["datasource"]["uid"], "prometheus", "{target}");
+            exprs.push(target["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    let all = exprs.join("\n");
+    for metric in [
+        "up",
+        "http_request_duration_seconds_count",
+        "http_request_duration_seconds_bucket",
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+        "node_filesystem_avail_bytes",
+        "stack_backup_last_success_timestamp_seconds",
+        "stack_backup_last_verify_timestamp_seconds",
+    ] {
+        assert!(all.contains(metric), "no panel shows {metric}");
+    }
+
+    // Each query as a recording rule: promtool parses the PromQL.
+    let rules: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| serde_json::json!({ "record": format!("stack:panel{i}"), "expr": expr }))
+        .collect();
+    let file = bundle.join("panel-queries.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "groups": [ { "name": "panels", "rules": rules } ] }).to_string(),
+    )
+    .unwrap();
+    let out = StdCommand::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool refuses a panel query:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
     );
 }

@@ -18,6 +18,8 @@ pub const PROMETHEUS_FILE: &str = "prometheus/prometheus.yml";
 pub const ALERTS_FILE: &str = "prometheus/alerts.yml";
 pub const ALERTMANAGER_FILE: &str = "alertmanager/alertmanager.yml";
 pub const DATASOURCES_FILE: &str = "grafana/datasources.yml";
+pub const DASHBOARDS_FILE: &str = "grafana/dashboards.yml";
+pub const DASHBOARD_FILE: &str = "grafana/dashboards/stack.json";
 pub const LOKI_FILE: &str = "loki/config.yml";
 pub const PROMTAIL_FILE: &str = "promtail/config.yml";
 
@@ -164,6 +166,17 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
                 context! { header => &header },
             )?,
         );
+        bundle.add(
+            DASHBOARDS_FILE,
+            format!(
+                "# {header}\napiVersion: 1\nproviders:\n  - name: stack\n    type: file\n    \
+                 disableDeletion: true\n    allowUiUpdates: false\n    options:\n      \
+                 path: /etc/grafana/dashboards\n"
+            ),
+        );
+        let json = serde_json::to_string_pretty(&dashboard(config))
+            .expect("a JSON value always serializes");
+        bundle.add(DASHBOARD_FILE, format!("{json}\n"));
     }
     if monitoring(config, "loki").is_some() {
         bundle.add(
@@ -181,4 +194,121 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// One time-series panel of the dashboard, on the provisioned Prometheus data source.
+fn panel(
+    id: u32,
+    title: &str,
+    unit: &str,
+    exprs: &[(&str, &str)],
+    x: u32,
+    y: u32,
+) -> serde_json::Value {
+    let targets: Vec<serde_json::Value> = exprs
+        .iter()
+        .zip(["A", "B", "C", "D"])
+        .map(|((expr, legend), ref_id)| {
+            serde_json::json!({
+                "refId": ref_id,
+                "datasource": { "type": "prometheus", "uid": "prometheus" },
+                "expr": expr,
+                "legendFormat": legend,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "id": id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": { "type": "prometheus", "uid": "prometheus" },
+        "gridPos": { "h": 8, "w": 12, "x": x, "y": y },
+        "fieldConfig": { "defaults": { "unit": unit }, "overrides": [] },
+        "options": {},
+        "targets": targets,
+    })
+}
+
+/// The provisioned Grafana dashboard: up/down per scrape job, request rate and p95 of
+/// the services exposing `http_request_duration_seconds`, container CPU and memory
+/// (cAdvisor), disk use (node-exporter), the last backup's age and the last verified
+/// restore's age.
+fn dashboard(config: &Config) -> serde_json::Value {
+    let panels = vec![
+        panel(1, "Up (1) / down (0) per service", "none", &[("up", "{{job}} {{instance}}")], 0, 0),
+        panel(
+            2,
+            "Requests per second",
+            "reqps",
+            &[("sum by (job) (rate(http_request_duration_seconds_count[5m]))", "{{job}}")],
+            12,
+            0,
+        ),
+        panel(
+            3,
+            "HTTP p95 latency",
+            "s",
+            &[(
+                "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+                "{{job}}",
+            )],
+            0,
+            8,
+        ),
+        panel(
+            4,
+            "Container CPU",
+            "percentunit",
+            &[(
+                "sum by (name) (rate(container_cpu_usage_seconds_total{name!=\"\"}[5m]))",
+                "{{name}}",
+            )],
+            12,
+            8,
+        ),
+        panel(
+            5,
+            "Container memory",
+            "bytes",
+            &[("sum by (name) (container_memory_working_set_bytes{name!=\"\"})", "{{name}}")],
+            0,
+            16,
+        ),
+        panel(
+            6,
+            "Disk used",
+            "percent",
+            &[(
+                "100 * (1 - node_filesystem_avail_bytes{fstype!~\"tmpfs|ramfs|overlay|squashfs|nsfs|fuse.*\"} / node_filesystem_size_bytes{fstype!~\"tmpfs|ramfs|overlay|squashfs|nsfs|fuse.*\"})",
+                "{{mountpoint}}",
+            )],
+            12,
+            16,
+        ),
+        panel(
+            7,
+            "Backup age / last verified restore",
+            "s",
+            &[
+                ("time() - stack_backup_last_success_timestamp_seconds", "last backup"),
+                ("time() - stack_backup_last_verify_timestamp_seconds", "last verified restore"),
+            ],
+            0,
+            24,
+        ),
+    ];
+    serde_json::json!({
+        "uid": format!("stack-{}", config.project),
+        "title": format!("{} ({})", config.project, config.env),
+        "tags": ["stack"],
+        "timezone": "browser",
+        "editable": false,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": { "from": "now-6h", "to": "now" },
+        "templating": { "list": [] },
+        "annotations": { "list": [] },
+        "panels": panels,
+    })
 }

@@ -86,10 +86,17 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             ("GF_ANALYTICS_REPORTING_ENABLED", EnvSource::Fixed("false")),
             ("GF_ANALYTICS_CHECK_FOR_UPDATES", EnvSource::Fixed("false")),
         ],
-        mounts: &[(
-            "grafana/datasources.yml",
-            "/etc/grafana/provisioning/datasources/stack.yml",
-        )],
+        mounts: &[
+            (
+                "grafana/datasources.yml",
+                "/etc/grafana/provisioning/datasources/stack.yml",
+            ),
+            (
+                "grafana/dashboards.yml",
+                "/etc/grafana/provisioning/dashboards/stack.yml",
+            ),
+            ("grafana/dashboards", "/etc/grafana/dashboards"),
+        ],
     },
     PresetService {
         name: "loki",
