@@ -344,9 +344,11 @@ impl Remote {
              trap 'rm -rf \"$root/lock\"' EXIT; \
              cur=$(readlink \"$root/current\" 2>/dev/null); \
              [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ echo changed; exit 0; }}; \
+             refs=; ids=; \
              {{ read -r key; [ \"$key\" = {key} ] || {{ echo changed; exit 0; }}; \
-               while read -r ref id; do [ \"$(docker image inspect -f '{{{{.Id}}}}' \"$ref\" 2>/dev/null)\" = \"$id\" ] || {{ echo changed; exit 0; }}; done; \
+               while read -r ref id; do refs=\"$refs $ref\"; ids=\"$ids$id \"; done; \
              }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null || {{ echo changed; exit 0; }}; \
+             [ -z \"$refs\" ] || [ \"$(docker image inspect -f '{{{{.Id}}}}' $refs 2>/dev/null | tr '\\n' ' ')\" = \"$ids\" ] || {{ echo changed; exit 0; }}; \
              running=$(docker ps -a --filter label={project_label}={project} --format '{{{{.Label \"{hash_label}\"}}}} {{{{.State}}}} {{{{.Status}}}}' \
                | awk '$2 != \"running\" || /\\(unhealthy\\)/ {{ bad = 1 }} {{ print $1 }} END {{ if (bad) print \"not-running\" }}' | sort | tr '\\n' ' '); \
              [ \"$running\" = {expected} ] || {{ echo changed; exit 0; }}; \
