@@ -259,6 +259,15 @@ impl Service {
             .is_none_or(|u| u.user == "root" || u.user == "0")
     }
 
+    /// The mode of its secret files: 0400 as root, 0444 when its user must read them.
+    pub fn secret_file_mode(&self) -> u32 {
+        if self.runs_as_root() {
+            0o400
+        } else {
+            0o444
+        }
+    }
+
     /// A container the engine runs (not an `UPSTREAM` on the host).
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()

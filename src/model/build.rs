@@ -220,7 +220,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
             .map(|file| SecretFile {
                 target: file.target.clone(),
                 key: file.key.clone(),
-                mode: if service.runs_as_root() { 0o400 } else { 0o444 },
+                mode: service.secret_file_mode(),
             })
             .collect(),
         options: service.options.clone(),

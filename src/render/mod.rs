@@ -140,7 +140,7 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
 /// folder is 0700 either way.
 fn secret_files(config: &Config, bundle: &mut Bundle) {
     for service in config.services.iter().filter(|s| s.is_container()) {
-        let mode = if service.runs_as_root() { 0o400 } else { 0o444 };
+        let mode = service.secret_file_mode();
         for file in &service.secret_files {
             bundle.files.insert(
                 crate::model::secret_file_path(&file.key, mode),
