@@ -219,17 +219,38 @@ fn get_json(address: &str, path: &str) -> Value {
 }
 
 /// The address containers reach the host at through `host-gateway`: the default
-/// bridge's gateway (docker0), which only the host and its containers see.
+/// bridge's gateway (docker0), which only the host and its containers see. The
+/// engine records it in the bridge network's IPAM config only when it created
+/// docker0 itself; when docker0 already existed (a restarted dockerd) only the
+/// subnet is recorded, so the address is read from the interface.
 fn bridge_gateway() -> String {
     let out = docker(&[
         "network",
         "inspect",
         "bridge",
         "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
     ]);
     let ip = text(&out.stdout).trim().to_string();
-    assert!(!ip.is_empty(), "no gateway on docker's bridge network");
+    if !ip.is_empty() {
+        return ip;
+    }
+    let out = StdCommand::new("ip")
+        .args(["-4", "-o", "addr", "show", "docker0"])
+        .output()
+        .expect("run ip");
+    let listing = text(&out.stdout);
+    let ip = listing
+        .split_whitespace()
+        .skip_while(|word| *word != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !ip.is_empty(),
+        "no gateway on docker's bridge network: {listing}"
+    );
     ip
 }
 
