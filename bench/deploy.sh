@@ -23,6 +23,7 @@ trap cleanup EXIT
 
 . bench/lib/sshd.sh
 start_sshd "$work" "$port"
+user=$(bench_user "$work")
 
 proj="$work/project"
 mkdir -p "$proj/environments/staging"
@@ -46,15 +47,19 @@ CFG
 cat > "$proj/environments/staging/server.env" <<CFG
 SERVER_HOST=127.0.0.1
 SERVER_PORT=$port
-SERVER_USER=root
+SERVER_USER=$user
 SERVER_PATH=$work/srv
 CFG
 "$STACK" -C "$proj" deploy staging --allow-dirty -q
 ids_before=$(docker ps -q --filter label=com.docker.compose.project=benchdeploy | sort)
 hyperfine --warmup 2 --runs 15 --export-markdown "$work/deploy.md" \
     -n "stack deploy staging (nothing changed, 3 services)" \
-    "'$STACK' -C '$proj' deploy staging --allow-dirty -q"
+    "'$STACK' -C '$proj' deploy staging --allow-dirty -q" \
+    -n "floor: one ssh connection running one command" \
+    "ssh -F '$STACK_SSH_CONFIG' -o BatchMode=yes -p $port $user@127.0.0.1 true"
 ids_after=$(docker ps -q --filter label=com.docker.compose.project=benchdeploy | sort)
 [ "$ids_before" = "$ids_after" ] && echo "containers unchanged across all redeploys: yes" || echo "containers unchanged: NO"
+echo "audit log outcomes of every deploy above (first line: the initial deploy):"
+cut -f6- "$work/srv/audit.log" | sort | uniq -c
 mkdir -p bench/results && cp "$work/deploy.md" bench/results/deploy.md
 cat bench/results/deploy.md

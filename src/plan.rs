@@ -17,6 +17,8 @@ pub struct ObservedContainer {
     pub number: u32,
     pub digest: String,
     pub running: bool,
+    /// Docker's health check says unhealthy.
+    pub unhealthy: bool,
     /// The image ID the container runs.
     pub image_id: String,
 }
@@ -280,6 +282,7 @@ mod tests {
             number,
             digest: digest.into(),
             running,
+            unhealthy: false,
             image_id: "sha256:x".into(),
         }
     }

@@ -25,3 +25,18 @@ CFG
     printf 'Host *\n  UserKnownHostsFile %s\n  IdentityFile %s\n' "$work/known_hosts" "$work/client_key" > "$work/ssh_config"
     export STACK_SSH_CONFIG="$work/ssh_config"
 }
+
+# A deploy user as a fresh VM has one: Debian's default shell files, in the `docker`
+# group, key login only. (This machine's root ~/.bashrc runs `pyenv init`, about 0.45 s
+# on every SSH command, which no server has.) Its home and SERVER_PATH are WORK/...
+# Usage: bench_user WORK   (prints the user name; the user is kept for later runs)
+bench_user() {
+    local work="$1" user=stack-bench
+    id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker "$user"
+    usermod -p '*' "$user"   # unlocked for key login (sshd refuses locked accounts without PAM)
+    chmod 755 "$work"
+    chmod 644 "$work/authorized_keys"
+    mkdir -p "$work/srv"
+    chown "$user" "$work/srv"
+    echo "$user"
+}

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{missing_images, runtime, server_engine, server_of, server_placement, Context};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::values::parse_duration;
-use crate::deploy::{pin, timestamp, transfer, Remote, Unchanged};
+use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
@@ -107,8 +107,15 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let built = pin::build_local(&desired, local.as_ref(), &progress, args.dry_run).await?;
         // Nothing changed: one round trip says so, and nothing else is done.
         let unchanged = Unchanged::of(&desired, &probe, &built);
-        if !args.dry_run && config.target == crate::config::Target::Compose {
-            if let Some(current) = remote.unchanged(&unchanged)? {
+        let fast_path = !args.dry_run && config.target == crate::config::Target::Compose;
+        let pending = match fast_path {
+            true => Some(remote.begin_unchanged(&unchanged)?),
+            false => None,
+        };
+        let engine = server_engine(&remote).await?;
+        if let Some(pending) = pending {
+            let seen = Seen::of(&engine, &unchanged).await?;
+            if let Some(current) = pending.finish(&unchanged, &seen)? {
                 if context.global.json {
                     context.printer.json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true}));
                 }
@@ -119,7 +126,6 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
                 return Ok(());
             }
         }
-        let engine = server_engine(&remote).await?;
         let engines = (local.as_ref(), &engine);
         let ids = pin::resolve(&desired, &engine, (&progress, args.dry_run), built).await?;
         let registry_images: Vec<(String, String)> = desired

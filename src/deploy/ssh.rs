@@ -149,6 +149,18 @@ impl Session {
             .map_err(|e| Error::outside(format!("ssh failed: {e}")))
     }
 
+    /// Start a shell command on the server with its stdin and stdout piped, to talk to
+    /// it while it runs.
+    pub fn spawn(&self, script: &str) -> Result<std::process::Child> {
+        self.base()
+            .args(["-o", "ControlMaster=no", &self.target, "--", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
+    }
+
     /// Run a command that must succeed; its stderr becomes the error's cause.
     pub fn check(&self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<String> {
         let output = self.run(script, stdin)?;
@@ -195,15 +207,16 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// The master is our child: SIGTERM makes it close the connection and its control
+    /// socket (no `ssh -O exit`, which would start one more process).
     fn drop(&mut self) {
-        let _ = self
-            .base()
-            .args(["-O", "exit", &self.target])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         if let Some(mut master) = self.master.take() {
-            let _ = master.kill();
+            if let Ok(pid) = i32::try_from(master.id()) {
+                // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
             let _ = master.wait();
         }
     }

@@ -162,6 +162,9 @@ impl Engine {
                     .unwrap_or(0),
                 digest: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                 running: summary.state.map(|s| s.to_string()).as_deref() == Some("running"),
+                unhealthy: summary
+                    .status
+                    .is_some_and(|status| status.contains("(unhealthy)")),
                 image_id: summary.image_id.unwrap_or_default(),
             });
         }
