@@ -50,6 +50,7 @@ docker save stack-test/registry:2 | docker -H "unix://$engine_sock" load -q >/de
 # The sshd in front of it.
 . bench/lib/sshd.sh
 start_sshd "$work" "$port"
+user=$(bench_user "$work")
 
 proj="$work/project"
 mkdir -p "$proj/environments/staging" "$proj/app" "$work/base"
@@ -75,7 +76,7 @@ CFG
 cat > "$proj/environments/staging/server.env" <<CFG
 SERVER_HOST=127.0.0.1
 SERVER_PORT=$port
-SERVER_USER=root
+SERVER_USER=$user
 SERVER_PATH=$work/srv
 SERVER_DOCKER_SOCKET=$engine_sock
 CFG

@@ -84,9 +84,9 @@ pub enum Command {
     /// Remove the project's containers and network (volumes only with --volumes)
     Down(DownArgs),
     /// Per service: containers, state, health, ports, routes, image, uptime
-    Status,
+    Status(OnArg),
     /// Exit 1 when any service is not healthy
-    Health,
+    Health(OnArg),
     /// Logs of services, prefixed by service
     Logs(LogsArgs),
     /// Run a command in a running container of a service (a TTY when stdin is a terminal);
@@ -224,6 +224,14 @@ pub enum SecretsCommand {
     Generate(EnvArg),
     /// Check that secrets are present and strong and that the file is private
     Check(EnvArg),
+}
+
+#[derive(Debug, Args)]
+pub struct OnArg {
+    /// Act on this environment's server (the release `current` there), through the
+    /// deploy SSH connection
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
 }
 
 #[derive(Debug, Args)]

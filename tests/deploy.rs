@@ -1126,6 +1126,19 @@ fn killed_deploy_then_rerun() {
         p.containers()
     );
 
+    // The server saw the connection end: it freed the lock and said so.
+    assert!(
+        eventually(Duration::from_secs(20), || !p.lock_dir().exists()),
+        "the killed deploy's lock was not freed"
+    );
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("connection to stack ended")),
+        "{audit}"
+    );
     p.ok(&["lock", "release", "staging"]);
     assert!(!p.lock_dir().exists());
     p.deploy(&[
@@ -2231,4 +2244,132 @@ fn exec_run_and_logs_on_the_server() {
     let out = follow.finish(Duration::from_secs(20));
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(text(&out.stdout).contains(&marker), "{}", all_output(&out));
+}
+
+// `status` and `health` with `--on ENV` read the server's engine for the release
+// `current` there, and an HTTP readiness probe of a server's container runs inside that
+// container: the app here answers only on the container's own loopback, and Docker's
+// first health check is five minutes away, so only a probe where the container is can
+// see it ready (an address probed from here could be another machine's container).
+#[test]
+fn status_and_health_on_the_server_probe_inside_the_container() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE={BUSYBOX}\n\
+         SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; httpd -f -p 127.0.0.1:8080 -h /var/www & wait'\n\
+         SERVICE_WEB_PORT=8080\n\
+         SERVICE_WEB_HEALTH=/health\n\
+         SERVICE_WEB_HEALTH_INTERVAL=5m\n"
+    );
+    let p = Project::new("status-on", &sshd, &body);
+    p.deploy(&[]);
+    let web = p.id_of("web");
+    assert!(
+        inspect(&web, "{{.State.Health.Status}}") == "starting",
+        "Docker's own check ran already; the test proves nothing"
+    );
+
+    let out = p.ok(&["--json", "status", "--on", "staging"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["project"].as_str().unwrap().contains("status-on"),
+        "{status}"
+    );
+    assert_eq!(status["services"][0]["service"], "web", "{status}");
+    assert_eq!(status["services"][0]["ready"], true, "{status}");
+    p.ok(&["health", "--on", "staging"]);
+
+    let _ = docker(&["stop", "-t", "0", &web]);
+    let out = p.stack(&["health", "--on", "staging"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(text(&out.stderr).contains("web"), "{}", all_output(&out));
+}
+
+/// Wait until `done` holds, at most `limit`; false when it never did.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    done()
+}
+
+/// Kill (SIGKILL) the SSH master connection of a running stack: the connection drops
+/// while stack itself still runs.
+fn drop_connection(stack: &Child) {
+    let mine = descendants(stack.id());
+    let masters: Vec<u32> = processes_mentioning("ControlMaster=yes")
+        .into_iter()
+        .filter(|(pid, _)| mine.contains(pid))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert!(!masters.is_empty(), "no ssh master under stack");
+    for pid in masters {
+        kill(pid);
+    }
+}
+
+// The connection drops (its ssh master is killed, stack lives on): the server removes the
+// one-off container of a `run --on` and of a release command, frees the deploy lock and
+// says so in the audit log; the next deploy completes.
+#[test]
+fn a_dropped_connection_leaves_no_container_and_no_lock() {
+    let sshd = Sshd::start();
+    let p = Project::new("dropped", &sshd, &one_service());
+    p.deploy(&[]);
+    let oneoff = |what: &str| {
+        let what = format!("-web-{what}-");
+        p.containers().iter().any(|(n, _)| n.contains(&what))
+    };
+
+    let run = Watched::spawn(p.command(&["run", "web", "--on", "staging", "--", "sleep", "300"]));
+    assert!(
+        eventually(Duration::from_secs(60), || oneoff("run")),
+        "the run never started"
+    );
+    drop_connection(&run.child);
+    assert!(
+        eventually(Duration::from_secs(20), || !oneoff("run")),
+        "the run's container outlived the connection: {:?}",
+        p.containers()
+    );
+    let out = run.finish(Duration::from_secs(60));
+    assert!(!out.status.success(), "{}", all_output(&out));
+
+    let mut deploy = Watched::spawn(p.command(&[
+        "deploy",
+        "staging",
+        "--allow-dirty",
+        "--set",
+        "SERVICE_WEB_RELEASE=sleep 300",
+    ]));
+    deploy.wait_line("running release command", Duration::from_secs(90));
+    assert!(
+        eventually(Duration::from_secs(30), || oneoff("release")),
+        "no release container"
+    );
+    assert!(p.lock_dir().exists(), "the deploy holds no lock");
+    drop_connection(&deploy.child);
+    assert!(
+        eventually(Duration::from_secs(20), || !oneoff("release")
+            && !p.lock_dir().exists()),
+        "after the connection dropped: lock={} containers={:?}",
+        p.lock_dir().exists(),
+        p.containers()
+    );
+    let out = deploy.finish(Duration::from_secs(60));
+    assert!(!out.status.success(), "{}", all_output(&out));
+    let audit = p.audit_log();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("connection to stack ended")),
+        "{audit}"
+    );
+    p.deploy(&["--set", "SERVICE_WEB_RELEASE=true"]);
+    assert!(!p.lock_dir().exists(), "the next deploy left its lock");
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{missing_images, runtime, server_engine, server_of, server_placement, Context};
+use super::{
+    missing_images, runtime, server_engine, server_of, server_placement, unleashed_server_engine,
+    Context,
+};
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
 use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
@@ -112,7 +115,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             true => Some(remote.begin_unchanged(&unchanged)?),
             false => None,
         };
-        let engine = server_engine(&remote).await?;
+        let mut engine = unleashed_server_engine(&remote).await?;
         if let Some(pending) = pending {
             let seen = Seen::of(&engine, &unchanged).await?;
             if let Some(current) = pending.finish(&unchanged, &seen)? {
@@ -126,6 +129,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
                 return Ok(());
             }
         }
+        // The long way: from here, a connection that ends frees the lock and removes
+        // the release commands' containers on the server.
+        engine.leash = Some(remote.leash()?);
         let engines = (local.as_ref(), &engine);
         let ids = pin::resolve(&desired, &engine, (&progress, args.dry_run), built).await?;
         let registry_images: Vec<(String, String)> = desired

@@ -146,8 +146,16 @@ pub fn server_of(loaded: &Loaded) -> Result<Server> {
     })
 }
 
-/// The server's engine, through the SSH session's forwarded socket.
+/// The server's engine, through the SSH session's forwarded socket; the one-off
+/// containers it starts are leashed to the connection ([`Remote::leash`]).
 pub async fn server_engine(remote: &Remote) -> Result<Engine> {
+    let mut engine = unleashed_server_engine(remote).await?;
+    engine.leash = Some(remote.leash()?);
+    Ok(engine)
+}
+
+/// [`server_engine`] without the leash (a deploy that may find nothing to do).
+pub async fn unleashed_server_engine(remote: &Remote) -> Result<Engine> {
     Engine::connect_to(&remote.session.docker_endpoint())
         .await
         .map_err(|e| match e {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::target::Target;
 use super::{default_out, runtime, Context};
 use crate::engine::readiness::is_ready;
 use crate::engine::{ContainerState, Engine};
@@ -33,13 +34,24 @@ impl Snapshot {
     }
 }
 
-fn snapshot(context: &Context) -> Result<Snapshot> {
-    let env = context.env();
-    let loaded = context.load(&env)?;
-    let out = default_out(&loaded.config.project_dir, &env);
-    let (_, desired) = render::render_all(&loaded.config, &out)?;
-    let (states, ready) = runtime()?.block_on(async {
-        let engine = Engine::connect().await?;
+/// What runs, as the engine shows it: locally for the project's environment (`--env`),
+/// or with `--on ENV` on that server for the release `current` there.
+fn snapshot(context: &Context, on: &Option<String>) -> Result<Snapshot> {
+    runtime()?.block_on(async {
+        // Status needs no secrets locally; on a server the release's own state is read.
+        let (engine, desired, _target) = match on {
+            Some(env) => {
+                let target = Target::server(context, env).await?;
+                (target.engine, target.desired, target.remote)
+            }
+            None => {
+                let env = context.env();
+                let loaded = context.load(&env)?;
+                let out = default_out(&loaded.config.project_dir, &env);
+                let (_, desired) = render::render_all(&loaded.config, &out)?;
+                (Engine::connect().await?, desired, None)
+            }
+        };
         let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
         let mut ready = BTreeMap::new();
         for container in engine.containers(&desired.project).await? {
@@ -53,12 +65,11 @@ fn snapshot(context: &Context) -> Result<Snapshot> {
                     .push(state);
             }
         }
-        Ok::<_, Error>((states, ready))
-    })?;
-    Ok(Snapshot {
-        desired,
-        states,
-        ready,
+        Ok(Snapshot {
+            desired,
+            states,
+            ready,
+        })
     })
 }
 
@@ -76,8 +87,8 @@ fn uptime(started_at: &str) -> String {
         .replace('T', " ")
 }
 
-pub fn status(context: &Context) -> Result<()> {
-    let snapshot = snapshot(context)?;
+pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
+    let snapshot = snapshot(context, on)?;
     let mut rows = Vec::new();
     for service in &snapshot.desired.services {
         rows.push(json!({
@@ -130,8 +141,8 @@ pub fn status(context: &Context) -> Result<()> {
     Ok(())
 }
 
-pub fn health(context: &Context) -> Result<()> {
-    let snapshot = snapshot(context)?;
+pub fn health(context: &Context, on: &Option<String>) -> Result<()> {
+    let snapshot = snapshot(context, on)?;
     let mut bad = Vec::new();
     let mut report = serde_json::Map::new();
     for service in &snapshot.desired.services {

@@ -31,6 +31,24 @@ pub struct Remote {
     pub session: Session,
     pub server: Server,
     pub env: String,
+    leash: std::cell::RefCell<Option<Leash>>,
+}
+
+/// A shell on the server that waits for the connection to end, then removes the one-off
+/// containers labelled with its token and frees a deploy lock that names it.
+struct Leash {
+    token: String,
+    child: std::process::Child,
+}
+
+impl Drop for Leash {
+    /// Ending our side is the signal: the server's side sees the end of its input and
+    /// cleans up on its own (after a normal end there is nothing left to clean).
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// One release on the server.
@@ -260,7 +278,48 @@ impl Remote {
             session: Session::open(server)?,
             server: server.clone(),
             env: env.to_string(),
+            leash: std::cell::RefCell::new(None),
         })
+    }
+
+    /// The token of this connection's leash, started on first use. Whatever way the
+    /// connection ends (stack exits, is killed, or the network drops), the server then
+    /// removes the one-off containers labelled with the token (a `run`, a release
+    /// command) and, when the deploy lock was taken with the token, appends
+    /// "connection lost" to the audit log and frees the lock: nothing on the server
+    /// acts for a deploy whose stack is gone.
+    pub fn leash(&self) -> Result<String> {
+        if let Some(leash) = self.leash.borrow().as_ref() {
+            return Ok(leash.token.clone());
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| Error::outside(format!("no randomness for a token: {e}")))?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let result =
+            "failed: the connection to stack ended during the deploy; the server freed the lock";
+        let script = format!(
+            "root={root}; export DOCKER_HOST={docker}; trap '' HUP INT TERM PIPE; \
+             cat >/dev/null 2>&1; \
+             docker ps -aq --filter label={label}={token} 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1; \
+             if grep -qx leash={token} \"$root/lock/info\" 2>/dev/null; then \
+               rel=$(sed -n 's/^release=//p' \"$root/lock/info\"); \
+               printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} >> \"$root/audit.log\"; \
+               rm -rf \"$root/lock\"; \
+             fi",
+            root = quote(&self.server.path),
+            docker = quote(&format!("unix://{}", self.server.docker_socket)),
+            label = crate::engine::labels::LEASH,
+            user = quote(&local_user()),
+            env = quote(&self.env),
+            result = quote(result),
+        );
+        let child = self.session.spawn_detached(&script)?;
+        *self.leash.borrow_mut() = Some(Leash {
+            token: token.clone(),
+            child,
+        });
+        Ok(token)
     }
 
     fn path(&self, rest: &str) -> String {
@@ -281,13 +340,16 @@ impl Remote {
         min_free_mb: u64,
         waiting: impl Fn(&str),
     ) -> Result<Option<String>> {
-        let info = format!(
+        let mut info = format!(
             "owner={}\ntime={}\nrelease={release}\nenv={}\nmessage={}\n",
             local_user(),
             timestamp(),
             self.env,
             message.replace('\n', " ")
         );
+        if let Some(leash) = self.leash.borrow().as_ref() {
+            info.push_str(&format!("leash={}\n", leash.token));
+        }
         let script = format!(
             "root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
              free=$(df -Pk \"$p\" | awk 'NR==2 {{print $4}}'); \

@@ -161,6 +161,18 @@ impl Session {
             .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
     }
 
+    /// Start a shell command on the server that only reads its stdin (its output is
+    /// discarded), to run until the connection or the stdin ends.
+    pub fn spawn_detached(&self, script: &str) -> Result<std::process::Child> {
+        self.base()
+            .args(["-o", "ControlMaster=no", &self.target, "--", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
+    }
+
     /// Run a command that must succeed; its stderr becomes the error's cause.
     pub fn check(&self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<String> {
         let output = self.run(script, stdin)?;

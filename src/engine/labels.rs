@@ -13,3 +13,6 @@ pub const NETWORK: &str = "com.docker.compose.network";
 pub const VOLUME: &str = "com.docker.compose.volume";
 /// stack's own: the short digest of the desired service.
 pub const DIGEST: &str = "dev.stack.digest";
+/// stack's own: the one-off containers started through one SSH connection, removed by
+/// the server when that connection ends (see `deploy::Remote::leash`).
+pub const LEASH: &str = "dev.stack.leash";

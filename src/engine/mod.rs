@@ -35,6 +35,14 @@ pub struct Engine {
     docker: Docker,
     /// Where we connected, for messages.
     pub endpoint: String,
+    /// The engine runs on this machine (its local socket), so its containers' addresses
+    /// can be reached from here. A server's engine through the SSH connection is not:
+    /// there an HTTP readiness probe runs inside the container instead, because the
+    /// same address here could be another container entirely.
+    pub here: bool,
+    /// The token one-off containers are labelled with ([`labels::LEASH`]), when the
+    /// engine is a server's and its connection holds a leash.
+    pub leash: Option<String>,
 }
 
 /// A container's live state, for status and health.
@@ -89,10 +97,16 @@ impl Engine {
     pub async fn connect() -> Result<Engine> {
         let endpoint =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        Self::connect_to(&endpoint).await
+        let here = endpoint.starts_with("unix://") || endpoint.starts_with('/');
+        Self::open(&endpoint, here).await
     }
 
+    /// Another machine's engine (a server's, through its forwarded socket).
     pub async fn connect_to(endpoint: &str) -> Result<Engine> {
+        Self::open(endpoint, false).await
+    }
+
+    async fn open(endpoint: &str, here: bool) -> Result<Engine> {
         let unreachable = |cause: String| Error::Outside {
             message: format!("cannot reach the Docker engine at `{endpoint}`"),
             causes: vec![cause],
@@ -119,6 +133,8 @@ impl Engine {
         Ok(Engine {
             docker,
             endpoint: endpoint.to_string(),
+            here,
+            leash: None,
         })
     }
 

@@ -141,7 +141,10 @@ impl Engine {
         stdin: Option<bool>,
     ) -> Result<String> {
         let name = oneoff_name(&desired.project, &service.name, what);
-        let body = spec::oneoff(desired, service, command, place, stdin);
+        let mut body = spec::oneoff(desired, service, command, place, stdin);
+        if let (Some(token), Some(labels)) = (&self.leash, body.labels.as_mut()) {
+            labels.insert(super::labels::LEASH.into(), token.clone());
+        }
         let platform = service.options.platform.as_ref().map(|p| p.to_string());
         let created = self
             .docker

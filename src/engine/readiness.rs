@@ -231,7 +231,10 @@ async fn look(
     service: &DesiredService,
     client: Option<&reqwest::Client>,
 ) -> Look {
-    let readiness = service.readiness();
+    let readiness = match service.readiness() {
+        Readiness::Http { .. } if !engine.here => Readiness::Docker,
+        readiness => readiness,
+    };
     match ready(state, &readiness, client).await {
         Ok(true) => Look::Ready,
         Err(reason) => Look::Never(reason),
