@@ -213,7 +213,8 @@ struct Bytes {
     progress: Progress,
     service: String,
     started: std::time::Instant,
-    decile: Mutex<(String, u64)>,
+    /// The phase and decile last shown as a step, and when a detail line was last shown.
+    decile: Mutex<(String, u64, std::time::Instant)>,
 }
 
 impl Bytes {
@@ -222,7 +223,7 @@ impl Bytes {
             progress: progress.clone(),
             service: service.to_string(),
             started: std::time::Instant::now(),
-            decile: Mutex::new((String::new(), u64::MAX)),
+            decile: Mutex::new((String::new(), u64::MAX, std::time::Instant::now())),
         }
     }
 
@@ -247,10 +248,13 @@ impl Bytes {
         let Ok(mut last) = self.decile.lock() else {
             return;
         };
+        let now = std::time::Instant::now();
         if last.0 != what || last.1 != decile {
-            *last = (what.to_string(), decile);
+            *last = (what.to_string(), decile, now);
             self.progress.step(&self.service, &line);
-        } else {
+        } else if now.duration_since(last.2) >= std::time::Duration::from_millis(250) {
+            // Between deciles: at most four lines a second (a bar's redraw, or `-v`).
+            last.2 = now;
             self.progress.detail(&self.service, &line);
         }
     }
