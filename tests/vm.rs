@@ -707,37 +707,105 @@ fn swarm_spreads_replicas_over_three_machines() {
         worker.load_image(BUSYBOX);
     }
     manager.load_image(BUSYBOX);
+    // stack reaches every node with the manager's key, as one operator's key would.
+    let manager_key = std::fs::read_to_string(manager.key().with_extension("pub")).unwrap();
+    let known_hosts = manager.ssh_config().with_file_name("known_hosts");
+    for worker in &vms[1..] {
+        worker.exec(&format!(
+            "echo '{}' >> /root/.ssh/authorized_keys",
+            manager_key.trim()
+        ));
+        let host_key = worker.exec("cat /etc/ssh/ssh_host_ed25519_key.pub");
+        let mut parts = host_key.split_whitespace();
+        let line = format!(
+            "{} {} {}\n",
+            worker.ip(),
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        );
+        let mut known = std::fs::read_to_string(&known_hosts).unwrap();
+        known.push_str(&line);
+        std::fs::write(&known_hosts, known).unwrap();
+    }
+    // The database's machine, as in the homelab seed.
+    let db_node = vms[2].exec("hostname").trim().to_string();
+    manager.exec(&format!("docker node update --label-add role=db {db_node}"));
+
     let name = format!("vmswarm-{}", std::process::id());
     let project = Project::new(
         &name,
         &format!(
-            "STACK_PROXY=none\nSTACK_TARGET=swarm\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=90s\n{}",
-            httpd_service("web", "SERVICE_WEB_REPLICAS=3\n")
+            "STACK_PROXY=none\nSTACK_TARGET=swarm\nSTACK_SERVICES=web,app,db\nSTACK_HEALTH_TIMEOUT=90s\n{}{}\
+             SERVICE_APP_BUILD=./app\n\
+             SERVICE_DB_IMAGE={BUSYBOX}\n\
+             SERVICE_DB_COMMAND=sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'\n\
+             SERVICE_DB_PLACEMENT=node.labels.role==db\n",
+            httpd_service("web", "SERVICE_WEB_REPLICAS=3\n"),
+            httpd_service("app", "SERVICE_APP_REPLICAS=3\n").replace(
+                &format!("SERVICE_APP_IMAGE={BUSYBOX}\n"),
+                "SERVICE_APP_IMAGE=vmswarm-app:dev\n"
+            ),
         ),
     );
+    // A BUILD service no node has: its image must reach the workers without a registry.
+    let app = project.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nRUN mkdir -p /var/www && echo built-{name} > /var/www/version\n"),
+    )
+    .unwrap();
+    let workers: Vec<String> = vms[1..].iter().map(|w| w.ip()).collect();
+    project.target(manager, "root");
+    let env = project.path().join("environments/staging/server.env");
+    let mut server_env = std::fs::read_to_string(&env).unwrap();
+    server_env.push_str(&format!("SERVER_NODES={}\n", workers.join(",")));
+    std::fs::write(&env, server_env).unwrap();
     let deploy = Instant::now();
-    project.deploy_ok(manager, &[]);
-    eprintln!("swarm deploy of 3 replicas took {:?}", deploy.elapsed());
-    let tasks = manager.exec(&format!(
-        "docker service ps {name}_web --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
-    ));
-    let nodes: std::collections::BTreeSet<&str> = tasks
-        .lines()
-        .filter(|l| l.contains("Running"))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        nodes.len(),
-        3,
-        "replicas not spread over the three machines:\n{tasks}"
-    );
+    let out = project.stack(manager, &["deploy", "staging", "--allow-dirty"]);
     assert!(
-        !manager
-            .exec(&format!(
-                "docker service ps {name}_web --format '{{{{.Error}}}}'"
-            ))
-            .contains("No such image"),
-        "a worker could not find the image"
+        out.status.success(),
+        "deploy failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    eprintln!("swarm deploy of 3+3+1 replicas took {:?}", deploy.elapsed());
+    let running_nodes = |service: &str| -> std::collections::BTreeSet<String> {
+        let tasks = manager.exec(&format!(
+            "docker service ps {name}_{service} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
+        ));
+        tasks
+            .lines()
+            .filter(|l| l.contains("Running"))
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    for service in ["web", "app"] {
+        assert_eq!(
+            running_nodes(service).len(),
+            3,
+            "{service}: replicas not spread over the three machines"
+        );
+        assert!(
+            !manager
+                .exec(&format!(
+                    "docker service ps {name}_{service} --format '{{{{.Error}}}}'"
+                ))
+                .contains("No such image"),
+            "{service}: a node could not find the image"
+        );
+    }
+    // Every node runs the built image and serves what the build wrote.
+    for vm in &vms {
+        let served = vm.exec(&format!(
+            "docker ps -q --filter label=com.docker.swarm.service.name={name}_app | head -n1 | xargs -I@ docker exec @ cat /var/www/version"
+        ));
+        assert_eq!(served.trim(), format!("built-{name}"), "on {}", vm.ip());
+    }
+    assert_eq!(
+        running_nodes("db"),
+        std::collections::BTreeSet::from([db_node.clone()]),
+        "the database is not on the node labelled role=db"
     );
     eprintln!("test took {:?}", began.elapsed());
 }

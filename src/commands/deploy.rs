@@ -179,6 +179,9 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let shipper = transfer::Shipper::new(&remote, mode, &config.registry_image, &config.project);
         let ship = async {
             pin::pin(&mut desired, &ids, engines, (&id, &progress), &shipper).await?;
+            if shipment.swarm {
+                to_nodes(&server, &desired, local.as_ref(), (mode, &config.registry_image), &progress).await?;
+            }
             let place = (server_placement(&server), model::secrets(config));
             let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
             if !shipment.swarm {
@@ -224,6 +227,56 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A swarm's other machines (`SERVER_NODES`) get the pinned images of `BUILD` services
+/// the same way the manager did, each over its own SSH connection, so a task scheduled
+/// there finds its image without a registry. Images from a registry are pulled by each
+/// node itself.
+async fn to_nodes(
+    manager: &crate::config::Server,
+    desired: &model::Desired,
+    local: Option<&Engine>,
+    (mode, registry_image): (transfer::Mode, &str),
+    progress: &Progress,
+) -> Result<()> {
+    let Some(local) = local else {
+        return Ok(());
+    };
+    let built: Vec<&model::DesiredService> = desired
+        .services
+        .iter()
+        .filter(|s| s.build.is_some())
+        .collect();
+    if built.is_empty() {
+        return Ok(());
+    }
+    for host in &manager.nodes {
+        let node = crate::config::Server {
+            host: host.clone(),
+            nodes: Vec::new(),
+            ..manager.clone()
+        };
+        let remote = Remote::connect(&node, "node")?;
+        let engine = super::unleashed_server_engine(&remote).await?;
+        let shipper = transfer::Shipper::new(&remote, mode, registry_image, &desired.project);
+        for service in &built {
+            let Some(pinned) = &service.pinned else {
+                continue;
+            };
+            if engine.image_id(&pinned.id).await?.is_none() {
+                progress.step(
+                    &service.name,
+                    &format!("sending `{}` to node `{host}`", service.image),
+                );
+                shipper
+                    .send(&service.name, &pinned.reference, (local, &engine), progress)
+                    .await?;
+            }
+            engine.tag(&pinned.id, &pinned.reference).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove the pinned images of the `pruned` releases, on the server and where `BUILD`

@@ -274,6 +274,10 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
     };
     let firewall = flag("SERVER_FIREWALL", errors);
     let unattended_upgrades = flag("SERVER_UNATTENDED_UPGRADES", errors);
+    let nodes = keys
+        .get("SERVER_NODES")
+        .and_then(|v| errors.take(validate::ssh_hosts(&v)))
+        .unwrap_or_default();
     Some(Server {
         host,
         user,
@@ -283,5 +287,6 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         docker_socket,
         firewall,
         unattended_upgrades,
+        nodes,
     })
 }

@@ -41,6 +41,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "SERVER_DOCKER_SOCKET",
     "SERVER_FIREWALL",
     "SERVER_UNATTENDED_UPGRADES",
+    "SERVER_NODES",
 ];
 
 /// Service attributes (SPEC §1.4); `ENV_<VAR>` and `BUILD_ARG_<NAME>` are handled apart.
@@ -86,6 +87,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "EXTRA_HOSTS",
     "INIT",
     "PLATFORM",
+    "PLACEMENT",
     "SHM_MB",
     "GPUS",
     "BUILD_TARGET",

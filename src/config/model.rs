@@ -178,6 +178,9 @@ pub struct Server {
     pub firewall: bool,
     /// `stack server setup`: unattended security upgrades.
     pub unattended_upgrades: bool,
+    /// `SERVER_NODES`: the swarm's other machines (same user, port, key and socket),
+    /// which get the images of `BUILD` services too.
+    pub nodes: Vec<String>,
 }
 
 /// `METRICS`: an HTTP path on the service's `PORT`, or `off`.

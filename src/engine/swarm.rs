@@ -239,15 +239,15 @@ fn task(
             ..Default::default()
         }),
         // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
-        placement: service
-            .options
-            .platform
-            .as_ref()
-            .map(|p| TaskSpecPlacement {
-                platforms: Some(vec![Platform {
-                    architecture: Some(p.architecture.clone()),
-                    os: Some(p.os.clone()),
-                }]),
+        placement: (!service.options.placement.is_empty() || service.options.platform.is_some())
+            .then(|| TaskSpecPlacement {
+                constraints: Some(service.options.placement.clone()),
+                platforms: service.options.platform.as_ref().map(|p| {
+                    vec![Platform {
+                        architecture: Some(p.architecture.clone()),
+                        os: Some(p.os.clone()),
+                    }]
+                }),
                 ..Default::default()
             }),
         log_driver: Some(TaskSpecLogDriver {

@@ -1422,10 +1422,34 @@ impl Import<'_> {
                             }
                         }
                     }
+                    "placement" => {
+                        let constraints = match value.get("constraints") {
+                            Some(Node::Seq(items)) => {
+                                items.iter().filter_map(Node::scalar).collect::<Vec<_>>()
+                            }
+                            _ => Vec::new(),
+                        };
+                        if !constraints.is_empty() {
+                            let joined: Vec<String> =
+                                constraints.iter().map(|c| c.replace(' ', "")).collect();
+                            service.set("PLACEMENT", &joined.join(","));
+                        }
+                        if let Node::Map(parts) = value {
+                            for (part, _) in
+                                parts.iter().filter(|(p, _)| p.as_str() != "constraints")
+                            {
+                                self.finding(
+                                    Some(&input),
+                                    &format!("deploy.placement.{part}"),
+                                    "stack carries placement `constraints` only",
+                                );
+                            }
+                        }
+                    }
                     other => self.finding(
                         Some(&input),
                         &format!("deploy.{other}"),
-                        "only `replicas` and `resources` of `deploy` are carried",
+                        "only `replicas`, `resources` and `placement` of `deploy` are carried",
                     ),
                 }
             }

@@ -373,6 +373,12 @@ fn deploy(service: &DesiredService) -> Option<Value> {
     if !resources.is_empty() {
         deploy.insert("resources".into(), Value::Object(resources));
     }
+    if !service.options.placement.is_empty() {
+        deploy.insert(
+            "placement".into(),
+            json!({"constraints": service.options.placement}),
+        );
+    }
     (!deploy.is_empty()).then_some(Value::Object(deploy))
 }
 

@@ -82,3 +82,49 @@ pub fn env_entry(value: &Value, item: &str) -> Result<(String, String), Diagnost
         )),
     }
 }
+
+/// The node attributes a swarm placement constraint may test.
+const PLACEMENT_FIELDS: &[&str] = &[
+    "node.id",
+    "node.hostname",
+    "node.role",
+    "node.platform.os",
+    "node.platform.arch",
+];
+
+/// One `PLACEMENT` item: `<node attribute>==<value>` or `!=`, where the attribute is one
+/// of [`PLACEMENT_FIELDS`] or `node.labels.<label>` / `engine.labels.<label>`.
+pub fn placement(value: &Value, item: &str) -> Result<String, Diagnostic> {
+    let item = item.trim();
+    let split = item
+        .split_once("==")
+        .map(|(f, v)| (f, "==", v))
+        .or_else(|| item.split_once("!=").map(|(f, v)| (f, "!=", v)));
+    let fine = |text: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+    };
+    if let Some((field, op, expected)) = split {
+        let (field, expected) = (field.trim(), expected.trim());
+        let known = PLACEMENT_FIELDS.contains(&field)
+            || ["node.labels.", "engine.labels."]
+                .iter()
+                .any(|p| field.strip_prefix(p).is_some_and(fine));
+        if known && fine(expected) {
+            return Ok(format!("{field}{op}{expected}"));
+        }
+    }
+    Err(bad(
+        value,
+        format!(
+            "`{}`: `{item}` is not a placement constraint",
+            value.key
+        ),
+        format!(
+            "write `<attribute>==<value>` or `!=`, e.g. `node.labels.role==db` or `node.role==manager`; attributes: {}, node.labels.<label>, engine.labels.<label>",
+            PLACEMENT_FIELDS.join(", ")
+        ),
+    ))
+}

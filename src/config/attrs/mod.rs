@@ -8,7 +8,7 @@
 mod lists;
 mod runtime;
 
-pub use lists::{env_entry, env_name, extra_host, label};
+pub use lists::{env_entry, env_name, extra_host, label, placement};
 pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
@@ -39,6 +39,8 @@ pub struct ContainerOptions {
     pub ulimits: Vec<Ulimit>,
     pub init: bool,
     pub platform: Option<Platform>,
+    /// Swarm placement constraints (`node.labels.role==db`), as Docker writes them.
+    pub placement: Vec<String>,
     pub shm_mb: Option<u64>,
     pub gpus: Option<Gpus>,
 }

@@ -56,6 +56,7 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         ulimits: items(map, "ULIMITS", errors, attrs::ulimit),
         init: flag(map, "INIT", errors),
         platform: one("PLATFORM").and_then(|v| errors.take(attrs::platform(v))),
+        placement: items(map, "PLACEMENT", errors, attrs::placement),
         shm_mb: one("SHM_MB").and_then(|v| errors.take(v.number::<u64>(1, 1024 * 1024))),
         gpus: one("GPUS").and_then(|v| errors.take(attrs::gpus(v))),
     }

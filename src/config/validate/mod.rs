@@ -17,7 +17,7 @@ pub use images::image_reference;
 pub use mounts::mount;
 pub use ports::publish;
 pub use routes::{hostname, is_hostname, route, upstream};
-pub use server::{server_path, ssh_host, ssh_user};
+pub use server::{server_path, ssh_host, ssh_hosts, ssh_user};
 
 use std::path::Path;
 
