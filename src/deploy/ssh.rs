@@ -152,23 +152,25 @@ impl Session {
     /// Start a shell command on the server with its stdin and stdout piped, to talk to
     /// it while it runs.
     pub fn spawn(&self, script: &str) -> Result<std::process::Child> {
-        self.base()
-            .args(["-o", "ControlMaster=no", &self.target, "--", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
+        self.start(script, true)
     }
 
     /// Start a shell command on the server that only reads its stdin (its output is
     /// discarded), to run until the connection or the stdin ends.
     pub fn spawn_detached(&self, script: &str) -> Result<std::process::Child> {
+        self.start(script, false)
+    }
+
+    fn start(&self, script: &str, output: bool) -> Result<std::process::Child> {
+        let pipe = || match output {
+            true => Stdio::piped(),
+            false => Stdio::null(),
+        };
         self.base()
             .args(["-o", "ControlMaster=no", &self.target, "--", script])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(pipe())
+            .stderr(pipe())
             .spawn()
             .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
     }
