@@ -74,26 +74,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&env)?;
     let server = server_of(&loaded)?;
     let config = &loaded.config;
-    if env == "prod" && !args.force {
-        let findings = crate::audit::audit(&loaded);
-        if findings.iter().any(|f| !f.ok) {
-            super::report(context, &env, "audit", &findings).ok();
-            return Err(Error::No(
-                "the prod audit failed, so nothing was deployed; fix it, or pass `--force`".into(),
-            ));
-        }
-    }
-    if !args.allow_dirty {
-        check_clean(&config.project_dir)?;
-    }
-    if let (Some(command), false) = (&config.hooks.pre_build, args.dry_run) {
-        let hook = super::Hook {
-            name: "pre-build",
-            command,
-            release: "",
-        };
-        super::run_hook(context, config, &hook)?;
-    }
+    gate(context, args, &loaded)?;
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
@@ -117,15 +98,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         };
         let mut engine = unleashed_server_engine(&remote).await?;
         if let Some(pending) = pending {
-            let seen = Seen::of(&engine, &unchanged).await?;
-            if let Some(current) = pending.finish(&unchanged, &seen)? {
-                if context.global.json {
-                    context.printer.json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true}));
-                }
-                context.printer.status(format!(
-                    "nothing changed: release `{current}` is current on `{}` ({env}) and every container runs",
-                    server.host
-                ));
+            if nothing_changed(context, &remote, &engine, pending, &unchanged).await? {
                 return Ok(());
             }
         }
@@ -148,17 +121,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         if config.target == crate::config::Target::Compose {
             refuse_foreign_unit(&remote, &config.project)?;
         }
-        if let Some(command) = &config.hooks.pre_deploy {
-            // Before the lock: a failing pre-deploy hook changes nothing on the server.
-            let hook = super::Hook { name: "pre-deploy", command, release: &id };
-            let result = super::run_hook(context, config, &hook);
-            let outcome = match &result {
-                Ok(()) => "pre-deploy ok".to_string(),
-                Err(e) => format!("pre-deploy failed: {}; nothing was deployed", e.render().lines().next().unwrap_or_default().trim_start_matches("error: ")),
-            };
-            let _ = remote.audit("hook", &id, &outcome);
-            result.map_err(|e| Error::No(format!("{}; nothing was deployed", e.render().trim_start_matches("error: ").trim_end())))?;
-        }
+        pre_deploy_hook(context, config, &remote, &id)?;
         let release_dir = format!("{}/releases/{id}", server.path);
         let bundle = render::render(config, Path::new(&release_dir))?;
         let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
@@ -212,21 +175,125 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
-        if let Some(command) = &config.hooks.post_deploy {
-            // The release is live: a failing post-deploy hook is reported, not rolled back.
-            let hook = super::Hook { name: "post-deploy", command, release: &id };
-            let outcome = match super::run_hook(context, config, &hook) {
-                Ok(()) => "post-deploy ok".to_string(),
-                Err(e) => {
-                    let first = e.render().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-                    context.printer.warn(&Diagnostic::new(format!("{first}; the release stays deployed")));
-                    format!("post-deploy failed: {first}")
-                }
-            };
-            let _ = remote.audit("hook", &id, &outcome);
-        }
+        post_deploy_hook(context, config, &remote, &id);
         Ok(())
     })
+}
+
+/// Before anything connects: the prod audit (unless `--force`), a clean worktree (unless
+/// `--allow-dirty`) and the pre-build hook.
+fn gate(context: &Context, args: &DeployArgs, loaded: &crate::config::Loaded) -> Result<()> {
+    let config = &loaded.config;
+    if args.env == "prod" && !args.force {
+        let findings = crate::audit::audit(loaded);
+        if findings.iter().any(|f| !f.ok) {
+            super::report(context, &args.env, "audit", &findings).ok();
+            return Err(Error::No(
+                "the prod audit failed, so nothing was deployed; fix it, or pass `--force`".into(),
+            ));
+        }
+    }
+    if !args.allow_dirty {
+        check_clean(&config.project_dir)?;
+    }
+    if let (Some(command), false) = (&config.hooks.pre_build, args.dry_run) {
+        let hook = super::Hook {
+            name: "pre-build",
+            command,
+            release: "",
+        };
+        super::run_hook(context, config, &hook)?;
+    }
+    Ok(())
+}
+
+/// Finish the no-change check with what the server's engine shows; true (and said so)
+/// when nothing changed.
+async fn nothing_changed(
+    context: &Context,
+    remote: &Remote,
+    engine: &Engine,
+    pending: crate::deploy::Pending,
+    unchanged: &Unchanged,
+) -> Result<bool> {
+    let seen = Seen::of(engine, unchanged).await?;
+    let Some(current) = pending.finish(unchanged, &seen)? else {
+        return Ok(false);
+    };
+    let env = &remote.env;
+    if context.global.json {
+        context
+            .printer
+            .json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true}));
+    }
+    context.printer.status(format!(
+        "nothing changed: release `{current}` is current on `{}` ({env}) and every container runs",
+        remote.server.host
+    ));
+    Ok(true)
+}
+
+/// Before the lock: a failing pre-deploy hook changes nothing on the server. Audited.
+fn pre_deploy_hook(
+    context: &Context,
+    config: &crate::config::Config,
+    remote: &Remote,
+    id: &str,
+) -> Result<()> {
+    let Some(command) = &config.hooks.pre_deploy else {
+        return Ok(());
+    };
+    let hook = super::Hook {
+        name: "pre-deploy",
+        command,
+        release: id,
+    };
+    let result = super::run_hook(context, config, &hook);
+    let outcome = match &result {
+        Ok(()) => "pre-deploy ok".to_string(),
+        Err(e) => format!("pre-deploy failed: {}; nothing was deployed", first_line(e)),
+    };
+    let _ = remote.audit("hook", id, &outcome);
+    result.map_err(|e| {
+        Error::No(format!(
+            "{}; nothing was deployed",
+            e.render().trim_start_matches("error: ").trim_end()
+        ))
+    })
+}
+
+/// The release is live: a failing post-deploy hook is reported, not rolled back. Audited.
+fn post_deploy_hook(context: &Context, config: &crate::config::Config, remote: &Remote, id: &str) {
+    let Some(command) = &config.hooks.post_deploy else {
+        return;
+    };
+    let hook = super::Hook {
+        name: "post-deploy",
+        command,
+        release: id,
+    };
+    let outcome = match super::run_hook(context, config, &hook) {
+        Ok(()) => "post-deploy ok".to_string(),
+        Err(e) => {
+            let first = first_line(&e);
+            context.printer.warn(&Diagnostic::new(format!(
+                "{first}; the release stays deployed"
+            )));
+            format!("post-deploy failed: {first}")
+        }
+    };
+    let _ = remote.audit("hook", id, &outcome);
+}
+
+/// An error's first line, without `error: `.
+fn first_line(error: &Error) -> String {
+    error
+        .render()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// A swarm's other machines (`SERVER_NODES`) get the pinned images of `BUILD` services
