@@ -693,17 +693,7 @@ fn swarm_spreads_replicas_over_three_machines() {
     });
     eprintln!("three machines booted in {:?}", began.elapsed());
     let manager = &vms[0];
-    manager.exec(&format!(
-        "docker swarm init --advertise-addr {}",
-        manager.ip()
-    ));
-    let token = manager.exec("docker swarm join-token -q worker");
     for worker in &vms[1..] {
-        worker.exec(&format!(
-            "docker swarm join --token {} {}:2377",
-            token.trim(),
-            manager.ip()
-        ));
         worker.load_image(BUSYBOX);
     }
     manager.load_image(BUSYBOX);
@@ -727,10 +717,6 @@ fn swarm_spreads_replicas_over_three_machines() {
         known.push_str(&line);
         std::fs::write(&known_hosts, known).unwrap();
     }
-    // The database's machine, as in the homelab seed.
-    let db_node = vms[2].exec("hostname").trim().to_string();
-    manager.exec(&format!("docker node update --label-add role=db {db_node}"));
-
     let name = format!("vmswarm-{}", std::process::id());
     let project = Project::new(
         &name,
@@ -761,6 +747,37 @@ fn swarm_spreads_replicas_over_three_machines() {
     let mut server_env = std::fs::read_to_string(&env).unwrap();
     server_env.push_str(&format!("SERVER_NODES={}\n", workers.join(",")));
     std::fs::write(&env, server_env).unwrap();
+    // `server setup` makes the manager a swarm and joins the two others; a second run
+    // changes nothing.
+    let setup = Instant::now();
+    let out = project.stack(manager, &["server", "setup", "staging"]);
+    assert!(
+        out.status.success(),
+        "setup failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    eprintln!("server setup of three machines took {:?}", setup.elapsed());
+    let nodes = manager.exec("docker node ls --format '{{.Hostname}} {{.Status}}'");
+    assert_eq!(
+        nodes.lines().filter(|l| l.ends_with(" Ready")).count(),
+        3,
+        "{nodes}"
+    );
+    let out = project.stack(manager, &["server", "setup", "staging"]);
+    assert!(
+        text(&out.stderr).contains("nothing to change"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("SWMTKN"),
+        "the join token was shown"
+    );
+    // The database's machine, as in the homelab seed.
+    let db_node = vms[2].exec("hostname").trim().to_string();
+    manager.exec(&format!("docker node update --label-add role=db {db_node}"));
+
     let deploy = Instant::now();
     let out = project.stack(manager, &["deploy", "staging", "--allow-dirty"]);
     assert!(

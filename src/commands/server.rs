@@ -15,6 +15,7 @@ use crate::error::{Diagnostic, Error, Result};
 pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
     let loaded = context.load(&args.env)?;
     let server = server_of(&loaded)?;
+    let swarm = loaded.config.target == crate::config::Target::Swarm;
     let public_key = public_key(&server, args)?;
     let binary = std::env::current_exe()
         .and_then(std::fs::read)
@@ -37,68 +38,171 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         firewall: server.firewall,
         unattended_upgrades: server.unattended_upgrades,
         binary: (std::env::consts::ARCH.to_string(), sum),
+        swarm,
     };
-    let steps = setup::steps(&options);
     let admin = Server {
         user: args.admin_user.clone(),
         ..server.clone()
     };
-    let session = Session::open_plain(&admin)?;
-    let sudo = preflight(&session, &admin)?;
-    context
-        .printer
-        .status(format!("connected to `{}@{}`", admin.user, admin.host));
-    let mut changed = Vec::new();
-    let mut report = Vec::new();
-    for step in &steps {
-        let state = check(&session, sudo, step)?;
-        let todo = matches!(state, State::Todo);
-        report.push(json!({"step": step.name, "does": step.does, "state": state.word()}));
-        match state {
-            State::Done => context.printer.status(format!("{}: ok", step.name)),
-            State::Skip(reason) => context
-                .printer
-                .status(format!("{}: skipped ({reason})", step.name)),
-            State::Todo if args.dry_run => context
-                .printer
-                .status(format!("{}: would {}", step.name, step.does)),
-            State::Todo => {
-                context
-                    .printer
-                    .status(format!("{}: {}", step.name, step.does));
-                apply(&session, sudo, step, &binary)?;
-                if !matches!(check(&session, sudo, step)?, State::Done) {
-                    return Err(Error::outside(format!(
-                        "on the server: step `{}` ran but its check still fails",
-                        step.name
-                    ))
-                    .with_hint(
-                        "run `stack server setup` again; if it persists, look at the server",
-                    ));
-                }
-            }
-        }
-        if todo {
-            changed.push(step.name);
+    let machine = Machine::connect(context, &admin)?;
+    let mut steps = setup::steps(&options);
+    if swarm {
+        // Advertised at the address this connection reached it at.
+        let seen = machine.session.check(
+            "look at the server",
+            "set -- $SSH_CONNECTION; echo \"$3\"",
+            None,
+        )?;
+        steps.push(setup::swarm_manager(seen.trim()));
+    }
+    let feed = Feed {
+        binary: &binary,
+        token: None,
+    };
+    let mut outcome = machine.setup(context, &steps, feed, args.dry_run)?;
+    if swarm && !server.nodes.is_empty() {
+        // The token is read only once the manager is one; a dry run of a new swarm has
+        // none yet, and its workers' join is listed as to do.
+        let asked = machine.session.run(
+            &as_root(
+                "docker swarm join-token -q worker && docker info --format '{{.Swarm.NodeAddr}}'",
+                machine.sudo,
+            ),
+            None,
+        )?;
+        let answer = String::from_utf8_lossy(&asked.stdout).to_string();
+        let mut lines = answer.lines().map(str::trim);
+        let token = lines.next().unwrap_or_default().to_string();
+        let address = lines
+            .next()
+            .filter(|a| !a.is_empty())
+            .unwrap_or(&server.host);
+        let manager = match address.contains(':') {
+            true => format!("[{address}]:2377"),
+            false => format!("{address}:2377"),
+        };
+        let mut node_steps = setup::steps(&options);
+        node_steps.push(setup::swarm_worker(&manager));
+        for host in &server.nodes {
+            let node = Server {
+                host: host.clone(),
+                nodes: Vec::new(),
+                ..admin.clone()
+            };
+            let machine = Machine::connect(context, &node)?;
+            let feed = Feed {
+                binary: &binary,
+                token: (!token.is_empty()).then_some(token.as_str()),
+            };
+            let done = machine.setup(context, &node_steps, feed, args.dry_run)?;
+            outcome.changed += done.changed;
+            outcome.report.extend(done.report);
         }
     }
     if context.global.json {
         context.printer.json(&json!({
-            "env": args.env, "host": server.host, "dry_run": args.dry_run, "steps": report,
+            "env": args.env, "host": server.host, "dry_run": args.dry_run, "steps": outcome.report,
         }));
     }
-    let message = match (changed.is_empty(), args.dry_run) {
-        (true, _) => format!("`{}` is ready: nothing to change", server.host),
-        (false, true) => format!("{} step(s) to do (dry run: nothing changed)", changed.len()),
+    let machines = match server.nodes.is_empty() || !swarm {
+        true => format!("`{}`", server.host),
+        false => format!("`{}` and {} node(s)", server.host, server.nodes.len()),
+    };
+    let message = match (outcome.changed == 0, args.dry_run) {
+        (true, _) => format!("{machines}: ready, nothing to change"),
+        (false, true) => format!(
+            "{} step(s) to do (dry run: nothing changed)",
+            outcome.changed
+        ),
         (false, false) => format!(
-            "`{}` is ready: {} step(s) changed; deploy with `stack deploy {}`",
-            server.host,
-            changed.len(),
-            args.env
+            "{machines}: ready, {} step(s) changed; deploy with `stack deploy {}`",
+            outcome.changed, args.env
         ),
     };
     context.printer.status(message);
     Ok(())
+}
+
+/// What the steps' applies may read on stdin.
+#[derive(Clone, Copy)]
+struct Feed<'a> {
+    binary: &'a [u8],
+    token: Option<&'a str>,
+}
+
+/// What setting up machines changed: how many steps, and a row per step for `--json`.
+struct Outcome {
+    changed: usize,
+    report: Vec<serde_json::Value>,
+}
+
+/// One machine being set up, over SSH as the admin.
+struct Machine {
+    session: Session,
+    sudo: bool,
+    host: String,
+}
+
+impl Machine {
+    fn connect(context: &Context, admin: &Server) -> Result<Machine> {
+        let session = Session::open_plain(admin)?;
+        let sudo = preflight(&session, admin)?;
+        context
+            .printer
+            .status(format!("connected to `{}@{}`", admin.user, admin.host));
+        Ok(Machine {
+            session,
+            sudo,
+            host: admin.host.clone(),
+        })
+    }
+
+    /// Check each step, apply those still to do (unless `dry_run`) and check them again.
+    fn setup(
+        &self,
+        context: &Context,
+        steps: &[Step],
+        feed: Feed,
+        dry_run: bool,
+    ) -> Result<Outcome> {
+        let mut outcome = Outcome {
+            changed: 0,
+            report: Vec::new(),
+        };
+        for step in steps {
+            let state = check(&self.session, self.sudo, step)?;
+            let todo = matches!(state, State::Todo);
+            outcome.report.push(json!({"host": self.host, "step": step.name, "does": step.does, "state": state.word()}));
+            match state {
+                State::Done => context.printer.status(format!("{}: ok", step.name)),
+                State::Skip(reason) => context
+                    .printer
+                    .status(format!("{}: skipped ({reason})", step.name)),
+                State::Todo if dry_run => context
+                    .printer
+                    .status(format!("{}: would {}", step.name, step.does)),
+                State::Todo => {
+                    context
+                        .printer
+                        .status(format!("{}: {}", step.name, step.does));
+                    apply(&self.session, self.sudo, step, feed)?;
+                    if !matches!(check(&self.session, self.sudo, step)?, State::Done) {
+                        return Err(Error::outside(format!(
+                            "on `{}`: step `{}` ran but its check still fails",
+                            self.host, step.name
+                        ))
+                        .with_hint(
+                            "run `stack server setup` again; if it persists, look at the server",
+                        ));
+                    }
+                }
+            }
+            if todo {
+                outcome.changed += 1;
+            }
+        }
+        Ok(outcome)
+    }
 }
 
 /// The public key to authorise: `--key FILE`, else `SERVER_SSH_KEY` + `.pub`; none is
@@ -222,8 +326,18 @@ fn check(session: &Session, sudo: bool, step: &Step) -> Result<State> {
     })
 }
 
-fn apply(session: &Session, sudo: bool, step: &Step, binary: &[u8]) -> Result<()> {
-    let input = step.sends_binary.then_some(binary);
+fn apply(session: &Session, sudo: bool, step: &Step, feed: Feed) -> Result<()> {
+    let token = feed.token.map(|t| format!("{t}\n"));
+    let input = match step.stdin {
+        setup::Feed::Nothing => None,
+        setup::Feed::Binary => Some(feed.binary),
+        setup::Feed::JoinToken => Some(
+            token
+                .as_deref()
+                .ok_or_else(|| Error::outside("the swarm manager gave no join token"))?
+                .as_bytes(),
+        ),
+    };
     session
         .check(&format!("{} ({})", step.does, step.name), &as_root(&step.apply, sudo), input)
         .map(|_| ())

@@ -30,6 +30,9 @@ pub struct Options {
     pub unattended_upgrades: bool,
     /// `uname -m` of this binary's architecture and the SHA-256 of this binary.
     pub binary: (String, String),
+    /// `STACK_TARGET=swarm`: swarm restarts its own tasks, so no unit, no sudo rules for
+    /// it and no binary are needed.
+    pub swarm: bool,
 }
 
 /// One step of the setup.
@@ -43,8 +46,18 @@ pub struct Step {
     /// does not apply to this server.
     pub check: String,
     pub apply: String,
-    /// The apply reads this binary on stdin.
-    pub sends_binary: bool,
+    /// What the apply reads on its stdin.
+    pub stdin: Feed,
+}
+
+/// What a step's apply reads on its stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    Nothing,
+    /// This stack binary.
+    Binary,
+    /// The swarm's worker join token, a line.
+    JoinToken,
 }
 
 /// Where the binary is installed.
@@ -72,14 +85,14 @@ pub fn steps(options: &Options) -> Vec<Step> {
             does: format!("create the user `{}`", options.user),
             check: format!("id -u {user} >/dev/null 2>&1"),
             apply: format!("useradd --create-home --user-group --shell /bin/bash {user}"),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         });
         steps.push(Step {
             name: "docker group",
             does: format!("add `{}` to the `docker` group", options.user),
             check: format!("id -nG {user} | tr ' ' '\\n' | grep -qx docker"),
             apply: format!("usermod -aG docker {user}"),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         });
     }
     if let Some(key) = &options.public_key {
@@ -97,7 +110,7 @@ pub fn steps(options: &Options) -> Vec<Step> {
                  chown {user}:\"$g\" \"$h/.ssh/authorized_keys\"; chmod 600 \"$h/.ssh/authorized_keys\"",
                 key = quote(key)
             ),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         });
     }
     steps.push(Step {
@@ -105,8 +118,11 @@ pub fn steps(options: &Options) -> Vec<Step> {
         does: format!("create `{}` owned by `{}`", options.path, options.user),
         check: format!("[ -d {path} ] && [ \"$(stat -c %U {path})\" = {user} ]"),
         apply: format!("mkdir -p {path} && chown {user}:\"$(id -gn {user})\" {path}"),
-        sends_binary: false,
+        stdin: Feed::Nothing,
     });
+    if options.swarm {
+        return steps;
+    }
     if options.user != "root" {
         let rules = sudoers(options);
         let file = quote(&format!("/etc/sudoers.d/stack-{}", options.project));
@@ -122,7 +138,7 @@ pub fn steps(options: &Options) -> Vec<Step> {
                  visudo -cqf \"$t\" && install -m 0440 \"$t\" {file}; r=$?; rm -f \"$t\"; exit $r",
                 rules = quote(&rules)
             ),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         });
     }
     let (arch, sum) = &options.binary;
@@ -137,9 +153,45 @@ pub fn steps(options: &Options) -> Vec<Step> {
         apply: format!(
             "cat > {BINARY}.new && chmod 755 {BINARY}.new && mv {BINARY}.new {BINARY} && {BINARY} --version >/dev/null"
         ),
-        sends_binary: true,
+        stdin: Feed::Binary,
     });
     steps
+}
+
+/// The swarm state of the server's engine, as `docker info` says it.
+const SWARM_STATE: &str =
+    "docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'";
+
+/// The manager of a swarm (`STACK_TARGET=swarm`): a swarm initialised here, advertised
+/// at `address` (the address the other machines reach it at), unless it already is a
+/// manager.
+pub fn swarm_manager(address: &str) -> Step {
+    Step {
+        name: "swarm manager",
+        does: format!("initialise a swarm, advertised at `{address}`"),
+        check: format!("[ \"$({SWARM_STATE})\" = 'active true' ]"),
+        apply: format!(
+            "docker swarm init --advertise-addr {address}",
+            address = quote(address)
+        ),
+        stdin: Feed::Nothing,
+    }
+}
+
+/// One of `SERVER_NODES`: joined to the swarm of `manager` (`host:2377`) with `token`,
+/// unless it is in a swarm already. The token is read on the stdin of the apply (it is
+/// a credential: never on a command line or in a listing).
+pub fn swarm_worker(manager: &str) -> Step {
+    Step {
+        name: "swarm worker",
+        does: format!("join the swarm of `{manager}`"),
+        check: format!("[ \"$({SWARM_STATE} | cut -d' ' -f1)\" = active ]"),
+        apply: format!(
+            "read -r token && docker swarm join --token \"$token\" {manager}",
+            manager = quote(manager)
+        ),
+        stdin: Feed::JoinToken,
+    }
 }
 
 fn docker(source: DockerSource) -> Step {
@@ -151,7 +203,7 @@ fn docker(source: DockerSource) -> Step {
             does: "install Docker from the distribution (docker.io) and start it".into(),
             check,
             apply: format!("{APT} docker.io && systemctl enable --now docker"),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         },
         DockerSource::DockerRepository => Step {
             name: "docker",
@@ -165,7 +217,7 @@ fn docker(source: DockerSource) -> Step {
                  > /etc/apt/sources.list.d/docker.list && \
                  {APT} docker-ce docker-ce-cli containerd.io && systemctl enable --now docker"
             ),
-            sends_binary: false,
+            stdin: Feed::Nothing,
         },
     }
 }
@@ -198,7 +250,7 @@ fn firewall(ssh_port: u16) -> Step {
                 .map(|p| format!(" && ufw allow {p}"))
                 .collect::<String>()
         ),
-        sends_binary: false,
+        stdin: Feed::Nothing,
     }
 }
 
@@ -216,7 +268,7 @@ fn unattended_upgrades() -> Step {
             "{APT} unattended-upgrades && printf '%s' {p} > /etc/apt/apt.conf.d/20auto-upgrades",
             p = quote(periodic)
         ),
-        sends_binary: false,
+        stdin: Feed::Nothing,
     }
 }
 
@@ -263,6 +315,7 @@ mod tests {
             firewall: false,
             unattended_upgrades: false,
             binary: ("x86_64".into(), "ab12".into()),
+            swarm: false,
         }
     }
 
@@ -352,5 +405,31 @@ mod tests {
         repo.docker = DockerSource::DockerRepository;
         assert!(steps(&repo)[0].apply.contains("download.docker.com"));
         assert!(steps(&repo)[0].apply.contains("docker-ce"));
+    }
+
+    #[test]
+    fn a_swarm_machine_needs_no_unit_rules_or_binary() {
+        let steps = steps(&Options {
+            swarm: true,
+            ..options()
+        });
+        assert_eq!(
+            names(&steps),
+            [
+                "docker",
+                "deploy user",
+                "docker group",
+                "ssh key",
+                "server path"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_join_token_is_never_on_a_command_line() {
+        let step = swarm_worker("10.0.0.1:2377");
+        assert!(step.apply.contains("read -r token"), "{}", step.apply);
+        assert_eq!(step.stdin, Feed::JoinToken, "the token goes on stdin");
+        assert!(!step.does.contains("token"));
     }
 }
