@@ -290,6 +290,7 @@ mod tests {
     fn desired(services: Vec<DesiredService>) -> Desired {
         Desired {
             networks: Vec::new(),
+            publish: Default::default(),
             project: "p".into(),
             env: "dev".into(),
             volumes: vec!["data".into()],

@@ -675,29 +675,31 @@ impl Drop for Network {
 /// manager, two workers); `STACK_TARGET=swarm` spreads a service's replicas over all three
 /// (each node has the image: swarm runs the release's pinned image by its ID, since the
 /// release tag exists on the manager only).
-#[test]
-fn swarm_spreads_replicas_over_three_machines() {
+/// `count` machines with Docker on a private network of their own, each with `images`
+/// loaded; stack reaches every one with the first one's key (as one operator's key
+/// would) and trusts them all.
+fn machines(tag: &str, count: usize, images: &[&str]) -> (Network, Vec<Vm>) {
     let began = Instant::now();
-    let network = Network(format!("vm-swarm-{}", std::process::id()));
+    let network = Network(format!("vm-{tag}-{}", std::process::id()));
     let made = common::docker(&["network", "create", &network.0]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let image = vm_docker_image();
     let vms: Vec<Vm> = std::thread::scope(|scope| {
-        let boots: Vec<_> = (1..=3)
+        let boots: Vec<_> = (1..=count)
             .map(|n| {
                 let (image, network) = (&image, &network.0);
-                scope.spawn(move || Vm::boot_on(&format!("swarm{n}"), image, network))
+                scope.spawn(move || Vm::boot_on(&format!("{tag}{n}"), image, network))
             })
             .collect();
         boots.into_iter().map(|b| b.join().unwrap()).collect()
     });
-    eprintln!("three machines booted in {:?}", began.elapsed());
-    let manager = &vms[0];
-    for worker in &vms[1..] {
-        worker.load_image(BUSYBOX);
+    eprintln!("{count} machines booted in {:?}", began.elapsed());
+    for vm in &vms {
+        for image in images {
+            vm.load_image(image);
+        }
     }
-    manager.load_image(BUSYBOX);
-    // stack reaches every node with the manager's key, as one operator's key would.
+    let manager = &vms[0];
     let manager_key = std::fs::read_to_string(manager.key().with_extension("pub")).unwrap();
     let known_hosts = manager.ssh_config().with_file_name("known_hosts");
     for worker in &vms[1..] {
@@ -717,6 +719,51 @@ fn swarm_spreads_replicas_over_three_machines() {
         known.push_str(&line);
         std::fs::write(&known_hosts, known).unwrap();
     }
+    (network, vms)
+}
+
+/// Point `project`'s staging at the first machine, the others as `SERVER_NODES`, and run
+/// `stack server setup staging`, which forms the swarm.
+fn form_swarm(project: &Project, vms: &[Vm]) {
+    let manager = &vms[0];
+    let workers: Vec<String> = vms[1..].iter().map(|w| w.ip()).collect();
+    project.target(manager, "root");
+    let env = project.path().join("environments/staging/server.env");
+    let mut server_env = std::fs::read_to_string(&env).unwrap();
+    server_env.push_str(&format!("SERVER_NODES={}\n", workers.join(",")));
+    std::fs::write(&env, server_env).unwrap();
+    let setup = Instant::now();
+    let out = project.stack(manager, &["server", "setup", "staging"]);
+    assert!(
+        out.status.success(),
+        "setup failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    eprintln!(
+        "server setup of {} machines took {:?}",
+        vms.len(),
+        setup.elapsed()
+    );
+}
+
+/// The nodes that run a running task of `service`.
+fn running_nodes(manager: &Vm, name: &str, service: &str) -> std::collections::BTreeSet<String> {
+    let tasks = manager.exec(&format!(
+        "docker service ps {name}_{service} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
+    ));
+    tasks
+        .lines()
+        .filter(|l| l.contains("Running"))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+#[test]
+fn swarm_spreads_replicas_over_three_machines() {
+    let began = Instant::now();
+    let (_network, vms) = machines("swarm", 3, &[BUSYBOX]);
+    let manager = &vms[0];
     let name = format!("vmswarm-{}", std::process::id());
     let project = Project::new(
         &name,
@@ -741,23 +788,7 @@ fn swarm_spreads_replicas_over_three_machines() {
         format!("FROM {BUSYBOX}\nRUN mkdir -p /var/www && echo built-{name} > /var/www/version\n"),
     )
     .unwrap();
-    let workers: Vec<String> = vms[1..].iter().map(|w| w.ip()).collect();
-    project.target(manager, "root");
-    let env = project.path().join("environments/staging/server.env");
-    let mut server_env = std::fs::read_to_string(&env).unwrap();
-    server_env.push_str(&format!("SERVER_NODES={}\n", workers.join(",")));
-    std::fs::write(&env, server_env).unwrap();
-    // `server setup` makes the manager a swarm and joins the two others; a second run
-    // changes nothing.
-    let setup = Instant::now();
-    let out = project.stack(manager, &["server", "setup", "staging"]);
-    assert!(
-        out.status.success(),
-        "setup failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    eprintln!("server setup of three machines took {:?}", setup.elapsed());
+    form_swarm(&project, &vms);
     let nodes = manager.exec("docker node ls --format '{{.Hostname}} {{.Status}}'");
     assert_eq!(
         nodes.lines().filter(|l| l.ends_with(" Ready")).count(),
@@ -787,19 +818,9 @@ fn swarm_spreads_replicas_over_three_machines() {
         text(&out.stderr)
     );
     eprintln!("swarm deploy of 3+3+1 replicas took {:?}", deploy.elapsed());
-    let running_nodes = |service: &str| -> std::collections::BTreeSet<String> {
-        let tasks = manager.exec(&format!(
-            "docker service ps {name}_{service} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'"
-        ));
-        tasks
-            .lines()
-            .filter(|l| l.contains("Running"))
-            .filter_map(|l| l.split_whitespace().next().map(String::from))
-            .collect()
-    };
     for service in ["web", "app"] {
         assert_eq!(
-            running_nodes(service).len(),
+            running_nodes(manager, &name, service).len(),
             3,
             "{service}: replicas not spread over the three machines"
         );
@@ -820,9 +841,150 @@ fn swarm_spreads_replicas_over_three_machines() {
         assert_eq!(served.trim(), format!("built-{name}"), "on {}", vm.ip());
     }
     assert_eq!(
-        running_nodes("db"),
+        running_nodes(manager, &name, "db"),
         std::collections::BTreeSet::from([db_node.clone()]),
         "the database is not on the node labelled role=db"
     );
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+const CADDY: &str = "stack-test/caddy:latest";
+const ROUTE_HOST: &str = "web.localhost";
+
+/// One HTTP/1.0 GET of `/` at `ip:80` with the route's Host header: the body's first line
+/// on a 200, else what went wrong.
+fn get(ip: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let address: std::net::SocketAddr = format!("{ip}:80").parse().map_err(|e| format!("{e}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    write!(stream, "GET / HTTP/1.0\r\nHost: {ROUTE_HOST}\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = response.lines().next().unwrap_or_default().to_string();
+    if !status.contains(" 200") {
+        return Err(format!("status `{status}`"));
+    }
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok(body.lines().next().unwrap_or_default().trim().to_string())
+}
+
+/// Item 4 of #13: without the routing mesh (no IPVS in this kernel), the proxy publishes
+/// port 80 in host mode on the node that runs it (the manager: it bind-mounts the
+/// release's Caddyfile), services find each other by DNS round robin, and a rolling
+/// update of two replicas on two machines, through the proxy, drops no request.
+#[test]
+fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
+    let began = Instant::now();
+    let (_network, vms) = machines("hostmode", 2, &[BUSYBOX, CADDY]);
+    let manager = &vms[0];
+    let name = format!("vmhost-{}", std::process::id());
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_TARGET=swarm\nSTACK_SWARM_PUBLISH=host\nSTACK_PROXY=caddy\n\
+             STACK_PROXY_IMAGE={CADDY}\nSTACK_SERVICES=web\nSTACK_HEALTH_TIMEOUT=90s\n\
+             SERVICE_WEB_IMAGE={BUSYBOX}\n\
+             SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; echo v$$VERSION > /tmp/index.html; httpd -f -p 8080 -h /tmp & wait'\n\
+             SERVICE_WEB_ENV_VERSION=1\nSERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE={ROUTE_HOST}\n\
+             SERVICE_WEB_REPLICAS=2\nSERVICE_WEB_HEALTH=/\nSERVICE_WEB_HEALTH_INTERVAL=1s\n"
+        ),
+    );
+    form_swarm(&project, &vms);
+    let out = project.stack(manager, &["deploy", "staging", "--allow-dirty"]);
+    assert!(
+        out.status.success(),
+        "deploy failed:\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        running_nodes(manager, &name, "web").len(),
+        2,
+        "the two replicas are not on two machines"
+    );
+    let proxy_nodes = running_nodes(manager, &name, "proxy");
+    let manager_name = manager.exec("hostname").trim().to_string();
+    assert_eq!(
+        proxy_nodes,
+        std::collections::BTreeSet::from([manager_name]),
+        "the proxy is not on the manager"
+    );
+    let ip = manager.ip();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&ip).as_deref() != Ok("v1") {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never answered v1 on {ip}:80: {:?}",
+            get(&ip)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // A rolling update under a bounded request loop (at most 3000 requests or 120 s).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, ip) = (stop.clone(), ip.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed, mut versions) =
+                (0, Vec::new(), std::collections::BTreeSet::new());
+            let until = Instant::now() + Duration::from_secs(120);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && Instant::now() < until
+                && ok + failed.len() < 3000
+            {
+                match get(&ip) {
+                    Ok(version) => {
+                        ok += 1;
+                        versions.insert(version);
+                    }
+                    Err(e) => failed.push(e),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed, versions)
+        })
+    };
+    let out = project.stack(
+        manager,
+        &[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_ENV_VERSION=2",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, versions) = load.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the update failed:\n{}",
+        text(&out.stderr)
+    );
+    eprintln!(
+        "rolling update on two machines: {ok} answered, {} failed, versions {versions:?}",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert_eq!(
+        get(&ip).as_deref(),
+        Ok("v2"),
+        "the update did not reach the proxy"
+    );
+    assert!(versions.contains("v2"), "{versions:?}");
     eprintln!("test took {:?}", began.elapsed());
 }

@@ -24,6 +24,7 @@ pub(super) struct Globals {
     pub logging: LogRotation,
     pub networks: Vec<NetworkSpec>,
     pub image_transfer: ImageTransfer,
+    pub swarm_publish: crate::model::Publish,
     pub registry_image: String,
     pub hooks: Hooks,
 }
@@ -80,6 +81,11 @@ impl Globals {
                 Some("archive") => ImageTransfer::Archive,
                 _ => ImageTransfer::Registry,
             };
+        let swarm_publish =
+            match errors.take(get("STACK_SWARM_PUBLISH").choice(&["ingress", "host"])) {
+                Some("host") => crate::model::Publish::Host,
+                _ => crate::model::Publish::Ingress,
+            };
         let registry_image = errors
             .take(validate::image(&get("STACK_REGISTRY_IMAGE")))
             .unwrap_or_default();
@@ -90,6 +96,7 @@ impl Globals {
         };
         Globals {
             image_transfer,
+            swarm_publish,
             registry_image,
             hooks,
             networks,

@@ -39,6 +39,8 @@ pub struct Config {
     /// `STACK_IMAGE_TRANSFER`: only missing layers through a temporary registry, or
     /// whole archives.
     pub image_transfer: ImageTransfer,
+    /// `STACK_SWARM_PUBLISH`: how the swarm target publishes ports.
+    pub swarm_publish: crate::model::Publish,
     /// `STACK_REGISTRY_IMAGE`: the temporary registry's image.
     pub registry_image: String,
     /// `STACK_NETWORKS`: networks beyond the implicit `default`.

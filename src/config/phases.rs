@@ -577,6 +577,7 @@ fn assemble(
         volumes: Vec::new(),
         networks: globals.networks,
         image_transfer: globals.image_transfer,
+        swarm_publish: globals.swarm_publish,
         registry_image: globals.registry_image,
         services,
         secrets,

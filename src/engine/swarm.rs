@@ -6,20 +6,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointSpec, Limit, Mount,
-    MountTmpfsOptions, MountTypeEnum, NetworkAttachmentConfig, NetworkCreateRequest, Platform,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
-    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountTypeEnum,
+    NetworkAttachmentConfig, NetworkCreateRequest, Platform, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 
 use super::{clean_error, labels, spec, Engine};
 use crate::error::{Error, Result};
-use crate::model::{self, Desired, DesiredService, Placement, Restart, Secrets};
+use crate::model::{self, Desired, DesiredService, Placement, Publish, Restart, Secrets};
 use crate::printer::Progress;
 
 /// The label Docker's own `docker stack` puts on a stack's objects.
@@ -128,6 +128,15 @@ fn swarm_secret_name(project: &str, key: &str, value: &str) -> String {
     format!("{project}_{}_{short}", key.to_ascii_lowercase())
 }
 
+/// What the service's spec was made from: the service's digest, and the publish mode,
+/// which is the project's and changes the spec of every service.
+fn spec_digest(desired: &Desired, service: &DesiredService) -> String {
+    match desired.publish {
+        Publish::Ingress => service.digest.clone(),
+        Publish::Host => format!("{}+host", service.digest),
+    }
+}
+
 /// The swarm service of one desired service: swarm's mapping of the model.
 pub fn service_spec(
     desired: &Desired,
@@ -137,8 +146,8 @@ pub fn service_spec(
 ) -> ServiceSpec {
     let mut service_labels: HashMap<String, String> = HashMap::new();
     service_labels.insert(NAMESPACE.into(), desired.project.clone());
-    service_labels.insert(labels::DIGEST.into(), service.digest.clone());
-    let ports = endpoint_ports(service);
+    service_labels.insert(labels::DIGEST.into(), spec_digest(desired, service));
+    let ports = endpoint_ports(service, desired.publish);
     ServiceSpec {
         name: Some(service_name(&desired.project, &service.name)),
         labels: Some(service_labels),
@@ -167,15 +176,18 @@ pub fn service_spec(
             ..Default::default()
         }),
         endpoint_spec: Some(EndpointSpec {
+            // Without the mesh, no virtual IP either (both are IPVS): names resolve to
+            // every task's address.
+            mode: (desired.publish == Publish::Host).then_some(EndpointSpecModeEnum::DNSRR),
             ports: Some(ports),
-            ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// Published ports (swarm publishes only mappings with a host port).
-fn endpoint_ports(service: &DesiredService) -> Vec<EndpointPortConfig> {
+/// Published ports (swarm publishes only mappings with a host port), through the mesh
+/// or on the nodes that run a task.
+fn endpoint_ports(service: &DesiredService, publish: Publish) -> Vec<EndpointPortConfig> {
     service
         .ports
         .iter()
@@ -189,10 +201,30 @@ fn endpoint_ports(service: &DesiredService) -> Vec<EndpointPortConfig> {
                 }),
                 target_port: Some(i64::from(container)),
                 published_port: Some(i64::from(host?)),
+                publish_mode: Some(match publish {
+                    Publish::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
+                    Publish::Host => EndpointPortConfigPublishModeEnum::HOST,
+                }),
                 ..Default::default()
             })
         })
         .collect()
+}
+
+/// Where a service's tasks may run: its `PLACEMENT`, and the manager for a service that
+/// bind-mounts files of the release (the proxy's configuration, a project file), which
+/// exist on the manager only.
+fn constraints(service: &DesiredService) -> Vec<String> {
+    let mut constraints = service.options.placement.clone();
+    let binds = service
+        .mounts
+        .iter()
+        .any(|m| matches!(m, model::Mount::Bind { .. }));
+    let manager = "node.role==manager".to_string();
+    if binds && !constraints.contains(&manager) {
+        constraints.push(manager);
+    }
+    constraints
 }
 
 /// The task template: container, resources, restart, placement, logs, network.
@@ -239,9 +271,9 @@ fn task(
             ..Default::default()
         }),
         // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
-        placement: (!service.options.placement.is_empty() || service.options.platform.is_some())
-            .then(|| TaskSpecPlacement {
-                constraints: Some(service.options.placement.clone()),
+        placement: (!constraints(service).is_empty() || service.options.platform.is_some()).then(
+            || TaskSpecPlacement {
+                constraints: Some(constraints(service)),
                 platforms: service.options.platform.as_ref().map(|p| {
                     vec![Platform {
                         architecture: Some(p.architecture.clone()),
@@ -249,7 +281,8 @@ fn task(
                     }]
                 }),
                 ..Default::default()
-            }),
+            },
+        ),
         log_driver: Some(TaskSpecLogDriver {
             name: Some("json-file".into()),
             options: Some(spec::log_options(&service.logging)),
@@ -356,8 +389,9 @@ impl Engine {
             let name = service_name(&desired.project, &service.name);
             let spec = service_spec(desired, service, place, &swarm_secrets);
             let found = existing.iter().find(|(n, _, _)| *n == name);
-            let unchanged = found
-                .is_some_and(|(_, _, digest)| digest.as_deref() == Some(service.digest.as_str()));
+            let unchanged = found.is_some_and(|(_, _, digest)| {
+                digest.as_deref() == Some(spec_digest(desired, service).as_str())
+            });
             if !unchanged && run_releases && service.release.is_some() {
                 for dependency in &service.depends_on {
                     if let Some(dependency) = desired.service(&dependency.service) {

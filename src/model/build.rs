@@ -38,6 +38,7 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
     let networks = networks(config, &services);
     Desired {
         networks,
+        publish: config.swarm_publish,
         project: config.project.clone(),
         env: config.env.clone(),
         volumes: volumes.into_iter().collect(),

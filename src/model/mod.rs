@@ -43,6 +43,22 @@ pub struct Desired {
     /// then just `default`.
     #[serde(default)]
     pub networks: Vec<Network>,
+    /// How the swarm target publishes ports (`STACK_SWARM_PUBLISH`).
+    #[serde(default)]
+    pub publish: Publish,
+}
+
+/// How a swarm publishes a service's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Publish {
+    /// Swarm's routing mesh: every node answers on the port (needs IPVS in the kernel);
+    /// services reach each other through a virtual IP (IPVS too).
+    #[default]
+    Ingress,
+    /// Only the nodes that run a task answer, on their own address; services reach
+    /// each other through DNS round robin (no IPVS anywhere).
+    Host,
 }
 
 /// A network of the project.
