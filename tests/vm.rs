@@ -986,5 +986,62 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
         "the update did not reach the proxy"
     );
     assert!(versions.contains("v2"), "{versions:?}");
+
+    // A worker leaves (its machine stops): its task is rescheduled on the manager and the
+    // service keeps answering through the proxy.
+    let worker = &vms[1];
+    common::docker(&["kill", &worker.name]);
+    let left = Instant::now();
+    let (mut ok, mut failed) = (0, Vec::new());
+    while left.elapsed() < Duration::from_secs(40) {
+        match get(&ip) {
+            Ok(_) => ok += 1,
+            Err(e) => failed.push(e),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("with a worker gone: {ok} answered, {} failed", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed after the worker left: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // A deploy while the node is gone ends, one way or the other, and says which.
+    let deploy = Instant::now();
+    let out = project.stack(
+        manager,
+        &[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_ENV_VERSION=3",
+        ],
+    );
+    eprintln!(
+        "deploy with a node gone: exit {:?} after {:?}",
+        out.status.code(),
+        deploy.elapsed()
+    );
+    assert!(
+        deploy.elapsed() < Duration::from_secs(150),
+        "the deploy took {:?}",
+        deploy.elapsed()
+    );
+    match out.status.code() {
+        Some(0) => assert_eq!(
+            get(&ip).as_deref(),
+            Ok("v3"),
+            "deployed, but not serving v3"
+        ),
+        Some(1) | Some(3) => assert!(
+            text(&out.stderr).contains("error"),
+            "a failed deploy that says nothing:\n{}",
+            text(&out.stderr)
+        ),
+        other => panic!("deploy exit {other:?}:\n{}", text(&out.stderr)),
+    }
     eprintln!("test took {:?}", began.elapsed());
 }
