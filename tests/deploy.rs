@@ -1915,6 +1915,20 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     let out = p.ok(&["--json", "backup", "list", "--on", "staging"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["dumps"][0]["verified"], "ok", "{list}");
+
+    // `restore --on`: the table dropped after the dump is back, and a safety dump of the
+    // state before the restore was taken on the server.
+    assert!(psql("DROP TABLE t").status.success());
+    let out = p.ok(&["backup", "restore", &dumps[0], "--on", "staging", "--yes"]);
+    let said = all_output(&out);
+    let count = psql("SELECT count(*) FROM t");
+    assert_eq!(text(&count.stdout).trim(), "3", "after the restore: {said}");
+    let after: Vec<String> = std::fs::read_dir(p.srv.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dump"))
+        .collect();
+    assert_eq!(after.len(), 2, "no safety dump beside the restored one: {after:?}");
 }
 
 /// `web` with a volume and a release command that appends `VERSION` (and whether it got

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The memory the MONITORING bundle adds on the VM (issue #9 item 8): a project with
+# Postgres, Redis and one app service is started twice, without and with
+# MONITORING_ENABLED, on the Debian-built images of scripts/build-test-images.sh; after
+# WAIT seconds (Prometheus scraping every 15 s, its TSDB filling), the memory of every
+# container (`docker stats`: cgroup usage without page cache) is summed per service.
+# Grafana, Loki, promtail and cAdvisor have no Debian package and are not in the sum.
+# Usage: bash bench/monitoring.sh [WAIT_SECONDS]   (default 120)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+wait_s="${1:-120}"
+scripts/ensure-docker.sh >/dev/null
+scripts/build-test-images.sh >/dev/null
+cargo build --release -q
+STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+
+work=$(mktemp -d)
+name=benchmon
+cleanup() {
+    "$STACK" -C "$work" down -q >/dev/null 2>&1 || true
+    docker ps -aq --filter "label=com.docker.compose.project=$name" | xargs -r docker rm -f >/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cat > "$work/stack.env" <<CFG
+STACK_PROJECT=$name
+STACK_TLS=off
+STACK_PROXY=none
+STACK_SERVICES=web
+SERVICE_WEB_IMAGE=stack-test/busybox:latest
+SERVICE_WEB_COMMAND=httpd -f -p 8080 -h /var/www
+SERVICE_WEB_PORT=8080
+POSTGRES_ENABLED=true
+SERVICE_POSTGRES_IMAGE=stack-test/postgres:15
+REDIS_ENABLED=true
+SERVICE_REDIS_IMAGE=stack-test/redis:7
+SERVICE_PROMETHEUS_IMAGE=stack-test/prometheus:latest
+SERVICE_ALERTMANAGER_IMAGE=stack-test/alertmanager:latest
+SERVICE_NODE_EXPORTER_IMAGE=stack-test/node-exporter:latest
+SERVICE_POSTGRES_EXPORTER_IMAGE=stack-test/postgres-exporter:latest
+SERVICE_REDIS_EXPORTER_IMAGE=stack-test/redis-exporter:latest
+SERVICE_GRAFANA_ENVIRONMENTS=prod
+SERVICE_LOKI_ENVIRONMENTS=prod
+SERVICE_PROMTAIL_ENVIRONMENTS=prod
+SERVICE_CADVISOR_ENVIRONMENTS=prod
+CFG
+"$STACK" -C "$work" secrets generate dev -q >/dev/null 2>&1 || true
+
+measure() { # LABEL -> per-container lines and a total, in MiB
+    sleep "$wait_s"
+    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
+        $(docker ps -q --filter "label=com.docker.compose.project=$name") |
+        python3 -c '
+import sys, re
+units = {"B": 1/2**20, "KiB": 1/1024, "MiB": 1, "GiB": 1024}
+rows = []
+for line in sys.stdin:
+    name, usage = line.split(" ", 1)
+    m = re.match(r"([\d.]+)(\w+)", usage.strip())
+    rows.append((name.removeprefix("'"$name"'-").rsplit("-", 1)[0], float(m.group(1)) * units[m.group(2)]))
+for service, mib in sorted(rows):
+    print(f"  {service:<20} {mib:8.1f} MiB")
+print(f"  {\"total\":<20} {sum(m for _, m in rows):8.1f} MiB")
+'
+}
+echo "== without MONITORING (after ${wait_s} s)"
+"$STACK" -C "$work" start -q
+measure
+echo "MONITORING_ENABLED=true" >> "$work/stack.env"
+echo "== with MONITORING (after ${wait_s} s)"
+"$STACK" -C "$work" start -q
+measure
