@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 wait_s="${1:-120}"
 scripts/ensure-docker.sh >/dev/null
-scripts/build-test-images.sh >/dev/null
+scripts/build-test-images.sh >/dev/null 2>&1
 cargo build --release -q
 STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
 
@@ -34,15 +34,6 @@ POSTGRES_ENABLED=true
 SERVICE_POSTGRES_IMAGE=stack-test/postgres:15
 REDIS_ENABLED=true
 SERVICE_REDIS_IMAGE=stack-test/redis:7
-SERVICE_PROMETHEUS_IMAGE=stack-test/prometheus:latest
-SERVICE_ALERTMANAGER_IMAGE=stack-test/alertmanager:latest
-SERVICE_NODE_EXPORTER_IMAGE=stack-test/node-exporter:latest
-SERVICE_POSTGRES_EXPORTER_IMAGE=stack-test/postgres-exporter:latest
-SERVICE_REDIS_EXPORTER_IMAGE=stack-test/redis-exporter:latest
-SERVICE_GRAFANA_ENVIRONMENTS=prod
-SERVICE_LOKI_ENVIRONMENTS=prod
-SERVICE_PROMTAIL_ENVIRONMENTS=prod
-SERVICE_CADVISOR_ENVIRONMENTS=prod
 CFG
 "$STACK" -C "$work" secrets generate dev -q >/dev/null 2>&1 || true
 
@@ -66,7 +57,18 @@ print(f"  {\"total\":<20} {sum(m for _, m in rows):8.1f} MiB")
 echo "== without MONITORING (after ${wait_s} s)"
 "$STACK" -C "$work" start -q
 measure
-echo "MONITORING_ENABLED=true" >> "$work/stack.env"
+cat >> "$work/stack.env" <<CFG
+MONITORING_ENABLED=true
+SERVICE_PROMETHEUS_IMAGE=stack-test/prometheus:latest
+SERVICE_ALERTMANAGER_IMAGE=stack-test/alertmanager:latest
+SERVICE_NODE_EXPORTER_IMAGE=stack-test/node-exporter:latest
+SERVICE_POSTGRES_EXPORTER_IMAGE=stack-test/postgres-exporter:latest
+SERVICE_REDIS_EXPORTER_IMAGE=stack-test/redis-exporter:latest
+SERVICE_GRAFANA_ENVIRONMENTS=prod
+SERVICE_LOKI_ENVIRONMENTS=prod
+SERVICE_PROMTAIL_ENVIRONMENTS=prod
+SERVICE_CADVISOR_ENVIRONMENTS=prod
+CFG
 echo "== with MONITORING (after ${wait_s} s)"
 "$STACK" -C "$work" start -q
 measure

@@ -1928,7 +1928,11 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".dump"))
         .collect();
-    assert_eq!(after.len(), 2, "no safety dump beside the restored one: {after:?}");
+    assert_eq!(
+        after.len(),
+        2,
+        "no safety dump beside the restored one: {after:?}"
+    );
 }
 
 /// `web` with a volume and a release command that appends `VERSION` (and whether it got

@@ -608,19 +608,19 @@ fn vm_docker_boots_systemd_ssh_and_nested_docker() {
         &["stack-test/vm-docker:latest", "stack-test/busybox:latest"],
     );
     let network = res.network();
-    let vm = common::vm::Vm::boot(
+    let vm = common::vm::Vm::boot_on(
         &format!("{}-node", res.prefix),
         "stack-test/vm-docker:latest",
         &network,
     );
-    assert_eq!(vm.sh("cat /proc/1/comm").trim(), "systemd");
+    assert_eq!(vm.exec("cat /proc/1/comm").trim(), "systemd");
     assert_eq!(
-        vm.sh("systemctl is-active docker ssh")
+        vm.exec("systemctl is-active docker ssh")
             .split_whitespace()
             .collect::<Vec<_>>(),
         ["active", "active"]
     );
-    let driver = vm.sh("docker info --format '{{.Driver}}'");
+    let driver = vm.exec("docker info --format '{{.Driver}}'");
     assert!(
         ["overlay2", "vfs"].contains(&driver.trim()),
         "storage driver: {driver}"
@@ -646,14 +646,14 @@ fn vm_docker_boots_systemd_ssh_and_nested_docker() {
 
     vm.load_image("stack-test/busybox:latest");
     assert_eq!(
-        vm.sh("docker run --rm stack-test/busybox:latest echo nested-ok")
+        vm.exec("docker run --rm stack-test/busybox:latest echo nested-ok")
             .trim(),
         "nested-ok"
     );
 
     vm.reboot();
     assert_eq!(
-        vm.sh("docker images --format '{{.Repository}}:{{.Tag}}'")
+        vm.exec("docker images --format '{{.Repository}}:{{.Tag}}'")
             .trim(),
         "stack-test/busybox:latest"
     );

@@ -1,75 +1,65 @@
-//! Containers that behave like VMs: `stack-test/vm` (systemd as PID 1, sshd, sudo, no
-//! Docker) and `stack-test/vm-docker` (the same with Debian's docker.io), booted with the
-//! flags that work without `--privileged` (refused on hosts that lack CAP_SYS_RESOURCE):
-//! every capability but SYS_RESOURCE, no seccomp or AppArmor profile, the host's cgroup
-//! tree, tmpfs on /run, and a volume on /var/lib/docker so a nested dockerd can use overlay2.
-//!
-//! `Vm::boot` waits until systemd reports `running` or `degraded`; dropping the `Vm` removes
+//! A machine that behaves like a VM: a container of `stack-test/vm` or `vm-docker`
+//! running systemd as PID 1 and sshd, reachable over SSH as root with a test key. It runs
+//! with every capability but `SYS_RESOURCE`, no seccomp or AppArmor profile, the host's
+//! cgroup file system and a volume on `/var/lib/docker` (its engine's images and
+//! containers survive a reboot, which is a restart of the container). The guard removes
 //! the container and its volume.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{docker, require_engine, require_tool, text};
+use super::text;
 
-/// How long a boot (or a reboot) may take before the test fails.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+const BUSYBOX: &str = "stack-test/busybox:latest";
 
-/// One VM container.
 pub struct Vm {
-    /// Container name, also its hostname and its DNS name on the network.
     pub name: String,
-    /// The Docker network the VM is attached to.
-    pub network: String,
     volume: String,
-    keys: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+fn docker(args: &[&str]) -> Output {
+    StdCommand::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 impl Vm {
-    /// Boot `image` as container `name` on `network` (which must exist), with a fresh
-    /// ed25519 key authorised for root, sshd published on a loopback port, and a volume on
-    /// /var/lib/docker. Waits for systemd. The name must be unique to the test.
-    pub fn boot(name: &str, image: &str, network: &str) -> Vm {
-        require_engine(&[]);
-        assert!(
-            docker(&["image", "inspect", "--format", "{{.Id}}", image])
-                .status
-                .success(),
-            "test image `{image}` is missing: run `scripts/build-test-images.sh`"
-        );
-        let keygen = require_tool("ssh-keygen");
-        let keys = tempfile::Builder::new()
-            .prefix("stack-vm-key-")
-            .tempdir()
-            .unwrap();
-        let key = keys.path().join("id_ed25519");
-        let made = Command::new(keygen)
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key)
-            .status()
-            .expect("run ssh-keygen");
-        assert!(made.success(), "ssh-keygen failed");
+    /// Boot `image` as machine `name` and wait until systemd runs and sshd answers.
+    pub fn boot(name: &str, image: &str) -> Vm {
+        Vm::boot_on(name, image, "bridge")
+    }
+
+    /// Boot on the Docker network `network`.
+    pub fn boot_on(name: &str, image: &str, network: &str) -> Vm {
+        super::require_engine(&[image, BUSYBOX]);
+        let name = format!("vm-{name}-{}", std::process::id());
         let volume = format!("{name}-docker");
-        let authorized = format!(
-            "{}:/root/.ssh/authorized_keys:ro",
-            keys.path().join("id_ed25519.pub").display()
-        );
-        let vm = Vm {
-            name: name.to_string(),
-            network: network.to_string(),
-            volume: volume.clone(),
-            keys,
-        };
-        let out = docker(&[
+        let _ = docker(&["rm", "-f", "-v", &name]);
+        let _ = docker(&["volume", "rm", "-f", &volume]);
+        docker_ok(&["volume", "create", &volume]);
+        let mount = format!("{volume}:/var/lib/docker");
+        docker_ok(&[
             "run",
             "-d",
             "--name",
-            name,
+            &name,
             "--hostname",
-            name,
-            "--network",
-            network,
+            &name,
             "--cap-add",
             "ALL",
             "--cap-drop",
@@ -85,155 +75,171 @@ impl Vm {
             "--tmpfs",
             "/run/lock",
             "-v",
-            &format!("{volume}:/var/lib/docker"),
-            "-v",
-            &authorized,
-            "-p",
-            "127.0.0.1::22",
+            &mount,
+            "--network",
+            network,
             image,
         ]);
-        assert!(
-            out.status.success(),
-            "cannot boot {name} from {image}: {}",
-            text(&out.stderr)
+        let vm = Vm {
+            name,
+            volume,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        vm.wait_booted();
+        let key = vm.dir.path().join("key");
+        let status = StdCommand::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "stack-test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        let public = std::fs::read(key.with_extension("pub")).unwrap();
+        vm.exec_input(
+            "mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+            &public,
         );
-        vm.wait_for_systemd();
+        vm.trust();
         vm
     }
 
-    /// Wait until `systemctl is-system-running` says `running` or `degraded`.
-    pub fn wait_for_systemd(&self) {
-        let started = Instant::now();
+    /// Wait (at most 120 s) until systemd says the machine is up and sshd has keys.
+    pub fn wait_booted(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let out = self.exec(&["systemctl", "is-system-running"]);
-            let state = text(&out.stdout).trim().to_string();
-            if state == "running" || state == "degraded" {
+            let out = docker(&["exec", &self.name, "systemctl", "is-system-running"]);
+            let state = text(&out.stdout);
+            let ssh = docker(&["exec", &self.name, "systemctl", "is-active", "ssh"]);
+            if (state.trim() == "running" || state.trim() == "degraded")
+                && text(&ssh.stdout).trim() == "active"
+            {
                 return;
             }
             assert!(
-                started.elapsed() < BOOT_TIMEOUT,
-                "{} did not boot within {BOOT_TIMEOUT:?} (systemd: `{state}`{}); failed units:\n{}",
+                Instant::now() < deadline,
+                "machine `{}` did not boot within 120 s: {state}{}",
                 self.name,
-                text(&out.stderr).trim(),
-                text(&self.exec(&["systemctl", "--failed", "--no-legend"]).stdout)
+                text(&docker(&["logs", "--tail", "30", &self.name]).stderr)
             );
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 
-    /// `docker exec VM ARGS`, whatever the exit code.
-    pub fn exec(&self, args: &[&str]) -> Output {
-        let mut all = vec!["exec", self.name.as_str()];
-        all.extend_from_slice(args);
-        docker(&all)
+    pub fn ip(&self) -> String {
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &self.name,
+        ])
+        .trim()
+        .to_string()
     }
 
-    /// `sh -c SCRIPT` inside the VM, which must succeed; returns stdout.
-    pub fn sh(&self, script: &str) -> String {
-        let out = self.exec(&["sh", "-c", script]);
+    /// Write known_hosts (the machine's host key at its current address) and an ssh
+    /// config naming it and the test key.
+    pub fn trust(&self) {
+        let host_key = self.exec("cat /etc/ssh/ssh_host_ed25519_key.pub");
+        let mut parts = host_key.split_whitespace();
+        let (kind, blob) = (parts.next().unwrap(), parts.next().unwrap());
+        std::fs::write(
+            self.dir.path().join("known_hosts"),
+            format!("{} {kind} {blob}\n", self.ip()),
+        )
+        .unwrap();
+        std::fs::write(
+            self.ssh_config(),
+            format!(
+                "Host *\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile {}\n  IdentitiesOnly yes\n  PasswordAuthentication no\n",
+                self.dir.path().join("known_hosts").display(),
+                self.dir.path().join("key").display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// The private key root (and a deploy user set up with it) logs in with.
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("key")
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.path().join("ssh_config")
+    }
+
+    /// Run `script` in the machine (as root); its output, whatever the exit code.
+    pub fn run(&self, script: &str) -> Output {
+        docker(&["exec", &self.name, "sh", "-c", script])
+    }
+
+    /// Run `script` in the machine; it must succeed.
+    pub fn exec(&self, script: &str) -> String {
+        let out = self.run(script);
         assert!(
             out.status.success(),
-            "`{script}` failed in {} ({}):\n{}{}",
+            "in `{}`: `{script}` failed: {}{}",
             self.name,
-            out.status,
             text(&out.stdout),
             text(&out.stderr)
         );
         text(&out.stdout)
     }
 
-    /// The VM's address on its network.
-    pub fn ip(&self) -> String {
-        let format = format!(
-            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
-            self.network
-        );
-        let out = docker(&["inspect", "--format", &format, &self.name]);
-        let ip = text(&out.stdout).trim().to_string();
-        assert!(
-            !ip.is_empty(),
-            "{} has no address on {}",
-            self.name,
-            self.network
-        );
-        ip
+    fn exec_input(&self, script: &str, input: &[u8]) {
+        use std::io::Write;
+        let mut child = StdCommand::new("docker")
+            .args(["exec", "-i", &self.name, "sh", "-c", script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        assert!(child.wait().unwrap().success(), "`{script}` failed");
     }
 
-    /// The loopback port sshd is published on (it may change after a reboot).
-    pub fn ssh_port(&self) -> u16 {
-        let out = docker(&["port", &self.name, "22/tcp"]);
-        text(&out.stdout)
-            .lines()
-            .find_map(|line| line.rsplit(':').next()?.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "sshd of {} is not published: {}",
-                    self.name,
-                    text(&out.stderr)
-                )
-            })
-    }
-
-    /// The private key root logs in with.
-    pub fn ssh_key(&self) -> PathBuf {
-        self.keys.path().join("id_ed25519")
-    }
-
-    /// `ssh root@127.0.0.1 -p PORT REMOTE` with the VM's key, no host-key prompts, batch mode.
-    pub fn ssh(&self, remote: &str) -> Command {
-        let mut command = Command::new("ssh");
-        command
-            .arg("-i")
-            .arg(self.ssh_key())
-            .args(["-p", &self.ssh_port().to_string()])
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "ConnectTimeout=10",
-                "root@127.0.0.1",
-                remote,
-            ]);
-        command
-    }
-
-    /// Copy a local image into the VM's dockerd (`docker save | docker exec -i VM docker load`).
+    /// Copy a local image into the machine's engine.
     pub fn load_image(&self, image: &str) {
-        let script = format!(
-            "docker save '{image}' | docker exec -i '{}' docker load",
+        let status = StdCommand::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker save {image} | docker exec -i {} docker load -q",
+                self.name
+            ))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot load `{image}` into `{}`",
             self.name
         );
-        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "`{script}` failed: {}",
-            text(&out.stderr)
-        );
     }
 
-    /// A reboot: `docker restart` (systemd gets SIGRTMIN+3 and shuts down), then wait for
-    /// systemd again. The volume and the container's filesystem survive.
+    /// A reboot: restart the machine's container (systemd halts on SIGRTMIN+3), wait
+    /// until it is up, and trust it at its (maybe new) address.
     pub fn reboot(&self) {
-        let out = docker(&["restart", "-t", "30", &self.name]);
-        assert!(
-            out.status.success(),
-            "cannot restart {}: {}",
-            self.name,
-            text(&out.stderr)
-        );
-        self.wait_for_systemd();
+        docker_ok(&["restart", "-t", "30", &self.name]);
+        self.wait_booted();
+        self.trust();
     }
 }
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        docker(&["rm", "-f", "-v", &self.name]);
-        docker(&["volume", "rm", "-f", &self.volume]);
+        let _ = docker(&["rm", "-f", "-v", &self.name]);
+        let _ = docker(&["volume", "rm", "-f", &self.volume]);
+    }
+}
+
+impl Vm {
+    /// `ssh root@machine REMOTE` with the machine's key and known host.
+    pub fn ssh(&self, remote: &str) -> StdCommand {
+        let mut command = StdCommand::new("ssh");
+        command
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .arg(format!("root@{}", self.ip()))
+            .arg(remote)
+            .stdin(Stdio::null());
+        command
     }
 }
