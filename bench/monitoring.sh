@@ -51,7 +51,8 @@ for line in sys.stdin:
     rows.append((name.removeprefix("'"$name"'-").rsplit("-", 1)[0], float(m.group(1)) * units[m.group(2)]))
 for service, mib in sorted(rows):
     print(f"  {service:<20} {mib:8.1f} MiB")
-print(f"  {\"total\":<20} {sum(m for _, m in rows):8.1f} MiB")
+label = "total"
+print(f"  {label:<20} {sum(m for _, m in rows):8.1f} MiB")
 '
 }
 echo "== without MONITORING (after ${wait_s} s)"

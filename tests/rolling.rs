@@ -13,8 +13,6 @@
 //! own project (`t-roll-<test>-<pid>`) and proxy ports, and a guard that runs
 //! `stack down --volumes` when it ends, passed or failed.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -180,33 +178,9 @@ impl Drop for Project {
     }
 }
 
-/// One HTTP/1.0 GET of `/` through the proxy with the route's Host header: the first line
-/// of the body (the version) on a 200, else a description of the failure.
+/// One GET of `/` through the proxy on loopback with the route's Host header.
 fn get(port: u16) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
-            .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {ROUTE_HOST}\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = response.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") && !status.ends_with(" 200") {
-        return Err(format!("status `{status}`"));
-    }
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    Ok(body.lines().next().unwrap_or_default().trim().to_string())
+    common::http_get(([127, 0, 0, 1], port).into(), ROUTE_HOST)
 }
 
 /// What the request loop saw.

@@ -629,29 +629,10 @@ fn swarm_spreads_replicas_over_three_machines() {
 const CADDY: &str = "stack-test/caddy:latest";
 const ROUTE_HOST: &str = "web.localhost";
 
-/// One HTTP/1.0 GET of `/` at `ip:80` with the route's Host header: the body's first line
-/// on a 200, else what went wrong.
+/// One GET of `/` at `ip:80` with the route's Host header.
 fn get(ip: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let address: std::net::SocketAddr = format!("{ip}:80").parse().map_err(|e| format!("{e}"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    write!(stream, "GET / HTTP/1.0\r\nHost: {ROUTE_HOST}\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = response.lines().next().unwrap_or_default().to_string();
-    if !status.contains(" 200") {
-        return Err(format!("status `{status}`"));
-    }
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    Ok(body.lines().next().unwrap_or_default().trim().to_string())
+    let address = format!("{ip}:80").parse().map_err(|e| format!("{e}"))?;
+    common::http_get(address, ROUTE_HOST)
 }
 
 /// Item 4 of #13: without the routing mesh (no IPVS in this kernel), the proxy publishes

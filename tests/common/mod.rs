@@ -320,6 +320,35 @@ pub fn docker(args: &[&str]) -> std::process::Output {
         .expect("run docker")
 }
 
+/// One HTTP/1.0 GET of `/` at `address` with the Host header `host`: the first line of
+/// the body on a 200, else a description of the failure (2 s to connect, 5 s to answer).
+pub fn http_get(address: std::net::SocketAddr, host: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = response.lines().next().unwrap_or_default();
+    if !status.contains(" 200 ") && !status.ends_with(" 200") {
+        return Err(format!("status `{status}`"));
+    }
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    Ok(body.lines().next().unwrap_or_default().trim().to_string())
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
