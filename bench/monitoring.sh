@@ -2,8 +2,9 @@
 # The memory the MONITORING bundle adds on the VM (issue #9 item 8): a project with
 # Postgres, Redis and one app service is started twice, without and with
 # MONITORING_ENABLED, on the Debian-built images of scripts/build-test-images.sh; after
-# WAIT seconds (Prometheus scraping every 15 s, its TSDB filling), the memory of every
-# container (`docker stats`: cgroup usage without page cache) is summed per service.
+# WAIT seconds (Prometheus scraping every 15 s, its TSDB filling), the RSS of every
+# container (its memory cgroup's `total_rss + total_mapped_file`; `docker stats` reads 0 on
+# this machine's cgroup v1) is listed per service and summed.
 # Grafana, Loki, promtail and cAdvisor have no Debian package and are not in the sum.
 # Usage: bash bench/monitoring.sh [WAIT_SECONDS]   (default 120)
 set -euo pipefail
@@ -37,18 +38,21 @@ SERVICE_REDIS_IMAGE=stack-test/redis:7
 CFG
 "$STACK" -C "$work" secrets generate dev -q >/dev/null 2>&1 || true
 
-measure() { # LABEL -> per-container lines and a total, in MiB
+measure() { # per service and in total: RSS (anonymous + mapped files) in MiB, from the cgroup
     sleep "$wait_s"
-    docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
-        $(docker ps -q --filter "label=com.docker.compose.project=$name") |
+    docker ps --no-trunc --filter "label=com.docker.compose.project=$name" --format '{{.ID}} {{.Names}}' |
         python3 -c '
-import sys, re
-units = {"B": 1/2**20, "KiB": 1/1024, "MiB": 1, "GiB": 1024}
+import sys
 rows = []
 for line in sys.stdin:
-    name, usage = line.split(" ", 1)
-    m = re.match(r"([\d.]+)(\w+)", usage.strip())
-    rows.append((name.removeprefix("'"$name"'-").rsplit("-", 1)[0], float(m.group(1)) * units[m.group(2)]))
+    cid, cname = line.split()
+    stat = {}
+    with open(f"/sys/fs/cgroup/memory/docker/{cid}/memory.stat") as f:
+        for entry in f:
+            key, value = entry.split()
+            stat[key] = int(value)
+    service = cname.removeprefix("'"$name"'-").rsplit("-", 1)[0]
+    rows.append((service, (stat["total_rss"] + stat["total_mapped_file"]) / 2**20))
 for service, mib in sorted(rows):
     print(f"  {service:<20} {mib:8.1f} MiB")
 label = "total"

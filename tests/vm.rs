@@ -103,16 +103,25 @@ impl Project {
     }
 
     fn deploy_ok(&self, vm: &Vm, extra: &[&str]) -> Output {
-        let out = self.deploy(vm, extra);
-        assert!(
-            out.status.success(),
-            "deploy failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        out
+        succeeded(self.deploy(vm, extra), "deploy")
     }
+
+    /// `stack ARGS` against `vm` as it is targeted; it must succeed.
+    fn stack_ok(&self, vm: &Vm, args: &[&str]) -> Output {
+        succeeded(self.stack(vm, args), &args.join(" "))
+    }
+}
+
+/// `out`, asserted to be a success of `what`.
+fn succeeded(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "`{what}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
 }
 
 /// The output of `child`, killed after `limit`.
@@ -511,13 +520,7 @@ fn form_swarm(project: &Project, vms: &[Vm]) {
     server_env.push_str(&format!("SERVER_NODES={}\n", workers.join(",")));
     std::fs::write(&env, server_env).unwrap();
     let setup = Instant::now();
-    let out = project.stack(manager, &["server", "setup", "staging"]);
-    assert!(
-        out.status.success(),
-        "setup failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    project.stack_ok(manager, &["server", "setup", "staging"]);
     eprintln!(
         "server setup of {} machines took {:?}",
         vms.len(),
@@ -588,13 +591,7 @@ fn swarm_spreads_replicas_over_three_machines() {
     manager.exec(&format!("docker node update --label-add role=db {db_node}"));
 
     let deploy = Instant::now();
-    let out = project.stack(manager, &["deploy", "staging", "--allow-dirty"]);
-    assert!(
-        out.status.success(),
-        "deploy failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    project.stack_ok(manager, &["deploy", "staging", "--allow-dirty"]);
     eprintln!("swarm deploy of 3+3+1 replicas took {:?}", deploy.elapsed());
     for service in ["web", "app"] {
         assert_eq!(
@@ -657,12 +654,7 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
         ),
     );
     form_swarm(&project, &vms);
-    let out = project.stack(manager, &["deploy", "staging", "--allow-dirty"]);
-    assert!(
-        out.status.success(),
-        "deploy failed:\n{}",
-        text(&out.stderr)
-    );
+    project.stack_ok(manager, &["deploy", "staging", "--allow-dirty"]);
     assert_eq!(
         running_nodes(manager, &name, "web").len(),
         2,
