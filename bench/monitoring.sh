@@ -3,8 +3,8 @@
 # Postgres, Redis and one app service is started twice, without and with
 # MONITORING_ENABLED, on the Debian-built images of scripts/build-test-images.sh; after
 # WAIT seconds (Prometheus scraping every 15 s, its TSDB filling), the RSS of every
-# container (its memory cgroup's `total_rss + total_mapped_file`; `docker stats` reads 0 on
-# this machine's cgroup v1) is listed per service and summed.
+# container (the VmRSS of the processes in its cgroup; `docker stats` and the memory
+# cgroup's rss read 0 on this machine) is listed per service and summed.
 # Grafana, Loki, promtail and cAdvisor have no Debian package and are not in the sum.
 # Usage: bash bench/monitoring.sh [WAIT_SECONDS]   (default 120)
 set -euo pipefail
@@ -38,7 +38,7 @@ SERVICE_REDIS_IMAGE=stack-test/redis:7
 CFG
 "$STACK" -C "$work" secrets generate dev -q >/dev/null 2>&1 || true
 
-measure() { # per service and in total: RSS (anonymous + mapped files) in MiB, from the cgroup
+measure() { # per service and in total: the VmRSS of the container's processes, in MiB
     sleep "$wait_s"
     docker ps --no-trunc --filter "label=com.docker.compose.project=$name" --format '{{.ID}} {{.Names}}' |
         python3 -c '
@@ -46,13 +46,16 @@ import sys
 rows = []
 for line in sys.stdin:
     cid, cname = line.split()
-    stat = {}
-    with open(f"/sys/fs/cgroup/memory/docker/{cid}/memory.stat") as f:
-        for entry in f:
-            key, value = entry.split()
-            stat[key] = int(value)
+    kib = 0
+    with open(f"/sys/fs/cgroup/pids/docker/{cid}/cgroup.procs") as procs:
+        for pid in procs.read().split():
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    kib += next(int(l.split()[1]) for l in status if l.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                pass
     service = cname.removeprefix("'"$name"'-").rsplit("-", 1)[0]
-    rows.append((service, (stat["total_rss"] + stat["total_mapped_file"]) / 2**20))
+    rows.append((service, kib / 1024))
 for service, mib in sorted(rows):
     print(f"  {service:<20} {mib:8.1f} MiB")
 label = "total"

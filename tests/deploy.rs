@@ -2237,6 +2237,35 @@ fn exec_run_and_logs_on_the_server() {
         p.containers()
     );
 
+    // Without a TTY, Ctrl-C (SIGINT to stack) ends the remote command itself: its trap
+    // runs and its exit code comes back.
+    let mut exec = Watched::spawn(p.command(&[
+        "exec",
+        "web",
+        "--on",
+        "staging",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-int >&2; exit 5' INT; echo ready >&2; while true; do sleep 0.2; done",
+    ]));
+    exec.wait_line("ready", Duration::from_secs(30));
+    let _ = StdCommand::new("kill")
+        .args(["-INT", &exec.child.id().to_string()])
+        .status();
+    let out = exec.finish(Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(5), "{}", all_output(&out));
+    assert!(
+        text(&out.stderr).contains("got-int"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !all_output(&out).contains("stack-exec-pid"),
+        "{}",
+        all_output(&out)
+    );
+
     let web = p.id_of("web");
     let mut follow =
         Watched::spawn(p.command(&["logs", "web", "-f", "--on", "staging", "--tail", "0"]));

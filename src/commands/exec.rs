@@ -64,15 +64,14 @@ pub fn exec(context: &Context, args: &ExecArgs) -> Result<()> {
             })
         })?;
         let tty = stdin_is_terminal();
-        let run = target
-            .engine
-            .exec_attached(&container.id, &args.command, tty);
-        let code = tokio::select! {
-            code = run => code?,
-            // Without a TTY, Ctrl-C reaches stack, not the command: stack stops reading,
-            // closes the command's stdin and drops the connection.
-            _ = tokio::signal::ctrl_c() => i64::from(INTERRUPTED),
+        // Without a TTY, Ctrl-C reaches stack, not the command: stack passes it on.
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
         };
+        let code = target
+            .engine
+            .exec_attached(&container.id, &args.command, tty, interrupt)
+            .await?;
         passed_through(code)
     })
 }

@@ -65,10 +65,32 @@ fn terminal_size() -> Option<(u16, u16)> {
     }
 }
 
+/// The line a wrapped exec writes first on its stderr: the command's PID in the
+/// container, so Ctrl-C can be passed on without a TTY.
+const PID_MARK: &str = "stack-exec-pid ";
+
+/// The PID in a [`PID_MARK`] line at the start of `message`, and the length of that line.
+fn pid_line(message: &[u8]) -> Option<(u32, usize)> {
+    let rest = message.strip_prefix(PID_MARK.as_bytes())?;
+    let end = rest.iter().position(|b| *b == b'\n')?;
+    let pid = std::str::from_utf8(&rest[..end])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((pid, PID_MARK.len() + end + 1))
+}
+
 /// Copy our stdin to `input` (from a thread of its own: a blocking read must not hold up
 /// the runtime's shutdown), closing it at end of file; copy `output` to our stdout and
-/// stderr until it ends.
-async fn pump(mut output: Output, mut input: Input) -> Result<()> {
+/// stderr until it ends. With `pid`, the first stderr line is the [`PID_MARK`], kept
+/// there and not shown.
+async fn pump(
+    mut output: Output,
+    mut input: Input,
+    pid: Option<&std::sync::Mutex<Option<u32>>>,
+) -> Result<()> {
+    let mut pending = pid.is_some();
     let (send, mut receive) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     std::thread::spawn(move || {
         use std::io::Read;
@@ -98,8 +120,18 @@ async fn pump(mut output: Output, mut input: Input) -> Result<()> {
         let item = item.map_err(|e| outside("the connection to the command broke", e))?;
         match item {
             LogOutput::StdErr { message } => {
+                let mut skip = 0;
+                if let (Some(slot), true) = (pid, pending) {
+                    pending = false;
+                    if let Some((found, length)) = pid_line(&message) {
+                        skip = length;
+                        if let Ok(mut slot) = slot.lock() {
+                            *slot = Some(found);
+                        }
+                    }
+                }
                 let mut err = std::io::stderr().lock();
-                let _ = err.write_all(&message);
+                let _ = err.write_all(&message[skip..]);
                 let _ = err.flush();
             }
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -115,8 +147,63 @@ async fn pump(mut output: Output, mut input: Input) -> Result<()> {
 }
 
 impl Engine {
-    /// Run `command` in the running container `id` with our streams; its exit code.
-    pub async fn exec_attached(&self, id: &str, command: &[String], tty: bool) -> Result<i64> {
+    /// Run `command` in the running container `id` with our streams; its exit code. With
+    /// a TTY, Ctrl-C is a key the command reads. Without one, the command runs under a
+    /// `sh` that first tells its PID, and when `interrupt` fires (Ctrl-C) SIGINT is sent
+    /// to it in the container, so the remote command ends, not just our side (an image
+    /// without `sh` runs the command as it is, and an interrupt then only ends ours).
+    pub async fn exec_attached(
+        &self,
+        id: &str,
+        command: &[String],
+        tty: bool,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Result<i64> {
+        if tty {
+            return self.exec_once(id, command, true, None).await;
+        }
+        let mut wrapped = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo \"{PID_MARK}$$\" >&2; exec \"$@\""),
+            "sh".to_string(),
+        ];
+        wrapped.extend(command.iter().cloned());
+        let pid = std::sync::Mutex::new(None);
+        let run = self.exec_once(id, &wrapped, false, Some(&pid));
+        tokio::pin!(run);
+        tokio::pin!(interrupt);
+        let code = tokio::select! {
+            code = &mut run => code?,
+            _ = &mut interrupt => {
+                let known = pid.lock().ok().and_then(|p| *p);
+                let Some(pid) = known else {
+                    return Ok(130);
+                };
+                let kill = vec!["sh".to_string(), "-c".to_string(), format!("kill -INT {pid}")];
+                let _ = self.exec(id, &kill).await;
+                // The command's own end, or 130 when it ignores SIGINT for 10 s.
+                match tokio::time::timeout(std::time::Duration::from_secs(10), &mut run).await {
+                    Ok(code) => code?,
+                    Err(_) => return Ok(130),
+                }
+            }
+        };
+        let started = pid.lock().ok().and_then(|p| *p).is_some();
+        if !started && (code == 126 || code == 127) {
+            // No `sh` in the image: the command never ran; run it as it is.
+            return self.exec_once(id, command, false, None).await;
+        }
+        Ok(code)
+    }
+
+    async fn exec_once(
+        &self,
+        id: &str,
+        command: &[String],
+        tty: bool,
+        pid: Option<&std::sync::Mutex<Option<u32>>>,
+    ) -> Result<i64> {
         use bollard::exec::{
             CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults,
         };
@@ -156,7 +243,7 @@ impl Engine {
                     .resize_exec(&exec.id, ResizeExecOptions { height, width })
                     .await;
             }
-            pump(output, input).await?;
+            pump(output, input, pid).await?;
         }
         let inspect = self
             .docker
@@ -199,7 +286,7 @@ impl Engine {
                 )
                 .await;
         }
-        pump(attached.output, attached.input).await?;
+        pump(attached.output, attached.input, None).await?;
         self.exit_code(id).await
     }
 }
