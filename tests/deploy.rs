@@ -25,6 +25,8 @@ use common::{docker, free_port, mode, text};
 mod common;
 
 const BUSYBOX: &str = "stack-test/busybox:latest";
+/// Debian's postgresql-15 behind the official image's entrypoint contract (#9).
+const POSTGRES: &str = "stack-test/postgres:15";
 /// busybox httpd as PID 1 ignores SIGTERM, so each replaced container would cost the
 /// engine's whole stop grace period: a shell that exits on TERM keeps the tests quick.
 const HTTPD: &str = "sh -c 'trap \"exit 0\" TERM; httpd -f -p 8080 -h /var/www & wait'";
@@ -1852,7 +1854,6 @@ fn only_missing_layers_cross_to_the_server() {
 /// connection, against the current release (its model, secrets and pinned images).
 #[test]
 fn backup_runs_on_the_server_over_the_deploy_connection() {
-    const POSTGRES: &str = "stack-test/postgres:15";
     common::require_engine(&[POSTGRES]);
     let sshd = Sshd::start();
     let p = Project::new(
@@ -1935,9 +1936,9 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     );
 }
 
-/// `web` with a volume and a release command that appends `VERSION` (and whether it got
-/// the secret `APP_KEY`) to `/data/runs`: a busybox stand-in for a migration that creates
-/// a table, so a second run would show as a second line.
+/// `web` (busybox httpd, so "the old version still answers" can be asked) with a volume
+/// and a release command that appends `VERSION` to `/data/runs` when it got the secret
+/// `APP_KEY`; the real migration is [`migrated_service`].
 fn released_service() -> String {
     format!(
         "{}SERVICE_WEB_VOLUMES=data:/data\nSERVICE_WEB_ENV_VERSION=1\n\
@@ -1946,24 +1947,59 @@ fn released_service() -> String {
     )
 }
 
-fn release_runs(p: &Project) -> Vec<String> {
-    let out = docker(&["exec", &p.id_of("web"), "cat", "/data/runs"]);
+/// `web` in the Postgres image, whose release command is a real migration: it creates
+/// the table `runs` if needed and inserts `VERSION`, so a second run of one version would
+/// show as a second row.
+fn migrated_service() -> String {
+    format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n\
+         POSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\n\
+         POSTGRES_USER=app\nPOSTGRES_DB=app\n\
+         SERVICE_WEB_IMAGE={POSTGRES}\n\
+         SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; sleep infinity & wait'\n\
+         SERVICE_WEB_DEPENDS_ON=postgres\n\
+         SERVICE_WEB_ENV_VERSION=1\n\
+         SERVICE_WEB_ENV_PGPASSWORD=${{POSTGRES_PASSWORD}}\n\
+         SERVICE_WEB_RELEASE=sh -c 'echo migrating $$VERSION; psql -X -q -v ON_ERROR_STOP=1 -h postgres -U app -d app -c \"CREATE TABLE IF NOT EXISTS runs (version int); INSERT INTO runs VALUES ($$VERSION)\"'\n"
+    )
+}
+
+/// The versions the migration recorded, in order.
+fn migrations(p: &Project) -> Vec<String> {
+    let out = docker(&[
+        "exec",
+        &format!("{}-postgres-1", p.name),
+        "psql",
+        "-X",
+        "-At",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-c",
+        "SELECT version FROM runs ORDER BY version",
+    ]);
     text(&out.stdout).lines().map(String::from).collect()
 }
 
-// Two deploys of a new version at once: the lock orders them, and the release command
-// runs once (the second deploy finds the version's containers and has nothing to do).
+// Two deploys of a new version at once: the lock orders them, and the release command (a
+// migration of a real Postgres) runs once (the second deploy finds the version's
+// containers and has nothing to do).
 #[test]
 fn release_command_runs_once_across_two_concurrent_deploys() {
+    common::require_engine(&[POSTGRES]);
     let sshd = Sshd::start();
-    let p = Project::new("release-once", &sshd, &released_service());
+    let p = Project::new("release-once", &sshd, &migrated_service());
+    p.ok(&["secrets", "generate", "staging"]);
     let out = p.deploy(&[]);
     assert!(
         text(&out.stderr).contains("web release | migrating 1"),
         "{}",
         all_output(&out)
     );
-    assert_eq!(release_runs(&p), ["1"]);
+    assert_eq!(migrations(&p), ["1"]);
     let out = p.ok(&[
         "deploy",
         "staging",
@@ -2005,7 +2041,7 @@ fn release_command_runs_once_across_two_concurrent_deploys() {
         .filter(|o| text(&o.stderr).contains("web release | migrating 2"))
         .count();
     assert_eq!(ran, 1, "{}\n---\n{}", all_output(&a), all_output(&b));
-    assert_eq!(release_runs(&p), ["1", "2"]);
+    assert_eq!(migrations(&p), ["1", "2"]);
     assert!(!p.lock_dir().exists(), "a lock was left behind");
     let oneoffs: Vec<_> = p
         .containers()
