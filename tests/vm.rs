@@ -77,6 +77,11 @@ impl Project {
 
     /// `stack ARGS` against `vm` (killed after 300 s).
     fn stack(&self, vm: &Vm, args: &[&str]) -> Output {
+        wait_output(self.spawn(vm, args), Duration::from_secs(300))
+    }
+
+    /// `stack ARGS` against `vm`, started.
+    fn spawn(&self, vm: &Vm, args: &[&str]) -> std::process::Child {
         let mut command = StdCommand::cargo_bin("stack").unwrap();
         command
             .current_dir(self.path())
@@ -90,8 +95,7 @@ impl Project {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = command.spawn().unwrap();
-        wait_output(child, Duration::from_secs(300))
+        command.spawn().unwrap()
     }
 
     /// `stack deploy staging` to `vm` as root.
@@ -738,9 +742,22 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
     );
     assert!(versions.contains("v2"), "{versions:?}");
 
-    // A worker leaves (its machine stops): its task is rescheduled on the manager and the
-    // service keeps answering through the proxy.
+    // A worker leaves in the middle of a deploy (its machine is killed while the update
+    // to v3 runs): its task is rescheduled on the manager, the service keeps answering
+    // through the proxy, and the deploy ends, one way or the other, and says which.
     let worker = &vms[1];
+    let deploy = Instant::now();
+    let running = project.spawn(
+        manager,
+        &[
+            "deploy",
+            "staging",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_ENV_VERSION=3",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
     common::docker(&["kill", &worker.name]);
     let left = Instant::now();
     let (mut ok, mut failed) = (0, Vec::new());
@@ -751,7 +768,10 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("with a worker gone: {ok} answered, {} failed", failed.len());
+    eprintln!(
+        "with a worker gone mid-deploy: {ok} answered, {} failed",
+        failed.len()
+    );
     assert!(
         failed.is_empty(),
         "{} of {} requests failed after the worker left: {:?}",
@@ -759,22 +779,12 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
         ok + failed.len(),
         &failed[..failed.len().min(5)]
     );
-    // A deploy while the node is gone ends, one way or the other, and says which.
-    let deploy = Instant::now();
-    let out = project.stack(
-        manager,
-        &[
-            "deploy",
-            "staging",
-            "--allow-dirty",
-            "--set",
-            "SERVICE_WEB_ENV_VERSION=3",
-        ],
-    );
+    let out = wait_output(running, Duration::from_secs(150));
     eprintln!(
-        "deploy with a node gone: exit {:?} after {:?}",
+        "deploy with a node leaving: exit {:?} after {:?}\n{}",
         out.status.code(),
-        deploy.elapsed()
+        deploy.elapsed(),
+        text(&out.stderr)
     );
     assert!(
         deploy.elapsed() < Duration::from_secs(150),
