@@ -374,6 +374,30 @@ fn prometheus_scrapes_every_target_and_alerts_reach_the_webhook() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
+    // The latency alert needs the service's histogram (a rate over its scrapes) for
+    // `MONITORING_ALERT_FOR`: wait until Prometheus fires it before the service goes away
+    // (its series then go stale and a pending alert would vanish). Under load the first
+    // scrapes come late, which made this test flaky when it stopped the service at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts = get_json(&prometheus, "/api/v1/alerts");
+        let active = alerts["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if active
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "HttpLatencyP95High" && a["state"] == "firing")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HttpLatencyP95High never fired within 60 s: {active:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // A service goes down.
     let out = docker(&["stop", "-t", "1", &project.container("web")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
