@@ -44,12 +44,7 @@ SERVICE_API_HEALTH_INTERVAL=1s
 SERVICE_WORKER_IMAGE=stack-test/busybox:latest
 SERVICE_WORKER_COMMAND=sleep 100000
 CFG
-cat > "$proj/environments/staging/server.env" <<CFG
-SERVER_HOST=127.0.0.1
-SERVER_PORT=$port
-SERVER_USER=$user
-SERVER_PATH=$work/srv
-CFG
+staging_server "$proj" "$port" "$user" "$work"
 "$STACK" -C "$proj" deploy staging --allow-dirty -q
 ids_before=$(docker ps -q --filter label=com.docker.compose.project=benchdeploy | sort)
 hyperfine --warmup 2 --runs 15 --export-markdown "$work/deploy.md" \

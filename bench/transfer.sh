@@ -73,13 +73,7 @@ STACK_REGISTRY_IMAGE=stack-test/registry:2
 SERVICE_APP_BUILD=./app
 SERVICE_APP_STRATEGY=recreate
 CFG
-cat > "$proj/environments/staging/server.env" <<CFG
-SERVER_HOST=127.0.0.1
-SERVER_PORT=$port
-SERVER_USER=$user
-SERVER_PATH=$work/srv
-SERVER_DOCKER_SOCKET=$engine_sock
-CFG
+staging_server "$proj" "$port" "$user" "$work" "SERVER_DOCKER_SOCKET=$engine_sock"
 deploy() { # MODE VERSION -> "seconds bytes"
     echo "$2" > "$proj/app/version"
     # Build first so the timing is the shipping and rollout, not the build.

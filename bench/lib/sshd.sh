@@ -40,3 +40,17 @@ bench_user() {
     chown "$user" "$work/srv"
     echo "$user"
 }
+
+# Point a project's staging environment at the private sshd as the bench user, SERVER_PATH
+# in WORK/srv; extra `KEY=value` lines follow.
+# Usage: staging_server PROJECT PORT USER WORK [LINE...]
+staging_server() {
+    local proj="$1" port="$2" user="$3" work="$4"
+    shift 4
+    mkdir -p "$proj/environments/staging"
+    {
+        printf 'SERVER_HOST=127.0.0.1\nSERVER_PORT=%s\nSERVER_USER=%s\nSERVER_PATH=%s\n' \
+            "$port" "$user" "$work/srv"
+        for line in "$@"; do printf '%s\n' "$line"; done
+    } > "$proj/environments/staging/server.env"
+}
