@@ -78,17 +78,34 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
-    let remote = std::rc::Rc::new(Remote::connect(&server, &env)?);
     let progress = Progress::new(&context.printer);
-    context
-        .printer
-        .status(format!("connected to `{}@{}`", server.user, server.host));
-    runtime()?.block_on(async {
-        let local = match desired.services.iter().any(|s| s.build.is_some()) {
-            true => Some(Engine::connect().await?),
-            false => None,
+    // Several threads: the temporary registry starts on the server while this one waits
+    // on the lock's round trips (see `Shipper::warm`).
+    super::runtime_threads()?.block_on(async {
+        // The connection is made while the images build.
+        // (The master starts on this thread, which it dies with; another waits for it.)
+        let connecting = crate::deploy::ssh::Session::begin(&server, true)?;
+        let connecting = tokio::task::spawn_blocking(move || connecting.ready());
+        let connected = async {
+            let session = connecting
+                .await
+                .map_err(|e| Error::outside(format!("the SSH connection failed: {e}")))??;
+            let remote = Remote::of(session, &server, &env)?;
+            context
+                .printer
+                .status(format!("connected to `{}@{}`", server.user, server.host));
+            Ok(std::rc::Rc::new(remote))
         };
-        let built = pin::build_local(&desired, local.as_ref(), &progress, args.dry_run).await?;
+        let building = async {
+            let local = match desired.services.iter().any(|s| s.build.is_some()) {
+                true => Some(Engine::connect().await?),
+                false => None,
+            };
+            let built =
+                pin::build_local(&desired, local.as_ref(), &progress, args.dry_run).await?;
+            Ok::<_, Error>((local, built))
+        };
+        let (remote, (local, built)) = tokio::try_join!(connected, building)?;
         // Nothing changed: one round trip says so, and nothing else is done.
         let unchanged = Unchanged::of(&desired, &probe, &built);
         let fast_path = !args.dry_run && config.target == crate::config::Target::Compose;
@@ -104,6 +121,14 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         }
         // The long way: from here, a connection that ends frees the lock and removes
         // the release commands' containers on the server.
+        let mode = match config.image_transfer {
+            crate::config::ImageTransfer::Registry => transfer::Mode::Registry,
+            crate::config::ImageTransfer::Archive => transfer::Mode::Archive,
+        };
+        let shipper = transfer::Shipper::new(&remote, mode, &config.registry_image, &config.project);
+        if !args.dry_run {
+            shipper.warm(&engine, built.values().flatten().cloned().collect());
+        }
         engine.leash = Some(remote.leash()?);
         let engines = (local.as_ref(), &engine);
         let ids = pin::resolve(&desired, &engine, (&progress, args.dry_run), built).await?;
@@ -135,11 +160,6 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             swarm: config.target == crate::config::Target::Swarm,
         };
         let mut desired = desired;
-        let mode = match config.image_transfer {
-            crate::config::ImageTransfer::Registry => transfer::Mode::Registry,
-            crate::config::ImageTransfer::Archive => transfer::Mode::Archive,
-        };
-        let shipper = transfer::Shipper::new(&remote, mode, &config.registry_image, &config.project);
         let ship = async {
             pin::pin(&mut desired, &ids, engines, (&id, &progress), &shipper).await?;
             if shipment.swarm {

@@ -243,6 +243,16 @@ pub fn display_path(base: &Path, path: &Path) -> String {
 }
 
 /// A runtime for commands that talk to an engine: one thread is plenty.
+/// A runtime with two worker threads, for commands whose tasks must go on while the
+/// main thread waits on a blocking call (an SSH round trip).
+pub fn runtime_threads() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::outside(format!("cannot start the async runtime: {e}")))
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

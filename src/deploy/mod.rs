@@ -274,8 +274,13 @@ impl Pending {
 
 impl Remote {
     pub fn connect(server: &Server, env: &str) -> Result<Remote> {
+        Remote::of(Session::open(server)?, server, env)
+    }
+
+    /// The connection to `server`, whose master is on its way up ([`Session::begin`]).
+    pub fn of(session: Session, server: &Server, env: &str) -> Result<Remote> {
         Ok(Remote {
-            session: Session::open(server)?,
+            session,
             server: server.clone(),
             env: env.to_string(),
             leash: std::cell::RefCell::new(None),

@@ -56,11 +56,17 @@ impl Session {
     }
 
     fn connect(server: &Server, forward: bool) -> Result<Session> {
+        Session::begin(server, forward)?.ready()
+    }
+
+    /// Start the master connection (on this thread: the master dies with the thread that
+    /// started it); [`Connecting::ready`] waits until it is up, from any thread.
+    pub fn begin(server: &Server, forward: bool) -> Result<Connecting> {
         let dir = tempfile::Builder::new()
             .prefix("stack-ssh-")
             .tempdir()
             .map_err(|e| Error::outside(format!("cannot create a socket directory: {e}")))?;
-        let mut session = Session {
+        let session = Session {
             target: format!("{}@{}", server.user, server.host),
             port: server.port,
             key: server.ssh_key.as_ref().map(|k| expand_home(k)),
@@ -96,10 +102,37 @@ impl Session {
                 Ok(())
             });
         }
-        let mut child = command.spawn().map_err(|e| {
+        let child = command.spawn().map_err(|e| {
             Error::outside(format!("cannot run `ssh`: {e}"))
                 .with_hint("install OpenSSH's client (`apt-get install openssh-client`)")
         })?;
+        Ok(Connecting {
+            session,
+            child,
+            server: server.clone(),
+            forward,
+        })
+    }
+}
+
+/// A master connection on its way up.
+pub struct Connecting {
+    session: Session,
+    child: std::process::Child,
+    server: Server,
+    forward: bool,
+}
+
+impl Connecting {
+    /// Wait (up to 30 s) until the master and its Docker forward are up.
+    pub fn ready(self) -> Result<Session> {
+        let Connecting {
+            mut session,
+            mut child,
+            server,
+            forward,
+        } = self;
+        let server = &server;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let exited = child
@@ -125,7 +158,9 @@ impl Session {
         session.master = Some(child);
         Ok(session)
     }
+}
 
+impl Session {
     /// Run a shell command on the server; `stdin` is fed to it.
     pub fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
         let mut child = self

@@ -20,12 +20,17 @@ pub enum Mode {
 }
 
 /// Sends images to one server during one deploy; the temporary registry is started on
-/// the first image that needs it and ended when the shipper is dropped.
+/// the first image that needs it (or ahead of it, by [`Shipper::warm`]) and ended when the
+/// shipper is dropped.
 pub struct Shipper<'a> {
     remote: &'a Remote,
     mode: Mode,
     registry_image: String,
     project: String,
+    /// What the registry answers with, so that an answer on its port is known to be its.
+    token: String,
+    /// A registry being started ahead of the first image that needs it.
+    starting: Mutex<Option<tokio::task::JoinHandle<Result<Option<TempRegistry>>>>>,
     state: tokio::sync::Mutex<Option<Open>>,
     /// Totals, for `--json`.
     pub moved: Mutex<Moved>,
@@ -36,15 +41,53 @@ struct Open {
     local_port: u16,
 }
 
+/// Why a registry is not reachable through the forward.
+enum Unreachable {
+    /// Something else answers on its port: try another.
+    Taken,
+    Failed(Error),
+}
+
 impl<'a> Shipper<'a> {
     pub fn new(remote: &'a Remote, mode: Mode, registry_image: &str, project: &str) -> Self {
+        let mut bytes = [0u8; 6];
+        let _ = getrandom::fill(&mut bytes);
         Shipper {
             remote,
             mode,
             registry_image: registry_image.to_string(),
             project: project.to_string(),
+            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            starting: Mutex::new(None),
             state: tokio::sync::Mutex::new(None),
             moved: Mutex::new(Moved::default()),
+        }
+    }
+
+    /// Start the temporary registry now, on its own task, if `server` lacks any of
+    /// `images` (local image IDs): it is then up by the time the lock and the other round
+    /// trips before the first image are done. Needs a multi-threaded runtime to overlap
+    /// with them; the images are sent either way.
+    pub fn warm(&self, server: &Engine, images: Vec<String>) {
+        if self.mode != Mode::Registry || images.is_empty() {
+            return;
+        }
+        let server = server.clone();
+        let (project, image) = (self.project.clone(), self.registry_image.clone());
+        let (port, token) = (registry_port(&project, 0), self.token.clone());
+        let task = tokio::spawn(async move {
+            for id in &images {
+                if server.image_id(id).await?.is_none() {
+                    let registry = server
+                        .start_registry(&project, &image, (port, &token))
+                        .await?;
+                    return Ok(Some(registry));
+                }
+            }
+            Ok(None)
+        });
+        if let Ok(mut starting) = self.starting.lock() {
+            *starting = Some(task);
         }
     }
 
@@ -101,21 +144,61 @@ impl<'a> Shipper<'a> {
         Ok(())
     }
 
+    /// The registry (the one [`Shipper::warm`] started, or a new one), reached through a
+    /// forward from this machine's loopback. A port on the server that something else
+    /// holds is left for the next of a few.
     async fn open(&self, server: &Engine) -> Result<Open> {
-        let registry = server
-            .start_registry(&self.project, &self.registry_image)
-            .await?;
-        let session = &self.remote.session;
+        let warmed = self.starting.lock().ok().and_then(|mut s| s.take());
+        let mut warmed = match warmed {
+            Some(task) => task.await.map_err(|e| {
+                Error::outside(format!("the temporary registry's start failed: {e}"))
+            })??,
+            None => None,
+        };
         let mut last = None;
-        for local_port in candidate_ports(session.target()) {
-            match session.forward(local_port, registry.port, false) {
+        for attempt in 0..4 {
+            let registry = match warmed.take() {
+                Some(registry) => registry,
+                None => {
+                    let port = registry_port(&self.project, attempt);
+                    server
+                        .start_registry(&self.project, &self.registry_image, (port, &self.token))
+                        .await?
+                }
+            };
+            let local_port = self.forward(registry.port)?;
+            match wait_until_answers(local_port, &registry.token).await {
                 Ok(()) => {
-                    wait_until_answers(local_port).await?;
                     return Ok(Open {
                         registry,
                         local_port,
-                    });
+                    })
                 }
+                Err(why) => {
+                    let _ = self.remote.session.forward(local_port, registry.port, true);
+                    match why {
+                        Unreachable::Taken => {
+                            last = Some(Error::outside(format!(
+                                "port {} on the server's loopback is taken",
+                                registry.port
+                            )))
+                        }
+                        Unreachable::Failed(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::outside("no free port for the temporary registry")))
+    }
+
+    /// Forward a local port to `remote` on the server's loopback: the same local port for
+    /// the same server from one deploy to the next when it is free.
+    fn forward(&self, remote: u16) -> Result<u16> {
+        let session = &self.remote.session;
+        let mut last = None;
+        for local_port in candidate_ports(session.target()) {
+            match session.forward(local_port, remote, false) {
+                Ok(()) => return Ok(local_port),
                 Err(e) => last = Some(e),
             }
         }
@@ -159,6 +242,11 @@ impl<'a> Shipper<'a> {
 
 impl Drop for Shipper<'_> {
     fn drop(&mut self) {
+        // A registry still starting is stopped where it is; one started and never used
+        // goes with the task's output (its stdin closes).
+        if let Some(task) = self.starting.get_mut().ok().and_then(|s| s.take()) {
+            task.abort();
+        }
         if let Some(open) = self.state.get_mut().take() {
             let _ = self
                 .remote
@@ -174,36 +262,55 @@ impl Drop for Shipper<'_> {
 /// engine remembers which layers it pushed to a registry by its address, so a new
 /// address would send every layer again. Then a few neighbours if it is taken.
 fn candidate_ports(target: &str) -> Vec<u16> {
-    let hash = target
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
-    let base = 43_000 + (hash % 4_000) as u16;
+    let base = 43_000 + (djb2(target) % 4_000) as u16;
     (0..8)
         .map(|i| base + i)
         .filter(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .collect()
 }
 
-/// Until the registry answers through the forward (bounded: 10 s).
-async fn wait_until_answers(port: u16) -> Result<()> {
+/// The port the project's registry listens on, on the server's loopback: one per
+/// project (below the usual ephemeral range), then its neighbours on later attempts.
+fn registry_port(project: &str, attempt: u16) -> u16 {
+    30_000 + (djb2(project) % 2_000) as u16 * 4 + attempt
+}
+
+fn djb2(text: &str) -> u32 {
+    text.bytes()
+        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b))
+}
+
+/// Until the registry answers through the forward with `token` (bounded: 10 s). An
+/// answer without it is another program's on that port.
+async fn wait_until_answers(port: u16, token: &str) -> std::result::Result<(), Unreachable> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(1))
         .build()
-        .map_err(|e| Error::outside(format!("cannot make an HTTP client: {e}")))?;
+        .map_err(|e| {
+            Unreachable::Failed(Error::outside(format!("cannot make an HTTP client: {e}")))
+        })?;
     let url = format!("http://127.0.0.1:{port}/v2/");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_millis(5);
     loop {
         if let Ok(response) = client.get(&url).send().await {
-            if response.status().is_success() {
-                return Ok(());
+            let ours = response
+                .headers()
+                .get(crate::engine::registry::TOKEN_HEADER)
+                .is_some_and(|value| value.as_bytes() == token.as_bytes());
+            match (ours, response.status().is_success()) {
+                (true, true) => return Ok(()),
+                (false, _) => return Err(Unreachable::Taken),
+                (true, false) => {}
             }
         }
         if std::time::Instant::now() >= deadline {
-            return Err(Error::outside(
+            return Err(Unreachable::Failed(Error::outside(
                 "the temporary registry did not answer through the SSH connection within 10 s",
-            ));
+            )));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
 }
 

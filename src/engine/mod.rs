@@ -77,7 +77,18 @@ fn outside(what: &str, err: bollard::errors::Error) -> Error {
 pub fn clean_error(err: &bollard::errors::Error) -> String {
     match err {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        other => other.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let more = cause.to_string();
+                if !text.contains(&more) {
+                    text = format!("{text}: {more}");
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

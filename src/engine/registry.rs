@@ -9,28 +9,38 @@
 //! `registry serve` next to a `cat` of its standard input, which stack holds open
 //! through an attach; when the deploy ends in any way (done, Ctrl-C, killed, the
 //! connection dropped), stdin closes, `cat` returns, the registry is stopped and the
-//! container removes itself.
+//! container removes itself. It uses the host's network and listens on the server's
+//! loopback only.
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, PushImageOptions};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, PushImageOptions,
+};
 use futures_util::StreamExt;
 
 use super::{clean_error, images::split_reference, outside, Engine};
 use crate::error::{Error, Result};
 
-/// The port the registry listens on inside its container.
-const REGISTRY_PORT: &str = "5000/tcp";
+/// The label that marks a temporary registry, with its project as value.
+const REGISTRY_OF: &str = "dev.stack.registry-of";
 
 /// A registry running on an engine, alive while this value is.
 pub struct TempRegistry {
     pub container: String,
-    /// The host port on the engine's loopback.
+    /// The port it listens on, on the engine's loopback.
     pub port: u16,
+    /// The value of its `X-Stack-Registry` header: an answer without it on `port` is
+    /// some other program's.
+    pub token: String,
     /// Closing it (on drop) ends the registry.
     _stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
+
+/// The header a temporary registry answers with, so that stack knows the answer on its
+/// port is its own registry's.
+pub const TOKEN_HEADER: &str = "X-Stack-Registry";
 
 /// Bytes a transfer moved, and how many layers it skipped.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -41,38 +51,50 @@ pub struct Moved {
 }
 
 impl Engine {
-    /// Start the project's temporary registry from `image`, its storage in the volume
-    /// `<project>-stack-registry`. A registry left by an earlier deploy is replaced.
-    pub async fn start_registry(&self, project: &str, image: &str) -> Result<TempRegistry> {
-        let name = format!("{project}-stack-registry");
-        let _ = self.remove(&name, std::time::Duration::ZERO).await;
+    /// Start a temporary registry of `project` from `image`, listening on the engine's
+    /// loopback at `port` (host network: no network namespace or proxy to set up, which
+    /// halves its start) and answering with `token` in [`TOKEN_HEADER`]. Its storage is
+    /// the volume `<project>-stack-registry`, shared by every deploy of the project. If
+    /// `port` is taken the registry exits and the container with it; the caller sees an
+    /// answer without its token, or none, and tries another port. Registries that an
+    /// earlier deploy left stopped are removed first.
+    pub async fn start_registry(
+        &self,
+        project: &str,
+        image: &str,
+        (port, token): (u16, &str),
+    ) -> Result<TempRegistry> {
+        self.remove_stale_registries(project).await?;
         if self.image_id(image).await?.is_none() {
             self.pull(image, |_| {}).await?;
         }
-        let script = "registry serve /etc/docker/registry/config.yml & pid=$!; cat >/dev/null; kill $pid; wait $pid";
+        // The registry ends when stdin closes (the deploy ended) or on its own (its port
+        // was taken); either way the container stops and removes itself.
+        // (A background list reads /dev/null unless told otherwise, hence fd 3.)
+        // (A background list reads /dev/null unless told otherwise, hence fd 3.)
+        let script = "exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
+                      (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid";
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
             cmd: Some(Vec::new()),
+            env: Some(vec![
+                format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
+                format!("REGISTRY_HTTP_HEADERS={{\"{TOKEN_HEADER}\": [\"{token}\"]}}"),
+                "REGISTRY_LOG_LEVEL=warn".into(),
+            ]),
             open_stdin: Some(true),
             stdin_once: Some(true),
             attach_stdin: Some(true),
             // Not the project's compose label: a convergence would take it for an orphan.
             labels: Some(HashMap::from([(
-                "dev.stack.registry-of".to_string(),
+                REGISTRY_OF.to_string(),
                 project.to_string(),
             )])),
-            exposed_ports: Some(HashMap::from([(REGISTRY_PORT.to_string(), HashMap::new())])),
             host_config: Some(HostConfig {
                 auto_remove: Some(true),
-                binds: Some(vec![format!("{name}:/var/lib/registry")]),
-                port_bindings: Some(HashMap::from([(
-                    REGISTRY_PORT.to_string(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )])),
+                network_mode: Some("host".into()),
+                binds: Some(vec![format!("{project}-stack-registry:/var/lib/registry")]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -81,7 +103,7 @@ impl Engine {
             .docker
             .create_container(
                 Some(CreateContainerOptions {
-                    name: Some(name.clone()),
+                    name: Some(format!("{project}-stack-registry-{port}-{token}")),
                     ..Default::default()
                 }),
                 body,
@@ -100,42 +122,59 @@ impl Engine {
             )
             .await
             .map_err(|e| outside("cannot attach to the temporary registry", e))?;
-        let started = async {
-            self.docker
-                .start_container(
-                    &created.id,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                )
-                .await
-                .map_err(|e| outside("cannot start the temporary registry", e))?;
-            let inspect = self
-                .docker
-                .inspect_container(
-                    &created.id,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
-                .await
-                .map_err(|e| outside("cannot inspect the temporary registry", e))?;
-            inspect
-                .network_settings
-                .and_then(|n| n.ports)
-                .and_then(|p| p.get(REGISTRY_PORT).cloned().flatten())
-                .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-                .and_then(|p| p.parse::<u16>().ok())
-                .ok_or_else(|| Error::outside("the temporary registry published no port"))
-        };
-        let port = match started.await {
-            Ok(port) => port,
-            Err(e) => {
-                let _ = self.remove(&created.id, std::time::Duration::ZERO).await;
-                return Err(e);
-            }
-        };
+        if let Err(e) = self
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = self.remove(&created.id, std::time::Duration::ZERO).await;
+            return Err(outside("cannot start the temporary registry", e));
+        }
         Ok(TempRegistry {
             container: created.id,
             port,
+            token: token.to_string(),
             _stdin: attached.input,
         })
+    }
+
+    /// Remove the project's temporary registries that are not running: one a dockerd
+    /// restart stopped, or one created by a deploy that was killed before it started it.
+    async fn remove_stale_registries(&self, project: &str) -> Result<()> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([
+                    (
+                        "label".to_string(),
+                        vec![format!("{REGISTRY_OF}={project}")],
+                    ),
+                    (
+                        "status".to_string(),
+                        vec!["created".into(), "exited".into(), "dead".into()],
+                    ),
+                ])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| outside("cannot list the temporary registries", e))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        for summary in list {
+            // A concurrent deploy's registry is `created` for a moment before it starts.
+            let fresh = summary.state.map(|s| s.to_string()).as_deref() == Some("created")
+                && now - summary.created.unwrap_or(0) < 60;
+            if let (Some(id), false) = (summary.id, fresh) {
+                let _ = self.remove(&id, std::time::Duration::ZERO).await;
+            }
+        }
+        Ok(())
     }
 
     /// Push `reference` (`host:port/repo:tag`) to its registry. `progress` gets (bytes
