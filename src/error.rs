@@ -199,6 +199,22 @@ impl Error {
         }
     }
 
+    /// The same failure, its message prefixed with the service it happened to.
+    pub fn for_service(self, service: &str) -> Self {
+        match self {
+            Error::Outside {
+                message,
+                causes,
+                hint,
+            } => Error::Outside {
+                message: format!("service `{service}`: {message}"),
+                causes,
+                hint,
+            },
+            other => other,
+        }
+    }
+
     pub fn with_hint(self, text: impl Into<String>) -> Self {
         match self {
             Error::Outside {

@@ -5,6 +5,7 @@
 //! [`escape_lines`] are the one place that makes them visible (`\e`, `\n`, `\u{7}`).
 
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
 use crate::error::Diagnostic;
 
@@ -108,6 +109,8 @@ struct ProgressInner {
     printer: Printer,
     multi: Option<indicatif::MultiProgress>,
     bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+    /// Bytes moved, by kind (`pulled`, `build_context`), for `--json`.
+    totals: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Progress {
@@ -118,6 +121,7 @@ impl Progress {
                 printer: printer.clone(),
                 multi,
                 bars: std::sync::Mutex::new(Default::default()),
+                totals: Mutex::new(Default::default()),
             }),
         }
     }
@@ -139,6 +143,22 @@ impl Progress {
                 })
                 .clone(),
         )
+    }
+
+    /// Count `bytes` moved of `kind`, for [`Progress::totals`].
+    pub fn count(&self, kind: &'static str, bytes: u64) {
+        if let Ok(mut totals) = self.inner.totals.lock() {
+            *totals.entry(kind).or_default() += bytes;
+        }
+    }
+
+    /// Bytes moved so far, by kind: what `--json` reports.
+    pub fn totals(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.inner
+            .totals
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// A new step of a service.
@@ -219,6 +239,75 @@ pub fn escape_lines(text: &str) -> std::borrow::Cow<'_, str> {
 fn needs_escape(c: char) -> bool {
     (c.is_control() && c != '\t')
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Byte progress of one service's pull, build or transfer: the spinner's message on a
+/// terminal, a line per 10 % elsewhere (at most four detail lines a second with `-v`).
+pub struct ByteProgress {
+    progress: Progress,
+    service: String,
+    started: std::time::Instant,
+    /// The phase and decile last shown as a step, and when a detail line was last shown.
+    decile: Mutex<(String, u64, std::time::Instant)>,
+}
+
+impl ByteProgress {
+    pub fn new(progress: &Progress, service: &str) -> Self {
+        ByteProgress {
+            progress: progress.clone(),
+            service: service.to_string(),
+            started: std::time::Instant::now(),
+            decile: Mutex::new((String::new(), u64::MAX, std::time::Instant::now())),
+        }
+    }
+
+    pub fn show(&self, what: &str, done: u64, total: u64) {
+        if total == 0 {
+            return;
+        }
+        let total = total.max(done);
+        let decile = done.min(total) * 10 / total;
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let left = if rate > 0.0 {
+            format!(", {:.0} s left", (total.saturating_sub(done)) as f64 / rate)
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "{what}: {} of {} ({}/s{left})",
+            human(done),
+            human(total),
+            human(rate as u64)
+        );
+        let Ok(mut last) = self.decile.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if last.0 != what || last.1 == u64::MAX || decile > last.1 {
+            *last = (what.to_string(), decile, now);
+            self.progress.step(&self.service, &line);
+        } else if now.duration_since(last.2) >= std::time::Duration::from_millis(250) {
+            // Between deciles: at most four lines a second (a bar's redraw, or `-v`).
+            last.2 = now;
+            self.progress.detail(&self.service, &line);
+        }
+    }
+}
+
+/// `12.3 MB`.
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
 }
 
 #[cfg(test)]

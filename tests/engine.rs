@@ -1336,3 +1336,96 @@ secrets:
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Pulls and builds show bytes (a line per 10 % in CI) and `--json` totals them: a real
+/// pull from a registry on this machine's loopback (the one test registry image), and a
+/// build whose context holds 3 MB.
+#[test]
+fn pull_and_build_show_bytes_and_total_them_in_json() {
+    require_engine();
+    let port = free_port();
+    let registry = format!("t-bytes-registry-{}", std::process::id());
+    let started = docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &registry,
+        "-p",
+        &format!("127.0.0.1:{port}:5000"),
+        "stack-test/registry:2",
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    struct Gone(String, String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = docker(&["rm", "-f", &self.0]);
+            let _ = docker(&["rmi", "-f", &self.1]);
+        }
+    }
+    let reference = format!("127.0.0.1:{port}/t-bytes/noise:{}", std::process::id());
+    let _gone = Gone(registry, reference.clone());
+    // An image with 3 MB of noise, pushed and then gone from this engine.
+    let noise_dir = tempfile::tempdir().unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let noise: Vec<u8> = (0..3u32 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(noise_dir.path().join("noise.bin"), &noise).unwrap();
+    std::fs::write(
+        noise_dir.path().join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY noise.bin /noise.bin\n"),
+    )
+    .unwrap();
+    let dir = noise_dir.path().to_str().unwrap();
+    for args in [
+        vec!["build", "-q", "-t", &reference, dir],
+        vec!["push", &reference],
+        vec!["rmi", &reference],
+    ] {
+        let mut pushed = false;
+        for _ in 0..20 {
+            let out = docker(&args);
+            if out.status.success() {
+                pushed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250)); // the registry starting
+        }
+        assert!(pushed, "docker {args:?} failed");
+    }
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=noise,app\n\
+         SERVICE_NOISE_IMAGE={reference}\nSERVICE_NOISE_COMMAND=sleep 3600\n\
+         SERVICE_APP_BUILD=./app\nSERVICE_APP_IMAGE=t-bytes-app:{}\n",
+        std::process::id()
+    );
+    let p = Project::new("bytes", &body);
+    std::fs::create_dir_all(p.path().join("app")).unwrap();
+    std::fs::write(p.path().join("app/noise.bin"), &noise).unwrap();
+    std::fs::write(
+        p.path().join("app/Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY noise.bin /noise.bin\nCMD [\"sleep\", \"3600\"]\n"),
+    )
+    .unwrap();
+    let out = p.ok(&["start", "--json"]);
+    let _ = docker(&["rmi", "-f", &format!("t-bytes-app:{}", std::process::id())]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", text(&out.stdout)));
+    let pulled = json["bytes"]["pulled"].as_u64().unwrap_or(0);
+    let context = json["bytes"]["build_context"].as_u64().unwrap_or(0);
+    assert!(pulled > 2 << 20, "pulled {pulled} bytes: {json}");
+    assert!(context > 3 << 20, "build context {context} bytes: {json}");
+    let stderr = text(&out.stderr);
+    for line in ["noise: pulling: ", "app: sending context: "] {
+        assert!(stderr.contains(line), "no `{line}` line:\n{stderr}");
+    }
+    // Lines per 10 %, not per chunk.
+    let pull_lines = stderr.matches("noise: pulling: ").count();
+    assert!(pull_lines <= 12, "{pull_lines} pull lines:\n{stderr}");
+}

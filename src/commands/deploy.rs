@@ -192,7 +192,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         prune_images(engines, &config.project, &pruned).await?;
         if context.global.json {
             let sent = shipper.moved.lock().map(|m| *m).unwrap_or_default();
-            context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent}));
+            context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent, "bytes": progress.totals()}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
         post_deploy_hook(context, config, &remote, &id);

@@ -67,7 +67,7 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
         if context.global.json {
             context
                 .printer
-                .json(&json!({"env": env, "actions": actions, "ready": true}));
+                .json(&json!({"env": env, "actions": actions, "ready": true, "bytes": converger.progress.totals()}));
         }
         context.printer.status(format!(
             "`{}` ({env}) is up: {} change(s), every service ready",

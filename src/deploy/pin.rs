@@ -33,7 +33,7 @@ pub async fn build_local(
         };
         if !dry_run {
             progress.step(&service.name, &format!("building `{image}` locally"));
-            local.build(&service.name, image, build, |_| {}).await?;
+            local.build(&service.name, image, build, progress).await?;
         }
         ids.insert(service.name.clone(), local.image_id(image).await?);
     }
@@ -57,32 +57,13 @@ pub async fn resolve(
             continue;
         }
         if server.image_id(image).await?.is_none() && !dry_run {
-            progress.step(&service.name, &format!("pulling `{image}` on the server"));
-            let name = service.name.clone();
-            let detail = progress.clone();
             server
-                .pull(image, move |line| detail.detail(&name, line))
-                .await
-                .map_err(|e| prefix(&service.name, e))?;
+                .pull_for(&service.name, image, (progress, " on the server"))
+                .await?;
         }
         ids.insert(service.name.clone(), server.image_id(image).await?);
     }
     Ok(ids)
-}
-
-fn prefix(service: &str, error: Error) -> Error {
-    match error {
-        Error::Outside {
-            message,
-            causes,
-            hint,
-        } => Error::Outside {
-            message: format!("service `{service}`: {message}"),
-            causes,
-            hint,
-        },
-        other => other,
-    }
 }
 
 /// Put every resolved image on the server under its release tag (sending `BUILD` images

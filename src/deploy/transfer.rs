@@ -10,7 +10,7 @@ use super::Remote;
 use crate::engine::registry::{Moved, TempRegistry};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::printer::Progress;
+use crate::printer::{human, ByteProgress, Progress};
 
 /// How images travel, as `STACK_IMAGE_TRANSFER` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl<'a> Shipper<'a> {
                 ),
             }
         }
-        let bytes = std::sync::Arc::new(Bytes::new(progress, service));
+        let bytes = std::sync::Arc::new(ByteProgress::new(progress, service));
         let moved = match state.as_ref() {
             Some(open) => {
                 self.through_registry(open, reference, (local, server), &bytes)
@@ -212,7 +212,7 @@ impl<'a> Shipper<'a> {
         open: &Open,
         reference: &str,
         (local, server): (&Engine, &Engine),
-        bytes: &Bytes,
+        bytes: &ByteProgress,
     ) -> Result<Moved> {
         let (repo, tag) = crate::engine::split_reference(reference);
         let path = format!("{}/{}:{}", self.project, repo.replace([':', '/'], "-"), tag);
@@ -227,7 +227,7 @@ impl<'a> Shipper<'a> {
         let _ = local.untag(&here).await;
         pushed?;
         let pulled = server
-            .pull_counted(&there, |done, total| {
+            .pull(&there, |done, total| {
                 bytes.show("server fetching", done, total)
             })
             .await?;
@@ -311,74 +311,5 @@ async fn wait_until_answers(port: u16, token: &str) -> std::result::Result<(), U
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
-    }
-}
-
-/// Byte progress of one service's transfer: the spinner's message on a terminal, a line
-/// per 10 % elsewhere.
-struct Bytes {
-    progress: Progress,
-    service: String,
-    started: std::time::Instant,
-    /// The phase and decile last shown as a step, and when a detail line was last shown.
-    decile: Mutex<(String, u64, std::time::Instant)>,
-}
-
-impl Bytes {
-    fn new(progress: &Progress, service: &str) -> Self {
-        Bytes {
-            progress: progress.clone(),
-            service: service.to_string(),
-            started: std::time::Instant::now(),
-            decile: Mutex::new((String::new(), u64::MAX, std::time::Instant::now())),
-        }
-    }
-
-    fn show(&self, what: &str, done: u64, total: u64) {
-        if total == 0 {
-            return;
-        }
-        let total = total.max(done);
-        let decile = done.min(total) * 10 / total;
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let left = if rate > 0.0 {
-            format!(", {:.0} s left", (total.saturating_sub(done)) as f64 / rate)
-        } else {
-            String::new()
-        };
-        let line = format!(
-            "{what}: {} of {} ({}/s{left})",
-            human(done),
-            human(total),
-            human(rate as u64)
-        );
-        let Ok(mut last) = self.decile.lock() else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        if last.0 != what || last.1 != decile {
-            *last = (what.to_string(), decile, now);
-            self.progress.step(&self.service, &line);
-        } else if now.duration_since(last.2) >= std::time::Duration::from_millis(250) {
-            // Between deciles: at most four lines a second (a bar's redraw, or `-v`).
-            last.2 = now;
-            self.progress.detail(&self.service, &line);
-        }
-    }
-}
-
-/// `12.3 MB`.
-pub fn human(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
     }
 }

@@ -127,34 +127,14 @@ impl Converger {
                 if force_build || !present {
                     self.progress
                         .step(&service.name, &format!("building `{image}`"));
-                    let progress = self.progress.clone();
-                    let name = service.name.clone();
                     self.engine
-                        .build(&service.name, image, build, move |line| {
-                            progress.detail(&name, line)
-                        })
+                        .build(&service.name, image, build, &self.progress)
                         .await?;
                 }
             } else if !present {
-                self.progress
-                    .step(&service.name, &format!("pulling `{image}`"));
-                let progress = self.progress.clone();
-                let name = service.name.clone();
                 self.engine
-                    .pull(image, move |line| progress.detail(&name, line))
-                    .await
-                    .map_err(|e| match e {
-                        Error::Outside {
-                            message,
-                            causes,
-                            hint,
-                        } => Error::Outside {
-                            message: format!("service `{}`: {message}", service.name),
-                            causes,
-                            hint,
-                        },
-                        other => other,
-                    })?;
+                    .pull_for(&service.name, image, (&self.progress, ""))
+                    .await?;
             } else {
                 continue;
             }

@@ -1,11 +1,15 @@
 //! Images: look up, pull, build from a context, and send to another engine without a
 //! registry.
 
+use std::collections::BTreeMap;
+
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
+use super::registry::Moved;
 use super::{clean_error, context, is_not_found, outside, Engine};
 use crate::error::{Error, Result};
+use crate::printer::{ByteProgress, Progress};
 
 impl Engine {
     /// The local ID of an image reference, `None` when it is not present.
@@ -76,14 +80,50 @@ impl Engine {
         }
     }
 
-    /// Pull an image; `progress` gets short status lines.
-    pub async fn pull(&self, image: &str, progress: impl Fn(&str)) -> Result<()> {
-        self.pull_events(image, |info| {
-            if let Some(status) = &info.status {
-                progress(status);
+    /// Pull `service`'s image with byte progress (`where_` says where, for the step
+    /// line: "" here, " on the server" there); the bytes are counted as `pulled`.
+    pub async fn pull_for(
+        &self,
+        service: &str,
+        image: &str,
+        (progress, where_): (&Progress, &str),
+    ) -> Result<()> {
+        progress.step(service, &format!("pulling `{image}`{where_}"));
+        let bytes = ByteProgress::new(progress, service);
+        let moved = self
+            .pull(image, |done, total| bytes.show("pulling", done, total))
+            .await
+            .map_err(|e| e.for_service(service))?;
+        progress.count("pulled", moved.bytes);
+        Ok(())
+    }
+
+    /// Pull an image. `progress` gets (bytes downloaded, bytes of the layers seen so
+    /// far) as they go; the result counts the compressed layers the engine lacked.
+    pub async fn pull(&self, reference: &str, progress: impl Fn(u64, u64)) -> Result<Moved> {
+        let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut skipped = 0;
+        self.pull_events(reference, |info| match info.status.as_deref() {
+            Some("Downloading") => {
+                if let Some(detail) = &info.progress_detail {
+                    let id = info.id.clone().unwrap_or_default();
+                    let entry = layers.entry(id).or_default();
+                    entry.0 = detail.current.unwrap_or(0).max(0) as u64;
+                    entry.1 = detail.total.unwrap_or(0).max(0) as u64;
+                    let done: u64 = layers.values().map(|l| l.0).sum();
+                    let total: u64 = layers.values().map(|l| l.1).sum();
+                    progress(done, total);
+                }
             }
+            Some("Already exists") => skipped += 1,
+            _ => {}
         })
-        .await
+        .await?;
+        Ok(Moved {
+            bytes: layers.values().map(|l| l.1).sum(),
+            layers: layers.len() as u32,
+            layers_skipped: skipped,
+        })
     }
 
     /// Pull an image, handing every progress event of the engine to `event`.
@@ -120,15 +160,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Build an image from a context directory (a tar honouring `.dockerignore`).
+    /// Build an image from a context directory (a tar honouring `.dockerignore`). The
+    /// builder's lines are `progress` details; the context's upload and the base images'
+    /// pulls show bytes, counted as `build_context` and `pulled`.
     pub async fn build(
         &self,
         service: &str,
         image: &str,
         build: &crate::model::BuildSpec,
-        progress: impl Fn(&str),
+        progress: &Progress,
     ) -> Result<()> {
-        let tar = context::tar(&build.context)?;
+        let tar = bytes::Bytes::from(context::tar(&build.context)?);
+        let size = tar.len() as u64;
+        progress.count("build_context", size);
+        let meter = std::sync::Arc::new(ByteProgress::new(progress, service));
+        let upload = {
+            let meter = meter.clone();
+            let chunks: Vec<bytes::Bytes> = (0..tar.len())
+                .step_by(1 << 20)
+                .map(|at| tar.slice(at..tar.len().min(at + (1 << 20))))
+                .collect();
+            futures_util::stream::iter(chunks).map(move |chunk| {
+                let done = chunk.as_ptr() as u64 - tar.as_ptr() as u64 + chunk.len() as u64;
+                meter.show("sending context", done, size);
+                Ok::<_, std::io::Error>(chunk)
+            })
+        };
+        let mut pulling: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let options = bollard::query_parameters::BuildImageOptions {
             dockerfile: build
                 .dockerfile
@@ -147,7 +205,7 @@ impl Engine {
             forcerm: true,
             ..Default::default()
         };
-        let body = bollard::body_full(tar.into());
+        let body = bollard::body_try_stream(upload);
         let mut stream = self.docker.build_image(options, None, Some(body));
         let mut last = Vec::new();
         while let Some(item) = stream.next().await {
@@ -163,10 +221,26 @@ impl Engine {
                     hint: None,
                 });
             }
+            // A base image pulled for the build: its layers' bytes.
+            if let (Some("Downloading"), Some(id), Some(detail)) =
+                (info.status.as_deref(), &info.id, &info.progress_detail)
+            {
+                let layer = pulling.entry(id.clone()).or_default();
+                *layer = (
+                    detail.current.unwrap_or(0).max(0) as u64,
+                    detail.total.unwrap_or(0).max(0) as u64,
+                );
+                let done = pulling.values().map(|l| l.0).sum();
+                meter.show(
+                    "pulling base image",
+                    done,
+                    pulling.values().map(|l| l.1).sum(),
+                );
+            }
             if let Some(text) = info.stream {
                 let text = text.trim_end().to_string();
                 if !text.is_empty() {
-                    progress(&text);
+                    progress.detail(service, &text);
                     last.push(text);
                     if last.len() > 5 {
                         last.remove(0);
@@ -174,6 +248,7 @@ impl Engine {
                 }
             }
         }
+        progress.count("pulled", pulling.values().map(|l| l.1).sum());
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 //! container removes itself. It uses the host's network and listens on the server's
 //! loopback only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -66,7 +66,7 @@ impl Engine {
     ) -> Result<TempRegistry> {
         self.remove_stale_registries(project).await?;
         if self.image_id(image).await?.is_none() {
-            self.pull(image, |_| {}).await?;
+            self.pull(image, |_, _| {}).await?;
         }
         // The registry ends when stdin closes (the deploy ended) or on its own (its port
         // was taken); either way the container stops and removes itself.
@@ -217,37 +217,5 @@ impl Engine {
             }
         }
         Ok(moved)
-    }
-
-    /// Pull `reference` from a registry the engine reaches; the bytes it downloaded
-    /// (compressed layers it lacked), counted per layer.
-    pub async fn pull_counted(
-        &self,
-        reference: &str,
-        progress: impl Fn(u64, u64),
-    ) -> Result<Moved> {
-        let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut skipped = 0;
-        self.pull_events(reference, |info| match info.status.as_deref() {
-            Some("Downloading") => {
-                if let Some(detail) = &info.progress_detail {
-                    let id = info.id.clone().unwrap_or_default();
-                    let entry = layers.entry(id).or_default();
-                    entry.0 = detail.current.unwrap_or(0).max(0) as u64;
-                    entry.1 = detail.total.unwrap_or(0).max(0) as u64;
-                    let done: u64 = layers.values().map(|l| l.0).sum();
-                    let total: u64 = layers.values().map(|l| l.1).sum();
-                    progress(done, total);
-                }
-            }
-            Some("Already exists") => skipped += 1,
-            _ => {}
-        })
-        .await?;
-        Ok(Moved {
-            bytes: layers.values().map(|l| l.1).sum(),
-            layers: layers.len() as u32,
-            layers_skipped: skipped,
-        })
     }
 }
