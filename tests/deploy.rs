@@ -1842,6 +1842,38 @@ fn only_missing_layers_cross_to_the_server() {
         "the temporary registry is still there: {registries}"
     );
 
+    // A program holding the registry's port on the server's loopback (the server here
+    // is this machine) answers without the deploy's token: the registry moves to the
+    // next port, and still only the new layer crosses.
+    let hash = p
+        .name
+        .bytes()
+        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
+    let port = 30_000 + (hash % 2_000) as u16 * 4;
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        for stream in squatter.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    std::fs::write(app.join("version"), "v2b\n").unwrap();
+    let moved = sent(&p.deploy(&["--json"]));
+    assert_eq!(engine.version(&p.name, "web"), "v2b");
+    assert!(moved["bytes"].as_u64().unwrap() < 64 * 1024, "{moved}");
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the deploy never asked the program on port {port}"
+    );
+
     // The whole archive, when asked.
     std::fs::write(app.join("version"), "v3\n").unwrap();
     let third = p.deploy(&["--json", "--set", "STACK_IMAGE_TRANSFER=archive"]);
