@@ -1882,6 +1882,80 @@ fn only_missing_layers_cross_to_the_server() {
     assert!(third["bytes"].as_u64().unwrap() > 4 << 20, "{third}");
 }
 
+/// Issue #12 faults: a transfer cut halfway (SIGKILL, then Ctrl-C) leaves no image under
+/// the release's tag on the server, no temporary registry and no lock; the next deploy
+/// completes and serves.
+#[test]
+fn a_transfer_cut_halfway_leaves_no_tag_no_registry_and_the_next_deploy_completes() {
+    let sshd = Sshd::start();
+    let engine = SecondEngine::start("cut");
+    engine.load("stack-test/registry:2");
+    let body = format!(
+        "{PINNED_WEB}SERVICE_WEB_BUILD=./app\nSTACK_REGISTRY_IMAGE=stack-test/registry:2\n"
+    );
+    let p = pinned_project("cut", &sshd, &engine, &body);
+    let app = p.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    // 96 MB of noise: the push takes a while, so the cut lands in the middle of it.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let noise: Vec<u8> = (0..96u32 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(app.join("noise.bin"), &noise).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX}\nCOPY noise.bin /noise.bin\nCOPY version /www/version\n\
+             CMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(app.join("version"), "v1\n").unwrap();
+    let release_tags = || {
+        engine
+            .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}-web:", p.name)))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for signal in ["-KILL", "-INT"] {
+        let mut deploy = Watched::spawn(p.command(&["deploy", "staging", "--allow-dirty"]));
+        deploy.wait_line("web: sending layer", Duration::from_secs(120));
+        let pid = deploy.child.id();
+        run_ok(StdCommand::new("kill").args([signal, &pid.to_string()]));
+        let _ = deploy.finish(Duration::from_secs(60));
+        assert!(
+            eventually(Duration::from_secs(40), || engine
+                .ok(&["ps", "-aq", "--filter", "label=dev.stack.registry-of"])
+                .trim()
+                .is_empty()),
+            "after {signal}, a temporary registry is still on the server"
+        );
+        assert!(
+            release_tags().is_empty(),
+            "after {signal}, the server has a release tag: {:?}",
+            release_tags()
+        );
+        assert!(
+            eventually(Duration::from_secs(20), || !p.lock_dir().exists()),
+            "after {signal}, the lock is still held"
+        );
+        assert!(
+            p.current_release().is_none(),
+            "after {signal}, a release went live"
+        );
+    }
+    p.deploy(&[]);
+    assert_eq!(engine.version(&p.name, "web"), "v1");
+    assert_eq!(release_tags().len(), 1, "{:?}", release_tags());
+}
+
 /// `stack backup --on ENV` runs the backup steps on the server's engine over the deploy
 /// connection, against the current release (its model, secrets and pinned images).
 #[test]
