@@ -1795,14 +1795,7 @@ fn only_missing_layers_cross_to_the_server() {
     // A 4 MB layer of random bytes under a one-line change.
     let app = p.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    let mut noise = vec![0u8; 4 << 20];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for byte in noise.iter_mut() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
+    let noise = common::noise(4 << 20, 0x2545_f491_4f6c_dd1d);
     std::fs::write(app.join("noise.bin"), &noise).unwrap();
     std::fs::write(
         app.join("Dockerfile"),
@@ -1897,15 +1890,10 @@ fn a_transfer_cut_halfway_leaves_no_tag_no_registry_and_the_next_deploy_complete
     let app = p.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     // 96 MB of noise: the push takes a while, so the cut lands in the middle of it.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
-    let noise: Vec<u8> = (0..96u32 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let noise = common::noise(
+        96 << 20,
+        0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()),
+    );
     std::fs::write(app.join("noise.bin"), &noise).unwrap();
     std::fs::write(
         app.join("Dockerfile"),

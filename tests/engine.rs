@@ -1367,15 +1367,10 @@ fn pull_and_build_show_bytes_and_total_them_in_json() {
     let _gone = Gone(registry, reference.clone());
     // An image with 3 MB of noise, pushed and then gone from this engine.
     let noise_dir = tempfile::tempdir().unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
-    let noise: Vec<u8> = (0..3u32 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let noise = common::noise(
+        3 << 20,
+        0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id()),
+    );
     std::fs::write(noise_dir.path().join("noise.bin"), &noise).unwrap();
     std::fs::write(
         noise_dir.path().join("Dockerfile"),

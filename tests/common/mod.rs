@@ -413,3 +413,18 @@ impl Project {
         assert_eq!(read_tree(out), before, "the directory was changed");
     }
 }
+
+/// `len` bytes that do not compress (xorshift64 from `seed`): a layer whose size is what
+/// crosses the wire.
+#[allow(dead_code)]
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
