@@ -1424,3 +1424,31 @@ fn pull_and_build_show_bytes_and_total_them_in_json() {
     let pull_lines = stderr.matches("noise: pulling: ").count();
     assert!(pull_lines <= 12, "{pull_lines} pull lines:\n{stderr}");
 }
+
+/// `STOP_GRACE` under a second or fractional reaches the engine rounded up to whole
+/// seconds (the engine takes only seconds), never down to 0 (an immediate SIGKILL), and
+/// the compose file carries the same duration.
+#[test]
+fn sub_second_stop_grace_reaches_the_engine_rounded_up() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=quick,slow\n\
+         SERVICE_QUICK_IMAGE={BUSYBOX}\nSERVICE_QUICK_COMMAND=sleep 3600\n\
+         SERVICE_QUICK_STOP_GRACE=400ms\n\
+         SERVICE_SLOW_IMAGE={BUSYBOX}\nSERVICE_SLOW_COMMAND=sleep 3600\n\
+         SERVICE_SLOW_STOP_GRACE=1500ms\n"
+    );
+    let p = Project::new("grace", &body);
+    p.ok(&["start"]);
+    assert_eq!(
+        inspect(&p.container("quick"), "{{.Config.StopTimeout}}"),
+        "1"
+    );
+    assert_eq!(
+        inspect(&p.container("slow"), "{{.Config.StopTimeout}}"),
+        "2"
+    );
+    p.ok(&["build"]);
+    let compose = std::fs::read_to_string(p.bundle().join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("stop_grace_period: 400ms"), "{compose}");
+    assert!(compose.contains("stop_grace_period: 1500ms"), "{compose}");
+}

@@ -544,15 +544,13 @@ async fn restore(context: &Context, site: &Site, dump: &str) -> Result<()> {
         .filter(|c| c.running && names.contains(&c.service))
         .collect();
     for container in &containers {
-        let grace = site
-            .desired
-            .service(&container.service)
-            .map_or(model::DEFAULT_STOP_GRACE, |s| s.stop_grace());
         context.printer.status(format!(
             "stopping {} (`{}`)",
             container.service, container.name
         ));
-        site.engine.stop(&container.id, grace).await?;
+        site.engine
+            .stop(&container.id, crate::engine::Grace::Own)
+            .await?;
     }
     let restored = step(context, site, BACKUP, &["restore", dump]).await;
     let started = start_again(context, site, &containers).await;

@@ -1,14 +1,10 @@
 //! `stack stop`, `stack restart`, `stack down`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{check_services, runtime, Context};
 use crate::cli::{DownArgs, ServicesArg};
-use crate::engine::converge::STOP_GRACE;
-use crate::engine::Engine;
+use crate::engine::{Engine, Grace};
 use crate::error::Result;
 use crate::plan::ObservedContainer;
 
@@ -26,52 +22,23 @@ async fn selected(
         .collect())
 }
 
-/// Each service's grace between the stop signal and SIGKILL (`STOP_GRACE`).
-struct Graces(BTreeMap<String, Duration>);
-
-impl Graces {
-    fn of(config: &crate::config::Config) -> Graces {
-        Graces(
-            config
-                .services
-                .iter()
-                .filter_map(|s| Some((s.name.clone(), s.options.stop_grace?)))
-                .collect(),
-        )
-    }
-
-    /// The grace of a container's service (a service no longer declared: the default).
-    fn get(&self, container: &ObservedContainer) -> Duration {
-        self.0
-            .get(&container.service)
-            .copied()
-            .unwrap_or(STOP_GRACE)
-    }
-}
-
-/// The project name and graces: from a deployed bundle with `--bundle`, else from the
-/// project.
-fn project_of(context: &Context, args: &ServicesArg) -> Result<(String, Graces)> {
+/// The project name: from a deployed bundle with `--bundle`, else from the project.
+/// Each container stops with its own grace (`STOP_GRACE`, given to it at creation).
+fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
     if let Some(bundle) = &args.bundle {
-        let desired = super::read_desired(bundle)?;
-        let graces = desired
-            .services
-            .iter()
-            .map(|s| (s.name.clone(), s.stop_grace()))
-            .collect();
-        return Ok((desired.project, Graces(graces)));
+        return Ok(super::read_desired(bundle)?.project);
     }
     let loaded = context.load(&context.env())?;
     check_services(&loaded.config, &args.services)?;
-    Ok((loaded.config.project.clone(), Graces::of(&loaded.config)))
+    Ok(loaded.config.project.clone())
 }
 
 pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
-    let (project, graces) = project_of(context, args)?;
+    let project = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;
-        let stops = containers.iter().map(|c| engine.stop(&c.id, graces.get(c)));
+        let stops = containers.iter().map(|c| engine.stop(&c.id, Grace::Own));
         for result in futures_util::future::join_all(stops).await {
             result?;
         }
@@ -81,7 +48,7 @@ pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
 }
 
 pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
-    let (project, _) = project_of(context, args)?;
+    let project = project_of(context, args)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &args.services).await?;
@@ -97,13 +64,10 @@ pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
 pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
     let loaded = context.load(&context.env())?;
     let project = loaded.config.project.clone();
-    let graces = Graces::of(&loaded.config);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &[]).await?;
-        let removals = containers
-            .iter()
-            .map(|c| engine.remove(&c.id, graces.get(c)));
+        let removals = containers.iter().map(|c| engine.remove(&c.id, Grace::Own));
         for result in futures_util::future::join_all(removals).await {
             result?;
         }

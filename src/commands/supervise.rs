@@ -178,19 +178,10 @@ async fn revive(
 
 /// Stop every container of the project, keeping them, their networks and volumes.
 async fn stop(context: &Context, engine: &Engine, desired: &Desired) -> Result<()> {
-    let graces: HashMap<&str, Duration> = desired
-        .services
-        .iter()
-        .map(|s| (s.name.as_str(), s.stop_grace()))
-        .collect();
     let containers = engine.containers(&desired.project).await?;
-    let stops = containers.iter().map(|c| {
-        let grace = graces
-            .get(c.service.as_str())
-            .copied()
-            .unwrap_or(crate::engine::converge::STOP_GRACE);
-        engine.stop(&c.id, grace)
-    });
+    let stops = containers
+        .iter()
+        .map(|c| engine.stop(&c.id, crate::engine::Grace::Own));
     for result in futures_util::future::join_all(stops).await {
         result?;
     }

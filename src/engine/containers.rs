@@ -1,8 +1,6 @@
 //! Containers: create from the desired model, start, stop, remove, network membership,
 //! and their live state.
 
-use std::time::Duration;
-
 use bollard::models::EndpointSettings;
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
@@ -11,6 +9,17 @@ use bollard::query_parameters::{
 use super::{clean_error, is_not_found, labels, outside, spec, ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, Placement, Secrets};
+
+/// How long a stop waits between the stop signal and SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    /// The container's own: its service's `STOP_GRACE`, given to the engine when the
+    /// container was created ([`spec::engine_seconds`]), else the engine's 10 s. One
+    /// definition: nothing looks the grace up again at stop time.
+    Own,
+    /// SIGKILL at once: a container that never served (a failed start, a registry).
+    None,
+}
 
 impl Engine {
     /// Create (not start) a container; refuses to touch one the project does not own.
@@ -62,11 +71,8 @@ impl Engine {
                     hint: Some(format!("remove or rename it (`docker rm -f {name}`), or change `STACK_PROJECT`")),
                 });
             }
-            self.remove(
-                &existing.id.unwrap_or(name.clone()),
-                Duration::from_secs(10),
-            )
-            .await?;
+            self.remove(&existing.id.unwrap_or(name.clone()), Grace::Own)
+                .await?;
         }
         let created = self
             .docker
@@ -93,7 +99,7 @@ impl Engine {
                 }),
             };
             if let Err(e) = self.docker.connect_network(network, request).await {
-                let _ = self.remove(&created.id, Duration::from_secs(1)).await;
+                let _ = self.remove(&created.id, Grace::None).await;
                 return Err(outside(
                     &format!(
                         "service `{service}`: cannot put `{name}` into the network `{network}`"
@@ -123,13 +129,17 @@ impl Engine {
             })
     }
 
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+    pub async fn stop(&self, id: &str, grace: Grace) -> Result<()> {
         match self
             .docker
             .stop_container(
                 id,
                 Some(StopContainerOptions {
-                    t: Some(grace.as_secs() as i32),
+                    t: match grace {
+                        // The engine's default: the container's own `StopTimeout`.
+                        Grace::Own => None,
+                        Grace::None => Some(0),
+                    },
                     ..Default::default()
                 }),
             )
@@ -144,8 +154,8 @@ impl Engine {
         }
     }
 
-    /// Stop (with its grace period) and remove a container.
-    pub async fn remove(&self, id: &str, grace: Duration) -> Result<()> {
+    /// Stop (with `grace`) and remove a container.
+    pub async fn remove(&self, id: &str, grace: Grace) -> Result<()> {
         self.stop(id, grace).await?;
         match self
             .docker

@@ -8,14 +8,11 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use super::oneoff::Ended;
-use super::Engine;
+use super::{Engine, Grace};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, Placement, Secrets};
 use crate::plan::{Action, Observed};
 use crate::printer::Progress;
-
-/// Grace period between SIGTERM and SIGKILL for a container of no desired service.
-pub const STOP_GRACE: Duration = crate::model::DEFAULT_STOP_GRACE;
 
 /// The background retirement of an old container: stop (SIGTERM, grace, SIGKILL), remove.
 type Retiring = tokio::task::JoinHandle<Result<()>>;
@@ -187,7 +184,7 @@ impl Converger {
                     self.switch_staged()?;
                     self.progress
                         .step(service, &format!("removing `{container}` ({reason})"));
-                    self.engine.remove(container, STOP_GRACE).await?;
+                    self.engine.remove(container, Grace::Own).await?;
                     self.progress.done(service, "removed");
                 }
             }
@@ -315,7 +312,7 @@ impl Converger {
                     ..
                 } => {
                     self.progress.step(&service.name, "recreating");
-                    self.engine.remove(container, service.stop_grace()).await?;
+                    self.engine.remove(container, Grace::Own).await?;
                     self.create_and_start(service, *number, true).await?;
                 }
                 Action::Remove {
@@ -323,7 +320,7 @@ impl Converger {
                 } => {
                     self.progress
                         .step(&service.name, &format!("removing `{container}` ({reason})"));
-                    self.engine.remove(container, service.stop_grace()).await?;
+                    self.engine.remove(container, Grace::Own).await?;
                 }
                 _ => {}
             }
@@ -386,7 +383,7 @@ impl Converger {
             .await?;
         if let Err(e) = self.engine.start(&service.name, &id).await {
             // Do not leave a container behind that can never start.
-            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            let _ = self.engine.remove(&id, Grace::None).await;
             return Err(e);
         }
         Ok(id)
@@ -419,7 +416,7 @@ impl Converger {
         let deadline = Instant::now() + self.timeout;
         if let Err(not_ready) = self.wait_container(service, &id, deadline).await {
             let report = self.failure(not_ready, &id).await;
-            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            let _ = self.engine.remove(&id, Grace::None).await;
             return Err(Error::No(format!(
                 "{report}the previous container of `{}` keeps serving",
                 service.name
@@ -439,14 +436,14 @@ impl Converger {
                 .expose(&network, &id, &name, std::slice::from_ref(&service.name))
                 .await
             {
-                let _ = self.engine.remove(&id, Duration::ZERO).await;
+                let _ = self.engine.remove(&id, Grace::None).await;
                 return Err(e);
             }
         }
         tokio::time::sleep(self.drain).await;
         let running = self.engine.state(&id).await.ok().flatten();
         if running.is_none_or(|state| state.state != "running") {
-            let _ = self.engine.remove(&id, Duration::ZERO).await;
+            let _ = self.engine.remove(&id, Grace::None).await;
             return Err(Error::No(format!(
                 "service `{}`: the new container stopped right after it was ready; the \
                  previous container keeps serving",
@@ -457,10 +454,9 @@ impl Converger {
             .step(&service.name, "rolling: stopping the old container");
         let engine = self.engine.clone();
         let old = old.to_string();
-        let grace = service.stop_grace();
-        Ok(tokio::spawn(
-            async move { engine.remove(&old, grace).await },
-        ))
+        Ok(tokio::spawn(async move {
+            engine.remove(&old, Grace::Own).await
+        }))
     }
 
     /// Tell the proxies that cache DNS answers that replaced containers are gone. A

@@ -130,7 +130,7 @@ impl Engine {
             )
             .await
         {
-            let _ = self.remove(&created.id, std::time::Duration::ZERO).await;
+            let _ = self.remove(&created.id, super::Grace::None).await;
             return Err(outside("cannot start the temporary registry", e));
         }
         Ok(TempRegistry {
@@ -171,7 +171,7 @@ impl Engine {
             let fresh = summary.state.map(|s| s.to_string()).as_deref() == Some("created")
                 && now - summary.created.unwrap_or(0) < 60;
             if let (Some(id), false) = (summary.id, fresh) {
-                let _ = self.remove(&id, std::time::Duration::ZERO).await;
+                let _ = self.remove(&id, super::Grace::None).await;
             }
         }
         Ok(())

@@ -16,17 +16,25 @@ use crate::model::{
 };
 use crate::render::COMPOSE_FILE;
 
+/// Whole seconds for the fields the engine takes only in seconds (`StopTimeout`),
+/// rounded up: `STOP_GRACE=400ms` waits 1 s, never 0 s (an immediate SIGKILL).
+pub fn engine_seconds(duration: std::time::Duration) -> i64 {
+    let whole = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0));
+    i64::try_from(whole).unwrap_or(i64::MAX)
+}
+
 /// Nanoseconds for the Engine API.
-fn ns(duration: std::time::Duration) -> i64 {
+pub fn ns(duration: std::time::Duration) -> i64 {
     duration.as_nanos().min(i64::MAX as u128) as i64
 }
 
-/// Docker's health check of a service.
+/// Docker's health check of a service: exactly the fields the rendered compose file's
+/// `healthcheck` carries, so the file and the live container agree.
 ///
-/// `start_interval` (how often Docker checks during `start_period`, API 1.44 / Docker 25)
-/// is the interval, at most 1 s, so that Docker's own status agrees sooner with stack's
-/// probe; engines before API 1.44 ignore the field (checked on 20.10: the container is
-/// created and the field is absent from `docker inspect`).
+/// No `start_interval` (API 1.44): Compose v1 refuses the key in a file, so the file
+/// cannot carry it; stack's own probe right after the start is what makes readiness fast.
 pub fn health(health: &Health) -> HealthConfig {
     HealthConfig {
         test: Some(vec!["CMD-SHELL".into(), health.probe.command()]),
@@ -34,7 +42,7 @@ pub fn health(health: &Health) -> HealthConfig {
         timeout: Some(ns(health.timeout)),
         retries: Some(i64::from(health.retries)),
         start_period: Some(ns(health.start_period)),
-        start_interval: Some(ns(health.interval.min(std::time::Duration::from_secs(1)))),
+        start_interval: None,
     }
 }
 
@@ -263,7 +271,7 @@ pub fn container(
         user: options.user.as_ref().map(|u| u.to_string()),
         working_dir: options.workdir.clone(),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
-        stop_timeout: options.stop_grace.map(|g| g.as_secs() as i64),
+        stop_timeout: options.stop_grace.map(engine_seconds),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),
         exposed_ports: Some(exposed),
@@ -348,12 +356,40 @@ mod tests {
     }
 
     #[test]
-    fn start_interval_is_the_interval_at_most_a_second() {
-        assert_eq!(super::health(&check(500)).start_interval, Some(500_000_000));
-        assert_eq!(
-            super::health(&check(30_000)).start_interval,
-            Some(1_000_000_000)
-        );
-        assert_eq!(super::health(&check(30_000)).interval, Some(30_000_000_000));
+    fn the_compose_file_carries_every_health_field_the_engine_gets() {
+        let health = check(500);
+        let engine = serde_json::to_value(super::health(&health)).unwrap();
+        let mut engine: Vec<String> = engine
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| {
+                // `StartPeriod` → `start_period`: the compose file's spelling.
+                let mut snake = String::new();
+                for (i, c) in k.chars().enumerate() {
+                    if c.is_ascii_uppercase() && i > 0 {
+                        snake.push('_');
+                    }
+                    snake.push(c.to_ascii_lowercase());
+                }
+                snake
+            })
+            .collect();
+        let compose = crate::render::compose::healthcheck(&health);
+        let mut compose: Vec<String> = compose.as_object().unwrap().keys().cloned().collect();
+        engine.sort();
+        compose.sort();
+        assert_eq!(engine, compose);
+    }
+
+    #[test]
+    fn sub_second_and_fractional_graces_round_up_to_whole_seconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(super::engine_seconds(ms(400)), 1);
+        assert_eq!(super::engine_seconds(ms(1500)), 2);
+        assert_eq!(super::engine_seconds(ms(2000)), 2);
+        assert_eq!(super::engine_seconds(Duration::ZERO), 0);
+        assert_eq!(super::engine_seconds(Duration::MAX), i64::MAX);
     }
 }

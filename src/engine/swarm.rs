@@ -341,9 +341,7 @@ fn container(
         user: options.user.as_ref().map(|u| u.to_string()),
         dir: options.workdir.clone(),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
-        stop_grace_period: options
-            .stop_grace
-            .map(|g| g.as_nanos().min(i64::MAX as u128) as i64),
+        stop_grace_period: options.stop_grace.map(spec::ns),
         capability_add: spec::capabilities(&options.cap_add),
         capability_drop: spec::capabilities(&options.cap_drop),
         read_only: options.read_only.then_some(true),

@@ -270,7 +270,7 @@ fn depends_on(service: &DesiredService) -> Value {
     Value::Object(map)
 }
 
-fn healthcheck(health: &crate::model::Health) -> Value {
+pub(crate) fn healthcheck(health: &crate::model::Health) -> Value {
     json!({
         "test": ["CMD-SHELL", esc(&health.probe.command())],
         "interval": compose_duration(health.interval),

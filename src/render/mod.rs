@@ -2,7 +2,7 @@
 //! file contents out. Writing the files is `crate::fsio`'s job.
 
 pub mod backup;
-mod compose;
+pub(crate) mod compose;
 mod monitoring;
 mod proxy;
 mod systemd;
