@@ -295,16 +295,12 @@ pub fn require_tool(tool: &str) -> PathBuf {
     );
 }
 
-/// The Compose Specification schema, beside the repository as CI lays it out.
+/// The Compose Specification schema, kept in the repository (`tests/data/README.md`
+/// says where it came from and its licence).
 pub fn compose_schema() -> PathBuf {
-    let path = repo_root().join("../shared/schemas/compose-spec.json");
-    assert!(
-        path.is_file(),
-        "the Compose Specification schema is missing at `{}`: clone the `shared` repository \
-         beside this one (CI does)",
-        path.display()
-    );
-    path.canonicalize().unwrap()
+    let path = repo_root().join("tests/data/compose-spec.json");
+    assert!(path.is_file(), "missing `{}`", path.display());
+    path
 }
 
 /// Text of a command's stdout or stderr.
