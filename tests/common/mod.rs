@@ -355,9 +355,13 @@ pub fn free_port() -> u16 {
 }
 
 static ENGINE: std::sync::Once = std::sync::Once::new();
+/// Images already found present: each is asked of the engine once per test binary.
+static IMAGES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Fail the test with a clear message when the engine or one of `images` is missing;
-/// these tests never skip (CI starts the engine and builds the images).
+/// these tests never skip (CI starts the engine and builds the images). The engine is
+/// checked once per test binary, every image of every call (a later test's image is
+/// checked too).
 pub fn require_engine(images: &[&str]) {
     ENGINE.call_once(|| {
         let info = std::process::Command::new("docker")
@@ -374,16 +378,21 @@ pub fn require_engine(images: &[&str]) {
                 "cannot run `docker info` ({e}); install docker.io and run `scripts/ensure-docker.sh`"
             ),
         }
-        for image in images {
-            let ok = docker(&["image", "inspect", "--format", "{{.Id}}", image])
-                .status
-                .success();
-            assert!(
-                ok,
-                "test image `{image}` is missing: run `scripts/build-test-images.sh`"
-            );
-        }
     });
+    let mut seen = IMAGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for image in images {
+        if seen.iter().any(|s| s == image) {
+            continue;
+        }
+        let ok = docker(&["image", "inspect", "--format", "{{.Id}}", image])
+            .status
+            .success();
+        assert!(
+            ok,
+            "test image `{image}` is missing: run `scripts/build-test-images.sh`"
+        );
+        seen.push(image.to_string());
+    }
 }
 
 /// Entries of `dir` other than `keep`: what a failed or finished build left behind.
