@@ -1,6 +1,7 @@
 //! The command line, as clap derive types. Doc comments are the `--help` text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -282,8 +283,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub allow_dirty: bool,
     /// Wait this long for another deploy's lock (e.g. `5m`)
-    #[arg(long, value_name = "DURATION", default_value = "0s")]
-    pub lock_wait: String,
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
+    pub lock_wait: Duration,
     /// A note recorded with the lock and in the audit log
     #[arg(long, short = 'm', default_value = "")]
     pub message: String,
@@ -296,8 +297,8 @@ pub struct RollbackArgs {
     /// The release to switch to (default: the one before current)
     pub release: Option<String>,
     /// Wait this long for another deploy's lock
-    #[arg(long, value_name = "DURATION", default_value = "0s")]
-    pub lock_wait: String,
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
+    pub lock_wait: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -431,4 +432,11 @@ pub struct BackupRestoreArgs {
     pub dump: String,
     #[command(flatten)]
     pub on: BackupOn,
+}
+
+/// A duration argument (`30s`, `5m`), read by the project file's own parser; clap
+/// reports a bad one with exit code 2.
+fn duration(text: &str) -> Result<Duration, String> {
+    crate::config::values::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration: write e.g. `30s` or `5m`"))
 }

@@ -640,3 +640,19 @@ fn env_file_variables_merge_under_the_services_own() {
         .code(2)
         .stderr(predicate::str::contains("web.env"));
 }
+
+/// clap reads `--lock-wait` with the project file's duration parser: a bad one is exit 2
+/// before anything runs, for `deploy` and `rollback` alike.
+#[test]
+fn a_bad_lock_wait_is_refused_by_the_argument_parser() {
+    let project = fixture("wrnexus");
+    for args in [
+        &["deploy", "prod", "--lock-wait", "5x"][..],
+        &["rollback", "prod", "--lock-wait", "soon"][..],
+    ] {
+        let output = project.stack().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("is not a duration"), "{stderr}");
+    }
+}

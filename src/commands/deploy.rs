@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -12,7 +11,6 @@ use super::{
     Context,
 };
 use crate::cli::{DeployArgs, EnvArg, RollbackArgs};
-use crate::config::values::parse_duration;
 use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
@@ -24,14 +22,6 @@ use crate::render::{self, Bundle};
 
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
-
-fn lock_wait(text: &str) -> Result<Duration> {
-    parse_duration(text).ok_or_else(|| {
-        Diagnostic::new(format!("`--lock-wait {text}` is not a duration"))
-            .hint("write e.g. `30s` or `5m`")
-            .into()
-    })
-}
 
 /// A working tree with uncommitted changes is refused unless `--allow-dirty`.
 fn check_clean(dir: &Path) -> Result<()> {
@@ -70,7 +60,7 @@ fn release_id(env: &str, bundle: &Bundle, images: &BTreeMap<String, Option<Strin
 
 pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let env = args.env.clone();
-    let wait = lock_wait(&args.lock_wait)?;
+    let wait = args.lock_wait;
     let loaded = context.load_with_secrets(&env)?;
     let server = server_of(&loaded)?;
     let config = &loaded.config;
@@ -626,7 +616,7 @@ pub fn releases(context: &Context, args: &EnvArg) -> Result<()> {
 
 pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
     let env = args.env.clone();
-    let wait = lock_wait(&args.lock_wait)?;
+    let wait = args.lock_wait;
     let loaded = context.load(&env)?;
     let server = server_of(&loaded)?;
     let remote = Remote::connect(&server, &env)?;

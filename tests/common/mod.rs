@@ -379,7 +379,9 @@ pub fn require_engine(images: &[&str]) {
             ),
         }
     });
-    let mut seen = IMAGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut seen = IMAGES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for image in images {
         if seen.iter().any(|s| s == image) {
             continue;
