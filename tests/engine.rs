@@ -1452,3 +1452,42 @@ fn sub_second_stop_grace_reaches_the_engine_rounded_up() {
     assert!(compose.contains("stop_grace_period: 400ms"), "{compose}");
     assert!(compose.contains("stop_grace_period: 1500ms"), "{compose}");
 }
+
+/// An image without a shell (distroless-like: one static busybox at `/busybox`, no `/bin/sh`)
+/// runs with exec-form `COMMAND` and `HEALTH_CMD`: Docker runs the check as `CMD`, and
+/// stack's own probe execs the program directly. A shell form would fail here.
+#[test]
+fn exec_form_health_check_runs_in_an_image_without_a_shell() {
+    require_engine();
+    let p = Project::new(
+        "execform",
+        "STACK_PROXY=none\nSTACK_SERVICES=app\n\
+         SERVICE_APP_BUILD=./app\n\
+         SERVICE_APP_COMMAND=[\"/busybox\", \"sleep\", \"3600\"]\n\
+         SERVICE_APP_HEALTH_CMD=[\"/busybox\", \"test\", \"-x\", \"/busybox\"]\n\
+         SERVICE_APP_HEALTH_INTERVAL=1s\n",
+    );
+    let app = p.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::copy("/bin/busybox", app.join("busybox")).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /busybox\n",
+    )
+    .unwrap();
+    p.ok(&["start"]);
+    let c = p.container("app");
+    assert_eq!(
+        inspect(&c, "{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","/busybox","test","-x","/busybox"]"#
+    );
+    assert_eq!(
+        inspect(&c, "{{json .Config.Cmd}}"),
+        r#"["/busybox","sleep","3600"]"#
+    );
+    let compose = std::fs::read_to_string(p.bundle().join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("- CMD\n"), "{compose}");
+    let image = inspect(&c, "{{.Config.Image}}");
+    p.ok(&["down"]);
+    let _ = docker(&["rmi", "-f", &image]);
+}

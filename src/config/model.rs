@@ -423,8 +423,11 @@ pub struct Health {
 pub enum HealthCheck {
     /// An HTTP path probed on the service's port.
     Http { path: String, port: u16 },
-    /// A shell command run in the container.
+    /// A shell command run in the container (Docker's `CMD-SHELL`: needs `/bin/sh`).
     Cmd(String),
+    /// A program and its arguments run in the container without a shell (Docker's
+    /// `CMD`, written as a JSON array: `["pg_isready", "-U", "app"]`).
+    Exec(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

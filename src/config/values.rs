@@ -150,6 +150,39 @@ impl<'a> Value<'a> {
         }
         Ok(self.text.to_string())
     }
+
+    /// The exec form of a command, a JSON array of strings as in a Dockerfile
+    /// (`["pg_isready", "-U", "app"]`): each word exactly, no shell, no word splitting;
+    /// `\n` and `\"` inside a word are a newline and a quote. `None` when the value is
+    /// not written that way (`[ -f /tmp/ok ]` is a shell command: no quote after `[`).
+    pub fn exec_form(&self) -> Option<Result<Vec<String>, Diagnostic>> {
+        let rest = self.text.trim().strip_prefix('[')?;
+        if !(rest.trim_start().starts_with('"') || rest.trim() == "]") {
+            return None;
+        }
+        let words = match serde_json::from_str::<Vec<String>>(self.text.trim()) {
+            Ok(words) => words,
+            Err(_) => {
+                return Some(Err(self.error(
+                    format!("`{}` starts like a JSON array but is not one", self.key),
+                    r#"write the exec form as a JSON array of strings, e.g. `["pg_isready", "-U", "app"]`, or drop the brackets for a shell command"#,
+                )))
+            }
+        };
+        if words.first().is_none_or(|w| w.is_empty()) {
+            return Some(Err(self.error(
+                format!("`{}` has no program to run", self.key),
+                "the array's first string names the program",
+            )));
+        }
+        if words.iter().any(|w| w.contains('\0')) {
+            return Some(Err(self.error(
+                format!("`{}` contains a NUL character", self.key),
+                "remove it: no program argument can hold one",
+            )));
+        }
+        Some(Ok(words))
+    }
 }
 
 /// `` `text` ``, or [`HIDDEN`] when it comes from a secret.
@@ -316,6 +349,25 @@ mod tests {
             span: None,
             secret: false,
         }
+    }
+
+    #[test]
+    fn exec_form_is_a_json_array_of_strings_and_nothing_else() {
+        let words = |t: &str| value(t).exec_form().map(|r| r.map_err(|d| d.message));
+        assert_eq!(
+            words(r#"["pg_isready", "-U", "app"]"#),
+            Some(Ok(vec!["pg_isready".into(), "-U".into(), "app".into()]))
+        );
+        assert_eq!(
+            words(r#"["sh", "-c", "one\ntwo \"q\""]"#),
+            Some(Ok(vec!["sh".into(), "-c".into(), "one\ntwo \"q\"".into()]))
+        );
+        // A shell command that starts with `[` stays a shell command.
+        assert_eq!(words("[ -f /tmp/ok ]"), None);
+        assert_eq!(words("pg_isready -U app"), None);
+        assert!(matches!(words(r#"["pg_isready", -U]"#), Some(Err(_))));
+        assert!(matches!(words("[]"), Some(Err(_))));
+        assert!(matches!(words(r#"[""]"#), Some(Err(_))));
     }
 
     #[test]

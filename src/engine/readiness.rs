@@ -157,7 +157,7 @@ async fn probe(
     let Some(health) = &service.health else {
         return Ok(());
     };
-    let command = vec!["sh".to_string(), "-c".to_string(), health.probe.command()];
+    let command = health.probe.argv();
     match tokio::time::timeout(health.timeout, engine.exec(id, &command)).await {
         Ok(Ok((0, _))) => Ok(()),
         Ok(Ok((code, output))) => Err(format!("exit code {code}: {}", output.trim())),

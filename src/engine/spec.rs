@@ -37,7 +37,7 @@ pub fn ns(duration: std::time::Duration) -> i64 {
 /// cannot carry it; stack's own probe right after the start is what makes readiness fast.
 pub fn health(health: &Health) -> HealthConfig {
     HealthConfig {
-        test: Some(vec!["CMD-SHELL".into(), health.probe.command()]),
+        test: Some(health.probe.test()),
         interval: Some(ns(health.interval)),
         timeout: Some(ns(health.timeout)),
         retries: Some(i64::from(health.retries)),

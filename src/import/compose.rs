@@ -829,10 +829,20 @@ impl Import<'_> {
                     return None;
                 }
                 let words: Vec<String> = words.iter().map(|w| self.template(w)).collect();
-                Some(shell_words::join(words))
+                Some(argv_value(&words))
             }
             Node::Null => None,
-            other => other.scalar().map(|text| self.template(&text)),
+            other => other.scalar().map(|text| {
+                let text = self.template(&text);
+                // A block scalar (`|`, `>`): Compose splits it into words like a shell,
+                // line breaks being spaces outside quotes; keep the words exactly.
+                match shell_words::split(&text) {
+                    Ok(words) if text.contains(['\n', '\r']) && !words.is_empty() => {
+                        argv_value(&words)
+                    }
+                    _ => text,
+                }
+            }),
         }
     }
 
@@ -1215,6 +1225,14 @@ impl Import<'_> {
             Some(Node::Seq(items)) => {
                 let words: Vec<String> = items.iter().filter_map(Node::scalar).collect();
                 match words.first().map(String::as_str) {
+                    Some("CMD") if words.len() > 1 && !words.iter().any(|w| mentions_secret(w)) => {
+                        // Exec form stays exec form: no shell in the container needed.
+                        let argv: Vec<String> =
+                            words[1..].iter().map(|w| self.template(w)).collect();
+                        service.set("HEALTH_CMD", &exec_form(&argv));
+                        self.health_timing(service, health);
+                        return;
+                    }
                     Some("CMD") => Some(join_words(&words[1..])),
                     Some("CMD-SHELL") => words.get(1).cloned(),
                     Some("NONE") => {
@@ -1248,8 +1266,21 @@ impl Import<'_> {
         let Some(command) = command else { return };
         let command = self.shell_secrets(service, &command);
         let command = self.template(&command);
-        service.set("HEALTH_CMD", &command);
-        // Docker's defaults where the file has none (stack's own are shorter).
+        if command.contains(['\n', '\r']) {
+            // A multi-line shell command: Docker runs `CMD-SHELL` as `/bin/sh -c`, which
+            // the exec form says exactly, line breaks included.
+            let argv = ["/bin/sh".to_string(), "-c".to_string(), command];
+            service.set("HEALTH_CMD", &exec_form(&argv));
+        } else {
+            service.set("HEALTH_CMD", &command);
+        }
+        self.health_timing(service, health);
+    }
+
+    /// A health check's timing (Docker's defaults where the file has none: stack's own
+    /// are shorter) and the keys stack has no attribute for.
+    fn health_timing(&mut self, service: &mut Service, health: &Node) {
+        let input = service.input.clone();
         for (key, attr, default) in [
             ("interval", "HEALTH_INTERVAL", "30s"),
             ("timeout", "HEALTH_TIMEOUT", "30s"),
@@ -1990,6 +2021,27 @@ pub fn spec_keys() -> &'static [&'static str] {
 
 /// Words joined for a shell: a word that refers to a secret is double-quoted so that the
 /// shell expands it (see `shell_secrets`); any other is quoted as needed.
+/// A JSON array of strings: the project file's exec form of a command (each word
+/// exactly, line breaks included).
+fn exec_form(words: &[String]) -> String {
+    serde_json::to_string(words).unwrap_or_default()
+}
+
+/// A command's words for the project file: joined with shell quoting where that reads
+/// back the same, else the exec form (a word with a line break or control character).
+fn argv_value(words: &[String]) -> String {
+    if words.iter().any(|w| w.chars().any(char::is_control)) {
+        exec_form(words)
+    } else {
+        shell_words::join(words)
+    }
+}
+
+/// Does a word interpolate a secret.
+fn mentions_secret(word: &str) -> bool {
+    references(word).iter().any(|name| is_secret_name(name))
+}
+
 fn join_words(words: &[String]) -> String {
     words
         .iter()

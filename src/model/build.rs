@@ -140,6 +140,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
                 path: path.clone(),
             },
             HealthCheck::Cmd(command) => Probe::Cmd(command.clone()),
+            HealthCheck::Exec(argv) => Probe::Exec(argv.clone()),
         },
         interval: health.interval,
         timeout: health.timeout,

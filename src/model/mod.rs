@@ -297,14 +297,28 @@ pub enum Probe {
     Http { port: u16, path: String },
     /// A shell command run in the container.
     Cmd(String),
+    /// A program and its arguments, run without a shell.
+    Exec(Vec<String>),
 }
 
 impl Probe {
-    /// The shell command Docker runs for this probe (`CMD-SHELL`).
-    pub fn command(&self) -> String {
+    /// Docker's `test` for this probe: `["CMD-SHELL", command]` or `["CMD", argv…]`.
+    pub fn test(&self) -> Vec<String> {
         match self {
-            Probe::Http { port, path } => http_probe(*port, path),
-            Probe::Cmd(command) => command.clone(),
+            Probe::Http { port, path } => vec!["CMD-SHELL".into(), http_probe(*port, path)],
+            Probe::Cmd(command) => vec!["CMD-SHELL".into(), command.clone()],
+            Probe::Exec(argv) => std::iter::once("CMD".to_string())
+                .chain(argv.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// What runs in the container, as Docker runs it: a shell form under `/bin/sh -c`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut test = self.test();
+        match test.remove(0).as_str() {
+            "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), test.remove(0)],
+            _ => test,
         }
     }
 }
@@ -365,7 +379,7 @@ impl DesiredService {
     pub fn readiness(&self) -> Readiness {
         match self.health.as_ref().map(|h| &h.probe) {
             None => Readiness::Running,
-            Some(Probe::Cmd(_)) => Readiness::Docker,
+            Some(Probe::Cmd(_) | Probe::Exec(_)) => Readiness::Docker,
             Some(Probe::Http { port, path }) => Readiness::Http {
                 port: *port,
                 path: path.clone(),

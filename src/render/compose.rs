@@ -272,7 +272,7 @@ fn depends_on(service: &DesiredService) -> Value {
 
 pub(crate) fn healthcheck(health: &crate::model::Health) -> Value {
     json!({
-        "test": ["CMD-SHELL", esc(&health.probe.command())],
+        "test": health.probe.test().iter().map(|word| esc(word)).collect::<Vec<_>>(),
         "interval": compose_duration(health.interval),
         "timeout": compose_duration(health.timeout),
         "retries": health.retries,

@@ -18,8 +18,9 @@
 //!   new name;
 //! - a built service's image tag is stack's own (`<project>-<service>:<env>`): its build
 //!   is compared, not its tag;
-//! - a health check `["CMD", a, b]` equals `["CMD-SHELL", "a b"]` with the words
-//!   shell-quoted; missing timings are Docker's defaults (30s, 30s, 3, 0s);
+//! - a health check keeps its form (exec `CMD` or shell `CMD-SHELL`); `["CMD", "/bin/sh",
+//!   "-c", x]` equals `["CMD-SHELL", x]`, which is how Docker runs it, and a plain string
+//!   is `CMD-SHELL`; missing timings are Docker's defaults (30s, 30s, 3, 0s);
 //! - `depends_on` `service_started` on a dependency that has a health check equals
 //!   `service_healthy` (stack's `DEPENDS_ON` means ready);
 //! - a secret file's content may differ by one trailing line break;
@@ -436,12 +437,14 @@ pub fn health(service: &Value) -> Option<Value> {
         return None;
     }
     let command = match &check["test"] {
-        Value::String(s) => s.clone(),
+        Value::String(s) => json!(["CMD-SHELL", s]),
         Value::Array(items) => {
             let words: Vec<String> = items.iter().filter_map(scalar).collect();
             match words.first().map(String::as_str) {
-                Some("CMD") => shell_words::join(&words[1..]),
-                Some("CMD-SHELL") => words.get(1).cloned().unwrap_or_default(),
+                Some("CMD") if words.len() == 4 && words[1..3] == ["/bin/sh", "-c"] => {
+                    json!(["CMD-SHELL", words[3]])
+                }
+                Some("CMD" | "CMD-SHELL") => json!(words),
                 _ => return None,
             }
         }

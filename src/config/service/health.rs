@@ -110,8 +110,12 @@ fn check_no_timing(map: &AttrMap, prefix: &str, errors: &mut Errors) {
     }
 }
 
-/// `HEALTH_CMD`: one non-empty line.
+/// `HEALTH_CMD`: the exec form (a JSON array, run without a shell), else one non-empty
+/// line run by `/bin/sh -c`.
 fn health_cmd(value: &Value, errors: &mut Errors) -> Option<HealthCheck> {
+    if let Some(argv) = value.exec_form() {
+        return errors.take(argv).map(HealthCheck::Exec);
+    }
     let text = errors.take(value.line())?;
     if text.trim().is_empty() {
         errors.push(

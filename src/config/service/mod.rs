@@ -583,7 +583,12 @@ fn v_env(value: &Value, name: &str) -> Result<(), Diagnostic> {
     .map(|_| ())
 }
 
+/// `COMMAND`, `ENTRYPOINT`: the exec form (a JSON array: each word exactly), else one
+/// line split into words like a shell would (no shell runs it).
 fn command(value: &Value) -> Result<Vec<String>, Diagnostic> {
+    if let Some(argv) = value.exec_form() {
+        return argv;
+    }
     value.line()?;
     let words = shell_words::split(value.text).map_err(|_| {
         Diagnostic::new(format!("`{}` has an unterminated quote", value.key))
