@@ -704,6 +704,7 @@ fn container_attributes_are_applied() {
          SERVICE_HARDENED_COMMAND=sleep 3600\n\
          SERVICE_HARDENED_USER=1000:1000\n\
          SERVICE_HARDENED_WORKDIR=/tmp\n\
+         SERVICE_HARDENED_HOSTNAME=mail.example.com\n\
          SERVICE_HARDENED_CAP_DROP=ALL\n\
          SERVICE_HARDENED_CAP_ADD=NET_BIND_SERVICE\n\
          SERVICE_HARDENED_READ_ONLY=true\n\
@@ -753,6 +754,7 @@ fn container_attributes_are_applied() {
     );
     assert_eq!(get("{{.Config.User}}"), "1000:1000");
     assert_eq!(get("{{.Config.WorkingDir}}"), "/tmp");
+    assert_eq!(get("{{.Config.Hostname}}"), "mail.example.com");
     assert_eq!(
         get(r#"{{index .Config.Labels "com.example.team"}}"#),
         "payments"

@@ -1,36 +1,8 @@
 //! The key catalogue: which keys exist, and which service and attribute a
 //! `SERVICE_` key belongs to.
 
+pub use super::catalogue::{attribute_names, global_names};
 use crate::error::{nearest, Diagnostic, Span};
-
-/// Global keys (SPEC §1.3).
-pub const GLOBAL_KEYS: &[&str] = &[
-    "STACK_PROJECT",
-    "STACK_SERVICES",
-    "STACK_DOMAIN",
-    "STACK_PROXY",
-    "STACK_PROXY_IMAGE",
-    "STACK_HTTP_PORT",
-    "STACK_HTTPS_PORT",
-    "STACK_TLS",
-    "STACK_TLS_EMAIL",
-    "STACK_SECRETS",
-    "STACK_HEALTH_TIMEOUT",
-    "STACK_LOG_LEVEL",
-    "STACK_KEEP_RELEASES",
-    "STACK_TARGET",
-    "STACK_DRAIN",
-    "STACK_LOG_MAX_SIZE",
-    "STACK_LOG_MAX_FILES",
-    "STACK_HOOK_PRE_BUILD",
-    "STACK_HOOK_PRE_DEPLOY",
-    "STACK_HOOK_POST_DEPLOY",
-    "STACK_SECRETS_COMMAND",
-    "STACK_NETWORKS",
-    "STACK_IMAGE_TRANSFER",
-    "STACK_SWARM_PUBLISH",
-    "STACK_REGISTRY_IMAGE",
-];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).
 pub const SERVER_KEYS: &[&str] = &[
@@ -43,62 +15,6 @@ pub const SERVER_KEYS: &[&str] = &[
     "SERVER_FIREWALL",
     "SERVER_UNATTENDED_UPGRADES",
     "SERVER_NODES",
-];
-
-/// Service attributes (SPEC §1.4); `ENV_<VAR>` and `BUILD_ARG_<NAME>` are handled apart.
-pub const ATTRIBUTES: &[&str] = &[
-    "IMAGE",
-    "BUILD",
-    "DOCKERFILE",
-    "COMMAND",
-    "PORT",
-    "PUBLISH",
-    "ROUTE",
-    "ROUTE_STRIP",
-    "HEALTH",
-    "HEALTH_CMD",
-    "HEALTH_INTERVAL",
-    "HEALTH_TIMEOUT",
-    "HEALTH_RETRIES",
-    "HEALTH_START_PERIOD",
-    "METRICS",
-    "DEPENDS_ON",
-    "VOLUMES",
-    "MEMORY_MB",
-    "CPUS",
-    "REPLICAS",
-    "RESTART",
-    "ENVIRONMENTS",
-    "FRONTEND",
-    "UPSTREAM",
-    "STRATEGY",
-    "ENV",
-    "ENTRYPOINT",
-    "USER",
-    "WORKDIR",
-    "STOP_SIGNAL",
-    "STOP_GRACE",
-    "CAP_ADD",
-    "CAP_DROP",
-    "READ_ONLY",
-    "TMPFS",
-    "SYSCTLS",
-    "ULIMITS",
-    "LABELS",
-    "EXTRA_HOSTS",
-    "INIT",
-    "PLATFORM",
-    "PLACEMENT",
-    "SHM_MB",
-    "GPUS",
-    "BUILD_TARGET",
-    "NETWORKS",
-    "SECRET_FILES",
-    "ENV_FILE",
-    "AUTH",
-    "BASIC_AUTH",
-    "RELEASE",
-    "RELEASE_TIMEOUT",
 ];
 
 /// `order-api` → `ORDER_API`.
@@ -206,7 +122,7 @@ impl ServiceIndex<'_> {
                 return Some((service.to_string(), ServiceAttr::BuildArg(arg.to_string())));
             }
         }
-        let known = ATTRIBUTES.iter().find(|a| **a == attr)?;
+        let known = attribute_names().find(|a| *a == attr)?;
         Some((service.to_string(), ServiceAttr::Attr(known)))
     }
 
@@ -219,11 +135,11 @@ impl ServiceIndex<'_> {
                 "unknown attribute `{attr}` in `{key}` (service `{service}`)"
             ))
             .with_span(span.cloned());
-            return match nearest(attr, ATTRIBUTES.iter().copied()) {
+            return match nearest(attr, attribute_names()) {
                 Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
                 None => diagnostic.hint(format!(
                     "service attributes are {}, ENV_<VAR> and BUILD_ARG_<NAME>",
-                    ATTRIBUTES.join(", ")
+                    attribute_names().collect::<Vec<_>>().join(", ")
                 )),
             };
         }
@@ -231,7 +147,7 @@ impl ServiceIndex<'_> {
         let mut candidates = Vec::new();
         for service in services {
             let prefix = service_key_name(service);
-            for attr in ATTRIBUTES {
+            for attr in attribute_names() {
                 candidates.push(format!("SERVICE_{prefix}_{attr}"));
             }
             if let Some(pos) = rest.find("_ENV_") {

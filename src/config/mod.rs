@@ -3,6 +3,7 @@
 //! any command writes or starts anything.
 
 pub mod attrs;
+pub mod catalogue;
 pub mod env_files;
 mod globals;
 pub mod keys;

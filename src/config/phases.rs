@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::globals::{read_server, Globals};
-use super::keys::{ServiceAttr, ServiceIndex, GLOBAL_KEYS, SERVER_KEYS};
+use super::keys::{global_names, ServiceAttr, ServiceIndex, SERVER_KEYS};
 use super::lookup::{Errors, Keys};
 use super::model::*;
 use super::presets::{self, Preset, PresetService, When, PRESETS};
@@ -383,7 +383,7 @@ pub(super) fn classify_keys<'a>(
                 None => out.unknown.push(Unknown::Service(key, span)),
             }
         } else if key.starts_with("STACK_") {
-            if GLOBAL_KEYS.contains(&key) || key == "STACK_ENV" {
+            if global_names().any(|k| k == key) || key == "STACK_ENV" {
                 out.globals.push(key);
             } else {
                 out.unknown.push(Unknown::Global(key, span));
@@ -414,7 +414,12 @@ fn report_unknown(unknown: &[Unknown], index: &ServiceIndex, errors: &mut Errors
     for key in unknown {
         errors.push_with(|| match *key {
             Unknown::Service(key, span) => index.unknown(key, Some(span)),
-            Unknown::Global(key, span) => unknown_key(key, GLOBAL_KEYS, span, "global keys"),
+            Unknown::Global(key, span) => unknown_key(
+                key,
+                &global_names().collect::<Vec<_>>(),
+                span,
+                "global keys",
+            ),
             Unknown::Server(key, span) => unknown_key(key, SERVER_KEYS, span, "server keys"),
             Unknown::Preset(key, span, preset) => {
                 let known = presets::preset_keys(preset);

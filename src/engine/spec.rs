@@ -270,6 +270,7 @@ pub fn container(
         cmd: service.command.clone(),
         user: options.user.as_ref().map(|u| u.to_string()),
         working_dir: options.workdir.clone(),
+        hostname: options.hostname.clone(),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
         stop_timeout: options.stop_grace.map(engine_seconds),
         env: Some(secrets.environment(&service.env)),

@@ -340,6 +340,7 @@ fn container(
         args: service.command.clone(),
         user: options.user.as_ref().map(|u| u.to_string()),
         dir: options.workdir.clone(),
+        hostname: options.hostname.clone(),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
         stop_grace_period: options.stop_grace.map(spec::ns),
         capability_add: spec::capabilities(&options.cap_add),

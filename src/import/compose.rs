@@ -63,6 +63,7 @@ const CARRIED: &[&str] = &[
     "deploy",
     "user",
     "working_dir",
+    "hostname",
     "stop_signal",
     "stop_grace_period",
     "cap_add",
@@ -99,9 +100,9 @@ fn reason(key: &str) -> Option<&'static str> {
             "services reach each other by service name on the project's networks; link \
              aliases are not carried"
         }
-        "hostname" | "domainname" => {
-            "stack has no attribute for the container's host name; other services reach it \
-             by its service name"
+        "domainname" => {
+            "stack has no attribute for the container's domain name (`HOSTNAME` takes a dotted \
+             name); other services reach it by its service name"
         }
         "logging" => {
             "stack logs every container with json-file rotation (`STACK_LOG_MAX_SIZE`, \
@@ -1517,6 +1518,7 @@ impl Import<'_> {
         for (key, attr) in [
             ("user", "USER"),
             ("working_dir", "WORKDIR"),
+            ("hostname", "HOSTNAME"),
             ("stop_signal", "STOP_SIGNAL"),
             ("stop_grace_period", "STOP_GRACE"),
             ("platform", "PLATFORM"),

@@ -288,6 +288,9 @@ fn options(out: &mut Map<String, Value>, options: &model::ContainerOptions) {
     if let Some(workdir) = &options.workdir {
         out.insert("working_dir".into(), json!(esc(workdir)));
     }
+    if let Some(hostname) = &options.hostname {
+        out.insert("hostname".into(), json!(hostname));
+    }
     if let Some(signal) = &options.stop_signal {
         out.insert("stop_signal".into(), json!(signal.0));
     }

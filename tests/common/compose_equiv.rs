@@ -188,6 +188,7 @@ fn normalise(
     for (field, key) in [
         ("user", "user"),
         ("working_dir", "working_dir"),
+        ("hostname", "hostname"),
         ("stop_signal", "stop_signal"),
         ("platform", "platform"),
     ] {

@@ -28,6 +28,8 @@ pub struct ContainerOptions {
     pub user: Option<User>,
     /// An absolute path in the container.
     pub workdir: Option<String>,
+    /// The container's host name (`HOSTNAME`).
+    pub hostname: Option<String>,
     pub stop_signal: Option<Signal>,
     /// Between the stop signal and SIGKILL; `None`: stack's default of 10 s.
     pub stop_grace: Option<Duration>,
@@ -257,6 +259,27 @@ pub fn workdir(value: &Value) -> Result<String, Diagnostic> {
             value,
             format!("`{}` must be an absolute path, not `{text}`", value.key),
             "write the directory inside the container, e.g. `/app`",
+        ));
+    }
+    Ok(text)
+}
+
+/// `HOSTNAME`: an RFC 1123 host name (labels of letters, digits and `-`, dot-separated),
+/// at most 253 characters, as the engine accepts it.
+pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
+    let text = value.line()?.trim().to_string();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if text.len() > 253 || !text.split('.').all(label_ok) {
+        return Err(bad(
+            value,
+            format!("`{}` is not a host name: {}", value.key, value.quoted()),
+            "write letters, digits and `-` in dot-separated labels of at most 63 characters, e.g. `mail.example.com`",
         ));
     }
     Ok(text)

@@ -521,26 +521,12 @@ fn check_combinations(
 
 /// An `UPSTREAM` service is not a container: the project cannot set container attributes.
 fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &mut Errors) {
-    for attr in [
-        "IMAGE",
-        "BUILD",
-        "COMMAND",
-        "PUBLISH",
-        "VOLUMES",
-        "HEALTH_CMD",
-        "REPLICAS",
-        "ENV",
-        "ENTRYPOINT",
-        "USER",
-        "WORKDIR",
-        "CAP_ADD",
-        "CAP_DROP",
-        "TMPFS",
-        "LABELS",
-        "PLATFORM",
-        "GPUS",
-        "RELEASE",
-    ] {
+    let container_only = crate::config::catalogue::ATTRIBUTES
+        .iter()
+        .filter(|k| k.container)
+        .flat_map(|k| k.names.iter().copied())
+        .filter(|n| !n.contains('<'));
+    for attr in container_only {
         let Some(set) = map.get(attr).filter(|a| a.from_project) else {
             continue;
         };
@@ -559,8 +545,8 @@ fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &
 fn attr_spans(map: &AttrMap) -> BTreeMap<&'static str, Span> {
     map.iter()
         .filter_map(|(attr, a)| {
-            let known = super::keys::ATTRIBUTES.iter().find(|k| *k == attr)?;
-            a.value.span.cloned().map(|span| (*known, span))
+            let known = super::keys::attribute_names().find(|k| k == attr)?;
+            a.value.span.cloned().map(|span| (known, span))
         })
         .collect()
 }
