@@ -371,6 +371,40 @@ fn dev_build_generates_missing_secrets_once() {
 }
 
 #[test]
+fn init_writes_a_dockerignore_of_the_secret_paths_and_keeps_the_users() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("shop");
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
+    for line in [
+        ".stack/",
+        "environments/*/secrets.env",
+        "stack.local.env",
+        "backups/",
+    ] {
+        assert!(ignore.lines().any(|l| l == line), "{line} not in {ignore}");
+    }
+    let mine = temp.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join(".dockerignore"), "node_modules\n").unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&mine)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(mine.join(".dockerignore")).unwrap(),
+        "node_modules\n"
+    );
+}
+
+#[test]
 fn init_then_build() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("shop");
