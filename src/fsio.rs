@@ -691,4 +691,18 @@ mod tests {
             compare_bundle(&bundle(&[("a", "x", false)]), &dir.path().join("absent")).unwrap();
         assert_eq!(missing[0].text, "`a` is missing\n");
     }
+
+    /// The files of a bundle stack reads back (`.env`, `desired.json`) as links to a
+    /// device: refused at once, nothing read.
+    #[test]
+    fn bundle_files_that_are_links_to_devices_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(crate::render::SECRETS_FILE))
+            .unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(crate::deploy::DESIRED_FILE))
+            .unwrap();
+        assert!(crate::model::Secrets::read(dir.path()).is_err());
+        let error = crate::commands::read_desired(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+    }
 }

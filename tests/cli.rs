@@ -642,14 +642,21 @@ fn env_file_variables_merge_under_the_services_own() {
         "{compose}"
     );
 
-    write("web.env", "LOG_LEVEL=debug\nnot a pair\n");
-    stack()
+    // A bad line is named by file:line, never shown: it may hold a value.
+    write(
+        "web.env",
+        "LOG_LEVEL=debug\nnot a pair hunter2\nbad name=hunter2\n",
+    );
+    let bad = stack()
         .current_dir(dir.path())
         .args(["build", "--out"])
         .arg(&out)
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("web.env:2"));
+        .code(2);
+    let stderr = text(&bad.get_output().stderr);
+    assert!(stderr.contains("web.env:2"), "{stderr}");
+    assert!(stderr.contains("web.env:3"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 
     write("web.env", "API_TOKEN=tok-4f9a2c\n");
     let refused = stack()

@@ -187,15 +187,34 @@ pub fn default_out(project_dir: &Path, env: &str) -> PathBuf {
     project_dir.join(".stack").join(env)
 }
 
+/// The largest desired state read back from a bundle.
+const MAX_DESIRED_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The desired state saved in a deployed bundle.
 pub fn read_desired(bundle: &Path) -> Result<Desired> {
     let path = bundle.join(crate::deploy::DESIRED_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let unreadable = |why: String| {
         Error::from(
-            Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
+            Diagnostic::new(format!("cannot read `{}`: {why}", path.display()))
                 .hint("point `--bundle` at a release directory written by `stack deploy`"),
         )
-    })?;
+    };
+    // A file of the bundle: a regular file (no link followed), of a bounded size.
+    let text = match crate::fsio::inspect(bundle, crate::deploy::DESIRED_FILE, MAX_DESIRED_BYTES)? {
+        crate::fsio::Found::File {
+            contents: Some(bytes),
+            ..
+        } => String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?,
+        crate::fsio::Found::File { size, .. } => {
+            return Err(unreadable(format!(
+                "it is {size} bytes; it may be at most {MAX_DESIRED_BYTES}"
+            )))
+        }
+        crate::fsio::Found::Missing => return Err(unreadable("it does not exist".into())),
+        crate::fsio::Found::Other(what) => {
+            return Err(unreadable(format!("it is {what}, not a regular file")))
+        }
+    };
     serde_json::from_str(&text).map_err(|e| {
         Diagnostic::new(format!(
             "`{}` is not a desired state this version of stack wrote: {e}",
