@@ -571,3 +571,35 @@ fn build_check_never_prints_secrets_nor_reads_what_stack_did_not_write() {
     // A file without secrets is still shown as a diff.
     assert!(stdout.contains("+++ b/docker-compose.yml"), "{stdout}");
 }
+
+/// `stack build` of a project whose `BUILD` context is the project itself warns, by name,
+/// about the secret files `docker compose build` would send, until `.dockerignore`
+/// excludes them.
+#[test]
+fn build_warns_about_a_context_that_would_send_secret_files() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_BUILD=.\n");
+    fs::write(project.path("stack.local.env"), "# API_TOKEN=hunter2\n").unwrap();
+    project.build("dev", None);
+    let output = project.stack().arg("build").output().unwrap();
+    assert!(output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(
+        stderr.contains("`.stack`") && stderr.contains("`stack.local.env`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    fs::write(
+        project.path(".dockerignore"),
+        ".stack/\nenvironments/*/secrets.env\nstack.local.env\nbackups/\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("build").output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        !text(&output.stderr).contains("warning:"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -160,6 +160,43 @@ pub fn tar(context: &Path) -> Result<Packed> {
     Ok(Packed { tar, withheld })
 }
 
+/// The secret-bearing paths of `project` that a build context `context` holds and its
+/// `.dockerignore` does not exclude, relative to the context: what `docker build` or
+/// `docker compose build` of the rendered bundle would send (stack's own builds leave
+/// them out anyway). Nothing is read but `.dockerignore` and folder listings.
+pub fn exposed(context: &Path, project: &Path) -> Result<Vec<String>> {
+    let Ok(inside) = project.strip_prefix(context) else {
+        return Ok(Vec::new());
+    };
+    let mut candidates: Vec<PathBuf> = SECRET_PATHS
+        .iter()
+        .filter(|p| !p.contains('*'))
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(envs) = std::fs::read_dir(project.join("environments")) {
+        for env in envs.flatten() {
+            candidates.push(
+                Path::new("environments")
+                    .join(env.file_name())
+                    .join("secrets.env"),
+            );
+        }
+    }
+    candidates.retain(|c| std::fs::symlink_metadata(project.join(c)).is_ok());
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules = rules(context)?;
+    let mut out: Vec<String> = candidates
+        .into_iter()
+        .map(|c| inside.join(c))
+        .filter(|rel| !excluded(&rules, rel))
+        .map(|rel| rel.display().to_string())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// The warning for paths [`tar`] withheld: names, never contents.
 pub fn withheld_warning(context: &Path, withheld: &[String]) -> Diagnostic {
     let shown: Vec<String> = withheld.iter().take(10).map(|p| format!("`{p}`")).collect();
@@ -333,5 +370,36 @@ mod tests {
         ] {
             assert!(!is_secret_path(Path::new(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn exposed_names_what_the_dockerignore_lets_through() {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path(), "api/");
+        let exposed_now = exposed(dir.path(), &dir.path().join("api")).unwrap();
+        assert_eq!(
+            exposed_now,
+            vec![
+                "api/.stack",
+                "api/backups",
+                "api/environments/prod/secrets.env",
+                "api/stack.local.env"
+            ]
+        );
+        write(
+            dir.path(),
+            ".dockerignore",
+            "**/.stack\n**/secrets.env\napi/stack.local.env\n",
+        );
+        assert_eq!(
+            exposed(dir.path(), &dir.path().join("api")).unwrap(),
+            vec!["api/backups"]
+        );
+        // A context inside the project, beside its secrets: none of them.
+        assert!(
+            exposed(&dir.path().join("api/app"), &dir.path().join("api"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }
