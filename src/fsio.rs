@@ -165,6 +165,11 @@ fn read_manifest(dir: &Path) -> Result<Option<BTreeSet<String>>> {
         Err(ReadError::Missing) => return Ok(None),
         Err(other) => return Err(other.into_error(&path.display().to_string(), &path)),
     };
+    Ok(Some(parse_manifest(&text)))
+}
+
+/// The paths a manifest's text lists: relative paths of plain components only.
+fn parse_manifest(text: &str) -> BTreeSet<String> {
     let mut listed = BTreeSet::new();
     for line in text.lines() {
         if line.starts_with('#') || line.is_empty() {
@@ -178,7 +183,7 @@ fn read_manifest(dir: &Path) -> Result<Option<BTreeSet<String>>> {
             listed.insert(line.to_string());
         }
     }
-    Ok(Some(listed))
+    listed
 }
 
 const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
@@ -281,36 +286,180 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Every file under `dir` but the manifest, relative path → contents (for `build --check`).
-pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        let entries = match fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read", &folder, e)),
+/// The largest file of a bundle directory `build --check` reads back: a rendered file
+/// is a few kilobytes; a larger one differs and is not shown.
+pub const MAX_BUNDLE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What a bundle directory holds at one path, looked at without following a symbolic
+/// link (neither the path nor a folder on the way) and without opening anything but a
+/// regular file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    /// A regular file: its contents when at most the limit, its size and its mode.
+    File {
+        contents: Option<Vec<u8>>,
+        size: u64,
+        mode: u32,
+    },
+    /// Something else (a symbolic link, a directory, a device, a pipe): what it is.
+    Other(&'static str),
+}
+
+/// Look at `rel` (a relative path of plain components) in `dir`; read it when it is a
+/// regular file of at most `limit` bytes.
+pub fn inspect(dir: &Path, rel: &str, limit: u64) -> Result<Found> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let parts: Vec<_> = Path::new(rel).components().collect();
+    if parts.is_empty()
+        || !parts
+            .iter()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Ok(Found::Other("not a path inside the bundle"));
+    }
+    let mut path = dir.to_path_buf();
+    for (index, part) in parts.iter().enumerate() {
+        path.push(part);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Found::Missing),
+            Err(e) => return Err(Error::io("read", &path, e)),
         };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("read", &folder, e))?;
-            let path = entry.path();
-            let meta = entry.metadata().map_err(|e| Error::io("read", &path, e))?;
-            if meta.is_dir() {
-                stack.push(path);
-            } else if folder == dir && entry.file_name() == MANIFEST {
-                continue;
-            } else {
-                let contents = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((rel, contents, meta.permissions().mode() & 0o777));
+        let last = index + 1 == parts.len();
+        if !last {
+            if !meta.is_dir() {
+                return Ok(Found::Other(match file_kind(meta.file_type()) {
+                    "a symbolic link" => "below a symbolic link",
+                    _ => "below something that is not a folder",
+                }));
             }
+            continue;
+        }
+        if !meta.is_file() {
+            return Ok(Found::Other(file_kind(meta.file_type())));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.len() > limit {
+            return Ok(Found::File {
+                contents: None,
+                size: meta.len(),
+                mode,
+            });
         }
     }
-    out.sort();
+    // Swapped since the look: no link followed, no pipe waited on, and what was opened
+    // is checked again.
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok(Found::Other("a symbolic link"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("read", &path, e))?;
+    if !meta.is_file() {
+        return Ok(Found::Other(file_kind(meta.file_type())));
+    }
+    let mut contents = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let size = contents.len() as u64;
+    Ok(Found::File {
+        contents: (size <= limit).then_some(contents),
+        size,
+        mode: meta.permissions().mode() & 0o777,
+    })
+}
+
+/// One difference between a bundle and the directory that should hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// Relative path in the bundle directory.
+    pub path: String,
+    /// What to print: a unified diff of a file that holds no secret, else one line that
+    /// names the file and never shows its contents.
+    pub text: String,
+}
+
+/// Compare `bundle` with `dir` (for `build --check`): only the files stack writes are
+/// read back, without following links and with a bound; only those that hold no secret
+/// are diffed. Anything else in `dir` is named, never read.
+pub fn compare_bundle(bundle: &Bundle, dir: &Path) -> Result<Vec<Stale>> {
+    let mut out = Vec::new();
+    for (path, file) in &bundle.files {
+        let found = inspect(dir, path, MAX_BUNDLE_FILE_BYTES)?;
+        let (contents, size, mode) = match found {
+            Found::Missing => {
+                out.push(Stale {
+                    path: path.clone(),
+                    text: format!("`{path}` is missing\n"),
+                });
+                continue;
+            }
+            Found::Other(what) => {
+                out.push(Stale {
+                    path: path.clone(),
+                    text: format!("`{path}` is {what}, not the file stack writes (not read)\n"),
+                });
+                continue;
+            }
+            Found::File {
+                contents,
+                size,
+                mode,
+            } => (contents, size, mode),
+        };
+        let same_text = contents.as_deref() == Some(file.contents.as_bytes());
+        if same_text && mode == file.mode {
+            continue;
+        }
+        let text = if same_text {
+            format!("`{path}`: mode is {mode:o}, should be {:o}\n", file.mode)
+        } else if file.secret {
+            format!("`{path}` differs (secret, not shown)\n")
+        } else if let Some(old) = contents {
+            similar::TextDiff::from_lines(String::from_utf8_lossy(&old).as_ref(), &file.contents)
+                .unified_diff()
+                .header(&format!("a/{path}"), &format!("b/{path}"))
+                .to_string()
+        } else {
+            format!("`{path}` differs ({size} bytes, too large to show)\n")
+        };
+        out.push(Stale {
+            path: path.clone(),
+            text,
+        });
+    }
+    let listed = match inspect(dir, MANIFEST, MAX_MANIFEST_BYTES)? {
+        Found::File {
+            contents: Some(bytes),
+            ..
+        } => parse_manifest(&String::from_utf8_lossy(&bytes)),
+        _ => BTreeSet::new(),
+    };
+    let on_disk = match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => list_tree(dir)?,
+        _ => Vec::new(),
+    };
+    for path in on_disk {
+        if path == MANIFEST || bundle.files.contains_key(&path) {
+            continue;
+        }
+        let text = if listed.contains(&path) {
+            format!("`{path}`: stack no longer writes it (not shown)\n")
+        } else {
+            format!("`{path}`: extra, stack did not write it (not read)\n")
+        };
+        out.push(Stale { path, text });
+    }
     Ok(out)
 }
 
@@ -367,6 +516,8 @@ fn file_kind(kind: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if kind.is_dir() {
         "a directory"
+    } else if kind.is_symlink() {
+        "a symbolic link"
     } else if kind.is_fifo() {
         "a named pipe (FIFO)"
     } else if kind.is_char_device() {
@@ -415,4 +566,143 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge { size: None, limit });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::BundleFile;
+
+    fn bundle(files: &[(&str, &str, bool)]) -> Bundle {
+        let mut bundle = Bundle::default();
+        for (path, contents, secret) in files {
+            bundle.files.insert(
+                path.to_string(),
+                BundleFile {
+                    contents: contents.to_string(),
+                    mode: if *secret { 0o600 } else { 0o644 },
+                    secret: *secret,
+                },
+            );
+        }
+        bundle
+    }
+
+    #[test]
+    fn compare_names_secrets_and_foreign_files_and_diffs_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = bundle(&[
+            ("docker-compose.yml", "a: 1\n", false),
+            (".env", "DB_PASSWORD=hunter2-old\n", true),
+            ("secrets/db", "hunter2-old", true),
+            ("proxy/htpasswd", "admin:$2y$hash-old\n", true),
+        ]);
+        let out = dir.path().join("dev");
+        write_bundle(&old, &out).unwrap();
+        assert!(compare_bundle(&old, &out).unwrap().is_empty());
+        fs::write(out.join(".env.bak"), "DB_PASSWORD=hunter2-old\n").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", out.join("zero")).unwrap();
+        let new = bundle(&[
+            ("docker-compose.yml", "a: 2\n", false),
+            (".env", "DB_PASSWORD=hunter2-new\n", true),
+            ("secrets/444/db", "hunter2-new", true),
+        ]);
+        let stale = compare_bundle(&new, &out).unwrap();
+        let all: String = stale.iter().map(|s| s.text.as_str()).collect();
+        assert!(
+            !all.contains("hunter2") && !all.contains("hash-old"),
+            "{all}"
+        );
+        let text = |path: &str| {
+            stale
+                .iter()
+                .find(|s| s.path == path)
+                .unwrap_or_else(|| panic!("{path} not in {stale:?}"))
+                .text
+                .clone()
+        };
+        assert_eq!(text(".env"), "`.env` differs (secret, not shown)\n");
+        assert_eq!(text("secrets/444/db"), "`secrets/444/db` is missing\n");
+        assert!(text("secrets/db").contains("stack no longer writes it"));
+        assert!(text("proxy/htpasswd").contains("stack no longer writes it"));
+        assert!(text(".env.bak").contains("extra, stack did not write it (not read)"));
+        assert!(text("zero").contains("extra"));
+        assert!(text("docker-compose.yml").contains("-a: 1\n+a: 2"));
+    }
+
+    #[test]
+    fn compare_never_reads_through_links_devices_or_pipes() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("elsewhere");
+        fs::write(&secret, "hunter2\n").unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir_all(out.join("real")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", out.join("docker-compose.yml")).unwrap();
+        std::os::unix::fs::symlink(&secret, out.join("Caddyfile")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), out.join("proxy")).unwrap();
+        fs::write(dir.path().join("nginx.conf"), "hunter2\n").unwrap();
+        let fifo = std::ffi::CString::new(out.join("pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let new = bundle(&[
+            ("docker-compose.yml", "a: 2\n", false),
+            ("Caddyfile", "x\n", false),
+            ("proxy/nginx.conf", "x\n", false),
+            ("pipe", "x\n", false),
+            ("real", "x\n", false),
+        ]);
+        let stale = compare_bundle(&new, &out).unwrap();
+        let all: String = stale.iter().map(|s| s.text.as_str()).collect();
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(
+            all.contains("`docker-compose.yml` is a symbolic link"),
+            "{all}"
+        );
+        assert!(all.contains("`Caddyfile` is a symbolic link"), "{all}");
+        assert!(
+            all.contains("`proxy/nginx.conf` is below a symbolic link"),
+            "{all}"
+        );
+        assert!(all.contains("`pipe` is a named pipe (FIFO)"), "{all}");
+        assert!(all.contains("`real` is a directory"), "{all}");
+        assert_eq!(
+            inspect(&out, "../elsewhere", 100).unwrap(),
+            Found::Other("not a path inside the bundle")
+        );
+    }
+
+    #[test]
+    fn inspect_bounds_what_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("big"), vec![b'x'; 100]).unwrap();
+        assert!(matches!(
+            inspect(dir.path(), "big", 10).unwrap(),
+            Found::File {
+                contents: None,
+                size: 100,
+                ..
+            }
+        ));
+        assert_eq!(inspect(dir.path(), "nope/x", 10).unwrap(), Found::Missing);
+        assert_eq!(
+            inspect(dir.path(), "big/x", 10).unwrap(),
+            Found::Other("below something that is not a folder")
+        );
+        let missing =
+            compare_bundle(&bundle(&[("a", "x", false)]), &dir.path().join("absent")).unwrap();
+        assert_eq!(missing[0].text, "`a` is missing\n");
+    }
+
+    /// The files of a bundle stack reads back (`.env`, `desired.json`) as links to a
+    /// device: refused at once, nothing read.
+    #[test]
+    fn bundle_files_that_are_links_to_devices_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(crate::render::SECRETS_FILE))
+            .unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(crate::deploy::DESIRED_FILE))
+            .unwrap();
+        assert!(crate::model::Secrets::read(dir.path()).is_err());
+        let error = crate::commands::read_desired(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+    }
 }

@@ -179,6 +179,14 @@ impl Progress {
         }
     }
 
+    /// A warning, kept above the spinners.
+    pub fn warn(&self, diagnostic: &Diagnostic) {
+        match &self.inner.multi {
+            Some(multi) => multi.suspend(|| self.inner.printer.warn(diagnostic)),
+            None => self.inner.printer.warn(diagnostic),
+        }
+    }
+
     /// A whole line of a command's output (a release command), kept above the spinners.
     pub fn line(&self, text: &str) {
         match &self.inner.multi {

@@ -371,6 +371,40 @@ fn dev_build_generates_missing_secrets_once() {
 }
 
 #[test]
+fn init_writes_a_dockerignore_of_the_secret_paths_and_keeps_the_users() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("shop");
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
+    for line in [
+        ".stack/",
+        "environments/*/secrets.env",
+        "stack.local.env",
+        "backups/",
+    ] {
+        assert!(ignore.lines().any(|l| l == line), "{line} not in {ignore}");
+    }
+    let mine = temp.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join(".dockerignore"), "node_modules\n").unwrap();
+    stack()
+        .current_dir(temp.path())
+        .args(["init", "--yes"])
+        .arg(&mine)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(mine.join(".dockerignore")).unwrap(),
+        "node_modules\n"
+    );
+}
+
+#[test]
 fn init_then_build() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("shop");
@@ -608,14 +642,21 @@ fn env_file_variables_merge_under_the_services_own() {
         "{compose}"
     );
 
-    write("web.env", "LOG_LEVEL=debug\nnot a pair\n");
-    stack()
+    // A bad line is named by file:line, never shown: it may hold a value.
+    write(
+        "web.env",
+        "LOG_LEVEL=debug\nnot a pair hunter2\nbad name=hunter2\n",
+    );
+    let bad = stack()
         .current_dir(dir.path())
         .args(["build", "--out"])
         .arg(&out)
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("web.env:2"));
+        .code(2);
+    let stderr = text(&bad.get_output().stderr);
+    assert!(stderr.contains("web.env:2"), "{stderr}");
+    assert!(stderr.contains("web.env:3"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 
     write("web.env", "API_TOKEN=tok-4f9a2c\n");
     let refused = stack()

@@ -815,6 +815,69 @@ fn build_target_and_arguments_reach_the_engine_build() {
     assert!(env.contains("\"STAGE=runtime\""), "{env}");
 }
 
+// A context of the whole project (`BUILD=.`, `COPY . /ctx`) never carries stack's secret
+// files into the image, even when `.dockerignore` re-includes everything; a warning names
+// them (never their contents).
+#[test]
+fn build_context_of_the_project_leaves_its_secret_files_out() {
+    let p = Project::new(
+        "ctxsecrets",
+        "STACK_PROXY=none\nSTACK_SERVICES=app\n\
+         SERVICE_APP_BUILD=.\nSERVICE_APP_COMMAND=sleep 3600\n",
+    );
+    let files = [
+        (".stack/prod/.env", "DB_PASSWORD=hunter2-bundle\n"),
+        (
+            "environments/prod/secrets.env",
+            "DB_PASSWORD=hunter2-secrets\n",
+        ),
+        ("stack.local.env", "# API_TOKEN=hunter2-local\n"),
+        ("backups/db-2024-01-01.dump", "hunter2-dump\n"),
+        ("app/main.txt", "code\n"),
+    ];
+    for (rel, contents) in files {
+        let path = p.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    std::fs::write(
+        p.path().join(".dockerignore"),
+        "!*\n!**\n!.stack\n!backups\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY . /ctx\n"),
+    )
+    .unwrap();
+    let out = p.ok(&["start"]);
+    let _ = docker(&["rmi", "-f", &format!("{}-app:dev", p.name)]);
+    let stderr = text(&out.stderr);
+    let c = p.container("app");
+    let listed = text(&docker(&["exec", &c, "find", "/ctx"]).stdout);
+    assert!(listed.contains("/ctx/app/main.txt"), "{listed}");
+    assert!(listed.contains("/ctx/stack.env"), "{listed}");
+    for (rel, _) in &files[..4] {
+        assert!(
+            !listed.contains(&format!("/ctx/{rel}")),
+            "{rel} in the image:\n{listed}"
+        );
+    }
+    assert!(!listed.contains("/ctx/.stack"), "{listed}");
+    assert!(!listed.contains("/ctx/backups"), "{listed}");
+    let grep = docker(&["exec", &c, "grep", "-r", "hunter2", "/ctx"]);
+    assert!(!grep.status.success(), "{}", text(&grep.stdout));
+    for name in [
+        "`.stack`",
+        "`environments/prod/secrets.env`",
+        "`stack.local.env`",
+        "`backups`",
+    ] {
+        assert!(stderr.contains(name), "no warning naming {name}:\n{stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 /// `db` (an httpd), and `web` depending on it with a release command that records each
 /// run, with the value of `VERSION` it saw, on a volume `web` shares, after reaching `db`.
 fn released_project() -> String {

@@ -510,3 +510,96 @@ fn an_unquoted_dollar_in_a_secret_exits_2_instead_of_cutting_the_value() {
     let env = fs::read_to_string(bundle.join(".env")).unwrap();
     assert!(env.contains("WEB__DB_PASSWORD='hunter2$tail'"), "{env}");
 }
+
+/// `build --check` on a bundle directory holding secrets that changed, a secret file stack
+/// no longer writes (a `USER` change moves `secrets/<KEY>`), a stray copy of `.env`, a
+/// link to `/dev/zero` and a named pipe: it ends at once, names every one of them, and
+/// prints no secret value.
+#[test]
+fn build_check_never_prints_secrets_nor_reads_what_stack_did_not_write() {
+    let project = fixture("minimal");
+    project.append(
+        "STACK_SECRETS=DB_PASSWORD\n\
+         SERVICE_WEB_ENV_DB_PASSWORD=${DB_PASSWORD}\n\
+         SERVICE_WEB_SECRET_FILES=db=DB_PASSWORD\n",
+    );
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(&secrets, "DB_PASSWORD=hunter2-old\n").unwrap();
+    let bundle = project.build("dev", None);
+    project.stack().args(["build", "--check"]).assert().code(0);
+    let old_secret_files: Vec<String> = read_tree(&bundle.join("secrets")).into_keys().collect();
+    assert!(!old_secret_files.is_empty());
+    // The value changes, the secret file moves (the service now runs as a user).
+    fs::write(&secrets, "DB_PASSWORD=hunter2-new\n").unwrap();
+    project.append("SERVICE_WEB_USER=1000\n");
+    fs::copy(bundle.join(".env"), bundle.join(".env.bak")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", bundle.join("zero")).unwrap();
+    let fifo = std::ffi::CString::new(bundle.join("pipe").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let output = project
+        .stack()
+        .args(["build", "--check"])
+        .timeout(DEADLINE)
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("`.env` differs (secret, not shown)"),
+        "{stdout}"
+    );
+    for extra in [".env.bak", "zero", "pipe"] {
+        assert!(
+            stdout.contains(&format!(
+                "`{extra}`: extra, stack did not write it (not read)"
+            )),
+            "{extra}: {stdout}"
+        );
+    }
+    for old in old_secret_files {
+        assert!(
+            stdout.contains(&format!("`secrets/{old}`: stack no longer writes it")),
+            "{old}: {stdout}"
+        );
+    }
+    // A file without secrets is still shown as a diff.
+    assert!(stdout.contains("+++ b/docker-compose.yml"), "{stdout}");
+}
+
+/// `stack build` of a project whose `BUILD` context is the project itself warns, by name,
+/// about the secret files `docker compose build` would send, until `.dockerignore`
+/// excludes them.
+#[test]
+fn build_warns_about_a_context_that_would_send_secret_files() {
+    let project = fixture("minimal");
+    project.append("SERVICE_WEB_BUILD=.\n");
+    fs::write(project.path("stack.local.env"), "# API_TOKEN=hunter2\n").unwrap();
+    project.build("dev", None);
+    let output = project.stack().arg("build").output().unwrap();
+    assert!(output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(
+        stderr.contains("`.stack`") && stderr.contains("`stack.local.env`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    fs::write(
+        project.path(".dockerignore"),
+        ".stack/\nenvironments/*/secrets.env\nstack.local.env\nbackups/\n",
+    )
+    .unwrap();
+    let output = project.stack().arg("build").output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        !text(&output.stderr).contains("warning:"),
+        "{}",
+        text(&output.stderr)
+    );
+}

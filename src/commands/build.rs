@@ -27,6 +27,7 @@ pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         super::run_hook(context, &loaded.config, &hook)?;
     }
     let bundle = render::render(&loaded.config, &out)?;
+    warn_exposed_contexts(context, &loaded.config)?;
     let shown = display_path(&dir, &out);
     if args.check {
         let stale = diff(&bundle, &out)?;
@@ -72,4 +73,32 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
     Ok(crate::config::normalize_path(&cwd.join(path)))
+}
+
+/// Warn about a `BUILD` context that holds the project's secret files without its
+/// `.dockerignore` excluding them: stack leaves them out of what it builds, but
+/// `docker compose build` on the bundle would send them (names only, never contents).
+fn warn_exposed_contexts(context: &Context, config: &crate::config::Config) -> Result<()> {
+    for service in &config.services {
+        let Some(build) = &service.build else {
+            continue;
+        };
+        let exposed = crate::engine::context::exposed(&build.context, &config.project_dir)?;
+        if exposed.is_empty() {
+            continue;
+        }
+        let shown: Vec<String> = exposed.iter().map(|p| format!("`{p}`")).collect();
+        context.printer.warn(
+            &crate::error::Diagnostic::new(format!(
+                "service `{}`: its build context holds secret files its `.dockerignore` does not exclude: {}",
+                service.name,
+                shown.join(", ")
+            ))
+            .hint(
+                "stack leaves them out of the images it builds, but `docker compose build` would send them; \
+                 add them to the context's `.dockerignore`",
+            ),
+        );
+    }
+    Ok(())
 }

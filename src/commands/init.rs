@@ -14,6 +14,17 @@ use crate::fsio::write_file;
 
 const PROJECT_FILE: &str = crate::project::PROJECT_FILE;
 const GITIGNORE: &str = ".gitignore";
+const DOCKERIGNORE: &str = ".dockerignore";
+
+/// A new project's `.dockerignore` (written only when there is none): stack's secret
+/// files stay out of a build context of the project directory. `stack` leaves them out
+/// of the contexts it sends anyway; this covers `docker build` and `docker compose build`.
+const DOCKERIGNORE_TEXT: &str =
+    "# stack: rendered bundles, secrets, personal overrides and backups stay out of images\n\
+     .stack/\n\
+     environments/*/secrets.env\n\
+     stack.local.env\n\
+     backups/\n";
 
 const PRESET_NAMES: &[&str] = &[
     "postgres",
@@ -332,5 +343,6 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
                 .to_string(),
             0o644,
         ),
+        (DOCKERIGNORE, DOCKERIGNORE_TEXT.to_string(), 0o644),
     ]
 }

@@ -187,15 +187,34 @@ pub fn default_out(project_dir: &Path, env: &str) -> PathBuf {
     project_dir.join(".stack").join(env)
 }
 
+/// The largest desired state read back from a bundle.
+const MAX_DESIRED_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The desired state saved in a deployed bundle.
 pub fn read_desired(bundle: &Path) -> Result<Desired> {
     let path = bundle.join(crate::deploy::DESIRED_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let unreadable = |why: String| {
         Error::from(
-            Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
+            Diagnostic::new(format!("cannot read `{}`: {why}", path.display()))
                 .hint("point `--bundle` at a release directory written by `stack deploy`"),
         )
-    })?;
+    };
+    // A file of the bundle: a regular file (no link followed), of a bounded size.
+    let text = match crate::fsio::inspect(bundle, crate::deploy::DESIRED_FILE, MAX_DESIRED_BYTES)? {
+        crate::fsio::Found::File {
+            contents: Some(bytes),
+            ..
+        } => String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?,
+        crate::fsio::Found::File { size, .. } => {
+            return Err(unreadable(format!(
+                "it is {size} bytes; it may be at most {MAX_DESIRED_BYTES}"
+            )))
+        }
+        crate::fsio::Found::Missing => return Err(unreadable("it does not exist".into())),
+        crate::fsio::Found::Other(what) => {
+            return Err(unreadable(format!("it is {what}, not a regular file")))
+        }
+    };
     serde_json::from_str(&text).map_err(|e| {
         Diagnostic::new(format!(
             "`{}` is not a desired state this version of stack wrote: {e}",
@@ -285,49 +304,14 @@ pub fn check_services(config: &crate::config::Config, names: &[String]) -> Resul
     Ok(())
 }
 
-/// Files that differ between `bundle` and `dir`, each with a unified diff (secrets
-/// files are named, never shown).
+/// Files that differ between `bundle` and `dir`, each with what to print: a unified
+/// diff of a file without secrets; the others (secrets, files stack does not write) are
+/// named, never shown ([`crate::fsio::compare_bundle`]).
 pub fn diff(bundle: &Bundle, dir: &std::path::Path) -> Result<Vec<(String, String)>> {
-    let on_disk = crate::fsio::read_tree(dir)?;
-    let mut out = Vec::new();
-    for (path, file) in &bundle.files {
-        let old = on_disk.iter().find(|(p, _, _)| p == path);
-        let old_text = old.map(|(_, bytes, _)| String::from_utf8_lossy(bytes).into_owned());
-        let same_text = old_text.as_deref() == Some(file.contents.as_str());
-        let same_mode = old.is_some_and(|(_, _, mode)| *mode == file.mode);
-        if same_text && same_mode {
-            continue;
-        }
-        let text = if file.secret {
-            format!("secrets file `{path}` differs (contents not shown)\n")
-        } else if same_text {
-            format!(
-                "`{path}`: mode is {:o}, should be {:o}\n",
-                old.map(|o| o.2).unwrap_or(0),
-                file.mode
-            )
-        } else {
-            similar::TextDiff::from_lines(old_text.as_deref().unwrap_or(""), &file.contents)
-                .unified_diff()
-                .header(&format!("a/{path}"), &format!("b/{path}"))
-                .to_string()
-        };
-        out.push((path.clone(), text));
-    }
-    for (path, bytes, _) in &on_disk {
-        if !bundle.files.contains_key(path) {
-            let text = if path == crate::render::SECRETS_FILE {
-                format!("secrets file `{path}` should not exist\n")
-            } else {
-                similar::TextDiff::from_lines(String::from_utf8_lossy(bytes).as_ref(), "")
-                    .unified_diff()
-                    .header(&format!("a/{path}"), "/dev/null")
-                    .to_string()
-            };
-            out.push((path.clone(), text));
-        }
-    }
-    Ok(out)
+    Ok(crate::fsio::compare_bundle(bundle, dir)?
+        .into_iter()
+        .map(|stale| (stale.path, stale.text))
+        .collect())
 }
 
 /// Print findings; exit 1 when one failed.

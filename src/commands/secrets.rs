@@ -43,14 +43,15 @@ pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
     if missing.is_empty() {
         return Ok(missing);
     }
-    let mut text = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-            "# Secrets of environment `{env}`. Never commit this file; keep it mode 0600.\n"
-        )
-        .into_bytes(),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
+    let mut text =
+        match crate::fsio::read_bounded(&path, crate::project::syntax::MAX_FILE_BYTES as u64) {
+            Ok(bytes) => bytes,
+            Err(crate::fsio::ReadError::Missing) => format!(
+                "# Secrets of environment `{env}`. Never commit this file; keep it mode 0600.\n"
+            )
+            .into_bytes(),
+            Err(other) => return Err(other.into_error(&secrets_path(env), &path)),
+        };
     if !text.is_empty() && !text.ends_with(b"\n") {
         text.push(b'\n');
     }

@@ -229,15 +229,20 @@ fn public_key(server: &Server, args: &ServerSetupArgs) -> Result<Option<String>>
             .into())
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::from(
-            Diagnostic::new(format!(
-                "cannot read the public key `{}`: {e}",
-                path.display()
+    // A public key is one short line: a device, a pipe or a huge file is refused unread.
+    let text = match crate::fsio::read_bounded(&path, 64 * 1024) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(crate::fsio::ReadError::Other(e)) => {
+            return Err(Error::from(
+                Diagnostic::new(format!(
+                    "cannot read the public key `{}`: {e}",
+                    path.display()
+                ))
+                .hint("pass the public half (`~/.ssh/id_ed25519.pub`) with `--key`"),
             ))
-            .hint("pass the public half (`~/.ssh/id_ed25519.pub`) with `--key`"),
-        )
-    })?;
+        }
+        Err(other) => return Err(other.into_error(&path.display().to_string(), &path)),
+    };
     let line = text.trim();
     let kind = line.split_whitespace().next().unwrap_or_default();
     let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::model::{Config, EnvValue};
-use crate::error::{Diagnostic, Error, Result, Span};
+use crate::error::{Diagnostic, Error, Result};
 
 /// The contents of every `ENV_FILE` of `config`, by its path relative to the project.
 pub fn read(config: &Config) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -88,20 +88,13 @@ fn parse(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let span = || {
-            Some(Span {
-                source: source.clone(),
-                line: index as u32 + 1,
-                col: 1,
-                len: raw.chars().count().max(1) as u32,
-                line_text: Arc::from(raw),
-            })
-        };
+        // An env file is not stack's: a line of it may hold a value, so a problem is
+        // told by file, line and name, never by showing the line.
+        let at = format!("{source}:{}", index + 1);
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((name, value)) = line.split_once('=') else {
             errors.push(
-                Diagnostic::new(format!("`{source}`: a line without `=`"))
-                    .with_span(span())
+                Diagnostic::new(format!("{at}: a line without `=` (not shown)"))
                     .hint("write `NAME=value`, or start a comment with `#`"),
             );
             continue;
@@ -109,9 +102,10 @@ fn parse(
         let name = name.trim();
         if !super::attrs::env_name(name) {
             errors.push(
-                Diagnostic::new(format!("`{source}`: `{name}` is not a variable name"))
-                    .with_span(span())
-                    .hint("a name is anything but empty, `=`, blanks or control characters"),
+                Diagnostic::new(format!(
+                    "{at}: the text before `=` is not a variable name (not shown)"
+                ))
+                .hint("a name is anything but empty, `=`, blanks or control characters"),
             );
             continue;
         }
@@ -119,8 +113,7 @@ fn parse(
             // The line is not shown: it holds the value.
             errors.push(
                 Diagnostic::new(format!(
-                    "`{source}` line {}: `{name}` looks like a secret, and an env file's values are written into docker-compose.yml",
-                    index + 1
+                    "{at}: `{name}` looks like a secret, and an env file's values are written into docker-compose.yml"
                 ))
                 .hint(format!(
                     "move it to `environments/<env>/secrets.env`, list it in `STACK_SECRETS`, and pass it with `SERVICE_<NAME>_ENV_{name}=${{{name}}}`"
@@ -137,8 +130,10 @@ fn parse(
         };
         if value.chars().any(|c| c.is_control() && c != '\t') {
             errors.push(
-                Diagnostic::new(format!("`{source}`: `{name}` has a control character"))
-                    .with_span(span()),
+                Diagnostic::new(format!(
+                    "{at}: the value of `{name}` has a control character"
+                ))
+                .hint("write the value on one line, without control characters"),
             );
             continue;
         }
@@ -175,9 +170,24 @@ mod tests {
     fn bad_lines_and_secret_names_are_refused_with_their_line() {
         let errors = parse("web.env", b"OK=1\nno equals\nDB_PASSWORD=hunter2\n").unwrap_err();
         assert_eq!(errors.len(), 2);
-        assert_eq!(errors[0].span.as_ref().unwrap().line, 2);
-        assert!(errors[1].message.contains("line 3"));
+        assert!(errors[0].message.starts_with("web.env:2:"));
+        assert!(errors[1].message.contains("web.env:3:"));
         let shown = format!("{errors:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    /// Every kind of bad line: the file and line are named, the line's text never shown
+    /// (in the message, the hint or a caret display).
+    #[test]
+    fn a_bad_line_is_never_shown() {
+        let text = "OK=1\nhunter2-alone\nhunter2 x=1\nA=hunter2\u{7}\nB=1\n";
+        let errors = parse("web.env", text.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for (error, line) in errors.iter().zip([2, 3, 4]) {
+            let rendered = error.render();
+            assert!(!rendered.contains("hunter2"), "{rendered}");
+            assert!(rendered.contains(&format!("web.env:{line}:")), "{rendered}");
+        }
+        assert!(errors[2].message.contains("`A`"));
     }
 }

@@ -63,8 +63,8 @@ pub fn local_user() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
+    let host = crate::fsio::read_bounded(std::path::Path::new("/etc/hostname"), 4096)
+        .map(|h| String::from_utf8_lossy(&h).trim().to_string())
         .unwrap_or_default();
     let who = if host.is_empty() {
         user

@@ -160,7 +160,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Build an image from a context directory (a tar honouring `.dockerignore`). The
+    /// Build an image from a context directory (a tar honouring `.dockerignore`, without
+    /// stack's secret files whatever it says: a warning names those it had to hold back). The
     /// builder's lines are `progress` details; the context's upload and the base images'
     /// pulls show bytes, counted as `build_context` and `pulled`.
     pub async fn build(
@@ -170,7 +171,11 @@ impl Engine {
         build: &crate::model::BuildSpec,
         progress: &Progress,
     ) -> Result<()> {
-        let tar = bytes::Bytes::from(context::tar(&build.context)?);
+        let packed = context::tar(&build.context)?;
+        if !packed.withheld.is_empty() {
+            progress.warn(&context::withheld_warning(&build.context, &packed.withheld));
+        }
+        let tar = bytes::Bytes::from(packed.tar);
         let size = tar.len() as u64;
         progress.count("build_context", size);
         let meter = std::sync::Arc::new(ByteProgress::new(progress, service));

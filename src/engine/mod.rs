@@ -5,7 +5,7 @@
 
 pub mod attach;
 mod containers;
-mod context;
+pub mod context;
 pub mod converge;
 mod images;
 pub mod labels;

@@ -48,7 +48,7 @@ pub fn parse(text: &str) -> (Vec<Assignment>, Vec<Skipped>) {
         if key.is_empty() || key.contains(char::is_whitespace) {
             skipped.push(Skipped {
                 line: number,
-                reason: format!("`{key}` is not a variable name"),
+                reason: "the text before `=` is not a variable name (not shown)".into(),
             });
             continue;
         }

@@ -515,10 +515,18 @@ impl Secrets {
     /// Read a bundle's `.env` (missing: no secrets).
     pub fn read(bundle: &Path) -> crate::error::Result<Secrets> {
         let path = bundle.join(crate::render::SECRETS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => Secrets::parse(&path.display().to_string(), &bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
-            Err(e) => Err(crate::error::Error::io("read", &path, e)),
+        // Stack wrote it: a regular file (no link followed) of a bounded size.
+        let limit = crate::project::syntax::MAX_FILE_BYTES as u64;
+        match crate::fsio::inspect(bundle, crate::render::SECRETS_FILE, limit)? {
+            crate::fsio::Found::File {
+                contents: Some(bytes),
+                ..
+            } => Secrets::parse(&path.display().to_string(), &bytes),
+            crate::fsio::Found::Missing => Ok(Secrets::default()),
+            _ => Err(crate::error::Error::outside(format!(
+                "`{}` is not a secrets file stack wrote",
+                path.display()
+            ))),
         }
     }
 
