@@ -195,18 +195,7 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.stack(&["down", "--volumes"]);
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["rm", "-f", "-v", id]);
-        }
-        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
-        let out = docker(&["volume", "ls", "-q", "--filter", &filter]);
-        for volume in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["volume", "rm", "-f", volume]);
-        }
-        let volume = format!("{}_metrics-textfile", self.name);
-        let _ = docker(&["volume", "rm", "-f", &volume]);
+        common::remove_project(&self.name);
     }
 }
 

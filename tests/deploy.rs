@@ -508,16 +508,7 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["rm", "-f", "-v", id]);
-        }
-        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
-        let out = docker(&["volume", "ls", "-q", "--filter", &filter]);
-        for volume in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["volume", "rm", "-f", volume]);
-        }
+        common::remove_project(&self.name);
         // A deploy as root on a machine with `systemctl` installs the unit here.
         let _ = std::fs::remove_file(format!("/etc/systemd/system/{}.service", self.name));
     }

@@ -149,15 +149,8 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.stack(&["down", "--volumes"]);
-        // Belt and braces: anything the CLI left behind.
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
-        for network in ["default", "frontend", "backend"] {
-            let _ = docker(&["network", "rm", &format!("{}_{network}", self.name)]);
-        }
+        // Belt and braces: anything the CLI left behind, images included.
+        common::remove_project(&self.name);
     }
 }
 

@@ -169,12 +169,7 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.stack(&["down", "--volumes"]);
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in text(&out.stdout).split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
-        let _ = docker(&["network", "rm", &format!("{}_default", self.name)]);
+        common::remove_project(&self.name);
     }
 }
 

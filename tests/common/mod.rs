@@ -435,3 +435,57 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Remove everything a test project `name` left on the engine: its containers with their
+/// anonymous volumes, its networks (`<name>_*`), its volumes (labelled or `<name>_*`) and
+/// its images (`<name>-<service>:<tag>`: built and release images). Every suite's
+/// `Project` calls it when dropped, so a full run leaves nothing behind.
+pub fn remove_project(name: &str) {
+    let lines = |out: std::process::Output| -> Vec<String> {
+        text(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let label = format!("label=com.docker.compose.project={name}");
+    let containers = lines(docker(&["ps", "-aq", "--filter", &label]));
+    if !containers.is_empty() {
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(containers.iter().map(String::as_str));
+        let _ = docker(&args);
+    }
+    let prefix = format!("{name}_");
+    let networks: Vec<String> = lines(docker(&["network", "ls", "--format", "{{.Name}}"]))
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    for network in &networks {
+        let _ = docker(&["network", "rm", network]);
+    }
+    let mut volumes = lines(docker(&["volume", "ls", "-q", "--filter", &label]));
+    volumes.extend(
+        lines(docker(&["volume", "ls", "-q"]))
+            .into_iter()
+            .filter(|v| v.starts_with(&prefix)),
+    );
+    volumes.sort();
+    volumes.dedup();
+    if !volumes.is_empty() {
+        let mut args = vec!["volume", "rm", "-f"];
+        args.extend(volumes.iter().map(String::as_str));
+        let _ = docker(&args);
+    }
+    let reference = format!("reference={name}-*");
+    let images = lines(docker(&[
+        "images",
+        "--filter",
+        &reference,
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]));
+    if !images.is_empty() {
+        let mut args = vec!["rmi", "-f"];
+        args.extend(images.iter().map(String::as_str));
+        let _ = docker(&args);
+    }
+}
