@@ -86,14 +86,10 @@ pub fn from_sources(
     // An unset secret is reported as a missing secret, not as an empty interpolation.
     warnings.extend(
         resolved
-            .warnings
+            .unset
             .iter()
-            .filter(|w| {
-                !secret_names
-                    .iter()
-                    .any(|name| w.message.starts_with(&format!("`{name}`")))
-            })
-            .cloned(),
+            .filter(|u| !secret_names.contains(u.name.as_str()))
+            .map(|u| u.warning.clone()),
     );
     Ok(Loaded {
         sources,

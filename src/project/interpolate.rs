@@ -28,8 +28,15 @@ pub struct Resolved {
     pub settings: IndexMap<String, Setting>,
     /// Process environment variables that were read.
     pub env_refs: BTreeSet<String>,
-    /// Non-fatal findings (an unset variable substituted as empty).
-    pub warnings: Vec<Diagnostic>,
+    /// Variables that were not set and were substituted as empty, each with its warning.
+    pub unset: Vec<Unset>,
+}
+
+/// A variable interpolated while unset (as an empty string), and the warning that says so.
+#[derive(Debug, Clone)]
+pub struct Unset {
+    pub name: String,
+    pub warning: Diagnostic,
 }
 
 impl Resolved {
@@ -73,7 +80,7 @@ struct Resolver<'a, F> {
     done: BTreeMap<&'a str, (String, BTreeSet<String>)>,
     stack: Vec<&'a str>,
     env_refs: BTreeSet<String>,
-    warnings: Vec<Diagnostic>,
+    unset: Vec<Unset>,
     warned: BTreeSet<String>,
     /// Bytes produced so far, against [`MAX_TOTAL_BYTES`].
     produced: usize,
@@ -116,7 +123,7 @@ where
         done: BTreeMap::new(),
         stack: Vec::new(),
         env_refs: BTreeSet::new(),
-        warnings: Vec::new(),
+        unset: Vec::new(),
         warned: BTreeSet::new(),
         produced: 0,
         exhausted: false,
@@ -162,7 +169,7 @@ where
     Ok(Resolved {
         settings,
         env_refs: resolver.env_refs,
-        warnings: resolver.warnings,
+        unset: resolver.unset,
     })
 }
 
@@ -303,14 +310,15 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
                 }
                 None => {
                     if self.warned.insert(var.name.clone()) {
-                        self.warnings.push(
-                            Diagnostic::new(format!(
+                        self.unset.push(Unset {
+                            name: var.name.clone(),
+                            warning: Diagnostic::new(format!(
                                 "`{}` is not set; using an empty string",
                                 var.name
                             ))
                             .at(&var.span)
                             .hint(format!("set it, or write `${{{}:-default}}`", var.name)),
-                        );
+                        });
                     }
                     String::new()
                 }
