@@ -1549,3 +1549,62 @@ fn exec_form_health_check_runs_in_an_image_without_a_shell() {
     p.ok(&["down"]);
     let _ = docker(&["rmi", "-f", &image]);
 }
+
+/// The deploy's temporary registry answers only requests that log in with the deploy's
+/// password: no password or a wrong one gets 401 for the API root, the catalogue and a
+/// blob upload, so another account cannot pull the shipped layers or fill the disk.
+#[test]
+fn the_temporary_registry_refuses_requests_without_the_deploys_password() {
+    const REGISTRY: &str = "stack-test/registry:2";
+    common::require_engine(&[REGISTRY]);
+    let project = format!("t-regauth-{}", std::process::id());
+    let port = common::free_port();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let statuses = runtime.block_on(async {
+        let engine = stack::engine::Engine::connect().await.unwrap();
+        let registry = engine
+            .start_registry(&project, REGISTRY, (port, "t0ken", "the-deploys-password"))
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}/v2/");
+        let status = |request: reqwest::RequestBuilder| async move {
+            request.send().await.map(|r| r.status().as_u16()).ok()
+        };
+        // Wait until it serves the right password (it starts in the background).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = client
+                .get(&base)
+                .basic_auth("stack", Some("the-deploys-password"));
+            if status(ok).await == Some(200) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry never answered the right password"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let statuses = vec![
+            status(client.get(&base)).await,
+            status(client.get(&base).basic_auth("stack", Some("guess"))).await,
+            status(client.get(format!("{base}_catalog"))).await,
+            status(client.post(format!("{base}{project}/fill/blobs/uploads/"))).await,
+        ];
+        drop(registry);
+        statuses
+    });
+    let name = format!("name={project}-stack-registry");
+    common::eventually(
+        "the registry's container to remove itself",
+        Duration::from_secs(30),
+        || {
+            text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
+                .trim()
+                .is_empty()
+        },
+    );
+    let _ = docker(&["volume", "rm", "-f", &format!("{project}-stack-registry")]);
+    assert_eq!(statuses, vec![Some(401); 4]);
+}

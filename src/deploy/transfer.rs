@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use super::Remote;
-use crate::engine::registry::{Moved, TempRegistry};
+use crate::engine::registry::{login, Moved, TempRegistry};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::printer::{human, ByteProgress, Progress};
@@ -29,6 +29,8 @@ pub struct Shipper<'a> {
     project: String,
     /// What the registry answers with, so that an answer on its port is known to be its.
     token: String,
+    /// What every request to the registry must log in with (never shown, never stored).
+    password: String,
     /// A registry being started ahead of the first image that needs it.
     starting: Mutex<Option<tokio::task::JoinHandle<Result<Option<TempRegistry>>>>>,
     state: tokio::sync::Mutex<Option<Open>>,
@@ -52,12 +54,15 @@ impl<'a> Shipper<'a> {
     pub fn new(remote: &'a Remote, mode: Mode, registry_image: &str, project: &str) -> Self {
         let mut bytes = [0u8; 6];
         let _ = getrandom::fill(&mut bytes);
+        let mut secret = [0u8; 16];
+        let _ = getrandom::fill(&mut secret);
         Shipper {
             remote,
             mode,
             registry_image: registry_image.to_string(),
             project: project.to_string(),
             token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            password: secret.iter().map(|b| format!("{b:02x}")).collect(),
             starting: Mutex::new(None),
             state: tokio::sync::Mutex::new(None),
             moved: Mutex::new(Moved::default()),
@@ -75,11 +80,12 @@ impl<'a> Shipper<'a> {
         let server = server.clone();
         let (project, image) = (self.project.clone(), self.registry_image.clone());
         let (port, token) = (registry_port(&project, 0), self.token.clone());
+        let password = self.password.clone();
         let task = tokio::spawn(async move {
             for id in &images {
                 if server.image_id(id).await?.is_none() {
                     let registry = server
-                        .start_registry(&project, &image, (port, &token))
+                        .start_registry(&project, &image, (port, &token, &password))
                         .await?;
                     return Ok(Some(registry));
                 }
@@ -162,12 +168,16 @@ impl<'a> Shipper<'a> {
                 None => {
                     let port = registry_port(&self.project, attempt);
                     server
-                        .start_registry(&self.project, &self.registry_image, (port, &self.token))
+                        .start_registry(
+                            &self.project,
+                            &self.registry_image,
+                            (port, &self.token, &self.password),
+                        )
                         .await?
                 }
             };
             let local_port = self.forward(registry.port)?;
-            match wait_until_answers(local_port, &registry.token).await {
+            match wait_until_answers(local_port, (&registry.token, &registry.password)).await {
                 Ok(()) => {
                     return Ok(Open {
                         registry,
@@ -220,16 +230,18 @@ impl<'a> Shipper<'a> {
         let there = format!("127.0.0.1:{}/{path}", open.registry.port);
         local.tag(reference, &here).await?;
         let pushed = local
-            .push(&here, |done, total| {
+            .push(&here, &open.registry.password, |done, total| {
                 bytes.show("sending layer", done, total)
             })
             .await;
         let _ = local.untag(&here).await;
         pushed?;
         let pulled = server
-            .pull(&there, |done, total| {
-                bytes.show("server fetching", done, total)
-            })
+            .pull(
+                &there,
+                Some(login(&open.registry.password)),
+                |done, total| bytes.show("server fetching", done, total),
+            )
             .await?;
         server.tag(&there, reference).await?;
         let _ = server.untag(&there).await;
@@ -282,7 +294,10 @@ fn djb2(text: &str) -> u32 {
 
 /// Until the registry answers through the forward with `token` (bounded: 10 s). An
 /// answer without it is another program's on that port.
-async fn wait_until_answers(port: u16, token: &str) -> std::result::Result<(), Unreachable> {
+async fn wait_until_answers(
+    port: u16,
+    (token, password): (&str, &str),
+) -> std::result::Result<(), Unreachable> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(1))
         .build()
@@ -293,7 +308,10 @@ async fn wait_until_answers(port: u16, token: &str) -> std::result::Result<(), U
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut pause = std::time::Duration::from_millis(5);
     loop {
-        if let Ok(response) = client.get(&url).send().await {
+        let request = client
+            .get(&url)
+            .basic_auth(crate::engine::registry::REGISTRY_USER, Some(password));
+        if let Ok(response) = request.send().await {
             let ours = response
                 .headers()
                 .get(crate::engine::registry::TOKEN_HEADER)

@@ -91,7 +91,9 @@ impl Engine {
         progress.step(service, &format!("pulling `{image}`{where_}"));
         let bytes = ByteProgress::new(progress, service);
         let moved = self
-            .pull(image, |done, total| bytes.show("pulling", done, total))
+            .pull(image, None, |done, total| {
+                bytes.show("pulling", done, total)
+            })
             .await
             .map_err(|e| e.for_service(service))?;
         progress.count("pulled", moved.bytes);
@@ -100,10 +102,15 @@ impl Engine {
 
     /// Pull an image. `progress` gets (bytes downloaded, bytes of the layers seen so
     /// far) as they go; the result counts the compressed layers the engine lacked.
-    pub async fn pull(&self, reference: &str, progress: impl Fn(u64, u64)) -> Result<Moved> {
+    pub async fn pull(
+        &self,
+        reference: &str,
+        login: Option<bollard::auth::DockerCredentials>,
+        progress: impl Fn(u64, u64),
+    ) -> Result<Moved> {
         let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut skipped = 0;
-        self.pull_events(reference, |info| match info.status.as_deref() {
+        self.pull_events(reference, login, |info| match info.status.as_deref() {
             Some("Downloading") => {
                 if let Some(detail) = &info.progress_detail {
                     let id = info.id.clone().unwrap_or_default();
@@ -130,6 +137,7 @@ impl Engine {
     pub(super) async fn pull_events(
         &self,
         image: &str,
+        login: Option<bollard::auth::DockerCredentials>,
         mut event: impl FnMut(&bollard::models::CreateImageInfo),
     ) -> Result<()> {
         let (name, tag) = split_reference(image);
@@ -140,7 +148,7 @@ impl Engine {
                 ..Default::default()
             }),
             None,
-            None,
+            login,
         );
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| Error::Outside {

@@ -11,6 +11,11 @@
 //! connection dropped), stdin closes, `cat` returns, the registry is stopped and the
 //! container removes itself. It uses the host's network and listens on the server's
 //! loopback only.
+//!
+//! Every request must carry the deploy's credentials (htpasswd, user [`REGISTRY_USER`],
+//! a random password of this deploy, kept only in memory and in the bcrypt hash the
+//! registry checks): another account on the server, or on this machine through the
+//! forward, can neither pull the shipped layers nor push blobs to fill the disk.
 
 use std::collections::HashMap;
 
@@ -32,11 +37,16 @@ pub struct TempRegistry {
     /// The port it listens on, on the engine's loopback.
     pub port: u16,
     /// The value of its `X-Stack-Registry` header: an answer without it on `port` is
-    /// some other program's.
+    /// some other program's. Not a credential (the registry sends it to anyone).
     pub token: String,
+    /// The password every request must carry (user [`REGISTRY_USER`]).
+    pub password: String,
     /// Closing it (on drop) ends the registry.
     _stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
+
+/// The user of a temporary registry's htpasswd file.
+pub const REGISTRY_USER: &str = "stack";
 
 /// The header a temporary registry answers with, so that stack knows the answer on its
 /// port is its own registry's.
@@ -57,22 +67,30 @@ impl Engine {
     /// the volume `<project>-stack-registry`, shared by every deploy of the project. If
     /// `port` is taken the registry exits and the container with it; the caller sees an
     /// answer without its token, or none, and tries another port. Registries that an
-    /// earlier deploy left stopped are removed first.
+    /// earlier deploy left stopped are removed first. Every request must log in as
+    /// [`REGISTRY_USER`] with `password`.
     pub async fn start_registry(
         &self,
         project: &str,
         image: &str,
-        (port, token): (u16, &str),
+        (port, token, password): (u16, &str, &str),
     ) -> Result<TempRegistry> {
+        // A random 128-bit password: the lowest bcrypt cost is as strong as any.
+        let hash = bcrypt::hash(password, 4)
+            .map_err(|e| Error::outside(format!("cannot hash the registry's password: {e}")))?;
         self.remove_stale_registries(project).await?;
         if self.image_id(image).await?.is_none() {
-            self.pull(image, |_, _| {}).await?;
+            self.pull(image, None, |_, _| {}).await?;
         }
         // The registry ends when stdin closes (the deploy ended) or on its own (its port
         // was taken); either way the container stops and removes itself.
         // (A background list reads /dev/null unless told otherwise, hence fd 3.)
         // (A background list reads /dev/null unless told otherwise, hence fd 3.)
-        let script = "exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
+        // The htpasswd file is written private to the container's root before the
+        // registry starts reading it.
+        let script =
+            "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
+                      exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
                       (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid";
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -82,6 +100,10 @@ impl Engine {
                 format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
                 format!("REGISTRY_HTTP_HEADERS={{\"{TOKEN_HEADER}\": [\"{token}\"]}}"),
                 "REGISTRY_LOG_LEVEL=warn".into(),
+                "REGISTRY_AUTH=htpasswd".into(),
+                "REGISTRY_AUTH_HTPASSWD_REALM=stack".into(),
+                "REGISTRY_AUTH_HTPASSWD_PATH=/tmp/stack-htpasswd".into(),
+                format!("STACK_REGISTRY_HTPASSWD={REGISTRY_USER}:{hash}"),
             ]),
             open_stdin: Some(true),
             stdin_once: Some(true),
@@ -137,6 +159,7 @@ impl Engine {
             container: created.id,
             port,
             token: token.to_string(),
+            password: password.to_string(),
             _stdin: attached.input,
         })
     }
@@ -180,7 +203,12 @@ impl Engine {
     /// Push `reference` (`host:port/repo:tag`) to its registry. `progress` gets (bytes
     /// done, bytes of the layer being pushed) as they go. The counts are rough: the
     /// engine's push events do not say which layer they are about.
-    pub async fn push(&self, reference: &str, progress: impl Fn(u64, u64)) -> Result<Moved> {
+    pub async fn push(
+        &self,
+        reference: &str,
+        password: &str,
+        progress: impl Fn(u64, u64),
+    ) -> Result<Moved> {
         let (name, tag) = split_reference(reference);
         let mut stream = self.docker.push_image(
             name,
@@ -188,7 +216,7 @@ impl Engine {
                 tag: Some(tag.to_string()),
                 ..Default::default()
             }),
-            None,
+            Some(login(password)),
         );
         let mut moved = Moved::default();
         let mut last_total = 0u64;
@@ -217,5 +245,14 @@ impl Engine {
             }
         }
         Ok(moved)
+    }
+}
+
+/// The credentials of a temporary registry, as the engine's push and pull take them.
+pub fn login(password: &str) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(REGISTRY_USER.to_string()),
+        password: Some(password.to_string()),
+        ..Default::default()
     }
 }

@@ -489,3 +489,16 @@ pub fn remove_project(name: &str) {
         let _ = docker(&args);
     }
 }
+
+/// Wait until `check` holds, polling every 50 ms up to `limit`; fail the test saying
+/// what it waited for. The one way tests wait for a state (no sleep as synchronisation).
+pub fn eventually(what: &str, limit: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
