@@ -416,3 +416,20 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     }
     Ok(bytes)
 }
+
+/// Create the folders that hold private data (database dumps) 0700, before a container
+/// writes into them (the engine would create a missing bind source 0755, owned by root),
+/// and make an existing one 0700. Best effort: what cannot be done here (a file in the
+/// way, a folder of another owner) the backup step itself reports or repairs.
+pub fn private_dirs(desired: &crate::model::Desired, placement: &crate::model::Placement) {
+    use std::os::unix::fs::DirBuilderExt;
+    for source in desired.private_dirs() {
+        let dir = placement.resolve(source);
+        if fs::symlink_metadata(&dir).is_err() {
+            let _ = fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+        }
+        if fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        }
+    }
+}

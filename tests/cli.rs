@@ -390,6 +390,8 @@ fn init_then_build() {
     }
     let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
     assert!(gitignore.contains("secrets.env"), "{gitignore}");
+    // Dumps hold the whole database (BACKUP_TARGET defaults to ./backups).
+    assert!(gitignore.lines().any(|l| l == "backups/"), "{gitignore}");
     stack()
         .current_dir(temp.path())
         .arg("-C")
