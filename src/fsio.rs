@@ -31,15 +31,20 @@ pub fn write_bundle(bundle: &Bundle, dir: &Path) -> Result<()> {
         .prefix(&format!(".{name}.new-"))
         .tempdir_in(parent)
         .map_err(|e| Error::io("create a temporary directory in", parent, e))?;
+    // Folders first, parents before children, each created with its final mode: a
+    // folder of secrets is 0700 from its creation (see `Bundle::folders`).
+    for (path, mode) in bundle.folders() {
+        use std::os::unix::fs::DirBuilderExt;
+        let folder = staging.path().join(path);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&folder)
+            .map_err(|e| Error::io("create", &folder, e))?;
+        fs::set_permissions(&folder, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set the mode of", &folder, e))?;
+    }
     for (path, file) in &bundle.files {
         let target = staging.path().join(path);
-        if let Some(folder) = target.parent() {
-            fs::create_dir_all(folder).map_err(|e| Error::io("create", folder, e))?;
-            if file.secret {
-                fs::set_permissions(folder, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Error::io("set the mode of", folder, e))?;
-            }
-        }
         // The staging directory is new and private until the rename: a plain write is
         // enough, and skipping an fsync per file keeps `build` fast.
         write_plain(&target, file.contents.as_bytes(), file.mode)?;

@@ -2550,3 +2550,69 @@ fn a_dropped_connection_leaves_no_container_and_no_lock() {
     p.deploy(&["--set", "SERVICE_WEB_RELEASE=true"]);
     assert!(!p.lock_dir().exists(), "the next deploy left its lock");
 }
+
+/// The server unpacks a release under umask 077: the secrets, the `.env`, the desired
+/// state and the proxy's password hashes are the deploy user's alone (the hashes' folder
+/// 0700; the file itself stays readable for nginx's workers through their mount), and
+/// only what the containers' users read is open. The proxy still checks the password.
+#[test]
+fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
+    let sshd = Sshd::start();
+    let http = free_port();
+    let body = format!(
+        "STACK_PROXY=nginx\nSTACK_PROXY_IMAGE=stack-test/nginx:latest\n\
+         STACK_HTTP_PORT={http}\nSTACK_HTTPS_PORT={}\n\
+         STACK_SERVICES=web\nSTACK_SECRETS=APP_KEY,ADMIN_HASH\n{}\
+         SERVICE_WEB_ROUTE=web.localhost\nSERVICE_WEB_BASIC_AUTH=admin:ADMIN_HASH\n\
+         SERVICE_WEB_SECRET_FILES=app_key=APP_KEY\nSERVICE_WEB_ENV_APP_KEY=${{APP_KEY}}\n",
+        free_port(),
+        httpd_service("web")
+    );
+    let p = Project::new("private-release", &sshd, &body);
+    let hash = bcrypt::hash("open-sesame", 4).unwrap();
+    std::fs::write(
+        p.path().join("environments/staging/secrets.env"),
+        format!("APP_KEY=k3y-value-for-the-test\nADMIN_HASH='{hash}'\n"),
+    )
+    .unwrap();
+    p.deploy(&[]);
+    let id = p.current_release().unwrap();
+    let release = p.srv.join("releases").join(&id);
+    for (path, wanted) in [
+        (".env", 0o600),
+        ("desired.json", 0o600),
+        ("fastkey", 0o600),
+        ("secrets", 0o700),
+        ("secrets/APP_KEY", 0o400),
+        ("nginx/auth", 0o700),
+        ("nginx/auth/web", 0o644),
+        ("nginx", 0o755),
+        ("nginx/nginx.conf", 0o644),
+        ("docker-compose.yml", 0o644),
+        ("", 0o755),
+    ] {
+        assert_eq!(
+            mode(&release.join(path)),
+            wanted,
+            "`{path}` is {:o}",
+            mode(&release.join(path))
+        );
+    }
+    // nginx's workers still read the hash: the password opens the route, nothing else does.
+    let url = format!("http://127.0.0.1:{http}/health");
+    let code = |auth: &[&str]| {
+        let out = StdCommand::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: web.localhost"])
+            .args(auth)
+            .arg(&url)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || code(&["-u", "admin:open-sesame"]) == "200"),
+        "the password does not open the route: {}",
+        code(&["-u", "admin:open-sesame"])
+    );
+    assert_eq!(code(&[]), "401");
+}

@@ -533,35 +533,41 @@ impl Remote {
         switch: bool,
         fast_key: &str,
     ) -> Result<()> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(contents.len() as u64);
-            header.set_mode(mode);
-            header.set_mtime(0);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, path, contents)
-                .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
-        };
-        for (path, file) in &bundle.files {
-            add(path, file.contents.as_bytes(), file.mode)?;
-        }
         let desired_json = serde_json::to_vec(desired)
             .map_err(|e| Error::outside(format!("cannot serialise the desired state: {e}")))?;
-        add(DESIRED_FILE, &desired_json, 0o600)?;
-        add(FAST_KEY_FILE, fast_key.as_bytes(), 0o600)?;
-        let tar = builder
-            .into_inner()
-            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;
+        let tar = pack(bundle, &desired_json, fast_key)?;
         let dir = quote(&self.release_dir(id));
         let tmp = quote(&format!("{}.partial", self.release_dir(id)));
-        // tar keeps the modes of the archive: 0600 for `.env` and desired.json.
+        // Unpacked under umask 077 into a 0700 folder: nothing is readable by another
+        // account while it unpacks. tar then gives each entry the mode of the archive
+        // (0600 for `.env` and desired.json, 0700 for the folders of secrets, 0644 for
+        // what the containers' users read); the release folder opens last.
+        let private = desired
+            .private_dirs()
+            .into_iter()
+            .filter_map(|source| match source {
+                crate::model::HostPath::Project(rel) => Some(quote(&format!(
+                    "{}/{}",
+                    self.server.path,
+                    rel.display()
+                ))),
+                crate::model::HostPath::Host(path) => Some(quote(&path.display().to_string())),
+                crate::model::HostPath::Bundle(_) => None,
+            })
+            .collect::<Vec<_>>();
+        let private = if private.is_empty() {
+            String::new()
+        } else {
+            // The folders of database dumps: 0700, the deploy user's (see `private_dirs`).
+            format!(
+                "for d in {}; do {{ mkdir -p \"$d\" && chmod 700 \"$d\"; }} 2>/dev/null || true; done; ",
+                private.join(" ")
+            )
+        };
         let script = format!(
-            "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
+            "set -e; umask 077; rm -rf {tmp}; mkdir -m 700 -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
-             [ ! -d {tmp}/secrets ] || chmod 700 {tmp}/secrets; \
-             rm -rf {dir}; mv -T {tmp} {dir}{relink}",
+             {private}chmod 755 {tmp}; rm -rf {dir}; mv -T {tmp} {dir}{relink}",
             relink = if switch {
                 format!("; {}", self.relink("current", id))
             } else {
@@ -834,6 +840,44 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The tar archive of a release: its folders first, each with its mode (a folder of
+/// secrets 0700, see [`Bundle::folders`]), so tar creates none with the server's umask,
+/// then its files with their modes, the desired state and the fast key (0600).
+fn pack(bundle: &Bundle, desired_json: &[u8], fast_key: &str) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    // Folders first, with their modes (a folder of secrets is 0700), so tar creates
+    // none with the server's umask.
+    for (path, mode) in bundle.folders() {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("{path}/"), std::io::empty())
+            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;
+    }
+    let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, contents)
+            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
+    };
+    for (path, file) in &bundle.files {
+        add(path, file.contents.as_bytes(), file.mode)?;
+    }
+    add(DESIRED_FILE, desired_json, 0o600)?;
+    add(FAST_KEY_FILE, fast_key.as_bytes(), 0o600)?;
+    builder
+        .into_inner()
+        .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -846,6 +890,62 @@ mod tests {
             t.starts_with("20") && t.ends_with('Z') && t.contains('T'),
             "{t}"
         );
+    }
+
+    /// Unpacked as the server does (umask 077, `tar -x -p`), a release's folder of
+    /// secrets and of password hashes is 0700 and the rest keeps the archive's modes.
+    #[test]
+    fn a_packed_release_unpacks_with_private_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut bundle = Bundle::default();
+        for (path, mode, secret) in [
+            ("nginx/nginx.conf", 0o644, false),
+            ("nginx/auth/web", 0o644, true),
+            ("secrets/KEY", 0o400, true),
+            ("secrets/444/OTHER", 0o444, true),
+            (".env", 0o600, true),
+            ("docker-compose.yml", 0o644, false),
+        ] {
+            bundle.files.insert(
+                path.into(),
+                crate::render::BundleFile {
+                    contents: "x".into(),
+                    mode,
+                    secret,
+                },
+            );
+        }
+        let tar = pack(&bundle, b"{}", "key").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "umask 077; tar -x -p -f - -C \"$0\"", &dir.path().display().to_string()])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &tar).unwrap();
+        assert!(child.wait().unwrap().success());
+        let mode = |path: &str| {
+            std::fs::metadata(dir.path().join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        for (path, wanted) in [
+            ("nginx", 0o755),
+            ("nginx/nginx.conf", 0o644),
+            ("nginx/auth", 0o700),
+            ("nginx/auth/web", 0o644),
+            ("secrets", 0o700),
+            ("secrets/444", 0o700),
+            ("secrets/KEY", 0o400),
+            (".env", 0o600),
+            (DESIRED_FILE, 0o600),
+            (FAST_KEY_FILE, 0o600),
+            ("docker-compose.yml", 0o644),
+        ] {
+            assert_eq!(mode(path), wanted, "`{path}` is {:o}", mode(path));
+        }
     }
 
     #[test]
