@@ -431,7 +431,10 @@ pub fn private_dirs(desired: &crate::model::Desired, placement: &crate::model::P
     for source in desired.private_dirs() {
         let dir = placement.resolve(source);
         if fs::symlink_metadata(&dir).is_err() {
-            let _ = fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+            let _ = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir);
         }
         if fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
             let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));

@@ -437,13 +437,13 @@ fn dumps_their_manifests_and_their_folder_are_private() {
     let project = Project::new("private", "");
     // As an older stack left it: an open folder with an open dump in it.
     std::fs::create_dir_all(project.backups()).unwrap();
-    std::fs::set_permissions(project.backups(), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(project.backups(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let old = project.backups().join("dump-2020-01-01T000000Z.dump");
     std::fs::write(&old, b"old").unwrap();
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
     project.start();
-    project.sql("CREATE TABLE secrets_of_the_app (n int); INSERT INTO secrets_of_the_app VALUES (1)");
+    project
+        .sql("CREATE TABLE secrets_of_the_app (n int); INSERT INTO secrets_of_the_app VALUES (1)");
     let dump = written(&project.ok(&["backup", "run"]));
     project.ok(&["backup", "verify", &dump]);
     let backups = project.backups();
