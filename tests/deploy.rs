@@ -2602,7 +2602,15 @@ fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
     let url = format!("http://127.0.0.1:{http}/health");
     let code = |auth: &[&str]| {
         let out = StdCommand::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: web.localhost"])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Host: web.localhost",
+            ])
             .args(auth)
             .arg(&url)
             .output()
@@ -2610,9 +2618,106 @@ fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
         text(&out.stdout)
     };
     assert!(
-        eventually(Duration::from_secs(20), || code(&["-u", "admin:open-sesame"]) == "200"),
+        eventually(Duration::from_secs(20), || code(&[
+            "-u",
+            "admin:open-sesame"
+        ]) == "200"),
         "the password does not open the route: {}",
         code(&["-u", "admin:open-sesame"])
     );
     assert_eq!(code(&[]), "401");
+}
+
+/// Every path that takes the server's lock writes its owner with it: a lock never exists
+/// without its owner file (watched here while a deploy that changes nothing holds it).
+/// A lock without an owner file (left by an older stack) is held all the same: a deploy
+/// says so, and `lock release` frees it. The audit log records who the server saw.
+#[test]
+fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sshd = Sshd::start();
+    let p = Project::new("lock-owner", &sshd, &one_service());
+    p.deploy(&[]);
+
+    // Watch the lock during a deploy that changes nothing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let lock = p.lock_dir();
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut seen, mut ownerless) = (false, false);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(meta) = std::fs::metadata(&lock) {
+                    seen = true;
+                    if !lock.join("info").exists() {
+                        // A lock being removed loses its file first: look again.
+                        std::thread::sleep(Duration::from_millis(30));
+                        let same = std::fs::metadata(&lock).is_ok_and(|m| m.ino() == meta.ino());
+                        ownerless |= same && !lock.join("info").exists();
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            (seen, ownerless)
+        })
+    };
+    let out = p.deploy(&[]);
+    stop.store(true, Ordering::Relaxed);
+    let (seen, ownerless) = watcher.join().unwrap();
+    assert!(
+        text(&out.stderr).contains("nothing changed"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(seen, "the watcher never saw the lock");
+    assert!(
+        !ownerless,
+        "the no-change deploy held a lock without its owner file"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&p.srv)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Beside the deployer's own name, the account and address the server saw.
+    let audit = p.audit_log();
+    let last = audit.lines().last().unwrap();
+    assert!(last.contains("(ssh: root from 127.0.0.1)"), "{audit}");
+    assert!(last.ends_with("ok: unchanged"), "{audit}");
+    let out = p.ok(&["audit", "staging", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = json["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["ssh"], "root from 127.0.0.1", "{json}");
+    assert!(!entry["user"].as_str().unwrap().contains("ssh"), "{json}");
+
+    // A lock without its owner file, as an older stack killed between its two steps left it.
+    std::fs::create_dir(p.lock_dir()).unwrap();
+    let out = p.deploy_any(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        text(&out.stderr).contains("no owner file") && text(&out.stderr).contains("lock release"),
+        "{}",
+        all_output(&out)
+    );
+    let out = p.ok(&["lock", "release", "staging"]);
+    assert!(
+        all_output(&out).contains("freed the lock") && all_output(&out).contains("no owner file"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !p.lock_dir().exists(),
+        "`lock release` left the ownerless lock"
+    );
+    assert!(
+        p.audit_log().lines().last().is_some_and(
+            |l| l.contains("\tlock-release\t") && l.contains("(ssh: root from 127.0.0.1)")
+        ),
+        "{}",
+        p.audit_log()
+    );
+    p.deploy(&[]);
 }

@@ -30,6 +30,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "STACK_IMAGE_TRANSFER",
     "STACK_SWARM_PUBLISH",
     "STACK_REGISTRY_IMAGE",
+    "STACK_PROTECTED",
 ];
 
 /// Keys of `environments/<env>/server.env` (SPEC §1.6).

@@ -76,6 +76,24 @@ pub fn local_user() -> String {
         .collect()
 }
 
+/// Shell: take the lock `$root/lock` with its owner file `info` (the text in `$info`)
+/// in one step: the folder is filled under a temporary name and renamed into place, so a
+/// lock never exists without its owner, whenever the shell is killed. Succeeds when taken.
+const TAKE_LOCK: &str = "{ t=\"$root/.lock.new.$$\"; rm -rf \"$t\"; \
+     mkdir \"$t\" && printf '%s' \"$info\" > \"$t/info\" && [ ! -e \"$root/lock\" ] \
+     && mv -T \"$t\" \"$root/lock\" 2>/dev/null || { rm -rf \"$t\"; false; }; }";
+
+/// What `stack lock release` and a waiting deploy say of a lock without its owner file
+/// (taken by an older stack that was killed between the two steps).
+const NO_OWNER: &str = "owner=unknown (the lock has no owner file)";
+
+/// Shell: append the audit lines on stdin to `$root/audit.log`, each with the identity
+/// the server sees (its account, and the address the SSH connection came from) beside
+/// the deployer's own `$USER`, which is only what the deployer's machine says.
+const AUDIT_APPEND: &str = "{ c=\"${SSH_CLIENT:-local}\"; \
+     awk -v who=\"$(id -un 2>/dev/null || echo unknown) from ${c%% *}\" \
+     'BEGIN { FS = OFS = \"\\t\" } { $2 = $2 \" (ssh: \" who \")\"; print }' >> \"$root/audit.log\"; }";
+
 /// UTC time as `YYYYMMDDTHHMMSSZ`, from the system clock (no time crate needed).
 pub fn timestamp() -> String {
     timestamp_of(
@@ -309,7 +327,7 @@ impl Remote {
              docker ps -aq --filter label={label}={token} 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1; \
              if grep -qx leash={token} \"$root/lock/info\" 2>/dev/null; then \
                rel=$(sed -n 's/^release=//p' \"$root/lock/info\"); \
-               printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} >> \"$root/audit.log\"; \
+               printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} | {AUDIT_APPEND}; \
                rm -rf \"$root/lock\"; \
              fi",
             root = quote(&self.server.path),
@@ -359,21 +377,21 @@ impl Remote {
             "root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
              free=$(df -Pk \"$p\" | awk 'NR==2 {{print $4}}'); \
              if [ \"$free\" -lt {min_kb} ]; then echo \"nospace $free\"; exit 0; fi; \
-             mkdir -p \"$root\" || exit 1; \
-             if mkdir \"$root/lock\" 2>/dev/null; then cat > \"$root/lock/info\"; echo locked; \
-             else echo held; tr '\\n' ' ' < \"$root/lock/info\"; echo; fi; \
+             mkdir -p \"$root\" || exit 1; info={info}; \
+             if {TAKE_LOCK}; then echo locked; \
+             else echo held; tr '\\n' ' ' 2>/dev/null < \"$root/lock/info\" || printf '%s' {no_owner}; echo; fi; \
              echo \"current=$(readlink \"$root/last-good\" 2>/dev/null || readlink \"$root/current\" 2>/dev/null)\"",
             root = quote(&self.server.path),
+            info = quote(&info),
+            no_owner = quote(NO_OWNER),
             min_kb = min_free_mb * 1024
         );
         let deadline = Instant::now() + wait;
         let mut told = false;
         loop {
-            let out = self.session.check(
-                "check the server and take the lock",
-                &script,
-                Some(info.as_bytes()),
-            )?;
+            let out = self
+                .session
+                .check("check the server and take the lock", &script, None)?;
             let mut lines = out.lines();
             match lines.next().unwrap_or_default() {
                 "locked" => {
@@ -448,7 +466,7 @@ impl Remote {
             String::new()
         };
         let script = format!(
-            "root={root}; {mark}{prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
+            "root={root}; {mark}{prune}{AUDIT_APPEND}; rm -rf \"$root/lock\"",
             root = quote(&self.server.path),
         );
         let output = self.session.check(
@@ -465,15 +483,23 @@ impl Remote {
 
     /// Who holds the lock, as one line; `None` when it is free.
     pub fn lock_holder(&self) -> Result<Option<String>> {
-        let output = self
-            .session
-            .run(&format!("cat {}/info", self.path("lock")), None)?;
-        if !output.status.success() {
+        // A lock without its owner file is held all the same (every deploy says so).
+        let text = self.session.check(
+            "read the lock",
+            &format!(
+                "lock={lock}; if [ -e \"$lock\" ] || [ -L \"$lock\" ]; then echo held; \
+                 cat \"$lock/info\" 2>/dev/null || echo {no_owner}; else echo free; fi",
+                lock = self.path("lock"),
+                no_owner = quote(NO_OWNER),
+            ),
+            None,
+        )?;
+        let mut lines = text.lines();
+        if lines.next() != Some("held") {
             return Ok(None);
         }
-        let text = String::from_utf8_lossy(&output.stdout);
         Ok(Some(
-            text.lines()
+            lines
                 .filter(|l| !l.trim().is_empty())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -505,16 +531,23 @@ impl Remote {
             local_user(),
             self.env
         );
+        let info = format!(
+            "owner={}\ntime={}\nrelease=-\nenv={}\nmessage=a deploy that may change nothing, checking\n",
+            local_user(),
+            timestamp(),
+            self.env
+        );
         let script = format!(
-            "root={root}; \
-             mkdir \"$root/lock\" 2>/dev/null || {{ echo held; exit 0; }}; \
+            "root={root}; info={info}; \
+             {TAKE_LOCK} || {{ echo held; exit 0; }}; \
              trap 'rm -rf \"$root/lock\"' EXIT; \
              cur=$(readlink \"$root/current\" 2>/dev/null); \
              [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ echo changed; exit 0; }}; \
              {{ read -r key && [ \"$key\" = {key} ] && echo same && cat; }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null || {{ echo changed; exit 0; }}; \
              echo end; read -r verdict; [ \"$verdict\" = ok ] || exit 0; \
-             printf '%s' {line} >> \"$root/audit.log\" && echo \"unchanged ${{cur##*/}}\"",
+             printf '%s' {line} | {AUDIT_APPEND} && echo \"unchanged ${{cur##*/}}\"",
             root = quote(&self.server.path),
+            info = quote(&info),
             key = quote(&check.key),
             line = quote(&line),
         );
@@ -546,11 +579,9 @@ impl Remote {
             .private_dirs()
             .into_iter()
             .filter_map(|source| match source {
-                crate::model::HostPath::Project(rel) => Some(quote(&format!(
-                    "{}/{}",
-                    self.server.path,
-                    rel.display()
-                ))),
+                crate::model::HostPath::Project(rel) => {
+                    Some(quote(&format!("{}/{}", self.server.path, rel.display())))
+                }
                 crate::model::HostPath::Host(path) => Some(quote(&path.display().to_string())),
                 crate::model::HostPath::Bundle(_) => None,
             })
@@ -712,9 +743,8 @@ impl Remote {
             result.replace(['\n', '\t'], " ")
         );
         let script = format!(
-            "mkdir -p {root} && cat >> {log}",
+            "root={root}; mkdir -p \"$root\" && {AUDIT_APPEND}",
             root = quote(&self.server.path),
-            log = self.path("audit.log")
         );
         self.session
             .check("append to the audit log", &script, Some(line.as_bytes()))
@@ -918,7 +948,11 @@ mod tests {
         let tar = pack(&bundle, b"{}", "key").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "umask 077; tar -x -p -f - -C \"$0\"", &dir.path().display().to_string()])
+            .args([
+                "-c",
+                "umask 077; tar -x -p -f - -C \"$0\"",
+                &dir.path().display().to_string(),
+            ])
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
