@@ -2653,7 +2653,7 @@ fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
                     seen = true;
                     if !lock.join("info").exists() {
                         // A lock being removed loses its file first: look again.
-                        std::thread::sleep(Duration::from_millis(30));
+                        std::thread::sleep(Duration::from_millis(3));
                         let same = std::fs::metadata(&lock).is_ok_and(|m| m.ino() == meta.ino());
                         ownerless |= same && !lock.join("info").exists();
                     }
