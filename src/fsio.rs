@@ -441,3 +441,47 @@ pub fn private_dirs(desired: &crate::model::Desired, placement: &crate::model::P
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::BundleFile;
+
+    /// A folder that holds only secrets is 0700 however deep its files are (a service
+    /// that runs as another user has its secrets under `secrets/444/`); the others 0755.
+    #[test]
+    fn folders_of_secrets_are_private() {
+        let mut bundle = Bundle::default();
+        for (path, mode, secret) in [
+            ("secrets/444/KEY", 0o444, true),
+            ("nginx/auth/web", 0o644, true),
+            ("nginx/nginx.conf", 0o644, false),
+            (".env", 0o600, true),
+        ] {
+            bundle.files.insert(
+                path.into(),
+                BundleFile {
+                    contents: "x".into(),
+                    mode,
+                    secret,
+                },
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("bundle");
+        write_bundle(&bundle, &out).unwrap();
+        let mode = |path: &str| fs::metadata(out.join(path)).unwrap().permissions().mode() & 0o777;
+        for (path, wanted) in [
+            ("secrets", 0o700),
+            ("secrets/444", 0o700),
+            ("secrets/444/KEY", 0o444),
+            ("nginx", 0o755),
+            ("nginx/auth", 0o700),
+            ("nginx/auth/web", 0o644),
+            (".env", 0o600),
+            ("", 0o755),
+        ] {
+            assert_eq!(mode(path), wanted, "`{path}` is {:o}", mode(path));
+        }
+    }
+}
