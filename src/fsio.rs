@@ -31,15 +31,20 @@ pub fn write_bundle(bundle: &Bundle, dir: &Path) -> Result<()> {
         .prefix(&format!(".{name}.new-"))
         .tempdir_in(parent)
         .map_err(|e| Error::io("create a temporary directory in", parent, e))?;
+    // Folders first, parents before children, each created with its final mode: a
+    // folder of secrets is 0700 from its creation (see `Bundle::folders`).
+    for (path, mode) in bundle.folders() {
+        use std::os::unix::fs::DirBuilderExt;
+        let folder = staging.path().join(path);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&folder)
+            .map_err(|e| Error::io("create", &folder, e))?;
+        fs::set_permissions(&folder, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set the mode of", &folder, e))?;
+    }
     for (path, file) in &bundle.files {
         let target = staging.path().join(path);
-        if let Some(folder) = target.parent() {
-            fs::create_dir_all(folder).map_err(|e| Error::io("create", folder, e))?;
-            if file.secret {
-                fs::set_permissions(folder, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Error::io("set the mode of", folder, e))?;
-            }
-        }
         // The staging directory is new and private until the rename: a plain write is
         // enough, and skipping an fsync per file keeps `build` fast.
         write_plain(&target, file.contents.as_bytes(), file.mode)?;
@@ -568,6 +573,26 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// Create the folders that hold private data (database dumps) 0700, before a container
+/// writes into them (the engine would create a missing bind source 0755, owned by root),
+/// and make an existing one 0700. Best effort: what cannot be done here (a file in the
+/// way, a folder of another owner) the backup step itself reports or repairs.
+pub fn private_dirs(desired: &crate::model::Desired, placement: &crate::model::Placement) {
+    use std::os::unix::fs::DirBuilderExt;
+    for source in desired.private_dirs() {
+        let dir = placement.resolve(source);
+        if fs::symlink_metadata(&dir).is_err() {
+            let _ = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir);
+        }
+        if fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,5 +729,43 @@ mod tests {
         assert!(crate::model::Secrets::read(dir.path()).is_err());
         let error = crate::commands::read_desired(dir.path()).unwrap_err();
         assert!(error.to_string().contains("symbolic link"), "{error}");
+    }
+
+    /// A folder that holds only secrets is 0700 however deep its files are (a service
+    /// that runs as another user has its secrets under `secrets/444/`); the others 0755.
+    #[test]
+    fn folders_of_secrets_are_private() {
+        let mut bundle = Bundle::default();
+        for (path, mode, secret) in [
+            ("secrets/444/KEY", 0o444, true),
+            ("nginx/auth/web", 0o644, true),
+            ("nginx/nginx.conf", 0o644, false),
+            (".env", 0o600, true),
+        ] {
+            bundle.files.insert(
+                path.into(),
+                BundleFile {
+                    contents: "x".into(),
+                    mode,
+                    secret,
+                },
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("bundle");
+        write_bundle(&bundle, &out).unwrap();
+        let mode = |path: &str| fs::metadata(out.join(path)).unwrap().permissions().mode() & 0o777;
+        for (path, wanted) in [
+            ("secrets", 0o700),
+            ("secrets/444", 0o700),
+            ("secrets/444/KEY", 0o444),
+            ("nginx", 0o755),
+            ("nginx/auth", 0o700),
+            ("nginx/auth/web", 0o644),
+            (".env", 0o600),
+            ("", 0o755),
+        ] {
+            assert_eq!(mode(path), wanted, "`{path}` is {:o}", mode(path));
+        }
     }
 }

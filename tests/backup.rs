@@ -417,6 +417,41 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     assert!(said.contains("public.t 20002 20001"), "{said}");
 }
 
+/// Dumps hold the whole database: the dump, its manifest and verification record and
+/// the folder are the owner's alone, a folder made 0755 by an older stack (or by the
+/// engine) included, and so is what was already in it.
+#[test]
+fn dumps_their_manifests_and_their_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new("private", "");
+    // As an older stack left it: an open folder with an open dump in it.
+    std::fs::create_dir_all(project.backups()).unwrap();
+    std::fs::set_permissions(project.backups(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = project.backups().join("dump-2020-01-01T000000Z.dump");
+    std::fs::write(&old, b"old").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    project.start();
+    project
+        .sql("CREATE TABLE secrets_of_the_app (n int); INSERT INTO secrets_of_the_app VALUES (1)");
+    let dump = written(&project.ok(&["backup", "run"]));
+    project.ok(&["backup", "verify", &dump]);
+    let backups = project.backups();
+    assert_eq!(common::mode(&backups), 0o700, "the folder of the dumps");
+    for file in [
+        dump.clone(),
+        format!("{dump}.manifest.json"),
+        format!("{dump}.verify"),
+        "dump-2020-01-01T000000Z.dump".to_string(),
+    ] {
+        assert_eq!(common::mode(&backups.join(&file)), 0o600, "{file}");
+    }
+    assert!(
+        !project.files().iter().any(|f| f.starts_with('.')),
+        "{:?}",
+        project.files()
+    );
+}
+
 /// The names to keep, computed here from the rule: the newest of each of the last
 /// `days` days that have dumps, and of each of the last `months` months.
 fn expected_keep(names: &[String], days: usize, months: usize) -> BTreeSet<String> {

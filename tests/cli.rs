@@ -424,6 +424,8 @@ fn init_then_build() {
     }
     let gitignore = fs::read_to_string(dir.join(".gitignore")).unwrap();
     assert!(gitignore.contains("secrets.env"), "{gitignore}");
+    // Dumps hold the whole database (BACKUP_TARGET defaults to ./backups).
+    assert!(gitignore.lines().any(|l| l == "backups/"), "{gitignore}");
     stack()
         .current_dir(temp.path())
         .arg("-C")
@@ -696,4 +698,69 @@ fn a_bad_lock_wait_is_refused_by_the_argument_parser() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains("is not a duration"), "{stderr}");
     }
+}
+
+/// The production gate is a setting: a deploy of an environment with
+/// `STACK_PROTECTED=true` must pass the production audit before anything connects;
+/// `prod` is protected unless it says `STACK_PROTECTED=false`.
+#[test]
+fn a_protected_environment_must_pass_the_audit_before_a_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    };
+    // `STACK_TLS=off` fails the audit of a protected environment.
+    write(
+        "stack.env",
+        "STACK_PROJECT=gate\nSTACK_PROXY=none\nSTACK_TLS=off\nSTACK_DOMAIN=gate.example.com\n\
+         STACK_SERVICES=web\nSERVICE_WEB_IMAGE=nginx:1.27.3\n",
+    );
+    // Port 1 refuses at once: a deploy that passes the gate fails connecting.
+    for env in ["staging", "production", "prod"] {
+        write(
+            &format!("environments/{env}/server.env"),
+            "SERVER_HOST=127.0.0.1\nSERVER_PORT=1\nSERVER_PATH=/tmp/stack-gate-test\n",
+        );
+    }
+    write(
+        "environments/production/stack.env",
+        "STACK_PROTECTED=true\n",
+    );
+    let deploy = |env: &str, extra: &[&str]| {
+        let out = stack()
+            .current_dir(dir.path())
+            .env("STACK_SSH_CONFIG", "/dev/null")
+            .args(["deploy", env, "--allow-dirty"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    for env in ["production", "prod"] {
+        let (code, said) = deploy(env, &[]);
+        assert_eq!(code, Some(1), "{env}: {said}");
+        assert!(
+            said.contains("is protected (`STACK_PROTECTED`)") && said.contains("STACK_TLS=off"),
+            "{env}: {said}"
+        );
+        // `--force` passes the gate (and then cannot connect).
+        let (_, said) = deploy(env, &["--force"]);
+        assert!(!said.contains("protected"), "{env}: {said}");
+    }
+    // Not protected: no audit, the deploy goes on (and cannot connect).
+    let (_, said) = deploy("staging", &[]);
+    assert!(!said.contains("protected"), "{said}");
+    write("environments/prod/stack.env", "STACK_PROTECTED=false\n");
+    let (_, said) = deploy("prod", &[]);
+    assert!(!said.contains("protected"), "{said}");
+    // A value that is no boolean is bad input.
+    write("environments/staging/stack.env", "STACK_PROTECTED=maybe\n");
+    let (code, said) = deploy("staging", &[]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("STACK_PROTECTED"), "{said}");
 }

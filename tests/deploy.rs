@@ -2541,3 +2541,174 @@ fn a_dropped_connection_leaves_no_container_and_no_lock() {
     p.deploy(&["--set", "SERVICE_WEB_RELEASE=true"]);
     assert!(!p.lock_dir().exists(), "the next deploy left its lock");
 }
+
+/// The server unpacks a release under umask 077: the secrets, the `.env`, the desired
+/// state and the proxy's password hashes are the deploy user's alone (the hashes' folder
+/// 0700; the file itself stays readable for nginx's workers through their mount), and
+/// only what the containers' users read is open. The proxy still checks the password.
+#[test]
+fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
+    let sshd = Sshd::start();
+    let http = free_port();
+    let body = format!(
+        "STACK_PROXY=nginx\nSTACK_PROXY_IMAGE=stack-test/nginx:latest\n\
+         STACK_HTTP_PORT={http}\nSTACK_HTTPS_PORT={}\n\
+         STACK_SERVICES=web\nSTACK_SECRETS=APP_KEY,ADMIN_HASH\n{}\
+         SERVICE_WEB_ROUTE=web.localhost\nSERVICE_WEB_BASIC_AUTH=admin:ADMIN_HASH\n\
+         SERVICE_WEB_SECRET_FILES=app_key=APP_KEY\nSERVICE_WEB_ENV_APP_KEY=${{APP_KEY}}\n",
+        free_port(),
+        httpd_service("web")
+    );
+    let p = Project::new("private-release", &sshd, &body);
+    let hash = bcrypt::hash("open-sesame", 4).unwrap();
+    std::fs::write(
+        p.path().join("environments/staging/secrets.env"),
+        format!("APP_KEY=k3y-value-for-the-test\nADMIN_HASH='{hash}'\n"),
+    )
+    .unwrap();
+    p.deploy(&[]);
+    let id = p.current_release().unwrap();
+    let release = p.srv.join("releases").join(&id);
+    for (path, wanted) in [
+        (".env", 0o600),
+        ("desired.json", 0o600),
+        ("fastkey", 0o600),
+        ("secrets", 0o700),
+        ("secrets/APP_KEY", 0o400),
+        ("nginx/auth", 0o700),
+        ("nginx/auth/web", 0o644),
+        ("nginx", 0o755),
+        ("nginx/nginx.conf", 0o644),
+        ("docker-compose.yml", 0o644),
+        ("", 0o755),
+    ] {
+        assert_eq!(
+            mode(&release.join(path)),
+            wanted,
+            "`{path}` is {:o}",
+            mode(&release.join(path))
+        );
+    }
+    // nginx's workers still read the hash: the password opens the route, nothing else does.
+    let url = format!("http://127.0.0.1:{http}/health");
+    let code = |auth: &[&str]| {
+        let out = StdCommand::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Host: web.localhost",
+            ])
+            .args(auth)
+            .arg(&url)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || code(&[
+            "-u",
+            "admin:open-sesame"
+        ]) == "200"),
+        "the password does not open the route: {}",
+        code(&["-u", "admin:open-sesame"])
+    );
+    assert_eq!(code(&[]), "401");
+}
+
+/// Every path that takes the server's lock writes its owner with it: a lock never exists
+/// without its owner file (watched here while a deploy that changes nothing holds it).
+/// A lock without an owner file (left by an older stack) is held all the same: a deploy
+/// says so, and `lock release` frees it. The audit log records who the server saw.
+#[test]
+fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sshd = Sshd::start();
+    let p = Project::new("lock-owner", &sshd, &one_service());
+    p.deploy(&[]);
+
+    // Watch the lock during a deploy that changes nothing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let lock = p.lock_dir();
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut seen, mut ownerless) = (false, false);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(meta) = std::fs::metadata(&lock) {
+                    seen = true;
+                    if !lock.join("info").exists() {
+                        // A lock being removed loses its file first: look again.
+                        std::thread::sleep(Duration::from_millis(3));
+                        let same = std::fs::metadata(&lock).is_ok_and(|m| m.ino() == meta.ino());
+                        ownerless |= same && !lock.join("info").exists();
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            (seen, ownerless)
+        })
+    };
+    let out = p.deploy(&[]);
+    stop.store(true, Ordering::Relaxed);
+    let (seen, ownerless) = watcher.join().unwrap();
+    assert!(
+        text(&out.stderr).contains("nothing changed"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(seen, "the watcher never saw the lock");
+    assert!(
+        !ownerless,
+        "the no-change deploy held a lock without its owner file"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&p.srv)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Beside the deployer's own name, the account and address the server saw.
+    let audit = p.audit_log();
+    let last = audit.lines().last().unwrap();
+    assert!(last.contains("(ssh: root from 127.0.0.1)"), "{audit}");
+    assert!(last.ends_with("ok: unchanged"), "{audit}");
+    let out = p.ok(&["audit", "staging", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = json["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["ssh"], "root from 127.0.0.1", "{json}");
+    assert!(!entry["user"].as_str().unwrap().contains("ssh"), "{json}");
+
+    // A lock without its owner file, as an older stack killed between its two steps left it.
+    std::fs::create_dir(p.lock_dir()).unwrap();
+    let out = p.deploy_any(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        text(&out.stderr).contains("no owner file") && text(&out.stderr).contains("lock release"),
+        "{}",
+        all_output(&out)
+    );
+    let out = p.ok(&["lock", "release", "staging"]);
+    assert!(
+        all_output(&out).contains("freed the lock") && all_output(&out).contains("no owner file"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !p.lock_dir().exists(),
+        "`lock release` left the ownerless lock"
+    );
+    assert!(
+        p.audit_log().lines().last().is_some_and(
+            |l| l.contains("\tlock-release\t") && l.contains("(ssh: root from 127.0.0.1)")
+        ),
+        "{}",
+        p.audit_log()
+    );
+    p.deploy(&[]);
+}

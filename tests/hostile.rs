@@ -132,7 +132,7 @@ fn init_force_replaces_only_the_project_file_and_completes_gitignore() {
         gitignore.starts_with("node_modules/\n/.stack\n"),
         "{gitignore}"
     );
-    for line in ["environments/*/secrets.env", "stack.local.env"] {
+    for line in ["environments/*/secrets.env", "stack.local.env", "backups/"] {
         assert_eq!(
             gitignore.lines().filter(|l| *l == line).count(),
             1,

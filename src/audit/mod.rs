@@ -169,7 +169,7 @@ pub fn audit(loaded: &Loaded) -> Vec<Finding> {
     out.extend(shipping::build_contexts(config));
     out.extend(shipping::wildcard_routes(config));
     out.extend(shipping::localhost_domain(config));
-    if config.env == "prod" {
+    if config.protected {
         for service in &config.services {
             if service.frontend {
                 out.push(Finding::fail(
@@ -194,7 +194,7 @@ fn tls(config: &Config) -> Vec<Finding> {
             "tls",
             "`STACK_TLS=auto` without `STACK_TLS_EMAIL`: ACME expiry notices go nowhere",
         )],
-        Tls::Off if config.env == "prod" => vec![Finding::fail(
+        Tls::Off if config.protected => vec![Finding::fail(
             "tls",
             "`STACK_TLS=off` in prod: traffic is not encrypted",
         )],
@@ -289,7 +289,7 @@ fn published_databases(config: &Config) -> Vec<Finding> {
 fn debug_flags(loaded: &Loaded) -> Vec<Finding> {
     let config = &loaded.config;
     let mut out = Vec::new();
-    if config.env == "prod" && matches!(config.log_level.as_str(), "debug" | "trace") {
+    if config.protected && matches!(config.log_level.as_str(), "debug" | "trace") {
         out.push(Finding::fail(
             "debug",
             format!("`STACK_LOG_LEVEL` is `{}` in prod", config.log_level),

@@ -155,7 +155,7 @@ pub fn wildcard_routes(config: &Config) -> Vec<Finding> {
 
 /// `localhost` only resolves on the machine itself: a prod domain must be a real one.
 pub fn localhost_domain(config: &Config) -> Vec<Finding> {
-    if config.env != "prod" {
+    if !config.protected {
         return Vec::new();
     }
     let local = |host: &str| {

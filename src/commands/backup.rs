@@ -82,13 +82,15 @@ fn site(context: &Context, on: &BackupOn, runtime: &tokio::runtime::Runtime) -> 
             let out = default_out(&config.project_dir, &env);
             let (_, desired) = crate::render::render_all(config, &out)?;
             let engine = runtime.block_on(Engine::connect())?;
+            let placement = Placement {
+                root: config.project_dir.clone(),
+                bundle: out,
+            };
+            crate::fsio::private_dirs(&desired, &placement);
             Ok(Site {
                 engine,
                 desired,
-                placement: Placement {
-                    root: config.project_dir.clone(),
-                    bundle: out,
-                },
+                placement,
                 secrets: model::secrets(config),
                 name: "the local engine".into(),
                 on: String::new(),

@@ -190,17 +190,19 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     })
 }
 
-/// Before anything connects: the prod audit (unless `--force`), a clean worktree (unless
+/// Before anything connects: the production audit of a protected environment
+/// (`STACK_PROTECTED`, `prod` by default; unless `--force`), a clean worktree (unless
 /// `--allow-dirty`) and the pre-build hook.
 fn gate(context: &Context, args: &DeployArgs, loaded: &crate::config::Loaded) -> Result<()> {
     let config = &loaded.config;
-    if args.env == "prod" && !args.force {
+    if config.protected && !args.force {
         let findings = crate::audit::audit(loaded);
         if findings.iter().any(|f| !f.ok) {
             super::report(context, &args.env, "audit", &findings).ok();
-            return Err(Error::No(
-                "the prod audit failed, so nothing was deployed; fix it, or pass `--force`".into(),
-            ));
+            return Err(Error::No(format!(
+                "`{}` is protected (`STACK_PROTECTED`) and its production audit failed, so nothing was deployed; fix it, or pass `--force`",
+                args.env
+            )));
         }
     }
     if !args.allow_dirty {
@@ -709,7 +711,13 @@ pub fn audit(context: &Context, args: &EnvArg) -> Result<()> {
             .lines()
             .filter_map(|line| {
                 let f: Vec<&str> = line.split('\t').collect();
-                (f.len() == 6).then(|| json!({"time": f[0], "user": f[1], "env": f[2], "action": f[3], "release": f[4], "result": f[5]}))
+                // `user (ssh: account from address)`: the deployer's name, then who the
+                // server saw (lines written before stack recorded it have no `ssh`).
+                let (user, ssh) = match f.get(1)?.split_once(" (ssh: ") {
+                    Some((user, rest)) => (user, Some(rest.trim_end_matches(')'))),
+                    None => (f[1], None),
+                };
+                (f.len() == 6).then(|| json!({"time": f[0], "user": user, "ssh": ssh, "env": f[2], "action": f[3], "release": f[4], "result": f[5]}))
             })
             .collect();
         context

@@ -336,10 +336,11 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
         ("environments/prod/server.env", server("prod"), 0o644),
         (
             GITIGNORE,
-            "# stack: rendered bundles, secrets and personal overrides stay out of git\n\
+            "# stack: rendered bundles, secrets, database dumps and personal overrides stay out of git\n\
              .stack/\n\
              environments/*/secrets.env\n\
-             stack.local.env\n"
+             stack.local.env\n\
+             backups/\n"
                 .to_string(),
             0o644,
         ),

@@ -30,6 +30,9 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
         root: config.project_dir.clone(),
         bundle: out.clone(),
     };
+    if !args.dry_run {
+        crate::fsio::private_dirs(&desired, &placement);
+    }
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;

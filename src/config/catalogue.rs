@@ -181,6 +181,13 @@ pub const GLOBALS: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["STACK_PROTECTED"],
+        meaning: r##"*(stack's addition)* a protected environment: `stack deploy` runs the production audit (`stack check`) first and stops when it fails, unless `--force`; the audit holds it to prod's rules (TLS, debug log level, frontends, mailpit, localhost domains). Set it in `environments/<env>/stack.env`"##,
+        default: r##"`true` for `prod`, else `false`"##,
+        targets: "",
+        container: false,
+    },
+    Key {
         names: &["STACK_NETWORKS"],
         meaning: r##"networks beyond the implicit `default`: `frontend,backend:internal` (`:internal`: no way in or out of the network itself, for databases; `default` cannot be internal). The engine names them `<project>_<name>`"##,
         default: r##"none"##,

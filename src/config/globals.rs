@@ -27,6 +27,7 @@ pub(super) struct Globals {
     pub swarm_publish: crate::model::Publish,
     pub registry_image: String,
     pub hooks: Hooks,
+    pub protected: bool,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -94,7 +95,11 @@ impl Globals {
             pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
             post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
         };
+        let protected = errors
+            .take(get("STACK_PROTECTED").boolean())
+            .unwrap_or(true);
         Globals {
+            protected,
             image_transfer,
             swarm_publish,
             registry_image,

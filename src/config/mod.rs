@@ -153,6 +153,8 @@ pub fn builtins(env: &str) -> BTreeMap<String, String> {
 }
 
 fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
+    // `prod` is protected unless its overlay says `STACK_PROTECTED=false`.
+    let protected = if env == "prod" { "true" } else { "false" };
     let (tls, log) = match env {
         "dev" => ("internal", "debug"),
         "prod" => ("auto", "warning"),
@@ -174,6 +176,7 @@ fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
         ("STACK_IMAGE_TRANSFER", "registry".into()),
         ("STACK_SWARM_PUBLISH", "ingress".into()),
         ("STACK_REGISTRY_IMAGE", REGISTRY_IMAGE.into()),
+        ("STACK_PROTECTED", protected.into()),
     ]
 }
 

@@ -29,6 +29,9 @@ pub struct Config {
     pub drain: Duration,
     pub log_level: String,
     pub keep_releases: u32,
+    /// `STACK_PROTECTED` (default: true for `prod` only): a deploy must pass the
+    /// production audit first (`stack check`), and the audit holds it to prod's rules.
+    pub protected: bool,
     pub target: Target,
     /// Log rotation of every container (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`).
     pub logging: LogRotation,

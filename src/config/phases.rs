@@ -578,6 +578,7 @@ fn assemble(
         hooks: globals.hooks,
         log_level: globals.log_level,
         keep_releases: globals.keep_releases,
+        protected: globals.protected,
         target: globals.target,
         volumes: Vec::new(),
         networks: globals.networks,

@@ -76,6 +76,24 @@ pub fn local_user() -> String {
         .collect()
 }
 
+/// Shell: take the lock `$root/lock` with its owner file `info` (the text in `$info`)
+/// in one step: the folder is filled under a temporary name and renamed into place, so a
+/// lock never exists without its owner, whenever the shell is killed. Succeeds when taken.
+const TAKE_LOCK: &str = "{ t=\"$root/.lock.new.$$\"; rm -rf \"$t\"; \
+     mkdir \"$t\" && printf '%s' \"$info\" > \"$t/info\" && [ ! -e \"$root/lock\" ] \
+     && mv -T \"$t\" \"$root/lock\" 2>/dev/null || { rm -rf \"$t\"; false; }; }";
+
+/// What `stack lock release` and a waiting deploy say of a lock without its owner file
+/// (taken by an older stack that was killed between the two steps).
+const NO_OWNER: &str = "owner=unknown (the lock has no owner file)";
+
+/// Shell: append the audit lines on stdin to `$root/audit.log`, each with the identity
+/// the server sees (its account, and the address the SSH connection came from) beside
+/// the deployer's own `$USER`, which is only what the deployer's machine says.
+const AUDIT_APPEND: &str = "{ c=\"${SSH_CLIENT:-local}\"; \
+     awk -v who=\"$(id -un 2>/dev/null || echo unknown) from ${c%% *}\" \
+     'BEGIN { FS = OFS = \"\\t\" } { $2 = $2 \" (ssh: \" who \")\"; print }' >> \"$root/audit.log\"; }";
+
 /// UTC time as `YYYYMMDDTHHMMSSZ`, from the system clock (no time crate needed).
 pub fn timestamp() -> String {
     timestamp_of(
@@ -309,7 +327,7 @@ impl Remote {
              docker ps -aq --filter label={label}={token} 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1; \
              if grep -qx leash={token} \"$root/lock/info\" 2>/dev/null; then \
                rel=$(sed -n 's/^release=//p' \"$root/lock/info\"); \
-               printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} >> \"$root/audit.log\"; \
+               printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} | {AUDIT_APPEND}; \
                rm -rf \"$root/lock\"; \
              fi",
             root = quote(&self.server.path),
@@ -359,21 +377,21 @@ impl Remote {
             "root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
              free=$(df -Pk \"$p\" | awk 'NR==2 {{print $4}}'); \
              if [ \"$free\" -lt {min_kb} ]; then echo \"nospace $free\"; exit 0; fi; \
-             mkdir -p \"$root\" || exit 1; \
-             if mkdir \"$root/lock\" 2>/dev/null; then cat > \"$root/lock/info\"; echo locked; \
-             else echo held; tr '\\n' ' ' < \"$root/lock/info\"; echo; fi; \
+             mkdir -p \"$root\" || exit 1; info={info}; \
+             if {TAKE_LOCK}; then echo locked; \
+             else echo held; tr '\\n' ' ' 2>/dev/null < \"$root/lock/info\" || printf '%s' {no_owner}; echo; fi; \
              echo \"current=$(readlink \"$root/last-good\" 2>/dev/null || readlink \"$root/current\" 2>/dev/null)\"",
             root = quote(&self.server.path),
+            info = quote(&info),
+            no_owner = quote(NO_OWNER),
             min_kb = min_free_mb * 1024
         );
         let deadline = Instant::now() + wait;
         let mut told = false;
         loop {
-            let out = self.session.check(
-                "check the server and take the lock",
-                &script,
-                Some(info.as_bytes()),
-            )?;
+            let out = self
+                .session
+                .check("check the server and take the lock", &script, None)?;
             let mut lines = out.lines();
             match lines.next().unwrap_or_default() {
                 "locked" => {
@@ -448,7 +466,7 @@ impl Remote {
             String::new()
         };
         let script = format!(
-            "root={root}; {mark}{prune}cat >> \"$root/audit.log\"; rm -rf \"$root/lock\"",
+            "root={root}; {mark}{prune}{AUDIT_APPEND}; rm -rf \"$root/lock\"",
             root = quote(&self.server.path),
         );
         let output = self.session.check(
@@ -465,15 +483,23 @@ impl Remote {
 
     /// Who holds the lock, as one line; `None` when it is free.
     pub fn lock_holder(&self) -> Result<Option<String>> {
-        let output = self
-            .session
-            .run(&format!("cat {}/info", self.path("lock")), None)?;
-        if !output.status.success() {
+        // A lock without its owner file is held all the same (every deploy says so).
+        let text = self.session.check(
+            "read the lock",
+            &format!(
+                "lock={lock}; if [ -e \"$lock\" ] || [ -L \"$lock\" ]; then echo held; \
+                 cat \"$lock/info\" 2>/dev/null || echo {no_owner}; else echo free; fi",
+                lock = self.path("lock"),
+                no_owner = quote(NO_OWNER),
+            ),
+            None,
+        )?;
+        let mut lines = text.lines();
+        if lines.next() != Some("held") {
             return Ok(None);
         }
-        let text = String::from_utf8_lossy(&output.stdout);
         Ok(Some(
-            text.lines()
+            lines
                 .filter(|l| !l.trim().is_empty())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -505,16 +531,23 @@ impl Remote {
             local_user(),
             self.env
         );
+        let info = format!(
+            "owner={}\ntime={}\nrelease=-\nenv={}\nmessage=a deploy that may change nothing, checking\n",
+            local_user(),
+            timestamp(),
+            self.env
+        );
         let script = format!(
-            "root={root}; \
-             mkdir \"$root/lock\" 2>/dev/null || {{ echo held; exit 0; }}; \
+            "root={root}; info={info}; \
+             {TAKE_LOCK} || {{ echo held; exit 0; }}; \
              trap 'rm -rf \"$root/lock\"' EXIT; \
              cur=$(readlink \"$root/current\" 2>/dev/null); \
              [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ echo changed; exit 0; }}; \
              {{ read -r key && [ \"$key\" = {key} ] && echo same && cat; }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null || {{ echo changed; exit 0; }}; \
              echo end; read -r verdict; [ \"$verdict\" = ok ] || exit 0; \
-             printf '%s' {line} >> \"$root/audit.log\" && echo \"unchanged ${{cur##*/}}\"",
+             printf '%s' {line} | {AUDIT_APPEND} && echo \"unchanged ${{cur##*/}}\"",
             root = quote(&self.server.path),
+            info = quote(&info),
             key = quote(&check.key),
             line = quote(&line),
         );
@@ -533,35 +566,39 @@ impl Remote {
         switch: bool,
         fast_key: &str,
     ) -> Result<()> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(contents.len() as u64);
-            header.set_mode(mode);
-            header.set_mtime(0);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, path, contents)
-                .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
-        };
-        for (path, file) in &bundle.files {
-            add(path, file.contents.as_bytes(), file.mode)?;
-        }
         let desired_json = serde_json::to_vec(desired)
             .map_err(|e| Error::outside(format!("cannot serialise the desired state: {e}")))?;
-        add(DESIRED_FILE, &desired_json, 0o600)?;
-        add(FAST_KEY_FILE, fast_key.as_bytes(), 0o600)?;
-        let tar = builder
-            .into_inner()
-            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;
+        let tar = pack(bundle, &desired_json, fast_key)?;
         let dir = quote(&self.release_dir(id));
         let tmp = quote(&format!("{}.partial", self.release_dir(id)));
-        // tar keeps the modes of the archive: 0600 for `.env` and desired.json.
+        // Unpacked under umask 077 into a 0700 folder: nothing is readable by another
+        // account while it unpacks. tar then gives each entry the mode of the archive
+        // (0600 for `.env` and desired.json, 0700 for the folders of secrets, 0644 for
+        // what the containers' users read); the release folder opens last.
+        let private = desired
+            .private_dirs()
+            .into_iter()
+            .filter_map(|source| match source {
+                crate::model::HostPath::Project(rel) => {
+                    Some(quote(&format!("{}/{}", self.server.path, rel.display())))
+                }
+                crate::model::HostPath::Host(path) => Some(quote(&path.display().to_string())),
+                crate::model::HostPath::Bundle(_) => None,
+            })
+            .collect::<Vec<_>>();
+        let private = if private.is_empty() {
+            String::new()
+        } else {
+            // The folders of database dumps: 0700, the deploy user's (see `private_dirs`).
+            format!(
+                "for d in {}; do {{ mkdir -p \"$d\" && chmod 700 \"$d\"; }} 2>/dev/null || true; done; ",
+                private.join(" ")
+            )
+        };
         let script = format!(
-            "set -e; umask 022; rm -rf {tmp}; mkdir -p {tmp}; tar -x -p -f - -C {tmp}; \
+            "set -e; umask 077; rm -rf {tmp}; mkdir -m 700 -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
-             [ ! -d {tmp}/secrets ] || chmod 700 {tmp}/secrets; \
-             rm -rf {dir}; mv -T {tmp} {dir}{relink}",
+             {private}chmod 755 {tmp}; rm -rf {dir}; mv -T {tmp} {dir}{relink}",
             relink = if switch {
                 format!("; {}", self.relink("current", id))
             } else {
@@ -706,9 +743,8 @@ impl Remote {
             result.replace(['\n', '\t'], " ")
         );
         let script = format!(
-            "mkdir -p {root} && cat >> {log}",
+            "root={root}; mkdir -p \"$root\" && {AUDIT_APPEND}",
             root = quote(&self.server.path),
-            log = self.path("audit.log")
         );
         self.session
             .check("append to the audit log", &script, Some(line.as_bytes()))
@@ -834,6 +870,44 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The tar archive of a release: its folders first, each with its mode (a folder of
+/// secrets 0700, see [`Bundle::folders`]), so tar creates none with the server's umask,
+/// then its files with their modes, the desired state and the fast key (0600).
+fn pack(bundle: &Bundle, desired_json: &[u8], fast_key: &str) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    // Folders first, with their modes (a folder of secrets is 0700), so tar creates
+    // none with the server's umask.
+    for (path, mode) in bundle.folders() {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("{path}/"), std::io::empty())
+            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))?;
+    }
+    let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, contents)
+            .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
+    };
+    for (path, file) in &bundle.files {
+        add(path, file.contents.as_bytes(), file.mode)?;
+    }
+    add(DESIRED_FILE, desired_json, 0o600)?;
+    add(FAST_KEY_FILE, fast_key.as_bytes(), 0o600)?;
+    builder
+        .into_inner()
+        .map_err(|e| Error::outside(format!("cannot pack the release: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -846,6 +920,66 @@ mod tests {
             t.starts_with("20") && t.ends_with('Z') && t.contains('T'),
             "{t}"
         );
+    }
+
+    /// Unpacked as the server does (umask 077, `tar -x -p`), a release's folder of
+    /// secrets and of password hashes is 0700 and the rest keeps the archive's modes.
+    #[test]
+    fn a_packed_release_unpacks_with_private_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut bundle = Bundle::default();
+        for (path, mode, secret) in [
+            ("nginx/nginx.conf", 0o644, false),
+            ("nginx/auth/web", 0o644, true),
+            ("secrets/KEY", 0o400, true),
+            ("secrets/444/OTHER", 0o444, true),
+            (".env", 0o600, true),
+            ("docker-compose.yml", 0o644, false),
+        ] {
+            bundle.files.insert(
+                path.into(),
+                crate::render::BundleFile {
+                    contents: "x".into(),
+                    mode,
+                    secret,
+                },
+            );
+        }
+        let tar = pack(&bundle, b"{}", "key").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "umask 077; tar -x -p -f - -C \"$0\"",
+                &dir.path().display().to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &tar).unwrap();
+        assert!(child.wait().unwrap().success());
+        let mode = |path: &str| {
+            std::fs::metadata(dir.path().join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        for (path, wanted) in [
+            ("nginx", 0o755),
+            ("nginx/nginx.conf", 0o644),
+            ("nginx/auth", 0o700),
+            ("nginx/auth/web", 0o644),
+            ("secrets", 0o700),
+            ("secrets/444", 0o700),
+            ("secrets/KEY", 0o400),
+            (".env", 0o600),
+            (DESIRED_FILE, 0o600),
+            (FAST_KEY_FILE, 0o600),
+            ("docker-compose.yml", 0o644),
+        ] {
+            assert_eq!(mode(path), wanted, "`{path}` is {:o}", mode(path));
+        }
     }
 
     #[test]

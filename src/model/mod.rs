@@ -421,6 +421,21 @@ impl Desired {
         self.services.iter().find(|s| s.name == name)
     }
 
+    /// The host folders that hold database dumps (the BACKUP preset's `/backups` binds):
+    /// created 0700 before the containers that write them start, so they belong to the
+    /// deploy user and no other account on the machine reads them.
+    pub fn private_dirs(&self) -> Vec<&HostPath> {
+        self.services
+            .iter()
+            .filter(|s| s.name == "backup" || s.name == "backup-offsite")
+            .flat_map(|s| &s.mounts)
+            .filter_map(|m| match m {
+                Mount::Bind { source, target, .. } if target == "/backups" => Some(source),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The project network's name.
     pub fn network(&self) -> String {
         default_network(&self.project)

@@ -66,6 +66,30 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// Every folder of the bundle (relative path → mode), parents before children: 0700
+    /// when it holds secret files only (`secrets/`, the proxy's `auth/`), else 0755. Such
+    /// a folder is what keeps its files from other accounts on the machine: the files
+    /// themselves may be readable (the proxy's workers read the password hashes through
+    /// their mount), so the folder is created 0700 and never wider.
+    pub fn folders(&self) -> BTreeMap<String, u32> {
+        let mut folders: BTreeMap<String, u32> = BTreeMap::new();
+        for (path, file) in &self.files {
+            let mut parent = std::path::Path::new(path).parent();
+            while let Some(folder) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                let mode = folders
+                    .entry(folder.to_string_lossy().into_owned())
+                    .or_insert(0o700);
+                if !file.secret {
+                    *mode = 0o755;
+                }
+                parent = folder.parent();
+            }
+        }
+        folders
+    }
+}
+
 /// File names inside a bundle.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
 pub const CADDY_FILE: &str = "Caddyfile";
