@@ -291,6 +291,7 @@ mod tests {
         Desired {
             networks: Vec::new(),
             publish: Default::default(),
+            encrypt: false,
             project: "p".into(),
             env: "dev".into(),
             volumes: vec!["data".into()],

@@ -553,7 +553,8 @@ fn swarm_spreads_replicas_over_three_machines() {
     let project = Project::new(
         &name,
         &format!(
-            "STACK_PROXY=none\nSTACK_TARGET=swarm\nSTACK_SERVICES=web,app,db\nSTACK_HEALTH_TIMEOUT=90s\n{}{}\
+            "STACK_PROXY=none\nSTACK_TARGET=swarm\nSTACK_SWARM_ENCRYPT=true\n\
+             STACK_SERVICES=web,app,db\nSTACK_HEALTH_TIMEOUT=90s\n{}{}\
              SERVICE_APP_BUILD=./app\n\
              SERVICE_DB_IMAGE={BUSYBOX}\n\
              SERVICE_DB_COMMAND=sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'\n\
@@ -624,6 +625,11 @@ fn swarm_spreads_replicas_over_three_machines() {
         std::collections::BTreeSet::from([db_node.clone()]),
         "the database is not on the node labelled role=db"
     );
+    // `STACK_SWARM_ENCRYPT=true`: the project's overlay encrypts its traffic.
+    let options = manager.exec(&format!(
+        "docker network inspect {name}_default --format '{{{{json .Options}}}}'"
+    ));
+    assert!(options.contains(r#""encrypted":"true""#), "{options}");
     eprintln!("test took {:?}", began.elapsed());
 }
 

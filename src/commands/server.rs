@@ -39,6 +39,12 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         unattended_upgrades: server.unattended_upgrades,
         binary: (std::env::consts::ARCH.to_string(), sum),
         swarm,
+        swarm_peers: match swarm {
+            true => std::iter::once(server.host.clone())
+                .chain(server.nodes.iter().cloned())
+                .collect(),
+            false => Vec::new(),
+        },
     };
     let admin = Server {
         user: args.admin_user.clone(),

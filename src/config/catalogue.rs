@@ -174,6 +174,13 @@ pub const GLOBALS: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["STACK_SWARM_ENCRYPT"],
+        meaning: r##"*(stack's addition)* with `STACK_TARGET=swarm`: the overlay networks encrypt the traffic between machines (IPsec, Docker's `encrypted` overlay option; the kernel needs the `esp` and `xfrm` modules, as on stock Debian and Ubuntu). Refused with `STACK_TARGET=compose`"##,
+        default: r##"`false`"##,
+        targets: "",
+        container: false,
+    },
+    Key {
         names: &["STACK_REGISTRY_IMAGE"],
         meaning: r##"*(stack's addition)* the temporary registry's image (the distribution registry; `sh` and `cat` in it)"##,
         default: r##"`registry:2.8.3`"##,

@@ -25,6 +25,7 @@ pub(super) struct Globals {
     pub networks: Vec<NetworkSpec>,
     pub image_transfer: ImageTransfer,
     pub swarm_publish: crate::model::Publish,
+    pub swarm_encrypt: bool,
     pub registry_image: String,
     pub hooks: Hooks,
     pub protected: bool,
@@ -87,6 +88,15 @@ impl Globals {
                 Some("host") => crate::model::Publish::Host,
                 _ => crate::model::Publish::Ingress,
             };
+        let encrypt = get("STACK_SWARM_ENCRYPT");
+        let swarm_encrypt = errors.take(encrypt.boolean()).unwrap_or(false);
+        if swarm_encrypt && target != Target::Swarm {
+            errors.push(
+                Diagnostic::new("`STACK_SWARM_ENCRYPT=true` needs `STACK_TARGET=swarm`")
+                    .with_span(encrypt.span.cloned())
+                    .hint("encryption is an option of swarm's overlay networks; remove it, or set `STACK_TARGET=swarm`"),
+            );
+        }
         let registry_image = errors
             .take(validate::image(&get("STACK_REGISTRY_IMAGE")))
             .unwrap_or_default();
@@ -102,6 +112,7 @@ impl Globals {
             protected,
             image_transfer,
             swarm_publish,
+            swarm_encrypt,
             registry_image,
             hooks,
             networks,

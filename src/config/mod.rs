@@ -175,6 +175,7 @@ fn global_defaults(env: &str) -> Vec<(&'static str, String)> {
         ("STACK_LOG_MAX_FILES", "3".into()),
         ("STACK_IMAGE_TRANSFER", "registry".into()),
         ("STACK_SWARM_PUBLISH", "ingress".into()),
+        ("STACK_SWARM_ENCRYPT", "false".into()),
         ("STACK_REGISTRY_IMAGE", REGISTRY_IMAGE.into()),
         ("STACK_PROTECTED", protected.into()),
     ]

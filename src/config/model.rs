@@ -44,6 +44,8 @@ pub struct Config {
     pub image_transfer: ImageTransfer,
     /// `STACK_SWARM_PUBLISH`: how the swarm target publishes ports.
     pub swarm_publish: crate::model::Publish,
+    /// `STACK_SWARM_ENCRYPT`: the swarm's overlay networks encrypt their traffic (IPsec).
+    pub swarm_encrypt: bool,
     /// `STACK_REGISTRY_IMAGE`: the temporary registry's image.
     pub registry_image: String,
     /// `STACK_NETWORKS`: networks beyond the implicit `default`.

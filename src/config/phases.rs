@@ -584,6 +584,7 @@ fn assemble(
         networks: globals.networks,
         image_transfer: globals.image_transfer,
         swarm_publish: globals.swarm_publish,
+        swarm_encrypt: globals.swarm_encrypt,
         registry_image: globals.registry_image,
         services,
         secrets,

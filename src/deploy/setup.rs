@@ -33,6 +33,9 @@ pub struct Options {
     /// `STACK_TARGET=swarm`: swarm restarts its own tasks, so no unit, no sudo rules for
     /// it and no binary are needed.
     pub swarm: bool,
+    /// The swarm's machines (the manager and `SERVER_NODES`, as SSH reaches them): with
+    /// the firewall on, only they may reach the swarm's ports (2377, 7946, 4789).
+    pub swarm_peers: Vec<String>,
 }
 
 /// One step of the setup.
@@ -75,6 +78,9 @@ pub fn steps(options: &Options) -> Vec<Step> {
     let mut steps = vec![docker(options.docker)];
     if options.firewall {
         steps.push(firewall(options.ssh_port));
+        if options.swarm && !options.swarm_peers.is_empty() {
+            steps.push(swarm_firewall(&options.swarm_peers));
+        }
     }
     if options.unattended_upgrades {
         steps.push(unattended_upgrades());
@@ -179,16 +185,26 @@ pub fn swarm_manager(address: &str) -> Step {
 }
 
 /// One of `SERVER_NODES`: joined to the swarm of `manager` (`host:2377`) with `token`,
-/// unless it is in a swarm already. The token is read on the stdin of the apply (it is
-/// a credential: never on a command line or in a listing).
+/// unless it is in a swarm already. The token is a credential: it is read on the stdin
+/// of the apply and reaches the engine in the body of its `/swarm/join` request, built
+/// by the shell's `printf` (a builtin: no process has it on its command line, which
+/// `docker swarm join --token` would show to every user in `ps`).
 pub fn swarm_worker(manager: &str) -> Step {
+    let body = format!(
+        "{{\"JoinToken\":\"%s\",\"RemoteAddrs\":[\"{manager}\"],\"ListenAddr\":\"0.0.0.0:2377\"}}"
+    );
     Step {
         name: "swarm worker",
         does: format!("join the swarm of `{manager}`"),
         check: format!("[ \"$({SWARM_STATE} | cut -d' ' -f1)\" = active ]"),
         apply: format!(
-            "read -r token && docker swarm join --token \"$token\" {manager}",
-            manager = quote(manager)
+            "command -v curl >/dev/null || {{ {APT} curl >/dev/null; }}; \
+             read -r token && case \"$token\" in *[!A-Za-z0-9-]*|'') echo 'the join token is malformed' >&2; exit 1;; esac; \
+             out=$(mktemp) && code=$(printf {body} \"$token\" | curl -sS -o \"$out\" -w '%{{http_code}}' \
+             --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' --data-binary @- \
+             http://localhost/swarm/join); r=$?; [ $r = 0 ] && [ \"$code\" = 200 ] || {{ cat \"$out\" >&2; echo >&2; r=1; }}; \
+             rm -f \"$out\"; exit $r",
+            body = quote(&body)
         ),
         stdin: Feed::JoinToken,
     }
@@ -249,6 +265,34 @@ fn firewall(ssh_port: u16) -> Step {
                 .iter()
                 .map(|p| format!(" && ufw allow {p}"))
                 .collect::<String>()
+        ),
+        stdin: Feed::Nothing,
+    }
+}
+
+/// The swarm's ports, open only to the swarm's machines: 2377/tcp (cluster management),
+/// 7946/tcp+udp (node gossip), 4789/udp (overlay traffic). A peer's name is resolved on
+/// the server (ufw takes addresses).
+fn swarm_firewall(peers: &[String]) -> Step {
+    let names: Vec<String> = peers.iter().map(|p| quote(p)).collect();
+    let names = names.join(" ");
+    let addresses =
+        format!("for p in {names}; do getent ahostsv4 \"$p\" | awk '{{print $1}}'; done | sort -u");
+    Step {
+        name: "swarm firewall",
+        does: format!(
+            "ufw: open the swarm's ports (2377/tcp, 7946/tcp+udp, 4789/udp) to {} only",
+            peers.join(", ")
+        ),
+        check: format!(
+            "s=$(ufw status) && a=$({addresses}) && [ -n \"$a\" ] && for ip in $a; do \
+             echo \"$s\" | grep -qE \"^2377,7946/tcp +ALLOW +$ip\" && \
+             echo \"$s\" | grep -qE \"^4789,7946/udp +ALLOW +$ip\" || exit 1; done"
+        ),
+        apply: format!(
+            "a=$({addresses}) && [ -n \"$a\" ] || {{ echo 'cannot resolve the swarm machines' >&2; exit 1; }}; \
+             for ip in $a; do ufw allow proto tcp from \"$ip\" to any port 2377,7946 >/dev/null && \
+             ufw allow proto udp from \"$ip\" to any port 4789,7946 >/dev/null || exit 1; done"
         ),
         stdin: Feed::Nothing,
     }
@@ -316,6 +360,7 @@ mod tests {
             unattended_upgrades: false,
             binary: ("x86_64".into(), "ab12".into()),
             swarm: false,
+            swarm_peers: Vec::new(),
         }
     }
 
@@ -408,9 +453,36 @@ mod tests {
     }
 
     #[test]
+    fn the_swarm_ports_open_to_the_swarm_machines_only_with_the_firewall_on() {
+        let swarm = Options {
+            swarm: true,
+            firewall: true,
+            swarm_peers: vec!["10.0.0.1".into(), "node-2.internal".into()],
+            ..options()
+        };
+        let all = steps(&swarm);
+        let step = all.iter().find(|s| s.name == "swarm firewall").unwrap();
+        assert!(
+            step.apply.contains("'10.0.0.1' 'node-2.internal'"),
+            "{}",
+            step.apply
+        );
+        assert!(step.apply.contains("from \"$ip\" to any port 2377,7946"));
+        assert!(step.apply.contains("from \"$ip\" to any port 4789,7946"));
+        // Never open to anyone: no rule without `from`.
+        assert!(!step.apply.contains("ufw allow 2377"));
+        let off = steps(&Options {
+            firewall: false,
+            ..swarm
+        });
+        assert!(off.iter().all(|s| s.name != "swarm firewall"));
+    }
+
+    #[test]
     fn a_swarm_machine_needs_no_unit_rules_or_binary() {
         let steps = steps(&Options {
             swarm: true,
+            swarm_peers: vec!["10.0.0.1".into(), "node-2.internal".into()],
             ..options()
         });
         assert_eq!(
@@ -431,5 +503,8 @@ mod tests {
         assert!(step.apply.contains("read -r token"), "{}", step.apply);
         assert_eq!(step.stdin, Feed::JoinToken, "the token goes on stdin");
         assert!(!step.does.contains("token"));
+        // Not `docker swarm join --token "$token"`: the CLI's arguments show in `ps`.
+        assert!(!step.apply.contains("docker swarm join"), "{}", step.apply);
+        assert!(step.apply.contains("/swarm/join"), "{}", step.apply);
     }
 }

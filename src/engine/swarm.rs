@@ -462,6 +462,9 @@ impl Engine {
                 name: name.clone(),
                 driver: Some("overlay".into()),
                 attachable: Some(true),
+                options: desired
+                    .encrypt
+                    .then(|| HashMap::from([("encrypted".to_string(), "true".to_string())])),
                 internal: Some(network.internal),
                 labels: Some(HashMap::from([(
                     NAMESPACE.to_string(),

@@ -39,6 +39,7 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
     Desired {
         networks,
         publish: config.swarm_publish,
+        encrypt: config.swarm_encrypt,
         project: config.project.clone(),
         env: config.env.clone(),
         volumes: volumes.into_iter().collect(),

@@ -46,6 +46,9 @@ pub struct Desired {
     /// How the swarm target publishes ports (`STACK_SWARM_PUBLISH`).
     #[serde(default)]
     pub publish: Publish,
+    /// The swarm's overlay networks encrypt their traffic (`STACK_SWARM_ENCRYPT`).
+    #[serde(default)]
+    pub encrypt: bool,
 }
 
 /// How a swarm publishes a service's ports.

@@ -35,6 +35,11 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
         if network.internal {
             spec.insert("internal".into(), json!(true));
         }
+        if desired.encrypt {
+            // Only with `STACK_TARGET=swarm` (the configuration refuses it otherwise).
+            spec.insert("driver".into(), json!("overlay"));
+            spec.insert("driver_opts".into(), json!({ "encrypted": "true" }));
+        }
         networks.insert(network.name.clone(), Value::Object(spec));
     }
     doc.insert("networks".into(), Value::Object(networks));
