@@ -147,6 +147,25 @@ fn missing_project_directory_exits_2() {
         .stderr(predicates::str::contains("does not exist"));
 }
 
+/// In dev a missing secret is generated only once the project with it passes every
+/// check: a build (or `secrets generate`) that then fails leaves the secrets file as it was.
+#[test]
+fn a_failed_dev_build_leaves_an_existing_secrets_file_unchanged() {
+    let project = copy_project(&repo_root().join("fixtures-bad/generated-secret-then-invalid"));
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    let before = "# kept byte for byte\nOTHER=Zq8vN3xK1pL7wR2tY6uI9oA4sD5fG0hJ\n";
+    fs::write(&secrets, before).unwrap();
+    for args in [&["build"][..], &["secrets", "generate", "dev"]] {
+        let output = project.stack().args(args).output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("uses the secret `API_TOKEN`"), "{stderr}");
+        assert!(!stderr.contains("generated"), "{stderr}");
+        assert_eq!(fs::read_to_string(&secrets).unwrap(), before, "{args:?}");
+    }
+}
+
 /// Write `bytes` as the project file of a new project and build it.
 fn build_garbage(bytes: &[u8]) -> std::process::Output {
     let temp = tempfile::tempdir().unwrap();

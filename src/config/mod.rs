@@ -52,7 +52,23 @@ pub fn load(
     options: &Options,
     process_env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded> {
+    load_with(dir, env, sets, options, process_env, None)
+}
+
+/// [`load`] with `secrets` in place of the secrets file: what the project would be once
+/// they are written (so nothing is written before everything has passed).
+pub fn load_with(
+    dir: &Path,
+    env: &str,
+    sets: &[String],
+    options: &Options,
+    process_env: impl Fn(&str) -> Option<String>,
+    secrets: Option<project::Layer>,
+) -> Result<Loaded> {
     let mut sources = project::load(dir, env, sets)?;
+    if let Some(layer) = secrets {
+        sources.replace_secrets(layer);
+    }
     // The secrets command is I/O like reading a file: its output is one more layer.
     if options.secrets_command {
         if let Some(command) = project::command::command(&sources) {
