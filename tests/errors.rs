@@ -166,6 +166,51 @@ fn a_failed_dev_build_leaves_an_existing_secrets_file_unchanged() {
     }
 }
 
+/// A project of `stack.env` and the dev `secrets.env`, built: (exit code, stderr).
+fn build_with_secrets(stack_env: &str, secrets_env: &str) -> (Option<i32>, String) {
+    let temp = tempfile::tempdir().unwrap();
+    fs::write(temp.path().join("stack.env"), stack_env).unwrap();
+    fs::create_dir_all(temp.path().join("environments/dev")).unwrap();
+    fs::write(
+        temp.path().join("environments/dev/secrets.env"),
+        secrets_env,
+    )
+    .unwrap();
+    let output = stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output.stderr))
+}
+
+/// A `BASIC_AUTH` secret is checked as a whole bcrypt hash, not by its prefix; the error
+/// names the line of `BASIC_AUTH` and never shows the value.
+#[test]
+fn a_truncated_bcrypt_hash_is_refused_without_showing_it() {
+    let project = "STACK_PROJECT=shop\nSTACK_SERVICES=admin\nSTACK_SECRETS=ADMIN_HASH\n\
+                   SERVICE_ADMIN_IMAGE=acme/admin:1\nSERVICE_ADMIN_PORT=80\n\
+                   SERVICE_ADMIN_ROUTE=admin.localhost\nSERVICE_ADMIN_BASIC_AUTH=admin:ADMIN_HASH\n";
+    for (hash, why) in [
+        ("$2y$10$Qx7fTruncatedSaltAndHash", "not 53 characters"),
+        (
+            "$2y$99$abcdefghijklmnopqrstuvwxyz0123456789./ABCDEFGHIJKLMNO",
+            "cost",
+        ),
+        (
+            "$2y$10$abcdefghijklmnopqrstuvwxyz0123456789+/ABCDEFGHIJKLMNO",
+            "characters other",
+        ),
+    ] {
+        let (code, stderr) = build_with_secrets(project, &format!("ADMIN_HASH='{hash}'\n"));
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("--> stack.env:7:"), "{stderr}");
+        assert!(stderr.contains("does not hold a bcrypt hash"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!stderr.contains(&hash[7..]), "the hash was shown: {stderr}");
+    }
+}
+
 /// Write `bytes` as the project file of a new project and build it.
 fn build_garbage(bytes: &[u8]) -> std::process::Output {
     let temp = tempfile::tempdir().unwrap();
