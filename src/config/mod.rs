@@ -97,6 +97,7 @@ pub fn from_sources(
     let resolved =
         project::resolve(&sources.layers, &builtins, &process_env).map_err(Error::Invalid)?;
     let (config, mut warnings) = phases::build(&sources, &resolved, &builtins, options)?;
+    warnings.extend(project::duplicate_keys(&sources.layers));
     let secret_names: BTreeSet<&str> = config.secrets.iter().map(|s| s.name.as_str()).collect();
     // An unset secret is reported as a missing secret, not as an empty interpolation.
     warnings.extend(

@@ -40,6 +40,7 @@ pub(super) fn build(
     let index = ServiceIndex::new(&names.all).with_declared(&names.running);
     let classified = classify_keys(&resolved.settings, &index, &secret_layer);
     report_unknown(&classified.unknown, &index, &mut errors);
+    let ambiguous = ambiguous_keys(&resolved.settings, &index);
     let secret_names = secret_names(&keys, &enabled, &secret_layer, &mut errors);
     debug_assert_eq!(secret_names, keys.secrets);
     presets::check(&keys, &enabled.list, &mut errors);
@@ -64,7 +65,49 @@ pub(super) fn build(
     let server = read_server(&keys, &project, &mut errors);
     keys.check_secret_reads(&mut errors);
     let config = assemble(sources, project, globals, services, secrets, server);
-    finish(config, errors)
+    let (config, mut warnings) = finish(config, errors)?;
+    warnings.extend(ambiguous);
+    Ok((config, warnings))
+}
+
+/// A warning for every `SERVICE_` key that reads two ways because one service's name
+/// continues another's (`web` and `web-env`: `SERVICE_WEB_ENV_PORT`), naming both
+/// readings; the longer service name wins.
+fn ambiguous_keys(
+    settings: &indexmap::IndexMap<String, Setting>,
+    index: &ServiceIndex,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (key, setting) in settings {
+        let readings = index.readings(key);
+        let [(service, attr), others @ ..] = readings.as_slice() else {
+            continue;
+        };
+        if others.is_empty() {
+            continue;
+        }
+        let also: Vec<String> = others
+            .iter()
+            .map(|(other, attr)| format!("{} of service `{other}`", attr.describe()))
+            .collect();
+        out.push(
+            Diagnostic::new(format!(
+                "`{key}` is ambiguous: it is read as {} of service `{service}`, but could be {}",
+                attr.describe(),
+                also.join(" or ")
+            ))
+            .at(&setting.span)
+            .hint(format!(
+                "rename one of the services so neither name continues the other (`{service}` and {})",
+                others
+                    .iter()
+                    .map(|(o, _)| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+    }
+    out
 }
 
 /// `STACK_ENV` names the environment the command chose; a project file cannot set it.

@@ -571,3 +571,75 @@ fn release_command_and_its_timeout_are_checked() {
         );
     }
 }
+
+/// Write `files` (path, contents) as a project and load it for `env`.
+fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    load(dir.path(), env, &[], &Options::default(), |_| None)
+}
+
+#[test]
+fn a_key_set_twice_in_one_file_warns_with_both_lines() {
+    let loaded = load_files(
+        &[
+            (
+                "stack.env",
+                "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+                 SERVICE_WEB_PORT=80\nSTACK_SECRETS=TOKEN\nSERVICE_WEB_PORT=8080\n",
+            ),
+            (
+                "environments/staging/secrets.env",
+                "TOKEN=first-value-never-shown\n# comment\nTOKEN=second-value-never-shown\n",
+            ),
+            // The same key in two files is how overlays work: no warning.
+            ("environments/staging/stack.env", "SERVICE_WEB_PORT=9090\n"),
+        ],
+        "staging",
+    )
+    .unwrap();
+    let twice: Vec<&Diagnostic> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("set twice"))
+        .collect();
+    assert_eq!(twice.len(), 2, "{:?}", loaded.warnings);
+    assert!(twice[0].message.contains("stack.env:4 and at stack.env:6"));
+    assert_eq!(twice[0].span.as_ref().unwrap().line, 6);
+    let secret = twice[1];
+    assert!(secret
+        .message
+        .contains("environments/staging/secrets.env:1 and at environments/staging/secrets.env:3"));
+    let shown = secret.render();
+    assert!(!shown.contains("value-never-shown"), "{shown}");
+    assert_eq!(loaded.config.services[0].port, Some(9090));
+}
+
+#[test]
+fn keys_that_read_two_ways_warn_with_both_readings() {
+    let loaded = load_text(
+        "STACK_PROJECT=shop\nSTACK_SERVICES=web,web-env\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_IMAGE=other:1\n",
+        "dev",
+    )
+    .unwrap();
+    let ambiguous: Vec<&Diagnostic> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("ambiguous"))
+        .collect();
+    // `SERVICE_WEB_IMAGE` reads one way only.
+    assert_eq!(ambiguous.len(), 1, "{:?}", loaded.warnings);
+    let warning = ambiguous[0];
+    assert!(warning.message.contains("`SERVICE_WEB_ENV_IMAGE`"));
+    assert!(warning
+        .message
+        .contains("the attribute `IMAGE` of service `web-env`"));
+    assert!(warning.message.contains("the variable `IMAGE`"));
+    assert!(warning.message.contains("of service `web`"));
+    assert_eq!(warning.span.as_ref().unwrap().line, 4);
+}

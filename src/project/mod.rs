@@ -201,6 +201,35 @@ impl Sources {
     }
 }
 
+/// A warning for every key set twice in one file (the later line wins), naming both
+/// lines. The values are not shown (a secrets file's line is masked).
+pub fn duplicate_keys(layers: &[Layer]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for layer in layers.iter().filter(|l| l.kind != SourceKind::Flag) {
+        let mut first: std::collections::HashMap<&str, &Entry> = std::collections::HashMap::new();
+        for entry in &layer.entries {
+            match first.get(entry.key.as_str()) {
+                Some(earlier) => out.push(
+                    Diagnostic::new(format!(
+                        "`{}` is set twice in one file: at {}:{} and at {}:{}; the later one wins",
+                        entry.key,
+                        earlier.span.source,
+                        earlier.span.line,
+                        entry.span.source,
+                        entry.span.line
+                    ))
+                    .at(&entry.span)
+                    .hint("remove one of the two lines"),
+                ),
+                None => {
+                    first.insert(&entry.key, entry);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// In a secrets file a bare `$NAME` is refused: a generated password such as `abc$def`
 /// would otherwise lose its tail silently (`$def` unset) or take a value from the
 /// process environment (`pa$HOME`). `${NAME}` still interpolates; `'…'` and `$$` keep `$`.
