@@ -409,6 +409,51 @@ fn init_then_build() {
     assert_eq!(fs::read(dir.join("stack.env")).unwrap(), project_file);
 }
 
+/// `init --image` and `--port` are checked by the project file's own parsers: what
+/// `init` accepts, `build` accepts; what it refuses is refused with exit 2 and no file.
+#[test]
+fn init_refuses_the_image_and_port_the_project_file_refuses() {
+    let temp = tempfile::tempdir().unwrap();
+    for (flag, value, message) in [
+        ("--image", "Acme/API:1", "is not a valid image reference"),
+        ("--image", "acme/api:1@sha256:12", "digest"),
+        ("--port", "0", "must be a whole number from 1 to 65535"),
+        ("--port", "70000", "must be a whole number from 1 to 65535"),
+        ("--port", "http", "must be a whole number from 1 to 65535"),
+    ] {
+        let dir = temp.path().join("shop");
+        let output = stack()
+            .current_dir(temp.path())
+            .args(["init", "--yes", flag, value])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+        assert!(stderr.contains(message), "{flag} {value}: {stderr}");
+        assert!(!dir.join("stack.env").exists(), "{flag} {value}");
+    }
+    let dir = temp.path().join("ok");
+    stack()
+        .current_dir(temp.path())
+        .args([
+            "init",
+            "--yes",
+            "--image",
+            "ghcr.io/acme/api:1.4.2",
+            "--port",
+            "8080",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    let project = fs::read_to_string(dir.join("stack.env")).unwrap();
+    assert!(project.contains("SERVICE_WEB_IMAGE=ghcr.io/acme/api:1.4.2\n"));
+    assert!(project.contains("SERVICE_WEB_PORT=8080\n"));
+    stack().arg("-C").arg(&dir).arg("build").assert().success();
+}
+
 #[test]
 fn completions_for_bash() {
     stack()

@@ -209,6 +209,28 @@ pub fn normalize_path(path: &Path) -> std::path::PathBuf {
     paths::normalize(path)
 }
 
+/// An image reference as `SERVICE_<NAME>_IMAGE` accepts it; the error names `key`.
+pub fn check_image(key: &str, text: &str) -> std::result::Result<(), Diagnostic> {
+    validate::image(&values::Value {
+        key,
+        text,
+        span: None,
+        secret: false,
+    })
+    .map(|_| ())
+}
+
+/// A port as `SERVICE_<NAME>_PORT` accepts it; the error names `key`.
+pub fn check_port(key: &str, text: &str) -> std::result::Result<u16, Diagnostic> {
+    values::Value {
+        key,
+        text,
+        span: None,
+        secret: false,
+    }
+    .port()
+}
+
 /// A domain name as `STACK_DOMAIN` accepts it.
 pub fn validate_hostname(text: &str) -> bool {
     validate::is_hostname(text) && !text.starts_with("*.")
