@@ -643,3 +643,58 @@ fn keys_that_read_two_ways_warn_with_both_readings() {
     assert!(warning.message.contains("of service `web`"));
     assert_eq!(warning.span.as_ref().unwrap().line, 4);
 }
+
+#[test]
+fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
+    let project = "STACK_PROJECT=shop\nSTACK_DOMAIN=shop.example.com\nMAILPIT_ENABLED=true\n";
+    let mailpit = |loaded: &Loaded| {
+        loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "mailpit")
+            .expect("mailpit runs")
+            .routes
+            .len()
+    };
+    let dev = load_files(&[("stack.env", project)], "dev").unwrap();
+    assert_eq!(mailpit(&dev), 1);
+    assert!(dev.warnings.is_empty(), "{:?}", dev.warnings);
+
+    let staging = load_files(&[("stack.env", project)], "staging").unwrap();
+    assert_eq!(mailpit(&staging), 0, "routed in staging without a login");
+    let warning = staging
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("`mailpit` is not routed in `staging`"))
+        .unwrap_or_else(|| panic!("{:?}", staging.warnings));
+    assert!(warning.message.contains("mail.shop.example.com"));
+    assert!(warning
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("SERVICE_MAILPIT_BASIC_AUTH"));
+
+    let hash = bcrypt::hash("open-sesame", 4).unwrap();
+    let gated = load_files(
+        &[
+            ("stack.env", project),
+            (
+                "environments/staging/stack.env",
+                "STACK_SECRETS=MAIL_HASH\nSERVICE_MAILPIT_BASIC_AUTH=team:MAIL_HASH\n",
+            ),
+            (
+                "environments/staging/secrets.env",
+                &format!("MAIL_HASH='{hash}'\n"),
+            ),
+        ],
+        "staging",
+    )
+    .unwrap();
+    assert_eq!(mailpit(&gated), 1);
+    assert!(
+        !gated.warnings.iter().any(|w| w.message.contains("mailpit")),
+        "{:?}",
+        gated.warnings
+    );
+}
