@@ -454,6 +454,56 @@ fn init_refuses_the_image_and_port_the_project_file_refuses() {
     stack().arg("-C").arg(&dir).arg("build").assert().success();
 }
 
+/// `MONITORING_ALERT_WEBHOOK` set in secrets.env is used, not dropped: Alertmanager reads
+/// it from a secret file (`url_file`), and no plain file of the bundle holds it.
+#[test]
+fn a_secret_alert_webhook_reaches_alertmanager_as_a_file() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let url = "https://hooks.example.com/services/T0/B1/never-in-a-plain-file";
+    fs::write(
+        dir.join("stack.env"),
+        "STACK_PROJECT=shop\nMONITORING_ENABLED=true\n",
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("environments/staging")).unwrap();
+    fs::write(
+        dir.join("environments/staging/secrets.env"),
+        format!(
+            "MONITORING_ALERT_WEBHOOK={url}\nMONITORING_GRAFANA_PASSWORD=Zq8vN3xK1pL7wR2tY6uI9oA4sD5fG0hJ\n"
+        ),
+    )
+    .unwrap();
+    let output = stack()
+        .current_dir(dir)
+        .args(["--env", "staging", "build"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bundle = dir.join(".stack/staging");
+    let config = fs::read_to_string(bundle.join("alertmanager/alertmanager.yml")).unwrap();
+    assert!(config.contains("receiver: webhook"), "{config}");
+    assert!(
+        config.contains("url_file: /run/secrets/alert_webhook"),
+        "{config}"
+    );
+    assert!(!config.contains(url), "{config}");
+    let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains("target: /run/secrets/alert_webhook"),
+        "{compose}"
+    );
+    assert!(!compose.contains(url));
+    // Alertmanager runs as `nobody`: the file is the world-readable copy (0444) in the
+    // bundle's private secrets folder.
+    let file = bundle.join("secrets/444/MONITORING_ALERT_WEBHOOK");
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), url);
+}
+
 #[test]
 fn completions_for_bash() {
     stack()
