@@ -504,6 +504,42 @@ fn a_secret_alert_webhook_reaches_alertmanager_as_a_file() {
     assert_eq!(fs::read_to_string(&file).unwrap().trim(), url);
 }
 
+/// `build --check` names a stale secret file of the bundle without showing it: the
+/// override file that carried a secret with `${` to Compose included.
+#[test]
+fn build_check_never_shows_a_stale_secret_file() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    fs::write(
+        dir.join("stack.env"),
+        "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1\n\
+         SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n",
+    )
+    .unwrap();
+    let secrets = dir.join("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(&secrets, "T1='old-${FOO}-never-shown'\n").unwrap();
+    stack().current_dir(dir).arg("build").assert().success();
+    assert!(dir.join(".stack/dev/docker-compose.override.yml").is_file());
+    fs::write(&secrets, "T1='new-plain-value-1234'\n").unwrap();
+    let output = stack()
+        .current_dir(dir)
+        .args(["build", "--check"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("docker-compose.override.yml` should not exist"),
+        "{shown}"
+    );
+    assert!(!shown.contains("never-shown"), "{shown}");
+}
+
 #[test]
 fn completions_for_bash() {
     stack()

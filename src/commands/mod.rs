@@ -342,7 +342,11 @@ pub fn diff(bundle: &Bundle, dir: &std::path::Path) -> Result<Vec<(String, Strin
     }
     for (path, bytes, _) in &on_disk {
         if !bundle.files.contains_key(path) {
-            let text = if path == crate::render::SECRETS_FILE {
+            // What the bundle writes with secret values, the stale file included.
+            let secret = path == crate::render::SECRETS_FILE
+                || path == crate::render::COMPOSE_OVERRIDE_FILE
+                || path.starts_with("secrets/");
+            let text = if secret {
                 format!("secrets file `{path}` should not exist\n")
             } else {
                 similar::TextDiff::from_lines(String::from_utf8_lossy(bytes).as_ref(), "")
