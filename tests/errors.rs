@@ -211,6 +211,36 @@ fn a_truncated_bcrypt_hash_is_refused_without_showing_it() {
     }
 }
 
+/// A directory where an environment's `secrets.env` belongs is an error naming it (exit
+/// 2), for every command that reads secrets and in every environment; nothing is written.
+#[test]
+fn a_directory_for_secrets_env_exits_2() {
+    for env in ["dev", "staging", "custom"] {
+        let project = fixture("minimal");
+        fs::create_dir_all(project.path(&format!("environments/{env}/secrets.env"))).unwrap();
+        for args in [
+            &["--env", env, "build"][..],
+            &["--env", env, "config"],
+            &["secrets", "generate", env],
+            &["secrets", "check", env],
+        ] {
+            let output = project.stack().args(args).output().unwrap();
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "`environments/{env}/secrets.env` is a directory, not a regular file"
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
+        assert!(!project.path(".stack").exists());
+        assert!(project
+            .path(&format!("environments/{env}/secrets.env"))
+            .is_dir());
+    }
+}
+
 /// Write `bytes` as the project file of a new project and build it.
 fn build_garbage(bytes: &[u8]) -> std::process::Output {
     let temp = tempfile::tempdir().unwrap();

@@ -248,6 +248,13 @@ impl<'a> ServiceIndex<'a> {
                 "unknown attribute `{attr}` in `{key}` (service `{service}`)"
             ))
             .with_span(span.cloned());
+            // The key reads as something of a service whose name the longer one continues.
+            if let Some((other, reading)) = self.readings(key).into_iter().next() {
+                return diagnostic.hint(format!(
+                    "it could be {} of service `{other}`, but `{service}` continues that name and wins; rename one of the two services",
+                    reading.describe()
+                ));
+            }
             return match nearest(attr, ATTRIBUTES.iter().copied()) {
                 Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
                 None => diagnostic.hint(format!(

@@ -751,3 +751,21 @@ fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
     assert!(compose.contains("T3: ${API__T3}"), "{compose}");
     assert!(!compose.contains("API__T1"), "{compose}");
 }
+
+#[test]
+fn a_key_only_the_shorter_service_name_reads_says_so() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=shop\nSTACK_SERVICES=web,web-env\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_IMAGE=other:1\nSERVICE_WEB_ENV_MODE=x\n",
+        "dev",
+    ));
+    let error = &errors[0];
+    assert!(
+        error.message.contains("unknown attribute `MODE`"),
+        "{errors:?}"
+    );
+    assert_eq!(error.span.as_ref().unwrap().line, 5);
+    let hint = error.hint.as_deref().unwrap();
+    assert!(hint.contains("the variable `MODE`"), "{hint}");
+    assert!(hint.contains("of service `web`"), "{hint}");
+}
