@@ -180,12 +180,12 @@ pub struct InitArgs {
     /// Reverse proxy: caddy, nginx or none
     #[arg(long)]
     pub proxy: Option<String>,
-    /// Image of the first service
+    /// Image of the first service (checked as `SERVICE_<NAME>_IMAGE` is)
     #[arg(long)]
     pub image: Option<String>,
-    /// Port the first service listens on
+    /// Port the first service listens on (checked as `SERVICE_<NAME>_PORT` is)
     #[arg(long)]
-    pub port: Option<u16>,
+    pub port: Option<String>,
     /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch, monitoring, backup
     #[arg(long, value_delimiter = ',')]
     pub presets: Option<Vec<String>>,

@@ -445,6 +445,137 @@ fn init_then_build() {
     assert_eq!(fs::read(dir.join("stack.env")).unwrap(), project_file);
 }
 
+/// `init --image` and `--port` are checked by the project file's own parsers: what
+/// `init` accepts, `build` accepts; what it refuses is refused with exit 2 and no file.
+#[test]
+fn init_refuses_the_image_and_port_the_project_file_refuses() {
+    let temp = tempfile::tempdir().unwrap();
+    for (flag, value, message) in [
+        ("--image", "Acme/API:1", "is not a valid image reference"),
+        ("--image", "acme/api:1@sha256:12", "digest"),
+        ("--port", "0", "must be a whole number from 1 to 65535"),
+        ("--port", "70000", "must be a whole number from 1 to 65535"),
+        ("--port", "http", "must be a whole number from 1 to 65535"),
+    ] {
+        let dir = temp.path().join("shop");
+        let output = stack()
+            .current_dir(temp.path())
+            .args(["init", "--yes", flag, value])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+        assert!(stderr.contains(message), "{flag} {value}: {stderr}");
+        assert!(!dir.join("stack.env").exists(), "{flag} {value}");
+    }
+    let dir = temp.path().join("ok");
+    stack()
+        .current_dir(temp.path())
+        .args([
+            "init",
+            "--yes",
+            "--image",
+            "ghcr.io/acme/api:1.4.2",
+            "--port",
+            "8080",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    let project = fs::read_to_string(dir.join("stack.env")).unwrap();
+    assert!(project.contains("SERVICE_WEB_IMAGE=ghcr.io/acme/api:1.4.2\n"));
+    assert!(project.contains("SERVICE_WEB_PORT=8080\n"));
+    stack().arg("-C").arg(&dir).arg("build").assert().success();
+}
+
+/// `MONITORING_ALERT_WEBHOOK` set in secrets.env is used, not dropped: Alertmanager reads
+/// it from a secret file (`url_file`), and no plain file of the bundle holds it.
+#[test]
+fn a_secret_alert_webhook_reaches_alertmanager_as_a_file() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let url = "https://hooks.example.com/services/T0/B1/never-in-a-plain-file";
+    fs::write(
+        dir.join("stack.env"),
+        "STACK_PROJECT=shop\nMONITORING_ENABLED=true\n",
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("environments/staging")).unwrap();
+    fs::write(
+        dir.join("environments/staging/secrets.env"),
+        format!(
+            "MONITORING_ALERT_WEBHOOK={url}\nMONITORING_GRAFANA_PASSWORD=Zq8vN3xK1pL7wR2tY6uI9oA4sD5fG0hJ\n"
+        ),
+    )
+    .unwrap();
+    let output = stack()
+        .current_dir(dir)
+        .args(["--env", "staging", "build"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bundle = dir.join(".stack/staging");
+    let config = fs::read_to_string(bundle.join("alertmanager/alertmanager.yml")).unwrap();
+    assert!(config.contains("receiver: webhook"), "{config}");
+    assert!(
+        config.contains("url_file: /run/secrets/alert_webhook"),
+        "{config}"
+    );
+    assert!(!config.contains(url), "{config}");
+    let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains("target: /run/secrets/alert_webhook"),
+        "{compose}"
+    );
+    assert!(!compose.contains(url));
+    // Alertmanager runs as `nobody`: the file is the world-readable copy (0444) in the
+    // bundle's private secrets folder.
+    let file = bundle.join("secrets/444/MONITORING_ALERT_WEBHOOK");
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), url);
+}
+
+/// `build --check` names a stale secret file of the bundle without showing it: the
+/// override file that carried a secret with `${` to Compose included.
+#[test]
+fn build_check_never_shows_a_stale_secret_file() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    fs::write(
+        dir.join("stack.env"),
+        "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1\n\
+         SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n",
+    )
+    .unwrap();
+    let secrets = dir.join("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(&secrets, "T1='old-${FOO}-never-shown'\n").unwrap();
+    stack().current_dir(dir).arg("build").assert().success();
+    assert!(dir.join(".stack/dev/docker-compose.override.yml").is_file());
+    fs::write(&secrets, "T1='new-plain-value-1234'\n").unwrap();
+    let output = stack()
+        .current_dir(dir)
+        .args(["build", "--check"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("`docker-compose.override.yml`: stack no longer writes it (not shown)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("never-shown"), "{shown}");
+}
+
 #[test]
 fn completions_for_bash() {
     stack()

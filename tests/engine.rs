@@ -1608,3 +1608,37 @@ fn the_temporary_registry_refuses_requests_without_the_deploys_password() {
     let _ = docker(&["volume", "rm", "-f", &format!("{project}-stack-registry")]);
     assert_eq!(statuses, vec![Some(401); 4]);
 }
+
+/// Secret values with `${FOO}`, `$`, both quotes and a backslash reach the container's
+/// environment unchanged (stack reads them back from the bundle's `.env`), with `FOO` set
+/// in stack's own environment.
+#[test]
+fn secrets_with_dollar_braces_and_quotes_reach_the_container_unchanged() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=box\nSTACK_SECRETS=T1,T2\n\
+         SERVICE_BOX_IMAGE={BUSYBOX}\n\
+         SERVICE_BOX_COMMAND=sleep 3600\n\
+         SERVICE_BOX_ENV_T1=${{T1}}\n\
+         SERVICE_BOX_ENV_T2=${{T2}}\n"
+    );
+    let p = Project::new("dollar", &body);
+    std::fs::create_dir_all(p.path().join("environments/dev")).unwrap();
+    std::fs::write(
+        p.path().join("environments/dev/secrets.env"),
+        "T1='a${FOO}b$c\"d'\nT2=\"it's $${FOO} \\\"q\\\" $$5 \\\\ end\"\n",
+    )
+    .unwrap();
+    let out = p
+        .cmd(&["start"])
+        .env("FOO", "SUBSTITUTED")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let env = inspect(&p.container("box"), "{{json .Config.Env}}");
+    let env: Vec<String> = serde_json::from_str(&env).unwrap();
+    assert!(env.contains(&"T1=a${FOO}b$c\"d".to_string()), "{env:?}");
+    assert!(
+        env.contains(&"T2=it's ${FOO} \"q\" $5 \\ end".to_string()),
+        "{env:?}"
+    );
+}

@@ -147,6 +147,100 @@ fn missing_project_directory_exits_2() {
         .stderr(predicates::str::contains("does not exist"));
 }
 
+/// In dev a missing secret is generated only once the project with it passes every
+/// check: a build (or `secrets generate`) that then fails leaves the secrets file as it was.
+#[test]
+fn a_failed_dev_build_leaves_an_existing_secrets_file_unchanged() {
+    let project = copy_project(&repo_root().join("fixtures-bad/generated-secret-then-invalid"));
+    let secrets = project.path("environments/dev/secrets.env");
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    let before = "# kept byte for byte\nOTHER=Zq8vN3xK1pL7wR2tY6uI9oA4sD5fG0hJ\n";
+    fs::write(&secrets, before).unwrap();
+    for args in [&["build"][..], &["secrets", "generate", "dev"]] {
+        let output = project.stack().args(args).output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("uses the secret `API_TOKEN`"), "{stderr}");
+        assert!(!stderr.contains("generated"), "{stderr}");
+        assert_eq!(fs::read_to_string(&secrets).unwrap(), before, "{args:?}");
+    }
+}
+
+/// A project of `stack.env` and the dev `secrets.env`, built: (exit code, stderr).
+fn build_with_secrets(stack_env: &str, secrets_env: &str) -> (Option<i32>, String) {
+    let temp = tempfile::tempdir().unwrap();
+    fs::write(temp.path().join("stack.env"), stack_env).unwrap();
+    fs::create_dir_all(temp.path().join("environments/dev")).unwrap();
+    fs::write(
+        temp.path().join("environments/dev/secrets.env"),
+        secrets_env,
+    )
+    .unwrap();
+    let output = stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output.stderr))
+}
+
+/// A `BASIC_AUTH` secret is checked as a whole bcrypt hash, not by its prefix; the error
+/// names the line of `BASIC_AUTH` and never shows the value.
+#[test]
+fn a_truncated_bcrypt_hash_is_refused_without_showing_it() {
+    let project = "STACK_PROJECT=shop\nSTACK_SERVICES=admin\nSTACK_SECRETS=ADMIN_HASH\n\
+                   SERVICE_ADMIN_IMAGE=acme/admin:1\nSERVICE_ADMIN_PORT=80\n\
+                   SERVICE_ADMIN_ROUTE=admin.localhost\nSERVICE_ADMIN_BASIC_AUTH=admin:ADMIN_HASH\n";
+    for (hash, why) in [
+        ("$2y$10$Qx7fTruncatedSaltAndHash", "not 53 characters"),
+        (
+            "$2y$99$abcdefghijklmnopqrstuvwxyz0123456789./ABCDEFGHIJKLMNO",
+            "cost",
+        ),
+        (
+            "$2y$10$abcdefghijklmnopqrstuvwxyz0123456789+/ABCDEFGHIJKLMNO",
+            "characters other",
+        ),
+    ] {
+        let (code, stderr) = build_with_secrets(project, &format!("ADMIN_HASH='{hash}'\n"));
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("--> stack.env:7:"), "{stderr}");
+        assert!(stderr.contains("does not hold a bcrypt hash"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!stderr.contains(&hash[7..]), "the hash was shown: {stderr}");
+    }
+}
+
+/// A directory where an environment's `secrets.env` belongs is an error naming it (exit
+/// 2), for every command that reads secrets and in every environment; nothing is written.
+#[test]
+fn a_directory_for_secrets_env_exits_2() {
+    for env in ["dev", "staging", "custom"] {
+        let project = fixture("minimal");
+        fs::create_dir_all(project.path(&format!("environments/{env}/secrets.env"))).unwrap();
+        for args in [
+            &["--env", env, "build"][..],
+            &["--env", env, "config"],
+            &["secrets", "generate", env],
+            &["secrets", "check", env],
+        ] {
+            let output = project.stack().args(args).output().unwrap();
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "`environments/{env}/secrets.env` is a directory, not a regular file"
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
+        assert!(!project.path(".stack").exists());
+        assert!(project
+            .path(&format!("environments/{env}/secrets.env"))
+            .is_dir());
+    }
+}
+
 /// Write `bytes` as the project file of a new project and build it.
 fn build_garbage(bytes: &[u8]) -> std::process::Output {
     let temp = tempfile::tempdir().unwrap();

@@ -420,13 +420,8 @@ fn a_preset_variable_built_from_a_secret_goes_through_the_secret_path() {
 #[test]
 fn a_secret_in_any_rendered_key_exits_2_naming_key_and_secret() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        // A preset key rendered into alertmanager.yml.
-        (
-            "MONITORING_ENABLED=true\nMONITORING_ALERT_WEBHOOK=https://hooks.example.com/${TOKEN}\n",
-            "TOKEN=tok-hunter2\n",
-            "MONITORING_ALERT_WEBHOOK",
-            "TOKEN",
-        ),
+        // (A secret `MONITORING_ALERT_WEBHOOK` is carried as Alertmanager's `url_file`:
+        // `cli::a_secret_alert_webhook_reaches_alertmanager_as_a_file`.)
         // An attribute written directly in secrets.env.
         (
             "",

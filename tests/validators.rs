@@ -451,6 +451,7 @@ fn round_trip_values() -> Vec<String> {
         ]
         .map(String::from),
     );
+    values.extend(OVERRIDE_VALUES.map(String::from));
     values
 }
 
@@ -470,26 +471,10 @@ fn double_quoted(value: &str) -> String {
     out
 }
 
-#[test]
-fn a_secret_the_env_file_cannot_carry_exits_2() {
-    for value in ["${X}", "${X:-y}", "a'b$", "\\$ x", "a\\"] {
-        let project = fixture_for("minimal", "dev");
-        std::fs::create_dir_all(project.path("environments/dev")).unwrap();
-        std::fs::write(
-            project.path("environments/dev/secrets.env"),
-            format!("S={}\n", double_quoted(value)),
-        )
-        .unwrap();
-        project.append("SERVICE_WEB_ENV_S=${S}\n");
-        let output = project.stack().arg("build").output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{value:?}: {stderr}");
-        assert!(
-            stderr.contains("cannot be written to the bundle's `.env`"),
-            "{value:?}: {stderr}"
-        );
-    }
-}
+/// Values docker-compose v1 cannot read exactly from `.env` (python-dotenv expands
+/// `${NAME}` even single-quoted, and has no escape for it) go through the 0600
+/// `docker-compose.override.yml`; stack still reads them from `.env`. Refused before.
+const OVERRIDE_VALUES: [&str; 6] = ["${X}", "${X:-y}", "a'b$", "\\$ x", "a\\", "a${FOO}b$c\"d'e"];
 
 #[test]
 fn every_printable_character_of_a_secret_round_trips_through_compose() {
@@ -518,17 +503,22 @@ fn every_printable_character_of_a_secret_round_trips_through_compose() {
         }
     }
 
-    // docker-compose v1, from a copy without the top-level `name:`.
-    let compose = std::fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
-    let mut doc: serde_norway::Value = serde_norway::from_str(&compose).unwrap();
-    doc.as_mapping_mut().unwrap().remove("name");
-    let stripped = bundle.join(".round-trip.yml");
-    std::fs::write(&stripped, serde_norway::to_string(&doc).unwrap()).unwrap();
-    let output = Command::new(&tools.docker_compose)
-        .arg("-f")
-        .arg(&stripped)
+    // docker-compose v1, from copies without the top-level `name:` of the compose file
+    // and its override (which Compose reads after it), with `X` and `FOO` set.
+    let mut command = Command::new(&tools.docker_compose);
+    for name in ["docker-compose.yml", "docker-compose.override.yml"] {
+        let compose = std::fs::read_to_string(bundle.join(name)).unwrap();
+        let mut doc: serde_norway::Value = serde_norway::from_str(&compose).unwrap();
+        doc.as_mapping_mut().unwrap().remove("name");
+        let stripped = bundle.join(format!(".round-trip-{name}"));
+        std::fs::write(&stripped, serde_norway::to_string(&doc).unwrap()).unwrap();
+        command.arg("-f").arg(stripped);
+    }
+    let output = command
         .arg("config")
         .current_dir(&bundle)
+        .env("X", "SUBSTITUTED")
+        .env("FOO", "SUBSTITUTED")
         .output()
         .unwrap();
     assert!(
@@ -621,4 +611,72 @@ fn tabs_and_newlines_in_an_environment_value_survive_compose() {
     let config = compose_config(&tools, &bundle);
     let got = config["services"]["web"]["environment"]["MULTI"].as_str();
     assert_eq!(got, Some("a\tb\nc"));
+}
+
+/// A secret holding `${FOO}`, `$`, quotes and a backslash reaches the container unchanged
+/// through Compose too: docker-compose v1 (python-dotenv expands `${NAME}` in `.env`, even
+/// single-quoted) reads it from the 0600 `docker-compose.override.yml`, `$` written `$$`;
+/// `FOO` set in Compose's environment is not substituted.
+#[test]
+fn secrets_with_dollar_braces_reach_compose_unchanged() {
+    let docker_compose = require_tool("docker-compose");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::write(
+        dir.join("stack.env"),
+        "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
+         SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
+         SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("environments/dev")).unwrap();
+    std::fs::write(
+        dir.join("environments/dev/secrets.env"),
+        "T1='a${FOO}b$c\"d'\nT2=\"it's $${FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n",
+    )
+    .unwrap();
+    let output = common::stack()
+        .current_dir(dir)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bundle = dir.join(".stack/dev");
+    assert_eq!(mode(&bundle.join("docker-compose.override.yml")), 0o600);
+    // Compose v1 predates the top-level `name:`: copies without it, read together.
+    let mut files = Vec::new();
+    for name in ["docker-compose.yml", "docker-compose.override.yml"] {
+        let text = std::fs::read_to_string(bundle.join(name)).unwrap();
+        let mut doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        doc.as_mapping_mut().unwrap().remove("name");
+        let copy = bundle.join(format!(".v1-{name}"));
+        std::fs::write(&copy, serde_norway::to_string(&doc).unwrap()).unwrap();
+        files.push(copy);
+    }
+    let output = Command::new(docker_compose)
+        .arg("-f")
+        .arg(&files[0])
+        .arg("-f")
+        .arg(&files[1])
+        .arg("config")
+        .current_dir(&bundle)
+        .env("FOO", "SUBSTITUTED")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: serde_norway::Value = serde_norway::from_slice(&output.stdout).unwrap();
+    let env = &config["services"]["api"]["environment"];
+    // `config` prints a literal `$` as `$$`.
+    let value = |var: &str| env[var].as_str().unwrap().replace("$$", "$");
+    assert_eq!(value("T1"), "a${FOO}b$c\"d");
+    assert_eq!(value("T2"), "it's ${FOO} \"q\" $5 \\ end");
+    assert_eq!(value("T3"), "plain-Value-123");
 }

@@ -41,7 +41,8 @@ struct Answers {
     domain: String,
     proxy: String,
     image: String,
-    port: u16,
+    /// As typed: checked by [`validate`] with the project file's parser.
+    port: String,
     presets: Vec<String>,
 }
 
@@ -175,7 +176,7 @@ fn defaults(dir: &Path, args: &InitArgs) -> Answers {
             .image
             .clone()
             .unwrap_or_else(|| "traefik/whoami:v1.10".into()),
-        port: args.port.unwrap_or(80),
+        port: args.port.clone().unwrap_or_else(|| "80".into()),
         presets: args.presets.clone().unwrap_or_default(),
     }
 }
@@ -212,7 +213,7 @@ fn ask(answers: &mut Answers) -> Result<()> {
         .map_err(failed)?;
     answers.port = Input::new()
         .with_prompt("Port your app listens on")
-        .default(answers.port)
+        .default(answers.port.clone())
         .interact_text()
         .map_err(failed)?;
     let checked: Vec<bool> = PRESET_NAMES
@@ -254,14 +255,9 @@ fn validate(answers: &Answers) -> Result<()> {
                 .into(),
         );
     }
-    if answers.image.is_empty()
-        || answers
-            .image
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Diagnostic::new(format!("invalid image `{}`", answers.image)).into());
-    }
+    // The project file's own checks, so `init` never writes what `build` refuses.
+    crate::config::check_image("--image", &answers.image)?;
+    crate::config::check_port("--port", &answers.port)?;
     for preset in &answers.presets {
         if !PRESET_NAMES.contains(&preset.as_str()) {
             return Err(Diagnostic::new(format!("unknown preset `{preset}`"))
@@ -289,12 +285,14 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
          STACK_SERVICES=web\n\
          \n\
          SERVICE_WEB_IMAGE={image}\n\
-         SERVICE_WEB_PORT={port}\n"
+         SERVICE_WEB_PORT={port}\n",
+        image = image.trim(),
+        port = port.trim(),
     );
     if proxy != "none" {
         project.push_str("SERVICE_WEB_ROUTE=${STACK_DOMAIN}\n");
     } else {
-        project.push_str(&format!("SERVICE_WEB_PUBLISH=8080:{port}\n"));
+        project.push_str(&format!("SERVICE_WEB_PUBLISH=8080:{}\n", port.trim()));
     }
     project.push_str("SERVICE_WEB_ENV_LOG_LEVEL=${STACK_LOG_LEVEL}\n");
     for preset in presets {

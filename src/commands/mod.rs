@@ -100,6 +100,32 @@ impl Context {
         Ok(loaded)
     }
 
+    /// Generate the missing secrets of `loaded`'s environment and save them, once the
+    /// project with them has passed every check (a run that fails writes nothing).
+    /// The project as loaded with them, and their names.
+    pub fn generate_secrets(&self, loaded: &Loaded) -> Result<(Loaded, Vec<String>)> {
+        let Some(generated) = secrets::generate_missing(loaded)? else {
+            return Ok((loaded.clone(), Vec::new()));
+        };
+        let dir = &loaded.config.project_dir;
+        let env = &loaded.config.env;
+        let layer = crate::project::secrets_layer(dir, env, &generated.text)?;
+        let options = Options {
+            secrets_command: true,
+            ..self.options()
+        };
+        let with = crate::config::load_with(
+            dir,
+            env,
+            &self.global.sets,
+            &options,
+            |name| std::env::var(name).ok(),
+            Some(layer),
+        )?;
+        secrets::write(&generated)?;
+        Ok((with, generated.names))
+    }
+
     /// Load for a command that needs every secret: in `dev` missing ones are generated
     /// and saved first; elsewhere a missing secret is an error.
     pub fn load_with_secrets(&self, env: &str) -> Result<Loaded> {
@@ -115,14 +141,14 @@ impl Context {
             return Ok(loaded);
         }
         if env == "dev" {
-            let generated = secrets::generate_missing(&loaded)?;
+            let (loaded, generated) = self.generate_secrets(&loaded)?;
             self.printer.status(format!(
                 "generated {} secret(s) in `{}`: {}",
                 generated.len(),
                 crate::project::secrets_path(env),
                 generated.join(", ")
             ));
-            return self.load_secrets(env);
+            return Ok(loaded);
         }
         Err(Error::invalid(
             Diagnostic::new(format!(

@@ -28,9 +28,18 @@ pub fn random_secret() -> Result<String> {
     Ok(out)
 }
 
-/// Append a value for every missing secret to the environment's secrets file (0600).
-/// Existing lines are kept byte for byte. Returns the names generated.
-pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
+/// The secrets file with a value appended for every missing secret: existing lines are
+/// kept byte for byte. Nothing is written: see [`write`].
+pub struct Generated {
+    pub path: std::path::PathBuf,
+    pub text: Vec<u8>,
+    /// The names generated.
+    pub names: Vec<String>,
+}
+
+/// The environment's secrets file with a value for every missing secret, or `None` when
+/// none is missing.
+pub fn generate_missing(loaded: &Loaded) -> Result<Option<Generated>> {
     let env = &loaded.config.env;
     let path = loaded.config.project_dir.join(secrets_path(env));
     let missing: Vec<String> = loaded
@@ -41,7 +50,7 @@ pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
         .map(|s| s.name.clone())
         .collect();
     if missing.is_empty() {
-        return Ok(missing);
+        return Ok(None);
     }
     let mut text =
         match crate::fsio::read_bounded(&path, crate::project::syntax::MAX_FILE_BYTES as u64) {
@@ -72,11 +81,19 @@ pub fn generate_missing(loaded: &Loaded) -> Result<Vec<String>> {
         };
         text.extend_from_slice(format!("{name}={value}\n").as_bytes());
     }
-    if let Some(folder) = path.parent() {
+    Ok(Some(Generated {
+        path,
+        text,
+        names: missing,
+    }))
+}
+
+/// Save the secrets file (0600), its folder created if needed.
+pub fn write(generated: &Generated) -> Result<()> {
+    if let Some(folder) = generated.path.parent() {
         std::fs::create_dir_all(folder).map_err(|e| Error::io("create", folder, e))?;
     }
-    crate::fsio::write_file(&path, &text, 0o600)?;
-    Ok(missing)
+    crate::fsio::write_file(&generated.path, &generated.text, 0o600)
 }
 
 pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
@@ -84,7 +101,7 @@ pub fn run(context: &Context, command: &SecretsCommand) -> Result<()> {
         SecretsCommand::Generate(EnvArg { env }) => {
             let env = &context.env_or(env);
             let loaded = context.load_secrets(env)?;
-            let generated = generate_missing(&loaded)?;
+            let generated = context.generate_secrets(&loaded)?.1;
             if context.global.json {
                 context
                     .printer

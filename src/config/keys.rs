@@ -85,6 +85,33 @@ impl<'a> ServiceIndex<'a> {
     }
 }
 
+/// The attribute `attr` (what follows `SERVICE_<NAME>_`) names, if any.
+fn service_attr(attr: &str) -> Option<ServiceAttr> {
+    // `ENV_FILE` is the attribute; a variable named `FILE` goes in the `ENV` list.
+    if attr == "ENV_FILE" {
+        return Some(ServiceAttr::Attr("ENV_FILE"));
+    }
+    if let Some(var) = attr.strip_prefix("ENV_").filter(|v| !v.is_empty()) {
+        return Some(ServiceAttr::Env(var.to_string()));
+    }
+    if let Some(arg) = attr.strip_prefix("BUILD_ARG_").filter(|a| !a.is_empty()) {
+        return Some(ServiceAttr::BuildArg(arg.to_string()));
+    }
+    let known = attribute_names().find(|a| *a == attr)?;
+    Some(ServiceAttr::Attr(known))
+}
+
+impl ServiceAttr {
+    /// How a reading of a key is told to the user: `the attribute PORT`, `the variable X`.
+    pub fn describe(&self) -> String {
+        match self {
+            ServiceAttr::Attr(attr) => format!("the attribute `{attr}`"),
+            ServiceAttr::Env(var) => format!("the variable `{var}` (`ENV_{var}`)"),
+            ServiceAttr::BuildArg(arg) => format!("the build argument `{arg}`"),
+        }
+    }
+}
+
 /// Split `SERVICE_<NAME>_<ATTR>` against the known services (longest name wins).
 pub fn split_service_key(
     key: &str,
@@ -94,7 +121,7 @@ pub fn split_service_key(
     ServiceIndex::new(services).split(key, span)
 }
 
-impl ServiceIndex<'_> {
+impl<'a> ServiceIndex<'a> {
     /// Split `SERVICE_<NAME>_<ATTR>`, or say why it names no known service attribute.
     pub fn split(
         &self,
@@ -108,22 +135,24 @@ impl ServiceIndex<'_> {
     pub fn parse(&self, key: &str) -> Option<(String, ServiceAttr)> {
         let rest = key.strip_prefix("SERVICE_").unwrap_or(key);
         let (service, _, attr) = self.longest(rest)?;
-        // `ENV_FILE` is the attribute; a variable named `FILE` goes in the `ENV` list.
-        if attr == "ENV_FILE" {
-            return Some((service.to_string(), ServiceAttr::Attr("ENV_FILE")));
-        }
-        if let Some(var) = attr.strip_prefix("ENV_") {
-            if !var.is_empty() {
-                return Some((service.to_string(), ServiceAttr::Env(var.to_string())));
-            }
-        }
-        if let Some(arg) = attr.strip_prefix("BUILD_ARG_") {
-            if !arg.is_empty() {
-                return Some((service.to_string(), ServiceAttr::BuildArg(arg.to_string())));
-            }
-        }
-        let known = attribute_names().find(|a| *a == attr)?;
-        Some((service.to_string(), ServiceAttr::Attr(known)))
+        Some((service.to_string(), service_attr(attr)?))
+    }
+
+    /// Every way `key` reads as `SERVICE_<NAME>_<ATTR>` of a known service, longest
+    /// service name first (the reading [`ServiceIndex::parse`] takes). Two or more: the
+    /// key is ambiguous (`SERVICE_WEB_ENV_PORT` with services `web` and `web-env`).
+    pub fn readings(&self, key: &str) -> Vec<(&'a str, ServiceAttr)> {
+        let Some(rest) = key.strip_prefix("SERVICE_") else {
+            return Vec::new();
+        };
+        rest.match_indices('_')
+            .map(|(i, _)| i)
+            .rev()
+            .filter_map(|cut| {
+                let name = self.by_prefix.get(&rest[..cut])?;
+                Some((*name, service_attr(&rest[cut + 1..])?))
+            })
+            .collect()
     }
 
     /// The error for a `SERVICE_` key [`ServiceIndex::parse`] rejects, with the nearest key.
@@ -135,6 +164,13 @@ impl ServiceIndex<'_> {
                 "unknown attribute `{attr}` in `{key}` (service `{service}`)"
             ))
             .with_span(span.cloned());
+            // The key reads as something of a service whose name the longer one continues.
+            if let Some((other, reading)) = self.readings(key).into_iter().next() {
+                return diagnostic.hint(format!(
+                    "it could be {} of service `{other}`, but `{service}` continues that name and wins; rename one of the two services",
+                    reading.describe()
+                ));
+            }
             return match nearest(attr, attribute_names()) {
                 Some(near) => diagnostic.hint(format!("did you mean `SERVICE_{prefix}_{near}`?")),
                 None => diagnostic.hint(format!(

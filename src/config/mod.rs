@@ -53,7 +53,23 @@ pub fn load(
     options: &Options,
     process_env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded> {
+    load_with(dir, env, sets, options, process_env, None)
+}
+
+/// [`load`] with `secrets` in place of the secrets file: what the project would be once
+/// they are written (so nothing is written before everything has passed).
+pub fn load_with(
+    dir: &Path,
+    env: &str,
+    sets: &[String],
+    options: &Options,
+    process_env: impl Fn(&str) -> Option<String>,
+    secrets: Option<project::Layer>,
+) -> Result<Loaded> {
     let mut sources = project::load(dir, env, sets)?;
+    if let Some(layer) = secrets {
+        sources.replace_secrets(layer);
+    }
     // The secrets command is I/O like reading a file: its output is one more layer.
     if options.secrets_command {
         if let Some(command) = project::command::command(&sources) {
@@ -82,6 +98,7 @@ pub fn from_sources(
     let resolved =
         project::resolve(&sources.layers, &builtins, &process_env).map_err(Error::Invalid)?;
     let (config, mut warnings) = phases::build(&sources, &resolved, &builtins, options)?;
+    warnings.extend(project::duplicate_keys(&sources.layers));
     let secret_names: BTreeSet<&str> = config.secrets.iter().map(|s| s.name.as_str()).collect();
     // An unset secret is reported as a missing secret, not as an empty interpolation.
     warnings.extend(
@@ -191,6 +208,28 @@ pub const NGINX_IMAGE: &str = "nginx:1.27.3-alpine";
 /// Lexically clean a path (`a/./b/../c` → `a/c`).
 pub fn normalize_path(path: &Path) -> std::path::PathBuf {
     paths::normalize(path)
+}
+
+/// An image reference as `SERVICE_<NAME>_IMAGE` accepts it; the error names `key`.
+pub fn check_image(key: &str, text: &str) -> std::result::Result<(), Diagnostic> {
+    validate::image(&values::Value {
+        key,
+        text,
+        span: None,
+        secret: false,
+    })
+    .map(|_| ())
+}
+
+/// A port as `SERVICE_<NAME>_PORT` accepts it; the error names `key`.
+pub fn check_port(key: &str, text: &str) -> std::result::Result<u16, Diagnostic> {
+    values::Value {
+        key,
+        text,
+        span: None,
+        secret: false,
+    }
+    .port()
 }
 
 /// A domain name as `STACK_DOMAIN` accepts it.

@@ -60,11 +60,85 @@ pub(super) fn build(
         classified.service_attrs,
         &mut errors,
     );
-    let services = in_environment(services, env, options);
+    let mut services = in_environment(services, env, options);
+    let mut warnings = close_mailpit(&mut services, env);
+    warnings.extend(ambiguous_keys(&resolved.settings, &index));
     let server = read_server(&keys, &project, &mut errors);
     keys.check_secret_reads(&mut errors);
     let config = assemble(sources, project, globals, services, secrets, server);
-    finish(config, errors)
+    let (config, mut checked) = finish(config, errors)?;
+    checked.append(&mut warnings);
+    Ok((config, checked))
+}
+
+/// Mailpit's UI shows every mail the environment sends (password resets, invitations):
+/// outside dev it is routed only behind a gate of its own (`AUTH` or `BASIC_AUTH`).
+/// Without one its routes are dropped, with a warning saying how to open them.
+fn close_mailpit(services: &mut [Service], env: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if env == "dev" {
+        return out;
+    }
+    for service in services.iter_mut().filter(|s| s.preset == Some("MAILPIT")) {
+        if service.routes.is_empty() || service.auth.is_some() || service.basic_auth.is_some() {
+            continue;
+        }
+        let prefix = super::keys::service_key_name(&service.name);
+        let routes: Vec<String> = service.routes.iter().map(|r| format!("`{r}`")).collect();
+        out.push(
+            Diagnostic::new(format!(
+                "`{}` is not routed in `{env}`: its UI shows every mail the environment sends, and no login guards it ({} left out)",
+                service.name,
+                routes.join(", ")
+            ))
+            .with_span(service.span_of("ROUTE"))
+            .hint(format!(
+                "to reach it, set `SERVICE_{prefix}_BASIC_AUTH=user:KEY` (a bcrypt hash in secrets.env) or `SERVICE_{prefix}_AUTH` in `environments/{env}/stack.env`; or reach it through an SSH tunnel"
+            )),
+        );
+        service.routes.clear();
+    }
+    out
+}
+
+/// A warning for every `SERVICE_` key that reads two ways because one service's name
+/// continues another's (`web` and `web-env`: `SERVICE_WEB_ENV_PORT`), naming both
+/// readings; the longer service name wins.
+fn ambiguous_keys(
+    settings: &indexmap::IndexMap<String, Setting>,
+    index: &ServiceIndex,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (key, setting) in settings {
+        let readings = index.readings(key);
+        let [(service, attr), others @ ..] = readings.as_slice() else {
+            continue;
+        };
+        if others.is_empty() {
+            continue;
+        }
+        let also: Vec<String> = others
+            .iter()
+            .map(|(other, attr)| format!("{} of service `{other}`", attr.describe()))
+            .collect();
+        out.push(
+            Diagnostic::new(format!(
+                "`{key}` is ambiguous: it is read as {} of service `{service}`, but could be {}",
+                attr.describe(),
+                also.join(" or ")
+            ))
+            .at(&setting.span)
+            .hint(format!(
+                "rename one of the services so neither name continues the other (`{service}` and {})",
+                others
+                    .iter()
+                    .map(|(o, _)| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+    }
+    out
 }
 
 /// `STACK_ENV` names the environment the command chose; a project file cannot set it.

@@ -571,3 +571,201 @@ fn release_command_and_its_timeout_are_checked() {
         );
     }
 }
+
+/// Write `files` (path, contents) as a project and load it for `env`.
+fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    load(dir.path(), env, &[], &Options::default(), |_| None)
+}
+
+#[test]
+fn a_key_set_twice_in_one_file_warns_with_both_lines() {
+    let loaded = load_files(
+        &[
+            (
+                "stack.env",
+                "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+                 SERVICE_WEB_PORT=80\nSTACK_SECRETS=TOKEN\nSERVICE_WEB_PORT=8080\n",
+            ),
+            (
+                "environments/staging/secrets.env",
+                "TOKEN=first-value-never-shown\n# comment\nTOKEN=second-value-never-shown\n",
+            ),
+            // The same key in two files is how overlays work: no warning.
+            ("environments/staging/stack.env", "SERVICE_WEB_PORT=9090\n"),
+        ],
+        "staging",
+    )
+    .unwrap();
+    let twice: Vec<&Diagnostic> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("set twice"))
+        .collect();
+    assert_eq!(twice.len(), 2, "{:?}", loaded.warnings);
+    assert!(twice[0].message.contains("stack.env:4 and at stack.env:6"));
+    assert_eq!(twice[0].span.as_ref().unwrap().line, 6);
+    let secret = twice[1];
+    assert!(secret
+        .message
+        .contains("environments/staging/secrets.env:1 and at environments/staging/secrets.env:3"));
+    let shown = secret.render();
+    assert!(!shown.contains("value-never-shown"), "{shown}");
+    assert_eq!(loaded.config.services[0].port, Some(9090));
+}
+
+#[test]
+fn keys_that_read_two_ways_warn_with_both_readings() {
+    let loaded = load_text(
+        "STACK_PROJECT=shop\nSTACK_SERVICES=web,web-env\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_IMAGE=other:1\n",
+        "dev",
+    )
+    .unwrap();
+    let ambiguous: Vec<&Diagnostic> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("ambiguous"))
+        .collect();
+    // `SERVICE_WEB_IMAGE` reads one way only.
+    assert_eq!(ambiguous.len(), 1, "{:?}", loaded.warnings);
+    let warning = ambiguous[0];
+    assert!(warning.message.contains("`SERVICE_WEB_ENV_IMAGE`"));
+    assert!(warning
+        .message
+        .contains("the attribute `IMAGE` of service `web-env`"));
+    assert!(warning.message.contains("the variable `IMAGE`"));
+    assert!(warning.message.contains("of service `web`"));
+    assert_eq!(warning.span.as_ref().unwrap().line, 4);
+}
+
+#[test]
+fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
+    let project = "STACK_PROJECT=shop\nSTACK_DOMAIN=shop.example.com\nMAILPIT_ENABLED=true\n";
+    let mailpit = |loaded: &Loaded| {
+        loaded
+            .config
+            .services
+            .iter()
+            .find(|s| s.name == "mailpit")
+            .expect("mailpit runs")
+            .routes
+            .len()
+    };
+    let dev = load_files(&[("stack.env", project)], "dev").unwrap();
+    assert_eq!(mailpit(&dev), 1);
+    assert!(dev.warnings.is_empty(), "{:?}", dev.warnings);
+
+    let staging = load_files(&[("stack.env", project)], "staging").unwrap();
+    assert_eq!(mailpit(&staging), 0, "routed in staging without a login");
+    let warning = staging
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("`mailpit` is not routed in `staging`"))
+        .unwrap_or_else(|| panic!("{:?}", staging.warnings));
+    assert!(warning.message.contains("mail.shop.example.com"));
+    assert!(warning
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("SERVICE_MAILPIT_BASIC_AUTH"));
+
+    let hash = bcrypt::hash("open-sesame", 4).unwrap();
+    let gated = load_files(
+        &[
+            ("stack.env", project),
+            (
+                "environments/staging/stack.env",
+                "STACK_SECRETS=MAIL_HASH\nSERVICE_MAILPIT_BASIC_AUTH=team:MAIL_HASH\n",
+            ),
+            (
+                "environments/staging/secrets.env",
+                &format!("MAIL_HASH='{hash}'\n"),
+            ),
+        ],
+        "staging",
+    )
+    .unwrap();
+    assert_eq!(mailpit(&gated), 1);
+    assert!(
+        !gated.warnings.iter().any(|w| w.message.contains("mailpit")),
+        "{:?}",
+        gated.warnings
+    );
+}
+
+/// Secret values with `${`, `$`, quotes and backslashes reach the container unchanged:
+/// stack's own reader reads the bundle's `.env` back exactly, and those docker-compose
+/// cannot read from `.env` are in the 0600 override file instead, `$` written `$$`.
+#[test]
+fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
+    let secrets = "T1='a${FOO}b$c\"d'\nT2=\"it's ${'$'}{FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n"
+        .replace("${'$'}", "$$");
+    let loaded = load_files(
+        &[
+            (
+                "stack.env",
+                "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
+                 SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
+                 SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
+            ),
+            ("environments/dev/secrets.env", &secrets),
+        ],
+        "dev",
+    )
+    .unwrap();
+    let expected = [
+        ("T1", "a${FOO}b$c\"d"),
+        ("T2", "it's ${FOO} \"q\" $5 \\ end"),
+        ("T3", "plain-Value-123"),
+    ];
+    let env = &loaded.config.services[0].env;
+    for (var, value) in expected {
+        assert_eq!(env[var].value, value, "{var} as loaded");
+    }
+    let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
+    let dotenv = &bundle.files[crate::render::SECRETS_FILE];
+    assert_eq!(dotenv.mode, 0o600);
+    let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();
+    for (var, value) in expected {
+        assert_eq!(
+            read.0[&format!("API__{var}")],
+            value,
+            "{var} read back from .env"
+        );
+    }
+    let over = &bundle.files[crate::render::COMPOSE_OVERRIDE_FILE];
+    assert_eq!(over.mode, 0o600);
+    assert!(
+        over.contents.contains("T1: a$${FOO}b$$c\"d"),
+        "{}",
+        over.contents
+    );
+    assert!(!over.contents.contains("T3"), "{}", over.contents);
+    let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+    assert!(compose.contains("T3: ${API__T3}"), "{compose}");
+    assert!(!compose.contains("API__T1"), "{compose}");
+}
+
+#[test]
+fn a_key_only_the_shorter_service_name_reads_says_so() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=shop\nSTACK_SERVICES=web,web-env\nSERVICE_WEB_IMAGE=web:1\n\
+         SERVICE_WEB_ENV_IMAGE=other:1\nSERVICE_WEB_ENV_MODE=x\n",
+        "dev",
+    ));
+    let error = &errors[0];
+    assert!(
+        error.message.contains("unknown attribute `MODE`"),
+        "{errors:?}"
+    );
+    assert_eq!(error.span.as_ref().unwrap().line, 5);
+    let hint = error.hint.as_deref().unwrap();
+    assert!(hint.contains("the variable `MODE`"), "{hint}");
+    assert!(hint.contains("of service `web`"), "{hint}");
+}

@@ -194,22 +194,51 @@ pub fn quote(text: &str, secret: bool) -> String {
     }
 }
 
-/// A secret value as the bundle's `.env` holds it, so that docker-compose (v1 reads it
-/// with python-dotenv) and stack's own reader both read back exactly `value`; or why no
-/// form can. Single quotes when the value has no `'`, `\\` or line break (python-dotenv
-/// unescapes `\\\\` and `\\'` inside them), else double quotes escaping `\\ " \n \r \t`.
+/// A secret value as the bundle's `.env` holds it, so that stack's own reader reads back
+/// exactly `value`: single quotes when it has no `'` (nothing is special inside them),
+/// else double quotes escaping `\\ " \n \r \t` and writing `$` as `$$`. When
+/// [`compose_reads_exactly`] holds, docker-compose reads that same form back exactly too;
+/// otherwise the value reaches Compose through the 0600 `docker-compose.override.yml`.
 pub fn env_file_value(value: &str) -> Result<String, &'static str> {
-    if value.contains("${") {
-        return Err(
-            "it contains `${`, which docker-compose expands in `.env` with no way to escape it",
-        );
+    if let Some(quoted) = compose_env_value(value) {
+        return Ok(quoted);
     }
-    if value.ends_with('\\') {
-        return Err("it ends with `\\`, which docker-compose reads as escaping the closing quote");
+    if !value.contains('\'') {
+        return Ok(format!("'{value}'"));
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
+/// Whether docker-compose reads `value` back exactly from the bundle's `.env` (v1 reads
+/// it with python-dotenv, which expands `${NAME}` even in single quotes and has no
+/// escape for it; v2 keeps single-quoted values as they are).
+pub fn compose_reads_exactly(value: &str) -> bool {
+    compose_env_value(value).is_some()
+}
+
+/// The `.env` form both docker-compose and stack read back exactly, if there is one.
+/// Single quotes when the value has no `'`, `\\` or line break (python-dotenv unescapes
+/// `\\\\` and `\\'` inside them), else double quotes escaping `\\ " \n \r \t`.
+fn compose_env_value(value: &str) -> Option<String> {
+    if value.contains("${") || value.ends_with('\\') {
+        return None;
     }
     let plain = |c: char| c != '\'' && c != '\\' && c != '\n' && c != '\r';
     if value.chars().all(plain) {
-        return Ok(format!("'{value}'"));
+        return Some(format!("'{value}'"));
     }
     let mut out = String::from("\"");
     let mut chars = value.chars().peekable();
@@ -228,17 +257,12 @@ pub fn env_file_value(value: &str) -> Result<String, &'static str> {
             {
                 out.push('$')
             }
-            '$' => {
-                return Err(
-                    "it has a `'`, `\\` or line break and a `$` not followed by a letter, \
-                     which docker-compose and stack would read differently from `.env`",
-                )
-            }
+            '$' => return None,
             c => out.push(c),
         }
     }
     out.push('"');
-    Ok(out)
+    Some(out)
 }
 
 pub fn split_list(text: &str) -> Vec<String> {

@@ -160,6 +160,76 @@ pub fn load(dir: &Path, env: &str, sets: &[String]) -> Result<Sources> {
     })
 }
 
+/// `bytes` as the secrets file of `env` would be read: for a value about to be written,
+/// checked before anything is written.
+pub fn secrets_layer(dir: &Path, env: &str, bytes: &[u8]) -> Result<Layer> {
+    let name = secrets_path(env);
+    let entries = syntax::parse(&name, bytes)
+        .and_then(|entries| check_secret_references(&entries).map(|()| entries))
+        .map_err(Error::Invalid)?;
+    Ok(Layer {
+        kind: SourceKind::Secrets,
+        path: Some(dir.join(&name)),
+        name: Arc::from(name.as_str()),
+        entries,
+    })
+}
+
+impl Sources {
+    /// Put `layer` in place of the secrets file's layer (where that file's layer goes
+    /// when there is none yet: after the project, overlay and server files).
+    pub fn replace_secrets(&mut self, layer: Layer) {
+        if let Some(at) = self
+            .layers
+            .iter()
+            .position(|l| l.kind == SourceKind::Secrets)
+        {
+            self.layers[at] = layer;
+            return;
+        }
+        let at = self
+            .layers
+            .iter()
+            .position(|l| {
+                !matches!(
+                    l.kind,
+                    SourceKind::Project | SourceKind::Overlay | SourceKind::Server
+                )
+            })
+            .unwrap_or(self.layers.len());
+        self.layers.insert(at, layer);
+    }
+}
+
+/// A warning for every key set twice in one file (the later line wins), naming both
+/// lines. The values are not shown (a secrets file's line is masked).
+pub fn duplicate_keys(layers: &[Layer]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for layer in layers.iter().filter(|l| l.kind != SourceKind::Flag) {
+        let mut first: std::collections::HashMap<&str, &Entry> = std::collections::HashMap::new();
+        for entry in &layer.entries {
+            match first.get(entry.key.as_str()) {
+                Some(earlier) => out.push(
+                    Diagnostic::new(format!(
+                        "`{}` is set twice in one file: at {}:{} and at {}:{}; the later one wins",
+                        entry.key,
+                        earlier.span.source,
+                        earlier.span.line,
+                        entry.span.source,
+                        entry.span.line
+                    ))
+                    .at(&entry.span)
+                    .hint("remove one of the two lines"),
+                ),
+                None => {
+                    first.insert(&entry.key, entry);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// In a secrets file a bare `$NAME` is refused: a generated password such as `abc$def`
 /// would otherwise lose its tail silently (`$def` unset) or take a value from the
 /// process environment (`pa$HOME`). `${NAME}` still interpolates; `'…'` and `$$` keep `$`.

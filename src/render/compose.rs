@@ -21,9 +21,22 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
         root: config.project_dir.clone(),
         bundle: bundle_dir.to_path_buf(),
     };
+    let override_only = override_vars(config);
     let mut services = Map::new();
     for service in &desired.services {
-        services.insert(service.name.clone(), render_service(service, &placement));
+        let mut rendered = render_service(service, &placement);
+        // A secret Compose cannot read exactly from `.env` is set by the override file.
+        if let Some(Value::Object(env)) = rendered.get_mut("environment") {
+            env.retain(|_, v| {
+                !v.as_str()
+                    .and_then(|t| t.strip_prefix("${")?.strip_suffix('}'))
+                    .is_some_and(|var| override_only.contains(var))
+            });
+            if env.is_empty() {
+                rendered.as_object_mut().map(|o| o.remove("environment"));
+            }
+        }
+        services.insert(service.name.clone(), rendered);
     }
     let mut doc = Map::new();
     doc.insert("name".into(), json!(desired.project));
@@ -470,6 +483,50 @@ pub fn secrets_file(config: &Config) -> Option<String> {
         "# {}\n# Secret values, read by Compose for interpolation. Keep this file mode 0600.\n{lines}",
         header(config),
     ))
+}
+
+/// The `.env` variables of secrets docker-compose cannot read back exactly from `.env`
+/// (a `${` among them): Compose gets them from [`override_file`].
+fn override_vars(config: &Config) -> std::collections::BTreeSet<String> {
+    model::secret_entries(config)
+        .filter(|(_, value)| !crate::config::values::compose_reads_exactly(value))
+        .map(|(var, _)| var)
+        .collect()
+}
+
+/// `docker-compose.override.yml` (0600, read by Compose after docker-compose.yml): the
+/// secret container variables `.env` cannot carry to Compose, each `$` written `$$`.
+pub fn override_file(config: &Config, desired: &Desired) -> Result<Option<String>> {
+    let vars = override_vars(config);
+    if vars.is_empty() {
+        return Ok(None);
+    }
+    let secrets = model::secrets(config);
+    let mut services = Map::new();
+    for service in &desired.services {
+        let env: Map<String, Value> = service
+            .env
+            .iter()
+            .filter_map(|(key, value)| match value {
+                EnvValue::Secret(var) if vars.contains(var) => {
+                    Some((key.clone(), json!(esc(secrets.0.get(var)?))))
+                }
+                _ => None,
+            })
+            .collect();
+        if !env.is_empty() {
+            services.insert(service.name.clone(), json!({ "environment": env }));
+        }
+    }
+    if services.is_empty() {
+        return Ok(None);
+    }
+    let yaml = serde_norway::to_string(&json!({ "services": services }))
+        .map_err(|e| Error::outside(format!("cannot serialise the Compose override: {e}")))?;
+    Ok(Some(format!(
+        "# {}\n# Secret values docker-compose cannot read exactly from `.env` (they hold `${{`). Keep this file mode 0600.\n{yaml}",
+        header(config),
+    )))
 }
 
 /// A value for an env file (see [`crate::config::values::env_file_value`]; the

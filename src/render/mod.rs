@@ -96,6 +96,8 @@ pub const CADDY_FILE: &str = "Caddyfile";
 pub const NGINX_FILE: &str = "nginx/nginx.conf";
 /// The secrets file: Compose reads `.env` beside the compose file for interpolation.
 pub const SECRETS_FILE: &str = ".env";
+/// Secret variables docker-compose cannot read exactly from `.env` (0600).
+pub const COMPOSE_OVERRIDE_FILE: &str = "docker-compose.override.yml";
 
 pub use crate::model::PROXY_SERVICE;
 
@@ -156,6 +158,9 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
         .collect();
     let desired = crate::model::desired(config, &files);
     bundle.add(COMPOSE_FILE, compose::render(config, &desired, bundle_dir)?);
+    if let Some(contents) = compose::override_file(config, &desired)? {
+        bundle.add_secret(COMPOSE_OVERRIDE_FILE, contents);
+    }
     Ok((bundle, desired))
 }
 

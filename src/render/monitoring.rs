@@ -140,7 +140,13 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             .map(|v| v.value.trim().to_string())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "30s".into());
-        let receiver = if webhook.is_some() {
+        // A secret webhook: Alertmanager reads it from its secret file.
+        let webhook_file = service
+            .secret_files
+            .iter()
+            .find(|f| f.key == "MONITORING_ALERT_WEBHOOK")
+            .map(|f| f.target.clone());
+        let receiver = if webhook.is_some() || webhook_file.is_some() {
             "webhook"
         } else {
             "default"
@@ -152,6 +158,7 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
                 context! {
                     header => &header,
                     webhook => webhook,
+                    webhook_file => webhook_file,
                     receiver => receiver,
                     group_wait => group_wait,
                 },

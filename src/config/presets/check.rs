@@ -22,7 +22,11 @@ pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Error
                 );
             }
         }
-        if let Some(value) = set("MONITORING_ALERT_WEBHOOK") {
+        // Checked only: a secret webhook reaches Alertmanager as a file (`url_file`).
+        let hook = keys
+            .peek("MONITORING_ALERT_WEBHOOK")
+            .filter(|v| !v.text.trim().is_empty());
+        if let Some(value) = hook {
             errors.take(webhook(&value));
         }
         for key in [

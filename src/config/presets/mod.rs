@@ -256,6 +256,19 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// Where Alertmanager reads `MONITORING_ALERT_WEBHOOK` when it is a secret (its
+/// configuration then names the file, `url_file`, instead of holding the URL).
+pub const ALERT_WEBHOOK_FILE: &str = "/run/secrets/alert_webhook";
+
+/// Preset variables that hold a secret the program reads from a file, not from its
+/// environment: (service, variable, secret key, file in the container).
+pub(crate) const SECRETS_AS_FILES: &[(&str, &str, &str, &str)] = &[(
+    "alertmanager",
+    "STACK_ALERT_WEBHOOK",
+    "MONITORING_ALERT_WEBHOOK",
+    ALERT_WEBHOOK_FILE,
+)];
+
 /// The `_ENABLED` key of a preset.
 pub fn enabled_key(preset: &Preset) -> String {
     format!("{}_ENABLED", preset.name)

@@ -47,12 +47,15 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
                 "--config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager",
             ),
             ("VOLUMES", "alertmanager-data:/alertmanager"),
+            // The image's own user, said here so a secret file is readable by it (0444).
+            ("USER", "nobody"),
             ("HEALTH", "/-/ready"),
             ("HEALTH_INTERVAL", "10s"),
             ("STRATEGY", "recreate"),
         ],
         // Not read by Alertmanager (its configuration does not expand variables): the
-        // renderer writes the receiver from it, and it shows in `stack config`.
+        // renderer writes the receiver from it, and it shows in `stack config`. A secret
+        // webhook becomes the file `ALERT_WEBHOOK_FILE` instead (`url_file`).
         env: &[
             (
                 "STACK_ALERT_WEBHOOK",

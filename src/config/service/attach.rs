@@ -200,12 +200,13 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
         .for_container(key)
         .map(|h| h.text.trim().to_string())
         .unwrap_or_default();
-    let bcrypt = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
-    if !hash.is_empty() && !bcrypt {
+    if let (false, Err(why)) = (hash.is_empty(), bcrypt_hash(&hash)) {
+        // The value is a secret: only what is wrong with it is said.
         return Err(bad(
             v,
-            format!("`{key}` does not hold a bcrypt hash"),
-            "store the hash, not the password: `caddy hash-password` or `htpasswd -nbB user password` makes one",
+            format!("`{key}` does not hold a bcrypt hash: {why}"),
+            "store the hash, not the password: `caddy hash-password` or `htpasswd -nbB user password` makes one \
+             (`$2y$10$` then 53 characters of `./A-Za-z0-9`); single-quote it in secrets.env",
         ));
     }
     Ok(BasicAuth {
@@ -215,8 +216,81 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
     })
 }
 
+/// A bcrypt hash as Caddy and nginx check it: `$2a$`, `$2b$` or `$2y$`, a two-digit cost
+/// from 04 to 31, `$`, then 53 characters of bcrypt's base64 (22 of salt, 31 of hash).
+/// What is wrong, never the value.
+pub(crate) fn bcrypt_hash(hash: &str) -> Result<(), &'static str> {
+    let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| hash.strip_prefix(p))
+    else {
+        return Err("it does not start with `$2a$`, `$2b$` or `$2y$`");
+    };
+    let cost = rest
+        .get(..2)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()));
+    let Some(cost) = cost.and_then(|c| c.parse::<u8>().ok()) else {
+        return Err("the cost after the prefix is not two digits");
+    };
+    if !(4..=31).contains(&cost) {
+        return Err("the cost is not between 04 and 31");
+    }
+    let Some(body) = rest[2..].strip_prefix('$') else {
+        return Err("no `$` after the cost");
+    };
+    if !body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    {
+        return Err("the salt and hash hold characters other than `./A-Za-z0-9`");
+    }
+    if body.len() != 53 {
+        return Err("the salt and hash are not 53 characters long");
+    }
+    Ok(())
+}
+
 fn bad(v: &Value, message: String, hint: &str) -> Diagnostic {
     Diagnostic::new(message)
         .with_span(v.span.cloned())
         .hint(hint.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bcrypt_hash;
+
+    #[test]
+    fn bcrypt_hashes_are_checked_whole() {
+        let good = bcrypt::hash("open-sesame", 4).unwrap();
+        assert_eq!(bcrypt_hash(&good), Ok(()));
+        let body = &good[7..];
+        for prefix in ["$2a$10$", "$2b$04$", "$2y$31$"] {
+            assert_eq!(bcrypt_hash(&format!("{prefix}{body}")), Ok(()), "{prefix}");
+        }
+        let b53 = "abcdefghijklmnopqrstuvwxyz0123456789./ABCDEFGHIJKLMNO";
+        assert_eq!(b53.len(), 53);
+        assert_eq!(bcrypt_hash(&format!("$2y$12${b53}")), Ok(()));
+        for bad in [
+            "$2y$".to_string(),
+            "$2y$10".into(),
+            "$2y$10$".into(),
+            format!("$2x$10${b53}"),
+            format!("$2y$1${b53}"),
+            format!("$2y$03${b53}"),
+            format!("$2y$32${b53}"),
+            format!("$2y$1a${b53}"),
+            format!("$2y$10{b53}"),
+            "$2y$10$short".into(),
+            format!("$2y$10${b53}Q"),
+            format!("$2y$10${}", &b53[1..]),
+            format!("$2y$10${}$", &b53[1..]),
+            format!("$2y$10${}+", &b53[1..]),
+            format!("$2y$10${}\u{e9}", &b53[2..]),
+            b53.to_string(),
+        ] {
+            let bad = bad.as_str();
+            assert!(bcrypt_hash(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -75,6 +75,9 @@ pub(crate) fn build(
         }
     }
     service.env = env;
+    if preset.is_some() {
+        preset::secrets_as_files(&mut service);
+    }
     match (&mut service.build, build_args) {
         (Some(build), args) => build.args = args,
         (None, args) if args.is_empty() => {}

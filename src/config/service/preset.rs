@@ -58,6 +58,28 @@ pub(super) fn preset_env(
     env
 }
 
+/// A preset variable that a program cannot read from its environment, holding a secret,
+/// becomes a secret file ([`presets::SECRETS_AS_FILES`]); the renderer names the file.
+pub(super) fn secrets_as_files(service: &mut crate::config::model::Service) {
+    for (name, var, key, target) in presets::SECRETS_AS_FILES {
+        if service.name != *name {
+            continue;
+        }
+        let Some(value) = service.env.remove(*var) else {
+            continue;
+        };
+        if !value.secret {
+            service.env.insert(var.to_string(), value);
+            continue;
+        }
+        service.secret_files.push(crate::config::model::SecretFile {
+            target: target.to_string(),
+            key: key.to_string(),
+            value: value.value,
+        });
+    }
+}
+
 /// A preset's default attribute, its placeholders filled in.
 pub(super) struct PresetAttr<'a> {
     attr: &'static str,

@@ -48,6 +48,9 @@ pub(super) fn check_attachments(config: &Config, errors: &mut Errors) {
                 );
             }
         }
+        if let Some(auth) = &service.auth {
+            check_auth_service(config, service, auth, errors);
+        }
         if service.auth.is_some() && service.basic_auth.is_some() {
             errors.push(
                 Diagnostic::new(format!(
@@ -58,4 +61,30 @@ pub(super) fn check_attachments(config: &Config, errors: &mut Errors) {
             );
         }
     }
+}
+
+/// `AUTH` names a service of the project that runs in this environment: the proxy asks it
+/// by that name, and a name it cannot resolve fails every request at run time.
+fn check_auth_service(config: &Config, service: &Service, auth: &ForwardAuth, errors: &mut Errors) {
+    if config.services.iter().any(|s| s.name == auth.host) {
+        return;
+    }
+    let prefix = crate::config::keys::service_key_name(&service.name);
+    let names = config.services.iter().map(|s| s.name.as_str());
+    let hint = match crate::error::nearest(&auth.host, names.clone()) {
+        Some(near) => format!("did you mean `{near}`? `AUTH` is `service:port/path`"),
+        None => format!(
+            "declare the identity provider's service in `STACK_SERVICES` (services in `{}`: {})",
+            config.env,
+            names.collect::<Vec<_>>().join(", ")
+        ),
+    };
+    errors.push(
+        Diagnostic::new(format!(
+            "`SERVICE_{prefix}_AUTH` names the service `{}`, which is not a service of the project in `{}`",
+            auth.host, config.env
+        ))
+        .with_span(service.span_of("AUTH"))
+        .hint(hint),
+    );
 }
