@@ -31,6 +31,9 @@ fn compose(context: &Context, args: &ImportComposeArgs) -> Result<()> {
         project_dir: dir.clone(),
         routes: args.routes,
         caddyfile: args.caddyfile.as_deref().map(absolute).transpose()?,
+        home: std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from),
     };
     let imported = import::compose::import(&FileReader, &options)?;
     finish(context, &dir, imported, args.strict)

@@ -28,6 +28,8 @@ pub struct Options {
     pub routes: bool,
     /// A Caddyfile whose routes become `ROUTE`s (default: `Caddyfile` beside the file).
     pub caddyfile: Option<PathBuf>,
+    /// The home folder `~/` in a bind mount names (`HOME`, as Compose expands it).
+    pub home: Option<PathBuf>,
 }
 
 /// Container ports taken for HTTP by `--routes`.
@@ -176,6 +178,8 @@ struct Import<'a> {
     top_doc_secrets: Option<Node>,
     /// A service reads `.env` as its `env_file` (its values are carried there).
     dotenv_is_env_file: bool,
+    /// Secret references with no value anywhere (empty in dev, as in Compose).
+    unset_secrets: BTreeSet<String>,
 }
 
 /// Import the Compose file named by `options`.
@@ -225,6 +229,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         tls_email: None,
         top_doc_secrets: doc.get("secrets").cloned(),
         dotenv_is_env_file: false,
+        unset_secrets: BTreeSet::new(),
     };
     import.read_dotenv()?;
     import.run(&doc, services)
@@ -566,6 +571,21 @@ impl Import<'_> {
                         .renamed_vars
                         .iter()
                         .any(|(a, b)| *b == name && self.dotenv.contains_key(a));
+                let empty_default = (op == ":-" || op == "-") && arg.is_empty();
+                if (op.is_empty() || empty_default) && !from_dotenv {
+                    // No value anywhere: Compose gives it empty (with a warning). It stays
+                    // a plain reference, empty with stack's warning too, never a generated
+                    // secret (see `unset_secrets`).
+                    if !self.secrets.contains_key(&name) {
+                        self.unset_secrets.insert(name.clone());
+                    }
+                    out.push(Piece::Var {
+                        name,
+                        rest: format!("{op}{arg}"),
+                        braced,
+                    });
+                    continue;
+                }
                 let entry = self.secrets.entry(name.clone()).or_insert(None);
                 if (op == ":-" || op == "-") && !from_dotenv {
                     // The default becomes the dev secret; stack.env keeps the reference.
@@ -928,15 +948,45 @@ impl Import<'_> {
                     }
                 }
                 let container = target.parse().ok();
+                let text = self.empty_host(input, &text);
                 Some((self.template(&text), container))
             }
             other => {
                 let text = other.scalar()?;
+                let text = self.empty_host(input, &text);
                 let body = text.split('/').next().unwrap_or(&text);
                 let container = body.rsplit(':').next().and_then(|c| c.parse().ok());
                 let udp = text.ends_with("/udp") || text.ends_with("/sctp");
                 Some((self.template(&text), if udp { None } else { container }))
             }
+        }
+    }
+
+    /// A port whose host address is empty (`:443:443`, `${BIND:-}:443:443`) publishes on
+    /// every address in Compose; `PUBLISH` writes no address for that, so an empty one is
+    /// dropped and a variable that may be empty adds its `:` only when set.
+    fn empty_host(&mut self, input: &str, text: &str) -> String {
+        let parts = super::text::split_outside_vars(text, ':');
+        let [ip, rest @ ..] = parts.as_slice() else {
+            return text.to_string();
+        };
+        if rest.len() != 2 {
+            return text.to_string();
+        }
+        let rest = rest.join(":");
+        if ip.is_empty() {
+            self.note(
+                Some(input),
+                "ports",
+                format!("`{text}`: an empty host address is every address, written `{rest}`"),
+            );
+            return rest;
+        }
+        match pieces(ip).as_slice() {
+            [Piece::Var { name, rest: op, .. }] if ["", "-", ":-"].contains(&op.as_str()) => {
+                format!("${{{name}:+${{{name}}}:}}{rest}")
+            }
+            _ => text.to_string(),
         }
     }
 
@@ -977,7 +1027,8 @@ impl Import<'_> {
 
     /// `source:target[:mode]` with the source made a project path.
     fn short_volume(&mut self, input: &str, text: &str) -> Option<String> {
-        let parts: Vec<&str> = text.split(':').collect();
+        let parts = super::text::split_outside_vars(text, ':');
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let (source, target, mode) = match parts.as_slice() {
             [target] => (None, *target, None),
             [source, target] => (Some(*source), *target, None),
@@ -1028,11 +1079,33 @@ impl Import<'_> {
         let target = self.template(target);
         let mut text = match source {
             None => target,
+            Some(source) if source == "~" || source.starts_with("~/") => {
+                // Compose expands `~` to the home folder of the user who runs it.
+                let Some(home) = self.options.home.clone() else {
+                    self.finding(
+                        Some(input),
+                        "volumes",
+                        format!("`{source}`: a path in the home folder, and `HOME` is not set; write it absolute"),
+                    );
+                    return None;
+                };
+                let rest = source.trim_start_matches('~').trim_start_matches('/');
+                let path = normalise(&home.join(rest));
+                let shown = project_path(&self.options.project_dir, &path);
+                self.note(
+                    Some(input),
+                    "volumes",
+                    format!(
+                        "`{source}` is the home folder of the user importing: written as `{shown}`"
+                    ),
+                );
+                format!("{}:{target}", super::text::escape_dollars(&shown))
+            }
             Some(source) if source.starts_with('~') => {
                 self.finding(
                     Some(input),
                     "volumes",
-                    format!("`{source}`: a path in the home folder; write it absolute"),
+                    format!("`{source}`: another user's home folder; write it absolute"),
                 );
                 return None;
             }
@@ -1168,6 +1241,8 @@ impl Import<'_> {
         for (name, value) in env {
             let value = if is_secret_name(&name) {
                 match as_literal(&value) {
+                    // Empty is empty: nothing to keep secret, nothing to generate.
+                    Some(literal) if literal.is_empty() => String::new(),
                     Some(literal) => {
                         let key = self.secret_key(&name, &service.name, literal);
                         format!("${{{key}}}")
@@ -1293,7 +1368,11 @@ impl Import<'_> {
             match piece {
                 Piece::Var { name, rest, .. } if rest.is_empty() && is_secret_name(&name) => {
                     let key = self.var(&name);
-                    self.secrets.entry(key.clone()).or_insert(None);
+                    if self.secrets.contains_key(&key) || self.dotenv.contains_key(&name) {
+                        self.secrets.entry(key.clone()).or_insert(None);
+                    } else {
+                        self.unset_secrets.insert(key.clone());
+                    }
                     let attr = format!("ENV_{name}");
                     let prefix = format!("{}_{attr}=", service.prefix());
                     if is_key(&name) && !service.lines.iter().any(|l| l.starts_with(&prefix)) {
@@ -1385,10 +1464,47 @@ impl Import<'_> {
         Some(target)
     }
 
+    /// `restart`, else `deploy.restart_policy.condition` (as Compose reads it), else `no`.
     fn restart(&mut self, service: &mut Service, node: &Node) {
+        let input = service.input.clone();
+        let policy = node.get("deploy").and_then(|d| d.get("restart_policy"));
+        if let Some(Node::Map(keys)) = policy {
+            for (key, _) in keys {
+                if key != "condition" {
+                    self.finding(
+                        Some(&input),
+                        &format!("deploy.restart_policy.{key}"),
+                        "stack restarts with the engine's own back-off; only `condition` is carried",
+                    );
+                }
+            }
+        }
         let value = match node.get("restart") {
-            None | Some(Node::Bool(false)) => "no".to_string(),
-            Some(other) => other.scalar().unwrap_or_else(|| "no".into()),
+            Some(Node::Bool(false)) => "no".to_string(),
+            Some(other) => match other.scalar() {
+                Some(text) => self.template(&text),
+                None => "no".into(),
+            },
+            None => match policy
+                .and_then(|p| p.get("condition"))
+                .and_then(Node::scalar)
+            {
+                None if policy.is_some() => "always".into(),
+                None => "no".into(),
+                Some(condition) => match condition.as_str() {
+                    "any" | "always" => "always".into(),
+                    "on-failure" => "on-failure".into(),
+                    "none" | "no" => "no".into(),
+                    other => {
+                        self.finding(
+                            Some(&input),
+                            "deploy.restart_policy.condition",
+                            format!("`{other}` is not `none`, `on-failure` or `any`"),
+                        );
+                        "no".into()
+                    }
+                },
+            },
         };
         service.set("RESTART", &value);
     }
@@ -1422,6 +1538,7 @@ impl Import<'_> {
                             }
                         }
                     }
+                    "restart_policy" => {}
                     "placement" => {
                         let constraints = match value.get("constraints") {
                             Some(Node::Seq(items)) => {
@@ -1449,7 +1566,7 @@ impl Import<'_> {
                     other => self.finding(
                         Some(&input),
                         &format!("deploy.{other}"),
-                        "only `replicas`, `resources` and `placement` of `deploy` are carried",
+                        "only `replicas`, `resources`, `restart_policy` and `placement` of `deploy` are carried",
                     ),
                 }
             }
@@ -1807,9 +1924,13 @@ impl Import<'_> {
             pending.extend(references(&template));
             let key = self.var(&name);
             let value = self.template(&template);
-            if is_secret_name(&key) {
+            if is_secret_name(&key) && !value.is_empty() {
                 let literal = as_literal(&value).unwrap_or(value);
                 self.secrets.insert(key, Some(literal));
+            } else if is_secret_name(&key) {
+                // Left empty on purpose in `.env`: an empty value, not a secret.
+                self.secrets.remove(&key);
+                lines.push(format!("{key}={}", project_value(&value)));
             } else {
                 lines.push(format!("{key}={}", project_value(&value)));
             }
@@ -1829,6 +1950,25 @@ impl Import<'_> {
                 key: format!(".env:{name}"),
                 line: Some(line),
                 reason: "not used by the Compose file's interpolation".into(),
+                not_carried: false,
+            });
+        }
+        let unset: Vec<String> = self
+            .unset_secrets
+            .iter()
+            .filter(|name| !self.secrets.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in unset {
+            self.findings.push(Finding {
+                service: None,
+                key: name.clone(),
+                line: None,
+                reason: format!(
+                    "`{name}` has no value in the file or `.env`: as in Compose it is empty \
+                     (with a warning), not a generated secret; give it a value in each \
+                     environment's `secrets.env` (e.g. `{DEV_SECRETS}`)"
+                ),
                 not_carried: false,
             });
         }
@@ -2205,6 +2345,7 @@ mod import_tests {
             project_dir: "/project".into(),
             routes,
             caddyfile: None,
+            home: None,
         };
         import(&files, &options).unwrap()
     }
@@ -2285,6 +2426,7 @@ mod import_tests {
                 project_dir: "/project".into(),
                 routes: true,
                 caddyfile: None,
+                home: None,
             };
             let _ = import(&files, &options);
         }
