@@ -2334,6 +2334,14 @@ mod import_tests {
     }
 
     fn run(files: &[(&str, &str)], routes: bool) -> Imported {
+        try_run(files, routes, None).unwrap()
+    }
+
+    fn run_with(files: &[(&str, &str)], home: Option<&str>) -> Imported {
+        try_run(files, false, home).unwrap()
+    }
+
+    fn try_run(files: &[(&str, &str)], routes: bool, home: Option<&str>) -> Result<Imported> {
         let files = Files(
             files
                 .iter()
@@ -2345,9 +2353,9 @@ mod import_tests {
             project_dir: "/project".into(),
             routes,
             caddyfile: None,
-            home: None,
+            home: home.map(PathBuf::from),
         };
-        import(&files, &options).unwrap()
+        import(&files, &options)
     }
 
     fn file<'a>(imported: &'a Imported, path: &str) -> &'a str {
@@ -2446,5 +2454,66 @@ mod import_tests {
         assert!(env.contains("SERVICE_WEB_PUBLISH=9229:9229\n"), "{env}");
         assert!(env.contains("SERVICE_DB_PUBLISH=5432:5432\n"), "{env}");
         assert!(!env.contains("SERVICE_DB_ROUTE"), "{env}");
+    }
+
+    #[test]
+    fn interpolation_inside_a_list_entry_is_carried_whole() {
+        let imported = run_with(
+            &[(
+                "docker-compose.yml",
+                "services:\n  kong:\n    image: kong:3.6\n    volumes:\n      - kong_prefix_vol:${KONG_PREFIX:-/var/run/kong}\n      - ~/data:/data:ro\n    ports:\n      - \"${KONG_BIND:-}:8443:8443/tcp\"\n      - \":80:80\"\n",
+            )],
+            Some("/home/u"),
+        );
+        let env = file(&imported, "stack.env");
+        assert!(
+            env.contains("SERVICE_KONG_VOLUMES=kong_prefix_vol:${KONG_PREFIX:-/var/run/kong},/home/u/data:/data:ro\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_KONG_PUBLISH=${KONG_BIND:+${KONG_BIND}:}8443:8443/tcp,80:80\n"),
+            "{env}"
+        );
+    }
+
+    #[test]
+    fn restart_policies_and_empty_values() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  a:\n    image: x\n    deploy:\n      restart_policy:\n        condition: any\n  b:\n    image: x\n    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 3\n  c:\n    image: x\n    restart: ${RESTART_POLICY}\n    deploy:\n      restart_policy:\n        condition: none\n    environment:\n      MYSQL_SSL_KEY: \"\"\n      ADMIN_PASSWORD: ''\n      DB_PASSWORD: ${DB_PASSWORD}\n      API_TOKEN: ${API_TOKEN:-}\n      REAL_SECRET: s3cr3t\n",
+                ),
+                (".env", "RESTART_POLICY=always\nEMPTY_TOKEN=\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        for line in [
+            "SERVICE_A_RESTART=always\n",
+            "SERVICE_B_RESTART=on-failure\n",
+            "SERVICE_C_RESTART=${RESTART_POLICY}\n",
+            "RESTART_POLICY=always\n",
+            "SERVICE_C_ENV_MYSQL_SSL_KEY=\"\"\n",
+            "SERVICE_C_ENV_ADMIN_PASSWORD=\"\"\n",
+            "SERVICE_C_ENV_DB_PASSWORD=${DB_PASSWORD}\n",
+            "SERVICE_C_ENV_API_TOKEN=${API_TOKEN:-}\n",
+            "SERVICE_C_ENV_REAL_SECRET=${REAL_SECRET}\n",
+            "STACK_SECRETS=REAL_SECRET\n",
+        ] {
+            assert!(env.contains(line), "{line} in\n{env}");
+        }
+        assert_eq!(
+            file(&imported, DEV_SECRETS).lines().last(),
+            Some("REAL_SECRET='s3cr3t'")
+        );
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "deploy.restart_policy.max_attempts" && f.not_carried));
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "DB_PASSWORD" && f.reason.contains("as in Compose it is empty")));
     }
 }
