@@ -30,6 +30,10 @@ pub struct Options {
     pub caddyfile: Option<PathBuf>,
     /// The home folder `~/` in a bind mount names (`HOME`, as Compose expands it).
     pub home: Option<PathBuf>,
+    /// Files merged over `file`, in order (`compose.override.yaml`, `-f b.yml`).
+    pub extra_files: Vec<PathBuf>,
+    /// Activated profiles (`--profile NAME`); `*` activates all.
+    pub profiles: Vec<String>,
 }
 
 /// Container ports taken for HTTP by `--routes`.
@@ -84,6 +88,7 @@ const CARRIED: &[&str] = &[
     "cpus",
     "scale",
     "expose",
+    "profiles",
 ];
 
 /// Why a Compose key is not carried.
@@ -189,35 +194,27 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "compose file".into());
-    let shown = options.file.display().to_string();
-    let Some(text) = reader.read(&options.file)? else {
-        return Err(Diagnostic::new(format!("`{shown}` does not exist"))
-            .hint("name the Compose file to import, e.g. `stack import compose docker-compose.yml`")
-            .into());
-    };
-    let doc = super::yaml::parse(&text).map_err(|err| {
-        input_error(
-            &shown,
-            &text,
-            err.line,
-            err.col,
-            format!("`{source}` is not valid YAML: {}", err.message),
-        )
-        .hint("fix the YAML; `docker compose config` shows the same error")
-    })?;
-    let services = check_shape(&doc, &shown, &text)?;
+    let (text, doc) = read_doc(reader, &options.file)?;
     let dir = options
         .file
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let mut loaded = Loaded {
+        reader,
+        dir: dir.clone(),
+        main: source.clone(),
+        findings: Vec::new(),
+    };
+    let doc = loaded.load(doc, options)?;
+    let services = check_shape(&doc, &options.file.display().to_string(), &text)?;
     let mut import = Import {
         reader,
         options,
         dir,
         source,
         locator: Locator::new(&text),
-        findings: Vec::new(),
+        findings: loaded.findings,
         dotenv: BTreeMap::new(),
         secrets: BTreeMap::new(),
         referenced: BTreeSet::new(),
@@ -233,6 +230,326 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
     };
     import.read_dotenv()?;
     import.run(&doc, services)
+}
+
+/// Read and parse one Compose file, and check that it is one.
+fn read_doc(reader: &dyn Reader, path: &Path) -> Result<(String, Node)> {
+    let shown = path.display().to_string();
+    let source = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "compose file".into());
+    let Some(text) = reader.read(path)? else {
+        return Err(Diagnostic::new(format!("`{shown}` does not exist"))
+            .hint("name the Compose file to import, e.g. `stack import compose docker-compose.yml`")
+            .into());
+    };
+    let doc = super::yaml::parse(&text).map_err(|err| {
+        input_error(
+            &shown,
+            &text,
+            err.line,
+            err.col,
+            format!("`{source}` is not valid YAML: {}", err.message),
+        )
+        .hint("fix the YAML; `docker compose config` shows the same error")
+    })?;
+    check_shape(&doc, &shown, &text)?;
+    Ok((text, doc))
+}
+
+/// How deep `include` and `extends` may chain.
+const MAX_CHAIN: usize = 16;
+
+/// The inputs of the import read into one document, as Compose reads them.
+struct Loaded<'a> {
+    reader: &'a dyn Reader,
+    /// The folder of the first file: what relative paths are relative to.
+    dir: PathBuf,
+    main: String,
+    findings: Vec<Finding>,
+}
+
+impl Loaded<'_> {
+    fn note(&mut self, service: Option<&str>, key: &str, reason: String, not_carried: bool) {
+        self.findings.push(Finding {
+            service: service.map(str::to_string),
+            key: key.to_string(),
+            line: None,
+            reason,
+            not_carried,
+        });
+    }
+
+    /// As compose-go: each file with its `include`s and `extends` applied, then the files
+    /// merged in order.
+    fn load(&mut self, mut doc: Node, options: &Options) -> Result<Node> {
+        let main_dir = self.dir.clone();
+        self.include(&mut doc, &main_dir, 0)?;
+        self.extends(&mut doc, &main_dir)?;
+        for extra in &options.extra_files {
+            let (_, mut other) = read_doc(self.reader, extra)?;
+            let dir = extra.parent().map(Path::to_path_buf).unwrap_or_default();
+            self.include(&mut other, &dir, 0)?;
+            self.extends(&mut other, &dir)?;
+            if dir != self.dir {
+                super::merge::rebase_top(&mut other, &dir);
+            }
+            super::merge::merge(&mut doc, other, "");
+            let main = self.main.clone();
+            self.note(
+                None,
+                &super::shown(&self.dir, extra),
+                format!("merged over `{main}` as Compose merges several files"),
+                false,
+            );
+        }
+        self.profiles(&mut doc, &options.profiles);
+        Ok(doc)
+    }
+
+    /// Top-level `include`: the services, volumes, networks and secrets of each file
+    /// added; a name defined twice is an error, as in Compose.
+    fn include(&mut self, doc: &mut Node, dir: &Path, depth: usize) -> Result<()> {
+        let Node::Map(top) = doc else { return Ok(()) };
+        let Some(at) = top.iter().position(|(k, _)| k == "include") else {
+            return Ok(());
+        };
+        let (_, include) = top.remove(at);
+        if depth >= MAX_CHAIN {
+            return Err(
+                Diagnostic::new(format!("`include` chains deeper than {MAX_CHAIN} files"))
+                    .hint("an included file that includes itself loops forever in Compose too")
+                    .into(),
+            );
+        }
+        let items = match include {
+            Node::Seq(items) => items,
+            other => vec![other],
+        };
+        for item in items {
+            let paths: Vec<String> = match &item {
+                Node::Map(_) => {
+                    if let Node::Map(keys) = &item {
+                        for (key, _) in keys {
+                            if key != "path" {
+                                self.note(
+                                    None,
+                                    &format!("include.{key}"),
+                                    "the included file is read with this file's `.env` and folder"
+                                        .into(),
+                                    true,
+                                );
+                            }
+                        }
+                    }
+                    match item.get("path") {
+                        Some(Node::Seq(paths)) => paths.iter().filter_map(Node::scalar).collect(),
+                        Some(other) => other.scalar().into_iter().collect(),
+                        None => Vec::new(),
+                    }
+                }
+                other => other.scalar().into_iter().collect(),
+            };
+            // Several paths of one entry merge into one file first.
+            let mut merged: Option<Node> = None;
+            for path in &paths {
+                let path = normalise(&dir.join(path));
+                let (_, mut other) = read_doc(self.reader, &path)?;
+                let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                self.include(&mut other, &other_dir, depth + 1)?;
+                self.extends(&mut other, &other_dir)?;
+                if other_dir != self.dir {
+                    super::merge::rebase_top(&mut other, &other_dir);
+                }
+                match &mut merged {
+                    Some(base) => super::merge::merge(base, other, ""),
+                    None => merged = Some(other),
+                }
+                self.note(
+                    None,
+                    "include",
+                    format!("`{}` is included", super::shown(&self.dir, &path)),
+                    false,
+                );
+            }
+            let Some(Node::Map(included)) = merged else {
+                continue;
+            };
+            let Node::Map(top) = doc else { continue };
+            for (section, value) in included {
+                let Node::Map(entries) = value else { continue };
+                if !["services", "volumes", "networks", "secrets", "configs"]
+                    .contains(&section.as_str())
+                {
+                    continue;
+                }
+                if !top.iter().any(|(k, _)| *k == section) {
+                    top.push((section.clone(), Node::Map(Vec::new())));
+                }
+                let Some((_, Node::Map(target))) = top.iter_mut().find(|(k, _)| *k == section)
+                else {
+                    continue;
+                };
+                for (name, entry) in entries {
+                    if target.iter().any(|(k, _)| *k == name) {
+                        return Err(Diagnostic::new(format!(
+                            "`{section}.{name}` is defined by an included file and again here; Compose refuses it too"
+                        ))
+                        .hint("rename one of them, or use `extends` to build on the included one")
+                        .into());
+                    }
+                    target.push((name, entry));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every service's `extends` applied: the base service's keys, then its own merged
+    /// over them.
+    fn extends(&mut self, doc: &mut Node, dir: &Path) -> Result<()> {
+        let Some(Node::Map(services)) = doc.get("services") else {
+            return Ok(());
+        };
+        let services = services.clone();
+        let mut resolved = Vec::new();
+        for (name, service) in &services {
+            let node = self.resolve(&services, name, service, dir, 0)?;
+            resolved.push((name.clone(), node));
+        }
+        if let Node::Map(top) = doc {
+            if let Some((_, slot)) = top.iter_mut().find(|(k, _)| k == "services") {
+                *slot = Node::Map(resolved);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &mut self,
+        services: &[(String, Node)],
+        name: &str,
+        service: &Node,
+        dir: &Path,
+        depth: usize,
+    ) -> Result<Node> {
+        let Some(extends) = service.get("extends") else {
+            return Ok(service.clone());
+        };
+        if depth >= MAX_CHAIN {
+            return Err(Diagnostic::new(format!(
+                "service `{name}`: `extends` chains deeper than {MAX_CHAIN} services"
+            ))
+            .hint("a service that extends itself (directly or not) is an error in Compose too")
+            .into());
+        }
+        let (base_name, file) = match extends {
+            Node::Map(_) => (
+                extends.get("service").and_then(Node::scalar),
+                extends.get("file").and_then(Node::scalar),
+            ),
+            other => (other.scalar(), None),
+        };
+        let Some(base_name) = base_name else {
+            return Err(Diagnostic::new(format!(
+                "service `{name}`: `extends` names no `service`"
+            ))
+            .hint("write `extends: { service: NAME }` or `extends: { file: FILE, service: NAME }`")
+            .into());
+        };
+        let base = match &file {
+            Some(file) => {
+                let path = normalise(&dir.join(file));
+                let (_, mut other) = read_doc(self.reader, &path)?;
+                let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                if other_dir != self.dir {
+                    super::merge::rebase_top(&mut other, &other_dir);
+                }
+                let Some(Node::Map(others)) = other.get("services") else {
+                    return Ok(service.clone());
+                };
+                let others = others.clone();
+                let Some((_, base)) = others.iter().find(|(n, _)| *n == base_name) else {
+                    return Err(self.missing_base(name, &base_name, Some(file)));
+                };
+                self.resolve(&others, &base_name, base, &other_dir, depth + 1)?
+            }
+            None => {
+                let Some((_, base)) = services.iter().find(|(n, _)| *n == base_name) else {
+                    return Err(self.missing_base(name, &base_name, None));
+                };
+                self.resolve(services, &base_name, base, dir, depth + 1)?
+            }
+        };
+        let mut merged = base;
+        if let Node::Map(entries) = &mut merged {
+            // "`volumes_from` and `depends_on` are never shared between services that
+            // use `extends`" (Compose's documentation, and docker-compose v1).
+            entries.retain(|(k, _)| {
+                !["extends", "depends_on", "volumes_from", "links"].contains(&k.as_str())
+            });
+        }
+        let mut own = service.clone();
+        if let Node::Map(entries) = &mut own {
+            entries.retain(|(k, _)| k != "extends");
+        }
+        super::merge::merge(&mut merged, own, "");
+        self.note(
+            Some(name),
+            "extends",
+            format!(
+                "the keys of `{base_name}`{} are carried, with this service's own over them",
+                file.map(|f| format!(" in `{f}`")).unwrap_or_default()
+            ),
+            false,
+        );
+        Ok(merged)
+    }
+
+    fn missing_base(&self, name: &str, base: &str, file: Option<&str>) -> crate::error::Error {
+        Diagnostic::new(format!(
+            "service `{name}` extends `{base}`, which {} does not define",
+            file.map(|f| format!("`{f}`"))
+                .unwrap_or_else(|| "the file".into())
+        ))
+        .hint("name a service of that file in `extends.service`")
+        .into()
+    }
+
+    /// Services in profiles that are not activated are left out (as `docker compose up`
+    /// leaves them), each listed; `--profile NAME` activates one.
+    fn profiles(&mut self, doc: &mut Node, active: &[String]) {
+        let Node::Map(top) = doc else { return };
+        let Some((_, Node::Map(services))) = top.iter_mut().find(|(k, _)| k == "services") else {
+            return;
+        };
+        let mut left_out = Vec::new();
+        services.retain(|(name, service)| {
+            let profiles = super::merge::profiles(service);
+            let on = profiles.is_empty() || active.iter().any(|a| a == "*" || profiles.contains(a));
+            if !on {
+                left_out.push((name.clone(), profiles));
+            }
+            on
+        });
+        for (name, profiles) in left_out {
+            let list = profiles
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.note(
+                Some(&name),
+                "profiles",
+                format!(
+                    "not imported: in profile(s) {list}, which are not activated (as `docker compose up` leaves it out); import it with `--profile {}`",
+                    profiles.first().cloned().unwrap_or_default()
+                ),
+                true,
+            );
+        }
+    }
 }
 
 /// The `services` mapping, or why the document is not a Compose file.
@@ -682,6 +999,17 @@ impl Import<'_> {
                     "unknown key: not in the Compose Specification",
                 );
             }
+        }
+        let profiles = super::merge::profiles(node);
+        if !profiles.is_empty() {
+            self.note(
+                Some(input),
+                "profiles",
+                format!(
+                    "in profile(s) `{}`, activated: imported as a service that always runs",
+                    profiles.join("`, `")
+                ),
+            );
         }
         self.image_and_build(&mut service, node);
         for (key, attr) in [("entrypoint", "ENTRYPOINT"), ("command", "COMMAND")] {
@@ -2354,6 +2682,8 @@ mod import_tests {
             routes,
             caddyfile: None,
             home: home.map(PathBuf::from),
+            extra_files: Vec::new(),
+            profiles: Vec::new(),
         };
         import(&files, &options)
     }
@@ -2435,6 +2765,8 @@ mod import_tests {
                 routes: true,
                 caddyfile: None,
                 home: None,
+            extra_files: Vec::new(),
+            profiles: Vec::new(),
             };
             let _ = import(&files, &options);
         }

@@ -9,6 +9,7 @@
 pub mod caddyfile;
 pub mod compose;
 pub mod dotenv;
+pub mod merge;
 pub mod nself;
 pub mod text;
 pub mod yaml;
