@@ -99,8 +99,15 @@ fn reason(key: &str) -> Option<&'static str> {
              containers `<project>-<service>-<n>`"
         }
         "network_mode" => {
-            "stack runs every container on the project's networks (host or shared network \
-             namespaces are not supported)"
+            "stack has no attribute for it: every container runs on the project's networks. \
+             `host` and `service:NAME`/`container:NAME` (a shared network namespace) cannot \
+             be carried: publish the ports the service listens on with `PUBLISH`, and reach \
+             the other service by its name instead of `localhost`; `none` cannot be carried \
+             either (the container gets the project's network)"
+        }
+        "stdin_open" | "tty" => {
+            "stack has no attribute for it: the container runs without a terminal or open \
+             standard input (`stack exec` gives one when you attach)"
         }
         "links" | "external_links" => {
             "services reach each other by service name on the project's networks; link \
@@ -982,8 +989,16 @@ impl Import<'_> {
             return Ok(service);
         };
         let known = crate::import::compose::spec_keys();
-        for (key, _) in entries {
+        for (key, value) in entries {
             if CARRIED.contains(&key.as_str()) {
+                continue;
+            }
+            let default = match key.as_str() {
+                "stdin_open" | "tty" => matches!(value, Node::Bool(false)),
+                _ => false,
+            };
+            if default {
+                self.note(Some(input), key, "the engine's default, as stack runs it");
                 continue;
             }
             if key.starts_with("x-") {
@@ -2847,5 +2862,32 @@ mod import_tests {
             .findings
             .iter()
             .any(|f| f.key == "DB_PASSWORD" && f.reason.contains("as in Compose it is empty")));
+    }
+
+    #[test]
+    fn network_modes_and_terminals_are_refused_with_what_to_write() {
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  vpn:\n    image: wg\n    network_mode: host\n    tty: true\n    stdin_open: false\n  app:\n    image: a\n    network_mode: service:vpn\n",
+            )],
+            false,
+        );
+        let find = |service: &str, key: &str| {
+            imported
+                .findings
+                .iter()
+                .find(|f| f.service.as_deref() == Some(service) && f.key == key)
+                .cloned()
+                .unwrap()
+        };
+        let mode = find("app", "network_mode");
+        assert!(
+            mode.not_carried && mode.reason.contains("`service:NAME`"),
+            "{mode:?}"
+        );
+        assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
+        assert!(find("vpn", "tty").not_carried);
+        assert!(!find("vpn", "stdin_open").not_carried);
     }
 }
