@@ -796,6 +796,54 @@ impl Import<'_> {
             taken.insert(name.clone());
             self.names.insert(input.clone(), name);
         }
+        self.old_names_in_use(services);
+    }
+
+    /// A renamed service's old name written as a host in a value (`redis://redis:6379`)
+    /// no longer resolves: stack has no network alias to keep it. Each such value is
+    /// listed as not carried, with the name to write instead.
+    fn old_names_in_use(&mut self, services: &[(String, Node)]) {
+        let renamed: Vec<(String, String)> = self
+            .names
+            .iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        if renamed.is_empty() {
+            return;
+        }
+        for (input, node) in services {
+            let mut values: Vec<(String, String)> = pairs_opt(node.get("environment"))
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (format!("environment.{k}"), v)))
+                .collect();
+            for key in ["command", "entrypoint"] {
+                match node.get(key) {
+                    Some(Node::Seq(items)) => values.extend(
+                        items
+                            .iter()
+                            .filter_map(Node::scalar)
+                            .map(|v| (key.to_string(), v)),
+                    ),
+                    Some(other) => values.extend(other.scalar().map(|v| (key.to_string(), v))),
+                    None => {}
+                }
+            }
+            for (key, value) in values {
+                for (old, new) in &renamed {
+                    if names_host(&value, old) {
+                        self.finding(
+                            Some(input),
+                            &key,
+                            format!(
+                                "it names the host `{old}`, which is `{new}` in the project \
+                                 (stack has no network alias to keep the old name): write `{new}` there"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Routes from a Caddyfile beside the file (or named): service → (port, routes, strip).
@@ -2491,6 +2539,21 @@ fn join_words(words: &[String]) -> String {
         .join(" ")
 }
 
+/// Does `text` name `host` as a host: a word of it (`[A-Za-z0-9_.-]`) equal to it, not
+/// a URL scheme (`redis://`).
+fn names_host(text: &str, host: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut at = 0;
+    for part in text.split(|c: char| !word(c)) {
+        let end = at + part.len();
+        if part == host && !text[end..].starts_with("://") {
+            return true;
+        }
+        at = end + text[end..].chars().next().map_or(0, char::len_utf8);
+    }
+    false
+}
+
 /// Does the service publish a port on a fixed host port.
 fn publishes_fixed(service: &Node) -> bool {
     let Some(Node::Seq(ports)) = service.get("ports") else {
@@ -2889,5 +2952,27 @@ mod import_tests {
         assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
         assert!(find("vpn", "tty").not_carried);
         assert!(!find("vpn", "stdin_open").not_carried);
+    }
+
+    #[test]
+    fn a_renamed_service_s_old_host_name_in_a_value_is_listed() {
+        assert!(names_host("redis://redis:6379/0", "redis"));
+        assert!(names_host("postgres://u:p@postgres/db", "postgres"));
+        assert!(!names_host("redis://cache:6379", "redis"));
+        assert!(!names_host("myredis:6379", "redis"));
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  app:\n    image: a\n    environment:\n      REDIS_URL: redis://redis:6379\n      CACHE: redis\n  redis:\n    image: redis:7\n",
+            )],
+            false,
+        );
+        let listed: Vec<&str> = imported
+            .findings
+            .iter()
+            .filter(|f| f.not_carried && f.reason.contains("names the host `redis`"))
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(listed, ["environment.REDIS_URL", "environment.CACHE"]);
     }
 }
