@@ -797,7 +797,10 @@ fn services_named_like_presets_keep_their_names() {
     assert!(output.status.success(), "{}", stderr(&output));
     let env = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
     assert!(env.contains("STACK_SERVICES=app,redis,postgres\n"), "{env}");
-    assert!(env.contains("SERVICE_APP_DEPENDS_ON=redis,postgres\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_APP_DEPENDS_ON=redis,postgres\n"),
+        "{env}"
+    );
 }
 
 #[test]

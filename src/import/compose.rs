@@ -747,13 +747,13 @@ impl Import<'_> {
 
     fn project(&mut self, doc: &Node) -> String {
         if let Some(name) = doc.get("name").and_then(Node::scalar) {
-            if let Some(name) = as_literal(&name) {
+            if let Some(name) = self.resolved(None, "name", &name) {
                 return project_name(&name);
             }
             self.finding(
                 None,
                 "name",
-                "a project name with interpolation; the folder's name is used",
+                "a project name with a variable that has no value in `.env` or a default; the folder's name is used",
             );
         }
         let folder = self
@@ -983,6 +983,59 @@ impl Import<'_> {
         super::text::join(&out)
     }
 
+    /// `text` with its interpolation applied from `.env` and defaults, as Compose would,
+    /// for a key where stack needs a literal value (a size, a build context, the project
+    /// name); a note says so. `None` when a variable has no value.
+    fn resolved(&mut self, service: Option<&str>, key: &str, text: &str) -> Option<String> {
+        if let Some(literal) = as_literal(text) {
+            return Some(literal);
+        }
+        let value = self.interpolate(text, 0)?;
+        self.note(
+            service,
+            key,
+            format!(
+                "`{text}` is read with `.env` now, as `{value}`: stack needs a literal value here, \
+                 so a later change of `.env` is not followed"
+            ),
+        );
+        Some(value)
+    }
+
+    fn interpolate(&self, text: &str, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        let mut out = String::new();
+        for piece in pieces(text) {
+            match piece {
+                Piece::Text(text) => out.push_str(&text.replace("$$", "$")),
+                Piece::Var { name, rest, .. } => {
+                    let value = match self.dotenv.get(&name) {
+                        Some((template, _)) => Some(self.interpolate(template, depth + 1)?),
+                        None => None,
+                    };
+                    let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+                    let (op, arg) = rest.split_at(op_len);
+                    let set = value.is_some();
+                    let full = value.as_deref().is_some_and(|v| !v.is_empty());
+                    let chosen = match op {
+                        "" | "?" | ":?" if set && (op != ":?" || full) => value,
+                        ":-" if full => value,
+                        "-" if set => value,
+                        ":-" | "-" => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" if full => Some(self.interpolate(arg, depth + 1)?),
+                        "+" if set => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" | "+" => Some(String::new()),
+                        _ => None,
+                    };
+                    out.push_str(&chosen?);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The project key for an input variable name (recorded as referenced).
     fn var(&mut self, name: &str) -> String {
         let key = if is_reserved_key(name) {
@@ -1136,7 +1189,7 @@ impl Import<'_> {
             );
             return;
         }
-        match as_literal(&context) {
+        match self.resolved(Some(&input), "build.context", &context) {
             Some(context) => {
                 let path = normalise(&self.dir.join(&context));
                 service.set("BUILD", &project_path(&self.options.project_dir, &path));
@@ -1145,7 +1198,7 @@ impl Import<'_> {
                 self.finding(
                     Some(&input),
                     "build.context",
-                    "a build context with interpolation",
+                    "a build context with a variable that has no value in `.env` or a default",
                 );
                 return;
             }
@@ -1974,6 +2027,9 @@ impl Import<'_> {
             }
         }
         if let Some(memory) = memory {
+            let memory = self
+                .resolved(Some(&input), "mem_limit", &memory)
+                .unwrap_or(memory);
             match megabytes(&memory) {
                 Some(mb) => service.set("MEMORY_MB", &mb.to_string()),
                 None => self.finding(
@@ -2017,6 +2073,7 @@ impl Import<'_> {
             }
         }
         if let Some(shm) = node.get("shm_size").and_then(Node::scalar) {
+            let shm = self.resolved(Some(&input), "shm_size", &shm).unwrap_or(shm);
             match megabytes(&shm) {
                 Some(mb) => service.set("SHM_MB", &mb.to_string()),
                 None => self.finding(
@@ -2974,5 +3031,32 @@ mod import_tests {
             .map(|f| f.key.as_str())
             .collect();
         assert_eq!(listed, ["environment.REDIS_URL", "environment.CACHE"]);
+    }
+
+    #[test]
+    fn literal_keys_are_read_with_dotenv_as_compose_reads_them() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "name: ${PROJECT:-shop}\nservices:\n  app:\n    build: ${SRC:-./app}\n    mem_limit: ${APP_MEMORY}\n    shm_size: ${SHM:-64m}\n",
+                ),
+                (".env", "APP_MEMORY=1g\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        for line in [
+            "STACK_PROJECT=shop\n",
+            "SERVICE_APP_BUILD=/src/app\n",
+            "SERVICE_APP_MEMORY_MB=1024\n",
+            "SERVICE_APP_SHM_MB=64\n",
+        ] {
+            assert!(env.contains(line), "{line} in\n{env}");
+        }
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "mem_limit" && f.reason.contains("read with `.env` now")));
     }
 }
