@@ -192,6 +192,8 @@ struct Import<'a> {
     dotenv_is_env_file: bool,
     /// Secret references with no value anywhere (empty in dev, as in Compose).
     unset_secrets: BTreeSet<String>,
+    /// Services left out by their profiles → the profiles.
+    left_out: BTreeMap<String, Vec<String>>,
 }
 
 /// Import the Compose file named by `options`.
@@ -212,6 +214,9 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         dir: dir.clone(),
         main: source.clone(),
         findings: Vec::new(),
+        cache: BTreeMap::new(),
+        steps: 0,
+        left_out: BTreeMap::new(),
     };
     let doc = loaded.load(doc, options)?;
     let services = check_shape(&doc, &options.file.display().to_string(), &text)?;
@@ -222,6 +227,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         source,
         locator: Locator::new(&text),
         findings: loaded.findings,
+        left_out: loaded.left_out,
         dotenv: BTreeMap::new(),
         secrets: BTreeMap::new(),
         referenced: BTreeSet::new(),
@@ -267,6 +273,10 @@ fn read_doc(reader: &dyn Reader, path: &Path) -> Result<(String, Node)> {
 
 /// How deep `include` and `extends` may chain.
 const MAX_CHAIN: usize = 16;
+/// How many Compose files besides the first one import reads.
+const MAX_FILES: usize = 32;
+/// How many times `include`, `extends` and `-f` may name a file in all.
+const MAX_STEPS: usize = 1000;
 
 /// The inputs of the import read into one document, as Compose reads them.
 struct Loaded<'a> {
@@ -275,9 +285,43 @@ struct Loaded<'a> {
     dir: PathBuf,
     main: String,
     findings: Vec<Finding>,
+    /// The files read, by path.
+    cache: BTreeMap<PathBuf, Node>,
+    /// How many times a file was named.
+    steps: usize,
+    /// Services left out by their profiles → the profiles.
+    left_out: BTreeMap<String, Vec<String>>,
 }
 
 impl Loaded<'_> {
+    /// Another Compose file, parsed once (`extends` may name it again and again); at
+    /// most [`MAX_FILES`] different files, so includes that fan out stay bounded.
+    fn read(&mut self, path: &Path) -> Result<Node> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(Diagnostic::new(format!(
+                "`{}`: `include` and `extends` name files more than {MAX_STEPS} times",
+                path.display()
+            ))
+            .hint("a file that includes or extends itself, directly or not, loops in Compose too")
+            .into());
+        }
+        if let Some(doc) = self.cache.get(path) {
+            return Ok(doc.clone());
+        }
+        if self.cache.len() >= MAX_FILES {
+            return Err(Diagnostic::new(format!(
+                "`{}`: the import reads at most {MAX_FILES} Compose files (`include`, `extends`, `-f`)",
+                path.display()
+            ))
+            .hint("import the part of the project you need")
+            .into());
+        }
+        let (_, doc) = read_doc(self.reader, path)?;
+        self.cache.insert(path.to_path_buf(), doc.clone());
+        Ok(doc)
+    }
+
     fn note(&mut self, service: Option<&str>, key: &str, reason: String, not_carried: bool) {
         self.findings.push(Finding {
             service: service.map(str::to_string),
@@ -295,7 +339,7 @@ impl Loaded<'_> {
         self.include(&mut doc, &main_dir, 0)?;
         self.extends(&mut doc, &main_dir)?;
         for extra in &options.extra_files {
-            let (_, mut other) = read_doc(self.reader, extra)?;
+            let mut other = self.read(extra)?;
             let dir = extra.parent().map(Path::to_path_buf).unwrap_or_default();
             self.include(&mut other, &dir, 0)?;
             self.extends(&mut other, &dir)?;
@@ -362,7 +406,7 @@ impl Loaded<'_> {
             let mut merged: Option<Node> = None;
             for path in &paths {
                 let path = normalise(&dir.join(path));
-                let (_, mut other) = read_doc(self.reader, &path)?;
+                let mut other = self.read(&path)?;
                 let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 self.include(&mut other, &other_dir, depth + 1)?;
                 self.extends(&mut other, &other_dir)?;
@@ -468,7 +512,7 @@ impl Loaded<'_> {
         let base = match &file {
             Some(file) => {
                 let path = normalise(&dir.join(file));
-                let (_, mut other) = read_doc(self.reader, &path)?;
+                let mut other = self.read(&path)?;
                 let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 if other_dir != self.dir {
                     super::merge::rebase_top(&mut other, &other_dir);
@@ -541,6 +585,7 @@ impl Loaded<'_> {
             on
         });
         for (name, profiles) in left_out {
+            self.left_out.insert(name.clone(), profiles.clone());
             let list = profiles
                 .iter()
                 .map(|p| format!("`{p}`"))
@@ -1879,11 +1924,15 @@ impl Import<'_> {
 
     fn dependency(&mut self, input: &str, name: &str, condition: &str) -> Option<String> {
         let Some(target) = self.names.get(name).cloned() else {
-            self.finding(
-                Some(input),
-                &format!("depends_on.{name}"),
-                "names no service of the file",
-            );
+            let why = match self.left_out.get(name) {
+                Some(profiles) => format!(
+                    "`{name}` is in profile(s) `{}`, not activated; import with `--profile {}`",
+                    profiles.join("`, `"),
+                    profiles.first().cloned().unwrap_or_default()
+                ),
+                None => "names no service of the file".into(),
+            };
+            self.finding(Some(input), &format!("depends_on.{name}"), why);
             return None;
         };
         let healthy = self.healthy.contains(&target);
@@ -3058,5 +3107,36 @@ mod import_tests {
             .findings
             .iter()
             .any(|f| f.key == "mem_limit" && f.reason.contains("read with `.env` now")));
+    }
+
+    #[test]
+    fn includes_and_extends_that_loop_are_refused() {
+        let err = try_run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "include: [a.yml, a.yml]\nservices:\n  web:\n    image: x\n",
+                ),
+                ("a.yml", "include: [a.yml, a.yml, a.yml]\nservices: {}\n"),
+            ],
+            false,
+            None,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("chains deeper") || text.contains("more than"),
+            "{text}"
+        );
+        let err = try_run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+            )],
+            false,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chains deeper"), "{err}");
     }
 }
