@@ -121,9 +121,6 @@ fn reason(key: &str) -> Option<&'static str> {
             "stack logs every container with json-file rotation (`STACK_LOG_MAX_SIZE`, \
              `STACK_LOG_MAX_FILES`)"
         }
-        "profiles" => {
-            "every imported service runs; limit a service with `SERVICE_<NAME>_ENVIRONMENTS`"
-        }
         "configs" => "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)",
         "privileged"
         | "devices"
@@ -133,7 +130,6 @@ fn reason(key: &str) -> Option<&'static str> {
         | "userns_mode"
         | "cgroup_parent"
         | "device_cgroup_rules" => "stack does not give containers host privileges or devices",
-        "extends" => "`extends` is not followed; copy the keys into the service",
         "volumes_from" => "mount the same named volume with `VOLUMES` instead",
         _ => return None,
     })
