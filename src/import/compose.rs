@@ -1562,6 +1562,29 @@ impl Import<'_> {
             return None;
         }
         let target = self.template(target);
+        // A source whose value (from `.env` or a default) is a relative path is relative
+        // to the Compose file's folder; `stack.env` is read from the project's.
+        let relative_value = source
+            .filter(|s| as_literal(s).is_none() && self.dir != self.options.project_dir)
+            .and_then(|s| self.interpolate(s, 0).map(|v| (s.to_string(), v)))
+            .filter(|(_, v)| v.starts_with('.'));
+        if let Some((written, value)) = relative_value {
+            let path = normalise(&self.dir.join(&value));
+            let shown = project_path(&self.options.project_dir, &path);
+            self.note(
+                Some(input),
+                "volumes",
+                format!(
+                    "`{written}` is `{value}`, relative to the Compose file's folder: written as \
+                     `{shown}`, so a later change of `.env` is not followed"
+                ),
+            );
+            let mut text = format!("{}:{target}", super::text::escape_dollars(&shown));
+            if read_only {
+                text.push_str(":ro");
+            }
+            return Some(text);
+        }
         let mut text = match source {
             None => target,
             Some(source) if source == "~" || source.starts_with("~/") => {
@@ -1770,6 +1793,19 @@ impl Import<'_> {
                 "stack cannot switch off the image's health check",
             );
             return;
+        }
+        if let Node::Map(keys) = health {
+            if keys
+                .iter()
+                .all(|(k, v)| k == "disable" && matches!(v, Node::Bool(false)))
+            {
+                self.note(
+                    Some(&input),
+                    "healthcheck",
+                    "`disable: false` changes nothing: the image's own health check applies",
+                );
+                return;
+            }
         }
         let command = match health.get("test") {
             Some(Node::Seq(items)) => {
