@@ -818,3 +818,21 @@ fn a_renamed_service_lists_the_values_that_name_its_old_host() {
     );
     assert!(!tmp.path().join("project/stack.env").exists());
 }
+
+#[test]
+fn a_password_named_pass_goes_to_the_secrets_file() {
+    let case = case(&repo_root().join("fixtures-compose/authentik"));
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(case.src.join("docker-compose.yml"))
+        .arg(&case.project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(case.project.join("stack.env")).unwrap();
+    assert!(!env.contains("hunter2"), "{env}");
+    assert!(env.contains("SERVICE_SERVER_ENV_AUTHENTIK_POSTGRESQL__PASSWORD=${PG_PASS}\n"));
+    let secrets = fs::read_to_string(case.project.join("environments/dev/secrets.env")).unwrap();
+    assert!(secrets.contains("PG_PASS='hunter2hunter2'\n"), "{secrets}");
+    assert!(!stderr(&output).contains("hunter2"));
+}
