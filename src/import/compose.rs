@@ -1738,10 +1738,15 @@ impl Import<'_> {
         for (name, value) in pairs_opt(node.get("environment")) {
             match value {
                 Some(value) => put(&mut env, name, value),
+                // Compose gives it the value of `.env` (or of the shell).
+                None if self.dotenv.contains_key(&name) => {
+                    let value = format!("${{{name}}}");
+                    put(&mut env, name, value)
+                }
                 None => self.finding(
                     Some(&input),
                     &format!("environment.{name}"),
-                    "a variable without a value takes it from the shell when Compose runs; give it a value",
+                    "a variable without a value takes it from the shell when Compose runs (it is not in `.env`); give it a value",
                 ),
             }
         }
@@ -3170,5 +3175,32 @@ mod import_tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("chains deeper"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_without_a_value_takes_the_dotenv_value() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  a:\n    image: x\n    environment:\n      - TZ\n      - API_TOKEN\n      - MISSING\n",
+                ),
+                (".env", "TZ=Europe/Paris\nAPI_TOKEN=tok123\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        assert!(env.contains("SERVICE_A_ENV_TZ=${TZ}\n"), "{env}");
+        assert!(env.contains("TZ=Europe/Paris\n"), "{env}");
+        assert!(
+            env.contains("SERVICE_A_ENV_API_TOKEN=${API_TOKEN}\n"),
+            "{env}"
+        );
+        assert!(!env.contains("tok123"), "{env}");
+        assert!(file(&imported, DEV_SECRETS).contains("API_TOKEN='tok123'"));
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "environment.MISSING" && f.not_carried));
     }
 }
