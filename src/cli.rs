@@ -139,10 +139,19 @@ pub enum ImportCommand {
 
 #[derive(Debug, Args)]
 pub struct ImportComposeArgs {
-    /// The Compose file (`docker-compose.yml`, `compose.yaml`)
-    pub file: PathBuf,
+    /// The Compose file (`docker-compose.yml`, `compose.yaml`), or a folder holding one;
+    /// its `*.override.*` file beside it is merged over it, as Compose does
+    pub file: Option<PathBuf>,
     /// Directory to write the project to (default: the project directory)
     pub dir: Option<PathBuf>,
+    /// Compose files merged in order, as `docker compose -f a.yml -f b.yml` does (then
+    /// the only argument is DIR)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Import the services of this profile too (repeatable; `*` for all); services in
+    /// other profiles are left out and listed, as `docker compose up` leaves them out
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Exit 2, writing nothing, when anything is not carried
     #[arg(long)]
     pub strict: bool,

@@ -598,3 +598,127 @@ fn build_warns_about_a_context_that_would_send_secret_files() {
         text(&output.stderr)
     );
 }
+
+/// `stack import compose ARGS` under [`MEMORY_LIMIT_KIB`] and [`DEADLINE`], in `dir`.
+fn import_bounded(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("stack"))
+        .args(["import", "compose"])
+        .args(args)
+        .current_dir(dir);
+    for (key, value) in stack().get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    assert_cmd::Command::from_std(shell)
+        .timeout(DEADLINE)
+        .output()
+        .unwrap()
+}
+
+/// Each bad input of an import: exit 2 naming the file, quickly, within the memory
+/// bound, with nothing written.
+#[test]
+fn a_bad_compose_input_exits_2_with_its_path_and_writes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let mut bomb = String::from("x-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("x-a{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("services:\n  web:\n    image: nginx\n    command: *a11\n");
+    let deep = format!(
+        "services:\n  web:\n    image: nginx\n    command: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let deep_block = format!(
+        "services:\n  web:\n    image: nginx\n    command:\n{}x\n",
+        "- ".repeat(100_000)
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("not-yaml.yml", "services:\n  web: [a\n  b: }\n".into(), "not valid YAML"),
+        ("bomb.yml", bomb, "not valid YAML"),
+        ("deep.yml", deep, "nests deeper than 128 levels"),
+        ("deep-block.yml", deep_block, "nests deeper than 128 levels"),
+        (
+            "fifo-secret.yml",
+            "services:\n  db:\n    image: postgres:16\n    secrets: [db_password]\nsecrets:\n  db_password:\n    file: ./db_password.txt\n".into(),
+            "FIFO",
+        ),
+    ];
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("db_password.txt"))
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    // Sparse: 1 GiB on paper, nothing on disk.
+    let huge = fs::File::create(dir.join("huge.yml")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    let mut names: Vec<(&str, &str)> = cases.iter().map(|(n, _, w)| (*n, *w)).collect();
+    names.push(("huge.yml", "may be at most"));
+    for (name, text, _) in &cases {
+        fs::write(dir.join(name), text).unwrap();
+    }
+    for (name, what) in names {
+        let project = dir.join(format!("project-{name}"));
+        let started = std::time::Instant::now();
+        let output = import_bounded(dir, &[dir.join(name).as_os_str(), project.as_os_str()]);
+        let elapsed = started.elapsed();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(what), "{name}: {stderr}");
+        let shown = if name == "fifo-secret.yml" {
+            "db_password.txt"
+        } else {
+            name
+        };
+        assert!(stderr.contains(shown), "{name}: {stderr}");
+        assert!(
+            elapsed < Duration::from_secs(if name.starts_with("deep") { 1 } else { 20 }),
+            "{name}: {elapsed:?}"
+        );
+        let written: Vec<_> = fs::read_dir(&project)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(written.is_empty(), "{name}: wrote {written:?}");
+    }
+}
+
+/// A folder that already holds a project is never written into, whatever the import
+/// would write there.
+#[test]
+fn an_import_into_a_project_exits_2_with_the_path_and_changes_nothing() {
+    let project = fixture("minimal");
+    let compose = project.sibling("compose");
+    fs::create_dir_all(&compose).unwrap();
+    fs::write(
+        compose.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx:1.27\n    environment:\n      API_TOKEN: abc123\n",
+    )
+    .unwrap();
+    let before = read_tree(&project.dir);
+    let output = import_bounded(
+        &compose,
+        &[
+            compose.join("docker-compose.yml").as_os_str(),
+            project.dir.as_os_str(),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&project.dir.join("stack.env").display().to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("abc123"), "{stderr}");
+    assert_eq!(read_tree(&project.dir), before, "the project changed");
+}

@@ -707,3 +707,132 @@ fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_env
         "{compose}"
     );
 }
+
+#[test]
+fn a_folder_its_override_include_and_profiles_are_read_as_compose_reads_them() {
+    let tmp = scratch(&[
+        (
+            "src/compose.yaml",
+            "include:\n  - ./db/compose.yaml\nservices:\n  app:\n    image: app:1\n    restart: ${RESTART_POLICY}\n    environment:\n      LOG_LEVEL: info\n    depends_on: [db]\n  debug:\n    image: busybox\n    profiles: [debug]\n    ports: [\"8080:80\"]\n  tools:\n    image: busybox\n    profiles: [tools]\n    ports: [\"8080:80\"]\n",
+        ),
+        (
+            "src/compose.override.yaml",
+            "services:\n  app:\n    ports: [\"3000:3000\"]\n    environment:\n      LOG_LEVEL: debug\n",
+        ),
+        ("src/.env", "RESTART_POLICY=always\n"),
+        (
+            "src/db/compose.yaml",
+            "services:\n  db:\n    image: postgres:16\n    volumes:\n      - ./data:/var/lib/postgresql/data\n",
+        ),
+    ]);
+    // FILE is the folder: `compose.yaml`, its override and its include, as `docker compose up`.
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(tmp.path().join("src"))
+        .arg(tmp.path().join("project"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
+    for line in [
+        "STACK_SERVICES=app,db\n",
+        "SERVICE_APP_PUBLISH=3000:3000\n",
+        "SERVICE_APP_ENV_LOG_LEVEL=debug\n",
+        "SERVICE_APP_RESTART=${RESTART_POLICY}\n",
+        "RESTART_POLICY=always\n",
+        "SERVICE_DB_VOLUMES=../src/db/data:/var/lib/postgresql/data\n",
+    ] {
+        assert!(env.contains(line), "{line} in\n{env}");
+    }
+    let text = stderr(&output);
+    assert!(
+        text.contains("not imported: in profile(s) `debug`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`compose.override.yaml`: merged over `compose.yaml`"),
+        "{text}"
+    );
+    // Two profiles publishing the same port are no clash; both activated, they are
+    // imported (and the project refuses the clash, as the engine would).
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(tmp.path().join("src/compose.yaml"))
+        .arg(tmp.path().join("p2"))
+        .args(["--profile", "debug"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(tmp.path().join("p2/stack.env")).unwrap();
+    assert!(env.contains("STACK_SERVICES=app,debug,db\n"), "{env}");
+    // `-f a -f b DIR`: the files merged in order, as given.
+    let output = stack()
+        .args(["import", "compose", "-f"])
+        .arg(tmp.path().join("src/compose.yaml"))
+        .arg("-f")
+        .arg(tmp.path().join("src/db/compose.yaml"))
+        .arg(tmp.path().join("p3"))
+        .output()
+        .unwrap();
+    // `db` is in both (the include and the second file): merged, not defined twice.
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(tmp.path().join("p3/stack.env")).unwrap();
+    assert!(env.contains("STACK_SERVICES=app,db\n"), "{env}");
+    assert!(!env.contains("SERVICE_APP_PUBLISH"), "{env}");
+}
+
+/// Names of presets that are not enabled belong to the user: `redis` stays `redis`, and
+/// `redis://redis:6379` keeps working. Needs the configuration reader to accept a
+/// declared service named like a preset that is off (`src/config/phases.rs`,
+/// `Declared::refuse`); until then the import renames it `redis-svc` and lists every
+/// value that names the old host.
+#[test]
+#[ignore = "needs src/config to accept a service named like a preset that is not enabled"]
+fn services_named_like_presets_keep_their_names() {
+    let tmp = scratch(&[(
+        "docker-compose.yml",
+        "services:\n  app:\n    image: app:1\n    environment:\n      REDIS_URL: redis://redis:6379\n      DATABASE_URL: postgres://app@postgres/app\n    depends_on: [redis, postgres]\n  redis:\n    image: redis:7\n  postgres:\n    image: postgres:16\n    environment:\n      POSTGRES_HOST_AUTH_METHOD: trust\n",
+    )]);
+    let output = import(tmp.path(), "docker-compose.yml", &["--strict"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
+    assert!(env.contains("STACK_SERVICES=app,redis,postgres\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_APP_DEPENDS_ON=redis,postgres\n"),
+        "{env}"
+    );
+}
+
+#[test]
+fn a_renamed_service_lists_the_values_that_name_its_old_host() {
+    let tmp = scratch(&[(
+        "docker-compose.yml",
+        "services:\n  app:\n    image: app:1\n    environment:\n      REDIS_URL: redis://redis:6379\n  redis:\n    image: redis:7\n",
+    )]);
+    let output = import(tmp.path(), "docker-compose.yml", &["--strict"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`environment.REDIS_URL`: it names the host `redis`"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!tmp.path().join("project/stack.env").exists());
+}
+
+#[test]
+fn a_password_named_pass_goes_to_the_secrets_file() {
+    let case = case(&repo_root().join("fixtures-compose/authentik"));
+    let output = stack()
+        .args(["import", "compose"])
+        .arg(case.src.join("docker-compose.yml"))
+        .arg(&case.project)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let env = fs::read_to_string(case.project.join("stack.env")).unwrap();
+    assert!(!env.contains("hunter2"), "{env}");
+    assert!(env.contains("SERVICE_SERVER_ENV_AUTHENTIK_POSTGRESQL__PASSWORD=${PG_PASS}\n"));
+    let secrets = fs::read_to_string(case.project.join("environments/dev/secrets.env")).unwrap();
+    assert!(secrets.contains("PG_PASS='hunter2hunter2'\n"), "{secrets}");
+    assert!(!stderr(&output).contains("hunter2"));
+}

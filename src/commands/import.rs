@@ -23,14 +23,83 @@ pub fn run(context: &Context, command: &ImportCommand) -> Result<()> {
     }
 }
 
+/// The names Compose looks for in a folder, in its order, and their overrides.
+const DEFAULT_FILES: &[(&str, &str)] = &[
+    ("compose.yaml", "compose.override.yaml"),
+    ("compose.yml", "compose.override.yml"),
+    ("docker-compose.yml", "docker-compose.override.yml"),
+    ("docker-compose.yaml", "docker-compose.override.yaml"),
+];
+
+/// The Compose files to read, in order: `-f` files as given; else FILE (or the default
+/// file of the folder FILE) and its override beside it, as `docker compose` finds them.
+fn compose_files(args: &ImportComposeArgs) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
+    if !args.files.is_empty() {
+        if args.dir.is_some() {
+            return Err(Diagnostic::new(
+                "with `-f`, `stack import compose` takes one more argument, the project directory",
+            )
+            .hint("write `stack import compose -f a.yml -f b.yml DIR`")
+            .into());
+        }
+        let files = args
+            .files
+            .iter()
+            .map(|f| absolute(f))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((files, args.file.clone()));
+    }
+    let Some(file) = &args.file else {
+        return Err(Diagnostic::new("`stack import compose` needs the Compose file to read")
+            .hint("write `stack import compose docker-compose.yml [DIR]`, or `-f FILE` (repeatable)")
+            .into());
+    };
+    let mut file = absolute(file)?;
+    if file.is_dir() {
+        let found = DEFAULT_FILES
+            .iter()
+            .map(|(name, _)| file.join(name))
+            .find(|path| path.is_file());
+        match found {
+            Some(found) => file = found,
+            None => {
+                return Err(Diagnostic::new(format!(
+                    "`{}` is a folder without `compose.yaml`, `compose.yml`, `docker-compose.yml` or `docker-compose.yaml`",
+                    file.display()
+                ))
+                .hint("name the Compose file to import")
+                .into())
+            }
+        }
+    }
+    let mut files = vec![file.clone()];
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    if let Some((_, over)) = DEFAULT_FILES
+        .iter()
+        .find(|(base, _)| Some(*base) == name.as_deref())
+    {
+        let over = file.with_file_name(over);
+        if std::fs::symlink_metadata(&over).is_ok() {
+            files.push(over);
+        }
+    }
+    Ok((files, args.dir.clone()))
+}
+
 fn compose(context: &Context, args: &ImportComposeArgs) -> Result<()> {
-    let file = absolute(&args.file)?;
-    let dir = target_dir(context, &args.dir)?;
+    let (mut files, dir) = compose_files(args)?;
+    let file = files.remove(0);
+    let dir = target_dir(context, &dir)?;
     let options = import::compose::Options {
         file,
         project_dir: dir.clone(),
         routes: args.routes,
         caddyfile: args.caddyfile.as_deref().map(absolute).transpose()?,
+        home: std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from),
+        extra_files: files,
+        profiles: args.profiles.clone(),
     };
     let imported = import::compose::import(&FileReader, &options)?;
     finish(context, &dir, imported, args.strict)

@@ -28,6 +28,12 @@ pub struct Options {
     pub routes: bool,
     /// A Caddyfile whose routes become `ROUTE`s (default: `Caddyfile` beside the file).
     pub caddyfile: Option<PathBuf>,
+    /// The home folder `~/` in a bind mount names (`HOME`, as Compose expands it).
+    pub home: Option<PathBuf>,
+    /// Files merged over `file`, in order (`compose.override.yaml`, `-f b.yml`).
+    pub extra_files: Vec<PathBuf>,
+    /// Activated profiles (`--profile NAME`); `*` activates all.
+    pub profiles: Vec<String>,
 }
 
 /// Container ports taken for HTTP by `--routes`.
@@ -83,6 +89,7 @@ const CARRIED: &[&str] = &[
     "cpus",
     "scale",
     "expose",
+    "profiles",
 ];
 
 /// Why a Compose key is not carried.
@@ -93,8 +100,15 @@ fn reason(key: &str) -> Option<&'static str> {
              containers `<project>-<service>-<n>`"
         }
         "network_mode" => {
-            "stack runs every container on the project's networks (host or shared network \
-             namespaces are not supported)"
+            "stack has no attribute for it: every container runs on the project's networks. \
+             `host` and `service:NAME`/`container:NAME` (a shared network namespace) cannot \
+             be carried: publish the ports the service listens on with `PUBLISH`, and reach \
+             the other service by its name instead of `localhost`; `none` cannot be carried \
+             either (the container gets the project's network)"
+        }
+        "stdin_open" | "tty" => {
+            "stack has no attribute for it: the container runs without a terminal or open \
+             standard input (`stack exec` gives one when you attach)"
         }
         "links" | "external_links" => {
             "services reach each other by service name on the project's networks; link \
@@ -108,9 +122,6 @@ fn reason(key: &str) -> Option<&'static str> {
             "stack logs every container with json-file rotation (`STACK_LOG_MAX_SIZE`, \
              `STACK_LOG_MAX_FILES`)"
         }
-        "profiles" => {
-            "every imported service runs; limit a service with `SERVICE_<NAME>_ENVIRONMENTS`"
-        }
         "configs" => "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)",
         "privileged"
         | "devices"
@@ -120,7 +131,6 @@ fn reason(key: &str) -> Option<&'static str> {
         | "userns_mode"
         | "cgroup_parent"
         | "device_cgroup_rules" => "stack does not give containers host privileges or devices",
-        "extends" => "`extends` is not followed; copy the keys into the service",
         "volumes_from" => "mount the same named volume with `VOLUMES` instead",
         _ => return None,
     })
@@ -177,6 +187,10 @@ struct Import<'a> {
     top_doc_secrets: Option<Node>,
     /// A service reads `.env` as its `env_file` (its values are carried there).
     dotenv_is_env_file: bool,
+    /// Secret references with no value anywhere (empty in dev, as in Compose).
+    unset_secrets: BTreeSet<String>,
+    /// Services left out by their profiles → the profiles.
+    left_out: BTreeMap<String, Vec<String>>,
 }
 
 /// Import the Compose file named by `options`.
@@ -186,8 +200,56 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "compose file".into());
-    let shown = options.file.display().to_string();
-    let Some(text) = reader.read(&options.file)? else {
+    let (text, doc) = read_doc(reader, &options.file)?;
+    let dir = options
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut loaded = Loaded {
+        reader,
+        dir: dir.clone(),
+        main: source.clone(),
+        findings: Vec::new(),
+        cache: BTreeMap::new(),
+        steps: 0,
+        left_out: BTreeMap::new(),
+    };
+    let doc = loaded.load(doc, options)?;
+    let services = check_shape(&doc, &options.file.display().to_string(), &text)?;
+    let mut import = Import {
+        reader,
+        options,
+        dir,
+        source,
+        locator: Locator::new(&text),
+        findings: loaded.findings,
+        left_out: loaded.left_out,
+        dotenv: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        referenced: BTreeSet::new(),
+        renamed_vars: BTreeMap::new(),
+        names: BTreeMap::new(),
+        healthy: BTreeSet::new(),
+        file_secrets: BTreeMap::new(),
+        uses_proxy: options.routes,
+        tls_email: None,
+        top_doc_secrets: doc.get("secrets").cloned(),
+        dotenv_is_env_file: false,
+        unset_secrets: BTreeSet::new(),
+    };
+    import.read_dotenv()?;
+    import.run(&doc, services)
+}
+
+/// Read and parse one Compose file, and check that it is one.
+fn read_doc(reader: &dyn Reader, path: &Path) -> Result<(String, Node)> {
+    let shown = path.display().to_string();
+    let source = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "compose file".into());
+    let Some(text) = reader.read(path)? else {
         return Err(Diagnostic::new(format!("`{shown}` does not exist"))
             .hint("name the Compose file to import, e.g. `stack import compose docker-compose.yml`")
             .into());
@@ -202,33 +264,341 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         )
         .hint("fix the YAML; `docker compose config` shows the same error")
     })?;
-    let services = check_shape(&doc, &shown, &text)?;
-    let dir = options
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut import = Import {
-        reader,
-        options,
-        dir,
-        source,
-        locator: Locator::new(&text),
-        findings: Vec::new(),
-        dotenv: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        referenced: BTreeSet::new(),
-        renamed_vars: BTreeMap::new(),
-        names: BTreeMap::new(),
-        healthy: BTreeSet::new(),
-        file_secrets: BTreeMap::new(),
-        uses_proxy: options.routes,
-        tls_email: None,
-        top_doc_secrets: doc.get("secrets").cloned(),
-        dotenv_is_env_file: false,
-    };
-    import.read_dotenv()?;
-    import.run(&doc, services)
+    check_shape(&doc, &shown, &text)?;
+    Ok((text, doc))
+}
+
+/// How deep `include` and `extends` may chain.
+const MAX_CHAIN: usize = 16;
+/// How many Compose files besides the first one import reads.
+const MAX_FILES: usize = 32;
+/// How many times `include`, `extends` and `-f` may name a file in all.
+const MAX_STEPS: usize = 1000;
+
+/// The inputs of the import read into one document, as Compose reads them.
+struct Loaded<'a> {
+    reader: &'a dyn Reader,
+    /// The folder of the first file: what relative paths are relative to.
+    dir: PathBuf,
+    main: String,
+    findings: Vec<Finding>,
+    /// The files read, by path.
+    cache: BTreeMap<PathBuf, Node>,
+    /// How many times a file was named.
+    steps: usize,
+    /// Services left out by their profiles → the profiles.
+    left_out: BTreeMap<String, Vec<String>>,
+}
+
+impl Loaded<'_> {
+    /// Another Compose file, parsed once (`extends` may name it again and again); at
+    /// most [`MAX_FILES`] different files, so includes that fan out stay bounded.
+    fn read(&mut self, path: &Path) -> Result<Node> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(Diagnostic::new(format!(
+                "`{}`: `include` and `extends` name files more than {MAX_STEPS} times",
+                path.display()
+            ))
+            .hint("a file that includes or extends itself, directly or not, loops in Compose too")
+            .into());
+        }
+        if let Some(doc) = self.cache.get(path) {
+            return Ok(doc.clone());
+        }
+        if self.cache.len() >= MAX_FILES {
+            return Err(Diagnostic::new(format!(
+                "`{}`: the import reads at most {MAX_FILES} Compose files (`include`, `extends`, `-f`)",
+                path.display()
+            ))
+            .hint("import the part of the project you need")
+            .into());
+        }
+        let (_, doc) = read_doc(self.reader, path)?;
+        self.cache.insert(path.to_path_buf(), doc.clone());
+        Ok(doc)
+    }
+
+    fn note(&mut self, service: Option<&str>, key: &str, reason: String, not_carried: bool) {
+        self.findings.push(Finding {
+            service: service.map(str::to_string),
+            key: key.to_string(),
+            line: None,
+            reason,
+            not_carried,
+        });
+    }
+
+    /// As compose-go: each file with its `include`s and `extends` applied, then the files
+    /// merged in order.
+    fn load(&mut self, mut doc: Node, options: &Options) -> Result<Node> {
+        let main_dir = self.dir.clone();
+        self.include(&mut doc, &main_dir, 0)?;
+        self.extends(&mut doc, &main_dir)?;
+        for extra in &options.extra_files {
+            let mut other = self.read(extra)?;
+            let dir = extra.parent().map(Path::to_path_buf).unwrap_or_default();
+            self.include(&mut other, &dir, 0)?;
+            self.extends(&mut other, &dir)?;
+            if dir != self.dir {
+                super::merge::rebase_top(&mut other, &dir);
+            }
+            super::merge::merge(&mut doc, other, "");
+            let main = self.main.clone();
+            self.note(
+                None,
+                &super::shown(&self.dir, extra),
+                format!("merged over `{main}` as Compose merges several files"),
+                false,
+            );
+        }
+        self.profiles(&mut doc, &options.profiles);
+        Ok(doc)
+    }
+
+    /// Top-level `include`: the services, volumes, networks and secrets of each file
+    /// added; a name defined twice is an error, as in Compose.
+    fn include(&mut self, doc: &mut Node, dir: &Path, depth: usize) -> Result<()> {
+        let Node::Map(top) = doc else { return Ok(()) };
+        let Some(at) = top.iter().position(|(k, _)| k == "include") else {
+            return Ok(());
+        };
+        let (_, include) = top.remove(at);
+        if depth >= MAX_CHAIN {
+            return Err(
+                Diagnostic::new(format!("`include` chains deeper than {MAX_CHAIN} files"))
+                    .hint("an included file that includes itself loops forever in Compose too")
+                    .into(),
+            );
+        }
+        let items = match include {
+            Node::Seq(items) => items,
+            other => vec![other],
+        };
+        for item in items {
+            let paths: Vec<String> = match &item {
+                Node::Map(_) => {
+                    if let Node::Map(keys) = &item {
+                        for (key, _) in keys {
+                            if key != "path" {
+                                self.note(
+                                    None,
+                                    &format!("include.{key}"),
+                                    "the included file is read with this file's `.env` and folder"
+                                        .into(),
+                                    true,
+                                );
+                            }
+                        }
+                    }
+                    match item.get("path") {
+                        Some(Node::Seq(paths)) => paths.iter().filter_map(Node::scalar).collect(),
+                        Some(other) => other.scalar().into_iter().collect(),
+                        None => Vec::new(),
+                    }
+                }
+                other => other.scalar().into_iter().collect(),
+            };
+            // Several paths of one entry merge into one file first.
+            let mut merged: Option<Node> = None;
+            for path in &paths {
+                let path = normalise(&dir.join(path));
+                let mut other = self.read(&path)?;
+                let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                self.include(&mut other, &other_dir, depth + 1)?;
+                self.extends(&mut other, &other_dir)?;
+                if other_dir != self.dir {
+                    super::merge::rebase_top(&mut other, &other_dir);
+                }
+                match &mut merged {
+                    Some(base) => super::merge::merge(base, other, ""),
+                    None => merged = Some(other),
+                }
+                self.note(
+                    None,
+                    "include",
+                    format!("`{}` is included", super::shown(&self.dir, &path)),
+                    false,
+                );
+            }
+            let Some(Node::Map(included)) = merged else {
+                continue;
+            };
+            let Node::Map(top) = doc else { continue };
+            for (section, value) in included {
+                let Node::Map(entries) = value else { continue };
+                if !["services", "volumes", "networks", "secrets", "configs"]
+                    .contains(&section.as_str())
+                {
+                    continue;
+                }
+                if !top.iter().any(|(k, _)| *k == section) {
+                    top.push((section.clone(), Node::Map(Vec::new())));
+                }
+                let Some((_, Node::Map(target))) = top.iter_mut().find(|(k, _)| *k == section)
+                else {
+                    continue;
+                };
+                for (name, entry) in entries {
+                    if target.iter().any(|(k, _)| *k == name) {
+                        return Err(Diagnostic::new(format!(
+                            "`{section}.{name}` is defined by an included file and again here; Compose refuses it too"
+                        ))
+                        .hint("rename one of them, or use `extends` to build on the included one")
+                        .into());
+                    }
+                    target.push((name, entry));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every service's `extends` applied: the base service's keys, then its own merged
+    /// over them.
+    fn extends(&mut self, doc: &mut Node, dir: &Path) -> Result<()> {
+        let Some(Node::Map(services)) = doc.get("services") else {
+            return Ok(());
+        };
+        let services = services.clone();
+        let mut resolved = Vec::new();
+        for (name, service) in &services {
+            let node = self.resolve(&services, name, service, dir, 0)?;
+            resolved.push((name.clone(), node));
+        }
+        if let Node::Map(top) = doc {
+            if let Some((_, slot)) = top.iter_mut().find(|(k, _)| k == "services") {
+                *slot = Node::Map(resolved);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &mut self,
+        services: &[(String, Node)],
+        name: &str,
+        service: &Node,
+        dir: &Path,
+        depth: usize,
+    ) -> Result<Node> {
+        let Some(extends) = service.get("extends") else {
+            return Ok(service.clone());
+        };
+        if depth >= MAX_CHAIN {
+            return Err(Diagnostic::new(format!(
+                "service `{name}`: `extends` chains deeper than {MAX_CHAIN} services"
+            ))
+            .hint("a service that extends itself (directly or not) is an error in Compose too")
+            .into());
+        }
+        let (base_name, file) = match extends {
+            Node::Map(_) => (
+                extends.get("service").and_then(Node::scalar),
+                extends.get("file").and_then(Node::scalar),
+            ),
+            other => (other.scalar(), None),
+        };
+        let Some(base_name) = base_name else {
+            return Err(Diagnostic::new(format!(
+                "service `{name}`: `extends` names no `service`"
+            ))
+            .hint("write `extends: { service: NAME }` or `extends: { file: FILE, service: NAME }`")
+            .into());
+        };
+        let base = match &file {
+            Some(file) => {
+                let path = normalise(&dir.join(file));
+                let mut other = self.read(&path)?;
+                let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                if other_dir != self.dir {
+                    super::merge::rebase_top(&mut other, &other_dir);
+                }
+                let Some(Node::Map(others)) = other.get("services") else {
+                    return Ok(service.clone());
+                };
+                let others = others.clone();
+                let Some((_, base)) = others.iter().find(|(n, _)| *n == base_name) else {
+                    return Err(self.missing_base(name, &base_name, Some(file)));
+                };
+                self.resolve(&others, &base_name, base, &other_dir, depth + 1)?
+            }
+            None => {
+                let Some((_, base)) = services.iter().find(|(n, _)| *n == base_name) else {
+                    return Err(self.missing_base(name, &base_name, None));
+                };
+                self.resolve(services, &base_name, base, dir, depth + 1)?
+            }
+        };
+        let mut merged = base;
+        if let Node::Map(entries) = &mut merged {
+            // "`volumes_from` and `depends_on` are never shared between services that
+            // use `extends`" (Compose's documentation, and docker-compose v1).
+            entries.retain(|(k, _)| {
+                !["extends", "depends_on", "volumes_from", "links"].contains(&k.as_str())
+            });
+        }
+        let mut own = service.clone();
+        if let Node::Map(entries) = &mut own {
+            entries.retain(|(k, _)| k != "extends");
+        }
+        super::merge::merge(&mut merged, own, "");
+        self.note(
+            Some(name),
+            "extends",
+            format!(
+                "the keys of `{base_name}`{} are carried, with this service's own over them",
+                file.map(|f| format!(" in `{f}`")).unwrap_or_default()
+            ),
+            false,
+        );
+        Ok(merged)
+    }
+
+    fn missing_base(&self, name: &str, base: &str, file: Option<&str>) -> crate::error::Error {
+        Diagnostic::new(format!(
+            "service `{name}` extends `{base}`, which {} does not define",
+            file.map(|f| format!("`{f}`"))
+                .unwrap_or_else(|| "the file".into())
+        ))
+        .hint("name a service of that file in `extends.service`")
+        .into()
+    }
+
+    /// Services in profiles that are not activated are left out (as `docker compose up`
+    /// leaves them), each listed; `--profile NAME` activates one.
+    fn profiles(&mut self, doc: &mut Node, active: &[String]) {
+        let Node::Map(top) = doc else { return };
+        let Some((_, Node::Map(services))) = top.iter_mut().find(|(k, _)| k == "services") else {
+            return;
+        };
+        let mut left_out = Vec::new();
+        services.retain(|(name, service)| {
+            let profiles = super::merge::profiles(service);
+            let on = profiles.is_empty() || active.iter().any(|a| a == "*" || profiles.contains(a));
+            if !on {
+                left_out.push((name.clone(), profiles));
+            }
+            on
+        });
+        for (name, profiles) in left_out {
+            self.left_out.insert(name.clone(), profiles.clone());
+            let list = profiles
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.note(
+                Some(&name),
+                "profiles",
+                format!(
+                    "not imported: in profile(s) {list}, which are not activated (as `docker compose up` leaves it out); import it with `--profile {}`",
+                    profiles.first().cloned().unwrap_or_default()
+                ),
+                true,
+            );
+        }
+    }
 }
 
 /// The `services` mapping, or why the document is not a Compose file.
@@ -419,13 +789,13 @@ impl Import<'_> {
 
     fn project(&mut self, doc: &Node) -> String {
         if let Some(name) = doc.get("name").and_then(Node::scalar) {
-            if let Some(name) = as_literal(&name) {
+            if let Some(name) = self.resolved(None, "name", &name) {
                 return project_name(&name);
             }
             self.finding(
                 None,
                 "name",
-                "a project name with interpolation; the folder's name is used",
+                "a project name with a variable that has no value in `.env` or a default; the folder's name is used",
             );
         }
         let folder = self
@@ -467,6 +837,54 @@ impl Import<'_> {
             }
             taken.insert(name.clone());
             self.names.insert(input.clone(), name);
+        }
+        self.old_names_in_use(services);
+    }
+
+    /// A renamed service's old name written as a host in a value (`redis://redis:6379`)
+    /// no longer resolves: stack has no network alias to keep it. Each such value is
+    /// listed as not carried, with the name to write instead.
+    fn old_names_in_use(&mut self, services: &[(String, Node)]) {
+        let renamed: Vec<(String, String)> = self
+            .names
+            .iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        if renamed.is_empty() {
+            return;
+        }
+        for (input, node) in services {
+            let mut values: Vec<(String, String)> = pairs_opt(node.get("environment"))
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (format!("environment.{k}"), v)))
+                .collect();
+            for key in ["command", "entrypoint"] {
+                match node.get(key) {
+                    Some(Node::Seq(items)) => values.extend(
+                        items
+                            .iter()
+                            .filter_map(Node::scalar)
+                            .map(|v| (key.to_string(), v)),
+                    ),
+                    Some(other) => values.extend(other.scalar().map(|v| (key.to_string(), v))),
+                    None => {}
+                }
+            }
+            for (key, value) in values {
+                for (old, new) in &renamed {
+                    if names_host(&value, old) {
+                        self.finding(
+                            Some(input),
+                            &key,
+                            format!(
+                                "it names the host `{old}`, which is `{new}` in the project \
+                                 (stack has no network alias to keep the old name): write `{new}` there"
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -567,6 +985,21 @@ impl Import<'_> {
                         .renamed_vars
                         .iter()
                         .any(|(a, b)| *b == name && self.dotenv.contains_key(a));
+                let empty_default = (op == ":-" || op == "-") && arg.is_empty();
+                if (op.is_empty() || empty_default) && !from_dotenv {
+                    // No value anywhere: Compose gives it empty (with a warning). It stays
+                    // a plain reference, empty with stack's warning too, never a generated
+                    // secret (see `unset_secrets`).
+                    if !self.secrets.contains_key(&name) {
+                        self.unset_secrets.insert(name.clone());
+                    }
+                    out.push(Piece::Var {
+                        name,
+                        rest: format!("{op}{arg}"),
+                        braced,
+                    });
+                    continue;
+                }
                 let entry = self.secrets.entry(name.clone()).or_insert(None);
                 if (op == ":-" || op == "-") && !from_dotenv {
                     // The default becomes the dev secret; stack.env keeps the reference.
@@ -590,6 +1023,59 @@ impl Import<'_> {
             });
         }
         super::text::join(&out)
+    }
+
+    /// `text` with its interpolation applied from `.env` and defaults, as Compose would,
+    /// for a key where stack needs a literal value (a size, a build context, the project
+    /// name); a note says so. `None` when a variable has no value.
+    fn resolved(&mut self, service: Option<&str>, key: &str, text: &str) -> Option<String> {
+        if let Some(literal) = as_literal(text) {
+            return Some(literal);
+        }
+        let value = self.interpolate(text, 0)?;
+        self.note(
+            service,
+            key,
+            format!(
+                "`{text}` is read with `.env` now, as `{value}`: stack needs a literal value here, \
+                 so a later change of `.env` is not followed"
+            ),
+        );
+        Some(value)
+    }
+
+    fn interpolate(&self, text: &str, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        let mut out = String::new();
+        for piece in pieces(text) {
+            match piece {
+                Piece::Text(text) => out.push_str(&text.replace("$$", "$")),
+                Piece::Var { name, rest, .. } => {
+                    let value = match self.dotenv.get(&name) {
+                        Some((template, _)) => Some(self.interpolate(template, depth + 1)?),
+                        None => None,
+                    };
+                    let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+                    let (op, arg) = rest.split_at(op_len);
+                    let set = value.is_some();
+                    let full = value.as_deref().is_some_and(|v| !v.is_empty());
+                    let chosen = match op {
+                        "" | "?" | ":?" if set && (op != ":?" || full) => value,
+                        ":-" if full => value,
+                        "-" if set => value,
+                        ":-" | "-" => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" if full => Some(self.interpolate(arg, depth + 1)?),
+                        "+" if set => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" | "+" => Some(String::new()),
+                        _ => None,
+                    };
+                    out.push_str(&chosen?);
+                }
+            }
+        }
+        Some(out)
     }
 
     /// The project key for an input variable name (recorded as referenced).
@@ -646,8 +1132,16 @@ impl Import<'_> {
             return Ok(service);
         };
         let known = crate::import::compose::spec_keys();
-        for (key, _) in entries {
+        for (key, value) in entries {
             if CARRIED.contains(&key.as_str()) {
+                continue;
+            }
+            let default = match key.as_str() {
+                "stdin_open" | "tty" => matches!(value, Node::Bool(false)),
+                _ => false,
+            };
+            if default {
+                self.note(Some(input), key, "the engine's default, as stack runs it");
                 continue;
             }
             if key.starts_with("x-") {
@@ -663,6 +1157,17 @@ impl Import<'_> {
                     "unknown key: not in the Compose Specification",
                 );
             }
+        }
+        let profiles = super::merge::profiles(node);
+        if !profiles.is_empty() {
+            self.note(
+                Some(input),
+                "profiles",
+                format!(
+                    "in profile(s) `{}`, activated: imported as a service that always runs",
+                    profiles.join("`, `")
+                ),
+            );
         }
         self.image_and_build(&mut service, node);
         for (key, attr) in [("entrypoint", "ENTRYPOINT"), ("command", "COMMAND")] {
@@ -726,7 +1231,7 @@ impl Import<'_> {
             );
             return;
         }
-        match as_literal(&context) {
+        match self.resolved(Some(&input), "build.context", &context) {
             Some(context) => {
                 let path = normalise(&self.dir.join(&context));
                 service.set("BUILD", &project_path(&self.options.project_dir, &path));
@@ -735,7 +1240,7 @@ impl Import<'_> {
                 self.finding(
                     Some(&input),
                     "build.context",
-                    "a build context with interpolation",
+                    "a build context with a variable that has no value in `.env` or a default",
                 );
                 return;
             }
@@ -939,15 +1444,45 @@ impl Import<'_> {
                     }
                 }
                 let container = target.parse().ok();
+                let text = self.empty_host(input, &text);
                 Some((self.template(&text), container))
             }
             other => {
                 let text = other.scalar()?;
+                let text = self.empty_host(input, &text);
                 let body = text.split('/').next().unwrap_or(&text);
                 let container = body.rsplit(':').next().and_then(|c| c.parse().ok());
                 let udp = text.ends_with("/udp") || text.ends_with("/sctp");
                 Some((self.template(&text), if udp { None } else { container }))
             }
+        }
+    }
+
+    /// A port whose host address is empty (`:443:443`, `${BIND:-}:443:443`) publishes on
+    /// every address in Compose; `PUBLISH` writes no address for that, so an empty one is
+    /// dropped and a variable that may be empty adds its `:` only when set.
+    fn empty_host(&mut self, input: &str, text: &str) -> String {
+        let parts = super::text::split_outside_vars(text, ':');
+        let [ip, rest @ ..] = parts.as_slice() else {
+            return text.to_string();
+        };
+        if rest.len() != 2 {
+            return text.to_string();
+        }
+        let rest = rest.join(":");
+        if ip.is_empty() {
+            self.note(
+                Some(input),
+                "ports",
+                format!("`{text}`: an empty host address is every address, written `{rest}`"),
+            );
+            return rest;
+        }
+        match pieces(ip).as_slice() {
+            [Piece::Var { name, rest: op, .. }] if ["", "-", ":-"].contains(&op.as_str()) => {
+                format!("${{{name}:+${{{name}}}:}}{rest}")
+            }
+            _ => text.to_string(),
         }
     }
 
@@ -988,7 +1523,8 @@ impl Import<'_> {
 
     /// `source:target[:mode]` with the source made a project path.
     fn short_volume(&mut self, input: &str, text: &str) -> Option<String> {
-        let parts: Vec<&str> = text.split(':').collect();
+        let parts = super::text::split_outside_vars(text, ':');
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let (source, target, mode) = match parts.as_slice() {
             [target] => (None, *target, None),
             [source, target] => (Some(*source), *target, None),
@@ -1037,13 +1573,58 @@ impl Import<'_> {
             return None;
         }
         let target = self.template(target);
+        // A source whose value (from `.env` or a default) is a relative path is relative
+        // to the Compose file's folder; `stack.env` is read from the project's.
+        let relative_value = source
+            .filter(|s| as_literal(s).is_none() && self.dir != self.options.project_dir)
+            .and_then(|s| self.interpolate(s, 0).map(|v| (s.to_string(), v)))
+            .filter(|(_, v)| v.starts_with('.'));
+        if let Some((written, value)) = relative_value {
+            let path = normalise(&self.dir.join(&value));
+            let shown = project_path(&self.options.project_dir, &path);
+            self.note(
+                Some(input),
+                "volumes",
+                format!(
+                    "`{written}` is `{value}`, relative to the Compose file's folder: written as \
+                     `{shown}`, so a later change of `.env` is not followed"
+                ),
+            );
+            let mut text = format!("{}:{target}", super::text::escape_dollars(&shown));
+            if read_only {
+                text.push_str(":ro");
+            }
+            return Some(text);
+        }
         let mut text = match source {
             None => target,
+            Some(source) if source == "~" || source.starts_with("~/") => {
+                // Compose expands `~` to the home folder of the user who runs it.
+                let Some(home) = self.options.home.clone() else {
+                    self.finding(
+                        Some(input),
+                        "volumes",
+                        format!("`{source}`: a path in the home folder, and `HOME` is not set; write it absolute"),
+                    );
+                    return None;
+                };
+                let rest = source.trim_start_matches('~').trim_start_matches('/');
+                let path = normalise(&home.join(rest));
+                let shown = project_path(&self.options.project_dir, &path);
+                self.note(
+                    Some(input),
+                    "volumes",
+                    format!(
+                        "`{source}` is the home folder of the user importing: written as `{shown}`"
+                    ),
+                );
+                format!("{}:{target}", super::text::escape_dollars(&shown))
+            }
             Some(source) if source.starts_with('~') => {
                 self.finding(
                     Some(input),
                     "volumes",
-                    format!("`{source}`: a path in the home folder; write it absolute"),
+                    format!("`{source}`: another user's home folder; write it absolute"),
                 );
                 return None;
             }
@@ -1168,10 +1749,15 @@ impl Import<'_> {
         for (name, value) in pairs_opt(node.get("environment")) {
             match value {
                 Some(value) => put(&mut env, name, value),
+                // Compose gives it the value of `.env` (or of the shell).
+                None if self.dotenv.contains_key(&name) => {
+                    let value = format!("${{{name}}}");
+                    put(&mut env, name, value)
+                }
                 None => self.finding(
                     Some(&input),
                     &format!("environment.{name}"),
-                    "a variable without a value takes it from the shell when Compose runs; give it a value",
+                    "a variable without a value takes it from the shell when Compose runs (it is not in `.env`); give it a value",
                 ),
             }
         }
@@ -1179,6 +1765,8 @@ impl Import<'_> {
         for (name, value) in env {
             let value = if is_secret_name(&name) {
                 match as_literal(&value) {
+                    // Empty is empty: nothing to keep secret, nothing to generate.
+                    Some(literal) if literal.is_empty() => String::new(),
                     Some(literal) => {
                         let key = self.secret_key(&name, &service.name, literal);
                         format!("${{{key}}}")
@@ -1221,6 +1809,19 @@ impl Import<'_> {
                 "stack cannot switch off the image's health check",
             );
             return;
+        }
+        if let Node::Map(keys) = health {
+            if keys
+                .iter()
+                .all(|(k, v)| k == "disable" && matches!(v, Node::Bool(false)))
+            {
+                self.note(
+                    Some(&input),
+                    "healthcheck",
+                    "`disable: false` changes nothing: the image's own health check applies",
+                );
+                return;
+            }
         }
         let command = match health.get("test") {
             Some(Node::Seq(items)) => {
@@ -1325,7 +1926,11 @@ impl Import<'_> {
             match piece {
                 Piece::Var { name, rest, .. } if rest.is_empty() && is_secret_name(&name) => {
                     let key = self.var(&name);
-                    self.secrets.entry(key.clone()).or_insert(None);
+                    if self.secrets.contains_key(&key) || self.dotenv.contains_key(&name) {
+                        self.secrets.entry(key.clone()).or_insert(None);
+                    } else {
+                        self.unset_secrets.insert(key.clone());
+                    }
                     let attr = format!("ENV_{name}");
                     let prefix = format!("{}_{attr}=", service.prefix());
                     if is_key(&name) && !service.lines.iter().any(|l| l.starts_with(&prefix)) {
@@ -1388,11 +1993,15 @@ impl Import<'_> {
 
     fn dependency(&mut self, input: &str, name: &str, condition: &str) -> Option<String> {
         let Some(target) = self.names.get(name).cloned() else {
-            self.finding(
-                Some(input),
-                &format!("depends_on.{name}"),
-                "names no service of the file",
-            );
+            let why = match self.left_out.get(name) {
+                Some(profiles) => format!(
+                    "`{name}` is in profile(s) `{}`, not activated; import with `--profile {}`",
+                    profiles.join("`, `"),
+                    profiles.first().cloned().unwrap_or_default()
+                ),
+                None => "names no service of the file".into(),
+            };
+            self.finding(Some(input), &format!("depends_on.{name}"), why);
             return None;
         };
         let healthy = self.healthy.contains(&target);
@@ -1417,10 +2026,47 @@ impl Import<'_> {
         Some(target)
     }
 
+    /// `restart`, else `deploy.restart_policy.condition` (as Compose reads it), else `no`.
     fn restart(&mut self, service: &mut Service, node: &Node) {
+        let input = service.input.clone();
+        let policy = node.get("deploy").and_then(|d| d.get("restart_policy"));
+        if let Some(Node::Map(keys)) = policy {
+            for (key, _) in keys {
+                if key != "condition" {
+                    self.finding(
+                        Some(&input),
+                        &format!("deploy.restart_policy.{key}"),
+                        "stack restarts with the engine's own back-off; only `condition` is carried",
+                    );
+                }
+            }
+        }
         let value = match node.get("restart") {
-            None | Some(Node::Bool(false)) => "no".to_string(),
-            Some(other) => other.scalar().unwrap_or_else(|| "no".into()),
+            Some(Node::Bool(false)) => "no".to_string(),
+            Some(other) => match other.scalar() {
+                Some(text) => self.template(&text),
+                None => "no".into(),
+            },
+            None => match policy
+                .and_then(|p| p.get("condition"))
+                .and_then(Node::scalar)
+            {
+                None if policy.is_some() => "always".into(),
+                None => "no".into(),
+                Some(condition) => match condition.as_str() {
+                    "any" | "always" => "always".into(),
+                    "on-failure" => "on-failure".into(),
+                    "none" | "no" => "no".into(),
+                    other => {
+                        self.finding(
+                            Some(&input),
+                            "deploy.restart_policy.condition",
+                            format!("`{other}` is not `none`, `on-failure` or `any`"),
+                        );
+                        "no".into()
+                    }
+                },
+            },
         };
         service.set("RESTART", &value);
     }
@@ -1454,6 +2100,7 @@ impl Import<'_> {
                             }
                         }
                     }
+                    "restart_policy" => {}
                     "placement" => {
                         let constraints = match value.get("constraints") {
                             Some(Node::Seq(items)) => {
@@ -1481,7 +2128,7 @@ impl Import<'_> {
                     other => self.finding(
                         Some(&input),
                         &format!("deploy.{other}"),
-                        "only `replicas`, `resources` and `placement` of `deploy` are carried",
+                        "only `replicas`, `resources`, `restart_policy` and `placement` of `deploy` are carried",
                     ),
                 }
             }
@@ -1498,6 +2145,9 @@ impl Import<'_> {
             }
         }
         if let Some(memory) = memory {
+            let memory = self
+                .resolved(Some(&input), "mem_limit", &memory)
+                .unwrap_or(memory);
             match megabytes(&memory) {
                 Some(mb) => service.set("MEMORY_MB", &mb.to_string()),
                 None => self.finding(
@@ -1542,6 +2192,7 @@ impl Import<'_> {
             }
         }
         if let Some(shm) = node.get("shm_size").and_then(Node::scalar) {
+            let shm = self.resolved(Some(&input), "shm_size", &shm).unwrap_or(shm);
             match megabytes(&shm) {
                 Some(mb) => service.set("SHM_MB", &mb.to_string()),
                 None => self.finding(
@@ -1840,9 +2491,13 @@ impl Import<'_> {
             pending.extend(references(&template));
             let key = self.var(&name);
             let value = self.template(&template);
-            if is_secret_name(&key) {
+            if is_secret_name(&key) && !value.is_empty() {
                 let literal = as_literal(&value).unwrap_or(value);
                 self.secrets.insert(key, Some(literal));
+            } else if is_secret_name(&key) {
+                // Left empty on purpose in `.env`: an empty value, not a secret.
+                self.secrets.remove(&key);
+                lines.push(format!("{key}={}", project_value(&value)));
             } else {
                 lines.push(format!("{key}={}", project_value(&value)));
             }
@@ -1862,6 +2517,25 @@ impl Import<'_> {
                 key: format!(".env:{name}"),
                 line: Some(line),
                 reason: "not used by the Compose file's interpolation".into(),
+                not_carried: false,
+            });
+        }
+        let unset: Vec<String> = self
+            .unset_secrets
+            .iter()
+            .filter(|name| !self.secrets.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in unset {
+            self.findings.push(Finding {
+                service: None,
+                key: name.clone(),
+                line: None,
+                reason: format!(
+                    "`{name}` has no value in the file or `.env`: as in Compose it is empty \
+                     (with a warning), not a generated secret; give it a value in each \
+                     environment's `secrets.env` (e.g. `{DEV_SECRETS}`)"
+                ),
                 not_carried: false,
             });
         }
@@ -2062,6 +2736,21 @@ fn join_words(words: &[String]) -> String {
         .join(" ")
 }
 
+/// Does `text` name `host` as a host: a word of it (`[A-Za-z0-9_.-]`) equal to it, not
+/// a URL scheme (`redis://`).
+fn names_host(text: &str, host: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut at = 0;
+    for part in text.split(|c: char| !word(c)) {
+        let end = at + part.len();
+        if part == host && !text[end..].starts_with("://") {
+            return true;
+        }
+        at = end + text[end..].chars().next().map_or(0, char::len_utf8);
+    }
+    false
+}
+
 /// Does the service publish a port on a fixed host port.
 fn publishes_fixed(service: &Node) -> bool {
     let Some(Node::Seq(ports)) = service.get("ports") else {
@@ -2248,6 +2937,14 @@ mod import_tests {
     }
 
     fn run(files: &[(&str, &str)], routes: bool) -> Imported {
+        try_run(files, routes, None).unwrap()
+    }
+
+    fn run_with(files: &[(&str, &str)], home: Option<&str>) -> Imported {
+        try_run(files, false, home).unwrap()
+    }
+
+    fn try_run(files: &[(&str, &str)], routes: bool, home: Option<&str>) -> Result<Imported> {
         let files = Files(
             files
                 .iter()
@@ -2259,8 +2956,11 @@ mod import_tests {
             project_dir: "/project".into(),
             routes,
             caddyfile: None,
+            home: home.map(PathBuf::from),
+            extra_files: Vec::new(),
+            profiles: Vec::new(),
         };
-        import(&files, &options).unwrap()
+        import(&files, &options)
     }
 
     fn file<'a>(imported: &'a Imported, path: &str) -> &'a str {
@@ -2339,6 +3039,9 @@ mod import_tests {
                 project_dir: "/project".into(),
                 routes: true,
                 caddyfile: None,
+                home: None,
+            extra_files: Vec::new(),
+            profiles: Vec::new(),
             };
             let _ = import(&files, &options);
         }
@@ -2358,5 +3061,200 @@ mod import_tests {
         assert!(env.contains("SERVICE_WEB_PUBLISH=9229:9229\n"), "{env}");
         assert!(env.contains("SERVICE_DB_PUBLISH=5432:5432\n"), "{env}");
         assert!(!env.contains("SERVICE_DB_ROUTE"), "{env}");
+    }
+
+    #[test]
+    fn interpolation_inside_a_list_entry_is_carried_whole() {
+        let imported = run_with(
+            &[(
+                "docker-compose.yml",
+                "services:\n  kong:\n    image: kong:3.6\n    volumes:\n      - kong_prefix_vol:${KONG_PREFIX:-/var/run/kong}\n      - ~/data:/data:ro\n    ports:\n      - \"${KONG_BIND:-}:8443:8443/tcp\"\n      - \":80:80\"\n",
+            )],
+            Some("/home/u"),
+        );
+        let env = file(&imported, "stack.env");
+        assert!(
+            env.contains("SERVICE_KONG_VOLUMES=kong_prefix_vol:${KONG_PREFIX:-/var/run/kong},/home/u/data:/data:ro\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("SERVICE_KONG_PUBLISH=${KONG_BIND:+${KONG_BIND}:}8443:8443/tcp,80:80\n"),
+            "{env}"
+        );
+    }
+
+    #[test]
+    fn restart_policies_and_empty_values() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  a:\n    image: x\n    deploy:\n      restart_policy:\n        condition: any\n  b:\n    image: x\n    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 3\n  c:\n    image: x\n    restart: ${RESTART_POLICY}\n    deploy:\n      restart_policy:\n        condition: none\n    environment:\n      MYSQL_SSL_KEY: \"\"\n      ADMIN_PASSWORD: ''\n      DB_PASSWORD: ${DB_PASSWORD}\n      API_TOKEN: ${API_TOKEN:-}\n      REAL_SECRET: s3cr3t\n",
+                ),
+                (".env", "RESTART_POLICY=always\nEMPTY_TOKEN=\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        for line in [
+            "SERVICE_A_RESTART=always\n",
+            "SERVICE_B_RESTART=on-failure\n",
+            "SERVICE_C_RESTART=${RESTART_POLICY}\n",
+            "RESTART_POLICY=always\n",
+            "SERVICE_C_ENV_MYSQL_SSL_KEY=\"\"\n",
+            "SERVICE_C_ENV_ADMIN_PASSWORD=\"\"\n",
+            "SERVICE_C_ENV_DB_PASSWORD=${DB_PASSWORD}\n",
+            "SERVICE_C_ENV_API_TOKEN=${API_TOKEN:-}\n",
+            "SERVICE_C_ENV_REAL_SECRET=${REAL_SECRET}\n",
+            "STACK_SECRETS=REAL_SECRET\n",
+        ] {
+            assert!(env.contains(line), "{line} in\n{env}");
+        }
+        assert_eq!(
+            file(&imported, DEV_SECRETS).lines().last(),
+            Some("REAL_SECRET='s3cr3t'")
+        );
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "deploy.restart_policy.max_attempts" && f.not_carried));
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "DB_PASSWORD" && f.reason.contains("as in Compose it is empty")));
+    }
+
+    #[test]
+    fn network_modes_and_terminals_are_refused_with_what_to_write() {
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  vpn:\n    image: wg\n    network_mode: host\n    tty: true\n    stdin_open: false\n  app:\n    image: a\n    network_mode: service:vpn\n",
+            )],
+            false,
+        );
+        let find = |service: &str, key: &str| {
+            imported
+                .findings
+                .iter()
+                .find(|f| f.service.as_deref() == Some(service) && f.key == key)
+                .cloned()
+                .unwrap()
+        };
+        let mode = find("app", "network_mode");
+        assert!(
+            mode.not_carried && mode.reason.contains("`service:NAME`"),
+            "{mode:?}"
+        );
+        assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
+        assert!(find("vpn", "tty").not_carried);
+        assert!(!find("vpn", "stdin_open").not_carried);
+    }
+
+    #[test]
+    fn a_renamed_service_s_old_host_name_in_a_value_is_listed() {
+        assert!(names_host("redis://redis:6379/0", "redis"));
+        assert!(names_host("postgres://u:p@postgres/db", "postgres"));
+        assert!(!names_host("redis://cache:6379", "redis"));
+        assert!(!names_host("myredis:6379", "redis"));
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  app:\n    image: a\n    environment:\n      REDIS_URL: redis://redis:6379\n      CACHE: redis\n  redis:\n    image: redis:7\n",
+            )],
+            false,
+        );
+        let listed: Vec<&str> = imported
+            .findings
+            .iter()
+            .filter(|f| f.not_carried && f.reason.contains("names the host `redis`"))
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(listed, ["environment.REDIS_URL", "environment.CACHE"]);
+    }
+
+    #[test]
+    fn literal_keys_are_read_with_dotenv_as_compose_reads_them() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "name: ${PROJECT:-shop}\nservices:\n  app:\n    build: ${SRC:-./app}\n    mem_limit: ${APP_MEMORY}\n    shm_size: ${SHM:-64m}\n",
+                ),
+                (".env", "APP_MEMORY=1g\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        for line in [
+            "STACK_PROJECT=shop\n",
+            "SERVICE_APP_BUILD=/src/app\n",
+            "SERVICE_APP_MEMORY_MB=1024\n",
+            "SERVICE_APP_SHM_MB=64\n",
+        ] {
+            assert!(env.contains(line), "{line} in\n{env}");
+        }
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "mem_limit" && f.reason.contains("read with `.env` now")));
+    }
+
+    #[test]
+    fn includes_and_extends_that_loop_are_refused() {
+        let err = try_run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "include: [a.yml, a.yml]\nservices:\n  web:\n    image: x\n",
+                ),
+                ("a.yml", "include: [a.yml, a.yml, a.yml]\nservices: {}\n"),
+            ],
+            false,
+            None,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("chains deeper") || text.contains("more than"),
+            "{text}"
+        );
+        let err = try_run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+            )],
+            false,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chains deeper"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_without_a_value_takes_the_dotenv_value() {
+        let imported = run(
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  a:\n    image: x\n    environment:\n      - TZ\n      - API_TOKEN\n      - MISSING\n",
+                ),
+                (".env", "TZ=Europe/Paris\nAPI_TOKEN=tok123\n"),
+            ],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        assert!(env.contains("SERVICE_A_ENV_TZ=${TZ}\n"), "{env}");
+        assert!(env.contains("TZ=Europe/Paris\n"), "{env}");
+        assert!(
+            env.contains("SERVICE_A_ENV_API_TOKEN=${API_TOKEN}\n"),
+            "{env}"
+        );
+        assert!(!env.contains("tok123"), "{env}");
+        assert!(file(&imported, DEV_SECRETS).contains("API_TOKEN='tok123'"));
+        assert!(imported
+            .findings
+            .iter()
+            .any(|f| f.key == "environment.MISSING" && f.not_carried));
     }
 }

@@ -9,6 +9,7 @@
 pub mod caddyfile;
 pub mod compose;
 pub mod dotenv;
+pub mod merge;
 pub mod nself;
 pub mod text;
 pub mod yaml;
@@ -80,7 +81,8 @@ impl Imported {
 }
 
 /// Is a variable named `name` a secret by its name: `*PASSWORD*`, `*SECRET*`, `*TOKEN*`,
-/// `*_KEY` (any case; `PASSWD` and `_KEY_` forms too).
+/// `*_KEY`, `*_PASS`, `*_PWD` (any case; `PASSWD`, `PASSPHRASE`, `_KEY_` and `_PASS_`
+/// forms too).
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase().replace(['.', '-'], "_");
     // `POSTGRES_PASSWORD_FILE` names the file that holds the secret, not the secret.
@@ -91,6 +93,11 @@ pub fn is_secret_name(name: &str) -> bool {
         || upper.contains("PASSWD")
         || upper.contains("SECRET")
         || upper.contains("TOKEN")
+        || upper.ends_with("_PASS")
+        || upper == "PASS"
+        || upper.contains("_PASS_")
+        || upper.contains("PASSPHRASE")
+        || upper.ends_with("_PWD")
         || upper.ends_with("_KEY")
         || upper == "KEY"
         || upper.contains("_KEY_")
@@ -253,6 +260,10 @@ mod tests {
             "GITHUB_TOKEN",
             "API_KEY",
             "STRIPE_SECRET_KEY",
+            "PG_PASS",
+            "smtp_pass",
+            "DB_PWD",
+            "GPG_PASSPHRASE",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
@@ -263,6 +274,8 @@ mod tests {
             "PORT",
             "TOKENIZER",
             "DB_PASSWORD_FILE",
+            "BYPASS",
+            "PASSENGER_MODE",
         ] {
             assert_eq!(is_secret_name(name), name == "TOKENIZER", "{name}");
         }

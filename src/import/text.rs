@@ -194,6 +194,34 @@ pub fn rename(text: &str, rename: &dyn Fn(&str) -> Option<String>) -> String {
     join(&pieces)
 }
 
+/// `text` split at `sep`, except inside `${…}` (`vol:${DIR:-/a}` is two parts).
+pub fn split_outside_vars(text: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'{') => {
+                depth += 1;
+                if let Some(last) = out.last_mut() {
+                    last.push('$');
+                }
+                continue;
+            }
+            '}' if depth > 0 => depth -= 1,
+            c if c == sep && depth == 0 => {
+                out.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = out.last_mut() {
+            last.push(c);
+        }
+    }
+    out
+}
+
 /// A literal text (no interpolation wanted) as Compose or `stack.env` writes it: `$$`.
 pub fn escape_dollars(text: &str) -> String {
     text.replace('$', "$$")
@@ -228,6 +256,14 @@ mod tests {
         assert_eq!(renamed, "x${N_A:-${N_B-y}}z$C$$D");
         assert_eq!(as_literal("a$$b"), Some("a$b".into()));
         assert_eq!(as_literal("a$b"), None);
+        assert_eq!(
+            split_outside_vars("v:${P:-/var/run/kong}:ro", ':'),
+            vec!["v", "${P:-/var/run/kong}", "ro"]
+        );
+        assert_eq!(
+            split_outside_vars("${B:-}:443:443", ':'),
+            vec!["${B:-}", "443", "443"]
+        );
     }
 
     #[test]

@@ -67,8 +67,14 @@ pub struct YamlError {
     pub col: usize,
 }
 
+/// At most this deep (mappings and lists inside each other), as serde_norway's own limit.
+pub const MAX_DEPTH: usize = 128;
+
 /// Parse one YAML document.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    // The parser reads a whole flow collection (`[[[[…`) before its depth limit applies,
+    // which takes minutes for 100 000 levels: a linear scan refuses it first.
+    check_depth(text)?;
     let budget = Budget {
         nodes: Cell::new(0),
         bytes: Cell::new(0),
@@ -90,6 +96,108 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Err(YamlError { message, line, col })
         }
     }
+}
+
+/// A linear, conservative estimate of the nesting: block indentation levels, `- ` and
+/// `? ` entries opened on one line, and open flow brackets outside quotes and comments.
+/// Text of block scalars (`|`, `>`) is skipped. Over [`MAX_DEPTH`] is an error.
+fn check_depth(text: &str) -> Result<(), YamlError> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    let mut block_scalar: Option<usize> = None;
+    for (number, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = &line[indent..];
+        if let Some(parent) = block_scalar {
+            if rest.is_empty() || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut depth_here = 0;
+        let mut body = rest;
+        if quote.is_none() && flow == 0 {
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|top| *top > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+            while let Some(after) = body.strip_prefix("- ").or_else(|| body.strip_prefix("? ")) {
+                depth_here += 1;
+                body = after.trim_start_matches(' ');
+            }
+        }
+        let mut previous = ' ';
+        let mut chars = body.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some(q) if c == q => {
+                    if q == '\'' && chars.peek().map(|(_, n)| *n) == Some('\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(_) => {}
+                None => match c {
+                    '#' if previous == ' ' || previous == '\t' => break,
+                    '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':' | '-' | '?') => {
+                        quote = Some(c);
+                    }
+                    '[' | '{' => {
+                        flow += 1;
+                        let depth = indents.len() + depth_here + flow;
+                        if depth > MAX_DEPTH {
+                            return Err(YamlError {
+                                message: format!(
+                                    "the document nests deeper than {MAX_DEPTH} levels"
+                                ),
+                                line: number + 1,
+                                col: indent
+                                    + (body.as_ptr() as usize - rest.as_ptr() as usize)
+                                    + at
+                                    + 1,
+                            });
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+        if indents.len() + depth_here + flow > MAX_DEPTH {
+            return Err(YamlError {
+                message: format!("the document nests deeper than {MAX_DEPTH} levels"),
+                line: number + 1,
+                col: indent + 1,
+            });
+        }
+        if quote.is_none() && flow == 0 {
+            let trimmed = body.trim_end();
+            let trimmed = trimmed.split(" #").next().unwrap_or(trimmed).trim_end();
+            let indicator = trimmed
+                .rsplit([' ', ':'])
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+            if (indicator == "|" || indicator == ">") && trimmed.len() > 1
+                || trimmed == "|"
+                || trimmed == ">"
+            {
+                block_scalar = Some(indent);
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Budget {
@@ -371,6 +479,28 @@ mod tests {
             err.message.contains("expands to more than") || err.message.contains("repetition"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        let started = std::time::Instant::now();
+        let deep = format!(
+            "services:\n  web:\n    command: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("nests deeper than 128"), "{err:?}");
+        assert_eq!(err.line, 3);
+        let deep = format!("{}x\n", "- ".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().message.contains("nests deeper"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Brackets in quotes, comments and block scalars are text.
+        let text = format!(
+            "a: \"{b}\"\nb: '{b}'\nc: x # {b}\nd: |\n  {b}\n  {b}\ne: [[1], {{x: [2]}}]\n",
+            b = "[".repeat(200)
+        );
+        assert!(parse(&text).is_ok(), "{:?}", parse(&text));
     }
 
     #[test]
