@@ -1642,3 +1642,61 @@ fn secrets_with_dollar_braces_and_quotes_reach_the_container_unchanged() {
         "{env:?}"
     );
 }
+
+/// A Compose file whose cache is a service named `redis` (a preset's name, the preset
+/// off) imports with the name kept, and the app still reaches `redis:6379`.
+#[test]
+fn an_imported_service_named_redis_is_still_reached_as_redis() {
+    const REDIS: &str = "stack-test/redis:7";
+    common::require_engine(&[BUSYBOX, REDIS]);
+    let dir = tempfile::tempdir().unwrap();
+    let project = format!("t-redisname-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "name: {project}\nservices:\n  app:\n    image: {BUSYBOX}\n    command: sleep 3600\n    \
+             environment:\n      REDIS_URL: redis://redis:6379\n    depends_on: [redis]\n  \
+             redis:\n    image: {REDIS}\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::cargo_bin("stack")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .env_remove("STACK_ENV")
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stack {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    run(&["import", "compose", "docker-compose.yml", "."]);
+    let env = std::fs::read_to_string(dir.path().join("stack.env")).unwrap();
+    assert!(env.contains("SERVICE_REDIS_IMAGE="), "{env}");
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            common::remove_project(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(project.clone());
+    run(&["start"]);
+    let app = format!("{project}-app-1");
+    // A real Redis answer through the name: `PING` gets `+PONG`.
+    let reached = || {
+        let out = docker(&["exec", &app, "sh", "-c", "echo PING | nc -w 2 redis 6379"]);
+        text(&out.stdout).contains("+PONG")
+    };
+    common::eventually(
+        "the app to reach redis:6379",
+        Duration::from_secs(30),
+        reached,
+    );
+}

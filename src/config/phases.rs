@@ -349,9 +349,11 @@ impl Declared {
                 "service `{name}` is listed twice in `STACK_SERVICES`"
             )));
         }
+        // A preset's names are reserved only while it is enabled: a project's own
+        // `redis` or `postgres` (as imported Compose files name theirs) keeps its name.
         let reserved = PRESETS.iter().find(|p| {
-            p.service() == name
-                || enabled.contains(p.name) && p.services.iter().any(|s| s.name == name)
+            enabled.contains(p.name)
+                && (p.service() == name || p.services.iter().any(|s| s.name == name))
         });
         if let Some(preset) = reserved {
             return Some(

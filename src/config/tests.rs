@@ -324,7 +324,7 @@ fn the_environment_filter_keeps_the_services_of_this_environment() {
 #[test]
 fn declared_services_drop_repeated_and_reserved_names() {
     let errors = diagnostics(load_text(
-        "STACK_PROJECT=app\nSTACK_SERVICES=web,web,postgres,proxy\nSERVICE_WEB_IMAGE=web:1\n",
+        "STACK_PROJECT=app\nPOSTGRES_ENABLED=true\nSTACK_SERVICES=web,web,postgres,proxy\nSERVICE_WEB_IMAGE=web:1\n",
         "dev",
     ));
     let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();

@@ -175,12 +175,11 @@ pub fn project_name(name: &str) -> String {
     }
 }
 
-/// Is the service name taken by a preset or by the proxy.
+/// Is the service name taken by the proxy. A preset's service name is taken only while
+/// the preset is enabled, and an import of a Compose file enables none: a `redis` or
+/// `postgres` of the file keeps its name, so every `redis:6379` still resolves.
 pub fn is_reserved_service(name: &str, proxy: bool) -> bool {
-    (proxy && name == "proxy")
-        || crate::config::presets::PRESETS
-            .iter()
-            .any(|p| p.service() == name)
+    proxy && name == "proxy"
 }
 
 /// `path` relative to `base` when under it, for messages.
@@ -290,7 +289,8 @@ mod tests {
         assert_eq!(project_name("My App!"), "myapp");
         assert!(is_reserved_key("POSTGRES_DB"));
         assert!(!is_reserved_key("VERSION"));
-        assert!(is_reserved_service("redis", false));
+        assert!(!is_reserved_service("redis", false));
+        assert!(is_reserved_service("proxy", true));
         assert!(!is_reserved_service("proxy", false));
     }
 

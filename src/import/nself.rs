@@ -432,7 +432,13 @@ impl Import<'_> {
             );
             return None;
         };
-        if super::is_reserved_service(&name, true) || ["hasura", "auth"].contains(&name.as_str()) {
+        let preset = crate::config::presets::PRESETS
+            .iter()
+            .any(|p| p.service() == name);
+        if preset
+            || super::is_reserved_service(&name, true)
+            || ["hasura", "auth"].contains(&name.as_str())
+        {
             self.finding(file, line, format!("`CS_{n}`: the name `{name}` is taken"));
             return None;
         }
