@@ -1700,3 +1700,95 @@ fn an_imported_service_named_redis_is_still_reached_as_redis() {
         reached,
     );
 }
+
+/// The temporary registry's storage keeps only what a kept release uses: when it starts,
+/// a tag whose release image the engine no longer has (its release was pruned) is deleted
+/// and its layers collected; a kept release's tag stays.
+#[test]
+fn the_temporary_registry_prunes_tags_of_pruned_releases() {
+    const REGISTRY: &str = "stack-test/registry:2";
+    common::require_engine(&[REGISTRY, BUSYBOX]);
+    let project = format!("t-regprune-{}", std::process::id());
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            common::remove_project(&self.0);
+            let _ = docker(&["volume", "rm", "-f", &format!("{}-stack-registry", self.0)]);
+        }
+    }
+    let _cleanup = Cleanup(project.clone());
+    let repo = format!("{project}-web");
+    let password = "the-deploys-password";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tags = runtime.block_on(async {
+        let engine = stack::engine::Engine::connect().await.unwrap();
+        let client = reqwest::Client::new();
+        // Start a registry on a free port and wait until it serves the password.
+        let start = |port: u16| {
+            let engine = engine.clone();
+            let (project, client) = (project.clone(), client.clone());
+            async move {
+                let registry = engine
+                    .start_registry(&project, REGISTRY, (port, "t0ken", password))
+                    .await
+                    .unwrap();
+                let base = format!("http://127.0.0.1:{port}/v2/");
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let answer = client.get(&base).basic_auth("stack", Some(password)).send();
+                    if answer.await.is_ok_and(|r| r.status().is_success()) {
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "registry never up");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                registry
+            }
+        };
+        let port = free_port();
+        let registry = start(port).await;
+        for release in ["rel1", "rel2"] {
+            let local = format!("{repo}:{release}");
+            let pushed = format!("127.0.0.1:{port}/{project}/{repo}:{release}");
+            engine.tag(BUSYBOX, &local).await.unwrap();
+            engine.tag(BUSYBOX, &pushed).await.unwrap();
+            engine.push(&pushed, password, |_, _| {}).await.unwrap();
+            engine.untag(&pushed).await.unwrap();
+        }
+        drop(registry);
+        let name = format!("name={project}-stack-registry");
+        common::eventually("the first registry to end", Duration::from_secs(30), || {
+            text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
+                .trim()
+                .is_empty()
+        });
+        // Release rel1 is pruned: its image is gone from the engine.
+        engine.untag(&format!("{repo}:rel1")).await.unwrap();
+        let port = free_port();
+        let registry = start(port).await;
+        let list = client
+            .get(format!(
+                "http://127.0.0.1:{port}/v2/{project}/{repo}/tags/list"
+            ))
+            .basic_auth("stack", Some(password))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        drop(registry);
+        common::eventually(
+            "the second registry to end",
+            Duration::from_secs(30),
+            || {
+                text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
+                    .trim()
+                    .is_empty()
+            },
+        );
+        list
+    });
+    assert!(tags.contains("\"rel2\""), "{tags}");
+    assert!(!tags.contains("\"rel1\""), "{tags}");
+}

@@ -87,9 +87,22 @@ impl Engine {
         // (A background list reads /dev/null unless told otherwise, hence fd 3.)
         // (A background list reads /dev/null unless told otherwise, hence fd 3.)
         // The htpasswd file is written private to the container's root before the
-        // registry starts reading it.
-        let script =
-            "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
+        // registry starts reading it. Then the storage is pruned: a tag that no release
+        // image on this engine has any more (its release was pruned) is deleted, and the
+        // layers no remaining tag uses are collected, before the registry serves.
+        let keep: Vec<String> = self
+            .tags_with_prefix(&format!("{project}-"))
+            .await?
+            .into_iter()
+            .map(|t| t.replace(char::is_whitespace, ""))
+            .collect();
+        let script = "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
+                      r=/var/lib/registry/docker/registry/v2/repositories/$STACK_PROJECT; pruned=; \
+                      for t in \"$r\"/*/_manifests/tags/*; do [ -d \"$t\" ] || continue; \
+                      repo=${t#\"$r\"/}; repo=${repo%%/*}; tag=${t##*/}; \
+                      case \" $STACK_KEEP \" in *\" $repo:$tag \"*) ;; *) rm -rf \"$t\"; pruned=1;; esac; done; \
+                      [ -z \"$pruned\" ] || registry garbage-collect --delete-untagged \
+                      /etc/docker/registry/config.yml >/dev/null 2>&1; \
                       exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
                       (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid";
         let body = ContainerCreateBody {
@@ -104,6 +117,8 @@ impl Engine {
                 "REGISTRY_AUTH_HTPASSWD_REALM=stack".into(),
                 "REGISTRY_AUTH_HTPASSWD_PATH=/tmp/stack-htpasswd".into(),
                 format!("STACK_REGISTRY_HTPASSWD={REGISTRY_USER}:{hash}"),
+                format!("STACK_PROJECT={project}"),
+                format!("STACK_KEEP={}", keep.join(" ")),
             ]),
             open_stdin: Some(true),
             stdin_once: Some(true),
