@@ -445,20 +445,7 @@ fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
 
     // Item 7: supervise runs as `deploy`, its binary is deploy's own, and sudo gives
     // `deploy` the root helper and nothing else.
-    let pid = vm.exec(&format!("systemctl show -p MainPID --value {name}.service"));
-    assert_eq!(
-        vm.exec(&format!("ps -o user= -p {}", pid.trim())).trim(),
-        "deploy"
-    );
-    assert_eq!(
-        vm.exec(&format!("stat -c %U /opt/{name}/bin/stack")).trim(),
-        "deploy"
-    );
     let helper = format!("/usr/local/sbin/stack-root-{name}");
-    assert_eq!(
-        vm.exec(&format!("stat -c '%U:%G %a' {helper}")).trim(),
-        "root:root 755"
-    );
     let allowed = vm.exec("su deploy -c 'sudo -n -l'");
     let commands: Vec<&str> = allowed
         .lines()
@@ -472,7 +459,14 @@ fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
         [format!("(root) NOPASSWD: {helper}")],
         "{allowed}"
     );
+    // What the old rules' `releases/*/` let through (`*` matches spaces in sudoers): a
+    // setuid root shell.
+    vm.exec("su deploy -c 'mkdir -p /tmp/r'");
     for refused in [
+        format!(
+            "/usr/bin/install -m 0644 /opt/{name}/releases/ -m 4755 -t /tmp/r /bin/bash \
+             /tmp/x/{name}.service /etc/systemd/system/{name}.service"
+        ),
         format!("/usr/bin/install -m 0644 /opt/{name}/releases/a /tmp/evil -m 4755"),
         "/usr/bin/systemctl daemon-reload".to_string(),
         "/bin/sh -c id".to_string(),
@@ -483,6 +477,24 @@ fn server_setup_makes_a_bare_machine_ready_for_a_first_deploy() {
         assert_ne!(out.status.code(), Some(0), "sudo -n {refused} was allowed");
     }
     assert!(vm.run("test -e /tmp/evil").status.code() != Some(0));
+    assert!(
+        vm.run("test -e /tmp/r/bash").status.code() != Some(0),
+        "{}",
+        vm.exec("ls -l /tmp/r")
+    );
+    assert_eq!(
+        vm.exec(&format!("stat -c '%U:%G %a' {helper}")).trim(),
+        "root:root 755"
+    );
+    let pid = vm.exec(&format!("systemctl show -p MainPID --value {name}.service"));
+    assert_eq!(
+        vm.exec(&format!("ps -o user= -p {}", pid.trim())).trim(),
+        "deploy"
+    );
+    assert_eq!(
+        vm.exec(&format!("stat -c %U /opt/{name}/bin/stack")).trim(),
+        "deploy"
+    );
 
     let again = Instant::now();
     let (_, second) = ok(
