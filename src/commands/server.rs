@@ -38,6 +38,7 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         firewall: server.firewall,
         unattended_upgrades: server.unattended_upgrades,
         binary: (std::env::consts::ARCH.to_string(), sum),
+        unit: crate::render::unit_skeleton(&loaded.config)?,
         swarm,
         swarm_peers: match swarm {
             true => std::iter::once(server.host.clone())

@@ -778,23 +778,29 @@ impl Remote {
             .map(String::from))
     }
 
-    /// Install the unit of release `release` and enable it, install this binary when the
-    /// server's OS and architecture match, then start the unit (or reload it, so a running
-    /// `supervise` takes the new release and binary without touching the containers). A
+    /// Install the unit of release `release` and enable it, install this binary as
+    /// `SERVER_PATH/bin/stack` (the deploy user's, no sudo) when the server's OS and
+    /// architecture match, then start the unit (or reload it, so a running `supervise`
+    /// takes the new release and binary without touching the containers). As root the
+    /// unit is installed directly; another user goes through the root helper `stack server
+    /// setup` wrote (`sudo -n`), or, without one, plain `sudo -n` (an admin's own rules). A
     /// server without systemd or root gets a note, not a failure.
     pub fn install_unit(&self, project: &str, release: &str) -> Result<Option<String>> {
         let unit = format!("{}/{project}.service", self.release_dir(release));
         let script = format!(
             "[ -d /run/systemd/system ] || {{ echo 'no systemd'; exit 0; }}; \
-             S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; name={name}; dest=/etc/systemd/system/$name; \
+             {as_root} name={name}; dest=/etc/systemd/system/$name; \
              if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then echo \"foreign $dest\"; exit 0; fi; \
-             cmp -s {unit} \"$dest\" || {{ $S install -m 0644 {unit} \"$dest\" && $S systemctl daemon-reload; }} \
-             && $S systemctl enable \"$name\" >/dev/null 2>&1 || exit 1; \
+             if [ -n \"$H\" ]; then cmp -s {unit} \"$dest\" || $H install-unit {release}; \
+             else cmp -s {unit} \"$dest\" || {{ $S install -m 0644 {unit} \"$dest\" && $S systemctl daemon-reload; }}; fi \
+             && {{ if [ -n \"$H\" ]; then $H enable; else $S systemctl enable \"$name\"; fi; }} >/dev/null || exit 1; \
              echo installed; uname -sm; sha256sum {binary} 2>/dev/null || echo none",
+            as_root = reach_root(project),
             unit = quote(&unit),
+            release = quote(release),
             name = quote(&format!("{project}.service")),
             marker = quote(UNIT_MARKER),
-            binary = crate::render::SERVER_BINARY,
+            binary = quote(&crate::render::server_binary(&self.server.path)),
         );
         let output = self.session.run(&script, None)?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -814,7 +820,7 @@ impl Remote {
             }
             _ => {
                 return Ok(Some(format!(
-                    "could not install the systemd unit (needs root or passwordless sudo): {}",
+                    "could not install the systemd unit (needs root, the root helper of `stack server setup` or passwordless sudo): {}",
                     String::from_utf8_lossy(&output.stderr).trim()
                 )))
             }
@@ -824,18 +830,19 @@ impl Remote {
         let arch = std::env::consts::ARCH;
         if !(uname.starts_with(std::env::consts::OS) && uname.ends_with(arch)) {
             return Ok(Some(format!(
-                "the server is `{uname}` and this stack is {}/{arch}: install a matching stack binary at /usr/local/bin/stack for `stack supervise`; the unit is enabled but not started",
-                std::env::consts::OS
+                "the server is `{uname}` and this stack is {}/{arch}: install a matching stack binary at {} for `stack supervise`; the unit is enabled but not started",
+                std::env::consts::OS,
+                crate::render::server_binary(&self.server.path)
             )));
         }
         let binary = std::env::current_exe()
             .and_then(std::fs::read)
             .map_err(|e| Error::outside(format!("cannot read this stack binary: {e}")))?;
         if !remote_sum.starts_with(&sha256_hex(&binary)) {
+            // The unit runs it as the deploy user, who owns it: no sudo.
             let install = format!(
-                "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
-                 $S sh -c 'cat > {b}.new && chmod 755 {b}.new && mv {b}.new {b}'",
-                b = crate::render::SERVER_BINARY
+                "b={b}; mkdir -p \"${{b%/*}}\" && cat > \"$b.new\" && chmod 755 \"$b.new\" && mv -f \"$b.new\" \"$b\"",
+                b = quote(&crate::render::server_binary(&self.server.path))
             );
             self.session
                 .check("install the stack binary", &install, Some(&binary))?;
@@ -843,9 +850,10 @@ impl Remote {
         // `start` waits for supervise's READY (its converge finds nothing to do);
         // `reload` makes a running supervise re-execute itself.
         let start = format!(
-            "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; name={name}; \
-             if systemctl is-active -q \"$name\"; then $S systemctl reload \"$name\"; \
-             else $S systemctl start \"$name\"; fi || {{ systemctl status --no-pager -n 20 \"$name\" >&2; exit 1; }}",
+            "{as_root} name={name}; if systemctl is-active -q \"$name\"; then c=reload; else c=start; fi; \
+             if [ -n \"$H\" ]; then $H $c; else $S systemctl $c \"$name\"; fi \
+             || {{ systemctl status --no-pager -n 20 \"$name\" >&2; exit 1; }}",
+            as_root = reach_root(project),
             name = quote(&format!("{project}.service")),
         );
         let output = self.session.run(&start, None)?;
@@ -861,6 +869,16 @@ impl Remote {
 
 /// The first words of every unit stack writes (the bundle's header).
 const UNIT_MARKER: &str = "# Generated by stack ";
+
+/// How a script reaches root: `H`, `project`'s root helper through `sudo -n` when the
+/// user is not root and `stack server setup` wrote one, else `S`: nothing for root,
+/// `sudo -n` for another user.
+fn reach_root(project: &str) -> String {
+    format!(
+        "S=; H=; if [ \"$(id -u)\" != 0 ]; then S='sudo -n'; [ -x {helper} ] && H=\"sudo -n \"{helper}; fi;",
+        helper = quote(&setup::root_helper_path(project))
+    )
+}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

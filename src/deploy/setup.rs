@@ -30,6 +30,10 @@ pub struct Options {
     pub unattended_upgrades: bool,
     /// `uname -m` of this binary's architecture and the SHA-256 of this binary.
     pub binary: (String, String),
+    /// The project's unit with slots for what a deploy may change
+    /// ([`crate::render::unit_skeleton`]): the root helper renders it, so it never
+    /// installs a file the deploy user wrote.
+    pub unit: String,
     /// `STACK_TARGET=swarm`: swarm restarts its own tasks, so no unit, no sudo rules for
     /// it and no binary are needed.
     pub swarm: bool,
@@ -130,13 +134,34 @@ pub fn steps(options: &Options) -> Vec<Step> {
         return steps;
     }
     if options.user != "root" {
+        let helper = root_helper_path(&options.project);
+        let script = root_helper(options, &SYSTEM);
+        steps.push(Step {
+            name: "root helper",
+            does: format!(
+                "write `{helper}` (root's, 0755): it installs `{}.service` from its own text and enables, starts and reloads it",
+                options.project
+            ),
+            check: format!(
+                "printf '%s' {script} | cmp -s - {file} && [ \"$(stat -c '%U:%G %a' {file})\" = 'root:root 755' ]",
+                script = quote(&script),
+                file = quote(&helper)
+            ),
+            apply: format!(
+                "install -d -m 0755 /usr/local/sbin && t=$(mktemp /usr/local/sbin/.stack-root.XXXXXX) && \
+                 printf '%s' {script} > \"$t\" && chown root:root \"$t\" && chmod 0755 \"$t\" && mv -f \"$t\" {file}",
+                script = quote(&script),
+                file = quote(&helper)
+            ),
+            stdin: Feed::Nothing,
+        });
         let rules = sudoers(options);
         let file = quote(&format!("/etc/sudoers.d/stack-{}", options.project));
         steps.push(Step {
             name: "sudo rules",
             does: format!(
-                "let `{}` install and run `{}.service` (and nothing else) with sudo",
-                options.user, options.project
+                "let `{}` run `{helper}` as root with sudo, and nothing else",
+                options.user
             ),
             check: format!("printf '%s' {rules} | cmp -s - {file}", rules = quote(&rules)),
             apply: format!(
@@ -150,7 +175,7 @@ pub fn steps(options: &Options) -> Vec<Step> {
     let (arch, sum) = &options.binary;
     steps.push(Step {
         name: "stack binary",
-        does: format!("install this stack as `{BINARY}`"),
+        does: format!("install this stack as `{BINARY}` (for admins; the unit runs its own copy)"),
         check: format!(
             "[ \"$(uname -m)\" = {arch} ] || {{ echo \"skip: the server is $(uname -m), this stack is {arch}\"; exit 0; }}; \
              sha256sum {BINARY} 2>/dev/null | grep -q '^{sum} '",
@@ -316,31 +341,142 @@ fn unattended_upgrades() -> Step {
     }
 }
 
-/// The sudo rules a deploy needs, as `stack deploy` runs them (both `/usr/bin` and `/bin`
-/// paths, for systems without a merged `/usr`). The `docker` group is root-equivalent
-/// already; these rules add nothing beyond the project's unit and the binary.
+/// The root helper of `project`: the one command its sudo rules allow.
+pub fn root_helper_path(project: &str) -> String {
+    format!("/usr/local/sbin/stack-root-{project}")
+}
+
+/// Where the root helper installs the unit and the `systemctl` it runs (others in tests).
+struct Places<'a> {
+    units: &'a str,
+    systemctl: &'a str,
+}
+
+const SYSTEM: Places = Places {
+    units: "/etc/systemd/system",
+    systemctl: "systemctl",
+};
+
+/// The sudo rules: the deploy user may run the root helper as root, nothing else. A
+/// command without arguments in sudoers allows any; the helper checks them. The `docker`
+/// group is root-equivalent already; the rules add no second way to root.
 fn sudoers(options: &Options) -> String {
-    let unit = format!("{}.service", options.project);
-    let release_unit = format!("{}/releases/*/{unit}", options.path);
-    let commands = [
-        format!("install -m 0644 {release_unit} /etc/systemd/system/{unit}"),
-        "systemctl daemon-reload".to_string(),
-        format!("systemctl enable {unit}"),
-        format!("systemctl start {unit}"),
-        format!("systemctl reload {unit}"),
-        format!("sh -c cat > {BINARY}.new && chmod 755 {BINARY}.new && mv {BINARY}.new {BINARY}"),
-    ];
-    let mut list = Vec::new();
-    for command in &commands {
-        for dir in ["/usr/bin", "/bin"] {
-            list.push(format!("{dir}/{command}"));
-        }
-    }
     format!(
-        "# Written by stack server setup: what `stack deploy` of `{}` runs as root.\n{} ALL=(root) NOPASSWD: {}\n",
+        "# Written by stack server setup: `stack deploy` of `{}` runs this helper as root, and nothing else.\n\
+         {} ALL=(root) NOPASSWD: {}\n",
         options.project,
         options.user,
-        list.join(", \\\n    ")
+        root_helper_path(&options.project)
+    )
+}
+
+/// The root helper (`sh`): `install-unit RELEASE` renders the unit from the text stack
+/// gave at setup ([`Options::unit`]) with the release's header line and timeouts, each
+/// checked, installs it only when that is the release's unit byte for byte, and runs
+/// `daemon-reload`; `daemon-reload`, and `enable`, `start`, `reload` of the project's
+/// unit (only when the installed file is stack's). Nothing else, no other argument.
+fn root_helper(options: &Options, places: &Places) -> String {
+    // The skeleton as a printf format: its slots become `%s`, taken in the order they
+    // appear in.
+    let names = ["\"$h\"", "\"$a\"", "\"$b\""];
+    let mut rest = options.unit.replace('\\', "\\\\").replace('%', "%%");
+    let (mut format, mut args) = (String::new(), Vec::new());
+    while let Some((at, slot)) = crate::render::UNIT_SLOTS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, slot)| rest.find(slot).map(|at| (at, i)))
+        .min()
+    {
+        format.push_str(&rest[..at]);
+        format.push_str("%s");
+        args.push(names[slot]);
+        rest = rest[at + crate::render::UNIT_SLOTS[slot].len()..].to_string();
+    }
+    format.push_str(&rest);
+    let project = &options.project;
+    format!(
+        r#"#!/bin/sh
+# Written by stack server setup: the one command `{user}` may run as root with sudo, for
+# `stack deploy` of `{project}`. It checks its arguments and renders the unit itself.
+# usage: install-unit RELEASE | daemon-reload | enable | start | reload
+set -u
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+umask 022
+root={root}; name={name}; units={units}; dest=$units/$name; sc={systemctl}
+fail() {{ echo "stack-root-{project}: $*" >&2; exit 2; }}
+release() {{
+  case $1 in [A-Za-z0-9]*) ;; *) return 1 ;; esac
+  case $1 in *[!A-Za-z0-9._-]* | *..*) return 1 ;; esac
+}}
+seconds() {{
+  case $1 in *s) n=${{1%s}} ;; *) return 1 ;; esac
+  case $n in '' | *[!0-9]*) return 1 ;; esac
+  [ ${{#n}} -le 9 ]
+}}
+# The installed file is stack's (or there is none and no other unit of that name).
+ours() {{
+  if [ -e "$dest" ] || [ -L "$dest" ]; then
+    [ -f "$dest" ] && [ ! -L "$dest" ] && head -n 1 "$dest" | grep -q '^# Generated by stack '
+  else
+    [ "$1" = new ] && [ -z "$("$sc" show -p FragmentPath --value "$name" 2>/dev/null)" ]
+  fi
+}}
+[ $# -ge 1 ] || fail 'usage: install-unit RELEASE | daemon-reload | enable | start | reload'
+c=$1
+shift
+case $c in
+install-unit)
+  [ $# -eq 1 ] || fail 'usage: install-unit RELEASE'
+  release "$1" || fail "not a release name (letters, digits, '.', '_', '-'): $1"
+  d=$root/releases/$1
+  f=$d/$name
+  [ ! -L "$root/releases" ] && [ ! -L "$d" ] && [ ! -L "$f" ] && [ -f "$f" ] || fail "release $1 has no $name"
+  # A bounded copy, read once: the release is the deploy user's (it may change meanwhile).
+  w=$(mktemp -d) || fail 'cannot make a temporary folder'
+  trap 'rm -rf "$w"' EXIT
+  head -c 65537 "$f" > "$w/release" || fail "cannot read the unit of release $1"
+  [ "$(wc -c < "$w/release")" -le 65536 ] || fail "the unit of release $1 is too big"
+  h=$(head -n 1 "$w/release")
+  a=$(sed -n 's/^TimeoutStartSec=//p' "$w/release")
+  b=$(sed -n 's/^TimeoutStopSec=//p' "$w/release")
+  case $h in *\\*) fail "the unit of release $1 has an unexpected first line" ;; esac
+  printf '%s\n' "$h" | grep -Eqx '# Generated by stack [ -~]*' || fail "the unit of release $1 has an unexpected first line"
+  seconds "$a" && seconds "$b" || fail "the unit of release $1 has unexpected timeouts"
+  printf {format} {args} > "$w/unit"
+  cmp -s "$w/unit" "$w/release" \
+    || fail "the unit of release $1 is not the one stack server setup allowed: run \`stack server setup\` again with this stack"
+  ours new || fail "$dest is not stack's (or another $name exists): left alone"
+  t=$(mktemp "$units/.$name.XXXXXX") || fail "cannot write in $units"
+  if cat "$w/unit" > "$t" && chmod 0644 "$t" && mv -f "$t" "$dest"; then
+    "$sc" daemon-reload
+    exit
+  fi
+  rm -f "$t"
+  fail "cannot install $dest"
+  ;;
+daemon-reload)
+  [ $# -eq 0 ] || fail 'usage: daemon-reload'
+  exec "$sc" daemon-reload
+  ;;
+enable | start | reload)
+  [ $# -eq 0 ] || fail "usage: $c"
+  ours old || fail "$dest is not stack's: left alone"
+  exec "$sc" "$c" "$name"
+  ;;
+*)
+  fail 'usage: install-unit RELEASE | daemon-reload | enable | start | reload'
+  ;;
+esac
+"#,
+        user = options.user,
+        root = quote(&options.path),
+        name = quote(&format!("{project}.service")),
+        units = quote(places.units),
+        systemctl = quote(places.systemctl),
+        format = quote(&format),
+        args = args.join(" "),
     )
 }
 
@@ -359,6 +495,7 @@ mod tests {
             firewall: false,
             unattended_upgrades: false,
             binary: ("x86_64".into(), "ab12".into()),
+            unit: UNIT.into(),
             swarm: false,
             swarm_peers: Vec::new(),
         }
@@ -378,6 +515,7 @@ mod tests {
                 "docker group",
                 "ssh key",
                 "server path",
+                "root helper",
                 "sudo rules",
                 "stack binary"
             ]
@@ -434,13 +572,244 @@ mod tests {
     }
 
     #[test]
-    fn sudo_rules_name_the_project_unit_only() {
+    fn sudo_rules_allow_the_root_helper_only() {
         let rules = sudoers(&options());
         assert!(rules.starts_with("# Written by stack server setup"));
-        assert!(rules.contains("deploy ALL=(root) NOPASSWD: /usr/bin/install -m 0644 /opt/shop/releases/*/shop.service /etc/systemd/system/shop.service"));
-        assert!(rules.contains("/bin/systemctl start shop.service"));
-        assert!(!rules.contains("ALL=(ALL)"));
-        assert!(!rules.contains("NOPASSWD: ALL"));
+        let lines: Vec<&str> = rules.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            ["deploy ALL=(root) NOPASSWD: /usr/local/sbin/stack-root-shop"]
+        );
+        // `*` matches spaces in sudoers: no pattern, no other command.
+        assert!(!rules.contains('*'), "{rules}");
+        for other in [
+            "install",
+            "systemctl",
+            "sh -c",
+            "ALL=(ALL)",
+            "NOPASSWD: ALL",
+        ] {
+            assert!(!rules.contains(other), "{rules}");
+        }
+        let step = steps(&options())
+            .into_iter()
+            .find(|s| s.name == "sudo rules")
+            .unwrap();
+        assert!(
+            step.does.contains("/usr/local/sbin/stack-root-shop"),
+            "{}",
+            step.does
+        );
+    }
+
+    #[test]
+    fn the_root_helper_is_written_root_owned_and_checked() {
+        let step = steps(&options())
+            .into_iter()
+            .find(|s| s.name == "root helper")
+            .unwrap();
+        assert!(step.check.contains("'root:root 755'"), "{}", step.check);
+        assert!(step.apply.contains("chown root:root"), "{}", step.apply);
+        assert!(
+            step.apply.contains("/usr/local/sbin/stack-root-shop"),
+            "{}",
+            step.apply
+        );
+    }
+
+    /// A skeleton with what a printf format must keep as it is (`%`, `\`, `'`, `$`).
+    const UNIT: &str = "@STACK_HEADER@\n[Service]\nUser=deploy\n\
+        Environment=X=100%s it's \\n $MAINPID\n\
+        ExecStart=/opt/shop/bin/stack supervise --bundle /opt/shop/current\n\
+        TimeoutStartSec=@STACK_START@\nTimeoutStopSec=@STACK_STOP@\n";
+
+    fn filled(header: &str, start: &str, stop: &str) -> String {
+        UNIT.replace("@STACK_HEADER@", header)
+            .replace("@STACK_START@", start)
+            .replace("@STACK_STOP@", stop)
+    }
+
+    const HEADER: &str =
+        "# Generated by stack 0.1.0 from stack.env for environment `prod`. Do not edit.";
+
+    /// The root helper against a temporary `SERVER_PATH` and unit folder, with a
+    /// `systemctl` that writes down what it was asked.
+    struct Helper {
+        dir: tempfile::TempDir,
+    }
+
+    impl Helper {
+        fn new() -> Helper {
+            let dir = tempfile::tempdir().unwrap();
+            let at = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+            std::fs::create_dir_all(at("units")).unwrap();
+            std::fs::create_dir_all(at("opt/shop/releases")).unwrap();
+            std::fs::write(
+                at("systemctl"),
+                format!("#!/bin/sh\necho \"$*\" >> {}\n", at("log")),
+            )
+            .unwrap();
+            let script = root_helper(
+                &Options {
+                    path: at("opt/shop"),
+                    ..options()
+                },
+                &Places {
+                    units: &at("units"),
+                    systemctl: &at("systemctl"),
+                },
+            );
+            std::fs::write(at("helper"), script).unwrap();
+            std::process::Command::new("chmod")
+                .args(["755", &at("systemctl")])
+                .status()
+                .unwrap();
+            Helper { dir }
+        }
+
+        fn path(&self, rest: &str) -> std::path::PathBuf {
+            self.dir.path().join(rest)
+        }
+
+        fn release(&self, id: &str, unit: &str) {
+            let dir = self.path(&format!("opt/shop/releases/{id}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("shop.service"), unit).unwrap();
+        }
+
+        /// Exit code and stderr.
+        fn run(&self, args: &[&str]) -> (i32, String) {
+            let out = std::process::Command::new("sh")
+                .arg(self.path("helper"))
+                .args(args)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+
+        fn installed(&self) -> Option<String> {
+            std::fs::read_to_string(self.path("units/shop.service")).ok()
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(self.path("log")).unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn the_root_helper_installs_the_unit_it_renders_itself() {
+        let helper = Helper::new();
+        let unit = filled(HEADER, "240s", "90s");
+        helper.release("20260101-120000-ab12", &unit);
+        assert_eq!(
+            helper.run(&["install-unit", "20260101-120000-ab12"]),
+            (0, String::new())
+        );
+        assert_eq!(helper.installed().as_deref(), Some(unit.as_str()));
+        assert_eq!(
+            helper.log(),
+            "show -p FragmentPath --value shop.service\ndaemon-reload\n"
+        );
+        for command in ["enable", "start", "reload", "daemon-reload"] {
+            assert_eq!(helper.run(&[command]).0, 0, "{command}");
+        }
+        assert!(helper.log().ends_with(
+            "enable shop.service\nstart shop.service\nreload shop.service\ndaemon-reload\n"
+        ));
+    }
+
+    #[test]
+    fn the_root_helper_refuses_other_arguments() {
+        let helper = Helper::new();
+        helper.release("r1", &filled(HEADER, "240s", "90s"));
+        std::fs::create_dir_all(helper.path("opt/shop/x")).unwrap();
+        std::fs::write(
+            helper.path("opt/shop/x/shop.service"),
+            filled(HEADER, "240s", "90s"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            helper.path("opt/shop/x"),
+            helper.path("opt/shop/releases/link"),
+        )
+        .unwrap();
+        for args in [
+            &["install-unit"][..],
+            &["install-unit", ""],
+            &["install-unit", "../x"],
+            &["install-unit", "r1/../../x"],
+            &["install-unit", "r1/.."],
+            &["install-unit", ".r1"],
+            &["install-unit", "-m"],
+            &["install-unit", "r1 -m 4755"],
+            &["install-unit", "r1..x"],
+            &["install-unit", "r1", "/tmp/evil"],
+            &["install-unit", "link"],
+            &["install-unit", "missing"],
+            &["enable", "other.service"],
+            &["start", "--now"],
+            &["reload", "shop.service"],
+            &["stop"],
+            &["restart"],
+            &["install-binary"],
+            &["sh"],
+            &[],
+        ] {
+            let (code, err) = helper.run(args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert!(err.starts_with("stack-root-shop: "), "{args:?}: {err}");
+        }
+        assert_eq!(helper.installed(), None);
+        assert_eq!(helper.log(), "", "systemctl ran");
+    }
+
+    #[test]
+    fn the_root_helper_installs_no_unit_but_its_own() {
+        let helper = Helper::new();
+        let tampered = [
+            filled(HEADER, "240s", "90s").replace("User=deploy\n", ""),
+            filled(HEADER, "240s", "90s").replace("/opt/shop/bin/stack", "/tmp/evil"),
+            filled(HEADER, "240s", "90s") + "ExecStartPre=/tmp/evil\n",
+            filled(HEADER, "240s\nUser=root", "90s"),
+            filled(HEADER, "240s", "90s\nTimeoutStopSec=90s"),
+            filled(HEADER, "9s; x", "90s"),
+            filled(HEADER, "", "90s"),
+            filled(HEADER, "1234567890s", "90s"),
+            filled(&format!("{HEADER} \\"), "240s", "90s"),
+            filled(&format!("{HEADER}\u{1b}"), "240s", "90s"),
+            filled("[Service]", "240s", "90s"),
+            filled(HEADER, "240s", "90s") + &format!("# {}\n", "x".repeat(70_000)),
+        ];
+        for (i, unit) in tampered.iter().enumerate() {
+            helper.release(&format!("r{i}"), unit);
+            let (code, err) = helper.run(&["install-unit", &format!("r{i}")]);
+            assert_eq!(code, 2, "{unit}: {err}");
+            assert_eq!(helper.installed(), None, "{unit}");
+        }
+        assert!(!helper.log().contains("daemon-reload"));
+        let tmp: Vec<_> = std::fs::read_dir(helper.path("units")).unwrap().collect();
+        assert!(tmp.is_empty(), "left {tmp:?}");
+    }
+
+    #[test]
+    fn the_root_helper_leaves_a_unit_stack_did_not_write() {
+        let helper = Helper::new();
+        helper.release("r1", &filled(HEADER, "240s", "90s"));
+        std::fs::write(helper.path("units/shop.service"), "# mine\n").unwrap();
+        for args in [
+            &["install-unit", "r1"][..],
+            &["enable"],
+            &["start"],
+            &["reload"],
+        ] {
+            let (code, err) = helper.run(args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+        }
+        assert_eq!(helper.installed().as_deref(), Some("# mine\n"));
+        assert_eq!(helper.log(), "");
     }
 
     #[test]

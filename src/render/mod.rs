@@ -6,7 +6,7 @@ pub(crate) mod compose;
 mod monitoring;
 mod proxy;
 mod systemd;
-pub use systemd::SERVER_BINARY;
+pub use systemd::{server_binary, unit_skeleton, SLOTS as UNIT_SLOTS};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
