@@ -63,7 +63,8 @@ pub(super) fn build(
     let services = in_environment(services, env, options);
     let server = read_server(&keys, &project, &mut errors);
     keys.check_secret_reads(&mut errors);
-    let config = assemble(sources, project, globals, services, secrets, server);
+    let mut config = assemble(sources, project, globals, services, secrets, server);
+    presets::attach_networks(&mut config);
     finish(config, errors)
 }
 
