@@ -1,10 +1,13 @@
 //! The MONITORING preset live, against a real Docker Engine (issue 11, item 6):
 //! Prometheus loads the rendered configuration and rules, every target is up, and the
 //! rendered alerts fire and reach a webhook receiver that this test runs; and (item 7) the
-//! provisioned Grafana dashboard, checked offline.
+//! provisioned Grafana dashboard, checked offline; and (security issue, item 8) an app
+//! container can switch none of it off: Alertmanager and docker-proxy are on the preset's
+//! own network, Prometheus has no lifecycle API, and docker-proxy passes reads only.
 //!
 //! Needs a running dockerd and the test images `stack-test/prometheus`,
-//! `stack-test/alertmanager`, `stack-test/node-exporter` and `stack-test/busybox`
+//! `stack-test/alertmanager`, `stack-test/node-exporter`, `stack-test/docker-proxy` and
+//! `stack-test/busybox`
 //! (`scripts/build-test-images.sh`); a missing piece FAILS the test. Grafana, Loki,
 //! Promtail and cAdvisor have no Debian-built image: the test keeps them out of its
 //! environment (`SERVICE_<NAME>_ENVIRONMENTS=prod`). The project `m-<test>-<pid>` is
@@ -30,6 +33,7 @@ const PROMETHEUS: &str = "stack-test/prometheus:latest";
 const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
 const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
 const BUSYBOX: &str = "stack-test/busybox:latest";
+const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
 
 /// The project's own service: busybox `httpd` serving a metrics file at a path that is
 /// not `/metrics` (so `METRICS` is what makes it scraped), rewritten every second with
@@ -59,7 +63,13 @@ struct Project {
 
 impl Project {
     fn new(test: &str, webhook: &str) -> Project {
-        common::require_engine(&[PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, BUSYBOX]);
+        common::require_engine(&[
+            PROMETHEUS,
+            ALERTMANAGER,
+            NODE_EXPORTER,
+            BUSYBOX,
+            DOCKER_PROXY,
+        ]);
         let name = format!("m-{}-{}", test.replace('_', "-"), std::process::id());
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("app")).unwrap();
@@ -84,6 +94,7 @@ impl Project {
                  SERVICE_ALERTMANAGER_IMAGE={ALERTMANAGER}\n\
                  SERVICE_ALERTMANAGER_EXTRA_HOSTS=host.docker.internal:host-gateway\n\
                  SERVICE_NODE_EXPORTER_IMAGE={NODE_EXPORTER}\n\
+                 SERVICE_DOCKER_PROXY_IMAGE={DOCKER_PROXY}\n\
                  SERVICE_GRAFANA_ENVIRONMENTS=prod\n\
                  SERVICE_LOKI_ENVIRONMENTS=prod\n\
                  SERVICE_PROMTAIL_ENVIRONMENTS=prod\n\
@@ -129,6 +140,23 @@ impl Project {
 
     fn container(&self, service: &str) -> String {
         format!("{}-{service}-1", self.name)
+    }
+
+    /// `service`'s address on the project's network `network` (reachable from the host).
+    fn address(&self, service: &str, network: &str) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}_{network}\").IPAddress}}}}",
+            self.name
+        );
+        let out = docker(&["inspect", "-f", &format, &self.container(service)]);
+        let ip = text(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && !ip.is_empty() && ip != "<no value>",
+            "{service} has no address on {network}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        ip
     }
 
     /// Prometheus' address on the project network (reachable from the host).
@@ -538,6 +566,208 @@ fn the_grafana_dashboard_has_the_schemas_fields_and_valid_queries() {
     assert!(
         out.status.success(),
         "promtool refuses a panel query:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// One HTTP/1.1 request over TCP (`Connection: close`): the status code and the body
+/// (10 s to answer).
+fn request(address: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("{address}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A body (`{}`) with every method but GET, which the engine refuses one on. HTTP/1.1:
+    // haproxy refuses an HTTP/1.0 request with a body as malformed (413), and the point
+    // is the filter's answer.
+    let body = match method {
+        "GET" => "\r\n",
+        _ => "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{body}"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status line: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `wget` in the app container `container` (busybox, on the project's `default`
+/// network): POST `body` to `url`. Its output, whether it succeeded. (The static
+/// busybox's wget crashes on a name it cannot resolve: `resolves` tells that apart.)
+fn post_from_app(container: &str, url: &str, body: &str) -> (bool, String) {
+    let out = docker(&[
+        "exec",
+        container,
+        "timeout",
+        "10",
+        "wget",
+        "-O-",
+        "-T",
+        "5",
+        "--header",
+        "Content-Type: application/json",
+        "--post-data",
+        body,
+        url,
+    ]);
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// Whether the app container `container` resolves `name` (busybox `nslookup`, through
+/// the engine's DNS), with its output.
+fn resolves(container: &str, name: &str) -> (bool, String) {
+    let out = docker(&["exec", container, "timeout", "10", "nslookup", name]);
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// Whether the app container `container` gets any HTTP answer from `ip:port` (3 s).
+fn reaches(container: &str, ip: &str, port: u16) -> bool {
+    let url = format!("http://{ip}:{port}/");
+    let out = docker(&[
+        "exec", container, "timeout", "5", "wget", "-O-", "-T", "3", &url,
+    ]);
+    // An HTTP error (404, 403) is an answer too: busybox says "server returned error".
+    out.status.success() || text(&out.stderr).contains("server returned error")
+}
+
+/// Security issue, item 8: from an app container on `default`, Prometheus cannot be
+/// quit (no lifecycle API), Alertmanager cannot be silenced and docker-proxy cannot be
+/// reached (neither is on `default`); on the monitoring network docker-proxy answers the
+/// reads promtail's discovery and log reading and cAdvisor make, and refuses every write
+/// without the engine seeing it. Prometheus still scrapes the app (it joins `default`).
+/// promtail itself has no Debian-built image: that it ships logs through the proxy is
+/// NOT proven live here; the requests its docker_sd and docker target make are.
+#[test]
+fn an_app_container_cannot_switch_monitoring_off() {
+    let project = Project::new("guard", "http://127.0.0.1:9/unused");
+    project.ok(&["start"]);
+    let web = project.container("web");
+    let prometheus = project.prometheus();
+    let prometheus_up = || {
+        TcpStream::connect(&prometheus).is_ok() && request(&prometheus, "GET", "/-/ready").0 == 200
+    };
+    common::eventually("prometheus ready", Duration::from_secs(60), prometheus_up);
+
+    // Prometheus: reachable from the app (it scrapes it), but /-/quit is refused.
+    let (ok, output) = post_from_app(&web, "http://prometheus:9090/-/quit", "");
+    assert!(
+        !ok,
+        "POST /-/quit from an app container succeeded: {output}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(prometheus_up(), "prometheus went down after POST /-/quit");
+    let (status, _) = request(&prometheus, "POST", "/-/reload");
+    assert_eq!(status, 403, "the lifecycle API is on");
+
+    // Alertmanager: not resolvable from the app, so no silence can be set.
+    let silence = r#"{"matchers":[{"name":"alertname","value":".+","isRegex":true}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"app","comment":"quiet"}"#;
+    let (ok, output) = post_from_app(&web, "http://alertmanager:9093/api/v2/silences", silence);
+    assert!(!ok, "an app container set a silence: {output}");
+    let (found, output) = resolves(&web, "alertmanager");
+    assert!(!found, "an app container resolves alertmanager: {output}");
+    let alertmanager_ip = project.address("alertmanager", "monitoring");
+    assert!(
+        !reaches(&web, &alertmanager_ip, 9093),
+        "an app container reaches alertmanager at its address"
+    );
+    let alertmanager = format!("{alertmanager_ip}:9093");
+    let silences = get_json(&alertmanager, "/api/v2/silences");
+    assert_eq!(silences, serde_json::json!([]), "{silences}");
+
+    // docker-proxy: not resolvable from the app either.
+    let (ok, output) = post_from_app(&web, "http://docker-proxy:2375/containers/create", "{}");
+    assert!(!ok, "an app container reached docker-proxy: {output}");
+    let (found, output) = resolves(&web, "docker-proxy");
+    assert!(!found, "an app container resolves docker-proxy: {output}");
+    let proxy_ip = project.address("docker-proxy", "monitoring");
+    assert!(
+        !reaches(&web, &proxy_ip, 2375),
+        "an app container reaches docker-proxy at its address"
+    );
+
+    // On the monitoring network: the reads pass, the writes are refused.
+    let proxy = format!("{proxy_ip}:2375");
+    common::eventually("docker-proxy answers", Duration::from_secs(30), || {
+        TcpStream::connect(&proxy).is_ok()
+    });
+    let web_id = text(&docker(&["inspect", "-f", "{{.Id}}", &web]).stdout)
+        .trim()
+        .to_string();
+    let filter = format!(
+        "/v1.41/containers/json?filters=%7B%22label%22%3A%5B%22com.docker.compose.project%3D{}%22%5D%7D",
+        project.name
+    );
+    for path in [
+        "/_ping".to_string(),
+        "/version".to_string(),
+        "/v1.41/info".to_string(),
+        filter.clone(),
+        "/v1.41/networks".to_string(),
+        format!("/v1.41/containers/{web_id}/json"),
+        format!("/v1.41/containers/{web_id}/logs?stdout=1&stderr=1&tail=10"),
+    ] {
+        let (status, body) = request(&proxy, "GET", &path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+    }
+    let (_, listed) = request(&proxy, "GET", &filter);
+    assert!(listed.contains(&web_id), "the app is not listed: {listed}");
+    for (method, path) in [
+        ("POST", "/v1.41/containers/create".to_string()),
+        ("POST", format!("/v1.41/containers/{web_id}/stop")),
+        ("POST", format!("/containers/{web_id}/kill")),
+        ("POST", format!("/v1.41/containers/{web_id}/exec")),
+        ("DELETE", format!("/v1.41/containers/{web_id}?force=1")),
+        ("PUT", format!("/v1.41/containers/{web_id}/archive?path=/")),
+        ("POST", "/v1.41/images/create?fromImage=busybox".to_string()),
+        ("DELETE", "/v1.41/images/busybox".to_string()),
+        ("GET", "/v1.41/secrets".to_string()),
+        (
+            "GET",
+            "/v1.41/containers/json/../../containers/create".to_string(),
+        ),
+    ] {
+        let (status, body) = request(&proxy, method, &path);
+        assert_eq!(status, 403, "{method} {path} was not refused: {body}");
+    }
+    let running = text(&docker(&["inspect", "-f", "{{.State.Running}}", &web]).stdout);
+    assert_eq!(
+        running.trim(),
+        "true",
+        "the app was stopped through the proxy"
+    );
+
+    // The filter docker-proxy runs is valid haproxy configuration (`haproxy -c`).
+    let out = docker(&[
+        "exec",
+        &project.container("docker-proxy"),
+        "haproxy",
+        "-c",
+        "-f",
+        "/usr/local/etc/haproxy/haproxy.cfg",
+    ]);
+    assert!(
+        out.status.success(),
+        "haproxy -c refuses the rendered filter: {}{}",
         text(&out.stdout),
         text(&out.stderr)
     );

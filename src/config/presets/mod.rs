@@ -343,8 +343,9 @@ pub(crate) fn scrape_path(service: &Service) -> Option<String> {
 
 /// The MONITORING preset's networks, once the services of the environment are known:
 /// `monitoring` is declared (unless `STACK_NETWORKS` declares it already) when a service
-/// joins it, and Prometheus, unless the project sets its `NETWORKS`, also joins every
-/// network of a service it scrapes (and only those: it reaches no other app network).
+/// joins it, and Prometheus, unless the project sets its `NETWORKS`, also joins the first
+/// network of each service it scrapes and shares no network with yet (the exporters and
+/// the project's services with `METRICS`), and no other.
 pub(crate) fn attach_networks(config: &mut Config) {
     let joined = config
         .services
@@ -356,22 +357,23 @@ pub(crate) fn attach_networks(config: &mut Config) {
             internal: false,
         });
     }
-    let scraped: Vec<String> = config
+    let scraped: Vec<Vec<String>> = config
         .services
         .iter()
         .filter(|s| s.name != "prometheus" && scrape_path(s).is_some())
-        .flat_map(|s| s.networks.iter().cloned())
+        .map(|s| s.networks.clone())
         .collect();
     let Some(prometheus) = config.services.iter_mut().find(|s| {
         s.name == "prometheus"
-            && s.preset == Some("MONITORING")
+            && s.preset == Some(PRESET_MONITORING)
             && !s.attr_spans.contains_key("NETWORKS")
     }) else {
         return;
     };
-    for network in scraped {
-        if !prometheus.networks.contains(&network) {
-            prometheus.networks.push(network);
+    for networks in scraped {
+        let shared = networks.iter().any(|n| prometheus.networks.contains(n));
+        if let (false, Some(first)) = (shared, networks.first()) {
+            prometheus.networks.push(first.clone());
         }
     }
 }
