@@ -5,7 +5,8 @@
 # WAIT seconds (Prometheus scraping every 15 s, its TSDB filling), the RSS of every
 # container (the VmRSS of the processes in its cgroup; `docker stats` and the memory
 # cgroup's rss read 0 on this machine) is listed per service and summed.
-# Grafana, Loki, promtail and cAdvisor have no Debian package and are not in the sum.
+# Grafana, Loki, promtail and cAdvisor have no Debian package and are not in the sum;
+# docker-proxy (haproxy, stack-test/docker-proxy) is, since this change (not re-measured).
 # Usage: bash bench/monitoring.sh [WAIT_SECONDS]   (default 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +73,7 @@ SERVICE_ALERTMANAGER_IMAGE=stack-test/alertmanager:latest
 SERVICE_NODE_EXPORTER_IMAGE=stack-test/node-exporter:latest
 SERVICE_POSTGRES_EXPORTER_IMAGE=stack-test/postgres-exporter:latest
 SERVICE_REDIS_EXPORTER_IMAGE=stack-test/redis-exporter:latest
+SERVICE_DOCKER_PROXY_IMAGE=stack-test/docker-proxy:latest
 SERVICE_GRAFANA_ENVIRONMENTS=prod
 SERVICE_LOKI_ENVIRONMENTS=prod
 SERVICE_PROMTAIL_ENVIRONMENTS=prod

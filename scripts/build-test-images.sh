@@ -18,6 +18,8 @@
 #   stack-test/node-exporter                   [prom/node-exporter]
 #   stack-test/postgres-exporter               [quay.io/prometheuscommunity/postgres-exporter]
 #   stack-test/redis-exporter                  [oliver006/redis_exporter]
+#   stack-test/docker-proxy (haproxy:2.6)      [haproxy] Debian's haproxy, the official
+#                                              image's entrypoint and config path
 #   stack-test/rclone                          [rclone/rclone]
 #   stack-test/vm                              a bare server: systemd, sshd, sudo; no Docker
 #   stack-test/vm-docker                       vm + Debian's docker.io, enabled
@@ -26,7 +28,7 @@
 # rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
 # the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
 # nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
-# node-exporter, postgres-exporter, redis-exporter, rclone, vm, vm-docker. The mirror is
+# node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, vm, vm-docker. The mirror is
 # DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
 # Network errors are retried (debootstrap 3 times, apt with Acquire::Retries plus 3
 # attempts); PARALLEL (default 3) images build at once. Prints the total time and sizes.
@@ -512,6 +514,36 @@ DOCKERFILE
     build "stack-test/$name:latest" "$context"
 }
 
+# Debian's haproxy laid out like the official `haproxy` image: the configuration at
+# /usr/local/etc/haproxy/haproxy.cfg, an entrypoint that runs `haproxy -W -db` (master-worker,
+# in the foreground) when the command starts with `haproxy` or an option. The MONITORING
+# preset's docker-proxy runs it as root (the Docker socket's group differs per host).
+build_docker_proxy() {
+    local context
+    context="$(context_with_dockerfile docker-proxy <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install haproxy; \
+    mkdir -p /usr/local/etc/haproxy /usr/local/bin; \
+    printf '%s\n' 'global' '  log stdout format raw daemon' 'defaults' '  mode http' \
+        '  timeout connect 5s' '  timeout client 30s' '  timeout server 30s' \
+        'frontend ok' '  bind :8080' '  http-request return status 200' \
+        >/usr/local/etc/haproxy/haproxy.cfg; \
+    haproxy -c -f /usr/local/etc/haproxy/haproxy.cfg; \
+    printf '%s\n' '#!/bin/sh' 'set -e' \
+        'if [ "${1#-}" != "$1" ]; then set -- haproxy "$@"; fi' \
+        'if [ "$1" = haproxy ]; then shift; set -- haproxy -W -db "$@"; fi' \
+        'exec "$@"' >/usr/local/bin/docker-entrypoint.sh; \
+    chmod 755 /usr/local/bin/docker-entrypoint.sh
+USER haproxy
+STOPSIGNAL SIGUSR1
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+DOCKERFILE
+)"
+    build stack-test/docker-proxy:latest "$context" haproxy:2.6
+}
+
 build_rclone() {
     local context
     context="$(context_with_dockerfile rclone <<'DOCKERFILE'
@@ -638,6 +670,7 @@ debian_images=(
     "node-exporter|stack-test/node-exporter:latest||build_exporter node-exporter prometheus-node-exporter /bin/node_exporter nobody 9100"
     "postgres-exporter|stack-test/postgres-exporter:latest||build_exporter postgres-exporter prometheus-postgres-exporter /bin/postgres_exporter nobody 9187"
     "redis-exporter|stack-test/redis-exporter:latest||build_exporter redis-exporter prometheus-redis-exporter /redis_exporter 59000:59000 9121"
+    "docker-proxy|stack-test/docker-proxy:latest|haproxy:2.6|build_docker_proxy"
     "rclone|stack-test/rclone:latest||build_rclone"
     "vm|stack-test/vm:latest||build_vm"
 )

@@ -675,7 +675,7 @@ fn check_prod_allows_the_host_mounts_of_the_monitoring_preset_only() {
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("no app mounts the Docker socket"),
-        "promtail, node-exporter and cadvisor are allowed:\n{stderr}"
+        "docker-proxy, node-exporter and cadvisor are allowed:\n{stderr}"
     );
     // The same socket in a service of the project is not.
     project.append("STACK_SERVICES=api,agent\nSERVICE_AGENT_IMAGE=acme/agent:1.0\nSERVICE_AGENT_VOLUMES=/var/run/docker.sock:/var/run/docker.sock\n");

@@ -556,6 +556,15 @@ const VERSIONS: &[(&str, &str, &[&str], &str)] = &[
         &["--version"],
         "Redis Metrics Exporter 1.",
     ),
+    // The official haproxy image's entrypoint contract: `haproxy ...` and `-...` both run
+    // haproxy (with `-W -db`).
+    (
+        "stack-test/docker-proxy:latest",
+        "",
+        &["haproxy", "-v"],
+        "HAProxy version 2.6",
+    ),
+    ("haproxy:2.6", "", &["-v"], "HAProxy version 2.6"),
     ("stack-test/rclone:latest", "", &["--version"], "rclone v1."),
     ("stack-test/vm:latest", "sshd", &["-V"], "OpenSSH_9"),
     (

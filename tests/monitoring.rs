@@ -1,10 +1,13 @@
 //! The MONITORING preset live, against a real Docker Engine (issue 11, item 6):
 //! Prometheus loads the rendered configuration and rules, every target is up, and the
 //! rendered alerts fire and reach a webhook receiver that this test runs; and (item 7) the
-//! provisioned Grafana dashboard, checked offline.
+//! provisioned Grafana dashboard, checked offline; and (security issue, item 8) an app
+//! container can switch none of it off: Alertmanager and docker-proxy are on the preset's
+//! own network, Prometheus has no lifecycle API, and docker-proxy passes reads only.
 //!
 //! Needs a running dockerd and the test images `stack-test/prometheus`,
-//! `stack-test/alertmanager`, `stack-test/node-exporter` and `stack-test/busybox`
+//! `stack-test/alertmanager`, `stack-test/node-exporter`, `stack-test/docker-proxy` and
+//! `stack-test/busybox`
 //! (`scripts/build-test-images.sh`); a missing piece FAILS the test. Grafana, Loki,
 //! Promtail and cAdvisor have no Debian-built image: the test keeps them out of its
 //! environment (`SERVICE_<NAME>_ENVIRONMENTS=prod`). The project `m-<test>-<pid>` is
@@ -30,6 +33,7 @@ const PROMETHEUS: &str = "stack-test/prometheus:latest";
 const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
 const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
 const BUSYBOX: &str = "stack-test/busybox:latest";
+const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
 
 /// The project's own service: busybox `httpd` serving a metrics file at a path that is
 /// not `/metrics` (so `METRICS` is what makes it scraped), rewritten every second with
@@ -59,7 +63,13 @@ struct Project {
 
 impl Project {
     fn new(test: &str, webhook: &str) -> Project {
-        common::require_engine(&[PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, BUSYBOX]);
+        common::require_engine(&[
+            PROMETHEUS,
+            ALERTMANAGER,
+            NODE_EXPORTER,
+            BUSYBOX,
+            DOCKER_PROXY,
+        ]);
         let name = format!("m-{}-{}", test.replace('_', "-"), std::process::id());
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("app")).unwrap();
@@ -84,6 +94,7 @@ impl Project {
                  SERVICE_ALERTMANAGER_IMAGE={ALERTMANAGER}\n\
                  SERVICE_ALERTMANAGER_EXTRA_HOSTS=host.docker.internal:host-gateway\n\
                  SERVICE_NODE_EXPORTER_IMAGE={NODE_EXPORTER}\n\
+                 SERVICE_DOCKER_PROXY_IMAGE={DOCKER_PROXY}\n\
                  SERVICE_GRAFANA_ENVIRONMENTS=prod\n\
                  SERVICE_LOKI_ENVIRONMENTS=prod\n\
                  SERVICE_PROMTAIL_ENVIRONMENTS=prod\n\
@@ -129,6 +140,23 @@ impl Project {
 
     fn container(&self, service: &str) -> String {
         format!("{}-{service}-1", self.name)
+    }
+
+    /// `service`'s address on the project's network `network` (reachable from the host).
+    fn address(&self, service: &str, network: &str) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}_{network}\").IPAddress}}}}",
+            self.name
+        );
+        let out = docker(&["inspect", "-f", &format, &self.container(service)]);
+        let ip = text(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && !ip.is_empty() && ip != "<no value>",
+            "{service} has no address on {network}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        ip
     }
 
     /// Prometheus' address on the project network (reachable from the host).
@@ -538,6 +566,242 @@ fn the_grafana_dashboard_has_the_schemas_fields_and_valid_queries() {
     assert!(
         out.status.success(),
         "promtool refuses a panel query:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// One HTTP/1.1 request over TCP (`Connection: close`): the status code and the body
+/// (10 s to answer).
+fn request(address: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("{address}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A body (`{}`) with every method but GET, which the engine refuses one on. HTTP/1.1:
+    // haproxy refuses an HTTP/1.0 request with a body as malformed (413), and the point
+    // is the filter's answer.
+    let body = match method {
+        "GET" => "\r\n",
+        _ => "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{body}"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status line: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// An HTTP/1.1 request from the app container `container` (busybox, on the project's
+/// `default` network) with `nc` (this static busybox's `wget` crashes in its resolver):
+/// the status code when an answer came, with nc's output. A name that does not resolve
+/// or an address that does not answer within 3 s gives no status.
+fn from_app(
+    container: &str,
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (Option<u16>, String) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let env = format!("REQUEST={request}");
+    let port = port.to_string();
+    let out = docker(&[
+        "exec",
+        "-e",
+        &env,
+        container,
+        "sh",
+        "-c",
+        r#"printf '%s' "$REQUEST" | timeout 10 nc -w 3 "$1" "$2""#,
+        "sh",
+        host,
+        &port,
+    ]);
+    let stdout = text(&out.stdout);
+    let status = stdout
+        .lines()
+        .next()
+        .filter(|line| line.starts_with("HTTP/"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok());
+    (status, format!("{stdout}{}", text(&out.stderr)))
+}
+
+/// Whether the app container `container` resolves `name` (busybox `nslookup`, through
+/// the engine's DNS), with its output.
+fn resolves(container: &str, name: &str) -> (bool, String) {
+    let out = docker(&["exec", container, "timeout", "10", "nslookup", name]);
+    let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    (
+        out.status.success() && !output.contains("can't find"),
+        output,
+    )
+}
+
+/// Security issue, item 8: from an app container on `default`, Prometheus cannot be
+/// quit (no lifecycle API), Alertmanager cannot be silenced and docker-proxy cannot be
+/// reached (neither is on `default`); on the monitoring network docker-proxy answers the
+/// reads promtail's discovery and log reading and cAdvisor make, and refuses every write
+/// without the engine seeing it. Prometheus still scrapes the app (it joins `default`).
+/// promtail itself has no Debian-built image: that it ships logs through the proxy is
+/// NOT proven live here; the requests its docker_sd and docker target make are.
+#[test]
+fn an_app_container_cannot_switch_monitoring_off() {
+    let project = Project::new("guard", "http://127.0.0.1:9/unused");
+    project.ok(&["start"]);
+    let web = project.container("web");
+    let prometheus = project.prometheus();
+    let prometheus_up = || {
+        TcpStream::connect(&prometheus).is_ok() && request(&prometheus, "GET", "/-/ready").0 == 200
+    };
+    common::eventually("prometheus ready", Duration::from_secs(60), prometheus_up);
+
+    // Prometheus: reachable from the app (it joins `default` to scrape it: this also
+    // shows the app's requests work), but /-/quit is refused.
+    let (status, output) = from_app(&web, "prometheus", 9090, "GET", "/-/ready", "");
+    assert_eq!(
+        status,
+        Some(200),
+        "the app cannot reach prometheus: {output}"
+    );
+    let (status, output) = from_app(&web, "prometheus", 9090, "POST", "/-/quit", "{}");
+    assert_eq!(
+        status,
+        Some(403),
+        "POST /-/quit from an app container: {output}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(prometheus_up(), "prometheus went down after POST /-/quit");
+    let (status, _) = request(&prometheus, "POST", "/-/reload");
+    assert_eq!(status, 403, "the lifecycle API is on");
+
+    // Alertmanager: neither its name nor its address answers the app, so no silence.
+    let silence = r#"{"matchers":[{"name":"alertname","value":".+","isRegex":true}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"app","comment":"quiet"}"#;
+    let (status, output) = from_app(
+        &web,
+        "alertmanager",
+        9093,
+        "POST",
+        "/api/v2/silences",
+        silence,
+    );
+    assert_eq!(status, None, "an app container set a silence: {output}");
+    let alertmanager_ip = project.address("alertmanager", "monitoring");
+    let (status, output) = from_app(
+        &web,
+        &alertmanager_ip,
+        9093,
+        "POST",
+        "/api/v2/silences",
+        silence,
+    );
+    assert_eq!(
+        status, None,
+        "an app container reached alertmanager at {alertmanager_ip}: {output}"
+    );
+    let (found, output) = resolves(&web, "alertmanager");
+    assert!(!found, "an app container resolves alertmanager: {output}");
+    let alertmanager = format!("{alertmanager_ip}:9093");
+    let silences = get_json(&alertmanager, "/api/v2/silences");
+    assert_eq!(silences, serde_json::json!([]), "{silences}");
+
+    // docker-proxy: nor does it.
+    let (status, output) = from_app(&web, "docker-proxy", 2375, "GET", "/_ping", "");
+    assert_eq!(
+        status, None,
+        "an app container reached docker-proxy: {output}"
+    );
+    let proxy_ip = project.address("docker-proxy", "monitoring");
+    let (status, output) = from_app(&web, &proxy_ip, 2375, "GET", "/_ping", "");
+    assert_eq!(
+        status, None,
+        "an app container reached docker-proxy at {proxy_ip}: {output}"
+    );
+    let (found, output) = resolves(&web, "docker-proxy");
+    assert!(!found, "an app container resolves docker-proxy: {output}");
+
+    // On the monitoring network: the reads pass, the writes are refused.
+    let proxy = format!("{proxy_ip}:2375");
+    common::eventually("docker-proxy answers", Duration::from_secs(30), || {
+        TcpStream::connect(&proxy).is_ok()
+    });
+    let web_id = text(&docker(&["inspect", "-f", "{{.Id}}", &web]).stdout)
+        .trim()
+        .to_string();
+    let filter = format!(
+        "/v1.41/containers/json?filters=%7B%22label%22%3A%5B%22com.docker.compose.project%3D{}%22%5D%7D",
+        project.name
+    );
+    for path in [
+        "/_ping".to_string(),
+        "/version".to_string(),
+        "/v1.41/info".to_string(),
+        filter.clone(),
+        "/v1.41/networks".to_string(),
+        format!("/v1.41/containers/{web_id}/json"),
+        format!("/v1.41/containers/{web_id}/logs?stdout=1&stderr=1&tail=10"),
+    ] {
+        let (status, body) = request(&proxy, "GET", &path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+    }
+    let (_, listed) = request(&proxy, "GET", &filter);
+    assert!(listed.contains(&web_id), "the app is not listed: {listed}");
+    for (method, path) in [
+        ("POST", "/v1.41/containers/create".to_string()),
+        ("POST", format!("/v1.41/containers/{web_id}/stop")),
+        ("POST", format!("/containers/{web_id}/kill")),
+        ("POST", format!("/v1.41/containers/{web_id}/exec")),
+        ("DELETE", format!("/v1.41/containers/{web_id}?force=1")),
+        ("PUT", format!("/v1.41/containers/{web_id}/archive?path=/")),
+        ("POST", "/v1.41/images/create?fromImage=busybox".to_string()),
+        ("DELETE", "/v1.41/images/busybox".to_string()),
+        ("GET", "/v1.41/secrets".to_string()),
+        (
+            "GET",
+            "/v1.41/containers/json/../../containers/create".to_string(),
+        ),
+    ] {
+        let (status, body) = request(&proxy, method, &path);
+        assert_eq!(status, 403, "{method} {path} was not refused: {body}");
+    }
+    let running = text(&docker(&["inspect", "-f", "{{.State.Running}}", &web]).stdout);
+    assert_eq!(
+        running.trim(),
+        "true",
+        "the app was stopped through the proxy"
+    );
+
+    // The filter docker-proxy runs is valid haproxy configuration (`haproxy -c`).
+    let out = docker(&[
+        "exec",
+        &project.container("docker-proxy"),
+        "haproxy",
+        "-c",
+        "-f",
+        "/usr/local/etc/haproxy/haproxy.cfg",
+    ]);
+    assert!(
+        out.status.success(),
+        "haproxy -c refuses the rendered filter: {}{}",
         text(&out.stdout),
         text(&out.stderr)
     );

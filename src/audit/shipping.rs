@@ -19,7 +19,7 @@ const HOST_ACCESS: &[&str] = &[
 ];
 
 /// Binds of the Docker socket (or its folder) or of `/` into a service, except those its
-/// preset declares itself (MONITORING's promtail, node-exporter, cadvisor).
+/// preset declares itself (MONITORING's docker-proxy, node-exporter, cadvisor).
 pub fn host_access(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     let socket = Path::new(

@@ -507,7 +507,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["NETWORKS"],
-        meaning: r##"networks the service joins (`default` or names from `STACK_NETWORKS`), the first one primary; a service that publishes ports must be on one that is not internal. The proxy joins `default` and every network a routed service (or a forward-auth endpoint) is on"##,
+        meaning: r##"networks the service joins (`default` or names from `STACK_NETWORKS`), the first one primary; a service that publishes ports must be on one that is not internal. The proxy joins `default` and every network a routed service (or a forward-auth endpoint) is on, but not the MONITORING preset's `monitoring` (Grafana is on `default` too)"##,
         default: r##"`default`"##,
         targets: "compose, engine, swarm",
         container: false,

@@ -65,7 +65,8 @@ pub(super) fn build(
     warnings.extend(ambiguous_keys(&resolved.settings, &index));
     let server = read_server(&keys, &project, &mut errors);
     keys.check_secret_reads(&mut errors);
-    let config = assemble(sources, project, globals, services, secrets, server);
+    let mut config = assemble(sources, project, globals, services, secrets, server);
+    presets::attach_networks(&mut config);
     let (config, mut checked) = finish(config, errors)?;
     checked.append(&mut warnings);
     Ok((config, checked))

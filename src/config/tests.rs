@@ -142,6 +142,102 @@ fn grafana_route_comes_from_its_key() {
     );
 }
 
+/// Security issue item 8: app containers must not reach what controls the monitoring
+/// (Alertmanager's API, Loki, docker-proxy) nor the Docker socket.
+#[test]
+fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
+    let loaded = load_text(
+        "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nSTACK_NETWORKS=backend:internal,edge\n\
+         STACK_SERVICES=api,worker,db\n\
+         SERVICE_API_IMAGE=api:1\nSERVICE_API_PORT=8080\nSERVICE_API_METRICS=/metrics\n\
+         SERVICE_API_NETWORKS=backend\n\
+         SERVICE_WORKER_IMAGE=worker:1\nSERVICE_WORKER_NETWORKS=edge\n\
+         SERVICE_DB_IMAGE=db:1\nSERVICE_DB_PORT=5432\nSERVICE_DB_NETWORKS=backend\n\
+         MONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+        "dev",
+    )
+    .unwrap();
+    let config = &loaded.config;
+    let networks = |name: &str| -> Vec<&str> {
+        config
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .networks
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    // Declared by the preset, not internal (Alertmanager posts to webhooks outside).
+    let monitoring = config.networks.iter().find(|n| n.name == "monitoring");
+    assert!(
+        monitoring.is_some_and(|n| !n.internal),
+        "{:?}",
+        config.networks
+    );
+    for name in [
+        "alertmanager",
+        "loki",
+        "promtail",
+        "node-exporter",
+        "cadvisor",
+        "docker-proxy",
+    ] {
+        assert_eq!(networks(name), ["monitoring"], "{name}");
+    }
+    // Prometheus joins what it scrapes (api on backend), not the rest (worker's edge).
+    assert_eq!(networks("prometheus"), ["monitoring", "backend"]);
+    assert_eq!(networks("grafana"), ["default", "monitoring"]);
+    let prometheus = config.services.iter().find(|s| s.name == "prometheus");
+    let command = prometheus.unwrap().command.clone().unwrap_or_default();
+    assert!(
+        !command.iter().any(|a| a.contains("lifecycle")),
+        "{command:?}"
+    );
+    // Only docker-proxy mounts the socket (or /var/run).
+    for service in &config.services {
+        for mount in &service.volumes {
+            if let MountSource::Bind(source) = &mount.source {
+                let socket = source.starts_with("/var/run") || source.starts_with("/run");
+                assert!(
+                    !socket || service.name == "docker-proxy",
+                    "{} mounts {}",
+                    service.name,
+                    source.display()
+                );
+            }
+        }
+    }
+    // The reverse proxy reaches Grafana on `default` and stays off `monitoring`.
+    let desired = crate::model::desired(config, &BTreeMap::new());
+    let proxy = desired
+        .services
+        .iter()
+        .find(|s| s.name == crate::model::PROXY_SERVICE)
+        .unwrap();
+    assert!(
+        !proxy.networks.iter().any(|n| n == "monitoring"),
+        "{:?}",
+        proxy.networks
+    );
+
+    // The project's own NETWORKS for Prometheus wins.
+    let loaded = load_text(
+        "STACK_PROJECT=app\nSTACK_SERVICES=api\nSERVICE_API_IMAGE=api:1\n\
+         SERVICE_API_PORT=8080\nSERVICE_API_METRICS=/metrics\n\
+         MONITORING_ENABLED=true\nSERVICE_PROMETHEUS_NETWORKS=monitoring\n",
+        "dev",
+    )
+    .unwrap();
+    let prometheus = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "prometheus");
+    assert_eq!(prometheus.unwrap().networks, ["monitoring"]);
+}
+
 #[test]
 fn a_preset_service_name_is_free_while_the_preset_is_off() {
     let text =

@@ -259,7 +259,9 @@ fn mount(config: &Config, mount: &config::Mount) -> Mount {
 }
 
 /// `default` (where the proxy publishes its ports) and every network a routed service
-/// or a forward-auth endpoint is on.
+/// or a forward-auth endpoint is on, but the MONITORING preset's own network when the
+/// service is on another one too (Grafana: the proxy reaches it on `default` and stays
+/// off the network of Alertmanager, Loki and docker-proxy).
 fn proxy_networks(config: &Config) -> Vec<String> {
     let mut out = vec![config::DEFAULT_NETWORK.to_string()];
     let gates: BTreeSet<&str> = config
@@ -271,8 +273,13 @@ fn proxy_networks(config: &Config) -> Vec<String> {
         if service.routes.is_empty() && !gates.contains(service.name.as_str()) {
             continue;
         }
+        let private = |network: &String| {
+            network == config::presets::MONITORING_NETWORK
+                && service.preset == Some(config::presets::PRESET_MONITORING)
+                && service.networks.iter().any(|n| n != network)
+        };
         for network in &service.networks {
-            if !out.contains(network) {
+            if !out.contains(network) && !private(network) {
                 out.push(network.clone());
             }
         }

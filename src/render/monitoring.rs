@@ -1,13 +1,13 @@
 //! The MONITORING preset's configuration files, mounted into its services from the
 //! bundle: Prometheus (scrape jobs and alert rules), Alertmanager, Grafana's data
-//! sources, Loki and Promtail. A file is rendered only when its service runs in the
-//! environment.
+//! sources, Loki, Promtail and docker-proxy's read-only Docker API filter (haproxy). A
+//! file is rendered only when its service runs in the environment.
 
 use minijinja::context;
 use serde::Serialize;
 
 use super::{header, render_template, Bundle};
-use crate::config::{Config, Metrics, Service};
+use crate::config::{Config, Service};
 use crate::error::Result;
 
 /// The preset these files belong to.
@@ -22,6 +22,7 @@ pub const DASHBOARDS_FILE: &str = "grafana/dashboards.yml";
 pub const DASHBOARD_FILE: &str = "grafana/dashboards/stack.json";
 pub const LOKI_FILE: &str = "loki/config.yml";
 pub const PROMTAIL_FILE: &str = "promtail/config.yml";
+pub const DOCKER_PROXY_FILE: &str = "docker-proxy/haproxy.cfg";
 
 /// One Prometheus scrape job.
 #[derive(Serialize)]
@@ -40,21 +41,14 @@ fn monitoring<'a>(config: &'a Config, name: &str) -> Option<&'a Service> {
         .find(|s| s.name == name && s.preset == Some(PRESET))
 }
 
-/// Scrape jobs: the monitoring services (the exporters included) at `/metrics` unless
-/// their `METRICS` says otherwise, then each of the project's own containers whose
-/// `METRICS` names a path (checked at input to come with a `PORT`).
+/// Scrape jobs: the monitoring services (the exporters included), then each of the
+/// project's own containers whose `METRICS` names a path (`presets::scrape_path`).
 fn jobs(config: &Config) -> Vec<Job> {
     let ours = config.services.iter().filter(|s| s.preset == Some(PRESET));
     let theirs = config.services.iter().filter(|s| s.preset.is_none());
     ours.chain(theirs)
-        .filter(|s| s.is_container() && s.replicas > 0)
         .filter_map(|s| {
-            let port = s.port?;
-            let path = match (&s.metrics, s.preset) {
-                (Some(Metrics::Path(path)), _) => path.clone(),
-                (None, Some(_)) => "/metrics".to_string(),
-                (Some(Metrics::Off), _) | (None, None) => return None,
-            };
+            let path = crate::config::presets::scrape_path(s)?;
             let host = if s.name == "prometheus" {
                 "localhost".to_string()
             } else {
@@ -63,7 +57,7 @@ fn jobs(config: &Config) -> Vec<Job> {
             Some(Job {
                 name: s.name.clone(),
                 host,
-                port,
+                port: s.port?,
                 path,
                 replicas: s.replicas,
             })
@@ -197,6 +191,15 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             render_template(
                 "monitoring/promtail.yml.j2",
                 context! { header => &header, project => &config.project, env => &config.env },
+            )?,
+        );
+    }
+    if monitoring(config, "docker-proxy").is_some() {
+        bundle.add(
+            DOCKER_PROXY_FILE,
+            render_template(
+                "monitoring/docker-proxy.cfg.j2",
+                context! { header => &header },
             )?,
         );
     }

@@ -1,7 +1,7 @@
 //! Built-in services switched on with `<PRESET>_ENABLED=true` (SPEC §1.5). A preset
 //! is a set of default attributes for an ordinary service, plus its own keys; the
 //! project overrides any attribute with `SERVICE_<PRESET>_<ATTR>`. A preset may add
-//! several services (MONITORING adds nine), each overridable the same way
+//! several services (MONITORING adds ten), each overridable the same way
 //! (`SERVICE_PROMETHEUS_IMAGE`).
 
 mod check;
@@ -10,6 +10,15 @@ mod services;
 
 pub(crate) use check::check;
 use services::{BACKUP_SERVICES, MONITORING_SERVICES};
+
+use crate::config::model::{Config, Metrics, NetworkSpec, Service};
+
+/// The MONITORING preset's own network: its services talk over it, and app containers
+/// are not on it (declared by the preset, not in `STACK_NETWORKS`; see `attach_networks`).
+pub const MONITORING_NETWORK: &str = "monitoring";
+
+/// The MONITORING preset's name (its services' `preset`).
+pub const PRESET_MONITORING: &str = "MONITORING";
 
 /// Where a container environment variable of a preset takes its value from.
 #[derive(Debug, Clone, Copy)]
@@ -328,4 +337,56 @@ pub(crate) fn s3_target(text: &str) -> Option<(&str, &str)> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     (bucket_ok && prefix_ok).then_some((bucket, prefix.trim_end_matches('/')))
+}
+
+/// The path Prometheus scrapes a service at: a monitoring service (the exporters
+/// included) at `/metrics` unless its `METRICS` says otherwise, a project's own service
+/// only when its `METRICS` names a path (other presets' services never); a container with
+/// a `PORT` and replicas only.
+pub(crate) fn scrape_path(service: &Service) -> Option<String> {
+    if !service.is_container() || service.replicas == 0 || service.port.is_none() {
+        return None;
+    }
+    match (&service.metrics, service.preset) {
+        (Some(Metrics::Path(path)), None | Some("MONITORING")) => Some(path.clone()),
+        (None, Some("MONITORING")) => Some("/metrics".to_string()),
+        _ => None,
+    }
+}
+
+/// The MONITORING preset's networks, once the services of the environment are known:
+/// `monitoring` is declared (unless `STACK_NETWORKS` declares it already) when a service
+/// joins it, and Prometheus, unless the project sets its `NETWORKS`, also joins the first
+/// network of each service it scrapes and shares no network with yet (the exporters and
+/// the project's services with `METRICS`), and no other.
+pub(crate) fn attach_networks(config: &mut Config) {
+    let joined = config
+        .services
+        .iter()
+        .any(|s| s.networks.iter().any(|n| n == MONITORING_NETWORK));
+    if joined && !config.networks.iter().any(|n| n.name == MONITORING_NETWORK) {
+        config.networks.push(NetworkSpec {
+            name: MONITORING_NETWORK.to_string(),
+            internal: false,
+        });
+    }
+    let scraped: Vec<Vec<String>> = config
+        .services
+        .iter()
+        .filter(|s| s.name != "prometheus" && scrape_path(s).is_some())
+        .map(|s| s.networks.clone())
+        .collect();
+    let Some(prometheus) = config.services.iter_mut().find(|s| {
+        s.name == "prometheus"
+            && s.preset == Some(PRESET_MONITORING)
+            && !s.attr_spans.contains_key("NETWORKS")
+    }) else {
+        return;
+    };
+    for networks in scraped {
+        let shared = networks.iter().any(|n| prometheus.networks.contains(n));
+        if let (false, Some(first)) = (shared, networks.first()) {
+            prometheus.networks.push(first.clone());
+        }
+    }
 }

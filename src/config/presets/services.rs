@@ -1,10 +1,17 @@
 //! The services of the multi-service presets: MONITORING and BACKUP.
 
-use super::{EnvSource, PresetService, When};
+use super::{EnvSource, PresetService, When, MONITORING_NETWORK};
 
-/// Prometheus, Alertmanager, Grafana, Loki + Promtail, node-exporter, cAdvisor and the
-/// exporters of the database presets. Their configuration files are rendered into the
-/// bundle by `render::monitoring`.
+/// Prometheus, Alertmanager, Grafana, Loki + Promtail, node-exporter, cAdvisor, the
+/// read-only Docker API filter in front of the socket (docker-proxy) and the exporters of
+/// the database presets. Their configuration files are rendered into the bundle by
+/// `render::monitoring`.
+///
+/// Networks (README "Monitoring, proven live"): everything but the exporters is on the
+/// preset's own `monitoring` network, which app containers are not on. Prometheus also
+/// joins the networks of the services it scrapes (`presets::attach_networks`), Grafana
+/// also joins `default` (the proxy reaches it there, and does not join `monitoring`). No
+/// service mounts the Docker socket but docker-proxy, which passes only reads.
 pub(super) const MONITORING_SERVICES: &[PresetService] = &[
     PresetService {
         name: "prometheus",
@@ -15,8 +22,10 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             (
                 "COMMAND",
                 "--config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus \
-                 --storage.tsdb.retention.time={MONITORING_RETENTION} --web.enable-lifecycle",
+                 --storage.tsdb.retention.time={MONITORING_RETENTION}",
             ),
+            // Plus the networks of the services it scrapes (`presets::attach_networks`).
+            ("NETWORKS", MONITORING_NETWORK),
             ("VOLUMES", "prometheus-data:/prometheus"),
             ("HEALTH", "/-/ready"),
             ("HEALTH_INTERVAL", "10s"),
@@ -49,6 +58,7 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             ("VOLUMES", "alertmanager-data:/alertmanager"),
             // The image's own user, said here so a secret file is readable by it (0444).
             ("USER", "nobody"),
+            ("NETWORKS", MONITORING_NETWORK),
             ("HEALTH", "/-/ready"),
             ("HEALTH_INTERVAL", "10s"),
             ("STRATEGY", "recreate"),
@@ -73,6 +83,8 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             ("PORT", "3000"),
             ("ROUTE", "{MONITORING_GRAFANA_ROUTE}"),
             ("VOLUMES", "grafana-data:/var/lib/grafana"),
+            // `default` first: the proxy reaches it there (and joins no `monitoring`).
+            ("NETWORKS", "default,monitoring"),
             ("HEALTH", "/api/health"),
             ("HEALTH_INTERVAL", "10s"),
             ("HEALTH_START_PERIOD", "30s"),
@@ -112,6 +124,7 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
                 "-config.file=/etc/loki/config.yml -config.expand-env=true",
             ),
             ("VOLUMES", "loki-data:/loki"),
+            ("NETWORKS", MONITORING_NETWORK),
             ("STRATEGY", "recreate"),
         ],
         env: &[(
@@ -127,11 +140,10 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
             ("IMAGE", "grafana/promtail:3.2.1"),
             ("PORT", "9080"),
             ("COMMAND", "-config.file=/etc/promtail/config.yml"),
-            (
-                "VOLUMES",
-                "promtail-data:/var/lib/promtail,/var/run/docker.sock:/var/run/docker.sock:ro",
-            ),
-            ("DEPENDS_ON", "loki"),
+            // The Docker API through docker-proxy (promtail.yml), not the socket.
+            ("VOLUMES", "promtail-data:/var/lib/promtail"),
+            ("NETWORKS", MONITORING_NETWORK),
+            ("DEPENDS_ON", "loki,docker-proxy"),
             ("STRATEGY", "recreate"),
         ],
         env: &[],
@@ -150,6 +162,7 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
                  '--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/docker/.+)($|/)'",
             ),
             ("VOLUMES", "/:/host:ro,metrics-textfile:/textfile:ro"),
+            ("NETWORKS", MONITORING_NETWORK),
             ("STRATEGY", "recreate"),
         ],
         env: &[],
@@ -161,15 +174,40 @@ pub(super) const MONITORING_SERVICES: &[PresetService] = &[
         attrs: &[
             ("IMAGE", "gcr.io/cadvisor/cadvisor:v0.49.1"),
             ("PORT", "8080"),
-            ("COMMAND", "--docker_only=true --housekeeping_interval=30s"),
+            // The Docker API through docker-proxy, not the socket (no /var/run mount).
+            (
+                "COMMAND",
+                "--docker_only=true --housekeeping_interval=30s --docker=tcp://docker-proxy:2375",
+            ),
             (
                 "VOLUMES",
-                "/:/rootfs:ro,/var/run:/var/run:ro,/sys:/sys:ro,/var/lib/docker:/var/lib/docker:ro",
+                "/:/rootfs:ro,/sys:/sys:ro,/var/lib/docker:/var/lib/docker:ro",
             ),
+            ("NETWORKS", MONITORING_NETWORK),
+            ("DEPENDS_ON", "docker-proxy"),
             ("STRATEGY", "recreate"),
         ],
         env: &[],
         mounts: &[],
+    },
+    // haproxy in front of the Docker socket: GET and HEAD on the few paths promtail's
+    // discovery and log reading and cAdvisor use, everything else 403 (docker-proxy.cfg).
+    // Root, as the socket's group differs per host; no PORT, so not scraped.
+    PresetService {
+        name: "docker-proxy",
+        when: When::Always,
+        attrs: &[
+            ("IMAGE", "haproxy:2.6"),
+            ("USER", "root"),
+            ("VOLUMES", "/var/run/docker.sock:/var/run/docker.sock:ro"),
+            ("NETWORKS", MONITORING_NETWORK),
+            ("STRATEGY", "recreate"),
+        ],
+        env: &[],
+        mounts: &[(
+            "docker-proxy/haproxy.cfg",
+            "/usr/local/etc/haproxy/haproxy.cfg",
+        )],
     },
     PresetService {
         name: "postgres-exporter",
