@@ -895,3 +895,41 @@ fn a_protected_environment_must_pass_the_audit_before_a_deploy() {
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("STACK_PROTECTED"), "{said}");
 }
+
+/// `--out` is checked before a dev project is loaded: a bad one exits 2 before the
+/// missing dev secrets are generated, so nothing is written.
+#[test]
+fn a_bad_out_exits_2_before_dev_secrets_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("stack.env"),
+        "STACK_PROJECT=shop\nSTACK_PROXY=none\nSTACK_SERVICES=api\nSTACK_SECRETS=API_TOKEN\n\
+         SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_API_TOKEN=${API_TOKEN}\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("a-file"), "not a folder\n").unwrap();
+    for out in ["a-file", "."] {
+        let output = stack()
+            .current_dir(dir.path())
+            .args(["build", "--out", out])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "--out {out}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            !dir.path().join("environments/dev/secrets.env").exists(),
+            "--out {out}: secrets were generated"
+        );
+    }
+    // A good `--out` generates them and builds.
+    stack()
+        .current_dir(dir.path())
+        .args(["build"])
+        .assert()
+        .success();
+    assert!(dir.path().join("environments/dev/secrets.env").exists());
+}

@@ -11,13 +11,24 @@ use crate::render;
 
 pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
     let env = context.env();
-    let loaded = context.load_with_secrets(&env)?;
-    let dir = loaded.config.project_dir.clone();
+    // `--out` is checked before the project is loaded: loading a dev project may write
+    // generated secrets, and a command that exits 2 writes nothing.
+    let dir = context.project_dir()?;
     let out = match &args.out {
         Some(out) => absolute(out)?,
         None => default_out(&dir, &env),
     };
     crate::fsio::check_out_dir(&out, &dir)?;
+    if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
+        return Err(crate::error::Diagnostic::new(format!(
+            "`{}` exists and is not a directory",
+            out.display()
+        ))
+        .hint("choose another `--out`")
+        .into());
+    }
+    let loaded = context.load_with_secrets(&env)?;
+    let dir = loaded.config.project_dir.clone();
     if let (Some(command), false) = (&loaded.config.hooks.pre_build, args.check) {
         let hook = super::Hook {
             name: "pre-build",
