@@ -700,6 +700,7 @@ impl Import<'_> {
             .filter(|(_, s)| has_health(s))
             .map(|(name, _)| self.names[name].clone())
             .collect();
+        port_clash(services)?;
         let mut out = Vec::new();
         for (input, node) in services {
             out.push(self.service(input, node, &caddy)?);
@@ -1462,6 +1463,24 @@ impl Import<'_> {
     /// every address in Compose; `PUBLISH` writes no address for that, so an empty one is
     /// dropped and a variable that may be empty adds its `:` only when set.
     fn empty_host(&mut self, input: &str, text: &str) -> String {
+        // The whole entry one variable with a default (`${EXPOSE_PORT-:2283:2283}`, as
+        // Immich ships it): the default is a port like any other.
+        if let [Piece::Var {
+            name,
+            rest: op,
+            braced: true,
+        }] = pieces(text).as_slice()
+        {
+            for sign in [":-", "-"] {
+                if let Some(default) = op.strip_prefix(sign) {
+                    let fixed = self.empty_host(input, default);
+                    if fixed != default {
+                        return format!("${{{name}{sign}{fixed}}}");
+                    }
+                    break;
+                }
+            }
+        }
         let parts = super::text::split_outside_vars(text, ':');
         let [ip, rest @ ..] = parts.as_slice() else {
             return text.to_string();
@@ -2751,6 +2770,45 @@ fn names_host(text: &str, host: &str) -> bool {
     false
 }
 
+/// Two services that publish the same literal host port (same address and protocol):
+/// Compose starts both and the second cannot bind it (`port is already allocated`), and
+/// stack refuses such a project. The import refuses it first, naming both, rather than
+/// silently dropping one.
+fn port_clash(services: &[(String, Node)]) -> Result<()> {
+    let mut seen: BTreeMap<(String, String, String), &str> = BTreeMap::new();
+    for (name, node) in services {
+        let Some(Node::Seq(ports)) = node.get("ports") else {
+            continue;
+        };
+        for port in ports {
+            let Some(text) = port.scalar() else { continue };
+            if text.contains('$') {
+                continue;
+            }
+            let (body, protocol) = text.split_once('/').unwrap_or((&text, "tcp"));
+            let parts: Vec<&str> = body.rsplitn(3, ':').collect();
+            let (host, ip) = match parts.as_slice() {
+                [_, host] => (*host, ""),
+                [_, host, ip] => (*host, *ip),
+                _ => continue,
+            };
+            if host.is_empty() || host.contains('-') {
+                continue;
+            }
+            let key = (ip.to_string(), host.to_string(), protocol.to_string());
+            if let Some(first) = seen.get(&key) {
+                return Err(Diagnostic::new(format!(
+                    "host port {host} is published by both `{first}` and `{name}`: Compose starts both and the second cannot bind it"
+                ))
+                .hint("give one of them another host port, or put one in a `profiles:` entry")
+                .into());
+            }
+            seen.insert(key, name);
+        }
+    }
+    Ok(())
+}
+
 /// Does the service publish a port on a fixed host port.
 fn publishes_fixed(service: &Node) -> bool {
     let Some(Node::Seq(ports)) = service.get("ports") else {
@@ -3079,6 +3137,44 @@ mod import_tests {
         );
         assert!(
             env.contains("SERVICE_KONG_PUBLISH=${KONG_BIND:+${KONG_BIND}:}8443:8443/tcp,80:80\n"),
+            "{env}"
+        );
+    }
+
+    #[test]
+    fn two_services_on_one_host_port_are_refused_naming_both() {
+        let Err(err) = try_run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  app:\n    image: x\n    ports: [\"9000:9000\"]\n  demo-app:\n    image: x\n    ports: [\"9000:9000\"]\n  other:\n    image: x\n    ports: [\"127.0.0.1:9000:9000\", \"9000:9000/udp\"]\n",
+            )],
+            false,
+            None,
+        )
+        else {
+            panic!("two services on host port 9000 were accepted");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("host port 9000 is published by both `app` and `demo-app`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_port_entry_that_is_one_variable_keeps_its_default_a_port() {
+        // Immich's `${EXPOSE_PORT-:2283:2283}`: unset, Compose publishes 2283 on every
+        // address; set, the variable's value is the whole entry.
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  immich-server:\n    image: x\n    ports:\n      - ${EXPOSE_PORT-:2283:2283}\n      - ${OTHER:-:80:80}\n      - ${PLAIN:-8080:8080}\n",
+            )],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        assert!(
+            env.contains("SERVICE_IMMICH_SERVER_PUBLISH=${EXPOSE_PORT-2283:2283},${OTHER:-80:80},${PLAIN:-8080:8080}\n"),
             "{env}"
         );
     }
