@@ -625,9 +625,9 @@ async fn start_again(
                 }
                 if Instant::now() >= deadline {
                     return Err(Error::No(format!(
-                        "{} is not ready {}s after the restore; see `stack logs {}`",
+                        "{} is not ready {} after the restore; see `stack logs {}`",
                         container.service,
-                        timeout.as_secs(),
+                        crate::config::values::compose_duration(timeout),
                         container.service
                     )));
                 }

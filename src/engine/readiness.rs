@@ -107,8 +107,8 @@ impl Converger {
                     service: service.name.clone(),
                     container: state.name.clone(),
                     reason: format!(
-                        "not ready after {}s (health: {})",
-                        self.timeout.as_secs(),
+                        "not ready after {} (health: {})",
+                        crate::config::values::compose_duration(self.timeout),
                         state.health
                     ),
                     health_log: last_probe.or(state.health_log.clone()),

@@ -26,7 +26,8 @@ pub fn unit(config: &Config) -> Result<String> {
         .iter()
         .filter_map(|s| s.options.stop_grace)
         .max()
-        .map_or(0, |grace| grace.as_secs());
+        // Whole seconds, rounded up (a 400ms grace is not 0 s).
+        .map_or(0, |grace| grace.as_secs() + u64::from(grace.subsec_nanos() > 0));
     let stop_timeout = longest_grace.max(60) + 30;
     render(
         config,
