@@ -187,7 +187,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub domain: Option<String>,
     /// Reverse proxy: caddy, nginx or none
-    #[arg(long)]
+    #[arg(long, value_parser = ["caddy", "nginx", "none"])]
     pub proxy: Option<String>,
     /// Image of the first service (checked as `SERVICE_<NAME>_IMAGE` is)
     #[arg(long)]

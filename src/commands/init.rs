@@ -248,13 +248,6 @@ fn validate(answers: &Answers) -> Result<()> {
                 .into(),
         );
     }
-    if !["caddy", "nginx", "none"].contains(&answers.proxy.as_str()) {
-        return Err(
-            Diagnostic::new(format!("invalid proxy `{}`", answers.proxy))
-                .hint("use caddy, nginx or none")
-                .into(),
-        );
-    }
     // The project file's own checks, so `init` never writes what `build` refuses.
     crate::config::check_image("--image", &answers.image)?;
     crate::config::check_port("--port", &answers.port)?;
