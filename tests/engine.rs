@@ -1792,3 +1792,142 @@ fn the_temporary_registry_prunes_tags_of_pruned_releases() {
     assert!(tags.contains("\"rel2\""), "{tags}");
     assert!(!tags.contains("\"rel1\""), "{tags}");
 }
+
+/// A live Compose deployment moves to stack: `docker-compose up -d` runs the project with
+/// data in a named volume; `stack import` + `stack start` replace Compose's containers
+/// with stack's, the named volume is the same volume (the data is still there), and
+/// `docker-compose ps` and `stack status` then describe the same containers.
+#[test]
+fn a_running_compose_project_is_adopted_with_its_volume() {
+    common::require_engine(&[BUSYBOX]);
+    common::require_tool("docker-compose");
+    // Compose names the project after its folder, and so does `stack import`.
+    let temp = tempfile::tempdir().unwrap();
+    let project = format!("tadopt{}", std::process::id());
+    let dir = temp.path().join(&project);
+    std::fs::create_dir(&dir).unwrap();
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            common::remove_project(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(project.clone());
+    std::fs::write(
+        dir.as_path().join("docker-compose.yml"),
+        format!(
+            "services:\n  web:\n    image: {BUSYBOX}\n    command: sh -c 'mkdir -p /www && \
+             cat /data/seed > /www/index.html; exec httpd -f -p 8080 -h /www'\n    \
+             volumes:\n      - data:/data\n    healthcheck:\n      test: [\"CMD\", \"test\", \
+             \"-s\", \"/www/index.html\"]\n      interval: 1s\nvolumes:\n  data:\n"
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = StdCommand::new("docker-compose")
+            .current_dir(dir.as_path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    // Compose's deployment, with data written into its named volume.
+    let volume = format!("{project}_data");
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("com.docker.compose.project={project}"),
+        "--label",
+        "com.docker.compose.volume=data",
+        &volume,
+    ]);
+    let seeded = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/data"),
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo kept-by-the-volume > /data/seed",
+    ]);
+    assert!(seeded.status.success(), "{}", text(&seeded.stderr));
+    compose(&["up", "-d"]);
+    let before = text(
+        &docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .stdout,
+    );
+    assert_eq!(before.lines().count(), 1, "compose's container: {before}");
+    let stack = |args: &[&str]| {
+        let out = Command::cargo_bin("stack")
+            .unwrap()
+            .current_dir(dir.as_path())
+            .env("NO_COLOR", "1")
+            .env("CI", "true")
+            .env_remove("STACK_ENV")
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stack {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    stack(&["import", "compose", "docker-compose.yml", "."]);
+    // The project keeps Compose's project name, so the volume is the same one.
+    let env = std::fs::read_to_string(dir.join("stack.env")).unwrap();
+    assert!(env.contains(&format!("STACK_PROJECT={project}\n")), "{env}");
+    stack(&["start"]);
+    let after = text(
+        &docker(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .stdout,
+    );
+    assert_eq!(after.lines().count(), 1, "{after}");
+    assert!(
+        !after.contains(before.trim()),
+        "compose's container was not replaced"
+    );
+    let web = text(
+        &docker(&[
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let served = text(&docker(&["exec", &web, "cat", "/www/index.html"]).stdout);
+    assert_eq!(
+        served.trim(),
+        "kept-by-the-volume",
+        "the data did not survive"
+    );
+    // Both tools see the same one container, running.
+    let listed = compose(&["ps"]);
+    assert!(listed.contains(&web) && listed.contains("Up"), "{listed}");
+    let status = stack(&["--json", "status"]);
+    assert!(status.contains(&web), "{status}");
+}

@@ -27,7 +27,9 @@ pub fn unit(config: &Config) -> Result<String> {
         .filter_map(|s| s.options.stop_grace)
         .max()
         // Whole seconds, rounded up (a 400ms grace is not 0 s).
-        .map_or(0, |grace| grace.as_secs() + u64::from(grace.subsec_nanos() > 0));
+        .map_or(0, |grace| {
+            grace.as_secs() + u64::from(grace.subsec_nanos() > 0)
+        });
     let stop_timeout = longest_grace.max(60) + 30;
     render(
         config,
