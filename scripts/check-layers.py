@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The layers of src/, lowest first, and the imports between them (`crate::X` in code
+outside test modules). A module may import its own layer and lower ones. The backward
+arrows the code still has are listed in KNOWN: a new one fails, and so does a listed one
+that is gone (delete it from the list, so the list only shrinks). Also: no command module
+imports another (`super::<command>` in src/commands/). Run by .ci/run."""
+
+import os
+import re
+import sys
+
+LAYERS = [
+    ["error"],
+    ["printer"],
+    ["project"],
+    ["config"],
+    ["model"],
+    ["render", "plan"],
+    ["fsio"],
+    ["engine", "audit", "import"],
+    ["deploy"],
+    ["commands"],
+    ["cli"],
+    ["lib", "main"],
+]
+
+# Backward arrows that exist today (issue "One definition for every fact", item 6).
+KNOWN = {
+    ("error", "printer"),
+    ("project", "fsio"),
+    ("config", "fsio"),
+    ("config", "model"),
+    ("config", "render"),
+    ("model", "fsio"),
+    ("model", "render"),
+    ("render", "fsio"),
+    ("commands", "cli"),
+}
+
+# Modules in src/commands/ that are shared helpers, not commands.
+SHARED = {"target"}
+
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def code(path):
+    text = open(path, encoding="utf-8").read()
+    cut = text.find("#[cfg(test)]")
+    return text if cut < 0 else text[:cut]
+
+
+def main():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    arrows = {}
+    commands = set()
+    problems = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if not name.endswith(".rs"):
+                continue
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            top = rel.split(os.sep)[0].removesuffix(".rs")
+            if top not in RANK:
+                problems.append(f"{rel}: module `{top}` is in no layer of scripts/check-layers.py")
+                continue
+            text = code(path)
+            for match in re.finditer(r"crate::(\w+)", text):
+                target = match.group(1)
+                if target != top and target in RANK:
+                    arrows.setdefault((top, target), rel)
+            if top == "commands" and name != "mod.rs" and name.removesuffix(".rs") not in SHARED:
+                commands.add(name.removesuffix(".rs"))
+    for (source, target), rel in sorted(arrows.items()):
+        if RANK[target] > RANK[source] and (source, target) not in KNOWN:
+            problems.append(f"{rel}: `{source}` imports `{target}`, a higher layer")
+    for source, target in sorted(KNOWN - set(arrows)):
+        problems.append(f"`{source}` no longer imports `{target}`: remove it from KNOWN")
+    commands_dir = os.path.join(root, "commands")
+    for name in sorted(commands):
+        text = code(os.path.join(commands_dir, name + ".rs"))
+        for match in re.finditer(r"super::(\w+)", text):
+            if match.group(1) in commands and match.group(1) != name:
+                problems.append(f"commands/{name}.rs imports the command `{match.group(1)}`")
+    for problem in problems:
+        print(f"check-layers: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print(f"check-layers: {len(arrows)} imports between layers, {len(KNOWN)} known backward")
+
+
+if __name__ == "__main__":
+    main()
