@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::text::{as_literal, literal_value, pieces, project_value, references, Piece};
+use super::text::{as_literal, pieces, references, Piece};
 use super::yaml::{Locator, Node};
 use super::{
     caddyfile, dotenv, input_error, is_key, is_reserved_key, is_secret_name, key_name, normalise,
@@ -16,6 +16,7 @@ use super::{
     PROJECT_FILE,
 };
 use crate::error::{Diagnostic, Result};
+use crate::project::writer;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ impl Service {
     }
 
     fn set(&mut self, attr: &str, value: &str) {
-        let line = format!("{}_{attr}={}", self.prefix(), project_value(value));
+        let line = format!("{}_{attr}={}", self.prefix(), writer::template(value));
         self.lines.push(line);
     }
 }
@@ -2491,7 +2492,7 @@ impl Import<'_> {
             if self.uses_proxy { "caddy" } else { "none" }
         ));
         if let Some(email) = self.tls_email.clone() {
-            text.push_str(&format!("STACK_TLS_EMAIL={}\n", project_value(&email)));
+            text.push_str(&format!("STACK_TLS_EMAIL={}\n", writer::template(&email)));
         }
         if let Some(networks) = networks {
             text.push_str(&format!("STACK_NETWORKS={networks}\n"));
@@ -2516,9 +2517,9 @@ impl Import<'_> {
             } else if is_secret_name(&key) {
                 // Left empty on purpose in `.env`: an empty value, not a secret.
                 self.secrets.remove(&key);
-                lines.push(format!("{key}={}", project_value(&value)));
+                lines.push(format!("{key}={}", writer::template(&value)));
             } else {
-                lines.push(format!("{key}={}", project_value(&value)));
+                lines.push(format!("{key}={}", writer::template(&value)));
             }
         }
         let unused: Vec<(String, usize)> = self
@@ -2602,9 +2603,9 @@ impl Import<'_> {
 fn secret_value(value: &str) -> String {
     // A value with `${` keeps its interpolation; anything else is literal.
     if value.contains("${") {
-        project_value(value)
+        writer::template(value)
     } else {
-        literal_value(value)
+        writer::literal(value)
     }
 }
 

@@ -16,13 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::text::{literal_value, project_value};
 use super::{
     dotenv, is_reserved_key, project_name, project_path, service_name, Finding, Imported, OutFile,
     Reader, PROJECT_FILE,
 };
 use crate::config::presets::{preset_keys, PRESETS};
 use crate::error::{Diagnostic, Result};
+use crate::project::writer;
 
 /// Presets nself switches on with `<NAME>_ENABLED` that stack has too.
 const PRESET_FLAGS: &[&str] = &[
@@ -321,7 +321,7 @@ impl Import<'_> {
     /// not carried (a finding says why) or has no line of its own.
     fn global(&mut self, file: &str, entry: &Entry) -> Option<String> {
         let key = entry.key.as_str();
-        let value = project_value(&entry.template);
+        let value = writer::template(&entry.template);
         match key {
             "PROJECT_NAME" => None,
             "BASE_DOMAIN" => Some(format!("STACK_DOMAIN={value}")),
@@ -444,12 +444,12 @@ impl Import<'_> {
         }
         let mut attrs = Vec::new();
         match field("IMAGE", usize::MAX) {
-            Some(image) => attrs.push(format!("IMAGE={}", project_value(&image))),
+            Some(image) => attrs.push(format!("IMAGE={}", writer::template(&image))),
             None => {
                 let folder = self.source.join("services").join(&input);
                 attrs.push(format!(
                     "BUILD={}",
-                    project_value(&project_path(self.project_dir, &folder))
+                    writer::template(&project_path(self.project_dir, &folder))
                 ));
                 if !self
                     .reader
@@ -463,7 +463,10 @@ impl Import<'_> {
         if let Some(port) = field("PORT", 2) {
             attrs.push(format!("PORT={port}"));
             if let Some(route) = field("ROUTE", 3) {
-                attrs.push(format!("ROUTE={}.${{STACK_DOMAIN}}", project_value(&route)));
+                attrs.push(format!(
+                    "ROUTE={}.${{STACK_DOMAIN}}",
+                    writer::template(&route)
+                ));
             }
         }
         attrs.push("DEPENDS_ON=postgres".into());
@@ -509,7 +512,7 @@ impl Import<'_> {
             name,
             vec![
                 format!("UPSTREAM=localhost:{port}"),
-                format!("ROUTE={}.${{STACK_DOMAIN}}", project_value(&route)),
+                format!("ROUTE={}.${{STACK_DOMAIN}}", writer::template(&route)),
                 "FRONTEND=true".into(),
             ],
         ))
@@ -560,7 +563,7 @@ impl Import<'_> {
                     continue;
                 }
             };
-            out.push_str(&format!("{target}={}\n", literal_value(&text)));
+            out.push_str(&format!("{target}={}\n", writer::literal(&text)));
         }
         Ok(Some(out))
     }
@@ -588,8 +591,8 @@ fn numbered(key: &str, prefix: &str) -> Option<(u32, String)> {
 
 fn secret_value(template: &str) -> String {
     match super::text::as_literal(template) {
-        Some(literal) => literal_value(&literal),
-        None => project_value(template),
+        Some(literal) => writer::literal(&literal),
+        None => writer::template(template),
     }
 }
 

@@ -1,55 +1,6 @@
-//! Text of the written files: values quoted for `stack.env` and `secrets.env`, and the
+//! Text of the written files (values are quoted by `crate::project::writer`), and the
 //! Compose interpolation (`$VAR`, `${VAR:-default}`, `$$`) scanned so that names can be
 //! listed and rewritten without changing anything else.
-
-/// A value for `stack.env` that keeps its interpolation: bare when that reads back the
-/// same, else double-quoted (`\\`, `"` and line breaks escaped; `$` kept).
-pub fn project_value(value: &str) -> String {
-    let bare = !value.is_empty()
-        && value.trim() == value
-        && !value.contains(" #")
-        && !value.starts_with('#')
-        && !value.contains(['"', '\'', '\\'])
-        && !value.chars().any(char::is_control);
-    if bare {
-        return value.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A literal value (no interpolation) for `secrets.env` or `stack.env`: single-quoted
-/// when it can be, else double-quoted with every `$` escaped.
-pub fn literal_value(value: &str) -> String {
-    if !value.contains(['\'', '\n', '\r']) && !value.chars().any(char::is_control) {
-        return format!("'{value}'");
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' => out.push_str("\\$"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// A piece of an interpolated Compose string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +194,7 @@ pub fn as_literal(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::writer;
 
     #[test]
     fn pieces_and_references() {
@@ -268,12 +220,12 @@ mod tests {
 
     #[test]
     fn values_read_back() {
-        assert_eq!(project_value("postgres:16"), "postgres:16");
-        assert_eq!(project_value("a b"), "a b");
-        assert_eq!(project_value(" a"), "\" a\"");
-        assert_eq!(project_value("say \"hi\" #x"), "\"say \\\"hi\\\" #x\"");
-        assert_eq!(project_value(""), "\"\"");
-        assert_eq!(literal_value("p$ss"), "'p$ss'");
-        assert_eq!(literal_value("it's$"), "\"it's\\$\"");
+        assert_eq!(writer::template("postgres:16"), "postgres:16");
+        assert_eq!(writer::template("a b"), "a b");
+        assert_eq!(writer::template(" a"), "\" a\"");
+        assert_eq!(writer::template("say \"hi\" #x"), "\"say \\\"hi\\\" #x\"");
+        assert_eq!(writer::template(""), "\"\"");
+        assert_eq!(writer::literal("p$ss"), "'p$ss'");
+        assert_eq!(writer::literal("it's$"), "\"it's\\$\"");
     }
 }

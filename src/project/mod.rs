@@ -7,6 +7,7 @@
 pub mod command;
 pub mod interpolate;
 pub mod syntax;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -202,6 +202,25 @@ fn deep_nesting_is_bounded() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
+    /// The writer's literal form of any value (every printable character, line breaks,
+    /// tabs, `$`, `${…}`, quotes, backslashes) reads back exactly, interpolation and all.
+    #[test]
+    fn the_writer_s_literal_reads_back_exactly(value in "(\\PC|[\n\r\t$'\"\\\\{}])*") {
+        let text = format!("K={}\n", super::writer::literal(&value));
+        prop_assert_eq!(&values(&text)["K"], &value, "written as {}", text);
+    }
+
+    /// A template (interpolation kept) with no `$` reads back exactly too, and one whose
+    /// variables are set reads back with them substituted.
+    #[test]
+    fn the_writer_s_template_reads_back(value in "(\\PC|[\n\r\t'\"\\\\])*") {
+        let value: String = value.chars().filter(|c| *c != '$').collect();
+        let text = format!("K={}\n", super::writer::template(&value));
+        prop_assert_eq!(&values(&text)["K"], &value, "written as {}", text);
+        let text = format!("V=x\nK={}\n", super::writer::template(&format!("{value}${{V}}")));
+        prop_assert_eq!(&values(&text)["K"], &format!("{value}x"), "written as {}", text);
+    }
+
     /// Any bytes: an answer, never a panic.
     #[test]
     fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
