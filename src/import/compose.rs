@@ -2290,8 +2290,20 @@ impl Import<'_> {
                     .collect(),
                 _ => Vec::new(),
             };
-            if !items.is_empty() {
-                service.set("EXTRA_HOSTS", &items.join(","));
+            let mut trimmed = Vec::new();
+            for item in items {
+                let (entry, changed) = trim_host_entry(&item);
+                if changed {
+                    self.note(
+                        Some(&input),
+                        "extra_hosts",
+                        format!("`{item}`: the spaces around the host and address are dropped (`{entry}`); the engine ignores them"),
+                    );
+                }
+                trimmed.push(entry);
+            }
+            if !trimmed.is_empty() {
+                service.set("EXTRA_HOSTS", &trimmed.join(","));
             }
         }
         if node.get("expose").is_some() {
@@ -2328,11 +2340,31 @@ impl Import<'_> {
         }
     }
 
+    /// The network a service's `networks` entry names: a `${VAR:-default}` entry is the
+    /// `.env` value of VAR, or its default.
+    fn chosen_network(&self, name: &str) -> String {
+        let Some(inner) = name.strip_prefix("${").and_then(|n| n.strip_suffix('}')) else {
+            return name.to_string();
+        };
+        let (var, default) = match inner.split_once(":-").or_else(|| inner.split_once('-')) {
+            Some((var, default)) => (var, default),
+            None => (inner, ""),
+        };
+        match self.dotenv.get(var) {
+            Some((value, _)) => value.clone(),
+            None => default.to_string(),
+        }
+    }
+
     /// `STACK_NETWORKS` from the top-level `networks`.
     fn networks(&mut self, doc: &Node) -> Option<String> {
         let Some(Node::Map(networks)) = doc.get("networks") else {
             return None;
         };
+        let joined: std::collections::BTreeSet<String> = joined_networks(doc)
+            .into_iter()
+            .map(|name| self.chosen_network(&name))
+            .collect();
         let mut out = Vec::new();
         for (name, options) in networks {
             let mut internal = false;
@@ -2348,6 +2380,13 @@ impl Import<'_> {
                         ),
                     }
                 }
+            }
+            if name != "default" && !joined.contains(name) {
+                self.finding(
+                    None,
+                    &format!("networks.{name}"),
+                    "no service joins it as written (a variable choosing it is resolved when stack builds); stack declares only the networks its services join",
+                );
             }
             if name == "default" {
                 if internal {
@@ -2935,6 +2974,35 @@ fn gpus(devices: &Node) -> Option<String> {
 }
 
 /// A Compose size (`512m`, `1g`, `1073741824`, `256M`) in whole MiB.
+/// The network names services join literally (`networks:` as a list or a map's keys);
+/// a service without `networks` joins `default`.
+fn joined_networks(doc: &Node) -> std::collections::BTreeSet<String> {
+    let mut joined = std::collections::BTreeSet::new();
+    if let Some(Node::Map(services)) = doc.get("services") {
+        for (_, service) in services {
+            match service.get("networks") {
+                Some(Node::Seq(items)) => joined.extend(items.iter().filter_map(Node::scalar)),
+                Some(Node::Map(entries)) => joined.extend(entries.iter().map(|(n, _)| n.clone())),
+                _ => {
+                    joined.insert("default".to_string());
+                }
+            }
+        }
+    }
+    joined
+}
+
+/// An `extra_hosts` entry without the spaces around its host and address (the engine
+/// ignores them), and whether there were any.
+fn trim_host_entry(entry: &str) -> (String, bool) {
+    let trimmed = match entry.split_once(':') {
+        Some((host, ip)) => format!("{}:{}", host.trim(), ip.trim()),
+        None => entry.trim().to_string(),
+    };
+    let changed = trimmed != entry;
+    (trimmed, changed)
+}
+
 fn megabytes(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let text = text.strip_suffix('b').unwrap_or(&text);
@@ -3359,5 +3427,58 @@ mod import_tests {
             .findings
             .iter()
             .any(|f| f.key == "environment.MISSING" && f.not_carried));
+    }
+
+    #[test]
+    fn extra_hosts_spaces_are_dropped_with_a_note() {
+        // Invoice Ninja ships `"in5.localhost:192.168.0.124 "` (a trailing space).
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  web:\n    image: nginx\n    extra_hosts:\n      - \"in5.localhost:192.168.0.124 \"\n      - \"db.local:10.0.0.2\"\n",
+            )],
+            false,
+        );
+        let env = file(&imported, PROJECT_FILE);
+        assert!(
+            env.contains("SERVICE_WEB_EXTRA_HOSTS=in5.localhost:192.168.0.124,db.local:10.0.0.2\n"),
+            "{env}"
+        );
+        let notes: Vec<_> = imported
+            .findings
+            .iter()
+            .filter(|f| f.key == "extra_hosts")
+            .collect();
+        assert_eq!(notes.len(), 1, "{:?}", imported.findings);
+        assert!(!notes[0].not_carried);
+        assert!(notes[0].reason.contains("`in5.localhost:192.168.0.124 `"));
+    }
+
+    #[test]
+    fn a_network_no_service_joins_is_listed_as_not_carried() {
+        // SonarQube's example declares `ipv4` and `dual`; services join
+        // `${NETWORK_TYPE:-ipv4}`, so `dual` is declared but not joined.
+        let compose = "services:\n  web:\n    image: nginx\n    networks:\n      - ${NETWORK_TYPE:-ipv4}\n  db:\n    image: postgres\n    networks: [back]\nnetworks:\n  ipv4:\n  dual:\n  back:\n";
+        let imported = run(&[("docker-compose.yml", compose)], false);
+        let unused: Vec<&str> = imported
+            .not_carried()
+            .filter(|f| f.key.starts_with("networks."))
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(unused, ["networks.dual"], "{:?}", imported.findings);
+        // With `.env` choosing `dual`, it is `ipv4` that no service joins.
+        let imported = run(
+            &[
+                ("docker-compose.yml", compose),
+                (".env", "NETWORK_TYPE=dual\n"),
+            ],
+            false,
+        );
+        let unused: Vec<&str> = imported
+            .not_carried()
+            .filter(|f| f.key.starts_with("networks."))
+            .map(|f| f.key.as_str())
+            .collect();
+        assert_eq!(unused, ["networks.ipv4"], "{:?}", imported.findings);
     }
 }
