@@ -1826,6 +1826,9 @@ fn completed_dependency_runs_to_completion_first() {
         at(&migrate, "FinishedAt") <= at(&p.container("app"), "StartedAt"),
         "app started before migrate finished"
     );
+    // `health` counts the job that exited with code 0 as ready.
+    let health = p.stack(&["health"]);
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
 
     // A job that completed in this version is not run again.
     let started = at(&migrate, "StartedAt");
