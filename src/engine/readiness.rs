@@ -108,11 +108,15 @@ impl Converger {
                 return Err(NotReady {
                     service: service.name.clone(),
                     container: state.name.clone(),
-                    reason: format!(
-                        "not ready after {}s (health: {})",
-                        self.timeout.as_secs(),
-                        state.health
-                    ),
+                    reason: if service.job {
+                        format!("still running after {}s", self.timeout.as_secs())
+                    } else {
+                        format!(
+                            "not ready after {}s (health: {})",
+                            self.timeout.as_secs(),
+                            state.health
+                        )
+                    },
                     health_log: last_probe.or(state.health_log.clone()),
                 });
             }
@@ -136,7 +140,7 @@ impl Converger {
         let mut text = if job {
             format!(
                 "service `{}` did not complete (it is a job that others wait for with `:completed`): {}\n",
-                not_ready.service, not_ready.reason.replace("not ready after", "not completed after")
+                not_ready.service, not_ready.reason
             )
         } else {
             format!(
