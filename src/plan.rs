@@ -19,6 +19,8 @@ pub struct ObservedContainer {
     pub running: bool,
     /// Docker's health check says unhealthy.
     pub unhealthy: bool,
+    /// It exited with code 0 (what a job's container does).
+    pub completed: bool,
     /// The image ID the container runs.
     pub image_id: String,
 }
@@ -181,7 +183,10 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
     for slot in 0..service.replicas as usize {
         match mine.get(slot) {
             Some(container) if current(container) => {
-                if !container.running {
+                // A job that completed in this version is done: it is not run again
+                // until its version changes (one that failed is run again).
+                let done = service.job && container.completed;
+                if !container.running && !done {
                     actions.push(Action::Start {
                         service: service.name.clone(),
                         container: container.name.clone(),
@@ -261,8 +266,10 @@ mod tests {
                 .map(|d| crate::model::Dependency {
                     service: d.to_string(),
                     healthy: false,
+                    completed: false,
                 })
                 .collect(),
+            job: false,
             labels: Default::default(),
             extra_hosts: vec![],
             options: Default::default(),
@@ -283,6 +290,7 @@ mod tests {
             digest: digest.into(),
             running,
             unhealthy: false,
+            completed: false,
             image_id: "sha256:x".into(),
         }
     }
@@ -319,6 +327,46 @@ mod tests {
                 "db: create container 1",
                 "api: create container 1"
             ]
+        );
+    }
+
+    #[test]
+    fn a_completed_job_is_not_run_again_until_its_version_changes() {
+        let mut job = service("migrate", 1, Strategy::Recreate, &[]);
+        job.job = true;
+        let observed = |digest: &str, completed: bool| Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![ObservedContainer {
+                completed,
+                ..container("migrate", 1, digest, false)
+            }],
+            images: Default::default(),
+        };
+        let d = desired(vec![job.clone()]);
+        let text = |o: &Observed| -> Vec<String> {
+            plan(&d, o, &[]).iter().map(|a| a.to_string()).collect()
+        };
+        assert!(text(&observed("migrate-v2", true)).is_empty());
+        // Failed last time: run again.
+        assert_eq!(
+            text(&observed("migrate-v2", false)),
+            ["migrate: start `p-migrate-1`"]
+        );
+        // A new version: recreated, so run again.
+        assert_eq!(
+            text(&observed("migrate-v1", true)),
+            ["migrate: replace `p-migrate-1` (recreate)"]
+        );
+        // A service that is not a job is started again when it exited.
+        job.job = false;
+        let d = desired(vec![job]);
+        assert_eq!(
+            plan(&d, &observed("migrate-v2", true), &[])
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            ["migrate: start `p-migrate-1`"]
         );
     }
 

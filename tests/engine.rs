@@ -1931,3 +1931,57 @@ fn a_running_compose_project_is_adopted_with_its_volume() {
     let status = stack(&["--json", "status"]);
     assert!(status.contains(&web), "{status}");
 }
+
+/// `migrate` runs to completion on a named volume before `app` starts (`app` exits at
+/// once when the file is missing); a second start does not run it again; a job that
+/// exits 3 fails the start with exit 1, naming it, its exit code and its log.
+#[test]
+fn completed_dependency_runs_to_completion_first() {
+    let job = |command: &str| {
+        format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=app,migrate\n\
+             SERVICE_MIGRATE_IMAGE={BUSYBOX}\n\
+             SERVICE_MIGRATE_COMMAND=sh -c '{command}'\n\
+             SERVICE_MIGRATE_VOLUMES=data:/data\nSERVICE_MIGRATE_RESTART=no\n\
+             SERVICE_APP_IMAGE={BUSYBOX}\n\
+             SERVICE_APP_COMMAND=sh -c 'test -f /data/ok && exec {HTTPD}'\n\
+             SERVICE_APP_VOLUMES=data:/data\n\
+             SERVICE_APP_DEPENDS_ON=migrate:completed\n"
+        )
+    };
+    let p = Project::new("job", &job("sleep 1; echo done > /data/ok"));
+    p.ok(&["start"]);
+    let migrate = p.container("migrate");
+    assert_eq!(inspect(&migrate, "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&migrate, "{{.State.ExitCode}}"), "0");
+    assert_eq!(inspect(&p.container("app"), "{{.State.Status}}"), "running");
+    let at = |c: &str, field: &str| {
+        let at = inspect(c, &format!("{{{{.State.{field}}}}}"));
+        let at = at.trim_end_matches('Z').to_string();
+        let (whole, fraction) = at.split_once('.').unwrap_or((&at, ""));
+        format!("{whole}.{fraction:0<9}")
+    };
+    assert!(
+        at(&migrate, "FinishedAt") <= at(&p.container("app"), "StartedAt"),
+        "app started before migrate finished"
+    );
+    // `health` counts the job that exited with code 0 as ready.
+    let health = p.stack(&["health"]);
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health.stderr));
+
+    // A job that completed in this version is not run again.
+    let started = at(&migrate, "StartedAt");
+    let out = p.ok(&["start"]);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("0 change"), "second start:\n{all}");
+    assert_eq!(at(&migrate, "StartedAt"), started, "migrate ran again");
+
+    // A new version of the job that exits 3: the start fails naming it.
+    p.write(&job("echo migration broke; exit 3"));
+    let out = p.stack(&["start"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("`migrate`"), "stderr:\n{stderr}");
+    assert!(stderr.contains("code 3"), "stderr:\n{stderr}");
+    assert!(stderr.contains("migration broke"), "stderr:\n{stderr}");
+}

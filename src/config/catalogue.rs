@@ -290,7 +290,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["DEPENDS_ON"],
-        meaning: r##"services that must be ready first"##,
+        meaning: r##"services that must be ready first; `name:completed`: a job (one replica, `RESTART=no`) that must exit with code 0 first (not on swarm)"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: false,

@@ -1,6 +1,6 @@
 //! The typed, validated configuration: what every later stage consumes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -214,6 +214,9 @@ pub struct Service {
     /// `/metrics`, the project's own not at all).
     pub metrics: Option<Metrics>,
     pub depends_on: Vec<String>,
+    /// The dependencies written `name:completed`: waited for until they exit with code 0
+    /// (Compose's `service_completed_successfully`), not until they are ready.
+    pub depends_completed: BTreeSet<String>,
     pub env: BTreeMap<String, EnvValue>,
     pub volumes: Vec<Mount>,
     pub memory_mb: Option<u64>,

@@ -865,3 +865,104 @@ fn a_key_only_the_shorter_service_name_reads_says_so() {
     assert!(hint.contains("the variable `MODE`"), "{hint}");
     assert!(hint.contains("of service `web`"), "{hint}");
 }
+
+const JOB: &str = "STACK_PROJECT=app\nSTACK_SERVICES=app,migrate\n\
+     SERVICE_APP_IMAGE=app:1\nSERVICE_MIGRATE_IMAGE=app:1\n";
+
+#[test]
+fn depends_on_completed_marks_a_job() {
+    let loaded = load_text(
+        &format!("{JOB}SERVICE_MIGRATE_RESTART=no\nSERVICE_APP_DEPENDS_ON=migrate:completed\n"),
+        "dev",
+    )
+    .unwrap();
+    let app = &loaded.config.services[0];
+    assert_eq!(app.depends_on, vec!["migrate".to_string()]);
+    assert!(app.depends_completed.contains("migrate"));
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let migrate = desired.service("migrate").unwrap();
+    assert!(migrate.job);
+    assert_eq!(migrate.readiness(), crate::model::Readiness::Completed);
+    let dependency = &desired.service("app").unwrap().depends_on[0];
+    assert!(dependency.completed && !desired.service("app").unwrap().job);
+}
+
+#[test]
+fn depends_on_unknown_condition_names_the_line() {
+    let errors = diagnostics(load_text(
+        &format!("{JOB}SERVICE_MIGRATE_RESTART=no\nSERVICE_APP_DEPENDS_ON=migrate:healthy\n"),
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| d.message.contains("unknown condition `healthy`"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(error.span.as_ref().expect("a location").line, 6);
+    assert!(error.hint.as_deref().unwrap().contains("migrate:completed"));
+}
+
+#[test]
+fn completed_dependency_must_not_restart() {
+    let errors = diagnostics(load_text(
+        &format!("{JOB}SERVICE_APP_DEPENDS_ON=migrate:completed\n"),
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| {
+            d.message
+                .contains("service `migrate` restarts (`unless-stopped`)")
+        })
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert!(error
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("SERVICE_MIGRATE_RESTART=no"));
+}
+
+#[test]
+fn completed_dependency_has_one_replica() {
+    let errors = diagnostics(load_text(
+        &format!(
+            "{JOB}SERVICE_MIGRATE_RESTART=no\nSERVICE_MIGRATE_REPLICAS=2\nSERVICE_APP_DEPENDS_ON=migrate:completed\n"
+        ),
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| d.message.contains("service `migrate` has 2 replicas"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(error.span.as_ref().expect("a location").line, 6);
+}
+
+#[test]
+fn completed_dependency_is_waited_for_one_way() {
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=app\nSTACK_SERVICES=app,web,migrate\nSERVICE_APP_IMAGE=app:1\n\
+         SERVICE_WEB_IMAGE=app:1\nSERVICE_MIGRATE_IMAGE=app:1\nSERVICE_MIGRATE_RESTART=no\n\
+         SERVICE_APP_DEPENDS_ON=migrate:completed\nSERVICE_WEB_DEPENDS_ON=migrate\n",
+        "dev",
+    ));
+    assert!(
+        errors.iter().any(|d| d.message.contains(
+            "`app` waits for `migrate` to complete, but `web` wait(s) for it to be ready"
+        )),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn completed_dependency_is_refused_on_swarm() {
+    let errors = diagnostics(load_text(
+        &format!(
+            "STACK_TARGET=swarm\n{JOB}SERVICE_MIGRATE_RESTART=no\nSERVICE_APP_DEPENDS_ON=migrate:completed\n"
+        ),
+        "dev",
+    ));
+    let error = errors
+        .iter()
+        .find(|d| d.message.contains("which stack cannot do on swarm"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(error.span.as_ref().expect("a location").line, 7);
+}

@@ -192,7 +192,12 @@ impl Engine {
                 running: summary.state.map(|s| s.to_string()).as_deref() == Some("running"),
                 unhealthy: summary
                     .status
+                    .as_ref()
                     .is_some_and(|status| status.contains("(unhealthy)")),
+                completed: summary
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| status.starts_with("Exited (0)")),
                 image_id: summary.image_id.unwrap_or_default(),
             });
         }

@@ -49,12 +49,14 @@ impl Converger {
         {
             if let Err(not_ready) = result {
                 let report = self.failure(not_ready, &container.id).await;
-                self.progress.fail(&service.name, "not ready");
+                let word = if service.job { "failed" } else { "not ready" };
+                self.progress.fail(&service.name, word);
                 return Err(Error::No(report));
             }
         }
         let word = match service.readiness() {
             Readiness::Running => "running",
+            Readiness::Completed => "completed",
             _ => "healthy",
         };
         self.progress.done(&service.name, word);
@@ -106,11 +108,18 @@ impl Converger {
                 return Err(NotReady {
                     service: service.name.clone(),
                     container: state.name.clone(),
-                    reason: format!(
-                        "not ready after {} (health: {})",
-                        crate::config::values::compose_duration(self.timeout),
-                        state.health
-                    ),
+                    reason: if service.job {
+                        format!(
+                            "still running after {}",
+                            crate::config::values::compose_duration(self.timeout)
+                        )
+                    } else {
+                        format!(
+                            "not ready after {} (health: {})",
+                            crate::config::values::compose_duration(self.timeout),
+                            state.health
+                        )
+                    },
                     health_log: last_probe.or(state.health_log.clone()),
                 });
             }
@@ -127,10 +136,21 @@ impl Converger {
 
     /// The error text for a container that is not ready: reason, health output, log tail.
     pub(super) async fn failure(&self, not_ready: NotReady, id: &str) -> String {
-        let mut text = format!(
-            "service `{}` is not ready: {}\n",
-            not_ready.service, not_ready.reason
-        );
+        let job = self
+            .desired
+            .service(&not_ready.service)
+            .is_some_and(|s| s.job);
+        let mut text = if job {
+            format!(
+                "service `{}` did not complete (it is a job that others wait for with `:completed`): {}\n",
+                not_ready.service, not_ready.reason
+            )
+        } else {
+            format!(
+                "service `{}` is not ready: {}\n",
+                not_ready.service, not_ready.reason
+            )
+        };
         text.push_str(&format!("  container: {}\n", not_ready.container));
         if let Some(log) = not_ready.health_log {
             text.push_str(&format!("  last health check: {log}\n"));
@@ -172,6 +192,7 @@ async fn probe(
 fn waiting_text(readiness: &Readiness) -> &'static str {
     match readiness {
         Readiness::Running => "waiting until running",
+        Readiness::Completed => "waiting until it completes",
         _ => "waiting until healthy",
     }
 }
@@ -183,6 +204,16 @@ async fn ready(
     readiness: &Readiness,
     client: Option<&reqwest::Client>,
 ) -> std::result::Result<bool, String> {
+    if *readiness == Readiness::Completed {
+        return match (state.state.as_str(), state.exit_code) {
+            ("exited", Some(0)) => Ok(true),
+            ("exited" | "dead", code) => Err(format!(
+                "its container exited with code {}",
+                code.unwrap_or(-1)
+            )),
+            _ => Ok(false),
+        };
+    }
     match state.state.as_str() {
         "exited" | "dead" => {
             return Err(format!(
@@ -200,6 +231,7 @@ async fn ready(
             Err("its health check failed".into())
         }
         Readiness::Docker => Ok(false),
+        Readiness::Completed => Ok(false),
         Readiness::Http { port, path } => {
             let (Some(ip), Some(client)) = (&state.ip, client) else {
                 return Ok(false);

@@ -180,6 +180,9 @@ struct Import<'a> {
     names: BTreeMap<String, String>,
     /// Services with a health check in the project.
     healthy: BTreeSet<String>,
+    /// Jobs: services another waits for with `service_completed_successfully` (project
+    /// names), carried as `name:completed` with one replica and `RESTART=no`.
+    jobs: BTreeSet<String>,
     /// Top-level secrets: name → (secret key, written?).
     file_secrets: BTreeMap<String, String>,
     uses_proxy: bool,
@@ -232,6 +235,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         renamed_vars: BTreeMap::new(),
         names: BTreeMap::new(),
         healthy: BTreeSet::new(),
+        jobs: BTreeSet::new(),
         file_secrets: BTreeMap::new(),
         uses_proxy: options.routes,
         tls_email: None,
@@ -700,6 +704,19 @@ impl Import<'_> {
             .iter()
             .filter(|(_, s)| has_health(s))
             .map(|(name, _)| self.names[name].clone())
+            .collect();
+        self.jobs = services
+            .iter()
+            .filter_map(|(_, s)| match s.get("depends_on") {
+                Some(Node::Map(entries)) => Some(entries),
+                _ => None,
+            })
+            .flatten()
+            .filter(|(_, options)| {
+                options.get("condition").and_then(Node::scalar).as_deref()
+                    == Some("service_completed_successfully")
+            })
+            .filter_map(|(name, _)| self.names.get(name).cloned())
             .collect();
         port_clash(services)?;
         let mut out = Vec::new();
@@ -2036,12 +2053,17 @@ impl Import<'_> {
                 &format!("depends_on.{name}"),
                 format!("stack waits until `{target}` is healthy, not only started (its `DEPENDS_ON` means ready)"),
             ),
-            "service_completed_successfully" => self.finding(
-                Some(input),
-                &format!("depends_on.{name}"),
-                "stack waits for a dependency to be ready, not to exit: a one-off job is not carried as one",
-            ),
             _ => {}
+        }
+        if self.jobs.contains(&target) {
+            if condition != "service_completed_successfully" {
+                self.note(
+                    Some(input),
+                    &format!("depends_on.{name}"),
+                    format!("another service waits for `{target}` to complete: stack waits one way for a job, so this one waits until it exited with code 0 too (`{target}:completed`)"),
+                );
+            }
+            return Some(format!("{target}:completed"));
         }
         Some(target)
     }
@@ -2088,6 +2110,15 @@ impl Import<'_> {
                 },
             },
         };
+        if self.jobs.contains(&service.name) && value != "no" {
+            self.finding(
+                Some(&input),
+                "restart",
+                format!("`{value}` on a job that another service waits for with `service_completed_successfully`: stack runs a job once (`RESTART=no`)"),
+            );
+            service.set("RESTART", "no");
+            return;
+        }
         service.set("RESTART", &value);
     }
 
@@ -2154,7 +2185,13 @@ impl Import<'_> {
             }
         }
         if let Some(replicas) = replicas.filter(|r| r != "1") {
-            if publishes_fixed(node) && !self.options.routes {
+            if self.jobs.contains(&service.name) {
+                self.finding(
+                    Some(&input),
+                    "deploy.replicas",
+                    format!("{replicas} replicas of a job that another service waits for with `service_completed_successfully`: stack runs a job once, one is imported"),
+                );
+            } else if publishes_fixed(node) && !self.options.routes {
                 self.finding(
                     Some(&input),
                     "deploy.replicas",
@@ -3287,6 +3324,42 @@ mod import_tests {
             .findings
             .iter()
             .any(|f| f.key == "DB_PASSWORD" && f.reason.contains("as in Compose it is empty")));
+    }
+
+    #[test]
+    fn completed_successfully_is_a_job() {
+        let imported = run(
+            &[(
+                "docker-compose.yml",
+                "services:\n  init:\n    image: x\n    command: migrate\n  seed:\n    image: x\n    restart: unless-stopped\n    scale: 2\n  app:\n    image: x\n    restart: always\n    depends_on:\n      init:\n        condition: service_completed_successfully\n      seed:\n        condition: service_completed_successfully\n  web:\n    image: x\n    depends_on: [init]\n",
+            )],
+            false,
+        );
+        let env = file(&imported, "stack.env");
+        for line in [
+            "SERVICE_APP_DEPENDS_ON=init:completed,seed:completed\n",
+            "SERVICE_WEB_DEPENDS_ON=init:completed\n",
+            "SERVICE_INIT_RESTART=no\n",
+            "SERVICE_SEED_RESTART=no\n",
+            "SERVICE_APP_RESTART=always\n",
+        ] {
+            assert!(env.contains(line), "{line} in\n{env}");
+        }
+        assert!(!env.contains("SERVICE_SEED_REPLICAS"), "{env}");
+        let finding = |service: &str, key: &str| {
+            imported
+                .findings
+                .iter()
+                .find(|f| f.service.as_deref() == Some(service) && f.key == key)
+                .unwrap_or_else(|| panic!("{service} {key}: {:?}", imported.findings))
+        };
+        assert!(finding("seed", "restart").not_carried);
+        assert!(finding("seed", "deploy.replicas").not_carried);
+        assert!(!finding("web", "depends_on.init").not_carried);
+        assert!(!imported
+            .findings
+            .iter()
+            .any(|f| f.reason.contains("one-off job is not carried")));
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         .iter()
         .map(|dependency| Dependency {
             service: dependency.clone(),
+            completed: service.depends_completed.contains(dependency),
             healthy: config
                 .services
                 .iter()
@@ -214,6 +215,10 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         replicas: service.replicas,
         strategy: service.strategy,
         depends_on,
+        job: config
+            .services
+            .iter()
+            .any(|s| s.depends_completed.contains(&service.name)),
         labels,
         extra_hosts: service.extra_hosts.clone(),
         networks: service.networks.clone(),
@@ -363,6 +368,7 @@ fn proxy(config: &Config) -> DesiredService {
         replicas: 1,
         strategy: Strategy::Recreate,
         depends_on: Vec::new(),
+        job: false,
         labels: labels(config, PROXY_SERVICE, Strategy::Recreate),
         extra_hosts,
         networks: proxy_networks(config),

@@ -157,6 +157,11 @@ pub struct DesiredService {
     pub replicas: u32,
     pub strategy: Strategy,
     pub depends_on: Vec<Dependency>,
+    /// A job: another service depends on it with `:completed`, so it runs to completion
+    /// (exit code 0) instead of staying up. Left out of the JSON when false, so digests of
+    /// other services stay.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub job: bool,
     /// The project's `LABELS`, then stack's own (`dev.stack.*`, which win), as every
     /// consumer writes them, in order.
     pub labels: indexmap::IndexMap<String, String>,
@@ -354,6 +359,15 @@ pub struct Dependency {
     pub service: String,
     /// Wait until it is healthy (it has a health check), not only started.
     pub healthy: bool,
+    /// Wait until it exited with code 0 (`name:completed`, Compose's
+    /// `service_completed_successfully`). Left out of the JSON when false, so digests
+    /// stay.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub completed: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// How a container is known to be ready.
@@ -365,6 +379,8 @@ pub enum Readiness {
     Docker,
     /// Docker's health status, or an HTTP probe of the container's address.
     Http { port: u16, path: String },
+    /// A job: its container exited with code 0.
+    Completed,
 }
 
 impl DesiredService {
@@ -380,6 +396,9 @@ impl DesiredService {
 
     /// How to tell that one of its containers is ready.
     pub fn readiness(&self) -> Readiness {
+        if self.job {
+            return Readiness::Completed;
+        }
         match self.health.as_ref().map(|h| &h.probe) {
             None => Readiness::Running,
             Some(Probe::Cmd(_) | Probe::Exec(_)) => Readiness::Docker,

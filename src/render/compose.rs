@@ -277,7 +277,9 @@ fn depends_on(service: &DesiredService) -> Value {
         .depends_on
         .iter()
         .map(|dependency| {
-            let condition = if dependency.healthy {
+            let condition = if dependency.completed {
+                "service_completed_successfully"
+            } else if dependency.healthy {
                 "service_healthy"
             } else {
                 "service_started"

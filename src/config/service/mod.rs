@@ -1,6 +1,6 @@
 //! One service from its `SERVICE_<NAME>_<ATTR>` keys and, for a preset, its defaults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 mod attach;
@@ -191,7 +191,7 @@ fn read(
     let network = read_network(context, map, errors);
     let health = health(map, network.port, prefix, errors);
     let metrics = read_metrics(map, network.port, prefix, errors);
-    let depends_on = read_depends_on(map, errors);
+    let (depends_on, depends_completed) = read_depends_on(map, errors);
     let volumes = read_volumes(context, map, preset, errors);
     let resources = read_resources(map, errors);
     let environments = get(map, "ENVIRONMENTS").map(|v| {
@@ -232,6 +232,7 @@ fn read(
         health,
         metrics,
         depends_on,
+        depends_completed,
         env: BTreeMap::new(),
         volumes,
         memory_mb: resources.memory_mb,
@@ -356,16 +357,58 @@ fn read_network(context: &Context, map: &AttrMap, errors: &mut Errors) -> Networ
     }
 }
 
-/// `DEPENDS_ON`: valid service names (whether they exist is checked across services).
-fn read_depends_on(map: &AttrMap, errors: &mut Errors) -> Vec<String> {
-    get(map, "DEPENDS_ON")
-        .map(|v| {
-            v.list()
-                .into_iter()
-                .filter(|d| errors.take(v_named(v, d)).is_some())
-                .collect()
-        })
-        .unwrap_or_default()
+/// `DEPENDS_ON`: valid service names, each with an optional `:completed` (whether they
+/// exist is checked across services). The names, and those to wait for until they exit.
+fn read_depends_on(map: &AttrMap, errors: &mut Errors) -> (Vec<String>, BTreeSet<String>) {
+    let mut names = Vec::new();
+    let mut completed = BTreeSet::new();
+    let Some(v) = get(map, "DEPENDS_ON") else {
+        return (names, completed);
+    };
+    for item in v.list() {
+        let (name, condition) = match item.split_once(':') {
+            Some((name, condition)) => (name.to_string(), Some(condition)),
+            None => (item.clone(), None),
+        };
+        if errors.take(v_named(v, &name)).is_none() {
+            continue;
+        }
+        let is_completed = match condition {
+            None => false,
+            Some("completed") => true,
+            Some(other) => {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`{}`: unknown condition `{other}` in `{item}`",
+                        v.key
+                    ))
+                    .with_span(v.span.cloned())
+                    .hint(format!(
+                        "write `{name}` to wait until it is ready, or `{name}:completed` to wait until it exits with code 0"
+                    )),
+                );
+                continue;
+            }
+        };
+        if names.contains(&name) {
+            if completed.contains(&name) != is_completed {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`{}` names `{name}` twice, once with `:completed`",
+                        v.key
+                    ))
+                    .with_span(v.span.cloned())
+                    .hint("keep one of them"),
+                );
+            }
+            continue;
+        }
+        if is_completed {
+            completed.insert(name.clone());
+        }
+        names.push(name);
+    }
+    (names, completed)
 }
 
 /// `VOLUMES`, plus the preset's configuration files rendered into the bundle.

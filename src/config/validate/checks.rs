@@ -15,6 +15,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
     }
     check_cycle(config, errors);
     check_stopped_dependencies(config, errors);
+    check_completed_dependencies(config, errors);
     check_secret_var_names(config, errors);
     check_host_ports(config, errors);
     check_routes(config, errors);
@@ -122,6 +123,71 @@ fn check_stopped_dependencies(config: &Config, errors: &mut Errors) {
                 waiting.join(", ")
             )),
         );
+    }
+}
+
+/// A `name:completed` dependency is a one-shot job: one container, never restarted,
+/// waited for the same way by every service that depends on it, not on swarm.
+fn check_completed_dependencies(config: &Config, errors: &mut Errors) {
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    for service in &config.services {
+        for name in &service.depends_completed {
+            if config.target == Target::Swarm {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "service `{}` waits for `{name}` to complete (`{name}:completed`), which stack cannot do on swarm",
+                        service.name
+                    ))
+                    .with_span(service.span_of("DEPENDS_ON"))
+                    .hint("swarm restarts a task that exits and has no order of start; run the job with `stack run`, or use `STACK_TARGET=compose`"),
+                );
+                continue;
+            }
+            let Some(job) = config.services.iter().find(|s| &s.name == name) else {
+                continue;
+            };
+            if !reported.insert(job.name.as_str()) {
+                continue;
+            }
+            let key = crate::config::keys::service_key_name(&job.name);
+            if job.replicas > 1 {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "service `{name}` has {} replicas, but `{}` waits for it to complete (`{name}:completed`)",
+                        job.replicas, service.name
+                    ))
+                    .with_span(job.span_of("REPLICAS"))
+                    .hint(format!("a job that runs to completion runs once: remove `SERVICE_{key}_REPLICAS` or set it to 1")),
+                );
+            }
+            if job.restart != Restart::No {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "service `{name}` restarts (`{}`), but `{}` waits for it to complete (`{name}:completed`)",
+                        job.restart, service.name
+                    ))
+                    .with_span(job.span_of("RESTART"))
+                    .hint(format!("a job that is restarted never stays completed: add `SERVICE_{key}_RESTART=no`")),
+                );
+            }
+            let ready: Vec<String> = config
+                .services
+                .iter()
+                .filter(|s| s.depends_on.contains(name) && !s.depends_completed.contains(name))
+                .map(|s| format!("`{}`", s.name))
+                .collect();
+            if !ready.is_empty() {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`{}` waits for `{name}` to complete, but {} wait(s) for it to be ready",
+                        service.name,
+                        ready.join(", ")
+                    ))
+                    .with_span(service.span_of("DEPENDS_ON"))
+                    .hint(format!("a job is waited for one way: write `{name}:completed` in every `DEPENDS_ON` that names it")),
+                );
+            }
+        }
     }
 }
 
