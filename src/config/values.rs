@@ -195,31 +195,12 @@ pub fn quote(text: &str, secret: bool) -> String {
 }
 
 /// A secret value as the bundle's `.env` holds it, so that stack's own reader reads back
-/// exactly `value`: single quotes when it has no `'` (nothing is special inside them),
-/// else double quotes escaping `\\ " \n \r \t` and writing `$` as `$$`. When
-/// [`compose_reads_exactly`] holds, docker-compose reads that same form back exactly too;
-/// otherwise the value reaches Compose through the 0600 `docker-compose.override.yml`.
+/// exactly `value`. When [`compose_reads_exactly`] holds, docker-compose reads that same
+/// form back exactly too; otherwise it is the project-file writer's literal form
+/// ([`crate::project::writer::literal`]) and the value reaches Compose through the 0600
+/// `docker-compose.override.yml`.
 pub fn env_file_value(value: &str) -> Result<String, &'static str> {
-    if let Some(quoted) = compose_env_value(value) {
-        return Ok(quoted);
-    }
-    if !value.contains('\'') {
-        return Ok(format!("'{value}'"));
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    Ok(out)
+    Ok(compose_env_value(value).unwrap_or_else(|| crate::project::writer::literal(value)))
 }
 
 /// Whether docker-compose reads `value` back exactly from the bundle's `.env` (v1 reads
