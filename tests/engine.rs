@@ -1660,33 +1660,11 @@ fn an_imported_service_named_redis_is_still_reached_as_redis() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::cargo_bin("stack")
-            .unwrap()
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env("CI", "true")
-            .env_remove("STACK_ENV")
-            .args(args)
-            .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "stack {args:?}: {}",
-            text(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| stack_ok_in(dir.path(), args);
     run(&["import", "compose", "docker-compose.yml", "."]);
     let env = std::fs::read_to_string(dir.path().join("stack.env")).unwrap();
     assert!(env.contains("SERVICE_REDIS_IMAGE="), "{env}");
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            common::remove_project(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(project.clone());
+    let _removed = common::Removed(project.clone());
     run(&["start"]);
     let app = format!("{project}-app-1");
     // A real Redis answer through the name: `PING` gets `+PONG`.
@@ -1709,14 +1687,7 @@ fn the_temporary_registry_prunes_tags_of_pruned_releases() {
     const REGISTRY: &str = "stack-test/registry:2";
     common::require_engine(&[REGISTRY, BUSYBOX]);
     let project = format!("t-regprune-{}", std::process::id());
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            common::remove_project(&self.0);
-            let _ = docker(&["volume", "rm", "-f", &format!("{}-stack-registry", self.0)]);
-        }
-    }
-    let _cleanup = Cleanup(project.clone());
+    let _removed = common::Removed(project.clone());
     let repo = format!("{project}-web");
     let password = "the-deploys-password";
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1806,13 +1777,7 @@ fn a_running_compose_project_is_adopted_with_its_volume() {
     let project = format!("tadopt{}", std::process::id());
     let dir = temp.path().join(&project);
     std::fs::create_dir(&dir).unwrap();
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            common::remove_project(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(project.clone());
+    let _removed = common::Removed(project.clone());
     std::fs::write(
         dir.as_path().join("docker-compose.yml"),
         format!(
@@ -1869,24 +1834,7 @@ fn a_running_compose_project_is_adopted_with_its_volume() {
         .stdout,
     );
     assert_eq!(before.lines().count(), 1, "compose's container: {before}");
-    let stack = |args: &[&str]| {
-        let out = Command::cargo_bin("stack")
-            .unwrap()
-            .current_dir(dir.as_path())
-            .env("NO_COLOR", "1")
-            .env("CI", "true")
-            .env_remove("STACK_ENV")
-            .args(args)
-            .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "stack {args:?}: {}",
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    };
+    let stack = |args: &[&str]| stack_ok_in(dir.as_path(), args);
     stack(&["import", "compose", "docker-compose.yml", "."]);
     // The project keeps Compose's project name, so the volume is the same one.
     let env = std::fs::read_to_string(dir.join("stack.env")).unwrap();
@@ -1984,4 +1932,25 @@ fn completed_dependency_runs_to_completion_first() {
     assert!(stderr.contains("`migrate`"), "stderr:\n{stderr}");
     assert!(stderr.contains("code 3"), "stderr:\n{stderr}");
     assert!(stderr.contains("migration broke"), "stderr:\n{stderr}");
+}
+
+/// Run `stack ARGS` in `dir` (as CI does: no colour, no prompt) and fail the test with its
+/// stderr unless it exits 0; its stdout.
+fn stack_ok_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::cargo_bin("stack")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env_remove("STACK_ENV")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stack {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }

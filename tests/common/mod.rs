@@ -468,6 +468,8 @@ pub fn remove_project(name: &str) {
             .into_iter()
             .filter(|v| v.starts_with(&prefix)),
     );
+    // The temporary registry's storage, kept between deploys of the project.
+    volumes.push(format!("{name}-stack-registry"));
     volumes.sort();
     volumes.dedup();
     if !volumes.is_empty() {
@@ -500,5 +502,15 @@ pub fn eventually(what: &str, limit: std::time::Duration, mut check: impl FnMut(
             "waited {limit:?} for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Removes a test project from the engine ([`remove_project`]) when dropped, also when
+/// the test fails halfway.
+pub struct Removed(pub String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        remove_project(&self.0);
     }
 }
