@@ -276,6 +276,8 @@ fn the_otto_seed_imports_with_its_caddyfile_route() {
     assert!(!env.contains_key("SERVICE_WORKER_ROUTE"));
     let ignore = fs::read_to_string(case.project.join(".gitignore")).unwrap();
     assert!(ignore.contains("environments/*/secrets.env"), "{ignore}");
+    // Database dumps stay out of git too, as in `stack init`'s.
+    assert!(ignore.lines().any(|l| l == "backups/"), "{ignore}");
     let secrets_path = case.project.join("environments/dev/secrets.env");
     assert_eq!(mode(&secrets_path), 0o600);
     let secrets = parse_env(&fs::read_to_string(&secrets_path).unwrap());

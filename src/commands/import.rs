@@ -262,13 +262,6 @@ fn print_findings(context: &Context, imported: &Imported) {
     }
 }
 
-/// The lines that keep secrets and bundles out of git (as `stack init` writes them).
-const GITIGNORE: &str =
-    "# stack: rendered bundles, secrets and personal overrides stay out of git\n\
-                         .stack/\n\
-                         environments/*/secrets.env\n\
-                         stack.local.env\n";
-
 /// A `.gitignore` when the directory has none; a warning when one exists and does not
 /// name the secrets files.
 fn ignore_secrets(context: &Context, dir: &Path, imported: &mut Imported) -> Result<()> {
@@ -276,7 +269,9 @@ fn ignore_secrets(context: &Context, dir: &Path, imported: &mut Imported) -> Res
     match read_bounded(&path, MAX_INPUT_BYTES) {
         Err(ReadError::Missing) => imported.files.push(import::OutFile {
             path: ".gitignore".into(),
-            contents: GITIGNORE.into(),
+            contents: crate::project::ignore_file(
+                "rendered bundles, secrets, database dumps and personal overrides stay out of git",
+            ),
             mode: 0o644,
         }),
         Ok(bytes) => {

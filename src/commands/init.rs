@@ -16,16 +16,6 @@ const PROJECT_FILE: &str = crate::project::PROJECT_FILE;
 const GITIGNORE: &str = ".gitignore";
 const DOCKERIGNORE: &str = ".dockerignore";
 
-/// A new project's `.dockerignore` (written only when there is none): stack's secret
-/// files stay out of a build context of the project directory. `stack` leaves them out
-/// of the contexts it sends anyway; this covers `docker build` and `docker compose build`.
-const DOCKERIGNORE_TEXT: &str =
-    "# stack: rendered bundles, secrets, personal overrides and backups stay out of images\n\
-     .stack/\n\
-     environments/*/secrets.env\n\
-     stack.local.env\n\
-     backups/\n";
-
 const PRESET_NAMES: &[&str] = &[
     "postgres",
     "redis",
@@ -327,14 +317,19 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
         ("environments/prod/server.env", server("prod"), 0o644),
         (
             GITIGNORE,
-            "# stack: rendered bundles, secrets, database dumps and personal overrides stay out of git\n\
-             .stack/\n\
-             environments/*/secrets.env\n\
-             stack.local.env\n\
-             backups/\n"
-                .to_string(),
+            crate::project::ignore_file(
+                "rendered bundles, secrets, database dumps and personal overrides stay out of git",
+            ),
             0o644,
         ),
-        (DOCKERIGNORE, DOCKERIGNORE_TEXT.to_string(), 0o644),
+        // Written only when there is none: stack leaves these files out of the contexts
+        // it sends anyway; this covers `docker build` and `docker compose build`.
+        (
+            DOCKERIGNORE,
+            crate::project::ignore_file(
+                "rendered bundles, secrets, personal overrides and backups stay out of images",
+            ),
+            0o644,
+        ),
     ]
 }

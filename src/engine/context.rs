@@ -7,16 +7,7 @@ use globset::{Glob, GlobMatcher};
 
 use crate::error::{Diagnostic, Error, Result};
 
-/// The paths of a project directory that hold secrets stack wrote or reads, relative to
-/// it (`*` is one path component): the rendered bundles (with their `.env`), the secrets
-/// of every environment, the personal overrides and the database dumps of the `BACKUP`
-/// preset. A build context never holds them.
-pub const SECRET_PATHS: [&str; 4] = [
-    ".stack",
-    "environments/*/secrets.env",
-    crate::project::LOCAL_FILE,
-    "backups",
-];
+use crate::project::SECRET_PATHS;
 
 /// The largest `.dockerignore` read.
 const MAX_DOCKERIGNORE_BYTES: u64 = 1024 * 1024;
@@ -72,7 +63,7 @@ fn excluded(rules: &[Rule], rel: &Path) -> bool {
 pub fn is_secret_path(inner: &Path) -> bool {
     let parts: Vec<&std::ffi::OsStr> = inner.iter().collect();
     SECRET_PATHS.iter().any(|pattern| {
-        let want: Vec<&str> = pattern.split('/').collect();
+        let want: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
         want.len() == parts.len()
             && want
                 .iter()
@@ -171,7 +162,7 @@ pub fn exposed(context: &Path, project: &Path) -> Result<Vec<String>> {
     let mut candidates: Vec<PathBuf> = SECRET_PATHS
         .iter()
         .filter(|p| !p.contains('*'))
-        .map(PathBuf::from)
+        .map(|p| PathBuf::from(p.trim_end_matches('/')))
         .collect();
     if let Ok(envs) = std::fs::read_dir(project.join("environments")) {
         for env in envs.flatten() {
@@ -211,10 +202,10 @@ pub fn withheld_warning(context: &Path, withheld: &[String]) -> Diagnostic {
             String::new()
         }
     ))
-    .hint(
-        "list them in the context's `.dockerignore` (`.stack/`, `environments/*/secrets.env`, \
-         `stack.local.env`, `backups/`), or point `SERVICE_<NAME>_BUILD` at a folder without them",
-    )
+    .hint(format!(
+        "list them in the context's `.dockerignore` ({}), or point `SERVICE_<NAME>_BUILD` at a folder without them",
+        SECRET_PATHS.map(|p| format!("`{p}`")).join(", ")
+    ))
 }
 
 #[cfg(test)]

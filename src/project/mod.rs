@@ -65,6 +65,30 @@ pub fn secrets_path(env: &str) -> String {
 }
 pub const LOCAL_FILE: &str = "stack.local.env";
 
+/// The paths of a project directory that hold secrets stack wrote or reads, relative to
+/// it, as ignore files write them (`*` is one path component, a trailing `/` a folder):
+/// the rendered bundles (with their `.env`), the secrets of every environment, the
+/// personal overrides and the database dumps of the `BACKUP` preset. Never in git
+/// (`init` and `import` write them into `.gitignore`), never in an image (a build
+/// context leaves them out, whatever `.dockerignore` says).
+pub const SECRET_PATHS: [&str; 4] = [
+    ".stack/",
+    "environments/*/secrets.env",
+    LOCAL_FILE,
+    "backups/",
+];
+
+/// An ignore file (`.gitignore`, `.dockerignore`) of [`SECRET_PATHS`], after the comment
+/// line `# stack: {why}`.
+pub fn ignore_file(why: &str) -> String {
+    let mut out = format!("# stack: {why}\n");
+    for path in SECRET_PATHS {
+        out.push_str(path);
+        out.push('\n');
+    }
+    out
+}
+
 /// Check an environment name: a built-in, or one with its own folder.
 pub fn check_env(dir: &Path, env: &str) -> Result<()> {
     let valid = !env.is_empty()
