@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::values::{env_file_value, Value};
+use super::values::Value;
 use crate::error::Diagnostic;
 use crate::project::{Resolved, Setting};
 
@@ -22,8 +22,6 @@ pub(crate) struct Keys<'a> {
     pub secrets: BTreeSet<String>,
     /// Keys read for a rendered file (owned: a borrow would make `Keys` invariant).
     read: RefCell<BTreeSet<String>>,
-    /// Keys read for a container variable.
-    container: RefCell<BTreeSet<String>>,
 }
 
 impl<'a> Keys<'a> {
@@ -37,7 +35,6 @@ impl<'a> Keys<'a> {
             builtins,
             secrets,
             read: RefCell::new(BTreeSet::new()),
-            container: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -83,12 +80,10 @@ impl<'a> Keys<'a> {
     }
 
     /// The value of `key` for a container variable, which may be a secret: the caller
-    /// marks it secret (see [`Keys::secret_of`]) so it goes to the bundle's `.env`.
-    /// A secret value must have a form the bundle's `.env` carries exactly.
+    /// marks it secret (see [`Keys::secret_of`]) so it goes to the bundle's `.env`,
+    /// which carries any value exactly ([`super::values::env_file_value`]).
     pub fn for_container(&self, key: &str) -> Option<Value<'a>> {
-        let value = self.peek(key)?;
-        self.container.borrow_mut().insert(value.key.to_string());
-        Some(value)
+        self.peek(key)
     }
 
     /// The value of `key`, read for a check only (nothing is rendered from it).
@@ -122,24 +117,8 @@ impl<'a> Keys<'a> {
     }
 
     /// A secret may reach a container only through the secret path: refuse every key read
-    /// for a rendered file whose value is, or interpolates, a secret, and every secret
-    /// container value the bundle's `.env` cannot carry exactly.
+    /// for a rendered file whose value is, or interpolates, a secret.
     pub fn check_secret_reads(&self, errors: &mut Errors) {
-        for key in self.container.borrow().iter() {
-            let setting = &self.resolved.settings[key.as_str()];
-            let Some(secret) = self.secret_of(key) else {
-                continue;
-            };
-            if let Err(why) = env_file_value(&setting.value) {
-                errors.push(
-                    Diagnostic::new(format!(
-                        "`{key}` (from the secret `{secret}`) cannot be written to the bundle's `.env`: {why}"
-                    ))
-                    .at(&setting.span)
-                    .hint("change the secret's value (a generated one never has this problem)"),
-                );
-            }
-        }
         for key in self.read.borrow().iter() {
             // The list of secret names is no value of a secret.
             if key == "STACK_SECRETS" {

@@ -199,8 +199,8 @@ pub fn quote(text: &str, secret: bool) -> String {
 /// form back exactly too; otherwise it is the project-file writer's literal form
 /// ([`crate::project::writer::literal`]) and the value reaches Compose through the 0600
 /// `docker-compose.override.yml`.
-pub fn env_file_value(value: &str) -> Result<String, &'static str> {
-    Ok(compose_env_value(value).unwrap_or_else(|| crate::project::writer::literal(value)))
+pub fn env_file_value(value: &str) -> String {
+    compose_env_value(value).unwrap_or_else(|| crate::project::writer::literal(value))
 }
 
 /// Whether docker-compose reads `value` back exactly from the bundle's `.env` (v1 reads

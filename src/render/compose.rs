@@ -476,7 +476,7 @@ fn secret_name(file: &model::SecretFile) -> String {
 /// The bundle's `.env`: every secret container variable, `None` when there are none.
 pub fn secrets_file(config: &Config) -> Option<String> {
     let lines: String = model::secret_entries(config)
-        .map(|(var, value)| format!("{var}={}\n", env_file_value(value)))
+        .map(|(var, value)| format!("{var}={}\n", crate::config::values::env_file_value(value)))
         .collect();
     if lines.is_empty() {
         return None;
@@ -529,12 +529,6 @@ pub fn override_file(config: &Config, desired: &Desired) -> Result<Option<String
         "# {}\n# Secret values docker-compose cannot read exactly from `.env` (they hold `${{`). Keep this file mode 0600.\n{yaml}",
         header(config),
     )))
-}
-
-/// A value for an env file (see [`crate::config::values::env_file_value`]; the
-/// configuration refused any secret value without a form, so this cannot fail).
-pub fn env_file_value(value: &str) -> String {
-    crate::config::values::env_file_value(value).unwrap_or_else(|_| format!("'{value}'"))
 }
 
 #[cfg(test)]
