@@ -575,16 +575,15 @@ impl Remote {
         // account while it unpacks. tar then gives each entry the mode of the archive
         // (0600 for `.env` and desired.json, 0700 for the folders of secrets, 0644 for
         // what the containers' users read); the release folder opens last.
+        // Where the release's host paths are on the server.
+        let placement = crate::model::Placement {
+            root: self.server.path.clone().into(),
+            bundle: self.release_dir(id).into(),
+        };
         let private = desired
             .private_dirs()
             .into_iter()
-            .filter_map(|source| match source {
-                crate::model::HostPath::Project(rel) => {
-                    Some(quote(&format!("{}/{}", self.server.path, rel.display())))
-                }
-                crate::model::HostPath::Host(path) => Some(quote(&path.display().to_string())),
-                crate::model::HostPath::Bundle(_) => None,
-            })
+            .map(|source| quote(&placement.resolve(source).display().to_string()))
             .collect::<Vec<_>>();
         let private = if private.is_empty() {
             String::new()
