@@ -90,12 +90,8 @@ impl Engine {
         // registry starts reading it. Then the storage is pruned: a tag that no release
         // image on this engine has any more (its release was pruned) is deleted, and the
         // layers no remaining tag uses are collected, before the registry serves.
-        let keep: Vec<String> = self
-            .tags_with_prefix(&format!("{project}-"))
-            .await?
-            .into_iter()
-            .map(|t| t.replace(char::is_whitespace, ""))
-            .collect();
+        // Image references hold no blank, so one space separates them.
+        let keep = self.tags_with_prefix(&format!("{project}-")).await?;
         let script = "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
                       r=/var/lib/registry/docker/registry/v2/repositories/$STACK_PROJECT; pruned=; \
                       for t in \"$r\"/*/_manifests/tags/*; do [ -d \"$t\" ] || continue; \
