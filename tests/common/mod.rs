@@ -477,14 +477,14 @@ pub fn remove_project(name: &str) {
         args.extend(volumes.iter().map(String::as_str));
         let _ = docker(&args);
     }
-    let reference = format!("reference={name}-*");
-    let images = lines(docker(&[
-        "images",
-        "--filter",
-        &reference,
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-    ]));
+    // Built and release images (`<name>-<service>:<tag>`), also under a registry's
+    // address (`127.0.0.1:PORT/<name>/<name>-<service>:<tag>`, a transfer cut short).
+    let images: Vec<String> = lines(docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]))
+        .into_iter()
+        .filter(|image| {
+            image.starts_with(&format!("{name}-")) || image.contains(&format!("/{name}/{name}-"))
+        })
+        .collect();
     if !images.is_empty() {
         let mut args = vec!["rmi", "-f"];
         args.extend(images.iter().map(String::as_str));
