@@ -616,10 +616,12 @@ fn swarm_spreads_replicas_over_three_machines() {
             httpd_service("web", "SERVICE_WEB_REPLICAS=3\n"),
             httpd_service("app", "SERVICE_APP_REPLICAS=3\n").replace(
                 &format!("SERVICE_APP_IMAGE={BUSYBOX}\n"),
-                "SERVICE_APP_IMAGE=vmswarm-app:dev\n"
+                &format!("SERVICE_APP_IMAGE={name}-app:dev\n")
             ),
         ),
     );
+    // What the build and the release leave on this machine's engine goes with the test.
+    let _removed = common::Removed(name.clone());
     // A BUILD service no node has: its image must reach the workers without a registry.
     let app = project.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
