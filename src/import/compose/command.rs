@@ -73,7 +73,7 @@ pub(super) fn exec_form(words: &[String]) -> String {
 
 /// A command's words for the project file: joined with shell quoting where that reads
 /// back the same, else the exec form (a word with a line break or control character).
-pub(super) fn argv_value(words: &[String]) -> String {
+fn argv_value(words: &[String]) -> String {
     if words.iter().any(|w| w.chars().any(char::is_control)) {
         exec_form(words)
     } else {

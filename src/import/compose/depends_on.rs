@@ -46,12 +46,7 @@ impl Import<'_> {
         }
     }
 
-    pub(super) fn dependency(
-        &mut self,
-        input: &str,
-        name: &str,
-        condition: &str,
-    ) -> Option<String> {
+    fn dependency(&mut self, input: &str, name: &str, condition: &str) -> Option<String> {
         let Some(target) = self.names.get(name).cloned() else {
             let why = match self.left_out.get(name) {
                 Some(profiles) => format!(

@@ -189,7 +189,7 @@ impl Loaded<'_> {
 
     /// As compose-go: each file with its `include`s and `extends` applied, then the files
     /// merged in order.
-    pub(super) fn load(&mut self, mut doc: Node, options: &Options) -> Result<Node> {
+    fn load(&mut self, mut doc: Node, options: &Options) -> Result<Node> {
         let main_dir = self.dir.clone();
         self.include(&mut doc, &main_dir, 0)?;
         self.extends(&mut doc, &main_dir)?;
@@ -307,7 +307,7 @@ impl Loaded<'_> {
         Ok(())
     }
 
-    pub(super) fn resolve(
+    fn resolve(
         &mut self,
         services: &[(String, Node)],
         name: &str,
@@ -388,7 +388,7 @@ impl Loaded<'_> {
         Ok(merged)
     }
 
-    pub(super) fn missing_base(&self, name: &str, base: &str, file: Option<&str>) -> Error {
+    fn missing_base(&self, name: &str, base: &str, file: Option<&str>) -> Error {
         Diagnostic::new(format!(
             "service `{name}` extends `{base}`, which {} does not define",
             file.map(|f| format!("`{f}`"))

@@ -79,7 +79,7 @@ impl Import<'_> {
         }
     }
 
-    pub(super) fn build_args(&mut self, service: &mut ServiceDraft, args: &Node) {
+    fn build_args(&mut self, service: &mut ServiceDraft, args: &Node) {
         let input = service.input.clone();
         for (name, value) in pairs(args) {
             let key = format!("build.args.{name}");

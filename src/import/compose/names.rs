@@ -45,7 +45,7 @@ impl Import<'_> {
     /// A renamed service's old name written as a host in a value (`redis://redis:6379`)
     /// no longer resolves: stack has no network alias to keep it. Each such value is
     /// listed as not carried, with the name to write instead.
-    pub(super) fn old_names_in_use(&mut self, services: &[(String, Node)]) {
+    fn old_names_in_use(&mut self, services: &[(String, Node)]) {
         let renamed: Vec<(String, String)> = self
             .names
             .iter()

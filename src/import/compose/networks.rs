@@ -33,7 +33,7 @@ impl Import<'_> {
 
     /// The network a service's `networks` entry names: a `${VAR:-default}` entry is the
     /// `.env` value of VAR, or its default.
-    pub(super) fn chosen_network(&self, name: &str) -> String {
+    fn chosen_network(&self, name: &str) -> String {
         let Some(inner) = name.strip_prefix("${").and_then(|n| n.strip_suffix('}')) else {
             return name.to_string();
         };
@@ -101,7 +101,7 @@ impl Import<'_> {
 
 /// The network names services join literally (`networks:` as a list or a map's keys);
 /// a service without `networks` joins `default`.
-pub(super) fn joined_networks(doc: &Node) -> BTreeSet<String> {
+fn joined_networks(doc: &Node) -> BTreeSet<String> {
     let mut joined = std::collections::BTreeSet::new();
     if let Some(Node::Map(services)) = doc.get("services") {
         for (_, service) in services {

@@ -126,7 +126,7 @@ impl Import<'_> {
     /// A port whose host address is empty (`:443:443`, `${BIND:-}:443:443`) publishes on
     /// every address in Compose; `PUBLISH` writes no address for that, so an empty one is
     /// dropped and a variable that may be empty adds its `:` only when set.
-    pub(super) fn empty_host(&mut self, input: &str, text: &str) -> String {
+    fn empty_host(&mut self, input: &str, text: &str) -> String {
         // The whole entry one variable with a default (`${EXPOSE_PORT-:2283:2283}`, as
         // Immich ships it): the default is a port like any other.
         if let [Piece::Var {

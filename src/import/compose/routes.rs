@@ -85,7 +85,7 @@ impl Import<'_> {
     }
 }
 
-pub(super) fn mounts_caddyfile(services: &[(String, Node)]) -> bool {
+fn mounts_caddyfile(services: &[(String, Node)]) -> bool {
     services
         .iter()
         .any(|(_, service)| match service.get("volumes") {

@@ -76,7 +76,7 @@ impl Import<'_> {
     }
 
     /// The secret key holding the top-level secret `name`'s file, read once.
-    pub(super) fn file_secret(&mut self, input: &str, name: &str) -> Result<Option<String>> {
+    fn file_secret(&mut self, input: &str, name: &str) -> Result<Option<String>> {
         if let Some(key) = self.file_secrets.get(name) {
             return Ok(Some(key.clone()));
         }
@@ -103,7 +103,7 @@ impl Import<'_> {
         Ok(Some(key))
     }
 
-    pub(super) fn top_secret_file(&mut self, input: &str, name: &str) -> Option<String> {
+    fn top_secret_file(&mut self, input: &str, name: &str) -> Option<String> {
         let spec = self.top_secrets().and_then(|s| s.get(name).cloned());
         let Some(spec) = spec else {
             self.finding(
@@ -126,13 +126,13 @@ impl Import<'_> {
         }
     }
 
-    pub(super) fn top_secrets(&self) -> Option<Node> {
+    fn top_secrets(&self) -> Option<Node> {
         self.top_doc_secrets.clone()
     }
 }
 
 /// Preset secrets keep their names in `secrets.env` (`POSTGRES_PASSWORD`).
-pub(super) fn is_preset_secret(key: &str) -> bool {
+fn is_preset_secret(key: &str) -> bool {
     crate::config::presets::PRESETS
         .iter()
         .any(|p| p.secrets.contains(&key) || key.starts_with(&format!("{}_", p.name)))

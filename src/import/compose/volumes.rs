@@ -59,7 +59,7 @@ impl Import<'_> {
     }
 
     /// `source:target[:mode]` with the source made a project path.
-    pub(super) fn short_volume(&mut self, input: &str, text: &str) -> Option<String> {
+    fn short_volume(&mut self, input: &str, text: &str) -> Option<String> {
         let parts = super::text::split_outside_vars(text, ':');
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let (source, target, mode) = match parts.as_slice() {
@@ -189,12 +189,7 @@ impl Import<'_> {
         Some(super::text::escape_dollars(&shown))
     }
 
-    pub(super) fn long_volume(
-        &mut self,
-        input: &str,
-        item: &Node,
-        tmpfs: &mut Vec<String>,
-    ) -> Option<String> {
+    fn long_volume(&mut self, input: &str, item: &Node, tmpfs: &mut Vec<String>) -> Option<String> {
         let kind = item
             .get("type")
             .and_then(Node::scalar)
