@@ -16,7 +16,6 @@ FN_LIMIT = 80
 
 # What is over the limits today: "path" (a file) or "path::fn" -> lines.
 KNOWN = {
-    "src/import/compose.rs": 3062,
     "src/deploy/mod.rs": 927,
     "src/commands/deploy.rs": 730,
     "src/config/phases.rs": 684,
@@ -26,9 +25,7 @@ KNOWN = {
     "src/import/nself.rs": 631,
     "src/config/catalogue.rs": 602,
     "src/render/monitoring.rs::render": 140,
-    "src/import/compose.rs::options": 131,
     "src/commands/deploy.rs::deploy": 131,
-    "src/import/compose.rs::stack_env": 123,
     "src/commands/server.rs::setup": 117,
     "src/model/build.rs::service": 113,
     "src/deploy/setup.rs::steps": 112,
@@ -36,18 +33,13 @@ KNOWN = {
     "src/deploy/setup.rs::root_helper": 104,
     "src/import/nself.rs::import": 104,
     "src/import/yaml.rs::check_depth": 98,
-    "src/import/compose.rs::spec_keys": 97,
-    "src/import/compose.rs::resources": 96,
     "src/config/presets/check.rs::check": 95,
-    "src/import/compose.rs::include": 95,
     "src/engine/swarm.rs::converge_swarm": 94,
     "src/model/build.rs::proxy": 93,
     "src/engine/images.rs::build": 92,
-    "src/import/compose.rs::mount": 91,
     "src/config/globals.rs::read": 90,
     "src/commands/config.rs::run": 89,
     "src/import/nself.rs::base": 87,
-    "src/import/compose.rs::environment": 85,
     "src/commands/logs.rs::run": 85,
     "src/engine/containers.rs::create": 84,
     "src/engine/spec.rs::container": 84,
@@ -56,7 +48,6 @@ KNOWN = {
     "src/project/interpolate.rs::resolve": 82,
     "src/commands/init.rs::scaffold": 82,
     "src/project/syntax/template.rs::dollar": 81,
-    "src/import/compose.rs::health": 81,
     "src/import/nself.rs::custom": 81,
 }
 

@@ -7,6 +7,7 @@ mod shipping;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::config::attrs::image::{unpinned, DATA_STORES};
 use crate::config::{Config, Loaded, Tls};
 use crate::project::secrets_path;
 
@@ -205,18 +206,6 @@ fn tls(config: &Config) -> Vec<Finding> {
     }
 }
 
-/// An image without a tag, or tagged `latest`, changes under you.
-pub fn unpinned(image: &str) -> bool {
-    if image.contains('@') {
-        return false;
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        None => true,
-        Some((_, tag)) => tag == "latest",
-    }
-}
-
 fn images(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut all: Vec<(&str, &str)> = config
@@ -241,29 +230,13 @@ fn images(config: &Config) -> Vec<Finding> {
     out
 }
 
-const DATABASE_IMAGES: &[&str] = &[
-    "postgres",
-    "mysql",
-    "mariadb",
-    "redis",
-    "mongo",
-    "valkey",
-    "memcached",
-    "elasticsearch",
-    "opensearch",
-    "clickhouse",
-    "minio",
-    "meilisearch",
-    "rabbitmq",
-];
-
 fn published_databases(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     for service in &config.services {
         let image = service.image.as_deref().unwrap_or("");
         let name = image.rsplit('/').next().unwrap_or(image);
         let is_database =
-            service.preset.is_some() || DATABASE_IMAGES.iter().any(|d| name.starts_with(d));
+            service.preset.is_some() || DATA_STORES.iter().any(|d| name.starts_with(d.name));
         if !is_database {
             continue;
         }

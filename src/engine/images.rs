@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use super::registry::Moved;
 use super::{clean_error, context, is_not_found, outside, Engine};
+pub use crate::config::attrs::image::split_reference;
 use crate::error::{Error, Result};
 use crate::printer::{ByteProgress, Progress};
 
@@ -312,29 +313,5 @@ impl Engine {
             layers: 0,
             layers_skipped: 0,
         })
-    }
-}
-
-/// `repo[:tag]` → (repo, tag), `latest` when untagged; a digest stays in the name.
-pub fn split_reference(image: &str) -> (&str, &str) {
-    if image.contains('@') {
-        return (image, "");
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
-        None => (image, "latest"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_reference;
-
-    #[test]
-    fn references() {
-        assert_eq!(split_reference("postgres:16"), ("postgres", "16"));
-        assert_eq!(split_reference("reg:5000/a/b"), ("reg:5000/a/b", "latest"));
-        assert_eq!(split_reference("reg:5000/a/b:1"), ("reg:5000/a/b", "1"));
     }
 }

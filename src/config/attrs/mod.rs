@@ -5,6 +5,7 @@
 //! This file owns the types, the shared helpers and the single-value checks; the
 //! runtime limits and the list items have their own submodules.
 
+pub mod image;
 mod lists;
 mod runtime;
 
@@ -313,6 +314,18 @@ pub fn signal(value: &Value) -> Result<Signal, Diagnostic> {
     ))
 }
 
+/// The bytes in one size unit, lower-case (`k`, `kb`: 1024): the units Docker and
+/// Compose read and stack writes ([`ByteSize`]); `None` for any other.
+pub fn size_unit(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    })
+}
+
 /// A size: digits and an optional binary unit (`b`, `k`, `m`, `g`, with or without `b`).
 pub fn parse_size(text: &str) -> Option<ByteSize> {
     let text = text.trim().to_ascii_lowercase();
@@ -320,15 +333,8 @@ pub fn parse_size(text: &str) -> Option<ByteSize> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let number: u64 = text[..digits].parse().ok()?;
-    let factor: u64 = match &text[digits..] {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => return None,
-    };
     number
-        .checked_mul(factor)
+        .checked_mul(size_unit(&text[digits..])?)
         .filter(|bytes| *bytes > 0)
         .map(ByteSize)
 }

@@ -1,0 +1,137 @@
+//! `environment` over `env_file` to `ENV_<NAME>` (and `ENV`), secrets moved to
+//! `secrets.env`.
+
+use super::text::as_literal;
+use super::yaml::Node;
+use super::{dotenv, is_key, is_secret_name, normalise, pairs_opt, Import, Result, ServiceDraft};
+
+impl Import<'_> {
+    /// `environment` over `env_file`, secrets moved to `secrets.env`.
+    pub(super) fn environment(&mut self, service: &mut ServiceDraft, node: &Node) -> Result<()> {
+        let input = service.input.clone();
+        // name → template text (stack.env form)
+        let mut env: Vec<(String, String)> = Vec::new();
+        self.env_files(&input, node, &mut env)?;
+        for (name, value) in pairs_opt(node.get("environment")) {
+            match value {
+                Some(value) => put(&mut env, name, value),
+                // Compose gives it the value of `.env` (or of the shell).
+                None if self.dotenv.contains_key(&name) => {
+                    let value = format!("${{{name}}}");
+                    put(&mut env, name, value)
+                }
+                None => self.finding(
+                    Some(&input),
+                    &format!("environment.{name}"),
+                    "a variable without a value takes it from the shell when Compose runs (it is not in `.env`); give it a value",
+                ),
+            }
+        }
+        let mut odd = Vec::new();
+        for (name, value) in env {
+            let value = self.env_value(service, &name, &value);
+            if is_key(&name) {
+                service.set(&format!("ENV_{name}"), &value);
+            } else if value.contains(',')
+                || name.contains([',', '='])
+                || name.chars().any(char::is_whitespace)
+            {
+                self.finding(
+                    Some(&input),
+                    &format!("environment.{name}"),
+                    "a variable whose name is not upper-case goes into the `ENV` list, which cannot hold a comma",
+                );
+            } else {
+                odd.push(format!("{name}={value}"));
+            }
+        }
+        if !odd.is_empty() {
+            service.set("ENV", &odd.join(","));
+        }
+        Ok(())
+    }
+
+    /// The variables of the service's `env_file`s, in order, into `env`.
+    fn env_files(
+        &mut self,
+        input: &str,
+        node: &Node,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<()> {
+        for file in env_files(node.get("env_file")) {
+            let path = normalise(&self.dir.join(&file.path));
+            if path == self.dir.join(".env") {
+                self.dotenv_is_env_file = true;
+            }
+            let Some(text) = self.reader.read(&path)? else {
+                if file.required {
+                    self.finding(
+                        Some(input),
+                        "env_file",
+                        format!("`{}` does not exist", file.path),
+                    );
+                }
+                continue;
+            };
+            let (assignments, skipped) = dotenv::parse(&text);
+            for skip in skipped {
+                self.finding(
+                    Some(input),
+                    "env_file",
+                    format!("`{}` line {}: {}", file.path, skip.line, skip.reason),
+                );
+            }
+            for assignment in assignments {
+                put(env, assignment.key, assignment.template);
+            }
+        }
+        Ok(())
+    }
+
+    /// A variable's value as written: a secret's literal moved to `secrets.env`.
+    fn env_value(&mut self, service: &ServiceDraft, name: &str, value: &str) -> String {
+        if !is_secret_name(name) {
+            return self.template(value);
+        }
+        match as_literal(value) {
+            // Empty is empty: nothing to keep secret, nothing to generate.
+            Some(literal) if literal.is_empty() => String::new(),
+            Some(literal) => {
+                let key = self.secret_key(name, &service.name, literal);
+                format!("${{{key}}}")
+            }
+            None => self.template(value),
+        }
+    }
+}
+
+/// Set `name` in `env`, the later value winning (and placed last).
+fn put(env: &mut Vec<(String, String)>, name: String, value: String) {
+    env.retain(|(n, _)| *n != name);
+    env.push((name, value));
+}
+
+struct EnvFile {
+    path: String,
+    required: bool,
+}
+
+fn env_files(node: Option<&Node>) -> Vec<EnvFile> {
+    let one = |node: &Node| -> Option<EnvFile> {
+        match node {
+            Node::Map(_) => Some(EnvFile {
+                path: node.get("path").and_then(Node::scalar)?,
+                required: !matches!(node.get("required"), Some(Node::Bool(false))),
+            }),
+            other => Some(EnvFile {
+                path: other.scalar()?,
+                required: true,
+            }),
+        }
+    };
+    match node {
+        Some(Node::Seq(items)) => items.iter().filter_map(one).collect(),
+        Some(other) => one(other).into_iter().collect(),
+        None => Vec::new(),
+    }
+}

@@ -1,0 +1,246 @@
+//! Compose's interpolation, carried: the `.env` beside the file, values written with
+//! their `${VAR}` references (reserved names renamed, secrets moved to `secrets.env`),
+//! values resolved where stack needs a literal, and the `.env` keys the file uses.
+
+use std::collections::BTreeSet;
+
+use super::text::{as_literal, pieces, references, Piece};
+use super::{dotenv, is_reserved_key, is_secret_name, Finding, Import, Result, DEV_SECRETS};
+
+impl Import<'_> {
+    pub(super) fn read_dotenv(&mut self) -> Result<()> {
+        let path = self.dir.join(".env");
+        let Some(text) = self.reader.read(&path)? else {
+            return Ok(());
+        };
+        let (assignments, skipped) = dotenv::parse(&text);
+        for skip in skipped {
+            self.findings.push(Finding {
+                service: None,
+                key: format!(".env:{}", skip.line),
+                line: Some(skip.line),
+                reason: skip.reason,
+                not_carried: true,
+            });
+        }
+        for assignment in assignments {
+            self.dotenv
+                .insert(assignment.key, (assignment.template, assignment.line));
+        }
+        Ok(())
+    }
+
+    /// A value written into `stack.env`: reserved names renamed, secret references
+    /// listed in `STACK_SECRETS`, and a literal default of a secret moved to `secrets.env`.
+    pub(super) fn template(&mut self, text: &str) -> String {
+        let mut out = Vec::new();
+        for piece in pieces(text) {
+            let Piece::Var { name, rest, braced } = piece else {
+                out.push(piece);
+                continue;
+            };
+            let name = self.var(&name);
+            let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+            let (op, arg) = rest.split_at(op_len);
+            let arg = self.template(arg);
+            if is_secret_name(&name) {
+                let from_dotenv = self.dotenv.contains_key(&name)
+                    || self
+                        .renamed_vars
+                        .iter()
+                        .any(|(a, b)| *b == name && self.dotenv.contains_key(a));
+                let empty_default = (op == ":-" || op == "-") && arg.is_empty();
+                if (op.is_empty() || empty_default) && !from_dotenv {
+                    // No value anywhere: Compose gives it empty (with a warning). It stays
+                    // a plain reference, empty with stack's warning too, never a generated
+                    // secret (see `unset_secrets`).
+                    if !self.secrets.contains_key(&name) {
+                        self.unset_secrets.insert(name.clone());
+                    }
+                    out.push(Piece::Var {
+                        name,
+                        rest: format!("{op}{arg}"),
+                        braced,
+                    });
+                    continue;
+                }
+                let entry = self.secrets.entry(name.clone()).or_insert(None);
+                if (op == ":-" || op == "-") && !from_dotenv {
+                    // The default becomes the dev secret; stack.env keeps the reference.
+                    if let Some(literal) = as_literal(&arg) {
+                        if entry.is_none() {
+                            *entry = Some(literal);
+                        }
+                        out.push(Piece::Var {
+                            name,
+                            rest: String::new(),
+                            braced: true,
+                        });
+                        continue;
+                    }
+                }
+            }
+            out.push(Piece::Var {
+                name,
+                rest: format!("{op}{arg}"),
+                braced,
+            });
+        }
+        super::text::join(&out)
+    }
+
+    /// `text` with its interpolation applied from `.env` and defaults, as Compose would,
+    /// for a key where stack needs a literal value (a size, a build context, the project
+    /// name); a note says so. `None` when a variable has no value.
+    pub(super) fn resolved(
+        &mut self,
+        service: Option<&str>,
+        key: &str,
+        text: &str,
+    ) -> Option<String> {
+        if let Some(literal) = as_literal(text) {
+            return Some(literal);
+        }
+        let value = self.interpolate(text, 0)?;
+        self.note(
+            service,
+            key,
+            format!(
+                "`{text}` is read with `.env` now, as `{value}`: stack needs a literal value here, \
+                 so a later change of `.env` is not followed"
+            ),
+        );
+        Some(value)
+    }
+
+    pub(super) fn interpolate(&self, text: &str, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        let mut out = String::new();
+        for piece in pieces(text) {
+            match piece {
+                Piece::Text(text) => out.push_str(&text.replace("$$", "$")),
+                Piece::Var { name, rest, .. } => {
+                    let value = match self.dotenv.get(&name) {
+                        Some((template, _)) => Some(self.interpolate(template, depth + 1)?),
+                        None => None,
+                    };
+                    let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+                    let (op, arg) = rest.split_at(op_len);
+                    let set = value.is_some();
+                    let full = value.as_deref().is_some_and(|v| !v.is_empty());
+                    let chosen = match op {
+                        "" | "?" | ":?" if set && (op != ":?" || full) => value,
+                        ":-" if full => value,
+                        "-" if set => value,
+                        ":-" | "-" => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" if full => Some(self.interpolate(arg, depth + 1)?),
+                        "+" if set => Some(self.interpolate(arg, depth + 1)?),
+                        ":+" | "+" => Some(String::new()),
+                        _ => None,
+                    };
+                    out.push_str(&chosen?);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The project key for an input variable name (recorded as referenced).
+    pub(super) fn var(&mut self, name: &str) -> String {
+        let key = if is_reserved_key(name) {
+            let key = format!("IMPORTED_{name}");
+            if !self.renamed_vars.contains_key(name) {
+                self.renamed_vars.insert(name.to_string(), key.clone());
+                self.note(
+                    None,
+                    name,
+                    format!(
+                        "variable `{name}` is renamed `{key}`: stack reads keys starting with \
+                         `STACK_`, `SERVICE_`, `SERVER_` and the preset prefixes itself"
+                    ),
+                );
+            }
+            key
+        } else {
+            name.to_string()
+        };
+        self.referenced.insert(name.to_string());
+        key
+    }
+
+    /// The `.env` values the file uses (and those they use in turn): key → template,
+    /// secrets moved to `secrets`; the unused and the unset are listed.
+    pub(super) fn carry_dotenv(&mut self) -> Vec<(String, String)> {
+        let mut lines = Vec::new();
+        let mut done = BTreeSet::new();
+        let mut pending: Vec<String> = self.referenced.iter().cloned().collect();
+        while let Some(name) = pending.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            let Some((template, _)) = self.dotenv.get(&name).cloned() else {
+                continue;
+            };
+            pending.extend(references(&template));
+            let key = self.var(&name);
+            let value = self.template(&template);
+            if is_secret_name(&key) && !value.is_empty() {
+                let literal = as_literal(&value).unwrap_or(value);
+                self.secrets.insert(key, Some(literal));
+            } else if is_secret_name(&key) {
+                // Left empty on purpose in `.env`: an empty value, not a secret.
+                self.secrets.remove(&key);
+                lines.push((key, value));
+            } else {
+                lines.push((key, value));
+            }
+        }
+        self.unused_dotenv(&done);
+        self.unset_secret_findings();
+        lines
+    }
+
+    /// A note for each `.env` key the interpolation does not use.
+    fn unused_dotenv(&mut self, used: &BTreeSet<String>) {
+        if self.dotenv_is_env_file {
+            return;
+        }
+        for (name, (_, line)) in &self.dotenv {
+            if used.contains(name) {
+                continue;
+            }
+            self.findings.push(Finding {
+                service: None,
+                key: format!(".env:{name}"),
+                line: Some(*line),
+                reason: "not used by the Compose file's interpolation".into(),
+                not_carried: false,
+            });
+        }
+    }
+
+    /// A note for each secret reference with no value anywhere.
+    fn unset_secret_findings(&mut self) {
+        let unset: Vec<String> = self
+            .unset_secrets
+            .iter()
+            .filter(|name| !self.secrets.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in unset {
+            self.findings.push(Finding {
+                service: None,
+                key: name.clone(),
+                line: None,
+                reason: format!(
+                    "`{name}` has no value in the file or `.env`: as in Compose it is empty \
+                     (with a warning), not a generated secret; give it a value in each \
+                     environment's `secrets.env` (e.g. `{DEV_SECRETS}`)"
+                ),
+                not_carried: false,
+            });
+        }
+    }
+}

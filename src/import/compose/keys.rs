@@ -1,0 +1,209 @@
+//! Every service key of the Compose Specification, classified once: carried by which
+//! translator (one file of this folder), refused with the reason, or without an
+//! attribute in stack. The driver reads this table and nothing else to decide what a
+//! key becomes; a key that is not in it is not in the Compose Specification.
+
+use super::yaml::Node;
+use super::Import;
+
+/// How the import treats one service key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handling {
+    /// Translated by the named file of this folder (`ports` → `ports.rs`).
+    Carried(&'static str),
+    /// Not carried, for this reason.
+    Refused(&'static str),
+    /// Not carried for this reason, unless it is `false` (the engine's default): a note.
+    RefusedUnlessFalse(&'static str),
+    /// Not carried: stack has no attribute for it.
+    NoAttribute,
+}
+
+use Handling::{Carried, NoAttribute, Refused, RefusedUnlessFalse};
+
+const CONTAINER_NAME: &str = "a fixed container name conflicts with replicas and rolling \
+     updates; stack names containers `<project>-<service>-<n>`";
+const NETWORK_MODE: &str = "stack has no attribute for it: every container runs on the \
+     project's networks. `host` and `service:NAME`/`container:NAME` (a shared network \
+     namespace) cannot be carried: publish the ports the service listens on with `PUBLISH`, \
+     and reach the other service by its name instead of `localhost`; `none` cannot be carried \
+     either (the container gets the project's network)";
+const TERMINAL: &str = "stack has no attribute for it: the container runs without a terminal \
+     or open standard input (`stack exec` gives one when you attach)";
+const LINKS: &str =
+    "services reach each other by service name on the project's networks; link aliases are \
+     not carried";
+const DOMAINNAME: &str = "stack has no attribute for the container's domain name (`HOSTNAME` \
+     takes a dotted name); other services reach it by its service name";
+const LOGGING: &str = "stack logs every container with json-file rotation \
+     (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`)";
+const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
+const HOST: &str = "stack does not give containers host privileges or devices";
+const VOLUMES_FROM: &str = "mount the same named volume with `VOLUMES` instead";
+
+/// The service keys of the Compose Specification, in alphabetical order.
+pub(super) const KEYS: &[(&str, Handling)] = &[
+    ("annotations", NoAttribute),
+    ("attach", NoAttribute),
+    ("blkio_config", NoAttribute),
+    ("build", Carried("image")),
+    ("cap_add", Carried("options")),
+    ("cap_drop", Carried("options")),
+    ("cgroup", NoAttribute),
+    ("cgroup_parent", Refused(HOST)),
+    ("command", Carried("command")),
+    ("configs", Refused(CONFIGS)),
+    ("container_name", Refused(CONTAINER_NAME)),
+    ("cpu_count", NoAttribute),
+    ("cpu_percent", NoAttribute),
+    ("cpu_period", NoAttribute),
+    ("cpu_quota", NoAttribute),
+    ("cpu_rt_period", NoAttribute),
+    ("cpu_rt_runtime", NoAttribute),
+    ("cpu_shares", NoAttribute),
+    ("cpus", Carried("deploy")),
+    ("cpuset", NoAttribute),
+    ("credential_spec", NoAttribute),
+    ("depends_on", Carried("depends_on")),
+    ("deploy", Carried("deploy")),
+    ("develop", NoAttribute),
+    ("device_cgroup_rules", Refused(HOST)),
+    ("devices", Refused(HOST)),
+    ("dns", NoAttribute),
+    ("dns_opt", NoAttribute),
+    ("dns_search", NoAttribute),
+    ("domainname", Refused(DOMAINNAME)),
+    ("entrypoint", Carried("command")),
+    ("env_file", Carried("environment")),
+    ("environment", Carried("environment")),
+    ("expose", Carried("options")),
+    // Applied while the documents are read (`documents.rs`); none is left here.
+    ("extends", NoAttribute),
+    ("external_links", Refused(LINKS)),
+    ("extra_hosts", Carried("options")),
+    ("gpus", NoAttribute),
+    ("group_add", NoAttribute),
+    ("healthcheck", Carried("health")),
+    ("hostname", Carried("options")),
+    ("image", Carried("image")),
+    ("init", Carried("options")),
+    ("ipc", Refused(HOST)),
+    ("isolation", NoAttribute),
+    ("label_file", NoAttribute),
+    ("labels", Carried("options")),
+    ("links", Refused(LINKS)),
+    ("logging", Refused(LOGGING)),
+    ("mac_address", NoAttribute),
+    ("mem_limit", Carried("deploy")),
+    ("mem_reservation", NoAttribute),
+    ("mem_swappiness", NoAttribute),
+    ("memswap_limit", NoAttribute),
+    ("models", NoAttribute),
+    ("network_mode", Refused(NETWORK_MODE)),
+    ("networks", Carried("networks")),
+    ("oom_kill_disable", NoAttribute),
+    ("oom_score_adj", NoAttribute),
+    ("pid", Refused(HOST)),
+    ("pids_limit", NoAttribute),
+    ("platform", Carried("options")),
+    ("ports", Carried("ports")),
+    ("post_start", NoAttribute),
+    ("pre_start", NoAttribute),
+    ("pre_stop", NoAttribute),
+    ("privileged", Refused(HOST)),
+    ("profiles", Carried("profiles")),
+    ("provider", NoAttribute),
+    ("pull_policy", NoAttribute),
+    ("pull_refresh_after", NoAttribute),
+    ("read_only", Carried("options")),
+    ("restart", Carried("deploy")),
+    ("runtime", NoAttribute),
+    ("scale", Carried("deploy")),
+    ("secrets", Carried("secrets")),
+    ("security_opt", Refused(HOST)),
+    ("shm_size", Carried("options")),
+    ("stdin_open", RefusedUnlessFalse(TERMINAL)),
+    ("stop_grace_period", Carried("options")),
+    ("stop_signal", Carried("options")),
+    ("storage_opt", NoAttribute),
+    ("sysctls", Carried("options")),
+    ("tmpfs", Carried("volumes")),
+    ("tty", RefusedUnlessFalse(TERMINAL)),
+    ("ulimits", Carried("options")),
+    ("use_api_socket", NoAttribute),
+    ("user", Carried("options")),
+    ("userns_mode", Refused(HOST)),
+    ("uts", NoAttribute),
+    ("volumes", Carried("volumes")),
+    ("volumes_from", Refused(VOLUMES_FROM)),
+    ("working_dir", Carried("options")),
+];
+
+/// How the import treats service key `key`; `None` when the Compose Specification has no
+/// such key.
+pub(super) fn handling(key: &str) -> Option<Handling> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, h)| *h)
+}
+
+impl Import<'_> {
+    /// A finding or note for each key of service `input` that no translator carries.
+    pub(super) fn classify_keys(&mut self, input: &str, entries: &[(String, Node)]) {
+        for (key, value) in entries {
+            match handling(key) {
+                Some(Carried(_)) => {}
+                Some(RefusedUnlessFalse(_)) if matches!(value, Node::Bool(false)) => {
+                    self.note(Some(input), key, "the engine's default, as stack runs it")
+                }
+                _ if key.starts_with("x-") => {
+                    self.note(Some(input), key, "an extension field; ignored")
+                }
+                Some(Refused(why) | RefusedUnlessFalse(why)) => self.finding(Some(input), key, why),
+                Some(NoAttribute) => {
+                    self.finding(Some(input), key, "stack has no attribute for it")
+                }
+                None => self.finding(
+                    Some(input),
+                    key,
+                    "unknown key: not in the Compose Specification",
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_names_each_key_once() {
+        let names: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn each_carried_key_names_a_translator_file_of_this_folder() {
+        let files = [
+            "image",
+            "command",
+            "ports",
+            "volumes",
+            "environment",
+            "health",
+            "depends_on",
+            "deploy",
+            "options",
+            "networks",
+            "secrets",
+            "profiles",
+        ];
+        for (key, handling) in KEYS {
+            if let Carried(file) = handling {
+                assert!(files.contains(file), "`{key}` names `{file}`");
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `networks`: a service's to `NETWORKS`, the top-level ones to `STACK_NETWORKS`.
+
+use std::collections::BTreeSet;
+
+use super::yaml::Node;
+use super::{Import, ServiceDraft};
+
+impl Import<'_> {
+    pub(super) fn service_networks(&mut self, service: &mut ServiceDraft, node: &Node) {
+        let input = service.input.clone();
+        let names: Vec<String> = match node.get("networks") {
+            Some(Node::Seq(items)) => items.iter().filter_map(Node::scalar).collect(),
+            Some(Node::Map(entries)) => {
+                for (name, options) in entries {
+                    if let Node::Map(options) = options {
+                        for (key, _) in options {
+                            self.finding(
+                                Some(&input),
+                                &format!("networks.{name}.{key}"),
+                                "stack attaches services to networks by name only (no aliases, fixed addresses or priorities)",
+                            );
+                        }
+                    }
+                }
+                entries.iter().map(|(name, _)| name.clone()).collect()
+            }
+            _ => return,
+        };
+        if names != ["default"] {
+            service.set("NETWORKS", &names.join(","));
+        }
+    }
+
+    /// The network a service's `networks` entry names: a `${VAR:-default}` entry is the
+    /// `.env` value of VAR, or its default.
+    fn chosen_network(&self, name: &str) -> String {
+        let Some(inner) = name.strip_prefix("${").and_then(|n| n.strip_suffix('}')) else {
+            return name.to_string();
+        };
+        let (var, default) = match inner.split_once(":-").or_else(|| inner.split_once('-')) {
+            Some((var, default)) => (var, default),
+            None => (inner, ""),
+        };
+        match self.dotenv.get(var) {
+            Some((value, _)) => value.clone(),
+            None => default.to_string(),
+        }
+    }
+
+    /// `STACK_NETWORKS` from the top-level `networks`.
+    pub(super) fn networks(&mut self, doc: &Node) -> Option<String> {
+        let Some(Node::Map(networks)) = doc.get("networks") else {
+            return None;
+        };
+        let joined: BTreeSet<String> = joined_networks(doc)
+            .into_iter()
+            .map(|name| self.chosen_network(&name))
+            .collect();
+        let mut out = Vec::new();
+        for (name, options) in networks {
+            let mut internal = false;
+            if let Node::Map(options) = options {
+                for (key, value) in options {
+                    match (key.as_str(), value) {
+                        ("internal", Node::Bool(b)) => internal = *b,
+                        ("driver", driver) if driver.scalar().as_deref() == Some("bridge") => {}
+                        (key, _) => self.finding(
+                            None,
+                            &format!("networks.{name}.{key}"),
+                            "stack creates bridge networks named `<project>_<network>`; only `internal` is carried",
+                        ),
+                    }
+                }
+            }
+            if name != "default" && !joined.contains(name) {
+                self.finding(
+                    None,
+                    &format!("networks.{name}"),
+                    "no service joins it as written (a variable choosing it is resolved when stack builds); stack declares only the networks its services join",
+                );
+            }
+            if name == "default" {
+                if internal {
+                    self.finding(
+                        None,
+                        "networks.default.internal",
+                        "the default network always has outside access",
+                    );
+                }
+                continue;
+            }
+            out.push(if internal {
+                format!("{name}:internal")
+            } else {
+                name.clone()
+            });
+        }
+        (!out.is_empty()).then(|| out.join(","))
+    }
+}
+
+/// The network names services join literally (`networks:` as a list or a map's keys);
+/// a service without `networks` joins `default`.
+fn joined_networks(doc: &Node) -> BTreeSet<String> {
+    let mut joined = std::collections::BTreeSet::new();
+    if let Some(Node::Map(services)) = doc.get("services") {
+        for (_, service) in services {
+            match service.get("networks") {
+                Some(Node::Seq(items)) => joined.extend(items.iter().filter_map(Node::scalar)),
+                Some(Node::Map(entries)) => joined.extend(entries.iter().map(|(n, _)| n.clone())),
+                _ => {
+                    joined.insert("default".to_string());
+                }
+            }
+        }
+    }
+    joined
+}

@@ -1,0 +1,189 @@
+//! The single-valued and list options: user, working folder, host name, signals,
+//! platform, capabilities, `read_only`, `init`, `shm_size`, sysctls, labels, ulimits,
+//! extra hosts, `expose`.
+
+use super::yaml::Node;
+use super::{megabytes, pairs, Import, ServiceDraft};
+
+impl Import<'_> {
+    /// The single-valued and list options, each key by its own helper.
+    pub(super) fn options(&mut self, service: &mut ServiceDraft, node: &Node) {
+        self.single_values(service, node);
+        flags(service, node);
+        capabilities(service, node);
+        self.shm_size(service, node);
+        for (key, attr) in [("sysctls", "SYSCTLS"), ("labels", "LABELS")] {
+            if let Some(value) = node.get(key) {
+                self.named_values(service, key, attr, value);
+            }
+        }
+        ulimits(service, node);
+        if let Some(hosts) = node.get("extra_hosts") {
+            self.extra_hosts(service, hosts);
+        }
+        if node.get("expose").is_some() {
+            self.note(
+                Some(&service.input),
+                "expose",
+                "not needed: services on one network reach every port of each other",
+            );
+        }
+    }
+
+    /// The options that are one value, written with their interpolation.
+    fn single_values(&mut self, service: &mut ServiceDraft, node: &Node) {
+        for (key, attr) in [
+            ("user", "USER"),
+            ("working_dir", "WORKDIR"),
+            ("hostname", "HOSTNAME"),
+            ("stop_signal", "STOP_SIGNAL"),
+            ("stop_grace_period", "STOP_GRACE"),
+            ("platform", "PLATFORM"),
+        ] {
+            if let Some(value) = node.get(key).and_then(Node::scalar) {
+                let value = self.template(&value);
+                service.set(attr, &value);
+            }
+        }
+    }
+
+    /// `shm_size` to `SHM_MB`.
+    fn shm_size(&mut self, service: &mut ServiceDraft, node: &Node) {
+        let Some(shm) = node.get("shm_size").and_then(Node::scalar) else {
+            return;
+        };
+        let input = service.input.clone();
+        let shm = self.resolved(Some(&input), "shm_size", &shm).unwrap_or(shm);
+        match megabytes(&shm) {
+            Some(mb) => service.set("SHM_MB", &mb.to_string()),
+            None => self.finding(
+                Some(&input),
+                "shm_size",
+                format!("`{shm}` is not a size stack can write in whole MB"),
+            ),
+        }
+    }
+
+    /// `sysctls` or `labels` (`key`) to the list attribute `attr` of `name=value` items.
+    fn named_values(&mut self, service: &mut ServiceDraft, key: &str, attr: &str, value: &Node) {
+        let input = service.input.clone();
+        let mut items = Vec::new();
+        for (name, value) in pairs(value) {
+            let value = value.unwrap_or_default();
+            if value.contains(',') || name.contains(',') {
+                self.finding(
+                    Some(&input),
+                    &format!("{key}.{name}"),
+                    "a value with a comma cannot be listed",
+                );
+                continue;
+            }
+            if key == "labels"
+                && (name.starts_with("com.docker.compose.") || name.starts_with("dev.stack."))
+            {
+                self.finding(
+                    Some(&input),
+                    &format!("labels.{name}"),
+                    "stack sets the labels under `com.docker.compose.` and `dev.stack.` itself",
+                );
+                continue;
+            }
+            let value = self.template(&value);
+            items.push(format!("{name}={value}"));
+        }
+        if !items.is_empty() {
+            service.set(attr, &items.join(","));
+        }
+    }
+
+    /// `extra_hosts` (a mapping or a list) to `EXTRA_HOSTS`.
+    fn extra_hosts(&mut self, service: &mut ServiceDraft, hosts: &Node) {
+        let items: Vec<String> = match hosts {
+            Node::Map(entries) => entries
+                .iter()
+                .filter_map(|(host, ip)| ip.scalar().map(|ip| format!("{host}:{ip}")))
+                .collect(),
+            Node::Seq(items) => items
+                .iter()
+                .filter_map(Node::scalar)
+                .map(|h| match h.split_once('=') {
+                    Some((host, ip)) => format!("{host}:{ip}"),
+                    None => h,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut trimmed = Vec::new();
+        for item in items {
+            let (entry, changed) = trim_host_entry(&item);
+            if changed {
+                self.note(
+                    Some(&service.input),
+                    "extra_hosts",
+                    format!("`{item}`: the spaces around the host and address are dropped (`{entry}`); the engine ignores them"),
+                );
+            }
+            trimmed.push(entry);
+        }
+        if !trimmed.is_empty() {
+            service.set("EXTRA_HOSTS", &trimmed.join(","));
+        }
+    }
+}
+
+/// `read_only` and `init`, written when `true`.
+fn flags(service: &mut ServiceDraft, node: &Node) {
+    for (key, attr) in [("read_only", "READ_ONLY"), ("init", "INIT")] {
+        if let Some(Node::Bool(true)) = node.get(key) {
+            service.set(attr, "true");
+        }
+    }
+}
+
+/// `cap_add` and `cap_drop`.
+fn capabilities(service: &mut ServiceDraft, node: &Node) {
+    for (key, attr) in [("cap_add", "CAP_ADD"), ("cap_drop", "CAP_DROP")] {
+        if let Some(Node::Seq(items)) = node.get(key) {
+            let caps: Vec<String> = items.iter().filter_map(Node::scalar).collect();
+            service.set(attr, &caps.join(","));
+        }
+    }
+}
+
+/// `ulimits` to `ULIMITS` (`name=soft:hard` or `name=value`).
+fn ulimits(service: &mut ServiceDraft, node: &Node) {
+    let Some(Node::Map(limits)) = node.get("ulimits") else {
+        return;
+    };
+    let mut items = Vec::new();
+    for (name, limit) in limits {
+        match limit {
+            Node::Map(_) => {
+                let soft = limit.get("soft").and_then(Node::scalar);
+                let hard = limit.get("hard").and_then(Node::scalar);
+                if let (Some(soft), Some(hard)) = (soft, hard) {
+                    items.push(format!("{name}={soft}:{hard}"));
+                }
+            }
+            other => {
+                if let Some(value) = other.scalar() {
+                    items.push(format!("{name}={value}"));
+                }
+            }
+        }
+    }
+    if !items.is_empty() {
+        service.set("ULIMITS", &items.join(","));
+    }
+}
+
+/// An `extra_hosts` entry without the spaces around its host and address (the engine
+/// ignores them), and whether there were any.
+fn trim_host_entry(entry: &str) -> (String, bool) {
+    let trimmed = match entry.split_once(':') {
+        Some((host, ip)) => format!("{}:{}", host.trim(), ip.trim()),
+        None => entry.trim().to_string(),
+    };
+    let changed = trimmed != entry;
+    (trimmed, changed)
+}

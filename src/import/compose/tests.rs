@@ -1,0 +1,475 @@
+//! The importer end to end, on files in memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::names::names_host;
+use super::*;
+
+/// Files in memory.
+struct Files(BTreeMap<PathBuf, String>);
+
+impl Reader for Files {
+    fn read(&self, path: &Path) -> Result<Option<String>> {
+        Ok(self.0.get(path).cloned())
+    }
+
+    fn folders(&self, _dir: &Path) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn run(files: &[(&str, &str)], routes: bool) -> Imported {
+    try_run(files, routes, None).unwrap()
+}
+
+fn run_with(files: &[(&str, &str)], home: Option<&str>) -> Imported {
+    try_run(files, false, home).unwrap()
+}
+
+fn try_run(files: &[(&str, &str)], routes: bool, home: Option<&str>) -> Result<Imported> {
+    let files = Files(
+        files
+            .iter()
+            .map(|(p, t)| (Path::new("/src").join(p), t.to_string()))
+            .collect(),
+    );
+    let options = Options {
+        file: "/src/docker-compose.yml".into(),
+        project_dir: "/project".into(),
+        routes,
+        caddyfile: None,
+        home: home.map(PathBuf::from),
+        extra_files: Vec::new(),
+        profiles: Vec::new(),
+    };
+    import(&files, &options)
+}
+
+fn file<'a>(imported: &'a Imported, path: &str) -> &'a str {
+    &imported
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap()
+        .contents
+}
+
+#[test]
+fn a_secret_default_becomes_the_dev_secret_and_reserved_names_are_renamed() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: app:${STACK_TAG:-1}\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD:-devpass}\n      URL: http://x/${POSTGRES_DB}\n",
+        )],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_WEB_IMAGE=app:${IMPORTED_STACK_TAG:-1}"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_ENV_DB_PASSWORD=${DB_PASSWORD}\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_ENV_URL=http://x/${IMPORTED_POSTGRES_DB}"),
+        "{env}"
+    );
+    assert!(env.contains("STACK_SECRETS=DB_PASSWORD\n"), "{env}");
+    assert!(!env.contains("devpass"), "{env}");
+    assert!(file(&imported, DEV_SECRETS).contains("DB_PASSWORD='devpass'"));
+}
+
+#[test]
+fn long_syntax_env_files_ports_and_bind_paths() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  web:\n    image: nginx\n    env_file:\n      - path: ./a.env\n      - path: ./missing.env\n        required: false\n    ports:\n      - target: 80\n        published: 8080\n        host_ip: 127.0.0.1\n    volumes:\n      - ./html:/usr/share/nginx/html:ro,z\n",
+            ),
+            ("a.env", "A=1\nAPI_TOKEN=t0ken\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("SERVICE_WEB_ENV_A=1\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_WEB_ENV_API_TOKEN=${API_TOKEN}\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_PUBLISH=127.0.0.1:8080:80\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_VOLUMES=/src/html:/usr/share/nginx/html:ro\n"),
+        "{env}"
+    );
+    let keys: Vec<&str> = imported.not_carried().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["volumes"], "{:?}", imported.findings);
+}
+
+proptest::proptest! {
+    /// Any text, YAML or not, is an answer (a project or an error), never a panic.
+    #[test]
+    fn any_text_is_imported_or_refused(text in "(services:\n|  [a-z]{1,3}:|    (image|ports|volumes|environment|healthcheck|depends_on|secrets|networks|command|build|env_file): |[-:{}\\[\\],&*!<>$\"' a-z0-9/.=]{0,12}|\n){0,40}") {
+        let files = Files([(PathBuf::from("/src/docker-compose.yml"), text)].into_iter().collect());
+        let options = Options {
+            file: "/src/docker-compose.yml".into(),
+            project_dir: "/project".into(),
+            routes: true,
+            caddyfile: None,
+            home: None,
+        extra_files: Vec::new(),
+        profiles: Vec::new(),
+        };
+        let _ = import(&files, &options);
+    }
+}
+
+#[test]
+fn a_published_http_port_becomes_a_route_with_routes() {
+    let compose = "services:\n  web:\n    image: app\n    ports: [\"8000:8080\", \"9229:9229\"]\n  db:\n    image: postgres:16\n    ports: [\"5432:5432\"]\n";
+    let imported = run(&[("docker-compose.yml", compose)], true);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("STACK_PROXY=caddy\n"), "{env}");
+    assert!(env.contains("SERVICE_WEB_PORT=8080\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_WEB_ROUTE=web.${STACK_DOMAIN}\n"),
+        "{env}"
+    );
+    assert!(env.contains("SERVICE_WEB_PUBLISH=9229:9229\n"), "{env}");
+    assert!(env.contains("SERVICE_DB_PUBLISH=5432:5432\n"), "{env}");
+    assert!(!env.contains("SERVICE_DB_ROUTE"), "{env}");
+}
+
+#[test]
+fn interpolation_inside_a_list_entry_is_carried_whole() {
+    let imported = run_with(
+        &[(
+            "docker-compose.yml",
+            "services:\n  kong:\n    image: kong:3.6\n    volumes:\n      - kong_prefix_vol:${KONG_PREFIX:-/var/run/kong}\n      - ~/data:/data:ro\n    ports:\n      - \"${KONG_BIND:-}:8443:8443/tcp\"\n      - \":80:80\"\n",
+        )],
+        Some("/home/u"),
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains("SERVICE_KONG_VOLUMES=kong_prefix_vol:${KONG_PREFIX:-/var/run/kong},/home/u/data:/data:ro\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_KONG_PUBLISH=${KONG_BIND:+${KONG_BIND}:}8443:8443/tcp,80:80\n"),
+        "{env}"
+    );
+}
+
+#[test]
+fn two_services_on_one_host_port_are_refused_naming_both() {
+    let Err(err) = try_run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  app:\n    image: x\n    ports: [\"9000:9000\"]\n  demo-app:\n    image: x\n    ports: [\"9000:9000\"]\n  other:\n    image: x\n    ports: [\"127.0.0.1:9000:9000\", \"9000:9000/udp\"]\n",
+        )],
+        false,
+        None,
+    )
+    else {
+        panic!("two services on host port 9000 were accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("host port 9000 is published by both `app` and `demo-app`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_entry_that_is_one_variable_keeps_its_default_a_port() {
+    // Immich's `${EXPOSE_PORT-:2283:2283}`: unset, Compose publishes 2283 on every
+    // address; set, the variable's value is the whole entry.
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  immich-server:\n    image: x\n    ports:\n      - ${EXPOSE_PORT-:2283:2283}\n      - ${OTHER:-:80:80}\n      - ${PLAIN:-8080:8080}\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains("SERVICE_IMMICH_SERVER_PUBLISH=${EXPOSE_PORT-2283:2283},${OTHER:-80:80},${PLAIN:-8080:8080}\n"),
+        "{env}"
+    );
+}
+
+#[test]
+fn restart_policies_and_empty_values() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  a:\n    image: x\n    deploy:\n      restart_policy:\n        condition: any\n  b:\n    image: x\n    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 3\n  c:\n    image: x\n    restart: ${RESTART_POLICY}\n    deploy:\n      restart_policy:\n        condition: none\n    environment:\n      MYSQL_SSL_KEY: \"\"\n      ADMIN_PASSWORD: ''\n      DB_PASSWORD: ${DB_PASSWORD}\n      API_TOKEN: ${API_TOKEN:-}\n      REAL_SECRET: s3cr3t\n",
+            ),
+            (".env", "RESTART_POLICY=always\nEMPTY_TOKEN=\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for line in [
+        "SERVICE_A_RESTART=always\n",
+        "SERVICE_B_RESTART=on-failure\n",
+        "SERVICE_C_RESTART=${RESTART_POLICY}\n",
+        "RESTART_POLICY=always\n",
+        "SERVICE_C_ENV_MYSQL_SSL_KEY=\"\"\n",
+        "SERVICE_C_ENV_ADMIN_PASSWORD=\"\"\n",
+        "SERVICE_C_ENV_DB_PASSWORD=${DB_PASSWORD}\n",
+        "SERVICE_C_ENV_API_TOKEN=${API_TOKEN:-}\n",
+        "SERVICE_C_ENV_REAL_SECRET=${REAL_SECRET}\n",
+        "STACK_SECRETS=REAL_SECRET\n",
+    ] {
+        assert!(env.contains(line), "{line} in\n{env}");
+    }
+    assert_eq!(
+        file(&imported, DEV_SECRETS).lines().last(),
+        Some("REAL_SECRET='s3cr3t'")
+    );
+    assert!(imported
+        .findings
+        .iter()
+        .any(|f| f.key == "deploy.restart_policy.max_attempts" && f.not_carried));
+    assert!(imported
+        .findings
+        .iter()
+        .any(|f| f.key == "DB_PASSWORD" && f.reason.contains("as in Compose it is empty")));
+}
+
+#[test]
+fn completed_successfully_is_a_job() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  init:\n    image: x\n    command: migrate\n  seed:\n    image: x\n    restart: unless-stopped\n    scale: 2\n  app:\n    image: x\n    restart: always\n    depends_on:\n      init:\n        condition: service_completed_successfully\n      seed:\n        condition: service_completed_successfully\n  web:\n    image: x\n    depends_on: [init]\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for line in [
+        "SERVICE_APP_DEPENDS_ON=init:completed,seed:completed\n",
+        "SERVICE_WEB_DEPENDS_ON=init:completed\n",
+        "SERVICE_INIT_RESTART=no\n",
+        "SERVICE_SEED_RESTART=no\n",
+        "SERVICE_APP_RESTART=always\n",
+    ] {
+        assert!(env.contains(line), "{line} in\n{env}");
+    }
+    assert!(!env.contains("SERVICE_SEED_REPLICAS"), "{env}");
+    let finding = |service: &str, key: &str| {
+        imported
+            .findings
+            .iter()
+            .find(|f| f.service.as_deref() == Some(service) && f.key == key)
+            .unwrap_or_else(|| panic!("{service} {key}: {:?}", imported.findings))
+    };
+    assert!(finding("seed", "restart").not_carried);
+    assert!(finding("seed", "deploy.replicas").not_carried);
+    assert!(!finding("web", "depends_on.init").not_carried);
+    assert!(!imported
+        .findings
+        .iter()
+        .any(|f| f.reason.contains("one-off job is not carried")));
+}
+
+#[test]
+fn network_modes_and_terminals_are_refused_with_what_to_write() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  vpn:\n    image: wg\n    network_mode: host\n    tty: true\n    stdin_open: false\n  app:\n    image: a\n    network_mode: service:vpn\n",
+        )],
+        false,
+    );
+    let find = |service: &str, key: &str| {
+        imported
+            .findings
+            .iter()
+            .find(|f| f.service.as_deref() == Some(service) && f.key == key)
+            .cloned()
+            .unwrap()
+    };
+    let mode = find("app", "network_mode");
+    assert!(
+        mode.not_carried && mode.reason.contains("`service:NAME`"),
+        "{mode:?}"
+    );
+    assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
+    assert!(find("vpn", "tty").not_carried);
+    assert!(!find("vpn", "stdin_open").not_carried);
+}
+
+#[test]
+fn a_renamed_service_s_old_host_name_in_a_value_is_listed() {
+    assert!(names_host("redis://redis:6379/0", "redis"));
+    assert!(names_host("postgres://u:p@postgres/db", "postgres"));
+    assert!(!names_host("redis://cache:6379", "redis"));
+    assert!(!names_host("myredis:6379", "redis"));
+    // A preset's name is the project's while the preset is off: nothing renamed.
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  app:\n    image: a\n    environment:\n      REDIS_URL: redis://redis:6379\n      CACHE: redis\n  redis:\n    image: redis:7\n",
+        )],
+        false,
+    );
+    assert!(
+        imported
+            .findings
+            .iter()
+            .all(|f| !f.reason.contains("names the host")),
+        "{:?}",
+        imported
+            .findings
+            .iter()
+            .map(|f| &f.reason)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn literal_keys_are_read_with_dotenv_as_compose_reads_them() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "name: ${PROJECT:-shop}\nservices:\n  app:\n    build: ${SRC:-./app}\n    mem_limit: ${APP_MEMORY}\n    shm_size: ${SHM:-64m}\n",
+            ),
+            (".env", "APP_MEMORY=1g\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for line in [
+        "STACK_PROJECT=shop\n",
+        "SERVICE_APP_BUILD=/src/app\n",
+        "SERVICE_APP_MEMORY_MB=1024\n",
+        "SERVICE_APP_SHM_MB=64\n",
+    ] {
+        assert!(env.contains(line), "{line} in\n{env}");
+    }
+    assert!(imported
+        .findings
+        .iter()
+        .any(|f| f.key == "mem_limit" && f.reason.contains("read with `.env` now")));
+}
+
+#[test]
+fn includes_and_extends_that_loop_are_refused() {
+    let err = try_run(
+        &[
+            (
+                "docker-compose.yml",
+                "include: [a.yml, a.yml]\nservices:\n  web:\n    image: x\n",
+            ),
+            ("a.yml", "include: [a.yml, a.yml, a.yml]\nservices: {}\n"),
+        ],
+        false,
+        None,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("chains deeper") || text.contains("more than"),
+        "{text}"
+    );
+    let err = try_run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+        )],
+        false,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("chains deeper"), "{err}");
+}
+
+#[test]
+fn a_variable_without_a_value_takes_the_dotenv_value() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  a:\n    image: x\n    environment:\n      - TZ\n      - API_TOKEN\n      - MISSING\n",
+            ),
+            (".env", "TZ=Europe/Paris\nAPI_TOKEN=tok123\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(env.contains("SERVICE_A_ENV_TZ=${TZ}\n"), "{env}");
+    assert!(env.contains("TZ=Europe/Paris\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_A_ENV_API_TOKEN=${API_TOKEN}\n"),
+        "{env}"
+    );
+    assert!(!env.contains("tok123"), "{env}");
+    assert!(file(&imported, DEV_SECRETS).contains("API_TOKEN='tok123'"));
+    assert!(imported
+        .findings
+        .iter()
+        .any(|f| f.key == "environment.MISSING" && f.not_carried));
+}
+
+#[test]
+fn extra_hosts_spaces_are_dropped_with_a_note() {
+    // Invoice Ninja ships `"in5.localhost:192.168.0.124 "` (a trailing space).
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: nginx\n    extra_hosts:\n      - \"in5.localhost:192.168.0.124 \"\n      - \"db.local:10.0.0.2\"\n",
+        )],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_WEB_EXTRA_HOSTS=in5.localhost:192.168.0.124,db.local:10.0.0.2\n"),
+        "{env}"
+    );
+    let notes: Vec<_> = imported
+        .findings
+        .iter()
+        .filter(|f| f.key == "extra_hosts")
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", imported.findings);
+    assert!(!notes[0].not_carried);
+    assert!(notes[0].reason.contains("`in5.localhost:192.168.0.124 `"));
+}
+
+#[test]
+fn a_network_no_service_joins_is_listed_as_not_carried() {
+    // SonarQube's example declares `ipv4` and `dual`; services join
+    // `${NETWORK_TYPE:-ipv4}`, so `dual` is declared but not joined.
+    let compose = "services:\n  web:\n    image: nginx\n    networks:\n      - ${NETWORK_TYPE:-ipv4}\n  db:\n    image: postgres\n    networks: [back]\nnetworks:\n  ipv4:\n  dual:\n  back:\n";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let unused: Vec<&str> = imported
+        .not_carried()
+        .filter(|f| f.key.starts_with("networks."))
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(unused, ["networks.dual"], "{:?}", imported.findings);
+    // With `.env` choosing `dual`, it is `ipv4` that no service joins.
+    let imported = run(
+        &[
+            ("docker-compose.yml", compose),
+            (".env", "NETWORK_TYPE=dual\n"),
+        ],
+        false,
+    );
+    let unused: Vec<&str> = imported
+        .not_carried()
+        .filter(|f| f.key.starts_with("networks."))
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(unused, ["networks.ipv4"], "{:?}", imported.findings);
+}

@@ -1,0 +1,252 @@
+//! `volumes` (short and long syntax) to `VOLUMES`, `tmpfs` to `TMPFS`; the top-level
+//! volumes' options are listed.
+
+use super::text::as_literal;
+use super::yaml::Node;
+use super::{normalise, project_path, Import, ServiceDraft};
+
+impl Import<'_> {
+    pub(super) fn top_volumes(&mut self, volumes: &Node) {
+        let Node::Map(volumes) = volumes else { return };
+        for (name, options) in volumes {
+            let Node::Map(options) = options else {
+                continue;
+            };
+            for (key, _) in options {
+                self.finding(
+                    None,
+                    &format!("volumes.{name}.{key}"),
+                    "stack declares named volumes with the engine's defaults (local driver, \
+                     named `<project>_<volume>`)",
+                );
+            }
+        }
+    }
+
+    pub(super) fn volumes(&mut self, service: &mut ServiceDraft, node: &Node) {
+        let input = service.input.clone();
+        let mut volumes = Vec::new();
+        let mut tmpfs = Vec::new();
+        if let Some(Node::Seq(items)) = node.get("volumes") {
+            for item in items {
+                match item {
+                    Node::Map(_) => {
+                        if let Some(text) = self.long_volume(&input, item, &mut tmpfs) {
+                            volumes.push(text);
+                        }
+                    }
+                    other => {
+                        let Some(text) = other.scalar() else { continue };
+                        if let Some(text) = self.short_volume(&input, &text) {
+                            volumes.push(text);
+                        }
+                    }
+                }
+            }
+        }
+        match node.get("tmpfs") {
+            Some(Node::Seq(items)) => tmpfs.extend(items.iter().filter_map(Node::scalar)),
+            Some(other) => tmpfs.extend(other.scalar()),
+            None => {}
+        }
+        if !volumes.is_empty() {
+            service.set("VOLUMES", &volumes.join(","));
+        }
+        if !tmpfs.is_empty() {
+            let tmpfs: Vec<String> = tmpfs.iter().map(|t| self.template(t)).collect();
+            service.set("TMPFS", &tmpfs.join(","));
+        }
+    }
+
+    /// `source:target[:mode]` with the source made a project path.
+    fn short_volume(&mut self, input: &str, text: &str) -> Option<String> {
+        let parts = super::text::split_outside_vars(text, ':');
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [target] => (None, *target, None),
+            [source, target] => (Some(*source), *target, None),
+            [source, target, mode] => (Some(*source), *target, Some(*mode)),
+            _ => {
+                self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("`{text}` is not `source:target[:mode]`"),
+                );
+                return None;
+            }
+        };
+        let mut read_only = false;
+        for flag in mode
+            .unwrap_or_default()
+            .split(',')
+            .filter(|f| !f.is_empty())
+        {
+            match flag {
+                "ro" => read_only = true,
+                "rw" => {}
+                other => self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("mount option `{other}` of `{target}`: stack mounts read-write or `ro` only"),
+                ),
+            }
+        }
+        self.mount(input, source, target, read_only)
+    }
+
+    pub(super) fn mount(
+        &mut self,
+        input: &str,
+        source: Option<&str>,
+        target: &str,
+        read_only: bool,
+    ) -> Option<String> {
+        if target.contains(',') || source.is_some_and(|s| s.contains(',')) {
+            self.finding(
+                Some(input),
+                "volumes",
+                format!("`{target}`: a path with a comma cannot be listed in `VOLUMES`"),
+            );
+            return None;
+        }
+        let target = self.template(target);
+        let mut text = match source {
+            None => target,
+            Some(source) => format!("{}:{target}", self.mount_source(input, source)?),
+        };
+        if read_only {
+            text.push_str(":ro");
+        }
+        Some(text)
+    }
+
+    /// A mount's source as written: a path made a project path, a named volume or a
+    /// template kept; `None` (listed) for a home folder that cannot be written.
+    fn mount_source(&mut self, input: &str, source: &str) -> Option<String> {
+        if let Some(shown) = self.relative_value(input, source) {
+            return Some(shown);
+        }
+        if source == "~" || source.starts_with("~/") {
+            return self.home_source(input, source);
+        }
+        if source.starts_with('~') {
+            self.finding(
+                Some(input),
+                "volumes",
+                format!("`{source}`: another user's home folder; write it absolute"),
+            );
+            return None;
+        }
+        if source.starts_with('.') || source.starts_with('/') {
+            if let Some(literal) = as_literal(source) {
+                let path = normalise(&self.dir.join(literal));
+                let shown = project_path(&self.options.project_dir, &path);
+                return Some(super::text::escape_dollars(&shown));
+            }
+        }
+        Some(self.template(source))
+    }
+
+    /// A source whose value (from `.env` or a default) is a relative path is relative to
+    /// the Compose file's folder, and `stack.env` is read from the project's: the value,
+    /// written as a project path (with a note).
+    fn relative_value(&mut self, input: &str, source: &str) -> Option<String> {
+        if as_literal(source).is_some() || self.dir == self.options.project_dir {
+            return None;
+        }
+        let value = self.interpolate(source, 0).filter(|v| v.starts_with('.'))?;
+        let path = normalise(&self.dir.join(&value));
+        let shown = project_path(&self.options.project_dir, &path);
+        self.note(
+            Some(input),
+            "volumes",
+            format!(
+                "`{source}` is `{value}`, relative to the Compose file's folder: written as \
+                 `{shown}`, so a later change of `.env` is not followed"
+            ),
+        );
+        Some(super::text::escape_dollars(&shown))
+    }
+
+    /// `~` or `~/…`: the home folder of the user importing, as Compose expands it.
+    fn home_source(&mut self, input: &str, source: &str) -> Option<String> {
+        let Some(home) = self.options.home.clone() else {
+            self.finding(
+                Some(input),
+                "volumes",
+                format!("`{source}`: a path in the home folder, and `HOME` is not set; write it absolute"),
+            );
+            return None;
+        };
+        let rest = source.trim_start_matches('~').trim_start_matches('/');
+        let path = normalise(&home.join(rest));
+        let shown = project_path(&self.options.project_dir, &path);
+        self.note(
+            Some(input),
+            "volumes",
+            format!("`{source}` is the home folder of the user importing: written as `{shown}`"),
+        );
+        Some(super::text::escape_dollars(&shown))
+    }
+
+    fn long_volume(&mut self, input: &str, item: &Node, tmpfs: &mut Vec<String>) -> Option<String> {
+        let kind = item
+            .get("type")
+            .and_then(Node::scalar)
+            .unwrap_or_else(|| "volume".into());
+        let target = item.get("target").and_then(Node::scalar)?;
+        let source = item.get("source").and_then(Node::scalar);
+        let read_only = matches!(item.get("read_only"), Some(Node::Bool(true)));
+        if let Node::Map(entries) = item {
+            for (key, value) in entries {
+                match (key.as_str(), value) {
+                    ("type" | "source" | "target" | "read_only", _) => {}
+                    ("bind", Node::Map(options)) if options.iter().all(|(k, v)| {
+                        k == "create_host_path" && matches!(v, Node::Bool(true))
+                    }) => {}
+                    ("tmpfs", _) if kind == "tmpfs" => {}
+                    ("volume", Node::Map(options)) if options.is_empty() => {}
+                    (other, _) => self.finding(
+                        Some(input),
+                        &format!("volumes.{other}"),
+                        format!("mount option `{other}` of `{target}`: stack mounts read-write or read-only only"),
+                    ),
+                }
+            }
+        }
+        match kind.as_str() {
+            "tmpfs" => {
+                let size = item
+                    .get("tmpfs")
+                    .and_then(|t| t.get("size"))
+                    .and_then(Node::scalar);
+                let mode = item
+                    .get("tmpfs")
+                    .and_then(|t| t.get("mode"))
+                    .and_then(Node::scalar);
+                let mut options = Vec::new();
+                if let Some(size) = size {
+                    options.push(format!("size={size}"));
+                }
+                if let Some(mode) = mode {
+                    options.push(format!("mode={mode}"));
+                }
+                if options.is_empty() {
+                    tmpfs.push(target);
+                } else {
+                    tmpfs.push(format!("{target}:{}", options.join(",")));
+                }
+                None
+            }
+            "bind" | "volume" => self.mount(input, source.as_deref(), &target, read_only),
+            other => {
+                self.finding(
+                    Some(input),
+                    "volumes",
+                    format!("a `{other}` mount of `{target}`"),
+                );
+                None
+            }
+        }
+    }
+}
