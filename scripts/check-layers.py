@@ -31,8 +31,6 @@ KNOWN = {
     ("config", "fsio"),
     ("config", "model"),
     ("config", "render"),
-    ("model", "fsio"),
-    ("model", "render"),
     ("render", "fsio"),
     ("commands", "cli"),
 }

@@ -7,7 +7,7 @@ mod shipping;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::config::{Config, Loaded, Tls};
+use crate::config::{Config, EnvValue, Loaded, Tls};
 use crate::project::secrets_path;
 
 /// Shortest value `check` accepts.
@@ -166,7 +166,7 @@ pub fn audit(loaded: &Loaded) -> Vec<Finding> {
     out.extend(published_databases(config));
     out.extend(debug_flags(loaded));
     out.extend(shipping::host_access(config));
-    out.extend(shipping::build_contexts(config));
+    out.extend(shipping::build_contexts(loaded));
     out.extend(shipping::wildcard_routes(config));
     out.extend(shipping::localhost_domain(config));
     if config.protected {
@@ -224,7 +224,7 @@ fn images(config: &Config) -> Vec<Finding> {
         .iter()
         .filter_map(|s| s.image.as_deref().map(|i| (s.name.as_str(), i)))
         .collect();
-    if crate::render::needs_proxy(config) {
+    if config.needs_proxy() {
         all.push(("proxy", &config.proxy.image));
     }
     for (service, image) in all {
@@ -277,7 +277,7 @@ fn published_databases(config: &Config) -> Vec<Finding> {
                     "database",
                     format!(
                         "database `{}` publishes `{}` on every interface; bind it to 127.0.0.1 or remove `PUBLISH`",
-                        service.name, publish.spec
+                        service.name, publish
                     ),
                 ));
             }
@@ -297,10 +297,10 @@ fn debug_flags(loaded: &Loaded) -> Vec<Finding> {
     }
     for service in &config.services {
         for (var, value) in &service.env {
-            if value.secret {
+            let EnvValue::Plain(value) = value else {
                 continue;
-            }
-            let v = value.value.to_ascii_lowercase();
+            };
+            let v = value.to_ascii_lowercase();
             let debug_var = var == "DEBUG" || var.ends_with("_DEBUG");
             let flagged = (debug_var && matches!(v.as_str(), "1" | "true" | "yes" | "on" | "*"))
                 || (matches!(
@@ -312,7 +312,7 @@ fn debug_flags(loaded: &Loaded) -> Vec<Finding> {
             if flagged && config.env != "dev" {
                 out.push(Finding::fail(
                     "debug",
-                    format!("service `{}` sets `{var}={}`", service.name, value.value),
+                    format!("service `{}` sets `{var}={value}`", service.name),
                 ));
             }
         }

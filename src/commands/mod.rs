@@ -312,7 +312,7 @@ pub fn check_services(config: &crate::config::Config, names: &[String]) -> Resul
         .iter()
         .filter(|s| s.is_container())
         .map(|s| s.name.as_str())
-        .chain(crate::render::needs_proxy(config).then_some(crate::render::PROXY_SERVICE))
+        .chain(config.needs_proxy().then_some(crate::render::PROXY_SERVICE))
         .collect();
     for name in names {
         if !known.contains(&name.as_str()) {

@@ -13,6 +13,7 @@ mod paths;
 mod phases;
 pub mod presets;
 mod service;
+mod types;
 mod validate;
 pub mod values;
 

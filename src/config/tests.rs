@@ -35,7 +35,7 @@ fn preset_defaults_can_be_interpolated() {
     )
     .unwrap();
     let web = &loaded.config.services[0];
-    assert_eq!(web.env["DB"].value, "my_app@postgres/my_app:16");
+    assert_eq!(web.env_value("DB").unwrap(), "my_app@postgres/my_app:16");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
@@ -91,20 +91,26 @@ fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
         .find(|s| s.name == "prometheus");
     let prometheus = prometheus.unwrap();
     assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
-    assert!(prometheus
-        .volumes
-        .iter()
-        .any(|m| m.source == MountSource::Bundle("prometheus".into())
-            && m.target == "/etc/prometheus"
-            && m.read_only));
+    assert!(prometheus.volumes.iter().any(|m| *m
+        == Mount::Bind {
+            source: HostPath::Bundle("prometheus".into()),
+            target: "/etc/prometheus".into(),
+            read_only: true,
+        }));
     let exporter = loaded
         .config
         .services
         .iter()
         .find(|s| s.name == "postgres-exporter")
         .unwrap();
-    assert!(exporter.env["DATA_SOURCE_PASS"].secret);
-    assert!(!exporter.env["DATA_SOURCE_USER"].secret);
+    assert!(matches!(
+        exporter.env["DATA_SOURCE_PASS"],
+        EnvValue::Secret(_)
+    ));
+    assert!(matches!(
+        exporter.env["DATA_SOURCE_USER"],
+        EnvValue::Plain(_)
+    ));
     let grafana = loaded
         .config
         .services
@@ -112,7 +118,10 @@ fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
         .find(|s| s.name == "grafana")
         .unwrap();
     assert!(grafana.routes.is_empty());
-    assert!(grafana.env["GF_SECURITY_ADMIN_PASSWORD"].secret);
+    assert!(matches!(
+        grafana.env["GF_SECURITY_ADMIN_PASSWORD"],
+        EnvValue::Secret(_)
+    ));
 }
 
 #[test]
@@ -198,7 +207,11 @@ fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
     // Only docker-proxy mounts the socket (or /var/run).
     for service in &config.services {
         for mount in &service.volumes {
-            if let MountSource::Bind(source) = &mount.source {
+            if let Mount::Bind {
+                source: HostPath::Host(source),
+                ..
+            } = mount
+            {
                 let socket = source.starts_with("/var/run") || source.starts_with("/run");
                 assert!(
                     !socket || service.name == "docker-proxy",
@@ -304,16 +317,19 @@ fn backup_to_s3_adds_the_rclone_sidecar() {
             .unwrap_or_else(|| panic!("{name}"))
     };
     let sidecar = service("backup-offsite");
-    let key = &sidecar.env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"];
-    assert!(key.secret);
-    assert_eq!(key.value, "se/cr+et");
-    assert!(sidecar.env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"].secret);
+    let key = "RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY";
+    assert!(matches!(sidecar.env[key], EnvValue::Secret(_)));
+    assert_eq!(sidecar.env_value(key).unwrap(), "se/cr+et");
+    assert!(matches!(
+        sidecar.env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"],
+        EnvValue::Secret(_)
+    ));
     assert_eq!(
-        sidecar.env["RCLONE_CONFIG_OFFSITE_ENDPOINT"].value,
+        sidecar.env_value("RCLONE_CONFIG_OFFSITE_ENDPOINT").unwrap(),
         "https://s3.example.com"
     );
     assert_eq!(
-        sidecar.env["BACKUP_OFFSITE"].value,
+        sidecar.env_value("BACKUP_OFFSITE").unwrap(),
         "offsite:backups-bucket/app/db"
     );
     let backup = service("backup");
@@ -322,7 +338,7 @@ fn backup_to_s3_adds_the_rclone_sidecar() {
     assert!(backup
         .volumes
         .iter()
-        .any(|m| m.source == MountSource::Volume("backup-data".into())));
+        .any(|m| matches!(m, Mount::Volume { name, .. } if name == "backup-data")));
 }
 
 /// The resolved settings of a `stack.env` with `text`, for testing single phases.
@@ -464,12 +480,12 @@ fn the_env_list_spells_any_name_and_env_var_keys_win() {
         "dev",
     )
     .unwrap();
-    let env = &loaded.config.services[0].env;
-    assert_eq!(env["discovery.type"].value, "single-node");
-    assert!(!env["discovery.type"].secret);
-    assert_eq!(env["http_proxy"].value, "http://p:3128");
-    assert_eq!(env["MODE"].value, "key");
-    assert!(env["ELASTIC_PASSWORD"].secret);
+    let service = &loaded.config.services[0];
+    let env = &service.env;
+    assert_eq!(env["discovery.type"], EnvValue::Plain("single-node".into()));
+    assert_eq!(service.env_value("http_proxy").unwrap(), "http://p:3128");
+    assert_eq!(service.env_value("MODE").unwrap(), "key");
+    assert!(matches!(env["ELASTIC_PASSWORD"], EnvValue::Secret(_)));
     assert_eq!(
         crate::config::keys::secret_var("search", "discovery.type"),
         "SEARCH__ENV_646973636f766572792e74797065"
@@ -611,8 +627,8 @@ fn schedules_people_write_become_cron_fields() {
         .iter()
         .find(|s| s.name == "backup")
         .unwrap();
-    assert_eq!(backup.env["BACKUP_CRON"].value, "0 */6 * * *");
-    assert_eq!(backup.env["BACKUP_VERIFY_CRON"].value, "0 4 * * 0");
+    assert_eq!(backup.env_value("BACKUP_CRON").unwrap(), "0 */6 * * *");
+    assert_eq!(backup.env_value("BACKUP_VERIFY_CRON").unwrap(), "0 4 * * 0");
     for bad in ["every 30h", "every day", "@often"] {
         let errors = diagnostics(load_text(&format!("{base}BACKUP_SCHEDULE={bad}\n"), "dev"));
         assert!(
@@ -820,9 +836,9 @@ fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
         ("T2", "it's ${FOO} \"q\" $5 \\ end"),
         ("T3", "plain-Value-123"),
     ];
-    let env = &loaded.config.services[0].env;
+    let service = &loaded.config.services[0];
     for (var, value) in expected {
-        assert_eq!(env[var].value, value, "{var} as loaded");
+        assert_eq!(service.env_value(var).unwrap(), value, "{var} as loaded");
     }
     let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
     let dotenv = &bundle.files[crate::render::SECRETS_FILE];

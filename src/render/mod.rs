@@ -92,8 +92,7 @@ impl Bundle {
 
 /// File names inside a bundle.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
-pub const CADDY_FILE: &str = "Caddyfile";
-pub const NGINX_FILE: &str = "nginx/nginx.conf";
+pub use crate::model::{CADDY_FILE, NGINX_FILE};
 /// The secrets file: Compose reads `.env` beside the compose file for interpolation.
 pub const SECRETS_FILE: &str = ".env";
 /// Secret variables docker-compose cannot read exactly from `.env` (0600).
@@ -120,7 +119,7 @@ pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
 /// first, since their contents are part of the services' digests.
 pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired)> {
     let mut bundle = Bundle::default();
-    if needs_proxy(config) {
+    if config.needs_proxy() {
         match config.proxy.kind {
             ProxyKind::Caddy => bundle.add(CADDY_FILE, proxy::caddyfile(config)?),
             ProxyKind::Nginx => bundle.add(NGINX_FILE, proxy::nginx(config)?),
@@ -137,7 +136,7 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
         bundle.add_secret(SECRETS_FILE, contents);
     }
     secret_files(config, &mut bundle);
-    if needs_proxy(config) {
+    if config.needs_proxy() {
         for (path, contents) in proxy::basic_auth_files(config) {
             bundle.files.insert(
                 path,
@@ -169,23 +168,23 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
 /// folder is 0700 either way.
 fn secret_files(config: &Config, bundle: &mut Bundle) {
     for service in config.services.iter().filter(|s| s.is_container()) {
-        let mode = service.secret_file_mode();
         for file in &service.secret_files {
+            let var = crate::model::secret_file_var(&file.key);
             bundle.files.insert(
-                crate::model::secret_file_path(&file.key, mode),
+                file.bundle_path(),
                 BundleFile {
-                    contents: file.value.clone(),
-                    mode,
+                    contents: service
+                        .secret_values
+                        .0
+                        .get(&var)
+                        .cloned()
+                        .unwrap_or_default(),
+                    mode: file.mode,
                     secret: true,
                 },
             );
         }
     }
-}
-
-/// A proxy container runs when the project has a proxy and at least one route.
-pub fn needs_proxy(config: &Config) -> bool {
-    config.proxy.kind != ProxyKind::None && config.services.iter().any(|s| !s.routes.is_empty())
 }
 
 /// `to` relative to `from` when they share a folder, else `to` itself: a host path

@@ -286,7 +286,7 @@ fn named_volumes(services: &[Service]) -> Vec<String> {
     let mut volumes = BTreeSet::new();
     for service in services {
         for mount in &service.volumes {
-            if let MountSource::Volume(name) = &mount.source {
+            if let Mount::Volume { name, .. } = mount {
                 volumes.insert(name.clone());
             }
         }
