@@ -280,7 +280,7 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
     };
     let path = match keys.get("SERVER_PATH") {
         Some(value) => errors.take(validate::server_path(&value))?,
-        None => format!("/opt/{project}"),
+        None => super::default_server_path(project),
     };
     let ssh_key = keys
         .get("SERVER_SSH_KEY")

@@ -63,7 +63,19 @@ pub struct Config {
     pub sources: Vec<String>,
 }
 
+/// Where a project lives on its server when `SERVER_PATH` is not set.
+pub fn default_server_path(project: &str) -> String {
+    format!("/opt/{project}")
+}
+
 impl Config {
+    /// The project's folder on its server (`SERVER_PATH`, else the default).
+    pub fn server_path(&self) -> String {
+        self.server
+            .as_ref()
+            .map_or_else(|| default_server_path(&self.project), |s| s.path.clone())
+    }
+
     /// A proxy container runs when the project has a proxy and at least one route.
     pub fn needs_proxy(&self) -> bool {
         self.proxy.kind != ProxyKind::None && self.services.iter().any(|s| !s.routes.is_empty())

@@ -203,10 +203,9 @@ fn is_false(value: &bool) -> bool {
 pub enum Readiness {
     /// Running is enough.
     Running,
-    /// Docker's health status turns `healthy`.
-    Docker,
-    /// Docker's health status, or an HTTP probe of the container's address.
-    Http { port: u16, path: String },
+    /// Its health check passes: Docker's health status turns `healthy`, or stack's own
+    /// run of the probe (an HTTP probe of the container's address where stack reaches it).
+    Healthy(Probe),
     /// A job: its container exited with code 0.
     Completed,
 }
@@ -227,13 +226,9 @@ impl DesiredService {
         if self.job {
             return Readiness::Completed;
         }
-        match self.health.as_ref().map(|h| &h.probe) {
+        match &self.health {
             None => Readiness::Running,
-            Some(Probe::Cmd(_) | Probe::Exec(_)) => Readiness::Docker,
-            Some(Probe::Http { port, path }) => Readiness::Http {
-                port: *port,
-                path: path.clone(),
-            },
+            Some(health) => Readiness::Healthy(health.probe.clone()),
         }
     }
 
