@@ -267,7 +267,7 @@ fn published_databases(config: &Config) -> Vec<Finding> {
         if !is_database {
             continue;
         }
-        for publish in &service.publish {
+        for publish in &service.ports {
             let loopback = publish
                 .host_ip
                 .as_deref()

@@ -29,7 +29,7 @@ pub fn host_access(config: &Config) -> Vec<Finding> {
             .map_or("", |s| s.docker_socket.as_str()),
     );
     for service in config.services.iter().filter(|s| s.is_container()) {
-        for mount in &service.volumes {
+        for mount in &service.mounts {
             let source = match mount {
                 Mount::Bind {
                     source: HostPath::Host(path),

@@ -229,7 +229,8 @@ pub struct Service {
     pub build: Option<BuildSpec>,
     pub command: Option<Vec<String>>,
     pub port: Option<u16>,
-    pub publish: Vec<Port>,
+    /// `PUBLISH`: host port mappings.
+    pub ports: Vec<Port>,
     pub routes: Vec<Route>,
     pub route_strip: bool,
     pub health: Option<Health>,
@@ -243,7 +244,8 @@ pub struct Service {
     /// Variable → value; a secret as a reference to its `.env` variable, whose value is
     /// in `secret_values`.
     pub env: BTreeMap<String, EnvValue>,
-    pub volumes: Vec<Mount>,
+    /// `VOLUMES` (and a preset's bundle files).
+    pub mounts: Vec<Mount>,
     pub memory_mb: Option<u64>,
     pub cpus: Option<f64>,
     pub replicas: u32,

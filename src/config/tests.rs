@@ -91,7 +91,7 @@ fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
         .find(|s| s.name == "prometheus");
     let prometheus = prometheus.unwrap();
     assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
-    assert!(prometheus.volumes.iter().any(|m| *m
+    assert!(prometheus.mounts.iter().any(|m| *m
         == Mount::Bind {
             source: HostPath::Bundle("prometheus".into()),
             target: "/etc/prometheus".into(),
@@ -206,7 +206,7 @@ fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
     );
     // Only docker-proxy mounts the socket (or /var/run).
     for service in &config.services {
-        for mount in &service.volumes {
+        for mount in &service.mounts {
             if let Mount::Bind {
                 source: HostPath::Host(source),
                 ..
@@ -336,7 +336,7 @@ fn backup_to_s3_adds_the_rclone_sidecar() {
     // The backup job runs the postgres service's image.
     assert_eq!(backup.image.as_deref(), Some("stack-test/postgres:15"));
     assert!(backup
-        .volumes
+        .mounts
         .iter()
         .any(|m| matches!(m, Mount::Volume { name, .. } if name == "backup-data")));
 }

@@ -236,7 +236,7 @@ fn read(
         build,
         command,
         port: network.port,
-        publish: network.publish,
+        ports: network.publish,
         routes: network.routes,
         route_strip: network.route_strip,
         health,
@@ -244,7 +244,7 @@ fn read(
         depends_on,
         depends_completed,
         env: BTreeMap::new(),
-        volumes,
+        mounts: volumes,
         memory_mb: resources.memory_mb,
         cpus: resources.cpus,
         replicas: resources.replicas,
@@ -544,7 +544,7 @@ fn check_combinations(
     }
     // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
     let swarm = target == Target::Swarm;
-    if service.strategy == Strategy::Rolling && !service.publish.is_empty() && !swarm {
+    if service.strategy == Strategy::Rolling && !service.ports.is_empty() && !swarm {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
@@ -562,7 +562,7 @@ fn check_combinations(
             .hint("swarm reserves GPUs as generic node resources, which stack does not configure; remove `GPUS` or use `STACK_TARGET=compose`"),
         );
     }
-    let fixed_ports = service.publish.iter().any(|p| !p.host_ports.is_empty());
+    let fixed_ports = service.ports.iter().any(|p| !p.host_ports.is_empty());
     if service.replicas > 1 && !swarm && fixed_ports {
         errors.push(
             Diagnostic::new(format!(
