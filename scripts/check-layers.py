@@ -29,8 +29,6 @@ KNOWN = {
     ("error", "printer"),
     ("project", "fsio"),
     ("config", "fsio"),
-    ("config", "model"),
-    ("config", "render"),
     ("render", "fsio"),
     ("commands", "cli"),
 }

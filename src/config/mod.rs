@@ -239,4 +239,4 @@ pub fn validate_hostname(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::project::Resolved;
 
-fn load_text(text: &str, env: &str) -> Result<Loaded> {
+pub(crate) fn load_text(text: &str, env: &str) -> Result<Loaded> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("stack.env"), text).unwrap();
     load(dir.path(), env, &[], &Options::default(), |_| None)
@@ -222,18 +222,6 @@ fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
             }
         }
     }
-    // The reverse proxy reaches Grafana on `default` and stays off `monitoring`.
-    let desired = crate::model::desired(config, &BTreeMap::new());
-    let proxy = desired
-        .services
-        .iter()
-        .find(|s| s.name == crate::model::PROXY_SERVICE)
-        .unwrap();
-    assert!(
-        !proxy.networks.iter().any(|n| n == "monitoring"),
-        "{:?}",
-        proxy.networks
-    );
 
     // The project's own NETWORKS for Prometheus wins.
     let loaded = load_text(
@@ -685,7 +673,7 @@ fn release_command_and_its_timeout_are_checked() {
 }
 
 /// Write `files` (path, contents) as a project and load it for `env`.
-fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
+pub(crate) fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
         let path = dir.path().join(path);
@@ -811,59 +799,6 @@ fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
     );
 }
 
-/// Secret values with `${`, `$`, quotes and backslashes reach the container unchanged:
-/// stack's own reader reads the bundle's `.env` back exactly, and those docker-compose
-/// cannot read from `.env` are in the 0600 override file instead, `$` written `$$`.
-#[test]
-fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
-    let secrets = "T1='a${FOO}b$c\"d'\nT2=\"it's ${'$'}{FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n"
-        .replace("${'$'}", "$$");
-    let loaded = load_files(
-        &[
-            (
-                "stack.env",
-                "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
-                 SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
-                 SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
-            ),
-            ("environments/dev/secrets.env", &secrets),
-        ],
-        "dev",
-    )
-    .unwrap();
-    let expected = [
-        ("T1", "a${FOO}b$c\"d"),
-        ("T2", "it's ${FOO} \"q\" $5 \\ end"),
-        ("T3", "plain-Value-123"),
-    ];
-    let service = &loaded.config.services[0];
-    for (var, value) in expected {
-        assert_eq!(service.env_value(var).unwrap(), value, "{var} as loaded");
-    }
-    let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
-    let dotenv = &bundle.files[crate::render::SECRETS_FILE];
-    assert_eq!(dotenv.mode, 0o600);
-    let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();
-    for (var, value) in expected {
-        assert_eq!(
-            read.0[&format!("API__{var}")],
-            value,
-            "{var} read back from .env"
-        );
-    }
-    let over = &bundle.files[crate::render::COMPOSE_OVERRIDE_FILE];
-    assert_eq!(over.mode, 0o600);
-    assert!(
-        over.contents.contains("T1: a$${FOO}b$$c\"d"),
-        "{}",
-        over.contents
-    );
-    assert!(!over.contents.contains("T3"), "{}", over.contents);
-    let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
-    assert!(compose.contains("T3: ${API__T3}"), "{compose}");
-    assert!(!compose.contains("API__T1"), "{compose}");
-}
-
 #[test]
 fn a_key_only_the_shorter_service_name_reads_says_so() {
     let errors = diagnostics(load_text(
@@ -882,7 +817,7 @@ fn a_key_only_the_shorter_service_name_reads_says_so() {
     assert!(hint.contains("of service `web`"), "{hint}");
 }
 
-const JOB: &str = "STACK_PROJECT=app\nSTACK_SERVICES=app,migrate\n\
+pub(crate) const JOB: &str = "STACK_PROJECT=app\nSTACK_SERVICES=app,migrate\n\
      SERVICE_APP_IMAGE=app:1\nSERVICE_MIGRATE_IMAGE=app:1\n";
 
 #[test]
@@ -895,12 +830,6 @@ fn depends_on_completed_marks_a_job() {
     let app = &loaded.config.services[0];
     assert_eq!(app.depends_on, vec!["migrate".to_string()]);
     assert!(app.depends_completed.contains("migrate"));
-    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
-    let migrate = desired.service("migrate").unwrap();
-    assert!(migrate.job);
-    assert_eq!(migrate.readiness(), crate::model::Readiness::Completed);
-    let dependency = &desired.service("app").unwrap().depends_on[0];
-    assert!(dependency.completed && !desired.service("app").unwrap().job);
 }
 
 #[test]

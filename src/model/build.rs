@@ -359,3 +359,48 @@ fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<&str, &s
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_reaches_grafana_on_default_and_stays_off_monitoring() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nSTACK_NETWORKS=backend:internal,edge\n\
+             STACK_SERVICES=api,worker,db\n\
+             SERVICE_API_IMAGE=api:1\nSERVICE_API_PORT=8080\nSERVICE_API_METRICS=/metrics\n\
+             SERVICE_API_NETWORKS=backend\n\
+             SERVICE_WORKER_IMAGE=worker:1\nSERVICE_WORKER_NETWORKS=edge\n\
+             SERVICE_DB_IMAGE=db:1\nSERVICE_DB_PORT=5432\nSERVICE_DB_NETWORKS=backend\n\
+             MONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+            "dev",
+        )
+        .unwrap();
+        let desired = desired(&loaded.config, &BTreeMap::new());
+        let proxy = desired.service(PROXY_SERVICE).unwrap();
+        assert!(
+            !proxy.networks.iter().any(|n| n == "monitoring"),
+            "{:?}",
+            proxy.networks
+        );
+    }
+
+    #[test]
+    fn depends_on_completed_marks_a_job() {
+        let loaded = crate::config::tests::load_text(
+            &format!(
+                "{}SERVICE_MIGRATE_RESTART=no\nSERVICE_APP_DEPENDS_ON=migrate:completed\n",
+                crate::config::tests::JOB
+            ),
+            "dev",
+        )
+        .unwrap();
+        let desired = desired(&loaded.config, &BTreeMap::new());
+        let migrate = desired.service("migrate").unwrap();
+        assert!(migrate.job);
+        assert_eq!(migrate.readiness(), Readiness::Completed);
+        let dependency = &desired.service("app").unwrap().depends_on[0];
+        assert!(dependency.completed && !desired.service("app").unwrap().job);
+    }
+}

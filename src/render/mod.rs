@@ -297,4 +297,57 @@ mod tests {
             PathBuf::from("/")
         );
     }
+
+    /// Secret values with `${`, `$`, quotes and backslashes reach the container unchanged:
+    /// stack's own reader reads the bundle's `.env` back exactly, and those docker-compose
+    /// cannot read from `.env` are in the 0600 override file instead, `$` written `$$`.
+    #[test]
+    fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
+        let secrets = "T1='a${FOO}b$c\"d'\nT2=\"it's ${'$'}{FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n"
+            .replace("${'$'}", "$$");
+        let loaded = crate::config::tests::load_files(
+            &[
+                (
+                    "stack.env",
+                    "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
+                     SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
+                     SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
+                ),
+                ("environments/dev/secrets.env", &secrets),
+            ],
+            "dev",
+        )
+        .unwrap();
+        let expected = [
+            ("T1", "a${FOO}b$c\"d"),
+            ("T2", "it's ${FOO} \"q\" $5 \\ end"),
+            ("T3", "plain-Value-123"),
+        ];
+        let service = &loaded.config.services[0];
+        for (var, value) in expected {
+            assert_eq!(service.env_value(var).unwrap(), value, "{var} as loaded");
+        }
+        let bundle = render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
+        let dotenv = &bundle.files[SECRETS_FILE];
+        assert_eq!(dotenv.mode, 0o600);
+        let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();
+        for (var, value) in expected {
+            assert_eq!(
+                read.0[&format!("API__{var}")],
+                value,
+                "{var} read back from .env"
+            );
+        }
+        let over = &bundle.files[COMPOSE_OVERRIDE_FILE];
+        assert_eq!(over.mode, 0o600);
+        assert!(
+            over.contents.contains("T1: a$${FOO}b$$c\"d"),
+            "{}",
+            over.contents
+        );
+        assert!(!over.contents.contains("T3"), "{}", over.contents);
+        let compose = &bundle.files[COMPOSE_FILE].contents;
+        assert!(compose.contains("T3: ${API__T3}"), "{compose}");
+        assert!(!compose.contains("API__T1"), "{compose}");
+    }
 }
