@@ -29,10 +29,6 @@ KNOWN = {
     ("error", "printer"),
     ("project", "fsio"),
     ("config", "fsio"),
-    ("config", "model"),
-    ("config", "render"),
-    ("model", "fsio"),
-    ("model", "render"),
     ("render", "fsio"),
     ("commands", "cli"),
 }

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::model::Secrets;
 use crate::render::{Bundle, COMPOSE_FILE};
 
 /// The marker in the first line of a file stack generated.
@@ -536,6 +537,24 @@ fn file_kind(kind: fs::FileType) -> &'static str {
     }
 }
 
+/// Read a bundle's `.env` (missing: no secrets).
+pub fn read_secrets(bundle: &Path) -> Result<Secrets> {
+    let path = bundle.join(crate::render::SECRETS_FILE);
+    // Stack wrote it: a regular file (no link followed) of a bounded size.
+    let limit = crate::project::syntax::MAX_FILE_BYTES as u64;
+    match inspect(bundle, crate::render::SECRETS_FILE, limit)? {
+        Found::File {
+            contents: Some(bytes),
+            ..
+        } => Secrets::parse(&path.display().to_string(), &bytes),
+        Found::Missing => Ok(Secrets::default()),
+        _ => Err(Error::outside(format!(
+            "`{}` is not a secrets file stack wrote",
+            path.display()
+        ))),
+    }
+}
+
 /// Read a whole file of at most `limit` bytes. Only a regular file (after following
 /// symbolic links) is read, its size is checked before reading, and the read itself is
 /// bounded, so a device, a pipe or a growing file cannot hang or exhaust memory.
@@ -726,7 +745,7 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink("/dev/zero", dir.path().join(crate::deploy::DESIRED_FILE))
             .unwrap();
-        assert!(crate::model::Secrets::read(dir.path()).is_err());
+        assert!(read_secrets(dir.path()).is_err());
         let error = crate::commands::read_desired(dir.path()).unwrap_err();
         assert!(error.to_string().contains("symbolic link"), "{error}");
     }

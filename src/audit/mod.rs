@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::config::attrs::image::{unpinned, DATA_STORES};
-use crate::config::{Config, Loaded, Tls};
+use crate::config::{Config, EnvValue, Loaded, Tls};
 use crate::project::secrets_path;
 
 /// Shortest value `check` accepts.
@@ -167,7 +167,7 @@ pub fn audit(loaded: &Loaded) -> Vec<Finding> {
     out.extend(published_databases(config));
     out.extend(debug_flags(loaded));
     out.extend(shipping::host_access(config));
-    out.extend(shipping::build_contexts(config));
+    out.extend(shipping::build_contexts(loaded));
     out.extend(shipping::wildcard_routes(config));
     out.extend(shipping::localhost_domain(config));
     if config.protected {
@@ -213,7 +213,7 @@ fn images(config: &Config) -> Vec<Finding> {
         .iter()
         .filter_map(|s| s.image.as_deref().map(|i| (s.name.as_str(), i)))
         .collect();
-    if crate::render::needs_proxy(config) {
+    if config.needs_proxy() {
         all.push(("proxy", &config.proxy.image));
     }
     for (service, image) in all {
@@ -240,7 +240,7 @@ fn published_databases(config: &Config) -> Vec<Finding> {
         if !is_database {
             continue;
         }
-        for publish in &service.publish {
+        for publish in &service.ports {
             let loopback = publish
                 .host_ip
                 .as_deref()
@@ -250,7 +250,7 @@ fn published_databases(config: &Config) -> Vec<Finding> {
                     "database",
                     format!(
                         "database `{}` publishes `{}` on every interface; bind it to 127.0.0.1 or remove `PUBLISH`",
-                        service.name, publish.spec
+                        service.name, publish
                     ),
                 ));
             }
@@ -270,10 +270,10 @@ fn debug_flags(loaded: &Loaded) -> Vec<Finding> {
     }
     for service in &config.services {
         for (var, value) in &service.env {
-            if value.secret {
+            let EnvValue::Plain(value) = value else {
                 continue;
-            }
-            let v = value.value.to_ascii_lowercase();
+            };
+            let v = value.to_ascii_lowercase();
             let debug_var = var == "DEBUG" || var.ends_with("_DEBUG");
             let flagged = (debug_var && matches!(v.as_str(), "1" | "true" | "yes" | "on" | "*"))
                 || (matches!(
@@ -285,7 +285,7 @@ fn debug_flags(loaded: &Loaded) -> Vec<Finding> {
             if flagged && config.env != "dev" {
                 out.push(Finding::fail(
                     "debug",
-                    format!("service `{}` sets `{var}={}`", service.name, value.value),
+                    format!("service `{}` sets `{var}={value}`", service.name),
                 ));
             }
         }

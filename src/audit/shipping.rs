@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::Finding;
 use crate::config::presets::PRESETS;
-use crate::config::{Config, MountSource, Service, Tls};
+use crate::config::{Config, HostPath, Mount, Service, Tls};
 
 /// Host paths that hand a container the Docker engine (root on the host) or the whole
 /// host file system.
@@ -29,10 +29,19 @@ pub fn host_access(config: &Config) -> Vec<Finding> {
             .map_or("", |s| s.docker_socket.as_str()),
     );
     for service in config.services.iter().filter(|s| s.is_container()) {
-        for mount in &service.volumes {
-            let MountSource::Bind(source) = &mount.source else {
-                continue;
+        for mount in &service.mounts {
+            let source = match mount {
+                Mount::Bind {
+                    source: HostPath::Host(path),
+                    ..
+                } => path.clone(),
+                Mount::Bind {
+                    source: HostPath::Project(rel),
+                    ..
+                } => config.project_dir.join(rel),
+                _ => continue,
             };
+            let source = source.as_path();
             let risky = HOST_ACCESS.iter().any(|p| source == Path::new(p))
                 || (!socket.as_os_str().is_empty() && source == socket);
             if !risky || preset_declares(service, source) {
@@ -49,7 +58,7 @@ pub fn host_access(config: &Config) -> Vec<Finding> {
                     "service `{}` mounts `{}` ({what}) at `{}` in `VOLUMES`; remove it from `SERVICE_{}_VOLUMES`, or mount only the folder the app needs",
                     service.name,
                     source.display(),
-                    mount.target,
+                    mount.target(),
                     crate::config::keys::service_key_name(&service.name),
                 ),
             ));
@@ -93,7 +102,8 @@ pub fn repository_root(project_dir: &Path) -> PathBuf {
 
 /// A build context outside the repository sends files from elsewhere on the machine to
 /// the builder (and into the image).
-pub fn build_contexts(config: &Config) -> Vec<Finding> {
+pub fn build_contexts(loaded: &crate::config::Loaded) -> Vec<Finding> {
+    let config = &loaded.config;
     let root = repository_root(&config.project_dir);
     let root = root.canonicalize().unwrap_or(root);
     let mut out = Vec::new();
@@ -107,14 +117,21 @@ pub fn build_contexts(config: &Config) -> Vec<Finding> {
             .canonicalize()
             .unwrap_or_else(|_| build.context.clone());
         if !context.starts_with(&root) {
+            let key = format!(
+                "SERVICE_{}_BUILD",
+                crate::config::keys::service_key_name(&service.name)
+            );
+            // As written (the model keeps the resolved path only).
+            let written = loaded.resolved.settings.get(&key).map_or_else(
+                || build.context.display().to_string(),
+                |setting| setting.value.trim().to_string(),
+            );
             out.push(Finding::fail(
                 "build",
                 format!(
-                    "service `{}` builds from `{}` (`SERVICE_{}_BUILD={}`), outside the repository `{}`; move the sources into the repository",
+                    "service `{}` builds from `{}` (`{key}={written}`), outside the repository `{}`; move the sources into the repository",
                     service.name,
                     context.display(),
-                    crate::config::keys::service_key_name(&service.name),
-                    build.context_rel,
                     root.display(),
                 ),
             ));

@@ -37,8 +37,8 @@ pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         };
         super::run_hook(context, &loaded.config, &hook)?;
     }
-    let bundle = render::render(&loaded.config, &out)?;
-    warn_exposed_contexts(context, &loaded.config)?;
+    let (bundle, desired) = render::render_all(&loaded.config, &out)?;
+    warn_exposed_contexts(context, &desired, &dir)?;
     let shown = display_path(&dir, &out);
     if args.check {
         let stale = diff(&bundle, &out)?;
@@ -89,12 +89,16 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 /// Warn about a `BUILD` context that holds the project's secret files without its
 /// `.dockerignore` excluding them: stack leaves them out of what it builds, but
 /// `docker compose build` on the bundle would send them (names only, never contents).
-fn warn_exposed_contexts(context: &Context, config: &crate::config::Config) -> Result<()> {
-    for service in &config.services {
+fn warn_exposed_contexts(
+    context: &Context,
+    desired: &crate::model::Desired,
+    project_dir: &std::path::Path,
+) -> Result<()> {
+    for service in &desired.services {
         let Some(build) = &service.build else {
             continue;
         };
-        let exposed = crate::engine::context::exposed(&build.context, &config.project_dir)?;
+        let exposed = crate::engine::context::exposed(&build.context, project_dir)?;
         if exposed.is_empty() {
             continue;
         }

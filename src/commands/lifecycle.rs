@@ -29,7 +29,7 @@ fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
         return Ok(super::read_desired(bundle)?.project);
     }
     let loaded = context.load(&context.env())?;
-    check_services(&loaded.config, &args.services)?;
+    check_services(&super::desired_of(&loaded.config), &args.services)?;
     Ok(loaded.config.project.clone())
 }
 

@@ -35,7 +35,7 @@ pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
         Some((_, loaded)) => loaded.clone(),
         None => context.load(&context.env())?,
     };
-    check_services(&loaded.config, &args.services)?;
+    check_services(&super::desired_of(&loaded.config), &args.services)?;
     let project = loaded.config.project.clone();
     runtime()?.block_on(async {
         let engine = match &remote {

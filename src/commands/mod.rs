@@ -305,20 +305,20 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::outside(format!("cannot start the async runtime: {e}")))
 }
 
-/// Check that every named service exists in the project.
-pub fn check_services(config: &crate::config::Config, names: &[String]) -> Result<()> {
-    let known: Vec<&str> = config
-        .services
-        .iter()
-        .filter(|s| s.is_container())
-        .map(|s| s.name.as_str())
-        .chain(crate::render::needs_proxy(config).then_some(crate::render::PROXY_SERVICE))
-        .collect();
+/// The desired state of `config` for a command that needs only its services and their
+/// settings: no bundle is rendered, so the digests leave out the files services mount.
+pub fn desired_of(config: &crate::config::Config) -> Desired {
+    crate::model::desired(config, &std::collections::BTreeMap::new())
+}
+
+/// Check that every named service is one that runs (the proxy too, when there is one).
+pub fn check_services(desired: &Desired, names: &[String]) -> Result<()> {
+    let known: Vec<&str> = desired.services.iter().map(|s| s.name.as_str()).collect();
     for name in names {
         if !known.contains(&name.as_str()) {
             let mut diagnostic = Diagnostic::new(format!(
                 "no service `{name}` in environment `{}`",
-                config.env
+                desired.env
             ));
             diagnostic = match crate::error::nearest(name, known.iter().copied()) {
                 Some(near) => diagnostic.hint(format!("did you mean `{near}`?")),

@@ -17,9 +17,9 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
     let env = context.env();
     let loaded = context.load_with_secrets(&env)?;
     let config = &loaded.config;
-    check_services(config, &args.services)?;
     let out = default_out(&config.project_dir, &env);
     let (bundle, desired) = render::render_all(config, &out)?;
+    check_services(&desired, &args.services)?;
     if !args.dry_run && !diff(&bundle, &out)?.is_empty() {
         crate::fsio::write_bundle(&bundle, &out)?;
         context

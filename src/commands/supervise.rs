@@ -19,7 +19,7 @@ use crate::config::Restart;
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{Desired, Placement, Secrets};
+use crate::model::{Desired, Placement};
 use crate::printer::{Printer, Progress};
 
 /// How long after a `die` event supervise waits for Docker's own restart (or for the
@@ -36,7 +36,7 @@ enum Exit {
 
 pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     let desired = read_desired(&args.bundle)?;
-    let secrets = Secrets::read(&args.bundle)?;
+    let secrets = crate::fsio::read_secrets(&args.bundle)?;
     // The unit runs `SERVER_PATH/current`; a release is `SERVER_PATH/releases/<id>`.
     let bundle =
         std::path::absolute(&args.bundle).map_err(|e| Error::io("resolve", &args.bundle, e))?;

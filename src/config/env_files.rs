@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::model::{Config, EnvValue};
+use super::model::Config;
 use crate::error::{Diagnostic, Error, Result};
 
 /// The contents of every `ENV_FILE` of `config`, by its path relative to the project.
@@ -44,10 +44,9 @@ pub fn apply(config: &mut Config, files: &BTreeMap<String, Vec<u8>>) -> Result<(
             }
         }
         for (var, value) in from_files {
-            service.env.entry(var).or_insert(EnvValue {
-                value,
-                secret: false,
-            });
+            if !service.env.contains_key(&var) {
+                service.set_env(var, value, false);
+            }
         }
     }
     errors.dedup_by(|a, b| a.message == b.message);

@@ -24,7 +24,7 @@ pub(super) struct Globals {
     pub logging: LogRotation,
     pub networks: Vec<NetworkSpec>,
     pub image_transfer: ImageTransfer,
-    pub swarm_publish: crate::model::Publish,
+    pub swarm_publish: super::PublishMode,
     pub swarm_encrypt: bool,
     pub registry_image: String,
     pub hooks: Hooks,
@@ -85,8 +85,8 @@ impl Globals {
             };
         let swarm_publish =
             match errors.take(get("STACK_SWARM_PUBLISH").choice(&["ingress", "host"])) {
-                Some("host") => crate::model::Publish::Host,
-                _ => crate::model::Publish::Ingress,
+                Some("host") => super::PublishMode::Host,
+                _ => super::PublishMode::Ingress,
             };
         let encrypt = get("STACK_SWARM_ENCRYPT");
         let swarm_encrypt = errors.take(encrypt.boolean()).unwrap_or(false);
@@ -280,7 +280,7 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
     };
     let path = match keys.get("SERVER_PATH") {
         Some(value) => errors.take(validate::server_path(&value))?,
-        None => format!("/opt/{project}"),
+        None => super::default_server_path(project),
     };
     let ssh_key = keys
         .get("SERVER_SSH_KEY")

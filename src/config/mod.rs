@@ -13,6 +13,7 @@ mod paths;
 mod phases;
 pub mod presets;
 mod service;
+mod types;
 mod validate;
 pub mod values;
 
@@ -238,4 +239,4 @@ pub fn validate_hostname(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,6 +10,10 @@ pub use super::attrs::{
     ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
     Signal, Tmpfs, Ulimit, User,
 };
+pub use super::types::{
+    http_probe, secret_file_path, secret_file_var, BuildSpec, EnvValue, Health, HostPath, Mount,
+    Port, Probe, PublishMode, SecretFile, Secrets,
+};
 use crate::error::Span;
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +47,7 @@ pub struct Config {
     /// whole archives.
     pub image_transfer: ImageTransfer,
     /// `STACK_SWARM_PUBLISH`: how the swarm target publishes ports.
-    pub swarm_publish: crate::model::Publish,
+    pub swarm_publish: PublishMode,
     /// `STACK_SWARM_ENCRYPT`: the swarm's overlay networks encrypt their traffic (IPsec).
     pub swarm_encrypt: bool,
     /// `STACK_REGISTRY_IMAGE`: the temporary registry's image.
@@ -57,6 +61,25 @@ pub struct Config {
     pub server: Option<Server>,
     /// The project files that were read, in precedence order (for generated headers).
     pub sources: Vec<String>,
+}
+
+/// Where a project lives on its server when `SERVER_PATH` is not set.
+pub fn default_server_path(project: &str) -> String {
+    format!("/opt/{project}")
+}
+
+impl Config {
+    /// The project's folder on its server (`SERVER_PATH`, else the default).
+    pub fn server_path(&self) -> String {
+        self.server
+            .as_ref()
+            .map_or_else(|| default_server_path(&self.project), |s| s.path.clone())
+    }
+
+    /// A proxy container runs when the project has a proxy and at least one route.
+    pub fn needs_proxy(&self) -> bool {
+        self.proxy.kind != ProxyKind::None && self.services.iter().any(|s| !s.routes.is_empty())
+    }
 }
 
 /// Shell commands run (with `sh -c`, on the machine that runs stack) around builds and
@@ -203,10 +226,11 @@ pub struct Service {
     /// The preset that made this service, if any.
     pub preset: Option<&'static str>,
     pub image: Option<String>,
-    pub build: Option<Build>,
+    pub build: Option<BuildSpec>,
     pub command: Option<Vec<String>>,
     pub port: Option<u16>,
-    pub publish: Vec<Publish>,
+    /// `PUBLISH`: host port mappings.
+    pub ports: Vec<Port>,
     pub routes: Vec<Route>,
     pub route_strip: bool,
     pub health: Option<Health>,
@@ -217,8 +241,11 @@ pub struct Service {
     /// The dependencies written `name:completed`: waited for until they exit with code 0
     /// (Compose's `service_completed_successfully`), not until they are ready.
     pub depends_completed: BTreeSet<String>,
+    /// Variable → value; a secret as a reference to its `.env` variable, whose value is
+    /// in `secret_values`.
     pub env: BTreeMap<String, EnvValue>,
-    pub volumes: Vec<Mount>,
+    /// `VOLUMES` (and a preset's bundle files).
+    pub mounts: Vec<Mount>,
     pub memory_mb: Option<u64>,
     pub cpus: Option<f64>,
     pub replicas: u32,
@@ -238,6 +265,10 @@ pub struct Service {
     pub networks: Vec<String>,
     /// `SECRET_FILES`: secrets delivered as read-only files.
     pub secret_files: Vec<SecretFile>,
+    /// The values of its secret variables and secret files, by their `.env` name
+    /// ([`crate::config::keys::secret_var`], [`secret_file_var`]). Never shown.
+    #[serde(skip)]
+    pub secret_values: Secrets,
     /// `AUTH`: a forward-auth endpoint in front of its routes.
     pub auth: Option<ForwardAuth>,
     /// `BASIC_AUTH`: a user and password in front of its routes.
@@ -281,6 +312,27 @@ impl Service {
         }
     }
 
+    /// Set the container variable `var`; a secret's value goes to `secret_values`, and
+    /// `env` refers to it by its `.env` name.
+    pub fn set_env(&mut self, var: String, value: String, secret: bool) {
+        let value = if secret {
+            let name = super::keys::secret_var(&self.name, &var);
+            self.secret_values.0.insert(name.clone(), value);
+            EnvValue::Secret(name)
+        } else {
+            EnvValue::Plain(value)
+        };
+        self.env.insert(var, value);
+    }
+
+    /// The value of the container variable `var`, a secret's too.
+    pub fn env_value(&self, var: &str) -> Option<&str> {
+        match self.env.get(var)? {
+            EnvValue::Plain(text) => Some(text),
+            EnvValue::Secret(name) => self.secret_values.0.get(name).map(String::as_str),
+        }
+    }
+
     /// A container the engine runs (not an `UPSTREAM` on the host).
     pub fn is_container(&self) -> bool {
         self.upstream.is_none()
@@ -315,24 +367,6 @@ pub struct NetworkSpec {
     pub internal: bool,
 }
 
-/// A secret delivered as a file.
-#[derive(Clone, Serialize)]
-pub struct SecretFile {
-    /// Absolute path in the container (`/run/secrets/<name>`).
-    pub target: String,
-    /// The secret key (of `STACK_SECRETS`) whose value the file holds.
-    pub key: String,
-    /// The value; never shown.
-    #[serde(skip)]
-    pub value: String,
-}
-
-impl std::fmt::Debug for SecretFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretFile({} <- {})", self.target, self.key)
-    }
-}
-
 /// `AUTH`: where the proxy asks whether a request may pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForwardAuth {
@@ -358,39 +392,6 @@ impl std::fmt::Debug for BasicAuth {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Build {
-    /// Absolute path of the build context.
-    pub context: PathBuf,
-    /// As written, relative to the project.
-    pub context_rel: String,
-    pub dockerfile: Option<String>,
-    /// `BUILD_TARGET`: the Dockerfile stage to build.
-    pub target: Option<String>,
-    /// `BUILD_ARG_<NAME>`.
-    pub args: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EnvValue {
-    /// The value; never shown when `secret`.
-    pub value: String,
-    /// The value is, or is built from, a secret: it goes to the 0600 secrets file only.
-    pub secret: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Publish {
-    /// As written (Compose short syntax).
-    pub spec: String,
-    pub host_ip: Option<String>,
-    /// Host ports (a range expands), empty when Docker picks one.
-    pub host_ports: Vec<u16>,
-    /// Container ports (a range expands).
-    pub container_ports: Vec<u16>,
-    pub protocol: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Route {
     pub host: String,
@@ -414,74 +415,8 @@ pub struct Upstream {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Health {
-    pub check: HealthCheck,
-    #[serde(serialize_with = "ser_duration")]
-    pub interval: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub timeout: Duration,
-    pub retries: u32,
-    #[serde(serialize_with = "ser_duration")]
-    pub start_period: Duration,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthCheck {
-    /// An HTTP path probed on the service's port.
-    Http { path: String, port: u16 },
-    /// A shell command run in the container (Docker's `CMD-SHELL`: needs `/bin/sh`).
-    Cmd(String),
-    /// A program and its arguments run in the container without a shell (Docker's
-    /// `CMD`, written as a JSON array: `["pg_isready", "-U", "app"]`).
-    Exec(Vec<String>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mount {
-    pub source: MountSource,
-    pub target: String,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MountSource {
-    /// A named volume, created per project.
-    Volume(String),
-    /// A host path, absolute (relative paths are resolved against the project).
-    Bind(PathBuf),
-    /// An anonymous volume.
-    Anonymous,
-    /// A file or folder of the rendered bundle (a preset's config), relative to it.
-    Bundle(String),
-}
-
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::values::compose_duration(*d))
-}
-
-impl Serialize for EnvValue {
-    /// Secrets are never serialised: machine output gets the mask too.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut out = s.serialize_struct("EnvValue", 2)?;
-        out.serialize_field("value", self.shown())?;
-        out.serialize_field("secret", &self.secret)?;
-        out.end()
-    }
-}
-
-impl EnvValue {
-    /// The value as shown to people: secrets masked.
-    pub fn shown(&self) -> &str {
-        if self.secret {
-            REDACTED
-        } else {
-            &self.value
-        }
-    }
 }
 
 /// What a secret looks like in any output.

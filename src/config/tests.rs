@@ -3,7 +3,7 @@
 use super::*;
 use crate::project::Resolved;
 
-fn load_text(text: &str, env: &str) -> Result<Loaded> {
+pub(crate) fn load_text(text: &str, env: &str) -> Result<Loaded> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("stack.env"), text).unwrap();
     load(dir.path(), env, &[], &Options::default(), |_| None)
@@ -35,7 +35,7 @@ fn preset_defaults_can_be_interpolated() {
     )
     .unwrap();
     let web = &loaded.config.services[0];
-    assert_eq!(web.env["DB"].value, "my_app@postgres/my_app:16");
+    assert_eq!(web.env_value("DB").unwrap(), "my_app@postgres/my_app:16");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
@@ -91,20 +91,26 @@ fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
         .find(|s| s.name == "prometheus");
     let prometheus = prometheus.unwrap();
     assert_eq!(prometheus.image.as_deref(), Some("prom/prometheus:v3.0.0"));
-    assert!(prometheus
-        .volumes
-        .iter()
-        .any(|m| m.source == MountSource::Bundle("prometheus".into())
-            && m.target == "/etc/prometheus"
-            && m.read_only));
+    assert!(prometheus.mounts.iter().any(|m| *m
+        == Mount::Bind {
+            source: HostPath::Bundle("prometheus".into()),
+            target: "/etc/prometheus".into(),
+            read_only: true,
+        }));
     let exporter = loaded
         .config
         .services
         .iter()
         .find(|s| s.name == "postgres-exporter")
         .unwrap();
-    assert!(exporter.env["DATA_SOURCE_PASS"].secret);
-    assert!(!exporter.env["DATA_SOURCE_USER"].secret);
+    assert!(matches!(
+        exporter.env["DATA_SOURCE_PASS"],
+        EnvValue::Secret(_)
+    ));
+    assert!(matches!(
+        exporter.env["DATA_SOURCE_USER"],
+        EnvValue::Plain(_)
+    ));
     let grafana = loaded
         .config
         .services
@@ -112,7 +118,10 @@ fn monitoring_adds_its_services_and_the_exporters_of_enabled_presets() {
         .find(|s| s.name == "grafana")
         .unwrap();
     assert!(grafana.routes.is_empty());
-    assert!(grafana.env["GF_SECURITY_ADMIN_PASSWORD"].secret);
+    assert!(matches!(
+        grafana.env["GF_SECURITY_ADMIN_PASSWORD"],
+        EnvValue::Secret(_)
+    ));
 }
 
 #[test]
@@ -197,8 +206,12 @@ fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
     );
     // Only docker-proxy mounts the socket (or /var/run).
     for service in &config.services {
-        for mount in &service.volumes {
-            if let MountSource::Bind(source) = &mount.source {
+        for mount in &service.mounts {
+            if let Mount::Bind {
+                source: HostPath::Host(source),
+                ..
+            } = mount
+            {
                 let socket = source.starts_with("/var/run") || source.starts_with("/run");
                 assert!(
                     !socket || service.name == "docker-proxy",
@@ -209,18 +222,6 @@ fn monitoring_runs_on_its_own_network_and_only_docker_proxy_has_the_socket() {
             }
         }
     }
-    // The reverse proxy reaches Grafana on `default` and stays off `monitoring`.
-    let desired = crate::model::desired(config, &BTreeMap::new());
-    let proxy = desired
-        .services
-        .iter()
-        .find(|s| s.name == crate::model::PROXY_SERVICE)
-        .unwrap();
-    assert!(
-        !proxy.networks.iter().any(|n| n == "monitoring"),
-        "{:?}",
-        proxy.networks
-    );
 
     // The project's own NETWORKS for Prometheus wins.
     let loaded = load_text(
@@ -304,25 +305,28 @@ fn backup_to_s3_adds_the_rclone_sidecar() {
             .unwrap_or_else(|| panic!("{name}"))
     };
     let sidecar = service("backup-offsite");
-    let key = &sidecar.env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"];
-    assert!(key.secret);
-    assert_eq!(key.value, "se/cr+et");
-    assert!(sidecar.env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"].secret);
+    let key = "RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY";
+    assert!(matches!(sidecar.env[key], EnvValue::Secret(_)));
+    assert_eq!(sidecar.env_value(key).unwrap(), "se/cr+et");
+    assert!(matches!(
+        sidecar.env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"],
+        EnvValue::Secret(_)
+    ));
     assert_eq!(
-        sidecar.env["RCLONE_CONFIG_OFFSITE_ENDPOINT"].value,
+        sidecar.env_value("RCLONE_CONFIG_OFFSITE_ENDPOINT").unwrap(),
         "https://s3.example.com"
     );
     assert_eq!(
-        sidecar.env["BACKUP_OFFSITE"].value,
+        sidecar.env_value("BACKUP_OFFSITE").unwrap(),
         "offsite:backups-bucket/app/db"
     );
     let backup = service("backup");
     // The backup job runs the postgres service's image.
     assert_eq!(backup.image.as_deref(), Some("stack-test/postgres:15"));
     assert!(backup
-        .volumes
+        .mounts
         .iter()
-        .any(|m| m.source == MountSource::Volume("backup-data".into())));
+        .any(|m| matches!(m, Mount::Volume { name, .. } if name == "backup-data")));
 }
 
 /// The resolved settings of a `stack.env` with `text`, for testing single phases.
@@ -464,12 +468,12 @@ fn the_env_list_spells_any_name_and_env_var_keys_win() {
         "dev",
     )
     .unwrap();
-    let env = &loaded.config.services[0].env;
-    assert_eq!(env["discovery.type"].value, "single-node");
-    assert!(!env["discovery.type"].secret);
-    assert_eq!(env["http_proxy"].value, "http://p:3128");
-    assert_eq!(env["MODE"].value, "key");
-    assert!(env["ELASTIC_PASSWORD"].secret);
+    let service = &loaded.config.services[0];
+    let env = &service.env;
+    assert_eq!(env["discovery.type"], EnvValue::Plain("single-node".into()));
+    assert_eq!(service.env_value("http_proxy").unwrap(), "http://p:3128");
+    assert_eq!(service.env_value("MODE").unwrap(), "key");
+    assert!(matches!(env["ELASTIC_PASSWORD"], EnvValue::Secret(_)));
     assert_eq!(
         crate::config::keys::secret_var("search", "discovery.type"),
         "SEARCH__ENV_646973636f766572792e74797065"
@@ -611,8 +615,8 @@ fn schedules_people_write_become_cron_fields() {
         .iter()
         .find(|s| s.name == "backup")
         .unwrap();
-    assert_eq!(backup.env["BACKUP_CRON"].value, "0 */6 * * *");
-    assert_eq!(backup.env["BACKUP_VERIFY_CRON"].value, "0 4 * * 0");
+    assert_eq!(backup.env_value("BACKUP_CRON").unwrap(), "0 */6 * * *");
+    assert_eq!(backup.env_value("BACKUP_VERIFY_CRON").unwrap(), "0 4 * * 0");
     for bad in ["every 30h", "every day", "@often"] {
         let errors = diagnostics(load_text(&format!("{base}BACKUP_SCHEDULE={bad}\n"), "dev"));
         assert!(
@@ -669,7 +673,7 @@ fn release_command_and_its_timeout_are_checked() {
 }
 
 /// Write `files` (path, contents) as a project and load it for `env`.
-fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
+pub(crate) fn load_files(files: &[(&str, &str)], env: &str) -> Result<Loaded> {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
         let path = dir.path().join(path);
@@ -795,59 +799,6 @@ fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
     );
 }
 
-/// Secret values with `${`, `$`, quotes and backslashes reach the container unchanged:
-/// stack's own reader reads the bundle's `.env` back exactly, and those docker-compose
-/// cannot read from `.env` are in the 0600 override file instead, `$` written `$$`.
-#[test]
-fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
-    let secrets = "T1='a${FOO}b$c\"d'\nT2=\"it's ${'$'}{FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n"
-        .replace("${'$'}", "$$");
-    let loaded = load_files(
-        &[
-            (
-                "stack.env",
-                "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
-                 SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
-                 SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
-            ),
-            ("environments/dev/secrets.env", &secrets),
-        ],
-        "dev",
-    )
-    .unwrap();
-    let expected = [
-        ("T1", "a${FOO}b$c\"d"),
-        ("T2", "it's ${FOO} \"q\" $5 \\ end"),
-        ("T3", "plain-Value-123"),
-    ];
-    let env = &loaded.config.services[0].env;
-    for (var, value) in expected {
-        assert_eq!(env[var].value, value, "{var} as loaded");
-    }
-    let bundle = crate::render::render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
-    let dotenv = &bundle.files[crate::render::SECRETS_FILE];
-    assert_eq!(dotenv.mode, 0o600);
-    let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();
-    for (var, value) in expected {
-        assert_eq!(
-            read.0[&format!("API__{var}")],
-            value,
-            "{var} read back from .env"
-        );
-    }
-    let over = &bundle.files[crate::render::COMPOSE_OVERRIDE_FILE];
-    assert_eq!(over.mode, 0o600);
-    assert!(
-        over.contents.contains("T1: a$${FOO}b$$c\"d"),
-        "{}",
-        over.contents
-    );
-    assert!(!over.contents.contains("T3"), "{}", over.contents);
-    let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
-    assert!(compose.contains("T3: ${API__T3}"), "{compose}");
-    assert!(!compose.contains("API__T1"), "{compose}");
-}
-
 #[test]
 fn a_key_only_the_shorter_service_name_reads_says_so() {
     let errors = diagnostics(load_text(
@@ -866,7 +817,7 @@ fn a_key_only_the_shorter_service_name_reads_says_so() {
     assert!(hint.contains("of service `web`"), "{hint}");
 }
 
-const JOB: &str = "STACK_PROJECT=app\nSTACK_SERVICES=app,migrate\n\
+pub(crate) const JOB: &str = "STACK_PROJECT=app\nSTACK_SERVICES=app,migrate\n\
      SERVICE_APP_IMAGE=app:1\nSERVICE_MIGRATE_IMAGE=app:1\n";
 
 #[test]
@@ -879,12 +830,6 @@ fn depends_on_completed_marks_a_job() {
     let app = &loaded.config.services[0];
     assert_eq!(app.depends_on, vec!["migrate".to_string()]);
     assert!(app.depends_completed.contains("migrate"));
-    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
-    let migrate = desired.service("migrate").unwrap();
-    assert!(migrate.job);
-    assert_eq!(migrate.readiness(), crate::model::Readiness::Completed);
-    let dependency = &desired.service("app").unwrap().depends_on[0];
-    assert!(dependency.completed && !desired.service("app").unwrap().job);
 }
 
 #[test]

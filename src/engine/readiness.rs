@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::converge::Converger;
 use super::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::model::{DesiredService, Readiness};
+use crate::model::{DesiredService, Probe, Readiness};
 use crate::plan::ObservedContainer;
 
 /// Why a container is not ready.
@@ -226,13 +226,12 @@ async fn ready(
     }
     match readiness {
         Readiness::Running => Ok(true),
-        Readiness::Docker | Readiness::Http { .. } if state.health == "healthy" => Ok(true),
-        Readiness::Docker | Readiness::Http { .. } if state.health == "unhealthy" => {
+        Readiness::Healthy(_) if state.health == "healthy" => Ok(true),
+        Readiness::Healthy(_) if state.health == "unhealthy" => {
             Err("its health check failed".into())
         }
-        Readiness::Docker => Ok(false),
         Readiness::Completed => Ok(false),
-        Readiness::Http { port, path } => {
+        Readiness::Healthy(Probe::Http { port, path }) => {
             let (Some(ip), Some(client)) = (&state.ip, client) else {
                 return Ok(false);
             };
@@ -243,6 +242,7 @@ async fn ready(
                 .await
                 .is_ok_and(|r| r.status().is_success() || r.status().is_redirection()))
         }
+        Readiness::Healthy(_) => Ok(false),
     }
 }
 
@@ -263,14 +263,19 @@ async fn look(
     service: &DesiredService,
     client: Option<&reqwest::Client>,
 ) -> Look {
-    let readiness = match service.readiness() {
-        Readiness::Http { .. } if !engine.here => Readiness::Docker,
-        readiness => readiness,
-    };
+    let readiness = service.readiness();
+    // An HTTP probe of the container's address works only on the engine's host;
+    // elsewhere stack runs the probe in the container, like a `HEALTH_CMD`.
+    let by_address = matches!(readiness, Readiness::Healthy(Probe::Http { .. })) && engine.here;
+    let client = client.filter(|_| by_address);
     match ready(state, &readiness, client).await {
         Ok(true) => Look::Ready,
         Err(reason) => Look::Never(reason),
-        Ok(false) if readiness == Readiness::Docker && state.state == "running" => {
+        Ok(false)
+            if matches!(readiness, Readiness::Healthy(_))
+                && !by_address
+                && state.state == "running" =>
+        {
             match probe(engine, service, &state.id).await {
                 Ok(()) => Look::Ready,
                 Err(output) => Look::NotYet(Some(output)),

@@ -19,7 +19,7 @@ use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateSer
 
 use super::{clean_error, labels, spec, Engine};
 use crate::error::{Error, Result};
-use crate::model::{self, Desired, DesiredService, Placement, Publish, Restart, Secrets};
+use crate::model::{self, Desired, DesiredService, Placement, PublishMode, Restart, Secrets};
 use crate::printer::Progress;
 
 /// The label Docker's own `docker stack` puts on a stack's objects.
@@ -132,8 +132,8 @@ fn swarm_secret_name(project: &str, key: &str, value: &str) -> String {
 /// which is the project's and changes the spec of every service.
 fn spec_digest(desired: &Desired, service: &DesiredService) -> String {
     match desired.publish {
-        Publish::Ingress => service.digest.clone(),
-        Publish::Host => format!("{}+host", service.digest),
+        PublishMode::Ingress => service.digest.clone(),
+        PublishMode::Host => format!("{}+host", service.digest),
     }
 }
 
@@ -178,7 +178,7 @@ pub fn service_spec(
         endpoint_spec: Some(EndpointSpec {
             // Without the mesh, no virtual IP either (both are IPVS): names resolve to
             // every task's address.
-            mode: (desired.publish == Publish::Host).then_some(EndpointSpecModeEnum::DNSRR),
+            mode: (desired.publish == PublishMode::Host).then_some(EndpointSpecModeEnum::DNSRR),
             ports: Some(ports),
         }),
         ..Default::default()
@@ -187,7 +187,7 @@ pub fn service_spec(
 
 /// Published ports (swarm publishes only mappings with a host port), through the mesh
 /// or on the nodes that run a task.
-fn endpoint_ports(service: &DesiredService, publish: Publish) -> Vec<EndpointPortConfig> {
+fn endpoint_ports(service: &DesiredService, publish: PublishMode) -> Vec<EndpointPortConfig> {
     service
         .ports
         .iter()
@@ -202,8 +202,8 @@ fn endpoint_ports(service: &DesiredService, publish: Publish) -> Vec<EndpointPor
                 target_port: Some(i64::from(container)),
                 published_port: Some(i64::from(host?)),
                 publish_mode: Some(match publish {
-                    Publish::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
-                    Publish::Host => EndpointPortConfigPublishModeEnum::HOST,
+                    PublishMode::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
+                    PublishMode::Host => EndpointPortConfigPublishModeEnum::HOST,
                 }),
                 ..Default::default()
             })

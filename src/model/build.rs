@@ -7,8 +7,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::config::keys::secret_var;
-use crate::config::{self, Config, HealthCheck, MountSource, ProxyKind, Service, Tls};
+use crate::config::{self, Config, ProxyKind, Service, Tls};
 
 /// Label keys stack puts on everything it runs.
 pub const LABEL_PREFIX: &str = "dev.stack";
@@ -23,7 +22,7 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
         .map(|s| service(config, s))
         .collect();
     let mut volumes: BTreeSet<String> = config.volumes.iter().cloned().collect();
-    if crate::render::needs_proxy(config) {
+    if config.needs_proxy() {
         let proxy = proxy(config);
         volumes.extend(proxy.mounts.iter().filter_map(|m| match m {
             Mount::Volume { name, .. } => Some(name.clone()),
@@ -83,21 +82,27 @@ pub fn build_image(config: &Config, service: &Service) -> String {
 
 /// Every secret container variable of `config` as (`.env` name, value), in declaration
 /// order: what the bundle's `.env` holds.
-pub fn secret_entries(config: &Config) -> impl Iterator<Item = (String, &str)> {
+pub fn secret_entries<'a>(config: &'a Config) -> impl Iterator<Item = (String, &'a str)> {
     let containers = || config.services.iter().filter(|s| s.is_container());
-    let variables = containers().flat_map(|service| {
-        service
-            .env
-            .iter()
-            .filter(|(_, v)| v.secret)
-            .map(|(key, value)| (secret_var(&service.name, key), value.value.as_str()))
+    let value = |service: &'a Service, var: &str| -> &'a str {
+        service.secret_values.0.get(var).map_or("", String::as_str)
+    };
+    let variables = containers().flat_map(move |service| {
+        service.env.values().filter_map(move |env| match env {
+            EnvValue::Secret(var) => Some((var.clone(), value(service, var))),
+            EnvValue::Plain(_) => None,
+        })
     });
     // A key several services mount as a file is kept once.
     let mut seen = BTreeSet::new();
     let files = containers()
-        .flat_map(|service| &service.secret_files)
-        .filter(move |file| seen.insert(file.key.as_str()))
-        .map(|file| (secret_file_var(&file.key), file.value.as_str()));
+        .flat_map(|service| service.secret_files.iter().map(move |file| (service, file)))
+        .filter(move |(_, file)| seen.insert(file.key.as_str()))
+        .map(move |(service, file)| {
+            let var = secret_file_var(&file.key);
+            let text = value(service, &var);
+            (var, text)
+        });
     variables.chain(files)
 }
 
@@ -134,38 +139,13 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         let routes: Vec<String> = service.routes.iter().map(|r| r.to_string()).collect();
         labels.insert(format!("{LABEL_PREFIX}.routes"), routes.join(","));
     }
-    let health = service.health.as_ref().map(|health| Health {
-        probe: match &health.check {
-            HealthCheck::Http { path, port } => Probe::Http {
-                port: *port,
-                path: path.clone(),
-            },
-            HealthCheck::Cmd(command) => Probe::Cmd(command.clone()),
-            HealthCheck::Exec(argv) => Probe::Exec(argv.clone()),
-        },
-        interval: health.interval,
-        timeout: health.timeout,
-        retries: health.retries,
-        start_period: health.start_period,
-    });
+    let health = service.health.clone();
     if let Some(Probe::Http { port, path }) = health.as_ref().map(|h| &h.probe) {
         labels.insert(
             format!("{LABEL_PREFIX}.health-http"),
             format!("{port}{path}"),
         );
     }
-    let env = service
-        .env
-        .iter()
-        .map(|(key, value)| {
-            let value = if value.secret {
-                EnvValue::Secret(secret_var(&service.name, key))
-            } else {
-                EnvValue::Plain(value.value.clone())
-            };
-            (key.clone(), value)
-        })
-        .collect();
     let depends_on = service
         .depends_on
         .iter()
@@ -185,25 +165,11 @@ fn service(config: &Config, service: &Service) -> DesiredService {
             .image
             .clone()
             .unwrap_or_else(|| build_image(config, service)),
-        build: service.build.as_ref().map(|b| BuildSpec {
-            context: b.context.clone(),
-            dockerfile: b.dockerfile.clone(),
-            target: b.target.clone(),
-            args: b.args.clone(),
-        }),
+        build: service.build.clone(),
         command: service.command.clone(),
-        env,
-        mounts: service.volumes.iter().map(|m| mount(config, m)).collect(),
-        ports: service
-            .publish
-            .iter()
-            .map(|p| Port {
-                host_ip: p.host_ip.clone(),
-                host_ports: p.host_ports.clone(),
-                container_ports: p.container_ports.clone(),
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
+        env: service.env.clone(),
+        mounts: service.mounts.clone(),
+        ports: service.ports.clone(),
         expose: service.port.into_iter().collect(),
         routes: service.routes.clone(),
         health,
@@ -222,44 +188,13 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         labels,
         extra_hosts: service.extra_hosts.clone(),
         networks: service.networks.clone(),
-        secret_files: service
-            .secret_files
-            .iter()
-            .map(|file| SecretFile {
-                target: file.target.clone(),
-                key: file.key.clone(),
-                mode: service.secret_file_mode(),
-            })
-            .collect(),
+        secret_files: service.secret_files.clone(),
         options: service.options.clone(),
         logging: config.logging,
         release: service.release.clone(),
         refresh: None,
         digest: String::new(),
         pinned: None,
-    }
-}
-
-fn mount(config: &Config, mount: &config::Mount) -> Mount {
-    let target = mount.target.clone();
-    let read_only = mount.read_only;
-    let bind = |source| Mount::Bind {
-        source,
-        target: target.clone(),
-        read_only,
-    };
-    match &mount.source {
-        MountSource::Volume(name) => Mount::Volume {
-            name: name.clone(),
-            target,
-            read_only,
-        },
-        MountSource::Bind(path) => bind(match path.strip_prefix(&config.project_dir) {
-            Ok(rest) => HostPath::Project(rest.to_path_buf()),
-            Err(_) => HostPath::Host(path.clone()),
-        }),
-        MountSource::Bundle(rel) => bind(HostPath::Bundle(rel.clone())),
-        MountSource::Anonymous => Mount::Anonymous { target },
     }
 }
 
@@ -296,7 +231,7 @@ fn proxy_networks(config: &Config) -> Vec<String> {
 fn proxy(config: &Config) -> DesiredService {
     let (file, target, volumes) = match config.proxy.kind {
         ProxyKind::Nginx => (
-            crate::render::NGINX_FILE,
+            NGINX_FILE,
             "/etc/nginx/nginx.conf",
             [
                 ("nginx-certs", "/etc/nginx/certs", true),
@@ -304,7 +239,7 @@ fn proxy(config: &Config) -> DesiredService {
             ],
         ),
         _ => (
-            crate::render::CADDY_FILE,
+            CADDY_FILE,
             "/etc/caddy/Caddyfile",
             [
                 ("caddy-data", "/data", false),
@@ -423,4 +358,49 @@ fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<&str, &s
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_reaches_grafana_on_default_and_stays_off_monitoring() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nSTACK_NETWORKS=backend:internal,edge\n\
+             STACK_SERVICES=api,worker,db\n\
+             SERVICE_API_IMAGE=api:1\nSERVICE_API_PORT=8080\nSERVICE_API_METRICS=/metrics\n\
+             SERVICE_API_NETWORKS=backend\n\
+             SERVICE_WORKER_IMAGE=worker:1\nSERVICE_WORKER_NETWORKS=edge\n\
+             SERVICE_DB_IMAGE=db:1\nSERVICE_DB_PORT=5432\nSERVICE_DB_NETWORKS=backend\n\
+             MONITORING_ENABLED=true\nMONITORING_GRAFANA_ROUTE=grafana.${STACK_DOMAIN}\n",
+            "dev",
+        )
+        .unwrap();
+        let desired = desired(&loaded.config, &BTreeMap::new());
+        let proxy = desired.service(PROXY_SERVICE).unwrap();
+        assert!(
+            !proxy.networks.iter().any(|n| n == "monitoring"),
+            "{:?}",
+            proxy.networks
+        );
+    }
+
+    #[test]
+    fn depends_on_completed_marks_a_job() {
+        let loaded = crate::config::tests::load_text(
+            &format!(
+                "{}SERVICE_MIGRATE_RESTART=no\nSERVICE_APP_DEPENDS_ON=migrate:completed\n",
+                crate::config::tests::JOB
+            ),
+            "dev",
+        )
+        .unwrap();
+        let desired = desired(&loaded.config, &BTreeMap::new());
+        let migrate = desired.service("migrate").unwrap();
+        assert!(migrate.job);
+        assert_eq!(migrate.readiness(), Readiness::Completed);
+        let dependency = &desired.service("app").unwrap().depends_on[0];
+        assert!(dependency.completed && !desired.service("app").unwrap().job);
+    }
 }

@@ -13,18 +13,25 @@ mod build;
 pub use build::{build_image, desired, secret_entries, secrets};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{
-    ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
-    Release, Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
+    http_probe, secret_file_path, secret_file_var, BuildSpec, ByteSize, Capability,
+    ContainerOptions, EnvValue, ExtraHost, Gpus, Health, HostAddress, HostPath, LogRotation, Mount,
+    Platform, Port, Probe, PublishMode, Release, Restart, Route, SecretFile, Secrets, Signal,
+    Strategy, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The bundle file of Caddy's configuration (the proxy mounts it).
+pub const CADDY_FILE: &str = "Caddyfile";
+/// The bundle file of nginx's configuration (the proxy mounts it).
+pub const NGINX_FILE: &str = "nginx/nginx.conf";
 
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
@@ -45,23 +52,10 @@ pub struct Desired {
     pub networks: Vec<Network>,
     /// How the swarm target publishes ports (`STACK_SWARM_PUBLISH`).
     #[serde(default)]
-    pub publish: Publish,
+    pub publish: PublishMode,
     /// The swarm's overlay networks encrypt their traffic (`STACK_SWARM_ENCRYPT`).
     #[serde(default)]
     pub encrypt: bool,
-}
-
-/// How a swarm publishes a service's ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Publish {
-    /// Swarm's routing mesh: every node answers on the port (needs IPVS in the kernel);
-    /// services reach each other through a virtual IP (IPVS too).
-    #[default]
-    Ingress,
-    /// Only the nodes that run a task answer, on their own address; services reach
-    /// each other through DNS round robin (no IPVS anywhere).
-    Host,
 }
 
 /// A network of the project.
@@ -70,41 +64,6 @@ pub struct Network {
     pub name: String,
     /// No way in or out but through other networks.
     pub internal: bool,
-}
-
-/// A secret delivered as a read-only file in the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretFile {
-    /// Absolute path in the container.
-    pub target: String,
-    /// The secret key; the bundle holds the value as `secrets/<key>` and in `.env` as
-    /// [`secret_file_var`].
-    pub key: String,
-    /// Permission bits of the file: 0400 when the service runs as root, else 0444 (the
-    /// service's user must read it; the bundle's `secrets/` folder is 0700).
-    pub mode: u32,
-}
-
-impl SecretFile {
-    /// The file in the bundle.
-    pub fn bundle_path(&self) -> String {
-        secret_file_path(&self.key, self.mode)
-    }
-}
-
-/// The bundle file that holds the secret `key` for `SECRET_FILES` with `mode` (a bind
-/// mount shows the host file's mode, so each mode has its own file).
-pub fn secret_file_path(key: &str, mode: u32) -> String {
-    if mode == 0o400 {
-        format!("secrets/{key}")
-    } else {
-        format!("secrets/{mode:o}/{key}")
-    }
-}
-
-/// The `.env` name of the secret `key` delivered as a file.
-pub fn secret_file_var(key: &str) -> String {
-    format!("FILE__{key}")
 }
 
 /// Where the proxy finds the `BASIC_AUTH` user of `service`: (bundle path, path in the
@@ -206,137 +165,6 @@ pub struct Pinned {
     pub repo_digest: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildSpec {
-    /// Absolute path of the build context on the machine that runs `stack`.
-    pub context: PathBuf,
-    pub dockerfile: Option<String>,
-    /// The Dockerfile stage to build.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Build arguments.
-    #[serde(default)]
-    pub args: BTreeMap<String, String>,
-}
-
-/// A variable's value: plain text, or a reference to a secret kept in the `.env` file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvValue {
-    Plain(String),
-    /// The name of the variable in the bundle's `.env` that holds the value.
-    Secret(String),
-}
-
-/// A path on the engine's host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HostPath {
-    /// Inside the project, relative to its root (moves with it to a server).
-    Project(PathBuf),
-    /// A file or folder of the rendered bundle, relative to it.
-    Bundle(String),
-    /// An absolute path outside the project.
-    Host(PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "type")]
-pub enum Mount {
-    /// A named volume of the project (short name).
-    Volume {
-        name: String,
-        target: String,
-        read_only: bool,
-    },
-    Bind {
-        source: HostPath,
-        target: String,
-        read_only: bool,
-    },
-    Anonymous {
-        target: String,
-    },
-}
-
-impl Mount {
-    pub fn target(&self) -> &str {
-        match self {
-            Mount::Volume { target, .. }
-            | Mount::Bind { target, .. }
-            | Mount::Anonymous { target } => target,
-        }
-    }
-}
-
-/// A published port mapping (a range maps host and container ports pairwise).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Port {
-    pub host_ip: Option<String>,
-    /// Empty: Docker picks the host ports.
-    pub host_ports: Vec<u16>,
-    pub container_ports: Vec<u16>,
-    pub protocol: String,
-}
-
-impl Port {
-    /// (host port, container port) pairs.
-    pub fn pairs(&self) -> impl Iterator<Item = (Option<u16>, u16)> + '_ {
-        self.container_ports
-            .iter()
-            .enumerate()
-            .map(|(index, container)| (self.host_ports.get(index).copied(), *container))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Health {
-    pub probe: Probe,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub start_period: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Probe {
-    /// An HTTP GET of the container's port and path.
-    Http { port: u16, path: String },
-    /// A shell command run in the container.
-    Cmd(String),
-    /// A program and its arguments, run without a shell.
-    Exec(Vec<String>),
-}
-
-impl Probe {
-    /// Docker's `test` for this probe: `["CMD-SHELL", command]` or `["CMD", argv…]`.
-    pub fn test(&self) -> Vec<String> {
-        match self {
-            Probe::Http { port, path } => vec!["CMD-SHELL".into(), http_probe(*port, path)],
-            Probe::Cmd(command) => vec!["CMD-SHELL".into(), command.clone()],
-            Probe::Exec(argv) => std::iter::once("CMD".to_string())
-                .chain(argv.iter().cloned())
-                .collect(),
-        }
-    }
-
-    /// What runs in the container, as Docker runs it: a shell form under `/bin/sh -c`.
-    pub fn argv(&self) -> Vec<String> {
-        let mut test = self.test();
-        match test.remove(0).as_str() {
-            "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), test.remove(0)],
-            _ => test,
-        }
-    }
-}
-
-/// A probe that works in images with busybox `wget` or with `curl`.
-pub fn http_probe(port: u16, path: &str) -> String {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}' || exit 1")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Resources {
     pub memory_mb: Option<u64>,
@@ -375,10 +203,9 @@ fn is_false(value: &bool) -> bool {
 pub enum Readiness {
     /// Running is enough.
     Running,
-    /// Docker's health status turns `healthy`.
-    Docker,
-    /// Docker's health status, or an HTTP probe of the container's address.
-    Http { port: u16, path: String },
+    /// Its health check passes: Docker's health status turns `healthy`, or stack's own
+    /// run of the probe (an HTTP probe of the container's address where stack reaches it).
+    Healthy(Probe),
     /// A job: its container exited with code 0.
     Completed,
 }
@@ -399,13 +226,9 @@ impl DesiredService {
         if self.job {
             return Readiness::Completed;
         }
-        match self.health.as_ref().map(|h| &h.probe) {
+        match &self.health {
             None => Readiness::Running,
-            Some(Probe::Cmd(_) | Probe::Exec(_)) => Readiness::Docker,
-            Some(Probe::Http { port, path }) => Readiness::Http {
-                port: *port,
-                path: path.clone(),
-            },
+            Some(health) => Readiness::Healthy(health.probe.clone()),
         }
     }
 
@@ -525,68 +348,4 @@ pub fn default_network(project: &str) -> String {
 /// The name Compose gives a container.
 pub fn container_name(project: &str, service: &str, number: u32) -> String {
     format!("{project}-{service}-{number}")
-}
-
-/// Secret values by their `.env` variable name. Never printed.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secrets(pub BTreeMap<String, String>);
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl Secrets {
-    /// `KEY=VALUE` for a container's environment, sorted; a secret missing here is left
-    /// out (the caller checked the bundle's `.env` exists).
-    pub fn environment(&self, env: &BTreeMap<String, EnvValue>) -> Vec<String> {
-        env.iter()
-            .filter_map(|(key, value)| match value {
-                EnvValue::Plain(text) => Some(format!("{key}={text}")),
-                EnvValue::Secret(var) => self.0.get(var).map(|v| format!("{key}={v}")),
-            })
-            .collect()
-    }
-
-    /// Read a bundle's `.env` (missing: no secrets).
-    pub fn read(bundle: &Path) -> crate::error::Result<Secrets> {
-        let path = bundle.join(crate::render::SECRETS_FILE);
-        // Stack wrote it: a regular file (no link followed) of a bounded size.
-        let limit = crate::project::syntax::MAX_FILE_BYTES as u64;
-        match crate::fsio::inspect(bundle, crate::render::SECRETS_FILE, limit)? {
-            crate::fsio::Found::File {
-                contents: Some(bytes),
-                ..
-            } => Secrets::parse(&path.display().to_string(), &bytes),
-            crate::fsio::Found::Missing => Ok(Secrets::default()),
-            _ => Err(crate::error::Error::outside(format!(
-                "`{}` is not a secrets file stack wrote",
-                path.display()
-            ))),
-        }
-    }
-
-    /// Parse the text of a bundle's `.env`, which stack wrote.
-    pub fn parse(source: &str, bytes: &[u8]) -> crate::error::Result<Secrets> {
-        let entries = crate::project::syntax::parse(source, bytes).map_err(|_| {
-            crate::error::Error::outside(format!("`{source}` is not a secrets file stack wrote"))
-        })?;
-        let mut out = BTreeMap::new();
-        for entry in entries {
-            let mut text = String::new();
-            for piece in &entry.value.pieces {
-                match piece {
-                    crate::project::syntax::Piece::Literal(literal) => text.push_str(literal),
-                    // stack escapes every `$` it writes there; keep one it did not.
-                    crate::project::syntax::Piece::Var(var) => {
-                        text.push('$');
-                        text.push_str(&var.name);
-                    }
-                }
-            }
-            out.insert(entry.key, text);
-        }
-        Ok(Secrets(out))
-    }
 }

@@ -92,8 +92,7 @@ impl Bundle {
 
 /// File names inside a bundle.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
-pub const CADDY_FILE: &str = "Caddyfile";
-pub const NGINX_FILE: &str = "nginx/nginx.conf";
+pub use crate::model::{CADDY_FILE, NGINX_FILE};
 /// The secrets file: Compose reads `.env` beside the compose file for interpolation.
 pub const SECRETS_FILE: &str = ".env";
 /// Secret variables docker-compose cannot read exactly from `.env` (0600).
@@ -120,7 +119,7 @@ pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
 /// first, since their contents are part of the services' digests.
 pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired)> {
     let mut bundle = Bundle::default();
-    if needs_proxy(config) {
+    if config.needs_proxy() {
         match config.proxy.kind {
             ProxyKind::Caddy => bundle.add(CADDY_FILE, proxy::caddyfile(config)?),
             ProxyKind::Nginx => bundle.add(NGINX_FILE, proxy::nginx(config)?),
@@ -137,7 +136,7 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
         bundle.add_secret(SECRETS_FILE, contents);
     }
     secret_files(config, &mut bundle);
-    if needs_proxy(config) {
+    if config.needs_proxy() {
         for (path, contents) in proxy::basic_auth_files(config) {
             bundle.files.insert(
                 path,
@@ -169,23 +168,23 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
 /// folder is 0700 either way.
 fn secret_files(config: &Config, bundle: &mut Bundle) {
     for service in config.services.iter().filter(|s| s.is_container()) {
-        let mode = service.secret_file_mode();
         for file in &service.secret_files {
+            let var = crate::model::secret_file_var(&file.key);
             bundle.files.insert(
-                crate::model::secret_file_path(&file.key, mode),
+                file.bundle_path(),
                 BundleFile {
-                    contents: file.value.clone(),
-                    mode,
+                    contents: service
+                        .secret_values
+                        .0
+                        .get(&var)
+                        .cloned()
+                        .unwrap_or_default(),
+                    mode: file.mode,
                     secret: true,
                 },
             );
         }
     }
-}
-
-/// A proxy container runs when the project has a proxy and at least one route.
-pub fn needs_proxy(config: &Config) -> bool {
-    config.proxy.kind != ProxyKind::None && config.services.iter().any(|s| !s.routes.is_empty())
 }
 
 /// `to` relative to `from` when they share a folder, else `to` itself: a host path
@@ -297,5 +296,58 @@ mod tests {
             relative(Path::new("/p/.stack/dev"), Path::new("/")),
             PathBuf::from("/")
         );
+    }
+
+    /// Secret values with `${`, `$`, quotes and backslashes reach the container unchanged:
+    /// stack's own reader reads the bundle's `.env` back exactly, and those docker-compose
+    /// cannot read from `.env` are in the 0600 override file instead, `$` written `$$`.
+    #[test]
+    fn secrets_with_dollar_braces_and_quotes_round_trip_through_the_bundle() {
+        let secrets = "T1='a${FOO}b$c\"d'\nT2=\"it's ${'$'}{FOO} \\\"q\\\" $$5 \\\\ end\"\nT3='plain-Value-123'\n"
+            .replace("${'$'}", "$$");
+        let loaded = crate::config::tests::load_files(
+            &[
+                (
+                    "stack.env",
+                    "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSTACK_SECRETS=T1,T2,T3\n\
+                     SERVICE_API_IMAGE=busybox:1.36\nSERVICE_API_ENV_T1=${T1}\n\
+                     SERVICE_API_ENV_T2=${T2}\nSERVICE_API_ENV_T3=${T3}\n",
+                ),
+                ("environments/dev/secrets.env", &secrets),
+            ],
+            "dev",
+        )
+        .unwrap();
+        let expected = [
+            ("T1", "a${FOO}b$c\"d"),
+            ("T2", "it's ${FOO} \"q\" $5 \\ end"),
+            ("T3", "plain-Value-123"),
+        ];
+        let service = &loaded.config.services[0];
+        for (var, value) in expected {
+            assert_eq!(service.env_value(var).unwrap(), value, "{var} as loaded");
+        }
+        let bundle = render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
+        let dotenv = &bundle.files[SECRETS_FILE];
+        assert_eq!(dotenv.mode, 0o600);
+        let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();
+        for (var, value) in expected {
+            assert_eq!(
+                read.0[&format!("API__{var}")],
+                value,
+                "{var} read back from .env"
+            );
+        }
+        let over = &bundle.files[COMPOSE_OVERRIDE_FILE];
+        assert_eq!(over.mode, 0o600);
+        assert!(
+            over.contents.contains("T1: a$${FOO}b$$c\"d"),
+            "{}",
+            over.contents
+        );
+        assert!(!over.contents.contains("T3"), "{}", over.contents);
+        let compose = &bundle.files[COMPOSE_FILE].contents;
+        assert!(compose.contains("T3: ${API__T3}"), "{compose}");
+        assert!(!compose.contains("API__T1"), "{compose}");
     }
 }

@@ -7,7 +7,7 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{header, render_template, Bundle};
-use crate::config::{Config, Service};
+use crate::config::{Config, EnvValue, Service};
 use crate::error::Result;
 
 /// The preset these files belong to.
@@ -72,9 +72,8 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
         // input; empty: the default).
         let setting = |name: &str| {
             prometheus
-                .env
-                .get(name)
-                .map(|v| v.value.trim().to_string())
+                .env_value(name)
+                .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
         let scrape_interval = setting("STACK_SCRAPE_INTERVAL").unwrap_or_else(|| "15s".into());
@@ -104,8 +103,8 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             .find(|s| s.name == "backup" && s.preset == Some("BACKUP"));
         // BACKUP_VERIFY_MAX_AGE, carried by the backup service (checked at input).
         let verify_max_age_hours = backup
-            .and_then(|s| s.env.get("BACKUP_VERIFY_MAX_AGE"))
-            .and_then(|v| crate::config::presets::retention_hours(&v.value))
+            .and_then(|s| s.env_value("BACKUP_VERIFY_MAX_AGE"))
+            .and_then(crate::config::presets::retention_hours)
             .unwrap_or(8 * 24);
         bundle.add(
             ALERTS_FILE,
@@ -126,12 +125,14 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
         let webhook = service
             .env
             .get("STACK_ALERT_WEBHOOK")
-            .filter(|v| !v.secret && !v.value.is_empty())
-            .map(|v| serde_json::Value::String(v.value.clone()).to_string());
+            .and_then(|v| match v {
+                EnvValue::Plain(text) if !text.is_empty() => Some(text),
+                _ => None,
+            })
+            .map(|text| serde_json::Value::String(text.clone()).to_string());
         let group_wait = service
-            .env
-            .get("STACK_GROUP_WAIT")
-            .map(|v| v.value.trim().to_string())
+            .env_value("STACK_GROUP_WAIT")
+            .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "30s".into());
         // A secret webhook: Alertmanager reads it from its secret file.

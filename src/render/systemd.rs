@@ -46,11 +46,7 @@ pub fn unit_skeleton(config: &Config) -> Result<String> {
 }
 
 fn render(config: &Config, header_line: &str, start: &str, stop: &str) -> Result<String> {
-    let base = config
-        .server
-        .as_ref()
-        .map(|s| s.path.clone())
-        .unwrap_or_else(|| format!("/opt/{}", config.project));
+    let base = config.server_path();
     let user = config
         .server
         .as_ref()

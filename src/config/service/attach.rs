@@ -4,7 +4,9 @@
 
 use super::{get, AttrMap, Context};
 use crate::config::lookup::Errors;
-use crate::config::model::{BasicAuth, ForwardAuth, SecretFile, DEFAULT_NETWORK};
+use crate::config::model::{
+    secret_file_var, BasicAuth, ForwardAuth, SecretFile, Secrets, DEFAULT_NETWORK,
+};
 use crate::config::validate;
 use crate::config::values::{check_name, Value};
 use crate::error::Diagnostic;
@@ -12,15 +14,19 @@ use crate::error::Diagnostic;
 pub(super) struct Attachments {
     pub networks: Vec<String>,
     pub secret_files: Vec<SecretFile>,
+    /// The files' values, by their `.env` name.
+    pub secret_values: Secrets,
     pub auth: Option<ForwardAuth>,
     pub basic_auth: Option<BasicAuth>,
     pub env_files: Vec<String>,
 }
 
 pub(super) fn read(context: &Context, map: &AttrMap, errors: &mut Errors) -> Attachments {
+    let (secret_files, secret_values) = secret_files(context, map, errors);
     Attachments {
         networks: networks(map, errors),
-        secret_files: secret_files(context, map, errors),
+        secret_files,
+        secret_values,
         auth: get(map, "AUTH").and_then(|v| errors.take(forward_auth(v))),
         basic_auth: get(map, "BASIC_AUTH").and_then(|v| errors.take(basic_auth(context, v))),
         env_files: get(map, "ENV_FILE")
@@ -70,9 +76,14 @@ fn networks(map: &AttrMap, errors: &mut Errors) -> Vec<String> {
 
 /// `SECRET_FILES`: `name=KEY` (the secret `KEY` as `/run/secrets/name`), `/abs/path=KEY`,
 /// or a bare `KEY` (as `/run/secrets/<key in lower case>`).
-fn secret_files(context: &Context, map: &AttrMap, errors: &mut Errors) -> Vec<SecretFile> {
+fn secret_files(
+    context: &Context,
+    map: &AttrMap,
+    errors: &mut Errors,
+) -> (Vec<SecretFile>, Secrets) {
+    let mut values = Secrets::default();
     let Some(v) = get(map, "SECRET_FILES") else {
-        return Vec::new();
+        return (Vec::new(), values);
     };
     let mut out: Vec<SecretFile> = Vec::new();
     for item in v.list() {
@@ -111,10 +122,11 @@ fn secret_files(context: &Context, map: &AttrMap, errors: &mut Errors) -> Vec<Se
         }
         let Some(value) = context.keys.for_container(&key) else {
             // A missing secret is reported with the secrets (dev generates it).
+            values.0.entry(secret_file_var(&key)).or_default();
             out.push(SecretFile {
                 target,
                 key,
-                value: String::new(),
+                mode: 0,
             });
             continue;
         };
@@ -126,13 +138,16 @@ fn secret_files(context: &Context, map: &AttrMap, errors: &mut Errors) -> Vec<Se
             ));
             continue;
         }
+        values
+            .0
+            .insert(secret_file_var(&key), value.text.to_string());
         out.push(SecretFile {
             target,
             key,
-            value: value.text.to_string(),
+            mode: 0,
         });
     }
-    out
+    (out, values)
 }
 
 /// `AUTH`: `service:port/path` of a forward-auth endpoint (an identity provider's outpost).

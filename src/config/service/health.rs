@@ -16,7 +16,7 @@ pub(super) fn health(
     prefix: &str,
     errors: &mut Errors,
 ) -> Option<Health> {
-    let check = check(map, port, prefix, errors)?;
+    let probe = check(map, port, prefix, errors)?;
     let duration = |attr: &str, default: u64, errors: &mut Errors| {
         map.get(attr)
             .and_then(|a| errors.take(a.value.duration()))
@@ -38,7 +38,7 @@ pub(super) fn health(
         }
     }
     Some(Health {
-        check,
+        probe,
         interval,
         timeout,
         retries,
@@ -47,12 +47,7 @@ pub(super) fn health(
 }
 
 /// `HEALTH` or `HEALTH_CMD` (a preset's default gives way to the project's choice).
-fn check(
-    map: &AttrMap,
-    port: Option<u16>,
-    prefix: &str,
-    errors: &mut Errors,
-) -> Option<HealthCheck> {
+fn check(map: &AttrMap, port: Option<u16>, prefix: &str, errors: &mut Errors) -> Option<Probe> {
     match (map.get("HEALTH"), map.get("HEALTH_CMD")) {
         (Some(h), Some(c)) if h.from_project && c.from_project => {
             errors.push(
@@ -77,7 +72,7 @@ fn check(
                 );
                 return None;
             };
-            Some(HealthCheck::Http { path, port })
+            Some(Probe::Http { port, path })
         }
         (None, Some(c)) => health_cmd(&c.value, errors),
         (None, None) => {
@@ -112,9 +107,9 @@ fn check_no_timing(map: &AttrMap, prefix: &str, errors: &mut Errors) {
 
 /// `HEALTH_CMD`: the exec form (a JSON array, run without a shell), else one non-empty
 /// line run by `/bin/sh -c`.
-fn health_cmd(value: &Value, errors: &mut Errors) -> Option<HealthCheck> {
+fn health_cmd(value: &Value, errors: &mut Errors) -> Option<Probe> {
     if let Some(argv) = value.exec_form() {
-        return errors.take(argv).map(HealthCheck::Exec);
+        return errors.take(argv).map(Probe::Exec);
     }
     let text = errors.take(value.line())?;
     if text.trim().is_empty() {
@@ -123,5 +118,5 @@ fn health_cmd(value: &Value, errors: &mut Errors) -> Option<HealthCheck> {
         );
         return None;
     }
-    Some(HealthCheck::Cmd(text))
+    Some(Probe::Cmd(text))
 }

@@ -21,6 +21,9 @@ use super::validate;
 use super::values::Value;
 use crate::error::{Diagnostic, Span};
 
+/// Container variables while a service is read: name → (value, is or holds a secret).
+type Variables = BTreeMap<String, (String, bool)>;
+
 pub(crate) struct Context<'a> {
     pub keys: &'a Keys<'a>,
     pub project_dir: &'a Path,
@@ -71,10 +74,12 @@ pub(crate) fn build(
     if let Some(list) = get(&map, "ENV") {
         let secret = list.secret;
         for (var, value) in options::read_env_list(&map, errors) {
-            env.entry(var).or_insert(EnvValue { value, secret });
+            env.entry(var).or_insert((value, secret));
         }
     }
-    service.env = env;
+    for (var, (value, secret)) in env {
+        service.set_env(var, value, secret);
+    }
     if preset.is_some() {
         preset::secrets_as_files(&mut service);
     }
@@ -82,6 +87,10 @@ pub(crate) fn build(
         (Some(build), args) => build.args = args,
         (None, args) if args.is_empty() => {}
         (None, _) => needs_build(&service, &prefix, "BUILD_ARG_<NAME>", errors),
+    }
+    let mode = service.secret_file_mode();
+    for file in &mut service.secret_files {
+        file.mode = mode;
     }
     service.preset = preset.map(|(p, _)| p.name);
     service.span = span;
@@ -99,7 +108,7 @@ fn project_attrs<'a>(
     context: &Context<'a>,
     attrs: &[(ServiceAttr, &str)],
     map: &mut AttrMap<'a>,
-    env: &mut BTreeMap<String, EnvValue>,
+    env: &mut Variables,
     errors: &mut Errors,
 ) -> BTreeMap<String, String> {
     let mut build_args = BTreeMap::new();
@@ -134,7 +143,7 @@ fn project_attrs<'a>(
                 }
                 let secret = value.secret;
                 let value = value.text.to_string();
-                env.insert(var.clone(), EnvValue { value, secret });
+                env.insert(var.clone(), (value, secret));
             }
             ServiceAttr::BuildArg(arg) => {
                 let Some(value) = context.keys.for_container(key) else {
@@ -213,6 +222,7 @@ fn read(
         release,
         networks: attached.networks,
         secret_files: attached.secret_files,
+        secret_values: attached.secret_values,
         auth: attached.auth,
         basic_auth: attached.basic_auth,
         env_files: attached.env_files,
@@ -226,7 +236,7 @@ fn read(
         build,
         command,
         port: network.port,
-        publish: network.publish,
+        ports: network.publish,
         routes: network.routes,
         route_strip: network.route_strip,
         health,
@@ -234,7 +244,7 @@ fn read(
         depends_on,
         depends_completed,
         env: BTreeMap::new(),
-        volumes,
+        mounts: volumes,
         memory_mb: resources.memory_mb,
         cpus: resources.cpus,
         replicas: resources.replicas,
@@ -280,7 +290,7 @@ fn read_image_and_build(
     map: &AttrMap,
     prefix: &str,
     errors: &mut Errors,
-) -> (Option<String>, Option<Build>) {
+) -> (Option<String>, Option<BuildSpec>) {
     let image = get(map, "IMAGE").and_then(|v| errors.take(validate::image(v)));
     let build = get(map, "BUILD").and_then(|v| {
         let rel = errors.take(validate::relative_path(v))?;
@@ -288,9 +298,8 @@ fn read_image_and_build(
             get(map, "DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
         let target =
             get(map, "BUILD_TARGET").and_then(|t| errors.take(super::attrs::build_target(t)));
-        Some(Build {
+        Some(BuildSpec {
             context: normalize(&context.project_dir.join(&rel)),
-            context_rel: rel,
             dockerfile,
             target,
             args: BTreeMap::new(),
@@ -319,7 +328,7 @@ fn read_image_and_build(
 /// How a service is reached: its port, published ports, routes and upstream.
 struct Network {
     port: Option<u16>,
-    publish: Vec<Publish>,
+    publish: Vec<Port>,
     routes: Vec<Route>,
     route_strip: bool,
     upstream: Option<Upstream>,
@@ -328,7 +337,7 @@ struct Network {
 /// `PORT`, `PUBLISH`, `ROUTE`, `ROUTE_STRIP` and `UPSTREAM`.
 fn read_network(context: &Context, map: &AttrMap, errors: &mut Errors) -> Network {
     let port = get(map, "PORT").and_then(|v| errors.take(v.port()));
-    let publish: Vec<Publish> = get(map, "PUBLISH")
+    let publish: Vec<Port> = get(map, "PUBLISH")
         .map(|v| {
             v.list()
                 .iter()
@@ -424,11 +433,12 @@ fn read_volumes(
             let Some(mount) = errors.take(validate::mount(v, &item, context.project_dir)) else {
                 continue;
             };
-            if volumes.iter().any(|m| m.target == mount.target) {
+            if volumes.iter().any(|m| m.target() == mount.target()) {
                 errors.push(
                     Diagnostic::new(format!(
                         "`{}` mounts two volumes at `{}`",
-                        v.key, mount.target
+                        v.key,
+                        mount.target()
                     ))
                     .with_span(v.span.cloned())
                     .hint("Docker refuses a duplicate mount point; keep one of them"),
@@ -439,9 +449,9 @@ fn read_volumes(
         }
     }
     for (rel, target) in preset.map(|s| s.mounts).unwrap_or_default() {
-        volumes.retain(|m| m.target != *target);
-        volumes.push(Mount {
-            source: MountSource::Bundle(rel.to_string()),
+        volumes.retain(|m| m.target() != *target);
+        volumes.push(Mount::Bind {
+            source: HostPath::Bundle(rel.to_string()),
             target: target.to_string(),
             read_only: true,
         });
@@ -480,7 +490,7 @@ fn read_resources(map: &AttrMap, errors: &mut Errors) -> Resources {
 fn read_strategy(
     map: &AttrMap,
     has_health: bool,
-    publish: &[Publish],
+    publish: &[Port],
     errors: &mut Errors,
 ) -> Strategy {
     match get(map, "STRATEGY").and_then(|v| errors.take(v.choice(&["rolling", "recreate"]))) {
@@ -534,7 +544,7 @@ fn check_combinations(
     }
     // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
     let swarm = target == Target::Swarm;
-    if service.strategy == Strategy::Rolling && !service.publish.is_empty() && !swarm {
+    if service.strategy == Strategy::Rolling && !service.ports.is_empty() && !swarm {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
@@ -552,7 +562,7 @@ fn check_combinations(
             .hint("swarm reserves GPUs as generic node resources, which stack does not configure; remove `GPUS` or use `STACK_TARGET=compose`"),
         );
     }
-    let fixed_ports = service.publish.iter().any(|p| !p.host_ports.is_empty());
+    let fixed_ports = service.ports.iter().any(|p| !p.host_ports.is_empty());
     if service.replicas > 1 && !swarm && fixed_ports {
         errors.push(
             Diagnostic::new(format!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Attr, AttrMap, Context};
-use crate::config::model::EnvValue;
+use crate::config::model::{secret_file_var, EnvValue, SecretFile, Service};
 use crate::config::presets::{self, EnvSource, PresetService};
 use crate::config::values::Value;
 use crate::error::Span;
@@ -30,10 +30,7 @@ pub(super) fn default_attrs<'a>(defaults: &'a [PresetAttr<'a>]) -> AttrMap<'a> {
 }
 
 /// The preset's container variables, placeholders filled in; empty optional ones are left out.
-pub(super) fn preset_env(
-    context: &Context,
-    service: &'static PresetService,
-) -> BTreeMap<String, EnvValue> {
+pub(super) fn preset_env(context: &Context, service: &'static PresetService) -> super::Variables {
     let mut env = BTreeMap::new();
     for (var, source) in service.env {
         let (value, secret) = match source {
@@ -53,29 +50,28 @@ pub(super) fn preset_env(
             }
             EnvSource::Secret(template) => (fill(context, template, Use::Container).0, true),
         };
-        env.insert(var.to_string(), EnvValue { value, secret });
+        env.insert(var.to_string(), (value, secret));
     }
     env
 }
 
 /// A preset variable that a program cannot read from its environment, holding a secret,
 /// becomes a secret file ([`presets::SECRETS_AS_FILES`]); the renderer names the file.
-pub(super) fn secrets_as_files(service: &mut crate::config::model::Service) {
+pub(super) fn secrets_as_files(service: &mut Service) {
     for (name, var, key, target) in presets::SECRETS_AS_FILES {
         if service.name != *name {
             continue;
         }
-        let Some(value) = service.env.remove(*var) else {
+        let Some(EnvValue::Secret(env_var)) = service.env.get(*var).cloned() else {
             continue;
         };
-        if !value.secret {
-            service.env.insert(var.to_string(), value);
-            continue;
-        }
-        service.secret_files.push(crate::config::model::SecretFile {
+        service.env.remove(*var);
+        let value = service.secret_values.0.remove(&env_var).unwrap_or_default();
+        service.secret_values.0.insert(secret_file_var(key), value);
+        service.secret_files.push(SecretFile {
             target: target.to_string(),
             key: key.to_string(),
-            value: value.value,
+            mode: 0,
         });
     }
 }

@@ -227,7 +227,7 @@ fn check_host_ports(config: &Config, errors: &mut Errors) {
         }
     }
     for service in &config.services {
-        for publish in &service.publish {
+        for publish in &service.ports {
             for port in &publish.host_ports {
                 let key = (*port, publish.protocol.clone());
                 if let Some(owner) = held.get(&key) {
@@ -285,8 +285,8 @@ fn check_routes(config: &Config, errors: &mut Errors) {
 fn named_volumes(services: &[Service]) -> Vec<String> {
     let mut volumes = BTreeSet::new();
     for service in services {
-        for mount in &service.volumes {
-            if let MountSource::Volume(name) = &mount.source {
+        for mount in &service.mounts {
+            if let Mount::Volume { name, .. } = mount {
                 volumes.insert(name.clone());
             }
         }

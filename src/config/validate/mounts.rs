@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::bad;
-use crate::config::model::{Mount, MountSource};
+use crate::config::model::{HostPath, Mount};
 use crate::config::paths::normalize;
 use crate::config::values::Value;
 use crate::error::Diagnostic;
@@ -54,14 +54,25 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
             ))
         }
     };
-    let source = match source {
-        None => MountSource::Anonymous,
+    let bind = |path: std::path::PathBuf| {
+        let source = match path.strip_prefix(project_dir) {
+            Ok(rest) => HostPath::Project(rest.to_path_buf()),
+            Err(_) => HostPath::Host(path.clone()),
+        };
+        Mount::Bind {
+            source,
+            target: target.clone(),
+            read_only,
+        }
+    };
+    Ok(match source {
+        None => Mount::Anonymous { target },
         Some(s) if s.starts_with('~') => {
             return Err(error("`~` is not expanded; write an absolute or `./` path"))
         }
-        Some(s) if s.starts_with('/') => MountSource::Bind(normalize(Path::new(s))),
+        Some(s) if s.starts_with('/') => bind(normalize(Path::new(s))),
         Some(s) if s.starts_with("./") || s.starts_with("../") || s == "." || s == ".." => {
-            MountSource::Bind(normalize(&project_dir.join(s)))
+            bind(normalize(&project_dir.join(s)))
         }
         Some(s) => {
             let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -71,12 +82,11 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
             if !ok {
                 return Err(error("a volume name uses letters, digits and `_.-`"));
             }
-            MountSource::Volume(s.to_string())
+            Mount::Volume {
+                name: s.to_string(),
+                target,
+                read_only,
+            }
         }
-    };
-    Ok(Mount {
-        source,
-        target,
-        read_only,
     })
 }

@@ -24,7 +24,7 @@ pub(super) fn check_attachments(config: &Config, errors: &mut Errors) {
             }
             all_internal &= declared.is_some_and(|n| n.internal);
         }
-        if all_internal && !service.publish.is_empty() {
+        if all_internal && !service.ports.is_empty() {
             errors.push(
                 Diagnostic::new(format!(
                     "service `{}` publishes ports but is only on internal networks",

@@ -1,12 +1,12 @@
 //! `PUBLISH`: Compose short port syntax into host and container ports.
 
 use super::bad;
-use crate::config::model::Publish;
+use crate::config::model::Port;
 use crate::config::values::Value;
 use crate::error::Diagnostic;
 
 /// Compose short syntax: `[ip:][host:]container[/protocol]`, ranges allowed.
-pub fn publish(value: &Value, item: &str) -> Result<Publish, Diagnostic> {
+pub fn publish(value: &Value, item: &str) -> Result<Port, Diagnostic> {
     let error =
         || {
             bad(
@@ -50,8 +50,7 @@ pub fn publish(value: &Value, item: &str) -> Result<Publish, Diagnostic> {
     if !host_ports.is_empty() && host_ports.len() != container_ports.len() {
         return Err(error());
     }
-    Ok(Publish {
-        spec: item.to_string(),
+    Ok(Port {
         host_ip: ip,
         host_ports,
         container_ports,
