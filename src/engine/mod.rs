@@ -15,7 +15,7 @@ pub mod readiness;
 pub mod registry;
 mod spec;
 mod swarm;
-pub use containers::Grace;
+pub use containers::{Grace, Volumes};
 pub use images::split_reference;
 pub use swarm::service_name as swarm_service_name;
 
