@@ -13,6 +13,7 @@ mod logs;
 pub mod oneoff;
 pub mod readiness;
 pub mod registry;
+mod rolling;
 mod spec;
 mod swarm;
 pub use containers::{Grace, Volumes};
