@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Desired, DesiredService, Strategy};
+use crate::model::{Desired, DesiredService, Secrets, Strategy};
 
 /// A container of the project as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,6 +156,38 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
         }
     }
     actions
+}
+
+/// Whether a rolling update of `service` keeps old and new containers serving together
+/// for `STACK_DRAIN` before the old one stops: when something may hold the old one's
+/// address from a DNS answer, that is the proxy (the service has routes) or another
+/// service that depends on it or names it in its command or environment (a URL such
+/// as `postgres://db:5432`; `secrets` resolves secret values). With nothing reaching it
+/// by name, the old container can stop as soon as the new one is ready.
+pub fn needs_drain(desired: &Desired, service: &DesiredService, secrets: &Secrets) -> bool {
+    let named = |text: &str| {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .any(|word| word == service.name)
+    };
+    !service.routes.is_empty()
+        || desired
+            .services
+            .iter()
+            .filter(|other| other.name != service.name)
+            .any(|other| {
+                other.depends_on.iter().any(|d| d.service == service.name)
+                    || other.command.iter().flatten().any(|arg| named(arg))
+                    || other
+                        .options
+                        .entrypoint
+                        .iter()
+                        .flatten()
+                        .any(|arg| named(arg))
+                    || secrets
+                        .environment(&other.env)
+                        .iter()
+                        .any(|pair| pair.split_once('=').is_some_and(|(_, v)| named(v)))
+            })
 }
 
 fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
@@ -579,5 +611,40 @@ mod tests {
         ))]);
         let actions = plan(&d, &observed, &[]);
         assert!(!actions.iter().any(|a| matches!(a, Action::Release { .. })));
+    }
+
+    #[test]
+    fn the_drain_is_kept_only_where_something_reaches_the_service_by_name() {
+        let mut d = desired(vec![
+            service("db", 1, Strategy::Rolling, &[]),
+            service("cache", 1, Strategy::Rolling, &[]),
+            service("web", 1, Strategy::Rolling, &[]),
+            service("worker", 1, Strategy::Rolling, &[]),
+            service("api", 1, Strategy::Rolling, &["db"]),
+            service("lone", 1, Strategy::Rolling, &[]),
+        ]);
+        d.services[2].routes = vec![crate::model::Route {
+            host: "web.localhost".into(),
+            path: "/".into(),
+        }];
+        d.services[4].env.insert(
+            "CACHE_URL".into(),
+            crate::model::EnvValue::Secret("CACHE_URL".into()),
+        );
+        d.services[4].command = Some(vec!["serve".into(), "--queue=worker:9000".into()]);
+        let secrets = Secrets(BTreeMap::from([(
+            "CACHE_URL".to_string(),
+            "redis://:pw@cache:6379/0".to_string(),
+        )]));
+        let drains = |name: &str| needs_drain(&d, d.service(name).unwrap(), &secrets);
+        assert!(drains("db"), "a dependency");
+        assert!(drains("cache"), "named in a secret URL");
+        assert!(drains("web"), "routed by the proxy");
+        assert!(drains("worker"), "named in a command");
+        assert!(!drains("api"), "nothing reaches it");
+        assert!(!drains("lone"), "nothing reaches it");
+        // A longer name that contains it is not it.
+        d.services[5].name = "db2".into();
+        assert!(!needs_drain(&d, &d.services[5], &Secrets(BTreeMap::new())));
     }
 }

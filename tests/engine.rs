@@ -1954,3 +1954,103 @@ fn stack_ok_in(dir: &Path, args: &[&str]) -> String {
     );
     text(&out.stdout)
 }
+
+/// Build `<project>-data:1`: the busybox test image with `VOLUME /data` (an anonymous
+/// volume per container). The project's guard removes it (`<project>-*` images).
+fn image_with_volume(p: &Project) -> String {
+    let image = format!("{}-data:1", p.name);
+    let mut build = StdCommand::new("docker")
+        .args(["build", "-q", "-t", &image, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("FROM {BUSYBOX}\nVOLUME /data\n").as_bytes())
+        .unwrap();
+    let out = build.wait_with_output().unwrap();
+    assert!(out.status.success(), "docker build: {}", text(&out.stderr));
+    image
+}
+
+/// The anonymous volumes a container mounts, as `target=name` lines, sorted.
+fn anonymous_mounts(container: &str) -> Vec<String> {
+    let lines = inspect(
+        container,
+        "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Destination}}={{.Name}}\n{{end}}{{end}}",
+    );
+    let mut mounts: Vec<String> = lines.lines().map(str::to_string).collect();
+    mounts.sort();
+    mounts
+}
+
+#[test]
+fn a_replaced_container_hands_its_anonymous_volumes_on_and_down_volumes_removes_them() {
+    // `roll` is replaced start-new-first (it has a health check), `redo` stop-then-start.
+    let body = |image: &str, version: u32| {
+        format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=roll,redo\n\
+             SERVICE_ROLL_IMAGE={image}\nSERVICE_ROLL_COMMAND={HTTPD}\nSERVICE_ROLL_PORT=8080\n\
+             SERVICE_ROLL_HEALTH_CMD=true\nSERVICE_ROLL_HEALTH_INTERVAL=1s\n\
+             SERVICE_ROLL_ENV_VERSION={version}\nSERVICE_ROLL_STOP_GRACE=1s\n\
+             SERVICE_REDO_IMAGE={image}\nSERVICE_REDO_COMMAND=sleep 3600\n\
+             SERVICE_REDO_STRATEGY=recreate\nSERVICE_REDO_STOP_GRACE=1s\n\
+             SERVICE_REDO_ENV_VERSION={version}\n"
+        )
+    };
+    let p = Project::new("anonvol", "");
+    let image = image_with_volume(&p);
+    p.write(&body(&image, 1));
+    p.ok(&["start"]);
+    let mut seen = Vec::new();
+    for service in ["roll", "redo"] {
+        let id = p.id_of(service);
+        let w = docker(&["exec", &id, "sh", "-c", "echo kept > /data/marker"]);
+        assert!(w.status.success(), "{}", text(&w.stderr));
+        let mounts = anonymous_mounts(&id);
+        assert_eq!(mounts.len(), 1, "{service}: {mounts:?}");
+        seen.push((service, id, mounts));
+    }
+
+    p.write(&body(&image, 2));
+    p.ok(&["start"]);
+    for (service, old, mounts) in &seen {
+        let id = p.id_of(service);
+        assert_ne!(&id, old, "{service} was not replaced");
+        assert_eq!(
+            &anonymous_mounts(&id),
+            mounts,
+            "{service}: the new container has other anonymous volumes"
+        );
+        let m = docker(&["exec", &id, "cat", "/data/marker"]);
+        assert_eq!(
+            text(&m.stdout).trim(),
+            "kept",
+            "{service}: data in the image's VOLUME lost on replacement: {}",
+            text(&m.stderr)
+        );
+    }
+
+    p.ok(&["down", "--volumes"]);
+    for (service, _, mounts) in &seen {
+        for mount in mounts {
+            let (_, volume) = mount.split_once('=').unwrap();
+            assert!(
+                !docker(&["volume", "inspect", volume]).status.success(),
+                "{service}: anonymous volume {volume} survived down --volumes"
+            );
+        }
+    }
+    let label = format!("label=com.docker.compose.project={}", p.name);
+    let left = docker(&["volume", "ls", "-q", "--filter", &label]);
+    assert!(
+        text(&left.stdout).trim().is_empty(),
+        "{}",
+        text(&left.stdout)
+    );
+}

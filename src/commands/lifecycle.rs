@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::{check_services, runtime, Context};
 use crate::cli::{DownArgs, ServicesArg};
-use crate::engine::{Engine, Grace};
+use crate::engine::{Engine, Grace, Volumes};
 use crate::error::Result;
 use crate::plan::ObservedContainer;
 
@@ -67,7 +67,16 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = selected(&engine, &project, &[]).await?;
-        let removals = containers.iter().map(|c| engine.remove(&c.id, Grace::Own));
+        // `--volumes` takes the containers' anonymous volumes too (inherited ones
+        // included), as `docker compose down --volumes` does with the ones it made.
+        let volumes = if args.volumes {
+            Volumes::All
+        } else {
+            Volumes::Keep
+        };
+        let removals = containers
+            .iter()
+            .map(|c| engine.remove(&c.id, Grace::Own, volumes));
         for result in futures_util::future::join_all(removals).await {
             result?;
         }

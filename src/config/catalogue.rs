@@ -112,7 +112,7 @@ pub const GLOBALS: &[Key] = &[
     },
     Key {
         names: &["STACK_DRAIN"],
-        meaning: r##"*(stack's addition)* in a rolling update, how long the new and the old container serve side by side (so every proxy has re-read DNS) before the old one is stopped"##,
+        meaning: r##"*(stack's addition)* in a rolling update of a service something reaches by name (it has routes, or another service depends on it or names it in its command or environment), how long the new and the old container serve side by side (so every proxy and client has re-read DNS) before the old one is stopped; other services skip it"##,
         default: r##"`2s`"##,
         targets: "",
         container: false,

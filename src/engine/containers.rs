@@ -21,22 +21,42 @@ pub enum Grace {
     None,
 }
 
+/// What becomes of a container's anonymous volumes when it is removed (Compose's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volumes {
+    /// Kept: a replacement mounts them, and `down` without `--volumes` keeps data.
+    Keep,
+    /// Removed with the container, as `docker rm -v` does: the ones the engine created
+    /// for it, never one it mounted by name (one it inherited, which another container
+    /// may use). For a container that never served: a failed start, a one-off.
+    Own,
+    /// Every anonymous volume it mounts, inherited ones too (`down --volumes`).
+    All,
+}
+
+/// An engine-made anonymous volume: its name is a generated 64-digit hex ID, which no
+/// named volume of a project (`<project>_<name>`) can be.
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl Engine {
     /// Create (not start) a container; refuses to touch one the project does not own.
     /// `in_dns`: join the network under the service's aliases now; a rolling update
     /// creates the new container without them and adds them with [`Engine::expose`] once
-    /// it is ready, so no request reaches a container that is not.
+    /// it is ready, so no request reaches a container that is not. `inherited`: the
+    /// anonymous volumes of the container it replaces ([`Engine::inheritance`]).
     pub async fn create(
         &self,
         desired: &Desired,
         service: &DesiredService,
         number: u32,
         place: (&Placement, &Secrets),
-        in_dns: bool,
+        (in_dns, inherited): (bool, &[spec::Inherited]),
     ) -> Result<String> {
         let project = desired.project.as_str();
         let name = crate::model::container_name(project, &service.name, number);
-        let body = spec::container(desired, service, number, place, in_dns);
+        let body = spec::container(desired, service, number, place, (in_dns, inherited));
         let platform = service.options.platform.as_ref().map(|p| p.to_string());
         let extra_networks: Vec<String> = desired
             .service_networks(service)
@@ -71,8 +91,12 @@ impl Engine {
                     hint: Some(format!("remove or rename it (`docker rm -f {name}`), or change `STACK_PROJECT`")),
                 });
             }
-            self.remove(&existing.id.unwrap_or(name.clone()), Grace::Own)
-                .await?;
+            self.remove(
+                &existing.id.unwrap_or(name.clone()),
+                Grace::Own,
+                Volumes::Keep,
+            )
+            .await?;
         }
         let created = self
             .docker
@@ -99,7 +123,7 @@ impl Engine {
                 }),
             };
             if let Err(e) = self.docker.connect_network(network, request).await {
-                let _ = self.remove(&created.id, Grace::None).await;
+                let _ = self.remove(&created.id, Grace::None, Volumes::Own).await;
                 return Err(outside(
                     &format!(
                         "service `{service}`: cannot put `{name}` into the network `{network}`"
@@ -154,8 +178,14 @@ impl Engine {
         }
     }
 
-    /// Stop (with `grace`) and remove a container.
-    pub async fn remove(&self, id: &str, grace: Grace) -> Result<()> {
+    /// Stop (with `grace`) and remove a container, and with it its anonymous
+    /// `volumes` as asked.
+    pub async fn remove(&self, id: &str, grace: Grace, volumes: Volumes) -> Result<()> {
+        // Named before the container goes: the engine forgets which ones it mounted.
+        let inherited = match volumes {
+            Volumes::All => self.anonymous_volumes(id).await?,
+            Volumes::Keep | Volumes::Own => Vec::new(),
+        };
         self.stop(id, grace).await?;
         match self
             .docker
@@ -163,18 +193,103 @@ impl Engine {
                 id,
                 Some(RemoveContainerOptions {
                     force: true,
-                    v: false,
+                    v: volumes != Volumes::Keep,
                     ..Default::default()
                 }),
             )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {} // removal already in progress
+            Err(e) => return Err(outside(&format!("cannot remove container `{id}`"), e)),
+        }
+        for volume in inherited {
+            self.remove_anonymous_volume(&volume.volume).await?;
+        }
+        Ok(())
+    }
+
+    /// The anonymous volumes a container mounts (none when it is gone).
+    async fn anonymous_volumes(&self, id: &str) -> Result<Vec<spec::Inherited>> {
+        let inspect = match self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(outside(&format!("cannot inspect container `{id}`"), e)),
+        };
+        Ok(inspect
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ == Some(bollard::models::MountPointTypeEnum::VOLUME))
+            .filter_map(|m| {
+                let volume = m.name.filter(|name| is_anonymous(name))?;
+                Some(spec::Inherited {
+                    volume,
+                    target: m.destination?,
+                    read_only: m.rw == Some(false),
+                })
+            })
+            .collect())
+    }
+
+    /// The anonymous volumes of the container `old` that its replacement of `service`
+    /// mounts at the same paths, as Compose does: those at a path the image declares a
+    /// `VOLUME` for or the service an anonymous volume at (the planner's model wins where
+    /// it mounts something else there: see [`spec::binds`]).
+    pub async fn inheritance(
+        &self,
+        old: &str,
+        service: &DesiredService,
+    ) -> Result<Vec<spec::Inherited>> {
+        let volumes = self.anonymous_volumes(old).await?;
+        if volumes.is_empty() {
+            return Ok(volumes);
+        }
+        let image = service.run_image();
+        let declared: Vec<String> = match self.docker.inspect_image(image).await {
+            Ok(inspect) => inspect
+                .config
+                .and_then(|c| c.volumes)
+                .map(|v| v.into_keys().collect())
+                .unwrap_or_default(),
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) => return Err(outside(&format!("cannot inspect image `{image}`"), e)),
+        };
+        let clean = |p: &str| p.trim_end_matches('/').to_string();
+        let wanted = |target: &str| {
+            declared.iter().any(|d| clean(d) == clean(target))
+                || service.mounts.iter().any(|m| {
+                    matches!(m, crate::model::Mount::Anonymous { .. })
+                        && clean(m.target()) == clean(target)
+                })
+        };
+        Ok(volumes.into_iter().filter(|v| wanted(&v.target)).collect())
+    }
+
+    /// Remove an anonymous volume; one still in use elsewhere is left, as `docker rm -v`
+    /// leaves it.
+    async fn remove_anonymous_volume(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
             .await
         {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
-            }) => Ok(()), // removal already in progress
-            Err(e) => Err(outside(&format!("cannot remove container `{id}`"), e)),
+            }) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot remove volume `{name}`"), e)),
         }
     }
 

@@ -1,38 +1,27 @@
-//! Executing a plan: images, then containers level by level (services of one level in
-//! parallel), waiting for readiness driven by the engine's event stream.
+//! Executing a plan: images, then containers over the dependency graph (a service as
+//! soon as the ones it depends on are ready, a few at once), waiting for readiness driven
+//! by the engine's event stream. Replaced containers stop in the background; every stop
+//! is waited for, and its failure reported, before the plan counts as applied.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use super::oneoff::Ended;
-use super::{Engine, Grace};
+use super::rolling::{retire_all, Retiring};
+use super::spec::Inherited;
+use super::{Engine, Grace, Volumes};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, Placement, Secrets};
 use crate::plan::{Action, Observed};
 use crate::printer::Progress;
 
-/// The background retirement of an old container: stop (SIGTERM, grace, SIGKILL), remove.
-type Retiring = tokio::task::JoinHandle<Result<()>>;
-
-/// Wait for every retirement; the first error wins.
-async fn retire_all(retiring: Vec<Retiring>) -> Result<()> {
-    let mut outcome = Ok(());
-    for handle in retiring {
-        let result = match handle.await {
-            Ok(result) => result,
-            Err(e) => Err(Error::No(format!(
-                "stopping a replaced container failed: {e}"
-            ))),
-        };
-        if outcome.is_ok() {
-            outcome = result;
-        }
-    }
-    outcome
-}
+/// How many services roll out at once. A service holds a slot from when the services it
+/// depends on are ready until its own new containers are; its old ones stop after that,
+/// in the background, without a slot.
+const PARALLEL_SERVICES: usize = 4;
 
 /// Convergence of one project on one engine.
 pub struct Converger {
@@ -172,7 +161,21 @@ impl Converger {
                 _ => {}
             }
         }
-        self.converge_services(actions, observed, only).await?;
+        let retiring = std::sync::Mutex::new(Vec::new());
+        let mut outcome = self
+            .converge_services(actions, observed, only, &retiring)
+            .await;
+        if outcome.is_ok() {
+            outcome = self.remove_orphans(actions).await;
+        }
+        // Old containers still stopping: the plan is applied once they are gone.
+        let retired = retire_all(retiring.into_inner().unwrap_or_else(|p| p.into_inner())).await;
+        outcome.and(retired)
+    }
+
+    /// Remove the containers of services no longer in the project (their anonymous
+    /// volumes are kept, as Compose's `--remove-orphans` keeps them).
+    async fn remove_orphans(&self, actions: &[Action]) -> Result<()> {
         for action in actions {
             if let Action::Remove {
                 service,
@@ -184,7 +187,9 @@ impl Converger {
                     self.switch_staged()?;
                     self.progress
                         .step(service, &format!("removing `{container}` ({reason})"));
-                    self.engine.remove(container, Grace::Own).await?;
+                    self.engine
+                        .remove(container, Grace::Own, Volumes::Keep)
+                        .await?;
                     self.progress.done(service, "removed");
                 }
             }
@@ -193,17 +198,21 @@ impl Converger {
     }
 
     /// Converge every wanted service, each as soon as the services it depends on are
-    /// ready (not a whole level of them). The first failure is returned; services that
-    /// depend on a failed one do not start.
+    /// ready (not a whole level of them), at most [`PARALLEL_SERVICES`] at once. The
+    /// first failure is returned; services that depend on a failed one do not start.
+    /// The retirements of replaced containers are handed to `retiring`.
     async fn converge_services(
         &self,
         actions: &[Action],
         observed: &Observed,
         only: &[String],
+        retiring: &std::sync::Mutex<Vec<Retiring>>,
     ) -> Result<()> {
         use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
         let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
         let errors = std::sync::Mutex::new(Vec::new());
+        let slots = tokio::sync::Semaphore::new(PARALLEL_SERVICES);
+        let slots = &slots;
         let mut tasks: Vec<(&str, Shared<LocalBoxFuture<'_, bool>>)> = Vec::new();
         for service in self.desired.levels().into_iter().flatten() {
             if !wanted(&service.name) {
@@ -226,7 +235,12 @@ impl Converger {
                         return false;
                     }
                 }
-                match self.converge_service(service, mine, observed).await {
+                // The semaphore is never closed: a slot always comes.
+                let _slot = slots.acquire().await;
+                match self
+                    .converge_service(service, mine, observed, retiring)
+                    .await
+                {
                     Ok(()) => true,
                     Err(e) => {
                         errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
@@ -246,30 +260,48 @@ impl Converger {
         first.map_or(Ok(()), Err)
     }
 
-    /// Run one service's actions in order, then wait for its containers.
+    /// Run one service's actions in order, then wait for its containers. Old containers
+    /// of a rolling update stop in the background, while the next replica (and the next
+    /// service) is replaced: their retirement goes to `retiring`, even when a step failed.
     async fn converge_service(
         &self,
         service: &DesiredService,
         actions: Vec<Action>,
         observed: &Observed,
+        retiring: &std::sync::Mutex<Vec<Retiring>>,
     ) -> Result<()> {
         let untouched = actions.is_empty();
-        // Old containers of a rolling update stop in the background while the next
-        // replica is replaced; all of them are waited for, even when a step failed.
-        let mut retiring = Vec::new();
-        let result = self.run_actions(service, &actions, &mut retiring).await;
-        let rolled = !retiring.is_empty();
-        let retired = retire_all(retiring).await;
-        result?;
-        retired?;
-        if rolled {
-            self.refresh_proxies().await;
+        let mut stopping = Vec::new();
+        let result = self.run_actions(service, &actions, &mut stopping).await;
+        if !stopping.is_empty() {
+            let retirement = self.retire(service, stopping);
+            retiring
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(retirement);
         }
+        result?;
         let containers = if untouched {
             observed.containers.clone()
         } else {
             self.engine.containers(&self.desired.project).await?
         };
+        // The replaced containers that are still stopping are not waited for.
+        let replaced: Vec<&str> = actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Replace {
+                    container,
+                    rolling: true,
+                    ..
+                } => Some(container.as_str()),
+                _ => None,
+            })
+            .collect();
+        let containers = containers
+            .into_iter()
+            .filter(|c| !replaced.contains(&c.name.as_str()))
+            .collect();
         self.wait_service(service, containers).await
     }
 
@@ -294,8 +326,7 @@ impl Converger {
                 Action::Create { number, .. } => {
                     self.progress
                         .step(&service.name, &format!("creating container {number}"));
-                    let id = self.create_and_start(service, *number, true).await?;
-                    let _ = id;
+                    self.create_and_start(service, *number, (true, &[])).await?;
                 }
                 Action::Replace {
                     container,
@@ -312,15 +343,21 @@ impl Converger {
                     ..
                 } => {
                     self.progress.step(&service.name, "recreating");
-                    self.engine.remove(container, Grace::Own).await?;
-                    self.create_and_start(service, *number, true).await?;
+                    let inherited = self.engine.inheritance(container, service).await?;
+                    self.engine
+                        .remove(container, Grace::Own, Volumes::Keep)
+                        .await?;
+                    self.create_and_start(service, *number, (true, &inherited))
+                        .await?;
                 }
                 Action::Remove {
                     container, reason, ..
                 } => {
                     self.progress
                         .step(&service.name, &format!("removing `{container}` ({reason})"));
-                    self.engine.remove(container, Grace::Own).await?;
+                    self.engine
+                        .remove(container, Grace::Own, Volumes::Keep)
+                        .await?;
                 }
                 _ => {}
             }
@@ -365,11 +402,13 @@ impl Converger {
         .await
     }
 
-    async fn create_and_start(
+    /// Create and start container `number`; `in_dns` and `inherited` as
+    /// [`Engine::create`] takes them.
+    pub(super) async fn create_and_start(
         &self,
         service: &DesiredService,
         number: u32,
-        in_dns: bool,
+        (in_dns, inherited): (bool, &[Inherited]),
     ) -> Result<String> {
         let id = self
             .engine
@@ -378,117 +417,16 @@ impl Converger {
                 service,
                 number,
                 (&self.placement, &self.secrets),
-                in_dns,
+                (in_dns, inherited),
             )
             .await?;
         if let Err(e) = self.engine.start(&service.name, &id).await {
-            // Do not leave a container behind that can never start.
-            let _ = self.engine.remove(&id, Grace::None).await;
+            // Do not leave a container behind that can never start (nor the volumes
+            // made for it; inherited ones stay, `Volumes::Own`).
+            let _ = self.engine.remove(&id, Grace::None, Volumes::Own).await;
             return Err(e);
         }
         Ok(id)
-    }
-
-    /// Start the new container beside the old, outside DNS, and wait until it is ready;
-    /// then put it into DNS under the service's name and leave both in rotation for
-    /// `STACK_DRAIN`, so every proxy (DNS refresh: 1 s) sees the new one; then stop
-    /// the old one with its grace period, in a task the caller waits for (so the next
-    /// replica can be replaced meanwhile).
-    ///
-    /// The old container is not disconnected from the network first: with Docker's DNS,
-    /// leaving DNS means losing the address, and a request in flight on it would hang
-    /// until the proxy's read timeout. Stopping it instead lets a well-behaved app stop
-    /// accepting and finish what it has (the proxies retry a refused connection on the
-    /// new container at once); an app that ignores SIGTERM keeps serving until SIGKILL,
-    /// whose closed connections the proxies retry too. It leaves DNS when it exits, and
-    /// the proxies' short dial timeout covers the second they may still try its address.
-    async fn rolling_replace(
-        &self,
-        service: &DesiredService,
-        old: &str,
-        number: u32,
-    ) -> Result<Retiring> {
-        self.progress.step(
-            &service.name,
-            &format!("rolling: starting container {number}"),
-        );
-        let id = self.create_and_start(service, number, false).await?;
-        let deadline = Instant::now() + self.timeout;
-        if let Err(not_ready) = self.wait_container(service, &id, deadline).await {
-            let report = self.failure(not_ready, &id).await;
-            let _ = self.engine.remove(&id, Grace::None).await;
-            return Err(Error::No(format!(
-                "{report}the previous container of `{}` keeps serving",
-                service.name
-            )));
-        }
-        // The new container is in DNS since it started, but a proxy re-reads DNS only
-        // every second: until it has, the old container may be all it knows. Taking the
-        // old one away before that would leave the proxy nothing to send requests to.
-        self.progress.step(
-            &service.name,
-            &format!("rolling: container {number} ready; letting the proxy find it"),
-        );
-        let name = crate::model::container_name(&self.desired.project, &service.name, number);
-        for network in self.desired.service_networks(service) {
-            if let Err(e) = self
-                .engine
-                .expose(&network, &id, &name, std::slice::from_ref(&service.name))
-                .await
-            {
-                let _ = self.engine.remove(&id, Grace::None).await;
-                return Err(e);
-            }
-        }
-        tokio::time::sleep(self.drain).await;
-        let running = self.engine.state(&id).await.ok().flatten();
-        if running.is_none_or(|state| state.state != "running") {
-            let _ = self.engine.remove(&id, Grace::None).await;
-            return Err(Error::No(format!(
-                "service `{}`: the new container stopped right after it was ready; the \
-                 previous container keeps serving",
-                service.name
-            )));
-        }
-        self.progress
-            .step(&service.name, "rolling: stopping the old container");
-        let engine = self.engine.clone();
-        let old = old.to_string();
-        Ok(tokio::spawn(async move {
-            engine.remove(&old, Grace::Own).await
-        }))
-    }
-
-    /// Tell the proxies that cache DNS answers that replaced containers are gone. A
-    /// failure is reported, not fatal: the proxy re-reads DNS within seconds anyway.
-    async fn refresh_proxies(&self) {
-        let proxies: Vec<_> = self
-            .desired
-            .services
-            .iter()
-            .filter_map(|s| s.refresh.as_ref().map(|command| (s, command)))
-            .collect();
-        if proxies.is_empty() {
-            return;
-        }
-        let Ok(containers) = self.engine.containers(&self.desired.project).await else {
-            return;
-        };
-        for (service, command) in proxies {
-            for container in containers
-                .iter()
-                .filter(|c| c.service == service.name && c.running)
-            {
-                match self.engine.exec(&container.id, command).await {
-                    Ok((0, _)) => {}
-                    Ok((code, output)) => self.progress.detail(
-                        &service.name,
-                        &format!("`{}` exited {code}: {}", command.join(" "), output.trim()),
-                    ),
-                    Err(e) => self.progress.detail(&service.name, &e.render()),
-                }
-            }
-        }
     }
 }
 

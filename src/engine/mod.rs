@@ -13,9 +13,10 @@ mod logs;
 pub mod oneoff;
 pub mod readiness;
 pub mod registry;
+mod rolling;
 mod spec;
 mod swarm;
-pub use containers::Grace;
+pub use containers::{Grace, Volumes};
 pub use images::split_reference;
 pub use swarm::service_name as swarm_service_name;
 

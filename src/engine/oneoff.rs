@@ -50,7 +50,11 @@ impl Removal {
     /// Remove the container now (the normal way out).
     pub async fn now(mut self, engine: &Engine) -> Result<()> {
         match self.id.take() {
-            Some(id) => engine.remove(&id, super::Grace::None).await,
+            Some(id) => {
+                engine
+                    .remove(&id, super::Grace::None, super::Volumes::Own)
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -71,7 +75,9 @@ impl Drop for Removal {
             };
             runtime.block_on(async {
                 if let Ok(engine) = Engine::connect_to(&endpoint).await {
-                    let _ = engine.remove(&id, super::Grace::None).await;
+                    let _ = engine
+                        .remove(&id, super::Grace::None, super::Volumes::Own)
+                        .await;
                 }
             });
         });

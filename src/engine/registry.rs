@@ -163,7 +163,9 @@ impl Engine {
             )
             .await
         {
-            let _ = self.remove(&created.id, super::Grace::None).await;
+            let _ = self
+                .remove(&created.id, super::Grace::None, super::Volumes::Own)
+                .await;
             return Err(outside("cannot start the temporary registry", e));
         }
         Ok(TempRegistry {
@@ -205,7 +207,9 @@ impl Engine {
             let fresh = summary.state.map(|s| s.to_string()).as_deref() == Some("created")
                 && now - summary.created.unwrap_or(0) < 60;
             if let (Some(id), false) = (summary.id, fresh) {
-                let _ = self.remove(&id, super::Grace::None).await;
+                let _ = self
+                    .remove(&id, super::Grace::None, super::Volumes::Own)
+                    .await;
             }
         }
         Ok(())

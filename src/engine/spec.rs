@@ -77,12 +77,26 @@ pub fn labels(
     out
 }
 
-/// `source:target[:ro]` binds (named volumes by their engine name, host paths resolved)
-/// and the anonymous volumes' targets.
+/// An anonymous volume of a replaced container that its replacement mounts at the same
+/// path, as Compose does on a recreate: data in an image's `VOLUME` (or an anonymous
+/// `VOLUMES` entry) outlives the container that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inherited {
+    /// The engine's name of the volume (its generated ID).
+    pub volume: String,
+    /// The path in the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// `source:target[:ro]` binds (named volumes by their engine name, host paths resolved,
+/// inherited anonymous volumes by name) and the targets of new anonymous volumes. An
+/// inherited volume gives way to a named volume, bind, secret file or tmpfs at its path.
 pub fn binds(
     desired: &Desired,
     service: &DesiredService,
     placement: &Placement,
+    inherited: &[Inherited],
 ) -> (Vec<String>, Vec<String>) {
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
@@ -110,6 +124,26 @@ pub fn binds(
             Mount::Anonymous { target } => anonymous.push(target.clone()),
         }
     }
+    let taken = |target: &str| {
+        service
+            .mounts
+            .iter()
+            .any(|m| !matches!(m, Mount::Anonymous { .. }) && same_path(m.target(), target))
+            || service
+                .secret_files
+                .iter()
+                .any(|f| same_path(&f.target, target))
+            || service
+                .options
+                .tmpfs
+                .iter()
+                .any(|t| same_path(&t.path, target))
+    };
+    for volume in inherited.iter().filter(|v| !taken(&v.target)) {
+        anonymous.retain(|target| !same_path(target, &volume.target));
+        let suffix = if volume.read_only { ":ro" } else { "" };
+        binds.push(format!("{}:{}{suffix}", volume.volume, volume.target));
+    }
     // A secret file is the bundle's `secrets/<KEY>`, read-only, as Compose mounts it.
     for file in &service.secret_files {
         binds.push(format!(
@@ -119,6 +153,12 @@ pub fn binds(
         ));
     }
     (binds, anonymous)
+}
+
+/// Two container paths name the same place (`/data` and `/data/`).
+fn same_path(a: &str, b: &str) -> bool {
+    let clean = |p: &str| p.trim_end_matches('/').to_string();
+    clean(a) == clean(b)
 }
 
 /// The json-file log driver with rotation (containers and swarm tasks).
@@ -206,13 +246,14 @@ fn restart_policy(restart: Restart) -> RestartPolicy {
 }
 
 /// The container `number` of `service`. `in_dns`: join the network under the service's
-/// name now (a rolling update adds it once the container is ready).
+/// name now (a rolling update adds it once the container is ready). `inherited`: the
+/// anonymous volumes of the container it replaces.
 pub fn container(
     desired: &Desired,
     service: &DesiredService,
     number: u32,
     (placement, secrets): (&Placement, &Secrets),
-    in_dns: bool,
+    (in_dns, inherited): (bool, &[Inherited]),
 ) -> ContainerCreateBody {
     let name = crate::model::container_name(&desired.project, &service.name, number);
     let mut labels = labels(desired, service, placement);
@@ -242,7 +283,7 @@ pub fn container(
         Vec::new()
     };
     aliases.push(name);
-    let (binds, anonymous) = binds(desired, service, placement);
+    let (binds, anonymous) = binds(desired, service, placement, inherited);
     // The primary network; `Engine::create` connects the others before the start.
     let network = desired
         .service_networks(service)
@@ -304,7 +345,7 @@ pub fn oneoff(
     place: (&Placement, &Secrets),
     stdin: Option<bool>,
 ) -> ContainerCreateBody {
-    let mut body = container(desired, service, 0, place, false);
+    let mut body = container(desired, service, 0, place, (false, &[]));
     body.cmd = Some(command.to_vec());
     body.exposed_ports = None;
     // `NONE` switches off a HEALTHCHECK the image may declare.
