@@ -70,34 +70,7 @@ impl Engine {
         };
         aliases.push(name.clone());
         let service = service.name.as_str();
-        if let Ok(existing) = self
-            .docker
-            .inspect_container(
-                &name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-        {
-            let owner = existing
-                .config
-                .and_then(|c| c.labels)
-                .and_then(|l| l.get(labels::PROJECT).cloned());
-            if owner.as_deref() != Some(project) {
-                return Err(Error::Outside {
-                    message: format!(
-                        "service `{service}`: a container named `{name}` exists and does not belong to project `{project}`"
-                    ),
-                    causes: Vec::new(),
-                    hint: Some(format!("remove or rename it (`docker rm -f {name}`), or change `STACK_PROJECT`")),
-                });
-            }
-            self.remove(
-                &existing.id.unwrap_or(name.clone()),
-                Grace::Own,
-                Volumes::Keep,
-            )
-            .await?;
-        }
+        self.clear_name(project, service, &name).await?;
         let created = self
             .docker
             .create_container(
@@ -133,6 +106,40 @@ impl Engine {
             }
         }
         Ok(created.id)
+    }
+
+    /// Remove a leftover container of the project that holds `name` (a replacement is
+    /// created under the same name); refuse when a container outside the project has it.
+    async fn clear_name(&self, project: &str, service: &str, name: &str) -> Result<()> {
+        if let Ok(existing) = self
+            .docker
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            let owner = existing
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(labels::PROJECT).cloned());
+            if owner.as_deref() != Some(project) {
+                return Err(Error::Outside {
+                message: format!(
+                    "service `{service}`: a container named `{name}` exists and does not belong to project `{project}`"
+                ),
+                causes: Vec::new(),
+                hint: Some(format!("remove or rename it (`docker rm -f {name}`), or change `STACK_PROJECT`")),
+            });
+            }
+            self.remove(
+                &existing.id.unwrap_or(name.to_string()),
+                Grace::Own,
+                Volumes::Keep,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn start(&self, service: &str, id: &str) -> Result<()> {

@@ -82,56 +82,8 @@ impl Engine {
         if self.image_id(image).await?.is_none() {
             self.pull(image, None, |_, _| {}).await?;
         }
-        // The registry ends when stdin closes (the deploy ended) or on its own (its port
-        // was taken); either way the container stops and removes itself.
-        // (A background list reads /dev/null unless told otherwise, hence fd 3.)
-        // (A background list reads /dev/null unless told otherwise, hence fd 3.)
-        // The htpasswd file is written private to the container's root before the
-        // registry starts reading it. Then the storage is pruned: a tag that no release
-        // image on this engine has any more (its release was pruned) is deleted, and the
-        // layers no remaining tag uses are collected, before the registry serves.
-        // Image references hold no blank, so one space separates them.
         let keep = self.tags_with_prefix(&format!("{project}-")).await?;
-        let script = "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
-                      r=/var/lib/registry/docker/registry/v2/repositories/$STACK_PROJECT; pruned=; \
-                      for t in \"$r\"/*/_manifests/tags/*; do [ -d \"$t\" ] || continue; \
-                      repo=${t#\"$r\"/}; repo=${repo%%/*}; tag=${t##*/}; \
-                      case \" $STACK_KEEP \" in *\" $repo:$tag \"*) ;; *) rm -rf \"$t\"; pruned=1;; esac; done; \
-                      [ -z \"$pruned\" ] || registry garbage-collect --delete-untagged \
-                      /etc/docker/registry/config.yml >/dev/null 2>&1; \
-                      exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
-                      (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid";
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
-            cmd: Some(Vec::new()),
-            env: Some(vec![
-                format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
-                format!("REGISTRY_HTTP_HEADERS={{\"{TOKEN_HEADER}\": [\"{token}\"]}}"),
-                "REGISTRY_LOG_LEVEL=warn".into(),
-                "REGISTRY_AUTH=htpasswd".into(),
-                "REGISTRY_AUTH_HTPASSWD_REALM=stack".into(),
-                "REGISTRY_AUTH_HTPASSWD_PATH=/tmp/stack-htpasswd".into(),
-                format!("STACK_REGISTRY_HTPASSWD={REGISTRY_USER}:{hash}"),
-                format!("STACK_PROJECT={project}"),
-                format!("STACK_KEEP={}", keep.join(" ")),
-            ]),
-            open_stdin: Some(true),
-            stdin_once: Some(true),
-            attach_stdin: Some(true),
-            // Not the project's compose label: a convergence would take it for an orphan.
-            labels: Some(HashMap::from([(
-                REGISTRY_OF.to_string(),
-                project.to_string(),
-            )])),
-            host_config: Some(HostConfig {
-                auto_remove: Some(true),
-                network_mode: Some("host".into()),
-                binds: Some(vec![format!("{project}-stack-registry:/var/lib/registry")]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = registry_body(image, project, (port, token), &hash, &keep);
         let created = self
             .docker
             .create_container(
@@ -268,6 +220,65 @@ pub fn login(password: &str) -> bollard::auth::DockerCredentials {
     bollard::auth::DockerCredentials {
         username: Some(REGISTRY_USER.to_string()),
         password: Some(password.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The temporary registry's container: serves on loopback with the deploy's htpasswd,
+/// after pruning the tags that no release image in `keep` has any more.
+fn registry_body(
+    image: &str,
+    project: &str,
+    (port, token): (u16, &str),
+    hash: &str,
+    keep: &[String],
+) -> ContainerCreateBody {
+    // The registry ends when stdin closes (the deploy ended) or on its own (its port
+    // was taken); either way the container stops and removes itself.
+    // (A background list reads /dev/null unless told otherwise, hence fd 3.)
+    // The htpasswd file is written private to the container's root before the
+    // registry starts reading it. Then the storage is pruned: a tag that no release
+    // image on this engine has any more (its release was pruned) is deleted, and the
+    // layers no remaining tag uses are collected, before the registry serves.
+    // Image references hold no blank, so one space separates them.
+    let script = "umask 077; printf '%s\\n' \"$STACK_REGISTRY_HTPASSWD\" > /tmp/stack-htpasswd; \
+                  r=/var/lib/registry/docker/registry/v2/repositories/$STACK_PROJECT; pruned=; \
+                  for t in \"$r\"/*/_manifests/tags/*; do [ -d \"$t\" ] || continue; \
+                  repo=${t#\"$r\"/}; repo=${repo%%/*}; tag=${t##*/}; \
+                  case \" $STACK_KEEP \" in *\" $repo:$tag \"*) ;; *) rm -rf \"$t\"; pruned=1;; esac; done; \
+                  [ -z \"$pruned\" ] || registry garbage-collect --delete-untagged \
+                  /etc/docker/registry/config.yml >/dev/null 2>&1; \
+                  exec 3<&0; registry serve /etc/docker/registry/config.yml & pid=$!; \
+                  (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid";
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        cmd: Some(Vec::new()),
+        env: Some(vec![
+            format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
+            format!("REGISTRY_HTTP_HEADERS={{\"{TOKEN_HEADER}\": [\"{token}\"]}}"),
+            "REGISTRY_LOG_LEVEL=warn".into(),
+            "REGISTRY_AUTH=htpasswd".into(),
+            "REGISTRY_AUTH_HTPASSWD_REALM=stack".into(),
+            "REGISTRY_AUTH_HTPASSWD_PATH=/tmp/stack-htpasswd".into(),
+            format!("STACK_REGISTRY_HTPASSWD={REGISTRY_USER}:{hash}"),
+            format!("STACK_PROJECT={project}"),
+            format!("STACK_KEEP={}", keep.join(" ")),
+        ]),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        attach_stdin: Some(true),
+        // Not the project's compose label: a convergence would take it for an orphan.
+        labels: Some(HashMap::from([(
+            REGISTRY_OF.to_string(),
+            project.to_string(),
+        )])),
+        host_config: Some(HostConfig {
+            auto_remove: Some(true),
+            network_mode: Some("host".into()),
+            binds: Some(vec![format!("{project}-stack-registry:/var/lib/registry")]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -12,7 +12,8 @@ use crate::render::{Bundle, COMPOSE_FILE};
 
 mod read;
 pub use read::{
-    compare_bundle, inspect, read_bounded, read_secrets, Found, ReadError, Stale, MAX_BUNDLE_FILE_BYTES,
+    compare_bundle, inspect, read_bounded, read_secrets, Found, ReadError, Stale,
+    MAX_BUNDLE_FILE_BYTES,
 };
 
 /// The marker in the first line of a file stack generated.

@@ -68,122 +68,150 @@ fn jobs(config: &Config) -> Vec<Job> {
 pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
     let header = header(config);
     if let Some(prometheus) = monitoring(config, "prometheus") {
-        // Timings and the disk threshold, carried by the prometheus service (checked at
-        // input; empty: the default).
-        let setting = |name: &str| {
-            prometheus
-                .env_value(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let scrape_interval = setting("STACK_SCRAPE_INTERVAL").unwrap_or_else(|| "15s".into());
-        let alert_for = setting("STACK_ALERT_FOR");
-        let disk_percent = setting("STACK_DISK_PERCENT").unwrap_or_else(|| "80".into());
-        let alertmanager = monitoring(config, "alertmanager")
-            .and_then(|s| s.port)
-            .map(|port| format!("alertmanager:{port}"))
-            .unwrap_or_else(|| "alertmanager:9093".into());
-        bundle.add(
-            PROMETHEUS_FILE,
-            render_template(
-                "monitoring/prometheus.yml.j2",
-                context! {
-                    header => &header,
-                    project => &config.project,
-                    env => &config.env,
-                    alertmanager => alertmanager,
-                    scrape_interval => &scrape_interval,
-                    jobs => jobs(config),
-                },
-            )?,
-        );
-        let backup = config
-            .services
-            .iter()
-            .find(|s| s.name == "backup" && s.preset == Some("BACKUP"));
-        // BACKUP_VERIFY_MAX_AGE, carried by the backup service (checked at input).
-        let verify_max_age_hours = backup
-            .and_then(|s| s.env_value("BACKUP_VERIFY_MAX_AGE"))
-            .and_then(crate::config::presets::retention_hours)
-            .unwrap_or(8 * 24);
-        bundle.add(
-            ALERTS_FILE,
-            render_template(
-                "monitoring/alerts.yml.j2",
-                context! {
-                    header => &header,
-                    backup => backup.is_some(),
-                    alert_for => &alert_for,
-                    disk_percent => &disk_percent,
-                    verify_max_age_hours => verify_max_age_hours,
-                },
-            )?,
-        );
+        prometheus_files(config, prometheus, &header, bundle)?;
     }
     if let Some(service) = monitoring(config, "alertmanager") {
-        // JSON strings are YAML strings: the URL needs no further quoting.
-        let webhook = service
-            .env
-            .get("STACK_ALERT_WEBHOOK")
-            .and_then(|v| match v {
-                EnvValue::Plain(text) if !text.is_empty() => Some(text),
-                _ => None,
-            })
-            .map(|text| serde_json::Value::String(text.clone()).to_string());
-        let group_wait = service
-            .env_value("STACK_GROUP_WAIT")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "30s".into());
-        // A secret webhook: Alertmanager reads it from its secret file.
-        let webhook_file = service
-            .secret_files
-            .iter()
-            .find(|f| f.key == "MONITORING_ALERT_WEBHOOK")
-            .map(|f| f.target.clone());
-        let receiver = if webhook.is_some() || webhook_file.is_some() {
-            "webhook"
-        } else {
-            "default"
-        };
-        bundle.add(
-            ALERTMANAGER_FILE,
-            render_template(
-                "monitoring/alertmanager.yml.j2",
-                context! {
-                    header => &header,
-                    webhook => webhook,
-                    webhook_file => webhook_file,
-                    receiver => receiver,
-                    group_wait => group_wait,
-                },
-            )?,
-        );
+        alertmanager_file(service, &header, bundle)?;
     }
     if monitoring(config, "grafana").is_some() {
-        bundle.add(
-            DATASOURCES_FILE,
-            render_template(
-                "monitoring/datasources.yml.j2",
-                context! { header => &header },
-            )?,
-        );
-        bundle.add(
-            DASHBOARDS_FILE,
-            format!(
-                "# {header}\napiVersion: 1\nproviders:\n  - name: stack\n    type: file\n    \
-                 disableDeletion: true\n    allowUiUpdates: false\n    options:\n      \
-                 path: /etc/grafana/dashboards\n"
-            ),
-        );
-        let json = serde_json::to_string_pretty(&dashboard(config))
-            .expect("a JSON value always serializes");
-        bundle.add(DASHBOARD_FILE, format!("{json}\n"));
+        grafana_files(config, &header, bundle)?;
     }
+    other_files(config, &header, bundle)
+}
+
+/// `prometheus.yml` and the alert rules.
+fn prometheus_files(
+    config: &Config,
+    prometheus: &Service,
+    header: &str,
+    bundle: &mut Bundle,
+) -> Result<()> {
+    // Timings and the disk threshold, carried by the prometheus service (checked at
+    // input; empty: the default).
+    let setting = |name: &str| {
+        prometheus
+            .env_value(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let scrape_interval = setting("STACK_SCRAPE_INTERVAL").unwrap_or_else(|| "15s".into());
+    let alert_for = setting("STACK_ALERT_FOR");
+    let disk_percent = setting("STACK_DISK_PERCENT").unwrap_or_else(|| "80".into());
+    let alertmanager = monitoring(config, "alertmanager")
+        .and_then(|s| s.port)
+        .map(|port| format!("alertmanager:{port}"))
+        .unwrap_or_else(|| "alertmanager:9093".into());
+    bundle.add(
+        PROMETHEUS_FILE,
+        render_template(
+            "monitoring/prometheus.yml.j2",
+            context! {
+                header => header,
+                project => &config.project,
+                env => &config.env,
+                alertmanager => alertmanager,
+                scrape_interval => &scrape_interval,
+                jobs => jobs(config),
+            },
+        )?,
+    );
+    let backup = config
+        .services
+        .iter()
+        .find(|s| s.name == "backup" && s.preset == Some("BACKUP"));
+    // BACKUP_VERIFY_MAX_AGE, carried by the backup service (checked at input).
+    let verify_max_age_hours = backup
+        .and_then(|s| s.env_value("BACKUP_VERIFY_MAX_AGE"))
+        .and_then(crate::config::presets::retention_hours)
+        .unwrap_or(8 * 24);
+    bundle.add(
+        ALERTS_FILE,
+        render_template(
+            "monitoring/alerts.yml.j2",
+            context! {
+                header => header,
+                backup => backup.is_some(),
+                alert_for => &alert_for,
+                disk_percent => &disk_percent,
+                verify_max_age_hours => verify_max_age_hours,
+            },
+        )?,
+    );
+    Ok(())
+}
+
+/// `alertmanager.yml`: the webhook receiver, when one is set.
+fn alertmanager_file(service: &Service, header: &str, bundle: &mut Bundle) -> Result<()> {
+    // JSON strings are YAML strings: the URL needs no further quoting.
+    let webhook = service
+        .env
+        .get("STACK_ALERT_WEBHOOK")
+        .and_then(|v| match v {
+            EnvValue::Plain(text) if !text.is_empty() => Some(text),
+            _ => None,
+        })
+        .map(|text| serde_json::Value::String(text.clone()).to_string());
+    let group_wait = service
+        .env_value("STACK_GROUP_WAIT")
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "30s".into());
+    // A secret webhook: Alertmanager reads it from its secret file.
+    let webhook_file = service
+        .secret_files
+        .iter()
+        .find(|f| f.key == "MONITORING_ALERT_WEBHOOK")
+        .map(|f| f.target.clone());
+    let receiver = if webhook.is_some() || webhook_file.is_some() {
+        "webhook"
+    } else {
+        "default"
+    };
+    bundle.add(
+        ALERTMANAGER_FILE,
+        render_template(
+            "monitoring/alertmanager.yml.j2",
+            context! {
+                header => header,
+                webhook => webhook,
+                webhook_file => webhook_file,
+                receiver => receiver,
+                group_wait => group_wait,
+            },
+        )?,
+    );
+    Ok(())
+}
+
+/// Grafana's provisioned data sources, dashboard provider and dashboard.
+fn grafana_files(config: &Config, header: &str, bundle: &mut Bundle) -> Result<()> {
+    bundle.add(
+        DATASOURCES_FILE,
+        render_template(
+            "monitoring/datasources.yml.j2",
+            context! { header => header },
+        )?,
+    );
+    bundle.add(
+        DASHBOARDS_FILE,
+        format!(
+            "# {header}\napiVersion: 1\nproviders:\n  - name: stack\n    type: file\n    \
+             disableDeletion: true\n    allowUiUpdates: false\n    options:\n      \
+             path: /etc/grafana/dashboards\n"
+        ),
+    );
+    let json =
+        serde_json::to_string_pretty(&dashboard(config)).expect("a JSON value always serializes");
+    bundle.add(DASHBOARD_FILE, format!("{json}\n"));
+    Ok(())
+}
+
+/// Loki's, promtail's and the Docker API proxy's configurations.
+fn other_files(config: &Config, header: &str, bundle: &mut Bundle) -> Result<()> {
     if monitoring(config, "loki").is_some() {
         bundle.add(
             LOKI_FILE,
-            render_template("monitoring/loki.yml.j2", context! { header => &header })?,
+            render_template("monitoring/loki.yml.j2", context! { header => header })?,
         );
     }
     if monitoring(config, "promtail").is_some() {
@@ -191,7 +219,7 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             PROMTAIL_FILE,
             render_template(
                 "monitoring/promtail.yml.j2",
-                context! { header => &header, project => &config.project, env => &config.env },
+                context! { header => header, project => &config.project, env => &config.env },
             )?,
         );
     }
@@ -200,7 +228,7 @@ pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
             DOCKER_PROXY_FILE,
             render_template(
                 "monitoring/docker-proxy.cfg.j2",
-                context! { header => &header },
+                context! { header => header },
             )?,
         );
     }

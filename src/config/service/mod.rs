@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 mod attach;
+mod checks;
 mod health;
 mod options;
 mod preset;
 mod release;
 
+use checks::check_combinations;
 use health::health;
 use preset::{default_attrs, preset_attrs, preset_env, PresetAttr};
 
@@ -498,102 +500,6 @@ fn read_strategy(
         Some(_) => Strategy::Recreate,
         None if has_health && publish.is_empty() => Strategy::Rolling,
         None => Strategy::Recreate,
-    }
-}
-
-/// Attributes that cannot go together, or that need another one.
-fn check_combinations(
-    service: &Service,
-    prefix: &str,
-    map: &AttrMap,
-    target: Target,
-    errors: &mut Errors,
-) {
-    let name = &service.name;
-    // Where `attr` is set, else where the service is declared.
-    let decl = |attr: &str| {
-        map.get(attr)
-            .and_then(|a| a.value.span.cloned())
-            .or_else(|| service.span.clone())
-    };
-    if service.upstream.is_some() {
-        check_upstream_only(service, prefix, map, errors);
-    } else if service.image.is_none()
-        && service.build.is_none()
-        && get(map, "IMAGE").is_none()
-        && get(map, "BUILD").is_none()
-    {
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{name}` has none of `SERVICE_{prefix}_IMAGE`, `SERVICE_{prefix}_BUILD` or `SERVICE_{prefix}_UPSTREAM`"
-            ))
-            .with_span(service.span.clone())
-            .hint(format!("add `SERVICE_{prefix}_IMAGE=repository:tag`")),
-        );
-    }
-    if !service.routes.is_empty() && service.port.is_none() && service.upstream.is_none() {
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{name}` has a route but no port for the proxy to reach"
-            ))
-            .with_span(decl("ROUTE"))
-            .hint(format!(
-                "add `SERVICE_{prefix}_PORT` with the port the container listens on"
-            )),
-        );
-    }
-    // Swarm's routing mesh lets several tasks share a published port; one VM cannot.
-    let swarm = target == Target::Swarm;
-    if service.strategy == Strategy::Rolling && !service.ports.is_empty() && !swarm {
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{name}` publishes host ports, so it cannot use the `rolling` strategy"
-            ))
-            .with_span(decl("STRATEGY"))
-            .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
-        );
-    }
-    if swarm && service.options.gpus.is_some() {
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{name}` has `SERVICE_{prefix}_GPUS`, which stack cannot apply on swarm"
-            ))
-            .with_span(decl("GPUS"))
-            .hint("swarm reserves GPUs as generic node resources, which stack does not configure; remove `GPUS` or use `STACK_TARGET=compose`"),
-        );
-    }
-    let fixed_ports = service.ports.iter().any(|p| !p.host_ports.is_empty());
-    if service.replicas > 1 && !swarm && fixed_ports {
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{name}` has {} replicas but publishes fixed host ports",
-                service.replicas
-            ))
-            .with_span(decl("REPLICAS"))
-            .hint("route it through the proxy instead of publishing, or use one replica"),
-        );
-    }
-}
-
-/// An `UPSTREAM` service is not a container: the project cannot set container attributes.
-fn check_upstream_only(service: &Service, prefix: &str, map: &AttrMap, errors: &mut Errors) {
-    let container_only = crate::config::catalogue::ATTRIBUTES
-        .iter()
-        .filter(|k| k.container)
-        .flat_map(|k| k.names.iter().copied())
-        .filter(|n| !n.contains('<'));
-    for attr in container_only {
-        let Some(set) = map.get(attr).filter(|a| a.from_project) else {
-            continue;
-        };
-        errors.push(
-            Diagnostic::new(format!(
-                "service `{}` has `SERVICE_{prefix}_UPSTREAM`, so it is not a container and cannot have `{attr}`",
-                service.name
-            ))
-            .with_span(set.value.span.cloned().or_else(|| service.span.clone()))
-            .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
-        );
     }
 }
 

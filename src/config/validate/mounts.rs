@@ -31,20 +31,7 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
         [source, target, mode] => (Some(*source), *target, Some(*mode)),
         _ => return Err(error("too many `:`")),
     };
-    if !target.starts_with('/') {
-        return Err(error("the path in the container must be absolute"));
-    }
-    let target = normalize(Path::new(target));
-    if target == Path::new("/") {
-        return Err(error("cannot mount over the container's `/`"));
-    }
-    if target
-        .components()
-        .any(|c| c == std::path::Component::ParentDir)
-    {
-        return Err(error("the path in the container cannot hold `..`"));
-    }
-    let target = target.to_string_lossy().into_owned();
+    let target = container_path(target).map_err(error)?;
     let read_only = match mode {
         None | Some("rw") => false,
         Some("ro") => true,
@@ -89,4 +76,23 @@ pub fn mount(value: &Value, item: &str, project_dir: &Path) -> Result<Mount, Dia
             }
         }
     })
+}
+
+/// The path in the container of a volume: absolute, normalised, not `/`, without `..`;
+/// or why not.
+fn container_path(target: &str) -> Result<String, &'static str> {
+    if !target.starts_with('/') {
+        return Err("the path in the container must be absolute");
+    }
+    let target = normalize(Path::new(target));
+    if target == Path::new("/") {
+        return Err("cannot mount over the container's `/`");
+    }
+    if target
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err("the path in the container cannot hold `..`");
+    }
+    Ok(target.to_string_lossy().into_owned())
 }
