@@ -14,8 +14,18 @@ impl Project {
     /// becomes `-`), so tests run in parallel; [`Project::write`] gives it its project
     /// file. Removed from the engine (with its volumes and images) on drop.
     pub fn named(prefix: &str, test: &str) -> Project {
+        Project::called(&format!(
+            "{prefix}-{}-{}",
+            test.replace('_', "-"),
+            std::process::id()
+        ))
+    }
+
+    /// An empty project directory for `STACK_PROJECT=<name>` (a name the test made
+    /// unique itself), removed from the engine on drop like [`Project::named`].
+    pub fn called(name: &str) -> Project {
         let mut project = Project::empty();
-        project.name = format!("{prefix}-{}-{}", test.replace('_', "-"), std::process::id());
+        project.name = name.to_string();
         project
     }
 
