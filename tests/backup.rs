@@ -13,15 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::Duration;
 
-use common::{
-    all_output, docker, docker_ok, eventually, eventually_ok, free_port, inspect, text, Project,
-};
+use common::{all_output, docker, docker_ok, eventually, free_port, inspect, text, Project};
 
 mod common;
 
 const POSTGRES: &str = "stack-test/postgres:15";
 const RCLONE: &str = "stack-test/rclone:latest";
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const MOTO: &str = "/opt/stack-ci/moto/bin";
 
 impl Project {
@@ -48,56 +46,15 @@ impl Project {
         self.path("backups")
     }
 
-    /// `stack start`, then wait until the database takes connections over TCP: the
-    /// image's entrypoint answers `pg_isready` on its socket while it still runs its
-    /// first-start server, which it then restarts.
+    /// `stack start`, then wait until the database takes connections over TCP.
     fn start(&self) {
         self.ok(&["start"]);
-        eventually_ok(
-            "postgres to take connections",
-            Duration::from_secs(60),
-            || {
-                let out = docker(&[
-                    "exec",
-                    &self.container("postgres"),
-                    "psql",
-                    "-X",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "app",
-                    "-d",
-                    "app",
-                    "-c",
-                    "SELECT 1",
-                ]);
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(text(&out.stderr))
-                }
-            },
-        );
+        common::engine::wait_for_postgres(&self.container("postgres"));
     }
 
     /// Run SQL in the live database; its output (unaligned, tuples only).
     fn sql(&self, sql: &str) -> String {
-        let out = docker(&[
-            "exec",
-            &self.container("postgres"),
-            "psql",
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "app",
-            "-d",
-            "app",
-            "-c",
-            sql,
-        ]);
+        let out = common::engine::psql(&self.container("postgres"), sql);
         assert!(out.status.success(), "psql `{sql}`: {}", text(&out.stderr));
         text(&out.stdout).trim().to_string()
     }

@@ -26,7 +26,7 @@ use common::{
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 /// Debian's postgresql-15 behind the official image's entrypoint contract (#9).
 const POSTGRES: &str = "stack-test/postgres:15";
 /// busybox httpd as PID 1 ignores SIGTERM, so each replaced container would cost the
@@ -285,14 +285,7 @@ impl Drop for Sshd {
 
 /// A busybox httpd service with an HTTP health check on `/health` every second.
 fn httpd_service(name: &str) -> String {
-    let key = name.to_uppercase().replace('-', "_");
-    format!(
-        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
-         SERVICE_{key}_COMMAND={HTTPD}\n\
-         SERVICE_{key}_PORT=8080\n\
-         SERVICE_{key}_HEALTH=/health\n\
-         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
-    )
+    common::engine::httpd_service(name, HTTPD)
 }
 
 /// Two services, `web` and `api`, and a secret handed to `web` (so the release has `.env`).
@@ -1722,31 +1715,9 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(all_output(&out).contains("stack deploy staging"));
     p.deploy(&[]);
-    // The image's entrypoint answers pg_isready on its socket during its first-start
-    // server: wait until it takes connections over TCP.
     let container = format!("{}-postgres-1", p.name);
-    let psql = |sql: &str| {
-        docker(&[
-            "exec",
-            &container,
-            "psql",
-            "-X",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "app",
-            "-d",
-            "app",
-            "-c",
-            sql,
-        ])
-    };
-    eventually(
-        "postgres to take connections",
-        Duration::from_secs(60),
-        || psql("SELECT 1").status.success(),
-    );
+    common::engine::wait_for_postgres(&container);
+    let psql = |sql: &str| common::engine::psql(&container, sql);
     assert!(psql("CREATE TABLE t AS SELECT generate_series(1, 3) AS n")
         .status
         .success());
@@ -1817,21 +1788,10 @@ fn migrated_service() -> String {
 
 /// The versions the migration recorded, in order.
 fn migrations(p: &Project) -> Vec<String> {
-    let out = docker(&[
-        "exec",
-        &format!("{}-postgres-1", p.name),
-        "psql",
-        "-X",
-        "-At",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-c",
+    let out = common::engine::psql(
+        &p.container("postgres"),
         "SELECT version FROM runs ORDER BY version",
-    ]);
+    );
     text(&out.stdout).lines().map(String::from).collect()
 }
 

@@ -18,7 +18,7 @@ use common::{docker, eventually, eventually_ok, free_port, inspect, text, Projec
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const CADDY: &str = "stack-test/caddy:latest";
 const HTTPD: &str = "httpd -f -p 8080 -h /var/www";
 
@@ -29,14 +29,7 @@ fn require_engine() {
 
 /// A busybox httpd service with an HTTP health check on `/health` every second.
 fn httpd_service(name: &str) -> String {
-    let key = name.to_uppercase().replace('-', "_");
-    format!(
-        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
-         SERVICE_{key}_COMMAND={HTTPD}\n\
-         SERVICE_{key}_PORT=8080\n\
-         SERVICE_{key}_HEALTH=/health\n\
-         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
-    )
+    common::engine::httpd_service(name, HTTPD)
 }
 
 impl Project {

@@ -30,7 +30,7 @@ mod common;
 const PROMETHEUS: &str = "stack-test/prometheus:latest";
 const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
 const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
 
 /// The project's own service: busybox `httpd` serving a metrics file at a path that is

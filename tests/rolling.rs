@@ -24,7 +24,7 @@ use common::{docker, docker_ok, eventually, eventually_ok, free_port, text, Proj
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const CADDY: &str = "stack-test/caddy:latest";
 const NGINX: &str = "stack-test/nginx:latest";
 const ROUTE_HOST: &str = "web.localhost";

@@ -16,7 +16,7 @@ use common::{eventually, eventually_ok, succeeded, text, wait_output, Project};
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 
 /// The machine with Docker; `STACK_TEST_VM_DOCKER_IMAGE` overrides it.
 fn vm_docker_image() -> String {

@@ -4,6 +4,7 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use super::text;
 
@@ -54,6 +55,52 @@ pub fn containers_of(name: &str) -> Vec<(String, String)> {
         .collect();
     rows.sort();
     rows
+}
+
+/// The test image every suite's services run on.
+pub const BUSYBOX: &str = "stack-test/busybox:latest";
+
+/// A busybox service `name` running `command` (an httpd on 8080 serving `/var/www`) with
+/// an HTTP health check on `/health` every second.
+pub fn httpd_service(name: &str, command: &str) -> String {
+    let key = name.to_uppercase().replace('-', "_");
+    format!(
+        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
+         SERVICE_{key}_COMMAND={command}\n\
+         SERVICE_{key}_PORT=8080\n\
+         SERVICE_{key}_HEALTH=/health\n\
+         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
+    )
+}
+
+/// Wait until the Postgres in `container` (user and database `app`) takes connections
+/// over TCP: the image's entrypoint answers `pg_isready` on its socket while it still
+/// runs its first-start server, which it then restarts.
+pub fn wait_for_postgres(container: &str) {
+    let ready = || {
+        let out = psql(container, "SELECT 1");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(text(&out.stderr))
+        }
+    };
+    super::eventually_ok(
+        "postgres to take connections",
+        Duration::from_secs(60),
+        ready,
+    );
+}
+
+/// `sql` run by `psql` over TCP in the Postgres of `container` (user and database `app`),
+/// quiet, unaligned, tuples only, stopping at the first error; its output, whatever the
+/// exit code.
+pub fn psql(container: &str, sql: &str) -> Output {
+    let options = "-X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -U app -d app -c";
+    let mut args = vec!["exec", container, "psql"];
+    args.extend(options.split(' '));
+    args.push(sql);
+    docker(&args)
 }
 
 /// The engine's answer to `docker info`, asked once per test binary: `Err` says what

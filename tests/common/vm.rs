@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{docker, docker_ok, text};
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use super::engine::BUSYBOX;
 
 pub struct Vm {
     pub name: String,
