@@ -1110,6 +1110,8 @@ fn swarm_target_deploys_updates_and_rolls_back() {
         fn drop(&mut self) {
             if self.0 {
                 let _ = docker(&["swarm", "leave", "--force"]);
+                // `swarm init` made this bridge and leaving keeps it.
+                let _ = docker(&["network", "rm", "docker_gwbridge"]);
             }
         }
     }
