@@ -11,144 +11,50 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
-use common::{docker, free_port, text};
+use common::{all_output, docker, docker_ok, eventually, free_port, inspect, text, Project};
 
 mod common;
 
 const POSTGRES: &str = "stack-test/postgres:15";
 const RCLONE: &str = "stack-test/rclone:latest";
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const MOTO: &str = "/opt/stack-ci/moto/bin";
 
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
 impl Project {
+    /// A project `b-<test>-<pid>`: Postgres with the BACKUP preset (schedules that never
+    /// come: the tests run each step themselves), then `body`.
     fn new(test: &str, body: &str) -> Project {
         common::require_engine(&[POSTGRES, RCLONE, BUSYBOX]);
-        let name = format!("b-{}-{}", test.replace('_', "-"), std::process::id());
-        let dir = tempfile::tempdir().unwrap();
-        let project = Project { dir, name };
-        project.write(body);
+        let project = Project::named("b", test);
+        project.rewrite(body);
         project
     }
 
-    fn write(&self, body: &str) {
-        std::fs::write(
-            self.path().join("stack.env"),
-            format!(
-                "STACK_PROJECT={}\nSTACK_TLS=off\nSTACK_PROXY=none\n\
-                 POSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\n\
-                 POSTGRES_DB=app\nPOSTGRES_USER=app\nBACKUP_ENABLED=true\n\
-                 BACKUP_SCHEDULE=0 0 31 2 *\nBACKUP_VERIFY_SCHEDULE=0 0 31 2 *\n{body}",
-                self.name
-            ),
-        )
-        .unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
+    /// Write the project file again, with `body` after the preset's lines.
+    fn rewrite(&self, body: &str) {
+        self.write(&format!(
+            "STACK_TLS=off\nSTACK_PROXY=none\n\
+             POSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\n\
+             POSTGRES_DB=app\nPOSTGRES_USER=app\nBACKUP_ENABLED=true\n\
+             BACKUP_SCHEDULE=0 0 31 2 *\nBACKUP_VERIFY_SCHEDULE=0 0 31 2 *\n{body}"
+        ));
     }
 
     fn backups(&self) -> PathBuf {
-        self.path().join("backups")
+        self.path("backups")
     }
 
-    fn command(&self, args: &[&str]) -> StdCommand {
-        let mut cmd = StdCommand::cargo_bin("stack").unwrap();
-        cmd.current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("CI", "true")
-            .env_remove("STACK_ENV")
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn stack(&self, args: &[&str]) -> Output {
-        let child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_output(child, Duration::from_secs(240))
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.stack(args);
-        assert!(
-            out.status.success(),
-            "`stack {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        out
-    }
-
-    /// `stack start`, then wait until the database takes connections over TCP: the
-    /// image's entrypoint answers `pg_isready` on its socket while it still runs its
-    /// first-start server, which it then restarts.
+    /// `stack start`, then wait until the database takes connections over TCP.
     fn start(&self) {
         self.ok(&["start"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = docker(&[
-                "exec",
-                &self.container("postgres"),
-                "psql",
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "app",
-                "-d",
-                "app",
-                "-c",
-                "SELECT 1",
-            ]);
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postgres takes no connections: {}",
-                text(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}-{service}-1", self.name)
+        common::engine::wait_for_postgres(&self.container("postgres"));
     }
 
     /// Run SQL in the live database; its output (unaligned, tuples only).
     fn sql(&self, sql: &str) -> String {
-        let out = docker(&[
-            "exec",
-            &self.container("postgres"),
-            "psql",
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "app",
-            "-d",
-            "app",
-            "-c",
-            sql,
-        ]);
+        let out = common::engine::psql(&self.container("postgres"), sql);
         assert!(out.status.success(), "psql `{sql}`: {}", text(&out.stderr));
         text(&out.stdout).trim().to_string()
     }
@@ -190,49 +96,6 @@ impl Project {
         ]);
         text(&out.stdout)
     }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.stack(&["down", "--volumes"]);
-        common::remove_project(&self.name);
-    }
-}
-
-fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
-    use std::io::Read;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stdout.read_to_end(&mut buffer);
-        buffer
-    });
-    let err = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stderr.read_to_end(&mut buffer);
-        buffer
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("stack did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn all_output(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
 /// The name `run` printed.
@@ -311,14 +174,11 @@ fn a_dropped_table_comes_back_with_restore() {
     );
     // stack counts its own run of the health command as ready; Docker's first check
     // follows within its 1 s interval.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while inspect(&project.container("app"), "{{.State.Health.Status}}") != "healthy" {
-        assert!(
-            Instant::now() < deadline,
-            "app is not healthy after the restore"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        "app to be healthy after the restore",
+        Duration::from_secs(20),
+        || inspect(&project.container("app"), "{{.State.Health.Status}}") == "healthy",
+    );
     // The safety dump holds the state before the restore, without the table.
     let safety: Vec<String> = project
         .dumps()
@@ -335,25 +195,15 @@ fn a_dropped_table_comes_back_with_restore() {
     assert!(!manifest.contains("public.orders"), "{manifest}");
 
     // Asking without a terminal and without --yes is refused, and changes nothing.
-    let out = project.stack(&["backup", "restore", &dump]);
+    let out = project.run(&["backup", "restore", &dump]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
     assert!(all_output(&out).contains("--yes"));
     // A name that is no dump is refused before anything runs.
-    let out = project.stack(&["backup", "restore", "../etc/passwd", "--yes"]);
+    let out = project.run(&["backup", "restore", "../etc/passwd", "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
-    let out = project.stack(&["backup", "restore", "dump-2001-01-01T000000Z.dump", "--yes"]);
+    let out = project.run(&["backup", "restore", "dump-2001-01-01T000000Z.dump", "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
     assert!(all_output(&out).contains("stack backup list"));
-}
-
-fn inspect(container: &str, format: &str) -> String {
-    let out = docker(&["inspect", "--format", format, container]);
-    assert!(
-        out.status.success(),
-        "inspect {container}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -368,7 +218,7 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(size / 2).unwrap();
     drop(file);
-    let out = project.stack(&["backup", "verify", &dump]);
+    let out = project.run(&["backup", "verify", &dump]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(
         all_output(&out).contains("does not restore"),
@@ -388,7 +238,7 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
     // Restoring it fails in its one transaction: the data stays, the safety dump is
     // named with the command that returns to it.
     project.sql("INSERT INTO t SELECT 0, 'after the dump'");
-    let out = project.stack(&["backup", "restore", &dump, "--yes"]);
+    let out = project.run(&["backup", "restore", &dump, "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     let safety = project
@@ -411,7 +261,7 @@ fn a_truncated_dump_fails_verify_and_sets_the_metric() {
         text.replace("\"public.t\" : 20001", "\"public.t\" : 20002"),
     )
     .unwrap();
-    let out = project.stack(&["backup", "verify"]);
+    let out = project.run(&["backup", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("public.t 20002 20001"), "{said}");
@@ -537,7 +387,7 @@ fn a_failing_dump_keeps_no_partial_file_and_sets_the_metric() {
     let first = written(&project.ok(&["backup", "run"]));
     let before = project.files();
     project.ok(&["stop", "postgres"]);
-    let out = project.stack(&["backup", "run"]);
+    let out = project.run(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("is the database up?"), "{said}");
@@ -563,7 +413,7 @@ fn a_target_that_is_not_writable_is_a_clear_error() {
     // A file where the directory should be: nothing can be written under it.
     std::fs::remove_dir_all(project.backups()).unwrap();
     std::fs::write(project.backups(), b"not a directory").unwrap();
-    let out = project.stack(&["backup", "run"]);
+    let out = project.run(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("BACKUP_TARGET=./backups"), "{said}");
@@ -604,11 +454,9 @@ impl Moto {
             .spawn()
             .expect("start moto_server");
         let endpoint = format!("http://{gateway}:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect((gateway, port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually("moto to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect((gateway, port)).is_ok()
+        });
         let mut moto = Moto {
             child,
             endpoint,
@@ -706,8 +554,8 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
     let gateway = inspect_network_gateway(&network);
     let moto = Moto::start(&gateway, bucket);
     let secrets = |key: &str, secret: &str| {
-        std::fs::create_dir_all(project.path().join("environments/dev")).unwrap();
-        let path = project.path().join("environments/dev/secrets.env");
+        std::fs::create_dir_all(project.dir.join("environments/dev")).unwrap();
+        let path = project.dir.join("environments/dev/secrets.env");
         let old = std::fs::read_to_string(&path).unwrap_or_default();
         let kept: String = old
             .lines()
@@ -723,7 +571,7 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     };
     secrets(&moto.key.0, &moto.key.1);
-    project.write(&format!(
+    project.rewrite(&format!(
         "BACKUP_TARGET=s3://{bucket}/db\nBACKUP_KEEP_DAILY=2\nBACKUP_KEEP_MONTHLY=1\n\
          BACKUP_S3_ENDPOINT={}\nSERVICE_BACKUP_OFFSITE_IMAGE={RCLONE}\n",
         moto.endpoint
@@ -766,7 +614,7 @@ fn offsite_copies_go_to_s3_with_retention_and_a_refused_key_fails_clearly() {
     // dump within 30 s: stopped, so only the refused copy runs.)
     project.ok(&["stop", "backup-offsite"]);
     secrets("AKIAWRONGWRONGWRONG1", "wrong-secret");
-    let out = project.stack(&["backup", "run"]);
+    let out = project.run(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("off-site copy"), "{said}");
@@ -798,15 +646,15 @@ fn days_ago_date(days: u32) -> String {
 }
 
 fn inspect_network_gateway(network: &str) -> String {
-    let out = docker(&[
+    let gateway = docker_ok(&[
         "network",
         "inspect",
         "--format",
         "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
         network,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let gateway = text(&out.stdout).trim().to_string();
+    ])
+    .trim()
+    .to_string();
     assert!(!gateway.is_empty(), "network {network} has no gateway");
     gateway
 }
@@ -819,23 +667,22 @@ fn the_scheduled_service_dumps_and_verifies_on_its_schedules() {
     );
     project.start();
     project.sql("CREATE TABLE t AS SELECT generate_series(1, 7) AS n");
-    // The loop wakes at each minute: a dump, then its verification, within two minutes.
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let verified = project.dumps().iter().any(|d| {
+    // The loop checks its schedules when it starts, then at each minute. Restarted now
+    // that the database takes connections, its first check (both schedules match every
+    // minute) dumps and verifies at once: no wait for the next minute of the clock.
+    docker_ok(&["restart", "-t", "1", &project.container("backup")]);
+    let verified = || {
+        project.dumps().iter().any(|d| {
             std::fs::read_to_string(project.backups().join(format!("{d}.verify")))
                 .is_ok_and(|v| v.starts_with("ok "))
-        });
-        if verified {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no verified dump after 150 s: {:?}\n{}",
+        })
+    };
+    if !common::process::within(Duration::from_secs(120), verified) {
+        panic!(
+            "no verified dump from the schedule loop's first check: {:?}\n{}",
             project.files(),
-            text(&project.stack(&["logs", "backup"]).stdout)
+            text(&project.run(&["logs", "backup"]).stdout)
         );
-        std::thread::sleep(Duration::from_secs(2));
     }
     let metrics = project.metrics();
     assert!(
@@ -884,7 +731,7 @@ fn a_disk_that_fills_during_a_dump_keeps_no_partial_file() {
         "CREATE TABLE big AS SELECT g AS n, md5(random()::text) || md5(random()::text) AS h \
          FROM generate_series(1, 20000) g",
     );
-    let out = project.stack(&["backup", "run"]);
+    let out = project.run(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
     assert!(said.contains("No space left on device"), "{said}");
@@ -908,21 +755,10 @@ fn a_disk_that_fills_during_a_dump_keeps_no_partial_file() {
 /// each suffice.
 #[test]
 fn the_schedule_loop_matches_cron_fields_as_cron_does() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("stack.env"),
-        "STACK_PROJECT=cronmatch\nPOSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n",
-    )
-    .unwrap();
-    let out = StdCommand::cargo_bin("stack")
-        .unwrap()
-        .args(["-C"])
-        .arg(dir.path())
-        .arg("build")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let script = dir.path().join(".stack/dev/backup/backup.sh");
+    let project = Project::named("b", "cronmatch");
+    project.write("POSTGRES_ENABLED=true\nBACKUP_ENABLED=true\n");
+    project.ok(&["build"]);
+    let script = project.bundle_dir("dev").join("backup/backup.sh");
     // (fields, now as `minute hour day month weekday`, matches)
     for (fields, now, want) in [
         ("0 3 * * *", "00 03 01 12 2", true),

@@ -19,12 +19,14 @@ use std::process::{Child, Command as StdCommand, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
-use common::{docker, free_port, mode, text};
+use common::process::within;
+use common::{
+    all_output, docker, eventually, free_port, inspect, mode, text, wait_output, Project, Watched,
+};
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 /// Debian's postgresql-15 behind the official image's entrypoint contract (#9).
 const POSTGRES: &str = "stack-test/postgres:15";
 /// busybox httpd as PID 1 ignores SIGTERM, so each replaced container would cost the
@@ -183,28 +185,30 @@ impl Sshd {
                 .stderr(log)
                 .spawn()
                 .expect("start sshd");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_error = format!(
-                        "sshd exited ({status}): {}",
-                        std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-                    );
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Listening, or exited (the port was taken): whichever comes first.
+            let mut exited = None;
+            let listening = within(Duration::from_secs(10), || {
+                exited = child.try_wait().ok().flatten();
+                exited.is_some() || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            match exited {
+                None if listening => {
                     let sshd = Sshd { dir, port, child };
                     sshd.trust_host();
                     sshd.write_ssh_config();
                     return sshd;
                 }
-                if Instant::now() > deadline {
+                Some(status) => {
+                    last_error = format!(
+                        "sshd exited ({status}): {}",
+                        std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                    );
+                }
+                None => {
                     let _ = child.kill();
                     let _ = child.wait();
                     last_error = "sshd did not listen within 10 s".into();
-                    break;
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
         }
         panic!("cannot start a test sshd: {last_error}");
@@ -281,14 +285,7 @@ impl Drop for Sshd {
 
 /// A busybox httpd service with an HTTP health check on `/health` every second.
 fn httpd_service(name: &str) -> String {
-    let key = name.to_uppercase().replace('-', "_");
-    format!(
-        "SERVICE_{key}_IMAGE={BUSYBOX}\n\
-         SERVICE_{key}_COMMAND={HTTPD}\n\
-         SERVICE_{key}_PORT=8080\n\
-         SERVICE_{key}_HEALTH=/health\n\
-         SERVICE_{key}_HEALTH_INTERVAL=1s\n"
-    )
+    common::engine::httpd_service(name, HTTPD)
 }
 
 /// Two services, `web` and `api`, and a secret handed to `web` (so the release has `.env`).
@@ -308,70 +305,37 @@ fn one_service() -> String {
     )
 }
 
-/// A project in a temp dir whose `staging` environment is deployed to `sshd`; its
-/// containers, network, volumes and systemd unit are removed on drop.
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-    ssh_config: PathBuf,
-    srv: PathBuf,
-}
-
 impl Project {
+    /// A project `d-<test>-<pid>` whose `staging` environment is deployed to `sshd` (its
+    /// `SERVER_PATH` is `srv` in the project); its containers, network, volumes and
+    /// systemd unit are removed on drop.
     fn new(test: &str, sshd: &Sshd, body: &str) -> Project {
-        let name = format!("d-{}-{}", test.replace('_', "-"), std::process::id());
-        let dir = tempfile::tempdir().unwrap();
-        let srv = dir.path().join("srv");
-        std::fs::create_dir_all(dir.path().join("environments/staging")).unwrap();
+        let project = Project::named("d", test).with_env("STACK_SSH_CONFIG", sshd.ssh_config());
+        std::fs::create_dir_all(project.path("environments/staging")).unwrap();
         std::fs::write(
-            dir.path().join("environments/staging/server.env"),
+            project.path("environments/staging/server.env"),
             format!(
                 "SERVER_HOST=127.0.0.1\nSERVER_PORT={}\nSERVER_USER=root\nSERVER_PATH={}\n",
                 sshd.port,
-                srv.display()
+                project.srv().display()
             ),
         )
         .unwrap();
-        let project = Project {
-            dir,
-            name,
-            ssh_config: sshd.ssh_config(),
-            srv,
-        };
-        project.write(body);
+        project.rewrite(body);
         if body.contains("STACK_SECRETS") {
             project.ok(&["secrets", "generate", "staging"]);
         }
         project
     }
 
-    fn write(&self, body: &str) {
-        std::fs::write(
-            self.dir.path().join("stack.env"),
-            format!(
-                "STACK_PROJECT={}\nSTACK_TLS=off\nSTACK_DRAIN=0s\n{body}",
-                self.name
-            ),
-        )
-        .unwrap();
+    /// Write the project file again: `STACK_TLS=off`, `STACK_DRAIN=0s`, then `body`.
+    fn rewrite(&self, body: &str) {
+        self.write(&format!("STACK_TLS=off\nSTACK_DRAIN=0s\n{body}"));
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> StdCommand {
-        let mut cmd = StdCommand::cargo_bin("stack").unwrap();
-        cmd.current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("CI", "true")
-            .env("STACK_SSH_CONFIG", &self.ssh_config)
-            .env_remove("STACK_ENV")
-            .arg("-C")
-            .arg(self.path())
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
+    /// The server's `SERVER_PATH`.
+    fn srv(&self) -> PathBuf {
+        self.path("srv")
     }
 
     /// A deploy of a version that never turns healthy, so it is surely still running
@@ -388,31 +352,6 @@ impl Project {
         ])
     }
 
-    /// Run `stack ARGS` (killed after 180 s) and return its output, whatever the exit code.
-    fn stack(&self, args: &[&str]) -> Output {
-        let child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_output(child, Duration::from_secs(180))
-    }
-
-    /// Run `stack ARGS` and fail the test with its output unless it exits 0.
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.stack(args);
-        assert!(
-            out.status.success(),
-            "`stack {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        out
-    }
-
     /// `stack deploy staging --allow-dirty EXTRA…`, which must succeed.
     fn deploy(&self, extra: &[&str]) -> Output {
         let mut args = vec!["deploy", "staging", "--allow-dirty"];
@@ -423,7 +362,7 @@ impl Project {
     fn deploy_any(&self, extra: &[&str]) -> Output {
         let mut args = vec!["deploy", "staging", "--allow-dirty"];
         args.extend_from_slice(extra);
-        self.stack(&args)
+        self.run(&args)
     }
 
     /// `stack releases staging`: `(id, current)` oldest first.
@@ -437,7 +376,7 @@ impl Project {
     }
 
     fn current_release(&self) -> Option<String> {
-        let target = std::fs::read_link(self.srv.join("current")).ok()?;
+        let target = std::fs::read_link(self.srv().join("current")).ok()?;
         let target = target.to_str()?.to_string();
         assert!(
             target.starts_with("releases/") || target.contains("/releases/"),
@@ -448,7 +387,7 @@ impl Project {
 
     /// Release directories on the server (without `.partial` leftovers).
     fn release_dirs(&self) -> Vec<String> {
-        let mut dirs: Vec<String> = std::fs::read_dir(self.srv.join("releases"))
+        let mut dirs: Vec<String> = std::fs::read_dir(self.srv().join("releases"))
             .map(|entries| {
                 entries
                     .flatten()
@@ -461,187 +400,12 @@ impl Project {
     }
 
     fn lock_dir(&self) -> PathBuf {
-        self.srv.join("lock")
+        self.srv().join("lock")
     }
 
     fn audit_log(&self) -> String {
-        std::fs::read_to_string(self.srv.join("audit.log")).unwrap_or_default()
+        std::fs::read_to_string(self.srv().join("audit.log")).unwrap_or_default()
     }
-
-    /// `(name, id)` of every container labelled with this project, sorted by name.
-    fn containers(&self) -> Vec<(String, String)> {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&[
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Names}} {{.ID}}",
-        ]);
-        assert!(out.status.success(), "docker ps: {}", text(&out.stderr));
-        let mut rows: Vec<(String, String)> = text(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(n, i)| (n.to_string(), i.to_string()))
-            .collect();
-        rows.sort();
-        rows
-    }
-
-    /// The id of the one container of `service`.
-    fn id_of(&self, service: &str) -> String {
-        let prefix = format!("{}-{service}-", self.name);
-        let mine: Vec<(String, String)> = self
-            .containers()
-            .into_iter()
-            .filter(|(n, _)| {
-                n.strip_prefix(&prefix)
-                    .is_some_and(|r| r.parse::<u32>().is_ok())
-            })
-            .collect();
-        assert_eq!(mine.len(), 1, "want one container of `{service}`: {mine:?}");
-        mine[0].1.clone()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        common::remove_project(&self.name);
-        // A deploy as root on a machine with `systemctl` installs the unit here.
-        let _ = std::fs::remove_file(format!("/etc/systemd/system/{}.service", self.name));
-    }
-}
-
-/// A running `stack` whose stderr is read line by line as it comes, so a test can wait
-/// for the line it means instead of sleeping.
-struct Watched {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stdout: std::thread::JoinHandle<Vec<u8>>,
-}
-
-impl Watched {
-    fn spawn(mut command: StdCommand) -> Watched {
-        use std::io::{BufRead, Read};
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdout = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        Watched {
-            child,
-            lines,
-            seen: Vec::new(),
-            stdout,
-        }
-    }
-
-    /// Wait until a stderr line contains `needle`; fail the test after `limit`.
-    fn wait_line(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with `{needle}` within {limit:?}; stderr so far:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Wait for the process (killed after `limit`) and return all its output.
-    fn finish(mut self, limit: Duration) -> Output {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let status = self.child.wait().unwrap();
-                panic!("stack did not finish within {limit:?} ({status})");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stderr = std::mem::take(&mut self.seen);
-        stderr.extend(self.lines.iter());
-        Output {
-            status,
-            stdout: self.stdout.join().unwrap(),
-            stderr: (stderr.join("\n") + "\n").into_bytes(),
-        }
-    }
-}
-
-/// Wait for `child` with a deadline (killing it after), collecting its output.
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    use std::io::Read;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let status = child.wait().unwrap();
-            panic!("stack did not finish within {limit:?} ({status})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
-
-fn inspect(container: &str, format: &str) -> String {
-    let out = docker(&["inspect", "--format", format, container]);
-    assert!(
-        out.status.success(),
-        "docker inspect {container}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().to_string()
 }
 
 /// The httpd in `container` answers `/health` (busybox wget from inside the container).
@@ -656,10 +420,6 @@ fn answers(container: &str) -> bool {
         "http://127.0.0.1:8080/health",
     ]);
     out.status.success()
-}
-
-fn all_output(out: &Output) -> String {
-    text(&out.stdout) + &text(&out.stderr)
 }
 
 // A first deploy: the release on the server, `current`, secrets 0600, containers running,
@@ -677,14 +437,14 @@ fn first_deploy_creates_a_release_and_runs_it() {
     assert!(current, "the release is not marked current: {releases:?}");
     assert!(id.starts_with("staging-"), "{id}");
     assert_eq!(p.current_release().as_deref(), Some(id.as_str()));
-    let link = std::fs::read_link(p.srv.join("current")).unwrap();
+    let link = std::fs::read_link(p.srv().join("current")).unwrap();
     assert!(
         link.to_string_lossy().contains("releases/"),
         "`current` -> {}",
         link.display()
     );
 
-    let release = p.srv.join("releases").join(id);
+    let release = p.srv().join("releases").join(id);
     assert_eq!(mode(&release.join("desired.json")), 0o600);
     assert_eq!(mode(&release.join(".env")), 0o600);
     let env = std::fs::read_to_string(release.join(".env")).unwrap();
@@ -990,7 +750,7 @@ fn rollback_to_a_named_release() {
     assert!(p.audit_log().contains("\trollback\t"), "{}", p.audit_log());
 
     // An unknown release is bad input.
-    let out = p.stack(&["rollback", "staging", "staging-nope"]);
+    let out = p.run(&["rollback", "staging", "staging-nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
     assert_eq!(p.current_release().as_deref(), Some(first.as_str()));
 }
@@ -1005,7 +765,7 @@ fn old_releases_are_pruned() {
         &format!("STACK_KEEP_RELEASES=2\n{}", one_service()),
     );
     // Another environment's release in the same directory is never pruned.
-    std::fs::create_dir_all(p.srv.join("releases/prod-20000101T000000Z-deadbeef")).unwrap();
+    std::fs::create_dir_all(p.srv().join("releases/prod-20000101T000000Z-deadbeef")).unwrap();
     for i in 1..=4 {
         p.deploy(&["--set", &format!("SERVICE_WEB_ENV_N={i}")]);
     }
@@ -1039,7 +799,7 @@ fn unknown_host_key_is_refused() {
         stderr.contains("ssh-keyscan"),
         "no hint on how to trust the host:\n{stderr}"
     );
-    assert!(!p.srv.exists(), "something changed on the server");
+    assert!(!p.srv().exists(), "something changed on the server");
     assert!(p.containers().is_empty(), "{:?}", p.containers());
     // Nothing was added to known_hosts behind the user's back.
     let known = std::fs::read_to_string(sshd.path("known_hosts")).unwrap();
@@ -1051,8 +811,8 @@ fn unknown_host_key_is_refused() {
 fn missing_server_env_is_bad_input() {
     let sshd = Sshd::start();
     let p = Project::new("no-server", &sshd, &one_service());
-    std::fs::remove_file(p.path().join("environments/staging/server.env")).unwrap();
-    std::fs::write(p.path().join("environments/staging/stack.env"), "").unwrap();
+    std::fs::remove_file(p.dir.join("environments/staging/server.env")).unwrap();
+    std::fs::write(p.dir.join("environments/staging/stack.env"), "").unwrap();
     let out = p.deploy_any(&[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
@@ -1060,7 +820,7 @@ fn missing_server_env_is_bad_input() {
         stderr.contains("server.env"),
         "stderr does not name server.env:\n{stderr}"
     );
-    assert!(!p.srv.exists());
+    assert!(!p.srv().exists());
 }
 
 // `deploy --dry-run` prints what would change and changes nothing.
@@ -1075,7 +835,7 @@ fn dry_run_changes_nothing() {
         stdout.contains("create"),
         "no create action printed:\n{stdout}"
     );
-    assert!(!p.srv.exists(), "the dry run created SERVER_PATH");
+    assert!(!p.srv().exists(), "the dry run created SERVER_PATH");
     assert!(p.containers().is_empty(), "{:?}", p.containers());
     let net = docker(&["network", "inspect", &format!("{}_default", p.name)]);
     assert!(!net.status.success(), "the dry run created the network");
@@ -1121,7 +881,7 @@ fn killed_deploy_then_rerun() {
 
     // The server saw the connection end: it freed the lock and said so.
     assert!(
-        eventually(Duration::from_secs(20), || !p.lock_dir().exists()),
+        within(Duration::from_secs(20), || !p.lock_dir().exists()),
         "the killed deploy's lock was not freed"
     );
     let audit = p.audit_log();
@@ -1209,10 +969,10 @@ fn unreachable_host_is_an_outside_failure() {
     let p = Project::new("unreachable", &sshd, &one_service());
     let port = free_port();
     std::fs::write(
-        p.path().join("environments/staging/server.env"),
+        p.dir.join("environments/staging/server.env"),
         format!(
             "SERVER_HOST=127.0.0.1\nSERVER_PORT={port}\nSERVER_USER=root\nSERVER_PATH={}\n",
-            p.srv.display()
+            p.srv().display()
         ),
     )
     .unwrap();
@@ -1223,7 +983,7 @@ fn unreachable_host_is_an_outside_failure() {
         stderr.contains("SERVER_PORT") || stderr.contains("SERVER_HOST"),
         "stderr:\n{stderr}"
     );
-    assert!(!p.srv.exists());
+    assert!(!p.srv().exists());
 }
 
 // The server does not know the client's key: exit 3 with a hint about the key.
@@ -1239,7 +999,7 @@ fn refused_key_is_an_outside_failure() {
         stderr.contains("authorized_keys"),
         "no hint about the key:\n{stderr}"
     );
-    assert!(!p.srv.exists());
+    assert!(!p.srv().exists());
 }
 
 // A server whose Docker socket is not there: exit 3 before anything changes on the server.
@@ -1247,7 +1007,7 @@ fn refused_key_is_an_outside_failure() {
 fn server_without_docker_changes_nothing() {
     let sshd = Sshd::start();
     let p = Project::new("no-docker", &sshd, &one_service());
-    let path = p.path().join("environments/staging/server.env");
+    let path = p.dir.join("environments/staging/server.env");
     let mut server = std::fs::read_to_string(&path).unwrap();
     server.push_str("SERVER_DOCKER_SOCKET=/run/no-such-docker.sock\n");
     std::fs::write(&path, server).unwrap();
@@ -1255,7 +1015,7 @@ fn server_without_docker_changes_nothing() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
     assert!(stderr.contains("Docker"), "stderr:\n{stderr}");
-    assert!(!p.srv.exists(), "the deploy changed the server");
+    assert!(!p.srv().exists(), "the deploy changed the server");
     assert!(p.containers().is_empty(), "{:?}", p.containers());
 }
 
@@ -1273,26 +1033,26 @@ fn killed_deploy_leaves_no_ssh_master() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !p.lock_dir().exists() {
-        assert!(Instant::now() < deadline, "the deploy never took its lock");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        "the deploy to take its lock",
+        Duration::from_secs(30),
+        || p.lock_dir().exists(),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let config = sshd.ssh_config().display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let left = processes_mentioning(&config);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ssh processes of the killed deploy still run 90 s later: {left:?}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    common::eventually_ok(
+        "the ssh processes of the killed deploy to end",
+        Duration::from_secs(90),
+        || {
+            let left = processes_mentioning(&config);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
 }
 
 /// What the systemd unit runs: `stack supervise --bundle SERVER_PATH/current` brings the
@@ -1310,7 +1070,7 @@ fn supervise_restarts_an_unhealthy_container() {
     );
     let p = Project::new("supervise", &sshd, &body);
     p.deploy(&[]);
-    let bundle = p.srv.join("current");
+    let bundle = p.srv().join("current");
     let bundle = bundle.to_str().unwrap();
     let once = p.ok(&["supervise", "--bundle", bundle, "--once"]);
     assert!(text(&once.stderr).contains("up"), "{}", text(&once.stderr));
@@ -1321,15 +1081,9 @@ fn supervise_restarts_an_unhealthy_container() {
     supervisor.wait_line("watching health", Duration::from_secs(60));
     let broke = docker(&["exec", &web, "touch", "/tmp/broken"]);
     assert!(broke.status.success(), "{}", text(&broke.stderr));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut restarted = false;
-    while Instant::now() < deadline {
-        if inspect(&web, "{{.State.StartedAt}}") != started {
-            restarted = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let restarted = within(Duration::from_secs(30), || {
+        inspect(&web, "{{.State.StartedAt}}") != started
+    });
     kill(supervisor.child.id());
     let out = supervisor.finish(Duration::from_secs(10));
     assert!(
@@ -1356,6 +1110,8 @@ fn swarm_target_deploys_updates_and_rolls_back() {
         fn drop(&mut self) {
             if self.0 {
                 let _ = docker(&["swarm", "leave", "--force"]);
+                // `swarm init` made this bridge and leaving keeps it.
+                let _ = docker(&["network", "rm", "docker_gwbridge"]);
             }
         }
     }
@@ -1501,15 +1257,14 @@ impl SecondEngine {
             bridge,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !engine.docker(&["info"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "the second dockerd did not answer within 60 s:\n{}",
-                std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let answers = within(Duration::from_secs(60), || {
+            engine.docker(&["info"]).status.success()
+        });
+        assert!(
+            answers,
+            "the second dockerd did not answer within 60 s:\n{}",
+            std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default()
+        );
         engine
     }
 
@@ -1612,7 +1367,7 @@ impl Drop for SecondEngine {
 /// A project deployed to `engine`, whose `web` serves the text of `app/version`.
 fn pinned_project(test: &str, sshd: &Sshd, engine: &SecondEngine, body: &str) -> Project {
     let p = Project::new(test, sshd, body);
-    let server = p.path().join("environments/staging/server.env");
+    let server = p.dir.join("environments/staging/server.env");
     let mut text = std::fs::read_to_string(&server).unwrap();
     text.push_str(&format!(
         "SERVER_DOCKER_SOCKET={}\n",
@@ -1628,7 +1383,7 @@ const PINNED_WEB: &str = "STACK_PROXY=none\nSTACK_SERVICES=web\nSTACK_HEALTH_TIM
     SERVICE_WEB_HEALTH_INTERVAL=1s\n";
 
 fn write_app(p: &Project, version: &str) {
-    let app = p.path().join("app");
+    let app = p.dir.join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(
         app.join("Dockerfile"),
@@ -1705,7 +1460,7 @@ fn moved_tags_and_pruned_releases() {
         run_ok(
             StdCommand::new("docker")
                 .args(["build", "-q", "-t", &tag])
-                .arg(p.path().join("app")),
+                .arg(p.dir.join("app")),
         );
         engine.load(&tag);
         let _ = docker(&["rmi", &tag]);
@@ -1754,7 +1509,7 @@ fn moved_tags_and_pruned_releases() {
     // The second release's image tag removed by hand: its rollback is refused, nothing stops.
     engine.ok(&["rmi", &format!("{}-web:{second}", p.name)]);
     let before = engine.ok(&["ps", "-q"]);
-    let out = p.stack(&["rollback", "staging", &second]);
+    let out = p.run(&["rollback", "staging", &second]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(
         text(&out.stderr).contains("is no longer on the engine"),
@@ -1784,7 +1539,7 @@ fn only_missing_layers_cross_to_the_server() {
     );
     let p = pinned_project("layers", &sshd, &engine, &body);
     // A 4 MB layer of random bytes under a one-line change.
-    let app = p.path().join("app");
+    let app = p.dir.join("app");
     std::fs::create_dir_all(&app).unwrap();
     let noise = common::noise(4 << 20, 0x2545_f491_4f6c_dd1d);
     std::fs::write(app.join("noise.bin"), &noise).unwrap();
@@ -1817,13 +1572,19 @@ fn only_missing_layers_cross_to_the_server() {
         "the second release sent {bytes} bytes: {second}"
     );
     assert!(second["layers_skipped"].as_u64().unwrap() >= 2, "{second}");
-    // The temporary registry went with the deploy.
-    // (It removes itself as its stdin closes; give the engine a moment.)
-    std::thread::sleep(Duration::from_secs(2));
-    let registries = engine.ok(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert!(
-        !registries.contains("stack-registry"),
-        "the temporary registry is still there: {registries}"
+    // The temporary registry went with the deploy (it removes itself as its stdin
+    // closes, a moment after the deploy returned).
+    common::eventually_ok(
+        "the temporary registry to remove itself",
+        Duration::from_secs(30),
+        || {
+            let registries = engine.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+            if registries.contains("stack-registry") {
+                Err(registries)
+            } else {
+                Ok(())
+            }
+        },
     );
 
     // A program holding the registry's port on the server's loopback (the server here
@@ -1878,7 +1639,7 @@ fn a_transfer_cut_halfway_leaves_no_tag_no_registry_and_the_next_deploy_complete
         "{PINNED_WEB}SERVICE_WEB_BUILD=./app\nSTACK_REGISTRY_IMAGE=stack-test/registry:2\n"
     );
     let p = pinned_project("cut", &sshd, &engine, &body);
-    let app = p.path().join("app");
+    let app = p.dir.join("app");
     std::fs::create_dir_all(&app).unwrap();
     // 96 MB of noise: the push takes a while, so the cut lands in the middle of it.
     let noise = common::noise(
@@ -1910,7 +1671,7 @@ fn a_transfer_cut_halfway_leaves_no_tag_no_registry_and_the_next_deploy_complete
         run_ok(StdCommand::new("kill").args([signal, &pid.to_string()]));
         let _ = deploy.finish(Duration::from_secs(60));
         assert!(
-            eventually(Duration::from_secs(40), || engine
+            within(Duration::from_secs(40), || engine
                 .ok(&["ps", "-aq", "--filter", "label=dev.stack.registry-of"])
                 .trim()
                 .is_empty()),
@@ -1922,7 +1683,7 @@ fn a_transfer_cut_halfway_leaves_no_tag_no_registry_and_the_next_deploy_complete
             release_tags()
         );
         assert!(
-            eventually(Duration::from_secs(20), || !p.lock_dir().exists()),
+            within(Duration::from_secs(20), || !p.lock_dir().exists()),
             "after {signal}, the lock is still held"
         );
         assert!(
@@ -1952,35 +1713,13 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     );
     // Nothing deployed yet: said plainly.
     p.ok(&["secrets", "generate", "staging"]);
-    let out = p.stack(&["backup", "list", "--on", "staging"]);
+    let out = p.run(&["backup", "list", "--on", "staging"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(all_output(&out).contains("stack deploy staging"));
     p.deploy(&[]);
-    // The image's entrypoint answers pg_isready on its socket during its first-start
-    // server: wait until it takes connections over TCP.
     let container = format!("{}-postgres-1", p.name);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let psql = |sql: &str| {
-        docker(&[
-            "exec",
-            &container,
-            "psql",
-            "-X",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "app",
-            "-d",
-            "app",
-            "-c",
-            sql,
-        ])
-    };
-    while !psql("SELECT 1").status.success() {
-        assert!(Instant::now() < deadline, "postgres takes no connections");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    common::engine::wait_for_postgres(&container);
+    let psql = |sql: &str| common::engine::psql(&container, sql);
     assert!(psql("CREATE TABLE t AS SELECT generate_series(1, 3) AS n")
         .status
         .success());
@@ -1988,7 +1727,7 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     let said = all_output(&out);
     assert!(said.contains("written on `127.0.0.1`"), "{said}");
     // `./backups` is under SERVER_PATH on the server.
-    let dumps: Vec<String> = std::fs::read_dir(p.srv.join("backups"))
+    let dumps: Vec<String> = std::fs::read_dir(p.srv().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".dump"))
@@ -2009,7 +1748,7 @@ fn backup_runs_on_the_server_over_the_deploy_connection() {
     let said = all_output(&out);
     let count = psql("SELECT count(*) FROM t");
     assert_eq!(text(&count.stdout).trim(), "3", "after the restore: {said}");
-    let after: Vec<String> = std::fs::read_dir(p.srv.join("backups"))
+    let after: Vec<String> = std::fs::read_dir(p.srv().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".dump"))
@@ -2051,21 +1790,10 @@ fn migrated_service() -> String {
 
 /// The versions the migration recorded, in order.
 fn migrations(p: &Project) -> Vec<String> {
-    let out = docker(&[
-        "exec",
-        &format!("{}-postgres-1", p.name),
-        "psql",
-        "-X",
-        "-At",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-c",
+    let out = common::engine::psql(
+        &p.container("postgres"),
         "SELECT version FROM runs ORDER BY version",
-    ]);
+    );
     text(&out.stdout).lines().map(String::from).collect()
 }
 
@@ -2192,7 +1920,7 @@ fn hooks_see_their_variables_and_a_failing_pre_hook_changes_nothing() {
     let out = p.deploy(&[]);
     let all = all_output(&out);
     let id = p.current_release().expect("current");
-    let read = |name: &str| std::fs::read_to_string(p.path().join(name)).unwrap_or_default();
+    let read = |name: &str| std::fs::read_to_string(p.dir.join(name)).unwrap_or_default();
     assert_eq!(read("pre-build.out").trim(), "built");
     let pre = read("pre-deploy.out");
     let fields: Vec<&str> = pre.trim().split('|').collect();
@@ -2266,17 +1994,17 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
 fn secrets_from_a_command_reach_the_container_and_no_other_file() {
     let sshd = Sshd::start();
     let p = Project::new("secrets-command", &sshd, &two_services());
-    std::fs::remove_file(p.path().join("environments/staging/secrets.env")).unwrap();
+    std::fs::remove_file(p.dir.join("environments/staging/secrets.env")).unwrap();
     // The script holds the value reversed, so the value itself is in no project file.
     let value = "Zq8vN3kLp2Wx7RtY5mHc9JdF4gBs6AeUo1Ti";
     let reversed: String = value.chars().rev().collect();
     std::fs::write(
-        p.path().join("get-secrets.sh"),
+        p.dir.join("get-secrets.sh"),
         format!("echo '# from the vault'\nprintf 'APP_KEY=%s\\n' \"$(echo {reversed} | rev)\"\n"),
     )
     .unwrap();
     std::fs::write(
-        p.path().join("environments/staging/stack.env"),
+        p.dir.join("environments/staging/stack.env"),
         "STACK_SECRETS_COMMAND=sh ./get-secrets.sh\n",
     )
     .unwrap();
@@ -2286,11 +2014,14 @@ fn secrets_from_a_command_reach_the_container_and_no_other_file() {
     assert!(env.contains(&format!("APP_KEY={value}")), "{env}");
     let id = p.current_release().unwrap();
     assert_eq!(
-        files_containing(&p.srv, value),
+        files_containing(&p.srv(), value),
         [format!("releases/{id}/.env")]
     );
-    assert_eq!(mode(&p.srv.join("releases").join(&id).join(".env")), 0o600);
-    let local: Vec<String> = files_containing(p.path(), value)
+    assert_eq!(
+        mode(&p.srv().join("releases").join(&id).join(".env")),
+        0o600
+    );
+    let local: Vec<String> = files_containing(&p.dir, value)
         .into_iter()
         .filter(|f| !f.starts_with("srv/"))
         .collect();
@@ -2308,7 +2039,7 @@ fn secrets_from_a_command_reach_the_container_and_no_other_file() {
             "malformed line 2",
         ),
     ] {
-        let out = p.stack(&[
+        let out = p.run(&[
             "deploy",
             "staging",
             "--allow-dirty",
@@ -2334,9 +2065,9 @@ fn exec_run_and_logs_on_the_server() {
     let sshd = Sshd::start();
     let p = Project::new("on-server", &sshd, &two_services());
     p.deploy(&[]);
-    let out = p.stack(&["exec", "web", "--on", "staging", "--", "sh", "-c", "exit 7"]);
+    let out = p.run(&["exec", "web", "--on", "staging", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", all_output(&out));
-    let out = p.stack(&[
+    let out = p.run(&[
         "run",
         "web",
         "--on",
@@ -2390,7 +2121,8 @@ fn exec_run_and_logs_on_the_server() {
     let web = p.id_of("web");
     let mut follow =
         Watched::spawn(p.command(&["logs", "web", "-f", "--on", "staging", "--tail", "0"]));
-    // Lines written after `logs -f` started come through the connection.
+    // Lines written after `logs -f` started come through the connection. The scenario is
+    // a following that lasts: a line every half second for 3 s (a pace, not a wait).
     let marker = format!("marker-{}", std::process::id());
     for _ in 0..6 {
         let _ = docker(&[
@@ -2449,21 +2181,9 @@ fn status_and_health_on_the_server_probe_inside_the_container() {
     p.ok(&["health", "--on", "staging"]);
 
     let _ = docker(&["stop", "-t", "0", &web]);
-    let out = p.stack(&["health", "--on", "staging"]);
+    let out = p.run(&["health", "--on", "staging"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(text(&out.stderr).contains("web"), "{}", all_output(&out));
-}
-
-/// Wait until `done` holds, at most `limit`; false when it never did.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
 }
 
 /// Kill (SIGKILL) the SSH master connection of a running stack: the connection drops
@@ -2496,12 +2216,12 @@ fn a_dropped_connection_leaves_no_container_and_no_lock() {
 
     let run = Watched::spawn(p.command(&["run", "web", "--on", "staging", "--", "sleep", "300"]));
     assert!(
-        eventually(Duration::from_secs(60), || oneoff("run")),
+        within(Duration::from_secs(60), || oneoff("run")),
         "the run never started"
     );
     drop_connection(&run.child);
     assert!(
-        eventually(Duration::from_secs(20), || !oneoff("run")),
+        within(Duration::from_secs(20), || !oneoff("run")),
         "the run's container outlived the connection: {:?}",
         p.containers()
     );
@@ -2517,13 +2237,13 @@ fn a_dropped_connection_leaves_no_container_and_no_lock() {
     ]));
     deploy.wait_line("running release command", Duration::from_secs(90));
     assert!(
-        eventually(Duration::from_secs(30), || oneoff("release")),
+        within(Duration::from_secs(30), || oneoff("release")),
         "no release container"
     );
     assert!(p.lock_dir().exists(), "the deploy holds no lock");
     drop_connection(&deploy.child);
     assert!(
-        eventually(Duration::from_secs(20), || !oneoff("release")
+        within(Duration::from_secs(20), || !oneoff("release")
             && !p.lock_dir().exists()),
         "after the connection dropped: lock={} containers={:?}",
         p.lock_dir().exists(),
@@ -2562,13 +2282,13 @@ fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
     let p = Project::new("private-release", &sshd, &body);
     let hash = bcrypt::hash("open-sesame", 4).unwrap();
     std::fs::write(
-        p.path().join("environments/staging/secrets.env"),
+        p.dir.join("environments/staging/secrets.env"),
         format!("APP_KEY=k3y-value-for-the-test\nADMIN_HASH='{hash}'\n"),
     )
     .unwrap();
     p.deploy(&[]);
     let id = p.current_release().unwrap();
-    let release = p.srv.join("releases").join(&id);
+    let release = p.srv().join("releases").join(&id);
     for (path, wanted) in [
         (".env", 0o600),
         ("desired.json", 0o600),
@@ -2609,7 +2329,7 @@ fn a_release_keeps_its_secrets_and_password_hashes_private_on_the_server() {
         text(&out.stdout)
     };
     assert!(
-        eventually(Duration::from_secs(20), || code(&[
+        within(Duration::from_secs(20), || code(&[
             "-u",
             "admin:open-sesame"
         ]) == "200"),
@@ -2649,6 +2369,7 @@ fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
                         ownerless |= same && !lock.join("info").exists();
                     }
                 }
+                // The watcher's sampling rate (the scenario), not a wait.
                 std::thread::sleep(Duration::from_micros(200));
             }
             (seen, ownerless)
@@ -2667,7 +2388,7 @@ fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
         !ownerless,
         "the no-change deploy held a lock without its owner file"
     );
-    let leftovers: Vec<String> = std::fs::read_dir(&p.srv)
+    let leftovers: Vec<String> = std::fs::read_dir(p.srv())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".lock"))

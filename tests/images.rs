@@ -10,9 +10,9 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{docker, text};
+use common::{all_output, docker, text};
 
 mod common;
 
@@ -101,21 +101,22 @@ fn logs(container: &str) -> String {
 
 /// Poll `docker ARGS` until it succeeds, for at most `limit`; returns the last output.
 fn until_success(args: &[&str], limit: Duration, container: &str) -> Output {
-    let started = Instant::now();
-    loop {
+    let mut last = None;
+    let succeeded = common::process::within(limit, || {
         let out = docker(args);
-        if out.status.success() {
-            return out;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "`docker {}` did not succeed within {limit:?}; last stderr: {}\nlogs of {container}:\n{}",
-            args.join(" "),
-            text(&out.stderr),
-            logs(container)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        let ok = out.status.success();
+        last = Some(out);
+        ok
+    });
+    let out = last.expect("the check ran");
+    assert!(
+        succeeded,
+        "`docker {}` did not succeed within {limit:?}; last stderr: {}\nlogs of {container}:\n{}",
+        args.join(" "),
+        text(&out.stderr),
+        logs(container)
+    );
+    out
 }
 
 /// The init directory: an SQL file, a gzipped SQL file and a sourced shell script, run in
@@ -831,21 +832,17 @@ fn monitoring_images_serve_with_their_default_commands() {
         ),
     ];
     for (container, url, expected) in &checks {
-        let started = Instant::now();
-        loop {
+        let mut last = String::new();
+        let answered = common::process::within(Duration::from_secs(90), || {
             let out = http_get(&network, url);
-            let body = text(&out.stdout);
-            if out.status.success() && body.contains(expected) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "{url} did not answer with `{expected}` within 90 s; last answer: {body}{}\nlogs of {container}:\n{}",
-                text(&out.stderr),
-                logs(container)
-            );
-            std::thread::sleep(Duration::from_secs(1));
-        }
+            last = all_output(&out);
+            out.status.success() && text(&out.stdout).contains(expected)
+        });
+        assert!(
+            answered,
+            "{url} did not answer with `{expected}` within 90 s; last answer: {last}\nlogs of {container}:\n{}",
+            logs(container)
+        );
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! A busybox httpd service answers its version (`v1`, `v2`) behind the proxy. While a
 //! request loop runs through the proxy (one request at a time, about 100 per second, at most
-//! 3000 requests or 60 s, to 127.0.0.1 only), the version is changed with `--set` and
-//! `stack start` rolls it out. No request may fail, and every response after `stack start`
+//! 12000 requests or 120 s, to 127.0.0.1 only), the version is changed with `--set` and
+//! `stack start` rolls it out. The loop waits for answers, not for times: 50 answers
+//! before the update starts, 200 after it returned. No request may fail, and every response after `stack start`
 //! returned must come from the new version. Latency is measured by `bench/rolling.sh`, not
 //! asserted here (the tests run in parallel on shared machines).
 //!
@@ -14,28 +15,31 @@
 //! `stack down --volumes` when it ends, passed or failed.
 
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-use common::{docker, free_port, text};
+use common::{docker, docker_ok, eventually, eventually_ok, free_port, text, Project};
 
 mod common;
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use common::engine::BUSYBOX;
 const CADDY: &str = "stack-test/caddy:latest";
 const NGINX: &str = "stack-test/nginx:latest";
 const ROUTE_HOST: &str = "web.localhost";
 
-/// Bounds of the request loop.
-const MAX_REQUESTS: usize = 3000;
-const MAX_LOOP_TIME: Duration = Duration::from_secs(60);
+/// Bounds of the request loop: well above what a rolling update takes on a loaded
+/// 2-core machine, so the loop is still running when the update returns.
+const MAX_REQUESTS: usize = 12_000;
+const MAX_LOOP_TIME: Duration = Duration::from_secs(120);
 /// About 100 requests per second.
 const PACE: Duration = Duration::from_millis(10);
-/// How long the loop keeps going after `stack start` returned.
-const TAIL: Duration = Duration::from_secs(2);
+/// Answers the loop has before the update starts (about half a second of load).
+const BEFORE_ANSWERS: usize = 50;
+/// Answers to requests sent after `stack start` returned that the loop waits for before it
+/// stops (about 2 s of load when the machine is idle).
+const AFTER_ANSWERS: usize = 200;
 
 fn require_engine() {
     common::require_engine(&[BUSYBOX, CADDY, NGINX]);
@@ -63,26 +67,23 @@ impl Proxy {
     }
 }
 
-/// One project in a temp dir behind `proxy`; removed from the engine (with volumes) on drop.
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
+/// The test's project and the loopback port its proxy listens on.
+struct Rolling {
+    project: Project,
     port: u16,
 }
 
-impl Project {
-    /// `web`: busybox httpd answering `v$VERSION` on `/`, routed at `web.localhost`.
-    /// `health` is the service's health check lines.
-    fn new(test: &str, proxy: Proxy, replicas: u32, health: &str) -> Project {
+impl Rolling {
+    /// `web`: busybox httpd answering `v$VERSION` on `/`, routed at `web.localhost`,
+    /// behind `proxy`. `health` is the service's health check lines.
+    fn new(test: &str, proxy: Proxy, replicas: u32, health: &str) -> Rolling {
         require_engine();
-        let name = format!("t-roll-{}-{}", test.replace('_', "-"), std::process::id());
+        let project = Project::named("t-roll", test);
         let port = free_port();
         let https = free_port();
-        let dir = tempfile::tempdir().unwrap();
         // `$$` is a literal `$` in the project file: the shell in the container expands it.
-        let body = format!(
-            "STACK_PROJECT={name}\n\
-             STACK_TLS=off\n\
+        project.write(&format!(
+            "STACK_TLS=off\n\
              STACK_PROXY={proxy}\n\
              STACK_PROXY_IMAGE={image}\n\
              STACK_HTTP_PORT={port}\n\
@@ -98,24 +99,8 @@ impl Project {
              {health}",
             proxy = proxy.name(),
             image = proxy.image(),
-        );
-        std::fs::write(dir.path().join("stack.env"), body).unwrap();
-        Project { dir, name, port }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("stack").unwrap();
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("CI", "true")
-            .env_remove("STACK_ENV")
-            .args(args)
-            .timeout(Duration::from_secs(120));
-        cmd
-    }
-
-    fn stack(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        ));
+        Rolling { project, port }
     }
 
     /// `stack start` with the version given by `--set`. Every start of a test passes the
@@ -127,31 +112,34 @@ impl Project {
             args.push("--set");
             args.push(item);
         }
-        self.stack(&args)
+        self.project.run(&args)
     }
 
     /// Wait (at most 20 s) until the proxy answers `want` on the route.
     fn wait_answer(&self, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match get(self.port) {
-                Ok(version) if version == want => return,
-                Ok(version) => last = version,
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "`{}` never answered `{want}` through the proxy on :{}; last: {last}",
-            self.name, self.port
+        eventually_ok(
+            &format!(
+                "`{}` to answer `{want}` through the proxy on :{}",
+                self.project.name, self.port
+            ),
+            Duration::from_secs(20),
+            || match get(self.port) {
+                Ok(version) if version == want => Ok(()),
+                Ok(version) => Err(version),
+                Err(e) => Err(e),
+            },
         );
     }
 
     /// Names of the running containers of `web`.
     fn web_containers(&self) -> Vec<String> {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&[
+        self.web(&[])
+    }
+
+    /// Names of `web`'s containers listed by `docker ps EXTRA`, sorted.
+    fn web(&self, extra: &[&str]) -> Vec<String> {
+        let filter = format!("label=com.docker.compose.project={}", self.project.name);
+        let mut args = vec![
             "ps",
             "--filter",
             &filter,
@@ -159,17 +147,11 @@ impl Project {
             "label=com.docker.compose.service=web",
             "--format",
             "{{.Names}}",
-        ]);
-        let mut names: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        ];
+        args.extend_from_slice(extra);
+        let mut names: Vec<String> = docker_ok(&args).lines().map(str::to_string).collect();
         names.sort();
         names
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.stack(&["down", "--volumes"]);
-        common::remove_project(&self.name);
     }
 }
 
@@ -205,19 +187,35 @@ impl Seen {
     }
 }
 
+/// What the main thread can watch of a running loop.
+#[derive(Default)]
+struct Progress {
+    /// Answers so far.
+    answers: AtomicUsize,
+    /// Answers to requests sent after the mark.
+    after_mark: AtomicUsize,
+    /// The loop has ended (stopped, or one of its bounds reached).
+    ended: AtomicBool,
+}
+
 /// A bounded request loop in a thread: at most [`MAX_REQUESTS`] requests or
 /// [`MAX_LOOP_TIME`], stopped earlier by [`Load::finish`].
 struct Load {
     stop: Arc<AtomicBool>,
     mark: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     handle: JoinHandle<Seen>,
 }
 
 impl Load {
+    /// Start the loop and return once it has [`BEFORE_ANSWERS`] answers, so the update
+    /// begins with the loop running (under a loaded machine the first requests can take a
+    /// while: this waits for the answers, not for a time).
     fn start(port: u16) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let mark = Arc::new(AtomicBool::new(false));
-        let (stop_flag, mark_flag) = (stop.clone(), mark.clone());
+        let progress = Arc::new(Progress::default());
+        let (stop_flag, mark_flag, shared) = (stop.clone(), mark.clone(), progress.clone());
         let handle = std::thread::spawn(move || {
             let begin = Instant::now();
             let mut seen = Seen::default();
@@ -232,16 +230,41 @@ impl Load {
                 let at = begin.elapsed().as_secs_f64();
                 seen.requests += 1;
                 match get(port) {
-                    Ok(version) => seen.answers.push((at, version)),
+                    Ok(version) => {
+                        seen.answers.push((at, version));
+                        shared.answers.fetch_add(1, Ordering::SeqCst);
+                        if seen.marked_at.is_some() {
+                            shared.after_mark.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
                     Err(reason) => seen.failures.push((at, reason)),
                 }
+                // The pacing of the scenario (about 100 requests a second), not a wait.
                 if let Some(rest) = PACE.checked_sub(sent.elapsed()) {
                     std::thread::sleep(rest);
                 }
             }
+            shared.ended.store(true, Ordering::SeqCst);
             seen
         });
-        Load { stop, mark, handle }
+        let load = Load {
+            stop,
+            mark,
+            progress,
+            handle,
+        };
+        load.wait_for(
+            &format!("{BEFORE_ANSWERS} answers before the update"),
+            |progress| progress.answers.load(Ordering::SeqCst) >= BEFORE_ANSWERS,
+        );
+        load
+    }
+
+    /// Wait until `check` holds of the loop's progress, or the loop has ended.
+    fn wait_for(&self, what: &str, check: impl Fn(&Progress) -> bool) {
+        eventually(what, MAX_LOOP_TIME, || {
+            check(&self.progress) || self.progress.ended.load(Ordering::SeqCst)
+        });
     }
 
     /// Note that the update command has returned: answers from now on are checked.
@@ -249,9 +272,14 @@ impl Load {
         self.mark.store(true, Ordering::SeqCst);
     }
 
-    /// Run on for [`TAIL`], then stop and return what was seen.
+    /// Run on until [`AFTER_ANSWERS`] answers came to requests sent after the mark (or a
+    /// bound of the loop is reached), then stop and return what was seen. Counting answers
+    /// rather than sleeping a fixed time keeps the window the same on a loaded machine.
     fn finish(self) -> Seen {
-        std::thread::sleep(TAIL);
+        self.wait_for(
+            &format!("{AFTER_ANSWERS} answers after the update returned"),
+            |progress| progress.after_mark.load(Ordering::SeqCst) >= AFTER_ANSWERS,
+        );
         self.stop.store(true, Ordering::SeqCst);
         self.handle.join().expect("the request loop panicked")
     }
@@ -261,7 +289,7 @@ const HTTP_HEALTH: &str = "SERVICE_WEB_HEALTH=/\n";
 
 /// Start v1, roll out v2 under load, check nothing failed and v2 answers at the end.
 fn rolling_update(test: &str, proxy: Proxy, replicas: u32) {
-    let p = Project::new(test, proxy, replicas, HTTP_HEALTH);
+    let p = Rolling::new(test, proxy, replicas, HTTP_HEALTH);
     let out = p.start_version(1, &[]);
     assert!(
         out.status.success(),
@@ -273,10 +301,7 @@ fn rolling_update(test: &str, proxy: Proxy, replicas: u32) {
     assert_eq!(before.len(), replicas as usize, "{before:?}");
 
     let load = Load::start(p.port);
-    std::thread::sleep(Duration::from_secs(1));
-    let started = Instant::now();
     let out = p.start_version(2, &[]);
-    let took = started.elapsed();
     load.mark();
     let seen = load.finish();
     assert!(
@@ -286,12 +311,11 @@ fn rolling_update(test: &str, proxy: Proxy, replicas: u32) {
         text(&out.stderr)
     );
     eprintln!(
-        "{test}: {} requests, {} failed, v1 {} / v2 {}, update {:.1}s",
+        "{test}: {} requests, {} failed, v1 {} / v2 {}",
         seen.requests,
         seen.failures.len(),
         seen.count("v1"),
         seen.count("v2"),
-        took.as_secs_f64()
     );
     assert!(
         seen.failures.is_empty(),
@@ -354,7 +378,7 @@ fn rolling_update_of_two_replicas_through_nginx_drops_nothing() {
 #[test]
 fn unhealthy_new_version_keeps_the_old_one_serving() {
     let health = "SERVICE_WEB_HEALTH_CMD=wget -q -O /dev/null http://127.0.0.1:8080/\n";
-    let p = Project::new("unhealthy", Proxy::Caddy, 1, health);
+    let p = Rolling::new("unhealthy", Proxy::Caddy, 1, health);
     let out = p.start_version(1, &[]);
     assert!(
         out.status.success(),
@@ -365,7 +389,6 @@ fn unhealthy_new_version_keeps_the_old_one_serving() {
     let before = p.web_containers();
 
     let load = Load::start(p.port);
-    std::thread::sleep(Duration::from_secs(1));
     let out = p.start_version(2, &["SERVICE_WEB_HEALTH_CMD=false"]);
     load.mark();
     let seen = load.finish();
@@ -417,7 +440,7 @@ fn unhealthy_new_version_keeps_the_old_one_serving() {
 #[test]
 fn proxy_restarted_mid_update_then_converges() {
     let health = "SERVICE_WEB_HEALTH=/index.html\n";
-    let p = Project::new("proxyrestart", Proxy::Caddy, 1, health);
+    let p = Rolling::new("proxyrestart", Proxy::Caddy, 1, health);
     let out = p.start_version(1, &[]);
     assert!(
         out.status.success(),
@@ -426,14 +449,21 @@ fn proxy_restarted_mid_update_then_converges() {
     );
     p.wait_answer("v1");
 
-    let proxy = format!("{}-proxy-1", p.name);
-    let restarter = std::thread::spawn(move || {
-        // The new container is being started and waited for by now.
-        std::thread::sleep(Duration::from_millis(1500));
-        docker(&["restart", "-t", "1", &proxy])
+    let proxy = format!("{}-proxy-1", p.project.name);
+    let (out, restarted) = std::thread::scope(|scope| {
+        let restarter = scope.spawn(|| {
+            // Restart the proxy once the new container exists: the update is then starting
+            // it and waiting for it to turn ready.
+            eventually(
+                "the new web container to be created",
+                Duration::from_secs(60),
+                || p.web(&["-a"]).len() > 1,
+            );
+            docker(&["restart", "-t", "1", &proxy])
+        });
+        let out = p.start_version(2, &[]);
+        (out, restarter.join().unwrap())
     });
-    let out = p.start_version(2, &[]);
-    let restarted = restarter.join().unwrap();
     assert!(
         restarted.status.success(),
         "docker restart failed: {}",

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: fixtures copied into temporary directories,
-//! the `stack` binary run with a clean environment, and bundle readers.
+//! the `stack` binary run with a clean environment, and bundle readers; projects run on
+//! the engine (`project.rs`), the engine itself (`engine.rs`), processes and waiting
+//! (`process.rs`) and machines like VMs (`vm.rs`).
 //!
 //! Every test works on a copy, so the fixtures in the repository are never written to.
 
@@ -12,7 +14,18 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+pub mod engine;
+pub mod process;
+mod project;
 pub mod vm;
+
+// Each suite uses a part of what is shared.
+#[allow(unused_imports)]
+pub use engine::{
+    containers_of, docker, docker_ok, inspect, remove_project, require_engine, Removed,
+};
+#[allow(unused_imports)]
+pub use process::{all_output, eventually, eventually_ok, succeeded, wait_output, Watched};
 
 /// The repository root (where `Cargo.toml` lives).
 pub fn repo_root() -> PathBuf {
@@ -51,12 +64,18 @@ pub fn bad_fixtures() -> Vec<String> {
 /// The environments every fixture is built for.
 pub const ENVS: &[&str] = &["dev", "staging", "prod"];
 
-/// A project copied into a temporary directory; deleted on drop.
+/// A project in a temporary directory, deleted on drop: a copy of a fixture
+/// ([`copy_project`]), or a project written by the test and run on the engine
+/// ([`Project::named`], removed from the engine on drop).
 pub struct Project {
     /// Holds the project (and anything else a test puts beside it).
     pub temp: TempDir,
     /// The project directory, canonical (the tool canonicalizes it too).
     pub dir: PathBuf,
+    /// `STACK_PROJECT` of a project made by [`Project::named`]; empty for a fixture copy.
+    pub name: String,
+    /// Variables set for every command the project runs ([`Project::with_env`]).
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Project {
@@ -141,14 +160,28 @@ impl Project {
 /// committed (secrets, personal overrides, rendered bundles) are left out, so a stray
 /// local run in the repository cannot leak into a test.
 pub fn copy_project(source: &Path) -> Project {
-    let temp = tempfile::Builder::new()
-        .prefix("stack-test-")
-        .tempdir()
-        .unwrap();
-    let dir = temp.path().join("project");
-    copy_tree(source, &dir);
-    let dir = dir.canonicalize().unwrap();
-    Project { temp, dir }
+    let project = Project::empty();
+    copy_tree(source, &project.dir);
+    project
+}
+
+impl Project {
+    /// An empty project directory `<temp>/project` in a new temporary directory.
+    fn empty() -> Project {
+        let temp = tempfile::Builder::new()
+            .prefix("stack-test-")
+            .tempdir()
+            .unwrap();
+        let dir = temp.path().join("project");
+        fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        Project {
+            temp,
+            dir,
+            name: String::new(),
+            env: Vec::new(),
+        }
+    }
 }
 
 /// Copy the good fixture `name`.
@@ -190,16 +223,25 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The `stack` binary with a predictable environment: no colour, no inherited
 /// `STACK_ENV`, and none of the variables the bad fixtures rely on being unset.
 pub fn stack() -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("stack").unwrap();
-    command
-        .env("NO_COLOR", "1")
-        .env_remove("STACK_ENV")
-        .env_remove("STACK_TEST_UNSET_VERSION")
-        .env_remove("CUSTOM_TAG_OVERRIDE")
-        .env_remove("TAG_OVERRIDE")
-        .env_remove("DATABASE_VM")
-        .env_remove("MONITORING_VM")
-        .env_remove("VERSION");
+    assert_cmd::Command::from_std(stack_command())
+}
+
+/// [`stack`] as a plain process, for a test that spawns it or waits for it itself.
+pub fn stack_command() -> std::process::Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut command = std::process::Command::cargo_bin("stack").unwrap();
+    command.env("NO_COLOR", "1");
+    for variable in [
+        "STACK_ENV",
+        "STACK_TEST_UNSET_VERSION",
+        "CUSTOM_TAG_OVERRIDE",
+        "TAG_OVERRIDE",
+        "DATABASE_VM",
+        "MONITORING_VM",
+        "VERSION",
+    ] {
+        command.env_remove(variable);
+    }
     command
 }
 
@@ -308,14 +350,6 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Run `docker ARGS` and return its output, whatever the exit code.
-pub fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
 /// One HTTP/1.0 GET of `/` at `address` with the Host header `host`: the first line of
 /// the body on a 200, else a description of the failure (2 s to connect, 5 s to answer).
 pub fn http_get(address: std::net::SocketAddr, host: &str) -> Result<String, String> {
@@ -352,49 +386,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-static ENGINE: std::sync::Once = std::sync::Once::new();
-/// Images already found present: each is asked of the engine once per test binary.
-static IMAGES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-/// Fail the test with a clear message when the engine or one of `images` is missing;
-/// these tests never skip (CI starts the engine and builds the images). The engine is
-/// checked once per test binary, every image of every call (a later test's image is
-/// checked too).
-pub fn require_engine(images: &[&str]) {
-    ENGINE.call_once(|| {
-        let info = std::process::Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .output();
-        match info {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "the Docker engine is unreachable (`docker info` failed): {}\n\
-                 start it with `scripts/ensure-docker.sh`; these tests do not skip",
-                text(&out.stderr).trim()
-            ),
-            Err(e) => panic!(
-                "cannot run `docker info` ({e}); install docker.io and run `scripts/ensure-docker.sh`"
-            ),
-        }
-    });
-    let mut seen = IMAGES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for image in images {
-        if seen.iter().any(|s| s == image) {
-            continue;
-        }
-        let ok = docker(&["image", "inspect", "--format", "{{.Id}}", image])
-            .status
-            .success();
-        assert!(
-            ok,
-            "test image `{image}` is missing: run `scripts/build-test-images.sh`"
-        );
-        seen.push(image.to_string());
-    }
 }
 
 /// Entries of `dir` other than `keep`: what a failed or finished build left behind.
@@ -434,83 +425,4 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             state as u8
         })
         .collect()
-}
-
-/// Remove everything a test project `name` left on the engine: its containers with their
-/// anonymous volumes, its networks (`<name>_*`), its volumes (labelled or `<name>_*`) and
-/// its images (`<name>-<service>:<tag>`: built and release images). Every suite's
-/// `Project` calls it when dropped, so a full run leaves nothing behind.
-pub fn remove_project(name: &str) {
-    let lines = |out: std::process::Output| -> Vec<String> {
-        text(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    };
-    let label = format!("label=com.docker.compose.project={name}");
-    let containers = lines(docker(&["ps", "-aq", "--filter", &label]));
-    if !containers.is_empty() {
-        let mut args = vec!["rm", "-f", "-v"];
-        args.extend(containers.iter().map(String::as_str));
-        let _ = docker(&args);
-    }
-    let prefix = format!("{name}_");
-    let networks: Vec<String> = lines(docker(&["network", "ls", "--format", "{{.Name}}"]))
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    for network in &networks {
-        let _ = docker(&["network", "rm", network]);
-    }
-    let mut volumes = lines(docker(&["volume", "ls", "-q", "--filter", &label]));
-    volumes.extend(
-        lines(docker(&["volume", "ls", "-q"]))
-            .into_iter()
-            .filter(|v| v.starts_with(&prefix)),
-    );
-    // The temporary registry's storage, kept between deploys of the project.
-    volumes.push(format!("{name}-stack-registry"));
-    volumes.sort();
-    volumes.dedup();
-    if !volumes.is_empty() {
-        let mut args = vec!["volume", "rm", "-f"];
-        args.extend(volumes.iter().map(String::as_str));
-        let _ = docker(&args);
-    }
-    // Built and release images (`<name>-<service>:<tag>`), also under a registry's
-    // address (`127.0.0.1:PORT/<name>/<name>-<service>:<tag>`, a transfer cut short).
-    let images: Vec<String> = lines(docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]))
-        .into_iter()
-        .filter(|image| {
-            image.starts_with(&format!("{name}-")) || image.contains(&format!("/{name}/{name}-"))
-        })
-        .collect();
-    if !images.is_empty() {
-        let mut args = vec!["rmi", "-f"];
-        args.extend(images.iter().map(String::as_str));
-        let _ = docker(&args);
-    }
-}
-
-/// Wait until `check` holds, polling every 50 ms up to `limit`; fail the test saying
-/// what it waited for. The one way tests wait for a state (no sleep as synchronisation).
-pub fn eventually(what: &str, limit: std::time::Duration, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited {limit:?} for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// Removes a test project from the engine ([`remove_project`]) when dropped, also when
-/// the test fails halfway.
-pub struct Removed(pub String);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        remove_project(&self.0);
-    }
 }

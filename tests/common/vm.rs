@@ -7,35 +7,16 @@
 
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::text;
+use super::{docker, docker_ok, text};
 
-const BUSYBOX: &str = "stack-test/busybox:latest";
+use super::engine::BUSYBOX;
 
 pub struct Vm {
     pub name: String,
     volume: String,
     dir: tempfile::TempDir,
-}
-
-fn docker(args: &[&str]) -> Output {
-    StdCommand::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 impl Vm {
@@ -104,24 +85,20 @@ impl Vm {
 
     /// Wait (at most 120 s) until systemd says the machine is up and sshd has keys.
     pub fn wait_booted(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let out = docker(&["exec", &self.name, "systemctl", "is-system-running"]);
-            let state = text(&out.stdout);
+        let booted = super::process::within(Duration::from_secs(120), || {
+            let state = docker(&["exec", &self.name, "systemctl", "is-system-running"]);
+            let state = text(&state.stdout);
             let ssh = docker(&["exec", &self.name, "systemctl", "is-active", "ssh"]);
-            if (state.trim() == "running" || state.trim() == "degraded")
+            (state.trim() == "running" || state.trim() == "degraded")
                 && text(&ssh.stdout).trim() == "active"
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "machine `{}` did not boot within 120 s: {state}{}",
-                self.name,
-                text(&docker(&["logs", "--tail", "30", &self.name]).stderr)
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        });
+        assert!(
+            booted,
+            "machine `{}` did not boot within 120 s: {}{}",
+            self.name,
+            text(&docker(&["exec", &self.name, "systemctl", "is-system-running"]).stdout),
+            text(&docker(&["logs", "--tail", "30", &self.name]).stderr)
+        );
     }
 
     pub fn ip(&self) -> String {
