@@ -105,6 +105,9 @@ impl Globals {
             pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
             post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
         };
+        if let Some(value) = keys.get("STACK_TIMEZONE") {
+            errors.take(timezone(&value));
+        }
         let protected = errors
             .take(get("STACK_PROTECTED").boolean())
             .unwrap_or(true);
@@ -312,4 +315,18 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         unattended_upgrades,
         nodes,
     })
+}
+
+/// `STACK_TIMEZONE`: an IANA time zone name, as the schedules of jobs are read in it.
+fn timezone(value: &Value) -> Result<(), Diagnostic> {
+    match value.text.trim().parse::<chrono_tz::Tz>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Diagnostic::new(format!(
+            "`{}` is not a time zone: {}",
+            value.key,
+            value.quoted()
+        ))
+        .with_span(value.span.cloned())
+        .hint("write an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`")),
+    }
 }

@@ -234,6 +234,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         options: service.options.clone(),
         logging: config.logging,
         release: service.release.clone(),
+        schedule: service.schedule.clone(),
         refresh: None,
         digest: String::new(),
         pinned: None,
@@ -376,6 +377,7 @@ fn proxy(config: &Config) -> DesiredService {
         options: ContainerOptions::default(),
         logging: config.logging,
         release: None,
+        schedule: None,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
         // seconds): a container that just stopped would still get requests, each
         // stalling for the connect timeout. A graceful reload starts workers with an

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{
-    ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
-    Release, Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
+    ByteSize, Capability, Concurrency, ContainerOptions, ExtraHost, Gpus, HostAddress, JobSchedule,
+    LogRotation, Platform, Release, Restart, Route, Signal, Strategy, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
@@ -183,6 +183,11 @@ pub struct DesiredService {
     /// starts. Left out of the JSON when unset, so digests of services without one stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// `SCHEDULE`: a scheduled job. No long-running container: `stack supervise` runs it
+    /// in one-off containers at its times. Left out of the JSON when unset, so digests of
+    /// other services stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<JobSchedule>,
     /// For a proxy that caches DNS answers: a command run in its containers once a
     /// replaced container is gone, so it forgets that address at once.
     pub refresh: Option<Vec<String>>,

@@ -207,7 +207,14 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if let Some(health) = &service.health {
         out.insert("healthcheck".into(), healthcheck(health));
     }
-    out.insert("restart".into(), json!(service.restart.to_string()));
+    if service.schedule.is_some() {
+        // A scheduled job: `docker compose up` leaves it out (Compose 1.28+ and v2 read
+        // `profiles`); `docker compose run` runs it once, and nothing restarts it.
+        out.insert("profiles".into(), json!(["job"]));
+        out.insert("restart".into(), json!("no"));
+    } else {
+        out.insert("restart".into(), json!(service.restart.to_string()));
+    }
     if let Some(deploy) = deploy(service) {
         out.insert("deploy".into(), deploy);
     }

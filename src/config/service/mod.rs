@@ -5,6 +5,7 @@ use std::path::Path;
 
 mod attach;
 mod health;
+mod job;
 mod options;
 mod preset;
 mod release;
@@ -208,9 +209,11 @@ fn read(
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
     let release = release::read_release(map, prefix, errors);
+    let schedule = job::read_schedule(context, map, prefix, errors);
     let attached = attach::read(context, map, errors);
     Service {
         release,
+        schedule,
         networks: attached.networks,
         secret_files: attached.secret_files,
         auth: attached.auth,
