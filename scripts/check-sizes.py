@@ -24,7 +24,6 @@ KNOWN = {
     "src/commands/backup.rs": 640,
     "src/config/service/mod.rs": 636,
     "src/import/nself.rs": 631,
-    "src/config/catalogue.rs": 602,
     "src/render/monitoring.rs::render": 140,
     "src/import/compose.rs::options": 131,
     "src/commands/deploy.rs::deploy": 131,

@@ -159,20 +159,6 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
 }
 
 fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
-    if service.schedule.is_some() {
-        // A scheduled job has no long-running container: `supervise` runs it in one-off
-        // containers. One left from before it became a job goes.
-        return observed
-            .containers
-            .iter()
-            .filter(|c| c.service == service.name)
-            .map(|c| Action::Remove {
-                service: service.name.clone(),
-                container: c.name.clone(),
-                reason: "a scheduled job runs in one-off containers only".into(),
-            })
-            .collect();
-    }
     let image_id = observed.images.get(service.run_image());
     let current = |c: &ObservedContainer| {
         c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)

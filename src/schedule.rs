@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::JobSchedule;
+use crate::config::JobSchedule;
 
 /// Runs kept in a job's record.
 pub const KEEP_RUNS: usize = 50;
@@ -102,11 +102,14 @@ pub fn append_run(text: &str, run: &Run) -> String {
         .collect()
 }
 
+/// One sample's value from a job's runs.
+type Sample = fn(&[Run]) -> Option<String>;
+
 /// The Prometheus text of the last runs of each job (node-exporter's textfile format):
 /// `stack_job_last_exit_code`, `stack_job_last_run_timestamp_seconds`,
 /// `stack_job_last_duration_seconds` and `stack_job_last_success_timestamp_seconds`.
 pub fn metrics(jobs: &[(String, Vec<Run>)]) -> String {
-    let samples: [(&str, &str, fn(&[Run]) -> Option<String>); 4] = [
+    let samples: [(&str, &str, Sample); 4] = [
         (
             "stack_job_last_exit_code",
             "Exit code of the job's last run (124: timed out, 125: did not start).",
@@ -154,7 +157,7 @@ pub fn metrics(jobs: &[(String, Vec<Run>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Concurrency;
+    use crate::config::Concurrency;
 
     fn schedule(written: &str, timezone: &str) -> JobSchedule {
         JobSchedule {

@@ -55,6 +55,21 @@ async fn deployed(bundle: &Path) -> Result<Target> {
 
 /// One line per job: schedule, next run, last run (start, duration, exit code).
 fn list(context: &Context, desired: &Desired, placement: &Placement) -> Result<()> {
+    let rows = rows(desired, placement);
+    if context.global.json {
+        context.printer.json(&json!({ "jobs": rows }));
+    } else if rows.is_empty() {
+        context
+            .printer
+            .status("no jobs: a service becomes one with `SERVICE_<NAME>_SCHEDULE=…`");
+    } else {
+        context.printer.out(table(&rows));
+    }
+    Ok(())
+}
+
+/// Each job as `stack jobs --json` shows it.
+fn rows(desired: &Desired, placement: &Placement) -> Vec<serde_json::Value> {
     let dir = jobs_dir(placement);
     let now = Utc::now();
     let mut rows = Vec::new();
@@ -82,16 +97,11 @@ fn list(context: &Context, desired: &Desired, placement: &Placement) -> Result<(
             })),
         }));
     }
-    if context.global.json {
-        context.printer.json(&json!({ "jobs": rows }));
-        return Ok(());
-    }
-    if rows.is_empty() {
-        context
-            .printer
-            .status("no jobs: a service becomes one with `SERVICE_<NAME>_SCHEDULE=…`");
-        return Ok(());
-    }
+    rows
+}
+
+/// The rows as an aligned table.
+fn table(rows: &[serde_json::Value]) -> String {
     let field = |row: &serde_json::Value, key: &str| match &row[key] {
         serde_json::Value::String(text) => crate::printer::escape(text).into_owned(),
         other => other.to_string(),
@@ -105,7 +115,7 @@ fn list(context: &Context, desired: &Desired, placement: &Placement) -> Result<(
         "EXIT",
     ]
     .map(String::from)];
-    for row in &rows {
+    for row in rows {
         let last = &row["last"];
         let (start, duration, code) = match last.is_null() {
             true => ("never".to_string(), "-".to_string(), "-".to_string()),
@@ -147,8 +157,7 @@ fn list(context: &Context, desired: &Desired, placement: &Placement) -> Result<(
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    context.printer.out(out);
-    Ok(())
+    out
 }
 
 /// Run job `name` now; its output on stdout, its exit code ours.

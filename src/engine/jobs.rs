@@ -15,8 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::oneoff::Removal;
 use super::{Engine, Grace};
+use crate::config::Concurrency;
 use crate::error::{Error, Result};
-use crate::model::{Concurrency, Desired, DesiredService, Placement, Secrets};
+use crate::model::{Desired, DesiredService, Placement, Secrets};
 use crate::schedule::{self, Run, Trigger};
 
 /// How long `replace` waits for the run it stopped to let go of the lock, beyond the

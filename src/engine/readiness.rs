@@ -26,11 +26,6 @@ impl Converger {
         service: &DesiredService,
         containers: Vec<ObservedContainer>,
     ) -> Result<()> {
-        if service.schedule.is_some() {
-            // A scheduled job has no container to wait for: no health gate.
-            self.progress.done(&service.name, "scheduled job");
-            return Ok(());
-        }
         let deadline = Instant::now() + self.timeout;
         let mine: Vec<_> = containers
             .into_iter()

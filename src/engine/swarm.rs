@@ -385,12 +385,6 @@ impl Engine {
         let existing = self.stack_services(&desired.project).await?;
         // In dependency order, so a release command finds its dependencies converged.
         for service in desired.levels().into_iter().flatten() {
-            if service.schedule.is_some() {
-                // Run by the manager's `stack supervise` in one-off containers: one run
-                // per time across the swarm.
-                progress.step(&service.name, "scheduled job (no swarm service)");
-                continue;
-            }
             let name = service_name(&desired.project, &service.name);
             let spec = service_spec(desired, service, place, &swarm_secrets);
             let found = existing.iter().find(|(n, _, _)| *n == name);
@@ -445,7 +439,6 @@ impl Engine {
             let wanted = desired
                 .services
                 .iter()
-                .filter(|s| s.schedule.is_none())
                 .any(|s| service_name(&desired.project, &s.name) == *name);
             if !wanted {
                 progress.step(name, "removing (no longer in the project)");
@@ -455,7 +448,7 @@ impl Engine {
                     .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
             }
         }
-        for service in desired.services.iter().filter(|s| s.schedule.is_none()) {
+        for service in desired.levels().into_iter().flatten() {
             self.wait_swarm_service(desired, service, deadline, progress)
                 .await?;
         }

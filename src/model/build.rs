@@ -149,10 +149,8 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         start_period: health.start_period,
     });
     if let Some(Probe::Http { port, path }) = health.as_ref().map(|h| &h.probe) {
-        labels.insert(
-            format!("{LABEL_PREFIX}.health-http"),
-            format!("{port}{path}"),
-        );
+        let http = format!("{port}{path}");
+        labels.insert(format!("{LABEL_PREFIX}.health-http"), http);
     }
     let env = service
         .env
@@ -326,15 +324,13 @@ fn proxy(config: &Config) -> DesiredService {
             read_only: true,
         });
     }
-    mounts.extend(
-        volumes
-            .iter()
-            .map(|(name, target, read_only)| Mount::Volume {
-                name: name.to_string(),
-                target: target.to_string(),
-                read_only: *read_only,
-            }),
-    );
+    for (name, target, read_only) in volumes {
+        mounts.push(Mount::Volume {
+            name: name.to_string(),
+            target: target.to_string(),
+            read_only,
+        });
+    }
     let port = |host: u16, container: u16| Port {
         host_ip: None,
         host_ports: vec![host],

@@ -165,13 +165,7 @@ fn needs_build(service: &Service, prefix: &str, attr: &str, errors: &mut Errors)
         Diagnostic::new(format!(
             "`SERVICE_{prefix}_{attr}` is set but `SERVICE_{prefix}_BUILD` is not"
         ))
-        .with_span(
-            service
-                .attr_spans
-                .get(attr)
-                .cloned()
-                .or_else(|| service.span.clone()),
-        )
+        .with_span(service.span_of(attr))
         .hint(format!(
             "add `SERVICE_{prefix}_BUILD=./path` with the build context"
         )),
