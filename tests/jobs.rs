@@ -307,3 +307,52 @@ fn a_job_whose_image_is_gone_is_recorded_as_not_started() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0]["exit_code"], 125);
 }
+
+#[test]
+fn a_time_that_comes_during_a_deploy_runs_once_the_lock_is_free() {
+    let p = Project::new(
+        "deploy-lock",
+        "SERVICE_REPORT_COMMAND=echo after the deploy\nSERVICE_REPORT_SCHEDULE=@hourly\n",
+    );
+    p.ok(&["start"]);
+    write_release_state(p.dir.path());
+    // The bundle `.stack/dev` is a release whose server path is `.stack`: a deploy's lock
+    // there is `.stack/lock`, with its owner file.
+    let lock = p.dir.path().join(".stack").join("lock");
+    std::fs::create_dir_all(&lock).unwrap();
+    std::fs::write(lock.join("info"), "owner=ci release=r2\n").unwrap();
+    let bundle = p.dir.path().join(".stack").join("dev");
+    let mut supervise = p.command(&["supervise", "--bundle", bundle.to_str().unwrap()]);
+    supervise.env("STACK_JOBS_TICK", "1s");
+    let child = supervise
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending = p.jobs_dir().join("report.pending");
+    let kept = wait_for(Duration::from_secs(60), || pending.exists());
+    let none_yet = p.runs("report").is_empty();
+    std::fs::remove_dir_all(&lock).unwrap();
+    let ran = wait_for(Duration::from_secs(60), || !p.runs("report").is_empty());
+    let _ = StdCommand::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stderr = text(&finish(child).stderr);
+    assert!(
+        kept,
+        "the time was not kept while the lock was held:\n{stderr}"
+    );
+    assert!(
+        none_yet,
+        "a run started while a deploy held the lock:\n{stderr}"
+    );
+    assert!(
+        ran,
+        "the kept time did not run once the lock was free:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("a deploy holds the lock (owner=ci release=r2)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("report | after the deploy"), "{stderr}");
+}
