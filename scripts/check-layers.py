@@ -15,7 +15,7 @@ LAYERS = [
     ["project"],
     ["config"],
     ["model"],
-    ["render", "plan"],
+    ["render", "plan", "schedule"],
     ["fsio"],
     ["engine", "audit", "import"],
     ["deploy"],

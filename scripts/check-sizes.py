@@ -22,7 +22,6 @@ KNOWN = {
     "src/engine/swarm.rs": 646,
     "src/commands/backup.rs": 640,
     "src/import/nself.rs": 631,
-    "src/config/catalogue.rs": 602,
     "src/commands/deploy.rs::deploy": 131,
     "src/commands/server.rs::setup": 117,
     "src/deploy/setup.rs::steps": 112,

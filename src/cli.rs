@@ -113,6 +113,9 @@ pub enum Command {
     /// Database backups (BACKUP preset): run, list, verify, restore; locally or `--on ENV`
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Scheduled jobs (`SERVICE_<NAME>_SCHEDULE`): list them with their next and last runs,
+    /// or run one now (`stack jobs run NAME`)
+    Jobs(JobsArgs),
     /// What the systemd unit runs: bring a bundle up, then restart containers that turn unhealthy
     Supervise(SuperviseArgs),
     /// Print shell completions
@@ -348,6 +351,38 @@ pub struct SuperviseArgs {
     /// Converge once and exit instead of watching health
     #[arg(long)]
     pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub action: Option<JobsAction>,
+    /// Act on this environment's server (the release `current` there): runs the server's
+    /// stack over the deploy SSH connection
+    #[arg(long, value_name = "ENV", global = true)]
+    pub on: Option<String>,
+    /// A deployed bundle to act on (what `--on` runs on the server)
+    #[arg(
+        long,
+        value_name = "DIR",
+        global = true,
+        hide = true,
+        conflicts_with = "on"
+    )]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Run a job now, in a one-off container like a scheduled run (its overlap policy and
+    /// timeout hold); shows its output and exits with its exit code
+    Run(JobRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    /// The job (a service with `SCHEDULE`)
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod printer;
 pub mod project;
 pub mod render;
+pub mod schedule;
 
 use clap::Parser;
 
@@ -64,6 +65,7 @@ pub fn run() -> i32 {
         Command::Audit(args) => commands::deploy::audit(&context, args),
         Command::Server(cli::ServerCommand::Setup(args)) => commands::server::setup(&context, args),
         Command::Backup(command) => commands::backup::run(&context, command),
+        Command::Jobs(args) => commands::jobs::run(&context, args),
         Command::Supervise(args) => commands::supervise::run(&context, args),
         Command::Import(command) => commands::import::run(&context, command),
     };

@@ -307,6 +307,7 @@ mod tests {
             options: Default::default(),
             logging: Default::default(),
             release: None,
+            schedule: None,
             refresh: None,
             digest: format!("{name}-v2"),
             pinned: None,

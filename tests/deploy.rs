@@ -1055,6 +1055,52 @@ fn killed_deploy_leaves_no_ssh_master() {
     );
 }
 
+/// `stack jobs run NAME --on ENV` runs the server's stack over SSH: the job runs on the
+/// release `current` there, its exit code is ours, the run is recorded in
+/// `SERVER_PATH/jobs`, and `stack jobs --on ENV` lists it. While a deploy holds the lock
+/// the run is refused, naming the holder.
+#[test]
+fn jobs_run_on_a_server_runs_the_servers_stack() {
+    let sshd = Sshd::start();
+    let body = format!(
+        "{}STACK_SERVICES=web,report\nSERVICE_REPORT_IMAGE={BUSYBOX}\n\
+         SERVICE_REPORT_COMMAND=sh -c 'echo nightly report; exit 4'\n\
+         SERVICE_REPORT_SCHEDULE=@daily\n",
+        one_service().replace("STACK_SERVICES=web\n", "")
+    );
+    let p = Project::new("jobs-on", &sshd, &body);
+    p.deploy(&[]);
+    // The server's stack: a deploy installs it with the unit, and this server has no
+    // systemd, so the test puts it where the unit would run it from.
+    let binary = p.srv().join("bin").join("stack");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(assert_cmd::cargo::cargo_bin("stack"), &binary).unwrap();
+    let out = p.run(&["jobs", "run", "report", "--on", "staging"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("nightly report"),
+        "{}",
+        text(&out.stdout)
+    );
+    let runs = std::fs::read_to_string(p.srv().join("jobs").join("report.runs")).unwrap();
+    assert!(runs.contains("\"exit_code\":4"), "{runs}");
+    let out = p.ok(&["--json", "jobs", "--on", "staging"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["jobs"][0]["last"]["exit_code"], 4, "{list}");
+    // A held deploy lock: refused, nothing run.
+    std::fs::create_dir_all(p.srv().join("lock")).unwrap();
+    std::fs::write(p.srv().join("lock").join("info"), "owner=ci release=r2\n").unwrap();
+    let out = p.run(&["jobs", "run", "report", "--on", "staging"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a deploy holds the lock (owner=ci release=r2)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(p.srv().join("lock")).unwrap();
+}
+
 /// What the systemd unit runs: `stack supervise --bundle SERVER_PATH/current` brings the
 /// release up (nothing to change after a deploy) and restarts a container whose health
 /// check turns unhealthy, which Docker's restart policy alone would not.

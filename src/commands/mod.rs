@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod exec;
 pub mod import;
 pub mod init;
+pub mod jobs;
 pub mod lifecycle;
 pub mod logs;
 pub mod secrets;

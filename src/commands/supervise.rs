@@ -17,6 +17,7 @@ use super::{converge, read_desired, runtime, Context};
 use crate::cli::SuperviseArgs;
 use crate::config::Restart;
 use crate::engine::converge::Converger;
+use crate::engine::scheduler::Scheduler;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Desired, Placement};
@@ -70,7 +71,25 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
             return Ok(None);
         }
         let desired = Arc::new(converger.desired.clone());
-        let exit = watch(context, &engine, &desired, (&mut term, &mut hangup)).await?;
+        // The jobs' scheduler: one per project, as this process is (systemd's unit).
+        let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
+        let scheduler = Scheduler {
+            engine: engine.clone(),
+            desired: converger.desired.clone(),
+            place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
+            printer: context.printer.clone(),
+        };
+        let jobs = tokio::spawn(scheduler.run(stopping));
+        let exit = watch(context, &engine, &desired, (&mut term, &mut hangup)).await;
+        match exit {
+            // A reload lets the runs under way end (the next process schedules from now).
+            Ok(Exit::Reload) => {
+                let _ = stop_jobs.send(true);
+                let _ = jobs.await;
+            }
+            _ => jobs.abort(),
+        }
+        let exit = exit?;
         if let Exit::Stop = exit {
             notify("STOPPING=1");
             stop(context, &engine, &desired).await?;

@@ -195,6 +195,13 @@ pub const GLOBALS: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["STACK_TIMEZONE"],
+        meaning: r##"*(stack's addition)* the time zone of every job's `SCHEDULE`, an IANA name (`Europe/Berlin`, `America/New_York`); daylight saving time is followed"##,
+        default: r##"`UTC`"##,
+        targets: "",
+        container: false,
+    },
+    Key {
         names: &["STACK_NETWORKS"],
         meaning: r##"networks beyond the implicit `default`: `frontend,backend:internal` (`:internal`: no way in or out of the network itself, for databases; `default` cannot be internal). The engine names them `<project>_<name>`"##,
         default: r##"none"##,
@@ -554,51 +561,30 @@ pub const ATTRIBUTES: &[Key] = &[
         targets: "engine, swarm",
         container: false,
     },
+    Key {
+        names: &["SCHEDULE"],
+        meaning: r##"*(stack's addition)* makes the service a scheduled job: at each time (five cron fields, `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, `every 15m`, `every 6h`; in `STACK_TIMEZONE`) the server's `stack supervise` runs its `COMMAND` to completion in a one-off container of the current release (image, environment, secrets, volumes, networks). It is never started as a long-running container (`profiles: [job]` in `docker-compose.yml`); `stack jobs` lists it, `stack jobs run` runs it now"##,
+        default: r##"none"##,
+        targets: "engine, swarm",
+        container: true,
+    },
+    Key {
+        names: &["CONCURRENCY"],
+        meaning: r##"*(stack's addition)* a job's run that starts while another run of it is still going: `forbid` (the new one is refused), `allow` (both run), `replace` (the old one is stopped). Needs `SCHEDULE`"##,
+        default: r##"`forbid`"##,
+        targets: "engine, swarm",
+        container: false,
+    },
+    Key {
+        names: &["TIMEOUT"],
+        meaning: r##"*(stack's addition)* how long a job's run may take (1s to 24h); then its container is stopped (with `STOP_GRACE`) and the run is recorded as failed with exit code 124. Needs `SCHEDULE`"##,
+        default: r##"`1h`"##,
+        targets: "engine, swarm",
+        container: false,
+    },
 ];
 
-/// Every global key's name.
-pub fn global_names() -> impl Iterator<Item = &'static str> {
-    GLOBALS.iter().flat_map(|k| k.names.iter().copied())
-}
-
-/// Every service attribute's name, without the patterns (`ENV_<VAR>`, `BUILD_ARG_<NAME>`).
-pub fn attribute_names() -> impl Iterator<Item = &'static str> {
-    ATTRIBUTES
-        .iter()
-        .flat_map(|k| k.names.iter().copied())
-        .filter(|n| !n.contains('<'))
-}
-
-/// The catalogue row of a global key or service attribute.
-pub fn find(name: &str) -> Option<&'static Key> {
-    GLOBALS
-        .iter()
-        .chain(ATTRIBUTES)
-        .find(|k| k.names.contains(&name))
-}
-
-/// The README's Markdown table of `keys`.
-pub fn markdown(keys: &[Key], attributes: bool) -> String {
-    let mut out = if attributes {
-        String::from("| attribute | meaning | default | honoured by |\n|---|---|---|---|\n")
-    } else {
-        String::from("| key | meaning | default |\n|---|---|---|\n")
-    };
-    for key in keys {
-        let names: Vec<String> = key.names.iter().map(|n| format!("`{n}`")).collect();
-        out.push_str(&format!(
-            "| {} | {} | {} |",
-            names.join(", "),
-            key.meaning,
-            key.default
-        ));
-        if attributes {
-            out.push_str(&format!(" {} |", key.targets));
-        }
-        out.push('\n');
-    }
-    out
-}
+pub use super::catalogue_lookup::{attribute_names, find, global_names, markdown};
 
 #[cfg(test)]
 mod tests {

@@ -50,9 +50,7 @@ impl Globals {
             _ => Tls::Auto,
         };
         let tls_email = read_tls_email(keys, errors);
-        let health_timeout = errors
-            .take(get("STACK_HEALTH_TIMEOUT").duration())
-            .unwrap_or(Duration::from_secs(120));
+        let health_timeout = duration(&get("STACK_HEALTH_TIMEOUT"), 120, errors);
         let log_level = errors
             .take(get("STACK_LOG_LEVEL").line())
             .unwrap_or_default();
@@ -63,9 +61,7 @@ impl Globals {
             Some("swarm") => Target::Swarm,
             _ => Target::Compose,
         };
-        let drain = errors
-            .take(get("STACK_DRAIN").duration())
-            .unwrap_or(Duration::from_secs(2));
+        let drain = duration(&get("STACK_DRAIN"), 2, errors);
         let logging = LogRotation {
             max_size: errors
                 .take(super::attrs::size(&get("STACK_LOG_MAX_SIZE")))
@@ -105,6 +101,7 @@ impl Globals {
             pre_deploy: hook(keys, "STACK_HOOK_PRE_DEPLOY", errors),
             post_deploy: hook(keys, "STACK_HOOK_POST_DEPLOY", errors),
         };
+        errors.take(timezone(keys.get("STACK_TIMEZONE")));
         let protected = errors
             .take(get("STACK_PROTECTED").boolean())
             .unwrap_or(true);
@@ -312,4 +309,29 @@ pub(super) fn read_server(keys: &Keys, project: &str, errors: &mut Errors) -> Op
         unattended_upgrades,
         nodes,
     })
+}
+
+/// A duration key, `default_seconds` when it does not read (the error is pushed).
+fn duration(value: &Value, default_seconds: u64, errors: &mut Errors) -> Duration {
+    errors
+        .take(value.duration())
+        .unwrap_or(Duration::from_secs(default_seconds))
+}
+
+/// `STACK_TIMEZONE`, when set: an IANA time zone name, as the schedules of jobs are read
+/// in it.
+fn timezone(value: Option<Value>) -> Result<(), Diagnostic> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    match value.text.trim().parse::<chrono_tz::Tz>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Diagnostic::new(format!(
+            "`{}` is not a time zone: {}",
+            value.key,
+            value.quoted()
+        ))
+        .with_span(value.span.cloned())
+        .hint("write an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`")),
+    }
 }

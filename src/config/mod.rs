@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod catalogue;
+mod catalogue_lookup;
 pub mod env_files;
 mod globals;
 pub mod keys;

@@ -278,6 +278,10 @@ pub struct Service {
     pub env_files: Vec<String>,
     /// `RELEASE`: run once per rollout before the new version starts.
     pub release: Option<Release>,
+    /// `SCHEDULE`, `CONCURRENCY`, `TIMEOUT`: a scheduled job, run in one-off containers
+    /// and never started as a long-running one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<JobSchedule>,
     /// Where the service is declared, for errors found later.
     #[serde(skip)]
     pub span: Option<Span>,
@@ -354,6 +358,32 @@ pub struct Release {
     pub command: Vec<String>,
     /// Past this, the one-off container is killed and the rollout fails.
     pub timeout: Duration,
+}
+
+/// `SCHEDULE` with its `CONCURRENCY`, `TIMEOUT` and the project's `STACK_TIMEZONE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct JobSchedule {
+    /// Five cron fields, after `@daily` and `every 15m` are written as fields.
+    pub cron: String,
+    /// As the project file writes it, for messages.
+    pub written: String,
+    /// An IANA time zone name (`UTC` unless `STACK_TIMEZONE`).
+    pub timezone: String,
+    pub concurrency: Concurrency,
+    /// Past this, the run's container is stopped and the run fails (exit code 124).
+    pub timeout: Duration,
+}
+
+/// What a job's run does when another run of the job is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concurrency {
+    /// The new run is refused.
+    Forbid,
+    /// Both run.
+    Allow,
+    /// The running one is stopped, then the new one runs.
+    Replace,
 }
 
 /// The network every service joins unless `NETWORKS` says otherwise.

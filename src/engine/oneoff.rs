@@ -191,26 +191,7 @@ impl Engine {
         let mut last: VecDeque<String> = VecDeque::new();
         let run = async {
             self.start(&service.name, &id).await?;
-            // The log from the start, followed until the container exits.
-            let mut stream = Box::pin(self.logs(&id, true, None));
-            let mut pending = String::new();
-            while let Some(chunk) = stream.next().await {
-                pending.push_str(&chunk?);
-                while let Some(end) = pending.find('\n') {
-                    let line: String = pending.drain(..=end).collect();
-                    let line = line.trim_end_matches(['\n', '\r']);
-                    on_line(line);
-                    last.push_back(line.to_string());
-                    if last.len() > LAST_LINES {
-                        last.pop_front();
-                    }
-                }
-            }
-            if !pending.is_empty() {
-                on_line(&pending);
-                last.push_back(pending);
-            }
-            self.exit_code(&id).await
+            self.follow(&id, &mut last, &mut on_line).await
         };
         let ended = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(code)) => Ended::Exited(code),
@@ -225,6 +206,35 @@ impl Engine {
             ended,
             last_lines: last.into_iter().collect(),
         })
+    }
+
+    /// Follow the log of the started container `id` from its start until it exits,
+    /// handing each line to `on_line` and keeping the last ones in `last`; its exit code.
+    pub async fn follow(
+        &self,
+        id: &str,
+        last: &mut VecDeque<String>,
+        on_line: &mut impl FnMut(&str),
+    ) -> Result<i64> {
+        let mut stream = Box::pin(self.logs(id, true, None));
+        let mut pending = String::new();
+        while let Some(chunk) = stream.next().await {
+            pending.push_str(&chunk?);
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                let line = line.trim_end_matches(['\n', '\r']);
+                on_line(line);
+                last.push_back(line.to_string());
+                if last.len() > LAST_LINES {
+                    last.pop_front();
+                }
+            }
+        }
+        if !pending.is_empty() {
+            on_line(&pending);
+            last.push_back(pending);
+        }
+        self.exit_code(id).await
     }
 
     /// Wait for a container to stop; its exit code.

@@ -448,7 +448,7 @@ impl Engine {
                     .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
             }
         }
-        for service in &desired.services {
+        for service in desired.levels().into_iter().flatten() {
             self.wait_swarm_service(desired, service, deadline, progress)
                 .await?;
         }

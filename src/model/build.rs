@@ -141,10 +141,8 @@ fn service(config: &Config, service: &Service) -> DesiredService {
     }
     let health = service.health.clone();
     if let Some(Probe::Http { port, path }) = health.as_ref().map(|h| &h.probe) {
-        labels.insert(
-            format!("{LABEL_PREFIX}.health-http"),
-            format!("{port}{path}"),
-        );
+        let http = format!("{port}{path}");
+        labels.insert(format!("{LABEL_PREFIX}.health-http"), http);
     }
     let depends_on = service
         .depends_on
@@ -192,6 +190,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         options: service.options.clone(),
         logging: config.logging,
         release: service.release.clone(),
+        schedule: service.schedule.clone(),
         refresh: None,
         digest: String::new(),
         pinned: None,
@@ -260,15 +259,13 @@ fn proxy(config: &Config) -> DesiredService {
             read_only: true,
         });
     }
-    mounts.extend(
-        volumes
-            .iter()
-            .map(|(name, target, read_only)| Mount::Volume {
-                name: name.to_string(),
-                target: target.to_string(),
-                read_only: *read_only,
-            }),
-    );
+    for (name, target, read_only) in volumes {
+        mounts.push(Mount::Volume {
+            name: name.to_string(),
+            target: target.to_string(),
+            read_only,
+        });
+    }
     let port = |host: u16, container: u16| Port {
         host_ip: None,
         host_ports: vec![host],
@@ -311,6 +308,7 @@ fn proxy(config: &Config) -> DesiredService {
         options: ContainerOptions::default(),
         logging: config.logging,
         release: None,
+        schedule: None,
         // nginx keeps a resolved address for its `valid=` time (rounded up to whole
         // seconds): a container that just stopped would still get requests, each
         // stalling for the connect timeout. A graceful reload starts workers with an

@@ -142,6 +142,9 @@ pub struct DesiredService {
     /// starts. Left out of the JSON when unset, so digests of services without one stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// `SCHEDULE`: a job `stack supervise` runs in one-off containers (none long-running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::config::JobSchedule>,
     /// For a proxy that caches DNS answers: a command run in its containers once a
     /// replaced container is gone, so it forgets that address at once.
     pub refresh: Option<Vec<String>>,
@@ -316,11 +319,16 @@ impl Desired {
         format!("{}_{short}", self.project)
     }
 
-    /// Services in dependency order, grouped in levels that can start in parallel.
+    /// Services in dependency order, grouped in levels that can start in parallel; not
+    /// scheduled jobs (no long-running container to converge, roll or wait for).
     pub fn levels(&self) -> Vec<Vec<&DesiredService>> {
         let mut placed: BTreeSet<&str> = BTreeSet::new();
         let mut levels = Vec::new();
-        let mut rest: Vec<&DesiredService> = self.services.iter().collect();
+        let mut rest: Vec<&DesiredService> = self
+            .services
+            .iter()
+            .filter(|s| s.schedule.is_none())
+            .collect();
         while !rest.is_empty() {
             let (ready, waiting): (Vec<_>, Vec<_>) = rest.into_iter().partition(|s| {
                 s.depends_on.iter().all(|d| {

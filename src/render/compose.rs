@@ -155,6 +155,18 @@ fn strings(items: impl IntoIterator<Item = String>) -> Value {
 }
 
 /// One service of the compose file: the mapping of [`DesiredService`] to Compose.
+/// `restart`; a scheduled job is in the profile `job` instead, so `docker compose up`
+/// leaves it out (Compose 1.28+ and v2 read `profiles`), `docker compose run` runs it
+/// once, and nothing restarts it.
+fn restart(out: &mut Map<String, Value>, service: &DesiredService) {
+    if service.schedule.is_some() {
+        out.insert("profiles".into(), json!(["job"]));
+        out.insert("restart".into(), json!("no"));
+    } else {
+        out.insert("restart".into(), json!(service.restart.to_string()));
+    }
+}
+
 fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     let mut out = Map::new();
     out.insert("image".into(), json!(esc(&service.image)));
@@ -207,7 +219,7 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if let Some(health) = &service.health {
         out.insert("healthcheck".into(), healthcheck(health));
     }
-    out.insert("restart".into(), json!(service.restart.to_string()));
+    restart(&mut out, service);
     if let Some(deploy) = deploy(service) {
         out.insert("deploy".into(), deploy);
     }

@@ -176,7 +176,7 @@ pub fn cron_schedule(text: &str) -> String {
 }
 
 /// Five cron fields, as busybox `crond` reads them (after [`cron_schedule`]).
-fn cron(value: &Value) -> Result<(), Diagnostic> {
+pub fn cron(value: &Value) -> Result<(), Diagnostic> {
     const FIELDS: [(&str, u32, u32); 5] = [
         ("minute", 0, 59),
         ("hour", 0, 23),

@@ -5,7 +5,7 @@
 //! (`SERVICE_PROMETHEUS_IMAGE`).
 
 mod check;
-pub use check::cron_schedule;
+pub use check::{cron as check_cron, cron_schedule};
 mod services;
 
 pub(crate) use check::check;

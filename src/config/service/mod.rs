@@ -6,6 +6,7 @@ use std::path::Path;
 mod attach;
 mod checks;
 mod health;
+mod job;
 mod options;
 mod preset;
 mod release;
@@ -175,13 +176,7 @@ fn needs_build(service: &Service, prefix: &str, attr: &str, errors: &mut Errors)
         Diagnostic::new(format!(
             "`SERVICE_{prefix}_{attr}` is set but `SERVICE_{prefix}_BUILD` is not"
         ))
-        .with_span(
-            service
-                .attr_spans
-                .get(attr)
-                .cloned()
-                .or_else(|| service.span.clone()),
-        )
+        .with_span(service.span_of(attr))
         .hint(format!(
             "add `SERVICE_{prefix}_BUILD=./path` with the build context"
         )),
@@ -219,9 +214,11 @@ fn read(
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
     let release = release::read_release(map, prefix, errors);
+    let schedule = job::read_schedule(context, map, prefix, errors);
     let attached = attach::read(context, map, errors);
     Service {
         release,
+        schedule,
         networks: attached.networks,
         secret_files: attached.secret_files,
         secret_values: attached.secret_values,

@@ -15,6 +15,7 @@ pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
     }
     check_cycle(config, errors);
     check_stopped_dependencies(config, errors);
+    check_jobs(config, errors);
     check_completed_dependencies(config, errors);
     check_secret_var_names(config, errors);
     check_host_ports(config, errors);
@@ -123,6 +124,41 @@ fn check_stopped_dependencies(config: &Config, errors: &mut Errors) {
                 waiting.join(", ")
             )),
         );
+    }
+}
+
+/// A scheduled job (`SCHEDULE`) never runs as a long-running container: no service can
+/// wait for it, and nothing can route or publish to it.
+fn check_jobs(config: &Config, errors: &mut Errors) {
+    for job in config.services.iter().filter(|s| s.schedule.is_some()) {
+        for service in config.services.iter() {
+            if service.depends_on.contains(&job.name) {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "service `{}` depends on `{}`, a scheduled job that never runs as a container",
+                        service.name, job.name
+                    ))
+                    .with_span(service.span_of("DEPENDS_ON"))
+                    .hint(format!("remove `{}` from `DEPENDS_ON`", job.name)),
+                );
+            }
+        }
+        let reached = [
+            ("ROUTE", !job.routes.is_empty()),
+            ("PUBLISH", !job.ports.is_empty()),
+        ];
+        for (attr, set) in reached {
+            if set {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "job `{}` has `{attr}`, but a scheduled job has no long-running container to reach",
+                        job.name
+                    ))
+                    .with_span(job.span_of(attr))
+                    .hint("remove it, or make the service a long-running one (no `SCHEDULE`)"),
+                );
+            }
+        }
     }
 }
 
