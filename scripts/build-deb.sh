@@ -61,7 +61,7 @@ date_rfc="$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
     echo
     echo "  * Built from commit ${commit:-unknown}; see CHANGELOG.md in the source."
     echo
-    echo " -- stack maintainers <stack@localhost>  $date_rfc"
+    echo " -- stack maintainers <stack@example.org>  $date_rfc"
 } | gzip -9 -n >"$root/usr/share/doc/stack/changelog.gz"
 {
     echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
@@ -73,6 +73,10 @@ date_rfc="$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
     sed 's/^$/./; s/^/ /' LICENSE
 } >"$root/usr/share/doc/stack/copyright"
 
+# lintian: a static binary is this package's point (it runs on any glibc), not a bug.
+mkdir -p "$root/usr/share/lintian/overrides"
+echo "stack: statically-linked-binary [usr/bin/stack]" >"$root/usr/share/lintian/overrides/stack"
+
 find "$root" -type d -exec chmod 0755 {} +
 find "$root/usr/share" -type f -exec chmod 0644 {} +
 installed_size="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
@@ -80,7 +84,7 @@ cat >"$root/DEBIAN/control" <<CONTROL
 Package: stack
 Version: $version
 Architecture: $arch
-Maintainer: stack maintainers <stack@localhost>
+Maintainer: stack maintainers <stack@example.org>
 Installed-Size: $installed_size
 Section: admin
 Priority: optional
