@@ -99,7 +99,11 @@ impl Check {
                 }
                 (detail, hint.clone())
             }
-            other => (other.render().trim().to_string(), None),
+            other => {
+                let text = other.render();
+                let first = text.lines().next().unwrap_or_default();
+                (first.trim_start_matches("error: ").to_string(), None)
+            }
         };
         Check::failure(name, detail, hint.unwrap_or_else(|| fix.to_string()))
     }
