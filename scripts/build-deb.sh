@@ -47,6 +47,8 @@ mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/sh
     "$root/usr/share/fish/vendor_completions.d"
 
 install -m 0755 "$binary" "$root/usr/bin/stack"
+# Debian ships binaries without their symbol tables (lintian: unstripped-binary-or-object).
+strip --strip-unneeded "$root/usr/bin/stack" 2>/dev/null || log "\`strip\` failed or is missing (binutils); the binary keeps its symbols"
 "$generator" __man "$root/usr/share/man/man1" >/dev/null
 # -n: no file name or time in the gzip header, so the package is reproducible.
 gzip -9 -n "$root"/usr/share/man/man1/*.1
@@ -75,7 +77,13 @@ date_rfc="$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 
 # lintian: a static binary is this package's point (it runs on any glibc), not a bug.
 mkdir -p "$root/usr/share/lintian/overrides"
-echo "stack: statically-linked-binary [usr/bin/stack]" >"$root/usr/share/lintian/overrides/stack"
+# unsafe-libyaml-norway is a Rust translation of libyaml, compiled in like every crate:
+# there is no libyaml package it could use instead.
+cat >"$root/usr/share/lintian/overrides/stack" <<'OVERRIDES'
+stack: statically-linked-binary [usr/bin/stack]
+stack: shared-library-lacks-prerequisites [usr/bin/stack]
+stack: embedded-library libyaml [usr/bin/stack]
+OVERRIDES
 
 find "$root" -type d -exec chmod 0755 {} +
 find "$root/usr/share" -type f -exec chmod 0644 {} +

@@ -942,7 +942,7 @@ fn deb_installs_with_apt_on_bullseye_and_bookworm() {
                   /usr/share/bash-completion/completions/stack \
                   /usr/share/zsh/vendor-completions/_stack \
                   /usr/share/fish/vendor_completions.d/stack.fish; do test -s \"$f\" && echo \"has $f\"; done; \
-         zcat /usr/share/man/man1/stack.1.gz | head -n 1"
+         zcat /usr/share/man/man1/stack.1.gz | grep -m1 '^[.]TH '"
     );
     for image in IMAGES {
         let container = res.container(image.rsplit(':').next().unwrap());
@@ -969,7 +969,7 @@ fn deb_installs_with_apt_on_bullseye_and_bookworm() {
             5,
             "on {image}: {said}"
         );
-        assert!(said.contains(".TH stack 1"), "on {image}: {said}");
+        assert!(said.contains("\n.TH stack 1 "), "on {image}: {said}");
         res.remove(&container);
     }
 }
