@@ -6,10 +6,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 /// Render, run and deploy a single-VM Docker Compose stack from one project file.
+/// `stack --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("STACK_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stack",
-    version,
+    version = VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -120,6 +128,12 @@ pub enum Command {
     Supervise(SuperviseArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
+    /// Check this machine, the server and DNS: one line per check with the fix; exits 1
+    /// when a check fails
+    Doctor(DoctorArgs),
+    /// Write the man pages (from this command-line definition) to DIR
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
     /// Write a project from a Compose file or an nself project (never replaces one)
     #[command(subcommand)]
     Import(ImportCommand),
@@ -261,6 +275,21 @@ pub struct CompletionsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The environment whose server to check too (default: `--env`, `STACK_ENV`, then
+    /// `dev`; `dev` without a server checks this machine only)
+    #[arg(value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write `stack.1` and `stack-<command>.1` to
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct StartArgs {
     /// Services to converge (default: all)
     pub services: Vec<String>,
@@ -332,6 +361,10 @@ pub struct ServerSetupArgs {
     /// Install Docker from Docker's own apt repository instead of the distribution's docker.io
     #[arg(long)]
     pub docker_repo: bool,
+    /// Install stack on the server from this `.deb` (default: `stack_*_ARCH.deb` beside
+    /// the running binary or in `target/deb/`) instead of copying the running binary
+    #[arg(long, value_name = "FILE.deb")]
+    pub package: Option<PathBuf>,
     /// List the steps and which are still to do; change nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -47,6 +47,8 @@ pub fn run() -> i32 {
         Command::Secrets(command) => commands::secrets::run(&context, command),
         Command::Check(args) => commands::check::run(&context, args),
         Command::Completions(args) => commands::completions::run(&context, args),
+        Command::Doctor(args) => commands::doctor::run(&context, args),
+        Command::Man(args) => commands::completions::man(&context, args),
         Command::Start(args) => commands::start::run(&context, args),
         Command::Stop(args) => commands::lifecycle::stop(&context, args),
         Command::Restart(args) => commands::lifecycle::restart(&context, args),

@@ -901,3 +901,72 @@ fn static_binary_runs_on_debian_bullseye() {
         "the dynamic build was expected to need a newer glibc than 2.31: {said}"
     );
 }
+
+/// The `.deb` of `scripts/build-deb.sh` installs with apt on Debian 11 and 12 (no
+/// Depends: the binary is static, and no package list is needed), then `stack --version`
+/// names the version and commit, `init` + `build` render a bundle, and the man pages and
+/// completions are where Debian's man and shells read them. The images drop man pages
+/// (dpkg path-exclude, like Debian's container images): the test lifts that first.
+#[test]
+fn deb_installs_with_apt_on_bullseye_and_bookworm() {
+    const IMAGES: [&str; 2] = ["stack-test/debian:bullseye", DEBIAN];
+    let mut res = Resources::new("deb", &IMAGES);
+    let script = common::repo_root().join("scripts/build-deb.sh");
+    let built = std::process::Command::new(&script)
+        .current_dir(common::repo_root())
+        .output()
+        .expect("run scripts/build-deb.sh");
+    assert!(
+        built.status.success(),
+        "scripts/build-deb.sh failed ({}):\n{}",
+        built.status,
+        text(&built.stderr)
+    );
+    let deb = std::path::PathBuf::from(text(&built.stdout).trim());
+    let name = deb.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(
+        name,
+        format!("stack_{}_amd64.deb", env!("CARGO_PKG_VERSION"))
+    );
+    let mount = format!("{}:/pkg/{name}:ro", deb.display());
+    let check = format!(
+        "set -e; rm -f /etc/dpkg/dpkg.cfg.d/docker-slim; \
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -q /pkg/{name} >/tmp/apt.log 2>&1 || {{ cat /tmp/apt.log; exit 1; }}; \
+         command -v stack; stack --version; dpkg-query -W -f='${{Version}} ${{Architecture}}\\n' stack; \
+         cd /tmp; stack init --yes demo >/dev/null; stack -C demo build >/dev/null; \
+         test -s demo/.stack/dev/docker-compose.yml && echo rendered; \
+         for f in /usr/share/man/man1/stack.1.gz /usr/share/man/man1/stack-doctor.1.gz \
+                  /usr/share/bash-completion/completions/stack \
+                  /usr/share/zsh/vendor-completions/_stack \
+                  /usr/share/fish/vendor_completions.d/stack.fish; do test -s \"$f\" && echo \"has $f\"; done; \
+         zcat /usr/share/man/man1/stack.1.gz | grep -m1 '^[.]TH '"
+    );
+    for image in IMAGES {
+        let container = res.container(image.rsplit(':').next().unwrap());
+        let out = docker(&[
+            "run", "--name", &container, "-v", &mount, image, "sh", "-c", &check,
+        ]);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "on {image}: {said}");
+        let lines: Vec<&str> = said.lines().collect();
+        assert_eq!(lines[0], "/usr/bin/stack", "on {image}: {said}");
+        assert!(
+            lines[1].starts_with(&format!("stack {} (commit ", env!("CARGO_PKG_VERSION")))
+                && !lines[1].contains("unknown"),
+            "on {image}, --version names the commit: {said}"
+        );
+        assert_eq!(
+            lines[2],
+            format!("{} amd64", env!("CARGO_PKG_VERSION")),
+            "on {image}: {said}"
+        );
+        assert!(said.contains("\nrendered\n"), "on {image}: {said}");
+        assert_eq!(
+            said.matches("\nhas /usr/share/").count(),
+            5,
+            "on {image}: {said}"
+        );
+        assert!(said.contains("\n.TH stack 1 "), "on {image}: {said}");
+        res.remove(&container);
+    }
+}

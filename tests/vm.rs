@@ -819,3 +819,52 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
     }
     eprintln!("test took {:?}", began.elapsed());
 }
+
+/// With a `.deb` (`--package`, from `scripts/build-deb.sh`), `stack server setup`
+/// installs it with apt instead of copying the binary: `/usr/bin/stack` from the package,
+/// its man pages, and no `/usr/local/bin/stack` shadowing it; a second run changes
+/// nothing. Set `STACK_BINARY` to package a static binary already built (the script
+/// builds one otherwise).
+#[test]
+fn server_setup_installs_the_deb_when_given_one() {
+    let built = std::process::Command::new(common::repo_root().join("scripts/build-deb.sh"))
+        .current_dir(common::repo_root())
+        .output()
+        .expect("run scripts/build-deb.sh");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let deb = text(&built.stdout).trim().to_string();
+    let vm = Vm::boot("setupdeb", "stack-test/vm-docker:latest");
+    // What an older setup left: a copied binary that would shadow the package's. The
+    // image drops man pages (dpkg path-exclude, as Debian's container images): lifted.
+    vm.exec("rm -f /etc/dpkg/dpkg.cfg.d/docker-slim");
+    vm.exec(
+        "printf '#!/bin/sh\\necho old\\n' > /usr/local/bin/stack && chmod 755 /usr/local/bin/stack",
+    );
+    let name = format!("vmdeb-{}", std::process::id());
+    let project = Project::new(
+        &name,
+        &format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=web\n{}",
+            httpd_service("web", "")
+        ),
+    );
+    project.target(&vm, "root");
+    let args = ["server", "setup", "staging", "--package", deb.as_str()];
+    let (_, first) = ok(project.on(&vm, &args), "setup --package");
+    assert!(first.contains("stack package"), "{first}");
+    assert_eq!(
+        vm.exec("dpkg-query -W -f='${db:Status-Status} ${Version}' stack"),
+        format!("installed {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(vm
+        .exec("command -v stack && stack --version")
+        .starts_with("/usr/bin/stack\nstack "));
+    assert_eq!(
+        vm.run("test -e /usr/local/bin/stack").status.code(),
+        Some(1),
+        "the old copy is gone"
+    );
+    vm.exec("test -s /usr/share/man/man1/stack-server-setup.1.gz");
+    let (_, second) = ok(project.on(&vm, &args), "setup --package again");
+    assert!(second.contains("nothing to change"), "{second}");
+}

@@ -6,6 +6,7 @@ pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deploy;
+pub mod doctor;
 pub mod exec;
 pub mod import;
 pub mod init;

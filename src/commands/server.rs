@@ -8,7 +8,7 @@ use sha2::Digest;
 use super::{server_of, Context};
 use crate::cli::ServerSetupArgs;
 use crate::config::Server;
-use crate::deploy::setup::{self, DockerSource, Options, Step};
+use crate::deploy::setup::{self, DockerSource, Options, Package, Step};
 use crate::deploy::ssh::{quote, Session};
 use crate::error::{Diagnostic, Error, Result};
 
@@ -20,10 +20,8 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
     let binary = std::env::current_exe()
         .and_then(std::fs::read)
         .map_err(|e| Error::outside(format!("cannot read this stack binary: {e}")))?;
-    let sum: String = sha2::Sha256::digest(&binary)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sum = sha256(&binary);
+    let package = package(context, args)?;
     let options = Options {
         project: loaded.config.project.clone(),
         user: server.user.clone(),
@@ -38,6 +36,7 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         firewall: server.firewall,
         unattended_upgrades: server.unattended_upgrades,
         binary: (std::env::consts::ARCH.to_string(), sum),
+        package: package.as_ref().map(|(package, _)| package.clone()),
         unit: crate::render::unit_skeleton(&loaded.config)?,
         swarm,
         swarm_peers: match swarm {
@@ -62,8 +61,13 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         )?;
         steps.push(setup::swarm_manager(seen.trim()));
     }
+    // With a package, the step that installs stack reads the .deb instead of the binary.
+    let payload: &[u8] = match &package {
+        Some((_, bytes)) => bytes,
+        None => &binary,
+    };
     let feed = Feed {
-        binary: &binary,
+        binary: payload,
         token: None,
     };
     let mut outcome = machine.setup(context, &steps, feed, args.dry_run)?;
@@ -98,7 +102,7 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
             };
             let machine = Machine::connect(context, &node)?;
             let feed = Feed {
-                binary: &binary,
+                binary: payload,
                 token: (!token.is_empty()).then_some(token.as_str()),
             };
             let done = machine.setup(context, &node_steps, feed, args.dry_run)?;
@@ -128,6 +132,79 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
     };
     context.printer.status(message);
     Ok(())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The Debian architecture of this binary.
+fn deb_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// The `.deb` to install: `--package FILE`, else `stack_<version>_<arch>.deb` beside
+/// the running binary or in `../deb/` from it (`target/deb/` of `scripts/build-deb.sh`).
+fn package(context: &Context, args: &ServerSetupArgs) -> Result<Option<(Package, Vec<u8>)>> {
+    let version = env!("CARGO_PKG_VERSION");
+    let file_name = format!("stack_{version}_{}.deb", deb_arch());
+    let path = match &args.package {
+        Some(path) => path.clone(),
+        None => {
+            let Some(dir) = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.to_path_buf()))
+            else {
+                return Ok(None);
+            };
+            let found = [dir.join(&file_name), dir.join("../deb").join(&file_name)]
+                .into_iter()
+                .find(|p| p.is_file());
+            match found {
+                Some(path) => path,
+                None => return Ok(None),
+            }
+        }
+    };
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Error::invalid(
+            Diagnostic::new(format!("cannot read the package `{}`: {e}", path.display()))
+                .hint("pass a `.deb` built by `scripts/build-deb.sh` with `--package`"),
+        )
+    })?;
+    // A .deb is an ar archive whose first member is `debian-binary`.
+    if !bytes.starts_with(b"!<arch>\ndebian-binary") {
+        return Err(Error::invalid(
+            Diagnostic::new(format!("`{}` is not a .deb", path.display()))
+                .hint("pass a `.deb` built by `scripts/build-deb.sh` with `--package`"),
+        ));
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let mut parts = name.trim_end_matches(".deb").splitn(3, '_');
+    let (_, package_version, arch) = (parts.next(), parts.next(), parts.next());
+    let arch = arch.unwrap_or(deb_arch()).to_string();
+    let package_version = package_version.unwrap_or(version).to_string();
+    context
+        .printer
+        .status(format!("installing stack from `{}`", path.display()));
+    Ok(Some((
+        Package {
+            arch,
+            version: package_version,
+            sha256: sha256(&bytes),
+        },
+        bytes,
+    )))
 }
 
 /// What the steps' applies may read on stdin.

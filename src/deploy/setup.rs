@@ -30,6 +30,9 @@ pub struct Options {
     pub unattended_upgrades: bool,
     /// `uname -m` of this binary's architecture and the SHA-256 of this binary.
     pub binary: (String, String),
+    /// A `.deb` of stack to install instead of copying the binary (then it is what the
+    /// apply of the `stack package` step reads on stdin).
+    pub package: Option<Package>,
     /// The project's unit with slots for what a deploy may change
     /// ([`crate::render::unit_skeleton`]): the root helper renders it, so it never
     /// installs a file the deploy user wrote.
@@ -40,6 +43,17 @@ pub struct Options {
     /// The swarm's machines (the manager and `SERVER_NODES`, as SSH reaches them): with
     /// the firewall on, only they may reach the swarm's ports (2377, 7946, 4789).
     pub swarm_peers: Vec<String>,
+}
+
+/// A `.deb` of stack (`scripts/build-deb.sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Its Debian architecture (`amd64`, `arm64`).
+    pub arch: String,
+    /// Its `Version` field.
+    pub version: String,
+    /// The SHA-256 of the `.deb` file.
+    pub sha256: String,
 }
 
 /// One step of the setup.
@@ -61,7 +75,7 @@ pub struct Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feed {
     Nothing,
-    /// This stack binary.
+    /// This stack binary, or with [`Options::package`] that `.deb`.
     Binary,
     /// The swarm's worker join token, a line.
     JoinToken,
@@ -69,6 +83,9 @@ pub enum Feed {
 
 /// Where the binary is installed.
 pub const BINARY: &str = "/usr/local/bin/stack";
+
+/// The SHA-256 of the `.deb` the `stack package` step installed last.
+pub const PACKAGE_MARK: &str = "/var/lib/stack/package.sha256";
 
 /// apt without questions; an install cut short before is finished first.
 const APT: &str = "export DEBIAN_FRONTEND=noninteractive; dpkg --configure -a; \
@@ -172,6 +189,10 @@ pub fn steps(options: &Options) -> Vec<Step> {
             stdin: Feed::Nothing,
         });
     }
+    if let Some(package) = &options.package {
+        steps.push(package_step(package));
+        return steps;
+    }
     let (arch, sum) = &options.binary;
     steps.push(Step {
         name: "stack binary",
@@ -187,6 +208,35 @@ pub fn steps(options: &Options) -> Vec<Step> {
         stdin: Feed::Binary,
     });
     steps
+}
+
+/// Install stack's `.deb` with apt (its `/usr/bin/stack`, man pages and completions)
+/// and remove a binary an older setup copied to [`BINARY`], which would shadow it.
+/// Done when the package is installed, was this very file, and no copy shadows it.
+fn package_step(package: &Package) -> Step {
+    let arch = quote(&package.arch);
+    let sum = quote(&package.sha256);
+    Step {
+        name: "stack package",
+        does: format!(
+            "install the package stack {} ({}) with apt, for admins (the unit runs its own copy)",
+            package.version, package.arch
+        ),
+        check: format!(
+            "command -v dpkg >/dev/null || {{ echo 'skip: the server has no dpkg'; exit 0; }}; \
+             a=$(dpkg --print-architecture); [ \"$a\" = {arch} ] || {{ echo \"skip: the server is $a, the package is {arch}\"; exit 0; }}; \
+             [ \"$(dpkg-query -W -f='${{db:Status-Status}}' stack 2>/dev/null)\" = installed ] && \
+             grep -qxF {sum} {PACKAGE_MARK} 2>/dev/null && [ ! -e {BINARY} ]"
+        ),
+        apply: format!(
+            "t=$(mktemp -d) && cat > \"$t/stack.deb\" && echo {sum}\"  $t/stack.deb\" | sha256sum -c --quiet - && \
+             export DEBIAN_FRONTEND=noninteractive && dpkg --configure -a && \
+             apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \"$t/stack.deb\" && \
+             rm -f {BINARY} && /usr/bin/stack --version >/dev/null && \
+             install -d -m 0755 \"$(dirname {PACKAGE_MARK})\" && echo {sum} > {PACKAGE_MARK}; r=$?; rm -rf \"$t\"; exit $r"
+        ),
+        stdin: Feed::Binary,
+    }
 }
 
 /// The swarm state of the server's engine, as `docker info` says it.
@@ -495,6 +545,7 @@ mod tests {
             firewall: false,
             unattended_upgrades: false,
             binary: ("x86_64".into(), "ab12".into()),
+            package: None,
             unit: UNIT.into(),
             swarm: false,
             swarm_peers: Vec::new(),
@@ -520,6 +571,41 @@ mod tests {
                 "stack binary"
             ]
         );
+    }
+
+    #[test]
+    fn a_package_replaces_the_binary_copy() {
+        let options = Options {
+            package: Some(Package {
+                arch: "amd64".into(),
+                version: "0.1.0".into(),
+                sha256: "cd34".into(),
+            }),
+            ..options()
+        };
+        let steps = steps(&options);
+        let names = names(&steps);
+        assert_eq!(names.last(), Some(&"stack package"));
+        assert!(!names.contains(&"stack binary"), "{names:?}");
+        let step = steps.last().unwrap();
+        assert_eq!(step.stdin, Feed::Binary);
+        // The file is checked against its sum before apt installs it, and the copy an
+        // older setup made (which would shadow /usr/bin/stack) goes.
+        let sum_checked = step.apply.find("sha256sum -c").unwrap();
+        let installed = step.apply.find("apt-get install").unwrap();
+        assert!(sum_checked < installed, "{}", step.apply);
+        assert!(
+            step.apply.contains("rm -f /usr/local/bin/stack"),
+            "{}",
+            step.apply
+        );
+        assert!(
+            step.check
+                .contains("grep -qxF 'cd34' /var/lib/stack/package.sha256"),
+            "{}",
+            step.check
+        );
+        assert!(step.check.contains("skip: the server is"), "{}", step.check);
     }
 
     #[test]

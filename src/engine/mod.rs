@@ -8,6 +8,7 @@ mod containers;
 pub mod context;
 pub mod converge;
 mod images;
+mod info;
 pub mod jobs;
 pub mod labels;
 mod logs;
@@ -20,6 +21,7 @@ mod spec;
 mod swarm;
 pub use containers::{Grace, Volumes};
 pub use images::split_reference;
+pub use info::EngineInfo;
 pub use swarm::service_name as swarm_service_name;
 
 use std::collections::{BTreeMap, HashMap};

@@ -166,6 +166,17 @@ pub fn copy_project(source: &Path) -> Project {
 }
 
 impl Project {
+    /// A project a test made itself in `dir` (inside `temp`, which it keeps alive), e.g.
+    /// with `stack init`; not tied to an engine project name.
+    pub fn in_dir(temp: TempDir, dir: PathBuf) -> Project {
+        Project {
+            temp,
+            dir,
+            name: String::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// An empty project directory `<temp>/project` in a new temporary directory.
     fn empty() -> Project {
         let temp = tempfile::Builder::new()
