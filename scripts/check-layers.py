@@ -48,7 +48,7 @@ def code(path):
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     arrows = {}
-    commands = set()
+    commands = {}
     problems = []
     for folder, _, files in os.walk(root):
         for name in files:
@@ -65,19 +65,26 @@ def main():
                 target = match.group(1)
                 if target != top and target in RANK:
                     arrows.setdefault((top, target), rel)
-            if top == "commands" and name != "mod.rs" and name.removesuffix(".rs") not in SHARED:
-                commands.add(name.removesuffix(".rs"))
+            parts = rel.split(os.sep)
+            if top == "commands" and len(parts) > 1 and parts[1] != "mod.rs":
+                command = parts[1].removesuffix(".rs")
+                if command not in SHARED:
+                    # `super::X` is a sibling command in commands/X.rs and
+                    # commands/X/mod.rs; one level deeper it takes `super::super::X`.
+                    depth = len(parts) - 2 - (1 if name == "mod.rs" else 0)
+                    prefix = "super::" * (depth + 1)
+                    commands.setdefault(command, []).append((rel, text, prefix))
     for (source, target), rel in sorted(arrows.items()):
         if RANK[target] > RANK[source] and (source, target) not in KNOWN:
             problems.append(f"{rel}: `{source}` imports `{target}`, a higher layer")
     for source, target in sorted(KNOWN - set(arrows)):
         problems.append(f"`{source}` no longer imports `{target}`: remove it from KNOWN")
-    commands_dir = os.path.join(root, "commands")
-    for name in sorted(commands):
-        text = code(os.path.join(commands_dir, name + ".rs"))
-        for match in re.finditer(r"super::(\w+)", text):
-            if match.group(1) in commands and match.group(1) != name:
-                problems.append(f"commands/{name}.rs imports the command `{match.group(1)}`")
+    for name, files in sorted(commands.items()):
+        for rel, text, prefix in files:
+            pattern = r"(?<![\w:])(?:" + re.escape(prefix) + r"|crate::commands::)(\w+)"
+            for match in re.finditer(pattern, text):
+                if match.group(1) in commands and match.group(1) != name:
+                    problems.append(f"{rel} imports the command `{match.group(1)}`")
     for problem in problems:
         print(f"check-layers: {problem}", file=sys.stderr)
     if problems:

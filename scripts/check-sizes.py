@@ -24,7 +24,6 @@ KNOWN = {
     "src/import/nself.rs": 631,
     "src/commands/deploy.rs::deploy": 131,
     "src/commands/server.rs::setup": 117,
-    "src/deploy/setup.rs::steps": 112,
     "src/deploy/setup.rs::root_helper": 104,
     "src/import/nself.rs::import": 104,
     "src/import/yaml.rs::check_depth": 98,

@@ -72,43 +72,9 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
     };
     let mut outcome = machine.setup(context, &steps, feed, args.dry_run)?;
     if swarm && !server.nodes.is_empty() {
-        // The token is read only once the manager is one; a dry run of a new swarm has
-        // none yet, and its workers' join is listed as to do.
-        let asked = machine.session.run(
-            &as_root(
-                "docker swarm join-token -q worker && docker info --format '{{.Swarm.NodeAddr}}'",
-                machine.sudo,
-            ),
-            None,
-        )?;
-        let answer = String::from_utf8_lossy(&asked.stdout).to_string();
-        let mut lines = answer.lines().map(str::trim);
-        let token = lines.next().unwrap_or_default().to_string();
-        let address = lines
-            .next()
-            .filter(|a| !a.is_empty())
-            .unwrap_or(&server.host);
-        let manager = match address.contains(':') {
-            true => format!("[{address}]:2377"),
-            false => format!("{address}:2377"),
-        };
-        let mut node_steps = setup::steps(&options);
-        node_steps.push(setup::swarm_worker(&manager));
-        for host in &server.nodes {
-            let node = Server {
-                host: host.clone(),
-                nodes: Vec::new(),
-                ..admin.clone()
-            };
-            let machine = Machine::connect(context, &node)?;
-            let feed = Feed {
-                binary: payload,
-                token: (!token.is_empty()).then_some(token.as_str()),
-            };
-            let done = machine.setup(context, &node_steps, feed, args.dry_run)?;
-            outcome.changed += done.changed;
-            outcome.report.extend(done.report);
-        }
+        let joined = join_workers(context, &machine, (&admin, &options), payload, args.dry_run)?;
+        outcome.changed += joined.changed;
+        outcome.report.extend(joined.report);
     }
     if context.global.json {
         context.printer.json(&json!({
@@ -132,6 +98,59 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
     };
     context.printer.status(message);
     Ok(())
+}
+
+/// Set up the swarm's other nodes (`STACK_SERVER_NODES`) and join them to the manager
+/// `machine` as workers.
+fn join_workers(
+    context: &Context,
+    machine: &Machine,
+    (admin, options): (&Server, &Options),
+    payload: &[u8],
+    dry_run: bool,
+) -> Result<Outcome> {
+    let mut outcome = Outcome {
+        changed: 0,
+        report: Vec::new(),
+    };
+    // The token is read only once the manager is one; a dry run of a new swarm has
+    // none yet, and its workers' join is listed as to do.
+    let asked = machine.session.run(
+        &as_root(
+            "docker swarm join-token -q worker && docker info --format '{{.Swarm.NodeAddr}}'",
+            machine.sudo,
+        ),
+        None,
+    )?;
+    let answer = String::from_utf8_lossy(&asked.stdout).to_string();
+    let mut lines = answer.lines().map(str::trim);
+    let token = lines.next().unwrap_or_default().to_string();
+    let address = lines
+        .next()
+        .filter(|a| !a.is_empty())
+        .unwrap_or(&admin.host);
+    let manager = match address.contains(':') {
+        true => format!("[{address}]:2377"),
+        false => format!("{address}:2377"),
+    };
+    let mut node_steps = setup::steps(&options);
+    node_steps.push(setup::swarm_worker(&manager));
+    for host in &admin.nodes {
+        let node = Server {
+            host: host.clone(),
+            nodes: Vec::new(),
+            ..admin.clone()
+        };
+        let machine = Machine::connect(context, &node)?;
+        let feed = Feed {
+            binary: payload,
+            token: (!token.is_empty()).then_some(token.as_str()),
+        };
+        let done = machine.setup(context, &node_steps, feed, dry_run)?;
+        outcome.changed += done.changed;
+        outcome.report.extend(done.report);
+    }
+    Ok(outcome)
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -106,6 +106,45 @@ pub fn steps(options: &Options) -> Vec<Step> {
     if options.unattended_upgrades {
         steps.push(unattended_upgrades());
     }
+    steps.extend(user_steps(options));
+    steps.push(Step {
+        name: "server path",
+        does: format!("create `{}` owned by `{}`", options.path, options.user),
+        check: format!("[ -d {path} ] && [ \"$(stat -c %U {path})\" = {user} ]"),
+        apply: format!("mkdir -p {path} && chown {user}:\"$(id -gn {user})\" {path}"),
+        stdin: Feed::Nothing,
+    });
+    if options.swarm {
+        return steps;
+    }
+    if options.user != "root" {
+        steps.extend(sudo_steps(options));
+    }
+    if let Some(package) = &options.package {
+        steps.push(package_step(package));
+        return steps;
+    }
+    let (arch, sum) = &options.binary;
+    steps.push(Step {
+        name: "stack binary",
+        does: format!("install this stack as `{BINARY}` (for admins; the unit runs its own copy)"),
+        check: format!(
+            "[ \"$(uname -m)\" = {arch} ] || {{ echo \"skip: the server is $(uname -m), this stack is {arch}\"; exit 0; }}; \
+             sha256sum {BINARY} 2>/dev/null | grep -q '^{sum} '",
+            arch = quote(arch)
+        ),
+        apply: format!(
+            "cat > {BINARY}.new && chmod 755 {BINARY}.new && mv {BINARY}.new {BINARY} && {BINARY} --version >/dev/null"
+        ),
+        stdin: Feed::Binary,
+    });
+    steps
+}
+
+/// The deploy user (unless `root`), its `docker` group, and the deploy key.
+fn user_steps(options: &Options) -> Vec<Step> {
+    let user = quote(&options.user);
+    let mut steps = Vec::new();
     if options.user != "root" {
         steps.push(Step {
             name: "deploy user",
@@ -140,72 +179,48 @@ pub fn steps(options: &Options) -> Vec<Step> {
             stdin: Feed::Nothing,
         });
     }
+    steps
+}
+
+/// The root helper and the sudo rule that lets the deploy user run it, and nothing else.
+fn sudo_steps(options: &Options) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let helper = root_helper_path(&options.project);
+    let script = root_helper(options, &SYSTEM);
     steps.push(Step {
-        name: "server path",
-        does: format!("create `{}` owned by `{}`", options.path, options.user),
-        check: format!("[ -d {path} ] && [ \"$(stat -c %U {path})\" = {user} ]"),
-        apply: format!("mkdir -p {path} && chown {user}:\"$(id -gn {user})\" {path}"),
-        stdin: Feed::Nothing,
-    });
-    if options.swarm {
-        return steps;
-    }
-    if options.user != "root" {
-        let helper = root_helper_path(&options.project);
-        let script = root_helper(options, &SYSTEM);
-        steps.push(Step {
-            name: "root helper",
-            does: format!(
-                "write `{helper}` (root's, 0755): it installs `{}.service` from its own text and enables, starts and reloads it",
-                options.project
-            ),
-            check: format!(
-                "printf '%s' {script} | cmp -s - {file} && [ \"$(stat -c '%U:%G %a' {file})\" = 'root:root 755' ]",
-                script = quote(&script),
-                file = quote(&helper)
-            ),
-            apply: format!(
-                "install -d -m 0755 /usr/local/sbin && t=$(mktemp /usr/local/sbin/.stack-root.XXXXXX) && \
-                 printf '%s' {script} > \"$t\" && chown root:root \"$t\" && chmod 0755 \"$t\" && mv -f \"$t\" {file}",
-                script = quote(&script),
-                file = quote(&helper)
-            ),
-            stdin: Feed::Nothing,
-        });
-        let rules = sudoers(options);
-        let file = quote(&format!("/etc/sudoers.d/stack-{}", options.project));
-        steps.push(Step {
-            name: "sudo rules",
-            does: format!(
-                "let `{}` run `{helper}` as root with sudo, and nothing else",
-                options.user
-            ),
-            check: format!("printf '%s' {rules} | cmp -s - {file}", rules = quote(&rules)),
-            apply: format!(
-                "command -v sudo >/dev/null || {{ {APT} sudo; }}; t=$(mktemp); printf '%s' {rules} > \"$t\"; \
-                 visudo -cqf \"$t\" && install -m 0440 \"$t\" {file}; r=$?; rm -f \"$t\"; exit $r",
-                rules = quote(&rules)
-            ),
-            stdin: Feed::Nothing,
-        });
-    }
-    if let Some(package) = &options.package {
-        steps.push(package_step(package));
-        return steps;
-    }
-    let (arch, sum) = &options.binary;
-    steps.push(Step {
-        name: "stack binary",
-        does: format!("install this stack as `{BINARY}` (for admins; the unit runs its own copy)"),
+        name: "root helper",
+        does: format!(
+            "write `{helper}` (root's, 0755): it installs `{}.service` from its own text and enables, starts and reloads it",
+            options.project
+        ),
         check: format!(
-            "[ \"$(uname -m)\" = {arch} ] || {{ echo \"skip: the server is $(uname -m), this stack is {arch}\"; exit 0; }}; \
-             sha256sum {BINARY} 2>/dev/null | grep -q '^{sum} '",
-            arch = quote(arch)
+            "printf '%s' {script} | cmp -s - {file} && [ \"$(stat -c '%U:%G %a' {file})\" = 'root:root 755' ]",
+            script = quote(&script),
+            file = quote(&helper)
         ),
         apply: format!(
-            "cat > {BINARY}.new && chmod 755 {BINARY}.new && mv {BINARY}.new {BINARY} && {BINARY} --version >/dev/null"
+            "install -d -m 0755 /usr/local/sbin && t=$(mktemp /usr/local/sbin/.stack-root.XXXXXX) && \
+             printf '%s' {script} > \"$t\" && chown root:root \"$t\" && chmod 0755 \"$t\" && mv -f \"$t\" {file}",
+            script = quote(&script),
+            file = quote(&helper)
         ),
-        stdin: Feed::Binary,
+        stdin: Feed::Nothing,
+    });
+    let rules = sudoers(options);
+    let file = quote(&format!("/etc/sudoers.d/stack-{}", options.project));
+    steps.push(Step {
+        name: "sudo rules",
+        does: format!(
+            "let `{}` run `{helper}` as root with sudo, and nothing else",
+            options.user
+        ),
+        check: format!("printf '%s' {rules} | cmp -s - {file}", rules = quote(&rules)),
+        apply: format!(
+            "command -v sudo >/dev/null || {{ {APT} sudo; }}; t=$(mktemp); printf '%s' {rules} > \"$t\"; \
+             visudo -cqf \"$t\" && install -m 0440 \"$t\" {file}; r=$?; rm -f \"$t\"; exit $r",
+            rules = quote(&rules)
+        ),
+        stdin: Feed::Nothing,
     });
     steps
 }
