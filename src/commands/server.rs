@@ -133,7 +133,7 @@ fn join_workers(
         true => format!("[{address}]:2377"),
         false => format!("{address}:2377"),
     };
-    let mut node_steps = setup::steps(&options);
+    let mut node_steps = setup::steps(options);
     node_steps.push(setup::swarm_worker(&manager));
     for host in &admin.nodes {
         let node = Server {
