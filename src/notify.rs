@@ -27,8 +27,12 @@ pub const VARIABLE: &str = "STACK_NOTIFY";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A deploy took the lock and starts changing the server.
-    DeployStarted { release: String },
-    DeploySucceeded { release: String },
+    DeployStarted {
+        release: String,
+    },
+    DeploySucceeded {
+        release: String,
+    },
     /// A deploy failed (`release` is unknown when it failed before its id was known).
     DeployFailed {
         release: Option<String>,
@@ -42,11 +46,19 @@ pub enum Event {
         automatic: bool,
     },
     /// `stack lock release` freed a lock someone held.
-    LockReleased { holder: String },
+    LockReleased {
+        holder: String,
+    },
     /// A backup step failed (sent by the backup container's script; here for the names).
-    BackupFailed { step: String, reason: String },
+    BackupFailed {
+        step: String,
+        reason: String,
+    },
     /// A scheduled job's run failed.
-    JobFailed { job: String, code: Option<i64> },
+    JobFailed {
+        job: String,
+        code: Option<i64>,
+    },
     /// supervise restarted or started again a container.
     Restarted {
         service: String,
@@ -85,9 +97,7 @@ impl Event {
     /// The release the event is about, if any.
     fn release(&self) -> Option<&str> {
         match self {
-            Event::DeployStarted { release } | Event::DeploySucceeded { release } => {
-                Some(release)
-            }
+            Event::DeployStarted { release } | Event::DeploySucceeded { release } => Some(release),
             Event::DeployFailed { release, .. } => release.as_deref(),
             Event::RolledBack { to, .. } => Some(to),
             _ => None,
@@ -98,22 +108,52 @@ impl Event {
     fn message(&self, origin: &Origin) -> String {
         let at = format!("`{}` ({})", origin.project, origin.environment);
         match self {
-            Event::DeployStarted { release } => format!("deploy of {at} started: release `{release}`"),
+            Event::DeployStarted { release } => {
+                format!("deploy of {at} started: release `{release}`")
+            }
             Event::DeploySucceeded { release } => format!("deployed {at}: release `{release}`"),
-            Event::DeployFailed { release: Some(release), reason } => {
+            Event::DeployFailed {
+                release: Some(release),
+                reason,
+            } => {
                 format!("deploy of {at} failed: release `{release}`: {reason}")
             }
-            Event::DeployFailed { release: None, reason } => format!("deploy of {at} failed: {reason}"),
-            Event::RolledBack { from, to, automatic } => {
-                let why = if *automatic { "automatically, after a failed deploy" } else { "by `stack rollback`" };
-                let from = from.as_ref().map(|f| format!(" from `{f}`")).unwrap_or_default();
+            Event::DeployFailed {
+                release: None,
+                reason,
+            } => format!("deploy of {at} failed: {reason}"),
+            Event::RolledBack {
+                from,
+                to,
+                automatic,
+            } => {
+                let why = if *automatic {
+                    "automatically, after a failed deploy"
+                } else {
+                    "by `stack rollback`"
+                };
+                let from = from
+                    .as_ref()
+                    .map(|f| format!(" from `{f}`"))
+                    .unwrap_or_default();
                 format!("{at} rolled back{from} to release `{to}` {why}")
             }
-            Event::LockReleased { holder } => format!("the deploy lock of {at} was released by force (was: {holder})"),
-            Event::BackupFailed { step, reason } => format!("backup of {at} failed during {step}: {reason}"),
-            Event::JobFailed { job, code: Some(code) } => format!("job `{job}` of {at} failed with exit code {code}"),
+            Event::LockReleased { holder } => {
+                format!("the deploy lock of {at} was released by force (was: {holder})")
+            }
+            Event::BackupFailed { step, reason } => {
+                format!("backup of {at} failed during {step}: {reason}")
+            }
+            Event::JobFailed {
+                job,
+                code: Some(code),
+            } => format!("job `{job}` of {at} failed with exit code {code}"),
             Event::JobFailed { job, code: None } => format!("job `{job}` of {at} failed"),
-            Event::Restarted { service, container, why } => {
+            Event::Restarted {
+                service,
+                container,
+                why,
+            } => {
                 format!("supervise restarted `{container}` ({service}) of {at}: {why}")
             }
         }
@@ -171,12 +211,27 @@ pub fn request(format: NotifyFormat, event: &Event, origin: &Origin, time: &str)
         NotifyFormat::Slack => json_request(json!({ "text": format!("stack: {message}") })),
         NotifyFormat::Discord => json_request(json!({ "content": format!("stack: {message}") })),
         NotifyFormat::Ntfy => {
-            let priority = if event.is_failure() { "high" } else { "default" };
-            let tag = if event.is_failure() { "warning" } else { "white_check_mark" };
+            let priority = if event.is_failure() {
+                "high"
+            } else {
+                "default"
+            };
+            let tag = if event.is_failure() {
+                "warning"
+            } else {
+                "white_check_mark"
+            };
             Request {
                 content_type: "text/plain; charset=utf-8",
                 headers: vec![
-                    ("Title", format!("stack: {} {}", origin.project, event.name().replace('_', " "))),
+                    (
+                        "Title",
+                        format!(
+                            "stack: {} {}",
+                            origin.project,
+                            event.name().replace('_', " ")
+                        ),
+                    ),
                     ("Priority", priority.to_string()),
                     ("Tags", format!("{tag},{}", event.name())),
                 ],
@@ -360,7 +415,12 @@ mod tests {
 
     #[test]
     fn a_json_webhook_gets_every_field() {
-        let request = request(NotifyFormat::Json, &failed(), &origin(), "2026-01-02T03:04:05Z");
+        let request = request(
+            NotifyFormat::Json,
+            &failed(),
+            &origin(),
+            "2026-01-02T03:04:05Z",
+        );
         let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
         assert_eq!(
             body,
@@ -385,7 +445,9 @@ mod tests {
             r#"{"text":"stack: deploy of `shop` (prod) failed: release `prod-1`: `web` is unhealthy"}"#
         );
         let discord = request(NotifyFormat::Discord, &failed(), &origin(), "t");
-        assert!(discord.body.starts_with(r#"{"content":"stack: deploy of `shop`"#));
+        assert!(discord
+            .body
+            .starts_with(r#"{"content":"stack: deploy of `shop`"#));
     }
 
     #[test]

@@ -990,12 +990,20 @@ fn a_failed_backup_is_notified_from_the_container() {
     let out = project.stack(&["backup", "run"]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let said = all_output(&out);
-    assert!(!said.contains("tok-backup-8a1e") && !said.contains("tok-topic-3b9f"), "{said}");
-    let event = receiver.wait_for("backup_failed", Duration::from_secs(30)).json();
+    assert!(
+        !said.contains("tok-backup-8a1e") && !said.contains("tok-topic-3b9f"),
+        "{said}"
+    );
+    let event = receiver
+        .wait_for("backup_failed", Duration::from_secs(30))
+        .json();
     assert_eq!(event["project"], project.name.as_str());
     assert_eq!(event["environment"], "dev");
     let message = event["message"].as_str().unwrap();
-    assert!(message.contains("failed during run") && message.contains("is the database up?"), "{event}");
+    assert!(
+        message.contains("failed during run") && message.contains("is the database up?"),
+        "{event}"
+    );
     let ntfy = receiver
         .requests()
         .into_iter()

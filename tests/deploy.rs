@@ -2717,7 +2717,12 @@ fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
 mod receiver;
 
 /// The tokens of the notification URLs: no output may show them.
-const NOTIFY_TOKENS: [&str; 4] = ["tok-json-5f3a", "tok-slack-91c2", "tok-discord-77e0", "tok-ntfy-c4d1"];
+const NOTIFY_TOKENS: [&str; 4] = [
+    "tok-json-5f3a",
+    "tok-slack-91c2",
+    "tok-discord-77e0",
+    "tok-ntfy-c4d1",
+];
 
 /// `STACK_NOTIFY` in the secrets file: one endpoint of each format, all on `receiver`.
 fn notify_secrets(p: &Project, port: u16) {
@@ -2735,7 +2740,10 @@ fn notify_secrets(p: &Project, port: u16) {
 fn assert_no_token(out: &Output) {
     let all = all_output(out);
     for token in NOTIFY_TOKENS {
-        assert!(!all.contains(token), "a notification URL's token is in the output:\n{all}");
+        assert!(
+            !all.contains(token),
+            "a notification URL's token is in the output:\n{all}"
+        );
     }
 }
 
@@ -2763,37 +2771,86 @@ fn notifications_tell_about_deploys_rollbacks_and_forced_unlocks() {
     let out = p.deploy(&[]);
     assert_no_token(&out);
     let first = p.current_release().unwrap();
-    let started = receiver.wait_for("deploy_started", Duration::from_secs(10)).json();
+    let started = receiver
+        .wait_for("deploy_started", Duration::from_secs(10))
+        .json();
     assert_eq!(started["project"], p.name.as_str());
     assert_eq!(started["environment"], "staging");
     assert_eq!(started["release"], first.as_str());
-    let succeeded = receiver.wait_for("deploy_succeeded", Duration::from_secs(10)).json();
+    let succeeded = receiver
+        .wait_for("deploy_succeeded", Duration::from_secs(10))
+        .json();
     assert_eq!(succeeded["release"], first.as_str());
-    assert!(succeeded["time"].as_str().unwrap().ends_with('Z'), "{succeeded}");
-    assert!(succeeded["message"].as_str().unwrap().contains("deployed"), "{succeeded}");
+    assert!(
+        succeeded["time"].as_str().unwrap().ends_with('Z'),
+        "{succeeded}"
+    );
+    assert!(
+        succeeded["message"].as_str().unwrap().contains("deployed"),
+        "{succeeded}"
+    );
     let requests = receiver.requests();
-    let slack = requests.iter().find(|r| r.path.starts_with("/services/")).expect("slack");
-    assert!(slack.json()["text"].as_str().unwrap().starts_with("stack: "), "{slack:?}");
+    let slack = requests
+        .iter()
+        .find(|r| r.path.starts_with("/services/"))
+        .expect("slack");
+    assert!(
+        slack.json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("stack: "),
+        "{slack:?}"
+    );
     assert_eq!(slack.header("content-type"), Some("application/json"));
-    let discord = requests.iter().find(|r| r.path.starts_with("/api/webhooks/")).expect("discord");
-    assert!(discord.json()["content"].as_str().unwrap().contains(&first), "{discord:?}");
+    let discord = requests
+        .iter()
+        .find(|r| r.path.starts_with("/api/webhooks/"))
+        .expect("discord");
+    assert!(
+        discord.json()["content"].as_str().unwrap().contains(&first),
+        "{discord:?}"
+    );
     let ntfy = requests
         .iter()
         .find(|r| r.path == format!("/{}", NOTIFY_TOKENS[3]) && r.body.starts_with("deployed"))
         .expect("ntfy");
-    assert_eq!(ntfy.header("title"), Some(format!("stack: {} deploy succeeded", p.name).as_str()));
+    assert_eq!(
+        ntfy.header("title"),
+        Some(format!("stack: {} deploy succeeded", p.name).as_str())
+    );
     assert_eq!(ntfy.header("priority"), Some("default"));
 
     // A version that never turns healthy: failed, and rolled back automatically.
-    let out = p.deploy_any(&["--set", "SERVICE_WEB_HEALTH=/nope", "--set", "STACK_HEALTH_TIMEOUT=5s"]);
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_HEALTH=/nope",
+        "--set",
+        "STACK_HEALTH_TIMEOUT=5s",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert_no_token(&out);
-    let failed = receiver.wait_for("deploy_failed", Duration::from_secs(10)).json();
-    assert!(failed["release"].is_string() && failed["release"] != first.as_str(), "{failed}");
-    assert!(failed["message"].as_str().unwrap().contains("failed"), "{failed}");
-    let rolled = receiver.wait_for("rolled_back", Duration::from_secs(10)).json();
+    let failed = receiver
+        .wait_for("deploy_failed", Duration::from_secs(10))
+        .json();
+    assert!(
+        failed["release"].is_string() && failed["release"] != first.as_str(),
+        "{failed}"
+    );
+    assert!(
+        failed["message"].as_str().unwrap().contains("failed"),
+        "{failed}"
+    );
+    let rolled = receiver
+        .wait_for("rolled_back", Duration::from_secs(10))
+        .json();
     assert_eq!(rolled["release"], first.as_str());
-    assert!(rolled["message"].as_str().unwrap().contains("automatically"), "{rolled}");
+    assert!(
+        rolled["message"]
+            .as_str()
+            .unwrap()
+            .contains("automatically"),
+        "{rolled}"
+    );
     let ntfy_failed = receiver
         .requests()
         .into_iter()
@@ -2807,7 +2864,10 @@ fn notifications_tell_about_deploys_rollbacks_and_forced_unlocks() {
     assert_no_token(&out);
     let manual = json_events(&receiver, "rolled_back");
     assert!(
-        manual.iter().any(|e| e["message"].as_str().unwrap().contains("by `stack rollback`")
+        manual.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("by `stack rollback`")
             && e["release"] == first.as_str()),
         "{manual:?}"
     );
@@ -2821,8 +2881,16 @@ fn notifications_tell_about_deploys_rollbacks_and_forced_unlocks() {
     .unwrap();
     let out = p.ok(&["lock", "release", "staging"]);
     assert_no_token(&out);
-    let forced = receiver.wait_for("lock_released", Duration::from_secs(10)).json();
-    assert!(forced["message"].as_str().unwrap().contains("ci-runner@build-7"), "{forced}");
+    let forced = receiver
+        .wait_for("lock_released", Duration::from_secs(10))
+        .json();
+    assert!(
+        forced["message"]
+            .as_str()
+            .unwrap()
+            .contains("ci-runner@build-7"),
+        "{forced}"
+    );
     // Nothing the server keeps in a plain file holds a token: only the 0600 `.env`.
     for token in NOTIFY_TOKENS {
         let holders: Vec<String> = files_containing(&p.srv, token)
@@ -2855,11 +2923,17 @@ fn a_hanging_or_failing_endpoint_is_a_warning_and_the_deploy_succeeds() {
     assert_no_token(&out);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("could not notify http://127.0.0.1:{} of `deploy_started`: no answer within 5s", hanging.port)),
+        stderr.contains(&format!(
+            "could not notify http://127.0.0.1:{} of `deploy_started`: no answer within 5s",
+            hanging.port
+        )),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("could not notify http://127.0.0.1:{} of `deploy_succeeded`: it answered 500", failing.port)),
+        stderr.contains(&format!(
+            "could not notify http://127.0.0.1:{} of `deploy_succeeded`: it answered 500",
+            failing.port
+        )),
         "{stderr}"
     );
     assert_eq!(inspect(&p.id_of("web"), "{{.State.Status}}"), "running");
@@ -2869,7 +2943,10 @@ fn a_hanging_or_failing_endpoint_is_a_warning_and_the_deploy_succeeds() {
         .filter(|r| r.body.contains("deploy_succeeded"))
         .count();
     assert_eq!(tries, 3, "a 5xx is retried twice");
-    assert!(hanging.requests().iter().any(|r| r.body.contains("deploy_started")));
+    assert!(hanging
+        .requests()
+        .iter()
+        .any(|r| r.body.contains("deploy_started")));
 }
 
 // supervise on the server tells the endpoints about a container it restarted.
@@ -2894,12 +2971,17 @@ fn supervise_notifies_a_restarted_container() {
     supervisor.wait_line("watching health", Duration::from_secs(60));
     let broke = docker(&["exec", &web, "touch", "/tmp/broken"]);
     assert!(broke.status.success(), "{}", text(&broke.stderr));
-    let event = receiver.wait_for("container_restarted", Duration::from_secs(60)).json();
+    let event = receiver
+        .wait_for("container_restarted", Duration::from_secs(60))
+        .json();
     kill(supervisor.child.id());
     let out = supervisor.finish(Duration::from_secs(10));
     assert_no_token(&out);
     let message = event["message"].as_str().unwrap();
-    assert!(message.contains("(web)") && message.contains("unhealthy"), "{event}");
+    assert!(
+        message.contains("(web)") && message.contains("unhealthy"),
+        "{event}"
+    );
     assert_eq!(event["project"], p.name.as_str());
     assert_eq!(event["environment"], "staging");
 }

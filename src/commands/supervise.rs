@@ -151,7 +151,10 @@ async fn restarted(engine: &Engine, id: &str, why: &str) -> Event {
     let state = engine.state(id).await.ok().flatten();
     let short = id[..12.min(id.len())].to_string();
     Event::Restarted {
-        service: state.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
+        service: state
+            .as_ref()
+            .map(|s| s.service.clone())
+            .unwrap_or_default(),
         container: state.map(|s| s.name).unwrap_or(short),
         why: why.to_string(),
     }

@@ -170,8 +170,12 @@ pub(super) fn attach(config: &mut super::Config) {
                 },
             );
             // What the script's messages name.
-            service.env.insert(format!("{KEY}_PROJECT"), plain(&config.project));
-            service.env.insert(format!("{KEY}_ENVIRONMENT"), plain(&config.env));
+            service
+                .env
+                .insert(format!("{KEY}_PROJECT"), plain(&config.project));
+            service
+                .env
+                .insert(format!("{KEY}_ENVIRONMENT"), plain(&config.env));
         }
     }
 }
@@ -183,9 +187,18 @@ mod tests {
     #[test]
     fn the_host_or_the_prefix_decides_the_format() {
         let cases = [
-            ("https://hooks.slack.com/services/T/B/x", NotifyFormat::Slack),
-            ("https://discord.com/api/webhooks/1/x", NotifyFormat::Discord),
-            ("https://discordapp.com/api/webhooks/1/x", NotifyFormat::Discord),
+            (
+                "https://hooks.slack.com/services/T/B/x",
+                NotifyFormat::Slack,
+            ),
+            (
+                "https://discord.com/api/webhooks/1/x",
+                NotifyFormat::Discord,
+            ),
+            (
+                "https://discordapp.com/api/webhooks/1/x",
+                NotifyFormat::Discord,
+            ),
             ("https://ntfy.sh/topic", NotifyFormat::Ntfy),
             ("https://example.com/hook", NotifyFormat::Json),
             ("ntfy+http://127.0.0.1:8080/alerts", NotifyFormat::Ntfy),
@@ -201,15 +214,21 @@ mod tests {
 
     #[test]
     fn the_redacted_url_is_scheme_and_host() {
-        let target = NotifyTarget::parse("https://user:tok@hooks.slack.com/services/T/B/secret?x=1")
-            .unwrap();
+        let target =
+            NotifyTarget::parse("https://user:tok@hooks.slack.com/services/T/B/secret?x=1")
+                .unwrap();
         assert_eq!(target.redacted(), "https://hooks.slack.com");
         assert!(!format!("{target:?}").contains("secret"));
     }
 
     #[test]
     fn bad_items_are_refused() {
-        for item in ["hooks.slack.com/x", "ftp://host/x", "https:///path", "mqtt+https://h/x"] {
+        for item in [
+            "hooks.slack.com/x",
+            "ftp://host/x",
+            "https:///path",
+            "mqtt+https://h/x",
+        ] {
             assert!(NotifyTarget::parse(item).is_err(), "{item}");
         }
     }

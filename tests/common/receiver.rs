@@ -36,8 +36,7 @@ impl Received {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -71,7 +70,11 @@ impl Receiver {
     pub fn wait_for(&self, needle: &str, limit: Duration) -> Received {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(found) = self.requests().into_iter().find(|r| r.body.contains(needle)) {
+            if let Some(found) = self
+                .requests()
+                .into_iter()
+                .find(|r| r.body.contains(needle))
+            {
                 return found;
             }
             assert!(
@@ -92,7 +95,11 @@ fn serve(stream: TcpStream, answer: Answer, requests: &Mutex<Vec<Received>>) {
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
-        let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+        let path = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         let mut headers = Vec::new();
         loop {
             let mut header = String::new();
