@@ -43,6 +43,16 @@ fi
 case "$libc" in
 musl)
     target=x86_64-unknown-linux-musl
+    # ring (rustls' cryptography, for https notifications) compiles a little C and
+    # assembly. Without a musl cross compiler, musl-gcc (musl-tools) or the host's gcc does:
+    # ring's C needs no libc headers beyond the compiler's own.
+    if ! command -v x86_64-linux-musl-gcc >/dev/null 2>&1 && [ -z "${CC_x86_64_unknown_linux_musl:-}" ]; then
+        if command -v musl-gcc >/dev/null 2>&1; then
+            export CC_x86_64_unknown_linux_musl=musl-gcc
+        else
+            export CC_x86_64_unknown_linux_musl=gcc
+        fi
+    fi
     cargo build --release --locked --target "$target" >&2
     ;;
 gnu)

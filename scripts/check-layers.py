@@ -18,7 +18,7 @@ LAYERS = [
     ["render", "plan", "schedule"],
     ["fsio"],
     ["engine", "audit", "import"],
-    ["deploy"],
+    ["deploy", "notify"],
     ["commands"],
     ["cli"],
     ["lib", "main"],

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fsio;
 pub mod import;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod printer;
 pub mod project;

@@ -792,3 +792,64 @@ fn the_schedule_loop_matches_cron_fields_as_cron_does() {
         assert_eq!(status.success(), want, "`{fields}` at `{now}`");
     }
 }
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+// Issue 22 item 2: a failed backup step is told to `STACK_NOTIFY` from the backup
+// container itself (its script, with the image's client): a JSON webhook and an ntfy
+// topic on a receiver at the project network's gateway. The URLs reach the container as
+// a secret; no output shows their tokens.
+#[test]
+fn a_failed_backup_is_notified_from_the_container() {
+    let project = Project::new("notify", "");
+    let network = format!("{}_default", project.name);
+    let out = docker(&[
+        "network",
+        "create",
+        &network,
+        "--label",
+        &format!("com.docker.compose.project={}", project.name),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gateway = inspect_network_gateway(&network);
+    let receiver = receiver::Receiver::start(&gateway, receiver::Answer::Ok);
+    let base = format!("http://{gateway}:{}", receiver.port);
+    std::fs::create_dir_all(project.path("environments/dev")).unwrap();
+    std::fs::write(
+        project.path("environments/dev/secrets.env"),
+        format!("STACK_NOTIFY={base}/hook/tok-backup-8a1e,ntfy+{base}/tok-topic-3b9f\n"),
+    )
+    .unwrap();
+    project.start();
+    project.ok(&["stop", "postgres"]);
+    let out = project.run(&["backup", "run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let said = all_output(&out);
+    assert!(
+        !said.contains("tok-backup-8a1e") && !said.contains("tok-topic-3b9f"),
+        "{said}"
+    );
+    let event = receiver
+        .wait_for("backup_failed", Duration::from_secs(30))
+        .json();
+    assert_eq!(event["project"], project.name.as_str());
+    assert_eq!(event["environment"], "dev");
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed during run") && message.contains("is the database up?"),
+        "{event}"
+    );
+    let ntfy = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/tok-topic-3b9f")
+        .expect("the ntfy topic got it");
+    assert_eq!(ntfy.header("priority"), Some("high"));
+    assert_eq!(ntfy.header("tags"), Some("warning,backup_failed"));
+    assert!(ntfy.body.starts_with("backup of "), "{ntfy:?}");
+    // The rendered compose file names the variable, never its value.
+    let compose =
+        std::fs::read_to_string(project.path(".stack/dev/docker-compose.yml")).unwrap_or_default();
+    assert!(!compose.contains("tok-backup-8a1e"), "{compose}");
+}

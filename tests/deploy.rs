@@ -2479,3 +2479,276 @@ fn the_lock_always_has_its_owner_and_an_ownerless_lock_can_be_released() {
     );
     p.deploy(&[]);
 }
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+/// The tokens of the notification URLs: no output may show them.
+const NOTIFY_TOKENS: [&str; 4] = [
+    "tok-json-5f3a",
+    "tok-slack-91c2",
+    "tok-discord-77e0",
+    "tok-ntfy-c4d1",
+];
+
+/// `STACK_NOTIFY` in the secrets file: one endpoint of each format, all on `receiver`.
+fn notify_secrets(p: &Project, port: u16) {
+    let [json, slack, discord, ntfy] = NOTIFY_TOKENS;
+    let base = format!("http://127.0.0.1:{port}");
+    let line = format!(
+        "STACK_NOTIFY=json+{base}/hook/{json},slack+{base}/services/{slack},\
+         discord+{base}/api/webhooks/{discord},ntfy+{base}/{ntfy}\n"
+    );
+    let path = p.path("environments/staging/secrets.env");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, old + &line).unwrap();
+}
+
+fn assert_no_token(out: &Output) {
+    let all = all_output(out);
+    for token in NOTIFY_TOKENS {
+        assert!(
+            !all.contains(token),
+            "a notification URL's token is in the output:\n{all}"
+        );
+    }
+}
+
+/// The JSON bodies of `event` the receiver got on its generic webhook.
+fn json_events(receiver: &receiver::Receiver, event: &str) -> Vec<serde_json::Value> {
+    receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/hook/"))
+        .map(|r| r.json())
+        .filter(|body| body["event"] == event)
+        .collect()
+}
+
+// Issue 22 item 2: every event of a deploy, an automatic and a manual rollback and a
+// forced unlock reaches a local receiver in each format (JSON, Slack, Discord, ntfy),
+// and no output shows the URLs' tokens.
+#[test]
+fn notifications_tell_about_deploys_rollbacks_and_forced_unlocks() {
+    let sshd = Sshd::start();
+    let receiver = receiver::Receiver::start("127.0.0.1", receiver::Answer::Ok);
+    let p = Project::new("notify", &sshd, &one_service());
+    notify_secrets(&p, receiver.port);
+
+    let out = p.deploy(&[]);
+    assert_no_token(&out);
+    let first = p.current_release().unwrap();
+    let started = receiver
+        .wait_for("deploy_started", Duration::from_secs(10))
+        .json();
+    assert_eq!(started["project"], p.name.as_str());
+    assert_eq!(started["environment"], "staging");
+    assert_eq!(started["release"], first.as_str());
+    let succeeded = receiver
+        .wait_for("deploy_succeeded", Duration::from_secs(10))
+        .json();
+    assert_eq!(succeeded["release"], first.as_str());
+    assert!(
+        succeeded["time"].as_str().unwrap().ends_with('Z'),
+        "{succeeded}"
+    );
+    assert!(
+        succeeded["message"].as_str().unwrap().contains("deployed"),
+        "{succeeded}"
+    );
+    let requests = receiver.requests();
+    let slack = requests
+        .iter()
+        .find(|r| r.path.starts_with("/services/"))
+        .expect("slack");
+    assert!(
+        slack.json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("stack: "),
+        "{slack:?}"
+    );
+    assert_eq!(slack.header("content-type"), Some("application/json"));
+    let discord = requests
+        .iter()
+        .find(|r| r.path.starts_with("/api/webhooks/"))
+        .expect("discord");
+    assert!(
+        discord.json()["content"].as_str().unwrap().contains(&first),
+        "{discord:?}"
+    );
+    let ntfy = requests
+        .iter()
+        .find(|r| r.path == format!("/{}", NOTIFY_TOKENS[3]) && r.body.starts_with("deployed"))
+        .expect("ntfy");
+    assert_eq!(
+        ntfy.header("title"),
+        Some(format!("stack: {} deploy succeeded", p.name).as_str())
+    );
+    assert_eq!(ntfy.header("priority"), Some("default"));
+
+    // A version that never turns healthy: failed, and rolled back automatically.
+    let out = p.deploy_any(&[
+        "--set",
+        "SERVICE_WEB_HEALTH=/nope",
+        "--set",
+        "STACK_HEALTH_TIMEOUT=5s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_no_token(&out);
+    let failed = receiver
+        .wait_for("deploy_failed", Duration::from_secs(10))
+        .json();
+    assert!(
+        failed["release"].is_string() && failed["release"] != first.as_str(),
+        "{failed}"
+    );
+    assert!(
+        failed["message"].as_str().unwrap().contains("failed"),
+        "{failed}"
+    );
+    let rolled = receiver
+        .wait_for("rolled_back", Duration::from_secs(10))
+        .json();
+    assert_eq!(rolled["release"], first.as_str());
+    assert!(
+        rolled["message"]
+            .as_str()
+            .unwrap()
+            .contains("automatically"),
+        "{rolled}"
+    );
+    let ntfy_failed = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.header("tags") == Some("warning,deploy_failed"))
+        .expect("the ntfy endpoint got the failure");
+    assert_eq!(ntfy_failed.header("priority"), Some("high"));
+
+    // A manual rollback.
+    p.deploy(&["--set", "SERVICE_WEB_ENV_V=two"]);
+    let out = p.ok(&["rollback", "staging", &first]);
+    assert_no_token(&out);
+    let manual = json_events(&receiver, "rolled_back");
+    assert!(
+        manual.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("by `stack rollback`")
+            && e["release"] == first.as_str()),
+        "{manual:?}"
+    );
+
+    // A lock freed by force names its holder.
+    std::fs::create_dir_all(p.lock_dir()).unwrap();
+    std::fs::write(
+        p.lock_dir().join("info"),
+        "owner=ci-runner@build-7\ntime=20240101T000000Z\nrelease=staging-x\nenv=staging\nmessage=killed job\n",
+    )
+    .unwrap();
+    let out = p.ok(&["lock", "release", "staging"]);
+    assert_no_token(&out);
+    let forced = receiver
+        .wait_for("lock_released", Duration::from_secs(10))
+        .json();
+    assert!(
+        forced["message"]
+            .as_str()
+            .unwrap()
+            .contains("ci-runner@build-7"),
+        "{forced}"
+    );
+    // Nothing the server keeps in a plain file holds a token: only the 0600 `.env`.
+    for token in NOTIFY_TOKENS {
+        let holders: Vec<String> = files_containing(&p.srv(), token)
+            .into_iter()
+            .filter(|f| !f.ends_with("/.env"))
+            .collect();
+        assert!(holders.is_empty(), "`{token}` is in {holders:?}");
+    }
+}
+
+// An endpoint that hangs and one that answers 500 are warnings (scheme and host only, no
+// token): the deploy succeeds, the hanging one is given up after the deadline, the
+// failing one is tried three times.
+#[test]
+fn a_hanging_or_failing_endpoint_is_a_warning_and_the_deploy_succeeds() {
+    let sshd = Sshd::start();
+    let hanging = receiver::Receiver::start("127.0.0.1", receiver::Answer::Hang);
+    let failing = receiver::Receiver::start("127.0.0.1", receiver::Answer::ServerError);
+    let p = Project::new("notify-down", &sshd, &one_service());
+    let path = p.path("environments/staging/secrets.env");
+    std::fs::write(
+        &path,
+        format!(
+            "STACK_NOTIFY=http://127.0.0.1:{}/hook/{},http://127.0.0.1:{}/hook/{}\n",
+            hanging.port, NOTIFY_TOKENS[0], failing.port, NOTIFY_TOKENS[1]
+        ),
+    )
+    .unwrap();
+    let out = p.deploy(&[]);
+    assert_no_token(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "could not notify http://127.0.0.1:{} of `deploy_started`: no answer within 5s",
+            hanging.port
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "could not notify http://127.0.0.1:{} of `deploy_succeeded`: it answered 500",
+            failing.port
+        )),
+        "{stderr}"
+    );
+    assert_eq!(inspect(&p.id_of("web"), "{{.State.Status}}"), "running");
+    let tries = failing
+        .requests()
+        .iter()
+        .filter(|r| r.body.contains("deploy_succeeded"))
+        .count();
+    assert_eq!(tries, 3, "a 5xx is retried twice");
+    assert!(hanging
+        .requests()
+        .iter()
+        .any(|r| r.body.contains("deploy_started")));
+}
+
+// supervise on the server tells the endpoints about a container it restarted.
+#[test]
+fn supervise_notifies_a_restarted_container() {
+    let sshd = Sshd::start();
+    let receiver = receiver::Receiver::start("127.0.0.1", receiver::Answer::Ok);
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE={BUSYBOX}\n\
+         SERVICE_WEB_COMMAND=sh -c 'rm -f /tmp/broken; exec httpd -f -p 8080 -h /var/www'\n\
+         SERVICE_WEB_HEALTH_CMD=test ! -e /tmp/broken\n\
+         SERVICE_WEB_HEALTH_INTERVAL=1s\nSERVICE_WEB_HEALTH_RETRIES=1\n"
+    );
+    let p = Project::new("notify-supervise", &sshd, &body);
+    notify_secrets(&p, receiver.port);
+    p.deploy(&[]);
+    let bundle = p.srv().join("current");
+    let bundle = bundle.to_str().unwrap();
+    let web = p.id_of("web");
+    let mut supervisor = Watched::spawn(p.command(&["supervise", "--bundle", bundle]));
+    supervisor.wait_line("watching health", Duration::from_secs(60));
+    let broke = docker(&["exec", &web, "touch", "/tmp/broken"]);
+    assert!(broke.status.success(), "{}", text(&broke.stderr));
+    let event = receiver
+        .wait_for("container_restarted", Duration::from_secs(60))
+        .json();
+    kill(supervisor.child.id());
+    let out = supervisor.finish(Duration::from_secs(10));
+    assert_no_token(&out);
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains("(web)") && message.contains("unhealthy"),
+        "{event}"
+    );
+    assert_eq!(event["project"], p.name.as_str());
+    assert_eq!(event["environment"], "staging");
+}

@@ -375,3 +375,56 @@ fn a_failing_dev_build_does_not_generate_secrets() {
     project.build("dev", None);
     assert!(project.path("environments/dev/secrets.env").is_file());
 }
+
+/// `STACK_NOTIFY` (issue 22): URLs with tokens come from a secret. Written in the project
+/// file it is refused at its line without showing it; a bad item in the secrets file is
+/// refused without showing it; an interpolation of a secret is fine, and the URLs reach
+/// the bundle's 0600 `.env` only.
+#[test]
+fn notify_urls_are_secrets() {
+    let base = "STACK_PROJECT=shop\nSTACK_SERVICES=api\nSERVICE_API_IMAGE=acme/api:1\n";
+    let token = "T0K3N-b4f1";
+    let (code, stderr) =
+        build_with_secrets(&format!("{base}STACK_NOTIFY=https://ntfy.sh/{token}\n"), "");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--> stack.env:4:"), "{stderr}");
+    assert!(stderr.contains("secrets.env"), "no hint: {stderr}");
+    assert!(!stderr.contains(token), "the token was shown: {stderr}");
+
+    let (code, stderr) =
+        build_with_secrets(base, &format!("STACK_NOTIFY=ftp://example.com/{token}\n"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("item 1 of `STACK_NOTIFY`"), "{stderr}");
+    assert!(!stderr.contains(token), "the token was shown: {stderr}");
+
+    let temp = tempfile::tempdir().unwrap();
+    fs::write(
+        temp.path().join("stack.env"),
+        format!("{base}STACK_NOTIFY=${{ALERTS}}\n"),
+    )
+    .unwrap();
+    fs::create_dir_all(temp.path().join("environments/dev")).unwrap();
+    fs::write(
+        temp.path().join("environments/dev/secrets.env"),
+        format!("ALERTS=https://hooks.slack.com/services/{token}\n"),
+    )
+    .unwrap();
+    let out = stack()
+        .current_dir(temp.path())
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bundle = temp.path().join(".stack/dev");
+    let dotenv = fs::read_to_string(bundle.join(".env")).unwrap();
+    assert!(
+        dotenv.contains(&format!(
+            "STACK_NOTIFY='slack+https://hooks.slack.com/services/{token}'"
+        )),
+        "{dotenv}"
+    );
+    for (path, file) in read_tree(&bundle) {
+        let holds = String::from_utf8_lossy(&file.contents).contains(token);
+        assert!(path == ".env" || !holds, "`{path}` holds the token");
+    }
+}

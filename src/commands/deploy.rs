@@ -16,6 +16,7 @@ use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::{self, Placement};
+use crate::notify::{Event, Notifier};
 use crate::plan;
 use crate::printer::Progress;
 use crate::render::{self, Bundle};
@@ -65,13 +66,17 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let server = server_of(&loaded)?;
     let config = &loaded.config;
     gate(context, args, &loaded)?;
+    let notifier = super::notifier(context, config);
+    // The release id once it is known, for a failure's notification.
+    let known = std::cell::RefCell::new(None::<String>);
     // The desired state does not depend on where the bundle lives; the bundle's files do,
     // so the release id digests a bundle rendered for `SERVER_PATH`.
     let (probe, desired) = render::render_all(config, Path::new(&server.path))?;
     let progress = Progress::new(&context.printer);
     // Several threads: the temporary registry starts on the server while this one waits
     // on the lock's round trips (see `Shipper::warm`).
-    super::runtime_threads()?.block_on(async {
+    let runtime = super::runtime_threads()?;
+    let result = runtime.block_on(async {
         // The connection is made while the images build.
         // (The master starts on this thread, which it dies with; another waits for it.)
         let connecting = crate::deploy::ssh::Session::begin(&server, true)?;
@@ -130,6 +135,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             .collect();
         let fast_key = unchanged.file(&registry_images);
         let id = release_id(&env, &probe, &ids);
+        *known.borrow_mut() = Some(id.clone());
         if args.dry_run {
             return dry_run(context, &engine, &desired, (&env, &id), config.target).await;
         }
@@ -142,12 +148,14 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         let previous = remote.preflight_and_lock((&id, &args.message), wait, MIN_FREE_MB, |holder| {
             context.printer.status(format!("waiting for the deploy lock, held by: {holder}"));
         })?;
+        notifier.send(Event::DeployStarted { release: id.clone() }).await;
         let shipment = Shipment {
             bundle: &bundle,
             fast_key: &fast_key,
             id: &id,
             previous,
             swarm: config.target == crate::config::Target::Swarm,
+            notifier: &notifier,
         };
         let mut desired = desired;
         let ship = async {
@@ -185,9 +193,18 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
             context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent, "bytes": progress.totals()}));
         }
         context.printer.status(format!("deployed release `{id}` to `{}` ({env})", server.host));
+        notifier.send(Event::DeploySucceeded { release: id.clone() }).await;
         post_deploy_hook(context, config, &remote, &id);
         Ok(())
-    })
+    });
+    if let Err(error) = &result {
+        if !args.dry_run {
+            let release = known.borrow_mut().take();
+            let reason = first_line(error);
+            runtime.block_on(notifier.send(Event::DeployFailed { release, reason }));
+        }
+    }
+    result
 }
 
 /// Before anything connects: the production audit of a protected environment
@@ -422,6 +439,7 @@ struct Shipment<'a> {
     previous: Option<String>,
     /// `STACK_TARGET=swarm`.
     swarm: bool,
+    notifier: &'a Notifier,
 }
 
 /// Everything a deploy changes, under the lock: upload, converge, and on failure roll
@@ -438,6 +456,7 @@ async fn ship(
         id,
         previous,
         swarm,
+        notifier,
     } = shipment;
     let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
@@ -475,6 +494,12 @@ async fn ship(
             &previous,
             "automatic, after a failed health gate",
         );
+        let event = Event::RolledBack {
+            from: Some(id.to_string()),
+            to: previous.clone(),
+            automatic: true,
+        };
+        notifier.send(event).await;
         return Err(Error::No(format!(
             "{}the deploy of `{id}` was rolled back to `{previous}`",
             report.trim_start_matches("error: ")
@@ -669,6 +694,13 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
         let finished = remote.finish("rollback", &target, &outcome, result.is_ok(), None);
         result?;
         finished?;
+        let current = current.map(|i| releases[i].id.clone());
+        let event = Event::RolledBack {
+            from: current,
+            to: target.clone(),
+            automatic: false,
+        };
+        super::notifier(context, &loaded.config).send(event).await;
         context
             .printer
             .status(format!("`{env}` runs release `{target}`"));
@@ -695,6 +727,8 @@ pub fn lock_release(context: &Context, args: &EnvArg) -> Result<()> {
             context
                 .printer
                 .status(format!("freed the lock of `{env}` (was: {holder})"));
+            let event = Event::LockReleased { holder };
+            runtime()?.block_on(super::notifier(context, &loaded.config).send(event));
         }
     }
     Ok(())

@@ -210,6 +210,15 @@ pub fn server_placement(server: &Server) -> Placement {
     }
 }
 
+/// The `STACK_NOTIFY` endpoints of a loaded project, sending from this machine.
+pub fn notifier(context: &Context, config: &crate::config::Config) -> crate::notify::Notifier {
+    crate::notify::Notifier::new(
+        config.notify.clone(),
+        crate::notify::Origin::here(&config.project, &config.env),
+        context.printer.clone(),
+    )
+}
+
 /// The default bundle directory of `env`.
 pub fn default_out(project_dir: &Path, env: &str) -> PathBuf {
     project_dir.join(".stack").join(env)

@@ -21,6 +21,7 @@ use crate::engine::scheduler::Scheduler;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Desired, Placement};
+use crate::notify::{Event, Notifier, Origin};
 use crate::printer::{Printer, Progress};
 
 /// How long after a `die` event supervise waits for Docker's own restart (or for the
@@ -38,6 +39,9 @@ enum Exit {
 pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     let desired = read_desired(&args.bundle)?;
     let secrets = crate::fsio::read_secrets(&args.bundle)?;
+    // `STACK_NOTIFY` reaches the server in the bundle's 0600 `.env`, like every secret.
+    let origin = Origin::here(&desired.project, &desired.env);
+    let notifier = Notifier::from_secrets(&secrets, origin, context.printer.clone());
     // The unit runs `SERVER_PATH/current`; a release is `SERVER_PATH/releases/<id>`.
     let bundle =
         std::path::absolute(&args.bundle).map_err(|e| Error::io("resolve", &args.bundle, e))?;
@@ -73,14 +77,27 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         let desired = Arc::new(converger.desired.clone());
         // The jobs' scheduler: one per project, as this process is (systemd's unit).
         let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
+        let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
         let scheduler = Scheduler {
             engine: engine.clone(),
             desired: converger.desired.clone(),
             place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
             printer: context.printer.clone(),
+            failed: Some(failed),
         };
+        let told = notifier.clone();
+        tokio::spawn(async move {
+            while let Some((job, code)) = failures.recv().await {
+                told.send(Event::JobFailed {
+                    job,
+                    code: Some(code),
+                })
+                .await;
+            }
+        });
         let jobs = tokio::spawn(scheduler.run(stopping));
-        let exit = watch(context, &engine, &desired, (&mut term, &mut hangup)).await;
+        let signals = (&mut term, &mut hangup);
+        let exit = watch(context, &engine, (&desired, &notifier), signals).await;
         match exit {
             // A reload lets the runs under way end (the next process schedules from now).
             Ok(Exit::Reload) => {
@@ -110,7 +127,7 @@ fn signal_error(e: std::io::Error) -> Error {
 async fn watch(
     context: &Context,
     engine: &Engine,
-    desired: &Arc<Desired>,
+    (desired, notifier): (&Arc<Desired>, &Notifier),
     (term, hangup): (
         &mut tokio::signal::unix::Signal,
         &mut tokio::signal::unix::Signal,
@@ -129,8 +146,12 @@ async fn watch(
                 let short = id[..12.min(id.len())].to_string();
                 if action.starts_with("health_status") && action.contains("unhealthy") {
                     context.printer.status(format!("container `{short}` is unhealthy; restarting it"));
-                    if let Err(e) = engine.restart(&id).await {
-                        context.printer.error(&e.render());
+                    match engine.restart(&id).await {
+                        Ok(()) => {
+                            let event = restarted(engine, &id, "its health check turned unhealthy").await;
+                            tokio::spawn(notifier.clone().send_owned(event));
+                        }
+                        Err(e) => context.printer.error(&e.render()),
                     }
                 } else if action == "stop" || action == "destroy" {
                     let mut stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,11 +159,13 @@ async fn watch(
                     stopped.insert(id, Instant::now());
                 } else if action == "die" {
                     let (engine, desired, stopped) = (engine.clone(), desired.clone(), stopped.clone());
-                    let printer = context.printer.clone();
+                    let (printer, notifier) = (context.printer.clone(), notifier.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(SETTLE).await;
-                        if let Err(e) = revive(&engine, &desired, &stopped, &id, &printer).await {
-                            printer.error(&e.render());
+                        match revive(&engine, &desired, &stopped, &id, &printer).await {
+                            Ok(Some(event)) => notifier.send(event).await,
+                            Ok(None) => {}
+                            Err(e) => printer.error(&e.render()),
                         }
                     });
                 }
@@ -154,30 +177,44 @@ async fn watch(
     }
 }
 
+/// What to notify about a container supervise restarted.
+async fn restarted(engine: &Engine, id: &str, why: &str) -> Event {
+    let state = engine.state(id).await.ok().flatten();
+    let short = id[..12.min(id.len())].to_string();
+    Event::Restarted {
+        service: state
+            .as_ref()
+            .map(|s| s.service.clone())
+            .unwrap_or_default(),
+        container: state.map(|s| s.name).unwrap_or(short),
+        why: why.to_string(),
+    }
+}
+
 /// Start again a container that died, was not stopped on purpose, and that Docker did not
-/// restart, when its service's restart policy asks for it.
+/// restart, when its service's restart policy asks for it; what to notify, if it did.
 async fn revive(
     engine: &Engine,
     desired: &Desired,
     stopped: &Mutex<HashMap<String, Instant>>,
     id: &str,
     printer: &Printer,
-) -> Result<()> {
+) -> Result<Option<Event>> {
     if stopped
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .contains_key(id)
     {
-        return Ok(());
+        return Ok(None);
     }
     let Some(state) = engine.state(id).await? else {
-        return Ok(()); // removed
+        return Ok(None); // removed
     };
     if state.state != "exited" {
-        return Ok(()); // running again, restarting, or being removed
+        return Ok(None); // running again, restarting, or being removed
     }
     let Some(service) = desired.services.iter().find(|s| s.name == state.service) else {
-        return Ok(());
+        return Ok(None);
     };
     let code = state.exit_code.unwrap_or(0);
     let wanted = match service.restart {
@@ -186,13 +223,18 @@ async fn revive(
         Restart::OnFailure(_) => code != 0,
     };
     if !wanted {
-        return Ok(());
+        return Ok(None);
     }
     printer.status(format!(
         "container `{}` of `{}` exited ({code}) and Docker did not restart it; starting it again",
         state.name, state.service
     ));
-    engine.start(&state.service, id).await
+    engine.start(&state.service, id).await?;
+    Ok(Some(Event::Restarted {
+        service: state.service,
+        container: state.name,
+        why: format!("it exited ({code}) and Docker did not restart it"),
+    }))
 }
 
 /// Stop every container of the project, keeping them, their networks and volumes.

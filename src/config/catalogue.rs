@@ -160,6 +160,13 @@ pub const GLOBALS: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["STACK_NOTIFY"],
+        meaning: r##"*(stack's addition)* comma-separated URLs told about deploys (started, succeeded, failed, rolled back), forced lock releases, failed backups and jobs, and containers supervise restarted: a JSON webhook, Slack, Discord or ntfy (see "Notifications"). A secret: set it in `secrets.env` or `STACK_SECRETS_COMMAND`"##,
+        default: r##"none"##,
+        targets: "",
+        container: false,
+    },
+    Key {
         names: &["STACK_IMAGE_TRANSFER"],
         meaning: r##"*(stack's addition)* how `deploy` ships `BUILD` images: `registry` (only the layers the server lacks, through a temporary registry on the server's loopback) or `archive` (the whole image)"##,
         default: r##"`registry`"##,

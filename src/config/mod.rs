@@ -10,6 +10,7 @@ mod globals;
 pub mod keys;
 mod lookup;
 pub mod model;
+pub mod notify;
 mod paths;
 mod phases;
 pub mod presets;
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use model::*;
+pub use notify::{NotifyFormat, NotifyTarget};
 
 use crate::error::{Diagnostic, Error, Result};
 use crate::project::{self, Resolved, Sources};

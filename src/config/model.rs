@@ -41,6 +41,9 @@ pub struct Config {
     pub logging: LogRotation,
     /// `STACK_HOOK_*`: commands run on this machine around builds and deploys.
     pub hooks: Hooks,
+    /// `STACK_NOTIFY`: endpoints told about deploys and failures (secret URLs).
+    #[serde(skip)]
+    pub notify: Vec<super::notify::NotifyTarget>,
     /// The services that run in this environment, in declaration order.
     pub services: Vec<Service>,
     /// `STACK_IMAGE_TRANSFER`: only missing layers through a temporary registry, or

@@ -64,8 +64,11 @@ pub(super) fn build(
     let mut warnings = close_mailpit(&mut services, env);
     warnings.extend(ambiguous_keys(&resolved.settings, &index));
     let server = read_server(&keys, &project, &mut errors);
+    let notify = super::notify::read(&keys, &mut errors);
     keys.check_secret_reads(&mut errors);
     let mut config = assemble(sources, project, globals, services, secrets, server);
+    config.notify = notify;
+    super::notify::attach(&mut config);
     presets::attach_networks(&mut config);
     let (config, mut checked) = finish(config, errors)?;
     checked.append(&mut warnings);
@@ -653,6 +656,7 @@ fn assemble(
         drain: globals.drain,
         logging: globals.logging,
         hooks: globals.hooks,
+        notify: Vec::new(),
         log_level: globals.log_level,
         keep_releases: globals.keep_releases,
         protected: globals.protected,

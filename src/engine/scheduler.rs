@@ -34,6 +34,9 @@ pub struct Scheduler {
     pub desired: Arc<Desired>,
     pub place: Arc<(Placement, Secrets)>,
     pub printer: Printer,
+    /// Told the job's name and exit code of every scheduled run that failed (supervise
+    /// sends it to `STACK_NOTIFY`; the engine layer knows no notifier).
+    pub failed: Option<tokio::sync::mpsc::UnboundedSender<(String, i64)>>,
 }
 
 impl Scheduler {
@@ -196,7 +199,9 @@ impl Scheduler {
                     run.duration_ms as f64 / 1000.0
                 )),
                 Ok(run) => {
-                    // notify: job failed
+                    if let Some(failed) = &this.failed {
+                        let _ = failed.send((name.clone(), run.exit_code));
+                    }
                     this.printer.status(format!(
                         "job `{name}`: failed with exit code {} after {:.1}s",
                         run.exit_code,

@@ -487,9 +487,15 @@ fn secret_name(file: &model::SecretFile) -> String {
 
 /// The bundle's `.env`: every secret container variable, `None` when there are none.
 pub fn secrets_file(config: &Config) -> Option<String> {
-    let lines: String = model::secret_entries(config)
+    let mut lines: String = model::secret_entries(config)
         .map(|(var, value)| format!("{var}={}\n", crate::config::values::env_file_value(value)))
         .collect();
+    // The notification endpoints reach the server's `stack supervise` here (0600).
+    if !config.notify.is_empty() {
+        let items: Vec<String> = config.notify.iter().map(|t| t.item()).collect();
+        let value = crate::config::values::env_file_value(&items.join(","));
+        lines.push_str(&format!("{}={value}\n", crate::config::notify::KEY));
+    }
     if lines.is_empty() {
         return None;
     }
