@@ -121,7 +121,8 @@ impl std::fmt::Display for Action {
 /// The actions for `services` (all when empty), in execution order.
 pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Action> {
     let mut actions = Vec::new();
-    for network in desired.all_networks() {
+    // An external network is the user's: joined, never created.
+    for network in desired.all_networks().iter().filter(|n| !n.external) {
         let name = desired.network_name(&network.name);
         if !observed.networks.contains(&name) {
             actions.push(Action::CreateNetwork {

@@ -210,7 +210,7 @@ pub const GLOBALS: &[Key] = &[
     },
     Key {
         names: &["STACK_NETWORKS"],
-        meaning: r##"networks beyond the implicit `default`: `frontend,backend:internal` (`:internal`: no way in or out of the network itself, for databases; `default` cannot be internal). The engine names them `<project>_<name>`"##,
+        meaning: r##"networks beyond the implicit `default`: `frontend,backend:internal,shared:external` (`:internal`: no way in or out of the network itself, for databases; `:external`: a network created outside the project, joined by its own name, never created or removed by stack; `default` can be neither). The engine names the others `<project>_<name>`"##,
         default: r##"none"##,
         targets: "",
         container: false,
@@ -404,6 +404,13 @@ pub const ATTRIBUTES: &[Key] = &[
         names: &["HOSTNAME"],
         meaning: r##"the container's host name (Compose `hostname`, engine `Hostname`, swarm `Hostname`): a DNS label or dotted name, at most 253 characters"##,
         default: r##"the container id"##,
+        targets: "compose, engine, swarm",
+        container: true,
+    },
+    Key {
+        names: &["ALIASES"],
+        meaning: r##"more host names the service answers to on each of its networks, besides its own name (Compose `networks.<net>.aliases`): letters, digits, `_`, `-`, `.`; `stack import` keeps a renamed service's old name, a `container_name` and a `links` alias here"##,
+        default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,
     },

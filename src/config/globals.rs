@@ -127,23 +127,24 @@ impl Globals {
     }
 }
 
-/// `STACK_NETWORKS`: `name` or `name:internal`, comma-separated.
+/// `STACK_NETWORKS`: `name`, `name:internal` or `name:external`, comma-separated.
 fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
     let mut out: Vec<NetworkSpec> = Vec::new();
     for item in v.list() {
-        let (name, internal) = match item.split_once(':') {
-            Some((name, "internal")) => (name.trim(), true),
+        let (name, internal, external) = match item.split_once(':') {
+            Some((name, "internal")) => (name.trim(), true, false),
+            Some((name, "external")) => (name.trim(), false, true),
             Some(_) => {
                 errors.push(
                     Diagnostic::new(format!(
-                        "`STACK_NETWORKS`: `{item}` is not `name` or `name:internal`"
+                        "`STACK_NETWORKS`: `{item}` is not `name`, `name:internal` or `name:external`"
                     ))
                     .with_span(v.span.cloned())
-                    .hint("write e.g. `STACK_NETWORKS=frontend,backend:internal`"),
+                    .hint("write e.g. `STACK_NETWORKS=frontend,backend:internal,shared:external`"),
                 );
                 continue;
             }
-            None => (item.as_str(), false),
+            None => (item.as_str(), false, false),
         };
         if !super::values::check_name(name, "_.-") {
             errors.push(
@@ -153,9 +154,9 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
                 .with_span(v.span.cloned())
                 .hint("a network name has lower-case letters, digits, `_`, `.` and `-`"),
             );
-        } else if name == DEFAULT_NETWORK && internal {
+        } else if name == DEFAULT_NETWORK && (internal || external) {
             errors.push(
-                Diagnostic::new("`STACK_NETWORKS`: the `default` network cannot be internal")
+                Diagnostic::new("`STACK_NETWORKS`: the `default` network cannot be internal or external")
                     .with_span(v.span.cloned())
                     .hint("the proxy publishes its ports from `default`; declare another network, e.g. `backend:internal`, for services that must not reach out"),
             );
@@ -169,6 +170,7 @@ fn read_networks(v: &Value, errors: &mut Errors) -> Vec<NetworkSpec> {
             out.push(NetworkSpec {
                 name: name.to_string(),
                 internal,
+                external,
             });
         }
     }

@@ -398,6 +398,9 @@ pub struct NetworkSpec {
     pub name: String,
     /// No route out of the network (Docker's `internal`): for databases.
     pub internal: bool,
+    /// Created outside the project (`name:external`): joined by its own name, never
+    /// created or removed by stack.
+    pub external: bool,
 }
 
 /// `AUTH`: where the proxy asks whether a request may pass.

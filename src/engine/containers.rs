@@ -64,7 +64,7 @@ impl Engine {
             .skip(1)
             .collect();
         let mut aliases = if in_dns {
-            vec![service.name.clone()]
+            service.dns_names()
         } else {
             Vec::new()
         };

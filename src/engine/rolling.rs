@@ -103,7 +103,7 @@ impl Converger {
         for network in self.desired.service_networks(service) {
             if let Err(e) = self
                 .engine
-                .expose(&network, &id, &name, std::slice::from_ref(&service.name))
+                .expose(&network, &id, &name, &service.dns_names())
                 .await
             {
                 let _ = self.engine.remove(&id, Grace::None, Volumes::Own).await;

@@ -278,7 +278,7 @@ pub fn container(
         }
     }
     let mut aliases = if in_dns {
-        vec![service.name.clone()]
+        service.dns_names()
     } else {
         Vec::new()
     };

@@ -293,7 +293,7 @@ fn task(
                 .into_iter()
                 .map(|network| NetworkAttachmentConfig {
                     target: Some(network),
-                    aliases: Some(vec![service.name.clone()]),
+                    aliases: Some(service.dns_names()),
                     ..Default::default()
                 })
                 .collect(),
@@ -456,7 +456,7 @@ impl Engine {
     }
 
     async fn ensure_overlays(&self, desired: &Desired) -> Result<()> {
-        for network in desired.all_networks() {
+        for network in desired.all_networks().iter().filter(|n| !n.external) {
             let name = desired.network_name(&network.name);
             let request = NetworkCreateRequest {
                 name: name.clone(),

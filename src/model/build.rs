@@ -62,6 +62,7 @@ fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
         out.push(Network {
             name: config::DEFAULT_NETWORK.to_string(),
             internal: false,
+            external: false,
         });
     }
     for network in &config.networks {
@@ -69,6 +70,7 @@ fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
             out.push(Network {
                 name: network.name.clone(),
                 internal: network.internal,
+                external: network.external,
             });
         }
     }

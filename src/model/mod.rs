@@ -64,6 +64,9 @@ pub struct Network {
     pub name: String,
     /// No way in or out but through other networks.
     pub internal: bool,
+    /// Created outside the project: joined by its own name, never created or removed.
+    #[serde(default)]
+    pub external: bool,
 }
 
 /// Where the proxy finds the `BASIC_AUTH` user of `service`: (bundle path, path in the
@@ -214,6 +217,14 @@ pub enum Readiness {
 }
 
 impl DesiredService {
+    /// The names Docker's DNS answers with the service's containers: its own, then its
+    /// `ALIASES`.
+    pub fn dns_names(&self) -> Vec<String> {
+        let mut names = vec![self.name.clone()];
+        names.extend(self.options.aliases.iter().cloned());
+        names
+    }
+
     /// How long a container gets between the stop signal and SIGKILL.
     pub fn stop_grace(&self) -> Duration {
         self.options.stop_grace.unwrap_or(DEFAULT_STOP_GRACE)
@@ -289,8 +300,11 @@ impl Desired {
         default_network(&self.project)
     }
 
-    /// The engine's name of the network `short`.
+    /// The engine's name of the network `short` (an external one keeps its own).
     pub fn network_name(&self, short: &str) -> String {
+        if self.networks.iter().any(|n| n.name == short && n.external) {
+            return short.to_string();
+        }
         format!("{}_{short}", self.project)
     }
 
@@ -300,6 +314,7 @@ impl Desired {
             return vec![Network {
                 name: crate::config::DEFAULT_NETWORK.to_string(),
                 internal: false,
+                external: false,
             }];
         }
         self.networks.clone()

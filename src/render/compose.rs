@@ -45,6 +45,11 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
     for network in desired.all_networks() {
         let mut spec = Map::new();
         spec.insert("name".into(), json!(desired.network_name(&network.name)));
+        if network.external {
+            spec.insert("external".into(), json!(true));
+            networks.insert(network.name.clone(), Value::Object(spec));
+            continue;
+        }
         if network.internal {
             spec.insert("internal".into(), json!(true));
         }
@@ -200,7 +205,15 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         let hosts = service.extra_hosts.iter().map(|h| h.to_string());
         out.insert("extra_hosts".into(), strings(hosts));
     }
-    if service.networks != [crate::config::DEFAULT_NETWORK] {
+    if !service.options.aliases.is_empty() {
+        // Compose's aliases are per network: the same on each.
+        let aliases = json!({ "aliases": service.options.aliases });
+        let networks = service
+            .networks
+            .iter()
+            .map(|n| (n.clone(), aliases.clone()));
+        out.insert("networks".into(), Value::Object(networks.collect()));
+    } else if service.networks != [crate::config::DEFAULT_NETWORK] {
         out.insert("networks".into(), json!(service.networks));
     }
     if !service.secret_files.is_empty() {

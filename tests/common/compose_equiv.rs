@@ -7,7 +7,9 @@
 //! published ports, mounts (source, target, read-only), tmpfs, health check, dependencies and
 //! their conditions, restart, user, working directory, capabilities, read-only root, init,
 //! stop signal and grace, sysctls, ulimits, extra hosts, shared memory, platform, labels,
-//! networks (and which are internal), replicas, memory and CPU limits, secrets (target
+//! networks (and which are internal or external, an external one by its engine name), the
+//! host names the service answers to (name, aliases, `container_name`, `links` aliases:
+//! the rendered file must answer at least the original's), replicas, memory and CPU limits, secrets (target
 //! paths and the files' contents).
 //!
 //! The equivalences allowed (each one is what stack does on purpose):
@@ -106,11 +108,13 @@ pub fn compare(
             ));
             continue;
         };
-        let na = normalise(a, original, renamed, &healthy_a);
-        let nb = normalise(b, rendered, &BTreeMap::new(), &BTreeSet::new());
+        let mut na = normalise(a, original, renamed, &healthy_a);
+        let mut nb = normalise(b, rendered, &BTreeMap::new(), &BTreeSet::new());
+        na.insert("dns_names", dns_names(name, a, original));
+        nb.insert("dns_names", dns_names(&target, b, rendered));
         for (field, va) in &na {
             let vb = nb.get(field).unwrap_or(&Value::Null);
-            let same = if *field == "labels" {
+            let same = if *field == "labels" || *field == "dns_names" {
                 subset(va, vb)
             } else {
                 va == vb
@@ -127,13 +131,17 @@ pub fn compare(
             out.push(format!("service `{name}`: only in the rendered file"));
         }
     }
-    let internal = |doc: &Value| -> BTreeMap<String, bool> {
+    let internal = |doc: &Value| -> BTreeMap<String, &'static str> {
         doc["networks"]
             .as_object()
             .map(|n| {
                 n.iter()
                     .filter(|(k, _)| *k != "default")
-                    .map(|(k, v)| (k.clone(), v["internal"].as_bool().unwrap_or(false)))
+                    .map(|(k, v)| match external_name(doc, k) {
+                        Some(name) => (name, "external"),
+                        None if v["internal"].as_bool().unwrap_or(false) => (k.clone(), "internal"),
+                        None => (k.clone(), "bridge"),
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -145,13 +153,58 @@ pub fn compare(
     out
 }
 
-/// Every key of `a` (a mapping) is in `b` with the same value.
+/// Every key of `a` (a mapping) is in `b` with the same value; every item of `a` (a
+/// list) is in `b`.
 fn subset(a: &Value, b: &Value) -> bool {
-    match (a.as_object(), b.as_object()) {
-        (Some(a), Some(b)) => a.iter().all(|(k, v)| b.get(k) == Some(v)),
-        (Some(a), None) => a.is_empty(),
-        _ => a == b,
+    match (a, b) {
+        (Value::Array(a), Value::Array(b)) => a.iter().all(|v| b.contains(v)),
+        _ => match (a.as_object(), b.as_object()) {
+            (Some(a), Some(b)) => a.iter().all(|(k, v)| b.get(k) == Some(v)),
+            (Some(a), None) => a.is_empty(),
+            _ => a == b,
+        },
     }
+}
+
+/// The engine's name of the top-level network `key` when it is external.
+fn external_name(doc: &Value, key: &str) -> Option<String> {
+    let network = &doc["networks"][key];
+    match &network["external"] {
+        Value::Bool(true) => Some(scalar(&network["name"]).unwrap_or_else(|| key.to_string())),
+        Value::Object(external) => Some(
+            external
+                .get("name")
+                .and_then(scalar)
+                .unwrap_or_else(|| key.to_string()),
+        ),
+        _ => None,
+    }
+}
+
+/// The host names Docker's DNS answers with the containers of service `name`: its name,
+/// its network aliases, its `container_name`, and the aliases other services' `links`
+/// give it. The rendered file must answer at least the original's names.
+fn dns_names(name: &str, service: &Value, doc: &Value) -> Value {
+    let mut names = BTreeSet::from([name.to_string()]);
+    if let Value::Object(networks) = &service["networks"] {
+        for options in networks.values() {
+            names.extend(list(&options["aliases"]));
+        }
+    }
+    names.extend(scalar(&service["container_name"]));
+    if let Some(services) = doc["services"].as_object() {
+        for other in services.values() {
+            for link in list(&other["links"]) {
+                match link.split_once(':') {
+                    Some((target, alias)) if target == name => {
+                        names.insert(alias.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    json!(names)
 }
 
 /// One service reduced to what it runs, field by field.
@@ -241,7 +294,7 @@ fn normalise(
             .unwrap_or(Value::Null),
     );
     out.insert("labels", pairs(&service["labels"]));
-    out.insert("networks", networks(&service["networks"]));
+    out.insert("networks", networks(&service["networks"], doc));
     let replicas = service["deploy"]["replicas"]
         .as_u64()
         .or_else(|| service["scale"].as_u64())
@@ -517,12 +570,17 @@ fn ulimits(value: &Value) -> Value {
     json!(out)
 }
 
-fn networks(value: &Value) -> Value {
+/// The networks a service joins, an external one by the engine's name.
+fn networks(value: &Value, doc: &Value) -> Value {
     let names: BTreeSet<String> = match value {
         Value::Array(items) => items.iter().filter_map(scalar).collect(),
         Value::Object(map) => map.keys().cloned().collect(),
         _ => BTreeSet::from(["default".to_string()]),
     };
+    let names: BTreeSet<String> = names
+        .into_iter()
+        .map(|n| external_name(doc, &n).unwrap_or(n))
+        .collect();
     json!(names)
 }
 

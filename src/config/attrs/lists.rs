@@ -1,4 +1,4 @@
-//! Items of the list attributes: `LABELS`, `EXTRA_HOSTS` and the `ENV` list.
+//! Items of the list attributes: `LABELS`, `EXTRA_HOSTS`, `ALIASES` and the `ENV` list.
 
 use super::{bad, pair, ExtraHost, HostAddress};
 use crate::config::values::Value;
@@ -31,6 +31,23 @@ pub fn label(value: &Value, item: &str) -> Result<(String, String), Diagnostic> 
         ));
     }
     Ok((key.to_string(), text.to_string()))
+}
+
+/// One `ALIASES` item: a host name Docker's DNS answers for the service (letters,
+/// digits, `_`, `-` and `.`, as Compose's `aliases` and `container_name` allow).
+pub fn alias(value: &Value, item: &str) -> Result<String, Diagnostic> {
+    let mut chars = item.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && item.len() <= 253
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        return Err(bad(
+            value,
+            format!("`{}`: `{item}` is not a host name", value.key),
+            "write letters, digits, `_`, `-` and `.`, starting with a letter or digit, e.g. `db_primary`",
+        ));
+    }
+    Ok(item.to_string())
 }
 
 /// One `EXTRA_HOSTS` item: `host:ip` or `host:host-gateway` (also `host=ip`).

@@ -9,7 +9,7 @@ pub mod image;
 mod lists;
 mod runtime;
 
-pub use lists::{env_entry, env_name, extra_host, label, placement};
+pub use lists::{alias, env_entry, env_name, extra_host, label, placement};
 pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
@@ -31,6 +31,8 @@ pub struct ContainerOptions {
     pub workdir: Option<String>,
     /// The container's host name (`HOSTNAME`).
     pub hostname: Option<String>,
+    /// More names the service answers to on each of its networks (`ALIASES`).
+    pub aliases: Vec<String>,
     pub stop_signal: Option<Signal>,
     /// Between the stop signal and SIGKILL; `None`: stack's default of 10 s.
     pub stop_grace: Option<Duration>,

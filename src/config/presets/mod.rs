@@ -368,6 +368,7 @@ pub(crate) fn attach_networks(config: &mut Config) {
         config.networks.push(NetworkSpec {
             name: MONITORING_NETWORK.to_string(),
             internal: false,
+            external: false,
         });
     }
     let scraped: Vec<Vec<String>> = config

@@ -45,6 +45,7 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         user: one("USER").and_then(|v| errors.take(attrs::user(v))),
         workdir: one("WORKDIR").and_then(|v| errors.take(attrs::workdir(v))),
         hostname: one("HOSTNAME").and_then(|v| errors.take(attrs::hostname(v))),
+        aliases: items(map, "ALIASES", errors, attrs::alias),
         stop_signal: one("STOP_SIGNAL").and_then(|v| errors.take(attrs::signal(v))),
         stop_grace: one("STOP_GRACE").and_then(|v| errors.take(v.duration())),
         cap_add: items(map, "CAP_ADD", errors, attrs::capability),

@@ -21,8 +21,6 @@ pub(super) enum Handling {
 
 use Handling::{Carried, NoAttribute, Refused, RefusedUnlessFalse};
 
-const CONTAINER_NAME: &str = "a fixed container name conflicts with replicas and rolling \
-     updates; stack names containers `<project>-<service>-<n>`";
 const NETWORK_MODE: &str = "stack has no attribute for it: every container runs on the \
      project's networks. `host` and `service:NAME`/`container:NAME` (a shared network \
      namespace) cannot be carried: publish the ports the service listens on with `PUBLISH`, \
@@ -30,9 +28,8 @@ const NETWORK_MODE: &str = "stack has no attribute for it: every container runs 
      either (the container gets the project's network)";
 const TERMINAL: &str = "stack has no attribute for it: the container runs without a terminal \
      or open standard input (`stack exec` gives one when you attach)";
-const LINKS: &str =
-    "services reach each other by service name on the project's networks; link aliases are \
-     not carried";
+const EXTERNAL_LINKS: &str = "a container outside the project: put the service on an external \
+     network (`STACK_NETWORKS=name:external`) the container is on, and reach it by its name";
 const DOMAINNAME: &str = "stack has no attribute for the container's domain name (`HOSTNAME` \
      takes a dotted name); other services reach it by its service name";
 const LOGGING: &str = "stack logs every container with json-file rotation \
@@ -53,7 +50,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("cgroup_parent", Refused(HOST)),
     ("command", Carried("command")),
     ("configs", Refused(CONFIGS)),
-    ("container_name", Refused(CONTAINER_NAME)),
+    ("container_name", Carried("networks")),
     ("cpu_count", NoAttribute),
     ("cpu_percent", NoAttribute),
     ("cpu_period", NoAttribute),
@@ -79,7 +76,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("expose", Carried("options")),
     // Applied while the documents are read (`documents.rs`); none is left here.
     ("extends", NoAttribute),
-    ("external_links", Refused(LINKS)),
+    ("external_links", Refused(EXTERNAL_LINKS)),
     ("extra_hosts", Carried("options")),
     ("gpus", NoAttribute),
     ("group_add", NoAttribute),
@@ -91,7 +88,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("isolation", NoAttribute),
     ("label_file", NoAttribute),
     ("labels", Carried("options")),
-    ("links", Refused(LINKS)),
+    ("links", Carried("networks")),
     ("logging", Refused(LOGGING)),
     ("mac_address", NoAttribute),
     ("mem_limit", Carried("deploy")),

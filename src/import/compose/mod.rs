@@ -40,6 +40,7 @@ use super::{
 use crate::config::attrs::size_unit;
 use crate::error::{Diagnostic, Error, Result};
 use draft::{ProjectDraft, ServiceDraft};
+use networks::external_networks;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -95,6 +96,10 @@ struct Import<'a> {
     unset_secrets: BTreeSet<String>,
     /// Services left out by their profiles → the profiles.
     left_out: BTreeMap<String, Vec<String>>,
+    /// External networks: the file's name → the engine's name.
+    external_networks: BTreeMap<String, String>,
+    /// Project service name → the other names it answers to (`ALIASES`).
+    aliases: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Import the Compose file named by `options`.
@@ -133,6 +138,8 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         top_doc_secrets: read.doc.get("secrets").cloned(),
         dotenv_is_env_file: false,
         unset_secrets: BTreeSet::new(),
+        aliases: BTreeMap::new(),
+        external_networks: BTreeMap::new(),
     };
     import.read_dotenv()?;
     import.run(&read.doc, services)
@@ -164,6 +171,7 @@ impl Import<'_> {
 
     fn run(mut self, doc: &Node, services: &[(String, Node)]) -> Result<Imported> {
         self.top_level(doc);
+        self.external_networks = external_networks(doc);
         self.name_services(services);
         let caddy = self.read_caddyfile(services)?;
         self.healthy = services
@@ -312,6 +320,7 @@ impl Import<'_> {
         self.resources(&mut service, node);
         self.options(&mut service, node);
         self.service_networks(&mut service, node);
+        self.service_aliases(&mut service);
         self.service_secrets(&mut service, node)?;
         for finding in &self.findings {
             if finding.not_carried && finding.service.as_deref() == Some(input) {

@@ -1,5 +1,5 @@
-//! Service names: the project's names for the input's services, and the values that
-//! still name a renamed service's old host name.
+//! Service names: the project's names for the input's services, and the other names
+//! (old name, `container_name`, aliases, `links`) that must keep resolving to them.
 
 use std::collections::BTreeSet;
 
@@ -26,8 +26,8 @@ impl Import<'_> {
             if name != *input {
                 let why = if reserved {
                     format!(
-                        "the name `{base}` is reserved by stack (a preset or the proxy); other \
-                         services must reach it as `{name}`"
+                        "the name `{base}` is reserved by stack's proxy; other services must \
+                         reach it as `{name}`"
                     )
                 } else {
                     "service names are lower-case letters, digits and `-`; other services must \
@@ -39,17 +39,104 @@ impl Import<'_> {
             taken.insert(name.clone());
             self.names.insert(input.clone(), name);
         }
+        self.alias_services(services);
         self.old_names_in_use(services);
     }
 
-    /// A renamed service's old name written as a host in a value (`redis://redis:6379`)
-    /// no longer resolves: stack has no network alias to keep it. Each such value is
+    /// The extra host names each service answers to (project name → names), so every
+    /// name the Compose file lets a container use still resolves: a renamed service's
+    /// old name, its `container_name`, the aliases of its `networks` entries, and the
+    /// alias another service gives it in `links` (`db:database`).
+    fn alias_services(&mut self, services: &[(String, Node)]) {
+        let mut wanted: Vec<(String, String, String)> = Vec::new();
+        for (input, node) in services {
+            let name = self.names[input].clone();
+            if !name.eq_ignore_ascii_case(input)
+                && !crate::import::is_reserved_service(input, self.uses_proxy)
+            {
+                wanted.push((name.clone(), input.clone(), "name".into()));
+            }
+            if let Some(container) = node.get("container_name").and_then(Node::scalar) {
+                if let Some(container) = self.resolved(Some(input), "container_name", &container) {
+                    self.note(
+                        Some(input),
+                        "container_name",
+                        format!(
+                            "`{container}` stays a network alias (`ALIASES`), so values naming it \
+                             still resolve; stack names the containers `<project>-<service>-<n>` \
+                             itself (a fixed name would clash between replicas, a rolling update's \
+                             old and new container, and two projects or previews on one engine)"
+                        ),
+                    );
+                    wanted.push((name.clone(), container, "container_name".into()));
+                }
+            }
+            if let Some(Node::Map(networks)) = node.get("networks") {
+                for (network, options) in networks {
+                    if let Some(Node::Seq(aliases)) = options.get("aliases") {
+                        for alias in aliases.iter().filter_map(Node::scalar) {
+                            let key = format!("networks.{network}.aliases");
+                            wanted.push((name.clone(), alias, key));
+                        }
+                    }
+                }
+            }
+            for link in node.get("links").map(list_of).unwrap_or_default() {
+                let (target, alias) = link.split_once(':').unwrap_or((&link, &link));
+                match self.names.get(target) {
+                    Some(project) => {
+                        wanted.push((project.clone(), alias.to_string(), "links".into()))
+                    }
+                    None => self.finding(
+                        Some(input),
+                        "links",
+                        format!("`{link}`: `{target}` is not a service of this file"),
+                    ),
+                }
+            }
+        }
+        let own: BTreeSet<String> = self.names.values().cloned().collect();
+        for (service, alias, key) in wanted {
+            let taken = self
+                .aliases
+                .iter()
+                .any(|(other, names)| *other != service && names.contains(&alias));
+            let input = self
+                .names
+                .iter()
+                .find(|(_, project)| **project == service)
+                .map(|(input, _)| input.clone());
+            if alias == service || own.contains(&alias) || taken {
+                if alias != service {
+                    self.finding(
+                        input.as_deref(),
+                        &key,
+                        format!("`{alias}` is already the name of another service"),
+                    );
+                }
+                continue;
+            }
+            if !is_alias(&alias) {
+                self.finding(
+                    input.as_deref(),
+                    &key,
+                    format!("`{alias}` is not a host name Docker's DNS can answer"),
+                );
+                continue;
+            }
+            self.aliases.entry(service).or_default().insert(alias);
+        }
+    }
+
+    /// A renamed service's old name that cannot be an alias (stack's own `proxy`) written
+    /// as a host in a value (`http://proxy:3128`) no longer reaches it. Each such value is
     /// listed as not carried, with the name to write instead.
     fn old_names_in_use(&mut self, services: &[(String, Node)]) {
         let renamed: Vec<(String, String)> = self
             .names
             .iter()
-            .filter(|(a, b)| a != b)
+            .filter(|(a, b)| a != b && !self.aliases.get(*b).is_some_and(|set| set.contains(*a)))
+            .filter(|(a, b)| !a.eq_ignore_ascii_case(b))
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
         if renamed.is_empty() {
@@ -80,7 +167,7 @@ impl Import<'_> {
                             &key,
                             format!(
                                 "it names the host `{old}`, which is `{new}` in the project \
-                                 (stack has no network alias to keep the old name): write `{new}` there"
+                                 (stack's own service has the old name): write `{new}` there"
                             ),
                         );
                     }
@@ -88,6 +175,22 @@ impl Import<'_> {
             }
         }
     }
+}
+
+/// A `links`-style list: scalars of a sequence.
+fn list_of(node: &Node) -> Vec<String> {
+    match node {
+        Node::Seq(items) => items.iter().filter_map(Node::scalar).collect(),
+        other => other.scalar().into_iter().collect(),
+    }
+}
+
+/// A name `ALIASES` takes: letters, digits, `_`, `-`, `.`, from a letter or digit.
+fn is_alias(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 253
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Does `text` name `host` as a host: a word of it (`[A-Za-z0-9_.-]`) equal to it, not

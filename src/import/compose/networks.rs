@@ -1,6 +1,7 @@
-//! `networks`: a service's to `NETWORKS`, the top-level ones to `STACK_NETWORKS`.
+//! `networks`: a service's to `NETWORKS` (its aliases, `container_name` and `links` to
+//! `ALIASES`), the top-level ones to `STACK_NETWORKS`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::yaml::Node;
 use super::{Import, ServiceDraft};
@@ -13,11 +14,12 @@ impl Import<'_> {
             Some(Node::Map(entries)) => {
                 for (name, options) in entries {
                     if let Node::Map(options) = options {
-                        for (key, _) in options {
+                        // Aliases are carried as `ALIASES` (see `names.rs`).
+                        for (key, _) in options.iter().filter(|(k, _)| k != "aliases") {
                             self.finding(
                                 Some(&input),
                                 &format!("networks.{name}.{key}"),
-                                "stack attaches services to networks by name only (no aliases, fixed addresses or priorities)",
+                                "stack attaches services to networks by name, with the same `ALIASES` on each (no fixed addresses or priorities)",
                             );
                         }
                     }
@@ -26,8 +28,20 @@ impl Import<'_> {
             }
             _ => return,
         };
+        let names: Vec<String> = names
+            .into_iter()
+            .map(|n| self.external_networks.get(&n).cloned().unwrap_or(n))
+            .collect();
         if names != ["default"] {
             service.set("NETWORKS", &names.join(","));
+        }
+    }
+
+    /// `ALIASES`: the other names the service answers to (gathered in `names.rs`).
+    pub(super) fn service_aliases(&mut self, service: &mut ServiceDraft) {
+        if let Some(aliases) = self.aliases.get(&service.name) {
+            let list: Vec<&str> = aliases.iter().map(String::as_str).collect();
+            service.set("ALIASES", &list.join(","));
         }
     }
 
@@ -59,6 +73,12 @@ impl Import<'_> {
         let mut out = Vec::new();
         for (name, options) in networks {
             let mut internal = false;
+            if let Some(engine_name) = self.external_networks.get(name).cloned() {
+                if joined.contains(name) {
+                    out.push(format!("{engine_name}:external"));
+                }
+                continue;
+            }
             if let Node::Map(options) = options {
                 for (key, value) in options {
                     match (key.as_str(), value) {
@@ -97,6 +117,24 @@ impl Import<'_> {
         }
         (!out.is_empty()).then(|| out.join(","))
     }
+}
+
+/// External networks (`external: true`, with `name:` or the old `external: {name:}`):
+/// the file's name → the engine's name.
+pub(super) fn external_networks(doc: &Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(Node::Map(networks)) = doc.get("networks") else {
+        return out;
+    };
+    for (name, options) in networks {
+        let engine_name = match options.get("external") {
+            Some(Node::Bool(true)) => options.get("name").and_then(Node::scalar),
+            Some(external @ Node::Map(_)) => external.get("name").and_then(Node::scalar),
+            _ => continue,
+        };
+        out.insert(name.clone(), engine_name.unwrap_or_else(|| name.clone()));
+    }
+    out
 }
 
 /// The network names services join literally (`networks:` as a list or a map's keys);

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::names::names_host;
 use super::*;
 
 /// Files in memory.
@@ -309,31 +308,38 @@ fn network_modes_and_terminals_are_refused_with_what_to_write() {
 }
 
 #[test]
-fn a_renamed_service_s_old_host_name_in_a_value_is_listed() {
-    assert!(names_host("redis://redis:6379/0", "redis"));
-    assert!(names_host("postgres://u:p@postgres/db", "postgres"));
-    assert!(!names_host("redis://cache:6379", "redis"));
-    assert!(!names_host("myredis:6379", "redis"));
-    // A preset's name is the project's while the preset is off: nothing renamed.
+fn every_name_a_container_is_reached_by_stays_an_alias() {
     let imported = run(
         &[(
             "docker-compose.yml",
-            "services:\n  app:\n    image: a\n    environment:\n      REDIS_URL: redis://redis:6379\n      CACHE: redis\n  redis:\n    image: redis:7\n",
+            "services:\n  rallly_db:\n    image: postgres:16\n    container_name: rallly-postgres\n    networks:\n      back:\n        aliases: [pg]\n  app:\n    image: a\n    links: [\"rallly_db:database\", \"cache\"]\n    networks: [back, shared]\n    environment:\n      DATABASE_URL: postgres://u@rallly_db/db\n  cache:\n    image: redis:7\n    container_name: cache\nnetworks:\n  back: {}\n  shared:\n    external: true\n    name: proxy_net\n",
         )],
         false,
     );
+    let env = file(&imported, "stack.env");
     assert!(
-        imported
-            .findings
-            .iter()
-            .all(|f| !f.reason.contains("names the host")),
-        "{:?}",
-        imported
-            .findings
-            .iter()
-            .map(|f| &f.reason)
-            .collect::<Vec<_>>()
+        env.contains("SERVICE_RALLLY_DB_ALIASES=database,pg,rallly-postgres,rallly_db\n"),
+        "{env}"
     );
+    // Its own name is no alias; `cache` links by the service's own name.
+    assert!(!env.contains("SERVICE_CACHE_ALIASES"), "{env}");
+    assert!(
+        env.contains("SERVICE_APP_NETWORKS=back,proxy_net\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("STACK_NETWORKS=back,proxy_net:external\n"),
+        "{env}"
+    );
+    let carried = |key: &str| imported.not_carried().all(|f| f.key != key);
+    for key in [
+        "container_name",
+        "links",
+        "networks.back.aliases",
+        "environment.DATABASE_URL",
+    ] {
+        assert!(carried(key), "{key}: {:?}", imported.findings);
+    }
 }
 
 #[test]
