@@ -465,7 +465,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["LABELS"],
-        meaning: r##"`key=value` container labels; keys under `dev.stack.`, `com.docker.compose.` and `com.docker.stack.` are refused (stack sets those)"##,
+        meaning: r##"`key=value` container labels, comma-separated; an item without `=` continues the value before it (`k=a,b`: the value `a,b`); keys under `dev.stack.`, `com.docker.compose.` and `com.docker.stack.` are refused (stack sets those)"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,

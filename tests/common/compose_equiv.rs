@@ -22,7 +22,9 @@
 //!   is compared, not its tag;
 //! - a health check keeps its form (exec `CMD` or shell `CMD-SHELL`); `["CMD", "/bin/sh",
 //!   "-c", x]` equals `["CMD-SHELL", x]`, which is how Docker runs it, and a plain string
-//!   is `CMD-SHELL`; missing timings are Docker's defaults (30s, 30s, 3, 0s);
+//!   is `CMD-SHELL`; missing timings, and timings of 0, are Docker's defaults (30s, 30s,
+//!   3, 0s);
+//! - `command: []` without an entrypoint equals no command (the engine runs the image's);
 //! - `depends_on` `service_started` on a dependency that has a health check equals
 //!   `service_healthy` (stack's `DEPENDS_ON` means ready);
 //! - a secret file's content may differ by one trailing line break;
@@ -220,7 +222,12 @@ fn normalise(
     } else {
         out.insert("image", service["image"].clone());
     }
-    out.insert("command", words(&service["command"]));
+    // An empty command without an entrypoint: moby runs the image's, as with none.
+    let command = match words(&service["command"]) {
+        Value::Array(items) if items.is_empty() && service["entrypoint"].is_null() => Value::Null,
+        other => other,
+    };
+    out.insert("command", command);
     out.insert("entrypoint", words(&service["entrypoint"]));
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
@@ -504,13 +511,18 @@ pub fn health(service: &Value) -> Option<Value> {
         }
         _ => return None,
     };
-    let duration =
-        |key: &str, default: u64| scalar(&check[key]).map(|d| millis(&d)).unwrap_or(default);
+    // 0 is the engine's default too (moby's `defaultProbe*`).
+    let duration = |key: &str, default: u64| {
+        scalar(&check[key])
+            .map(|d| millis(&d))
+            .filter(|ms| *ms != 0)
+            .unwrap_or(default)
+    };
     Some(json!({
         "cmd": command,
         "interval": duration("interval", 30_000),
         "timeout": duration("timeout", 30_000),
-        "retries": check["retries"].as_u64().unwrap_or(3),
+        "retries": check["retries"].as_u64().filter(|r| *r != 0).unwrap_or(3),
         "start_period": duration("start_period", 0),
     }))
 }

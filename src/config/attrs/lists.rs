@@ -7,6 +7,22 @@ use crate::error::Diagnostic;
 /// Label prefixes stack and Compose own; a project's label there would be overwritten.
 const RESERVED_LABELS: &[&str] = &["dev.stack.", "com.docker.compose.", "com.docker.stack."];
 
+/// `LABELS` items: an item without `=` continues the value before it, so a label's value
+/// can hold a comma list (`…authResponseHeaders=Remote-User,Remote-Groups`).
+pub fn label_entries(text: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for item in crate::config::values::split_list(text) {
+        match entries.last_mut() {
+            Some(last) if !item.contains('=') => {
+                last.push(',');
+                last.push_str(&item);
+            }
+            _ => entries.push(item),
+        }
+    }
+    entries
+}
+
 /// One `LABELS` item: `key=value`, outside the prefixes stack and Compose own.
 pub fn label(value: &Value, item: &str) -> Result<(String, String), Diagnostic> {
     let parsed = pair(item, '=').filter(|(key, _)| {

@@ -9,7 +9,7 @@ pub mod image;
 mod lists;
 mod runtime;
 
-pub use lists::{alias, env_entry, env_name, extra_host, label, placement};
+pub use lists::{alias, env_entry, env_name, extra_host, label, label_entries, placement};
 pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;

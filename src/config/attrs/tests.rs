@@ -105,3 +105,8 @@ fn sizes_and_env_names() {
     assert!(!env_name("a=b"));
     assert!(label(&value(""), "dev.stack.project=x").is_err());
 }
+
+#[test]
+fn a_label_value_continues_over_commas_without_equals() {
+    assert_eq!(label_entries("a=x,y,b=z, c=1"), vec!["a=x,y", "b=z", "c=1"]);
+}

@@ -20,6 +20,8 @@ fn items<T>(
         .map(|v| {
             let list = if attr == "TMPFS" {
                 attrs::tmpfs_entries(v.text)
+            } else if attr == "LABELS" {
+                attrs::label_entries(v.text)
             } else {
                 v.list()
             };

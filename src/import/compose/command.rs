@@ -19,6 +19,14 @@ impl Import<'_> {
 
     /// A command or entrypoint as shell words.
     fn words(&mut self, input: &str, key: &str, value: &Node) -> Option<String> {
+        let empty = match value {
+            Node::Seq(items) => items.is_empty(),
+            other => other.scalar().is_some_and(|text| text.trim().is_empty()),
+        };
+        if empty {
+            self.empty_words(input, key);
+            return None;
+        }
         let texts = match value {
             Node::Seq(items) => items.iter().filter_map(Node::scalar).collect(),
             other => other.scalar().into_iter().collect::<Vec<_>>(),
@@ -61,6 +69,29 @@ impl Import<'_> {
                     _ => text,
                 }
             }),
+        }
+    }
+}
+
+impl Import<'_> {
+    /// `command: []` or `entrypoint: ''`: Compose's "override to empty".
+    fn empty_words(&mut self, input: &str, key: &str) {
+        if key == "command" {
+            // moby fills an empty command from the image's unless an entrypoint is given:
+            // without `COMMAND` the container runs what Compose's runs.
+            self.note(
+                Some(input),
+                key,
+                "empty: the engine runs the image's command when a service sets neither \
+                 command nor entrypoint, so it is left out (the same container)",
+            );
+        } else {
+            self.finding(
+                Some(input),
+                key,
+                "empty (reset the image's entrypoint): stack cannot write an empty entrypoint; \
+                 write the whole command line as `ENTRYPOINT`",
+            );
         }
     }
 }

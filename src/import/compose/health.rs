@@ -108,10 +108,19 @@ impl Import<'_> {
             ("retries", "HEALTH_RETRIES", "3"),
             ("start_period", "HEALTH_START_PERIOD", "0s"),
         ] {
-            let value = health
+            let mut value = health
                 .get(key)
                 .and_then(Node::scalar)
                 .unwrap_or_else(|| default.into());
+            if is_zero(&value) {
+                // The engine reads 0 as its default (moby's `defaultProbe*`).
+                self.note(
+                    Some(&input),
+                    &format!("healthcheck.{key}"),
+                    format!("0 means the engine's default, {default}: written as that"),
+                );
+                value = default.into();
+            }
             let value = self.template(&value);
             service.set(attr, &value);
         }
@@ -174,6 +183,14 @@ enum HealthTest {
     Exec(Vec<String>),
     /// A command for `/bin/sh -c`.
     Shell(String),
+}
+
+/// `0`, `0s`, `0ms`: a health timing the engine replaces by its default.
+fn is_zero(value: &str) -> bool {
+    let digits = value
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    !digits.is_empty() && digits.chars().all(|c| c == '0' || c == '.')
 }
 
 pub(super) fn has_health(service: &Node) -> bool {

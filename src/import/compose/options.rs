@@ -70,7 +70,18 @@ impl Import<'_> {
         let mut items = Vec::new();
         for (name, value) in pairs(value) {
             let value = value.unwrap_or_default();
-            if value.contains(',') || name.contains(',') {
+            // A label's value may hold commas when each comma is followed by a part without
+            // `=` and no space around it (`LABELS` reads such a part as a continuation).
+            let continues = |v: &str| {
+                v.split(',')
+                    .skip(1)
+                    .all(|part| !part.is_empty() && !part.contains('=') && part.trim() == part)
+                    && v.split(',')
+                        .next()
+                        .is_some_and(|first| first.trim() == first)
+            };
+            let listed = key == "labels" && continues(&value);
+            if (value.contains(',') && !listed) || name.contains(',') {
                 self.finding(
                     Some(&input),
                     &format!("{key}.{name}"),

@@ -479,3 +479,24 @@ fn a_network_no_service_joins_is_listed_as_not_carried() {
         .collect();
     assert_eq!(unused, ["networks.ipv4"], "{:?}", imported.findings);
 }
+
+#[test]
+fn values_compose_accepts_are_carried_with_compose_s_meaning() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  mail:\n    image: mailserver:14\n    command: []\n    healthcheck:\n      test: ss -l | grep smtp\n      retries: 0\n      interval: 0s\n    labels:\n      - traefik.http.middlewares.a.forwardAuth.authResponseHeaders=Remote-User,Remote-Groups\n      - bad=a, b\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(!env.contains("SERVICE_MAIL_COMMAND"), "{env}");
+    assert!(env.contains("SERVICE_MAIL_HEALTH_RETRIES=3\n"), "{env}");
+    assert!(env.contains("SERVICE_MAIL_HEALTH_INTERVAL=30s\n"), "{env}");
+    assert!(
+        env.contains("SERVICE_MAIL_LABELS=traefik.http.middlewares.a.forwardAuth.authResponseHeaders=Remote-User,Remote-Groups\n"),
+        "{env}"
+    );
+    // A space after the comma would be lost: not carried, and said.
+    assert!(imported.not_carried().any(|f| f.key == "labels.bad"));
+}
