@@ -104,6 +104,31 @@ pub fn is_secret_name(name: &str) -> bool {
         || upper.ends_with("APIKEY")
 }
 
+/// Does a literal value embed a password: `scheme://user:password@host` (a database,
+/// Redis, AMQP or any URL with credentials), the password not empty and not a `${…}`
+/// reference (then the referenced variable is the secret, and stays referenced).
+pub fn embeds_credentials(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(at) = rest.find("://") {
+        let scheme = &rest[..at];
+        let after = &rest[at + 3..];
+        let scheme_ok = scheme
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        let authority = after.split(['/', '?', '#', ' ']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                if scheme_ok && !password.is_empty() && !password.contains('$') {
+                    return true;
+                }
+            }
+        }
+        rest = after;
+    }
+    false
+}
+
 /// `name` as a project key: upper case, anything else than `[A-Z0-9_]` as `_`, never
 /// starting with a digit.
 pub fn key_name(name: &str) -> String {

@@ -3,7 +3,10 @@
 
 use super::text::as_literal;
 use super::yaml::Node;
-use super::{dotenv, is_key, is_secret_name, normalise, pairs_opt, Import, Result, ServiceDraft};
+use super::{
+    dotenv, embeds_credentials, is_key, is_secret_name, normalise, pairs_opt, Import, Result,
+    ServiceDraft,
+};
 
 impl Import<'_> {
     /// `environment` over `env_file`, secrets moved to `secrets.env`.
@@ -88,9 +91,11 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// A variable's value as written: a secret's literal moved to `secrets.env`.
+    /// A variable's value as written: a secret's literal (by its name, or a URL with a
+    /// password in it) moved to `secrets.env`.
     fn env_value(&mut self, service: &ServiceDraft, name: &str, value: &str) -> String {
-        if !is_secret_name(name) {
+        let credentials = as_literal(value).is_some_and(|v| embeds_credentials(&v));
+        if !is_secret_name(name) && !credentials {
             return self.template(value);
         }
         match as_literal(value) {

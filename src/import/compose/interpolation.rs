@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::text::{as_literal, pieces, references, Piece};
-use super::{dotenv, is_reserved_key, is_secret_name, Finding, Import, Result, DEV_SECRETS};
+use super::{
+    dotenv, embeds_credentials, is_reserved_key, is_secret_name, Finding, Import, Result,
+    DEV_SECRETS,
+};
 
 impl Import<'_> {
     pub(super) fn read_dotenv(&mut self) -> Result<()> {
@@ -186,7 +189,8 @@ impl Import<'_> {
             pending.extend(references(&template));
             let key = self.var(&name);
             let value = self.template(&template);
-            if is_secret_name(&key) && !value.is_empty() {
+            let credentials = as_literal(&value).is_some_and(|v| embeds_credentials(&v));
+            if (is_secret_name(&key) || credentials) && !value.is_empty() {
                 let literal = as_literal(&value).unwrap_or(value);
                 self.secrets.insert(key, Some(literal));
             } else if is_secret_name(&key) {

@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Locator, Node};
 use super::{
-    caddyfile, dotenv, input_error, is_key, is_reserved_key, is_secret_name, key_name, normalise,
-    project_name, project_path, service_name, text, Finding, Imported, OutFile, Reader,
-    DEV_SECRETS, PROJECT_FILE,
+    caddyfile, dotenv, embeds_credentials, input_error, is_key, is_reserved_key, is_secret_name,
+    key_name, normalise, project_name, project_path, service_name, text, Finding, Imported,
+    OutFile, Reader, DEV_SECRETS, PROJECT_FILE,
 };
 use crate::config::attrs::size_unit;
 use crate::error::{Diagnostic, Error, Result};

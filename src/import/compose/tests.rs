@@ -500,3 +500,44 @@ fn values_compose_accepts_are_carried_with_compose_s_meaning() {
     // A space after the comma would be lost: not carried, and said.
     assert!(imported.not_carried().any(|f| f.key == "labels.bad"));
 }
+
+#[test]
+fn a_password_inside_a_url_goes_to_the_secrets_file() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  app:\n    image: a\n    environment:\n      CMD_DB_URL: postgres://hedgedoc:password@database:5432/hedgedoc\n      CACHE: redis://:hunter2@redis:6379/0\n      REF: postgres://u:${DB_PASSWORD}@db/x\n      PLAIN: http://user@host/\n      WORKER: ${DATABASE_URL}\n",
+            ),
+            (".env", "DB_PASSWORD=s3cret\nDATABASE_URL=amqp://u:changeme@mq/\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    let secrets = file(&imported, DEV_SECRETS);
+    for value in ["password@", "hunter2", "s3cret", "changeme"] {
+        assert!(!env.contains(value), "{value}: {env}");
+    }
+    assert!(
+        env.contains("SERVICE_APP_ENV_CMD_DB_URL=${CMD_DB_URL}\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_ENV_REF=postgres://u:${DB_PASSWORD}@db/x\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_ENV_PLAIN=http://user@host/\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_ENV_WORKER=${DATABASE_URL}\n"),
+        "{env}"
+    );
+    for value in ["hedgedoc:password@", ":hunter2@", "s3cret", "u:changeme@"] {
+        assert!(secrets.contains(value), "{value}: {secrets}");
+    }
+    assert!(embeds_credentials("x postgres://a:b@h/d"));
+    assert!(!embeds_credentials("postgres://a:@h/d"));
+    assert!(!embeds_credentials("https://example.com/a:b@c"));
+}
