@@ -754,7 +754,7 @@ fn a_folder_without_nself_files_is_refused() {
 }
 
 #[test]
-fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_environment() {
+fn a_secret_in_a_command_or_health_check_is_read_from_the_environment() {
     let tmp = scratch(&[
         (
             "docker-compose.yml",
@@ -767,7 +767,7 @@ fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_env
     let text = stderr(&output);
     assert!(
         text.contains(
-            "service `cache` (line 4): `command`: it interpolates the secret `REDIS_PASSWORD`"
+            "service `cache` (line 4): `command`: the secret `REDIS_PASSWORD` is passed in the container's environment"
         ),
         "{text}"
     );
@@ -777,7 +777,10 @@ fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_env
         env["SERVICE_CACHE_ENV_REDIS_PASSWORD"],
         "${IMPORTED_REDIS_PASSWORD}"
     );
-    assert!(!env.contains_key("SERVICE_CACHE_COMMAND"));
+    assert_eq!(
+        env["SERVICE_CACHE_COMMAND"],
+        r#"/bin/sh -c 'exec docker-entrypoint.sh redis-server --requirepass \"$${REDIS_PASSWORD}\"'"#
+    );
     let built = stack()
         .arg("-C")
         .arg(&project)
@@ -788,6 +791,12 @@ fn a_secret_in_a_command_is_not_carried_and_a_health_check_reads_it_from_the_env
     let compose = fs::read_to_string(project.join(".stack/dev/docker-compose.yml")).unwrap();
     assert!(!compose.contains("r3d1s-pass-example"), "{compose}");
     // The container's shell expands it: `$$` is Compose's literal `$`.
+    assert!(
+        compose.contains(
+            "- exec docker-entrypoint.sh redis-server --requirepass \"$${REDIS_PASSWORD}\""
+        ),
+        "{compose}"
+    );
     assert!(
         compose.contains("- redis-cli -a \"$$REDIS_PASSWORD\" ping"),
         "{compose}"

@@ -25,6 +25,11 @@
 //!   is `CMD-SHELL`; missing timings, and timings of 0, are Docker's defaults (30s, 30s,
 //!   3, 0s);
 //! - `command: []` without an entrypoint equals no command (the engine runs the image's);
+//! - a command or entrypoint `["/bin/sh", "-c", "exec …"]` (how the import passes secrets)
+//!   equals the words that shell runs, its `$VAR`s read from the service's environment,
+//!   which may hold those variables besides the original's; an official image's
+//!   `docker-entrypoint.sh` and its server's name before an option (`redis-server
+//!   --requirepass x` = `--requirepass x`) are what the image runs anyway;
 //! - `depends_on` `service_started` on a dependency that has a health check equals
 //!   `service_healthy` (stack's `DEPENDS_ON` means ready);
 //! - a secret file's content may differ by one trailing line break;
@@ -114,6 +119,15 @@ pub fn compare(
         let mut nb = normalise(b, rendered, &BTreeMap::new(), &BTreeSet::new());
         na.insert("dns_names", dns_names(name, a, original));
         nb.insert("dns_names", dns_names(&target, b, rendered));
+        // What the rendered side passes only for its shell to read is no difference.
+        let used: Vec<String> = list(&nb["shell_vars"]);
+        if let (Some(Value::Object(ea)), Some(Value::Object(eb))) =
+            (na.get("environment").cloned(), nb.get_mut("environment"))
+        {
+            eb.retain(|k, _| ea.contains_key(k) || !used.contains(k));
+        }
+        na.remove("shell_vars");
+        nb.remove("shell_vars");
         for (field, va) in &na {
             let vb = nb.get(field).unwrap_or(&Value::Null);
             let same = if *field == "labels" || *field == "dns_names" {
@@ -153,6 +167,91 @@ pub fn compare(
         out.push(format!("networks: original {na:?}, rendered {nb:?}"));
     }
     out
+}
+
+/// Official images whose entrypoint runs their server for a command that starts with an
+/// option (`--requirepass x` is `redis-server --requirepass x`).
+const SERVERS: &[(&str, &str)] = &[
+    ("redis", "redis-server"),
+    ("valkey", "valkey-server"),
+    ("keydb", "keydb-server"),
+    ("postgres", "postgres"),
+    ("mysql", "mysqld"),
+    ("mariadb", "mariadbd"),
+    ("mongo", "mongod"),
+    ("memcached", "memcached"),
+];
+
+/// `words` without an official image's server name before an option (the image's
+/// entrypoint adds it back).
+fn official_server_dropped(image: &Value, mut words: Vec<String>) -> Vec<String> {
+    let image = scalar(image).unwrap_or_default();
+    let name = image.rsplit('/').next().unwrap_or(&image);
+    let name = name.split([':', '@']).next().unwrap_or(name);
+    let server = SERVERS.iter().find(|(i, _)| *i == name).map(|(_, s)| *s);
+    if server.is_some_and(|s| words.first().map(String::as_str) == Some(s))
+        && words.get(1).is_some_and(|w| w.starts_with('-'))
+    {
+        words.remove(0);
+    }
+    words
+}
+
+/// `["/bin/sh", "-c", "exec …"]`: the words the shell runs, its `$VAR`s read from
+/// `environment` (and which those were), an official image's `docker-entrypoint.sh`
+/// left out.
+fn unwrap_shell(value: &Value, environment: &Value) -> Option<(Vec<String>, BTreeSet<String>)> {
+    let words = list(value);
+    let [shell, flag, line] = words.as_slice() else {
+        return None;
+    };
+    let rest = line.strip_prefix("exec ")?;
+    if shell != "/bin/sh" || flag != "-c" {
+        return None;
+    }
+    let mut vars = BTreeSet::new();
+    let mut text = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            text.push(c);
+            text.extend(chars.next());
+            continue;
+        }
+        if c != '$' {
+            text.push(c);
+            continue;
+        }
+        let braced = chars.peek() == Some(&'{');
+        if braced {
+            chars.next();
+        }
+        let mut name = String::new();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphanumeric() || n == '_' {
+                name.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if braced {
+            chars.next();
+        }
+        let value = environment[&name].as_str().unwrap_or_default();
+        text.push_str(
+            &value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$"),
+        );
+        vars.insert(name);
+    }
+    let mut words = shell_words::split(&text).ok()?;
+    if words.first().map(String::as_str) == Some("docker-entrypoint.sh") {
+        words.remove(0);
+    }
+    Some((words, vars))
 }
 
 /// Every key of `a` (a mapping) is in `b` with the same value; every item of `a` (a
@@ -222,6 +321,23 @@ fn normalise(
     } else {
         out.insert("image", service["image"].clone());
     }
+    let environment = pairs(&service["environment"]);
+    // A command run through `/bin/sh -c 'exec …'` to read secrets from the environment
+    // (stack's import) is compared as the words the shell runs.
+    let shell = ["entrypoint", "command"]
+        .into_iter()
+        .find_map(|key| unwrap_shell(&service[key], &environment).map(|w| (key, w)));
+    let mut shell_vars = BTreeSet::new();
+    let mut service = service.clone();
+    if let Some((key, (words, vars))) = shell {
+        service[key] = json!(official_server_dropped(&service["image"], words));
+        shell_vars = vars;
+    } else if let Value::Array(words) = words(&service["command"]) {
+        let words = words.iter().filter_map(scalar).collect();
+        service["command"] = json!(official_server_dropped(&service["image"], words));
+    }
+    let service = &service;
+    out.insert("shell_vars", json!(shell_vars));
     // An empty command without an entrypoint: moby runs the image's, as with none.
     let command = match words(&service["command"]) {
         Value::Array(items) if items.is_empty() && service["entrypoint"].is_null() => Value::Null,

@@ -310,7 +310,7 @@ impl Import<'_> {
         self.classify_keys(input, entries);
         self.profiles_note(input, node);
         self.image_and_build(&mut service, node);
-        self.command(&mut service, node);
+        self.command(&mut service, node)?;
         self.ports(&mut service, node, caddy.get(input));
         self.volumes(&mut service, node);
         self.environment(&mut service, node)?;

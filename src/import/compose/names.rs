@@ -30,8 +30,8 @@ impl Import<'_> {
                          reach it as `{name}`"
                     )
                 } else {
-                    "service names are lower-case letters, digits and `-`; other services must \
-                     reach it by the new name"
+                    "service names are lower-case letters, digits and `-`; the old name stays a \
+                     network alias (`ALIASES`), so other services still reach it by it"
                         .to_string()
                 };
                 self.note(Some(input), "name", format!("renamed to `{name}`: {why}"));

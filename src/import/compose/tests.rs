@@ -541,3 +541,46 @@ fn a_password_inside_a_url_goes_to_the_secrets_file() {
     assert!(!embeds_credentials("postgres://a:@h/d"));
     assert!(!embeds_credentials("https://example.com/a:b@c"));
 }
+
+#[test]
+fn a_secret_in_a_command_reaches_it_through_the_environment() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  redis:\n    image: redis:7-alpine\n    command: --requirepass $SERVICE_PASSWORD_REDIS\n  cache:\n    image: redis:7\n    command: redis-server --requirepass ${REDIS_PASSWORD} --save 60 1\n  job:\n    image: minio/mc\n    entrypoint: [\"/bin/sh\", \"-c\"]\n    command: [\"mc alias set m http://m:9000 ${MINIO_SECRET} && echo '$$HOME'\"]\n",
+            ),
+            (".env", "SERVICE_PASSWORD_REDIS=fixture-redis\nREDIS_PASSWORD=hunter2\nMINIO_SECRET=s3\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for value in ["fixture-redis", "hunter2", "=s3"] {
+        assert!(!env.contains(value), "{value}: {env}");
+    }
+    for line in [
+        r#"SERVICE_REDIS_COMMAND="/bin/sh -c 'exec docker-entrypoint.sh redis-server --requirepass \"$${SERVICE_PASSWORD_REDIS}\"'""#,
+        r#"SERVICE_REDIS_ENV_SERVICE_PASSWORD_REDIS=${IMPORTED_SERVICE_PASSWORD_REDIS}"#,
+        r#"SERVICE_CACHE_COMMAND="/bin/sh -c 'exec docker-entrypoint.sh redis-server --requirepass \"$${REDIS_PASSWORD}\" --save 60 1'""#,
+        // A literal `$` (`$$` in Compose) stays literal inside the double quotes.
+        r#"SERVICE_JOB_ENTRYPOINT="/bin/sh -c 'exec /bin/sh -c \"mc alias set m http://m:9000 $${MINIO_SECRET} && echo '\\''\\$$HOME'\\''\"'""#,
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line}\n{env}");
+    }
+    assert!(!env.contains("SERVICE_JOB_COMMAND"), "{env}");
+    assert!(imported
+        .not_carried()
+        .all(|f| f.key != "command" && f.key != "entrypoint"));
+    // An option first, for an image stack does not know: refused, naming what to do.
+    let error = try_run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  app:\n    image: example/app:1\n    command: --password ${APP_PASSWORD}\n",
+        )],
+        false,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("`APP_PASSWORD`"), "{error}");
+}
