@@ -436,6 +436,27 @@ pub const ATTRIBUTES: &[Key] = &[
         container: true,
     },
     Key {
+        names: &["SECURITY_OPT"],
+        meaning: r##"security options, comma-separated (Compose `security_opt`, engine `SecurityOpt`): `no-new-privileges:true`, `label=…`, `apparmor=…`, `seccomp=unconfined`, `systempaths=unconfined`; with `STACK_TARGET=swarm` only `no-new-privileges` (others refused)"##,
+        default: r##"none"##,
+        targets: "compose, engine, swarm",
+        container: true,
+    },
+    Key {
+        names: &["PRIVILEGED"],
+        meaning: r##"run with every capability and device of the host (Compose `privileged`); only for what needs it (monitoring agents, sandboxes); swarm has no privileged services: refused with `STACK_TARGET=swarm`"##,
+        default: r##"false"##,
+        targets: "compose, engine",
+        container: true,
+    },
+    Key {
+        names: &["TTY", "STDIN_OPEN"],
+        meaning: r##"give the container a pseudo-terminal / keep its standard input open (Compose `tty`, `stdin_open`)"##,
+        default: r##"false"##,
+        targets: "compose, engine, swarm",
+        container: true,
+    },
+    Key {
         names: &["READ_ONLY"],
         meaning: r##"read-only root file system"##,
         default: r##"false"##,

@@ -214,6 +214,8 @@ fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
         sysctls: sysctls(options),
         ulimits: (!options.ulimits.is_empty()).then(|| ulimits(&options.ulimits)),
         init: options.init.then_some(true),
+        privileged: options.privileged.then_some(true),
+        security_opt: (!options.security_opt.is_empty()).then(|| options.security_opt.clone()),
         shm_size: options
             .shm_mb
             .map(|mb| mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64),
@@ -318,6 +320,8 @@ pub fn container(
         labels: Some(labels),
         exposed_ports: Some(exposed),
         healthcheck: service.health.as_ref().map(health),
+        tty: options.tty.then_some(true),
+        open_stdin: options.stdin_open.then_some(true),
         volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
         host_config: Some(host_options(host_config, options)),
         networking_config: Some(NetworkingConfig {

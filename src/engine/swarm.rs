@@ -12,8 +12,9 @@ use bollard::models::{
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets, TaskSpecLogDriver,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 
@@ -302,6 +303,13 @@ fn task(
     }
 }
 
+/// `SECURITY_OPT` has `no-new-privileges` (`:true`): the one option swarm takes.
+fn no_new_privileges(options: &crate::model::ContainerOptions) -> bool {
+    options.security_opt.iter().any(|o| {
+        o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+    })
+}
+
 /// The numeric uid (or gid) a secret file is owned by: `USER`'s when it is numeric, else
 /// root (the file's mode then lets a named user read it).
 fn secret_owner(service: &DesiredService, part: impl Fn(&model::User) -> &str) -> String {
@@ -349,6 +357,12 @@ fn container(
         sysctls: spec::sysctls(options),
         ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
         init: options.init.then_some(true),
+        tty: options.tty.then_some(true),
+        open_stdin: options.stdin_open.then_some(true),
+        privileges: no_new_privileges(options).then(|| TaskSpecContainerSpecPrivileges {
+            no_new_privileges: Some(true),
+            ..Default::default()
+        }),
         env: Some(secrets.environment(&service.env)),
         mounts: Some(mounts(desired, service, placement)),
         health_check: service.health.as_ref().map(spec::health),

@@ -353,6 +353,18 @@ fn options(out: &mut Map<String, Value>, options: &model::ContainerOptions) {
     if options.read_only {
         out.insert("read_only".into(), json!(true));
     }
+    if !options.security_opt.is_empty() {
+        out.insert("security_opt".into(), json!(options.security_opt));
+    }
+    for (key, set) in [
+        ("privileged", options.privileged),
+        ("tty", options.tty),
+        ("stdin_open", options.stdin_open),
+    ] {
+        if set {
+            out.insert(key.into(), json!(true));
+        }
+    }
     if !options.tmpfs.is_empty() {
         let tmpfs = options.tmpfs.iter().map(|t| match t.options() {
             o if o.is_empty() => t.path.clone(),

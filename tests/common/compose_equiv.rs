@@ -7,6 +7,8 @@
 //! published ports, mounts (source, target, read-only), tmpfs, health check, dependencies and
 //! their conditions, restart, user, working directory, capabilities, read-only root, init,
 //! stop signal and grace, sysctls, ulimits, extra hosts, shared memory, platform, labels,
+//! privileged, tty, stdin_open, security options, json-file log rotation where the original
+//! sets `logging`,
 //! networks (and which are internal or external, an external one by its engine name), the
 //! host names the service answers to (name, aliases, `container_name`, `links` aliases:
 //! the rendered file must answer at least the original's), replicas, memory and CPU limits, secrets (target
@@ -132,6 +134,9 @@ pub fn compare(
             let vb = nb.get(field).unwrap_or(&Value::Null);
             let same = if *field == "labels" || *field == "dns_names" {
                 subset(va, vb)
+            } else if *field == "log_rotation" {
+                // Stack rotates every container; only a rotation the original sets counts.
+                va.is_null() || va == vb
             } else {
                 va == vb
             };
@@ -167,6 +172,20 @@ pub fn compare(
         out.push(format!("networks: original {na:?}, rendered {nb:?}"));
     }
     out
+}
+
+/// A json-file rotation (`max-size` in bytes, `max-file`); `null` without `logging`.
+fn log_rotation(logging: &Value) -> Value {
+    if logging.is_null() {
+        return Value::Null;
+    }
+    let driver = scalar(&logging["driver"]).unwrap_or_else(|| "json-file".into());
+    let options = &logging["options"];
+    json!({
+        "driver": driver,
+        "max-size": bytes(&scalar(&options["max-size"]).unwrap_or_else(|| "10m".into())),
+        "max-file": scalar(&options["max-file"]).unwrap_or_else(|| "3".into()),
+    })
 }
 
 /// Official images whose entrypoint runs their server for a command that starts with an
@@ -397,6 +416,15 @@ fn normalise(
         json!(service["read_only"].as_bool().unwrap_or(false)),
     );
     out.insert("init", json!(service["init"].as_bool().unwrap_or(false)));
+    for field in ["privileged", "tty", "stdin_open"] {
+        out.insert(field, json!(service[field].as_bool().unwrap_or(false)));
+    }
+    let security: BTreeSet<String> = list(&service["security_opt"])
+        .into_iter()
+        .map(|o| o.replacen('=', ":", 1))
+        .collect();
+    out.insert("security_opt", json!(security));
+    out.insert("log_rotation", log_rotation(&service["logging"]));
     out.insert("sysctls", pairs(&service["sysctls"]));
     out.insert("ulimits", ulimits(&service["ulimits"]));
     let hosts: BTreeSet<String> = match &service["extra_hosts"] {

@@ -66,6 +66,37 @@ pub fn alias(value: &Value, item: &str) -> Result<String, Diagnostic> {
     Ok(item.to_string())
 }
 
+/// One `SECURITY_OPT` item, as Docker takes it: `no-new-privileges` (`:true`/`:false`),
+/// `label=…`, `apparmor=…`, `seccomp=unconfined`, `systempaths=unconfined`.
+pub fn security_opt(value: &Value, item: &str) -> Result<String, Diagnostic> {
+    let (key, rest) = match item.split_once(['=', ':']) {
+        Some((key, rest)) => (key, Some(rest)),
+        None => (item, None),
+    };
+    let ok = match (key, rest) {
+        ("no-new-privileges", None | Some("true" | "false")) => true,
+        ("label" | "apparmor", Some(rest)) => !rest.is_empty(),
+        ("seccomp" | "systempaths", Some("unconfined")) => true,
+        _ => false,
+    };
+    if !ok {
+        let hint = if key == "seccomp" {
+            "a seccomp profile file is read by the Docker CLI, not the engine: only `seccomp=unconfined` can be passed"
+        } else {
+            "write e.g. `no-new-privileges:true`, `label=disable`, `apparmor=unconfined`"
+        };
+        return Err(bad(
+            value,
+            format!(
+                "`{}`: `{item}` is not a security option stack passes",
+                value.key
+            ),
+            hint,
+        ));
+    }
+    Ok(item.to_string())
+}
+
 /// One `EXTRA_HOSTS` item: `host:ip` or `host:host-gateway` (also `host=ip`).
 pub fn extra_host(value: &Value, item: &str) -> Result<ExtraHost, Diagnostic> {
     let parsed = pair(item, '=').or_else(|| pair(item, ':'));

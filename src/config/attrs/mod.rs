@@ -9,7 +9,9 @@ pub mod image;
 mod lists;
 mod runtime;
 
-pub use lists::{alias, env_entry, env_name, extra_host, label, label_entries, placement};
+pub use lists::{
+    alias, env_entry, env_name, extra_host, label, label_entries, placement, security_opt,
+};
 pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
@@ -33,6 +35,14 @@ pub struct ContainerOptions {
     pub hostname: Option<String>,
     /// More names the service answers to on each of its networks (`ALIASES`).
     pub aliases: Vec<String>,
+    /// `SECURITY_OPT`: `no-new-privileges:true`, `label=…`, `apparmor=…`, …
+    pub security_opt: Vec<String>,
+    /// `PRIVILEGED`: every device and capability of the host.
+    pub privileged: bool,
+    /// `TTY`: a pseudo-terminal.
+    pub tty: bool,
+    /// `STDIN_OPEN`: standard input kept open.
+    pub stdin_open: bool,
     pub stop_signal: Option<Signal>,
     /// Between the stop signal and SIGKILL; `None`: stack's default of 10 s.
     pub stop_grace: Option<Duration>,

@@ -110,3 +110,26 @@ fn sizes_and_env_names() {
 fn a_label_value_continues_over_commas_without_equals() {
     assert_eq!(label_entries("a=x,y,b=z, c=1"), vec!["a=x,y", "b=z", "c=1"]);
 }
+
+#[test]
+fn security_options_are_the_ones_the_engine_takes() {
+    let v = value("");
+    for ok in [
+        "no-new-privileges",
+        "no-new-privileges:true",
+        "label=disable",
+        "label:type:svirt_apache_t",
+        "apparmor=unconfined",
+        "seccomp=unconfined",
+    ] {
+        assert!(security_opt(&v, ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "seccomp=./profile.json",
+        "no-new-privileges:maybe",
+        "frobnicate",
+        "label=",
+    ] {
+        assert!(security_opt(&v, bad).is_err(), "{bad}");
+    }
+}

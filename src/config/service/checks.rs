@@ -64,6 +64,9 @@ pub(super) fn check_combinations(
             .hint("swarm reserves GPUs as generic node resources, which stack does not configure; remove `GPUS` or use `STACK_TARGET=compose`"),
         );
     }
+    if swarm {
+        options::swarm_refusals(service, prefix, &decl, errors);
+    }
     let fixed_ports = service.ports.iter().any(|p| !p.host_ports.is_empty());
     if service.replicas > 1 && !swarm && fixed_ports {
         errors.push(

@@ -48,6 +48,10 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         workdir: one("WORKDIR").and_then(|v| errors.take(attrs::workdir(v))),
         hostname: one("HOSTNAME").and_then(|v| errors.take(attrs::hostname(v))),
         aliases: items(map, "ALIASES", errors, attrs::alias),
+        security_opt: items(map, "SECURITY_OPT", errors, attrs::security_opt),
+        privileged: flag(map, "PRIVILEGED", errors),
+        tty: flag(map, "TTY", errors),
+        stdin_open: flag(map, "STDIN_OPEN", errors),
         stop_signal: one("STOP_SIGNAL").and_then(|v| errors.take(attrs::signal(v))),
         stop_grace: one("STOP_GRACE").and_then(|v| errors.take(v.duration())),
         cap_add: items(map, "CAP_ADD", errors, attrs::capability),
@@ -81,4 +85,34 @@ pub(super) fn read_extra_hosts(map: &AttrMap, errors: &mut Errors) -> Vec<ExtraH
 /// The `ENV` list: `name=value` pairs for names `ENV_<VAR>` cannot spell.
 pub(super) fn read_env_list(map: &AttrMap, errors: &mut Errors) -> Vec<(String, String)> {
     items(map, "ENV", errors, attrs::env_entry)
+}
+
+/// The container options swarm cannot apply: `PRIVILEGED`, `SECURITY_OPT` but
+/// `no-new-privileges`.
+pub(super) fn swarm_refusals(
+    service: &super::Service,
+    prefix: &str,
+    decl: &dyn Fn(&str) -> Option<crate::error::Span>,
+    errors: &mut Errors,
+) {
+    let name = &service.name;
+    if service.options.privileged {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has `SERVICE_{prefix}_PRIVILEGED`, which swarm cannot apply"
+            ))
+            .with_span(decl("PRIVILEGED"))
+            .hint("swarm services cannot be privileged; give the capabilities it needs with `CAP_ADD`, or use `STACK_TARGET=compose`"),
+        );
+    }
+    let mut others = service.options.security_opt.iter();
+    if let Some(option) = others.find(|o| !o.starts_with("no-new-privileges")) {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has the security option `{option}`, which swarm cannot apply"
+            ))
+            .with_span(decl("SECURITY_OPT"))
+            .hint("swarm takes `no-new-privileges` only; remove the others or use `STACK_TARGET=compose`"),
+        );
+    }
 }

@@ -81,6 +81,8 @@ pub(super) struct ProjectDraft {
     pub(super) from_dotenv: Vec<(String, String)>,
     /// Secret key → value, for the dev `secrets.env`.
     pub(super) dev_secrets: Vec<(String, String)>,
+    /// `STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES` from the services' `logging`.
+    pub(super) log_rotation: Option<(String, String)>,
 }
 
 impl ProjectDraft {
@@ -116,6 +118,13 @@ impl ProjectDraft {
         }
         if let Some(networks) = &self.networks {
             text.push_str(&format!("STACK_NETWORKS={networks}\n"));
+        }
+        if let Some((size, files)) = &self.log_rotation {
+            text.push_str(&format!("STACK_LOG_MAX_SIZE={}\n", writer::template(size)));
+            text.push_str(&format!(
+                "STACK_LOG_MAX_FILES={}\n",
+                writer::template(files)
+            ));
         }
         if !self.secrets.is_empty() {
             text.push_str(&format!("STACK_SECRETS={}\n", self.secrets.join(",")));

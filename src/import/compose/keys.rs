@@ -13,27 +13,21 @@ pub(super) enum Handling {
     Carried(&'static str),
     /// Not carried, for this reason.
     Refused(&'static str),
-    /// Not carried for this reason, unless it is `false` (the engine's default): a note.
-    RefusedUnlessFalse(&'static str),
     /// Not carried: stack has no attribute for it.
     NoAttribute,
 }
 
-use Handling::{Carried, NoAttribute, Refused, RefusedUnlessFalse};
+use Handling::{Carried, NoAttribute, Refused};
 
 const NETWORK_MODE: &str = "stack has no attribute for it: every container runs on the \
      project's networks. `host` and `service:NAME`/`container:NAME` (a shared network \
      namespace) cannot be carried: publish the ports the service listens on with `PUBLISH`, \
      and reach the other service by its name instead of `localhost`; `none` cannot be carried \
      either (the container gets the project's network)";
-const TERMINAL: &str = "stack has no attribute for it: the container runs without a terminal \
-     or open standard input (`stack exec` gives one when you attach)";
 const EXTERNAL_LINKS: &str = "a container outside the project: put the service on an external \
      network (`STACK_NETWORKS=name:external`) the container is on, and reach it by its name";
 const DOMAINNAME: &str = "stack has no attribute for the container's domain name (`HOSTNAME` \
      takes a dotted name); other services reach it by its service name";
-const LOGGING: &str = "stack logs every container with json-file rotation \
-     (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`)";
 const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
 const HOST: &str = "stack does not give containers host privileges or devices";
 const VOLUMES_FROM: &str = "mount the same named volume with `VOLUMES` instead";
@@ -89,7 +83,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("label_file", NoAttribute),
     ("labels", Carried("options")),
     ("links", Carried("networks")),
-    ("logging", Refused(LOGGING)),
+    ("logging", Carried("options")),
     ("mac_address", NoAttribute),
     ("mem_limit", Carried("deploy")),
     ("mem_reservation", NoAttribute),
@@ -107,7 +101,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("post_start", NoAttribute),
     ("pre_start", NoAttribute),
     ("pre_stop", NoAttribute),
-    ("privileged", Refused(HOST)),
+    ("privileged", Carried("options")),
     ("profiles", Carried("profiles")),
     ("provider", NoAttribute),
     ("pull_policy", NoAttribute),
@@ -117,15 +111,15 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("runtime", NoAttribute),
     ("scale", Carried("deploy")),
     ("secrets", Carried("secrets")),
-    ("security_opt", Refused(HOST)),
+    ("security_opt", Carried("options")),
     ("shm_size", Carried("options")),
-    ("stdin_open", RefusedUnlessFalse(TERMINAL)),
+    ("stdin_open", Carried("options")),
     ("stop_grace_period", Carried("options")),
     ("stop_signal", Carried("options")),
     ("storage_opt", NoAttribute),
     ("sysctls", Carried("options")),
     ("tmpfs", Carried("volumes")),
-    ("tty", RefusedUnlessFalse(TERMINAL)),
+    ("tty", Carried("options")),
     ("ulimits", Carried("options")),
     ("use_api_socket", NoAttribute),
     ("user", Carried("options")),
@@ -145,16 +139,13 @@ pub(super) fn handling(key: &str) -> Option<Handling> {
 impl Import<'_> {
     /// A finding or note for each key of service `input` that no translator carries.
     pub(super) fn classify_keys(&mut self, input: &str, entries: &[(String, Node)]) {
-        for (key, value) in entries {
+        for (key, _) in entries {
             match handling(key) {
                 Some(Carried(_)) => {}
-                Some(RefusedUnlessFalse(_)) if matches!(value, Node::Bool(false)) => {
-                    self.note(Some(input), key, "the engine's default, as stack runs it")
-                }
                 _ if key.starts_with("x-") => {
                     self.note(Some(input), key, "an extension field; ignored")
                 }
-                Some(Refused(why) | RefusedUnlessFalse(why)) => self.finding(Some(input), key, why),
+                Some(Refused(why)) => self.finding(Some(input), key, why),
                 Some(NoAttribute) => {
                     self.finding(Some(input), key, "stack has no attribute for it")
                 }

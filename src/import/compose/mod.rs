@@ -96,6 +96,9 @@ struct Import<'a> {
     unset_secrets: BTreeSet<String>,
     /// Services left out by their profiles → the profiles.
     left_out: BTreeMap<String, Vec<String>>,
+    /// The json-file rotation the services' `logging` gives: (`max-size`, `max-file`)
+    /// and the first service that gave it.
+    log_rotation: Option<(String, String, String)>,
     /// External networks: the file's name → the engine's name.
     external_networks: BTreeMap<String, String>,
     /// Project service name → the other names it answers to (`ALIASES`).
@@ -140,6 +143,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         unset_secrets: BTreeSet::new(),
         aliases: BTreeMap::new(),
         external_networks: BTreeMap::new(),
+        log_rotation: None,
     };
     import.read_dotenv()?;
     import.run(&read.doc, services)
@@ -246,6 +250,10 @@ impl Import<'_> {
                 .map(|f| (f.key.clone(), f.reason.clone()))
                 .collect(),
             from_dotenv,
+            log_rotation: self
+                .log_rotation
+                .as_ref()
+                .map(|(size, files, _)| (size.clone(), files.clone())),
             dev_secrets: self
                 .secrets
                 .iter()

@@ -18,6 +18,9 @@ impl Import<'_> {
             }
         }
         ulimits(service, node);
+        if let Some(logging) = node.get("logging") {
+            self.logging(&service.input, logging);
+        }
         if let Some(hosts) = node.get("extra_hosts") {
             self.extra_hosts(service, hosts);
         }
@@ -27,6 +30,68 @@ impl Import<'_> {
                 "expose",
                 "not needed: services on one network reach every port of each other",
             );
+        }
+    }
+
+    /// `logging`: json-file rotation (`max-size`, `max-file`) becomes the project's
+    /// `STACK_LOG_MAX_SIZE`/`STACK_LOG_MAX_FILES` (stack rotates every container alike);
+    /// another driver, other options or a second rotation are listed as not carried.
+    fn logging(&mut self, input: &str, logging: &Node) {
+        let driver = logging
+            .get("driver")
+            .and_then(Node::scalar)
+            .unwrap_or_else(|| "json-file".into());
+        if driver != "json-file" {
+            self.finding(
+                Some(input),
+                "logging.driver",
+                format!("stack logs every container with json-file and rotation (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`); `{driver}` is not carried"),
+            );
+            return;
+        }
+        let option = |key: &str| {
+            logging
+                .get("options")
+                .and_then(|o| o.get(key))
+                .and_then(Node::scalar)
+        };
+        if let Some(Node::Map(options)) = logging.get("options") {
+            for (key, _) in options
+                .iter()
+                .filter(|(k, _)| k != "max-size" && k != "max-file")
+            {
+                self.finding(
+                    Some(input),
+                    &format!("logging.options.{key}"),
+                    "stack sets json-file's `max-size` and `max-file` only",
+                );
+            }
+        }
+        let rotation = (
+            option("max-size").unwrap_or_else(|| "10m".into()),
+            option("max-file").unwrap_or_else(|| "3".into()),
+        );
+        match &self.log_rotation {
+            None => {
+                self.note(
+                    Some(input),
+                    "logging",
+                    format!(
+                        "json-file rotation `{}` × {} is the project's (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`): stack rotates every container alike",
+                        rotation.0, rotation.1
+                    ),
+                );
+                self.log_rotation = Some((rotation.0, rotation.1, input.to_string()));
+            }
+            Some((size, files, first)) if (size, files) != (&rotation.0, &rotation.1) => {
+                let first = first.clone();
+                self.finding(
+                    Some(input),
+                    "logging.options",
+                    format!("stack's log rotation is one for the project: `{first}`'s is used"),
+                );
+            }
+            Some(_) => {}
         }
     }
 
@@ -144,7 +209,13 @@ impl Import<'_> {
 
 /// `read_only` and `init`, written when `true`.
 fn flags(service: &mut ServiceDraft, node: &Node) {
-    for (key, attr) in [("read_only", "READ_ONLY"), ("init", "INIT")] {
+    for (key, attr) in [
+        ("read_only", "READ_ONLY"),
+        ("init", "INIT"),
+        ("privileged", "PRIVILEGED"),
+        ("tty", "TTY"),
+        ("stdin_open", "STDIN_OPEN"),
+    ] {
         if let Some(Node::Bool(true)) = node.get(key) {
             service.set(attr, "true");
         }
@@ -153,7 +224,11 @@ fn flags(service: &mut ServiceDraft, node: &Node) {
 
 /// `cap_add` and `cap_drop`.
 fn capabilities(service: &mut ServiceDraft, node: &Node) {
-    for (key, attr) in [("cap_add", "CAP_ADD"), ("cap_drop", "CAP_DROP")] {
+    for (key, attr) in [
+        ("cap_add", "CAP_ADD"),
+        ("cap_drop", "CAP_DROP"),
+        ("security_opt", "SECURITY_OPT"),
+    ] {
         if let Some(Node::Seq(items)) = node.get(key) {
             let caps: Vec<String> = items.iter().filter_map(Node::scalar).collect();
             service.set(attr, &caps.join(","));

@@ -281,7 +281,7 @@ fn completed_successfully_is_a_job() {
 }
 
 #[test]
-fn network_modes_and_terminals_are_refused_with_what_to_write() {
+fn network_modes_are_refused_with_what_to_write_and_terminals_carried() {
     let imported = run(
         &[(
             "docker-compose.yml",
@@ -303,8 +303,12 @@ fn network_modes_and_terminals_are_refused_with_what_to_write() {
         "{mode:?}"
     );
     assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
-    assert!(find("vpn", "tty").not_carried);
-    assert!(!find("vpn", "stdin_open").not_carried);
+    assert!(imported
+        .not_carried()
+        .all(|f| f.key != "tty" && f.key != "stdin_open"));
+    let env = file(&imported, "stack.env");
+    assert!(env.contains("SERVICE_VPN_TTY=true\n"), "{env}");
+    assert!(!env.contains("SERVICE_VPN_STDIN_OPEN"), "{env}");
 }
 
 #[test]
@@ -583,4 +587,24 @@ fn a_secret_in_a_command_reaches_it_through_the_environment() {
     .unwrap_err()
     .to_string();
     assert!(error.contains("`APP_PASSWORD`"), "{error}");
+}
+
+#[test]
+fn security_options_and_privileges_are_carried() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  app:\n    image: a\n    security_opt:\n      - no-new-privileges:true\n      - label=disable\n    privileged: true\n    stdin_open: true\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for line in [
+        "SERVICE_APP_SECURITY_OPT=no-new-privileges:true,label=disable\n",
+        "SERVICE_APP_PRIVILEGED=true\n",
+        "SERVICE_APP_STDIN_OPEN=true\n",
+    ] {
+        assert!(env.contains(line), "{line}{env}");
+    }
+    assert_eq!(imported.not_carried().count(), 0, "{:?}", imported.findings);
 }
