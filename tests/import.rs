@@ -935,3 +935,71 @@ fn a_password_named_pass_goes_to_the_secrets_file() {
     assert!(secrets.contains("PG_PASS='hunter2hunter2'\n"), "{secrets}");
     assert!(!stderr(&output).contains("hunter2"));
 }
+
+/// Stops and removes a live project when the test ends, even on failure.
+struct LiveProject {
+    dir: PathBuf,
+    name: String,
+}
+
+impl Drop for LiveProject {
+    fn drop(&mut self) {
+        let _ = stack()
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["down", "--volumes"])
+            .output();
+        common::remove_project(&self.name);
+    }
+}
+
+#[test]
+fn old_names_container_names_links_and_a_secret_command_work_live() {
+    common::require_engine(&["stack-test/redis:7"]);
+    let name = format!("ifix-live-{}", std::process::id());
+    let compose = format!(
+        "name: {name}\nservices:\n  cache_db:\n    image: stack-test/redis:7\n    container_name: legacy_cache\n    command: --requirepass ${{REDIS_PASSWORD}}\n  app:\n    image: stack-test/redis:7\n    command: sleep 600\n    links: [\"cache_db:kv\"]\n"
+    );
+    let tmp = scratch(&[
+        ("docker-compose.yml", &compose),
+        (".env", "REDIS_PASSWORD=live-pass-4711\n"),
+    ]);
+    let output = import(tmp.path(), "docker-compose.yml", &["--strict"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let project = tmp.path().join("project");
+    let env = fs::read_to_string(project.join("stack.env")).unwrap();
+    assert!(!env.contains("live-pass-4711"), "{env}");
+    let _live = LiveProject {
+        dir: project.clone(),
+        name: name.clone(),
+    };
+    let started = stack()
+        .arg("-C")
+        .arg(&project)
+        .arg("start")
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", stderr(&started));
+    let compose = fs::read_to_string(project.join(".stack/dev/docker-compose.yml")).unwrap();
+    assert!(!compose.contains("live-pass-4711"), "{compose}");
+    let app = format!("{name}-app-1");
+    let ping = |host: &str, password: Option<&str>| {
+        let mut args = vec!["exec", app.as_str(), "redis-cli", "-h", host];
+        if let Some(password) = password {
+            args.extend(["-a", password, "--no-auth-warning"]);
+        }
+        args.push("ping");
+        common::text(&common::docker(&args).stdout)
+            .trim()
+            .to_string()
+    };
+    // Every name the Compose file lets the app use reaches the one redis, which wants
+    // the password its command was given.
+    for host in ["cache-db", "cache_db", "legacy_cache", "kv"] {
+        assert_eq!(ping(host, Some("live-pass-4711")), "PONG", "{host}");
+    }
+    assert!(
+        ping("cache_db", None).contains("NOAUTH"),
+        "no password asked"
+    );
+}
