@@ -4,7 +4,6 @@
 
 pub mod attrs;
 pub mod catalogue;
-mod catalogue_lookup;
 pub mod env_files;
 mod globals;
 pub mod keys;

@@ -205,16 +205,8 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         let hosts = service.extra_hosts.iter().map(|h| h.to_string());
         out.insert("extra_hosts".into(), strings(hosts));
     }
-    if !service.options.aliases.is_empty() {
-        // Compose's aliases are per network: the same on each.
-        let aliases = json!({ "aliases": service.options.aliases });
-        let networks = service
-            .networks
-            .iter()
-            .map(|n| (n.clone(), aliases.clone()));
-        out.insert("networks".into(), Value::Object(networks.collect()));
-    } else if service.networks != [crate::config::DEFAULT_NETWORK] {
-        out.insert("networks".into(), json!(service.networks));
+    if let Some(networks) = networks(service) {
+        out.insert("networks".into(), networks);
     }
     if !service.secret_files.is_empty() {
         // Compose (v1 and v2) bind-mounts a file secret as it is on the host, and warns
@@ -253,6 +245,23 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         .collect();
     out.insert("labels".into(), Value::Object(labels));
     Value::Object(out)
+}
+
+/// `networks:` — a list, or a map when the service has aliases (Compose's aliases are
+/// per network: the same on each); nothing for the default network alone.
+fn networks(service: &DesiredService) -> Option<Value> {
+    if !service.options.aliases.is_empty() {
+        let aliases = json!({ "aliases": service.options.aliases });
+        let networks = service
+            .networks
+            .iter()
+            .map(|n| (n.clone(), aliases.clone()));
+        Some(Value::Object(networks.collect()))
+    } else if service.networks != [crate::config::DEFAULT_NETWORK] {
+        Some(json!(service.networks))
+    } else {
+        None
+    }
 }
 
 /// `build:` — the context is absolute: images are built where `stack` runs, never on a

@@ -1,7 +1,7 @@
-//! Reading the key catalogue ([`super::catalogue`]): every name, one row by name, and
+//! Reading the key catalogue ([`super`]): every name, one row by name, and
 //! the README's tables. Apart from the table itself so the table can grow.
 
-use super::catalogue::{Key, ATTRIBUTES, GLOBALS};
+use super::{Key, ATTRIBUTES, GLOBALS};
 
 /// Every global key's name.
 pub fn global_names() -> impl Iterator<Item = &'static str> {
