@@ -361,8 +361,8 @@ pub struct ServerSetupArgs {
     /// Install Docker from Docker's own apt repository instead of the distribution's docker.io
     #[arg(long)]
     pub docker_repo: bool,
-    /// Install stack on the server from this `.deb` (default: `stack_*_ARCH.deb` beside
-    /// the running binary or in `target/deb/`) instead of copying the running binary
+    /// Install stack on the server from this `.deb` (`scripts/build-deb.sh`) instead of
+    /// copying the running binary
     #[arg(long, value_name = "FILE.deb")]
     pub package: Option<PathBuf>,
     /// List the steps and which are still to do; change nothing

@@ -173,24 +173,10 @@ fn deb_arch() -> &'static str {
 /// the running binary or in `../deb/` from it (`target/deb/` of `scripts/build-deb.sh`).
 fn package(context: &Context, args: &ServerSetupArgs) -> Result<Option<(Package, Vec<u8>)>> {
     let version = env!("CARGO_PKG_VERSION");
-    let file_name = format!("stack_{version}_{}.deb", deb_arch());
-    let path = match &args.package {
-        Some(path) => path.clone(),
-        None => {
-            let Some(dir) = std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(|d| d.to_path_buf()))
-            else {
-                return Ok(None);
-            };
-            let found = [dir.join(&file_name), dir.join("../deb").join(&file_name)]
-                .into_iter()
-                .find(|p| p.is_file());
-            match found {
-                Some(path) => path,
-                None => return Ok(None),
-            }
-        }
+    // Only a package named on the command line: one found lying beside the binary may be
+    // of another build than the one running, and would replace it on the server unseen.
+    let Some(path) = args.package.clone() else {
+        return Ok(None);
     };
     let bytes = std::fs::read(&path).map_err(|e| {
         Error::invalid(
