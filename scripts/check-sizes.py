@@ -18,7 +18,6 @@ FN_LIMIT = 80
 KNOWN = {
     "src/deploy/mod.rs": 927,
     "src/commands/deploy.rs": 730,
-    "src/config/phases.rs": 684,
     "src/engine/swarm.rs": 646,
     "src/commands/backup.rs": 640,
     "src/import/nself.rs": 631,
