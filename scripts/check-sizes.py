@@ -19,13 +19,9 @@ KNOWN = {
     "src/deploy/mod.rs": 927,
     "src/commands/deploy.rs": 730,
     "src/commands/backup.rs": 640,
-    "src/import/nself.rs": 631,
     "src/commands/deploy.rs::deploy": 131,
     "src/deploy/setup.rs::root_helper": 104,
-    "src/import/nself.rs::import": 104,
     "src/import/yaml.rs::check_depth": 98,
-    "src/import/nself.rs::base": 87,
-    "src/import/nself.rs::custom": 81,
 }
 
 FN_START = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?"
