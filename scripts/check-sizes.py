@@ -21,7 +21,6 @@ KNOWN = {
     "src/commands/backup.rs": 640,
     "src/commands/deploy.rs::deploy": 131,
     "src/deploy/setup.rs::root_helper": 104,
-    "src/import/yaml.rs::check_depth": 98,
 }
 
 FN_START = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?"
