@@ -251,7 +251,8 @@ fn validate(answers: &Answers) -> Result<()> {
     Ok(())
 }
 
-fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
+/// The project file `init` writes: the answers, a `web` service and the presets.
+fn project_file(answers: &Answers) -> String {
     let Answers {
         name,
         domain,
@@ -287,28 +288,41 @@ fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
              SERVICE_WEB_ENV_DATABASE_URL=postgres://${POSTGRES_USER}:${POSTGRES_PASSWORD}@postgres:5432/${POSTGRES_DB}\n",
         );
     }
-    let overlay = |env: &str| {
-        format!(
-            "# Overrides for `{env}`; keys here win over stack.env.\n\
-             STACK_DOMAIN={}\n\
-             STACK_TLS_EMAIL=ops@{}\n",
-            if env == "prod" {
-                format!("{name}.example.com")
-            } else {
-                format!("{env}.{name}.example.com")
-            },
-            "example.com"
-        )
-    };
-    let server = |env: &str| {
-        format!(
-            "# The VM `stack deploy {env}` ships to. SSH honours ~/.ssh/config and the agent.\n\
-             SERVER_HOST={env}.{name}.example.com\n\
-             SERVER_USER=deploy\n\
-             # SERVER_PORT=22\n\
-             # SERVER_PATH=/opt/{name}\n"
-        )
-    };
+    project
+}
+
+/// The overlay of `env`: its domain and TLS contact.
+fn overlay_file(name: &str, env: &str) -> String {
+    format!(
+        "# Overrides for `{env}`; keys here win over stack.env.\n\
+         STACK_DOMAIN={}\n\
+         STACK_TLS_EMAIL=ops@{}\n",
+        if env == "prod" {
+            format!("{name}.example.com")
+        } else {
+            format!("{env}.{name}.example.com")
+        },
+        "example.com"
+    )
+}
+
+/// The server file of `env`: the VM `stack deploy` ships to.
+fn server_file(name: &str, env: &str) -> String {
+    format!(
+        "# The VM `stack deploy {env}` ships to. SSH honours ~/.ssh/config and the agent.\n\
+         SERVER_HOST={env}.{name}.example.com\n\
+         SERVER_USER=deploy\n\
+         # SERVER_PORT=22\n\
+         # SERVER_PATH=/opt/{name}\n"
+    )
+}
+
+/// The files `init` writes: path, text and mode.
+fn scaffold(answers: &Answers) -> Vec<(&'static str, String, u32)> {
+    let name = &answers.name;
+    let project = project_file(answers);
+    let overlay = |env: &str| overlay_file(name, env);
+    let server = |env: &str| server_file(name, env);
     vec![
         (PROJECT_FILE, project, 0o644),
         ("environments/staging/stack.env", overlay("staging"), 0o644),

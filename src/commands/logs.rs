@@ -7,20 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Diagnostic, Result};
 
 pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
-    let since = match &args.since {
-        Some(text) => {
-            let ago = crate::config::values::parse_duration(text).ok_or_else(|| {
-                Diagnostic::new(format!("`--since {text}` is not a duration"))
-                    .hint("write e.g. `30s`, `10m` or `2h`")
-            })?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            Some(now.saturating_sub(ago.as_secs()) as i64)
-        }
-        None => None,
-    };
+    let since = since(args)?;
     // Through the deploy connection with `--on`: the server's engine and the project
     // name of the release `current` there.
     let remote = match &args.on {
@@ -42,52 +29,80 @@ pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
             Some((remote, _)) => super::server_engine(remote).await?,
             None => Engine::connect().await?,
         };
-        let follow = async {
-            let containers: Vec<_> = engine
-                .containers(&project)
-                .await?
-                .into_iter()
-                .filter(|c| args.services.is_empty() || args.services.contains(&c.service))
-                .collect();
-            let width = containers
-                .iter()
-                .map(|c| c.service.len() + 2)
-                .max()
-                .unwrap_or(0);
-            let streams = containers.iter().map(|c| {
-                let prefix = format!("{:<width$}| ", format!("{}-{}", c.service, c.number));
-                engine
-                    .logs_since(&c.id, args.follow, args.tail, since)
-                    .map(move |chunk| chunk.map(|text| (prefix.clone(), text)))
-                    .boxed()
-            });
-            let mut merged = futures_util::stream::select_all(streams);
-            let mut pending: std::collections::HashMap<String, String> = Default::default();
-            while let Some(item) = merged.next().await {
-                let (prefix, text) = item?;
-                let buffer = pending.entry(prefix.clone()).or_default();
-                buffer.push_str(&text);
-                let mut out = String::new();
-                while let Some(end) = buffer.find('\n') {
-                    out.push_str(&prefix);
-                    out.push_str(&buffer[..=end]);
-                    buffer.drain(..=end);
-                }
-                if !out.is_empty() {
-                    context.printer.out(out);
-                }
-            }
-            for (prefix, rest) in pending {
-                if !rest.is_empty() {
-                    context.printer.out(format!("{prefix}{rest}\n"));
-                }
-            }
-            Ok::<_, crate::error::Error>(())
-        };
+        let follow = follow(context, &engine, &project, args, since);
         // Ctrl-C ends the follow: the streams (and, with `--on`, the connection) close.
         tokio::select! {
             result = follow => result,
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
+}
+
+/// `--since`: the Unix time that long ago, or none.
+fn since(args: &crate::cli::LogsArgs) -> Result<Option<i64>> {
+    Ok(match &args.since {
+        Some(text) => {
+            let ago = crate::config::values::parse_duration(text).ok_or_else(|| {
+                Diagnostic::new(format!("`--since {text}` is not a duration"))
+                    .hint("write e.g. `30s`, `10m` or `2h`")
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            Some(now.saturating_sub(ago.as_secs()) as i64)
+        }
+        None => None,
+    })
+}
+
+/// Print the logs of the project's containers (those of `args.services`, or all), each
+/// line prefixed with its container, until the streams end.
+async fn follow(
+    context: &Context,
+    engine: &Engine,
+    project: &str,
+    args: &crate::cli::LogsArgs,
+    since: Option<i64>,
+) -> Result<()> {
+    let containers: Vec<_> = engine
+        .containers(project)
+        .await?
+        .into_iter()
+        .filter(|c| args.services.is_empty() || args.services.contains(&c.service))
+        .collect();
+    let width = containers
+        .iter()
+        .map(|c| c.service.len() + 2)
+        .max()
+        .unwrap_or(0);
+    let streams = containers.iter().map(|c| {
+        let prefix = format!("{:<width$}| ", format!("{}-{}", c.service, c.number));
+        engine
+            .logs_since(&c.id, args.follow, args.tail, since)
+            .map(move |chunk| chunk.map(|text| (prefix.clone(), text)))
+            .boxed()
+    });
+    let mut merged = futures_util::stream::select_all(streams);
+    let mut pending: std::collections::HashMap<String, String> = Default::default();
+    while let Some(item) = merged.next().await {
+        let (prefix, text) = item?;
+        let buffer = pending.entry(prefix.clone()).or_default();
+        buffer.push_str(&text);
+        let mut out = String::new();
+        while let Some(end) = buffer.find('\n') {
+            out.push_str(&prefix);
+            out.push_str(&buffer[..=end]);
+            buffer.drain(..=end);
+        }
+        if !out.is_empty() {
+            context.printer.out(out);
+        }
+    }
+    for (prefix, rest) in pending {
+        if !rest.is_empty() {
+            context.printer.out(format!("{prefix}{rest}\n"));
+        }
+    }
+    Ok(())
 }

@@ -39,28 +39,14 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         package: package.as_ref().map(|(package, _)| package.clone()),
         unit: crate::render::unit_skeleton(&loaded.config)?,
         swarm,
-        swarm_peers: match swarm {
-            true => std::iter::once(server.host.clone())
-                .chain(server.nodes.iter().cloned())
-                .collect(),
-            false => Vec::new(),
-        },
+        swarm_peers: swarm_peers(&server, swarm),
     };
     let admin = Server {
         user: args.admin_user.clone(),
         ..server.clone()
     };
     let machine = Machine::connect(context, &admin)?;
-    let mut steps = setup::steps(&options);
-    if swarm {
-        // Advertised at the address this connection reached it at.
-        let seen = machine.session.check(
-            "look at the server",
-            "set -- $SSH_CONNECTION; echo \"$3\"",
-            None,
-        )?;
-        steps.push(setup::swarm_manager(seen.trim()));
-    }
+    let steps = steps(&machine, &options, swarm)?;
     // With a package, the step that installs stack reads the .deb instead of the binary.
     let payload: &[u8] = match &package {
         Some((_, bytes)) => bytes,
@@ -76,6 +62,43 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         outcome.changed += joined.changed;
         outcome.report.extend(joined.report);
     }
+    report(context, args, &server, swarm, &outcome);
+    Ok(())
+}
+
+/// The swarm's nodes: the manager (the server) first, then the other nodes.
+fn swarm_peers(server: &Server, swarm: bool) -> Vec<String> {
+    match swarm {
+        true => std::iter::once(server.host.clone())
+            .chain(server.nodes.iter().cloned())
+            .collect(),
+        false => Vec::new(),
+    }
+}
+
+/// The setup steps of the server; a swarm manager is advertised at the address this
+/// connection reached it at.
+fn steps(machine: &Machine, options: &Options, swarm: bool) -> Result<Vec<Step>> {
+    let mut steps = setup::steps(options);
+    if swarm {
+        let seen = machine.session.check(
+            "look at the server",
+            "set -- $SSH_CONNECTION; echo \"$3\"",
+            None,
+        )?;
+        steps.push(setup::swarm_manager(seen.trim()));
+    }
+    Ok(steps)
+}
+
+/// What setup did (or, in a dry run, would do): the steps as JSON, and a status line.
+fn report(
+    context: &Context,
+    args: &ServerSetupArgs,
+    server: &Server,
+    swarm: bool,
+    outcome: &Outcome,
+) {
     if context.global.json {
         context.printer.json(&json!({
             "env": args.env, "host": server.host, "dry_run": args.dry_run, "steps": outcome.report,
@@ -97,7 +120,6 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         ),
     };
     context.printer.status(message);
-    Ok(())
 }
 
 /// Set up the swarm's other nodes (`STACK_SERVER_NODES`) and join them to the manager

@@ -44,11 +44,7 @@ impl Globals {
             .take(validate::hostname(&get("STACK_DOMAIN")))
             .unwrap_or_default();
         let proxy = read_proxy(keys, errors);
-        let tls = match errors.take(get("STACK_TLS").choice(&["auto", "internal", "off"])) {
-            Some("internal") => Tls::Internal,
-            Some("off") => Tls::Off,
-            _ => Tls::Auto,
-        };
+        let tls = read_tls(keys, errors);
         let tls_email = read_tls_email(keys, errors);
         let health_timeout = duration(&get("STACK_HEALTH_TIMEOUT"), 120, errors);
         let log_level = errors
@@ -57,42 +53,16 @@ impl Globals {
         let keep_releases = errors
             .take(get("STACK_KEEP_RELEASES").number::<u32>(1, 1000))
             .unwrap_or(5);
-        let target = match errors.take(get("STACK_TARGET").choice(&["compose", "swarm"])) {
-            Some("swarm") => Target::Swarm,
-            _ => Target::Compose,
-        };
+        let target = read_target(keys, errors);
         let drain = duration(&get("STACK_DRAIN"), 2, errors);
-        let logging = LogRotation {
-            max_size: errors
-                .take(super::attrs::size(&get("STACK_LOG_MAX_SIZE")))
-                .unwrap_or(LogRotation::default().max_size),
-            max_files: errors
-                .take(get("STACK_LOG_MAX_FILES").number::<u32>(1, 100))
-                .unwrap_or(3),
-        };
+        let logging = read_logging(keys, errors);
         let networks = keys
             .get("STACK_NETWORKS")
             .map(|v| read_networks(&v, errors))
             .unwrap_or_default();
-        let image_transfer =
-            match errors.take(get("STACK_IMAGE_TRANSFER").choice(&["registry", "archive"])) {
-                Some("archive") => ImageTransfer::Archive,
-                _ => ImageTransfer::Registry,
-            };
-        let swarm_publish =
-            match errors.take(get("STACK_SWARM_PUBLISH").choice(&["ingress", "host"])) {
-                Some("host") => super::PublishMode::Host,
-                _ => super::PublishMode::Ingress,
-            };
-        let encrypt = get("STACK_SWARM_ENCRYPT");
-        let swarm_encrypt = errors.take(encrypt.boolean()).unwrap_or(false);
-        if swarm_encrypt && target != Target::Swarm {
-            errors.push(
-                Diagnostic::new("`STACK_SWARM_ENCRYPT=true` needs `STACK_TARGET=swarm`")
-                    .with_span(encrypt.span.cloned())
-                    .hint("encryption is an option of swarm's overlay networks; remove it, or set `STACK_TARGET=swarm`"),
-            );
-        }
+        let image_transfer = read_image_transfer(keys, errors);
+        let swarm_publish = read_swarm_publish(keys, errors);
+        let swarm_encrypt = read_swarm_encrypt(keys, target, errors);
         let registry_image = errors
             .take(validate::image(&get("STACK_REGISTRY_IMAGE")))
             .unwrap_or_default();
@@ -125,6 +95,65 @@ impl Globals {
             target,
         }
     }
+}
+
+/// `STACK_TLS`: `auto` (the default), `internal` or `off`.
+fn read_tls(keys: &Keys, errors: &mut Errors) -> Tls {
+    match errors.take(global(keys, "STACK_TLS").choice(&["auto", "internal", "off"])) {
+        Some("internal") => Tls::Internal,
+        Some("off") => Tls::Off,
+        _ => Tls::Auto,
+    }
+}
+
+/// `STACK_TARGET`: `compose` (the default) or `swarm`.
+fn read_target(keys: &Keys, errors: &mut Errors) -> Target {
+    match errors.take(global(keys, "STACK_TARGET").choice(&["compose", "swarm"])) {
+        Some("swarm") => Target::Swarm,
+        _ => Target::Compose,
+    }
+}
+
+/// `STACK_LOG_MAX_SIZE` and `STACK_LOG_MAX_FILES`: the rotation of container logs.
+fn read_logging(keys: &Keys, errors: &mut Errors) -> LogRotation {
+    LogRotation {
+        max_size: errors
+            .take(super::attrs::size(&global(keys, "STACK_LOG_MAX_SIZE")))
+            .unwrap_or(LogRotation::default().max_size),
+        max_files: errors
+            .take(global(keys, "STACK_LOG_MAX_FILES").number::<u32>(1, 100))
+            .unwrap_or(3),
+    }
+}
+
+/// `STACK_IMAGE_TRANSFER`: `registry` (the default) or `archive`.
+fn read_image_transfer(keys: &Keys, errors: &mut Errors) -> ImageTransfer {
+    match errors.take(global(keys, "STACK_IMAGE_TRANSFER").choice(&["registry", "archive"])) {
+        Some("archive") => ImageTransfer::Archive,
+        _ => ImageTransfer::Registry,
+    }
+}
+
+/// `STACK_SWARM_PUBLISH`: `ingress` (the default) or `host`.
+fn read_swarm_publish(keys: &Keys, errors: &mut Errors) -> super::PublishMode {
+    match errors.take(global(keys, "STACK_SWARM_PUBLISH").choice(&["ingress", "host"])) {
+        Some("host") => super::PublishMode::Host,
+        _ => super::PublishMode::Ingress,
+    }
+}
+
+/// `STACK_SWARM_ENCRYPT`, which only swarm's overlay networks honour.
+fn read_swarm_encrypt(keys: &Keys, target: Target, errors: &mut Errors) -> bool {
+    let encrypt = global(keys, "STACK_SWARM_ENCRYPT");
+    let swarm_encrypt = errors.take(encrypt.boolean()).unwrap_or(false);
+    if swarm_encrypt && target != Target::Swarm {
+        errors.push(
+            Diagnostic::new("`STACK_SWARM_ENCRYPT=true` needs `STACK_TARGET=swarm`")
+                .with_span(encrypt.span.cloned())
+                .hint("encryption is an option of swarm's overlay networks; remove it, or set `STACK_TARGET=swarm`"),
+        );
+    }
+    swarm_encrypt
 }
 
 /// `STACK_NETWORKS`: `name`, `name:internal` or `name:external`, comma-separated.

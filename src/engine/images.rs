@@ -201,24 +201,7 @@ impl Engine {
             })
         };
         let mut pulling: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let options = bollard::query_parameters::BuildImageOptions {
-            dockerfile: build
-                .dockerfile
-                .clone()
-                .unwrap_or_else(|| "Dockerfile".into()),
-            t: Some(image.to_string()),
-            target: build.target.clone().unwrap_or_default(),
-            buildargs: (!build.args.is_empty()).then(|| {
-                build
-                    .args
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            }),
-            rm: true,
-            forcerm: true,
-            ..Default::default()
-        };
+        let options = build_options(image, build);
         let body = bollard::body_try_stream(upload);
         let mut stream = self.docker.build_image(options, None, Some(body));
         let mut last = Vec::new();
@@ -228,38 +211,16 @@ impl Engine {
                 causes: vec![clean_error(&e)],
                 hint: None,
             })?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+            if let Some(error) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
                 return Err(Error::Outside {
                     message: format!("service `{service}`: building `{image}` failed"),
                     causes: last.into_iter().chain([error]).collect(),
                     hint: None,
                 });
             }
-            // A base image pulled for the build: its layers' bytes.
-            if let (Some("Downloading"), Some(id), Some(detail)) =
-                (info.status.as_deref(), &info.id, &info.progress_detail)
-            {
-                let layer = pulling.entry(id.clone()).or_default();
-                *layer = (
-                    detail.current.unwrap_or(0).max(0) as u64,
-                    detail.total.unwrap_or(0).max(0) as u64,
-                );
-                let done = pulling.values().map(|l| l.0).sum();
-                meter.show(
-                    "pulling base image",
-                    done,
-                    pulling.values().map(|l| l.1).sum(),
-                );
-            }
+            show_pull(&mut pulling, &info, &meter);
             if let Some(text) = info.stream {
-                let text = text.trim_end().to_string();
-                if !text.is_empty() {
-                    progress.detail(service, &text);
-                    last.push(text);
-                    if last.len() > 5 {
-                        last.remove(0);
-                    }
-                }
+                keep_line(service, &text, &mut last, progress);
             }
         }
         progress.count("pulled", pulling.values().map(|l| l.1).sum());
@@ -313,5 +274,66 @@ impl Engine {
             layers: 0,
             layers_skipped: 0,
         })
+    }
+}
+
+/// The options of an image build: Dockerfile, tag, target stage and build arguments.
+fn build_options(
+    image: &str,
+    build: &crate::model::BuildSpec,
+) -> bollard::query_parameters::BuildImageOptions {
+    bollard::query_parameters::BuildImageOptions {
+        dockerfile: build
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".into()),
+        t: Some(image.to_string()),
+        target: build.target.clone().unwrap_or_default(),
+        buildargs: (!build.args.is_empty()).then(|| {
+            build
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    }
+}
+
+/// Show the bytes of a base image the build pulls (per layer, in `pulling`).
+fn show_pull(
+    pulling: &mut BTreeMap<String, (u64, u64)>,
+    info: &bollard::models::BuildInfo,
+    meter: &ByteProgress,
+) {
+    // A base image pulled for the build: its layers' bytes.
+    if let (Some("Downloading"), Some(id), Some(detail)) =
+        (info.status.as_deref(), &info.id, &info.progress_detail)
+    {
+        let layer = pulling.entry(id.clone()).or_default();
+        *layer = (
+            detail.current.unwrap_or(0).max(0) as u64,
+            detail.total.unwrap_or(0).max(0) as u64,
+        );
+        let done = pulling.values().map(|l| l.0).sum();
+        meter.show(
+            "pulling base image",
+            done,
+            pulling.values().map(|l| l.1).sum(),
+        );
+    }
+}
+
+/// Show a line of the builder's output, keeping the last five for an error message.
+fn keep_line(service: &str, text: &str, last: &mut Vec<String>, progress: &Progress) {
+    let text = text.trim_end().to_string();
+    if !text.is_empty() {
+        progress.detail(service, &text);
+        last.push(text);
+        if last.len() > 5 {
+            last.remove(0);
+        }
     }
 }

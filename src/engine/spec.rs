@@ -16,6 +16,11 @@ use crate::model::{
 };
 use crate::render::COMPOSE_FILE;
 
+/// A container's exposed ports, as the engine takes them: `port/protocol` → nothing.
+type ExposedPorts = HashMap<String, HashMap<(), ()>>;
+/// A container's published ports: `port/protocol` → its host bindings.
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+
 /// Whole seconds for the fields the engine takes only in seconds (`StopTimeout`),
 /// rounded up: `STOP_GRACE=400ms` waits 1 s, never 0 s (an immediate SIGKILL).
 pub fn engine_seconds(duration: std::time::Duration) -> i64 {
@@ -260,38 +265,9 @@ pub fn container(
     let name = crate::model::container_name(&desired.project, &service.name, number);
     let mut labels = labels(desired, service, placement);
     labels.insert(labels::NUMBER.into(), number.to_string());
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
-    for port in &service.expose {
-        exposed.insert(format!("{port}/tcp"), HashMap::new());
-    }
-    for port in &service.ports {
-        for (host, container) in port.pairs() {
-            let key = format!("{container}/{}", port.protocol);
-            exposed.insert(key.clone(), HashMap::new());
-            port_bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: port.host_ip.clone(),
-                    host_port: host.map(|p| p.to_string()),
-                });
-        }
-    }
-    let mut aliases = if in_dns {
-        service.dns_names()
-    } else {
-        Vec::new()
-    };
-    aliases.push(name);
+    let (exposed, port_bindings) = ports(service);
     let (binds, anonymous) = binds(desired, service, placement, inherited);
-    // The primary network; `Engine::create` connects the others before the start.
-    let network = desired
-        .service_networks(service)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| desired.network());
+    let network = primary_network(desired, service);
     let options = &service.options;
     let host_config = HostConfig {
         binds: Some(binds),
@@ -324,16 +300,68 @@ pub fn container(
         open_stdin: options.stdin_open.then_some(true),
         volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
         host_config: Some(host_options(host_config, options)),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                network,
-                EndpointSettings {
-                    aliases: Some(aliases),
-                    ..Default::default()
-                },
-            )])),
-        }),
+        networking_config: Some(networking(service, name, network, in_dns)),
         ..Default::default()
+    }
+}
+
+/// The ports a container exposes (its `EXPOSE` ports and the published ones' container
+/// sides) and the host bindings of the published ones.
+fn ports(service: &DesiredService) -> (ExposedPorts, PortBindings) {
+    let mut port_bindings: PortBindings = HashMap::new();
+    let mut exposed: ExposedPorts = HashMap::new();
+    for port in &service.expose {
+        exposed.insert(format!("{port}/tcp"), HashMap::new());
+    }
+    for port in &service.ports {
+        for (host, container) in port.pairs() {
+            let key = format!("{container}/{}", port.protocol);
+            exposed.insert(key.clone(), HashMap::new());
+            port_bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: port.host_ip.clone(),
+                    host_port: host.map(|p| p.to_string()),
+                });
+        }
+    }
+    (exposed, port_bindings)
+}
+
+/// The container's primary network; `Engine::create` connects the others before the
+/// start.
+fn primary_network(desired: &Desired, service: &DesiredService) -> String {
+    desired
+        .service_networks(service)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| desired.network())
+}
+
+/// The container on its primary `network`, under its own `name` and, when `in_dns`,
+/// the service's.
+fn networking(
+    service: &DesiredService,
+    name: String,
+    network: String,
+    in_dns: bool,
+) -> NetworkingConfig {
+    let mut aliases = if in_dns {
+        service.dns_names()
+    } else {
+        Vec::new()
+    };
+    aliases.push(name);
+    NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            network,
+            EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            },
+        )])),
     }
 }
 

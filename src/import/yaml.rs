@@ -121,12 +121,7 @@ fn check_depth(text: &str) -> Result<(), YamlError> {
             if body.is_empty() || body.starts_with('#') {
                 continue;
             }
-            while indents.last().is_some_and(|top| *top > indent) {
-                indents.pop();
-            }
-            if indents.last() != Some(&indent) {
-                indents.push(indent);
-            }
+            enter_indent(&mut indents, indent);
             while let Some(after) = body.strip_prefix("- ").or_else(|| body.strip_prefix("? ")) {
                 depth_here += 1;
                 body = after.trim_start_matches(' ');
@@ -156,16 +151,8 @@ fn check_depth(text: &str) -> Result<(), YamlError> {
                         flow += 1;
                         let depth = indents.len() + depth_here + flow;
                         if depth > MAX_DEPTH {
-                            return Err(YamlError {
-                                message: format!(
-                                    "the document nests deeper than {MAX_DEPTH} levels"
-                                ),
-                                line: number + 1,
-                                col: indent
-                                    + (body.as_ptr() as usize - rest.as_ptr() as usize)
-                                    + at
-                                    + 1,
-                            });
+                            let col = indent + (body.as_ptr() as usize - rest.as_ptr() as usize);
+                            return Err(too_deep(number + 1, col + at + 1));
                         }
                     }
                     ']' | '}' => flow = flow.saturating_sub(1),
@@ -175,29 +162,45 @@ fn check_depth(text: &str) -> Result<(), YamlError> {
             previous = c;
         }
         if indents.len() + depth_here + flow > MAX_DEPTH {
-            return Err(YamlError {
-                message: format!("the document nests deeper than {MAX_DEPTH} levels"),
-                line: number + 1,
-                col: indent + 1,
-            });
+            return Err(too_deep(number + 1, indent + 1));
         }
-        if quote.is_none() && flow == 0 {
-            let trimmed = body.trim_end();
-            let trimmed = trimmed.split(" #").next().unwrap_or(trimmed).trim_end();
-            let indicator = trimmed
-                .rsplit([' ', ':'])
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
-            if (indicator == "|" || indicator == ">") && trimmed.len() > 1
-                || trimmed == "|"
-                || trimmed == ">"
-            {
-                block_scalar = Some(indent);
-            }
+        if quote.is_none() && flow == 0 && opens_block_scalar(body) {
+            block_scalar = Some(indent);
         }
     }
     Ok(())
+}
+
+/// The nesting error at `line` and `col` (both from 1).
+fn too_deep(line: usize, col: usize) -> YamlError {
+    YamlError {
+        message: format!("the document nests deeper than {MAX_DEPTH} levels"),
+        line,
+        col,
+    }
+}
+
+/// Close the block levels deeper than `indent` and open `indent` when it is new.
+fn enter_indent(indents: &mut Vec<usize>, indent: usize) {
+    while indents.last().is_some_and(|top| *top > indent) {
+        indents.pop();
+    }
+    if indents.last() != Some(&indent) {
+        indents.push(indent);
+    }
+}
+
+/// Whether a line (outside quotes and flow) ends with a block scalar indicator (`|`,
+/// `>`, with optional chomping and indentation), so the lines under it are text.
+fn opens_block_scalar(body: &str) -> bool {
+    let trimmed = body.trim_end();
+    let trimmed = trimmed.split(" #").next().unwrap_or(trimmed).trim_end();
+    let indicator = trimmed
+        .rsplit([' ', ':'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+    (indicator == "|" || indicator == ">") && trimmed.len() > 1 || trimmed == "|" || trimmed == ">"
 }
 
 struct Budget {

@@ -228,8 +228,8 @@ fn proxy_networks(config: &Config) -> Vec<String> {
     out
 }
 
-/// The reverse proxy in front of the routed services.
-fn proxy(config: &Config) -> DesiredService {
+/// The proxy's mounts: its configuration file, the basic-auth files, its state volumes.
+fn proxy_mounts(config: &Config) -> Vec<Mount> {
     let (file, target, volumes) = match config.proxy.kind {
         ProxyKind::Nginx => (
             NGINX_FILE,
@@ -268,6 +268,11 @@ fn proxy(config: &Config) -> DesiredService {
             read_only,
         });
     }
+    mounts
+}
+
+/// The proxy's published ports: HTTP, and HTTPS unless TLS is off.
+fn proxy_ports(config: &Config) -> Vec<Port> {
     let port = |host: u16, container: u16| Port {
         host_ip: None,
         host_ports: vec![host],
@@ -278,14 +283,26 @@ fn proxy(config: &Config) -> DesiredService {
     if config.tls != Tls::Off {
         ports.push(port(config.proxy.https_port, 443));
     }
-    let extra_hosts = if config.services.iter().any(|s| s.upstream.is_some()) {
+    ports
+}
+
+/// `host.docker.internal` when a service is an upstream on the host.
+fn proxy_extra_hosts(config: &Config) -> Vec<ExtraHost> {
+    if config.services.iter().any(|s| s.upstream.is_some()) {
         vec![ExtraHost {
             host: "host.docker.internal".into(),
             address: HostAddress::HostGateway,
         }]
     } else {
         Vec::new()
-    };
+    }
+}
+
+/// The reverse proxy in front of the routed services.
+fn proxy(config: &Config) -> DesiredService {
+    let mounts = proxy_mounts(config);
+    let ports = proxy_ports(config);
+    let extra_hosts = proxy_extra_hosts(config);
     DesiredService {
         name: PROXY_SERVICE.into(),
         image: config.proxy.image.clone(),

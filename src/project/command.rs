@@ -70,26 +70,7 @@ pub fn apply(sources: &mut Sources, command: &str) -> Result<()> {
 /// and showing its stderr (tools report there, not values).
 fn run(dir: &std::path::Path, env: &str, command: &str) -> Result<Vec<u8>> {
     let shown = crate::printer::escape(command).into_owned();
-    let failed = |what: String, stderr: &str| {
-        let tail: Vec<String> = stderr
-            .trim()
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .map(|l| crate::printer::escape(l).into_owned())
-            .collect();
-        let said = if tail.is_empty() {
-            String::new()
-        } else {
-            format!("; it said: {}", tail.join(" / "))
-        };
-        Error::Invalid(vec![Diagnostic::new(format!("`{KEY}` (`{shown}`) {what}{said}")).hint(
-            "run the command yourself to see what it prints; it must print `KEY=VALUE` lines and exit 0",
-        )])
-    };
+    let failed = |what: String, stderr: &str| failure(&shown, what, stderr);
     let mut child = Command::new("sh")
         .args(["-c", command])
         .current_dir(dir)
@@ -99,35 +80,10 @@ fn run(dir: &std::path::Path, env: &str, command: &str) -> Result<Vec<u8>> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| failed(format!("cannot be started with `sh`: {e}"), ""))?;
-    let mut stdout_pipe = child.stdout.take();
-    let mut stderr_pipe = child.stderr.take();
     let limit = super::syntax::MAX_FILE_BYTES as u64;
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stdout_pipe.as_mut() {
-            let _ = pipe.take(limit + 1).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stderr_pipe.as_mut() {
-            let _ = pipe.take(64 * 1024).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
+    let out_reader = read_pipe(child.stdout.take(), limit + 1);
+    let err_reader = read_pipe(child.stderr.take(), 64 * 1024);
+    let status = wait_until(&mut child, Instant::now() + TIMEOUT);
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let Some(status) = status else {
@@ -150,6 +106,62 @@ fn run(dir: &std::path::Path, env: &str, command: &str) -> Result<Vec<u8>> {
         return Err(failed(format!("printed more than {limit} bytes"), ""));
     }
     Ok(stdout)
+}
+
+/// The error of a failed command: what went wrong, the last lines of its stderr.
+fn failure(shown: &str, what: String, stderr: &str) -> Error {
+    let tail: Vec<String> = stderr
+        .trim()
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|l| crate::printer::escape(l).into_owned())
+        .collect();
+    let said = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; it said: {}", tail.join(" / "))
+    };
+    Error::Invalid(vec![Diagnostic::new(format!("`{KEY}` (`{shown}`) {what}{said}")).hint(
+        "run the command yourself to see what it prints; it must print `KEY=VALUE` lines and exit 0",
+    )])
+}
+
+/// Read at most `limit` bytes of `pipe` on a thread of its own (so neither pipe of the
+/// child fills up while the other is read).
+fn read_pipe(
+    mut pipe: Option<impl Read + Send + 'static>,
+    limit: u64,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(pipe) = pipe.as_mut() {
+            let _ = pipe.take(limit).read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// The child's exit status, or none when `deadline` passed first (the child is then
+/// killed).
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
 }
 
 /// `KEY=VALUE` lines (blank lines and `#` comments skipped, an optional `export `, a value

@@ -98,23 +98,7 @@ pub fn resolve<F>(
 where
     F: Fn(&str) -> Option<String>,
 {
-    let mut assignments: IndexMap<&str, Assignment> = IndexMap::new();
-    for layer in layers {
-        for entry in &layer.entries {
-            let slot = assignments
-                .entry(entry.key.as_str())
-                .or_insert_with(|| Assignment {
-                    template: &entry.value,
-                    span: &entry.span,
-                    kind: layer.kind,
-                    history: Vec::new(),
-                });
-            slot.template = &entry.value;
-            slot.span = &entry.span;
-            slot.kind = layer.kind;
-            slot.history.push(entry.span.clone());
-        }
-    }
+    let assignments = merge(layers);
     let mut resolver = Resolver {
         state: assignments.keys().map(|k| (*k, State::Pending)).collect(),
         assignments,
@@ -129,25 +113,7 @@ where
         exhausted: false,
     };
     let keys: Vec<&str> = resolver.assignments.keys().copied().collect();
-    let mut errors = Vec::new();
-    for key in &keys {
-        if let Err(diagnostic) = resolver.key(key) {
-            if !errors.contains(&diagnostic) {
-                errors.push(diagnostic);
-            }
-            // Mark the failed chain done so later keys do not repeat the same error.
-            for failed in std::mem::take(&mut resolver.stack)
-                .into_iter()
-                .chain([*key])
-            {
-                resolver.state.insert(failed, State::Done);
-                resolver.done.entry(failed).or_default();
-            }
-            if resolver.exhausted {
-                break;
-            }
-        }
-    }
+    let errors = resolver.resolve_all(&keys);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -173,7 +139,52 @@ where
     })
 }
 
+/// Every key's last assignment across `layers` (later wins), in first-set order, with
+/// the lines that set it.
+fn merge(layers: &[Layer]) -> IndexMap<&str, Assignment<'_>> {
+    let mut assignments: IndexMap<&str, Assignment> = IndexMap::new();
+    for layer in layers {
+        for entry in &layer.entries {
+            let slot = assignments
+                .entry(entry.key.as_str())
+                .or_insert_with(|| Assignment {
+                    template: &entry.value,
+                    span: &entry.span,
+                    kind: layer.kind,
+                    history: Vec::new(),
+                });
+            slot.template = &entry.value;
+            slot.span = &entry.span;
+            slot.kind = layer.kind;
+            slot.history.push(entry.span.clone());
+        }
+    }
+    assignments
+}
+
 impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
+    /// Resolve every one of `keys`; the distinct errors, stopping once the project
+    /// has produced too many bytes.
+    fn resolve_all(&mut self, keys: &[&'a str]) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        for key in keys {
+            if let Err(diagnostic) = self.key(key) {
+                if !errors.contains(&diagnostic) {
+                    errors.push(diagnostic);
+                }
+                // Mark the failed chain done so later keys do not repeat the same error.
+                for failed in std::mem::take(&mut self.stack).into_iter().chain([*key]) {
+                    self.state.insert(failed, State::Done);
+                    self.done.entry(failed).or_default();
+                }
+                if self.exhausted {
+                    break;
+                }
+            }
+        }
+        errors
+    }
+
     fn key(&mut self, key: &'a str) -> Result<(), Diagnostic> {
         match self.state.get(key) {
             // `lookup` reports a cycle before it would enter an active key.

@@ -33,7 +33,7 @@ mod tests {
     /// table it prints into README.md.
     #[test]
     fn the_readme_tables_are_the_catalogue() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         for (table, what) in [
             (markdown(GLOBALS, false), "global keys"),
             (markdown(ATTRIBUTES, true), "service attributes"),

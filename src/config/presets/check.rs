@@ -8,96 +8,115 @@ use crate::error::Diagnostic;
 /// Check the keys of the enabled presets that a service attribute does not check.
 pub(crate) fn check(keys: &Keys, enabled: &[&'static Preset], errors: &mut Errors) {
     let on = |name: &str| enabled.iter().any(|p| p.name == name);
-    let set = |key: &'static str| keys.get_owned(key).filter(|v| !v.text.trim().is_empty());
     if on("MONITORING") {
-        if let Some(value) = set("MONITORING_RETENTION") {
-            if retention_hours(value.text).is_none() {
-                errors.push(
-                    Diagnostic::new(format!(
-                        "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), at most 100 years, not {}",
-                        value.quoted()
-                    ))
-                    .with_span(value.span.cloned())
-                    .hint("write e.g. `15d` or `6w`"),
-                );
-            }
-        }
-        // Checked only: a secret webhook reaches Alertmanager as a file (`url_file`).
-        let hook = keys
-            .peek("MONITORING_ALERT_WEBHOOK")
-            .filter(|v| !v.text.trim().is_empty());
-        if let Some(value) = hook {
-            errors.take(webhook(&value));
-        }
-        for key in [
-            "MONITORING_SCRAPE_INTERVAL",
-            "MONITORING_ALERT_FOR",
-            "MONITORING_GROUP_WAIT",
-        ] {
-            if let Some(value) = set(key) {
-                errors.take(prometheus_duration(&value));
-            }
-        }
-        if let Some(value) = set("MONITORING_DISK_PERCENT") {
-            errors.take(value.number::<u32>(0, 100));
-        }
+        check_monitoring(keys, errors);
     }
     if on("BACKUP") {
-        for key in ["BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE"] {
-            if let Some(value) = set(key) {
-                errors.take(cron(&value));
+        check_backup(keys, errors);
+    }
+}
+
+/// The value of `key` when it is set to something other than blanks.
+fn set<'a>(keys: &Keys<'a>, key: &'static str) -> Option<Value<'a>> {
+    keys.get_owned(key).filter(|v| !v.text.trim().is_empty())
+}
+
+/// The monitoring preset's retention, alert webhook, durations and disk threshold.
+fn check_monitoring(keys: &Keys, errors: &mut Errors) {
+    if let Some(value) = set(keys, "MONITORING_RETENTION") {
+        if retention_hours(value.text).is_none() {
+            errors.push(
+                Diagnostic::new(format!(
+                    "`MONITORING_RETENTION` must be a number and a unit (h, d, w, y), at most 100 years, not {}",
+                    value.quoted()
+                ))
+                .with_span(value.span.cloned())
+                .hint("write e.g. `15d` or `6w`"),
+            );
+        }
+    }
+    // Checked only: a secret webhook reaches Alertmanager as a file (`url_file`).
+    let hook = keys
+        .peek("MONITORING_ALERT_WEBHOOK")
+        .filter(|v| !v.text.trim().is_empty());
+    if let Some(value) = hook {
+        errors.take(webhook(&value));
+    }
+    for key in [
+        "MONITORING_SCRAPE_INTERVAL",
+        "MONITORING_ALERT_FOR",
+        "MONITORING_GROUP_WAIT",
+    ] {
+        if let Some(value) = set(keys, key) {
+            errors.take(prometheus_duration(&value));
+        }
+    }
+    if let Some(value) = set(keys, "MONITORING_DISK_PERCENT") {
+        errors.take(value.number::<u32>(0, 100));
+    }
+}
+
+/// The backup preset's schedules, ages, counts and target (with its S3 settings).
+fn check_backup(keys: &Keys, errors: &mut Errors) {
+    for key in ["BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE"] {
+        if let Some(value) = set(keys, key) {
+            errors.take(cron(&value));
+        }
+    }
+    if let Some(value) = set(keys, "BACKUP_VERIFY_MAX_AGE") {
+        if retention_hours(value.text).is_none() {
+            errors.push(
+                Diagnostic::new(format!(
+                    "`BACKUP_VERIFY_MAX_AGE` must be a number and a unit (h, d, w, y), not {}",
+                    value.quoted()
+                ))
+                .with_span(value.span.cloned())
+                .hint("write e.g. `8d` or `2w`"),
+            );
+        }
+    }
+    if let Some(value) = set(keys, "BACKUP_KEEP_DAILY") {
+        errors.take(value.number::<u32>(1, 3650));
+    }
+    if let Some(value) = set(keys, "BACKUP_KEEP_MONTHLY") {
+        errors.take(value.number::<u32>(0, 1200));
+    }
+    let target = set(keys, "BACKUP_TARGET");
+    if let Some(value) = &target {
+        errors.take(backup_target(value));
+    }
+    let s3 = target.is_some_and(|v| v.text.trim().starts_with("s3://"));
+    if s3 {
+        if let Some(value) = set(keys, "BACKUP_S3_ENDPOINT") {
+            errors.take(endpoint(&value));
+        }
+        check_s3_credentials(keys, errors);
+    }
+}
+
+/// The S3 credentials of an `s3://` backup target: set, and secrets.
+fn check_s3_credentials(keys: &Keys, errors: &mut Errors) {
+    for key in ["BACKUP_S3_ACCESS_KEY", "BACKUP_S3_SECRET_KEY"] {
+        // Credentials go to the container through the secret path only.
+        let value = keys
+            .for_container(key)
+            .filter(|v| !v.text.trim().is_empty());
+        let problem = match &value {
+            None => Some(format!(
+                "`{key}` is not set, and `BACKUP_TARGET` is an S3 URL"
+            )),
+            Some(_) if !keys.secrets.contains(key) => {
+                Some(format!("`{key}` is a credential but not a secret"))
             }
-        }
-        if let Some(value) = set("BACKUP_VERIFY_MAX_AGE") {
-            if retention_hours(value.text).is_none() {
-                errors.push(
-                    Diagnostic::new(format!(
-                        "`BACKUP_VERIFY_MAX_AGE` must be a number and a unit (h, d, w, y), not {}",
-                        value.quoted()
-                    ))
-                    .with_span(value.span.cloned())
-                    .hint("write e.g. `8d` or `2w`"),
-                );
-            }
-        }
-        if let Some(value) = set("BACKUP_KEEP_DAILY") {
-            errors.take(value.number::<u32>(1, 3650));
-        }
-        if let Some(value) = set("BACKUP_KEEP_MONTHLY") {
-            errors.take(value.number::<u32>(0, 1200));
-        }
-        let target = set("BACKUP_TARGET");
-        if let Some(value) = &target {
-            errors.take(backup_target(value));
-        }
-        let s3 = target.is_some_and(|v| v.text.trim().starts_with("s3://"));
-        if s3 {
-            if let Some(value) = set("BACKUP_S3_ENDPOINT") {
-                errors.take(endpoint(&value));
-            }
-            for key in ["BACKUP_S3_ACCESS_KEY", "BACKUP_S3_SECRET_KEY"] {
-                // Credentials go to the container through the secret path only.
-                let value = keys
-                    .for_container(key)
-                    .filter(|v| !v.text.trim().is_empty());
-                let problem = match &value {
-                    None => Some(format!(
-                        "`{key}` is not set, and `BACKUP_TARGET` is an S3 URL"
-                    )),
-                    Some(_) if !keys.secrets.contains(key) => {
-                        Some(format!("`{key}` is a credential but not a secret"))
-                    }
-                    Some(_) => None,
-                };
-                if let Some(message) = problem {
-                    let span = value
-                        .and_then(|v| v.span.cloned())
-                        .or_else(|| keys.get("BACKUP_TARGET").and_then(|v| v.span.cloned()));
-                    errors.push(Diagnostic::new(message).with_span(span).hint(format!(
-                        "put `{key}` in `environments/<env>/secrets.env` (or list it in `STACK_SECRETS`)"
-                    )));
-                }
-            }
+            Some(_) => None,
+        };
+        if let Some(message) = problem {
+            let span = value
+                .and_then(|v| v.span.cloned())
+                .or_else(|| keys.get("BACKUP_TARGET").and_then(|v| v.span.cloned()));
+            errors.push(Diagnostic::new(message).with_span(span).hint(format!(
+                "put `{key}` in `environments/<env>/secrets.env` (or list it in `STACK_SECRETS`)"
+            )));
         }
     }
 }

@@ -79,60 +79,7 @@ impl<'a> Parser<'a> {
                 template.push_char('$');
                 Ok(())
             }
-            Some('{') => {
-                self.bump();
-                let name = self.read_name();
-                let span = self.span(start.line, start.col, name.chars().count() as u32 + 2);
-                if name.is_empty() {
-                    return Err(Diagnostic::new(
-                        "invalid interpolation: expected a name after `${`",
-                    )
-                    .at(&self.here(1))
-                    .hint("write `${NAME}`, or `$$` for a literal `$`"));
-                }
-                let op = self.read_op();
-                let Some(op) = op else {
-                    if matches!(self.peek(), None | Some('\n' | '\r' | '"')) {
-                        return Err(Diagnostic::new("unterminated `${`")
-                            .at(&start)
-                            .hint("close the interpolation with `}`"));
-                    }
-                    return Err(Diagnostic::new(format!(
-                        "invalid interpolation `${{{name}`: expected `}}`, `:-`, `-`, `:?`, `?`, `:+` or `+`"
-                    ))
-                    .at(&self.here(1))
-                    .hint("write `$$` for a literal `$`"));
-                };
-                let arg = if op == Op::Plain {
-                    Template::default()
-                } else {
-                    if self.depth >= MAX_NESTING {
-                        return Err(Diagnostic::new(format!(
-                            "interpolation nested more than {MAX_NESTING} levels deep"
-                        ))
-                        .at(&start));
-                    }
-                    self.depth += 1;
-                    let arg = self.template(Mode::Braced, &start);
-                    self.depth -= 1;
-                    arg?
-                };
-                if self.peek() != Some('}') {
-                    return Err(Diagnostic::new("unterminated `${`")
-                        .at(&start)
-                        .hint("close the interpolation with `}`"));
-                }
-                self.bump();
-                self.count_reference(&span)?;
-                template.pieces.push(Piece::Var(VarRef {
-                    name,
-                    op,
-                    arg,
-                    span,
-                    braced: true,
-                }));
-                Ok(())
-            }
+            Some('{') => self.braced(&start, template),
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
                 let name = self.read_name();
                 let span = self.span(start.line, start.col, name.chars().count() as u32 + 1);
@@ -150,6 +97,62 @@ impl<'a> Parser<'a> {
                 .at(&start)
                 .hint("write `$$` for a literal `$`, or single-quote the value")),
         }
+    }
+
+    /// `${NAME}` or `${NAME<op>ARG}` after the `$` at `start`, its `{` next.
+    fn braced(&mut self, start: &Span, template: &mut Template) -> PResult<()> {
+        self.bump();
+        let name = self.read_name();
+        let span = self.span(start.line, start.col, name.chars().count() as u32 + 2);
+        if name.is_empty() {
+            return Err(
+                Diagnostic::new("invalid interpolation: expected a name after `${`")
+                    .at(&self.here(1))
+                    .hint("write `${NAME}`, or `$$` for a literal `$`"),
+            );
+        }
+        let op = self.read_op();
+        let Some(op) = op else {
+            if matches!(self.peek(), None | Some('\n' | '\r' | '"')) {
+                return Err(Diagnostic::new("unterminated `${`")
+                    .at(start)
+                    .hint("close the interpolation with `}`"));
+            }
+            return Err(Diagnostic::new(format!(
+                "invalid interpolation `${{{name}`: expected `}}`, `:-`, `-`, `:?`, `?`, `:+` or `+`"
+            ))
+            .at(&self.here(1))
+            .hint("write `$$` for a literal `$`"));
+        };
+        let arg = if op == Op::Plain {
+            Template::default()
+        } else {
+            if self.depth >= MAX_NESTING {
+                return Err(Diagnostic::new(format!(
+                    "interpolation nested more than {MAX_NESTING} levels deep"
+                ))
+                .at(start));
+            }
+            self.depth += 1;
+            let arg = self.template(Mode::Braced, start);
+            self.depth -= 1;
+            arg?
+        };
+        if self.peek() != Some('}') {
+            return Err(Diagnostic::new("unterminated `${`")
+                .at(start)
+                .hint("close the interpolation with `}`"));
+        }
+        self.bump();
+        self.count_reference(&span)?;
+        template.pieces.push(Piece::Var(VarRef {
+            name,
+            op,
+            arg,
+            span,
+            braced: true,
+        }));
+        Ok(())
     }
 
     fn read_name(&mut self) -> String {

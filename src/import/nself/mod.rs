@@ -16,13 +16,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+mod services;
+
 use super::{
-    dotenv, is_reserved_key, project_name, project_path, service_name, Finding, Imported, OutFile,
-    Reader, PROJECT_FILE,
+    dotenv, is_reserved_key, project_name, Finding, Imported, OutFile, Reader, PROJECT_FILE,
 };
 use crate::config::presets::{preset_keys, PRESETS};
 use crate::error::{Diagnostic, Result};
 use crate::project::writer;
+use services::{auth, hasura, Fields};
 
 /// Presets nself switches on with `<NAME>_ENABLED` that stack has too.
 const PRESET_FLAGS: &[&str] = &[
@@ -62,54 +64,15 @@ pub fn import(reader: &dyn Reader, source: &Path, project_dir: &Path) -> Result<
         project_dir,
         findings: Vec::new(),
     };
-    let mut base = None;
-    for name in [".env.dev", ".env"] {
-        if let Some(entries) = import.read(name)? {
-            base = Some((name, entries));
-            break;
-        }
-    }
-    let Some((base_name, base)) = base else {
-        return Err(Diagnostic::new(format!(
-            "`{}` is not an nself project: it has no `.env.dev` or `.env`",
-            source.display()
-        ))
-        .hint("name the folder that holds the nself project's `.env.dev`")
-        .into());
-    };
+    let (base_name, base) = import.base_file()?;
     let values: BTreeMap<String, String> = base
         .iter()
         .map(|e| (e.key.clone(), e.template.clone()))
         .collect();
     let mut files = Vec::new();
-    let mut secret_names: BTreeSet<String> = BTreeSet::new();
-    let mut secret_files = Vec::new();
-    // Secrets: dev from `.env.secrets`, each environment from its own.
     let mut envs = import.environments()?;
     envs.sort();
-    for (env, path) in std::iter::once(("dev".to_string(), ".env.secrets".to_string())).chain(
-        envs.iter()
-            .map(|env| (env.clone(), format!(".environments/{env}/.env.secrets"))),
-    ) {
-        if let Some(entries) = import.read(&path)? {
-            let mut text = format!(
-                "# Secrets imported by `stack import nself` from `{path}`.\n# Keep this file mode 0600; never commit it.\n"
-            );
-            for entry in &entries {
-                secret_names.insert(entry.key.clone());
-                text.push_str(&format!(
-                    "{}={}\n",
-                    entry.key,
-                    secret_value(&entry.template)
-                ));
-            }
-            secret_files.push(OutFile {
-                path: format!("environments/{env}/secrets.env"),
-                contents: text,
-                mode: 0o600,
-            });
-        }
-    }
+    let (secret_names, secret_files) = import.secrets(&envs)?;
     let (text, services) = import.base(base_name, &base, &values, &secret_names);
     let project = values
         .get("PROJECT_NAME")
@@ -228,6 +191,52 @@ impl Import<'_> {
             .collect())
     }
 
+    /// The base file, `.env.dev` or else `.env`; an error when there is neither.
+    fn base_file(&mut self) -> Result<(&'static str, Vec<Entry>)> {
+        for name in [".env.dev", ".env"] {
+            if let Some(entries) = self.read(name)? {
+                return Ok((name, entries));
+            }
+        }
+        Err(Diagnostic::new(format!(
+            "`{}` is not an nself project: it has no `.env.dev` or `.env`",
+            self.source.display()
+        ))
+        .hint("name the folder that holds the nself project's `.env.dev`")
+        .into())
+    }
+
+    /// `secrets.env` of dev (from `.env.secrets`) and of each of `envs` (from its own),
+    /// and every secret name they set.
+    fn secrets(&mut self, envs: &[String]) -> Result<(BTreeSet<String>, Vec<OutFile>)> {
+        let mut secret_names: BTreeSet<String> = BTreeSet::new();
+        let mut secret_files = Vec::new();
+        for (env, path) in std::iter::once(("dev".to_string(), ".env.secrets".to_string())).chain(
+            envs.iter()
+                .map(|env| (env.clone(), format!(".environments/{env}/.env.secrets"))),
+        ) {
+            if let Some(entries) = self.read(&path)? {
+                let mut text = format!(
+                    "# Secrets imported by `stack import nself` from `{path}`.\n# Keep this file mode 0600; never commit it.\n"
+                );
+                for entry in &entries {
+                    secret_names.insert(entry.key.clone());
+                    text.push_str(&format!(
+                        "{}={}\n",
+                        entry.key,
+                        secret_value(&entry.template)
+                    ));
+                }
+                secret_files.push(OutFile {
+                    path: format!("environments/{env}/secrets.env"),
+                    contents: text,
+                    mode: 0o600,
+                });
+            }
+        }
+        Ok((secret_names, secret_files))
+    }
+
     /// `stack.env` from the base file.
     fn base(
         &mut self,
@@ -237,31 +246,9 @@ impl Import<'_> {
         secrets: &BTreeSet<String>,
     ) -> (String, Vec<String>) {
         let mut globals = vec!["POSTGRES_ENABLED=true".to_string()];
-        let mut lines: Vec<String> = Vec::new();
         let mut services: Vec<(String, Vec<String>)> =
             vec![("hasura".into(), hasura()), ("auth".into(), auth())];
-        let mut custom: BTreeMap<u32, BTreeMap<String, (String, usize)>> = BTreeMap::new();
-        let mut frontends: BTreeMap<u32, BTreeMap<String, (String, usize)>> = BTreeMap::new();
-        for entry in entries {
-            let key = entry.key.as_str();
-            if let Some((n, field)) = numbered(key, "CS_") {
-                custom
-                    .entry(n)
-                    .or_default()
-                    .insert(field, (entry.template.clone(), entry.line));
-                continue;
-            }
-            if let Some((n, field)) = numbered(key, "FRONTEND_APP_") {
-                frontends
-                    .entry(n)
-                    .or_default()
-                    .insert(field, (entry.template.clone(), entry.line));
-                continue;
-            }
-            if let Some(line) = self.global(file, entry) {
-                lines.push(line);
-            }
-        }
+        let (lines, custom, frontends) = self.sort_base(file, entries);
         for (n, fields) in custom {
             if let Some(service) = self.custom(file, n, &fields) {
                 services.push(service);
@@ -315,6 +302,39 @@ impl Import<'_> {
             }
         }
         (text, services.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// The base's own `stack.env` lines, and the fields of its numbered custom services
+    /// and frontend apps, by number.
+    fn sort_base(
+        &mut self,
+        file: &str,
+        entries: &[Entry],
+    ) -> (Vec<String>, BTreeMap<u32, Fields>, BTreeMap<u32, Fields>) {
+        let mut lines: Vec<String> = Vec::new();
+        let mut custom: BTreeMap<u32, Fields> = BTreeMap::new();
+        let mut frontends: BTreeMap<u32, Fields> = BTreeMap::new();
+        for entry in entries {
+            let key = entry.key.as_str();
+            if let Some((n, field)) = numbered(key, "CS_") {
+                custom
+                    .entry(n)
+                    .or_default()
+                    .insert(field, (entry.template.clone(), entry.line));
+                continue;
+            }
+            if let Some((n, field)) = numbered(key, "FRONTEND_APP_") {
+                frontends
+                    .entry(n)
+                    .or_default()
+                    .insert(field, (entry.template.clone(), entry.line));
+                continue;
+            }
+            if let Some(line) = self.global(file, entry) {
+                lines.push(line);
+            }
+        }
+        (lines, custom, frontends)
     }
 
     /// The `stack.env` line of one nself key of the base or an overlay, `None` when it is
@@ -397,127 +417,6 @@ impl Import<'_> {
         text
     }
 
-    /// `CS_N=name:template[:port][:route]` and its `CS_N_*` overrides.
-    fn custom(
-        &mut self,
-        file: &str,
-        n: u32,
-        fields: &BTreeMap<String, (String, usize)>,
-    ) -> Option<(String, Vec<String>)> {
-        let line = fields.values().map(|(_, l)| *l).min().unwrap_or(1);
-        let short: Vec<String> = fields
-            .get("")
-            .map(|(v, _)| v.split(':').map(str::to_string).collect())
-            .unwrap_or_default();
-        let field = |name: &str, at: usize| -> Option<String> {
-            fields
-                .get(name)
-                .map(|(v, _)| v.clone())
-                .or_else(|| short.get(at).cloned())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(input) = field("NAME", 0) else {
-            self.finding(
-                file,
-                line,
-                format!("`CS_{n}`: a custom service without a name"),
-            );
-            return None;
-        };
-        let Some(name) = service_name(&input) else {
-            self.finding(
-                file,
-                line,
-                format!("`CS_{n}`: `{input}` is not a service name"),
-            );
-            return None;
-        };
-        let preset = crate::config::presets::PRESETS
-            .iter()
-            .any(|p| p.service() == name);
-        if preset
-            || super::is_reserved_service(&name, true)
-            || ["hasura", "auth"].contains(&name.as_str())
-        {
-            self.finding(file, line, format!("`CS_{n}`: the name `{name}` is taken"));
-            return None;
-        }
-        let mut attrs = Vec::new();
-        match field("IMAGE", usize::MAX) {
-            Some(image) => attrs.push(format!("IMAGE={}", writer::template(&image))),
-            None => {
-                let folder = self.source.join("services").join(&input);
-                attrs.push(format!(
-                    "BUILD={}",
-                    writer::template(&project_path(self.project_dir, &folder))
-                ));
-                if !self
-                    .reader
-                    .folders(&self.source.join("services"))
-                    .contains(&input)
-                {
-                    self.note(file, line, format!("`CS_{n}`: `services/{input}` does not exist yet (nself generates it from template `{}`); `BUILD` points there", field("TEMPLATE", 1).unwrap_or_default()));
-                }
-            }
-        }
-        if let Some(port) = field("PORT", 2) {
-            attrs.push(format!("PORT={port}"));
-            if let Some(route) = field("ROUTE", 3) {
-                attrs.push(format!(
-                    "ROUTE={}.${{STACK_DOMAIN}}",
-                    writer::template(&route)
-                ));
-            }
-        }
-        attrs.push("DEPENDS_ON=postgres".into());
-        attrs.push("ENV_DATABASE_URL=${DATABASE_URL}".into());
-        attrs.push("ENV_HASURA_GRAPHQL_ADMIN_SECRET=${HASURA_GRAPHQL_ADMIN_SECRET}".into());
-        for key in fields.keys() {
-            if !["", "NAME", "TEMPLATE", "PORT", "ROUTE", "IMAGE"].contains(&key.as_str()) {
-                self.finding(file, fields[key].1, format!("`CS_{n}_{key}`: not carried"));
-            }
-        }
-        Some((name, attrs))
-    }
-
-    /// `FRONTEND_APP_N_{NAME,PORT,ROUTE}`: a dev server on the host behind the proxy.
-    fn frontend(
-        &mut self,
-        file: &str,
-        n: u32,
-        fields: &BTreeMap<String, (String, usize)>,
-    ) -> Option<(String, Vec<String>)> {
-        let line = fields.values().map(|(_, l)| *l).min().unwrap_or(1);
-        let get = |key: &str| fields.get(key).map(|(v, _)| v.clone());
-        let (Some(input), Some(port)) = (get("NAME"), get("PORT")) else {
-            self.finding(
-                file,
-                line,
-                format!("`FRONTEND_APP_{n}`: a frontend app needs `_NAME` and `_PORT`"),
-            );
-            return None;
-        };
-        let name = service_name(&input)?;
-        let route = get("ROUTE").unwrap_or_else(|| input.clone());
-        for key in fields.keys() {
-            if !["NAME", "PORT", "ROUTE"].contains(&key.as_str()) {
-                self.finding(
-                    file,
-                    fields[key].1,
-                    format!("`FRONTEND_APP_{n}_{key}`: not carried"),
-                );
-            }
-        }
-        Some((
-            name,
-            vec![
-                format!("UPSTREAM=localhost:{port}"),
-                format!("ROUTE={}.${{STACK_DOMAIN}}", writer::template(&route)),
-                "FRONTEND=true".into(),
-            ],
-        ))
-    }
-
     /// `server.env` from `.environments/<env>/server.json`.
     fn server(&mut self, env: &str) -> Result<Option<String>> {
         let file = format!(".environments/{env}/server.json");
@@ -594,39 +493,6 @@ fn secret_value(template: &str) -> String {
         Some(literal) => writer::literal(&literal),
         None => writer::template(template),
     }
-}
-
-/// The core GraphQL engine, as nself runs it.
-fn hasura() -> Vec<String> {
-    [
-        "IMAGE=hasura/graphql-engine:${HASURA_VERSION:-v2.44.0}",
-        "PORT=8080",
-        "ROUTE=api.${STACK_DOMAIN}",
-        "HEALTH=/healthz",
-        "DEPENDS_ON=postgres",
-        "ENV_HASURA_GRAPHQL_DATABASE_URL=${DATABASE_URL}",
-        "ENV_HASURA_GRAPHQL_ADMIN_SECRET=${HASURA_GRAPHQL_ADMIN_SECRET}",
-        "ENV_HASURA_GRAPHQL_JWT_SECRET=\"{\\\"type\\\":\\\"HS256\\\",\\\"key\\\":\\\"${HASURA_JWT_KEY}\\\"}\"",
-        "ENV_HASURA_GRAPHQL_ENABLE_CONSOLE=${HASURA_GRAPHQL_ENABLE_CONSOLE:-true}",
-    ]
-    .map(str::to_string)
-    .to_vec()
-}
-
-/// The core authentication service, as nself runs it.
-fn auth() -> Vec<String> {
-    [
-        "IMAGE=nhost/hasura-auth:${AUTH_VERSION:-0.36.1}",
-        "PORT=4000",
-        "ROUTE=auth.${STACK_DOMAIN}",
-        "HEALTH=/healthz",
-        "DEPENDS_ON=postgres,hasura",
-        "ENV_HASURA_GRAPHQL_DATABASE_URL=${DATABASE_URL}",
-        "ENV_HASURA_GRAPHQL_GRAPHQL_URL=http://hasura:8080/v1/graphql",
-        "ENV_HASURA_GRAPHQL_ADMIN_SECRET=${HASURA_GRAPHQL_ADMIN_SECRET}",
-    ]
-    .map(str::to_string)
-    .to_vec()
 }
 
 #[cfg(test)]

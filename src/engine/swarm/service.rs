@@ -1,0 +1,339 @@
+//! The swarm service spec of one desired service: swarm's mapping of the model
+//! (task, container, mounts, published ports, update and rollback policy). Pure.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountTypeEnum,
+    NetworkAttachmentConfig, Platform, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets, TaskSpecLogDriver,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
+};
+
+use super::{service_name, SwarmSecrets, NAMESPACE};
+use crate::engine::{labels, spec};
+use crate::model::{self, Desired, DesiredService, Placement, PublishMode, Restart, Secrets};
+
+fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) -> Vec<Mount> {
+    let volume = |source: Option<String>, target: &str, read_only: bool| Mount {
+        target: Some(target.to_string()),
+        source,
+        typ: Some(MountTypeEnum::VOLUME),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    service
+        .mounts
+        .iter()
+        .map(|mount| match mount {
+            model::Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => volume(Some(desired.volume_name(name)), target, *read_only),
+            model::Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => Mount {
+                target: Some(target.clone()),
+                source: Some(placement.resolve(source).display().to_string()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(*read_only),
+                ..Default::default()
+            },
+            model::Mount::Anonymous { target } => volume(None, target, false),
+        })
+        .chain(tmpfs_mounts(&service.options))
+        .collect()
+}
+
+/// `TMPFS`, and `SHM_MB` as a sized tmpfs on `/dev/shm` (swarm has no shm size).
+fn tmpfs_mounts(options: &model::ContainerOptions) -> Vec<Mount> {
+    let tmpfs = |target: &str, size: Option<u64>, mode: Option<u32>| Mount {
+        target: Some(target.to_string()),
+        typ: Some(MountTypeEnum::TMPFS),
+        tmpfs_options: Some(MountTmpfsOptions {
+            size_bytes: size.map(|s| s.min(i64::MAX as u64) as i64),
+            mode: mode.map(i64::from),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut out: Vec<Mount> = options
+        .tmpfs
+        .iter()
+        .map(|t| tmpfs(&t.path, t.size.map(|s| s.0), t.mode))
+        .collect();
+    if let Some(mb) = options.shm_mb {
+        out.push(tmpfs(
+            "/dev/shm",
+            Some(mb.saturating_mul(1024 * 1024)),
+            None,
+        ));
+    }
+    out
+}
+
+/// `/etc/hosts` lines as swarm takes them: `address host`.
+fn hosts(service: &DesiredService) -> Vec<String> {
+    service
+        .extra_hosts
+        .iter()
+        .map(|h| format!("{} {}", h.address, h.host))
+        .collect()
+}
+
+fn restart_condition(restart: Restart) -> TaskSpecRestartPolicyConditionEnum {
+    match restart {
+        Restart::No => TaskSpecRestartPolicyConditionEnum::NONE,
+        Restart::OnFailure(_) => TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
+        Restart::Always | Restart::UnlessStopped => TaskSpecRestartPolicyConditionEnum::ANY,
+    }
+}
+
+/// What the service's spec was made from: the service's digest, and the publish mode,
+/// which is the project's and changes the spec of every service.
+pub(super) fn spec_digest(desired: &Desired, service: &DesiredService) -> String {
+    match desired.publish {
+        PublishMode::Ingress => service.digest.clone(),
+        PublishMode::Host => format!("{}+host", service.digest),
+    }
+}
+
+/// The swarm service of one desired service: swarm's mapping of the model.
+pub(super) fn service_spec(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+    swarm_secrets: &SwarmSecrets,
+) -> ServiceSpec {
+    let mut service_labels: HashMap<String, String> = HashMap::new();
+    service_labels.insert(NAMESPACE.into(), desired.project.clone());
+    service_labels.insert(labels::DIGEST.into(), spec_digest(desired, service));
+    let ports = endpoint_ports(service, desired.publish);
+    ServiceSpec {
+        name: Some(service_name(&desired.project, &service.name)),
+        labels: Some(service_labels),
+        task_template: Some(task(desired, service, (placement, secrets), swarm_secrets)),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(i64::from(service.replicas)),
+            }),
+            ..Default::default()
+        }),
+        update_config: Some(ServiceSpecUpdateConfig {
+            parallelism: Some(1),
+            order: Some(if ports.is_empty() {
+                ServiceSpecUpdateConfigOrderEnum::START_FIRST
+            } else {
+                // Two tasks cannot hold one published port in host mode; ingress can,
+                // but keep the operator's expectation of `recreate` for published ports.
+                ServiceSpecUpdateConfigOrderEnum::STOP_FIRST
+            }),
+            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+            monitor: Some(5_000_000_000),
+            ..Default::default()
+        }),
+        rollback_config: Some(ServiceSpecRollbackConfig {
+            parallelism: Some(1),
+            ..Default::default()
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            // Without the mesh, no virtual IP either (both are IPVS): names resolve to
+            // every task's address.
+            mode: (desired.publish == PublishMode::Host).then_some(EndpointSpecModeEnum::DNSRR),
+            ports: Some(ports),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Published ports (swarm publishes only mappings with a host port), through the mesh
+/// or on the nodes that run a task.
+fn endpoint_ports(service: &DesiredService, publish: PublishMode) -> Vec<EndpointPortConfig> {
+    service
+        .ports
+        .iter()
+        .flat_map(|p| p.pairs().map(move |pair| (p, pair)))
+        .filter_map(|(p, (host, container))| {
+            Some(EndpointPortConfig {
+                protocol: Some(match p.protocol.as_str() {
+                    "udp" => EndpointPortConfigProtocolEnum::UDP,
+                    "sctp" => EndpointPortConfigProtocolEnum::SCTP,
+                    _ => EndpointPortConfigProtocolEnum::TCP,
+                }),
+                target_port: Some(i64::from(container)),
+                published_port: Some(i64::from(host?)),
+                publish_mode: Some(match publish {
+                    PublishMode::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
+                    PublishMode::Host => EndpointPortConfigPublishModeEnum::HOST,
+                }),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// Where a service's tasks may run: its `PLACEMENT`, and the manager for a service that
+/// bind-mounts files of the release (the proxy's configuration, a project file), which
+/// exist on the manager only.
+fn constraints(service: &DesiredService) -> Vec<String> {
+    let mut constraints = service.options.placement.clone();
+    let binds = service
+        .mounts
+        .iter()
+        .any(|m| matches!(m, model::Mount::Bind { .. }));
+    let manager = "node.role==manager".to_string();
+    if binds && !constraints.contains(&manager) {
+        constraints.push(manager);
+    }
+    constraints
+}
+
+/// The task template: container, resources, restart, placement, logs, network.
+fn task(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+    swarm_secrets: &SwarmSecrets,
+) -> TaskSpec {
+    let mut container_spec = container(desired, service, (placement, secrets));
+    container_spec.secrets = Some(
+        service
+            .secret_files
+            .iter()
+            .filter_map(|file| {
+                let (name, id) = swarm_secrets.get(&file.key)?;
+                Some(TaskSpecContainerSpecSecrets {
+                    file: Some(TaskSpecContainerSpecFile {
+                        name: Some(file.target.clone()),
+                        uid: Some(secret_owner(service, |u| &u.user)),
+                        gid: Some(secret_owner(service, |u| {
+                            u.group.as_deref().unwrap_or(&u.user)
+                        })),
+                        mode: Some(file.mode),
+                    }),
+                    secret_id: Some(id.clone()),
+                    secret_name: Some(name.clone()),
+                })
+            })
+            .collect(),
+    );
+    TaskSpec {
+        container_spec: Some(container_spec),
+        resources: Some(TaskSpecResources {
+            limits: Some(Limit {
+                nano_cpus: service.resources.nano_cpus(),
+                memory_bytes: service.resources.memory_bytes(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        restart_policy: Some(TaskSpecRestartPolicy {
+            condition: Some(restart_condition(service.restart)),
+            ..Default::default()
+        }),
+        // `GPUS` is refused with `STACK_TARGET=swarm` when the project is read.
+        placement: (!constraints(service).is_empty() || service.options.platform.is_some()).then(
+            || TaskSpecPlacement {
+                constraints: Some(constraints(service)),
+                platforms: service.options.platform.as_ref().map(|p| {
+                    vec![Platform {
+                        architecture: Some(p.architecture.clone()),
+                        os: Some(p.os.clone()),
+                    }]
+                }),
+                ..Default::default()
+            },
+        ),
+        log_driver: Some(TaskSpecLogDriver {
+            name: Some("json-file".into()),
+            options: Some(spec::log_options(&service.logging)),
+        }),
+        networks: Some(
+            desired
+                .service_networks(service)
+                .into_iter()
+                .map(|network| NetworkAttachmentConfig {
+                    target: Some(network),
+                    aliases: Some(service.dns_names()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// `SECURITY_OPT` has `no-new-privileges` (`:true`): the one option swarm takes.
+fn no_new_privileges(options: &crate::model::ContainerOptions) -> bool {
+    options.security_opt.iter().any(|o| {
+        o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+    })
+}
+
+/// The numeric uid (or gid) a secret file is owned by: `USER`'s when it is numeric, else
+/// root (the file's mode then lets a named user read it).
+fn secret_owner(service: &DesiredService, part: impl Fn(&model::User) -> &str) -> String {
+    service
+        .options
+        .user
+        .as_ref()
+        .map(part)
+        .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("0")
+        .to_string()
+}
+
+/// The container of each task.
+fn container(
+    desired: &Desired,
+    service: &DesiredService,
+    (placement, secrets): (&Placement, &Secrets),
+) -> TaskSpecContainerSpec {
+    let options = &service.options;
+    let mut labels = spec::labels(desired, service, placement);
+    labels.insert(NAMESPACE.to_string(), desired.project.clone());
+    TaskSpecContainerSpec {
+        // The pin's image ID, not its tag: the release tag exists on the manager only,
+        // and a worker that has the same image (loaded, pulled) runs it by ID.
+        image: Some(
+            service
+                .pinned
+                .as_ref()
+                .map_or(service.run_image(), |p| p.id.as_str())
+                .to_string(),
+        ),
+        labels: Some(labels),
+        // Swarm's `Command` is the entrypoint, `Args` the command.
+        command: options.entrypoint.clone(),
+        args: service.command.clone(),
+        user: options.user.as_ref().map(|u| u.to_string()),
+        dir: options.workdir.clone(),
+        hostname: options.hostname.clone(),
+        stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
+        stop_grace_period: options.stop_grace.map(spec::ns),
+        capability_add: spec::capabilities(&options.cap_add),
+        capability_drop: spec::capabilities(&options.cap_drop),
+        read_only: options.read_only.then_some(true),
+        sysctls: spec::sysctls(options),
+        ulimits: (!options.ulimits.is_empty()).then(|| spec::ulimits(&options.ulimits)),
+        init: options.init.then_some(true),
+        tty: options.tty.then_some(true),
+        open_stdin: options.stdin_open.then_some(true),
+        privileges: no_new_privileges(options).then(|| TaskSpecContainerSpecPrivileges {
+            no_new_privileges: Some(true),
+            ..Default::default()
+        }),
+        env: Some(secrets.environment(&service.env)),
+        mounts: Some(mounts(desired, service, placement)),
+        health_check: service.health.as_ref().map(spec::health),
+        hosts: Some(hosts(service)),
+        ..Default::default()
+    }
+}
