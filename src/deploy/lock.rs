@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::answer::{self, LockAnswer, ReleaseId, SHELL};
 use super::ssh::quote;
 use super::{local_user, timestamp, Remote, AUDIT_APPEND};
 use crate::error::{Error, Result};
@@ -28,7 +29,7 @@ impl Remote {
         wait: Duration,
         min_free_mb: u64,
         waiting: impl Fn(&str),
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<ReleaseId>> {
         let mut info = format!(
             "owner={}\ntime={}\nrelease={release}\nenv={}\nmessage={}\n",
             local_user(),
@@ -40,13 +41,12 @@ impl Remote {
             info.push_str(&format!("leash={}\n", leash.token));
         }
         let script = format!(
-            "root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
+            "{SHELL} root={root}; p=\"$root\"; while [ ! -d \"$p\" ]; do p=$(dirname \"$p\"); done; \
              free=$(df -Pk \"$p\" | awk 'NR==2 {{print $4}}'); \
-             if [ \"$free\" -lt {min_kb} ]; then echo \"nospace $free\"; exit 0; fi; \
+             if [ \"$free\" -lt {min_kb} ]; then A lock state=nospace \"free_kb=$free\"; exit 0; fi; \
              mkdir -p \"$root\" || exit 1; info={info}; \
-             if {TAKE_LOCK}; then echo locked; \
-             else echo held; tr '\\n' ' ' 2>/dev/null < \"$root/lock/info\" || printf '%s' {no_owner}; echo; fi; \
-             echo \"current=$(readlink \"$root/last-good\" 2>/dev/null || readlink \"$root/current\" 2>/dev/null)\"",
+             if {TAKE_LOCK}; then A lock state=locked \"current=$(readlink \"$root/last-good\" 2>/dev/null || readlink \"$root/current\" 2>/dev/null)\"; \
+             else A lock state=held \"holder=$(cat \"$root/lock/info\" 2>/dev/null || printf '%s' {no_owner})\"; fi",
             root = quote(&self.server.path),
             info = quote(&info),
             no_owner = quote(NO_OWNER),
@@ -58,35 +58,22 @@ impl Remote {
             let out = self
                 .session
                 .check("check the server and take the lock", &script, None)?;
-            let mut lines = out.lines();
-            match lines.next().unwrap_or_default() {
-                "locked" => {
-                    let current = out
-                        .lines()
-                        .find_map(|l| l.strip_prefix("current="))
-                        .and_then(|c| c.trim().rsplit('/').next().map(String::from))
-                        .filter(|c| !c.is_empty());
-                    return Ok(current);
-                }
-                "held" if Instant::now() < deadline => {
+            match LockAnswer::of(&out)? {
+                LockAnswer::Locked { current } => return Ok(current),
+                LockAnswer::Held { holder } if Instant::now() < deadline => {
                     if !told {
-                        waiting(lines.next().unwrap_or("unknown").trim());
+                        waiting(&holder);
                         told = true;
                     }
                     std::thread::sleep(Duration::from_millis(500));
                 }
-                "held" => {
-                    let holder = lines.next().unwrap_or("unknown").trim().to_string();
+                LockAnswer::Held { holder } => {
                     return Err(Error::No(format!(
                         "the deploy lock of `{}` is held: {holder}\nhint: wait with `--lock-wait 5m`, or free a stale lock with `stack lock release {}`",
                         self.server.host, self.env
                     )));
                 }
-                other => {
-                    let free_kb: u64 = other
-                        .strip_prefix("nospace ")
-                        .and_then(|n| n.trim().parse().ok())
-                        .unwrap_or(0);
+                LockAnswer::NoSpace { free_kb } => {
                     return Err(Error::outside(format!(
                         "only {} MB free under `{}` on the server; a deploy needs at least {min_free_mb} MB",
                         free_kb / 1024,
@@ -108,7 +95,7 @@ impl Remote {
         result: &str,
         good: bool,
         keep: Option<usize>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<ReleaseId>> {
         let line = format!(
             "{}\t{}\t{}\t{action}\t{release}\t{}\n",
             timestamp(),
@@ -121,7 +108,7 @@ impl Remote {
                 "cur=$(basename \"$(readlink \"$root/current\" 2>/dev/null)\"); \
                  ls -1 \"$root/releases\" 2>/dev/null | grep {prefix} | grep -v '\\.partial$' | sort \
                  | awk -v keep={keep} '{{a[NR]=$0}} END {{for (i = 1; i <= NR - keep; i++) print a[i]}}' \
-                 | while read -r r; do [ \"$r\" = \"$cur\" ] || {{ rm -rf \"$root/releases/$r\" && echo \"pruned $r\"; }}; done; ",
+                 | while read -r r; do [ \"$r\" = \"$cur\" ] || {{ rm -rf \"$root/releases/$r\" && A pruned \"release=$r\"; }}; done; ",
                 prefix = quote(&format!("^{}-", self.env)),
             ),
             None => String::new(),
@@ -132,7 +119,7 @@ impl Remote {
             String::new()
         };
         let script = format!(
-            "root={root}; {mark}{prune}{AUDIT_APPEND}; rm -rf \"$root/lock\"",
+            "{SHELL} root={root}; {mark}{prune}{AUDIT_APPEND}; rm -rf \"$root/lock\"",
             root = quote(&self.server.path),
         );
         let output = self.session.check(
@@ -140,11 +127,7 @@ impl Remote {
             &script,
             Some(line.as_bytes()),
         )?;
-        Ok(output
-            .lines()
-            .filter_map(|l| l.strip_prefix("pruned "))
-            .map(String::from)
-            .collect())
+        answer::pruned(&output)
     }
 
     /// Who holds the lock, as one line; `None` when it is free.
@@ -153,23 +136,15 @@ impl Remote {
         let text = self.session.check(
             "read the lock",
             &format!(
-                "lock={lock}; if [ -e \"$lock\" ] || [ -L \"$lock\" ]; then echo held; \
-                 cat \"$lock/info\" 2>/dev/null || echo {no_owner}; else echo free; fi",
+                "{SHELL} lock={lock}; if [ -e \"$lock\" ] || [ -L \"$lock\" ]; then \
+                 A lock state=held \"holder=$({{ cat \"$lock/info\" 2>/dev/null || echo {no_owner}; }} | awk 'NF {{ printf \"%s%s\", s, $0; s = \", \" }}')\"; \
+                 else A lock state=free; fi",
                 lock = self.path("lock"),
                 no_owner = quote(NO_OWNER),
             ),
             None,
         )?;
-        let mut lines = text.lines();
-        if lines.next() != Some("held") {
-            return Ok(None);
-        }
-        Ok(Some(
-            lines
-                .filter(|l| !l.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ))
+        answer::lock_holder(&text)
     }
 
     pub fn unlock(&self) -> Result<()> {

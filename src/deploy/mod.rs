@@ -8,12 +8,14 @@
 //! SERVER_PATH/audit.log                         a tab-separated line per event
 //! ```
 
+pub mod answer;
 mod audit;
 mod lock;
 pub mod pin;
 mod releases;
 pub mod setup;
 pub mod ssh;
+pub mod steps;
 pub mod transfer;
 mod unchanged;
 mod unit;
@@ -22,6 +24,7 @@ use crate::config::Server;
 use crate::error::{Error, Result};
 use ssh::{quote, Session};
 
+pub use answer::ReleaseId;
 use audit::AUDIT_APPEND;
 pub use releases::Release;
 pub use unchanged::{Pending, Seen, Unchanged, FAST_KEY_FILE};

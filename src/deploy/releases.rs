@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::answer::ReleaseId;
 use super::ssh::quote;
 use super::{Remote, DESIRED_FILE, FAST_KEY_FILE};
 use crate::error::{Error, Result};
@@ -104,19 +105,20 @@ impl Remote {
 
     /// The release `current` points at.
     pub fn current(&self) -> Result<Option<String>> {
+        Ok(self.current_release()?.map(|id| id.to_string()))
+    }
+
+    /// The release `current` points at, typed.
+    pub fn current_release(&self) -> Result<Option<ReleaseId>> {
         let output = self
             .session
             .run(&format!("readlink {}", self.path("current")), None)?;
         if !output.status.success() {
             return Ok(None);
         }
-        let text = String::from_utf8_lossy(&output.stdout);
-        Ok(text
-            .trim()
-            .rsplit('/')
-            .next()
-            .filter(|s| !s.is_empty())
-            .map(String::from))
+        Ok(ReleaseId::from_link(&String::from_utf8_lossy(
+            &output.stdout,
+        )))
     }
 
     /// This environment's releases, oldest first.
@@ -125,7 +127,7 @@ impl Remote {
             &format!("ls -1 {} 2>/dev/null", self.path("releases")),
             None,
         )?;
-        let current = self.current()?;
+        let current = self.current_release()?;
         let prefix = format!("{}-", self.env);
         let mut ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -136,7 +138,7 @@ impl Remote {
         Ok(ids
             .into_iter()
             .map(|id| Release {
-                current: current.as_deref() == Some(id.as_str()),
+                current: current.as_ref().map(ReleaseId::as_str) == Some(id.as_str()),
                 id,
             })
             .collect())

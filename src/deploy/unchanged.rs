@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::answer::{ReleaseId, UnchangedAnswer, SHELL};
 use super::lock::TAKE_LOCK;
 use super::ssh::quote;
 use super::{local_user, timestamp, Remote, AUDIT_APPEND};
@@ -112,33 +113,46 @@ impl Seen {
 /// A no-change check waiting on the server for its verdict.
 pub struct Pending {
     child: std::process::Child,
+    /// A dry run's check: no lock taken, nothing written to the audit log.
+    dry: bool,
+}
+
+/// The registry images a release pinned: (image, ID).
+type Pins = Vec<(String, String)>;
+
+/// What the server said before the verdict: `current` when it was made from the same
+/// key, and the registry images it pinned (image, ID).
+fn read_until_verdict(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Result<(Option<ReleaseId>, Pins)> {
+    let (mut same, mut pinned) = (None, Vec::new());
+    for line in lines {
+        let line =
+            line.map_err(|e| Error::outside(format!("cannot read the server's answer: {e}")))?;
+        match UnchangedAnswer::of(&line)? {
+            Some(UnchangedAnswer::Held | UnchangedAnswer::Changed | UnchangedAnswer::End) => break,
+            Some(UnchangedAnswer::Same { release }) => same = release,
+            Some(UnchangedAnswer::Pin { image, id }) => pinned.push((image, id)),
+            _ => {}
+        }
+    }
+    Ok((same, pinned))
 }
 
 impl Pending {
     /// Read what the server found, decide with what the engine showed, and answer the
-    /// release id when nothing changed (the server has appended to the audit log).
+    /// release id when nothing changed (the server has appended to the audit log, unless
+    /// this is a dry run's check).
     /// Every container must run, none unhealthy, with exactly the digests `check`
     /// expects, and every registry image must still have the ID the release pinned.
-    pub fn finish(mut self, check: &Unchanged, seen: &Seen) -> Result<Option<String>> {
+    pub fn finish(mut self, check: &Unchanged, seen: &Seen) -> Result<Option<ReleaseId>> {
         use std::io::{BufRead, Write};
         let stdout = self.child.stdout.take();
         let mut lines = std::io::BufReader::new(stdout.ok_or_else(|| {
             Error::outside("cannot read the server's answer: no output pipe".to_string())
         })?)
         .lines();
-        let mut pinned = Vec::new();
-        let mut same = false;
-        for line in lines.by_ref() {
-            let line =
-                line.map_err(|e| Error::outside(format!("cannot read the server's answer: {e}")))?;
-            match line.as_str() {
-                "held" | "changed" => break,
-                "same" => same = true,
-                "end" => break,
-                _ if same => pinned.push(line),
-                _ => {}
-            }
-        }
+        let (same, pinned) = read_until_verdict(&mut lines)?;
         let mut digests: Vec<&str> = Vec::new();
         let mut healthy = true;
         for container in &seen.containers {
@@ -148,22 +162,25 @@ impl Pending {
         digests.sort_unstable();
         let mut expected: Vec<&str> = check.digests.iter().map(String::as_str).collect();
         expected.sort_unstable();
-        let images_kept = pinned.iter().all(|line| {
-            let (image, id) = line.split_once(' ').unwrap_or((line, ""));
+        let images_kept = pinned.iter().all(|(image, id)| {
             seen.images
                 .get(image)
                 .is_some_and(|seen| seen.as_deref() == Some(id))
         });
-        let verdict = same && healthy && digests == expected && images_kept;
+        let verdict = same.is_some() && healthy && digests == expected && images_kept;
         if let Some(mut stdin) = self.child.stdin.take() {
             // A server that already answered `held` or `changed` has exited; a broken
             // pipe then is expected.
-            let _ = stdin.write_all(if verdict { b"ok\n" } else { b"no\n" });
+            let ok = verdict && !self.dry;
+            let _ = stdin.write_all(if ok { b"ok\n" } else { b"no\n" });
         }
-        let release = lines.map_while(|line| line.ok()).find_map(|line| {
-            line.strip_prefix("unchanged ")
-                .map(|id| id.trim().to_string())
-        });
+        let kept =
+            lines
+                .map_while(|line| line.ok())
+                .find_map(|line| match UnchangedAnswer::of(&line) {
+                    Ok(Some(UnchangedAnswer::Unchanged { release })) => release,
+                    _ => None,
+                });
         let output = self
             .child
             .wait_with_output()
@@ -175,6 +192,7 @@ impl Pending {
                 hint: None,
             });
         }
+        let release = if self.dry { same } else { kept };
         Ok(release.filter(|_| verdict))
     }
 }
@@ -187,8 +205,8 @@ impl Remote {
     /// what the engine shows (see [`Pending::finish`]): `ok` appends "unchanged" to the
     /// audit log. The lock is released on every exit, a dropped connection included.
     /// The engine is asked over the forwarded socket while this runs, so no `docker`
-    /// process starts on the server.
-    pub fn begin_unchanged(&self, check: &Unchanged) -> Result<Pending> {
+    /// process starts on the server. A `dry` check takes no lock and writes nothing.
+    pub fn begin_unchanged(&self, check: &Unchanged, dry: bool) -> Result<Pending> {
         let line = format!(
             "{}\t{}\t{}\tdeploy\t-\tok: unchanged\n",
             timestamp(),
@@ -201,21 +219,27 @@ impl Remote {
             timestamp(),
             self.env
         );
+        let lock = match dry {
+            true => String::new(),
+            false => format!(
+                "{TAKE_LOCK} || {{ A unchanged state=held; exit 0; }}; trap 'rm -rf \"$root/lock\"' EXIT; "
+            ),
+        };
         let script = format!(
-            "root={root}; info={info}; \
-             {TAKE_LOCK} || {{ echo held; exit 0; }}; \
-             trap 'rm -rf \"$root/lock\"' EXIT; \
+            "{SHELL} root={root}; info={info}; {lock}\
              cur=$(readlink \"$root/current\" 2>/dev/null); \
-             [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ echo changed; exit 0; }}; \
-             {{ read -r key && [ \"$key\" = {key} ] && echo same && cat; }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null || {{ echo changed; exit 0; }}; \
-             echo end; read -r verdict; [ \"$verdict\" = ok ] || exit 0; \
-             printf '%s' {line} | {AUDIT_APPEND} && echo \"unchanged ${{cur##*/}}\"",
+             [ -n \"$cur\" ] && [ \"$cur\" = \"$(readlink \"$root/last-good\" 2>/dev/null)\" ] || {{ A unchanged state=changed; exit 0; }}; \
+             {{ read -r key && [ \"$key\" = {key} ] && A unchanged state=same \"release=${{cur##*/}}\" \
+                && while read -r image id; do A pin \"image=$image\" \"id=$id\"; done; }} < \"$root/$cur/{FAST_KEY_FILE}\" 2>/dev/null \
+                || {{ A unchanged state=changed; exit 0; }}; \
+             A unchanged state=end; read -r verdict; [ \"$verdict\" = ok ] || exit 0; \
+             printf '%s' {line} | {AUDIT_APPEND} && A unchanged state=kept \"release=${{cur##*/}}\"",
             root = quote(&self.server.path),
             info = quote(&info),
             key = quote(&check.key),
             line = quote(&line),
         );
         let child = self.session.spawn(&script)?;
-        Ok(Pending { child })
+        Ok(Pending { child, dry })
     }
 }

@@ -1,5 +1,6 @@
 //! The systemd unit `<project>.service` and the server's `stack` binary.
 
+use super::answer::{UnitAnswer, SHELL};
 use super::ssh::quote;
 use super::{setup, Remote};
 use crate::error::{Error, Result};
@@ -9,20 +10,18 @@ impl Remote {
     /// system unit of that name, or one written by hand), which a deploy must not shadow.
     pub fn foreign_unit(&self, project: &str) -> Result<Option<String>> {
         let script = format!(
-            "[ -d /run/systemd/system ] || exit 0; name={name}; dest=/etc/systemd/system/$name; \
-             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then echo \"$dest\"; exit 0; fi; \
+            "{SHELL} [ -d /run/systemd/system ] || exit 0; name={name}; dest=/etc/systemd/system/$name; \
+             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then A unit state=foreign \"path=$dest\"; exit 0; fi; \
              frag=$(systemctl show -p FragmentPath --value \"$name\" 2>/dev/null); \
-             if [ -n \"$frag\" ] && [ \"$frag\" != \"$dest\" ]; then echo \"$frag\"; fi",
+             if [ -n \"$frag\" ] && [ \"$frag\" != \"$dest\" ]; then A unit state=foreign \"path=$frag\"; fi",
             name = quote(&format!("{project}.service")),
             marker = quote(UNIT_MARKER),
         );
         let text = self.session.check("look for the unit", &script, None)?;
-        Ok(text
-            .lines()
-            .next()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from))
+        Ok(match UnitAnswer::of(&text)? {
+            Some(UnitAnswer::Foreign { path }) => Some(path),
+            _ => None,
+        })
     }
 
     /// Install the unit of release `release` and enable it, install this binary as
@@ -35,13 +34,13 @@ impl Remote {
     pub fn install_unit(&self, project: &str, release: &str) -> Result<Option<String>> {
         let unit = format!("{}/{project}.service", self.release_dir(release));
         let script = format!(
-            "[ -d /run/systemd/system ] || {{ echo 'no systemd'; exit 0; }}; \
+            "{SHELL} [ -d /run/systemd/system ] || {{ A unit state=none; exit 0; }}; \
              {as_root} name={name}; dest=/etc/systemd/system/$name; \
-             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then echo \"foreign $dest\"; exit 0; fi; \
+             if [ -e \"$dest\" ] && ! grep -q {marker} \"$dest\"; then A unit state=foreign \"path=$dest\"; exit 0; fi; \
              if [ -n \"$H\" ]; then cmp -s {unit} \"$dest\" || $H install-unit {release}; \
              else cmp -s {unit} \"$dest\" || {{ $S install -m 0644 {unit} \"$dest\" && $S systemctl daemon-reload; }}; fi \
              && {{ if [ -n \"$H\" ]; then $H enable; else $S systemctl enable \"$name\"; fi; }} >/dev/null || exit 1; \
-             echo installed; uname -sm; sha256sum {binary} 2>/dev/null || echo none",
+             A unit state=installed \"uname=$(uname -sm)\" \"sum=$(sha256sum {binary} 2>/dev/null || echo none)\"",
             as_root = reach_root(project),
             unit = quote(&unit),
             release = quote(release),
@@ -51,29 +50,29 @@ impl Remote {
         );
         let output = self.session.run(&script, None)?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let mut lines = text.lines();
-        match (output.status.success(), lines.next().unwrap_or_default()) {
-            (true, "installed") => {}
-            (true, "no systemd") => {
+        let answer = match output.status.success() {
+            true => UnitAnswer::of(&text)?,
+            false => None,
+        };
+        let (uname, remote_sum) = match answer {
+            Some(UnitAnswer::Installed { uname, sum }) => (uname.to_ascii_lowercase(), sum),
+            Some(UnitAnswer::NoSystemd) => {
                 return Ok(Some(
                     "the server has no systemd; the unit was not installed".into(),
                 ))
             }
-            (true, line) if line.starts_with("foreign ") => {
+            Some(UnitAnswer::Foreign { path }) => {
                 return Ok(Some(format!(
-                    "`{}` was not written by stack, so it was left alone and the stack will not come back after a reboot; rename `STACK_PROJECT`",
-                    &line["foreign ".len()..]
+                    "`{path}` was not written by stack, so it was left alone and the stack will not come back after a reboot; rename `STACK_PROJECT`"
                 )))
             }
-            _ => {
+            None => {
                 return Ok(Some(format!(
                     "could not install the systemd unit (needs root, the root helper of `stack server setup` or passwordless sudo): {}",
                     String::from_utf8_lossy(&output.stderr).trim()
                 )))
             }
-        }
-        let uname = lines.next().unwrap_or_default().to_ascii_lowercase();
-        let remote_sum = lines.next().unwrap_or_default();
+        };
         let arch = std::env::consts::ARCH;
         if !(uname.starts_with(std::env::consts::OS) && uname.ends_with(arch)) {
             return Ok(Some(format!(

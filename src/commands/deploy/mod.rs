@@ -16,8 +16,9 @@ pub use releases::{audit, releases};
 pub use rollback::rollback;
 use ship::{prune_images, refuse_foreign_unit, ship, to_nodes, Shipment};
 
-use super::{missing_images, server_of, server_placement, unleashed_server_engine, Context};
+use super::{server_of, server_placement, unleashed_server_engine, Context};
 use crate::cli::DeployArgs;
+use crate::deploy::steps::{self, Journal, Step};
 use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
 use crate::engine::converge::{Converger, Staged};
 use crate::engine::Engine;
@@ -106,6 +107,22 @@ struct Run<'a> {
     known: &'a std::cell::RefCell<Option<String>>,
 }
 
+/// What a later deploy compares to know that nothing changed: the key, and the ID each
+/// registry image resolved to.
+fn fast_key(
+    unchanged: &Unchanged,
+    desired: &model::Desired,
+    ids: &BTreeMap<String, Option<String>>,
+) -> String {
+    let registry_images: Vec<(String, String)> = desired
+        .services
+        .iter()
+        .filter(|s| s.build.is_none())
+        .filter_map(|s| Some((s.image.clone(), ids.get(&s.name)?.clone()?)))
+        .collect();
+    unchanged.file(&registry_images)
+}
+
 /// What the first phase of a deploy found: the connection, the engines, the images built
 /// here.
 struct Connected {
@@ -128,14 +145,22 @@ impl Run<'_> {
         } = self.connect(&desired, &progress).await?;
         // Nothing changed: one round trip says so, and nothing else is done.
         let unchanged = Unchanged::of(&desired, &probe, &built);
-        let fast_path = !args.dry_run && config.target == crate::config::Target::Compose;
-        let pending = match fast_path {
-            true => Some(remote.begin_unchanged(&unchanged)?),
+        // (A dry run asks the same, taking no lock and writing nothing.)
+        let pending = match config.target == crate::config::Target::Compose {
+            true => Some(remote.begin_unchanged(&unchanged, args.dry_run)?),
             false => None,
         };
         let mut engine = unleashed_server_engine(&remote).await?;
         if let Some(pending) = pending {
-            if nothing_changed(context, &remote, &engine, pending, &unchanged).await? {
+            if nothing_changed(
+                context,
+                (&remote, args.dry_run),
+                &engine,
+                pending,
+                &unchanged,
+            )
+            .await?
+            {
                 return Ok(());
             }
         }
@@ -151,18 +176,15 @@ impl Run<'_> {
             shipper.warm(&engine, built.values().flatten().cloned().collect());
         }
         engine.leash = Some(remote.leash()?);
-        let ids = pin::resolve(&desired, &engine, (&progress, args.dry_run), built).await?;
-        let registry_images: Vec<(String, String)> = desired
-            .services
-            .iter()
-            .filter(|s| s.build.is_none())
-            .filter_map(|s| Some((s.image.clone(), ids.get(&s.name)?.clone()?)))
-            .collect();
-        let fast_key = unchanged.file(&registry_images);
+        let (planned, actions) = self.plan(&engine, &desired, &built).await?;
+        let journal = Journal::default();
+        let resolving = (&progress, args.dry_run, &journal);
+        let ids = pin::resolve(&desired, &engine, resolving, built).await?;
+        let fast_key = fast_key(&unchanged, &desired, &ids);
         let id = release_id(&args.env, &probe, &ids);
         *self.known.borrow_mut() = Some(id.clone());
         if args.dry_run {
-            return dry_run(context, &engine, &desired, (&args.env, &id), config.target).await;
+            return dry_run(context, &args.env, &id, (&planned, &actions));
         }
         let long = Long {
             remote: &remote,
@@ -172,8 +194,51 @@ impl Run<'_> {
             ids: &ids,
             fast_key: &fast_key,
             progress: &progress,
+            journal: &journal,
         };
-        self.long_way(desired, &id, long).await
+        self.long_way(desired, &id, long).await?;
+        if journal.steps() != planned {
+            let did: Vec<String> = journal.steps().iter().map(Step::to_string).collect();
+            let plan: Vec<String> = planned.iter().map(Step::to_string).collect();
+            context.printer.warn(&Diagnostic::new(format!(
+                "the deploy did not follow its plan: planned [{}], did [{}]",
+                plan.join("; "),
+                did.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The steps of the long way (and the container actions among them), from what the
+    /// server's engine has: what `--dry-run` prints and the real deploy performs.
+    async fn plan(
+        &self,
+        engine: &Engine,
+        desired: &model::Desired,
+        built: &BTreeMap<String, Option<String>>,
+    ) -> Result<(Vec<Step>, Vec<plan::Action>)> {
+        let (mut pull, mut send) = (Vec::new(), Vec::new());
+        for service in &desired.services {
+            let named = (service.name.clone(), service.image.clone());
+            match built.get(&service.name) {
+                Some(Some(id)) if engine.image_id(id).await?.is_some() => {}
+                Some(_) => send.push(named),
+                None if engine.image_id(&service.image).await?.is_none() => pull.push(named),
+                None => {}
+            }
+        }
+        let swarm = self.config.target == crate::config::Target::Swarm;
+        let actions = match swarm {
+            true => Vec::new(),
+            false => plan::plan(desired, &engine.observe(desired).await?, &[]),
+        };
+        let facts = steps::Facts {
+            swarm: swarm.then(|| steps::swarm_steps(desired)),
+            pull,
+            send,
+            actions: &actions,
+        };
+        Ok((steps::plan(&facts), actions))
     }
 
     /// Connect to the server while the `BUILD` images build here.
@@ -220,6 +285,7 @@ impl Run<'_> {
             ids,
             fast_key,
             progress,
+            journal,
         } = long;
         let (local, engine) = engines;
         if config.target == crate::config::Target::Compose {
@@ -238,6 +304,7 @@ impl Run<'_> {
                     .status(format!("waiting for the deploy lock, held by: {holder}"));
             },
         )?;
+        journal.record(Step::Lock);
         self.notifier
             .send(Event::DeployStarted {
                 release: id.to_string(),
@@ -250,9 +317,10 @@ impl Run<'_> {
             previous,
             swarm: config.target == crate::config::Target::Swarm,
             notifier: self.notifier,
+            journal,
         };
         let ship = async {
-            pin::pin(&mut desired, ids, engines, (id, progress), shipper).await?;
+            pin::pin(&mut desired, ids, engines, (id, progress, journal), shipper).await?;
             if shipment.swarm {
                 to_nodes(
                     server,
@@ -266,10 +334,14 @@ impl Run<'_> {
             let place = (server_placement(server), model::secrets(config));
             let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
             if !shipment.swarm {
-                let (remote, id) = (remote.clone(), id.to_string());
+                let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
                 converger.staged = Some(Staged {
                     bundle: release_dir.clone().into(),
-                    switch: Box::new(move || remote.switch(&id)),
+                    switch: Box::new(move || {
+                        remote.switch(&id)?;
+                        journal.record(Step::Switch);
+                        Ok(())
+                    }),
                     switched: std::cell::Cell::new(false),
                 });
             }
@@ -279,7 +351,7 @@ impl Run<'_> {
             result = ship => result,
             _ = tokio::signal::ctrl_c() => Err(Error::No("interrupted; the previous release keeps serving unless `current` was switched; run `stack deploy` again".into())),
         };
-        self.finish(result, (remote, engines, shipper, progress), id)
+        self.finish(result, (remote, engines, shipper, progress, journal), id)
             .await
     }
 
@@ -287,7 +359,7 @@ impl Run<'_> {
     async fn finish(
         &self,
         result: Result<()>,
-        (remote, engines, shipper, progress): Finishing<'_>,
+        (remote, engines, shipper, progress, journal): Finishing<'_>,
         id: &str,
     ) -> Result<()> {
         let (context, config, env) = (self.context, self.config, &self.args.env);
@@ -298,11 +370,12 @@ impl Run<'_> {
         let keep = result.is_ok().then_some(config.keep_releases as usize);
         let finished = remote.finish("deploy", id, &outcome, result.is_ok(), keep);
         result?;
-        let pruned: BTreeSet<String> = finished?.into_iter().collect();
+        let pruned: BTreeSet<_> = finished?.into_iter().collect();
+        journal.record(Step::Finish);
         prune_images(engines, &config.project, &pruned).await?;
         if context.global.json {
             let sent = shipper.moved.lock().map(|m| *m).unwrap_or_default();
-            context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent, "bytes": progress.totals()}));
+            context.printer.json(&json!({"env": env, "release": id, "deployed": true, "images_sent": sent, "bytes": progress.totals(), "steps": journal.steps()}));
         }
         context.printer.status(format!(
             "deployed release `{id}` to `{}` ({env})",
@@ -327,6 +400,7 @@ struct Long<'a> {
     ids: &'a BTreeMap<String, Option<String>>,
     fast_key: &'a str,
     progress: &'a Progress,
+    journal: &'a Journal,
 }
 
 /// What [`Run::finish`] needs.
@@ -335,6 +409,7 @@ type Finishing<'a> = (
     (Option<&'a Engine>, &'a Engine),
     &'a transfer::Shipper<'a>,
     &'a Progress,
+    &'a Journal,
 );
 
 /// Before anything connects: the production audit of a protected environment
@@ -370,7 +445,7 @@ fn gate(context: &Context, args: &DeployArgs, loaded: &crate::config::Loaded) ->
 /// when nothing changed.
 async fn nothing_changed(
     context: &Context,
-    remote: &Remote,
+    (remote, dry_run): (&Remote, bool),
     engine: &Engine,
     pending: crate::deploy::Pending,
     unchanged: &Unchanged,
@@ -380,10 +455,15 @@ async fn nothing_changed(
         return Ok(false);
     };
     let env = &remote.env;
+    let steps = [Step::Unchanged {
+        release: current.to_string(),
+    }];
+    if dry_run {
+        dry_run_unchanged(context, env, &current, &steps);
+        return Ok(true);
+    }
     if context.global.json {
-        context
-            .printer
-            .json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true}));
+        context.printer.json(&json!({"env": env, "release": current, "deployed": false, "unchanged": true, "steps": steps}));
     }
     context.printer.status(format!(
         "nothing changed: release `{current}` is current on `{}` ({env}) and every container runs",
@@ -455,42 +535,41 @@ fn first_line(error: &Error) -> String {
         .to_string()
 }
 
-/// What a deploy would do, changing nothing.
-async fn dry_run(
+/// What a deploy would do, changing nothing: the steps of its plan.
+fn dry_run(
     context: &Context,
-    engine: &Engine,
-    desired: &model::Desired,
-    (env, id): (&str, &str),
-    target: crate::config::Target,
+    env: &str,
+    id: &str,
+    (steps, actions): (&[Step], &[plan::Action]),
 ) -> Result<()> {
-    let swarm = target == crate::config::Target::Swarm;
-    let observed = engine.observe(desired).await?;
-    let actions = if swarm {
-        Vec::new()
-    } else {
-        plan::plan(desired, &observed, &[])
-    };
-    let mut lines = vec![format!("upload release `{id}` and point `current` at it")];
-    if swarm {
-        lines.extend(desired.services.iter().map(|s| {
-            format!(
-                "{}: create or update swarm service `{}` ({} replica(s), start-first)",
-                s.name,
-                crate::engine::swarm_service_name(&desired.project, &s.name),
-                s.replicas
-            )
-        }));
-    }
-    lines.extend(missing_images(desired, &observed, "build locally and send"));
-    lines.extend(actions.iter().map(|a| a.to_string()));
     if context.global.json {
-        context
-            .printer
-            .json(&json!({"env": env, "release": id, "dry_run": true, "actions": actions}));
-    } else {
-        context
-            .printer
-            .out(lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+        context.printer.json(
+            &json!({"env": env, "release": id, "dry_run": true, "actions": actions, "steps": steps}),
+        );
+        return Ok(());
     }
+    let line = |step: &Step| match step {
+        Step::Upload => format!("upload release `{id}`\n"),
+        step => format!("{step}\n"),
+    };
+    context
+        .printer
+        .out(steps.iter().map(line).collect::<String>());
     Ok(())
+}
+
+/// A dry run that finds nothing changed.
+fn dry_run_unchanged(
+    context: &Context,
+    env: &str,
+    current: &crate::deploy::ReleaseId,
+    steps: &[Step],
+) {
+    if context.global.json {
+        context.printer.json(
+            &json!({"env": env, "release": current, "dry_run": true, "unchanged": true, "steps": steps}),
+        );
+    } else {
+        context.printer.out(format!("{}\n", steps[0]));
+    }
 }

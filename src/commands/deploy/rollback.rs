@@ -30,7 +30,7 @@ pub(super) async fn rollback_to(
     remote.switch(id)?;
     let mut observed = engine.observe(&target.desired).await?;
     target.ensure_images(&mut observed, false, &[]).await?;
-    converge(&target, engine, observed, swarm).await
+    converge(&target, engine, observed, (swarm, None)).await
 }
 
 pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::super::Context;
 use super::rollback::rollback_to;
+use crate::deploy::steps::{self, Journal, Step};
 use crate::deploy::{pin, transfer, Remote};
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
@@ -23,10 +24,12 @@ pub(super) struct Shipment<'a> {
     pub(super) fast_key: &'a str,
     pub(super) id: &'a str,
     /// The release to roll back to.
-    pub(super) previous: Option<String>,
+    pub(super) previous: Option<crate::deploy::ReleaseId>,
     /// `STACK_TARGET=swarm`.
     pub(super) swarm: bool,
     pub(super) notifier: &'a Notifier,
+    /// Where each step is recorded as it is performed.
+    pub(super) journal: &'a Journal,
 }
 
 /// Everything a deploy changes, under the lock: upload, converge, and on failure roll
@@ -44,6 +47,7 @@ pub(super) async fn ship(
         previous,
         swarm,
         notifier,
+        journal,
     } = shipment;
     let engine = &converger.engine;
     let mut observed = engine.observe(&converger.desired).await?;
@@ -57,7 +61,11 @@ pub(super) async fn ship(
         converger.staged.is_none(),
         fast_key,
     )?;
-    let result = converge(converger, engine, observed, swarm).await;
+    journal.record(Step::Upload);
+    if swarm {
+        journal.record(Step::Switch);
+    }
+    let result = converge(converger, engine, observed, (swarm, Some(journal))).await;
     let staged = converger.staged.as_ref();
     if staged.is_some_and(|s| !s.switched.get()) {
         if let Err(failure) = result {
@@ -66,8 +74,9 @@ pub(super) async fn ship(
             return Err(failure);
         }
         remote.switch(id)?;
+        journal.record(Step::Switch);
     } else if let Err(failure) = result {
-        let Some(previous) = previous.filter(|p| p != id) else {
+        let Some(previous) = previous.filter(|p| p.as_str() != id) else {
             return Err(failure);
         };
         context
@@ -75,15 +84,15 @@ pub(super) async fn ship(
             .status(format!("rolling back to `{previous}`"));
         let report = failure.render();
         let place = (&converger.placement, &converger.progress);
-        rollback_to(remote, engine, place, &previous, swarm).await?;
+        rollback_to(remote, engine, place, previous.as_str(), swarm).await?;
         let _ = remote.audit(
             "rollback",
-            &previous,
+            previous.as_str(),
             "automatic, after a failed health gate",
         );
         let event = Event::RolledBack {
             from: Some(id.to_string()),
-            to: previous.clone(),
+            to: previous.to_string(),
             automatic: true,
         };
         notifier.send(event).await;
@@ -94,6 +103,7 @@ pub(super) async fn ship(
     }
     if !swarm {
         install_unit(context, remote, &converger.desired.project, id)?;
+        journal.record(Step::Unit);
     }
     Ok(())
 }
@@ -132,9 +142,14 @@ pub(super) async fn converge(
     converger: &Converger,
     engine: &Engine,
     observed: plan::Observed,
-    swarm: bool,
+    (swarm, journal): (bool, Option<&Journal>),
 ) -> Result<()> {
     if swarm {
+        if let Some(journal) = journal {
+            steps::swarm_steps(&converger.desired)
+                .into_iter()
+                .for_each(|step| journal.record(step));
+        }
         return engine
             .converge_swarm(
                 &converger.desired,
@@ -145,6 +160,11 @@ pub(super) async fn converge(
             .await;
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
+    if let Some(journal) = journal {
+        actions
+            .iter()
+            .for_each(|action| journal.record(steps::container(action)));
+    }
     converger.apply(&actions, &observed, &[]).await
 }
 
@@ -203,7 +223,7 @@ pub(super) async fn to_nodes(
 pub(super) async fn prune_images(
     (local, server): (Option<&Engine>, &Engine),
     project: &str,
-    pruned: &BTreeSet<String>,
+    pruned: &BTreeSet<crate::deploy::ReleaseId>,
 ) -> Result<()> {
     pin::prune(server, project, pruned).await?;
     if let Some(local) = local {
