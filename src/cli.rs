@@ -204,8 +204,8 @@ pub struct InitArgs {
     #[arg(long)]
     pub domain: Option<String>,
     /// Reverse proxy: caddy, nginx or none
-    #[arg(long, value_parser = ["caddy", "nginx", "none"])]
-    pub proxy: Option<String>,
+    #[arg(long, value_enum)]
+    pub proxy: Option<ProxyArg>,
     /// Image of the first service (checked as `SERVICE_<NAME>_IMAGE` is)
     #[arg(long)]
     pub image: Option<String>,
@@ -509,6 +509,25 @@ pub struct BackupRestoreArgs {
     pub dump: String,
     #[command(flatten)]
     pub on: BackupOn,
+}
+
+/// `stack init --proxy`: the reverse proxy of the new project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyArg {
+    Caddy,
+    Nginx,
+    None,
+}
+
+impl ProxyArg {
+    /// The value of `STACK_PROXY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyArg::Caddy => "caddy",
+            ProxyArg::Nginx => "nginx",
+            ProxyArg::None => "none",
+        }
+    }
 }
 
 /// A duration argument (`30s`, `5m`), read by the project file's own parser; clap

@@ -841,6 +841,82 @@ fn dry_run_changes_nothing() {
     assert!(!net.status.success(), "the dry run created the network");
 }
 
+/// The `"steps"` of a `--json` deploy (a dry run's plan, or what a real one did).
+fn steps_of(out: &Output) -> Vec<serde_json::Value> {
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", all_output(out)));
+    json["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {json}"))
+        .clone()
+}
+
+/// The step names in `steps`, for a readable assertion.
+fn step_names(steps: &[serde_json::Value]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+// The dry run lists exactly the steps the real deploy then performs: a first deploy, a
+// redeploy with nothing changed, and a deploy where one service changed.
+#[test]
+fn a_dry_run_lists_the_steps_the_deploy_performs() {
+    let sshd = Sshd::start();
+    let p = Project::new("plan", &sshd, &two_services());
+    let scenarios: [(&str, &[&str]); 3] = [
+        ("first deploy", &[]),
+        ("nothing changed", &[]),
+        ("api changed", &["--set", "SERVICE_API_ENV_FOO=2"]),
+    ];
+    let mut seen = Vec::new();
+    for (scenario, extra) in scenarios {
+        let mut dry = vec!["--json", "--dry-run"];
+        dry.extend_from_slice(extra);
+        let planned = steps_of(&p.deploy(&dry));
+        let mut real = vec!["--json"];
+        real.extend_from_slice(extra);
+        let out = p.deploy(&real);
+        assert!(
+            !text(&out.stderr).contains("did not follow its plan"),
+            "{scenario}: {}",
+            all_output(&out)
+        );
+        let done = steps_of(&out);
+        assert_eq!(
+            planned, done,
+            "{scenario}: the dry run and the deploy differ"
+        );
+        seen.push((step_names(&done), done));
+    }
+    let long = ["lock", "upload", "switch", "unit", "finish"];
+    for (names, _) in &seen {
+        if names != &["unchanged"] {
+            assert!(
+                long.iter().all(|s| names.contains(&s.to_string())),
+                "{names:?}"
+            );
+        }
+    }
+    // The first deploy creates both services, the redeploy does nothing, the change
+    // touches api alone.
+    let actions = |steps: &[serde_json::Value]| -> Vec<String> {
+        steps
+            .iter()
+            .filter(|s| s["step"] == "container")
+            .map(|s| s["action"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let first = actions(&seen[0].1);
+    assert!(first.iter().any(|a| a.starts_with("web")), "{first:?}");
+    assert!(first.iter().any(|a| a.starts_with("api")), "{first:?}");
+    assert_eq!(seen[1].0, ["unchanged"], "the redeploy was not `unchanged`");
+    let changed = actions(&seen[2].1);
+    assert!(!changed.is_empty(), "{:?}", seen[2].0);
+    assert!(changed.iter().all(|a| a.starts_with("api")), "{changed:?}");
+}
+
 // A deploy killed midway (SIGKILL), then the lock released and the deploy run again.
 #[test]
 fn killed_deploy_then_rerun() {

@@ -161,7 +161,10 @@ fn defaults(dir: &Path, args: &InitArgs) -> Answers {
             from_dir
         }),
         domain: args.domain.clone().unwrap_or_else(|| "localhost".into()),
-        proxy: args.proxy.clone().unwrap_or_else(|| "caddy".into()),
+        proxy: args
+            .proxy
+            .map_or("caddy", crate::cli::ProxyArg::as_str)
+            .into(),
         image: args
             .image
             .clone()

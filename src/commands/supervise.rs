@@ -42,16 +42,7 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
     // `STACK_NOTIFY` reaches the server in the bundle's 0600 `.env`, like every secret.
     let origin = Origin::here(&desired.project, &desired.env);
     let notifier = Notifier::from_secrets(&secrets, origin, context.printer.clone());
-    // The unit runs `SERVER_PATH/current`; a release is `SERVER_PATH/releases/<id>`.
-    let bundle =
-        std::path::absolute(&args.bundle).map_err(|e| Error::io("resolve", &args.bundle, e))?;
-    let parent = bundle.parent().unwrap_or(&bundle);
-    let root = match parent.file_name() {
-        Some(name) if name == "releases" => parent.parent().unwrap_or(parent),
-        _ => parent,
-    }
-    .to_path_buf();
-    let placement = Placement { root, bundle };
+    let placement = placement(&args.bundle)?;
     let progress = Progress::new(&context.printer);
     let exit = runtime()?.block_on(async {
         // Installed before the first converge, so a stop during it is not lost.
@@ -117,6 +108,19 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         Some(Exit::Reload) => reexec(context),
         _ => Ok(()),
     }
+}
+
+/// Where the release's host paths are: the unit runs `SERVER_PATH/current`; a release is
+/// `SERVER_PATH/releases/<id>`.
+fn placement(bundle: &std::path::Path) -> Result<Placement> {
+    let bundle = std::path::absolute(bundle).map_err(|e| Error::io("resolve", bundle, e))?;
+    let parent = bundle.parent().unwrap_or(&bundle);
+    let root = match parent.file_name() {
+        Some(name) if name == "releases" => parent.parent().unwrap_or(parent),
+        _ => parent,
+    }
+    .to_path_buf();
+    Ok(Placement { root, bundle })
 }
 
 fn signal_error(e: std::io::Error) -> Error {

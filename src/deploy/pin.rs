@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::steps::{Journal, Step};
+use super::ReleaseId;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Desired, Pinned};
@@ -46,7 +48,7 @@ pub async fn build_local(
 pub async fn resolve(
     desired: &Desired,
     server: &Engine,
-    (progress, dry_run): (&Progress, bool),
+    (progress, dry_run, journal): (&Progress, bool, &Journal),
     mut built: BTreeMap<String, Option<String>>,
 ) -> Result<BTreeMap<String, Option<String>>> {
     let mut ids = BTreeMap::new();
@@ -60,6 +62,10 @@ pub async fn resolve(
             server
                 .pull_for(&service.name, image, (progress, " on the server"))
                 .await?;
+            journal.record(Step::Pull {
+                service: service.name.clone(),
+                image: image.clone(),
+            });
         }
         ids.insert(service.name.clone(), server.image_id(image).await?);
     }
@@ -72,7 +78,7 @@ pub async fn pin(
     desired: &mut Desired,
     ids: &BTreeMap<String, Option<String>>,
     (local, server): (Option<&Engine>, &Engine),
-    (release, progress): (&str, &Progress),
+    (release, progress, journal): (&str, &Progress, &Journal),
     shipper: &super::transfer::Shipper<'_>,
 ) -> Result<()> {
     let project = desired.project.clone();
@@ -94,6 +100,10 @@ pub async fn pin(
                 shipper
                     .send(&service.name, &reference, (local, server), progress)
                     .await?;
+                journal.record(Step::Send {
+                    service: service.name.clone(),
+                    image: service.image.clone(),
+                });
             }
         }
         server.tag(id, &reference).await?;
@@ -121,13 +131,13 @@ pub async fn check_present(desired: &Desired, server: &Engine) -> Result<()> {
 
 /// Remove the release tags of the `pruned` releases on one engine. An image still tagged
 /// otherwise, or used by a container, stays.
-pub async fn prune(engine: &Engine, project: &str, pruned: &BTreeSet<String>) -> Result<()> {
+pub async fn prune(engine: &Engine, project: &str, pruned: &BTreeSet<ReleaseId>) -> Result<()> {
     if pruned.is_empty() {
         return Ok(());
     }
     for tag in engine.tags_with_prefix(&format!("{project}-")).await? {
         let (_, release) = crate::engine::split_reference(&tag);
-        if pruned.contains(release) {
+        if ReleaseId::parse(release).is_some_and(|release| pruned.contains(&release)) {
             engine.untag(&tag).await?;
         }
     }
