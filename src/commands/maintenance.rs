@@ -204,6 +204,23 @@ fn switch_off(context: &Context, dir: &MaintenanceDir<'_>) -> Result<()> {
     Ok(())
 }
 
+/// nginx's reload is a signal: the master starts workers with the new configuration, then
+/// tells the old ones to finish (each retitles itself "is shutting down" and closes its
+/// listening sockets). Wait (at most 10 s) until a new worker runs and no old one still
+/// takes connections, so the new settings answer the next request. The titles are read
+/// from `/proc`: the image may have no `ps`.
+const NGINX_RELOAD: &str = r#"workers() { for d in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in "nginx: worker process is"*) ;; "nginx: worker process"*) echo "${d#/proc/}";; esac; done; }
+old=" $(workers | tr '\n' ' ') "
+nginx -s reload || exit 1
+i=0
+while [ $i -lt 100 ]; do
+  now=" $(workers | tr '\n' ' ') "; fresh=0; stale=0
+  for p in $now; do case "$old" in *" $p "*) stale=1;; *) fresh=1;; esac; done
+  [ $fresh = 1 ] && [ $stale = 0 ] && exit 0
+  sleep 0.1; i=$((i + 1))
+done
+echo 'the reloaded nginx did not replace its workers within 10 s' >&2; exit 1"#;
+
 /// Let the running proxy read the snippets again: a graceful reload (nginx's new workers
 /// take new connections while the old ones finish theirs; Caddy swaps its configuration
 /// in place). A proxy that is not running reads them when it starts.
@@ -218,7 +235,7 @@ async fn reload_proxy(engine: &Engine, desired: &Desired) -> Result<()> {
     let steps: Vec<Vec<String>> = if nginx {
         vec![
             vec!["nginx".into(), "-t".into(), "-q".into()],
-            vec!["nginx".into(), "-s".into(), "reload".into()],
+            vec!["sh".into(), "-c".into(), NGINX_RELOAD.into()],
         ]
     } else {
         vec![[
