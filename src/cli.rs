@@ -115,6 +115,9 @@ pub enum Command {
     Lock(LockCommand),
     /// The server's audit log: deploys, rollbacks, lock releases
     Audit(EnvArg),
+    /// Maintenance mode: the proxy answers every route with 503, Retry-After and a page,
+    /// but to allowed addresses; kept across deploys, restarts and reboots until `off`
+    Maintenance(MaintenanceArgs),
     /// Prepare servers: Docker, the deploy user, its key, SERVER_PATH, this binary
     #[command(subcommand)]
     Server(ServerCommand),
@@ -259,6 +262,35 @@ pub struct OnArg {
     /// deploy SSH connection
     #[arg(long, value_name = "ENV")]
     pub on: Option<String>,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// `on` or `off`
+    #[arg(value_enum)]
+    pub switch: Switch,
+    /// Act on this environment's server (like `--on ENV`); without it, the local engine
+    #[arg(value_name = "ENV")]
+    pub env: Option<String>,
+    /// Act on this environment's server, through the deploy SSH connection
+    #[arg(long, value_name = "ENV")]
+    pub on: Option<String>,
+    /// The page to answer with (HTML, UTF-8, at most 1 MiB; default: a plain page)
+    #[arg(long, value_name = "FILE")]
+    pub page: Option<std::path::PathBuf>,
+    /// Addresses that still reach the app: IPs or CIDR ranges, comma-separated
+    #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
+    pub allow: Vec<crate::render::maintenance::Cidr>,
+    /// The Retry-After header, in seconds (1 to 86400)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Debug, Args)]

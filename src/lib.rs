@@ -66,6 +66,7 @@ pub fn run() -> i32 {
             commands::deploy::lock_release(&context, args)
         }
         Command::Audit(args) => commands::deploy::audit(&context, args),
+        Command::Maintenance(args) => commands::maintenance::run(&context, args),
         Command::Server(cli::ServerCommand::Setup(args)) => commands::server::setup(&context, args),
         Command::Backup(command) => commands::backup::run(&context, command),
         Command::Jobs(args) => commands::jobs::run(&context, args),

@@ -13,6 +13,7 @@ pub mod init;
 pub mod jobs;
 pub mod lifecycle;
 pub mod logs;
+pub mod maintenance;
 pub mod secrets;
 pub mod server;
 pub mod start;
@@ -452,4 +453,119 @@ pub fn run_hook(context: &Context, config: &crate::config::Config, hook: &Hook) 
         hook.name,
         crate::printer::escape(hook.command)
     )))
+}
+
+/// The maintenance folder of a project (`stack maintenance`, `status`): here, or on its
+/// server through the deploy connection. Files are replaced whole (written beside, then
+/// renamed), 0644 in a 0755 folder: the proxy's workers read them.
+pub enum MaintenanceDir<'a> {
+    Local(PathBuf),
+    Server(&'a crate::deploy::Remote, String),
+}
+
+impl MaintenanceDir<'_> {
+    /// The folder of `target`'s project, where its proxy binds it.
+    pub fn of(target: &target::Target) -> MaintenanceDir<'_> {
+        let source = crate::model::HostPath::State(crate::model::MAINTENANCE_DIR.into());
+        let dir = target.placement.resolve(&source);
+        match &target.remote {
+            Some(remote) => MaintenanceDir::Server(remote, dir.display().to_string()),
+            None => MaintenanceDir::Local(dir),
+        }
+    }
+
+    /// Where it is, for messages.
+    pub fn display(&self) -> String {
+        match self {
+            MaintenanceDir::Local(dir) => dir.display().to_string(),
+            MaintenanceDir::Server(remote, dir) => format!("{}:{dir}", remote.server.host),
+        }
+    }
+
+    /// The contents of `name`, `None` when it does not exist.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            MaintenanceDir::Local(dir) => match std::fs::read(dir.join(name)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io("read", &dir.join(name), e)),
+            },
+            MaintenanceDir::Server(remote, dir) => {
+                let path = crate::deploy::ssh::quote(&format!("{dir}/{name}"));
+                let output = remote.session.run(
+                    &format!("if [ -e {path} ]; then cat {path}; else exit 9; fi"),
+                    None,
+                )?;
+                match output.status.code() {
+                    Some(0) => Ok(Some(output.stdout)),
+                    Some(9) => Ok(None),
+                    _ => Err(Error::Outside {
+                        message: format!("on the server: cannot read `{dir}/{name}`"),
+                        causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
+                        hint: None,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Replace `name` with `bytes` (the folder is made when missing).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        match self {
+            MaintenanceDir::Local(dir) => crate::fsio::replace_shared(dir, name, bytes),
+            MaintenanceDir::Server(remote, dir) => {
+                let folder = crate::deploy::ssh::quote(dir);
+                let path = crate::deploy::ssh::quote(&format!("{dir}/{name}"));
+                let partial = crate::deploy::ssh::quote(&format!("{dir}/.{name}.partial"));
+                remote
+                    .session
+                    .check(
+                        &format!("write `{dir}/{name}`"),
+                        &format!(
+                            "set -e; umask 022; mkdir -p {folder}; chmod 755 {folder}; cat > {partial}; chmod 644 {partial}; mv -f {partial} {path}"
+                        ),
+                        Some(bytes),
+                    )
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// Remove `name` (nothing to do when it does not exist).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        match self {
+            MaintenanceDir::Local(dir) => match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("remove", &dir.join(name), e))
+                }
+                _ => Ok(()),
+            },
+            MaintenanceDir::Server(remote, dir) => {
+                let path = crate::deploy::ssh::quote(&format!("{dir}/{name}"));
+                remote
+                    .session
+                    .check(
+                        &format!("remove `{dir}/{name}`"),
+                        &format!("rm -f {path}"),
+                        None,
+                    )
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// The state maintenance mode was turned on with; `None` while it is off.
+    pub fn state(&self) -> Result<Option<crate::render::maintenance::State>> {
+        let Some(bytes) = self.read(crate::render::maintenance::SWITCH_FILE)? else {
+            return Ok(None);
+        };
+        // A switch stack did not write (made by hand) is on all the same.
+        Ok(Some(serde_json::from_slice(&bytes).unwrap_or(
+            crate::render::maintenance::State {
+                since: "unknown".into(),
+                allow: Vec::new(),
+                retry_after: crate::render::maintenance::DEFAULT_RETRY_AFTER,
+            },
+        )))
+    }
 }

@@ -32,6 +32,7 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
     };
     if !args.dry_run {
         crate::fsio::private_dirs(&desired, &placement);
+        crate::fsio::state_dirs(&desired, &placement);
     }
     let progress = Progress::new(&context.printer);
     runtime()?.block_on(async {

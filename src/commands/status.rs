@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::target::Target;
-use super::{default_out, runtime, Context};
+use super::{default_out, runtime, Context, MaintenanceDir};
 use crate::engine::readiness::is_ready;
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
@@ -17,6 +17,8 @@ struct Snapshot {
     states: BTreeMap<String, Vec<ContainerState>>,
     /// Container id → ready now.
     ready: BTreeMap<String, bool>,
+    /// `stack maintenance on`'s state; `None` while it is off.
+    maintenance: Option<crate::render::maintenance::State>,
 }
 
 impl Snapshot {
@@ -39,17 +41,24 @@ impl Snapshot {
 fn snapshot(context: &Context, on: &Option<String>) -> Result<Snapshot> {
     runtime()?.block_on(async {
         // Status needs no secrets locally; on a server the release's own state is read.
-        let (engine, desired, _target) = match on {
+        let (engine, desired, maintenance, _target) = match on {
             Some(env) => {
                 let target = Target::server(context, env).await?;
-                (target.engine, target.desired, target.remote)
+                let maintenance = MaintenanceDir::of(&target).state()?;
+                (target.engine, target.desired, maintenance, target.remote)
             }
             None => {
                 let env = context.env();
                 let loaded = context.load(&env)?;
                 let out = default_out(&loaded.config.project_dir, &env);
                 let (_, desired) = render::render_all(&loaded.config, &out)?;
-                (Engine::connect().await?, desired, None)
+                let placement = crate::model::Placement {
+                    root: loaded.config.project_dir.clone(),
+                    bundle: out,
+                };
+                let source = crate::model::HostPath::State(crate::model::MAINTENANCE_DIR.into());
+                let maintenance = MaintenanceDir::Local(placement.resolve(&source)).state()?;
+                (Engine::connect().await?, desired, maintenance, None)
             }
         };
         let mut states: BTreeMap<String, Vec<ContainerState>> = BTreeMap::new();
@@ -69,6 +78,7 @@ fn snapshot(context: &Context, on: &Option<String>) -> Result<Snapshot> {
             desired,
             states,
             ready,
+            maintenance,
         })
     })
 }
@@ -106,9 +116,13 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
         }
     }
     if context.global.json {
-        context
-            .printer
-            .json(&json!({"project": snapshot.desired.project, "services": rows}));
+        let maintenance = match &snapshot.maintenance {
+            Some(state) => {
+                json!({"on": true, "since": state.since, "allow": state.allow, "retry_after": state.retry_after})
+            }
+            None => json!({"on": false}),
+        };
+        context.printer.json(&json!({"project": snapshot.desired.project, "maintenance": maintenance, "services": rows}));
         return Ok(());
     }
     let mut text = format!(
@@ -138,6 +152,17 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
         }
     }
     context.printer.out(text);
+    if let Some(state) = &snapshot.maintenance {
+        let allowed = if state.allow.is_empty() {
+            String::new()
+        } else {
+            format!(", allowed: {}", state.allow.join(", "))
+        };
+        context.printer.status(format!(
+            "maintenance mode is on since {}{allowed} (`stack maintenance off` ends it)",
+            state.since
+        ));
+    }
     Ok(())
 }
 

@@ -88,6 +88,9 @@ pub enum HostPath {
     Bundle(String),
     /// An absolute path outside the project.
     Host(PathBuf),
+    /// A folder of the state that outlives releases (`SERVER_PATH/<rel>` on a server,
+    /// `.stack/<rel>` locally), relative to it: the maintenance switch.
+    State(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

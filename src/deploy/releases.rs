@@ -57,10 +57,20 @@ impl Remote {
                 private.join(" ")
             )
         };
+        // The folders of state the proxy binds (the maintenance switch): 0755, the deploy
+        // user's, kept across releases (see `state_dirs`).
+        let state = desired
+            .state_dirs()
+            .into_iter()
+            .map(|source| {
+                let dir = quote(&placement.resolve(source).display().to_string());
+                format!("{{ mkdir -p {dir} && chmod 755 {dir}; }} 2>/dev/null || true; ")
+            })
+            .collect::<String>();
         let script = format!(
             "set -e; umask 077; rm -rf {tmp}; mkdir -m 700 -p {tmp}; tar -x -p -f - -C {tmp}; \
              chmod 600 {tmp}/{DESIRED_FILE}; [ ! -e {tmp}/.env ] || chmod 600 {tmp}/.env; \
-             {private}chmod 755 {tmp}; rm -rf {dir}; mv -T {tmp} {dir}{relink}",
+             {private}{state}chmod 755 {tmp}; rm -rf {dir}; mv -T {tmp} {dir}{relink}",
             relink = if switch {
                 format!("; {}", self.relink("current", id))
             } else {

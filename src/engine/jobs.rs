@@ -37,16 +37,9 @@ pub fn jobs_dir(placement: &Placement) -> PathBuf {
     base(placement).join("jobs")
 }
 
-/// `SERVER_PATH` for a release (the bundle's parent, or its grandparent under
-/// `releases/`); locally `.stack`.
+/// `SERVER_PATH` for a release; locally `.stack`.
 fn base(placement: &Placement) -> PathBuf {
-    let bundle = &placement.bundle;
-    let parent = bundle.parent().unwrap_or(bundle);
-    match parent.file_name() {
-        Some(name) if name == "releases" => parent.parent().unwrap_or(parent),
-        _ => parent,
-    }
-    .to_path_buf()
+    placement.state_dir()
 }
 
 /// The release a bundle is: the target of `current`, a `releases/ID` directory, else

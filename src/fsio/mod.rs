@@ -317,6 +317,51 @@ pub fn private_dirs(desired: &crate::model::Desired, placement: &crate::model::P
     }
 }
 
+/// Replace `dir/name` with `bytes`, 0644, written beside and renamed over it (a reader
+/// sees the old file or the new one, never half of one); `dir` is made 0755 if missing.
+pub fn replace_shared(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| Error::io("create", dir, e))?;
+    let path = dir.join(name);
+    let partial = dir.join(format!(".{name}.partial"));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&partial)?;
+        file.write_all(bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.sync_all()?;
+        fs::rename(&partial, &path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&partial);
+        Error::io("write", &path, e)
+    })
+}
+
+/// Create the folders of state the services bind (the maintenance switch) 0755 before
+/// they start, so they belong to the user who runs stack, not to root. Best effort: a
+/// folder that cannot be made here is reported by the command that writes into it.
+pub fn state_dirs(desired: &crate::model::Desired, placement: &crate::model::Placement) {
+    use std::os::unix::fs::DirBuilderExt;
+    for source in desired.state_dirs() {
+        let dir = placement.resolve(source);
+        if fs::symlink_metadata(&dir).is_err() {
+            let _ = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -253,6 +253,13 @@ fn proxy_mounts(config: &Config) -> Vec<Mount> {
         target: target.to_string(),
         read_only: true,
     }];
+    // The maintenance switch (`stack maintenance`): state outside the release, so a
+    // deploy, a restart of the proxy and a reboot keep it.
+    mounts.push(Mount::Bind {
+        source: HostPath::State(MAINTENANCE_DIR.to_string()),
+        target: MAINTENANCE_TARGET.to_string(),
+        read_only: true,
+    });
     for service in config.services.iter().filter(|s| s.basic_auth.is_some()) {
         let (file, target) = basic_auth_file(config.proxy.kind, &service.name);
         mounts.push(Mount::Bind {

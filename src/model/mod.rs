@@ -33,6 +33,11 @@ pub const CADDY_FILE: &str = "Caddyfile";
 /// The bundle file of nginx's configuration (the proxy mounts it).
 pub const NGINX_FILE: &str = "nginx/nginx.conf";
 
+/// The folder of the maintenance switch, under the state that outlives releases.
+pub const MAINTENANCE_DIR: &str = "maintenance";
+/// Where the proxy sees the maintenance folder (read-only).
+pub const MAINTENANCE_TARGET: &str = "/etc/stack-maintenance";
+
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
 
@@ -271,7 +276,21 @@ impl Placement {
             HostPath::Project(rel) => self.root.join(rel),
             HostPath::Bundle(rel) => self.bundle.join(rel),
             HostPath::Host(path) => path.clone(),
+            HostPath::State(rel) => self.state_dir().join(rel),
         }
+    }
+
+    /// The folder of state that outlives releases: `SERVER_PATH` for a release of a
+    /// server (the bundle's parent, or its grandparent under `releases/`); locally
+    /// `.stack`.
+    pub fn state_dir(&self) -> PathBuf {
+        let bundle = &self.bundle;
+        let parent = bundle.parent().unwrap_or(bundle);
+        match parent.file_name() {
+            Some(name) if name == "releases" => parent.parent().unwrap_or(parent),
+            _ => parent,
+        }
+        .to_path_buf()
     }
 }
 
@@ -293,6 +312,24 @@ impl Desired {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The folders of state the services bind (the maintenance switch): created 0755 by
+    /// the deploy user before a container binds them (the engine would make them root's).
+    pub fn state_dirs(&self) -> Vec<&HostPath> {
+        let mut out: Vec<&HostPath> = Vec::new();
+        for mount in self.services.iter().flat_map(|s| &s.mounts) {
+            if let Mount::Bind {
+                source: source @ HostPath::State(_),
+                ..
+            } = mount
+            {
+                if !out.contains(&source) {
+                    out.push(source);
+                }
+            }
+        }
+        out
     }
 
     /// The project network's name.

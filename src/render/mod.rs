@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub(crate) mod compose;
+pub mod maintenance;
 mod monitoring;
 mod proxy;
 mod systemd;

@@ -261,6 +261,8 @@ pub fn caddyfile(config: &Config) -> Result<String> {
             tls => tls,
             email => email,
             sites => sites(config, false),
+            maintenance => crate::model::MAINTENANCE_TARGET,
+            retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },
     )
 }
@@ -272,6 +274,8 @@ pub fn nginx(config: &Config) -> Result<String> {
             header => header(config),
             tls => config.tls != Tls::Off,
             sites => sites(config, true),
+            maintenance => crate::model::MAINTENANCE_TARGET,
+            retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },
     )
 }
