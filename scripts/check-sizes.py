@@ -20,7 +20,6 @@ KNOWN = {
     "src/commands/deploy.rs": 730,
     "src/config/phases.rs": 684,
     "src/engine/swarm.rs": 646,
-    "src/commands/backup.rs": 640,
     "src/import/nself.rs": 631,
     "src/commands/deploy.rs::deploy": 131,
     "src/commands/server.rs::setup": 117,

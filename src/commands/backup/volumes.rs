@@ -117,7 +117,7 @@ async fn archive(context: &Context, site: &Site, volume: &str) -> Result<serde_j
                 site,
                 BACKUP,
                 &["volumes", volume],
-                Some((volume, false)),
+                present.then_some((volume, false)),
             )
             .await
         }
