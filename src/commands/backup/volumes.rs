@@ -156,7 +156,7 @@ async fn archive(context: &Context, site: &Site, volume: &str) -> Result<serde_j
         "volume": volume,
         "archive": archive,
         "paused_services": paused.iter().map(|c| c.service.clone()).collect::<BTreeSet<_>>(),
-        "pause_seconds": (!frozen.is_empty()).then(|| pause.as_secs_f64()),
+        "pause_seconds": (!frozen.is_empty()).then_some(pause.as_secs_f64()),
     }))
 }
 

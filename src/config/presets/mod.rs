@@ -260,7 +260,7 @@ pub const PRESETS: &[Preset] = &[
             ("BACKUP_S3_ACCESS_KEY", None),
             ("BACKUP_S3_SECRET_KEY", None),
             ("BACKUP_VOLUMES", None),
-            ("BACKUP_VOLUMES_PAUSE", Some("false")),
+            ("BACKUP_VOLUMES_PAUSE", None),
         ],
         secrets: &[],
         requires: &["POSTGRES"],
