@@ -506,8 +506,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// A dump now: pg_dump (custom format) and its manifest, retention, metrics; with an
-    /// S3 target, the off-site copy too
+    /// A dump now: pg_dump (custom format) and its manifest, retention, metrics; then an
+    /// archive of each volume of `BACKUP_VOLUMES`; with an S3 target, the off-site copy too
     Run(BackupOn),
     /// The dumps under `BACKUP_TARGET`: time, size, age, whether verified
     List(BackupOn),
@@ -515,7 +515,8 @@ pub enum BackupCommand {
     /// manifest; exit 1 on any difference
     Verify(BackupVerifyArgs),
     /// Restore a dump into the live database: a safety dump first, the services that
-    /// depend on postgres stopped, then started again and waited for (asks unless --yes)
+    /// depend on postgres stopped, then started again and waited for (asks unless --yes);
+    /// with `--volume NAME`, a volume archive into that volume the same way
     Restore(BackupRestoreArgs),
 }
 
@@ -537,8 +538,13 @@ pub struct BackupVerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupRestoreArgs {
-    /// The dump, as `stack backup list` names it
-    pub dump: String,
+    /// The dump, or with `--volume` the archive (default: the volume's newest), as `stack
+    /// backup list` names it
+    #[arg(required_unless_present = "volume")]
+    pub dump: Option<String>,
+    /// Restore this volume of `BACKUP_VOLUMES` (its users are stopped, then started again)
+    #[arg(long, value_name = "NAME")]
+    pub volume: Option<String>,
     #[command(flatten)]
     pub on: BackupOn,
 }

@@ -853,3 +853,228 @@ fn a_failed_backup_is_notified_from_the_container() {
         std::fs::read_to_string(project.path(".stack/dev/docker-compose.yml")).unwrap_or_default();
     assert!(!compose.contains("tok-backup-8a1e"), "{compose}");
 }
+
+// ---- volume backups (issue 22, item 4) ----
+
+/// A service that keeps its files in the named volume `uploads`, and backs it up with the
+/// service paused around the archive.
+const UPLOADS: &str = "STACK_SERVICES=app\n\
+    SERVICE_APP_IMAGE=stack-test/busybox:latest\n\
+    SERVICE_APP_COMMAND=sh -c 'trap \"exit 0\" TERM; while :; do sleep 1; done & wait'\n\
+    SERVICE_APP_VOLUMES=uploads:/data\n\
+    SERVICE_APP_HEALTH_CMD=true\n\
+    SERVICE_APP_HEALTH_INTERVAL=1s\n\
+    BACKUP_VOLUMES=uploads\n\
+    BACKUP_VOLUMES_PAUSE=true\n";
+
+impl Project {
+    /// A shell command in the app container.
+    fn app(&self, script: &str) -> String {
+        docker_ok(&["exec", &self.container("app"), "sh", "-c", script])
+    }
+
+    /// `mode uid gid sha256 path` of every file under /data, and `mode uid gid path` of
+    /// every directory and link, sorted.
+    fn volume_state(&self) -> String {
+        self.app(
+            "cd /data && find . -type f -exec sh -c 'for f; do echo \"$(stat -c \"%a %u %g\" \"$f\") $(sha256sum \"$f\")\"; done' _ {} + | sort; \
+             find . ! -type f -exec stat -c '%a %u %g %F %n' {} + | sort",
+        )
+    }
+
+    /// The names under ./backups that start with `prefix`, sorted.
+    fn backups_named(&self, prefix: &str) -> Vec<String> {
+        self.files()
+            .into_iter()
+            .filter(|f| f.starts_with(prefix))
+            .collect()
+    }
+}
+
+#[test]
+fn a_volume_is_archived_verified_and_restored_to_the_exact_bytes() {
+    let project = Project::new("volume", UPLOADS);
+    project.start();
+    project.app(
+        "mkdir -p /data/sub /data/empty && echo hello >/data/a.txt && \
+         head -c 200000 /dev/urandom >/data/sub/b.bin && \
+         echo private >/data/p.txt && chown 1234:5678 /data/p.txt && chmod 640 /data/p.txt && \
+         printf 'x y' >'/data/with space' && ln -s a.txt /data/link",
+    );
+    let original = project.volume_state();
+
+    // The archive: the service paused around it, with the pause reported.
+    let out = project.ok(&["backup", "run"]);
+    let said = all_output(&out);
+    assert!(said.contains("paused `app` for "), "{said}");
+    let archives = project.backups_named("volume-uploads-");
+    let archive = archives
+        .iter()
+        .find(|n| n.ends_with(".tar.gz"))
+        .expect("an archive")
+        .clone();
+    assert_eq!(
+        archives,
+        vec![archive.clone(), format!("{archive}.sha256")],
+        "the archive and its manifest, nothing partial"
+    );
+    for name in &archives {
+        assert_eq!(
+            common::mode(&project.backups().join(name)) & 0o777,
+            0o600,
+            "{name}"
+        );
+    }
+    let manifest =
+        std::fs::read_to_string(project.backups().join(format!("{archive}.sha256"))).unwrap();
+    assert_eq!(manifest.lines().count(), 4, "{manifest}");
+    assert!(manifest.contains("./sub/b.bin"), "{manifest}");
+    assert_eq!(
+        inspect(&project.container("app"), "{{.State.Status}}"),
+        "running",
+        "unpaused after the archive"
+    );
+    project.ok(&["backup", "verify", &archive]);
+    let list = project.ok(&["--json", "backup", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let entry = list["dumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == archive.as_str())
+        .expect("the archive listed");
+    assert_eq!(entry["volume"], "uploads", "{list}");
+    assert_eq!(entry["verified"], "ok", "{list}");
+
+    // Lose and change files; a restore while the service runs needs --yes.
+    project.app("echo changed >/data/a.txt && rm /data/sub/b.bin && echo new >/data/new.txt");
+    let changed = project.volume_state();
+    let out = project.run(&["backup", "restore", "--volume", "uploads"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let said = all_output(&out);
+    assert!(
+        said.contains("is in use by `app`") && said.contains("--yes"),
+        "{said}"
+    );
+    assert_eq!(
+        project.volume_state(),
+        changed,
+        "a refused restore changes nothing"
+    );
+
+    let app_before = inspect(&project.container("app"), "{{.State.StartedAt}}");
+    let out = project.ok(&["backup", "restore", "--volume", "uploads", "--yes"]);
+    let said = all_output(&out);
+    assert!(said.contains("every sha256 as in the manifest"), "{said}");
+    assert_eq!(
+        project.volume_state(),
+        original,
+        "the exact bytes, modes and owners"
+    );
+    assert_ne!(
+        inspect(&project.container("app"), "{{.State.StartedAt}}"),
+        app_before,
+        "the service was stopped for the restore and started again"
+    );
+    // The safety copy holds what the restore replaced.
+    let safety = project.backups_named("safety-volume-uploads-");
+    assert_eq!(safety.len(), 2, "{safety:?}");
+    let volume = format!("{}:/b:ro", project.backups().display());
+    let held = docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        BUSYBOX,
+        "sh",
+        "-c",
+        &format!(
+            "tar -xzOf /b/{0} ./a.txt; tar -xzOf /b/{0} ./new.txt",
+            safety[0]
+        ),
+    ]);
+    assert_eq!(held, "changed\nnew\n");
+
+    // A flipped byte: verify fails clearly, and says so in the list.
+    let path = project.backups().join(&archive);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let out = project.run(&["backup", "verify", &archive]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("is corrupt"),
+        "{}",
+        all_output(&out)
+    );
+    let metrics = project.metrics();
+    assert!(
+        metrics.contains("stack_backup_last_ok{step=\"verify\"} 0"),
+        "{metrics}"
+    );
+    // ... and a restore from it changes nothing.
+    let out = project.run(&[
+        "backup", "restore", "--volume", "uploads", &archive, "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(project.volume_state(), original);
+}
+
+#[test]
+fn a_backup_volume_that_no_service_mounts_is_a_config_error() {
+    let project = Project::new(
+        "novolume",
+        &UPLOADS.replace("BACKUP_VOLUMES=uploads", "BACKUP_VOLUMES=uploads,photos"),
+    );
+    let out = project.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let said = all_output(&out);
+    assert!(said.contains("`BACKUP_VOLUMES` names `photos`"), "{said}");
+    assert!(said.contains("stack.env:17"), "{said}");
+    assert!(
+        said.contains("`uploads`"),
+        "the hint lists the named volumes: {said}"
+    );
+}
+
+#[test]
+fn a_volume_removed_before_its_archive_fails_clearly_and_leaves_nothing() {
+    let project = Project::new("gone", UPLOADS);
+    project.start();
+    project.app("echo hello >/data/a.txt");
+    // The engine refuses to remove a volume a container holds (`volume is in use`):
+    // remove the containers that mount it, then the volume.
+    for service in ["app", "backup"] {
+        docker_ok(&["rm", "-f", &project.container(service)]);
+    }
+    let volume = format!("{}_uploads", project.name);
+    docker_ok(&["volume", "rm", &volume]);
+    let out = project.run(&["backup", "run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let said = all_output(&out);
+    assert!(
+        said.contains("volume `uploads` (BACKUP_VOLUMES) does not exist"),
+        "{said}"
+    );
+    assert!(
+        project.backups_named("volume-").is_empty(),
+        "{:?}",
+        project.files()
+    );
+    assert!(
+        project.files().iter().all(|f| !f.ends_with(".partial")),
+        "{:?}",
+        project.files()
+    );
+    assert!(
+        !docker(&["volume", "inspect", &volume]).status.success(),
+        "the backup did not create the volume again"
+    );
+    let metrics = project.metrics();
+    assert!(
+        metrics.contains("stack_backup_last_ok{step=\"volumes\"} 0")
+            && metrics.contains("stack_backup_last_failure_timestamp_seconds{step=\"volumes\"} "),
+        "{metrics}"
+    );
+}

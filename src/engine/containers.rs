@@ -364,6 +364,23 @@ impl Engine {
         }
     }
 
+    /// Freeze a container's processes (the cgroup freezer): its files stay as they are
+    /// while a volume it writes is archived.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(|e| outside(&format!("cannot pause container `{id}`"), e))
+    }
+
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        match self.docker.unpause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(outside(&format!("cannot unpause container `{id}`"), e)),
+        }
+    }
+
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         match self
             .docker

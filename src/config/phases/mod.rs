@@ -57,7 +57,6 @@ pub(super) fn build(
     report_unknown(&classified.unknown, &index, &mut errors);
     let secret_names = secret_names(&keys, &enabled, &secret_layer, &mut errors);
     debug_assert_eq!(secret_names, keys.secrets);
-    presets::check(&keys, &enabled.list, &mut errors);
     let secrets = secret_specs(&keys, &secret_names);
     let context = service::Context {
         keys: &keys,
@@ -76,6 +75,7 @@ pub(super) fn build(
         &mut errors,
     );
     let mut services = in_environment(services, env, options);
+    presets::check_all(&keys, &enabled.list, &services, &mut errors);
     let mut warnings = close_mailpit(&mut services, env);
     warnings.extend(ambiguous_keys(&resolved.settings, &index));
     let server = read_server(&keys, &project, &mut errors);

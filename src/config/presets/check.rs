@@ -1,7 +1,8 @@
 //! Checks of the preset keys that no service attribute checks.
 
-use super::{retention_hours, s3_target, Preset};
+use super::{backup_volumes, retention_hours, s3_target, Preset};
 use crate::config::lookup::{Errors, Keys};
+use crate::config::model::{Mount, Service};
 use crate::config::values::{quote, Value};
 use crate::error::Diagnostic;
 
@@ -119,6 +120,60 @@ fn check_s3_credentials(keys: &Keys, errors: &mut Errors) {
             )));
         }
     }
+}
+
+/// [`check`], then the checks that need the services of the environment.
+pub(crate) fn check_all(
+    keys: &Keys,
+    enabled: &[&'static Preset],
+    services: &[Service],
+    errors: &mut Errors,
+) {
+    check(keys, enabled, errors);
+    if enabled.iter().any(|p| p.name == "BACKUP") {
+        if let Some(value) = keys.get_owned("BACKUP_VOLUMES_PAUSE") {
+            errors.take(value.boolean().map(|_| ()));
+        }
+        if let Some(value) = keys.get_owned("BACKUP_VOLUMES") {
+            for diagnostic in volumes(&value, services) {
+                errors.push(diagnostic);
+            }
+        }
+    }
+}
+
+/// Each volume of `BACKUP_VOLUMES` is a named volume of a service of this environment
+/// (the backup service's own mounts of them aside).
+fn volumes(value: &Value, services: &[Service]) -> Vec<Diagnostic> {
+    let named: std::collections::BTreeSet<&str> = services
+        .iter()
+        .filter(|s| s.preset != Some("BACKUP"))
+        .flat_map(|s| &s.mounts)
+        .filter_map(|m| match m {
+            Mount::Volume { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let known = if named.is_empty() {
+        "no service of this environment has a named volume".to_string()
+    } else {
+        let list: Vec<String> = named.iter().map(|n| format!("`{n}`")).collect();
+        format!("the named volumes here: {}", list.join(", "))
+    };
+    backup_volumes(value.text)
+        .into_iter()
+        .filter(|volume| !named.contains(volume))
+        .map(|volume| {
+            Diagnostic::new(format!(
+                "`BACKUP_VOLUMES` names `{}`, which is not a named volume of any service",
+                crate::printer::escape(volume)
+            ))
+            .with_span(value.span.cloned())
+            .hint(format!(
+                "name volumes a service mounts by name in its `VOLUMES` (`name:/path`); {known}"
+            ))
+        })
+        .collect()
 }
 
 /// A Prometheus duration: a number and one unit (`ms`, `s`, `m`, `h`, `d`, `w`).

@@ -8,7 +8,7 @@ mod check;
 pub use check::{cron as check_cron, cron_schedule};
 mod services;
 
-pub(crate) use check::check;
+pub(crate) use check::check_all;
 use services::{BACKUP_SERVICES, MONITORING_SERVICES};
 
 use crate::config::model::{Config, Metrics, NetworkSpec, Service};
@@ -259,6 +259,8 @@ pub const PRESETS: &[Preset] = &[
             ("BACKUP_S3_REGION", None),
             ("BACKUP_S3_ACCESS_KEY", None),
             ("BACKUP_S3_SECRET_KEY", None),
+            ("BACKUP_VOLUMES", None),
+            ("BACKUP_VOLUMES_PAUSE", None),
         ],
         secrets: &[],
         requires: &["POSTGRES"],
@@ -277,6 +279,17 @@ pub(crate) const SECRETS_AS_FILES: &[(&str, &str, &str, &str)] = &[(
     "MONITORING_ALERT_WEBHOOK",
     ALERT_WEBHOOK_FILE,
 )];
+
+/// Where the backup service mounts each volume of `BACKUP_VOLUMES` (`/volumes/<name>`).
+pub const BACKUP_VOLUMES_DIR: &str = "/volumes/";
+
+/// The volumes of `BACKUP_VOLUMES`, a comma-separated list.
+pub fn backup_volumes(text: &str) -> Vec<&str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
 
 /// The `_ENABLED` key of a preset.
 pub fn enabled_key(preset: &Preset) -> String {

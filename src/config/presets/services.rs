@@ -259,7 +259,7 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("COMMAND", "sh /etc/stack-backup/backup.sh schedule"),
             (
                 "VOLUMES",
-                "{BACKUP_STORE}:/backups,metrics-textfile:/metrics",
+                "{BACKUP_STORE}:/backups,metrics-textfile:/metrics{BACKUP_VOLUME_MOUNTS}",
             ),
             ("DEPENDS_ON", "postgres"),
             ("STRATEGY", "recreate"),
@@ -278,6 +278,12 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
+            ("BACKUP_VOLUMES", EnvSource::Key("BACKUP_VOLUMES")),
+            // Read by `stack backup run`, which pauses the volumes' users around each archive.
+            (
+                "BACKUP_VOLUMES_PAUSE",
+                EnvSource::Key("BACKUP_VOLUMES_PAUSE"),
+            ),
             // Read by the monitoring renderer (the BackupVerifyTooOld alert).
             (
                 "BACKUP_VERIFY_MAX_AGE",
@@ -308,6 +314,7 @@ pub(super) const BACKUP_SERVICES: &[PresetService] = &[
             ("BACKUP_TARGET", EnvSource::Key("BACKUP_TARGET")),
             ("BACKUP_KEEP_DAILY", EnvSource::Key("BACKUP_KEEP_DAILY")),
             ("BACKUP_KEEP_MONTHLY", EnvSource::Key("BACKUP_KEEP_MONTHLY")),
+            ("BACKUP_VOLUMES", EnvSource::Key("BACKUP_VOLUMES")),
             ("RCLONE_CONFIG_OFFSITE_TYPE", EnvSource::Fixed("s3")),
             ("RCLONE_CONFIG_OFFSITE_PROVIDER", EnvSource::Fixed("Other")),
             (

@@ -187,6 +187,11 @@ fn placeholder(context: &Context, name: &str, usage: Use) -> String {
                 .map(|(_, template)| fill(context, template, usage).0)
                 .unwrap_or_default(),
         },
+        // Each volume of `BACKUP_VOLUMES`, read-only where the script archives it from.
+        "BACKUP_VOLUME_MOUNTS" => presets::backup_volumes(&value("BACKUP_VOLUMES"))
+            .iter()
+            .map(|volume| format!(",{volume}:{}{volume}:ro", presets::BACKUP_VOLUMES_DIR))
+            .collect(),
         "BACKUP_CRON" => presets::cron_schedule(&value("BACKUP_SCHEDULE")),
         "BACKUP_VERIFY_CRON" => presets::cron_schedule(&value("BACKUP_VERIFY_SCHEDULE")),
         "BACKUP_S3_PATH" => {
