@@ -371,6 +371,14 @@ impl Declared {
                 )),
             );
         }
+        if name == "certbot" && proxy == ProxyKind::Nginx {
+            return Some(
+                Diagnostic::new(
+                    "service name `certbot` is reserved while `STACK_PROXY=nginx` (stack runs certbot with `STACK_TLS=auto`)",
+                )
+                .hint("pick another name"),
+            );
+        }
         if name == "proxy" && proxy != ProxyKind::None {
             return Some(
                 Diagnostic::new("service name `proxy` is reserved for the proxy stack runs")
@@ -652,6 +660,7 @@ fn assemble(
         proxy: globals.proxy,
         tls: globals.tls,
         tls_email: globals.tls_email,
+        acme: globals.acme,
         health_timeout: globals.health_timeout,
         drain: globals.drain,
         logging: globals.logging,
