@@ -275,7 +275,8 @@ fn caddy_gets_and_keeps_certificates_from_an_acme_server() {
     // Caddy picks HTTP-01 or TLS-ALPN-01; pebble validates either through the proxy's
     // published ports (never `PEBBLE_VA_ALWAYS_VALID`).
     assert!(
-        pebble.log().contains("Attempting to validate w/"),
+        pebble.log().contains("Starting 3 validations")
+            && pebble.log().contains("set VALID by completed challenge"),
         "a real challenge validated: {}",
         pebble.log()
     );
