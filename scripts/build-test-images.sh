@@ -21,6 +21,8 @@
 #   stack-test/docker-proxy (haproxy:2.6)      [haproxy] Debian's haproxy, the official
 #                                              image's entrypoint and config path
 #   stack-test/rclone                          [rclone/rclone]
+#   stack-test/certbot                         [certbot/certbot] Debian's certbot; the entrypoint
+#                                              is `certbot`, as upstream's
 #   stack-test/vm                              a bare server: systemd, sshd, sudo; no Docker
 #   stack-test/vm-docker                       vm + Debian's docker.io, enabled
 #
@@ -28,7 +30,7 @@
 # rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
 # the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
 # nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
-# node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, vm, vm-docker. The mirror is
+# node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, certbot, vm, vm-docker. The mirror is
 # DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
 # Network errors are retried (debootstrap 3 times, apt with Acquire::Retries plus 3
 # attempts); PARALLEL (default 3) images build at once. Prints the total time and sizes.
@@ -560,6 +562,18 @@ DOCKERFILE
     build stack-test/rclone:latest "$context"
 }
 
+build_certbot() {
+    local context
+    context="$(context_with_dockerfile certbot <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN stack-apt-install certbot
+ENTRYPOINT ["certbot"]
+CMD ["--help"]
+DOCKERFILE
+)"
+    build stack-test/certbot:latest "$context"
+}
+
 # A server, as far as a container can be one: systemd as PID 1, sshd (root logs in with the
 # key mounted at /root/.ssh/authorized_keys; host keys made at first boot), sudo, iproute2,
 # curl, and no Docker. Boot it with scripts' flags in README.md ("Testing").
@@ -672,6 +686,7 @@ debian_images=(
     "redis-exporter|stack-test/redis-exporter:latest||build_exporter redis-exporter prometheus-redis-exporter /redis_exporter 59000:59000 9121"
     "docker-proxy|stack-test/docker-proxy:latest|haproxy:2.6|build_docker_proxy"
     "rclone|stack-test/rclone:latest||build_rclone"
+    "certbot|stack-test/certbot:latest||build_certbot"
     "vm|stack-test/vm:latest||build_vm"
 )
 

@@ -21,6 +21,11 @@ declare -A packages=(
     [ip]=iproute2
     [debootstrap]=debootstrap
     [readelf]=binutils
+    [pebble]=pebble
+    [pebble-challtestsrv]=pebble
+    [certbot]=certbot
+    [openssl]=openssl
+    [curl]=curl
 )
 
 missing=()

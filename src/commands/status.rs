@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::target::Target;
 use super::{default_out, runtime, Context, MaintenanceDir};
+use crate::engine::certificates;
 use crate::engine::readiness::is_ready;
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::model::{Desired, DesiredService};
+use crate::model::{Desired, DesiredService, PROXY_SERVICE};
 use crate::render;
 
 struct Snapshot {
@@ -19,12 +21,28 @@ struct Snapshot {
     ready: BTreeMap<String, bool>,
     /// `stack maintenance on`'s state; `None` while it is off.
     maintenance: Option<crate::render::maintenance::State>,
+    /// Host → expiry of the certificate the proxy holds (none without HTTPS).
+    certificates: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Snapshot {
     /// The containers of a service (none when it has none).
     fn containers(&self, service: &str) -> Vec<ContainerState> {
         self.states.get(service).cloned().unwrap_or_default()
+    }
+
+    /// Every routed host with the expiry of its certificate (`None`: none yet), when
+    /// the proxy serves HTTPS; empty otherwise.
+    fn hosts(&self) -> BTreeMap<String, Option<DateTime<Utc>>> {
+        if !serves_https(&self.desired) {
+            return BTreeMap::new();
+        }
+        self.desired
+            .services
+            .iter()
+            .flat_map(|s| s.routes.iter())
+            .map(|r| (r.host.clone(), self.certificates.get(&r.host).copied()))
+            .collect()
     }
 
     /// The one readiness rule of `status` and `health` (and `start`'s wait): the wanted
@@ -74,13 +92,41 @@ fn snapshot(context: &Context, on: &Option<String>) -> Result<Snapshot> {
                     .push(state);
             }
         }
+        let certificates = match proxy_container(&desired, &states) {
+            // What the proxy holds is a detail of the status: unreadable is not a failure.
+            Some(id) => engine.certificate_expiry(&id).await.unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
         Ok(Snapshot {
             desired,
             states,
             ready,
             maintenance,
+            certificates,
         })
     })
+}
+
+/// The proxy publishes 443 (`STACK_TLS` is not `off`).
+fn serves_https(desired: &Desired) -> bool {
+    desired
+        .service(PROXY_SERVICE)
+        .is_some_and(|proxy| proxy.ports.iter().any(|p| p.container_ports.contains(&443)))
+}
+
+/// A running container of the proxy, when it serves HTTPS.
+fn proxy_container(
+    desired: &Desired,
+    states: &BTreeMap<String, Vec<ContainerState>>,
+) -> Option<String> {
+    if !serves_https(desired) {
+        return None;
+    }
+    states
+        .get(PROXY_SERVICE)?
+        .iter()
+        .find(|c| c.state == "running")
+        .map(|c| c.id.clone())
 }
 
 /// A service's routes as people write them.
@@ -122,7 +168,16 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
             }
             None => json!({"on": false}),
         };
-        context.printer.json(&json!({"project": snapshot.desired.project, "maintenance": maintenance, "services": rows}));
+        let hosts: serde_json::Map<String, serde_json::Value> = snapshot
+            .hosts()
+            .into_iter()
+            .map(|(host, expiry)| (host, json!(expiry.map(|e| e.to_rfc3339()))))
+            .collect();
+        let mut report = json!({"project": snapshot.desired.project, "maintenance": maintenance, "services": rows});
+        if !hosts.is_empty() {
+            report["certificates"] = json!(hosts);
+        }
+        context.printer.json(&report);
         return Ok(());
     }
     let mut text = format!(
@@ -150,6 +205,14 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
                 routes
             ));
         }
+    }
+    let now = Utc::now();
+    for (host, expiry) in snapshot.hosts() {
+        let expiry = match expiry {
+            Some(expiry) => format!("expires {}", certificates::describe(expiry, now)),
+            None => "no certificate yet".to_string(),
+        };
+        text.push_str(&format!("certificate {host}: {expiry}\n"));
     }
     context.printer.out(text);
     if let Some(state) = &snapshot.maintenance {

@@ -16,6 +16,7 @@ pub(super) struct Globals {
     pub proxy: Proxy,
     pub tls: Tls,
     pub tls_email: Option<String>,
+    pub acme: Acme,
     pub health_timeout: Duration,
     pub drain: Duration,
     pub log_level: String,
@@ -46,6 +47,7 @@ impl Globals {
         let proxy = read_proxy(keys, errors);
         let tls = read_tls(keys, errors);
         let tls_email = read_tls_email(keys, errors);
+        let acme = read_acme(keys, errors);
         let health_timeout = duration(&get("STACK_HEALTH_TIMEOUT"), 120, errors);
         let log_level = errors
             .take(get("STACK_LOG_LEVEL").line())
@@ -89,6 +91,7 @@ impl Globals {
             proxy,
             tls,
             tls_email,
+            acme,
             health_timeout,
             log_level,
             keep_releases,
@@ -245,6 +248,66 @@ fn read_proxy(keys: &Keys, errors: &mut Errors) -> Proxy {
         image,
         http_port,
         https_port,
+    }
+}
+
+/// `STACK_ACME_CA` (an `https://` directory URL) and `STACK_ACME_CA_ROOT` (a PEM file
+/// in the project), when set.
+fn read_acme(keys: &Keys, errors: &mut Errors) -> Acme {
+    let ca = keys.get("STACK_ACME_CA").and_then(|value| {
+        let text = value.text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let host = text.strip_prefix("https://").unwrap_or("");
+        let valid = !host.is_empty()
+            && !host.starts_with('/')
+            && text.chars().all(|c| c.is_ascii_graphic() && !"\"'{}\\`".contains(c));
+        if valid {
+            return Some(text.to_string());
+        }
+        errors.push(
+            Diagnostic::new(format!(
+                "`STACK_ACME_CA` is not an `https://` URL: {}",
+                value.show(text)
+            ))
+            .with_span(value.span.cloned())
+            .hint("write the ACME directory URL, e.g. `https://acme-staging-v02.api.letsencrypt.org/directory`; leave it out for Let's Encrypt"),
+        );
+        None
+    });
+    let ca_root = keys.get("STACK_ACME_CA_ROOT").and_then(|value| {
+        if value.text.trim().is_empty() {
+            return None;
+        }
+        let rel = errors.take(validate::relative_path(&value))?;
+        let path = super::normalize_path(std::path::Path::new(&rel));
+        if path.starts_with("..") {
+            errors.push(
+                Diagnostic::new(format!(
+                    "`STACK_ACME_CA_ROOT` points outside the project: {}",
+                    value.quoted()
+                ))
+                .with_span(value.span.cloned())
+                .hint("copy the PEM file into the project and write e.g. `./acme-root.pem`"),
+            );
+            return None;
+        }
+        Some(path)
+    });
+    let certbot_image = keys
+        .get("STACK_CERTBOT_IMAGE")
+        .filter(|v| !v.text.trim().is_empty())
+        .and_then(|v| errors.take(validate::image(&v)));
+    let certbot_interval = keys
+        .get("STACK_CERTBOT_INTERVAL")
+        .filter(|v| !v.text.trim().is_empty())
+        .map(|v| duration(&v, 12 * 3600, errors));
+    Acme {
+        ca,
+        ca_root,
+        certbot_image,
+        certbot_interval,
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Config {
     pub proxy: Proxy,
     pub tls: Tls,
     pub tls_email: Option<String>,
+    /// The ACME server of `STACK_TLS=auto` (`STACK_ACME_CA`, `STACK_ACME_CA_ROOT`).
+    #[serde(skip_serializing_if = "Acme::is_unset")]
+    pub acme: Acme,
     #[serde(serialize_with = "ser_duration")]
     pub health_timeout: Duration,
     /// How long a replaced container keeps serving after it left DNS (`STACK_DRAIN`).
@@ -120,6 +123,38 @@ pub struct Proxy {
     pub image: String,
     pub http_port: u16,
     pub https_port: u16,
+}
+
+/// Where `STACK_TLS=auto` gets certificates: the directory URL (none: the proxy's
+/// default, Let's Encrypt) and a PEM file in the project to trust for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Acme {
+    pub ca: Option<String>,
+    /// Relative to the project, normalized.
+    pub ca_root: Option<PathBuf>,
+    /// nginx's ACME client (`STACK_CERTBOT_IMAGE`; none: [`CERTBOT_IMAGE`]).
+    pub certbot_image: Option<String>,
+    /// How often certbot looks for missing and due certificates (`STACK_CERTBOT_INTERVAL`;
+    /// none: 12 hours).
+    #[serde(serialize_with = "ser_optional_duration")]
+    pub certbot_interval: Option<Duration>,
+}
+
+/// certbot's image when `STACK_CERTBOT_IMAGE` is not set, pinned.
+pub const CERTBOT_IMAGE: &str = "certbot/certbot:v2.11.0";
+
+fn ser_optional_duration<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    value.map(|d| d.as_secs()).serialize(serializer)
+}
+
+impl Acme {
+    /// Neither key is set: the proxy's defaults.
+    pub fn is_unset(&self) -> bool {
+        self == &Acme::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

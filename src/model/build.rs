@@ -30,6 +30,13 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
         }));
         services.push(proxy);
     }
+    if let Some(certbot) = super::certbot::certbot(config) {
+        volumes.extend(certbot.mounts.iter().filter_map(|m| match m {
+            Mount::Volume { name, .. } => Some(name.clone()),
+            _ => None,
+        }));
+        services.push(certbot);
+    }
     let secrets = secrets(config);
     for service in &mut services {
         service.digest = digest(service, &secrets, files);
@@ -117,7 +124,11 @@ pub fn secrets(config: &Config) -> Secrets {
     )
 }
 
-fn labels(config: &Config, service: &str, strategy: Strategy) -> IndexMap<String, String> {
+pub(super) fn labels(
+    config: &Config,
+    service: &str,
+    strategy: Strategy,
+) -> IndexMap<String, String> {
     let strategy = match strategy {
         Strategy::Rolling => "rolling",
         Strategy::Recreate => "recreate",
@@ -265,6 +276,14 @@ fn proxy_mounts(config: &Config) -> Vec<Mount> {
         mounts.push(Mount::Bind {
             source: HostPath::Bundle(file),
             target,
+            read_only: true,
+        });
+    }
+    let caddy_acme = config.tls == Tls::Auto && config.proxy.kind == ProxyKind::Caddy;
+    if let Some(root) = config.acme.ca_root.as_ref().filter(|_| caddy_acme) {
+        mounts.push(Mount::Bind {
+            source: HostPath::Project(root.clone()),
+            target: ACME_CA_ROOT_TARGET.to_string(),
             read_only: true,
         });
     }

@@ -9,8 +9,10 @@
 //! (see [`Secrets`]).
 
 mod build;
+mod certbot;
 
 pub use build::{build_image, desired, secret_entries, secrets};
+pub use certbot::{wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -40,6 +42,9 @@ pub const MAINTENANCE_TARGET: &str = "/etc/stack-maintenance";
 
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
+
+/// Where the proxy finds `STACK_ACME_CA_ROOT` (mounted read-only from the project).
+pub const ACME_CA_ROOT_TARGET: &str = "/etc/stack/acme-ca-root.pem";
 
 /// The whole project as it should run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -127,6 +127,9 @@ pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired
             ProxyKind::None => {}
         }
     }
+    if crate::model::wants_certbot(config) {
+        bundle.add(crate::model::CERTBOT_FILE, proxy::certbot_script(config)?);
+    }
     monitoring::render(config, &mut bundle)?;
     backup::render(config, &mut bundle)?;
     bundle.add(

@@ -131,6 +131,8 @@ fn prometheus_files(
             context! {
                 header => header,
                 backup => backup.is_some(),
+                // certbot writes `stack_certificates.prom` for node-exporter's textfile collector.
+                certificates => crate::model::wants_certbot(config),
                 alert_for => &alert_for,
                 disk_percent => &disk_percent,
                 verify_max_age_hours => verify_max_age_hours,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{header, render_template};
 use crate::config::{Config, Service, Tls};
 use crate::error::Result;
+use crate::model::ACME_CA_ROOT_TARGET;
 
 /// How the proxy reaches a service.
 enum Target {
@@ -249,20 +250,58 @@ pub fn caddyfile(config: &Config) -> Result<String> {
         Tls::Internal => "internal",
         Tls::Off => "off",
     };
-    let email = if config.tls == Tls::Auto {
-        config.tls_email.clone()
-    } else {
-        None
-    };
+    let auto = config.tls == Tls::Auto;
+    let email = config.tls_email.clone().filter(|_| auto);
+    let acme_ca = config.acme.ca.clone().filter(|_| auto);
+    let acme_ca_root = (auto && config.acme.ca_root.is_some()).then_some(ACME_CA_ROOT_TARGET);
     render_template(
         "Caddyfile.j2",
         context! {
             header => header(config),
             tls => tls,
             email => email,
+            acme_ca => acme_ca,
+            acme_ca_root => acme_ca_root,
             sites => sites(config, false),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
+        },
+    )
+}
+
+/// Let's Encrypt's directory, where certbot goes without `STACK_ACME_CA`.
+const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The script of the `certbot` service ([`crate::model::CERTBOT_SERVICE`]): every routed
+/// host but wildcards (HTTP-01 cannot issue those).
+pub fn certbot_script(config: &Config) -> Result<String> {
+    let mut hosts: Vec<&str> = config
+        .services
+        .iter()
+        .flat_map(|s| s.routes.iter())
+        .map(|r| r.host.as_str())
+        .filter(|h| !h.starts_with('*'))
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let account = match &config.tls_email {
+        Some(email) => format!("--email {email}"),
+        None => "--register-unsafely-without-email".to_string(),
+    };
+    let interval = config
+        .acme
+        .certbot_interval
+        .unwrap_or(crate::model::CERTBOT_INTERVAL)
+        .as_secs()
+        .max(1);
+    render_template(
+        "certbot.sh.j2",
+        context! {
+            header => header(config),
+            ca => config.acme.ca.as_deref().unwrap_or(LETS_ENCRYPT),
+            interval => interval,
+            hosts => hosts.join(" "),
+            account => account,
         },
     )
 }
@@ -286,4 +325,121 @@ fn indent(text: &str) -> String {
         .map(|line| format!("\t\t\t{line}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::config::{HostPath, Mount, CERTBOT_IMAGE};
+
+    fn diagnostics(
+        result: crate::error::Result<crate::config::Loaded>,
+    ) -> Vec<crate::error::Diagnostic> {
+        match result {
+            Err(crate::error::Error::Invalid(diagnostics)) => diagnostics,
+            Err(other) => panic!("not a configuration error: {other:?}"),
+            Ok(_) => panic!("the configuration was accepted"),
+        }
+    }
+
+    const ACME_PROJECT: &str = "STACK_PROJECT=acme\nSTACK_SERVICES=web\nSTACK_TLS=auto\n\
+         SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_PORT=80\nSERVICE_WEB_ROUTE=a.example.com\n\
+         STACK_ACME_CA=https://ca.example.net:14000/dir\nSTACK_ACME_CA_ROOT=./certs/../ca.pem\n";
+
+    #[test]
+    fn acme_keys_reach_caddy_and_mount_the_root() {
+        let loaded = crate::config::tests::load_text(ACME_PROJECT, "prod").unwrap();
+        let config = &loaded.config;
+        assert_eq!(
+            config.acme.ca_root.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
+        let bundle = crate::render::render(config, std::path::Path::new("/srv/acme")).unwrap();
+        let caddyfile = &bundle.files["Caddyfile"].contents;
+        assert!(
+            caddyfile.contains("\tacme_ca https://ca.example.net:14000/dir\n"),
+            "{caddyfile}"
+        );
+        assert!(
+            caddyfile.contains("\tacme_ca_root /etc/stack/acme-ca-root.pem\n"),
+            "{caddyfile}"
+        );
+        let desired = crate::model::desired(config, &BTreeMap::new());
+        let proxy = desired.service("proxy").unwrap();
+        assert!(
+            proxy.mounts.iter().any(|m| matches!(m,
+            Mount::Bind { source: HostPath::Project(p), target, read_only: true }
+                if p == std::path::Path::new("ca.pem") && target == "/etc/stack/acme-ca-root.pem"))
+        );
+        assert!(desired.service("certbot").is_none());
+    }
+
+    #[test]
+    fn acme_keys_are_checked() {
+        for (line, needle) in [
+            (
+                "STACK_ACME_CA=http://ca.example.net/dir",
+                "is not an `https://` URL",
+            ),
+            (
+                "STACK_ACME_CA=https://ca.example.net/{x}",
+                "is not an `https://` URL",
+            ),
+            (
+                "STACK_ACME_CA_ROOT=/etc/ssl/ca.pem",
+                "must be a path relative to the project",
+            ),
+            ("STACK_ACME_CA_ROOT=../ca.pem", "points outside the project"),
+        ] {
+            let errors = diagnostics(crate::config::tests::load_text(
+                &format!("{ACME_PROJECT}{line}\n"),
+                "prod",
+            ));
+            assert!(
+                errors.iter().any(|d| d.message.contains(needle)),
+                "{line}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nginx_with_acme_runs_certbot_with_its_script() {
+        let text = format!(
+            "{ACME_PROJECT}STACK_PROXY=nginx\nSTACK_CERTBOT_INTERVAL=5m\nSTACK_TLS_EMAIL=ops@example.com\n"
+        );
+        let config = crate::config::tests::load_text(&text, "prod")
+            .unwrap()
+            .config;
+        let bundle = crate::render::render(&config, std::path::Path::new("/srv/acme")).unwrap();
+        let script = &bundle.files["certbot.sh"].contents;
+        for needle in [
+            "ca='https://ca.example.net:14000/dir'",
+            "interval=300\n",
+            "hosts='a.example.com'",
+            "--email ops@example.com",
+            "--webroot --webroot-path /var/www/acme",
+        ] {
+            assert!(script.contains(needle), "{needle}: {script}");
+        }
+        let desired = crate::model::desired(&config, &BTreeMap::new());
+        let certbot = desired.service("certbot").unwrap();
+        assert_eq!(certbot.image, CERTBOT_IMAGE);
+        assert!(desired.volumes.iter().any(|v| v == "certbot-state"));
+        // Caddy's options are not nginx's: the Caddyfile is not rendered, the proxy mounts no root.
+        let proxy = desired.service("proxy").unwrap();
+        assert!(!proxy
+            .mounts
+            .iter()
+            .any(|m| m.target() == "/etc/stack/acme-ca-root.pem"));
+        let user = text.replace("STACK_SERVICES=web", "STACK_SERVICES=web,certbot")
+            + "SERVICE_CERTBOT_IMAGE=certbot:1\n";
+        let errors = diagnostics(crate::config::tests::load_text(&user, "prod"));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.message.contains("`certbot` is reserved")),
+            "{errors:?}"
+        );
+    }
 }

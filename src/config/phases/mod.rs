@@ -107,6 +107,7 @@ fn assemble(
         proxy: globals.proxy,
         tls: globals.tls,
         tls_email: globals.tls_email,
+        acme: globals.acme,
         health_timeout: globals.health_timeout,
         drain: globals.drain,
         logging: globals.logging,

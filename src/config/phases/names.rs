@@ -147,6 +147,14 @@ impl Declared {
                 )),
             );
         }
+        if name == "certbot" && proxy == ProxyKind::Nginx {
+            return Some(
+                Diagnostic::new(
+                    "service name `certbot` is reserved while `STACK_PROXY=nginx` (stack runs certbot with `STACK_TLS=auto`)",
+                )
+                .hint("pick another name"),
+            );
+        }
         if name == "proxy" && proxy != ProxyKind::None {
             return Some(
                 Diagnostic::new("service name `proxy` is reserved for the proxy stack runs")
