@@ -162,22 +162,7 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
         }
     }
     if context.global.json {
-        let maintenance = match &snapshot.maintenance {
-            Some(state) => {
-                json!({"on": true, "since": state.since, "allow": state.allow, "retry_after": state.retry_after})
-            }
-            None => json!({"on": false}),
-        };
-        let hosts: serde_json::Map<String, serde_json::Value> = snapshot
-            .hosts()
-            .into_iter()
-            .map(|(host, expiry)| (host, json!(expiry.map(|e| e.to_rfc3339()))))
-            .collect();
-        let mut report = json!({"project": snapshot.desired.project, "maintenance": maintenance, "services": rows});
-        if !hosts.is_empty() {
-            report["certificates"] = json!(hosts);
-        }
-        context.printer.json(&report);
+        context.printer.json(&json_report(&snapshot, rows));
         return Ok(());
     }
     let mut text = format!(
@@ -227,6 +212,28 @@ pub fn status(context: &Context, on: &Option<String>) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `status --json`: the project, maintenance mode, the services' rows and, with HTTPS,
+/// each routed host's certificate expiry.
+fn json_report(snapshot: &Snapshot, rows: Vec<serde_json::Value>) -> serde_json::Value {
+    let maintenance = match &snapshot.maintenance {
+        Some(state) => {
+            json!({"on": true, "since": state.since, "allow": state.allow, "retry_after": state.retry_after})
+        }
+        None => json!({"on": false}),
+    };
+    let hosts: serde_json::Map<String, serde_json::Value> = snapshot
+        .hosts()
+        .into_iter()
+        .map(|(host, expiry)| (host, json!(expiry.map(|e| e.to_rfc3339()))))
+        .collect();
+    let mut report =
+        json!({"project": snapshot.desired.project, "maintenance": maintenance, "services": rows});
+    if !hosts.is_empty() {
+        report["certificates"] = json!(hosts);
+    }
+    report
 }
 
 pub fn health(context: &Context, on: &Option<String>) -> Result<()> {
