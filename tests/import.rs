@@ -148,15 +148,29 @@ fn every_compose_fixture_round_trips() {
     if let Ok(only) = std::env::var("STACK_FIXTURES") {
         names.retain(|name| only.split(',').any(|o| o == name));
     }
+    // Each round trip mostly waits on docker-compose (a Python start-up per call): a few
+    // at a time, each fixture in its own temporary folder; results kept in fixture order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; names.len()]);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let dir = root.join(name);
+                let outcome = round_trip(&dir, &[]);
+                let exact = matches!(&outcome, Ok(differences) if differences.is_empty());
+                let problems = unexpected(&outcome, &expected_differences(&dir));
+                results.lock().unwrap()[i] = Some((exact, problems));
+            });
+        }
+    });
     let mut failures = Vec::new();
     let mut exact = 0;
-    for name in &names {
-        let dir = root.join(name);
-        let outcome = round_trip(&dir, &[]);
-        if matches!(&outcome, Ok(differences) if differences.is_empty()) {
-            exact += 1;
-        }
-        let problems = unexpected(&outcome, &expected_differences(&dir));
+    for (name, result) in names.iter().zip(results.into_inner().unwrap()) {
+        let (is_exact, problems) = result.expect("every fixture was run");
+        exact += usize::from(is_exact);
         if !problems.is_empty() {
             failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
         }
