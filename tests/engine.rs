@@ -1142,11 +1142,11 @@ secrets:
     assert_eq!(get("{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
     assert_eq!(get("{{.HostConfig.ReadonlyRootfs}}"), "true");
     assert!(get("{{json .HostConfig.Tmpfs}}").contains("/tmp"));
-    // A service's own `logging` is not carried (reported at import): every container
-    // gets stack's rotation, which `STACK_LOG_MAX_SIZE`/`_FILES` set per project.
+    // A json-file rotation becomes the project's (`STACK_LOG_MAX_SIZE`/`_FILES`, said at
+    // import): the container rotates its log as the Compose file asked.
     assert_eq!(
         get("{{json .HostConfig.LogConfig.Config}}"),
-        r#"{"max-file":"3","max-size":"10m"}"#
+        r#"{"max-file":"2","max-size":"5m"}"#
     );
     assert!(!get("{{json .Config.Env}}").contains(secret));
     let file = docker(&[
