@@ -30,22 +30,11 @@ pub(super) fn read_schedule(
         }
     });
     let timeout = get(map, "TIMEOUT").and_then(|v| {
-        let duration = errors.take(v.duration())?;
-        if duration < Duration::from_secs(1) || duration > Duration::from_secs(24 * 3600) {
-            errors.push(
-                Diagnostic::new(format!(
-                    "`{}` must be from 1s to 24h, not `{}`",
-                    v.key,
-                    v.text.trim()
-                ))
-                .with_span(v.span.cloned())
-                .hint(
-                    "write e.g. `30m`; a run that takes longer is stopped and recorded as failed",
-                ),
-            );
-            return None;
-        }
-        Some(duration)
+        super::release::within_a_day(
+            v,
+            "write e.g. `30m`; a run that takes longer is stopped and recorded as failed",
+            errors,
+        )
     });
     let Some(value) = get(map, "SCHEDULE") else {
         for attr in ["CONCURRENCY", "TIMEOUT"] {
