@@ -4,9 +4,8 @@
 #
 #   scripts/build-static.sh            -> target/static/stack   (under $CARGO_TARGET_DIR if set)
 #
-# Prefers musl (`x86_64-unknown-linux-musl`: fully static, its own resolver; the target is
-# added with rustup when missing). When the musl target cannot be had (rustup cannot reach
-# static.rust-lang.org), falls back to the gnu target with `-C target-feature=+crt-static`
+# Prefers musl (`x86_64-unknown-linux-musl`: fully static, its own resolver) when that rustup
+# target is installed. Without it, falls back to the gnu target with `-C target-feature=+crt-static`
 # (static glibc: works, but glibc's NSS is not static, so names resolve from /etc/hosts
 # and DNS only). STATIC_LIBC=musl|gnu forces one. The release profile of Cargo.toml is
 # used; cargo rebuilds nothing when the binary is up to date. The binary's path is printed
@@ -25,17 +24,16 @@ musl_ready() {
 }
 
 if [ -z "$libc" ] || [ "$libc" = musl ]; then
-    if ! musl_ready && command -v rustup >/dev/null 2>&1; then
-        log "adding the rustup target x86_64-unknown-linux-musl"
-        timeout 300 rustup target add x86_64-unknown-linux-musl >&2 || true
-    fi
+    # No download here: rustup's dist server is not reachable from CI machines (a
+    # `rustup target add` there hangs until its timeout), so musl is used only when the
+    # target is already installed.
     if musl_ready; then
         libc=musl
     elif [ "$libc" = musl ]; then
-        log "STATIC_LIBC=musl, but the rustup target x86_64-unknown-linux-musl cannot be installed"
+        log "STATIC_LIBC=musl, but the rustup target x86_64-unknown-linux-musl is not installed (rustup target add x86_64-unknown-linux-musl)"
         exit 3
     else
-        log "no musl target (rustup cannot install it); building a static glibc binary instead"
+        log "no musl target installed; building a static glibc binary instead"
         libc=gnu
     fi
 fi
@@ -53,7 +51,9 @@ musl)
             export CC_x86_64_unknown_linux_musl=gcc
         fi
     fi
-    cargo build --release --locked --target "$target" >&2
+    # +crt-static explicitly: newer toolchains may link musl targets dynamically by default.
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        cargo build --release --locked --target "$target" >&2
     ;;
 gnu)
     target=x86_64-unknown-linux-gnu

@@ -60,15 +60,6 @@ if ! python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; then
         python3 -m pip install --quiet --break-system-packages jsonschema pyyaml
 fi
 
-# The static binary (scripts/build-static.sh) prefers the musl target; without it (rustup
-# cannot reach its dist server) that script falls back to a static glibc build.
-if command -v rustup >/dev/null 2>&1 &&
-    ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-    echo "install-ci-deps: adding the rustup target x86_64-unknown-linux-musl" >&2
-    timeout 300 rustup target add x86_64-unknown-linux-musl >&2 ||
-        echo "install-ci-deps: rustup target add failed; scripts/build-static.sh will use static glibc" >&2
-fi
-
 # The off-site backup tests (tests/backup.rs) speak S3 to moto's server, on the test
 # project network's gateway address (a host address only this machine and its containers reach):
 # moto from PyPI, in its own venv.

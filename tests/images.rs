@@ -860,9 +860,9 @@ fn static_binary_runs_on_debian_bullseye() {
         .expect("run scripts/build-static.sh");
     assert!(
         built.status.success(),
-        "scripts/build-static.sh failed ({}):\n{}",
+        "scripts/build-static.sh failed ({}); the end of its output:\n{}",
         built.status,
-        text(&built.stderr)
+        common::last_lines(&built.stderr, 40)
     );
     let binary = text(&built.stdout).trim().to_string();
     assert!(Path::new(&binary).is_file(), "no binary at `{binary}`");
@@ -918,9 +918,9 @@ fn deb_installs_with_apt_on_bullseye_and_bookworm() {
         .expect("run scripts/build-deb.sh");
     assert!(
         built.status.success(),
-        "scripts/build-deb.sh failed ({}):\n{}",
+        "scripts/build-deb.sh failed ({}); the end of its output:\n{}",
         built.status,
-        text(&built.stderr)
+        common::last_lines(&built.stderr, 40)
     );
     let deb = std::path::PathBuf::from(text(&built.stdout).trim());
     let name = deb.file_name().unwrap().to_str().unwrap().to_string();

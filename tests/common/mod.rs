@@ -361,6 +361,14 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The last `n` lines of a command's output: where a long build log says what failed
+/// (a CI log cuts the middle of a long assertion message).
+pub fn last_lines(bytes: &[u8], n: usize) -> String {
+    let all = text(bytes);
+    let lines: Vec<&str> = all.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// One HTTP/1.0 GET of `/` at `address` with the Host header `host`: the first line of
 /// the body on a 200, else a description of the failure (2 s to connect, 5 s to answer).
 pub fn http_get(address: std::net::SocketAddr, host: &str) -> Result<String, String> {
