@@ -18,11 +18,13 @@ pub fn base_reference(dockerfile: &str, target: Option<&str>) -> Option<String> 
     let mut stages: Vec<(String, Option<String>)> = Vec::new();
     for line in logical_lines(dockerfile) {
         let mut words = line.split_whitespace();
-        if !words.next()?.eq_ignore_ascii_case("FROM") {
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
             continue;
         }
         let mut words = words.skip_while(|word| word.starts_with("--"));
-        let image = words.next()?.to_string();
+        let Some(image) = words.next().map(String::from) else {
+            continue;
+        };
         let name = match (words.next(), words.next()) {
             (Some(as_word), Some(name)) if as_word.eq_ignore_ascii_case("AS") => {
                 Some(name.to_ascii_lowercase())
