@@ -209,3 +209,59 @@ fn manifest_layers(path: &std::path::Path) -> std::io::Result<Vec<String>> {
     }
     Err(std::io::Error::other("the archive has no manifest.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(files: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut builder = tar::Builder::new(file.reopen().unwrap());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.finish().unwrap();
+        file
+    }
+
+    #[test]
+    fn the_held_layers_files_are_left_out_and_the_rest_gzipped() {
+        let manifest = br#"[{"Config":"c.json","RepoTags":["app:1"],"Layers":["a/layer.tar","b/layer.tar","c/layer.tar"]}]"#;
+        let saved = archive(&[
+            ("a/layer.tar", b"base"),
+            ("b/json", b"{}"),
+            ("b/layer.tar", b"base too"),
+            ("c/layer.tar", b"own"),
+            ("c.json", b"{}"),
+            ("manifest.json", manifest),
+        ]);
+        let mut out = Vec::new();
+        assert_eq!(filter_archive(saved.path(), 2, &mut out).unwrap(), 1);
+        let mut names = Vec::new();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(out.as_slice()));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut data = String::new();
+            entry.read_to_string(&mut data).unwrap();
+            names.push(format!("{}={data}", entry.path().unwrap().display()));
+        }
+        assert_eq!(
+            names,
+            [
+                "b/json={}",
+                "c/layer.tar=own",
+                "c.json={}",
+                &format!("manifest.json={}", String::from_utf8_lossy(manifest))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_archive_without_a_manifest_is_an_error() {
+        let saved = archive(&[("a/layer.tar", b"x")]);
+        assert!(filter_archive(saved.path(), 0, Vec::new()).is_err());
+    }
+}
