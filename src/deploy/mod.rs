@@ -10,6 +10,7 @@
 
 pub mod answer;
 mod audit;
+pub mod base;
 mod lock;
 pub mod pin;
 mod releases;

@@ -98,7 +98,12 @@ pub async fn pin(
                     &format!("sending `{}` to the server", service.image),
                 );
                 shipper
-                    .send(&service.name, &reference, (local, server), progress)
+                    .send(
+                        (&service.name, service.build.as_ref()),
+                        &reference,
+                        (local, server),
+                        progress,
+                    )
                     .await?;
                 journal.record(Step::Send {
                     service: service.name.clone(),

@@ -7,6 +7,7 @@
 use std::sync::Mutex;
 
 use super::Remote;
+use crate::config::BuildSpec;
 use crate::engine::registry::{login, Moved, TempRegistry};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -97,14 +98,26 @@ impl<'a> Shipper<'a> {
         }
     }
 
-    /// Put `reference` (a local image) on `server` under the same name.
+    /// Put `reference` (a local image, built from `build`) on `server` under the same
+    /// name: with `registry`, the server pulls its base image itself when it can
+    /// ([`super::base`]) and only the layers above it cross the connection.
     pub async fn send(
         &self,
-        service: &str,
+        (service, build): (&str, Option<&BuildSpec>),
         reference: &str,
         (local, server): (&Engine, &Engine),
         progress: &Progress,
     ) -> Result<()> {
+        if let (Mode::Registry, Some(build)) = (self.mode, build) {
+            let names = (service, self.project.as_str());
+            if let Some(moved) =
+                super::base::send_above_base(names, reference, build, (local, server), progress)
+                    .await?
+            {
+                self.count(service, moved, progress);
+                return Ok(());
+            }
+        }
         let mut state = self.state.lock().await;
         if self.mode == Mode::Registry && state.is_none() {
             match self.open(server).await {
@@ -133,6 +146,12 @@ impl<'a> Shipper<'a> {
                     .await?
             }
         };
+        self.count(service, moved, progress);
+        Ok(())
+    }
+
+    /// Say what crossed for `service`, and add it to the totals.
+    fn count(&self, service: &str, moved: Moved, progress: &Progress) {
         progress.step(
             service,
             &format!(
@@ -147,7 +166,6 @@ impl<'a> Shipper<'a> {
             total.layers += moved.layers;
             total.layers_skipped += moved.layers_skipped;
         }
-        Ok(())
     }
 
     /// The registry (the one [`Shipper::warm`] started, or a new one), reached through a

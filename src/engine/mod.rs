@@ -12,6 +12,7 @@ mod images;
 mod info;
 pub mod jobs;
 pub mod labels;
+pub mod layers;
 mod logs;
 pub mod oneoff;
 pub mod readiness;

@@ -209,7 +209,12 @@ pub(super) async fn to_nodes(
                     &format!("sending `{}` to node `{host}`", service.image),
                 );
                 shipper
-                    .send(&service.name, &pinned.reference, (local, &engine), progress)
+                    .send(
+                        (&service.name, service.build.as_ref()),
+                        &pinned.reference,
+                        (local, &engine),
+                        progress,
+                    )
                     .await?;
             }
             engine.tag(&pinned.id, &pinned.reference).await?;
