@@ -608,3 +608,28 @@ fn security_options_and_privileges_are_carried() {
     }
     assert_eq!(imported.not_carried().count(), 0, "{:?}", imported.findings);
 }
+
+#[test]
+fn hostname_is_carried_and_reaches_the_model() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: x\n    hostname: web-01.internal\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains("SERVICE_WEB_HOSTNAME=web-01.internal\n"),
+        "{env}"
+    );
+    assert!(
+        !imported.findings.iter().any(|f| f.key == "hostname"),
+        "{:?}",
+        imported.findings
+    );
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let web = desired.service("web").unwrap();
+    assert_eq!(web.options.hostname.as_deref(), Some("web-01.internal"));
+}
