@@ -272,3 +272,99 @@ pub(super) fn server(config: &Config) -> ServerFacts {
         user: config.server.as_ref().map(|s| s.user.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MONITORED: &str = "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nSTACK_SERVICES=api\n\
+         SERVICE_API_IMAGE=api:1\nSERVICE_API_PORT=8080\nSERVICE_API_METRICS=/metrics\n\
+         SERVICE_API_ROUTE=api.${STACK_DOMAIN}\nMONITORING_ENABLED=true\n";
+
+    fn desired(text: &str) -> Desired {
+        let loaded = crate::config::tests::load_text(text, "dev").unwrap();
+        super::super::unsealed(&loaded.config)
+    }
+
+    /// An empty preset key takes the preset table's default: the model applies it, the
+    /// renderer only formats.
+    #[test]
+    fn monitoring_defaults_come_from_the_preset_table_once() {
+        let empty =
+            "MONITORING_SCRAPE_INTERVAL=\nMONITORING_DISK_PERCENT=\nMONITORING_GROUP_WAIT=\n";
+        for text in [MONITORED.to_string(), format!("{MONITORED}{empty}")] {
+            let monitoring = desired(&text).monitoring;
+            let prometheus = monitoring.prometheus.unwrap();
+            assert_eq!(prometheus.scrape_interval, "15s");
+            assert_eq!(prometheus.disk_percent, "80");
+            assert_eq!(prometheus.alert_for, None);
+            assert_eq!(prometheus.alertmanager, "alertmanager:9093");
+            assert!(prometheus
+                .jobs
+                .iter()
+                .any(|j| j.name == "api" && j.port == 8080));
+            assert_eq!(monitoring.alertmanager.unwrap().group_wait, "30s");
+        }
+        let set = desired(&format!(
+            "{MONITORED}MONITORING_SCRAPE_INTERVAL=30s\nMONITORING_GROUP_WAIT=1m\n"
+        ));
+        let monitoring = set.monitoring;
+        assert_eq!(monitoring.prometheus.unwrap().scrape_interval, "30s");
+        assert_eq!(monitoring.alertmanager.unwrap().group_wait, "1m");
+        assert!(desired(MONITORED).backup.is_none());
+    }
+
+    #[test]
+    fn routing_and_server_facts_carry_their_defaults() {
+        let routed = desired(MONITORED);
+        let routing = routed.routing.as_ref().unwrap();
+        assert_eq!(routing.kind, ProxyKind::Caddy);
+        assert_eq!(routing.certbot_interval, CERTBOT_INTERVAL);
+        assert!(!routing.certbot());
+        let api = routing.services.iter().find(|s| s.name == "api").unwrap();
+        assert_eq!(api.port, Some(8080));
+        assert_eq!(api.routes[0].host, "api.example.com");
+        assert_eq!(routed.server.path, "/opt/app");
+        assert_eq!(routed.server.user, None);
+        let unrouted = desired("STACK_PROJECT=app\nSTACK_SERVICES=api\nSERVICE_API_IMAGE=api:1\n");
+        assert!(unrouted.routing.is_none());
+    }
+
+    /// `desired.json` keeps the new parts but never a password hash; an older release's
+    /// file (without them) still reads.
+    #[test]
+    fn the_json_of_a_release_never_holds_a_password_hash() {
+        let hash = bcrypt::hash("open-sesame", 4).unwrap();
+        let hash = hash.as_str();
+        let loaded = crate::config::tests::load_files(
+            &[
+                (
+                    "stack.env",
+                    &format!(
+                        "{MONITORED}STACK_SECRETS=API_HASH\nSERVICE_API_BASIC_AUTH=team:API_HASH\n"
+                    ),
+                ),
+                (
+                    "environments/dev/secrets.env",
+                    &format!("API_HASH='{hash}'\n"),
+                ),
+            ],
+            "dev",
+        )
+        .unwrap();
+        let model = super::super::unsealed(&loaded.config);
+        let api = &model.routing.as_ref().unwrap().services[0];
+        assert_eq!(api.basic_auth.as_ref().unwrap().hash, hash);
+        let json = serde_json::to_string(&model).unwrap();
+        assert!(!json.contains(hash), "{json}");
+        let read: Desired = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.monitoring, model.monitoring);
+        assert_eq!(read.server, model.server);
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for key in ["sources", "routing", "monitoring", "backup", "server"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let old: Desired = serde_json::from_value(old).unwrap();
+        assert!(old.routing.is_none() && old.monitoring.prometheus.is_none());
+    }
+}
