@@ -286,13 +286,7 @@ pub const HOSTNAME_MAX: usize = 63;
 /// dot-separated, at most [`HOSTNAME_MAX`] characters in all.
 pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
     let text = value.line()?.trim().to_string();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    if !text.split('.').all(label_ok) {
+    if !hostname_labels(&text) {
         return Err(bad(
             value,
             format!("`{}` is not a host name: {}", value.key, value.quoted()),
@@ -311,6 +305,21 @@ pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
         ));
     }
     Ok(text)
+}
+
+/// `text` is RFC 1123 labels, one or dot-separated (its length aside).
+fn hostname_labels(text: &str) -> bool {
+    text.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// `text` is a `HOSTNAME` stack accepts (what `stack import` checks before carrying one).
+pub fn is_container_hostname(text: &str) -> bool {
+    hostname_labels(text) && text.len() <= HOSTNAME_MAX
 }
 
 /// `STOP_SIGNAL`: a signal name with or without `SIG`, or its number.
