@@ -342,6 +342,11 @@ mod tests {
                 health_timeout: std::time::Duration::from_secs(60),
                 drain: std::time::Duration::from_secs(2),
             },
+            sources: Vec::new(),
+            routing: None,
+            monitoring: Default::default(),
+            backup: None,
+            server: Default::default(),
         }
     }
 

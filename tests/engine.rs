@@ -626,6 +626,8 @@ fn container_attributes_are_applied() {
     assert_eq!(text(&exec(&["id", "-u"]).stdout).trim(), "1000");
     assert!(!exec(&["touch", "/root-file"]).status.success());
     assert!(exec(&["touch", "/tmp/file"]).status.success());
+    // `HOSTNAME` is the name inside the container, not only in its configuration.
+    assert_eq!(text(&exec(&["hostname"]).stdout).trim(), "mail.example.com");
     let init = text(&exec(&["cat", "/proc/1/cmdline"]).stdout);
     assert!(
         init.contains("init"),

@@ -37,7 +37,7 @@ pub fn setup(context: &Context, args: &ServerSetupArgs) -> Result<()> {
         unattended_upgrades: server.unattended_upgrades,
         binary: (std::env::consts::ARCH.to_string(), sum),
         package: package.as_ref().map(|(package, _)| package.clone()),
-        unit: crate::render::unit_skeleton(&loaded.config)?,
+        unit: crate::render::unit_skeleton(&crate::model::unsealed(&loaded.config))?,
         swarm,
         swarm_peers: swarm_peers(&server, swarm),
     };

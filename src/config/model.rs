@@ -109,7 +109,7 @@ pub struct SecretSpec {
     pub span: Option<Span>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyKind {
     Caddy,
@@ -157,7 +157,7 @@ impl Acme {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tls {
     Auto,
@@ -439,7 +439,7 @@ pub struct NetworkSpec {
 }
 
 /// `AUTH`: where the proxy asks whether a request may pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ForwardAuth {
     pub host: String,
     pub port: u16,
@@ -448,7 +448,7 @@ pub struct ForwardAuth {
 }
 
 /// `BASIC_AUTH`: one user and the bcrypt hash of its password (a secret).
-#[derive(Clone, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BasicAuth {
     pub user: String,
     /// The secret key that holds the hash.
@@ -480,7 +480,7 @@ impl std::fmt::Display for Route {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Upstream {
     pub host: String,
     pub port: u16,

@@ -15,6 +15,14 @@ pub const LABEL_PREFIX: &str = "dev.stack";
 /// The desired state of `config`. `files` are the bundle's rendered files by path: the
 /// contents of those a service mounts join its digest, so a changed file recreates it.
 pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
+    let mut desired = unsealed(config);
+    seal(&mut desired, &secrets(config), files);
+    desired
+}
+
+/// The desired state of `config` before the bundle's files exist: every service's
+/// digest is empty until [`seal`].
+pub fn unsealed(config: &Config) -> Desired {
     let mut services: Vec<DesiredService> = config
         .services
         .iter()
@@ -37,10 +45,6 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
         }));
         services.push(certbot);
     }
-    let secrets = secrets(config);
-    for service in &mut services {
-        service.digest = digest(service, &secrets, files);
-    }
     let networks = networks(config, &services);
     Desired {
         networks,
@@ -54,6 +58,19 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
             health_timeout: config.health_timeout,
             drain: config.drain,
         },
+        sources: config.sources.clone(),
+        routing: super::settings::routing(config),
+        monitoring: super::settings::monitoring(config),
+        backup: super::settings::backup(config),
+        server: super::settings::server(config),
+    }
+}
+
+/// Every service's digest, from its model, the values of its secrets and the bundle's
+/// `files` it mounts.
+pub fn seal(desired: &mut Desired, secrets: &Secrets, files: &BTreeMap<&str, &str>) {
+    for service in &mut desired.services {
+        service.digest = digest(service, secrets, files);
     }
 }
 
@@ -113,6 +130,42 @@ pub fn secret_entries<'a>(config: &'a Config) -> impl Iterator<Item = (String, &
             (var, text)
         });
     variables.chain(files)
+}
+
+/// The secret values the bundle carries beside [`Desired`] (which holds references
+/// only): the `.env` entries and the notification endpoints. Never printed.
+#[derive(Clone, Default)]
+pub struct BundleSecrets {
+    /// `.env` name → value, in declaration order.
+    pub entries: Vec<(String, String)>,
+    /// `STACK_NOTIFY`'s endpoints, for the server's `stack supervise`.
+    pub notify: Option<String>,
+}
+
+impl std::fmt::Debug for BundleSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.entries.iter().map(|(var, _)| var))
+            .finish()
+    }
+}
+
+impl BundleSecrets {
+    /// The values by `.env` name.
+    pub fn values(&self) -> Secrets {
+        Secrets(self.entries.iter().cloned().collect())
+    }
+}
+
+/// The secret values of `config` the bundle writes.
+pub fn bundle_secrets(config: &Config) -> BundleSecrets {
+    let items: Vec<String> = config.notify.iter().map(|t| t.item()).collect();
+    BundleSecrets {
+        entries: secret_entries(config)
+            .map(|(var, value)| (var, value.to_string()))
+            .collect(),
+        notify: (!items.is_empty()).then(|| items.join(",")),
+    }
 }
 
 /// Every secret container variable of `config`, by its `.env` name.

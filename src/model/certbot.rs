@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::build::labels;
 use super::*;
-use crate::config::{Config, ProxyKind, Tls};
+use crate::config::Config;
 
 /// The service's name, reserved while nginx runs.
 pub const CERTBOT_SERVICE: &str = "certbot";
@@ -20,9 +20,9 @@ const SCRIPT_TARGET: &str = "/etc/stack/certbot.sh";
 /// Renewal checks when `STACK_CERTBOT_INTERVAL` is not set.
 pub const CERTBOT_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 
-/// The project runs certbot: nginx serves HTTPS with certificates from an ACME server.
+/// The project runs certbot ([`super::Routing::certbot`]).
 pub fn wants_certbot(config: &Config) -> bool {
-    config.needs_proxy() && config.proxy.kind == ProxyKind::Nginx && config.tls == Tls::Auto
+    super::settings::routing(config).is_some_and(|routing| routing.certbot())
 }
 
 /// The `certbot` service, when the project wants it.

@@ -10,9 +10,15 @@
 
 mod build;
 mod certbot;
+mod settings;
 
-pub use build::{build_image, desired, secret_entries, secrets};
+pub use build::{
+    build_image, bundle_secrets, desired, seal, secret_entries, secrets, unsealed, BundleSecrets,
+};
 pub use certbot::{wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};
+pub use settings::{
+    Alertmanager, Backup, Monitoring, Prometheus, Routed, Routing, ScrapeJob, ServerFacts,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::config::{
     http_probe, secret_file_path, secret_file_var, BuildSpec, ByteSize, Capability,
     ContainerOptions, EnvValue, ExtraHost, Gpus, Health, HostAddress, HostPath, LogRotation, Mount,
-    Platform, Port, Probe, PublishMode, Release, Restart, Route, SecretFile, Secrets, Signal,
-    Strategy, Tmpfs, Ulimit, User,
+    Platform, Port, Probe, ProxyKind, PublishMode, Release, Restart, Route, SecretFile, Secrets,
+    Signal, Strategy, Tls, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
@@ -66,6 +72,21 @@ pub struct Desired {
     /// The swarm's overlay networks encrypt their traffic (`STACK_SWARM_ENCRYPT`).
     #[serde(default)]
     pub encrypt: bool,
+    /// The project files it was read from, as the bundle's headers name them.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// What the proxy's configuration routes, when a proxy runs.
+    #[serde(default)]
+    pub routing: Option<Routing>,
+    /// The MONITORING preset's configuration files.
+    #[serde(default)]
+    pub monitoring: Monitoring,
+    /// The BACKUP preset, when it runs.
+    #[serde(default)]
+    pub backup: Option<Backup>,
+    /// Where the release lives on the server and who runs it (the systemd unit).
+    #[serde(default)]
+    pub server: ServerFacts,
 }
 
 /// A network of the project.

@@ -5,8 +5,8 @@
 use minijinja::context;
 
 use super::{header, render_template, Bundle};
-use crate::config::Config;
 use crate::error::Result;
+use crate::model::Desired;
 
 pub const SCRIPT_FILE: &str = "backup/backup.sh";
 
@@ -15,13 +15,9 @@ pub fn script(header: &str) -> Result<String> {
     render_template("backup/backup.sh.j2", context! { header => header })
 }
 
-pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
-    let on = config
-        .services
-        .iter()
-        .any(|s| s.name == "backup" && s.preset == Some("BACKUP"));
-    if on {
-        bundle.add_executable(SCRIPT_FILE, script(&header(config))?);
+pub fn render(desired: &Desired, bundle: &mut Bundle) -> Result<()> {
+    if desired.backup.is_some() {
+        bundle.add_executable(SCRIPT_FILE, script(&header(desired))?);
     }
     Ok(())
 }

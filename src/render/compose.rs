@@ -1,30 +1,25 @@
 //! `docker-compose.yml`: built as a value and serialised, so quoting is never a guess.
 //! Every string goes through [`esc`], because Compose interpolates `$` in the file.
 
-use std::path::Path;
-
 use serde_json::{json, Map, Value};
 
 use super::{header, relative};
 use crate::config::values::compose_duration;
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::{self, Desired, DesiredService, EnvValue, Mount, Placement, Port};
+use crate::model::{
+    self, BundleSecrets, Desired, DesiredService, EnvValue, Mount, Placement, Port,
+};
 
 /// Compose interpolates `$VAR`; a literal `$` is written `$$`.
 pub fn esc(text: &str) -> String {
     text.replace('$', "$$")
 }
 
-pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<String> {
-    let placement = Placement {
-        root: config.project_dir.clone(),
-        bundle: bundle_dir.to_path_buf(),
-    };
-    let override_only = override_vars(config);
+pub fn render(desired: &Desired, secrets: &BundleSecrets, placement: &Placement) -> Result<String> {
+    let override_only = override_vars(secrets);
     let mut services = Map::new();
     for service in &desired.services {
-        let mut rendered = render_service(service, &placement);
+        let mut rendered = render_service(service, placement);
         // A secret Compose cannot read exactly from `.env` is set by the override file.
         if let Some(Value::Object(env)) = rendered.get_mut("environment") {
             env.retain(|_, v| {
@@ -82,7 +77,7 @@ pub fn render(config: &Config, desired: &Desired, bundle_dir: &Path) -> Result<S
         .map_err(|e| Error::outside(format!("cannot serialise docker-compose.yml: {e}")))?;
     Ok(format!(
         "# {}\n{}",
-        header(config),
+        header(desired),
         quote_yaml11_booleans(&yaml)
     ))
 }
@@ -520,14 +515,15 @@ fn secret_name(file: &model::SecretFile) -> String {
 }
 
 /// The bundle's `.env`: every secret container variable, `None` when there are none.
-pub fn secrets_file(config: &Config) -> Option<String> {
-    let mut lines: String = model::secret_entries(config)
+pub fn secrets_file(desired: &Desired, secrets: &BundleSecrets) -> Option<String> {
+    let mut lines: String = secrets
+        .entries
+        .iter()
         .map(|(var, value)| format!("{var}={}\n", crate::config::values::env_file_value(value)))
         .collect();
     // The notification endpoints reach the server's `stack supervise` here (0600).
-    if !config.notify.is_empty() {
-        let items: Vec<String> = config.notify.iter().map(|t| t.item()).collect();
-        let value = crate::config::values::env_file_value(&items.join(","));
+    if let Some(items) = &secrets.notify {
+        let value = crate::config::values::env_file_value(items);
         lines.push_str(&format!("{}={value}\n", crate::config::notify::KEY));
     }
     if lines.is_empty() {
@@ -535,27 +531,29 @@ pub fn secrets_file(config: &Config) -> Option<String> {
     }
     Some(format!(
         "# {}\n# Secret values, read by Compose for interpolation. Keep this file mode 0600.\n{lines}",
-        header(config),
+        header(desired),
     ))
 }
 
 /// The `.env` variables of secrets docker-compose cannot read back exactly from `.env`
 /// (a `${` among them): Compose gets them from [`override_file`].
-fn override_vars(config: &Config) -> std::collections::BTreeSet<String> {
-    model::secret_entries(config)
+fn override_vars(secrets: &BundleSecrets) -> std::collections::BTreeSet<String> {
+    secrets
+        .entries
+        .iter()
         .filter(|(_, value)| !crate::config::values::compose_reads_exactly(value))
-        .map(|(var, _)| var)
+        .map(|(var, _)| var.clone())
         .collect()
 }
 
 /// `docker-compose.override.yml` (0600, read by Compose after docker-compose.yml): the
 /// secret container variables `.env` cannot carry to Compose, each `$` written `$$`.
-pub fn override_file(config: &Config, desired: &Desired) -> Result<Option<String>> {
-    let vars = override_vars(config);
+pub fn override_file(desired: &Desired, secrets: &BundleSecrets) -> Result<Option<String>> {
+    let vars = override_vars(secrets);
     if vars.is_empty() {
         return Ok(None);
     }
-    let secrets = model::secrets(config);
+    let secrets = secrets.values();
     let mut services = Map::new();
     for service in &desired.services {
         let env: Map<String, Value> = service
@@ -579,7 +577,7 @@ pub fn override_file(config: &Config, desired: &Desired) -> Result<Option<String
         .map_err(|e| Error::outside(format!("cannot serialise the Compose override: {e}")))?;
     Ok(Some(format!(
         "# {}\n# Secret values docker-compose cannot read exactly from `.env` (they hold `${{`). Keep this file mode 0600.\n{yaml}",
-        header(config),
+        header(desired),
     )))
 }
 

@@ -3,15 +3,10 @@
 //! sources, Loki, Promtail and docker-proxy's read-only Docker API filter (haproxy). A
 //! file is rendered only when its service runs in the environment.
 
-use minijinja::context;
-use serde::Serialize;
-
 use super::{header, render_template, Bundle};
-use crate::config::{Config, EnvValue, Service};
 use crate::error::Result;
-
-/// The preset these files belong to.
-pub const PRESET: &str = "MONITORING";
+use crate::model::{Alertmanager, Desired, Prometheus};
+use minijinja::context;
 
 /// Bundle paths (mounted by the services of `config::presets`).
 pub const PROMETHEUS_FILE: &str = "prometheus/prometheus.yml";
@@ -24,118 +19,55 @@ pub const LOKI_FILE: &str = "loki/config.yml";
 pub const PROMTAIL_FILE: &str = "promtail/config.yml";
 pub const DOCKER_PROXY_FILE: &str = "docker-proxy/haproxy.cfg";
 
-/// One Prometheus scrape job.
-#[derive(Serialize)]
-struct Job {
-    name: String,
-    host: String,
-    port: u16,
-    path: String,
-    replicas: u32,
-}
-
-fn monitoring<'a>(config: &'a Config, name: &str) -> Option<&'a Service> {
-    config
-        .services
-        .iter()
-        .find(|s| s.name == name && s.preset == Some(PRESET))
-}
-
-/// Scrape jobs: the monitoring services (the exporters included), then each of the
-/// project's own containers whose `METRICS` names a path (`presets::scrape_path`).
-fn jobs(config: &Config) -> Vec<Job> {
-    let ours = config.services.iter().filter(|s| s.preset == Some(PRESET));
-    let theirs = config.services.iter().filter(|s| s.preset.is_none());
-    ours.chain(theirs)
-        .filter_map(|s| {
-            let path = crate::config::presets::scrape_path(s)?;
-            let host = if s.name == "prometheus" {
-                "localhost".to_string()
-            } else {
-                s.name.clone()
-            };
-            Some(Job {
-                name: s.name.clone(),
-                host,
-                port: s.port?,
-                path,
-                replicas: s.replicas,
-            })
-        })
-        .collect()
-}
-
-pub fn render(config: &Config, bundle: &mut Bundle) -> Result<()> {
-    let header = header(config);
-    if let Some(prometheus) = monitoring(config, "prometheus") {
-        prometheus_files(config, prometheus, &header, bundle)?;
+pub fn render(desired: &Desired, bundle: &mut Bundle) -> Result<()> {
+    let header = header(desired);
+    let monitoring = &desired.monitoring;
+    if let Some(prometheus) = &monitoring.prometheus {
+        prometheus_files(desired, prometheus, &header, bundle)?;
     }
-    if let Some(service) = monitoring(config, "alertmanager") {
-        alertmanager_file(service, &header, bundle)?;
+    if let Some(alertmanager) = &monitoring.alertmanager {
+        alertmanager_file(alertmanager, &header, bundle)?;
     }
-    if monitoring(config, "grafana").is_some() {
-        grafana_files(config, &header, bundle)?;
+    if monitoring.grafana {
+        grafana_files(desired, &header, bundle)?;
     }
-    other_files(config, &header, bundle)
+    other_files(desired, &header, bundle)
 }
 
 /// `prometheus.yml` and the alert rules.
 fn prometheus_files(
-    config: &Config,
-    prometheus: &Service,
+    desired: &Desired,
+    prometheus: &Prometheus,
     header: &str,
     bundle: &mut Bundle,
 ) -> Result<()> {
-    // Timings and the disk threshold, carried by the prometheus service (checked at
-    // input; empty: the default).
-    let setting = |name: &str| {
-        prometheus
-            .env_value(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let scrape_interval = setting("STACK_SCRAPE_INTERVAL").unwrap_or_else(|| "15s".into());
-    let alert_for = setting("STACK_ALERT_FOR");
-    let disk_percent = setting("STACK_DISK_PERCENT").unwrap_or_else(|| "80".into());
-    let alertmanager = monitoring(config, "alertmanager")
-        .and_then(|s| s.port)
-        .map(|port| format!("alertmanager:{port}"))
-        .unwrap_or_else(|| "alertmanager:9093".into());
     bundle.add(
         PROMETHEUS_FILE,
         render_template(
             "monitoring/prometheus.yml.j2",
             context! {
                 header => header,
-                project => &config.project,
-                env => &config.env,
-                alertmanager => alertmanager,
-                scrape_interval => &scrape_interval,
-                jobs => jobs(config),
+                project => &desired.project,
+                env => &desired.env,
+                alertmanager => &prometheus.alertmanager,
+                scrape_interval => &prometheus.scrape_interval,
+                jobs => &prometheus.jobs,
             },
         )?,
     );
-    let backup = config
-        .services
-        .iter()
-        .find(|s| s.name == "backup" && s.preset == Some("BACKUP"));
-    // BACKUP_VERIFY_MAX_AGE, carried by the backup service (checked at input).
-    let verify_max_age_hours = backup
-        .and_then(|s| s.env_value("BACKUP_VERIFY_MAX_AGE"))
-        .and_then(crate::config::presets::retention_hours)
-        .unwrap_or(8 * 24);
     bundle.add(
         ALERTS_FILE,
         render_template(
             "monitoring/alerts.yml.j2",
             context! {
                 header => header,
-                backup => backup.is_some(),
+                backup => desired.backup.is_some(),
                 // certbot writes `stack_certificates.prom` for node-exporter's textfile collector.
-                certificates => crate::model::wants_certbot(config),
-                alert_for => &alert_for,
-                disk_percent => &disk_percent,
-                verify_max_age_hours => verify_max_age_hours,
+                certificates => desired.routing.as_ref().is_some_and(|r| r.certbot()),
+                alert_for => &prometheus.alert_for,
+                disk_percent => &prometheus.disk_percent,
+                // Read only with the backup rules.
+                verify_max_age_hours => desired.backup.as_ref().map(|b| b.verify_max_age_hours),
             },
         )?,
     );
@@ -143,28 +75,13 @@ fn prometheus_files(
 }
 
 /// `alertmanager.yml`: the webhook receiver, when one is set.
-fn alertmanager_file(service: &Service, header: &str, bundle: &mut Bundle) -> Result<()> {
+fn alertmanager_file(settings: &Alertmanager, header: &str, bundle: &mut Bundle) -> Result<()> {
     // JSON strings are YAML strings: the URL needs no further quoting.
-    let webhook = service
-        .env
-        .get("STACK_ALERT_WEBHOOK")
-        .and_then(|v| match v {
-            EnvValue::Plain(text) if !text.is_empty() => Some(text),
-            _ => None,
-        })
+    let webhook = settings
+        .webhook
+        .as_ref()
         .map(|text| serde_json::Value::String(text.clone()).to_string());
-    let group_wait = service
-        .env_value("STACK_GROUP_WAIT")
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "30s".into());
-    // A secret webhook: Alertmanager reads it from its secret file.
-    let webhook_file = service
-        .secret_files
-        .iter()
-        .find(|f| f.key == "MONITORING_ALERT_WEBHOOK")
-        .map(|f| f.target.clone());
-    let receiver = if webhook.is_some() || webhook_file.is_some() {
+    let receiver = if webhook.is_some() || settings.webhook_file.is_some() {
         "webhook"
     } else {
         "default"
@@ -176,9 +93,9 @@ fn alertmanager_file(service: &Service, header: &str, bundle: &mut Bundle) -> Re
             context! {
                 header => header,
                 webhook => webhook,
-                webhook_file => webhook_file,
+                webhook_file => &settings.webhook_file,
                 receiver => receiver,
-                group_wait => group_wait,
+                group_wait => &settings.group_wait,
             },
         )?,
     );
@@ -186,7 +103,7 @@ fn alertmanager_file(service: &Service, header: &str, bundle: &mut Bundle) -> Re
 }
 
 /// Grafana's provisioned data sources, dashboard provider and dashboard.
-fn grafana_files(config: &Config, header: &str, bundle: &mut Bundle) -> Result<()> {
+fn grafana_files(desired: &Desired, header: &str, bundle: &mut Bundle) -> Result<()> {
     bundle.add(
         DATASOURCES_FILE,
         render_template(
@@ -203,29 +120,30 @@ fn grafana_files(config: &Config, header: &str, bundle: &mut Bundle) -> Result<(
         ),
     );
     let json =
-        serde_json::to_string_pretty(&dashboard(config)).expect("a JSON value always serializes");
+        serde_json::to_string_pretty(&dashboard(desired)).expect("a JSON value always serializes");
     bundle.add(DASHBOARD_FILE, format!("{json}\n"));
     Ok(())
 }
 
 /// Loki's, promtail's and the Docker API proxy's configurations.
-fn other_files(config: &Config, header: &str, bundle: &mut Bundle) -> Result<()> {
-    if monitoring(config, "loki").is_some() {
+fn other_files(desired: &Desired, header: &str, bundle: &mut Bundle) -> Result<()> {
+    let monitoring = &desired.monitoring;
+    if monitoring.loki {
         bundle.add(
             LOKI_FILE,
             render_template("monitoring/loki.yml.j2", context! { header => header })?,
         );
     }
-    if monitoring(config, "promtail").is_some() {
+    if monitoring.promtail {
         bundle.add(
             PROMTAIL_FILE,
             render_template(
                 "monitoring/promtail.yml.j2",
-                context! { header => header, project => &config.project, env => &config.env },
+                context! { header => header, project => &desired.project, env => &desired.env },
             )?,
         );
     }
-    if monitoring(config, "docker-proxy").is_some() {
+    if monitoring.docker_proxy {
         bundle.add(
             DOCKER_PROXY_FILE,
             render_template(
@@ -274,7 +192,7 @@ fn panel(
 /// the services exposing `http_request_duration_seconds`, container CPU and memory
 /// (cAdvisor), disk use (node-exporter), the last backup's age and the last verified
 /// restore's age.
-fn dashboard(config: &Config) -> serde_json::Value {
+fn dashboard(desired: &Desired) -> serde_json::Value {
     let panels = vec![
         panel(1, "Up (1) / down (0) per service", "none", &[("up", "{{job}} {{instance}}")], 0, 0),
         panel(
@@ -339,8 +257,8 @@ fn dashboard(config: &Config) -> serde_json::Value {
         ),
     ];
     serde_json::json!({
-        "uid": format!("stack-{}", config.project),
-        "title": format!("{} ({})", config.project, config.env),
+        "uid": format!("stack-{}", desired.project),
+        "title": format!("{} ({})", desired.project, desired.env),
         "tags": ["stack"],
         "timezone": "browser",
         "editable": false,

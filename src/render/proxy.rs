@@ -8,9 +8,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{header, render_template};
-use crate::config::{Config, Service, Tls};
 use crate::error::Result;
-use crate::model::ACME_CA_ROOT_TARGET;
+use crate::model::{Desired, ProxyKind, Routed, Routing, Tls, ACME_CA_ROOT_TARGET};
 
 /// How the proxy reaches a service.
 enum Target {
@@ -21,7 +20,7 @@ enum Target {
 }
 
 impl Target {
-    fn of(service: &Service) -> Option<Target> {
+    fn of(service: &Routed) -> Option<Target> {
         if let Some(upstream) = &service.upstream {
             // The proxy runs in a container: the host's loopback is `host.docker.internal`.
             let host = match upstream.host.as_str() {
@@ -79,7 +78,7 @@ impl Target {
 
 /// What the proxy asks before it passes a request to `service`: nothing, a forward-auth
 /// endpoint (`AUTH`) or a password (`BASIC_AUTH`). Caddy's form.
-fn caddy_gate(config: &Config, service: &Service) -> String {
+fn caddy_gate(routing: &Routing, service: &Routed) -> String {
     if let Some(auth) = &service.auth {
         // The identity headers the outposts of Authentik, Authelia and oauth2-proxy set.
         return format!(
@@ -91,7 +90,7 @@ fn caddy_gate(config: &Config, service: &Service) -> String {
         );
     }
     if service.basic_auth.is_some() {
-        let (file, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
+        let (file, _) = crate::model::basic_auth_file(routing.kind, &service.name);
         return format!("import {file}\n");
     }
     String::new()
@@ -110,7 +109,7 @@ const IDENTITY_HEADERS: &[&str] = &[
 
 /// nginx's form of the gate, inside a route's location. A location that sets one proxy
 /// header inherits none from `http`, so a forward-auth route sets them all again.
-fn nginx_gate(config: &Config, service: &Service) -> String {
+fn nginx_gate(routing: &Routing, service: &Routed) -> String {
     if service.auth.is_some() {
         let mut out = format!("auth_request /_stack_auth/{};\n", service.name);
         for (index, header) in IDENTITY_HEADERS.iter().enumerate() {
@@ -125,7 +124,7 @@ fn nginx_gate(config: &Config, service: &Service) -> String {
         return out;
     }
     if service.basic_auth.is_some() {
-        let (file, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
+        let (file, _) = crate::model::basic_auth_file(routing.kind, &service.name);
         let file = file.trim_start_matches("nginx/");
         return format!(
             "auth_basic \"{}\";\nauth_basic_user_file {file};\n",
@@ -136,7 +135,7 @@ fn nginx_gate(config: &Config, service: &Service) -> String {
 }
 
 /// The internal location nginx asks for a forward-auth service's routes.
-fn nginx_auth_location(service: &Service) -> Option<String> {
+fn nginx_auth_location(service: &Routed) -> Option<String> {
     let auth = service.auth.as_ref()?;
     Some(indent(&format!(
         "location = /_stack_auth/{name} {{\n\tinternal;\n\tset $stack_auth_upstream {host}:{port};\n\tproxy_pass http://$stack_auth_upstream{path};\n\tproxy_pass_request_body off;\n\tproxy_set_header Content-Length \"\";\n\tproxy_set_header Host $host;\n\tproxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n\tproxy_set_header X-Original-Method $request_method;\n\tproxy_set_header X-Forwarded-Method $request_method;\n\tproxy_set_header X-Forwarded-Proto $scheme;\n\tproxy_set_header X-Forwarded-Host $http_host;\n\tproxy_set_header X-Forwarded-Uri $request_uri;\n\tproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n}}",
@@ -148,18 +147,18 @@ fn nginx_auth_location(service: &Service) -> Option<String> {
 }
 
 /// The `BASIC_AUTH` files of the bundle: path → contents (a comment line first).
-pub fn basic_auth_files(config: &Config) -> Vec<(String, String)> {
-    config
+pub fn basic_auth_files(desired: &Desired, routing: &Routing) -> Vec<(String, String)> {
+    routing
         .services
         .iter()
         .filter_map(|service| {
             let auth = service.basic_auth.as_ref()?;
-            let (path, _) = crate::model::basic_auth_file(config.proxy.kind, &service.name);
-            let body = match config.proxy.kind {
-                crate::config::ProxyKind::Nginx => format!("{}:{}\n", auth.user, auth.hash),
+            let (path, _) = crate::model::basic_auth_file(routing.kind, &service.name);
+            let body = match routing.kind {
+                ProxyKind::Nginx => format!("{}:{}\n", auth.user, auth.hash),
                 _ => format!("basicauth {{\n\t{} {}\n}}\n", auth.user, auth.hash),
             };
-            Some((path, format!("# {}\n{body}", header(config))))
+            Some((path, format!("# {}\n{body}", header(desired))))
         })
         .collect()
 }
@@ -183,9 +182,9 @@ struct SiteView {
 }
 
 /// Sites by host (sorted); in each, longer paths first so the most specific wins.
-fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
-    let mut by_host: BTreeMap<&str, Vec<(&str, &Service)>> = BTreeMap::new();
-    for service in &config.services {
+fn sites(routing: &Routing, nginx: bool) -> Vec<SiteView> {
+    let mut by_host: BTreeMap<&str, Vec<(&str, &Routed)>> = BTreeMap::new();
+    for service in &routing.services {
         for route in &service.routes {
             by_host
                 .entry(route.host.as_str())
@@ -213,9 +212,9 @@ fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
                 }
                 let strip = service.route_strip && path != "/";
                 let text = if nginx {
-                    nginx_gate(config, service) + &target.nginx(strip.then_some(path))
+                    nginx_gate(routing, service) + &target.nginx(strip.then_some(path))
                 } else {
-                    caddy_gate(config, service) + &target.caddy()
+                    caddy_gate(routing, service) + &target.caddy()
                 };
                 if path == "/" {
                     root = Some(indent(&text));
@@ -228,7 +227,7 @@ fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
                     target: indent(&text),
                 });
             }
-            let address = if config.tls == Tls::Off {
+            let address = if routing.tls == Tls::Off {
                 format!("http://{host}")
             } else {
                 host.to_string()
@@ -244,25 +243,25 @@ fn sites(config: &Config, nginx: bool) -> Vec<SiteView> {
         .collect()
 }
 
-pub fn caddyfile(config: &Config) -> Result<String> {
-    let tls = match config.tls {
+pub fn caddyfile(desired: &Desired, routing: &Routing) -> Result<String> {
+    let tls = match routing.tls {
         Tls::Auto => "auto",
         Tls::Internal => "internal",
         Tls::Off => "off",
     };
-    let auto = config.tls == Tls::Auto;
-    let email = config.tls_email.clone().filter(|_| auto);
-    let acme_ca = config.acme.ca.clone().filter(|_| auto);
-    let acme_ca_root = (auto && config.acme.ca_root.is_some()).then_some(ACME_CA_ROOT_TARGET);
+    let auto = routing.tls == Tls::Auto;
+    let email = routing.email.clone().filter(|_| auto);
+    let acme_ca = routing.acme_ca.clone().filter(|_| auto);
+    let acme_ca_root = (auto && routing.acme_ca_root).then_some(ACME_CA_ROOT_TARGET);
     render_template(
         "Caddyfile.j2",
         context! {
-            header => header(config),
+            header => header(desired),
             tls => tls,
             email => email,
             acme_ca => acme_ca,
             acme_ca_root => acme_ca_root,
-            sites => sites(config, false),
+            sites => sites(routing, false),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },
@@ -274,8 +273,8 @@ const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// The script of the `certbot` service ([`crate::model::CERTBOT_SERVICE`]): every routed
 /// host but wildcards (HTTP-01 cannot issue those).
-pub fn certbot_script(config: &Config) -> Result<String> {
-    let mut hosts: Vec<&str> = config
+pub fn certbot_script(desired: &Desired, routing: &Routing) -> Result<String> {
+    let mut hosts: Vec<&str> = routing
         .services
         .iter()
         .flat_map(|s| s.routes.iter())
@@ -284,21 +283,16 @@ pub fn certbot_script(config: &Config) -> Result<String> {
         .collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let account = match &config.tls_email {
+    let account = match &routing.email {
         Some(email) => format!("--email {email}"),
         None => "--register-unsafely-without-email".to_string(),
     };
-    let interval = config
-        .acme
-        .certbot_interval
-        .unwrap_or(crate::model::CERTBOT_INTERVAL)
-        .as_secs()
-        .max(1);
+    let interval = routing.certbot_interval.as_secs().max(1);
     render_template(
         "certbot.sh.j2",
         context! {
-            header => header(config),
-            ca => config.acme.ca.as_deref().unwrap_or(LETS_ENCRYPT),
+            header => header(desired),
+            ca => routing.acme_ca.as_deref().unwrap_or(LETS_ENCRYPT),
             interval => interval,
             hosts => hosts.join(" "),
             account => account,
@@ -306,13 +300,13 @@ pub fn certbot_script(config: &Config) -> Result<String> {
     )
 }
 
-pub fn nginx(config: &Config) -> Result<String> {
+pub fn nginx(desired: &Desired, routing: &Routing) -> Result<String> {
     render_template(
         "nginx.conf.j2",
         context! {
-            header => header(config),
-            tls => config.tls != Tls::Off,
-            sites => sites(config, true),
+            header => header(desired),
+            tls => routing.tls != Tls::Off,
+            sites => sites(routing, true),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },

@@ -3,8 +3,8 @@
 use minijinja::context;
 
 use super::{header, render_template};
-use crate::config::Config;
 use crate::error::Result;
+use crate::model::Desired;
 
 /// Where deploy installs the stack binary the unit runs: in `SERVER_PATH`, owned by the
 /// deploy user, who replaces it without sudo (the unit runs it as that user).
@@ -18,10 +18,10 @@ pub fn server_binary(base: &str) -> String {
 /// two timeouts.
 pub const SLOTS: [&str; 3] = ["@STACK_HEADER@", "@STACK_START@", "@STACK_STOP@"];
 
-pub fn unit(config: &Config) -> Result<String> {
+pub fn unit(desired: &Desired) -> Result<String> {
     // Starting waits for readiness (sd_notify); stopping gives every container its grace.
-    let start_timeout = config.health_timeout.as_secs() + 120;
-    let longest_grace = config
+    let start_timeout = desired.rollout.health_timeout.as_secs() + 120;
+    let longest_grace = desired
         .services
         .iter()
         .filter_map(|s| s.options.stop_grace)
@@ -32,8 +32,8 @@ pub fn unit(config: &Config) -> Result<String> {
         });
     let stop_timeout = longest_grace.max(60) + 30;
     render(
-        config,
-        &format!("# {}", header(config)),
+        desired,
+        &format!("# {}", header(desired)),
         &format!("{start_timeout}s"),
         &format!("{stop_timeout}s"),
     )
@@ -41,25 +41,21 @@ pub fn unit(config: &Config) -> Result<String> {
 
 /// The unit with [`SLOTS`] in place of its header line and timeouts: what the root helper
 /// `stack server setup` writes renders, so it never installs a file the deploy user wrote.
-pub fn unit_skeleton(config: &Config) -> Result<String> {
-    render(config, SLOTS[0], SLOTS[1], SLOTS[2])
+pub fn unit_skeleton(desired: &Desired) -> Result<String> {
+    render(desired, SLOTS[0], SLOTS[1], SLOTS[2])
 }
 
-fn render(config: &Config, header_line: &str, start: &str, stop: &str) -> Result<String> {
-    let base = config.server_path();
-    let user = config
-        .server
-        .as_ref()
-        .map(|s| s.user.as_str())
-        .filter(|u| *u != "root");
+fn render(desired: &Desired, header_line: &str, start: &str, stop: &str) -> Result<String> {
+    let base = &desired.server.path;
+    let user = desired.server.user.as_deref().filter(|u| *u != "root");
     render_template(
         "unit.service.j2",
         context! {
             header_line => header_line,
-            project => config.project,
-            env => config.env,
+            project => desired.project,
+            env => desired.env,
             current => format!("{base}/current"),
-            binary => server_binary(&base),
+            binary => server_binary(base),
             user => user,
             start_timeout => start,
             stop_timeout => stop,
@@ -71,7 +67,7 @@ fn render(config: &Config, header_line: &str, start: &str, stop: &str) -> Result
 mod tests {
     use super::*;
 
-    fn config(user: &str) -> Config {
+    fn config(user: &str) -> Desired {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("environments/prod")).unwrap();
         std::fs::write(
@@ -84,15 +80,15 @@ mod tests {
             format!("SERVER_HOST=203.0.113.10\nSERVER_USER={user}\n"),
         )
         .unwrap();
-        crate::config::load(
+        let loaded = crate::config::load(
             dir.path(),
             "prod",
             &[],
             &crate::config::Options::default(),
             |_| None,
         )
-        .unwrap()
-        .config
+        .unwrap();
+        crate::model::unsealed(&loaded.config)
     }
 
     #[test]

@@ -277,25 +277,49 @@ pub fn workdir(value: &Value) -> Result<String, Diagnostic> {
     Ok(text)
 }
 
-/// `HOSTNAME`: an RFC 1123 host name (labels of letters, digits and `-`, dot-separated),
-/// at most 253 characters, as the engine accepts it.
+/// The longest `HOSTNAME`: a DNS label's limit. The kernel takes 64 bytes
+/// (`HOST_NAME_MAX`); a longer name passes the engine's create and fails its start
+/// (`sethostname: invalid argument`).
+pub const HOSTNAME_MAX: usize = 63;
+
+/// `HOSTNAME`: RFC 1123 labels (letters, digits and `-`, neither first nor last), one or
+/// dot-separated, at most [`HOSTNAME_MAX`] characters in all.
 pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
     let text = value.line()?.trim().to_string();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    if text.len() > 253 || !text.split('.').all(label_ok) {
+    if !hostname_labels(&text) {
         return Err(bad(
             value,
             format!("`{}` is not a host name: {}", value.key, value.quoted()),
-            "write letters, digits and `-` in dot-separated labels of at most 63 characters, e.g. `mail.example.com`",
+            "write letters, digits and `-` (not first or last), labels separated by `.`, e.g. `mail` or `mail.example.com`",
+        ));
+    }
+    if text.len() > HOSTNAME_MAX {
+        return Err(bad(
+            value,
+            format!(
+                "`{}` is {} characters long, more than a container's host name may have ({HOSTNAME_MAX})",
+                value.key,
+                text.len()
+            ),
+            "write a shorter name, e.g. its first label (`mail` for `mail.example.com`)",
         ));
     }
     Ok(text)
+}
+
+/// `text` is RFC 1123 labels, one or dot-separated (its length aside).
+fn hostname_labels(text: &str) -> bool {
+    text.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// `text` is a `HOSTNAME` stack accepts (what `stack import` checks before carrying one).
+pub fn is_container_hostname(text: &str) -> bool {
+    hostname_labels(text) && text.len() <= HOSTNAME_MAX
 }
 
 /// `STOP_SIGNAL`: a signal name with or without `SIG`, or its number.

@@ -133,3 +133,48 @@ fn security_options_are_the_ones_the_engine_takes() {
         assert!(security_opt(&v, bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_hostname_is_rfc_1123_labels_of_at_most_63_characters() {
+    for good in [
+        "web",
+        "web-01",
+        "mail.example.com",
+        "a1.b2",
+        &"a".repeat(63),
+    ] {
+        assert_eq!(hostname(&value(good)).unwrap(), good);
+    }
+    assert_eq!(hostname(&value("  web  ")).unwrap(), "web");
+    for bad in [
+        "",
+        "web_01",
+        "-web",
+        "web-",
+        "web..internal",
+        ".web",
+        "web.",
+        "wéb",
+        "a b",
+    ] {
+        let error = hostname(&value(bad)).unwrap_err();
+        assert!(
+            error.message.contains("is not a host name"),
+            "{bad}: {error:?}"
+        );
+    }
+    // 64 characters: the kernel's limit, past a label's; 70 fails the engine's start.
+    for long in [
+        "a".repeat(64),
+        format!("{}.{}", "a".repeat(30), "b".repeat(39)),
+    ] {
+        let error = hostname(&value(&long)).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("more than a container's host name may have (63)"),
+            "{error:?}"
+        );
+        assert!(error.hint.unwrap().contains("shorter"));
+    }
+}

@@ -187,7 +187,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["HOSTNAME"],
-        meaning: r##"the container's host name (Compose `hostname`, engine `Hostname`, swarm `Hostname`): a DNS label or dotted name, at most 253 characters"##,
+        meaning: r##"the container's host name (Compose `hostname`, engine `Hostname`, swarm `Hostname`): RFC 1123 labels (letters, digits, `-`), one or dot-separated, at most 63 characters in all"##,
         default: r##"the container id"##,
         targets: "compose, engine, swarm",
         container: true,

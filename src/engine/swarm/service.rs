@@ -337,3 +337,40 @@ fn container(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::model::{Placement, Secrets};
+
+    /// `HOSTNAME` reaches each consumer of the one model: the compose file, the engine's
+    /// container and swarm's task.
+    #[test]
+    fn hostname_reaches_compose_the_engine_and_swarm() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+             SERVICE_WEB_HOSTNAME=web-01.internal\n",
+            "dev",
+        )
+        .unwrap();
+        let bundle_dir = Path::new("/srv/shop");
+        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
+        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        assert!(
+            compose.contains("\n    hostname: web-01.internal\n"),
+            "{compose}"
+        );
+        let web = desired.service("web").unwrap();
+        let placement = Placement {
+            root: "/srv/shop".into(),
+            bundle: bundle_dir.to_path_buf(),
+        };
+        let secrets = Secrets::default();
+        let engine =
+            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
+        assert_eq!(engine.hostname.as_deref(), Some("web-01.internal"));
+        let swarm = super::container(&desired, web, (&placement, &secrets));
+        assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
+    }
+}

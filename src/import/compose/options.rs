@@ -4,6 +4,7 @@
 
 use super::yaml::Node;
 use super::{megabytes, pairs, Import, ServiceDraft};
+use crate::config::attrs::{is_container_hostname, HOSTNAME_MAX};
 
 impl Import<'_> {
     /// The single-valued and list options, each key by its own helper.
@@ -106,6 +107,16 @@ impl Import<'_> {
             ("platform", "PLATFORM"),
         ] {
             if let Some(value) = node.get(key).and_then(Node::scalar) {
+                let literal = !value.contains('$');
+                if key == "hostname" && literal && !is_container_hostname(value.trim()) {
+                    let input = service.input.clone();
+                    self.finding(
+                        Some(&input),
+                        key,
+                        format!("`{value}` is not a host name a container can have: RFC 1123 labels (letters, digits, `-`), at most {HOSTNAME_MAX} characters"),
+                    );
+                    continue;
+                }
                 let value = self.template(&value);
                 service.set(attr, &value);
             }

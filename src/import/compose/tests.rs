@@ -608,3 +608,49 @@ fn security_options_and_privileges_are_carried() {
     }
     assert_eq!(imported.not_carried().count(), 0, "{:?}", imported.findings);
 }
+
+#[test]
+fn hostname_is_carried_and_reaches_the_model() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: x\n    hostname: web-01.internal\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains("SERVICE_WEB_HOSTNAME=web-01.internal\n"),
+        "{env}"
+    );
+    assert!(
+        !imported.findings.iter().any(|f| f.key == "hostname"),
+        "{:?}",
+        imported.findings
+    );
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let web = desired.service("web").unwrap();
+    assert_eq!(web.options.hostname.as_deref(), Some("web-01.internal"));
+}
+
+#[test]
+fn a_hostname_no_container_can_have_is_listed_not_carried() {
+    let long = format!("{}.{}", "a".repeat(30), "b".repeat(39));
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            &format!("services:\n  web:\n    image: x\n    hostname: {long}\n  api:\n    image: x\n    hostname: api_1\n"),
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(!env.contains("HOSTNAME"), "{env}");
+    let listed: Vec<_> = imported
+        .findings
+        .iter()
+        .filter(|f| f.key == "hostname" && f.not_carried)
+        .collect();
+    assert_eq!(listed.len(), 2, "{:?}", imported.findings);
+    assert!(listed.iter().any(|f| f.reason.contains("api_1")));
+}
