@@ -329,16 +329,16 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        // Parents first, siblings by name: the order the receiver checks.
+        // Depth first, siblings by name: the order the receiver checks.
         assert_eq!(
             names(dir.path(), &[], &[]),
             [
                 ".dockerignore",
                 "a",
-                "a.txt",
                 "a/b.txt",
                 "a/c",
                 "a/c/d.txt",
+                "a.txt",
                 "z.log"
             ]
         );
