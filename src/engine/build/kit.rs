@@ -130,7 +130,7 @@ pub async fn build(
         &api,
         &query(job, &identity.id, &dockerfile_name),
         |_| {
-            meter.show("sending changed files", sent.load(Ordering::Relaxed), total);
+            meter.show("sending context", sent.load(Ordering::Relaxed), total);
         },
     )
     .await;
