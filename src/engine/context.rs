@@ -25,8 +25,12 @@ fn rules(context: &Path) -> Result<Vec<Rule>> {
         Err(crate::fsio::ReadError::Missing) => return Ok(Vec::new()),
         Err(other) => return Err(other.into_error(&path.display().to_string(), &path)),
     };
-    Ok(text
-        .lines()
+    Ok(parse_rules(text.lines()))
+}
+
+fn parse_rules<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Rule> {
+    lines
+        .into_iter()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|line| {
@@ -41,7 +45,21 @@ fn rules(context: &Path) -> Result<Vec<Rule>> {
                 include,
             })
         })
-        .collect())
+        .collect()
+}
+
+/// `.dockerignore`-style patterns from elsewhere (those BuildKit asks the context for).
+pub struct Patterns(Vec<Rule>);
+
+impl Patterns {
+    pub fn new<'a>(lines: impl IntoIterator<Item = &'a str>) -> Patterns {
+        Patterns(parse_rules(lines))
+    }
+
+    /// The last rule matching the path or one of its parents is not a `!` rule.
+    pub fn matches(&self, rel: &Path) -> bool {
+        excluded(&self.0, rel)
+    }
 }
 
 /// Excluded when the last matching rule (on the path or a parent) excludes it.
@@ -85,10 +103,25 @@ pub struct Packed {
     pub withheld: Vec<String>,
 }
 
-/// The context directory as an uncompressed tar. Every project directory in it (the
-/// context itself or one below) has its [`SECRET_PATHS`] left out, and every rendered
-/// bundle directory as a whole, whatever `.dockerignore` says.
-pub fn tar(context: &Path) -> Result<Packed> {
+/// One path of a build context, as the walk found it (never followed through a symlink).
+pub struct Entry {
+    /// Relative to the context, `/`-separated.
+    pub rel: PathBuf,
+    pub path: PathBuf,
+    pub meta: std::fs::Metadata,
+}
+
+/// What a build context holds: every path sent, parents before children and siblings
+/// sorted by name (the order BuildKit's file sync expects), and the withheld secrets.
+pub struct Walked {
+    pub entries: Vec<Entry>,
+    pub withheld: Vec<String>,
+}
+
+/// Walk the context directory: `.dockerignore` honoured, and every project directory in
+/// it (the context itself or one below) has its [`SECRET_PATHS`] left out, and every
+/// rendered bundle directory as a whole, whatever `.dockerignore` says.
+pub fn walk(context: &Path) -> Result<Walked> {
     if !context.is_dir() {
         return Err(Diagnostic::new(format!(
             "build context `{}` is not a directory",
@@ -98,57 +131,84 @@ pub fn tar(context: &Path) -> Result<Packed> {
         .into());
     }
     let rules = rules(context)?;
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    let mut withheld = Vec::new();
+    let mut walked = Walked {
+        entries: Vec::new(),
+        withheld: Vec::new(),
+    };
     // Project directories found so far, relative to the context ("" for the context).
     let mut projects: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![context.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if holds_file(&dir, crate::project::PROJECT_FILE) {
-            projects.push(dir.strip_prefix(context).unwrap_or(&dir).to_path_buf());
+    walk_dir(context, context, &rules, &mut projects, &mut walked)?;
+    walked.withheld.sort();
+    Ok(walked)
+}
+
+fn walk_dir(
+    context: &Path,
+    dir: &Path,
+    rules: &[Rule],
+    projects: &mut Vec<PathBuf>,
+    walked: &mut Walked,
+) -> Result<()> {
+    if holds_file(dir, crate::project::PROJECT_FILE) {
+        projects.push(dir.strip_prefix(context).unwrap_or(dir).to_path_buf());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("read", dir, e))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let rel = path.strip_prefix(context).unwrap_or(&path).to_path_buf();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        let secret = projects
+            .iter()
+            .any(|p| rel.strip_prefix(p).is_ok_and(is_secret_path))
+            || (meta.is_dir() && holds_file(&path, crate::fsio::MANIFEST));
+        let keep_anyway = rel == Path::new("Dockerfile") || rel == Path::new(".dockerignore");
+        let ignored = !keep_anyway && excluded(rules, &rel);
+        if secret {
+            if !ignored {
+                walked.withheld.push(rel.display().to_string());
+            }
+            continue;
         }
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io("read", &dir, e))?
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let rel = path.strip_prefix(context).unwrap_or(&path).to_path_buf();
-            let kind = entry.file_type().map_err(|e| Error::io("read", &path, e))?;
-            let secret = projects
-                .iter()
-                .any(|p| rel.strip_prefix(p).is_ok_and(is_secret_path))
-                || (kind.is_dir() && holds_file(&path, crate::fsio::MANIFEST));
-            let keep_anyway = rel == Path::new("Dockerfile") || rel == Path::new(".dockerignore");
-            let ignored = !keep_anyway && excluded(&rules, &rel);
-            if secret {
-                if !ignored {
-                    withheld.push(rel.display().to_string());
-                }
-                continue;
-            }
-            if ignored {
-                continue;
-            }
-            if kind.is_dir() {
-                builder
-                    .append_dir(&rel, &path)
-                    .map_err(|e| Error::io("pack", &path, e))?;
-                stack.push(path);
-            } else {
-                builder
-                    .append_path_with_name(&path, &rel)
-                    .map_err(|e| Error::io("pack", &path, e))?;
-            }
+        if ignored {
+            continue;
         }
+        let is_dir = meta.is_dir();
+        walked.entries.push(Entry {
+            rel,
+            path: path.clone(),
+            meta,
+        });
+        if is_dir {
+            walk_dir(context, &path, rules, projects, walked)?;
+        }
+    }
+    Ok(())
+}
+
+/// The context directory as an uncompressed tar (what [`walk`] finds).
+pub fn tar(context: &Path) -> Result<Packed> {
+    let walked = walk(context)?;
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    for entry in &walked.entries {
+        if entry.meta.is_dir() {
+            builder.append_dir(&entry.rel, &entry.path)
+        } else {
+            builder.append_path_with_name(&entry.path, &entry.rel)
+        }
+        .map_err(|e| Error::io("pack", &entry.path, e))?;
     }
     let tar = builder
         .into_inner()
         .map_err(|e| Error::io("pack", context, e))?;
-    withheld.sort();
-    Ok(Packed { tar, withheld })
+    Ok(Packed {
+        tar,
+        withheld: walked.withheld,
+    })
 }
 
 /// The secret-bearing paths of `project` that a build context `context` holds and its

@@ -7,7 +7,7 @@ use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
 use super::registry::Moved;
-use super::{clean_error, context, is_not_found, outside, Engine};
+use super::{clean_error, is_not_found, outside, Engine};
 pub use crate::config::attrs::image::split_reference;
 use crate::error::{Error, Result};
 use crate::printer::{ByteProgress, Progress};
@@ -169,64 +169,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Build an image from a context directory (a tar honouring `.dockerignore`, without
-    /// stack's secret files whatever it says: a warning names those it had to hold back). The
-    /// builder's lines are `progress` details; the context's upload and the base images'
-    /// pulls show bytes, counted as `build_context` and `pulled`.
-    pub async fn build(
-        &self,
-        service: &str,
-        image: &str,
-        build: &crate::model::BuildSpec,
-        progress: &Progress,
-    ) -> Result<()> {
-        let packed = context::tar(&build.context)?;
-        if !packed.withheld.is_empty() {
-            progress.warn(&context::withheld_warning(&build.context, &packed.withheld));
-        }
-        let tar = bytes::Bytes::from(packed.tar);
-        let size = tar.len() as u64;
-        progress.count("build_context", size);
-        let meter = std::sync::Arc::new(ByteProgress::new(progress, service));
-        let upload = {
-            let meter = meter.clone();
-            let chunks: Vec<bytes::Bytes> = (0..tar.len())
-                .step_by(1 << 20)
-                .map(|at| tar.slice(at..tar.len().min(at + (1 << 20))))
-                .collect();
-            futures_util::stream::iter(chunks).map(move |chunk| {
-                let done = chunk.as_ptr() as u64 - tar.as_ptr() as u64 + chunk.len() as u64;
-                meter.show("sending context", done, size);
-                Ok::<_, std::io::Error>(chunk)
-            })
-        };
-        let mut pulling: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let options = build_options(image, build);
-        let body = bollard::body_try_stream(upload);
-        let mut stream = self.docker.build_image(options, None, Some(body));
-        let mut last = Vec::new();
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::Outside {
-                message: format!("service `{service}`: cannot build image `{image}`"),
-                causes: vec![clean_error(&e)],
-                hint: None,
-            })?;
-            if let Some(error) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
-                return Err(Error::Outside {
-                    message: format!("service `{service}`: building `{image}` failed"),
-                    causes: last.into_iter().chain([error]).collect(),
-                    hint: None,
-                });
-            }
-            show_pull(&mut pulling, &info, &meter);
-            if let Some(text) = info.stream {
-                keep_line(service, &text, &mut last, progress);
-            }
-        }
-        progress.count("pulled", pulling.values().map(|l| l.1).sum());
-        Ok(())
-    }
-
     /// Copy an image from this engine to `target` as one archive (export streamed into a
     /// load): no registry needed, every layer crosses. `progress` gets (bytes sent, the
     /// image's size).
@@ -274,66 +216,5 @@ impl Engine {
             layers: 0,
             layers_skipped: 0,
         })
-    }
-}
-
-/// The options of an image build: Dockerfile, tag, target stage and build arguments.
-fn build_options(
-    image: &str,
-    build: &crate::model::BuildSpec,
-) -> bollard::query_parameters::BuildImageOptions {
-    bollard::query_parameters::BuildImageOptions {
-        dockerfile: build
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| "Dockerfile".into()),
-        t: Some(image.to_string()),
-        target: build.target.clone().unwrap_or_default(),
-        buildargs: (!build.args.is_empty()).then(|| {
-            build
-                .args
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        }),
-        rm: true,
-        forcerm: true,
-        ..Default::default()
-    }
-}
-
-/// Show the bytes of a base image the build pulls (per layer, in `pulling`).
-fn show_pull(
-    pulling: &mut BTreeMap<String, (u64, u64)>,
-    info: &bollard::models::BuildInfo,
-    meter: &ByteProgress,
-) {
-    // A base image pulled for the build: its layers' bytes.
-    if let (Some("Downloading"), Some(id), Some(detail)) =
-        (info.status.as_deref(), &info.id, &info.progress_detail)
-    {
-        let layer = pulling.entry(id.clone()).or_default();
-        *layer = (
-            detail.current.unwrap_or(0).max(0) as u64,
-            detail.total.unwrap_or(0).max(0) as u64,
-        );
-        let done = pulling.values().map(|l| l.0).sum();
-        meter.show(
-            "pulling base image",
-            done,
-            pulling.values().map(|l| l.1).sum(),
-        );
-    }
-}
-
-/// Show a line of the builder's output, keeping the last five for an error message.
-fn keep_line(service: &str, text: &str, last: &mut Vec<String>, progress: &Progress) {
-    let text = text.trim_end().to_string();
-    if !text.is_empty() {
-        progress.detail(service, &text);
-        last.push(text);
-        if last.len() > 5 {
-            last.remove(0);
-        }
     }
 }

@@ -16,3 +16,6 @@ pub const DIGEST: &str = "dev.stack.digest";
 /// stack's own: the one-off containers started through one SSH connection, removed by
 /// the server when that connection ends (see `deploy::Remote::leash`).
 pub const LEASH: &str = "dev.stack.leash";
+/// stack's own, on a built image: the fingerprint of exactly what its build was given
+/// (context, Dockerfile, target, arguments); a build with the same one is skipped.
+pub const BUILD_FINGERPRINT: &str = "dev.stack.build-fingerprint";

@@ -4,6 +4,7 @@
 //! service to a container ([`spec`]).
 
 pub mod attach;
+pub mod build;
 pub mod certificates;
 mod containers;
 pub mod context;
