@@ -87,7 +87,7 @@ pub enum Command {
     /// Converge the local engine to the bundle and wait until every service is ready
     Start(StartArgs),
     /// Stop containers, keeping them
-    Stop(ServicesArg),
+    Stop(StopArgs),
     /// Restart containers
     Restart(ServicesArg),
     /// Remove the project's containers and network (volumes only with --volumes)
@@ -213,11 +213,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// Port the first service listens on (checked as `SERVICE_<NAME>_PORT` is)
-    #[arg(long)]
-    pub port: Option<String>,
+    #[arg(long, value_parser = port)]
+    pub port: Option<u16>,
     /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch, monitoring, backup
-    #[arg(long, value_delimiter = ',')]
-    pub presets: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub presets: Option<Vec<PresetArg>>,
     /// Replace an existing stack.env
     #[arg(long)]
     pub force: bool,
@@ -343,6 +343,15 @@ pub struct ServicesArg {
 }
 
 #[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub services: ServicesArg,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The environment to deploy (its `environments/ENV/server.env` names the server)
     pub env: String,
@@ -372,6 +381,9 @@ pub struct RollbackArgs {
     /// Wait this long for another deploy's lock
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
     pub lock_wait: Duration,
+    /// Print the steps of the rollback and change nothing (no lock is taken)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,6 +467,9 @@ pub struct DownArgs {
     /// Also remove the project's named volumes (their data is lost)
     #[arg(long)]
     pub volumes: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -468,8 +483,8 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
     /// Only lines from this long ago on (e.g. `10m`, `2h`)
-    #[arg(long, value_name = "DURATION")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
     /// Act on this environment's server (the release `current` there), through the
     /// deploy SSH connection
     #[arg(long, value_name = "ENV")]
@@ -566,6 +581,39 @@ impl ProxyArg {
             ProxyArg::None => "none",
         }
     }
+}
+
+/// `stack init --presets`: a preset to switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetArg {
+    Postgres,
+    Redis,
+    Mailpit,
+    Minio,
+    Meilisearch,
+    Monitoring,
+    Backup,
+}
+
+impl PresetArg {
+    /// Its name, as `init` lists it (the project file's `<NAME>_ENABLED`, lower case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresetArg::Postgres => "postgres",
+            PresetArg::Redis => "redis",
+            PresetArg::Mailpit => "mailpit",
+            PresetArg::Minio => "minio",
+            PresetArg::Meilisearch => "meilisearch",
+            PresetArg::Monitoring => "monitoring",
+            PresetArg::Backup => "backup",
+        }
+    }
+}
+
+/// A port argument, checked as `SERVICE_<NAME>_PORT` is; clap reports a bad one with
+/// exit code 2.
+fn port(text: &str) -> Result<u16, String> {
+    crate::config::check_port("--port", text).map_err(|d| d.message)
 }
 
 /// A duration argument (`30s`, `5m`), read by the project file's own parser; clap

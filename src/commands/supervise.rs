@@ -241,18 +241,16 @@ async fn revive(
     }))
 }
 
-/// Stop every container of the project, keeping them, their networks and volumes.
+/// Stop every container of the project, keeping them, their networks and volumes: the
+/// plan `stack stop` makes, applied by the same executor.
 async fn stop(context: &Context, engine: &Engine, desired: &Desired) -> Result<()> {
     let containers = engine.containers(&desired.project).await?;
-    let stops = containers
-        .iter()
-        .map(|c| engine.stop(&c.id, crate::engine::Grace::Own));
-    for result in futures_util::future::join_all(stops).await {
-        result?;
-    }
+    let done = engine
+        .teardown(&crate::plan::stop(&containers, &[]))
+        .await?;
     context.printer.status(format!(
         "stopped {} container(s) of `{}`; volumes kept",
-        containers.len(),
+        done.len(),
         desired.project
     ));
     Ok(())

@@ -109,6 +109,22 @@ pub fn plan(facts: &Facts) -> Vec<Step> {
     steps
 }
 
+/// The steps of a rollback to a saved release, in the order they run: the lock,
+/// `current` pointed back, the release's containers (compose: `actions`) or swarm
+/// services (`swarm`), the unit (compose), the record.
+pub fn rollback(actions: &[Action], swarm: Option<Vec<Step>>) -> Vec<Step> {
+    let mut steps = vec![Step::Lock, Step::Switch];
+    match swarm {
+        Some(services) => steps.extend(services),
+        None => {
+            steps.extend(actions.iter().map(container));
+            steps.push(Step::Unit);
+        }
+    }
+    steps.push(Step::Finish);
+    steps
+}
+
 /// The step of a container action.
 pub fn container(action: &Action) -> Step {
     Step::Container {
@@ -193,6 +209,29 @@ mod tests {
         assert_eq!(
             plan(&facts),
             vec![Step::Lock, Step::Upload, Step::Switch, Step::Finish]
+        );
+    }
+
+    #[test]
+    fn a_rollback_switches_before_its_containers() {
+        let action = Action::Start {
+            service: "web".into(),
+            container: "p-web-1".into(),
+        };
+        let steps = rollback(std::slice::from_ref(&action), None);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Lock,
+                Step::Switch,
+                container(&action),
+                Step::Unit,
+                Step::Finish
+            ]
+        );
+        assert_eq!(
+            rollback(&[], Some(Vec::new())),
+            vec![Step::Lock, Step::Switch, Step::Finish]
         );
     }
 

@@ -20,6 +20,7 @@ mod rolling;
 pub mod scheduler;
 mod spec;
 mod swarm;
+mod teardown;
 pub use containers::{Grace, Volumes};
 pub use images::split_reference;
 pub use info::EngineInfo;
