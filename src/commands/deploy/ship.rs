@@ -157,7 +157,8 @@ pub(super) async fn converge(
                 &converger.progress,
                 converger.run_releases,
             )
-            .await;
+            .await
+            .map(|_| ());
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     if let Some(journal) = journal {
