@@ -220,12 +220,18 @@ impl Run<'_> {
             }
         }
         let swarm = self.config.target == crate::config::Target::Swarm;
-        let actions = match swarm {
-            true => Vec::new(),
-            false => plan::plan(desired, &engine.observe(desired).await?, &[]),
+        let (actions, swarm) = match swarm {
+            true => {
+                let planned = engine.swarm_plan(desired, true).await?;
+                (Vec::new(), Some(planned.iter().map(steps::swarm).collect()))
+            }
+            false => (
+                plan::plan(desired, &engine.observe(desired).await?, &[]),
+                None,
+            ),
         };
         let facts = steps::Facts {
-            swarm: swarm.then(|| steps::swarm_steps(desired)),
+            swarm,
             pull,
             send,
             actions: &actions,

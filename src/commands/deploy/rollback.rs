@@ -11,7 +11,7 @@ use crate::cli::RollbackArgs;
 use crate::deploy::steps::{self, Journal, Step};
 use crate::deploy::{pin, Release, Remote};
 use crate::engine::converge::Converger;
-use crate::engine::Engine;
+use crate::engine::{Engine, SwarmAction};
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::Placement;
 use crate::notify::Event;
@@ -26,13 +26,17 @@ pub(super) struct Back {
     observed: Observed,
     /// The container actions (compose; none for swarm).
     actions: Vec<Action>,
-    swarm: bool,
+    /// The swarm plan (`STACK_TARGET=swarm`).
+    swarm: Option<Vec<SwarmAction>>,
 }
 
 impl Back {
     /// The steps of the rollback, in the order they run.
     fn steps(&self) -> Vec<Step> {
-        let swarm = self.swarm.then(|| steps::swarm_steps(&self.target.desired));
+        let swarm = self
+            .swarm
+            .as_ref()
+            .map(|actions| actions.iter().map(steps::swarm).collect());
         steps::rollback(&self.actions, swarm)
     }
 }
@@ -60,9 +64,12 @@ pub(super) async fn prepare(
     if fetch {
         target.ensure_images(&mut observed, false, &[]).await?;
     }
-    let actions = match swarm {
-        true => Vec::new(),
-        false => plan::plan(&target.desired, &observed, &[]),
+    let (actions, swarm) = match swarm {
+        true => (
+            Vec::new(),
+            Some(engine.swarm_plan(&target.desired, false).await?),
+        ),
+        false => (plan::plan(&target.desired, &observed, &[]), None),
     };
     Ok(Back {
         target,
@@ -81,7 +88,8 @@ async fn apply(remote: &Remote, back: Back, id: &str, journal: Option<&Journal>)
     }
     let engine = back.target.engine.clone();
     // The same observed state gives the same plan as `prepare`'s (the planner is pure).
-    converge(&back.target, &engine, back.observed, (back.swarm, journal)).await
+    let swarm = back.swarm.is_some();
+    converge(&back.target, &engine, back.observed, (swarm, journal)).await
 }
 
 /// Go back to release `id` (a failed deploy's way back, under its lock).
