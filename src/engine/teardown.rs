@@ -9,9 +9,16 @@ impl Engine {
     /// What `stop` and `down` plan from: the project's containers, its networks, and with
     /// `volumes` its volumes.
     pub async fn present(&self, project: &str, volumes: bool) -> Result<Present> {
+        // Only networks that exist: a plan names what it changes.
+        let mut networks = Vec::new();
+        for name in self.project_networks(project).await? {
+            if self.network_exists(&name).await? {
+                networks.push(name);
+            }
+        }
         Ok(Present {
             containers: self.containers(project).await?,
-            networks: self.project_networks(project).await?,
+            networks,
             volumes: match volumes {
                 true => self.project_volumes(project).await?,
                 false => Vec::new(),
@@ -46,6 +53,18 @@ impl Engine {
             done.push(step.clone());
         }
         Ok(done)
+    }
+
+    async fn network_exists(&self, name: &str) -> Result<bool> {
+        let options = None::<bollard::query_parameters::InspectNetworkOptions>;
+        match self.docker.inspect_network(name, options).await {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_not_found(&e) => Ok(false),
+            Err(e) => Err(super::outside(
+                &format!("cannot inspect network `{name}`"),
+                e,
+            )),
+        }
     }
 
     async fn teardown_step(&self, step: &Teardown) -> Result<()> {
