@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 mod values;
-use values::{duration, port};
+use values::{duration, port, release_id};
 pub use values::{PresetArg, ProxyArg};
 
 /// Render, run and deploy a single-VM Docker Compose stack from one project file.
@@ -380,8 +380,10 @@ pub struct DeployArgs {
 pub struct RollbackArgs {
     /// The environment
     pub env: String,
-    /// The release to switch to (default: the one before current)
-    pub release: Option<String>,
+    /// The release to switch to (default: the one before current), as `stack releases`
+    /// names it (`<env>-<YYYYMMDDTHHMMSSZ>-<8 hex digits>`)
+    #[arg(value_parser = release_id)]
+    pub release: Option<crate::deploy::ReleaseId>,
     /// Wait this long for another deploy's lock
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
     pub lock_wait: Duration,

@@ -61,3 +61,10 @@ pub(super) fn duration(text: &str) -> Result<Duration, String> {
     crate::config::values::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration: write e.g. `30s` or `5m`"))
 }
+
+/// A release id argument; clap reports a malformed one with exit code 2.
+pub(super) fn release_id(text: &str) -> Result<crate::deploy::ReleaseId, String> {
+    crate::deploy::ReleaseId::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a release id: `stack releases ENV` lists them (`<env>-<YYYYMMDDTHHMMSSZ>-<8 hex digits>`)")
+    })
+}

@@ -136,7 +136,8 @@ pub fn rollback(context: &Context, args: &RollbackArgs) -> Result<()> {
     let remote = Remote::connect(&server, &env)?;
     let releases = remote.releases()?;
     let current = releases.iter().find(|r| r.current).map(|r| r.id.clone());
-    let target = target_of(&env, args.release.as_deref(), &releases)?;
+    let asked = args.release.as_ref().map(crate::deploy::ReleaseId::as_str);
+    let target = target_of(&env, asked, &releases)?;
     let progress = Progress::new(&context.printer);
     let swarm = loaded.config.target == crate::config::Target::Swarm;
     let placement = server_placement(&server);
