@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod values;
+use values::{duration, port, release_id};
+pub use values::{PresetArg, ProxyArg};
+
 /// Render, run and deploy a single-VM Docker Compose stack from one project file.
 /// `stack --version`: the package version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -87,7 +91,7 @@ pub enum Command {
     /// Converge the local engine to the bundle and wait until every service is ready
     Start(StartArgs),
     /// Stop containers, keeping them
-    Stop(ServicesArg),
+    Stop(StopArgs),
     /// Restart containers
     Restart(ServicesArg),
     /// Remove the project's containers and network (volumes only with --volumes)
@@ -213,11 +217,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// Port the first service listens on (checked as `SERVICE_<NAME>_PORT` is)
-    #[arg(long)]
-    pub port: Option<String>,
+    #[arg(long, value_parser = port)]
+    pub port: Option<u16>,
     /// Presets to switch on, comma-separated: postgres, redis, mailpit, minio, meilisearch, monitoring, backup
-    #[arg(long, value_delimiter = ',')]
-    pub presets: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub presets: Option<Vec<PresetArg>>,
     /// Replace an existing stack.env
     #[arg(long)]
     pub force: bool,
@@ -343,6 +347,15 @@ pub struct ServicesArg {
 }
 
 #[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub services: ServicesArg,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The environment to deploy (its `environments/ENV/server.env` names the server)
     pub env: String,
@@ -367,11 +380,16 @@ pub struct DeployArgs {
 pub struct RollbackArgs {
     /// The environment
     pub env: String,
-    /// The release to switch to (default: the one before current)
-    pub release: Option<String>,
+    /// The release to switch to (default: the one before current), as `stack releases`
+    /// names it (`<env>-<YYYYMMDDTHHMMSSZ>-<8 hex digits>`)
+    #[arg(value_parser = release_id)]
+    pub release: Option<crate::deploy::ReleaseId>,
     /// Wait this long for another deploy's lock
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
     pub lock_wait: Duration,
+    /// Print the steps of the rollback and change nothing (no lock is taken)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,6 +473,9 @@ pub struct DownArgs {
     /// Also remove the project's named volumes (their data is lost)
     #[arg(long)]
     pub volumes: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -468,8 +489,8 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
     /// Only lines from this long ago on (e.g. `10m`, `2h`)
-    #[arg(long, value_name = "DURATION")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
     /// Act on this environment's server (the release `current` there), through the
     /// deploy SSH connection
     #[arg(long, value_name = "ENV")]
@@ -547,30 +568,4 @@ pub struct BackupRestoreArgs {
     pub volume: Option<String>,
     #[command(flatten)]
     pub on: BackupOn,
-}
-
-/// `stack init --proxy`: the reverse proxy of the new project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProxyArg {
-    Caddy,
-    Nginx,
-    None,
-}
-
-impl ProxyArg {
-    /// The value of `STACK_PROXY`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyArg::Caddy => "caddy",
-            ProxyArg::Nginx => "nginx",
-            ProxyArg::None => "none",
-        }
-    }
-}
-
-/// A duration argument (`30s`, `5m`), read by the project file's own parser; clap
-/// reports a bad one with exit code 2.
-fn duration(text: &str) -> Result<Duration, String> {
-    crate::config::values::parse_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration: write e.g. `30s` or `5m`"))
 }

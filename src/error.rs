@@ -143,6 +143,42 @@ impl Diagnostic {
     }
 }
 
+/// What a warning is about: code decides on this, never on a warning's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarningKind {
+    /// A key assigned twice in one file.
+    DuplicateKey,
+    /// A variable interpolated while unset (as an empty string).
+    UnsetVariable,
+    /// A key that reads as an attribute of two services.
+    AmbiguousKey,
+    /// Mailpit routed outside `dev` without a login: the route is left out.
+    UnguardedMailpit,
+    /// A rolling update without a health check.
+    RollingWithoutHealth,
+}
+
+/// A warning about the project: its kind, the key it is about, and what is shown (whose
+/// span is the file and line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    /// The project-file key (`SERVICE_WEB_ROUTE`), or the variable for an unset one.
+    pub key: String,
+    pub diagnostic: Diagnostic,
+}
+
+impl Warning {
+    pub fn new(kind: WarningKind, key: impl Into<String>, diagnostic: Diagnostic) -> Self {
+        Warning {
+            kind,
+            key: key.into(),
+            diagnostic,
+        }
+    }
+}
+
 /// The error of a whole command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -272,6 +272,96 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
     actions
 }
 
+/// What `stop` and `down` find of a project on the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Present {
+    pub containers: Vec<ObservedContainer>,
+    /// The engine's names of the project's networks.
+    pub networks: Vec<String>,
+    /// The engine's names of the project's volumes (looked up for `down --volumes` only).
+    pub volumes: Vec<String>,
+}
+
+/// One step of stopping or taking down a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Teardown {
+    /// Stop a container with its own grace, keeping it.
+    Stop {
+        service: String,
+        container: String,
+    },
+    /// Stop and remove a container; `volumes`: its anonymous volumes too.
+    Remove {
+        service: String,
+        container: String,
+        volumes: bool,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    RemoveVolume {
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Teardown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Teardown::Stop { service, container } => write!(f, "{service}: stop `{container}`"),
+            Teardown::Remove {
+                service,
+                container,
+                volumes,
+            } => write!(
+                f,
+                "{service}: remove `{container}`{}",
+                if *volumes {
+                    " and its anonymous volumes"
+                } else {
+                    ""
+                }
+            ),
+            Teardown::RemoveNetwork { name } => write!(f, "remove network `{name}`"),
+            Teardown::RemoveVolume { name } => write!(f, "remove volume `{name}`"),
+        }
+    }
+}
+
+/// `stop`: every container of `only` (all when empty), running or not (stopping a
+/// stopped container changes nothing), in the engine's order.
+pub fn stop(containers: &[ObservedContainer], only: &[String]) -> Vec<Teardown> {
+    containers
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.service))
+        .map(|c| Teardown::Stop {
+            service: c.service.clone(),
+            container: c.name.clone(),
+        })
+        .collect()
+}
+
+/// `down`: every container, then the networks, then (with `volumes`) the volumes, which
+/// `--volumes` takes with the containers' anonymous ones, as `docker compose down
+/// --volumes` does.
+pub fn down(present: &Present, volumes: bool) -> Vec<Teardown> {
+    let containers = present.containers.iter().map(|c| Teardown::Remove {
+        service: c.service.clone(),
+        container: c.name.clone(),
+        volumes,
+    });
+    let networks = present
+        .networks
+        .iter()
+        .map(|name| Teardown::RemoveNetwork { name: name.clone() });
+    let named = present
+        .volumes
+        .iter()
+        .filter(|_| volumes)
+        .map(|name| Teardown::RemoveVolume { name: name.clone() });
+    containers.chain(networks).chain(named).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,5 +743,42 @@ mod tests {
         // A longer name that contains it is not it.
         d.services[5].name = "db2".into();
         assert!(!needs_drain(&d, &d.services[5], &Secrets(BTreeMap::new())));
+    }
+
+    #[test]
+    fn stop_and_down_plan_containers_then_networks_then_volumes() {
+        let present = Present {
+            containers: vec![
+                container("api", 1, "x", true),
+                container("db", 1, "y", false),
+            ],
+            networks: vec!["p_default".into()],
+            volumes: vec!["p_data".into()],
+        };
+        let text = |plan: Vec<Teardown>| plan.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            text(stop(&present.containers, &["db".to_string()])),
+            ["db: stop `p-db-1`"]
+        );
+        assert_eq!(text(stop(&present.containers, &[])).len(), 2);
+        assert_eq!(
+            text(down(&present, false)),
+            [
+                "api: remove `p-api-1`",
+                "db: remove `p-db-1`",
+                "remove network `p_default`"
+            ]
+        );
+        let all = down(&present, true);
+        assert_eq!(all.last().unwrap().to_string(), "remove volume `p_data`");
+        assert_eq!(
+            all[0].to_string(),
+            "api: remove `p-api-1` and its anonymous volumes"
+        );
+        let json = serde_json::to_value(&all[3]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action": "remove-volume", "name": "p_data"})
+        );
     }
 }

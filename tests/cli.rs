@@ -831,6 +831,29 @@ fn a_bad_lock_wait_is_refused_by_the_argument_parser() {
     }
 }
 
+/// clap checks durations, enums and release ids while parsing: a bad one is exit 2, with
+/// what was wrong, before anything runs.
+#[test]
+fn bad_argument_values_are_refused_by_the_argument_parser() {
+    let project = fixture("wrnexus");
+    for (args, message) in [
+        (&["logs", "--since", "10 minutes"][..], "is not a duration"),
+        (
+            &["init", "--presets", "postgres,mysql"][..],
+            "invalid value 'mysql'",
+        ),
+        (
+            &["rollback", "prod", "prod-yesterday"][..],
+            "is not a release id",
+        ),
+    ] {
+        let output = project.stack().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
 /// The production gate is a setting: a deploy of an environment with
 /// `STACK_PROTECTED=true` must pass the production audit before anything connects;
 /// `prod` is protected unless it says `STACK_PROTECTED=false`.

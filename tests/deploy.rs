@@ -917,6 +917,68 @@ fn a_dry_run_lists_the_steps_the_deploy_performs() {
     assert!(changed.iter().all(|a| a.starts_with("api")), "{changed:?}");
 }
 
+// The dry run of a rollback lists exactly the steps the rollback then performs, takes no
+// lock and changes nothing: back to the release before (only `api` changed between them),
+// then forward again to the newer one by name.
+#[test]
+fn a_dry_run_lists_the_steps_the_rollback_performs() {
+    let sshd = Sshd::start();
+    let p = Project::new("plan-back", &sshd, &two_services());
+    p.deploy(&[]);
+    let first = p.current_release().unwrap();
+    p.deploy(&["--set", "SERVICE_API_ENV_FOO=2"]);
+    let second = p.current_release().unwrap();
+    let scenarios: [(&str, &[&str], &str); 2] = [
+        ("back to the one before", &[], &first),
+        ("forward by name", &[second.as_str()], &second),
+    ];
+    for (scenario, extra, to) in scenarios {
+        let before = (p.current_release(), p.containers());
+        let mut dry = vec!["--json", "rollback", "staging", "--dry-run"];
+        dry.extend_from_slice(extra);
+        let planned = steps_of(&p.ok(&dry));
+        assert_eq!(
+            (p.current_release(), p.containers()),
+            before,
+            "{scenario}: the dry run changed the server"
+        );
+        assert!(
+            !p.lock_dir().exists(),
+            "{scenario}: the dry run left a lock"
+        );
+        let mut real = vec!["--json", "rollback", "staging"];
+        real.extend_from_slice(extra);
+        let out = p.ok(&real);
+        assert!(
+            !text(&out.stderr).contains("did not follow its plan"),
+            "{scenario}: {}",
+            all_output(&out)
+        );
+        let done = steps_of(&out);
+        assert_eq!(
+            planned, done,
+            "{scenario}: the dry run and the rollback differ"
+        );
+        assert_eq!(p.current_release().as_deref(), Some(to), "{scenario}");
+        let names = step_names(&done);
+        assert_eq!(names.first().map(String::as_str), Some("lock"), "{names:?}");
+        assert!(
+            ["switch", "unit", "finish"]
+                .iter()
+                .all(|s| names.contains(&s.to_string())),
+            "{scenario}: {names:?}"
+        );
+        // Only `api` differs between the two releases.
+        let actions: Vec<&str> = done
+            .iter()
+            .filter(|s| s["step"] == "container")
+            .map(|s| s["action"].as_str().unwrap_or_default())
+            .collect();
+        assert!(!actions.is_empty(), "{scenario}: {names:?}");
+        assert!(actions.iter().all(|a| a.starts_with("api")), "{actions:?}");
+    }
+}
+
 // A deploy killed midway (SIGKILL), then the lock released and the deploy run again.
 #[test]
 fn killed_deploy_then_rerun() {

@@ -1824,3 +1824,65 @@ fn a_replaced_container_hands_its_anonymous_volumes_on_and_down_volumes_removes_
         text(&left.stdout)
     );
 }
+
+/// The `actions` of a command's `--json` output.
+fn actions_of(out: &std::process::Output) -> Vec<serde_json::Value> {
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    json["actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no actions: {json}"))
+        .clone()
+}
+
+/// `(name, state)` of every container of the project.
+fn states(p: &Project) -> Vec<(String, String)> {
+    p.containers()
+        .into_iter()
+        .map(|(name, id)| (name, inspect(&id, "{{.State.Status}}")))
+        .collect()
+}
+
+// The dry runs of `start`, `stop` and `down` list exactly the actions the real runs then
+// perform (each executor reports what it did), and change nothing.
+#[test]
+fn dry_runs_list_the_actions_the_commands_perform() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=web,api\n{}{}SERVICE_WEB_VOLUMES=data:/data\n",
+        httpd_service("web"),
+        httpd_service("api")
+    );
+    let p = Project::new("dry-runs", &body);
+    let volume = format!("{}_data", p.name);
+    let scenarios: [(&str, &[&str]); 6] = [
+        ("cold start", &["start"]),
+        ("api changed", &["start", "--set", "SERVICE_API_ENV_FOO=2"]),
+        ("stop api", &["stop", "api"]),
+        ("stop all", &["stop"]),
+        ("down", &["down"]),
+        ("down with volumes", &["down", "--volumes"]),
+    ];
+    for (scenario, args) in scenarios {
+        let before = states(&p);
+        let mut dry = vec!["--json"];
+        dry.extend_from_slice(args);
+        dry.push("--dry-run");
+        let planned = actions_of(&p.ok(&dry));
+        assert_eq!(
+            states(&p),
+            before,
+            "{scenario}: the dry run changed the engine"
+        );
+        let mut real = vec!["--json"];
+        real.extend_from_slice(args);
+        let done = actions_of(&p.ok(&real));
+        assert_eq!(planned, done, "{scenario}: the dry run and the run differ");
+        // The last scenario has no container left to remove, only the volume.
+        assert!(!done.is_empty(), "{scenario}: nothing done");
+    }
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    assert!(
+        !docker(&["volume", "inspect", &volume]).status.success(),
+        "{volume} survived down --volumes"
+    );
+}

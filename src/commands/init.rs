@@ -16,15 +16,14 @@ const PROJECT_FILE: &str = crate::project::PROJECT_FILE;
 const GITIGNORE: &str = ".gitignore";
 const DOCKERIGNORE: &str = ".dockerignore";
 
-const PRESET_NAMES: &[&str] = &[
-    "postgres",
-    "redis",
-    "mailpit",
-    "minio",
-    "meilisearch",
-    "monitoring",
-    "backup",
-];
+/// The presets `init` offers: those `--presets` takes.
+fn preset_names() -> Vec<&'static str> {
+    use clap::ValueEnum;
+    crate::cli::PresetArg::value_variants()
+        .iter()
+        .map(|p| p.as_str())
+        .collect()
+}
 
 struct Answers {
     name: String,
@@ -169,8 +168,15 @@ fn defaults(dir: &Path, args: &InitArgs) -> Answers {
             .image
             .clone()
             .unwrap_or_else(|| "traefik/whoami:v1.10".into()),
-        port: args.port.clone().unwrap_or_else(|| "80".into()),
-        presets: args.presets.clone().unwrap_or_default(),
+        port: args
+            .port
+            .map_or_else(|| "80".into(), |port| port.to_string()),
+        presets: args
+            .presets
+            .iter()
+            .flatten()
+            .map(|p| p.as_str().to_string())
+            .collect(),
     }
 }
 
@@ -209,20 +215,18 @@ fn ask(answers: &mut Answers) -> Result<()> {
         .default(answers.port.clone())
         .interact_text()
         .map_err(failed)?;
-    let checked: Vec<bool> = PRESET_NAMES
+    let names = preset_names();
+    let checked: Vec<bool> = names
         .iter()
         .map(|p| answers.presets.iter().any(|a| a == p))
         .collect();
     let chosen = MultiSelect::new()
         .with_prompt("Presets (space to toggle)")
-        .items(PRESET_NAMES)
+        .items(&names)
         .defaults(&checked)
         .interact()
         .map_err(failed)?;
-    answers.presets = chosen
-        .into_iter()
-        .map(|i| PRESET_NAMES[i].to_string())
-        .collect();
+    answers.presets = chosen.into_iter().map(|i| names[i].to_string()).collect();
     Ok(())
 }
 
@@ -245,9 +249,9 @@ fn validate(answers: &Answers) -> Result<()> {
     crate::config::check_image("--image", &answers.image)?;
     crate::config::check_port("--port", &answers.port)?;
     for preset in &answers.presets {
-        if !PRESET_NAMES.contains(&preset.as_str()) {
+        if !preset_names().contains(&preset.as_str()) {
             return Err(Diagnostic::new(format!("unknown preset `{preset}`"))
-                .hint(format!("presets: {}", PRESET_NAMES.join(", ")))
+                .hint(format!("presets: {}", preset_names().join(", ")))
                 .into());
         }
     }

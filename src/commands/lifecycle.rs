@@ -1,12 +1,14 @@
-//! `stack stop`, `stack restart`, `stack down`.
+//! `stack stop`, `stack restart`, `stack down`. `stop` and `down` plan first
+//! ([`crate::plan::stop`], [`crate::plan::down`]) and one executor applies the plan
+//! ([`Engine::teardown`]); `--dry-run` prints the plan and changes nothing.
 
 use serde_json::json;
 
 use super::{check_services, runtime, Context};
-use crate::cli::{DownArgs, ServicesArg};
-use crate::engine::{Engine, Grace, Volumes};
+use crate::cli::{DownArgs, ServicesArg, StopArgs};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::plan::ObservedContainer;
+use crate::plan::{self, ObservedContainer, Teardown};
 
 /// The project's containers of `services` (all when empty).
 async fn selected(
@@ -33,16 +35,33 @@ fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
     Ok(loaded.config.project.clone())
 }
 
-pub fn stop(context: &Context, args: &ServicesArg) -> Result<()> {
-    let project = project_of(context, args)?;
+pub fn stop(context: &Context, args: &StopArgs) -> Result<()> {
+    let project = project_of(context, &args.services)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
-        let containers = selected(&engine, &project, &args.services).await?;
-        let stops = containers.iter().map(|c| engine.stop(&c.id, Grace::Own));
-        for result in futures_util::future::join_all(stops).await {
-            result?;
+        let containers = engine.containers(&project).await?;
+        let planned = plan::stop(&containers, &args.services.services);
+        if args.dry_run {
+            dry_run(context, &planned);
+            return Ok(());
         }
-        report(context, "stopped", &containers);
+        let done = engine.teardown(&planned).await?;
+        let names: Vec<&str> = done.iter().filter_map(container_of).collect();
+        if context.global.json {
+            context
+                .printer
+                .json(&json!({"stopped": names, "actions": done}));
+        }
+        for step in &done {
+            if let Teardown::Stop { service, container } = step {
+                context
+                    .printer
+                    .status(format!("{service}: stopped `{container}`"));
+            }
+        }
+        if done.is_empty() {
+            context.printer.status("no containers");
+        }
         Ok(())
     })
 }
@@ -56,7 +75,19 @@ pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
         for result in futures_util::future::join_all(restarts).await {
             result?;
         }
-        report(context, "restarted", &containers);
+        if context.global.json {
+            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+            context.printer.json(&json!({"restarted": names}));
+        }
+        for container in &containers {
+            context.printer.status(format!(
+                "{}: restarted `{}`",
+                container.service, container.name
+            ));
+        }
+        if containers.is_empty() {
+            context.printer.status("no containers");
+        }
         Ok(())
     })
 }
@@ -66,39 +97,31 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
     let project = loaded.config.project.clone();
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
-        let containers = selected(&engine, &project, &[]).await?;
-        // `--volumes` takes the containers' anonymous volumes too (inherited ones
-        // included), as `docker compose down --volumes` does with the ones it made.
-        let volumes = if args.volumes {
-            Volumes::All
-        } else {
-            Volumes::Keep
-        };
-        let removals = containers
+        let present = engine.present(&project, args.volumes).await?;
+        let planned = plan::down(&present, args.volumes);
+        if args.dry_run {
+            dry_run(context, &planned);
+            return Ok(());
+        }
+        let done = engine.teardown(&planned).await?;
+        let removed: Vec<&str> = done.iter().filter_map(container_of).collect();
+        let volumes: Vec<&str> = done
             .iter()
-            .map(|c| engine.remove(&c.id, Grace::Own, volumes));
-        for result in futures_util::future::join_all(removals).await {
-            result?;
-        }
-        for network in engine.project_networks(&project).await? {
-            engine.remove_network(&network).await?;
-        }
-        let mut volumes = Vec::new();
-        if args.volumes {
-            volumes = engine.project_volumes(&project).await?;
-            for volume in &volumes {
-                engine.remove_volume(volume).await?;
-            }
-        }
+            .filter_map(|step| match step {
+                Teardown::RemoveVolume { name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
         if context.global.json {
             context.printer.json(&json!({
-                "removed": containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                "removed": removed,
                 "volumes_removed": volumes,
+                "actions": done,
             }));
         }
         context.printer.status(format!(
             "removed {} container(s) and the networks of `{project}`{}",
-            containers.len(),
+            removed.len(),
             if args.volumes {
                 format!(", and {} volume(s)", volumes.len())
             } else {
@@ -109,19 +132,31 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
     })
 }
 
-fn report(context: &Context, verb: &str, containers: &[ObservedContainer]) {
+/// The container a step stops or removes.
+fn container_of(step: &Teardown) -> Option<&str> {
+    match step {
+        Teardown::Stop { container, .. } | Teardown::Remove { container, .. } => {
+            Some(container.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// `--dry-run`: the plan, one step a line on stdout (`--json`: `{"dry_run": true,
+/// "actions": [...]}`), changing nothing.
+fn dry_run(context: &Context, planned: &[Teardown]) {
     if context.global.json {
         context
             .printer
-            .json(&json!({verb: containers.iter().map(|c| &c.name).collect::<Vec<_>>()}));
-    }
-    for container in containers {
-        context.printer.status(format!(
-            "{}: {verb} `{}`",
-            container.service, container.name
-        ));
-    }
-    if containers.is_empty() {
-        context.printer.status("no containers");
+            .json(&json!({"dry_run": true, "actions": planned}));
+    } else if planned.is_empty() {
+        context.printer.status("nothing to change");
+    } else {
+        context.printer.out(
+            planned
+                .iter()
+                .map(|step| format!("{step}\n"))
+                .collect::<String>(),
+        );
     }
 }

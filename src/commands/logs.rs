@@ -4,10 +4,10 @@ use futures_util::StreamExt;
 
 use super::{check_services, runtime, Context};
 use crate::engine::Engine;
-use crate::error::{Diagnostic, Result};
+use crate::error::Result;
 
 pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
-    let since = since(args)?;
+    let since = since(args);
     // Through the deploy connection with `--on`: the server's engine and the project
     // name of the release `current` there.
     let remote = match &args.on {
@@ -39,21 +39,13 @@ pub fn run(context: &Context, args: &crate::cli::LogsArgs) -> Result<()> {
 }
 
 /// `--since`: the Unix time that long ago, or none.
-fn since(args: &crate::cli::LogsArgs) -> Result<Option<i64>> {
-    Ok(match &args.since {
-        Some(text) => {
-            let ago = crate::config::values::parse_duration(text).ok_or_else(|| {
-                Diagnostic::new(format!("`--since {text}` is not a duration"))
-                    .hint("write e.g. `30s`, `10m` or `2h`")
-            })?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            Some(now.saturating_sub(ago.as_secs()) as i64)
-        }
-        None => None,
-    })
+fn since(args: &crate::cli::LogsArgs) -> Option<i64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    args.since
+        .map(|ago| now.saturating_sub(ago.as_secs()) as i64)
 }
 
 /// Print the logs of the project's containers (those of `args.services`, or all), each

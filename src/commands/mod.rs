@@ -98,7 +98,7 @@ impl Context {
             std::env::var(name).ok()
         })?;
         for warning in &loaded.warnings {
-            self.printer.warn(warning);
+            self.printer.warn(&warning.diagnostic);
         }
         Ok(loaded)
     }

@@ -28,6 +28,32 @@ use crate::printer::{Printer, Progress};
 /// `stop` event that marks an intended stop) before it starts the container itself.
 const SETTLE: Duration = Duration::from_secs(3);
 
+/// What supervise does about one event of a project's container ([`reaction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reaction {
+    /// Its health check turned unhealthy: restart it (Docker's policy covers exits only).
+    Restart,
+    /// It was stopped on purpose (`stop`, a rolling update, `docker stop`): leave its
+    /// `die` alone.
+    Stopped,
+    /// It died: after [`SETTLE`], start it again unless it was stopped on purpose, Docker
+    /// restarted it, or its restart policy says no ([`revive`]).
+    Revive,
+}
+
+/// The reaction to the engine's event `action` (`health_status: unhealthy`, `stop`, …).
+fn reaction(action: &str) -> Option<Reaction> {
+    match action {
+        // Docker's text: `health_status: unhealthy`.
+        health if health.strip_prefix("health_status:").map(str::trim) == Some("unhealthy") => {
+            Some(Reaction::Restart)
+        }
+        "stop" | "destroy" => Some(Reaction::Stopped),
+        "die" => Some(Reaction::Revive),
+        _ => None,
+    }
+}
+
 /// What ended the watch.
 enum Exit {
     /// SIGTERM or SIGINT: stop the containers.
@@ -148,7 +174,8 @@ async fn watch(
                     return Err(Error::outside("the engine's event stream ended"));
                 };
                 let short = id[..12.min(id.len())].to_string();
-                if action.starts_with("health_status") && action.contains("unhealthy") {
+                match reaction(&action) {
+                    Some(Reaction::Restart) => {
                     context.printer.status(format!("container `{short}` is unhealthy; restarting it"));
                     match engine.restart(&id).await {
                         Ok(()) => {
@@ -157,11 +184,13 @@ async fn watch(
                         }
                         Err(e) => context.printer.error(&e.render()),
                     }
-                } else if action == "stop" || action == "destroy" {
+                    }
+                    Some(Reaction::Stopped) => {
                     let mut stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
                     stopped.retain(|_, at| at.elapsed() < Duration::from_secs(60));
                     stopped.insert(id, Instant::now());
-                } else if action == "die" {
+                    }
+                    Some(Reaction::Revive) => {
                     let (engine, desired, stopped) = (engine.clone(), desired.clone(), stopped.clone());
                     let (printer, notifier) = (context.printer.clone(), notifier.clone());
                     tokio::spawn(async move {
@@ -172,6 +201,8 @@ async fn watch(
                             Err(e) => printer.error(&e.render()),
                         }
                     });
+                    }
+                    None => {}
                 }
             }
             _ = term.recv() => return Ok(Exit::Stop),
@@ -241,18 +272,16 @@ async fn revive(
     }))
 }
 
-/// Stop every container of the project, keeping them, their networks and volumes.
+/// Stop every container of the project, keeping them, their networks and volumes: the
+/// plan `stack stop` makes, applied by the same executor.
 async fn stop(context: &Context, engine: &Engine, desired: &Desired) -> Result<()> {
     let containers = engine.containers(&desired.project).await?;
-    let stops = containers
-        .iter()
-        .map(|c| engine.stop(&c.id, crate::engine::Grace::Own));
-    for result in futures_util::future::join_all(stops).await {
-        result?;
-    }
+    let done = engine
+        .teardown(&crate::plan::stop(&containers, &[]))
+        .await?;
     context.printer.status(format!(
         "stopped {} container(s) of `{}`; volumes kept",
-        containers.len(),
+        done.len(),
         desired.project
     ));
     Ok(())
@@ -294,4 +323,22 @@ fn notify(state: &str) {
         }
         None => socket.send_to(state.as_bytes(), &path),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_has_one_reaction() {
+        assert_eq!(
+            reaction("health_status: unhealthy"),
+            Some(Reaction::Restart)
+        );
+        assert_eq!(reaction("health_status: healthy"), None);
+        assert_eq!(reaction("stop"), Some(Reaction::Stopped));
+        assert_eq!(reaction("destroy"), Some(Reaction::Stopped));
+        assert_eq!(reaction("die"), Some(Reaction::Revive));
+        assert_eq!(reaction("start"), None);
+    }
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 pub use model::*;
 pub use notify::{NotifyFormat, NotifyTarget};
 
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Diagnostic, Error, Result, Warning};
 use crate::project::{self, Resolved, Sources};
 use presets::PRESETS;
 
@@ -43,7 +43,7 @@ pub struct Loaded {
     pub sources: Sources,
     pub resolved: Resolved,
     pub config: Config,
-    pub warnings: Vec<Diagnostic>,
+    pub warnings: Vec<Warning>,
     /// Values names have without being set: `STACK_ENV`, global and preset defaults.
     pub defaults: BTreeMap<String, String>,
 }

@@ -1,6 +1,7 @@
 //! Tests of loading whole projects.
 
 use super::*;
+use crate::error::WarningKind;
 use crate::project::Resolved;
 
 pub(crate) fn load_text(text: &str, env: &str) -> Result<Loaded> {
@@ -705,8 +706,11 @@ fn a_key_set_twice_in_one_file_warns_with_both_lines() {
     let twice: Vec<&Diagnostic> = loaded
         .warnings
         .iter()
-        .filter(|w| w.message.contains("set twice"))
+        .filter(|w| w.kind == WarningKind::DuplicateKey)
+        .map(|w| &w.diagnostic)
         .collect();
+    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert!(keys.contains(&"TOKEN"), "{keys:?}");
     assert_eq!(twice.len(), 2, "{:?}", loaded.warnings);
     assert!(twice[0].message.contains("stack.env:4 and at stack.env:6"));
     assert_eq!(twice[0].span.as_ref().unwrap().line, 6);
@@ -730,10 +734,16 @@ fn keys_that_read_two_ways_warn_with_both_readings() {
     let ambiguous: Vec<&Diagnostic> = loaded
         .warnings
         .iter()
-        .filter(|w| w.message.contains("ambiguous"))
+        .filter(|w| w.kind == WarningKind::AmbiguousKey)
+        .map(|w| &w.diagnostic)
         .collect();
     // `SERVICE_WEB_IMAGE` reads one way only.
     assert_eq!(ambiguous.len(), 1, "{:?}", loaded.warnings);
+    let keyed = loaded
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::AmbiguousKey);
+    assert_eq!(keyed.map(|w| w.key.as_str()), Some("SERVICE_WEB_ENV_IMAGE"));
     let warning = ambiguous[0];
     assert!(warning.message.contains("`SERVICE_WEB_ENV_IMAGE`"));
     assert!(warning
@@ -766,8 +776,12 @@ fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
     let warning = staging
         .warnings
         .iter()
-        .find(|w| w.message.contains("`mailpit` is not routed in `staging`"))
+        .find(|w| w.kind == WarningKind::UnguardedMailpit && w.key == "SERVICE_MAILPIT_ROUTE")
+        .map(|w| &w.diagnostic)
         .unwrap_or_else(|| panic!("{:?}", staging.warnings));
+    assert!(warning
+        .message
+        .contains("`mailpit` is not routed in `staging`"));
     assert!(warning.message.contains("mail.shop.example.com"));
     assert!(warning
         .hint
@@ -793,7 +807,10 @@ fn mailpit_is_routed_outside_dev_only_behind_its_own_login() {
     .unwrap();
     assert_eq!(mailpit(&gated), 1);
     assert!(
-        !gated.warnings.iter().any(|w| w.message.contains("mailpit")),
+        !gated
+            .warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::UnguardedMailpit),
         "{:?}",
         gated.warnings
     );
@@ -910,4 +927,27 @@ fn completed_dependency_is_refused_on_swarm() {
         .find(|d| d.message.contains("which stack cannot do on swarm"))
         .unwrap_or_else(|| panic!("{errors:?}"));
     assert_eq!(error.span.as_ref().expect("a location").line, 7);
+}
+
+#[test]
+fn warnings_carry_their_kind_key_and_line() {
+    let loaded = load_text(
+        "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_ENV_TAG=v${TAG}\n\
+         SERVICE_WEB_STRATEGY=rolling\n",
+        "dev",
+    )
+    .unwrap();
+    let found = |kind: WarningKind| {
+        loaded
+            .warnings
+            .iter()
+            .find(|w| w.kind == kind)
+            .unwrap_or_else(|| panic!("{kind:?} in {:?}", loaded.warnings))
+    };
+    let unset = found(WarningKind::UnsetVariable);
+    assert_eq!(unset.key, "SERVICE_WEB_ENV_TAG");
+    assert_eq!(unset.diagnostic.span.as_ref().map(|s| s.line), Some(4));
+    let rolling = found(WarningKind::RollingWithoutHealth);
+    assert_eq!(rolling.key, "SERVICE_WEB_STRATEGY");
+    assert_eq!(rolling.diagnostic.span.as_ref().map(|s| s.line), Some(5));
 }

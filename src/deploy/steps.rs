@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use crate::model::Desired;
+use crate::engine::SwarmAction;
 use crate::plan::Action;
 
 /// One step of a deploy.
@@ -27,12 +27,8 @@ pub enum Step {
     /// A container action: a release command, a create, a replace behind its health gate,
     /// a removal.
     Container { action: String },
-    /// Create or update a swarm service.
-    Swarm {
-        service: String,
-        name: String,
-        replicas: u32,
-    },
+    /// A swarm action: a release command, a service created, updated or removed.
+    Swarm { action: String },
     /// Point `current` at the release.
     Switch,
     /// Install (or refresh) and start the systemd unit.
@@ -54,14 +50,7 @@ impl fmt::Display for Step {
             }
             Step::Upload => f.write_str("upload the release"),
             Step::Container { action } => f.write_str(action),
-            Step::Swarm {
-                service,
-                name,
-                replicas,
-            } => write!(
-                f,
-                "{service}: create or update swarm service `{name}` ({replicas} replica(s), start-first)"
-            ),
+            Step::Swarm { action } => f.write_str(action),
             Step::Switch => f.write_str("point `current` at the release"),
             Step::Unit => f.write_str("install and start the systemd unit"),
             Step::Finish => f.write_str("record the deploy, prune old releases, free the lock"),
@@ -71,7 +60,7 @@ impl fmt::Display for Step {
 
 /// What a deploy's plan is made from: the desired state and what the server has.
 pub struct Facts<'a> {
-    /// A swarm deploy: its services' steps ([`swarm_steps`]).
+    /// A swarm deploy: the steps of its swarm plan ([`swarm`]).
     pub swarm: Option<Vec<Step>>,
     /// Services whose registry image the server lacks: (service, image).
     pub pull: Vec<(String, String)>,
@@ -109,6 +98,22 @@ pub fn plan(facts: &Facts) -> Vec<Step> {
     steps
 }
 
+/// The steps of a rollback to a saved release, in the order they run: the lock,
+/// `current` pointed back, the release's containers (compose: `actions`) or swarm
+/// services (`swarm`), the unit (compose), the record.
+pub fn rollback(actions: &[Action], swarm: Option<Vec<Step>>) -> Vec<Step> {
+    let mut steps = vec![Step::Lock, Step::Switch];
+    match swarm {
+        Some(services) => steps.extend(services),
+        None => {
+            steps.extend(actions.iter().map(container));
+            steps.push(Step::Unit);
+        }
+    }
+    steps.push(Step::Finish);
+    steps
+}
+
 /// The step of a container action.
 pub fn container(action: &Action) -> Step {
     Step::Container {
@@ -116,17 +121,11 @@ pub fn container(action: &Action) -> Step {
     }
 }
 
-/// A swarm deploy's service steps.
-pub fn swarm_steps(desired: &Desired) -> Vec<Step> {
-    desired
-        .services
-        .iter()
-        .map(|s| Step::Swarm {
-            service: s.name.clone(),
-            name: crate::engine::swarm_service_name(&desired.project, &s.name),
-            replicas: s.replicas,
-        })
-        .collect()
+/// The step of a swarm action.
+pub fn swarm(action: &SwarmAction) -> Step {
+    Step::Swarm {
+        action: action.to_string(),
+    }
 }
 
 /// The steps a deploy performed, in order; cloned handles record into the same list.
@@ -193,6 +192,29 @@ mod tests {
         assert_eq!(
             plan(&facts),
             vec![Step::Lock, Step::Upload, Step::Switch, Step::Finish]
+        );
+    }
+
+    #[test]
+    fn a_rollback_switches_before_its_containers() {
+        let action = Action::Start {
+            service: "web".into(),
+            container: "p-web-1".into(),
+        };
+        let steps = rollback(std::slice::from_ref(&action), None);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Lock,
+                Step::Switch,
+                container(&action),
+                Step::Unit,
+                Step::Finish
+            ]
+        );
+        assert_eq!(
+            rollback(&[], Some(Vec::new())),
+            vec![Step::Lock, Step::Switch, Step::Finish]
         );
     }
 

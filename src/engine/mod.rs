@@ -22,10 +22,12 @@ mod rolling;
 pub mod scheduler;
 mod spec;
 mod swarm;
+mod teardown;
 pub use containers::{Grace, Volumes};
 pub use images::split_reference;
 pub use info::EngineInfo;
 pub use swarm::service_name as swarm_service_name;
+pub use swarm::SwarmAction;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 
 use super::syntax::{Op, Piece, Template, VarRef};
 use super::{Layer, SourceKind};
-use crate::error::{Diagnostic, Span};
+use crate::error::{Diagnostic, Span, Warning, WarningKind};
 
 /// One key after merging and interpolation.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,8 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub struct Unset {
     pub name: String,
-    pub warning: Diagnostic,
+    /// Keyed by the key whose value refers to the variable.
+    pub warning: Warning,
 }
 
 impl Resolved {
@@ -323,12 +324,16 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
                     if self.warned.insert(var.name.clone()) {
                         self.unset.push(Unset {
                             name: var.name.clone(),
-                            warning: Diagnostic::new(format!(
-                                "`{}` is not set; using an empty string",
-                                var.name
-                            ))
-                            .at(&var.span)
-                            .hint(format!("set it, or write `${{{}:-default}}`", var.name)),
+                            warning: Warning::new(
+                                WarningKind::UnsetVariable,
+                                self.stack.last().copied().unwrap_or(var.name.as_str()),
+                                Diagnostic::new(format!(
+                                    "`{}` is not set; using an empty string",
+                                    var.name
+                                ))
+                                .at(&var.span)
+                                .hint(format!("set it, or write `${{{}:-default}}`", var.name)),
+                            ),
                         });
                     }
                     String::new()

@@ -12,7 +12,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Diagnostic, Error, Result, Warning, WarningKind};
 use crate::fsio::{read_bounded, ReadError};
 pub use interpolate::{resolve, Resolved, Setting};
 pub use syntax::{Entry, Template};
@@ -228,13 +228,15 @@ impl Sources {
 
 /// A warning for every key set twice in one file (the later line wins), naming both
 /// lines. The values are not shown (a secrets file's line is masked).
-pub fn duplicate_keys(layers: &[Layer]) -> Vec<Diagnostic> {
+pub fn duplicate_keys(layers: &[Layer]) -> Vec<Warning> {
     let mut out = Vec::new();
     for layer in layers.iter().filter(|l| l.kind != SourceKind::Flag) {
         let mut first: std::collections::HashMap<&str, &Entry> = std::collections::HashMap::new();
         for entry in &layer.entries {
             match first.get(entry.key.as_str()) {
-                Some(earlier) => out.push(
+                Some(earlier) => out.push(Warning::new(
+                    WarningKind::DuplicateKey,
+                    &entry.key,
                     Diagnostic::new(format!(
                         "`{}` is set twice in one file: at {}:{} and at {}:{}; the later one wins",
                         entry.key,
@@ -245,7 +247,7 @@ pub fn duplicate_keys(layers: &[Layer]) -> Vec<Diagnostic> {
                     ))
                     .at(&entry.span)
                     .hint("remove one of the two lines"),
-                ),
+                )),
                 None => {
                     first.insert(&entry.key, entry);
                 }

@@ -197,15 +197,7 @@ impl Run<'_> {
             journal: &journal,
         };
         self.long_way(desired, &id, long).await?;
-        if journal.steps() != planned {
-            let did: Vec<String> = journal.steps().iter().map(Step::to_string).collect();
-            let plan: Vec<String> = planned.iter().map(Step::to_string).collect();
-            context.printer.warn(&Diagnostic::new(format!(
-                "the deploy did not follow its plan: planned [{}], did [{}]",
-                plan.join("; "),
-                did.join("; ")
-            )));
-        }
+        followed(context, "deploy", &planned, &journal.steps());
         Ok(())
     }
 
@@ -228,12 +220,18 @@ impl Run<'_> {
             }
         }
         let swarm = self.config.target == crate::config::Target::Swarm;
-        let actions = match swarm {
-            true => Vec::new(),
-            false => plan::plan(desired, &engine.observe(desired).await?, &[]),
+        let (actions, swarm) = match swarm {
+            true => {
+                let planned = engine.swarm_plan(desired, true).await?;
+                (Vec::new(), Some(planned.iter().map(steps::swarm).collect()))
+            }
+            false => (
+                plan::plan(desired, &engine.observe(desired).await?, &[]),
+                None,
+            ),
         };
         let facts = steps::Facts {
-            swarm: swarm.then(|| steps::swarm_steps(desired)),
+            swarm,
             pull,
             send,
             actions: &actions,
@@ -522,6 +520,19 @@ fn post_deploy_hook(context: &Context, config: &crate::config::Config, remote: &
         }
     };
     let _ = remote.audit("hook", id, &outcome);
+}
+
+/// Warn when what a deploy or rollback did is not what it planned (a bug, said so).
+fn followed(context: &Context, what: &str, planned: &[Step], done: &[Step]) {
+    if done != planned {
+        let did: Vec<String> = done.iter().map(Step::to_string).collect();
+        let plan: Vec<String> = planned.iter().map(Step::to_string).collect();
+        context.printer.warn(&Diagnostic::new(format!(
+            "the {what} did not follow its plan: planned [{}], did [{}]",
+            plan.join("; "),
+            did.join("; ")
+        )));
+    }
 }
 
 /// An error's first line, without `error: `.

@@ -145,19 +145,20 @@ pub(super) async fn converge(
     (swarm, journal): (bool, Option<&Journal>),
 ) -> Result<()> {
     if swarm {
-        if let Some(journal) = journal {
-            steps::swarm_steps(&converger.desired)
-                .into_iter()
-                .for_each(|step| journal.record(step));
-        }
-        return engine
+        let applied = engine
             .converge_swarm(
                 &converger.desired,
                 (&converger.placement, &converger.secrets),
                 &converger.progress,
                 converger.run_releases,
             )
-            .await;
+            .await?;
+        if let Some(journal) = journal {
+            applied
+                .iter()
+                .for_each(|action| journal.record(steps::swarm(action)));
+        }
+        return Ok(());
     }
     let actions = plan::plan(&converger.desired, &observed, &[]);
     if let Some(journal) = journal {

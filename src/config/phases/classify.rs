@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::keys::{global_names, ServiceAttr, ServiceIndex, SERVER_KEYS};
 use crate::config::lookup::Errors;
 use crate::config::presets::{self, Preset};
-use crate::error::{nearest, Diagnostic, Span};
+use crate::error::{nearest, Diagnostic, Span, Warning, WarningKind};
 use crate::project::Setting;
 
 /// Every project key, by what it configures.
@@ -120,7 +120,7 @@ fn unknown_key(key: &str, known: &[&str], span: &Span, what: &str) -> Diagnostic
 pub(super) fn ambiguous_keys(
     settings: &indexmap::IndexMap<String, Setting>,
     index: &ServiceIndex,
-) -> Vec<Diagnostic> {
+) -> Vec<Warning> {
     let mut out = Vec::new();
     for (key, setting) in settings {
         let readings = index.readings(key);
@@ -134,7 +134,9 @@ pub(super) fn ambiguous_keys(
             .iter()
             .map(|(other, attr)| format!("{} of service `{other}`", attr.describe()))
             .collect();
-        out.push(
+        out.push(Warning::new(
+            WarningKind::AmbiguousKey,
+            key,
             Diagnostic::new(format!(
                 "`{key}` is ambiguous: it is read as {} of service `{service}`, but could be {}",
                 attr.describe(),
@@ -149,7 +151,7 @@ pub(super) fn ambiguous_keys(
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-        );
+        ));
     }
     out
 }

@@ -27,7 +27,7 @@ use super::lookup::{Errors, Keys};
 use super::model::*;
 use super::presets;
 use super::{service, validate, Options};
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Error, Result, Warning};
 use crate::project::{Resolved, Sources};
 
 /// Build the configuration of `sources` from its resolved values, or every error found.
@@ -36,7 +36,7 @@ pub(super) fn build(
     resolved: &Resolved,
     builtins: &BTreeMap<String, String>,
     options: &Options,
-) -> Result<(Config, Vec<Diagnostic>)> {
+) -> Result<(Config, Vec<Warning>)> {
     let secret_layer = secret_layer_keys(resolved);
     let keys = Keys::new(
         resolved,
@@ -132,7 +132,7 @@ fn assemble(
 
 /// Run the cross-service checks when all else is valid; the config and its warnings,
 /// or every error.
-fn finish(mut config: Config, mut errors: Errors) -> Result<(Config, Vec<Diagnostic>)> {
+fn finish(mut config: Config, mut errors: Errors) -> Result<(Config, Vec<Warning>)> {
     if errors.is_empty() {
         validate::check(&mut config, &mut errors);
     }

@@ -9,7 +9,7 @@ use crate::config::lookup::Errors;
 use crate::config::model::Service;
 use crate::config::presets::{Preset, PresetService};
 use crate::config::{service, Options};
-use crate::error::Diagnostic;
+use crate::error::{Diagnostic, Warning, WarningKind};
 
 /// Every service: the declared ones in order, then the enabled presets'.
 pub(super) fn build_services(
@@ -70,7 +70,7 @@ pub(in crate::config) fn in_environment(
 /// Mailpit's UI shows every mail the environment sends (password resets, invitations):
 /// outside dev it is routed only behind a gate of its own (`AUTH` or `BASIC_AUTH`).
 /// Without one its routes are dropped, with a warning saying how to open them.
-pub(super) fn close_mailpit(services: &mut [Service], env: &str) -> Vec<Diagnostic> {
+pub(super) fn close_mailpit(services: &mut [Service], env: &str) -> Vec<Warning> {
     let mut out = Vec::new();
     if env == "dev" {
         return out;
@@ -81,7 +81,9 @@ pub(super) fn close_mailpit(services: &mut [Service], env: &str) -> Vec<Diagnost
         }
         let prefix = crate::config::keys::service_key_name(&service.name);
         let routes: Vec<String> = service.routes.iter().map(|r| format!("`{r}`")).collect();
-        out.push(
+        out.push(Warning::new(
+            WarningKind::UnguardedMailpit,
+            format!("SERVICE_{prefix}_ROUTE"),
             Diagnostic::new(format!(
                 "`{}` is not routed in `{env}`: its UI shows every mail the environment sends, and no login guards it ({} left out)",
                 service.name,
@@ -91,7 +93,7 @@ pub(super) fn close_mailpit(services: &mut [Service], env: &str) -> Vec<Diagnost
             .hint(format!(
                 "to reach it, set `SERVICE_{prefix}_BASIC_AUTH=user:KEY` (a bcrypt hash in secrets.env) or `SERVICE_{prefix}_AUTH` in `environments/{env}/stack.env`; or reach it through an SSH tunnel"
             )),
-        );
+        ));
         service.routes.clear();
     }
     out

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::lookup::Errors;
 use crate::config::model::*;
-use crate::error::Diagnostic;
+use crate::error::{Diagnostic, Warning, WarningKind};
 
 /// Checks across services, once every service is read without error.
 pub(crate) fn check(config: &mut Config, errors: &mut Errors) {
@@ -383,14 +383,20 @@ fn dependency_cycle(services: &[Service]) -> Option<Vec<String>> {
 }
 
 /// Findings that do not stop a build.
-pub(crate) fn warnings(config: &Config) -> Vec<Diagnostic> {
+pub(crate) fn warnings(config: &Config) -> Vec<Warning> {
     let mut out = Vec::new();
     for service in &config.services {
         if service.strategy == Strategy::Rolling && service.health.is_none() {
-            out.push(Diagnostic::new(format!(
-                "service `{}` uses the `rolling` strategy without a health check; a new container counts as ready once it runs",
-                service.name
-            )));
+            let prefix = crate::config::keys::service_key_name(&service.name);
+            out.push(Warning::new(
+                WarningKind::RollingWithoutHealth,
+                format!("SERVICE_{prefix}_STRATEGY"),
+                Diagnostic::new(format!(
+                    "service `{}` uses the `rolling` strategy without a health check; a new container counts as ready once it runs",
+                    service.name
+                ))
+                .with_span(service.span_of("STRATEGY")),
+            ));
         }
     }
     out

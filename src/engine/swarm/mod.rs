@@ -2,8 +2,11 @@
 //! services on an overlay network, start-first rolling updates that roll back on
 //! failure), through the Engine API. Swarm schedules; stack only declares.
 
+mod plan;
 mod service;
 mod wait;
+
+pub use plan::SwarmAction;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,7 +18,7 @@ use super::{clean_error, labels, Engine};
 use crate::error::{Error, Result};
 use crate::model::{self, Desired, DesiredService, Placement, Secrets};
 use crate::printer::Progress;
-use service::{service_spec, spec_digest};
+use service::service_spec;
 
 /// The label Docker's own `docker stack` puts on a stack's objects.
 const NAMESPACE: &str = "com.docker.stack.namespace";
@@ -49,54 +52,73 @@ fn swarm_secret_name(project: &str, key: &str, value: &str) -> String {
 type StackService = (String, u64, Option<String>);
 
 impl Engine {
-    /// Deploy `desired` as a swarm stack and wait until every service runs its wanted
-    /// replicas of the new version.
+    /// The plan of a swarm deploy of `desired` against the stack the engine has, changing
+    /// nothing ([`plan::plan`]).
+    pub async fn swarm_plan(
+        &self,
+        desired: &Desired,
+        run_releases: bool,
+    ) -> Result<Vec<SwarmAction>> {
+        self.check_swarm_manager().await?;
+        let existing = self.stack_services(&desired.project).await?;
+        Ok(plan::plan(desired, &existing, run_releases))
+    }
+
+    /// Deploy `desired` as a swarm stack: plan against the stack's services, apply the
+    /// plan in order (dependencies first, so a release command finds them converged),
+    /// then wait until every service runs its wanted replicas of the new version. The
+    /// actions applied.
     pub async fn converge_swarm(
         &self,
         desired: &Desired,
         place: (&Placement, &Secrets),
         progress: &Progress,
         run_releases: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<SwarmAction>> {
         let timeout = desired.rollout.health_timeout;
         let deadline = Instant::now() + timeout;
         self.check_swarm_manager().await?;
         self.ensure_overlays(desired).await?;
         let swarm_secrets = self.ensure_secrets(desired, place.1).await?;
         let existing = self.stack_services(&desired.project).await?;
-        // In dependency order, so a release command finds its dependencies converged.
-        for service in desired.levels().into_iter().flatten() {
-            let name = service_name(&desired.project, &service.name);
-            let spec = service_spec(desired, service, place, &swarm_secrets);
-            let found = existing.iter().find(|(n, _, _)| *n == name);
-            let unchanged = found.is_some_and(|(_, _, digest)| {
-                digest.as_deref() == Some(spec_digest(desired, service).as_str())
-            });
-            if !unchanged && run_releases && service.release.is_some() {
-                self.release_swarm_service(desired, service, place, deadline, progress)
-                    .await?;
-            }
-            match found {
-                Some(_) if unchanged => {
-                    progress.step(&service.name, "unchanged");
-                }
-                Some((_, version, _)) => {
-                    self.update_swarm_service(service, &name, spec, *version, progress)
-                        .await?;
-                }
-                None => {
-                    self.create_swarm_service(service, &name, spec, progress)
-                        .await?
-                }
+        let actions = plan::plan(desired, &existing, run_releases);
+        for service in &desired.services {
+            if !actions
+                .iter()
+                .any(|a| a.service() == Some(service.name.as_str()))
+            {
+                progress.step(&service.name, "unchanged");
             }
         }
-        self.remove_stale_services(desired, &existing, progress)
-            .await?;
+        for action in &actions {
+            let Some(service) = action.service().and_then(|s| desired.service(s)) else {
+                if let SwarmAction::Remove { name } = action {
+                    self.remove_swarm_service(name, progress).await?;
+                }
+                continue;
+            };
+            let spec = || service_spec(desired, service, place, &swarm_secrets);
+            match action {
+                SwarmAction::Release { .. } => {
+                    self.release_swarm_service(desired, service, place, deadline, progress)
+                        .await?
+                }
+                SwarmAction::Update { name, version, .. } => {
+                    self.update_swarm_service(service, name, spec(), *version, progress)
+                        .await?
+                }
+                SwarmAction::Create { name, .. } => {
+                    self.create_swarm_service(service, name, spec(), progress)
+                        .await?
+                }
+                SwarmAction::Remove { .. } => {}
+            }
+        }
         for service in desired.levels().into_iter().flatten() {
             self.wait_swarm_service(desired, service, deadline, progress)
                 .await?;
         }
-        Ok(())
+        Ok(actions)
     }
 
     /// Refuse an engine that is not an active swarm manager, saying how to make it one.
@@ -182,26 +204,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Remove the stack's services that are no longer in the project.
-    async fn remove_stale_services(
-        &self,
-        desired: &Desired,
-        existing: &[StackService],
-        progress: &Progress,
-    ) -> Result<()> {
-        for (name, _, _) in existing {
-            let wanted = desired
-                .services
-                .iter()
-                .any(|s| service_name(&desired.project, &s.name) == *name);
-            if !wanted {
-                progress.step(name, "removing (no longer in the project)");
-                self.docker
-                    .delete_service(name)
-                    .await
-                    .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
-            }
-        }
+    /// Remove a service of the stack that is no longer in the project.
+    async fn remove_swarm_service(&self, name: &str, progress: &Progress) -> Result<()> {
+        progress.step(name, "removing (no longer in the project)");
+        self.docker
+            .delete_service(name)
+            .await
+            .map_err(|e| outside(&format!("cannot remove service `{name}`"), e))?;
         Ok(())
     }
 
