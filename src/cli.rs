@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod preview;
+pub use preview::{PreviewCommand, PreviewDownArgs, PreviewOnArgs, PreviewUpArgs};
+
 /// Render, run and deploy a single-VM Docker Compose stack from one project file.
 /// `stack --version`: the package version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -106,6 +109,10 @@ pub enum Command {
     Run(RunArgs),
     /// Ship a release over SSH and converge the server's engine
     Deploy(DeployArgs),
+    /// Preview environments: an isolated copy of the project per branch or pull request,
+    /// on the server of an environment, behind its proxy
+    #[command(subcommand)]
+    Preview(PreviewCommand),
     /// List the releases on the server, the current one marked
     Releases(EnvArg),
     /// Switch the server back to a release (default: the one before current)

@@ -12,6 +12,7 @@ pub mod answer;
 mod audit;
 mod lock;
 pub mod pin;
+pub mod preview;
 mod releases;
 pub mod setup;
 pub mod ssh;

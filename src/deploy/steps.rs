@@ -37,6 +37,8 @@ pub enum Step {
     Switch,
     /// Install (or refresh) and start the systemd unit.
     Unit,
+    /// A preview: route its hosts through the environment's proxy (written, reloaded).
+    Route { hosts: Vec<String> },
     /// Record the outcome, prune old releases, free the lock.
     Finish,
 }
@@ -64,6 +66,11 @@ impl fmt::Display for Step {
             ),
             Step::Switch => f.write_str("point `current` at the release"),
             Step::Unit => f.write_str("install and start the systemd unit"),
+            Step::Route { hosts } => write!(
+                f,
+                "route {} through the environment's proxy (reload)",
+                hosts.join(", ")
+            ),
             Step::Finish => f.write_str("record the deploy, prune old releases, free the lock"),
         }
     }
@@ -79,6 +86,8 @@ pub struct Facts<'a> {
     pub send: Vec<(String, String)>,
     /// The container actions (compose; empty for swarm).
     pub actions: &'a [Action],
+    /// A preview's hosts: no unit, a route through its environment's proxy instead.
+    pub preview: Option<Vec<String>>,
 }
 
 /// The steps of a deploy that goes the long way, in the order they run.
@@ -103,7 +112,13 @@ pub fn plan(facts: &Facts) -> Vec<Step> {
         steps.extend(services.iter().cloned());
     } else {
         steps.extend(facts.actions.iter().map(container));
-        steps.extend([Step::Switch, Step::Unit]);
+        steps.push(Step::Switch);
+        steps.push(match &facts.preview {
+            Some(hosts) => Step::Route {
+                hosts: hosts.clone(),
+            },
+            None => Step::Unit,
+        });
     }
     steps.push(Step::Finish);
     steps
@@ -154,6 +169,7 @@ mod tests {
             pull: vec![("db".into(), "postgres:16".into())],
             send: vec![("web".into(), "app:dev".into())],
             actions: &[],
+            preview: None,
         };
         let steps = plan(&facts);
         assert_eq!(
@@ -189,6 +205,7 @@ mod tests {
             pull: Vec::new(),
             send: Vec::new(),
             actions: &[],
+            preview: None,
         };
         assert_eq!(
             plan(&facts),

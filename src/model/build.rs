@@ -37,11 +37,12 @@ pub fn desired(config: &Config, files: &BTreeMap<&str, &str>) -> Desired {
         }));
         services.push(certbot);
     }
+    super::preview::adapt(config, &mut services);
     let secrets = secrets(config);
     for service in &mut services {
         service.digest = digest(service, &secrets, files);
     }
-    let networks = networks(config, &services);
+    let networks = super::preview::networks(config, networks(config, &services));
     Desired {
         networks,
         publish: config.swarm_publish,

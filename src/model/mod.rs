@@ -10,6 +10,7 @@
 
 mod build;
 mod certbot;
+pub mod preview;
 
 pub use build::{build_image, desired, secret_entries, secrets};
 pub use certbot::{wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};

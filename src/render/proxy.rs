@@ -265,6 +265,8 @@ pub fn caddyfile(config: &Config) -> Result<String> {
             sites => sites(config, false),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
+            previews => crate::model::preview::hosts_previews(config)
+                .then_some(crate::model::preview::ROUTES_TARGET),
         },
     )
 }

@@ -7,11 +7,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 mod lock;
+mod preview;
 mod releases;
 mod rollback;
 mod ship;
 
 pub use lock::lock_release;
+pub use preview::preview;
 pub use releases::{audit, releases};
 pub use rollback::rollback;
 use ship::{prune_images, refuse_foreign_unit, ship, to_nodes, Shipment};
@@ -69,8 +71,18 @@ fn release_id(env: &str, bundle: &Bundle, images: &BTreeMap<String, Option<Strin
 
 pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&args.env)?;
+    deploy_loaded(context, args, &loaded, None)
+}
+
+/// Deploy `loaded` (an environment, or a preview of one: `config.preview`).
+fn deploy_loaded(
+    context: &Context,
+    args: &DeployArgs,
+    loaded: &crate::config::Loaded,
+    route: Option<&crate::deploy::preview::Route>,
+) -> Result<()> {
     let server = server_of(&loaded)?;
-    gate(context, args, &loaded)?;
+    gate(context, args, loaded)?;
     let notifier = super::notifier(context, &loaded.config);
     // The release id once it is known, for a failure's notification.
     let known = std::cell::RefCell::new(None::<String>);
@@ -84,6 +96,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         server: &server,
         notifier: &notifier,
         known: &known,
+        route,
     };
     let result = runtime.block_on(run.deploy());
     if let Err(error) = &result {
@@ -105,6 +118,8 @@ struct Run<'a> {
     notifier: &'a Notifier,
     /// The release id once it is known, for a failure's notification.
     known: &'a std::cell::RefCell<Option<String>>,
+    /// A preview's route through its environment's proxy.
+    route: Option<&'a crate::deploy::preview::Route>,
 }
 
 /// What a later deploy compares to know that nothing changed: the key, and the ID each
@@ -237,6 +252,7 @@ impl Run<'_> {
             pull,
             send,
             actions: &actions,
+            preview: self.route.map(|r| r.hosts.clone()),
         };
         Ok((steps::plan(&facts), actions))
     }
@@ -316,6 +332,7 @@ impl Run<'_> {
             id,
             previous,
             swarm: config.target == crate::config::Target::Swarm,
+            route: self.route,
             notifier: self.notifier,
             journal,
         };
