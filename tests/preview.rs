@@ -115,7 +115,7 @@ fn previews_come_and_go_beside_a_running_staging() {
 
     // Bad names and an environment without previews are refused before anything runs.
     for bad in ["é!", "---", &"x".repeat(70)] {
-        let out = on(&project, &vm, &["preview", "up", bad, "--allow-dirty"]);
+        let out = on(&project, &vm, &["preview", "up", "--allow-dirty", "--", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains("preview name"),
@@ -249,7 +249,7 @@ fn the_ci_recipe_creates_and_removes_a_preview() {
     std::fs::remove_file(&secrets).unwrap();
     let key = std::fs::read_to_string(vm.key()).unwrap();
     let known_hosts = vm.ssh_config().with_file_name("known_hosts");
-    let url_file = project.sibling("preview-url");
+    let url_file = project.sibling("ci-out").join("preview-url");
     let script = |args: &[&str]| {
         let mut command = std::process::Command::new("bash");
         command
