@@ -115,7 +115,11 @@ fn previews_come_and_go_beside_a_running_staging() {
 
     // Bad names and an environment without previews are refused before anything runs.
     for bad in ["é!", "---", &"x".repeat(70)] {
-        let out = on(&project, &vm, &["preview", "up", "--allow-dirty", "--", bad]);
+        let out = on(
+            &project,
+            &vm,
+            &["preview", "up", "--allow-dirty", "--", bad],
+        );
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains("preview name"),
@@ -139,12 +143,49 @@ fn previews_come_and_go_beside_a_running_staging() {
             &["preview", "up", preview, "--allow-dirty", "--set", &set],
         )
     };
+    let started = std::time::Instant::now();
     let out = up("pr-1", "one");
+    eprintln!("preview up pr-1 (new): {:?}", started.elapsed());
     assert_eq!(text(&out.stdout).trim(), "https://pr-1.preview.test");
     wait_answer(&vm, "pr-1.preview.test", "one");
-    let out = up("Feature/Two", "two");
+    // The second is seeded by a command, once (a redeploy does not run it again).
+    let seeded = |version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        let started = std::time::Instant::now();
+        let out = ok(
+            &project,
+            &vm,
+            &[
+                "preview",
+                "up",
+                "Feature/Two",
+                "--allow-dirty",
+                "--set",
+                &set,
+                "--set",
+                "STACK_PREVIEW_SEED=command",
+                "--set",
+                "STACK_PREVIEW_SEED_COMMAND=web echo seeded >> /data/seeded",
+            ],
+        );
+        eprintln!(
+            "preview up feature-two ({version}): {:?}",
+            started.elapsed()
+        );
+        out
+    };
+    let out = seeded("two");
     assert_eq!(text(&out.stdout).trim(), "https://feature-two.preview.test");
     wait_answer(&vm, "feature-two.preview.test", "two");
+    seeded("two-b");
+    wait_answer(&vm, "feature-two.preview.test", "two-b");
+    let seed = vm.exec(&format!(
+        "docker exec {name}-feature-two-web-1 cat /data/seeded"
+    ));
+    assert_eq!(
+        seed, "seeded\n",
+        "the seed command did not run exactly once"
+    );
     wait_answer(&vm, STAGING_HOST, "staging");
 
     // Its own secret (derived, not staging's), its limits, its own volume.
@@ -162,7 +203,9 @@ fn previews_come_and_go_beside_a_running_staging() {
         .contains(&format!("{name}-pr-1_data")));
 
     // An update in place.
+    let started = std::time::Instant::now();
     up("pr-1", "one-b");
+    eprintln!("preview up pr-1 (update in place): {:?}", started.elapsed());
     wait_answer(&vm, "pr-1.preview.test", "one-b");
 
     // The list, and STACK_PREVIEW_MAX=2.
@@ -192,7 +235,33 @@ fn previews_come_and_go_beside_a_running_staging() {
         get(&vm, "pr-1.preview.test").ok().as_deref() != Some("one-b"),
         "the removed preview still answers"
     );
-    wait_answer(&vm, "feature-two.preview.test", "two");
+    wait_answer(&vm, "feature-two.preview.test", "two-b");
+
+    // A preview whose deploy fails: reported, staging untouched, listed, removable.
+    let out = on(
+        &project,
+        &vm,
+        &[
+            "preview",
+            "up",
+            "broken",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_HEALTH=/missing",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=5s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stack preview down broken"),
+        "{}",
+        text(&out.stderr)
+    );
+    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    assert!(listed.contains("broken"), "{listed}");
+    ok(&project, &vm, &["preview", "down", "broken"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-broken")).trim(), "");
 
     // A preview not deployed for longer than its TTL expires.
     eventually("`feature-two` to expire", Duration::from_secs(60), || {

@@ -81,7 +81,7 @@ fn deploy_loaded(
     loaded: &crate::config::Loaded,
     route: Option<&crate::deploy::preview::Route>,
 ) -> Result<()> {
-    let server = server_of(&loaded)?;
+    let server = server_of(loaded)?;
     gate(context, args, loaded)?;
     let notifier = super::notifier(context, &loaded.config);
     // The release id once it is known, for a failure's notification.
