@@ -180,7 +180,8 @@ fn previews_come_and_go_beside_a_running_staging() {
     seeded("two-b");
     wait_answer(&vm, "feature-two.preview.test", "two-b");
     let seed = vm.exec(&format!(
-        "docker exec {name}-feature-two-web-1 cat /data/seeded"
+        "docker exec $(docker ps -q --filter label=com.docker.compose.project={name}-feature-two \
+         --filter label=com.docker.compose.service=web | head -1) cat /data/seeded"
     ));
     assert_eq!(
         seed, "seeded\n",
