@@ -146,7 +146,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     let started = std::time::Instant::now();
     let out = up("pr-1", "one");
     eprintln!("preview up pr-1 (new): {:?}", started.elapsed());
-    assert_eq!(text(&out.stdout).trim(), "https://pr-1.preview.test");
+    assert_eq!(text(&out.stdout).trim(), "http://pr-1.preview.test");
     wait_answer(&vm, "pr-1.preview.test", "one");
     // The second is seeded by a command, once (a redeploy does not run it again).
     let seeded = |version: &str| {
@@ -175,7 +175,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         out
     };
     let out = seeded("two");
-    assert_eq!(text(&out.stdout).trim(), "https://feature-two.preview.test");
+    assert_eq!(text(&out.stdout).trim(), "http://feature-two.preview.test");
     wait_answer(&vm, "feature-two.preview.test", "two");
     seeded("two-b");
     wait_answer(&vm, "feature-two.preview.test", "two-b");
@@ -208,6 +208,45 @@ fn previews_come_and_go_beside_a_running_staging() {
     up("pr-1", "one-b");
     eprintln!("preview up pr-1 (update in place): {:?}", started.elapsed());
     wait_answer(&vm, "pr-1.preview.test", "one-b");
+
+    // Two CI jobs updating the same preview at once: they meet at the preview's lock,
+    // the second waits for the first, and both succeed.
+    let spawn = |version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        project
+            .command(&[
+                "preview",
+                "up",
+                "pr-1",
+                "--allow-dirty",
+                "--lock-wait",
+                "3m",
+                "--set",
+                &set,
+            ])
+            .env("STACK_SSH_CONFIG", vm.ssh_config())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn("one-c"), spawn("one-d"));
+    succeeded(
+        wait_output(first, Duration::from_secs(300)),
+        "concurrent up",
+    );
+    succeeded(
+        wait_output(second, Duration::from_secs(300)),
+        "concurrent up",
+    );
+    eventually_ok(
+        "pr-1 to answer one of the two",
+        Duration::from_secs(60),
+        || match get(&vm, "pr-1.preview.test") {
+            Ok(body) if body == "one-c" || body == "one-d" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
 
     // The list, and STACK_PREVIEW_MAX=2.
     let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
@@ -338,10 +377,10 @@ fn the_ci_recipe_creates_and_removes_a_preview() {
         wait_output(command.spawn().unwrap(), Duration::from_secs(300))
     };
     let out = succeeded(script(&["preview-up", "staging", "pr-7"]), "preview-up");
-    assert_eq!(text(&out.stdout).trim(), "https://pr-7.preview.test");
+    assert_eq!(text(&out.stdout).trim(), "http://pr-7.preview.test");
     assert_eq!(
         std::fs::read_to_string(&url_file).unwrap().trim(),
-        "https://pr-7.preview.test"
+        "http://pr-7.preview.test"
     );
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!all.contains("staging-token-0123456789") && !all.contains("PRIVATE KEY"));

@@ -114,7 +114,7 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         return Err(error);
     }
     seed(context, &loaded, &remote, &name)?;
-    let address = format!("https://{}", hosts[0]);
+    let address = format!("{}://{}", scheme(&host), hosts[0]);
     if context.global.json {
         context.printer.json(&json!({"preview": name, "env": on, "project": loaded.config.project, "hosts": hosts, "address": address, "created": !existed}));
     } else {
@@ -281,7 +281,7 @@ fn list(context: &Context, args: &PreviewOnArgs) -> Result<()> {
     if context.global.json {
         let rows: Vec<_> = entries
             .iter()
-            .map(|e| json!({"name": e.name, "created": e.created, "release": e.release, "idle_seconds": e.deployed_at.map(|t| now.saturating_sub(t)), "address": format!("https://{}.{domain}", e.name), "disk_kb": e.disk_kb}))
+            .map(|e| json!({"name": e.name, "created": e.created, "release": e.release, "idle_seconds": e.deployed_at.map(|t| now.saturating_sub(t)), "address": format!("{}://{}.{domain}", scheme(&host), e.name), "disk_kb": e.disk_kb}))
             .collect();
         context
             .printer
@@ -295,9 +295,10 @@ fn list(context: &Context, args: &PreviewOnArgs) -> Result<()> {
             None => "never (failed)".into(),
         };
         out.push_str(&format!(
-            "{}\t{}\t{last}\thttps://{}.{domain}\t{} MB\n",
+            "{}\t{}\t{last}\t{}://{}.{domain}\t{} MB\n",
             entry.name,
             entry.created,
+            scheme(&host),
             entry.name,
             entry.disk_kb.div_ceil(1024)
         ));
@@ -393,6 +394,14 @@ fn expire(context: &Context, args: &PreviewOnArgs) -> Result<()> {
             .json(&json!({"env": args.on, "expired": expired}));
     }
     Ok(())
+}
+
+/// `http` when the environment's proxy serves plain HTTP (`STACK_TLS=off`), else `https`.
+fn scheme(host: &Loaded) -> &'static str {
+    match host.config.tls {
+        crate::config::Tls::Off => "http",
+        _ => "https",
+    }
 }
 
 fn now_secs() -> u64 {
