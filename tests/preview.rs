@@ -391,3 +391,52 @@ fn the_ci_recipe_creates_and_removes_a_preview() {
     let out = script(&["preview-up", "staging"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// Bad input is refused before anything connects: exit 2, the file and line or the
+/// reason, and what to do.
+#[test]
+fn preview_input_errors_exit_2_with_a_hint() {
+    let base = "STACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+                SERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${STACK_DOMAIN}\n";
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "",
+            &["preview", "up", "pr-1"],
+            &["hosts no previews", "STACK_PREVIEW_DOMAIN"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PROXY=nginx\n",
+            &["preview", "list"],
+            &["is not Caddy", "STACK_PROXY=caddy"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_MAX=0\n",
+            &["preview", "list"],
+            &["STACK_PREVIEW_MAX", "stack.env:7"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_SEED=command\n",
+            &["preview", "list"],
+            &["STACK_PREVIEW_SEED_COMMAND"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=bad_domain!\n",
+            &["preview", "list"],
+            &["not a preview domain", "*.preview.example.com"],
+        ),
+    ];
+    for (extra, args, needles) in cases {
+        let project = Project::called(&format!("pe{}", std::process::id()));
+        std::fs::create_dir_all(project.path("environments/staging")).unwrap();
+        project.write(&format!("{base}{extra}"));
+        let out = project.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{extra}: no `{needle}` in {stderr}"
+            );
+        }
+    }
+}
