@@ -28,6 +28,15 @@ pub struct PreviewEntry {
     pub disk_kb: u64,
 }
 
+/// What [`Remote::find_preview`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    None,
+    Free,
+    /// A deploy of it holds its lock: the lock's owner line.
+    Held(String),
+}
+
 /// The folder of previews under an environment's path.
 pub fn previews_dir(server_path: &str) -> String {
     format!("{server_path}/previews")
@@ -80,15 +89,24 @@ impl Remote {
         }
     }
 
-    /// Does `name` exist as a preview here?
-    pub fn is_preview(&self, name: &str) -> Result<bool> {
+    /// Does `name` exist as a preview here, and who holds its deploy lock, if anyone?
+    pub fn find_preview(&self, name: &str) -> Result<Found> {
         let dir = quote(&preview_path(&self.server.path, name));
         let out = self.session.check(
             "look for the preview",
-            &format!("[ -f {dir}/created ] && echo yes || echo no"),
+            &format!(
+                "if [ ! -f {dir}/created ]; then echo none; \
+                 elif [ -d {dir}/lock ]; then echo held; cat {dir}/lock/info 2>/dev/null | tr '\\n' ' '; \
+                 else echo free; fi"
+            ),
             None,
         )?;
-        Ok(out.trim() == "yes")
+        let mut lines = out.lines();
+        Ok(match lines.next().unwrap_or_default() {
+            "free" => Found::Free,
+            "held" => Found::Held(lines.next().unwrap_or("owner unknown").trim().to_string()),
+            _ => Found::None,
+        })
     }
 
     /// Write the preview's sites for the environment's proxy (atomically).

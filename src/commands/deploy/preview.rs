@@ -10,7 +10,7 @@ use super::super::{server_of, server_placement, unleashed_server_engine, Context
 use crate::cli::{DeployArgs, PreviewCommand, PreviewDownArgs, PreviewOnArgs, PreviewUpArgs};
 use crate::config::preview::{normalise_name, PreviewOf};
 use crate::config::{Loaded, ProxyKind};
-use crate::deploy::preview::{preview_path, reload, PreviewEntry, Route};
+use crate::deploy::preview::{preview_path, reload, Found, PreviewEntry, Route};
 use crate::deploy::Remote;
 use crate::engine::{Engine, Grace, Volumes};
 use crate::error::{Diagnostic, Error, Result};
@@ -311,11 +311,19 @@ fn down(context: &Context, args: &PreviewDownArgs) -> Result<()> {
     let (host, domain) = host(context, &args.on)?;
     let name = name_of(&args.name, &host.config.project, &domain)?;
     let remote = Remote::connect(&server_of(&host)?, &args.on)?;
-    if !remote.is_preview(&name)? {
-        return Err(Error::invalid(
-            Diagnostic::new(format!("`{name}` is not a preview on `{}`", args.on))
-                .hint(format!("see `stack preview list --on {}`", args.on)),
-        ));
+    match remote.find_preview(&name)? {
+        Found::Free => {}
+        Found::None => {
+            return Err(Error::invalid(
+                Diagnostic::new(format!("`{name}` is not a preview on `{}`", args.on))
+                    .hint(format!("see `stack preview list --on {}`", args.on)),
+            ))
+        }
+        Found::Held(holder) => {
+            return Err(Error::No(format!(
+                "a deploy of preview `{name}` is running ({holder}), so it was not removed\nhint: run `stack preview down {name}` again when it ends"
+            )))
+        }
     }
     let removed = super::super::runtime()?.block_on(remove(&remote, &host, &name))?;
     if context.global.json {
