@@ -5,6 +5,10 @@
 #
 #   ci/stack-ci.sh check ENV    pull/merge requests: `stack --env ENV build --check`
 #   ci/stack-ci.sh deploy ENV   the main branch: `stack deploy ENV --yes`
+#   ci/stack-ci.sh preview-up ENV NAME    a pull request opened or pushed to:
+#                               `stack preview up NAME --from ENV`; prints its address
+#                               (and writes it to STACK_CI_PREVIEW_URL_FILE when set)
+#   ci/stack-ci.sh preview-down ENV NAME  the pull request closed: `stack preview down`
 #
 # Run it from the project directory (the checkout). Read from the environment:
 #   STACK_SECRETS      the contents of `environments/ENV/secrets.env`: written 0600 for the
@@ -34,12 +38,20 @@ die() {
     exit "$code"
 }
 
-usage="usage: stack-ci.sh check|deploy ENV"
-[ $# -eq 2 ] || die 2 "expected a command and an environment" "$usage"
+usage="usage: stack-ci.sh check|deploy ENV, or stack-ci.sh preview-up|preview-down ENV NAME"
+[ $# -ge 2 ] || die 2 "expected a command and an environment" "$usage"
 command="$1"
 env="$2"
+preview=""
 case "$command" in
-check | deploy) ;;
+check | deploy) [ $# -eq 2 ] || die 2 "\`$command\` takes an environment only" "$usage" ;;
+preview-up | preview-down)
+    [ $# -eq 3 ] || die 2 "\`$command\` takes an environment and a preview name" "$usage"
+    preview="$3"
+    case "$preview" in
+    '' | -*) die 2 "\`$preview\` is not a preview name" "name it after the pull request, e.g. \`pr-42\`" ;;
+    esac
+    ;;
 *) die 2 "unknown command \`$command\`" "$usage" ;;
 esac
 case "$env" in
@@ -94,7 +106,10 @@ run_check() {
     fi
 }
 
-run_deploy() {
+# The deploy key and the server's known hosts into a private ssh config (stack passes it
+# with -F): nothing is left in ~/.ssh of a runner that is reused, and no host key is ever
+# accepted unseen.
+ssh_setup() {
     if [ -n "${STACK_SSH_KEY:-}" ]; then
         write_value "$STACK_SSH_KEY" "$private/key"
     elif [ -z "${SSH_AUTH_SOCK:-}" ]; then
@@ -105,8 +120,6 @@ run_deploy() {
         die 3 "no known hosts for the deploy: STACK_KNOWN_HOSTS is not set" \
             "set it to the server's line(s) of \`ssh-keyscan -p PORT HOST\`, checked once by hand"
     write_value "$STACK_KNOWN_HOSTS" "$private/known_hosts"
-    # A private ssh config (stack passes it with -F): nothing is left in ~/.ssh of a
-    # runner that is reused, and no host key is ever accepted unseen.
     {
         echo "Host *"
         echo "  UserKnownHostsFile $private/known_hosts"
@@ -120,15 +133,38 @@ run_deploy() {
         fi
     } >"$private/ssh_config"
     export STACK_SSH_CONFIG="$private/ssh_config"
+}
+
+run_deploy() {
+    ssh_setup
     local message="${STACK_CI_MESSAGE:-${CI_COMMIT_SHORT_SHA:-${GITHUB_SHA:-}}}"
     if [ -z "$message" ]; then message="$(git rev-parse --short HEAD 2>/dev/null || echo ci)"; fi
     log "deploying \`$env\`"
     "$stack" deploy "$env" --yes --lock-wait "${STACK_CI_LOCK_WAIT:-5m}" -m "$message"
 }
 
+run_preview_up() {
+    ssh_setup
+    local message="${STACK_CI_MESSAGE:-${CI_COMMIT_SHORT_SHA:-${GITHUB_SHA:-ci}}}"
+    log "creating or updating the preview \`$preview\` of \`$env\`"
+    local url
+    url="$("$stack" preview up "$preview" --from "$env" \
+        --lock-wait "${STACK_CI_LOCK_WAIT:-5m}" -m "$message")" || return $?
+    printf '%s\n' "$url"
+    if [ -n "${STACK_CI_PREVIEW_URL_FILE:-}" ]; then printf '%s\n' "$url" >"$STACK_CI_PREVIEW_URL_FILE"; fi
+}
+
+run_preview_down() {
+    ssh_setup
+    log "removing the preview \`$preview\` of \`$env\`"
+    "$stack" preview down "$preview" --on "$env"
+}
+
 case "$command" in
 check) run_check ;;
 deploy) run_deploy ;;
+preview-up) run_preview_up ;;
+preview-down) run_preview_down ;;
 esac
 code=$?
 [ "$code" -eq 0 ] || log "\`stack\` exited with $code"

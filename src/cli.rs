@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod preview;
 mod values;
+pub use preview::{PreviewCommand, PreviewDownArgs, PreviewOnArgs, PreviewUpArgs};
 use values::{duration, port, release_id};
 pub use values::{PresetArg, ProxyArg};
 
@@ -110,6 +112,10 @@ pub enum Command {
     Run(RunArgs),
     /// Ship a release over SSH and converge the server's engine
     Deploy(DeployArgs),
+    /// Preview environments: an isolated copy of the project per branch or pull request,
+    /// on the server of an environment, behind its proxy
+    #[command(subcommand)]
+    Preview(PreviewCommand),
     /// List the releases on the server, the current one marked
     Releases(EnvArg),
     /// Switch the server back to a release (default: the one before current)

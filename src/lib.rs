@@ -60,6 +60,7 @@ pub fn run() -> i32 {
         Command::Exec(args) => commands::exec::exec(&context, args),
         Command::Run(args) => commands::exec::run(&context, args),
         Command::Deploy(args) => commands::deploy::deploy(&context, args),
+        Command::Preview(command) => commands::deploy::preview(&context, command),
         Command::Releases(args) => commands::deploy::releases(&context, args),
         Command::Rollback(args) => commands::deploy::rollback(&context, args),
         Command::Lock(cli::LockCommand::Release(args)) => {

@@ -233,6 +233,36 @@ fn gitlab_template_jobs_run_the_script() {
     );
 }
 
+// The template's preview jobs (issue 23) run the script's preview commands with the merge
+// request's name, as a GitLab environment whose stop job removes the preview.
+#[test]
+fn gitlab_template_preview_jobs_run_the_script() {
+    let template = yaml("ci/gitlab/stack.gitlab-ci.yml");
+    for (job, command, action) in [
+        (".stack-preview-up", "preview-up", None),
+        (".stack-preview-down", "preview-down", Some("stop")),
+    ] {
+        let value = &template[job];
+        let script = format!("{:?}", value["script"]);
+        assert!(
+            script.contains(&format!(
+                r#"\"$STACK_CI_SCRIPT\" {command} \"$STACK_ENVIRONMENT\" \"mr-$CI_MERGE_REQUEST_IID\""#
+            )),
+            "{job}: {script}"
+        );
+        assert_eq!(
+            string(&value["environment"], "name"),
+            "preview/mr-$CI_MERGE_REQUEST_IID"
+        );
+        assert_eq!(value["environment"]["action"].as_str(), action, "{job}");
+        assert!(format!("{:?}", value["rules"]).contains("merge_request_event"));
+    }
+    assert_eq!(
+        string(&template[".stack-preview-up"]["environment"], "on_stop"),
+        "preview-stop"
+    );
+}
+
 /// A private sshd on a free loopback port (root's logins, this machine's engine), killed
 /// with its sessions on drop.
 struct Sshd {

@@ -30,6 +30,7 @@ pub(super) struct Globals {
     pub registry_image: String,
     pub hooks: Hooks,
     pub protected: bool,
+    pub previews: super::preview::Previews,
 }
 
 /// A global key that always has a value (a built-in default).
@@ -77,7 +78,9 @@ impl Globals {
         let protected = errors
             .take(get("STACK_PROTECTED").boolean())
             .unwrap_or(true);
+        let previews = super::preview::read(keys, errors);
         Globals {
+            previews,
             protected,
             image_transfer,
             swarm_publish,

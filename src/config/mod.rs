@@ -13,6 +13,7 @@ pub mod notify;
 mod paths;
 mod phases;
 pub mod presets;
+pub mod preview;
 mod service;
 mod types;
 mod validate;

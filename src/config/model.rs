@@ -67,6 +67,11 @@ pub struct Config {
     pub server: Option<Server>,
     /// The project files that were read, in precedence order (for generated headers).
     pub sources: Vec<String>,
+    /// `STACK_PREVIEW_*`: the previews this environment hosts.
+    pub previews: super::preview::Previews,
+    /// Set by `stack preview up`: this configuration is a preview of its environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<super::preview::PreviewOf>,
 }
 
 /// Where a project lives on its server when `SERVER_PATH` is not set.
@@ -486,7 +491,7 @@ pub struct Upstream {
     pub port: u16,
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::values::compose_duration(*d))
 }
 

@@ -13,6 +13,7 @@ mod audit;
 pub mod base;
 mod lock;
 pub mod pin;
+pub mod preview;
 mod releases;
 pub mod setup;
 pub mod ssh;

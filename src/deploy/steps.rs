@@ -33,6 +33,8 @@ pub enum Step {
     Switch,
     /// Install (or refresh) and start the systemd unit.
     Unit,
+    /// A preview: route its hosts through the environment's proxy (written, reloaded).
+    Route { hosts: Vec<String> },
     /// Record the outcome, prune old releases, free the lock.
     Finish,
 }
@@ -53,6 +55,11 @@ impl fmt::Display for Step {
             Step::Swarm { action } => f.write_str(action),
             Step::Switch => f.write_str("point `current` at the release"),
             Step::Unit => f.write_str("install and start the systemd unit"),
+            Step::Route { hosts } => write!(
+                f,
+                "route {} through the environment's proxy (reload)",
+                hosts.join(", ")
+            ),
             Step::Finish => f.write_str("record the deploy, prune old releases, free the lock"),
         }
     }
@@ -68,6 +75,8 @@ pub struct Facts<'a> {
     pub send: Vec<(String, String)>,
     /// The container actions (compose; empty for swarm).
     pub actions: &'a [Action],
+    /// A preview's hosts: no unit, a route through its environment's proxy instead.
+    pub preview: Option<Vec<String>>,
 }
 
 /// The steps of a deploy that goes the long way, in the order they run.
@@ -92,7 +101,13 @@ pub fn plan(facts: &Facts) -> Vec<Step> {
         steps.extend(services.iter().cloned());
     } else {
         steps.extend(facts.actions.iter().map(container));
-        steps.extend([Step::Switch, Step::Unit]);
+        steps.push(Step::Switch);
+        steps.push(match &facts.preview {
+            Some(hosts) => Step::Route {
+                hosts: hosts.clone(),
+            },
+            None => Step::Unit,
+        });
     }
     steps.push(Step::Finish);
     steps
@@ -153,6 +168,7 @@ mod tests {
             pull: vec![("db".into(), "postgres:16".into())],
             send: vec![("web".into(), "app:dev".into())],
             actions: &[],
+            preview: None,
         };
         let steps = plan(&facts);
         assert_eq!(
@@ -188,6 +204,7 @@ mod tests {
             pull: Vec::new(),
             send: Vec::new(),
             actions: &[],
+            preview: None,
         };
         assert_eq!(
             plan(&facts),

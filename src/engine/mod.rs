@@ -347,4 +347,20 @@ impl Engine {
             .map(|v| v.name)
             .collect())
     }
+
+    /// Does the network `name` exist?
+    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(outside(&format!("cannot inspect network `{name}`"), e)),
+        }
+    }
 }

@@ -55,18 +55,6 @@ impl Engine {
         Ok(done)
     }
 
-    async fn network_exists(&self, name: &str) -> Result<bool> {
-        let options = None::<bollard::query_parameters::InspectNetworkOptions>;
-        match self.docker.inspect_network(name, options).await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_not_found(&e) => Ok(false),
-            Err(e) => Err(super::outside(
-                &format!("cannot inspect network `{name}`"),
-                e,
-            )),
-        }
-    }
-
     async fn teardown_step(&self, step: &Teardown) -> Result<()> {
         match step {
             Teardown::Stop { container, .. } => self.stop(container, Grace::Own).await,

@@ -45,7 +45,8 @@ pub fn unsealed(config: &Config) -> Desired {
         }));
         services.push(certbot);
     }
-    let networks = networks(config, &services);
+    super::preview::adapt(config, &mut services);
+    let networks = super::preview::networks(config, networks(config, &services));
     Desired {
         networks,
         publish: config.swarm_publish,

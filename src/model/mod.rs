@@ -10,6 +10,7 @@
 
 mod build;
 mod certbot;
+pub mod preview;
 mod settings;
 
 pub use build::{

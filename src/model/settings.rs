@@ -27,6 +27,10 @@ pub struct Routing {
     pub certbot_interval: Duration,
     /// The services the proxy routes to or holds a password file for, in project order.
     pub services: Vec<Routed>,
+    /// The proxy also routes the environment's previews (`STACK_PREVIEW_DOMAIN`, Caddy):
+    /// it imports their route files.
+    #[serde(default)]
+    pub previews: bool,
 }
 
 impl Routing {
@@ -143,6 +147,7 @@ pub(super) fn routing(config: &Config) -> Option<Routing> {
         acme_ca_root: config.acme.ca_root.is_some(),
         certbot_interval: config.acme.certbot_interval.unwrap_or(CERTBOT_INTERVAL),
         services,
+        previews: super::preview::hosts_previews(config),
     })
 }
 

@@ -7,6 +7,7 @@ pub mod backup;
 pub(crate) mod compose;
 pub mod maintenance;
 mod monitoring;
+pub mod preview;
 mod proxy;
 mod systemd;
 pub use systemd::{server_binary, unit_skeleton, SLOTS as UNIT_SLOTS};

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 pub mod engine;
+pub mod load;
 pub mod process;
 mod project;
 pub mod vm;

@@ -6,12 +6,16 @@ use std::path::Path;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod hooks;
 mod lock;
+mod preview;
 mod releases;
 mod rollback;
 mod ship;
 
+use hooks::{post_deploy_hook, pre_deploy_hook};
 pub use lock::lock_release;
+pub use preview::preview;
 pub use releases::{audit, releases};
 pub use rollback::rollback;
 use ship::{prune_images, refuse_foreign_unit, ship, to_nodes, Shipment};
@@ -69,8 +73,18 @@ fn release_id(env: &str, bundle: &Bundle, images: &BTreeMap<String, Option<Strin
 
 pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
     let loaded = context.load_with_secrets(&args.env)?;
-    let server = server_of(&loaded)?;
-    gate(context, args, &loaded)?;
+    deploy_loaded(context, args, &loaded, None)
+}
+
+/// Deploy `loaded` (an environment, or a preview of one: `config.preview`).
+fn deploy_loaded(
+    context: &Context,
+    args: &DeployArgs,
+    loaded: &crate::config::Loaded,
+    route: Option<&crate::deploy::preview::Route>,
+) -> Result<()> {
+    let server = server_of(loaded)?;
+    gate(context, args, loaded)?;
     let notifier = super::notifier(context, &loaded.config);
     // The release id once it is known, for a failure's notification.
     let known = std::cell::RefCell::new(None::<String>);
@@ -84,6 +98,7 @@ pub fn deploy(context: &Context, args: &DeployArgs) -> Result<()> {
         server: &server,
         notifier: &notifier,
         known: &known,
+        route,
     };
     let result = runtime.block_on(run.deploy());
     if let Err(error) = &result {
@@ -105,6 +120,8 @@ struct Run<'a> {
     notifier: &'a Notifier,
     /// The release id once it is known, for a failure's notification.
     known: &'a std::cell::RefCell<Option<String>>,
+    /// A preview's route through its environment's proxy.
+    route: Option<&'a crate::deploy::preview::Route>,
 }
 
 /// What a later deploy compares to know that nothing changed: the key, and the ID each
@@ -235,6 +252,7 @@ impl Run<'_> {
             pull,
             send,
             actions: &actions,
+            preview: self.route.map(|r| r.hosts.clone()),
         };
         Ok((steps::plan(&facts), actions))
     }
@@ -314,6 +332,7 @@ impl Run<'_> {
             id,
             previous,
             swarm: config.target == crate::config::Target::Swarm,
+            route: self.route,
             notifier: self.notifier,
             journal,
         };
@@ -468,58 +487,6 @@ async fn nothing_changed(
         remote.server.host
     ));
     Ok(true)
-}
-
-/// Before the lock: a failing pre-deploy hook changes nothing on the server. Audited.
-fn pre_deploy_hook(
-    context: &Context,
-    config: &crate::config::Config,
-    remote: &Remote,
-    id: &str,
-) -> Result<()> {
-    let Some(command) = &config.hooks.pre_deploy else {
-        return Ok(());
-    };
-    let hook = super::Hook {
-        name: "pre-deploy",
-        command,
-        release: id,
-    };
-    let result = super::run_hook(context, config, &hook);
-    let outcome = match &result {
-        Ok(()) => "pre-deploy ok".to_string(),
-        Err(e) => format!("pre-deploy failed: {}; nothing was deployed", first_line(e)),
-    };
-    let _ = remote.audit("hook", id, &outcome);
-    result.map_err(|e| {
-        Error::No(format!(
-            "{}; nothing was deployed",
-            e.render().trim_start_matches("error: ").trim_end()
-        ))
-    })
-}
-
-/// The release is live: a failing post-deploy hook is reported, not rolled back. Audited.
-fn post_deploy_hook(context: &Context, config: &crate::config::Config, remote: &Remote, id: &str) {
-    let Some(command) = &config.hooks.post_deploy else {
-        return;
-    };
-    let hook = super::Hook {
-        name: "post-deploy",
-        command,
-        release: id,
-    };
-    let outcome = match super::run_hook(context, config, &hook) {
-        Ok(()) => "post-deploy ok".to_string(),
-        Err(e) => {
-            let first = first_line(&e);
-            context.printer.warn(&Diagnostic::new(format!(
-                "{first}; the release stays deployed"
-            )));
-            format!("post-deploy failed: {first}")
-        }
-    };
-    let _ = remote.audit("hook", id, &outcome);
 }
 
 /// Warn when what a deploy or rollback did is not what it planned (a bug, said so).

@@ -27,6 +27,9 @@ pub(super) struct Shipment<'a> {
     pub(super) previous: Option<crate::deploy::ReleaseId>,
     /// `STACK_TARGET=swarm`.
     pub(super) swarm: bool,
+    /// A preview's route, written instead of the systemd unit (a preview's containers'
+    /// restart policies bring it back after a reboot).
+    pub(super) route: Option<&'a crate::deploy::preview::Route>,
     pub(super) notifier: &'a Notifier,
     /// Where each step is recorded as it is performed.
     pub(super) journal: &'a Journal,
@@ -46,6 +49,7 @@ pub(super) async fn ship(
         id,
         previous,
         swarm,
+        route,
         notifier,
         journal,
     } = shipment;
@@ -101,7 +105,12 @@ pub(super) async fn ship(
             report.trim_start_matches("error: ")
         )));
     }
-    if !swarm {
+    if let Some(route) = route {
+        crate::deploy::preview::apply_route(remote, engine, route).await?;
+        journal.record(Step::Route {
+            hosts: route.hosts.clone(),
+        });
+    } else if !swarm {
         install_unit(context, remote, &converger.desired.project, id)?;
         journal.record(Step::Unit);
     }

@@ -127,6 +127,8 @@ fn assemble(
         secrets,
         server,
         sources: sources.layers.iter().map(|l| l.name.to_string()).collect(),
+        previews: globals.previews,
+        preview: None,
     }
 }
 

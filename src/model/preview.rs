@@ -1,0 +1,124 @@
+//! What previews change in [`Desired`] (pure). An environment with `STACK_PREVIEW_DOMAIN`
+//! gives its one proxy the network it shares with the previews' routers and the folder of
+//! their routes. A preview (`config.preview`) keeps its own proxy as a router that
+//! publishes no port and joins that shared network, and every container of it gets the
+//! preview limits unless it has its own.
+
+use super::*;
+use crate::config::preview::PREVIEWS_NETWORK;
+use crate::config::{Config, ProxyKind};
+
+/// Where the environment's proxy reads the previews' routes (`STATE/preview-routes`).
+pub const ROUTES_TARGET: &str = "/etc/caddy/previews";
+
+/// The state folder of the environment that holds one `<name>.caddy` per preview.
+pub const ROUTES_DIR: &str = "preview-routes";
+
+/// Does `config`'s proxy serve previews (the environment's side)?
+pub fn hosts_previews(config: &Config) -> bool {
+    config.previews.domain.is_some()
+        && config.preview.is_none()
+        && config.proxy.kind == ProxyKind::Caddy
+        && config.needs_proxy()
+}
+
+/// Adapt the services of `config` (before their digests are taken).
+pub fn adapt(config: &Config, services: &mut [DesiredService]) {
+    if hosts_previews(config) {
+        if let Some(proxy) = services.iter_mut().find(|s| s.name == PROXY_SERVICE) {
+            proxy.networks.push(PREVIEWS_NETWORK.to_string());
+            proxy.mounts.push(Mount::Bind {
+                source: HostPath::State(ROUTES_DIR.to_string()),
+                target: ROUTES_TARGET.to_string(),
+                read_only: true,
+            });
+        }
+        return;
+    }
+    let Some(preview) = &config.preview else {
+        return;
+    };
+    let limits = &config.previews;
+    for service in services.iter_mut() {
+        let resources = &mut service.resources;
+        resources.memory_mb = resources.memory_mb.or(Some(limits.memory_mb));
+        resources.cpus = resources.cpus.or(Some(limits.cpus));
+        if service.name == PROXY_SERVICE {
+            // The router: reached by the environment's proxy by container name.
+            service.ports.clear();
+            service.networks.push(preview.shared_network());
+        }
+    }
+}
+
+/// The networks of `config` with the one previews share.
+pub fn networks(config: &Config, mut networks: Vec<Network>) -> Vec<Network> {
+    if hosts_previews(config) {
+        networks.push(Network {
+            name: PREVIEWS_NETWORK.to_string(),
+            internal: false,
+            external: false,
+        });
+    } else if let Some(preview) = config.preview.as_ref().filter(|_| config.needs_proxy()) {
+        networks.push(Network {
+            name: preview.shared_network(),
+            internal: false,
+            external: true,
+        });
+    }
+    networks
+}
+
+/// The container of a preview's router, which the environment's proxy forwards to.
+pub fn router(preview_project: &str) -> String {
+    container_name(preview_project, PROXY_SERVICE, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROJECT: &str = "STACK_PROJECT=shop\nSTACK_DOMAIN=example.com\nSTACK_SERVICES=web\n\
+        SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${STACK_DOMAIN}\n\
+        STACK_PREVIEW_DOMAIN=*.preview.example.com\n";
+
+    #[test]
+    fn the_environments_proxy_shares_a_network_and_reads_the_routes() {
+        let config = crate::config::tests::load_text(PROJECT, "staging")
+            .unwrap()
+            .config;
+        let desired = crate::model::desired(&config, &Default::default());
+        let proxy = desired.service(PROXY_SERVICE).unwrap();
+        assert!(proxy.networks.contains(&"previews".to_string()));
+        assert!(proxy.mounts.iter().any(|m| matches!(m,
+            Mount::Bind { source: HostPath::State(dir), target, read_only: true }
+                if dir == ROUTES_DIR && target == ROUTES_TARGET)));
+        assert!(desired
+            .networks
+            .iter()
+            .any(|n| n.name == "previews" && !n.external));
+        assert_eq!(desired.network_name("previews"), "shop_previews");
+    }
+
+    #[test]
+    fn a_preview_routes_through_a_router_with_limits() {
+        let mut config = crate::config::tests::load_text(PROJECT, "staging")
+            .unwrap()
+            .config;
+        config.project = "shop-pr-1".into();
+        config.preview = Some(crate::config::preview::PreviewOf {
+            name: "pr-1".into(),
+            project: "shop".into(),
+        });
+        let desired = crate::model::desired(&config, &Default::default());
+        let proxy = desired.service(PROXY_SERVICE).unwrap();
+        assert!(proxy.ports.is_empty(), "{:?}", proxy.ports);
+        assert!(proxy.networks.contains(&"shop_previews".to_string()));
+        assert_eq!(desired.network_name("shop_previews"), "shop_previews");
+        let web = desired.service("web").unwrap();
+        assert_eq!(web.resources.memory_mb, Some(256));
+        assert_eq!(web.resources.cpus, Some(0.5));
+        assert!(!web.networks.iter().any(|n| n == "shop_previews"));
+        assert_eq!(router("shop-pr-1"), "shop-pr-1-proxy-1");
+    }
+}

@@ -1,0 +1,442 @@
+//! Preview environments (issue 23) on a machine like a VM (`stack-test/vm-docker`, see
+//! tests/vm.rs): previews next to a running staging, each served at its own host through
+//! staging's one proxy, under a request loop to staging that must see no failure.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::load::RequestLoop;
+use common::vm::Vm;
+use common::{eventually, eventually_ok, succeeded, text, wait_output, Project};
+
+mod common;
+
+use common::engine::BUSYBOX;
+
+const CADDY: &str = "stack-test/caddy:latest";
+const STAGING_HOST: &str = "staging.test";
+
+fn vm_docker_image() -> String {
+    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
+        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
+}
+
+/// A project whose `web` answers `$VERSION $TOKEN`, with a volume and a secret, routed at
+/// `${STACK_DOMAIN}`; staging at `staging.test`, previews under `*.preview.test`.
+fn project(name: &str, vm: &Vm) -> Project {
+    let project = Project::called(name);
+    std::fs::create_dir_all(project.path("environments/staging")).unwrap();
+    project.write(&format!(
+        "STACK_TLS=off\nSTACK_DRAIN=0s\nSTACK_PROXY=caddy\nSTACK_PROXY_IMAGE={CADDY}\n\
+         STACK_DOMAIN={STAGING_HOST}\nSTACK_HEALTH_TIMEOUT=90s\n\
+         STACK_PREVIEW_DOMAIN=*.preview.test\nSTACK_PREVIEW_MAX=2\nSTACK_PREVIEW_MEMORY_MB=64\n\
+         STACK_SECRETS=APP_TOKEN\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE={BUSYBOX}\n\
+         SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; mkdir -p /www; echo \"$$VERSION\" > /www/index.html; echo ok > /data/mark; httpd -f -p 8080 -h /www & wait'\n\
+         SERVICE_WEB_ENV_VERSION=staging\nSERVICE_WEB_ENV_TOKEN=${{APP_TOKEN}}\n\
+         SERVICE_WEB_VOLUMES=data:/data\nSERVICE_WEB_PORT=8080\n\
+         SERVICE_WEB_ROUTE=${{STACK_DOMAIN}}\nSERVICE_WEB_HEALTH=/\nSERVICE_WEB_HEALTH_INTERVAL=1s\n"
+    ));
+    std::fs::write(
+        project.path("environments/staging/secrets.env"),
+        "APP_TOKEN=staging-token-0123456789\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.path("environments/staging/server.env"),
+        format!(
+            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
+            vm.ip(),
+            vm.key().display()
+        ),
+    )
+    .unwrap();
+    project
+}
+
+/// `stack ARGS` against `vm` (killed after 300 s).
+fn on(project: &Project, vm: &Vm, args: &[&str]) -> Output {
+    let child = project
+        .command(args)
+        .env("STACK_SSH_CONFIG", vm.ssh_config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, Duration::from_secs(300))
+}
+
+fn ok(project: &Project, vm: &Vm, args: &[&str]) -> Output {
+    succeeded(on(project, vm, args), &args.join(" "))
+}
+
+/// The first line of `/` at the machine's port 80 for `host`.
+fn get(vm: &Vm, host: &str) -> Result<String, String> {
+    let address = format!("{}:80", vm.ip())
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    common::http_get(address, host)
+}
+
+fn wait_answer(vm: &Vm, host: &str, want: &str) {
+    eventually_ok(
+        &format!("`{host}` to answer `{want}`"),
+        Duration::from_secs(60),
+        || match get(vm, host) {
+            Ok(body) if body == want => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+}
+
+/// What the machine's engine has of `project`: containers, networks, volumes.
+fn engine_objects(vm: &Vm, project: &str) -> String {
+    let label = format!("label=com.docker.compose.project={project}");
+    vm.exec(&format!(
+        "docker ps -aq --filter {label}; docker network ls -q --filter {label}; docker volume ls -q --filter {label}"
+    ))
+}
+
+/// staging's running containers: `name id` lines, which must not change while previews
+/// come and go.
+fn staging_containers(vm: &Vm, project: &str) -> String {
+    vm.exec(&format!(
+        "docker ps --filter label=com.docker.compose.project={project} --format '{{{{.Names}}}} {{{{.ID}}}}' | sort"
+    ))
+}
+
+#[test]
+fn previews_come_and_go_beside_a_running_staging() {
+    let vm = Vm::boot("preview", &vm_docker_image());
+    vm.load_image(BUSYBOX);
+    vm.load_image(CADDY);
+    let name = format!("pv{}", std::process::id());
+    let project = project(&name, &vm);
+
+    // Bad names and an environment without previews are refused before anything runs.
+    for bad in ["é!", "---", &"x".repeat(70)] {
+        let out = on(
+            &project,
+            &vm,
+            &["preview", "up", "--allow-dirty", "--", bad],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("preview name"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    wait_answer(&vm, STAGING_HOST, "staging");
+    let staging_before = staging_containers(&vm, &name);
+    let address = format!("{}:80", vm.ip()).parse().unwrap();
+    let load = RequestLoop::start(address, STAGING_HOST, 20_000, Duration::from_secs(900));
+
+    // Two previews, each at its own host through staging's proxy.
+    let up = |preview: &str, version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        ok(
+            &project,
+            &vm,
+            &["preview", "up", preview, "--allow-dirty", "--set", &set],
+        )
+    };
+    let started = std::time::Instant::now();
+    let out = up("pr-1", "one");
+    eprintln!("preview up pr-1 (new): {:?}", started.elapsed());
+    assert_eq!(text(&out.stdout).trim(), "http://pr-1.preview.test");
+    wait_answer(&vm, "pr-1.preview.test", "one");
+    // The second is seeded by a command, once (a redeploy does not run it again).
+    let seeded = |version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        let started = std::time::Instant::now();
+        let out = ok(
+            &project,
+            &vm,
+            &[
+                "preview",
+                "up",
+                "Feature/Two",
+                "--allow-dirty",
+                "--set",
+                &set,
+                "--set",
+                "STACK_PREVIEW_SEED=command",
+                "--set",
+                "STACK_PREVIEW_SEED_COMMAND=web echo seeded >> /data/seeded",
+            ],
+        );
+        eprintln!(
+            "preview up feature-two ({version}): {:?}",
+            started.elapsed()
+        );
+        out
+    };
+    let out = seeded("two");
+    assert_eq!(text(&out.stdout).trim(), "http://feature-two.preview.test");
+    wait_answer(&vm, "feature-two.preview.test", "two");
+    seeded("two-b");
+    wait_answer(&vm, "feature-two.preview.test", "two-b");
+    let seed = vm.exec(&format!(
+        "docker exec $(docker ps -q --filter label=com.docker.compose.project={name}-feature-two \
+         --filter label=com.docker.compose.service=web | head -1) cat /data/seeded"
+    ));
+    assert_eq!(
+        seed, "seeded\n",
+        "the seed command did not run exactly once"
+    );
+    wait_answer(&vm, STAGING_HOST, "staging");
+
+    // Its own secret (derived, not staging's), its limits, its own volume.
+    let env = vm.exec(&format!(
+        "docker inspect -f '{{{{range .Config.Env}}}}{{{{println .}}}}{{{{end}}}}' {name}-pr-1-web-1"
+    ));
+    assert!(env.contains("TOKEN="), "{env}");
+    assert!(!env.contains("staging-token-0123456789"), "{env}");
+    let memory = vm.exec(&format!(
+        "docker inspect -f '{{{{.HostConfig.Memory}}}}' {name}-pr-1-web-1"
+    ));
+    assert_eq!(memory.trim(), (64u64 << 20).to_string());
+    assert!(vm
+        .exec("docker volume ls -q")
+        .contains(&format!("{name}-pr-1_data")));
+
+    // An update in place.
+    let started = std::time::Instant::now();
+    up("pr-1", "one-b");
+    eprintln!("preview up pr-1 (update in place): {:?}", started.elapsed());
+    wait_answer(&vm, "pr-1.preview.test", "one-b");
+
+    // Two CI jobs updating the same preview at once: they meet at the preview's lock,
+    // the second waits for the first, and both succeed.
+    let spawn = |version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        project
+            .command(&[
+                "preview",
+                "up",
+                "pr-1",
+                "--allow-dirty",
+                "--lock-wait",
+                "3m",
+                "--set",
+                &set,
+            ])
+            .env("STACK_SSH_CONFIG", vm.ssh_config())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn("one-c"), spawn("one-d"));
+    succeeded(
+        wait_output(first, Duration::from_secs(300)),
+        "concurrent up",
+    );
+    succeeded(
+        wait_output(second, Duration::from_secs(300)),
+        "concurrent up",
+    );
+    eventually_ok(
+        "pr-1 to answer one of the two",
+        Duration::from_secs(60),
+        || match get(&vm, "pr-1.preview.test") {
+            Ok(body) if body == "one-c" || body == "one-d" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    // The list, and STACK_PREVIEW_MAX=2.
+    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    assert!(
+        listed.contains("pr-1") && listed.contains("feature-two"),
+        "{listed}"
+    );
+    let out = on(&project, &vm, &["preview", "up", "pr-3", "--allow-dirty"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("STACK_PREVIEW_MAX"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // `down` of what is not a preview is refused; `down` removes everything of one.
+    let out = on(&project, &vm, &["preview", "down", "staging"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    ok(&project, &vm, &["preview", "down", "pr-1"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
+    let files = vm.exec(&format!(
+        "ls /opt/{name}/previews /opt/{name}/preview-routes 2>&1 || true"
+    ));
+    assert!(!files.contains("pr-1"), "{files}");
+    assert!(
+        get(&vm, "pr-1.preview.test").ok().as_deref() != Some("one-b"),
+        "the removed preview still answers"
+    );
+    wait_answer(&vm, "feature-two.preview.test", "two-b");
+
+    // A preview whose deploy fails: reported, staging untouched, listed, removable.
+    let out = on(
+        &project,
+        &vm,
+        &[
+            "preview",
+            "up",
+            "broken",
+            "--allow-dirty",
+            "--set",
+            "SERVICE_WEB_HEALTH=/missing",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=5s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stack preview down broken"),
+        "{}",
+        text(&out.stderr)
+    );
+    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    assert!(listed.contains("broken"), "{listed}");
+    ok(&project, &vm, &["preview", "down", "broken"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-broken")).trim(), "");
+
+    // A preview not deployed for longer than its TTL expires.
+    eventually("`feature-two` to expire", Duration::from_secs(60), || {
+        ok(
+            &project,
+            &vm,
+            &["preview", "expire", "--set", "STACK_PREVIEW_TTL=1s"],
+        );
+        !text(&ok(&project, &vm, &["preview", "list"]).stdout).contains("feature-two")
+    });
+    assert_eq!(
+        engine_objects(&vm, &format!("{name}-feature-two")).trim(),
+        ""
+    );
+
+    let seen = load.finish();
+    eprintln!(
+        "staging under previews: {} requests, {} failed",
+        seen.requests,
+        seen.failures.len()
+    );
+    assert!(
+        seen.failures.is_empty(),
+        "{} of {} requests to staging failed: {:?}",
+        seen.failures.len(),
+        seen.requests,
+        &seen.failures[..seen.failures.len().min(5)]
+    );
+    assert!(seen.answers.iter().all(|a| a == "staging"));
+    assert_eq!(
+        staging_containers(&vm, &name),
+        staging_before,
+        "staging changed"
+    );
+    wait_answer(&vm, STAGING_HOST, "staging");
+}
+
+/// The CI recipe's commands (what the GitHub Action and the GitLab template run):
+/// `ci/stack-ci.sh preview-up staging NAME` prints the address and writes it where the
+/// action reads it, the preview answers there, and `preview-down` removes it. The key
+/// comes as its contents (as GitHub passes it), the known hosts as a file (as GitLab
+/// passes a file variable), the secrets as `STACK_SECRETS`.
+#[test]
+fn the_ci_recipe_creates_and_removes_a_preview() {
+    let vm = Vm::boot("previewci", &vm_docker_image());
+    vm.load_image(BUSYBOX);
+    vm.load_image(CADDY);
+    let name = format!("pc{}", std::process::id());
+    let project = project(&name, &vm);
+    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    wait_answer(&vm, STAGING_HOST, "staging");
+    let secrets = project.path("environments/staging/secrets.env");
+    let secrets_text = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::remove_file(&secrets).unwrap();
+    let key = std::fs::read_to_string(vm.key()).unwrap();
+    let known_hosts = vm.ssh_config().with_file_name("known_hosts");
+    let url_file = project.sibling("ci-out").join("preview-url");
+    let script = |args: &[&str]| {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(common::repo_root().join("ci/stack-ci.sh"))
+            .args(args)
+            .current_dir(&project.dir)
+            .env("STACK", env!("CARGO_BIN_EXE_stack"))
+            .env("STACK_SSH_KEY", &key)
+            .env("STACK_KNOWN_HOSTS", &known_hosts)
+            .env("STACK_SECRETS", &secrets_text)
+            .env("STACK_CI_PREVIEW_URL_FILE", &url_file)
+            .env("STACK_CI_MESSAGE", "pr 7")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        wait_output(command.spawn().unwrap(), Duration::from_secs(300))
+    };
+    let out = succeeded(script(&["preview-up", "staging", "pr-7"]), "preview-up");
+    assert_eq!(text(&out.stdout).trim(), "http://pr-7.preview.test");
+    assert_eq!(
+        std::fs::read_to_string(&url_file).unwrap().trim(),
+        "http://pr-7.preview.test"
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("staging-token-0123456789") && !all.contains("PRIVATE KEY"));
+    assert!(!secrets.exists(), "the script left the secrets file behind");
+    wait_answer(&vm, "pr-7.preview.test", "staging");
+    succeeded(script(&["preview-down", "staging", "pr-7"]), "preview-down");
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-7")).trim(), "");
+    let out = script(&["preview-up", "staging"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Bad input is refused before anything connects: exit 2, the file and line or the
+/// reason, and what to do.
+#[test]
+fn preview_input_errors_exit_2_with_a_hint() {
+    let base = "STACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+                SERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${STACK_DOMAIN}\n";
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "",
+            &["preview", "up", "pr-1"],
+            &["hosts no previews", "STACK_PREVIEW_DOMAIN"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PROXY=nginx\n",
+            &["preview", "list"],
+            &["is not Caddy", "STACK_PROXY=caddy"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_MAX=0\n",
+            &["preview", "list"],
+            &["STACK_PREVIEW_MAX", "stack.env:7"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_SEED=command\n",
+            &["preview", "list"],
+            &["STACK_PREVIEW_SEED_COMMAND"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=bad_domain!\n",
+            &["preview", "list"],
+            &["not a preview domain", "*.preview.example.com"],
+        ),
+    ];
+    for (extra, args, needles) in cases {
+        let project = Project::called(&format!("pe{}", std::process::id()));
+        std::fs::create_dir_all(project.path("environments/staging")).unwrap();
+        project.write(&format!("{base}{extra}"));
+        let out = project.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{extra}: no `{needle}` in {stderr}"
+            );
+        }
+    }
+}
