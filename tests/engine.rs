@@ -550,6 +550,7 @@ fn container_attributes_are_applied() {
          SERVICE_HARDENED_USER=1000:1000\n\
          SERVICE_HARDENED_WORKDIR=/tmp\n\
          SERVICE_HARDENED_HOSTNAME=mail.example.com\n\
+         SERVICE_HARDENED_GROUP_ADD=44,2001\n\
          SERVICE_HARDENED_CAP_DROP=ALL\n\
          SERVICE_HARDENED_CAP_ADD=NET_BIND_SERVICE\n\
          SERVICE_HARDENED_READ_ONLY=true\n\
@@ -624,6 +625,11 @@ fn container_attributes_are_applied() {
         docker(&all)
     };
     assert_eq!(text(&exec(&["id", "-u"]).stdout).trim(), "1000");
+    // `GROUP_ADD`: the process holds the supplementary groups besides its own.
+    assert_eq!(get("{{json .HostConfig.GroupAdd}}"), r#"["44","2001"]"#);
+    let groups = text(&exec(&["id", "-G"]).stdout);
+    let groups: Vec<&str> = groups.split_whitespace().collect();
+    assert_eq!(groups, ["1000", "44", "2001"]);
     assert!(!exec(&["touch", "/root-file"]).status.success());
     assert!(exec(&["touch", "/tmp/file"]).status.success());
     // `HOSTNAME` is the name inside the container, not only in its configuration.

@@ -221,6 +221,7 @@ fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
         init: options.init.then_some(true),
         privileged: options.privileged.then_some(true),
         security_opt: (!options.security_opt.is_empty()).then(|| options.security_opt.clone()),
+        group_add: (!options.group_add.is_empty()).then(|| options.group_add.clone()),
         shm_size: options
             .shm_mb
             .map(|mb| mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64),

@@ -360,6 +360,9 @@ fn options(out: &mut Map<String, Value>, options: &model::ContainerOptions) {
     if !options.security_opt.is_empty() {
         out.insert("security_opt".into(), json!(options.security_opt));
     }
+    if !options.group_add.is_empty() {
+        out.insert("group_add".into(), json!(options.group_add));
+    }
     for (key, set) in [
         ("privileged", options.privileged),
         ("tty", options.tty),

@@ -66,6 +66,26 @@ pub fn alias(value: &Value, item: &str) -> Result<String, Diagnostic> {
     Ok(item.to_string())
 }
 
+/// One `GROUP_ADD` item: a numeric gid, or a group name as the image's `/etc/group` spells
+/// it (what `useradd` accepts: a letter or `_` first, then letters, digits, `_`, `-`).
+pub fn group(value: &Value, item: &str) -> Result<String, Diagnostic> {
+    let numeric = !item.is_empty() && item.len() <= 10 && item.bytes().all(|b| b.is_ascii_digit());
+    let mut chars = item.chars();
+    let named = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && item.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+    if !(numeric && item.parse::<u32>().is_ok() || named) {
+        return Err(bad(
+            value,
+            format!("`{}`: `{item}` is not a group name or gid", value.key),
+            "write group names (`video`, `docker`) or numeric gids (`44`), separated by commas",
+        ));
+    }
+    Ok(item.to_string())
+}
+
 /// One `SECURITY_OPT` item, as Docker takes it: `no-new-privileges` (`:true`/`:false`),
 /// `label=…`, `apparmor=…`, `seccomp=unconfined`, `systempaths=unconfined`.
 pub fn security_opt(value: &Value, item: &str) -> Result<String, Diagnostic> {

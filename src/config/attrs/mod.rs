@@ -10,7 +10,7 @@ mod lists;
 mod runtime;
 
 pub use lists::{
-    alias, env_entry, env_name, extra_host, label, label_entries, placement, security_opt,
+    alias, env_entry, env_name, extra_host, group, label, label_entries, placement, security_opt,
 };
 pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
@@ -35,6 +35,8 @@ pub struct ContainerOptions {
     pub hostname: Option<String>,
     /// More names the service answers to on each of its networks (`ALIASES`).
     pub aliases: Vec<String>,
+    /// Supplementary groups of the container's process (`GROUP_ADD`): names or gids.
+    pub group_add: Vec<String>,
     /// `SECURITY_OPT`: `no-new-privileges:true`, `label=…`, `apparmor=…`, …
     pub security_opt: Vec<String>,
     /// `PRIVILEGED`: every device and capability of the host.

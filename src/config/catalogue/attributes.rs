@@ -193,6 +193,13 @@ pub const ATTRIBUTES: &[Key] = &[
         container: true,
     },
     Key {
+        names: &["GROUP_ADD"],
+        meaning: r##"supplementary groups of the container's process, names from the image's `/etc/group` or numeric gids, comma-separated (Compose `group_add`, engine `GroupAdd`, swarm `Groups`), e.g. `video` for a GPU device or the gid owning a mounted socket"##,
+        default: r##"none"##,
+        targets: "compose, engine, swarm",
+        container: true,
+    },
+    Key {
         names: &["ALIASES"],
         meaning: r##"more host names the service answers to on each of its networks, besides its own name (Compose `networks.<net>.aliases`): letters, digits, `_`, `-`, `.`; `stack import` keeps a renamed service's old name, a `container_name` and a `links` alias here"##,
         default: r##"none"##,

@@ -48,6 +48,7 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         workdir: one("WORKDIR").and_then(|v| errors.take(attrs::workdir(v))),
         hostname: one("HOSTNAME").and_then(|v| errors.take(attrs::hostname(v))),
         aliases: items(map, "ALIASES", errors, attrs::alias),
+        group_add: items(map, "GROUP_ADD", errors, attrs::group),
         security_opt: items(map, "SECURITY_OPT", errors, attrs::security_opt),
         privileged: flag(map, "PRIVILEGED", errors),
         tty: flag(map, "TTY", errors),

@@ -316,6 +316,7 @@ fn container(
         user: options.user.as_ref().map(|u| u.to_string()),
         dir: options.workdir.clone(),
         hostname: options.hostname.clone(),
+        groups: (!options.group_add.is_empty()).then(|| options.group_add.clone()),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
         stop_grace_period: options.stop_grace.map(spec::ns),
         capability_add: spec::capabilities(&options.cap_add),
@@ -344,13 +345,13 @@ mod tests {
 
     use crate::model::{Placement, Secrets};
 
-    /// `HOSTNAME` reaches each consumer of the one model: the compose file, the engine's
+    /// `HOSTNAME` and `GROUP_ADD` reach each consumer of the one model: the compose file, the engine's
     /// container and swarm's task.
     #[test]
     fn hostname_reaches_compose_the_engine_and_swarm() {
         let loaded = crate::config::tests::load_text(
             "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
-             SERVICE_WEB_HOSTNAME=web-01.internal\n",
+             SERVICE_WEB_HOSTNAME=web-01.internal\nSERVICE_WEB_GROUP_ADD=video,2001\n",
             "dev",
         )
         .unwrap();
@@ -370,7 +371,15 @@ mod tests {
         let engine =
             crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
         assert_eq!(engine.hostname.as_deref(), Some("web-01.internal"));
+        let groups = vec!["video".to_string(), "2001".to_string()];
+        let host = engine.host_config.as_ref().unwrap();
+        assert_eq!(host.group_add.as_ref(), Some(&groups));
+        assert!(
+            compose.contains("\n    group_add:\n    - video\n    - '2001'\n"),
+            "{compose}"
+        );
         let swarm = super::container(&desired, web, (&placement, &secrets));
         assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
+        assert_eq!(swarm.groups.as_ref(), Some(&groups));
     }
 }

@@ -73,7 +73,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("external_links", Refused(EXTERNAL_LINKS)),
     ("extra_hosts", Carried("options")),
     ("gpus", NoAttribute),
-    ("group_add", NoAttribute),
+    ("group_add", Carried("options")),
     ("healthcheck", Carried("health")),
     ("hostname", Carried("options")),
     ("image", Carried("image")),

@@ -239,6 +239,7 @@ fn capabilities(service: &mut ServiceDraft, node: &Node) {
         ("cap_add", "CAP_ADD"),
         ("cap_drop", "CAP_DROP"),
         ("security_opt", "SECURITY_OPT"),
+        ("group_add", "GROUP_ADD"),
     ] {
         if let Some(Node::Seq(items)) = node.get(key) {
             let caps: Vec<String> = items.iter().filter_map(Node::scalar).collect();

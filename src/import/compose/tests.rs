@@ -634,6 +634,24 @@ fn hostname_is_carried_and_reaches_the_model() {
     assert_eq!(web.options.hostname.as_deref(), Some("web-01.internal"));
 }
 
+/// Compose `group_add` (names and numeric gids, YAML numbers too) becomes `GROUP_ADD`.
+#[test]
+fn group_add_is_carried_and_reaches_the_model() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: x\n    group_add:\n      - video\n      - 44\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(env.contains("SERVICE_WEB_GROUP_ADD=video,44\n"), "{env}");
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let web = desired.service("web").unwrap();
+    assert_eq!(web.options.group_add, ["video", "44"]);
+}
+
 #[test]
 fn a_hostname_no_container_can_have_is_listed_not_carried() {
     let long = format!("{}.{}", "a".repeat(30), "b".repeat(39));
