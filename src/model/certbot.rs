@@ -87,6 +87,7 @@ pub fn certbot(config: &Config) -> Option<DesiredService> {
         resources: Resources::default(),
         replicas: 1,
         strategy: Strategy::Recreate,
+        drain: None,
         depends_on: Vec::new(),
         job: false,
         labels: labels(config, CERTBOT_SERVICE, Strategy::Recreate),

@@ -55,6 +55,24 @@ pub(super) fn check_combinations(
             .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
         );
     }
+    if service.drain.is_some() && (service.strategy != Strategy::Rolling || swarm) {
+        let why = if swarm {
+            "swarm stops a replaced task with its `STOP_GRACE`"
+        } else {
+            "it is replaced by `recreate`, which stops the old container first"
+        };
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has `SERVICE_{prefix}_DRAIN`, which only a rolling update on one engine uses: {why}"
+            ))
+            .with_span(decl("DRAIN"))
+            .hint(if swarm {
+                "set `STOP_GRACE` to how long open connections may stay, and remove `DRAIN`".to_string()
+            } else {
+                format!("set `SERVICE_{prefix}_STRATEGY=rolling` (it needs `HEALTH` and no `PUBLISH`), or remove `DRAIN`")
+            }),
+        );
+    }
     if swarm && service.options.gpus.is_some() {
         errors.push(
             Diagnostic::new(format!(
