@@ -221,10 +221,27 @@ fn long_lived_across_deploys(test: &str, proxy: &'static str, image: &'static st
     site.write(2, 2);
     let mut deploy = Watched::spawn(site.project.command(&["start"]));
     deploy.wait_line("its open connections may stay up to 10m", WAIT * 2);
-    let fresh = open_stream(site.port);
-    eventually("the new stream to come from v2", WAIT, || {
-        fresh.version().as_deref() == Some("v2")
+    // The line comes just before the stop signal; the server marks when it has stopped
+    // accepting. A stream opened in between may still reach the old container.
+    eventually("the old container to stop accepting", WAIT, || {
+        common::docker(&["exec", &old_id, "test", "-f", "/tmp/draining"])
+            .status
+            .success()
     });
+    let mut fresh = None;
+    eventually("a new stream to come from v2", WAIT, || {
+        let stream = open_stream(site.port);
+        let v2 = stream.version().as_deref() == Some("v2");
+        if v2 {
+            fresh = Some(stream);
+        }
+        v2
+    });
+    let fresh = fresh.unwrap();
+    for _ in 0..3 {
+        let next = open_stream(site.port);
+        assert_eq!(next.version().as_deref(), Some("v2"), "a new stream reached v1");
+    }
     all_flowing(&streams, "while `live` is replaced");
     for stream in &streams {
         assert_eq!(stream.version().as_deref(), Some("v1"), "moved streams");

@@ -7,5 +7,5 @@ chmod 755 /tmp/www/cgi-bin/events
 echo ok > /tmp/www/health
 httpd -f -p 8080 -h /tmp/www &
 listener=$!
-trap 'kill $listener; while ps -o comm | grep -qx events; do sleep 0.2; done; exit 0' TERM
+trap 'kill $listener; wait $listener; touch /tmp/draining; while ps -o comm | grep -qx events; do sleep 0.2; done; exit 0' TERM
 wait $listener
