@@ -11,11 +11,12 @@
 # and port, `name:` removed; v1 rejects it) from the bundle directory.
 #
 # For each proxy, stack then compose (never both at once): bench/sse.py holds STREAMS
-# streams to `live` through the proxy (it reopens a cut one, and counts a failed reopen),
+# streams to `live` through the proxy (it reopens a cut one, and counts a failed reopen; a probe opens a new stream every 0.5 s, as a new client),
 # then ROUNDS times: a change of `other` (phase "other"), then a change of `live` (phase
 # "live"), each applied by `stack start` / `docker-compose up -d`; for stack, also
 # `stack maintenance on` + `off` (phase "reload": two proxy reloads; compose has no
-# equivalent). Columns: streams cut per phase, failed reopens, and the mean wall time of
+# equivalent). Columns: streams cut per phase, failed reopens, new clients (probes) that got no event
+# during the deploys of `live`, and the mean wall time of
 # a deploy of `live` (for stack it includes the drain: the command waits until the old
 # container has stopped). Bounded: each holder stops after 600 s.
 #
@@ -122,17 +123,18 @@ row() { # proxy tool summary live-seconds
 import json, sys
 proxy, tool, path, secs = sys.argv[1:5]
 r = json.load(open(path))
-c, f = r["cuts"], r["failed_reconnects"]
+c, f, p, pf = r["cuts"], r["failed_reconnects"], r["probes"], r["probes_failed"]
 reload = str(c.get("reload", 0)) if tool == "stack" else "n/a"
+probes = f"{pf.get('live', 0)} of {p.get('live', 0)}"
 print(f"| {proxy} | {tool} | {r['streams']} | {c.get('other', 0)} | {reload} | "
-      f"{c.get('live', 0)} | {sum(f.values())} | {float(secs):.1f} s |")
+      f"{c.get('live', 0)} | {sum(f.values())} | {probes} | {float(secs):.1f} s |")
 PY
 }
 
 TABLE=$WORK/table.md
 {
-    echo "| proxy | tool | streams | cut by a deploy of \`other\` | cut by proxy reloads | cut by a deploy of \`live\` | failed reopens | deploy of \`live\` took (mean) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| proxy | tool | streams | cut by a deploy of \`other\` | cut by proxy reloads | cut by a deploy of \`live\` | failed reopens | new clients failed during a deploy of \`live\` | deploy of \`live\` took (mean) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
 } >"$TABLE"
 
 for proxy in $PROXIES; do

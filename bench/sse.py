@@ -2,11 +2,15 @@
 """Hold N server-sent-event streams open through a proxy and count the ones cut.
 
 Each stream asks for GET PATH with Host HOST on 127.0.0.1:PORT and reads `data:` lines.
-A stream that ends (EOF, reset, error) is a cut: it is counted under the phase named in
-PHASE_FILE at that moment, and the stream is opened again (a failed reopen, or one that
-gets no event within 5 s, is a failed reconnect, retried after 0.2 s). Stops when
+A stream that delivered events and then ends (EOF, reset, error, 30 s without an event)
+is a cut: it is counted under the phase named in PHASE_FILE at that moment, and the
+stream is opened again. An open that fails or gets no event within 5 s is a failed
+open, counted the same way and retried after 0.2 s. Besides, a probe opens a new stream
+every 0.5 s (a new client), waits for its first event (15 s at most) and closes it: a
+probe that gets no event fails. Stops when
 STOP_FILE exists or after MAX_SECONDS; writes a JSON summary to OUT:
-{"streams": N, "cuts": {phase: n}, "failed_reconnects": {phase: n}, "events": n}.
+{"streams": N, "cuts": {phase: n}, "failed_reconnects": {phase: n}, "events": n,
+"probes": {phase: n}, "probes_failed": {phase: n}}.
 Loopback only; bounded by MAX_SECONDS.
 """
 import argparse
@@ -19,6 +23,8 @@ import time
 lock = threading.Lock()
 cuts = {}
 failed = {}
+probes = {}
+probes_failed = {}
 events = [0]
 
 
@@ -35,42 +41,74 @@ def count(table, key):
         table[key] = table.get(key, 0) + 1
 
 
+def stream_once(args, stop):
+    """One stream: False when it could not be opened (no event within 5 s), True when it
+    delivered events and then ended (EOF, reset or any error: a cut)."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", args.port), timeout=5)
+        sock.sendall(
+            f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+    except OSError:
+        return False
+    got = False
+    try:
+        reader = sock.makefile("rb")
+        while not stop.is_set():
+            line = reader.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                got = True
+                sock.settimeout(30)
+                with lock:
+                    events[0] += 1
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return got
+
+
 def hold(args, stop):
-    first = True
     while not stop.is_set():
-        try:
-            sock = socket.create_connection(("127.0.0.1", args.port), timeout=5)
+        delivered = stream_once(args, stop)
+        if stop.is_set():
+            return
+        if delivered:
+            count(cuts, phase(args.phase_file))
+        else:
+            count(failed, phase(args.phase_file))
+            time.sleep(0.2)
+
+
+def probe(args, stop):
+    """A new client every 0.5 s: open a stream, wait for its first event, close it."""
+    while not stop.is_set():
+        name = phase(args.phase_file)
+        count(probes, name)
+        if not first_event(args):
+            count(probes_failed, name)
+        time.sleep(0.5)
+
+
+def first_event(args):
+    try:
+        with socket.create_connection(("127.0.0.1", args.port), timeout=15) as sock:
             sock.sendall(
                 f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n"
                 "Accept: text/event-stream\r\n\r\n".encode()
             )
             reader = sock.makefile("rb")
-            got = False
-            while not stop.is_set():
-                try:
-                    line = reader.readline()
-                except socket.timeout:
-                    if not got:
-                        raise
-                    continue
+            while True:
+                line = reader.readline()
                 if not line:
-                    break
+                    return False
                 if line.startswith(b"data: "):
-                    got = True
-                    with lock:
-                        events[0] += 1
-            sock.close()
-            if not got:
-                raise OSError("no event")
-            if not stop.is_set():
-                count(cuts, phase(args.phase_file))
-        except OSError:
-            if stop.is_set():
-                return
-            if not first:
-                count(failed, phase(args.phase_file))
-            time.sleep(0.2)
-        first = False
+                    return True
+    except OSError:
+        return False
 
 
 def main():
@@ -89,6 +127,7 @@ def main():
         threading.Thread(target=hold, args=(args, stop), daemon=True)
         for _ in range(args.streams)
     ]
+    threads.append(threading.Thread(target=probe, args=(args, stop), daemon=True))
     for t in threads:
         t.start()
     deadline = time.time() + args.max_seconds
@@ -101,6 +140,8 @@ def main():
             "cuts": dict(cuts),
             "failed_reconnects": dict(failed),
             "events": events[0],
+            "probes": dict(probes),
+            "probes_failed": dict(probes_failed),
         }
     with open(args.out, "w") as f:
         json.dump(summary, f)

@@ -240,7 +240,11 @@ fn long_lived_across_deploys(test: &str, proxy: &'static str, image: &'static st
     let fresh = fresh.unwrap();
     for _ in 0..3 {
         let next = open_stream(site.port);
-        assert_eq!(next.version().as_deref(), Some("v2"), "a new stream reached v1");
+        assert_eq!(
+            next.version().as_deref(),
+            Some("v2"),
+            "a new stream reached v1"
+        );
     }
     all_flowing(&streams, "while `live` is replaced");
     for stream in &streams {
