@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hold N server-sent-event streams open through a proxy and count the ones cut.
 
-Each stream asks for GET PATH with Host HOST on 127.0.0.1:PORT and reads `data:` lines.
+Each stream asks for GET PATH with Host HOST on 127.0.0.1:PORT and reads `data:` lines
+(`Connection: close`, so a stream the proxy ends is an end of the connection too).
 A stream that delivered events and then ends (EOF, reset, error, 30 s without an event)
 is a cut: it is counted under the phase named in PHASE_FILE at that moment, and the
 stream is opened again. An open that fails or gets no event within 5 s is a failed
@@ -48,7 +49,7 @@ def stream_once(args, stop):
         sock = socket.create_connection(("127.0.0.1", args.port), timeout=5)
         sock.sendall(
             f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
+            "Accept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
         )
     except OSError:
         return False
@@ -98,7 +99,7 @@ def first_event(args):
         with socket.create_connection(("127.0.0.1", args.port), timeout=15) as sock:
             sock.sendall(
                 f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n"
-                "Accept: text/event-stream\r\n\r\n".encode()
+                "Accept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
             )
             reader = sock.makefile("rb")
             while True:

@@ -44,7 +44,7 @@ impl Stream {
             .map_err(|e| format!("connect: {e}"))?;
         write!(
             socket,
-            "GET /cgi-bin/events HTTP/1.1\r\nHost: {LIVE}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /cgi-bin/events HTTP/1.1\r\nHost: {LIVE}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
         )
         .map_err(|e| format!("write: {e}"))?;
         let reader = socket.try_clone().map_err(|e| e.to_string())?;
