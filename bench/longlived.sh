@@ -14,8 +14,8 @@
 # streams to `live` through the proxy (it reopens a cut one, and counts a failed reopen; a probe opens a new stream every 0.5 s, as a new client),
 # then ROUNDS times: a change of `other` (phase "other"), then a change of `live` (phase
 # "live"), each applied by `stack start` / `docker-compose up -d`; for stack, also
-# `stack maintenance on` + `off` (phase "reload": two proxy reloads; compose has no
-# equivalent). Columns: streams cut per phase, failed reopens, new clients (probes) that got no event
+# `stack maintenance on --retry-after <60+round>` + `off` (phase "reload": the new
+# Retry-After makes `on` reload the proxy every round; compose has no equivalent). Columns: streams cut per phase, failed reopens, new clients (probes) that got no event
 # during the deploys of `live`, and the mean wall time of
 # a deploy of `live` (for stack it includes the drain: the command waits until the old
 # container has stopped). Bounded: each holder stops after 600 s.
@@ -163,7 +163,7 @@ for proxy in $PROXIES; do
         write_project "$SPORT" "$HPORT" "$((round - 1))" "$round"
         stack start >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
         echo reload >"$WORK/phase"
-        stack maintenance on >/dev/null 2>&1; stack maintenance off >/dev/null 2>&1
+        stack maintenance on --retry-after $((60 + round)) >/dev/null 2>&1; stack maintenance off >/dev/null 2>&1
         echo live >"$WORK/phase"
         write_project "$SPORT" "$HPORT" "$round" "$round"
         t0=$(now)

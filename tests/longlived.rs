@@ -1,7 +1,7 @@
 //! Long-lived connections across deploys (issue 22, item 5), through real proxies (Caddy
 //! and nginx) on the real engine, with the `stack` binary: server-sent-event streams to
-//! service `live` stay open through a rolling update of service `other` and through
-//! proxy reloads (`stack maintenance on` / `off`); a rolling update of `live` itself
+//! service `live` stay open through a rolling update of service `other` (nginx reloads
+//! after it) and through proxy reloads (`stack maintenance on`, twice); a rolling update of `live` itself
 //! keeps the old streams on the old container (`SERVICE_LIVE_DRAIN`) while a stream
 //! opened meanwhile reaches the new version, and the old container goes once its
 //! streams have ended.
@@ -208,12 +208,19 @@ fn long_lived_across_deploys(test: &str, proxy: &'static str, image: &'static st
     site.stack_ok(&["start"]);
     all_flowing(&streams, "after a rolling update of `other`");
 
-    // Proxy reloads: maintenance on (the open streams keep going, new requests get the
-    // page), then off.
-    site.stack_ok(&["maintenance", "on"]);
-    all_flowing(&streams, "after `maintenance on` reloaded the proxy");
+    // Proxy reloads: `maintenance on` reloads the proxy when its snippets change (the
+    // first time, and with another Retry-After); the open streams keep going while new
+    // requests get the page. Then off.
+    for retry_after in ["30", "60"] {
+        let out = site
+            .project
+            .ok(&["--json", "maintenance", "on", "--retry-after", retry_after]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["reloaded"], true, "{report}");
+        all_flowing(&streams, "after `maintenance on` reloaded the proxy");
+    }
     site.stack_ok(&["maintenance", "off"]);
-    all_flowing(&streams, "after `maintenance off` reloaded the proxy");
+    all_flowing(&streams, "after `maintenance off`");
 
     // A rolling update of `live` itself: the old streams stay on the old container
     // while a new stream reaches the new one.
