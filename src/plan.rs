@@ -384,6 +384,7 @@ mod tests {
             resources: Default::default(),
             replicas,
             strategy,
+            drain: None,
             depends_on: deps
                 .iter()
                 .map(|d| crate::model::Dependency {

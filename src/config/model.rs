@@ -296,6 +296,9 @@ pub struct Service {
     pub frontend: bool,
     pub upstream: Option<Upstream>,
     pub strategy: Strategy,
+    /// `DRAIN`: how long a replaced container keeps its open connections in a rolling
+    /// update (instead of `STOP_GRACE` when longer).
+    pub drain: Option<std::time::Duration>,
     /// Environments the service exists in; `None`: all.
     pub environments: Option<Vec<String>>,
     /// `LABELS`, the project's own (stack's labels are added in the model, and win).

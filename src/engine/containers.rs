@@ -19,6 +19,9 @@ pub enum Grace {
     Own,
     /// SIGKILL at once: a container that never served (a failed start, a registry).
     None,
+    /// This long, for this stop only: a replaced container's `DRAIN` for its open
+    /// connections (whole seconds, rounded up, as the engine counts them).
+    For(std::time::Duration),
 }
 
 /// What becomes of a container's anonymous volumes when it is removed (Compose's rules).
@@ -170,6 +173,9 @@ impl Engine {
                         // The engine's default: the container's own `StopTimeout`.
                         Grace::Own => None,
                         Grace::None => Some(0),
+                        Grace::For(duration) => {
+                            Some(i32::try_from(spec::engine_seconds(duration)).unwrap_or(i32::MAX))
+                        }
                     },
                     ..Default::default()
                 }),

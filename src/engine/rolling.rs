@@ -122,14 +122,37 @@ impl Converger {
                 service.name
             )));
         }
-        self.progress
-            .step(&service.name, "rolling: stopping the old container");
+        let grace = retirement_grace(service);
+        self.progress.step(
+            &service.name,
+            &match grace {
+                Grace::For(drain) => format!(
+                    "rolling: stopping the old container; its open connections may stay up to {}",
+                    crate::config::values::compose_duration(drain)
+                ),
+                _ => "rolling: stopping the old container".to_string(),
+            },
+        );
         let engine = self.engine.clone();
         let old = old.to_string();
         // Its anonymous volumes stay: the new container mounts them.
         Ok(tokio::spawn(async move {
-            engine.remove(&old, Grace::Own, Volumes::Keep).await
+            engine.remove(&old, grace, Volumes::Keep).await
         }))
+    }
+}
+
+/// How long the replaced container of `service` gets between its stop signal and SIGKILL:
+/// its own `STOP_GRACE`, or `DRAIN` when that is longer. Docker's DNS cannot drop a
+/// running container without taking its address (and so its connections) away, so the
+/// stop signal is what turns new connections away: an app that stops accepting on it and
+/// finishes what it has (Go's `Shutdown`, Node's `server.close`) is refused by nothing but
+/// new connections, which the proxies retry on the new container at once, while its
+/// WebSocket and event streams stay open until they end or the drain is over.
+fn retirement_grace(service: &DesiredService) -> Grace {
+    match service.drain {
+        Some(drain) if drain > service.stop_grace() => Grace::For(drain),
+        _ => Grace::Own,
     }
 }
 

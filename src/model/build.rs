@@ -245,6 +245,7 @@ fn service(config: &Config, service: &Service) -> DesiredService {
         },
         replicas: service.replicas,
         strategy: service.strategy,
+        drain: service.drain,
         depends_on,
         job: config
             .services
@@ -398,6 +399,7 @@ fn proxy(config: &Config) -> DesiredService {
         resources: Resources::default(),
         replicas: 1,
         strategy: Strategy::Recreate,
+        drain: None,
         depends_on: Vec::new(),
         job: false,
         labels: labels(config, PROXY_SERVICE, Strategy::Recreate),

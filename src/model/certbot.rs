@@ -67,14 +67,13 @@ pub fn certbot(config: &Config) -> Option<DesiredService> {
             read_only: false,
         });
     }
-    let image = config
-        .acme
-        .certbot_image
-        .clone()
-        .unwrap_or_else(|| crate::config::CERTBOT_IMAGE.to_string());
     Some(DesiredService {
         name: CERTBOT_SERVICE.into(),
-        image,
+        image: config
+            .acme
+            .certbot_image
+            .clone()
+            .unwrap_or_else(|| crate::config::CERTBOT_IMAGE.to_string()),
         build: None,
         command: Some(vec![SCRIPT_TARGET.to_string()]),
         env,
@@ -87,6 +86,7 @@ pub fn certbot(config: &Config) -> Option<DesiredService> {
         resources: Resources::default(),
         replicas: 1,
         strategy: Strategy::Recreate,
+        drain: None,
         depends_on: Vec::new(),
         job: false,
         labels: labels(config, CERTBOT_SERVICE, Strategy::Recreate),

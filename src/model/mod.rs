@@ -150,6 +150,10 @@ pub struct DesiredService {
     pub resources: Resources,
     pub replicas: u32,
     pub strategy: Strategy,
+    /// `DRAIN`: the grace a replaced container gets in a rolling update, for long-lived
+    /// connections. Left out of the JSON when unset, so digests of other services stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Duration>,
     pub depends_on: Vec<Dependency>,
     /// A job: another service depends on it with `:completed`, so it runs to completion
     /// (exit code 0) instead of staying up. Left out of the JSON when false, so digests of

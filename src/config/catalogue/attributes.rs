@@ -221,6 +221,13 @@ pub const ATTRIBUTES: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["DRAIN"],
+        meaning: r##"*(stack's addition)* for long-lived connections (WebSocket, server-sent events): in a rolling update, how long the old container may keep the connections it has after it got its stop signal and new connections went to the new container; then SIGKILL (used instead of `STOP_GRACE` when longer; 1s to 24h; needs the `rolling` strategy)"##,
+        default: r##"`STOP_GRACE`"##,
+        targets: "engine",
+        container: false,
+    },
+    Key {
         names: &["CAP_ADD", "CAP_DROP"],
         meaning: r##"Linux capabilities (`NET_BIND_SERVICE` or `CAP_NET_BIND_SERVICE`), or `ALL`"##,
         default: r##"none"##,

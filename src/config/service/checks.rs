@@ -55,6 +55,7 @@ pub(super) fn check_combinations(
             .hint("two containers cannot hold one host port: route it through the proxy, or use `recreate`"),
         );
     }
+    check_drain(service, prefix, swarm, decl("DRAIN"), errors);
     if swarm && service.options.gpus.is_some() {
         errors.push(
             Diagnostic::new(format!(
@@ -105,4 +106,39 @@ pub(super) fn check_upstream_only(
             .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
         );
     }
+}
+
+/// `DRAIN` is a rolling update's, on one engine: refused with `recreate` and on swarm.
+fn check_drain(
+    service: &Service,
+    prefix: &str,
+    swarm: bool,
+    span: Option<Span>,
+    errors: &mut Errors,
+) {
+    if service.drain.is_none() || (service.strategy == Strategy::Rolling && !swarm) {
+        return;
+    }
+    let (why, hint) = if swarm {
+        (
+            "swarm stops a replaced task with its `STOP_GRACE`".to_string(),
+            "set `STOP_GRACE` to how long open connections may stay, and remove `DRAIN`"
+                .to_string(),
+        )
+    } else {
+        (
+            "it is replaced by `recreate`, which stops the old container first".to_string(),
+            format!(
+                "set `SERVICE_{prefix}_STRATEGY=rolling` (it needs `HEALTH` and no `PUBLISH`), or remove `DRAIN`"
+            ),
+        )
+    };
+    errors.push(
+        Diagnostic::new(format!(
+            "service `{}` has `SERVICE_{prefix}_DRAIN`, which only a rolling update on one engine uses: {why}",
+            service.name
+        ))
+        .with_span(span)
+        .hint(hint),
+    );
 }

@@ -214,6 +214,13 @@ fn read(
     let extra_hosts = options::read_extra_hosts(map, errors);
     let options = options::read_options(map, errors);
     let release = release::read_release(map, prefix, errors);
+    let drain = get(map, "DRAIN").and_then(|v| {
+        release::within_a_day(
+            v,
+            "write e.g. `10m`: how long open connections may stay on the old container",
+            errors,
+        )
+    });
     let schedule = job::read_schedule(context, map, prefix, errors);
     let attached = attach::read(context, map, errors);
     Service {
@@ -251,6 +258,7 @@ fn read(
         frontend,
         upstream: network.upstream,
         strategy,
+        drain,
         environments,
         span: None,
     }
