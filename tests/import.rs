@@ -56,9 +56,18 @@ fn case(dir: &Path) -> Case {
     }
 }
 
-/// Import, build and compare one Compose fixture; the differences (empty: equivalent).
+/// Import, build and compare one Compose fixture; the differences (empty: equivalent),
+/// the fixture's temporary folder written `<fixture>` so that `EXPECT-DIFF` can list them.
 fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
     let case = case(dir);
+    let folder = case.src.display().to_string();
+    let stable = |text: String| text.replace(&folder, "<fixture>");
+    round_trip_in(&case, extra)
+        .map(|differences| differences.into_iter().map(stable).collect())
+        .map_err(stable)
+}
+
+fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
     let file = case.src.join("docker-compose.yml");
     let output = stack()
         .args(["--json", "import", "compose"])
@@ -89,9 +98,100 @@ fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
             fs::read_to_string(case.project.join("stack.env")).unwrap_or_default()
         ));
     }
-    let original = compose_equiv::config(&file)?;
+    let lowered = lower_for_v1(&file)?;
+    let original = compose_equiv::config(&lowered);
+    let _ = fs::remove_file(&lowered);
+    let original = original?;
     let rendered = compose_equiv::config(&case.project.join(".stack/dev/docker-compose.yml"))?;
     Ok(compose_equiv::compare(&original, &rendered, &renamed))
+}
+
+/// A copy of the Compose file `file` (beside it, so `.env` and relative paths still
+/// apply) with the Compose Specification's newer syntax written the way Debian's
+/// docker-compose v1 reads it, each with the meaning Compose v2 gives it, so that the
+/// original can be compared at all. Only the original is lowered: the rendered file must
+/// be read by v1 as it is.
+///
+/// - an `environment` value that is a YAML boolean is that word (`true`), as v2 passes it;
+/// - `environment:` holding only comments (null) is no environment;
+/// - a label listed twice with the same value is listed once;
+/// - a service in a profile is left out (no profile is activated), as `docker compose up`
+///   leaves it out, and so is a dependency on it marked `required: false`; `required` and
+///   `restart` of a `depends_on` entry are dropped (v1 has neither);
+/// - an `env_file` entry `{path, required}` is its path, left out when `required: false`
+///   and the file does not exist (v2 skips it).
+fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
+    let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut yaml: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    yaml.apply_merge()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut doc: Value = serde_json::to_value(&yaml).map_err(|e| e.to_string())?;
+    let dir = file.parent().unwrap();
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        let profiled: Vec<String> = services
+            .iter()
+            .filter(|(_, s)| s.get("profiles").is_some_and(|p| !p.is_null()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        services.retain(|name, _| !profiled.contains(name));
+        for service in services.values_mut().filter_map(Value::as_object_mut) {
+            lower_service(service, dir, &profiled);
+        }
+    }
+    let lowered = dir.join(".v1-lowered-compose.yml");
+    fs::write(&lowered, serde_json::to_string_pretty(&doc).unwrap())
+        .map_err(|e| format!("{}: {e}", lowered.display()))?;
+    Ok(lowered)
+}
+
+fn lower_service(service: &mut serde_json::Map<String, Value>, dir: &Path, gone: &[String]) {
+    match service.get_mut("environment") {
+        Some(Value::Null) => {
+            service.remove("environment");
+        }
+        Some(Value::Object(environment)) => {
+            for value in environment.values_mut() {
+                if let Value::Bool(b) = value {
+                    *value = Value::String(b.to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(Value::Array(labels)) = service.get_mut("labels") {
+        let mut seen = Vec::new();
+        labels.retain(|label| {
+            let new = !seen.contains(label);
+            seen.push(label.clone());
+            new
+        });
+    }
+    if let Some(Value::Object(depends)) = service.get_mut("depends_on") {
+        depends.retain(|name, options| {
+            let optional = options.get("required") == Some(&Value::Bool(false));
+            if let Some(options) = options.as_object_mut() {
+                options.remove("required");
+                options.remove("restart");
+            }
+            !(optional && gone.contains(name))
+        });
+    }
+    if let Some(Value::Array(files)) = service.get_mut("env_file") {
+        files.retain_mut(|entry| {
+            let Some(path) = entry
+                .get("path")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return true;
+            };
+            let optional = entry.get("required") == Some(&Value::Bool(false));
+            let keep = !optional || dir.join(&path).exists();
+            *entry = Value::String(path);
+            keep
+        });
+    }
 }
 
 /// A fixture's accepted differences: `EXPECT-DIFF` beside its Compose file, one
