@@ -56,9 +56,18 @@ fn case(dir: &Path) -> Case {
     }
 }
 
-/// Import, build and compare one Compose fixture; the differences (empty: equivalent).
+/// Import, build and compare one Compose fixture; the differences (empty: equivalent),
+/// the fixture's temporary folder written `<fixture>` so that `EXPECT-DIFF` can list them.
 fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
     let case = case(dir);
+    let folder = case.src.display().to_string();
+    let stable = |text: String| text.replace(&folder, "<fixture>");
+    round_trip_in(&case, extra)
+        .map(|differences| differences.into_iter().map(stable).collect())
+        .map_err(stable)
+}
+
+fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
     let file = case.src.join("docker-compose.yml");
     let output = stack()
         .args(["--json", "import", "compose"])
@@ -89,9 +98,226 @@ fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
             fs::read_to_string(case.project.join("stack.env")).unwrap_or_default()
         ));
     }
-    let original = compose_equiv::config(&file)?;
+    let lowered = lower_for_v1(&file)?;
+    let original = compose_equiv::config(&lowered);
+    let _ = fs::remove_file(&lowered);
+    let original = original?;
     let rendered = compose_equiv::config(&case.project.join(".stack/dev/docker-compose.yml"))?;
     Ok(compose_equiv::compare(&original, &rendered, &renamed))
+}
+
+/// A copy of the Compose file `file` (beside it, so `.env` and relative paths still
+/// apply) with the Compose Specification's newer syntax written the way Debian's
+/// docker-compose v1 reads it, each with the meaning Compose v2 gives it, so that the
+/// original can be compared at all. Only the original is lowered: the rendered file must
+/// be read by v1 as it is.
+///
+/// - an `environment` value that is a YAML boolean is that word (`true`), as v2 passes it;
+/// - `environment:` holding only comments (null) is no environment;
+/// - a label listed twice with the same value is listed once;
+/// - a service in a profile is left out (no profile is activated), as `docker compose up`
+///   leaves it out, and so is a dependency on it marked `required: false`; `required` and
+///   `restart` of a `depends_on` entry are dropped (v1 has neither);
+/// - an `env_file` entry `{path, required}` is its path, left out when `required: false`
+///   and the file does not exist (v2 skips it);
+/// - a value that nests a variable in a default (`${A:-${B}}`, `${A:-x$B}`, `${A:+x${A}}`),
+///   which v1 cuts at the first `}` or keeps as text, is interpolated as v2 does, from
+///   `.env` alone.
+fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
+    let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut yaml: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    yaml.apply_merge()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut doc: Value = serde_json::to_value(&yaml).map_err(|e| e.to_string())?;
+    let dir = file.parent().unwrap();
+    let dotenv = parse_dotenv(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
+    lower_nested(&mut doc, &dotenv);
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        let profiled: Vec<String> = services
+            .iter()
+            .filter(|(_, s)| s.get("profiles").is_some_and(|p| !p.is_null()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        services.retain(|name, _| !profiled.contains(name));
+        for service in services.values_mut().filter_map(Value::as_object_mut) {
+            lower_service(service, dir, &profiled);
+        }
+    }
+    let lowered = dir.join(".v1-lowered-compose.yml");
+    fs::write(&lowered, serde_json::to_string_pretty(&doc).unwrap())
+        .map_err(|e| format!("{}: {e}", lowered.display()))?;
+    Ok(lowered)
+}
+
+/// `.env` as plain `KEY=VALUE` lines (quotes removed), for [`interpolate_v2`].
+fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let unquoted = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            (k.trim().to_string(), unquoted.to_string())
+        })
+        .collect()
+}
+
+/// Every string that nests a variable in a default or alternative (`${A:-${B}}`), which
+/// docker-compose v1 cannot read, interpolated now as Compose v2 does (its `$` escaped).
+fn lower_nested(value: &mut Value, dotenv: &BTreeMap<String, String>) {
+    match value {
+        Value::String(text) if nests(text) => {
+            *text = interpolate_v2(text, dotenv).replace('$', "$$");
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| lower_nested(v, dotenv)),
+        Value::Object(map) => map.values_mut().for_each(|v| lower_nested(v, dotenv)),
+        _ => {}
+    }
+}
+
+/// Whether a `${…}` of `text` holds another variable (`${A:-${B}}`, `${A:-x$B}`).
+fn nests(text: &str) -> bool {
+    let mut depth = 0;
+    let bytes = text.as_bytes();
+    for (i, byte) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied().unwrap_or(b' ');
+        match byte {
+            b'$' if depth > 0 && (next == b'{' || next == b'_' || next.is_ascii_alphabetic()) => {
+                return true;
+            }
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Compose v2's interpolation of `text` with `dotenv` (an empty process environment):
+/// `$$`, `$NAME`, `${NAME}` and its `:-` `-` `:+` `+` `:?` `?` forms, nested.
+fn interpolate_v2(text: &str, dotenv: &BTreeMap<String, String>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '$' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        match chars.get(i + 1) {
+            Some('$') => {
+                out.push('$');
+                i += 2;
+            }
+            Some('{') => {
+                let mut depth = 1;
+                let mut j = i + 2;
+                while j < chars.len() && depth > 0 {
+                    match chars[j] {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let inner: String = chars[i + 2..j.saturating_sub(1)].iter().collect();
+                out.push_str(&expand(&inner, dotenv));
+                i = j;
+            }
+            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
+                let mut j = i + 1;
+                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                    j += 1;
+                }
+                let name: String = chars[i + 1..j].iter().collect();
+                out.push_str(dotenv.get(&name).map_or("", String::as_str));
+                i = j;
+            }
+            _ => {
+                out.push('$');
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn expand(inner: &str, dotenv: &BTreeMap<String, String>) -> String {
+    let end = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    let (name, rest) = inner.split_at(end);
+    let value = dotenv.get(name);
+    let full = value.is_some_and(|v| !v.is_empty());
+    let (op, arg) = match rest {
+        r if r.starts_with(":-") || r.starts_with(":+") || r.starts_with(":?") => r.split_at(2),
+        r if r.starts_with('-') || r.starts_with('+') || r.starts_with('?') => r.split_at(1),
+        r => (r, ""),
+    };
+    match op {
+        ":-" if !full => interpolate_v2(arg, dotenv),
+        "-" if value.is_none() => interpolate_v2(arg, dotenv),
+        ":+" if full => interpolate_v2(arg, dotenv),
+        "+" if value.is_some() => interpolate_v2(arg, dotenv),
+        ":+" | "+" => String::new(),
+        _ => value.cloned().unwrap_or_default(),
+    }
+}
+
+fn lower_service(service: &mut serde_json::Map<String, Value>, dir: &Path, gone: &[String]) {
+    match service.get_mut("environment") {
+        Some(Value::Null) => {
+            service.remove("environment");
+        }
+        Some(Value::Object(environment)) => {
+            for value in environment.values_mut() {
+                if let Value::Bool(b) = value {
+                    *value = Value::String(b.to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(Value::Array(labels)) = service.get_mut("labels") {
+        let mut seen = Vec::new();
+        labels.retain(|label| {
+            let new = !seen.contains(label);
+            seen.push(label.clone());
+            new
+        });
+    }
+    if let Some(Value::Object(depends)) = service.get_mut("depends_on") {
+        depends.retain(|name, options| {
+            let optional = options.get("required") == Some(&Value::Bool(false));
+            if let Some(options) = options.as_object_mut() {
+                options.remove("required");
+                options.remove("restart");
+            }
+            !(optional && gone.contains(name))
+        });
+    }
+    if let Some(Value::Array(files)) = service.get_mut("env_file") {
+        files.retain_mut(|entry| {
+            let Some(path) = entry
+                .get("path")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return true;
+            };
+            let optional = entry.get("required") == Some(&Value::Bool(false));
+            let keep = !optional || dir.join(&path).exists();
+            *entry = Value::String(path);
+            keep
+        });
+    }
 }
 
 /// A fixture's accepted differences: `EXPECT-DIFF` beside its Compose file, one

@@ -10,7 +10,7 @@ impl Import<'_> {
         match node.get("depends_on") {
             Some(Node::Seq(items)) => {
                 for item in items.iter().filter_map(Node::scalar) {
-                    if let Some(name) = self.dependency(&input, &item, "service_started") {
+                    if let Some(name) = self.dependency(&input, &item, "service_started", true) {
                         names.push(name);
                     }
                 }
@@ -21,11 +21,10 @@ impl Import<'_> {
                         .get("condition")
                         .and_then(Node::scalar)
                         .unwrap_or_else(|| "service_started".into());
+                    let required = !matches!(options.get("required"), Some(Node::Bool(false)));
                     if let Node::Map(keys) = options {
-                        for (key, value) in keys {
-                            let fine = key == "condition"
-                                || (key == "required" && matches!(value, Node::Bool(true)));
-                            if !fine {
+                        for (key, _) in keys {
+                            if key != "condition" && key != "required" {
                                 self.finding(
                                     Some(&input),
                                     &format!("depends_on.{name}.{key}"),
@@ -34,7 +33,7 @@ impl Import<'_> {
                             }
                         }
                     }
-                    if let Some(name) = self.dependency(&input, name, &condition) {
+                    if let Some(name) = self.dependency(&input, name, &condition, required) {
                         names.push(name);
                     }
                 }
@@ -46,8 +45,24 @@ impl Import<'_> {
         }
     }
 
-    fn dependency(&mut self, input: &str, name: &str, condition: &str) -> Option<String> {
+    /// The project name `input` waits for on `name`; `required: false` on a service that
+    /// is not imported is skipped, as Compose skips it.
+    fn dependency(
+        &mut self,
+        input: &str,
+        name: &str,
+        condition: &str,
+        required: bool,
+    ) -> Option<String> {
         let Some(target) = self.names.get(name).cloned() else {
+            if !required {
+                self.note(
+                    Some(input),
+                    &format!("depends_on.{name}"),
+                    format!("`{name}` is not imported and the dependency is `required: false`: skipped, as Compose skips it"),
+                );
+                return None;
+            }
             let why = match self.left_out.get(name) {
                 Some(profiles) => format!(
                     "`{name}` is in profile(s) `{}`, not activated; import with `--profile {}`",

@@ -132,6 +132,19 @@ pub(super) fn check_shape<'d>(
             locator.top("services").unwrap_or(1),
             format!("`services` is {}, not a mapping", other.kind()),
         )),
+        None if is_legacy_format(top) => Err(input_error(
+            shown,
+            text,
+            1,
+            1,
+            format!(
+                "`{shown}` is in Compose's legacy format (version 1: services at the top \
+                 level, no `services:` key), which the Compose Specification and Compose v2 \
+                 no longer read"
+            ),
+        )
+        .hint("indent the services under a `services:` key, then import again")
+        .into()),
         None => {
             let keys: Vec<&str> = top.iter().map(|(k, _)| k.as_str()).take(5).collect();
             Err(not_compose(
@@ -140,6 +153,20 @@ pub(super) fn check_shape<'d>(
             ))
         }
     }
+}
+
+/// A file in the legacy format (version 1): every top-level entry is a mapping that
+/// names an `image` or a `build`, and none is a key of the Compose Specification.
+fn is_legacy_format(top: &[(String, Node)]) -> bool {
+    const TOP_KEYS: [&str; 8] = [
+        "version", "name", "services", "networks", "volumes", "secrets", "configs", "include",
+    ];
+    !top.is_empty()
+        && top.iter().all(|(key, value)| {
+            !TOP_KEYS.contains(&key.as_str())
+                && !key.starts_with("x-")
+                && (value.get("image").is_some() || value.get("build").is_some())
+        })
 }
 
 impl Loaded<'_> {

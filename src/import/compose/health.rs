@@ -136,11 +136,13 @@ impl Import<'_> {
                 ]
                 .contains(&key.as_str())
                 {
-                    self.finding(
-                        Some(&input),
-                        &format!("healthcheck.{key}"),
-                        "stack has no attribute for it",
-                    );
+                    let why = if key == "start_interval" {
+                        "stack has no attribute for it: during the start period the check runs \
+                         every `interval`, as on an engine before Docker 25"
+                    } else {
+                        "stack has no attribute for it"
+                    };
+                    self.finding(Some(&input), &format!("healthcheck.{key}"), why);
                 }
             }
         }

@@ -1,11 +1,18 @@
 //! `image` and `build` (context, Dockerfile, target, arguments).
 
+use super::text::{as_literal, references};
 use super::yaml::Node;
-use super::{is_key, is_secret_name, normalise, pairs, project_path, Import, ServiceDraft};
+use super::{
+    embeds_credentials, is_key, is_secret_name, normalise, pairs, project_path, Import,
+    ServiceDraft,
+};
 
 impl Import<'_> {
     pub(super) fn image_and_build(&mut self, service: &mut ServiceDraft, node: &Node) {
         let input = service.input.clone();
+        if let Some(policy) = node.get("pull_policy").and_then(Node::scalar) {
+            self.pull_policy(&input, &policy, node.get("build").is_some());
+        }
         if let Some(image) = node.get("image").and_then(Node::scalar) {
             let image = self.template(&image);
             service.set("IMAGE", &image);
@@ -79,18 +86,30 @@ impl Import<'_> {
         }
     }
 
+    /// `pull_policy`: stack pulls an image when it is missing and builds a `BUILD`
+    /// service, which is Compose's default (`missing`); other policies are listed.
+    fn pull_policy(&mut self, input: &str, policy: &str, builds: bool) {
+        let why = match policy {
+            "missing" | "if_not_present" => None,
+            "build" if builds => None,
+            "always" => Some("stack pulls an image only when it is missing, so a moving tag is not refreshed at each start: pin the tag (`image: app:1.2.3`) and change it to update, or `docker pull` before `stack start`"),
+            "never" => Some("stack pulls an image that is missing instead of failing: load or build the image before `stack start` if it must never come from a registry"),
+            _ => Some("stack pulls an image only when it is missing (Compose's `missing`), and has no schedule for pulls: pin the tag and change it to update"),
+        };
+        match why {
+            Some(why) => self.finding(Some(input), "pull_policy", format!("`{policy}`: {why}")),
+            None => self.note(
+                Some(input),
+                "pull_policy",
+                format!("`{policy}` is what stack does anyway: it pulls an image only when it is missing and builds a `BUILD` service"),
+            ),
+        }
+    }
+
     fn build_args(&mut self, service: &mut ServiceDraft, args: &Node) {
         let input = service.input.clone();
         for (name, value) in pairs(args) {
             let key = format!("build.args.{name}");
-            let Some(value) = value else {
-                self.finding(
-                    Some(&input),
-                    &key,
-                    "an argument without a value takes it from the shell",
-                );
-                continue;
-            };
             if !is_key(&name) {
                 self.finding(
                     Some(&input),
@@ -99,16 +118,54 @@ impl Import<'_> {
                 );
                 continue;
             }
-            if is_secret_name(&name) {
+            // Without a value Compose takes it from the shell (or `.env`), as `${NAME}` does.
+            let value = value.unwrap_or_else(|| {
+                if !self.dotenv.contains_key(&name) {
+                    self.note(
+                        Some(&input),
+                        &key,
+                        format!("without a value: `${{{name}}}`, read from `.env` or the environment stack runs in, as Compose reads it from the shell"),
+                    );
+                }
+                format!("${{{name}}}")
+            });
+            if as_literal(&value).is_some_and(|v| v.is_empty()) {
+                // Empty is empty, whatever the name: nothing secret to keep out of the image.
+                service.set(&format!("BUILD_ARG_{name}"), "");
+                continue;
+            }
+            // A secret by its name, a password in a URL, or a reference to either.
+            let secret_literal = as_literal(&value)
+                .is_some_and(|literal| is_secret_name(&name) || embeds_credentials(&literal));
+            if secret_literal || self.passes_secret(&value) {
                 self.finding(
                     Some(&input),
                     &key,
-                    "a secret in a build argument stays in the image's history; stack refuses it (use a build secret)",
+                    "a secret in a build argument stays in the image's history, so stack refuses it; \
+                     pass it at run time (`ENV_<NAME>`) or as a build secret",
                 );
                 continue;
             }
             let value = self.template(&value);
             service.set(&format!("BUILD_ARG_{name}"), &value);
         }
+    }
+
+    /// Whether `value` interpolates a variable the project will hold as a secret: one
+    /// whose name says so and that has a value (in `.env` or a default), or whose `.env`
+    /// value embeds a password in a URL.
+    fn passes_secret(&self, value: &str) -> bool {
+        references(value).iter().any(|name| {
+            let dotenv = self
+                .dotenv
+                .get(name)
+                .and_then(|(template, _)| self.interpolate(template, 0));
+            let has_default =
+                value.contains(&format!("${{{name}:-")) || value.contains(&format!("${{{name}-"));
+            let valued = dotenv.as_deref().is_some_and(|v| !v.is_empty()) || has_default;
+            (is_secret_name(name) && valued)
+                || dotenv.as_deref().is_some_and(embeds_credentials)
+                || self.secrets.get(name).is_some_and(Option::is_some)
+        })
     }
 }

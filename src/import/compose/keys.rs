@@ -104,7 +104,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("privileged", Carried("options")),
     ("profiles", Carried("profiles")),
     ("provider", NoAttribute),
-    ("pull_policy", NoAttribute),
+    ("pull_policy", Carried("image")),
     ("pull_refresh_after", NoAttribute),
     ("read_only", Carried("options")),
     ("restart", Carried("deploy")),

@@ -672,3 +672,100 @@ fn a_hostname_no_container_can_have_is_listed_not_carried() {
     assert_eq!(listed.len(), 2, "{:?}", imported.findings);
     assert!(listed.iter().any(|f| f.reason.contains("api_1")));
 }
+
+#[test]
+fn build_arguments_without_a_value_or_empty_are_carried_and_secrets_are_not() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  web:\n    build:\n      context: .\n      args:\n        PLUGINS:\n        GITHUB_SECRET:\n        CLIENT_SECRET: \"\"\n        NEXTAUTH_SECRET: RANDOM\n        DATABASE_URL: ${DATABASE_URL}\n        APP_URL: ${APP_URL}\n        CACHE_URL: redis://:pw@cache\n",
+            ),
+            (".env", "DATABASE_URL=postgres://u:pw@db/app\nAPP_URL=http://localhost\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_WEB_BUILD_ARG_PLUGINS=${PLUGINS}\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_BUILD_ARG_GITHUB_SECRET=${GITHUB_SECRET}\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_BUILD_ARG_CLIENT_SECRET=\"\"\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_BUILD_ARG_APP_URL=${APP_URL}\n"),
+        "{env}"
+    );
+    assert!(!env.contains("BUILD_ARG_NEXTAUTH_SECRET"), "{env}");
+    assert!(!env.contains("BUILD_ARG_DATABASE_URL"), "{env}");
+    assert!(!env.contains("RANDOM") && !env.contains(":pw@"), "{env}");
+    for key in [
+        "build.args.NEXTAUTH_SECRET",
+        "build.args.DATABASE_URL",
+        "build.args.CACHE_URL",
+    ] {
+        let finding = imported.findings.iter().find(|f| f.key == key);
+        assert!(
+            finding.is_some_and(|f| f.not_carried),
+            "{key}: {:?}",
+            imported.findings
+        );
+    }
+}
+
+#[test]
+fn pull_policies_and_optional_dependencies() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    image: app\n    pull_policy: always\n    depends_on:\n      db:\n        condition: service_started\n        required: false\n      sync:\n        condition: service_completed_successfully\n        required: false\n  db:\n    image: postgres\n    pull_policy: missing\n  sync:\n    image: app\n    profiles: [analytics]\n",
+        )],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("SERVICE_WEB_DEPENDS_ON=db\n"), "{env}");
+    let finding = |key: &str, service: &str| {
+        imported
+            .findings
+            .iter()
+            .find(|f| f.key == key && f.service.as_deref() == Some(service))
+            .map(|f| f.not_carried)
+    };
+    assert_eq!(
+        finding("pull_policy", "web"),
+        Some(true),
+        "always is listed"
+    );
+    assert_eq!(
+        finding("pull_policy", "db"),
+        Some(false),
+        "missing is a note"
+    );
+    assert_eq!(
+        finding("depends_on.sync", "web"),
+        Some(false),
+        "skipped, as Compose"
+    );
+    assert_eq!(finding("depends_on.db.required", "web"), None);
+}
+
+#[test]
+fn the_legacy_format_is_refused_with_what_to_write() {
+    let err = try_run(
+        &[(
+            "docker-compose.yml",
+            "db:\n  image: mongo\nweb:\n  image: app\n  links:\n    - db:db\n",
+        )],
+        false,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("legacy format"), "{err}");
+}
