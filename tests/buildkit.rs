@@ -41,6 +41,9 @@ fn project(test: &str, megabytes: usize) -> Project {
         .unwrap();
     }
     std::fs::write(app.join("src/main.txt"), "line one\nline two\n").unwrap();
+    // The context is this project's own: an identical context built by another test (or an
+    // earlier run) would be found by its fingerprint and reused, sending nothing.
+    std::fs::write(app.join("src/project.txt"), &p.name).unwrap();
     std::fs::write(app.join(".dockerignore"), "*.log\n").unwrap();
     std::fs::write(
         app.join("Dockerfile"),
