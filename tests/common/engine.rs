@@ -216,6 +216,21 @@ pub fn remove_project(name: &str) {
         args.extend(images.iter().map(String::as_str));
         let _ = docker(&args);
     }
+    // What a rebuild left untagged: the earlier builds stack made (they carry the build
+    // fingerprint label). Without `-f`: one a container still runs stays.
+    let dangling = lines(docker(&[
+        "images",
+        "-q",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        "label=dev.stack.build-fingerprint",
+    ]));
+    if !dangling.is_empty() {
+        let mut args = vec!["rmi"];
+        args.extend(dangling.iter().map(String::as_str));
+        let _ = docker(&args);
+    }
 }
 
 /// Removes a test project from the engine ([`remove_project`]) when dropped, also when
