@@ -40,8 +40,10 @@ if ! "$generator" --version >/dev/null 2>&1; then
 fi
 
 out_dir="$target_dir/deb"
-root="$out_dir/root-$arch"
-rm -rf "$root"
+mkdir -p "$out_dir"
+# A staging folder of this run's own: two builds at once (tests) must not share one.
+root="$(mktemp -d "$out_dir/root-$arch.XXXXXX")"
+trap 'rm -rf "$root" "${staged:-}"' EXIT
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/share/doc/stack" \
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d"
@@ -105,12 +107,15 @@ Description: render, run and deploy a Docker Compose stack from one project file
 CONTROL
 
 deb="$out_dir/stack_${version}_${arch}.deb"
-dpkg-deb --build --root-owner-group -Zxz "$root" "$deb" >&2
+# Built and checked under a name of its own, then renamed: a reader never sees half a package.
+staged="$out_dir/.stack_${version}_${arch}.$$.deb"
+dpkg-deb --build --root-owner-group -Zxz "$root" "$staged" >&2
 if command -v lintian >/dev/null 2>&1; then
     # Errors fail the build; warnings are shown.
-    lintian --fail-on error "$deb" >&2 || fail "lintian found errors in $deb"
+    lintian --fail-on error "$staged" >&2 || fail "lintian found errors in $deb"
 else
     log "lintian is not installed; the package was not checked"
 fi
+mv -f "$staged" "$deb"
 log "$deb ($(du -h "$deb" | cut -f1), commit ${commit:-unknown})"
 echo "$(cd "$out_dir" && pwd)/$(basename "$deb")"

@@ -80,8 +80,9 @@ if LC_ALL=C readelf -l "$built" 2>/dev/null | grep -q 'Requesting program interp
 fi
 mkdir -p "$out_dir"
 if ! cmp -s "$built" "$out_dir/stack"; then
-    cp "$built" "$out_dir/stack.new"
-    mv "$out_dir/stack.new" "$out_dir/stack"
+    # A name of this run's own, then a rename: builds at once (tests) do not collide.
+    cp "$built" "$out_dir/stack.new.$$"
+    mv -f "$out_dir/stack.new.$$" "$out_dir/stack"
 fi
 log "static ($libc) binary: $out_dir/stack ($(du -h "$out_dir/stack" | cut -f1))"
 echo "$(cd "$out_dir" && pwd)/stack"
