@@ -15,7 +15,7 @@ use super::{runtime, Context, MaintenanceDir};
 use crate::cli::{MaintenanceArgs, Switch};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
-use crate::model::{Desired, PROXY_SERVICE};
+use crate::model::{Desired, CADDY_RELOAD, PROXY_SERVICE};
 use crate::render::maintenance::{
     proxy_files, State, DEFAULT_PAGE, DEFAULT_RETRY_AFTER, MAX_PAGE_BYTES, PAGE_FILE, SWITCH_FILE,
 };
@@ -238,17 +238,7 @@ async fn reload_proxy(engine: &Engine, desired: &Desired) -> Result<()> {
             vec!["sh".into(), "-c".into(), NGINX_RELOAD.into()],
         ]
     } else {
-        vec![[
-            "caddy",
-            "reload",
-            "--config",
-            "/etc/caddy/Caddyfile",
-            "--adapter",
-            "caddyfile",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()]
+        vec![CADDY_RELOAD.iter().map(|s| s.to_string()).collect()]
     };
     let containers = engine.containers(&desired.project).await?;
     for container in containers

@@ -205,17 +205,10 @@ pub async fn apply_route(remote: &Remote, engine: &Engine, route: &Route) -> Res
 /// Reload the environment's Caddy with its configuration file (and the previews'
 /// routes it imports).
 pub async fn reload(engine: &Engine, proxy: &str) -> Result<()> {
-    let command: Vec<String> = [
-        "caddy",
-        "reload",
-        "--config",
-        "/etc/caddy/Caddyfile",
-        "--adapter",
-        "caddyfile",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let command: Vec<String> = crate::model::CADDY_RELOAD
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let (code, output) = engine.exec(proxy, &command).await?;
     if code == 0 {
         return Ok(());

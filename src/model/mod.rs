@@ -50,6 +50,17 @@ pub const MAINTENANCE_TARGET: &str = "/etc/stack-maintenance";
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
 
+/// The command, run in the Caddy proxy's container, that reloads its configuration
+/// gracefully (what maintenance mode and previews' routes use).
+pub const CADDY_RELOAD: [&str; 6] = [
+    "caddy",
+    "reload",
+    "--config",
+    "/etc/caddy/Caddyfile",
+    "--adapter",
+    "caddyfile",
+];
+
 /// Where the proxy finds `STACK_ACME_CA_ROOT` (mounted read-only from the project).
 pub const ACME_CA_ROOT_TARGET: &str = "/etc/stack/acme-ca-root.pem";
 
