@@ -14,6 +14,8 @@ mod common;
 use common::engine::BUSYBOX;
 
 const CADDY: &str = "stack-test/caddy:latest";
+const NGINX: &str = "stack-test/nginx:latest";
+const POSTGRES: &str = "stack-test/postgres:15";
 const STAGING_HOST: &str = "staging.test";
 
 fn vm_docker_image() -> String {
@@ -405,9 +407,14 @@ fn preview_input_errors_exit_2_with_a_hint() {
             &["hosts no previews", "STACK_PREVIEW_DOMAIN"],
         ),
         (
-            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PROXY=nginx\n",
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_TARGET=swarm\n",
+            &["preview", "up", "pr-1"],
+            &["runs on a swarm", "STACK_TARGET=compose"],
+        ),
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_SEED=backup\n",
             &["preview", "list"],
-            &["is not Caddy", "STACK_PROXY=caddy"],
+            &["POSTGRES and BACKUP", "BACKUP_ENABLED=true", "stack.env:7"],
         ),
         (
             "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_PREVIEW_MAX=0\n",
@@ -439,4 +446,194 @@ fn preview_input_errors_exit_2_with_a_hint() {
             );
         }
     }
+}
+
+/// `psql` in the container `container` of the machine (the socket: no password).
+fn sql(vm: &Vm, container: &str, query: &str) -> String {
+    vm.exec(&format!(
+        "docker exec {container} psql -X -q -At -v ON_ERROR_STOP=1 -U app -d app -c \"{query}\""
+    ))
+}
+
+/// A project with Postgres and its backups: `web` (the Postgres image, with busybox)
+/// serves what its database held when it started (`SELECT note FROM notes`), so a page
+/// shows whether the data was there before the app started.
+fn postgres_project(name: &str, vm: &Vm) -> Project {
+    let project = project(name, vm);
+    project.write(&format!(
+        "STACK_TLS=off\nSTACK_DRAIN=0s\nSTACK_PROXY=caddy\nSTACK_PROXY_IMAGE={CADDY}\n\
+         STACK_DOMAIN={STAGING_HOST}\nSTACK_HEALTH_TIMEOUT=120s\n\
+         STACK_PREVIEW_DOMAIN=*.preview.test\nSTACK_PREVIEW_TTL=1h\n\
+         POSTGRES_ENABLED=true\nSERVICE_POSTGRES_IMAGE={POSTGRES}\nPOSTGRES_USER=app\nPOSTGRES_DB=app\n\
+         BACKUP_ENABLED=true\n\
+         STACK_SECRETS=APP_TOKEN\nSTACK_SERVICES=web\n\
+         SERVICE_WEB_IMAGE={POSTGRES}\nSERVICE_WEB_DEPENDS_ON=postgres\n\
+         SERVICE_WEB_ENV_PGPASSWORD=${{POSTGRES_PASSWORD}}\n\
+         SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; mkdir -p /www; psql -X -q -At -h postgres -U app -d app -c \"SELECT note FROM notes ORDER BY note\" > /www/index.html 2>/dev/null || echo none > /www/index.html; busybox httpd -f -p 8080 -h /www & wait'\n\
+         SERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${{STACK_DOMAIN}}\n\
+         SERVICE_WEB_HEALTH=/\nSERVICE_WEB_HEALTH_INTERVAL=1s\n"
+    ));
+    std::fs::write(
+        project.path("environments/staging/secrets.env"),
+        "APP_TOKEN=staging-token-0123456789\nPOSTGRES_PASSWORD=staging-db-password-0123\n",
+    )
+    .unwrap();
+    project
+}
+
+/// `STACK_PREVIEW_SEED=backup`: the preview's database starts from staging's newest
+/// verified dump, before its app starts, and what the preview writes stays in it; no dump
+/// (or none verified) is refused before anything of the preview exists. Then staging's
+/// `supervise` (its systemd unit, looking every second through `STACK_PREVIEWS_TICK`)
+/// removes the preview that has been idle longer than `STACK_PREVIEW_TTL` and keeps the
+/// one just deployed.
+#[test]
+fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
+    let vm = Vm::boot("previewseed", &vm_docker_image());
+    for image in [BUSYBOX, CADDY, POSTGRES] {
+        vm.load_image(image);
+    }
+    let name = format!("ps{}", std::process::id());
+    let project = postgres_project(&name, &vm);
+    // The unit that `deploy` installs looks for idle previews every second.
+    vm.exec(&format!(
+        "mkdir -p /etc/systemd/system/{name}.service.d && \
+         printf '[Service]\\nEnvironment=STACK_PREVIEWS_TICK=1s\\n' > /etc/systemd/system/{name}.service.d/tick.conf"
+    ));
+    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    let staging_db = format!("{name}-postgres-1");
+    sql(&vm, &staging_db, "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('from-staging')");
+    let seeded = ["--allow-dirty", "--set", "STACK_PREVIEW_SEED=backup"];
+    let up = |preview: &str| {
+        let mut args = vec!["preview", "up", preview];
+        args.extend(seeded);
+        on(&project, &vm, &args)
+    };
+
+    // No dump yet, then a dump not verified: refused, and nothing of the preview exists.
+    let out = up("pr-1");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no dump yet"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("stack backup run --on staging"), "{}", text(&out.stderr));
+    ok(&project, &vm, &["backup", "run", "--on", "staging"]);
+    let out = up("pr-1");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is verified"), "{}", text(&out.stderr));
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
+    let files = vm.exec(&format!("ls /opt/{name}/previews 2>&1 || true"));
+    assert!(!files.contains("pr-1"), "{files}");
+    ok(&project, &vm, &["backup", "verify", "--on", "staging"]);
+    let staging_backups = vm.exec(&format!("ls -l --time-style=+%s /opt/{name}/backups | sort"));
+
+    // Seeded: the app saw staging's row when it started.
+    let out = up("pr-1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("seeding the preview's database from `dump-"), "{}", text(&out.stderr));
+    wait_answer(&vm, "pr-1.preview.test", "from-staging");
+    // A write in the preview stays in the preview; staging's database and dumps are as
+    // they were.
+    let preview_db = format!("{name}-pr-1-postgres-1");
+    sql(&vm, &preview_db, "INSERT INTO notes VALUES ('from-preview')");
+    assert_eq!(sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(), "2");
+    assert_eq!(sql(&vm, &staging_db, "SELECT note FROM notes").trim(), "from-staging");
+    assert_eq!(
+        vm.exec(&format!("ls -l --time-style=+%s /opt/{name}/backups | sort")),
+        staging_backups
+    );
+    // An update in place keeps the preview's data (the seed runs on a new database only).
+    let out = up("pr-1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(), "2");
+
+    // A second preview, just deployed; the first made idle for two hours (its last
+    // deploy's time, as `preview list` reads it): supervise removes the first only.
+    ok(&project, &vm, &["preview", "up", "pr-2", "--allow-dirty"]);
+    wait_answer(&vm, "pr-2.preview.test", "none");
+    vm.exec(&format!("touch -h -d '2 hours ago' /opt/{name}/previews/pr-1/current"));
+    eventually("supervise to expire `pr-1`", Duration::from_secs(120), || {
+        engine_objects(&vm, &format!("{name}-pr-1")).trim().is_empty()
+            && !vm.exec(&format!("ls /opt/{name}/previews")).contains("pr-1")
+    });
+    let journal = vm.exec(&format!("journalctl -u {name} --no-pager"));
+    assert!(journal.contains("removed preview `pr-1`"), "{journal}");
+    assert!(!journal.contains("removed preview `pr-2`"), "{journal}");
+    wait_answer(&vm, "pr-2.preview.test", "none");
+    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    assert!(listed.contains("pr-2") && !listed.contains("pr-1"), "{listed}");
+    ok(&project, &vm, &["preview", "down", "pr-2"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
+    assert_eq!(sql(&vm, &staging_db, "SELECT note FROM notes").trim(), "from-staging");
+}
+
+/// Previews on an nginx environment: each preview's servers are one file the
+/// environment's nginx includes, added and removed by a reload in place (`nginx -s
+/// reload`), with staging's traffic under a request loop that sees no failure.
+#[test]
+fn previews_on_nginx_beside_a_running_staging() {
+    let vm = Vm::boot("previewnginx", &vm_docker_image());
+    vm.load_image(BUSYBOX);
+    vm.load_image(NGINX);
+    let name = format!("pn{}", std::process::id());
+    let project = project(&name, &vm);
+    let text_of = std::fs::read_to_string(project.path("stack.env")).unwrap();
+    let body = text_of.split_once('\n').map_or("", |(_, rest)| rest);
+    project.write(
+        &body
+            .replace("STACK_PROXY=caddy", "STACK_PROXY=nginx")
+            .replace(CADDY, NGINX),
+    );
+    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    wait_answer(&vm, STAGING_HOST, "staging");
+    let staging_before = staging_containers(&vm, &name);
+    let address = format!("{}:80", vm.ip()).parse().unwrap();
+    let load = RequestLoop::start(address, STAGING_HOST, 20_000, Duration::from_secs(900));
+
+    let up = |preview: &str, version: &str| {
+        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+        ok(
+            &project,
+            &vm,
+            &["preview", "up", preview, "--allow-dirty", "--set", &set],
+        )
+    };
+    let out = up("pr-1", "one");
+    assert_eq!(text(&out.stdout).trim(), "http://pr-1.preview.test");
+    wait_answer(&vm, "pr-1.preview.test", "one");
+    up("pr-2", "two");
+    wait_answer(&vm, "pr-2.preview.test", "two");
+    wait_answer(&vm, "pr-1.preview.test", "one");
+    let routes = vm.exec(&format!("ls /opt/{name}/preview-routes"));
+    assert!(routes.contains("pr-1.nginx") && routes.contains("pr-2.nginx"), "{routes}");
+    // An update in place: a new router container, found again through Docker's DNS.
+    up("pr-1", "one-b");
+    wait_answer(&vm, "pr-1.preview.test", "one-b");
+    ok(&project, &vm, &["preview", "down", "pr-1"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
+    assert!(
+        get(&vm, "pr-1.preview.test").ok().as_deref() != Some("one-b"),
+        "the removed preview still answers"
+    );
+    wait_answer(&vm, "pr-2.preview.test", "two");
+    ok(&project, &vm, &["preview", "down", "pr-2"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
+
+    let seen = load.finish();
+    eprintln!(
+        "nginx staging under previews: {} requests, {} failed",
+        seen.requests,
+        seen.failures.len()
+    );
+    assert!(
+        seen.failures.is_empty(),
+        "{} of {} requests to staging failed: {:?}",
+        seen.failures.len(),
+        seen.requests,
+        &seen.failures[..seen.failures.len().min(5)]
+    );
+    assert!(seen.answers.iter().all(|a| a == "staging"));
+    assert_eq!(
+        staging_containers(&vm, &name),
+        staging_before,
+        "staging changed"
+    );
 }

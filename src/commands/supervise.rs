@@ -2,7 +2,9 @@
 //! engine to the release's saved desired state, tell systemd it is ready, then keep the
 //! stack up: restart a container whose health check turns unhealthy (Docker's restart
 //! policy only covers exits) and start again one that died without being stopped
-//! (`docker kill`, which Docker counts as a manual stop). SIGTERM stops the project's
+//! (`docker kill`, which Docker counts as a manual stop). An environment that hosts
+//! previews has them removed once idle longer than `STACK_PREVIEW_TTL` ([`previews`],
+//! the same expiry as `stack preview expire`). SIGTERM stops the project's
 //! containers (keeping them and their volumes) and exits; SIGHUP re-executes the binary
 //! so a new release or a new stack binary takes over without touching the containers.
 
@@ -113,8 +115,12 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
             }
         });
         let jobs = tokio::spawn(scheduler.run(stopping));
+        let expiry = previews(context, &engine, &desired, &converger.placement);
         let signals = (&mut term, &mut hangup);
         let exit = watch(context, &engine, (&desired, &notifier), signals).await;
+        if let Some(expiry) = expiry {
+            expiry.abort();
+        }
         match exit {
             // A reload lets the runs under way end (the next process schedules from now).
             Ok(Exit::Reload) => {
@@ -134,6 +140,59 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         Some(Exit::Reload) => reexec(context),
         _ => Ok(()),
     }
+}
+
+/// How often supervise looks for idle previews.
+const PREVIEWS_EVERY: Duration = Duration::from_secs(600);
+
+/// An environment that hosts previews: remove those idle longer than its
+/// `STACK_PREVIEW_TTL`, every [`PREVIEWS_EVERY`], with the expiry of `stack preview
+/// expire` (run here, on the server, with this machine's shell and engine).
+///
+/// Test hook: `STACK_PREVIEWS_TICK=DURATION` looks every DURATION instead, so a test
+/// sees an idle preview go without waiting ten minutes (its idleness comes from the
+/// files' times, which a test sets in the past).
+fn previews(
+    context: &Context,
+    engine: &Engine,
+    desired: &Desired,
+    placement: &Placement,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let routing = desired.routing.as_ref()?;
+    let ttl = routing.preview_ttl?;
+    let every = std::env::var("STACK_PREVIEWS_TICK")
+        .ok()
+        .and_then(|t| crate::config::values::parse_duration(&t))
+        .filter(|t| !t.is_zero())
+        .unwrap_or(PREVIEWS_EVERY);
+    let host = crate::deploy::preview::Host {
+        project: desired.project.clone(),
+        path: placement.root.to_string_lossy().into_owned(),
+        kind: routing.kind,
+    };
+    let (engine, printer) = (engine.clone(), context.printer.clone());
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let now = crate::deploy::preview::now_secs();
+            let expired = crate::deploy::preview::expire(
+                &crate::deploy::preview::LocalShell,
+                &engine,
+                &host,
+                (ttl, now),
+                |name| {
+                    printer.status(format!(
+                        "removed preview `{name}`: not deployed for over {}",
+                        crate::config::values::compose_duration(ttl)
+                    ))
+                },
+            )
+            .await;
+            if let Err(error) = expired {
+                printer.error(&error.render());
+            }
+        }
+    }))
 }
 
 /// Where the release's host paths are: the unit runs `SERVER_PATH/current`; a release is

@@ -52,6 +52,9 @@ const DEFAULT_CPUS: f64 = 0.5;
 pub enum Seed {
     Empty,
     Command,
+    /// The newest verified dump of the environment's BACKUP preset, restored into the
+    /// preview's own Postgres when it is first initialised.
+    Backup,
 }
 
 /// A preview being deployed: its name and its environment's project.
@@ -84,8 +87,10 @@ pub(super) fn read(keys: &Keys, errors: &mut Errors) -> Previews {
         out.domain = errors.take(domain(&value));
     }
     if let Some(value) = keys.get("STACK_PREVIEW_SEED") {
-        if let Some("command") = errors.take(value.choice(&["empty", "command"])) {
-            out.seed = Seed::Command;
+        match errors.take(value.choice(&["empty", "command", "backup"])) {
+            Some("command") => out.seed = Seed::Command,
+            Some("backup") => out.seed = Seed::Backup,
+            _ => {}
         }
     }
     if let Some(value) = keys.get("STACK_PREVIEW_SEED_COMMAND") {
@@ -99,6 +104,9 @@ pub(super) fn read(keys: &Keys, errors: &mut Errors) -> Previews {
                     .hint("add e.g. `STACK_PREVIEW_SEED_COMMAND=api ./manage.py seed`"),
             );
         }
+    }
+    if out.seed == Seed::Backup {
+        needs_backup(keys, errors);
     }
     if let Some(value) = keys.get("STACK_PREVIEW_TTL") {
         out.ttl = errors.take(value.duration()).unwrap_or(DEFAULT_TTL);
@@ -120,6 +128,28 @@ pub(super) fn read(keys: &Keys, errors: &mut Errors) -> Previews {
         out.shared_secrets = value.list();
     }
     out
+}
+
+/// `STACK_PREVIEW_SEED=backup` restores a dump of the BACKUP preset into the POSTGRES
+/// preset's database: both must be on.
+fn needs_backup(keys: &Keys, errors: &mut Errors) {
+    let on = |key: &str| {
+        keys.get(key)
+            .and_then(|value| value.boolean().ok())
+            .unwrap_or(false)
+    };
+    if on("POSTGRES_ENABLED") && on("BACKUP_ENABLED") {
+        return;
+    }
+    if let Some(value) = keys.get("STACK_PREVIEW_SEED") {
+        errors.push(
+            Diagnostic::new(
+                "`STACK_PREVIEW_SEED=backup` restores the environment's newest dump, but the POSTGRES and BACKUP presets are not both enabled",
+            )
+            .with_span(value.span.cloned())
+            .hint("set `POSTGRES_ENABLED=true` and `BACKUP_ENABLED=true`, or use `STACK_PREVIEW_SEED=command`"),
+        );
+    }
 }
 
 /// `*.preview.example.com` (or `preview.example.com`): the base of the previews' hosts.

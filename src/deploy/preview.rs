@@ -6,14 +6,64 @@
 //! SERVER_PATH/previews/<name>/created     when `preview up` first made it (UTC)
 //! SERVER_PATH/previews/<name>/seeded      its seed command ran (never again)
 //! SERVER_PATH/preview-routes/<name>.caddy its sites, read by the environment's proxy
+//!                                         (`<name>.nginx` for nginx)
 //! ```
 //!
-//! Every command here runs in one round trip through the environment's [`Remote`].
+//! Every command here is one shell script, run in one round trip through the
+//! environment's [`Remote`] or, in `supervise` on the server itself, by [`LocalShell`]:
+//! [`expire`] is the one expiry of both `stack preview expire` and `supervise`.
 
-use super::ssh::quote;
+use std::time::Duration;
+
+use super::ssh::{quote, Session};
 use super::{timestamp, Remote};
-use crate::engine::Engine;
+use crate::config::ProxyKind;
+use crate::engine::{Engine, Grace, Volumes};
 use crate::error::{Error, Result};
+
+/// Where the previews' scripts run: over SSH, or on the server itself.
+pub trait Shell: Sync {
+    /// Run `script` with `sh`; its stdout, or an error naming `what` with its stderr.
+    fn script(&self, what: &str, script: &str) -> Result<String>;
+}
+
+impl Shell for Session {
+    fn script(&self, what: &str, script: &str) -> Result<String> {
+        self.check(what, script, None)
+    }
+}
+
+/// This machine's `sh` (supervise runs on the server, as the deploy user).
+pub struct LocalShell;
+
+impl Shell for LocalShell {
+    fn script(&self, what: &str, script: &str) -> Result<String> {
+        let output = std::process::Command::new("sh")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::outside(format!("cannot run `sh`: {e}")))?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        Err(Error::Outside {
+            message: format!("cannot {what}"),
+            causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
+            hint: None,
+        })
+    }
+}
+
+/// The environment that hosts previews, as their removal needs it.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its `STACK_PROJECT` (a preview's is `<project>-<name>`).
+    pub project: String,
+    /// Its `SERVER_PATH`.
+    pub path: String,
+    /// Its proxy, which reads the previews' route files.
+    pub kind: ProxyKind,
+}
 
 /// What `preview list` shows of one preview.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -47,17 +97,22 @@ pub fn preview_path(server_path: &str, name: &str) -> String {
     format!("{}/{name}", previews_dir(server_path))
 }
 
+/// Every preview under the environment's `env_path`, by name.
+pub fn previews(shell: &dyn Shell, env_path: &str) -> Result<Vec<PreviewEntry>> {
+    let script = format!(
+        "cd {dir} 2>/dev/null || exit 0; for d in */; do d=${{d%/}}; [ -f \"$d/created\" ] || continue; \
+         rel=$(readlink \"$d/current\" 2>/dev/null); at=$(stat -c %Y \"$d/current\" 2>/dev/null); \
+         printf 'preview\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$d\" \"$(cat \"$d/created\")\" \"${{rel#releases/}}\" \"$at\" \"$(du -sk \"$d\" 2>/dev/null | cut -f1)\"; done",
+        dir = quote(&previews_dir(env_path)),
+    );
+    let out = shell.script("list the previews", &script)?;
+    Ok(out.lines().filter_map(parse_entry).collect())
+}
+
 impl Remote {
     /// Every preview of this environment, by name.
     pub fn previews(&self) -> Result<Vec<PreviewEntry>> {
-        let script = format!(
-            "cd {dir} 2>/dev/null || exit 0; for d in */; do d=${{d%/}}; [ -f \"$d/created\" ] || continue; \
-             rel=$(readlink \"$d/current\" 2>/dev/null); at=$(stat -c %Y \"$d/current\" 2>/dev/null); \
-             printf 'preview\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$d\" \"$(cat \"$d/created\")\" \"${{rel#releases/}}\" \"$at\" \"$(du -sk \"$d\" 2>/dev/null | cut -f1)\"; done",
-            dir = quote(&previews_dir(&self.server.path)),
-        );
-        let out = self.session.check("list the previews", &script, None)?;
-        Ok(out.lines().filter_map(parse_entry).collect())
+        previews(&self.session, &self.server.path)
     }
 
     /// Make the preview's folder (once) and say whether it was there; refused beyond
@@ -110,10 +165,10 @@ impl Remote {
     }
 
     /// Write the preview's sites for the environment's proxy (atomically).
-    pub fn write_preview_route(&self, env_path: &str, name: &str, sites: &str) -> Result<()> {
-        let dir = routes_dir(env_path);
-        let file = quote(&format!("{dir}/{name}.caddy"));
-        let tmp = quote(&format!("{dir}/.{name}.caddy.new"));
+    pub fn write_preview_route(&self, route: &Route, sites: &str) -> Result<()> {
+        let dir = routes_dir(&route.env_path);
+        let file = quote(&route_file(&route.env_path, &route.name, route.kind));
+        let tmp = quote(&format!("{dir}/.{}.new", route.name));
         let script = format!(
             "set -e; mkdir -p {d}; chmod 755 {d}; cat > {tmp}; chmod 644 {tmp}; mv -f {tmp} {file}",
             d = quote(&dir)
@@ -124,20 +179,13 @@ impl Remote {
     }
 
     /// The preview's route file, if any: what was there before, to put back.
-    pub fn read_preview_route(&self, env_path: &str, name: &str) -> Result<Option<String>> {
-        let file = quote(&format!("{}/{name}.caddy", routes_dir(env_path)));
+    pub fn read_preview_route(&self, route: &Route) -> Result<Option<String>> {
+        let file = quote(&route_file(&route.env_path, &route.name, route.kind));
         let out = self.session.run(&format!("cat {file}"), None)?;
         Ok(out
             .status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
-    }
-
-    pub fn remove_preview_route(&self, env_path: &str, name: &str) -> Result<()> {
-        let file = quote(&format!("{}/{name}.caddy", routes_dir(env_path)));
-        self.session
-            .check("remove the preview's route", &format!("rm -f {file}"), None)?;
-        Ok(())
     }
 
     /// Mark the preview seeded; false when it was already.
@@ -151,17 +199,35 @@ impl Remote {
         Ok(out.trim() == "new")
     }
 
-    /// Remove the preview's folder: its releases, lock, audit log and route.
-    pub fn remove_preview_files(&self, name: &str) -> Result<()> {
-        let dir = quote(&preview_path(&self.server.path, name));
-        let file = quote(&format!("{}/{name}.caddy", routes_dir(&self.server.path)));
-        self.session.check(
-            "remove the preview's files",
-            &format!("rm -f {file}; rm -rf {dir}"),
-            None,
-        )?;
-        Ok(())
-    }
+}
+
+/// Take the preview's route away (either proxy's file).
+fn remove_route(shell: &dyn Shell, env_path: &str, name: &str) -> Result<()> {
+    let files: Vec<String> = [ProxyKind::Caddy, ProxyKind::Nginx]
+        .into_iter()
+        .map(|kind| quote(&route_file(env_path, name, kind)))
+        .collect();
+    shell.script(
+        "remove the preview's route",
+        &format!("rm -f {}", files.join(" ")),
+    )?;
+    Ok(())
+}
+
+/// Remove the preview's folder: its releases, lock, audit log and seed marker.
+fn remove_files(shell: &dyn Shell, env_path: &str, name: &str) -> Result<()> {
+    let dir = quote(&preview_path(env_path, name));
+    shell.script("remove the preview's files", &format!("rm -rf {dir}"))?;
+    Ok(())
+}
+
+/// The file of a preview's sites for the proxy `kind`.
+fn route_file(env_path: &str, name: &str, kind: ProxyKind) -> String {
+    format!(
+        "{}/{name}.{}",
+        routes_dir(env_path),
+        crate::model::preview::routes_extension(kind)
+    )
 }
 
 /// The folder of the previews' routes under an environment's path.
@@ -180,52 +246,155 @@ pub struct Route {
     pub env_path: String,
     /// The hosts it routes (for the plan's step).
     pub hosts: Vec<String>,
-    /// The Caddyfile sites ([`crate::render::preview::sites`]).
+    /// The sites in the proxy's language ([`crate::render::preview::sites`]).
     pub sites: String,
     /// The environment's proxy container.
     pub proxy: String,
+    pub kind: ProxyKind,
 }
 
 /// Write the route and reload the environment's proxy (a graceful reload: no
 /// connection is dropped). A configuration the proxy refuses is taken back, and the
 /// proxy keeps the one it had.
 pub async fn apply_route(remote: &Remote, engine: &Engine, route: &Route) -> Result<()> {
-    let before = remote.read_preview_route(&route.env_path, &route.name)?;
-    remote.write_preview_route(&route.env_path, &route.name, &route.sites)?;
-    if let Err(error) = reload(engine, &route.proxy).await {
+    let before = remote.read_preview_route(route)?;
+    remote.write_preview_route(route, &route.sites)?;
+    if let Err(error) = reload(engine, &route.proxy, route.kind).await {
         match before {
-            Some(text) => remote.write_preview_route(&route.env_path, &route.name, &text)?,
-            None => remote.remove_preview_route(&route.env_path, &route.name)?,
+            Some(text) => remote.write_preview_route(route, &text)?,
+            None => remove_route(&remote.session, &route.env_path, &route.name)?,
         }
+        // The proxy reads the files it had again (a refused reload changed nothing).
+        let _ = reload(engine, &route.proxy, route.kind).await;
         return Err(error);
     }
     Ok(())
 }
 
-/// Reload the environment's Caddy with its configuration file (and the previews'
-/// routes it imports).
-pub async fn reload(engine: &Engine, proxy: &str) -> Result<()> {
-    let command: Vec<String> = crate::model::CADDY_RELOAD
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (code, output) = engine.exec(proxy, &command).await?;
-    if code == 0 {
-        return Ok(());
+/// Reload the environment's proxy in place with its configuration (and the previews'
+/// route files it reads): `caddy reload`, or `nginx -t` then `nginx -s reload` (the old
+/// workers finish their requests; the listening sockets stay open).
+pub async fn reload(engine: &Engine, proxy: &str, kind: ProxyKind) -> Result<()> {
+    let commands: Vec<Vec<String>> = match kind {
+        ProxyKind::Nginx => vec![
+            vec!["nginx".into(), "-t".into(), "-q".into()],
+            vec!["nginx".into(), "-s".into(), "reload".into()],
+        ],
+        _ => vec![crate::model::CADDY_RELOAD
+            .iter()
+            .map(|s| s.to_string())
+            .collect()],
+    };
+    for command in &commands {
+        let (code, output) = engine.exec(proxy, command).await?;
+        if code != 0 {
+            return Err(refused(proxy, &output));
+        }
     }
-    Err(Error::Outside {
+    Ok(())
+}
+
+fn refused(proxy: &str, output: &str) -> Error {
+    let lines: Vec<String> = output.lines().map(str::to_string).collect();
+    Error::Outside {
         message: format!("the environment's proxy `{proxy}` refused the previews' routes"),
-        causes: output
-            .lines()
-            .rev()
-            .take(5)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect(),
+        causes: lines[lines.len().saturating_sub(5)..].to_vec(),
         hint: Some("the proxy kept its previous configuration; see `stack logs proxy`".into()),
-    })
+    }
+}
+
+/// Remove a preview: its route first (a reload of the environment's proxy, when it
+/// runs), then its containers, networks and volumes, then its files. The number of
+/// containers removed.
+pub async fn remove(shell: &dyn Shell, engine: &Engine, host: &Host, name: &str) -> Result<usize> {
+    remove_route(shell, &host.path, name)?;
+    let proxy = crate::model::container_name(&host.project, crate::model::PROXY_SERVICE, 1);
+    if engine.state(&proxy).await?.is_some_and(|s| s.state == "running") {
+        reload(engine, &proxy, host.kind).await?;
+    }
+    let project = format!("{}-{name}", host.project);
+    let containers = engine.containers(&project).await?;
+    for container in &containers {
+        engine
+            .remove(&container.id, Grace::Own, Volumes::All)
+            .await?;
+    }
+    for network in engine.project_networks(&project).await? {
+        engine.remove_network(&network).await?;
+    }
+    for volume in engine.project_volumes(&project).await? {
+        engine.remove_volume(&volume).await?;
+    }
+    remove_files(shell, &host.path, name)?;
+    Ok(containers.len())
+}
+
+/// The previews idle longer than `ttl` at `now` (seconds since the epoch): not deployed
+/// since, or, never deployed, created before.
+pub fn idle(entries: &[PreviewEntry], ttl: Duration, now: u64) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|entry| {
+            let since = entry
+                .deployed_at
+                .unwrap_or_else(|| created_secs(&entry.created));
+            now.saturating_sub(since) > ttl.as_secs()
+        })
+        .map(|entry| entry.name.clone())
+        .collect()
+}
+
+/// The one expiry of previews, for `stack preview expire` (over SSH) and `supervise` (on
+/// the server): remove those idle longer than `ttl`, skipping one whose deploy holds its
+/// lock. The names removed; `on_removed` is told each.
+pub async fn expire(
+    shell: &dyn Shell,
+    engine: &Engine,
+    host: &Host,
+    (ttl, now): (Duration, u64),
+    mut on_removed: impl FnMut(&str),
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in idle(&previews(shell, &host.path)?, ttl, now) {
+        let lock = quote(&format!("{}/lock", preview_path(&host.path, &name)));
+        let held = shell.script(
+            "look at the preview's lock",
+            &format!("[ -d {lock} ] && echo held || echo free"),
+        )?;
+        if held.trim() == "held" {
+            continue;
+        }
+        remove(shell, engine, host, &name).await?;
+        on_removed(&name);
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYYMMDDTHHMMSSZ` as seconds since the epoch (0 when it does not read).
+pub fn created_secs(stamp: &str) -> u64 {
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 14 {
+        return 0;
+    }
+    let field = |range: std::ops::Range<usize>| digits[range].parse::<i64>().unwrap_or(0);
+    let (y, m, d) = (field(0..4), field(4..6), field(6..8));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + field(8..10) * 3600 + field(10..12) * 60 + field(12..14);
+    secs.max(0) as u64
 }
 
 /// One line of [`Remote::previews`]'s answer.
@@ -261,7 +430,19 @@ mod tests {
         assert_eq!(entry.deployed_at, Some(1_765_108_800));
         assert_eq!(entry.disk_kb, 2048);
         let fresh = parse_entry("preview\tpr-2\t20261207T120000Z\t\t\t8").unwrap();
-        assert_eq!((fresh.release, fresh.deployed_at), (None, None));
+        assert_eq!((fresh.release.clone(), fresh.deployed_at), (None, None));
         assert!(parse_entry("garbage").is_none());
+        // Idle: by the last deploy, else by the creation.
+        let created = created_secs("20261207T120000Z");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(idle(&[entry.clone(), fresh.clone()], day, 1_765_108_800 + 1000), Vec::<String>::new());
+        assert_eq!(idle(&[entry, fresh], day, created + 2 * 86_400), vec!["pr-1", "pr-2"]);
+    }
+
+    #[test]
+    fn created_stamps_read_back() {
+        let secs = 1_765_108_800;
+        assert_eq!(created_secs(&crate::deploy::timestamp_of(secs)), secs);
+        assert_eq!(created_secs("garbage"), 0);
     }
 }

@@ -399,6 +399,16 @@ impl Engine {
         }
     }
 
+    /// Where the engine keeps volume `name` on its host (none when there is no such
+    /// volume).
+    pub async fn volume_mountpoint(&self, name: &str) -> Result<Option<String>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume.mountpoint)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(outside(&format!("cannot inspect volume `{name}`"), e)),
+        }
+    }
+
     /// Live state of one container.
     pub async fn state(&self, id: &str) -> Result<Option<ContainerState>> {
         let inspect = match self

@@ -46,6 +46,7 @@ pub fn unsealed(config: &Config) -> Desired {
         services.push(certbot);
     }
     super::preview::adapt(config, &mut services);
+    volumes.extend(super::preview::volumes(config));
     let networks = super::preview::networks(config, networks(config, &services));
     Desired {
         networks,

@@ -2,14 +2,41 @@
 //! gives its one proxy the network it shares with the previews' routers and the folder of
 //! their routes. A preview (`config.preview`) keeps its own proxy as a router that
 //! publishes no port and joins that shared network, and every container of it gets the
-//! preview limits unless it has its own.
+//! preview limits unless it has its own. A preview seeded from a backup
+//! (`STACK_PREVIEW_SEED=backup`) gives its Postgres the volume that holds the dump and
+//! the script that restores it, as its first-start folder.
 
 use super::*;
-use crate::config::preview::PREVIEWS_NETWORK;
+use crate::config::preview::{Seed, PREVIEWS_NETWORK};
 use crate::config::{Config, ProxyKind};
 
 /// Where the environment's proxy reads the previews' routes (`STATE/preview-routes`).
-pub const ROUTES_TARGET: &str = "/etc/caddy/previews";
+pub fn routes_target(kind: ProxyKind) -> &'static str {
+    match kind {
+        ProxyKind::Nginx => "/etc/nginx/previews",
+        _ => "/etc/caddy/previews",
+    }
+}
+
+/// The extension of a preview's route file for the proxy `kind` (`<name>.caddy`).
+pub fn routes_extension(kind: ProxyKind) -> &'static str {
+    match kind {
+        ProxyKind::Nginx => "nginx",
+        _ => "caddy",
+    }
+}
+
+/// The preview's own volume that holds the environment's dump and the script that
+/// restores it (`STACK_PREVIEW_SEED=backup`), filled before its first deploy.
+pub const SEED_VOLUME: &str = "stack-preview-seed";
+
+/// Where the preview's Postgres reads it: the image's first-start folder, run once, on
+/// an empty data volume, before the server listens on the network (so before its health
+/// check passes and its dependents start).
+pub const SEED_TARGET: &str = "/docker-entrypoint-initdb.d";
+
+/// The POSTGRES preset's service, which a backup seed restores into.
+pub const SEED_SERVICE: &str = "postgres";
 
 /// The state folder of the environment that holds one `<name>.caddy` per preview.
 pub const ROUTES_DIR: &str = "preview-routes";
@@ -18,7 +45,8 @@ pub const ROUTES_DIR: &str = "preview-routes";
 pub fn hosts_previews(config: &Config) -> bool {
     config.previews.domain.is_some()
         && config.preview.is_none()
-        && config.proxy.kind == ProxyKind::Caddy
+        && matches!(config.proxy.kind, ProxyKind::Caddy | ProxyKind::Nginx)
+        && config.target == crate::config::Target::Compose
         && config.needs_proxy()
 }
 
@@ -29,7 +57,7 @@ pub fn adapt(config: &Config, services: &mut [DesiredService]) {
             proxy.networks.push(PREVIEWS_NETWORK.to_string());
             proxy.mounts.push(Mount::Bind {
                 source: HostPath::State(ROUTES_DIR.to_string()),
-                target: ROUTES_TARGET.to_string(),
+                target: routes_target(config.proxy.kind).to_string(),
                 read_only: true,
             });
         }
@@ -48,7 +76,20 @@ pub fn adapt(config: &Config, services: &mut [DesiredService]) {
             service.ports.clear();
             service.networks.push(preview.shared_network());
         }
+        if service.name == SEED_SERVICE && limits.seed == Seed::Backup {
+            service.mounts.push(Mount::Volume {
+                name: SEED_VOLUME.to_string(),
+                target: SEED_TARGET.to_string(),
+                read_only: true,
+            });
+        }
     }
+}
+
+/// The named volumes previews add: a backup-seeded preview's seed volume.
+pub fn volumes(config: &Config) -> Option<String> {
+    (config.preview.is_some() && config.previews.seed == Seed::Backup)
+        .then(|| SEED_VOLUME.to_string())
 }
 
 /// The networks of `config` with the one previews share.
@@ -92,7 +133,7 @@ mod tests {
         assert!(proxy.networks.contains(&"previews".to_string()));
         assert!(proxy.mounts.iter().any(|m| matches!(m,
             Mount::Bind { source: HostPath::State(dir), target, read_only: true }
-                if dir == ROUTES_DIR && target == ROUTES_TARGET)));
+                if dir == ROUTES_DIR && target == "/etc/caddy/previews")));
         assert!(desired
             .networks
             .iter()

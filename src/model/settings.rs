@@ -31,6 +31,10 @@ pub struct Routing {
     /// it imports their route files.
     #[serde(default)]
     pub previews: bool,
+    /// `STACK_PREVIEW_TTL` of an environment that hosts previews: `supervise` removes
+    /// the previews idle longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_ttl: Option<Duration>,
 }
 
 impl Routing {
@@ -148,6 +152,7 @@ pub(super) fn routing(config: &Config) -> Option<Routing> {
         certbot_interval: config.acme.certbot_interval.unwrap_or(CERTBOT_INTERVAL),
         services,
         previews: super::preview::hosts_previews(config),
+        preview_ttl: super::preview::hosts_previews(config).then_some(config.previews.ttl),
     })
 }
 

@@ -264,7 +264,7 @@ pub fn caddyfile(desired: &Desired, routing: &Routing) -> Result<String> {
             sites => sites(routing, false),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
-            previews => routing.previews.then_some(crate::model::preview::ROUTES_TARGET),
+            previews => routing.previews.then_some(crate::model::preview::routes_target(routing.kind)),
         },
     )
 }
@@ -310,6 +310,7 @@ pub fn nginx(desired: &Desired, routing: &Routing) -> Result<String> {
             sites => sites(routing, true),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
+            previews => routing.previews.then_some(crate::model::preview::routes_target(routing.kind)),
         },
     )
 }

@@ -11,6 +11,7 @@ mod lock;
 mod preview;
 mod releases;
 mod rollback;
+mod seed;
 mod ship;
 
 use hooks::{post_deploy_hook, pre_deploy_hook};

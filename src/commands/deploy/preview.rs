@@ -8,11 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::super::{server_of, server_placement, unleashed_server_engine, Context};
 use crate::cli::{DeployArgs, PreviewCommand, PreviewDownArgs, PreviewOnArgs, PreviewUpArgs};
-use crate::config::preview::{normalise_name, PreviewOf};
-use crate::config::{Loaded, ProxyKind};
-use crate::deploy::preview::{preview_path, reload, Found, PreviewEntry, Route};
+use crate::config::preview::{normalise_name, PreviewOf, Seed};
+use crate::config::{Loaded, ProxyKind, Target};
+use crate::deploy::preview::{now_secs, preview_path, Found, Host, Route};
 use crate::deploy::Remote;
-use crate::engine::{Engine, Grace, Volumes};
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::preview::router;
 
@@ -35,15 +34,32 @@ fn host(context: &Context, env: &str) -> Result<(Loaded, String)> {
             )),
         ));
     };
-    if loaded.config.proxy.kind != ProxyKind::Caddy {
+    if loaded.config.target == Target::Swarm {
         return Err(Error::invalid(
             Diagnostic::new(format!(
-                "previews route through the environment's proxy, and `{env}`'s is not Caddy"
+                "`{env}` runs on a swarm (`STACK_TARGET=swarm`), and previews run only beside a compose environment"
             ))
-            .hint("set `STACK_PROXY=caddy` (nginx cannot add a site without a restart of its own making)"),
+            .hint("host previews on a compose environment (e.g. a staging server with `STACK_TARGET=compose`)"),
+        ));
+    }
+    if !matches!(loaded.config.proxy.kind, ProxyKind::Caddy | ProxyKind::Nginx) {
+        return Err(Error::invalid(
+            Diagnostic::new(format!(
+                "previews route through the environment's proxy, and `{env}` runs none"
+            ))
+            .hint("set `STACK_PROXY=caddy` or `STACK_PROXY=nginx`"),
         ));
     }
     Ok((loaded, domain))
+}
+
+/// The environment as the removal of its previews needs it.
+fn host_of(host: &Loaded, path: &str) -> Host {
+    Host {
+        project: host.config.project.clone(),
+        path: path.to_string(),
+        kind: host.config.proxy.kind,
+    }
 }
 
 /// The name as a DNS label that fits `<name>.<domain>` and `<project>-<name>`.
@@ -84,11 +100,33 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         .hint("give a service a route on `${STACK_DOMAIN}` (e.g. `SERVICE_WEB_ROUTE=${STACK_DOMAIN}`)")));
     }
     let remote = Remote::connect(&host_server, &on)?;
+    let runtime = super::super::runtime()?;
+    let engine = runtime.block_on(unleashed_server_engine(&remote))?;
+    runtime.block_on(shared_network_exists(&engine, &project, &on))?;
+    // Found before anything of the preview exists: no dump, nothing created.
+    let seed_source = match loaded.config.previews.seed {
+        Seed::Backup => Some(runtime.block_on(super::seed::newest_dump(
+            context,
+            (&remote, &host_server),
+            &engine,
+            &args.from,
+        ))?),
+        _ => None,
+    };
     let existed = remote.claim_preview(&name, host.config.previews.max)?;
+    if let Some(source) = &seed_source {
+        runtime.block_on(super::seed::fill(
+            context,
+            &engine,
+            source,
+            &loaded.config.project,
+        ))?;
+    }
     let route = Route {
         name: name.clone(),
         env_path: host_server.path.clone(),
         sites: crate::render::preview::sites(
+            host.config.proxy.kind,
             host.config.tls,
             &name,
             &hosts,
@@ -96,8 +134,8 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         ),
         hosts: hosts.clone(),
         proxy: crate::model::container_name(&project, crate::model::PROXY_SERVICE, 1),
+        kind: host.config.proxy.kind,
     };
-    super::super::runtime()?.block_on(shared_network_exists(&remote, &project, &on))?;
     let deploy = DeployArgs {
         env: args.from.clone(),
         dry_run: false,
@@ -203,8 +241,11 @@ fn refuse_collisions(host: &Loaded, hosts: &[String]) -> Result<()> {
 
 /// The network the environment's proxy shares with previews exists (it was deployed
 /// with `STACK_PREVIEW_DOMAIN`).
-async fn shared_network_exists(remote: &Remote, project: &str, env: &str) -> Result<()> {
-    let engine = unleashed_server_engine(remote).await?;
+async fn shared_network_exists(
+    engine: &crate::engine::Engine,
+    project: &str,
+    env: &str,
+) -> Result<()> {
     let network = crate::config::preview::shared_network(project);
     if engine.network_exists(&network).await? {
         return Ok(());
@@ -325,7 +366,15 @@ fn down(context: &Context, args: &PreviewDownArgs) -> Result<()> {
             )))
         }
     }
-    let removed = super::super::runtime()?.block_on(remove(&remote, &host, &name))?;
+    let runtime = super::super::runtime()?;
+    let engine = runtime.block_on(unleashed_server_engine(&remote))?;
+    let host = host_of(&host, &remote.server.path);
+    let removed = runtime.block_on(crate::deploy::preview::remove(
+        &remote.session,
+        &engine,
+        &host,
+        &name,
+    ))?;
     if context.global.json {
         context.printer.json(
             &json!({"preview": name, "env": args.on, "removed": true, "containers": removed}),
@@ -338,64 +387,25 @@ fn down(context: &Context, args: &PreviewDownArgs) -> Result<()> {
     Ok(())
 }
 
-/// Take the route away (a reload), then the containers, networks, volumes and files.
-async fn remove(remote: &Remote, host: &Loaded, name: &str) -> Result<usize> {
-    let engine = unleashed_server_engine(remote).await?;
-    let env_path = remote.server.path.clone();
-    remote.remove_preview_route(&env_path, name)?;
-    let env_proxy =
-        crate::model::container_name(&host.config.project, crate::model::PROXY_SERVICE, 1);
-    if engine.state(&env_proxy).await?.is_some() {
-        reload(&engine, &env_proxy).await?;
-    }
-    let project = format!("{}-{name}", host.config.project);
-    let count = remove_project(&engine, &project).await?;
-    remote.remove_preview_files(name)?;
-    Ok(count)
-}
-
-/// Every container, network and volume of the Compose project `project`.
-async fn remove_project(engine: &Engine, project: &str) -> Result<usize> {
-    let containers = engine.containers(project).await?;
-    for container in &containers {
-        engine
-            .remove(&container.id, Grace::Own, Volumes::All)
-            .await?;
-    }
-    for network in engine.project_networks(project).await? {
-        engine.remove_network(&network).await?;
-    }
-    for volume in engine.project_volumes(project).await? {
-        engine.remove_volume(&volume).await?;
-    }
-    Ok(containers.len())
-}
-
 fn expire(context: &Context, args: &PreviewOnArgs) -> Result<()> {
     let (host, _) = host(context, &args.on)?;
     let remote = Remote::connect(&server_of(&host)?, &args.on)?;
-    let ttl = host.config.previews.ttl.as_secs();
-    let now = now_secs();
-    let idle = |entry: &PreviewEntry| {
-        let since = entry
-            .deployed_at
-            .unwrap_or_else(|| created_secs(&entry.created));
-        now.saturating_sub(since) > ttl
-    };
-    let expired: Vec<String> = remote
-        .previews()?
-        .into_iter()
-        .filter(idle)
-        .map(|e| e.name)
-        .collect();
+    let ttl = host.config.previews.ttl;
     let runtime = super::super::runtime()?;
-    for name in &expired {
-        runtime.block_on(remove(&remote, &host, name))?;
-        context.printer.status(format!(
-            "removed preview `{name}`: not deployed for over {}",
-            human(ttl)
-        ));
-    }
+    let engine = runtime.block_on(unleashed_server_engine(&remote))?;
+    let site = host_of(&host, &remote.server.path);
+    let expired = runtime.block_on(crate::deploy::preview::expire(
+        &remote.session,
+        &engine,
+        &site,
+        (ttl, now_secs()),
+        |name| {
+            context.printer.status(format!(
+                "removed preview `{name}`: not deployed for over {}",
+                human(ttl.as_secs())
+            ))
+        },
+    ))?;
     if context.global.json {
         context
             .printer
@@ -412,31 +422,6 @@ fn scheme(host: &Loaded) -> &'static str {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `YYYYMMDDTHHMMSSZ` as seconds since the epoch (0 when it does not read).
-fn created_secs(stamp: &str) -> u64 {
-    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 14 {
-        return 0;
-    }
-    let field = |range: std::ops::Range<usize>| digits[range].parse::<i64>().unwrap_or(0);
-    let (y, m, d) = (field(0..4), field(4..6), field(6..8));
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + field(8..10) * 3600 + field(10..12) * 60 + field(12..14);
-    secs.max(0) as u64
-}
-
 /// `3d 4h`, `2h 5m`, `40s`.
 fn human(secs: u64) -> String {
     match secs {
@@ -450,13 +435,6 @@ fn human(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn created_stamps_read_back() {
-        let secs = 1_765_108_800;
-        assert_eq!(created_secs(&crate::deploy::timestamp_of(secs)), secs);
-        assert_eq!(created_secs("garbage"), 0);
-    }
 
     #[test]
     fn derived_secrets_are_the_previews_own() {

@@ -230,14 +230,14 @@ pub const GLOBALS: &[Key] = &[
     },
     Key {
         names: &["STACK_PREVIEW_DOMAIN"],
-        meaning: r##"*(stack's addition)* where previews live: `*.preview.example.com` routes the preview `pr-42` at `pr-42.preview.example.com` (its `STACK_DOMAIN`) through this environment's proxy (Caddy); set, the environment's proxy joins `<project>_previews` and reads the previews' routes (deploy the environment once after setting it)"##,
+        meaning: r##"*(stack's addition)* where previews live: `*.preview.example.com` routes the preview `pr-42` at `pr-42.preview.example.com` (its `STACK_DOMAIN`) through this environment's proxy (Caddy or nginx; not on swarm); set, the environment's proxy joins `<project>_previews` and reads the previews' routes (deploy the environment once after setting it)"##,
         default: r##"none (no previews)"##,
         targets: "",
         container: false,
     },
     Key {
         names: &["STACK_PREVIEW_SEED"],
-        meaning: r##"*(stack's addition)* what a new preview's data starts from: `empty`, or `command` (`STACK_PREVIEW_SEED_COMMAND`, run once)"##,
+        meaning: r##"*(stack's addition)* what a new preview's data starts from: `empty`, `command` (`STACK_PREVIEW_SEED_COMMAND`, run once), or `backup` (the newest verified dump of the environment's BACKUP preset, restored into the preview's own Postgres before its app starts; needs `POSTGRES_ENABLED` and `BACKUP_ENABLED`)"##,
         default: r##"`empty`"##,
         targets: "",
         container: false,
@@ -251,7 +251,7 @@ pub const GLOBALS: &[Key] = &[
     },
     Key {
         names: &["STACK_PREVIEW_TTL"],
-        meaning: r##"*(stack's addition)* a preview not deployed for this long is removed by `stack preview expire` (run it from a schedule)"##,
+        meaning: r##"*(stack's addition)* a preview not deployed for this long is removed by the environment's `supervise` (its systemd unit, every 10 minutes) or by `stack preview expire`"##,
         default: r##"`168h` (a week)"##,
         targets: "",
         container: false,
