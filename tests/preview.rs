@@ -471,7 +471,8 @@ fn postgres_project(name: &str, vm: &Vm) -> Project {
          SERVICE_WEB_ENV_PGPASSWORD=${{POSTGRES_PASSWORD}}\n\
          SERVICE_WEB_COMMAND=sh -c 'trap \"exit 0\" TERM; mkdir -p /www; psql -X -q -At -h postgres -U app -d app -c \"SELECT note FROM notes ORDER BY note\" > /www/index.html 2>/dev/null || echo none > /www/index.html; busybox httpd -f -p 8080 -h /www & wait'\n\
          SERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${{STACK_DOMAIN}}\n\
-         SERVICE_WEB_HEALTH=/\nSERVICE_WEB_HEALTH_INTERVAL=1s\n"
+         SERVICE_WEB_HEALTH_CMD=busybox wget -q -O /dev/null http://127.0.0.1:8080/\n\
+         SERVICE_WEB_HEALTH_INTERVAL=1s\n"
     ));
     std::fs::write(
         project.path("environments/staging/secrets.env"),

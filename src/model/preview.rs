@@ -162,4 +162,46 @@ mod tests {
         assert!(!web.networks.iter().any(|n| n == "shop_previews"));
         assert_eq!(router("shop-pr-1"), "shop-pr-1-proxy-1");
     }
+
+    #[test]
+    fn a_backup_seeded_preview_gives_its_postgres_the_seed_volume() {
+        let text = format!(
+            "{PROJECT}POSTGRES_ENABLED=true\nPOSTGRES_PASSWORD=pw-0123456789abcdef\nBACKUP_ENABLED=true\n\
+             STACK_PREVIEW_SEED=backup\n"
+        );
+        let mut config = crate::config::tests::load_text(&text, "staging")
+            .unwrap()
+            .config;
+        let environment = crate::model::desired(&config, &Default::default());
+        assert!(!environment.volumes.contains(&SEED_VOLUME.to_string()));
+        config.preview = Some(crate::config::preview::PreviewOf {
+            name: "pr-1".into(),
+            project: "shop".into(),
+        });
+        let desired = crate::model::desired(&config, &Default::default());
+        assert!(desired.volumes.contains(&SEED_VOLUME.to_string()));
+        let postgres = desired.service(SEED_SERVICE).unwrap();
+        assert!(postgres.mounts.iter().any(|m| matches!(m,
+            Mount::Volume { name, target, read_only: true }
+                if name == SEED_VOLUME && target == SEED_TARGET)));
+        let web = desired.service("web").unwrap();
+        assert!(!web.mounts.iter().any(|m| matches!(m, Mount::Volume { name, .. } if name == SEED_VOLUME)));
+    }
+
+    #[test]
+    fn nginx_environments_host_previews_and_swarm_ones_do_not() {
+        let nginx = format!("{PROJECT}STACK_PROXY=nginx\n");
+        let config = crate::config::tests::load_text(&nginx, "staging")
+            .unwrap()
+            .config;
+        let desired = crate::model::desired(&config, &Default::default());
+        let proxy = desired.service(PROXY_SERVICE).unwrap();
+        assert!(proxy.mounts.iter().any(|m| matches!(m,
+            Mount::Bind { target, read_only: true, .. } if target == "/etc/nginx/previews")));
+        let swarm = format!("{PROJECT}STACK_TARGET=swarm\n");
+        let config = crate::config::tests::load_text(&swarm, "staging")
+            .unwrap()
+            .config;
+        assert!(!hosts_previews(&config));
+    }
 }
