@@ -503,7 +503,11 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     ));
     ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
     let staging_db = format!("{name}-postgres-1");
-    sql(&vm, &staging_db, "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('from-staging')");
+    sql(
+        &vm,
+        &staging_db,
+        "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('from-staging')",
+    );
     let seeded = ["--allow-dirty", "--set", "STACK_PREVIEW_SEED=backup"];
     let up = |preview: &str| {
         let mut args = vec!["preview", "up", preview];
@@ -514,56 +518,105 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     // No dump yet, then a dump not verified: refused, and nothing of the preview exists.
     let out = up("pr-1");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("no dump yet"), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("stack backup run --on staging"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no dump yet"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("stack backup run --on staging"),
+        "{}",
+        text(&out.stderr)
+    );
     ok(&project, &vm, &["backup", "run", "--on", "staging"]);
     let out = up("pr-1");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("is verified"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is verified"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     let files = vm.exec(&format!("ls /opt/{name}/previews 2>&1 || true"));
     assert!(!files.contains("pr-1"), "{files}");
     ok(&project, &vm, &["backup", "verify", "--on", "staging"]);
-    let staging_backups = vm.exec(&format!("ls -l --time-style=+%s /opt/{name}/backups | sort"));
+    let staging_backups = vm.exec(&format!(
+        "ls -l --time-style=+%s /opt/{name}/backups | sort"
+    ));
 
     // Seeded: the app saw staging's row when it started.
     let out = up("pr-1");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("seeding the preview's database from `dump-"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("seeding the preview's database from `dump-"),
+        "{}",
+        text(&out.stderr)
+    );
     wait_answer(&vm, "pr-1.preview.test", "from-staging");
     // A write in the preview stays in the preview; staging's database and dumps are as
     // they were.
     let preview_db = format!("{name}-pr-1-postgres-1");
-    sql(&vm, &preview_db, "INSERT INTO notes VALUES ('from-preview')");
-    assert_eq!(sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(), "2");
-    assert_eq!(sql(&vm, &staging_db, "SELECT note FROM notes").trim(), "from-staging");
+    sql(
+        &vm,
+        &preview_db,
+        "INSERT INTO notes VALUES ('from-preview')",
+    );
     assert_eq!(
-        vm.exec(&format!("ls -l --time-style=+%s /opt/{name}/backups | sort")),
+        sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(),
+        "2"
+    );
+    assert_eq!(
+        sql(&vm, &staging_db, "SELECT note FROM notes").trim(),
+        "from-staging"
+    );
+    assert_eq!(
+        vm.exec(&format!(
+            "ls -l --time-style=+%s /opt/{name}/backups | sort"
+        )),
         staging_backups
     );
     // An update in place keeps the preview's data (the seed runs on a new database only).
     let out = up("pr-1");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(), "2");
+    assert_eq!(
+        sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(),
+        "2"
+    );
 
     // A second preview, just deployed; the first made idle for two hours (its last
     // deploy's time, as `preview list` reads it): supervise removes the first only.
     ok(&project, &vm, &["preview", "up", "pr-2", "--allow-dirty"]);
     wait_answer(&vm, "pr-2.preview.test", "none");
-    vm.exec(&format!("touch -h -d '2 hours ago' /opt/{name}/previews/pr-1/current"));
-    eventually("supervise to expire `pr-1`", Duration::from_secs(120), || {
-        engine_objects(&vm, &format!("{name}-pr-1")).trim().is_empty()
-            && !vm.exec(&format!("ls /opt/{name}/previews")).contains("pr-1")
-    });
+    vm.exec(&format!(
+        "touch -h -d '2 hours ago' /opt/{name}/previews/pr-1/current"
+    ));
+    eventually(
+        "supervise to expire `pr-1`",
+        Duration::from_secs(120),
+        || {
+            engine_objects(&vm, &format!("{name}-pr-1"))
+                .trim()
+                .is_empty()
+                && !vm
+                    .exec(&format!("ls /opt/{name}/previews"))
+                    .contains("pr-1")
+        },
+    );
     let journal = vm.exec(&format!("journalctl -u {name} --no-pager"));
     assert!(journal.contains("removed preview `pr-1`"), "{journal}");
     assert!(!journal.contains("removed preview `pr-2`"), "{journal}");
     wait_answer(&vm, "pr-2.preview.test", "none");
     let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
-    assert!(listed.contains("pr-2") && !listed.contains("pr-1"), "{listed}");
+    assert!(
+        listed.contains("pr-2") && !listed.contains("pr-1"),
+        "{listed}"
+    );
     ok(&project, &vm, &["preview", "down", "pr-2"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
-    assert_eq!(sql(&vm, &staging_db, "SELECT note FROM notes").trim(), "from-staging");
+    assert_eq!(
+        sql(&vm, &staging_db, "SELECT note FROM notes").trim(),
+        "from-staging"
+    );
 }
 
 /// Previews on an nginx environment: each preview's servers are one file the
@@ -604,7 +657,10 @@ fn previews_on_nginx_beside_a_running_staging() {
     wait_answer(&vm, "pr-2.preview.test", "two");
     wait_answer(&vm, "pr-1.preview.test", "one");
     let routes = vm.exec(&format!("ls /opt/{name}/preview-routes"));
-    assert!(routes.contains("pr-1.nginx") && routes.contains("pr-2.nginx"), "{routes}");
+    assert!(
+        routes.contains("pr-1.nginx") && routes.contains("pr-2.nginx"),
+        "{routes}"
+    );
     // An update in place: a new router container, found again through Docker's DNS.
     up("pr-1", "one-b");
     wait_answer(&vm, "pr-1.preview.test", "one-b");

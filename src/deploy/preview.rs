@@ -198,7 +198,6 @@ impl Remote {
         )?;
         Ok(out.trim() == "new")
     }
-
 }
 
 /// Take the preview's route away (either proxy's file).
@@ -309,7 +308,11 @@ fn refused(proxy: &str, output: &str) -> Error {
 pub async fn remove(shell: &dyn Shell, engine: &Engine, host: &Host, name: &str) -> Result<usize> {
     remove_route(shell, &host.path, name)?;
     let proxy = crate::model::container_name(&host.project, crate::model::PROXY_SERVICE, 1);
-    if engine.state(&proxy).await?.is_some_and(|s| s.state == "running") {
+    if engine
+        .state(&proxy)
+        .await?
+        .is_some_and(|s| s.state == "running")
+    {
         reload(engine, &proxy, host.kind).await?;
     }
     let project = format!("{}-{name}", host.project);
@@ -435,8 +438,14 @@ mod tests {
         // Idle: by the last deploy, else by the creation.
         let created = created_secs("20261207T120000Z");
         let day = Duration::from_secs(86_400);
-        assert_eq!(idle(&[entry.clone(), fresh.clone()], day, 1_765_108_800 + 1000), Vec::<String>::new());
-        assert_eq!(idle(&[entry, fresh], day, created + 2 * 86_400), vec!["pr-1", "pr-2"]);
+        assert_eq!(
+            idle(&[entry.clone(), fresh.clone()], day, 1_765_108_800 + 1000),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            idle(&[entry, fresh], day, created + 2 * 86_400),
+            vec!["pr-1", "pr-2"]
+        );
     }
 
     #[test]

@@ -185,7 +185,10 @@ mod tests {
             Mount::Volume { name, target, read_only: true }
                 if name == SEED_VOLUME && target == SEED_TARGET)));
         let web = desired.service("web").unwrap();
-        assert!(!web.mounts.iter().any(|m| matches!(m, Mount::Volume { name, .. } if name == SEED_VOLUME)));
+        assert!(!web
+            .mounts
+            .iter()
+            .any(|m| matches!(m, Mount::Volume { name, .. } if name == SEED_VOLUME)));
     }
 
     #[test]

@@ -101,7 +101,13 @@ mod tests {
             "pr-1.p.example.com".to_string(),
             "api.pr-1.p.example.com".to_string(),
         ];
-        let text = sites(ProxyKind::Caddy, Tls::Auto, "pr-1", &hosts, "shop-pr-1-proxy-1");
+        let text = sites(
+            ProxyKind::Caddy,
+            Tls::Auto,
+            "pr-1",
+            &hosts,
+            "shop-pr-1-proxy-1",
+        );
         assert!(
             text.contains("pr-1.p.example.com, api.pr-1.p.example.com {"),
             "{text}"
@@ -117,11 +123,26 @@ mod tests {
     #[test]
     fn nginx_servers_forward_the_previews_hosts_to_its_router() {
         let hosts = vec!["pr-1.p.test".to_string(), "api.pr-1.p.test".to_string()];
-        let plain = sites(ProxyKind::Nginx, Tls::Off, "pr-1", &hosts, "shop-pr-1-proxy-1");
-        assert!(plain.contains("server_name pr-1.p.test api.pr-1.p.test;"), "{plain}");
-        assert!(plain.contains("set $stack_preview_router http://shop-pr-1-proxy-1:80;"), "{plain}");
+        let plain = sites(
+            ProxyKind::Nginx,
+            Tls::Off,
+            "pr-1",
+            &hosts,
+            "shop-pr-1-proxy-1",
+        );
+        assert!(
+            plain.contains("server_name pr-1.p.test api.pr-1.p.test;"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("set $stack_preview_router http://shop-pr-1-proxy-1:80;"),
+            "{plain}"
+        );
         assert!(!plain.contains("443"), "{plain}");
         let tls = sites(ProxyKind::Nginx, Tls::Auto, "pr-1", &hosts, "r");
-        assert!(tls.contains("listen 443 ssl;") && tls.contains("return 308"), "{tls}");
+        assert!(
+            tls.contains("listen 443 ssl;") && tls.contains("return 308"),
+            "{tls}"
+        );
     }
 }

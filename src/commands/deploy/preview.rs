@@ -42,7 +42,10 @@ fn host(context: &Context, env: &str) -> Result<(Loaded, String)> {
             .hint("host previews on a compose environment (e.g. a staging server with `STACK_TARGET=compose`)"),
         ));
     }
-    if !matches!(loaded.config.proxy.kind, ProxyKind::Caddy | ProxyKind::Nginx) {
+    if !matches!(
+        loaded.config.proxy.kind,
+        ProxyKind::Caddy | ProxyKind::Nginx
+    ) {
         return Err(Error::invalid(
             Diagnostic::new(format!(
                 "previews route through the environment's proxy, and `{env}` runs none"
@@ -100,28 +103,7 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         .hint("give a service a route on `${STACK_DOMAIN}` (e.g. `SERVICE_WEB_ROUTE=${STACK_DOMAIN}`)")));
     }
     let remote = Remote::connect(&host_server, &on)?;
-    let runtime = super::super::runtime()?;
-    let engine = runtime.block_on(unleashed_server_engine(&remote))?;
-    runtime.block_on(shared_network_exists(&engine, &project, &on))?;
-    // Found before anything of the preview exists: no dump, nothing created.
-    let seed_source = match loaded.config.previews.seed {
-        Seed::Backup => Some(runtime.block_on(super::seed::newest_dump(
-            context,
-            (&remote, &host_server),
-            &engine,
-            &args.from,
-        ))?),
-        _ => None,
-    };
-    let existed = remote.claim_preview(&name, host.config.previews.max)?;
-    if let Some(source) = &seed_source {
-        runtime.block_on(super::seed::fill(
-            context,
-            &engine,
-            source,
-            &loaded.config.project,
-        ))?;
-    }
+    let existed = claim(context, (&remote, &host), &loaded, &name)?;
     let route = Route {
         name: name.clone(),
         env_path: host_server.path.clone(),
@@ -162,6 +144,37 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         .printer
         .status(format!("preview `{name}` is up at {address}"));
     Ok(())
+}
+
+/// Make the preview's folder (refused beyond `STACK_PREVIEW_MAX`), once the environment
+/// is ready for it and, for `STACK_PREVIEW_SEED=backup`, its dump is found (none: nothing
+/// is created); then fill its seed volume. Whether it existed. The dump is the hosting
+/// environment's (`--on`, which is `--from` unless given): the one on this server.
+fn claim(
+    context: &Context,
+    (remote, host): (&Remote, &Loaded),
+    loaded: &Loaded,
+    name: &str,
+) -> Result<bool> {
+    let runtime = super::super::runtime()?;
+    let engine = runtime.block_on(unleashed_server_engine(remote))?;
+    let on = &host.config.env;
+    runtime.block_on(shared_network_exists(&engine, &host.config.project, on))?;
+    let seed_source = match loaded.config.previews.seed {
+        Seed::Backup => Some(runtime.block_on(super::seed::newest_dump(
+            context,
+            (remote, &remote.server),
+            &engine,
+            on,
+        ))?),
+        _ => None,
+    };
+    let existed = remote.claim_preview(name, host.config.previews.max)?;
+    if let Some(source) = &seed_source {
+        let project = &loaded.config.project;
+        runtime.block_on(super::seed::fill(context, &engine, source, project))?;
+    }
+    Ok(existed)
 }
 
 /// What a preview sets over its source environment: its project, path, domain, server,

@@ -207,7 +207,9 @@ async fn step(
                 "the environment's dump could not be read for the preview ({ended:?})"
             ),
             causes: ran.last_lines,
-            hint: Some("see `stack backup list --on ENV` and `stack backup verify --on ENV`".into()),
+            hint: Some(
+                "see `stack backup list --on ENV` and `stack backup verify --on ENV`".into(),
+            ),
         }),
     }
 }
