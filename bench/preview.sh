@@ -10,9 +10,13 @@
 #   preview up feature-two (two)          the same with the seed command run once
 #   preview up … (update in place)        a redeploy that replaces `web` (rolling) and reloads
 #   staging under previews                requests sent to staging, and how many failed
+# then `previews_on_nginx_beside_a_running_staging` (the same on an nginx staging: new,
+# update in place, down, each with `nginx -s reload`) and
+# `a_preview_starts_from_the_newest_backup_and_supervise_expires_it` (a preview seeded
+# from staging's newest verified dump: Postgres restores it on its first start).
 # CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo nextest run --test preview previews_come_and_go --no-capture 2>&1 |
-    grep -E '^(preview up|staging under previews)'
+cargo nextest run --test preview previews_come_and_go previews_on_nginx a_preview_starts_from_the_newest_backup --no-capture 2>&1 |
+    grep -E '^(preview (up|down)|(nginx )?staging under previews)'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -545,7 +545,12 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     ));
 
     // Seeded: the app saw staging's row when it started.
+    let started = std::time::Instant::now();
     let out = up("pr-1");
+    eprintln!(
+        "preview up pr-1 (new, seeded from a backup): {:?}",
+        started.elapsed()
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("seeding the preview's database from `dump-"),
@@ -576,7 +581,12 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
         staging_backups
     );
     // An update in place keeps the preview's data (the seed runs on a new database only).
+    let started = std::time::Instant::now();
     let out = up("pr-1");
+    eprintln!(
+        "preview up pr-1 (seeded, update in place): {:?}",
+        started.elapsed()
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         sql(&vm, &preview_db, "SELECT count(*) FROM notes").trim(),
@@ -650,7 +660,9 @@ fn previews_on_nginx_beside_a_running_staging() {
             &["preview", "up", preview, "--allow-dirty", "--set", &set],
         )
     };
+    let started = std::time::Instant::now();
     let out = up("pr-1", "one");
+    eprintln!("preview up pr-1 on nginx (new): {:?}", started.elapsed());
     assert_eq!(text(&out.stdout).trim(), "http://pr-1.preview.test");
     wait_answer(&vm, "pr-1.preview.test", "one");
     up("pr-2", "two");
@@ -662,9 +674,16 @@ fn previews_on_nginx_beside_a_running_staging() {
         "{routes}"
     );
     // An update in place: a new router container, found again through Docker's DNS.
+    let started = std::time::Instant::now();
     up("pr-1", "one-b");
+    eprintln!(
+        "preview up pr-1 on nginx (update in place): {:?}",
+        started.elapsed()
+    );
     wait_answer(&vm, "pr-1.preview.test", "one-b");
+    let started = std::time::Instant::now();
     ok(&project, &vm, &["preview", "down", "pr-1"]);
+    eprintln!("preview down pr-1 on nginx: {:?}", started.elapsed());
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     assert!(
         get(&vm, "pr-1.preview.test").ok().as_deref() != Some("one-b"),
