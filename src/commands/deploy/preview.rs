@@ -160,18 +160,21 @@ fn claim(
     let engine = runtime.block_on(unleashed_server_engine(remote))?;
     let on = &host.config.env;
     runtime.block_on(shared_network_exists(&engine, &host.config.project, on))?;
+    // Once: an update of a seeded preview needs no dump (its database is its own now).
+    let project = &loaded.config.project;
     let seed_source = match loaded.config.previews.seed {
-        Seed::Backup => Some(runtime.block_on(super::seed::newest_dump(
-            context,
-            (remote, &remote.server),
-            &engine,
-            on,
-        ))?),
+        Seed::Backup if !runtime.block_on(super::seed::seeded(&engine, project))? => {
+            Some(runtime.block_on(super::seed::newest_dump(
+                context,
+                (remote, &remote.server),
+                &engine,
+                on,
+            ))?)
+        }
         _ => None,
     };
     let existed = remote.claim_preview(name, host.config.previews.max)?;
     if let Some(source) = &seed_source {
-        let project = &loaded.config.project;
         runtime.block_on(super::seed::fill(context, &engine, source, project))?;
     }
     Ok(existed)

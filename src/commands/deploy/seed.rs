@@ -103,6 +103,12 @@ pub(super) async fn newest_dump(
     })
 }
 
+/// Has the preview `project` its seed volume already (it was seeded before)?
+pub(super) async fn seeded(engine: &Engine, project: &str) -> Result<bool> {
+    let volume = format!("{project}_{SEED_VOLUME}");
+    Ok(engine.volume_mountpoint(&volume).await?.is_some())
+}
+
 /// Copy the dump into the preview `project`'s seed volume (made here, labelled as the
 /// preview's, so `preview down` removes it), unless that volume exists already (the
 /// preview was seeded, or its Postgres initialised, before).
@@ -112,10 +118,10 @@ pub(super) async fn fill(
     source: &SeedSource,
     project: &str,
 ) -> Result<()> {
-    let volume = format!("{project}_{SEED_VOLUME}");
-    if engine.volume_mountpoint(&volume).await?.is_some() {
+    if seeded(engine, project).await? {
         return Ok(());
     }
+    let volume = format!("{project}_{SEED_VOLUME}");
     context.printer.status(format!(
         "seeding the preview's database from `{}` of `{}`",
         source.dump, source.desired.env
