@@ -27,7 +27,7 @@ pub struct Routing {
     pub certbot_interval: Duration,
     /// The services the proxy routes to or holds a password file for, in project order.
     pub services: Vec<Routed>,
-    /// The proxy also routes the environment's previews (`STACK_PREVIEW_DOMAIN`, Caddy):
+    /// The proxy also routes the environment's previews (`STACK_PREVIEW_DOMAIN`, Caddy or nginx):
     /// it imports their route files.
     #[serde(default)]
     pub previews: bool,
