@@ -643,7 +643,10 @@ fn tmpfs_entry(text: &str) -> String {
 /// A shell health check's `$$NAME` (`$NAME` for its shell) where the service's environment
 /// sets NAME: the value, which is what the shell runs (stack's import reads a secret there
 /// rather than writing it into the check); with the names read.
-fn health_in_environment(check: Option<Value>, environment: &Value) -> (Option<Value>, Vec<String>) {
+fn health_in_environment(
+    check: Option<Value>,
+    environment: &Value,
+) -> (Option<Value>, Vec<String>) {
     let mut used = Vec::new();
     let Some(mut check) = check else {
         return (None, used);
@@ -696,7 +699,9 @@ pub fn health(service: &Value) -> Option<Value> {
                 // What Docker runs for `CMD-SHELL`: `/bin/sh -c` and every word after it.
                 Some("CMD") if words.len() >= 4 && words[1..3] == ["/bin/sh", "-c"] => {
                     let rest = words[3..].iter().cloned();
-                    json!(std::iter::once("CMD-SHELL".to_string()).chain(rest).collect::<Vec<_>>())
+                    json!(std::iter::once("CMD-SHELL".to_string())
+                        .chain(rest)
+                        .collect::<Vec<_>>())
                 }
                 Some("CMD" | "CMD-SHELL") => json!(words),
                 _ => return None,

@@ -60,8 +60,8 @@ impl Import<'_> {
     }
 
     /// The variables of the service's `env_file`s, in order, into `env`. A `${NAME}` naming
-    /// a variable set earlier in these files takes that value, as python-dotenv and Compose
-    /// read an env file (`DATABASE_URL=postgres://${POSTGRES_USER}@db` after
+    /// a variable set earlier in these files (and not in `.env`) takes that value, as
+    /// python-dotenv and Compose read an env file (`DATABASE_URL=postgres://${POSTGRES_USER}@db` after
     /// `POSTGRES_USER=app`); in `stack.env` it would name a project key instead.
     fn env_files(
         &mut self,
@@ -112,8 +112,9 @@ impl Import<'_> {
     }
 
     /// `${NAME}` (or `${NAME:-default}`, `${NAME-default}`) in `template` replaced by the
-    /// value `local` gives NAME, where `.env` does not give the same (then the reference
-    /// already reads it); with the names replaced.
+    /// value `local` gives NAME, unless `.env` sets NAME: Compose v2 looks the project's
+    /// environment up first, and the reference reads `.env` in `stack.env` too; with the
+    /// names replaced.
     fn resolve_local(
         &self,
         template: &str,
@@ -127,7 +128,7 @@ impl Import<'_> {
                 Piece::Var { name, rest, braced } => {
                     let value = local
                         .get(&name)
-                        .filter(|value| self.dotenv.get(&name).map(|(v, _)| v) != Some(*value))
+                        .filter(|_| !self.dotenv.contains_key(&name))
                         .filter(|value| {
                             rest.is_empty()
                                 || rest.starts_with('-')
@@ -150,7 +151,13 @@ impl Import<'_> {
     /// A variable's value as written: a secret's literal (by its name, or a URL with a
     /// password in it, or a value that took a secret's from an earlier env-file line)
     /// moved to `secrets.env`.
-    fn env_value(&mut self, service: &ServiceDraft, name: &str, value: &str, tainted: bool) -> String {
+    fn env_value(
+        &mut self,
+        service: &ServiceDraft,
+        name: &str,
+        value: &str,
+        tainted: bool,
+    ) -> String {
         let credentials = as_literal(value).is_some_and(|v| embeds_credentials(&v));
         if !is_secret_name(name) && !credentials && !tainted {
             return self.template(value);

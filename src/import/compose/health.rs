@@ -83,7 +83,12 @@ impl Import<'_> {
             // which only the exec form can say.
             Some("CMD-SHELL") if words.len() > 2 && !words.iter().any(|w| mentions_secret(w)) => {
                 let shell = ["/bin/sh".to_string(), "-c".to_string()];
-                Some(HealthTest::Exec(shell.into_iter().chain(words[1..].iter().cloned()).collect()))
+                Some(HealthTest::Exec(
+                    shell
+                        .into_iter()
+                        .chain(words[1..].iter().cloned())
+                        .collect(),
+                ))
             }
             Some("CMD-SHELL") => words.get(1).cloned().map(HealthTest::Shell),
             Some("NONE") => {

@@ -791,7 +791,10 @@ fn an_env_file_reference_to_an_earlier_line_takes_its_value() {
     assert!(env.contains("hi app ${UNSET}"), "{env}");
     assert!(env.contains("SERVICE_DB_ENV_COPY=${"), "{env}");
     assert!(env.contains("SERVICE_DB_ENV_DATABASE_URL=${"), "{env}");
-    assert!(!env.contains("pw1"), "a secret's value reached stack.env:\n{env}");
+    assert!(
+        !env.contains("pw1"),
+        "a secret's value reached stack.env:\n{env}"
+    );
     let secrets = file(&imported, "environments/dev/secrets.env");
     assert!(secrets.contains("postgres://app:pw1@db/app"), "{secrets}");
 }
@@ -830,7 +833,9 @@ fn a_shell_health_check_of_several_words_is_what_docker_runs() {
     );
     let env = file(&imported, "stack.env");
     assert!(
-        env.contains(r#"SERVICE_DB_HEALTH_CMD="[\"/bin/sh\",\"-c\",\"pg_isready\",\"-d\",\"zitadel\"]""#),
+        env.contains(
+            r#"SERVICE_DB_HEALTH_CMD="[\"/bin/sh\",\"-c\",\"pg_isready\",\"-d\",\"zitadel\"]""#
+        ),
         "{env}"
     );
 }

@@ -198,7 +198,9 @@ impl Import<'_> {
         let path = normalise(&home.join(rest));
         let shown = project_path(&self.options.project_dir, &path);
         let message = match template {
-            None => format!("`{source}` is the home folder of the user importing: written as `{shown}`"),
+            None => {
+                format!("`{source}` is the home folder of the user importing: written as `{shown}`")
+            }
             Some(template) => format!(
                 "`{template}` is `{source}`, in the home folder of the user importing: written as \
                  `{shown}`, so a later change of `.env` is not followed"
