@@ -118,6 +118,8 @@ fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
 /// - a service in a profile is left out (no profile is activated), as `docker compose up`
 ///   leaves it out, and so is a dependency on it marked `required: false`; `required` and
 ///   `restart` of a `depends_on` entry are dropped (v1 has neither);
+/// - `deploy.restart_policy.condition` is the restart policy when `restart` is absent
+///   (`any` is `always`, `none` is `no`), as v2 runs the container;
 /// - an `env_file` entry `{path, required}` is its path, left out when `required: false`
 ///   and the file does not exist (v2 skips it);
 /// - a value that nests a variable in a default (`${A:-${B}}`, `${A:-x$B}`, `${A:+x${A}}`),
@@ -272,6 +274,21 @@ fn expand(inner: &str, dotenv: &BTreeMap<String, String>) -> String {
 }
 
 fn lower_service(service: &mut serde_json::Map<String, Value>, dir: &Path, gone: &[String]) {
+    // Compose v2 runs the container with `deploy.restart_policy` when `restart` is absent
+    // (v1 keeps it for swarm only).
+    let condition = service
+        .get("deploy")
+        .and_then(|deploy| deploy.get("restart_policy"))
+        .and_then(|policy| policy.get("condition"))
+        .and_then(Value::as_str)
+        .map(|condition| match condition {
+            "any" => "always",
+            "none" => "no",
+            other => other,
+        });
+    if let (None, Some(condition)) = (service.get("restart"), condition) {
+        service.insert("restart".into(), Value::String(condition.into()));
+    }
     match service.get_mut("environment") {
         Some(Value::Null) => {
             service.remove("environment");

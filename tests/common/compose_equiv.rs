@@ -371,7 +371,11 @@ fn normalise(
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
     tmpfs.sort();
     out.insert("tmpfs", json!(tmpfs));
-    out.insert("healthcheck", health(service).unwrap_or(Value::Null));
+    let (check, vars) = health_in_environment(health(service), &environment);
+    out.insert("healthcheck", check.unwrap_or(Value::Null));
+    if let Some(Value::Array(all)) = out.get_mut("shell_vars") {
+        all.extend(vars.into_iter().map(Value::String));
+    }
     out.insert(
         "depends_on",
         depends_on(&service["depends_on"], renamed, healthy),
@@ -636,6 +640,52 @@ fn tmpfs_entry(text: &str) -> String {
 
 /// The health check as `{cmd, interval, timeout, retries, start_period}`, `None` when
 /// there is none (or it is switched off).
+/// A shell health check's `$$NAME` (`$NAME` for its shell) where the service's environment
+/// sets NAME: the value, which is what the shell runs (stack's import reads a secret there
+/// rather than writing it into the check); with the names read.
+fn health_in_environment(
+    check: Option<Value>,
+    environment: &Value,
+) -> (Option<Value>, Vec<String>) {
+    let mut used = Vec::new();
+    let Some(mut check) = check else {
+        return (None, used);
+    };
+    if check["cmd"][0] != "CMD-SHELL" {
+        return (Some(check), used);
+    }
+    let Some(text) = check["cmd"][1].as_str().map(str::to_string) else {
+        return (Some(check), used);
+    };
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("$$") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let braced = after.starts_with('{');
+        let body = after.trim_start_matches('{');
+        let len = body
+            .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+            .unwrap_or(body.len());
+        let name = &body[..len];
+        let closed = !braced || body[len..].starts_with('}');
+        match environment[name].as_str() {
+            Some(value) if len > 0 && closed => {
+                out.push_str(value);
+                used.push(name.to_string());
+                rest = &body[len + usize::from(braced)..];
+            }
+            _ => {
+                out.push_str("$$");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    check["cmd"][1] = json!(out);
+    (Some(check), used)
+}
+
 pub fn health(service: &Value) -> Option<Value> {
     let check = service.get("healthcheck")?;
     if check["disable"].as_bool() == Some(true) {
@@ -646,8 +696,12 @@ pub fn health(service: &Value) -> Option<Value> {
         Value::Array(items) => {
             let words: Vec<String> = items.iter().filter_map(scalar).collect();
             match words.first().map(String::as_str) {
-                Some("CMD") if words.len() == 4 && words[1..3] == ["/bin/sh", "-c"] => {
-                    json!(["CMD-SHELL", words[3]])
+                // What Docker runs for `CMD-SHELL`: `/bin/sh -c` and every word after it.
+                Some("CMD") if words.len() >= 4 && words[1..3] == ["/bin/sh", "-c"] => {
+                    let rest = words[3..].iter().cloned();
+                    json!(std::iter::once("CMD-SHELL".to_string())
+                        .chain(rest)
+                        .collect::<Vec<_>>())
                 }
                 Some("CMD" | "CMD-SHELL") => json!(words),
                 _ => return None,

@@ -78,6 +78,18 @@ impl Import<'_> {
                 Some(HealthTest::Exec(words[1..].to_vec()))
             }
             Some("CMD") => Some(HealthTest::Shell(join_words(&words[1..]))),
+            // Docker runs `/bin/sh -c` with every word after `CMD-SHELL` (moby's probe
+            // appends them all): the first is the command, the others its `$0`, `$1`…,
+            // which only the exec form can say.
+            Some("CMD-SHELL") if words.len() > 2 && !words.iter().any(|w| mentions_secret(w)) => {
+                let shell = ["/bin/sh".to_string(), "-c".to_string()];
+                Some(HealthTest::Exec(
+                    shell
+                        .into_iter()
+                        .chain(words[1..].iter().cloned())
+                        .collect(),
+                ))
+            }
             Some("CMD-SHELL") => words.get(1).cloned().map(HealthTest::Shell),
             Some("NONE") => {
                 self.finding(

@@ -769,3 +769,73 @@ fn the_legacy_format_is_refused_with_what_to_write() {
     .to_string();
     assert!(err.contains("legacy format"), "{err}");
 }
+
+#[test]
+fn an_env_file_reference_to_an_earlier_line_takes_its_value() {
+    // Misskey's `.config/docker.env`: `DATABASE_URL="postgres://${POSTGRES_USER}:…"` after
+    // `POSTGRES_USER=…`, which python-dotenv and Compose read from the file itself.
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  db:\n    image: postgres:16\n    env_file: [db.env]\n",
+            ),
+            (
+                "db.env",
+                "POSTGRES_USER=app\nPOSTGRES_PASSWORD=pw1\nDATABASE_URL=\"postgres://${POSTGRES_USER}:${POSTGRES_PASSWORD}@db/app\"\nGREETING=\"hi ${POSTGRES_USER} ${UNSET}\"\nCOPY=${POSTGRES_PASSWORD}\n",
+            ),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(env.contains("hi app ${UNSET}"), "{env}");
+    assert!(env.contains("SERVICE_DB_ENV_COPY=${"), "{env}");
+    assert!(env.contains("SERVICE_DB_ENV_DATABASE_URL=${"), "{env}");
+    assert!(
+        !env.contains("pw1"),
+        "a secret's value reached stack.env:\n{env}"
+    );
+    let secrets = file(&imported, "environments/dev/secrets.env");
+    assert!(secrets.contains("postgres://app:pw1@db/app"), "{secrets}");
+}
+
+#[test]
+fn a_bind_source_whose_env_value_is_in_the_home_folder_is_expanded() {
+    // AFFiNE's `${UPLOAD_LOCATION}:/root/.affine/storage` with
+    // `UPLOAD_LOCATION=~/.affine/self-host/storage` in `.env`.
+    let imported = run_with(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  app:\n    image: x\n    volumes:\n      - ${DATA}:/data\n      - ${CACHE:-~/cache}:/cache\n",
+            ),
+            (".env", "DATA=~/app-data\n"),
+        ],
+        Some("/home/u"),
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains("SERVICE_APP_VOLUMES=/home/u/app-data:/data,/home/u/cache:/cache\n"),
+        "{env}"
+    );
+}
+
+#[test]
+fn a_shell_health_check_of_several_words_is_what_docker_runs() {
+    // ZITADEL's `["CMD-SHELL", "pg_isready", "-d", "zitadel"]`: Docker runs
+    // `/bin/sh -c pg_isready -d zitadel` (the other words are the shell's `$0`, `$1`).
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  db:\n    image: postgres:16\n    healthcheck:\n      test: [\"CMD-SHELL\", \"pg_isready\", \"-d\", \"zitadel\"]\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    assert!(
+        env.contains(
+            r#"SERVICE_DB_HEALTH_CMD="[\"/bin/sh\",\"-c\",\"pg_isready\",\"-d\",\"zitadel\"]""#
+        ),
+        "{env}"
+    );
+}

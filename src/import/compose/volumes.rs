@@ -127,7 +127,10 @@ impl Import<'_> {
             return Some(shown);
         }
         if source == "~" || source.starts_with("~/") {
-            return self.home_source(input, source);
+            return self.home_source(input, source, None);
+        }
+        if let Some(value) = self.home_value(source) {
+            return self.home_source(input, &value, Some(source));
         }
         if source.starts_with('~') {
             self.finding(
@@ -168,8 +171,21 @@ impl Import<'_> {
         Some(super::text::escape_dollars(&shown))
     }
 
+    /// A source whose value (from `.env` or a default) is `~` or `~/…`: Compose expands
+    /// the home folder after interpolation (`${UPLOAD_LOCATION}` with
+    /// `UPLOAD_LOCATION=~/.affine/storage`), so the value is what is written.
+    fn home_value(&mut self, source: &str) -> Option<String> {
+        if as_literal(source).is_some() {
+            return None;
+        }
+        self.interpolate(source, 0)
+            .filter(|value| value == "~" || value.starts_with("~/"))
+    }
+
     /// `~` or `~/…`: the home folder of the user importing, as Compose expands it.
-    fn home_source(&mut self, input: &str, source: &str) -> Option<String> {
+    /// `template` is the interpolation the value came from, when it did (then a later
+    /// change of `.env` is not followed, and the note says so).
+    fn home_source(&mut self, input: &str, source: &str, template: Option<&str>) -> Option<String> {
         let Some(home) = self.options.home.clone() else {
             self.finding(
                 Some(input),
@@ -181,11 +197,16 @@ impl Import<'_> {
         let rest = source.trim_start_matches('~').trim_start_matches('/');
         let path = normalise(&home.join(rest));
         let shown = project_path(&self.options.project_dir, &path);
-        self.note(
-            Some(input),
-            "volumes",
-            format!("`{source}` is the home folder of the user importing: written as `{shown}`"),
-        );
+        let message = match template {
+            None => {
+                format!("`{source}` is the home folder of the user importing: written as `{shown}`")
+            }
+            Some(template) => format!(
+                "`{template}` is `{source}`, in the home folder of the user importing: written as \
+                 `{shown}`, so a later change of `.env` is not followed"
+            ),
+        };
+        self.note(Some(input), "volumes", message);
         Some(super::text::escape_dollars(&shown))
     }
 
