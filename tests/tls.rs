@@ -109,7 +109,11 @@ impl Pebble {
         let server = Command::new(require_tool("pebble"))
             .arg("-config")
             .arg(self.dir.path().join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns), "-strict=false"])
+            .args([
+                "-dnsserver",
+                &format!("127.0.0.1:{}", self.dns),
+                "-strict=false",
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
@@ -494,7 +498,10 @@ fn prometheus_api(p: &Project, path: &str, query: &str) -> Result<serde_json::Va
         &p.container("prometheus"),
         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
     );
-    let ip = ip.split_whitespace().next().ok_or("prometheus has no address")?;
+    let ip = ip
+        .split_whitespace()
+        .next()
+        .ok_or("prometheus has no address")?;
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "5", "-G", "--data-urlencode", query])
         .arg(format!("http://{ip}:9090/api/v1/{path}"))
@@ -510,7 +517,11 @@ fn status_expiry(p: &Project, host: &str) -> Option<i64> {
     let json: serde_json::Value =
         serde_json::from_slice(&p.ok(&["status", "--json"]).stdout).unwrap();
     let expiry = json["certificates"][host].as_str()?;
-    Some(chrono::DateTime::parse_from_rfc3339(expiry).ok()?.timestamp())
+    Some(
+        chrono::DateTime::parse_from_rfc3339(expiry)
+            .ok()?
+            .timestamp(),
+    )
 }
 
 /// A certificate pebble issues for 7 days: `start` warns that it expires within 14
@@ -518,8 +529,18 @@ fn status_expiry(p: &Project, host: &str) -> Option<i64> {
 /// node-exporter's textfile collector) equal to what the proxy holds, and
 /// `CertificateExpiresSoon` fires for the host.
 fn expiry_metric_and_alert(project: &str, nginx: bool) {
-    let mut images = vec![BUSYBOX, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, DOCKER_PROXY];
-    images.extend(if nginx { vec![NGINX, CERTBOT] } else { vec![CADDY] });
+    let mut images = vec![
+        BUSYBOX,
+        PROMETHEUS,
+        ALERTMANAGER,
+        NODE_EXPORTER,
+        DOCKER_PROXY,
+    ];
+    images.extend(if nginx {
+        vec![NGINX, CERTBOT]
+    } else {
+        vec![CADDY]
+    });
     common::require_engine(&images);
     let (http, https) = (free_port(), free_port());
     let pebble = Pebble::start(http, https, 7 * 24 * 3600);
@@ -539,27 +560,42 @@ fn expiry_metric_and_alert(project: &str, nginx: bool) {
         "start reports the certificate due: {stderr}"
     );
     let query = "query=stack_certificate_expiry_timestamp_seconds";
-    eventually_ok("the expiry metric in Prometheus", Duration::from_secs(90), || {
-        let data = prometheus_api(&p, "query", query)?;
-        let sample = &data["result"][0];
-        let value: i64 = sample["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .ok_or(format!("no sample: {data}"))?;
-        match (sample["metric"]["host"].as_str(), status_expiry(&p, "a.example.test")) {
-            (Some("a.example.test"), Some(held)) if held == value => Ok(()),
-            (host, held) => Err(format!("{host:?} {value} vs held {held:?}: {data}")),
-        }
-    });
-    eventually_ok("CertificateExpiresSoon firing", Duration::from_secs(60), || {
-        let data = prometheus_api(&p, "alerts", "x=")?;
-        let firing = data["alerts"].as_array().into_iter().flatten().any(|alert| {
-            alert["labels"]["alertname"] == "CertificateExpiresSoon"
-                && alert["labels"]["host"] == "a.example.test"
-                && alert["state"] == "firing"
-        });
-        firing.then_some(()).ok_or(format!("{data}"))
-    });
+    eventually_ok(
+        "the expiry metric in Prometheus",
+        Duration::from_secs(90),
+        || {
+            let data = prometheus_api(&p, "query", query)?;
+            let sample = &data["result"][0];
+            let value: i64 = sample["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("no sample: {data}"))?;
+            match (
+                sample["metric"]["host"].as_str(),
+                status_expiry(&p, "a.example.test"),
+            ) {
+                (Some("a.example.test"), Some(held)) if held == value => Ok(()),
+                (host, held) => Err(format!("{host:?} {value} vs held {held:?}: {data}")),
+            }
+        },
+    );
+    eventually_ok(
+        "CertificateExpiresSoon firing",
+        Duration::from_secs(60),
+        || {
+            let data = prometheus_api(&p, "alerts", "x=")?;
+            let firing = data["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|alert| {
+                    alert["labels"]["alertname"] == "CertificateExpiresSoon"
+                        && alert["labels"]["host"] == "a.example.test"
+                        && alert["state"] == "firing"
+                });
+            firing.then_some(()).ok_or(format!("{data}"))
+        },
+    );
 }
 
 #[test]
@@ -619,7 +655,10 @@ fn caddy_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
         .lines()
         .filter(|l| l.contains("\"obtaining certificate\"") && l.contains("c.example.test"))
         .count();
-    assert_eq!(attempts, 1, "one order, waited on, not retried in a loop: {logs}");
+    assert_eq!(
+        attempts, 1,
+        "one order, waited on, not retried in a loop: {logs}"
+    );
 }
 
 /// The same for nginx: certbot names the host it could not get a certificate for and
@@ -650,7 +689,10 @@ fn nginx_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
         warning.contains("`c.example.test`") && !warning.contains("a.example.test"),
         "{warning}"
     );
-    assert!(stderr.contains("certbot tries again every 43200 s"), "{stderr}");
+    assert!(
+        stderr.contains("certbot tries again every 43200 s"),
+        "{stderr}"
+    );
     assert_eq!(served_certificate("a.example.test", https), first);
     let logs = docker_ok(&["logs", &p.container("certbot")]);
     assert_eq!(

@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::Engine;
 use crate::error::{Diagnostic, Result};
-use crate::printer::Printer;
 use crate::model::{acme_hosts, Desired, Mount, METRICS_TARGET, METRICS_VOLUME, PROXY_SERVICE};
+use crate::printer::Printer;
 
 /// A certificate closer than this to its expiry is reported (`check`, the alert, deploys).
 pub const SOON_DAYS: i64 = 14;
@@ -106,7 +106,11 @@ impl Engine {
         wait: Duration,
     ) -> Result<Option<Holding>> {
         let hosts = acme_hosts(desired);
-        let Some(id) = self.proxy_container(desired).await?.filter(|_| !hosts.is_empty()) else {
+        let Some(id) = self
+            .proxy_container(desired)
+            .await?
+            .filter(|_| !hosts.is_empty())
+        else {
             return Ok(None);
         };
         let deadline = tokio::time::Instant::now() + wait;
@@ -179,7 +183,9 @@ impl Engine {
             if let Ok(Some(id)) = self.proxy_container(&desired).await {
                 if let Ok(expiries) = self.certificate_expiry(&id).await {
                     // A failure is retried at the next round; the alert reads the last file.
-                    let _ = self.write_certificate_metrics(&desired, &id, &expiries).await;
+                    let _ = self
+                        .write_certificate_metrics(&desired, &id, &expiries)
+                        .await;
                 }
             }
             tokio::time::sleep(every).await;
@@ -405,7 +411,10 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
         ]);
         let found = holding(&hosts, expiries, now);
         assert_eq!(found.missing, ["c.test", "d.test"], "expired or none");
-        assert_eq!(found.due, [("b.test".to_string(), at("2026-12-14T00:00:00Z"))]);
+        assert_eq!(
+            found.due,
+            [("b.test".to_string(), at("2026-12-14T00:00:00Z"))]
+        );
         assert_eq!(found.expiries.len(), 3);
     }
 
@@ -414,9 +423,8 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
         let expiries = BTreeMap::from([("a.test".to_string(), at("2027-01-06T09:46:20Z"))]);
         let text = metrics_text(&expiries);
         assert!(text.contains("# TYPE stack_certificate_expiry_timestamp_seconds gauge\n"));
-        assert!(text.ends_with(
-            "stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"
-        ));
+        assert!(text
+            .ends_with("stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"));
         assert_eq!(metrics_text(&BTreeMap::new()).lines().count(), 2);
     }
 

@@ -35,7 +35,11 @@ pub fn monitors(config: &Config) -> bool {
 
 /// The routed hosts the proxy gets certificates for from an ACME server (`STACK_TLS=auto`).
 pub fn acme_hosts(desired: &Desired) -> Vec<String> {
-    let Some(routing) = desired.routing.as_ref().filter(|r| r.tls == crate::config::Tls::Auto) else {
+    let Some(routing) = desired
+        .routing
+        .as_ref()
+        .filter(|r| r.tls == crate::config::Tls::Auto)
+    else {
         return Vec::new();
     };
     let mut hosts: Vec<String> = Vec::new();

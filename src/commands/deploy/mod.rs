@@ -213,7 +213,9 @@ impl Run<'_> {
             progress: &progress,
             journal: &journal,
         };
-        self.long_way(desired, &id, long).await?;
+        self.long_way(desired.clone(), &id, long).await?;
+        // A host without a certificate does not fail the deploy: it is named here.
+        engine.report_certificates(&desired, &context.printer).await;
         followed(context, "deploy", &planned, &journal.steps());
         Ok(())
     }
@@ -362,8 +364,7 @@ impl Run<'_> {
                     switched: std::cell::Cell::new(false),
                 });
             }
-            ship(context, remote, &converger, shipment).await?;
-            Ok(converger.desired)
+            ship(context, remote, &converger, shipment).await
         };
         let result = tokio::select! {
             result = ship => result,
@@ -376,18 +377,18 @@ impl Run<'_> {
     /// Record the outcome, free the lock, prune, and say so.
     async fn finish(
         &self,
-        result: Result<std::sync::Arc<model::Desired>>,
+        result: Result<()>,
         (remote, engines, shipper, progress, journal): Finishing<'_>,
         id: &str,
     ) -> Result<()> {
         let (context, config, env) = (self.context, self.config, &self.args.env);
         let outcome = match &result {
-            Ok(_) => "ok".to_string(),
+            Ok(()) => "ok".to_string(),
             Err(e) => format!("failed: {}", e.render().lines().next().unwrap_or_default()),
         };
         let keep = result.is_ok().then_some(config.keep_releases as usize);
         let finished = remote.finish("deploy", id, &outcome, result.is_ok(), keep);
-        let desired = result?;
+        result?;
         let pruned: BTreeSet<_> = finished?.into_iter().collect();
         journal.record(Step::Finish);
         prune_images(engines, &config.project, &pruned).await?;
@@ -399,8 +400,6 @@ impl Run<'_> {
             "deployed release `{id}` to `{}` ({env})",
             self.server.host
         ));
-        // A host without a certificate does not fail the deploy: it is named here.
-        engines.1.report_certificates(&desired, &context.printer).await;
         self.notifier
             .send(Event::DeploySucceeded {
                 release: id.to_string(),
