@@ -45,6 +45,11 @@ impl Pebble {
     /// Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `https_port` of
     /// 127.0.0.1, issuing certificates valid for `validity` seconds.
     fn start(http_port: u16, https_port: u16, validity: u64) -> Pebble {
+        Pebble::start_for("127.0.0.1", http_port, https_port, validity)
+    }
+
+    /// The same, validating at `address` (its mock DNS answers every name with it).
+    fn start_for(address: &str, http_port: u16, https_port: u16, validity: u64) -> Pebble {
         require_tool("pebble");
         let challtestsrv = require_tool("pebble-challtestsrv");
         require_tool("openssl");
@@ -82,7 +87,7 @@ impl Pebble {
         fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
         let (out, err) = log(dir.path(), "dns.log");
         let dns_server = Command::new(challtestsrv)
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-defaultIPv4", address, "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &format!("127.0.0.1:{}", free_port())])
@@ -243,17 +248,21 @@ fn https_get(host: &str, port: u16, root: &Path) -> Result<String, String> {
 
 /// The serial and end date of the certificate served for `host` on 127.0.0.1:`port`.
 fn served_certificate(host: &str, port: u16) -> String {
+    served_certificate_at("127.0.0.1", host, port).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The serial and end date of the certificate served for `host` on `address`:`port`.
+fn served_certificate_at(address: &str, host: &str, port: u16) -> Result<String, String> {
     let script = format!(
-        "openssl s_client -connect 127.0.0.1:{port} -servername {host} </dev/null 2>/dev/null \
+        "openssl s_client -connect {address}:{port} -servername {host} </dev/null 2>/dev/null \
          | openssl x509 -noout -serial -enddate"
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     let served = text(&out.stdout);
-    assert!(
-        served.contains("serial="),
-        "no certificate for {host}: {served}"
-    );
-    served
+    match served.contains("serial=") {
+        true => Ok(served),
+        false => Err(format!("no certificate for {host}: {served}")),
+    }
 }
 
 /// Wait until every host answers over HTTPS with a certificate chaining to `root`.
@@ -701,4 +710,74 @@ fn nginx_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
         1,
         "one attempt, then certbot's interval: {logs}"
     );
+}
+
+/// A deploy to a VM-like machine (systemd, its own Docker, `tests/common/vm.rs`) gets
+/// Caddy's certificate from pebble on this machine (validating at the machine's address),
+/// and after a reboot of the machine the same certificate is served: same serial, no new
+/// order at pebble.
+#[test]
+fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
+    common::require_engine(&[BUSYBOX, CADDY]);
+    let vm = common::vm::Vm::boot("tls", "stack-test/vm-docker:latest");
+    vm.load_image(BUSYBOX);
+    vm.load_image(CADDY);
+    let address = vm.ip();
+    let pebble = Pebble::start_for(&address, 80, 443, 90 * 24 * 3600);
+    let name = format!("tlsvm-{}", std::process::id());
+    let p = Project::called(&name);
+    fs::create_dir_all(p.path("environments/staging")).unwrap();
+    let body = caddy_project(&pebble, 80, 443, &[("web", "a.example.test")]);
+    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    fs::write(
+        p.path("environments/staging/server.env"),
+        format!(
+            "SERVER_HOST={address}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
+            vm.key().display()
+        ),
+    )
+    .unwrap();
+    // `STACK_ACME_CA_ROOT` is a project path: on a server, under `SERVER_PATH`.
+    let ca = fs::read_to_string(pebble.tls_cert()).unwrap();
+    vm.exec(&format!(
+        "mkdir -p /opt/{name} && cat > /opt/{name}/pebble-ca.pem <<'PEM'\n{ca}PEM"
+    ));
+    let deploy = p
+        .command(&["deploy", "staging", "--allow-dirty"])
+        .env("STACK_SSH_CONFIG", vm.ssh_config())
+        .output()
+        .unwrap();
+    assert!(
+        deploy.status.success(),
+        "deploy: {}{}",
+        text(&deploy.stdout),
+        text(&deploy.stderr)
+    );
+    let served = || served_certificate_at(&address, "a.example.test", 443);
+    eventually_ok(
+        "a certificate from pebble",
+        Duration::from_secs(90),
+        || match served() {
+            Ok(_) if pebble.issued() == 1 => Ok(()),
+            Ok(cert) => Err(format!("{cert}, issued {}", pebble.issued())),
+            Err(e) => Err(format!("{e}\n{}", tail(&pebble.log()))),
+        },
+    );
+    let first = served().unwrap();
+    assert!(
+        !text(&deploy.stderr).contains("no certificate yet"),
+        "the deploy waited for it: {}",
+        text(&deploy.stderr)
+    );
+
+    vm.reboot();
+    eventually_ok("HTTPS after the reboot", Duration::from_secs(90), || {
+        served().map_err(|e| format!("{e}\n{}", vm.exec("docker ps -a")))
+    });
+    assert_eq!(
+        served().unwrap(),
+        first,
+        "the same certificate after a reboot"
+    );
+    assert_eq!(pebble.issued(), 1, "no new order: {}", tail(&pebble.log()));
 }
