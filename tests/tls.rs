@@ -715,7 +715,7 @@ fn nginx_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
 /// A deploy to a VM-like machine (systemd, its own Docker, `tests/common/vm.rs`) gets
 /// Caddy's certificate from pebble on this machine (validating at the machine's address),
 /// and after a reboot of the machine the same certificate is served: same serial, no new
-/// order at pebble.
+/// order at pebble. With pebble stopped, a deploy that adds a host succeeds and names it.
 #[test]
 fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
     common::require_engine(&[BUSYBOX, CADDY]);
@@ -723,7 +723,7 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
     vm.load_image(BUSYBOX);
     vm.load_image(CADDY);
     let address = vm.ip();
-    let pebble = Pebble::start_for(&address, 80, 443, 90 * 24 * 3600);
+    let mut pebble = Pebble::start_for(&address, 80, 443, 90 * 24 * 3600);
     let name = format!("tlsvm-{}", std::process::id());
     let p = Project::called(&name);
     fs::create_dir_all(p.path("environments/staging")).unwrap();
@@ -780,4 +780,30 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
         "the same certificate after a reboot"
     );
     assert_eq!(pebble.issued(), 1, "no new order: {}", tail(&pebble.log()));
+
+    // pebble stopped: a deploy that adds a host succeeds, names it, and keeps the other.
+    pebble.stop();
+    let two = [("web", "a.example.test"), ("docs", "c.example.test")];
+    let body = caddy_project(&pebble, 80, 443, &two);
+    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    let deploy = p
+        .command(&["deploy", "staging", "--allow-dirty"])
+        .env("STACK_SSH_CONFIG", vm.ssh_config())
+        .output()
+        .unwrap();
+    let stderr = text(&deploy.stderr);
+    assert!(deploy.status.success(), "deploy: {stderr}");
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("no certificate yet for"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("`c.example.test`") && !warning.contains("a.example.test"),
+        "{warning}"
+    );
+    assert_eq!(
+        served().unwrap(),
+        first,
+        "the old certificate keeps serving"
+    );
 }
