@@ -729,14 +729,16 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
     fs::create_dir_all(p.path("environments/staging")).unwrap();
     let body = caddy_project(&pebble, 80, 443, &[("web", "a.example.test")]);
     p.write(&format!("STACK_DRAIN=0s\n{body}"));
-    fs::write(
-        p.path("environments/staging/server.env"),
-        format!(
-            "SERVER_HOST={address}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
+    // The machine's address can change with a reboot (the bridge hands it out again).
+    let target = || {
+        let server = format!(
+            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
+            vm.ip(),
             vm.key().display()
-        ),
-    )
-    .unwrap();
+        );
+        fs::write(p.path("environments/staging/server.env"), server).unwrap();
+    };
+    target();
     // `STACK_ACME_CA_ROOT` is a project path: on a server, under `SERVER_PATH`.
     let ca = fs::read_to_string(pebble.tls_cert()).unwrap();
     vm.exec(&format!(
@@ -753,7 +755,7 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
         text(&deploy.stdout),
         text(&deploy.stderr)
     );
-    let served = || served_certificate_at(&address, "a.example.test", 443);
+    let served = || served_certificate_at(&vm.ip(), "a.example.test", 443);
     eventually_ok(
         "a certificate from pebble",
         Duration::from_secs(90),
@@ -783,6 +785,7 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
 
     // pebble stopped: a deploy that adds a host succeeds, names it, and keeps the other.
     pebble.stop();
+    target();
     let two = [("web", "a.example.test"), ("docs", "c.example.test")];
     let body = caddy_project(&pebble, 80, 443, &two);
     p.write(&format!("STACK_DRAIN=0s\n{body}"));
