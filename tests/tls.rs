@@ -9,6 +9,11 @@
 //! certificate (made here with openssl) given as `STACK_ACME_CA_ROOT`. A client trusting
 //! pebble's issuing root (`/roots/0` on its management port) checks what is served.
 //!
+//! Also: the expiry metric and `CertificateExpiresSoon` in a live Prometheus (the
+//! MONITORING preset's test images), an ACME server that is down or does not answer while
+//! a host is added, and a deploy to a VM-like machine (`tests/common/vm.rs`) across its
+//! reboot, with pebble's mock DNS answering with the machine's address.
+//!
 //! Needs docker, the test images, `pebble`, `pebble-challtestsrv`, `openssl` and `curl`
 //! (`scripts/install-ci-deps.sh`). The tests fail, never skip, when one is missing.
 
@@ -603,6 +608,54 @@ fn expiry_metric_and_alert(project: &str, nginx: bool) {
                         && alert["state"] == "firing"
                 });
             firing.then_some(()).ok_or(format!("{data}"))
+        },
+    );
+    if !nginx {
+        supervise_rewrites_the_metrics(&p);
+    }
+}
+
+/// A child process killed (by its id) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server's `supervise` writes Caddy's metrics too (at its start, then every 10
+/// minutes): the file removed, a `supervise` of the started bundle writes it again.
+fn supervise_rewrites_the_metrics(p: &Project) {
+    let file = "/metrics/stack_certificates.prom";
+    let proxy = p.container("proxy");
+    docker_ok(&["exec", &proxy, "rm", file]);
+    let options = stack::config::Options::default();
+    let loaded = stack::config::load(&p.dir, "dev", &[], &options, |_| None)
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let bundle = p.dir.join(".stack").join("dev");
+    let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
+    let state = serde_json::to_vec(&desired).unwrap();
+    fs::write(bundle.join(stack::deploy::DESIRED_FILE), state).unwrap();
+    let _supervise = Running(
+        p.command(&["supervise", "--bundle", bundle.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let metric = "stack_certificate_expiry_timestamp_seconds{host=\"a.example.test\"}";
+    eventually_ok(
+        "supervise writes the metrics",
+        Duration::from_secs(60),
+        || {
+            let out = docker(&["exec", &proxy, "cat", file]);
+            let metrics = text(&out.stdout);
+            match metrics.contains(metric) {
+                true => Ok(()),
+                false => Err(format!("{metrics}{}", text(&out.stderr))),
+            }
         },
     );
 }
