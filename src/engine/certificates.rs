@@ -106,11 +106,10 @@ impl Engine {
         wait: Duration,
     ) -> Result<Option<Holding>> {
         let hosts = acme_hosts(desired);
-        let Some(id) = self
-            .proxy_container(desired)
-            .await?
-            .filter(|_| !hosts.is_empty())
-        else {
+        if hosts.is_empty() {
+            return Ok(None);
+        }
+        let Some(id) = self.proxy_container(desired).await? else {
             return Ok(None);
         };
         let deadline = tokio::time::Instant::now() + wait;
