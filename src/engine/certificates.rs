@@ -14,7 +14,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::Engine;
 use crate::error::{Diagnostic, Result};
-use crate::model::{acme_hosts, Desired, Mount, METRICS_TARGET, METRICS_VOLUME, PROXY_SERVICE};
+use crate::model::{
+    acme_hosts, Desired, Mount, Routing, METRICS_TARGET, METRICS_VOLUME, PROXY_SERVICE,
+};
 use crate::printer::Printer;
 
 /// A certificate closer than this to its expiry is reported (`check`, the alert, deploys).
@@ -160,7 +162,8 @@ impl Engine {
     pub async fn report_certificates(&self, desired: &Desired, printer: &Printer) {
         match self.settle_certificates(desired, WAIT).await {
             Ok(Some(found)) => {
-                for warning in warnings(desired, &found, Utc::now()) {
+                let routing = desired.routing.as_ref();
+                for warning in routing.map_or(Vec::new(), |r| warnings(r, &found, Utc::now())) {
                     printer.warn(&warning);
                 }
             }
@@ -194,10 +197,7 @@ impl Engine {
 
 /// One warning for the hosts without a certificate, one per host whose certificate is
 /// due: what a `start` or a deploy prints after its rollout.
-pub fn warnings(desired: &Desired, found: &Holding, now: DateTime<Utc>) -> Vec<Diagnostic> {
-    let Some(routing) = &desired.routing else {
-        return Vec::new();
-    };
+pub fn warnings(routing: &Routing, found: &Holding, now: DateTime<Utc>) -> Vec<Diagnostic> {
     let ca = match &routing.acme_ca {
         Some(url) => format!("`{url}`"),
         None => "Let's Encrypt".to_string(),
@@ -425,6 +425,54 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
         assert!(text
             .ends_with("stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"));
         assert_eq!(metrics_text(&BTreeMap::new()).lines().count(), 2);
+    }
+
+    fn routing(kind: crate::config::ProxyKind) -> Routing {
+        Routing {
+            kind,
+            tls: crate::config::Tls::Auto,
+            email: None,
+            acme_ca: Some("https://acme.test/dir".into()),
+            acme_ca_root: false,
+            certbot_interval: Duration::from_secs(3600),
+            services: Vec::new(),
+            previews: false,
+        }
+    }
+
+    #[test]
+    fn the_warnings_name_the_hosts_and_what_retries() {
+        let now = at("2026-12-07T00:00:00Z");
+        let found = Holding {
+            missing: vec!["c.test".into(), "d.test".into()],
+            due: vec![("b.test".into(), at("2026-12-13T12:00:00Z"))],
+            ..Holding::default()
+        };
+        let caddy = warnings(&routing(crate::config::ProxyKind::Caddy), &found, now);
+        assert_eq!(caddy.len(), 2);
+        assert_eq!(
+            caddy[0].message,
+            "no certificate yet for `c.test`, `d.test`: the proxy got none from the ACME \
+             server `https://acme.test/dir` within 60 s"
+        );
+        assert!(caddy[0]
+            .hint
+            .as_ref()
+            .unwrap()
+            .contains("Caddy tries again"));
+        assert_eq!(
+            caddy[1].message,
+            "the certificate of `b.test` expires 2026-12-13 12:00 UTC (in 6 days) and has not \
+             been renewed: the proxy serves it until then"
+        );
+        let nginx = warnings(&routing(crate::config::ProxyKind::Nginx), &found, now);
+        assert!(nginx[0].hint.as_ref().unwrap().contains("every 3600 s"));
+        assert!(warnings(
+            &routing(crate::config::ProxyKind::Caddy),
+            &Holding::default(),
+            now
+        )
+        .is_empty());
     }
 
     #[test]
