@@ -9,6 +9,11 @@
 //! certificate (made here with openssl) given as `STACK_ACME_CA_ROOT`. A client trusting
 //! pebble's issuing root (`/roots/0` on its management port) checks what is served.
 //!
+//! Also: the expiry metric and `CertificateExpiresSoon` in a live Prometheus (the
+//! MONITORING preset's test images), an ACME server that is down or does not answer while
+//! a host is added, and a deploy to a VM-like machine (`tests/common/vm.rs`) across its
+//! reboot, with pebble's mock DNS answering with the machine's address.
+//!
 //! Needs docker, the test images, `pebble`, `pebble-challtestsrv`, `openssl` and `curl`
 //! (`scripts/install-ci-deps.sh`). The tests fail, never skip, when one is missing.
 
@@ -34,6 +39,10 @@ struct Pebble {
     /// `https://<host-gateway>:<port>/dir`, as the proxy's container sees it.
     directory: String,
     management: u16,
+    /// The mock DNS' port, which pebble asks.
+    dns: u16,
+    /// How many times pebble was started (each start logs its directory).
+    starts: usize,
     children: Vec<Child>,
 }
 
@@ -41,7 +50,12 @@ impl Pebble {
     /// Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `https_port` of
     /// 127.0.0.1, issuing certificates valid for `validity` seconds.
     fn start(http_port: u16, https_port: u16, validity: u64) -> Pebble {
-        let pebble = require_tool("pebble");
+        Pebble::start_for("127.0.0.1", http_port, https_port, validity)
+    }
+
+    /// The same, validating at `address` (its mock DNS answers every name with it).
+    fn start_for(address: &str, http_port: u16, https_port: u16, validity: u64) -> Pebble {
+        require_tool("pebble");
         let challtestsrv = require_tool("pebble-challtestsrv");
         require_tool("openssl");
         require_tool("curl");
@@ -76,13 +90,9 @@ impl Pebble {
             "certificateValidityPeriod": validity,
         }});
         fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
-        let log = |name: &str| {
-            let file = fs::File::create(dir.path().join(name)).unwrap();
-            (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
-        };
-        let (out, err) = log("dns.log");
+        let (out, err) = log(dir.path(), "dns.log");
         let dns_server = Command::new(challtestsrv)
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-defaultIPv4", address, "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &format!("127.0.0.1:{}", free_port())])
@@ -90,29 +100,71 @@ impl Pebble {
             .stderr(err)
             .spawn()
             .unwrap();
-        let (out, err) = log("pebble.log");
-        let server = Command::new(pebble)
+        let mut pebble = Pebble {
+            directory: format!("https://{gateway}:{listen}/dir"),
+            management,
+            dns,
+            starts: 0,
+            children: vec![dns_server],
+            dir,
+        };
+        pebble.resume();
+        pebble
+    }
+
+    /// Start pebble (again, after [`Pebble::stop`]) on the same ports, with its own TLS
+    /// certificate; it makes a new issuing root, and knows no earlier order.
+    fn resume(&mut self) {
+        let (out, err) = log(self.dir.path(), "pebble.log");
+        let server = Command::new(require_tool("pebble"))
             .arg("-config")
-            .arg(dir.path().join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}"), "-strict=false"])
+            .arg(self.dir.path().join("pebble.json"))
+            .args([
+                "-dnsserver",
+                &format!("127.0.0.1:{}", self.dns),
+                "-strict=false",
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
-            .current_dir(dir.path())
+            .current_dir(self.dir.path())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap();
-        let pebble = Pebble {
-            directory: format!("https://{gateway}:{listen}/dir"),
-            management,
-            children: vec![dns_server, server],
-            dir,
-        };
+        self.children.push(server);
+        self.starts += 1;
+        let starts = self.starts;
         eventually("pebble's directory", Duration::from_secs(30), || {
-            pebble.log().contains("ACME directory available")
+            self.log().matches("ACME directory available").count() == starts
         });
-        pebble
+    }
+
+    /// Freeze pebble (SIGSTOP): its directory accepts connections and never answers,
+    /// and it keeps its accounts and orders for [`Pebble::thaw`].
+    fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a frozen pebble go on (SIGCONT).
+    fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let server = self.children.last().expect("pebble runs");
+        let out = Command::new("kill")
+            .args([signal, &server.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kill {signal}: {}", text(&out.stderr));
+    }
+
+    /// Stop pebble (its mock DNS stays): its directory refuses connections.
+    fn stop(&mut self) {
+        let mut server = self.children.pop().expect("pebble runs");
+        server.kill().unwrap();
+        server.wait().unwrap();
     }
 
     /// Pebble's log so far.
@@ -153,6 +205,16 @@ impl Drop for Pebble {
     }
 }
 
+/// Both ends of a log file in `dir` that each start appends to.
+fn log(dir: &Path, name: &str) -> (Stdio, Stdio) {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .unwrap();
+    (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
+}
+
 /// The address containers reach this machine on (docker's `host-gateway`).
 fn host_gateway() -> String {
     let hosts = docker_ok(&[
@@ -191,17 +253,21 @@ fn https_get(host: &str, port: u16, root: &Path) -> Result<String, String> {
 
 /// The serial and end date of the certificate served for `host` on 127.0.0.1:`port`.
 fn served_certificate(host: &str, port: u16) -> String {
+    served_certificate_at("127.0.0.1", host, port).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The serial and end date of the certificate served for `host` on `address`:`port`.
+fn served_certificate_at(address: &str, host: &str, port: u16) -> Result<String, String> {
     let script = format!(
-        "openssl s_client -connect 127.0.0.1:{port} -servername {host} </dev/null 2>/dev/null \
+        "openssl s_client -connect {address}:{port} -servername {host} </dev/null 2>/dev/null \
          | openssl x509 -noout -serial -enddate"
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     let served = text(&out.stdout);
-    assert!(
-        served.contains("serial="),
-        "no certificate for {host}: {served}"
-    );
-    served
+    match served.contains("serial=") {
+        true => Ok(served),
+        false => Err(format!("no certificate for {host}: {served}")),
+    }
 }
 
 /// Wait until every host answers over HTTPS with a certificate chaining to `root`.
@@ -419,5 +485,381 @@ fn nginx_renews_certificates_without_dropping_requests() {
         common::inspect(&p.container("proxy"), "{{.State.StartedAt}}"),
         proxy_started,
         "nginx was not restarted"
+    );
+}
+
+const PROMETHEUS: &str = "stack-test/prometheus:latest";
+const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
+const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
+const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
+
+/// `body` with the MONITORING preset: Prometheus, Alertmanager, node-exporter and the
+/// Docker API proxy from the test images (the others have none: kept out), scraping
+/// every 2 s.
+fn with_monitoring(body: String) -> String {
+    format!(
+        "{body}MONITORING_ENABLED=true\nMONITORING_SCRAPE_INTERVAL=2s\n\
+         SERVICE_PROMETHEUS_IMAGE={PROMETHEUS}\nSERVICE_ALERTMANAGER_IMAGE={ALERTMANAGER}\n\
+         SERVICE_NODE_EXPORTER_IMAGE={NODE_EXPORTER}\nSERVICE_DOCKER_PROXY_IMAGE={DOCKER_PROXY}\n\
+         SERVICE_GRAFANA_ENVIRONMENTS=prod\nSERVICE_LOKI_ENVIRONMENTS=prod\n\
+         SERVICE_PROMTAIL_ENVIRONMENTS=prod\nSERVICE_CADVISOR_ENVIRONMENTS=prod\n"
+    )
+}
+
+/// `GET http://<prometheus>:9090/api/v1/<path>` with `query`, its `data`.
+fn prometheus_api(p: &Project, path: &str, query: &str) -> Result<serde_json::Value, String> {
+    let ip = common::inspect(
+        &p.container("prometheus"),
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+    );
+    let ip = ip
+        .split_whitespace()
+        .next()
+        .ok_or("prometheus has no address")?;
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-G", "--data-urlencode", query])
+        .arg(format!("http://{ip}:9090/api/v1/{path}"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out.stderr)))?;
+    Ok(body["data"].clone())
+}
+
+/// The expiry `stack status --json` reads from the proxy for `host`, in Unix seconds.
+fn status_expiry(p: &Project, host: &str) -> Option<i64> {
+    let json: serde_json::Value =
+        serde_json::from_slice(&p.ok(&["status", "--json"]).stdout).unwrap();
+    let expiry = json["certificates"][host].as_str()?;
+    Some(
+        chrono::DateTime::parse_from_rfc3339(expiry)
+            .ok()?
+            .timestamp(),
+    )
+}
+
+/// A certificate pebble issues for 7 days: `start` warns that it expires within 14
+/// days, Prometheus scrapes its expiry (`stack_certificate_expiry_timestamp_seconds`,
+/// node-exporter's textfile collector) equal to what the proxy holds, and
+/// `CertificateExpiresSoon` fires for the host.
+fn expiry_metric_and_alert(project: &str, nginx: bool) {
+    let mut images = vec![
+        BUSYBOX,
+        PROMETHEUS,
+        ALERTMANAGER,
+        NODE_EXPORTER,
+        DOCKER_PROXY,
+    ];
+    images.extend(if nginx {
+        vec![NGINX, CERTBOT]
+    } else {
+        vec![CADDY]
+    });
+    common::require_engine(&images);
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 7 * 24 * 3600);
+    let p = Project::named("tls", project);
+    fs::copy(pebble.tls_cert(), p.path("pebble-ca.pem")).unwrap();
+    let web = [("web", "a.example.test")];
+    let body = match nginx {
+        true => nginx_project(&pebble, http, https, "12h", &web),
+        false => caddy_project(&pebble, http, https, &web),
+    };
+    p.write(&with_monitoring(body));
+    let started = p.ok(&["start"]);
+    let stderr = text(&started.stderr);
+    assert!(
+        stderr.contains("the certificate of `a.example.test` expires ")
+            && stderr.contains("(in 6 days) and has not been renewed"),
+        "start reports the certificate due: {stderr}"
+    );
+    let query = "query=stack_certificate_expiry_timestamp_seconds";
+    eventually_ok(
+        "the expiry metric in Prometheus",
+        Duration::from_secs(90),
+        || {
+            let data = prometheus_api(&p, "query", query)?;
+            let sample = &data["result"][0];
+            let value: i64 = sample["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("no sample: {data}"))?;
+            match (
+                sample["metric"]["host"].as_str(),
+                status_expiry(&p, "a.example.test"),
+            ) {
+                (Some("a.example.test"), Some(held)) if held == value => Ok(()),
+                (host, held) => Err(format!("{host:?} {value} vs held {held:?}: {data}")),
+            }
+        },
+    );
+    eventually_ok(
+        "CertificateExpiresSoon firing",
+        Duration::from_secs(60),
+        || {
+            let data = prometheus_api(&p, "alerts", "x=")?;
+            let firing = data["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|alert| {
+                    alert["labels"]["alertname"] == "CertificateExpiresSoon"
+                        && alert["labels"]["host"] == "a.example.test"
+                        && alert["state"] == "firing"
+                });
+            firing.then_some(()).ok_or(format!("{data}"))
+        },
+    );
+    if !nginx {
+        supervise_rewrites_the_metrics(&p);
+    }
+}
+
+/// A child process killed (by its id) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server's `supervise` writes Caddy's metrics too (at its start, then every 10
+/// minutes): the file removed, a `supervise` of the started bundle writes it again.
+fn supervise_rewrites_the_metrics(p: &Project) {
+    let file = "/metrics/stack_certificates.prom";
+    let proxy = p.container("proxy");
+    docker_ok(&["exec", &proxy, "rm", file]);
+    let options = stack::config::Options::default();
+    let loaded = stack::config::load(&p.dir, "dev", &[], &options, |_| None)
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let bundle = p.dir.join(".stack").join("dev");
+    let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
+    let state = serde_json::to_vec(&desired).unwrap();
+    fs::write(bundle.join(stack::deploy::DESIRED_FILE), state).unwrap();
+    let _supervise = Running(
+        p.command(&["supervise", "--bundle", bundle.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let metric = "stack_certificate_expiry_timestamp_seconds{host=\"a.example.test\"}";
+    eventually_ok(
+        "supervise writes the metrics",
+        Duration::from_secs(60),
+        || {
+            let out = docker(&["exec", &proxy, "cat", file]);
+            let metrics = text(&out.stdout);
+            match metrics.contains(metric) {
+                true => Ok(()),
+                false => Err(format!("{metrics}{}", text(&out.stderr))),
+            }
+        },
+    );
+}
+
+#[test]
+fn caddy_certificate_expiry_reaches_prometheus_and_its_alert_fires() {
+    expiry_metric_and_alert("alert-caddy", false);
+}
+
+#[test]
+fn nginx_certificate_expiry_reaches_prometheus_and_its_alert_fires() {
+    expiry_metric_and_alert("alert-nginx", true);
+}
+
+/// With the ACME server not answering (pebble frozen), a `start` that adds a host keeps
+/// serving the others' certificates (same serials), names the new host in a warning and
+/// exits 0; pebble back, the proxy gets it on its own (no new `start`), from the one
+/// order it placed (no loop of attempts).
+#[test]
+fn caddy_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
+    common::require_engine(&[BUSYBOX, CADDY]);
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, 90 * 24 * 3600);
+    let p = Project::named("tls", "down");
+    fs::copy(pebble.tls_cert(), p.path("pebble-ca.pem")).unwrap();
+    let one = [("web", "a.example.test")];
+    p.write(&caddy_project(&pebble, http, https, &one));
+    p.ok(&["start"]);
+    wait_for_https(&["a.example.test"], https, &pebble.root(), &pebble);
+    let first = served_certificate("a.example.test", https);
+
+    pebble.freeze();
+    let two = [one[0], ("docs", "c.example.test")];
+    p.write(&caddy_project(&pebble, http, https, &two));
+    let started = p.ok(&["start"]);
+    let stderr = text(&started.stderr);
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("no certificate yet for"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("`c.example.test`") && !warning.contains("a.example.test"),
+        "{warning}"
+    );
+    assert!(stderr.contains("Caddy tries again"), "{stderr}");
+    assert_eq!(served_certificate("a.example.test", https), first);
+
+    pebble.thaw();
+    let root = pebble.root();
+    let logs = || text(&docker(&["logs", &p.container("proxy")]).stderr);
+    eventually_ok(
+        "c.example.test's certificate after pebble is back",
+        Duration::from_secs(300),
+        || https_get("c.example.test", https, &root).map_err(|e| format!("{e}\n{}", logs())),
+    );
+    assert_eq!(served_certificate("a.example.test", https), first);
+    let logs = logs();
+    let attempts = logs
+        .lines()
+        .filter(|l| l.contains("\"obtaining certificate\"") && l.contains("c.example.test"))
+        .count();
+    assert_eq!(
+        attempts, 1,
+        "one order, waited on, not retried in a loop: {logs}"
+    );
+}
+
+/// The same for nginx: certbot names the host it could not get a certificate for and
+/// waits for its interval (one attempt, no loop); the others keep theirs.
+#[test]
+fn nginx_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
+    common::require_engine(&[BUSYBOX, NGINX, CERTBOT]);
+    let (http, https) = (free_port(), free_port());
+    let mut pebble = Pebble::start(http, https, 90 * 24 * 3600);
+    let p = Project::named("tls", "down-nginx");
+    fs::copy(pebble.tls_cert(), p.path("pebble-ca.pem")).unwrap();
+    let one = [("web", "a.example.test")];
+    p.write(&nginx_project(&pebble, http, https, "12h", &one));
+    p.ok(&["start"]);
+    wait_for_https(&["a.example.test"], https, &pebble.root(), &pebble);
+    let first = served_certificate("a.example.test", https);
+
+    pebble.stop();
+    let two = [one[0], ("docs", "c.example.test")];
+    p.write(&nginx_project(&pebble, http, https, "12h", &two));
+    let started = p.ok(&["start"]);
+    let stderr = text(&started.stderr);
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("no certificate yet for"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("`c.example.test`") && !warning.contains("a.example.test"),
+        "{warning}"
+    );
+    assert!(
+        stderr.contains("certbot tries again every 43200 s"),
+        "{stderr}"
+    );
+    assert_eq!(served_certificate("a.example.test", https), first);
+    let logs = docker_ok(&["logs", &p.container("certbot")]);
+    assert_eq!(
+        logs.matches("no certificate for c.example.test yet; next try in 43200s")
+            .count(),
+        1,
+        "one attempt, then certbot's interval: {logs}"
+    );
+}
+
+/// A deploy to a VM-like machine (systemd, its own Docker, `tests/common/vm.rs`) gets
+/// Caddy's certificate from pebble on this machine (validating at the machine's address),
+/// and after a reboot of the machine the same certificate is served: same serial, no new
+/// order at pebble. With pebble stopped, a deploy that adds a host succeeds and names it.
+#[test]
+fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
+    common::require_engine(&[BUSYBOX, CADDY]);
+    let vm = common::vm::Vm::boot("tls", "stack-test/vm-docker:latest");
+    vm.load_image(BUSYBOX);
+    vm.load_image(CADDY);
+    let address = vm.ip();
+    let mut pebble = Pebble::start_for(&address, 80, 443, 90 * 24 * 3600);
+    let name = format!("tlsvm-{}", std::process::id());
+    let p = Project::called(&name);
+    fs::create_dir_all(p.path("environments/staging")).unwrap();
+    let body = caddy_project(&pebble, 80, 443, &[("web", "a.example.test")]);
+    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    // The machine's address can change with a reboot (the bridge hands it out again).
+    let target = || {
+        let server = format!(
+            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
+            vm.ip(),
+            vm.key().display()
+        );
+        fs::write(p.path("environments/staging/server.env"), server).unwrap();
+    };
+    target();
+    // `STACK_ACME_CA_ROOT` is a project path: on a server, under `SERVER_PATH`.
+    let ca = fs::read_to_string(pebble.tls_cert()).unwrap();
+    vm.exec(&format!(
+        "mkdir -p /opt/{name} && cat > /opt/{name}/pebble-ca.pem <<'PEM'\n{ca}PEM"
+    ));
+    let deploy = p
+        .command(&["deploy", "staging", "--allow-dirty"])
+        .env("STACK_SSH_CONFIG", vm.ssh_config())
+        .output()
+        .unwrap();
+    assert!(
+        deploy.status.success(),
+        "deploy: {}{}",
+        text(&deploy.stdout),
+        text(&deploy.stderr)
+    );
+    let served = || served_certificate_at(&vm.ip(), "a.example.test", 443);
+    eventually_ok(
+        "a certificate from pebble",
+        Duration::from_secs(90),
+        || match served() {
+            Ok(_) if pebble.issued() == 1 => Ok(()),
+            Ok(cert) => Err(format!("{cert}, issued {}", pebble.issued())),
+            Err(e) => Err(format!("{e}\n{}", tail(&pebble.log()))),
+        },
+    );
+    let first = served().unwrap();
+    assert!(
+        !text(&deploy.stderr).contains("no certificate yet"),
+        "the deploy waited for it: {}",
+        text(&deploy.stderr)
+    );
+
+    vm.reboot();
+    eventually_ok("HTTPS after the reboot", Duration::from_secs(90), || {
+        served().map_err(|e| format!("{e}\n{}", vm.exec("docker ps -a")))
+    });
+    assert_eq!(
+        served().unwrap(),
+        first,
+        "the same certificate after a reboot"
+    );
+    assert_eq!(pebble.issued(), 1, "no new order: {}", tail(&pebble.log()));
+
+    // pebble stopped: a deploy that adds a host succeeds, names it, and keeps the other.
+    pebble.stop();
+    target();
+    let two = [("web", "a.example.test"), ("docs", "c.example.test")];
+    let body = caddy_project(&pebble, 80, 443, &two);
+    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    let deploy = p
+        .command(&["deploy", "staging", "--allow-dirty"])
+        .env("STACK_SSH_CONFIG", vm.ssh_config())
+        .output()
+        .unwrap();
+    let stderr = text(&deploy.stderr);
+    assert!(deploy.status.success(), "deploy: {stderr}");
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("no certificate yet for"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("`c.example.test`") && !warning.contains("a.example.test"),
+        "{warning}"
+    );
+    assert_eq!(
+        served().unwrap(),
+        first,
+        "the old certificate keeps serving"
     );
 }

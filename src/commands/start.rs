@@ -68,6 +68,12 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
                 return Err(Error::No("interrupted; run `stack start` again to converge".into()));
             }
         };
+        // Only a whole start: a start of some services leaves the proxy's hosts alone.
+        if args.services.is_empty() {
+            engine
+                .report_certificates(&converger.desired, &context.printer)
+                .await;
+        }
         if context.global.json {
             context
                 .printer

@@ -30,6 +30,10 @@ use crate::printer::{Printer, Progress};
 /// `stop` event that marks an intended stop) before it starts the container itself.
 const SETTLE: Duration = Duration::from_secs(3);
 
+/// How often supervise rewrites the expiry of the proxy's certificates (a renewal shows
+/// in Prometheus within this).
+const CERTIFICATE_METRICS_EVERY: Duration = Duration::from_secs(600);
+
 /// What supervise does about one event of a project's container ([`reaction`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reaction {
@@ -116,6 +120,12 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         });
         let jobs = tokio::spawn(scheduler.run(stopping));
         let expiry = previews(context, &engine, &desired, &converger.placement);
+        // Caddy's certificates for the MONITORING preset (certbot writes nginx's).
+        let metrics = tokio::spawn(
+            engine
+                .clone()
+                .keep_certificate_metrics((*desired).clone(), CERTIFICATE_METRICS_EVERY),
+        );
         let signals = (&mut term, &mut hangup);
         let exit = watch(context, &engine, (&desired, &notifier), signals).await;
         if let Some(expiry) = expiry {
@@ -129,6 +139,7 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
             }
             _ => jobs.abort(),
         }
+        metrics.abort();
         let exit = exit?;
         if let Exit::Stop = exit {
             notify("STOPPING=1");

@@ -1,15 +1,76 @@
 //! The certificates the proxy holds: read from inside its container (Caddy's `/data`
 //! volume, nginx's `/etc/nginx/certs`) and reduced to each host's expiry. Reading them
 //! from the volume works the same on this machine and on a server (`--on ENV`), and
-//! needs no connection to the public port. It never changes the proxy.
+//! needs no connection to the public port. After a `start` or a deploy it waits (a
+//! bounded time) for the hosts the proxy has no certificate for yet, and it writes each
+//! host's expiry for the MONITORING preset's node-exporter when the proxy mounts its
+//! textfile volume (Caddy; certbot writes nginx's). It never changes the proxy's state.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{Diagnostic, Result};
+use crate::model::{
+    acme_hosts, Desired, Mount, Routing, METRICS_TARGET, METRICS_VOLUME, PROXY_SERVICE,
+};
+use crate::printer::Printer;
+
+/// A certificate closer than this to its expiry is reported (`check`, the alert, deploys).
+pub const SOON_DAYS: i64 = 14;
+/// How long a `start` or a deploy waits for the certificates of new hosts.
+pub const WAIT: Duration = Duration::from_secs(60);
+/// The file node-exporter's textfile collector reads, in the proxy's [`METRICS_TARGET`].
+const METRICS_FILE: &str = "stack_certificates.prom";
+
+/// What the proxy holds for the hosts it gets certificates for from an ACME server.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Holding {
+    /// Host → expiry, of every certificate the proxy holds.
+    pub expiries: BTreeMap<String, DateTime<Utc>>,
+    /// Hosts without a certificate, or with an expired one.
+    pub missing: Vec<String>,
+    /// Hosts whose certificate expires within [`SOON_DAYS`]: the old one keeps serving.
+    pub due: Vec<(String, DateTime<Utc>)>,
+}
+
+/// Sort `hosts` by what `expiries` holds for them at `now`.
+pub fn holding(
+    hosts: &[String],
+    expiries: BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Holding {
+    let soon = now + chrono::Duration::days(SOON_DAYS);
+    let mut out = Holding::default();
+    for host in hosts {
+        match expiries.get(host) {
+            Some(expiry) if *expiry > soon => {}
+            Some(expiry) if *expiry > now => out.due.push((host.clone(), *expiry)),
+            _ => out.missing.push(host.clone()),
+        }
+    }
+    out.expiries = expiries;
+    out
+}
+
+/// node-exporter's textfile format: one gauge per host, its certificate's expiry.
+pub fn metrics_text(expiries: &BTreeMap<String, DateTime<Utc>>) -> String {
+    let mut out = String::from(
+        "# HELP stack_certificate_expiry_timestamp_seconds When the certificate the proxy \
+         serves for a host expires.\n# TYPE stack_certificate_expiry_timestamp_seconds gauge\n",
+    );
+    for (host, expiry) in expiries {
+        // Host names are checked by config (letters, digits, `-`, `.`): no quoting needed.
+        out.push_str(&format!(
+            "stack_certificate_expiry_timestamp_seconds{{host=\"{host}\"}} {}\n",
+            expiry.timestamp()
+        ));
+    }
+    out
+}
 
 /// Where each proxy keeps one certificate per host: Caddy under its storage
 /// (`certificates/<issuer>/<host>/<host>.crt`), nginx as `<host>.crt`.
@@ -24,6 +85,168 @@ impl Engine {
         let (_, output) = self.exec(id, &command).await?;
         Ok(expiries(&output))
     }
+
+    /// The running proxy container of `desired`'s project, when it serves HTTPS.
+    pub async fn proxy_container(&self, desired: &Desired) -> Result<Option<String>> {
+        if desired.service(PROXY_SERVICE).is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .containers(&desired.project)
+            .await?
+            .into_iter()
+            .find(|c| c.service == PROXY_SERVICE && c.running)
+            .map(|c| c.id))
+    }
+
+    /// After a start or a deploy: wait up to `wait` for a certificate for every host of
+    /// [`acme_hosts`], then say what the proxy holds (and write the metrics). Nothing
+    /// when the project gets no certificate from an ACME server or its proxy is not up.
+    pub async fn settle_certificates(
+        &self,
+        desired: &Desired,
+        wait: Duration,
+    ) -> Result<Option<Holding>> {
+        let hosts = acme_hosts(desired);
+        if hosts.is_empty() {
+            return Ok(None);
+        }
+        let Some(id) = self.proxy_container(desired).await? else {
+            return Ok(None);
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let found = loop {
+            let found = holding(&hosts, self.certificate_expiry(&id).await?, Utc::now());
+            // The proxy orders in the background: a missing one may come any moment.
+            if found.missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        self.write_certificate_metrics(desired, &id, &found.expiries)
+            .await?;
+        Ok(Some(found))
+    }
+
+    /// Write [`metrics_text`] into the proxy's textfile volume, when it mounts one (Caddy
+    /// with the MONITORING preset); a rename, so node-exporter never reads half a file.
+    pub async fn write_certificate_metrics(
+        &self,
+        desired: &Desired,
+        id: &str,
+        expiries: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<()> {
+        if !writes_metrics(desired) {
+            return Ok(());
+        }
+        let script = format!(
+            "printf '%s' \"$1\" > {METRICS_TARGET}/.{METRICS_FILE}.new && \
+             mv -f {METRICS_TARGET}/.{METRICS_FILE}.new {METRICS_TARGET}/{METRICS_FILE}"
+        );
+        let command = ["sh", "-c", &script, "sh", &metrics_text(expiries)].map(String::from);
+        let (code, output) = self.exec(id, &command).await?;
+        if code != 0 {
+            return Err(crate::error::Error::outside(format!(
+                "cannot write the certificate metrics in the proxy: {}",
+                output.trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// After a rollout: wait (at most [`WAIT`]) for the certificates of new hosts and warn
+    /// about each host without a fresh one. Never a failure: the rollout is done, and the
+    /// proxy keeps serving what it has and keeps trying on its own schedule.
+    pub async fn report_certificates(&self, desired: &Desired, printer: &Printer) {
+        match self.settle_certificates(desired, WAIT).await {
+            Ok(Some(found)) => {
+                let routing = desired.routing.as_ref();
+                for warning in routing.map_or(Vec::new(), |r| warnings(r, &found, Utc::now())) {
+                    printer.warn(&warning);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => printer.warn(&Diagnostic::new(format!(
+                "cannot read the proxy's certificates: {}",
+                e.render().lines().next().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// `supervise`: rewrite the certificate metrics now and every `every`, so a renewal
+    /// shows in Prometheus (when the proxy mounts the textfile volume). Runs until dropped.
+    pub async fn keep_certificate_metrics(self, desired: std::sync::Arc<Desired>, every: Duration) {
+        if !writes_metrics(&desired) {
+            return;
+        }
+        loop {
+            if let Ok(Some(id)) = self.proxy_container(&desired).await {
+                if let Ok(expiries) = self.certificate_expiry(&id).await {
+                    // A failure is retried at the next round; the alert reads the last file.
+                    let _ = self
+                        .write_certificate_metrics(&desired, &id, &expiries)
+                        .await;
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// One warning for the hosts without a certificate, one per host whose certificate is
+/// due: what a `start` or a deploy prints after its rollout.
+pub fn warnings(routing: &Routing, found: &Holding, now: DateTime<Utc>) -> Vec<Diagnostic> {
+    let ca = match &routing.acme_ca {
+        Some(url) => format!("`{url}`"),
+        None => "Let's Encrypt".to_string(),
+    };
+    let retry = match routing.certbot() {
+        true => format!(
+            "certbot tries again every {} s (`STACK_CERTBOT_INTERVAL`)",
+            routing.certbot_interval.as_secs()
+        ),
+        false => "Caddy tries again with its own backoff (1 min, then longer)".to_string(),
+    };
+    let mut out = Vec::new();
+    if !found.missing.is_empty() {
+        let hosts: Vec<String> = found.missing.iter().map(|h| format!("`{h}`")).collect();
+        out.push(
+            Diagnostic::new(format!(
+                "no certificate yet for {}: the proxy got none from the ACME server {ca} within {} s",
+                hosts.join(", "),
+                WAIT.as_secs()
+            ))
+            .hint(format!(
+                "the rollout is done and HTTPS to these hosts fails until one arrives; {retry}. \
+                 Check that their DNS points at the server and that the ACME server answers; \
+                 `stack status` shows the certificate once it is there"
+            )),
+        );
+    }
+    for (host, expiry) in &found.due {
+        out.push(
+            Diagnostic::new(format!(
+                "the certificate of `{host}` expires {} and has not been renewed: the proxy \
+                 serves it until then",
+                describe(*expiry, now)
+            ))
+            .hint(format!(
+                "{retry}; check that the ACME server {ca} answers (`stack logs proxy`)"
+            )),
+        );
+    }
+    out
+}
+
+/// The proxy mounts the MONITORING preset's textfile volume: stack writes its metrics.
+pub fn writes_metrics(desired: &Desired) -> bool {
+    desired.service(PROXY_SERVICE).is_some_and(|proxy| {
+        proxy.mounts.iter().any(
+            |m| matches!(m, Mount::Volume { name, target, .. } if name == METRICS_VOLUME && target == METRICS_TARGET),
+        )
+    })
 }
 
 /// Parse the listing of [`LIST`]: host (the file's name) → latest expiry.
@@ -168,6 +391,86 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
         assert_eq!(not_after(&[]), None);
         assert!(expiries(
             "#file x.crt\n-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"
+        )
+        .is_empty());
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn hosts_are_missing_due_or_fresh() {
+        let now = at("2026-12-07T00:00:00Z");
+        let hosts = ["a.test", "b.test", "c.test", "d.test"].map(String::from);
+        let expiries = BTreeMap::from([
+            ("a.test".to_string(), at("2027-03-01T00:00:00Z")),
+            ("b.test".to_string(), at("2026-12-14T00:00:00Z")),
+            ("c.test".to_string(), at("2026-12-01T00:00:00Z")),
+        ]);
+        let found = holding(&hosts, expiries, now);
+        assert_eq!(found.missing, ["c.test", "d.test"], "expired or none");
+        assert_eq!(
+            found.due,
+            [("b.test".to_string(), at("2026-12-14T00:00:00Z"))]
+        );
+        assert_eq!(found.expiries.len(), 3);
+    }
+
+    #[test]
+    fn the_metrics_are_one_gauge_per_host() {
+        let expiries = BTreeMap::from([("a.test".to_string(), at("2027-01-06T09:46:20Z"))]);
+        let text = metrics_text(&expiries);
+        assert!(text.contains("# TYPE stack_certificate_expiry_timestamp_seconds gauge\n"));
+        assert!(text
+            .ends_with("stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"));
+        assert_eq!(metrics_text(&BTreeMap::new()).lines().count(), 2);
+    }
+
+    fn routing(kind: crate::config::ProxyKind) -> Routing {
+        Routing {
+            kind,
+            tls: crate::config::Tls::Auto,
+            email: None,
+            acme_ca: Some("https://acme.test/dir".into()),
+            acme_ca_root: false,
+            certbot_interval: Duration::from_secs(3600),
+            services: Vec::new(),
+            previews: false,
+        }
+    }
+
+    #[test]
+    fn the_warnings_name_the_hosts_and_what_retries() {
+        let now = at("2026-12-07T00:00:00Z");
+        let found = Holding {
+            missing: vec!["c.test".into(), "d.test".into()],
+            due: vec![("b.test".into(), at("2026-12-13T12:00:00Z"))],
+            ..Holding::default()
+        };
+        let caddy = warnings(&routing(crate::config::ProxyKind::Caddy), &found, now);
+        assert_eq!(caddy.len(), 2);
+        assert_eq!(
+            caddy[0].message,
+            "no certificate yet for `c.test`, `d.test`: the proxy got none from the ACME \
+             server `https://acme.test/dir` within 60 s"
+        );
+        assert!(caddy[0]
+            .hint
+            .as_ref()
+            .unwrap()
+            .contains("Caddy tries again"));
+        assert_eq!(
+            caddy[1].message,
+            "the certificate of `b.test` expires 2026-12-13 12:00 UTC (in 6 days) and has not \
+             been renewed: the proxy serves it until then"
+        );
+        let nginx = warnings(&routing(crate::config::ProxyKind::Nginx), &found, now);
+        assert!(nginx[0].hint.as_ref().unwrap().contains("every 3600 s"));
+        assert!(warnings(
+            &routing(crate::config::ProxyKind::Caddy),
+            &Holding::default(),
+            now
         )
         .is_empty());
     }

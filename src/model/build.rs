@@ -350,6 +350,14 @@ fn proxy_mounts(config: &Config) -> Vec<Mount> {
             read_only,
         });
     }
+    // stack writes the expiry of Caddy's certificates there (certbot writes nginx's).
+    if caddy_acme && super::certbot::monitors(config) {
+        mounts.push(Mount::Volume {
+            name: METRICS_VOLUME.to_string(),
+            target: METRICS_TARGET.to_string(),
+            read_only: false,
+        });
+    }
     mounts
 }
 

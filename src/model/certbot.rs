@@ -25,6 +25,32 @@ pub fn wants_certbot(config: &Config) -> bool {
     super::settings::routing(config).is_some_and(|routing| routing.certbot())
 }
 
+/// The MONITORING preset runs in this environment: the expiry metrics have a reader.
+pub fn monitors(config: &Config) -> bool {
+    config
+        .services
+        .iter()
+        .any(|s| s.preset == Some(crate::config::presets::PRESET_MONITORING))
+}
+
+/// The routed hosts the proxy gets certificates for from an ACME server (`STACK_TLS=auto`).
+pub fn acme_hosts(desired: &Desired) -> Vec<String> {
+    let Some(routing) = desired
+        .routing
+        .as_ref()
+        .filter(|r| r.tls == crate::config::Tls::Auto)
+    else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for route in routing.services.iter().flat_map(|s| &s.routes) {
+        if !hosts.contains(&route.host) {
+            hosts.push(route.host.clone());
+        }
+    }
+    hosts
+}
+
 /// The `certbot` service, when the project wants it.
 pub fn certbot(config: &Config) -> Option<DesiredService> {
     if !wants_certbot(config) {
@@ -37,10 +63,7 @@ pub fn certbot(config: &Config) -> Option<DesiredService> {
     }];
     let mut env = BTreeMap::new();
     // node-exporter reads the expiry metrics from this volume (textfile collector).
-    let monitoring = config
-        .services
-        .iter()
-        .any(|s| s.preset == Some(crate::config::presets::PRESET_MONITORING));
+    let monitoring = monitors(config);
     if let Some(root) = &config.acme.ca_root {
         mounts.push(Mount::Bind {
             source: HostPath::Project(root.clone()),
@@ -59,7 +82,7 @@ pub fn certbot(config: &Config) -> Option<DesiredService> {
         ("certbot-state", "/etc/letsencrypt"),
     ]
     .into_iter()
-    .chain(monitoring.then_some(("metrics-textfile", "/metrics")))
+    .chain(monitoring.then_some((METRICS_VOLUME, METRICS_TARGET)))
     {
         mounts.push(Mount::Volume {
             name: name.to_string(),

@@ -16,7 +16,7 @@ mod settings;
 pub use build::{
     build_image, bundle_secrets, desired, seal, secret_entries, secrets, unsealed, BundleSecrets,
 };
-pub use certbot::{wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};
+pub use certbot::{acme_hosts, wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};
 pub use settings::{
     Alertmanager, Backup, Monitoring, Prometheus, Routed, Routing, ScrapeJob, ServerFacts,
 };
@@ -63,6 +63,10 @@ pub const CADDY_RELOAD: [&str; 6] = [
 
 /// Where the proxy finds `STACK_ACME_CA_ROOT` (mounted read-only from the project).
 pub const ACME_CA_ROOT_TARGET: &str = "/etc/stack/acme-ca-root.pem";
+/// The MONITORING preset's volume node-exporter reads `*.prom` files from (textfile
+/// collector), and where the services that write certificate metrics mount it.
+pub const METRICS_VOLUME: &str = "metrics-textfile";
+pub const METRICS_TARGET: &str = "/metrics";
 
 /// The whole project as it should run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -62,8 +62,9 @@ fn prometheus_files(
             context! {
                 header => header,
                 backup => desired.backup.is_some(),
-                // certbot writes `stack_certificates.prom` for node-exporter's textfile collector.
-                certificates => desired.routing.as_ref().is_some_and(|r| r.certbot()),
+                // `stack_certificates.prom` in node-exporter's textfile volume: written by
+                // certbot (nginx) or by stack from Caddy's storage.
+                certificates => !crate::model::acme_hosts(desired).is_empty(),
                 alert_for => &prometheus.alert_for,
                 disk_percent => &prometheus.disk_percent,
                 // Read only with the backup rules.

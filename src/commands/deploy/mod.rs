@@ -214,7 +214,9 @@ impl Run<'_> {
             progress: &progress,
             journal: &journal,
         };
-        self.long_way(desired, &id, long).await?;
+        self.long_way(desired.clone(), &id, long).await?;
+        // A host without a certificate does not fail the deploy: it is named here.
+        engine.report_certificates(&desired, &context.printer).await;
         followed(context, "deploy", &planned, &journal.steps());
         Ok(())
     }
