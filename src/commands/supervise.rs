@@ -60,6 +60,39 @@ fn reaction(action: &str) -> Option<Reaction> {
     }
 }
 
+/// The jobs' scheduler: one per project, as this process is (systemd's unit). Its failed
+/// runs are told to the notifier. Returns the scheduler's stop switch and its task.
+fn schedule_jobs(
+    context: &Context,
+    engine: &Engine,
+    converger: &Converger,
+    notifier: &Notifier,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
+    let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
+    let scheduler = Scheduler {
+        engine: engine.clone(),
+        desired: converger.desired.clone(),
+        place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
+        printer: context.printer.clone(),
+        failed: Some(failed),
+    };
+    let told = notifier.clone();
+    tokio::spawn(async move {
+        while let Some((job, code)) = failures.recv().await {
+            told.send(Event::JobFailed {
+                job,
+                code: Some(code),
+            })
+            .await;
+        }
+    });
+    (stop_jobs, tokio::spawn(scheduler.run(stopping)))
+}
+
 /// What ended the watch.
 enum Exit {
     /// SIGTERM or SIGINT: stop the containers.
@@ -98,27 +131,7 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
             return Ok(None);
         }
         let desired = Arc::new(converger.desired.clone());
-        // The jobs' scheduler: one per project, as this process is (systemd's unit).
-        let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
-        let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
-        let scheduler = Scheduler {
-            engine: engine.clone(),
-            desired: converger.desired.clone(),
-            place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
-            printer: context.printer.clone(),
-            failed: Some(failed),
-        };
-        let told = notifier.clone();
-        tokio::spawn(async move {
-            while let Some((job, code)) = failures.recv().await {
-                told.send(Event::JobFailed {
-                    job,
-                    code: Some(code),
-                })
-                .await;
-            }
-        });
-        let jobs = tokio::spawn(scheduler.run(stopping));
+        let (stop_jobs, jobs) = schedule_jobs(context, &engine, &converger, &notifier);
         let expiry = previews(context, &engine, &desired, &converger.placement);
         // Caddy's certificates for the MONITORING preset (certbot writes nginx's).
         let metrics = tokio::spawn(

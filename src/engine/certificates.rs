@@ -437,6 +437,7 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
             certbot_interval: Duration::from_secs(3600),
             services: Vec::new(),
             previews: false,
+            preview_ttl: None,
         }
     }
 
