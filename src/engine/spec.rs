@@ -344,6 +344,8 @@ pub fn container(
         open_stdin: options.stdin_open.then_some(true),
         volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
         domainname: options.domainname.clone(),
+        // The container's field for engines before API 1.44, the endpoint's (below) after.
+        mac_address: options.mac_address.clone(),
         host_config: Some(host_options(host_config, &desired.project, options)),
         // With `NETWORK_MODE`, the container is on no network of the project.
         networking_config: options
