@@ -113,6 +113,7 @@ fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
 /// be read by v1 as it is.
 ///
 /// - an `environment` value that is a YAML boolean is that word (`true`), as v2 passes it;
+/// - `deploy.resources.limits.pids` is `pids_limit`;
 /// - `environment:` holding only comments (null) is no environment;
 /// - a label listed twice with the same value is listed once;
 /// - a service in a profile is left out (no profile is activated), as `docker compose up`
@@ -148,6 +149,19 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     fs::write(&lowered, serde_json::to_string_pretty(&doc).unwrap())
         .map_err(|e| format!("{}: {e}", lowered.display()))?;
     Ok(lowered)
+}
+
+/// `deploy.resources.limits.pids`, which v1's schema lacks, as the `pids_limit` it means
+/// (the service's own `pids_limit` gives way, as in Compose v2).
+fn lower_pids(service: &mut serde_json::Map<String, Value>) {
+    let limits = service
+        .get_mut("deploy")
+        .and_then(|d| d.get_mut("resources"))
+        .and_then(|r| r.get_mut("limits"))
+        .and_then(Value::as_object_mut);
+    if let Some(pids) = limits.and_then(|l| l.remove("pids")) {
+        service.insert("pids_limit".into(), pids);
+    }
 }
 
 /// `.env` as plain `KEY=VALUE` lines (quotes removed), for [`interpolate_v2`].
@@ -272,6 +286,7 @@ fn expand(inner: &str, dotenv: &BTreeMap<String, String>) -> String {
 }
 
 fn lower_service(service: &mut serde_json::Map<String, Value>, dir: &Path, gone: &[String]) {
+    lower_pids(service);
     match service.get_mut("environment") {
         Some(Value::Null) => {
             service.remove("environment");
@@ -627,9 +642,9 @@ const NOT_CARRIED: &str = "\
 services:
   web:
     image: nginx:1.27
-    devices: [/dev/ttyUSB0]
-    network_mode: host
-    pid: host
+    device_cgroup_rules: ['c 188:* rmw']
+    cgroup: host
+    uts: host
     frobnicate: yes
     cgroup_parent: custom
     read_only: true
@@ -649,9 +664,9 @@ fn what_is_not_carried_is_listed_by_service_and_key() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stderr(&output);
     for needle in [
-        "service `web` (line 4): `devices`: stack does not give containers host privileges",
-        "service `web` (line 5): `network_mode`",
-        "service `web` (line 6): `pid`",
+        "service `web` (line 4): `device_cgroup_rules`: stack has no attribute for it; the host access it gives is `DEVICES`",
+        "service `web` (line 5): `cgroup`",
+        "service `web` (line 6): `uts`",
         "service `web` (line 7): `frobnicate`: unknown key: not in the Compose Specification",
         "service `web` (line 8): `cgroup_parent`",
         "service `db` (line 12): `external_links`: a container outside the project",
@@ -660,7 +675,10 @@ fn what_is_not_carried_is_listed_by_service_and_key() {
         assert!(text.contains(needle), "{needle}\n{text}");
     }
     let written = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
-    assert!(written.contains("# not carried: `devices`"), "{written}");
+    assert!(
+        written.contains("# not carried: `device_cgroup_rules`"),
+        "{written}"
+    );
     // --json lists them too, with the same fields.
     let tmp = scratch(&[("docker-compose.yml", NOT_CARRIED)]);
     let output = stack()

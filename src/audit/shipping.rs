@@ -204,22 +204,6 @@ pub fn localhost_domain(config: &Config) -> Vec<Finding> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_repository_root_is_the_nearest_folder_with_git() {
-        let temp = tempfile::tempdir().unwrap();
-        let repo = temp.path().join("repo");
-        let project = repo.join("deploy/app");
-        std::fs::create_dir_all(&project).unwrap();
-        assert_eq!(repository_root(&project), project);
-        std::fs::write(repo.join(".git"), "gitdir: elsewhere\n").unwrap();
-        assert_eq!(repository_root(&project), repo);
-    }
-}
-
 /// The host access a service is given on purpose (host devices, `PRIVILEGED`, the host's
 /// network, process or IPC namespace): the user's choice, so a warning with the key and
 /// the line that sets it, never a failure.
@@ -287,4 +271,20 @@ pub fn host_privileges(config: &Config) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_root_is_the_nearest_folder_with_git() {
+        let temp = tempfile::tempdir().unwrap();
+        let repo = temp.path().join("repo");
+        let project = repo.join("deploy/app");
+        std::fs::create_dir_all(&project).unwrap();
+        assert_eq!(repository_root(&project), project);
+        std::fs::write(repo.join(".git"), "gitdir: elsewhere\n").unwrap();
+        assert_eq!(repository_root(&project), repo);
+    }
 }
