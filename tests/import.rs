@@ -1261,3 +1261,46 @@ fn old_names_container_names_links_and_a_secret_command_work_live() {
         "no password asked"
     );
 }
+
+/// The host keys are compared: a dropped device, network mode, resolver setting or cgroup
+/// knob is a difference; a device's short form equals its full form, a `deploy` limit the
+/// service's own key, and `service:NAME` is read under the rendered name.
+#[test]
+fn host_keys_are_compared() {
+    let original = serde_json::json!({"services": {"vpn": {"image": "a"}, "app": {
+        "image": "b", "devices": ["/dev/net/tun"], "network_mode": "service:vpn",
+        "dns": "1.1.1.1", "pids_limit": 100, "mem_reservation": "64m", "cpuset": "0-1",
+        "ipc": "host", "oom_score_adj": -500,
+    }}});
+    let same = serde_json::json!({"services": {"vpn-1": {"image": "a"}, "app": {
+        "image": "b", "devices": ["/dev/net/tun:/dev/net/tun:rwm"],
+        "network_mode": "service:vpn-1", "dns": ["1.1.1.1"], "cpuset": "0-1", "ipc": "host",
+        "oom_score_adj": -500,
+        "deploy": {"resources": {"limits": {"pids": 100}, "reservations": {"memory": "64m"}}},
+    }}});
+    let renamed = BTreeMap::from([("vpn".to_string(), "vpn-1".to_string())]);
+    let differences = compose_equiv::compare(&original, &same, &renamed);
+    // (The renamed `vpn` no longer answers to its old name here: not what is compared.)
+    let app: Vec<&String> = differences
+        .iter()
+        .filter(|d| d.starts_with("service `app`"))
+        .collect();
+    assert!(app.is_empty(), "{differences:?}");
+    let dropped = serde_json::json!({"services": {"vpn": {"image": "a"}, "app": {"image": "b"}}});
+    let text = compose_equiv::compare(&original, &dropped, &BTreeMap::new()).join("\n");
+    for field in [
+        "devices",
+        "network_mode",
+        "dns",
+        "pids_limit",
+        "mem_reservation",
+        "cpuset",
+        "ipc",
+        "oom_score_adj",
+    ] {
+        assert!(
+            text.contains(&format!("service `app`: {field}:")),
+            "{field}: {text}"
+        );
+    }
+}
