@@ -661,6 +661,30 @@ fn check_prod_fails_on_the_docker_socket_mounted_into_an_app() {
     }
 }
 
+/// Host access the project asks for (`DEVICES`, `PRIVILEGED`, the host's network) is the
+/// user's choice: `check` warns with the key, its value and its `file:line`, and passes.
+#[test]
+fn check_prod_warns_about_host_devices_and_privileges_by_key_and_line() {
+    let project = fixture_for("wrnexus", "prod");
+    project.append("SERVICE_API_DEVICES=/dev/net/tun\nSERVICE_API_PRIVILEGED=true\n");
+    let lines = fs::read_to_string(project.dir.join("stack.env"))
+        .unwrap()
+        .lines()
+        .count();
+    let output = project.stack().args(["check", "prod"]).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    for needle in [
+        format!(
+            "WARN service `api` has `SERVICE_API_DEVICES=/dev/net/tun` (stack.env:{})",
+            lines - 1
+        ),
+        format!("WARN service `api` has `SERVICE_API_PRIVILEGED=true` (stack.env:{lines})"),
+    ] {
+        assert!(stderr.contains(&needle), "no `{needle}` in:\n{stderr}");
+    }
+}
+
 #[test]
 fn check_prod_fails_on_the_hosts_root_mounted_into_an_app() {
     let project = fixture_for("wrnexus", "prod");

@@ -543,7 +543,7 @@ fn supervise_honours_the_projects_health_timeout() {
 #[test]
 fn container_attributes_are_applied() {
     let body = format!(
-        "STACK_PROXY=none\nSTACK_SERVICES=hardened\n\
+        "STACK_PROXY=none\nSTACK_SERVICES=hardened,sidecar\n\
          STACK_LOG_MAX_SIZE=5m\nSTACK_LOG_MAX_FILES=2\n\
          SERVICE_HARDENED_IMAGE={BUSYBOX}\n\
          SERVICE_HARDENED_COMMAND=sleep 3600\n\
@@ -563,7 +563,17 @@ fn container_attributes_are_applied() {
          SERVICE_HARDENED_STOP_GRACE=3s\n\
          SERVICE_HARDENED_ULIMITS=nofile=1024:2048\n\
          SERVICE_HARDENED_SYSCTLS=net.core.somaxconn=1024\n\
-         SERVICE_HARDENED_ENV=discovery.type=single-node,http_proxy=http://proxy.internal:3128\n"
+         SERVICE_HARDENED_ENV=discovery.type=single-node,http_proxy=http://proxy.internal:3128\n\
+         SERVICE_HARDENED_DEVICES=/dev/zero:/dev/stack-zero:r\n\
+         SERVICE_HARDENED_DNS=192.0.2.53\nSERVICE_HARDENED_DNS_SEARCH=corp.internal\n\
+         SERVICE_HARDENED_DNS_OPT=ndots:3\nSERVICE_HARDENED_PIDS_LIMIT=64\n\
+         SERVICE_HARDENED_MEMORY_RESERVATION_MB=32\nSERVICE_HARDENED_CPU_SHARES=512\n\
+         SERVICE_HARDENED_CPUSET=0\nSERVICE_HARDENED_OOM_SCORE_ADJ=200\n\
+         SERVICE_HARDENED_IPC=shareable\nSERVICE_HARDENED_DOMAINNAME=example.org\n\
+         SERVICE_HARDENED_MAC_ADDRESS=02:42:ac:11:00:99\nSERVICE_HARDENED_RUNTIME=runc\n\
+         SERVICE_SIDECAR_IMAGE={BUSYBOX}\nSERVICE_SIDECAR_COMMAND=sleep 3600\n\
+         SERVICE_SIDECAR_NETWORK_MODE=service:hardened\nSERVICE_SIDECAR_PID=service:hardened\n\
+         SERVICE_SIDECAR_IPC=service:hardened\n"
     );
     let p = Project::new("attrs", &body);
     p.ok(&["start"]);
@@ -639,6 +649,52 @@ fn container_attributes_are_applied() {
         init.contains("init"),
         "pid 1 is `{init}`, not docker's init"
     );
+    host_attributes_are_applied(&c, &p.container("sidecar"));
+}
+
+/// `DEVICES`, `DNS*`, the cgroup knobs, `IPC`, `DOMAINNAME`, `MAC_ADDRESS`, `RUNTIME` on
+/// `hardened`, and `sidecar` in its network, process and IPC namespaces: in the
+/// container's configuration and in effect inside it.
+fn host_attributes_are_applied(hardened: &str, sidecar: &str) {
+    let get = |format: &str| inspect(hardened, format);
+    let exec = |container: &str, script: &str| {
+        let out = docker(&["exec", container, "sh", "-c", script]);
+        (out.status.success(), text(&out.stdout).trim().to_string())
+    };
+    assert_eq!(
+        get("{{json .HostConfig.Devices}}"),
+        r#"[{"PathOnHost":"/dev/zero","PathInContainer":"/dev/stack-zero","CgroupPermissions":"r"}]"#
+    );
+    // The device is in the container and reads. (Whether its cgroup permission `r`
+    // refuses a write depends on the host's device controller: this engine's does not
+    // enforce it, so only the configuration above is asserted.)
+    let read = exec(hardened, "head -c 4 /dev/stack-zero | wc -c");
+    assert_eq!(read, (true, "4".to_string()));
+    assert_eq!(get("{{json .HostConfig.Dns}}"), r#"["192.0.2.53"]"#);
+    let resolv = exec(hardened, "cat /etc/resolv.conf").1;
+    assert!(resolv.contains("search corp.internal"), "{resolv}");
+    assert!(resolv.contains("ndots:3"), "{resolv}");
+    assert_eq!(get("{{.HostConfig.PidsLimit}}"), "64");
+    assert_eq!(
+        get("{{.HostConfig.MemoryReservation}}"),
+        (32 << 20).to_string()
+    );
+    assert_eq!(get("{{.HostConfig.CpuShares}}"), "512");
+    assert_eq!(get("{{.HostConfig.CpusetCpus}}"), "0");
+    assert_eq!(exec(hardened, "cat /proc/self/oom_score_adj").1, "200");
+    assert_eq!(get("{{.HostConfig.IpcMode}}"), "shareable");
+    assert_eq!(get("{{.Config.Domainname}}"), "example.org");
+    assert_eq!(get("{{.HostConfig.Runtime}}"), "runc");
+    let mac = exec(hardened, "cat /sys/class/net/eth0/address").1;
+    assert_eq!(mac, "02:42:ac:11:00:99");
+    // The sidecar has the hardened container's network (its MAC), processes (its init is
+    // pid 1) and IPC namespace.
+    let mode = inspect(sidecar, "{{.HostConfig.NetworkMode}}");
+    assert!(mode.starts_with("container:"), "{mode}");
+    assert_eq!(exec(sidecar, "cat /sys/class/net/eth0/address").1, mac);
+    assert!(exec(sidecar, "cat /proc/1/cmdline").1.contains("init"));
+    let ipc = |c: &str| exec(c, "readlink /proc/self/ns/ipc").1;
+    assert_eq!(ipc(sidecar), ipc(hardened));
 }
 
 #[test]

@@ -113,6 +113,7 @@ fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
 /// be read by v1 as it is.
 ///
 /// - an `environment` value that is a YAML boolean is that word (`true`), as v2 passes it;
+/// - `deploy.resources.limits.pids` is `pids_limit`;
 /// - `environment:` holding only comments (null) is no environment;
 /// - a label listed twice with the same value is listed once;
 /// - a service in a profile is left out (no profile is activated), as `docker compose up`
@@ -150,6 +151,19 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     fs::write(&lowered, serde_json::to_string_pretty(&doc).unwrap())
         .map_err(|e| format!("{}: {e}", lowered.display()))?;
     Ok(lowered)
+}
+
+/// `deploy.resources.limits.pids`, which v1's schema lacks, as the `pids_limit` it means
+/// (the service's own `pids_limit` gives way, as in Compose v2).
+fn lower_pids(service: &mut serde_json::Map<String, Value>) {
+    let limits = service
+        .get_mut("deploy")
+        .and_then(|d| d.get_mut("resources"))
+        .and_then(|r| r.get_mut("limits"))
+        .and_then(Value::as_object_mut);
+    if let Some(pids) = limits.and_then(|l| l.remove("pids")) {
+        service.insert("pids_limit".into(), pids);
+    }
 }
 
 /// `.env` as plain `KEY=VALUE` lines (quotes removed), for [`interpolate_v2`].
@@ -289,6 +303,7 @@ fn lower_service(service: &mut serde_json::Map<String, Value>, dir: &Path, gone:
     if let (None, Some(condition)) = (service.get("restart"), condition) {
         service.insert("restart".into(), Value::String(condition.into()));
     }
+    lower_pids(service);
     match service.get_mut("environment") {
         Some(Value::Null) => {
             service.remove("environment");
@@ -644,9 +659,9 @@ const NOT_CARRIED: &str = "\
 services:
   web:
     image: nginx:1.27
-    devices: [/dev/ttyUSB0]
-    network_mode: host
-    pid: host
+    device_cgroup_rules: ['c 188:* rmw']
+    cgroup: host
+    uts: host
     frobnicate: yes
     cgroup_parent: custom
     read_only: true
@@ -666,9 +681,9 @@ fn what_is_not_carried_is_listed_by_service_and_key() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stderr(&output);
     for needle in [
-        "service `web` (line 4): `devices`: stack does not give containers host privileges",
-        "service `web` (line 5): `network_mode`",
-        "service `web` (line 6): `pid`",
+        "service `web` (line 4): `device_cgroup_rules`: stack has no attribute for it; the host access it gives is `DEVICES`",
+        "service `web` (line 5): `cgroup`",
+        "service `web` (line 6): `uts`",
         "service `web` (line 7): `frobnicate`: unknown key: not in the Compose Specification",
         "service `web` (line 8): `cgroup_parent`",
         "service `db` (line 12): `external_links`: a container outside the project",
@@ -677,7 +692,10 @@ fn what_is_not_carried_is_listed_by_service_and_key() {
         assert!(text.contains(needle), "{needle}\n{text}");
     }
     let written = fs::read_to_string(tmp.path().join("project/stack.env")).unwrap();
-    assert!(written.contains("# not carried: `devices`"), "{written}");
+    assert!(
+        written.contains("# not carried: `device_cgroup_rules`"),
+        "{written}"
+    );
     // --json lists them too, with the same fields.
     let tmp = scratch(&[("docker-compose.yml", NOT_CARRIED)]);
     let output = stack()
@@ -1259,4 +1277,47 @@ fn old_names_container_names_links_and_a_secret_command_work_live() {
         ping("cache_db", None).contains("NOAUTH"),
         "no password asked"
     );
+}
+
+/// The host keys are compared: a dropped device, network mode, resolver setting or cgroup
+/// knob is a difference; a device's short form equals its full form, a `deploy` limit the
+/// service's own key, and `service:NAME` is read under the rendered name.
+#[test]
+fn host_keys_are_compared() {
+    let original = serde_json::json!({"services": {"vpn": {"image": "a"}, "app": {
+        "image": "b", "devices": ["/dev/net/tun"], "network_mode": "service:vpn",
+        "dns": "1.1.1.1", "pids_limit": 100, "mem_reservation": "64m", "cpuset": "0-1",
+        "ipc": "host", "oom_score_adj": -500,
+    }}});
+    let same = serde_json::json!({"services": {"vpn-1": {"image": "a"}, "app": {
+        "image": "b", "devices": ["/dev/net/tun:/dev/net/tun:rwm"],
+        "network_mode": "service:vpn-1", "dns": ["1.1.1.1"], "cpuset": "0-1", "ipc": "host",
+        "oom_score_adj": -500,
+        "deploy": {"resources": {"limits": {"pids": 100}, "reservations": {"memory": "64m"}}},
+    }}});
+    let renamed = BTreeMap::from([("vpn".to_string(), "vpn-1".to_string())]);
+    let differences = compose_equiv::compare(&original, &same, &renamed);
+    // (The renamed `vpn` no longer answers to its old name here: not what is compared.)
+    let app: Vec<&String> = differences
+        .iter()
+        .filter(|d| d.starts_with("service `app`"))
+        .collect();
+    assert!(app.is_empty(), "{differences:?}");
+    let dropped = serde_json::json!({"services": {"vpn": {"image": "a"}, "app": {"image": "b"}}});
+    let text = compose_equiv::compare(&original, &dropped, &BTreeMap::new()).join("\n");
+    for field in [
+        "devices",
+        "network_mode",
+        "dns",
+        "pids_limit",
+        "mem_reservation",
+        "cpuset",
+        "ipc",
+        "oom_score_adj",
+    ] {
+        assert!(
+            text.contains(&format!("service `app`: {field}:")),
+            "{field}: {text}"
+        );
+    }
 }

@@ -43,6 +43,9 @@ pub const WEAK: &[&str] = &[
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
     pub ok: bool,
+    /// Passed, but worth a look: the user's choice (host devices, the host's namespaces).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     pub check: String,
     pub message: String,
 }
@@ -51,6 +54,7 @@ impl Finding {
     pub fn pass(check: &str, message: impl Into<String>) -> Self {
         Finding {
             ok: true,
+            warning: false,
             check: check.into(),
             message: message.into(),
         }
@@ -58,8 +62,14 @@ impl Finding {
     pub fn fail(check: &str, message: impl Into<String>) -> Self {
         Finding {
             ok: false,
-            check: check.into(),
-            message: message.into(),
+            ..Finding::pass(check, message)
+        }
+    }
+    /// Passed with a warning: it does not fail the audit.
+    pub fn warn(check: &str, message: impl Into<String>) -> Self {
+        Finding {
+            warning: true,
+            ..Finding::pass(check, message)
         }
     }
 }
@@ -167,6 +177,7 @@ pub fn audit(loaded: &Loaded) -> Vec<Finding> {
     out.extend(published_databases(config));
     out.extend(debug_flags(loaded));
     out.extend(shipping::host_access(config));
+    out.extend(shipping::host_privileges(config));
     out.extend(shipping::build_contexts(loaded));
     out.extend(shipping::wildcard_routes(config));
     out.extend(shipping::localhost_domain(config));

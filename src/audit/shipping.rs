@@ -204,6 +204,75 @@ pub fn localhost_domain(config: &Config) -> Vec<Finding> {
     out
 }
 
+/// The host access a service is given on purpose (host devices, `PRIVILEGED`, the host's
+/// network, process or IPC namespace): the user's choice, so a warning with the key and
+/// the line that sets it, never a failure.
+pub fn host_privileges(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for service in config.services.iter().filter(|s| s.is_container()) {
+        let options = &service.options;
+        let host = |n: &Option<crate::config::Namespace>| {
+            n.as_ref()
+                .is_some_and(|n| *n == crate::config::Namespace::Host)
+        };
+        let devices: Vec<String> = options.devices.iter().map(|d| d.to_string()).collect();
+        let granted = [
+            (
+                "DEVICES",
+                !devices.is_empty(),
+                devices.join(","),
+                "the host's devices",
+            ),
+            (
+                "PRIVILEGED",
+                options.privileged,
+                "true".into(),
+                "every device and capability of the host",
+            ),
+            (
+                "NETWORK_MODE",
+                host(&options.network_mode),
+                "host".into(),
+                "the host's network: it can bind any host port and reach every local service",
+            ),
+            (
+                "PID",
+                host(&options.pid),
+                "host".into(),
+                "the host's processes: it sees and can signal them",
+            ),
+            (
+                "IPC",
+                host(&options.ipc),
+                "host".into(),
+                "the host's shared memory",
+            ),
+        ];
+        for (attr, set, value, what) in granted {
+            if !set {
+                continue;
+            }
+            let key = format!(
+                "SERVICE_{}_{attr}",
+                crate::config::keys::service_key_name(&service.name)
+            );
+            let at = service
+                .attr_spans
+                .get(attr)
+                .map(|span| format!(" ({}:{})", span.source, span.line))
+                .unwrap_or_default();
+            out.push(Finding::warn(
+                "host",
+                format!(
+                    "service `{}` has `{key}={value}`{at}: {what}; keep it only if the service needs it",
+                    service.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

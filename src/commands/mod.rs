@@ -366,12 +366,14 @@ pub fn report(
             .json(&serde_json::json!({"env": env, "ok": failed == 0, "findings": findings}));
     } else {
         for finding in findings {
-            let mark = if finding.ok {
+            let mark = if finding.warning {
+                context.printer.paint("WARN", crate::printer::Paint::Yellow)
+            } else if finding.ok {
                 context.printer.paint("ok  ", crate::printer::Paint::Green)
             } else {
                 context.printer.paint("FAIL", crate::printer::Paint::Red)
             };
-            if !finding.ok || !context.global.quiet {
+            if !finding.ok || finding.warning || !context.global.quiet {
                 eprintln_safe(&format!("{mark} {}", finding.message));
             }
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use super::attrs::{
-    ByteSize, Capability, ContainerOptions, ExtraHost, Gpus, HostAddress, LogRotation, Platform,
-    Signal, Tmpfs, Ulimit, User,
+    ByteSize, Capability, ContainerOptions, Device, ExtraHost, Gpus, HostAddress, LogRotation,
+    Namespace, Platform, Signal, Tmpfs, Ulimit, User,
 };
 pub use super::types::{
     http_probe, secret_file_path, secret_file_var, BuildSpec, EnvValue, Health, HostPath, Mount,

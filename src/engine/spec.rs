@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
     HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
     RestartPolicyNameEnum,
 };
 
 use super::labels;
 use crate::model::{
-    ContainerOptions, Desired, DesiredService, Gpus, Health, LogRotation, Mount, Placement,
-    Restart, Secrets, Ulimit,
+    ContainerOptions, Desired, DesiredService, Device, Gpus, Health, LogRotation, Mount, Namespace,
+    Placement, Restart, Secrets, Ulimit,
 };
 use crate::render::COMPOSE_FILE;
 
@@ -204,8 +204,28 @@ pub fn sysctls(options: &ContainerOptions) -> Option<std::collections::HashMap<S
 }
 
 /// The container options that live in `HostConfig`, over `base`.
-fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
+fn host_options(base: HostConfig, project: &str, options: &ContainerOptions) -> HostConfig {
+    let namespace = |n: &Option<Namespace>| n.as_ref().map(|n| namespace_mode(project, n));
+    let mb = |mb: u64| mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64;
     HostConfig {
+        devices: (!options.devices.is_empty()).then(|| devices(&options.devices)),
+        network_mode: namespace(&options.network_mode).or(base.network_mode.clone()),
+        dns: (!options.dns.is_empty()).then(|| options.dns.clone()),
+        dns_search: (!options.dns_search.is_empty()).then(|| options.dns_search.clone()),
+        dns_options: (!options.dns_opt.is_empty()).then(|| options.dns_opt.clone()),
+        pids_limit: options.pids_limit,
+        memory_reservation: options.memory_reservation_mb.map(mb),
+        memory_swap: options
+            .memory_swap_mb
+            .map(|m| u64::try_from(m).map_or(-1, mb)),
+        memory_swappiness: options.memory_swappiness.map(i64::from),
+        cpu_shares: options.cpu_shares.map(i64::from),
+        cpuset_cpus: options.cpuset.clone(),
+        oom_score_adj: options.oom_score_adj.map(i64::from),
+        pid_mode: namespace(&options.pid),
+        ipc_mode: namespace(&options.ipc),
+        runtime: options.runtime.clone(),
+        userns_mode: options.userns_mode.clone(),
         cap_add: capabilities(&options.cap_add),
         cap_drop: capabilities(&options.cap_drop),
         readonly_rootfs: options.read_only.then_some(true),
@@ -238,6 +258,29 @@ fn host_options(base: HostConfig, options: &ContainerOptions) -> HostConfig {
         }),
         ..base
     }
+}
+
+/// A namespace as the engine takes it: another service's is its first container's.
+pub fn namespace_mode(project: &str, namespace: &Namespace) -> String {
+    match namespace.service() {
+        Some(service) => format!(
+            "container:{}",
+            crate::model::container_name(project, service, 1)
+        ),
+        None => namespace.to_string(),
+    }
+}
+
+/// Host devices as the engine maps them (the same path, `rwm`, unless given).
+fn devices(devices: &[Device]) -> Vec<DeviceMapping> {
+    devices
+        .iter()
+        .map(|d| DeviceMapping {
+            path_on_host: Some(d.host.clone()),
+            path_in_container: Some(d.target().to_string()),
+            cgroup_permissions: Some(d.permissions.clone().unwrap_or_else(|| "rwm".into())),
+        })
+        .collect()
 }
 
 fn restart_policy(restart: Restart) -> RestartPolicy {
@@ -295,13 +338,20 @@ pub fn container(
         stop_timeout: options.stop_grace.map(engine_seconds),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),
-        exposed_ports: Some(exposed),
+        exposed_ports: options.network_mode.is_none().then_some(exposed),
         healthcheck: service.health.as_ref().map(health),
         tty: options.tty.then_some(true),
         open_stdin: options.stdin_open.then_some(true),
         volumes: Some(anonymous.into_iter().map(|p| (p, HashMap::new())).collect()),
-        host_config: Some(host_options(host_config, options)),
-        networking_config: Some(networking(service, name, network, in_dns)),
+        domainname: options.domainname.clone(),
+        // The container's field for engines before API 1.44, the endpoint's (below) after.
+        mac_address: options.mac_address.clone(),
+        host_config: Some(host_options(host_config, &desired.project, options)),
+        // With `NETWORK_MODE`, the container is on no network of the project.
+        networking_config: options
+            .network_mode
+            .is_none()
+            .then(|| networking(service, name, network, in_dns)),
         ..Default::default()
     }
 }
@@ -360,6 +410,7 @@ fn networking(
             network,
             EndpointSettings {
                 aliases: Some(aliases),
+                mac_address: service.options.mac_address.clone(),
                 ..Default::default()
             },
         )])),

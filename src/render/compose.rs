@@ -213,6 +213,7 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         out.insert("secrets".into(), Value::Array(secrets.collect()));
     }
     options(&mut out, &service.options);
+    super::host_options::host_options(&mut out, &service.options);
     if !service.depends_on.is_empty() {
         out.insert("depends_on".into(), depends_on(service));
     }
@@ -245,6 +246,9 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
 /// `networks:` — a list, or a map when the service has aliases (Compose's aliases are
 /// per network: the same on each); nothing for the default network alone.
 fn networks(service: &DesiredService) -> Option<Value> {
+    if service.options.network_mode.is_some() {
+        return None;
+    }
     if !service.options.aliases.is_empty() {
         let aliases = json!({ "aliases": service.options.aliases });
         let networks = service

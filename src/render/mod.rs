@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub(crate) mod compose;
+mod host_options;
 pub mod maintenance;
 mod monitoring;
 pub mod preview;

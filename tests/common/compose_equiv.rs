@@ -470,7 +470,72 @@ fn normalise(
             .unwrap_or(Value::Null),
     );
     out.insert("secrets", secrets(&service["secrets"], doc));
+    host_fields(service, renamed, &mut out);
     out
+}
+
+/// The host and namespace keys (`devices`, `network_mode`, `dns*`, the cgroup knobs,
+/// `pid`, `ipc`, …) and `group_add`, each in one form: a device as `host:container:perms`,
+/// sizes in bytes, `service:NAME` under the rendered name, a limit `deploy` may hold
+/// taken from there too.
+fn host_fields(
+    service: &Value,
+    renamed: &BTreeMap<String, String>,
+    out: &mut BTreeMap<&'static str, Value>,
+) {
+    let devices: Vec<String> = list(&service["devices"])
+        .iter()
+        .map(|d| {
+            let parts: Vec<&str> = d.split(':').collect();
+            let perms = |p: &str| !p.starts_with('/');
+            match parts.as_slice() {
+                [host] => format!("{host}:{host}:rwm"),
+                [host, p] if perms(p) => format!("{host}:{host}:{p}"),
+                [host, target] => format!("{host}:{target}:rwm"),
+                _ => d.clone(),
+            }
+        })
+        .collect();
+    out.insert("devices", json!(devices));
+    for key in ["dns", "dns_search", "dns_opt", "group_add"] {
+        out.insert(key, json!(list(&service[key])));
+    }
+    let namespace = |key: &str| {
+        scalar(&service[key]).map(|mode| match mode.split_once(':') {
+            Some(("service", name)) => {
+                format!("service:{}", renamed.get(name).map_or(name, String::as_str))
+            }
+            _ => mode,
+        })
+    };
+    for key in ["network_mode", "pid", "ipc"] {
+        out.insert(key, json!(namespace(key)));
+    }
+    let pids = scalar(&service["deploy"]["resources"]["limits"]["pids"])
+        .or_else(|| scalar(&service["pids_limit"]));
+    out.insert(
+        "pids_limit",
+        json!(pids.and_then(|p| p.parse::<i64>().ok())),
+    );
+    for key in ["cpu_shares", "oom_score_adj", "mem_swappiness"] {
+        out.insert(
+            key,
+            json!(scalar(&service[key]).and_then(|n| n.parse::<i64>().ok())),
+        );
+    }
+    let reservation = scalar(&service["deploy"]["resources"]["reservations"]["memory"])
+        .or_else(|| scalar(&service["mem_reservation"]));
+    out.insert("mem_reservation", json!(reservation.map(|m| bytes(&m))));
+    let swap = scalar(&service["memswap_limit"]).map(|m| match m.as_str() {
+        "-1" => json!(-1),
+        _ => json!(bytes(&m)),
+    });
+    out.insert("memswap_limit", swap.unwrap_or(Value::Null));
+    for key in ["cpuset", "domainname", "runtime", "userns_mode"] {
+        out.insert(key, json!(scalar(&service[key])));
+    }
+    let mac = scalar(&service["mac_address"]).map(|m| m.to_ascii_lowercase());
+    out.insert("mac_address", json!(mac));
 }
 
 fn scalar(value: &Value) -> Option<String> {

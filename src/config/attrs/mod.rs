@@ -5,10 +5,12 @@
 //! This file owns the types, the shared helpers and the single-value checks; the
 //! runtime limits and the list items have their own submodules.
 
+pub mod host;
 pub mod image;
 mod lists;
 mod runtime;
 
+pub use host::{Device, Namespace};
 pub use lists::{
     alias, env_entry, env_name, extra_host, group, label, label_entries, placement, security_opt,
 };
@@ -60,6 +62,62 @@ pub struct ContainerOptions {
     pub placement: Vec<String>,
     pub shm_mb: Option<u64>,
     pub gpus: Option<Gpus>,
+    // The attributes below are left out of the digest while unset, so adding them
+    // replaced no container that does not use them.
+    /// Host devices in the container (`DEVICES`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `NETWORK_MODE`: the host's, none, the engine's bridge or another one's network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<Namespace>,
+    /// `DNS`: name servers' addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `DNS_SEARCH`: search domains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `DNS_OPT`: resolver options (`ndots:2`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    /// `PIDS_LIMIT`: at most this many processes; -1: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `MEMORY_RESERVATION_MB`: the soft memory limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation_mb: Option<u64>,
+    /// `MEMORY_SWAP_MB`: memory plus swap; -1: unlimited swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap_mb: Option<i64>,
+    /// `MEMORY_SWAPPINESS`: 0 to 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<u8>,
+    /// `CPU_SHARES`: relative CPU weight (1024 is the default's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u32>,
+    /// `CPUSET`: the CPUs it may run on (`0-3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// `OOM_SCORE_ADJ`: -1000 to 1000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i16>,
+    /// `PID`: the process namespace (`host`, another service's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<Namespace>,
+    /// `IPC`: the IPC namespace (`host`, `shareable`, another service's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<Namespace>,
+    /// `DOMAINNAME`: the container's domain name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// `MAC_ADDRESS` on the service's network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// `RUNTIME`: the engine's runtime (`nvidia`, `sysbox-runc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// `USERNS_MODE`: `host` turns off user-namespace remapping for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
 }
 
 /// `STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`: json-file rotation of every container.
@@ -310,7 +368,7 @@ pub fn hostname(value: &Value) -> Result<String, Diagnostic> {
 }
 
 /// `text` is RFC 1123 labels, one or dot-separated (its length aside).
-fn hostname_labels(text: &str) -> bool {
+pub(super) fn hostname_labels(text: &str) -> bool {
     text.split('.').all(|label| {
         !label.is_empty()
             && !label.starts_with('-')

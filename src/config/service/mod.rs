@@ -6,6 +6,7 @@ use std::path::Path;
 mod attach;
 mod checks;
 mod health;
+mod host;
 mod job;
 mod options;
 mod preset;
@@ -97,6 +98,7 @@ pub(crate) fn build(
     }
     service.preset = preset.map(|(p, _)| p.name);
     service.span = span;
+    host::apply(&mut service, &prefix, &map, context.target, errors);
     check_combinations(&service, &prefix, &map, context.target, errors);
     if errors.count() > before {
         return None;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{command, get, AttrMap};
-use crate::config::attrs::{self, ContainerOptions, ExtraHost};
+use crate::config::attrs::{self, host, ContainerOptions, ExtraHost};
 use crate::config::lookup::Errors;
 use crate::config::values::Value;
 use crate::error::Diagnostic;
@@ -68,7 +68,38 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         placement: items(map, "PLACEMENT", errors, attrs::placement),
         shm_mb: one("SHM_MB").and_then(|v| errors.take(v.number::<u64>(1, 1024 * 1024))),
         gpus: one("GPUS").and_then(|v| errors.take(attrs::gpus(v))),
+        devices: items(map, "DEVICES", errors, host::device),
+        network_mode: namespace(map, "NETWORK_MODE", host::NETWORK_MODES, errors),
+        dns: items(map, "DNS", errors, host::dns_server),
+        dns_search: items(map, "DNS_SEARCH", errors, host::dns_search),
+        dns_opt: items(map, "DNS_OPT", errors, host::dns_option),
+        pids_limit: one("PIDS_LIMIT").and_then(|v| errors.take(host::pids_limit(v))),
+        memory_reservation_mb: one("MEMORY_RESERVATION_MB")
+            .and_then(|v| errors.take(v.number::<u64>(1, 16 * 1024 * 1024))),
+        memory_swap_mb: one("MEMORY_SWAP_MB").and_then(|v| errors.take(host::memory_swap(v))),
+        memory_swappiness: one("MEMORY_SWAPPINESS").and_then(|v| errors.take(v.number(0, 100))),
+        cpu_shares: one("CPU_SHARES").and_then(|v| errors.take(v.number(2, 262_144))),
+        cpuset: one("CPUSET").and_then(|v| errors.take(host::cpuset(v))),
+        oom_score_adj: one("OOM_SCORE_ADJ").and_then(|v| errors.take(v.number(-1000, 1000))),
+        pid: namespace(map, "PID", host::PID_MODES, errors),
+        ipc: namespace(map, "IPC", host::IPC_MODES, errors),
+        domainname: one("DOMAINNAME").and_then(|v| errors.take(host::domainname(v))),
+        mac_address: one("MAC_ADDRESS").and_then(|v| errors.take(host::mac_address(v))),
+        runtime: one("RUNTIME").and_then(|v| errors.take(host::runtime(v))),
+        userns_mode: one("USERNS_MODE")
+            .and_then(|v| errors.take(v.choice(&["host"])))
+            .map(str::to_string),
     }
+}
+
+/// `NETWORK_MODE`, `PID` or `IPC`.
+fn namespace(
+    map: &AttrMap,
+    attr: &str,
+    modes: &[&str],
+    errors: &mut Errors,
+) -> Option<attrs::Namespace> {
+    get(map, attr).and_then(|v| errors.take(host::namespace(v, modes)))
 }
 
 /// `LABELS`.

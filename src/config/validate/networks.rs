@@ -24,7 +24,8 @@ pub(super) fn check_attachments(config: &Config, errors: &mut Errors) {
             }
             all_internal &= declared.is_some_and(|n| n.internal);
         }
-        if all_internal && !service.ports.is_empty() {
+        // A service with `NETWORK_MODE` is on none of them.
+        if all_internal && !service.networks.is_empty() && !service.ports.is_empty() {
             errors.push(
                 Diagnostic::new(format!(
                     "service `{}` publishes ports but is only on internal networks",

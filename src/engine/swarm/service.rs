@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountTypeEnum,
-    NetworkAttachmentConfig, Platform, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
+    NetworkAttachmentConfig, Platform, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile,
     TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets, TaskSpecLogDriver,
     TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
@@ -230,9 +231,16 @@ fn task(
             limits: Some(Limit {
                 nano_cpus: service.resources.nano_cpus(),
                 memory_bytes: service.resources.memory_bytes(),
-                ..Default::default()
+                // Swarm's "no limit" is 0 where the engine's is -1.
+                pids: service.options.pids_limit.map(|p| p.max(0)),
             }),
-            ..Default::default()
+            reservations: service
+                .options
+                .memory_reservation_mb
+                .map(|mb| ResourceObject {
+                    memory_bytes: Some(mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64),
+                    ..Default::default()
+                }),
         }),
         restart_policy: Some(TaskSpecRestartPolicy {
             condition: Some(restart_condition(service.restart)),
@@ -290,6 +298,17 @@ fn secret_owner(service: &DesiredService, part: impl Fn(&model::User) -> &str) -
         .to_string()
 }
 
+/// `DNS`, `DNS_SEARCH`, `DNS_OPT` as swarm takes them, `None` when all are unset.
+fn dns_config(options: &model::ContainerOptions) -> Option<TaskSpecContainerSpecDnsConfig> {
+    let list = |items: &Vec<String>| (!items.is_empty()).then(|| items.clone());
+    let config = TaskSpecContainerSpecDnsConfig {
+        nameservers: list(&options.dns),
+        search: list(&options.dns_search),
+        options: list(&options.dns_opt),
+    };
+    (config != TaskSpecContainerSpecDnsConfig::default()).then_some(config)
+}
+
 /// The container of each task.
 fn container(
     desired: &Desired,
@@ -317,6 +336,8 @@ fn container(
         dir: options.workdir.clone(),
         hostname: options.hostname.clone(),
         groups: (!options.group_add.is_empty()).then(|| options.group_add.clone()),
+        dns_config: dns_config(options),
+        oom_score_adj: options.oom_score_adj.map(i64::from),
         stop_signal: options.stop_signal.as_ref().map(|s| s.0.clone()),
         stop_grace_period: options.stop_grace.map(spec::ns),
         capability_add: spec::capabilities(&options.cap_add),
@@ -381,5 +402,66 @@ mod tests {
         let swarm = super::container(&desired, web, (&placement, &secrets));
         assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
         assert_eq!(swarm.groups.as_ref(), Some(&groups));
+    }
+
+    /// The host attributes reach each consumer of the one model: the compose file, the
+    /// engine's container (another service's namespace by its first container) and
+    /// swarm's task where swarm has a field.
+    #[test]
+    fn host_attributes_reach_compose_the_engine_and_swarm() {
+        let text = "STACK_PROJECT=shop\nSTACK_SERVICES=web,side\nSERVICE_WEB_IMAGE=web:1\n\
+             SERVICE_WEB_DEVICES=/dev/net/tun,/dev/dri:/dev/dri:rw\nSERVICE_WEB_DNS=1.1.1.1\n\
+             SERVICE_WEB_DNS_SEARCH=example.internal\nSERVICE_WEB_DNS_OPT=ndots:2\n\
+             SERVICE_WEB_PIDS_LIMIT=-1\nSERVICE_WEB_MEMORY_RESERVATION_MB=64\n\
+             SERVICE_WEB_OOM_SCORE_ADJ=-500\nSERVICE_WEB_IPC=shareable\n\
+             SERVICE_SIDE_IMAGE=side:1\nSERVICE_SIDE_NETWORK_MODE=service:web\n\
+             SERVICE_SIDE_IPC=service:web\n";
+        let loaded = crate::config::tests::load_text(text, "dev").unwrap();
+        let bundle_dir = Path::new("/srv/shop");
+        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
+        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        for line in [
+            "\n    devices:\n    - /dev/net/tun\n    - /dev/dri:/dev/dri:rw\n",
+            "\n    dns:\n    - 1.1.1.1\n",
+            "\n    pids_limit: -1\n",
+            "\n    mem_reservation: 64m\n",
+            "\n    network_mode: service:web\n",
+            "\n    ipc: service:web\n",
+        ] {
+            assert!(compose.contains(line), "{line} in {compose}");
+        }
+        let placement = Placement {
+            root: "/srv/shop".into(),
+            bundle: bundle_dir.to_path_buf(),
+        };
+        let secrets = Secrets::default();
+        let place = (&placement, &secrets);
+        let web = desired.service("web").unwrap();
+        let engine = crate::engine::spec::container(&desired, web, 1, place, (true, &[]));
+        let host = engine.host_config.as_ref().unwrap();
+        let devices = host.devices.as_ref().unwrap();
+        assert_eq!(
+            devices[0].path_in_container.as_deref(),
+            Some("/dev/net/tun")
+        );
+        assert_eq!(devices[0].cgroup_permissions.as_deref(), Some("rwm"));
+        assert_eq!(devices[1].cgroup_permissions.as_deref(), Some("rw"));
+        assert_eq!(host.dns_options.as_ref().unwrap(), &["ndots:2"]);
+        assert_eq!(host.pids_limit, Some(-1));
+        assert_eq!(host.memory_reservation, Some(64 << 20));
+        assert_eq!(host.oom_score_adj, Some(-500));
+        assert_eq!(host.ipc_mode.as_deref(), Some("shareable"));
+        let side = desired.service("side").unwrap();
+        assert_eq!(side.depends_on[0].service, "web");
+        let engine = crate::engine::spec::container(&desired, side, 1, place, (true, &[]));
+        let host = engine.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("container:shop-web-1"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("container:shop-web-1"));
+        assert!(engine.networking_config.is_none());
+        let swarm = super::container(&desired, web, place);
+        let dns = swarm.dns_config.unwrap();
+        assert_eq!(dns.nameservers.unwrap(), ["1.1.1.1"]);
+        assert_eq!(dns.search.unwrap(), ["example.internal"]);
+        assert_eq!(swarm.oom_score_adj, Some(-500));
     }
 }

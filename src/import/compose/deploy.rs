@@ -105,16 +105,38 @@ impl Import<'_> {
                 match (part.as_str(), limit.as_str()) {
                     ("limits", "memory") => limits.memory = value.scalar(),
                     ("limits", "cpus") => limits.cpus = value.scalar(),
+                    ("limits", "pids") => {
+                        if let Some(pids) = value.scalar() {
+                            service.set("PIDS_LIMIT", &self.template(&pids));
+                        }
+                    }
+                    ("reservations", "memory") => self.reservation(service, value),
                     ("reservations", "devices") if gpus(value).is_some() => {
                         service.set("GPUS", &gpus(value).unwrap_or_default());
                     }
                     _ => self.finding(
                         Some(&service.input),
                         &format!("deploy.resources.{part}.{limit}"),
-                        "stack limits memory and CPUs and reserves GPUs only",
+                        "stack limits memory, CPUs and processes and reserves memory and GPUs only",
                     ),
                 }
             }
+        }
+    }
+
+    /// `deploy.resources.reservations.memory` to `MEMORY_RESERVATION_MB`.
+    fn reservation(&mut self, service: &mut ServiceDraft, value: &Node) {
+        let Some(size) = value.scalar() else { return };
+        let input = service.input.clone();
+        let key = "deploy.resources.reservations.memory";
+        let size = self.resolved(Some(&input), key, &size).unwrap_or(size);
+        match megabytes(&size) {
+            Some(mb) => service.set("MEMORY_RESERVATION_MB", &mb.to_string()),
+            None => self.finding(
+                Some(&input),
+                key,
+                format!("`{size}` is not a size stack can write in whole MB"),
+            ),
         }
     }
 

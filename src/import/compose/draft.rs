@@ -32,6 +32,12 @@ impl ServiceDraft {
         self.attributes.push((attr.to_string(), value.to_string()));
     }
 
+    /// Take `attr` off the service; its value, if it had one.
+    pub(super) fn unset(&mut self, attr: &str) -> Option<String> {
+        let at = self.attributes.iter().position(|(a, _)| a == attr)?;
+        Some(self.attributes.remove(at).1)
+    }
+
     /// Does the service have `attr` already.
     pub(super) fn has(&self, attr: &str) -> bool {
         self.attributes.iter().any(|(a, _)| a == attr)

@@ -19,17 +19,11 @@ pub(super) enum Handling {
 
 use Handling::{Carried, NoAttribute, Refused};
 
-const NETWORK_MODE: &str = "stack has no attribute for it: every container runs on the \
-     project's networks. `host` and `service:NAME`/`container:NAME` (a shared network \
-     namespace) cannot be carried: publish the ports the service listens on with `PUBLISH`, \
-     and reach the other service by its name instead of `localhost`; `none` cannot be carried \
-     either (the container gets the project's network)";
 const EXTERNAL_LINKS: &str = "a container outside the project: put the service on an external \
      network (`STACK_NETWORKS=name:external`) the container is on, and reach it by its name";
-const DOMAINNAME: &str = "stack has no attribute for the container's domain name (`HOSTNAME` \
-     takes a dotted name); other services reach it by its service name";
 const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
-const HOST: &str = "stack does not give containers host privileges or devices";
+const HOST: &str = "stack has no attribute for it; the host access it gives is `DEVICES`, \
+     `PRIVILEGED`, `CAP_ADD` and the `host` namespaces";
 const VOLUMES_FROM: &str = "mount the same named volume with `VOLUMES` instead";
 
 /// The service keys of the Compose Specification, in alphabetical order.
@@ -51,19 +45,19 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("cpu_quota", NoAttribute),
     ("cpu_rt_period", NoAttribute),
     ("cpu_rt_runtime", NoAttribute),
-    ("cpu_shares", NoAttribute),
+    ("cpu_shares", Carried("host")),
     ("cpus", Carried("deploy")),
-    ("cpuset", NoAttribute),
+    ("cpuset", Carried("host")),
     ("credential_spec", NoAttribute),
     ("depends_on", Carried("depends_on")),
     ("deploy", Carried("deploy")),
     ("develop", NoAttribute),
     ("device_cgroup_rules", Refused(HOST)),
-    ("devices", Refused(HOST)),
-    ("dns", NoAttribute),
-    ("dns_opt", NoAttribute),
-    ("dns_search", NoAttribute),
-    ("domainname", Refused(DOMAINNAME)),
+    ("devices", Carried("host")),
+    ("dns", Carried("host")),
+    ("dns_opt", Carried("host")),
+    ("dns_search", Carried("host")),
+    ("domainname", Carried("host")),
     ("entrypoint", Carried("command")),
     ("env_file", Carried("environment")),
     ("environment", Carried("environment")),
@@ -72,30 +66,30 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("extends", NoAttribute),
     ("external_links", Refused(EXTERNAL_LINKS)),
     ("extra_hosts", Carried("options")),
-    ("gpus", NoAttribute),
+    ("gpus", Carried("host")),
     ("group_add", Carried("options")),
     ("healthcheck", Carried("health")),
     ("hostname", Carried("options")),
     ("image", Carried("image")),
     ("init", Carried("options")),
-    ("ipc", Refused(HOST)),
+    ("ipc", Carried("host")),
     ("isolation", NoAttribute),
     ("label_file", NoAttribute),
     ("labels", Carried("options")),
     ("links", Carried("networks")),
     ("logging", Carried("options")),
-    ("mac_address", NoAttribute),
+    ("mac_address", Carried("host")),
     ("mem_limit", Carried("deploy")),
-    ("mem_reservation", NoAttribute),
-    ("mem_swappiness", NoAttribute),
-    ("memswap_limit", NoAttribute),
+    ("mem_reservation", Carried("host")),
+    ("mem_swappiness", Carried("host")),
+    ("memswap_limit", Carried("host")),
     ("models", NoAttribute),
-    ("network_mode", Refused(NETWORK_MODE)),
+    ("network_mode", Carried("host")),
     ("networks", Carried("networks")),
     ("oom_kill_disable", NoAttribute),
-    ("oom_score_adj", NoAttribute),
-    ("pid", Refused(HOST)),
-    ("pids_limit", NoAttribute),
+    ("oom_score_adj", Carried("host")),
+    ("pid", Carried("host")),
+    ("pids_limit", Carried("host")),
     ("platform", Carried("options")),
     ("ports", Carried("ports")),
     ("post_start", NoAttribute),
@@ -108,7 +102,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("pull_refresh_after", NoAttribute),
     ("read_only", Carried("options")),
     ("restart", Carried("deploy")),
-    ("runtime", NoAttribute),
+    ("runtime", Carried("host")),
     ("scale", Carried("deploy")),
     ("secrets", Carried("secrets")),
     ("security_opt", Carried("options")),
@@ -123,7 +117,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("ulimits", Carried("options")),
     ("use_api_socket", NoAttribute),
     ("user", Carried("options")),
-    ("userns_mode", Refused(HOST)),
+    ("userns_mode", Carried("host")),
     ("uts", NoAttribute),
     ("volumes", Carried("volumes")),
     ("volumes_from", Refused(VOLUMES_FROM)),
@@ -187,6 +181,7 @@ mod tests {
             "networks",
             "secrets",
             "profiles",
+            "host",
         ];
         for (key, handling) in KEYS {
             if let Carried(file) = handling {

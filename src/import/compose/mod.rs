@@ -16,6 +16,7 @@ mod documents;
 mod draft;
 mod environment;
 mod health;
+mod host;
 mod image;
 mod interpolation;
 mod keys;
@@ -329,6 +330,7 @@ impl Import<'_> {
         self.options(&mut service, node);
         self.service_networks(&mut service, node);
         self.service_aliases(&mut service);
+        self.host_options(&mut service, node);
         self.service_secrets(&mut service, node)?;
         for finding in &self.findings {
             if finding.not_carried && finding.service.as_deref() == Some(input) {

@@ -280,35 +280,85 @@ fn completed_successfully_is_a_job() {
         .any(|f| f.reason.contains("one-off job is not carried")));
 }
 
+/// `network_mode` is carried (`service:NAME` under the service's name in the project);
+/// the ports of a service on the host's network are listed, not carried.
 #[test]
-fn network_modes_are_refused_with_what_to_write_and_terminals_carried() {
+fn network_modes_are_carried_without_the_ports_they_exclude_and_terminals_carried() {
     let imported = run(
         &[(
             "docker-compose.yml",
-            "services:\n  vpn:\n    image: wg\n    network_mode: host\n    tty: true\n    stdin_open: false\n  app:\n    image: a\n    network_mode: service:vpn\n",
+            "services:\n  vpn:\n    image: wg\n    network_mode: host\n    ports: [\"51820:51820/udp\"]\n    tty: true\n    stdin_open: false\n  app_1:\n    image: a\n    network_mode: service:vpn\n  web:\n    image: b\n    network_mode: service:app_1\n",
         )],
         false,
     );
-    let find = |service: &str, key: &str| {
-        imported
-            .findings
-            .iter()
-            .find(|f| f.service.as_deref() == Some(service) && f.key == key)
-            .cloned()
-            .unwrap()
-    };
-    let mode = find("app", "network_mode");
+    let ports = imported
+        .findings
+        .iter()
+        .find(|f| f.service.as_deref() == Some("vpn") && f.key == "ports")
+        .cloned()
+        .unwrap();
     assert!(
-        mode.not_carried && mode.reason.contains("`service:NAME`"),
-        "{mode:?}"
+        ports.not_carried && ports.reason.contains("`network_mode: host`"),
+        "{ports:?}"
     );
-    assert!(mode.reason.contains("PUBLISH"), "{mode:?}");
     assert!(imported
         .not_carried()
-        .all(|f| f.key != "tty" && f.key != "stdin_open"));
+        .all(|f| f.key != "tty" && f.key != "stdin_open" && f.key != "network_mode"));
     let env = file(&imported, "stack.env");
+    assert!(env.contains("SERVICE_VPN_NETWORK_MODE=host\n"), "{env}");
+    assert!(!env.contains("SERVICE_VPN_PUBLISH"), "{env}");
+    assert!(
+        env.contains("SERVICE_APP_1_NETWORK_MODE=service:vpn\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_WEB_NETWORK_MODE=service:app-1\n"),
+        "{env}"
+    );
     assert!(env.contains("SERVICE_VPN_TTY=true\n"), "{env}");
     assert!(!env.contains("SERVICE_VPN_STDIN_OPEN"), "{env}");
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let web = loaded
+        .config
+        .services
+        .iter()
+        .find(|s| s.name == "web")
+        .unwrap();
+    assert_eq!(web.depends_on, ["app-1"]);
+}
+
+/// The host keys, written the way the Compose documentation writes them, reach the model;
+/// `deploy.resources` gives the process limit and the memory reservation too.
+#[test]
+fn host_devices_resolver_and_cgroup_knobs_are_carried() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  media:\n    image: jellyfin\n    devices:\n      - /dev/dri:/dev/dri\n      - source: /dev/net/tun\n        target: /dev/net/tun\n        permissions: rwm\n    dns: 1.1.1.1\n    dns_search: [example.internal]\n    dns_opt: [\"ndots:2\"]\n    mem_reservation: 256m\n    memswap_limit: -1\n    cpu_shares: 512\n    cpuset: \"0-1\"\n    oom_score_adj: -500\n    ipc: host\n    runtime: nvidia\n    gpus: all\n    deploy:\n      resources:\n        limits:\n          pids: 100\n",
+        )],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    for line in [
+        "SERVICE_MEDIA_DEVICES=/dev/dri:/dev/dri,/dev/net/tun:/dev/net/tun:rwm\n",
+        "SERVICE_MEDIA_DNS=1.1.1.1\n",
+        "SERVICE_MEDIA_DNS_OPT=ndots:2\n",
+        "SERVICE_MEDIA_MEMORY_RESERVATION_MB=256\n",
+        "SERVICE_MEDIA_MEMORY_SWAP_MB=-1\n",
+        "SERVICE_MEDIA_PIDS_LIMIT=100\n",
+        "SERVICE_MEDIA_IPC=host\n",
+        "SERVICE_MEDIA_GPUS=all\n",
+    ] {
+        assert!(env.contains(line), "{line} in {env}");
+    }
+    assert_eq!(imported.not_carried().count(), 0, "{env}");
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let media = &desired.service("media").unwrap().options;
+    assert_eq!(media.devices.len(), 2);
+    assert_eq!(media.cpuset.as_deref(), Some("0-1"));
+    assert_eq!(media.oom_score_adj, Some(-500));
+    assert_eq!(media.runtime.as_deref(), Some("nvidia"));
 }
 
 #[test]
