@@ -306,12 +306,25 @@ pub fn nginx(desired: &Desired, routing: &Routing) -> Result<String> {
         "nginx.conf.j2",
         context! {
             header => header(desired),
+            shutdown_timeout => shutdown_timeout(desired),
             tls => routing.tls != Tls::Off,
             sites => sites(routing, true),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },
     )
+}
+
+/// How long a reload's old nginx workers keep their open connections: the longest
+/// `DRAIN` of a service, in whole seconds rounded up (nginx's unit); none (unbounded, as
+/// nginx's default) when no service sets one.
+fn shutdown_timeout(desired: &Desired) -> Option<u64> {
+    desired
+        .services
+        .iter()
+        .filter_map(|s| s.drain)
+        .max()
+        .map(|drain| drain.as_secs() + u64::from(drain.subsec_nanos() > 0))
 }
 
 /// Indent a block by three tabs, its place in both templates.

@@ -22,6 +22,7 @@ use ship::{prune_images, refuse_foreign_unit, ship, to_nodes, Shipment};
 
 use super::{server_of, server_placement, unleashed_server_engine, Context};
 use crate::cli::DeployArgs;
+use crate::deploy::files::RemoteFiles;
 use crate::deploy::steps::{self, Journal, Step};
 use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
 use crate::engine::converge::{Converger, Staged};
@@ -350,6 +351,7 @@ impl Run<'_> {
             }
             let place = (server_placement(server), model::secrets(config));
             let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            converger.files = Box::new(RemoteFiles(remote.session.channel()));
             if !shipment.swarm {
                 let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
                 converger.staged = Some(Staged {
