@@ -130,3 +130,46 @@ impl Engine {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_rewritten_in_place_and_marked_until_read() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (bundle, state) = (dir.path().join("bundle"), dir.path().join("proxy"));
+        std::fs::create_dir_all(bundle.join("auth")).unwrap();
+        std::fs::write(bundle.join("Caddyfile"), "one\n").unwrap();
+        std::fs::write(bundle.join("auth/web"), "user hash\n").unwrap();
+        let copies = vec![
+            (bundle.join("Caddyfile"), state.join("Caddyfile")),
+            (bundle.join("auth/web"), state.join("auth/web")),
+        ];
+        let pending = state.join(PENDING);
+        assert!(LocalFiles.sync(&copies, &pending).unwrap(), "first copies");
+        LocalFiles.settle(&pending).unwrap();
+        assert!(
+            !LocalFiles.sync(&copies, &pending).unwrap(),
+            "nothing changed"
+        );
+        let inode = std::fs::metadata(state.join("Caddyfile")).unwrap().ino();
+        std::fs::write(bundle.join("Caddyfile"), "two\n").unwrap();
+        assert!(LocalFiles.sync(&copies, &pending).unwrap(), "a change");
+        assert_eq!(
+            std::fs::read_to_string(state.join("Caddyfile")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(
+            std::fs::metadata(state.join("Caddyfile")).unwrap().ino(),
+            inode,
+            "a new inode: the proxy's bind would not see it"
+        );
+        // Not read yet (a reload failed): still pending, though the copies are equal.
+        assert!(LocalFiles.sync(&copies, &pending).unwrap());
+        LocalFiles.settle(&pending).unwrap();
+        LocalFiles.settle(&pending).unwrap();
+        assert!(!LocalFiles.sync(&copies, &pending).unwrap());
+    }
+}
