@@ -353,16 +353,7 @@ impl Run<'_> {
             let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
             converger.files = Box::new(RemoteFiles(remote.session.channel()));
             if !shipment.swarm {
-                let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
-                converger.staged = Some(Staged {
-                    bundle: release_dir.clone().into(),
-                    switch: Box::new(move || {
-                        remote.switch(&id)?;
-                        journal.record(Step::Switch);
-                        Ok(())
-                    }),
-                    switched: std::cell::Cell::new(false),
-                });
+                converger.staged = Some(staged(remote, id, &release_dir, journal));
             }
             ship(context, remote, &converger, shipment).await
         };
@@ -553,3 +544,23 @@ fn dry_run_unchanged(
         context.printer.out(format!("{}\n", steps[0]));
     }
 }
+/// The deploy's release `id`, uploaded to `release_dir`: `current` points at it right
+/// before the first container changes (a step of the journal).
+fn staged(
+    remote: &std::rc::Rc<Remote>,
+    id: &str,
+    release_dir: &str,
+    journal: &Journal,
+) -> Staged {
+    let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
+    Staged {
+        bundle: release_dir.into(),
+        switch: Box::new(move || {
+            remote.switch(&id)?;
+            journal.record(Step::Switch);
+            Ok(())
+        }),
+        switched: std::cell::Cell::new(false),
+    }
+}
+
