@@ -306,25 +306,12 @@ pub fn nginx(desired: &Desired, routing: &Routing) -> Result<String> {
         "nginx.conf.j2",
         context! {
             header => header(desired),
-            shutdown_timeout => shutdown_timeout(desired),
             tls => routing.tls != Tls::Off,
             sites => sites(routing, true),
             maintenance => crate::model::MAINTENANCE_TARGET,
             retry_after => super::maintenance::DEFAULT_RETRY_AFTER,
         },
     )
-}
-
-/// How long a reload's old nginx workers keep their open connections: the longest
-/// `DRAIN` of a service, in whole seconds rounded up (nginx's unit); none (unbounded, as
-/// nginx's default) when no service sets one.
-fn shutdown_timeout(desired: &Desired) -> Option<u64> {
-    desired
-        .services
-        .iter()
-        .filter_map(|s| s.drain)
-        .max()
-        .map(|drain| drain.as_secs() + u64::from(drain.subsec_nanos() > 0))
 }
 
 /// Indent a block by three tabs, its place in both templates.
@@ -389,31 +376,16 @@ mod tests {
          SERVICE_CHAT_ROUTE=chat.example.com\n";
 
     #[test]
-    fn nginx_keeps_a_reload_s_old_workers_for_the_longest_drain() {
-        let rendered = |extra: &str| {
-            let text = format!("{DRAINING}{extra}");
-            let loaded = crate::config::tests::load_text(&text, "prod").unwrap();
-            let bundle =
-                crate::render::render(&loaded.config, std::path::Path::new("/srv/chat")).unwrap();
-            bundle.files["nginx/nginx.conf"].contents.clone()
-        };
-        let unbounded = rendered("");
-        assert!(
-            !unbounded.contains("worker_shutdown_timeout"),
-            "{unbounded}"
-        );
-        assert!(
-            unbounded.contains("worker_processes auto;\nerror_log"),
-            "{unbounded}"
-        );
-        let bounded = rendered(
-            "SERVICE_CHAT_HEALTH=/health\nSERVICE_CHAT_DRAIN=10m\n\
-             SERVICE_WEB_HEALTH=/health\nSERVICE_WEB_DRAIN=90s\n",
-        );
-        assert!(
-            bounded.contains("\nworker_shutdown_timeout 600s;\nerror_log"),
-            "{bounded}"
-        );
+    fn nginx_does_not_bound_a_reload_s_old_workers() {
+        // `worker_shutdown_timeout` would cut every long-lived connection that long after
+        // each reload (a rolling update of any service reloads nginx): see the README's
+        // decision.
+        let text = format!("{DRAINING}SERVICE_CHAT_HEALTH=/health\nSERVICE_CHAT_DRAIN=10m\n");
+        let loaded = crate::config::tests::load_text(&text, "prod").unwrap();
+        let bundle =
+            crate::render::render(&loaded.config, std::path::Path::new("/srv/chat")).unwrap();
+        let nginx = &bundle.files["nginx/nginx.conf"].contents;
+        assert!(!nginx.contains("worker_shutdown_timeout"), "{nginx}");
     }
 
     #[test]

@@ -546,12 +546,7 @@ fn dry_run_unchanged(
 }
 /// The deploy's release `id`, uploaded to `release_dir`: `current` points at it right
 /// before the first container changes (a step of the journal).
-fn staged(
-    remote: &std::rc::Rc<Remote>,
-    id: &str,
-    release_dir: &str,
-    journal: &Journal,
-) -> Staged {
+fn staged(remote: &std::rc::Rc<Remote>, id: &str, release_dir: &str, journal: &Journal) -> Staged {
     let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
     Staged {
         bundle: release_dir.into(),
@@ -563,4 +558,3 @@ fn staged(
         switched: std::cell::Cell::new(false),
     }
 }
-
