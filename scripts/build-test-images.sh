@@ -23,6 +23,8 @@
 #   stack-test/rclone                          [rclone/rclone]
 #   stack-test/certbot                         [certbot/certbot] Debian's certbot; the entrypoint
 #                                              is `certbot`, as upstream's
+#   stack-test/python                          [python] Debian's python3 + wget: the WebSocket
+#                                              echo server of tests/longlived.rs
 #   stack-test/vm                              a bare server: systemd, sshd, sudo; no Docker
 #   stack-test/vm-docker                       vm + Debian's docker.io, enabled
 #
@@ -30,7 +32,7 @@
 # rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
 # the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
 # nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
-# node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, certbot, vm, vm-docker. The mirror is
+# node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, certbot, python, vm, vm-docker. The mirror is
 # DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
 # Network errors are retried (debootstrap 3 times, apt with Acquire::Retries plus 3
 # attempts); PARALLEL (default 3) images build at once. Prints the total time and sizes.
@@ -454,6 +456,21 @@ DOCKERFILE
     build stack-test/redis:7 "$context" redis:7
 }
 
+# Python 3 (Debian's, with its standard library) and wget (for the HTTP health probe):
+# the WebSocket echo server of tests/longlived.rs (tests/data/longlived/ws.py, mounted).
+build_python() {
+    local context
+    context="$(context_with_dockerfile python <<'DOCKERFILE'
+FROM stack-test/debian:bookworm
+RUN set -eux; \
+    stack-apt-install python3 wget; \
+    rm -rf /usr/share/doc /usr/share/man
+CMD ["python3"]
+DOCKERFILE
+)"
+    build stack-test/python:latest "$context"
+}
+
 build_prometheus() {
     local context
     context="$(context_with_dockerfile prometheus <<'DOCKERFILE'
@@ -679,6 +696,7 @@ if wanted registry && should_build stack-test/registry:2 registry:2.8.3; then bu
 debian_images=(
     "postgres|stack-test/postgres:15|postgres:15|build_postgres"
     "redis|stack-test/redis:7|redis:7|build_redis"
+    "python|stack-test/python:latest||build_python"
     "prometheus|stack-test/prometheus:latest||build_prometheus"
     "alertmanager|stack-test/alertmanager:latest||build_alertmanager"
     "node-exporter|stack-test/node-exporter:latest||build_exporter node-exporter prometheus-node-exporter /bin/node_exporter nobody 9100"

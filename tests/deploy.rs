@@ -755,6 +755,62 @@ fn rollback_to_a_named_release() {
     assert_eq!(p.current_release().as_deref(), Some(first.as_str()));
 }
 
+// A change of the proxy's configuration only (a host added to a route) reloads the
+// running proxy on the server, the same container, over SSH; so does a rollback to the
+// release without it; the server's copies are what the proxy serves.
+#[test]
+fn a_new_route_reloads_the_proxy_in_place_on_the_server() {
+    let sshd = Sshd::start();
+    let port = free_port();
+    let body = format!(
+        "STACK_PROXY=caddy\nSTACK_PROXY_IMAGE=stack-test/caddy:latest\n\
+         STACK_HTTP_PORT={port}\nSTACK_HTTPS_PORT={}\nSTACK_SERVICES=web\n{}\
+         SERVICE_WEB_ROUTE=a.localhost\n",
+        free_port(),
+        httpd_service("web")
+    );
+    let p = Project::new("proxy-reload", &sshd, &body);
+    p.deploy(&[]);
+    let first = p.current_release().unwrap();
+    let proxy = p.id_of("proxy");
+    let address = ([127, 0, 0, 1], port).into();
+    // The app answers `ok`; Caddy answers a host it does not route with an empty 200.
+    let routed = |host: &str| common::http_get(address, host).is_ok_and(|body| body == "ok");
+    eventually("a.localhost to answer", Duration::from_secs(60), || {
+        routed("a.localhost")
+    });
+    assert!(
+        !routed("b.localhost"),
+        "b.localhost is routed before its deploy"
+    );
+
+    let out = p.deploy(&["--set", "SERVICE_WEB_ROUTE=a.localhost,b.localhost"]);
+    assert!(
+        text(&out.stderr).contains("reloading its configuration in place"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(p.id_of("proxy"), proxy, "the deploy recreated the proxy");
+    eventually("b.localhost to answer", Duration::from_secs(60), || {
+        routed("b.localhost")
+    });
+    let copy = std::fs::read_to_string(p.srv().join("proxy/Caddyfile")).unwrap();
+    assert!(copy.contains("b.localhost"), "{copy}");
+    assert!(!p.srv().join("proxy/.pending").exists(), "left pending");
+
+    let out = p.ok(&["rollback", "staging", &first]);
+    assert!(
+        text(&out.stderr).contains("reloading its configuration in place"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(p.id_of("proxy"), proxy, "the rollback recreated the proxy");
+    eventually("b.localhost to go", Duration::from_secs(60), || {
+        !routed("b.localhost")
+    });
+    assert!(routed("a.localhost"));
+}
+
 // STACK_KEEP_RELEASES=2 after four deploys leaves two releases, current among them.
 #[test]
 fn old_releases_are_pruned() {

@@ -15,7 +15,7 @@ use super::{runtime, Context, MaintenanceDir};
 use crate::cli::{MaintenanceArgs, Switch};
 use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
-use crate::model::{Desired, CADDY_RELOAD, PROXY_SERVICE};
+use crate::model::{Desired, PROXY_SERVICE};
 use crate::render::maintenance::{
     proxy_files, State, DEFAULT_PAGE, DEFAULT_RETRY_AFTER, MAX_PAGE_BYTES, PAGE_FILE, SWITCH_FILE,
 };
@@ -204,60 +204,20 @@ fn switch_off(context: &Context, dir: &MaintenanceDir<'_>) -> Result<()> {
     Ok(())
 }
 
-/// nginx's reload is a signal: the master starts workers with the new configuration, then
-/// tells the old ones to finish (each retitles itself "is shutting down" and closes its
-/// listening sockets). Wait (at most 10 s) until a new worker runs and no old one still
-/// takes connections, so the new settings answer the next request. The titles are read
-/// from `/proc`: the image may have no `ps`.
-const NGINX_RELOAD: &str = r#"workers() { for d in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in "nginx: worker process is"*) ;; "nginx: worker process"*) echo "${d#/proc/}";; esac; done; }
-old=" $(workers | tr '\n' ' ') "
-nginx -s reload || exit 1
-i=0
-while [ $i -lt 100 ]; do
-  now=" $(workers | tr '\n' ' ') "; fresh=0; stale=0
-  for p in $now; do case "$old" in *" $p "*) stale=1;; *) fresh=1;; esac; done
-  [ $fresh = 1 ] && [ $stale = 0 ] && exit 0
-  sleep 0.1; i=$((i + 1))
-done
-echo 'the reloaded nginx did not replace its workers within 10 s' >&2; exit 1"#;
-
-/// Let the running proxy read the snippets again: a graceful reload (nginx's new workers
-/// take new connections while the old ones finish theirs; Caddy swaps its configuration
-/// in place). A proxy that is not running reads them when it starts.
+/// Let the running proxy read the snippets again, gracefully (see [`Engine::reload_proxy`]).
 async fn reload_proxy(engine: &Engine, desired: &Desired) -> Result<()> {
     let Some(proxy) = desired.service(PROXY_SERVICE) else {
         return Ok(());
     };
-    let nginx = proxy
-        .mounts
-        .iter()
-        .any(|m| m.target() == "/etc/nginx/nginx.conf");
-    let steps: Vec<Vec<String>> = if nginx {
-        vec![
-            vec!["nginx".into(), "-t".into(), "-q".into()],
-            vec!["sh".into(), "-c".into(), NGINX_RELOAD.into()],
-        ]
-    } else {
-        vec![CADDY_RELOAD.iter().map(|s| s.to_string()).collect()]
-    };
-    let containers = engine.containers(&desired.project).await?;
-    for container in containers
-        .iter()
-        .filter(|c| c.service == PROXY_SERVICE && c.running)
-    {
-        for step in &steps {
-            let (code, output) = engine.exec(&container.id, step).await?;
-            if code != 0 {
-                return Err(Error::Outside {
-                    message: format!(
-                        "the proxy refused the maintenance settings (`{}` exited {code}); nothing was changed",
-                        step.join(" ")
-                    ),
-                    causes: vec![output.trim().to_string()],
-                    hint: Some("see `stack logs proxy`".into()),
-                });
-            }
-        }
+    match engine.reload_proxy(desired, proxy).await? {
+        None => Ok(()),
+        Some(refused) => Err(Error::Outside {
+            message: format!(
+                "the proxy refused the maintenance settings (`{}` exited {}); nothing was changed",
+                refused.step, refused.code
+            ),
+            causes: vec![refused.output],
+            hint: Some("see `stack logs proxy`".into()),
+        }),
     }
-    Ok(())
 }

@@ -91,6 +91,11 @@ pub enum HostPath {
     /// A folder of the state that outlives releases (`SERVER_PATH/<rel>` on a server,
     /// `.stack/<rel>` locally), relative to it: the maintenance switch.
     State(String),
+    /// A file of the bundle that the proxy reads again on a reload: the engine binds a
+    /// copy of it under the state folder (`proxy/<rel>`), rewritten in place (the same
+    /// inode, which a single-file bind keeps seeing), so a change of it reloads the
+    /// running proxy instead of recreating it; Compose binds the bundle's file.
+    Proxy(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 pub mod answer;
 mod audit;
 pub mod base;
+pub mod files;
 mod lock;
 pub mod pin;
 pub mod preview;

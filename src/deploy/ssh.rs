@@ -27,7 +27,34 @@ pub fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
+/// Commands through a session's master connection, without borrowing the session (the
+/// proxy's files during a deploy); the session must stay open meanwhile.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    args: Vec<std::ffi::OsString>,
+}
+
+impl Channel {
+    /// Run `script` on the server; its output.
+    pub fn run(&self, script: &str) -> Result<Output> {
+        Command::new("ssh")
+            .args(&self.args)
+            .args(["--", script])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::outside(format!("cannot run `ssh`: {e}")))
+    }
+}
+
 impl Session {
+    /// A [`Channel`] through this session's master connection.
+    pub fn channel(&self) -> Channel {
+        let base = self.base();
+        let mut args: Vec<std::ffi::OsString> = base.get_args().map(|a| a.to_owned()).collect();
+        args.extend(["-o", "ControlMaster=no", &self.target].map(Into::into));
+        Channel { args }
+    }
+
     fn base(&self) -> Command {
         let mut command = Command::new("ssh");
         if let Some(file) = &self.config_file {

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use super::oneoff::Ended;
+use super::proxy::{copies, HostFiles, LocalFiles};
 use super::rolling::{retire_all, Retiring};
 use super::spec::Inherited;
 use super::{Engine, Grace, Volumes};
@@ -41,6 +42,8 @@ pub struct Converger {
     /// Run `RELEASE` commands (not when going back to a release that ran them already:
     /// a rollback, or the unit bringing a deployed release up again).
     pub run_releases: bool,
+    /// The engine's host's files, where the proxy's copies are kept ([`super::proxy`]).
+    pub files: Box<dyn HostFiles>,
     pub(super) events: broadcast::Sender<String>,
 }
 
@@ -73,6 +76,7 @@ impl Converger {
             progress,
             staged: None,
             run_releases: true,
+            files: Box::new(LocalFiles),
             events,
         };
         converger.watch_events();
@@ -271,6 +275,7 @@ impl Converger {
         retiring: &std::sync::Mutex<Vec<Retiring>>,
     ) -> Result<()> {
         let untouched = actions.is_empty();
+        let pending = self.sync_proxy_files(service)?;
         let mut stopping = Vec::new();
         let result = self.run_actions(service, &actions, &mut stopping).await;
         if !stopping.is_empty() {
@@ -302,7 +307,54 @@ impl Converger {
             .into_iter()
             .filter(|c| !replaced.contains(&c.name.as_str()))
             .collect();
-        self.wait_service(service, containers).await
+        self.wait_service(service, containers).await?;
+        match pending {
+            Some(pending) => self.reload_in_place(service, untouched, &pending).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Bring the copies of the files `service` reloads up to date with the bundle (the
+    /// staged release's, in a deploy): the marker of copies it has not read yet, when
+    /// there are some.
+    fn sync_proxy_files(&self, service: &DesiredService) -> Result<Option<std::path::PathBuf>> {
+        let bundle = match &self.staged {
+            Some(staged) => staged.bundle.as_path(),
+            None => self.placement.bundle.as_path(),
+        };
+        let (copies, pending) = copies(service, &self.placement, bundle);
+        if copies.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.files.sync(&copies, &pending)?.then_some(pending))
+    }
+
+    /// A proxy whose container stays (`untouched`) reads its changed files in a graceful
+    /// reload: the connections open through it stay open. A new or started one read
+    /// them when it started.
+    async fn reload_in_place(
+        &self,
+        service: &DesiredService,
+        untouched: bool,
+        pending: &std::path::Path,
+    ) -> Result<()> {
+        if untouched {
+            self.switch_staged()?;
+            self.progress
+                .step(&service.name, "reloading its configuration in place");
+            if let Some(refused) = self.engine.reload_proxy(&self.desired, service).await? {
+                return Err(Error::Outside {
+                    message: format!(
+                        "service `{}`: the proxy refused its new configuration (`{}` exited {}); it keeps serving the previous one",
+                        service.name, refused.step, refused.code
+                    ),
+                    causes: vec![refused.output],
+                    hint: Some(format!("see `stack logs {}`", service.name)),
+                });
+            }
+            self.progress.done(&service.name, "configuration reloaded");
+        }
+        self.files.settle(pending)
     }
 
     /// One service's actions, in order. A rolling replace hands back the retirement of

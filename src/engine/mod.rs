@@ -16,6 +16,7 @@ pub mod labels;
 pub mod layers;
 mod logs;
 pub mod oneoff;
+pub mod proxy;
 pub mod readiness;
 pub mod registry;
 mod rolling;

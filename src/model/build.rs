@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::config::{self, Config, ProxyKind, Service, Tls};
+use crate::config::{self, Config, ProxyKind, Service, Target, Tls};
 
 /// Label keys stack puts on everything it runs.
 pub const LABEL_PREFIX: &str = "dev.stack";
@@ -315,8 +315,14 @@ fn proxy_mounts(config: &Config) -> Vec<Mount> {
             ],
         ),
     };
+    // On the engine, the proxy binds copies it reloads in place (a new route or host
+    // keeps its open connections); a swarm service's spec changes with its files instead.
+    let reloadable = |rel: String| match config.target {
+        Target::Swarm => HostPath::Bundle(rel),
+        Target::Compose => HostPath::Proxy(rel),
+    };
     let mut mounts = vec![Mount::Bind {
-        source: HostPath::Bundle(file.to_string()),
+        source: reloadable(file.to_string()),
         target: target.to_string(),
         read_only: true,
     }];
@@ -330,7 +336,7 @@ fn proxy_mounts(config: &Config) -> Vec<Mount> {
     for service in config.services.iter().filter(|s| s.basic_auth.is_some()) {
         let (file, target) = basic_auth_file(config.proxy.kind, &service.name);
         mounts.push(Mount::Bind {
-            source: HostPath::Bundle(file),
+            source: reloadable(file),
             target,
             read_only: true,
         });

@@ -47,6 +47,10 @@ pub const MAINTENANCE_DIR: &str = "maintenance";
 /// Where the proxy sees the maintenance folder (read-only).
 pub const MAINTENANCE_TARGET: &str = "/etc/stack-maintenance";
 
+/// The folder, under the state that outlives releases, of the copies of the bundle's
+/// files that the proxy reloads ([`HostPath::Proxy`]).
+pub const PROXY_DIR: &str = "proxy";
+
 /// The service name the proxy runs under.
 pub const PROXY_SERVICE: &str = "proxy";
 
@@ -60,6 +64,43 @@ pub const CADDY_RELOAD: [&str; 6] = [
     "--adapter",
     "caddyfile",
 ];
+
+/// nginx's reload is a signal: the master starts workers with the new configuration, then
+/// tells the old ones to finish (each retitles itself "is shutting down" and closes its
+/// listening sockets, keeping its open connections until they end or
+/// `worker_shutdown_timeout`). Wait (at most 10 s) until a new worker runs and no old one
+/// still takes connections, so the new settings answer the next request. The titles are
+/// read from `/proc`: the image may have no `ps`.
+const NGINX_RELOAD: &str = r#"workers() { for d in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in "nginx: worker process is"*) ;; "nginx: worker process"*) echo "${d#/proc/}";; esac; done; }
+old=" $(workers | tr '\n' ' ') "
+nginx -s reload || exit 1
+i=0
+while [ $i -lt 100 ]; do
+  now=" $(workers | tr '\n' ' ') "; fresh=0; stale=0
+  for p in $now; do case "$old" in *" $p "*) stale=1;; *) fresh=1;; esac; done
+  [ $fresh = 1 ] && [ $stale = 0 ] && exit 0
+  sleep 0.1; i=$((i + 1))
+done
+echo 'the reloaded nginx did not replace its workers within 10 s' >&2; exit 1"#;
+
+/// The commands, run in turn in a running proxy container, that make it read its
+/// configuration again without a restart: nginx checks it first (`nginx -t`), then
+/// reloads gracefully; Caddy swaps its configuration in place. Empty for a service that
+/// is not a proxy.
+pub fn proxy_reload(service: &DesiredService) -> Vec<Vec<String>> {
+    let owned = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let target = |path: &str| service.mounts.iter().any(|m| m.target() == path);
+    if target("/etc/nginx/nginx.conf") {
+        vec![
+            owned(&["nginx", "-t", "-q"]),
+            owned(&["sh", "-c", NGINX_RELOAD]),
+        ]
+    } else if target("/etc/caddy/Caddyfile") {
+        vec![owned(&CADDY_RELOAD)]
+    } else {
+        Vec::new()
+    }
+}
 
 /// Where the proxy finds `STACK_ACME_CA_ROOT` (mounted read-only from the project).
 pub const ACME_CA_ROOT_TARGET: &str = "/etc/stack/acme-ca-root.pem";
@@ -323,6 +364,7 @@ impl Placement {
             HostPath::Bundle(rel) => self.bundle.join(rel),
             HostPath::Host(path) => path.clone(),
             HostPath::State(rel) => self.state_dir().join(rel),
+            HostPath::Proxy(rel) => self.state_dir().join(PROXY_DIR).join(rel),
         }
     }
 

@@ -7,7 +7,7 @@ use super::{header, relative};
 use crate::config::values::compose_duration;
 use crate::error::{Error, Result};
 use crate::model::{
-    self, BundleSecrets, Desired, DesiredService, EnvValue, Mount, Placement, Port,
+    self, BundleSecrets, Desired, DesiredService, EnvValue, HostPath, Mount, Placement, Port,
 };
 
 /// Compose interpolates `$VAR`; a literal `$` is written `$$`.
@@ -492,7 +492,12 @@ fn mount(mount: &Mount, placement: &Placement) -> String {
             target,
             read_only,
         } => {
-            let rel = relative(&placement.bundle, &placement.resolve(source));
+            // Compose has no reload in place: it binds the bundle's own file.
+            let host = match source {
+                HostPath::Proxy(rel) => placement.bundle.join(rel),
+                _ => placement.resolve(source),
+            };
+            let rel = relative(&placement.bundle, &host);
             let text = rel.to_string_lossy().into_owned();
             let source = if rel.is_absolute() || text.starts_with("..") {
                 text

@@ -371,6 +371,81 @@ mod tests {
         assert!(desired.service("certbot").is_none());
     }
 
+    const DRAINING: &str = "STACK_PROJECT=chat\nSTACK_SERVICES=web,chat\nSTACK_TLS=off\n\
+         STACK_PROXY=nginx\nSERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_PORT=80\n\
+         SERVICE_WEB_ROUTE=a.example.com\nSERVICE_CHAT_IMAGE=chat:1\nSERVICE_CHAT_PORT=80\n\
+         SERVICE_CHAT_ROUTE=chat.example.com\n";
+
+    #[test]
+    fn nginx_does_not_bound_a_reload_s_old_workers() {
+        // `worker_shutdown_timeout` would cut every long-lived connection that long after
+        // each reload (a rolling update of any service reloads nginx): see the README's
+        // decision.
+        let text = format!("{DRAINING}SERVICE_CHAT_HEALTH=/health\nSERVICE_CHAT_DRAIN=10m\n");
+        let loaded = crate::config::tests::load_text(&text, "prod").unwrap();
+        let bundle =
+            crate::render::render(&loaded.config, std::path::Path::new("/srv/chat")).unwrap();
+        let nginx = &bundle.files["nginx/nginx.conf"].contents;
+        assert!(!nginx.contains("worker_shutdown_timeout"), "{nginx}");
+    }
+
+    #[test]
+    fn the_engine_reloads_the_proxy_s_files_and_compose_binds_the_bundle_s() {
+        let loaded = crate::config::tests::load_text(DRAINING, "prod").unwrap();
+        let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+        let proxy = desired.service("proxy").unwrap();
+        let placement = crate::model::Placement {
+            root: "/srv/chat".into(),
+            bundle: "/srv/chat/releases/r1".into(),
+        };
+        let config = proxy
+            .mounts
+            .iter()
+            .find_map(|m| match m {
+                Mount::Bind { source, target, .. } if target == "/etc/nginx/nginx.conf" => {
+                    Some(source)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config, &HostPath::Proxy("nginx/nginx.conf".into()));
+        assert_eq!(
+            placement.resolve(config),
+            std::path::Path::new("/srv/chat/proxy/nginx/nginx.conf")
+        );
+        let (copies, pending) = crate::engine::proxy::copies(
+            proxy,
+            &placement,
+            std::path::Path::new("/srv/chat/releases/r2"),
+        );
+        assert_eq!(
+            copies,
+            vec![(
+                "/srv/chat/releases/r2/nginx/nginx.conf".into(),
+                "/srv/chat/proxy/nginx/nginx.conf".into()
+            )]
+        );
+        assert_eq!(pending, std::path::Path::new("/srv/chat/proxy/.pending"));
+        let secrets = crate::model::BundleSecrets::default();
+        let compose = crate::render::compose::render(&desired, &secrets, &placement).unwrap();
+        assert!(
+            compose.contains("./nginx/nginx.conf:/etc/nginx/nginx.conf:ro"),
+            "{compose}"
+        );
+        // A swarm service changes with its files: no copies.
+        let swarm = format!("{DRAINING}STACK_TARGET=swarm\n");
+        let loaded = crate::config::tests::load_text(&swarm, "prod").unwrap();
+        let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+        let proxy = desired.service("proxy").unwrap();
+        assert!(!proxy.mounts.iter().any(|m| matches!(
+            m,
+            Mount::Bind {
+                source: HostPath::Proxy(_),
+                ..
+            }
+        )));
+    }
+
     #[test]
     fn acme_keys_are_checked() {
         for (line, needle) in [

@@ -23,6 +23,7 @@ use ship::{prune_images, refuse_foreign_unit, ship, to_nodes, Shipment};
 
 use super::{server_of, server_placement, unleashed_server_engine, Context};
 use crate::cli::DeployArgs;
+use crate::deploy::files::RemoteFiles;
 use crate::deploy::steps::{self, Journal, Step};
 use crate::deploy::{pin, timestamp, transfer, Remote, Seen, Unchanged};
 use crate::engine::converge::{Converger, Staged};
@@ -353,17 +354,9 @@ impl Run<'_> {
             }
             let place = (server_placement(server), model::secrets(config));
             let mut converger = Converger::new(engine.clone(), desired, place, progress.clone());
+            converger.files = Box::new(RemoteFiles(remote.session.channel()));
             if !shipment.swarm {
-                let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
-                converger.staged = Some(Staged {
-                    bundle: release_dir.clone().into(),
-                    switch: Box::new(move || {
-                        remote.switch(&id)?;
-                        journal.record(Step::Switch);
-                        Ok(())
-                    }),
-                    switched: std::cell::Cell::new(false),
-                });
+                converger.staged = Some(staged(remote, id, &release_dir, journal));
             }
             ship(context, remote, &converger, shipment).await
         };
@@ -552,5 +545,19 @@ fn dry_run_unchanged(
         );
     } else {
         context.printer.out(format!("{}\n", steps[0]));
+    }
+}
+/// The deploy's release `id`, uploaded to `release_dir`: `current` points at it right
+/// before the first container changes (a step of the journal).
+fn staged(remote: &std::rc::Rc<Remote>, id: &str, release_dir: &str, journal: &Journal) -> Staged {
+    let (remote, id, journal) = (remote.clone(), id.to_string(), journal.clone());
+    Staged {
+        bundle: release_dir.into(),
+        switch: Box::new(move || {
+            remote.switch(&id)?;
+            journal.record(Step::Switch);
+            Ok(())
+        }),
+        switched: std::cell::Cell::new(false),
     }
 }

@@ -60,6 +60,7 @@ pub(super) async fn prepare(
         progress.clone(),
     );
     target.run_releases = false;
+    target.files = Box::new(crate::deploy::files::RemoteFiles(remote.session.channel()));
     let mut observed = engine.observe(&target.desired).await?;
     if fetch {
         target.ensure_images(&mut observed, false, &[]).await?;

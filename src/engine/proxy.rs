@@ -1,0 +1,175 @@
+//! Reloading the proxy in place: the copies of its configuration files on the engine's
+//! host ([`HostPath::Proxy`](crate::model::HostPath)) and the graceful reload of its
+//! running containers. A configuration-only change never recreates the proxy, so the
+//! connections open through it stay open.
+//!
+//! The copies are rewritten in place (truncate and write, the same inode): a single-file
+//! bind keeps the inode it was created with, so a renamed file would never be seen. A
+//! marker (`proxy/.pending`) is made before the first copy changes and removed once the
+//! proxy has read them, so a reload that failed or was interrupted is done next time.
+
+use std::path::{Path, PathBuf};
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::model::{proxy_reload, Desired, DesiredService, HostPath, Mount, Placement, PROXY_DIR};
+
+/// The marker of copies the running proxy has not read yet, in the state folder's `proxy/`.
+pub const PENDING: &str = ".pending";
+
+/// The files of the engine's host that the proxy binds: this machine's, or a server's
+/// over SSH (`deploy`, `rollback`).
+pub trait HostFiles {
+    /// Copy each `(from, to)` over `to` in place (folders made, `from`'s mode kept) where
+    /// the contents differ, making `pending` first; whether `pending` exists afterwards.
+    fn sync(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool>;
+    /// Remove `pending`: the proxy has read the copies.
+    fn settle(&self, pending: &Path) -> Result<()>;
+}
+
+/// The files of this machine.
+pub struct LocalFiles;
+
+impl HostFiles for LocalFiles {
+    fn sync(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool> {
+        use std::os::unix::fs::PermissionsExt;
+        for (from, to) in copies {
+            let contents = std::fs::read(from).map_err(|e| Error::io("read", from, e))?;
+            if std::fs::read(to).ok().as_deref() == Some(&contents[..]) {
+                continue;
+            }
+            if let Some(folder) = to.parent() {
+                std::fs::create_dir_all(folder).map_err(|e| Error::io("create", folder, e))?;
+            }
+            if !pending.exists() {
+                std::fs::write(pending, b"").map_err(|e| Error::io("write", pending, e))?;
+            }
+            // `fs::write` truncates an existing file: the inode, and the bind, stay.
+            std::fs::write(to, &contents).map_err(|e| Error::io("write", to, e))?;
+            let mode = std::fs::metadata(from)
+                .map_err(|e| Error::io("read", from, e))?
+                .permissions()
+                .mode();
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(|e| Error::io("write", to, e))?;
+        }
+        Ok(pending.exists())
+    }
+
+    fn settle(&self, pending: &Path) -> Result<()> {
+        match std::fs::remove_file(pending) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", pending, e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The copies `service` binds: (the bundle's file, the copy) under `placement`, reading
+/// the bundle at `bundle` (a deploy's staged release); and the pending marker.
+pub fn copies(
+    service: &DesiredService,
+    placement: &Placement,
+    bundle: &Path,
+) -> (Vec<(PathBuf, PathBuf)>, PathBuf) {
+    let copies = service
+        .mounts
+        .iter()
+        .filter_map(|mount| match mount {
+            Mount::Bind {
+                source: source @ HostPath::Proxy(rel),
+                ..
+            } => Some((bundle.join(rel), placement.resolve(source))),
+            _ => None,
+        })
+        .collect();
+    (copies, placement.state_dir().join(PROXY_DIR).join(PENDING))
+}
+
+/// The step of a proxy's reload that failed.
+#[derive(Debug)]
+pub struct Refused {
+    /// The command, as shown.
+    pub step: String,
+    pub code: i64,
+    pub output: String,
+}
+
+impl Engine {
+    /// Let every running container of `service` (the proxy) read its configuration
+    /// again, gracefully ([`proxy_reload`]): `Ok(Some(_))` when one refused it. A proxy
+    /// that is not running reads it when it starts.
+    pub async fn reload_proxy(
+        &self,
+        desired: &Desired,
+        service: &DesiredService,
+    ) -> Result<Option<Refused>> {
+        let steps = proxy_reload(service);
+        let containers = self.containers(&desired.project).await?;
+        for container in containers
+            .iter()
+            .filter(|c| c.service == service.name && c.running)
+        {
+            for step in &steps {
+                let (code, output) = self.exec(&container.id, step).await?;
+                if code != 0 {
+                    // nginx's graceful reload is a script: show what it does.
+                    let shown = match step.first().map(String::as_str) {
+                        Some("sh") => "nginx -s reload".to_string(),
+                        _ => step.join(" "),
+                    };
+                    return Ok(Some(Refused {
+                        step: shown,
+                        code,
+                        output: output.trim().to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_rewritten_in_place_and_marked_until_read() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (bundle, state) = (dir.path().join("bundle"), dir.path().join("proxy"));
+        std::fs::create_dir_all(bundle.join("auth")).unwrap();
+        std::fs::write(bundle.join("Caddyfile"), "one\n").unwrap();
+        std::fs::write(bundle.join("auth/web"), "user hash\n").unwrap();
+        let copies = vec![
+            (bundle.join("Caddyfile"), state.join("Caddyfile")),
+            (bundle.join("auth/web"), state.join("auth/web")),
+        ];
+        let pending = state.join(PENDING);
+        assert!(LocalFiles.sync(&copies, &pending).unwrap(), "first copies");
+        LocalFiles.settle(&pending).unwrap();
+        assert!(
+            !LocalFiles.sync(&copies, &pending).unwrap(),
+            "nothing changed"
+        );
+        let inode = std::fs::metadata(state.join("Caddyfile")).unwrap().ino();
+        std::fs::write(bundle.join("Caddyfile"), "two\n").unwrap();
+        assert!(LocalFiles.sync(&copies, &pending).unwrap(), "a change");
+        assert_eq!(
+            std::fs::read_to_string(state.join("Caddyfile")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(
+            std::fs::metadata(state.join("Caddyfile")).unwrap().ino(),
+            inode,
+            "a new inode: the proxy's bind would not see it"
+        );
+        // Not read yet (a reload failed): still pending, though the copies are equal.
+        assert!(LocalFiles.sync(&copies, &pending).unwrap());
+        LocalFiles.settle(&pending).unwrap();
+        LocalFiles.settle(&pending).unwrap();
+        assert!(!LocalFiles.sync(&copies, &pending).unwrap());
+    }
+}
