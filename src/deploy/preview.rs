@@ -272,18 +272,9 @@ pub async fn apply_route(remote: &Remote, engine: &Engine, route: &Route) -> Res
 
 /// Reload the environment's proxy in place with its configuration (and the previews'
 /// route files it reads): `caddy reload`, or `nginx -t` then `nginx -s reload` (the old
-/// workers finish their requests; the listening sockets stay open).
+/// workers finish their requests; the listening sockets stay open): [`crate::model::reload_commands`].
 pub async fn reload(engine: &Engine, proxy: &str, kind: ProxyKind) -> Result<()> {
-    let commands: Vec<Vec<String>> = match kind {
-        ProxyKind::Nginx => vec![
-            vec!["nginx".into(), "-t".into(), "-q".into()],
-            vec!["nginx".into(), "-s".into(), "reload".into()],
-        ],
-        _ => vec![crate::model::CADDY_RELOAD
-            .iter()
-            .map(|s| s.to_string())
-            .collect()],
-    };
+    let commands = crate::model::reload_commands(kind);
     for command in &commands {
         let (code, output) = engine.exec(proxy, command).await?;
         if code != 0 {

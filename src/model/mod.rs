@@ -56,7 +56,7 @@ pub const PROXY_SERVICE: &str = "proxy";
 
 /// The command, run in the Caddy proxy's container, that reloads its configuration
 /// gracefully (what maintenance mode and previews' routes use).
-pub const CADDY_RELOAD: [&str; 6] = [
+const CADDY_RELOAD: [&str; 6] = [
     "caddy",
     "reload",
     "--config",
@@ -88,17 +88,27 @@ echo 'the reloaded nginx did not replace its workers within 10 s' >&2; exit 1"#;
 /// reloads gracefully; Caddy swaps its configuration in place. Empty for a service that
 /// is not a proxy.
 pub fn proxy_reload(service: &DesiredService) -> Vec<Vec<String>> {
-    let owned = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     let target = |path: &str| service.mounts.iter().any(|m| m.target() == path);
     if target("/etc/nginx/nginx.conf") {
-        vec![
-            owned(&["nginx", "-t", "-q"]),
-            owned(&["sh", "-c", NGINX_RELOAD]),
-        ]
+        reload_commands(crate::config::ProxyKind::Nginx)
     } else if target("/etc/caddy/Caddyfile") {
-        vec![owned(&CADDY_RELOAD)]
+        reload_commands(crate::config::ProxyKind::Caddy)
     } else {
         Vec::new()
+    }
+}
+
+/// The commands, run in turn in a running proxy of `kind`, that reload its configuration
+/// gracefully (one definition for converge, maintenance mode and previews' routes).
+pub fn reload_commands(kind: crate::config::ProxyKind) -> Vec<Vec<String>> {
+    let owned = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    match kind {
+        crate::config::ProxyKind::Nginx => vec![
+            owned(&["nginx", "-t", "-q"]),
+            owned(&["sh", "-c", NGINX_RELOAD]),
+        ],
+        crate::config::ProxyKind::Caddy => vec![owned(&CADDY_RELOAD)],
+        crate::config::ProxyKind::None => Vec::new(),
     }
 }
 
