@@ -7,8 +7,8 @@
 //! published ports, mounts (source, target, read-only), tmpfs, health check, dependencies and
 //! their conditions, restart, user, working directory, capabilities, read-only root, init,
 //! stop signal and grace, sysctls, ulimits, extra hosts, shared memory, platform, labels,
-//! privileged, tty, stdin_open, security options, json-file log rotation where the original
-//! sets `logging`,
+//! privileged, tty, stdin_open, security options, the log driver and its options where the
+//! original sets `logging`,
 //! networks (and which are internal or external, an external one by its engine name), the
 //! host names the service answers to (name, aliases, `container_name`, `links` aliases:
 //! the rendered file must answer at least the original's), replicas, memory and CPU limits, secrets (target
@@ -35,7 +35,9 @@
 //! - `depends_on` `service_started` on a dependency that has a health check equals
 //!   `service_healthy` (stack's `DEPENDS_ON` means ready);
 //! - a secret file's content may differ by one trailing line break;
-//! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`).
+//! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`);
+//! - an `extra_hosts` entry equals itself without spaces around its host and address,
+//!   which the engine trims.
 
 #![allow(dead_code)]
 
@@ -134,8 +136,8 @@ pub fn compare(
             let vb = nb.get(field).unwrap_or(&Value::Null);
             let same = if *field == "labels" || *field == "dns_names" {
                 subset(va, vb)
-            } else if *field == "log_rotation" {
-                // Stack rotates every container; only a rotation the original sets counts.
+            } else if *field == "logging" {
+                // Stack rotates every container; only a driver the original sets counts.
                 va.is_null() || va == vb
             } else {
                 va == vb
@@ -174,18 +176,28 @@ pub fn compare(
     out
 }
 
-/// A json-file rotation (`max-size` in bytes, `max-file`); `null` without `logging`.
-fn log_rotation(logging: &Value) -> Value {
+/// The log driver and its options (json-file's `max-size` in bytes, and stack's rotation
+/// where it sets none); `null` without `logging`.
+fn log_driver(logging: &Value) -> Value {
     if logging.is_null() {
         return Value::Null;
     }
     let driver = scalar(&logging["driver"]).unwrap_or_else(|| "json-file".into());
-    let options = &logging["options"];
-    json!({
-        "driver": driver,
-        "max-size": bytes(&scalar(&options["max-size"]).unwrap_or_else(|| "10m".into())),
-        "max-file": scalar(&options["max-file"]).unwrap_or_else(|| "3".into()),
-    })
+    let mut options: Map<String, Value> = logging["options"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), json!(scalar(v).unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if driver == "json-file" {
+        let size = scalar(&options["max-size"]).unwrap_or_else(|| "10m".into());
+        options.insert("max-size".into(), json!(bytes(&size)));
+        let files = scalar(&options["max-file"]).unwrap_or_else(|| "3".into());
+        options.insert("max-file".into(), json!(files));
+    }
+    json!({ "driver": driver, "options": options })
 }
 
 /// Official images whose entrypoint runs their server for a command that starts with an
@@ -424,7 +436,7 @@ fn normalise(
         .map(|o| o.replacen('=', ":", 1))
         .collect();
     out.insert("security_opt", json!(security));
-    out.insert("log_rotation", log_rotation(&service["logging"]));
+    out.insert("logging", log_driver(&service["logging"]));
     out.insert("sysctls", pairs(&service["sysctls"]));
     out.insert("ulimits", ulimits(&service["ulimits"]));
     let hosts: BTreeSet<String> = match &service["extra_hosts"] {
@@ -437,6 +449,14 @@ fn normalise(
             .map(|h| h.replacen('=', ":", 1))
             .collect(),
     };
+    // The engine trims the spaces around an address (moby's `ValidateIPAddress`).
+    let hosts: BTreeSet<String> = hosts
+        .iter()
+        .map(|h| match h.split_once(':') {
+            Some((host, ip)) => format!("{}:{}", host.trim(), ip.trim()),
+            None => h.trim().to_string(),
+        })
+        .collect();
     out.insert("extra_hosts", json!(hosts));
     out.insert(
         "shm_size",

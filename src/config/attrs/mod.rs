@@ -12,7 +12,7 @@ mod runtime;
 pub use lists::{
     alias, env_entry, env_name, extra_host, group, label, label_entries, placement, security_opt,
 };
-pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
+pub use runtime::{capability, logging, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -60,6 +60,15 @@ pub struct ContainerOptions {
     pub placement: Vec<String>,
     pub shm_mb: Option<u64>,
     pub gpus: Option<Gpus>,
+    /// `LOGGING`: the service's own log driver, instead of the project's json-file rotation.
+    pub logging: Option<LogDriver>,
+}
+
+/// A log driver and its options, as the engine takes them (`LOGGING`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDriver {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
 }
 
 /// `STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`: json-file rotation of every container.

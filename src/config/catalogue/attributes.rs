@@ -326,6 +326,13 @@ pub const ATTRIBUTES: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["LOGGING"],
+        meaning: r##"the service's own log driver, then its options, comma-separated: `none`, `local,max-size=20m`, `syslog,syslog-address=udp://10.0.0.5:514,tag=web` (Compose `logging`, engine `LogConfig`, swarm `LogDriver`); replaces the project's json-file rotation for this service, so `stack logs` reads it only where the driver keeps logs (`json-file`, `local`, `journald`)"##,
+        default: r##"json-file with `STACK_LOG_MAX_SIZE` × `STACK_LOG_MAX_FILES`"##,
+        targets: "compose, engine, swarm",
+        container: true,
+    },
+    Key {
         names: &["GPUS"],
         meaning: r##"`all` or a count of NVIDIA GPUs (Compose `deploy.resources.reservations.devices`, engine device requests). **Not applied on swarm**: swarm reserves GPUs as generic node resources, which stack does not configure, so `GPUS` with `STACK_TARGET=swarm` is refused"##,
         default: r##"none"##,

@@ -68,6 +68,7 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         placement: items(map, "PLACEMENT", errors, attrs::placement),
         shm_mb: one("SHM_MB").and_then(|v| errors.take(v.number::<u64>(1, 1024 * 1024))),
         gpus: one("GPUS").and_then(|v| errors.take(attrs::gpus(v))),
+        logging: one("LOGGING").and_then(|v| errors.take(attrs::logging(v))),
     }
 }
 

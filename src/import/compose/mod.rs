@@ -399,3 +399,6 @@ mod unit_tests {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fidelity_tests;

@@ -1,0 +1,76 @@
+//! Issue 21's import-only classes: each written the way the Compose documentation or a
+//! real project writes it, imported in memory, and read back into the model.
+
+use std::collections::BTreeMap;
+
+use super::tests::{file, run};
+use super::PROJECT_FILE;
+
+/// The model of the imported project's service `name`.
+fn model_of(env: &str, name: &str) -> crate::model::DesiredService {
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    desired.service(name).unwrap().clone()
+}
+
+/// `logging` with any driver and options: `none` (Wiki.js), `syslog` with options, a
+/// json-file rotation other than the project's; the first json-file rotation stays the
+/// project's.
+#[test]
+fn logging_drivers_and_options_are_carried() {
+    let compose = "services:
+  db:
+    image: postgres
+    logging:
+      driver: none
+  web:
+    image: nginx
+    logging:
+      driver: json-file
+      options:
+        max-size: 10m
+        max-file: \"5\"
+  worker:
+    image: app
+    logging:
+      driver: syslog
+      options:
+        syslog-address: \"udp://10.0.0.5:514\"
+        tag: worker
+  api:
+    image: app
+    logging:
+      options:
+        max-size: 50m
+  cache:
+    image: redis
+    logging:
+      driver: local
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("SERVICE_DB_LOGGING=none\n"), "{env}");
+    assert!(env.contains("STACK_LOG_MAX_SIZE=10m\nSTACK_LOG_MAX_FILES=5\n"), "{env}");
+    assert!(!env.contains("SERVICE_WEB_LOGGING"), "{env}");
+    assert!(
+        env.contains("SERVICE_WORKER_LOGGING=syslog,syslog-address=udp://10.0.0.5:514,tag=worker\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_API_LOGGING=json-file,max-size=50m,max-file=3\n"),
+        "{env}"
+    );
+    assert!(env.contains("SERVICE_CACHE_LOGGING=local\n"), "{env}");
+    assert!(
+        !imported.not_carried().any(|f| f.key.starts_with("logging")),
+        "{:?}",
+        imported.findings
+    );
+    let worker = model_of(env, "worker");
+    let (driver, options) = worker.log_driver();
+    assert_eq!(driver, "syslog");
+    assert_eq!(options["syslog-address"], "udp://10.0.0.5:514");
+    assert_eq!(model_of(env, "db").log_driver(), ("none".into(), BTreeMap::new()));
+    let web = model_of(env, "web").log_driver();
+    assert_eq!((web.0.as_str(), web.1["max-file"].as_str()), ("json-file", "5"));
+}
