@@ -166,7 +166,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["ENTRYPOINT"],
-        meaning: r##"entrypoint, split into words like `COMMAND`, or its exec form"##,
+        meaning: r##"entrypoint, split into words like `COMMAND`, or its exec form; `[]` resets the image's entrypoint (Compose `entrypoint: []`; not on swarm, which runs the image's)"##,
         default: r##"the image's"##,
         targets: "compose, engine, swarm",
         container: true,

@@ -74,3 +74,27 @@ fn logging_drivers_and_options_are_carried() {
     let web = model_of(env, "web").log_driver();
     assert_eq!((web.0.as_str(), web.1["max-file"].as_str()), ("json-file", "5"));
 }
+
+/// `entrypoint: []` resets the image's entrypoint (`ENTRYPOINT=[]`, an empty entrypoint in
+/// the model); `command: []` stays the image's command.
+#[test]
+fn an_empty_entrypoint_resets_the_image_s() {
+    let compose = "services:\n  tool:\n    image: alpine/git\n    entrypoint: []\n    command: [\"git\", \"--version\"]\n  idle:\n    image: nginx\n    entrypoint: \"\"\n    command: []\n";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("SERVICE_TOOL_ENTRYPOINT=[]\n"), "{env}");
+    assert!(env.contains("SERVICE_IDLE_ENTRYPOINT=[]\n"), "{env}");
+    assert!(!env.contains("SERVICE_IDLE_COMMAND"), "{env}");
+    assert!(
+        !imported.not_carried().any(|f| f.key == "entrypoint"),
+        "{:?}",
+        imported.findings
+    );
+    let tool = model_of(env, "tool");
+    assert_eq!(tool.options.entrypoint, Some(Vec::new()));
+    assert_eq!(tool.command, Some(vec!["git".to_string(), "--version".into()]));
+    // Swarm cannot reset it: refused when the project is read, with what to write.
+    let swarm = format!("STACK_TARGET=swarm\n{env}");
+    let err = crate::config::tests::load_text(&swarm, "dev").unwrap_err();
+    assert!(format!("{err:?}").contains("ENTRYPOINT=[]"), "{err:?}");
+}
