@@ -379,7 +379,7 @@ fn normalise(
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
-    out.insert("volumes", mounts);
+    out.insert("volumes", volumes_from(mounts, service, doc, 0));
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
     tmpfs.sort();
     out.insert("tmpfs", json!(tmpfs));
@@ -587,6 +587,37 @@ fn ports(value: &Value) -> Value {
 }
 
 /// Mounts as `type|source|target|ro`, and tmpfs mounts from the long syntax.
+/// `own` mounts (`kind|source|target|mode`) with those of each `volumes_from` service added
+/// as Docker adds them: its named volumes and binds at their targets (read-only with `:ro`
+/// or where the source's is), the service's own mount winning on a target. Anonymous
+/// volumes and `container:` sources are left out (stack's import refuses them).
+fn volumes_from(own: Value, service: &Value, doc: &Value, depth: usize) -> Value {
+    let mut out: Vec<String> = list(&own);
+    if depth > 8 {
+        return json!(out);
+    }
+    for entry in list(&service["volumes_from"]) {
+        let (name, mode) = entry.split_once(':').unwrap_or((&entry, "rw"));
+        let source = &doc["services"][name];
+        if name == "container" || source.is_null() {
+            continue;
+        }
+        let theirs = volumes_from(mounts(&source["volumes"]).0, source, doc, depth + 1);
+        for mount in list(&theirs) {
+            let parts: Vec<&str> = mount.split('|').collect();
+            let [kind, from, target, their_mode] = parts[..] else { continue };
+            let taken = out.iter().any(|m| m.split('|').nth(2) == Some(target));
+            if from.is_empty() || taken {
+                continue;
+            }
+            let ro = mode == "ro" || their_mode == "ro";
+            out.push(format!("{kind}|{from}|{target}|{}", if ro { "ro" } else { "rw" }));
+        }
+    }
+    out.sort();
+    json!(out)
+}
+
 fn mounts(value: &Value) -> (Value, Vec<String>) {
     let mut out = Vec::new();
     let mut tmpfs = Vec::new();

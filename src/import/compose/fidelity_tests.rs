@@ -98,3 +98,55 @@ fn an_empty_entrypoint_resets_the_image_s() {
     let err = crate::config::tests::load_text(&swarm, "dev").unwrap_err();
     assert!(format!("{err:?}").contains("ENTRYPOINT=[]"), "{err:?}");
 }
+
+/// `volumes_from` (`service`, `service:ro`, `container:NAME`) becomes the same named volumes
+/// and binds in the service's own `VOLUMES`, the service's own mount winning on a target;
+/// an anonymous volume of the source and a container outside the project are listed.
+#[test]
+fn volumes_from_mounts_the_same_volumes() {
+    let compose = "services:
+  app:
+    image: php:8-fpm
+    volumes_from:
+      - data
+      - assets:ro
+      - container:legacy
+    volumes:
+      - ./conf:/etc/app
+  web:
+    image: nginx
+    volumes_from: [app]
+  data:
+    image: busybox
+    volumes:
+      - uploads:/var/www/uploads
+      - /var/cache/app
+  assets:
+    image: busybox
+    volumes:
+      - ./public:/var/www/public
+      - ./other:/etc/app
+volumes:
+  uploads:
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_APP_VOLUMES=/src/conf:/etc/app,uploads:/var/www/uploads,/src/public:/var/www/public:ro\n"),
+        "{env}"
+    );
+    // Chained: `web` gets `app`'s own mounts and those `app` takes from others.
+    assert!(
+        env.contains("SERVICE_WEB_VOLUMES=/src/conf:/etc/app,uploads:/var/www/uploads,/src/public:/var/www/public:ro\n"),
+        "{env}"
+    );
+    let listed: Vec<&str> = imported
+        .not_carried()
+        .filter(|f| f.key == "volumes_from")
+        .map(|f| f.reason.as_str())
+        .collect();
+    assert!(listed.iter().any(|r| r.contains("`/var/cache/app` cannot be shared")), "{listed:?}");
+    assert!(listed.iter().any(|r| r.contains("`container:legacy`")), "{listed:?}");
+    let web = model_of(env, "web");
+    assert_eq!(web.mounts.len(), 3);
+}

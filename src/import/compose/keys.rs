@@ -30,7 +30,6 @@ const DOMAINNAME: &str = "stack has no attribute for the container's domain name
      takes a dotted name); other services reach it by its service name";
 const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
 const HOST: &str = "stack does not give containers host privileges or devices";
-const VOLUMES_FROM: &str = "mount the same named volume with `VOLUMES` instead";
 
 /// The service keys of the Compose Specification, in alphabetical order.
 pub(super) const KEYS: &[(&str, Handling)] = &[
@@ -126,7 +125,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("userns_mode", Refused(HOST)),
     ("uts", NoAttribute),
     ("volumes", Carried("volumes")),
-    ("volumes_from", Refused(VOLUMES_FROM)),
+    ("volumes_from", Carried("volumes")),
     ("working_dir", Carried("options")),
 ];
 

@@ -27,6 +27,7 @@ mod profiles;
 mod routes;
 mod secrets;
 mod volumes;
+mod volumes_from;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -189,6 +190,7 @@ impl Import<'_> {
         for (input, node) in services {
             drafts.push(self.service(input, node, &caddy)?);
         }
+        self.volumes_from(&mut drafts, services);
         let networks = self.networks(doc);
         let project = self.project(doc);
         let draft = self.draft(project, drafts, networks);
