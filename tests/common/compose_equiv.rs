@@ -379,7 +379,10 @@ fn normalise(
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
-    out.insert("volumes", volumes_from(mounts, service, doc, 0));
+    let mut mounts = list(&volumes_from(mounts, service, doc, 0));
+    mounts.extend(config_mounts(service, doc));
+    mounts.sort();
+    out.insert("volumes", json!(mounts));
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
     tmpfs.sort();
     out.insert("tmpfs", json!(tmpfs));
@@ -616,6 +619,28 @@ fn volumes_from(own: Value, service: &Value, doc: &Value, depth: usize) -> Value
     }
     out.sort();
     json!(out)
+}
+
+/// A service's `configs` as the read-only file mounts Compose makes of them outside swarm
+/// (`bind|file|target|ro`; a `content:` config by its text, which the import writes to a
+/// file).
+fn config_mounts(service: &Value, doc: &Value) -> Vec<String> {
+    let Value::Array(entries) = &service["configs"] else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let (source, target) = match entry {
+            Value::Object(_) => (scalar(&entry["source"]), scalar(&entry["target"])),
+            other => (scalar(other), None),
+        };
+        let Some(source) = source else { continue };
+        let target = target.unwrap_or_else(|| format!("/{source}"));
+        let top = &doc["configs"][&source];
+        let from = scalar(&top["file"]).or_else(|| scalar(&top["content"]).map(|c| format!("content:{c}")));
+        out.push(format!("bind|{}|{target}|ro", from.unwrap_or_default()));
+    }
+    out
 }
 
 fn mounts(value: &Value) -> (Value, Vec<String>) {

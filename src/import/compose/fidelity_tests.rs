@@ -150,3 +150,61 @@ volumes:
     let web = model_of(env, "web");
     assert_eq!(web.mounts.len(), 3);
 }
+
+/// `configs` as the Compose documentation writes them: a `file:` config mounted read-only
+/// (short syntax at `/<name>`), a `content:` config written into the project with the long
+/// syntax's `mode`, an `environment:` config from `.env`; `uid` and a secret variable are
+/// listed.
+#[test]
+fn configs_become_read_only_file_mounts() {
+    let compose = "services:
+  web:
+    image: nginx
+    configs:
+      - my_config
+      - source: site
+        target: /etc/nginx/conf.d/site.conf
+        mode: 0440
+        uid: \"101\"
+      - source: tag
+        target: /etc/app/tag
+  api:
+    image: app
+    configs: [token]
+configs:
+  my_config:
+    file: ./my_config.txt
+  site:
+    content: |
+      server { listen 80; server_name ${HOST}; }
+  tag:
+    environment: APP_TAG
+  token:
+    environment: API_TOKEN
+";
+    let imported = run(
+        &[
+            ("docker-compose.yml", compose),
+            (".env", "HOST=example.com\nAPP_TAG=v2\nAPI_TOKEN=t0ps3cret\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_WEB_VOLUMES=/src/my_config.txt:/my_config:ro,./configs/site:/etc/nginx/conf.d/site.conf:ro,./configs/tag:/etc/app/tag:ro\n"),
+        "{env}"
+    );
+    let site = imported.files.iter().find(|f| f.path == "configs/site").unwrap();
+    assert_eq!(site.contents, "server { listen 80; server_name example.com; }\n");
+    assert_eq!(site.mode, 0o440);
+    assert_eq!(file(&imported, "configs/tag"), "v2");
+    assert!(!env.contains("t0ps3cret"));
+    assert!(!imported.files.iter().any(|f| f.path == "configs/token"));
+    let listed: Vec<&str> = imported
+        .not_carried()
+        .filter(|f| f.key.starts_with("configs"))
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(listed, ["configs.uid", "configs"], "{:?}", imported.findings);
+    assert_eq!(model_of(env, "web").mounts.len(), 3);
+}

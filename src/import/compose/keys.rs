@@ -28,7 +28,6 @@ const EXTERNAL_LINKS: &str = "a container outside the project: put the service o
      network (`STACK_NETWORKS=name:external`) the container is on, and reach it by its name";
 const DOMAINNAME: &str = "stack has no attribute for the container's domain name (`HOSTNAME` \
      takes a dotted name); other services reach it by its service name";
-const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
 const HOST: &str = "stack does not give containers host privileges or devices";
 
 /// The service keys of the Compose Specification, in alphabetical order.
@@ -42,7 +41,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("cgroup", NoAttribute),
     ("cgroup_parent", Refused(HOST)),
     ("command", Carried("command")),
-    ("configs", Refused(CONFIGS)),
+    ("configs", Carried("configs")),
     ("container_name", Carried("networks")),
     ("cpu_count", NoAttribute),
     ("cpu_percent", NoAttribute),
@@ -176,6 +175,7 @@ mod tests {
         let files = [
             "image",
             "command",
+            "configs",
             "ports",
             "volumes",
             "environment",

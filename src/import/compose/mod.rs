@@ -10,6 +10,7 @@
 //! ones whose names say they are secrets.
 
 mod command;
+mod configs;
 mod depends_on;
 mod deploy;
 mod documents;
@@ -91,6 +92,10 @@ struct Import<'a> {
     tls_email: Option<String>,
     /// The top-level `secrets` mapping.
     top_doc_secrets: Option<Node>,
+    /// The top-level `configs` mapping, and the files written for its `content:` and
+    /// `environment:` configs.
+    top_doc_configs: Option<Node>,
+    config_files: Vec<OutFile>,
     /// A service reads `.env` as its `env_file` (its values are carried there).
     dotenv_is_env_file: bool,
     /// Secret references with no value anywhere (empty in dev, as in Compose).
@@ -140,6 +145,8 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         uses_proxy: options.routes,
         tls_email: None,
         top_doc_secrets: read.doc.get("secrets").cloned(),
+        top_doc_configs: read.doc.get("configs").cloned(),
+        config_files: Vec::new(),
         dotenv_is_env_file: false,
         unset_secrets: BTreeSet::new(),
         aliases: BTreeMap::new(),
@@ -200,8 +207,10 @@ impl Import<'_> {
             .filter(|(a, b)| a != b)
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
+        let mut files = draft.files();
+        files.append(&mut self.config_files);
         Ok(Imported {
-            files: draft.files(),
+            files,
             findings: self.findings,
             project: draft.project,
             services: draft.services.iter().map(|s| s.name.clone()).collect(),
@@ -269,14 +278,14 @@ impl Import<'_> {
         let Node::Map(top) = doc else { return };
         for (key, value) in top {
             match key.as_str() {
-                "services" | "name" | "networks" | "volumes" | "secrets" => {}
+                "services" | "name" | "networks" | "volumes" | "secrets" | "configs" => {}
                 "version" => self.note(None, key, "obsolete in the Compose Specification; ignored"),
                 key if key.starts_with("x-") => self.note(
                     None,
                     key,
                     "an extension field: its anchors were applied where they are used",
                 ),
-                "configs" | "include" | "models" => {
+                "include" | "models" => {
                     self.finding(None, key, "stack has no attribute for it")
                 }
                 other => self.finding(None, other, "unknown key: not in the Compose Specification"),
@@ -323,6 +332,7 @@ impl Import<'_> {
         self.command(&mut service, node)?;
         self.ports(&mut service, node, caddy.get(input));
         self.volumes(&mut service, node);
+        self.configs(&mut service, node);
         self.environment(&mut service, node)?;
         self.health(&mut service, node);
         self.depends_on(&mut service, node);
