@@ -600,7 +600,9 @@ fn volumes_from(own: Value, service: &Value, doc: &Value, depth: usize) -> Value
         return json!(out);
     }
     for entry in list(&service["volumes_from"]) {
-        let (name, mode) = entry.split_once(':').unwrap_or((&entry, "rw"));
+        // v1 writes `service:NAME:MODE` (or `container:NAME:MODE`); a file, `NAME[:MODE]`.
+        let entry = entry.strip_prefix("service:").unwrap_or(&entry);
+        let (name, mode) = entry.split_once(':').unwrap_or((entry, "rw"));
         let source = &doc["services"][name];
         if name == "container" || source.is_null() {
             continue;
