@@ -208,3 +208,44 @@ configs:
     assert_eq!(listed, ["configs.uid", "configs"], "{:?}", imported.findings);
     assert_eq!(model_of(env, "web").mounts.len(), 3);
 }
+
+/// Mount options: Docker Desktop's `cached`/`delegated`/`consistency` are no-ops on Linux
+/// (a note), `z`/`Z` and `nocopy` are listed with what to do; Coolify's `content:` in a
+/// bind mount is written into the project and mounted from there.
+#[test]
+fn mount_options_and_bind_content() {
+    let compose = "services:
+  app:
+    image: app
+    volumes:
+      - ./src:/app:cached
+      - ./conf:/etc/app:ro,z
+      - data:/data:nocopy
+      - type: bind
+        source: ./src2
+        target: /app2
+        consistency: delegated
+      - type: bind
+        source: ./config/configuration.yml
+        target: /config/configuration.yml
+        content: |
+          theme: dark
+volumes:
+  data:
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_APP_VOLUMES=/src/src:/app,/src/conf:/etc/app:ro,data:/data,/src/src2:/app2,./config/configuration.yml:/config/configuration.yml\n"),
+        "{env}"
+    );
+    assert_eq!(file(&imported, "config/configuration.yml"), "theme: dark\n");
+    let listed: Vec<&str> = imported
+        .not_carried()
+        .filter(|f| f.key.starts_with("volumes"))
+        .map(|f| f.reason.as_str())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].contains("`z`") && listed[0].contains("chcon"), "{listed:?}");
+    assert!(listed[1].contains("`nocopy`"), "{listed:?}");
+}
