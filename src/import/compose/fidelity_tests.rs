@@ -249,3 +249,40 @@ volumes:
     assert!(listed[0].contains("`z`") && listed[0].contains("chcon"), "{listed:?}");
     assert!(listed[1].contains("`nocopy`"), "{listed:?}");
 }
+
+/// Plane's case: a secret's `${X:-default}` applies only where it is written when another
+/// reference has no default (Compose gives that one an empty value); a secret whose every
+/// reference has the same default keeps it as its dev value.
+#[test]
+fn a_secret_default_applies_only_where_compose_applies_it() {
+    let compose = "services:
+  db:
+    image: postgres
+    environment:
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:-plane}
+      SESSION_SECRET: ${SESSION_SECRET:-dev-session}
+  api:
+    image: app
+    environment:
+      DATABASE_URL: ${DATABASE_URL:-postgresql://user:${POSTGRES_PASSWORD}@db/plane}
+      SESSION_SECRET: ${SESSION_SECRET:-dev-session}
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    let secrets = imported
+        .files
+        .iter()
+        .find(|f| f.path == super::DEV_SECRETS)
+        .map(|f| f.contents.clone())
+        .unwrap_or_default();
+    assert!(!secrets.contains("POSTGRES_PASSWORD=plane"), "{secrets}");
+    assert!(secrets.contains("SESSION_SECRET='dev-session'"), "{secrets}");
+    let loaded = crate::config::tests::load_text(env, "dev").unwrap();
+    let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
+    let value = |service: &str, var: &str| {
+        let service = desired.service(service).unwrap();
+        format!("{:?}", service.env.get(var))
+    };
+    assert!(value("db", "POSTGRES_PASSWORD").contains("\"plane\""), "{}", value("db", "POSTGRES_PASSWORD"));
+    assert!(value("api", "DATABASE_URL").contains("postgresql://user:@db/plane"), "{}", value("api", "DATABASE_URL"));
+}

@@ -100,6 +100,8 @@ struct Import<'a> {
     dotenv_is_env_file: bool,
     /// Secret references with no value anywhere (empty in dev, as in Compose).
     unset_secrets: BTreeSet<String>,
+    /// Secret variables whose references disagree on their default (each keeps its own).
+    mixed_defaults: BTreeSet<String>,
     /// Services left out by their profiles → the profiles.
     left_out: BTreeMap<String, Vec<String>>,
     /// The json-file rotation the services' `logging` gives: (`max-size`, `max-file`)
@@ -149,6 +151,7 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         config_files: Vec::new(),
         dotenv_is_env_file: false,
         unset_secrets: BTreeSet::new(),
+        mixed_defaults: interpolation::mixed_defaults(&read.doc),
         aliases: BTreeMap::new(),
         external_networks: BTreeMap::new(),
         log_rotation: None,
