@@ -11,8 +11,8 @@ use bollard::models::{
 
 use super::labels;
 use crate::model::{
-    ContainerOptions, Desired, DesiredService, Gpus, Health, Mount, Placement,
-    Restart, Secrets, Ulimit,
+    ContainerOptions, Desired, DesiredService, Gpus, Health, Mount, Placement, Restart, Secrets,
+    Ulimit,
 };
 use crate::render::COMPOSE_FILE;
 

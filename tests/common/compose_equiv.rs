@@ -192,9 +192,10 @@ fn log_driver(logging: &Value) -> Value {
         })
         .unwrap_or_default();
     if driver == "json-file" {
-        let size = scalar(&options["max-size"]).unwrap_or_else(|| "10m".into());
+        let option = |key: &str| options.get(key).and_then(scalar);
+        let size = option("max-size").unwrap_or_else(|| "10m".into());
+        let files = option("max-file").unwrap_or_else(|| "3".into());
         options.insert("max-size".into(), json!(bytes(&size)));
-        let files = scalar(&options["max-file"]).unwrap_or_else(|| "3".into());
         options.insert("max-file".into(), json!(files));
     }
     json!({ "driver": driver, "options": options })
@@ -610,13 +611,18 @@ fn volumes_from(own: Value, service: &Value, doc: &Value, depth: usize) -> Value
         let theirs = volumes_from(mounts(&source["volumes"]).0, source, doc, depth + 1);
         for mount in list(&theirs) {
             let parts: Vec<&str> = mount.split('|').collect();
-            let [kind, from, target, their_mode] = parts[..] else { continue };
+            let [kind, from, target, their_mode] = parts[..] else {
+                continue;
+            };
             let taken = out.iter().any(|m| m.split('|').nth(2) == Some(target));
             if from.is_empty() || taken {
                 continue;
             }
             let ro = mode == "ro" || their_mode == "ro";
-            out.push(format!("{kind}|{from}|{target}|{}", if ro { "ro" } else { "rw" }));
+            out.push(format!(
+                "{kind}|{from}|{target}|{}",
+                if ro { "ro" } else { "rw" }
+            ));
         }
     }
     out.sort();
@@ -639,7 +645,8 @@ fn config_mounts(service: &Value, doc: &Value) -> Vec<String> {
         let Some(source) = source else { continue };
         let target = target.unwrap_or_else(|| format!("/{source}"));
         let top = &doc["configs"][&source];
-        let from = scalar(&top["file"]).or_else(|| scalar(&top["content"]).map(|c| format!("content:{c}")));
+        let from = scalar(&top["file"])
+            .or_else(|| scalar(&top["content"]).map(|c| format!("content:{c}")));
         out.push(format!("bind|{}|{target}|ro", from.unwrap_or_default()));
     }
     out

@@ -116,7 +116,12 @@ pub(super) fn swarm_refusals(
             .hint("swarm services cannot be privileged; give the capabilities it needs with `CAP_ADD`, or use `STACK_TARGET=compose`"),
         );
     }
-    if service.options.entrypoint.as_ref().is_some_and(Vec::is_empty) {
+    if service
+        .options
+        .entrypoint
+        .as_ref()
+        .is_some_and(Vec::is_empty)
+    {
         errors.push(
             Diagnostic::new(format!(
                 "service `{name}` has `SERVICE_{prefix}_ENTRYPOINT=[]`, which swarm cannot apply"

@@ -42,7 +42,11 @@ impl Import<'_> {
                 },
             };
             let target = target.unwrap_or_else(|| format!("/{source}"));
-            let target = if target.starts_with('/') { target } else { format!("/{target}") };
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("/{target}")
+            };
             if let Some(host) = self.config_source(&input, &source, mode) {
                 mounts.extend(self.mount(&input, Some(&host), &target, true));
             }
@@ -50,7 +54,11 @@ impl Import<'_> {
         if mounts.is_empty() {
             return;
         }
-        let mut all: Vec<String> = service.get("VOLUMES").map(str::to_string).into_iter().collect();
+        let mut all: Vec<String> = service
+            .get("VOLUMES")
+            .map(str::to_string)
+            .into_iter()
+            .collect();
         all.extend(mounts);
         service.replace("VOLUMES", &all.join(","));
     }
@@ -58,9 +66,17 @@ impl Import<'_> {
     /// The host file a config named `name` is mounted from (`./…`), written into the project
     /// for `content:` and `environment:`; `None` (listed) when it cannot be.
     fn config_source(&mut self, input: &str, name: &str, mode: Option<u32>) -> Option<String> {
-        let top = self.top_doc_configs.as_ref().and_then(|c| c.get(name)).cloned();
+        let top = self
+            .top_doc_configs
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .cloned();
         let Some(top) = top else {
-            self.finding(Some(input), "configs", format!("`{name}` is not a top-level config"));
+            self.finding(
+                Some(input),
+                "configs",
+                format!("`{name}` is not a top-level config"),
+            );
             return None;
         };
         if let Some(file) = top.get("file").and_then(Node::scalar) {
@@ -74,7 +90,8 @@ impl Import<'_> {
                 self.finding(Some(input), "configs", format!("`{name}` is the value of `{var}`, a secret: stack never writes a secret into the project's files; make it a `secrets:` entry"));
                 return None;
             }
-            self.interpolate(&format!("${{{var}}}"), 0).unwrap_or_default()
+            self.interpolate(&format!("${{{var}}}"), 0)
+                .unwrap_or_default()
         } else {
             self.finding(Some(input), "configs", format!("`{name}`: only `file`, `content` and `environment` configs can be carried (an `external` one lives in a swarm)"));
             return None;

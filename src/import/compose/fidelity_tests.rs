@@ -50,10 +50,15 @@ fn logging_drivers_and_options_are_carried() {
     let imported = run(&[("docker-compose.yml", compose)], false);
     let env = file(&imported, PROJECT_FILE);
     assert!(env.contains("SERVICE_DB_LOGGING=none\n"), "{env}");
-    assert!(env.contains("STACK_LOG_MAX_SIZE=10m\nSTACK_LOG_MAX_FILES=5\n"), "{env}");
+    assert!(
+        env.contains("STACK_LOG_MAX_SIZE=10m\nSTACK_LOG_MAX_FILES=5\n"),
+        "{env}"
+    );
     assert!(!env.contains("SERVICE_WEB_LOGGING"), "{env}");
     assert!(
-        env.contains("SERVICE_WORKER_LOGGING=syslog,syslog-address=udp://10.0.0.5:514,tag=worker\n"),
+        env.contains(
+            "SERVICE_WORKER_LOGGING=syslog,syslog-address=udp://10.0.0.5:514,tag=worker\n"
+        ),
         "{env}"
     );
     assert!(
@@ -70,9 +75,15 @@ fn logging_drivers_and_options_are_carried() {
     let (driver, options) = worker.log_driver();
     assert_eq!(driver, "syslog");
     assert_eq!(options["syslog-address"], "udp://10.0.0.5:514");
-    assert_eq!(model_of(env, "db").log_driver(), ("none".into(), BTreeMap::new()));
+    assert_eq!(
+        model_of(env, "db").log_driver(),
+        ("none".into(), BTreeMap::new())
+    );
     let web = model_of(env, "web").log_driver();
-    assert_eq!((web.0.as_str(), web.1["max-file"].as_str()), ("json-file", "5"));
+    assert_eq!(
+        (web.0.as_str(), web.1["max-file"].as_str()),
+        ("json-file", "5")
+    );
 }
 
 /// `entrypoint: []` resets the image's entrypoint (`ENTRYPOINT=[]`, an empty entrypoint in
@@ -92,7 +103,10 @@ fn an_empty_entrypoint_resets_the_image_s() {
     );
     let tool = model_of(env, "tool");
     assert_eq!(tool.options.entrypoint, Some(Vec::new()));
-    assert_eq!(tool.command, Some(vec!["git".to_string(), "--version".into()]));
+    assert_eq!(
+        tool.command,
+        Some(vec!["git".to_string(), "--version".into()])
+    );
     // Swarm cannot reset it: refused when the project is read, with what to write.
     let swarm = format!("STACK_TARGET=swarm\n{env}");
     let err = crate::config::tests::load_text(&swarm, "dev").unwrap_err();
@@ -145,8 +159,16 @@ volumes:
         .filter(|f| f.key == "volumes_from")
         .map(|f| f.reason.as_str())
         .collect();
-    assert!(listed.iter().any(|r| r.contains("`/var/cache/app` cannot be shared")), "{listed:?}");
-    assert!(listed.iter().any(|r| r.contains("`container:legacy`")), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.contains("`/var/cache/app` cannot be shared")),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|r| r.contains("`container:legacy`")),
+        "{listed:?}"
+    );
     let web = model_of(env, "web");
     assert_eq!(web.mounts.len(), 3);
 }
@@ -185,7 +207,10 @@ configs:
     let imported = run(
         &[
             ("docker-compose.yml", compose),
-            (".env", "HOST=example.com\nAPP_TAG=v2\nAPI_TOKEN=t0ps3cret\n"),
+            (
+                ".env",
+                "HOST=example.com\nAPP_TAG=v2\nAPI_TOKEN=t0ps3cret\n",
+            ),
         ],
         false,
     );
@@ -194,8 +219,15 @@ configs:
         env.contains("SERVICE_WEB_VOLUMES=/src/my_config.txt:/my_config:ro,./configs/site:/etc/nginx/conf.d/site.conf:ro,./configs/tag:/etc/app/tag:ro\n"),
         "{env}"
     );
-    let site = imported.files.iter().find(|f| f.path == "configs/site").unwrap();
-    assert_eq!(site.contents, "server { listen 80; server_name example.com; }\n");
+    let site = imported
+        .files
+        .iter()
+        .find(|f| f.path == "configs/site")
+        .unwrap();
+    assert_eq!(
+        site.contents,
+        "server { listen 80; server_name example.com; }\n"
+    );
     assert_eq!(site.mode, 0o440);
     assert_eq!(file(&imported, "configs/tag"), "v2");
     assert!(!env.contains("t0ps3cret"));
@@ -205,7 +237,12 @@ configs:
         .filter(|f| f.key.starts_with("configs"))
         .map(|f| f.key.as_str())
         .collect();
-    assert_eq!(listed, ["configs.uid", "configs"], "{:?}", imported.findings);
+    assert_eq!(
+        listed,
+        ["configs.uid", "configs"],
+        "{:?}",
+        imported.findings
+    );
     assert_eq!(model_of(env, "web").mounts.len(), 3);
 }
 
@@ -246,7 +283,10 @@ volumes:
         .map(|f| f.reason.as_str())
         .collect();
     assert_eq!(listed.len(), 2, "{listed:?}");
-    assert!(listed[0].contains("`z`") && listed[0].contains("chcon"), "{listed:?}");
+    assert!(
+        listed[0].contains("`z`") && listed[0].contains("chcon"),
+        "{listed:?}"
+    );
     assert!(listed[1].contains("`nocopy`"), "{listed:?}");
 }
 
@@ -276,13 +316,24 @@ fn a_secret_default_applies_only_where_compose_applies_it() {
         .map(|f| f.contents.clone())
         .unwrap_or_default();
     assert!(!secrets.contains("POSTGRES_PASSWORD=plane"), "{secrets}");
-    assert!(secrets.contains("SESSION_SECRET='dev-session'"), "{secrets}");
+    assert!(
+        secrets.contains("SESSION_SECRET='dev-session'"),
+        "{secrets}"
+    );
     let loaded = crate::config::tests::load_text(env, "dev").unwrap();
     let desired = crate::model::desired(&loaded.config, &BTreeMap::new());
     let value = |service: &str, var: &str| {
         let service = desired.service(service).unwrap();
         format!("{:?}", service.env.get(var))
     };
-    assert!(value("db", "POSTGRES_PASSWORD").contains("\"plane\""), "{}", value("db", "POSTGRES_PASSWORD"));
-    assert!(value("api", "DATABASE_URL").contains("postgresql://user:@db/plane"), "{}", value("api", "DATABASE_URL"));
+    assert!(
+        value("db", "POSTGRES_PASSWORD").contains("\"plane\""),
+        "{}",
+        value("db", "POSTGRES_PASSWORD")
+    );
+    assert!(
+        value("api", "DATABASE_URL").contains("postgresql://user:@db/plane"),
+        "{}",
+        value("api", "DATABASE_URL")
+    );
 }

@@ -288,9 +288,7 @@ impl Import<'_> {
                     key,
                     "an extension field: its anchors were applied where they are used",
                 ),
-                "include" | "models" => {
-                    self.finding(None, key, "stack has no attribute for it")
-                }
+                "include" | "models" => self.finding(None, key, "stack has no attribute for it"),
                 other => self.finding(None, other, "unknown key: not in the Compose Specification"),
             }
             if key == "volumes" {

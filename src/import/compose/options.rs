@@ -44,8 +44,15 @@ impl Import<'_> {
             .and_then(Node::scalar)
             .unwrap_or_else(|| "json-file".into());
         let options = pairs(logging.get("options").unwrap_or(&Node::Null));
-        let option = |key: &str| options.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.clone());
-        let rotation_only = options.iter().all(|(k, _)| k == "max-size" || k == "max-file");
+        let option = |key: &str| {
+            options
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.clone())
+        };
+        let rotation_only = options
+            .iter()
+            .all(|(k, _)| k == "max-size" || k == "max-file");
         let rotation = (
             option("max-size").unwrap_or_else(|| "10m".into()),
             option("max-file").unwrap_or_else(|| "3".into()),

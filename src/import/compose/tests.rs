@@ -463,7 +463,9 @@ fn a_network_no_service_joins_is_carried() {
     let compose = "services:\n  web:\n    image: nginx\n    networks:\n      - ${NETWORK_TYPE:-ipv4}\n  db:\n    image: postgres\n    networks: [back]\nnetworks:\n  ipv4:\n  dual:\n  back:\n";
     let imported = run(&[("docker-compose.yml", compose)], false);
     assert!(
-        !imported.not_carried().any(|f| f.key.starts_with("networks.")),
+        !imported
+            .not_carried()
+            .any(|f| f.key.starts_with("networks.")),
         "{:?}",
         imported.findings
     );

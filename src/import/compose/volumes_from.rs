@@ -12,7 +12,11 @@ use super::{Import, ServiceDraft};
 const MAX_DEPTH: usize = 8;
 
 impl Import<'_> {
-    pub(super) fn volumes_from(&mut self, drafts: &mut [ServiceDraft], services: &[(String, Node)]) {
+    pub(super) fn volumes_from(
+        &mut self,
+        drafts: &mut [ServiceDraft],
+        services: &[(String, Node)],
+    ) {
         let own: Vec<Vec<String>> = drafts.iter().map(mounts_of).collect();
         for (i, (input, node)) in services.iter().enumerate() {
             let Some(Node::Seq(entries)) = node.get("volumes_from") else {
@@ -22,7 +26,10 @@ impl Import<'_> {
             for entry in entries.iter().filter_map(Node::scalar) {
                 let added = self.shared(input, &entry, &own, services, 0);
                 for (item, target) in added {
-                    if !mounts.iter().any(|m| target_of(m).as_deref() == Some(&target)) {
+                    if !mounts
+                        .iter()
+                        .any(|m| target_of(m).as_deref() == Some(&target))
+                    {
                         mounts.push(item);
                     }
                 }
@@ -92,7 +99,9 @@ impl Import<'_> {
 
 /// The items of a draft's `VOLUMES`.
 fn mounts_of(draft: &ServiceDraft) -> Vec<String> {
-    let items = draft.get("VOLUMES").map(|v| super::text::split_outside_vars(v, ','));
+    let items = draft
+        .get("VOLUMES")
+        .map(|v| super::text::split_outside_vars(v, ','));
     items.unwrap_or_default()
 }
 
