@@ -337,3 +337,32 @@ fn a_secret_default_applies_only_where_compose_applies_it() {
         value("api", "DATABASE_URL")
     );
 }
+
+/// `extra_hosts` in the map form (`host: ip`, `host: [ip, ip]`) and with spaces around the
+/// address, as Compose's documentation and Invoice Ninja write it.
+#[test]
+fn extra_hosts_map_form_and_spaces() {
+    let compose = "services:
+  web:
+    image: nginx
+    extra_hosts:
+      somehost: \"162.242.195.82\"
+      otherhost: [\"50.31.209.229\", \"::1\"]
+      host.docker.internal: host-gateway
+  app:
+    image: app
+    extra_hosts:
+      - \"in5.localhost: 192.168.0.124 \"
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_WEB_EXTRA_HOSTS=somehost:162.242.195.82,otherhost:50.31.209.229,otherhost:::1,host.docker.internal:host-gateway\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_EXTRA_HOSTS=in5.localhost:192.168.0.124\n"),
+        "{env}"
+    );
+    assert_eq!(model_of(env, "web").extra_hosts.len(), 4);
+}

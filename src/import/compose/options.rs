@@ -188,9 +188,17 @@ impl Import<'_> {
     /// `extra_hosts` (a mapping or a list) to `EXTRA_HOSTS`.
     fn extra_hosts(&mut self, service: &mut ServiceDraft, hosts: &Node) {
         let items: Vec<String> = match hosts {
+            // `host: ip`, or `host: [ip, ip]` (an address of each family).
             Node::Map(entries) => entries
                 .iter()
-                .filter_map(|(host, ip)| ip.scalar().map(|ip| format!("{host}:{ip}")))
+                .flat_map(|(host, ip)| {
+                    match ip {
+                        Node::Seq(ips) => ips.iter().filter_map(Node::scalar).collect(),
+                        other => other.scalar().into_iter().collect::<Vec<_>>(),
+                    }
+                    .into_iter()
+                    .map(move |ip| format!("{host}:{ip}"))
+                })
                 .collect(),
             Node::Seq(items) => items
                 .iter()
