@@ -284,15 +284,18 @@ impl DesiredService {
 
     /// The log driver and its options: the service's own (`LOGGING`), else json-file with
     /// the project's rotation. Every writer (compose, engine, swarm) takes it from here.
-    pub fn log_driver(&self) -> (String, BTreeMap<String, String>) {
+    pub fn log_driver(&self) -> (String, Vec<(String, String)>) {
         match &self.options.logging {
-            Some(own) => (own.driver.clone(), own.options.clone()),
+            Some(own) => (
+                own.driver.clone(),
+                own.options.clone().into_iter().collect(),
+            ),
             None => (
                 "json-file".into(),
-                BTreeMap::from([
+                vec![
                     ("max-size".into(), self.logging.max_size.to_string()),
                     ("max-file".into(), self.logging.max_files.to_string()),
-                ]),
+                ],
             ),
         }
     }

@@ -226,7 +226,11 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     let (driver, log_options) = service.log_driver();
     let mut logging = json!({ "driver": driver });
     if !log_options.is_empty() {
-        logging["options"] = json!(log_options);
+        let options: Map<String, Value> = log_options
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        logging["options"] = Value::Object(options);
     }
     out.insert("logging".into(), logging);
     let labels: Map<String, Value> = service
