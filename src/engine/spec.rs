@@ -11,8 +11,8 @@ use bollard::models::{
 
 use super::labels;
 use crate::model::{
-    ContainerOptions, Desired, DesiredService, Device, Gpus, Health, LogRotation, Mount, Namespace,
-    Placement, Restart, Secrets, Ulimit,
+    ContainerOptions, Desired, DesiredService, Device, Gpus, Health, Mount, Namespace, Placement,
+    Restart, Secrets, Ulimit,
 };
 use crate::render::COMPOSE_FILE;
 
@@ -166,12 +166,10 @@ fn same_path(a: &str, b: &str) -> bool {
     clean(a) == clean(b)
 }
 
-/// The json-file log driver with rotation (containers and swarm tasks).
-pub fn log_options(logging: &LogRotation) -> HashMap<String, String> {
-    HashMap::from([
-        ("max-size".to_string(), logging.max_size.to_string()),
-        ("max-file".to_string(), logging.max_files.to_string()),
-    ])
+/// The service's log driver and its options (containers and swarm tasks).
+pub fn log_driver(service: &DesiredService) -> (String, HashMap<String, String>) {
+    let (driver, options) = service.log_driver();
+    (driver, options.into_iter().collect())
 }
 
 /// Resource limits as the Engine API takes them.
@@ -322,8 +320,8 @@ pub fn container(
         extra_hosts: Some(service.extra_hosts.iter().map(|h| h.to_string()).collect()),
         network_mode: Some(network.clone()),
         log_config: Some(HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(log_options(&service.logging)),
+            typ: Some(log_driver(service).0),
+            config: Some(log_driver(service).1),
         }),
         ..Default::default()
     };

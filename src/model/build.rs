@@ -76,7 +76,9 @@ pub fn seal(desired: &mut Desired, secrets: &Secrets, files: &BTreeMap<&str, &st
     }
 }
 
-/// The networks some service joins, `default` first, then in `STACK_NETWORKS` order.
+/// `default` when some service joins it, then every network of `STACK_NETWORKS`, in its
+/// order: one no service joins as written is declared too (a variable may choose it when
+/// the bundle is built, as Compose declares it).
 fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
     let used = |name: &str| {
         services
@@ -92,7 +94,7 @@ fn networks(config: &Config, services: &[DesiredService]) -> Vec<Network> {
         });
     }
     for network in &config.networks {
-        if network.name != config::DEFAULT_NETWORK && used(&network.name) {
+        if network.name != config::DEFAULT_NETWORK {
             out.push(Network {
                 name: network.name.clone(),
                 internal: network.internal,

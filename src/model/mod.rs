@@ -337,6 +337,24 @@ impl DesiredService {
         self.pinned.as_ref().map_or(&self.image, |p| &p.reference)
     }
 
+    /// The log driver and its options: the service's own (`LOGGING`), else json-file with
+    /// the project's rotation. Every writer (compose, engine, swarm) takes it from here.
+    pub fn log_driver(&self) -> (String, Vec<(String, String)>) {
+        match &self.options.logging {
+            Some(own) => (
+                own.driver.clone(),
+                own.options.clone().into_iter().collect(),
+            ),
+            None => (
+                "json-file".into(),
+                vec![
+                    ("max-size".into(), self.logging.max_size.to_string()),
+                    ("max-file".into(), self.logging.max_files.to_string()),
+                ],
+            ),
+        }
+    }
+
     /// How to tell that one of its containers is ready.
     pub fn readiness(&self) -> Readiness {
         if self.job {

@@ -224,16 +224,16 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
     if let Some(deploy) = deploy(service) {
         out.insert("deploy".into(), deploy);
     }
-    out.insert(
-        "logging".into(),
-        json!({
-            "driver": "json-file",
-            "options": {
-                "max-size": service.logging.max_size.to_string(),
-                "max-file": service.logging.max_files.to_string(),
-            },
-        }),
-    );
+    let (driver, log_options) = service.log_driver();
+    let mut logging = json!({ "driver": driver });
+    if !log_options.is_empty() {
+        let options: Map<String, Value> = log_options
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        logging["options"] = Value::Object(options);
+    }
+    out.insert("logging".into(), logging);
     let labels: Map<String, Value> = service
         .labels
         .iter()

@@ -7,8 +7,8 @@
 //! published ports, mounts (source, target, read-only), tmpfs, health check, dependencies and
 //! their conditions, restart, user, working directory, capabilities, read-only root, init,
 //! stop signal and grace, sysctls, ulimits, extra hosts, shared memory, platform, labels,
-//! privileged, tty, stdin_open, security options, json-file log rotation where the original
-//! sets `logging`,
+//! privileged, tty, stdin_open, security options, the log driver and its options where the
+//! original sets `logging`,
 //! networks (and which are internal or external, an external one by its engine name), the
 //! host names the service answers to (name, aliases, `container_name`, `links` aliases:
 //! the rendered file must answer at least the original's), replicas, memory and CPU limits, secrets (target
@@ -35,7 +35,9 @@
 //! - `depends_on` `service_started` on a dependency that has a health check equals
 //!   `service_healthy` (stack's `DEPENDS_ON` means ready);
 //! - a secret file's content may differ by one trailing line break;
-//! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`).
+//! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`);
+//! - an `extra_hosts` entry equals itself without spaces around its host and address,
+//!   which the engine trims.
 
 #![allow(dead_code)]
 
@@ -134,8 +136,8 @@ pub fn compare(
             let vb = nb.get(field).unwrap_or(&Value::Null);
             let same = if *field == "labels" || *field == "dns_names" {
                 subset(va, vb)
-            } else if *field == "log_rotation" {
-                // Stack rotates every container; only a rotation the original sets counts.
+            } else if *field == "logging" {
+                // Stack rotates every container; only a driver the original sets counts.
                 va.is_null() || va == vb
             } else {
                 va == vb
@@ -174,18 +176,29 @@ pub fn compare(
     out
 }
 
-/// A json-file rotation (`max-size` in bytes, `max-file`); `null` without `logging`.
-fn log_rotation(logging: &Value) -> Value {
+/// The log driver and its options (json-file's `max-size` in bytes, and stack's rotation
+/// where it sets none); `null` without `logging`.
+fn log_driver(logging: &Value) -> Value {
     if logging.is_null() {
         return Value::Null;
     }
     let driver = scalar(&logging["driver"]).unwrap_or_else(|| "json-file".into());
-    let options = &logging["options"];
-    json!({
-        "driver": driver,
-        "max-size": bytes(&scalar(&options["max-size"]).unwrap_or_else(|| "10m".into())),
-        "max-file": scalar(&options["max-file"]).unwrap_or_else(|| "3".into()),
-    })
+    let mut options: Map<String, Value> = logging["options"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), json!(scalar(v).unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if driver == "json-file" {
+        let option = |key: &str| options.get(key).and_then(scalar);
+        let size = option("max-size").unwrap_or_else(|| "10m".into());
+        let files = option("max-file").unwrap_or_else(|| "3".into());
+        options.insert("max-size".into(), json!(bytes(&size)));
+        options.insert("max-file".into(), json!(files));
+    }
+    json!({ "driver": driver, "options": options })
 }
 
 /// Official images whose entrypoint runs their server for a command that starts with an
@@ -367,7 +380,10 @@ fn normalise(
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
-    out.insert("volumes", mounts);
+    let mut mounts = list(&volumes_from(mounts, service, doc, 0));
+    mounts.extend(config_mounts(service, doc));
+    mounts.sort();
+    out.insert("volumes", json!(mounts));
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
     tmpfs.sort();
     out.insert("tmpfs", json!(tmpfs));
@@ -428,7 +444,7 @@ fn normalise(
         .map(|o| o.replacen('=', ":", 1))
         .collect();
     out.insert("security_opt", json!(security));
-    out.insert("log_rotation", log_rotation(&service["logging"]));
+    out.insert("logging", log_driver(&service["logging"]));
     out.insert("sysctls", pairs(&service["sysctls"]));
     out.insert("ulimits", ulimits(&service["ulimits"]));
     let hosts: BTreeSet<String> = match &service["extra_hosts"] {
@@ -441,6 +457,14 @@ fn normalise(
             .map(|h| h.replacen('=', ":", 1))
             .collect(),
     };
+    // The engine trims the spaces around an address (moby's `ValidateIPAddress`).
+    let hosts: BTreeSet<String> = hosts
+        .iter()
+        .map(|h| match h.split_once(':') {
+            Some((host, ip)) => format!("{}:{}", host.trim(), ip.trim()),
+            None => h.trim().to_string(),
+        })
+        .collect();
     out.insert("extra_hosts", json!(hosts));
     out.insert(
         "shm_size",
@@ -636,6 +660,67 @@ fn ports(value: &Value) -> Value {
 }
 
 /// Mounts as `type|source|target|ro`, and tmpfs mounts from the long syntax.
+/// `own` mounts (`kind|source|target|mode`) with those of each `volumes_from` service added
+/// as Docker adds them: its named volumes and binds at their targets (read-only with `:ro`
+/// or where the source's is), the service's own mount winning on a target. Anonymous
+/// volumes and `container:` sources are left out (stack's import refuses them).
+fn volumes_from(own: Value, service: &Value, doc: &Value, depth: usize) -> Value {
+    let mut out: Vec<String> = list(&own);
+    if depth > 8 {
+        return json!(out);
+    }
+    for entry in list(&service["volumes_from"]) {
+        // v1 writes `service:NAME:MODE` (or `container:NAME:MODE`); a file, `NAME[:MODE]`.
+        let entry = entry.strip_prefix("service:").unwrap_or(&entry);
+        let (name, mode) = entry.split_once(':').unwrap_or((entry, "rw"));
+        let source = &doc["services"][name];
+        if name == "container" || source.is_null() {
+            continue;
+        }
+        let theirs = volumes_from(mounts(&source["volumes"]).0, source, doc, depth + 1);
+        for mount in list(&theirs) {
+            let parts: Vec<&str> = mount.split('|').collect();
+            let [kind, from, target, their_mode] = parts[..] else {
+                continue;
+            };
+            let taken = out.iter().any(|m| m.split('|').nth(2) == Some(target));
+            if from.is_empty() || taken {
+                continue;
+            }
+            let ro = mode == "ro" || their_mode == "ro";
+            out.push(format!(
+                "{kind}|{from}|{target}|{}",
+                if ro { "ro" } else { "rw" }
+            ));
+        }
+    }
+    out.sort();
+    json!(out)
+}
+
+/// A service's `configs` as the read-only file mounts Compose makes of them outside swarm
+/// (`bind|file|target|ro`; a `content:` config by its text, which the import writes to a
+/// file).
+fn config_mounts(service: &Value, doc: &Value) -> Vec<String> {
+    let Value::Array(entries) = &service["configs"] else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let (source, target) = match entry {
+            Value::Object(_) => (scalar(&entry["source"]), scalar(&entry["target"])),
+            other => (scalar(other), None),
+        };
+        let Some(source) = source else { continue };
+        let target = target.unwrap_or_else(|| format!("/{source}"));
+        let top = &doc["configs"][&source];
+        let from = scalar(&top["file"])
+            .or_else(|| scalar(&top["content"]).map(|c| format!("content:{c}")));
+        out.push(format!("bind|{}|{target}|ro", from.unwrap_or_default()));
+    }
+    out
+}
+
 fn mounts(value: &Value) -> (Value, Vec<String>) {
     let mut out = Vec::new();
     let mut tmpfs = Vec::new();

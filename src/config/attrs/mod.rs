@@ -14,7 +14,7 @@ pub use host::{Device, Namespace};
 pub use lists::{
     alias, env_entry, env_name, extra_host, group, label, label_entries, placement, security_opt,
 };
-pub use runtime::{capability, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
+pub use runtime::{capability, logging, sysctl, tmpfs, tmpfs_entries, ulimit, CAPABILITIES};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -118,6 +118,15 @@ pub struct ContainerOptions {
     /// `USERNS_MODE`: `host` turns off user-namespace remapping for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// `LOGGING`: the service's own log driver, instead of the project's json-file rotation.
+    pub logging: Option<LogDriver>,
+}
+
+/// A log driver and its options, as the engine takes them (`LOGGING`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDriver {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
 }
 
 /// `STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`: json-file rotation of every container.

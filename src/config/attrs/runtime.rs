@@ -1,7 +1,7 @@
 //! Runtime limits of a container: capabilities (`CAP_ADD`, `CAP_DROP`), `TMPFS`,
-//! `SYSCTLS` and `ULIMITS`.
+//! `SYSCTLS`, `ULIMITS` and a service's own log driver (`LOGGING`).
 
-use super::{bad, pair, parse_size, Capability, Tmpfs, Ulimit};
+use super::{bad, pair, parse_size, Capability, LogDriver, Tmpfs, Ulimit};
 use crate::config::values::Value;
 use crate::error::Diagnostic;
 
@@ -230,5 +230,46 @@ pub fn ulimit(value: &Value, item: &str) -> Result<Ulimit, Diagnostic> {
         name: name.to_string(),
         soft,
         hard,
+    })
+}
+
+/// `LOGGING`: the first item is the log driver (`none`, `local`, `syslog`, `gelf`,
+/// `json-file`, a plugin's name), each further item one of its options, `key=value`.
+pub fn logging(value: &Value) -> Result<LogDriver, Diagnostic> {
+    let hint = "write the driver, then its options: `none`, `local,max-size=20m` or \
+                `syslog,syslog-address=udp://10.0.0.5:514,tag=web`";
+    let items = value.list();
+    let driver_ok = |d: &str| {
+        d.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && d.len() <= 128
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-/:".contains(c))
+    };
+    let Some(driver) = items.first().filter(|d| driver_ok(d)) else {
+        return Err(bad(
+            value,
+            format!("`{}` does not start with a log driver's name", value.key),
+            hint,
+        ));
+    };
+    let mut options = std::collections::BTreeMap::new();
+    for item in &items[1..] {
+        let option = pair(item, '=').filter(|(k, v)| {
+            k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && !v.chars().any(char::is_control)
+        });
+        let Some((key, text)) = option else {
+            return Err(bad(
+                value,
+                format!("`{}`: `{item}` is not a log option `key=value`", value.key),
+                hint,
+            ));
+        };
+        options.insert(key.to_string(), text.to_string());
+    }
+    Ok(LogDriver {
+        driver: driver.clone(),
+        options,
     })
 }

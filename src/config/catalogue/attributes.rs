@@ -166,7 +166,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["ENTRYPOINT"],
-        meaning: r##"entrypoint, split into words like `COMMAND`, or its exec form"##,
+        meaning: r##"entrypoint, split into words like `COMMAND`, or its exec form; `[]` resets the image's entrypoint (Compose `entrypoint: []`; not on swarm, which runs the image's)"##,
         default: r##"the image's"##,
         targets: "compose, engine, swarm",
         container: true,
@@ -324,6 +324,13 @@ pub const ATTRIBUTES: &[Key] = &[
         default: r##"64"##,
         targets: "compose, engine, swarm",
         container: false,
+    },
+    Key {
+        names: &["LOGGING"],
+        meaning: r##"the service's own log driver, then its options, comma-separated: `none`, `local,max-size=20m`, `syslog,syslog-address=udp://10.0.0.5:514,tag=web` (Compose `logging`, engine `LogConfig`, swarm `LogDriver`); replaces the project's json-file rotation for this service, so `stack logs` reads it only where the driver keeps logs (`json-file`, `local`, `journald`)"##,
+        default: r##"json-file with `STACK_LOG_MAX_SIZE` × `STACK_LOG_MAX_FILES`"##,
+        targets: "compose, engine, swarm",
+        container: true,
     },
     Key {
         names: &["GPUS"],

@@ -32,6 +32,15 @@ fn items<T>(
         .unwrap_or_default()
 }
 
+/// `ENTRYPOINT`: `[]` resets the image's entrypoint (as Compose's `entrypoint: []`);
+/// anything else is a command.
+fn entrypoint(value: &Value) -> Result<Vec<String>, Diagnostic> {
+    if value.text.trim() == "[]" {
+        return Ok(Vec::new());
+    }
+    command(value)
+}
+
 /// A boolean attribute, false when unset.
 fn flag(map: &AttrMap, attr: &str, errors: &mut Errors) -> bool {
     get(map, attr)
@@ -43,7 +52,7 @@ fn flag(map: &AttrMap, attr: &str, errors: &mut Errors) -> bool {
 pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptions {
     let one = |attr: &str| get(map, attr);
     ContainerOptions {
-        entrypoint: one("ENTRYPOINT").and_then(|v| errors.take(command(v))),
+        entrypoint: one("ENTRYPOINT").and_then(|v| errors.take(entrypoint(v))),
         user: one("USER").and_then(|v| errors.take(attrs::user(v))),
         workdir: one("WORKDIR").and_then(|v| errors.take(attrs::workdir(v))),
         hostname: one("HOSTNAME").and_then(|v| errors.take(attrs::hostname(v))),
@@ -89,6 +98,7 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         userns_mode: one("USERNS_MODE")
             .and_then(|v| errors.take(v.choice(&["host"])))
             .map(str::to_string),
+        logging: one("LOGGING").and_then(|v| errors.take(attrs::logging(v))),
     }
 }
 
@@ -135,6 +145,20 @@ pub(super) fn swarm_refusals(
             ))
             .with_span(decl("PRIVILEGED"))
             .hint("swarm services cannot be privileged; give the capabilities it needs with `CAP_ADD`, or use `STACK_TARGET=compose`"),
+        );
+    }
+    if service
+        .options
+        .entrypoint
+        .as_ref()
+        .is_some_and(Vec::is_empty)
+    {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has `SERVICE_{prefix}_ENTRYPOINT=[]`, which swarm cannot apply"
+            ))
+            .with_span(decl("ENTRYPOINT"))
+            .hint("a swarm task runs the image's entrypoint unless given one: write the whole command line as `ENTRYPOINT`, or use `STACK_TARGET=compose`"),
         );
     }
     let mut others = service.options.security_opt.iter();

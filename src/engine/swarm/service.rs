@@ -260,8 +260,8 @@ fn task(
             },
         ),
         log_driver: Some(TaskSpecLogDriver {
-            name: Some("json-file".into()),
-            options: Some(spec::log_options(&service.logging)),
+            name: Some(spec::log_driver(service).0),
+            options: Some(spec::log_driver(service).1),
         }),
         networks: Some(
             desired
@@ -463,5 +463,46 @@ mod tests {
         assert_eq!(dns.nameservers.unwrap(), ["1.1.1.1"]);
         assert_eq!(dns.search.unwrap(), ["example.internal"]);
         assert_eq!(swarm.oom_score_adj, Some(-500));
+    }
+
+    /// `LOGGING` replaces the project's json-file rotation in the compose file, the
+    /// engine's `LogConfig` and swarm's `LogDriver`; a service without it keeps the rotation.
+    #[test]
+    fn logging_reaches_compose_the_engine_and_swarm() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=shop\nSTACK_SERVICES=web,db\nSERVICE_WEB_IMAGE=web:1\n\
+             SERVICE_WEB_LOGGING=syslog,syslog-address=udp://10.0.0.5:514,tag=web\n\
+             SERVICE_DB_IMAGE=db:1\n",
+            "dev",
+        )
+        .unwrap();
+        let bundle_dir = Path::new("/srv/shop");
+        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
+        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        assert!(
+            compose.contains("logging:\n      driver: syslog\n      options:\n        syslog-address: udp://10.0.0.5:514\n        tag: web\n"),
+            "{compose}"
+        );
+        assert!(compose.contains("driver: json-file"), "{compose}");
+        let placement = Placement {
+            root: "/srv/shop".into(),
+            bundle: bundle_dir.to_path_buf(),
+        };
+        let secrets = Secrets::default();
+        let web = desired.service("web").unwrap();
+        let engine =
+            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
+        let log = engine.host_config.unwrap().log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("syslog"));
+        assert_eq!(log.config.unwrap()["tag"], "web");
+        let swarm = super::service_spec(&desired, web, (&placement, &secrets), &Default::default());
+        let driver = swarm.task_template.unwrap().log_driver.unwrap();
+        assert_eq!(driver.name.as_deref(), Some("syslog"));
+        let db = desired.service("db").unwrap();
+        let engine =
+            crate::engine::spec::container(&desired, db, 1, (&placement, &secrets), (true, &[]));
+        let log = engine.host_config.unwrap().log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-file"], "3");
     }
 }

@@ -132,6 +132,10 @@ impl Import<'_> {
             Node::Seq(items) => items.is_empty(),
             other => other.scalar().is_some_and(|text| text.trim().is_empty()),
         };
+        if empty && key == "entrypoint" {
+            // Compose's reset of the image's entrypoint, which `ENTRYPOINT=[]` says.
+            return Some("[]".into());
+        }
         if empty {
             self.empty_words(input, key);
             return None;
@@ -183,25 +187,16 @@ impl Import<'_> {
 }
 
 impl Import<'_> {
-    /// `command: []` or `entrypoint: ''`: Compose's "override to empty".
+    /// `command: []`: Compose's "override to empty".
     fn empty_words(&mut self, input: &str, key: &str) {
-        if key == "command" {
-            // moby fills an empty command from the image's unless an entrypoint is given:
-            // without `COMMAND` the container runs what Compose's runs.
-            self.note(
-                Some(input),
-                key,
-                "empty: the engine runs the image's command when a service sets neither \
-                 command nor entrypoint, so it is left out (the same container)",
-            );
-        } else {
-            self.finding(
-                Some(input),
-                key,
-                "empty (reset the image's entrypoint): stack cannot write an empty entrypoint; \
-                 write the whole command line as `ENTRYPOINT`",
-            );
-        }
+        // moby fills an empty command from the image's unless an entrypoint is given:
+        // without `COMMAND` the container runs what Compose's runs.
+        self.note(
+            Some(input),
+            key,
+            "empty: the engine runs the image's command when a service sets neither \
+             command nor entrypoint, so it is left out (the same container)",
+        );
     }
 }
 

@@ -43,6 +43,20 @@ impl ServiceDraft {
         self.attributes.iter().any(|(a, _)| a == attr)
     }
 
+    /// The value of `attr`, when set.
+    pub(super) fn get(&self, attr: &str) -> Option<&str> {
+        let found = self.attributes.iter().find(|(a, _)| a == attr);
+        found.map(|(_, v)| v.as_str())
+    }
+
+    /// Give `attr` the value `value`, in place when it is set already.
+    pub(super) fn replace(&mut self, attr: &str, value: &str) {
+        match self.attributes.iter_mut().find(|(a, _)| a == attr) {
+            Some((_, old)) => *old = value.to_string(),
+            None => self.set(attr, value),
+        }
+    }
+
     /// List `key` as not carried, for `reason`.
     pub(super) fn not_carried(&mut self, key: &str, reason: &str) {
         self.not_carried.push((key.to_string(), reason.to_string()));

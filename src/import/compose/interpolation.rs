@@ -42,6 +42,7 @@ impl Import<'_> {
                 out.push(piece);
                 continue;
             };
+            let mixed = self.mixed_defaults.contains(&name);
             let name = self.var(&name);
             let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
             let (op, arg) = rest.split_at(op_len);
@@ -57,6 +58,20 @@ impl Import<'_> {
                     // No value anywhere: Compose gives it empty (with a warning). It stays
                     // a plain reference, empty with stack's warning too, never a generated
                     // secret (see `unset_secrets`).
+                    if !self.secrets.contains_key(&name) {
+                        self.unset_secrets.insert(name.clone());
+                    }
+                    out.push(Piece::Var {
+                        name,
+                        rest: format!("{op}{arg}"),
+                        braced,
+                    });
+                    continue;
+                }
+                if !from_dotenv && mixed {
+                    // Its references disagree (`${X:-a}` here, `${X}` or `${X:-b}` there):
+                    // Compose applies each default only where it is written, so no default
+                    // becomes the dev secret and each reference keeps its own.
                     if !self.secrets.contains_key(&name) {
                         self.unset_secrets.insert(name.clone());
                     }
@@ -246,5 +261,54 @@ impl Import<'_> {
                 not_carried: false,
             });
         }
+    }
+}
+
+/// The secret variables whose references in `doc` disagree on their default: one has a
+/// literal default and another a different one or none (Plane's `${POSTGRES_PASSWORD:-plane}`
+/// beside a bare `${POSTGRES_PASSWORD}`).
+pub(super) fn mixed_defaults(doc: &super::yaml::Node) -> BTreeSet<String> {
+    let mut forms: std::collections::BTreeMap<String, BTreeSet<Option<String>>> =
+        Default::default();
+    let mut stack = vec![doc];
+    while let Some(node) = stack.pop() {
+        match node {
+            super::yaml::Node::Seq(items) => stack.extend(items),
+            super::yaml::Node::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+            other => {
+                if let Some(text) = other.scalar() {
+                    record_defaults(&text, &mut forms, 0);
+                }
+            }
+        }
+    }
+    forms
+        .into_iter()
+        .filter(|(name, forms)| is_secret_name(name) && forms.len() > 1)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Each reference of `text` (and of its defaults) as its name → its literal default.
+fn record_defaults(
+    text: &str,
+    forms: &mut std::collections::BTreeMap<String, BTreeSet<Option<String>>>,
+    depth: usize,
+) {
+    if depth > 8 {
+        return;
+    }
+    for piece in pieces(text) {
+        let Piece::Var { name, rest, .. } = piece else {
+            continue;
+        };
+        let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+        let (op, arg) = rest.split_at(op_len);
+        let default = (op == ":-" || op == "-")
+            .then(|| as_literal(arg))
+            .flatten()
+            .filter(|d| !d.is_empty());
+        forms.entry(name).or_default().insert(default);
+        record_defaults(arg, forms, depth + 1);
     }
 }

@@ -21,10 +21,8 @@ use Handling::{Carried, NoAttribute, Refused};
 
 const EXTERNAL_LINKS: &str = "a container outside the project: put the service on an external \
      network (`STACK_NETWORKS=name:external`) the container is on, and reach it by its name";
-const CONFIGS: &str = "stack has no configs; mount the file with `VOLUMES` (`./file:/path:ro`)";
 const HOST: &str = "stack has no attribute for it; the host access it gives is `DEVICES`, \
      `PRIVILEGED`, `CAP_ADD` and the `host` namespaces";
-const VOLUMES_FROM: &str = "mount the same named volume with `VOLUMES` instead";
 
 /// The service keys of the Compose Specification, in alphabetical order.
 pub(super) const KEYS: &[(&str, Handling)] = &[
@@ -37,7 +35,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("cgroup", NoAttribute),
     ("cgroup_parent", Refused(HOST)),
     ("command", Carried("command")),
-    ("configs", Refused(CONFIGS)),
+    ("configs", Carried("configs")),
     ("container_name", Carried("networks")),
     ("cpu_count", NoAttribute),
     ("cpu_percent", NoAttribute),
@@ -120,7 +118,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("userns_mode", Carried("host")),
     ("uts", NoAttribute),
     ("volumes", Carried("volumes")),
-    ("volumes_from", Refused(VOLUMES_FROM)),
+    ("volumes_from", Carried("volumes")),
     ("working_dir", Carried("options")),
 ];
 
@@ -171,6 +169,7 @@ mod tests {
         let files = [
             "image",
             "command",
+            "configs",
             "ports",
             "volumes",
             "environment",

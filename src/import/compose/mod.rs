@@ -10,6 +10,7 @@
 //! ones whose names say they are secrets.
 
 mod command;
+mod configs;
 mod depends_on;
 mod deploy;
 mod documents;
@@ -28,6 +29,7 @@ mod profiles;
 mod routes;
 mod secrets;
 mod volumes;
+mod volumes_from;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -91,10 +93,16 @@ struct Import<'a> {
     tls_email: Option<String>,
     /// The top-level `secrets` mapping.
     top_doc_secrets: Option<Node>,
+    /// The top-level `configs` mapping, and the files written for its `content:` and
+    /// `environment:` configs.
+    top_doc_configs: Option<Node>,
+    config_files: Vec<OutFile>,
     /// A service reads `.env` as its `env_file` (its values are carried there).
     dotenv_is_env_file: bool,
     /// Secret references with no value anywhere (empty in dev, as in Compose).
     unset_secrets: BTreeSet<String>,
+    /// Secret variables whose references disagree on their default (each keeps its own).
+    mixed_defaults: BTreeSet<String>,
     /// Services left out by their profiles → the profiles.
     left_out: BTreeMap<String, Vec<String>>,
     /// The json-file rotation the services' `logging` gives: (`max-size`, `max-file`)
@@ -140,8 +148,11 @@ pub fn import(reader: &dyn Reader, options: &Options) -> Result<Imported> {
         uses_proxy: options.routes,
         tls_email: None,
         top_doc_secrets: read.doc.get("secrets").cloned(),
+        top_doc_configs: read.doc.get("configs").cloned(),
+        config_files: Vec::new(),
         dotenv_is_env_file: false,
         unset_secrets: BTreeSet::new(),
+        mixed_defaults: interpolation::mixed_defaults(&read.doc),
         aliases: BTreeMap::new(),
         external_networks: BTreeMap::new(),
         log_rotation: None,
@@ -190,6 +201,7 @@ impl Import<'_> {
         for (input, node) in services {
             drafts.push(self.service(input, node, &caddy)?);
         }
+        self.volumes_from(&mut drafts, services);
         let networks = self.networks(doc);
         let project = self.project(doc);
         let draft = self.draft(project, drafts, networks);
@@ -199,8 +211,10 @@ impl Import<'_> {
             .filter(|(a, b)| a != b)
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect();
+        let mut files = draft.files();
+        files.append(&mut self.config_files);
         Ok(Imported {
-            files: draft.files(),
+            files,
             findings: self.findings,
             project: draft.project,
             services: draft.services.iter().map(|s| s.name.clone()).collect(),
@@ -268,16 +282,14 @@ impl Import<'_> {
         let Node::Map(top) = doc else { return };
         for (key, value) in top {
             match key.as_str() {
-                "services" | "name" | "networks" | "volumes" | "secrets" => {}
+                "services" | "name" | "networks" | "volumes" | "secrets" | "configs" => {}
                 "version" => self.note(None, key, "obsolete in the Compose Specification; ignored"),
                 key if key.starts_with("x-") => self.note(
                     None,
                     key,
                     "an extension field: its anchors were applied where they are used",
                 ),
-                "configs" | "include" | "models" => {
-                    self.finding(None, key, "stack has no attribute for it")
-                }
+                "include" | "models" => self.finding(None, key, "stack has no attribute for it"),
                 other => self.finding(None, other, "unknown key: not in the Compose Specification"),
             }
             if key == "volumes" {
@@ -322,6 +334,7 @@ impl Import<'_> {
         self.command(&mut service, node)?;
         self.ports(&mut service, node, caddy.get(input));
         self.volumes(&mut service, node);
+        self.configs(&mut service, node);
         self.environment(&mut service, node)?;
         self.health(&mut service, node);
         self.depends_on(&mut service, node);
@@ -401,3 +414,6 @@ mod unit_tests {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fidelity_tests;

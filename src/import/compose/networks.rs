@@ -92,13 +92,6 @@ impl Import<'_> {
                     }
                 }
             }
-            if name != "default" && !joined.contains(name) {
-                self.finding(
-                    None,
-                    &format!("networks.{name}"),
-                    "no service joins it as written (a variable choosing it is resolved when stack builds); stack declares only the networks its services join",
-                );
-            }
             if name == "default" {
                 if internal {
                     self.finding(

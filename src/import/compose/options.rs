@@ -20,7 +20,7 @@ impl Import<'_> {
         }
         ulimits(service, node);
         if let Some(logging) = node.get("logging") {
-            self.logging(&service.input, logging);
+            self.logging(service, logging);
         }
         if let Some(hosts) = node.get("extra_hosts") {
             self.extra_hosts(service, hosts);
@@ -36,64 +36,66 @@ impl Import<'_> {
 
     /// `logging`: json-file rotation (`max-size`, `max-file`) becomes the project's
     /// `STACK_LOG_MAX_SIZE`/`STACK_LOG_MAX_FILES` (stack rotates every container alike);
-    /// another driver, other options or a second rotation are listed as not carried.
-    fn logging(&mut self, input: &str, logging: &Node) {
+    /// another driver, other options or another rotation become the service's `LOGGING`.
+    fn logging(&mut self, service: &mut ServiceDraft, logging: &Node) {
+        let input = service.input.clone();
         let driver = logging
             .get("driver")
             .and_then(Node::scalar)
             .unwrap_or_else(|| "json-file".into());
-        if driver != "json-file" {
-            self.finding(
-                Some(input),
-                "logging.driver",
-                format!("stack logs every container with json-file and rotation (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`); `{driver}` is not carried"),
-            );
-            return;
-        }
+        let options = pairs(logging.get("options").unwrap_or(&Node::Null));
         let option = |key: &str| {
-            logging
-                .get("options")
-                .and_then(|o| o.get(key))
-                .and_then(Node::scalar)
-        };
-        if let Some(Node::Map(options)) = logging.get("options") {
-            for (key, _) in options
+            options
                 .iter()
-                .filter(|(k, _)| k != "max-size" && k != "max-file")
-            {
-                self.finding(
-                    Some(input),
-                    &format!("logging.options.{key}"),
-                    "stack sets json-file's `max-size` and `max-file` only",
-                );
-            }
-        }
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.clone())
+        };
+        let rotation_only = options
+            .iter()
+            .all(|(k, _)| k == "max-size" || k == "max-file");
         let rotation = (
             option("max-size").unwrap_or_else(|| "10m".into()),
             option("max-file").unwrap_or_else(|| "3".into()),
         );
-        match &self.log_rotation {
-            None => {
-                self.note(
-                    Some(input),
-                    "logging",
-                    format!(
-                        "json-file rotation `{}` × {} is the project's (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`): stack rotates every container alike",
-                        rotation.0, rotation.1
-                    ),
-                );
-                self.log_rotation = Some((rotation.0, rotation.1, input.to_string()));
+        if driver == "json-file" && rotation_only {
+            match &self.log_rotation {
+                None => {
+                    self.note(
+                        Some(&input),
+                        "logging",
+                        format!(
+                            "json-file rotation `{}` × {} is the project's (`STACK_LOG_MAX_SIZE`, `STACK_LOG_MAX_FILES`): stack rotates every container alike",
+                            rotation.0, rotation.1
+                        ),
+                    );
+                    self.log_rotation = Some((rotation.0, rotation.1, input));
+                    return;
+                }
+                Some((size, files, _)) if (size, files) == (&rotation.0, &rotation.1) => return,
+                Some(_) => {}
             }
-            Some((size, files, first)) if (size, files) != (&rotation.0, &rotation.1) => {
-                let first = first.clone();
-                self.finding(
-                    Some(input),
-                    "logging.options",
-                    format!("stack's log rotation is one for the project: `{first}`'s is used"),
-                );
-            }
-            Some(_) => {}
         }
+        let mut items = vec![self.template(&driver)];
+        if driver == "json-file" {
+            items.push(format!("max-size={}", self.template(&rotation.0)));
+            items.push(format!("max-file={}", self.template(&rotation.1)));
+        }
+        for (key, value) in &options {
+            let value = value.clone().unwrap_or_default();
+            if driver == "json-file" && (key == "max-size" || key == "max-file") {
+                continue;
+            }
+            if value.contains(',') || key.contains(',') {
+                self.finding(
+                    Some(&input),
+                    &format!("logging.options.{key}"),
+                    "a log option whose value holds a comma cannot be listed in `LOGGING`",
+                );
+                continue;
+            }
+            items.push(format!("{key}={}", self.template(&value)));
+        }
+        service.set("LOGGING", &items.join(","));
     }
 
     /// The options that are one value, written with their interpolation.
@@ -186,9 +188,17 @@ impl Import<'_> {
     /// `extra_hosts` (a mapping or a list) to `EXTRA_HOSTS`.
     fn extra_hosts(&mut self, service: &mut ServiceDraft, hosts: &Node) {
         let items: Vec<String> = match hosts {
+            // `host: ip`, or `host: [ip, ip]` (an address of each family).
             Node::Map(entries) => entries
                 .iter()
-                .filter_map(|(host, ip)| ip.scalar().map(|ip| format!("{host}:{ip}")))
+                .flat_map(|(host, ip)| {
+                    match ip {
+                        Node::Seq(ips) => ips.iter().filter_map(Node::scalar).collect(),
+                        other => other.scalar().into_iter().collect::<Vec<_>>(),
+                    }
+                    .into_iter()
+                    .map(move |ip| format!("{host}:{ip}"))
+                })
                 .collect(),
             Node::Seq(items) => items
                 .iter()

@@ -1,6 +1,8 @@
 //! `volumes` (short and long syntax) to `VOLUMES`, `tmpfs` to `TMPFS`; the top-level
 //! volumes' options are listed.
 
+use std::path::{Component, PathBuf};
+
 use super::text::as_literal;
 use super::yaml::Node;
 use super::{normalise, project_path, Import, ServiceDraft};
@@ -84,11 +86,12 @@ impl Import<'_> {
             match flag {
                 "ro" => read_only = true,
                 "rw" => {}
-                other => self.finding(
+                "cached" | "delegated" | "consistent" => self.note(
                     Some(input),
                     "volumes",
-                    format!("mount option `{other}` of `{target}`: stack mounts read-write or `ro` only"),
+                    format!("mount option `{flag}` of `{target}`: a no-op on Linux (Docker Desktop's file sharing), left out"),
                 ),
+                other => self.finding(Some(input), "volumes", mount_option(other, target)),
             }
         }
         self.mount(input, source, target, read_only)
@@ -227,6 +230,12 @@ impl Import<'_> {
                     }) => {}
                     ("tmpfs", _) if kind == "tmpfs" => {}
                     ("volume", Node::Map(options)) if options.is_empty() => {}
+                    ("consistency", _) => self.note(
+                        Some(input),
+                        "volumes.consistency",
+                        format!("`consistency` of `{target}`: a no-op on Linux (Docker Desktop's file sharing), left out"),
+                    ),
+                    ("content", Node::Str(_)) if kind == "bind" => {}
                     (other, _) => self.finding(
                         Some(input),
                         &format!("volumes.{other}"),
@@ -259,7 +268,15 @@ impl Import<'_> {
                 }
                 None
             }
-            "bind" | "volume" => self.mount(input, source.as_deref(), &target, read_only),
+            "bind" => {
+                let content = item.get("content").and_then(Node::scalar);
+                let source = match content {
+                    Some(content) => Some(self.bind_content(input, source.as_deref(), &content)?),
+                    None => source,
+                };
+                self.mount(input, source.as_deref(), &target, read_only)
+            }
+            "volume" => self.mount(input, source.as_deref(), &target, read_only),
             other => {
                 self.finding(
                     Some(input),
@@ -270,4 +287,56 @@ impl Import<'_> {
             }
         }
     }
+}
+
+impl Import<'_> {
+    /// Coolify's `content:` in a bind mount: the file's text, which Coolify writes to the
+    /// source before it starts the service. Written now at the same path in the project
+    /// (`./config/x.yml` beside the Compose file is `./config/x.yml` in the project), which
+    /// becomes the mount's source; `None` (listed) for a source that is not such a path.
+    fn bind_content(&mut self, input: &str, source: Option<&str>, content: &str) -> Option<String> {
+        let relative = source
+            .and_then(as_literal)
+            .map(PathBuf::from)
+            .filter(|p| p.is_relative() && !p.components().any(|c| c == Component::ParentDir))
+            .map(|p| normalise(&p))
+            .filter(|p| !p.as_os_str().is_empty());
+        let Some(relative) = relative else {
+            self.finding(
+                Some(input),
+                "volumes.content",
+                "the file's text (Coolify's `content:`) is written only for a relative source below the Compose file's folder; write the file yourself",
+            );
+            return None;
+        };
+        let rest = relative.to_string_lossy().into_owned();
+        if matches!(self.reader.read(&self.dir.join(&relative)), Ok(Some(_))) {
+            // The file is there already (Coolify wrote it): mounted as it is.
+            return source.map(str::to_string);
+        }
+        if !self.config_files.iter().any(|f| f.path == rest) {
+            self.note(
+                Some(input),
+                "volumes.content",
+                format!("the bind mount's text (Coolify's `content:`) is written to `./{rest}` in the project"),
+            );
+            self.config_files.push(super::OutFile {
+                path: rest,
+                contents: content.to_string(),
+                mode: 0o644,
+            });
+        }
+        let absolute = self.options.project_dir.join(&relative);
+        Some(absolute.to_string_lossy().into_owned())
+    }
+}
+
+/// Why a short-syntax mount option is not carried, and what to do instead.
+fn mount_option(option: &str, target: &str) -> String {
+    let why = match option {
+        "z" | "Z" => "stack does not relabel the folder for SELinux: on an SELinux host, label it yourself (`chcon -Rt container_file_t DIR`)",
+        "nocopy" => "stack lets the engine copy the image's files into an empty volume",
+        _ => "stack mounts read-write or `ro` only",
+    };
+    format!("mount option `{option}` of `{target}`: {why}")
 }
