@@ -1,28 +1,14 @@
-//! `stack stop`, `stack restart`, `stack down`. `stop` and `down` plan first
-//! ([`crate::plan::stop`], [`crate::plan::down`]) and one executor applies the plan
+//! `stack stop`, `stack restart`, `stack down`. Each plans first ([`crate::plan::stop`],
+//! [`crate::plan::restart`], [`crate::plan::down`]) and one executor applies the plan
 //! ([`Engine::teardown`]); `--dry-run` prints the plan and changes nothing.
 
 use serde_json::json;
 
 use super::{check_services, runtime, Context};
-use crate::cli::{DownArgs, ServicesArg, StopArgs};
+use crate::cli::{DownArgs, RestartArgs, ServicesArg, StopArgs};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::plan::{self, ObservedContainer, Teardown};
-
-/// The project's containers of `services` (all when empty).
-async fn selected(
-    engine: &Engine,
-    project: &str,
-    services: &[String],
-) -> Result<Vec<ObservedContainer>> {
-    Ok(engine
-        .containers(project)
-        .await?
-        .into_iter()
-        .filter(|c| services.is_empty() || services.contains(&c.service))
-        .collect())
-}
+use crate::plan::{self, Teardown};
 
 /// The project name: from a deployed bundle with `--bundle`, else from the project.
 /// Each container stops with its own grace (`STOP_GRACE`, given to it at creation).
@@ -66,26 +52,31 @@ pub fn stop(context: &Context, args: &StopArgs) -> Result<()> {
     })
 }
 
-pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
-    let project = project_of(context, args)?;
+pub fn restart(context: &Context, args: &RestartArgs) -> Result<()> {
+    let project = project_of(context, &args.services)?;
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
-        let containers = selected(&engine, &project, &args.services).await?;
-        let restarts = containers.iter().map(|c| engine.restart(&c.id));
-        for result in futures_util::future::join_all(restarts).await {
-            result?;
+        let containers = engine.containers(&project).await?;
+        let planned = plan::restart(&containers, &args.services.services);
+        if args.dry_run {
+            dry_run(context, &planned);
+            return Ok(());
         }
+        let done = engine.teardown(&planned).await?;
         if context.global.json {
-            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-            context.printer.json(&json!({"restarted": names}));
+            let names: Vec<&str> = done.iter().filter_map(container_of).collect();
+            context
+                .printer
+                .json(&json!({"restarted": names, "actions": done}));
         }
-        for container in &containers {
-            context.printer.status(format!(
-                "{}: restarted `{}`",
-                container.service, container.name
-            ));
+        for step in &done {
+            if let Teardown::Restart { service, container } = step {
+                context
+                    .printer
+                    .status(format!("{service}: restarted `{container}`"));
+            }
         }
-        if containers.is_empty() {
+        if done.is_empty() {
             context.printer.status("no containers");
         }
         Ok(())
@@ -135,9 +126,9 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
 /// The container a step stops or removes.
 fn container_of(step: &Teardown) -> Option<&str> {
     match step {
-        Teardown::Stop { container, .. } | Teardown::Remove { container, .. } => {
-            Some(container.as_str())
-        }
+        Teardown::Stop { container, .. }
+        | Teardown::Restart { container, .. }
+        | Teardown::Remove { container, .. } => Some(container.as_str()),
         _ => None,
     }
 }
