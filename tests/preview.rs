@@ -2,11 +2,11 @@
 //! tests/vm.rs): previews next to a running staging, each served at its own host through
 //! staging's one proxy, under a request loop to staging that must see no failure.
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::load::RequestLoop;
-use common::vm::Vm;
+use common::vm::{self, Vm};
 use common::{eventually, eventually_ok, succeeded, text, wait_output, Project};
 
 mod common;
@@ -15,11 +15,6 @@ use common::engine::BUSYBOX;
 
 const CADDY: &str = "stack-test/caddy:latest";
 const STAGING_HOST: &str = "staging.test";
-
-fn vm_docker_image() -> String {
-    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
-        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
-}
 
 /// A project whose `web` answers `$VERSION $TOKEN`, with a volume and a secret, routed at
 /// `${STACK_DOMAIN}`; staging at `staging.test`, previews under `*.preview.test`.
@@ -42,32 +37,8 @@ fn project(name: &str, vm: &Vm) -> Project {
         "APP_TOKEN=staging-token-0123456789\n",
     )
     .unwrap();
-    std::fs::write(
-        project.path("environments/staging/server.env"),
-        format!(
-            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
-            vm.ip(),
-            vm.key().display()
-        ),
-    )
-    .unwrap();
+    project.target(vm, "root");
     project
-}
-
-/// `stack ARGS` against `vm` (killed after 300 s).
-fn on(project: &Project, vm: &Vm, args: &[&str]) -> Output {
-    let child = project
-        .command(args)
-        .env("STACK_SSH_CONFIG", vm.ssh_config())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_output(child, Duration::from_secs(300))
-}
-
-fn ok(project: &Project, vm: &Vm, args: &[&str]) -> Output {
-    succeeded(on(project, vm, args), &args.join(" "))
 }
 
 /// The first line of `/` at the machine's port 80 for `host`.
@@ -107,7 +78,7 @@ fn staging_containers(vm: &Vm, project: &str) -> String {
 
 #[test]
 fn previews_come_and_go_beside_a_running_staging() {
-    let vm = Vm::boot("preview", &vm_docker_image());
+    let vm = Vm::boot("preview", &vm::docker_image());
     vm.load_image(BUSYBOX);
     vm.load_image(CADDY);
     let name = format!("pv{}", std::process::id());
@@ -115,11 +86,7 @@ fn previews_come_and_go_beside_a_running_staging() {
 
     // Bad names and an environment without previews are refused before anything runs.
     for bad in ["é!", "---", &"x".repeat(70)] {
-        let out = on(
-            &project,
-            &vm,
-            &["preview", "up", "--allow-dirty", "--", bad],
-        );
+        let out = project.on(&vm, &["preview", "up", "--allow-dirty", "--", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains("preview name"),
@@ -128,7 +95,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         );
     }
 
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     wait_answer(&vm, STAGING_HOST, "staging");
     let staging_before = staging_containers(&vm, &name);
     let address = format!("{}:80", vm.ip()).parse().unwrap();
@@ -137,8 +104,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     // Two previews, each at its own host through staging's proxy.
     let up = |preview: &str, version: &str| {
         let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-        ok(
-            &project,
+        project.ok_on(
             &vm,
             &["preview", "up", preview, "--allow-dirty", "--set", &set],
         )
@@ -152,8 +118,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     let seeded = |version: &str| {
         let set = format!("SERVICE_WEB_ENV_VERSION={version}");
         let started = std::time::Instant::now();
-        let out = ok(
-            &project,
+        let out = project.ok_on(
             &vm,
             &[
                 "preview",
@@ -249,12 +214,12 @@ fn previews_come_and_go_beside_a_running_staging() {
     );
 
     // The list, and STACK_PREVIEW_MAX=2.
-    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
     assert!(
         listed.contains("pr-1") && listed.contains("feature-two"),
         "{listed}"
     );
-    let out = on(&project, &vm, &["preview", "up", "pr-3", "--allow-dirty"]);
+    let out = project.on(&vm, &["preview", "up", "pr-3", "--allow-dirty"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("STACK_PREVIEW_MAX"),
@@ -263,9 +228,9 @@ fn previews_come_and_go_beside_a_running_staging() {
     );
 
     // `down` of what is not a preview is refused; `down` removes everything of one.
-    let out = on(&project, &vm, &["preview", "down", "staging"]);
+    let out = project.on(&vm, &["preview", "down", "staging"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    ok(&project, &vm, &["preview", "down", "pr-1"]);
+    project.ok_on(&vm, &["preview", "down", "pr-1"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     let files = vm.exec(&format!(
         "ls /opt/{name}/previews /opt/{name}/preview-routes 2>&1 || true"
@@ -278,8 +243,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     wait_answer(&vm, "feature-two.preview.test", "two-b");
 
     // A preview whose deploy fails: reported, staging untouched, listed, removable.
-    let out = on(
-        &project,
+    let out = project.on(
         &vm,
         &[
             "preview",
@@ -298,19 +262,15 @@ fn previews_come_and_go_beside_a_running_staging() {
         "{}",
         text(&out.stderr)
     );
-    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
     assert!(listed.contains("broken"), "{listed}");
-    ok(&project, &vm, &["preview", "down", "broken"]);
+    project.ok_on(&vm, &["preview", "down", "broken"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-broken")).trim(), "");
 
     // A preview not deployed for longer than its TTL expires.
     eventually("`feature-two` to expire", Duration::from_secs(60), || {
-        ok(
-            &project,
-            &vm,
-            &["preview", "expire", "--set", "STACK_PREVIEW_TTL=1s"],
-        );
-        !text(&ok(&project, &vm, &["preview", "list"]).stdout).contains("feature-two")
+        project.ok_on(&vm, &["preview", "expire", "--set", "STACK_PREVIEW_TTL=1s"]);
+        !text(&project.ok_on(&vm, &["preview", "list"]).stdout).contains("feature-two")
     });
     assert_eq!(
         engine_objects(&vm, &format!("{name}-feature-two")).trim(),
@@ -330,7 +290,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         seen.requests,
         &seen.failures[..seen.failures.len().min(5)]
     );
-    assert!(seen.answers.iter().all(|a| a == "staging"));
+    assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
     assert_eq!(
         staging_containers(&vm, &name),
         staging_before,
@@ -346,12 +306,12 @@ fn previews_come_and_go_beside_a_running_staging() {
 /// passes a file variable), the secrets as `STACK_SECRETS`.
 #[test]
 fn the_ci_recipe_creates_and_removes_a_preview() {
-    let vm = Vm::boot("previewci", &vm_docker_image());
+    let vm = Vm::boot("previewci", &vm::docker_image());
     vm.load_image(BUSYBOX);
     vm.load_image(CADDY);
     let name = format!("pc{}", std::process::id());
     let project = project(&name, &vm);
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     wait_answer(&vm, STAGING_HOST, "staging");
     let secrets = project.path("environments/staging/secrets.env");
     let secrets_text = std::fs::read_to_string(&secrets).unwrap();
