@@ -339,26 +339,31 @@ impl std::fmt::Display for Teardown {
 /// `stop`: every container of `only` (all when empty), running or not (stopping a
 /// stopped container changes nothing), in the engine's order.
 pub fn stop(containers: &[ObservedContainer], only: &[String]) -> Vec<Teardown> {
-    containers
-        .iter()
-        .filter(|c| only.is_empty() || only.contains(&c.service))
-        .map(|c| Teardown::Stop {
-            service: c.service.clone(),
-            container: c.name.clone(),
-        })
-        .collect()
+    each(containers, only, |service, container| Teardown::Stop {
+        service,
+        container,
+    })
 }
 
 /// `restart`: every container of `only` (all when empty), running or not (a stopped one
 /// starts), in the engine's order.
 pub fn restart(containers: &[ObservedContainer], only: &[String]) -> Vec<Teardown> {
+    each(containers, only, |service, container| Teardown::Restart {
+        service,
+        container,
+    })
+}
+
+/// One step per container of `only` (all when empty), from its service and name.
+fn each(
+    containers: &[ObservedContainer],
+    only: &[String],
+    step: impl Fn(String, String) -> Teardown,
+) -> Vec<Teardown> {
     containers
         .iter()
         .filter(|c| only.is_empty() || only.contains(&c.service))
-        .map(|c| Teardown::Restart {
-            service: c.service.clone(),
-            container: c.name.clone(),
-        })
+        .map(|c| step(c.service.clone(), c.name.clone()))
         .collect()
 }
 

@@ -22,43 +22,34 @@ fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
 }
 
 pub fn stop(context: &Context, args: &StopArgs) -> Result<()> {
-    let project = project_of(context, &args.services)?;
-    runtime()?.block_on(async {
-        let engine = Engine::connect().await?;
-        let containers = engine.containers(&project).await?;
-        let planned = plan::stop(&containers, &args.services.services);
-        if args.dry_run {
-            dry_run(context, &planned);
-            return Ok(());
-        }
-        let done = engine.teardown(&planned).await?;
-        let names: Vec<&str> = done.iter().filter_map(container_of).collect();
-        if context.global.json {
-            context
-                .printer
-                .json(&json!({"stopped": names, "actions": done}));
-        }
-        for step in &done {
-            if let Teardown::Stop { service, container } = step {
-                context
-                    .printer
-                    .status(format!("{service}: stopped `{container}`"));
-            }
-        }
-        if done.is_empty() {
-            context.printer.status("no containers");
-        }
-        Ok(())
-    })
+    per_container(context, &args.services, args.dry_run, Verb::Stop)
 }
 
 pub fn restart(context: &Context, args: &RestartArgs) -> Result<()> {
-    let project = project_of(context, &args.services)?;
+    per_container(context, &args.services, args.dry_run, Verb::Restart)
+}
+
+/// What `stop` and `restart` do to each container.
+#[derive(Clone, Copy)]
+enum Verb {
+    Stop,
+    Restart,
+}
+
+/// `stop` or `restart`: plan one step per selected container, print the plan
+/// (`--dry-run`) or apply it and say what was done (`--json`: `"stopped"` or
+/// `"restarted"` and the `"actions"`).
+fn per_container(context: &Context, args: &ServicesArg, dry: bool, verb: Verb) -> Result<()> {
+    let project = project_of(context, args)?;
+    let (planner, done_word): (fn(&_, &_) -> _, _) = match verb {
+        Verb::Stop => (plan::stop, "stopped"),
+        Verb::Restart => (plan::restart, "restarted"),
+    };
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = engine.containers(&project).await?;
-        let planned = plan::restart(&containers, &args.services.services);
-        if args.dry_run {
+        let planned = planner(&containers, &args.services);
+        if dry {
             dry_run(context, &planned);
             return Ok(());
         }
@@ -67,13 +58,15 @@ pub fn restart(context: &Context, args: &RestartArgs) -> Result<()> {
             let names: Vec<&str> = done.iter().filter_map(container_of).collect();
             context
                 .printer
-                .json(&json!({"restarted": names, "actions": done}));
+                .json(&json!({ done_word: names, "actions": done }));
         }
         for step in &done {
-            if let Teardown::Restart { service, container } = step {
+            if let Teardown::Stop { service, container }
+            | Teardown::Restart { service, container } = step
+            {
                 context
                     .printer
-                    .status(format!("{service}: restarted `{container}`"));
+                    .status(format!("{service}: {done_word} `{container}`"));
             }
         }
         if done.is_empty() {
