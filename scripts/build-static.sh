@@ -3,12 +3,14 @@
 # (Debian 11 has 2.31, Ubuntu 20.04 2.31; the default dynamic build needs 2.34+).
 #
 #   scripts/build-static.sh            -> target/static/stack   (under $CARGO_TARGET_DIR if set)
+#   STATIC_PROFILE=ci-static scripts/build-static.sh   -> target/static/ci-static/stack
 #
 # Prefers musl (`x86_64-unknown-linux-musl`: fully static, its own resolver) when that rustup
 # target is installed. Without it, falls back to the gnu target with `-C target-feature=+crt-static`
 # (static glibc: works, but glibc's NSS is not static, so names resolve from /etc/hosts
 # and DNS only). STATIC_LIBC=musl|gnu forces one. The release profile of Cargo.toml is
-# used; cargo rebuilds nothing when the binary is up to date. The binary's path is printed
+# used (STATIC_PROFILE names another: the tests use ci-static, a cheaper build of the same
+# binary); cargo rebuilds nothing when the binary is up to date. The binary's path is printed
 # on stdout, everything else on stderr. Exit 3 when no static binary can be built.
 set -euo pipefail
 
@@ -16,7 +18,12 @@ cd "$(dirname "$0")/.."
 log() { echo "build-static: $*" >&2; }
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-out_dir="$target_dir/static"
+profile="${STATIC_PROFILE:-release}"
+case "$profile" in
+release) out_dir="$target_dir/static" ;;
+*[!a-z0-9-]* | "") log "STATIC_PROFILE must name a Cargo profile, not \`$profile\`"; exit 3 ;;
+*) out_dir="$target_dir/static/$profile" ;;
+esac
 libc="${STATIC_LIBC:-}"
 
 musl_ready() {
@@ -53,14 +60,14 @@ musl)
     fi
     # +crt-static explicitly: newer toolchains may link musl targets dynamically by default.
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-        cargo build --release --locked --target "$target" >&2
+        cargo build --profile "$profile" --locked --target "$target" >&2
     ;;
 gnu)
     target=x86_64-unknown-linux-gnu
     # With an explicit --target, RUSTFLAGS do not reach build scripts and proc macros,
     # which stay dynamic host binaries; only `stack` is linked statically.
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-        cargo build --release --locked --target "$target" >&2
+        cargo build --profile "$profile" --locked --target "$target" >&2
     ;;
 *)
     log "STATIC_LIBC must be musl or gnu, not \`$libc\`"
@@ -68,7 +75,7 @@ gnu)
     ;;
 esac
 
-built="$target_dir/$target/release/stack"
+built="$target_dir/$target/$profile/stack"
 if [ ! -x "$built" ]; then
     log "cargo finished but $built is missing"
     exit 3

@@ -95,7 +95,7 @@ pub enum Command {
     /// Stop containers, keeping them
     Stop(StopArgs),
     /// Restart containers
-    Restart(ServicesArg),
+    Restart(RestartArgs),
     /// Remove the project's containers and network (volumes only with --volumes)
     Down(DownArgs),
     /// Per service: containers, state, health, ports, routes, image, uptime
@@ -362,6 +362,15 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub services: ServicesArg,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The environment to deploy (its `environments/ENV/server.env` names the server)
     pub env: String,
@@ -440,6 +449,9 @@ pub struct SuperviseArgs {
     /// Converge once and exit instead of watching health
     #[arg(long)]
     pub once: bool,
+    /// Print the plan of one pass (what `--once` does) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

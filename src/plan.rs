@@ -282,12 +282,17 @@ pub struct Present {
     pub volumes: Vec<String>,
 }
 
-/// One step of stopping or taking down a project.
+/// One step of stopping, restarting or taking down a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Teardown {
     /// Stop a container with its own grace, keeping it.
     Stop {
+        service: String,
+        container: String,
+    },
+    /// Stop a container with its own grace and start it again (`stack restart`).
+    Restart {
         service: String,
         container: String,
     },
@@ -309,6 +314,9 @@ impl std::fmt::Display for Teardown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Teardown::Stop { service, container } => write!(f, "{service}: stop `{container}`"),
+            Teardown::Restart { service, container } => {
+                write!(f, "{service}: restart `{container}`")
+            }
             Teardown::Remove {
                 service,
                 container,
@@ -331,13 +339,31 @@ impl std::fmt::Display for Teardown {
 /// `stop`: every container of `only` (all when empty), running or not (stopping a
 /// stopped container changes nothing), in the engine's order.
 pub fn stop(containers: &[ObservedContainer], only: &[String]) -> Vec<Teardown> {
+    each(containers, only, |service, container| Teardown::Stop {
+        service,
+        container,
+    })
+}
+
+/// `restart`: every container of `only` (all when empty), running or not (a stopped one
+/// starts), in the engine's order.
+pub fn restart(containers: &[ObservedContainer], only: &[String]) -> Vec<Teardown> {
+    each(containers, only, |service, container| Teardown::Restart {
+        service,
+        container,
+    })
+}
+
+/// One step per container of `only` (all when empty), from its service and name.
+fn each(
+    containers: &[ObservedContainer],
+    only: &[String],
+    step: impl Fn(String, String) -> Teardown,
+) -> Vec<Teardown> {
     containers
         .iter()
         .filter(|c| only.is_empty() || only.contains(&c.service))
-        .map(|c| Teardown::Stop {
-            service: c.service.clone(),
-            container: c.name.clone(),
-        })
+        .map(|c| step(c.service.clone(), c.name.clone()))
         .collect()
 }
 
@@ -747,7 +773,7 @@ mod tests {
     }
 
     #[test]
-    fn stop_and_down_plan_containers_then_networks_then_volumes() {
+    fn stop_restart_and_down_plan_containers_then_networks_then_volumes() {
         let present = Present {
             containers: vec![
                 container("api", 1, "x", true),
@@ -762,6 +788,14 @@ mod tests {
             ["db: stop `p-db-1`"]
         );
         assert_eq!(text(stop(&present.containers, &[])).len(), 2);
+        assert_eq!(
+            text(restart(&present.containers, &["api".to_string()])),
+            ["api: restart `p-api-1`"]
+        );
+        assert_eq!(
+            serde_json::to_value(&restart(&present.containers, &[])[1]).unwrap(),
+            serde_json::json!({"action": "restart", "service": "db", "container": "p-db-1"})
+        );
         assert_eq!(
             text(down(&present, false)),
             [

@@ -1044,9 +1044,10 @@ fn a_volume_removed_before_its_archive_fails_clearly_and_leaves_nothing() {
     project.start();
     project.app("echo hello >/data/a.txt");
     // The engine refuses to remove a volume a container holds (`volume is in use`):
-    // remove the containers that mount it, then the volume.
+    // remove the containers that mount it (with their anonymous volumes: the backup
+    // service's image declares one), then the volume.
     for service in ["app", "backup"] {
-        docker_ok(&["rm", "-f", &project.container(service)]);
+        docker_ok(&["rm", "-f", "-v", &project.container(service)]);
     }
     let volume = format!("{}_uploads", project.name);
     docker_ok(&["volume", "rm", &volume]);

@@ -1905,8 +1905,9 @@ fn states(p: &Project) -> Vec<(String, String)> {
         .collect()
 }
 
-// The dry runs of `start`, `stop` and `down` list exactly the actions the real runs then
-// perform (each executor reports what it did), and change nothing.
+// The dry runs of `start`, `restart`, `stop`, one pass of `supervise` and `down` list
+// exactly the actions the real runs then perform (each executor reports what it did), and
+// change nothing.
 #[test]
 fn dry_runs_list_the_actions_the_commands_perform() {
     let body = format!(
@@ -1916,15 +1917,28 @@ fn dry_runs_list_the_actions_the_commands_perform() {
     );
     let p = Project::new("dry-runs", &body);
     let volume = format!("{}_data", p.name);
-    let scenarios: [(&str, &[&str]); 6] = [
+    let bundle = p.bundle_dir("dev");
+    let bundle = bundle.to_str().unwrap();
+    let scenarios: [(&str, &[&str]); 9] = [
         ("cold start", &["start"]),
         ("api changed", &["start", "--set", "SERVICE_API_ENV_FOO=2"]),
+        ("restart api", &["restart", "api"]),
+        ("restart all", &["restart"]),
         ("stop api", &["stop", "api"]),
         ("stop all", &["stop"]),
+        // One pass of supervise converges the release's saved state: it starts the
+        // stopped `web` and recreates `api` (its state has no FOO).
+        (
+            "supervise once",
+            &["supervise", "--bundle", bundle, "--once"],
+        ),
         ("down", &["down"]),
         ("down with volumes", &["down", "--volumes"]),
     ];
     for (scenario, args) in scenarios {
+        if args[0] == "supervise" {
+            write_release_state(&p.dir);
+        }
         let before = states(&p);
         let mut dry = vec!["--json"];
         dry.extend_from_slice(args);

@@ -60,9 +60,10 @@ impl Resources {
         full
     }
 
-    /// `docker rm -f` one container now (it stays in the list; removing twice is harmless).
+    /// `docker rm -f -v` one container now, with its anonymous volumes (it stays in the
+    /// list; removing twice is harmless).
     fn remove(&self, container: &str) {
-        docker(&["rm", "-f", container]);
+        docker(&["rm", "-f", "-v", container]);
     }
 }
 
@@ -848,24 +849,14 @@ fn monitoring_images_serve_with_their_default_commands() {
 
 /// The static binary of `scripts/build-static.sh` runs on Debian 11 (glibc 2.31), where the
 /// default build (dynamic, glibc 2.34+) does not: `--version`, then a real `init` + `build`.
-/// The script rebuilds nothing when the release binary is up to date.
+/// Built once for the whole run (`common::package`: the `ci-static` profile), shared with
+/// the `.deb` tests.
 #[test]
 fn static_binary_runs_on_debian_bullseye() {
     const BULLSEYE: &str = "stack-test/debian:bullseye";
     let mut res = Resources::new("static", &[BULLSEYE]);
-    let script = common::repo_root().join("scripts/build-static.sh");
-    let built = std::process::Command::new(&script)
-        .current_dir(common::repo_root())
-        .output()
-        .expect("run scripts/build-static.sh");
-    assert!(
-        built.status.success(),
-        "scripts/build-static.sh failed ({}); the end of its output:\n{}",
-        built.status,
-        common::last_lines(&built.stderr, 40)
-    );
-    let binary = text(&built.stdout).trim().to_string();
-    assert!(Path::new(&binary).is_file(), "no binary at `{binary}`");
+    let binary = common::package::static_binary();
+    let binary = binary.display().to_string();
 
     let glibc = must(&["run", "--rm", BULLSEYE, "ldd", "--version"]);
     assert!(
@@ -902,7 +893,8 @@ fn static_binary_runs_on_debian_bullseye() {
     );
 }
 
-/// The `.deb` of `scripts/build-deb.sh` installs with apt on Debian 11 and 12 (no
+/// The `.deb` of `scripts/build-deb.sh` (packaging the one static binary of the run)
+/// installs with apt on Debian 11 and 12 (no
 /// Depends: the binary is static, and no package list is needed), then `stack --version`
 /// names the version and commit, `init` + `build` render a bundle, and the man pages and
 /// completions are where Debian's man and shells read them. The images drop man pages
@@ -911,18 +903,7 @@ fn static_binary_runs_on_debian_bullseye() {
 fn deb_installs_with_apt_on_bullseye_and_bookworm() {
     const IMAGES: [&str; 2] = ["stack-test/debian:bullseye", DEBIAN];
     let mut res = Resources::new("deb", &IMAGES);
-    let script = common::repo_root().join("scripts/build-deb.sh");
-    let built = std::process::Command::new(&script)
-        .current_dir(common::repo_root())
-        .output()
-        .expect("run scripts/build-deb.sh");
-    assert!(
-        built.status.success(),
-        "scripts/build-deb.sh failed ({}); the end of its output:\n{}",
-        built.status,
-        common::last_lines(&built.stderr, 40)
-    );
-    let deb = std::path::PathBuf::from(text(&built.stdout).trim());
+    let deb = common::package::deb_package();
     let name = deb.file_name().unwrap().to_str().unwrap().to_string();
     assert_eq!(
         name,

@@ -10,8 +10,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::process::within;
 use common::{docker, text};
 
 const BUSYBOX: &str = "stack-test/busybox:latest";
@@ -117,18 +118,6 @@ impl Drop for Project {
     }
 }
 
-/// Wait until `done` holds, at most `limit`; false when it never did.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
-}
-
 /// The output of a child that ended.
 fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
@@ -226,7 +215,7 @@ fn supervise_fires_a_scheduled_job_at_each_tick_and_records_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ran = wait_for(Duration::from_secs(90), || p.runs("report").len() >= 3);
+    let ran = within(Duration::from_secs(90), || p.runs("report").len() >= 3);
     let _ = StdCommand::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -255,7 +244,7 @@ fn forbid_refuses_a_second_run_and_replace_stops_the_first_then_times_out() {
     let first = p.spawn(&["jobs", "run", "report"]);
     let running = p.jobs_dir().join("report.running");
     assert!(
-        wait_for(Duration::from_secs(60), || running.exists()),
+        within(Duration::from_secs(60), || running.exists()),
         "the first run did not start"
     );
     let out = p.stack(&["jobs", "run", "report"]);
@@ -330,10 +319,10 @@ fn a_time_that_comes_during_a_deploy_runs_once_the_lock_is_free() {
         .spawn()
         .unwrap();
     let pending = p.jobs_dir().join("report.pending");
-    let kept = wait_for(Duration::from_secs(60), || pending.exists());
+    let kept = within(Duration::from_secs(60), || pending.exists());
     let none_yet = p.runs("report").is_empty();
     std::fs::remove_dir_all(&lock).unwrap();
-    let ran = wait_for(Duration::from_secs(60), || !p.runs("report").is_empty());
+    let ran = within(Duration::from_secs(60), || !p.runs("report").is_empty());
     let _ = StdCommand::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

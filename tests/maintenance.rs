@@ -8,10 +8,9 @@
 //! the project network's side (Docker's port forwarding), so "an allowed address" is the
 //! project network's subnet, read from the engine.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::load::{Bounds, RequestLoop};
 use common::{docker_ok, eventually_ok, free_port, text, Project};
 
 mod common;
@@ -259,25 +258,17 @@ fn maintenance_end_to_end(test: &str, proxy: &str, image: &str) {
     assert_eq!(status["maintenance"]["on"], false, "{status}");
 
     // Under load: every answer is the app or the page, whatever the switch does.
-    let stop = Arc::new(AtomicBool::new(false));
     let port = site.port;
-    let loop_stop = stop.clone();
-    let load = std::thread::spawn(move || {
-        let started = Instant::now();
-        let (mut app, mut page, mut failures) = (0usize, 0usize, Vec::new());
-        for _ in 0..2000 {
-            if loop_stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(30) {
-                break;
-            }
-            match get(port, "/") {
-                Ok(a) if a.status == 200 && a.body.trim() == "v2" => app += 1,
-                Ok(a) if a.status == 503 && a.body.contains(PAGE_MARK) => page += 1,
-                Ok(a) => failures.push(format!("{} {}", a.status, a.body.trim())),
-                Err(e) => failures.push(e),
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        (app, page, failures)
+    let bounds = Bounds {
+        max: 2000,
+        limit: Duration::from_secs(30),
+        pace: Duration::from_millis(5),
+    };
+    let load = RequestLoop::spawn(bounds, move || match get(port, "/") {
+        Ok(a) if a.status == 200 && a.body.trim() == "v2" => Ok("app".into()),
+        Ok(a) if a.status == 503 && a.body.contains(PAGE_MARK) => Ok("page".into()),
+        Ok(a) => Err(format!("{} {}", a.status, a.body.trim())),
+        Err(e) => Err(e),
     });
     for _ in 0..3 {
         site.stack_ok(&["maintenance", "on"]);
@@ -285,8 +276,8 @@ fn maintenance_end_to_end(test: &str, proxy: &str, image: &str) {
         site.stack_ok(&["maintenance", "off"]);
         site.wait_app("v2");
     }
-    stop.store(true, Ordering::SeqCst);
-    let (app, page, failures) = load.join().unwrap();
+    let seen = load.finish();
+    let (app, page, failures) = (seen.count("app"), seen.count("page"), seen.failed());
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     assert!(app > 0 && page > 0, "app {app}, page {page}");
 }

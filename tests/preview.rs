@@ -2,11 +2,11 @@
 //! tests/vm.rs): previews next to a running staging, each served at its own host through
 //! staging's one proxy, under a request loop to staging that must see no failure.
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::load::RequestLoop;
-use common::vm::Vm;
+use common::vm::{self, Vm};
 use common::{eventually, eventually_ok, succeeded, text, wait_output, Project};
 
 mod common;
@@ -17,11 +17,6 @@ const CADDY: &str = "stack-test/caddy:latest";
 const NGINX: &str = "stack-test/nginx:latest";
 const POSTGRES: &str = "stack-test/postgres:15";
 const STAGING_HOST: &str = "staging.test";
-
-fn vm_docker_image() -> String {
-    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
-        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
-}
 
 /// A project whose `web` answers `$VERSION $TOKEN`, with a volume and a secret, routed at
 /// `${STACK_DOMAIN}`; staging at `staging.test`, previews under `*.preview.test`.
@@ -44,32 +39,8 @@ fn project(name: &str, vm: &Vm) -> Project {
         "APP_TOKEN=staging-token-0123456789\n",
     )
     .unwrap();
-    std::fs::write(
-        project.path("environments/staging/server.env"),
-        format!(
-            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
-            vm.ip(),
-            vm.key().display()
-        ),
-    )
-    .unwrap();
+    project.target(vm, "root");
     project
-}
-
-/// `stack ARGS` against `vm` (killed after 300 s).
-fn on(project: &Project, vm: &Vm, args: &[&str]) -> Output {
-    let child = project
-        .command(args)
-        .env("STACK_SSH_CONFIG", vm.ssh_config())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_output(child, Duration::from_secs(300))
-}
-
-fn ok(project: &Project, vm: &Vm, args: &[&str]) -> Output {
-    succeeded(on(project, vm, args), &args.join(" "))
 }
 
 /// The first line of `/` at the machine's port 80 for `host`.
@@ -109,7 +80,7 @@ fn staging_containers(vm: &Vm, project: &str) -> String {
 
 #[test]
 fn previews_come_and_go_beside_a_running_staging() {
-    let vm = Vm::boot("preview", &vm_docker_image());
+    let vm = Vm::boot("preview", &vm::docker_image());
     vm.load_image(BUSYBOX);
     vm.load_image(CADDY);
     let name = format!("pv{}", std::process::id());
@@ -117,11 +88,7 @@ fn previews_come_and_go_beside_a_running_staging() {
 
     // Bad names and an environment without previews are refused before anything runs.
     for bad in ["é!", "---", &"x".repeat(70)] {
-        let out = on(
-            &project,
-            &vm,
-            &["preview", "up", "--allow-dirty", "--", bad],
-        );
+        let out = project.on(&vm, &["preview", "up", "--allow-dirty", "--", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains("preview name"),
@@ -130,7 +97,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         );
     }
 
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     wait_answer(&vm, STAGING_HOST, "staging");
     let staging_before = staging_containers(&vm, &name);
     let address = format!("{}:80", vm.ip()).parse().unwrap();
@@ -139,8 +106,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     // Two previews, each at its own host through staging's proxy.
     let up = |preview: &str, version: &str| {
         let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-        ok(
-            &project,
+        project.ok_on(
             &vm,
             &["preview", "up", preview, "--allow-dirty", "--set", &set],
         )
@@ -154,8 +120,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     let seeded = |version: &str| {
         let set = format!("SERVICE_WEB_ENV_VERSION={version}");
         let started = std::time::Instant::now();
-        let out = ok(
-            &project,
+        let out = project.ok_on(
             &vm,
             &[
                 "preview",
@@ -251,12 +216,12 @@ fn previews_come_and_go_beside_a_running_staging() {
     );
 
     // The list, and STACK_PREVIEW_MAX=2.
-    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
     assert!(
         listed.contains("pr-1") && listed.contains("feature-two"),
         "{listed}"
     );
-    let out = on(&project, &vm, &["preview", "up", "pr-3", "--allow-dirty"]);
+    let out = project.on(&vm, &["preview", "up", "pr-3", "--allow-dirty"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("STACK_PREVIEW_MAX"),
@@ -265,9 +230,9 @@ fn previews_come_and_go_beside_a_running_staging() {
     );
 
     // `down` of what is not a preview is refused; `down` removes everything of one.
-    let out = on(&project, &vm, &["preview", "down", "staging"]);
+    let out = project.on(&vm, &["preview", "down", "staging"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    ok(&project, &vm, &["preview", "down", "pr-1"]);
+    project.ok_on(&vm, &["preview", "down", "pr-1"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     let files = vm.exec(&format!(
         "ls /opt/{name}/previews /opt/{name}/preview-routes 2>&1 || true"
@@ -280,8 +245,7 @@ fn previews_come_and_go_beside_a_running_staging() {
     wait_answer(&vm, "feature-two.preview.test", "two-b");
 
     // A preview whose deploy fails: reported, staging untouched, listed, removable.
-    let out = on(
-        &project,
+    let out = project.on(
         &vm,
         &[
             "preview",
@@ -300,19 +264,15 @@ fn previews_come_and_go_beside_a_running_staging() {
         "{}",
         text(&out.stderr)
     );
-    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
     assert!(listed.contains("broken"), "{listed}");
-    ok(&project, &vm, &["preview", "down", "broken"]);
+    project.ok_on(&vm, &["preview", "down", "broken"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-broken")).trim(), "");
 
     // A preview not deployed for longer than its TTL expires.
     eventually("`feature-two` to expire", Duration::from_secs(60), || {
-        ok(
-            &project,
-            &vm,
-            &["preview", "expire", "--set", "STACK_PREVIEW_TTL=1s"],
-        );
-        !text(&ok(&project, &vm, &["preview", "list"]).stdout).contains("feature-two")
+        project.ok_on(&vm, &["preview", "expire", "--set", "STACK_PREVIEW_TTL=1s"]);
+        !text(&project.ok_on(&vm, &["preview", "list"]).stdout).contains("feature-two")
     });
     assert_eq!(
         engine_objects(&vm, &format!("{name}-feature-two")).trim(),
@@ -332,7 +292,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         seen.requests,
         &seen.failures[..seen.failures.len().min(5)]
     );
-    assert!(seen.answers.iter().all(|a| a == "staging"));
+    assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
     assert_eq!(
         staging_containers(&vm, &name),
         staging_before,
@@ -348,12 +308,12 @@ fn previews_come_and_go_beside_a_running_staging() {
 /// passes a file variable), the secrets as `STACK_SECRETS`.
 #[test]
 fn the_ci_recipe_creates_and_removes_a_preview() {
-    let vm = Vm::boot("previewci", &vm_docker_image());
+    let vm = Vm::boot("previewci", &vm::docker_image());
     vm.load_image(BUSYBOX);
     vm.load_image(CADDY);
     let name = format!("pc{}", std::process::id());
     let project = project(&name, &vm);
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     wait_answer(&vm, STAGING_HOST, "staging");
     let secrets = project.path("environments/staging/secrets.env");
     let secrets_text = std::fs::read_to_string(&secrets).unwrap();
@@ -490,7 +450,7 @@ fn postgres_project(name: &str, vm: &Vm) -> Project {
 /// one just deployed.
 #[test]
 fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
-    let vm = Vm::boot("previewseed", &vm_docker_image());
+    let vm = Vm::boot("previewseed", &vm::docker_image());
     for image in [BUSYBOX, CADDY, POSTGRES] {
         vm.load_image(image);
     }
@@ -501,7 +461,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
         "mkdir -p /etc/systemd/system/{name}.service.d && \
          printf '[Service]\\nEnvironment=STACK_PREVIEWS_TICK=1s\\n' > /etc/systemd/system/{name}.service.d/tick.conf"
     ));
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     let staging_db = format!("{name}-postgres-1");
     sql(
         &vm,
@@ -512,7 +472,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     let up = |preview: &str| {
         let mut args = vec!["preview", "up", preview];
         args.extend(seeded);
-        on(&project, &vm, &args)
+        project.on(&vm, &args)
     };
 
     // No dump yet, then a dump not verified: refused, and nothing of the preview exists.
@@ -528,7 +488,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
         "{}",
         text(&out.stderr)
     );
-    ok(&project, &vm, &["backup", "run", "--on", "staging"]);
+    project.ok_on(&vm, &["backup", "run", "--on", "staging"]);
     let out = up("pr-1");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
@@ -539,7 +499,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     let files = vm.exec(&format!("ls /opt/{name}/previews 2>&1 || true"));
     assert!(!files.contains("pr-1"), "{files}");
-    ok(&project, &vm, &["backup", "verify", "--on", "staging"]);
+    project.ok_on(&vm, &["backup", "verify", "--on", "staging"]);
     let staging_backups = vm.exec(&format!(
         "ls -l --time-style=+%s /opt/{name}/backups | sort"
     ));
@@ -595,7 +555,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
 
     // A second preview, just deployed; the first made idle for two hours (its last
     // deploy's time, as `preview list` reads it): supervise removes the first only.
-    ok(&project, &vm, &["preview", "up", "pr-2", "--allow-dirty"]);
+    project.ok_on(&vm, &["preview", "up", "pr-2", "--allow-dirty"]);
     wait_answer(&vm, "pr-2.preview.test", "none");
     vm.exec(&format!(
         "touch -h -d '2 hours ago' /opt/{name}/previews/pr-1/current"
@@ -616,12 +576,12 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     assert!(journal.contains("removed preview `pr-1`"), "{journal}");
     assert!(!journal.contains("removed preview `pr-2`"), "{journal}");
     wait_answer(&vm, "pr-2.preview.test", "none");
-    let listed = text(&ok(&project, &vm, &["preview", "list"]).stdout);
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
     assert!(
         listed.contains("pr-2") && !listed.contains("pr-1"),
         "{listed}"
     );
-    ok(&project, &vm, &["preview", "down", "pr-2"]);
+    project.ok_on(&vm, &["preview", "down", "pr-2"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
     assert_eq!(
         sql(&vm, &staging_db, "SELECT note FROM notes").trim(),
@@ -634,7 +594,7 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
 /// reload`), with staging's traffic under a request loop that sees no failure.
 #[test]
 fn previews_on_nginx_beside_a_running_staging() {
-    let vm = Vm::boot("previewnginx", &vm_docker_image());
+    let vm = Vm::boot("previewnginx", &vm::docker_image());
     vm.load_image(BUSYBOX);
     vm.load_image(NGINX);
     let name = format!("pn{}", std::process::id());
@@ -646,7 +606,7 @@ fn previews_on_nginx_beside_a_running_staging() {
             .replace("STACK_PROXY=caddy", "STACK_PROXY=nginx")
             .replace(CADDY, NGINX),
     );
-    ok(&project, &vm, &["deploy", "staging", "--allow-dirty"]);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
     wait_answer(&vm, STAGING_HOST, "staging");
     let staging_before = staging_containers(&vm, &name);
     let address = format!("{}:80", vm.ip()).parse().unwrap();
@@ -654,8 +614,7 @@ fn previews_on_nginx_beside_a_running_staging() {
 
     let up = |preview: &str, version: &str| {
         let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-        ok(
-            &project,
+        project.ok_on(
             &vm,
             &["preview", "up", preview, "--allow-dirty", "--set", &set],
         )
@@ -682,7 +641,7 @@ fn previews_on_nginx_beside_a_running_staging() {
     );
     wait_answer(&vm, "pr-1.preview.test", "one-b");
     let started = std::time::Instant::now();
-    ok(&project, &vm, &["preview", "down", "pr-1"]);
+    project.ok_on(&vm, &["preview", "down", "pr-1"]);
     eprintln!("preview down pr-1 on nginx: {:?}", started.elapsed());
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
     assert!(
@@ -690,7 +649,7 @@ fn previews_on_nginx_beside_a_running_staging() {
         "the removed preview still answers"
     );
     wait_answer(&vm, "pr-2.preview.test", "two");
-    ok(&project, &vm, &["preview", "down", "pr-2"]);
+    project.ok_on(&vm, &["preview", "down", "pr-2"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
 
     let seen = load.finish();
@@ -706,7 +665,7 @@ fn previews_on_nginx_beside_a_running_staging() {
         seen.requests,
         &seen.failures[..seen.failures.len().min(5)]
     );
-    assert!(seen.answers.iter().all(|a| a == "staging"));
+    assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
     assert_eq!(
         staging_containers(&vm, &name),
         staging_before,

@@ -6,22 +6,17 @@
 //! from a public registry has), and the machine reaches the same storage at the same
 //! name through a second registry process in its network namespace.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::vm::Vm;
-use common::{docker, docker_ok, free_port, succeeded, text, wait_output, Project, Watched};
+use common::vm::{self, Vm};
+use common::{docker, docker_ok, free_port, succeeded, text, Project, Watched};
 
 mod common;
 
 use common::engine::BUSYBOX;
 
 const REGISTRY: &str = "stack-test/registry:2";
-
-fn vm_docker_image() -> String {
-    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
-        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
-}
 
 /// A registry standing in for a public one: `here` answers this machine's engine at
 /// `127.0.0.1:port`, `there` the machine's at the same address; one storage volume.
@@ -130,30 +125,16 @@ fn project(name: &str, vm: &Vm, base: &str) -> Project {
         ),
     )
     .unwrap();
-    std::fs::write(
-        project.path("environments/staging/server.env"),
-        format!(
-            "SERVER_HOST={}\nSERVER_USER=root\nSERVER_SSH_KEY={}\n",
-            vm.ip(),
-            vm.key().display()
-        ),
-    )
-    .unwrap();
+    project.target(vm, "root");
     project
 }
 
 fn deploy_command(project: &Project, vm: &Vm) -> std::process::Command {
-    let mut command = project.command(&["deploy", "staging", "--allow-dirty", "--json"]);
-    command
-        .env("STACK_SSH_CONFIG", vm.ssh_config())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
+    project.command_on(vm, &["deploy", "staging", "--allow-dirty", "--json"])
 }
 
 fn deploy(project: &Project, vm: &Vm) -> Output {
-    let child = deploy_command(project, vm).spawn().unwrap();
-    succeeded(wait_output(child, Duration::from_secs(300)), "deploy")
+    project.ok_on(vm, &["deploy", "staging", "--allow-dirty", "--json"])
 }
 
 fn images_sent(out: &Output) -> serde_json::Value {
@@ -183,7 +164,7 @@ fn base_images(vm: &Vm, name: &str) -> Vec<String> {
 
 #[test]
 fn the_server_pulls_the_base_and_only_own_layers_cross() {
-    let vm = Vm::boot("pull", &vm_docker_image());
+    let vm = Vm::boot("pull", &vm::docker_image());
     vm.load_image(REGISTRY);
     let registry = PublicRegistry::start("ok", &vm);
     let name = format!("pullok-{}", std::process::id());
@@ -224,7 +205,7 @@ fn the_server_pulls_the_base_and_only_own_layers_cross() {
 /// no image under the base's name.
 #[test]
 fn a_registry_lost_halfway_through_the_pull_falls_back_to_pushing() {
-    let vm = Vm::boot("pullcut", &vm_docker_image());
+    let vm = Vm::boot("pullcut", &vm::docker_image());
     vm.load_image(REGISTRY);
     let registry = PublicRegistry::start("cut", &vm);
     let name = format!("pullcut-{}", std::process::id());

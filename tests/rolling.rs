@@ -15,11 +15,9 @@
 //! `stack down --volumes` when it ends, passed or failed.
 
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::load::{Bounds, RequestLoop};
 use common::{docker, docker_ok, eventually, eventually_ok, free_port, text, Project};
 
 mod common;
@@ -160,129 +158,22 @@ fn get(port: u16) -> Result<String, String> {
     common::http_get(([127, 0, 0, 1], port).into(), ROUTE_HOST)
 }
 
-/// What the request loop saw.
-#[derive(Debug, Default)]
-struct Seen {
-    requests: usize,
-    /// `(seconds since the loop started, what went wrong)`.
-    failures: Vec<(f64, String)>,
-    /// Versions in answer order, with the time they came.
-    answers: Vec<(f64, String)>,
-    /// When the main thread said the update command had returned.
-    marked_at: Option<f64>,
-}
-
-impl Seen {
-    fn after_mark(&self) -> Vec<&str> {
-        let mark = self.marked_at.expect("the loop was never marked");
-        self.answers
-            .iter()
-            .filter(|(at, _)| *at >= mark)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn count(&self, version: &str) -> usize {
-        self.answers.iter().filter(|(_, v)| v == version).count()
-    }
-}
-
-/// What the main thread can watch of a running loop.
-#[derive(Default)]
-struct Progress {
-    /// Answers so far.
-    answers: AtomicUsize,
-    /// Answers to requests sent after the mark.
-    after_mark: AtomicUsize,
-    /// The loop has ended (stopped, or one of its bounds reached).
-    ended: AtomicBool,
-}
-
-/// A bounded request loop in a thread: at most [`MAX_REQUESTS`] requests or
-/// [`MAX_LOOP_TIME`], stopped earlier by [`Load::finish`].
-struct Load {
-    stop: Arc<AtomicBool>,
-    mark: Arc<AtomicBool>,
-    progress: Arc<Progress>,
-    handle: JoinHandle<Seen>,
-}
-
-impl Load {
-    /// Start the loop and return once it has [`BEFORE_ANSWERS`] answers, so the update
-    /// begins with the loop running (under a loaded machine the first requests can take a
-    /// while: this waits for the answers, not for a time).
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mark = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(Progress::default());
-        let (stop_flag, mark_flag, shared) = (stop.clone(), mark.clone(), progress.clone());
-        let handle = std::thread::spawn(move || {
-            let begin = Instant::now();
-            let mut seen = Seen::default();
-            while seen.requests < MAX_REQUESTS
-                && begin.elapsed() < MAX_LOOP_TIME
-                && !stop_flag.load(Ordering::SeqCst)
-            {
-                if seen.marked_at.is_none() && mark_flag.load(Ordering::SeqCst) {
-                    seen.marked_at = Some(begin.elapsed().as_secs_f64());
-                }
-                let sent = Instant::now();
-                let at = begin.elapsed().as_secs_f64();
-                seen.requests += 1;
-                match get(port) {
-                    Ok(version) => {
-                        seen.answers.push((at, version));
-                        shared.answers.fetch_add(1, Ordering::SeqCst);
-                        if seen.marked_at.is_some() {
-                            shared.after_mark.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    Err(reason) => seen.failures.push((at, reason)),
-                }
-                // The pacing of the scenario (about 100 requests a second), not a wait.
-                if let Some(rest) = PACE.checked_sub(sent.elapsed()) {
-                    std::thread::sleep(rest);
-                }
-            }
-            shared.ended.store(true, Ordering::SeqCst);
-            seen
-        });
-        let load = Load {
-            stop,
-            mark,
-            progress,
-            handle,
-        };
-        load.wait_for(
-            &format!("{BEFORE_ANSWERS} answers before the update"),
-            |progress| progress.answers.load(Ordering::SeqCst) >= BEFORE_ANSWERS,
-        );
-        load
-    }
-
-    /// Wait until `check` holds of the loop's progress, or the loop has ended.
-    fn wait_for(&self, what: &str, check: impl Fn(&Progress) -> bool) {
-        eventually(what, MAX_LOOP_TIME, || {
-            check(&self.progress) || self.progress.ended.load(Ordering::SeqCst)
-        });
-    }
-
-    /// Note that the update command has returned: answers from now on are checked.
-    fn mark(&self) {
-        self.mark.store(true, Ordering::SeqCst);
-    }
-
-    /// Run on until [`AFTER_ANSWERS`] answers came to requests sent after the mark (or a
-    /// bound of the loop is reached), then stop and return what was seen. Counting answers
-    /// rather than sleeping a fixed time keeps the window the same on a loaded machine.
-    fn finish(self) -> Seen {
-        self.wait_for(
-            &format!("{AFTER_ANSWERS} answers after the update returned"),
-            |progress| progress.after_mark.load(Ordering::SeqCst) >= AFTER_ANSWERS,
-        );
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().expect("the request loop panicked")
-    }
+/// The bounded request loop of an update (`common::load`): at most [`MAX_REQUESTS`]
+/// requests or [`MAX_LOOP_TIME`]; returns once it has [`BEFORE_ANSWERS`] answers, so the
+/// update begins with the loop running (under a loaded machine the first requests can
+/// take a while: this waits for the answers, not for a time).
+fn load(port: u16) -> RequestLoop {
+    let bounds = Bounds {
+        max: MAX_REQUESTS,
+        limit: MAX_LOOP_TIME,
+        pace: PACE,
+    };
+    let load = RequestLoop::spawn(bounds, move || get(port));
+    load.wait_answers(
+        &format!("{BEFORE_ANSWERS} answers before the update"),
+        BEFORE_ANSWERS,
+    );
+    load
 }
 
 const HTTP_HEALTH: &str = "SERVICE_WEB_HEALTH=/\n";
@@ -300,10 +191,10 @@ fn rolling_update(test: &str, proxy: Proxy, replicas: u32) {
     let before = p.web_containers();
     assert_eq!(before.len(), replicas as usize, "{before:?}");
 
-    let load = Load::start(p.port);
+    let load = load(p.port);
     let out = p.start_version(2, &[]);
     load.mark();
-    let seen = load.finish();
+    let seen = load.finish_after(AFTER_ANSWERS);
     assert!(
         out.status.success(),
         "`stack start` of v2 failed ({:?}):\n{}",
@@ -388,10 +279,10 @@ fn unhealthy_new_version_keeps_the_old_one_serving() {
     p.wait_answer("v1");
     let before = p.web_containers();
 
-    let load = Load::start(p.port);
+    let load = load(p.port);
     let out = p.start_version(2, &["SERVICE_WEB_HEALTH_CMD=false"]);
     load.mark();
-    let seen = load.finish();
+    let seen = load.finish_after(AFTER_ANSWERS);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -435,8 +435,17 @@ fn nginx_gets_and_keeps_certificates_through_certbot() {
     p.ok(&["down"]);
     p.ok(&["start"]);
     wait_for_https(&hosts, https, &root, &pebble);
-    // certbot's first round after a start: nothing missing, nothing due.
-    std::thread::sleep(Duration::from_secs(5));
+    // certbot's first round after a start: nothing missing, nothing due. Its end is
+    // certbot's own line (the container is new: `down` removed the old one).
+    let certbot = p.container("certbot");
+    eventually(
+        "certbot's first round after the start (`No renewals were attempted`)",
+        Duration::from_secs(60),
+        || {
+            let logs = docker(&["logs", &certbot]);
+            common::all_output(&logs).contains("No renewals were attempted")
+        },
+    );
     assert_eq!(hosts.map(|host| served_certificate(host, https)), first);
     assert_eq!(pebble.issued(), 2, "no new order after `down` + `start`");
 }

@@ -9,7 +9,7 @@
 //! Each test boots its own machines (named `vm-<test>-<pid>`), so tests run in
 //! parallel; a [`common::vm::Vm`] guard removes the container and its volume.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{eventually, eventually_ok, succeeded, text, wait_output, Project};
@@ -18,13 +18,8 @@ mod common;
 
 use common::engine::BUSYBOX;
 
-/// The machine with Docker; `STACK_TEST_VM_DOCKER_IMAGE` overrides it.
-fn vm_docker_image() -> String {
-    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
-        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
-}
-
-use common::vm::Vm;
+use common::load::{Bounds, RequestLoop};
+use common::vm::{self, Vm};
 
 /// A service answering `/health` while `/var/www/health` exists (it is recreated at start).
 fn httpd_service(name: &str, extra: &str) -> String {
@@ -48,34 +43,6 @@ impl Project {
         project
     }
 
-    /// Point `staging` at `vm` (its current address) as `user`.
-    fn target(&self, vm: &Vm, user: &str) {
-        std::fs::write(
-            self.path("environments/staging/server.env"),
-            format!(
-                "SERVER_HOST={}\nSERVER_USER={user}\nSERVER_SSH_KEY={}\n",
-                vm.ip(),
-                vm.key().display()
-            ),
-        )
-        .unwrap();
-    }
-
-    /// `stack ARGS` against `vm` (killed after 300 s).
-    fn on(&self, vm: &Vm, args: &[&str]) -> Output {
-        wait_output(self.spawn_on(vm, args), Duration::from_secs(300))
-    }
-
-    /// `stack ARGS` against `vm`, started.
-    fn spawn_on(&self, vm: &Vm, args: &[&str]) -> std::process::Child {
-        self.command(args)
-            .env("STACK_SSH_CONFIG", vm.ssh_config())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
     /// `stack deploy staging` to `vm` as root.
     fn deploy(&self, vm: &Vm, extra: &[&str]) -> Output {
         self.target(vm, "root");
@@ -86,11 +53,6 @@ impl Project {
 
     fn deploy_ok(&self, vm: &Vm, extra: &[&str]) -> Output {
         succeeded(self.deploy(vm, extra), "deploy")
-    }
-
-    /// `stack ARGS` against `vm` as it is targeted; it must succeed.
-    fn ok_on(&self, vm: &Vm, args: &[&str]) -> Output {
-        succeeded(self.on(vm, args), &args.join(" "))
     }
 }
 
@@ -117,7 +79,7 @@ fn journal(vm: &Vm, project: &str) -> String {
 #[test]
 fn the_unit_keeps_the_stack_up_on_a_real_systemd() {
     let began = Instant::now();
-    let vm = Vm::boot("unit", &vm_docker_image());
+    let vm = Vm::boot("unit", &vm::docker_image());
     vm.load_image(BUSYBOX);
     let name = format!("vmunit-{}", std::process::id());
     let body = format!(
@@ -255,7 +217,7 @@ fn the_unit_keeps_the_stack_up_on_a_real_systemd() {
 /// hand) is refused before anything changes on the server.
 #[test]
 fn a_deploy_never_overwrites_a_unit_stack_did_not_write() {
-    let vm = Vm::boot("foreign", &vm_docker_image());
+    let vm = Vm::boot("foreign", &vm::docker_image());
     vm.load_image(BUSYBOX);
     let name = format!("vmforeign-{}", std::process::id());
     // A unit of the distribution's, in /lib, and later one written by hand in /etc.
@@ -467,7 +429,7 @@ fn machines(tag: &str, count: usize, images: &[&str]) -> (Network, Vec<Vm>) {
     let network = Network(format!("vm-{tag}-{}", std::process::id()));
     let made = common::docker(&["network", "create", &network.0]);
     assert!(made.status.success(), "{}", text(&made.stderr));
-    let image = vm_docker_image();
+    let image = vm::docker_image();
     let vms: Vec<Vm> = std::thread::scope(|scope| {
         let boots: Vec<_> = (1..=count)
             .map(|n| {
@@ -693,29 +655,14 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
     );
 
     // A rolling update under a bounded request loop (at most 3000 requests or 120 s).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bounds = Bounds {
+        max: 3000,
+        limit: Duration::from_secs(120),
+        pace: Duration::from_millis(20),
+    };
     let load = {
-        let (stop, ip) = (stop.clone(), ip.clone());
-        std::thread::spawn(move || {
-            let (mut ok, mut failed, mut versions) =
-                (0, Vec::new(), std::collections::BTreeSet::new());
-            let until = Instant::now() + Duration::from_secs(120);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && Instant::now() < until
-                && ok + failed.len() < 3000
-            {
-                match get(&ip) {
-                    Ok(version) => {
-                        ok += 1;
-                        versions.insert(version);
-                    }
-                    Err(e) => failed.push(e),
-                }
-                // The load's pace (the scenario), not a wait.
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (ok, failed, versions)
-        })
+        let ip = ip.clone();
+        RequestLoop::spawn(bounds, move || get(&ip))
     };
     let out = project.on(
         manager,
@@ -727,11 +674,13 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
             "SERVICE_WEB_ENV_VERSION=2",
         ],
     );
-    // The load runs on for 2 s after the update returned: the window the scenario
-    // observes, not a wait for a state.
-    std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed, versions) = load.join().unwrap();
+    // The load runs on for 100 answers after the update returned (about 2 s): the
+    // window the scenario observes, counted in answers so a loaded machine sees the same.
+    load.mark();
+    let seen = load.finish_after(100);
+    let (ok, failed) = (seen.answers.len(), seen.failed());
+    let versions: std::collections::BTreeSet<&str> =
+        seen.answers.iter().map(|(_, v)| v.as_str()).collect();
     assert!(
         out.status.success(),
         "the update failed:\n{}",
@@ -777,16 +726,18 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
         || update_started(manager, &project.name) != update_before,
     );
     common::docker(&["kill", &worker.name]);
-    let left = Instant::now();
-    let (mut ok, mut failed) = (0, Vec::new());
     // 40 s of requests at a steady pace after the worker left: the scenario's window.
-    while left.elapsed() < Duration::from_secs(40) {
-        match get(&ip) {
-            Ok(_) => ok += 1,
-            Err(e) => failed.push(e),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let bounds = Bounds {
+        max: usize::MAX,
+        limit: Duration::from_secs(40),
+        pace: Duration::from_millis(50),
+    };
+    let window = {
+        let ip = ip.clone();
+        RequestLoop::spawn(bounds, move || get(&ip))
+    };
+    let seen = window.run_out();
+    let (ok, failed) = (seen.answers.len(), seen.failed());
     eprintln!(
         "with a worker gone mid-deploy: {ok} answered, {} failed",
         failed.len()
@@ -823,16 +774,10 @@ fn swarm_proxy_in_host_mode_rolls_two_nodes_without_dropping() {
 /// With a `.deb` (`--package`, from `scripts/build-deb.sh`), `stack server setup`
 /// installs it with apt instead of copying the binary: `/usr/bin/stack` from the package,
 /// its man pages, and no `/usr/local/bin/stack` shadowing it; a second run changes
-/// nothing. Set `STACK_BINARY` to package a static binary already built (the script
-/// builds one otherwise).
+/// nothing. The package holds the run's one static binary (`common::package`).
 #[test]
 fn server_setup_installs_the_deb_when_given_one() {
-    let built = std::process::Command::new(common::repo_root().join("scripts/build-deb.sh"))
-        .current_dir(common::repo_root())
-        .output()
-        .expect("run scripts/build-deb.sh");
-    assert!(built.status.success(), "{}", text(&built.stderr));
-    let deb = text(&built.stdout).trim().to_string();
+    let deb = common::package::deb_package().display().to_string();
     let vm = Vm::boot("setupdeb", "stack-test/vm-docker:latest");
     // What an older setup left: a copied binary that would shadow the package's. The
     // image drops man pages (dpkg path-exclude, as Debian's container images): lifted.

@@ -1,28 +1,14 @@
-//! `stack stop`, `stack restart`, `stack down`. `stop` and `down` plan first
-//! ([`crate::plan::stop`], [`crate::plan::down`]) and one executor applies the plan
+//! `stack stop`, `stack restart`, `stack down`. Each plans first ([`crate::plan::stop`],
+//! [`crate::plan::restart`], [`crate::plan::down`]) and one executor applies the plan
 //! ([`Engine::teardown`]); `--dry-run` prints the plan and changes nothing.
 
 use serde_json::json;
 
 use super::{check_services, runtime, Context};
-use crate::cli::{DownArgs, ServicesArg, StopArgs};
+use crate::cli::{DownArgs, RestartArgs, ServicesArg, StopArgs};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::plan::{self, ObservedContainer, Teardown};
-
-/// The project's containers of `services` (all when empty).
-async fn selected(
-    engine: &Engine,
-    project: &str,
-    services: &[String],
-) -> Result<Vec<ObservedContainer>> {
-    Ok(engine
-        .containers(project)
-        .await?
-        .into_iter()
-        .filter(|c| services.is_empty() || services.contains(&c.service))
-        .collect())
-}
+use crate::plan::{self, Teardown};
 
 /// The project name: from a deployed bundle with `--bundle`, else from the project.
 /// Each container stops with its own grace (`STOP_GRACE`, given to it at creation).
@@ -36,56 +22,54 @@ fn project_of(context: &Context, args: &ServicesArg) -> Result<String> {
 }
 
 pub fn stop(context: &Context, args: &StopArgs) -> Result<()> {
-    let project = project_of(context, &args.services)?;
+    per_container(context, &args.services, args.dry_run, Verb::Stop)
+}
+
+pub fn restart(context: &Context, args: &RestartArgs) -> Result<()> {
+    per_container(context, &args.services, args.dry_run, Verb::Restart)
+}
+
+/// What `stop` and `restart` do to each container.
+#[derive(Clone, Copy)]
+enum Verb {
+    Stop,
+    Restart,
+}
+
+/// `stop` or `restart`: plan one step per selected container, print the plan
+/// (`--dry-run`) or apply it and say what was done (`--json`: `"stopped"` or
+/// `"restarted"` and the `"actions"`).
+fn per_container(context: &Context, args: &ServicesArg, dry: bool, verb: Verb) -> Result<()> {
+    let project = project_of(context, args)?;
+    let (planner, done_word): (fn(&_, &_) -> _, _) = match verb {
+        Verb::Stop => (plan::stop, "stopped"),
+        Verb::Restart => (plan::restart, "restarted"),
+    };
     runtime()?.block_on(async {
         let engine = Engine::connect().await?;
         let containers = engine.containers(&project).await?;
-        let planned = plan::stop(&containers, &args.services.services);
-        if args.dry_run {
+        let planned = planner(&containers, &args.services);
+        if dry {
             dry_run(context, &planned);
             return Ok(());
         }
         let done = engine.teardown(&planned).await?;
-        let names: Vec<&str> = done.iter().filter_map(container_of).collect();
         if context.global.json {
+            let names: Vec<&str> = done.iter().filter_map(container_of).collect();
             context
                 .printer
-                .json(&json!({"stopped": names, "actions": done}));
+                .json(&json!({ done_word: names, "actions": done }));
         }
         for step in &done {
-            if let Teardown::Stop { service, container } = step {
+            if let Teardown::Stop { service, container }
+            | Teardown::Restart { service, container } = step
+            {
                 context
                     .printer
-                    .status(format!("{service}: stopped `{container}`"));
+                    .status(format!("{service}: {done_word} `{container}`"));
             }
         }
         if done.is_empty() {
-            context.printer.status("no containers");
-        }
-        Ok(())
-    })
-}
-
-pub fn restart(context: &Context, args: &ServicesArg) -> Result<()> {
-    let project = project_of(context, args)?;
-    runtime()?.block_on(async {
-        let engine = Engine::connect().await?;
-        let containers = selected(&engine, &project, &args.services).await?;
-        let restarts = containers.iter().map(|c| engine.restart(&c.id));
-        for result in futures_util::future::join_all(restarts).await {
-            result?;
-        }
-        if context.global.json {
-            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-            context.printer.json(&json!({"restarted": names}));
-        }
-        for container in &containers {
-            context.printer.status(format!(
-                "{}: restarted `{}`",
-                container.service, container.name
-            ));
-        }
-        if containers.is_empty() {
             context.printer.status("no containers");
         }
         Ok(())
@@ -135,9 +119,9 @@ pub fn down(context: &Context, args: &DownArgs) -> Result<()> {
 /// The container a step stops or removes.
 fn container_of(step: &Teardown) -> Option<&str> {
     match step {
-        Teardown::Stop { container, .. } | Teardown::Remove { container, .. } => {
-            Some(container.as_str())
-        }
+        Teardown::Stop { container, .. }
+        | Teardown::Restart { container, .. }
+        | Teardown::Remove { container, .. } => Some(container.as_str()),
         _ => None,
     }
 }

@@ -31,7 +31,7 @@ use crate::engine::Engine;
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::Desired;
 use crate::model::Placement;
-use crate::plan::{self, Action, Observed};
+use crate::plan::{self, Action};
 use crate::printer::Printer;
 use crate::render::Bundle;
 
@@ -279,17 +279,42 @@ pub async fn converge(
     Ok(actions)
 }
 
-/// The dry-run lines for images that are not on the engine yet.
-pub fn missing_images(desired: &Desired, observed: &Observed, build: &str) -> Vec<String> {
-    desired
+/// `--dry-run` of a converge (`start`, one pass of `supervise`): the images to fetch and
+/// the plan's actions, one a line on stdout (`--json`: `{"env", "dry_run": true,
+/// "actions"}`), changing nothing. The plan is the one [`converge`] applies.
+pub async fn print_plan(
+    context: &Context,
+    converger: &Converger,
+    services: &[String],
+) -> Result<()> {
+    let desired = &converger.desired;
+    let observed = converger.engine.observe(desired).await?;
+    let actions = plan::plan(desired, &observed, services);
+    if context.global.json {
+        let env = &desired.env;
+        context
+            .printer
+            .json(&serde_json::json!({"env": env, "dry_run": true, "actions": actions}));
+        return Ok(());
+    }
+    // The images that are not on the engine yet.
+    let mut lines: Vec<String> = desired
         .services
         .iter()
         .filter(|s| !observed.images.contains_key(&s.image))
         .map(|s| {
-            let verb = if s.build.is_some() { build } else { "pull" };
+            let verb = if s.build.is_some() { "build" } else { "pull" };
             format!("{}: {verb} `{}`", s.name, s.image)
         })
-        .collect()
+        .collect();
+    lines.extend(actions.iter().map(|a| a.to_string()));
+    match lines.is_empty() {
+        true => context.printer.status("nothing to change"),
+        false => context
+            .printer
+            .out(lines.iter().map(|l| format!("{l}\n")).collect::<String>()),
+    }
+    Ok(())
 }
 
 /// `path` shown relative to `base` when inside it.

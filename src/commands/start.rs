@@ -3,13 +3,12 @@
 
 use serde_json::json;
 
-use super::{check_services, converge, default_out, diff, missing_images, runtime, Context};
+use super::{check_services, converge, default_out, diff, print_plan, runtime, Context};
 use crate::cli::StartArgs;
 use crate::engine::converge::Converger;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{self, Placement};
-use crate::plan;
 use crate::printer::Progress;
 use crate::render;
 
@@ -44,22 +43,7 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
             progress,
         );
         if args.dry_run {
-            let observed = engine.observe(&converger.desired).await?;
-            let actions = plan::plan(&converger.desired, &observed, &args.services);
-            let mut lines = missing_images(&converger.desired, &observed, "build");
-            lines.extend(actions.iter().map(|a| a.to_string()));
-            if context.global.json {
-                context
-                    .printer
-                    .json(&json!({"env": env, "dry_run": true, "actions": actions}));
-            } else if lines.is_empty() {
-                context.printer.status("nothing to change");
-            } else {
-                context
-                    .printer
-                    .out(lines.iter().map(|l| format!("{l}\n")).collect::<String>());
-            }
-            return Ok(());
+            return print_plan(context, &converger, &args.services).await;
         }
         let work = converge(&converger, args.build, &args.services);
         let actions = tokio::select! {

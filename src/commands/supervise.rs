@@ -7,6 +7,7 @@
 //! the same expiry as `stack preview expire`). SIGTERM stops the project's
 //! containers (keeping them and their volumes) and exits; SIGHUP re-executes the binary
 //! so a new release or a new stack binary takes over without touching the containers.
+//! `--dry-run` prints the plan of one pass (the one `--once` applies) and changes nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{converge, read_desired, runtime, Context};
+use super::{converge, print_plan, read_desired, runtime, Context};
 use crate::cli::SuperviseArgs;
 use crate::config::Restart;
 use crate::engine::converge::Converger;
@@ -60,39 +61,6 @@ fn reaction(action: &str) -> Option<Reaction> {
     }
 }
 
-/// The jobs' scheduler: one per project, as this process is (systemd's unit). Its failed
-/// runs are told to the notifier. Returns the scheduler's stop switch and its task.
-fn schedule_jobs(
-    context: &Context,
-    engine: &Engine,
-    converger: &Converger,
-    notifier: &Notifier,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
-    let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
-    let scheduler = Scheduler {
-        engine: engine.clone(),
-        desired: converger.desired.clone(),
-        place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
-        printer: context.printer.clone(),
-        failed: Some(failed),
-    };
-    let told = notifier.clone();
-    tokio::spawn(async move {
-        while let Some((job, code)) = failures.recv().await {
-            told.send(Event::JobFailed {
-                job,
-                code: Some(code),
-            })
-            .await;
-        }
-    });
-    (stop_jobs, tokio::spawn(scheduler.run(stopping)))
-}
-
 /// What ended the watch.
 enum Exit {
     /// SIGTERM or SIGINT: stop the containers.
@@ -117,21 +85,30 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
         let mut converger =
             Converger::new(engine.clone(), desired, (placement, secrets), progress);
         converger.run_releases = false;
+        if args.dry_run {
+            return print_plan(context, &converger, &[]).await.map(|()| None);
+        }
         let project = converger.desired.project.clone();
         notify(&format!("STATUS=converging `{project}`"));
-        tokio::select! {
-            result = converge(&converger, false, &[]) => { result?; }
+        let actions = tokio::select! {
+            result = converge(&converger, false, &[]) => result?,
             _ = term.recv() => return stop(context, &engine, &converger.desired).await.map(|()| None),
-        }
+        };
         context
             .printer
             .status(format!("`{project}` is up; watching health"));
         notify(&format!("READY=1\nSTATUS=`{project}` is up; watching health"));
         if args.once {
+            if context.global.json {
+                let env = &converger.desired.env;
+                context
+                    .printer
+                    .json(&serde_json::json!({"env": env, "actions": actions, "ready": true}));
+            }
             return Ok(None);
         }
         let desired = Arc::new(converger.desired.clone());
-        let (stop_jobs, jobs) = schedule_jobs(context, &engine, &converger, &notifier);
+        let (stop_jobs, jobs) = spawn_jobs(context, &converger, &notifier);
         let expiry = previews(context, &engine, &desired, &converger.placement);
         // Caddy's certificates for the MONITORING preset (certbot writes nginx's).
         let metrics = tokio::spawn(
@@ -217,6 +194,38 @@ fn previews(
             }
         }
     }))
+}
+
+/// The jobs' scheduler: one per project, as this process is (systemd's unit); a failed
+/// run is notified. The sender stops it; the handle ends when it has.
+fn spawn_jobs(
+    context: &Context,
+    converger: &Converger,
+    notifier: &Notifier,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_jobs, stopping) = tokio::sync::watch::channel(false);
+    let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel();
+    let scheduler = Scheduler {
+        engine: converger.engine.clone(),
+        desired: converger.desired.clone(),
+        place: Arc::new((converger.placement.clone(), converger.secrets.clone())),
+        printer: context.printer.clone(),
+        failed: Some(failed),
+    };
+    let told = notifier.clone();
+    tokio::spawn(async move {
+        while let Some((job, code)) = failures.recv().await {
+            told.send(Event::JobFailed {
+                job,
+                code: Some(code),
+            })
+            .await;
+        }
+    });
+    (stop_jobs, tokio::spawn(scheduler.run(stopping)))
 }
 
 /// Where the release's host paths are: the unit runs `SERVER_PATH/current`; a release is

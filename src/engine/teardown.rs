@@ -1,4 +1,4 @@
-//! The one executor of `stop` and `down` plans ([`crate::plan::Teardown`]): what it did
+//! The one executor of `stop`, `restart` and `down` plans ([`crate::plan::Teardown`]): what it did
 //! is what the plan said, in the plan's order, so `--dry-run` shows the real run.
 
 use super::{Engine, Grace, Volumes};
@@ -30,9 +30,12 @@ impl Engine {
     /// networks and volumes in order. The steps performed, in the plan's order; the first
     /// failure ends the run (the containers' steps all run first).
     pub async fn teardown(&self, plan: &[Teardown]) -> Result<Vec<Teardown>> {
-        let (containers, rest): (Vec<&Teardown>, Vec<&Teardown>) = plan
-            .iter()
-            .partition(|step| matches!(step, Teardown::Stop { .. } | Teardown::Remove { .. }));
+        let (containers, rest): (Vec<&Teardown>, Vec<&Teardown>) = plan.iter().partition(|step| {
+            matches!(
+                step,
+                Teardown::Stop { .. } | Teardown::Restart { .. } | Teardown::Remove { .. }
+            )
+        });
         let runs = containers.iter().map(|step| self.teardown_step(step));
         let mut done = Vec::new();
         let mut failure = None;
@@ -58,6 +61,7 @@ impl Engine {
     async fn teardown_step(&self, step: &Teardown) -> Result<()> {
         match step {
             Teardown::Stop { container, .. } => self.stop(container, Grace::Own).await,
+            Teardown::Restart { container, .. } => self.restart(container).await,
             Teardown::Remove {
                 container, volumes, ..
             } => {

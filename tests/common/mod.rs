@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: fixtures copied into temporary directories,
 //! the `stack` binary run with a clean environment, and bundle readers; projects run on
 //! the engine (`project.rs`), the engine itself (`engine.rs`), processes and waiting
-//! (`process.rs`) and machines like VMs (`vm.rs`).
+//! (`process.rs`), machines like VMs (`vm.rs`) and the static binary and `.deb` the
+//! image tests install (`package.rs`).
 //!
 //! Every test works on a copy, so the fixtures in the repository are never written to.
 
@@ -16,6 +17,7 @@ use tempfile::TempDir;
 
 pub mod engine;
 pub mod load;
+pub mod package;
 pub mod process;
 mod project;
 pub mod vm;

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,22 +68,13 @@ impl Receiver {
 
     /// Wait until a request's body contains `needle`; fail the test after `limit`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> Received {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self
-                .requests()
-                .into_iter()
-                .find(|r| r.body.contains(needle))
-            {
-                return found;
+        crate::common::eventually_ok(&format!("a request with `{needle}`"), limit, || {
+            let requests = self.requests();
+            match requests.iter().find(|r| r.body.contains(needle)) {
+                Some(found) => Ok(found.clone()),
+                None => Err(format!("received: {requests:#?}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no request with `{needle}` within {limit:?}; received: {:#?}",
-                self.requests()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 }
 

@@ -220,3 +220,52 @@ impl Vm {
         command
     }
 }
+
+/// The machine with Docker; `STACK_TEST_VM_DOCKER_IMAGE` overrides it.
+pub fn docker_image() -> String {
+    std::env::var("STACK_TEST_VM_DOCKER_IMAGE")
+        .unwrap_or_else(|_| "stack-test/vm-docker:latest".into())
+}
+
+/// A project's `staging` environment deployed to a machine: the one set-up of the VM
+/// suites (vm, preview, pull).
+impl super::Project {
+    /// Point `staging` at `vm` (its current address) as `user`.
+    pub fn target(&self, vm: &Vm, user: &str) {
+        std::fs::create_dir_all(self.path("environments/staging")).unwrap();
+        std::fs::write(
+            self.path("environments/staging/server.env"),
+            format!(
+                "SERVER_HOST={}\nSERVER_USER={user}\nSERVER_SSH_KEY={}\n",
+                vm.ip(),
+                vm.key().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `stack ARGS` against `vm`, its output piped, not started.
+    pub fn command_on(&self, vm: &Vm, args: &[&str]) -> StdCommand {
+        let mut command = self.command(args);
+        command
+            .env("STACK_SSH_CONFIG", vm.ssh_config())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `stack ARGS` against `vm`, started.
+    pub fn spawn_on(&self, vm: &Vm, args: &[&str]) -> std::process::Child {
+        self.command_on(vm, args).spawn().unwrap()
+    }
+
+    /// `stack ARGS` against `vm` (killed after 300 s).
+    pub fn on(&self, vm: &Vm, args: &[&str]) -> Output {
+        super::wait_output(self.spawn_on(vm, args), Duration::from_secs(300))
+    }
+
+    /// `stack ARGS` against `vm`; it must succeed.
+    pub fn ok_on(&self, vm: &Vm, args: &[&str]) -> Output {
+        super::succeeded(self.on(vm, args), &args.join(" "))
+    }
+}
