@@ -139,7 +139,7 @@ impl Remote {
         let script = format!(
             "root={root}; export DOCKER_HOST={docker}; trap '' HUP INT TERM PIPE; \
              cat >/dev/null 2>&1; \
-             docker ps -aq --filter label={label}={token} 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1; \
+             docker ps -aq --filter label={label}={token} 2>/dev/null | xargs -r docker rm -f -v >/dev/null 2>&1; \
              if grep -qx leash={token} \"$root/lock/info\" 2>/dev/null; then \
                rel=$(sed -n 's/^release=//p' \"$root/lock/info\"); \
                printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} | {AUDIT_APPEND}; \
