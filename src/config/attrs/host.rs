@@ -303,15 +303,7 @@ pub fn runtime(value: &Value) -> Result<String, Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn value(text: &str) -> Value<'_> {
-        Value {
-            key: "SERVICE_API_X",
-            text,
-            span: None,
-            secret: false,
-        }
-    }
+    use crate::config::attrs::tests::value;
 
     #[test]
     fn devices_keep_the_form_they_were_written_in() {

@@ -1,7 +1,8 @@
 //! Unit tests of the attribute checks in `attrs/`.
 use super::*;
 
-fn value(text: &str) -> Value<'_> {
+/// A value of key `SERVICE_API_X` (also the host attributes' tests' input).
+pub(super) fn value(text: &str) -> Value<'_> {
     Value {
         key: "SERVICE_API_X",
         text,

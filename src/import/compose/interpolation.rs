@@ -54,24 +54,12 @@ impl Import<'_> {
                         .iter()
                         .any(|(a, b)| *b == name && self.dotenv.contains_key(a));
                 let empty_default = (op == ":-" || op == "-") && arg.is_empty();
-                if (op.is_empty() || empty_default) && !from_dotenv {
-                    // No value anywhere: Compose gives it empty (with a warning). It stays
-                    // a plain reference, empty with stack's warning too, never a generated
-                    // secret (see `unset_secrets`).
-                    if !self.secrets.contains_key(&name) {
-                        self.unset_secrets.insert(name.clone());
-                    }
-                    out.push(Piece::Var {
-                        name,
-                        rest: format!("{op}{arg}"),
-                        braced,
-                    });
-                    continue;
-                }
-                if !from_dotenv && mixed {
-                    // Its references disagree (`${X:-a}` here, `${X}` or `${X:-b}` there):
-                    // Compose applies each default only where it is written, so no default
-                    // becomes the dev secret and each reference keeps its own.
+                if !from_dotenv && (op.is_empty() || empty_default || mixed) {
+                    // It stays a plain reference, never a generated secret (see
+                    // `unset_secrets`): with no value anywhere, Compose gives it empty (with
+                    // a warning), and so does stack; where its references disagree
+                    // (`${X:-a}` here, `${X}` or `${X:-b}` there), Compose applies each
+                    // default only where it is written, so each reference keeps its own.
                     if !self.secrets.contains_key(&name) {
                         self.unset_secrets.insert(name.clone());
                     }
