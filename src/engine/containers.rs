@@ -59,7 +59,14 @@ impl Engine {
     ) -> Result<String> {
         let project = desired.project.as_str();
         let name = crate::model::container_name(project, &service.name, number);
-        let body = spec::container(desired, service, number, place, (in_dns, inherited));
+        let mut body = spec::container(desired, service, number, place, (in_dns, inherited));
+        let extra_sysctls = self.proxy_sysctls(service).await?;
+        if !extra_sysctls.is_empty() {
+            let host = body.host_config.get_or_insert_with(Default::default);
+            host.sysctls
+                .get_or_insert_with(Default::default)
+                .extend(extra_sysctls);
+        }
         let platform = service.options.platform.as_ref().map(|p| p.to_string());
         let extra_networks: Vec<String> = desired
             .service_networks(service)

@@ -47,6 +47,16 @@ impl Engine {
         })
     }
 
+    /// The kernel of the engine's machine (`6.1.0-13-amd64`), as `docker info` reports it.
+    pub async fn kernel_version(&self) -> Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| outside("cannot read the engine's information", e))?;
+        Ok(info.kernel_version.unwrap_or_default())
+    }
+
     /// The working directories (`com.docker.compose.project.working_dir`) of every
     /// container labelled with the compose project name `project`, sorted; an empty
     /// string for a container without one.

@@ -7,12 +7,27 @@
 //! bind keeps the inode it was created with, so a renamed file would never be seen. A
 //! marker (`proxy/.pending`) is made before the first copy changes and removed once the
 //! proxy has read them, so a reload that failed or was interrupted is done next time.
+//!
+//! Caddy (2.6 and later) reloads by binding a second listening socket with
+//! `SO_REUSEPORT` and closing the old one once the new configuration runs. The kernel
+//! spreads new connections over both sockets meanwhile, and closing a socket resets the
+//! connections queued in it that Caddy had not accepted yet: a request in flight is
+//! "reset by peer". With `net.ipv4.tcp_migrate_req=1` (Linux 5.14) the kernel moves
+//! them to the socket that stays instead ([`HANDOVER_SYSCTL`]).
 
 use std::path::{Path, PathBuf};
 
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::model::{proxy_reload, Desired, DesiredService, HostPath, Mount, Placement, PROXY_DIR};
+
+/// The sysctl that makes the kernel hand the connections queued in a closed
+/// `SO_REUSEPORT` socket to another socket of its group, instead of resetting them: set
+/// on Caddy proxies, which the engine target reloads in place.
+pub const HANDOVER_SYSCTL: &str = "net.ipv4.tcp_migrate_req";
+
+/// The first kernel with [`HANDOVER_SYSCTL`].
+const HANDOVER_KERNEL: (u32, u32) = (5, 14);
 
 /// The marker of copies the running proxy has not read yet, in the state folder's `proxy/`.
 pub const PENDING: &str = ".pending";
@@ -96,7 +111,34 @@ pub struct Refused {
     pub output: String,
 }
 
+/// Whether the kernel version `version` (`6.1.0-13-amd64`) is at least `(major, minor)`.
+fn kernel_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    found >= (major, minor)
+}
+
 impl Engine {
+    /// The sysctls a container of `service` gets beside its own: [`HANDOVER_SYSCTL`] for
+    /// a Caddy proxy, when the engine's kernel has it (an older kernel refuses to start a
+    /// container that names it; there a reload can still reset a queued connection).
+    pub async fn proxy_sysctls(&self, service: &DesiredService) -> Result<Vec<(String, String)>> {
+        let caddy = proxy_reload(service)
+            .first()
+            .and_then(|step| step.first())
+            .is_some_and(|program| program == "caddy");
+        if !caddy || service.options.sysctls.contains_key(HANDOVER_SYSCTL) {
+            return Ok(Vec::new());
+        }
+        let kernel = self.kernel_version().await?;
+        Ok(kernel_at_least(&kernel, HANDOVER_KERNEL)
+            .then(|| (HANDOVER_SYSCTL.to_string(), "1".to_string()))
+            .into_iter()
+            .collect())
+    }
+
     /// Let every running container of `service` (the proxy) read its configuration
     /// again, gracefully ([`proxy_reload`]): `Ok(Some(_))` when one refused it. A proxy
     /// that is not running reads it when it starts.
@@ -134,6 +176,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_versions_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.1.0-13-amd64", (5, 14)));
+        assert!(kernel_at_least("5.14.0", (5, 14)));
+        assert!(kernel_at_least("6.18.44-fc-v1300", (5, 14)));
+        assert!(!kernel_at_least("5.10.0-26-amd64", (5, 14)));
+        assert!(!kernel_at_least("4.19.0", (5, 14)));
+        assert!(!kernel_at_least("", (5, 14)));
+    }
 
     #[test]
     fn copies_are_rewritten_in_place_and_marked_until_read() {
