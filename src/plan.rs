@@ -34,6 +34,9 @@ pub struct Observed {
     pub containers: Vec<ObservedContainer>,
     /// Image reference → local image ID (absent: not present locally).
     pub images: BTreeMap<String, String>,
+    /// The services (the proxy) whose configuration files on the engine's host differ
+    /// from the bundle's, or were not read yet (the engine's `HostFiles::stale`).
+    pub stale_files: BTreeSet<String>,
 }
 
 /// One step of convergence.
@@ -77,6 +80,11 @@ pub enum Action {
         container: String,
         reason: String,
     },
+    /// Let the running proxy read its changed configuration in place (a graceful
+    /// reload): its container stays, and so do the connections open through it.
+    Reload {
+        service: String,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -114,6 +122,9 @@ impl std::fmt::Display for Action {
                 container,
                 reason,
             } => write!(f, "{service}: remove `{container}` ({reason})"),
+            Action::Reload { service } => {
+                write!(f, "{service}: reload its configuration in place")
+            }
         }
     }
 }
@@ -246,8 +257,7 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
             }),
         }
     }
-    // A version's containers start only after its release command succeeded: when one of
-    // them exists, the command already ran for this version.
+    // A version's containers start only after its release command succeeded (it ran).
     let starts_new = actions
         .iter()
         .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
@@ -269,7 +279,24 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
             reason: "beyond the wanted replicas".into(),
         });
     }
+    actions.extend(reload(service, observed, &mine, &actions));
     actions
+}
+
+/// The reload of `service`'s changed files by its running container, when nothing else
+/// of it changes: a new or started container reads them when it starts.
+fn reload(
+    service: &DesiredService,
+    observed: &Observed,
+    mine: &[&ObservedContainer],
+    actions: &[Action],
+) -> Option<Action> {
+    (actions.is_empty()
+        && observed.stale_files.contains(&service.name)
+        && mine.iter().any(|c| c.running))
+    .then(|| Action::Reload {
+        service: service.name.clone(),
+    })
 }
 
 /// What `stop` and `down` find of a project on the engine.
@@ -498,6 +525,7 @@ mod tests {
                 ..container("migrate", 1, digest, false)
             }],
             images: Default::default(),
+            stale_files: BTreeSet::new(),
         };
         let d = desired(vec![job.clone()]);
         let text = |o: &Observed| -> Vec<String> {
@@ -537,8 +565,37 @@ mod tests {
                 container("api", 2, "api-v2", true),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         assert!(plan(&d, &observed, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_running_proxy_with_changed_files_is_reloaded_in_place() {
+        let d = desired(vec![service("proxy", 1, Strategy::Recreate, &[])]);
+        let observed = |digest: &str, running: bool| Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![container("proxy", 1, digest, running)],
+            images: BTreeMap::new(),
+            stale_files: ["proxy".to_string()].into(),
+        };
+        let reload = vec![Action::Reload {
+            service: "proxy".into(),
+        }];
+        assert_eq!(plan(&d, &observed("proxy-v2", true), &[]), reload);
+        assert_eq!(
+            reload[0].to_string(),
+            "proxy: reload its configuration in place"
+        );
+        // A stopped or replaced proxy reads its files when it starts: no reload.
+        let started = plan(&d, &observed("proxy-v2", false), &[]);
+        assert!(matches!(started[..], [Action::Start { .. }]), "{started:?}");
+        let replaced = plan(&d, &observed("proxy-v1", true), &[]);
+        assert!(
+            matches!(replaced[..], [Action::Replace { .. }]),
+            "{replaced:?}"
+        );
     }
 
     #[test]
@@ -556,6 +613,7 @@ mod tests {
                 container("old", 1, "x", true),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         let actions = plan(&d, &observed, &[]);
         assert_eq!(
@@ -590,6 +648,7 @@ mod tests {
                 container("web", 1, "web-v2", false),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         let actions = plan(&d, &observed, &[]);
         assert_eq!(
@@ -622,6 +681,7 @@ mod tests {
                 container("api", 2, "api-v2", true),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         let actions = plan(&d, &observed, &[]);
         assert_eq!(
@@ -642,6 +702,7 @@ mod tests {
             volumes: ["p_data".to_string()].into(),
             containers: vec![container("api", 1, "api-v2", true)],
             images: [("api:1".to_string(), "sha256:new".to_string())].into(),
+            stale_files: BTreeSet::new(),
         };
         assert_eq!(plan(&d, &observed, &[]).len(), 1);
     }
@@ -712,6 +773,7 @@ mod tests {
                 container("api", 2, "api-v2", false),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         // Unchanged, or only a stopped container to start: no release.
         let actions = plan(&d, &observed, &[]);

@@ -784,13 +784,37 @@ fn a_new_route_reloads_the_proxy_in_place_on_the_server() {
         "b.localhost is routed before its deploy"
     );
 
-    let out = p.deploy(&["--set", "SERVICE_WEB_ROUTE=a.localhost,b.localhost"]);
+    // The dry run plans the reload, and only it: the routed service's container stays
+    // (its routes are the proxy's configuration); the deploy then does exactly that.
+    let web = p.id_of("web");
+    let change = ["--set", "SERVICE_WEB_ROUTE=a.localhost,b.localhost"];
+    let planned = steps_of(&p.deploy(&[&["--json", "--dry-run"][..], &change].concat()));
+    let reload = |steps: &[serde_json::Value]| -> Vec<String> {
+        steps
+            .iter()
+            .filter(|s| s["step"] == "container")
+            .map(|s| s["action"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        reload(&planned),
+        ["proxy: reload its configuration in place"],
+        "{planned:?}"
+    );
+    let out = p.deploy(&[&["--json"][..], &change].concat());
     assert!(
-        text(&out.stderr).contains("reloading its configuration in place"),
+        text(&out.stderr).contains("reloading its configuration in place")
+            && !text(&out.stderr).contains("did not follow its plan"),
         "{}",
         all_output(&out)
     );
+    assert_eq!(steps_of(&out), planned, "the dry run and the deploy differ");
     assert_eq!(p.id_of("proxy"), proxy, "the deploy recreated the proxy");
+    assert_eq!(
+        p.id_of("web"),
+        web,
+        "a route change rolled the routed service"
+    );
     eventually("b.localhost to answer", Duration::from_secs(60), || {
         routed("b.localhost")
     });
@@ -798,13 +822,25 @@ fn a_new_route_reloads_the_proxy_in_place_on_the_server() {
     assert!(copy.contains("b.localhost"), "{copy}");
     assert!(!p.srv().join("proxy/.pending").exists(), "left pending");
 
-    let out = p.ok(&["rollback", "staging", &first]);
+    let planned = steps_of(&p.ok(&["--json", "rollback", "staging", &first, "--dry-run"]));
+    let out = p.ok(&["--json", "rollback", "staging", &first]);
     assert!(
-        text(&out.stderr).contains("reloading its configuration in place"),
+        text(&out.stderr).contains("reloading its configuration in place")
+            && !text(&out.stderr).contains("did not follow its plan"),
         "{}",
         all_output(&out)
     );
+    assert_eq!(
+        steps_of(&out),
+        planned,
+        "the dry run and the rollback differ"
+    );
     assert_eq!(p.id_of("proxy"), proxy, "the rollback recreated the proxy");
+    assert_eq!(
+        p.id_of("web"),
+        web,
+        "the rollback rolled the routed service"
+    );
     eventually("b.localhost to go", Duration::from_secs(60), || {
         !routed("b.localhost")
     });

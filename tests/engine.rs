@@ -1962,3 +1962,68 @@ fn dry_runs_list_the_actions_the_commands_perform() {
         "{volume} survived down --volumes"
     );
 }
+
+// A change of a service's routes alone (its host or path) is the proxy's configuration,
+// not the service's container: the dry run plans one action, the proxy's reload in place,
+// the real run performs exactly that, and afterwards the routed service runs in the same
+// container while the new route answers (issue 22, item 5).
+#[test]
+fn a_route_change_reloads_the_proxy_and_keeps_the_service() {
+    let http = free_port();
+    let https = free_port();
+    let body = |route: &str| {
+        format!(
+            "STACK_PROXY=caddy\nSTACK_PROXY_IMAGE={CADDY}\nSTACK_HTTP_PORT={http}\nSTACK_HTTPS_PORT={https}\n\
+             STACK_SERVICES=web\n{}SERVICE_WEB_ROUTE={route}\n",
+            httpd_service("web")
+        )
+    };
+    let p = Project::new("route-change", &body("one.localhost"));
+    p.ok(&["start"]);
+    let answers = |host: &str| {
+        let host = host.to_string();
+        eventually_ok(
+            &format!("a 200 from `{host}` through caddy on :{http}"),
+            Duration::from_secs(20),
+            || match http_get_as(http, &host, "/health", "") {
+                Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(()),
+                Ok(response) => Err(response),
+                Err(e) => Err(e.to_string()),
+            },
+        )
+    };
+    answers("one.localhost");
+    // Caddy's reload hands the connections queued in its old socket to the new one
+    // instead of resetting them, where the kernel can (Linux 5.14).
+    let handover = inspect(
+        &p.container("proxy"),
+        r#"{{index .HostConfig.Sysctls "net.ipv4.tcp_migrate_req"}}"#,
+    );
+    let kernel_has_it = std::path::Path::new("/proc/sys/net/ipv4/tcp_migrate_req").exists();
+    assert_eq!(handover == "1", kernel_has_it, "{handover}");
+    let before = p.containers();
+    p.rewrite(&body("two.localhost"));
+    let planned = actions_of(&p.ok(&["--json", "start", "--dry-run"]));
+    assert_eq!(p.containers(), before, "the dry run changed the engine");
+    assert_eq!(
+        planned,
+        vec![serde_json::json!({"action": "reload", "service": "proxy"})],
+        "the dry run of a route change"
+    );
+    let done = actions_of(&p.ok(&["--json", "start"]));
+    assert_eq!(planned, done, "the dry run and the run differ");
+    assert_eq!(
+        p.containers(),
+        before,
+        "a route change recreated a container (the routed service or the proxy)"
+    );
+    answers("two.localhost");
+    // The old host is no longer routed (Caddy answers an unknown host with an empty 200
+    // or refuses it; either way not the service's `ok`).
+    let old = http_get_as(http, "one.localhost", "/health", "").unwrap_or_default();
+    let old_body = old.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    assert!(!old_body.contains("ok"), "{old}");
+    // Nothing left to do: the proxy read its files.
+    let again = actions_of(&p.ok(&["--json", "start", "--dry-run"]));
+    assert!(again.is_empty(), "{again:?}");
+}

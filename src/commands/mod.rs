@@ -270,7 +270,7 @@ pub async fn converge(
     build: bool,
     services: &[String],
 ) -> Result<Vec<Action>> {
-    let mut observed = converger.engine.observe(&converger.desired).await?;
+    let mut observed = converger.observe().await?;
     converger
         .ensure_images(&mut observed, build, services)
         .await?;
@@ -285,10 +285,11 @@ pub async fn converge(
 pub async fn print_plan(
     context: &Context,
     converger: &Converger,
-    services: &[String],
+    (services, stale): (&[String], Option<std::collections::BTreeSet<String>>),
 ) -> Result<()> {
     let desired = &converger.desired;
-    let observed = converger.engine.observe(desired).await?;
+    let mut observed = converger.observe().await?;
+    observed.stale_files = stale.unwrap_or(observed.stale_files);
     let actions = plan::plan(desired, &observed, services);
     if context.global.json {
         let env = &desired.env;

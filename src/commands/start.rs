@@ -43,7 +43,11 @@ pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
             progress,
         );
         if args.dry_run {
-            return print_plan(context, &converger, &args.services).await;
+            // The bundle was not written: the proxy's copies are compared with it.
+            let texts = bundle.files.iter();
+            let texts = texts.map(|(path, file)| (path.clone(), file.contents.clone()));
+            let stale = converger.stale_files_of(&texts.collect())?;
+            return print_plan(context, &converger, (&args.services, Some(stale))).await;
         }
         let work = converge(&converger, args.build, &args.services);
         let actions = tokio::select! {

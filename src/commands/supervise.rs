@@ -86,7 +86,7 @@ pub fn run(context: &Context, args: &SuperviseArgs) -> Result<()> {
             Converger::new(engine.clone(), desired, (placement, secrets), progress);
         converger.run_releases = false;
         if args.dry_run {
-            return print_plan(context, &converger, &[]).await.map(|()| None);
+            return print_plan(context, &converger, (&[], None)).await.map(|()| None);
         }
         let project = converger.desired.project.clone();
         notify(&format!("STATUS=converging `{project}`"));

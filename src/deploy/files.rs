@@ -45,6 +45,41 @@ impl HostFiles for RemoteFiles {
         Ok(answer.trim() == "pending")
     }
 
+    fn stale(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool> {
+        let mut script = format!("[ -e {} ] && {{ echo stale; exit 0; }}; ", shown(pending));
+        for (from, to) in copies {
+            script.push_str(&format!(
+                "cmp -s {} {} || {{ echo stale; exit 0; }}; ",
+                shown(from),
+                shown(to)
+            ));
+        }
+        script.push_str("echo read");
+        let answer = self.check("compare the proxy's configuration", &script)?;
+        Ok(answer.trim() == "stale")
+    }
+
+    /// Whether the server's copies differ from `contents` (each copy's new text, as a
+    /// deploy's bundle rendered here has it), or were not read yet: the reload a deploy
+    /// plans before its release is uploaded. Compared by SHA-256, in one round trip.
+    fn stale_contents(&self, copies: &[(&str, PathBuf)], pending: &Path) -> Result<bool> {
+        use sha2::{Digest, Sha256};
+        let mut script = format!("[ -e {} ] && {{ echo stale; exit 0; }}; ", shown(pending));
+        for (contents, to) in copies {
+            let digest: String = Sha256::digest(contents.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            script.push_str(&format!(
+                "[ \"$(sha256sum < {} 2>/dev/null | cut -d' ' -f1)\" = {digest} ] || {{ echo stale; exit 0; }}; ",
+                shown(to)
+            ));
+        }
+        script.push_str("echo read");
+        let answer = self.check("compare the proxy's configuration", &script)?;
+        Ok(answer.trim() == "stale")
+    }
+
     fn settle(&self, pending: &Path) -> Result<()> {
         self.check(
             "mark the proxy's configuration as read",

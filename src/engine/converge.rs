@@ -274,7 +274,10 @@ impl Converger {
         observed: &Observed,
         retiring: &std::sync::Mutex<Vec<Retiring>>,
     ) -> Result<()> {
-        let untouched = actions.is_empty();
+        // Only a reload (the plan's, or copies that changed since it was made).
+        let untouched = actions
+            .iter()
+            .all(|action| matches!(action, Action::Reload { .. }));
         let pending = self.sync_proxy_files(service)?;
         let mut stopping = Vec::new();
         let result = self.run_actions(service, &actions, &mut stopping).await;
@@ -548,7 +551,8 @@ fn action_service(action: &Action) -> Option<&str> {
         | Action::Release { service, .. }
         | Action::Create { service, .. }
         | Action::Replace { service, .. }
-        | Action::Remove { service, .. } => Some(service),
+        | Action::Remove { service, .. }
+        | Action::Reload { service } => Some(service),
         _ => None,
     }
 }

@@ -272,6 +272,8 @@ impl Engine {
             volumes,
             containers,
             images,
+            // The engine does not know the host's files: [`Converger::observe`] does.
+            stale_files: Default::default(),
         })
     }
 

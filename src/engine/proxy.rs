@@ -15,11 +15,14 @@
 //! "reset by peer". With `net.ipv4.tcp_migrate_req=1` (Linux 5.14) the kernel moves
 //! them to the socket that stays instead ([`HANDOVER_SYSCTL`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::converge::Converger;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::model::{proxy_reload, Desired, DesiredService, HostPath, Mount, Placement, PROXY_DIR};
+use crate::plan::Observed;
 
 /// The sysctl that makes the kernel hand the connections queued in a closed
 /// `SO_REUSEPORT` socket to another socket of its group, instead of resetting them: set
@@ -40,6 +43,12 @@ pub trait HostFiles {
     fn sync(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool>;
     /// Remove `pending`: the proxy has read the copies.
     fn settle(&self, pending: &Path) -> Result<()>;
+    /// Whether [`HostFiles::sync`] would leave `pending` (a copy differs, or was not read
+    /// yet), changing nothing: what the plan and its dry run show as a reload.
+    fn stale(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool>;
+    /// The same, against each copy's new text (a bundle rendered in memory, not written
+    /// yet: a dry run's).
+    fn stale_contents(&self, copies: &[(&str, PathBuf)], pending: &Path) -> Result<bool>;
 }
 
 /// The files of this machine.
@@ -69,6 +78,23 @@ impl HostFiles for LocalFiles {
                 .map_err(|e| Error::io("write", to, e))?;
         }
         Ok(pending.exists())
+    }
+
+    fn stale(&self, copies: &[(PathBuf, PathBuf)], pending: &Path) -> Result<bool> {
+        for (from, to) in copies {
+            let contents = std::fs::read(from).map_err(|e| Error::io("read", from, e))?;
+            if std::fs::read(to).ok().as_deref() != Some(&contents[..]) {
+                return Ok(true);
+            }
+        }
+        Ok(pending.exists())
+    }
+
+    fn stale_contents(&self, copies: &[(&str, PathBuf)], pending: &Path) -> Result<bool> {
+        Ok(pending.exists()
+            || copies
+                .iter()
+                .any(|(text, to)| std::fs::read(to).ok().as_deref() != Some(text.as_bytes())))
     }
 
     fn settle(&self, pending: &Path) -> Result<()> {
@@ -173,6 +199,59 @@ impl Engine {
     }
 }
 
+impl Converger {
+    /// The engine's state of the project, and the services whose files on the engine's
+    /// host the plan must reload ([`Observed::stale_files`]), read without changing them.
+    pub async fn observe(&self) -> Result<Observed> {
+        let mut observed = self.engine.observe(&self.desired).await?;
+        observed.stale_files = self.stale_files()?;
+        Ok(observed)
+    }
+
+    /// The services whose copies on the engine's host differ from the bundle's (a
+    /// deploy's staged release, once uploaded), or were not read yet.
+    pub fn stale_files(&self) -> Result<BTreeSet<String>> {
+        let bundle = match &self.staged {
+            Some(staged) => staged.bundle.as_path(),
+            None => self.placement.bundle.as_path(),
+        };
+        self.stale_files_in(bundle)
+    }
+
+    /// [`Converger::stale_files`] against the bundle at `bundle` on the engine's host (a
+    /// rollback's release before `current` points at it).
+    pub fn stale_files_in(&self, bundle: &std::path::Path) -> Result<BTreeSet<String>> {
+        let mut stale = BTreeSet::new();
+        for service in &self.desired.services {
+            let (copies, pending) = copies(service, &self.placement, bundle);
+            if !copies.is_empty() && self.files.stale(&copies, &pending)? {
+                stale.insert(service.name.clone());
+            }
+        }
+        Ok(stale)
+    }
+
+    /// [`Converger::stale_files`] against a bundle rendered in memory (`rendered`: its
+    /// files' text by relative path), not written yet.
+    pub fn stale_files_of(&self, rendered: &BTreeMap<String, String>) -> Result<BTreeSet<String>> {
+        let mut stale = BTreeSet::new();
+        for service in &self.desired.services {
+            let (copies, pending) = copies(service, &self.placement, std::path::Path::new(""));
+            let texts: Vec<(&str, std::path::PathBuf)> = copies
+                .into_iter()
+                .map(|(rel, to)| {
+                    let text = rendered.get(rel.to_string_lossy().as_ref());
+                    (text.map_or("", String::as_str), to)
+                })
+                .collect();
+            if !texts.is_empty() && self.files.stale_contents(&texts, &pending)? {
+                stale.insert(service.name.clone());
+            }
+        }
+        Ok(stale)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,12 +279,19 @@ mod tests {
             (bundle.join("auth/web"), state.join("auth/web")),
         ];
         let pending = state.join(PENDING);
+        assert!(
+            LocalFiles.stale(&copies, &pending).unwrap(),
+            "no copies yet"
+        );
+        assert!(!pending.exists(), "looking changed something");
         assert!(LocalFiles.sync(&copies, &pending).unwrap(), "first copies");
+        assert!(LocalFiles.stale(&copies, &pending).unwrap(), "not read yet");
         LocalFiles.settle(&pending).unwrap();
         assert!(
             !LocalFiles.sync(&copies, &pending).unwrap(),
             "nothing changed"
         );
+        assert!(!LocalFiles.stale(&copies, &pending).unwrap());
         let inode = std::fs::metadata(state.join("Caddyfile")).unwrap().ino();
         std::fs::write(bundle.join("Caddyfile"), "two\n").unwrap();
         assert!(LocalFiles.sync(&copies, &pending).unwrap(), "a change");

@@ -205,10 +205,6 @@ fn service(config: &Config, service: &Service) -> DesiredService {
     // The project's labels first; stack's own are inserted after and win.
     let mut labels: IndexMap<String, String> = service.labels.clone().into_iter().collect();
     labels.extend(self::labels(config, &service.name, service.strategy));
-    if !service.routes.is_empty() {
-        let routes: Vec<String> = service.routes.iter().map(|r| r.to_string()).collect();
-        labels.insert(format!("{LABEL_PREFIX}.routes"), routes.join(","));
-    }
     let health = service.health.clone();
     if let Some(Probe::Http { port, path }) = health.as_ref().map(|h| &h.probe) {
         let http = format!("{port}{path}");
@@ -442,7 +438,13 @@ fn proxy(config: &Config) -> DesiredService {
 /// the bundle files it mounts (without their first line, which names the stack version).
 fn digest(service: &DesiredService, secrets: &Secrets, files: &BTreeMap<&str, &str>) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_vec(service).unwrap_or_default());
+    // A service's routes are the proxy's configuration, not its container's: a change of
+    // them alone reloads the proxy in place and leaves the routed service running.
+    let container = DesiredService {
+        routes: Vec::new(),
+        ..service.clone()
+    };
+    hasher.update(serde_json::to_vec(&container).unwrap_or_default());
     let file_vars = service.secret_files.iter().map(|f| secret_file_var(&f.key));
     let env_vars = service.env.values().filter_map(|value| match value {
         EnvValue::Secret(var) => Some(var.clone()),
@@ -518,5 +520,35 @@ mod tests {
         assert_eq!(migrate.readiness(), Readiness::Completed);
         let dependency = &desired.service("app").unwrap().depends_on[0];
         assert!(dependency.completed && !desired.service("app").unwrap().job);
+    }
+
+    #[test]
+    fn a_change_of_routes_alone_keeps_the_routed_service_digest() {
+        let sealed = |extra: &str| {
+            let loaded = crate::config::tests::load_text(
+                &format!(
+                    "STACK_PROJECT=app\nSTACK_DOMAIN=example.com\nSTACK_SERVICES=web\n\
+                     SERVICE_WEB_IMAGE=web:1\nSERVICE_WEB_PORT=8080\n{extra}"
+                ),
+                "dev",
+            )
+            .unwrap();
+            let mut desired = desired(&loaded.config, &BTreeMap::new());
+            seal(&mut desired, &Secrets::default(), &BTreeMap::new());
+            let web = desired.service("web").unwrap();
+            (web.digest.clone(), web.routes.len())
+        };
+        let one = sealed("SERVICE_WEB_ROUTE=example.com\n");
+        let other = sealed("SERVICE_WEB_ROUTE=www.example.com/app\n");
+        assert_eq!(
+            one,
+            (other.0.clone(), 1),
+            "a route change rolls the service"
+        );
+        let changed = sealed("SERVICE_WEB_ROUTE=example.com\nSERVICE_WEB_ENV_FOO=1\n");
+        assert_ne!(
+            changed.0, one.0,
+            "an environment change keeps the container"
+        );
     }
 }

@@ -195,7 +195,9 @@ impl Run<'_> {
             shipper.warm(&engine, built.values().flatten().cloned().collect());
         }
         engine.leash = Some(remote.leash()?);
-        let (planned, actions) = self.plan(&engine, &desired, &built).await?;
+        let (planned, actions) = self
+            .plan(&engine, &desired, (&built, &remote, &probe))
+            .await?;
         let journal = Journal::default();
         let resolving = (&progress, args.dry_run, &journal);
         let ids = pin::resolve(&desired, &engine, resolving, built).await?;
@@ -222,13 +224,46 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The services whose copies on the server differ from this deploy's `bundle` (the
+    /// proxy, when its configuration changed): the plan reloads them in place.
+    fn stale_files(
+        &self,
+        desired: &model::Desired,
+        remote: &Remote,
+        bundle: &render::Bundle,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        use crate::engine::proxy::HostFiles;
+        let files = crate::deploy::files::RemoteFiles(remote.session.channel());
+        let placement = server_placement(self.server);
+        let mut stale = std::collections::BTreeSet::new();
+        for service in &desired.services {
+            let (copies, pending) =
+                crate::engine::proxy::copies(service, &placement, Path::new(""));
+            let contents: Vec<(&str, std::path::PathBuf)> = copies
+                .into_iter()
+                .map(|(rel, to)| {
+                    let rel = rel.to_string_lossy();
+                    let text = bundle
+                        .files
+                        .get(rel.as_ref())
+                        .map_or("", |f| f.contents.as_str());
+                    (text, to)
+                })
+                .collect();
+            if !contents.is_empty() && files.stale_contents(&contents, &pending)? {
+                stale.insert(service.name.clone());
+            }
+        }
+        Ok(stale)
+    }
+
     /// The steps of the long way (and the container actions among them), from what the
     /// server's engine has: what `--dry-run` prints and the real deploy performs.
     async fn plan(
         &self,
         engine: &Engine,
         desired: &model::Desired,
-        built: &BTreeMap<String, Option<String>>,
+        (built, remote, bundle): (&BTreeMap<String, Option<String>>, &Remote, &render::Bundle),
     ) -> Result<(Vec<Step>, Vec<plan::Action>)> {
         let (mut pull, mut send) = (Vec::new(), Vec::new());
         for service in &desired.services {
@@ -246,10 +281,11 @@ impl Run<'_> {
                 let planned = engine.swarm_plan(desired, true).await?;
                 (Vec::new(), Some(planned.iter().map(steps::swarm).collect()))
             }
-            false => (
-                plan::plan(desired, &engine.observe(desired).await?, &[]),
-                None,
-            ),
+            false => {
+                let mut observed = engine.observe(desired).await?;
+                observed.stale_files = self.stale_files(desired, remote, bundle)?;
+                (plan::plan(desired, &observed, &[]), None)
+            }
         };
         let facts = steps::Facts {
             swarm,

@@ -62,6 +62,8 @@ pub(super) async fn prepare(
     target.run_releases = false;
     target.files = Box::new(crate::deploy::files::RemoteFiles(remote.session.channel()));
     let mut observed = engine.observe(&target.desired).await?;
+    // Against the release gone back to: `current` points at it only once it is applied.
+    observed.stale_files = target.stale_files_in(std::path::Path::new(&remote.release_dir(id)))?;
     if fetch {
         target.ensure_images(&mut observed, false, &[]).await?;
     }

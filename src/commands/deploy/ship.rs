@@ -169,6 +169,11 @@ pub(super) async fn converge(
         }
         return Ok(());
     }
+    // The proxy's copies are compared with the release uploaded (a deploy's) or chosen.
+    let observed = plan::Observed {
+        stale_files: converger.stale_files()?,
+        ..observed
+    };
     let actions = plan::plan(&converger.desired, &observed, &[]);
     if let Some(journal) = journal {
         actions
