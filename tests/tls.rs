@@ -11,8 +11,10 @@
 //!
 //! Also: the expiry metric and `CertificateExpiresSoon` in a live Prometheus (the
 //! MONITORING preset's test images), an ACME server that is down or does not answer while
-//! a host is added, and a deploy to a VM-like machine (`tests/common/vm.rs`) across its
-//! reboot, with pebble's mock DNS answering with the machine's address.
+//! a host is added, an ACME server that restarts and forgets Caddy's account, a deploy to
+//! a VM-like machine (`tests/common/vm.rs`) across its reboot through either proxy, with
+//! pebble's mock DNS answering with the machine's address, and previews' certificates on
+//! such a machine through either proxy.
 //!
 //! Needs docker, the test images, `pebble`, `pebble-challtestsrv`, `openssl` and `curl`
 //! (`scripts/install-ci-deps.sh`). The tests fail, never skip, when one is missing.
@@ -41,6 +43,8 @@ struct Pebble {
     management: u16,
     /// The mock DNS' port, which pebble asks.
     dns: u16,
+    /// The mock DNS' management port (`/add-a`).
+    dns_management: u16,
     /// How many times pebble was started (each start logs its directory).
     starts: usize,
     children: Vec<Child>,
@@ -62,6 +66,7 @@ impl Pebble {
         let dir = tempfile::tempdir().unwrap();
         let gateway = host_gateway();
         let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let dns_management = free_port();
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
         let out = Command::new("openssl")
@@ -95,7 +100,7 @@ impl Pebble {
             .args(["-defaultIPv4", address, "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -104,6 +109,7 @@ impl Pebble {
             directory: format!("https://{gateway}:{listen}/dir"),
             management,
             dns,
+            dns_management,
             starts: 0,
             children: vec![dns_server],
             dir,
@@ -165,6 +171,17 @@ impl Pebble {
         let mut server = self.children.pop().expect("pebble runs");
         server.kill().unwrap();
         server.wait().unwrap();
+    }
+
+    /// Make the mock DNS answer `host` with `address` (pebble then validates there).
+    fn point(&self, host: &str, address: &str) {
+        let body = serde_json::json!({"host": format!("{host}."), "addresses": [address]});
+        let out = Command::new("curl")
+            .args(["-sSf", "-X", "POST", "-d", &body.to_string()])
+            .arg(format!("http://127.0.0.1:{}/add-a", self.dns_management))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "add-a: {}", text(&out.stderr));
     }
 
     /// Pebble's log so far.
@@ -503,19 +520,21 @@ fn nginx_renews_certificates_without_dropping_requests() {
 }
 
 const PROMETHEUS: &str = "stack-test/prometheus:latest";
-const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
 const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
 const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
 
-/// `body` with the MONITORING preset: Prometheus, Alertmanager, node-exporter and the
-/// Docker API proxy from the test images (the others have none: kept out), scraping
-/// every 2 s.
+/// `body` with the MONITORING preset: Prometheus, node-exporter and the Docker API proxy
+/// from the test images (the others have none: kept out), scraping every 2 s. Alertmanager
+/// is kept out too: these tests read the alerts' state from Prometheus, and the test
+/// image has neither wget nor curl for its health check, which turns it unhealthy once
+/// its start period is over (a second `start` would wait for it in vain).
 fn with_monitoring(body: String) -> String {
     format!(
         "{body}MONITORING_ENABLED=true\nMONITORING_SCRAPE_INTERVAL=2s\n\
-         SERVICE_PROMETHEUS_IMAGE={PROMETHEUS}\nSERVICE_ALERTMANAGER_IMAGE={ALERTMANAGER}\n\
+         SERVICE_PROMETHEUS_IMAGE={PROMETHEUS}\n\
          SERVICE_NODE_EXPORTER_IMAGE={NODE_EXPORTER}\nSERVICE_DOCKER_PROXY_IMAGE={DOCKER_PROXY}\n\
          SERVICE_GRAFANA_ENVIRONMENTS=prod\nSERVICE_LOKI_ENVIRONMENTS=prod\n\
+         SERVICE_ALERTMANAGER_ENVIRONMENTS=prod\nSERVICE_PROMETHEUS_DEPENDS_ON=node-exporter\n\
          SERVICE_PROMTAIL_ENVIRONMENTS=prod\nSERVICE_CADVISOR_ENVIRONMENTS=prod\n"
     )
 }
@@ -555,15 +574,11 @@ fn status_expiry(p: &Project, host: &str) -> Option<i64> {
 /// A certificate pebble issues for 7 days: `start` warns that it expires within 14
 /// days, Prometheus scrapes its expiry (`stack_certificate_expiry_timestamp_seconds`,
 /// node-exporter's textfile collector) equal to what the proxy holds, and
-/// `CertificateExpiresSoon` fires for the host.
+/// `CertificateExpiresSoon` fires for the host. Then a host pebble cannot validate is
+/// added: `start` names it, and Prometheus reads `stack_certificate_missing` 1 for it and
+/// 0 for the other.
 fn expiry_metric_and_alert(project: &str, nginx: bool) {
-    let mut images = vec![
-        BUSYBOX,
-        PROMETHEUS,
-        ALERTMANAGER,
-        NODE_EXPORTER,
-        DOCKER_PROXY,
-    ];
+    let mut images = vec![BUSYBOX, PROMETHEUS, NODE_EXPORTER, DOCKER_PROXY];
     images.extend(if nginx {
         vec![NGINX, CERTBOT]
     } else {
@@ -627,6 +642,43 @@ fn expiry_metric_and_alert(project: &str, nginx: bool) {
     if !nginx {
         supervise_rewrites_the_metrics(&p);
     }
+    // `m.example.test` points at an address nothing answers on: it gets no certificate.
+    pebble.point("m.example.test", "192.0.2.1");
+    let two = [web[0], ("docs", "m.example.test")];
+    let body = match nginx {
+        true => nginx_project(&pebble, http, https, "12h", &two),
+        false => caddy_project(&pebble, http, https, &two),
+    };
+    p.write(&with_monitoring(body));
+    let stderr = text(&p.ok(&["start"]).stderr);
+    assert!(
+        stderr.contains("no certificate yet for `m.example.test`"),
+        "{stderr}"
+    );
+    eventually_ok(
+        "stack_certificate_missing in Prometheus: 0 for a, 1 for m",
+        Duration::from_secs(90),
+        || {
+            let data = prometheus_api(&p, "query", "query=stack_certificate_missing")?;
+            let mut seen: Vec<(String, String)> = data["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let host = s["metric"]["host"].as_str().unwrap_or_default();
+                    let value = s["value"][1].as_str().unwrap_or_default();
+                    (host.to_string(), value.to_string())
+                })
+                .collect();
+            seen.sort();
+            let want = [("a.example.test", "0"), ("m.example.test", "1")]
+                .map(|(h, v)| (h.to_string(), v.to_string()));
+            match seen == want {
+                true => Ok(()),
+                false => Err(format!("{seen:?}: {data}")),
+            }
+        },
+    );
 }
 
 /// A child process killed (by its id) when dropped.
@@ -652,10 +704,11 @@ fn supervise_rewrites_the_metrics(p: &Project) {
     let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
     let state = serde_json::to_vec(&desired).unwrap();
     fs::write(bundle.join(stack::deploy::DESIRED_FILE), state).unwrap();
+    let log = p.path("supervise.log");
     let _supervise = Running(
         p.command(&["supervise", "--bundle", bundle.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -668,10 +721,16 @@ fn supervise_rewrites_the_metrics(p: &Project) {
             let metrics = text(&out.stdout);
             match metrics.contains(metric) {
                 true => Ok(()),
-                false => Err(format!("{metrics}{}", text(&out.stderr))),
+                false => Err(format!(
+                    "{metrics}{}\nsupervise: {}",
+                    text(&out.stderr),
+                    fs::read_to_string(&log).unwrap_or_default()
+                )),
             }
         },
     );
+    // The bundle is stack's again for the next `start`.
+    fs::remove_file(bundle.join(stack::deploy::DESIRED_FILE)).unwrap();
 }
 
 #[test]
