@@ -156,6 +156,21 @@ mod tests {
     }
 
     #[test]
+    fn the_environments_certbot_reads_the_previews_hosts() {
+        let text = format!(
+            "{PROJECT}STACK_PROXY=nginx\nSTACK_TLS=auto\nSTACK_TLS_EMAIL=ops@example.com\n"
+        );
+        let config = crate::config::tests::load_text(&text, "staging")
+            .unwrap()
+            .config;
+        let desired = crate::model::desired(&config, &Default::default());
+        let certbot = desired.service(CERTBOT_SERVICE).unwrap();
+        assert!(certbot.mounts.iter().any(|m| matches!(m,
+            Mount::Bind { source: HostPath::State(dir), target, read_only: true }
+                if dir == ROUTES_DIR && target == CERTBOT_PREVIEWS_TARGET)));
+    }
+
+    #[test]
     fn a_preview_routes_through_a_router_with_limits() {
         let mut config = crate::config::tests::load_text(PROJECT, "staging")
             .unwrap()
