@@ -480,6 +480,51 @@ fn the_grafana_dashboard_has_the_schemas_fields_and_valid_queries() {
     );
 }
 
+/// `CertificateMissing` under `promtool test rules` with the rendered rule file: it fires
+/// for a host whose `stack_certificate_missing` stays 1 for 30 minutes, not before, and
+/// not for a host whose certificate came after 3 minutes.
+#[test]
+fn the_certificate_missing_alert_fires_under_promtool() {
+    let promtool = common::require_tool("promtool");
+    let project = common::fixture("monitoring");
+    project.generate_secrets("prod");
+    let bundle = project.build("prod", None);
+    let rules = std::fs::read_to_string(bundle.join("prometheus/alerts.yml")).unwrap();
+    assert!(rules.contains("alert: CertificateMissing"), "{rules}");
+    let test = bundle.join("prometheus/certificates.test.yml");
+    let description = "HTTPS to a routed host fails: the proxy has had no valid certificate for \
+        it for 30 minutes (does its DNS point at the server? does the ACME server answer, or \
+        rate-limit? see `stack doctor ENV`, `stack logs proxy`, or `stack logs certbot` for nginx).";
+    std::fs::write(
+        &test,
+        format!(
+            "rule_files: [alerts.yml]\nevaluation_interval: 1m\ntests:\n\
+             - interval: 1m\n  input_series:\n\
+             \x20   - series: 'stack_certificate_missing{{host=\"a.example.test\"}}'\n      values: '1x60'\n\
+             \x20   - series: 'stack_certificate_missing{{host=\"b.example.test\"}}'\n      values: '1 1 1 0x60'\n\
+             \x20 alert_rule_test:\n\
+             \x20   - alertname: CertificateMissing\n      eval_time: 20m\n      exp_alerts: []\n\
+             \x20   - alertname: CertificateMissing\n      eval_time: 40m\n      exp_alerts:\n\
+             \x20       - exp_labels: {{severity: critical, host: a.example.test}}\n\
+             \x20         exp_annotations:\n\
+             \x20           summary: 'The proxy has no certificate for a.example.test'\n\
+             \x20           description: '{description}'\n"
+        ),
+    )
+    .unwrap();
+    let out = StdCommand::new(promtool)
+        .args(["test", "rules"])
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 /// One HTTP/1.1 request over TCP (`Connection: close`): the status code and the body
 /// (10 s to answer).
 fn request(address: &str, method: &str, path: &str) -> (u16, String) {

@@ -589,6 +589,83 @@ fn a_preview_starts_from_the_newest_backup_and_supervise_expires_it() {
     );
 }
 
+/// A seeded preview whose dump does not restore (a data-only dump of staging, marked
+/// verified and newest, whose table a new database lacks): `preview up` fails as a failed
+/// health gate does (exit 1), says the restore failed and that the preview was removed,
+/// and leaves nothing of it (containers, networks, volumes, files, route); staging's
+/// containers, database and dumps are as they were.
+#[test]
+fn a_preview_whose_seed_does_not_restore_is_reported_and_removed() {
+    let vm = Vm::boot("previewbadseed", &vm::docker_image());
+    for image in [BUSYBOX, CADDY, POSTGRES] {
+        vm.load_image(image);
+    }
+    let name = format!("pb{}", std::process::id());
+    let project = postgres_project(&name, &vm);
+    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
+    let staging_db = format!("{name}-postgres-1");
+    sql(
+        &vm,
+        &staging_db,
+        "CREATE TABLE notes (note text); INSERT INTO notes VALUES ('from-staging')",
+    );
+    project.ok_on(&vm, &["backup", "run", "--on", "staging"]);
+    project.ok_on(&vm, &["backup", "verify", "--on", "staging"]);
+    let backups = format!("/opt/{name}/backups");
+    let staging_backups = vm.exec(&format!("ls -l --time-style=+%s {backups} | sort"));
+    let staging_before = staging_containers(&vm, &name);
+    // The newest "verified" dump holds rows only: its restore fails on a new database.
+    let bad = format!("{backups}/dump-2099-01-01T000000Z.dump");
+    vm.exec(&format!(
+        "docker exec {staging_db} pg_dump -Fc --data-only -U app app > {bad} && \
+         echo 'ok planted by the test' > {bad}.verify"
+    ));
+
+    let out = project.on(
+        &vm,
+        &[
+            "preview",
+            "up",
+            "pr-1",
+            "--allow-dirty",
+            "--set",
+            "STACK_PREVIEW_SEED=backup",
+            "--set",
+            "STACK_HEALTH_TIMEOUT=45s",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("seeding the preview's database from `dump-2099-01-01T000000Z.dump`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("failed while its database was restored")
+            && stderr.contains("removed the failed preview `pr-1`"),
+        "{stderr}"
+    );
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
+    let left = vm.exec(&format!(
+        "ls /opt/{name}/previews /opt/{name}/preview-routes 2>&1 || true"
+    ));
+    assert!(!left.contains("pr-1"), "{left}");
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
+    assert!(!listed.contains("pr-1"), "{listed}");
+
+    vm.exec(&format!("rm -f {bad} {bad}.verify"));
+    assert_eq!(
+        vm.exec(&format!("ls -l --time-style=+%s {backups} | sort")),
+        staging_backups
+    );
+    assert_eq!(staging_containers(&vm, &name), staging_before);
+    assert_eq!(
+        sql(&vm, &staging_db, "SELECT note FROM notes").trim(),
+        "from-staging"
+    );
+    wait_answer(&vm, STAGING_HOST, "none");
+}
+
 /// Previews on an nginx environment: each preview's servers are one file the
 /// environment's nginx includes, added and removed by a reload in place (`nginx -s
 /// reload`), with staging's traffic under a request loop that sees no failure.

@@ -11,8 +11,10 @@
 //!
 //! Also: the expiry metric and `CertificateExpiresSoon` in a live Prometheus (the
 //! MONITORING preset's test images), an ACME server that is down or does not answer while
-//! a host is added, and a deploy to a VM-like machine (`tests/common/vm.rs`) across its
-//! reboot, with pebble's mock DNS answering with the machine's address.
+//! a host is added, an ACME server that restarts and forgets Caddy's account, a deploy to
+//! a VM-like machine (`tests/common/vm.rs`) across its reboot through either proxy, with
+//! pebble's mock DNS answering with the machine's address, and previews' certificates on
+//! such a machine through either proxy.
 //!
 //! Needs docker, the test images, `pebble`, `pebble-challtestsrv`, `openssl` and `curl`
 //! (`scripts/install-ci-deps.sh`). The tests fail, never skip, when one is missing.
@@ -41,6 +43,8 @@ struct Pebble {
     management: u16,
     /// The mock DNS' port, which pebble asks.
     dns: u16,
+    /// The mock DNS' management port (`/add-a`).
+    dns_management: u16,
     /// How many times pebble was started (each start logs its directory).
     starts: usize,
     children: Vec<Child>,
@@ -62,6 +66,7 @@ impl Pebble {
         let dir = tempfile::tempdir().unwrap();
         let gateway = host_gateway();
         let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let dns_management = free_port();
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
         let out = Command::new("openssl")
@@ -95,7 +100,7 @@ impl Pebble {
             .args(["-defaultIPv4", address, "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{}", free_port())])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -104,6 +109,7 @@ impl Pebble {
             directory: format!("https://{gateway}:{listen}/dir"),
             management,
             dns,
+            dns_management,
             starts: 0,
             children: vec![dns_server],
             dir,
@@ -165,6 +171,17 @@ impl Pebble {
         let mut server = self.children.pop().expect("pebble runs");
         server.kill().unwrap();
         server.wait().unwrap();
+    }
+
+    /// Make the mock DNS answer `host` with `address` (pebble then validates there).
+    fn point(&self, host: &str, address: &str) {
+        let body = serde_json::json!({"host": format!("{host}."), "addresses": [address]});
+        let out = Command::new("curl")
+            .args(["-sSf", "-X", "POST", "-d", &body.to_string()])
+            .arg(format!("http://127.0.0.1:{}/add-a", self.dns_management))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "add-a: {}", text(&out.stderr));
     }
 
     /// Pebble's log so far.
@@ -237,10 +254,15 @@ fn host_gateway() -> String {
 
 /// `curl https://<host>:<port>/health` trusting only `root`, with `host` on 127.0.0.1.
 fn https_get(host: &str, port: u16, root: &Path) -> Result<String, String> {
+    https_get_at("127.0.0.1", host, port, root)
+}
+
+/// The same with `host` on `address`.
+fn https_get_at(address: &str, host: &str, port: u16, root: &Path) -> Result<String, String> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "5", "--cacert"])
         .arg(root)
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(["--resolve", &format!("{host}:{port}:{address}")])
         .arg(format!("https://{host}:{port}/health"))
         .output()
         .map_err(|e| e.to_string())?;
@@ -498,19 +520,21 @@ fn nginx_renews_certificates_without_dropping_requests() {
 }
 
 const PROMETHEUS: &str = "stack-test/prometheus:latest";
-const ALERTMANAGER: &str = "stack-test/alertmanager:latest";
 const NODE_EXPORTER: &str = "stack-test/node-exporter:latest";
 const DOCKER_PROXY: &str = "stack-test/docker-proxy:latest";
 
-/// `body` with the MONITORING preset: Prometheus, Alertmanager, node-exporter and the
-/// Docker API proxy from the test images (the others have none: kept out), scraping
-/// every 2 s.
+/// `body` with the MONITORING preset: Prometheus, node-exporter and the Docker API proxy
+/// from the test images (the others have none: kept out), scraping every 2 s. Alertmanager
+/// is kept out too: these tests read the alerts' state from Prometheus, and the test
+/// image has neither wget nor curl for its health check, which turns it unhealthy once
+/// its start period is over (a second `start` would wait for it in vain).
 fn with_monitoring(body: String) -> String {
     format!(
         "{body}MONITORING_ENABLED=true\nMONITORING_SCRAPE_INTERVAL=2s\n\
-         SERVICE_PROMETHEUS_IMAGE={PROMETHEUS}\nSERVICE_ALERTMANAGER_IMAGE={ALERTMANAGER}\n\
+         SERVICE_PROMETHEUS_IMAGE={PROMETHEUS}\n\
          SERVICE_NODE_EXPORTER_IMAGE={NODE_EXPORTER}\nSERVICE_DOCKER_PROXY_IMAGE={DOCKER_PROXY}\n\
          SERVICE_GRAFANA_ENVIRONMENTS=prod\nSERVICE_LOKI_ENVIRONMENTS=prod\n\
+         SERVICE_ALERTMANAGER_ENVIRONMENTS=prod\nSERVICE_PROMETHEUS_DEPENDS_ON=node-exporter\n\
          SERVICE_PROMTAIL_ENVIRONMENTS=prod\nSERVICE_CADVISOR_ENVIRONMENTS=prod\n"
     )
 }
@@ -550,15 +574,11 @@ fn status_expiry(p: &Project, host: &str) -> Option<i64> {
 /// A certificate pebble issues for 7 days: `start` warns that it expires within 14
 /// days, Prometheus scrapes its expiry (`stack_certificate_expiry_timestamp_seconds`,
 /// node-exporter's textfile collector) equal to what the proxy holds, and
-/// `CertificateExpiresSoon` fires for the host.
+/// `CertificateExpiresSoon` fires for the host. Then a host pebble cannot validate is
+/// added: `start` names it, and Prometheus reads `stack_certificate_missing` 1 for it and
+/// 0 for the other.
 fn expiry_metric_and_alert(project: &str, nginx: bool) {
-    let mut images = vec![
-        BUSYBOX,
-        PROMETHEUS,
-        ALERTMANAGER,
-        NODE_EXPORTER,
-        DOCKER_PROXY,
-    ];
+    let mut images = vec![BUSYBOX, PROMETHEUS, NODE_EXPORTER, DOCKER_PROXY];
     images.extend(if nginx {
         vec![NGINX, CERTBOT]
     } else {
@@ -622,6 +642,43 @@ fn expiry_metric_and_alert(project: &str, nginx: bool) {
     if !nginx {
         supervise_rewrites_the_metrics(&p);
     }
+    // `m.example.test` points at an address nothing answers on: it gets no certificate.
+    pebble.point("m.example.test", "192.0.2.1");
+    let two = [web[0], ("docs", "m.example.test")];
+    let body = match nginx {
+        true => nginx_project(&pebble, http, https, "12h", &two),
+        false => caddy_project(&pebble, http, https, &two),
+    };
+    p.write(&with_monitoring(body));
+    let stderr = text(&p.ok(&["start"]).stderr);
+    assert!(
+        stderr.contains("no certificate yet for `m.example.test`"),
+        "{stderr}"
+    );
+    eventually_ok(
+        "stack_certificate_missing in Prometheus: 0 for a, 1 for m",
+        Duration::from_secs(90),
+        || {
+            let data = prometheus_api(&p, "query", "query=stack_certificate_missing")?;
+            let mut seen: Vec<(String, String)> = data["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let host = s["metric"]["host"].as_str().unwrap_or_default();
+                    let value = s["value"][1].as_str().unwrap_or_default();
+                    (host.to_string(), value.to_string())
+                })
+                .collect();
+            seen.sort();
+            let want = [("a.example.test", "0"), ("m.example.test", "1")]
+                .map(|(h, v)| (h.to_string(), v.to_string()));
+            match seen == want {
+                true => Ok(()),
+                false => Err(format!("{seen:?}: {data}")),
+            }
+        },
+    );
 }
 
 /// A child process killed (by its id) when dropped.
@@ -647,10 +704,11 @@ fn supervise_rewrites_the_metrics(p: &Project) {
     let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
     let state = serde_json::to_vec(&desired).unwrap();
     fs::write(bundle.join(stack::deploy::DESIRED_FILE), state).unwrap();
+    let log = p.path("supervise.log");
     let _supervise = Running(
         p.command(&["supervise", "--bundle", bundle.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -663,10 +721,16 @@ fn supervise_rewrites_the_metrics(p: &Project) {
             let metrics = text(&out.stdout);
             match metrics.contains(metric) {
                 true => Ok(()),
-                false => Err(format!("{metrics}{}", text(&out.stderr))),
+                false => Err(format!(
+                    "{metrics}{}\nsupervise: {}",
+                    text(&out.stderr),
+                    fs::read_to_string(&log).unwrap_or_default()
+                )),
             }
         },
     );
+    // The bundle is stack's again for the next `start`.
+    fs::remove_file(bundle.join(stack::deploy::DESIRED_FILE)).unwrap();
 }
 
 #[test]
@@ -732,6 +796,49 @@ fn caddy_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
     );
 }
 
+/// An ACME server that restarts and forgets its accounts (pebble keeps none across a
+/// restart): Caddy's stored account is refused (`accountDoesNotExist`) when it orders a
+/// host added later, and Caddy 2.6 never registers again on its own. The next `start`
+/// (or deploy) that finds a host without a certificate and that refusal in Caddy's log
+/// removes the stored account and reloads Caddy, which registers a new one and gets the
+/// certificate; the other host keeps its own (same serial).
+#[test]
+fn caddy_recovers_from_an_acme_server_that_forgot_its_account() {
+    common::require_engine(&[BUSYBOX, CADDY]);
+    let (http, https) = (free_port(), free_port());
+    let mut pebble = Pebble::start(http, https, 90 * 24 * 3600);
+    let p = Project::named("tls", "forgot");
+    fs::copy(pebble.tls_cert(), p.path("pebble-ca.pem")).unwrap();
+    let one = [("web", "a.example.test")];
+    p.write(&caddy_project(&pebble, http, https, &one));
+    p.ok(&["start"]);
+    wait_for_https(&["a.example.test"], https, &pebble.root(), &pebble);
+    let first = served_certificate("a.example.test", https);
+
+    pebble.stop();
+    pebble.resume();
+    let two = [one[0], ("docs", "c.example.test")];
+    p.write(&caddy_project(&pebble, http, https, &two));
+    let started = p.ok(&["start"]);
+    let stderr = text(&started.stderr);
+    let root = pebble.root();
+    let logs = || text(&docker(&["logs", &p.container("proxy")]).stderr);
+    eventually_ok(
+        "c.example.test's certificate from the restarted ACME server",
+        Duration::from_secs(90),
+        || {
+            https_get("c.example.test", https, &root)
+                .map_err(|e| format!("{e}\nstart said: {stderr}\n{}", tail(&logs())))
+        },
+    );
+    assert!(
+        stderr.contains("no longer knows the proxy's account")
+            && !stderr.contains("no certificate yet"),
+        "{stderr}"
+    );
+    assert_eq!(served_certificate("a.example.test", https), first);
+}
+
 /// The same for nginx: certbot names the host it could not get a certificate for and
 /// waits for its interval (one attempt, no loop); the others keep theirs.
 #[test]
@@ -774,23 +881,48 @@ fn nginx_keeps_serving_and_reports_a_host_while_the_acme_server_is_down() {
     );
 }
 
+/// A project file for a proxy: `(pebble, http port, https port, services)`.
+type Body = fn(&Pebble, u16, u16, &[(&str, &str)]) -> String;
+
+/// nginx's project with certbot looking every 12 h (as [`Body`]).
+fn nginx_body(pebble: &Pebble, http: u16, https: u16, services: &[(&str, &str)]) -> String {
+    nginx_project(pebble, http, https, "12h", services)
+}
+
 /// A deploy to a VM-like machine (systemd, its own Docker, `tests/common/vm.rs`) gets
 /// Caddy's certificate from pebble on this machine (validating at the machine's address),
 /// and after a reboot of the machine the same certificate is served: same serial, no new
 /// order at pebble. With pebble stopped, a deploy that adds a host succeeds and names it.
 #[test]
 fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
-    common::require_engine(&[BUSYBOX, CADDY]);
-    let vm = common::vm::Vm::boot("tls", "stack-test/vm-docker:latest");
-    vm.load_image(BUSYBOX);
-    vm.load_image(CADDY);
+    survives_a_reboot("tls", &[CADDY], caddy_project);
+}
+
+/// The same through nginx: certbot's certificate, in its `certbot-state` and
+/// `nginx-certs` volumes on the machine, is served again after the reboot (same serial,
+/// no new order).
+#[test]
+fn certbots_certificate_survives_a_reboot_of_the_machine() {
+    survives_a_reboot("tls-nginx", &[NGINX, CERTBOT], nginx_body);
+}
+
+/// Deploy `body`'s project (with the proxy `images`) to a fresh VM-like machine named
+/// after `machine`, then reboot it, then deploy a new host with pebble stopped.
+fn survives_a_reboot(machine: &str, images: &[&str], body: Body) {
+    let mut needed = vec![BUSYBOX];
+    needed.extend(images);
+    common::require_engine(&needed);
+    let vm = common::vm::Vm::boot(machine, "stack-test/vm-docker:latest");
+    for image in &needed {
+        vm.load_image(image);
+    }
     let address = vm.ip();
     let mut pebble = Pebble::start_for(&address, 80, 443, 90 * 24 * 3600);
-    let name = format!("tlsvm-{}", std::process::id());
+    let name = format!("{}vm-{}", machine.replace('-', ""), std::process::id());
     let p = Project::called(&name);
     fs::create_dir_all(p.path("environments/staging")).unwrap();
-    let body = caddy_project(&pebble, 80, 443, &[("web", "a.example.test")]);
-    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    let one = body(&pebble, 80, 443, &[("web", "a.example.test")]);
+    p.write(&format!("STACK_DRAIN=0s\n{one}"));
     // The machine's address can change with a reboot (the bridge hands it out again).
     let target = || {
         let server = format!(
@@ -849,8 +981,8 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
     pebble.stop();
     target();
     let two = [("web", "a.example.test"), ("docs", "c.example.test")];
-    let body = caddy_project(&pebble, 80, 443, &two);
-    p.write(&format!("STACK_DRAIN=0s\n{body}"));
+    let two = body(&pebble, 80, 443, &two);
+    p.write(&format!("STACK_DRAIN=0s\n{two}"));
     let deploy = p
         .command(&["deploy", "staging", "--allow-dirty"])
         .env("STACK_SSH_CONFIG", vm.ssh_config())
@@ -871,4 +1003,110 @@ fn a_deployed_certificate_survives_a_reboot_of_the_machine() {
         first,
         "the old certificate keeps serving"
     );
+}
+
+/// Previews on an environment with `STACK_TLS=auto` (Caddy): the proxy gets one
+/// certificate from pebble for the preview's host when it is created, serves it over
+/// HTTPS, keeps it across an update (same serial, no new order) and stops serving it
+/// after `preview down`; staging's certificate is untouched.
+#[test]
+fn a_preview_gets_its_own_certificate_through_caddy() {
+    preview_certificates("tlspc", &[CADDY], caddy_project, false);
+}
+
+/// The same through nginx: certbot is told the preview's hosts (`<name>.hosts` beside
+/// its route, and a wake-up), gets its certificate at once, and deletes it (its lineage
+/// and what nginx loads) after `preview down`.
+#[test]
+fn a_preview_gets_its_own_certificate_through_certbot() {
+    preview_certificates("tlspn", &[NGINX, CERTBOT], nginx_body, true);
+}
+
+/// Staging at `staging.example.test` on a VM-like machine, previews under
+/// `*.preview.example.test`, certificates from pebble validating at the machine.
+fn preview_certificates(machine: &str, images: &[&str], body: Body, nginx: bool) {
+    let mut needed = vec![BUSYBOX];
+    needed.extend(images);
+    common::require_engine(&needed);
+    let vm = common::vm::Vm::boot(machine, &common::vm::docker_image());
+    for image in &needed {
+        vm.load_image(image);
+    }
+    let mut pebble = Pebble::start_for(&vm.ip(), 80, 443, 90 * 24 * 3600);
+    let name = format!("{machine}{}", std::process::id());
+    let p = Project::called(&name);
+    let services = body(&pebble, 80, 443, &[("web", "${STACK_DOMAIN}")]);
+    p.write(&format!(
+        "STACK_DRAIN=0s\nSTACK_DOMAIN=staging.example.test\n\
+         STACK_PREVIEW_DOMAIN=*.preview.example.test\nSTACK_PREVIEW_MEMORY_MB=64\n{services}"
+    ));
+    p.target(&vm, "root");
+    let ca = fs::read_to_string(pebble.tls_cert()).unwrap();
+    vm.exec(&format!(
+        "mkdir -p /opt/{name} && cat > /opt/{name}/pebble-ca.pem <<'PEM'\n{ca}PEM"
+    ));
+    p.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
+    let root = pebble.root();
+    let trusted = |host: &str| {
+        eventually_ok(
+            &format!("https://{host}/health trusted"),
+            Duration::from_secs(90),
+            || match https_get_at(&vm.ip(), host, 443, &root) {
+                Ok(body) if body.contains("ok") => Ok(()),
+                other => Err(format!("{other:?}\n{}", tail(&pebble.log()))),
+            },
+        );
+        served_certificate_at(&vm.ip(), host, 443).unwrap()
+    };
+    let staging = trusted("staging.example.test");
+    assert_eq!(pebble.issued(), 1);
+
+    let host = "pr-1.preview.example.test";
+    let up = p.ok_on(&vm, &["preview", "up", "pr-1", "--allow-dirty"]);
+    assert_eq!(text(&up.stdout).trim(), format!("https://{host}"));
+    let stderr = text(&up.stderr);
+    assert!(
+        !stderr.contains("no certificate yet"),
+        "it waited: {stderr}"
+    );
+    let first = trusted(host);
+    assert_ne!(first, staging);
+    assert_eq!(pebble.issued(), 2, "one certificate for the preview's host");
+
+    let set = "SERVICE_WEB_ENV_VERSION=two";
+    p.ok_on(
+        &vm,
+        &["preview", "up", "pr-1", "--allow-dirty", "--set", set],
+    );
+    assert_eq!(trusted(host), first, "an update keeps the certificate");
+    assert_eq!(pebble.issued(), 2, "no new order for an update");
+
+    p.ok_on(&vm, &["preview", "down", "pr-1"]);
+    eventually_ok(
+        "the preview's host no longer served",
+        Duration::from_secs(60),
+        || match served_certificate_at(&vm.ip(), host, 443) {
+            Ok(cert) if cert == first => Err(format!("still served: {cert}")),
+            _ => Ok(()),
+        },
+    );
+    if nginx {
+        let certbot = format!("{name}-certbot-1");
+        eventually_ok(
+            "certbot deletes the preview's certificate",
+            Duration::from_secs(60),
+            || {
+                let left = vm.exec(&format!(
+                    "docker exec {certbot} sh -c 'ls /etc/letsencrypt/live /etc/letsencrypt/renewal /etc/nginx/certs -a'"
+                ));
+                match left.contains("pr-1") {
+                    true => Err(left),
+                    false => Ok(()),
+                }
+            },
+        );
+    }
+    assert_eq!(trusted("staging.example.test"), staging);
+    assert_eq!(pebble.issued(), 2);
+    pebble.stop();
 }

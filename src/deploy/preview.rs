@@ -7,6 +7,8 @@
 //! SERVER_PATH/previews/<name>/seeded      its seed command ran (never again)
 //! SERVER_PATH/preview-routes/<name>.caddy its sites, read by the environment's proxy
 //!                                         (`<name>.nginx` for nginx)
+//! SERVER_PATH/preview-routes/<name>.hosts its hosts, read by the environment's certbot
+//!                                         (nginx with `STACK_TLS=auto`)
 //! ```
 //!
 //! Every command here is one shell script, run in one round trip through the
@@ -166,15 +168,30 @@ impl Remote {
 
     /// Write the preview's sites for the environment's proxy (atomically).
     pub fn write_preview_route(&self, route: &Route, sites: &str) -> Result<()> {
+        let file = route_file(&route.env_path, &route.name, route.kind);
+        self.write_route_file(route, &file, sites)
+    }
+
+    /// Write the preview's hosts for the environment's certbot (atomically).
+    pub fn write_preview_hosts(&self, route: &Route) -> Result<()> {
+        let file = hosts_file(&route.env_path, &route.name);
+        let hosts: String = route.hosts.iter().map(|h| format!("{h}\n")).collect();
+        self.write_route_file(route, &file, &hosts)
+    }
+
+    fn write_route_file(&self, route: &Route, file: &str, contents: &str) -> Result<()> {
         let dir = routes_dir(&route.env_path);
-        let file = quote(&route_file(&route.env_path, &route.name, route.kind));
         let tmp = quote(&format!("{dir}/.{}.new", route.name));
         let script = format!(
             "set -e; mkdir -p {d}; chmod 755 {d}; cat > {tmp}; chmod 644 {tmp}; mv -f {tmp} {file}",
-            d = quote(&dir)
+            d = quote(&dir),
+            file = quote(file)
         );
-        self.session
-            .check("write the preview's route", &script, Some(sites.as_bytes()))?;
+        self.session.check(
+            "write the preview's route",
+            &script,
+            Some(contents.as_bytes()),
+        )?;
         Ok(())
     }
 
@@ -204,7 +221,9 @@ impl Remote {
 fn remove_route(shell: &dyn Shell, env_path: &str, name: &str) -> Result<()> {
     let files: Vec<String> = [ProxyKind::Caddy, ProxyKind::Nginx]
         .into_iter()
-        .map(|kind| quote(&route_file(env_path, name, kind)))
+        .map(|kind| route_file(env_path, name, kind))
+        .chain([hosts_file(env_path, name)])
+        .map(|file| quote(&file))
         .collect();
     shell.script(
         "remove the preview's route",
@@ -229,6 +248,15 @@ fn route_file(env_path: &str, name: &str, kind: ProxyKind) -> String {
     )
 }
 
+/// The file of a preview's hosts for the environment's certbot.
+fn hosts_file(env_path: &str, name: &str) -> String {
+    format!(
+        "{}/{name}.{}",
+        routes_dir(env_path),
+        crate::model::preview::HOSTS_EXTENSION
+    )
+}
+
 /// The folder of the previews' routes under an environment's path.
 fn routes_dir(env_path: &str) -> String {
     format!("{env_path}/{}", crate::model::preview::ROUTES_DIR)
@@ -250,6 +278,10 @@ pub struct Route {
     /// The environment's proxy container.
     pub proxy: String,
     pub kind: ProxyKind,
+    /// The proxy gets the hosts' certificates from an ACME server (`STACK_TLS=auto`).
+    pub acme: bool,
+    /// The environment's certbot container (nginx with `STACK_TLS=auto`), told the hosts.
+    pub certbot: Option<String>,
 }
 
 /// Write the route and reload the environment's proxy (a graceful reload: no
@@ -267,7 +299,39 @@ pub async fn apply_route(remote: &Remote, engine: &Engine, route: &Route) -> Res
         let _ = reload(engine, &route.proxy, route.kind).await;
         return Err(error);
     }
+    if let Some(certbot) = &route.certbot {
+        remote.write_preview_hosts(route)?;
+        wake_certbot(engine, certbot).await?;
+    }
     Ok(())
+}
+
+/// With `STACK_TLS=auto`: wait (at most [`crate::engine::certificates::WAIT`]) until the
+/// environment's proxy holds a certificate for each of the preview's hosts; those it has
+/// none for then. The proxy orders each host once and keeps it across updates, so an
+/// update waits for nothing.
+pub async fn settle_certificates(engine: &Engine, route: &Route) -> Result<Vec<String>> {
+    if !route.acme {
+        return Ok(Vec::new());
+    }
+    let wait = crate::engine::certificates::WAIT;
+    let found = engine
+        .wait_for_certificates(&route.proxy, &route.hosts, wait)
+        .await?;
+    Ok(found.missing)
+}
+
+/// Wake the environment's certbot (SIGUSR1): it reads the previews' hosts again, gets the
+/// new ones their certificates and deletes those of removed previews, now.
+async fn wake_certbot(engine: &Engine, certbot: &str) -> Result<()> {
+    let running = engine
+        .state(certbot)
+        .await?
+        .is_some_and(|s| s.state == "running");
+    match running {
+        true => engine.signal(certbot, "SIGUSR1").await,
+        false => Ok(()),
+    }
 }
 
 /// Reload the environment's proxy in place with its configuration (and the previews'
@@ -306,6 +370,8 @@ pub async fn remove(shell: &dyn Shell, engine: &Engine, host: &Host, name: &str)
     {
         reload(engine, &proxy, host.kind).await?;
     }
+    let certbot = crate::model::container_name(&host.project, crate::model::CERTBOT_SERVICE, 1);
+    wake_certbot(engine, &certbot).await?;
     let project = format!("{}-{name}", host.project);
     let containers = engine.containers(&project).await?;
     for container in &containers {

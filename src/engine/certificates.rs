@@ -56,17 +56,30 @@ pub fn holding(
     out
 }
 
-/// node-exporter's textfile format: one gauge per host, its certificate's expiry.
-pub fn metrics_text(expiries: &BTreeMap<String, DateTime<Utc>>) -> String {
+/// node-exporter's textfile format: one gauge per host, its certificate's expiry, and
+/// `stack_certificate_missing` (1 for a routed host with no valid certificate, else 0).
+pub fn metrics_text(found: &Holding) -> String {
     let mut out = String::from(
         "# HELP stack_certificate_expiry_timestamp_seconds When the certificate the proxy \
          serves for a host expires.\n# TYPE stack_certificate_expiry_timestamp_seconds gauge\n",
     );
-    for (host, expiry) in expiries {
-        // Host names are checked by config (letters, digits, `-`, `.`): no quoting needed.
+    // Host names are checked by config (letters, digits, `-`, `.`): no quoting needed.
+    for (host, expiry) in &found.expiries {
         out.push_str(&format!(
             "stack_certificate_expiry_timestamp_seconds{{host=\"{host}\"}} {}\n",
             expiry.timestamp()
+        ));
+    }
+    out.push_str(
+        "# HELP stack_certificate_missing A routed host the proxy has no valid certificate for.\n\
+         # TYPE stack_certificate_missing gauge\n",
+    );
+    let hosts: std::collections::BTreeSet<&String> =
+        found.expiries.keys().chain(&found.missing).collect();
+    for host in hosts {
+        let missing = u8::from(found.missing.contains(host));
+        out.push_str(&format!(
+            "stack_certificate_missing{{host=\"{host}\"}} {missing}\n"
         ));
     }
     out
@@ -114,18 +127,28 @@ impl Engine {
         let Some(id) = self.proxy_container(desired).await? else {
             return Ok(None);
         };
+        let found = self.wait_for_certificates(&id, &hosts, wait).await?;
+        self.write_certificate_metrics(desired, &id, &found).await?;
+        Ok(Some(found))
+    }
+
+    /// Wait up to `wait` until the proxy container `id` holds a certificate for each of
+    /// `hosts`; what it holds then.
+    pub async fn wait_for_certificates(
+        &self,
+        id: &str,
+        hosts: &[String],
+        wait: Duration,
+    ) -> Result<Holding> {
         let deadline = tokio::time::Instant::now() + wait;
-        let found = loop {
-            let found = holding(&hosts, self.certificate_expiry(&id).await?, Utc::now());
+        loop {
+            let found = holding(hosts, self.certificate_expiry(id).await?, Utc::now());
             // The proxy orders in the background: a missing one may come any moment.
             if found.missing.is_empty() || tokio::time::Instant::now() >= deadline {
-                break found;
+                return Ok(found);
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-        };
-        self.write_certificate_metrics(desired, &id, &found.expiries)
-            .await?;
-        Ok(Some(found))
+        }
     }
 
     /// Write [`metrics_text`] into the proxy's textfile volume, when it mounts one (Caddy
@@ -134,7 +157,7 @@ impl Engine {
         &self,
         desired: &Desired,
         id: &str,
-        expiries: &BTreeMap<String, DateTime<Utc>>,
+        found: &Holding,
     ) -> Result<()> {
         if !writes_metrics(desired) {
             return Ok(());
@@ -143,7 +166,7 @@ impl Engine {
             "printf '%s' \"$1\" > {METRICS_TARGET}/.{METRICS_FILE}.new && \
              mv -f {METRICS_TARGET}/.{METRICS_FILE}.new {METRICS_TARGET}/{METRICS_FILE}"
         );
-        let command = ["sh", "-c", &script, "sh", &metrics_text(expiries)].map(String::from);
+        let command = ["sh", "-c", &script, "sh", &metrics_text(found)].map(String::from);
         let (code, output) = self.exec(id, &command).await?;
         if code != 0 {
             return Err(crate::error::Error::outside(format!(
@@ -160,7 +183,15 @@ impl Engine {
     /// about each host without a fresh one. Never a failure: the rollout is done, and the
     /// proxy keeps serving what it has and keeps trying on its own schedule.
     pub async fn report_certificates(&self, desired: &Desired, printer: &Printer) {
-        match self.settle_certificates(desired, WAIT).await {
+        let mut settled = self.settle_certificates(desired, WAIT).await;
+        if matches!(&settled, Ok(Some(found)) if !found.missing.is_empty()) {
+            match self.renew_forgotten_account(desired, printer).await {
+                Ok(Some(found)) => settled = Ok(Some(found)),
+                Ok(None) => {}
+                Err(e) => settled = Err(e),
+            }
+        }
+        match settled {
             Ok(Some(found)) => {
                 let routing = desired.routing.as_ref();
                 for warning in routing.map_or(Vec::new(), |r| warnings(r, &found, Utc::now())) {
@@ -184,14 +215,71 @@ impl Engine {
         loop {
             if let Ok(Some(id)) = self.proxy_container(&desired).await {
                 if let Ok(expiries) = self.certificate_expiry(&id).await {
+                    let found = holding(&acme_hosts(&desired), expiries, Utc::now());
                     // A failure is retried at the next round; the alert reads the last file.
-                    let _ = self
-                        .write_certificate_metrics(&desired, &id, &expiries)
-                        .await;
+                    let _ = self.write_certificate_metrics(&desired, &id, &found).await;
                 }
             }
             tokio::time::sleep(every).await;
         }
+    }
+}
+
+/// What an ACME server answers for an account it does not know (RFC 8555 §7.3.1).
+const ACCOUNT_GONE: &str = "accountDoesNotExist";
+/// Where Caddy keeps its ACME accounts, one folder per CA (`acme/<ca>/users/<email>`).
+const CADDY_ACCOUNTS: &str = "rm -rf /data/caddy/acme/*/users";
+/// What Caddy logs when it has loaded a configuration (at start and at each reload).
+const RELOADED: &str = "\"load complete\"";
+
+impl Engine {
+    /// Caddy (2.6) keeps ordering with an account an ACME server forgot (a private CA or
+    /// pebble after a restart: `accountDoesNotExist`) and never registers again. When a
+    /// host has no certificate and Caddy's log since its last reload shows that refusal,
+    /// remove its stored accounts and reload it (`--force`: the configuration is the same),
+    /// so it registers anew; then wait for the certificates again. None otherwise.
+    async fn renew_forgotten_account(
+        &self,
+        desired: &Desired,
+        printer: &Printer,
+    ) -> Result<Option<Holding>> {
+        let caddy = desired
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.kind == crate::config::ProxyKind::Caddy);
+        let Some(id) = self.proxy_container(desired).await?.filter(|_| caddy) else {
+            return Ok(None);
+        };
+        let lines = self.tail(&id, 500).await?;
+        // Only what Caddy logged since its last (re)load counts: a refusal that stack
+        // already answered is followed by the reload's own lines.
+        let since = lines
+            .iter()
+            .rposition(|l| l.contains(RELOADED))
+            .map_or(0, |at| at + 1);
+        if !lines[since..].iter().any(|l| l.contains(ACCOUNT_GONE)) {
+            return Ok(None);
+        }
+        let mut commands = vec![["sh", "-c", CADDY_ACCOUNTS].map(String::from).to_vec()];
+        for mut command in crate::model::reload_commands(crate::config::ProxyKind::Caddy) {
+            command.push("--force".to_string());
+            commands.push(command);
+        }
+        for command in &commands {
+            let (code, output) = self.exec(&id, command).await?;
+            if code != 0 {
+                return Err(crate::error::Error::outside(format!(
+                    "cannot renew Caddy's ACME account: {}",
+                    output.trim()
+                )));
+            }
+        }
+        printer.warn(&Diagnostic::new(
+            "the ACME server no longer knows the proxy's account (it answered `accountDoesNotExist`): \
+             stack removed Caddy's stored account and reloaded Caddy, which registers a new one"
+                .to_string(),
+        ));
+        self.settle_certificates(desired, WAIT).await
     }
 }
 
@@ -420,11 +508,25 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
     #[test]
     fn the_metrics_are_one_gauge_per_host() {
         let expiries = BTreeMap::from([("a.test".to_string(), at("2027-01-06T09:46:20Z"))]);
-        let text = metrics_text(&expiries);
+        let hosts = ["a.test", "b.test"].map(String::from);
+        let found = holding(&hosts, expiries, at("2026-12-07T00:00:00Z"));
+        let text = metrics_text(&found);
         assert!(text.contains("# TYPE stack_certificate_expiry_timestamp_seconds gauge\n"));
         assert!(text
-            .ends_with("stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"));
-        assert_eq!(metrics_text(&BTreeMap::new()).lines().count(), 2);
+            .contains("stack_certificate_expiry_timestamp_seconds{host=\"a.test\"} 1799228780\n"));
+        assert!(
+            !text.contains("expiry_timestamp_seconds{host=\"b.test\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stack_certificate_missing{host=\"a.test\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("stack_certificate_missing{host=\"b.test\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(metrics_text(&Holding::default()).lines().count(), 4);
     }
 
     fn routing(kind: crate::config::ProxyKind) -> Routing {

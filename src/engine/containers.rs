@@ -386,6 +386,17 @@ impl Engine {
             .map_err(|e| outside(&format!("cannot pause container `{id}`"), e))
     }
 
+    /// Send `signal` (`SIGUSR1`) to a container's main process: a wake-up, not a stop.
+    pub async fn signal(&self, id: &str, signal: &str) -> Result<()> {
+        let options = bollard::query_parameters::KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(|e| outside(&format!("cannot signal container `{id}`"), e))
+    }
+
     pub async fn unpause(&self, id: &str) -> Result<()> {
         match self.docker.unpause_container(id).await {
             Ok(()) => Ok(()),

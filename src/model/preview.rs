@@ -38,6 +38,12 @@ pub const SEED_TARGET: &str = "/docker-entrypoint-initdb.d";
 /// The POSTGRES preset's service, which a backup seed restores into.
 pub const SEED_SERVICE: &str = "postgres";
 
+/// Where certbot reads the previews' hosts (`<name>.hosts`, from [`ROUTES_DIR`]).
+pub const CERTBOT_PREVIEWS_TARGET: &str = "/etc/stack/previews";
+
+/// The extension of the file of a preview's hosts that certbot gets certificates for.
+pub const HOSTS_EXTENSION: &str = "hosts";
+
 /// The state folder of the environment that holds one `<name>.caddy` per preview.
 pub const ROUTES_DIR: &str = "preview-routes";
 
@@ -58,6 +64,14 @@ pub fn adapt(config: &Config, services: &mut [DesiredService]) {
             proxy.mounts.push(Mount::Bind {
                 source: HostPath::State(ROUTES_DIR.to_string()),
                 target: routes_target(config.proxy.kind).to_string(),
+                read_only: true,
+            });
+        }
+        // certbot (nginx) gets the previews' hosts from the same folder (`<name>.hosts`).
+        if let Some(certbot) = services.iter_mut().find(|s| s.name == CERTBOT_SERVICE) {
+            certbot.mounts.push(Mount::Bind {
+                source: HostPath::State(ROUTES_DIR.to_string()),
+                target: CERTBOT_PREVIEWS_TARGET.to_string(),
                 read_only: true,
             });
         }
@@ -139,6 +153,21 @@ mod tests {
             .iter()
             .any(|n| n.name == "previews" && !n.external));
         assert_eq!(desired.network_name("previews"), "shop_previews");
+    }
+
+    #[test]
+    fn the_environments_certbot_reads_the_previews_hosts() {
+        let text = format!(
+            "{PROJECT}STACK_PROXY=nginx\nSTACK_TLS=auto\nSTACK_TLS_EMAIL=ops@example.com\n"
+        );
+        let config = crate::config::tests::load_text(&text, "staging")
+            .unwrap()
+            .config;
+        let desired = crate::model::desired(&config, &Default::default());
+        let certbot = desired.service(CERTBOT_SERVICE).unwrap();
+        assert!(certbot.mounts.iter().any(|m| matches!(m,
+            Mount::Bind { source: HostPath::State(dir), target, read_only: true }
+                if dir == ROUTES_DIR && target == CERTBOT_PREVIEWS_TARGET)));
     }
 
     #[test]

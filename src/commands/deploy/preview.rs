@@ -103,21 +103,14 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         .hint("give a service a route on `${STACK_DOMAIN}` (e.g. `SERVICE_WEB_ROUTE=${STACK_DOMAIN}`)")));
     }
     let remote = Remote::connect(&host_server, &on)?;
-    let existed = claim(context, (&remote, &host), &loaded, &name)?;
-    let route = Route {
-        name: name.clone(),
-        env_path: host_server.path.clone(),
-        sites: crate::render::preview::sites(
-            host.config.proxy.kind,
-            host.config.tls,
-            &name,
-            &hosts,
-            &router(&loaded.config.project),
-        ),
-        hosts: hosts.clone(),
-        proxy: crate::model::container_name(&project, crate::model::PROXY_SERVICE, 1),
-        kind: host.config.proxy.kind,
-    };
+    let (existed, seeding) = claim(context, (&remote, &host), &loaded, &name)?;
+    let route = route_of(
+        &host,
+        &host_server.path,
+        &name,
+        &hosts,
+        &loaded.config.project,
+    );
     let deploy = DeployArgs {
         env: args.from.clone(),
         dry_run: false,
@@ -127,6 +120,14 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
         message: args.message.clone(),
     };
     if let Err(error) = super::deploy_loaded(&preview_context, &deploy, &loaded, Some(&route)) {
+        if seeding {
+            discard(context, &remote, &host, &name)?;
+            context.printer.status(format!(
+                "the preview `{name}` failed while its database was restored from `{on}`'s dump \
+                 (see the error below), so it was removed; `{on}` is untouched"
+            ));
+            return Err(error);
+        }
         let verb = if existed { "update of" } else { "new" };
         context.printer.status(format!(
             "the {verb} preview `{name}` failed; `{on}` is untouched; remove it with `stack preview down {name} --on {on}`"
@@ -146,16 +147,57 @@ fn up(context: &Context, args: &PreviewUpArgs) -> Result<()> {
     Ok(())
 }
 
+/// The preview's route through the environment `host`'s proxy (at `env_path`).
+fn route_of(host: &Loaded, env_path: &str, name: &str, hosts: &[String], preview: &str) -> Route {
+    let project = &host.config.project;
+    Route {
+        name: name.to_string(),
+        env_path: env_path.to_string(),
+        sites: crate::render::preview::sites(
+            host.config.proxy.kind,
+            host.config.tls,
+            name,
+            hosts,
+            &router(preview),
+        ),
+        hosts: hosts.to_vec(),
+        proxy: crate::model::container_name(project, crate::model::PROXY_SERVICE, 1),
+        kind: host.config.proxy.kind,
+        acme: host.config.tls == crate::config::Tls::Auto,
+        certbot: crate::model::wants_certbot(&host.config)
+            .then(|| crate::model::container_name(project, crate::model::CERTBOT_SERVICE, 1)),
+    }
+}
+
+/// Remove a new preview whose first deploy failed while it was seeded from a backup: a
+/// database half restored is no preview to keep (`up` again starts from a new seed).
+fn discard(context: &Context, remote: &Remote, host: &Loaded, name: &str) -> Result<()> {
+    let runtime = super::super::runtime()?;
+    let engine = runtime.block_on(unleashed_server_engine(remote))?;
+    let site = host_of(host, &remote.server.path);
+    let removed = runtime.block_on(crate::deploy::preview::remove(
+        &remote.session,
+        &engine,
+        &site,
+        name,
+    ))?;
+    context.printer.status(format!(
+        "removed the failed preview `{name}`: {removed} container(s), its networks, volumes, files and route"
+    ));
+    Ok(())
+}
+
 /// Make the preview's folder (refused beyond `STACK_PREVIEW_MAX`), once the environment
 /// is ready for it and, for `STACK_PREVIEW_SEED=backup`, its dump is found (none: nothing
-/// is created); then fill its seed volume. Whether it existed. The dump is the hosting
-/// environment's (`--on`, which is `--from` unless given): the one on this server.
+/// is created); then fill its seed volume. Whether it existed, and whether it is seeded
+/// from a dump now. The dump is the hosting environment's (`--on`, which is `--from`
+/// unless given): the one on this server.
 fn claim(
     context: &Context,
     (remote, host): (&Remote, &Loaded),
     loaded: &Loaded,
     name: &str,
-) -> Result<bool> {
+) -> Result<(bool, bool)> {
     let runtime = super::super::runtime()?;
     let engine = runtime.block_on(unleashed_server_engine(remote))?;
     let on = &host.config.env;
@@ -177,7 +219,7 @@ fn claim(
     if let Some(source) = &seed_source {
         runtime.block_on(super::seed::fill(context, &engine, source, project))?;
     }
-    Ok(existed)
+    Ok((existed, seed_source.is_some()))
 }
 
 /// What a preview sets over its source environment: its project, path, domain, server,
@@ -428,6 +470,30 @@ fn expire(context: &Context, args: &PreviewOnArgs) -> Result<()> {
             .json(&json!({"env": args.on, "expired": expired}));
     }
     Ok(())
+}
+
+/// The warning for a preview's hosts that have no certificate after its deploy (never a
+/// failure: the preview runs, and the proxy or certbot keeps trying on its schedule).
+pub(super) fn missing_certificates(route: &Route, missing: &[String]) -> Option<Diagnostic> {
+    if missing.is_empty() {
+        return None;
+    }
+    let hosts: Vec<String> = missing.iter().map(|h| format!("`{h}`")).collect();
+    let retry = match route.certbot {
+        Some(_) => "certbot tries again at its next round (`STACK_CERTBOT_INTERVAL`)",
+        None => "Caddy tries again with its own backoff",
+    };
+    Some(
+        Diagnostic::new(format!(
+            "no certificate yet for the preview's {}: the environment's proxy got none within {} s",
+            hosts.join(", "),
+            crate::engine::certificates::WAIT.as_secs()
+        ))
+        .hint(format!(
+            "the preview runs and HTTPS to these hosts fails until one arrives; {retry}. \
+             Check that the preview domain's DNS points at the server"
+        )),
+    )
 }
 
 /// `http` when the environment's proxy serves plain HTTP (`STACK_TLS=off`), else `https`.

@@ -106,13 +106,29 @@ pub(super) async fn ship(
         )));
     }
     if let Some(route) = route {
-        crate::deploy::preview::apply_route(remote, engine, route).await?;
-        journal.record(Step::Route {
-            hosts: route.hosts.clone(),
-        });
+        route_preview(context, (remote, engine), route, journal).await?;
     } else if !swarm {
         install_unit(context, remote, &converger.desired.project, id)?;
         journal.record(Step::Unit);
+    }
+    Ok(())
+}
+
+/// A preview's last step: its route through the environment's proxy, then (with
+/// `STACK_TLS=auto`) a bounded wait for its hosts' certificates, warned about, never fatal.
+async fn route_preview(
+    context: &Context,
+    (remote, engine): (&Remote, &crate::engine::Engine),
+    route: &crate::deploy::preview::Route,
+    journal: &Journal,
+) -> Result<()> {
+    crate::deploy::preview::apply_route(remote, engine, route).await?;
+    journal.record(Step::Route {
+        hosts: route.hosts.clone(),
+    });
+    let missing = crate::deploy::preview::settle_certificates(engine, route).await?;
+    if let Some(warning) = super::preview::missing_certificates(route, &missing) {
+        context.printer.warn(&warning);
     }
     Ok(())
 }
