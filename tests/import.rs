@@ -137,13 +137,22 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     let dotenv = parse_dotenv(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
     lower_nested(&mut doc, &dotenv);
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        let active = active_profiles(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
         let profiled: Vec<String> = services
             .iter()
-            .filter(|(_, s)| s.get("profiles").is_some_and(|p| !p.is_null()))
+            .filter(|(_, s)| {
+                let profiles = s["profiles"].as_array().cloned().unwrap_or_default();
+                !profiles.is_empty()
+                    && !profiles
+                        .iter()
+                        .any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
+            })
             .map(|(name, _)| name.clone())
             .collect();
         services.retain(|name, _| !profiled.contains(name));
         for service in services.values_mut().filter_map(Value::as_object_mut) {
+            // Activated already: v1 would read `COMPOSE_PROFILES` without interpolation.
+            service.remove("profiles");
             lower_service(service, dir, &profiled);
         }
     }
@@ -164,6 +173,28 @@ fn lower_pids(service: &mut serde_json::Map<String, Value>) {
     if let Some(pids) = limits.and_then(|l| l.remove("pids")) {
         service.insert("pids_limit".into(), pids);
     }
+}
+
+/// The profiles `docker compose up` activates with no `--profile`: `COMPOSE_PROFILES`
+/// of `.env`, each line interpolated with the lines before it (a line that names itself
+/// reads it as unset), else the one empty profile `""`, as Compose splits an unset value.
+fn active_profiles(dotenv: &str) -> Vec<String> {
+    let mut values = BTreeMap::new();
+    for (key, value) in dotenv
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+    {
+        let value = interpolate_v2(value.trim(), &values);
+        values.insert(key.trim().to_string(), value);
+    }
+    values
+        .get("COMPOSE_PROFILES")
+        .map_or("", String::as_str)
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .collect()
 }
 
 /// `.env` as plain `KEY=VALUE` lines (quotes removed), for [`interpolate_v2`].

@@ -459,6 +459,13 @@ pub const ATTRIBUTES: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["BUILD_ARGS"],
+        meaning: r##"*(stack's addition)* `name=value,…` build arguments whose names `BUILD_ARG_<NAME>` cannot spell (Compose's `args: {uid: 1000, user: app}`): a name is anything but empty, `=`, blanks or control characters; values cannot hold a comma; `BUILD_ARG_<NAME>` wins over the same name here (needs `BUILD`; a secret is refused, as for `BUILD_ARG_<NAME>`)"##,
+        default: r##"none"##,
+        targets: "build",
+        container: false,
+    },
+    Key {
         names: &["NETWORKS"],
         meaning: r##"networks the service joins (`default` or names from `STACK_NETWORKS`), the first one primary; a service that publishes ports must be on one that is not internal. The proxy joins `default` and every network a routed service (or a forward-auth endpoint) is on, but not the MONITORING preset's `monitoring` (Grafana is on `default` too)"##,
         default: r##"`default`"##,

@@ -129,6 +129,11 @@ pub(super) fn read_env_list(map: &AttrMap, errors: &mut Errors) -> Vec<(String, 
     items(map, "ENV", errors, attrs::env_entry)
 }
 
+/// `BUILD_ARGS`: `name=value` items, read like the `ENV` list.
+pub(super) fn read_build_args(map: &AttrMap, errors: &mut Errors) -> Vec<(String, String)> {
+    items(map, "BUILD_ARGS", errors, attrs::env_entry)
+}
+
 /// The container options swarm cannot apply: `PRIVILEGED`, `SECURITY_OPT` but
 /// `no-new-privileges`.
 pub(super) fn swarm_refusals(
