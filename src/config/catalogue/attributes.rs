@@ -264,7 +264,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["TMPFS"],
-        meaning: r##"`/path[:size=64m,mode=1777]`, comma-separated (a comma inside an entry's options continues it)"##,
+        meaning: r##"`/path[:size=64m,mode=1777,uid=1000,gid=1000]`, comma-separated (a comma inside an entry's options continues it); `uid=`/`gid=` (the owner of the mount's root) are refused on swarm"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,

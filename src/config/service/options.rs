@@ -166,6 +166,21 @@ pub(super) fn swarm_refusals(
             .hint("a swarm task runs the image's entrypoint unless given one: write the whole command line as `ENTRYPOINT`, or use `STACK_TARGET=compose`"),
         );
     }
+    if let Some(tmpfs) = service
+        .options
+        .tmpfs
+        .iter()
+        .find(|t| t.uid.is_some() || t.gid.is_some())
+    {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has a tmpfs `{}` with `uid=`/`gid=`, which swarm cannot apply",
+                tmpfs.path
+            ))
+            .with_span(decl("TMPFS"))
+            .hint("a swarm tmpfs mount takes `size=` and `mode=` only: use `mode=1777`, or `STACK_TARGET=compose`"),
+        );
+    }
     let mut others = service.options.security_opt.iter();
     if let Some(option) = others.find(|o| !o.starts_with("no-new-privileges")) {
         errors.push(

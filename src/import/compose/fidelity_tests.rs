@@ -453,3 +453,15 @@ fn compose_profiles_of_dotenv_and_the_empty_profile_are_activated() {
     let imported = run(&[("docker-compose.yml", compose)], false);
     assert_eq!(imported.services, vec!["private-gpt", "always"]);
 }
+
+/// Held-out set 3: OpenCTI's `.env` names the project (`COMPOSE_PROJECT_NAME=xtm`), which
+/// Compose prefers to `name:` and the folder; the volumes are `xtm_<volume>`.
+#[test]
+fn compose_project_name_of_dotenv_names_the_project() {
+    let compose = "name: other\nservices:\n  redis:\n    image: redis:7\n";
+    let dotenv = "COMPOSE_PROJECT_NAME=xtm\n";
+    let imported = run(&[("docker-compose.yml", compose), (".env", dotenv)], false);
+    assert_eq!(imported.project, "xtm");
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    assert_eq!(imported.project, "other");
+}
