@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{folders, mode, parse_env, repo_root, require_tool};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The `stack` binary with an empty environment (interpolation must not see the test's).
 fn stack() -> assert_cmd::Command {
@@ -134,16 +134,26 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let mut doc: Value = serde_json::to_value(&yaml).map_err(|e| e.to_string())?;
     let dir = file.parent().unwrap();
+    lower_include(&mut doc, dir)?;
     let dotenv = parse_dotenv(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
     lower_nested(&mut doc, &dotenv);
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        let active = active_profiles(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
         let profiled: Vec<String> = services
             .iter()
-            .filter(|(_, s)| s.get("profiles").is_some_and(|p| !p.is_null()))
+            .filter(|(_, s)| {
+                let profiles = s["profiles"].as_array().cloned().unwrap_or_default();
+                !profiles.is_empty()
+                    && !profiles
+                        .iter()
+                        .any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
+            })
             .map(|(name, _)| name.clone())
             .collect();
         services.retain(|name, _| !profiled.contains(name));
         for service in services.values_mut().filter_map(Value::as_object_mut) {
+            // Activated already: v1 would read `COMPOSE_PROFILES` without interpolation.
+            service.remove("profiles");
             lower_service(service, dir, &profiled);
         }
     }
@@ -164,6 +174,87 @@ fn lower_pids(service: &mut serde_json::Map<String, Value>) {
     if let Some(pids) = limits.and_then(|l| l.remove("pids")) {
         service.insert("pids_limit".into(), pids);
     }
+}
+
+/// Top-level `include` (Compose v2; v1 refuses the key): the services, volumes, networks,
+/// secrets and configs of each included file added, as Compose adds them. Only files in
+/// the same folder (their relative paths then mean the same), else an error.
+fn lower_include(doc: &mut Value, dir: &Path) -> Result<(), String> {
+    let Some(include) = doc.as_object_mut().and_then(|top| top.remove("include")) else {
+        return Ok(());
+    };
+    let paths: Vec<String> = match include {
+        Value::String(path) => vec![path],
+        Value::Array(items) => items
+            .into_iter()
+            .flat_map(|item| match item {
+                Value::String(path) => vec![path],
+                Value::Object(entry) => match entry.get("path") {
+                    Some(Value::String(path)) => vec![path.clone()],
+                    Some(Value::Array(paths)) => paths
+                        .iter()
+                        .filter_map(|p| p.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for path in paths {
+        let included = dir.join(&path);
+        if included.parent().map(|p| p.canonicalize().ok()) != Some(dir.canonicalize().ok()) {
+            return Err(format!(
+                "include `{path}`: only a file in the same folder is lowered for v1"
+            ));
+        }
+        let text = fs::read_to_string(&included).map_err(|e| format!("{path}: {e}"))?;
+        let mut yaml: serde_norway::Value =
+            serde_norway::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        yaml.apply_merge().map_err(|e| format!("{path}: {e}"))?;
+        let other: Value = serde_json::to_value(&yaml).map_err(|e| e.to_string())?;
+        for section in ["services", "volumes", "networks", "secrets", "configs"] {
+            let Some(Value::Object(entries)) = other.get(section) else {
+                continue;
+            };
+            let top = doc.as_object_mut().unwrap();
+            let target = top.entry(section).or_insert_with(|| json!({}));
+            if target.is_null() {
+                *target = json!({});
+            }
+            for (name, value) in entries {
+                target
+                    .as_object_mut()
+                    .unwrap()
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The profiles `docker compose up` activates with no `--profile`: `COMPOSE_PROFILES`
+/// of `.env`, each line interpolated with the lines before it (a line that names itself
+/// reads it as unset), else the one empty profile `""`, as Compose splits an unset value.
+fn active_profiles(dotenv: &str) -> Vec<String> {
+    let mut values = BTreeMap::new();
+    for (key, value) in dotenv
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+    {
+        let value = interpolate_v2(value.trim(), &values);
+        values.insert(key.trim().to_string(), value);
+    }
+    values
+        .get("COMPOSE_PROFILES")
+        .map_or("", String::as_str)
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .collect()
 }
 
 /// `.env` as plain `KEY=VALUE` lines (quotes removed), for [`interpolate_v2`].

@@ -316,8 +316,16 @@ fn external_name(doc: &Value, key: &str) -> Option<String> {
 
 /// The host names Docker's DNS answers with the containers of service `name`: its name,
 /// its network aliases, its `container_name`, and the aliases other services' `links`
-/// give it. The rendered file must answer at least the original's names.
+/// give it. The rendered file must answer at least the original's names. A service with
+/// `network_mode` (`host`, `none`, `bridge`, `service:…`, `container:…`) joins no network
+/// of the project, so Docker's DNS answers none of its names, whatever they are.
 fn dns_names(name: &str, service: &Value, doc: &Value) -> Value {
+    if service
+        .get("network_mode")
+        .is_some_and(|mode| !mode.is_null())
+    {
+        return json!([]);
+    }
     let mut names = BTreeSet::from([name.to_string()]);
     if let Value::Object(networks) = &service["networks"] {
         for options in networks.values() {

@@ -202,10 +202,16 @@ pub struct Tmpfs {
     pub size: Option<ByteSize>,
     /// Permission bits (`0o1777`).
     pub mode: Option<u32>,
+    /// Owner of the mount's root (Compose's `uid=`, as Whoogle's `/config/:uid=927`).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group of the mount's root (`gid=`).
+    #[serde(default)]
+    pub gid: Option<u32>,
 }
 
 impl Tmpfs {
-    /// Mount options as Docker's `--tmpfs` takes them (`size=64m,mode=1777`), maybe empty.
+    /// Mount options as Docker's `--tmpfs` takes them (`size=64m,mode=1777,uid=1000`), maybe empty.
     pub fn options(&self) -> String {
         let mut options = Vec::new();
         if let Some(size) = self.size {
@@ -213,6 +219,12 @@ impl Tmpfs {
         }
         if let Some(mode) = self.mode {
             options.push(format!("mode={mode:o}"));
+        }
+        if let Some(uid) = self.uid {
+            options.push(format!("uid={uid}"));
+        }
+        if let Some(gid) = self.gid {
+            options.push(format!("gid={gid}"));
         }
         options.join(",")
     }

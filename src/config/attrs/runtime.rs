@@ -108,13 +108,13 @@ pub fn tmpfs_entries(text: &str) -> Vec<String> {
     entries
 }
 
-/// One `TMPFS` entry: `/path[:size=64m,mode=1777]`.
+/// One `TMPFS` entry: `/path[:size=64m,mode=1777,uid=1000,gid=1000]`.
 pub fn tmpfs(value: &Value, item: &str) -> Result<Tmpfs, Diagnostic> {
     let fail = |why: &str| {
         bad(
             value,
             format!("`{}`: invalid tmpfs `{item}`: {why}", value.key),
-            "write `/path`, or `/path:size=64m,mode=1777`",
+            "write `/path`, or `/path:size=64m,mode=1777,uid=1000,gid=1000`",
         )
     };
     let (path, options) = match item.split_once(':') {
@@ -131,6 +131,8 @@ pub fn tmpfs(value: &Value, item: &str) -> Result<Tmpfs, Diagnostic> {
         path: path.to_string(),
         size: None,
         mode: None,
+        uid: None,
+        gid: None,
     };
     for option in options.into_iter().flat_map(|o| o.split(',')) {
         match pair(option, '=') {
@@ -144,7 +146,13 @@ pub fn tmpfs(value: &Value, item: &str) -> Result<Tmpfs, Diagnostic> {
                     .ok_or_else(|| fail("the mode must be octal, e.g. `1777`"))?;
                 tmpfs.mode = Some(mode);
             }
-            _ => return Err(fail("options are `size=` and `mode=`")),
+            Some(("uid", id)) => {
+                tmpfs.uid = Some(id.parse().map_err(|_| fail("`uid=` takes a number"))?);
+            }
+            Some(("gid", id)) => {
+                tmpfs.gid = Some(id.parse().map_err(|_| fail("`gid=` takes a number"))?);
+            }
+            _ => return Err(fail("options are `size=`, `mode=`, `uid=` and `gid=`")),
         }
     }
     Ok(tmpfs)

@@ -37,6 +37,11 @@ fn tmpfs_options_continue_the_entry() {
     assert!(tmpfs(&value(""), "tmp").is_err());
     assert!(tmpfs(&value(""), "/tmp:size=lots").is_err());
     assert!(tmpfs(&value(""), "/tmp:mode=999").is_err());
+    // Whoogle's `/config/:size=10M,uid=927,gid=927,mode=1700`.
+    let t = tmpfs(&value(""), "/config/:size=10M,uid=927,gid=927,mode=1700").unwrap();
+    assert_eq!((t.uid, t.gid, t.mode), (Some(927), Some(927), Some(0o1700)));
+    assert_eq!(t.options(), "size=10m,mode=1700,uid=927,gid=927");
+    assert!(tmpfs(&value(""), "/tmp:uid=root").is_err());
 }
 
 #[test]

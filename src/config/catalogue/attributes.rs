@@ -264,7 +264,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["TMPFS"],
-        meaning: r##"`/path[:size=64m,mode=1777]`, comma-separated (a comma inside an entry's options continues it)"##,
+        meaning: r##"`/path[:size=64m,mode=1777,uid=1000,gid=1000]`, comma-separated (a comma inside an entry's options continues it); `uid=`/`gid=` (the owner of the mount's root) are refused on swarm"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,
@@ -454,6 +454,13 @@ pub const ATTRIBUTES: &[Key] = &[
     Key {
         names: &["BUILD_ARG_<NAME>"],
         meaning: r##"build argument `<NAME>` (needs `BUILD`; a secret is refused: build arguments stay in the image's history)"##,
+        default: r##"none"##,
+        targets: "build",
+        container: false,
+    },
+    Key {
+        names: &["BUILD_ARGS"],
+        meaning: r##"*(stack's addition)* `name=value,…` build arguments whose names `BUILD_ARG_<NAME>` cannot spell (Compose's `args: {uid: 1000, user: app}`): a name is anything but empty, `=`, blanks or control characters; values cannot hold a comma; `BUILD_ARG_<NAME>` wins over the same name here (needs `BUILD`; a secret is refused, as for `BUILD_ARG_<NAME>`)"##,
         default: r##"none"##,
         targets: "build",
         container: false,

@@ -72,7 +72,8 @@ pub(crate) fn build(
     let mut env = preset_service
         .map(|service| preset_env(context, service))
         .unwrap_or_default();
-    let build_args = project_attrs(context, attrs, &mut map, &mut env, errors);
+    let mut build_args = project_attrs(context, attrs, &mut map, &mut env, errors);
+    build_args_list(&map, &prefix, &mut build_args, errors);
     let mut service = read(context, name, &prefix, preset_service, &map, errors);
     // `ENV_<VAR>` wins over the same name in the `ENV` list.
     if let Some(list) = get(&map, "ENV") {
@@ -90,7 +91,12 @@ pub(crate) fn build(
     match (&mut service.build, build_args) {
         (Some(build), args) => build.args = args,
         (None, args) if args.is_empty() => {}
-        (None, _) => needs_build(&service, &prefix, "BUILD_ARG_<NAME>", errors),
+        (None, _) => needs_build(
+            &service,
+            &prefix,
+            "BUILD_ARG_<NAME>` or `BUILD_ARGS",
+            errors,
+        ),
     }
     let mode = service.secret_file_mode();
     for file in &mut service.secret_files {
@@ -105,6 +111,32 @@ pub(crate) fn build(
     }
     service.attr_spans = attr_spans(&map);
     Some(service)
+}
+
+/// The `BUILD_ARGS` list into `args` (`BUILD_ARG_<NAME>` wins); a secret is refused, as
+/// build arguments stay readable in the image's history.
+fn build_args_list(
+    map: &AttrMap,
+    prefix: &str,
+    args: &mut BTreeMap<String, String>,
+    errors: &mut Errors,
+) {
+    let Some(list) = get(map, "BUILD_ARGS") else {
+        return;
+    };
+    if list.secret {
+        errors.push(
+            Diagnostic::new(format!(
+                "`SERVICE_{prefix}_BUILD_ARGS` passes a secret as a build argument"
+            ))
+            .with_span(list.span.cloned())
+            .hint("build arguments are kept in the image's history; pass the secret at run time with `ENV_<VAR>`"),
+        );
+        return;
+    }
+    for (name, value) in options::read_build_args(map, errors) {
+        args.entry(name).or_insert(value);
+    }
 }
 
 /// Lay the project's `SERVICE_<NAME>_…` keys over the preset's attributes and variables;

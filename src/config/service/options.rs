@@ -129,6 +129,11 @@ pub(super) fn read_env_list(map: &AttrMap, errors: &mut Errors) -> Vec<(String, 
     items(map, "ENV", errors, attrs::env_entry)
 }
 
+/// `BUILD_ARGS`: `name=value` items, read like the `ENV` list.
+pub(super) fn read_build_args(map: &AttrMap, errors: &mut Errors) -> Vec<(String, String)> {
+    items(map, "BUILD_ARGS", errors, attrs::env_entry)
+}
+
 /// The container options swarm cannot apply: `PRIVILEGED`, `SECURITY_OPT` but
 /// `no-new-privileges`.
 pub(super) fn swarm_refusals(
@@ -159,6 +164,21 @@ pub(super) fn swarm_refusals(
             ))
             .with_span(decl("ENTRYPOINT"))
             .hint("a swarm task runs the image's entrypoint unless given one: write the whole command line as `ENTRYPOINT`, or use `STACK_TARGET=compose`"),
+        );
+    }
+    if let Some(tmpfs) = service
+        .options
+        .tmpfs
+        .iter()
+        .find(|t| t.uid.is_some() || t.gid.is_some())
+    {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{name}` has a tmpfs `{}` with `uid=`/`gid=`, which swarm cannot apply",
+                tmpfs.path
+            ))
+            .with_span(decl("TMPFS"))
+            .hint("a swarm tmpfs mount takes `size=` and `mode=` only: use `mode=1777`, or `STACK_TARGET=compose`"),
         );
     }
     let mut others = service.options.security_opt.iter();

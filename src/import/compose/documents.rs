@@ -45,9 +45,9 @@ const MAX_STEPS: usize = 1000;
 
 /// The inputs of the import read into one document, as Compose reads them.
 pub(super) struct Loaded<'a> {
-    reader: &'a dyn Reader,
+    pub(super) reader: &'a dyn Reader,
     /// The folder of the first file: what relative paths are relative to.
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     main: String,
     findings: Vec<Finding>,
     /// The files read, by path.
@@ -237,7 +237,8 @@ impl Loaded<'_> {
                 false,
             );
         }
-        self.profiles(&mut doc, &options.profiles);
+        let active = self.active_profiles(&options.profiles)?;
+        self.profiles(&mut doc, &active);
         Ok(doc)
     }
 

@@ -365,3 +365,103 @@ fn extra_hosts_map_form_and_spaces() {
     );
     assert_eq!(model_of(env, "web").extra_hosts.len(), 4);
 }
+
+/// Held-out set 3: names Compose allows in lower case. A `.env` key and a `${…}` of it
+/// (LibreTranslate's `libretranslate_data_folder`), a variable read from the shell
+/// (CVAT's `${no_proxy}`), build arguments (Crater's `args: {user: …, uid: 1000}`).
+#[test]
+fn lower_case_variables_and_build_arguments_are_carried() {
+    let compose = "services:
+  app:
+    build:
+      context: .
+      args:
+        user: crater-user
+        uid: 1000
+        APP_ENV: prod
+    environment:
+      NO_PROXY_LIST: \"opa,${no_proxy}\"
+    volumes:
+      - ${libretranslate_data_folder}/db:/app/db
+";
+    let dotenv = "libretranslate_data_folder=/srv/libretranslate\n";
+    let imported = run(&[("docker-compose.yml", compose), (".env", dotenv)], false);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("LIBRETRANSLATE_DATA_FOLDER=/srv/libretranslate\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_VOLUMES=${LIBRETRANSLATE_DATA_FOLDER}/db:/app/db"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_ENV_NO_PROXY_LIST=opa,${NO_PROXY}"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_BUILD_ARGS=user=crater-user,uid=1000\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("SERVICE_APP_BUILD_ARG_APP_ENV=prod\n"),
+        "{env}"
+    );
+    // The in-memory import writes the absolute context; the reader wants it relative.
+    let app = model_of(&env.replace("_BUILD=/src\n", "_BUILD=./app\n"), "app");
+    let args = &app.build.as_ref().unwrap().args;
+    assert_eq!(args.get("uid").map(String::as_str), Some("1000"));
+    assert_eq!(args.get("user").map(String::as_str), Some("crater-user"));
+    assert_eq!(args.get("APP_ENV").map(String::as_str), Some("prod"));
+}
+
+/// Held-out set 3: what `docker compose up` activates with no `--profile`. RAGFlow's
+/// `.env` names a variable in its own default (`DOC_ENGINE=${DOC_ENGINE:-elasticsearch}`)
+/// and sets `COMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}`; PrivateGPT's services of the
+/// empty profile `""` start by default.
+#[test]
+fn compose_profiles_of_dotenv_and_the_empty_profile_are_activated() {
+    let compose = "services:
+  es01:
+    image: elasticsearch:8
+    profiles: [elasticsearch]
+  opensearch:
+    image: opensearch:2
+    profiles: [opensearch]
+  ragflow:
+    image: ragflow:${DEVICE}
+    profiles: [cpu]
+";
+    let dotenv = "DOC_ENGINE=${DOC_ENGINE:-elasticsearch}\nDEVICE=${DEVICE:-cpu}\nCOMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}\n";
+    let imported = run(&[("docker-compose.yml", compose), (".env", dotenv)], false);
+    assert_eq!(imported.services, vec!["es01", "ragflow"]);
+    let env = file(&imported, PROJECT_FILE);
+    assert!(env.contains("DEVICE=cpu\n"), "{env}");
+    assert!(!env.contains("DEVICE=${DEVICE"), "{env}");
+    assert_eq!(model_of(env, "ragflow").image, "ragflow:cpu");
+
+    let compose = "services:
+  private-gpt:
+    image: zylonai/private-gpt
+    profiles: [\"\", ollama-cpu]
+  ollama-cuda:
+    image: ollama/ollama
+    profiles: [ollama-cuda]
+  always:
+    image: traefik
+";
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    assert_eq!(imported.services, vec!["private-gpt", "always"]);
+}
+
+/// Held-out set 3: OpenCTI's `.env` names the project (`COMPOSE_PROJECT_NAME=xtm`), which
+/// Compose prefers to `name:` and the folder; the volumes are `xtm_<volume>`.
+#[test]
+fn compose_project_name_of_dotenv_names_the_project() {
+    let compose = "name: other\nservices:\n  redis:\n    image: redis:7\n";
+    let dotenv = "COMPOSE_PROJECT_NAME=xtm\n";
+    let imported = run(&[("docker-compose.yml", compose), (".env", dotenv)], false);
+    assert_eq!(imported.project, "xtm");
+    let imported = run(&[("docker-compose.yml", compose)], false);
+    assert_eq!(imported.project, "other");
+}

@@ -108,13 +108,16 @@ impl Import<'_> {
 
     fn build_args(&mut self, service: &mut ServiceDraft, args: &Node) {
         let input = service.input.clone();
+        // Names `BUILD_ARG_<NAME>` cannot spell (`uid`, `recorder_version`) go to the list.
+        let mut listed = Vec::new();
         for (name, value) in pairs(args) {
             let key = format!("build.args.{name}");
-            if !is_key(&name) {
+            let plain = is_key(&name);
+            if !plain && (name.contains([',', '=']) || name.chars().any(char::is_whitespace)) {
                 self.finding(
                     Some(&input),
                     &key,
-                    "`BUILD_ARG_<NAME>` needs an upper-case name",
+                    "`BUILD_ARGS` cannot hold a name with a comma, `=` or a blank",
                 );
                 continue;
             }
@@ -131,7 +134,10 @@ impl Import<'_> {
             });
             if as_literal(&value).is_some_and(|v| v.is_empty()) {
                 // Empty is empty, whatever the name: nothing secret to keep out of the image.
-                service.set(&format!("BUILD_ARG_{name}"), "");
+                match plain {
+                    true => service.set(&format!("BUILD_ARG_{name}"), ""),
+                    false => listed.push(format!("{name}=")),
+                }
                 continue;
             }
             // A secret by its name, a password in a URL, or a reference to either.
@@ -147,7 +153,20 @@ impl Import<'_> {
                 continue;
             }
             let value = self.template(&value);
-            service.set(&format!("BUILD_ARG_{name}"), &value);
+            if plain {
+                service.set(&format!("BUILD_ARG_{name}"), &value);
+            } else if value.contains(',') {
+                self.finding(
+                    Some(&input),
+                    &key,
+                    "`BUILD_ARGS` (for a name `BUILD_ARG_<NAME>` cannot spell) cannot hold a value with a comma",
+                );
+            } else {
+                listed.push(format!("{name}={value}"));
+            }
+        }
+        if !listed.is_empty() {
+            service.set("BUILD_ARGS", &listed.join(","));
         }
     }
 

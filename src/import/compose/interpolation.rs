@@ -2,7 +2,7 @@
 //! their `${VAR}` references (reserved names renamed, secrets moved to `secrets.env`),
 //! values resolved where stack needs a literal, and the `.env` keys the file uses.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::text::{as_literal, pieces, references, Piece};
 use super::{
@@ -27,8 +27,25 @@ impl Import<'_> {
             });
         }
         for assignment in assignments {
+            let earlier = self.dotenv.get(&assignment.key).map(|(t, _)| t.as_str());
+            let template = match without_self(&assignment.key, &assignment.template, earlier) {
+                Some(resolved) => {
+                    self.findings.push(Finding {
+                        service: None,
+                        key: format!(".env:{}", assignment.line),
+                        line: Some(assignment.line),
+                        reason: format!(
+                            "`{}` names itself: read as Compose reads it when the shell does not set it (`{resolved}`); set it in `stack.env` to change it",
+                            assignment.key
+                        ),
+                        not_carried: false,
+                    });
+                    resolved
+                }
+                None => assignment.template,
+            };
             self.dotenv
-                .insert(assignment.key, (assignment.template, assignment.line));
+                .insert(assignment.key, (template, assignment.line));
         }
         Ok(())
     }
@@ -120,41 +137,36 @@ impl Import<'_> {
     }
 
     pub(super) fn interpolate(&self, text: &str, depth: usize) -> Option<String> {
-        if depth > 8 {
-            return None;
-        }
-        let mut out = String::new();
-        for piece in pieces(text) {
-            match piece {
-                Piece::Text(text) => out.push_str(&text.replace("$$", "$")),
-                Piece::Var { name, rest, .. } => {
-                    let value = match self.dotenv.get(&name) {
-                        Some((template, _)) => Some(self.interpolate(template, depth + 1)?),
-                        None => None,
-                    };
-                    let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
-                    let (op, arg) = rest.split_at(op_len);
-                    let set = value.is_some();
-                    let full = value.as_deref().is_some_and(|v| !v.is_empty());
-                    let chosen = match op {
-                        "" | "?" | ":?" if set && (op != ":?" || full) => value,
-                        ":-" if full => value,
-                        "-" if set => value,
-                        ":-" | "-" => Some(self.interpolate(arg, depth + 1)?),
-                        ":+" if full => Some(self.interpolate(arg, depth + 1)?),
-                        "+" if set => Some(self.interpolate(arg, depth + 1)?),
-                        ":+" | "+" => Some(String::new()),
-                        _ => None,
-                    };
-                    out.push_str(&chosen?);
-                }
-            }
-        }
-        Some(out)
+        interpolate_in(&self.dotenv, text, depth)
     }
 
     /// The project key for an input variable name (recorded as referenced).
     pub(super) fn var(&mut self, name: &str) -> String {
+        // Compose's names are case-sensitive and may be lower-case (`no_proxy`,
+        // LibreTranslate's `libretranslate_data_folder`); a project key is upper-case.
+        let upper = name.to_ascii_uppercase();
+        if !super::is_key(name) && super::is_key(&upper) {
+            let free = upper != name && !self.dotenv.contains_key(&upper);
+            let key = if free && !is_reserved_key(&upper) {
+                upper
+            } else {
+                format!("IMPORTED_{upper}")
+            };
+            if !self.renamed_vars.contains_key(name) {
+                self.renamed_vars.insert(name.to_string(), key.clone());
+                self.note(
+                    None,
+                    name,
+                    format!(
+                        "variable `{name}` is renamed `{key}` everywhere: project keys are \
+                         upper-case (where Compose would read `{name}` from the shell, stack \
+                         reads `{key}`)"
+                    ),
+                );
+            }
+            self.referenced.insert(name.to_string());
+            return key;
+        }
         let key = if is_reserved_key(name) {
             let key = format!("IMPORTED_{name}");
             if !self.renamed_vars.contains_key(name) {
@@ -299,4 +311,90 @@ fn record_defaults(
         forms.entry(name).or_default().insert(default);
         record_defaults(arg, forms, depth + 1);
     }
+}
+
+/// A `.env` value that names its own variable (`DOC_ENGINE=${DOC_ENGINE:-elasticsearch}`,
+/// as RAGFlow writes it) as Compose reads it: the shell's value, else an earlier line's
+/// (`earlier`), else unset. stack's project keys cannot name themselves, so the shell's
+/// value is not followed; `None` when the value does not name itself.
+fn without_self(key: &str, template: &str, earlier: Option<&str>) -> Option<String> {
+    let parts = pieces(template);
+    if !parts
+        .iter()
+        .any(|piece| matches!(piece, Piece::Var { name, .. } if name == key))
+    {
+        return None;
+    }
+    let mut out = String::new();
+    for piece in parts {
+        match piece {
+            Piece::Var { name, rest, .. } if name == key => {
+                let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+                let (op, arg) = rest.split_at(op_len);
+                let set = earlier.filter(|v| !(v.is_empty() && op.starts_with(':')));
+                out.push_str(match (op.trim_start_matches(':'), set) {
+                    ("+", Some(_)) => arg,
+                    ("+", None) => "",
+                    (_, Some(value)) => value,
+                    ("-", None) => arg,
+                    _ => "",
+                });
+            }
+            other => out.push_str(&super::text::join(&[other])),
+        }
+    }
+    Some(out)
+}
+
+/// `text` with its interpolation applied from `.env` (`dotenv`) and defaults, as Compose
+/// applies it; `None` when a variable has no value (or it nests too deep).
+pub(super) fn interpolate_in(
+    dotenv: &BTreeMap<String, (String, usize)>,
+    text: &str,
+    depth: usize,
+) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    let mut out = String::new();
+    for piece in pieces(text) {
+        match piece {
+            Piece::Text(text) => out.push_str(&text.replace("$$", "$")),
+            Piece::Var { name, rest, .. } => {
+                let value = match dotenv.get(&name) {
+                    Some((template, _)) => Some(interpolate_in(dotenv, template, depth + 1)?),
+                    None => None,
+                };
+                let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
+                let (op, arg) = rest.split_at(op_len);
+                let set = value.is_some();
+                let full = value.as_deref().is_some_and(|v| !v.is_empty());
+                let chosen = match op {
+                    "" | "?" | ":?" if set && (op != ":?" || full) => value,
+                    ":-" if full => value,
+                    "-" if set => value,
+                    ":-" | "-" => Some(interpolate_in(dotenv, arg, depth + 1)?),
+                    ":+" if full => Some(interpolate_in(dotenv, arg, depth + 1)?),
+                    "+" if set => Some(interpolate_in(dotenv, arg, depth + 1)?),
+                    ":+" | "+" => Some(String::new()),
+                    _ => None,
+                };
+                out.push_str(&chosen?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The `.env` in `dir` as Compose reads it before the file: each value's template, a
+/// value that names itself read without the shell (see [`without_self`]).
+pub(super) fn dotenv_templates(text: &str) -> BTreeMap<String, (String, usize)> {
+    let mut values: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for assignment in dotenv::parse(text).0 {
+        let earlier = values.get(&assignment.key).map(|(t, _)| t.as_str());
+        let template = without_self(&assignment.key, &assignment.template, earlier)
+            .unwrap_or(assignment.template);
+        values.insert(assignment.key, (template, assignment.line));
+    }
+    values
 }

@@ -299,6 +299,20 @@ impl Import<'_> {
     }
 
     fn project(&mut self, doc: &Node) -> String {
+        // Compose's order: `COMPOSE_PROJECT_NAME` (`.env` too, as OpenCTI's), `name:`, the folder.
+        let from_dotenv = self
+            .dotenv
+            .get("COMPOSE_PROJECT_NAME")
+            .and_then(|(template, _)| self.interpolate(template, 0))
+            .filter(|name| !name.is_empty());
+        if let Some(name) = from_dotenv {
+            self.note(
+                None,
+                "COMPOSE_PROJECT_NAME",
+                format!("the project is named `{name}` by `.env`, as Compose names it (its volumes are `{name}_<volume>`)"),
+            );
+            return project_name(&name);
+        }
         if let Some(name) = doc.get("name").and_then(Node::scalar) {
             if let Some(name) = self.resolved(None, "name", &name) {
                 return project_name(&name);

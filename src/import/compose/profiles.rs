@@ -3,7 +3,7 @@
 
 use super::documents::Loaded;
 use super::yaml::Node;
-use super::Import;
+use super::{Import, Result};
 
 impl Loaded<'_> {
     /// Services in profiles that are not activated are left out (as `docker compose up`
@@ -39,6 +39,38 @@ impl Loaded<'_> {
                 true,
             );
         }
+    }
+}
+
+impl Loaded<'_> {
+    /// The profiles `docker compose up` activates: `--profile`, else `COMPOSE_PROFILES` of
+    /// the `.env` beside the file (interpolated with it, as RAGFlow's
+    /// `COMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}`), else none, which Compose reads as the
+    /// one empty profile `""` (PrivateGPT's `profiles: ["", ollama-cpu]` starts by default).
+    pub(super) fn active_profiles(&mut self, cli: &[String]) -> Result<Vec<String>> {
+        if !cli.is_empty() {
+            return Ok(cli.to_vec());
+        }
+        let text = self
+            .reader
+            .read(&self.dir.join(".env"))?
+            .unwrap_or_default();
+        let dotenv = super::interpolation::dotenv_templates(&text);
+        let Some((template, _)) = dotenv.get("COMPOSE_PROFILES") else {
+            return Ok(vec![String::new()]);
+        };
+        let value = super::interpolation::interpolate_in(&dotenv, template, 0).unwrap_or_default();
+        let active: Vec<String> = value.split(',').map(|p| p.trim().to_string()).collect();
+        self.note(
+            None,
+            "COMPOSE_PROFILES",
+            format!(
+                "`.env` activates the profile(s) `{}`, as `docker compose up` reads it",
+                active.join("`, `")
+            ),
+            false,
+        );
+        Ok(active)
     }
 }
 
