@@ -138,10 +138,29 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
         }
     }
     let wanted = |service: &str| only.is_empty() || only.iter().any(|s| s == service);
+    // A container in another service's namespace (`NETWORK_MODE=service:NAME`, `PID`,
+    // `IPC`) holds the container it joined: when that one is replaced, so is it, even
+    // when not asked for. A namespace's owner is recreated in place (same number), so the
+    // name its users join by stays.
+    let owners: BTreeSet<&str> = desired
+        .services
+        .iter()
+        .flat_map(|s| namespace_owners(s))
+        .collect();
+    let mut replaced: BTreeSet<String> = BTreeSet::new();
     for level in desired.levels() {
         for service in level {
-            if wanted(&service.name) {
-                actions.extend(plan_service(service, observed));
+            let forced = namespace_owners(service).any(|o| replaced.contains(o));
+            if wanted(&service.name) || forced {
+                let owner = owners.contains(service.name.as_str());
+                let planned = plan_service(service, observed, (forced, owner));
+                if planned
+                    .iter()
+                    .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }))
+                {
+                    replaced.insert(service.name.clone());
+                }
+                actions.extend(planned);
             }
         }
     }
@@ -191,10 +210,26 @@ pub fn needs_drain(desired: &Desired, service: &DesiredService, secrets: &Secret
             })
 }
 
-fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
+/// The services whose namespaces `service` joins.
+fn namespace_owners(service: &DesiredService) -> impl Iterator<Item = &str> {
+    let options = &service.options;
+    [&options.network_mode, &options.pid, &options.ipc]
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.service())
+}
+
+/// The actions for one service. `forced`: a namespace it joins is being replaced, so
+/// its containers are replaced too. `owner`: another service joins its namespaces, so
+/// it is recreated in place rather than rolled.
+fn plan_service(
+    service: &DesiredService,
+    observed: &Observed,
+    (forced, owner): (bool, bool),
+) -> Vec<Action> {
     let image_id = observed.images.get(service.run_image());
     let current = |c: &ObservedContainer| {
-        c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)
+        !forced && c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)
     };
     let mut mine: Vec<&ObservedContainer> = observed
         .containers
@@ -227,7 +262,7 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
                 }
             }
             Some(container) => {
-                let rolling = service.strategy == Strategy::Rolling && container.running;
+                let rolling = service.strategy == Strategy::Rolling && container.running && !owner;
                 let number = if rolling {
                     next_number()
                 } else {
@@ -524,6 +559,37 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["migrate: start `p-migrate-1`"]
         );
+    }
+
+    /// A container in another service's network namespace is replaced with it (even when
+    /// only that service is asked for), and that service is recreated in place.
+    #[test]
+    fn a_namespace_users_containers_are_replaced_with_its_owner() {
+        let vpn = service("vpn", 1, Strategy::Rolling, &[]);
+        let mut app = service("app", 1, Strategy::Recreate, &["vpn"]);
+        app.options.network_mode = Some(crate::config::attrs::Namespace::Service("vpn".into()));
+        let other = service("other", 1, Strategy::Recreate, &[]);
+        let d = desired(vec![vpn, app, other]);
+        let observed = |vpn_digest: &str| Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![
+                container("vpn", 1, vpn_digest, true),
+                container("app", 1, "app-v2", true),
+                container("other", 1, "other-v2", true),
+            ],
+            images: BTreeMap::new(),
+        };
+        let text = |o: &Observed, only: &[String]| -> Vec<String> {
+            plan(&d, o, only).iter().map(|a| a.to_string()).collect()
+        };
+        assert!(text(&observed("vpn-v2"), &[]).is_empty());
+        let replaced = [
+            "vpn: replace `p-vpn-1` (recreate)",
+            "app: replace `p-app-1` (recreate)",
+        ];
+        assert_eq!(text(&observed("vpn-v1"), &[]), replaced);
+        assert_eq!(text(&observed("vpn-v1"), &["vpn".to_string()]), replaced);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod target;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
+use crate::config::attrs::image::PullPolicy;
 use crate::config::{Loaded, Options, Server};
 use crate::deploy::Remote;
 use crate::engine::converge::Converger;
@@ -301,7 +302,13 @@ pub async fn print_plan(
     let mut lines: Vec<String> = desired
         .services
         .iter()
-        .filter(|s| !observed.images.contains_key(&s.image))
+        .filter(|s| {
+            let every_run = matches!(
+                s.options.pull_policy,
+                Some(PullPolicy::Always | PullPolicy::Build)
+            );
+            every_run || !observed.images.contains_key(&s.image)
+        })
         .map(|s| {
             let verb = if s.build.is_some() { "build" } else { "pull" };
             format!("{}: {verb} `{}`", s.name, s.image)

@@ -12,7 +12,7 @@ pub use super::attrs::{
 };
 pub use super::types::{
     http_probe, secret_file_path, secret_file_var, BuildSpec, EnvValue, Health, HostPath, Mount,
-    Port, Probe, PublishMode, SecretFile, Secrets,
+    MountOptions, Port, Probe, PublishMode, SecretFile, Secrets, PROPAGATIONS,
 };
 use crate::error::Span;
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    HostConfigCgroupnsModeEnum, HostConfigLogConfig, NetworkingConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::labels;
@@ -106,7 +106,17 @@ pub fn binds(
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for mount in &service.mounts {
-        let suffix = |read_only: bool| if read_only { ":ro" } else { "" };
+        // `:ro` and the other options, comma-separated, as `docker run -v` takes them.
+        let suffix = |read_only: bool| {
+            let mut words: Vec<String> = read_only.then(|| "ro".into()).into_iter().collect();
+            if let Some(options) = service.options.mount_options.get(mount.target()) {
+                words.extend(options.words());
+            }
+            match words.is_empty() {
+                true => String::new(),
+                false => format!(":{}", words.join(",")),
+            }
+        };
         match mount {
             Mount::Volume {
                 name,
@@ -224,6 +234,10 @@ fn host_options(base: HostConfig, project: &str, options: &ContainerOptions) -> 
         ipc_mode: namespace(&options.ipc),
         runtime: options.runtime.clone(),
         userns_mode: options.userns_mode.clone(),
+        cgroupns_mode: options.cgroup.as_deref().map(|mode| match mode {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
         cap_add: capabilities(&options.cap_add),
         cap_drop: capabilities(&options.cap_drop),
         readonly_rootfs: options.read_only.then_some(true),

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::config::{
     http_probe, secret_file_path, secret_file_var, BuildSpec, ByteSize, Capability,
     ContainerOptions, Device, EnvValue, ExtraHost, Gpus, Health, HostAddress, HostPath,
-    LogRotation, Mount, Namespace, Platform, Port, Probe, ProxyKind, PublishMode, Release, Restart,
-    Route, SecretFile, Secrets, Signal, Strategy, Tls, Tmpfs, Ulimit, User,
+    LogRotation, Mount, MountOptions, Namespace, Platform, Port, Probe, ProxyKind, PublishMode,
+    Release, Restart, Route, SecretFile, Secrets, Signal, Strategy, Tls, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.

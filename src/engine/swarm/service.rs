@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountTypeEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountTypeEnum, MountVolumeOptions,
     NetworkAttachmentConfig, Platform, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
@@ -27,6 +28,8 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
         read_only: Some(read_only),
         ..Default::default()
     };
+    // `z`/`Z` are refused on swarm by the configuration: swarm has no relabelling.
+    let options = |target: &str| service.options.mount_options.get(target);
     service
         .mounts
         .iter()
@@ -35,7 +38,15 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
                 name,
                 target,
                 read_only,
-            } => volume(Some(desired.volume_name(name)), target, *read_only),
+            } => Mount {
+                volume_options: options(target)
+                    .filter(|o| o.nocopy)
+                    .map(|_| MountVolumeOptions {
+                        no_copy: Some(true),
+                        ..Default::default()
+                    }),
+                ..volume(Some(desired.volume_name(name)), target, *read_only)
+            },
             model::Mount::Bind {
                 source,
                 target,
@@ -45,12 +56,31 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
                 source: Some(placement.resolve(source).display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
                 read_only: Some(*read_only),
+                bind_options: options(target)
+                    .and_then(|o| o.propagation.as_deref())
+                    .map(|p| MountBindOptions {
+                        propagation: Some(propagation(p)),
+                        ..Default::default()
+                    }),
                 ..Default::default()
             },
             model::Mount::Anonymous { target } => volume(None, target, false),
         })
         .chain(tmpfs_mounts(&service.options))
         .collect()
+}
+
+/// A bind's propagation mode as the engine's enum (the configuration checked the word).
+fn propagation(mode: &str) -> MountBindOptionsPropagationEnum {
+    use MountBindOptionsPropagationEnum as P;
+    match mode {
+        "private" => P::PRIVATE,
+        "rshared" => P::RSHARED,
+        "shared" => P::SHARED,
+        "rslave" => P::RSLAVE,
+        "slave" => P::SLAVE,
+        _ => P::RPRIVATE,
+    }
 }
 
 /// `TMPFS`, and `SHM_MB` as a sized tmpfs on `/dev/shm` (swarm has no shm size).
