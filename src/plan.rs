@@ -121,8 +121,12 @@ impl std::fmt::Display for Action {
 /// The actions for `services` (all when empty), in execution order.
 pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Action> {
     let mut actions = Vec::new();
-    // An external network is the user's: joined, never created.
-    for network in desired.all_networks().iter().filter(|n| !n.external) {
+    // An external network is the user's: joined, never created. When every service has a
+    // network mode of its own (`host`, `none`, another's), no network is joined: none is
+    // created.
+    let joined = desired.services.iter().any(|s| !s.networks.is_empty());
+    let networks = desired.all_networks();
+    for network in networks.iter().filter(|n| !n.external && joined) {
         let name = desired.network_name(&network.name);
         if !observed.networks.contains(&name) {
             actions.push(Action::CreateNetwork {
@@ -558,6 +562,23 @@ mod tests {
                 .map(|a| a.to_string())
                 .collect::<Vec<_>>(),
             ["migrate: start `p-migrate-1`"]
+        );
+    }
+
+    /// Services that all have a network mode of their own join no network: none is made.
+    #[test]
+    fn no_network_is_created_when_no_service_joins_one() {
+        let mut host = service("agent", 1, Strategy::Recreate, &[]);
+        host.options.network_mode = Some(crate::config::attrs::Namespace::Host);
+        host.networks.clear();
+        let d = desired(vec![host]);
+        let text: Vec<String> = plan(&d, &Observed::default(), &[])
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            text,
+            ["create volume `p_data`", "agent: create container 1"]
         );
     }
 

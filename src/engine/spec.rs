@@ -350,7 +350,10 @@ pub fn container(
         stop_timeout: options.stop_grace.map(engine_seconds),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),
-        exposed_ports: options.network_mode.is_none().then_some(exposed),
+        // The engine publishes only exposed ports: a network of its own (a project's or
+        // the engine's bridge) exposes them; another's network or none has nothing to publish.
+        exposed_ports: matches!(options.network_mode, None | Some(Namespace::Bridge))
+            .then_some(exposed),
         healthcheck: service.health.as_ref().map(health),
         tty: options.tty.then_some(true),
         open_stdin: options.stdin_open.then_some(true),
