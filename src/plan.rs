@@ -244,10 +244,7 @@ fn plan_service(
     mine.sort_by_key(|c| (!current(c), !c.running, c.number));
     let mut used: BTreeSet<u32> = mine.iter().map(|c| c.number).collect();
     let mut next_number = || {
-        let mut n = 1;
-        while used.contains(&n) {
-            n += 1;
-        }
+        let n = (1..).find(|n| !used.contains(n)).unwrap_or(1);
         used.insert(n);
         n
     };
@@ -255,8 +252,7 @@ fn plan_service(
     for slot in 0..service.replicas as usize {
         match mine.get(slot) {
             Some(container) if current(container) => {
-                // A job that completed in this version is done: it is not run again
-                // until its version changes (one that failed is run again).
+                // A job done in this version runs again in the next (a failed one now).
                 let done = service.job && container.completed;
                 if !container.running && !done {
                     actions.push(Action::Start {

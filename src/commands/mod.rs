@@ -24,7 +24,6 @@ pub mod target;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
-use crate::config::attrs::image::PullPolicy;
 use crate::config::{Loaded, Options, Server};
 use crate::deploy::Remote;
 use crate::engine::converge::Converger;
@@ -302,13 +301,7 @@ pub async fn print_plan(
     let mut lines: Vec<String> = desired
         .services
         .iter()
-        .filter(|s| {
-            let every_run = matches!(
-                s.options.pull_policy,
-                Some(PullPolicy::Always | PullPolicy::Build)
-            );
-            every_run || !observed.images.contains_key(&s.image)
-        })
+        .filter(|s| s.fetched_every_run() || !observed.images.contains_key(&s.image))
         .map(|s| {
             let verb = if s.build.is_some() { "build" } else { "pull" };
             format!("{}: {verb} `{}`", s.name, s.image)

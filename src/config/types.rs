@@ -146,6 +146,17 @@ impl MountOptions {
     }
 }
 
+/// A short-syntax mount's last field: `:ro` and `options`, comma-separated, as `docker run
+/// -v` and Compose take them; empty when there is none.
+pub fn mount_suffix(read_only: bool, options: Option<&MountOptions>) -> String {
+    let mut words: Vec<String> = read_only.then(|| "ro".to_string()).into_iter().collect();
+    words.extend(options.map(MountOptions::words).unwrap_or_default());
+    match words.is_empty() {
+        true => String::new(),
+        false => format!(":{}", words.join(",")),
+    }
+}
+
 /// The mount propagation modes of a bind.
 pub const PROPAGATIONS: &[&str] = &[
     "rprivate", "private", "rshared", "shared", "rslave", "slave",

@@ -106,17 +106,8 @@ pub fn binds(
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for mount in &service.mounts {
-        // `:ro` and the other options, comma-separated, as `docker run -v` takes them.
-        let suffix = |read_only: bool| {
-            let mut words: Vec<String> = read_only.then(|| "ro".into()).into_iter().collect();
-            if let Some(options) = service.options.mount_options.get(mount.target()) {
-                words.extend(options.words());
-            }
-            match words.is_empty() {
-                true => String::new(),
-                false => format!(":{}", words.join(",")),
-            }
-        };
+        let options = service.options.mount_options.get(mount.target());
+        let suffix = |read_only: bool| crate::model::mount_suffix(read_only, options);
         match mount {
             Mount::Volume {
                 name,

@@ -513,12 +513,7 @@ fn mount(mount: &Mount, options: Option<&MountOptions>, placement: &Placement) -
         }
         Mount::Anonymous { target } => (target.clone(), false),
     };
-    let mut words: Vec<String> = read_only.then(|| "ro".to_string()).into_iter().collect();
-    words.extend(options.map(|o| o.words()).unwrap_or_default());
-    match words.is_empty() {
-        true => spec,
-        false => format!("{spec}:{}", words.join(",")),
-    }
+    format!("{spec}{}", model::mount_suffix(read_only, options))
 }
 
 /// The Compose name of a secret file (`DB_PASSWORD` → `db_password`, or
