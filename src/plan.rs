@@ -149,7 +149,7 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
     let owners: BTreeSet<&str> = desired
         .services
         .iter()
-        .flat_map(|s| namespace_owners(s))
+        .flat_map(namespace_owners)
         .collect();
     let mut replaced: BTreeSet<String> = BTreeSet::new();
     for level in desired.levels() {
