@@ -146,11 +146,7 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
     // `IPC`) holds the container it joined: when that one is replaced, so is it, even
     // when not asked for. A namespace's owner is recreated in place (same number), so the
     // name its users join by stays.
-    let owners: BTreeSet<&str> = desired
-        .services
-        .iter()
-        .flat_map(namespace_owners)
-        .collect();
+    let owners: BTreeSet<&str> = desired.services.iter().flat_map(namespace_owners).collect();
     let mut replaced: BTreeSet<String> = BTreeSet::new();
     for level in desired.levels() {
         for service in level {
