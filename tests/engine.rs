@@ -2145,3 +2145,46 @@ fn mount_options_reach_the_engine() {
     assert_eq!(volume_files("empty"), 0);
     assert!(volume_files("copied") > 0);
 }
+
+/// `PULL_POLICY=build` builds at every `start`, as `--build` does: a changed context
+/// reaches the running container without `--build`, where the default (`missing`) keeps
+/// the image it has.
+#[test]
+fn pull_policy_build_builds_at_every_start() {
+    let body = |policy: &str| {
+        format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=app\nSERVICE_APP_BUILD=app\n\
+             SERVICE_APP_COMMAND=sleep 3600\n{policy}"
+        )
+    };
+    let p = Project::new("pullbuild", &body(""));
+    let context = p.dir.join("app");
+    std::fs::create_dir_all(&context).unwrap();
+    let dockerfile = |version: &str| {
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!("FROM {BUSYBOX}\nENV VERSION={version}\n"),
+        )
+        .unwrap()
+    };
+    let version = || {
+        let env = inspect(&p.container("app"), "{{json .Config.Env}}");
+        ["1", "2", "3"]
+            .into_iter()
+            .find(|v| env.contains(&format!("\"VERSION={v}\"")))
+            .unwrap_or("none")
+    };
+    dockerfile("1");
+    p.ok(&["start"]);
+    assert_eq!(version(), "1");
+    // The default: the image is there, so a changed Dockerfile is not built.
+    dockerfile("2");
+    p.ok(&["start"]);
+    assert_eq!(version(), "1");
+    p.rewrite(&body("SERVICE_APP_PULL_POLICY=build\n"));
+    p.ok(&["start"]);
+    assert_eq!(version(), "2");
+    dockerfile("3");
+    p.ok(&["start"]);
+    assert_eq!(version(), "3");
+}
