@@ -394,6 +394,8 @@ fn container(
 mod tests {
     use std::path::Path;
 
+    use bollard::models::MountBindOptionsPropagationEnum;
+
     use crate::model::{Placement, Secrets};
 
     /// `HOSTNAME` and `GROUP_ADD` reach each consumer of the one model: the compose file, the engine's
@@ -432,6 +434,43 @@ mod tests {
         let swarm = super::container(&desired, web, (&placement, &secrets));
         assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
         assert_eq!(swarm.groups.as_ref(), Some(&groups));
+    }
+
+    /// `VOLUMES` options reach the compose file, the engine's binds and swarm's mounts.
+    #[test]
+    fn mount_options_reach_compose_the_engine_and_swarm() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+             SERVICE_WEB_VOLUMES=/srv/data:/data:ro,Z,rshared,cache:/cache:nocopy\n",
+            "dev",
+        )
+        .unwrap();
+        let bundle_dir = Path::new("/srv/shop");
+        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
+        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        assert!(
+            compose.contains("- ../data:/data:ro,Z,rshared\n"),
+            "{compose}"
+        );
+        assert!(compose.contains("- cache:/cache:nocopy\n"), "{compose}");
+        let web = desired.service("web").unwrap();
+        let placement = Placement {
+            root: "/srv/shop".into(),
+            bundle: bundle_dir.to_path_buf(),
+        };
+        let secrets = Secrets::default();
+        let engine =
+            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
+        let binds = engine.host_config.unwrap().binds.unwrap();
+        assert_eq!(
+            binds,
+            ["/srv/data:/data:ro,Z,rshared", "shop_cache:/cache:nocopy"]
+        );
+        let swarm = super::mounts(&desired, web, &placement);
+        let propagation = swarm[0].bind_options.as_ref().and_then(|b| b.propagation);
+        assert_eq!(propagation, Some(MountBindOptionsPropagationEnum::RSHARED));
+        let no_copy = swarm[1].volume_options.as_ref().and_then(|v| v.no_copy);
+        assert_eq!(no_copy, Some(true));
     }
 
     /// The host attributes reach each consumer of the one model: the compose file, the
