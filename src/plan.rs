@@ -132,8 +132,12 @@ impl std::fmt::Display for Action {
 /// The actions for `services` (all when empty), in execution order.
 pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Action> {
     let mut actions = Vec::new();
-    // An external network is the user's: joined, never created.
-    for network in desired.all_networks().iter().filter(|n| !n.external) {
+    // An external network is the user's: joined, never created. When every service has a
+    // network mode of its own (`host`, `none`, another's), no network is joined: none is
+    // created.
+    let joined = desired.services.iter().any(|s| !s.networks.is_empty());
+    let networks = desired.all_networks();
+    for network in networks.iter().filter(|n| !n.external && joined) {
         let name = desired.network_name(&network.name);
         if !observed.networks.contains(&name) {
             actions.push(Action::CreateNetwork {
@@ -149,10 +153,25 @@ pub fn plan(desired: &Desired, observed: &Observed, only: &[String]) -> Vec<Acti
         }
     }
     let wanted = |service: &str| only.is_empty() || only.iter().any(|s| s == service);
+    // A container in another service's namespace (`NETWORK_MODE=service:NAME`, `PID`,
+    // `IPC`) holds the container it joined: when that one is replaced, so is it, even
+    // when not asked for. A namespace's owner is recreated in place (same number), so the
+    // name its users join by stays.
+    let owners: BTreeSet<&str> = desired.services.iter().flat_map(namespace_owners).collect();
+    let mut replaced: BTreeSet<String> = BTreeSet::new();
     for level in desired.levels() {
         for service in level {
-            if wanted(&service.name) {
-                actions.extend(plan_service(service, observed));
+            let forced = namespace_owners(service).any(|o| replaced.contains(o));
+            if wanted(&service.name) || forced {
+                let owner = owners.contains(service.name.as_str());
+                let planned = plan_service(service, observed, (forced, owner));
+                if planned
+                    .iter()
+                    .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }))
+                {
+                    replaced.insert(service.name.clone());
+                }
+                actions.extend(planned);
             }
         }
     }
@@ -202,10 +221,26 @@ pub fn needs_drain(desired: &Desired, service: &DesiredService, secrets: &Secret
             })
 }
 
-fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
+/// The services whose namespaces `service` joins.
+fn namespace_owners(service: &DesiredService) -> impl Iterator<Item = &str> {
+    let options = &service.options;
+    [&options.network_mode, &options.pid, &options.ipc]
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.service())
+}
+
+/// The actions for one service. `forced`: a namespace it joins is being replaced, so
+/// its containers are replaced too. `owner`: another service joins its namespaces, so
+/// it is recreated in place rather than rolled.
+fn plan_service(
+    service: &DesiredService,
+    observed: &Observed,
+    (forced, owner): (bool, bool),
+) -> Vec<Action> {
     let image_id = observed.images.get(service.run_image());
     let current = |c: &ObservedContainer| {
-        c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)
+        !forced && c.digest == service.digest && image_id.is_none_or(|id| *id == c.image_id)
     };
     let mut mine: Vec<&ObservedContainer> = observed
         .containers
@@ -216,10 +251,7 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
     mine.sort_by_key(|c| (!current(c), !c.running, c.number));
     let mut used: BTreeSet<u32> = mine.iter().map(|c| c.number).collect();
     let mut next_number = || {
-        let mut n = 1;
-        while used.contains(&n) {
-            n += 1;
-        }
+        let n = (1..).find(|n| !used.contains(n)).unwrap_or(1);
         used.insert(n);
         n
     };
@@ -227,8 +259,7 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
     for slot in 0..service.replicas as usize {
         match mine.get(slot) {
             Some(container) if current(container) => {
-                // A job that completed in this version is done: it is not run again
-                // until its version changes (one that failed is run again).
+                // A job done in this version runs again in the next (a failed one now).
                 let done = service.job && container.completed;
                 if !container.running && !done {
                     actions.push(Action::Start {
@@ -238,7 +269,7 @@ fn plan_service(service: &DesiredService, observed: &Observed) -> Vec<Action> {
                 }
             }
             Some(container) => {
-                let rolling = service.strategy == Strategy::Rolling && container.running;
+                let rolling = service.strategy == Strategy::Rolling && container.running && !owner;
                 let number = if rolling {
                     next_number()
                 } else {
@@ -552,6 +583,54 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["migrate: start `p-migrate-1`"]
         );
+    }
+
+    /// Services that all have a network mode of their own join no network: none is made.
+    #[test]
+    fn no_network_is_created_when_no_service_joins_one() {
+        let mut host = service("agent", 1, Strategy::Recreate, &[]);
+        host.options.network_mode = Some(crate::config::attrs::Namespace::Host);
+        host.networks.clear();
+        let d = desired(vec![host]);
+        let text: Vec<String> = plan(&d, &Observed::default(), &[])
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            text,
+            ["create volume `p_data`", "agent: create container 1"]
+        );
+    }
+
+    /// A container in another service's network namespace is replaced with it (even when
+    /// only that service is asked for), and that service is recreated in place.
+    #[test]
+    fn a_namespace_users_containers_are_replaced_with_its_owner() {
+        let vpn = service("vpn", 1, Strategy::Rolling, &[]);
+        let mut app = service("app", 1, Strategy::Recreate, &["vpn"]);
+        app.options.network_mode = Some(crate::config::attrs::Namespace::Service("vpn".into()));
+        let other = service("other", 1, Strategy::Recreate, &[]);
+        let d = desired(vec![vpn, app, other]);
+        let observed = |vpn_digest: &str| Observed {
+            networks: ["p_default".to_string()].into(),
+            volumes: ["p_data".to_string()].into(),
+            containers: vec![
+                container("vpn", 1, vpn_digest, true),
+                container("app", 1, "app-v2", true),
+                container("other", 1, "other-v2", true),
+            ],
+            images: BTreeMap::new(),
+        };
+        let text = |o: &Observed, only: &[String]| -> Vec<String> {
+            plan(&d, o, only).iter().map(|a| a.to_string()).collect()
+        };
+        assert!(text(&observed("vpn-v2"), &[]).is_empty());
+        let replaced = [
+            "vpn: replace `p-vpn-1` (recreate)",
+            "app: replace `p-app-1` (recreate)",
+        ];
+        assert_eq!(text(&observed("vpn-v1"), &[]), replaced);
+        assert_eq!(text(&observed("vpn-v1"), &["vpn".to_string()]), replaced);
     }
 
     #[test]

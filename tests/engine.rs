@@ -2026,4 +2026,228 @@ fn a_route_change_reloads_the_proxy_and_keeps_the_service() {
     // Nothing left to do: the proxy read its files.
     let again = actions_of(&p.ok(&["--json", "start", "--dry-run"]));
     assert!(again.is_empty(), "{again:?}");
+/// `NETWORK_MODE` `host`, `none` and `bridge` run on the engine: the host's network
+/// (its httpd answers on the host's loopback), no network but loopback, the engine's
+/// default bridge with a published port; none of them joins a network of the project,
+/// which is not created. `CGROUP=host` reaches the engine too.
+#[test]
+fn network_modes_host_none_and_bridge_run_live() {
+    let (host_port, bridge_port) = (free_port(), free_port());
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=onhost,isolated,bridged\n\
+         SERVICE_ONHOST_IMAGE={BUSYBOX}\nSERVICE_ONHOST_COMMAND=httpd -f -p 127.0.0.1:{host_port} -h /var/www\n\
+         SERVICE_ONHOST_NETWORK_MODE=host\nSERVICE_ONHOST_CGROUP=host\n\
+         SERVICE_ISOLATED_IMAGE={BUSYBOX}\nSERVICE_ISOLATED_COMMAND=sleep 3600\n\
+         SERVICE_ISOLATED_NETWORK_MODE=none\nSERVICE_ISOLATED_PULL_POLICY=never\n\
+         SERVICE_BRIDGED_IMAGE={BUSYBOX}\nSERVICE_BRIDGED_COMMAND={HTTPD}\n\
+         SERVICE_BRIDGED_NETWORK_MODE=bridge\nSERVICE_BRIDGED_PUBLISH=127.0.0.1:{bridge_port}:8080\n"
+    );
+    let p = Project::new("netmodes", &body);
+    p.ok(&["start"]);
+    let networks = |service: &str| {
+        inspect(
+            &p.container(service),
+            "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        )
+    };
+    assert_eq!(networks("onhost"), "host");
+    assert_eq!(networks("isolated"), "none");
+    assert_eq!(networks("bridged"), "bridge");
+    assert_eq!(
+        inspect(&p.container("onhost"), "{{.HostConfig.CgroupnsMode}}"),
+        "host"
+    );
+    // The project's network is neither created nor joined.
+    let project_network = format!("{}_default", p.name);
+    assert!(!docker(&["network", "inspect", &project_network])
+        .status
+        .success());
+    // In effect: the host-mode httpd listens on the host's loopback, the published port
+    // of the bridged one answers, and the isolated one has loopback only.
+    for port in [host_port, bridge_port] {
+        eventually_ok("the httpd answers", Duration::from_secs(20), || {
+            http_get(port, "/")
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.starts_with("HTTP/1.").then_some(()).ok_or(r))
+        });
+    }
+    let links = docker(&["exec", &p.container("isolated"), "ls", "/sys/class/net"]);
+    assert_eq!(
+        text(&links.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["lo"]
+    );
+    // A second start changes nothing: stack does not try to attach them anywhere.
+    let again = p.ok(&["start", "--dry-run"]);
+    assert!(
+        text(&again.stdout).trim().is_empty(),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+/// `PULL_POLICY=never` with an image the engine does not have: exit 3 naming the
+/// service, the image and the policy, and nothing created. `always` pulls an image the
+/// engine has (a local-only one fails to pull, which `missing` would not try).
+#[test]
+fn pull_policies_never_and_always_reach_the_engine() {
+    let body = "STACK_PROXY=none\nSTACK_SERVICES=offline\n\
+         SERVICE_OFFLINE_IMAGE=stack-test/never-pulled:1\nSERVICE_OFFLINE_PULL_POLICY=never\n";
+    let p = Project::new("pullnever", body);
+    let out = p.run(&["start"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for part in [
+        "offline",
+        "stack-test/never-pulled:1",
+        "`PULL_POLICY` is `never`",
+    ] {
+        assert!(stderr.contains(part), "{part} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("pulling"), "{stderr}");
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    let local = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=fresh\nSERVICE_FRESH_IMAGE={BUSYBOX}\n\
+         SERVICE_FRESH_COMMAND=sleep 3600\nSERVICE_FRESH_PULL_POLICY="
+    );
+    p.rewrite(&format!("{local}missing\n"));
+    p.ok(&["start"]);
+    p.rewrite(&format!("{local}always\n"));
+    let out = p.run(&["start"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot pull image"), "{stderr}");
+    assert!(stderr.contains(BUSYBOX), "{stderr}");
+}
+
+/// A container in another service's network and process namespaces is recreated when
+/// that service is replaced (here, only that service is asked for), and joins the new
+/// container's namespaces.
+#[test]
+fn a_namespace_users_container_is_recreated_with_its_owner() {
+    let body = |version: &str| {
+        format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=vpn,app\n\
+             SERVICE_VPN_IMAGE={BUSYBOX}\nSERVICE_VPN_COMMAND=sleep 3600\n\
+             SERVICE_VPN_ENV_VERSION={version}\n\
+             SERVICE_APP_IMAGE={BUSYBOX}\nSERVICE_APP_COMMAND=sleep 3600\n\
+             SERVICE_APP_NETWORK_MODE=service:vpn\nSERVICE_APP_PID=service:vpn\n"
+        )
+    };
+    let p = Project::new("nsowner", &body("1"));
+    p.ok(&["start"]);
+    let app_before = p.id_of("app");
+    let vpn_before = p.id_of("vpn");
+    let namespace = |service: &str, kind: &str| {
+        let out = docker(&[
+            "exec",
+            &p.container(service),
+            "readlink",
+            &format!("/proc/self/ns/{kind}"),
+        ]);
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(namespace("app", "net"), namespace("vpn", "net"));
+    p.rewrite(&body("2"));
+    p.ok(&["start", "vpn"]);
+    assert_ne!(p.id_of("vpn"), vpn_before, "vpn was replaced");
+    assert_ne!(p.id_of("app"), app_before, "app was recreated with it");
+    assert_eq!(inspect(&p.container("app"), "{{.State.Status}}"), "running");
+    assert_eq!(namespace("app", "net"), namespace("vpn", "net"));
+    assert_eq!(namespace("app", "pid"), namespace("vpn", "pid"));
+    // Nothing left to do.
+    let again = p.ok(&["start", "--dry-run"]);
+    assert!(
+        text(&again.stdout).trim().is_empty(),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+/// `VOLUMES` options reach the engine: a bind relabelled (`Z`, a no-op without SELinux)
+/// with `private` propagation (`rslave`/`rshared` need the host's mount to be shared,
+/// which this machine's `/` is not: the engine refuses them, exit 3), read-only, and a named volume with `nocopy`, whose new
+/// volume stays empty where the image has files.
+#[test]
+fn mount_options_reach_the_engine() {
+    let body = format!(
+        "STACK_PROXY=none\nSTACK_SERVICES=app\n\
+         SERVICE_APP_IMAGE={BUSYBOX}\nSERVICE_APP_COMMAND=sleep 3600\n\
+         SERVICE_APP_VOLUMES=./data:/data:ro,Z,private,empty:/var/www:nocopy,copied:/etc\n"
+    );
+    let p = Project::new("mountopts", &body);
+    std::fs::create_dir_all(p.dir.join("data")).unwrap();
+    std::fs::write(p.dir.join("data/file"), "kept").unwrap();
+    p.ok(&["start"]);
+    let c = p.container("app");
+    let mount = |target: &str, field: &str| {
+        inspect(
+            &c,
+            &format!("{{{{range .Mounts}}}}{{{{if eq .Destination \"{target}\"}}}}{{{{.{field}}}}}{{{{end}}}}{{{{end}}}}"),
+        )
+    };
+    assert_eq!(mount("/data", "Propagation"), "private");
+    assert_eq!(mount("/data", "Mode"), "ro,Z,private");
+    assert_eq!(mount("/data", "RW"), "false");
+    let read = docker(&["exec", &c, "cat", "/data/file"]);
+    assert_eq!(text(&read.stdout), "kept");
+    let binds = inspect(&c, "{{json .HostConfig.Binds}}");
+    assert!(binds.contains(":/var/www:nocopy"), "{binds}");
+    // `nocopy`: the new volume at /var/www did not get the image's files; /etc did.
+    let volume_files = |name: &str| {
+        let out = docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}_{name}:/v", p.name),
+            BUSYBOX,
+            "ls",
+            "/v",
+        ]);
+        text(&out.stdout).split_whitespace().count()
+    };
+    assert_eq!(volume_files("empty"), 0);
+    assert!(volume_files("copied") > 0);
+}
+
+/// `PULL_POLICY=build` builds at every `start`, as `--build` does: a changed context
+/// reaches the running container without `--build`, where the default (`missing`) keeps
+/// the image it has.
+#[test]
+fn pull_policy_build_builds_at_every_start() {
+    let body = |policy: &str| {
+        format!(
+            "STACK_PROXY=none\nSTACK_SERVICES=app\nSERVICE_APP_BUILD=app\n\
+             SERVICE_APP_COMMAND=sleep 3600\n{policy}"
+        )
+    };
+    let p = Project::new("pullbuild", &body(""));
+    let context = p.dir.join("app");
+    std::fs::create_dir_all(&context).unwrap();
+    let dockerfile = |version: &str| {
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!("FROM {BUSYBOX}\nENV VERSION={version}\n"),
+        )
+        .unwrap()
+    };
+    let version = || {
+        let env = inspect(&p.container("app"), "{{json .Config.Env}}");
+        ["1", "2", "3"]
+            .into_iter()
+            .find(|v| env.contains(&format!("\"VERSION={v}\"")))
+            .unwrap_or("none")
+    };
+    dockerfile("1");
+    p.ok(&["start"]);
+    assert_eq!(version(), "1");
+    // The default: the image is there, so a changed Dockerfile is not built.
+    dockerfile("2");
+    p.ok(&["start"]);
+    assert_eq!(version(), "1");
+    p.rewrite(&body("SERVICE_APP_PULL_POLICY=build\n"));
+    p.ok(&["start"]);
+    assert_eq!(version(), "2");
+    dockerfile("3");
+    p.ok(&["start"]);
+    assert_eq!(version(), "3");
 }

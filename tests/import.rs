@@ -751,7 +751,7 @@ services:
   web:
     image: nginx:1.27
     device_cgroup_rules: ['c 188:* rmw']
-    cgroup: host
+    cpu_count: 2
     uts: host
     frobnicate: yes
     cgroup_parent: custom
@@ -773,7 +773,7 @@ fn what_is_not_carried_is_listed_by_service_and_key() {
     let text = stderr(&output);
     for needle in [
         "service `web` (line 4): `device_cgroup_rules`: stack has no attribute for it; the host access it gives is `DEVICES`",
-        "service `web` (line 5): `cgroup`",
+        "service `web` (line 5): `cpu_count`",
         "service `web` (line 6): `uts`",
         "service `web` (line 7): `frobnicate`: unknown key: not in the Compose Specification",
         "service `web` (line 8): `cgroup_parent`",

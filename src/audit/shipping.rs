@@ -247,6 +247,12 @@ pub fn host_privileges(config: &Config) -> Vec<Finding> {
                 "host".into(),
                 "the host's shared memory",
             ),
+            (
+                "CGROUP",
+                options.cgroup.as_deref() == Some("host"),
+                "host".into(),
+                "the host's cgroup tree: it sees every container's resource groups",
+            ),
         ];
         for (attr, set, value, what) in granted {
             if !set {

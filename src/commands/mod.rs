@@ -302,7 +302,7 @@ pub async fn print_plan(
     let mut lines: Vec<String> = desired
         .services
         .iter()
-        .filter(|s| !observed.images.contains_key(&s.image))
+        .filter(|s| s.fetched_every_run() || !observed.images.contains_key(&s.image))
         .map(|s| {
             let verb = if s.build.is_some() { "build" } else { "pull" };
             format!("{}: {verb} `{}`", s.name, s.image)

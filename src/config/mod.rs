@@ -17,6 +17,7 @@ pub mod preview;
 mod service;
 mod types;
 mod validate;
+pub use validate::{continues_volume_entry, volume_entries};
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};

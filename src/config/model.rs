@@ -11,8 +11,8 @@ pub use super::attrs::{
     Namespace, Platform, Signal, Tmpfs, Ulimit, User,
 };
 pub use super::types::{
-    http_probe, secret_file_path, secret_file_var, BuildSpec, EnvValue, Health, HostPath, Mount,
-    Port, Probe, PublishMode, SecretFile, Secrets,
+    http_probe, mount_suffix, secret_file_path, secret_file_var, BuildSpec, EnvValue, Health,
+    HostPath, Mount, MountOptions, Port, Probe, PublishMode, SecretFile, Secrets, PROPAGATIONS,
 };
 use crate::error::Span;
 

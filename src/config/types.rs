@@ -117,6 +117,51 @@ pub enum Mount {
     },
 }
 
+/// A mount's options beyond read-only, from the `VOLUMES` short syntax's last field
+/// (`./data:/data:ro,Z,rslave`, `cache:/cache:nocopy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountOptions {
+    /// SELinux relabelling: `z` (shared between containers) or `Z` (this one only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relabel: Option<char>,
+    /// A bind's mount propagation: `rprivate`, `private`, `rshared`, `shared`, `rslave`,
+    /// `slave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// A volume's: do not copy the image's files at the target into a new volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+}
+
+impl MountOptions {
+    /// The options as Docker's `--volume` and Compose's short syntax write them after
+    /// `ro`, in a fixed order.
+    pub fn words(&self) -> Vec<String> {
+        let mut words: Vec<String> = self.relabel.iter().map(|c| c.to_string()).collect();
+        words.extend(self.propagation.iter().cloned());
+        if self.nocopy {
+            words.push("nocopy".into());
+        }
+        words
+    }
+}
+
+/// A short-syntax mount's last field: `:ro` and `options`, comma-separated, as `docker run
+/// -v` and Compose take them; empty when there is none.
+pub fn mount_suffix(read_only: bool, options: Option<&MountOptions>) -> String {
+    let mut words: Vec<String> = read_only.then(|| "ro".to_string()).into_iter().collect();
+    words.extend(options.map(MountOptions::words).unwrap_or_default());
+    match words.is_empty() {
+        true => String::new(),
+        false => format!(":{}", words.join(",")),
+    }
+}
+
+/// The mount propagation modes of a bind.
+pub const PROPAGATIONS: &[&str] = &[
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
+
 impl Mount {
     pub fn target(&self) -> &str {
         match self {

@@ -14,6 +14,7 @@ use super::proxy::{copies, HostFiles, LocalFiles};
 use super::rolling::{retire_all, Retiring};
 use super::spec::Inherited;
 use super::{Engine, Grace, Volumes};
+use crate::config::attrs::image::PullPolicy;
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, Placement, Secrets};
 use crate::plan::{Action, Observed};
@@ -113,15 +114,18 @@ impl Converger {
             }
             let image = &service.image;
             let present = observed.images.contains_key(image);
+            let policy = service.options.pull_policy.unwrap_or(PullPolicy::Missing);
             if let Some(build) = &service.build {
-                if force_build || !present {
+                if force_build || !present || policy == PullPolicy::Build {
                     self.progress
                         .step(&service.name, &format!("building `{image}`"));
                     self.engine
                         .build(&service.name, image, build, &self.progress)
                         .await?;
                 }
-            } else if !present {
+            } else if policy == PullPolicy::Never && !present {
+                return Err(never_pulled(&service.name, image));
+            } else if !present || policy == PullPolicy::Always {
                 self.engine
                     .pull_for(&service.name, image, (&self.progress, ""))
                     .await?;
@@ -219,7 +223,14 @@ impl Converger {
         let slots = &slots;
         let mut tasks: Vec<(&str, Shared<LocalBoxFuture<'_, bool>>)> = Vec::new();
         for service in self.desired.levels().into_iter().flatten() {
-            if !wanted(&service.name) {
+            // A service not asked for still has actions when a namespace it joins is
+            // replaced (the plan forces them).
+            let forced = || {
+                actions
+                    .iter()
+                    .any(|a| action_service(a) == Some(service.name.as_str()))
+            };
+            if !wanted(&service.name) && !forced() {
                 continue;
             }
             let dependencies: Vec<_> = tasks
@@ -536,6 +547,16 @@ pub(super) async fn run_release(
 }
 
 /// The error for a release whose pinned image is gone from the engine.
+/// `PULL_POLICY=never` and the image is not on the engine: an outside failure (exit 3).
+fn never_pulled(service: &str, image: &str) -> Error {
+    Error::outside(format!(
+        "service `{service}`: the image `{image}` is not on the engine, and its `PULL_POLICY` is `never`"
+    ))
+    .with_hint(format!(
+        "put it there first (`docker pull {image}`, `docker load`), or set the service's `PULL_POLICY=missing`"
+    ))
+}
+
 pub fn missing_pin(service: &str, pinned: &crate::model::Pinned) -> Error {
     Error::No(format!(
         "service `{service}`: the image of this release, `{}` ({}), is no longer on the engine; \

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    HostConfigCgroupnsModeEnum, HostConfigLogConfig, NetworkingConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::labels;
@@ -106,7 +106,8 @@ pub fn binds(
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for mount in &service.mounts {
-        let suffix = |read_only: bool| if read_only { ":ro" } else { "" };
+        let options = service.options.mount_options.get(mount.target());
+        let suffix = |read_only: bool| crate::model::mount_suffix(read_only, options);
         match mount {
             Mount::Volume {
                 name,
@@ -224,6 +225,10 @@ fn host_options(base: HostConfig, project: &str, options: &ContainerOptions) -> 
         ipc_mode: namespace(&options.ipc),
         runtime: options.runtime.clone(),
         userns_mode: options.userns_mode.clone(),
+        cgroupns_mode: options.cgroup.as_deref().map(|mode| match mode {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
         cap_add: capabilities(&options.cap_add),
         cap_drop: capabilities(&options.cap_drop),
         readonly_rootfs: options.read_only.then_some(true),
@@ -336,7 +341,10 @@ pub fn container(
         stop_timeout: options.stop_grace.map(engine_seconds),
         env: Some(secrets.environment(&service.env)),
         labels: Some(labels),
-        exposed_ports: options.network_mode.is_none().then_some(exposed),
+        // The engine publishes only exposed ports: a network of its own (a project's or
+        // the engine's bridge) exposes them; another's network or none has nothing to publish.
+        exposed_ports: matches!(options.network_mode, None | Some(Namespace::Bridge))
+            .then_some(exposed),
         healthcheck: service.health.as_ref().map(health),
         tty: options.tty.then_some(true),
         open_stdin: options.stdin_open.then_some(true),

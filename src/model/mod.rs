@@ -28,10 +28,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{
-    http_probe, secret_file_path, secret_file_var, BuildSpec, ByteSize, Capability,
+    http_probe, mount_suffix, secret_file_path, secret_file_var, BuildSpec, ByteSize, Capability,
     ContainerOptions, Device, EnvValue, ExtraHost, Gpus, Health, HostAddress, HostPath,
-    LogRotation, Mount, Namespace, Platform, Port, Probe, ProxyKind, PublishMode, Release, Restart,
-    Route, SecretFile, Secrets, Signal, Strategy, Tls, Tmpfs, Ulimit, User,
+    LogRotation, Mount, MountOptions, Namespace, Platform, Port, Probe, ProxyKind, PublishMode,
+    Release, Restart, Route, SecretFile, Secrets, Signal, Strategy, Tls, Tmpfs, Ulimit, User,
 };
 
 /// Grace period between the stop signal and SIGKILL when `STOP_GRACE` is not set.
@@ -319,6 +319,15 @@ pub enum Readiness {
 }
 
 impl DesiredService {
+    /// `PULL_POLICY` `always` or `build`: its image is fetched at every `start` and `deploy`.
+    pub fn fetched_every_run(&self) -> bool {
+        use crate::config::attrs::image::PullPolicy;
+        matches!(
+            self.options.pull_policy,
+            Some(PullPolicy::Always | PullPolicy::Build)
+        )
+    }
+
     /// The names Docker's DNS answers with the service's containers: its own, then its
     /// `ALIASES`.
     pub fn dns_names(&self) -> Vec<String> {

@@ -7,7 +7,8 @@ use super::{header, relative};
 use crate::config::values::compose_duration;
 use crate::error::{Error, Result};
 use crate::model::{
-    self, BundleSecrets, Desired, DesiredService, EnvValue, HostPath, Mount, Placement, Port,
+    self, BundleSecrets, Desired, DesiredService, EnvValue, HostPath, Mount, MountOptions,
+    Placement, Port,
 };
 
 /// Compose interpolates `$VAR`; a literal `$` is written `$$`.
@@ -193,7 +194,11 @@ fn render_service(service: &DesiredService, placement: &Placement) -> Value {
         out.insert("expose".into(), json!(ports.collect::<Vec<_>>()));
     }
     if !service.mounts.is_empty() {
-        let mounts = service.mounts.iter().map(|m| mount(m, placement));
+        let options = |m: &Mount| service.options.mount_options.get(m.target());
+        let mounts = service
+            .mounts
+            .iter()
+            .map(|m| mount(m, options(m), placement));
         out.insert("volumes".into(), strings(mounts));
     }
     if !service.extra_hosts.is_empty() {
@@ -480,7 +485,7 @@ fn port(port: &Port) -> String {
 
 /// Compose short syntax of a mount; host paths relative to the bundle where they share
 /// a folder with it.
-fn mount(mount: &Mount, placement: &Placement) -> String {
+fn mount(mount: &Mount, options: Option<&MountOptions>, placement: &Placement) -> String {
     let (spec, read_only) = match mount {
         Mount::Volume {
             name,
@@ -508,11 +513,7 @@ fn mount(mount: &Mount, placement: &Placement) -> String {
         }
         Mount::Anonymous { target } => (target.clone(), false),
     };
-    if read_only {
-        format!("{spec}:ro")
-    } else {
-        spec
-    }
+    format!("{spec}{}", model::mount_suffix(read_only, options))
 }
 
 /// The Compose name of a secret file (`DB_PASSWORD` → `db_password`, or

@@ -52,16 +52,50 @@ pub(super) fn host_options(out: &mut Map<String, Value>, options: &ContainerOpti
         Some(mb) => put("memswap_limit", json!(format!("{mb}m"))),
         None => {}
     }
+    if let Some(policy) = options.pull_policy {
+        put("pull_policy", json!(policy.compose()));
+    }
     let texts = [
         ("cpuset", &options.cpuset),
         ("domainname", &options.domainname),
         ("mac_address", &options.mac_address),
         ("runtime", &options.runtime),
         ("userns_mode", &options.userns_mode),
+        ("cgroup", &options.cgroup),
     ];
     for (key, text) in texts {
         if let Some(text) = text {
             put(key, json!(text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::attrs::image::PullPolicy;
+
+    /// `PULL_POLICY` as Compose v1 spells it (`missing` is `if_not_present`), `CGROUP` as
+    /// it is; neither written when unset.
+    #[test]
+    fn pull_policy_and_cgroup_are_written_when_set() {
+        let mut out = Map::new();
+        host_options(&mut out, &ContainerOptions::default());
+        assert!(out.is_empty(), "{out:?}");
+        for (policy, written) in [
+            (PullPolicy::Missing, "if_not_present"),
+            (PullPolicy::Always, "always"),
+            (PullPolicy::Never, "never"),
+            (PullPolicy::Build, "build"),
+        ] {
+            let options = ContainerOptions {
+                pull_policy: Some(policy),
+                cgroup: Some("host".into()),
+                ..Default::default()
+            };
+            host_options(&mut out, &options);
+            assert_eq!(out["pull_policy"], json!(written));
+            assert_eq!(out["cgroup"], json!("host"));
         }
     }
 }

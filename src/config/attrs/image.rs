@@ -117,3 +117,55 @@ mod tests {
         assert!(!unpinned("postgres:latest@sha256:ab"));
     }
 }
+
+/// `PULL_POLICY`: when `start` and `deploy` fetch a service's image (Compose's
+/// `pull_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull at every `start` and `deploy`, so a moving tag is followed.
+    Always,
+    /// Never pull: the image must be on the engine already.
+    Never,
+    /// Pull only when the image is missing (stack's default; Compose's `if_not_present`).
+    Missing,
+    /// Build a `BUILD` service at every `start` and `deploy`.
+    Build,
+}
+
+impl PullPolicy {
+    /// As Compose v1 (which checks the bundle) and v2 both read it.
+    pub fn compose(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+            PullPolicy::Missing => "if_not_present",
+            PullPolicy::Build => "build",
+        }
+    }
+}
+
+/// `PULL_POLICY`: `always`, `never`, `missing` (or `if_not_present`), `build`. Compose's
+/// schedules (`daily`, `weekly`, `every_12h`) are refused with what to write instead.
+pub fn pull_policy(
+    value: &crate::config::values::Value,
+) -> Result<PullPolicy, crate::error::Diagnostic> {
+    let text = value.text.trim().to_ascii_lowercase();
+    let scheduled = ["daily", "weekly"].contains(&text.as_str()) || text.starts_with("every_");
+    if scheduled {
+        return Err(crate::error::Diagnostic::new(format!(
+            "`{}` is a pull schedule (`{text}`), which stack does not keep",
+            value.key
+        ))
+        .with_span(value.span.cloned())
+        .hint("Compose v1, which checks the bundle, has no schedules and stack records no pull times: write `always` to pull at every `start` and `deploy`, or pin the tag and change it to update"));
+    }
+    Ok(
+        match value.choice(&["always", "never", "missing", "if_not_present", "build"])? {
+            "always" => PullPolicy::Always,
+            "never" => PullPolicy::Never,
+            "build" => PullPolicy::Build,
+            _ => PullPolicy::Missing,
+        },
+    )
+}

@@ -118,6 +118,16 @@ pub struct ContainerOptions {
     /// `USERNS_MODE`: `host` turns off user-namespace remapping for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// `CGROUP`: the cgroup namespace, `host` or `private`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Options of the mounts of `VOLUMES` beyond read-only, by target (`Z`, `rshared`,
+    /// `nocopy`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mount_options: BTreeMap<String, crate::config::MountOptions>,
+    /// `PULL_POLICY`: when `start` and `deploy` fetch the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<image::PullPolicy>,
     /// `LOGGING`: the service's own log driver, instead of the project's json-file rotation.
     pub logging: Option<LogDriver>,
 }

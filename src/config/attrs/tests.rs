@@ -184,3 +184,29 @@ fn a_hostname_is_rfc_1123_labels_of_at_most_63_characters() {
         assert!(error.hint.unwrap().contains("shorter"));
     }
 }
+
+#[test]
+fn pull_policies() {
+    use image::{pull_policy, PullPolicy};
+    assert_eq!(pull_policy(&value("always")).unwrap(), PullPolicy::Always);
+    assert_eq!(pull_policy(&value("Never")).unwrap(), PullPolicy::Never);
+    assert_eq!(
+        pull_policy(&value("if_not_present")).unwrap(),
+        PullPolicy::Missing
+    );
+    assert_eq!(
+        pull_policy(&value("missing")).unwrap().compose(),
+        "if_not_present"
+    );
+    assert_eq!(pull_policy(&value("build")).unwrap(), PullPolicy::Build);
+    for schedule in ["daily", "weekly", "every_12h"] {
+        let error = pull_policy(&value(schedule)).unwrap_err();
+        assert!(error.message.contains("pull schedule"), "{error:?}");
+        assert!(error.hint.unwrap().contains("`always`"));
+    }
+    let error = pull_policy(&value("alway")).unwrap_err();
+    assert!(
+        error.hint.unwrap().contains("`always`"),
+        "a near miss is named"
+    );
+}

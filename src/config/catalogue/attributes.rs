@@ -103,7 +103,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["VOLUMES"],
-        meaning: r##"Compose short syntax: `name:/path`, `./dir:/path[:ro]`, `/path`"##,
+        meaning: r##"Compose short syntax: `name:/path`, `./dir:/path[:ro]`, `/path`; after the second `:`, options comma-separated as `docker run -v` takes them: `ro`, `z`/`Z` (SELinux relabelling; not on swarm), a bind's propagation (`rprivate`, `private`, `rshared`, `shared`, `rslave`, `slave`), a named volume's `nocopy` (`./data:/data:ro,Z,rslave`, `cache:/cache:nocopy`)"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,
@@ -442,6 +442,20 @@ pub const ATTRIBUTES: &[Key] = &[
         meaning: r##"`host`: no user-namespace remapping for this container on an engine that remaps (Compose `userns_mode`, engine `UsernsMode`). Not on swarm"##,
         default: r##"the engine's"##,
         targets: "compose, engine",
+        container: true,
+    },
+    Key {
+        names: &["CGROUP"],
+        meaning: r##"the container's cgroup namespace: `host` (it sees the host's cgroup tree, as monitoring agents and nested engines need; listed by `stack check`) or `private` (Compose `cgroup`, engine `CgroupnsMode`; Compose v1 does not know the key, so a bundle with it is checked by Compose v2 only). Not on swarm"##,
+        default: r##"the engine's (`private` on cgroup v2, `host` on v1)"##,
+        targets: "compose, engine",
+        container: true,
+    },
+    Key {
+        names: &["PULL_POLICY"],
+        meaning: r##"when `start` and `deploy` fetch the image (Compose `pull_policy`): `missing` (or `if_not_present`) pulls a missing image, `always` pulls at every run so a moving tag is followed (a changed image replaces the containers), `never` fails (exit 3) when the image is not on the engine, `build` builds a `BUILD` service at every run (needs `BUILD`, which refuses `always` and `never`). Compose's schedules (`daily`, `every_12h`) are refused. On swarm the manager pulls and the release pins the image; `never` is refused there (a node pulls what it lacks)"##,
+        default: r##"`missing`"##,
+        targets: "compose, engine, swarm",
         container: true,
     },
     Key {

@@ -56,6 +56,7 @@ pub(super) fn check_combinations(
         );
     }
     check_drain(service, prefix, swarm, decl("DRAIN"), errors);
+    check_pull_policy(service, prefix, swarm, decl("PULL_POLICY"), errors);
     if swarm && service.options.gpus.is_some() {
         errors.push(
             Diagnostic::new(format!(
@@ -104,6 +105,44 @@ pub(super) fn check_upstream_only(
             ))
             .with_span(set.value.span.cloned().or_else(|| service.span.clone()))
             .hint(format!("remove `SERVICE_{prefix}_{attr}` or `SERVICE_{prefix}_UPSTREAM`")),
+        );
+    }
+}
+
+/// `PULL_POLICY=build` needs `BUILD`, which pulls nothing (`always`, `never` refused);
+/// swarm's nodes pull an image they lack, so `never` cannot hold there.
+fn check_pull_policy(
+    service: &Service,
+    prefix: &str,
+    swarm: bool,
+    span: Option<Span>,
+    errors: &mut Errors,
+) {
+    use crate::config::attrs::image::PullPolicy;
+    let Some(policy) = service.options.pull_policy else {
+        return;
+    };
+    let key = format!("SERVICE_{prefix}_PULL_POLICY");
+    let refusal = match (policy, service.build.is_some()) {
+        (PullPolicy::Build, false) => Some((
+            format!("`{key}=build` builds the image, but the service has no `BUILD`"),
+            format!("add `SERVICE_{prefix}_BUILD=./path`, or write `always` or `missing` for an image from a registry"),
+        )),
+        (PullPolicy::Always | PullPolicy::Never, true) => Some((
+            format!("`{key}={}` is for a pulled image, and the service is built (`BUILD`)", policy.compose()),
+            "write `build` to build at every `start` and `deploy`, or remove it: a built image is built when it is missing".to_string(),
+        )),
+        (PullPolicy::Never, false) if swarm => Some((
+            format!("`{key}=never` cannot hold on swarm: a node pulls an image it lacks"),
+            "remove it (the manager pulls a missing image and the release pins it), or use `STACK_TARGET=compose`".to_string(),
+        )),
+        _ => None,
+    };
+    if let Some((message, hint)) = refusal {
+        errors.push(
+            Diagnostic::new(format!("service `{}`: {message}", service.name))
+                .with_span(span)
+                .hint(hint),
         );
     }
 }

@@ -146,6 +146,20 @@ fn swarm_refusals(
     errors: &mut Errors,
 ) {
     let options = &service.options;
+    let relabelled = options
+        .mount_options
+        .iter()
+        .find(|(_, o)| o.relabel.is_some());
+    if let Some((target, _)) = relabelled {
+        errors.push(
+            Diagnostic::new(format!(
+                "service `{}` relabels its mount at `{target}` (`z`/`Z` in `SERVICE_{prefix}_VOLUMES`), which swarm cannot apply",
+                service.name
+            ))
+            .with_span(decl("VOLUMES"))
+            .hint("swarm mounts have no SELinux relabelling: label the host folder yourself (`chcon -Rt container_file_t DIR`) and remove `z`/`Z`, or use `STACK_TARGET=compose`"),
+        );
+    }
     let set = [
         ("DEVICES", !options.devices.is_empty()),
         ("NETWORK_MODE", options.network_mode.is_some()),
@@ -159,6 +173,7 @@ fn swarm_refusals(
         ("MAC_ADDRESS", options.mac_address.is_some()),
         ("RUNTIME", options.runtime.is_some()),
         ("USERNS_MODE", options.userns_mode.is_some()),
+        ("CGROUP", options.cgroup.is_some()),
     ];
     for (attr, _) in set.iter().filter(|(_, set)| *set) {
         errors.push(
@@ -272,5 +287,50 @@ mod tests {
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert!(messages[0].contains("`SERVICE_APP_CPUSET`, which swarm cannot apply"));
         assert!(messages[1].contains("`SERVICE_APP_PID`, which swarm cannot apply"));
+        let errors = self::errors(
+            "STACK_TARGET=swarm\nSERVICE_APP_CGROUP=host\nSERVICE_APP_PULL_POLICY=never\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0]
+            .message
+            .contains("`SERVICE_APP_CGROUP`, which swarm cannot apply"));
+        assert!(errors[1]
+            .message
+            .contains("`SERVICE_APP_PULL_POLICY=never` cannot hold on swarm"));
+        assert_eq!(errors[1].span.as_ref().unwrap().line, 7, "{errors:?}");
+    }
+
+    /// `PULL_POLICY=build` needs `BUILD`; a built service pulls nothing, so `always` and
+    /// `never` are refused there, at the key's line.
+    #[test]
+    fn pull_policy_fits_how_the_image_is_made() {
+        let errors = errors("SERVICE_APP_PULL_POLICY=build\n");
+        assert!(errors[0].message.contains("has no `BUILD`"), "{errors:?}");
+        assert_eq!(errors[0].span.as_ref().unwrap().line, 5);
+        let errors = self::errors("SERVICE_APP_BUILD=.\nSERVICE_APP_PULL_POLICY=always\n");
+        assert!(
+            errors[0].message.contains("the service is built"),
+            "{errors:?}"
+        );
+        let loaded = crate::config::tests::load_text(
+            &format!("{BASE}SERVICE_APP_PULL_POLICY=never\nSERVICE_VPN_CGROUP=private\n"),
+            "dev",
+        )
+        .unwrap();
+        let service = |name: &str| {
+            loaded
+                .config
+                .services
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap()
+                .options
+                .clone()
+        };
+        assert_eq!(
+            service("app").pull_policy,
+            Some(crate::config::attrs::image::PullPolicy::Never)
+        );
+        assert_eq!(service("vpn").cgroup.as_deref(), Some("private"));
     }
 }

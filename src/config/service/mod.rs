@@ -232,7 +232,7 @@ fn read(
     let health = health(map, network.port, prefix, errors);
     let metrics = read_metrics(map, network.port, prefix, errors);
     let (depends_on, depends_completed) = read_depends_on(map, errors);
-    let volumes = read_volumes(context, map, preset, errors);
+    let (volumes, mount_options) = read_volumes(context, map, preset, errors);
     let resources = read_resources(map, errors);
     let environments = get(map, "ENVIRONMENTS").map(|v| {
         v.list()
@@ -246,7 +246,8 @@ fn read(
     let strategy = read_strategy(map, health.is_some(), &network.publish, errors);
     let labels = options::read_labels(map, errors);
     let extra_hosts = options::read_extra_hosts(map, errors);
-    let options = options::read_options(map, errors);
+    let mut options = options::read_options(map, errors);
+    options.mount_options = mount_options;
     let release = release::read_release(map, prefix, errors);
     let drain = get(map, "DRAIN").and_then(|v| {
         release::within_a_day(
@@ -467,11 +468,14 @@ fn read_volumes(
     map: &AttrMap,
     preset: Option<&'static PresetService>,
     errors: &mut Errors,
-) -> Vec<Mount> {
+) -> (Vec<Mount>, BTreeMap<String, MountOptions>) {
     let mut volumes: Vec<Mount> = Vec::new();
+    let mut mount_options = BTreeMap::new();
     if let Some(v) = get(map, "VOLUMES") {
-        for item in v.list() {
-            let Some(mount) = errors.take(validate::mount(v, &item, context.project_dir)) else {
+        for item in validate::volume_entries(v.text) {
+            let Some((mount, options)) =
+                errors.take(validate::mount(v, &item, context.project_dir))
+            else {
                 continue;
             };
             if volumes.iter().any(|m| m.target() == mount.target()) {
@@ -486,18 +490,22 @@ fn read_volumes(
                 );
                 continue;
             }
+            if options != MountOptions::default() {
+                mount_options.insert(mount.target().to_string(), options);
+            }
             volumes.push(mount);
         }
     }
     for (rel, target) in preset.map(|s| s.mounts).unwrap_or_default() {
         volumes.retain(|m| m.target() != *target);
+        mount_options.remove(*target);
         volumes.push(Mount::Bind {
             source: HostPath::Bundle(rel.to_string()),
             target: target.to_string(),
             read_only: true,
         });
     }
-    volumes
+    (volumes, mount_options)
 }
 
 /// What a service may use and how it is kept running.

@@ -98,6 +98,12 @@ pub(super) fn read_options(map: &AttrMap, errors: &mut Errors) -> ContainerOptio
         userns_mode: one("USERNS_MODE")
             .and_then(|v| errors.take(v.choice(&["host"])))
             .map(str::to_string),
+        cgroup: one("CGROUP")
+            .and_then(|v| errors.take(v.choice(&["host", "private"])))
+            .map(str::to_string),
+        // Read with `VOLUMES` (`read_volumes`), which sets them.
+        mount_options: Default::default(),
+        pull_policy: one("PULL_POLICY").and_then(|v| errors.take(attrs::image::pull_policy(v))),
         logging: one("LOGGING").and_then(|v| errors.take(attrs::logging(v))),
     }
 }

@@ -14,7 +14,7 @@ pub(crate) use checks::{check, warnings};
 pub use images::image;
 #[cfg(test)]
 pub use images::image_reference;
-pub use mounts::mount;
+pub use mounts::{continues as continues_volume_entry, mount, volume_entries};
 pub use ports::publish;
 pub use routes::{hostname, is_hostname, route, upstream};
 pub use server::{server_path, ssh_host, ssh_hosts, ssh_user};

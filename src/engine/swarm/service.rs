@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountTypeEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountTypeEnum, MountVolumeOptions,
     NetworkAttachmentConfig, Platform, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
@@ -27,6 +28,8 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
         read_only: Some(read_only),
         ..Default::default()
     };
+    // `z`/`Z` are refused on swarm by the configuration: swarm has no relabelling.
+    let options = |target: &str| service.options.mount_options.get(target);
     service
         .mounts
         .iter()
@@ -35,7 +38,15 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
                 name,
                 target,
                 read_only,
-            } => volume(Some(desired.volume_name(name)), target, *read_only),
+            } => Mount {
+                volume_options: options(target)
+                    .filter(|o| o.nocopy)
+                    .map(|_| MountVolumeOptions {
+                        no_copy: Some(true),
+                        ..Default::default()
+                    }),
+                ..volume(Some(desired.volume_name(name)), target, *read_only)
+            },
             model::Mount::Bind {
                 source,
                 target,
@@ -45,12 +56,31 @@ fn mounts(desired: &Desired, service: &DesiredService, placement: &Placement) ->
                 source: Some(placement.resolve(source).display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
                 read_only: Some(*read_only),
+                bind_options: options(target)
+                    .and_then(|o| o.propagation.as_deref())
+                    .map(|p| MountBindOptions {
+                        propagation: Some(propagation(p)),
+                        ..Default::default()
+                    }),
                 ..Default::default()
             },
             model::Mount::Anonymous { target } => volume(None, target, false),
         })
         .chain(tmpfs_mounts(&service.options))
         .collect()
+}
+
+/// A bind's propagation mode as the engine's enum (the configuration checked the word).
+fn propagation(mode: &str) -> MountBindOptionsPropagationEnum {
+    use MountBindOptionsPropagationEnum as P;
+    match mode {
+        "private" => P::PRIVATE,
+        "rshared" => P::RSHARED,
+        "shared" => P::SHARED,
+        "rslave" => P::RSLAVE,
+        "slave" => P::SLAVE,
+        _ => P::RPRIVATE,
+    }
 }
 
 /// `TMPFS`, and `SHM_MB` as a sized tmpfs on `/dev/shm` (swarm has no shm size).
@@ -364,6 +394,8 @@ fn container(
 mod tests {
     use std::path::Path;
 
+    use bollard::models::MountBindOptionsPropagationEnum;
+
     use crate::model::{Placement, Secrets};
 
     /// `HOSTNAME` and `GROUP_ADD` reach each consumer of the one model: the compose file, the engine's
@@ -402,6 +434,43 @@ mod tests {
         let swarm = super::container(&desired, web, (&placement, &secrets));
         assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
         assert_eq!(swarm.groups.as_ref(), Some(&groups));
+    }
+
+    /// `VOLUMES` options reach the compose file, the engine's binds and swarm's mounts.
+    #[test]
+    fn mount_options_reach_compose_the_engine_and_swarm() {
+        let loaded = crate::config::tests::load_text(
+            "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
+             SERVICE_WEB_VOLUMES=/srv/data:/data:ro,Z,rshared,cache:/cache:nocopy\n",
+            "dev",
+        )
+        .unwrap();
+        let bundle_dir = Path::new("/srv/shop");
+        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
+        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        assert!(
+            compose.contains("- ../data:/data:ro,Z,rshared\n"),
+            "{compose}"
+        );
+        assert!(compose.contains("- cache:/cache:nocopy\n"), "{compose}");
+        let web = desired.service("web").unwrap();
+        let placement = Placement {
+            root: "/srv/shop".into(),
+            bundle: bundle_dir.to_path_buf(),
+        };
+        let secrets = Secrets::default();
+        let engine =
+            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
+        let binds = engine.host_config.unwrap().binds.unwrap();
+        assert_eq!(
+            binds,
+            ["/srv/data:/data:ro,Z,rshared", "shop_cache:/cache:nocopy"]
+        );
+        let swarm = super::mounts(&desired, web, &placement);
+        let propagation = swarm[0].bind_options.as_ref().and_then(|b| b.propagation);
+        assert_eq!(propagation, Some(MountBindOptionsPropagationEnum::RSHARED));
+        let no_copy = swarm[1].volume_options.as_ref().and_then(|v| v.no_copy);
+        assert_eq!(no_copy, Some(true));
     }
 
     /// The host attributes reach each consumer of the one model: the compose file, the

@@ -1,7 +1,7 @@
 //! The host and namespace keys: `devices`, `network_mode`, `dns`, `dns_search`,
 //! `dns_opt`, the cgroup knobs (`pids_limit`, `mem_reservation`, `cpu_shares`, `cpuset`,
 //! `oom_score_adj`, `memswap_limit`, `mem_swappiness`), `pid`, `ipc`, `domainname`,
-//! `mac_address`, `gpus`, `runtime`, `userns_mode`. A service in another network
+//! `mac_address`, `gpus`, `runtime`, `userns_mode`, `cgroup`. A service in another network
 //! namespace keeps no `ports`, routes or aliases (Compose ignores or refuses them too).
 
 use super::yaml::Node;
@@ -18,6 +18,7 @@ const SCALARS: &[(&str, &str)] = &[
     ("mac_address", "MAC_ADDRESS"),
     ("runtime", "RUNTIME"),
     ("userns_mode", "USERNS_MODE"),
+    ("cgroup", "CGROUP"),
 ];
 
 /// Compose keys that are a string or a list of strings, and their list attributes.

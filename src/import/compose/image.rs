@@ -11,7 +11,7 @@ impl Import<'_> {
     pub(super) fn image_and_build(&mut self, service: &mut ServiceDraft, node: &Node) {
         let input = service.input.clone();
         if let Some(policy) = node.get("pull_policy").and_then(Node::scalar) {
-            self.pull_policy(&input, &policy, node.get("build").is_some());
+            self.pull_policy(service, &policy, node.get("build").is_some());
         }
         if let Some(image) = node.get("image").and_then(Node::scalar) {
             let image = self.template(&image);
@@ -86,24 +86,23 @@ impl Import<'_> {
         }
     }
 
-    /// `pull_policy`: stack pulls an image when it is missing and builds a `BUILD`
-    /// service, which is Compose's default (`missing`); other policies are listed.
-    fn pull_policy(&mut self, input: &str, policy: &str, builds: bool) {
-        let why = match policy {
-            "missing" | "if_not_present" => None,
-            "build" if builds => None,
-            "always" => Some("stack pulls an image only when it is missing, so a moving tag is not refreshed at each start: pin the tag (`image: app:1.2.3`) and change it to update, or `docker pull` before `stack start`"),
-            "never" => Some("stack pulls an image that is missing instead of failing: load or build the image before `stack start` if it must never come from a registry"),
-            _ => Some("stack pulls an image only when it is missing (Compose's `missing`), and has no schedule for pulls: pin the tag and change it to update"),
+    /// `pull_policy`: `always`, `never` and `build` (on a built service) as
+    /// `PULL_POLICY`; `missing`/`if_not_present` is stack's default; schedules are listed.
+    fn pull_policy(&mut self, service: &mut ServiceDraft, policy: &str, builds: bool) {
+        let input = service.input.clone();
+        let why = match (policy, builds) {
+            ("missing" | "if_not_present", _) => {
+                let note = format!("`{policy}` is what stack does anyway: it pulls an image only when it is missing and builds a `BUILD` service when its image is missing");
+                return self.note(Some(&input), "pull_policy", note);
+            }
+            ("always" | "never", false) | ("build", true) => {
+                return service.set("PULL_POLICY", policy);
+            }
+            ("always" | "never", true) => "the service is built (`build`): stack builds its image when it is missing, or at every start with `build`",
+            ("build", false) => "the service has no `build` section to build from",
+            _ => "a pull schedule: Compose v1, which checks stack's bundle, has none and stack records no pull times; write `always` to pull at every start, or pin the tag",
         };
-        match why {
-            Some(why) => self.finding(Some(input), "pull_policy", format!("`{policy}`: {why}")),
-            None => self.note(
-                Some(input),
-                "pull_policy",
-                format!("`{policy}` is what stack does anyway: it pulls an image only when it is missing and builds a `BUILD` service"),
-            ),
-        }
+        self.finding(Some(&input), "pull_policy", format!("`{policy}`: {why}"));
     }
 
     fn build_args(&mut self, service: &mut ServiceDraft, args: &Node) {

@@ -32,7 +32,7 @@ pub(super) const KEYS: &[(&str, Handling)] = &[
     ("build", Carried("image")),
     ("cap_add", Carried("options")),
     ("cap_drop", Carried("options")),
-    ("cgroup", NoAttribute),
+    ("cgroup", Carried("host")),
     ("cgroup_parent", Refused(HOST)),
     ("command", Carried("command")),
     ("configs", Carried("configs")),

@@ -104,11 +104,11 @@ fn long_syntax_env_files_ports_and_bind_paths() {
         "{env}"
     );
     assert!(
-        env.contains("SERVICE_WEB_VOLUMES=/src/html:/usr/share/nginx/html:ro\n"),
+        env.contains("SERVICE_WEB_VOLUMES=/src/html:/usr/share/nginx/html:ro,z\n"),
         "{env}"
     );
     let keys: Vec<&str> = imported.not_carried().map(|f| f.key.as_str()).collect();
-    assert_eq!(keys, ["volumes"], "{:?}", imported.findings);
+    assert!(keys.is_empty(), "{:?}", imported.findings);
 }
 
 proptest::proptest! {
@@ -763,6 +763,40 @@ fn build_arguments_without_a_value_or_empty_are_carried_and_secrets_are_not() {
     }
 }
 
+/// `never`, `build` on a built service and `always` are `PULL_POLICY`; a schedule, and
+/// a pull policy on a built service, are listed with the reason; `cgroup` is `CGROUP`.
+#[test]
+fn pull_policies_and_cgroup_are_carried_or_listed() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  offline:\n    image: app:1\n    pull_policy: never\n    cgroup: host\n  built:\n    build: .\n    pull_policy: build\n  nightly:\n    image: app:2\n    pull_policy: daily\n  mixed:\n    build: .\n    image: app:3\n    pull_policy: always\n",
+        )],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    for line in [
+        "SERVICE_OFFLINE_PULL_POLICY=never\n",
+        "SERVICE_OFFLINE_CGROUP=host\n",
+        "SERVICE_BUILT_PULL_POLICY=build\n",
+    ] {
+        assert!(env.contains(line), "{line} in {env}");
+    }
+    assert!(!env.contains("SERVICE_NIGHTLY_PULL_POLICY"), "{env}");
+    assert!(!env.contains("SERVICE_MIXED_PULL_POLICY"), "{env}");
+    for (service, why) in [("nightly", "a pull schedule"), ("mixed", "is built")] {
+        let listed = imported
+            .findings
+            .iter()
+            .find(|f| f.key == "pull_policy" && f.service.as_deref() == Some(service))
+            .unwrap_or_else(|| panic!("{service}: {:?}", imported.findings));
+        assert!(
+            listed.not_carried && listed.reason.contains(why),
+            "{listed:?}"
+        );
+    }
+}
+
 #[test]
 fn pull_policies_and_optional_dependencies() {
     let imported = run(
@@ -781,11 +815,8 @@ fn pull_policies_and_optional_dependencies() {
             .find(|f| f.key == key && f.service.as_deref() == Some(service))
             .map(|f| f.not_carried)
     };
-    assert_eq!(
-        finding("pull_policy", "web"),
-        Some(true),
-        "always is listed"
-    );
+    assert_eq!(finding("pull_policy", "web"), None, "always is carried");
+    assert!(env.contains("SERVICE_WEB_PULL_POLICY=always\n"), "{env}");
     assert_eq!(
         finding("pull_policy", "db"),
         Some(false),

@@ -78,6 +78,8 @@ impl Import<'_> {
             }
         };
         let mut read_only = false;
+        let mut options = Vec::new();
+        let bind = source.is_some_and(|s| s.starts_with(['/', '.', '~']));
         for flag in mode
             .unwrap_or_default()
             .split(',')
@@ -91,10 +93,12 @@ impl Import<'_> {
                     "volumes",
                     format!("mount option `{flag}` of `{target}`: a no-op on Linux (Docker Desktop's file sharing), left out"),
                 ),
+                _ if carried_option(flag, source.is_none(), bind) => options.push(flag.to_string()),
                 other => self.finding(Some(input), "volumes", mount_option(other, target)),
             }
         }
-        self.mount(input, source, target, read_only)
+        let text = self.mount(input, source, target, read_only)?;
+        Some(with_options(text, &options, read_only))
     }
 
     pub(super) fn mount(
@@ -221,15 +225,15 @@ impl Import<'_> {
         let target = item.get("target").and_then(Node::scalar)?;
         let source = item.get("source").and_then(Node::scalar);
         let read_only = matches!(item.get("read_only"), Some(Node::Bool(true)));
+        let mut options = Vec::new();
         if let Node::Map(entries) = item {
             for (key, value) in entries {
                 match (key.as_str(), value) {
                     ("type" | "source" | "target" | "read_only", _) => {}
-                    ("bind", Node::Map(options)) if options.iter().all(|(k, v)| {
-                        k == "create_host_path" && matches!(v, Node::Bool(true))
-                    }) => {}
+                    ("bind" | "volume", Node::Map(entries)) if kind == key.as_str() => {
+                        options.extend(self.long_options(input, key, entries, &target));
+                    }
                     ("tmpfs", _) if kind == "tmpfs" => {}
-                    ("volume", Node::Map(options)) if options.is_empty() => {}
                     ("consistency", _) => self.note(
                         Some(input),
                         "volumes.consistency",
@@ -274,9 +278,13 @@ impl Import<'_> {
                     Some(content) => Some(self.bind_content(input, source.as_deref(), &content)?),
                     None => source,
                 };
-                self.mount(input, source.as_deref(), &target, read_only)
+                let text = self.mount(input, source.as_deref(), &target, read_only)?;
+                Some(with_options(text, &options, read_only))
             }
-            "volume" => self.mount(input, source.as_deref(), &target, read_only),
+            "volume" => {
+                let text = self.mount(input, source.as_deref(), &target, read_only)?;
+                Some(with_options(text, &options, read_only))
+            }
             other => {
                 self.finding(
                     Some(input),
@@ -331,12 +339,75 @@ impl Import<'_> {
     }
 }
 
+impl Import<'_> {
+    /// The long syntax's `bind:` (`propagation`, `selinux`, `create_host_path`) or
+    /// `volume:` (`nocopy`, `subpath`) options as `VOLUMES` words; the others listed.
+    fn long_options(
+        &mut self,
+        input: &str,
+        kind: &str,
+        entries: &[(String, Node)],
+        target: &str,
+    ) -> Vec<String> {
+        let mut words = Vec::new();
+        for (key, value) in entries {
+            let word = value.scalar().unwrap_or_default();
+            let why = match (kind, key.as_str(), value) {
+                ("bind", "create_host_path", Node::Bool(true)) => continue,
+                ("volume", "nocopy", Node::Bool(false)) => continue,
+                ("volume", "nocopy", Node::Bool(true)) => {
+                    words.push("nocopy".to_string());
+                    continue;
+                }
+                ("bind", "propagation" | "selinux", _)
+                    if carried_option(&word, false, true) =>
+                {
+                    words.push(word);
+                    continue;
+                }
+                ("bind", "create_host_path", _) => "stack binds as `docker run -v` does, which creates a missing host folder: create it yourself if its absence must stop the service".to_string(),
+                ("volume", "subpath", _) => "stack mounts a whole volume: a volume's subpath needs the engine's API 1.45 (Docker 26), and stack supports engines from 1.41; mount the volume at a parent path, or use a bind".to_string(),
+                _ => "stack has no such mount option".to_string(),
+            };
+            self.finding(
+                Some(input),
+                &format!("volumes.{kind}.{key}"),
+                format!("`{key}` of `{target}`: {why}"),
+            );
+        }
+        words
+    }
+}
+
+/// A short-syntax option `VOLUMES` carries: `z`/`Z` (not on an anonymous volume), a
+/// bind's propagation, a named volume's `nocopy`.
+fn carried_option(option: &str, anonymous: bool, bind: bool) -> bool {
+    match option {
+        "z" | "Z" => !anonymous,
+        "nocopy" => !bind,
+        _ => bind && crate::config::PROPAGATIONS.contains(&option),
+    }
+}
+
+/// `text` (a `VOLUMES` item, `:ro` already appended when `read_only`) with `options`
+/// after it, comma-separated.
+fn with_options(mut text: String, options: &[String], read_only: bool) -> String {
+    if !options.is_empty() {
+        text.push(if read_only { ',' } else { ':' });
+        text.push_str(&options.join(","));
+    }
+    text
+}
+
 /// Why a short-syntax mount option is not carried, and what to do instead.
 fn mount_option(option: &str, target: &str) -> String {
     let why = match option {
-        "z" | "Z" => "stack does not relabel the folder for SELinux: on an SELinux host, label it yourself (`chcon -Rt container_file_t DIR`)",
-        "nocopy" => "stack lets the engine copy the image's files into an empty volume",
-        _ => "stack mounts read-write or `ro` only",
+        "z" | "Z" => "an anonymous volume is not relabelled: name it to relabel it",
+        "nocopy" => "`nocopy` is a named volume's option; a bind has nothing to copy",
+        _ if crate::config::PROPAGATIONS.contains(&option) => {
+            "propagation is a bind's option, not a volume's"
+        }
+        _ => "stack has no such mount option",
     };
     format!("mount option `{option}` of `{target}`: {why}")
 }

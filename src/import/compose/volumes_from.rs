@@ -2,8 +2,9 @@
 //! `VOLUMES` once every service is translated (so the source may come later in the
 //! file). Docker shares a container's mount points: its named volumes and binds, at the
 //! same targets, read-only with `:ro` or where the source's is; tmpfs is not shared. An
-//! anonymous volume cannot be shared in stack (each container gets its own), so it is
-//! listed with the name to give it; `container:NAME` is a container outside the project.
+//! anonymous volume of a shared service becomes a named volume of both (stack gives each
+//! new container its own anonymous volumes, so sharing needs a name), with a note;
+//! `container:NAME` is a container outside the project.
 
 use super::yaml::Node;
 use super::{Import, ServiceDraft};
@@ -17,6 +18,7 @@ impl Import<'_> {
         drafts: &mut [ServiceDraft],
         services: &[(String, Node)],
     ) {
+        self.name_shared_anonymous(drafts, services);
         let own: Vec<Vec<String>> = drafts.iter().map(mounts_of).collect();
         for (i, (input, node)) in services.iter().enumerate() {
             let Some(Node::Seq(entries)) = node.get("volumes_from") else {
@@ -72,11 +74,6 @@ impl Import<'_> {
         let mut out = Vec::new();
         for item in &own[j] {
             let Some(target) = target_of(item) else {
-                self.finding(
-                    Some(input),
-                    "volumes_from",
-                    format!("`{name}`'s anonymous volume `{item}` cannot be shared: stack gives each container its own; name it in both services (`{}-data:{item}`)", name),
-                );
                 continue;
             };
             let item = if mode == "ro" && !item.ends_with(":ro") {
@@ -97,12 +94,97 @@ impl Import<'_> {
     }
 }
 
-/// The items of a draft's `VOLUMES`.
+impl Import<'_> {
+    /// Give every anonymous volume of a service that another shares with `volumes_from`
+    /// (directly or along a chain) a name, `<service>-<path>`, so both mount one volume.
+    fn name_shared_anonymous(&mut self, drafts: &mut [ServiceDraft], services: &[(String, Node)]) {
+        let mut shared = std::collections::BTreeSet::new();
+        let mut queue: Vec<(String, usize)> = services
+            .iter()
+            .filter_map(|(_, node)| match node.get("volumes_from") {
+                Some(Node::Seq(entries)) => Some(entries.iter().filter_map(Node::scalar)),
+                _ => None,
+            })
+            .flatten()
+            .map(|entry| (entry, 0))
+            .collect();
+        while let Some((entry, depth)) = queue.pop() {
+            let name = entry.rsplit_once(':').map_or(entry.as_str(), |(n, mode)| {
+                if mode == "ro" || mode == "rw" {
+                    n
+                } else {
+                    entry.as_str()
+                }
+            });
+            let Some(j) = services.iter().position(|(n, _)| n == name) else {
+                continue;
+            };
+            if !shared.insert(j) || depth >= MAX_DEPTH {
+                continue;
+            }
+            if let Some(Node::Seq(chained)) = services[j].1.get("volumes_from") {
+                queue.extend(
+                    chained
+                        .iter()
+                        .filter_map(Node::scalar)
+                        .map(|e| (e, depth + 1)),
+                );
+            }
+        }
+        for j in shared {
+            let (input, _) = &services[j];
+            let service = self.names.get(input).cloned().unwrap_or(input.clone());
+            let mut mounts = mounts_of(&drafts[j]);
+            let mut named = Vec::new();
+            for item in mounts.iter_mut().filter(|m| target_of(m).is_none()) {
+                let volume = volume_name(&service, item);
+                named.push(format!("`{item}` as `{volume}`"));
+                *item = format!("{volume}:{item}");
+            }
+            if named.is_empty() {
+                continue;
+            }
+            drafts[j].replace("VOLUMES", &mounts.join(","));
+            self.note(
+                Some(input),
+                "volumes",
+                format!(
+                    "an anonymous volume another service shares with `volumes_from` is named, so both mount the same one (stack gives each new container its own anonymous volumes): {}",
+                    named.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// `<service>-<path>` for an anonymous volume at `target`: `app` and `/var/lib/data` →
+/// `app-var-lib-data` (letters, digits and `-`, as a volume name takes them).
+fn volume_name(service: &str, target: &str) -> String {
+    let path: Vec<&str> = target
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .collect();
+    let mut name = format!("{service}-{}", path.join("-"));
+    name.truncate(128);
+    name.trim_end_matches('-').to_string()
+}
+
+/// The items of a draft's `VOLUMES` (an option word after `:ro` continues its item).
 fn mounts_of(draft: &ServiceDraft) -> Vec<String> {
     let items = draft
         .get("VOLUMES")
         .map(|v| super::text::split_outside_vars(v, ','));
-    items.unwrap_or_default()
+    let mut out: Vec<String> = Vec::new();
+    for item in items.unwrap_or_default() {
+        match out.last_mut() {
+            Some(last) if crate::config::continues_volume_entry(last, &item) => {
+                last.push(',');
+                last.push_str(&item);
+            }
+            _ => out.push(item),
+        }
+    }
+    out
 }
 
 /// A `VOLUMES` item's target; `None` for an anonymous volume (a target alone).
