@@ -2026,6 +2026,8 @@ fn a_route_change_reloads_the_proxy_and_keeps_the_service() {
     // Nothing left to do: the proxy read its files.
     let again = actions_of(&p.ok(&["--json", "start", "--dry-run"]));
     assert!(again.is_empty(), "{again:?}");
+}
+
 /// `NETWORK_MODE` `host`, `none` and `bridge` run on the engine: the host's network
 /// (its httpd answers on the host's loopback), no network but loopback, the engine's
 /// default bridge with a published port; none of them joins a network of the project,

@@ -465,6 +465,8 @@ fn compose_project_name_of_dotenv_names_the_project() {
     assert_eq!(imported.project, "xtm");
     let imported = run(&[("docker-compose.yml", compose)], false);
     assert_eq!(imported.project, "other");
+}
+
 /// Mount options as the Compose documentation writes them: SELinux relabelling, a bind's
 /// propagation and a volume's `nocopy`, short and long syntax, are carried into
 /// `VOLUMES`; `create_host_path: false` and `subpath` are listed with the reason.
