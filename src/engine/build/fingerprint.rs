@@ -332,6 +332,9 @@ mod tests {
         }
     }
 
+    /// Makes a hostile cache file at the path given.
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+
     const FAKE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
@@ -481,28 +484,57 @@ mod tests {
         std::fs::write(&cache_file, lying(CACHE_FORMAT, &name, FAKE)).unwrap();
         std::fs::set_permissions(&cache_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(load(&cache_file, &name).len(), 1);
-        let cases: Vec<(&str, Box<dyn Fn(&Path) + '_>)> = vec![
-            ("garbage", Box::new(|f| std::fs::write(f, b"\0{{not json").unwrap())),
-            ("another format", Box::new(|f| std::fs::write(f, lying(1, &name, FAKE)).unwrap())),
-            ("another context", Box::new(|f| std::fs::write(f, lying(CACHE_FORMAT, "/elsewhere", FAKE)).unwrap())),
-            ("a hash that is not one", Box::new(|f| std::fs::write(f, lying(CACHE_FORMAT, &name, "../../etc/passwd")).unwrap())),
-            ("writable by others", Box::new(|f| {
-                std::fs::write(f, lying(CACHE_FORMAT, &name, FAKE)).unwrap();
-                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o666)).unwrap();
-            })),
-            ("a symlink", Box::new(|f| {
-                let target = f.with_extension("target");
-                std::fs::write(&target, lying(CACHE_FORMAT, &name, FAKE)).unwrap();
-                std::os::unix::fs::symlink(&target, f).unwrap();
-            })),
-            ("a pipe", Box::new(|f| {
-                let path = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
-                // SAFETY: a valid NUL-terminated path.
-                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
-            })),
-            ("too large", Box::new(|f| {
-                std::fs::File::create(f).unwrap().set_len(MAX_CACHE_BYTES + 1).unwrap();
-            })),
+        let cases: Vec<(&str, Make<'_>)> = vec![
+            (
+                "garbage",
+                Box::new(|f| std::fs::write(f, b"\0{{not json").unwrap()),
+            ),
+            (
+                "another format",
+                Box::new(|f| std::fs::write(f, lying(1, &name, FAKE)).unwrap()),
+            ),
+            (
+                "another context",
+                Box::new(|f| std::fs::write(f, lying(CACHE_FORMAT, "/elsewhere", FAKE)).unwrap()),
+            ),
+            (
+                "a hash that is not one",
+                Box::new(|f| {
+                    std::fs::write(f, lying(CACHE_FORMAT, &name, "../../etc/passwd")).unwrap()
+                }),
+            ),
+            (
+                "writable by others",
+                Box::new(|f| {
+                    std::fs::write(f, lying(CACHE_FORMAT, &name, FAKE)).unwrap();
+                    std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o666)).unwrap();
+                }),
+            ),
+            (
+                "a symlink",
+                Box::new(|f| {
+                    let target = f.with_extension("target");
+                    std::fs::write(&target, lying(CACHE_FORMAT, &name, FAKE)).unwrap();
+                    std::os::unix::fs::symlink(&target, f).unwrap();
+                }),
+            ),
+            (
+                "a pipe",
+                Box::new(|f| {
+                    let path = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
+                    // SAFETY: a valid NUL-terminated path.
+                    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+                }),
+            ),
+            (
+                "too large",
+                Box::new(|f| {
+                    std::fs::File::create(f)
+                        .unwrap()
+                        .set_len(MAX_CACHE_BYTES + 1)
+                        .unwrap();
+                }),
+            ),
         ];
         for (what, make) in cases {
             let _ = std::fs::remove_file(&cache_file);

@@ -152,7 +152,11 @@ pub async fn build(job: &Job<'_>, session: Session) -> Result<()> {
         &session.api,
         &query(job, &session.id, &session.dockerfile),
         |_| {
-            meter.show("sending context", sent.load(Ordering::Relaxed), session.total);
+            meter.show(
+                "sending context",
+                sent.load(Ordering::Relaxed),
+                session.total,
+            );
         },
     )
     .await;
