@@ -42,11 +42,20 @@ SERVICE_APP_COMMAND=sleep 3600
 ENV
 echo "machine: $(nproc) CPU(s), load $(cut -d' ' -f1-3 /proc/loadavg); context: $(du -sh "$work/p/app" | cut -f1)"
 echo "binary:  $STACK"
+trap 'echo "load at the end: $(cut -d" " -f1-3 /proc/loadavg)"; cleanup' EXIT
 
 WORK="$work" STACK="$STACK" RUNS="$runs" python3 - <<'PY'
 import json, os, statistics, subprocess, time
 work, stack, runs = os.environ["WORK"], os.environ["STACK"], int(os.environ["RUNS"])
 env = dict(os.environ, XDG_CACHE_HOME=f"{work}/cache", CI="true")
+
+# Where the time goes, from the -v lines' arrival: stack's own work until the build step
+# (load, render, connect, observe), the context walk and fingerprint, then the session and
+# the build request until the engine's first line, then the engine until "built".
+MARKS = [("building `", "load, render, connect, observe"),
+         ("context: ", "walk + fingerprint"),
+         ("[internal] load build definition", "session + request, until the engine's first line"),
+         ("built `", "the engine: Dockerfile, context sync, COPY, export, tag")]
 
 def run(builder, change):
     if change:
@@ -56,14 +65,18 @@ def run(builder, change):
     start = time.monotonic()
     p = subprocess.Popen([stack, "start", "--build", "--json", "-v"], cwd=f"{work}/p", env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    built = None
+    built, marks = None, {}
     for line in p.stderr:
+        now = time.monotonic() - start
+        for mark, _ in MARKS:
+            if mark in line and mark not in marks:
+                marks[mark] = now
         if built is None and ("built `" in line or "is up to date" in line):
-            built = time.monotonic() - start
+            built = now
     out = p.stdout.read()
     assert p.wait() == 0, f"stack failed ({builder})"
     sent = json.loads(out).get("bytes", {}).get("build_context", 0)
-    return built, sent
+    return built, sent, marks
 
 run("auto", False)  # first build: the builder gets everything once
 rows = {"classic (whole context)": [], "BuildKit session": [], "unchanged (skipped)": []}
@@ -75,7 +88,19 @@ print()
 print("| one-line change, 300 MB context | time to \"built\" (median) | runs | bytes sent to the builder |")
 print("|---|---|---|---|")
 for label, values in rows.items():
-    times = [t for t, _ in values]
-    sent = [s for _, s in values]
+    times = [t for t, _, _ in values]
+    sent = [s for _, s, _ in values]
     print(f"| {label} | {statistics.median(times):.2f} s | {', '.join(f'{t:.2f}' for t in times)} | {statistics.median(sent):,.0f} |")
+print()
+print("| BuildKit one-line change: phase | median (s) | runs |")
+print("|---|---|---|")
+previous = [0.0] * runs
+for mark, label in MARKS:
+    at = [m[2].get(mark) for m in rows["BuildKit session"]]
+    if any(a is None for a in at):
+        print(f"| {label} | (no line) | |")
+        continue
+    spans = [a - b for a, b in zip(at, previous)]
+    previous = at
+    print(f"| {label} | {statistics.median(spans):.3f} | {', '.join(f'{x:.3f}' for x in spans)} |")
 PY

@@ -19,7 +19,7 @@
 #   RUNS         hyperfine --runs (default 50)
 #   WARMUP       hyperfine --warmup (default 5)
 #   OUT_DIR      where the markdown tables go (default bench/results)
-#   CARGO_TARGET_DIR is honoured (default target/).
+#   CARGO_TARGET_DIR is honoured (default target/). STACK_BIN=path uses a binary built beforehand.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,8 +35,12 @@ done
 HAVE_COMPOSE=1
 command -v docker-compose >/dev/null || { HAVE_COMPOSE=0; echo "bench/build.sh: docker-compose not found; skipping the peer" >&2; }
 
-cargo build --release --quiet
-STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --release --quiet
+    STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/stack-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

@@ -2,14 +2,18 @@
 # Redeploy with nothing changed, over one SSH connection to an sshd on loopback (issue #4).
 # Starts a private sshd on 127.0.0.1, deploys a 3-service project once, then times
 # `stack deploy staging` with hyperfine. Needs: docker engine, local test images, sshd,
-# hyperfine. Usage: bash bench/deploy.sh
+# hyperfine. Usage: bash bench/deploy.sh (STACK_BIN=path uses a binary built beforehand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-docker.sh >/dev/null
 scripts/build-test-images.sh >/dev/null
-cargo build --release -q
-STACK="$(pwd)/${CARGO_TARGET_DIR:-target}/release/stack"
-[ -x "$STACK" ] || STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --release -q
+    STACK="$(pwd)/${CARGO_TARGET_DIR:-target}/release/stack"
+    [ -x "$STACK" ] || STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+fi
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

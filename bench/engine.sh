@@ -27,7 +27,7 @@
 #
 # Writes the markdown table to $OUT (default bench/results/engine.md) and prints it.
 # Needs: docker (engine up), docker-compose, hyperfine, /usr/bin/time, the test images.
-# CARGO_TARGET_DIR is honoured (default target/).
+# CARGO_TARGET_DIR is honoured (default target/). STACK_BIN=path uses a binary built beforehand.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,8 +47,12 @@ done
 docker info >/dev/null 2>&1 || scripts/ensure-docker.sh
 docker image inspect "$IMAGE" >/dev/null 2>&1 || scripts/build-test-images.sh
 
-cargo build --release --quiet
-STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --release --quiet
+    STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+fi
 export NO_COLOR=1 CI=true
 unset STACK_ENV
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark for the hostile-input issue: a committed project file must not take down a CI
-# runner. Run from the repository root: `bash bench/hostile.sh`.
+# runner. Run from the repository root: `bash bench/hostile.sh`. STACK_BIN=path uses a binary built beforehand.
 #
 # Generates (in a temp dir):
 #   mistakes/  a ~200 KB stack.env with 1000 mistakes (unknown attributes, bad numbers,
@@ -22,8 +22,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 for cmd in hyperfine python3 /usr/bin/time; do
     command -v "$cmd" >/dev/null || { echo "bench/hostile.sh: \`$cmd\` not found (apt-get install hyperfine time)" >&2; exit 2; }
 done
-cargo build --release --quiet
-STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --release --quiet
+    STACK="$(cd "$TARGET_DIR/release" && pwd)/stack"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$OUT_DIR" "$work"/{mistakes,doubling,refs,big}

@@ -141,6 +141,53 @@ fn the_classic_builder_sends_the_whole_context_when_asked() {
     assert!(text(&out.stderr).contains("`STACK_BUILDER`"));
 }
 
+/// The one content-hash cache file of `p`'s context, once written.
+fn hash_cache(p: &Project) -> Option<PathBuf> {
+    let folder = p.sibling("cache").join("stack/context-hashes");
+    let files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() <= 1, "{files:?}");
+    files.into_iter().next()
+}
+
+#[test]
+fn a_hash_cache_others_may_write_is_ignored_and_rebuilt() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = project("hostilecache", 2);
+    start(&p, &[]);
+    // Unchanged: skipped; once the files are out of the racy window (2 s after their
+    // writes), a start caches their hashes.
+    let mut stored = serde_json::Value::Null;
+    common::process::eventually("the context's hashes cached", LIMIT, || {
+        let (_, stderr) = start(&p, &[]);
+        assert!(stderr.contains("is up to date"), "{stderr}");
+        stored = hash_cache(&p)
+            .and_then(|cache| std::fs::read(cache).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        stored["files"].as_object().is_some_and(|f| f.len() > 2)
+    });
+    let cache = hash_cache(&p).expect("the cache file");
+    let files = stored["files"].as_object_mut().expect("files");
+    // Another user rewrites every hash in a cache they may write: believed, it would
+    // change the fingerprint and build again from a lie.
+    for known in files.values_mut() {
+        known["sha256"] = serde_json::json!("0".repeat(64));
+    }
+    std::fs::write(&cache, serde_json::to_vec(&stored).unwrap()).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (sent, stderr) = start(&p, &[]);
+    assert!(stderr.contains("is up to date"), "{stderr}");
+    assert_eq!(sent, 0, "{stderr}");
+    // Replaced by the user's own, with the real hashes.
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = String::from_utf8(std::fs::read(&cache).unwrap()).unwrap();
+    assert!(!text.contains(&"0".repeat(64)), "{text}");
+}
+
 /// A proxy for the engine's socket that cuts every connection once `limit` bytes went
 /// from the client to the engine.
 struct Cutter {

@@ -72,12 +72,23 @@ impl Drop for Abort {
     }
 }
 
-/// Build with BuildKit. `Err(Ok(Unavailable))` when no session could be opened.
-pub async fn build(
+/// An open BuildKit session serving one build's context, ready for the build request.
+pub struct Session {
+    id: String,
+    dockerfile: String,
+    api: String,
+    total: u64,
+    sent: Arc<AtomicU64>,
+    /// Serving until dropped.
+    _server: Abort,
+}
+
+/// Open a session that serves `entries` (the context as walked) and the Dockerfile's
+/// folder. `Unavailable` when the engine offers none (nothing was sent).
+pub async fn open(
     job: &Job<'_>,
     entries: Vec<crate::engine::context::Entry>,
-) -> std::result::Result<(), std::result::Result<Unavailable, Error>> {
-    let unavailable = |why: String| Err(Ok(Unavailable(why)));
+) -> std::result::Result<Session, Unavailable> {
     let api = format!(
         "v{}.{}",
         job.engine.docker.client_version().major_version,
@@ -116,28 +127,43 @@ pub async fn build(
             .unwrap_or_else(|| "context".into()),
         shared_key: format!("stack-{:x}", Sha256::digest(context_key))[..30].to_string(),
     };
-    let connection = match session::dial(&job.engine.endpoint).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(format!("cannot connect for a session: {e}")),
-    };
-    let server = match session::open(connection, &api, &identity, served).await {
-        Ok(server) => Abort(server),
-        Err(why) => return unavailable(why),
-    };
+    let connection = session::dial(&job.engine.endpoint)
+        .await
+        .map_err(|e| Unavailable(format!("cannot connect for a session: {e}")))?;
+    let server = session::open(connection, &api, &identity, served)
+        .await
+        .map_err(Unavailable)?;
+    Ok(Session {
+        id: identity.id,
+        dockerfile: dockerfile_name,
+        api,
+        total,
+        sent,
+        _server: Abort(server),
+    })
+}
+
+/// Build with BuildKit on `session`; the session ends with the build.
+pub async fn build(job: &Job<'_>, session: Session) -> Result<()> {
     let meter = ByteProgress::new(job.progress, job.service);
+    let sent = session.sent.clone();
     let result = request(
         job,
-        &api,
-        &query(job, &identity.id, &dockerfile_name),
+        &session.api,
+        &query(job, &session.id, &session.dockerfile),
         |_| {
-            meter.show("sending context", sent.load(Ordering::Relaxed), total);
+            meter.show(
+                "sending context",
+                sent.load(Ordering::Relaxed),
+                session.total,
+            );
         },
     )
     .await;
-    drop(server);
+    drop(session);
     job.progress
         .count("build_context", sent.load(Ordering::Relaxed));
-    result.map_err(Err)
+    result
 }
 
 /// Run the build request and read its answer; `tick` runs on every message.

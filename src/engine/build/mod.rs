@@ -75,19 +75,21 @@ impl Engine {
         progress: &Progress,
     ) -> Result<()> {
         let builder = Builder::from_env()?;
+        let started = std::time::Instant::now();
         let walked = context::walk(&build.context)?;
         if !walked.withheld.is_empty() {
             progress.warn(&context::withheld_warning(&build.context, &walked.withheld));
         }
-        let fingerprint = fingerprint::compute(&walked, build)?;
-        if self.reuse(image, &fingerprint).await? {
-            progress.step(
-                service,
-                &format!("`{image}` is up to date (same context, Dockerfile and arguments)"),
-            );
-            progress.count("build_context", 0);
-            return Ok(());
-        }
+        let (fingerprint, (files, bytes)) = fingerprint::compute(&walked, build)?;
+        progress.detail(
+            service,
+            &format!(
+                "context: {} paths, {files} file(s) read ({}), fingerprint in {} ms",
+                walked.entries.len(),
+                crate::printer::human(bytes),
+                started.elapsed().as_millis()
+            ),
+        );
         let job = Job {
             engine: self,
             service,
@@ -96,8 +98,35 @@ impl Engine {
             progress,
             labels: HashMap::from([(labels::BUILD_FINGERPRINT.to_string(), fingerprint)]),
         };
+        let fingerprint = &job.labels[labels::BUILD_FINGERPRINT];
+        // The session opens while the engine is asked for an image of this fingerprint: a
+        // build that is needed does not wait for one more round trip, and a skipped one
+        // does not wait for the session.
+        let reuse = self.reuse(image, fingerprint);
+        let opening = job.session(builder, walked.entries);
+        tokio::pin!(reuse, opening);
+        let mut session = None;
+        let reused = tokio::select! {
+            reused = &mut reuse => reused?,
+            opened = &mut opening => {
+                session = Some(opened);
+                (&mut reuse).await?
+            }
+        };
+        if reused {
+            progress.step(
+                service,
+                &format!("`{image}` is up to date (same context, Dockerfile and arguments)"),
+            );
+            progress.count("build_context", 0);
+            return Ok(());
+        }
         let before = progress.totals().get("build_context").copied().unwrap_or(0);
-        let how = job.run(builder, walked.entries).await?;
+        let session = match session {
+            Some(opened) => opened,
+            None => opening.await,
+        };
+        let how = job.run(builder, session).await?;
         let sent = progress
             .totals()
             .get("build_context")
@@ -115,9 +144,22 @@ impl Engine {
     }
 
     /// Whether an image built from the same fingerprint exists; tagged as `image` if it is
-    /// not already.
+    /// not already. The tag's own image and the search by label are asked at once: one
+    /// round trip to the engine, not two.
     async fn reuse(&self, image: &str, fingerprint: &str) -> Result<bool> {
-        if let Ok(inspect) = self.docker.inspect_image(image).await {
+        let filter = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={fingerprint}", labels::BUILD_FINGERPRINT)],
+        )]);
+        let (inspect, found) = tokio::join!(
+            self.docker.inspect_image(image),
+            self.docker
+                .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                    filters: Some(filter),
+                    ..Default::default()
+                }))
+        );
+        if let Ok(inspect) = inspect {
             let label = inspect
                 .config
                 .and_then(|c| c.labels)
@@ -126,18 +168,7 @@ impl Engine {
                 return Ok(true);
             }
         }
-        let filter = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={fingerprint}", labels::BUILD_FINGERPRINT)],
-        )]);
-        let found = self
-            .docker
-            .list_images(Some(bollard::query_parameters::ListImagesOptions {
-                filters: Some(filter),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| outside("cannot list images", e))?;
+        let found = found.map_err(|e| outside("cannot list images", e))?;
         match found.first() {
             Some(other) => {
                 self.tag(&other.id, image).await?;
@@ -149,28 +180,43 @@ impl Engine {
 }
 
 impl Job<'_> {
-    /// Build with BuildKit or the classic builder; says which ran.
-    async fn run(self, builder: Builder, entries: Vec<context::Entry>) -> Result<&'static str> {
-        if builder != Builder::Classic {
-            match kit::build(&self, entries).await {
-                Ok(()) => return Ok("BuildKit"),
-                Err(Err(error)) => return Err(error),
-                Err(Ok(kit::Unavailable(why))) if builder == Builder::BuildKit => {
-                    return Err(Error::Outside {
-                        message: format!("service `{}`: BuildKit is not available", self.service),
-                        causes: vec![why],
-                        hint: Some(
-                            "unset `STACK_BUILDER` to fall back to the classic builder".into(),
-                        ),
-                    });
-                }
-                Err(Ok(kit::Unavailable(why))) => {
-                    self.progress
-                        .detail(self.service, &format!("{why}; using the classic builder"));
-                }
-            }
+    /// A BuildKit session serving `entries`, unless `STACK_BUILDER=classic`.
+    async fn session(
+        &self,
+        builder: Builder,
+        entries: Vec<context::Entry>,
+    ) -> Option<std::result::Result<kit::Session, kit::Unavailable>> {
+        match builder {
+            Builder::Classic => None,
+            _ => Some(kit::open(self, entries).await),
         }
-        classic::build(&self).await?;
+    }
+
+    /// Build with BuildKit on `session` or the classic builder; says which ran.
+    async fn run(
+        &self,
+        builder: Builder,
+        session: Option<std::result::Result<kit::Session, kit::Unavailable>>,
+    ) -> Result<&'static str> {
+        match session {
+            Some(Ok(session)) => {
+                kit::build(self, session).await?;
+                return Ok("BuildKit");
+            }
+            Some(Err(kit::Unavailable(why))) if builder == Builder::BuildKit => {
+                return Err(Error::Outside {
+                    message: format!("service `{}`: BuildKit is not available", self.service),
+                    causes: vec![why],
+                    hint: Some("unset `STACK_BUILDER` to fall back to the classic builder".into()),
+                });
+            }
+            Some(Err(kit::Unavailable(why))) => {
+                self.progress
+                    .detail(self.service, &format!("{why}; using the classic builder"));
+            }
+            None => {}
+        }
+        classic::build(self).await?;
         Ok("classic builder")
     }
 }
