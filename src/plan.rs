@@ -620,6 +620,7 @@ mod tests {
                 container("other", 1, "other-v2", true),
             ],
             images: BTreeMap::new(),
+            stale_files: BTreeSet::new(),
         };
         let text = |o: &Observed, only: &[String]| -> Vec<String> {
             plan(&d, o, only).iter().map(|a| a.to_string()).collect()
