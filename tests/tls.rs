@@ -644,7 +644,7 @@ fn supervise_rewrites_the_metrics(p: &Project) {
     let loaded = stack::config::load(&p.dir, "dev", &[], &options, |_| None)
         .unwrap_or_else(|e| panic!("{}", e.render()));
     let bundle = p.dir.join(".stack").join("dev");
-    let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
+    let (_, desired) = stack::commands::bundle_of(&loaded.config, &bundle).unwrap();
     let state = serde_json::to_vec(&desired).unwrap();
     fs::write(bundle.join(stack::deploy::DESIRED_FILE), state).unwrap();
     let _supervise = Running(

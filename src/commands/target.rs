@@ -26,7 +26,7 @@ impl Target {
         let loaded = context.load_with_secrets(&env)?;
         let config = &loaded.config;
         let out = super::default_out(&config.project_dir, &env);
-        let (_, desired) = crate::render::render_all(config, &out)?;
+        let desired = super::sealed_desired(config, &out)?;
         Ok(Target {
             engine: Engine::connect().await?,
             desired,

@@ -33,7 +33,7 @@ use crate::model;
 use crate::notify::{Event, Notifier};
 use crate::plan;
 use crate::printer::Progress;
-use crate::render::{self, Bundle};
+use crate::render::Bundle;
 
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
@@ -155,7 +155,7 @@ impl Run<'_> {
         let (context, args, config) = (self.context, self.args, self.config);
         // The desired state does not depend on where the bundle lives; the bundle's files
         // do, so the release id digests a bundle rendered for `SERVER_PATH`.
-        let (probe, desired) = render::render_all(config, Path::new(&self.server.path))?;
+        let (probe, desired) = super::bundle_of(config, Path::new(&self.server.path))?;
         let progress = Progress::new(&context.printer);
         let Connected {
             remote,
@@ -313,7 +313,7 @@ impl Run<'_> {
         }
         pre_deploy_hook(context, config, remote, id)?;
         let release_dir = format!("{}/releases/{id}", server.path);
-        let bundle = render::render(config, Path::new(&release_dir))?;
+        let (bundle, _) = super::bundle_of(config, Path::new(&release_dir))?;
         let previous = remote.preflight_and_lock(
             (id, &self.args.message),
             self.args.lock_wait,
