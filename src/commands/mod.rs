@@ -20,6 +20,7 @@ pub mod start;
 pub mod status;
 pub mod supervise;
 pub mod target;
+pub use target::{bundle_of, desired_of, sealed_desired};
 
 use std::path::{Path, PathBuf};
 
@@ -340,25 +341,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::outside(format!("cannot start the async runtime: {e}")))
-}
-
-/// The bundle of `config` at `out` and its desired state: the model is built from the
-/// config (`model::bundle_input`), then rendered, which seals each service's digest
-/// over the bundle's files it mounts.
-pub fn bundle_of(config: &crate::config::Config, out: &Path) -> Result<(Bundle, Desired)> {
-    crate::render::render(crate::model::bundle_input(config, out))
-}
-
-/// The desired state of `config` as [`bundle_of`] seals it (the digests the containers
-/// of its bundle at `out` carry), for a command that compares or waits on containers.
-pub fn sealed_desired(config: &crate::config::Config, out: &Path) -> Result<Desired> {
-    Ok(bundle_of(config, out)?.1)
-}
-
-/// The desired state of `config` for a command that needs only its services and their
-/// settings: no bundle is rendered, so the digests leave out the files services mount.
-pub fn desired_of(config: &crate::config::Config) -> Desired {
-    crate::model::desired(config, &std::collections::BTreeMap::new())
 }
 
 /// Check that every named service is one that runs (the proxy too, when there is one).
