@@ -14,32 +14,9 @@ STOP_FILE exists or after MAX_SECONDS; writes a JSON summary to OUT:
 "probes": {phase: n}, "probes_failed": {phase: n}}.
 Loopback only; bounded by MAX_SECONDS.
 """
-import argparse
-import json
-import os
 import socket
-import threading
-import time
 
-lock = threading.Lock()
-cuts = {}
-failed = {}
-probes = {}
-probes_failed = {}
-events = [0]
-
-
-def phase(path):
-    try:
-        with open(path) as f:
-            return f.read().strip() or "idle"
-    except OSError:
-        return "idle"
-
-
-def count(table, key):
-    with lock:
-        table[key] = table.get(key, 0) + 1
+import longlived_clients as clients
 
 
 def stream_once(args, stop):
@@ -63,35 +40,12 @@ def stream_once(args, stop):
             if line.startswith(b"data: "):
                 got = True
                 sock.settimeout(30)
-                with lock:
-                    events[0] += 1
+                clients.delivered()
     except OSError:
         pass
     finally:
         sock.close()
     return got
-
-
-def hold(args, stop):
-    while not stop.is_set():
-        delivered = stream_once(args, stop)
-        if stop.is_set():
-            return
-        if delivered:
-            count(cuts, phase(args.phase_file))
-        else:
-            count(failed, phase(args.phase_file))
-            time.sleep(0.2)
-
-
-def probe(args, stop):
-    """A new client every 0.5 s: open a stream, wait for its first event, close it."""
-    while not stop.is_set():
-        name = phase(args.phase_file)
-        count(probes, name)
-        if not first_event(args):
-            count(probes_failed, name)
-        time.sleep(0.5)
 
 
 def first_event(args):
@@ -113,39 +67,9 @@ def first_event(args):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", required=True)
+    parser = clients.parser("--streams")
     parser.add_argument("--path", default="/cgi-bin/events")
-    parser.add_argument("--streams", type=int, default=10)
-    parser.add_argument("--phase-file", required=True)
-    parser.add_argument("--stop-file", required=True)
-    parser.add_argument("--max-seconds", type=float, default=600)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=hold, args=(args, stop), daemon=True)
-        for _ in range(args.streams)
-    ]
-    threads.append(threading.Thread(target=probe, args=(args, stop), daemon=True))
-    for t in threads:
-        t.start()
-    deadline = time.time() + args.max_seconds
-    while time.time() < deadline and not os.path.exists(args.stop_file):
-        time.sleep(0.1)
-    stop.set()
-    with lock:
-        summary = {
-            "streams": args.streams,
-            "cuts": dict(cuts),
-            "failed_reconnects": dict(failed),
-            "events": events[0],
-            "probes": dict(probes),
-            "probes_failed": dict(probes_failed),
-        }
-    with open(args.out, "w") as f:
-        json.dump(summary, f)
+    clients.run(parser.parse_args(), stream_once, first_event)
 
 
 if __name__ == "__main__":

@@ -14,34 +14,12 @@ summary to OUT, the same shape as bench/sse.py's:
 "probes": {phase: n}, "probes_failed": {phase: n}} (events: echoes received).
 Python's standard library only; loopback only; bounded by MAX_SECONDS.
 """
-import argparse
 import base64
-import json
 import os
 import socket
 import struct
-import threading
-import time
 
-lock = threading.Lock()
-cuts = {}
-failed = {}
-probes = {}
-probes_failed = {}
-echoes = [0]
-
-
-def phase(path):
-    try:
-        with open(path) as f:
-            return f.read().strip() or "idle"
-    except OSError:
-        return "idle"
-
-
-def count(table, key):
-    with lock:
-        table[key] = table.get(key, 0) + 1
+import longlived_clients as clients
 
 
 class Client:
@@ -113,14 +91,12 @@ def connection_once(args, stop):
         client.echo()
     except (OSError, ValueError, struct.error):
         return False
-    with lock:
-        echoes[0] += 1
+    clients.delivered()
     client.sock.settimeout(10)
     try:
         while not stop.wait(1):
             client.echo()
-            with lock:
-                echoes[0] += 1
+            clients.delivered()
     except (OSError, ValueError, struct.error):
         client.sock.close()
         return True
@@ -128,65 +104,19 @@ def connection_once(args, stop):
     return True
 
 
-def hold(args, stop):
-    while not stop.is_set():
-        delivered = connection_once(args, stop)
-        if stop.is_set():
-            return
-        if delivered:
-            count(cuts, phase(args.phase_file))
-        else:
-            count(failed, phase(args.phase_file))
-            time.sleep(0.2)
-
-
-def probe(args, stop):
-    """A new client every 0.5 s: connect, one echo, close."""
-    while not stop.is_set():
-        name = phase(args.phase_file)
-        count(probes, name)
-        try:
-            client = Client(args, 15)
-            client.echo()
-            client.close()
-        except (OSError, ValueError, struct.error):
-            count(probes_failed, name)
-        time.sleep(0.5)
+def echo_once(args):
+    """A new client: connect, one echo, close."""
+    try:
+        client = Client(args, 15)
+        client.echo()
+        client.close()
+        return True
+    except (OSError, ValueError, struct.error):
+        return False
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--phase-file", required=True)
-    parser.add_argument("--stop-file", required=True)
-    parser.add_argument("--max-seconds", type=float, default=600)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=hold, args=(args, stop), daemon=True)
-        for _ in range(args.connections)
-    ]
-    threads.append(threading.Thread(target=probe, args=(args, stop), daemon=True))
-    for t in threads:
-        t.start()
-    deadline = time.time() + args.max_seconds
-    while time.time() < deadline and not os.path.exists(args.stop_file):
-        time.sleep(0.1)
-    stop.set()
-    with lock:
-        summary = {
-            "streams": args.connections,
-            "cuts": dict(cuts),
-            "failed_reconnects": dict(failed),
-            "events": echoes[0],
-            "probes": dict(probes),
-            "probes_failed": dict(probes_failed),
-        }
-    with open(args.out, "w") as f:
-        json.dump(summary, f)
+    clients.run(clients.parser("--connections").parse_args(), connection_once, echo_once)
 
 
 if __name__ == "__main__":

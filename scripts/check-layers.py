@@ -3,7 +3,10 @@
 outside test modules). A module may import its own layer and lower ones. The backward
 arrows the code still has are listed in KNOWN: a new one fails, and so does a listed one
 that is gone (delete it from the list, so the list only shrinks). Also: no command module
-imports another (`super::<command>` in src/commands/). Run by .ci/run."""
+imports another (`super::<command>` in src/commands/), and the arrows of BUILDERS: the
+model is built from the config by `model` alone, never by a layer above that renders or
+reads it (render may call no model builder, so no command gets `Desired` by rendering).
+Run by .ci/run."""
 
 import os
 import re
@@ -33,6 +36,13 @@ KNOWN = {
     ("commands", "cli"),
 }
 
+# The functions that build the model from a `Config`, and the layers that may call
+# them: the model's own, and the glue that starts from a config (commands; deploy and
+# engine take `Desired` or a release's saved state). `render` renders a `Desired` it is
+# given: a builder called there is `Desired` built inside `render` again (issue 20).
+BUILDERS = r"crate::model::(?:unsealed|desired|bundle_input|bundle_secrets|secrets)\b|model::(?:unsealed|desired|bundle_input|bundle_secrets)\("
+NO_BUILDERS = {"render", "plan", "schedule", "fsio"}
+
 # Modules in src/commands/ that are shared helpers, not commands.
 SHARED = {"target"}
 
@@ -61,6 +71,12 @@ def main():
                 problems.append(f"{rel}: module `{top}` is in no layer of scripts/check-layers.py")
                 continue
             text = code(path)
+            if top in NO_BUILDERS:
+                for match in re.finditer(BUILDERS, text):
+                    problems.append(
+                        f"{rel}: `{top}` builds the model (`{match.group(0)}`): take `Desired` "
+                        "from `model::bundle_input` instead"
+                    )
             for match in re.finditer(r"crate::(\w+)", text):
                 target = match.group(1)
                 if target != top and target in RANK:

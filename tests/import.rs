@@ -58,16 +58,35 @@ fn case(dir: &Path) -> Case {
 
 /// Import, build and compare one Compose fixture; the differences (empty: equivalent),
 /// the fixture's temporary folder written `<fixture>` so that `EXPECT-DIFF` can list them.
-fn round_trip(dir: &Path, extra: &[&str]) -> Result<Vec<String>, String> {
+fn round_trip(
+    dir: &Path,
+    extra: &[&str],
+    configs: &mut Option<compose_equiv::Configs>,
+) -> Result<Vec<String>, String> {
     let case = case(dir);
     let folder = case.src.display().to_string();
     let stable = |text: String| text.replace(&folder, "<fixture>");
-    round_trip_in(&case, extra)
+    round_trip_in(&case, extra, configs)
         .map(|differences| differences.into_iter().map(stable).collect())
         .map_err(stable)
 }
 
-fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
+/// `docker-compose config` of `file`: by the kept-running one when there is one.
+fn compose_config(
+    configs: &mut Option<compose_equiv::Configs>,
+    file: &Path,
+) -> Result<Value, String> {
+    match configs {
+        Some(configs) => configs.config(file),
+        None => compose_equiv::config(file),
+    }
+}
+
+fn round_trip_in(
+    case: &Case,
+    extra: &[&str],
+    configs: &mut Option<compose_equiv::Configs>,
+) -> Result<Vec<String>, String> {
     let file = case.src.join("docker-compose.yml");
     let output = stack()
         .args(["--json", "import", "compose"])
@@ -99,10 +118,10 @@ fn round_trip_in(case: &Case, extra: &[&str]) -> Result<Vec<String>, String> {
         ));
     }
     let lowered = lower_for_v1(&file)?;
-    let original = compose_equiv::config(&lowered);
+    let original = compose_config(configs, &lowered);
     let _ = fs::remove_file(&lowered);
     let original = original?;
-    let rendered = compose_equiv::config(&case.project.join(".stack/dev/docker-compose.yml"))?;
+    let rendered = compose_config(configs, &case.project.join(".stack/dev/docker-compose.yml"))?;
     Ok(compose_equiv::compare(&original, &rendered, &renamed))
 }
 
@@ -497,21 +516,25 @@ fn every_compose_fixture_round_trips() {
     if let Ok(only) = std::env::var("STACK_FIXTURES") {
         names.retain(|name| only.split(',').any(|o| o == name));
     }
-    // Each round trip mostly waits on docker-compose (a Python start-up per call): a few
-    // at a time, each fixture in its own temporary folder; results kept in fixture order.
+    // Each round trip mostly waits on docker-compose: a few at a time, each fixture in its
+    // own temporary folder, each worker with one docker-compose kept running (not a
+    // Python start-up per call, `compose_equiv::Configs`); results kept in fixture order.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(vec![None; names.len()]);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get() + 1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                let dir = root.join(name);
-                let outcome = round_trip(&dir, &[]);
-                let exact = matches!(&outcome, Ok(differences) if differences.is_empty());
-                let problems = unexpected(&outcome, &expected_differences(&dir));
-                results.lock().unwrap()[i] = Some((exact, problems));
+            scope.spawn(|| {
+                let mut configs = compose_equiv::Configs::start();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let dir = root.join(name);
+                    let outcome = round_trip(&dir, &[], &mut configs);
+                    let exact = matches!(&outcome, Ok(differences) if differences.is_empty());
+                    let problems = unexpected(&outcome, &expected_differences(&dir));
+                    results.lock().unwrap()[i] = Some((exact, problems));
+                }
             });
         }
     });

@@ -130,7 +130,7 @@ fn write_release_state(dir: &Path) {
     })
     .unwrap_or_else(|e| panic!("{}", e.render()));
     let bundle = dir.join(".stack").join("dev");
-    let (_, desired) = stack::render::render_all(&loaded.config, &bundle).unwrap();
+    let (_, desired) = stack::commands::bundle_of(&loaded.config, &bundle).unwrap();
     std::fs::write(
         bundle.join(stack::deploy::DESIRED_FILE),
         serde_json::to_vec(&desired).unwrap(),

@@ -78,13 +78,81 @@ fn staging_containers(vm: &Vm, project: &str) -> String {
     ))
 }
 
+/// A machine with `proxy`'s image and busybox loaded, and the project `name` on it
+/// (nginx in place of Caddy when `proxy` is [`NGINX`]), not yet deployed.
+fn machine(vm_name: &str, name: &str, proxy: &str) -> (Vm, Project) {
+    let vm = Vm::boot(vm_name, &vm::docker_image());
+    vm.load_image(BUSYBOX);
+    vm.load_image(proxy);
+    let project = project(name, &vm);
+    if proxy == NGINX {
+        let text_of = std::fs::read_to_string(project.path("stack.env")).unwrap();
+        let body = text_of.split_once('\n').map_or("", |(_, rest)| rest);
+        project.write(
+            &body
+                .replace("STACK_PROXY=caddy", "STACK_PROXY=nginx")
+                .replace(CADDY, NGINX),
+        );
+    }
+    (vm, project)
+}
+
+/// Deploy staging and wait for its answer.
+fn deploy_staging(vm: &Vm, project: &Project) {
+    project.ok_on(vm, &["deploy", "staging", "--allow-dirty"]);
+    wait_answer(vm, STAGING_HOST, "staging");
+}
+
+/// A running staging under a request loop, with the containers it started with.
+struct Watched {
+    before: String,
+    load: RequestLoop,
+}
+
+impl Watched {
+    /// Deploy staging, note its containers and start the request loop to it.
+    fn start(vm: &Vm, project: &Project, name: &str) -> Watched {
+        deploy_staging(vm, project);
+        let before = staging_containers(vm, name);
+        let address = format!("{}:80", vm.ip()).parse().unwrap();
+        let load = RequestLoop::start(address, STAGING_HOST, 20_000, Duration::from_secs(900));
+        Watched { before, load }
+    }
+
+    /// Stop the loop: no request to staging failed, each answered `staging`, and
+    /// staging's containers are the ones it started with.
+    fn finish(self, vm: &Vm, name: &str, what: &str) {
+        let seen = self.load.finish();
+        eprintln!(
+            "{what}: {} requests, {} failed",
+            seen.requests,
+            seen.failures.len()
+        );
+        assert!(
+            seen.failures.is_empty(),
+            "{} of {} requests to staging failed: {:?}",
+            seen.failures.len(),
+            seen.requests,
+            &seen.failures[..seen.failures.len().min(5)]
+        );
+        assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
+        assert_eq!(staging_containers(vm, name), self.before, "staging changed");
+    }
+}
+
+/// `stack preview up PREVIEW --set SERVICE_WEB_ENV_VERSION=VERSION` on the machine.
+fn up(vm: &Vm, project: &Project, preview: &str, version: &str) -> std::process::Output {
+    let set = format!("SERVICE_WEB_ENV_VERSION={version}");
+    project.ok_on(
+        vm,
+        &["preview", "up", preview, "--allow-dirty", "--set", &set],
+    )
+}
+
 #[test]
 fn previews_come_and_go_beside_a_running_staging() {
-    let vm = Vm::boot("preview", &vm::docker_image());
-    vm.load_image(BUSYBOX);
-    vm.load_image(CADDY);
     let name = format!("pv{}", std::process::id());
-    let project = project(&name, &vm);
+    let (vm, project) = machine("preview", &name, CADDY);
 
     // Bad names and an environment without previews are refused before anything runs.
     for bad in ["é!", "---", &"x".repeat(70)] {
@@ -97,20 +165,10 @@ fn previews_come_and_go_beside_a_running_staging() {
         );
     }
 
-    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
-    wait_answer(&vm, STAGING_HOST, "staging");
-    let staging_before = staging_containers(&vm, &name);
-    let address = format!("{}:80", vm.ip()).parse().unwrap();
-    let load = RequestLoop::start(address, STAGING_HOST, 20_000, Duration::from_secs(900));
+    let watched = Watched::start(&vm, &project, &name);
 
     // Two previews, each at its own host through staging's proxy.
-    let up = |preview: &str, version: &str| {
-        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-        project.ok_on(
-            &vm,
-            &["preview", "up", preview, "--allow-dirty", "--set", &set],
-        )
-    };
+    let up = |preview: &str, version: &str| up(&vm, &project, preview, version);
     let started = std::time::Instant::now();
     let out = up("pr-1", "one");
     eprintln!("preview up pr-1 (new): {:?}", started.elapsed());
@@ -279,25 +337,7 @@ fn previews_come_and_go_beside_a_running_staging() {
         ""
     );
 
-    let seen = load.finish();
-    eprintln!(
-        "staging under previews: {} requests, {} failed",
-        seen.requests,
-        seen.failures.len()
-    );
-    assert!(
-        seen.failures.is_empty(),
-        "{} of {} requests to staging failed: {:?}",
-        seen.failures.len(),
-        seen.requests,
-        &seen.failures[..seen.failures.len().min(5)]
-    );
-    assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
-    assert_eq!(
-        staging_containers(&vm, &name),
-        staging_before,
-        "staging changed"
-    );
+    watched.finish(&vm, &name, "staging under previews");
     wait_answer(&vm, STAGING_HOST, "staging");
 }
 
@@ -308,13 +348,9 @@ fn previews_come_and_go_beside_a_running_staging() {
 /// passes a file variable), the secrets as `STACK_SECRETS`.
 #[test]
 fn the_ci_recipe_creates_and_removes_a_preview() {
-    let vm = Vm::boot("previewci", &vm::docker_image());
-    vm.load_image(BUSYBOX);
-    vm.load_image(CADDY);
     let name = format!("pc{}", std::process::id());
-    let project = project(&name, &vm);
-    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
-    wait_answer(&vm, STAGING_HOST, "staging");
+    let (vm, project) = machine("previewci", &name, CADDY);
+    deploy_staging(&vm, &project);
     let secrets = project.path("environments/staging/secrets.env");
     let secrets_text = std::fs::read_to_string(&secrets).unwrap();
     std::fs::remove_file(&secrets).unwrap();
@@ -671,31 +707,11 @@ fn a_preview_whose_seed_does_not_restore_is_reported_and_removed() {
 /// reload`), with staging's traffic under a request loop that sees no failure.
 #[test]
 fn previews_on_nginx_beside_a_running_staging() {
-    let vm = Vm::boot("previewnginx", &vm::docker_image());
-    vm.load_image(BUSYBOX);
-    vm.load_image(NGINX);
     let name = format!("pn{}", std::process::id());
-    let project = project(&name, &vm);
-    let text_of = std::fs::read_to_string(project.path("stack.env")).unwrap();
-    let body = text_of.split_once('\n').map_or("", |(_, rest)| rest);
-    project.write(
-        &body
-            .replace("STACK_PROXY=caddy", "STACK_PROXY=nginx")
-            .replace(CADDY, NGINX),
-    );
-    project.ok_on(&vm, &["deploy", "staging", "--allow-dirty"]);
-    wait_answer(&vm, STAGING_HOST, "staging");
-    let staging_before = staging_containers(&vm, &name);
-    let address = format!("{}:80", vm.ip()).parse().unwrap();
-    let load = RequestLoop::start(address, STAGING_HOST, 20_000, Duration::from_secs(900));
+    let (vm, project) = machine("previewnginx", &name, NGINX);
+    let watched = Watched::start(&vm, &project, &name);
 
-    let up = |preview: &str, version: &str| {
-        let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-        project.ok_on(
-            &vm,
-            &["preview", "up", preview, "--allow-dirty", "--set", &set],
-        )
-    };
+    let up = |preview: &str, version: &str| up(&vm, &project, preview, version);
     let started = std::time::Instant::now();
     let out = up("pr-1", "one");
     eprintln!("preview up pr-1 on nginx (new): {:?}", started.elapsed());
@@ -729,23 +745,5 @@ fn previews_on_nginx_beside_a_running_staging() {
     project.ok_on(&vm, &["preview", "down", "pr-2"]);
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
 
-    let seen = load.finish();
-    eprintln!(
-        "nginx staging under previews: {} requests, {} failed",
-        seen.requests,
-        seen.failures.len()
-    );
-    assert!(
-        seen.failures.is_empty(),
-        "{} of {} requests to staging failed: {:?}",
-        seen.failures.len(),
-        seen.requests,
-        &seen.failures[..seen.failures.len().min(5)]
-    );
-    assert!(seen.answers.iter().all(|(_, a)| a == "staging"));
-    assert_eq!(
-        staging_containers(&vm, &name),
-        staging_before,
-        "staging changed"
-    );
+    watched.finish(&vm, &name, "nginx staging under previews");
 }

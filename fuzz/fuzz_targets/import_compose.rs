@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = stack::config::Options::default();
     if let Ok(loaded) = stack::config::from_sources(sources, &options, |_| None) {
-        let _ = stack::render::render(&loaded.config, Path::new("/fuzz/project/.stack/dev"));
+        let out = Path::new("/fuzz/project/.stack/dev");
+        let _ = stack::commands::bundle_of(&loaded.config, out);
     }
 });

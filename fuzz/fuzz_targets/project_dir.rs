@@ -154,7 +154,7 @@ fuzz_target!(|data: &[u8]| {
         }
         // `stack build`: the bundle and the desired state, in memory only.
         let out = stack::commands::default_out(&loaded.config.project_dir, env);
-        match stack::render::render_all(&loaded.config, &out) {
+        match stack::commands::bundle_of(&loaded.config, &out) {
             Ok((bundle, desired)) => {
                 if debug() {
                     eprintln!("{env}: rendered {} file(s)", bundle.files.len());

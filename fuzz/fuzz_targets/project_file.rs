@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = stack::config::Options::default();
     if let Ok(loaded) = stack::config::from_sources(sources, &options, |_| None) {
-        let _ = stack::render::render(&loaded.config, &PathBuf::from("/fuzz/project/.stack/prod"));
+        let out = PathBuf::from("/fuzz/project/.stack/prod");
+        let _ = stack::commands::bundle_of(&loaded.config, &out);
     }
 });

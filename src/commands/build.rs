@@ -7,7 +7,6 @@ use serde_json::json;
 use super::{default_out, diff, display_path, Context};
 use crate::cli::BuildArgs;
 use crate::error::{Error, Result};
-use crate::render;
 
 pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
     let env = context.env();
@@ -37,7 +36,7 @@ pub fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         };
         super::run_hook(context, &loaded.config, &hook)?;
     }
-    let (bundle, desired) = render::render_all(&loaded.config, &out)?;
+    let (bundle, desired) = super::bundle_of(&loaded.config, &out)?;
     warn_exposed_contexts(context, &desired, &dir)?;
     let shown = display_path(&dir, &out);
     if args.check {

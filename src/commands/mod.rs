@@ -20,6 +20,7 @@ pub mod start;
 pub mod status;
 pub mod supervise;
 pub mod target;
+pub use target::{bundle_of, desired_of, sealed_desired};
 
 use std::path::{Path, PathBuf};
 
@@ -341,12 +342,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::outside(format!("cannot start the async runtime: {e}")))
-}
-
-/// The desired state of `config` for a command that needs only its services and their
-/// settings: no bundle is rendered, so the digests leave out the files services mount.
-pub fn desired_of(config: &crate::config::Config) -> Desired {
-    crate::model::desired(config, &std::collections::BTreeMap::new())
 }
 
 /// Check that every named service is one that runs (the proxy too, when there is one).

@@ -10,14 +10,13 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{self, Placement};
 use crate::printer::Progress;
-use crate::render;
 
 pub fn run(context: &Context, args: &StartArgs) -> Result<()> {
     let env = context.env();
     let loaded = context.load_with_secrets(&env)?;
     let config = &loaded.config;
     let out = default_out(&config.project_dir, &env);
-    let (bundle, desired) = render::render_all(config, &out)?;
+    let (bundle, desired) = super::bundle_of(config, &out)?;
     check_services(&desired, &args.services)?;
     if !args.dry_run && !diff(&bundle, &out)?.is_empty() {
         crate::fsio::write_bundle(&bundle, &out)?;

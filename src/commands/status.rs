@@ -12,7 +12,6 @@ use crate::engine::readiness::is_ready;
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredService, PROXY_SERVICE};
-use crate::render;
 
 struct Snapshot {
     desired: Desired,
@@ -69,7 +68,7 @@ fn snapshot(context: &Context, on: &Option<String>) -> Result<Snapshot> {
                 let env = context.env();
                 let loaded = context.load(&env)?;
                 let out = default_out(&loaded.config.project_dir, &env);
-                let (_, desired) = render::render_all(&loaded.config, &out)?;
+                let desired = super::sealed_desired(&loaded.config, &out)?;
                 let placement = crate::model::Placement {
                     root: loaded.config.project_dir.clone(),
                     bundle: out,

@@ -1,7 +1,8 @@
 //! Where a command acts: the local engine with the project's configuration, or (with
 //! `--on ENV`) an environment's server through the deploy SSH connection, with the
 //! configuration and secrets of the release `current` there. Shared by `exec`,
-//! `run` and `logs`; no command imports another.
+//! `run` and `logs`; and how a command gets the desired state of a configuration
+//! ([`bundle_of`], [`sealed_desired`], [`desired_of`]). No command imports another.
 
 use super::{server_engine, server_of, server_placement};
 use crate::deploy::Remote;
@@ -26,7 +27,7 @@ impl Target {
         let loaded = context.load_with_secrets(&env)?;
         let config = &loaded.config;
         let out = super::default_out(&config.project_dir, &env);
-        let (_, desired) = crate::render::render_all(config, &out)?;
+        let desired = sealed_desired(config, &out)?;
         Ok(Target {
             engine: Engine::connect().await?,
             desired,
@@ -68,4 +69,26 @@ impl Target {
             None => Target::local(context).await,
         }
     }
+}
+
+/// The bundle of `config` at `out` and its desired state: the model is built from the
+/// config (`model::bundle_input`), then rendered, which seals each service's digest
+/// over the bundle's files it mounts.
+pub fn bundle_of(
+    config: &crate::config::Config,
+    out: &std::path::Path,
+) -> Result<(crate::render::Bundle, Desired)> {
+    crate::render::render(crate::model::bundle_input(config, out))
+}
+
+/// The desired state of `config` as [`bundle_of`] seals it (the digests the containers
+/// of its bundle at `out` carry), for a command that compares or waits on containers.
+pub fn sealed_desired(config: &crate::config::Config, out: &std::path::Path) -> Result<Desired> {
+    Ok(bundle_of(config, out)?.1)
+}
+
+/// The desired state of `config` for a command that needs only its services and their
+/// settings: no bundle is rendered, so the digests leave out the files services mount.
+pub fn desired_of(config: &crate::config::Config) -> Desired {
+    crate::model::desired(config, &std::collections::BTreeMap::new())
 }

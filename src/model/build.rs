@@ -161,6 +161,28 @@ impl BundleSecrets {
     }
 }
 
+/// What the bundle at `bundle` is rendered from, all built from `config` here: the
+/// desired state (its digests still empty: they cover the files services mount, so
+/// `render::bundle` seals them once it has rendered those), the secret values the
+/// bundle's files hold, and where the project and the bundle are.
+pub struct BundleInput {
+    pub desired: Desired,
+    pub secrets: BundleSecrets,
+    pub placement: Placement,
+}
+
+/// The [`BundleInput`] of `config` for a bundle at `bundle`.
+pub fn bundle_input(config: &Config, bundle: &std::path::Path) -> BundleInput {
+    BundleInput {
+        desired: unsealed(config),
+        secrets: bundle_secrets(config),
+        placement: Placement {
+            root: config.project_dir.clone(),
+            bundle: bundle.to_path_buf(),
+        },
+    }
+}
+
 /// The secret values of `config` the bundle writes.
 pub fn bundle_secrets(config: &Config) -> BundleSecrets {
     let items: Vec<String> = config.notify.iter().map(|t| t.item()).collect();

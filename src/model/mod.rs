@@ -14,7 +14,8 @@ pub mod preview;
 mod settings;
 
 pub use build::{
-    build_image, bundle_secrets, desired, seal, secret_entries, secrets, unsealed, BundleSecrets,
+    build_image, bundle_input, bundle_secrets, desired, seal, secret_entries, secrets, unsealed,
+    BundleInput, BundleSecrets,
 };
 pub use certbot::{acme_hosts, wants_certbot, CERTBOT_FILE, CERTBOT_INTERVAL, CERTBOT_SERVICE};
 pub use settings::{

@@ -1,7 +1,8 @@
 //! Rendering the bundle (SPEC §2). Pure: [`Desired`] (with the secret values it
 //! references) and the bundle's location in, file contents out. Every renderer reads
-//! `Desired` only; [`render_all`] builds it from a [`Config`] first. Writing the files
-//! is `crate::fsio`'s job.
+//! `Desired` only, and nothing here builds it: `model::bundle_input` does, from the
+//! `Config` (scripts/check-layers.py fails on a model builder called from here).
+//! Writing the files is `crate::fsio`'s job.
 
 pub mod backup;
 pub(crate) mod compose;
@@ -16,9 +17,8 @@ pub use systemd::{server_binary, unit_skeleton, SLOTS as UNIT_SLOTS};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::{BundleSecrets, Desired, Placement, ProxyKind};
+use crate::model::{BundleInput, BundleSecrets, Desired, Placement, ProxyKind};
 
 /// One rendered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,23 +115,15 @@ pub fn header(desired: &Desired) -> String {
     )
 }
 
-/// Render every file of the bundle that will live in `bundle_dir` (absolute).
-pub fn render(config: &Config, bundle_dir: &Path) -> Result<Bundle> {
-    Ok(render_all(config, bundle_dir)?.0)
-}
-
-/// The bundle and the desired state it describes, both from `config`.
-pub fn render_all(config: &Config, bundle_dir: &Path) -> Result<(Bundle, Desired)> {
-    let mut desired = crate::model::unsealed(config);
-    let placement = Placement {
-        root: config.project_dir.clone(),
-        bundle: bundle_dir.to_path_buf(),
-    };
-    let bundle = bundle(
-        &mut desired,
-        &crate::model::bundle_secrets(config),
-        &placement,
-    )?;
+/// The bundle of `input` (built by `model::bundle_input`) and its desired state,
+/// sealed: each service's digest covers the rendered files it mounts.
+pub fn render(input: BundleInput) -> Result<(Bundle, Desired)> {
+    let BundleInput {
+        mut desired,
+        secrets,
+        placement,
+    } = input;
+    let bundle = bundle(&mut desired, &secrets, &placement)?;
     Ok((bundle, desired))
 }
 
@@ -268,8 +260,14 @@ fn render_template(name: &str, context: minijinja::Value) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The bundle of `config` at `bundle` and its sealed desired state, as `stack build`
+    /// renders them.
+    pub(crate) fn rendered(config: &crate::config::Config, bundle: &str) -> (Bundle, Desired) {
+        render(crate::model::bundle_input(config, Path::new(bundle))).unwrap()
+    }
 
     /// Every `.j2` file under `templates/`, relative, sorted.
     fn template_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
@@ -351,7 +349,7 @@ mod tests {
         for (var, value) in expected {
             assert_eq!(service.env_value(var).unwrap(), value, "{var} as loaded");
         }
-        let bundle = render(&loaded.config, std::path::Path::new("/srv/b")).unwrap();
+        let (bundle, _) = rendered(&loaded.config, "/srv/b");
         let dotenv = &bundle.files[SECRETS_FILE];
         assert_eq!(dotenv.mode, 0o600);
         let read = crate::model::Secrets::parse(".env", dotenv.contents.as_bytes()).unwrap();

@@ -351,7 +351,7 @@ mod tests {
             config.acme.ca_root.as_deref(),
             Some(std::path::Path::new("ca.pem"))
         );
-        let bundle = crate::render::render(config, std::path::Path::new("/srv/acme")).unwrap();
+        let (bundle, _) = crate::render::tests::rendered(config, "/srv/acme");
         let caddyfile = &bundle.files["Caddyfile"].contents;
         assert!(
             caddyfile.contains("\tacme_ca https://ca.example.net:14000/dir\n"),
@@ -383,8 +383,7 @@ mod tests {
         // decision.
         let text = format!("{DRAINING}SERVICE_CHAT_HEALTH=/health\nSERVICE_CHAT_DRAIN=10m\n");
         let loaded = crate::config::tests::load_text(&text, "prod").unwrap();
-        let bundle =
-            crate::render::render(&loaded.config, std::path::Path::new("/srv/chat")).unwrap();
+        let (bundle, _) = crate::render::tests::rendered(&loaded.config, "/srv/chat");
         let nginx = &bundle.files["nginx/nginx.conf"].contents;
         assert!(!nginx.contains("worker_shutdown_timeout"), "{nginx}");
     }
@@ -482,7 +481,7 @@ mod tests {
         let config = crate::config::tests::load_text(&text, "prod")
             .unwrap()
             .config;
-        let bundle = crate::render::render(&config, std::path::Path::new("/srv/acme")).unwrap();
+        let (bundle, _) = crate::render::tests::rendered(&config, "/srv/acme");
         let script = &bundle.files["certbot.sh"].contents;
         for needle in [
             "ca='https://ca.example.net:14000/dir'",

@@ -51,6 +51,32 @@ use serde_json::{json, Map, Value};
 /// a clean environment. Compose v1 predates the top-level `name:`; a copy without it is
 /// read instead.
 pub fn config(file: &Path) -> Result<Value, String> {
+    with_copy(file, |copy, dir| {
+        let output = Command::new("docker-compose")
+            .arg("-f")
+            .arg(copy)
+            .arg("--project-directory")
+            .arg(dir)
+            .arg("config")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .output()
+            .map_err(|e| format!("cannot run docker-compose: {e}"))?;
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+            false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+        }
+    })
+}
+
+/// The copy of `file` that docker-compose v1 reads (beside it: JSON, without `name:`),
+/// given to `run` with the folder; the document its `config` printed, or its error.
+fn with_copy(
+    file: &Path,
+    run: impl FnOnce(&Path, &Path) -> Result<String, String>,
+) -> Result<Value, String> {
     let dir = file.parent().unwrap();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut yaml: serde_norway::Value =
@@ -64,27 +90,80 @@ pub fn config(file: &Path) -> Result<Value, String> {
     // JSON is YAML too, and its quoted strings keep `no` and `yes` strings for v1's YAML 1.1.
     let copy = dir.join(".equiv-compose-v1.yml");
     std::fs::write(&copy, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let output = Command::new("docker-compose")
-        .arg("-f")
-        .arg(&copy)
-        .arg("--project-directory")
-        .arg(dir)
-        .arg("config")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .output()
-        .map_err(|e| format!("cannot run docker-compose: {e}"))?;
+    let printed = run(&copy, dir);
     let _ = std::fs::remove_file(&copy);
-    if !output.status.success() {
-        return Err(format!(
-            "docker-compose config {} failed: {}",
-            file.display(),
-            String::from_utf8_lossy(&output.stderr)
-        ));
+    let printed = printed
+        .map_err(|stderr| format!("docker-compose config {} failed: {stderr}", file.display()))?;
+    serde_norway::from_str(&printed).map_err(|e| format!("config output: {e}"))
+}
+
+/// One docker-compose v1 kept running for many `config`s (`tests/data/compose_config.py`:
+/// compose's own functions of the command, in the interpreter of the `docker-compose`
+/// script): a file's Python start-up and imports, about 0.5 CPU-seconds, are paid once.
+/// [`Configs::config`] answers as [`config`] does.
+pub struct Configs {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Configs {
+    /// Start it; `None` when `docker-compose` is not a Python script, or when
+    /// `STACK_COMPOSE_PER_FILE` is set (to compare with the command run per file): then
+    /// use [`config`].
+    pub fn start() -> Option<Configs> {
+        if std::env::var_os("STACK_COMPOSE_PER_FILE").is_some() {
+            return None;
+        }
+        let script = crate::common::require_tool("docker-compose");
+        let text = std::fs::read_to_string(script).ok()?;
+        let interpreter = text.lines().next()?.strip_prefix("#!")?.trim();
+        if !interpreter.contains("python") || interpreter.contains(' ') {
+            return None;
+        }
+        let mut child = Command::new(interpreter)
+            .arg(crate::common::repo_root().join("tests/data/compose_config.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .spawn()
+            .ok()?;
+        let input = child.stdin.take()?;
+        let output = std::io::BufReader::new(child.stdout.take()?);
+        Some(Configs {
+            child,
+            input,
+            output,
+        })
     }
-    serde_norway::from_slice(&output.stdout).map_err(|e| format!("config output: {e}"))
+
+    /// `docker-compose config` of `file`, as [`config`].
+    pub fn config(&mut self, file: &Path) -> Result<Value, String> {
+        use std::io::{BufRead, Write};
+        with_copy(file, |copy, dir| {
+            let request = json!({"file": copy, "dir": dir}).to_string();
+            writeln!(self.input, "{request}").map_err(|e| format!("compose_config.py: {e}"))?;
+            let mut line = String::new();
+            self.output
+                .read_line(&mut line)
+                .map_err(|e| format!("compose_config.py: {e}"))?;
+            let answer: Value = serde_json::from_str(&line)
+                .map_err(|e| format!("compose_config.py answered {line:?}: {e}"))?;
+            match answer["ok"].as_bool() {
+                Some(true) => Ok(answer["out"].as_str().unwrap_or_default().to_string()),
+                _ => Err(answer["err"].as_str().unwrap_or_default().to_string()),
+            }
+        })
+    }
+}
+
+impl Drop for Configs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The differences between two `docker-compose config` documents, one line each; empty

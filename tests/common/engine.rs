@@ -163,7 +163,7 @@ pub fn require_engine(images: &[&str]) {
 }
 
 /// Remove everything a test project `name` left on the engine: its containers with their
-/// anonymous volumes, its networks (`<name>_*`), its volumes (labelled or `<name>_*`) and
+/// anonymous volumes (also those inherited from a container they replaced), its networks (`<name>_*`), its volumes (labelled or `<name>_*`) and
 /// its images (`<name>-<service>:<tag>`: built and release images). Every suite's
 /// `Project` calls it when dropped, so a full run leaves nothing behind.
 pub fn remove_project(name: &str) {
@@ -175,7 +175,21 @@ pub fn remove_project(name: &str) {
     };
     let label = format!("label=com.docker.compose.project={name}");
     let containers = lines(docker(&["ps", "-aq", "--filter", &label]));
+    // The anonymous volumes they mount, named before they go: a container that replaced
+    // another mounts the old one's by its name, which `rm -v` does not remove (one empty
+    // Postgres data volume was left by each full run that way).
+    let mut anonymous = Vec::new();
     if !containers.is_empty() {
+        let mut args = vec![
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+        ];
+        args.extend(containers.iter().map(String::as_str));
+        anonymous = lines(docker(&args))
+            .into_iter()
+            .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
         let mut args = vec!["rm", "-f", "-v"];
         args.extend(containers.iter().map(String::as_str));
         let _ = docker(&args);
@@ -196,6 +210,7 @@ pub fn remove_project(name: &str) {
     );
     // The temporary registry's storage, kept between deploys of the project.
     volumes.push(format!("{name}-stack-registry"));
+    volumes.extend(anonymous);
     volumes.sort();
     volumes.dedup();
     if !volumes.is_empty() {

@@ -100,7 +100,7 @@ fn site(context: &Context, on: &BackupOn, runtime: &tokio::runtime::Runtime) -> 
             let loaded = context.load_with_secrets(&env)?;
             let config = &loaded.config;
             let out = default_out(&config.project_dir, &env);
-            let (_, desired) = crate::render::render_all(config, &out)?;
+            let desired = super::sealed_desired(config, &out)?;
             let engine = runtime.block_on(Engine::connect())?;
             let placement = Placement {
                 root: config.project_dir.clone(),

@@ -33,7 +33,7 @@ use crate::model;
 use crate::notify::{Event, Notifier};
 use crate::plan;
 use crate::printer::Progress;
-use crate::render::{self, Bundle};
+use crate::render::Bundle;
 
 /// Least free space on the server before a deploy starts.
 const MIN_FREE_MB: u64 = 500;
@@ -155,7 +155,7 @@ impl Run<'_> {
         let (context, args, config) = (self.context, self.args, self.config);
         // The desired state does not depend on where the bundle lives; the bundle's files
         // do, so the release id digests a bundle rendered for `SERVER_PATH`.
-        let (probe, desired) = render::render_all(config, Path::new(&self.server.path))?;
+        let (probe, desired) = super::bundle_of(config, Path::new(&self.server.path))?;
         let progress = Progress::new(&context.printer);
         let Connected {
             remote,
@@ -230,7 +230,7 @@ impl Run<'_> {
         &self,
         desired: &model::Desired,
         remote: &Remote,
-        bundle: &render::Bundle,
+        bundle: &Bundle,
     ) -> Result<std::collections::BTreeSet<String>> {
         use crate::engine::proxy::HostFiles;
         let files = crate::deploy::files::RemoteFiles(remote.session.channel());
@@ -263,7 +263,7 @@ impl Run<'_> {
         &self,
         engine: &Engine,
         desired: &model::Desired,
-        (built, remote, bundle): (&BTreeMap<String, Option<String>>, &Remote, &render::Bundle),
+        (built, remote, bundle): (&BTreeMap<String, Option<String>>, &Remote, &Bundle),
     ) -> Result<(Vec<Step>, Vec<plan::Action>)> {
         let (mut pull, mut send) = (Vec::new(), Vec::new());
         for service in &desired.services {
@@ -349,7 +349,7 @@ impl Run<'_> {
         }
         pre_deploy_hook(context, config, remote, id)?;
         let release_dir = format!("{}/releases/{id}", server.path);
-        let bundle = render::render(config, Path::new(&release_dir))?;
+        let (bundle, _) = super::bundle_of(config, Path::new(&release_dir))?;
         let previous = remote.preflight_and_lock(
             (id, &self.args.message),
             self.args.lock_wait,

@@ -118,8 +118,8 @@ pub fn run(context: &Context, args: &DoctorArgs) -> Result<()> {
     let env = context.env_or(&args.env);
     let loaded = context.load(&env)?;
     let config = &loaded.config;
-    let out = super::default_out(&config.project_dir, &env);
-    let (_, desired) = crate::render::render_all(config, &out)?;
+    // Ports, routes, names and memory: no digest is compared, so no file is rendered.
+    let desired = crate::model::unsealed(config);
     let runtime = super::runtime()?;
     let mut checks = runtime.block_on(local_checks(config, &desired));
     match &config.server {

@@ -392,37 +392,69 @@ fn container(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use bollard::models::MountBindOptionsPropagationEnum;
 
-    use crate::model::{Placement, Secrets};
+    use crate::model::{Desired, Placement, Secrets};
+
+    /// One project's mapping by each consumer of the one model: its compose file and
+    /// desired state (rendered for `/srv/shop`), with the placement and (no) secrets the
+    /// engine's and swarm's mappings take.
+    struct Mapped {
+        compose: String,
+        desired: Desired,
+        placement: Placement,
+        secrets: Secrets,
+    }
+
+    impl Mapped {
+        fn of(text: &str) -> Mapped {
+            let loaded = crate::config::tests::load_text(text, "dev").unwrap();
+            let (bundle, desired) = crate::render::tests::rendered(&loaded.config, "/srv/shop");
+            Mapped {
+                compose: bundle.files[crate::render::COMPOSE_FILE].contents.clone(),
+                desired,
+                placement: Placement {
+                    root: "/srv/shop".into(),
+                    bundle: "/srv/shop".into(),
+                },
+                secrets: Secrets::default(),
+            }
+        }
+
+        fn place(&self) -> (&Placement, &Secrets) {
+            (&self.placement, &self.secrets)
+        }
+
+        fn service(&self, name: &str) -> &crate::model::DesiredService {
+            self.desired.service(name).unwrap()
+        }
+
+        /// The engine's container of `name`'s first replica.
+        fn engine(&self, name: &str) -> bollard::models::ContainerCreateBody {
+            let service = self.service(name);
+            crate::engine::spec::container(&self.desired, service, 1, self.place(), (true, &[]))
+        }
+
+        /// Swarm's task container of `name`.
+        fn swarm(&self, name: &str) -> bollard::models::TaskSpecContainerSpec {
+            super::container(&self.desired, self.service(name), self.place())
+        }
+    }
 
     /// `HOSTNAME` and `GROUP_ADD` reach each consumer of the one model: the compose file, the engine's
     /// container and swarm's task.
     #[test]
     fn hostname_reaches_compose_the_engine_and_swarm() {
-        let loaded = crate::config::tests::load_text(
+        let mapped = Mapped::of(
             "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
              SERVICE_WEB_HOSTNAME=web-01.internal\nSERVICE_WEB_GROUP_ADD=video,2001\n",
-            "dev",
-        )
-        .unwrap();
-        let bundle_dir = Path::new("/srv/shop");
-        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
-        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        );
+        let compose = &mapped.compose;
         assert!(
             compose.contains("\n    hostname: web-01.internal\n"),
             "{compose}"
         );
-        let web = desired.service("web").unwrap();
-        let placement = Placement {
-            root: "/srv/shop".into(),
-            bundle: bundle_dir.to_path_buf(),
-        };
-        let secrets = Secrets::default();
-        let engine =
-            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
+        let engine = mapped.engine("web");
         assert_eq!(engine.hostname.as_deref(), Some("web-01.internal"));
         let groups = vec!["video".to_string(), "2001".to_string()];
         let host = engine.host_config.as_ref().unwrap();
@@ -431,7 +463,7 @@ mod tests {
             compose.contains("\n    group_add:\n    - video\n    - '2001'\n"),
             "{compose}"
         );
-        let swarm = super::container(&desired, web, (&placement, &secrets));
+        let swarm = mapped.swarm("web");
         assert_eq!(swarm.hostname.as_deref(), Some("web-01.internal"));
         assert_eq!(swarm.groups.as_ref(), Some(&groups));
     }
@@ -439,34 +471,22 @@ mod tests {
     /// `VOLUMES` options reach the compose file, the engine's binds and swarm's mounts.
     #[test]
     fn mount_options_reach_compose_the_engine_and_swarm() {
-        let loaded = crate::config::tests::load_text(
+        let mapped = Mapped::of(
             "STACK_PROJECT=shop\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=web:1\n\
              SERVICE_WEB_VOLUMES=/srv/data:/data:ro,Z,rshared,cache:/cache:nocopy\n",
-            "dev",
-        )
-        .unwrap();
-        let bundle_dir = Path::new("/srv/shop");
-        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
-        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        );
+        let compose = &mapped.compose;
         assert!(
             compose.contains("- ../data:/data:ro,Z,rshared\n"),
             "{compose}"
         );
         assert!(compose.contains("- cache:/cache:nocopy\n"), "{compose}");
-        let web = desired.service("web").unwrap();
-        let placement = Placement {
-            root: "/srv/shop".into(),
-            bundle: bundle_dir.to_path_buf(),
-        };
-        let secrets = Secrets::default();
-        let engine =
-            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
-        let binds = engine.host_config.unwrap().binds.unwrap();
+        let binds = mapped.engine("web").host_config.unwrap().binds.unwrap();
         assert_eq!(
             binds,
             ["/srv/data:/data:ro,Z,rshared", "shop_cache:/cache:nocopy"]
         );
-        let swarm = super::mounts(&desired, web, &placement);
+        let swarm = super::mounts(&mapped.desired, mapped.service("web"), &mapped.placement);
         let propagation = swarm[0].bind_options.as_ref().and_then(|b| b.propagation);
         assert_eq!(propagation, Some(MountBindOptionsPropagationEnum::RSHARED));
         let no_copy = swarm[1].volume_options.as_ref().and_then(|v| v.no_copy);
@@ -478,17 +498,16 @@ mod tests {
     /// swarm's task where swarm has a field.
     #[test]
     fn host_attributes_reach_compose_the_engine_and_swarm() {
-        let text = "STACK_PROJECT=shop\nSTACK_SERVICES=web,side\nSERVICE_WEB_IMAGE=web:1\n\
+        let mapped = Mapped::of(
+            "STACK_PROJECT=shop\nSTACK_SERVICES=web,side\nSERVICE_WEB_IMAGE=web:1\n\
              SERVICE_WEB_DEVICES=/dev/net/tun,/dev/dri:/dev/dri:rw\nSERVICE_WEB_DNS=1.1.1.1\n\
              SERVICE_WEB_DNS_SEARCH=example.internal\nSERVICE_WEB_DNS_OPT=ndots:2\n\
              SERVICE_WEB_PIDS_LIMIT=-1\nSERVICE_WEB_MEMORY_RESERVATION_MB=64\n\
              SERVICE_WEB_OOM_SCORE_ADJ=-500\nSERVICE_WEB_IPC=shareable\n\
              SERVICE_SIDE_IMAGE=side:1\nSERVICE_SIDE_NETWORK_MODE=service:web\n\
-             SERVICE_SIDE_IPC=service:web\n";
-        let loaded = crate::config::tests::load_text(text, "dev").unwrap();
-        let bundle_dir = Path::new("/srv/shop");
-        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
-        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+             SERVICE_SIDE_IPC=service:web\n",
+        );
+        let compose = &mapped.compose;
         for line in [
             "\n    devices:\n    - /dev/net/tun\n    - /dev/dri:/dev/dri:rw\n",
             "\n    dns:\n    - 1.1.1.1\n",
@@ -499,14 +518,7 @@ mod tests {
         ] {
             assert!(compose.contains(line), "{line} in {compose}");
         }
-        let placement = Placement {
-            root: "/srv/shop".into(),
-            bundle: bundle_dir.to_path_buf(),
-        };
-        let secrets = Secrets::default();
-        let place = (&placement, &secrets);
-        let web = desired.service("web").unwrap();
-        let engine = crate::engine::spec::container(&desired, web, 1, place, (true, &[]));
+        let engine = mapped.engine("web");
         let host = engine.host_config.as_ref().unwrap();
         let devices = host.devices.as_ref().unwrap();
         assert_eq!(
@@ -520,14 +532,13 @@ mod tests {
         assert_eq!(host.memory_reservation, Some(64 << 20));
         assert_eq!(host.oom_score_adj, Some(-500));
         assert_eq!(host.ipc_mode.as_deref(), Some("shareable"));
-        let side = desired.service("side").unwrap();
-        assert_eq!(side.depends_on[0].service, "web");
-        let engine = crate::engine::spec::container(&desired, side, 1, place, (true, &[]));
+        assert_eq!(mapped.service("side").depends_on[0].service, "web");
+        let engine = mapped.engine("side");
         let host = engine.host_config.as_ref().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("container:shop-web-1"));
         assert_eq!(host.ipc_mode.as_deref(), Some("container:shop-web-1"));
         assert!(engine.networking_config.is_none());
-        let swarm = super::container(&desired, web, place);
+        let swarm = mapped.swarm("web");
         let dns = swarm.dns_config.unwrap();
         assert_eq!(dns.nameservers.unwrap(), ["1.1.1.1"]);
         assert_eq!(dns.search.unwrap(), ["example.internal"]);
@@ -538,39 +549,30 @@ mod tests {
     /// engine's `LogConfig` and swarm's `LogDriver`; a service without it keeps the rotation.
     #[test]
     fn logging_reaches_compose_the_engine_and_swarm() {
-        let loaded = crate::config::tests::load_text(
+        let mapped = Mapped::of(
             "STACK_PROJECT=shop\nSTACK_SERVICES=web,db\nSERVICE_WEB_IMAGE=web:1\n\
              SERVICE_WEB_LOGGING=syslog,syslog-address=udp://10.0.0.5:514,tag=web\n\
              SERVICE_DB_IMAGE=db:1\n",
-            "dev",
-        )
-        .unwrap();
-        let bundle_dir = Path::new("/srv/shop");
-        let (bundle, desired) = crate::render::render_all(&loaded.config, bundle_dir).unwrap();
-        let compose = &bundle.files[crate::render::COMPOSE_FILE].contents;
+        );
+        let compose = &mapped.compose;
         assert!(
             compose.contains("logging:\n      driver: syslog\n      options:\n        syslog-address: udp://10.0.0.5:514\n        tag: web\n"),
             "{compose}"
         );
         assert!(compose.contains("driver: json-file"), "{compose}");
-        let placement = Placement {
-            root: "/srv/shop".into(),
-            bundle: bundle_dir.to_path_buf(),
-        };
-        let secrets = Secrets::default();
-        let web = desired.service("web").unwrap();
-        let engine =
-            crate::engine::spec::container(&desired, web, 1, (&placement, &secrets), (true, &[]));
-        let log = engine.host_config.unwrap().log_config.unwrap();
+        let log = mapped
+            .engine("web")
+            .host_config
+            .unwrap()
+            .log_config
+            .unwrap();
         assert_eq!(log.typ.as_deref(), Some("syslog"));
         assert_eq!(log.config.unwrap()["tag"], "web");
-        let swarm = super::service_spec(&desired, web, (&placement, &secrets), &Default::default());
+        let web = mapped.service("web");
+        let swarm = super::service_spec(&mapped.desired, web, mapped.place(), &Default::default());
         let driver = swarm.task_template.unwrap().log_driver.unwrap();
         assert_eq!(driver.name.as_deref(), Some("syslog"));
-        let db = desired.service("db").unwrap();
-        let engine =
-            crate::engine::spec::container(&desired, db, 1, (&placement, &secrets), (true, &[]));
-        let log = engine.host_config.unwrap().log_config.unwrap();
+        let log = mapped.engine("db").host_config.unwrap().log_config.unwrap();
         assert_eq!(log.typ.as_deref(), Some("json-file"));
         assert_eq!(log.config.unwrap()["max-file"], "3");
     }
