@@ -344,9 +344,19 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
             Op::ErrorIfEmpty | Op::ErrorIfUnset
                 if (var.op == Op::ErrorIfEmpty && empty) || unset =>
             {
-                let message = self.template(&var.arg, refs)?;
+                let mut used = BTreeSet::new();
+                let message = self.template(&var.arg, &mut used)?;
+                // A message written in a secrets file, or built from a secret, is not shown.
+                let secret = self.in_secrets_file()
+                    || used.iter().any(|name| {
+                        self.assignments
+                            .get(name.as_str())
+                            .is_some_and(|a| a.kind == SourceKind::Secrets)
+                    });
                 let message = if message.is_empty() {
                     format!("`{}` must be set", var.name)
+                } else if secret {
+                    format!("`{}` must be set (its message is hidden: it comes from a secret)", var.name)
                 } else {
                     format!("`{}` must be set: {message}", var.name)
                 };
