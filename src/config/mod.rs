@@ -102,8 +102,8 @@ pub fn from_sources(
     let resolved =
         project::resolve(&sources.layers, &builtins, &process_env).map_err(Error::Invalid)?;
     let secret_values = secret_values(&resolved);
-    let (config, mut warnings) = phases::build(&sources, &resolved, &builtins, options)
-        .map_err(|e| match e {
+    let (config, mut warnings) =
+        phases::build(&sources, &resolved, &builtins, options).map_err(|e| match e {
             Error::Invalid(diagnostics) => Error::Invalid(
                 diagnostics
                     .into_iter()

@@ -239,10 +239,8 @@ impl ReadError {
                 Diagnostic::new(format!("cannot read `{shown}`: permission denied"))
                     .hint(format!("let your user read it: `chmod u+r {shown}`"))
             }
-            ReadError::BadPath(what) => {
-                Diagnostic::new(format!("cannot read `{shown}`: {what}"))
-                    .hint("make it a text file, or remove it")
-            }
+            ReadError::BadPath(what) => Diagnostic::new(format!("cannot read `{shown}`: {what}"))
+                .hint("make it a text file, or remove it"),
             ReadError::Other(err) => return Error::io("read", path, err),
         };
         diagnostic.into()

@@ -356,7 +356,10 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
                 let message = if message.is_empty() {
                     format!("`{}` must be set", var.name)
                 } else if secret {
-                    format!("`{}` must be set (its message is hidden: it comes from a secret)", var.name)
+                    format!(
+                        "`{}` must be set (its message is hidden: it comes from a secret)",
+                        var.name
+                    )
                 } else {
                     format!("`{}` must be set: {message}", var.name)
                 };

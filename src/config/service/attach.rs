@@ -113,7 +113,11 @@ fn secret_files(
         if !context.keys.secrets.contains(&key) {
             errors.push(bad(
                 v,
-                format!("`{}` refers to {}, which is not a secret", v.key, v.show(&key)),
+                format!(
+                    "`{}` refers to {}, which is not a secret",
+                    v.key,
+                    v.show(&key)
+                ),
                 &format!(
                     "list `{key}` in `STACK_SECRETS` and set it in the environment's secrets.env"
                 ),
