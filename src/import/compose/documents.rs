@@ -104,12 +104,8 @@ pub(super) fn check_shape<'d>(
         let message = format!("`{shown}` is not a Compose file: {what}");
         // The whole file is wrong: its first line is not shown (it may be any file,
         // `extends: {file: /etc/shadow}`); a line inside `services` is.
-        let diagnostic = if line > 1 {
-            input_error(shown, text, line, 1, message)
-        } else {
-            Diagnostic::new(message)
-        };
-        diagnostic
+        let quoted = if line > 1 { text } else { "" };
+        input_error(shown, quoted, line, 1, message)
             .hint("a Compose file is a mapping with a `services:` mapping of service names")
             .into()
     };
