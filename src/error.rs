@@ -64,8 +64,10 @@ fn masked(line: &str) -> String {
         && key
             .chars()
             .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if is_key {
         format!("{head}={MASK}")
     } else {

@@ -644,8 +644,14 @@ fn a_bad_compose_input_exits_2_with_its_path_and_writes_nothing() {
         "services:\n  web:\n    image: nginx\n    command:\n{}x\n",
         "- ".repeat(100_000)
     );
+    let nested = format!(
+        "services:\n  web:\n    image: nginx\n    environment:\n      X: \"{}z{}\"\n",
+        "${Y:-".repeat(100_000),
+        "}".repeat(100_000)
+    );
     let cases: Vec<(&str, String, &str)> = vec![
         ("not-yaml.yml", "services:\n  web: [a\n  b: }\n".into(), "not valid YAML"),
+        ("nested.yml", nested, "more than 32 levels deep"),
         ("bomb.yml", bomb, "not valid YAML"),
         ("deep.yml", deep, "nests deeper than 128 levels"),
         ("deep-block.yml", deep_block, "nests deeper than 128 levels"),
@@ -721,4 +727,184 @@ fn an_import_into_a_project_exits_2_with_the_path_and_changes_nothing() {
     );
     assert!(!stderr.contains("abc123"), "{stderr}");
     assert_eq!(read_tree(&project.dir), before, "the project changed");
+}
+
+/// Each way a diagnostic could quote a secret, found by planting one and grepping every
+/// output: exit 2 at the line, and the value nowhere (`build`, `config`, `config --json`).
+#[test]
+fn no_diagnostic_quotes_a_secret_whatever_the_mistake() {
+    const SECRET: &str = "HUNTER2canaryQ7Zx";
+    // (extra secrets.env lines, extra stack.env lines, what the error says)
+    let cases: [(&str, &str, &str); 9] = [
+        // A value pasted on a line of its own, mixed case or upper case only.
+        ("HUNTER2canaryQ7Zx\n", "", "does not start with `KEY=`"),
+        ("AKIAHUNTER2CANARY\n", "", "does not start with `KEY=`"),
+        (
+            "OTHER HUNTER2canaryQ7Zx\n",
+            "",
+            "does not start with `KEY=`",
+        ),
+        // `${VAR:?message}` whose message is a secret, or written in the secrets file.
+        (
+            "",
+            "SERVICE_WEB_ENV_R=${NOPE:?${APP_SECRET}}\n",
+            "its message is hidden",
+        ),
+        (
+            "Q=${NOPE:?HUNTER2canaryQ7Zx}\n",
+            "",
+            "its message is hidden",
+        ),
+        // An item of a list, a user, a secret file's key, built from a secret.
+        ("", "SERVICE_WEB_ENV=${APP_SECRET}\n", "is not `name=value`"),
+        (
+            "",
+            "SERVICE_WEB_SYSCTLS=${APP_SECRET}\n",
+            "is not `name=value`",
+        ),
+        ("", "SERVICE_WEB_USER=${APP_SECRET}!\n", "is not a user"),
+        (
+            "",
+            "SERVICE_WEB_SECRET_FILES=${APP_SECRET}\n",
+            "which is not a secret",
+        ),
+    ];
+    for (secrets, extra, what) in cases {
+        let project = fixture("minimal");
+        project.append(&format!(
+            "SERVICE_WEB_ENV_APP_SECRET=${{APP_SECRET}}\n{extra}"
+        ));
+        write_dev_secrets(&project, &format!("APP_SECRET={SECRET}\n{secrets}"));
+        for args in [&["build"][..], &["config"], &["config", "--json"]] {
+            let output = bounded(&project, args);
+            let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+            assert_eq!(output.status.code(), Some(2), "{extra}{secrets}: {stderr}");
+            assert!(stderr.contains(what), "{extra}{secrets}: {stderr}");
+            assert!(stderr.contains(" --> "), "no location: {stderr}");
+            for shown in [&stdout, &stderr] {
+                assert!(
+                    !shown.contains("HUNTER2") && !shown.contains("hunter2canary"),
+                    "a secret was shown ({args:?}):\n{shown}"
+                );
+            }
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+        assert!(!project.path(".stack").exists(), "a bundle was written");
+    }
+}
+
+/// An `ENV_FILE` is read into the bundle, so one that leads out of the repository
+/// (`..`, a link, `/proc`) is refused before it is opened, at its line.
+#[test]
+fn an_env_file_outside_the_repository_is_refused_at_its_line() {
+    for (value, shown) in [
+        ("../outside/runner.env", "`../outside/runner.env`"),
+        ("linked.env", "`linked.env`"),
+        ("../../../../../../../../proc/self/environ", "/proc/"),
+    ] {
+        let project = fixture("minimal");
+        let outside = project.sibling("outside");
+        fs::write(
+            outside.join("runner.env"),
+            "AWS_ACCESS_KEY_ID=AKIAOUTSIDE\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.join("runner.env"), project.path("linked.env")).unwrap();
+        project.append(&format!("SERVICE_WEB_ENV_FILE={value}\n"));
+        let output = bounded(&project, &["build"]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("outside the repository"), "{stderr}");
+        assert!(stderr.contains(shown), "{stderr}");
+        assert!(stderr.contains("--> stack.env:"), "{stderr}");
+        assert!(!stderr.contains("AKIAOUTSIDE"), "{stderr}");
+        assert!(!project.path(".stack").exists(), "a bundle was written");
+    }
+    // Inside the repository, through a link, it is read.
+    let project = fixture("minimal");
+    fs::write(project.path("shared.env"), "GREETING=hello\n").unwrap();
+    std::os::unix::fs::symlink("shared.env", project.path("web.env")).unwrap();
+    project.append("SERVICE_WEB_ENV_FILE=web.env\n");
+    let bundle = project.build("dev", None);
+    let compose = fs::read_to_string(bundle.join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("GREETING: hello"), "{compose}");
+}
+
+/// A path that cannot be a file (a loop of links, a file where a folder should be) is
+/// bad input naming the file, not an outside failure.
+#[test]
+fn a_link_loop_or_a_file_for_a_folder_exits_2_naming_the_file() {
+    let project = fixture("minimal");
+    std::os::unix::fs::symlink("loop.env", project.path("loop.env")).unwrap();
+    std::os::unix::fs::symlink("loop.env", project.path("stack.local.env")).unwrap();
+    build_fails_naming(&project, "stack.local.env", "a loop of symbolic links");
+
+    let project = fixture("minimal");
+    let _ = fs::remove_dir_all(project.path("environments"));
+    fs::write(project.path("environments"), "not a folder\n").unwrap();
+    build_fails_naming(
+        &project,
+        "environments/dev/stack.env",
+        "a folder on its path is not a folder",
+    );
+}
+
+/// A `.env` value nested 100 000 levels deep (it hung the import for minutes) is not
+/// carried, said by its line; a file `extends` names that is not Compose is named, never
+/// quoted (it may be any file of the machine).
+#[test]
+fn an_import_never_hangs_on_nesting_nor_quotes_a_file_that_is_not_compose() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("src");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx:1.27\n    environment:\n      X: ${X}\n",
+    )
+    .unwrap();
+    let deep = format!("X={}z{}\n", "${Y:-".repeat(100_000), "}".repeat(100_000));
+    fs::write(dir.join(".env"), deep).unwrap();
+    let project = temp.path().join("project");
+    let output = import_bounded(
+        &dir,
+        &[
+            dir.join("docker-compose.yml").as_os_str(),
+            project.as_os_str(),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(".env:1"), "{stderr}");
+    assert!(stderr.contains("more than 32 levels deep"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    fs::write(
+        temp.path().join("shadow"),
+        "root:$6$SALTHASHCANARY:20228:0:99999:7:::\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("docker-compose.yml"),
+        "services:\n  web:\n    extends:\n      file: ../shadow\n      service: x\n",
+    )
+    .unwrap();
+    fs::remove_file(dir.join(".env")).unwrap();
+    let project = temp.path().join("project-2");
+    let output = import_bounded(
+        &dir,
+        &[
+            dir.join("docker-compose.yml").as_os_str(),
+            project.as_os_str(),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not a Compose file"), "{stderr}");
+    assert!(
+        !stderr.contains("SALTHASHCANARY"),
+        "the file was quoted:\n{stderr}"
+    );
+    let written: Vec<_> = fs::read_dir(&project)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "the import wrote {written:?}");
 }

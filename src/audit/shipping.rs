@@ -2,7 +2,7 @@
 //! Docker socket, the host's root), build contexts outside the repository, wildcard
 //! routes under automatic TLS, and a production domain that is still `localhost`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Finding;
 use crate::config::presets::PRESETS;
@@ -90,15 +90,7 @@ fn preset_declares(service: &Service, source: &Path) -> bool {
         .any(|from| Path::new(from) == source)
 }
 
-/// The folder a build context must stay in: the repository holding the project (the
-/// nearest folder with `.git` at or above it), else the project folder.
-pub fn repository_root(project_dir: &Path) -> PathBuf {
-    project_dir
-        .ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .unwrap_or(project_dir)
-        .to_path_buf()
-}
+pub use crate::config::repository_root;
 
 /// A build context outside the repository sends files from elsewhere on the machine to
 /// the builder (and into the image).

@@ -13,17 +13,54 @@ use std::sync::Arc;
 use super::model::Config;
 use crate::error::{Diagnostic, Error, Result};
 
-/// The contents of every `ENV_FILE` of `config`, by its path relative to the project.
-pub fn read(config: &Config) -> Result<BTreeMap<String, Vec<u8>>> {
+/// The contents of every `ENV_FILE` of `loaded`, by its path relative to the project.
+/// A file must be a regular file inside the repository (links followed): its values are
+/// written into the bundle, so a committed project cannot pull in the machine's files.
+pub fn read(loaded: &super::Loaded) -> Result<BTreeMap<String, Vec<u8>>> {
+    let config = &loaded.config;
+    let root = super::repository_root(&config.project_dir);
+    let root = root.canonicalize().unwrap_or(root);
     let mut out = BTreeMap::new();
-    for rel in config.services.iter().flat_map(|s| &s.env_files) {
-        if out.contains_key(rel) {
-            continue;
+    for service in &config.services {
+        let key = format!(
+            "SERVICE_{}_ENV_FILE",
+            super::keys::service_key_name(&service.name)
+        );
+        let span = loaded.resolved.settings.get(&key).map(|s| s.span.clone());
+        for rel in &service.env_files {
+            if out.contains_key(rel) {
+                continue;
+            }
+            let path = config.project_dir.join(rel);
+            let at = |e: Error| match e {
+                Error::Invalid(diagnostics) => Error::Invalid(
+                    diagnostics
+                        .into_iter()
+                        .map(|d| {
+                            let message = format!("`{key}`: {}", d.message);
+                            Diagnostic { message, ..d }.with_span(span.clone())
+                        })
+                        .collect(),
+                ),
+                other => other,
+            };
+            // Looked at before reading: a file outside is never opened.
+            let real = path.canonicalize().unwrap_or_else(|_| root.clone());
+            if !real.starts_with(&root) {
+                return Err(Diagnostic::new(format!(
+                    "`{key}` names `{rel}`, which is `{}`, outside the repository `{}`",
+                    real.display(),
+                    root.display()
+                ))
+                .with_span(span.clone())
+                .hint("an env file's values are written into the bundle: keep the file in the repository")
+                .into());
+            }
+            let bytes =
+                crate::fsio::read_bounded(&path, crate::project::syntax::MAX_FILE_BYTES as u64)
+                    .map_err(|e| at(e.into_error(rel, &path)))?;
+            out.insert(rel.clone(), bytes);
         }
-        let path = config.project_dir.join(rel);
-        let bytes = crate::fsio::read_bounded(&path, crate::project::syntax::MAX_FILE_BYTES as u64)
-            .map_err(|e| e.into_error(rel, &path))?;
-        out.insert(rel.clone(), bytes);
     }
     Ok(out)
 }

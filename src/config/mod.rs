@@ -83,7 +83,7 @@ pub fn load_with(
     }
     let mut loaded = from_sources(sources, options, process_env)?;
     // `ENV_FILE`s are named by the configuration, so they are read once it is known.
-    let files = env_files::read(&loaded.config)?;
+    let files = env_files::read(&loaded)?;
     env_files::apply(&mut loaded.config, &files)?;
     Ok(loaded)
 }
@@ -102,7 +102,20 @@ pub fn from_sources(
     }
     let resolved =
         project::resolve(&sources.layers, &builtins, &process_env).map_err(Error::Invalid)?;
-    let (config, mut warnings) = phases::build(&sources, &resolved, &builtins, options)?;
+    let secret_values = secret_values(&resolved);
+    let (config, mut warnings) =
+        phases::build(&sources, &resolved, &builtins, options).map_err(|e| match e {
+            Error::Invalid(diagnostics) => Error::Invalid(
+                diagnostics
+                    .into_iter()
+                    .map(|d| redact(d, &secret_values))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+    for warning in &mut warnings {
+        warning.diagnostic = redact(warning.diagnostic.clone(), &secret_values);
+    }
     warnings.extend(project::duplicate_keys(&sources.layers));
     let secret_names: BTreeSet<&str> = config.secrets.iter().map(|s| s.name.as_str()).collect();
     // An unset secret is reported as a missing secret, not as an empty interpolation.
@@ -120,6 +133,37 @@ pub fn from_sources(
         warnings,
         defaults: builtins,
     })
+}
+
+/// The values set in a secrets layer (the file or `STACK_SECRETS_COMMAND`) that are long
+/// enough to be recognised in a text, longest first.
+fn secret_values(resolved: &project::Resolved) -> Vec<String> {
+    let mut values: Vec<String> = resolved
+        .settings
+        .values()
+        .filter(|s| s.kind == project::SourceKind::Secrets && s.value.chars().count() >= 4)
+        .map(|s| s.value.clone())
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
+}
+
+/// `diagnostic` with every secret value in its message and hint replaced by a mask: the
+/// last guard, whatever a check quoted, so no diagnostic shows a secret.
+fn redact(mut diagnostic: Diagnostic, secrets: &[String]) -> Diagnostic {
+    let hide = |text: &mut String| {
+        for secret in secrets {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), "********");
+            }
+        }
+    };
+    hide(&mut diagnostic.message);
+    if let Some(hint) = &mut diagnostic.hint {
+        hide(hint);
+    }
+    diagnostic
 }
 
 /// `STACK_PROJECT`: the literal of its last assignment, else a first resolution.
@@ -211,6 +255,8 @@ pub const CADDY_IMAGE: &str = "caddy:2.8.4-alpine";
 pub const NGINX_IMAGE: &str = "nginx:1.27.3-alpine";
 
 /// Lexically clean a path (`a/./b/../c` → `a/c`).
+pub use paths::repository_root;
+
 pub fn normalize_path(path: &Path) -> std::path::PathBuf {
     paths::normalize(path)
 }

@@ -2,6 +2,16 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// The folder a build context and an `ENV_FILE` must stay in: the repository holding the
+/// project (the nearest folder with `.git` at or above it), else the project folder.
+pub fn repository_root(project_dir: &Path) -> PathBuf {
+    project_dir
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .unwrap_or(project_dir)
+        .to_path_buf()
+}
+
 /// Lexically clean a path (`a/./b/../c` → `a/c`).
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

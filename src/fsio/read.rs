@@ -202,6 +202,8 @@ pub enum ReadError {
         limit: u64,
     },
     Denied,
+    /// The path itself is wrong (a loop of links, a file where a folder should be).
+    BadPath(&'static str),
     Other(std::io::Error),
 }
 
@@ -210,7 +212,12 @@ impl ReadError {
         match err.kind() {
             std::io::ErrorKind::NotFound => ReadError::Missing,
             std::io::ErrorKind::PermissionDenied => ReadError::Denied,
-            _ => ReadError::Other(err),
+            _ => match err.raw_os_error() {
+                Some(libc::ELOOP) => ReadError::BadPath("a loop of symbolic links"),
+                Some(libc::ENOTDIR) => ReadError::BadPath("a folder on its path is not a folder"),
+                Some(libc::ENAMETOOLONG) => ReadError::BadPath("the path is too long"),
+                _ => ReadError::Other(err),
+            },
         }
     }
 
@@ -232,6 +239,8 @@ impl ReadError {
                 Diagnostic::new(format!("cannot read `{shown}`: permission denied"))
                     .hint(format!("let your user read it: `chmod u+r {shown}`"))
             }
+            ReadError::BadPath(what) => Diagnostic::new(format!("cannot read `{shown}`: {what}"))
+                .hint("make it a text file, or remove it"),
             ReadError::Other(err) => return Error::io("read", path, err),
         };
         diagnostic.into()

@@ -80,6 +80,16 @@ pub fn parse(text: &str) -> (Vec<Assignment>, Vec<Skipped>) {
             };
             interpolated(value.trim())
         };
+        if super::text::interpolation_depth(&template) > super::yaml::MAX_INTERPOLATION_DEPTH {
+            skipped.push(Skipped {
+                line: number,
+                reason: format!(
+                    "the value nests `${{…}}` more than {} levels deep",
+                    super::yaml::MAX_INTERPOLATION_DEPTH
+                ),
+            });
+            continue;
+        }
         out.push(Assignment {
             key,
             template,

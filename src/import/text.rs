@@ -17,6 +17,27 @@ pub enum Piece {
 }
 
 /// Split `text` into pieces. A `$` that starts no reference stays text.
+/// How deep `${…}` references nest in `text` (`$$` is a literal `$`): a linear scan.
+pub fn interpolation_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+            }
+            '$' if chars.peek() == Some(&'{') => {
+                chars.next();
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+    }
+    deepest
+}
+
 pub fn pieces(text: &str) -> Vec<Piece> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();

@@ -14,6 +14,9 @@ pub const MAX_NODES: usize = 200_000;
 /// At most this many bytes of text (strings and keys) in one document, aliases expanded.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
+/// At most this deep may `${…}` references nest in one value, as in a project file.
+pub const MAX_INTERPOLATION_DEPTH: usize = 32;
+
 /// A YAML value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -276,6 +279,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
         self.budget.node()?;
         self.budget.text(v.len())?;
+        if super::text::interpolation_depth(v) > MAX_INTERPOLATION_DEPTH {
+            return Err(E::custom(format!(
+                "a value nests `${{…}}` more than {MAX_INTERPOLATION_DEPTH} levels deep"
+            )));
+        }
         Ok(Node::Str(v.to_string()))
     }
 

@@ -95,15 +95,16 @@ fn run(dir: &std::path::Path, env: &str, command: &str) -> Result<Vec<u8>> {
             &stderr,
         ));
     };
+    // First: a command stopped by the closed pipe (`yes`) failed because of its size.
+    if stdout.len() as u64 > limit {
+        return Err(failed(format!("printed more than {limit} bytes"), ""));
+    }
     if !status.success() {
         let how = match status.code() {
             Some(code) => format!("exited {code}"),
             None => "was killed by a signal".to_string(),
         };
         return Err(failed(how, &stderr));
-    }
-    if stdout.len() as u64 > limit {
-        return Err(failed(format!("printed more than {limit} bytes"), ""));
     }
     Ok(stdout)
 }

@@ -301,6 +301,33 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
             .is_some_and(|a| a.kind == SourceKind::Secrets)
     }
 
+    /// The error of `${VAR:?message}` (or `?`) on an unset `VAR`. A message written in a
+    /// secrets file, or built from a secret, is not shown.
+    fn required(&mut self, var: &'a VarRef) -> Result<Diagnostic, Diagnostic> {
+        let mut used = BTreeSet::new();
+        let message = self.template(&var.arg, &mut used)?;
+        let secret = self.in_secrets_file()
+            || used.iter().any(|name| {
+                self.assignments
+                    .get(name.as_str())
+                    .is_some_and(|a| a.kind == SourceKind::Secrets)
+            });
+        let message = if message.is_empty() {
+            format!("`{}` must be set", var.name)
+        } else if secret {
+            format!(
+                "`{}` must be set (its message is hidden: it comes from a secret)",
+                var.name
+            )
+        } else {
+            format!("`{}` must be set: {message}", var.name)
+        };
+        Ok(Diagnostic::new(message).at(&var.span).hint(format!(
+            "set `{}` in the project file, an overlay, `--set` or the environment",
+            var.name
+        )))
+    }
+
     fn var(&mut self, var: &'a VarRef, refs: &mut BTreeSet<String>) -> Result<String, Diagnostic> {
         let value = self.lookup(var, refs)?;
         let empty = value.as_deref().is_none_or(str::is_empty);
@@ -344,16 +371,7 @@ impl<'a, F: Fn(&str) -> Option<String>> Resolver<'a, F> {
             Op::ErrorIfEmpty | Op::ErrorIfUnset
                 if (var.op == Op::ErrorIfEmpty && empty) || unset =>
             {
-                let message = self.template(&var.arg, refs)?;
-                let message = if message.is_empty() {
-                    format!("`{}` must be set", var.name)
-                } else {
-                    format!("`{}` must be set: {message}", var.name)
-                };
-                return Err(Diagnostic::new(message).at(&var.span).hint(format!(
-                    "set `{}` in the project file, an overlay, `--set` or the environment",
-                    var.name
-                )));
+                return Err(self.required(var)?);
             }
             Op::AltIfNonEmpty => {
                 if empty {

@@ -161,7 +161,7 @@ pub fn env_entry(value: &Value, item: &str) -> Result<(String, String), Diagnost
         }
         _ => Err(bad(
             value,
-            format!("`{}`: `{item}` is not `name=value`", value.key),
+            format!("`{}`: {} is not `name=value`", value.key, value.show(item)),
             "write e.g. `discovery.type=single-node`; names cannot be empty or hold `=`, blanks or control characters",
         )),
     }

@@ -345,7 +345,7 @@ pub fn user(value: &Value) -> Result<User, Diagnostic> {
     if !part(user) || !group.is_none_or(part) {
         return Err(bad(
             value,
-            format!("`{}` is not a user: `{text}`", value.key),
+            format!("`{}` is not a user: {}", value.key, value.show(text)),
             "write a user name or id, optionally with a group: `app`, `1000`, `1000:1000`",
         ));
     }

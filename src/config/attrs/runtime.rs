@@ -184,7 +184,7 @@ pub fn sysctl(value: &Value, item: &str) -> Result<(String, String), Diagnostic>
     let Some((name, setting)) = parsed else {
         return Err(bad(
             value,
-            format!("`{}`: `{item}` is not `name=value`", value.key),
+            format!("`{}`: {} is not `name=value`", value.key, value.show(item)),
             "write e.g. `net.core.somaxconn=1024`",
         ));
     };

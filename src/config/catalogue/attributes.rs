@@ -495,7 +495,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["ENV_FILE"],
-        meaning: r##"files of `KEY=VALUE` lines (Compose's `env_file`: `#` comments, `export `, quotes stripped, values literal), relative to the project, comma-separated; a later file wins, and the service's own `ENV_<VAR>`/`ENV` win over every file. A name that says it is a secret (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*_KEY`) is refused: the values are written into docker-compose.yml, so secrets go to `secrets.env`. A bad line is reported by `file:line` and what is wrong, never shown (it may hold a value). (A variable named `FILE` is set through the `ENV` list.)"##,
+        meaning: r##"files of `KEY=VALUE` lines (Compose's `env_file`: `#` comments, `export `, quotes stripped, values literal), relative to the project, comma-separated; a later file wins, and the service's own `ENV_<VAR>`/`ENV` win over every file. A file must stay inside the repository (the nearest folder with `.git`, else the project; links followed): one outside, `/proc` included, is refused at its line before it is opened. A name that says it is a secret (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*_KEY`) is refused: the values are written into docker-compose.yml, so secrets go to `secrets.env`. A bad line is reported by `file:line` and what is wrong, never shown (it may hold a value). (A variable named `FILE` is set through the `ENV` list.)"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: false,

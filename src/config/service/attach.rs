@@ -113,7 +113,11 @@ fn secret_files(
         if !context.keys.secrets.contains(&key) {
             errors.push(bad(
                 v,
-                format!("`{}` refers to `{key}`, which is not a secret", v.key),
+                format!(
+                    "`{}` refers to {}, which is not a secret",
+                    v.key,
+                    v.show(&key)
+                ),
                 &format!(
                     "list `{key}` in `STACK_SECRETS` and set it in the environment's secrets.env"
                 ),
@@ -206,7 +210,7 @@ fn basic_auth(context: &Context, v: &Value) -> Result<BasicAuth, Diagnostic> {
     if !context.keys.secrets.contains(key) {
         return Err(bad(
             v,
-            format!("`{}` refers to `{key}`, which is not a secret", v.key),
+            format!("`{}` refers to {}, which is not a secret", v.key, v.show(key)),
             &format!("list `{key}` in `STACK_SECRETS` and put the bcrypt hash in the environment's secrets.env"),
         ));
     }

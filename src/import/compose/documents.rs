@@ -101,15 +101,13 @@ pub(super) fn check_shape<'d>(
     text: &str,
 ) -> Result<&'d [(String, Node)]> {
     let not_compose = |line: usize, what: String| -> Error {
-        input_error(
-            shown,
-            text,
-            line,
-            1,
-            format!("`{shown}` is not a Compose file: {what}"),
-        )
-        .hint("a Compose file is a mapping with a `services:` mapping of service names")
-        .into()
+        let message = format!("`{shown}` is not a Compose file: {what}");
+        // The whole file is wrong: its first line is not shown (it may be any file,
+        // `extends: {file: /etc/shadow}`); a line inside `services` is.
+        let quoted = if line > 1 { text } else { "" };
+        input_error(shown, quoted, line, 1, message)
+            .hint("a Compose file is a mapping with a `services:` mapping of service names")
+            .into()
     };
     let Node::Map(top) = doc else {
         return Err(not_compose(1, format!("the document is {}", doc.kind())));
@@ -146,11 +144,24 @@ pub(super) fn check_shape<'d>(
         .hint("indent the services under a `services:` key, then import again")
         .into()),
         None => {
-            let keys: Vec<&str> = top.iter().map(|(k, _)| k.as_str()).take(5).collect();
-            Err(not_compose(
-                1,
-                format!("it has no `services` (its keys: {})", keys.join(", ")),
-            ))
+            // Only keys that look like Compose's are named: the file may be anything
+            // (`extends: {file: /etc/shadow}`), and its text is not shown.
+            let keys: Vec<&str> = top
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| {
+                    k.len() <= 40
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                })
+                .take(5)
+                .collect();
+            let shown = if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" (its keys: {})", keys.join(", "))
+            };
+            Err(not_compose(1, format!("it has no `services`{shown}")))
         }
     }
 }

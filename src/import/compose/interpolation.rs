@@ -53,6 +53,15 @@ impl Import<'_> {
     /// A value written into `stack.env`: reserved names renamed, secret references
     /// listed in `STACK_SECRETS`, and a literal default of a secret moved to `secrets.env`.
     pub(super) fn template(&mut self, text: &str) -> String {
+        self.template_at(text, 0)
+    }
+
+    /// [`Self::template`] at `depth` of nesting: past the project file's limit the text
+    /// stays as it is (the reader refuses it), so a hostile input costs no more.
+    fn template_at(&mut self, text: &str, depth: usize) -> String {
+        if depth > crate::import::yaml::MAX_INTERPOLATION_DEPTH {
+            return text.to_string();
+        }
         let mut out = Vec::new();
         for piece in pieces(text) {
             let Piece::Var { name, rest, braced } = piece else {
@@ -63,7 +72,7 @@ impl Import<'_> {
             let name = self.var(&name);
             let op_len = rest.len() - rest.trim_start_matches([':', '-', '?', '+']).len();
             let (op, arg) = rest.split_at(op_len);
-            let arg = self.template(arg);
+            let arg = self.template_at(arg, depth + 1);
             if is_secret_name(&name) {
                 let from_dotenv = self.dotenv.contains_key(&name)
                     || self

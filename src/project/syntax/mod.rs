@@ -323,9 +323,14 @@ impl<'a> Parser<'a> {
                 .at(&self.here(1))
                 .hint("each line is `KEY=VALUE`, a blank line or a `#` comment"));
         }
-        check_key(&word, &key_span)?;
+        // In a secrets file a line that is not `KEY=…` may be a pasted value: not quoted.
+        let secret = key_span.is_secret();
+        check_key(&word, &key_span).map_err(|d| if secret { hidden_key(&key_span) } else { d })?;
         self.skip_blanks();
         if self.peek() != Some('=') {
+            if secret {
+                return Err(hidden_key(&key_span));
+            }
             return Err(Diagnostic::new(format!("expected `=` after key `{word}`"))
                 .at(&self.here(1))
                 .hint(format!("write `{word}=VALUE`")));
@@ -433,6 +438,13 @@ enum Mode {
 }
 
 /// Keys match `[A-Z_][A-Z0-9_]*`.
+/// A line of a secrets file that does not start with `KEY=`: what it holds is not shown.
+fn hidden_key(span: &Span) -> Diagnostic {
+    Diagnostic::new("a line that does not start with `KEY=` (not shown: it may be a secret value)")
+        .at(span)
+        .hint("each line is `KEY=VALUE` with an upper-case `KEY`; a value that spans lines goes in double quotes")
+}
+
 pub fn check_key(key: &str, span: &Span) -> Result<(), Diagnostic> {
     let mut chars = key.chars();
     let first_ok = chars

@@ -25,6 +25,17 @@ impl<'a> Parser<'a> {
                 (Mode::Unquoted, '\r') if matches!(self.peek_at(1), None | Some('\n')) => {
                     return Ok(template)
                 }
+                // A lone CR ends no line here (old Mac line endings would make the whole
+                // file one value): said, instead of a confusing error on that value.
+                (Mode::Unquoted | Mode::Braced, '\r')
+                    if !self.double && self.peek_at(1) != Some('\n') =>
+                {
+                    return Err(Diagnostic::new(
+                        "a carriage return (`\\r`) without a line feed in an unquoted value",
+                    )
+                    .at(&self.here(1))
+                    .hint("save the file with LF (or CRLF) line endings; a carriage return in a value is `\\r` inside double quotes"))
+                }
                 (Mode::Unquoted, '#') if self.prev_is_blank() => return Ok(template),
                 (Mode::Double, '"') => return Ok(template),
                 (Mode::Braced, '}') => return Ok(template),
