@@ -221,17 +221,6 @@ proptest! {
         prop_assert_eq!(&values(&text)["K"], &format!("{value}x"), "written as {}", text);
     }
 
-    /// A list value (`ENV`, `LABELS`, `BUILD_ARGS`) whose items hold commas, blanks and
-    /// backslashes, each item escaped and the whole written by the writer, reads back as
-    /// the same items.
-    #[test]
-    fn a_list_of_items_with_commas_reads_back(items in proptest::collection::vec("[a-z]=[a-z ,\\\\`()&/]{0,12}[a-z,\\\\]", 1..6)) {
-        let escaped: Vec<String> = items.iter().map(|i| crate::config::values::escape_item(i)).collect();
-        let text = format!("K={}\n", super::writer::template(&escaped.join(",")));
-        let read = crate::config::values::split_escaped(&values(&text)["K"]);
-        prop_assert_eq!(read, Some(items), "written as {}", text);
-    }
-
     /// Any bytes: an answer, never a panic.
     #[test]
     fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
