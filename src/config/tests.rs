@@ -486,6 +486,51 @@ fn the_env_list_spells_any_name_and_env_var_keys_win() {
 }
 
 #[test]
+fn a_comma_inside_an_env_or_label_item_is_escaped() {
+    let loaded = load_text(
+        "STACK_PROJECT=p\nSTACK_SERVICES=app\nSERVICE_APP_IMAGE=a:1\n\
+         SERVICE_APP_ENV=no_proxy=a\\,b\\, , x.y=c\\d\n\
+         SERVICE_APP_LABELS='r=PathPrefix(`/a/`\\, `/b/`),k=a,b'\n",
+        "dev",
+    )
+    .unwrap();
+    let service = &loaded.config.services[0];
+    assert_eq!(service.env_value("no_proxy").unwrap(), "a,b,");
+    assert_eq!(service.env_value("x.y").unwrap(), "c\\d");
+    assert_eq!(service.labels["r"], "PathPrefix(`/a/`, `/b/`)");
+    // An item without `=` still continues the label before it.
+    assert_eq!(service.labels["k"], "a,b");
+    let errors = diagnostics(load_text(
+        "STACK_PROJECT=p\nSTACK_SERVICES=app\nSERVICE_APP_IMAGE=a:1\nSERVICE_APP_ENV='a=b\\'\n",
+        "dev",
+    ));
+    let text = errors[0].render();
+    assert!(text.contains("ends with a lone backslash"), "{text}");
+    assert!(text.contains("stack.env:4"), "{text}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// `LABELS` whose values hold commas, blanks and backslashes, each item escaped and
+    /// the list written by the project-file writer, reads back as the same labels.
+    #[test]
+    fn a_list_written_by_the_writer_reads_back(values in proptest::collection::vec("[a-z,\\\\][a-z ,\\\\`()&/]{0,12}[a-z,\\\\]", 1..6)) {
+        let items: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("k{i}={v}")).collect();
+        let escaped: Vec<String> = items.iter().map(|i| crate::config::values::escape_item(i)).collect();
+        let text = format!(
+            "STACK_PROJECT=p\nSTACK_SERVICES=app\nSERVICE_APP_IMAGE=a:1\nSERVICE_APP_LABELS={}\n",
+            crate::project::writer::template(&escaped.join(","))
+        );
+        let loaded = load_text(&text, "dev").unwrap();
+        let labels = &loaded.config.services[0].labels;
+        for (i, v) in values.iter().enumerate() {
+            proptest::prop_assert_eq!(&labels[&format!("k{i}")], v, "written as {}", text);
+        }
+    }
+}
+
+#[test]
 fn build_attributes_need_build_and_refuse_secrets() {
     let errors = diagnostics(load_text(
         "STACK_PROJECT=p\nSTACK_SERVICES=api,web\nSTACK_SECRETS=TOKEN\nTOKEN=x\n\

@@ -96,6 +96,16 @@ impl<'a> Value<'a> {
         split_list(self.text)
     }
 
+    /// The items of `ENV`, `LABELS` or `BUILD_ARGS` ([`split_escaped`]).
+    pub fn escaped_list(&self) -> Result<Vec<String>, Diagnostic> {
+        split_escaped(self.text).ok_or_else(|| {
+            self.error(
+                format!("`{}` ends with a lone backslash", self.key),
+                "a backslash escapes what follows it: write `\\,` for a comma inside an item and `\\\\` for a backslash",
+            )
+        })
+    }
+
     /// A name matching `[a-z0-9][a-z0-9<extra>]*`, at most 63 characters.
     pub fn name(&self, what: &str, extra: &str) -> Result<String, Diagnostic> {
         let text = self.text.trim();
@@ -244,6 +254,44 @@ fn compose_env_value(value: &str) -> Option<String> {
     }
     out.push('"');
     Some(out)
+}
+
+/// The items of `ENV`, `LABELS` and `BUILD_ARGS`: split on commas that are not escaped,
+/// where `\,` is a comma inside an item and `\\` a backslash (any other backslash stays as
+/// it is, so a file without `\,` or `\\` reads as [`split_list`] reads it). Blanks at an
+/// item's edges are dropped, and empty items. `None` for a lone backslash at the end.
+pub fn split_escaped(text: &str) -> Option<Vec<String>> {
+    let mut items = Vec::new();
+    let mut item = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next @ (',' | '\\')) => item.push(next),
+                Some(next) => {
+                    item.push('\\');
+                    item.push(next);
+                }
+                None => return None,
+            },
+            ',' => items.push(std::mem::take(&mut item)),
+            c => item.push(c),
+        }
+    }
+    items.push(item);
+    Some(
+        items
+            .iter()
+            .map(|item| item.trim())
+            .filter(|item| !item.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// One item as [`split_escaped`] reads it back: `\\` and `,` escaped.
+pub fn escape_item(item: &str) -> String {
+    item.replace('\\', "\\\\").replace(',', "\\,")
 }
 
 pub fn split_list(text: &str) -> Vec<String> {

@@ -7,11 +7,12 @@ use crate::error::Diagnostic;
 /// Label prefixes stack and Compose own; a project's label there would be overwritten.
 const RESERVED_LABELS: &[&str] = &["dev.stack.", "com.docker.compose.", "com.docker.stack."];
 
-/// `LABELS` items: an item without `=` continues the value before it, so a label's value
-/// can hold a comma list (`…authResponseHeaders=Remote-User,Remote-Groups`).
-pub fn label_entries(text: &str) -> Vec<String> {
+/// `LABELS` items (as [`crate::config::values::split_escaped`] splits them): an item
+/// without `=` continues the value before it, so a label's value written before `\,`
+/// existed can hold a comma list (`…authResponseHeaders=Remote-User,Remote-Groups`).
+pub fn label_entries(items: Vec<String>) -> Vec<String> {
     let mut entries: Vec<String> = Vec::new();
-    for item in crate::config::values::split_list(text) {
+    for item in items {
         match entries.last_mut() {
             Some(last) if !item.contains('=') => {
                 last.push(',');

@@ -114,7 +114,20 @@ fn sizes_and_env_names() {
 
 #[test]
 fn a_label_value_continues_over_commas_without_equals() {
-    assert_eq!(label_entries("a=x,y,b=z, c=1"), vec!["a=x,y", "b=z", "c=1"]);
+    let split = |text| crate::config::values::split_escaped(text).unwrap();
+    assert_eq!(
+        label_entries(split("a=x,y,b=z, c=1")),
+        vec!["a=x,y", "b=z", "c=1"]
+    );
+    // An escaped comma keeps the blank after it, and `\\` is a backslash.
+    assert_eq!(
+        label_entries(split(
+            r"r=Host(`a`) && PathPrefix(`/api/`\, `/git/`), b=c\\d\q"
+        )),
+        vec!["r=Host(`a`) && PathPrefix(`/api/`, `/git/`)", r"b=c\d\q"]
+    );
+    assert_eq!(split(r"a=1\,"), vec!["a=1,"]);
+    assert_eq!(crate::config::values::split_escaped(r"a=1,b\"), None);
 }
 
 #[test]

@@ -159,7 +159,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["ENV"],
-        meaning: r##"*(stack's addition)* `name=value,…` for variable names `ENV_<VAR>` cannot spell (`discovery.type=single-node,http_proxy=http://proxy:3128`): a name is anything but empty, `=`, blanks or control characters; values cannot hold a comma; `ENV_<VAR>` wins over the same name here; a list that uses a secret is secret as a whole"##,
+        meaning: r##"*(stack's addition)* `name=value,…` for variable names `ENV_<VAR>` cannot spell (`discovery.type=single-node,http_proxy=http://proxy:3128`): a name is anything but empty, `=`, blanks or control characters; `\,` is a comma inside an item and `\\` a backslash (`no_proxy=a\,b\,c`; any other backslash stays, a lone one at the end is an error); blanks at an item's edges are dropped; `ENV_<VAR>` wins over the same name here; a list that uses a secret is secret as a whole"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,
@@ -285,7 +285,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["LABELS"],
-        meaning: r##"`key=value` container labels, comma-separated; an item without `=` continues the value before it (`k=a,b`: the value `a,b`); keys under `dev.stack.`, `com.docker.compose.` and `com.docker.stack.` are refused (stack sets those)"##,
+        meaning: r##"`key=value` container labels, comma-separated; `\,` is a comma inside a value and `\\` a backslash (``r=PathPrefix(`/a`\, `/b`)``; a lone backslash at the end is an error); an item without `=` continues the value before it (`k=a,b`: the value `a,b`, as files written before `\,` have it); keys under `dev.stack.`, `com.docker.compose.` and `com.docker.stack.` are refused (stack sets those)"##,
         default: r##"none"##,
         targets: "compose, engine, swarm",
         container: true,
@@ -474,7 +474,7 @@ pub const ATTRIBUTES: &[Key] = &[
     },
     Key {
         names: &["BUILD_ARGS"],
-        meaning: r##"*(stack's addition)* `name=value,…` build arguments whose names `BUILD_ARG_<NAME>` cannot spell (Compose's `args: {uid: 1000, user: app}`): a name is anything but empty, `=`, blanks or control characters; values cannot hold a comma; `BUILD_ARG_<NAME>` wins over the same name here (needs `BUILD`; a secret is refused, as for `BUILD_ARG_<NAME>`)"##,
+        meaning: r##"*(stack's addition)* `name=value,…` build arguments whose names `BUILD_ARG_<NAME>` cannot spell (Compose's `args: {uid: 1000, user: app}`): a name is anything but empty, `=`, blanks or control characters; `\,` is a comma inside an item and `\\` a backslash (`no_proxy=a\,b\,c`; any other backslash stays, a lone one at the end is an error); blanks at an item's edges are dropped; `BUILD_ARG_<NAME>` wins over the same name here (needs `BUILD`; a secret is refused, as for `BUILD_ARG_<NAME>`)"##,
         default: r##"none"##,
         targets: "build",
         container: false,

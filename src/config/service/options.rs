@@ -18,12 +18,15 @@ fn items<T>(
 ) -> Vec<T> {
     get(map, attr)
         .map(|v| {
-            let list = if attr == "TMPFS" {
-                attrs::tmpfs_entries(v.text)
-            } else if attr == "LABELS" {
-                attrs::label_entries(v.text)
-            } else {
-                v.list()
+            let list = match attr {
+                "TMPFS" => attrs::tmpfs_entries(v.text),
+                // `\,` is a comma inside an item of these three.
+                "LABELS" | "ENV" | "BUILD_ARGS" => match errors.take(v.escaped_list()) {
+                    Some(list) if attr == "LABELS" => attrs::label_entries(list),
+                    Some(list) => list,
+                    None => Vec::new(),
+                },
+                _ => v.list(),
             };
             list.iter()
                 .filter_map(|item| errors.take(read(v, item)))

@@ -1,6 +1,7 @@
 //! `environment` over `env_file` to `ENV_<NAME>` (and `ENV`), secrets moved to
 //! `secrets.env`.
 
+use crate::config::values::escape_item;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::text::{as_literal, escape_dollars, pieces, Piece};
@@ -40,17 +41,21 @@ impl Import<'_> {
             let value = self.env_value(service, &name, &value, tainted.contains(&name));
             if is_key(&name) {
                 service.set(&format!("ENV_{name}"), &value);
-            } else if value.contains(',')
-                || name.contains([',', '='])
-                || name.chars().any(char::is_whitespace)
-            {
+            } else if name.contains('=') || name.chars().any(char::is_whitespace) {
                 self.finding(
                     Some(&input),
                     &format!("environment.{name}"),
-                    "a variable whose name is not upper-case goes into the `ENV` list, which cannot hold a comma",
+                    "a variable whose name is not upper-case goes into the `ENV` list, whose names cannot hold `=` or blanks",
+                );
+            } else if value.trim() != value {
+                self.finding(
+                    Some(&input),
+                    &format!("environment.{name}"),
+                    "a variable whose name is not upper-case goes into the `ENV` list, whose values cannot start or end with a blank",
                 );
             } else {
-                odd.push(format!("{name}={value}"));
+                // `\,` keeps a comma inside the item (CVAT's `no_proxy`).
+                odd.push(escape_item(&format!("{name}={value}")));
             }
         }
         if !odd.is_empty() {

@@ -6,6 +6,7 @@ use super::{
     embeds_credentials, is_key, is_secret_name, normalise, pairs, project_path, Import,
     ServiceDraft,
 };
+use crate::config::values::escape_item;
 
 impl Import<'_> {
     pub(super) fn image_and_build(&mut self, service: &mut ServiceDraft, node: &Node) {
@@ -112,11 +113,11 @@ impl Import<'_> {
         for (name, value) in pairs(args) {
             let key = format!("build.args.{name}");
             let plain = is_key(&name);
-            if !plain && (name.contains([',', '=']) || name.chars().any(char::is_whitespace)) {
+            if !plain && (name.contains('=') || name.chars().any(char::is_whitespace)) {
                 self.finding(
                     Some(&input),
                     &key,
-                    "`BUILD_ARGS` cannot hold a name with a comma, `=` or a blank",
+                    "`BUILD_ARGS` cannot hold a name with `=` or a blank",
                 );
                 continue;
             }
@@ -135,7 +136,7 @@ impl Import<'_> {
                 // Empty is empty, whatever the name: nothing secret to keep out of the image.
                 match plain {
                     true => service.set(&format!("BUILD_ARG_{name}"), ""),
-                    false => listed.push(format!("{name}=")),
+                    false => listed.push(escape_item(&format!("{name}="))),
                 }
                 continue;
             }
@@ -154,14 +155,15 @@ impl Import<'_> {
             let value = self.template(&value);
             if plain {
                 service.set(&format!("BUILD_ARG_{name}"), &value);
-            } else if value.contains(',') {
+            } else if value.trim() != value {
                 self.finding(
                     Some(&input),
                     &key,
-                    "`BUILD_ARGS` (for a name `BUILD_ARG_<NAME>` cannot spell) cannot hold a value with a comma",
+                    "`BUILD_ARGS` (for a name `BUILD_ARG_<NAME>` cannot spell) cannot hold a value that starts or ends with a blank",
                 );
             } else {
-                listed.push(format!("{name}={value}"));
+                // `\,` keeps a comma inside the item.
+                listed.push(escape_item(&format!("{name}={value}")));
             }
         }
         if !listed.is_empty() {

@@ -5,6 +5,7 @@
 use super::yaml::Node;
 use super::{megabytes, pairs, Import, ServiceDraft};
 use crate::config::attrs::{is_container_hostname, HOSTNAME_MAX};
+use crate::config::values::escape_item;
 
 impl Import<'_> {
     /// The single-valued and list options, each key by its own helper.
@@ -148,22 +149,21 @@ impl Import<'_> {
         let mut items = Vec::new();
         for (name, value) in pairs(value) {
             let value = value.unwrap_or_default();
-            // A label's value may hold commas when each comma is followed by a part without
-            // `=` and no space around it (`LABELS` reads such a part as a continuation).
-            let continues = |v: &str| {
-                v.split(',')
-                    .skip(1)
-                    .all(|part| !part.is_empty() && !part.contains('=') && part.trim() == part)
-                    && v.split(',')
-                        .next()
-                        .is_some_and(|first| first.trim() == first)
-            };
-            let listed = key == "labels" && continues(&value);
-            if (value.contains(',') && !listed) || name.contains(',') {
+            // A label's value may hold commas (`\,` in `LABELS`); a sysctl's cannot.
+            let label = key == "labels";
+            if (!label && value.contains(',')) || name.contains(',') {
                 self.finding(
                     Some(&input),
                     &format!("{key}.{name}"),
                     "a value with a comma cannot be listed",
+                );
+                continue;
+            }
+            if label && value.trim() != value {
+                self.finding(
+                    Some(&input),
+                    &format!("labels.{name}"),
+                    "a label value that starts or ends with a blank cannot be listed in `LABELS`",
                 );
                 continue;
             }
@@ -178,7 +178,10 @@ impl Import<'_> {
                 continue;
             }
             let value = self.template(&value);
-            items.push(format!("{name}={value}"));
+            items.push(match label {
+                true => escape_item(&format!("{name}={value}")),
+                false => format!("{name}={value}"),
+            });
         }
         if !items.is_empty() {
             service.set(attr, &items.join(","));

@@ -541,12 +541,13 @@ fn values_compose_accepts_are_carried_with_compose_s_meaning() {
     assert!(!env.contains("SERVICE_MAIL_COMMAND"), "{env}");
     assert!(env.contains("SERVICE_MAIL_HEALTH_RETRIES=3\n"), "{env}");
     assert!(env.contains("SERVICE_MAIL_HEALTH_INTERVAL=30s\n"), "{env}");
+    // `\,` in the list, its backslash doubled in the double-quoted value.
     assert!(
-        env.contains("SERVICE_MAIL_LABELS=traefik.http.middlewares.a.forwardAuth.authResponseHeaders=Remote-User,Remote-Groups\n"),
+        env.contains("SERVICE_MAIL_LABELS=\"traefik.http.middlewares.a.forwardAuth.authResponseHeaders=Remote-User\\\\,Remote-Groups,bad=a\\\\, b\"\n"),
         "{env}"
     );
-    // A space after the comma would be lost: not carried, and said.
-    assert!(imported.not_carried().any(|f| f.key == "labels.bad"));
+    // A comma with a blank after it is carried, the blank kept.
+    assert!(!imported.not_carried().any(|f| f.key == "labels.bad"));
 }
 
 #[test]
