@@ -310,8 +310,9 @@ fn djb2(text: &str) -> u32 {
         .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b))
 }
 
-/// Until the registry answers through the forward with `token` (bounded: 10 s). An
-/// answer without it is another program's on that port.
+/// Until the registry answers through the forward with `token` (bounded: 30 s, as a
+/// loaded server may take that long to start a container). An answer without it is
+/// another program's on that port.
 async fn wait_until_answers(
     port: u16,
     (token, password): (&str, &str),
@@ -323,7 +324,7 @@ async fn wait_until_answers(
             Unreachable::Failed(Error::outside(format!("cannot make an HTTP client: {e}")))
         })?;
     let url = format!("http://127.0.0.1:{port}/v2/");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut pause = std::time::Duration::from_millis(5);
     loop {
         let request = client
@@ -342,7 +343,7 @@ async fn wait_until_answers(
         }
         if std::time::Instant::now() >= deadline {
             return Err(Unreachable::Failed(Error::outside(
-                "the temporary registry did not answer through the SSH connection within 10 s",
+                "the temporary registry did not answer through the SSH connection within 30 s",
             )));
         }
         tokio::time::sleep(pause).await;
