@@ -1241,9 +1241,14 @@ secrets:
         .status
         .success()
     };
-    assert!(
-        fetch("web", "db") && fetch("web", "edge"),
-        "web reaches neither side"
+    // The services' httpd may not listen yet right after `start` (no health check).
+    eventually_ok(
+        "web to reach db and edge",
+        Duration::from_secs(30),
+        || match (fetch("web", "db"), fetch("web", "edge")) {
+            (true, true) => Ok(()),
+            seen => Err(format!("web reaches (db, edge): {seen:?}")),
+        },
     );
     assert!(
         !fetch("db", "edge"),
