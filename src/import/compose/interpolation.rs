@@ -149,6 +149,15 @@ impl Import<'_> {
         interpolate_in(&self.dotenv, text, depth)
     }
 
+    /// Record that input variable `name` becomes project key `key`, with `why` as the
+    /// import's note, the first time only.
+    fn rename_once(&mut self, name: &str, key: &str, why: String) {
+        if !self.renamed_vars.contains_key(name) {
+            self.renamed_vars.insert(name.to_string(), key.to_string());
+            self.note(None, name, why);
+        }
+    }
+
     /// The project key for an input variable name (recorded as referenced).
     pub(super) fn var(&mut self, name: &str) -> String {
         // Compose's names are case-sensitive and may be lower-case (`no_proxy`,
@@ -161,34 +170,22 @@ impl Import<'_> {
             } else {
                 format!("IMPORTED_{upper}")
             };
-            if !self.renamed_vars.contains_key(name) {
-                self.renamed_vars.insert(name.to_string(), key.clone());
-                self.note(
-                    None,
-                    name,
-                    format!(
-                        "variable `{name}` is renamed `{key}` everywhere: project keys are \
-                         upper-case (where Compose would read `{name}` from the shell, stack \
-                         reads `{key}`)"
-                    ),
-                );
-            }
+            let why = format!(
+                "variable `{name}` is renamed `{key}` everywhere: project keys are \
+                 upper-case (where Compose would read `{name}` from the shell, stack \
+                 reads `{key}`)"
+            );
+            self.rename_once(name, &key, why);
             self.referenced.insert(name.to_string());
             return key;
         }
         let key = if is_reserved_key(name) {
             let key = format!("IMPORTED_{name}");
-            if !self.renamed_vars.contains_key(name) {
-                self.renamed_vars.insert(name.to_string(), key.clone());
-                self.note(
-                    None,
-                    name,
-                    format!(
-                        "variable `{name}` is renamed `{key}`: stack reads keys starting with \
-                         `STACK_`, `SERVICE_`, `SERVER_` and the preset prefixes itself"
-                    ),
-                );
-            }
+            let why = format!(
+                "variable `{name}` is renamed `{key}`: stack reads keys starting with \
+                 `STACK_`, `SERVICE_`, `SERVER_` and the preset prefixes itself"
+            );
+            self.rename_once(name, &key, why);
             key
         } else {
             name.to_string()
