@@ -2084,12 +2084,7 @@ fn network_modes_host_none_and_bridge_run_live() {
         ["lo"]
     );
     // A second start changes nothing: stack does not try to attach them anywhere.
-    let again = p.ok(&["start", "--dry-run"]);
-    assert!(
-        text(&again.stdout).trim().is_empty(),
-        "{}",
-        text(&again.stdout)
-    );
+    assert_nothing_to_do(&p);
 }
 
 /// `PULL_POLICY=never` with an image the engine does not have: exit 3 naming the
@@ -2162,12 +2157,7 @@ fn a_namespace_users_container_is_recreated_with_its_owner() {
     assert_eq!(namespace("app", "net"), namespace("vpn", "net"));
     assert_eq!(namespace("app", "pid"), namespace("vpn", "pid"));
     // Nothing left to do.
-    let again = p.ok(&["start", "--dry-run"]);
-    assert!(
-        text(&again.stdout).trim().is_empty(),
-        "{}",
-        text(&again.stdout)
-    );
+    assert_nothing_to_do(&p);
 }
 
 /// `VOLUMES` options reach the engine: a bind relabelled (`Z`, a no-op without SELinux)
@@ -2257,4 +2247,14 @@ fn pull_policy_build_builds_at_every_start() {
     dockerfile("3");
     p.ok(&["start"]);
     assert_eq!(version(), "3");
+}
+
+/// A dry run of `start` plans nothing: the engine already is what the project says.
+fn assert_nothing_to_do(p: &Project) {
+    let again = p.ok(&["start", "--dry-run"]);
+    assert!(
+        text(&again.stdout).trim().is_empty(),
+        "{}",
+        text(&again.stdout)
+    );
 }
