@@ -282,7 +282,9 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 fn http_get_as(port: u16, host: &str, path: &str, headers: &str) -> std::io::Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // Longer than the proxies' own retry window (Caddy's `lb_try_duration` is 10 s), so an
+    // upstream the proxy cannot reach shows as its 502 and not as a read timeout.
+    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
@@ -1989,11 +1991,13 @@ fn a_route_change_reloads_the_proxy_and_keeps_the_service() {
         let host = host.to_string();
         eventually_ok(
             &format!("a 200 from `{host}` through caddy on :{http}"),
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             || match http_get_as(http, &host, "/health", "") {
                 Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(()),
-                Ok(response) => Err(response),
-                Err(e) => Err(e.to_string()),
+                failed => Err(format!(
+                    "{failed:?}\nthe proxy's last lines:\n{}",
+                    p.log_tail("proxy", 20)
+                )),
             },
         )
     };
