@@ -142,8 +142,16 @@ impl Watched {
 
 /// `stack preview up PREVIEW --set SERVICE_WEB_ENV_VERSION=VERSION` on the machine.
 fn up(vm: &Vm, project: &Project, preview: &str, version: &str) -> std::process::Output {
+    succeeded(
+        up_unchecked(vm, project, preview, version),
+        &format!("preview up {preview}"),
+    )
+}
+
+/// [`up`], whatever its exit code.
+fn up_unchecked(vm: &Vm, project: &Project, preview: &str, version: &str) -> std::process::Output {
     let set = format!("SERVICE_WEB_ENV_VERSION={version}");
-    project.ok_on(
+    project.on(
         vm,
         &["preview", "up", preview, "--allow-dirty", "--set", &set],
     )
@@ -746,4 +754,45 @@ fn previews_on_nginx_beside_a_running_staging() {
     assert_eq!(engine_objects(&vm, &format!("{name}-pr-2")).trim(), "");
 
     watched.finish(&vm, &name, "nginx staging under previews");
+}
+
+/// A server that runs out of disk while a preview is created (its `previews` folder on a
+/// full file system): `preview up` fails with the server's own reason and the way out,
+/// staging keeps serving in the same containers, what the failed preview left is listed
+/// and removed by `preview down`, and once there is room the same preview comes up.
+#[test]
+fn a_preview_on_a_full_disk_fails_clearly_and_leaves_staging_as_it_was() {
+    let name = format!("pf{}", std::process::id());
+    let (vm, project) = machine("previewfull", &name, CADDY);
+    deploy_staging(&vm, &project);
+    let before = staging_containers(&vm, &name);
+    let previews = format!("/opt/{name}/previews");
+    vm.exec(&format!(
+        "mkdir -p {previews} && mount -t tmpfs -o size=64k tmpfs {previews} && \
+         (dd if=/dev/zero of={previews}/.fill bs=4k 2>/dev/null || true)"
+    ));
+
+    let out = up_unchecked(&vm, &project, "pr-1", "full");
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("the server's disk is full"), "{stderr}");
+    assert_eq!(staging_containers(&vm, &name), before, "staging changed");
+    wait_answer(&vm, STAGING_HOST, "staging");
+    // Nothing of the preview was made: no containers, networks, volumes, route or files.
+    let listed = text(&project.ok_on(&vm, &["preview", "list"]).stdout);
+    assert!(!listed.contains("pr-1"), "{listed}");
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-1")).trim(), "");
+    let left = vm.exec(&format!(
+        "ls -A /opt/{name}/previews /opt/{name}/preview-routes 2>&1 || true"
+    ));
+    assert!(!left.contains("pr-1"), "{left}");
+    eprintln!("{stderr}");
+
+    vm.exec(&format!("umount {previews}"));
+    up(&vm, &project, "pr-1", "roomy");
+    wait_answer(&vm, "pr-1.preview.test", "roomy");
+    project.ok_on(&vm, &["preview", "down", "pr-1"]);
+    assert_eq!(staging_containers(&vm, &name), before, "staging changed");
 }

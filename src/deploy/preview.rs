@@ -118,14 +118,17 @@ impl Remote {
     }
 
     /// Make the preview's folder (once) and say whether it was there; refused beyond
-    /// `max` previews, in the same round trip.
+    /// `max` previews, in the same round trip. A folder it cannot finish (a full disk)
+    /// is removed again: without its `created` mark it would be no preview that `list`
+    /// shows or `down` removes.
     pub fn claim_preview(&self, name: &str, max: u32) -> Result<bool> {
         let dir = quote(&preview_path(&self.server.path, name));
         let script = format!(
             "if [ -f {dir}/created ]; then echo existing; exit 0; fi; \
              n=$(ls -d {all}/*/created 2>/dev/null | wc -l); \
              if [ \"$n\" -ge {max} ]; then echo \"full $n\"; exit 0; fi; \
-             mkdir -p {dir} && printf '%s\\n' {now} > {dir}/created.new && mv {dir}/created.new {dir}/created && echo created",
+             mkdir -p {dir} && printf '%s\\n' {now} > {dir}/created.new && mv {dir}/created.new {dir}/created && echo created \
+             || {{ s=$?; rm -rf {dir}; exit $s; }}",
             all = quote(&previews_dir(&self.server.path)),
             now = quote(&timestamp()),
         );

@@ -243,10 +243,11 @@ impl Session {
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         Err(Error::Outside {
             message: format!("on the server: cannot {what}"),
-            causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
-            hint: None,
+            hint: server_hint(&stderr),
+            causes: vec![stderr],
         })
     }
 
@@ -343,4 +344,16 @@ fn ssh_failure(server: &Server, stderr: &str) -> Error {
         causes: vec![stderr.to_string()],
         hint: Some(hint),
     }
+}
+
+/// The way out of a server failure whose cause says what it is (the server's own words).
+fn server_hint(stderr: &str) -> Option<String> {
+    if stderr.contains("No space left on device") || stderr.contains("Disk quota exceeded") {
+        return Some(
+            "the server's disk is full: free space there (`df -h` shows where; \
+             `docker system prune` removes unused images) and run the command again"
+                .into(),
+        );
+    }
+    None
 }
