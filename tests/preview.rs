@@ -435,11 +435,26 @@ fn preview_input_errors_exit_2_with_a_hint() {
             &["preview", "list"],
             &["not a preview domain", "*.preview.example.com"],
         ),
+        // A preview whose host is one of the environment's own (staging serves
+        // `pr-1.p.test`): refused before anything connects (the server is TEST-NET).
+        (
+            "STACK_PREVIEW_DOMAIN=*.p.test\nSTACK_DOMAIN=pr-1.p.test\n",
+            &["preview", "up", "pr-1", "--allow-dirty"],
+            &[
+                "`pr-1.p.test` is a host of `staging` itself",
+                "pick another preview name",
+            ],
+        ),
     ];
     for (extra, args, needles) in cases {
         let project = Project::called(&format!("pe{}", std::process::id()));
         std::fs::create_dir_all(project.path("environments/staging")).unwrap();
         project.write(&format!("{base}{extra}"));
+        std::fs::write(
+            project.path("environments/staging/server.env"),
+            "SERVER_HOST=192.0.2.1\nSERVER_USER=deploy\n",
+        )
+        .unwrap();
         let out = project.run(args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
