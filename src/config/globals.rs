@@ -246,11 +246,29 @@ fn read_proxy(keys: &Keys, errors: &mut Errors) -> Proxy {
             .with_span(get("STACK_HTTPS_PORT").span.cloned()),
         );
     }
+    let stream_close_delay = keys
+        .get("STACK_CADDY_STREAM_CLOSE_DELAY")
+        .and_then(|value| match kind {
+            ProxyKind::Caddy => errors.take(value.duration()),
+            _ => {
+                errors.push(
+                    Diagnostic::new(format!(
+                        "`STACK_CADDY_STREAM_CLOSE_DELAY` is Caddy's, and the proxy is {}",
+                        get("STACK_PROXY").quoted()
+                    ))
+                    .with_span(value.span.cloned())
+                    .hint("remove it: nginx keeps a reload's open connections on its old workers anyway"),
+                );
+                None
+            }
+        })
+        .filter(|delay| !delay.is_zero());
     Proxy {
         kind,
         image,
         http_port,
         https_port,
+        stream_close_delay,
     }
 }
 

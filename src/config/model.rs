@@ -128,6 +128,9 @@ pub struct Proxy {
     pub image: String,
     pub http_port: u16,
     pub https_port: u16,
+    /// `STACK_CADDY_STREAM_CLOSE_DELAY`: how long Caddy (2.7 or later) keeps WebSockets
+    /// open after a reload (none: Caddy closes them at once, as 2.6 always does).
+    pub stream_close_delay: Option<std::time::Duration>,
 }
 
 /// Where `STACK_TLS=auto` gets certificates: the directory URL (none: the proxy's

@@ -540,6 +540,7 @@ QdxHNzAJ1I69OutgqD3woiZWd7WdjxM2/AIgHgF4ssWIZ2icdz9/F72s1c9qY0kS
             services: Vec::new(),
             previews: false,
             preview_ttl: None,
+            stream_close_delay: None,
         }
     }
 

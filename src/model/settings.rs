@@ -35,6 +35,9 @@ pub struct Routing {
     /// the previews idle longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_ttl: Option<Duration>,
+    /// `STACK_CADDY_STREAM_CLOSE_DELAY` (Caddy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_close_delay: Option<Duration>,
 }
 
 impl Routing {
@@ -153,6 +156,7 @@ pub(super) fn routing(config: &Config) -> Option<Routing> {
         services,
         previews: super::preview::hosts_previews(config),
         preview_ttl: super::preview::hosts_previews(config).then_some(config.previews.ttl),
+        stream_close_delay: config.proxy.stream_close_delay,
     })
 }
 

@@ -8,6 +8,7 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{header, render_template};
+use crate::config::values::compose_duration;
 use crate::error::Result;
 use crate::model::{Desired, ProxyKind, Routed, Routing, Tls, ACME_CA_ROOT_TARGET};
 
@@ -38,7 +39,20 @@ impl Target {
         })
     }
 
-    fn caddy(&self) -> String {
+    /// Caddy's `reverse_proxy` to the target; `close_delay`: its `stream_close_delay`.
+    fn caddy(&self, close_delay: Option<std::time::Duration>) -> String {
+        let block = self.caddy_block();
+        match close_delay {
+            Some(delay) => block.replacen(
+                "\n",
+                &format!("\n\tstream_close_delay {}\n", compose_duration(delay)),
+                1,
+            ),
+            None => block,
+        }
+    }
+
+    fn caddy_block(&self) -> String {
         match self {
             // Docker's DNS is re-read every second. A container that just left DNS may still
             // be in the list for up to that second, and dialing its vanished address
@@ -214,7 +228,7 @@ fn sites(routing: &Routing, nginx: bool) -> Vec<SiteView> {
                 let text = if nginx {
                     nginx_gate(routing, service) + &target.nginx(strip.then_some(path))
                 } else {
-                    caddy_gate(routing, service) + &target.caddy()
+                    caddy_gate(routing, service) + &target.caddy(routing.stream_close_delay)
                 };
                 if path == "/" {
                     root = Some(indent(&text));

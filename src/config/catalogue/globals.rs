@@ -40,6 +40,13 @@ pub const GLOBALS: &[Key] = &[
         container: false,
     },
     Key {
+        names: &["STACK_CADDY_STREAM_CLOSE_DELAY"],
+        meaning: r##"*(stack's addition)* Caddy 2.7 or later only (Caddy 2.6 refuses the file): how long a WebSocket or other upgraded connection stays open after a reload of the proxy (Caddy's `stream_close_delay`), instead of being closed at once; refused with nginx, whose reload keeps them anyway"##,
+        default: r##"none"##,
+        targets: "",
+        container: false,
+    },
+    Key {
         names: &["STACK_HTTP_PORT", "STACK_HTTPS_PORT"],
         meaning: r##"host ports of the proxy"##,
         default: r##"80, 443"##,
