@@ -81,7 +81,7 @@ configs:
     // `volumes_from: [writer:ro]`: the same named volume, read-only here.
     eventually(
         "the reader sees the writer's file",
-        Duration::from_secs(30),
+        common::LIVE_LIMIT,
         || text(&exec(&["cat", "/data/file"]).stdout).trim() == "shared",
     );
     assert!(!exec(&["touch", "/data/other"]).status.success());
