@@ -2,8 +2,6 @@
 //! entrypoint reset, `volumes_from` and a `content:` config is imported and started on the
 //! real engine, and the containers do what Compose's would.
 
-use std::time::Duration;
-
 use common::{docker, eventually, inspect, text, Project};
 
 mod common;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use common::load::{Bounds, RequestLoop};
-use common::{docker_ok, eventually_ok, free_port, text, Project};
+use common::{docker_ok, free_port, text, Project};
 
 mod common;
 

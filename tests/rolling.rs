@@ -18,7 +18,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::load::{Bounds, RequestLoop};
-use common::{docker, docker_ok, eventually, eventually_ok, free_port, text, Project};
+use common::{docker, docker_ok, eventually, free_port, text, Project};
 
 mod common;
 

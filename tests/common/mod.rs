@@ -469,12 +469,20 @@ pub fn reserve(kind: &str, range: std::ops::Range<u32>, usable: impl Fn(u32) -> 
         else {
             continue;
         };
-        if file.try_lock().is_ok() && usable(number) {
+        if try_lock(&file) && usable(number) {
             held.push(file);
             return number;
         }
     }
     panic!("no {kind} left in {range:?} (lock files in {dir})");
+}
+
+/// Take `flock(LOCK_EX | LOCK_NB)` on `file` (released when the process ends): whether
+/// no other open file holds it. (`File::try_lock` is newer than the crate's MSRV.)
+fn try_lock(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a file descriptor this `File` owns and keeps open.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// Entries of `dir` other than `keep`: what a failed or finished build left behind.
