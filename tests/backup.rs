@@ -176,7 +176,7 @@ fn a_dropped_table_comes_back_with_restore() {
     // follows within its 1 s interval.
     eventually(
         "app to be healthy after the restore",
-        Duration::from_secs(20),
+        common::LIVE_LIMIT,
         || inspect(&project.container("app"), "{{.State.Health.Status}}") == "healthy",
     );
     // The safety dump holds the state before the restore, without the table.
@@ -454,7 +454,7 @@ impl Moto {
             .spawn()
             .expect("start moto_server");
         let endpoint = format!("http://{gateway}:{port}");
-        eventually("moto to listen", Duration::from_secs(30), || {
+        eventually("moto to listen", common::LIVE_LIMIT, || {
             std::net::TcpStream::connect((gateway, port)).is_ok()
         });
         let mut moto = Moto {
@@ -831,7 +831,7 @@ fn a_failed_backup_is_notified_from_the_container() {
         "{said}"
     );
     let event = receiver
-        .wait_for("backup_failed", Duration::from_secs(30))
+        .wait_for("backup_failed", common::LIVE_LIMIT)
         .json();
     assert_eq!(event["project"], project.name.as_str());
     assert_eq!(event["environment"], "dev");

@@ -281,10 +281,8 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 /// GET `path` from `host` through loopback `port`, with `headers` (`Name: value\r\n` lines).
 fn http_get_as(port: u16, host: &str, path: &str, headers: &str) -> std::io::Result<String> {
     let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
-    // Longer than the proxies' own retry window (Caddy's `lb_try_duration` is 10 s), so an
-    // upstream the proxy cannot reach shows as its 502 and not as a read timeout.
-    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), common::CONNECT_LIMIT)?;
+    stream.set_read_timeout(Some(common::ANSWER_LIMIT))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
@@ -306,9 +304,8 @@ fn routed_service_answers_through_caddy() {
     );
     let p = Project::new("proxy", &body);
     p.ok(&["start"]);
-    let response = eventually_ok(
+    let response = p.wait_ok(
         &format!("a 200 through caddy on :{http}"),
-        Duration::from_secs(10),
         || match http_get(http, "/health") {
             Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(response),
             Ok(response) => Err(response),
@@ -361,10 +358,22 @@ fn status_json_and_health_exit_codes() {
 
 fn wait_docker_healthy(containers: &[String]) {
     for c in containers {
-        eventually(
+        common::process::eventually_ok_or(
             &format!("Docker to call `{c}` healthy"),
-            Duration::from_secs(10),
-            || inspect(c, "{{.State.Health.Status}}") == "healthy",
+            common::LIVE_LIMIT,
+            || {
+                let health = inspect(c, "{{.State.Health.Status}}");
+                (health == "healthy").then_some(()).ok_or(health)
+            },
+            || {
+                let logs = docker(&["logs", "--tail", "30", c]);
+                format!(
+                    "last checks: {}\nlogs:\n{}{}",
+                    inspect(c, "{{json .State.Health.Log}}"),
+                    text(&logs.stdout),
+                    text(&logs.stderr)
+                )
+            },
         );
     }
 }
@@ -452,11 +461,9 @@ fn interrupted_start_converges_on_the_next_start() {
         .spawn()
         .unwrap();
     // Wait until the slow container exists, so the interruption lands mid-convergence.
-    eventually(
-        "the slow container to appear",
-        Duration::from_secs(30),
-        || p.containers().iter().any(|(name, _)| name.contains("slow")),
-    );
+    eventually("the slow container to appear", common::LIVE_LIMIT, || {
+        p.containers().iter().any(|(name, _)| name.contains("slow"))
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", &running.id().to_string()])
         .status()
@@ -1051,9 +1058,8 @@ fn routes_behind_forward_auth_and_basic_auth_through_both_proxies() {
         );
         p.ok(&["start"]);
         let get = |host: &str, headers: &str| -> String {
-            eventually_ok(
+            p.wait_ok(
                 &format!("{proxy}: an answer from {host}"),
-                Duration::from_secs(15),
                 || match http_get_as(http, host, "/cgi-bin/whoami", headers) {
                     // 502/503/404 while the proxy finds the containers.
                     Ok(r) if !(r.starts_with("HTTP/1.1 50") || r.starts_with("HTTP/1.1 404")) => {
@@ -1244,14 +1250,12 @@ secrets:
         .success()
     };
     // The services' httpd may not listen yet right after `start` (no health check).
-    eventually_ok(
-        "web to reach db and edge",
-        Duration::from_secs(30),
-        || match (fetch("web", "db"), fetch("web", "edge")) {
+    p.wait_ok("web to reach db and edge", || {
+        match (fetch("web", "db"), fetch("web", "edge")) {
             (true, true) => Ok(()),
             seen => Err(format!("web reaches (db, edge): {seen:?}")),
-        },
-    );
+        }
+    });
     assert!(
         !fetch("db", "edge"),
         "db (back only) reaches edge (front only)"
@@ -1301,7 +1305,7 @@ fn pull_and_build_show_bytes_and_total_them_in_json() {
     let dir = noise_dir.path().to_str().unwrap();
     eventually(
         &format!("the registry to answer on :{port}"),
-        Duration::from_secs(30),
+        common::LIVE_LIMIT,
         || http_get(port, "/v2/").is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
     );
     for args in [
@@ -1433,7 +1437,7 @@ fn the_temporary_registry_refuses_requests_without_the_deploys_password() {
         // Wait until it serves the right password (it starts in the background).
         common::process::eventually_async(
             "the registry to answer the right password",
-            Duration::from_secs(30),
+            common::LIVE_LIMIT,
             || {
                 let ok = client
                     .get(&base)
@@ -1454,7 +1458,7 @@ fn the_temporary_registry_refuses_requests_without_the_deploys_password() {
     let name = format!("name={project}-stack-registry");
     common::eventually(
         "the registry's container to remove itself",
-        Duration::from_secs(30),
+        common::LIVE_LIMIT,
         || {
             text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
                 .trim()
@@ -1525,11 +1529,7 @@ fn an_imported_service_named_redis_is_still_reached_as_redis() {
         let out = docker(&["exec", &app, "sh", "-c", "echo PING | nc -w 2 redis 6379"]);
         text(&out.stdout).contains("+PONG")
     };
-    common::eventually(
-        "the app to reach redis:6379",
-        Duration::from_secs(30),
-        reached,
-    );
+    p.wait("the app to reach redis:6379", reached);
 }
 
 /// The temporary registry's storage keeps only what a kept release uses: when it starts,
@@ -1559,7 +1559,7 @@ fn the_temporary_registry_prunes_tags_of_pruned_releases() {
                 let base = format!("http://127.0.0.1:{port}/v2/");
                 common::process::eventually_async(
                     "the registry to answer the password",
-                    Duration::from_secs(30),
+                    common::LIVE_LIMIT,
                     || {
                         let answer = client.get(&base).basic_auth("stack", Some(password)).send();
                         async move { answer.await.is_ok_and(|r| r.status().is_success()) }
@@ -1581,7 +1581,7 @@ fn the_temporary_registry_prunes_tags_of_pruned_releases() {
         }
         drop(registry);
         let name = format!("name={project}-stack-registry");
-        common::eventually("the first registry to end", Duration::from_secs(30), || {
+        common::eventually("the first registry to end", common::LIVE_LIMIT, || {
             text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
                 .trim()
                 .is_empty()
@@ -1602,15 +1602,11 @@ fn the_temporary_registry_prunes_tags_of_pruned_releases() {
             .await
             .unwrap();
         drop(registry);
-        common::eventually(
-            "the second registry to end",
-            Duration::from_secs(30),
-            || {
-                text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
-                    .trim()
-                    .is_empty()
-            },
-        );
+        common::eventually("the second registry to end", common::LIVE_LIMIT, || {
+            text(&docker(&["ps", "-aq", "--filter", &name]).stdout)
+                .trim()
+                .is_empty()
+        });
         list
     });
     assert!(tags.contains("\"rel2\""), "{tags}");
@@ -2076,7 +2072,7 @@ fn network_modes_host_none_and_bridge_run_live() {
     // In effect: the host-mode httpd listens on the host's loopback, the published port
     // of the bridged one answers, and the isolated one has loopback only.
     for port in [host_port, bridge_port] {
-        eventually_ok("the httpd answers", Duration::from_secs(20), || {
+        p.wait_ok("the httpd answers", || {
             http_get(port, "/")
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.starts_with("HTTP/1.").then_some(()).ok_or(r))

@@ -2,8 +2,6 @@
 //! entrypoint reset, `volumes_from` and a `content:` config is imported and started on the
 //! real engine, and the containers do what Compose's would.
 
-use std::time::Duration;
-
 use common::{docker, eventually, inspect, text, Project};
 
 mod common;
@@ -81,7 +79,7 @@ configs:
     // `volumes_from: [writer:ro]`: the same named volume, read-only here.
     eventually(
         "the reader sees the writer's file",
-        Duration::from_secs(30),
+        common::LIVE_LIMIT,
         || text(&exec(&["cat", "/data/file"]).stdout).trim() == "shared",
     );
     assert!(!exec(&["touch", "/data/other"]).status.success());

@@ -53,7 +53,7 @@ struct Stream {
 impl Stream {
     fn open(port: u16) -> Result<Stream, String> {
         let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut socket = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        let mut socket = TcpStream::connect_timeout(&address, common::CONNECT_LIMIT)
             .map_err(|e| format!("connect: {e}"))?;
         write!(
             socket,
@@ -135,9 +135,8 @@ fn open_stream(port: u16) -> Stream {
         let Ok(stream) = Stream::open(port) else {
             return false;
         };
-        let first = common::process::within(Duration::from_secs(10), || {
-            stream.count() > 0 || stream.closed()
-        });
+        let first =
+            common::process::within(common::LIVE_LIMIT, || stream.count() > 0 || stream.closed());
         if first && stream.count() > 0 {
             opened = Some(stream);
             return true;
@@ -156,10 +155,10 @@ struct Socket {
 impl Socket {
     fn open(port: u16) -> Result<Socket, String> {
         let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        let stream = TcpStream::connect_timeout(&address, common::CONNECT_LIMIT)
             .map_err(|e| format!("connect: {e}"))?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(common::ANSWER_LIMIT))
             .map_err(|e| e.to_string())?;
         let (socket, _) = tungstenite::client(format!("ws://{CHAT}/"), stream)
             .map_err(|e| format!("handshake: {e}"))?;
@@ -235,6 +234,8 @@ const FIRST: Versions = Versions {
 struct Site {
     project: Project,
     port: u16,
+    /// The HTTPS port, the same in every version of the project file.
+    https: u16,
     proxy: &'static str,
     image: &'static str,
     /// Project-file lines of this variant (e.g. `STACK_CADDY_STREAM_CLOSE_DELAY`).
@@ -253,6 +254,7 @@ impl Site {
         let site = Site {
             project,
             port: free_port(),
+            https: free_port(),
             proxy,
             image,
             extra,
@@ -263,14 +265,14 @@ impl Site {
 
     /// The project file at `versions`.
     fn write(&self, versions: Versions) {
-        let (proxy, image, port, extra) = (self.proxy, self.image, self.port, self.extra);
+        let (proxy, image, port, https, extra) =
+            (self.proxy, self.image, self.port, self.https, self.extra);
         let Versions {
             live,
             other,
             chat,
             other_routes,
         } = versions;
-        let https = free_port();
         self.project.write(&format!(
             "STACK_TLS=off\n{extra}\
              STACK_PROXY={proxy}\n\

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use common::load::{Bounds, RequestLoop};
-use common::{docker_ok, eventually_ok, free_port, text, Project};
+use common::{docker_ok, free_port, text, Project};
 
 mod common;
 
@@ -41,10 +41,10 @@ impl Answer {
 fn get(port: u16, path: &str) -> Result<Answer, String> {
     use std::io::{Read, Write};
     let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+    let mut stream = std::net::TcpStream::connect_timeout(&address, common::CONNECT_LIMIT)
         .map_err(|e| format!("connect: {e}"))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(common::ANSWER_LIMIT))
         .map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n")
         .map_err(|e| format!("write: {e}"))?;
@@ -112,14 +112,12 @@ impl Site {
         text(&out.stdout)
     }
 
-    /// Wait (at most 20 s) until `/` answers as `check` wants.
+    /// Wait until `/` answers as `check` wants (a failure shows the containers' logs).
     fn wait(&self, what: &str, check: impl Fn(&Answer) -> bool) {
-        eventually_ok(what, Duration::from_secs(20), || {
-            match get(self.port, "/") {
-                Ok(answer) if check(&answer) => Ok(()),
-                Ok(answer) => Err(format!("{} {}", answer.status, answer.body.trim())),
-                Err(e) => Err(e),
-            }
+        self.project.wait_ok(what, || match get(self.port, "/") {
+            Ok(answer) if check(&answer) => Ok(()),
+            Ok(answer) => Err(format!("{} {}", answer.status, answer.body.trim())),
+            Err(e) => Err(e),
         });
     }
 
@@ -257,11 +255,14 @@ fn maintenance_end_to_end(test: &str, proxy: &str, image: &str) {
         serde_json::from_str(&site.stack_ok(&["--json", "status"])).unwrap();
     assert_eq!(status["maintenance"]["on"], false, "{status}");
 
-    // Under load: every answer is the app or the page, whatever the switch does.
+    // Under load: every answer is the app or the page, whatever the switch does. The
+    // loop runs until the switching is over (its bounds are far beyond it: at 2,000
+    // requests or 30 s it could end before the first switch took effect on a loaded
+    // machine, and see no page).
     let port = site.port;
     let bounds = Bounds {
-        max: 2000,
-        limit: Duration::from_secs(30),
+        max: 200_000,
+        limit: Duration::from_secs(600),
         pace: Duration::from_millis(5),
     };
     let load = RequestLoop::spawn(bounds, move || match get(port, "/") {

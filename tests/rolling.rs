@@ -18,7 +18,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::load::{Bounds, RequestLoop};
-use common::{docker, docker_ok, eventually, eventually_ok, free_port, text, Project};
+use common::{docker, docker_ok, eventually, free_port, text, Project};
 
 mod common;
 
@@ -27,10 +27,12 @@ const CADDY: &str = "stack-test/caddy:latest";
 const NGINX: &str = "stack-test/nginx:latest";
 const ROUTE_HOST: &str = "web.localhost";
 
-/// Bounds of the request loop: well above what a rolling update takes on a loaded
-/// 2-core machine, so the loop is still running when the update returns.
-const MAX_REQUESTS: usize = 12_000;
-const MAX_LOOP_TIME: Duration = Duration::from_secs(120);
+/// Bounds of the request loop: far above what a rolling update takes on a loaded 2-core
+/// machine, so the loop is still running when the update returns (it stops once it has
+/// [`AFTER_ANSWERS`] after the update; at 120 s, an update slowed by other builds could
+/// outlast the loop and leave too few answers after it).
+const MAX_REQUESTS: usize = 60_000;
+const MAX_LOOP_TIME: Duration = Duration::from_secs(600);
 /// About 100 requests per second.
 const PACE: Duration = Duration::from_millis(10);
 /// Answers the loop has before the update starts (about half a second of load).
@@ -113,14 +115,14 @@ impl Rolling {
         self.project.run(&args)
     }
 
-    /// Wait (at most 20 s) until the proxy answers `want` on the route.
+    /// Wait until the proxy answers `want` on the route (a failure shows the containers'
+    /// logs).
     fn wait_answer(&self, want: &str) {
-        eventually_ok(
+        self.project.wait_ok(
             &format!(
                 "`{}` to answer `{want}` through the proxy on :{}",
                 self.project.name, self.port
             ),
-            Duration::from_secs(20),
             || match get(self.port) {
                 Ok(version) if version == want => Ok(()),
                 Ok(version) => Err(version),

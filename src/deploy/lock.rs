@@ -15,6 +15,13 @@ pub(super) const TAKE_LOCK: &str = "{ t=\"$root/.lock.new.$$\"; rm -rf \"$t\"; \
      mkdir \"$t\" && printf '%s' \"$info\" > \"$t/info\" && [ ! -e \"$root/lock\" ] \
      && mv -T \"$t\" \"$root/lock\" 2>/dev/null || { rm -rf \"$t\"; false; }; }";
 
+/// Shell: free the lock `$root/lock` in one step: the folder is renamed away, then
+/// removed (with any that a killed shell left renamed), so no one ever sees a lock
+/// without its owner file (`rm -rf` alone removes `info` before the folder). No single
+/// quote, so it can sit inside a `trap '...'`.
+pub(super) const FREE_LOCK: &str = "{ o=\"$root/.lock.old.$$\"; \
+     mv -T \"$root/lock\" \"$o\" 2>/dev/null; rm -rf \"$o\" \"$root\"/.lock.old.*; }";
+
 /// What `stack lock release` and a waiting deploy say of a lock without its owner file
 /// (taken by an older stack that was killed between the two steps).
 const NO_OWNER: &str = "owner=unknown (the lock has no owner file)";
@@ -119,7 +126,7 @@ impl Remote {
             String::new()
         };
         let script = format!(
-            "{SHELL} root={root}; {mark}{prune}{AUDIT_APPEND}; rm -rf \"$root/lock\"",
+            "{SHELL} root={root}; {mark}{prune}{AUDIT_APPEND}; {FREE_LOCK}",
             root = quote(&self.server.path),
         );
         let output = self.session.check(
@@ -151,7 +158,7 @@ impl Remote {
         self.session
             .check(
                 "release the lock",
-                &format!("rm -rf {}", self.path("lock")),
+                &format!("root={}; {FREE_LOCK}", quote(&self.server.path)),
                 None,
             )
             .map(|_| ())

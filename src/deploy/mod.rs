@@ -143,7 +143,7 @@ impl Remote {
              if grep -qx leash={token} \"$root/lock/info\" 2>/dev/null; then \
                rel=$(sed -n 's/^release=//p' \"$root/lock/info\"); \
                printf '%s\\t%s\\t%s\\tdeploy\\t%s\\t%s\\n' \"$(date -u +%Y%m%dT%H%M%SZ)\" {user} {env} \"${{rel:--}}\" {result} | {AUDIT_APPEND}; \
-               rm -rf \"$root/lock\"; \
+               {free_lock}; \
              fi",
             root = quote(&self.server.path),
             docker = quote(&format!("unix://{}", self.server.docker_socket)),
@@ -151,6 +151,7 @@ impl Remote {
             user = quote(&local_user()),
             env = quote(&self.env),
             result = quote(result),
+            free_lock = lock::FREE_LOCK,
         );
         let child = self.session.spawn_detached(&script)?;
         *self.leash.borrow_mut() = Some(Leash {

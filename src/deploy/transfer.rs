@@ -48,6 +48,10 @@ struct Open {
 enum Unreachable {
     /// Something else answers on its port: try another.
     Taken,
+    /// The registry's container ended before it answered: its port was taken on the
+    /// server (by a program that does not answer HTTP, or by the previous deploy's
+    /// registry, which was still going away when this one started): try another.
+    Exited,
     Failed(Error),
 }
 
@@ -195,7 +199,12 @@ impl<'a> Shipper<'a> {
                 }
             };
             let local_port = self.forward(registry.port)?;
-            match wait_until_answers(local_port, (&registry.token, &registry.password)).await {
+            let answers = wait_until_answers(
+                (server, &registry.container),
+                local_port,
+                (&registry.token, &registry.password),
+            );
+            match answers.await {
                 Ok(()) => {
                     return Ok(Open {
                         registry,
@@ -208,6 +217,13 @@ impl<'a> Shipper<'a> {
                         Unreachable::Taken => {
                             last = Some(Error::outside(format!(
                                 "port {} on the server's loopback is taken",
+                                registry.port
+                            )))
+                        }
+                        Unreachable::Exited => {
+                            last = Some(Error::outside(format!(
+                                "the temporary registry on port {} of the server's loopback \
+                                 ended before it answered (the port is taken)",
                                 registry.port
                             )))
                         }
@@ -300,9 +316,11 @@ fn candidate_ports(target: &str) -> Vec<u16> {
 }
 
 /// The port the project's registry listens on, on the server's loopback: one per
-/// project (below the usual ephemeral range), then its neighbours on later attempts.
+/// project, then its neighbours on later attempts, all in 30000..32760, below Linux's
+/// ephemeral range (32768 and up), where an outgoing connection's port would make the
+/// registry's listen fail.
 fn registry_port(project: &str, attempt: u16) -> u16 {
-    30_000 + (djb2(project) % 2_000) as u16 * 4 + attempt
+    30_000 + (djb2(project) % 690) as u16 * 4 + attempt
 }
 
 fn djb2(text: &str) -> u32 {
@@ -310,10 +328,17 @@ fn djb2(text: &str) -> u32 {
         .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b))
 }
 
-/// Until the registry answers through the forward with `token` (bounded: 30 s, as a
-/// loaded server may take that long to start a container). An answer without it is
-/// another program's on that port.
+/// How long a registry whose container still runs may take to answer: a loaded server
+/// may take that long to start a container and prune its storage.
+const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Until the registry answers through the forward with `token` (bounded by
+/// [`ANSWER_LIMIT`]). An answer without it is another program's on that port. No answer
+/// while the registry's container has ended means its port was taken (it exits when it
+/// cannot listen): that is known at once, not after the limit, so the next port is tried
+/// instead of the whole image being sent.
 async fn wait_until_answers(
+    (server, container): (&Engine, &str),
     port: u16,
     (token, password): (&str, &str),
 ) -> std::result::Result<(), Unreachable> {
@@ -324,7 +349,7 @@ async fn wait_until_answers(
             Unreachable::Failed(Error::outside(format!("cannot make an HTTP client: {e}")))
         })?;
     let url = format!("http://127.0.0.1:{port}/v2/");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + ANSWER_LIMIT;
     let mut pause = std::time::Duration::from_millis(5);
     loop {
         let request = client
@@ -340,13 +365,24 @@ async fn wait_until_answers(
                 (false, _) => return Err(Unreachable::Taken),
                 (true, false) => {}
             }
+        } else if !running(server, container).await? {
+            return Err(Unreachable::Exited);
         }
         if std::time::Instant::now() >= deadline {
-            return Err(Unreachable::Failed(Error::outside(
-                "the temporary registry did not answer through the SSH connection within 30 s",
-            )));
+            return Err(Unreachable::Failed(Error::outside(format!(
+                "the temporary registry did not answer through the SSH connection within {} s",
+                ANSWER_LIMIT.as_secs()
+            ))));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whether the registry's container still runs (it removes itself when it ends).
+async fn running(server: &Engine, container: &str) -> std::result::Result<bool, Unreachable> {
+    match server.state(container).await {
+        Ok(state) => Ok(state.is_some_and(|state| state.state == "running")),
+        Err(e) => Err(Unreachable::Failed(e)),
     }
 }

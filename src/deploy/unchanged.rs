@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::answer::{ReleaseId, UnchangedAnswer, SHELL};
-use super::lock::TAKE_LOCK;
+use super::lock::{FREE_LOCK, TAKE_LOCK};
 use super::ssh::quote;
 use super::{local_user, timestamp, Remote, AUDIT_APPEND};
 use crate::error::{Error, Result};
@@ -222,7 +222,7 @@ impl Remote {
         let lock = match dry {
             true => String::new(),
             false => format!(
-                "{TAKE_LOCK} || {{ A unchanged state=held; exit 0; }}; trap 'rm -rf \"$root/lock\"' EXIT; "
+                "{TAKE_LOCK} || {{ A unchanged state=held; exit 0; }}; trap '{FREE_LOCK}' EXIT; "
             ),
         };
         let script = format!(

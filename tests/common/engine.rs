@@ -4,7 +4,6 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use super::text;
 
@@ -57,6 +56,34 @@ pub fn containers_of(name: &str) -> Vec<(String, String)> {
     rows
 }
 
+/// What a failed wait shows of the project `name`: each container's state and health
+/// and the last lines of its logs.
+pub fn project_logs(name: &str) -> String {
+    let mut shown = String::new();
+    for (container, id) in containers_of(name) {
+        let state = text(
+            &docker(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} (exit {{.State.ExitCode}}){{if .State.Health}}, health {{.State.Health.Status}}{{end}}",
+                &id,
+            ])
+            .stdout,
+        );
+        let logs = docker(&["logs", "--tail", "30", &id]);
+        shown.push_str(&format!(
+            "--- {container}: {}\n{}{}",
+            state.trim(),
+            text(&logs.stdout),
+            text(&logs.stderr)
+        ));
+    }
+    if shown.is_empty() {
+        shown = format!("(no container of `{name}`)\n");
+    }
+    shown
+}
+
 /// The test image every suite's services run on.
 pub const BUSYBOX: &str = "stack-test/busybox:latest";
 
@@ -85,10 +112,14 @@ pub fn wait_for_postgres(container: &str) {
             Err(text(&out.stderr))
         }
     };
-    super::eventually_ok(
+    super::process::eventually_ok_or(
         "postgres to take connections",
-        Duration::from_secs(60),
+        super::LIVE_LIMIT,
         ready,
+        || {
+            let logs = docker(&["logs", "--tail", "30", container]);
+            format!("logs:\n{}{}", text(&logs.stdout), text(&logs.stderr))
+        },
     );
 }
 

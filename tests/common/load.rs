@@ -177,8 +177,10 @@ impl RequestLoop {
     }
 
     fn wait_for(&self, what: &str, check: impl Fn() -> bool) {
-        // The loop's own limit bounds the wait, with room for its last request.
-        super::eventually(what, self.limit + Duration::from_secs(10), || {
+        // The loop's own limit bounds the wait, with room for its last request (which
+        // may take as long as a client waits to connect and for an answer).
+        let last = super::CONNECT_LIMIT + super::ANSWER_LIMIT;
+        super::eventually(what, self.limit + last, || {
             check() || self.progress.ended.load(Ordering::SeqCst)
         });
     }

@@ -372,18 +372,34 @@ pub fn last_lines(bytes: &[u8], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// How long a test waits for a state that involves containers, health checks, proxies,
+/// DNS on the engine's networks, a second engine or a server: generous, because a loaded
+/// 2-core machine shared by several builds can take tens of seconds for what takes one
+/// alone. A wait ends as soon as its state holds, so this costs nothing when all is well.
+pub const LIVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// How long a test's client may take to connect to a published port on loopback (a
+/// loaded engine's port forwarder can be slow to accept).
+pub const CONNECT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a test's client waits for an answer that may come through a proxy: longer
+/// than the longest retry window the product gives its proxies (Caddy's
+/// `lb_try_duration 10s`, nginx's `proxy_next_upstream_timeout 15s`), so a proxy still
+/// retrying an upstream is not taken for a hang.
+pub const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One HTTP/1.0 GET of `/` at `address` with the Host header `host`: the first line of
-/// the body on a 200, else a description of the failure (2 s to connect, 5 s to answer).
+/// the body on a 200, else a description of the failure ([`CONNECT_LIMIT`] to connect,
+/// [`ANSWER_LIMIT`] to answer).
 pub fn http_get(address: std::net::SocketAddr, host: &str) -> Result<String, String> {
     use std::io::{Read, Write};
-    use std::time::Duration;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+    let mut stream = std::net::TcpStream::connect_timeout(&address, CONNECT_LIMIT)
         .map_err(|e| format!("connect: {e}"))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(ANSWER_LIMIT))
         .map_err(|e| e.to_string())?;
     stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
+        .set_write_timeout(Some(ANSWER_LIMIT))
         .map_err(|e| e.to_string())?;
     write!(stream, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("write: {e}"))?;
     let mut response = String::new();
@@ -401,13 +417,72 @@ pub fn http_get(address: std::net::SocketAddr, host: &str) -> Result<String, Str
     Ok(body.lines().next().unwrap_or_default().trim().to_string())
 }
 
-/// A loopback port that was free a moment ago.
+/// A port for a test to publish or listen on, reserved for this test process: free on
+/// every address (TCP and UDP) when picked, never handed out twice by any test process
+/// ([`reserve`]), and outside the kernel's ephemeral range. A port that `bind(0)` picked
+/// and closed could be taken again by another test or by an outgoing connection (they
+/// take their ports from the ephemeral range) before the container or proxy published it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ephemeral >= TEST_PORTS.end,
+        "the ephemeral port range starts at {ephemeral}, inside the test ports \
+         {TEST_PORTS:?}: set `net.ipv4.ip_local_port_range` to start at {} or above",
+        TEST_PORTS.end
+    );
+    reserve("port", TEST_PORTS, |port| {
+        use std::net::{TcpListener, UdpSocket};
+        let port = port as u16;
+        TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("0.0.0.0", port)).is_ok()
+    }) as u16
+}
+
+/// The test ports: below the temporary registry's ports (30000 and up,
+/// `src/deploy/transfer.rs`) and Linux's ephemeral range (32768 and up by default).
+const TEST_PORTS: std::ops::Range<u32> = 20_000..30_000;
+
+/// One number of `range` for this test process alone, among every test process that asks
+/// for the same `kind` (a port, a second engine's subnet): a lock file per number, held
+/// until the process ends, and `usable` must hold for it. Each process starts looking
+/// somewhere else in the range, so they rarely contend.
+pub fn reserve(kind: &str, range: std::ops::Range<u32>, usable: impl Fn(u32) -> bool) -> u32 {
+    use std::sync::Mutex;
+    /// The lock files of this process's numbers.
+    static HELD: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
+    let dir = format!("/tmp/stack-test-reserved/{kind}");
+    fs::create_dir_all(&dir).unwrap();
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let width = range.end - range.start;
+    let start = (u64::from(std::process::id()) * 7_919 + held.len() as u64) % u64::from(width);
+    for step in 0..width {
+        let number = range.start + ((start + u64::from(step)) % u64::from(width)) as u32;
+        let Ok(file) = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{dir}/{number}"))
+        else {
+            continue;
+        };
+        if try_lock(&file) && usable(number) {
+            held.push(file);
+            return number;
+        }
+    }
+    panic!("no {kind} left in {range:?} (lock files in {dir})");
+}
+
+/// Take `flock(LOCK_EX | LOCK_NB)` on `file` (released when the process ends): whether
+/// no other open file holds it. (`File::try_lock` is newer than the crate's MSRV.)
+fn try_lock(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a file descriptor this `File` owns and keeps open.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// Entries of `dir` other than `keep`: what a failed or finished build left behind.

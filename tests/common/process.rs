@@ -65,7 +65,18 @@ pub async fn eventually_async<F: std::future::Future<Output = bool>>(
 pub fn eventually_ok<T>(
     what: &str,
     limit: Duration,
+    check: impl FnMut() -> Result<T, String>,
+) -> T {
+    eventually_ok_or(what, limit, check, String::new)
+}
+
+/// [`eventually_ok`] whose failure also shows `context()` (the containers' logs, what a
+/// command printed): what the test saw while it waited.
+pub fn eventually_ok_or<T>(
+    what: &str,
+    limit: Duration,
     mut check: impl FnMut() -> Result<T, String>,
+    context: impl FnOnce() -> String,
 ) -> T {
     let mut last = String::new();
     let mut found = None;
@@ -81,7 +92,7 @@ pub fn eventually_ok<T>(
     });
     match found {
         Some(value) if held => value,
-        _ => panic!("waited {limit:?} for {what}; last: {last}"),
+        _ => panic!("waited {limit:?} for {what}; last: {last}\n{}", context()),
     }
 }
 
@@ -159,7 +170,9 @@ pub struct Watched {
     pub child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
-    stdout: JoinHandle<Vec<u8>>,
+    /// Its stdout so far (read as it comes, for [`Watched::stdout_so_far`]).
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stdout_reader: JoinHandle<()>,
 }
 
 impl Watched {
@@ -170,7 +183,19 @@ impl Watched {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-        let stdout = read_all(child.stdout.take().unwrap());
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut from, into) = (child.stdout.take().unwrap(), stdout.clone());
+        let stdout_reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = from.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                into.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buffer[..read]);
+            }
+        });
         let stderr = child.stderr.take().unwrap();
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -186,7 +211,13 @@ impl Watched {
             lines,
             seen: Vec::new(),
             stdout,
+            stdout_reader,
         }
+    }
+
+    /// What the process wrote to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        text(&self.stdout.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Wait until a stderr line contains `needle`; fail the test after `limit`.
@@ -215,9 +246,13 @@ impl Watched {
         let status = wait_status(&mut self.child, limit);
         let mut stderr = std::mem::take(&mut self.seen);
         stderr.extend(self.lines.iter());
+        self.stdout_reader
+            .join()
+            .expect("the stdout reader panicked");
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap_or_else(|e| e.into_inner()));
         Output {
             status,
-            stdout: join(self.stdout),
+            stdout,
             stderr: (stderr.join("\n") + "\n").into_bytes(),
         }
     }

@@ -73,6 +73,19 @@ impl Project {
         succeeded(self.run(args), &format!("stack {}", args.join(" ")))
     }
 
+    /// Wait up to [`super::LIVE_LIMIT`] until `check` gives a value; a failure shows the
+    /// last reason and the project's containers with their logs.
+    pub fn wait_ok<T>(&self, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+        super::process::eventually_ok_or(what, super::LIVE_LIMIT, check, || {
+            super::engine::project_logs(&self.name)
+        })
+    }
+
+    /// [`Project::wait_ok`] for a condition.
+    pub fn wait(&self, what: &str, mut check: impl FnMut() -> bool) {
+        self.wait_ok(what, || check().then_some(()).ok_or_else(String::new));
+    }
+
     /// The name of the first container of `service`.
     pub fn container(&self, service: &str) -> String {
         format!("{}-{service}-1", self.name)

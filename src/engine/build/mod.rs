@@ -170,10 +170,9 @@ impl Engine {
         }
         let found = found.map_err(|e| outside("cannot list images", e))?;
         match found.first() {
-            Some(other) => {
-                self.tag(&other.id, image).await?;
-                Ok(true)
-            }
+            // An image removed between the list and the tag (another project's images
+            // removed, `docker image prune`) is built again rather than failing the build.
+            Some(other) => Ok(self.tag(&other.id, image).await.is_ok()),
             None => Ok(false),
         }
     }
