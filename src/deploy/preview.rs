@@ -309,7 +309,7 @@ pub async fn apply_route(remote: &Remote, engine: &Engine, route: &Route) -> Res
     Ok(())
 }
 
-/// With `STACK_TLS=auto`: wait (at most [`crate::engine::certificates::WAIT`]) until the
+/// With `STACK_TLS=auto`: wait (at most [`crate::engine::certificates::wait`]) until the
 /// environment's proxy holds a certificate for each of the preview's hosts; those it has
 /// none for then. The proxy orders each host once and keeps it across updates, so an
 /// update waits for nothing.
@@ -317,7 +317,7 @@ pub async fn settle_certificates(engine: &Engine, route: &Route) -> Result<Vec<S
     if !route.acme {
         return Ok(Vec::new());
     }
-    let wait = crate::engine::certificates::WAIT;
+    let wait = crate::engine::certificates::wait();
     let found = engine
         .wait_for_certificates(&route.proxy, &route.hosts, wait)
         .await?;

@@ -23,6 +23,17 @@ use crate::printer::Printer;
 pub const SOON_DAYS: i64 = 14;
 /// How long a `start` or a deploy waits for the certificates of new hosts.
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// [`WAIT`], or `STACK_CERTIFICATE_WAIT=DURATION` from the environment of `stack`.
+///
+/// Test hook: a test whose ACME server is down on purpose proves the warning, not the
+/// minute before it (six such tests waited 60 s each).
+pub fn wait() -> Duration {
+    std::env::var("STACK_CERTIFICATE_WAIT")
+        .ok()
+        .and_then(|t| crate::config::values::parse_duration(&t))
+        .unwrap_or(WAIT)
+}
 /// The file node-exporter's textfile collector reads, in the proxy's [`METRICS_TARGET`].
 const METRICS_FILE: &str = "stack_certificates.prom";
 
@@ -179,11 +190,11 @@ impl Engine {
 }
 
 impl Engine {
-    /// After a rollout: wait (at most [`WAIT`]) for the certificates of new hosts and warn
+    /// After a rollout: wait (at most [`wait`]) for the certificates of new hosts and warn
     /// about each host without a fresh one. Never a failure: the rollout is done, and the
     /// proxy keeps serving what it has and keeps trying on its own schedule.
     pub async fn report_certificates(&self, desired: &Desired, printer: &Printer) {
-        let mut settled = self.settle_certificates(desired, WAIT).await;
+        let mut settled = self.settle_certificates(desired, wait()).await;
         if matches!(&settled, Ok(Some(found)) if !found.missing.is_empty()) {
             match self.renew_forgotten_account(desired, printer).await {
                 Ok(Some(found)) => settled = Ok(Some(found)),
@@ -279,7 +290,7 @@ impl Engine {
              stack removed Caddy's stored account and reloaded Caddy, which registers a new one"
                 .to_string(),
         ));
-        self.settle_certificates(desired, WAIT).await
+        self.settle_certificates(desired, wait()).await
     }
 }
 
@@ -304,7 +315,7 @@ pub fn warnings(routing: &Routing, found: &Holding, now: DateTime<Utc>) -> Vec<D
             Diagnostic::new(format!(
                 "no certificate yet for {}: the proxy got none from the ACME server {ca} within {} s",
                 hosts.join(", "),
-                WAIT.as_secs()
+                wait().as_secs()
             ))
             .hint(format!(
                 "the rollout is done and HTTPS to these hosts fails until one arrives; {retry}. \

@@ -487,7 +487,7 @@ pub(super) fn missing_certificates(route: &Route, missing: &[String]) -> Option<
         Diagnostic::new(format!(
             "no certificate yet for the preview's {}: the environment's proxy got none within {} s",
             hosts.join(", "),
-            crate::engine::certificates::WAIT.as_secs()
+            crate::engine::certificates::wait().as_secs()
         ))
         .hint(format!(
             "the preview runs and HTTPS to these hosts fails until one arrives; {retry}. \
