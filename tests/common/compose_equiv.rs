@@ -37,7 +37,9 @@
 //! - a secret file's content may differ by one trailing line break;
 //! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`);
 //! - an `extra_hosts` entry equals itself without spaces around its host and address,
-//!   which the engine trims.
+//!   which the engine trims;
+//! - a bind-mounted file is compared by its content (a config's `content` is a file the
+//!   import writes into the project).
 
 #![allow(dead_code)]
 
@@ -469,6 +471,17 @@ fn normalise(
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
     let mut mounts = list(&volumes_from(mounts, service, doc, 0));
     mounts.extend(config_mounts(service, doc));
+    // A bind-mounted file is compared by its content: a config's `content`, which the
+    // import writes into the project's `configs/` (and the lowering for v1 beside the
+    // original), is the same file wherever it lies.
+    for mount in &mut mounts {
+        let parts: Vec<&str> = mount.splitn(3, '|').collect();
+        if let ["bind", source, rest] = parts[..] {
+            if let Ok(text) = std::fs::read_to_string(source) {
+                *mount = format!("bind|content:{text}|{rest}");
+            }
+        }
+    }
     mounts.sort();
     out.insert("volumes", json!(mounts));
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));
