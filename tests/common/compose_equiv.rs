@@ -27,6 +27,8 @@
 //!   is `CMD-SHELL`; missing timings, and timings of 0, are Docker's defaults (30s, 30s,
 //!   3, 0s);
 //! - `command: []` without an entrypoint equals no command (the engine runs the image's);
+//! - with an entrypoint, its words and the command's are compared as one list, which is
+//!   what Docker runs;
 //! - a command or entrypoint `["/bin/sh", "-c", "exec …"]` (how the import passes secrets)
 //!   equals the words that shell runs, its `$VAR`s read from the service's environment,
 //!   which may hold those variables besides the original's; an official image's
@@ -464,8 +466,22 @@ fn normalise(
         Value::Array(items) if items.is_empty() && service["entrypoint"].is_null() => Value::Null,
         other => other,
     };
-    out.insert("command", command);
-    out.insert("entrypoint", words(&service["entrypoint"]));
+    // Docker runs the entrypoint's words then the command's: with an entrypoint, the two
+    // are compared as that one list (the import's `/bin/sh -c 'exec …'` for a secret
+    // joins them into the entrypoint).
+    match (words(&service["entrypoint"]), command) {
+        (Value::Array(mut entrypoint), command) if !entrypoint.is_empty() => {
+            if let Value::Array(rest) = command {
+                entrypoint.extend(rest);
+            }
+            out.insert("command", Value::Null);
+            out.insert("entrypoint", Value::Array(entrypoint));
+        }
+        (entrypoint, command) => {
+            out.insert("command", command);
+            out.insert("entrypoint", entrypoint);
+        }
+    }
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
