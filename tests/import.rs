@@ -149,7 +149,12 @@ fn round_trip_in(
 ///   beside it (`.v1-config-<name>`), which the comparison reads as the same content;
 /// - an `env_file` whose values interpolate (`MAUTIC_DB_HOST="${MYSQL_HOST}"`) is a copy
 ///   with them interpolated as v2 does, from the file's earlier lines and `.env` (itself
-///   interpolated line by line); v1 interpolates them from the shell alone.
+///   interpolated line by line); v1 interpolates them from the shell alone;
+/// - what Coolify's templates leave to Coolify, which declares and writes them when it
+///   deploys (Compose v2 refuses these too): a named volume a service mounts but the file
+///   does not declare is declared, and a bind mount's `content` is written to its source;
+/// - a port with an empty host address (`:2283:2283`, v2's "every address") has none;
+///   Coolify's own service key `exclude_from_hc` is left out.
 fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut yaml: serde_norway::Value =
@@ -166,6 +171,7 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
         BTreeMap::new(),
     );
     lower_config_content(&mut doc, dir)?;
+    let mut undeclared = Vec::new();
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
         let active = active_profiles(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
         let profiled: Vec<String> = services
@@ -185,6 +191,20 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
             service.remove("profiles");
             lower_service(service, dir, &profiled);
             lower_env_files(service, dir, &resolved)?;
+            lower_coolify(service, dir, &resolved, &mut undeclared)?;
+        }
+    }
+    for name in undeclared {
+        let volumes = doc
+            .as_object_mut()
+            .unwrap()
+            .entry("volumes")
+            .or_insert_with(|| json!({}));
+        if volumes.is_null() {
+            *volumes = json!({});
+        }
+        if let Some(volumes) = volumes.as_object_mut() {
+            volumes.entry(name).or_insert(Value::Null);
         }
     }
     let lowered = dir.join(".v1-lowered-compose.yml");
@@ -195,10 +215,7 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
 
 /// `text`'s `KEY=VALUE` lines as Compose v2 reads a `.env` or `env_file`: quotes removed,
 /// each value but a single-quoted one interpolated with the lines before it over `base`.
-fn interpolated_dotenv(
-    text: &str,
-    base: BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+fn interpolated_dotenv(text: &str, base: BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut values = base;
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -209,7 +226,9 @@ fn interpolated_dotenv(
         };
         let value = value.trim();
         let single = value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'');
-        let unquoted = parse_dotenv(&format!("k={value}")).remove("k").unwrap_or_default();
+        let unquoted = parse_dotenv(&format!("k={value}"))
+            .remove("k")
+            .unwrap_or_default();
         let value = if single {
             unquoted
         } else {
@@ -254,6 +273,74 @@ fn lower_env_files(
         lowered.push(Value::String(format!("./{copy}")));
     }
     service.insert("env_file".into(), Value::Array(lowered));
+    Ok(())
+}
+
+/// A service's named volumes (into `undeclared`, declared by the caller where the file
+/// does not), its bind mounts' `content` written to their sources, and its ports' empty
+/// host addresses, as Coolify and Compose v2 read them ([`lower_for_v1`]).
+fn lower_coolify(
+    service: &mut serde_json::Map<String, Value>,
+    dir: &Path,
+    dotenv: &BTreeMap<String, String>,
+    undeclared: &mut Vec<String>,
+) -> Result<(), String> {
+    // Coolify's own key (whether its health view counts the service).
+    service.remove("exclude_from_hc");
+    for volume in service
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        match volume {
+            Value::String(short) => {
+                let source = short.split(':').next().unwrap_or_default();
+                let named = source
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                    && short.contains(':')
+                    && !source.contains(['/', '$']);
+                if named {
+                    undeclared.push(source.to_string());
+                }
+            }
+            Value::Object(long) => {
+                let source = long.get("source").and_then(Value::as_str).map(String::from);
+                if let (Some(Value::String(content)), Some(source)) =
+                    (long.remove("content"), source)
+                {
+                    let path = dir.join(&source);
+                    if let Some(parent) = path.parent() {
+                        fs::create_dir_all(parent).map_err(|e| format!("{source}: {e}"))?;
+                    }
+                    fs::write(&path, content).map_err(|e| format!("{source}: {e}"))?;
+                }
+                long.remove("isDirectory");
+                let kind = long.get("type").and_then(Value::as_str);
+                if let (Some("volume"), Some(source)) =
+                    (kind, long.get("source").and_then(Value::as_str))
+                {
+                    undeclared.push(source.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    for port in service
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::String(text) = port {
+            let value = interpolate_v2(text, dotenv);
+            if let Some(rest) = value.strip_prefix(':') {
+                *text = rest.replace('$', "$$");
+            }
+        }
+    }
     Ok(())
 }
 
