@@ -144,7 +144,17 @@ fn round_trip_in(
 ///   and the file does not exist (v2 skips it);
 /// - a value that nests a variable in a default (`${A:-${B}}`, `${A:-x$B}`, `${A:+x${A}}`),
 ///   which v1 cuts at the first `}` or keeps as text, is interpolated as v2 does, from
-///   `.env` alone.
+///   `.env` alone;
+/// - a top-level config's `content` (v1's schema has `file` only) is that text in a file
+///   beside it (`.v1-config-<name>`), which the comparison reads as the same content;
+/// - an `env_file` whose values interpolate (`MAUTIC_DB_HOST="${MYSQL_HOST}"`) is a copy
+///   with them interpolated as v2 does, from the file's earlier lines and `.env` (itself
+///   interpolated line by line); v1 interpolates them from the shell alone;
+/// - what Coolify's templates leave to Coolify, which declares and writes them when it
+///   deploys (Compose v2 refuses these too): a named volume a service mounts but the file
+///   does not declare is declared, and a bind mount's `content` is written to its source;
+/// - a port with an empty host address (`:2283:2283`, v2's "every address") has none;
+///   Coolify's own service key `exclude_from_hc` is left out.
 fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut yaml: serde_norway::Value =
@@ -156,6 +166,12 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
     lower_include(&mut doc, dir)?;
     let dotenv = parse_dotenv(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
     lower_nested(&mut doc, &dotenv);
+    let resolved = interpolated_dotenv(
+        &fs::read_to_string(dir.join(".env")).unwrap_or_default(),
+        BTreeMap::new(),
+    );
+    lower_config_content(&mut doc, dir)?;
+    let mut undeclared = Vec::new();
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
         let active = active_profiles(&fs::read_to_string(dir.join(".env")).unwrap_or_default());
         let profiled: Vec<String> = services
@@ -174,12 +190,175 @@ fn lower_for_v1(file: &Path) -> Result<PathBuf, String> {
             // Activated already: v1 would read `COMPOSE_PROFILES` without interpolation.
             service.remove("profiles");
             lower_service(service, dir, &profiled);
+            lower_env_files(service, dir, &resolved)?;
+            lower_coolify(service, dir, &resolved, &mut undeclared)?;
+        }
+    }
+    for name in undeclared {
+        let volumes = doc
+            .as_object_mut()
+            .unwrap()
+            .entry("volumes")
+            .or_insert_with(|| json!({}));
+        if volumes.is_null() {
+            *volumes = json!({});
+        }
+        if let Some(volumes) = volumes.as_object_mut() {
+            volumes.entry(name).or_insert(Value::Null);
         }
     }
     let lowered = dir.join(".v1-lowered-compose.yml");
     fs::write(&lowered, serde_json::to_string_pretty(&doc).unwrap())
         .map_err(|e| format!("{}: {e}", lowered.display()))?;
     Ok(lowered)
+}
+
+/// `text`'s `KEY=VALUE` lines as Compose v2 reads a `.env` or `env_file`: quotes removed,
+/// each value but a single-quoted one interpolated with the lines before it over `base`.
+fn interpolated_dotenv(text: &str, base: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut values = base;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let single = value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'');
+        let unquoted = parse_dotenv(&format!("k={value}"))
+            .remove("k")
+            .unwrap_or_default();
+        let value = if single {
+            unquoted
+        } else {
+            interpolate_v2(&unquoted, &values)
+        };
+        values.insert(key.trim().to_string(), value);
+    }
+    values
+}
+
+/// Each `env_file` of `service` that interpolates (`$` in it) replaced by a copy with
+/// its values interpolated as v2 does ([`interpolated_dotenv`] over `dotenv`).
+fn lower_env_files(
+    service: &mut serde_json::Map<String, Value>,
+    dir: &Path,
+    dotenv: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let files = match service.get_mut("env_file") {
+        Some(Value::String(one)) => vec![Value::String(one.clone())],
+        Some(Value::Array(all)) => all.clone(),
+        _ => return Ok(()),
+    };
+    let mut lowered = Vec::new();
+    for file in &files {
+        let Some(path) = file.as_str() else {
+            lowered.push(file.clone());
+            continue;
+        };
+        let text = fs::read_to_string(dir.join(path)).unwrap_or_default();
+        if !text.contains('$') {
+            lowered.push(file.clone());
+            continue;
+        }
+        let own = interpolated_dotenv(&text, dotenv.clone());
+        let keys = parse_dotenv(&text);
+        let body: String = keys
+            .keys()
+            .map(|key| format!("{key}={}\n", own[key]))
+            .collect();
+        let copy = format!(".v1-env-{}", path.replace(['/', '.'], "_"));
+        fs::write(dir.join(&copy), body).map_err(|e| format!("{copy}: {e}"))?;
+        lowered.push(Value::String(format!("./{copy}")));
+    }
+    service.insert("env_file".into(), Value::Array(lowered));
+    Ok(())
+}
+
+/// A service's named volumes (into `undeclared`, declared by the caller where the file
+/// does not), its bind mounts' `content` written to their sources, and its ports' empty
+/// host addresses, as Coolify and Compose v2 read them ([`lower_for_v1`]).
+fn lower_coolify(
+    service: &mut serde_json::Map<String, Value>,
+    dir: &Path,
+    dotenv: &BTreeMap<String, String>,
+    undeclared: &mut Vec<String>,
+) -> Result<(), String> {
+    // Coolify's own key (whether its health view counts the service).
+    service.remove("exclude_from_hc");
+    for volume in service
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        match volume {
+            Value::String(short) => {
+                let source = short.split(':').next().unwrap_or_default();
+                let named = source
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                    && short.contains(':')
+                    && !source.contains(['/', '$']);
+                if named {
+                    undeclared.push(source.to_string());
+                }
+            }
+            Value::Object(long) => {
+                let source = long.get("source").and_then(Value::as_str).map(String::from);
+                if let (Some(Value::String(content)), Some(source)) =
+                    (long.remove("content"), source)
+                {
+                    let path = dir.join(&source);
+                    if let Some(parent) = path.parent() {
+                        fs::create_dir_all(parent).map_err(|e| format!("{source}: {e}"))?;
+                    }
+                    fs::write(&path, content).map_err(|e| format!("{source}: {e}"))?;
+                }
+                long.remove("isDirectory");
+                let kind = long.get("type").and_then(Value::as_str);
+                if let (Some("volume"), Some(source)) =
+                    (kind, long.get("source").and_then(Value::as_str))
+                {
+                    undeclared.push(source.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    for port in service
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::String(text) = port {
+            let value = interpolate_v2(text, dotenv);
+            if let Some(rest) = value.strip_prefix(':') {
+                *text = rest.replace('$', "$$");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each top-level config given as `content` written to `.v1-config-<name>` beside the file
+/// and named by `file`, the form v1 reads.
+fn lower_config_content(doc: &mut Value, dir: &Path) -> Result<(), String> {
+    let Some(configs) = doc.get_mut("configs").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (name, config) in configs.iter_mut() {
+        let Some(content) = config.get("content").and_then(Value::as_str) else {
+            continue;
+        };
+        let file = format!(".v1-config-{name}");
+        fs::write(dir.join(&file), content).map_err(|e| format!("{file}: {e}"))?;
+        *config = json!({ "file": format!("./{file}") });
+    }
+    Ok(())
 }
 
 /// `deploy.resources.limits.pids`, which v1's schema lacks, as the `pids_limit` it means

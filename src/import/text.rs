@@ -16,9 +16,18 @@ pub enum Piece {
     },
 }
 
-/// Split `text` into pieces. A `$` that starts no reference stays text.
 /// How deep `${…}` references nest in `text` (`$$` is a literal `$`): a linear scan.
 pub fn interpolation_depth(text: &str) -> usize {
+    scan_braces(text).0
+}
+
+/// Whether a `${` of `text` is never closed (`${NAME:-web`), which Compose refuses.
+pub fn unclosed_interpolation(text: &str) -> bool {
+    scan_braces(text).1 > 0
+}
+
+/// The deepest `${…}` nesting of `text` and how many are still open at its end.
+fn scan_braces(text: &str) -> (usize, usize) {
     let (mut depth, mut deepest) = (0usize, 0usize);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -35,9 +44,10 @@ pub fn interpolation_depth(text: &str) -> usize {
             _ => {}
         }
     }
-    deepest
+    (deepest, depth)
 }
 
+/// Split `text` into pieces. A `$` that starts no reference stays text.
 pub fn pieces(text: &str) -> Vec<Piece> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();

@@ -284,6 +284,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 "a value nests `${{…}}` more than {MAX_INTERPOLATION_DEPTH} levels deep"
             )));
         }
+        if super::text::unclosed_interpolation(v) {
+            return Err(E::custom(
+                "a value opens `${` without its closing `}`, which Compose refuses: close it, or write `$${` for a literal `${`",
+            ));
+        }
         Ok(Node::Str(v.to_string()))
     }
 

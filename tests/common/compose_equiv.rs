@@ -27,6 +27,8 @@
 //!   is `CMD-SHELL`; missing timings, and timings of 0, are Docker's defaults (30s, 30s,
 //!   3, 0s);
 //! - `command: []` without an entrypoint equals no command (the engine runs the image's);
+//! - with an entrypoint, its words and the command's are compared as one list, which is
+//!   what Docker runs;
 //! - a command or entrypoint `["/bin/sh", "-c", "exec …"]` (how the import passes secrets)
 //!   equals the words that shell runs, its `$VAR`s read from the service's environment,
 //!   which may hold those variables besides the original's; an official image's
@@ -37,7 +39,9 @@
 //! - a secret file's content may differ by one trailing line break;
 //! - durations and sizes are compared as numbers (`1m30s` = `90s`, `1g` = `1024m`);
 //! - an `extra_hosts` entry equals itself without spaces around its host and address,
-//!   which the engine trims.
+//!   which the engine trims;
+//! - a bind-mounted file is compared by its content (a config's `content` is a file the
+//!   import writes into the project).
 
 #![allow(dead_code)]
 
@@ -462,13 +466,38 @@ fn normalise(
         Value::Array(items) if items.is_empty() && service["entrypoint"].is_null() => Value::Null,
         other => other,
     };
-    out.insert("command", command);
-    out.insert("entrypoint", words(&service["entrypoint"]));
+    // Docker runs the entrypoint's words then the command's: with an entrypoint, the two
+    // are compared as that one list (the import's `/bin/sh -c 'exec …'` for a secret
+    // joins them into the entrypoint).
+    match (words(&service["entrypoint"]), command) {
+        (Value::Array(mut entrypoint), command) if !entrypoint.is_empty() => {
+            if let Value::Array(rest) = command {
+                entrypoint.extend(rest);
+            }
+            out.insert("command", Value::Null);
+            out.insert("entrypoint", Value::Array(entrypoint));
+        }
+        (entrypoint, command) => {
+            out.insert("command", command);
+            out.insert("entrypoint", entrypoint);
+        }
+    }
     out.insert("environment", pairs(&service["environment"]));
     out.insert("ports", ports(&service["ports"]));
     let (mounts, mut tmpfs) = mounts(&service["volumes"]);
     let mut mounts = list(&volumes_from(mounts, service, doc, 0));
     mounts.extend(config_mounts(service, doc));
+    // A bind-mounted file is compared by its content: a config's `content`, which the
+    // import writes into the project's `configs/` (and the lowering for v1 beside the
+    // original), is the same file wherever it lies.
+    for mount in &mut mounts {
+        let parts: Vec<&str> = mount.splitn(3, '|').collect();
+        if let ["bind", source, rest] = parts[..] {
+            if let Ok(text) = std::fs::read_to_string(source) {
+                *mount = format!("bind|content:{text}|{rest}");
+            }
+        }
+    }
     mounts.sort();
     out.insert("volumes", json!(mounts));
     tmpfs.extend(list(&service["tmpfs"]).iter().map(|t| tmpfs_entry(t)));

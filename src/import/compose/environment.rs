@@ -1,7 +1,6 @@
 //! `environment` over `env_file` to `ENV_<NAME>` (and `ENV`), secrets moved to
 //! `secrets.env`.
 
-use crate::config::values::escape_item;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::text::{as_literal, escape_dollars, pieces, Piece};
@@ -55,7 +54,7 @@ impl Import<'_> {
                 );
             } else {
                 // `\,` keeps a comma inside the item (CVAT's `no_proxy`).
-                odd.push(escape_item(&format!("{name}={value}")));
+                odd.push(self.list_item(&input, "environment", &format!("{name}={value}")));
             }
         }
         if !odd.is_empty() {

@@ -163,7 +163,7 @@ impl Import<'_> {
                 );
             } else {
                 // `\,` keeps a comma inside the item.
-                listed.push(escape_item(&format!("{name}={value}")));
+                listed.push(self.list_item(&input, &key, &format!("{name}={value}")));
             }
         }
         if !listed.is_empty() {

@@ -145,6 +145,47 @@ impl Import<'_> {
         Some(value)
     }
 
+    /// One item of `ENV`, `LABELS` or `BUILD_ARGS` (`NAME=VALUE` in `stack.env`'s form),
+    /// `\,` and `\\` escaped. stack splits such a list after interpolating it, so a
+    /// variable whose `.env` value holds a comma or a backslash is written as that value
+    /// (a note says so); a secret's never is.
+    pub(super) fn list_item(&mut self, service: &str, key: &str, item: &str) -> String {
+        let mut out = Vec::new();
+        for piece in pieces(item) {
+            let Piece::Var { name, rest, braced } = &piece else {
+                out.push(piece);
+                continue;
+            };
+            let original = self
+                .renamed_vars
+                .iter()
+                .find(|(_, to)| *to == name)
+                .map_or(name.clone(), |(from, _)| from.clone());
+            let reference = Piece::Var {
+                name: original.clone(),
+                rest: rest.clone(),
+                braced: *braced,
+            };
+            let value = self.interpolate(&super::text::join(&[reference]), 0);
+            match value {
+                Some(value) if value.contains([',', '\\']) && !is_secret_name(&original) => {
+                    self.note(
+                        Some(service),
+                        key,
+                        format!(
+                            "`${original}` holds a comma or a backslash in `.env`: its value is \
+                             written into the item, since stack splits the list after \
+                             interpolating it (a later change of `.env` is not followed)"
+                        ),
+                    );
+                    out.push(Piece::Text(super::text::escape_dollars(&value)));
+                }
+                _ => out.push(piece),
+            }
+        }
+        crate::config::values::escape_item(&super::text::join(&out))
+    }
+
     pub(super) fn interpolate(&self, text: &str, depth: usize) -> Option<String> {
         interpolate_in(&self.dotenv, text, depth)
     }

@@ -5,7 +5,6 @@
 use super::yaml::Node;
 use super::{megabytes, pairs, Import, ServiceDraft};
 use crate::config::attrs::{is_container_hostname, HOSTNAME_MAX};
-use crate::config::values::escape_item;
 
 impl Import<'_> {
     /// The single-valued and list options, each key by its own helper.
@@ -179,7 +178,7 @@ impl Import<'_> {
             }
             let value = self.template(&value);
             items.push(match label {
-                true => escape_item(&format!("{name}={value}")),
+                true => self.list_item(&input, key, &format!("{name}={value}")),
                 false => format!("{name}={value}"),
             });
         }

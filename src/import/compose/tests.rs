@@ -915,3 +915,26 @@ fn a_shell_health_check_of_several_words_is_what_docker_runs() {
         "{env}"
     );
 }
+
+#[test]
+fn a_comma_that_a_variable_brings_into_a_list_item_stays_in_the_item() {
+    let imported = run(
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  app:\n    image: app:1\n    environment:\n      no_proxy: db,${NO_PROXY}\n    labels:\n      - rule=${RULE}\n      - tag=${TAG}\n",
+            ),
+            (".env", "NO_PROXY=cache,queue\nRULE=Host(`a`) || Host(`b`)\nTAG=v1\n"),
+        ],
+        false,
+    );
+    let env = file(&imported, "stack.env");
+    // The value is written into the item, its comma escaped (`\,`, doubled in quotes).
+    assert!(
+        env.contains("SERVICE_APP_ENV=\"no_proxy=db\\\\,cache\\\\,queue\"\n"),
+        "{env}"
+    );
+    // Without a comma the reference stays.
+    assert!(env.contains("tag=${TAG}"), "{env}");
+    assert!(env.contains("rule=${RULE}"), "{env}");
+}
