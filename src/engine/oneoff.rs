@@ -15,6 +15,9 @@ use crate::model::{Desired, DesiredService, Placement, Secrets};
 /// Lines of output kept for the error of a failed command.
 const LAST_LINES: usize = 20;
 
+/// How long a one-off's log may still deliver lines once the container has exited.
+const LOG_DRAIN: Duration = Duration::from_secs(5);
+
 /// How a one-off command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -210,31 +213,52 @@ impl Engine {
 
     /// Follow the log of the started container `id` from its start until it exits,
     /// handing each line to `on_line` and keeping the last ones in `last`; its exit code.
+    /// The exit is awaited beside the log, not after it: an engine's log follow can miss
+    /// the end of a container that exits at once (a loaded machine, a job that only
+    /// echoes) and wait on forever, so once the container has exited its log gets
+    /// [`LOG_DRAIN`] to deliver the rest.
     pub async fn follow(
         &self,
         id: &str,
         last: &mut VecDeque<String>,
         on_line: &mut impl FnMut(&str),
     ) -> Result<i64> {
-        let mut stream = Box::pin(self.logs(id, true, None));
-        let mut pending = String::new();
-        while let Some(chunk) = stream.next().await {
-            pending.push_str(&chunk?);
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                let line = line.trim_end_matches(['\n', '\r']);
+        let lines = async {
+            let mut stream = Box::pin(self.logs(id, true, None));
+            let mut pending = String::new();
+            let mut keep = |line: &str| {
                 on_line(line);
                 last.push_back(line.to_string());
                 if last.len() > LAST_LINES {
                     last.pop_front();
                 }
+            };
+            while let Some(chunk) = stream.next().await {
+                pending.push_str(&chunk?);
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    keep(line.trim_end_matches(['\n', '\r']));
+                }
+            }
+            if !pending.is_empty() {
+                keep(&pending);
+            }
+            Ok::<(), Error>(())
+        };
+        let exited = self.exit_code(id);
+        tokio::pin!(lines, exited);
+        tokio::select! {
+            done = &mut lines => {
+                done?;
+                exited.await
+            }
+            code = &mut exited => {
+                if let Ok(done) = tokio::time::timeout(LOG_DRAIN, &mut lines).await {
+                    done?;
+                }
+                code
             }
         }
-        if !pending.is_empty() {
-            on_line(&pending);
-            last.push_back(pending);
-        }
-        self.exit_code(id).await
     }
 
     /// Wait for a container to stop; its exit code.
