@@ -468,17 +468,7 @@ fn the_grafana_dashboard_has_the_schemas_fields_and_valid_queries() {
         serde_json::json!({ "groups": [ { "name": "panels", "rules": rules } ] }).to_string(),
     )
     .unwrap();
-    let out = StdCommand::new(promtool)
-        .args(["check", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool refuses a panel query:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    promtool_passes(&promtool, "check", &file, "promtool refuses a panel query");
 }
 
 /// `CertificateMissing` under `promtool test rules` with the rendered rule file: it fires
@@ -513,14 +503,19 @@ fn the_certificate_missing_alert_fires_under_promtool() {
         ),
     )
     .unwrap();
+    promtool_passes(&promtool, "test", &test, "promtool test rules");
+}
+
+/// `promtool <verb> rules <file>` succeeds; `what` and its output otherwise.
+fn promtool_passes(promtool: &std::path::Path, verb: &str, file: &std::path::Path, what: &str) {
     let out = StdCommand::new(promtool)
-        .args(["test", "rules"])
-        .arg(&test)
+        .args([verb, "rules"])
+        .arg(file)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "promtool test rules:\n{}{}",
+        "{what}:\n{}{}",
         text(&out.stdout),
         text(&out.stderr)
     );

@@ -3,14 +3,7 @@
 set -e
 C=${HOSTILE_DIR:-/tmp/stack-hostile}/cases
 rm -rf $C; mkdir -p $C
-SECRET=HUNTER2canaryQ7Zx
-base() { # base NAME: minimal project with a planted secret
-  local d=$C/$1; mkdir -p $d/environments/dev
-  printf 'STACK_PROJECT=minimal\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=stack-test/busybox:latest\nSERVICE_WEB_COMMAND=httpd -f -p 8080 -h /var/www\nSERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${STACK_DOMAIN}\nSERVICE_WEB_ENV_APP_SECRET=${APP_SECRET}\n' > $d/stack.env
-  printf "APP_SECRET=$SECRET\n" > $d/environments/dev/secrets.env; chmod 600 $d/environments/dev/secrets.env
-  echo $d
-}
-add() { printf "$2" >> $C/$1/stack.env; }
+. "$(dirname "$0")/lib.sh"
 d=$(base ok)
 # size
 d=$(base huge100m); python3 -c "
@@ -63,53 +56,53 @@ d=$(base link-loop); ln -s loop.env $d/loop.env; ln -s loop.env $d/stack.local.e
 d=$(base link-dangling); ln -s /nonexistent $d/stack.local.env
 d=$(base unreadable); printf 'X=1\n' > $d/stack.local.env; chmod 000 $d/stack.local.env
 # env_file
-d=$(base envfile-shadow); add envfile-shadow 'SERVICE_WEB_ENV_FILE=../../etc/shadow\n'
-d=$(base envfile-abs); add envfile-abs 'SERVICE_WEB_ENV_FILE=/etc/passwd\n'
+attack envfile-shadow 'SERVICE_WEB_ENV_FILE=../../etc/shadow\n'
+attack envfile-abs 'SERVICE_WEB_ENV_FILE=/etc/passwd\n'
 d=$(base envfile-zero); ln -s /dev/zero $d/z.env; add envfile-zero 'SERVICE_WEB_ENV_FILE=z.env\n'
 d=$(base envfile-fifo); mkfifo $d/f.env; add envfile-fifo 'SERVICE_WEB_ENV_FILE=f.env\n'
 d=$(base envfile-dir); mkdir $d/d.env; add envfile-dir 'SERVICE_WEB_ENV_FILE=d.env\n'
-d=$(base envfile-missing); add envfile-missing 'SERVICE_WEB_ENV_FILE=missing.env\n'
+attack envfile-missing 'SERVICE_WEB_ENV_FILE=missing.env\n'
 d=$(base envfile-link-out); ln -s /etc/passwd $d/p.env; add envfile-link-out 'SERVICE_WEB_ENV_FILE=p.env\n'
 d=$(base envfile-link-secrets); ln -s environments/dev/secrets.env $d/s.env; add envfile-link-secrets 'SERVICE_WEB_ENV_FILE=s.env\n'
-d=$(base envfile-secrets-direct); add envfile-secrets-direct 'SERVICE_WEB_ENV_FILE=environments/dev/secrets.env\n'
+attack envfile-secrets-direct 'SERVICE_WEB_ENV_FILE=environments/dev/secrets.env\n'
 d=$(base envfile-badline-secret); printf 'OK=1\nthis HUNTER2canaryQ7Zx line\n' > $d/e.env; add envfile-badline-secret 'SERVICE_WEB_ENV_FILE=e.env\n'
 d=$(base envfile-huge); python3 -c "open('$d/h.env','w').write(('A=1\n')*3_000_000)"; add envfile-huge 'SERVICE_WEB_ENV_FILE=h.env\n'
 # bind / build
-d=$(base bind-shadow); add bind-shadow 'SERVICE_WEB_VOLUMES=../../etc/shadow:/x:ro\n'
-d=$(base bind-abs); add bind-abs 'SERVICE_WEB_VOLUMES=/etc/shadow:/x:ro\n'
-d=$(base bind-root); add bind-root 'SERVICE_WEB_VOLUMES=/:/host\n'
-d=$(base bind-docker-sock); add bind-docker-sock 'SERVICE_WEB_VOLUMES=/var/run/docker.sock:/var/run/docker.sock\n'
+attack bind-shadow 'SERVICE_WEB_VOLUMES=../../etc/shadow:/x:ro\n'
+attack bind-abs 'SERVICE_WEB_VOLUMES=/etc/shadow:/x:ro\n'
+attack bind-root 'SERVICE_WEB_VOLUMES=/:/host\n'
+attack bind-docker-sock 'SERVICE_WEB_VOLUMES=/var/run/docker.sock:/var/run/docker.sock\n'
 d=$(base build-outside); sed -i '/IMAGE/d' $d/stack.env; add build-outside 'SERVICE_WEB_BUILD=../../\n'
 d=$(base build-abs); sed -i '/IMAGE/d' $d/stack.env; add build-abs 'SERVICE_WEB_BUILD=/etc\n'
 d=$(base build-dockerfile-out); sed -i '/IMAGE/d' $d/stack.env; mkdir $d/app; add build-dockerfile-out 'SERVICE_WEB_BUILD=app\nSERVICE_WEB_DOCKERFILE=../../../etc/shadow\n'
 d=$(base build-dockerfile-zero); sed -i '/IMAGE/d' $d/stack.env; mkdir $d/app; ln -s /dev/zero $d/app/Dockerfile; add build-dockerfile-zero 'SERVICE_WEB_BUILD=app\n'
 d=$(base build-dockerignore-zero); sed -i '/IMAGE/d' $d/stack.env; mkdir $d/app; echo 'FROM stack-test/busybox' > $d/app/Dockerfile; ln -s /dev/zero $d/app/.dockerignore; add build-dockerignore-zero 'SERVICE_WEB_BUILD=app\n'
 # interpolation
-d=$(base interp-self); add interp-self 'A=${A}\nSERVICE_WEB_ENV_A=${A}\n'
+attack interp-self 'A=${A}\nSERVICE_WEB_ENV_A=${A}\n'
 d=$(base interp-nest-deep); python3 -c "open('$d/stack.env','a').write('A='+'\${X:-'*200000+'z'+'}'*200000+'\n')"
 d=$(base interp-nest-deep-alt); python3 -c "open('$d/stack.env','a').write('A='+'\${X:+'*200000+'z'+'}'*200000+'\nX=1\n')"
 d=$(base interp-nest-5000); python3 -c "open('$d/stack.env','a').write('A='+'\${X:-'*5000+'z'+'}'*5000+'\n')"
 d=$(base interp-chain-long); python3 -c "
 s=''.join('K%d=\${K%d}\n'%(i,i+1) for i in range(9000))+'K9000=end\nSERVICE_WEB_ENV_K=\${K0}\n'
 open('$d/stack.env','a').write(s)"
-d=$(base interp-required); add interp-required 'SERVICE_WEB_ENV_R=${NOPE:?}\n'
-d=$(base interp-required-msg); add interp-required-msg 'SERVICE_WEB_ENV_R=${NOPE:?set NOPE in secrets}\n'
-d=$(base interp-required-secretmsg); add interp-required-secretmsg 'SERVICE_WEB_ENV_R=${NOPE:?${APP_SECRET}}\n'
-d=$(base interp-unterminated); add interp-unterminated 'A=${B\n'
-d=$(base interp-badname); add interp-badname 'A=${1B}\nB=${}\n'
-d=$(base interp-secret-default); add interp-secret-default 'SERVICE_WEB_PORT=${NOPE:-${APP_SECRET}}\n'
-d=$(base interp-procenv); add interp-procenv 'SERVICE_WEB_ENV_H=${HOME}\n'
+attack interp-required 'SERVICE_WEB_ENV_R=${NOPE:?}\n'
+attack interp-required-msg 'SERVICE_WEB_ENV_R=${NOPE:?set NOPE in secrets}\n'
+attack interp-required-secretmsg 'SERVICE_WEB_ENV_R=${NOPE:?${APP_SECRET}}\n'
+attack interp-unterminated 'A=${B\n'
+attack interp-badname 'A=${1B}\nB=${}\n'
+attack interp-secret-default 'SERVICE_WEB_PORT=${NOPE:-${APP_SECRET}}\n'
+attack interp-procenv 'SERVICE_WEB_ENV_H=${HOME}\n'
 # numbers
 for p in 0 65536 -1 99999999999999999999 1e3 0x50 ' 80' '８０'; do n=port-$(echo "$p" | tr -c 'a-z0-9-' '_'); d=$(base $n); sed -i "s/SERVICE_WEB_PORT=8080/SERVICE_WEB_PORT=$p/" $d/stack.env; done
-d=$(base publish-overlap); add publish-overlap 'SERVICE_WEB_PUBLISH=8000-8100:8000-8100,8050:80\n'
-d=$(base publish-range-huge); add publish-range-huge 'SERVICE_WEB_PUBLISH=1-65535:1-65535\n'
-d=$(base publish-range-rev); add publish-range-rev 'SERVICE_WEB_PUBLISH=9000-8000:9000-8000\n'
-d=$(base publish-0); add publish-0 'SERVICE_WEB_PUBLISH=0:80\n'
-d=$(base publish-65536); add publish-65536 'SERVICE_WEB_PUBLISH=65536:80\n'
-for v in 18446744073709551615s 18446744073709551616 1e309s -5s 99999999999999999999999h 1e309 NaN inf 0s 1m-30s 9223372036854775807ns 5ms5; do n=dur-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_HEALTH_INTERVAL=$v\n"; done
-for v in 18446744073709551616 -1 1e309 0 4294967296 NaN; do n=mem-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_MEMORY_MB=$v\n"; done
-for v in 1e309 -1 NaN inf 0 99999999999; do n=cpus-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_CPUS=$v\n"; done
-for v in 18446744073709551616 -1 0 1000000000; do n=replicas-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_REPLICAS=$v\n"; done
+attack publish-overlap 'SERVICE_WEB_PUBLISH=8000-8100:8000-8100,8050:80\n'
+attack publish-range-huge 'SERVICE_WEB_PUBLISH=1-65535:1-65535\n'
+attack publish-range-rev 'SERVICE_WEB_PUBLISH=9000-8000:9000-8000\n'
+attack publish-0 'SERVICE_WEB_PUBLISH=0:80\n'
+attack publish-65536 'SERVICE_WEB_PUBLISH=65536:80\n'
+for v in 18446744073709551615s 18446744073709551616 1e309s -5s 99999999999999999999999h 1e309 NaN inf 0s 1m-30s 9223372036854775807ns 5ms5; do n=dur-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_HEALTH_INTERVAL=$v\n"; done
+for v in 18446744073709551616 -1 1e309 0 4294967296 NaN; do n=mem-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_MEMORY_MB=$v\n"; done
+for v in 1e309 -1 NaN inf 0 99999999999; do n=cpus-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_CPUS=$v\n"; done
+for v in 18446744073709551616 -1 0 1000000000; do n=replicas-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_REPLICAS=$v\n"; done
 # names
 d=$(base collide-dash); sed -i 's/STACK_SERVICES=web/STACK_SERVICES=my-app,my_app/' $d/stack.env; add collide-dash 'SERVICE_MY_APP_IMAGE=x\n'
 d=$(base collide-case); sed -i 's/STACK_SERVICES=web/STACK_SERVICES=web,WEB/' $d/stack.env
@@ -119,11 +112,11 @@ for r in proxy caddy nginx default stack backup postgres con . .. -web; do n=res
 d=$(base empty-services); sed -i 's/STACK_SERVICES=web/STACK_SERVICES=/' $d/stack.env
 d=$(base only-commas); sed -i 's/STACK_SERVICES=web/STACK_SERVICES=,,,/' $d/stack.env
 d=$(base empty-file); : > $d/stack.env
-d=$(base dup-key); add dup-key 'SERVICE_WEB_PORT=81\n'
-d=$(base secret-in-route); add secret-in-route 'SERVICE_WEB_ROUTE=${APP_SECRET}.example.com\n'
-d=$(base secret-in-image); add secret-in-image 'SERVICE_WEB_IMAGE=${APP_SECRET}\n'
-d=$(base secret-bad-port); add secret-bad-port 'SERVICE_WEB_PORT=${APP_SECRET}\n'
-d=$(base secret-in-name); add secret-in-name 'STACK_SERVICES=${APP_SECRET}\n'
+attack dup-key 'SERVICE_WEB_PORT=81\n'
+attack secret-in-route 'SERVICE_WEB_ROUTE=${APP_SECRET}.example.com\n'
+attack secret-in-image 'SERVICE_WEB_IMAGE=${APP_SECRET}\n'
+attack secret-bad-port 'SERVICE_WEB_PORT=${APP_SECRET}\n'
+attack secret-in-name 'STACK_SERVICES=${APP_SECRET}\n'
 d=$(base secret-in-key-typo); printf 'SERVICE_WEB_PROT=HUNTER2canaryQ7Zx\n' >> $d/environments/dev/secrets.env
 d=$(base secret-bad-bool); printf 'SERVICE_WEB_READ_ONLY=HUNTER2canaryQ7Zx\n' >> $d/environments/dev/secrets.env
 d=$(base secret-quote-unterminated); printf 'Q="HUNTER2canaryQ7Zx\n' >> $d/environments/dev/secrets.env

@@ -1,23 +1,20 @@
 #!/bin/bash
 set -e
 C=${HOSTILE_DIR:-/tmp/stack-hostile}/cases2; rm -rf $C; mkdir -p $C
-SECRET=HUNTER2canaryQ7Zx
-base() { local d=$C/$1; mkdir -p $d/environments/dev
-  printf 'STACK_PROJECT=minimal\nSTACK_SERVICES=web\nSERVICE_WEB_IMAGE=stack-test/busybox:latest\nSERVICE_WEB_COMMAND=httpd -f -p 8080 -h /var/www\nSERVICE_WEB_PORT=8080\nSERVICE_WEB_ROUTE=${STACK_DOMAIN}\nSERVICE_WEB_ENV_APP_SECRET=${APP_SECRET}\nSERVICE_WEB_HEALTH=/\n' > $d/stack.env
-  printf "APP_SECRET=$SECRET\n" > $d/environments/dev/secrets.env; chmod 600 $d/environments/dev/secrets.env; echo $d; }
-add() { printf "$2" >> $C/$1/stack.env; }
+BASE_EXTRA='SERVICE_WEB_HEALTH=/\n'
+. "$(dirname "$0")/lib.sh"
 for k in HEALTH_INTERVAL HEALTH_TIMEOUT STOP_GRACE DRAIN; do
-for v in 18446744073709551615s 18446744073709551616 1e309s -5s 99999999999999999999999h 1e309 NaN inf 0s 1m-30s 9223372036854775807ns 5ms5 106751991167300d 292y 1.5s; do n=$k-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_$k=$v\n"; done; done
-for v in 18446744073709551616 -1 1e309 99999999999999999999g 1E 9223372036854775807b 8e; do n=shm-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_SHM_SIZE=$v\n"; done
-for v in 'nofile=18446744073709551616' 'nofile=-2' 'nofile=1:0' 'x=1'; do n=ulimit-$(echo "$v" | tr -c 'a-z0-9-' '_'); d=$(base $n); add $n "SERVICE_WEB_ULIMITS=$v\n"; done
+for v in 18446744073709551615s 18446744073709551616 1e309s -5s 99999999999999999999999h 1e309 NaN inf 0s 1m-30s 9223372036854775807ns 5ms5 106751991167300d 292y 1.5s; do n=$k-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_$k=$v\n"; done; done
+for v in 18446744073709551616 -1 1e309 99999999999999999999g 1E 9223372036854775807b 8e; do n=shm-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_SHM_SIZE=$v\n"; done
+for v in 'nofile=18446744073709551616' 'nofile=-2' 'nofile=1:0' 'x=1'; do n=ulimit-$(echo "$v" | tr -c 'a-z0-9-' '_'); attack $n "SERVICE_WEB_ULIMITS=$v\n"; done
 d=$(base nul-env); printf 'SERVICE_WEB_ENV_X=a\0b\n' >> $d/stack.env
 d=$(base nul-command); printf 'SERVICE_WEB_COMMAND=httpd\0-f\n' >> $d/stack.env
 d=$(base nul-quoted); printf 'SERVICE_WEB_ENV_X="a\0b"\n' >> $d/stack.env
 d=$(base esc-env); printf 'SERVICE_WEB_ENV_X=a\033[2Jb\n' >> $d/stack.env
 d=$(base bidi-command); printf 'SERVICE_WEB_COMMAND=httpd -f \xe2\x80\xae-p 80\n' >> $d/stack.env
-d=$(base envfile-environ); add envfile-environ 'SERVICE_WEB_ENV_FILE=../../../../../../../proc/self/environ\n'
-d=$(base envfile-proc-status); add envfile-proc-status 'SERVICE_WEB_ENV_FILE=../../../../../../../proc/self/status\n'
-d=$(base envfile-passwd-rel); add envfile-passwd-rel 'SERVICE_WEB_ENV_FILE=../../../../../../../etc/os-release\n'
+attack envfile-environ 'SERVICE_WEB_ENV_FILE=../../../../../../../proc/self/environ\n'
+attack envfile-proc-status 'SERVICE_WEB_ENV_FILE=../../../../../../../proc/self/status\n'
+attack envfile-passwd-rel 'SERVICE_WEB_ENV_FILE=../../../../../../../etc/os-release\n'
 d=$(base envfile-link-osrel); ln -s /etc/os-release $d/o.env; add envfile-link-osrel 'SERVICE_WEB_ENV_FILE=o.env\n'
 d=$(base dockerfile-outside); sed -i '/IMAGE/d' $d/stack.env; mkdir $d/app; add dockerfile-outside 'SERVICE_WEB_BUILD=app\nSERVICE_WEB_DOCKERFILE=../../../../../../etc/os-release\n'
 d=$(base dockerfile-abs); sed -i '/IMAGE/d' $d/stack.env; mkdir $d/app; add dockerfile-abs 'SERVICE_WEB_BUILD=app\nSERVICE_WEB_DOCKERFILE=/etc/os-release\n'
@@ -35,25 +32,25 @@ d=$(base secrets-nul-key); printf 'HUNTER2canaryQ7Zx\0=1\n' >> $d/environments/d
 d=$(base secrets-utf8); printf 'P=HUNTER2canaryQ7Zx\xc3\x28\n' >> $d/environments/dev/secrets.env
 d=$(base secrets-ctrl); printf 'P=HUNTER2canaryQ7Zx\x07\n' >> $d/environments/dev/secrets.env; sed -i 's/APP_SECRET}/APP_SECRET}\nSERVICE_WEB_ENV_P=${P}/' $d/stack.env
 d=$(base secrets-cr); printf 'P=HUNTER2canaryQ7Zx\r\r\n' >> $d/environments/dev/secrets.env; printf 'SERVICE_WEB_ENV_P=${P}\n' >> $d/stack.env
-d=$(base secret-in-volume); add secret-in-volume 'SERVICE_WEB_VOLUMES=${APP_SECRET}:/x\n'
-d=$(base secret-in-healthcmd); add secret-in-healthcmd 'SERVICE_WEB_HEALTH=${APP_SECRET}\n'
-d=$(base secret-in-envfile); add secret-in-envfile 'SERVICE_WEB_ENV_FILE=${APP_SECRET}\n'
-d=$(base secret-in-unknown-key); add secret-in-unknown-key 'SERVICE_WEB_IMAGEX=${APP_SECRET}\n'
-d=$(base secret-in-stack-key); add secret-in-stack-key 'STACK_DOMAIN=${APP_SECRET}\n'
+attack secret-in-volume 'SERVICE_WEB_VOLUMES=${APP_SECRET}:/x\n'
+attack secret-in-healthcmd 'SERVICE_WEB_HEALTH=${APP_SECRET}\n'
+attack secret-in-envfile 'SERVICE_WEB_ENV_FILE=${APP_SECRET}\n'
+attack secret-in-unknown-key 'SERVICE_WEB_IMAGEX=${APP_SECRET}\n'
+attack secret-in-stack-key 'STACK_DOMAIN=${APP_SECRET}\n'
 d=$(base secret-in-set); echo
-d=$(base secret-in-publish); add secret-in-publish 'SERVICE_WEB_PUBLISH=${APP_SECRET}\n'
-d=$(base secret-in-labels); add secret-in-labels 'SERVICE_WEB_LABELS=a=${APP_SECRET}\n'
-d=$(base secret-in-sysctl); add secret-in-sysctl 'SERVICE_WEB_SYSCTLS=${APP_SECRET}\n'
-d=$(base secret-in-envname); add secret-in-envname 'SERVICE_WEB_ENV=${APP_SECRET}\n'
-d=$(base secret-in-depends); add secret-in-depends 'SERVICE_WEB_DEPENDS_ON=${APP_SECRET}\n'
-d=$(base secret-in-networks); add secret-in-networks 'SERVICE_WEB_NETWORKS=${APP_SECRET}\n'
-d=$(base secret-in-secretfiles); add secret-in-secretfiles 'SERVICE_WEB_SECRET_FILES=${APP_SECRET}\n'
-d=$(base secret-in-user); add secret-in-user 'SERVICE_WEB_USER=${APP_SECRET}!\n'
-d=$(base secret-in-tmpfs); add secret-in-tmpfs 'SERVICE_WEB_TMPFS=${APP_SECRET}\n'
-d=$(base secret-in-schedule); add secret-in-schedule 'SERVICE_WEB_SCHEDULE=${APP_SECRET}\n'
-d=$(base secret-in-auth); add secret-in-auth 'SERVICE_WEB_BASIC_AUTH=${APP_SECRET}\n'
-d=$(base secret-in-notify); add secret-in-notify 'STACK_NOTIFY_URLS=${APP_SECRET}\n'
-d=$(base secret-in-project-typo); add secret-in-project-typo 'STACK_PROJEKT=${APP_SECRET}\n'
+attack secret-in-publish 'SERVICE_WEB_PUBLISH=${APP_SECRET}\n'
+attack secret-in-labels 'SERVICE_WEB_LABELS=a=${APP_SECRET}\n'
+attack secret-in-sysctl 'SERVICE_WEB_SYSCTLS=${APP_SECRET}\n'
+attack secret-in-envname 'SERVICE_WEB_ENV=${APP_SECRET}\n'
+attack secret-in-depends 'SERVICE_WEB_DEPENDS_ON=${APP_SECRET}\n'
+attack secret-in-networks 'SERVICE_WEB_NETWORKS=${APP_SECRET}\n'
+attack secret-in-secretfiles 'SERVICE_WEB_SECRET_FILES=${APP_SECRET}\n'
+attack secret-in-user 'SERVICE_WEB_USER=${APP_SECRET}!\n'
+attack secret-in-tmpfs 'SERVICE_WEB_TMPFS=${APP_SECRET}\n'
+attack secret-in-schedule 'SERVICE_WEB_SCHEDULE=${APP_SECRET}\n'
+attack secret-in-auth 'SERVICE_WEB_BASIC_AUTH=${APP_SECRET}\n'
+attack secret-in-notify 'STACK_NOTIFY_URLS=${APP_SECRET}\n'
+attack secret-in-project-typo 'STACK_PROJEKT=${APP_SECRET}\n'
 d=$(base secret-required-in-secrets); printf 'Q=${NOPE:?HUNTER2canaryQ7Zx}\n' >> $d/environments/dev/secrets.env
-d=$(base secret-in-route-path); add secret-in-route-path 'SERVICE_WEB_ROUTE=example.com/${APP_SECRET}\n'
+attack secret-in-route-path 'SERVICE_WEB_ROUTE=example.com/${APP_SECRET}\n'
 echo done

@@ -1,6 +1,6 @@
 #!/bin/bash
 BIN=${BIN:?set BIN to the stack binary}; SECRET=HUNTER2canaryQ7Zx
-name=$1; dir=${HOSTILE_DIR:-/tmp/stack-hostile}/imp/$name; out=${HOSTILE_DIR:-/tmp/stack-hostile}/out/imp-$name
+name=$1; dir=${IMP:-${HOSTILE_DIR:-/tmp/stack-hostile}/imp}/$name; out=${HOSTILE_DIR:-/tmp/stack-hostile}/out/imp-$name
 rm -rf $dir/project
 start=$(date +%s.%N)
 ( cd $dir && RUST_BACKTRACE=1 timeout 60 /usr/bin/time -f 'RSS %M' -o $out.time $BIN import compose docker-compose.yml project >$out.stdout 2>$out.stderr ); rc=$?

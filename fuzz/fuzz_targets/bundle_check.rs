@@ -26,7 +26,6 @@ use libfuzzer_sys::fuzz_target;
 use stack::fsio::{compare_bundle, MANIFEST};
 use stack::render::{Bundle, BundleFile};
 
-const SEPARATOR: &[u8] = b"\n---\n";
 const MARKER: &str = "FUZZSECRET";
 
 /// One temp dir per fuzzing process, emptied every run.
@@ -38,17 +37,6 @@ fn root() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         dir
     })
-}
-
-fn split(data: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    let mut rest = data;
-    while let Some(at) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + SEPARATOR.len()..];
-    }
-    parts.push(rest);
-    parts
 }
 
 /// A relative path of 1 to 3 plain components, `None` when nothing is left.
@@ -73,7 +61,7 @@ fn run(data: &[u8]) {
     std::fs::write(&outside, MARKER).unwrap();
     let mut bundle = Bundle::default();
     let mut manifest = String::new();
-    for record in split(data).into_iter().take(32) {
+    for record in stack_fuzz::split(data, usize::MAX).into_iter().take(32) {
         let Some((&kind, rest)) = record.split_first() else {
             continue;
         };

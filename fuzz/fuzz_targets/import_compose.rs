@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
 use stack::import::{self, Reader};
-use stack::project::{syntax, Layer, SourceKind, Sources};
 
-const SEPARATOR: &[u8] = b"\n---\n";
 const FILES: [&str; 4] = [
     "docker-compose.yml",
     ".env",
@@ -34,25 +32,9 @@ impl Reader for Memory {
     }
 }
 
-fn split(data: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    let mut rest = data;
-    while parts.len() + 1 < FILES.len() {
-        match rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-            Some(at) => {
-                parts.push(&rest[..at]);
-                rest = &rest[at + SEPARATOR.len()..];
-            }
-            None => break,
-        }
-    }
-    parts.push(rest);
-    parts
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut files = BTreeMap::new();
-    for (name, part) in FILES.iter().zip(split(data)) {
+    for (name, part) in FILES.iter().zip(stack_fuzz::split(data, FILES.len())) {
         let Ok(text) = std::str::from_utf8(part) else {
             return;
         };
@@ -65,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
         routes: data.len() % 2 == 0,
         caddyfile: None,
         home: Some(PathBuf::from("/home/fuzz")),
-        extra_files: files.contains_key(&extra).then_some(extra).into_iter().collect(),
+        extra_files: files
+            .contains_key(&extra)
+            .then_some(extra)
+            .into_iter()
+            .collect(),
         profiles: Vec::new(),
     };
     let Ok(imported) = import::compose::import(&Memory(files), &options) else {
@@ -75,22 +61,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(project) = imported.files.iter().find(|f| f.path == "stack.env") else {
         return;
     };
-    let Ok(entries) = syntax::parse("stack.env", project.contents.as_bytes()) else {
-        return;
-    };
-    let sources = Sources {
-        dir: PathBuf::from("/fuzz/project"),
-        env: "dev".into(),
-        layers: vec![Layer {
-            kind: SourceKind::Project,
-            name: "stack.env".into(),
-            path: None,
-            entries,
-        }],
-    };
-    let options = stack::config::Options::default();
-    if let Ok(loaded) = stack::config::from_sources(sources, &options, |_| None) {
-        let out = Path::new("/fuzz/project/.stack/dev");
-        let _ = stack::commands::bundle_of(&loaded.config, out);
+    if let Some(Ok(loaded)) = stack_fuzz::load(project.contents.as_bytes(), "dev") {
+        stack_fuzz::render(&loaded);
     }
 });

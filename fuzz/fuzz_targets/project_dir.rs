@@ -10,9 +10,6 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use stack::config::{self, Loaded, Options};
 
-/// Separates the files in one input.
-const SEPARATOR: &[u8] = b"\n---\n";
-
 /// The files of a project, in the order their parts appear in an input.
 const FILES: [&str; 5] = [
     "stack.env",
@@ -64,25 +61,8 @@ fn remove_stale(tmp: &Path) {
     }
 }
 
-/// The parts of `data`: at most `FILES.len()`, the last one takes the rest.
-fn split(data: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::with_capacity(FILES.len());
-    let mut rest = data;
-    while parts.len() + 1 < FILES.len() {
-        match rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-            Some(at) => {
-                parts.push(&rest[..at]);
-                rest = &rest[at + SEPARATOR.len()..];
-            }
-            None => break,
-        }
-    }
-    parts.push(rest);
-    parts
-}
-
 fn write_project(dir: &Path, data: &[u8]) {
-    let parts = split(data);
+    let parts = stack_fuzz::split(data, FILES.len());
     for (index, name) in FILES.iter().enumerate() {
         let path = dir.join(name);
         match parts.get(index) {

@@ -13,12 +13,10 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
 use stack::deploy::answer;
 use stack::deploy::preview::{self, Shell};
-use stack::project::{syntax, Layer, SourceKind, Sources};
 
 /// The project the `ENV_FILE` is given to: one service that names it.
 const PROJECT: &str = "STACK_PROJECT=fuzz\nSTACK_SERVICES=web\n\
@@ -37,20 +35,9 @@ impl Shell for Server {
 }
 
 fn env_file(text: &[u8]) {
-    let entries = syntax::parse("stack.env", PROJECT.as_bytes()).expect("the project reads");
-    let sources = Sources {
-        dir: PathBuf::from("/fuzz/project"),
-        env: "prod".into(),
-        layers: vec![Layer {
-            kind: SourceKind::Project,
-            name: "stack.env".into(),
-            path: None,
-            entries,
-        }],
-    };
-    let options = stack::config::Options::default();
-    let mut loaded =
-        stack::config::from_sources(sources, &options, |_| None).expect("the project loads");
+    let mut loaded = stack_fuzz::load(PROJECT.as_bytes(), "prod")
+        .expect("the project reads")
+        .expect("the project loads");
     let mut bytes = text.to_vec();
     bytes.extend_from_slice(format!("\nX={MARKER} y\n{MARKER}\n").as_bytes());
     let files = BTreeMap::from([("web.env".to_string(), bytes)]);

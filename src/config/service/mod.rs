@@ -337,7 +337,7 @@ fn read_image_and_build(
     let build = get(map, "BUILD").and_then(|v| {
         let rel = errors.take(validate::relative_path(v))?;
         let dockerfile =
-            get(map, "DOCKERFILE").and_then(|d| errors.take(validate::relative_path(d)));
+            get(map, "DOCKERFILE").and_then(|d| errors.take(validate::dockerfile(d, v)));
         let target =
             get(map, "BUILD_TARGET").and_then(|t| errors.take(super::attrs::build_target(t)));
         Some(BuildSpec {

@@ -57,6 +57,31 @@ pub fn relative_path(value: &Value) -> Result<String, Diagnostic> {
     )
 }
 
+/// `DOCKERFILE`: a file inside the build context, relative to it. Checked on the text:
+/// `..` may not climb out, and an absolute path is refused (the project file is committed
+/// and runs on other machines). `context` is the `BUILD` value, for the message.
+pub fn dockerfile(value: &Value, context: &Value) -> Result<String, Diagnostic> {
+    let text = value.text.trim();
+    let clean = super::paths::normalize(Path::new(text));
+    let ok = !text.chars().any(|c| c.is_control())
+        && !clean.is_absolute()
+        && !clean.starts_with("..")
+        && !clean.as_os_str().is_empty();
+    checked(
+        value,
+        ok,
+        format!(
+            "`{}` must name a file inside the build context {} (`{}`), relative to it: {}",
+            value.key,
+            context.quoted(),
+            context.key,
+            value.quoted()
+        ),
+        "write the path from the `BUILD` folder without leaving it (e.g. `docker/Dockerfile`), \
+         or make `BUILD` a folder that holds the Dockerfile",
+    )
+}
+
 /// An HTTP path for a health probe; it is placed in a shell command, so it is strict.
 pub fn health_path(value: &Value) -> Result<String, Diagnostic> {
     let text = value.text.trim();

@@ -6,6 +6,8 @@ use super::{
     embeds_credentials, is_key, is_secret_name, normalise, pairs, project_path, Import,
     ServiceDraft,
 };
+use std::path::Path;
+
 use crate::config::values::escape_item;
 
 impl Import<'_> {
@@ -46,10 +48,11 @@ impl Import<'_> {
             );
             return;
         }
-        match self.resolved(Some(&input), "build.context", &context) {
+        let context = match self.resolved(Some(&input), "build.context", &context) {
             Some(context) => {
                 let path = normalise(&self.dir.join(&context));
                 service.set("BUILD", &project_path(&self.options.project_dir, &path));
+                path
             }
             None => {
                 self.finding(
@@ -59,7 +62,7 @@ impl Import<'_> {
                 );
                 return;
             }
-        }
+        };
         let Some(spec) = spec else { return };
         let Node::Map(keys) = spec else { return };
         for (key, value) in keys {
@@ -67,8 +70,7 @@ impl Import<'_> {
                 "context" => {}
                 "dockerfile" => {
                     if let Some(file) = value.scalar() {
-                        let file = self.template(&file);
-                        service.set("DOCKERFILE", &file);
+                        self.dockerfile(service, &context, &file);
                     }
                 }
                 "target" => {
@@ -83,6 +85,30 @@ impl Import<'_> {
                     &format!("build.{other}"),
                     "stack builds with a context, a Dockerfile, a target and arguments only",
                 ),
+            }
+        }
+    }
+
+    /// `build.dockerfile` as `DOCKERFILE`, relative to the context; one outside the context
+    /// (Compose accepts it, stack's `DOCKERFILE` does not) is listed instead.
+    fn dockerfile(&mut self, service: &mut ServiceDraft, context: &Path, file: &str) {
+        let file = self.template(file);
+        if file.contains('$') {
+            // A variable stack keeps: the project-file reader checks it once it has a value.
+            return service.set("DOCKERFILE", &file);
+        }
+        let full = normalise(&context.join(&file));
+        match full.strip_prefix(context) {
+            Ok(inside) if !inside.as_os_str().is_empty() => {
+                service.set("DOCKERFILE", &inside.to_string_lossy());
+            }
+            _ => {
+                let input = service.input.clone();
+                self.finding(
+                    Some(&input),
+                    "build.dockerfile",
+                    format!("`{file}` is outside the build context; stack builds with a Dockerfile inside it (move the file into the context)"),
+                );
             }
         }
     }

@@ -938,3 +938,34 @@ fn a_comma_that_a_variable_brings_into_a_list_item_stays_in_the_item() {
     assert!(env.contains("tag=${TAG}"), "{env}");
     assert!(env.contains("rule=${RULE}"), "{env}");
 }
+
+#[test]
+fn a_dockerfile_outside_the_context_is_listed_and_one_inside_is_made_relative() {
+    let imported = run(
+        &[(
+            "docker-compose.yml",
+            "services:\n  out:\n    build:\n      context: ./app\n      dockerfile: ../Dockerfile\n  abs:\n    build:\n      context: ./app\n      dockerfile: /etc/os-release\n  inside:\n    build:\n      context: ./app\n      dockerfile: /src/app/docker/Dockerfile\n",
+        )],
+        false,
+    );
+    let env = file(&imported, PROJECT_FILE);
+    assert!(
+        env.contains("SERVICE_INSIDE_DOCKERFILE=docker/Dockerfile\n"),
+        "{env}"
+    );
+    assert!(!env.contains("SERVICE_OUT_DOCKERFILE"), "{env}");
+    assert!(!env.contains("SERVICE_ABS_DOCKERFILE"), "{env}");
+    for service in ["out", "abs"] {
+        assert!(
+            imported
+                .findings
+                .iter()
+                .any(|f| f.service.as_deref() == Some(service)
+                    && f.key == "build.dockerfile"
+                    && f.not_carried
+                    && f.reason.contains("outside the build context")),
+            "{service}: {:?}",
+            imported.findings
+        );
+    }
+}
