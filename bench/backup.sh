@@ -22,7 +22,7 @@
 #   SCALE     pgbench scale factor (default 68, about 1 GB)
 #   ROWS      rows of the random table (default 7000000, about 1 GB)
 #   OUT_DIR   where the markdown table goes (default bench/results)
-#   CARGO_TARGET_DIR is honoured (default target/).
+#   CARGO_TARGET_DIR is honoured (default target/); STACK_BIN=path uses a binary built beforehand.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,8 +37,12 @@ docker image inspect "$IMAGE" >/dev/null 2>&1 || {
     echo "bench/backup.sh: $IMAGE is missing: run scripts/build-test-images.sh" >&2
     exit 2
 }
-cargo build --quiet
-STACK="$(cd "$TARGET_DIR/debug" && pwd)/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --quiet
+    STACK="$(cd "$TARGET_DIR/debug" && pwd)/stack"
+fi
 
 dir="$(mktemp -d)"
 project="bench-backup-$$"

@@ -16,12 +16,17 @@
 # Each runs on its own fresh machine. Both first deploys also copy the stack binary
 # (its size is printed); stack's own count (`images_sent.bytes` of `--json`) is shown too.
 # Needs: docker, the test images, ssh, ssh-keygen. Usage: bash bench/pull.sh
+# (STACK_BIN=path uses a binary built beforehand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-docker.sh >/dev/null
 scripts/build-test-images.sh >/dev/null
-cargo build -q
-STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build -q
+    STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/stack"
+fi
 
 work=$(mktemp -d /var/tmp/stack-bench-pull.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -8,13 +8,18 @@
 # new image) behind a private sshd on loopback. The image: stack-test/debian:bookworm +
 # 300 MB of random bytes + a one-line file. Each timed run changes that line first.
 # Needs: docker, the test images, sshd, dockerd, iproute2. Usage: bash bench/transfer.sh [RUNS]
+# (STACK_BIN=path uses a binary built beforehand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 scripts/ensure-docker.sh >/dev/null
 scripts/build-test-images.sh >/dev/null
-cargo build --release -q
-STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN # a binary built beforehand
+else
+    cargo build --release -q
+    STACK="${CARGO_TARGET_DIR:-$(pwd)/target}/release/stack"
+fi
 
 work=$(mktemp -d /var/tmp/stack-bench-transfer.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

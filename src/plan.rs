@@ -19,6 +19,8 @@ pub struct ObservedContainer {
     pub running: bool,
     /// Docker's health check says unhealthy.
     pub unhealthy: bool,
+    /// Docker's health check says healthy.
+    pub healthy: bool,
     /// It exited with code 0 (what a job's container does).
     pub completed: bool,
     /// The image ID the container runs.
@@ -499,6 +501,7 @@ mod tests {
             digest: digest.into(),
             running,
             unhealthy: false,
+            healthy: false,
             completed: false,
             image_id: "sha256:x".into(),
         }

@@ -6,6 +6,22 @@ use futures_util::{Stream, StreamExt};
 use super::{outside, Engine};
 use crate::error::Result;
 
+/// The container events that change what a waiter or `supervise` sees (`health_status`
+/// matches `health_status: healthy` and the like; Docker sends it when the status changes).
+const STATE_EVENTS: [&str; 11] = [
+    "create",
+    "start",
+    "restart",
+    "stop",
+    "kill",
+    "die",
+    "oom",
+    "destroy",
+    "pause",
+    "unpause",
+    "health_status",
+];
+
 impl Engine {
     /// The last `tail` log lines of a container.
     pub async fn tail(&self, id: &str, tail: usize) -> Result<Vec<String>> {
@@ -51,10 +67,14 @@ impl Engine {
         })
     }
 
-    /// Container events of a project: (container id, action).
+    /// Container events of a project: (container id, action), for the changes of its
+    /// state ([`STATE_EVENTS`]).
     pub fn events(&self, project: &str) -> impl Stream<Item = (String, String)> + Send + 'static {
         let mut filters = Engine::project_filter(project);
         filters.insert("type".into(), vec!["container".into()]);
+        // The changes of a container's state only: not the three `exec_*` events each
+        // health check makes every interval (most of a no-op `start`'s decoding work).
+        filters.insert("event".into(), STATE_EVENTS.map(String::from).to_vec());
         self.docker
             .events(Some(EventsOptions {
                 filters: Some(filters),

@@ -30,7 +30,7 @@ pub use info::EngineInfo;
 pub use swarm::service_name as swarm_service_name;
 pub use swarm::SwarmAction;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use bollard::models::{NetworkCreateRequest, VolumeCreateOptions};
@@ -205,6 +205,10 @@ impl Engine {
                     .status
                     .as_ref()
                     .is_some_and(|status| status.contains("(unhealthy)")),
+                healthy: summary
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| status.contains("(healthy)")),
                 completed: summary
                     .status
                     .as_ref()
@@ -216,57 +220,17 @@ impl Engine {
         Ok(out)
     }
 
-    /// Observe what the planner needs for `desired`.
+    /// Observe what the planner needs for `desired`. The networks, volumes, containers
+    /// and images are asked for at once (the wait of one round trip, not of one per
+    /// question), each image once however many services run it, and the volumes only
+    /// when the project has some, by name (not every volume on the engine).
     pub async fn observe(&self, desired: &Desired) -> Result<Observed> {
-        let mut networks = std::collections::BTreeSet::new();
-        for network in desired.all_networks() {
-            let name = desired.network_name(&network.name);
-            match self
-                .docker
-                .inspect_network(
-                    &name,
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                )
-                .await
-            {
-                Ok(_) => {
-                    networks.insert(name);
-                }
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(outside(&format!("cannot inspect the network `{name}`"), e)),
-            }
-        }
-        let volumes = self
-            .docker
-            .list_volumes(None::<ListVolumesOptions>)
-            .await
-            .map_err(|e| outside("cannot list volumes", e))?
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .filter(|name| {
-                desired
-                    .volumes
-                    .iter()
-                    .any(|v| desired.volume_name(v) == *name)
-            })
-            .collect();
-        let containers = self.containers(&desired.project).await?;
-        let mut images = BTreeMap::new();
-        let lookups = desired
-            .services
-            .iter()
-            .map(|s| self.image_id(s.run_image()));
-        for (service, id) in desired
-            .services
-            .iter()
-            .zip(futures_util::future::join_all(lookups).await)
-        {
-            if let Some(id) = id? {
-                images.insert(service.run_image().to_string(), id);
-            }
-        }
+        let (networks, volumes, containers, images) = tokio::try_join!(
+            self.observe_networks(desired),
+            self.observe_volumes(desired),
+            self.containers(&desired.project),
+            self.observe_images(desired),
+        )?;
         Ok(Observed {
             networks,
             volumes,
@@ -275,6 +239,60 @@ impl Engine {
             // The engine does not know the host's files: [`Converger::observe`] does.
             stale_files: Default::default(),
         })
+    }
+
+    /// The engine's names of `desired`'s networks that exist.
+    async fn observe_networks(&self, desired: &Desired) -> Result<BTreeSet<String>> {
+        let names: Vec<String> = desired
+            .all_networks()
+            .iter()
+            .map(|network| desired.network_name(&network.name))
+            .collect();
+        let inspects = names.into_iter().map(|name| async move {
+            let options = None::<bollard::query_parameters::InspectNetworkOptions>;
+            match self.docker.inspect_network(&name, options).await {
+                Ok(_) => Ok(Some(name)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(outside(&format!("cannot inspect the network `{name}`"), e)),
+            }
+        });
+        let found = futures_util::future::try_join_all(inspects).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The engine's names of `desired`'s volumes that exist.
+    async fn observe_volumes(&self, desired: &Desired) -> Result<BTreeSet<String>> {
+        let wanted: BTreeSet<String> = desired
+            .volumes
+            .iter()
+            .map(|volume| desired.volume_name(volume))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        // The engine matches `name` as a pattern (a superset): the exact names are kept.
+        let filters = HashMap::from([("name".to_string(), wanted.iter().cloned().collect())]);
+        let options = ListVolumesOptions {
+            filters: Some(filters),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| outside("cannot list volumes", e))?;
+        let names = list.volumes.unwrap_or_default().into_iter().map(|v| v.name);
+        Ok(names.filter(|name| wanted.contains(name)).collect())
+    }
+
+    /// Image reference → local image ID, for every image `desired`'s services run.
+    async fn observe_images(&self, desired: &Desired) -> Result<BTreeMap<String, String>> {
+        let references: BTreeSet<&str> = desired.services.iter().map(|s| s.run_image()).collect();
+        let lookups = references.into_iter().map(|reference| async move {
+            let id = self.image_id(reference).await?;
+            Ok::<_, Error>(id.map(|id| (reference.to_string(), id)))
+        });
+        let found = futures_util::future::try_join_all(lookups).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     pub async fn create_network(&self, project: &str, name: &str, internal: bool) -> Result<()> {

@@ -37,15 +37,20 @@ impl Converger {
                 service.name
             )));
         }
-        self.progress
-            .step(&service.name, waiting_text(&service.readiness()));
-        let waits = mine
+        let readiness = service.readiness();
+        self.progress.step(&service.name, waiting_text(&readiness));
+        // A container the engine's list already shows ready is not asked about again.
+        let pending: Vec<_> = mine
+            .iter()
+            .filter(|c| !listed_ready(c, &readiness))
+            .collect();
+        let waits = pending
             .iter()
             .map(|c| self.wait_container(service, &c.id, deadline));
         for (result, container) in futures_util::future::join_all(waits)
             .await
             .into_iter()
-            .zip(&mine)
+            .zip(&pending)
         {
             if let Err(not_ready) = result {
                 let report = self.failure(not_ready, &container.id).await;
@@ -54,7 +59,7 @@ impl Converger {
                 return Err(Error::No(report));
             }
         }
-        let word = match service.readiness() {
+        let word = match readiness {
             Readiness::Running => "running",
             Readiness::Completed => "completed",
             _ => "healthy",
@@ -189,6 +194,16 @@ async fn probe(
     }
 }
 
+/// Ready by the engine's container list alone, by the rule of [`ready`]: running (and
+/// Docker's health check passed, where the service has one), or a job's exit 0.
+fn listed_ready(container: &ObservedContainer, readiness: &Readiness) -> bool {
+    match readiness {
+        Readiness::Running => container.running,
+        Readiness::Healthy(_) => container.running && container.healthy,
+        Readiness::Completed => container.completed,
+    }
+}
+
 fn waiting_text(readiness: &Readiness) -> &'static str {
     match readiness {
         Readiness::Running => "waiting until running",
@@ -295,11 +310,65 @@ pub async fn is_ready(engine: &Engine, state: &ContainerState, service: &Desired
     )
 }
 
-/// The HTTP client of readiness probes: short timeout, never through a proxy.
+/// The HTTP client of readiness probes: short timeout, never through a proxy, plain
+/// HTTP only. Without root certificates: loading the system's (about 150, parsed from
+/// `/etc/ssl/certs`) for every container waited on was most of a no-op `start`'s CPU
+/// and memory (BENCHMARKS.md, 2026-12-07 "What stack's no-op start spent").
 fn probe_client() -> Option<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_millis(800))
         .no_proxy()
+        .tls_built_in_root_certs(false)
         .build()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(running: bool, healthy: bool, completed: bool) -> ObservedContainer {
+        ObservedContainer {
+            id: "id".into(),
+            name: "p-web-1".into(),
+            service: "web".into(),
+            number: 1,
+            digest: "d".into(),
+            running,
+            unhealthy: false,
+            healthy,
+            completed,
+            image_id: "sha256:x".into(),
+        }
+    }
+
+    #[test]
+    fn the_list_alone_counts_as_ready_only_by_the_rule_of_ready() {
+        let http = Readiness::Healthy(Probe::Http {
+            port: 8080,
+            path: "/health".into(),
+        });
+        // A health check: running and Docker's `(healthy)`; starting is asked again.
+        assert!(listed_ready(&listed(true, true, false), &http));
+        assert!(!listed_ready(&listed(true, false, false), &http));
+        assert!(!listed_ready(&listed(false, true, false), &http));
+        // No health check: running is enough.
+        assert!(listed_ready(
+            &listed(true, false, false),
+            &Readiness::Running
+        ));
+        assert!(!listed_ready(
+            &listed(false, false, false),
+            &Readiness::Running
+        ));
+        // A job: its exit 0.
+        assert!(listed_ready(
+            &listed(false, false, true),
+            &Readiness::Completed
+        ));
+        assert!(!listed_ready(
+            &listed(true, false, false),
+            &Readiness::Completed
+        ));
+    }
 }
