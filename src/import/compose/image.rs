@@ -99,6 +99,11 @@ impl Import<'_> {
         }
         let full = normalise(&context.join(&file));
         match full.strip_prefix(context) {
+            // A relative path stays as written (`./docker/Dockerfile`: what Compose shows);
+            // an absolute one inside the context becomes relative to it.
+            Ok(inside) if !inside.as_os_str().is_empty() && Path::new(&file).is_relative() => {
+                service.set("DOCKERFILE", &file)
+            }
             Ok(inside) if !inside.as_os_str().is_empty() => {
                 service.set("DOCKERFILE", &inside.to_string_lossy());
             }
