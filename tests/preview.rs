@@ -310,6 +310,14 @@ fn previews_come_and_go_beside_a_running_staging() {
     );
     wait_answer(&vm, "feature-two.preview.test", "two-b");
 
+    // With one removed, the third fits under `STACK_PREVIEW_MAX`: three previews have
+    // now been served beside staging, each at its own host.
+    up("pr-3", "three");
+    wait_answer(&vm, "pr-3.preview.test", "three");
+    wait_answer(&vm, "feature-two.preview.test", "two-b");
+    project.ok_on(&vm, &["preview", "down", "pr-3"]);
+    assert_eq!(engine_objects(&vm, &format!("{name}-pr-3")).trim(), "");
+
     // A preview whose deploy fails: reported, staging untouched, listed, removable.
     let out = project.on(
         &vm,
