@@ -31,6 +31,8 @@
 #
 # Writes the table to $OUT (default bench/results/longlived.md) and prints it. Needs
 # docker, docker-compose, python3, the test images. STACK_BIN=path skips the build.
+# PROXY_IMAGE overrides the proxy's image (e.g. stack-test/caddy:2.11.7) and EXTRA adds a
+# line to the project file (e.g. STACK_CADDY_STREAM_CLOSE_DELAY=10m).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -97,7 +99,8 @@ write_project() { # port https live-and-chat-version other-version routes-index
 STACK_PROJECT=$SP
 STACK_TLS=off
 STACK_PROXY=$proxy
-STACK_PROXY_IMAGE=stack-test/$proxy:latest
+STACK_PROXY_IMAGE=${PROXY_IMAGE:-stack-test/$proxy:latest}
+${EXTRA:-}
 STACK_HTTP_PORT=$1
 STACK_HTTPS_PORT=$2
 STACK_SERVICES=live,other,chat
