@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
 
-use common::{docker, eventually, eventually_ok, free_port, inspect, text, Project};
+use common::{docker, eventually, free_port, inspect, text, Project};
 
 mod common;
 
@@ -366,12 +366,10 @@ fn wait_docker_healthy(containers: &[String]) {
                 (health == "healthy").then_some(()).ok_or(health)
             },
             || {
-                let logs = docker(&["logs", "--tail", "30", c]);
                 format!(
-                    "last checks: {}\nlogs:\n{}{}",
+                    "last checks: {}\nlogs:\n{}",
                     inspect(c, "{{json .State.Health.Log}}"),
-                    text(&logs.stdout),
-                    text(&logs.stderr)
+                    common::engine::last_logs(c)
                 )
             },
         );
@@ -1985,16 +1983,14 @@ fn a_route_change_reloads_the_proxy_and_keeps_the_service() {
     p.ok(&["start"]);
     let answers = |host: &str| {
         let host = host.to_string();
-        eventually_ok(
+        common::process::eventually_ok_or(
             &format!("a 200 from `{host}` through caddy on :{http}"),
             Duration::from_secs(60),
             || match http_get_as(http, &host, "/health", "") {
                 Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(()),
-                failed => Err(format!(
-                    "{failed:?}\nthe proxy's last lines:\n{}",
-                    p.log_tail("proxy", 20)
-                )),
+                failed => Err(format!("{failed:?}")),
             },
+            || common::engine::project_logs(&p.name),
         )
     };
     answers("one.localhost");

@@ -48,10 +48,11 @@ impl Shell for LocalShell {
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         Err(Error::Outside {
             message: format!("cannot {what}"),
-            causes: vec![String::from_utf8_lossy(&output.stderr).trim().to_string()],
-            hint: None,
+            hint: super::ssh::server_hint(&stderr),
+            causes: vec![stderr],
         })
     }
 }

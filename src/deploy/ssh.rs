@@ -347,7 +347,7 @@ fn ssh_failure(server: &Server, stderr: &str) -> Error {
 }
 
 /// The way out of a server failure whose cause says what it is (the server's own words).
-fn server_hint(stderr: &str) -> Option<String> {
+pub(super) fn server_hint(stderr: &str) -> Option<String> {
     if stderr.contains("No space left on device") || stderr.contains("Disk quota exceeded") {
         return Some(
             "the server's disk is full: free space there (`df -h` shows where; \

@@ -70,18 +70,22 @@ pub fn project_logs(name: &str) -> String {
             ])
             .stdout,
         );
-        let logs = docker(&["logs", "--tail", "30", &id]);
         shown.push_str(&format!(
-            "--- {container}: {}\n{}{}",
+            "--- {container}: {}\n{}",
             state.trim(),
-            text(&logs.stdout),
-            text(&logs.stderr)
+            last_logs(&id)
         ));
     }
     if shown.is_empty() {
         shown = format!("(no container of `{name}`)\n");
     }
     shown
+}
+
+/// The last 30 lines a container wrote (stdout, then stderr), for a failed wait to show.
+pub fn last_logs(container: &str) -> String {
+    let logs = docker(&["logs", "--tail", "30", container]);
+    format!("{}{}", text(&logs.stdout), text(&logs.stderr))
 }
 
 /// The test image every suite's services run on.
@@ -116,10 +120,7 @@ pub fn wait_for_postgres(container: &str) {
         "postgres to take connections",
         super::LIVE_LIMIT,
         ready,
-        || {
-            let logs = docker(&["logs", "--tail", "30", container]);
-            format!("logs:\n{}{}", text(&logs.stdout), text(&logs.stderr))
-        },
+        || format!("logs:\n{}", last_logs(container)),
     );
 }
 

@@ -91,18 +91,6 @@ impl Project {
         format!("{}-{service}-1", self.name)
     }
 
-    /// The last `lines` lines of the first container of `service` (its stdout and stderr),
-    /// for a failed wait to show what the container saw.
-    pub fn log_tail(&self, service: &str, lines: u32) -> String {
-        let out = super::docker(&[
-            "logs",
-            "--tail",
-            &lines.to_string(),
-            &self.container(service),
-        ]);
-        format!("{}{}", super::text(&out.stdout), super::text(&out.stderr))
-    }
-
     /// `(name, id)` of every container labelled with this project, sorted by name.
     pub fn containers(&self) -> Vec<(String, String)> {
         containers_of(&self.name)
