@@ -41,18 +41,9 @@ impl Target {
 
     /// Caddy's `reverse_proxy` to the target; `close_delay`: its `stream_close_delay`.
     fn caddy(&self, close_delay: Option<std::time::Duration>) -> String {
-        let block = self.caddy_block();
-        match close_delay {
-            Some(delay) => block.replacen(
-                "\n",
-                &format!("\n\tstream_close_delay {}\n", compose_duration(delay)),
-                1,
-            ),
-            None => block,
-        }
-    }
-
-    fn caddy_block(&self) -> String {
+        let delay = close_delay
+            .map(|delay| format!("\tstream_close_delay {}\n", compose_duration(delay)))
+            .unwrap_or_default();
         match self {
             // Docker's DNS is re-read every second. A container that just left DNS may still
             // be in the list for up to that second, and dialing its vanished address
@@ -62,10 +53,10 @@ impl Target {
             // container is back in rotation before the rolling update takes the old one
             // away (`STACK_DRAIN`, 2 s by default).
             Target::Container { name, port } => format!(
-                "reverse_proxy {{\n\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11:53\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 50ms\n\tfail_duration 1s\n\ttransport http {{\n\t\tdial_timeout 100ms\n\t}}\n}}"
+                "reverse_proxy {{\n{delay}\tdynamic a {{\n\t\tname {name}\n\t\tport {port}\n\t\trefresh 1s\n\t\tresolvers 127.0.0.11:53\n\t}}\n\tlb_policy round_robin\n\tlb_try_duration 10s\n\tlb_try_interval 50ms\n\tfail_duration 1s\n\ttransport http {{\n\t\tdial_timeout 100ms\n\t}}\n}}"
             ),
             Target::Upstream { host, port } => format!(
-                "reverse_proxy {host}:{port} {{\n\tlb_try_duration 10s\n\tlb_try_interval 250ms\n}}"
+                "reverse_proxy {host}:{port} {{\n{delay}\tlb_try_duration 10s\n\tlb_try_interval 250ms\n}}"
             ),
         }
     }
